@@ -1,0 +1,1 @@
+"""Backend adapters: one module per engine family, all behind ``backends.base.Backend``."""

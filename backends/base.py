@@ -1,0 +1,223 @@
+"""The interface every backend adapter implements.
+
+A backend turns read-only SQL into a lazy ``pyarrow.RecordBatchReader`` and answers the metadata questions of
+Flight SQL (schemas, tables, columns, keys). The server never imports a driver: it talks to this interface only.
+
+Every adapter must also carry the second line of read-only defence in its own terms (read-only attachments,
+read-only transactions, read-only users): ``read_only_guard`` documents what it does, and the conformance suite
+runs writes against each backend with the validator switched off.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the conformance suite reads these to choose its checks."""
+
+    #: Bound parameters (``?`` placeholders) are supported.
+    parameters: bool = True
+    #: ``cancel`` stops the running query in the engine.
+    cancel: bool = True
+    #: Primary and foreign keys are reported.
+    keys: bool = False
+    #: The engine can return the result schema without running the query.
+    schema_without_execution: bool = True
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One table or view as the metadata commands report it."""
+
+    db_schema: str
+    name: str
+    table_type: str = "TABLE"
+
+
+@dataclass(frozen=True)
+class KeyColumn:
+    """One column of a primary or foreign key."""
+
+    db_schema: str
+    table: str
+    column: str
+    key_sequence: int
+    key_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKeyColumn:
+    """One column pair of a foreign key, as GetImportedKeys/GetExportedKeys report it."""
+
+    pk: KeyColumn
+    fk: KeyColumn
+    update_rule: int = 3  # NO ACTION
+    delete_rule: int = 3
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits applied to one query."""
+
+    timeout_seconds: float = 300.0
+    memory_limit_bytes: int = 1 << 30
+    batch_rows: int = 65_536
+
+
+@dataclass
+class SourceSpec:
+    """What a backend needs to connect: the source's name, its non-secret options and its decrypted secrets.
+
+    Secrets are only ever held here, inside the backend process, never logged or returned.
+    """
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+class Execution(abc.ABC):
+    """A running query: its result stream and a way to stop it."""
+
+    @property
+    @abc.abstractmethod
+    def reader(self) -> pa.RecordBatchReader:
+        """The lazy result stream."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Stop the query in the engine; safe to call more than once and after it finished."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine resources held by the query."""
+
+
+class Backend(abc.ABC):
+    """One configured data source of one engine family."""
+
+    #: Registry key and configuration discriminator.
+    kind: ClassVar[str]
+    #: The sqlglot dialect queries are validated and transpiled in.
+    dialect: ClassVar[str]
+    #: What this backend can do.
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: One sentence on the connection-level read-only defence this backend applies.
+    read_only_guard: ClassVar[str]
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        """The source's name, which is also its Flight SQL catalog name."""
+        return self.spec.name
+
+    @abc.abstractmethod
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Return the result schema of ``sql`` without running it.
+
+        Raises:
+            InvalidQueryError: the SQL does not bind in the engine.
+            BackendUnavailableError: the source cannot be reached.
+        """
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Return one nullable, concrete Arrow field per ``?`` placeholder (JDBC binds into these types)."""
+        return pa.schema([pa.field(f"parameter_{i + 1}", pa.utf8()) for i in range(parameter_count)])
+
+    @abc.abstractmethod
+    def execute(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+    ) -> Execution:
+        """Start ``sql`` and return its execution; each parameter row runs once and results are concatenated.
+
+        Raises:
+            InvalidQueryError: the SQL or the parameters do not bind.
+            ReadOnlyViolationError: the engine refused a write (the second line of defence).
+            BackendUnavailableError: the source cannot be reached.
+            QueryTimeoutError: the query ran out of time.
+        """
+
+    @abc.abstractmethod
+    def list_schemas(self) -> list[str]:
+        """Return the schema names of this source.
+
+        Raises:
+            BackendUnavailableError: the source cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Return the tables and views, optionally of one schema.
+
+        Raises:
+            BackendUnavailableError: the source cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return the Arrow schema of one table.
+
+        Raises:
+            NotFoundError: no such table.
+        """
+
+    def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
+        """Return the primary-key columns of a table (empty when the engine has none or cannot say)."""
+        return []
+
+    def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
+        """Return foreign-key column pairs where ``table`` is either side (all when ``table`` is None)."""
+        return []
+
+    def ping(self) -> None:
+        """Check the source answers.
+
+        Raises:
+            BackendUnavailableError: it does not.
+        """
+        self.list_schemas()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and engine resources."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReaderExecution(Execution):
+    """An execution whose stream already exists and whose cancel is a callable."""
+
+    def __init__(self, reader: pa.RecordBatchReader, cancel=None, close=None) -> None:
+        self._reader = reader
+        self._cancel = cancel
+        self._close = close
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The result stream."""
+        return self._reader
+
+    def cancel(self) -> None:
+        """Call the engine's cancel, if it has one."""
+        if self._cancel is not None:
+            self._cancel()
+
+    def close(self) -> None:
+        """Call the engine's close hook, if any."""
+        if self._close is not None:
+            self._close()

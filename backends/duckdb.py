@@ -1,0 +1,328 @@
+"""DuckDB: the embedded demo, DuckDB database files, and (later) files, object stores and lake formats.
+
+One DuckDB database per source, opened read-only with external access disabled and its configuration locked, so
+that even SQL that slipped past the validator cannot write to the database, read the gateway's file system or
+load code. Each query runs on its own cursor (a connection to the same database), so queries run in parallel and
+``interrupt`` stops exactly one of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from backends.base import (
+    Backend,
+    Capabilities,
+    Execution,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+)
+from backends.errors import (
+    BackendError,
+    BackendUnavailableError,
+    GatewayError,
+    InvalidQueryError,
+    LimitExceededError,
+    NotFoundError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+)
+from backends.watchdog import WATCHDOG
+
+_INTERNAL_SCHEMAS = ("information_schema", "pg_catalog")
+
+
+@contextlib.contextmanager
+def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
+    """Translate DuckDB exceptions into the gateway's error tree, once, for every call."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except duckdb.InterruptException as exc:
+        raise QueryCancelledError("[duckdb] query interrupted", source=source) from exc
+    except duckdb.OutOfMemoryException as exc:
+        raise LimitExceededError(
+            f"[duckdb] {_first_line(exc)}: the query needs more than the memory limit "
+            f"(memory_limit={memory_limit}); add a filter or raise the source's memory_limit",
+            source=source,
+        ) from exc
+    except (duckdb.PermissionException,) as exc:
+        raise ReadOnlyViolationError(f"[duckdb] {_first_line(exc)}", source=source) from exc
+    except duckdb.InvalidInputException as exc:
+        text = _first_line(exc)
+        if "read-only" in text or "read only" in text:
+            raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
+    except duckdb.CatalogException as exc:
+        text = _first_line(exc)
+        if "read-only" in text or "read only" in text:
+            raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as exc:
+        raise InvalidQueryError(f"[duckdb] {_first_line(exc)}", source=source) from exc
+    except (duckdb.IOException, duckdb.HTTPException) as exc:
+        raise BackendUnavailableError(f"[duckdb] {_first_line(exc)}", source=source) from exc
+    except duckdb.Error as exc:
+        text = _first_line(exc)
+        if "read-only" in text or "read only" in text:
+            raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        raise BackendError(f"[duckdb] {text}", source=source) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """DuckDB messages can span lines with a caret diagram; the first line is the message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class DuckDBExecution(Execution):
+    """A query on its own DuckDB cursor; cancel interrupts exactly that cursor."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, timer) -> None:
+        self._cursor = cursor
+        self._reader = reader
+        self._timer = timer
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The DuckDB result stream, as DuckDB exports it."""
+        return self._reader
+
+    def cancel(self) -> None:
+        """Interrupt the query in DuckDB."""
+        with self._lock:
+            if not self._closed:
+                self._cursor.interrupt()
+
+    def close(self) -> None:
+        """Stop the deadline timer and release the cursor."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._timer.cancel()
+        with contextlib.suppress(duckdb.Error):
+            self._cursor.close()
+
+
+class DuckDBBackend(Backend):
+    """A DuckDB database (in memory or a file), opened read-only.
+
+    Options:
+        path: the database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
+        setup_sql: statements run once, before the configuration is locked (views over the source's own files).
+        memory_limit: DuckDB's memory limit for this source, e.g. ``"2GB"``.
+        threads: DuckDB worker threads.
+        temp_directory: where DuckDB spills when memory runs short.
+    """
+
+    kind = "duckdb"
+    dialect = "duckdb"
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
+    read_only_guard = (
+        "database opened read_only, enable_external_access=false, extensions never loaded, configuration locked"
+    )
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        options = dict(spec.options)
+        path = options.get("path") or ":memory:"
+        self._memory_limit = str(options.get("memory_limit", "2GB"))
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": self._memory_limit,
+            "TimeZone": "UTC",
+        }
+        if options.get("threads"):
+            config["threads"] = int(options["threads"])
+        if options.get("temp_directory"):
+            config["temp_directory"] = str(options["temp_directory"])
+        in_memory = path == ":memory:"
+        with _map_errors(spec.name):
+            if not in_memory and not Path(path).exists():
+                raise BackendUnavailableError(f"[duckdb] database file not found: {Path(path).name}", source=spec.name)
+            self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            for statement in options.get("setup_sql", ()):
+                self._db.execute(statement)
+            # Once set up, nothing a query says can reach outside the database or change its settings.
+            self._db.execute("SET enable_external_access = false")
+            self._db.execute("SET lock_configuration = true")
+
+    # -- queries -------------------------------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Bind the query with NULL parameters under ``LIMIT 0``: DuckDB plans it and returns no rows."""
+        cursor = self._db.cursor()
+        try:
+            with _map_errors(self.name, self._memory_limit):
+                params = [None] * parameter_count
+                try:
+                    reader = cursor.execute(f"SELECT * FROM ({_strip(sql)}) AS q LIMIT 0", params).to_arrow_reader()
+                except duckdb.ParserException:
+                    # Not wrappable (DESCRIBE, SHOW, PIVOT ...): these are cheap, run them.
+                    reader = cursor.execute(sql, params).to_arrow_reader()
+                return _plain_schema(reader.schema)
+        finally:
+            cursor.close()
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
+        from backends.parameter_types import infer_parameter_types
+
+        types = infer_parameter_types(sql, parameter_count, self._type_of_expressions)
+        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+    def _type_of_expressions(self, sql: str) -> pa.Schema | None:
+        cursor = self._db.cursor()
+        try:
+            return cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0").to_arrow_reader().schema
+        except duckdb.Error:
+            return None
+        finally:
+            cursor.close()
+
+    def execute(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+    ) -> Execution:
+        """Run the query on a fresh cursor; a deadline interrupts it."""
+        cursor = self._db.cursor()
+        timer = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
+        try:
+            with _map_errors(self.name, self._memory_limit):
+                rows = list(parameters or [])
+                if len(rows) <= 1:
+                    result = cursor.execute(sql, list(rows[0]) if rows else None)
+                    reader = result.to_arrow_reader(limits.batch_rows)
+                else:
+                    reader = self._execute_many(cursor, sql, rows, limits)
+                reader = _without_dictionaries(reader)
+        except BaseException:
+            timer.cancel()
+            cursor.close()
+            raise
+        return DuckDBExecution(cursor, reader, timer)
+
+    @staticmethod
+    def _execute_many(cursor, sql: str, rows: list, limits: QueryLimits) -> pa.RecordBatchReader:
+        """Several parameter rows: one execution each, results concatenated in order."""
+        first = cursor.execute(sql, list(rows[0])).to_arrow_reader(limits.batch_rows)
+        schema = first.schema
+
+        def batches():
+            yield from first
+            for row in rows[1:]:
+                yield from cursor.execute(sql, list(row)).to_arrow_reader(limits.batch_rows)
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    # -- metadata ------------------------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        cursor = self._db.cursor()
+        try:
+            with _map_errors(self.name):
+                return cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.close()
+
+    def list_schemas(self) -> list[str]:
+        """Schemas of the source's own database (the system ones are hidden)."""
+        rows = self._query(
+            "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database() "
+            "ORDER BY schema_name"
+        )
+        return [r[0] for r in rows if r[0] not in _INTERNAL_SCHEMAS]
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables and views of the source's own database."""
+        rows = self._query(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND (? IS NULL OR table_schema = ?) "
+            "ORDER BY table_schema, table_name",
+            [db_schema, db_schema],
+        )
+        return [
+            TableInfo(s, t, "VIEW" if kind == "VIEW" else "TABLE")
+            for s, t, kind in rows
+            if s not in _INTERNAL_SCHEMAS
+        ]
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """The table's Arrow schema, as a query of it would return."""
+        exists = self._query(
+            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND table_name = ?",
+            [db_schema, table],
+        )
+        if not exists:
+            raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
+        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+
+    def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
+        """Primary keys from DuckDB's constraint catalog."""
+        rows = self._query(
+            "SELECT schema_name, table_name, constraint_column_names, constraint_name "
+            "FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND database_name = current_database() "
+            "AND table_name = ? AND (? IS NULL OR schema_name = ?)",
+            [table, db_schema, db_schema],
+        )
+        return [
+            KeyColumn(s, t, column, i + 1, name)
+            for s, t, columns, name in rows
+            for i, column in enumerate(columns)
+        ]
+
+    def close(self) -> None:
+        """Close the database."""
+        with contextlib.suppress(duckdb.Error):
+            self._db.close()
+
+
+_TRAILING = re.compile(r"[\s;]+$")
+
+
+def _strip(sql: str) -> str:
+    """Drop a trailing semicolon so the query can sit inside a subquery."""
+    return _TRAILING.sub("", sql)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """Dictionary (ENUM) columns become their value type: JDBC and ODBC cannot decode dictionaries."""
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    return t
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    if not any(pa.types.is_dictionary(f.type) for f in schema):
+        return schema
+    return pa.schema([f.with_type(_plain_type(f.type)) for f in schema], metadata=schema.metadata)
+
+
+def _without_dictionaries(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Decode dictionary columns; the common case (none) hands DuckDB's reader through untouched."""
+    target = _plain_schema(reader.schema)
+    if target is reader.schema:
+        return reader
+    return reader.cast(target)

@@ -1,0 +1,110 @@
+"""The one exception tree of the gateway.
+
+Every error a client can see is a ``GatewayError``; ``server/errors.py`` turns each class into exactly one
+Flight/gRPC status, in one place::
+
+    GatewayError
+    ├── InvalidQueryError            INVALID_ARGUMENT   SQL that does not parse, bad parameters, bad input
+    │   └── QueryRejectedError       INVALID_ARGUMENT   read-only validator rule QV-0xx (not a write)
+    ├── ReadOnlyViolationError       PERMISSION_DENIED  a write, DDL or side effect (QV-0xx)
+    ├── ForbiddenError               PERMISSION_DENIED  authenticated, but not allowed
+    ├── AuthenticationError          UNAUTHENTICATED
+    ├── NotFoundError                NOT_FOUND          unknown source, table, handle or ticket
+    ├── UnsupportedError             UNIMPLEMENTED      a command or feature the gateway does not offer
+    │   └── NotInstalledError        UNIMPLEMENTED      a backend whose driver package is missing
+    ├── BackendUnavailableError      UNAVAILABLE        the source cannot be reached
+    ├── QueryTimeoutError            DEADLINE_EXCEEDED
+    ├── QueryCancelledError          CANCELLED
+    ├── LimitExceededError           INVALID_ARGUMENT   a configured limit (memory, rows, length); names the limit
+    ├── ConfigError                  INVALID_ARGUMENT   invalid source or server configuration (DS-0xx, CV-0xx)
+    └── BackendError                 INTERNAL           the engine failed in a way we cannot classify
+
+Messages put the engine's own text first and the context after, never a secret, a file path of ours or a
+traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway reports to a client.
+
+    Attributes:
+        message: The human-readable text, safe to show to a client.
+        details: Structured extras (sqlstate, vendor_code, rule, line, column, source, query_id).
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = {k: v for k, v in details.items() if v is not None}
+
+    def with_context(self, **context: Any) -> GatewayError:
+        """Add context (source, query id) to ``details`` and return self, for chaining."""
+        for key, value in context.items():
+            if value is not None:
+                self.details.setdefault(key, value)
+        return self
+
+    def client_message(self) -> str:
+        """The text a client sees: the message first, then source and query id in parentheses."""
+        context = [f"{k}={self.details[k]}" for k in ("source", "query_id") if k in self.details]
+        return f"{self.message} ({', '.join(context)})" if context else self.message
+
+
+class InvalidQueryError(GatewayError):
+    """The request is malformed: SQL that does not parse, wrong parameters, garbage protobuf."""
+
+
+class QueryRejectedError(InvalidQueryError):
+    """The read-only validator refused a query for a reason other than a write (length, depth, shape)."""
+
+
+class ReadOnlyViolationError(GatewayError):
+    """The query would change data, schema, configuration or the file system."""
+
+
+class ForbiddenError(GatewayError):
+    """The caller is known but may not do this."""
+
+
+class AuthenticationError(GatewayError):
+    """The caller could not be authenticated."""
+
+
+class NotFoundError(GatewayError):
+    """A source, table, prepared statement or ticket does not exist (or has expired)."""
+
+
+class UnsupportedError(GatewayError):
+    """The gateway does not implement this command or feature."""
+
+
+class NotInstalledError(UnsupportedError):
+    """A backend's driver package is not installed; the message names the pip extra."""
+
+
+class BackendUnavailableError(GatewayError):
+    """The data source cannot be reached right now."""
+
+
+class QueryTimeoutError(GatewayError):
+    """The query ran past its deadline and was stopped."""
+
+
+class QueryCancelledError(GatewayError):
+    """The query was cancelled by the client or an operator."""
+
+
+class LimitExceededError(GatewayError):
+    """A configured limit was exceeded; the message names the limit and its value."""
+
+
+class ConfigError(GatewayError):
+    """A source or server configuration is invalid."""
+
+
+class BackendError(GatewayError):
+    """The engine failed and the failure is not one of the classes above."""

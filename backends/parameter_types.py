@@ -1,0 +1,108 @@
+"""Concrete Arrow types for ``?`` placeholders, inferred from what each one is compared with.
+
+JDBC converts bound Java values into the server-declared parameter types and cannot bind union or null types, so
+every placeholder needs a concrete type. Engines rarely report them (DuckDB says UNKNOWN), so we look at the
+placeholder's neighbour in the SQL (``col = ?``, ``? BETWEEN a AND b``, ``col IN (?, ?)``, ``CAST(? AS T)``,
+``LIMIT ?``) and ask the engine for that expression's type. Anything else is declared utf8, which engines cast
+from on binding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Like)
+_FALLBACK = pa.utf8()
+
+TypeProbe = Callable[[str], "pa.Schema | None"]
+
+
+def infer_parameter_types(
+    sql: str, parameter_count: int, probe: TypeProbe, dialect: str = "duckdb"
+) -> list[pa.DataType]:
+    """Return one Arrow type per placeholder, in order of appearance."""
+    if parameter_count == 0:
+        return []
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return [_FALLBACK] * parameter_count
+    placeholders = _in_text_order(tree, dialect)
+    types = [_infer_one(p, probe, dialect) for p in placeholders[:parameter_count]]
+    types += [_FALLBACK] * (parameter_count - len(types))
+    return types
+
+
+def _in_text_order(tree: exp.Expression, dialect: str) -> list[exp.Placeholder]:
+    """Placeholders in the order their ``?`` appears in the text (the AST's order differs: LIMIT before WHERE)."""
+    found = list(tree.find_all(exp.Placeholder))
+    marked = tree.copy()
+    for i, node in enumerate(list(marked.find_all(exp.Placeholder))):
+        node.replace(exp.Literal.string(f"__nexus_parameter_{i}__"))
+    text = marked.sql(dialect=dialect)
+    order = sorted(range(len(found)), key=lambda i: text.find(f"__nexus_parameter_{i}__"))
+    return [found[i] for i in order]
+
+
+def _neighbour(placeholder: exp.Placeholder) -> exp.Expression | None:
+    parent = placeholder.parent
+    if isinstance(parent, _COMPARISONS):
+        other = parent.expression if parent.this is placeholder else parent.this
+        return other
+    if isinstance(parent, exp.In) and parent.this is not placeholder:
+        return parent.this
+    if isinstance(parent, exp.Between) and parent.this is not placeholder:
+        return parent.this
+    return None
+
+
+def _infer_one(placeholder: exp.Placeholder, probe: TypeProbe, dialect: str) -> pa.DataType:
+    parent = placeholder.parent
+    if isinstance(parent, (exp.Limit, exp.Offset)):
+        return pa.int64()
+    if isinstance(parent, exp.Cast):
+        schema = probe(f"SELECT CAST(NULL AS {parent.to.sql(dialect=dialect)}) AS t")
+        return _from_schema(schema)
+    other = _neighbour(placeholder)
+    if other is None or other.find(exp.Placeholder) is not None:
+        return _FALLBACK
+    select = placeholder.find_ancestor(exp.Select)
+    if select is None:
+        return _FALLBACK
+    probe_query = exp.select(other.copy().as_("t"))
+    from_ = select.args.get("from_") or select.args.get("from")
+    if from_ is not None:
+        probe_query.set("from_", from_.copy())
+    if select.args.get("joins"):
+        probe_query.set("joins", [j.copy() for j in select.args["joins"]])
+    with_ = tree_with(select)
+    if with_ is not None:
+        probe_query.set("with", with_.copy())
+    if any(isinstance(p, exp.Placeholder) for p in probe_query.find_all(exp.Placeholder)):
+        return _FALLBACK
+    return _from_schema(probe(probe_query.sql(dialect=dialect)))
+
+
+def tree_with(select: exp.Select) -> exp.With | None:
+    """The WITH clause governing ``select``, if it is attached to an outer query."""
+    node = select
+    while node is not None:
+        if node.args.get("with"):
+            return node.args["with"]
+        node = node.parent
+    return None
+
+
+def _from_schema(schema: pa.Schema | None) -> pa.DataType:
+    if schema is None or len(schema) != 1:
+        return _FALLBACK
+    t = schema.field(0).type
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    if pa.types.is_null(t):
+        return _FALLBACK
+    return t

@@ -1,0 +1,75 @@
+"""One thread that fires deadlines, instead of a sleeping timer thread per query."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Deadline:
+    """A scheduled callback; ``cancel`` makes sure it never fires."""
+
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Forget the callback (and what it references) so it neither fires nor keeps objects alive."""
+        self.cancelled = True
+        self.callback = _noop
+
+
+def _noop() -> None:
+    return None
+
+
+class Watchdog:
+    """Runs callbacks at their deadlines on a single daemon thread."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, seconds: float, callback: Callable[[], None]) -> Deadline:
+        """Call ``callback`` after ``seconds`` unless the returned deadline is cancelled first."""
+        deadline = Deadline(time.monotonic() + seconds, callback)
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.when, next(self._counter), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="nexus-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return deadline
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                delay = self._heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                _, _, deadline = heapq.heappop(self._heap)
+            if not deadline.cancelled:
+                try:
+                    deadline.callback()
+                except Exception:  # a failing callback must not stop every other deadline
+                    log.exception("deadline callback failed")
+
+
+WATCHDOG = Watchdog()
