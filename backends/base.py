@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
+from pydantic import BaseModel
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class Backend(abc.ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: One sentence on the connection-level read-only defence this backend applies.
     read_only_guard: ClassVar[str]
+    #: Frozen pydantic model (``extra="forbid"``) of this family's options plus secrets, secrets as ``SecretStr``;
+    #: the catalog validates a source's configuration with it.
+    config_model: ClassVar[type[BaseModel] | None] = None
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
