@@ -108,6 +108,8 @@ class Backend(abc.ABC):
     kind: ClassVar[str]
     #: The sqlglot dialect queries are validated and transpiled in.
     dialect: ClassVar[str]
+    #: The schema unqualified names resolve to (reported as the session's current schema).
+    default_schema: ClassVar[str | None] = None
     #: What this backend can do.
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: One sentence on the connection-level read-only defence this backend applies.

@@ -68,6 +68,8 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
         text = _first_line(exc)
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        if "does not exist" in text:
+            raise NotFoundError(f"[duckdb] {text}", source=source) from exc
         raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as exc:
         raise InvalidQueryError(f"[duckdb] {_first_line(exc)}", source=source) from exc
@@ -131,6 +133,7 @@ class DuckDBBackend(Backend):
 
     kind = "duckdb"
     dialect = "duckdb"
+    default_schema = "main"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
         "database opened read_only, enable_external_access=false, extensions never loaded, configuration locked"
@@ -145,7 +148,6 @@ class DuckDBBackend(Backend):
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "memory_limit": self._memory_limit,
-            "TimeZone": "UTC",
         }
         if options.get("threads"):
             config["threads"] = int(options["threads"])
@@ -156,6 +158,7 @@ class DuckDBBackend(Backend):
             if not in_memory and not Path(path).exists():
                 raise BackendUnavailableError(f"[duckdb] database file not found: {Path(path).name}", source=spec.name)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
             for statement in options.get("setup_sql", ()):
                 self._db.execute(statement)
             # Once set up, nothing a query says can reach outside the database or change its settings.

@@ -1,0 +1,148 @@
+"""Handshake and per-call identity.
+
+Every Flight SQL client authenticates differently (see the checklist): JDBC sends Basic with padding and one empty
+HandshakeRequest, ADBC sends unpadded Basic and no message, pyarrow and ODBC send padded Basic and no message,
+token mode sends ``Bearer``. All of them read ``authorization: Bearer …`` from the Handshake's response headers.
+
+The real work happens in ``IdentityMiddleware``, which runs for every call including Handshake: it reads the
+``authorization`` header (Basic, padding optional, or Bearer), resolves the caller, and on Handshake answers with
+a bearer token. With no authentication configured (the loopback default) any user name is accepted as a label.
+``flightsql-dbapi`` sends ``Bearer None`` when anonymous: that is treated as no token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import threading
+from dataclasses import dataclass
+
+import pyarrow.flight as flight
+
+from server.sessions import SESSION_COOKIE
+
+MIDDLEWARE_KEY = "identity"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling, and the key their session lives under."""
+
+    user: str
+    session_key: str
+    token: str | None = None
+
+
+class HandshakeHandler(flight.ServerAuthHandler):
+    """Completes the Handshake without requiring a client message (ADBC and pyarrow send none)."""
+
+    def authenticate(self, outgoing, incoming) -> None:
+        """Nothing to exchange in the body: credentials travel in headers, handled by the middleware."""
+
+    def is_valid(self, token: bytes) -> str:
+        """The legacy ``auth-token-bin`` header is not used; identity comes from the middleware."""
+        return ""
+
+
+class TokenRegistry:
+    """Bearer tokens issued by this server and who they belong to."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, user: str) -> str:
+        """A fresh random token for ``user``."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = user
+        return token
+
+    def user_of(self, token: str) -> str | None:
+        """The user a token was issued to, or None."""
+        with self._lock:
+            return self._tokens.get(token)
+
+
+def _decode_basic(value: str) -> tuple[str, str] | None:
+    """Decode Basic credentials, with or without base64 padding (ADBC omits it)."""
+    raw = value.strip()
+    raw += "=" * (-len(raw) % 4)
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _header(headers: dict, name: str) -> str | None:
+    for key, values in headers.items():
+        if key.lower() == name and values:
+            value = values[0]
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def _cookie(headers: dict, name: str) -> str | None:
+    raw = _header(headers, "cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+class IdentityMiddleware(flight.ServerMiddleware):
+    """Carries the caller's identity through a call; answers a Handshake with a bearer token."""
+
+    def __init__(self, identity: Identity, send_token: bool) -> None:
+        self.identity = identity
+        self._send_token = send_token
+
+    def sending_headers(self) -> dict[str, str]:
+        """On Handshake, the ``authorization: Bearer`` header every client looks for."""
+        if self._send_token and self.identity.token:
+            return {"authorization": f"Bearer {self.identity.token}"}
+        return {}
+
+
+class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
+    """Resolves every call's caller from its headers; no authentication is configured (loopback default)."""
+
+    def __init__(self, tokens: TokenRegistry) -> None:
+        self._tokens = tokens
+
+    def start_call(self, info: flight.CallInfo, headers: dict) -> IdentityMiddleware:
+        """Read Basic or Bearer credentials; issue a token on Handshake."""
+        authorization = _header(headers, "authorization") or ""
+        scheme, _, value = authorization.partition(" ")
+        is_handshake = info.method == flight.FlightMethod.HANDSHAKE
+        if scheme.lower() == "bearer" and value and value != "None":
+            user = self._tokens.user_of(value) or "anonymous"
+            return IdentityMiddleware(Identity(user, f"token:{value}", value), send_token=is_handshake)
+        if scheme.lower() == "basic":
+            credentials = _decode_basic(value)
+            if credentials is None:
+                raise flight.FlightUnauthenticatedError("malformed Basic credentials")
+            user = credentials[0] or "anonymous"
+            token = self._tokens.issue(user)
+            return IdentityMiddleware(Identity(user, f"token:{token}", token), send_token=True)
+        if is_handshake:
+            token = self._tokens.issue("anonymous")
+            return IdentityMiddleware(Identity("anonymous", f"token:{token}", token), send_token=True)
+        cookie = _cookie(headers, SESSION_COOKIE)
+        key = f"cookie:{cookie}" if cookie else None
+        return IdentityMiddleware(Identity("anonymous", key or ""), send_token=False)
+
+
+def identity_of(context: flight.ServerCallContext) -> Identity:
+    """The caller's identity; calls without token or cookie get a per-connection session key."""
+    middleware = context.get_middleware(MIDDLEWARE_KEY)
+    identity = middleware.identity if middleware is not None else Identity("anonymous", "")
+    if not identity.session_key:
+        identity = Identity(identity.user, f"peer:{context.peer()}", identity.token)
+    return identity

@@ -1,0 +1,155 @@
+"""The metadata commands (catalogs, schemas, tables, keys) answered from the sources' backends."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from backends.errors import GatewayError, UnsupportedError
+from server import metadata
+from server.protocol import sql as pb
+from server.sources import SourceDirectory
+
+log = logging.getLogger("nexus_flight.metadata")
+
+
+def _optional(cmd, name: str) -> str | None:
+    return getattr(cmd, name) if cmd.HasField(name) else None
+
+
+def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
+    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
+    meta = {
+        "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
+        "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:TABLE_NAME": table,
+        "ARROW:FLIGHT:SQL:TYPE_NAME": str(field.type),
+        "ARROW:FLIGHT:SQL:IS_READ_ONLY": "1",
+        "ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT": "0",
+        "ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE": "1" if pa.types.is_string(field.type) else "0",
+        "ARROW:FLIGHT:SQL:IS_SEARCHABLE": "1",
+    }
+    if pa.types.is_decimal(field.type):
+        meta["ARROW:FLIGHT:SQL:PRECISION"] = str(field.type.precision)
+        meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+class CatalogBrowser:
+    """Builds the metadata command results; every source is one catalog."""
+
+    def __init__(self, sources: SourceDirectory) -> None:
+        self.sources = sources
+
+    def _catalogs(self, catalog: str | None) -> list[str]:
+        names = self.sources.names()
+        if catalog is None:
+            return names
+        return [n for n in names if n == catalog]  # "" means "without a catalog": none here
+
+    def schema_of(self, cmd) -> pa.Schema:
+        """The fixed result schema of a metadata command."""
+        if isinstance(cmd, pb.CommandGetSqlInfo):
+            from server.sql_info import SCHEMA
+
+            return SCHEMA
+        if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
+            from server.xdbc import SCHEMA
+
+            return SCHEMA
+        if isinstance(cmd, pb.CommandGetCatalogs):
+            return metadata.CATALOGS
+        if isinstance(cmd, pb.CommandGetDbSchemas):
+            return metadata.DB_SCHEMAS
+        if isinstance(cmd, pb.CommandGetTables):
+            return metadata.TABLES_WITH_SCHEMA if cmd.include_schema else metadata.TABLES
+        if isinstance(cmd, pb.CommandGetTableTypes):
+            return metadata.TABLE_TYPES
+        if isinstance(cmd, pb.CommandGetPrimaryKeys):
+            return metadata.PRIMARY_KEYS
+        if isinstance(cmd, (pb.CommandGetExportedKeys, pb.CommandGetImportedKeys, pb.CommandGetCrossReference)):
+            return metadata.FOREIGN_KEYS
+        raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not supported by this server")
+
+    def table_of(self, cmd) -> pa.Table:
+        """The result table of a metadata command."""
+        schema = self.schema_of(cmd)
+        if isinstance(cmd, pb.CommandGetCatalogs):
+            return metadata.table(schema, [(n,) for n in self.sources.names()])
+        if isinstance(cmd, pb.CommandGetTableTypes):
+            return metadata.table(schema, [(t,) for t in metadata.TABLE_TYPE_NAMES])
+        if isinstance(cmd, pb.CommandGetDbSchemas):
+            return metadata.table(schema, self._schema_rows(cmd))
+        if isinstance(cmd, pb.CommandGetTables):
+            return metadata.table(schema, self._table_rows(cmd))
+        if isinstance(cmd, pb.CommandGetPrimaryKeys):
+            return metadata.table(schema, self._primary_key_rows(cmd))
+        return metadata.table(schema, self._foreign_key_rows(cmd))
+
+    def _schema_rows(self, cmd) -> list[tuple]:
+        pattern = metadata.like_to_regex(_optional(cmd, "db_schema_filter_pattern"))
+        rows = []
+        for catalog in self._catalogs(_optional(cmd, "catalog")):
+            for db_schema in self._safely(catalog, lambda b: b.list_schemas(), []):
+                if metadata.matches(pattern, db_schema):
+                    rows.append((catalog, db_schema))
+        return sorted(rows)
+
+    def _table_rows(self, cmd) -> list[tuple]:
+        schema_pattern = metadata.like_to_regex(_optional(cmd, "db_schema_filter_pattern"))
+        table_pattern = metadata.like_to_regex(_optional(cmd, "table_name_filter_pattern"))
+        types = set(cmd.table_types)
+        rows = []
+        for catalog in self._catalogs(_optional(cmd, "catalog")):
+            backend_tables = self._safely(catalog, lambda b: b.list_tables(), [])
+            for info in backend_tables:
+                if not (metadata.matches(schema_pattern, info.db_schema) and metadata.matches(table_pattern, info.name)):
+                    continue
+                if types and info.table_type not in types:
+                    continue
+                row = (catalog, info.db_schema, info.name, info.table_type)
+                if cmd.include_schema:
+                    row += (self._table_schema_bytes(catalog, info.db_schema, info.name),)
+                rows.append(row)
+        return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
+
+    def _table_schema_bytes(self, catalog: str, db_schema: str, table: str) -> bytes:
+        schema = self.sources.backend(catalog).table_schema(db_schema, table)
+        annotated = pa.schema(
+            [f.with_metadata(column_metadata(catalog, db_schema, table, f)) for f in schema]
+        )
+        return annotated.serialize().to_pybytes()
+
+    def _primary_key_rows(self, cmd) -> list[tuple]:
+        rows = []
+        for catalog in self._catalogs(_optional(cmd, "catalog")):
+            keys = self._safely(catalog, lambda b: b.primary_keys(_optional(cmd, "db_schema"), cmd.table), [])
+            rows += metadata.primary_key_rows(catalog, keys)
+        return rows
+
+    def _foreign_key_rows(self, cmd) -> list[tuple]:
+        rows = []
+        if isinstance(cmd, pb.CommandGetCrossReference):
+            for catalog in self._catalogs(_optional(cmd, "fk_catalog")):
+                keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "fk_db_schema"), cmd.fk_table), [])
+                keys = [k for k in keys if k.pk.table == cmd.pk_table and k.fk.table == cmd.fk_table
+                        and (not cmd.HasField("pk_db_schema") or k.pk.db_schema == cmd.pk_db_schema)]
+                rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=False)
+            return rows
+        exported = isinstance(cmd, pb.CommandGetExportedKeys)
+        for catalog in self._catalogs(_optional(cmd, "catalog")):
+            keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "db_schema"), cmd.table), [])
+            side = (lambda k: k.pk) if exported else (lambda k: k.fk)
+            keys = [k for k in keys if side(k).table == cmd.table]
+            rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
+        return rows
+
+    def _safely(self, catalog: str, call, fallback):
+        """Browsing all catalogs must not fail because one source is down: log it and show nothing for it."""
+        try:
+            return call(self.sources.backend(catalog))
+        except GatewayError as exc:
+            log.warning("catalog %s unavailable for metadata: %s", catalog, exc.message)
+            return fallback

@@ -1,0 +1,72 @@
+"""The ``nexus-flight`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from backends.errors import GatewayError
+from server.config import DEFAULT_PORT, ServerConfig
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data_dir),
+        demo_scale=None if args.no_demo else args.demo_scale,
+        query_timeout_seconds=args.query_timeout,
+    )
+    from server.app import Gateway
+
+    gateway = Gateway(config)
+    stop = threading.Event()
+
+    def _on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    gateway.start()
+    print(f"Nexus Flight listening on {gateway.location}", flush=True)
+    stop.wait()
+    print("shutting down", flush=True)
+    gateway.shutdown()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="nexus-flight", description="A read-only Arrow Flight SQL gateway")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--data-dir", default="data", help="where the demo data and the catalog live")
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--demo-scale", type=float, default=0.01, help="TPC-H scale factor of the demo catalog")
+    serve.add_argument("--no-demo", action="store_true", help="do not serve the demo catalog")
+    serve.add_argument("--query-timeout", type=float, default=300.0, help="server-side query timeout, seconds")
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except GatewayError as exc:
+        print(f"error: {exc.client_message()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

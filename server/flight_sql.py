@@ -1,0 +1,391 @@
+"""The Flight SQL endpoint: decodes each command and hands it to the query service or the metadata builders.
+
+Results leave as ``RecordBatchStream`` over the engine's own ``RecordBatchReader``: batches go from the engine to
+gRPC in C++, with the GIL released. One endpoint per result, no locations (every client then redeems the ticket
+on the connection it already has). All errors leave through ``server.errors.translate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from backends.errors import (
+    GatewayError,
+    InvalidQueryError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
+from server import metadata, protocol
+from server.auth import MIDDLEWARE_KEY, HandshakeHandler, IdentityMiddlewareFactory, TokenRegistry, identity_of
+from server.catalog_browser import CatalogBrowser
+from server.errors import translate
+from server.protocol import flight as fpb
+from server.protocol import sql as pb
+from server.query_service import QueryService, parameter_rows
+from server.sessions import KNOWN_OPTIONS, Session, SessionStore
+from server.sql_info import sql_info_table
+from server.statements import HandleStore, PreparedStatement, Ticket
+from server.xdbc import xdbc_type_info_table
+
+log = logging.getLogger("nexus_flight.server")
+
+COMPLETION_KEY = "completion"
+CORRELATION_HEADER = "x-correlation-id"
+
+_READ_ONLY = "this gateway is read-only: {what} is not accepted"
+_NO_TRANSACTIONS = "transactions and savepoints are not supported: this gateway is read-only and runs each query alone"
+
+# CancelResult / CancelStatus values
+_CANCELLED, _NOT_CANCELLABLE = 1, 3
+# SetSessionOptionsResult.ErrorValue
+_INVALID_NAME, _INVALID_VALUE = 1, 2
+
+
+class CompletionMiddleware(flight.ServerMiddleware):
+    """Runs callbacks when a call ends, however it ends (finished stream, client gone, deadline)."""
+
+    def __init__(self, correlation_id: str | None) -> None:
+        self.correlation_id = correlation_id
+        self.callbacks: list[Callable[[BaseException | None], None]] = []
+
+    def call_completed(self, exception: BaseException | None) -> None:
+        """Release what the call held and record how it went."""
+        for callback in self.callbacks:
+            try:
+                callback(exception)
+            except Exception:
+                log.exception("completion callback failed")
+
+
+class CompletionMiddlewareFactory(flight.ServerMiddlewareFactory):
+    """Attaches a completion tracker to every call (and picks up the client's correlation id)."""
+
+    def start_call(self, info: flight.CallInfo, headers: dict) -> CompletionMiddleware:
+        """Track this call."""
+        correlation = None
+        for key, values in headers.items():
+            if key.lower() == CORRELATION_HEADER and values:
+                value = values[0]
+                correlation = (value.decode() if isinstance(value, bytes) else value)[:128]
+        return CompletionMiddleware(correlation)
+
+
+class FlightSqlServer(flight.FlightServerBase):
+    """A read-only Flight SQL server over the gateway's sources."""
+
+    def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
+                 statement_timeout_seconds: int = 300, **kwargs) -> None:
+        self._tokens = TokenRegistry()
+        super().__init__(
+            location,
+            auth_handler=HandshakeHandler(),
+            middleware={
+                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self._tokens),
+                COMPLETION_KEY: CompletionMiddlewareFactory(),
+            },
+            **kwargs,
+        )
+        self.service = service
+        self.browser = CatalogBrowser(service.sources)
+        self.sessions = SessionStore()
+        self.prepared = HandleStore("prepared statement", handle_ttl_seconds)
+        self.tickets = HandleStore("ticket", handle_ttl_seconds)
+        self._statement_timeout = int(statement_timeout_seconds)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _session(self, context) -> Session:
+        identity = identity_of(context)
+        return self.sessions.get(identity.session_key, identity.user)
+
+    @staticmethod
+    def _command(descriptor: flight.FlightDescriptor):
+        if descriptor.descriptor_type != flight.DescriptorType.CMD:
+            raise UnsupportedError("path descriptors are not supported: send a Flight SQL command")
+        return protocol.unpack_any(descriptor.command)
+
+    @staticmethod
+    def _correlation(context) -> str | None:
+        middleware = context.get_middleware(COMPLETION_KEY)
+        return middleware.correlation_id if middleware else None
+
+    @staticmethod
+    def _reject_transaction(cmd) -> None:
+        if cmd.HasField("transaction_id") and cmd.transaction_id:
+            raise UnsupportedError(_NO_TRANSACTIONS)
+
+    def _info(self, descriptor, schema: pa.Schema, ticket: bytes) -> flight.FlightInfo:
+        endpoint = flight.FlightEndpoint(ticket, [])
+        return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
+
+    def _new_ticket(self, context, session: Session, prepared_or_query, schema, parameters=None) -> bytes:
+        handle = HandleStore.new_handle()
+        self.tickets.put(handle, Ticket(
+            handle=handle, session_key=session.key, user=session.user, query=prepared_or_query, schema=schema,
+            parameters=parameters, correlation_id=self._correlation(context),
+        ))
+        return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
+
+    def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
+        self._reject_transaction(cmd)
+        session = self._session(context)
+        routed, schema, _ = self.service.plan(cmd.query, session)
+        if routed.parameter_count:
+            raise InvalidQueryError(
+                f"the query has {routed.parameter_count} parameter placeholder(s): prepare it and bind values"
+            )
+        return schema, self._new_ticket(context, session, routed, schema)
+
+    def _prepared(self, context, handle: bytes) -> PreparedStatement:
+        statement: PreparedStatement = self.prepared.get(handle)
+        return statement
+
+    def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None]:
+        """The result schema of a command and, for queries, the ticket that runs it."""
+        if isinstance(cmd, pb.CommandStatementQuery):
+            return self._plan_statement(context, cmd)
+        if isinstance(cmd, pb.CommandPreparedStatementQuery):
+            statement = self._prepared(context, cmd.prepared_statement_handle)
+            if len(statement.parameter_schema) and statement.parameters is None:
+                raise InvalidQueryError(
+                    f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
+                )
+            session = self._session(context)
+            ticket = self._new_ticket(context, session, statement.query, statement.dataset_schema,
+                                      statement.parameters)
+            return statement.dataset_schema, ticket
+        if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
+            raise UnsupportedError("Substrait plans are not supported: send SQL")
+        if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
+            raise ReadOnlyViolationError(_READ_ONLY.format(what=cmd.DESCRIPTOR.name))
+        schema = self.browser.schema_of(cmd)
+        return schema, None
+
+    # -- Flight RPCs ---------------------------------------------------------------------------------------
+
+    def get_flight_info(self, context, descriptor):
+        """Plan a query (schema, ticket) or describe a metadata command."""
+        with translate():
+            cmd = self._command(descriptor)
+            schema, ticket = self._describe(context, cmd)
+            return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
+
+    def get_schema(self, context, descriptor):
+        """The result schema of a command, without running it."""
+        with translate():
+            cmd = self._command(descriptor)
+            if isinstance(cmd, pb.CommandStatementQuery):
+                self._reject_transaction(cmd)
+                _, schema, _ = self.service.plan(cmd.query, self._session(context))
+            elif isinstance(cmd, pb.CommandPreparedStatementQuery):
+                schema = self._prepared(context, cmd.prepared_statement_handle).dataset_schema
+            else:
+                schema, _ = self._describe(context, cmd)
+            return flight.SchemaResult(schema)
+
+    def do_get(self, context, ticket):
+        """Stream a query result or a metadata table."""
+        with translate():
+            cmd = protocol.unpack_any(ticket.ticket)
+            if isinstance(cmd, pb.TicketStatementQuery):
+                return self._stream(context, self.tickets.get(cmd.statement_handle))
+            if isinstance(cmd, pb.CommandPreparedStatementQuery):
+                _, handle = self._describe(context, cmd)
+                inner = protocol.unpack_as(handle, pb.TicketStatementQuery)
+                return self._stream(context, self.tickets.get(inner.statement_handle))
+            if isinstance(cmd, (pb.CommandStatementQuery,)):
+                _, handle = self._describe(context, cmd)
+                inner = protocol.unpack_as(handle, pb.TicketStatementQuery)
+                return self._stream(context, self.tickets.get(inner.statement_handle))
+            return flight.RecordBatchStream(self._metadata_table(context, cmd))
+
+    def _stream(self, context, ticket: Ticket):
+        execution, finished = self.service.open(ticket)
+        middleware = context.get_middleware(COMPLETION_KEY)
+        if middleware is not None:
+            middleware.callbacks.append(finished)
+        reader = execution.reader
+        if not reader.schema.equals(ticket.schema):
+            # Clients require the stream's schema to equal the announced one (nullability, types).
+            reader = reader.cast(ticket.schema)
+        return flight.RecordBatchStream(reader)
+
+    def _metadata_table(self, context, cmd) -> pa.Table:
+        if isinstance(cmd, pb.CommandGetSqlInfo):
+            return sql_info_table(cmd.info, self._statement_timeout)
+        if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
+            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None)
+        return self.browser.table_of(cmd)
+
+    def do_put(self, context, descriptor, reader, writer):
+        """Bind parameters to a prepared statement; refuse every write."""
+        with translate():
+            cmd = self._command(descriptor)
+            if isinstance(cmd, pb.CommandPreparedStatementQuery):
+                statement = self._prepared(context, cmd.prepared_statement_handle)
+                statement.parameters = self._read_parameters(reader, statement)
+                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=cmd.prepared_statement_handle)
+                writer.write(pa.py_buffer(result.SerializeToString()))
+                return
+            if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate,
+                                pb.CommandStatementIngest)):
+                raise ReadOnlyViolationError(_READ_ONLY.format(what=cmd.DESCRIPTOR.name))
+            raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not accepted by DoPut")
+
+    @staticmethod
+    def _read_parameters(reader, statement: PreparedStatement):
+        try:
+            table = reader.read_all()
+        except pa.ArrowInvalid:
+            table = None  # descriptor-only DoPut: "Client never sent a data message"
+        rows = parameter_rows(table)
+        expected = len(statement.parameter_schema)
+        if rows is None:
+            if expected:
+                raise InvalidQueryError(f"the statement has {expected} parameter(s) and no values were bound")
+            return None
+        if table.num_columns != expected:
+            raise InvalidQueryError(
+                f"the statement has {expected} parameter(s), {table.num_columns} were bound"
+            )
+        return rows
+
+    # -- actions -------------------------------------------------------------------------------------------
+
+    _ACTIONS = {
+        "CreatePreparedStatement": "Prepare a SQL query; returns its handle and schemas",
+        "ClosePreparedStatement": "Forget a prepared statement",
+        "CancelFlightInfo": "Stop a running query",
+        "CancelQuery": "Stop a running query (deprecated form)",
+        "SetSessionOptions": "Set session options: catalog, schema, dialect",
+        "GetSessionOptions": "Get session options",
+        "CloseSession": "End the session",
+        "RenewFlightEndpoint": "Keep a ticket alive",
+    }
+
+    def list_actions(self, context):
+        """The actions this server implements."""
+        return list(self._ACTIONS.items())
+
+    def do_action(self, context, action):
+        """Dispatch a Flight SQL or Flight session/cancel action."""
+        with translate():
+            handler = getattr(self, "_action_" + action.type, None)
+            if handler is None:
+                if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):
+                    raise UnsupportedError(_NO_TRANSACTIONS)
+                if action.type == "CreatePreparedSubstraitPlan":
+                    raise UnsupportedError("Substrait plans are not supported: send SQL")
+                raise UnsupportedError(f"unknown action {action.type!r}")
+            body = action.body.to_pybytes() if action.body is not None else b""
+            return [flight.Result(pa.py_buffer(r)) for r in handler(context, body)]
+
+    def _action_CreatePreparedStatement(self, context, body):  # noqa: N802 - Flight action name
+        request = protocol.unpack_as(body, pb.ActionCreatePreparedStatementRequest)
+        self._reject_transaction(request)
+        session = self._session(context)
+        routed, dataset, parameters = self.service.plan(request.query, session)
+        handle = HandleStore.new_handle()
+        self.prepared.put(handle, PreparedStatement(handle, session.key, routed, dataset, parameters))
+        result = pb.ActionCreatePreparedStatementResult(
+            prepared_statement_handle=handle,
+            dataset_schema=dataset.serialize().to_pybytes(),
+            parameter_schema=parameters.serialize().to_pybytes(),
+            is_update=False,
+        )
+        return [protocol.pack(result)]
+
+    def _action_ClosePreparedStatement(self, context, body):  # noqa: N802
+        request = protocol.unpack_as(body, pb.ActionClosePreparedStatementRequest)
+        self.prepared.pop(request.prepared_statement_handle)
+        return []
+
+    def _cancel_info(self, info_bytes: bytes) -> int:
+        try:
+            info = flight.FlightInfo.deserialize(info_bytes)
+        except Exception as exc:
+            raise InvalidQueryError("malformed FlightInfo in cancel request") from exc
+        cancelled = False
+        for endpoint in info.endpoints:
+            cmd = protocol.unpack_any(endpoint.ticket.ticket)
+            if isinstance(cmd, pb.TicketStatementQuery):
+                cancelled |= self.service.cancel(cmd.statement_handle)
+        return _CANCELLED if cancelled else _NOT_CANCELLABLE
+
+    def _action_CancelFlightInfo(self, context, body):  # noqa: N802
+        request = protocol.parse(fpb.CancelFlightInfoRequest, body)
+        return [fpb.CancelFlightInfoResult(status=self._cancel_info(request.info)).SerializeToString()]
+
+    def _action_CancelQuery(self, context, body):  # noqa: N802
+        request = protocol.unpack_as(body, pb.ActionCancelQueryRequest)
+        return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(request.info)))]
+
+    def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
+        # Tickets live until unused for the handle TTL; touching the ticket renews it.
+        endpoint = flight.FlightEndpoint.deserialize(body) if body else None
+        if endpoint is None:
+            raise InvalidQueryError("RenewFlightEndpoint needs an endpoint")
+        cmd = protocol.unpack_any(endpoint.ticket.ticket)
+        if isinstance(cmd, pb.TicketStatementQuery):
+            self.tickets.get(cmd.statement_handle)
+        return [endpoint.serialize()]
+
+    def _action_SetSessionOptions(self, context, body):  # noqa: N802
+        request = protocol.parse(fpb.SetSessionOptionsRequest, body)
+        session = self._session(context)
+        result = fpb.SetSessionOptionsResult()
+        for name, value in request.session_options.items():
+            kind = value.WhichOneof("option_value")
+            if name not in KNOWN_OPTIONS:
+                result.errors[name].value = _INVALID_NAME
+                continue
+            if kind is None:
+                session.options.pop(name, None)
+                continue
+            if kind != "string_value" or not self._valid_option(name, value.string_value):
+                result.errors[name].value = _INVALID_VALUE
+                continue
+            session.options[name] = value.string_value
+        return [result.SerializeToString()]
+
+    def _valid_option(self, name: str, value: str) -> bool:
+        if name == "catalog":
+            return value in self.service.sources.names()
+        if name == "dialect":
+            import sqlglot
+
+            try:
+                sqlglot.Dialect.get_or_raise(value)
+            except ValueError:
+                return False
+        return True
+
+    def _action_GetSessionOptions(self, context, body):  # noqa: N802
+        session = self._session(context)
+        result = fpb.GetSessionOptionsResult()
+        catalog = session.catalog or self.service.sources.default()
+        if catalog:
+            result.session_options["catalog"].string_value = catalog
+        schema = session.options.get("schema")
+        if not isinstance(schema, str) and catalog:
+            schema = self._default_schema(catalog)
+        if isinstance(schema, str):
+            result.session_options["schema"].string_value = schema
+        if session.dialect:
+            result.session_options["dialect"].string_value = session.dialect
+        return [result.SerializeToString()]
+
+    def _default_schema(self, catalog: str) -> str | None:
+        try:
+            return self.service.sources.backend(catalog).default_schema
+        except GatewayError:
+            return None
+
+    def _action_CloseSession(self, context, body):  # noqa: N802
+        identity = identity_of(context)
+        self.sessions.close(identity.session_key)
+        return [fpb.CloseSessionResult(status=1).SerializeToString()]

@@ -1,0 +1,230 @@
+"""Plan, run, cancel and record queries: everything between the Flight SQL handlers and the backends."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from opentelemetry import trace
+
+from backends.base import Execution, QueryLimits
+from backends.errors import GatewayError, NotFoundError
+from server.errors import status_name
+from server.routing import RoutedQuery, route
+from server.sessions import Session
+from server.sources import SourceDirectory
+from server.statements import Ticket
+
+log = logging.getLogger("nexus_flight.query")
+tracer = trace.get_tracer("nexus_flight")
+
+
+@dataclass
+class QueryEvent:
+    """What happened to one query, handed to observers (history, metrics) when it ends."""
+
+    query_id: str
+    correlation_id: str | None
+    user: str
+    source: str | None
+    sql: str
+    status: str  # success | error | timeout | cancelled | rejected
+    error: str | None = None
+    error_code: str | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    parameters: int = 0
+
+    @property
+    def sql_hash(self) -> str:
+        """SHA-256 of the SQL text."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+QueryObserver = Callable[[QueryEvent], None]
+
+_STATUS_BY_CODE = {"DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PERMISSION_DENIED": "rejected"}
+
+
+@dataclass
+class _Running:
+    execution: Execution
+    cancelled: bool = False
+
+
+class QueryService:
+    """Routes SQL to a source, asks its backend for schemas and streams, and tracks what runs."""
+
+    def __init__(
+        self,
+        sources: SourceDirectory,
+        limits: QueryLimits,
+        validate_sql: bool = True,
+        observers: Sequence[QueryObserver] = (),
+    ) -> None:
+        self.sources = sources
+        self.limits = limits
+        self.validate_sql = validate_sql
+        self.observers = list(observers)
+        self._running: dict[bytes, list[_Running]] = {}
+        self._lock = threading.Lock()
+
+    # -- planning ------------------------------------------------------------------------------------------
+
+    def route(self, sql: str, session: Session) -> RoutedQuery:
+        """Validate and bind ``sql`` to its source.
+
+        Raises:
+            GatewayError: rejected, unparseable, or naming an unknown source.
+        """
+        names = self.sources.names()
+        targets = {name: self.sources.route_target(name) for name in names}
+        default = self.sources.default()
+        if default is None:
+            raise NotFoundError("no data source is configured")
+        with tracer.start_as_current_span("validate"):
+            return route(
+                sql,
+                sources=targets,
+                session_catalog=session.catalog,
+                default_source=default,
+                client_dialect=session.dialect,
+                validate_sql=self.validate_sql,
+            )
+
+    def plan(self, sql: str, session: Session) -> tuple[RoutedQuery, pa.Schema, pa.Schema]:
+        """Route ``sql`` and return it with its result schema and parameter schema, without running it."""
+        started = time.perf_counter()
+        try:
+            routed = self.route(sql, session)
+            backend = self.sources.backend(routed.source)
+            with tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source}):
+                dataset = backend.get_schema(routed.sql, routed.parameter_count)
+                parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
+            return routed, dataset, parameters
+        except GatewayError as exc:
+            self._emit_failure(sql, session.user, None, exc, started)
+            raise
+
+    # -- execution -----------------------------------------------------------------------------------------
+
+    def open(self, ticket: Ticket) -> tuple[Execution, Callable[[BaseException | None], None]]:
+        """Start the ticket's query; return its execution and the callback to run when streaming ends."""
+        query_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        span = tracer.start_span(
+            "query",
+            attributes={"nexus.source": ticket.query.source, "nexus.query_id": query_id,
+                        "nexus.correlation_id": ticket.correlation_id or ""},
+        )
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                with tracer.start_as_current_span("connect"):
+                    backend = self.sources.backend(ticket.query.source)
+                timings["connect"] = _ms(started)
+                with tracer.start_as_current_span("execute"):
+                    execution = backend.execute(ticket.query.sql, ticket.parameters, self.limits)
+                timings["execute"] = _ms(started) - timings["connect"]
+        except GatewayError as exc:
+            span.record_exception(exc)
+            span.end()
+            exc.with_context(source=ticket.query.source, query_id=query_id)
+            self._emit_failure(ticket.query.sql, ticket.user, ticket.query.source, exc, started, query_id,
+                               ticket.correlation_id)
+            raise
+        running = _Running(execution)
+        with self._lock:
+            self._running.setdefault(ticket.handle, []).append(running)
+
+        def finished(error: BaseException | None) -> None:
+            with self._lock:
+                entries = self._running.get(ticket.handle, [])
+                if running in entries:
+                    entries.remove(running)
+                if not entries:
+                    self._running.pop(ticket.handle, None)
+            execution.close()
+            timings["stream"] = _ms(started) - timings["connect"] - timings["execute"]
+            status, message, code = "success", None, None
+            if running.cancelled:
+                status, code, message = "cancelled", "CANCELLED", "cancelled by the client"
+            elif error is not None:
+                code = _code_of(error)
+                status = _STATUS_BY_CODE.get(code, "error")
+                message = str(error).split(". Detail:")[0]
+            span.set_attribute("nexus.status", status)
+            span.end()
+            self._emit(QueryEvent(
+                query_id=query_id, correlation_id=ticket.correlation_id, user=ticket.user,
+                source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
+                timings_ms={"total": _ms(started), **timings}, parameters=len(ticket.parameters or ()),
+            ))
+
+        return execution, finished
+
+    def cancel(self, handle: bytes) -> bool:
+        """Interrupt every running execution of a ticket; True when something was running."""
+        with self._lock:
+            entries = list(self._running.get(handle, []))
+        for entry in entries:
+            entry.cancelled = True
+            entry.execution.cancel()
+        return bool(entries)
+
+    def running_count(self) -> int:
+        """How many executions are streaming now."""
+        with self._lock:
+            return sum(len(v) for v in self._running.values())
+
+    # -- recording -----------------------------------------------------------------------------------------
+
+    def _emit_failure(self, sql: str, user: str, source: str | None, exc: GatewayError, started: float,
+                      query_id: str | None = None, correlation_id: str | None = None) -> None:
+        code = status_name(exc)
+        self._emit(QueryEvent(
+            query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, user=user, source=source, sql=sql,
+            status="rejected" if code in ("PERMISSION_DENIED", "INVALID_ARGUMENT") else
+            _STATUS_BY_CODE.get(code, "error"),
+            error=exc.message, error_code=code, timings_ms={"total": _ms(started)},
+        ))
+
+    def _emit(self, event: QueryEvent) -> None:
+        log.info("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source, event.user,
+                 event.status, event.timings_ms.get("total", 0.0))
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:  # an observer must never fail the query it reports on
+                log.exception("query observer failed")
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+def _code_of(error: BaseException) -> str:
+    if isinstance(error, GatewayError):
+        return status_name(error)
+    name = type(error).__name__
+    return {
+        "FlightCancelledError": "CANCELLED",
+        "FlightTimedOutError": "DEADLINE_EXCEEDED",
+        "ArrowCancelled": "CANCELLED",
+    }.get(name, "INTERNAL" if "Internal" in name else "UNKNOWN")
+
+
+def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:
+    """Bound parameter rows as Python tuples; dense-union columns (flightsql-dbapi) are unwrapped."""
+    if batch_or_table is None or batch_or_table.num_columns == 0 or batch_or_table.num_rows == 0:
+        return None
+    columns = [col.to_pylist() for col in batch_or_table.columns]
+    return [tuple(row) for row in zip(*columns, strict=True)]

@@ -1,0 +1,83 @@
+"""The data sources the gateway serves, by name: each is one Flight SQL catalog.
+
+``SourceDirectory`` is what the query service asks; ``StaticSourceDirectory`` serves sources given at start
+(the demo, a config file). A catalog-backed directory implements the same methods.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from backends.base import Backend, SourceSpec
+from backends.errors import NotFoundError
+from backends.registry import backend_class, open_backend
+from server.routing import RouteTarget
+
+
+class SourceDirectory(Protocol):
+    """Where the query service finds sources."""
+
+    def names(self) -> list[str]:
+        """Names of the sources clients may query, sorted."""
+
+    def default(self) -> str | None:
+        """The source a query without a catalog runs on."""
+
+    def route_target(self, name: str) -> RouteTarget:
+        """What routing needs to know of a source."""
+
+    def backend(self, name: str) -> Backend:
+        """The open backend of a source (opened on first use)."""
+
+    def close(self) -> None:
+        """Close every open backend."""
+
+
+class StaticSourceDirectory:
+    """Sources fixed at start; backends open lazily, once, and stay open."""
+
+    def __init__(self, specs: list[SourceSpec], default: str | None = None) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+        self._default = default or (specs[0].name if specs else None)
+        self._open: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Source names, sorted."""
+        return sorted(self._specs)
+
+    def default(self) -> str | None:
+        """The default source."""
+        return self._default
+
+    def _spec(self, name: str) -> SourceSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise NotFoundError(f"unknown catalog {name!r}; known catalogs: {known}") from None
+
+    def route_target(self, name: str) -> RouteTarget:
+        """Dialect and allowed locations of a source."""
+        spec = self._spec(name)
+        cls = backend_class(spec.kind)
+        paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
+        return RouteTarget(dialect=cls.dialect, allowed_paths=paths)
+
+    def backend(self, name: str) -> Backend:
+        """Open (once) and return the backend of ``name``."""
+        spec = self._spec(name)
+        with self._lock:
+            backend = self._open.get(name)
+            if backend is None:
+                backend = open_backend(spec)
+                self._open[name] = backend
+            return backend
+
+    def close(self) -> None:
+        """Close all open backends."""
+        with self._lock:
+            backends, self._open = list(self._open.values()), {}
+        for backend in backends:
+            backend.close()

@@ -1,0 +1,58 @@
+"""Fixtures shared by every test: the demo data and running gateways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from server.app import Gateway
+from server.config import ServerConfig
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> Path:
+    """A data directory holding the generated TPC-H sf0.01 demo database (built once per session)."""
+    path = tmp_path_factory.mktemp("data")
+    from server.demo import demo_database
+
+    demo_database(path, 0.01)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway(demo_data_dir) -> Iterator[Gateway]:
+    """The gateway serving the demo catalog on a free port, ready when yielded."""
+    gw = Gateway(ServerConfig(port=0, data_dir=demo_data_dir)).start()
+    yield gw
+    gw.shutdown()
+
+
+@pytest.fixture
+def make_gateway(demo_data_dir) -> Iterator[Callable[..., Gateway]]:
+    """Start extra gateways (other sources, validator off, short timeouts); all are stopped after the test.
+
+    Keyword arguments are ``ServerConfig`` fields, e.g. ``sources=(SourceSpec(...),)``, ``demo_scale=None``.
+    """
+    started: list[Gateway] = []
+
+    def start(**overrides) -> Gateway:
+        config = ServerConfig(**{"port": 0, "data_dir": demo_data_dir, **overrides})
+        gw = Gateway(config).start()
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.shutdown()
+
+
+@pytest.fixture
+def adbc(gateway):
+    """An ADBC Flight SQL DB-API connection to the demo gateway."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    conn = flightsql.connect(gateway.location, autocommit=True)
+    yield conn
+    conn.close()
