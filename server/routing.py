@@ -68,6 +68,15 @@ def route(
         raise ReadOnlyViolationError(
             f"QV-002: {tree.key.upper()} is not allowed: this gateway is read-only"
         )
+    named = {t.catalog for t in tree.find_all(exp.Table) if t.catalog in sources}
+    if len(named) > 1:
+        raise InvalidQueryError(f"QV-001: a query may read one source, this one names {', '.join(sorted(named))}")
+    if named:
+        source = named.pop()
+        for table in tree.find_all(exp.Table):
+            if table.catalog == source:
+                table.set("catalog", None)
+        sql = tree.sql(dialect=sources[source].dialect)
     params = len(list(tree.find_all(exp.Placeholder)))
     return RoutedQuery(source=source, sql=sql, parameter_count=params)
 
