@@ -89,23 +89,34 @@ def _first_line(exc: BaseException) -> str:
 
 
 class DuckDBExecution(Execution):
-    """A query on its own DuckDB cursor; cancel interrupts exactly that cursor."""
+    """A query on its own DuckDB cursor; it starts when the reader is first asked for.
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, timer) -> None:
+    Starting lazily lets the caller register the execution (so cancel can reach it) before DuckDB blocks
+    computing the first batch, which for an aggregation is the whole query.
+    """
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer) -> None:
         self._cursor = cursor
-        self._reader = reader
+        self._start = start
+        self._reader: pa.RecordBatchReader | None = None
         self._timer = timer
         self._lock = threading.Lock()
+        self._cancelled = False
         self._closed = False
 
     @property
     def reader(self) -> pa.RecordBatchReader:
-        """The DuckDB result stream, as DuckDB exports it."""
+        """The DuckDB result stream, as DuckDB exports it (started on first access)."""
+        if self._reader is None:
+            if self._cancelled:
+                raise QueryCancelledError("[duckdb] query cancelled before it started")
+            self._reader = self._start(self._cursor)
         return self._reader
 
     def cancel(self) -> None:
         """Interrupt the query in DuckDB."""
         with self._lock:
+            self._cancelled = True
             if not self._closed:
                 self._cursor.interrupt()
 
@@ -158,6 +169,8 @@ class DuckDBBackend(Backend):
             if not in_memory and not Path(path).exists():
                 raise BackendUnavailableError(f"[duckdb] database file not found: {Path(path).name}", source=spec.name)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+                return  # the same file is already open in this process (DuckDB shares one instance), set up
             self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
             for statement in options.get("setup_sql", ()):
                 self._db.execute(statement)
@@ -204,23 +217,20 @@ class DuckDBBackend(Backend):
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Run the query on a fresh cursor; a deadline interrupts it."""
+        """Prepare a fresh cursor and a deadline; the query runs when the execution's reader is first read."""
         cursor = self._db.cursor()
+        rows = list(parameters or [])
         timer = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
-        try:
+
+        def start(cur) -> pa.RecordBatchReader:
             with _map_errors(self.name, self._memory_limit):
-                rows = list(parameters or [])
                 if len(rows) <= 1:
-                    result = cursor.execute(sql, list(rows[0]) if rows else None)
-                    reader = result.to_arrow_reader(limits.batch_rows)
+                    reader = cur.execute(sql, list(rows[0]) if rows else None).to_arrow_reader(limits.batch_rows)
                 else:
-                    reader = self._execute_many(cursor, sql, rows, limits)
-                reader = _without_dictionaries(reader)
-        except BaseException:
-            timer.cancel()
-            cursor.close()
-            raise
-        return DuckDBExecution(cursor, reader, timer)
+                    reader = self._execute_many(cur, sql, rows, limits)
+                return _without_dictionaries(reader)
+
+        return DuckDBExecution(cursor, start, timer)
 
     @staticmethod
     def _execute_many(cursor, sql: str, rows: list, limits: QueryLimits) -> pa.RecordBatchReader:

@@ -204,7 +204,7 @@ class FlightSqlServer(flight.FlightServerBase):
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
-        execution, finished = self.service.open(ticket)
+        execution, finished = self.service.open(ticket, context)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(finished)

@@ -16,6 +16,7 @@ from opentelemetry import trace
 
 from backends.base import Execution, QueryLimits
 from backends.errors import GatewayError, NotFoundError
+from server.cancel_watch import CancelWatch
 from server.errors import status_name
 from server.routing import RoutedQuery, route
 from server.sessions import Session
@@ -76,6 +77,7 @@ class QueryService:
         self.observers = list(observers)
         self._running: dict[bytes, list[_Running]] = {}
         self._lock = threading.Lock()
+        self._watch = CancelWatch()
 
     # -- planning ------------------------------------------------------------------------------------------
 
@@ -116,8 +118,11 @@ class QueryService:
 
     # -- execution -----------------------------------------------------------------------------------------
 
-    def open(self, ticket: Ticket) -> tuple[Execution, Callable[[BaseException | None], None]]:
-        """Start the ticket's query; return its execution and the callback to run when streaming ends."""
+    def open(self, ticket: Ticket, context=None) -> tuple[Execution, Callable[[BaseException | None], None]]:
+        """Start the ticket's query; return its execution and the callback to run when streaming ends.
+
+        With a call ``context``, the query is cancelled as soon as the client cancels the call or goes away.
+        """
         query_id = uuid.uuid4().hex
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -131,27 +136,29 @@ class QueryService:
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(ticket.query.source)
                 timings["connect"] = _ms(started)
+                execution = backend.execute(ticket.query.sql, ticket.parameters, self.limits)
+                running = _Running(execution)
+                with self._lock:  # registered before the engine blocks, so cancel can reach it
+                    self._running.setdefault(ticket.handle, []).append(running)
+                unwatch = self._watch.watch(context, execution.cancel) if context is not None else _nothing
                 with tracer.start_as_current_span("execute"):
-                    execution = backend.execute(ticket.query.sql, ticket.parameters, self.limits)
+                    execution.reader  # noqa: B018 - starts the query and waits for its first batch
                 timings["execute"] = _ms(started) - timings["connect"]
         except GatewayError as exc:
+            if "running" in locals():
+                unwatch()
+                self._forget(ticket.handle, running)
+                execution.close()
             span.record_exception(exc)
             span.end()
             exc.with_context(source=ticket.query.source, query_id=query_id)
             self._emit_failure(ticket.query.sql, ticket.user, ticket.query.source, exc, started, query_id,
                                ticket.correlation_id)
             raise
-        running = _Running(execution)
-        with self._lock:
-            self._running.setdefault(ticket.handle, []).append(running)
 
         def finished(error: BaseException | None) -> None:
-            with self._lock:
-                entries = self._running.get(ticket.handle, [])
-                if running in entries:
-                    entries.remove(running)
-                if not entries:
-                    self._running.pop(ticket.handle, None)
+            unwatch()
+            self._forget(ticket.handle, running)
             execution.close()
             timings["stream"] = _ms(started) - timings["connect"] - timings["execute"]
             status, message, code = "success", None, None
@@ -170,6 +177,14 @@ class QueryService:
             ))
 
         return execution, finished
+
+    def _forget(self, handle: bytes, running: _Running) -> None:
+        with self._lock:
+            entries = self._running.get(handle, [])
+            if running in entries:
+                entries.remove(running)
+            if not entries:
+                self._running.pop(handle, None)
 
     def cancel(self, handle: bytes) -> bool:
         """Interrupt every running execution of a ticket; True when something was running."""
@@ -205,6 +220,10 @@ class QueryService:
                 observer(event)
             except Exception:  # an observer must never fail the query it reports on
                 log.exception("query observer failed")
+
+
+def _nothing() -> None:
+    return None
 
 
 def _ms(since: float) -> float:

@@ -1,0 +1,181 @@
+"""Cancel, deadlines, server timeouts and concurrency: the engine stops, the server keeps serving."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from flightsql import flightsql_pb2 as pb
+
+from server.protocol import flight as fpb
+from tests.support import flightsql_raw as raw
+
+SLOW = "SELECT count(*) FROM range(100000000000) a"  # runs for minutes unless interrupted
+
+
+def _expect_failure(client, ticket, options=None):
+    try:
+        client.do_get(ticket, options).read_all()
+    except flight.FlightError:
+        return
+    raise AssertionError("the slow query finished instead of being stopped")
+
+
+def _wait_until(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_cancel_flight_info_interrupts_duckdb(gateway):
+    client = flight.connect(gateway.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+    errors = []
+
+    def fetch():
+        try:
+            client.do_get(info.endpoints[0].ticket).read_all()
+        except flight.FlightError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    assert _wait_until(lambda: gateway.service.running_count() == 1)
+    with flight.connect(gateway.location) as other:
+        request = fpb.CancelFlightInfoRequest(info=info.serialize())
+        [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
+        status = fpb.CancelFlightInfoResult()
+        status.ParseFromString(result.body.to_pybytes())
+        assert status.status == 1  # CANCELLED
+        worker.join(10)
+        assert not worker.is_alive()
+        assert errors and isinstance(errors[0], flight.FlightCancelledError | flight.FlightServerError)
+        assert _wait_until(lambda: gateway.service.running_count() == 0)
+        # the server keeps serving
+        _, table = raw.info_and_table(other, pb.CommandStatementQuery(query="SELECT 42 AS x"))
+        assert table.column("x").to_pylist() == [42]
+    client.close()
+
+
+def test_deprecated_cancel_query_action(gateway):
+    client = flight.connect(gateway.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+    worker = threading.Thread(target=_expect_failure, args=(client, info.endpoints[0].ticket))
+    worker.start()
+    assert _wait_until(lambda: gateway.service.running_count() == 1)
+    with flight.connect(gateway.location) as other:
+        body = raw.pack(pb.ActionCancelQueryRequest(info=info.serialize()))
+        [result] = other.do_action(flight.Action("CancelQuery", body))
+        assert raw.unpack(result.body.to_pybytes(), pb.ActionCancelQueryResult).result == 1
+    worker.join(10)
+    assert not worker.is_alive()
+    client.close()
+
+
+def test_cancel_of_a_finished_query_is_not_cancellable(gateway):
+    with flight.connect(gateway.location) as client:
+        info, _ = raw.info_and_table(client, pb.CommandStatementQuery(query="SELECT 1"))
+        request = fpb.CancelFlightInfoRequest(info=info.serialize())
+        [result] = client.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
+        status = fpb.CancelFlightInfoResult()
+        status.ParseFromString(result.body.to_pybytes())
+        assert status.status == 3  # NOT_CANCELLABLE
+
+
+def test_client_deadline_stops_the_query(gateway):
+    with flight.connect(gateway.location) as client:
+        info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+        started = time.monotonic()
+        with pytest.raises(flight.FlightTimedOutError):
+            client.do_get(info.endpoints[0].ticket, flight.FlightCallOptions(timeout=0.5)).read_all()
+        assert time.monotonic() - started < 5
+    assert _wait_until(lambda: gateway.service.running_count() == 0, 15)
+
+
+def test_client_disconnect_mid_stream_releases_the_query(gateway):
+    client = flight.connect(gateway.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(
+        query="SELECT * FROM range(1000000000) t(i)")))
+    reader = client.do_get(info.endpoints[0].ticket)
+    reader.read_chunk()
+    assert gateway.service.running_count() == 1
+    reader.cancel()
+    client.close()
+    assert _wait_until(lambda: gateway.service.running_count() == 0, 15)
+
+
+def test_server_side_timeout(make_gateway):
+    gw = make_gateway(query_timeout_seconds=0.5)
+    events = []
+    gw.service.observers.append(events.append)
+    with flight.connect(gw.location) as client:
+        info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+        started = time.monotonic()
+        with pytest.raises(flight.FlightError):
+            client.do_get(info.endpoints[0].ticket).read_all()
+        assert time.monotonic() - started < 10
+    assert _wait_until(lambda: any(e.status != "success" for e in events))
+
+
+def test_concurrent_queries_run_in_parallel(gateway):
+    """Four slow-ish queries at once finish well before four times one of them."""
+    query = "SELECT sum(a.i * b.i) FROM range(6000) a(i), range(6000) b(i)"
+    with flight.connect(gateway.location) as client:
+        started = time.monotonic()
+        raw.info_and_table(client, pb.CommandStatementQuery(query=query))
+        single = time.monotonic() - started
+    results = []
+
+    def run():
+        with flight.connect(gateway.location) as c:
+            results.append(raw.info_and_table(c, pb.CommandStatementQuery(query=query))[1])
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    elapsed = time.monotonic() - started
+    assert len(results) == 4 and all(r.equals(results[0]) for r in results)
+    # DuckDB parallelises one query over the cores too, so the bound is generous: no global lock serialises us.
+    assert elapsed < single * 4 * 1.5 + 1
+
+
+def test_slow_query_does_not_block_others(gateway):
+    client = flight.connect(gateway.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+    worker = threading.Thread(target=_expect_failure,
+                              args=(client, info.endpoints[0].ticket, flight.FlightCallOptions(timeout=3)))
+    worker.start()
+    assert _wait_until(lambda: gateway.service.running_count() >= 1)
+    with flight.connect(gateway.location) as other:
+        started = time.monotonic()
+        _, table = raw.info_and_table(other, pb.CommandStatementQuery(query="SELECT count(*) AS n FROM nation"))
+        assert table.column("n").to_pylist() == [25]
+        assert time.monotonic() - started < 2
+    worker.join(10)
+    client.close()
+
+
+def test_history_event_per_query(make_gateway):
+    gw = make_gateway()
+    events = []
+    gw.service.observers.append(events.append)
+    with flight.connect(gw.location) as client:
+        options = flight.FlightCallOptions(headers=[(b"x-correlation-id", b"corr-123")])
+        raw.info_and_table(client, pb.CommandStatementQuery(query="SELECT 1 AS one"), options)
+        with pytest.raises(flight.FlightUnauthorizedError):
+            client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query="DROP TABLE nation")))
+    assert _wait_until(lambda: len(events) == 2)
+    ok, refused = events
+    assert ok.status == "success" and ok.correlation_id == "corr-123" and ok.source == "demo"
+    assert {"connect", "execute", "stream", "total"} <= set(ok.timings_ms)
+    assert refused.status == "rejected" and refused.error_code == "PERMISSION_DENIED"
+    assert pa.__version__  # keep the import used
