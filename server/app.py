@@ -35,11 +35,11 @@ class Gateway:
 
     def __init__(self, config: ServerConfig, sources: SourceDirectory | None = None,
                  observers: list[QueryObserver] | None = None) -> None:
-        if not _is_loopback(config.host):
+        if not _is_loopback(config.host) and not config.allow_unauthenticated_remote:
             # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
             raise ConfigError(
                 f"refusing to bind {config.host}: serving beyond loopback needs authentication, which is not "
-                "configured; bind 127.0.0.1 or put an authenticating proxy in front"
+                "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
             )
         client_safe_tracebacks()
         self.config = config

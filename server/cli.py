@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         demo_scale=None if args.no_demo else args.demo_scale,
         query_timeout_seconds=args.query_timeout,
+        allow_unauthenticated_remote=args.allow_unauthenticated_remote,
     )
     from server.app import Gateway
 
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-scale", type=float, default=0.01, help="TPC-H scale factor of the demo catalog")
     serve.add_argument("--no-demo", action="store_true", help="do not serve the demo catalog")
     serve.add_argument("--query-timeout", type=float, default=300.0, help="server-side query timeout, seconds")
+    serve.add_argument("--allow-unauthenticated-remote", action="store_true",
+                       help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
     return parser
 

@@ -34,3 +34,5 @@ class ServerConfig(BaseModel):
     #: Sources besides the demo (normally loaded from the catalog).
     sources: tuple[SourceSpec, ...] = ()
     default_source: str | None = None
+    #: Serve a non-loopback address without authentication (containers on a trusted network only).
+    allow_unauthenticated_remote: bool = False
