@@ -38,7 +38,17 @@ class HandshakeHandler(flight.ServerAuthHandler):
     """Completes the Handshake without requiring a client message (ADBC and pyarrow send none)."""
 
     def authenticate(self, outgoing, incoming) -> None:
-        """Nothing to exchange in the body: credentials travel in headers, handled by the middleware."""
+        """Credentials travel in headers (see the middleware); drain what the client sent, ignoring it.
+
+        Every client half-closes after at most one empty message, so reading to the end never waits. Leaving a
+        sent message unread makes gRPC abort the call ("too many operations").
+        """
+        for _ in range(16):  # JDBC and ODBC token mode send one message; nobody sends more
+            try:
+                if incoming.read() is None:
+                    return
+            except Exception:  # end of stream
+                return
 
     def is_valid(self, token: bytes) -> str:
         """The legacy ``auth-token-bin`` header is not used; identity comes from the middleware."""
