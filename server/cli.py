@@ -6,11 +6,14 @@ import argparse
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from backends.errors import GatewayError
 from server.config import DEFAULT_PORT, ServerConfig
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -25,16 +28,14 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import Gateway
 
     gateway = Gateway(config)
-    stop = threading.Event()
-
-    def _on_signal(signum, frame):
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    gateway.start()
+    # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
+    # which it handles itself (a Python handler would not run while it waits).
     print(f"Nexus Flight listening on {gateway.location}", flush=True)
-    stop.wait()
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the server like Ctrl-C does
+    try:
+        gateway.serve()
+    except KeyboardInterrupt:
+        pass
     print("shutting down", flush=True)
     gateway.shutdown()
     return 0

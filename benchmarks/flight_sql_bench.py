@@ -1,0 +1,170 @@
+"""Nexus Flight vs ROAPI (a Rust Flight SQL server) vs DuckDB in-process, on the same TPC-H data, in one run.
+
+Measures, through the same ADBC Flight SQL client for both servers:
+- full-scan throughput: ``SELECT * FROM lineitem`` (rows/s),
+- TPC-H Q1 latency (best of N),
+- small-query latency: p50/p99 over 300 sequential ``SELECT ... WHERE o_orderkey = k``.
+
+Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300]
+Data is generated locally with tpchgen-cli into benchmarks/.data (ignored by git).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flightsql
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from server.demo import demo_database, generate_parquet  # noqa: E402
+from tests.support.services import free_port, port_open  # noqa: E402
+
+Q1 = (ROOT / "benchmarks" / "tpch" / "q01.sql").read_text()
+
+
+def wait_port(port: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if port_open("127.0.0.1", port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--log-level", "WARNING", "serve", "--port", str(port),
+         "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"],
+        cwd=ROOT, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
+    )
+    wait_port(port)
+    return proc, f"grpc://127.0.0.1:{port}"
+
+
+def start_roapi(parquet_dir: Path) -> tuple[subprocess.Popen, str]:
+    exe = shutil.which("roapi")
+    if exe is None:
+        raise RuntimeError("roapi is not installed (pip install roapi)")
+    port, http, pg = free_port(), free_port(), free_port()
+    tables = []
+    for name in ("lineitem", "orders"):
+        tables += ["-t", f"{name}={parquet_dir / (name + '.parquet')}"]
+    proc = subprocess.Popen(
+        [exe, "--addr-flight-sql", f"127.0.0.1:{port}", "--addr-http", f"127.0.0.1:{http}",
+         "--addr-postgres", f"127.0.0.1:{pg}", *tables],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    return proc, f"grpc://127.0.0.1:{port}"
+
+
+def flight_run(uri: str, sql: str) -> tuple[float, int]:
+    with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(sql)
+        table = cur.fetch_arrow_table()
+        return time.perf_counter() - started, table.num_rows
+
+
+def best(fn, repeat: int) -> tuple[float, int]:
+    results = [fn() for _ in range(repeat)]
+    return min(r[0] for r in results), results[0][1]
+
+
+def small_queries(run_one, count: int) -> dict[str, float]:
+    times = []
+    for i in range(count):
+        started = time.perf_counter()
+        run_one(1 + (i * 7919) % 6_000_000)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {"p50_ms": statistics.median(times) * 1000, "p99_ms": times[int(len(times) * 0.99) - 1] * 1000}
+
+
+def flight_small(uri: str, count: int) -> dict[str, float]:
+    with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
+        def one(key: int) -> None:
+            cur.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}")
+            cur.fetch_arrow_table()
+
+        one(1)  # warm the connection
+        return small_queries(one, count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--small", type=int, default=300)
+    args = parser.parse_args()
+
+    data_dir = ROOT / "benchmarks" / ".data"
+    parquet_dir = data_dir / f"parquet_sf{args.scale:g}"
+    if not (parquet_dir / "lineitem.parquet").exists():
+        generate_parquet(parquet_dir, args.scale)
+    db_path = demo_database(data_dir, args.scale)
+
+    local_copy = data_dir / "local.duckdb"
+    shutil.copy(db_path, local_copy)
+    local = duckdb.connect(str(local_copy), read_only=True)
+
+    results: dict[str, dict] = {}
+    nexus, nexus_uri = start_nexus(data_dir, args.scale)
+    roapi, roapi_uri = start_roapi(parquet_dir)
+    try:
+        scan = "SELECT * FROM lineitem"
+        for name, uri in (("nexus", nexus_uri), ("roapi", roapi_uri)):
+            seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
+            q1, _ = best(lambda u=uri: flight_run(u, Q1), args.repeat)
+            results[name] = {"scan_s": seconds, "scan_rows_per_s": rows / seconds, "q1_s": q1,
+                             **flight_small(uri, args.small)}
+        scan_local, rows = best(lambda: _local(local, scan), args.repeat)
+        q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
+
+        def local_one(key: int) -> None:
+            local.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}").to_arrow_table()
+
+        results["duckdb_in_process"] = {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local, "q1_s": q1_local,
+                                        **small_queries(local_one, args.small)}
+    finally:
+        for proc in (nexus, roapi):
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                print(f"{proc.args[0]} did not stop within 30 s of SIGTERM", file=sys.stderr)
+                proc.kill()
+        local.close()
+        os.remove(local_copy)
+
+    n, r, d = results["nexus"], results["roapi"], results["duckdb_in_process"]
+    ratios = {
+        "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],
+        "q1_vs_duckdb_in_process": n["q1_s"] / d["q1_s"],
+        "q1_vs_roapi": n["q1_s"] / r["q1_s"],
+        "small_p50_vs_roapi": n["p50_ms"] / r["p50_ms"],
+        "small_p99_vs_roapi": n["p99_ms"] / r["p99_ms"],
+    }
+    print(json.dumps({"scale": args.scale, "results": results, "ratios": ratios}, indent=2))
+
+
+def _local(con, sql: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    table = con.execute(sql).to_arrow_table()
+    return time.perf_counter() - started, table.num_rows
+
+
+if __name__ == "__main__":
+    main()
