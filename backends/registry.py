@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from importlib.metadata import entry_points
 
@@ -17,7 +18,9 @@ BACKENDS: dict[str, tuple[str, str | None]] = {
 ENTRY_POINT_GROUP = "nexus_flight.backends"
 
 
+@functools.cache
 def _third_party() -> dict[str, tuple[str, str | None]]:
+    """Backends other packages register; read once (scanning installed packages costs milliseconds)."""
     found = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found[ep.name] = (ep.value, None)

@@ -58,6 +58,7 @@ class HandleStore:
         self._ttl = ttl_seconds
         self._items: dict[bytes, _Entry] = {}
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     @staticmethod
     def new_handle() -> bytes:
@@ -96,5 +97,8 @@ class HandleStore:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        if now < self._next_sweep:  # sweeping is O(n): at most once a second
+            return
+        self._next_sweep = now + 1.0
         for handle in [h for h, e in self._items.items() if now - e.last_used > self._ttl]:
             del self._items[handle]

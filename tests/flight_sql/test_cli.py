@@ -1,0 +1,44 @@
+"""The ``nexus-flight serve`` command: prints its URI when ready, serves, and stops cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_uri_then_stops_on_signal(demo_data_dir, sig):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(demo_data_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("Nexus Flight listening on grpc://127.0.0.1:")
+        uri = line.split()[-1]
+        with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM lineitem")
+            assert cur.fetchone()[0] > 0
+        proc.send_signal(sig)
+        assert proc.wait(20) == 0
+        assert "shutting down" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_non_loopback_without_auth_is_refused(demo_data_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0",
+         "--data-dir", str(demo_data_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to bind 0.0.0.0" in result.stderr and "Traceback" not in result.stderr
