@@ -30,6 +30,25 @@ def demo_source(config: ServerConfig) -> SourceSpec:
                       options={"path": str(path), "memory_limit": config.memory_limit})
 
 
+def _read(path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+
+
+def _tls_options(config: ServerConfig) -> dict:
+    """FlightServerBase arguments for TLS and mTLS (none without TLS)."""
+    if not config.tls:
+        return {}
+    options: dict = {"tls_certificates": [(_read(config.tls_cert_file, "TLS certificate"),
+                                           _read(config.tls_key_file, "TLS key"))]}
+    if config.tls_client_ca_file is not None:
+        options["verify_client"] = True
+        options["root_certificates"] = _read(config.tls_client_ca_file, "client CA")
+    return options
+
+
 class Gateway:
     """A running (or ready to run) Nexus Flight server."""
 
@@ -52,10 +71,11 @@ class Gateway:
         limits = QueryLimits(timeout_seconds=config.query_timeout_seconds, batch_rows=config.batch_rows)
         self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers or [])
         self.server = FlightSqlServer(
-            f"grpc://{config.host}:{config.port}",
+            f"{self.scheme}://{config.host}:{config.port}",
             self.service,
             handle_ttl_seconds=config.handle_ttl_seconds,
             statement_timeout_seconds=int(config.query_timeout_seconds),
+            **_tls_options(config),
         )
         self._thread: threading.Thread | None = None
 
@@ -65,9 +85,14 @@ class Gateway:
         return self.server.port
 
     @property
+    def scheme(self) -> str:
+        """``grpc+tls`` with TLS configured, else ``grpc``."""
+        return "grpc+tls" if self.config.tls else "grpc"
+
+    @property
     def location(self) -> str:
         """The URI clients connect to."""
-        return f"grpc://{self.config.host}:{self.port}"
+        return f"{self.scheme}://{self.config.host}:{self.port}"
 
     def serve(self) -> None:
         """Block serving until ``shutdown``."""

@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from backends.errors import GatewayError
 from server.config import DEFAULT_PORT, ServerConfig
 
@@ -24,6 +26,9 @@ def _serve(args: argparse.Namespace) -> int:
         demo_scale=None if args.no_demo else args.demo_scale,
         query_timeout_seconds=args.query_timeout,
         allow_unauthenticated_remote=args.allow_unauthenticated_remote,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        tls_client_ca_file=args.tls_client_ca,
     )
     from server.app import Gateway
 
@@ -54,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-scale", type=float, default=0.01, help="TPC-H scale factor of the demo catalog")
     serve.add_argument("--no-demo", action="store_true", help="do not serve the demo catalog")
     serve.add_argument("--query-timeout", type=float, default=300.0, help="server-side query timeout, seconds")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve grpc+tls")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mTLS)")
     serve.add_argument("--allow-unauthenticated-remote", action="store_true",
                        help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
@@ -69,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except GatewayError as exc:
         print(f"error: {exc.client_message()}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid configuration: {problems}", file=sys.stderr)
         return 2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backends.base import SourceSpec
 
@@ -34,5 +34,23 @@ class ServerConfig(BaseModel):
     #: Sources besides the demo (normally loaded from the catalog).
     sources: tuple[SourceSpec, ...] = ()
     default_source: str | None = None
+    #: TLS: PEM certificate chain and private key of the server; both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: mTLS: PEM bundle of the CAs whose client certificates are accepted (clients must present one).
+    tls_client_ca_file: Path | None = None
     #: Serve a non-loopback address without authentication (containers on a trusted network only).
     allow_unauthenticated_remote: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the server speaks TLS."""
+        return self.tls_cert_file is not None
