@@ -13,6 +13,7 @@ from server.errors import client_safe_tracebacks
 from server.flight_sql import FlightSqlServer
 from server.query_service import QueryObserver, QueryService
 from server.sources import SourceDirectory, StaticSourceDirectory
+from server.telemetry import record_metrics
 
 log = logging.getLogger("nexus_flight")
 
@@ -69,7 +70,8 @@ class Gateway:
             sources = StaticSourceDirectory(specs, config.default_source)
         self.sources = sources
         limits = QueryLimits(timeout_seconds=config.query_timeout_seconds, batch_rows=config.batch_rows)
-        self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers or [])
+        observers = [record_metrics, *(observers or [])]
+        self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers)
         self.server = FlightSqlServer(
             f"{self.scheme}://{config.host}:{config.port}",
             self.service,

@@ -31,7 +31,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls_client_ca_file=args.tls_client_ca,
     )
     from server.app import Gateway
+    from server.telemetry import configure_telemetry
 
+    configure_telemetry()
     gateway = Gateway(config)
     # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
     # which it handles itself (a Python handler would not run while it waits).

@@ -8,6 +8,7 @@ on the connection it already has). All errors leave through ``server.errors.tran
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -126,7 +127,7 @@ class FlightSqlServer(flight.FlightServerBase):
         handle = HandleStore.new_handle()
         self.tickets.put(handle, Ticket(
             handle=handle, session_key=session.key, user=session.user, query=prepared_or_query, schema=schema,
-            parameters=parameters, correlation_id=self._correlation(context),
+            parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
         ))
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 

@@ -156,7 +156,10 @@ class QueryService:
                                ticket.correlation_id)
             raise
 
+        stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
+
         def finished(error: BaseException | None) -> None:
+            stream_span.end()
             unwatch()
             self._forget(ticket.handle, running)
             execution.close()
