@@ -133,6 +133,7 @@ class Backend(abc.ABC):
         Raises:
             InvalidQueryError: the SQL does not bind in the engine.
             BackendUnavailableError: the source cannot be reached.
+
         """
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
@@ -153,6 +154,7 @@ class Backend(abc.ABC):
             ReadOnlyViolationError: the engine refused a write (the second line of defence).
             BackendUnavailableError: the source cannot be reached.
             QueryTimeoutError: the query ran out of time.
+
         """
 
     @abc.abstractmethod
@@ -161,6 +163,7 @@ class Backend(abc.ABC):
 
         Raises:
             BackendUnavailableError: the source cannot be reached.
+
         """
 
     @abc.abstractmethod
@@ -169,6 +172,7 @@ class Backend(abc.ABC):
 
         Raises:
             BackendUnavailableError: the source cannot be reached.
+
         """
 
     @abc.abstractmethod
@@ -177,6 +181,7 @@ class Backend(abc.ABC):
 
         Raises:
             NotFoundError: no such table.
+
         """
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
@@ -192,6 +197,7 @@ class Backend(abc.ABC):
 
         Raises:
             BackendUnavailableError: it does not.
+
         """
         self.list_schemas()
 

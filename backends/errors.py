@@ -34,6 +34,7 @@ class GatewayError(Exception):
     Attributes:
         message: The human-readable text, safe to show to a client.
         details: Structured extras (sqlstate, vendor_code, rule, line, column, source, query_id).
+
     """
 
     def __init__(self, message: str, **details: Any) -> None:

@@ -38,6 +38,7 @@ def backend_class(kind: str) -> type[Backend]:
     Raises:
         NotFoundError: unknown kind (with a did-you-mean suggestion).
         NotInstalledError: the driver package is missing (names the pip extra).
+
     """
     table = {**_third_party(), **BACKENDS}
     if kind not in table:

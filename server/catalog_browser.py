@@ -105,7 +105,8 @@ class CatalogBrowser:
         for catalog in self._catalogs(_optional(cmd, "catalog")):
             backend_tables = self._safely(catalog, lambda b: b.list_tables(), [])
             for info in backend_tables:
-                if not (metadata.matches(schema_pattern, info.db_schema) and metadata.matches(table_pattern, info.name)):
+                wanted = metadata.matches(schema_pattern, info.db_schema) and metadata.matches(table_pattern, info.name)
+                if not wanted:
                     continue
                 if types and info.table_type not in types:
                     continue

@@ -1,4 +1,4 @@
-"""The one place where gateway errors become Flight/gRPC statuses.
+r"""The one place where gateway errors become Flight/gRPC statuses.
 
 pyarrow appends a Python traceback to the status text of plain Python exceptions (ValueError, KeyError …) raised
 in a handler, but not to ``flight.Flight*Error``. So every error leaves as a Flight* exception, built here:

@@ -20,7 +20,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from server import metadata, protocol
+from server import protocol
 from server.auth import MIDDLEWARE_KEY, HandshakeHandler, IdentityMiddlewareFactory, TokenRegistry, identity_of
 from server.catalog_browser import CatalogBrowser
 from server.errors import translate

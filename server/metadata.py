@@ -59,7 +59,7 @@ TABLE_TYPE_NAMES = ("TABLE", "VIEW")
 
 
 def like_to_regex(pattern: str | None) -> re.Pattern[str] | None:
-    """Compile a SQL LIKE pattern (``%`` any run, ``_`` one character, ``\\`` escapes); None matches all."""
+    r"""Compile a SQL LIKE pattern (``%`` any run, ``_`` one character, ``\`` escapes); None matches all."""
     if pattern is None:
         return None
     out, i = [], 0

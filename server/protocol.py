@@ -35,7 +35,10 @@ _SQL_MESSAGES: dict[str, list[tuple[str, int, str, str]]] = {
     "CommandGetSqlInfo": [("info", 1, "uint32", "repeated")],
     "CommandGetXdbcTypeInfo": [("data_type", 1, "int32", "optional")],
     "CommandGetCatalogs": [],
-    "CommandGetDbSchemas": [("catalog", 1, "string", "optional"), ("db_schema_filter_pattern", 2, "string", "optional")],
+    "CommandGetDbSchemas": [
+        ("catalog", 1, "string", "optional"),
+        ("db_schema_filter_pattern", 2, "string", "optional"),
+    ],
     "CommandGetTables": [
         ("catalog", 1, "string", "optional"),
         ("db_schema_filter_pattern", 2, "string", "optional"),
@@ -234,6 +237,7 @@ def unpack_any(data: bytes) -> message.Message:
     Raises:
         InvalidQueryError: the bytes are not an Any, or the payload does not decode.
         UnsupportedError: the type is not a Flight SQL message this server knows.
+
     """
     wrapper = any_pb2.Any()
     try:
@@ -256,6 +260,7 @@ def unpack_as(data: bytes, cls: type[message.Message]) -> message.Message:
 
     Raises:
         InvalidQueryError: wrong type or undecodable payload.
+
     """
     msg = unpack_any(data)
     if not isinstance(msg, cls):
@@ -268,6 +273,7 @@ def parse(cls: type[message.Message], data: bytes) -> message.Message:
 
     Raises:
         InvalidQueryError: the bytes do not decode as ``cls``.
+
     """
     msg = cls()
     try:

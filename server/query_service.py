@@ -86,6 +86,7 @@ class QueryService:
 
         Raises:
             GatewayError: rejected, unparseable, or naming an unknown source.
+
         """
         names = self.sources.names()
         targets = {name: self.sources.route_target(name) for name in names}

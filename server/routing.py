@@ -52,6 +52,7 @@ def route(
         InvalidQueryError: the SQL does not parse or is not one statement.
         ReadOnlyViolationError: the statement is not a query.
         NotFoundError: the named source does not exist.
+
     """
     source = session_catalog or default_source
     if source not in sources:
@@ -82,7 +83,7 @@ def route(
 
 
 def _plain(exc: Exception) -> str:
-    """sqlglot messages carry ANSI underline codes; clients get plain text."""
+    """Sqlglot messages carry ANSI underline codes; clients get plain text."""
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]

@@ -76,6 +76,7 @@ class HandleStore:
 
         Raises:
             NotFoundError: unknown or expired handle.
+
         """
         with self._lock:
             self._expire()

@@ -15,7 +15,9 @@ from server.query_service import QueryEvent
 
 meter = metrics.get_meter("nexus_flight")
 _queries = meter.create_counter("nexus.queries", unit="1", description="Queries by source and status")
-_duration = meter.create_histogram("nexus.query.duration", unit="ms", description="Query time, first call to last batch")
+_duration = meter.create_histogram(
+    "nexus.query.duration", unit="ms", description="Query time, first call to last batch"
+)
 
 
 def record_metrics(event: QueryEvent) -> None:
