@@ -76,7 +76,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ from sqlglot.tokens import Token, TokenType
 
 from backends.errors import GatewayError
 from server.readonly_rules import (
+    EXECUTABLE_COMMENT_DIALECTS,
     METADATA_STATEMENTS,
     PATH_FUNCTIONS,
     PATH_TABLE_DIALECTS,
@@ -307,6 +308,13 @@ _BAD_CHARS = re.compile(
 _NESTING_OPEN = {TokenType.L_PAREN, TokenType.CASE}
 _NESTING_CLOSE = {TokenType.R_PAREN, TokenType.END}
 _QUERY_TYPES = (exp.Query, exp.Values)
+_PLAIN_WORDS = re.compile(r"^\s*[A-Za-z_][\w.]*(\s+[A-Za-z_][\w.]*)*\s*$")
+#: Words that may stand between EXPLAIN and its statement (PostgreSQL, MySQL, ClickHouse options); anything
+#: else starts the statement, which must then be a query.
+_EXPLAIN_OPTIONS = {
+    "analyze", "analyse", "verbose", "format", "=", "json", "tree", "traditional", "text", "extended",
+    "partitions", "plan", "pipeline", "syntax", "ast", "estimate", "logical", "physical",
+}
 _EXPLAIN_QUERY_START = {"select", "with", "values", "from", "table", "(", "pivot", "unpivot"}
 _DML = {exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
 _NODE_RULES: dict[type, tuple[str, str]] = {
@@ -378,6 +386,8 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
         return _Parsed(text, tokens, None, _Refusal("QV-001", f"SQL does not parse: {plain(exc)}"))
     except RecursionError:
         return _Parsed(text, tokens, None, _too_deep())
+    except Exception as exc:  # noqa: BLE001 - a parser bug on odd input must refuse, never pass through
+        return _Parsed(text, tokens, None, _Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}"))
     if len(trees) != 1:
         return _Parsed(text, tokens, None, _Refusal("QV-001", f"only one statement is allowed, got {len(trees)}"))
     return _Parsed(text, tokens, trees[0], None)
@@ -399,9 +409,9 @@ def _analyze(
     text, tokens, tree = parsed.text, parsed.tokens, parsed.tree
     if check:
         _check_leading_keyword(tokens, text, dialect)
-        _, first, _ = _leading(tokens)
-        if first == "explain":
-            return _explain(tokens, text, dialect, limits, allowed_paths, rule_dialects)
+    _, first, _ = _leading(tokens)
+    if first == "explain":
+        return _explain(tokens, text, dialect, limits, allowed_paths, check, rule_dialects)
     if parsed.failure is not None:
         raise parsed.failure
     if check:
@@ -488,12 +498,21 @@ def _leading(tokens: list[Token]) -> tuple[int, str, str]:
     i = 0
     while i < len(tokens) - 1 and tokens[i].token_type == TokenType.L_PAREN:
         i += 1
-    first = tokens[i].text.lower()
+    first = tokens[i].text.lower().split()[0] if tokens[i].text.strip() else ""
     second = tokens[i + 1].text.lower() if i + 1 < len(tokens) else ""
     return i, first, second
 
 
 def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None:
+    if rules_dialect(dialect) in EXECUTABLE_COMMENT_DIALECTS:
+        found = re.search(r"/\*[!+]", text)
+        if found:
+            raise _refuse(
+                "QV-001",
+                "an executable comment or optimizer hint (/*! or /*+)",
+                _line_col(text, found.start()),
+                reason="the engine runs what it says, which the gateway cannot check",
+            )
     for k in range(len(tokens) - 1):
         pair = (tokens[k].text.lower(), tokens[k + 1].text.lower())
         if pair in TOKEN_SEQUENCES and TokenType.STRING not in (
@@ -519,6 +538,12 @@ def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None
         )
 
 
+def _command_text(command: exp.Command) -> str:
+    """The text after an opaque command's keyword."""
+    argument = command.expression
+    return argument.name if isinstance(argument, exp.Expression) else str(argument or "")
+
+
 def _parse_refusal(exc: ParseError, text: str) -> _Refusal:
     errors = exc.errors or [{}]
     first = errors[0]
@@ -538,8 +563,8 @@ def _check_statement_shape(
         return
     if isinstance(tree, exp.Command):
         keyword = str(tree.this).lower()
-        if keyword == "show" and "show" in metadata and "(" not in str(tree.expression or ""):
-            return  # SHOW <setting> or SHOW TABLES ...: reads a setting or the catalog, cannot call anything
+        if keyword == "show" and "show" in metadata and _PLAIN_WORDS.match(_command_text(tree)):
+            return  # SHOW <setting> / SHOW ALL / SHOW TABLES: plain words only (no paths, no calls)
         raise _refuse(
             "QV-001",
             f"{str(tree.this).upper()} statement",
@@ -563,6 +588,7 @@ def _explain(
     dialect: str,
     limits: ValidationLimits,
     allowed_paths: tuple[str, ...],
+    check: bool,
     rule_dialects: tuple[str, ...],
 ) -> Analysis:
     """EXPLAIN [options] <query>: options must not include ANALYZE, and the query must pass every rule."""
@@ -570,7 +596,10 @@ def _explain(
     explain = tokens[i]
     # The tokenizer hands everything after EXPLAIN over as one string: tokenize it again.
     base = explain.end + 1
-    rest = sqlglot.Dialect.get_or_raise(dialect).tokenize(text[base:])
+    try:
+        rest = sqlglot.Dialect.get_or_raise(dialect).tokenize(text[base:])
+    except SqlglotError as exc:
+        raise _Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     j = 0
     if len(rest) > 1 and rest[0].token_type == TokenType.L_PAREN and rest[1].text.lower() not in _EXPLAIN_QUERY_START:
         depth = 0  # PostgreSQL's option list: EXPLAIN (FORMAT JSON, ANALYZE) SELECT ...
@@ -579,18 +608,18 @@ def _explain(
             j += 1
             if depth == 0:
                 break
-    while j < len(rest) and rest[j].text.lower() not in _EXPLAIN_QUERY_START:
+    while j < len(rest) and rest[j].text.lower() in _EXPLAIN_OPTIONS:
         j += 1
     position = _line_col(text, explain.start)
-    if any(option.text.lower() in ("analyze", "analyse") for option in rest[:j]):
+    if check and any(option.text.lower() in ("analyze", "analyse") for option in rest[:j]):
         raise _refuse("QV-004", "EXPLAIN ANALYZE", position,
                       reason="it executes its statement; use EXPLAIN without ANALYZE")
     if j >= len(rest):
-        raise _refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN is allowed for queries only")
+        raise _refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN needs the query to explain")
     start = base + rest[j].start
     inner_text = text[start:]
-    inner = analyze(inner_text, dialect, limits, allowed_paths, rule_dialects=rule_dialects[1:])
-    if not isinstance(inner.tree, _QUERY_TYPES):
+    inner = analyze(inner_text, dialect, limits, allowed_paths, check=check, rule_dialects=rule_dialects[1:])
+    if check and not isinstance(inner.tree, _QUERY_TYPES):
         raise _refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN is allowed for queries only")
     tree = exp.Command(this="EXPLAIN", expression=exp.Literal.string(text[base:]))
     return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs)
@@ -650,6 +679,8 @@ class _Walker:
                 self._check_function(node)
             elif cls is exp.Table:
                 self._check_table(node)
+            elif cls is exp.Summarize and isinstance(node.this, exp.Literal):
+                self._check_table(exp.Table(this=node.this))
             elif cls is exp.PropertyEQ and isinstance(node.this, (exp.Parameter, exp.SessionParameter)):
                 raise _refuse("QV-006", "assigning a variable (:=)", self._find((":=",)))
             elif cls is exp.Lock:

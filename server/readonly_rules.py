@@ -121,7 +121,6 @@ STATEMENT_KEYWORDS: dict[str, str] = {
             "purge",
             "repair",
             "undrop",
-            "import",
             "reassign",
             "undo",
         ),
@@ -152,7 +151,7 @@ STATEMENT_KEYWORDS: dict[str, str] = {
         "QV-004",
     ),
     # files and other databases
-    **dict.fromkeys(("copy", "export", "unload", "put", "get", "remove", "backup", "restore"), "QV-005"),
+    **dict.fromkeys(("copy", "export", "import", "unload", "put", "get", "remove", "backup", "restore"), "QV-005"),
     # session and engine configuration
     **dict.fromkeys(
         (
@@ -167,7 +166,6 @@ STATEMENT_KEYWORDS: dict[str, str] = {
             "reset",
             "discard",
             "deallocate",
-            "force",
         ),
         "QV-006",
     ),
@@ -192,6 +190,8 @@ STATEMENT_KEYWORDS: dict[str, str] = {
 
 #: ``LOAD DATA`` (MySQL) writes rows; ``LOAD ext`` (DuckDB) loads code. Keyword pairs override the table above.
 STATEMENT_KEYWORD_PAIRS: dict[tuple[str, str], str] = {
+    ("force", "checkpoint"): "QV-003",
+    ("force", "install"): "QV-006",
     ("load", "data"): "QV-002",
     ("load", "xml"): "QV-002",
 }
@@ -203,6 +203,10 @@ TOKEN_SEQUENCES: dict[tuple[str, str], str] = {
     ("into", "dumpfile"): "QV-005",
     ("into", "function"): "QV-005",
 }
+
+#: Dialects whose engine executes code written in comments (MySQL ``/*! ... */``, optimizer hints ``/*+ */``
+#: that can set variables): such comments are refused, since the validator cannot see what they say.
+EXECUTABLE_COMMENT_DIALECTS = frozenset({"mysql"})
 
 #: Metadata statements allowed per dialect: only where the engine guarantees them read-only. EXPLAIN is
 #: allowed only without ANALYZE (which executes its statement) and only of a statement the validator accepts.
@@ -355,6 +359,7 @@ _PG_DENIED = {
 }
 
 _DUCKDB_DENIED = {
+    "setseed": "QV-006",
     **dict.fromkeys(
         (
             "nextval",
@@ -363,7 +368,6 @@ _DUCKDB_DENIED = {
             "checkpoint",
             "force_checkpoint",
             "sleep_ms",
-            "setseed",
             "enable_logging",
             "disable_logging",
             "truncate_duckdb_logs",

@@ -86,13 +86,17 @@ def route(
     home = session_catalog or default_source
     if home not in sources:
         raise _unknown_catalog(home, sources)
+    client_dialect = _normal(client_dialect) if client_dialect else None
     read_dialect = client_dialect or sources[home].dialect
     try:
         parsed = analyze(sql, read_dialect, sources[home].limits, check=False)
-    except GatewayError:
-        if validate_sql:
-            raise
-        return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
+    except GatewayError as failure:
+        found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
+        if found is None:
+            if validate_sql:
+                raise
+            return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
+        read_dialect, parsed = found
     named = _named_sources(parsed, sources)
     if len(named) > 1:
         raise UnsupportedError(
@@ -114,6 +118,21 @@ def route(
     if validate_sql:
         parsed = analyze(out, target.dialect, target.limits, target.allowed_paths)
     return RoutedQuery(source, out, parsed.parameter_count)
+
+
+def _parse_as_named_source(
+    sql: str, sources: Mapping[str, RouteTarget], failed_dialect: str
+) -> tuple[str, Analysis] | None:
+    """SQL that does not parse in the home source's dialect may be written for the source it names."""
+    for dialect in dict.fromkeys(t.dialect for t in sources.values() if t.dialect != failed_dialect):
+        try:
+            candidate = analyze(sql, dialect, ValidationLimits(), check=False)
+            named = _named_sources(candidate, sources)
+        except GatewayError:
+            continue
+        if named and all(sources[name].dialect == dialect for name in named):
+            return dialect, candidate
+    return None
 
 
 def _named_sources(parsed: Analysis, sources: Mapping[str, Any]) -> list[str]:
