@@ -1,76 +1,83 @@
-"""The read-only SQL validator: one statement, a query, nothing that writes, waits, locks or leaves the source.
+"""The read-only SQL validator: one statement, a query, nothing that writes, waits, locks or reaches out.
 
-This is the gateway's first line of defence; the second is each backend's connection (DuckDB opened read-only
-with external access disabled and its configuration locked, PostgreSQL read-only transactions, ...), which holds
-even when this validator is switched off or wrong.
+This is the gateway's first line of defence. The second is each backend's connection (DuckDB opened read-only
+with external access disabled and its configuration locked, PostgreSQL read-only transactions, ...), which
+holds even when this validator is switched off or wrong.
 
 How a statement is judged, cheapest check first:
 
-1. Size and characters, before anything is parsed: length (QV-009), encoding and invisible characters (QV-010).
-2. Tokens (sqlglot's tokenizer, iterative): parenthesis/CASE nesting (QV-008), exactly one statement (QV-001),
-   and the statement's leading keyword, refused from a table whatever sqlglot makes of the rest (QV-002..QV-007;
-   several such statements parse only as an opaque ``Command`` or as a column alias).
-3. sqlglot parses the tokens in the dialect of the target source. SQL that does not parse, or parses only as an
-   opaque ``Command``, is refused (QV-001) — never passed through. The statement must be a query (SELECT, WITH,
-   set operations, VALUES, DuckDB's FROM-first and PIVOT) or a metadata statement allowed for that dialect.
-4. Every node of the tree is walked (iteratively): writes in CTEs, ``SELECT ... INTO``, ``FOR UPDATE/SHARE``,
-   variable assignments, ClickHouse ``SETTINGS``, denied functions, file readers and path-like table names whose
-   paths are not under the source's ``allowed_paths``, the number of joins and the nesting of subqueries.
+1. Size and characters, before anything is parsed: length (QV-009), encoding and invisible characters
+   (QV-010).
+2. Tokens (sqlglot's tokenizer, iterative): parenthesis/CASE nesting (QV-008), exactly one statement
+   (QV-001), and the statement's leading keyword, refused from a table whatever sqlglot makes of the rest
+   (QV-002..QV-007; several such statements parse only as an opaque ``Command`` or as a column alias).
+3. sqlglot parses the tokens in the dialect of the target source. SQL that does not parse, or parses only
+   as an opaque ``Command``, is refused (QV-001), never passed through. The statement must be a query
+   (SELECT, WITH, set operations, VALUES, DuckDB's FROM-first and PIVOT) or a metadata statement allowed
+   for that dialect.
+4. Every node of the tree is walked (iteratively): writes in CTEs, ``SELECT ... INTO``,
+   ``FOR UPDATE/SHARE``, variable assignments, ClickHouse ``SETTINGS``, denied functions, file readers and
+   path-like table names outside the source's ``allowed_paths``, the number of joins, subquery nesting.
 
 Rules (the table and the deny lists are in ``server/readonly_rules.py``):
 
-======  =============================================  ==========================================
-QV-001  does not parse / not exactly one statement /   InvalidQueryError (INVALID_ARGUMENT)
+======  ============================================  ==========================================
+QV-001  does not parse / not exactly one statement /  InvalidQueryError (INVALID_ARGUMENT)
         opaque or unknown statement
-QV-002  write: INSERT, UPDATE, DELETE, MERGE, UPSERT,   ReadOnlyViolationError (PERMISSION_DENIED)
+QV-002  write: INSERT, UPDATE, DELETE, MERGE, UPSERT,  ReadOnlyViolationError (PERMISSION_DENIED)
         REPLACE, SELECT INTO, data-modifying CTE,
         LOAD DATA
-QV-003  DDL, privileges, maintenance: CREATE, ALTER,    ReadOnlyViolationError
-        DROP, TRUNCATE, RENAME, COMMENT, GRANT, REVOKE,
-        VACUUM, ANALYZE, CHECKPOINT, REINDEX, OPTIMIZE…
-QV-004  side effects, procedural code, dynamic SQL:     ReadOnlyViolationError
-        CALL, EXECUTE, PREPARE, DO, nextval, pg_sleep,
-        sleep, benchmark, query(), EXPLAIN ANALYZE…
-QV-005  files, network, other databases: COPY,         ReadOnlyViolationError
-        EXPORT, file readers and replacement scans
-        outside ``allowed_paths``, URLs, getenv, dblink,
-        ClickHouse file/url/s3/remote…
-QV-006  session or configuration: SET, RESET, PRAGMA,   ReadOnlyViolationError
-        ATTACH, DETACH, USE, INSTALL, LOAD, set_config,
-        ``@x :=``, ClickHouse SETTINGS
-QV-007  transactions and locks: BEGIN, COMMIT,          ReadOnlyViolationError
+QV-003  DDL, privileges, maintenance: CREATE, ALTER,   ReadOnlyViolationError
+        DROP, TRUNCATE, RENAME, COMMENT, GRANT,
+        REVOKE, VACUUM, ANALYZE, CHECKPOINT, REINDEX,
+        OPTIMIZE ...
+QV-004  side effects, procedural code, dynamic SQL:    ReadOnlyViolationError
+        CALL, EXECUTE, PREPARE, DO, nextval,
+        pg_sleep, sleep, benchmark, query(),
+        EXPLAIN ANALYZE ...
+QV-005  files, network, other databases: COPY,        ReadOnlyViolationError
+        EXPORT/IMPORT, file readers and replacement
+        scans outside ``allowed_paths``, URLs, getenv,
+        dblink, ClickHouse file/url/s3/remote ...
+QV-006  session or configuration: SET, RESET,          ReadOnlyViolationError
+        PRAGMA, ATTACH, DETACH, USE, INSTALL, LOAD,
+        set_config, ``@x :=``, ClickHouse SETTINGS
+QV-007  transactions and locks: BEGIN, COMMIT,         ReadOnlyViolationError
         ROLLBACK, SAVEPOINT, LOCK, FOR UPDATE/SHARE,
         advisory locks, get_lock
-QV-008  nesting depth or joins over the limit           LimitExceededError (INVALID_ARGUMENT)
-QV-009  query length over the limit                     LimitExceededError
-QV-010  invalid UTF-8, NUL, control, invisible,         QueryRejectedError (INVALID_ARGUMENT)
-        bidirectional or non-ASCII whitespace characters
-======  =============================================  ==========================================
+QV-008  nesting depth or joins over the limit          LimitExceededError (INVALID_ARGUMENT)
+QV-009  query length over the limit                    LimitExceededError
+QV-010  invalid UTF-8, NUL, control, invisible,        QueryRejectedError (INVALID_ARGUMENT)
+        bidirectional or non-ASCII space characters
+======  ============================================  ==========================================
 
-Metadata statements per dialect (``METADATA_STATEMENTS``): DuckDB DESCRIBE/SHOW/SUMMARIZE/EXPLAIN; PostgreSQL
-SHOW/EXPLAIN; MySQL and ClickHouse DESCRIBE/SHOW/EXPLAIN; Snowflake DESCRIBE/SHOW. EXPLAIN is allowed only
-without ANALYZE and only of a query the validator accepts.
+Metadata statements per dialect (``METADATA_STATEMENTS``): DuckDB DESCRIBE/SHOW/SUMMARIZE/EXPLAIN;
+PostgreSQL SHOW/EXPLAIN; MySQL and ClickHouse DESCRIBE/SHOW/EXPLAIN; Snowflake DESCRIBE/SHOW. EXPLAIN is
+allowed only without ANALYZE and only of a query the validator accepts. An opaque SHOW (one sqlglot does not
+parse) is allowed only when its argument is plain words (``SHOW search_path``, not ``SHOW 'file.csv'``).
 
-Results are cached (bounded LRU) by dialect, SQL text, limits and allowed paths; a cache hit costs a dict lookup.
+Results are cached (bounded LRU, by entries and by total SQL length) by dialect, SQL text, limits and allowed
+paths; a cache hit costs a dict lookup.
 
-KNOWN LIMITATIONS (the connection-level defence covers each of them):
+KNOWN LIMITATIONS (the connection-level defence is what covers them):
 
-- Deny lists name functions; a user-defined function or view in the source that has side effects is not known
-  to the validator (use read-only database users).
-- PostgreSQL functions are matched by name, ignoring schema and case; an overloaded or renamed function (e.g.
-  created by an extension under another name) is not caught.
-- Paths are checked as text: ``..`` is normalised away, relative paths are refused, but symbolic links under an
-  allowed path are followed by the engine.
-- Characters in QV-010 are refused everywhere, also inside string literals; write them with escapes.
-- Parsing follows sqlglot's grammar for the dialect, which can differ from the engine's. A statement the engine
-  would read differently from sqlglot (a grammar gap) is judged on sqlglot's reading; statements sqlglot does
-  not understand are refused, so the gap only ever refuses too much — except inside constructs sqlglot parses
-  into a generic node, which the walk still inspects.
+- Deny lists name functions. A user-defined function or view in the source that has side effects is unknown
+  to the validator (configure read-only database users).
+- Functions are matched by name, ignoring schema and case; a side-effecting function under another name
+  (an extension's alias, a wrapper) is not caught.
+- Paths are checked as text: ``..`` is normalised away and relative paths are refused, but symbolic links
+  under an allowed path are followed by the engine.
+- QV-010 characters are refused everywhere, also inside string literals; write them with escapes.
+- The statement is judged on sqlglot's reading of it. Where the engine's grammar differs (e.g. MySQL's
+  ``--`` needs a following space to start a comment; MySQL executable comments ``/*! */`` are refused for
+  that reason), the engine may read the text differently.
+- Positions in refusals of the query inside EXPLAIN count from the start of that query.
 - Unknown dialects get every dialect's deny list and no metadata statements.
 """
 
 from __future__ import annotations
 
+import enum
 import posixpath
 import re
 import threading
@@ -112,6 +119,7 @@ class ValidationLimits:
         max_nesting: Deepest nesting of parentheses and CASE, and of subqueries (QV-008).
         max_joins: Most joins in one statement, counted over all subqueries (QV-008).
         max_expression_depth: Deepest expression tree, e.g. a chain of ORs (QV-008).
+
     """
 
     max_length: int = 100_000
@@ -121,7 +129,7 @@ class ValidationLimits:
 
     @classmethod
     def from_mapping(cls, values: Any) -> ValidationLimits:
-        """Build limits from a mapping of field names (unknown keys are ignored), or return limits as given."""
+        """Build limits from a mapping of field names (unknown keys ignored); limits pass through as given."""
         if isinstance(values, ValidationLimits):
             return values
         known = {k: int(v) for k, v in dict(values or {}).items() if k in cls.__dataclass_fields__}
@@ -141,6 +149,7 @@ class Analysis:
         prefix: The text before ``query`` when the statement wraps it opaquely (``"EXPLAIN "``), else "".
         parameter_count: Number of ``?`` placeholders (or the highest ``$n``).
         catalogs: First parts of three-part table names, as written.
+
     """
 
     tree: exp.Expression
@@ -194,9 +203,11 @@ def validate(
 
     Raises:
         InvalidQueryError: the SQL does not parse, or is not one statement (QV-001).
-        ReadOnlyViolationError: a write, DDL, side effect, file access, session change or lock (QV-002..QV-007).
+        ReadOnlyViolationError: a write, DDL, side effect, file access, session change or lock
+            (QV-002..QV-007).
         LimitExceededError: too long, too deep or too many joins (QV-008, QV-009).
         QueryRejectedError: characters the gateway refuses (QV-010).
+
     """
     return analyze(sql, dialect, limits, allowed_paths).tree
 
@@ -222,10 +233,13 @@ def analyze(
 
     Raises:
         GatewayError: as ``validate``.
+
     """
     key = (dialect, sql, limits, tuple(allowed_paths), check, tuple(rule_dialects))
     return _CACHE.get_or_compute(
-        key, len(sql), lambda: _analyze(sql, dialect, limits, tuple(allowed_paths), check, (dialect, *rule_dialects))
+        key,
+        len(sql),
+        lambda: _analyze(sql, dialect, limits, tuple(allowed_paths), check, (dialect, *rule_dialects)),
     )
 
 
@@ -236,7 +250,7 @@ def clear_cache() -> None:
 
 
 def plain(exc: BaseException) -> str:
-    """The first line of a sqlglot message without the ANSI codes it underlines with."""
+    """Return the first line of a sqlglot message without the ANSI codes it underlines with."""
     text = _ANSI.sub("", str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -312,8 +326,24 @@ _PLAIN_WORDS = re.compile(r"^\s*[A-Za-z_][\w.]*(\s+[A-Za-z_][\w.]*)*\s*$")
 #: Words that may stand between EXPLAIN and its statement (PostgreSQL, MySQL, ClickHouse options); anything
 #: else starts the statement, which must then be a query.
 _EXPLAIN_OPTIONS = {
-    "analyze", "analyse", "verbose", "format", "=", "json", "tree", "traditional", "text", "extended",
-    "partitions", "plan", "pipeline", "syntax", "ast", "estimate", "logical", "physical",
+    "analyze",
+    "analyse",
+    "verbose",
+    "format",
+    "=",
+    "json",
+    "tree",
+    "traditional",
+    "text",
+    "extended",
+    "partitions",
+    "plan",
+    "pipeline",
+    "syntax",
+    "ast",
+    "estimate",
+    "logical",
+    "physical",
 }
 _EXPLAIN_QUERY_START = {"select", "with", "values", "from", "table", "(", "pivot", "unpivot"}
 _DML = {exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
@@ -361,7 +391,7 @@ class _Parsed:
 
 
 def _parse_stage(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
-    """Checks that protect the parser (size, characters, nesting, one statement), then the parse, cached."""
+    """Run the checks that protect the parser (size, characters, nesting, statements), then parse."""
     return _PARSE_CACHE.get_or_compute((dialect, sql, limits), len(sql), lambda: _parse(sql, dialect, limits))
 
 
@@ -387,9 +417,11 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
     except RecursionError:
         return _Parsed(text, tokens, None, _too_deep())
     except Exception as exc:  # noqa: BLE001 - a parser bug on odd input must refuse, never pass through
-        return _Parsed(text, tokens, None, _Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}"))
+        failure = _Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}")
+        return _Parsed(text, tokens, None, failure)
     if len(trees) != 1:
-        return _Parsed(text, tokens, None, _Refusal("QV-001", f"only one statement is allowed, got {len(trees)}"))
+        failure = _Refusal("QV-001", f"only one statement is allowed, got {len(trees)}")
+        return _Parsed(text, tokens, None, failure)
     return _Parsed(text, tokens, trees[0], None)
 
 
@@ -408,6 +440,8 @@ def _analyze(
     parsed = _parse_stage(sql, dialect, limits)
     text, tokens, tree = parsed.text, parsed.tokens, parsed.tree
     if check:
+        if tree is None or not isinstance(tree, _QUERY_TYPES):
+            _check_token_sequences(tokens, text)
         _check_leading_keyword(tokens, text, dialect)
     _, first, _ = _leading(tokens)
     if first == "explain":
@@ -419,10 +453,11 @@ def _analyze(
         if isinstance(tree, exp.Command):
             return Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
         try:
-            _Walker(text, tokens, limits, allowed_paths, rule_dialects).walk(tree)
+            parameters, catalogs = _Walker(text, tokens, limits, allowed_paths, rule_dialects).walk(tree)
         except RecursionError:
             raise _too_deep() from None
-    return Analysis(tree, tree, "", _parameter_count(tree), _catalogs(tree))
+        return Analysis(tree, tree, "", parameters, catalogs)
+    return Analysis(tree, tree, "", *_parameters_and_catalogs(tree))
 
 
 def _decoded(sql: str | bytes) -> str:
@@ -449,7 +484,8 @@ def _check_size_and_characters(text: str, limits: ValidationLimits) -> None:
     if size > limits.max_length:
         raise _Refusal(
             "QV-009",
-            f"the query is {size} bytes, over the limit max_length={limits.max_length}: {RULES['QV-009'].reason}",
+            f"the query is {size} bytes, over the limit max_length={limits.max_length}: "
+            f"{RULES['QV-009'].reason}",
         )
 
 
@@ -463,7 +499,8 @@ def _check_nesting(tokens: list[Token], text: str, limits: ValidationLimits) -> 
             if depth > limits.max_nesting:
                 raise _Refusal(
                     "QV-008",
-                    f"nesting deeper than the limit max_nesting={limits.max_nesting}: {RULES['QV-008'].reason}",
+                    f"nesting deeper than the limit max_nesting={limits.max_nesting}: "
+                    f"{RULES['QV-008'].reason}",
                     _line_col(text, token.start),
                 )
         elif kind in _NESTING_CLOSE:
@@ -471,7 +508,10 @@ def _check_nesting(tokens: list[Token], text: str, limits: ValidationLimits) -> 
 
 
 def _one_statement(tokens: list[Token], text: str) -> list[Token]:
-    """The tokens of the only statement (trailing semicolons dropped); QV-001 for more than one."""
+    """Return the tokens of the only statement (trailing semicolons dropped); QV-001 for more than one."""
+    semicolon = TokenType.SEMICOLON
+    if tokens and all(t.token_type != semicolon for t in tokens):
+        return tokens
     statements: list[list[Token]] = [[]]
     for token in tokens:
         if token.token_type == TokenType.SEMICOLON:
@@ -503,6 +543,15 @@ def _leading(tokens: list[Token]) -> tuple[int, str, str]:
     return i, first, second
 
 
+def _check_token_sequences(tokens: list[Token], text: str) -> None:
+    """Word pairs that say what a statement sqlglot cannot parse (or parses as a write) does."""
+    for k in range(len(tokens) - 1):
+        pair = (tokens[k].text.lower(), tokens[k + 1].text.lower())
+        literal = TokenType.STRING in (tokens[k].token_type, tokens[k + 1].token_type)
+        if pair in TOKEN_SEQUENCES and not literal:
+            raise _refuse(TOKEN_SEQUENCES[pair], " ".join(pair).upper(), _line_col(text, tokens[k].start))
+
+
 def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None:
     if rules_dialect(dialect) in EXECUTABLE_COMMENT_DIALECTS:
         found = re.search(r"/\*[!+]", text)
@@ -513,13 +562,6 @@ def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None
                 _line_col(text, found.start()),
                 reason="the engine runs what it says, which the gateway cannot check",
             )
-    for k in range(len(tokens) - 1):
-        pair = (tokens[k].text.lower(), tokens[k + 1].text.lower())
-        if pair in TOKEN_SEQUENCES and TokenType.STRING not in (
-            tokens[k].token_type,
-            tokens[k + 1].token_type,
-        ):
-            raise _refuse(TOKEN_SEQUENCES[pair], " ".join(pair).upper(), _line_col(text, tokens[k].start))
     i, first, second = _leading(tokens)
     if first in METADATA_STATEMENTS.get(rules_dialect(dialect), ()):
         return
@@ -534,12 +576,12 @@ def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None
             "QV-001",
             first.upper(),
             _line_col(text, tokens[i].start),
-            reason=f"this statement is not offered for {dialect} sources; query the information schema instead",
+            reason=f"it is not offered for {dialect} sources; query the information schema instead",
         )
 
 
 def _command_text(command: exp.Command) -> str:
-    """The text after an opaque command's keyword."""
+    """Return the text after an opaque command's keyword."""
     argument = command.expression
     return argument.name if isinstance(argument, exp.Expression) else str(argument or "")
 
@@ -555,7 +597,7 @@ def _parse_refusal(exc: ParseError, text: str) -> _Refusal:
 def _check_statement_shape(
     tree: exp.Expression, tokens: list[Token], text: str, dialect: str, first: str
 ) -> None:
-    """The statement itself must be a query or an allowed metadata statement."""
+    """Refuse a statement that is neither a query nor a metadata statement allowed for the dialect."""
     if isinstance(tree, _QUERY_TYPES) or (isinstance(tree, exp.Pivot) and rules_dialect(dialect) == "duckdb"):
         return
     metadata = METADATA_STATEMENTS.get(rules_dialect(dialect), frozenset())
@@ -601,7 +643,8 @@ def _explain(
     except SqlglotError as exc:
         raise _Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     j = 0
-    if len(rest) > 1 and rest[0].token_type == TokenType.L_PAREN and rest[1].text.lower() not in _EXPLAIN_QUERY_START:
+    options_list = rest[0].token_type == TokenType.L_PAREN if rest else False
+    if options_list and len(rest) > 1 and rest[1].text.lower() not in _EXPLAIN_QUERY_START:
         depth = 0  # PostgreSQL's option list: EXPLAIN (FORMAT JSON, ANALYZE) SELECT ...
         while j < len(rest):
             depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(rest[j].token_type, 0)
@@ -612,17 +655,54 @@ def _explain(
         j += 1
     position = _line_col(text, explain.start)
     if check and any(option.text.lower() in ("analyze", "analyse") for option in rest[:j]):
-        raise _refuse("QV-004", "EXPLAIN ANALYZE", position,
-                      reason="it executes its statement; use EXPLAIN without ANALYZE")
+        raise _refuse(
+            "QV-004",
+            "EXPLAIN ANALYZE",
+            position,
+            reason="it executes its statement; use EXPLAIN without ANALYZE",
+        )
     if j >= len(rest):
         raise _refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN needs the query to explain")
     start = base + rest[j].start
     inner_text = text[start:]
     inner = analyze(inner_text, dialect, limits, allowed_paths, check=check, rule_dialects=rule_dialects[1:])
     if check and not isinstance(inner.tree, _QUERY_TYPES):
-        raise _refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN is allowed for queries only")
+        raise _refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN explains queries only")
     tree = exp.Command(this="EXPLAIN", expression=exp.Literal.string(text[base:]))
     return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs)
+
+
+class _Kind(enum.Enum):
+    PLAIN = 0
+    FUNCTION = 1
+    TABLE = 2
+    SELECT = 3
+    JOIN = 4
+    PLACEHOLDER = 5
+    PARAMETER = 6
+    SPECIAL = 7
+
+
+_KINDS: dict[type, _Kind] = {}
+_SPECIAL = (exp.Summarize, exp.PropertyEQ, exp.Lock, exp.Command)
+
+
+def _kind_of(cls: type) -> _Kind:
+    """Classify nodes of a class for the walker (computed once per class)."""
+    if cls in _NODE_RULES or cls in _SPECIAL:
+        kind = _Kind.SPECIAL
+    elif issubclass(cls, exp.Func):
+        kind = _Kind.FUNCTION
+    else:
+        kind = {
+            exp.Table: _Kind.TABLE,
+            exp.Select: _Kind.SELECT,
+            exp.Join: _Kind.JOIN,
+            exp.Placeholder: _Kind.PLACEHOLDER,
+            exp.Parameter: _Kind.PARAMETER,
+        }.get(cls, _Kind.PLAIN)
+    _KINDS[cls] = kind
+    return kind
 
 
 class _Walker:
@@ -646,61 +726,82 @@ class _Walker:
         self.path_tables = bool(families & PATH_TABLE_DIALECTS)
         self.clickhouse = "clickhouse" in families
 
-    def walk(self, tree: exp.Expression) -> None:
-        joins = 0
+    def walk(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
+        """Check every node; return the parameter count and the catalogs of three-part table names."""
+        limits = self.limits
+        joins = placeholders = numbered = 0
+        catalogs: dict[str, None] = {}
         stack: list[tuple[exp.Expression, int, int]] = [(tree, 0, 0)]
+        pop, push = stack.pop, stack.append
         while stack:
-            node, depth, query_depth = stack.pop()
-            if depth > self.limits.max_expression_depth:
+            node, depth, query_depth = pop()
+            if depth > limits.max_expression_depth:
                 raise _Refusal(
                     "QV-008",
-                    f"expression deeper than the limit max_expression_depth={self.limits.max_expression_depth}: "
+                    f"expression deeper than max_expression_depth={limits.max_expression_depth}: "
                     f"{RULES['QV-008'].reason}",
                 )
             cls = type(node)
-            if cls is exp.Join:
-                joins += 1
-                if joins > self.limits.max_joins:
-                    raise _Refusal(
-                        "QV-008",
-                        f"more than max_joins={self.limits.max_joins} joins: {RULES['QV-008'].reason}",
-                        self._find(("join",)),
-                    )
-            elif cls is exp.Select:
+            kind = _KINDS.get(cls)
+            if kind is None:
+                kind = _kind_of(cls)
+            if kind is _Kind.PLAIN:
+                pass
+            elif kind is _Kind.FUNCTION:
+                self._check_function(node)
+            elif kind is _Kind.TABLE:
+                self._check_table(node)
+                if node.args.get("catalog"):
+                    catalogs[node.catalog] = None
+            elif kind is _Kind.SELECT:
                 query_depth += 1
-                if query_depth > self.limits.max_nesting:
+                if query_depth > limits.max_nesting:
                     raise _Refusal(
                         "QV-008",
-                        f"subqueries nest deeper than max_nesting={self.limits.max_nesting}: "
+                        f"subqueries nest deeper than max_nesting={limits.max_nesting}: "
                         f"{RULES['QV-008'].reason}",
                     )
                 self._check_select(node)
-            elif isinstance(node, exp.Func):
-                self._check_function(node)
-            elif cls is exp.Table:
-                self._check_table(node)
-            elif cls is exp.Summarize and isinstance(node.this, exp.Literal):
-                self._check_table(exp.Table(this=node.this))
-            elif cls is exp.PropertyEQ and isinstance(node.this, (exp.Parameter, exp.SessionParameter)):
-                raise _refuse("QV-006", "assigning a variable (:=)", self._find((":=",)))
-            elif cls is exp.Lock:
-                construct = "FOR UPDATE" if node.args.get("update") else "FOR SHARE"
-                raise _refuse("QV-007", construct, self._find(("for",)) or self._find(("lock",)))
-            elif cls is exp.Command:
-                raise _refuse(
-                    "QV-001",
-                    f"{str(node.this).upper()} inside the query",
-                    self._find((str(node.this),)),
-                    reason="the gateway cannot analyse it, so it refuses it",
-                )
+            elif kind is _Kind.JOIN:
+                joins += 1
+                if joins > limits.max_joins:
+                    raise _Refusal(
+                        "QV-008",
+                        f"more than max_joins={limits.max_joins} joins: {RULES['QV-008'].reason}",
+                        self._find(("join",)),
+                    )
+            elif kind is _Kind.PLACEHOLDER:
+                placeholders += 1
+            elif kind is _Kind.PARAMETER:
+                numbered = max(numbered, _parameter_number(node))
             else:
-                rule = _NODE_RULES.get(cls)
-                if rule:
-                    word = rule[1].split()[0].lower()
-                    construct = rule[1] if cls is not exp.Into else "SELECT ... INTO"
-                    raise _refuse(rule[0], construct, self._find(("into",) if cls is exp.Into else (word,)))
+                self._check_special(node, cls)
             for child in node.iter_expressions():
-                stack.append((child, depth + 1, query_depth))
+                push((child, depth + 1, query_depth))
+        return placeholders + numbered, tuple(catalogs)
+
+    def _check_special(self, node: exp.Expression, cls: type) -> None:
+        """Nodes that are refused outright, or refused depending on their arguments."""
+        if cls is exp.Summarize:
+            if isinstance(node.this, exp.Literal):
+                self._check_table(exp.Table(this=node.this))
+        elif cls is exp.PropertyEQ:
+            if isinstance(node.this, (exp.Parameter, exp.SessionParameter)):
+                raise _refuse("QV-006", "assigning a variable (:=)", self._find((":=",)))
+        elif cls is exp.Lock:
+            construct = "FOR UPDATE" if node.args.get("update") else "FOR SHARE"
+            raise _refuse("QV-007", construct, self._find(("for",)) or self._find(("lock",)))
+        elif cls is exp.Command:
+            raise _refuse(
+                "QV-001",
+                f"{str(node.this).upper()} inside the query",
+                self._find((str(node.this),)),
+                reason="the gateway cannot analyse it, so it refuses it",
+            )
+        else:
+            rule, construct = _NODE_RULES[cls]
+            words = ("into",) if cls is exp.Into else (construct.split()[0].lower(),)
+            raise _refuse(rule, construct, self._find(words))
 
     def _check_select(self, node: exp.Select) -> None:
         if self.clickhouse and node.args.get("settings"):
@@ -819,19 +920,26 @@ def _function_names(node: exp.Func) -> tuple[str, ...]:
     return names
 
 
-def _parameter_count(tree: exp.Expression) -> int:
-    placeholders = 0
-    numbered = 0
-    for node in tree.find_all(exp.Placeholder, exp.Parameter):
+def _parameters_and_catalogs(tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
+    """Parameter count and catalogs of three-part table names, for trees the walker did not check."""
+    placeholders = numbered = 0
+    catalogs: dict[str, None] = {}
+    for node in tree.find_all(exp.Placeholder, exp.Parameter, exp.Table):
         if isinstance(node, exp.Placeholder):
             placeholders += 1
-        elif isinstance(node.this, exp.Literal) and not node.this.is_string and str(node.this.this).isdigit():
-            numbered = max(numbered, int(node.this.this))
-    return placeholders + numbered
+        elif isinstance(node, exp.Parameter):
+            numbered = max(numbered, _parameter_number(node))
+        elif node.args.get("catalog"):
+            catalogs[node.catalog] = None
+    return placeholders + numbered, tuple(catalogs)
 
 
-def _catalogs(tree: exp.Expression) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(t.catalog for t in tree.find_all(exp.Table) if t.catalog))
+def _parameter_number(node: exp.Parameter) -> int:
+    """N of a ``$N`` parameter; 0 for named ones (``@x``)."""
+    value = node.this
+    if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
+        return int(value.this)
+    return 0
 
 
 def _line_col(text: str, offset: int | None) -> tuple[int, int] | None:

@@ -1,11 +1,12 @@
 """The read-only validator's data: rule ids, statement keywords and per-dialect deny lists, in one place.
 
-``server/readonly.py`` holds the logic; this module holds only tables, so that adding a dangerous function or a
-dialect is a one-line change reviewed here. Names are lower case; dialect names are sqlglot's.
+``server/readonly.py`` holds the logic; this module holds only tables, so that adding a dangerous function or
+a dialect is a one-line change reviewed here. Names are lower case; dialect names are sqlglot's.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from backends.errors import (
@@ -151,7 +152,9 @@ STATEMENT_KEYWORDS: dict[str, str] = {
         "QV-004",
     ),
     # files and other databases
-    **dict.fromkeys(("copy", "export", "import", "unload", "put", "get", "remove", "backup", "restore"), "QV-005"),
+    **dict.fromkeys(
+        ("copy", "export", "import", "unload", "put", "get", "remove", "backup", "restore"), "QV-005"
+    ),
     # session and engine configuration
     **dict.fromkeys(
         (
@@ -188,7 +191,8 @@ STATEMENT_KEYWORDS: dict[str, str] = {
     ),
 }
 
-#: ``LOAD DATA`` (MySQL) writes rows; ``LOAD ext`` (DuckDB) loads code. Keyword pairs override the table above.
+#: Keyword pairs override the table above: ``LOAD DATA`` (MySQL) writes rows where ``LOAD ext`` (DuckDB)
+#: loads code; ``FORCE CHECKPOINT`` and ``FORCE INSTALL`` are DuckDB's.
 STATEMENT_KEYWORD_PAIRS: dict[tuple[str, str], str] = {
     ("force", "checkpoint"): "QV-003",
     ("force", "install"): "QV-006",
@@ -572,12 +576,13 @@ PATH_TABLE_MARKERS = ("/", "\\", ".", ":", "~", "*", "?")
 
 
 def rules_dialect(dialect: str) -> str:
-    """The dialect whose rules apply to ``dialect`` (its family's, or its own)."""
+    """Return the dialect whose rules apply to ``dialect`` (its family's, or its own)."""
     return RULE_FAMILY.get(dialect, dialect)
 
 
+@functools.lru_cache(maxsize=8192)
 def denied_function_rule(dialect: str, name: str) -> str | None:
-    """The rule refusing a call to ``name`` in ``dialect``, or None when the call is allowed.
+    """Return the rule refusing a call to ``name`` in ``dialect``, or None when the call is allowed.
 
     For a dialect without its own list every list applies (fail closed).
     """

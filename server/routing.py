@@ -1,12 +1,13 @@
 """Which source a query runs on, and the SQL that source receives.
 
-A query names its source with the first part of a three-part name (``source.schema.table``); otherwise it runs on
-the session's current catalog, otherwise on the default source. The catalog qualifier is rewritten away (the
-backend knows only its own schemas), and SQL written in the client's dialect is transpiled to the backend's. The
-SQL text is passed through unchanged when neither is needed: regenerating SQL can change it subtly.
+A query names its source with the first part of a three-part name (``source.schema.table``); otherwise it
+runs on the session's current catalog, otherwise on the default source. The catalog qualifier is rewritten
+away (the backend knows only its own schemas), and SQL written in the client's dialect is transpiled to the
+backend's. The SQL text is passed through unchanged when neither is needed: regenerating SQL can change it
+subtly.
 
-Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again on
-the rewritten SQL when it differs: the backend receives only SQL that passed.
+Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
+on the rewritten SQL when it differs: the backend receives only SQL that passed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class RouteTarget:
         allowed_paths: Paths and URL prefixes the source's own data lives under (file readers may touch only
             these).
         limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
+
     """
 
     dialect: str
@@ -82,15 +84,24 @@ def route(
         LimitExceededError: the statement exceeds the source's limits (QV-008, QV-009).
         NotFoundError: the session's catalog or a catalog the query names does not exist.
         UnsupportedError: the query names more than one source (federation is not offered yet).
+
     """
     home = session_catalog or default_source
     if home not in sources:
         raise _unknown_catalog(home, sources)
     client_dialect = _normal(client_dialect) if client_dialect else None
+    if validate_sql and not client_dialect:
+        # The common case in one cached pass: a query of the home source that names no catalog.
+        try:
+            checked = analyze(sql, sources[home].dialect, sources[home].limits, sources[home].allowed_paths)
+        except GatewayError:
+            checked = None  # maybe written for a source it names: the full path below decides
+        if checked is not None and not checked.catalogs:
+            return RoutedQuery(home, sql, checked.parameter_count)
     read_dialect = client_dialect or sources[home].dialect
     try:
         parsed = analyze(sql, read_dialect, sources[home].limits, check=False)
-    except GatewayError as failure:
+    except GatewayError:
         found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
         if found is None:
             if validate_sql:
@@ -123,7 +134,7 @@ def route(
 def _parse_as_named_source(
     sql: str, sources: Mapping[str, RouteTarget], failed_dialect: str
 ) -> tuple[str, Analysis] | None:
-    """SQL that does not parse in the home source's dialect may be written for the source it names."""
+    """Find the source a query names when it does not parse in the home source's dialect, if any."""
     for dialect in dict.fromkeys(t.dialect for t in sources.values() if t.dialect != failed_dialect):
         try:
             candidate = analyze(sql, dialect, ValidationLimits(), check=False)
@@ -136,7 +147,7 @@ def _parse_as_named_source(
 
 
 def _named_sources(parsed: Analysis, sources: Mapping[str, Any]) -> list[str]:
-    """Sources named by the catalog part of three-part names; an unknown catalog is an error."""
+    """Return the sources named by the catalog part of three-part names; an unknown catalog is an error."""
     named: list[str] = []
     for catalog in parsed.catalogs:
         source = _source_named(catalog, sources)
@@ -160,7 +171,7 @@ def _unknown_catalog(name: str, sources: Mapping[str, Any]) -> NotFoundError:
 
 
 def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: str) -> str:
-    """The query without its catalog qualifiers, generated in the backend's dialect."""
+    """Generate the query without its catalog qualifiers, in the backend's dialect."""
     query = parsed.query.copy()
     for table in query.find_all(exp.Table):
         if table.catalog and _source_named(table.catalog, {source: None}):
