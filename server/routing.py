@@ -90,12 +90,13 @@ def route(
     if home not in sources:
         raise _unknown_catalog(home, sources)
     client_dialect = _normal(client_dialect) if client_dialect else None
+    home_refusal: GatewayError | None = None
     if validate_sql and not client_dialect:
         # The common case in one cached pass: a query of the home source that names no catalog.
         try:
             checked = analyze(sql, sources[home].dialect, sources[home].limits, sources[home].allowed_paths)
-        except GatewayError:
-            checked = None  # maybe written for a source it names: the full path below decides
+        except GatewayError as refusal:
+            checked, home_refusal = None, refusal  # unless it names another source: decided below
         if checked is not None and not checked.catalogs:
             return RoutedQuery(home, sql, checked.parameter_count)
     read_dialect = client_dialect or sources[home].dialect
@@ -104,6 +105,8 @@ def route(
     except GatewayError:
         found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
         if found is None:
+            if home_refusal is not None:
+                raise home_refusal from None  # the rules' verdict says more than the parse error
             if validate_sql:
                 raise
             return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read

@@ -427,7 +427,7 @@ DUCKDB_LEGIT = [
     # set operations, VALUES, misc
     "SELECT n_name FROM nation UNION SELECT r_name FROM region",
     "SELECT n_regionkey FROM nation INTERSECT SELECT r_regionkey FROM region",
-    "SELECT n_regionkey FROM nation EXCEPT SELECT r_regionkey FROM region",
+    "SELECT n_nationkey FROM nation EXCEPT SELECT r_regionkey FROM region",
     "SELECT n_name FROM nation UNION ALL BY NAME SELECT r_name AS n_name FROM region",
     "VALUES (1, 'a'), (2, 'b')",
     "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS t(id, name)",

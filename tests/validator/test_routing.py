@@ -174,3 +174,9 @@ def test_transpile_failure_is_a_clear_error():
 def test_explain_routes_with_its_query():
     result = routed("EXPLAIN SELECT * FROM demo.main.nation")
     assert result == RoutedQuery("demo", "EXPLAIN SELECT * FROM main.nation", 0)
+
+
+def test_rule_refusal_wins_over_a_parse_error():
+    # sqlglot cannot parse EXPORT DATABASE; the keyword rule still names what it is.
+    with pytest.raises(ReadOnlyViolationError, match=r"^QV-005: EXPORT is not allowed"):
+        routed("EXPORT DATABASE '/tmp/x'")
