@@ -108,6 +108,15 @@ def route(
             if home_refusal is not None:
                 raise home_refusal from None  # the rules' verdict says more than the parse error
             if validate_sql:
+                # The rules read the leading keyword even of SQL that does not parse: their verdict says more.
+                home_target = sources[home]
+                analyze(
+                    sql,
+                    read_dialect,
+                    home_target.limits,
+                    home_target.allowed_paths,
+                    rule_dialects=(home_target.dialect,),
+                )
                 raise
             return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
         read_dialect, parsed = found

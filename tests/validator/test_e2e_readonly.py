@@ -19,7 +19,7 @@ from adbc_driver_manager import AdbcStatusCode
 
 from backends.errors import ReadOnlyViolationError
 from server.readonly_rules import RULES
-from tests.validator.corpus import DUCKDB_ATTACKS, DUCKDB_LEGIT
+from tests.validator.corpus import DUCKDB_ATTACKS, DUCKDB_LEGIT, POSTGRES_ATTACKS
 
 SENTINEL_TEXT = "id,secret\n1,do-not-read\n"
 
@@ -111,6 +111,45 @@ def test_attack_is_refused_through_flight_sql(conn, before, target, rule, sql):
         assert "PermissionDenied" in text
     else:
         assert error.status_code == AdbcStatusCode.INVALID_ARGUMENT, text
+
+
+@pytest.fixture(scope="module")
+def postgres_session(gateway):
+    """A connection whose session writes PostgreSQL: the gateway transpiles to DuckDB for the demo."""
+    connection = flightsql.connect(
+        gateway.location, db_kwargs={"adbc.flight.sql.rpc.with_cookie_middleware": "true"}, autocommit=True
+    )
+    connection.adbc_connection.set_options(**{"adbc.flight.sql.session.option.dialect": "postgres"})
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize(("rule", "sql"), POSTGRES_ATTACKS, ids=lambda v: repr(v)[:50])
+def test_postgres_dialect_attack_is_refused_through_flight_sql(postgres_session, before, rule, sql):
+    text = str(refusal(postgres_session, sql))
+    assert f"{rule}: " in text, text
+
+
+POSTGRES_LEGIT = [
+    ("SELECT to_char(DATE '1995-01-01', 'YYYY') AS y", None),
+    ("SELECT n_name::text FROM demo.main.nation WHERE n_nationkey = $1", [3]),
+    ("SELECT n_name FROM nation WHERE n_name ILIKE 'c%' AND n_regionkey = ?", [1]),
+    ("SELECT DISTINCT ON (n_regionkey) n_regionkey, n_name FROM nation ORDER BY n_regionkey, n_name", None),
+    ("SELECT string_agg(r_name, ',') FROM region", None),
+    ("SELECT date_trunc('month', o_orderdate) + INTERVAL '1 day' FROM orders LIMIT 3", None),
+    ("SELECT EXTRACT(YEAR FROM o_orderdate)::int AS y, count(*) FROM orders GROUP BY 1 ORDER BY 1", None),
+    ("SELECT generate_series(1, 3) AS n", None),
+]
+
+
+@pytest.mark.parametrize(("sql", "parameters"), POSTGRES_LEGIT, ids=lambda v: repr(v)[:50])
+def test_postgres_dialect_query_returns_rows(postgres_session, sql, parameters):
+    cur = postgres_session.cursor()
+    try:
+        cur.execute(sql, parameters)
+        assert cur.fetch_arrow_table().num_rows > 0
+    finally:
+        cur.close()
 
 
 def test_nothing_changed_after_the_attacks(conn, before, demo_data_dir, target):

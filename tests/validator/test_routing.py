@@ -180,3 +180,8 @@ def test_rule_refusal_wins_over_a_parse_error():
     # sqlglot cannot parse EXPORT DATABASE; the keyword rule still names what it is.
     with pytest.raises(ReadOnlyViolationError, match=r"^QV-005: EXPORT is not allowed"):
         routed("EXPORT DATABASE '/tmp/x'")
+
+
+def test_rule_refusal_wins_over_a_parse_error_in_the_client_dialect():
+    with pytest.raises(ReadOnlyViolationError, match=r"^QV-004: NOTIFY is not allowed"):
+        routed("NOTIFY ch, 'x'", client_dialect="postgres")
