@@ -71,7 +71,8 @@ KNOWN LIMITATIONS (the connection-level defence is what covers them):
 - The statement is judged on sqlglot's reading of it. Where the engine's grammar differs (e.g. MySQL's
   ``--`` needs a following space to start a comment; MySQL executable comments ``/*! */`` are refused for
   that reason), the engine may read the text differently.
-- Positions in refusals of the query inside EXPLAIN count from the start of that query.
+- DuckDB runs a PIVOT without an explicit IN list as two statements, a temporary ENUM type of the pivot
+  values and the query; the type lives in the query's own connection only.
 - Unknown dialects get every dialect's deny list and no metadata statements.
 """
 
@@ -665,11 +666,28 @@ def _explain(
         raise _refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN needs the query to explain")
     start = base + rest[j].start
     inner_text = text[start:]
-    inner = analyze(inner_text, dialect, limits, allowed_paths, check=check, rule_dialects=rule_dialects[1:])
+    try:
+        inner = analyze(
+            inner_text, dialect, limits, allowed_paths, check=check, rule_dialects=rule_dialects[1:]
+        )
+    except GatewayError as error:
+        raise _shifted(error, _line_col(text, start)) from None
     if check and not isinstance(inner.tree, _QUERY_TYPES):
         raise _refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN explains queries only")
     tree = exp.Command(this="EXPLAIN", expression=exp.Literal.string(text[base:]))
     return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs)
+
+
+def _shifted(error: GatewayError, origin: tuple[int, int] | None) -> GatewayError:
+    """Return the refusal with its position counted from the start of the whole statement."""
+    line, column = error.details.get("line"), error.details.get("column")
+    if origin is None or line is None or column is None:
+        return error
+    new_line = origin[0] + line - 1
+    new_column = origin[1] + column - 1 if line == 1 else column
+    message = re.sub(r"\(line \d+, column \d+\)$", f"(line {new_line}, column {new_column})", error.message)
+    details = {**error.details, "line": new_line, "column": new_column}
+    return type(error)(message, **details)
 
 
 class _Kind(enum.Enum):

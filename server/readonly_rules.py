@@ -364,6 +364,10 @@ _PG_DENIED = {
 
 _DUCKDB_DENIED = {
     "setseed": "QV-006",
+    # These run SQL or plans given as data: the validator cannot see what they do.
+    "json_execute_serialized_sql": "QV-004",
+    "from_substrait": "QV-004",
+    "from_substrait_json": "QV-004",
     **dict.fromkeys(
         (
             "nextval",

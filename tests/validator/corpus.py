@@ -78,6 +78,7 @@ DUCKDB_ATTACKS = [
     ("QV-004", "SELECT * FROM query('DELETE FROM nation')"),
     ("QV-004", "SELECT * FROM query_table('nation')"),
     ("QV-004", "SELECT * FROM checkpoint()"),
+    ("QV-004", "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))"),
     ("QV-004", "EXPLAIN ANALYZE SELECT * FROM nation"),
     ("QV-004", "explain analyze delete from nation"),
     # -- files, URLs, other databases (QV-005)

@@ -324,3 +324,11 @@ def test_rule_tables_use_known_rule_ids():
     assert set(used) <= set(RULES)
     for table in DENIED_FUNCTIONS.values():
         assert all(name == name.lower() for name in table)
+
+
+def test_positions_inside_explain_count_from_the_whole_statement():
+    error = refusal("EXPLAIN\n  SELECT * FROM read_text('/etc/passwd')")
+    assert (error.details["line"], error.details["column"]) == (2, 17)
+    assert error.message.endswith("(line 2, column 17)")
+    error = refusal("EXPLAIN SELECT pg_sleep(1)", "postgres")
+    assert (error.details["line"], error.details["column"]) == (1, 16)
