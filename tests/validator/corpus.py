@@ -1,9 +1,9 @@
 """Attack and legitimate-query corpora for the read-only validator.
 
 ``ATTACKS`` are ``(dialect, expected rule, sql)``; ``{OUT}`` is a directory the attack would write to and
-``{SENTINEL}`` an existing file it would read or overwrite (tests fill both in). ``LEGIT`` are ``(dialect, sql)``;
-every DuckDB query runs on the TPC-H demo database. ``ATTACKS`` DuckDB entries are sent through the gateway
-end to end.
+``{SENTINEL}`` an existing file it would read or overwrite (tests fill both in). ``LEGIT`` are
+``(dialect, sql)``; every DuckDB query runs on the TPC-H demo database. The DuckDB and PostgreSQL entries
+are also sent through the gateway end to end (tests/validator/test_e2e_readonly.py).
 """
 
 from tests.validator.tpch import TPCH_QUERIES
@@ -33,7 +33,8 @@ DUCKDB_ATTACKS = [
     ("QV-002", "INSERT OR REPLACE INTO nation SELECT * FROM nation"),
     ("QV-002", "INSERT INTO nation SELECT * FROM nation ON CONFLICT DO NOTHING"),
     ("QV-002", "INSERT INTO nation BY NAME SELECT * FROM nation"),
-    ("QV-002", "MERGE INTO nation USING nation AS s ON nation.n_nationkey = s.n_nationkey WHEN MATCHED THEN DELETE"),
+    ("QV-002", "MERGE INTO nation USING nation AS s ON nation.n_nationkey = s.n_nationkey "
+     "WHEN MATCHED THEN DELETE"),
     ("QV-002", "WITH x AS (DELETE FROM nation RETURNING *) SELECT * FROM x"),
     ("QV-002", "WITH x AS (INSERT INTO nation VALUES (99, 'A', 1, 'b') RETURNING *) SELECT * FROM x"),
     ("QV-002", "WITH x AS (UPDATE nation SET n_name = 'a' RETURNING *) SELECT count(*) FROM x"),
@@ -349,17 +350,18 @@ DUCKDB_LEGIT = [
     *(q.strip() for q in TPCH_QUERIES.values()),
     # window functions
     "SELECT n_name, rank() OVER (PARTITION BY n_regionkey ORDER BY n_name) AS r FROM nation",
-    "SELECT o_orderkey, sum(o_totalprice) OVER (ORDER BY o_orderdate ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) "
-    "FROM orders LIMIT 10",
+    "SELECT o_orderkey, sum(o_totalprice) OVER (ORDER BY o_orderdate ROWS BETWEEN 2 PRECEDING AND "
+    "CURRENT ROW) FROM orders LIMIT 10",
     "SELECT l_orderkey, lag(l_quantity) OVER w, lead(l_quantity, 2) OVER w FROM lineitem "
     "WINDOW w AS (PARTITION BY l_orderkey ORDER BY l_linenumber) LIMIT 20",
     "SELECT c_custkey, ntile(4) OVER (ORDER BY c_acctbal) AS quartile FROM customer",
-    "SELECT o_custkey, o_totalprice, percent_rank() OVER (PARTITION BY o_custkey ORDER BY o_totalprice) FROM orders "
-    "LIMIT 10",
+    "SELECT o_custkey, o_totalprice, percent_rank() OVER (PARTITION BY o_custkey ORDER BY o_totalprice) "
+    "FROM orders LIMIT 10",
     "SELECT n_name, first_value(n_name) OVER (PARTITION BY n_regionkey ORDER BY n_nationkey), "
     "last_value(n_name) OVER (PARTITION BY n_regionkey ORDER BY n_nationkey "
     "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) FROM nation",
-    "SELECT * FROM orders QUALIFY row_number() OVER (PARTITION BY o_custkey ORDER BY o_totalprice DESC) = 1 LIMIT 5",
+    "SELECT * FROM orders QUALIFY row_number() OVER (PARTITION BY o_custkey ORDER BY o_totalprice DESC) = 1 "
+    "LIMIT 5",
     "SELECT p_brand, count(*) FILTER (WHERE p_size > 20) AS big, dense_rank() OVER (ORDER BY count(*) DESC) "
     "FROM part GROUP BY p_brand",
     "SELECT s_suppkey, cume_dist() OVER (ORDER BY s_acctbal) FROM supplier",

@@ -1,4 +1,4 @@
-"""The read-only promise end to end: the attack and legitimate corpora through the real ADBC Flight SQL client.
+"""The read-only promise end to end: both corpora through the real ADBC Flight SQL client.
 
 Every DuckDB attack is sent to the running demo gateway; each must be refused with its rule id and the gRPC
 status of its error class, and afterwards the demo database file, a sentinel file the attacks aim at and an
@@ -49,7 +49,8 @@ def fingerprint(directory: Path) -> dict[str, tuple[int, str]]:
     found = {}
     for path in sorted(directory.rglob("*")):
         if path.is_file():
-            found[str(path.relative_to(directory))] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[str(path.relative_to(directory))] = (path.stat().st_size, digest)
     return found
 
 

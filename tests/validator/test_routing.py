@@ -122,7 +122,8 @@ def test_route_target_accepts_limits_as_mapping_or_dataclass():
 
 def test_validation_off_still_routes_but_refuses_nothing():
     assert routed("DELETE FROM t", validate_sql=False) == RoutedQuery("demo", "DELETE FROM t", 0)
-    assert routed("DELETE FROM pg.public.t", validate_sql=False) == RoutedQuery("pg", "DELETE FROM public.t", 0)
+    expected = RoutedQuery("pg", "DELETE FROM public.t", 0)
+    assert routed("DELETE FROM pg.public.t", validate_sql=False) == expected
     raw = "COPY t TO '/tmp/x'; DROP TABLE t"
     assert routed(raw, validate_sql=False) == RoutedQuery("demo", raw, 0)
 

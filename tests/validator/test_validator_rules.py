@@ -58,7 +58,9 @@ def test_position_of_a_data_modifying_cte():
 
 def test_second_statement_is_named_in_the_refusal():
     error = refusal("SELECT 1;\n  DROP TABLE t")
-    assert error.message.startswith("QV-001: only one statement is allowed, got 2; the second starts with 'DROP'")
+    assert error.message.startswith(
+        "QV-001: only one statement is allowed, got 2; the second starts with 'DROP'"
+    )
     assert (error.details["line"], error.details["column"]) == (2, 3)
 
 

@@ -67,7 +67,8 @@ from (
     from supplier, lineitem, orders, customer, nation n1, nation n2
     where s_suppkey = l_suppkey and o_orderkey = l_orderkey and c_custkey = o_custkey
       and s_nationkey = n1.n_nationkey and c_nationkey = n2.n_nationkey
-      and ((n1.n_name = 'FRANCE' and n2.n_name = 'GERMANY') or (n1.n_name = 'GERMANY' and n2.n_name = 'FRANCE'))
+      and ((n1.n_name = 'FRANCE' and n2.n_name = 'GERMANY')
+           or (n1.n_name = 'GERMANY' and n2.n_name = 'FRANCE'))
       and l_shipdate between date '1995-01-01' and date '1996-12-31'
 ) as shipping
 group by supp_nation, cust_nation, l_year
@@ -225,7 +226,8 @@ where s_suppkey = l1.l_suppkey and o_orderkey = l1.l_orderkey and o_orderstatus 
   and exists (select * from lineitem l2 where l2.l_orderkey = l1.l_orderkey and l2.l_suppkey <> l1.l_suppkey)
   and not exists (
       select * from lineitem l3
-      where l3.l_orderkey = l1.l_orderkey and l3.l_suppkey <> l1.l_suppkey and l3.l_receiptdate > l3.l_commitdate)
+      where l3.l_orderkey = l1.l_orderkey and l3.l_suppkey <> l1.l_suppkey
+        and l3.l_receiptdate > l3.l_commitdate)
   and s_nationkey = n_nationkey and n_name = 'SAUDI ARABIA'
 group by s_name
 order by numwait desc, s_name
@@ -239,7 +241,8 @@ from (
     where substring(c_phone from 1 for 2) in ('13', '31', '23', '29', '30', '18', '17')
       and c_acctbal > (
           select avg(c_acctbal) from customer
-          where c_acctbal > 0.00 and substring(c_phone from 1 for 2) in ('13', '31', '23', '29', '30', '18', '17'))
+          where c_acctbal > 0.00
+            and substring(c_phone from 1 for 2) in ('13', '31', '23', '29', '30', '18', '17'))
       and not exists (select * from orders where o_custkey = c_custkey)
 ) as custsale
 group by cntrycode
