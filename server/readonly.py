@@ -79,6 +79,7 @@ KNOWN LIMITATIONS (the connection-level defence is what covers them):
 from __future__ import annotations
 
 import enum
+import logging
 import posixpath
 import re
 import threading
@@ -307,6 +308,19 @@ class _LRU:
             self._data.clear()
             self._held = 0
 
+
+class _NoCommandFallbackWarnings(logging.Filter):
+    """Drop sqlglot's "falling back to parsing as a Command" warning.
+
+    The validator refuses such statements anyway, and the warning would copy the client's SQL (which may carry
+    credentials, e.g. in an ATTACH string) into the server's log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+logging.getLogger("sqlglot").addFilter(_NoCommandFallbackWarnings())
 
 _CACHE = _LRU(4096, 4_000_000)
 _PARSE_CACHE = _LRU(4096, 4_000_000)

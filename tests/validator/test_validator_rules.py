@@ -334,3 +334,11 @@ def test_positions_inside_explain_count_from_the_whole_statement():
     assert error.message.endswith("(line 2, column 17)")
     error = refusal("EXPLAIN SELECT pg_sleep(1)", "postgres")
     assert (error.details["line"], error.details["column"]) == (1, 16)
+
+
+def test_sqlglot_does_not_log_refused_sql(caplog):
+    with caplog.at_level("DEBUG"):
+        refusal("VACUUM secret_table_name")
+        validate("SHOW TABLES", "duckdb")
+    assert "secret_table_name" not in caplog.text
+    assert "Command" not in caplog.text
