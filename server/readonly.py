@@ -70,7 +70,10 @@ KNOWN LIMITATIONS (the connection-level defence is what covers them):
 - QV-010 characters are refused everywhere, also inside string literals; write them with escapes.
 - The statement is judged on sqlglot's reading of it. Where the engine's grammar differs (e.g. MySQL's
   ``--`` needs a following space to start a comment; MySQL executable comments ``/*! */`` are refused for
-  that reason), the engine may read the text differently.
+  that reason), the engine may read the text differently. Likewise for backslashes in string literals when a
+  server runs with non-default settings (MySQL ``NO_BACKSLASH_ESCAPES``, PostgreSQL
+  ``standard_conforming_strings = off``). For DuckDB a test checks agreement with DuckDB's own parser on
+  thousands of mutated statements.
 - DuckDB runs a PIVOT without an explicit IN list as two statements, a temporary ENUM type of the pivot
   values and the query; the type lives in the query's own connection only.
 - Unknown dialects get every dialect's deny list and no metadata statements.
