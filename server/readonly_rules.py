@@ -368,6 +368,21 @@ _DUCKDB_DENIED = {
     "json_execute_serialized_sql": "QV-004",
     "from_substrait": "QV-004",
     "from_substrait_json": "QV-004",
+    # These read Python objects or raw memory of the server process by pointer.
+    "arrow_scan": "QV-004",
+    "arrow_scan_dumb": "QV-004",
+    "pandas_scan": "QV-004",
+    "python_map_function": "QV-004",
+    # Profiling and logging are engine configuration.
+    "enable_profiling": "QV-006",
+    "disable_profiling": "QV-006",
+    # Other sessions' queries, the server's files and settings (paths of the gateway's machine).
+    "duckdb_logs": "QV-005",
+    "duckdb_logs_parsed": "QV-005",
+    "duckdb_log_contexts": "QV-005",
+    "duckdb_settings": "QV-005",
+    "duckdb_temporary_files": "QV-005",
+    "duckdb_external_file_cache": "QV-005",
     **dict.fromkeys(
         (
             "nextval",
@@ -546,6 +561,7 @@ PATH_FUNCTIONS: dict[str, frozenset[str]] = {
             "parquet_file_metadata",
             "parquet_kv_metadata",
             "parquet_bloom_probe",
+            "parquet_full_metadata",
             "read_json",
             "read_json_auto",
             "read_json_objects",

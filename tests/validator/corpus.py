@@ -80,6 +80,9 @@ DUCKDB_ATTACKS = [
     ("QV-004", "SELECT * FROM query_table('nation')"),
     ("QV-004", "SELECT * FROM checkpoint()"),
     ("QV-004", "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))"),
+    ("QV-004", "SELECT * FROM arrow_scan(140000000000, 140000000000, 140000000000)"),
+    ("QV-005", "SELECT * FROM duckdb_logs()"),
+    ("QV-005", "SELECT name, value FROM duckdb_settings() WHERE name LIKE '%directory%'"),
     ("QV-004", "EXPLAIN ANALYZE SELECT * FROM nation"),
     ("QV-004", "explain analyze delete from nation"),
     # -- files, URLs, other databases (QV-005)
