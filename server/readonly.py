@@ -325,8 +325,9 @@ class _NoCommandFallbackWarnings(logging.Filter):
 
 logging.getLogger("sqlglot").addFilter(_NoCommandFallbackWarnings())
 
-_CACHE = _LRU(4096, 4_000_000)
-_PARSE_CACHE = _LRU(4096, 4_000_000)
+# Trees and tokens take about 110 bytes per character of SQL: each cache stays under about 60 MB.
+_CACHE = _LRU(4096, 512_000)
+_PARSE_CACHE = _LRU(4096, 512_000)
 
 # -- the checks ---------------------------------------------------------------------------------------------
 
