@@ -1,10 +1,11 @@
 """Which source a query runs on, and the SQL that source receives.
 
 A query names its source with the first part of a three-part name (``source.schema.table``); otherwise it
-runs on the session's current catalog, otherwise on the default source. The catalog qualifier is rewritten
-away (the backend knows only its own schemas), and SQL written in the client's dialect is transpiled to the
-backend's. The SQL text is passed through unchanged when neither is needed: regenerating SQL can change it
-subtly.
+runs on the session's current catalog, otherwise on the default source. A first part that is not a source's
+name is left to the backend (its own catalogs: DuckDB's ``system``, PostgreSQL's database, a BigQuery
+project). The source's catalog qualifier is rewritten away (the backend knows only its own schemas), and SQL
+written in the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
+when neither is needed: regenerating SQL can change it subtly.
 
 Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
 on the rewritten SQL when it differs: the backend receives only SQL that passed.
@@ -82,7 +83,7 @@ def route(
         InvalidQueryError: the SQL does not parse, is not one statement, or cannot be transpiled (QV-001).
         ReadOnlyViolationError: the statement would write or have side effects (QV-002..QV-007).
         LimitExceededError: the statement exceeds the source's limits (QV-008, QV-009).
-        NotFoundError: the session's catalog or a catalog the query names does not exist.
+        NotFoundError: the session's catalog is not a source.
         UnsupportedError: the query names more than one source (federation is not offered yet).
 
     """
@@ -159,13 +160,15 @@ def _parse_as_named_source(
 
 
 def _named_sources(parsed: Analysis, sources: Mapping[str, Any]) -> list[str]:
-    """Return the sources named by the catalog part of three-part names; an unknown catalog is an error."""
+    """Return the sources named by the catalog part of three-part names.
+
+    A first part that names no source is the backend's own business (DuckDB's ``system`` catalog, PostgreSQL's
+    database name, a BigQuery project): it is left in place for the backend to resolve or refuse.
+    """
     named: list[str] = []
     for catalog in parsed.catalogs:
         source = _source_named(catalog, sources)
-        if source is None:
-            raise _unknown_catalog(catalog, sources)
-        if source not in named:
+        if source is not None and source not in named:
             named.append(source)
     return named
 

@@ -341,12 +341,23 @@ SNOWFLAKE_ATTACKS = [
     ("QV-003", "ALTER SESSION SET QUERY_TAG = 'x'"),
 ]
 
+BIGQUERY_ATTACKS = [
+    ("QV-005", "EXPORT DATA OPTIONS (uri = 'gs://b/x-*.csv', format = 'CSV') AS SELECT * FROM d.t"),
+    ("QV-004", "EXECUTE IMMEDIATE 'DELETE FROM d.t WHERE true'"),
+    ("QV-004", "DECLARE x INT64 DEFAULT 1"),
+    ("QV-002", "LOAD DATA INTO d.t FROM FILES (format = 'CSV', uris = ['gs://b/x.csv'])"),
+    ("QV-005", "SELECT * FROM EXTERNAL_QUERY('conn', 'SELECT 1')"),
+    ("QV-003", "CREATE TEMP FUNCTION f(x INT64) AS (x)"),
+    ("QV-002", "DELETE FROM d.t WHERE true"),
+]
+
 ATTACKS: list[tuple[str, str, str]] = [
     *(("duckdb", rule, sql) for rule, sql in DUCKDB_ATTACKS),
     *(("postgres", rule, sql) for rule, sql in POSTGRES_ATTACKS),
     *(("mysql", rule, sql) for rule, sql in MYSQL_ATTACKS),
     *(("clickhouse", rule, sql) for rule, sql in CLICKHOUSE_ATTACKS),
     *(("snowflake", rule, sql) for rule, sql in SNOWFLAKE_ATTACKS),
+    *(("bigquery", rule, sql) for rule, sql in BIGQUERY_ATTACKS),
 ]
 
 DUCKDB_LEGIT = [
@@ -482,6 +493,8 @@ OTHER_LEGIT = [
     ("clickhouse", "SELECT * FROM system.one"),
     ("snowflake", "SELECT * FROM t SAMPLE (10)"),
     ("snowflake", "DESCRIBE TABLE t"),
+    ("bigquery", "SELECT * FROM `project.dataset.table` WHERE _PARTITIONTIME > TIMESTAMP('2024-01-01')"),
+    ("bigquery", "SELECT ARRAY_AGG(x ORDER BY x LIMIT 3) FROM UNNEST([3, 1, 2]) AS x"),
 ]
 
 LEGIT: list[tuple[str, str]] = [*(("duckdb", q) for q in DUCKDB_LEGIT), *OTHER_LEGIT]

@@ -74,11 +74,16 @@ def test_same_source_twice_is_one_source():
     assert "demo." not in result.sql
 
 
-def test_unknown_catalogs_are_not_found():
-    with pytest.raises(NotFoundError, match="unknown catalog 'nope'; known catalogs: demo, files, pg, shop"):
-        routed("SELECT * FROM nope.main.t")
-    with pytest.raises(NotFoundError, match="unknown catalog 'gone'"):
+def test_unknown_session_catalog_is_not_found():
+    with pytest.raises(NotFoundError, match="unknown catalog 'gone'; known catalogs: demo, files, pg, shop"):
         routed("SELECT 1", session_catalog="gone")
+
+
+def test_first_parts_that_are_not_sources_are_left_to_the_backend():
+    sql = "SELECT * FROM test.public.t"  # PostgreSQL accepts its own database name as catalog
+    assert routed(sql, session_catalog="pg") == RoutedQuery("pg", sql, 0)
+    mixed = routed("SELECT * FROM pg.public.a JOIN test.public.b ON true", session_catalog="demo")
+    assert mixed == RoutedQuery("pg", "SELECT * FROM public.a JOIN test.public.b ON TRUE", 0)
 
 
 def test_named_source_is_parsed_in_its_own_dialect():
