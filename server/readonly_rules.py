@@ -275,7 +275,6 @@ _PG_DENIED = {
             "txid_current",
             "pg_current_xact_id",
             "pg_export_snapshot",
-            "pg_import_snapshot",
             "query_to_xml",
             "query_to_xmlschema",
             "query_to_xml_and_xmlschema",
@@ -288,7 +287,6 @@ _PG_DENIED = {
             "lo_from_bytea",
             "lo_open",
             "lowrite",
-            "lo_write",
             "lo_truncate",
             "lo_truncate64",
             "lo_close",
@@ -330,7 +328,6 @@ _PG_DENIED = {
             "lo_export",
             "lo_get",
             "loread",
-            "lo_read",
             "dblink",
             "dblink_exec",
             "dblink_connect",
@@ -344,6 +341,27 @@ _PG_DENIED = {
         "QV-005",
     ),
     "set_config": "QV-006",
+    "setseed": "QV-006",
+    # maintenance that writes: index summaries, collations, catalog state
+    **dict.fromkeys(
+        (
+            "brin_summarize_range",
+            "brin_summarize_new_values",
+            "brin_desummarize_range",
+            "gin_clean_pending_list",
+            "pg_import_system_collations",
+            "pg_stop_making_pinned_objects",
+            "pg_extension_config_dump",
+        ),
+        "QV-003",
+    ),
+    # run a query given as text
+    "ts_stat": "QV-004",
+    "ts_rewrite": "QV-004",
+    "pg_nextoid": "QV-004",
+    "pg_rotate_logfile_old": "QV-004",
+    # the server's configuration files
+    **dict.fromkeys(("pg_hba_file_rules", "pg_ident_file_mappings", "pg_show_all_file_settings"), "QV-005"),
     **dict.fromkeys(
         (
             "pg_advisory_lock",
@@ -520,6 +538,8 @@ DENIED_FUNCTIONS: dict[str, dict[str, str]] = {
 #: Name prefixes refused per dialect (families of functions: every dblink_*, every pg_advisory_*, ...).
 DENIED_FUNCTION_PREFIXES: dict[str, tuple[tuple[str, str], ...]] = {
     "postgres": (
+        ("binary_upgrade_", "QV-003"),
+        ("plpgsql_", "QV-004"),
         ("dblink", "QV-005"),
         ("pg_advisory", "QV-007"),
         ("pg_try_advisory", "QV-007"),
