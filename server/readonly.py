@@ -471,6 +471,7 @@ def _analyze(
         _check_statement_shape(tree, tokens, text, dialect, first)
         if isinstance(tree, exp.Command):
             return Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
+        _check_called_names(tokens, text, rule_dialects)
         try:
             parameters, catalogs = _Walker(text, tokens, limits, allowed_paths, rule_dialects).walk(tree)
         except RecursionError:
@@ -560,6 +561,25 @@ def _leading(tokens: list[Token]) -> tuple[int, str, str]:
     first = tokens[i].text.lower().split()[0] if tokens[i].text.strip() else ""
     second = tokens[i + 1].text.lower() if i + 1 < len(tokens) else ""
     return i, first, second
+
+
+def _check_called_names(tokens: list[Token], text: str, rule_dialects: tuple[str, ...]) -> None:
+    """Refuse denied functions by the name written before ``(``, whatever class sqlglot maps the call to.
+
+    The walker checks calls by sqlglot's names for them; this pass also catches a dialect's alias that
+    sqlglot normalises to a function under another name.
+    """
+    for k in range(len(tokens) - 1):
+        if tokens[k + 1].token_type != TokenType.L_PAREN:
+            continue
+        token = tokens[k]
+        if token.token_type in (TokenType.STRING, TokenType.NUMBER):
+            continue
+        name = token.text.lower()
+        for dialect in rule_dialects:
+            rule = denied_function_rule(dialect, name)
+            if rule:
+                raise _refuse(rule, f"{name}()", _line_col(text, token.start))
 
 
 def _check_token_sequences(tokens: list[Token], text: str) -> None:

@@ -342,3 +342,20 @@ def test_sqlglot_does_not_log_refused_sql(caplog):
         validate("SHOW TABLES", "duckdb")
     assert "secret_table_name" not in caplog.text
     assert "Command" not in caplog.text
+
+
+def test_denied_names_are_matched_as_written_even_when_sqlglot_renames_the_call(monkeypatch):
+    # sqlglot reads DuckDB's list_value(...) as an ARRAY constructor: only the written name says list_value.
+    sql = "SELECT list_value(1, 2) AS l"
+    validate(sql, "duckdb")
+    monkeypatch.setitem(DENIED_FUNCTIONS["duckdb"], "list_value", "QV-004")
+    denied_function_rule.cache_clear()
+    readonly.clear_cache()
+    try:
+        error = refusal(sql)
+        assert error.message.startswith("QV-004: list_value() is not allowed")
+        assert (error.details["line"], error.details["column"]) == (1, 8)
+    finally:
+        monkeypatch.undo()
+        denied_function_rule.cache_clear()
+        readonly.clear_cache()
