@@ -42,7 +42,7 @@ def test_accepted_mutations_are_single_reads_for_duckdb(seed):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
     con = duckdb.connect()
     accepted = 0
-    for sql in _mutations(seed, 3000):
+    for sql in _mutations(seed, 2000):
         try:
             validate(sql, "duckdb")
         except GatewayError:
