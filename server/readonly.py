@@ -924,22 +924,22 @@ class _Walker:
                 )
 
     def _path_allowed(self, path: str) -> bool:
+        """Tell whether ``path`` lies under one of the source's allowed locations.
+
+        Checked as text: no ``..`` segment at all (a symbolic link before it would make text and file system
+        disagree), absolute local paths only, and a prefix ends at a path separator (``/data/sales`` does not
+        allow ``/data/salesmen``).
+        """
         candidate = path.strip()
-        if not candidate or not self.allowed_paths or "\\" in candidate:
+        if not candidate or not self.allowed_paths or "\\" in candidate or ".." in candidate.split("/"):
             return False
-        if "://" in candidate or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", candidate):
-            scheme, _, rest = candidate.partition("://")
-            if not rest or ".." in rest.split("/"):
-                return False
-            return any(candidate.startswith(prefix) for prefix in self.allowed_paths if "://" in prefix)
-        if not candidate.startswith("/"):
+        is_url = "://" in candidate or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", candidate)
+        if not is_url and not candidate.startswith("/"):
             return False
-        normal = posixpath.normpath(candidate)
+        if not is_url:
+            candidate = posixpath.normpath(candidate)
         return any(
-            normal == prefix.rstrip("/")
-            or normal.startswith(prefix if prefix.endswith("/") else prefix + "/")
-            for prefix in self.allowed_paths
-            if "://" not in prefix
+            _under(candidate, prefix) for prefix in self.allowed_paths if ("://" in prefix) == bool(is_url)
         )
 
     def _find(self, words: tuple[str, ...], call: bool = False) -> tuple[int, int] | None:
@@ -953,6 +953,11 @@ class _Walker:
                     continue
                 return _line_col(self.text, tokens[k].start)
         return None
+
+
+def _under(candidate: str, prefix: str) -> bool:
+    base = prefix.rstrip("/")
+    return candidate == base or candidate.startswith(base + "/")
 
 
 def _normalised_prefix(path: str) -> str:

@@ -169,10 +169,14 @@ def test_unknown_dialect_family_gets_every_deny_list():
         ("SELECT * FROM read_parquet('s3://bucket/sales/../other/x.parquet')", False),
         ("SELECT * FROM read_parquet('\\\\server\\share\\x.parquet')", False),
         ("SELECT * FROM read_parquet(?)", False),
+        ("SELECT * FROM read_parquet('s3://bucket/salesmen/x.parquet')", False),
+        ("SELECT * FROM read_parquet('/data/sales/sub/../x.parquet')", False),
+        ("SELECT * FROM read_parquet('/data/sales/./x.parquet')", True),
+        ("SELECT * FROM read_parquet('s3:/bucket/sales/x.parquet')", False),
     ],
 )
 def test_file_readers_only_under_allowed_paths(sql, allowed):
-    paths = ("/data/sales", "s3://bucket/sales/")
+    paths = ("/data/sales", "s3://bucket/sales")
     if allowed:
         validate(sql, "duckdb", allowed_paths=paths)
     else:
