@@ -455,6 +455,10 @@ _MYSQL_DENIED = {
             "wait_until_sql_thread_after_gtids",
             "sys_exec",
             "sys_eval",
+            # MariaDB
+            "master_gtid_wait",
+            "nextval",
+            "setval",
         ),
         "QV-004",
     ),
