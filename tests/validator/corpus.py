@@ -291,6 +291,8 @@ MYSQL_ATTACKS = [
     ("QV-004", "SELECT SLEEP(10) FROM t"),
     ("QV-004", "SELECT BENCHMARK(100000000, md5('a'))"),
     ("QV-004", "SELECT master_pos_wait('log', 4)"),
+    ("QV-004", "SELECT nextval(s)"),
+    ("QV-004", "SELECT master_gtid_wait('0-1-1', 10)"),
     ("QV-004", "KILL 1"),
     ("QV-004", "DO SLEEP(1)"),
     ("QV-004", "HANDLER t OPEN"),
