@@ -1,28 +1,53 @@
 """Which source a query runs on, and the SQL that source receives.
 
-Minimal first version: one statement, query statements only, the catalog qualifier of three-part names removed.
-The full validator (rules QV-001..QV-010, per-dialect deny lists, limits) lives in ``server/readonly.py``.
+A query names its source with the first part of a three-part name (``source.schema.table``); otherwise it
+runs on the session's current catalog, otherwise on the default source. A first part that is not a source's
+name is left to the backend (its own catalogs: DuckDB's ``system``, PostgreSQL's database, a BigQuery
+project). The source's catalog qualifier is rewritten away (the backend knows only its own schemas), and SQL
+written in the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
+when neither is needed: regenerating SQL can change it subtly.
+
+Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
+on the rewritten SQL when it differs: the backend receives only SQL that passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
 
-from backends.errors import InvalidQueryError, NotFoundError, ReadOnlyViolationError
+from backends.errors import (
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    UnsupportedError,
+)
+from server.readonly import Analysis, ValidationLimits, analyze, plain
 
 
 @dataclass(frozen=True)
 class RouteTarget:
-    """What routing needs to know of one source."""
+    """What routing needs to know of one source.
+
+    Attributes:
+        dialect: The sqlglot dialect the source's engine speaks.
+        allowed_paths: Paths and URL prefixes the source's own data lives under (file readers may touch only
+            these).
+        limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
+
+    """
 
     dialect: str
-    #: Paths and URL prefixes the source's own data lives under (file readers may touch only these).
     allowed_paths: tuple[str, ...] = ()
-    limits: Mapping[str, int] = field(default_factory=dict)
+    limits: ValidationLimits = field(default_factory=ValidationLimits)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
+        object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
 
 
 @dataclass(frozen=True)
@@ -32,9 +57,6 @@ class RoutedQuery:
     source: str
     sql: str
     parameter_count: int
-
-
-_QUERY_TYPES = (exp.Query, exp.Values)
 
 
 def route(
@@ -48,42 +70,145 @@ def route(
 ) -> RoutedQuery:
     """Validate ``sql`` and bind it to the source it names (else the session's catalog, else the default).
 
+    Args:
+        sql: One statement.
+        sources: Every source by catalog name.
+        session_catalog: The session's current catalog, if the client set one.
+        default_source: The source for queries that name none.
+        client_dialect: The dialect the client writes in, when it is not the target's.
+        validate_sql: False skips the read-only rules (the backend's own read-only connection still holds);
+            the statement is still routed and rewritten when sqlglot can parse it, else passed through.
+
     Raises:
-        InvalidQueryError: the SQL does not parse or is not one statement.
-        ReadOnlyViolationError: the statement is not a query.
-        NotFoundError: the named source does not exist.
+        InvalidQueryError: the SQL does not parse, is not one statement, or cannot be transpiled (QV-001).
+        ReadOnlyViolationError: the statement would write or have side effects (QV-002..QV-007).
+        LimitExceededError: the statement exceeds the source's limits (QV-008, QV-009).
+        NotFoundError: the session's catalog is not a source.
+        UnsupportedError: the query names more than one source (federation is not offered yet).
 
     """
-    source = session_catalog or default_source
-    if source not in sources:
-        raise NotFoundError(f"unknown catalog {source!r}; known catalogs: {', '.join(sorted(sources))}")
-    dialect = client_dialect or sources[source].dialect
+    home = session_catalog or default_source
+    if home not in sources:
+        raise _unknown_catalog(home, sources)
+    client_dialect = _normal(client_dialect) if client_dialect else None
+    home_refusal: GatewayError | None = None
+    if validate_sql and not client_dialect:
+        # The common case in one cached pass: a query of the home source that names no catalog.
+        try:
+            checked = analyze(sql, sources[home].dialect, sources[home].limits, sources[home].allowed_paths)
+        except GatewayError as refusal:
+            checked, home_refusal = None, refusal  # unless it names another source: decided below
+        if checked is not None and not checked.catalogs:
+            return RoutedQuery(home, sql, checked.parameter_count)
+    read_dialect = client_dialect or sources[home].dialect
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except sqlglot.errors.SqlglotError as exc:
-        raise InvalidQueryError(f"QV-001: SQL does not parse: {_plain(exc)}") from exc
-    if len(statements) != 1:
-        raise InvalidQueryError(f"QV-001: exactly one statement is allowed, got {len(statements)}")
-    tree = statements[0]
-    if validate_sql and not isinstance(tree, _QUERY_TYPES):
-        raise ReadOnlyViolationError(
-            f"QV-002: {tree.key.upper()} is not allowed: this gateway is read-only"
-        )
-    named = {t.catalog for t in tree.find_all(exp.Table) if t.catalog in sources}
+        parsed = analyze(sql, read_dialect, sources[home].limits, check=False)
+    except GatewayError:
+        found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
+        if found is None:
+            if home_refusal is not None:
+                raise home_refusal from None  # the rules' verdict says more than the parse error
+            if validate_sql:
+                # The rules read the leading keyword even of SQL that does not parse: their verdict says more.
+                home_target = sources[home]
+                analyze(
+                    sql,
+                    read_dialect,
+                    home_target.limits,
+                    home_target.allowed_paths,
+                    rule_dialects=(home_target.dialect,),
+                )
+                raise
+            return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
+        read_dialect, parsed = found
+    named = _named_sources(parsed, sources)
     if len(named) > 1:
-        raise InvalidQueryError(f"QV-001: a query may read one source, this one names {', '.join(sorted(named))}")
-    if named:
-        source = named.pop()
-        for table in tree.find_all(exp.Table):
-            if table.catalog == source:
-                table.set("catalog", None)
-        sql = tree.sql(dialect=sources[source].dialect)
-    params = len(list(tree.find_all(exp.Placeholder)))
-    return RoutedQuery(source=source, sql=sql, parameter_count=params)
+        raise UnsupportedError(
+            f"the query names {len(named)} sources ({', '.join(named)}); a query runs on one source "
+            "(queries across sources are not supported yet)"
+        )
+    source = named[0] if named else home
+    target = sources[source]
+    if client_dialect is None and target.dialect != read_dialect:
+        read_dialect = target.dialect
+        parsed = analyze(sql, read_dialect, target.limits, check=False)
+    transpile = _normal(read_dialect) != _normal(target.dialect)
+    if validate_sql:
+        rule_dialects = (target.dialect,) if transpile else ()
+        parsed = analyze(sql, read_dialect, target.limits, target.allowed_paths, rule_dialects=rule_dialects)
+    if not named and not transpile:
+        return RoutedQuery(source, sql, parsed.parameter_count)
+    out = _rewrite(parsed, source, read_dialect, target.dialect)
+    if validate_sql:
+        parsed = analyze(out, target.dialect, target.limits, target.allowed_paths)
+    return RoutedQuery(source, out, parsed.parameter_count)
 
 
-def _plain(exc: Exception) -> str:
-    """Sqlglot messages carry ANSI underline codes; clients get plain text."""
-    import re
+def _parse_as_named_source(
+    sql: str, sources: Mapping[str, RouteTarget], failed_dialect: str
+) -> tuple[str, Analysis] | None:
+    """Find the source a query names when it does not parse in the home source's dialect, if any."""
+    for dialect in dict.fromkeys(t.dialect for t in sources.values() if t.dialect != failed_dialect):
+        try:
+            candidate = analyze(sql, dialect, ValidationLimits(), check=False)
+            named = _named_sources(candidate, sources)
+        except GatewayError:
+            continue
+        if named and all(sources[name].dialect == dialect for name in named):
+            return dialect, candidate
+    return None
 
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
+
+def _named_sources(parsed: Analysis, sources: Mapping[str, Any]) -> list[str]:
+    """Return the sources named by the catalog part of three-part names.
+
+    A first part that names no source is the backend's own business (DuckDB's ``system`` catalog, PostgreSQL's
+    database name, a BigQuery project): it is left in place for the backend to resolve or refuse.
+    """
+    named: list[str] = []
+    for catalog in parsed.catalogs:
+        source = _source_named(catalog, sources)
+        if source is not None and source not in named:
+            named.append(source)
+    return named
+
+
+def _source_named(catalog: str, sources: Mapping[str, Any]) -> str | None:
+    if catalog in sources:
+        return catalog
+    folded = catalog.lower()
+    matches = [name for name in sources if name.lower() == folded]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _unknown_catalog(name: str, sources: Mapping[str, Any]) -> NotFoundError:
+    return NotFoundError(f"unknown catalog {name!r}; known catalogs: {', '.join(sorted(sources))}")
+
+
+def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: str) -> str:
+    """Generate the query without its catalog qualifiers, in the backend's dialect."""
+    query = parsed.query.copy()
+    for table in query.find_all(exp.Table):
+        if table.catalog and _source_named(table.catalog, {source: None}):
+            table.set("catalog", None)
+    for column in query.find_all(exp.Column):
+        if column.args.get("catalog") and _source_named(column.text("catalog"), {source: None}):
+            column.set("catalog", None)
+    try:
+        generated = query.sql(dialect=write_dialect, unsupported_level=ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise InvalidQueryError(
+            f"QV-001: cannot translate the query from {read_dialect} to {write_dialect}: {plain(exc)}; "
+            f"write it in {write_dialect} instead",
+            rule="QV-001",
+        ) from None
+    except RecursionError:
+        raise InvalidQueryError(
+            f"QV-001: cannot translate the query from {read_dialect} to {write_dialect}: it nests too deeply",
+            rule="QV-001",
+        ) from None
+    return parsed.prefix + generated
+
+
+def _normal(dialect: str) -> str:
+    return {"postgresql": "postgres"}.get(dialect.lower(), dialect.lower())

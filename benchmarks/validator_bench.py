@@ -1,0 +1,94 @@
+"""Validator overhead per query: p50/p95 of validate() and route() on TPC-H queries, cold and cached.
+
+Targets (issue 3): under 0.5 ms p50 for a TPC-H Q1-sized query (cache miss), under 0.1 ms on a cache hit.
+
+Run from the repository root::
+
+    python benchmarks/validator_bench.py [--rounds 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server import readonly  # noqa: E402
+from server.readonly import validate  # noqa: E402
+from server.routing import RouteTarget, route  # noqa: E402
+from tests.validator.tpch import TPCH_QUERIES  # noqa: E402
+
+SOURCES = {"demo": RouteTarget("duckdb")}
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return statistics.median(samples) * 1e3, samples[int(len(samples) * 0.95)] * 1e3
+
+
+def measure(label: str, call, rounds: int, cold: bool) -> tuple[float, float]:
+    samples = []
+    for i in range(rounds):
+        if cold:
+            readonly.clear_cache()
+        started = time.perf_counter()
+        call(i)
+        samples.append(time.perf_counter() - started)
+    p50, p95 = _percentiles(samples)
+    print(f"{label:<48} p50 {p50:7.3f} ms   p95 {p95:7.3f} ms")
+    return p50, p95
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=500)
+    args = parser.parse_args()
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    import sqlglot.parser
+
+    if sqlglot.parser.__file__.endswith((".so", ".pyd")):
+        compiled = f"sqlglot {sqlglot.__version__} compiled (sqlglotc)"
+    else:
+        compiled = (
+            f"sqlglot {sqlglot.__version__} pure Python (pip install 'sqlglot[c]' for the compiled parser)"
+        )
+    print(f"python {sys.version.split()[0]}; {compiled}; {args.rounds} rounds")
+    q1 = TPCH_QUERIES[1]
+    results = {
+        "validate Q1 (cache miss)": measure(
+            "validate Q1, cache miss", lambda i: validate(q1, "duckdb"), args.rounds, cold=True
+        ),
+        "validate Q1 (cache hit)": measure(
+            "validate Q1, cache hit", lambda i: validate(q1, "duckdb"), args.rounds, cold=False
+        ),
+        "route Q1 (cache miss)": measure(
+            "route Q1, cache miss",
+            lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo"),
+            args.rounds,
+            cold=True,
+        ),
+        "route Q1 (cache hit)": measure(
+            "route Q1, cache hit",
+            lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo"),
+            args.rounds,
+            cold=False,
+        ),
+    }
+    queries = list(TPCH_QUERIES.values())
+    measure(
+        "validate TPC-H 1-22 round robin, cache miss",
+        lambda i: validate(queries[i % len(queries)], "duckdb"),
+        args.rounds,
+        cold=True,
+    )
+    ok = results["validate Q1 (cache miss)"][0] < 0.5 and results["validate Q1 (cache hit)"][0] < 0.1
+    print("targets (p50 < 0.5 ms cold, < 0.1 ms cached):", "met" if ok else "NOT met")
+
+
+if __name__ == "__main__":
+    main()

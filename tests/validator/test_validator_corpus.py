@@ -1,0 +1,51 @@
+"""Every attack of the corpus is refused with its rule; every legitimate query is accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.errors import GatewayError, InvalidQueryError, LimitExceededError, ReadOnlyViolationError
+from server.readonly import validate
+from server.readonly_rules import RULES
+from tests.validator.corpus import ATTACKS, LEGIT
+
+OUT = "/tmp/nexus-validator-out"
+SENTINEL = "/tmp/nexus-validator-sentinel.txt"
+
+
+def fill(sql: str) -> str:
+    return sql.replace("{OUT}", OUT).replace("{SENTINEL}", SENTINEL)
+
+
+def _id(value) -> str:
+    return repr(value)[:60]
+
+
+def test_corpus_sizes():
+    assert len(ATTACKS) >= 150
+    assert len(LEGIT) >= 100
+    assert {d for d, _, _ in ATTACKS} >= {"duckdb", "postgres", "mysql", "clickhouse"}
+    assert {rule for _, rule, _ in ATTACKS} == set(RULES)
+
+
+@pytest.mark.parametrize(("dialect", "rule", "sql"), ATTACKS, ids=_id)
+def test_attack_is_refused_with_its_rule(dialect, rule, sql):
+    with pytest.raises(GatewayError) as caught:
+        validate(fill(sql), dialect)
+    error = caught.value
+    assert error.message.startswith(f"{rule}: "), error.message
+    assert error.details["rule"] == rule
+    assert isinstance(error, RULES[rule].error)
+    assert "\x1b[" not in error.message
+    if rule in ("QV-002", "QV-003", "QV-004", "QV-005", "QV-006", "QV-007"):
+        assert isinstance(error, ReadOnlyViolationError)
+    elif rule in ("QV-008", "QV-009"):
+        assert isinstance(error, LimitExceededError)
+    else:
+        assert isinstance(error, InvalidQueryError)
+
+
+@pytest.mark.parametrize(("dialect", "sql"), LEGIT, ids=_id)
+def test_legitimate_query_is_accepted(dialect, sql):
+    tree = validate(sql, dialect)
+    assert tree is not None
