@@ -177,22 +177,23 @@ class CatalogStore:
         auth_type: str | None = None,
         token_expires_at: datetime | None = None,
         new_name: str | None = None,
+        replace_options: bool = False,
     ) -> SourceInfo:
         """Change a source's options, secrets or name; the whole result is validated again.
 
-        Given options replace the stored ones key by key (``None`` removes a key); given secrets replace the
-        stored secrets entirely. A changed source goes back to ``draft`` until it is tested again.
+        Given options replace the stored ones key by key (``None`` removes a key), or all of them with
+        ``replace_options``; given secrets replace the stored secrets entirely. A source whose configuration
+        changed goes back to ``draft`` until it is tested again.
 
         Raises:
             NotFoundError: no such source.
             ConfigError: a DS-0xx or CV-0xx rule is broken.
-
         """
         with self.session() as session:
             row = self._row(session, name)
             record = session.get(CredentialRecord, row.id)
-            merged = {**row.config.get("options", {}), **(options or {})}
-            merged = {k: v for k, v in merged.items() if v is not None}
+            stored = {} if replace_options else row.config.get("options", {})
+            merged = {k: v for k, v in {**stored, **(options or {})}.items() if v is not None}
             current_secrets = self._open(row.id, record) if record else {}
             config = validate_source(
                 new_name or row.name,
@@ -200,13 +201,18 @@ class CatalogStore:
                 merged,
                 current_secrets if secrets is None else secrets,
                 auth_type or (record.auth_type if record else None),
-                token_expires_at
-                if token_expires_at is not None
-                else (record.token_expires_at if record else None),
+                token_expires_at if token_expires_at is not None else (record.token_expires_at if record else None),
             )
             if new_name and new_name != row.name:
                 self._check_unique(session, new_name, exclude=row.id)
                 row.name = new_name
+            unchanged = (
+                row.config == _stored_config(config)
+                and _plain(current_secrets) == _plain(config.secrets)
+                and (record.token_expires_at if record else None) == config.token_expires_at
+            )
+            if unchanged:
+                return self._info(session, row)
             row.config = _stored_config(config)
             if row.status in ("active", "error"):
                 row.status = "draft"
@@ -407,6 +413,10 @@ class CatalogStore:
 def _stored_config(config: SourceConfig) -> dict[str, Any]:
     """What ``data_sources.config`` holds: options, the names of the secrets (not their values), the auth type."""
     return {"options": config.options, "secret_names": sorted(config.secrets), "auth_type": config.auth_type}
+
+
+def _plain(secrets: Mapping[str, SecretStr]) -> dict[str, str]:
+    return {k: v.get_secret_value() for k, v in secrets.items()}
 
 
 def _sealed(record: CredentialRecord) -> SealedRecord:
