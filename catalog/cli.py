@@ -20,7 +20,7 @@ from typing import Any
 
 from backends.errors import ConfigError, GatewayError
 from catalog.config_file import load_config, parse_value
-from catalog.health import test_source
+from catalog.health import check_source
 from catalog.history import STATUSES, search_history
 from catalog.rules import rule_error
 from catalog.schema_cache import diff_versions, refresh_schema
@@ -215,7 +215,7 @@ def _sources_add(args: argparse.Namespace) -> int:
         secrets = {k: _secret_value(k, v) for k, v in _pairs(args.secret, "secret").items()}
         info = store.add_source(args.name, args.type, options, secrets, args.auth_type, args.token_expires_at)
         if args.test:
-            info = test_source(store, args.name)
+            info = check_source(store, args.name)
         return info.redacted()
 
     return _run(args, action)
@@ -235,7 +235,7 @@ def _sources_show(args: argparse.Namespace) -> int:
 
 def _sources_test(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
-        info = test_source(store, args.name)
+        info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
     code = _run(args, action)
@@ -246,7 +246,7 @@ def _sources_enable(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         if store.get_source(args.name).status == "inactive":
             store.set_status(args.name, "draft")
-        info = test_source(store, args.name)
+        info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
     return _run(args, action)

@@ -40,7 +40,7 @@ def next_delay(failures: int, schedule: Sequence[float] = BACKOFF_SECONDS) -> fl
     return schedule[min(max(failures, 1), len(schedule)) - 1]
 
 
-def test_source(
+def check_source(
     store: CatalogStore,
     name: str,
     probe: Probe = ping_backend,
@@ -127,7 +127,7 @@ class HealthChecker:
         results = {}
         for name in self.due():
             try:
-                info = test_source(
+                info = check_source(
                     self.store,
                     name,
                     self.probe,
