@@ -230,8 +230,9 @@ def apply_sources(store, config: GatewayConfig) -> dict[str, str]:
             actions[source.name] = "added"
             continue
         before = store.get_source(source.name).updated_at
-        after = store.update_source(source.name, options=source.options, secrets=source.secrets,
-                                    auth_type=source.auth_type, token_expires_at=source.token_expires_at,
-                                    replace_options=True).updated_at
+        store.update_source(source.name, options=source.options, secrets=source.secrets,
+                            auth_type=source.auth_type, token_expires_at=source.token_expires_at,
+                            replace_options=True)
+        after = store.get_source(source.name).updated_at
         actions[source.name] = "unchanged" if after == before else "updated"
     return actions

@@ -214,9 +214,11 @@ class CatalogStore:
             if unchanged:
                 return self._info(session, row)
             row.config = _stored_config(config)
+            row.updated_at = utcnow()
             if row.status in ("active", "error"):
                 row.status = "draft"
             self._seal(session, row.id, config, record)
+            session.flush()
             log.info("source %s updated", row.name)
             return self._info(session, row)
 
