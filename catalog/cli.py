@@ -1,7 +1,8 @@
 """Command-line management of the catalog: ``sources``, ``history`` and ``vault`` subcommands.
 
 ``server/cli.py`` calls :func:`add_subcommands` on its subparsers; each command sets ``func`` on the parsed
-namespace, a callable taking the namespace and returning the exit code. Every command prints an aligned table or,
+namespace, a callable taking the namespace and returning the exit code. Every command prints an aligned table
+or,
 with ``--json``, JSON for scripts. Secrets are given as ``KEY=${env:NAME}`` or ``KEY=-`` (prompted), never as
 literal values on the command line (CV-007), so they stay out of shell history and process listings.
 """
@@ -35,7 +36,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     # SUPPRESS keeps these from overwriting the same options given to the top-level parser.
     common.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
     common.add_argument("--catalog-url", default=argparse.SUPPRESS, help="SQLAlchemy URL of the catalog")
-    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="directory of the default SQLite catalog")
+    common.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="directory of the default SQLite catalog"
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sources = subparsers.add_parser("sources", help="manage data sources").add_subparsers(
@@ -68,7 +71,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("name")
         sub.set_defaults(func=func)
 
-    diff = sources.add_parser("diff-schema", parents=[common], help="what changed between two schema versions")
+    diff = sources.add_parser(
+        "diff-schema", parents=[common], help="what changed between two schema versions"
+    )
     diff.add_argument("name")
     diff.add_argument("--from", dest="old", help="older version id (default: the one before the current)")
     diff.add_argument("--to", dest="new", help="newer version id (default: the current one)")
@@ -88,7 +93,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     rotate = vault.add_parser(
         "rotate",
         parents=[common],
-        help="re-encrypt every secret under the current master key (old keys in NEXUS_FLIGHT_OLD_MASTER_KEYS)",
+        help="re-encrypt every secret under the current master key (old keys: NEXUS_FLIGHT_OLD_MASTER_KEYS)",
     )
     rotate.set_defaults(func=_vault_rotate)
     status = vault.add_parser("status", parents=[common], help="how many records each key id seals")
@@ -103,11 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.func(args)
 
 
-# -- plumbing --------------------------------------------------------------------------------------------------
+# -- plumbing
+# --------------------------------------------------------------------------------------------------
 
 
 def open_store(args: argparse.Namespace) -> CatalogStore:
-    """The catalog the command line points at: ``--catalog-url``, else the config file's, else the data dir."""
+    """Open the catalog named by ``--catalog-url``, else by the config file, else in the data dir."""
     config_path = getattr(args, "config", None)
     server = load_config(config_path).server
     url = getattr(args, "catalog_url", None) or server.catalog_url
@@ -206,7 +212,8 @@ def _since(text: str) -> datetime:
 _LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failures", "last_error")
 
 
-# -- commands --------------------------------------------------------------------------------------------------
+# -- commands
+# --------------------------------------------------------------------------------------------------
 
 
 def _sources_add(args: argparse.Namespace) -> int:
@@ -271,8 +278,12 @@ def _sources_remove(args: argparse.Namespace) -> int:
 def _sources_refresh(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         result = refresh_schema(store, args.name)
-        return {"name": args.name, "version_id": result.version_id, "changed": result.changed,
-                "previous_version": result.previous_version}
+        return {
+            "name": args.name,
+            "version_id": result.version_id,
+            "changed": result.changed,
+            "previous_version": result.previous_version,
+        }
 
     return _run(args, action)
 
@@ -285,13 +296,23 @@ def _sources_diff(args: argparse.Namespace) -> int:
         rows = [{"change": "added table", "table": t, "detail": ""} for t in diff.added_tables]
         rows += [{"change": "removed table", "table": t, "detail": ""} for t in diff.removed_tables]
         for table in diff.changed_tables:
-            rows += [{"change": "added column", "table": table.table, "detail": c} for c in table.added_columns]
-            rows += [{"change": "removed column", "table": table.table, "detail": c} for c in table.removed_columns]
             rows += [
-                {"change": "changed column", "table": table.table,
-                 "detail": f"{c['name']}: {c['old_type']} -> {c['new_type']}"
-                 + ("" if c["old_nullable"] == c["new_nullable"] else
-                    f" ({'nullable' if c['new_nullable'] else 'not null'})")}
+                {"change": "added column", "table": table.table, "detail": c} for c in table.added_columns
+            ]
+            rows += [
+                {"change": "removed column", "table": table.table, "detail": c} for c in table.removed_columns
+            ]
+            rows += [
+                {
+                    "change": "changed column",
+                    "table": table.table,
+                    "detail": f"{c['name']}: {c['old_type']} -> {c['new_type']}"
+                    + (
+                        ""
+                        if c["old_nullable"] == c["new_nullable"]
+                        else f" ({'nullable' if c['new_nullable'] else 'not null'})"
+                    ),
+                }
                 for c in table.changed_columns
             ]
         return rows or f"no changes between {diff.old_version} and {diff.new_version}"
@@ -299,14 +320,23 @@ def _sources_diff(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
-_HISTORY_COLUMNS = ("created_at", "source_name", "user_name", "status", "rows", "total_ms", "sql_text",
-                    "error_message")
+_HISTORY_COLUMNS = (
+    "created_at",
+    "source_name",
+    "user_name",
+    "status",
+    "rows",
+    "total_ms",
+    "sql_text",
+    "error_message",
+)
 
 
 def _history(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
-        rows = search_history(store, source=args.source, user=args.user, status=args.status, since=args.since,
-                              limit=args.limit)
+        rows = search_history(
+            store, source=args.source, user=args.user, status=args.status, since=args.since, limit=args.limit
+        )
         return rows if args.json else [{c: r[c] for c in _HISTORY_COLUMNS} for r in rows]
 
     return _run(args, action)
@@ -315,8 +345,11 @@ def _history(args: argparse.Namespace) -> int:
 def _vault_rotate(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         rotated = store.rotate_keys()
-        return {"rotated": rotated, "current_key_id": store.vault.keys.require_current().key_id,
-                "records_by_key_id": store.vault_key_ids()}
+        return {
+            "rotated": rotated,
+            "current_key_id": store.vault.keys.require_current().key_id,
+            "records_by_key_id": store.vault_key_ids(),
+        }
 
     return _run(args, action)
 
@@ -324,8 +357,11 @@ def _vault_rotate(args: argparse.Namespace) -> int:
 def _vault_status(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         current = store.vault.keys.current
-        return {"current_key_id": current.key_id if current else None, "configured_key_ids": store.vault.keys.key_ids,
-                "records_by_key_id": store.vault_key_ids()}
+        return {
+            "current_key_id": current.key_id if current else None,
+            "configured_key_ids": store.vault.keys.key_ids,
+            "records_by_key_id": store.vault_key_ids(),
+        }
 
     return _run(args, action)
 

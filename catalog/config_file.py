@@ -115,6 +115,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
 
     Raises:
         ConfigError: naming the field and the reason (rule ids for source problems).
+
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
@@ -140,8 +141,9 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         try:
             secrets = {k: _resolve_secret(f"{where}.secrets.{k}", v, env) for k, v in entry.secrets.items()}
             sources.append(
-                validate_source(entry.name, entry.type, entry.options, secrets, entry.auth_type,
-                                entry.token_expires_at)
+                validate_source(
+                    entry.name, entry.type, entry.options, secrets, entry.auth_type, entry.token_expires_at
+                )
             )
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
@@ -151,7 +153,11 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
             update={
                 "auth": server.auth.model_copy(
                     update={
-                        k: SecretStr(_resolve_secret(f"server.auth.{k}", getattr(server.auth, k).get_secret_value(), env))
+                        k: SecretStr(
+                            _resolve_secret(
+                                f"server.auth.{k}", getattr(server.auth, k).get_secret_value(), env
+                            )
+                        )
                         for k in ("password", "jwt_secret")
                         if getattr(server.auth, k) is not None
                     }
@@ -177,12 +183,14 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
     for key in sorted(env):
         if not key.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
         value = parse_value(env[key])
         if path[0] == "sources" and len(path) >= 3:
-            entry = next((s for s in data.get("sources", []) if str(s.get("name", "")).lower() == path[1]), None)
+            entry = next(
+                (s for s in data.get("sources", []) if str(s.get("name", "")).lower() == path[1]), None
+            )
             if entry is None:
                 raise ConfigError(f"{key}: no source named {path[1]!r} in the configuration file")
             _set(entry, path[2:], value)
@@ -199,7 +207,7 @@ def _set(target: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line or environment value read as a TOML value (``5432``, ``true``, ``["a"]``), else as text."""
+    """Read a command-line or environment value as TOML (``5432``, ``true``, ``["a"]``), else as text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -225,14 +233,25 @@ def apply_sources(store, config: GatewayConfig) -> dict[str, str]:
         try:
             store.get_source(source.name)
         except NotFoundError:
-            store.add_source(source.name, source.type, source.options, source.secrets, source.auth_type,
-                             source.token_expires_at)
+            store.add_source(
+                source.name,
+                source.type,
+                source.options,
+                source.secrets,
+                source.auth_type,
+                source.token_expires_at,
+            )
             actions[source.name] = "added"
             continue
         before = store.get_source(source.name).updated_at
-        store.update_source(source.name, options=source.options, secrets=source.secrets,
-                            auth_type=source.auth_type, token_expires_at=source.token_expires_at,
-                            replace_options=True)
+        store.update_source(
+            source.name,
+            options=source.options,
+            secrets=source.secrets,
+            auth_type=source.auth_type,
+            token_expires_at=source.token_expires_at,
+            replace_options=True,
+        )
         after = store.get_source(source.name).updated_at
         actions[source.name] = "unchanged" if after == before else "updated"
     return actions

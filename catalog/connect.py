@@ -14,7 +14,7 @@ Probe = Callable[[SourceSpec], None]
 
 
 def family_class(type_name: str) -> type[Backend]:
-    """The backend class serving a source type.
+    """Return the backend class serving a source type.
 
     Raises:
         UnsupportedError: DS-010 when the type's backend family is not implemented (names the family).
@@ -30,14 +30,14 @@ def _family(family: str, type_name: str | None = None) -> type[Backend]:
     except NotFoundError:
         what = f"source type {type_name!r} needs the backend family" if type_name else "the backend family"
         raise UnsupportedError(
-            f"DS-010: {what} {family!r}, which this gateway does not implement yet; the source is registered but "
-            "cannot be queried",
+            f"DS-010: {what} {family!r}, which this gateway does not implement yet; the source is "
+            "registered but cannot be queried",
             rule="DS-010",
         ) from None
 
 
 def family_implemented(type_name: str) -> bool:
-    """True when the type's backend family is known to the backend registry."""
+    """Tell whether the type's backend family is known to the backend registry."""
     try:
         family_class(type_name)
     except UnsupportedError as exc:
@@ -65,7 +65,7 @@ def open_source(store, name: str) -> Backend:
 
 
 def ping_backend(spec: SourceSpec) -> None:
-    """The default probe: open the source's backend and ping it.
+    """Open the source's backend and ping it (the default probe).
 
     Raises:
         GatewayError: the source does not answer (or cannot be opened at all).

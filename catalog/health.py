@@ -1,8 +1,10 @@
 """Connection tests and the background health checker.
 
-A test probes a source and moves it to ``active`` or ``error``. Failures are counted in ``health_failures`` (shared
+A test probes a source and moves it to ``active`` or ``error``. Failures are counted in ``health_failures``
+(shared
 by every replica through the catalog); after the n-th consecutive failure the next try is scheduled
-``BACKOFF_SECONDS[n-1]`` later (the last step repeats), and after ``MAX_TRIES`` consecutive failures the checker
+``BACKOFF_SECONDS[n-1]`` later (the last step repeats), and after ``MAX_TRIES`` consecutive failures the
+checker
 gives up on the source until someone tests it by hand. Active sources are re-probed every ``active_interval``
 so a source that goes down is noticed without a query. Clock, probe and schedule are injectable for tests.
 """

@@ -1,6 +1,7 @@
 """Query history: one row per finished, failed or refused query, its search, and its retention.
 
-Parameters are stored redacted (their shape only) unless the operator opts in; error texts pass through the secret
+Parameters are stored redacted (their shape only) unless the operator opts in; error texts pass through the
+secret
 scrubber, so an engine echoing a credential back does not put it in the catalog.
 """
 

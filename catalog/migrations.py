@@ -1,7 +1,9 @@
 """Versioned schema migrations, applied by the application when it opens the catalog.
 
-The table ``catalog_schema_version`` records each applied migration. Migration 1 creates the tables as they were
-at version 1; each later migration declares the tables and columns it adds, and migration 1 is derived from the
+The table ``catalog_schema_version`` records each applied migration. Migration 1 creates the tables as they
+were
+at version 1; each later migration declares the tables and columns it adds, and migration 1 is derived from
+the
 current models minus everything a later migration adds. Rule for future migrations: add tables, columns or
 indexes by declaring them here; a change that is not an addition needs its own ``apply`` step.
 
@@ -72,7 +74,7 @@ CURRENT_VERSION = MIGRATIONS[-1].version
 
 
 def current_version(conn: Connection) -> int:
-    """The schema version of the catalog behind ``conn`` (0 for an empty database)."""
+    """Return the schema version of the catalog behind ``conn`` (0 for an empty database)."""
     VERSION_TABLE.create(conn, checkfirst=True)
     found = conn.execute(
         select(VERSION_TABLE.c.version).order_by(VERSION_TABLE.c.version.desc()).limit(1)

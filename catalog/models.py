@@ -1,6 +1,7 @@
 """SQLAlchemy models of the catalog at the current schema version (see ``catalog/migrations.py``).
 
-Times are stored in UTC and come back timezone-aware on every database (SQLite keeps no zone). Ids are UUID text,
+Times are stored in UTC and come back timezone-aware on every database (SQLite keeps no zone). Ids are UUID
+text,
 so rows read the same on SQLite and PostgreSQL and export to Arrow as strings.
 """
 
@@ -47,12 +48,12 @@ class UTCDateTime(TypeDecorator):
 
 
 def utcnow() -> datetime:
-    """The current time in UTC."""
+    """Return the current time in UTC."""
     return datetime.now(UTC)
 
 
 def new_id() -> str:
-    """A new random UUID as text."""
+    """Return a new random UUID as text."""
     return str(uuid.uuid4())
 
 

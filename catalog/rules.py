@@ -1,7 +1,8 @@
 """The catalog's validation rules: DS-0xx for data-source configuration, CV-0xx for the credential vault.
 
 This module holds the one table of rule ids; every refusal the catalog makes names one of them, as
-``DS-0xx: message`` or ``CV-0xx: message``, inside a :class:`~backends.errors.ConfigError`. ``catalog/README.md``
+``DS-0xx: message`` or ``CV-0xx: message``, inside a :class:`~backends.errors.ConfigError`.
+``catalog/README.md``
 documents each rule with an example.
 """
 
@@ -56,8 +57,8 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "DS-012",
-            "value out of range",
-            "pool sizes, timeouts and other numbers are of the right type and range",
+            "invalid value",
+            "numbers (pool sizes, timeouts), booleans, choices and lists have the right type and range",
         ),
         Rule("DS-013", "invalid local path", "local file paths are absolute and exist"),
         Rule("DS-014", "unsupported charset", "a charset is one of utf8mb4, utf8, gbk, gb18030"),

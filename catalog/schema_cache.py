@@ -1,7 +1,8 @@
 """The schema cache: each source's schemas, tables and columns, versioned, with change detection.
 
 A refresh walks the backend's metadata into a canonical JSON document. Its version id is the lake format's
-snapshot id when the caller knows one, else a hash of the content, so an unchanged source adds no version. Older
+snapshot id when the caller knows one, else a hash of the content, so an unchanged source adds no version.
+Older
 versions are kept; :func:`diff_versions` tells what changed between two. When the source does not answer, the
 cached schema stays and is marked stale so metadata requests keep working.
 """
@@ -74,7 +75,7 @@ class SchemaDiff:
         return not (self.added_tables or self.removed_tables or self.changed_tables)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
+        """Return a JSON-ready form."""
         return asdict(self)
 
 
@@ -96,7 +97,7 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
 
 
 def content_version(content: SchemaContent) -> str:
-    """The content hash used as version id when no snapshot id is known."""
+    """Hash content into the version id used when no snapshot id is known."""
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:32]
 
@@ -170,7 +171,7 @@ def mark_stale(store: CatalogStore, source: str, error: str) -> None:
 
 
 def cached_schema(store: CatalogStore, source: str) -> CachedSchema | None:
-    """The current cached schema of a source, or None before the first refresh."""
+    """Return the current cached schema of a source, or None before the first refresh."""
     with store.session() as session:
         current = session.get(SourceSchema, _source_id(session, source))
         if current is None:
@@ -237,7 +238,7 @@ def diff_versions(
 def diff_content(
     old: SchemaContent, new: SchemaContent, old_id: str = "old", new_id: str = "new"
 ) -> SchemaDiff:
-    """Added, removed and changed tables and columns between two schema contents."""
+    """Compare two schema contents: added, removed and changed tables and columns."""
     before, after = _tables(old), _tables(new)
     diff = SchemaDiff(
         old_id, new_id, sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys())

@@ -1,8 +1,10 @@
 """The source-type registry: every source type the gateway knows, declared once.
 
 Each :class:`SourceType` says which backend family serves it (many products share one family: TiDB, Doris and
-OceanBase speak MySQL; Redshift, KingbaseES and openGauss speak PostgreSQL), its default port, the sqlglot dialect
-its queries are written in, its options and secrets (typed, so validation, redaction and documentation come from
+OceanBase speak MySQL; Redshift, KingbaseES and openGauss speak PostgreSQL), its default port, the sqlglot
+dialect
+its queries are written in, its options and secrets (typed, so validation, redaction and documentation come
+from
 the same declaration) and the auth types it accepts with the secrets each one needs.
 """
 
@@ -458,6 +460,6 @@ SOURCE_TYPES: dict[str, SourceType] = {t.name: t for t in _TYPES}
 
 
 def suggest(name: str, candidates) -> str:
-    """A ``; did you mean 'x'?`` hint for a misspelt name, or an empty string."""
+    """Return a ``; did you mean 'x'?`` hint for a misspelt name, or an empty string."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -62,7 +62,7 @@ class SourceInfo:
         object.__setattr__(self, "dialect", st.dialect)
 
     def redacted(self) -> dict[str, Any]:
-        """A JSON-ready view for users and scripts, secrets shown as ``***``."""
+        """Return a JSON-ready view for users and scripts, secrets shown as ``***``."""
         return {
             "id": self.id,
             "name": self.name,
@@ -87,7 +87,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def default_url(data_dir: str | Path) -> str:
-    """The SQLite catalog URL inside a data directory."""
+    """Return the SQLite catalog URL inside a data directory."""
     return f"sqlite:///{Path(data_dir).expanduser().resolve() / CATALOG_FILE}"
 
 
@@ -128,7 +128,7 @@ class CatalogStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in one transaction, committed on success."""
+        """Open a session in one transaction, committed on success."""
         with self._sessions.begin() as session:
             yield session
 
@@ -136,7 +136,8 @@ class CatalogStore:
         """Release the database connections."""
         self.engine.dispose()
 
-    # -- sources -----------------------------------------------------------------------------------------------
+    # -- sources
+    # -----------------------------------------------------------------------------------------------
 
     def add_source(
         self,
@@ -188,6 +189,7 @@ class CatalogStore:
         Raises:
             NotFoundError: no such source.
             ConfigError: a DS-0xx or CV-0xx rule is broken.
+
         """
         with self.session() as session:
             row = self._row(session, name)
@@ -201,7 +203,9 @@ class CatalogStore:
                 merged,
                 current_secrets if secrets is None else secrets,
                 auth_type or (record.auth_type if record else None),
-                token_expires_at if token_expires_at is not None else (record.token_expires_at if record else None),
+                token_expires_at
+                if token_expires_at is not None
+                else (record.token_expires_at if record else None),
             )
             if new_name and new_name != row.name:
                 self._check_unique(session, new_name, exclude=row.id)
@@ -285,11 +289,12 @@ class CatalogStore:
             return self._info(session, row)
 
     def source_spec(self, name: str) -> SourceSpec:
-        """What the source's backend needs to connect, its secrets decrypted (held only in the spec).
+        """Build what the source's backend needs to connect, its secrets decrypted (held only in the spec).
 
         Raises:
             NotFoundError: no such source.
-            ConfigError: CV-003/CV-004 when the vault record cannot be opened; CV-006 when the credential expired.
+            ConfigError: CV-003/CV-004 when the vault record cannot be opened; CV-006 when the credential
+            expired.
 
         """
         with self.session() as session:
@@ -330,7 +335,8 @@ class CatalogStore:
         gateway keeps serving during a rotation (old keys must stay configured until it finishes).
 
         Raises:
-            ConfigError: CV-001 no current key; CV-004 a record's key is not configured; CV-003 a record is altered.
+            ConfigError: CV-001 no current key; CV-004 a record's key is not configured; CV-003 a record is
+            altered.
 
         """
         current = self.vault.keys.require_current()
@@ -356,7 +362,8 @@ class CatalogStore:
         log.info("vault rotation: %d records re-sealed under key %s", rotated, current.key_id)
         return rotated
 
-    # -- internals ---------------------------------------------------------------------------------------------
+    # -- internals
+    # ---------------------------------------------------------------------------------------------
 
     def _row(self, session: Session, name: str) -> DataSource:
         row = session.scalars(select(DataSource).where(DataSource.name == name)).first()
@@ -413,7 +420,7 @@ class CatalogStore:
 
 
 def _stored_config(config: SourceConfig) -> dict[str, Any]:
-    """What ``data_sources.config`` holds: options, the names of the secrets (not their values), the auth type."""
+    """Build ``data_sources.config``: options, the secrets' names (never values), the auth type."""
     return {"options": config.options, "secret_names": sorted(config.secrets), "auth_type": config.auth_type}
 
 

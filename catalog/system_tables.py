@@ -1,4 +1,4 @@
-"""The read API of the ``system`` catalog: query history, sources (redacted) and schema versions as Arrow tables."""
+"""The read API of the ``system`` catalog: history, sources (redacted), schema versions as Arrow tables."""
 
 from __future__ import annotations
 
@@ -143,6 +143,7 @@ def system_table(store: CatalogStore, name: str) -> pa.Table:
 
     Raises:
         NotFoundError: no such system table.
+
     """
     if name not in SYSTEM_TABLES:
         raise NotFoundError(f"no system table {name!r}{suggest(name, SYSTEM_TABLES)}")

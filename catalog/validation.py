@@ -1,7 +1,8 @@
 """Validating a source's configuration against its type: the DS-0xx rules and CV-005/CV-006.
 
 Validation runs on create and on every update. It checks the catalog's own declaration of the type
-(:mod:`catalog.source_types`) and, when the type's backend family is importable and declares a ``config_model``,
+(:mod:`catalog.source_types`) and, when the type's backend family is importable and declares a
+``config_model``,
 the family's model too, so that a source the catalog accepts is one its backend can open.
 """
 
@@ -88,7 +89,7 @@ def source_type(type_name: object) -> SourceType:
 
 
 def family_backend(family: str) -> type[Backend] | None:
-    """The backend class of a family, or None when the family has no adapter or its driver is missing."""
+    """Return the backend class of a family, or None when it has no adapter or its driver is missing."""
     try:
         return backend_class(family)
     except (NotFoundError, NotInstalledError):
@@ -281,7 +282,8 @@ def _check_location(st: SourceType, key: str, value: Any) -> None:
     if parts.scheme.lower() not in st.location_schemes:
         raise rule_error(
             "DS-015",
-            f"{key} scheme {parts.scheme!r} does not match type {st.name} (expected {', '.join(st.location_schemes)})",
+            f"{key} scheme {parts.scheme!r} does not match type {st.name} "
+            f"(expected {', '.join(st.location_schemes)})",
             field=key,
         )
 

@@ -2,10 +2,12 @@
 
 Every record gets a fresh 12-byte nonce and is bound to its source by using the source id as associated data,
 so a ciphertext copied onto another source does not decrypt. Records carry the id of the key that sealed them;
-the key ring holds the current key and any old ones, so rotation (re-sealing every record under the current key)
+the key ring holds the current key and any old ones, so rotation (re-sealing every record under the current
+key)
 can run while the gateway serves: readers decrypt each record with the key it names.
 
-Keys come from the environment (``NEXUS_FLIGHT_MASTER_KEY``: base64 of 32 bytes; ``NEXUS_FLIGHT_MASTER_KEY_ID``
+Keys come from the environment (``NEXUS_FLIGHT_MASTER_KEY``: base64 of 32 bytes;
+``NEXUS_FLIGHT_MASTER_KEY_ID``
 optional; ``NEXUS_FLIGHT_OLD_MASTER_KEYS``: comma-separated ``[id:]base64`` entries) or, when the variable is
 unset, from the OS keyring (service ``nexus-flight``, entries ``master-key`` and ``old-master-keys``).
 """
@@ -58,12 +60,12 @@ class SealedRecord:
 
 
 def generate_key() -> str:
-    """A new random master key, base64-encoded, for ``NEXUS_FLIGHT_MASTER_KEY``."""
+    """Generate a new random master key, base64-encoded, for ``NEXUS_FLIGHT_MASTER_KEY``."""
     return base64.b64encode(_random.token_bytes(32)).decode()
 
 
 def derive_key_id(key: bytes) -> str:
-    """A stable, non-reversible id for a key: a truncated SHA-256 of a domain tag and the key."""
+    """Derive a stable, non-reversible id for a key: a truncated SHA-256 of a domain tag and the key."""
     return "k-" + hashlib.sha256(b"nexus-flight master key id\0" + key).hexdigest()[:16]
 
 
@@ -129,7 +131,7 @@ class KeyRing:
         return cls(current, old)
 
     def require_current(self) -> MasterKey:
-        """The key new records are sealed with.
+        """Return the key new records are sealed with.
 
         Raises:
             ConfigError: CV-001 when no master key is configured.
@@ -144,7 +146,7 @@ class KeyRing:
         return self.current
 
     def get(self, key_id: str) -> MasterKey:
-        """The key with this id.
+        """Return the key with this id.
 
         Raises:
             ConfigError: CV-004 when no configured key has this id.
@@ -155,7 +157,8 @@ class KeyRing:
         except KeyError:
             raise rule_error(
                 "CV-004",
-                f"the record was sealed with key {key_id!r}, which is not configured; add it to {ENV_OLD_KEYS}",
+                f"the record was sealed with key {key_id!r}, which is not configured; "
+                f"add it to {ENV_OLD_KEYS}",
             ) from None
 
 

@@ -88,8 +88,12 @@ def pg_dump():
 
     def dump(schema: str) -> str:
         with _pg_connect() as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+                )
+            ]
             parts = []
             for table in tables:
                 for (row,) in conn.execute(f'SELECT row_to_json(t)::text FROM "{schema}"."{table}" t'):

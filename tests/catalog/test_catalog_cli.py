@@ -19,8 +19,9 @@ def cli(tmp_path, master_key, monkeypatch, capsys):
     base = ["--data-dir", str(tmp_path / "data")]
 
     def run(*argv, expect=0):
-        code = main([*argv[:2], *base, *argv[2:]] if argv[0] in ("sources", "vault") else [argv[0], *base,
-                                                                                               *argv[1:]])
+        code = main(
+            [*argv[:2], *base, *argv[2:]] if argv[0] in ("sources", "vault") else [argv[0], *base, *argv[1:]]
+        )
         out, err = capsys.readouterr()
         assert code == expect, (out, err)
         assert SECRET not in out and SECRET not in err
@@ -31,15 +32,44 @@ def cli(tmp_path, master_key, monkeypatch, capsys):
 
 
 def test_sources_commands(cli):
-    out, _ = cli("sources", "add", "sales", "--type", "postgresql", "-o", "host=127.0.0.1", "-o", "port=5432",
-                 "-o", "user=postgres", "-o", "database=test", "--secret", "password=${env:NF_TEST_PW}", "--json")
+    out, _ = cli(
+        "sources",
+        "add",
+        "sales",
+        "--type",
+        "postgresql",
+        "-o",
+        "host=127.0.0.1",
+        "-o",
+        "port=5432",
+        "-o",
+        "user=postgres",
+        "-o",
+        "database=test",
+        "--secret",
+        "password=${env:NF_TEST_PW}",
+        "--json",
+    )
     shown = json.loads(out)
-    assert shown["config"] == {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test",
-                               "password": "***"}
+    assert shown["config"] == {
+        "host": "127.0.0.1",
+        "port": 5432,
+        "user": "postgres",
+        "database": "test",
+        "password": "***",
+    }
     cli("sources", "add", "mem", "--type", "duckdb", "-o", "memory_limit=1GB")
     out, _ = cli("sources", "list")
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "TYPE", "FAMILY", "STATUS", "AUTH_TYPE", "HEALTH_FAILURES", "LAST_ERROR"]
+    assert lines[0].split() == [
+        "NAME",
+        "TYPE",
+        "FAMILY",
+        "STATUS",
+        "AUTH_TYPE",
+        "HEALTH_FAILURES",
+        "LAST_ERROR",
+    ]
     assert lines[1].split()[:4] == ["mem", "duckdb", "duckdb", "draft"]
     assert lines[2].split()[:4] == ["sales", "postgresql", "postgres", "draft"]
     assert lines[0].index("TYPE") == lines[1].index("duckdb") == lines[2].index("postgresql")  # aligned
@@ -65,8 +95,18 @@ def test_enable_tests_the_source_for_real(cli):
 
 
 def test_literal_secrets_are_refused(cli):
-    _, err = cli("sources", "add", "s", "--type", "postgresql", "-o", "host=h", "--secret", "password=hunter2",
-                 expect=2)
+    _, err = cli(
+        "sources",
+        "add",
+        "s",
+        "--type",
+        "postgresql",
+        "-o",
+        "host=h",
+        "--secret",
+        "password=hunter2",
+        expect=2,
+    )
     assert "CV-007" in err and "hunter2" not in err
 
 
@@ -93,7 +133,17 @@ def test_history_command(cli, keys):
 def test_vault_rotate_command(cli, monkeypatch):
     from tests.catalog.conftest import new_key_text
 
-    cli("sources", "add", "sales", "--type", "postgresql", "-o", "host=h", "--secret", "password=${env:NF_TEST_PW}")
+    cli(
+        "sources",
+        "add",
+        "sales",
+        "--type",
+        "postgresql",
+        "-o",
+        "host=h",
+        "--secret",
+        "password=${env:NF_TEST_PW}",
+    )
     import os
 
     monkeypatch.setenv("NEXUS_FLIGHT_OLD_MASTER_KEYS", os.environ["NEXUS_FLIGHT_MASTER_KEY"])

@@ -31,7 +31,12 @@ auth_type = "iam"
 options = { location = "s3://bucket/sales/", region = "eu-west-1" }
 secrets = { access_key_id = "${env:NF_AK}", secret_access_key = "${env:NF_SK}" }
 """
-ENV = {"NF_ADMIN_PW": "admin-pw-1", "NF_SALES_PW": "sales-pw-1", "NF_AK": "AKIAEXAMPLE", "NF_SK": "sk-example-1"}
+ENV = {
+    "NF_ADMIN_PW": "admin-pw-1",
+    "NF_SALES_PW": "sales-pw-1",
+    "NF_AK": "AKIAEXAMPLE",
+    "NF_SK": "sk-example-1",
+}
 
 
 def write(tmp_path, text):
@@ -51,8 +56,13 @@ def test_a_good_file(tmp_path):
 
 
 def test_environment_overrides(tmp_path):
-    env = {**ENV, "NEXUS_FLIGHT__SERVER__PORT": "4100", "NEXUS_FLIGHT__SERVER__RECORD_PARAMETERS": "true",
-           "NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST": "db.internal", "NEXUS_FLIGHT__SERVER__AUTH__MODE": "jwt"}
+    env = {
+        **ENV,
+        "NEXUS_FLIGHT__SERVER__PORT": "4100",
+        "NEXUS_FLIGHT__SERVER__RECORD_PARAMETERS": "true",
+        "NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST": "db.internal",
+        "NEXUS_FLIGHT__SERVER__AUTH__MODE": "jwt",
+    }
     config = load_config(write(tmp_path, GOOD), env)
     assert config.server.port == 4100 and config.server.record_parameters is True
     assert config.server.auth.mode == "jwt"
@@ -71,14 +81,28 @@ def test_no_file_means_defaults_plus_environment():
         ("[server]\nprot = 1\n", {}, "server.prot: unknown setting"),
         ("[server]\nmemory_limit = 'lots'\n", {}, "server.memory_limit: Value error, must be a size like"),
         ("[server\n", {}, "not valid TOML"),
-        (GOOD.replace("${env:NF_SALES_PW}", "plain-text-pw"), ENV,
-         r"^sources\[0\] \(sales\): CV-007: sources\[0\] \(sales\).secrets.password must be a reference"),
-        (GOOD, {k: v for k, v in ENV.items() if k != "NF_SK"},
-         r"sources\[1\] \(lake\).secrets.secret_access_key: the environment variable NF_SK is not set"),
+        (
+            GOOD.replace("${env:NF_SALES_PW}", "plain-text-pw"),
+            ENV,
+            r"^sources\[0\] \(sales\): CV-007: sources\[0\] \(sales\).secrets.password must be a reference",
+        ),
+        (
+            GOOD,
+            {k: v for k, v in ENV.items() if k != "NF_SK"},
+            r"sources\[1\] \(lake\).secrets.secret_access_key: the environment variable NF_SK is not set",
+        ),
         (GOOD.replace("port = 5432", "port = 0"), ENV, r"^sources\[0\] \(sales\): DS-006: port 0"),
         (GOOD.replace('"lake"', '"Sales"'), ENV, r"^sources\[1\] \(Sales\): DS-002"),
-        (GOOD.replace('"s3://bucket/sales/"', '"gs://bucket/sales/"'), ENV, r"^sources\[1\] \(lake\): DS-015"),
-        (GOOD.replace('password = "${env:NF_ADMIN_PW}"', 'password = "hunter2"'), ENV, "^CV-007: server.auth"),
+        (
+            GOOD.replace('"s3://bucket/sales/"', '"gs://bucket/sales/"'),
+            ENV,
+            r"^sources\[1\] \(lake\): DS-015",
+        ),
+        (
+            GOOD.replace('password = "${env:NF_ADMIN_PW}"', 'password = "hunter2"'),
+            ENV,
+            "^CV-007: server.auth",
+        ),
     ],
 )
 def test_invalid_files_name_the_field_and_reason(tmp_path, text, env, message):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from backends.errors import BackendUnavailableError, ConfigError
-from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, next_delay, check_source
+from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
 from tests.support.services import free_port, require_command
 
 
@@ -25,22 +25,49 @@ class PrivatePostgres:
         self.dir = Path(tempfile.mkdtemp(prefix="nf-health-pg-"))
         shutil.chown(self.dir, "postgres")
         self.port = free_port()
-        self._as_postgres("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._as_postgres(
+            "initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
 
     def _as_postgres(self, *argv):
-        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60
+        )
 
     def start(self):
         # pg_ctl -w waits until the server accepts connections.
-        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-w", "start", "-o",
-                          f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+        )
 
     def stop(self):
         self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
 
     def cleanup(self):
-        subprocess.run(["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(self.dir / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "pg_ctl",
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -58,10 +85,17 @@ def pg_probe(spec):
 
     options = spec.options
     try:
-        psycopg.connect(host=options["host"], port=options["port"], user=options["user"],
-                        dbname=options["database"], connect_timeout=2).close()
+        psycopg.connect(
+            host=options["host"],
+            port=options["port"],
+            user=options["user"],
+            dbname=options["database"],
+            connect_timeout=2,
+        ).close()
     except psycopg.OperationalError as exc:
-        raise BackendUnavailableError(f"[postgres] {str(exc).strip().splitlines()[0]}", source=spec.name) from None
+        raise BackendUnavailableError(
+            f"[postgres] {str(exc).strip().splitlines()[0]}", source=spec.name
+        ) from None
 
 
 class FakeClock:
@@ -78,8 +112,11 @@ class FakeClock:
 @pytest.fixture
 def pg_source(sqlite_store, private_pg):
     private_pg.start() if not _up(private_pg) else None
-    sqlite_store.add_source("pg", "postgresql", {"host": "127.0.0.1", "port": private_pg.port, "user": "postgres",
-                                                "database": "postgres"})
+    sqlite_store.add_source(
+        "pg",
+        "postgresql",
+        {"host": "127.0.0.1", "port": private_pg.port, "user": "postgres", "database": "postgres"},
+    )
     return sqlite_store
 
 
@@ -136,8 +173,10 @@ def test_background_checker_follows_a_real_outage(pg_source, private_pg, caplog)
     try:
         private_pg.stop()
         _wait_for(lambda: store.get_source("pg").status == "error")
-        assert "connection" in store.get_source("pg").last_error.lower() or "refused" in store.get_source(
-            "pg").last_error.lower()
+        assert (
+            "connection" in store.get_source("pg").last_error.lower()
+            or "refused" in store.get_source("pg").last_error.lower()
+        )
         private_pg.start()
         _wait_for(lambda: store.get_source("pg").status == "active")
     finally:
@@ -155,8 +194,11 @@ def test_disabled_sources_are_not_tested(pg_source):
 
 def test_a_failing_draft_goes_to_error(sqlite_store):
     port = free_port()  # nothing listens here
-    sqlite_store.add_source("nowhere", "postgresql", {"host": "127.0.0.1", "port": port, "user": "postgres",
-                                                      "database": "postgres"})
+    sqlite_store.add_source(
+        "nowhere",
+        "postgresql",
+        {"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres"},
+    )
     info = check_source(sqlite_store, "nowhere", pg_probe)
     assert info.status == "error" and info.health_failures == 1 and info.last_error.startswith("[postgres]")
 

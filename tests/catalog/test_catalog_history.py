@@ -9,19 +9,30 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
+from backends.errors import NotFoundError
 from catalog.history import PHASES, QueryRecord, QueryRecorder, purge_history, record_query, search_history
 from catalog.redaction import SCRUBBER
 from catalog.system_tables import QUERY_HISTORY_SCHEMA, system_table
-from backends.errors import NotFoundError
 
 
 def test_a_record_keeps_every_field(store):
     store.add_source("src", "duckdb")
-    record_id = QueryRecorder(store)(QueryRecord(
-        sql="SELECT * FROM t WHERE a = ?", status="success", source="src", user="alice", parameters=[[42], [43]],
-        rows=10, bytes=800, total_ms=12.5, phases_ms={p: float(i) for i, p in enumerate(PHASES)},
-        correlation_id="corr-1", retry_count=1, table_version="snapshot-7",
-    ))
+    record_id = QueryRecorder(store)(
+        QueryRecord(
+            sql="SELECT * FROM t WHERE a = ?",
+            status="success",
+            source="src",
+            user="alice",
+            parameters=[[42], [43]],
+            rows=10,
+            bytes=800,
+            total_ms=12.5,
+            phases_ms={p: float(i) for i, p in enumerate(PHASES)},
+            correlation_id="corr-1",
+            retry_count=1,
+            table_version="snapshot-7",
+        )
+    )
     (row,) = search_history(store)
     assert row["id"] == record_id
     assert row["source_id"] == store.get_source("src").id
@@ -34,15 +45,25 @@ def test_a_record_keeps_every_field(store):
 
 
 def test_parameters_kept_only_when_asked(sqlite_store):
-    record_query(sqlite_store, QueryRecord("SELECT ?", "success", parameters=[[1, "x"]]), record_parameters=True)
+    record_query(
+        sqlite_store, QueryRecord("SELECT ?", "success", parameters=[[1, "x"]]), record_parameters=True
+    )
     assert search_history(sqlite_store)[0]["parameters"] == [[1, "x"]]
 
 
 def test_every_status_and_filters(store):
     now = datetime.now(UTC)
     for i, status in enumerate(("success", "error", "timeout", "cancelled", "rejected")):
-        record_query(store, QueryRecord(f"SELECT {i}", status, source="a" if i % 2 else "b", user=f"u{i % 2}",
-                                        created_at=now - timedelta(hours=i)))
+        record_query(
+            store,
+            QueryRecord(
+                f"SELECT {i}",
+                status,
+                source="a" if i % 2 else "b",
+                user=f"u{i % 2}",
+                created_at=now - timedelta(hours=i),
+            ),
+        )
     assert len(search_history(store)) == 5
     assert [r["sql_text"] for r in search_history(store, limit=2)] == ["SELECT 0", "SELECT 1"]
     assert {r["status"] for r in search_history(store, source="a")} == {"error", "cancelled"}
@@ -66,8 +87,10 @@ def test_retention_deletes_old_rows(store):
 def test_error_text_echoing_a_known_secret_is_scrubbed(sqlite_store):
     sqlite_store.add_source("pg", "postgresql", {"host": "h"}, {"password": "echoed-Secret-991"})
     sqlite_store.source_spec("pg")  # opening the vault record teaches the scrubber the value
-    record_query(sqlite_store, QueryRecord("SELECT 1", "error", source="pg",
-                                           error="login failed for password echoed-Secret-991"))
+    record_query(
+        sqlite_store,
+        QueryRecord("SELECT 1", "error", source="pg", error="login failed for password echoed-Secret-991"),
+    )
     assert search_history(sqlite_store)[0]["error_message"] == "login failed for password ***"
     assert SCRUBBER.scrub("x echoed-Secret-991 y") == "x *** y"
 

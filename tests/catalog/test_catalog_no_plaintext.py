@@ -24,25 +24,52 @@ def probe_with_psycopg(spec):
     import psycopg
 
     o = spec.options
-    psycopg.connect(host=o["host"], port=o["port"], user=o["user"], dbname=o["database"],
-                    password=spec.secrets["password"], connect_timeout=3).close()
+    psycopg.connect(
+        host=o["host"],
+        port=o["port"],
+        user=o["user"],
+        dbname=o["database"],
+        password=spec.secrets["password"],
+        connect_timeout=3,
+    ).close()
 
 
 def exercise(store):
     """What a gateway does with a source's secrets: store, update, open, test, query, fail, rotate, show."""
-    store.add_source("sales", "postgresql", {"host": "127.0.0.1", "port": 5432, "user": "postgres",
-                                              "database": "test"}, {"password": PASSWORD})
-    store.add_source("lake", "s3_parquet", {"location": "s3://bucket/p/"},
-                     {"access_key_id": "AKIAEXAMPLE1", "secret_access_key": SECRET_KEY}, "iam")
+    store.add_source(
+        "sales",
+        "postgresql",
+        {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"},
+        {"password": PASSWORD},
+    )
+    store.add_source(
+        "lake",
+        "s3_parquet",
+        {"location": "s3://bucket/p/"},
+        {"access_key_id": "AKIAEXAMPLE1", "secret_access_key": SECRET_KEY},
+        "iam",
+    )
     spec = store.source_spec("sales")
     assert spec.secrets["password"] == PASSWORD  # the one place it exists: inside the backend's spec
     check_source(store, "sales", probe_with_psycopg)
     store.source_spec("lake")
     recorder = QueryRecorder(store, record_parameters=True)
     recorder(QueryRecord("SELECT 1", "success", source="sales", user="alice", rows=1))
-    recorder(QueryRecord("SELECT * FROM t WHERE k = ?", "error", source="lake", user="bob",
-                         parameters=[[SECRET_KEY]], error=f"403: signature for {SECRET_KEY} does not match"))
-    recorder(QueryRecord("SELECT 2", "error", source="sales", error=f'password authentication failed: "{PASSWORD}"'))
+    recorder(
+        QueryRecord(
+            "SELECT * FROM t WHERE k = ?",
+            "error",
+            source="lake",
+            user="bob",
+            parameters=[[SECRET_KEY]],
+            error=f"403: signature for {SECRET_KEY} does not match",
+        )
+    )
+    recorder(
+        QueryRecord(
+            "SELECT 2", "error", source="sales", error=f'password authentication failed: "{PASSWORD}"'
+        )
+    )
     store.update_source("sales", options={"port": 5432}, secrets={"password": PASSWORD})
     save_schema(store, "sales", {"schemas": {"public": {"t": {"type": "TABLE", "columns": []}}}})
     texts = [repr(store), str(store), repr(store.vault), repr(store.vault.keys), repr(spec), str(spec)]
@@ -97,15 +124,17 @@ def test_postgresql_catalog_tables(pg_store, pg_schema, pg_dump, capture_everyth
     assert_clean(shown, "reprs, history, system tables")
     assert_clean(capture_everything.text.encode(), "logs")
     dump = pg_dump(pg_schema)
-    assert "\"name\":\"sales\"" in dump and "\"ciphertext\":\"\\\\x" in dump  # the rows really were read
+    assert '"name":"sales"' in dump and '"ciphertext":"\\\\x' in dump  # the rows really were read
     assert_clean(dump.encode(), "PostgreSQL tables")
 
 
 def test_config_file_secrets_stay_secret(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "c.toml"
-    path.write_text('[[sources]]\nname = "s"\ntype = "postgresql"\noptions = { host = "h" }\n'
-                    'secrets = { password = "${env:PW}" }\n')
+    path.write_text(
+        '[[sources]]\nname = "s"\ntype = "postgresql"\noptions = { host = "h" }\n'
+        'secrets = { password = "${env:PW}" }\n'
+    )
     config = load_config(path, {"PW": PASSWORD})
     assert_clean(f"{config!r} {config.sources!r} {config.server!r}".encode(), "config repr")
     assert_clean(caplog.text.encode(), "logs")

@@ -1,4 +1,5 @@
-"""The schema cache: versions by content hash or snapshot id, diffs, and stale answers when a source is down."""
+"""The schema cache: versions by content hash or snapshot id, diffs, and stale answers when a source is
+down."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 import pyarrow as pa
 import pytest
 
-from backends.base import Backend, SourceSpec, TableInfo
+from backends.base import Backend, TableInfo
 from backends.errors import BackendUnavailableError, NotFoundError
 from catalog.schema_cache import (
     cached_schema,
@@ -44,13 +45,17 @@ class SQLiteFileBackend(Backend):
 
     def list_tables(self, db_schema=None):
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')").fetchall()
+            rows = conn.execute(
+                "SELECT name, type FROM sqlite_master WHERE type IN ('table','view')"
+            ).fetchall()
         return [TableInfo("main", n, t.upper()) for n, t in rows]
 
     def table_schema(self, db_schema, table):
         with self._connect() as conn:
             cols = conn.execute(f"PRAGMA table_info('{table}')").fetchall()
-        return pa.schema([pa.field(c[1], _TYPES.get(c[2].upper(), pa.utf8()), nullable=not c[3]) for c in cols])
+        return pa.schema(
+            [pa.field(c[1], _TYPES.get(c[2].upper(), pa.utf8()), nullable=not c[3]) for c in cols]
+        )
 
     def get_schema(self, sql, parameter_count=0):
         raise NotImplementedError
@@ -94,18 +99,33 @@ def test_refresh_versions_and_diff(store, sqlite_file):
     assert diff.added_tables == ["main.returns"]
     assert diff.removed_tables == ["main.customers"]
     (orders,) = diff.changed_tables
-    assert (orders.table, orders.added_columns, orders.removed_columns) == ("main.orders", ["region"], ["note"])
+    assert (orders.table, orders.added_columns, orders.removed_columns) == (
+        "main.orders",
+        ["region"],
+        ["note"],
+    )
     assert diff_versions(store, "lite", second.version_id, second.version_id).empty
 
     cached = cached_schema(store, "lite")
     assert cached.version_id == second.version_id and not cached.stale
-    assert cached.content["schemas"]["main"]["orders"]["columns"][0] == {"name": "id", "type": "int64",
-                                                                         "nullable": False}
+    assert cached.content["schemas"]["main"]["orders"]["columns"][0] == {
+        "name": "id",
+        "type": "int64",
+        "nullable": False,
+    }
 
 
 def test_changed_column_type_and_nullability():
-    old = {"schemas": {"s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int32", "nullable": True}]}}}}
-    new = {"schemas": {"s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int64", "nullable": False}]}}}}
+    old = {
+        "schemas": {
+            "s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int32", "nullable": True}]}}
+        }
+    }
+    new = {
+        "schemas": {
+            "s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int64", "nullable": False}]}}
+        }
+    }
     (change,) = diff_content(old, new).changed_tables
     assert change.changed_columns == [
         {"name": "a", "old_type": "int32", "new_type": "int64", "old_nullable": True, "new_nullable": False}
@@ -117,7 +137,8 @@ def test_snapshot_id_is_the_version_of_lake_tables(sqlite_store):
     sqlite_store.add_source("lake", "iceberg", {"location": "s3://lake/t"})
     content = {"schemas": {"db": {"t": {"type": "TABLE", "columns": []}}}}
     assert save_schema(sqlite_store, "lake", content, snapshot_id="6148113451426390237").version_id == (
-        "6148113451426390237")
+        "6148113451426390237"
+    )
 
 
 def test_source_down_keeps_the_cache_marked_stale(store, sqlite_file):

@@ -1,4 +1,5 @@
-"""Every seed source type registers with a valid configuration and is refused with the right rule otherwise."""
+"""Every seed source type registers with a valid configuration and is refused with the right rule
+otherwise."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from catalog.rules import RULES
 from catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
 from catalog.validation import validate_source
 
-SEED_TYPES = (
-    "mysql mariadb postgresql oracle iceberg delta_lake hudi snowflake databricks redshift bigquery s3_parquet s3_orc "
-    "s3_avro s3_csv s3_json minio_parquet minio_csv oss_parquet cos_parquet azure_parquet hdfs_avro hdfs_parquet "
-    "hdfs_csv ozone_parquet clickhouse doris starrocks druid oceanbase_mysql oceanbase_oracle tidb tdsql "
-    "gaussdb_mysql gaussdb_postgres dameng kingbasees gbase_8s gbase_8t oscar opengauss sqlserver sqlite duckdb "
-    "flightsql local_files"
-).split()
+SEED_TYPES = """
+mysql mariadb postgresql oracle iceberg delta_lake hudi snowflake databricks redshift bigquery
+s3_parquet s3_orc s3_avro s3_csv s3_json minio_parquet minio_csv oss_parquet cos_parquet azure_parquet
+hdfs_avro hdfs_parquet hdfs_csv ozone_parquet clickhouse doris starrocks druid oceanbase_mysql oceanbase_oracle
+tidb tdsql gaussdb_mysql gaussdb_postgres dameng kingbasees gbase_8s gbase_8t oscar opengauss
+sqlserver sqlite duckdb flightsql local_files
+""".split()
 
 
 def example(type_name: str, tmp_path=None):
@@ -45,7 +46,9 @@ def test_every_type_declares_family_dialect_and_auth():
     assert set(KNOWN_FAMILIES) <= families
     assert {"oracle", "databricks", "druid", "sqlserver", "dameng", "hdfs"} <= families
     assert SOURCE_TYPES["tidb"].family == "mysql" and SOURCE_TYPES["tidb"].default_port == 4000
-    assert SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
+    assert (
+        SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
+    )
     assert SOURCE_TYPES["s3_csv"].implied_options == {"format": "csv"}
 
 
@@ -101,9 +104,7 @@ def test_every_seed_type_is_refused_with_the_right_rule(type_name):
         assert "hunter2hunter2" not in excinfo.value.message
 
 
-@pytest.mark.parametrize(
-    "name", ["", "1abc", "has space", "x" * 256, "semi;colon", "system", "SYSTEM"]
-)
+@pytest.mark.parametrize("name", ["", "1abc", "has space", "x" * 256, "semi;colon", "system", "SYSTEM"])
 def test_ds001_source_names(name):
     with pytest.raises(ConfigError, match="^DS-001: "):
         validate_source(name, "duckdb")
@@ -120,7 +121,9 @@ def test_ds002_duplicate_names_ignore_case(store):
 
 
 def test_ds003_unknown_type_suggests_the_nearest():
-    with pytest.raises(ConfigError, match=r"^DS-003: unknown source type 'postgress'; did you mean 'postgresql'\?"):
+    with pytest.raises(
+        ConfigError, match=r"^DS-003: unknown source type 'postgress'; did you mean 'postgresql'\?"
+    ):
         validate_source("x", "postgress")
 
 
@@ -131,7 +134,9 @@ def test_ds005_suggests_the_nearest_option():
 
 def test_ds008_password_inside_a_url_is_a_secret_in_config():
     with pytest.raises(ConfigError, match="^DS-008: "):
-        validate_source("x", "minio_parquet", {"location": "s3://b/p", "endpoint": "http://u:pw@127.0.0.1:9000"})
+        validate_source(
+            "x", "minio_parquet", {"location": "s3://b/p", "endpoint": "http://u:pw@127.0.0.1:9000"}
+        )
 
 
 def test_ds013_path_must_exist(tmp_path):
@@ -144,7 +149,11 @@ def test_ds013_path_must_exist(tmp_path):
 @pytest.mark.parametrize("charset", ["utf8mb4", "UTF8", "gbk", "GB18030", "utf-8"])
 def test_ds014_allowed_charsets(charset):
     assert validate_source("x", "mysql", {"host": "h", "charset": charset}).options["charset"] in (
-        "utf8mb4", "utf8", "gbk", "gb18030")
+        "utf8mb4",
+        "utf8",
+        "gbk",
+        "gb18030",
+    )
 
 
 def test_ds012_types_and_ranges():
@@ -175,7 +184,9 @@ def test_ds007_invalid_hosts(host):
 def test_cv006_expired_token_is_refused():
     past = datetime.now(UTC) - timedelta(minutes=1)
     with pytest.raises(ConfigError, match="^CV-006: "):
-        validate_source("x", "databricks", {"host": "h.example", "http_path": "/p"}, {"token": "t0ken"}, "pat", past)
+        validate_source(
+            "x", "databricks", {"host": "h.example", "http_path": "/p"}, {"token": "t0ken"}, "pat", past
+        )
 
 
 def test_ds010_unimplemented_family_registers_but_refuses_queries(sqlite_store):
@@ -197,7 +208,9 @@ def test_implemented_family_opens_with_the_stored_options(sqlite_store, tmp_path
     sqlite_store.add_source("db", "duckdb", {"path": str(path)})
     try:
         backend = open_source(sqlite_store, "db")
-    except InvalidQueryError as exc:  # backends/duckdb.py on this branch passes a TimeZone option DuckDB refuses
+    except (
+        InvalidQueryError
+    ) as exc:  # backends/duckdb.py on this branch passes a TimeZone option DuckDB refuses
         pytest.skip(f"the DuckDB backend cannot open a database here: {exc.message}")
     with backend:
         assert backend.kind == "duckdb"

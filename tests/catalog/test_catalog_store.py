@@ -40,7 +40,9 @@ def test_status_lifecycle_and_ds011(store, caplog):
     assert "source s status draft -> active" in caplog.text
     assert store.set_status("s", "error", "down").last_error == "down"
     assert store.set_status("s", "inactive").status == "inactive"
-    with pytest.raises(ConfigError, match="^DS-011: source 's' cannot go from inactive to active; enable it first"):
+    with pytest.raises(
+        ConfigError, match="^DS-011: source 's' cannot go from inactive to active; enable it first"
+    ):
         store.set_status("s", "active")
     with pytest.raises(ConfigError, match="^DS-011: unknown status"):
         store.set_status("s", "broken")
@@ -88,11 +90,14 @@ def test_upgrade_from_the_previous_version(backend, tmp_path, keys, request):
     assert upgrade(engine, target=CURRENT_VERSION - 1) == CURRENT_VERSION - 1
     assert "health_failures" not in _columns(engine)["data_sources"]
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO data_sources (id, name, type, config, status, created_at, updated_at) VALUES "
-            "('11111111-1111-1111-1111-111111111111', 'legacy', 'duckdb', "
-            "'{\"options\": {}, \"secret_names\": [], \"auth_type\": \"none\"}', 'active', "
-            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO data_sources (id, name, type, config, status, created_at, updated_at) VALUES "
+                "('11111111-1111-1111-1111-111111111111', 'legacy', 'duckdb', "
+                '\'{"options": {}, "secret_names": [], "auth_type": "none"}\', \'active\', '
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
     engine.dispose()
     store = CatalogStore(url, keys=keys)
     try:
@@ -115,7 +120,12 @@ def test_fresh_catalog_has_the_seed_indexes(sqlite_store):
     indexes = {tuple(i["column_names"]) for i in inspector.get_indexes("data_sources")}
     assert {("type",), ("status",), ("type", "status"), ("created_at",)} <= indexes
     history = {tuple(i["column_names"]) for i in inspector.get_indexes("query_history")}
-    assert {("created_at",), ("source_name", "created_at"), ("user_name", "created_at"), ("sql_sha256",)} <= history
+    assert {
+        ("created_at",),
+        ("source_name", "created_at"),
+        ("user_name", "created_at"),
+        ("sql_sha256",),
+    } <= history
 
 
 def test_newer_catalog_is_refused(tmp_path, keys):

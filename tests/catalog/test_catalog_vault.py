@@ -100,10 +100,18 @@ def test_cv005_auth_type_not_allowed(sqlite_store):
 def test_cv006_expired_credential_is_refused_at_use(sqlite_store):
     from datetime import UTC, datetime, timedelta
 
-    sqlite_store.add_source("dbx", "databricks", {"host": "h.example", "http_path": "/p"}, {"token": "tok-123456"},
-                            "pat", datetime.now(UTC) + timedelta(hours=1))
+    sqlite_store.add_source(
+        "dbx",
+        "databricks",
+        {"host": "h.example", "http_path": "/p"},
+        {"token": "tok-123456"},
+        "pat",
+        datetime.now(UTC) + timedelta(hours=1),
+    )
     with sqlite_store.session() as session:
-        session.execute(update(CredentialRecord).values(token_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        session.execute(
+            update(CredentialRecord).values(token_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
     with pytest.raises(ConfigError, match="^CV-006: "):
         sqlite_store.source_spec("dbx")
 
@@ -150,7 +158,8 @@ def test_rotation_needs_the_old_key(sqlite_store):
 
 class MemoryKeyring(KeyringBackend):
     """An in-memory keyring backend: no OS keyring service runs in this container, so the test plugs the
-    keyring library's own backend interface with a dict (the lookup path through ``keyring`` is the real one)."""
+    keyring library's own backend interface with a dict (the lookup path through ``keyring`` is the real
+    one)."""
 
     priority = 1
 
