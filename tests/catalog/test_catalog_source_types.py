@@ -16,7 +16,8 @@ from catalog.validation import validate_source
 SEED_TYPES = """
 mysql mariadb postgresql oracle iceberg delta_lake hudi snowflake databricks redshift bigquery
 s3_parquet s3_orc s3_avro s3_csv s3_json minio_parquet minio_csv oss_parquet cos_parquet azure_parquet
-hdfs_avro hdfs_parquet hdfs_csv ozone_parquet clickhouse doris starrocks druid oceanbase_mysql oceanbase_oracle
+hdfs_avro hdfs_parquet hdfs_csv ozone_parquet clickhouse doris starrocks druid
+oceanbase_mysql oceanbase_oracle
 tidb tdsql gaussdb_mysql gaussdb_postgres dameng kingbasees gbase_8s gbase_8t oscar opengauss
 sqlserver sqlite duckdb flightsql local_files
 """.split()
