@@ -65,18 +65,43 @@ def check_source(
     try:
         probe(store.source_spec(name))
     except GatewayError as exc:
-        failures = info.health_failures + 1 if info.status == "error" else 1
-        gave_up = failures >= max_tries
-        next_at = None if gave_up else now + timedelta(seconds=next_delay(failures, schedule))
-        message = SCRUBBER.scrub(exc.message)
-        if gave_up:
-            log.warning(
-                "source %s failed %d health checks in a row; giving up until tested by hand", name, failures
-            )
-        return store.set_status(
-            name, "error", message, health_failures=failures, last_checked_at=now, next_check_at=next_at
-        )
+        return record_failure(store, name, exc.message, clock=clock, schedule=schedule, max_tries=max_tries)
     return store.set_status(name, "active", health_failures=0, last_checked_at=now, next_check_at=None)
+
+
+def record_failure(
+    store: CatalogStore,
+    name: str,
+    message: str,
+    *,
+    clock: Clock = _utcnow,
+    schedule: Sequence[float] = BACKOFF_SECONDS,
+    max_tries: int = MAX_TRIES,
+) -> SourceInfo:
+    """Move a source to ``error`` (from a failed test or a query that found it unreachable) and schedule a retry.
+
+    Raises:
+        NotFoundError: no such source.
+        ConfigError: DS-011 when the source is disabled.
+
+    """
+    info = store.get_source(name)
+    now = clock()
+    failures = info.health_failures + 1 if info.status == "error" else 1
+    gave_up = failures >= max_tries
+    next_at = None if gave_up else now + timedelta(seconds=next_delay(failures, schedule))
+    if gave_up:
+        log.warning(
+            "source %s failed %d health checks in a row; giving up until tested by hand", name, failures
+        )
+    return store.set_status(
+        name,
+        "error",
+        SCRUBBER.scrub(message),
+        health_failures=failures,
+        last_checked_at=now,
+        next_check_at=next_at,
+    )
 
 
 class HealthChecker:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from catalog.models import DataSource, QueryHistory, utcnow
+from catalog.models import DataSource, QueryHistory, new_id, utcnow
 from catalog.redaction import SCRUBBER, redact_parameters
 from catalog.store import CatalogStore
 
@@ -29,9 +29,12 @@ class QueryRecord:
 
     sql: str
     status: str
+    #: The query id (a UUID); a new one when not given.
+    id: str | None = None
     source: str | None = None
     user: str | None = None
-    parameters: Sequence[Sequence[Any]] | None = None
+    #: Bound parameter rows, or only how many rows there were.
+    parameters: Sequence[Sequence[Any]] | int | None = None
     error: str | None = None
     rows: int | None = None
     bytes: int | None = None
@@ -67,6 +70,7 @@ class QueryRecorder:
         phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
         with self.store.session() as session:
             row = QueryHistory(
+                id=record.id or new_id(),
                 source_id=self._source_id(session, record.source),
                 source_name=record.source,
                 user_name=record.user,
@@ -102,6 +106,8 @@ class QueryRecorder:
 def _parameters(parameters, keep: bool) -> Any:
     if parameters is None:
         return None
+    if isinstance(parameters, int):
+        return {"rows": parameters, "values": "not recorded"}
     if not keep:
         return redact_parameters(parameters)
     return [

@@ -9,15 +9,17 @@ cached schema stays and is marked stale so metadata requests keep working.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import select
 
-from backends.base import Backend
+from backends.base import Backend, TableInfo
 from backends.errors import GatewayError, NotFoundError
 from catalog.connect import open_source
 from catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
@@ -91,9 +93,31 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
                 "columns": [
                     {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in arrow_schema
                 ],
+                # The exact Arrow schema, so metadata requests can be answered from the cache alone.
+                "arrow": base64.b64encode(arrow_schema.serialize().to_pybytes()).decode(),
             }
         schemas[schema] = tables
     return {"schemas": schemas}
+
+
+def cached_tables(content: SchemaContent, db_schema: str | None = None) -> list[TableInfo]:
+    """List the tables of cached content, optionally of one schema."""
+    return [
+        TableInfo(schema, name, spec["type"])
+        for schema, tables in sorted(content["schemas"].items())
+        if db_schema is None or schema == db_schema
+        for name, spec in sorted(tables.items())
+    ]
+
+
+def cached_table_schema(content: SchemaContent, db_schema: str, table: str) -> pa.Schema | None:
+    """Return the Arrow schema of one cached table, or None when the cache does not know it."""
+    spec = content["schemas"].get(db_schema, {}).get(table)
+    if spec is None:
+        return None
+    if "arrow" in spec:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow"])))
+    return None
 
 
 def content_version(content: SchemaContent) -> str:
