@@ -1,11 +1,11 @@
-"""The catalog as the Flight SQL server sees it: a source directory, a history observer, the ``system`` catalog.
+"""The catalog as the Flight SQL server sees it: source directory, history observer, ``system`` catalog.
 
 :class:`CatalogSourceDirectory` implements ``server.sources.SourceDirectory`` over the catalog store: every
 source that is not disabled is a Flight SQL catalog, plus ``system``. Its backends open lazily; metadata
-(schemas, tables, table schemas) comes from the schema cache while it is fresh, from the source when it is not,
-and from the cache marked stale when the source is down. A query that finds its source unreachable moves the
-source to ``error``, where the health checker takes over. :func:`history_observer` writes one history row per
-query the server reports.
+(schemas, tables, table schemas) comes from the schema cache while it is fresh, from the source when it is
+not, and from the cache marked stale when the source is down. A query that finds its source unreachable moves
+the source to ``error``, where the health checker takes over. :func:`history_observer` writes one history row
+per query the server reports.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class CatalogBackend(Backend):
         return content
 
     def list_schemas(self) -> list[str]:
-        """Schema names, from the cache when fresh or the source is down."""
+        """List schema names, from the cache when fresh or the source is down."""
         return sorted(self._content()["schemas"])
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
@@ -150,7 +150,7 @@ class CatalogBackend(Backend):
         return cached_tables(self._content(), db_schema)
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """A table's Arrow schema, from the cache when fresh or the source is down.
+        """Return a table's Arrow schema, from the cache when fresh or the source is down.
 
         Raises:
             NotFoundError: no such table.
@@ -220,7 +220,7 @@ class CatalogSourceDirectory:
         return sorted(names)
 
     def default(self) -> str | None:
-        """The configured default, else the fallback's, else the first catalog source."""
+        """Return the configured default, else the fallback's, else the first catalog source."""
         if self._default:
             return self._default
         if self.fallback is not None and self.fallback.default():
@@ -238,7 +238,7 @@ class CatalogSourceDirectory:
         return self._fallback(name).route_target(name)
 
     def backend(self, name: str) -> Backend:
-        """The backend of a source, opened on first use and again after its configuration changed."""
+        """Return a source's backend, opened on first use and again after its configuration changed."""
         if self._system is not None and name == SYSTEM_CATALOG:
             return self._system
         info = self._catalog_sources().get(name)
@@ -280,7 +280,7 @@ class CatalogSourceDirectory:
 
 
 def history_observer(store: CatalogStore, *, record_parameters: bool = False) -> Callable[[Any], None]:
-    """A query observer for ``server.query_service.QueryService`` that writes each ``QueryEvent`` to history.
+    """Build a ``QueryService`` observer that writes each ``QueryEvent`` to the query history.
 
     The history row's id is the query id the server reports in errors, so a client's error leads to its row.
     """

@@ -78,7 +78,7 @@ def record_failure(
     schedule: Sequence[float] = BACKOFF_SECONDS,
     max_tries: int = MAX_TRIES,
 ) -> SourceInfo:
-    """Move a source to ``error`` (from a failed test or a query that found it unreachable) and schedule a retry.
+    """Move a source to ``error`` (a failed test, or a query found it unreachable) and schedule a retry.
 
     Raises:
         NotFoundError: no such source.

@@ -83,17 +83,17 @@ class SystemBackend(Backend):
         return ReaderExecution(reader, cancel=con.interrupt, close=con.close)
 
     def list_schemas(self) -> list[str]:
-        """The one schema, ``main``."""
+        """Return the one schema, ``main``."""
         return [SYSTEM_SCHEMA]
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
-        """The system tables."""
+        """Return the system tables."""
         if db_schema not in (None, SYSTEM_SCHEMA):
             return []
         return [TableInfo(SYSTEM_SCHEMA, name, "TABLE") for name in sorted(SYSTEM_SCHEMAS)]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The fixed schema of a system table.
+        """Return the fixed schema of a system table.
 
         Raises:
             NotFoundError: no such system table.
@@ -104,7 +104,7 @@ class SystemBackend(Backend):
         return SYSTEM_SCHEMAS[table]
 
     def ping(self) -> None:
-        """The catalog store answers."""
+        """Check that the catalog store answers."""
         self.store.list_sources()
 
 
