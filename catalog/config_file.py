@@ -69,11 +69,11 @@ class ServerSettings(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(31337, ge=0, le=65535)
-    data_dir: Path = Path("~/.local/share/nexus-flight")
+    data_dir: Path = Path("data")
     catalog_url: str | None = None
     default_source: str | None = None
     query_timeout_seconds: float = Field(300.0, gt=0, le=86_400)
-    memory_limit: str = "1GB"
+    memory_limit: str = "2GB"
     history_retention_days: int | None = Field(30, ge=1)
     record_parameters: bool = False
     health_checks: bool = True
