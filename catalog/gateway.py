@@ -233,7 +233,14 @@ class CatalogSourceDirectory:
             return RouteTarget(dialect=SystemBackend.dialect)
         info = self._catalog_sources().get(name)
         if info is not None:
-            paths = tuple(str(info.options[k]) for k in ("path", "location") if info.options.get(k))
+            paths = tuple(
+                str(p)
+                for p in [
+                    info.options.get("path"),
+                    *(t.get("location") for t in info.options.get("tables", ())),
+                ]
+                if p
+            )
             return RouteTarget(dialect=info.dialect, allowed_paths=paths)
         return self._fallback(name).route_target(name)
 

@@ -16,7 +16,20 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FieldKind = Literal[
-    "str", "int", "float", "bool", "host", "port", "url", "path", "location", "charset", "choice", "list"
+    "str",
+    "int",
+    "float",
+    "bool",
+    "host",
+    "port",
+    "url",
+    "endpoint",
+    "path",
+    "tables",
+    "charset",
+    "choice",
+    "list",
+    "dict",
 ]
 
 #: Auth types the vault records (``none``: the source needs no credentials).
@@ -67,8 +80,8 @@ class SourceType:
     auth: Mapping[str, tuple[str, ...]]
     #: Schemes a ``location`` option may use (DS-015); empty when the type has no location.
     location_schemes: tuple[str, ...] = ()
-    #: Options the type implies and the catalog passes to the backend (e.g. ``format`` of ``s3_csv``).
-    implied_options: Mapping[str, object] = field(default_factory=dict)
+    #: Table options the type implies, filled into tables that do not set them (``format`` of ``s3_csv``).
+    implied_table_options: Mapping[str, object] = field(default_factory=dict)
     #: A valid configuration (options, secrets, auth type), used by documentation and tests.
     example: tuple[Mapping[str, object], Mapping[str, str], str] = field(default=({}, {}, "none"))
 
@@ -96,80 +109,93 @@ def _secret(name: str, description: str = "") -> FieldSpec:
     return FieldSpec(name, "str", secret=True, description=description)
 
 
-# Field groups shared by many types.
-_TIMEOUTS = (
-    _f("connect_timeout_seconds", "float", minimum=1, maximum=300),
-    _f("query_timeout_seconds", "float", minimum=1, maximum=86_400),
-)
+# Field groups shared by many types. Names follow the backend families' option models (``config_model``),
+# which validate the same options again when the family is installed.
 _POOL = (
     _f("pool_size", "int", minimum=1, maximum=100),
-    _f("pool_max_overflow", "int", minimum=0, maximum=100),
     _f("pool_timeout_seconds", "float", minimum=1, maximum=600),
-    _f("pool_recycle_seconds", "int", minimum=0, maximum=86_400),
+    _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
+    _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
 )
+_STATEMENT_TIMEOUT = _f("statement_timeout_seconds", "float", minimum=1, maximum=86_400)
 _NETWORK = (
     _f("host", "host", required=True),
     _f("port", "port"),
     _f("database"),
-    _f("user"),
-    _f("tls", "bool"),
-    *_TIMEOUTS,
+    _f("username"),
+    _STATEMENT_TIMEOUT,
     *_POOL,
     _secret("password"),
 )
-_MYSQL = (*_NETWORK, _f("charset", "charset"))
 _POSTGRES = (
-    *_NETWORK,
-    _f("schema"),
+    *(_f("database", required=True) if f.name == "database" else f for f in _NETWORK),
     _f("sslmode", "choice", choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
+    _f("sslrootcert", "path"),
+    _f("application_name"),
+    _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
+    _f("pool_pre_ping", "bool"),
+)
+_MYSQL = (
+    *(_f("database", required=True) if f.name == "database" else f for f in _NETWORK),
+    _f("ssl_mode", "choice", choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
+    _f("ssl_ca", "path"),
+    _f("pool_idle_timeout_seconds", "float", minimum=1, maximum=86_400),
+    _f("memory_limit"),
+    _f("threads", "int", minimum=1, maximum=1024),
+    _f("charset", "charset"),
 )
 _ORACLE = (*_NETWORK, _f("service_name"), _f("sid"), _f("charset", "charset"))
 _KERBEROS = (_f("kerberos_principal"), _secret("keytab", "base64 of the keytab file"))
-_S3_KEYS = (_secret("access_key_id"), _secret("secret_access_key"), _secret("session_token"))
-_OBJECT_STORE = (
-    _f("location", "location", required=True),
-    _f("region"),
-    _f("endpoint", "url", choices=("http", "https")),
-    _f("url_style", "choice", choices=("path", "vhost")),
-    *_TIMEOUTS,
+_ENGINE = (_f("memory_limit"), _f("temp_directory", "path"), _f("threads", "int", minimum=1, maximum=1024))
+_S3_STORE = (
+    _f("s3_region"),
+    _f("s3_endpoint", "endpoint"),
+    _f("s3_path_style", "bool"),
+    _f("s3_use_ssl", "bool"),
+    _f("s3_role_arn"),
+    _secret("s3_access_key_id"),
+    _secret("s3_secret_access_key"),
+    _secret("s3_session_token"),
 )
-_LAKE = (
-    _f("location", "location", required=True),
-    _f("region"),
-    _f("endpoint", "url", choices=("http", "https")),
-    _f("version", "int", minimum=0),
-    *_S3_KEYS,
-    _secret("sas_token"),
-    *_TIMEOUTS,
+_AZURE_STORE = (
+    _f("azure_account_name", required=True),
+    _f("azure_endpoint", "url", choices=("http", "https")),
+    _secret("azure_account_key"),
+    _secret("azure_sas_token"),
 )
 _BASIC = {"basic": ()}
 _BASIC_OR_NONE = {"none": (), "basic": ("password",)}
-_S3_AUTH = {"none": (), "iam": ("access_key_id", "secret_access_key")}
-_LAKE_SCHEMES = ("file", "s3", "s3a", "gs", "az", "abfs", "abfss", "hdfs")
+_S3_AUTH = {"none": (), "iam": ("s3_access_key_id", "s3_secret_access_key")}
+_LAKE_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss")
+_TABLES = _f(
+    "tables", "tables", required=True, description="[{name, location, ...}] as the family reads them"
+)
 
 
 def _net(name, family, dialect, port, fields=_NETWORK, auth=_BASIC, **extra) -> SourceType:
     example = (
-        {"host": "db.example.internal", "port": port, "database": "sales", "user": "reader"},
+        {"host": "db.example.internal", "port": port, "database": "sales", "username": "reader"},
         {"password": "example-password"},
         "basic" if "basic" in auth else next(iter(auth)),
     )
     return SourceType(name, family, dialect, port, fields, auth, example=example, **extra)
 
 
-def _files(
-    name, family, schemes, fields=_OBJECT_STORE + _S3_KEYS, auth=_S3_AUTH, endpoint=False
-) -> SourceType:
+def _files(name, family, schemes, store=_S3_STORE, auth=_S3_AUTH, endpoint=False) -> SourceType:
+    """Declare an object-store or file type: a list of tables (files, prefixes or globs) in one format."""
     if endpoint:
-        fields = tuple(
-            _f("endpoint", "url", required=True, choices=("http", "https")) if f.name == "endpoint" else f
-            for f in fields
+        store = tuple(
+            _f("s3_endpoint", "endpoint", required=True) if f.name == "s3_endpoint" else f for f in store
         )
-    options: dict[str, object] = {"location": f"{schemes[0]}://bucket/prefix/"}
+    fields = (_TABLES, *store, *_ENGINE)
+    location = "/" if schemes == ("file",) else f"{schemes[0]}://bucket/prefix/"
+    options: dict[str, object] = {"tables": [{"name": "t", "location": location}]}
     if endpoint:
-        options["endpoint"] = "http://127.0.0.1:9000"
+        options.update(s3_endpoint="http://127.0.0.1:9000", s3_path_style=True, s3_use_ssl=False)
     options.update({f.name: "example" for f in fields if f.required and f.name not in options})
-    secrets = {k: f"example-{k}" for k in auth[next(reversed(auth))]}
+    auth_type = next(reversed(auth))
+    secrets = {k: f"example-{k}" for k in auth[auth_type]}
+    fmt = name.rpartition("_")[2]
     return SourceType(
         name,
         family,
@@ -178,21 +204,24 @@ def _files(
         fields,
         auth,
         location_schemes=schemes,
-        implied_options={"format": name.rpartition("_")[2]},
-        example=(options, secrets, next(reversed(auth))),
+        implied_table_options={"format": fmt} if fmt in ("parquet", "csv", "json", "orc", "avro") else {},
+        example=(options, secrets, auth_type),
     )
 
 
-def _lake(name, family) -> SourceType:
+def _lake(name, family, table_key="location", extra=()) -> SourceType:
+    """Declare a lake-format type: tables by location (Delta, Hudi) or by catalog identifier (Iceberg)."""
+    fields = (_TABLES, *extra, *_S3_STORE, *_ENGINE)
+    table = {"name": "t", table_key: "db.t" if table_key == "identifier" else "s3://lake/warehouse/t"}
     return SourceType(
         name,
         family,
         "duckdb",
         None,
-        _LAKE,
-        {"none": (), **_S3_AUTH, "sas": ("sas_token",)},
-        location_schemes=_LAKE_SCHEMES,
-        example=({"location": "s3://lake/warehouse/t"}, {}, "none"),
+        fields,
+        _S3_AUTH,
+        location_schemes=_LAKE_SCHEMES if table_key == "location" else (),
+        example=({"tables": [table]}, {}, "none"),
     )
 
 
@@ -207,22 +236,8 @@ _TYPES: tuple[SourceType, ...] = (
     _net("oceanbase_mysql", "mysql", "mysql", 2881, _MYSQL),
     _net("gaussdb_mysql", "mysql", "mysql", 3306, _MYSQL),
     # PostgreSQL wire protocol
-    _net(
-        "postgresql",
-        "postgres",
-        "postgres",
-        5432,
-        _POSTGRES + _KERBEROS,
-        {"basic": (), "kerberos": ("keytab",)},
-    ),
-    _net(
-        "redshift",
-        "postgres",
-        "redshift",
-        5439,
-        _POSTGRES + _S3_KEYS,
-        {"basic": (), "iam": ("access_key_id", "secret_access_key")},
-    ),
+    _net("postgresql", "postgres", "postgres", 5432, _POSTGRES),
+    _net("redshift", "postgres", "redshift", 5439, _POSTGRES),
     _net("gaussdb_postgres", "postgres", "postgres", 8000, _POSTGRES),
     _net("kingbasees", "postgres", "postgres", 54321, _POSTGRES),
     _net("opengauss", "postgres", "postgres", 5432, _POSTGRES),
@@ -264,7 +279,7 @@ _TYPES: tuple[SourceType, ...] = (
         443,
         (
             _f("account", required=True),
-            _f("user", required=True),
+            _f("username", required=True),
             _f("warehouse"),
             _f("database"),
             _f("schema"),
@@ -272,16 +287,18 @@ _TYPES: tuple[SourceType, ...] = (
             _f("host", "host"),
             _f("port", "port"),
             _f("protocol", "choice", choices=("http", "https")),
-            *_TIMEOUTS,
-            *_POOL,
+            _f("login_timeout_seconds", "float", minimum=1, maximum=600),
+            _f("pool_size", "int", minimum=1, maximum=100),
+            _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
+            _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
             _secret("password"),
             _secret("private_key"),
-            _secret("private_key_passphrase"),
+            _secret("private_key_password"),
             _secret("token"),
         ),
         {"basic": ("password",), "keypair": ("private_key",), "oauth2": ("token",), "jwt": ("token",)},
         example=(
-            {"account": "xy12345", "user": "reader", "warehouse": "wh"},
+            {"account": "xy12345", "username": "reader", "warehouse": "wh"},
             {"password": "example-pw"},
             "basic",
         ),
@@ -298,7 +315,7 @@ _TYPES: tuple[SourceType, ...] = (
             _f("catalog"),
             _f("schema"),
             _f("client_id"),
-            *_TIMEOUTS,
+            _STATEMENT_TIMEOUT,
             _secret("token"),
             _secret("client_secret"),
         ),
@@ -319,14 +336,14 @@ _TYPES: tuple[SourceType, ...] = (
             _f("dataset"),
             _f("location"),
             _f("endpoint", "url", choices=("http", "https")),
-            *_TIMEOUTS,
+            _STATEMENT_TIMEOUT,
             _secret("service_account_json"),
             _secret("token"),
         ),
         {"iam": ("service_account_json",), "oauth2": ("token",), "none": ()},
         example=({"project_id": "my-project", "dataset": "sales"}, {"service_account_json": "{}"}, "iam"),
     ),
-    # Object stores and files (DuckDB over files)
+    # Object stores and files (DuckDB over files). OSS, COS and Ozone are read through their S3 interface.
     _files("s3_parquet", "files", ("s3", "s3a")),
     _files("s3_orc", "files", ("s3", "s3a")),
     _files("s3_avro", "files", ("s3", "s3a")),
@@ -334,66 +351,22 @@ _TYPES: tuple[SourceType, ...] = (
     _files("s3_json", "files", ("s3", "s3a")),
     _files("minio_parquet", "files", ("s3", "s3a"), endpoint=True),
     _files("minio_csv", "files", ("s3", "s3a"), endpoint=True),
-    _files(
-        "oss_parquet",
-        "files",
-        ("oss",),
-        (*_OBJECT_STORE, _secret("access_key_id"), _secret("access_key_secret")),
-        {"none": (), "iam": ("access_key_id", "access_key_secret")},
-        endpoint=True,
-    ),
-    _files(
-        "cos_parquet",
-        "files",
-        ("cos", "cosn"),
-        (*_OBJECT_STORE, _secret("secret_id"), _secret("secret_key")),
-        {"none": (), "iam": ("secret_id", "secret_key")},
-    ),
+    _files("oss_parquet", "files", ("s3", "oss"), endpoint=True),
+    _files("cos_parquet", "files", ("s3", "cos", "cosn"), endpoint=True),
     _files(
         "azure_parquet",
         "files",
         ("az", "azure", "abfs", "abfss"),
-        (
-            *_OBJECT_STORE,
-            _f("account_name", required=True),
-            _f("tenant_id"),
-            _f("client_id"),
-            _secret("account_key"),
-            _secret("sas_token"),
-            _secret("client_secret"),
-        ),
-        {"none": (), "oauth2": ("client_secret",), "basic": ("account_key",), "sas": ("sas_token",)},
+        _AZURE_STORE,
+        {"none": (), "basic": ("azure_account_key",), "sas": ("azure_sas_token",)},
     ),
-    _files(
-        "hdfs_avro",
-        "hdfs",
-        ("hdfs", "viewfs"),
-        (*_OBJECT_STORE, *_KERBEROS),
-        {"none": (), "kerberos": ("keytab",)},
-    ),
-    _files(
-        "hdfs_parquet",
-        "hdfs",
-        ("hdfs", "viewfs"),
-        (*_OBJECT_STORE, *_KERBEROS),
-        {"none": (), "kerberos": ("keytab",)},
-    ),
-    _files(
-        "hdfs_csv",
-        "hdfs",
-        ("hdfs", "viewfs"),
-        (*_OBJECT_STORE, *_KERBEROS),
-        {"none": (), "kerberos": ("keytab",)},
-    ),
-    _files(
-        "ozone_parquet",
-        "hdfs",
-        ("ofs", "o3fs"),
-        (*_OBJECT_STORE, *_KERBEROS),
-        {"none": (), "kerberos": ("keytab",)},
-    ),
+    _files("hdfs_avro", "hdfs", ("hdfs", "viewfs"), _KERBEROS, {"none": (), "kerberos": ("keytab",)}),
+    _files("hdfs_parquet", "hdfs", ("hdfs", "viewfs"), _KERBEROS, {"none": (), "kerberos": ("keytab",)}),
+    _files("hdfs_csv", "hdfs", ("hdfs", "viewfs"), _KERBEROS, {"none": (), "kerberos": ("keytab",)}),
+    _files("ozone_parquet", "files", ("s3", "ofs", "o3fs"), endpoint=True),
+    _files("local_files", "files", ("file",), (), {"none": ()}),
     # Lake formats
-    _lake("iceberg", "iceberg"),
+    _lake("iceberg", "iceberg", "identifier", (_f("catalog", "dict"),)),
     _lake("delta_lake", "delta"),
     _lake("hudi", "hudi"),
     # Embedded and peers
@@ -402,14 +375,7 @@ _TYPES: tuple[SourceType, ...] = (
         "duckdb",
         "duckdb",
         None,
-        (
-            _f("path", "path"),
-            _f("memory_limit"),
-            _f("threads", "int", minimum=1, maximum=1024),
-            _f("temp_directory", "path"),
-            _f("setup_sql", "list"),
-            *_TIMEOUTS,
-        ),
+        (_f("path", "path"), *_ENGINE),
         {"none": ()},
         example=({"memory_limit": "1GB"}, {}, "none"),
     ),
@@ -418,23 +384,13 @@ _TYPES: tuple[SourceType, ...] = (
         "sqlite",
         "sqlite",
         None,
-        (_f("path", "path", required=True), *_TIMEOUTS),
-        {"none": ()},
-        example=({"path": "/"}, {}, "none"),
-    ),
-    SourceType(
-        "local_files",
-        "files",
-        "duckdb",
-        None,
         (
             _f("path", "path", required=True),
-            _f("format", "choice", choices=("parquet", "csv", "json", "avro", "orc")),
-            _f("glob"),
-            *_TIMEOUTS,
+            _f("pool_size", "int", minimum=1, maximum=100),
+            _f("busy_timeout_seconds", "float", minimum=0, maximum=600),
         ),
         {"none": ()},
-        example=({"path": "/", "format": "parquet"}, {}, "none"),
+        example=({"path": "/"}, {}, "none"),
     ),
     SourceType(
         "flightsql",
@@ -444,11 +400,18 @@ _TYPES: tuple[SourceType, ...] = (
         (
             _f("uri", "url", required=True, choices=("grpc", "grpc+tcp", "grpc+tls")),
             _f("username"),
-            _f("dialect"),
+            _f("catalog"),
+            _f("tls_root_certs"),
             _f("tls_skip_verify", "bool"),
-            *_TIMEOUTS,
+            _f("tls_override_hostname"),
+            _f("mtls_cert_chain"),
+            _f("query_timeout_seconds", "float", minimum=1, maximum=86_400),
+            _f("pool_size", "int", minimum=1, maximum=100),
+            _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
+            _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
             _secret("password"),
             _secret("token"),
+            _secret("mtls_private_key"),
         ),
         {"none": (), "basic": ("password",), "jwt": ("token",)},
         example=({"uri": "grpc://127.0.0.1:32010"}, {}, "none"),

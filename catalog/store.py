@@ -312,7 +312,7 @@ class CatalogStore:
                     source=name,
                 )
             secrets = self._open(row.id, record) if record else {}
-            options = {**SOURCE_TYPES[row.type].implied_options, **row.config.get("options", {})}
+            options = dict(row.config.get("options", {}))
             return SourceSpec(
                 name=row.name,
                 kind=SOURCE_TYPES[row.type].family,

@@ -212,8 +212,14 @@ def _check_value(st: SourceType, spec: FieldSpec, value: Any) -> Any:
     if kind == "url":
         _check_url(key, value, spec.choices)
         return value
-    if kind == "location":
-        _check_location(st, key, value)
+    if kind == "endpoint":
+        _check_endpoint(key, value)
+        return value
+    if kind == "tables":
+        return _check_tables(st, key, value)
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise rule_error("DS-012", f"{key} must be a table of keys and values", field=key)
         return value
     if kind == "path":
         return _check_path(st, key, value)
@@ -273,13 +279,75 @@ def _check_url(key: str, value: Any, schemes: tuple[str, ...]) -> None:
         )
 
 
+def _check_endpoint(key: str, value: Any) -> None:
+    """Check an endpoint: ``host:port`` or an http(s) URL."""
+    if isinstance(value, str) and "://" in value:
+        _check_url(key, value, ("http", "https"))
+        return
+    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not host or not _valid_host(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise rule_error("DS-009", f"{key} {value!r} is neither host:port nor an http(s) URL", field=key)
+
+
+#: Table keys the catalog knows when the family's own model is not installed to say.
+_TABLE_KEYS = frozenset(
+    {
+        "name",
+        "location",
+        "identifier",
+        "format",
+        "hive_partitioning",
+        "delimiter",
+        "header",
+        "columns",
+        "version",
+        "as_of",
+        "read_optimized",
+    }
+)
+
+
+def _check_tables(st: SourceType, key: str, value: Any) -> list[dict[str, Any]]:
+    """Check a ``tables`` list and fill in the options its type implies (the format of ``s3_csv``)."""
+    if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
+        raise rule_error(
+            "DS-004", f"{key} must be a non-empty list of tables like {{name, location}}", field=key
+        )
+    names = [t.get("name") for t in value]
+    for index, table in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(table.get("name"), str) or not table["name"]:
+            raise rule_error("DS-004", f"{where}.name is required", field=f"{where}.name")
+        if family_backend(st.family) is None:
+            unknown = set(table) - _TABLE_KEYS
+            if unknown:
+                raise rule_error(
+                    "DS-005", f"{where}: unknown table option {sorted(unknown)[0]!r}", field=where
+                )
+        if "location" in table:
+            _check_location(st, f"{where}.location", table["location"])
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise rule_error("DS-012", f"{key}: duplicate table names {', '.join(duplicates)}", field=key)
+    return [{**st.implied_table_options, **table} for table in value]
+
+
 def _check_location(st: SourceType, key: str, value: Any) -> None:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or not parts.scheme or (parts.scheme != "file" and not parts.netloc):
+    if not isinstance(value, str) or not value:
+        raise rule_error("DS-009", f"{key} must be a path or a URI like s3://bucket/prefix", field=key)
+    parts = urlsplit(value)
+    if st.location_schemes == ("file",):
+        path = parts.path if parts.scheme == "file" else value
+        if parts.scheme not in ("", "file") or not PurePosixPath(path).is_absolute():
+            raise rule_error("DS-013", f"{key} must be an absolute local path", field=key)
+        if not any(c in path for c in "*?[") and not os.path.exists(path):
+            raise rule_error("DS-013", f"{key} does not exist: {path}", field=key)
+        return
+    if not parts.scheme or (parts.scheme != "file" and not parts.netloc):
         raise rule_error("DS-009", f"{key} {value!r} is not a URI like s3://bucket/prefix", field=key)
     if parts.password:
         raise rule_error("DS-008", f"{key} carries a password: give it as a secret instead", field=key)
-    if parts.scheme.lower() not in st.location_schemes:
+    if st.location_schemes and parts.scheme.lower() not in st.location_schemes:
         raise rule_error(
             "DS-015",
             f"{key} scheme {parts.scheme!r} does not match type {st.name} "
@@ -325,13 +393,13 @@ _KIND_RULES = {
     "url": "DS-009",
     "path": "DS-013",
     "charset": "DS-014",
-    "location": "DS-015",
+    "endpoint": "DS-009",
 }
 
 
 def _check_model(st: SourceType, model: type[BaseModel], options: dict, secrets: dict) -> None:
     """Validate with the backend family's own model; map its errors to DS rules (never echoing values)."""
-    data = {**st.implied_options, **options, **secrets}
+    data = {**options, **secrets}
     if "kind" in model.model_fields and "kind" not in data:
         data["kind"] = st.family
     try:
@@ -346,4 +414,6 @@ def _check_model(st: SourceType, model: type[BaseModel], options: dict, secrets:
         else:
             spec = st.options.get(str(error["loc"][0])) if error["loc"] else None
             rule = _KIND_RULES.get(spec.kind, "DS-012") if spec else "DS-012"
+            if "location" in error["loc"]:
+                rule = "DS-015"  # the family cannot read a location with this scheme
         raise rule_error(rule, f"{key}: {error['msg']} (backend family {st.family})", field=key) from None

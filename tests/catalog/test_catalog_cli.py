@@ -43,7 +43,7 @@ def test_sources_commands(cli):
         "-o",
         "port=5432",
         "-o",
-        "user=postgres",
+        "username=postgres",
         "-o",
         "database=test",
         "--secret",
@@ -54,7 +54,7 @@ def test_sources_commands(cli):
     assert shown["config"] == {
         "host": "127.0.0.1",
         "port": 5432,
-        "user": "postgres",
+        "username": "postgres",
         "database": "test",
         "password": "***",
     }
@@ -111,7 +111,7 @@ def test_literal_secrets_are_refused(cli):
 
 
 def test_rule_errors_reach_the_user(cli):
-    _, err = cli("sources", "add", "s", "--type", "postgress", "-o", "host=h", expect=2)
+    _, err = cli("sources", "add", "s", "--type", "postgress", "-o", "host=h", "-o", "database=d", expect=2)
     assert err.strip() == "error: DS-003: unknown source type 'postgress'; did you mean 'postgresql'?"
 
 
@@ -141,6 +141,8 @@ def test_vault_rotate_command(cli, monkeypatch):
         "postgresql",
         "-o",
         "host=h",
+        "-o",
+        "database=d",
         "--secret",
         "password=${env:NF_TEST_PW}",
     )

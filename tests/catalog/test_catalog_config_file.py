@@ -21,15 +21,15 @@ password = "${env:NF_ADMIN_PW}"
 [[sources]]
 name = "sales"
 type = "postgresql"
-options = { host = "127.0.0.1", port = 5432, database = "test", user = "postgres" }
+options = { host = "127.0.0.1", port = 5432, database = "test", username = "postgres" }
 secrets = { password = "${env:NF_SALES_PW}" }
 
 [[sources]]
 name = "lake"
 type = "s3_parquet"
 auth_type = "iam"
-options = { location = "s3://bucket/sales/", region = "eu-west-1" }
-secrets = { access_key_id = "${env:NF_AK}", secret_access_key = "${env:NF_SK}" }
+options = { s3_region = "eu-west-1", tables = [{ name = "sales", location = "s3://bucket/sales/" }] }
+secrets = { s3_access_key_id = "${env:NF_AK}", s3_secret_access_key = "${env:NF_SK}" }
 """
 ENV = {
     "NF_ADMIN_PW": "admin-pw-1",
@@ -52,7 +52,10 @@ def test_a_good_file(tmp_path):
     assert "admin-pw-1" not in repr(config) and "sales-pw-1" not in repr(config)
     sales, lake = config.sources
     assert sales.secrets["password"].get_secret_value() == "sales-pw-1"
-    assert lake.auth_type == "iam" and lake.options["region"] == "eu-west-1"
+    assert lake.auth_type == "iam" and lake.options["s3_region"] == "eu-west-1"
+    assert lake.options["tables"] == [
+        {"name": "sales", "location": "s3://bucket/sales/", "format": "parquet"}
+    ]
 
 
 def test_environment_overrides(tmp_path):
@@ -89,7 +92,7 @@ def test_no_file_means_defaults_plus_environment():
         (
             GOOD,
             {k: v for k, v in ENV.items() if k != "NF_SK"},
-            r"sources\[1\] \(lake\).secrets.secret_access_key: the environment variable NF_SK is not set",
+            r"sources\[1\] \(lake\).secrets.s3_secret_access_key: the environment variable NF_SK is not set",
         ),
         (GOOD.replace("port = 5432", "port = 0"), ENV, r"^sources\[0\] \(sales\): DS-006: port 0"),
         (GOOD.replace('"lake"', '"Sales"'), ENV, r"^sources\[1\] \(Sales\): DS-002"),

@@ -31,8 +31,11 @@ def served(sqlite_store, duck_file, tmp_path):
     sqlite_store.add_source(
         "pgsrc",
         "postgresql",
-        {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"},
+        {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
         {"password": PASSWORD},
+    )
+    sqlite_store.add_source(
+        "ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD}
     )
     directory = CatalogSourceDirectory(sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0)
     config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None)
@@ -71,7 +74,7 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
     with connect(gateway) as conn:
         catalogs = conn.adbc_get_objects(depth="catalogs").read_all()
         responses.append(catalogs)
-        assert sorted(catalogs.column("catalog_name").to_pylist()) == ["pgsrc", "sales", "system"]
+        assert sorted(catalogs.column("catalog_name").to_pylist()) == ["ora", "pgsrc", "sales", "system"]
 
         result = fetch(conn, "SELECT count(*) AS n, sum(amount) AS total FROM orders", "sales")
         responses.append(result)
@@ -79,8 +82,8 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
 
         with pytest.raises(Exception, match="no_such_table") as refused:
             fetch(conn, "SELECT * FROM no_such_table", "sales")
-        with pytest.raises(Exception, match="DS-010: .*backend family 'postgres'") as unimplemented:
-            fetch(conn, "SELECT 1", "pgsrc")
+        with pytest.raises(Exception, match="DS-010: .*backend family 'oracle'") as unimplemented:
+            fetch(conn, "SELECT 1 FROM dual", "ora")
 
         objects = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all()
         responses.append(objects)
@@ -96,7 +99,10 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
             conn, "SELECT name, type, family, status, config FROM sources ORDER BY name", "system"
         )
         versions = fetch(
-            conn, "SELECT source_name, is_current, stale, table_count FROM schema_versions", "system"
+            conn,
+            "SELECT source_name, is_current, stale, table_count FROM schema_versions "
+            "WHERE source_name = 'sales'",
+            "system",
         )
         responses += [history, sources, versions]
 
@@ -107,7 +113,11 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
     assert rows[2]["status"] == "error" and rows[2]["error_message"].startswith("DS-010")
     assert rows[0]["total_ms"] > 0
     by_name = {r["name"]: r for r in sources.to_pylist()}
-    assert json.loads(by_name["pgsrc"]["config"])["password"] == "***"
+    assert (
+        json.loads(by_name["pgsrc"]["config"])["password"]
+        == "***"
+        == json.loads(by_name["ora"]["config"])["password"]
+    )
     assert by_name["sales"]["family"] == "duckdb"
     assert versions.to_pylist() == [
         {"source_name": "sales", "is_current": True, "stale": False, "table_count": 1}
@@ -131,7 +141,11 @@ def test_metadata_answers_from_the_stale_cache_when_the_source_is_down(served, d
         duck_file.rename(duck_file.with_suffix(".gone"))
         second = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all().to_pylist()
         assert second == first  # same schemas, tables and columns, from the cache
-        versions = fetch(conn, "SELECT source_name, stale FROM schema_versions WHERE is_current", "system")
+        versions = fetch(
+            conn,
+            "SELECT source_name, stale FROM schema_versions WHERE is_current AND source_name = 'sales'",
+            "system",
+        )
         assert versions.to_pylist() == [{"source_name": "sales", "stale": True}]
         with pytest.raises(Exception, match="not found"):
             fetch(conn, "SELECT count(*) FROM orders", "sales")

@@ -88,7 +88,7 @@ def pg_probe(spec):
         psycopg.connect(
             host=options["host"],
             port=options["port"],
-            user=options["user"],
+            user=options["username"],
             dbname=options["database"],
             connect_timeout=2,
         ).close()
@@ -115,7 +115,7 @@ def pg_source(sqlite_store, private_pg):
     sqlite_store.add_source(
         "pg",
         "postgresql",
-        {"host": "127.0.0.1", "port": private_pg.port, "user": "postgres", "database": "postgres"},
+        {"host": "127.0.0.1", "port": private_pg.port, "username": "postgres", "database": "postgres"},
     )
     return sqlite_store
 
@@ -197,7 +197,7 @@ def test_a_failing_draft_goes_to_error(sqlite_store):
     sqlite_store.add_source(
         "nowhere",
         "postgresql",
-        {"host": "127.0.0.1", "port": port, "user": "postgres", "database": "postgres"},
+        {"host": "127.0.0.1", "port": port, "username": "postgres", "database": "postgres"},
     )
     info = check_source(sqlite_store, "nowhere", pg_probe)
     assert info.status == "error" and info.health_failures == 1 and info.last_error.startswith("[postgres]")

@@ -85,7 +85,9 @@ def test_retention_deletes_old_rows(store):
 
 
 def test_error_text_echoing_a_known_secret_is_scrubbed(sqlite_store):
-    sqlite_store.add_source("pg", "postgresql", {"host": "h"}, {"password": "echoed-Secret-991"})
+    sqlite_store.add_source(
+        "pg", "postgresql", {"host": "h", "database": "d"}, {"password": "echoed-Secret-991"}
+    )
     sqlite_store.source_spec("pg")  # opening the vault record teaches the scrubber the value
     record_query(
         sqlite_store,

@@ -27,7 +27,7 @@ def probe_with_psycopg(spec):
     psycopg.connect(
         host=o["host"],
         port=o["port"],
-        user=o["user"],
+        user=o["username"],
         dbname=o["database"],
         password=spec.secrets["password"],
         connect_timeout=3,
@@ -39,14 +39,14 @@ def exercise(store):
     store.add_source(
         "sales",
         "postgresql",
-        {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "test"},
+        {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
         {"password": PASSWORD},
     )
     store.add_source(
         "lake",
         "s3_parquet",
-        {"location": "s3://bucket/p/"},
-        {"access_key_id": "AKIAEXAMPLE1", "secret_access_key": SECRET_KEY},
+        {"tables": [{"name": "t", "location": "s3://bucket/p/"}]},
+        {"s3_access_key_id": "AKIAEXAMPLE1", "s3_secret_access_key": SECRET_KEY},
         "iam",
     )
     spec = store.source_spec("sales")
@@ -75,7 +75,9 @@ def exercise(store):
     texts = [repr(store), str(store), repr(store.vault), repr(store.vault.keys), repr(spec), str(spec)]
     for info in store.list_sources():
         texts += [repr(info), str(info), str(info.redacted())]
-    texts.append(repr(validate_source("x", "postgresql", {"host": "h"}, {"password": PASSWORD})))
+    texts.append(
+        repr(validate_source("x", "postgresql", {"host": "h", "database": "d"}, {"password": PASSWORD}))
+    )
     try:
         store.add_source("bad", "postgresql", {"host": "h", "password": PASSWORD})
     except GatewayError as exc:
@@ -132,7 +134,7 @@ def test_config_file_secrets_stay_secret(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "c.toml"
     path.write_text(
-        '[[sources]]\nname = "s"\ntype = "postgresql"\noptions = { host = "h" }\n'
+        '[[sources]]\nname = "s"\ntype = "postgresql"\noptions = { host = "h", database = "d" }\n'
         'secrets = { password = "${env:PW}" }\n'
     )
     config = load_config(path, {"PW": PASSWORD})

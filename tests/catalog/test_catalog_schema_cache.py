@@ -134,7 +134,7 @@ def test_changed_column_type_and_nullability():
 
 
 def test_snapshot_id_is_the_version_of_lake_tables(sqlite_store):
-    sqlite_store.add_source("lake", "iceberg", {"location": "s3://lake/t"})
+    sqlite_store.add_source("lake", "iceberg", {"tables": [{"name": "t", "identifier": "db.t"}]})
     content = {"schemas": {"db": {"t": {"type": "TABLE", "columns": []}}}}
     assert save_schema(sqlite_store, "lake", content, snapshot_id="6148113451426390237").version_id == (
         "6148113451426390237"

@@ -11,7 +11,7 @@ from catalog.migrations import CURRENT_VERSION, upgrade
 from catalog.models import Base
 from catalog.store import CatalogStore
 
-PG = {"host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+PG = {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"}
 
 
 def test_add_list_show_update_remove(store):
@@ -22,7 +22,7 @@ def test_add_list_show_update_remove(store):
     shown = store.get_source("b_src").redacted()
     assert shown["config"] == {**PG, "password": "***"}
     assert shown["family"] == "postgres" and shown["dialect"] == "postgres"
-    updated = store.update_source("b_src", options={"port": 5433, "user": None}, new_name="c_src")
+    updated = store.update_source("b_src", options={"port": 5433, "username": None}, new_name="c_src")
     assert updated.options == {"host": "127.0.0.1", "port": 5433, "database": "test"}
     assert store.source_spec("c_src").secrets == {"password": "pw-123456"}
     with pytest.raises(ConfigError, match="^DS-006"):

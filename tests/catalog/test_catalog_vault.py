@@ -31,7 +31,7 @@ PASSWORD = "s3cret-Pa55word-for-vault"
 
 
 def pg_options():
-    return {"host": "127.0.0.1", "port": 5432, "database": "test", "user": "postgres"}
+    return {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"}
 
 
 def test_seal_and_open_round_trip_with_fresh_nonces(keys):
