@@ -53,7 +53,6 @@ class QueryRecorder:
     def __init__(self, store: CatalogStore, *, record_parameters: bool = False) -> None:
         self.store = store
         self.record_parameters = record_parameters
-        self._source_ids: dict[str, str] = {}
 
     def __call__(self, record: QueryRecord) -> str:
         """Store one record and return its id.
@@ -95,12 +94,7 @@ class QueryRecorder:
     def _source_id(self, session, name: str | None) -> str | None:
         if not name:
             return None
-        if name not in self._source_ids:
-            found = session.scalars(select(DataSource.id).where(DataSource.name == name)).first()
-            if found is None:
-                return None
-            self._source_ids[name] = found
-        return self._source_ids[name]
+        return session.scalars(select(DataSource.id).where(DataSource.name == name)).first()
 
 
 def _parameters(parameters, keep: bool) -> Any:

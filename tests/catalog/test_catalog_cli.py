@@ -160,3 +160,30 @@ def test_vault_rotate_command(cli, monkeypatch):
 def test_format_table_aligns_columns():
     text = format_table([{"a": "x", "bb": 1}, {"a": "longer", "bb": None}])
     assert text.splitlines() == ["A       BB", "x       1", "longer"]
+
+
+def test_test_refresh_and_diff_schema_on_a_real_duckdb_file(cli, tmp_path):
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE items (id INTEGER, name VARCHAR)")
+    con.close()
+    cli("sources", "add", "shop", "--type", "duckdb", "-o", f"path={path}")
+    out, _ = cli("sources", "test", "shop", "--json")
+    assert json.loads(out) == {"name": "shop", "status": "active", "last_error": None}
+    first = json.loads(cli("sources", "refresh-schema", "shop", "--json")[0])
+    assert first["changed"] and first["previous_version"] is None
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE items ADD COLUMN price DOUBLE")
+    con.execute("CREATE TABLE orders (id INTEGER)")
+    con.close()
+    second = json.loads(cli("sources", "refresh-schema", "shop", "--json")[0])
+    assert second["changed"] and second["previous_version"] == first["version_id"]
+    out, _ = cli("sources", "diff-schema", "shop")
+    lines = out.splitlines()
+    assert lines[0].split() == ["CHANGE", "TABLE", "DETAIL"]
+    assert any(line.split()[:3] == ["added", "table", "main.orders"] for line in lines)
+    assert any(line.split() == ["added", "column", "main.items", "price"] for line in lines)
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["added_tables"] == ["main.orders"]

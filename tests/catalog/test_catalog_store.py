@@ -142,3 +142,30 @@ def test_default_catalog_file_lives_in_the_data_dir(tmp_path, keys):
     store = CatalogStore(data_dir=tmp_path / "d", keys=keys)
     store.close()
     assert (tmp_path / "d" / "catalog.db").exists()
+
+
+def test_replicas_starting_together_migrate_once(pg_url, keys):
+    """Two gateways opening a fresh shared catalog at the same moment: the advisory lock serializes them."""
+    import threading
+
+    stores, errors = [], []
+
+    def open_store():
+        try:
+            stores.append(CatalogStore(pg_url, keys=keys))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(stores) == 3
+    with stores[0].engine.connect() as conn:
+        versions = [
+            r[0] for r in conn.execute(text("SELECT version FROM catalog_schema_version ORDER BY version"))
+        ]
+    assert versions == list(range(1, CURRENT_VERSION + 1))
+    for store in stores:
+        store.close()
