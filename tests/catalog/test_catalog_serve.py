@@ -78,31 +78,38 @@ def test_serve_with_a_config_file_records_history(served_by_cli):
         cur.close()
     assert json.loads(sources["peer"])["token"] == "***"
     _wait_for_history(data, env)
-    history = subprocess.run(
-        [sys.executable, "-m", "server", "history", "--data-dir", str(data), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = json.loads(history.stdout)
+    history_out = run_cli(["history", "--data-dir", str(data), "--json"], env)
+    rows = json.loads(history_out)
     assert any(
         r["source_name"] == "shop" and r["status"] == "success" and "items" in r["sql_text"] for r in rows
     )
-    listing = subprocess.run(
-        [sys.executable, "-m", "server", "sources", "list", "--data-dir", str(data)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert listing.stdout.splitlines()[0].split()[:2] == ["NAME", "TYPE"]
-    assert SECRET not in listing.stdout + history.stdout
+    listing = run_cli(["sources", "list", "--data-dir", str(data)], env)
+    assert listing.splitlines()[0].split()[:2] == ["NAME", "TYPE"]
+    assert SECRET not in listing + history_out
     catalog_bytes = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
     assert SECRET.encode() not in catalog_bytes
     proc.kill()
     output, _ = proc.communicate(timeout=30)
     assert "listening on grpc://127.0.0.1" in output and SECRET not in output
+
+
+def run_cli(argv, env):
+    """``nexus-flight`` in-process through the server's own parser (the catalog commands wired into it)."""
+    import contextlib
+    import io
+
+    from server.cli import main
+
+    out = io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(argv) == 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return out.getvalue()
 
 
 def _wait_for_history(data, env, timeout=20.0):
