@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import duckdb
 import pyarrow as pa
@@ -170,3 +171,48 @@ def test_system_catalog_is_read_only(served):
             fetch(conn, "DELETE FROM query_history", "system")
         with pytest.raises(Exception, match="(?i)permission|disabled|not allowed|external"):
             fetch(conn, "SELECT * FROM read_csv('/etc/passwd')", "system")
+
+
+def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_path):
+    """Two gateways (as two replicas would run) share sources and history through one PostgreSQL catalog."""
+    from catalog.store import CatalogStore
+
+    stores = [CatalogStore(pg_url, keys=keys) for _ in range(2)]
+    stores[0].add_source("sales", "duckdb", {"path": str(duck_file)})
+    gateways = [
+        Gateway(
+            ServerConfig(port=0, data_dir=tmp_path, demo_scale=None),
+            sources=CatalogSourceDirectory(store, refresh_seconds=0),
+            observers=[history_observer(store)],
+        ).start()
+        for store in stores
+    ]
+    try:
+        with connect(gateways[0]) as conn:
+            assert fetch(conn, "SELECT count(*) AS n FROM orders", "sales").to_pylist() == [{"n": 10}]
+        stores[1].add_source("more", "duckdb", {"path": str(duck_file)})
+        with connect(gateways[1]) as conn:
+            assert fetch(conn, "SELECT max(id) AS m FROM orders", "more").to_pylist() == [{"m": 9}]
+        with connect(gateways[0]) as conn:
+            names = conn.adbc_get_objects(depth="catalogs").read_all().column("catalog_name").to_pylist()
+            assert sorted(names) == ["more", "sales", "system"]
+            deadline = time.monotonic() + 10
+            while True:
+                seen = fetch(
+                    conn,
+                    "SELECT source_name FROM query_history WHERE status = 'success' "
+                    "AND source_name IN ('sales', 'more')",
+                    "system",
+                )
+                if (
+                    sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]
+                    or time.monotonic() > deadline
+                ):
+                    break
+                time.sleep(0.05)
+            assert sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]
+    finally:
+        for gateway in gateways:
+            gateway.shutdown()
+        for store in stores:
+            store.close()

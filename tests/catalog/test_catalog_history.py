@@ -107,3 +107,25 @@ def test_history_as_an_arrow_table(store):
     assert table.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
     with pytest.raises(NotFoundError, match="did you mean 'sources'"):
         system_table(store, "source")
+
+
+def test_log_scrubber_filters_known_secrets():
+    import io
+    import logging
+
+    from catalog.redaction import ScrubbingFilter, install_log_scrubber
+
+    SCRUBBER.add("log-Secret-778899")
+    logger = logging.getLogger("tests.catalog.scrub")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        install_log_scrubber(logger)
+        install_log_scrubber(logger)
+        assert sum(isinstance(f, ScrubbingFilter) for f in handler.filters) == 1
+        logger.warning("engine said: bad password %s for user x", "log-Secret-778899")
+        assert stream.getvalue() == "engine said: bad password *** for user x\n"
+    finally:
+        logger.removeHandler(handler)
