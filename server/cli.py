@@ -41,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         tls_client_ca_file=_given(args, "tls_client_ca", tls.client_ca_file if tls else None),
     )
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
-    catalog.directory.fallback = StaticSourceDirectory([demo_source(config)]) if config.demo_scale is not None else None
+    if config.demo_scale is not None:
+        catalog.directory.fallback = StaticSourceDirectory([demo_source(config)])
 
     configure_telemetry()
     gateway = Gateway(config, sources=catalog.directory, observers=catalog.observers)
