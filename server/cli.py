@@ -19,22 +19,33 @@ def _interrupt(signum, frame) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        data_dir=Path(args.data_dir),
-        demo_scale=None if args.no_demo else args.demo_scale,
-        query_timeout_seconds=args.query_timeout,
-        allow_unauthenticated_remote=args.allow_unauthenticated_remote,
-        tls_cert_file=args.tls_cert,
-        tls_key_file=args.tls_key,
-        tls_client_ca_file=args.tls_client_ca,
-    )
-    from server.app import Gateway
+    from catalog.runtime import start_catalog
+    from server.app import Gateway, demo_source
+    from server.sources import StaticSourceDirectory
     from server.telemetry import configure_telemetry
 
+    catalog = start_catalog(args.config, data_dir=_given(args, "data_dir", None))
+    settings = catalog.config.server
+    tls = settings.tls
+    config = ServerConfig(
+        host=_given(args, "host", settings.host),
+        port=_given(args, "port", settings.port),
+        data_dir=Path(_given(args, "data_dir", settings.data_dir)).expanduser(),
+        demo_scale=None if args.no_demo else args.demo_scale,
+        query_timeout_seconds=_given(args, "query_timeout", settings.query_timeout_seconds),
+        memory_limit=settings.memory_limit,
+        default_source=settings.default_source,
+        allow_unauthenticated_remote=args.allow_unauthenticated_remote,
+        tls_cert_file=_given(args, "tls_cert", tls.cert_file if tls else None),
+        tls_key_file=_given(args, "tls_key", tls.key_file if tls else None),
+        tls_client_ca_file=_given(args, "tls_client_ca", tls.client_ca_file if tls else None),
+    )
+    # The catalog's sources are served with the demo alongside; the catalog's history records every query.
+    if config.demo_scale is not None:
+        catalog.directory.fallback = StaticSourceDirectory([demo_source(config)])
+
     configure_telemetry()
-    gateway = Gateway(config)
+    gateway = Gateway(config, sources=catalog.directory, observers=catalog.observers)
     # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
     # which it handles itself (a Python handler would not run while it waits).
     print(f"Nexus Flight listening on {gateway.location}", flush=True)
@@ -45,7 +56,14 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     print("shutting down", flush=True)
     gateway.shutdown()
+    catalog.close()
     return 0
+
+
+def _given(args: argparse.Namespace, name: str, otherwise):
+    """Return a serve option given on the command line, else ``otherwise`` (the configuration file's)."""
+    value = getattr(args, name)
+    return otherwise if value == getattr(build_parser().parse_args(["serve"]), name) else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unauthenticated-remote", action="store_true",
                        help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
+    from catalog.cli import add_subcommands
+
+    add_subcommands(sub)
     return parser
 
 

@@ -1,0 +1,370 @@
+"""Command-line management of the catalog: ``sources``, ``history`` and ``vault`` subcommands.
+
+``server/cli.py`` calls :func:`add_subcommands` on its subparsers; each command sets ``func`` on the parsed
+namespace, a callable taking the namespace and returning the exit code. Every command prints an aligned table
+or,
+with ``--json``, JSON for scripts. Secrets are given as ``KEY=${env:NAME}`` or ``KEY=-`` (prompted), never as
+literal values on the command line (CV-007), so they stay out of shell history and process listings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from backends.errors import ConfigError, GatewayError
+from catalog.config_file import load_config, parse_value
+from catalog.health import check_source
+from catalog.history import STATUSES, search_history
+from catalog.rules import rule_error
+from catalog.schema_cache import diff_versions, refresh_schema
+from catalog.store import CatalogStore, default_url
+
+_ENV_REF_PREFIX = "${env:"
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sources``, ``history`` and ``vault`` to a parser's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps these from overwriting the same options given to the top-level parser.
+    common.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
+    common.add_argument("--catalog-url", default=argparse.SUPPRESS, help="SQLAlchemy URL of the catalog")
+    common.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="directory of the default SQLite catalog"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sources = subparsers.add_parser("sources", help="manage data sources").add_subparsers(
+        dest="sources_command", required=True
+    )
+    add = sources.add_parser("add", parents=[common], help="register a source (status draft)")
+    add.add_argument("name")
+    add.add_argument("--type", required=True, help="source type, e.g. postgresql, s3_parquet")
+    add.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    add.add_argument("--secret", "-s", action="append", default=[], metavar="KEY=${env:NAME}|KEY=-")
+    add.add_argument("--auth-type")
+    add.add_argument("--token-expires-at", type=datetime.fromisoformat)
+    add.add_argument("--test", action="store_true", help="test the connection right away")
+    add.set_defaults(func=_sources_add)
+
+    listing = sources.add_parser("list", parents=[common], help="list sources")
+    listing.add_argument("--type")
+    listing.add_argument("--status")
+    listing.set_defaults(func=_sources_list)
+
+    for name, func, text in (
+        ("show", _sources_show, "show one source (secrets redacted)"),
+        ("test", _sources_test, "test the connection now"),
+        ("enable", _sources_enable, "enable a disabled source and test it"),
+        ("disable", _sources_disable, "disable a source (status inactive)"),
+        ("remove", _sources_remove, "remove a source and its secrets"),
+        ("refresh-schema", _sources_refresh, "read the source's schema into the cache"),
+    ):
+        sub = sources.add_parser(name, parents=[common], help=text)
+        sub.add_argument("name")
+        sub.set_defaults(func=func)
+
+    diff = sources.add_parser(
+        "diff-schema", parents=[common], help="what changed between two schema versions"
+    )
+    diff.add_argument("name")
+    diff.add_argument("--from", dest="old", help="older version id (default: the one before the current)")
+    diff.add_argument("--to", dest="new", help="newer version id (default: the current one)")
+    diff.set_defaults(func=_sources_diff)
+
+    history = subparsers.add_parser("history", parents=[common], help="search the query history")
+    history.add_argument("--source")
+    history.add_argument("--user")
+    history.add_argument("--status", choices=STATUSES)
+    history.add_argument("--since", type=_since, help="ISO time or a duration like 30m, 12h, 7d")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(func=_history)
+
+    vault = subparsers.add_parser("vault", help="manage the credential vault").add_subparsers(
+        dest="vault_command", required=True
+    )
+    rotate = vault.add_parser(
+        "rotate",
+        parents=[common],
+        help="re-encrypt every secret under the current master key (old keys: NEXUS_FLIGHT_OLD_MASTER_KEYS)",
+    )
+    rotate.set_defaults(func=_vault_rotate)
+    status = vault.add_parser("status", parents=[common], help="how many records each key id seals")
+    status.set_defaults(func=_vault_status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one catalog command (the same commands ``nexus-flight`` offers)."""
+    parser = argparse.ArgumentParser(prog="nexus-flight")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+# -- plumbing
+# --------------------------------------------------------------------------------------------------
+
+
+def open_store(args: argparse.Namespace) -> CatalogStore:
+    """Open the catalog named by ``--catalog-url``, else by the config file, else in the data dir."""
+    config_path = getattr(args, "config", None)
+    server = load_config(config_path).server
+    url = getattr(args, "catalog_url", None) or server.catalog_url
+    if url is None:
+        data_dir = Path(getattr(args, "data_dir", None) or server.data_dir).expanduser()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = default_url(data_dir)
+    return CatalogStore(url)
+
+
+def _run(args: argparse.Namespace, action) -> int:
+    """Open the store, run the action, print its result; errors become a message and exit code 2."""
+    try:
+        store = open_store(args)
+        try:
+            result = action(store)
+        finally:
+            store.close()
+    except GatewayError as exc:
+        print(f"error: {exc.client_message()}", file=sys.stderr)
+        return 2
+    if result is not None:
+        _print(result, args.json)
+    return 0
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=_json_default, sort_keys=True))
+    elif isinstance(result, list):
+        print(format_table(result) if result else "(none)")
+    elif isinstance(result, Mapping):
+        width = max((len(k) for k in result), default=0)
+        for key, value in result.items():
+            text = json.dumps(value, default=_json_default) if isinstance(value, dict | list) else value
+            print(f"{key:<{width}}  {'' if text is None else text}")
+    else:
+        print(result)
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows as an aligned text table with a header."""
+    columns = list(columns or rows[0].keys())
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--{what} {item!r}: expected KEY=VALUE")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _secret_value(key: str, value: str) -> str:
+    """``${env:NAME}`` or ``-`` (prompt, or one line of stdin when it is not a terminal)."""
+    if value == "-":
+        return getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if value.startswith(_ENV_REF_PREFIX) and value.endswith("}"):
+        name = value[len(_ENV_REF_PREFIX) : -1]
+        if not os.environ.get(name):
+            raise ConfigError(f"--secret {key}: the environment variable {name} is not set")
+        return os.environ[name]
+    raise rule_error("CV-007", f"--secret {key}: give ${{env:NAME}} or - (prompt), not the secret itself")
+
+
+def _since(text: str) -> datetime:
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failures", "last_error")
+
+
+# -- commands
+# --------------------------------------------------------------------------------------------------
+
+
+def _sources_add(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        options = {k: parse_value(v) for k, v in _pairs(args.option, "option").items()}
+        secrets = {k: _secret_value(k, v) for k, v in _pairs(args.secret, "secret").items()}
+        info = store.add_source(args.name, args.type, options, secrets, args.auth_type, args.token_expires_at)
+        if args.test:
+            info = check_source(store, args.name)
+        return info.redacted()
+
+    return _run(args, action)
+
+
+def _sources_list(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        rows = [s.redacted() for s in store.list_sources(args.type, args.status)]
+        return rows if args.json else [{c: r[c] for c in _LIST_COLUMNS} for r in rows]
+
+    return _run(args, action)
+
+
+def _sources_show(args: argparse.Namespace) -> int:
+    return _run(args, lambda store: store.get_source(args.name).redacted())
+
+
+def _sources_test(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        info = check_source(store, args.name)
+        return {"name": info.name, "status": info.status, "last_error": info.last_error}
+
+    code = _run(args, action)
+    return code
+
+
+def _sources_enable(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        if store.get_source(args.name).status == "inactive":
+            store.set_status(args.name, "draft")
+        info = check_source(store, args.name)
+        return {"name": info.name, "status": info.status, "last_error": info.last_error}
+
+    return _run(args, action)
+
+
+def _sources_disable(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        info = store.set_status(args.name, "inactive")
+        return {"name": info.name, "status": info.status}
+
+    return _run(args, action)
+
+
+def _sources_remove(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        store.remove_source(args.name)
+        return {"name": args.name, "removed": True}
+
+    return _run(args, action)
+
+
+def _sources_refresh(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        result = refresh_schema(store, args.name)
+        return {
+            "name": args.name,
+            "version_id": result.version_id,
+            "changed": result.changed,
+            "previous_version": result.previous_version,
+        }
+
+    return _run(args, action)
+
+
+def _sources_diff(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        diff = diff_versions(store, args.name, args.old, args.new)
+        if args.json:
+            return diff.to_dict()
+        rows = [{"change": "added table", "table": t, "detail": ""} for t in diff.added_tables]
+        rows += [{"change": "removed table", "table": t, "detail": ""} for t in diff.removed_tables]
+        for table in diff.changed_tables:
+            rows += [
+                {"change": "added column", "table": table.table, "detail": c} for c in table.added_columns
+            ]
+            rows += [
+                {"change": "removed column", "table": table.table, "detail": c} for c in table.removed_columns
+            ]
+            rows += [
+                {
+                    "change": "changed column",
+                    "table": table.table,
+                    "detail": f"{c['name']}: {c['old_type']} -> {c['new_type']}"
+                    + (
+                        ""
+                        if c["old_nullable"] == c["new_nullable"]
+                        else f" ({'nullable' if c['new_nullable'] else 'not null'})"
+                    ),
+                }
+                for c in table.changed_columns
+            ]
+        return rows or f"no changes between {diff.old_version} and {diff.new_version}"
+
+    return _run(args, action)
+
+
+_HISTORY_COLUMNS = (
+    "created_at",
+    "source_name",
+    "user_name",
+    "status",
+    "rows",
+    "total_ms",
+    "sql_text",
+    "error_message",
+)
+
+
+def _history(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        rows = search_history(
+            store, source=args.source, user=args.user, status=args.status, since=args.since, limit=args.limit
+        )
+        return rows if args.json else [{c: r[c] for c in _HISTORY_COLUMNS} for r in rows]
+
+    return _run(args, action)
+
+
+def _vault_rotate(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        rotated = store.rotate_keys()
+        return {
+            "rotated": rotated,
+            "current_key_id": store.vault.keys.require_current().key_id,
+            "records_by_key_id": store.vault_key_ids(),
+        }
+
+    return _run(args, action)
+
+
+def _vault_status(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        current = store.vault.keys.current
+        return {
+            "current_key_id": current.key_id if current else None,
+            "configured_key_ids": store.vault.keys.key_ids,
+            "records_by_key_id": store.vault_key_ids(),
+        }
+
+    return _run(args, action)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,319 @@
+"""The catalog as the Flight SQL server sees it: source directory, history observer, ``system`` catalog.
+
+:class:`CatalogSourceDirectory` implements ``server.sources.SourceDirectory`` over the catalog store: every
+source that is not disabled is a Flight SQL catalog, plus ``system``. Its backends open lazily; metadata
+(schemas, tables, table schemas) comes from the schema cache while it is fresh, from the source when it is
+not, and from the cache marked stale when the source is down. A query that finds its source unreachable moves
+the source to ``error``, where the health checker takes over. :func:`history_observer` writes one history row
+per query the server reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.errors import BackendUnavailableError, GatewayError, NotFoundError
+from catalog.connect import family_class, open_source
+from catalog.health import record_failure
+from catalog.history import PHASES, QueryRecord, QueryRecorder
+from catalog.models import utcnow
+from catalog.schema_cache import (
+    cached_schema,
+    cached_table_schema,
+    cached_tables,
+    mark_stale,
+    save_schema,
+    snapshot_backend,
+)
+from catalog.source_types import suggest
+from catalog.store import CatalogStore, SourceInfo
+from catalog.system_backend import SYSTEM_CATALOG, SystemBackend
+from server.routing import RouteTarget
+
+log = logging.getLogger(__name__)
+
+
+class CatalogBackend(Backend):
+    """One catalog source: its real backend opened on first use, metadata through the schema cache."""
+
+    read_only_guard = "that of the source's backend family"
+
+    def __init__(self, store: CatalogStore, info: SourceInfo, schema_ttl_seconds: float = 300.0) -> None:
+        super().__init__(
+            SourceSpec(name=info.name, kind=info.family)
+        )  # no secrets here: the real backend has them
+        self.kind = info.family
+        self.dialect = info.dialect
+        self.info = info
+        self.store = store
+        self.schema_ttl = timedelta(seconds=schema_ttl_seconds)
+        self._live: Backend | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """The capabilities of the source's backend family."""
+        if self._live is not None:
+            return self._live.capabilities
+        try:
+            return family_class(self.info.type).capabilities
+        except GatewayError:
+            return Capabilities()
+
+    def _backend(self) -> Backend:
+        with self._lock:
+            if self._live is None:
+                self._live = self._call(lambda: open_source(self.store, self.name))
+            return self._live
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run an action; an unreachable source is recorded (status error) and its connection dropped."""
+        try:
+            return action()
+        except BackendUnavailableError as exc:
+            self._unavailable(exc.message)
+            raise
+
+    def _unavailable(self, message: str) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.close()
+            except GatewayError:
+                pass
+        try:
+            if self.store.get_source(self.name).status not in ("error", "inactive"):
+                record_failure(self.store, self.name, message)
+        except GatewayError as exc:  # removed or disabled meanwhile
+            log.info("could not record the failure of %s: %s", self.name, exc.message)
+
+    # -- queries: always the live backend --------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().get_schema(sql, parameter_count))
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().get_parameter_schema(sql, parameter_count))
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().execute(sql, parameters, limits))
+
+    def primary_keys(self, db_schema, table):
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().primary_keys(db_schema, table))
+
+    def foreign_keys(self, db_schema=None, table=None):
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().foreign_keys(db_schema, table))
+
+    def ping(self) -> None:
+        """Delegate to the source's backend."""
+        self._call(lambda: self._backend().ping())
+
+    # -- metadata: through the schema cache ------------------------------------------------------------------
+
+    def _content(self) -> dict[str, Any]:
+        cached = cached_schema(self.store, self.name)
+        if cached is not None and not cached.stale and utcnow() - cached.refreshed_at < self.schema_ttl:
+            return cached.content
+        try:
+            content = self._call(lambda: snapshot_backend(self._backend()))
+        except BackendUnavailableError as exc:
+            if cached is None:
+                raise
+            mark_stale(self.store, self.name, exc.message)
+            log.warning(
+                "source %s is unreachable; answering metadata from its stale cached schema", self.name
+            )
+            return cached.content
+        save_schema(self.store, self.name, content)
+        return content
+
+    def list_schemas(self) -> list[str]:
+        """List schema names, from the cache when fresh or the source is down."""
+        return sorted(self._content()["schemas"])
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables, from the cache when fresh or the source is down."""
+        return cached_tables(self._content(), db_schema)
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return a table's Arrow schema, from the cache when fresh or the source is down.
+
+        Raises:
+            NotFoundError: no such table.
+
+        """
+        schema = cached_table_schema(self._content(), db_schema, table)
+        if schema is None:
+            return self._call(lambda: self._backend().table_schema(db_schema, table))
+        return schema
+
+    def close(self) -> None:
+        """Close the source's backend if it was opened."""
+        with self._lock:
+            live, self._live = self._live, None
+        if live is not None:
+            live.close()
+
+
+class CatalogSourceDirectory:
+    """``server.sources.SourceDirectory`` over the catalog store, plus the ``system`` catalog.
+
+    Args:
+        store: The catalog.
+        fallback: Another directory (the demo) whose sources are served too; catalog sources win on a clash.
+        default: The default source's name.
+        system: Serve the ``system`` catalog.
+        refresh_seconds: How long the list of sources is reused before the store is asked again.
+        schema_ttl_seconds: How long a cached schema answers metadata without asking the source.
+
+    """
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        *,
+        fallback=None,
+        default: str | None = None,
+        system: bool = True,
+        refresh_seconds: float = 2.0,
+        schema_ttl_seconds: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.fallback = fallback
+        self._default = default
+        self._system = SystemBackend(store) if system else None
+        self.refresh_seconds = refresh_seconds
+        self.schema_ttl_seconds = schema_ttl_seconds
+        self._sources: dict[str, SourceInfo] = {}
+        self._loaded_at = float("-inf")
+        self._backends: dict[str, CatalogBackend] = {}
+        self._lock = threading.Lock()
+
+    def _catalog_sources(self) -> dict[str, SourceInfo]:
+        with self._lock:
+            if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+                self._sources = {s.name: s for s in self.store.list_sources() if s.status != "inactive"}
+                self._loaded_at = time.monotonic()
+            return self._sources
+
+    def names(self) -> list[str]:
+        """Catalog sources that are not disabled, the fallback's sources and ``system``, sorted."""
+        names = set(self._catalog_sources())
+        if self.fallback is not None:
+            names.update(self.fallback.names())
+        if self._system is not None:
+            names.add(SYSTEM_CATALOG)
+        return sorted(names)
+
+    def default(self) -> str | None:
+        """Return the configured default, else the fallback's, else the first catalog source."""
+        if self._default:
+            return self._default
+        if self.fallback is not None and self.fallback.default():
+            return self.fallback.default()
+        return next(iter(sorted(self._catalog_sources())), None)
+
+    def route_target(self, name: str) -> RouteTarget:
+        """Dialect and own data locations of a source."""
+        if self._system is not None and name == SYSTEM_CATALOG:
+            return RouteTarget(dialect=SystemBackend.dialect)
+        info = self._catalog_sources().get(name)
+        if info is not None:
+            paths = tuple(
+                str(p)
+                for p in [
+                    info.options.get("path"),
+                    *(t.get("location") for t in info.options.get("tables", ())),
+                ]
+                if p
+            )
+            return RouteTarget(dialect=info.dialect, allowed_paths=paths)
+        return self._fallback(name).route_target(name)
+
+    def backend(self, name: str) -> Backend:
+        """Return a source's backend, opened on first use and again after its configuration changed."""
+        if self._system is not None and name == SYSTEM_CATALOG:
+            return self._system
+        info = self._catalog_sources().get(name)
+        if info is None:
+            return self._fallback(name).backend(name)
+        with self._lock:
+            current = self._backends.get(name)
+            if current is not None and current.info.updated_at == info.updated_at:
+                return current
+            self._backends[name] = CatalogBackend(self.store, info, self.schema_ttl_seconds)
+        if current is not None:
+            current.close()
+        return self._backends[name]
+
+    def _fallback(self, name: str):
+        if self.fallback is not None and name in self.fallback.names():
+            return self.fallback
+        try:
+            if self.store.get_source(name).status == "inactive":
+                raise BackendUnavailableError(
+                    f"source {name!r} is disabled; enable it with `nexus-flight sources enable {name}`",
+                    source=name,
+                )
+        except NotFoundError:
+            pass
+        names = self.names()
+        raise NotFoundError(
+            f"unknown catalog {name!r}{suggest(name, names)}; known catalogs: {', '.join(names)}"
+        )
+
+    def close(self) -> None:
+        """Close every open backend."""
+        with self._lock:
+            backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            backend.close()
+        if self.fallback is not None:
+            self.fallback.close()
+
+
+def history_observer(store: CatalogStore, *, record_parameters: bool = False) -> Callable[[Any], None]:
+    """Build a ``QueryService`` observer that writes each ``QueryEvent`` to the query history.
+
+    The history row's id is the query id the server reports in errors, so a client's error leads to its row.
+    """
+    recorder = QueryRecorder(store, record_parameters=record_parameters)
+
+    def observe(event) -> None:
+        timings = dict(event.timings_ms)
+        try:
+            query_id = str(uuid.UUID(event.query_id))
+        except (ValueError, TypeError, AttributeError):
+            query_id = None
+        recorder(
+            QueryRecord(
+                id=query_id,
+                sql=event.sql,
+                status=event.status,
+                source=event.source,
+                user=event.user,
+                parameters=event.parameters or None,
+                error=event.error,
+                rows=event.rows,
+                bytes=event.bytes,
+                total_ms=timings.pop("total", None),
+                phases_ms={k: v for k, v in timings.items() if k in PHASES},
+                correlation_id=event.correlation_id,
+            )
+        )
+
+    return observe

@@ -1,0 +1,192 @@
+"""Connection tests and the background health checker.
+
+A test probes a source and moves it to ``active`` or ``error``. Failures are counted in ``health_failures``
+(shared
+by every replica through the catalog); after the n-th consecutive failure the next try is scheduled
+``BACKOFF_SECONDS[n-1]`` later (the last step repeats), and after ``MAX_TRIES`` consecutive failures the
+checker
+gives up on the source until someone tests it by hand. Active sources are re-probed every ``active_interval``
+so a source that goes down is noticed without a query. Clock, probe and schedule are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from backends.errors import GatewayError
+from catalog.connect import Probe, ping_backend
+from catalog.models import DataSource
+from catalog.redaction import SCRUBBER
+from catalog.rules import rule_error
+from catalog.store import CatalogStore, SourceInfo
+
+log = logging.getLogger(__name__)
+
+BACKOFF_SECONDS: tuple[float, ...] = (30, 60, 120, 300, 600)
+MAX_TRIES = 10
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_delay(failures: int, schedule: Sequence[float] = BACKOFF_SECONDS) -> float:
+    """Seconds to wait after the ``failures``-th consecutive failure (1-based)."""
+    return schedule[min(max(failures, 1), len(schedule)) - 1]
+
+
+def check_source(
+    store: CatalogStore,
+    name: str,
+    probe: Probe = ping_backend,
+    *,
+    clock: Clock = _utcnow,
+    schedule: Sequence[float] = BACKOFF_SECONDS,
+    max_tries: int = MAX_TRIES,
+) -> SourceInfo:
+    """Probe one source now and record the outcome (the manual test, and each health check).
+
+    Raises:
+        NotFoundError: no such source.
+        ConfigError: DS-011 when the source is disabled.
+
+    """
+    info = store.get_source(name)
+    if info.status == "inactive":
+        raise rule_error("DS-011", f"source {name!r} is disabled; enable it before testing it", source=name)
+    now = clock()
+    try:
+        probe(store.source_spec(name))
+    except GatewayError as exc:
+        return record_failure(store, name, exc.message, clock=clock, schedule=schedule, max_tries=max_tries)
+    return store.set_status(name, "active", health_failures=0, last_checked_at=now, next_check_at=None)
+
+
+def record_failure(
+    store: CatalogStore,
+    name: str,
+    message: str,
+    *,
+    clock: Clock = _utcnow,
+    schedule: Sequence[float] = BACKOFF_SECONDS,
+    max_tries: int = MAX_TRIES,
+) -> SourceInfo:
+    """Move a source to ``error`` (a failed test, or a query found it unreachable) and schedule a retry.
+
+    Raises:
+        NotFoundError: no such source.
+        ConfigError: DS-011 when the source is disabled.
+
+    """
+    info = store.get_source(name)
+    now = clock()
+    failures = info.health_failures + 1 if info.status == "error" else 1
+    gave_up = failures >= max_tries
+    next_at = None if gave_up else now + timedelta(seconds=next_delay(failures, schedule))
+    if gave_up:
+        log.warning(
+            "source %s failed %d health checks in a row; giving up until tested by hand", name, failures
+        )
+    return store.set_status(
+        name,
+        "error",
+        SCRUBBER.scrub(message),
+        health_failures=failures,
+        last_checked_at=now,
+        next_check_at=next_at,
+    )
+
+
+class HealthChecker:
+    """Re-tests failed sources on their backoff schedule, and active ones periodically, in a daemon thread."""
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        probe: Probe = ping_backend,
+        *,
+        clock: Clock = _utcnow,
+        schedule: Sequence[float] = BACKOFF_SECONDS,
+        max_tries: int = MAX_TRIES,
+        active_interval: float | None = 300.0,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.probe = probe
+        self.clock = clock
+        self.schedule = tuple(schedule)
+        self.max_tries = max_tries
+        self.active_interval = active_interval
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def due(self) -> list[str]:
+        """Names of the sources whose next check is due now."""
+        now = self.clock()
+        retry = (
+            (DataSource.status == "error")
+            & (DataSource.next_check_at.is_not(None))
+            & (DataSource.next_check_at <= now)
+            & (DataSource.health_failures < self.max_tries)
+        )
+        conditions = [retry]
+        if self.active_interval is not None:
+            stale = now - timedelta(seconds=self.active_interval)
+            conditions.append(
+                (DataSource.status == "active")
+                & (DataSource.last_checked_at.is_(None) | (DataSource.last_checked_at <= stale))
+            )
+        with self.store.session() as session:
+            return list(
+                session.scalars(select(DataSource.name).where(or_(*conditions)).order_by(DataSource.name))
+            )
+
+    def run_once(self) -> dict[str, str]:
+        """Check every due source once; return the status each one ended in."""
+        results = {}
+        for name in self.due():
+            try:
+                info = check_source(
+                    self.store,
+                    name,
+                    self.probe,
+                    clock=self.clock,
+                    schedule=self.schedule,
+                    max_tries=self.max_tries,
+                )
+            except GatewayError as exc:  # removed or disabled meanwhile
+                log.info("health check of %s skipped: %s", name, exc.message)
+                continue
+            results[name] = info.status
+        return results
+
+    def start(self) -> None:
+        """Run checks every ``poll_seconds`` in a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="catalog-health", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep checking: one bad pass must not end health checks
+                log.exception("health check pass failed")
+            self._stop.wait(self.poll_seconds)

@@ -1,0 +1,157 @@
+"""Query history: one row per finished, failed or refused query, its search, and its retention.
+
+Parameters are stored redacted (their shape only) unless the operator opts in; error texts pass through the
+secret
+scrubber, so an engine echoing a credential back does not put it in the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from catalog.models import DataSource, QueryHistory, new_id, utcnow
+from catalog.redaction import SCRUBBER, redact_parameters
+from catalog.store import CatalogStore
+
+STATUSES = ("success", "error", "timeout", "cancelled", "rejected")
+PHASES = ("validate", "connect", "execute", "first_batch", "stream")
+
+
+@dataclass
+class QueryRecord:
+    """What the query service knows about one query when it ends."""
+
+    sql: str
+    status: str
+    #: The query id (a UUID); a new one when not given.
+    id: str | None = None
+    source: str | None = None
+    user: str | None = None
+    #: Bound parameter rows, or only how many rows there were.
+    parameters: Sequence[Sequence[Any]] | int | None = None
+    error: str | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    total_ms: float | None = None
+    #: Milliseconds per phase: validate, connect, execute, first_batch, stream.
+    phases_ms: Mapping[str, float] = field(default_factory=dict)
+    correlation_id: str | None = None
+    retry_count: int = 0
+    table_version: str | None = None
+    created_at: datetime | None = None
+
+
+class QueryRecorder:
+    """Persists query records to the catalog; the callable the server's finished-query hook receives."""
+
+    def __init__(self, store: CatalogStore, *, record_parameters: bool = False) -> None:
+        self.store = store
+        self.record_parameters = record_parameters
+
+    def __call__(self, record: QueryRecord) -> str:
+        """Store one record and return its id.
+
+        Raises:
+            ValueError: an unknown status or phase (a programming error in the caller).
+
+        """
+        if record.status not in STATUSES:
+            raise ValueError(f"unknown query status {record.status!r}; statuses: {', '.join(STATUSES)}")
+        unknown = set(record.phases_ms) - set(PHASES)
+        if unknown:
+            raise ValueError(f"unknown query phases {sorted(unknown)}; phases: {', '.join(PHASES)}")
+        phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
+        with self.store.session() as session:
+            row = QueryHistory(
+                id=record.id or new_id(),
+                source_id=self._source_id(session, record.source),
+                source_name=record.source,
+                user_name=record.user,
+                sql_text=SCRUBBER.scrub(record.sql),
+                sql_sha256=hashlib.sha256(record.sql.encode()).hexdigest(),
+                parameters=_parameters(record.parameters, self.record_parameters),
+                status=record.status,
+                error_message=SCRUBBER.scrub(record.error),
+                rows=record.rows,
+                bytes=record.bytes,
+                total_ms=record.total_ms,
+                correlation_id=record.correlation_id,
+                retry_count=record.retry_count,
+                table_version=record.table_version,
+                created_at=record.created_at or utcnow(),
+                **phases,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def _source_id(self, session, name: str | None) -> str | None:
+        if not name:
+            return None
+        return session.scalars(select(DataSource.id).where(DataSource.name == name)).first()
+
+
+def _parameters(parameters, keep: bool) -> Any:
+    if parameters is None:
+        return None
+    if isinstance(parameters, int):
+        return {"rows": parameters, "values": "not recorded"}
+    if not keep:
+        return redact_parameters(parameters)
+    return [
+        [SCRUBBER.scrub(v) if isinstance(v, str) else v if _jsonable(v) else repr(v) for v in row]
+        for row in parameters
+    ]
+
+
+def _jsonable(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def record_query(store: CatalogStore, record: QueryRecord, *, record_parameters: bool = False) -> str:
+    """Store one query record (see :class:`QueryRecorder`) and return its id."""
+    return QueryRecorder(store, record_parameters=record_parameters)(record)
+
+
+def search_history(
+    store: CatalogStore,
+    *,
+    source: str | None = None,
+    user: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """History rows, newest first, filtered by source, user, status and time."""
+    query = select(QueryHistory).order_by(QueryHistory.created_at.desc(), QueryHistory.id)
+    if source:
+        query = query.where(QueryHistory.source_name == source)
+    if user:
+        query = query.where(QueryHistory.user_name == user)
+    if status:
+        query = query.where(QueryHistory.status == status)
+    if since:
+        query = query.where(QueryHistory.created_at >= since)
+    if limit:
+        query = query.limit(limit)
+    with store.session() as session:
+        return [history_row(row) for row in session.scalars(query)]
+
+
+def history_row(row: QueryHistory) -> dict[str, Any]:
+    """One history row as a plain dict (column name -> value)."""
+    return {column.key: getattr(row, column.key) for column in QueryHistory.__table__.columns}
+
+
+def purge_history(store: CatalogStore, older_than_days: float, *, now: datetime | None = None) -> int:
+    """Delete history older than ``older_than_days`` and return how many rows went (the retention policy)."""
+    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
+    with store.session() as session:
+        result = session.execute(delete(QueryHistory).where(QueryHistory.created_at < cutoff))
+        return result.rowcount or 0

@@ -1,0 +1,153 @@
+"""Versioned schema migrations, applied by the application when it opens the catalog.
+
+The table ``catalog_schema_version`` records each applied migration. Migration 1 creates the tables as they
+were
+at version 1; each later migration declares the tables and columns it adds, and migration 1 is derived from
+the
+current models minus everything a later migration adds. Rule for future migrations: add tables, columns or
+indexes by declaring them here; a change that is not an addition needs its own ``apply`` step.
+
+On PostgreSQL an advisory lock serializes replicas that start at the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+)
+from sqlalchemy.schema import CreateColumn
+
+from backends.errors import ConfigError
+from catalog.models import Base, utcnow
+
+log = logging.getLogger(__name__)
+
+_version_metadata = MetaData()
+VERSION_TABLE = Table(
+    "catalog_schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(255), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+_LOCK_ID = 0x4E46_4341  # "NFCA": the advisory lock of catalog migrations
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the catalog schema."""
+
+    version: int
+    description: str
+    add_tables: tuple[str, ...] = ()
+    add_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Extra work that is not an addition (data fixes); runs after the additions.
+    apply: Callable[[Connection], None] | None = None
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "data_sources, credential_vault, query_history, data_source_schema and its versions"),
+    Migration(
+        2,
+        "health state on data_sources; lake table version on query_history",
+        add_columns={
+            "data_sources": ("last_error", "health_failures", "last_checked_at", "next_check_at"),
+            "query_history": ("table_version",),
+        },
+    ),
+)
+CURRENT_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(conn: Connection) -> int:
+    """Return the schema version of the catalog behind ``conn`` (0 for an empty database)."""
+    VERSION_TABLE.create(conn, checkfirst=True)
+    found = conn.execute(
+        select(VERSION_TABLE.c.version).order_by(VERSION_TABLE.c.version.desc()).limit(1)
+    ).first()
+    return found[0] if found else 0
+
+
+def upgrade(engine: Engine, target: int = CURRENT_VERSION) -> int:
+    """Apply every migration above the catalog's version up to ``target`` and return the new version.
+
+    Raises:
+        ConfigError: the catalog was written by a newer gateway.
+
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        version = current_version(conn)
+        if version > CURRENT_VERSION:
+            raise ConfigError(
+                f"the catalog is at schema version {version}, newer than this gateway's {CURRENT_VERSION}; "
+                "upgrade the gateway"
+            )
+        for migration in MIGRATIONS:
+            if version < migration.version <= target:
+                _apply(conn, migration)
+                conn.execute(
+                    VERSION_TABLE.insert().values(
+                        version=migration.version, description=migration.description, applied_at=utcnow()
+                    )
+                )
+                log.info(
+                    "catalog schema upgraded to version %d: %s", migration.version, migration.description
+                )
+                version = migration.version
+    return version
+
+
+def _later_additions(after: int) -> tuple[set[str], dict[str, set[str]]]:
+    tables: set[str] = set()
+    columns: dict[str, set[str]] = {}
+    for migration in MIGRATIONS:
+        if migration.version > after:
+            tables.update(migration.add_tables)
+            for table, names in migration.add_columns.items():
+                columns.setdefault(table, set()).update(names)
+    return tables, columns
+
+
+def _apply(conn: Connection, migration: Migration) -> None:
+    if migration.version == 1:
+        _create_initial(conn)
+    for name in migration.add_tables:
+        Base.metadata.tables[name].create(conn)
+    for table_name, names in migration.add_columns.items():
+        table = Base.metadata.tables[table_name]
+        for name in names:
+            ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {ddl}"))
+    if migration.apply is not None:
+        migration.apply(conn)
+
+
+def _create_initial(conn: Connection) -> None:
+    """Create the version-1 tables: today's models without what later migrations add."""
+    later_tables, later_columns = _later_additions(1)
+    initial = MetaData()
+    for table in Base.metadata.sorted_tables:
+        if table.name in later_tables:
+            continue
+        skip = later_columns.get(table.name, set())
+        copy = Table(table.name, initial, *[c._copy() for c in table.columns if c.name not in skip])
+        for index in table.indexes:
+            if not {c.name for c in index.columns} & skip:
+                Index(index.name, *[copy.c[c.name] for c in index.columns], unique=index.unique)
+    initial.create_all(conn)

@@ -1,0 +1,75 @@
+"""Starting the catalog alongside the gateway: one call that ``nexus-flight serve`` makes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.config_file import GatewayConfig, apply_sources, load_config
+from catalog.gateway import CatalogSourceDirectory, history_observer
+from catalog.health import HealthChecker
+from catalog.history import purge_history
+from catalog.redaction import install_log_scrubber
+from catalog.store import CatalogStore, default_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CatalogRuntime:
+    """The catalog pieces a running gateway uses."""
+
+    config: GatewayConfig
+    store: CatalogStore
+    directory: CatalogSourceDirectory
+    observers: list
+    checker: HealthChecker
+
+    def close(self) -> None:
+        """Stop the health checker and release the catalog (the gateway closes the directory's backends)."""
+        self.checker.stop()
+        self.store.close()
+
+
+def start_catalog(
+    config_path: str | Path | None,
+    *,
+    data_dir: str | Path | None = None,
+    fallback=None,
+    env=None,
+) -> CatalogRuntime:
+    """Load the configuration, open the catalog, sync the file's sources and start health checks.
+
+    Args:
+        config_path: The TOML file, or None for defaults plus environment overrides.
+        data_dir: Where the default SQLite catalog lives (overrides ``[server] data_dir``).
+        fallback: A source directory served alongside the catalog's sources (the demo).
+        env: The environment to read (``os.environ`` by default).
+
+    Raises:
+        ConfigError: the configuration or a source in it is invalid (field and reason in the message).
+
+    """
+    install_log_scrubber()
+    config = load_config(config_path, env)
+    server = config.server
+    url = server.catalog_url or default_url(Path(data_dir or server.data_dir).expanduser())
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    store = CatalogStore(url)
+    actions = apply_sources(store, config)
+    if actions:
+        log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    if server.history_retention_days:
+        purged = purge_history(store, server.history_retention_days)
+        if purged:
+            log.info(
+                "query history: %d rows older than %d days deleted", purged, server.history_retention_days
+            )
+    directory = CatalogSourceDirectory(store, fallback=fallback, default=server.default_source)
+    observers = [history_observer(store, record_parameters=server.record_parameters)]
+    checker = HealthChecker(store)
+    if server.health_checks:
+        checker.start()
+    return CatalogRuntime(config, store, directory, observers, checker)

@@ -1,0 +1,299 @@
+"""The schema cache: each source's schemas, tables and columns, versioned, with change detection.
+
+A refresh walks the backend's metadata into a canonical JSON document. Its version id is the lake format's
+snapshot id when the caller knows one, else a hash of the content, so an unchanged source adds no version.
+Older
+versions are kept; :func:`diff_versions` tells what changed between two. When the source does not answer, the
+cached schema stays and is marked stale so metadata requests keep working.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from backends.base import Backend, TableInfo
+from backends.errors import GatewayError, NotFoundError
+from catalog.connect import open_source
+from catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
+from catalog.redaction import SCRUBBER
+from catalog.store import CatalogStore
+
+#: {"schemas": {schema: {table: {"type": "TABLE", "columns": [{"name", "type", "nullable"}]}}}}
+SchemaContent = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CachedSchema:
+    """The current cached schema of a source."""
+
+    source: str
+    version_id: str
+    content: SchemaContent
+    refreshed_at: datetime
+    stale: bool
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a refresh found."""
+
+    version_id: str
+    changed: bool
+    previous_version: str | None
+
+
+@dataclass
+class TableChange:
+    """Column changes of one table present in both versions."""
+
+    table: str
+    added_columns: list[str] = field(default_factory=list)
+    removed_columns: list[str] = field(default_factory=list)
+    changed_columns: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SchemaDiff:
+    """Differences between two schema versions of a source."""
+
+    old_version: str
+    new_version: str
+    added_tables: list[str] = field(default_factory=list)
+    removed_tables: list[str] = field(default_factory=list)
+    changed_tables: list[TableChange] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing changed."""
+        return not (self.added_tables or self.removed_tables or self.changed_tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready form."""
+        return asdict(self)
+
+
+def snapshot_backend(backend: Backend) -> SchemaContent:
+    """Read every schema, table and column the backend reports into canonical content."""
+    schemas: dict[str, Any] = {}
+    for schema in sorted(backend.list_schemas()):
+        tables = {}
+        for table in sorted(backend.list_tables(schema), key=lambda t: t.name):
+            arrow_schema = backend.table_schema(schema, table.name)
+            tables[table.name] = {
+                "type": table.table_type,
+                "columns": [
+                    {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in arrow_schema
+                ],
+                # The exact Arrow schema, so metadata requests can be answered from the cache alone.
+                "arrow": base64.b64encode(arrow_schema.serialize().to_pybytes()).decode(),
+            }
+        schemas[schema] = tables
+    return {"schemas": schemas}
+
+
+def cached_tables(content: SchemaContent, db_schema: str | None = None) -> list[TableInfo]:
+    """List the tables of cached content, optionally of one schema."""
+    return [
+        TableInfo(schema, name, spec["type"])
+        for schema, tables in sorted(content["schemas"].items())
+        if db_schema is None or schema == db_schema
+        for name, spec in sorted(tables.items())
+    ]
+
+
+def cached_table_schema(content: SchemaContent, db_schema: str, table: str) -> pa.Schema | None:
+    """Return the Arrow schema of one cached table, or None when the cache does not know it."""
+    spec = content["schemas"].get(db_schema, {}).get(table)
+    if spec is None:
+        return None
+    if "arrow" in spec:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(spec["arrow"])))
+    return None
+
+
+def content_version(content: SchemaContent) -> str:
+    """Hash content into the version id used when no snapshot id is known."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def save_schema(
+    store: CatalogStore, source: str, content: SchemaContent, snapshot_id: str | None = None
+) -> RefreshResult:
+    """Store content as the source's current schema, adding a version when it is new.
+
+    Raises:
+        NotFoundError: no such source.
+
+    """
+    version_id = snapshot_id or content_version(content)
+    tables = [t for schema in content["schemas"].values() for t in schema.values()]
+    with store.session() as session:
+        source_id = _source_id(session, source)
+        current = session.get(SourceSchema, source_id)
+        previous = current.current_version if current else None
+        if session.get(SourceSchemaVersion, (source_id, version_id)) is None:
+            session.add(
+                SourceSchemaVersion(
+                    source_id=source_id,
+                    version_id=version_id,
+                    content=content,
+                    table_count=len(tables),
+                    column_count=sum(len(t["columns"]) for t in tables),
+                )
+            )
+        if current is None:
+            current = SourceSchema(source_id=source_id, current_version=version_id)
+            session.add(current)
+        current.current_version = version_id
+        current.refreshed_at = utcnow()
+        current.stale = False
+        current.last_error = None
+        return RefreshResult(version_id, previous != version_id, previous)
+
+
+def refresh_schema(
+    store: CatalogStore, source: str, backend: Backend | None = None, snapshot_id: str | None = None
+) -> RefreshResult:
+    """Read the source's metadata and store it; on failure keep the cache and mark it stale, then re-raise.
+
+    Raises:
+        NotFoundError: no such source.
+        GatewayError: the backend failed (the cache, if any, is now marked stale).
+
+    """
+    try:
+        if backend is None:
+            with open_source(store, source) as opened:
+                content = snapshot_backend(opened)
+        else:
+            content = snapshot_backend(backend)
+    except NotFoundError:
+        raise
+    except GatewayError as exc:
+        mark_stale(store, source, exc.message)
+        raise
+    return save_schema(store, source, content, snapshot_id)
+
+
+def mark_stale(store: CatalogStore, source: str, error: str) -> None:
+    """Flag the cached schema of a source as stale (the source did not answer)."""
+    with store.session() as session:
+        current = session.get(SourceSchema, _source_id(session, source))
+        if current is not None:
+            current.stale = True
+            current.last_error = SCRUBBER.scrub(error)
+
+
+def cached_schema(store: CatalogStore, source: str) -> CachedSchema | None:
+    """Return the current cached schema of a source, or None before the first refresh."""
+    with store.session() as session:
+        current = session.get(SourceSchema, _source_id(session, source))
+        if current is None:
+            return None
+        version = session.get(SourceSchemaVersion, (current.source_id, current.current_version))
+        return CachedSchema(
+            source,
+            current.current_version,
+            version.content,
+            current.refreshed_at,
+            current.stale,
+            current.last_error,
+        )
+
+
+def list_versions(store: CatalogStore, source: str) -> list[dict[str, Any]]:
+    """Every stored version of a source, oldest first (version id, created_at, table and column counts)."""
+    with store.session() as session:
+        source_id = _source_id(session, source)
+        rows = session.scalars(
+            select(SourceSchemaVersion)
+            .where(SourceSchemaVersion.source_id == source_id)
+            .order_by(SourceSchemaVersion.created_at, SourceSchemaVersion.version_id)
+        )
+        return [
+            {
+                "version_id": r.version_id,
+                "created_at": r.created_at,
+                "table_count": r.table_count,
+                "column_count": r.column_count,
+            }
+            for r in rows
+        ]
+
+
+def diff_versions(
+    store: CatalogStore, source: str, old: str | None = None, new: str | None = None
+) -> SchemaDiff:
+    """Diff two stored versions; by default the two most recent (``new`` defaults to the current one).
+
+    Raises:
+        NotFoundError: no such source or version, or fewer than two versions to compare.
+
+    """
+    versions = [v["version_id"] for v in list_versions(store, source)]
+    current = cached_schema(store, source)
+    new = new or (current.version_id if current else None)
+    if old is None:
+        earlier = [v for v in versions if v != new]
+        old = earlier[-1] if earlier else None
+    if old is None or new is None:
+        raise NotFoundError(f"source {source!r} has fewer than two schema versions to compare", source=source)
+    with store.session() as session:
+        source_id = _source_id(session, source)
+        contents = []
+        for version_id in (old, new):
+            row = session.get(SourceSchemaVersion, (source_id, version_id))
+            if row is None:
+                raise NotFoundError(f"source {source!r} has no schema version {version_id!r}", source=source)
+            contents.append(row.content)
+    return diff_content(contents[0], contents[1], old, new)
+
+
+def diff_content(
+    old: SchemaContent, new: SchemaContent, old_id: str = "old", new_id: str = "new"
+) -> SchemaDiff:
+    """Compare two schema contents: added, removed and changed tables and columns."""
+    before, after = _tables(old), _tables(new)
+    diff = SchemaDiff(
+        old_id, new_id, sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys())
+    )
+    for name in sorted(before.keys() & after.keys()):
+        old_cols = {c["name"]: c for c in before[name]["columns"]}
+        new_cols = {c["name"]: c for c in after[name]["columns"]}
+        change = TableChange(
+            name, [c for c in new_cols if c not in old_cols], [c for c in old_cols if c not in new_cols]
+        )
+        for column in (c for c in new_cols if c in old_cols and new_cols[c] != old_cols[c]):
+            change.changed_columns.append(
+                {
+                    "name": column,
+                    "old_type": old_cols[column]["type"],
+                    "new_type": new_cols[column]["type"],
+                    "old_nullable": old_cols[column]["nullable"],
+                    "new_nullable": new_cols[column]["nullable"],
+                }
+            )
+        if change.added_columns or change.removed_columns or change.changed_columns:
+            diff.changed_tables.append(change)
+    return diff
+
+
+def _tables(content: SchemaContent) -> dict[str, Any]:
+    return {f"{s}.{t}": spec for s, tables in content["schemas"].items() for t, spec in tables.items()}
+
+
+def _source_id(session, source: str) -> str:
+    found = session.scalars(select(DataSource.id).where(DataSource.name == source)).first()
+    if found is None:
+        raise NotFoundError(f"no source named {source!r}", source=source)
+    return found

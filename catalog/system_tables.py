@@ -1,0 +1,150 @@
+"""The read API of the ``system`` catalog: history, sources (redacted), schema versions as Arrow tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from backends.errors import NotFoundError
+from catalog.history import search_history
+from catalog.models import DataSource, SourceSchema, SourceSchemaVersion
+from catalog.source_types import suggest
+from catalog.store import CatalogStore
+
+_TS = pa.timestamp("us", tz="UTC")
+
+QUERY_HISTORY_SCHEMA = pa.schema(
+    [
+        ("id", pa.utf8()),
+        ("source_name", pa.utf8()),
+        ("source_id", pa.utf8()),
+        ("user_name", pa.utf8()),
+        ("sql_text", pa.utf8()),
+        ("sql_sha256", pa.utf8()),
+        ("parameters", pa.utf8()),
+        ("status", pa.utf8()),
+        ("error_message", pa.utf8()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("total_ms", pa.float64()),
+        ("validate_ms", pa.float64()),
+        ("connect_ms", pa.float64()),
+        ("execute_ms", pa.float64()),
+        ("first_batch_ms", pa.float64()),
+        ("stream_ms", pa.float64()),
+        ("correlation_id", pa.utf8()),
+        ("retry_count", pa.int32()),
+        ("table_version", pa.utf8()),
+        ("created_at", _TS),
+    ]
+)
+SOURCES_SCHEMA = pa.schema(
+    [
+        ("id", pa.utf8()),
+        ("name", pa.utf8()),
+        ("type", pa.utf8()),
+        ("family", pa.utf8()),
+        ("dialect", pa.utf8()),
+        ("status", pa.utf8()),
+        ("config", pa.utf8()),
+        ("auth_type", pa.utf8()),
+        ("token_expires_at", _TS),
+        ("last_error", pa.utf8()),
+        ("health_failures", pa.int32()),
+        ("last_checked_at", _TS),
+        ("next_check_at", _TS),
+        ("created_at", _TS),
+        ("updated_at", _TS),
+    ]
+)
+SCHEMA_VERSIONS_SCHEMA = pa.schema(
+    [
+        ("source_name", pa.utf8()),
+        ("version_id", pa.utf8()),
+        ("created_at", _TS),
+        ("table_count", pa.int32()),
+        ("column_count", pa.int32()),
+        ("is_current", pa.bool_()),
+        ("stale", pa.bool_()),
+    ]
+)
+
+
+def query_history_table(store: CatalogStore, limit: int | None = None) -> pa.Table:
+    """Query history, newest first, parameters as JSON text (redacted unless recording them was enabled)."""
+    rows = search_history(store, limit=limit)
+    for row in rows:
+        row["parameters"] = None if row["parameters"] is None else json.dumps(row["parameters"])
+    return pa.Table.from_pylist(rows, schema=QUERY_HISTORY_SCHEMA)
+
+
+def sources_table(store: CatalogStore) -> pa.Table:
+    """Every source with its configuration redacted (secrets as ``***``)."""
+    rows = []
+    for info in store.list_sources():
+        row = info.redacted()
+        row["config"] = json.dumps(row["config"], sort_keys=True)
+        for key in ("token_expires_at", "last_checked_at", "next_check_at", "created_at", "updated_at"):
+            row[key] = getattr(info, key)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=SOURCES_SCHEMA)
+
+
+def schema_versions_table(store: CatalogStore) -> pa.Table:
+    """Every stored schema version of every source, with which one is current and whether it is stale."""
+    query = (
+        select(
+            DataSource.name,
+            SourceSchemaVersion.version_id,
+            SourceSchemaVersion.created_at,
+            SourceSchemaVersion.table_count,
+            SourceSchemaVersion.column_count,
+            SourceSchema.current_version,
+            SourceSchema.stale,
+        )
+        .join(DataSource, DataSource.id == SourceSchemaVersion.source_id)
+        .join(SourceSchema, SourceSchema.source_id == SourceSchemaVersion.source_id, isouter=True)
+        .order_by(DataSource.name, SourceSchemaVersion.created_at)
+    )
+    with store.session() as session:
+        rows = [
+            {
+                "source_name": name,
+                "version_id": version,
+                "created_at": created,
+                "table_count": tables,
+                "column_count": columns,
+                "is_current": version == current,
+                "stale": bool(stale) and version == current,
+            }
+            for name, version, created, tables, columns, current, stale in session.execute(query)
+        ]
+    return pa.Table.from_pylist(rows, schema=SCHEMA_VERSIONS_SCHEMA)
+
+
+#: Table name -> builder of the ``system`` catalog.
+SYSTEM_TABLES: dict[str, Callable[[CatalogStore], pa.Table]] = {
+    "query_history": query_history_table,
+    "sources": sources_table,
+    "schema_versions": schema_versions_table,
+}
+SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
+    "query_history": QUERY_HISTORY_SCHEMA,
+    "sources": SOURCES_SCHEMA,
+    "schema_versions": SCHEMA_VERSIONS_SCHEMA,
+}
+
+
+def system_table(store: CatalogStore, name: str) -> pa.Table:
+    """One table of the ``system`` catalog.
+
+    Raises:
+        NotFoundError: no such system table.
+
+    """
+    if name not in SYSTEM_TABLES:
+        raise NotFoundError(f"no system table {name!r}{suggest(name, SYSTEM_TABLES)}")
+    return SYSTEM_TABLES[name](store)

@@ -1,0 +1,103 @@
+"""Fixtures of the catalog tests: a master key, SQLite catalogs and catalogs on the real local PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+
+import pytest
+
+from catalog.store import CatalogStore
+from catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS, KeyRing, parse_key
+from tests.support.services import require_port
+
+PG_HOST, PG_PORT, PG_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
+
+
+def new_key_text() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def master_key(monkeypatch) -> str:
+    """A fresh master key in NEXUS_FLIGHT_MASTER_KEY (and no old keys)."""
+    text = new_key_text()
+    monkeypatch.setenv(ENV_KEY, text)
+    monkeypatch.delenv(ENV_KEY_ID, raising=False)
+    monkeypatch.delenv(ENV_OLD_KEYS, raising=False)
+    return text
+
+
+@pytest.fixture
+def keys(master_key) -> KeyRing:
+    return KeyRing(parse_key(master_key))
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, keys):
+    store = CatalogStore(data_dir=tmp_path / "data", keys=keys)
+    yield store
+    store.close()
+
+
+def _pg_connect():
+    import psycopg
+
+    return psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, user=PG_USER, autocommit=True)
+
+
+@pytest.fixture
+def pg_schema():
+    """A private schema in the shared test database, dropped afterwards, so parallel runs never collide."""
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"nf_catalog_{uuid.uuid4().hex[:12]}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield name
+    with _pg_connect() as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(pg_schema) -> str:
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}?options=-csearch_path%3D{pg_schema}"
+
+
+@pytest.fixture
+def pg_store(pg_url, keys):
+    store = CatalogStore(pg_url, keys=keys)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, keys):
+    """The same behaviour on both catalog databases."""
+    if request.param == "sqlite":
+        instance = CatalogStore(data_dir=tmp_path / "data", keys=keys)
+    else:
+        instance = CatalogStore(request.getfixturevalue("pg_url"), keys=keys)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def pg_dump():
+    """Every row of every table of a schema as text, read with SQL (bytea as its hex text)."""
+
+    def dump(schema: str) -> str:
+        with _pg_connect() as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+                )
+            ]
+            parts = []
+            for table in tables:
+                for (row,) in conn.execute(f'SELECT row_to_json(t)::text FROM "{schema}"."{table}" t'):
+                    parts.append(row)
+            return "\n".join(parts)
+
+    return dump

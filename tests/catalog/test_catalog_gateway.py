@@ -1,0 +1,218 @@
+"""The catalog behind a running gateway, through the real ADBC Flight SQL client."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from catalog.gateway import CatalogSourceDirectory, history_observer
+from catalog.history import search_history
+from server.app import Gateway
+from server.config import ServerConfig
+
+PASSWORD = "gw-Plaintext-Secret-4242"
+
+
+@pytest.fixture
+def duck_file(tmp_path):
+    path = tmp_path / "sales.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE orders AS SELECT range AS id, range * 2.5 AS amount FROM range(10)")
+    con.close()
+    return path
+
+
+@pytest.fixture
+def served(sqlite_store, duck_file, tmp_path):
+    sqlite_store.add_source("sales", "duckdb", {"path": str(duck_file)})
+    sqlite_store.add_source(
+        "pgsrc",
+        "postgresql",
+        {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
+        {"password": PASSWORD},
+    )
+    sqlite_store.add_source(
+        "ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD}
+    )
+    directory = CatalogSourceDirectory(sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0)
+    config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None)
+    gateway = Gateway(config, sources=directory, observers=[history_observer(sqlite_store)]).start()
+    yield sqlite_store, gateway
+    gateway.shutdown()
+
+
+def connect(gateway):
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    return flightsql.connect(gateway.location, autocommit=True)
+
+
+def fetch(conn, sql, catalog=None):
+    if catalog:
+        conn.adbc_current_catalog = catalog
+    cur = conn.cursor()
+    cur.execute(sql)
+    table = cur.fetch_arrow_table()
+    cur.close()
+    return table
+
+
+def ipc_bytes(*tables: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    for table in tables:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file):
+    store, gateway = served
+    responses = []
+    with connect(gateway) as conn:
+        catalogs = conn.adbc_get_objects(depth="catalogs").read_all()
+        responses.append(catalogs)
+        assert sorted(catalogs.column("catalog_name").to_pylist()) == ["ora", "pgsrc", "sales", "system"]
+
+        result = fetch(conn, "SELECT count(*) AS n, sum(amount) AS total FROM orders", "sales")
+        responses.append(result)
+        assert result.to_pylist() == [{"n": 10, "total": 112.5}]
+
+        with pytest.raises(Exception, match="no_such_table") as refused:
+            fetch(conn, "SELECT * FROM no_such_table", "sales")
+        with pytest.raises(Exception, match="DS-010: .*backend family 'oracle'") as unimplemented:
+            fetch(conn, "SELECT 1 FROM dual", "ora")
+
+        objects = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all()
+        responses.append(objects)
+        assert "orders" in json.dumps(objects.to_pylist(), default=str)
+
+        history = fetch(
+            conn,
+            "SELECT source_name, status, sql_text, error_message, total_ms FROM query_history "
+            "ORDER BY created_at",
+            "system",
+        )
+        sources = fetch(
+            conn, "SELECT name, type, family, status, config FROM sources ORDER BY name", "system"
+        )
+        versions = fetch(
+            conn,
+            "SELECT source_name, is_current, stale, table_count FROM schema_versions "
+            "WHERE source_name = 'sales'",
+            "system",
+        )
+        responses += [history, sources, versions]
+
+    rows = history.to_pylist()
+    assert rows[0]["source_name"] == "sales"  # failures while planning reach history without their source
+    assert rows[0]["status"] == "success" and rows[0]["sql_text"].startswith("SELECT count(*)")
+    assert rows[1]["status"] in ("error", "rejected") and "no_such_table" in rows[1]["error_message"]
+    assert rows[2]["status"] == "error" and rows[2]["error_message"].startswith("DS-010")
+    assert rows[0]["total_ms"] > 0
+    by_name = {r["name"]: r for r in sources.to_pylist()}
+    assert (
+        json.loads(by_name["pgsrc"]["config"])["password"]
+        == "***"
+        == json.loads(by_name["ora"]["config"])["password"]
+    )
+    assert by_name["sales"]["family"] == "duckdb"
+    assert versions.to_pylist() == [
+        {"source_name": "sales", "is_current": True, "stale": False, "table_count": 1}
+    ]
+
+    # The history the gateway wrote is the catalog's history, with the server's query ids.
+    stored = search_history(store, source="sales")
+    assert {r["status"] for r in stored} >= {"success"}
+
+    blob = ipc_bytes(*responses) + str(refused.value).encode() + str(unimplemented.value).encode()
+    assert PASSWORD.encode() not in blob
+
+
+def test_metadata_answers_from_the_stale_cache_when_the_source_is_down(served, duck_file):
+    store, gateway = served
+    with connect(gateway) as conn:
+        first = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all().to_pylist()
+        store.update_source(
+            "sales", options={"memory_limit": "512MB"}
+        )  # the next call opens the source again
+        duck_file.rename(duck_file.with_suffix(".gone"))
+        second = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all().to_pylist()
+        assert second == first  # same schemas, tables and columns, from the cache
+        versions = fetch(
+            conn,
+            "SELECT source_name, stale FROM schema_versions WHERE is_current AND source_name = 'sales'",
+            "system",
+        )
+        assert versions.to_pylist() == [{"source_name": "sales", "stale": True}]
+        with pytest.raises(Exception, match="not found"):
+            fetch(conn, "SELECT count(*) FROM orders", "sales")
+    info = store.get_source("sales")
+    assert info.status == "error" and info.health_failures == 1 and info.next_check_at is not None
+
+
+def test_disabled_sources_are_not_served(served):
+    store, gateway = served
+    store.set_status("pgsrc", "inactive")
+    with connect(gateway) as conn:
+        names = conn.adbc_get_objects(depth="catalogs").read_all().column("catalog_name").to_pylist()
+        assert "pgsrc" not in names
+        with pytest.raises(Exception, match="catalog"):
+            fetch(conn, "SELECT 1", "pgsrc")
+
+
+def test_system_catalog_is_read_only(served):
+    store, gateway = served
+    with connect(gateway) as conn:
+        with pytest.raises(Exception, match="read-only|not allowed|QV-"):
+            fetch(conn, "DELETE FROM query_history", "system")
+        with pytest.raises(Exception, match="(?i)permission|disabled|not allowed|external"):
+            fetch(conn, "SELECT * FROM read_csv('/etc/passwd')", "system")
+
+
+def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_path):
+    """Two gateways (as two replicas would run) share sources and history through one PostgreSQL catalog."""
+    from catalog.store import CatalogStore
+
+    stores = [CatalogStore(pg_url, keys=keys) for _ in range(2)]
+    stores[0].add_source("sales", "duckdb", {"path": str(duck_file)})
+    gateways = [
+        Gateway(
+            ServerConfig(port=0, data_dir=tmp_path, demo_scale=None),
+            sources=CatalogSourceDirectory(store, refresh_seconds=0),
+            observers=[history_observer(store)],
+        ).start()
+        for store in stores
+    ]
+    try:
+        with connect(gateways[0]) as conn:
+            assert fetch(conn, "SELECT count(*) AS n FROM orders", "sales").to_pylist() == [{"n": 10}]
+        stores[1].add_source("more", "duckdb", {"path": str(duck_file)})
+        with connect(gateways[1]) as conn:
+            assert fetch(conn, "SELECT max(id) AS m FROM orders", "more").to_pylist() == [{"m": 9}]
+        with connect(gateways[0]) as conn:
+            names = conn.adbc_get_objects(depth="catalogs").read_all().column("catalog_name").to_pylist()
+            assert sorted(names) == ["more", "sales", "system"]
+            deadline = time.monotonic() + 10
+            while True:
+                seen = fetch(
+                    conn,
+                    "SELECT source_name FROM query_history WHERE status = 'success' "
+                    "AND source_name IN ('sales', 'more')",
+                    "system",
+                )
+                if (
+                    sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]
+                    or time.monotonic() > deadline
+                ):
+                    break
+                time.sleep(0.05)
+            assert sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]
+    finally:
+        for gateway in gateways:
+            gateway.shutdown()
+        for store in stores:
+            store.close()

@@ -1,0 +1,211 @@
+"""Lifecycle and health checks against a private PostgreSQL that the tests stop and start again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from backends.errors import BackendUnavailableError, ConfigError
+from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
+from tests.support.services import free_port, require_command
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl, run as the postgres user) on a free port."""
+
+    def __init__(self):
+        for command in ("initdb", "pg_ctl", "runuser"):
+            require_command(command)
+        self.dir = Path(tempfile.mkdtemp(prefix="nf-health-pg-"))
+        shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        self._as_postgres(
+            "initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
+
+    def _as_postgres(self, *argv):
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self):
+        # pg_ctl -w waits until the server accepts connections.
+        self._as_postgres(
+            "pg_ctl",
+            "-D",
+            str(self.dir / "data"),
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+        )
+
+    def stop(self):
+        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
+    def cleanup(self):
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "pg_ctl",
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_pg():
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def pg_probe(spec):
+    """Connect for real with psycopg (the postgres family's adapter lives on another branch)."""
+    import psycopg
+
+    options = spec.options
+    try:
+        psycopg.connect(
+            host=options["host"],
+            port=options["port"],
+            user=options["username"],
+            dbname=options["database"],
+            connect_timeout=2,
+        ).close()
+    except psycopg.OperationalError as exc:
+        raise BackendUnavailableError(
+            f"[postgres] {str(exc).strip().splitlines()[0]}", source=spec.name
+        ) from None
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def pg_source(sqlite_store, private_pg):
+    private_pg.start() if not _up(private_pg) else None
+    sqlite_store.add_source(
+        "pg",
+        "postgresql",
+        {"host": "127.0.0.1", "port": private_pg.port, "username": "postgres", "database": "postgres"},
+    )
+    return sqlite_store
+
+
+def _up(server):
+    from tests.support.services import port_open
+
+    return port_open("127.0.0.1", server.port)
+
+
+def test_backoff_schedule():
+    assert [next_delay(n) for n in range(1, 8)] == [30, 60, 120, 300, 600, 600, 600]
+    assert BACKOFF_SECONDS == (30, 60, 120, 300, 600) and MAX_TRIES == 10
+
+
+def test_draft_to_active_then_backoff_then_give_up_then_manual_recovery(pg_source, private_pg, caplog):
+    store, clock = pg_source, FakeClock()
+    caplog.set_level("INFO")
+    assert check_source(store, "pg", pg_probe, clock=clock).status == "active"
+    private_pg.stop()
+    checker = HealthChecker(store, pg_probe, clock=clock, active_interval=60)
+    assert checker.run_once() == {}  # checked just now: not due
+    clock.advance(60)
+    assert checker.run_once() == {"pg": "error"}
+    info = store.get_source("pg")
+    assert info.health_failures == 1 and info.next_check_at == clock.now + timedelta(seconds=30)
+    assert "status active -> error" in caplog.text
+    delays = []
+    while True:
+        info = store.get_source("pg")
+        if info.next_check_at is None:
+            break
+        wait = (info.next_check_at - clock.now).total_seconds()
+        clock.advance(wait - 1)
+        assert checker.run_once() == {}  # one second early: not yet
+        clock.advance(1)
+        assert checker.run_once() == {"pg": "error"}
+        delays.append(wait)
+    assert delays == [30, 60, 120, 300, 600, 600, 600, 600, 600]
+    assert store.get_source("pg").health_failures == MAX_TRIES
+    assert "giving up" in caplog.text
+    private_pg.start()
+    clock.advance(86_400)
+    assert checker.run_once() == {}  # gave up: only a manual test brings it back
+    info = check_source(store, "pg", pg_probe, clock=clock)
+    assert (info.status, info.health_failures, info.last_error) == ("active", 0, None)
+
+
+def test_background_checker_follows_a_real_outage(pg_source, private_pg, caplog):
+    store = pg_source
+    caplog.set_level("INFO", logger="catalog.store")
+    assert check_source(store, "pg", pg_probe).status == "active"
+    checker = HealthChecker(store, pg_probe, schedule=(0.05, 0.1), active_interval=0.05, poll_seconds=0.02)
+    checker.start()
+    try:
+        private_pg.stop()
+        _wait_for(lambda: store.get_source("pg").status == "error")
+        assert (
+            "connection" in store.get_source("pg").last_error.lower()
+            or "refused" in store.get_source("pg").last_error.lower()
+        )
+        private_pg.start()
+        _wait_for(lambda: store.get_source("pg").status == "active")
+    finally:
+        checker.stop()
+    assert "source pg status active -> error" in caplog.text
+    assert "source pg status error -> active" in caplog.text
+
+
+def test_disabled_sources_are_not_tested(pg_source):
+    pg_source.set_status("pg", "inactive")
+    with pytest.raises(ConfigError, match="^DS-011: .*disabled"):
+        check_source(pg_source, "pg", pg_probe)
+    assert HealthChecker(pg_source, pg_probe, active_interval=0).due() == []
+
+
+def test_a_failing_draft_goes_to_error(sqlite_store):
+    port = free_port()  # nothing listens here
+    sqlite_store.add_source(
+        "nowhere",
+        "postgresql",
+        {"host": "127.0.0.1", "port": port, "username": "postgres", "database": "postgres"},
+    )
+    info = check_source(sqlite_store, "nowhere", pg_probe)
+    assert info.status == "error" and info.health_failures == 1 and info.last_error.startswith("[postgres]")
+
+
+def _wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
