@@ -14,8 +14,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
     UnsupportedError,
-)from backends.watchdog import WATCHDOG
+)
+from backends.watchdog import WATCHDOG
 
 #: Errors after which the connection is still good: the statement failed, the session did not.
 _STATEMENT_ERRORS = (InvalidQueryError, ReadOnlyViolationError, UnsupportedError)
