@@ -263,12 +263,16 @@ def plain_schema(schema: pa.Schema, rule: FieldRule | None = None) -> pa.Schema:
 # -- streaming execution -----------------------------------------------------------------------------------------
 
 
+Runner = Callable[[Any, "Sequence[Any] | None"], pa.RecordBatchReader]
+
+
 class AdbcExecution(Execution):
     """One query on one borrowed connection, streamed lazily.
 
-    ``cancel`` asks the engine to stop (``adbc_cancel``); a deadline does the same and turns the error into
+    ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
+    driver is still waiting for the first row); the deadline does the same and turns the error into
     ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
-    the query was cancelled, failed or was abandoned half-read.
+    the query was cancelled, failed mid-stream or was abandoned half-read.
     """
 
     def __init__(
@@ -276,53 +280,76 @@ class AdbcExecution(Execution):
         *,
         source: str,
         pool: ConnectionPool,
-        item: _Pooled,
-        cursors: Iterator[tuple[Any, pa.RecordBatchReader]],
-        first: tuple[Any, pa.RecordBatchReader],
+        run: Runner,
+        parameter_rows: Sequence[Sequence[Any]] | None,
         rule: FieldRule | None,
         map_errors: ErrorMapper,
         timeout_seconds: float,
+        described: pa.Schema | None,
     ) -> None:
         self._source = source
         self._pool = pool
-        self._item = item
+        self._run = run
+        self._rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
+        self._rule = rule
         self._map_errors = map_errors
+        self._timeout = timeout_seconds
         self._lock = threading.Lock()
-        self._cursor = first[0]
+        self._cursor: Any = None
         self._finished = False
         self._cancelled = False
         self._timed_out = False
-        self._timeout = timeout_seconds
+        self._item = pool.acquire()
         self._deadline = WATCHDOG.schedule(timeout_seconds, self._on_deadline)
-        self._plan = type_plan(first[1].schema, rule)
-        self._reader = pa.RecordBatchReader.from_batches(self._plan.schema, self._batches(first, cursors))
+        first: pa.RecordBatchReader | None = None
+        try:
+            if described is None:
+                # The engine cannot describe without running: start now and take the stream's schema.
+                first = self._start(self._rows[0])
+                described = first.schema
+            self._plan = type_plan(described, rule)
+        except BaseException as exc:
+            self._finish(isinstance(exc, _STATEMENT_ERRORS))
+            raise
+        self._reader = pa.RecordBatchReader.from_batches(self._plan.schema, self._batches(first))
 
     @property
     def reader(self) -> pa.RecordBatchReader:
         """The converted, lazy result stream."""
         return self._reader
 
-    def _batches(self, first, rest) -> Iterator[pa.RecordBatch]:
+    def _start(self, row: Sequence[Any] | None) -> pa.RecordBatchReader:
+        with self._lock:
+            if self._cancelled:
+                raise QueryCancelledError("the query was cancelled", source=self._source)
+            previous, self._cursor = self._cursor, self._item.connection.cursor()
+        if previous is not None:
+            _close_quietly(previous)
+        with self._errors():
+            return self._run(self._cursor, row)
+
+    def _batches(self, first: pa.RecordBatchReader | None) -> Iterator[pa.RecordBatch]:
         healthy = False
         try:
-            current = first
-            while True:
-                cursor, reader = current
-                with self._lock:
-                    self._cursor = cursor
+            for index, row in enumerate(self._rows):
+                reader = first if index == 0 and first is not None else self._start(row)
+                plan = type_plan(reader.schema, self._rule)
+                # Each parameter row may stream slightly different types: cast to what was announced.
+                drifted = not plan.schema.equals(self._plan.schema)
                 while True:
                     with self._errors():
                         try:
                             batch = reader.read_next_batch()
                         except StopIteration:
                             break
-                    yield self._plan.convert(batch)
-                _close_quietly(cursor)
-                with self._errors():
-                    current = next(rest, None)
-                if current is None:
-                    break
+                        batch = plan.convert(batch)
+                        if drifted:
+                            batch = batch.cast(self._plan.schema)
+                    yield batch
             healthy = True
+        except _STATEMENT_ERRORS:
+            healthy = not self._cancelled
+            raise
         finally:
             self._finish(healthy)
 
@@ -337,8 +364,8 @@ class AdbcExecution(Execution):
                     f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
                     source=self._source,
                 ) from exc
-            if self._cancelled:
-                raise QueryCancelledError("the query was cancelled", source=self._source) from exc
+            if self._cancelled and not isinstance(exc, QueryCancelledError):
+                raise QueryCancelledError(f"the query was cancelled: {exc.message}", source=self._source) from exc
             raise
 
     def _on_deadline(self) -> None:
@@ -352,16 +379,19 @@ class AdbcExecution(Execution):
                 return
             self._cancelled = True
             cursor = self._cursor
-        with contextlib.suppress(Exception):
-            cursor.adbc_cancel()
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.adbc_cancel()
 
     def _finish(self, healthy: bool) -> None:
         with self._lock:
             if self._finished:
                 return
             self._finished = True
+            cursor = self._cursor
         self._deadline.cancel()
-        _close_quietly(self._cursor)
+        if cursor is not None:
+            _close_quietly(cursor)
         self._pool.release(self._item, healthy and not self._cancelled)
 
     def close(self) -> None:
@@ -371,42 +401,6 @@ class AdbcExecution(Execution):
         if not finished:
             self.cancel()
             self._finish(False)
-
-
-def start_streaming(
-    *,
-    source: str,
-    pool: ConnectionPool,
-    run: Callable[[Any, Sequence[Any] | None], tuple[Any, pa.RecordBatchReader]],
-    parameter_rows: Sequence[Sequence[Any]] | None,
-    rule: FieldRule | None,
-    map_errors: ErrorMapper,
-    timeout_seconds: float,
-) -> AdbcExecution:
-    """Borrow a connection, start the first parameter row and return the lazy execution.
-
-    ``run(connection, row)`` executes the statement for one row (``None`` when there are no parameters) and
-    returns ``(cursor, reader)``. Further rows run one after the other as the stream is read.
-    """
-    rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
-    item = pool.acquire()
-    try:
-        with map_errors():
-            first = run(item.connection, rows[0])
-    except BaseException as exc:
-        pool.release(item, healthy=isinstance(exc, _STATEMENT_ERRORS))
-        raise
-    rest = (run(item.connection, row) for row in rows[1:])
-    return AdbcExecution(
-        source=source,
-        pool=pool,
-        item=item,
-        cursors=rest,
-        first=first,
-        rule=rule,
-        map_errors=map_errors,
-        timeout_seconds=timeout_seconds,
-    )
 
 
 # -- messages ----------------------------------------------------------------------------------------------------

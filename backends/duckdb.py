@@ -57,7 +57,7 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
             f"(memory_limit={memory_limit}); add a filter or raise the source's memory_limit",
             source=source,
         ) from exc
-    except (duckdb.PermissionException,) as exc:
+    except duckdb.PermissionException as exc:
         raise ReadOnlyViolationError(f"[duckdb] {_first_line(exc)}", source=source) from exc
     except duckdb.InvalidInputException as exc:
         text = _first_line(exc)

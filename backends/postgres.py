@@ -52,7 +52,7 @@ import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot.tokens import TokenType
 
-from backends.adbc_common import ConnectionPool, plain_schema, scrub, sqlstate_of, start_streaming
+from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, scrub, sqlstate_of
 from backends.base import (
     Backend,
     Capabilities,
@@ -364,20 +364,19 @@ class PostgresBackend(Backend):
     ) -> Execution:
         """Stream the query from a pooled read-only connection; the deadline cancels it in PostgreSQL."""
         statement = numbered_placeholders(copyable_sql(sql))
+        # Describing first costs one round trip but lets execute() return at once: the statement starts on the
+        # first read, and cancel or the deadline can reach it while PostgreSQL computes the first row.
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            described = cursor.adbc_execute_schema(statement)
 
-        def run(connection, row):
-            cursor = connection.cursor()
-            try:
-                if row is None:
-                    cursor.execute(statement)
-                else:
-                    cursor.execute(statement, tuple(_bindable(v) for v in row))
-                return cursor, cursor.fetch_record_batch()
-            except BaseException:
-                cursor.close()
-                raise
+        def run(cursor, row):
+            if row is None:
+                cursor.execute(statement)
+            else:
+                cursor.execute(statement, tuple(_bindable(v) for v in row))
+            return cursor.fetch_record_batch()
 
-        return start_streaming(
+        return AdbcExecution(
             source=self.name,
             pool=self._pool,
             run=run,
@@ -385,6 +384,7 @@ class PostgresBackend(Backend):
             rule=_numeric_rule,
             map_errors=self._map_errors,
             timeout_seconds=limits.timeout_seconds,
+            described=described,
         )
 
     # -- metadata --------------------------------------------------------------------------------------------
