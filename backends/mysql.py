@@ -28,6 +28,8 @@ DATE → date32, DATETIME → timestamp[us], TIMESTAMP → timestamp[us, UTC], T
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ from backends.errors import (
     GatewayError,
     InvalidQueryError,
     NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
     ReadOnlyViolationError,
 )
 
@@ -82,6 +86,65 @@ def scanner_path() -> Path:
     import duckdb_extension_mysql_scanner as package
 
     return Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "mysql_scanner.duckdb_extension"
+
+
+def _timeout_error(source: str, limits: QueryLimits, exc: Exception) -> QueryTimeoutError:
+    return QueryTimeoutError(
+        f"the query ran longer than its timeout of {limits.timeout_seconds:g} s and was stopped", source=source
+    )
+
+
+class _MappedExecution(Execution):
+    """DuckDB's stream with mid-stream errors mapped: an interrupt is a cancel, or a timeout past the deadline."""
+
+    def __init__(self, inner: Execution, source: str, limits: QueryLimits, started: float) -> None:
+        self._inner = inner
+        self._source = source
+        self._limits = limits
+        self._started = started
+        self._cancelled = False
+        schema = inner.reader.schema
+        self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The mapped stream."""
+        return self._reader
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        reader = self._inner.reader
+        try:
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except (pa.ArrowException, OSError, duckdb.Error) as exc:
+                    raise self._mapped(exc) from exc
+                yield batch
+        finally:
+            self._inner.close()
+
+    def _mapped(self, exc: BaseException) -> Exception:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "INTERRUPT" in text.upper():
+            if self._cancelled:
+                return QueryCancelledError("[mysql] the query was cancelled", source=self._source)
+            return _timeout_error(self._source, self._limits, exc)
+        try:
+            with _map_errors(self._source):
+                raise exc
+        except GatewayError as mapped:
+            return mapped
+
+    def cancel(self) -> None:
+        """Interrupt the query in DuckDB, which stops reading from the server."""
+        self._cancelled = True
+        self._inner.cancel()
+
+    def close(self) -> None:
+        """Release the DuckDB cursor."""
+        self._inner.close()
 
 
 def _literal(value: str) -> str:
@@ -181,7 +244,8 @@ class MySQLBackend(DuckDBBackend):
         try:
             trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
         except sqlglot.errors.SqlglotError as exc:
-            raise InvalidQueryError(f"[mysql] SQL does not parse: {str(exc).splitlines()[0]}", source=self.name)
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
+            raise InvalidQueryError(f"[mysql] SQL does not parse: {text}", source=self.name) from exc
         if len(trees) != 1:
             raise InvalidQueryError("[mysql] exactly one statement is allowed", source=self.name)
         tree = trees[0]
@@ -216,7 +280,13 @@ class MySQLBackend(DuckDBBackend):
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the transpiled query from the read-only attachment."""
-        return super().execute(self._to_duckdb(sql), parameters, limits)
+        started = time.monotonic()
+        try:
+            inner = super().execute(self._to_duckdb(sql), parameters, limits)
+        except QueryCancelledError as exc:
+            # Only the deadline can interrupt a query before its execution is handed out.
+            raise _timeout_error(self.name, limits, exc) from exc
+        return _MappedExecution(inner, self.name, limits, started)
 
     # -- metadata (MySQL's own information_schema, read with our fixed queries) -------------------------------
 
