@@ -337,6 +337,9 @@ class AdbcExecution(Execution):
                 # Each parameter row may stream slightly different types: cast to what was announced.
                 drifted = not plan.schema.equals(self._plan.schema)
                 while True:
+                    if self._cancelled:
+                        # Drivers without a working cancel (SQLite) still stop at the next batch.
+                        self._raise_stopped()
                     with self._errors():
                         try:
                             batch = reader.read_next_batch()
@@ -367,6 +370,13 @@ class AdbcExecution(Execution):
             if self._cancelled and not isinstance(exc, QueryCancelledError):
                 raise QueryCancelledError(f"the query was cancelled: {exc.message}", source=self._source) from exc
             raise
+
+    def _raise_stopped(self) -> None:
+        if self._timed_out:
+            raise QueryTimeoutError(
+                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled", source=self._source
+            )
+        raise QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:
         self._timed_out = True
