@@ -26,7 +26,7 @@ import adbc_driver_manager
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, scrub
+from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, require_query, scrub
 from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
 from backends.errors import (
     AuthenticationError,
@@ -39,11 +39,8 @@ from backends.errors import (
     NotFoundError,
     QueryCancelledError,
     QueryTimeoutError,
-    ReadOnlyViolationError,
     UnsupportedError,
 )
-
-_QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "EXPLAIN", "FROM", "(")
 
 
 class FlightSQLConfig(BaseModel):
@@ -186,13 +183,7 @@ class FlightSQLBackend(Backend):
             return connection
 
     def _guard(self, sql: str) -> str:
-        stripped = re.sub(r"^(\s|--[^\n]*\n|/\*.*?\*/)*", "", sql, flags=re.DOTALL)
-        if not stripped.upper().startswith(_QUERY_KEYWORDS):
-            keyword = stripped.split(None, 1)[0].upper() if stripped.strip() else "an empty statement"
-            raise ReadOnlyViolationError(
-                f"[flightsql] {keyword} is not sent upstream: only queries are", source=self.name
-            )
-        return sql
+        return require_query(sql, self.name, "flightsql")
 
     # -- queries ---------------------------------------------------------------------------------------------
 
