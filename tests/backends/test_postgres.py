@@ -323,3 +323,21 @@ def test_unknown_database_is_not_found():
     with make(database="nexus_no_such_db") as b:
         with pytest.raises(NotFoundError, match="nexus_no_such_db"):
             b.ping()
+
+
+def test_concurrent_clients_share_a_bounded_pool():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with make(pool_size=3, application_name="nexus-pool-test") as b:
+
+        def query(i):
+            table = run(b, "SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity "
+                           "WHERE application_name = 'nexus-pool-test'", [[i]])
+            return table.to_pylist()[0]
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(query, range(48)))
+        assert sorted(r["i"] for r in results) == list(range(48))
+        assert max(r["n"] for r in results) <= 3
+        assert b.pool.in_use == 0 and b.pool.idle <= 3

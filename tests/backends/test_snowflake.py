@@ -192,7 +192,7 @@ def test_invalid_sql(backend):
 def test_wrong_port_is_unavailable_without_the_password():
     from backends.snowflake import SnowflakeBackend
 
-    with SnowflakeBackend(SourceSpec("snow", "snowflake", options(free_port()), {"password": "Pw-Secret-9"})) as b:
+    with SnowflakeBackend(SourceSpec("snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"})) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()
     assert "Pw-Secret-9" not in info.value.client_message()
