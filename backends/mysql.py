@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,27 +87,29 @@ def scanner_path() -> Path:
     return Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "mysql_scanner.duckdb_extension"
 
 
-def _timeout_error(source: str, limits: QueryLimits, exc: Exception) -> QueryTimeoutError:
-    return QueryTimeoutError(
-        f"the query ran longer than its timeout of {limits.timeout_seconds:g} s and was stopped", source=source
-    )
-
-
 class _MappedExecution(Execution):
-    """DuckDB's stream with mid-stream errors mapped: an interrupt is a cancel, or a timeout past the deadline."""
+    """DuckDB's stream with errors mapped: an interrupt is a cancel, or a timeout when nobody cancelled.
 
-    def __init__(self, inner: Execution, source: str, limits: QueryLimits, started: float) -> None:
+    Like the DuckDB execution it wraps, the query starts when the reader is first asked for, so ``cancel`` can
+    reach it while DuckDB computes the first batch.
+    """
+
+    def __init__(self, inner: Execution, source: str, limits: QueryLimits) -> None:
         self._inner = inner
         self._source = source
         self._limits = limits
-        self._started = started
         self._cancelled = False
-        schema = inner.reader.schema
-        self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
+        self._reader: pa.RecordBatchReader | None = None
 
     @property
     def reader(self) -> pa.RecordBatchReader:
-        """The mapped stream."""
+        """The mapped stream (starts the query on first access)."""
+        if self._reader is None:
+            try:
+                schema = self._inner.reader.schema
+            except QueryCancelledError as exc:
+                raise self._interrupted() from exc
+            self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
         return self._reader
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
@@ -125,12 +126,18 @@ class _MappedExecution(Execution):
         finally:
             self._inner.close()
 
-    def _mapped(self, exc: BaseException) -> Exception:
+    def _interrupted(self) -> GatewayError:
+        if self._cancelled:
+            return QueryCancelledError("[mysql] the query was cancelled", source=self._source)
+        return QueryTimeoutError(
+            f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was stopped",
+            source=self._source,
+        )
+
+    def _mapped(self, exc: BaseException) -> GatewayError:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "INTERRUPT" in text.upper():
-            if self._cancelled:
-                return QueryCancelledError("[mysql] the query was cancelled", source=self._source)
-            return _timeout_error(self._source, self._limits, exc)
+            return self._interrupted()
         try:
             with _map_errors(self._source):
                 raise exc
@@ -280,13 +287,8 @@ class MySQLBackend(DuckDBBackend):
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the transpiled query from the read-only attachment."""
-        started = time.monotonic()
-        try:
-            inner = super().execute(self._to_duckdb(sql), parameters, limits)
-        except QueryCancelledError as exc:
-            # Only the deadline can interrupt a query before its execution is handed out.
-            raise _timeout_error(self.name, limits, exc) from exc
-        return _MappedExecution(inner, self.name, limits, started)
+        inner = super().execute(self._to_duckdb(sql), parameters, limits)
+        return _MappedExecution(inner, self.name, limits)
 
     # -- metadata (MySQL's own information_schema, read with our fixed queries) -------------------------------
 

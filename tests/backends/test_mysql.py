@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
 
@@ -189,7 +190,7 @@ def test_pass_through_functions_refused(backend, sql):
 
 
 def test_stored_function_that_writes_cannot_run(backend):
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises((InvalidQueryError, NotFoundError)):
         run(backend, f"SELECT {DB}.nexus_write() AS w")
     assert audit_count() == 0
 
@@ -203,6 +204,28 @@ def test_cancel_mid_stream(backend):
             pass
     execution.close()
     assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
+
+
+def test_cancel_while_the_first_batch_is_computed(backend):
+    execution = backend.execute(
+        "SELECT count(*) FROM lineitem a, lineitem b WHERE a.l_orderkey + b.l_orderkey = 7", None, QueryLimits()
+    )
+    errors = []
+
+    def consume():
+        try:
+            execution.reader.read_all()
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    thread.join(0.3)
+    execution.cancel()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert errors and isinstance(errors[0], QueryCancelledError)
+    execution.close()
 
 
 def test_timeout(backend):
