@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import sqlglot
+from sqlglot.tokens import TokenType
 
 from backends.base import Execution
 from backends.errors import (
@@ -452,3 +454,27 @@ def require_query(sql: str, source: str, engine: str) -> str:
         keyword = stripped.split(None, 1)[0].upper() if stripped.strip() else "an empty statement"
         raise ReadOnlyViolationError(f"[{engine}] {keyword} is not sent to the source: only queries are", source=source)
     return sql
+
+
+def rewrite_placeholders(sql: str, dialect: str, replacement: Callable[[int], str]) -> str:
+    """Replace each ``?`` placeholder (1-based ``n``) by ``replacement(n)``, using the SQL tokenizer.
+
+    ``?`` inside strings and comments is untouched, and so are operators that merely contain it (jsonb ``?|``).
+    ``?::int`` tokenizes as one operator in some dialects; its ``?`` is still a placeholder.
+    """
+    if "?" not in sql:
+        return sql
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return sql
+    out, last, n = [], 0, 0
+    for token in tokens:
+        is_placeholder = token.token_type == TokenType.PLACEHOLDER and token.text == "?"
+        if is_placeholder or token.token_type == TokenType.QDCOLON:
+            n += 1
+            out.append(sql[last : token.start])
+            out.append(replacement(n))
+            last = token.start + 1
+    out.append(sql[last:])
+    return "".join(out)

@@ -48,11 +48,16 @@ import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlglot.tokens import TokenType
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, scrub, sqlstate_of
+from backends.adbc_common import (
+    AdbcExecution,
+    ConnectionPool,
+    plain_schema,
+    rewrite_placeholders,
+    scrub,
+    sqlstate_of,
+)
 from backends.base import (
     Backend,
     Capabilities,
@@ -182,23 +187,7 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
 
 def numbered_placeholders(sql: str) -> str:
     """Rewrite ``?`` placeholders to PostgreSQL's ``$1, $2 ...`` (strings, comments and jsonb ``?|`` untouched)."""
-    if "?" not in sql:
-        return sql
-    try:
-        tokens = sqlglot.tokenize(sql, read="postgres")
-    except sqlglot.errors.SqlglotError:
-        return sql
-    out, last, n = [], 0, 0
-    for token in tokens:
-        # ``?::int`` tokenizes as one operator (``?::``); its ``?`` is still a placeholder.
-        is_placeholder = token.token_type == TokenType.PLACEHOLDER and token.text == "?"
-        if is_placeholder or token.token_type == TokenType.QDCOLON:
-            n += 1
-            out.append(sql[last : token.start])
-            out.append(f"${n}")
-            last = token.start + 1
-    out.append(sql[last:])
-    return "".join(out)
+    return rewrite_placeholders(sql, "postgres", lambda n: f"${n}")
 
 
 _SHOW = re.compile(r"^\s*SHOW\s+(ALL|[A-Za-z_][\w.]*|\"[^\"]+\")\s*;?\s*$", re.IGNORECASE)

@@ -25,7 +25,14 @@ import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, require_query, scrub, sqlstate_of
+from backends.adbc_common import (
+    AdbcExecution,
+    ConnectionPool,
+    require_query,
+    rewrite_placeholders,
+    scrub,
+    sqlstate_of,
+)
 from backends.base import (
     Backend,
     Capabilities,
@@ -191,12 +198,12 @@ class SnowflakeBackend(Backend):
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Wrap the query in ``LIMIT 0``: Snowflake compiles it and returns no rows (no warehouse time)."""
         statement = require_query(sql, self.name, "snowflake").rstrip().rstrip(";")
-        wrapped = f"SELECT * FROM ({statement}) LIMIT 0"
-        params = [[None] * parameter_count] if parameter_count else None
+        # The driver cannot bind a typeless NULL: placeholders become NULL literals for the compile-only run.
+        statement = rewrite_placeholders(statement, "snowflake", lambda n: "NULL")
         try:
-            execution = self.execute(wrapped, params, QueryLimits())
+            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
         except InvalidQueryError:
-            execution = self.execute(statement, params, QueryLimits())  # SHOW / DESCRIBE are not wrappable
+            execution = self.execute(statement, None, QueryLimits())  # SHOW / DESCRIBE are not wrappable
         try:
             return execution.reader.schema
         finally:

@@ -142,10 +142,24 @@ class SQLiteBackend(Backend):
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Run the query for its first batch: SQLite types come from values, not from the plan."""
+        """Run the query for its first batch: SQLite types come from values, not from the plan.
+
+        Columns without a value to infer from (no rows, or only NULLs, as when placeholders are bound to NULL)
+        are declared utf8, the type every SQLite value converts to.
+        """
         execution = self.execute(sql, [[None] * parameter_count] if parameter_count else None, QueryLimits())
         try:
-            return execution.reader.schema
+            reader = execution.reader
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                batch = None
+            return pa.schema(
+                [
+                    f if batch is not None and batch.num_rows > batch.column(i).null_count else f.with_type(pa.utf8())
+                    for i, f in enumerate(reader.schema)
+                ]
+            )
         finally:
             execution.close()
 
