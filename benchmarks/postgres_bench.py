@@ -68,10 +68,33 @@ def via_psycopg(sql: str) -> int:
     return table.num_rows
 
 
+def via_gateway(location: str, sql: str) -> int:
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(sql)
+        return sum(batch.num_rows for batch in cur.fetch_record_batch())
+
+
+def via_gateway_concurrent(location: str, sql: str, clients: int) -> list[float]:
+    """``clients`` clients each reading the query at once; returns each one's latency."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(_):
+        started = time.perf_counter()
+        via_gateway(location, sql)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, range(clients)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-gateway", action="store_true", help="skip the Flight SQL gateway measurements")
+    parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     table = prepare(args.rows)
     sql = f"SELECT * FROM {table}"
@@ -85,6 +108,17 @@ def main() -> None:
     }
     backend.close()
     direct.close()
+    gateway = None
+    if not args.no_gateway:
+        from backends.base import SourceSpec as Spec
+        from server.app import Gateway
+        from server.config import ServerConfig
+
+        gateway = Gateway(
+            ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", {"database": "test"}),))
+        ).start()
+        results["gateway (Flight SQL)"] = best(lambda: via_gateway(gateway.location, f"SELECT * FROM pg.{table}"),
+                                               args.repeat)
     base = results["direct ADBC"][0]
     print(f"PostgreSQL, {args.rows:,} rows x 6 columns (bigint, numeric(12,2), text, timestamptz, bool, int), best of "
           f"{args.repeat}")
@@ -92,6 +126,16 @@ def main() -> None:
         assert n == args.rows, (name, n)
         print(f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  {seconds / base:5.2f}x direct ADBC")
     print(f"  psycopg / backend: {results['psycopg rows->Arrow'][0] / results['backend reader'][0]:.1f}x slower")
+    if gateway is not None:
+        small = f"SELECT * FROM pg.{table} WHERE id <= 10000"
+        started = time.perf_counter()
+        latencies = sorted(via_gateway_concurrent(gateway.location, small, args.clients))
+        wall = time.perf_counter() - started
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"  {args.clients} concurrent clients x 10,000 rows through the gateway (pool_size=8): "
+              f"{args.clients * 10_000 / wall / 1e6:.2f} M rows/s total, p50 {latencies[len(latencies) // 2]:.3f} s, "
+              f"p99 {p99:.3f} s")
+        gateway.shutdown()
 
 
 if __name__ == "__main__":
