@@ -2,9 +2,10 @@
 
 PostgreSQL, SQLite, Snowflake and upstream Flight SQL all hand back an ADBC cursor whose
 ``fetch_record_batch()`` is a lazy ``RecordBatchReader``. This module wraps that stream so that the gateway
-never materializes a result: batches are converted one at a time (extension types to plain ones), engine errors
-raised mid-stream are mapped into the gateway's error tree, a deadline cancels the statement in the engine, and
-the connection goes back to its pool only once the stream is finished (or is discarded when it was cancelled).
+never materializes a result: batches are converted one at a time (extension types to plain ones), engine
+errors raised mid-stream are mapped into the gateway's error tree, a deadline cancels the statement in the
+engine, and the connection goes back to its pool only once the stream is finished (or is discarded when it
+was cancelled).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _STATEMENT_ERRORS = (InvalidQueryError, ReadOnlyViolationError, UnsupportedError
 
 ErrorMapper = Callable[[], AbstractContextManager[None]]
 
-# -- connection pool --------------------------------------------------------------------------------------------
+# -- connection pool -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -54,8 +55,8 @@ class ConnectionPool:
     """A thread-safe, bounded pool of DB-API connections for one source.
 
     Connections are opened lazily, checked with ``ping`` when idle longer than ``recycle_seconds`` (pre-ping),
-    and closed once older than ``max_lifetime_seconds``. Borrowers wait up to ``acquire_timeout_seconds`` for a
-    free connection when ``size`` are in use.
+    and closed once older than ``max_lifetime_seconds``. Borrowers wait up to ``acquire_timeout_seconds``
+    for a free connection when ``size`` are in use.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class ConnectionPool:
 
         Raises:
             BackendUnavailableError: no connection became free in time, or the source cannot be reached.
+
         """
         deadline = time.monotonic() + self._acquire_timeout
         with self._cond:
@@ -185,7 +187,7 @@ def _close_quietly(connection: Any) -> None:
         connection.close()
 
 
-# -- Arrow types -------------------------------------------------------------------------------------------------
+# -- Arrow types ---------------------------------------------------------------------------------------------
 
 FieldRule = Callable[[pa.Field], "tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None"]
 
@@ -197,13 +199,26 @@ def _uuid_to_text(array: pa.Array) -> pa.Array:
     raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + n) * 16]
     hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype="S1").reshape(n, 32)
     dash = np.full((n, 1), b"-", dtype="S1")
-    text = np.hstack([hexed[:, :8], dash, hexed[:, 8:12], dash, hexed[:, 12:16], dash, hexed[:, 16:20], dash,
-                      hexed[:, 20:]])
+    text = np.hstack(
+        [
+            hexed[:, :8],
+            dash,
+            hexed[:, 8:12],
+            dash,
+            hexed[:, 12:16],
+            dash,
+            hexed[:, 16:20],
+            dash,
+            hexed[:, 20:],
+        ]
+    )
     offsets = pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32).tobytes())
     validity = storage.buffers()[0] if storage.null_count else None
     if validity is not None and storage.offset:
         validity = pa.array(storage.is_valid()).buffers()[1]
-    return pa.Array.from_buffers(pa.utf8(), n, [validity, offsets, pa.py_buffer(text.tobytes())], storage.null_count)
+    return pa.Array.from_buffers(
+        pa.utf8(), n, [validity, offsets, pa.py_buffer(text.tobytes())], storage.null_count
+    )
 
 
 def _plain_extension(t: pa.DataType) -> tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None:
@@ -258,11 +273,11 @@ def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
 
 
 def plain_schema(schema: pa.Schema, rule: FieldRule | None = None) -> pa.Schema:
-    """The schema clients see for a driver schema."""
+    """Return the schema clients see for a driver schema."""
     return type_plan(schema, rule).schema
 
 
-# -- streaming execution -----------------------------------------------------------------------------------------
+# -- streaming execution -------------------------------------------------------------------------------------
 
 
 Runner = Callable[[Any, "Sequence[Any] | None"], pa.RecordBatchReader]
@@ -370,13 +385,16 @@ class AdbcExecution(Execution):
                     source=self._source,
                 ) from exc
             if self._cancelled and not isinstance(exc, QueryCancelledError):
-                raise QueryCancelledError(f"the query was cancelled: {exc.message}", source=self._source) from exc
+                raise QueryCancelledError(
+                    f"the query was cancelled: {exc.message}", source=self._source
+                ) from exc
             raise
 
     def _raise_stopped(self) -> None:
         if self._timed_out:
             raise QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled", source=self._source
+                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
+                source=self._source,
             )
         raise QueryCancelledError("the query was cancelled", source=self._source)
 
@@ -415,13 +433,13 @@ class AdbcExecution(Execution):
             self._finish(False)
 
 
-# -- messages ----------------------------------------------------------------------------------------------------
+# -- messages ------------------------------------------------------------------------------------------------
 
 _SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
-    """The SQLSTATE of an ADBC error, also when it surfaced from the Arrow stream as plain text."""
+    """Return the SQLSTATE of an ADBC error, also when it surfaced from the Arrow stream as text."""
     state = getattr(exc, "sqlstate", None)
     if state:
         return state
@@ -442,24 +460,27 @@ _LEADING_COMMENTS = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/)*", re.DOTALL)
 
 
 def require_query(sql: str, source: str, engine: str) -> str:
-    """Refuse statements that do not start like a query, for engines whose server-side read-only we cannot set.
+    """Refuse statements that do not start like a query (for engines whose sessions cannot be made read-only).
 
     This is a guard against accidents, not a guarantee: a "query" can still call a function with side effects.
 
     Raises:
         ReadOnlyViolationError: the statement is not a query.
+
     """
     stripped = _LEADING_COMMENTS.sub("", sql)
     if not stripped.upper().startswith(_QUERY_KEYWORDS):
         keyword = stripped.split(None, 1)[0].upper() if stripped.strip() else "an empty statement"
-        raise ReadOnlyViolationError(f"[{engine}] {keyword} is not sent to the source: only queries are", source=source)
+        raise ReadOnlyViolationError(
+            f"[{engine}] {keyword} is not sent to the source: only queries are", source=source
+        )
     return sql
 
 
 def rewrite_placeholders(sql: str, dialect: str, replacement: Callable[[int], str]) -> str:
     """Replace each ``?`` placeholder (1-based ``n``) by ``replacement(n)``, using the SQL tokenizer.
 
-    ``?`` inside strings and comments is untouched, and so are operators that merely contain it (jsonb ``?|``).
+    ``?`` inside strings and comments is untouched, and so are operators that contain it (jsonb ``?|``).
     ``?::int`` tokenizes as one operator in some dialects; its ``?`` is still a placeholder.
     """
     if "?" not in sql:

@@ -1,5 +1,6 @@
-"""Any upstream Flight SQL server (Dremio, Doris/StarRocks Flight ports, InfluxDB 3, ROAPI, another Nexus Flight)
-as a source, over adbc-driver-flightsql.
+"""Any upstream Flight SQL server as a source, over adbc-driver-flightsql.
+
+Dremio, the Doris/StarRocks Flight SQL ports, InfluxDB 3, ROAPI and another Nexus Flight all qualify.
 
 Read-only: nothing can be enforced on a remote Flight SQL server from here. Queries go out as
 ``CommandStatementQuery`` (never ``CommandStatementUpdate``) and statements that do not start with a query
@@ -98,7 +99,7 @@ _GRPC_CODE = re.compile(r"\((\w+); \w+[^)]*\)")
 
 
 def _view_rule(f: pa.Field):
-    """Views (string_view, binary_view) become the classic layouts every client decodes."""
+    """Turn views (string_view, binary_view) into the classic layouts every client decodes."""
     if pa.types.is_string_view(f.type):
         return pa.utf8(), lambda a: a.cast(pa.utf8())
     if pa.types.is_binary_view(f.type):
@@ -136,7 +137,7 @@ class FlightSQLBackend(Backend):
 
     @contextlib.contextmanager
     def _map_errors(self) -> Iterator[None]:
-        """Map by the gRPC status the driver reports (its message names it, e.g. ``(Unavailable; Prepare)``)."""
+        """Map by the gRPC status the driver names in its message, e.g. ``(Unavailable; Prepare)``."""
         try:
             yield
         except GatewayError:
@@ -174,7 +175,9 @@ class FlightSQLBackend(Backend):
 
     def _connect(self):
         with self._map_errors():
-            connection = flightsql_dbapi.connect(self.config.uri, db_kwargs=_db_kwargs(self.config), autocommit=True)
+            connection = flightsql_dbapi.connect(
+                self.config.uri, db_kwargs=_db_kwargs(self.config), autocommit=True
+            )
             try:
                 connection.adbc_get_info()  # dial now, so a wrong address fails here and not mid-query
             except BaseException:
@@ -194,7 +197,7 @@ class FlightSQLBackend(Backend):
             return plain_schema(cursor.adbc_execute_schema(statement), _view_rule)
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
-        """The upstream's parameter schema from a prepared statement; utf8 where it says nothing."""
+        """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""
         if parameter_count == 0:
             return pa.schema([])
         statement = self._guard(sql)
@@ -232,7 +235,9 @@ class FlightSQLBackend(Backend):
         catalog, schema = self._split(db_schema) if db_schema else (self.config.catalog, None)
         with self._pool.connection() as connection, self._map_errors():
             try:
-                reader = connection.adbc_get_objects(depth=depth, catalog_filter=catalog, db_schema_filter=schema)
+                reader = connection.adbc_get_objects(
+                    depth=depth, catalog_filter=catalog, db_schema_filter=schema
+                )
                 return reader.read_all().to_pylist()
             except adbc_driver_manager.InternalError as exc:
                 if "Invalid schema returned" in str(exc):
@@ -255,7 +260,7 @@ class FlightSQLBackend(Backend):
         return (catalog, schema) if dot else (None, db_schema)
 
     def list_schemas(self) -> list[str]:
-        """The upstream's schemas, as ``catalog.schema`` unless one catalog is pinned."""
+        """List the upstream's schemas, as ``catalog.schema`` unless one catalog is pinned."""
         names = []
         for catalog in self._objects("db_schemas"):
             for schema in catalog["catalog_db_schemas"] or []:
@@ -263,7 +268,7 @@ class FlightSQLBackend(Backend):
         return sorted(names)
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
-        """The upstream's tables and views."""
+        """List the upstream's tables and views."""
         tables = []
         for catalog in self._objects("tables", db_schema):
             for schema in catalog["catalog_db_schemas"] or []:
@@ -274,14 +279,18 @@ class FlightSQLBackend(Backend):
         return tables
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The upstream's schema of one table (CommandGetTables with schemas)."""
+        """Return the upstream's schema of one table (CommandGetTables with schemas)."""
         catalog, schema = self._split(db_schema) if db_schema else (self.config.catalog, None)
         with self._pool.connection() as connection:
             try:
                 with self._map_errors():
-                    found = connection.adbc_get_table_schema(table, catalog_filter=catalog, db_schema_filter=schema)
+                    found = connection.adbc_get_table_schema(
+                        table, catalog_filter=catalog, db_schema_filter=schema
+                    )
             except (InvalidQueryError, BackendError, NotFoundError) as exc:
-                raise NotFoundError(f"table {db_schema}.{table} not found: {exc.message}", source=self.name) from exc
+                raise NotFoundError(
+                    f"table {db_schema}.{table} not found: {exc.message}", source=self.name
+                ) from exc
         return plain_schema(found, _view_rule)
 
     def ping(self) -> None:

@@ -1,12 +1,12 @@
-"""MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks ...), through DuckDB's
-MySQL scanner.
+"""MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks ...) via DuckDB.
 
-Why this path (1M rows of TPC-H lineitem columns from MariaDB on this machine, see benchmarks/mysql_bench.py):
-connectorx is faster (~2.7M rows/s) but rewrites SQL for its schema probe, widens DECIMAL(12,2) to
-decimal(38,10), panics on type drift and its read-only session did not hold for every query shape; pymysql +
-pyarrow keeps types but runs at ~0.16M rows/s. DuckDB's scanner (pip ``duckdb-extension-mysql-scanner``, the
-signed binary matching ``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams ~0.7M rows/s with exact
-types (DECIMAL(p,s) → decimal128(p,s)), bounded batches, and an attachment that is read-only in two ways:
+Why this path (1M rows x 6 columns from MariaDB on this 2-core machine, benchmarks/mysql_bench.py): connectorx
+is fastest (1.2M rows/s here, 2.7M measured elsewhere) but materializes whole results, rewrites SQL for its
+schema probe, widens DECIMAL(12,2) to decimal(38,10), panics on type drift, and its read-only session did not
+hold for every query shape; pymysql + pyarrow runs at 0.08-0.16M rows/s and guesses decimal precision from
+values. DuckDB's MySQL scanner (pip ``duckdb-extension-mysql-scanner``, the signed binary matching
+``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.35-0.7M rows/s in bounded batches with
+exact types (DECIMAL(p,s) as decimal128(p,s)), and its attachment is read-only in two ways:
 
 * the catalog is ATTACHed ``READ_ONLY``: DuckDB refuses INSERT/UPDATE/DELETE/DDL and ``mysql_execute``;
 * every scan runs inside ``START TRANSACTION READ ONLY`` on the MySQL side, so even a stored function that
@@ -22,7 +22,7 @@ converts.
 
 Type mapping: TINYINT(1)/BIT(1) → bool, TINYINT..BIGINT → int8..int64 (UNSIGNED one size up), DECIMAL(p,s) →
 decimal128(p,s), FLOAT/DOUBLE → float32/float64, CHAR/VARCHAR/TEXT/ENUM/SET/JSON → utf8, BINARY/BLOB → binary,
-DATE → date32, DATETIME → timestamp[us], TIMESTAMP → timestamp[us, UTC], TIME → utf8 (MySQL TIME exceeds a day).
+DATE → date32, DATETIME → timestamp[us], TIMESTAMP → timestamp[us, UTC], TIME → utf8 (may exceed a day).
 """
 
 from __future__ import annotations
@@ -81,10 +81,15 @@ class MySQLConfig(BaseModel):
 
 
 def scanner_path() -> Path:
-    """The mysql_scanner extension file shipped by the pip package for this exact DuckDB version."""
+    """Return the mysql_scanner extension file the pip package ships for this exact DuckDB version."""
     import duckdb_extension_mysql_scanner as package
 
-    return Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "mysql_scanner.duckdb_extension"
+    return (
+        Path(package.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / "mysql_scanner.duckdb_extension"
+    )
 
 
 class _MappedExecution(Execution):
@@ -229,7 +234,7 @@ class MySQLBackend(DuckDBBackend):
 
     @contextlib.contextmanager
     def _connect_errors(self) -> Iterator[None]:
-        """Connection failures by cause: refused or unknown host, bad credentials, unknown database."""
+        """Classify connection failures: refused or unknown host, bad credentials, unknown database."""
         try:
             with _map_errors(self.name):
                 yield
@@ -290,10 +295,10 @@ class MySQLBackend(DuckDBBackend):
         inner = super().execute(self._to_duckdb(sql), parameters, limits)
         return _MappedExecution(inner, self.name, limits)
 
-    # -- metadata (MySQL's own information_schema, read with our fixed queries) -------------------------------
+    # -- metadata (MySQL's own information_schema, read with our fixed queries) ------------------------------
 
     def _information(self, sql: str, *params: Any) -> list[tuple]:
-        """Run a fixed information_schema query on the server (the scanner's filter pushdown there is unreliable)."""
+        """Run a fixed information_schema query on the server (the scanner's pushdown there drops rows)."""
         struct = ", ".join(_literal(str(p)) for p in params)
         wrapped = f"SELECT * FROM mysql_query('{_CATALOG}', {_literal(sql)}" + (
             f", params=row({struct}))" if params else ")"
@@ -306,7 +311,7 @@ class MySQLBackend(DuckDBBackend):
             cursor.close()
 
     def list_schemas(self) -> list[str]:
-        """The server's databases, system ones hidden."""
+        """List the server's databases, system ones hidden."""
         rows = self._information("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
         return [r[0] for r in rows if r[0].lower() not in _SYSTEM_DATABASES]
 
@@ -324,9 +329,11 @@ class MySQLBackend(DuckDBBackend):
         ]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The table's Arrow schema as a query of it returns."""
+        """Return the table's Arrow schema as a query of it returns."""
         found = self._information(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db_schema, table
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            db_schema,
+            table,
         )
         if not found:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)

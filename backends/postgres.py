@@ -2,12 +2,13 @@
 
 Each source keeps a pool of ADBC connections opened with ``default_transaction_read_only=on`` and the source's
 ``statement_timeout`` as startup options, so every statement a pooled connection runs is in a read-only
-transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator must
-stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
+transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator
+must stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
 
-ADBC runs every query inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE and WITH work: ``SHOW x``
-is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a ``pg_settings`` query; other utility
-statements fail with a clear error.
+ADBC runs every statement that returns rows inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE
+and WITH work: ``SHOW x`` is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a
+``pg_settings`` query; others (EXPLAIN ...) fail with UnsupportedError saying why. Statements without rows
+run directly, so writes reach PostgreSQL and meet its read-only transaction.
 
 Type mapping (PostgreSQL → Arrow as clients see it):
 
@@ -108,7 +109,7 @@ class PostgresConfig(BaseModel):
 
 
 def _uri(config: PostgresConfig) -> str:
-    """The libpq URI; the read-only and timeout settings ride along as startup options."""
+    """Build the libpq URI; the read-only and timeout settings ride along as startup options."""
     user = urllib.parse.quote(config.username, safe="")
     password = config.password.get_secret_value() if config.password else ""
     auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
@@ -130,13 +131,13 @@ def _uri(config: PostgresConfig) -> str:
     )
 
 
-# -- errors ------------------------------------------------------------------------------------------------------
+# -- errors --------------------------------------------------------------------------------------------------
 
 _ENGINE_TEXT = re.compile(r"(?:ERROR|FATAL):\s+(.*)")
 
 
 def _engine_text(exc: BaseException) -> str:
-    """libpq's own message, without the driver's prefixes, the echoed COPY query or the SQLSTATE suffix."""
+    """Libpq's own message, without the driver's prefixes, the echoed COPY query or the SQLSTATE suffix."""
     text = str(exc)
     match = _ENGINE_TEXT.search(text)
     if match:
@@ -159,8 +160,10 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         )
     if state == "25006" or "read-only transaction" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
-    if state.startswith("28") or "password authentication failed" in lowered or (
-        "role" in lowered and "does not exist" in lowered
+    if (
+        state.startswith("28")
+        or "password authentication failed" in lowered
+        or ("role" in lowered and "does not exist" in lowered)
     ):
         return AuthenticationError(message, source=source, sqlstate=state or None)
     if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
@@ -171,8 +174,15 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         return QueryCancelledError(message, source=source, sqlstate=state or None)
     if state.startswith(("08", "57P")) or any(
         s in lowered
-        for s in ("connection refused", "could not translate host", "timeout expired", "no route to host",
-                  "server closed the connection", "connection to server", "terminating connection")
+        for s in (
+            "connection refused",
+            "could not translate host",
+            "timeout expired",
+            "no route to host",
+            "server closed the connection",
+            "connection to server",
+            "terminating connection",
+        )
     ):
         return BackendUnavailableError(message, source=source, sqlstate=state or None)
     if state.startswith(("42", "22", "0A", "21", "23", "2B", "P0", "54")):
@@ -182,11 +192,11 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     return BackendError(message, source=source, sqlstate=state or None)
 
 
-# -- SQL ---------------------------------------------------------------------------------------------------------
+# -- SQL -----------------------------------------------------------------------------------------------------
 
 
 def numbered_placeholders(sql: str) -> str:
-    """Rewrite ``?`` placeholders to PostgreSQL's ``$1, $2 ...`` (strings, comments and jsonb ``?|`` untouched)."""
+    """Rewrite ``?`` placeholders to ``$1, $2 ...`` (strings, comments and jsonb ``?|`` untouched)."""
     return rewrite_placeholders(sql, "postgres", lambda n: f"${n}")
 
 
@@ -213,11 +223,11 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-# -- Arrow types -------------------------------------------------------------------------------------------------
+# -- Arrow types ---------------------------------------------------------------------------------------------
 
 
 def _numeric_rule(f: pa.Field):
-    """numeric arrives as opaque text; with a declared precision and scale it becomes an exact decimal."""
+    """Numeric arrives as opaque text; with a declared precision and scale it becomes an exact decimal."""
     t = f.type
     if not (isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.opaque"):
         return None
@@ -251,7 +261,7 @@ _PG_TO_ARROW_PARAMETER = {
 
 
 def _parameter_type(f: pa.Field) -> pa.DataType:
-    """A concrete type JDBC can bind into; what the driver cannot type precisely is sent as text."""
+    """Pick a concrete type JDBC can bind into; what the driver cannot type precisely goes as text."""
     pg_type = (f.metadata or {}).get(b"POSTGRESQL:type")
     if pg_type in _PG_TO_ARROW_PARAMETER:
         return _PG_TO_ARROW_PARAMETER[pg_type]
@@ -267,7 +277,7 @@ def _bindable(value: Any) -> Any:
     return value
 
 
-# -- the backend -------------------------------------------------------------------------------------------------
+# -- the backend ---------------------------------------------------------------------------------------------
 
 
 class PostgresBackend(Backend):
@@ -335,7 +345,7 @@ class PostgresBackend(Backend):
             return plain_schema(cursor.adbc_execute_schema(statement), _numeric_rule)
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
-        """The parameter types PostgreSQL inferred when preparing the statement."""
+        """Return the parameter types PostgreSQL inferred when preparing the statement."""
         if parameter_count == 0:
             return pa.schema([])
         statement = numbered_placeholders(copyable_sql(sql))
@@ -405,7 +415,7 @@ class PostgresBackend(Backend):
         return [TableInfo(s, t, "VIEW" if kind in ("v", "m") else "TABLE") for s, t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The table's Arrow schema, from describing ``SELECT *`` (nothing is read)."""
+        """Return the table's Arrow schema, from describing ``SELECT *`` (nothing is read)."""
         exists = self._rows(
             "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1::text AND c.relname = $2::text",
@@ -443,7 +453,8 @@ class PostgresBackend(Backend):
             "JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid "
             "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "
             "JOIN pg_catalog.pg_attribute pa ON pa.attrelid = pc.oid AND pa.attnum = k.pk_att "
-            "LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = con.confrelid AND pk.contype IN ('p', 'u') "
+            "LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = con.confrelid "
+            "AND pk.contype IN ('p', 'u') "
             "AND pk.conkey = con.confkey "
             "WHERE con.contype = 'f' "
             "AND ($1::text IS NULL OR fc.relname = $1::text OR pc.relname = $1::text) "

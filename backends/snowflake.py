@@ -129,7 +129,8 @@ class SnowflakeBackend(Backend):
     dialect = "snowflake"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (
-        "none on the session (Snowflake has no read-only switch): use a role with only USAGE and SELECT grants; "
+        "none on the session (Snowflake has no read-only switch): use a role with only USAGE and SELECT "
+        "grants; "
         "statements that are not queries are refused locally"
     )
     config_model = SnowflakeConfig
@@ -167,9 +168,18 @@ class SnowflakeBackend(Backend):
         text = re.sub(r"https?://\S+", "<endpoint>", text).splitlines()[0] if text else type(exc).__name__
         message = f"[snowflake] {text}"
         lowered = text.lower()
-        if "connection refused" in lowered or "no such host" in lowered or "timeout" in lowered and "login" in lowered:
+        if (
+            "connection refused" in lowered
+            or "no such host" in lowered
+            or "timeout" in lowered
+            and "login" in lowered
+        ):
             return BackendUnavailableError(message, source=self.name, sqlstate=state or None)
-        if state.startswith("28") or "incorrect username or password" in lowered or "authentication" in lowered:
+        if (
+            state.startswith("28")
+            or "incorrect username or password" in lowered
+            or "authentication" in lowered
+        ):
             return AuthenticationError(message, source=self.name, sqlstate=state or None)
         if state == "57014" or "cancel" in lowered:
             if "timeout" in lowered:
@@ -253,24 +263,30 @@ class SnowflakeBackend(Backend):
 
     def list_schemas(self) -> list[str]:
         """Schemas of the source's database."""
-        rows = self._rows(f"SELECT schema_name FROM {self._database()}.information_schema.schemata ORDER BY 1")
+        rows = self._rows(
+            f"SELECT schema_name FROM {self._database()}.information_schema.schemata ORDER BY 1"
+        )
         return [r[0] for r in rows if r[0].upper() != "INFORMATION_SCHEMA"]
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
         """Tables and views of the source's database."""
         sql = f"SELECT table_schema, table_name, table_type FROM {self._database()}.information_schema.tables"
         sql += " WHERE table_schema <> 'INFORMATION_SCHEMA'"
-        rows = self._rows(sql + " AND table_schema = ? ORDER BY 1, 2", (db_schema,)) if db_schema else self._rows(
-            sql + " ORDER BY 1, 2"
+        rows = (
+            self._rows(sql + " AND table_schema = ? ORDER BY 1, 2", (db_schema,))
+            if db_schema
+            else self._rows(sql + " ORDER BY 1, 2")
         )
         return [TableInfo(s, t, "VIEW" if "VIEW" in kind.upper() else "TABLE") for s, t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The Arrow schema of ``SELECT *`` from the table."""
+        """Return the Arrow schema of ``SELECT *`` from the table."""
         try:
             return self.get_schema(f"SELECT * FROM {_identifier(db_schema)}.{_identifier(table)}")
         except InvalidQueryError as exc:
-            raise NotFoundError(f"table {db_schema}.{table} not found: {exc.message}", source=self.name) from exc
+            raise NotFoundError(
+                f"table {db_schema}.{table} not found: {exc.message}", source=self.name
+            ) from exc
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """From ``SHOW PRIMARY KEYS IN TABLE``."""

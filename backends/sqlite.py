@@ -80,7 +80,8 @@ class SQLiteBackend(Backend):
     #: The driver cannot interrupt a running statement: cancel and deadlines take effect between batches.
     capabilities = Capabilities(parameters=True, cancel=False, keys=True, schema_without_execution=False)
     read_only_guard = (
-        "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA assignments, "
+        "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA "
+        "assignments, "
         "which could create or change other files, are refused before they reach SQLite"
     )
     config_model = SQLiteConfig
@@ -156,7 +157,9 @@ class SQLiteBackend(Backend):
                 batch = None
             return pa.schema(
                 [
-                    f if batch is not None and batch.num_rows > batch.column(i).null_count else f.with_type(pa.utf8())
+                    f
+                    if batch is not None and batch.num_rows > batch.column(i).null_count
+                    else f.with_type(pa.utf8())
                     for i, f in enumerate(reader.schema)
                 ]
             )
@@ -218,11 +221,13 @@ class SQLiteBackend(Backend):
         return [TableInfo(_SCHEMA, name, "VIEW" if kind == "view" else "TABLE") for name, kind in rows]
 
     def _require_table(self, table: str) -> None:
-        if not self._rows("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table,)):
+        if not self._rows(
+            "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table,)
+        ):
             raise NotFoundError(f"table {_SCHEMA}.{table} not found", source=self.name)
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The Arrow schema a ``SELECT *`` of the table returns."""
+        """Return the Arrow schema a ``SELECT *`` of the table returns."""
         self._require_table(table)
         return self.get_schema(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"')
 
@@ -232,9 +237,9 @@ class SQLiteBackend(Backend):
         return [KeyColumn(_SCHEMA, table, name, int(pk), None) for name, pk in rows]
 
     def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
-        """Foreign keys from ``pragma_foreign_key_list`` of every table, filtered to ``table`` on either side."""
+        """Foreign keys from ``pragma_foreign_key_list``, filtered to ``table`` on either side."""
         rows = self._rows(
-            "SELECT m.name, f.id, f.seq, f.\"table\", f.\"from\", f.\"to\", f.on_update, f.on_delete "
+            'SELECT m.name, f.id, f.seq, f."table", f."from", f."to", f.on_update, f.on_delete '
             "FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' ORDER BY 1, 2, 3"
         )
         result = []

@@ -1,4 +1,4 @@
-"""1M rows from MariaDB: the MySQL backend (DuckDB's scanner) vs connectorx, the raw scanner and pymysql → Arrow.
+"""1M rows from MariaDB: the MySQL backend (DuckDB's scanner) vs connectorx, raw scanner, pymysql → Arrow.
 
 Run from the repository root:  python -m benchmarks.mysql_bench [--rows 1000000] [--repeat 3]
 Needs the MariaDB of TEST_SERVERS.md (127.0.0.1:3306, root, no password). The table nexus_bench.rows_<n> is
@@ -24,22 +24,27 @@ def prepare(rows: int) -> str:
     with con.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS nexus_bench")
         cur.execute(
-            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'nexus_bench' AND TABLE_NAME = %s",
+            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+            "'nexus_bench' AND TABLE_NAME = %s",
             (table,),
         )
         exists = cur.fetchone()[0] == 1
     con.close()
     if not exists:
-        db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        db = duckdb.connect(
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         db.execute(f"LOAD '{scanner_path()}'")
         db.execute("ATTACH 'host=127.0.0.1 port=3306 user=root database=nexus_bench' AS m (TYPE mysql)")
         db.execute(
-            f"CREATE TABLE m.{table} (id BIGINT, price DECIMAL(12,2), name VARCHAR(64), ts TIMESTAMP, flag BOOLEAN, "
+            f"CREATE TABLE m.{table} (id BIGINT, price DECIMAL(12,2), name VARCHAR(64), ts "
+            f"TIMESTAMP, flag BOOLEAN, "
             "qty INTEGER)"
         )
         db.execute(
             f"INSERT INTO m.{table} SELECT i, (i % 100000) / 100, md5(i::VARCHAR), "
-            f"TIMESTAMP '2024-01-01' + to_seconds(i), i % 2 = 0, (i % 50)::INTEGER FROM range(1, {rows + 1}) t(i)"
+            f"TIMESTAMP '2024-01-01' + to_seconds(i), i % 2 = 0, (i % 50)::INTEGER FROM "
+            f"range(1, {rows + 1}) t(i)"
         )
         db.close()
     return table
@@ -75,14 +80,17 @@ def via_connectorx(sql: str):
 
 
 def via_pymysql(sql: str):
-    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="nexus_bench",
-                          cursorclass=pymysql.cursors.SSCursor)
+    con = pymysql.connect(
+        host="127.0.0.1", port=3306, user="root", database="nexus_bench", cursorclass=pymysql.cursors.SSCursor
+    )
     with con.cursor() as cur:
         cur.execute(sql)
         names = [d[0] for d in cur.description]
         batches, n = [], 0
         while rows := cur.fetchmany(65536):
-            batches.append(pa.RecordBatch.from_pydict({name: [r[i] for r in rows] for i, name in enumerate(names)}))
+            batches.append(
+                pa.RecordBatch.from_pydict({name: [r[i] for r in rows] for i, name in enumerate(names)})
+            )
             n += len(rows)
     con.close()
     return n, batches[0].schema
@@ -97,7 +105,9 @@ def main() -> None:
     backend = MySQLBackend(SourceSpec("bench", "mysql", {"database": "nexus_bench"}))
     raw = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     raw.execute(f"LOAD '{scanner_path()}'")
-    raw.execute("ATTACH 'host=127.0.0.1 port=3306 user=root database=nexus_bench' AS m (TYPE mysql, READ_ONLY)")
+    raw.execute(
+        "ATTACH 'host=127.0.0.1 port=3306 user=root database=nexus_bench' AS m (TYPE mysql, READ_ONLY)"
+    )
     results = {
         "backend reader": best(lambda: via_backend(backend, f"SELECT * FROM {table}"), args.repeat),
         "raw DuckDB scanner": best(lambda: via_raw_scanner(raw, f"SELECT * FROM m.{table}"), args.repeat),
@@ -109,13 +119,18 @@ def main() -> None:
     results["pymysql rows->Arrow"] = best(lambda: via_pymysql(f"SELECT * FROM {table}"), 1)
     backend.close()
     base = results["backend reader"][0]
-    print(f"MariaDB, {args.rows:,} rows x 6 columns (bigint, decimal(12,2), varchar, datetime, bool, int), best of "
-          f"{args.repeat}")
+    print(
+        f"MariaDB, {args.rows:,} rows x 6 columns (bigint, decimal(12,2), varchar, "
+        f"datetime, bool, int), best of "
+        f"{args.repeat}"
+    )
     for name, (seconds, n, schema) in results.items():
         assert n == args.rows, (name, n)
         price = schema.field("price").type
-        print(f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  {seconds / base:5.2f}x backend"
-              f"  price: {price}")
+        print(
+            f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  "
+            f"{seconds / base:5.2f}x backend  price: {price}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def prepare(rows: int) -> str:
         cur.execute(f"SELECT to_regclass('{table}') IS NOT NULL")
         if not cur.fetchone()[0]:
             cur.execute(
-                f"CREATE TABLE {table} AS SELECT g::bigint AS id, (g % 100000) / 100.0::numeric(12,2) AS price, "
+                f"CREATE TABLE {table} AS SELECT g::bigint AS id, (g % 100000) / "
+                f"100.0::numeric(12,2) AS price, "
                 "md5(g::text) AS name, timestamptz '2024-01-01' + g * interval '1 second' AS ts, "
                 "g % 2 = 0 AS flag, (g % 50)::int AS qty FROM generate_series(1, "
                 f"{rows}) g"
@@ -117,24 +118,36 @@ def main() -> None:
         gateway = Gateway(
             ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", {"database": "test"}),))
         ).start()
-        results["gateway (Flight SQL)"] = best(lambda: via_gateway(gateway.location, f"SELECT * FROM pg.{table}"),
-                                               args.repeat)
+        results["gateway (Flight SQL)"] = best(
+            lambda: via_gateway(gateway.location, f"SELECT * FROM pg.{table}"), args.repeat
+        )
     base = results["direct ADBC"][0]
-    print(f"PostgreSQL, {args.rows:,} rows x 6 columns (bigint, numeric(12,2), text, timestamptz, bool, int), best of "
-          f"{args.repeat}")
+    print(
+        f"PostgreSQL, {args.rows:,} rows x 6 columns (bigint, numeric(12,2), text, "
+        f"timestamptz, bool, int), best of "
+        f"{args.repeat}"
+    )
     for name, (seconds, n) in results.items():
         assert n == args.rows, (name, n)
-        print(f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  {seconds / base:5.2f}x direct ADBC")
-    print(f"  psycopg / backend: {results['psycopg rows->Arrow'][0] / results['backend reader'][0]:.1f}x slower")
+        print(
+            f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  "
+            f"{seconds / base:5.2f}x direct ADBC"
+        )
+    print(
+        f"  psycopg / backend: {results['psycopg rows->Arrow'][0] / results['backend reader'][0]:.1f}x slower"
+    )
     if gateway is not None:
         small = f"SELECT * FROM pg.{table} WHERE id <= 10000"
         started = time.perf_counter()
         latencies = sorted(via_gateway_concurrent(gateway.location, small, args.clients))
         wall = time.perf_counter() - started
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        print(f"  {args.clients} concurrent clients x 10,000 rows through the gateway (pool_size=8): "
-              f"{args.clients * 10_000 / wall / 1e6:.2f} M rows/s total, p50 {latencies[len(latencies) // 2]:.3f} s, "
-              f"p99 {p99:.3f} s")
+        print(
+            f"  {args.clients} concurrent clients x 10,000 rows through the gateway (pool_size=8): "
+            f"{args.clients * 10_000 / wall / 1e6:.2f} M rows/s total, p50 "
+            f"{latencies[len(latencies) // 2]:.3f} s, "
+            f"p99 {p99:.3f} s"
+        )
         gateway.shutdown()
 
 

@@ -44,7 +44,9 @@ def tpch_dir() -> Path:
     if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
         tool = require_command("tpchgen-cli")
         target.mkdir(parents=True, exist_ok=True)
-        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True)
+        subprocess.run(
+            [tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True
+        )
     return target
 
 
@@ -52,7 +54,10 @@ def tpch_table(tpch_dir: Path, name: str) -> pa.Table:
     """One TPC-H table with plain string columns (the generator writes string_view)."""
     table = pq.read_table(tpch_dir / f"{name}.parquet")
     schema = pa.schema(
-        [pa.field(f.name, pa.utf8() if pa.types.is_string_view(f.type) else f.type, f.nullable) for f in table.schema]
+        [
+            pa.field(f.name, pa.utf8() if pa.types.is_string_view(f.type) else f.type, f.nullable)
+            for f in table.schema
+        ]
     )
     return table.cast(schema)
 
@@ -70,7 +75,7 @@ def duckdb_tpch(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-# -- PostgreSQL ------------------------------------------------------------------------------------------------
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
 
 _PG_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.utf8(): "text", pa.date32(): "date"}
 
@@ -91,15 +96,14 @@ def pg_tpch(tpch_dir: Path) -> str:
     with pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con:
         with con.cursor() as cur:
             cur.execute(
-                "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace "
                 f"WHERE n.nspname = '{TPCH_SCHEMA}' AND c.relkind = 'r'"
             )
             present = dict(cur.fetchall())
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {TPCH_SCHEMA}")
             cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {TPCH_SCHEMA}.nexus_seq")
-            if set(present) >= set(TPCH_TABLES) and all(
-                _pg_count(cur, t) == n for t, n in expected.items()
-            ):
+            if set(present) >= set(TPCH_TABLES) and all(_pg_count(cur, t) == n for t, n in expected.items()):
                 return TPCH_SCHEMA
             cur.execute(f"DROP SCHEMA IF EXISTS {TPCH_SCHEMA} CASCADE")
             cur.execute(f"CREATE SCHEMA {TPCH_SCHEMA}")
@@ -114,7 +118,8 @@ def pg_tpch(tpch_dir: Path) -> str:
                 action = "SET NULL" if on_delete == "SET NULL" else on_delete
                 cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} ALTER COLUMN {col} DROP NOT NULL")
                 cur.execute(
-                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN KEY ({col}) "
+                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
+                    f"KEY ({col}) "
                     f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {action}"
                 )
             cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
@@ -127,7 +132,7 @@ def _pg_count(cur, table: str) -> int:
     return cur.fetchone()[0]
 
 
-# -- MariaDB ---------------------------------------------------------------------------------------------------
+# -- MariaDB -------------------------------------------------------------------------------------------------
 
 
 def mysql_root():
@@ -167,11 +172,15 @@ def mysql_tpch(tpch_dir: Path) -> str:
                 marks = ", ".join(["%s"] * data.num_columns)
                 rows = [tuple(r.values()) for r in data.to_pylist()]
                 for start in range(0, len(rows), 5000):
-                    cur.executemany(f"INSERT INTO {TPCH_SCHEMA}.{t} ({names}) VALUES ({marks})", rows[start : start + 5000])
+                    cur.executemany(
+                        f"INSERT INTO {TPCH_SCHEMA}.{t} ({names}) VALUES ({marks})",
+                        rows[start : start + 5000],
+                    )
             for child, col, parent, pcol, on_update, on_delete in FOREIGN_KEYS:
                 cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} MODIFY {col} bigint NULL")
                 cur.execute(
-                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN KEY ({col}) "
+                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
+                    f"KEY ({col}) "
                     f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {on_delete}"
                 )
             cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
@@ -189,7 +198,7 @@ def _my_type(t: pa.DataType) -> str:
     return _MY_TYPES[t]
 
 
-# -- comparing results -----------------------------------------------------------------------------------------
+# -- comparing results ---------------------------------------------------------------------------------------
 
 #: Queries every SQL backend answers alike (standard SQL over the TPC-H tables).
 TPCH_QUERIES = {
@@ -227,7 +236,7 @@ def normalized(table: pa.Table) -> list[tuple]:
 
 
 def aligned(got: pa.Table, expected: pa.Table) -> pa.Table:
-    """Cast text columns holding exact numbers (PostgreSQL's unconstrained numeric) to the reference's decimal."""
+    """Cast text columns holding exact numbers (PostgreSQL's free numeric) to the reference's decimal."""
     columns = []
     for name, column in zip(got.column_names, got.columns, strict=True):
         want = expected.schema.field(name).type

@@ -31,8 +31,15 @@ def roapi(tpch_dir):
     """ROAPI serving the TPC-H parquet files; all three addresses bound to 127.0.0.1 free ports."""
     tool = require_command("roapi")
     flight, http, postgres = free_port(), free_port(), free_port()
-    args = [tool, "--addr-flight-sql", f"127.0.0.1:{flight}", "--addr-http", f"127.0.0.1:{http}",
-            "--addr-postgres", f"127.0.0.1:{postgres}"]
+    args = [
+        tool,
+        "--addr-flight-sql",
+        f"127.0.0.1:{flight}",
+        "--addr-http",
+        f"127.0.0.1:{http}",
+        "--addr-postgres",
+        f"127.0.0.1:{postgres}",
+    ]
     for t in TABLES:
         args += ["-t", f"{t}={tpch_dir / t}.parquet"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,7 +117,11 @@ def test_cancel_mid_stream(backend):
 
 
 def test_non_queries_are_not_sent_upstream(backend):
-    for sql in ("CREATE TABLE nexus_written AS SELECT 1", "INSERT INTO region VALUES (9, 'x', 'y')", "DROP TABLE region"):
+    for sql in (
+        "CREATE TABLE nexus_written AS SELECT 1",
+        "INSERT INTO region VALUES (9, 'x', 'y')",
+        "DROP TABLE region",
+    ):
         with pytest.raises(ReadOnlyViolationError):
             run(backend, sql)
     with pytest.raises(InvalidQueryError):
@@ -142,7 +153,9 @@ def test_invalid_sql(backend):
 
 
 def test_wrong_port_is_unavailable():
-    with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": f"grpc://127.0.0.1:{free_port()}"})) as b:
+    with FlightSQLBackend(
+        SourceSpec("upstream", "flightsql", {"uri": f"grpc://127.0.0.1:{free_port()}"})
+    ) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()
     assert info.value.details["source"] == "upstream"

@@ -54,8 +54,10 @@ def prepared(mysql_tpch):
             "u varchar(20) CHARACTER SET utf8mb4, l1 varchar(20) CHARACTER SET latin1)"
         )
         cur.execute(
-            f"INSERT INTO {DB}.nexus_types VALUES (1, -5, 1, 300, 70000, 18446744073709551615, 1234567890.12, "
-            "12345678901234567890.0123456789, 1.5, 2.25, 'abc', 'vc', 'text', 'b', '{\"k\": 1}', x'DEADBEEF', "
+            f"INSERT INTO {DB}.nexus_types VALUES (1, -5, 1, 300, 70000, "
+            f"18446744073709551615, 1234567890.12, "
+            "12345678901234567890.0123456789, 1.5, 2.25, 'abc', 'vc', 'text', 'b', '{\"k\": "
+            "1}', x'DEADBEEF', "
             "'2024-02-29', '2024-01-01 12:00:00.123456', '2024-01-01 12:00:00', %s, %s, %s)",
             ("中文字符", "😀 é", "café"),
         )
@@ -196,7 +198,9 @@ def test_stored_function_that_writes_cannot_run(backend):
 
 
 def test_cancel_mid_stream(backend):
-    execution = backend.execute("SELECT l.*, n.* FROM lineitem l, nation n", None, QueryLimits(batch_rows=2048))
+    execution = backend.execute(
+        "SELECT l.*, n.* FROM lineitem l, nation n", None, QueryLimits(batch_rows=2048)
+    )
     assert execution.reader.read_next_batch().num_rows > 0
     execution.cancel()
     with pytest.raises(QueryCancelledError):
@@ -208,7 +212,9 @@ def test_cancel_mid_stream(backend):
 
 def test_cancel_while_the_first_batch_is_computed(backend):
     execution = backend.execute(
-        "SELECT count(*) FROM lineitem a, lineitem b WHERE a.l_orderkey + b.l_orderkey = 7", None, QueryLimits()
+        "SELECT count(*) FROM lineitem a, lineitem b WHERE a.l_orderkey + b.l_orderkey = 7",
+        None,
+        QueryLimits(),
     )
     errors = []
 

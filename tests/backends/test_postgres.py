@@ -86,11 +86,24 @@ def test_type_matrix(backend):
     table = run(backend, sql)
     types = {f.name: f.type for f in table.schema}
     assert types == {
-        "i2": pa.int16(), "i4": pa.int32(), "i8": pa.int64(), "f4": pa.float32(), "f8": pa.float64(),
-        "dec": pa.decimal128(10, 3), "num_free": pa.utf8(), "txt": pa.utf8(), "b": pa.bool_(),
-        "d": pa.date32(), "ts": pa.timestamp("us"), "tstz": pa.timestamp("us", tz="UTC"),
-        "iv": pa.month_day_nano_interval(), "arr": pa.list_(pa.int32()), "jb": pa.utf8(), "js": pa.utf8(),
-        "u": pa.utf8(), "by": pa.binary(),
+        "i2": pa.int16(),
+        "i4": pa.int32(),
+        "i8": pa.int64(),
+        "f4": pa.float32(),
+        "f8": pa.float64(),
+        "dec": pa.decimal128(10, 3),
+        "num_free": pa.utf8(),
+        "txt": pa.utf8(),
+        "b": pa.bool_(),
+        "d": pa.date32(),
+        "ts": pa.timestamp("us"),
+        "tstz": pa.timestamp("us", tz="UTC"),
+        "iv": pa.month_day_nano_interval(),
+        "arr": pa.list_(pa.int32()),
+        "jb": pa.utf8(),
+        "js": pa.utf8(),
+        "u": pa.utf8(),
+        "by": pa.binary(),
     }
     row = table.to_pylist()[0]
     assert row["dec"] == Decimal("12345.678")
@@ -111,13 +124,20 @@ def test_uuid_text_handles_nulls_and_slices(backend):
     import hashlib
     import uuid
 
-    expected = [None if g % 2 == 0 else str(uuid.UUID(hashlib.md5(str(g).encode()).hexdigest())) for g in range(1, 6)]
+    expected = [
+        None if g % 2 == 0 else str(uuid.UUID(hashlib.md5(str(g).encode()).hexdigest())) for g in range(1, 6)
+    ]
     assert table.column("u").to_pylist() == expected
 
 
 def test_bound_parameters_and_placeholder_renumbering(backend):
-    assert numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?") == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
-    table = run(backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
+    assert (
+        numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?")
+        == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
+    )
+    table = run(
+        backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]]
+    )
     assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
 
 
@@ -134,7 +154,9 @@ def test_parameter_schema_is_concrete(backend):
 
 
 def test_show_runs_through_another_path(backend):
-    assert run(backend, "SHOW default_transaction_read_only").to_pylist() == [{"default_transaction_read_only": "on"}]
+    assert run(backend, "SHOW default_transaction_read_only").to_pylist() == [
+        {"default_transaction_read_only": "on"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -162,7 +184,10 @@ def test_side_effect_functions_refused_too(backend):
 def _active(backend_pid_marker: str) -> int:
     import adbc_driver_postgresql.dbapi as pg
 
-    with pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con, con.cursor() as cur:
+    with (
+        pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con,
+        con.cursor() as cur,
+    ):
         cur.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 "
             "AND pid <> pg_backend_pid()",
@@ -332,8 +357,12 @@ def test_concurrent_clients_share_a_bounded_pool():
     with make(pool_size=3, application_name="nexus-pool-test") as b:
 
         def query(i):
-            table = run(b, "SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity "
-                           "WHERE application_name = 'nexus-pool-test'", [[i]])
+            table = run(
+                b,
+                "SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = 'nexus-pool-test'",
+                [[i]],
+            )
             return table.to_pylist()[0]
 
         with ThreadPoolExecutor(12) as pool:

@@ -40,18 +40,23 @@ def private_pg():
     data = os.path.join(root, "data")
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    subprocess.run(_as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres"]), check=True,
-                   capture_output=True)
+    subprocess.run(
+        _as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres"]), check=True, capture_output=True
+    )
     port = free_port()
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
 
     def start():
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-o", options, "-w", "-l", os.path.join(root, "log"),
-                                     "start"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", data, "-o", options, "-w", "-l", os.path.join(root, "log"), "start"]),
+            check=True,
+            capture_output=True,
+        )
 
     def stop():
-        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]), check=True,
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]), check=True, capture_output=True
+        )
 
     start()
     yield port, start, stop
@@ -69,7 +74,9 @@ def one(backend) -> list:
 
 def test_recovers_after_restart(private_pg):
     port, start, stop = private_pg
-    spec = SourceSpec("restarted", "postgres", {"port": port, "database": "postgres", "pool_recycle_seconds": 0})
+    spec = SourceSpec(
+        "restarted", "postgres", {"port": port, "database": "postgres", "pool_recycle_seconds": 0}
+    )
     with PostgresBackend(spec) as backend:
         assert one(backend) == [1]
         stop()

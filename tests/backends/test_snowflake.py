@@ -1,7 +1,8 @@
 """The Snowflake backend against fakesnow (a Snowflake HTTP-protocol emulator; no real Snowflake runs here).
 
-fakesnow pins its own duckdb and snowflake-connector-python<5, so it lives in its own virtual environment under
-the cache directory, created once by the fixture (pip install from the configured index, ~30 s the first time).
+fakesnow pins its own duckdb and snowflake-connector-python<5, so it lives in its own virtual environment
+under the cache directory, created once by the fixture (pip install from the configured index, ~30 s the
+first time).
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ def _fakesnow_binary() -> Path:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
             subprocess.run(
-                [str(VENV / "bin" / "pip"), "install", "-q", "fakesnow[server]", "snowflake-connector-python<5"],
+                [
+                    str(VENV / "bin" / "pip"),
+                    "install",
+                    "-q",
+                    "fakesnow[server]",
+                    "snowflake-connector-python<5",
+                ],
                 check=True,
                 capture_output=True,
                 timeout=600,
@@ -67,8 +74,16 @@ def fakesnow():
 
 
 def options(port, **extra):
-    return {"account": "nexus", "username": "fake", "host": "127.0.0.1", "port": port, "protocol": "http",
-            "database": "NEXUS_DB", "schema": "TPCH", **extra}
+    return {
+        "account": "nexus",
+        "username": "fake",
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+        "database": "NEXUS_DB",
+        "schema": "TPCH",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +93,15 @@ def loaded(fakesnow, tpch_dir):
 
     from backends.snowflake import SnowflakeConfig, _db_kwargs
 
-    kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))
+    kwargs = _db_kwargs(
+        SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x")
+    )
     with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS NEXUS_DB")
         cur.execute("CREATE SCHEMA IF NOT EXISTS NEXUS_DB.TPCH")
         cur.execute(
-            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.REGION (r_regionkey int PRIMARY KEY, r_name varchar, r_comment varchar)"
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.REGION (r_regionkey int PRIMARY KEY, "
+            "r_name varchar, r_comment varchar)"
         )
         cur.execute(
             "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.NATION (n_nationkey int PRIMARY KEY, n_name varchar, "
@@ -92,12 +110,17 @@ def loaded(fakesnow, tpch_dir):
         for name in ("region", "nation"):
             rows = tpch_table(tpch_dir, name).to_pylist()
             values = ", ".join(
-                "(" + ", ".join(str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values()) + ")"
+                "("
+                + ", ".join(
+                    str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values()
+                )
+                + ")"
                 for r in rows
             )
             cur.execute(f"INSERT INTO NEXUS_DB.TPCH.{name.upper()} VALUES {values}")
         cur.execute(
-            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.TYPES (i int, d number(12,2), f float, s varchar, b boolean, "
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.TYPES (i int, d number(12,2), f float, s "
+            "varchar, b boolean, "
             "dt date, ts timestamp_ntz, v variant, bin binary)"
         )
         cur.execute(
@@ -135,15 +158,21 @@ def test_config_needs_exactly_one_credential():
     with pytest.raises(ConfigError):
         SnowflakeBackend(SourceSpec("s", "snowflake", {"account": "a", "username": "u"}))
     with pytest.raises(ConfigError):
-        SnowflakeBackend(SourceSpec("s", "snowflake", {"account": "a", "username": "u"}, {"password": "p", "token": "t"}))
+        SnowflakeBackend(
+            SourceSpec("s", "snowflake", {"account": "a", "username": "u"}, {"password": "p", "token": "t"})
+        )
 
 
 def test_join_matches_duckdb(backend, duckdb_tpch):
-    sql = ("SELECT r.r_name, count(*) AS nations FROM nation n JOIN region r ON n.n_regionkey = r.r_regionkey "
-           "GROUP BY r.r_name ORDER BY r.r_name")
+    sql = (
+        "SELECT r.r_name, count(*) AS nations FROM nation n JOIN region r ON n.n_regionkey = r.r_regionkey "
+        "GROUP BY r.r_name ORDER BY r.r_name"
+    )
     expected = duckdb_tpch.execute(sql).to_arrow_table()
     got = run(backend, sql)
-    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in normalized(got)] == normalized(expected)
+    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in normalized(got)] == normalized(
+        expected
+    )
 
 
 def test_type_matrix(backend):
@@ -179,7 +208,12 @@ def test_introspection(backend):
     assert "TPCH" in backend.list_schemas()
     assert {t.name for t in backend.list_tables("TPCH")} >= {"NATION", "REGION", "TYPES"}
     assert [k.column for k in backend.primary_keys("TPCH", "NATION")] == ["N_NATIONKEY"]
-    assert backend.table_schema("TPCH", "NATION").names == ["N_NATIONKEY", "N_NAME", "N_REGIONKEY", "N_COMMENT"]
+    assert backend.table_schema("TPCH", "NATION").names == [
+        "N_NATIONKEY",
+        "N_NAME",
+        "N_REGIONKEY",
+        "N_COMMENT",
+    ]
     with pytest.raises(NotFoundError):
         backend.table_schema("TPCH", "NOPE")
 
@@ -192,7 +226,11 @@ def test_invalid_sql(backend):
 def test_wrong_port_is_unavailable_without_the_password():
     from backends.snowflake import SnowflakeBackend
 
-    with SnowflakeBackend(SourceSpec("snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"})) as b:
+    with SnowflakeBackend(
+        SourceSpec(
+            "snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"}
+        )
+    ) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()
     assert "Pw-Secret-9" not in info.value.client_message()
