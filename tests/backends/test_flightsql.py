@@ -160,3 +160,28 @@ def test_wrong_port_is_unavailable():
             b.ping()
     assert info.value.details["source"] == "upstream"
     assert "connection refused" in info.value.message
+
+
+@pytest.fixture
+def peer(make_gateway):
+    """A second Nexus Flight gateway (the demo catalog) as the upstream."""
+    return make_gateway()
+
+
+def test_peer_gateway_catalog_browsing_and_parameters(peer):
+    spec = SourceSpec("peer", "flightsql", {"uri": peer.location, "username": "reader"}, {"password": "pw"})
+    with FlightSQLBackend(spec) as b:
+        assert "demo.main" in b.list_schemas()
+        tables = {t.name for t in b.list_tables("demo.main")}
+        assert {"lineitem", "nation"} <= tables
+        assert b.table_schema("demo.main", "customer").field("c_acctbal").type == pa.decimal128(15, 2)
+        assert b.get_parameter_schema("SELECT n_name FROM nation WHERE n_nationkey = ?", 1).field(0).type == pa.int64()
+        table = run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3], [1]])
+        assert table.column("n_name").to_pylist() == ["CANADA", "ARGENTINA"]
+
+
+def test_peer_gateway_with_a_pinned_catalog(peer):
+    with FlightSQLBackend(SourceSpec("peer", "flightsql", {"uri": peer.location, "catalog": "demo"})) as b:
+        assert b.list_schemas() == ["main"]
+        assert "orders" in {t.name for t in b.list_tables("main")}
+        assert b.table_schema("main", "orders").field("o_totalprice").type == pa.decimal128(15, 2)
