@@ -20,6 +20,12 @@ Queries arrive in the MySQL dialect and are transpiled to DuckDB's with sqlglot;
 whatever the column charset (utf8mb4, GBK, latin1 ...): the scanner's connections use utf8mb4 and the server
 converts.
 
+Cancel and timeouts interrupt DuckDB, which stops reading at once; but a statement the server is still
+computing before its first row (a slow view, ``SLEEP``) runs on until the server answers, because the
+scanner's connections are not ours to ``KILL QUERY``. MySQL honours the scanner's ``MAX_EXECUTION_TIME``
+hint (set from ``statement_timeout_seconds``); MariaDB ignores it, so give the source's user a
+``max_statement_time`` there.
+
 Type mapping: TINYINT(1)/BIT(1) → bool, TINYINT..BIGINT → int8..int64 (UNSIGNED one size up), DECIMAL(p,s) →
 decimal128(p,s), FLOAT/DOUBLE → float32/float64, CHAR/VARCHAR/TEXT/ENUM/SET/JSON → utf8, BINARY/BLOB → binary,
 DATE → date32, DATETIME → timestamp[us], TIMESTAMP → timestamp[us, UTC], TIME → utf8 (may exceed a day).
