@@ -303,6 +303,7 @@ class AdbcExecution(Execution):
         map_errors: ErrorMapper,
         timeout_seconds: float,
         described: pa.Schema | None,
+        batch_rows: int = 65_536,
     ) -> None:
         self._source = source
         self._pool = pool
@@ -311,6 +312,7 @@ class AdbcExecution(Execution):
         self._rule = rule
         self._map_errors = map_errors
         self._timeout = timeout_seconds
+        self._batch_rows = batch_rows
         self._lock = threading.Lock()
         self._cursor: Any = None
         self._finished = False
@@ -365,7 +367,9 @@ class AdbcExecution(Execution):
                         batch = plan.convert(batch)
                         if drifted:
                             batch = batch.cast(self._plan.schema)
-                    yield batch
+                    # Drivers size batches by bytes; clients want at most batch_rows per message.
+                    for offset in range(0, max(batch.num_rows, 1), self._batch_rows):
+                        yield batch.slice(offset, self._batch_rows)
             healthy = True
         except _STATEMENT_ERRORS:
             healthy = not self._cancelled

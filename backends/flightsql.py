@@ -226,6 +226,7 @@ class FlightSQLBackend(Backend):
             rule=_view_rule,
             map_errors=self._map_errors,
             timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
             described=None,
         )
 

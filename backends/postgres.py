@@ -383,6 +383,7 @@ class PostgresBackend(Backend):
             rule=_numeric_rule,
             map_errors=self._map_errors,
             timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
             described=described,
         )
 

@@ -248,6 +248,7 @@ class SnowflakeBackend(Backend):
             rule=None,
             map_errors=self._map_errors,
             timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
             described=None,
         )
 

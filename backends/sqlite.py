@@ -196,6 +196,7 @@ class SQLiteBackend(Backend):
             rule=None,
             map_errors=self._map_errors,
             timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
             described=None,
         )
 

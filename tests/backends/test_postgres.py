@@ -258,18 +258,21 @@ def test_statement_timeout_option_is_enforced_by_postgres():
         assert "statement timeout" in info.value.message
 
 
-def test_results_stream_in_several_batches(backend):
+def test_results_stream_in_bounded_batches(backend):
     execution = backend.execute(
-        "SELECT g, repeat('y', 200) AS pad FROM generate_series(1, 300000) g", None, QueryLimits()
+        "SELECT g, repeat('y', 200) AS pad FROM generate_series(1, 300000) g",
+        None,
+        QueryLimits(batch_rows=50_000),
     )
     batches = 0
     rows = 0
     for batch in execution.reader:
         batches += 1
         rows += batch.num_rows
+        assert batch.num_rows <= 50_000
     execution.close()
     assert rows == 300000
-    assert batches > 1
+    assert batches >= 6
 
 
 def test_pool_reuses_and_bounds_connections(backend):
