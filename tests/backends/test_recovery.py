@@ -87,3 +87,22 @@ def test_recovers_after_restart(private_pg):
         # The pooled connection died with the server: pre-ping replaces it without the caller noticing.
         backend.ping()
         assert one(backend) == [1]
+
+
+def test_health_check_recovers_with_the_default_pool_settings(private_pg):
+    # Without pre-ping on every borrow, the first call after a restart may hit the dead pooled connection;
+    # it is then dropped, so the health checker's next ping (and every query after it) succeeds.
+    port, start, stop = private_pg
+    with PostgresBackend(SourceSpec("restarted", "postgres", {"port": port, "database": "postgres"})) as backend:
+        assert one(backend) == [1]
+        stop()
+        start()
+        failures = 0
+        for _ in range(3):
+            try:
+                backend.ping()
+                break
+            except BackendUnavailableError:
+                failures += 1
+        assert failures <= 1
+        assert one(backend) == [1]
