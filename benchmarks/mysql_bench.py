@@ -96,10 +96,20 @@ def via_pymysql(sql: str):
     return n, batches[0].schema
 
 
+def via_gateway(location: str, sql: str):
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(sql)
+        reader = cur.fetch_record_batch()
+        return sum(batch.num_rows for batch in reader), reader.schema
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-gateway", action="store_true", help="skip the Flight SQL gateway measurement")
     args = parser.parse_args()
     table = prepare(args.rows)
     backend = MySQLBackend(SourceSpec("bench", "mysql", {"database": "nexus_bench"}))
@@ -118,6 +128,16 @@ def main() -> None:
         print("  (connectorx not installed: skipped)")
     results["pymysql rows->Arrow"] = best(lambda: via_pymysql(f"SELECT * FROM {table}"), 1)
     backend.close()
+    if not args.no_gateway:
+        from server.app import Gateway
+        from server.config import ServerConfig
+
+        spec = SourceSpec("my", "mysql", {"database": "nexus_bench"})
+        gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(spec,))).start()
+        results["gateway (Flight SQL)"] = best(
+            lambda: via_gateway(gateway.location, f"SELECT * FROM my.nexus_bench.{table}"), args.repeat
+        )
+        gateway.shutdown()
     base = results["backend reader"][0]
     print(
         f"MariaDB, {args.rows:,} rows x 6 columns (bigint, decimal(12,2), varchar, "
