@@ -127,6 +127,9 @@ class _MappedExecution(Execution):
         reader = self._inner.reader
         try:
             while True:
+                if self._cancelled:
+                    # DuckDB may already hold the rest of a small result: a cancel still ends the stream.
+                    raise self._interrupted()
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
