@@ -93,7 +93,9 @@ def test_health_check_recovers_with_the_default_pool_settings(private_pg):
     # Without pre-ping on every borrow, the first call after a restart may hit the dead pooled connection;
     # it is then dropped, so the health checker's next ping (and every query after it) succeeds.
     port, start, stop = private_pg
-    with PostgresBackend(SourceSpec("restarted", "postgres", {"port": port, "database": "postgres"})) as backend:
+    with PostgresBackend(
+        SourceSpec("restarted", "postgres", {"port": port, "database": "postgres"})
+    ) as backend:
         assert one(backend) == [1]
         stop()
         start()
