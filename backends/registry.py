@@ -13,6 +13,11 @@ from backends.errors import NotFoundError, NotInstalledError
 #: kind -> ("module:Class", pip extra that installs its driver)
 BACKENDS: dict[str, tuple[str, str | None]] = {
     "duckdb": ("backends.duckdb:DuckDBBackend", None),
+    "postgres": ("backends.postgres:PostgresBackend", "postgres"),
+    "mysql": ("backends.mysql:MySQLBackend", "mysql"),
+    "flightsql": ("backends.flightsql:FlightSQLBackend", "flightsql"),
+    "snowflake": ("backends.snowflake:SnowflakeBackend", "snowflake"),
+    "sqlite": ("backends.sqlite:SQLiteBackend", "sqlite"),
 }
 
 ENTRY_POINT_GROUP = "nexus_flight.backends"

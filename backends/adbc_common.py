@@ -1,0 +1,505 @@
+"""What the ADBC-based backends share: a connection pool, Arrow type clean-up and a streaming execution.
+
+PostgreSQL, SQLite, Snowflake and upstream Flight SQL all hand back an ADBC cursor whose
+``fetch_record_batch()`` is a lazy ``RecordBatchReader``. This module wraps that stream so that the gateway
+never materializes a result: batches are converted one at a time (extension types to plain ones), engine
+errors raised mid-stream are mapped into the gateway's error tree, a deadline cancels the statement in the
+engine, and the connection goes back to its pool only once the stream is finished (or is discarded when it
+was cancelled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlglot
+from sqlglot.tokens import TokenType
+
+from backends.base import Execution
+from backends.errors import (
+    BackendUnavailableError,
+    GatewayError,
+    InvalidQueryError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
+from backends.watchdog import WATCHDOG
+
+#: Errors after which the connection is still good: the statement failed, the session did not.
+_STATEMENT_ERRORS = (InvalidQueryError, ReadOnlyViolationError, UnsupportedError)
+
+ErrorMapper = Callable[[], AbstractContextManager[None]]
+
+# -- connection pool -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pooled:
+    connection: Any
+    created: float
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class ConnectionPool:
+    """A thread-safe, bounded pool of DB-API connections for one source.
+
+    Connections are opened lazily, checked with ``ping`` when idle longer than ``recycle_seconds`` (pre-ping),
+    and closed once older than ``max_lifetime_seconds``. Borrowers wait up to ``acquire_timeout_seconds``
+    for a free connection when ``size`` are in use.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        connect: Callable[[], Any],
+        *,
+        size: int = 8,
+        pre_ping: bool = True,
+        recycle_seconds: float = 300.0,
+        max_lifetime_seconds: float = 3600.0,
+        acquire_timeout_seconds: float = 30.0,
+        ping: Callable[[Any], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._connect = connect
+        self._size = size
+        self._pre_ping = pre_ping
+        self._recycle = recycle_seconds
+        self._max_lifetime = max_lifetime_seconds
+        self._acquire_timeout = acquire_timeout_seconds
+        self._ping = ping
+        self._idle: list[_Pooled] = []
+        self._in_use = 0
+        self._cond = threading.Condition()
+        self._closed = False
+
+    @property
+    def in_use(self) -> int:
+        """Connections currently lent out."""
+        return self._in_use
+
+    @property
+    def idle(self) -> int:
+        """Open connections waiting in the pool."""
+        return len(self._idle)
+
+    def acquire(self) -> _Pooled:
+        """Borrow a connection, opening one if the pool is not full.
+
+        Raises:
+            BackendUnavailableError: no connection became free in time, or the source cannot be reached.
+
+        """
+        deadline = time.monotonic() + self._acquire_timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise BackendUnavailableError("the source is closed", source=self._source)
+                if self._idle:
+                    item = self._idle.pop()
+                    self._in_use += 1
+                    break
+                if self._in_use < self._size:
+                    self._in_use += 1
+                    item = None
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BackendUnavailableError(
+                        f"all {self._size} connections of the pool are busy "
+                        f"(pool_size={self._size}, waited {self._acquire_timeout:g} s)",
+                        source=self._source,
+                    )
+                self._cond.wait(remaining)
+        try:
+            return self._checked(item)
+        except BaseException:
+            with self._cond:
+                self._in_use -= 1
+                self._cond.notify()
+            raise
+
+    def _checked(self, item: _Pooled | None) -> _Pooled:
+        now = time.monotonic()
+        if item is not None and now - item.created > self._max_lifetime:
+            _close_quietly(item.connection)
+            item = None
+        if item is not None and self._pre_ping and self._ping and now - item.last_used > self._recycle:
+            try:
+                self._ping(item.connection)
+            except Exception:
+                # The server restarted or dropped us: open a fresh connection instead.
+                _close_quietly(item.connection)
+                item = None
+        if item is None:
+            item = _Pooled(self._connect(), created=time.monotonic())
+        return item
+
+    def release(self, item: _Pooled, healthy: bool = True) -> None:
+        """Give a connection back; an unhealthy one (cancelled, failed) is closed instead of reused."""
+        item.last_used = time.monotonic()
+        with self._cond:
+            self._in_use -= 1
+            keep = healthy and not self._closed
+            if keep:
+                self._idle.append(item)
+            self._cond.notify()
+        if not keep:
+            _close_quietly(item.connection)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Borrow a connection for a short metadata call; a failure discards it."""
+        item = self.acquire()
+        healthy = False
+        try:
+            yield item.connection
+            healthy = True
+        except _STATEMENT_ERRORS:
+            healthy = True
+            raise
+        finally:
+            self.release(item, healthy)
+
+    def close(self) -> None:
+        """Close idle connections; lent ones are closed when they come back."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for item in idle:
+            _close_quietly(item.connection)
+
+
+def _close_quietly(connection: Any) -> None:
+    with contextlib.suppress(Exception):
+        connection.close()
+
+
+# -- Arrow types ---------------------------------------------------------------------------------------------
+
+FieldRule = Callable[[pa.Field], "tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None"]
+
+
+def _uuid_to_text(array: pa.Array) -> pa.Array:
+    """16-byte UUIDs to their canonical 36-character text, without a Python loop."""
+    storage = _storage(array)
+    n = len(storage)
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + n) * 16]
+    hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype="S1").reshape(n, 32)
+    dash = np.full((n, 1), b"-", dtype="S1")
+    text = np.hstack(
+        [
+            hexed[:, :8],
+            dash,
+            hexed[:, 8:12],
+            dash,
+            hexed[:, 12:16],
+            dash,
+            hexed[:, 16:20],
+            dash,
+            hexed[:, 20:],
+        ]
+    )
+    offsets = pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32).tobytes())
+    validity = storage.buffers()[0] if storage.null_count else None
+    if validity is not None and storage.offset:
+        validity = pa.array(storage.is_valid()).buffers()[1]
+    return pa.Array.from_buffers(
+        pa.utf8(), n, [validity, offsets, pa.py_buffer(text.tobytes())], storage.null_count
+    )
+
+
+def _plain_extension(t: pa.DataType) -> tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None:
+    """Extension types (arrow.uuid, arrow.json, arrow.opaque) become types every Flight SQL client reads."""
+    if not isinstance(t, pa.BaseExtensionType):
+        return None
+    if t.extension_name == "arrow.uuid":
+        return pa.utf8(), _uuid_to_text
+    return t.storage_type, _storage
+
+
+def _storage(array: pa.Array) -> pa.Array:
+    return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
+
+
+@dataclass(frozen=True)
+class TypePlan:
+    """How to turn the driver's schema into the one clients see, column by column."""
+
+    schema: pa.Schema
+    converters: tuple[Callable[[pa.Array], pa.Array] | None, ...]
+
+    @property
+    def identity(self) -> bool:
+        """True when batches pass through untouched."""
+        return not any(self.converters)
+
+    def convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Convert one batch."""
+        if self.identity:
+            return batch
+        columns = [c if f is None else f(c) for c, f in zip(batch.columns, self.converters, strict=True)]
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
+    """Plan the conversion of ``schema``: the backend's ``rule`` first, then generic extension unwrapping.
+
+    Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
+    """
+    fields, converters = [], []
+    for f in schema:
+        found = (rule(f) if rule else None) or _plain_extension(f.type)
+        if found is None:
+            fields.append(pa.field(f.name, f.type, f.nullable))
+            converters.append(None)
+        else:
+            target, convert = found
+            fields.append(pa.field(f.name, target, f.nullable))
+            converters.append(convert)
+    return TypePlan(pa.schema(fields), tuple(converters))
+
+
+def plain_schema(schema: pa.Schema, rule: FieldRule | None = None) -> pa.Schema:
+    """Return the schema clients see for a driver schema."""
+    return type_plan(schema, rule).schema
+
+
+# -- streaming execution -------------------------------------------------------------------------------------
+
+
+Runner = Callable[[Any, "Sequence[Any] | None"], pa.RecordBatchReader]
+
+
+class AdbcExecution(Execution):
+    """One query on one borrowed connection, streamed lazily.
+
+    ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
+    driver is still waiting for the first row); the deadline does the same and turns the error into
+    ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
+    the query was cancelled, failed mid-stream or was abandoned half-read.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        pool: ConnectionPool,
+        run: Runner,
+        parameter_rows: Sequence[Sequence[Any]] | None,
+        rule: FieldRule | None,
+        map_errors: ErrorMapper,
+        timeout_seconds: float,
+        described: pa.Schema | None,
+        batch_rows: int = 65_536,
+    ) -> None:
+        self._source = source
+        self._pool = pool
+        self._run = run
+        self._rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
+        self._rule = rule
+        self._map_errors = map_errors
+        self._timeout = timeout_seconds
+        self._batch_rows = batch_rows
+        self._lock = threading.Lock()
+        self._cursor: Any = None
+        self._finished = False
+        self._cancelled = False
+        self._timed_out = False
+        self._item = pool.acquire()
+        self._deadline = WATCHDOG.schedule(timeout_seconds, self._on_deadline)
+        first: pa.RecordBatchReader | None = None
+        try:
+            if described is None:
+                # The engine cannot describe without running: start now and take the stream's schema.
+                first = self._start(self._rows[0])
+                described = first.schema
+            self._plan = type_plan(described, rule)
+        except BaseException as exc:
+            self._finish(isinstance(exc, _STATEMENT_ERRORS))
+            raise
+        self._reader = pa.RecordBatchReader.from_batches(self._plan.schema, self._batches(first))
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The converted, lazy result stream."""
+        return self._reader
+
+    def _start(self, row: Sequence[Any] | None) -> pa.RecordBatchReader:
+        with self._lock:
+            if self._cancelled:
+                raise QueryCancelledError("the query was cancelled", source=self._source)
+            previous, self._cursor = self._cursor, self._item.connection.cursor()
+        if previous is not None:
+            _close_quietly(previous)
+        with self._errors():
+            return self._run(self._cursor, row)
+
+    def _batches(self, first: pa.RecordBatchReader | None) -> Iterator[pa.RecordBatch]:
+        healthy = False
+        try:
+            for index, row in enumerate(self._rows):
+                reader = first if index == 0 and first is not None else self._start(row)
+                plan = type_plan(reader.schema, self._rule)
+                # Each parameter row may stream slightly different types: cast to what was announced.
+                drifted = not plan.schema.equals(self._plan.schema)
+                while True:
+                    if self._cancelled:
+                        # Drivers without a working cancel (SQLite) still stop at the next batch.
+                        self._raise_stopped()
+                    with self._errors():
+                        try:
+                            batch = reader.read_next_batch()
+                        except StopIteration:
+                            break
+                        batch = plan.convert(batch)
+                        if drifted:
+                            batch = batch.cast(self._plan.schema)
+                    # Drivers size batches by bytes; clients want at most batch_rows per message.
+                    for offset in range(0, max(batch.num_rows, 1), self._batch_rows):
+                        yield batch.slice(offset, self._batch_rows)
+            healthy = True
+        except _STATEMENT_ERRORS:
+            healthy = not self._cancelled
+            raise
+        finally:
+            self._finish(healthy)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            with self._map_errors():
+                yield
+        except GatewayError as exc:
+            if self._timed_out:
+                raise QueryTimeoutError(
+                    f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
+                    source=self._source,
+                ) from exc
+            if self._cancelled and not isinstance(exc, QueryCancelledError):
+                raise QueryCancelledError(
+                    f"the query was cancelled: {exc.message}", source=self._source
+                ) from exc
+            raise
+
+    def _raise_stopped(self) -> None:
+        if self._timed_out:
+            raise QueryTimeoutError(
+                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
+                source=self._source,
+            )
+        raise QueryCancelledError("the query was cancelled", source=self._source)
+
+    def _on_deadline(self) -> None:
+        self._timed_out = True
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Ask the engine to stop the running statement."""
+        with self._lock:
+            if self._finished:
+                return
+            self._cancelled = True
+            cursor = self._cursor
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.adbc_cancel()
+
+    def _finish(self, healthy: bool) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            cursor = self._cursor
+        self._deadline.cancel()
+        if cursor is not None:
+            _close_quietly(cursor)
+        self._pool.release(self._item, healthy and not self._cancelled)
+
+    def close(self) -> None:
+        """Abandon the stream: cancel what still runs and drop the connection."""
+        with self._lock:
+            finished = self._finished
+        if not finished:
+            self.cancel()
+            self._finish(False)
+
+
+# -- messages ------------------------------------------------------------------------------------------------
+
+_SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the SQLSTATE of an ADBC error, also when it surfaced from the Arrow stream as text."""
+    state = getattr(exc, "sqlstate", None)
+    if state:
+        return state
+    match = _SQLSTATE.search(str(exc))
+    return match.group(1) if match else None
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """Remove any secret value from an engine message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+_QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "FROM", "(")
+_LEADING_COMMENTS = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/)*", re.DOTALL)
+
+
+def require_query(sql: str, source: str, engine: str) -> str:
+    """Refuse statements that do not start like a query (for engines whose sessions cannot be made read-only).
+
+    This is a guard against accidents, not a guarantee: a "query" can still call a function with side effects.
+
+    Raises:
+        ReadOnlyViolationError: the statement is not a query.
+
+    """
+    stripped = _LEADING_COMMENTS.sub("", sql)
+    if not stripped.upper().startswith(_QUERY_KEYWORDS):
+        keyword = stripped.split(None, 1)[0].upper() if stripped.strip() else "an empty statement"
+        raise ReadOnlyViolationError(
+            f"[{engine}] {keyword} is not sent to the source: only queries are", source=source
+        )
+    return sql
+
+
+def rewrite_placeholders(sql: str, dialect: str, replacement: Callable[[int], str]) -> str:
+    """Replace each ``?`` placeholder (1-based ``n``) by ``replacement(n)``, using the SQL tokenizer.
+
+    ``?`` inside strings and comments is untouched, and so are operators that contain it (jsonb ``?|``).
+    ``?::int`` tokenizes as one operator in some dialects; its ``?`` is still a placeholder.
+    """
+    if "?" not in sql:
+        return sql
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return sql
+    out, last, n = [], 0, 0
+    for token in tokens:
+        is_placeholder = token.token_type == TokenType.PLACEHOLDER and token.text == "?"
+        if is_placeholder or token.token_type == TokenType.QDCOLON:
+            n += 1
+            out.append(sql[last : token.start])
+            out.append(replacement(n))
+            last = token.start + 1
+    out.append(sql[last:])
+    return "".join(out)

@@ -1,0 +1,304 @@
+"""Any upstream Flight SQL server as a source, over adbc-driver-flightsql.
+
+Dremio, the Doris/StarRocks Flight SQL ports, InfluxDB 3, ROAPI and another Nexus Flight all qualify.
+
+Read-only: nothing can be enforced on a remote Flight SQL server from here. Queries go out as
+``CommandStatementQuery`` (never ``CommandStatementUpdate``) and statements that do not start with a query
+keyword are refused locally, but a server may still execute side effects inside a "query" (ROAPI, for one,
+accepts ``CREATE TABLE ... AS``). The real guarantees are the gateway's validator and read-only credentials
+on the upstream.
+
+The upstream's catalogs and schemas appear under the source as ``db_schema`` names ``catalog.schema`` (just
+``schema`` when the source's ``catalog`` option pins one upstream catalog). Types pass through, except
+``string_view``/``binary_view`` (→ utf8/binary) and extension types (→ their storage), which not every client
+reads; field metadata is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import adbc_driver_flightsql
+import adbc_driver_flightsql.dbapi as flightsql_dbapi
+import adbc_driver_manager
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, require_query, scrub
+from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    ForbiddenError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    UnsupportedError,
+)
+
+
+class FlightSQLConfig(BaseModel):
+    """Options and secrets of an upstream Flight SQL source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    uri: str = Field(pattern=r"^grpc(\+tls|\+tcp)?://")
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    tls_root_certs: str | None = None  # PEM text
+    tls_skip_verify: bool = False
+    tls_override_hostname: str | None = None
+    mtls_cert_chain: str | None = None
+    mtls_private_key: SecretStr | None = None
+    catalog: str | None = None
+    query_timeout_seconds: float = Field(300.0, gt=0)
+    pool_size: int = Field(4, ge=1)
+    pool_recycle_seconds: float = Field(300.0, ge=0)
+    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_log_in(self) -> FlightSQLConfig:
+        if self.token is not None and self.username is not None:
+            raise ValueError("give either token or username/password, not both")
+        return self
+
+
+def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:
+    options = adbc_driver_flightsql.DatabaseOptions
+    kwargs: dict[str, str] = {
+        options.TIMEOUT_QUERY.value: str(c.query_timeout_seconds),
+        options.TIMEOUT_FETCH.value: str(c.query_timeout_seconds),
+    }
+    if c.username is not None:
+        kwargs["username"] = c.username
+        kwargs["password"] = c.password.get_secret_value() if c.password else ""
+    if c.token is not None:
+        kwargs[options.AUTHORIZATION_HEADER.value] = f"Bearer {c.token.get_secret_value()}"
+    if c.tls_root_certs:
+        kwargs[options.TLS_ROOT_CERTS.value] = c.tls_root_certs
+    if c.tls_skip_verify:
+        kwargs[options.TLS_SKIP_VERIFY.value] = "true"
+    if c.tls_override_hostname:
+        kwargs[options.TLS_OVERRIDE_HOSTNAME.value] = c.tls_override_hostname
+    if c.mtls_cert_chain:
+        kwargs[options.MTLS_CERT_CHAIN.value] = c.mtls_cert_chain
+    if c.mtls_private_key:
+        kwargs[options.MTLS_PRIVATE_KEY.value] = c.mtls_private_key.get_secret_value()
+    return kwargs
+
+
+_GRPC_CODE = re.compile(r"\((\w+); \w+[^)]*\)")
+
+
+def _view_rule(f: pa.Field):
+    """Turn views (string_view, binary_view) into the classic layouts every client decodes."""
+    if pa.types.is_string_view(f.type):
+        return pa.utf8(), lambda a: a.cast(pa.utf8())
+    if pa.types.is_binary_view(f.type):
+        return pa.binary(), lambda a: a.cast(pa.binary())
+    return None
+
+
+class FlightSQLBackend(Backend):
+    """An upstream Flight SQL server, pooled, with streamed results."""
+
+    kind = "flightsql"
+    dialect = "postgres"  # most Flight SQL engines (DataFusion, Dremio, Doris) accept ANSI/PG-like SQL
+    capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
+    read_only_guard = (
+        "none can be enforced on a remote Flight SQL server: only query statements are sent (as "
+        "CommandStatementQuery); rely on the validator and on read-only credentials upstream"
+    )
+    config_model = FlightSQLConfig
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = FlightSQLConfig(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for Flight SQL source: {exc}", source=spec.name) from exc
+        self._secrets = [v for v in spec.secrets.values() if v]
+        self._pool = ConnectionPool(
+            spec.name,
+            self._connect,
+            size=self.config.pool_size,
+            recycle_seconds=self.config.pool_recycle_seconds,
+            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
+            ping=lambda connection: connection.adbc_get_info(),
+        )
+
+    @contextlib.contextmanager
+    def _map_errors(self) -> Iterator[None]:
+        """Map by the gRPC status the driver names in its message, e.g. ``(Unavailable; Prepare)``."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            raise self._classify(exc) from exc
+
+    def _classify(self, exc: BaseException) -> GatewayError:
+        text = scrub(str(exc).strip(), self._secrets)
+        match = _GRPC_CODE.search(text)
+        code = match.group(1) if match else ""
+        text = re.sub(r"^[A-Z_]+: \[FlightSQL\] ", "", text)
+        text = re.split(r" \(\w+; ", text)[0].split(". Vendor code")[0].strip()
+        message = f"[flightsql] {text.splitlines()[0] if text else type(exc).__name__}"
+        lowered = text.lower()
+        if code == "Unavailable" or "connection refused" in lowered or "error while dialing" in lowered:
+            return BackendUnavailableError(message, source=self.name)
+        if code == "Unauthenticated":
+            return AuthenticationError(message, source=self.name)
+        if code == "PermissionDenied":
+            return ForbiddenError(message, source=self.name)
+        if code == "NotFound":
+            return NotFoundError(message, source=self.name)
+        if code == "DeadlineExceeded":
+            return QueryTimeoutError(message, source=self.name)
+        if code == "Canceled":
+            return QueryCancelledError(message, source=self.name)
+        if code == "Unimplemented" or isinstance(exc, adbc_driver_manager.NotSupportedError):
+            return UnsupportedError(message, source=self.name)
+        if code == "InvalidArgument" or any(
+            s in lowered for s in ("error during planning", "sql error", "parsererror", "not found", "syntax")
+        ):
+            return InvalidQueryError(message, source=self.name)
+        return BackendError(message, source=self.name)
+
+    def _connect(self):
+        with self._map_errors():
+            connection = flightsql_dbapi.connect(
+                self.config.uri, db_kwargs=_db_kwargs(self.config), autocommit=True
+            )
+            try:
+                connection.adbc_get_info()  # dial now, so a wrong address fails here and not mid-query
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+    def _guard(self, sql: str) -> str:
+        return require_query(sql, self.name, "flightsql")
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Ask the upstream for the schema (GetFlightInfo / prepared statement), nothing is fetched."""
+        statement = self._guard(sql)
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            return plain_schema(cursor.adbc_execute_schema(statement), _view_rule)
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""
+        if parameter_count == 0:
+            return pa.schema([])
+        statement = self._guard(sql)
+        described = None
+        with contextlib.suppress(GatewayError):
+            with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+                described = cursor.adbc_prepare(statement)
+        types = [f.type for f in plain_schema(described, _view_rule)] if described is not None else []
+        types = [t if not pa.types.is_null(t) else pa.utf8() for t in types][:parameter_count]
+        types += [pa.utf8()] * (parameter_count - len(types))
+        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Run the query upstream and stream its endpoints."""
+        statement = self._guard(sql)
+
+        def run(cursor, row):
+            cursor.execute(statement, tuple(row) if row is not None else None)
+            return cursor.fetch_record_batch()
+
+        return AdbcExecution(
+            source=self.name,
+            pool=self._pool,
+            run=run,
+            parameter_rows=parameters,
+            rule=_view_rule,
+            map_errors=self._map_errors,
+            timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
+            described=None,
+        )
+
+    # -- metadata --------------------------------------------------------------------------------------------
+
+    def _objects(self, depth: str, db_schema: str | None = None) -> list[dict]:
+        catalog, schema = self._split(db_schema) if db_schema else (self.config.catalog, None)
+        with self._pool.connection() as connection, self._map_errors():
+            try:
+                reader = connection.adbc_get_objects(
+                    depth=depth, catalog_filter=catalog, db_schema_filter=schema
+                )
+                return reader.read_all().to_pylist()
+            except adbc_driver_manager.InternalError as exc:
+                if "Invalid schema returned" in str(exc):
+                    raise UnsupportedError(
+                        "[flightsql] the upstream's metadata answer does not match the Flight SQL schema "
+                        "(ROAPI is known to do this); queries still work, catalog browsing does not",
+                        source=self.name,
+                    ) from exc
+                raise
+
+    def _name(self, catalog: str | None, schema: str) -> str:
+        if self.config.catalog is not None or not catalog:
+            return schema
+        return f"{catalog}.{schema}"
+
+    def _split(self, db_schema: str) -> tuple[str | None, str]:
+        if self.config.catalog is not None:
+            return self.config.catalog, db_schema
+        catalog, dot, schema = db_schema.partition(".")
+        return (catalog, schema) if dot else (None, db_schema)
+
+    def list_schemas(self) -> list[str]:
+        """List the upstream's schemas, as ``catalog.schema`` unless one catalog is pinned."""
+        names = []
+        for catalog in self._objects("db_schemas"):
+            for schema in catalog["catalog_db_schemas"] or []:
+                names.append(self._name(catalog["catalog_name"], schema["db_schema_name"]))
+        return sorted(names)
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """List the upstream's tables and views."""
+        tables = []
+        for catalog in self._objects("tables", db_schema):
+            for schema in catalog["catalog_db_schemas"] or []:
+                name = self._name(catalog["catalog_name"], schema["db_schema_name"])
+                for table in schema["db_schema_tables"] or []:
+                    kind = "VIEW" if "VIEW" in (table["table_type"] or "").upper() else "TABLE"
+                    tables.append(TableInfo(name, table["table_name"], kind))
+        return tables
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return the upstream's schema of one table (CommandGetTables with schemas)."""
+        catalog, schema = self._split(db_schema) if db_schema else (self.config.catalog, None)
+        with self._pool.connection() as connection:
+            try:
+                with self._map_errors():
+                    found = connection.adbc_get_table_schema(
+                        table, catalog_filter=catalog, db_schema_filter=schema
+                    )
+            except (InvalidQueryError, BackendError, NotFoundError) as exc:
+                raise NotFoundError(
+                    f"table {db_schema}.{table} not found: {exc.message}", source=self.name
+                ) from exc
+        return plain_schema(found, _view_rule)
+
+    def ping(self) -> None:
+        """Ask the upstream for its SqlInfo."""
+        with self._pool.connection() as connection, self._map_errors():
+            connection.adbc_get_info()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._pool.close()

@@ -1,0 +1,490 @@
+"""PostgreSQL and every PG-wire engine, over adbc-driver-postgresql.
+
+Each source keeps a pool of ADBC connections opened with ``default_transaction_read_only=on`` and the source's
+``statement_timeout`` as startup options, so every statement a pooled connection runs is in a read-only
+transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator
+must stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
+
+ADBC runs every statement that returns rows inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE
+and WITH work: ``SHOW x`` is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a
+``pg_settings`` query; others (EXPLAIN ...) fail with UnsupportedError saying why. Statements without rows
+run directly, so writes reach PostgreSQL and meet its read-only transaction.
+
+Type mapping (PostgreSQL → Arrow as clients see it):
+
+========================  ================================================================================
+PostgreSQL                Arrow
+========================  ================================================================================
+smallint/int/bigint       int16 / int32 / int64
+real / double precision   float32 / float64
+numeric(p, s)             decimal128(p, s) (decimal256 when p > 38), exact
+numeric (no typmod)       utf8 (the exact text; Arrow needs a fixed scale)
+money                     int64 (cents, as the driver reads it)
+text/varchar/char/name    utf8
+bytea                     binary
+boolean                   bool
+date / time               date32 / time64[us]
+timestamp                 timestamp[us]
+timestamptz               timestamp[us, tz=UTC]
+interval                  month_day_nano_interval
+uuid                      utf8 (canonical 36-character text)
+json / jsonb              utf8 (the JSON text)
+arrays (int[], text[])    list<element type>
+enum, inet, other types   utf8 (PostgreSQL's text form)
+========================  ================================================================================
+
+Placeholders: the gateway speaks ``?``; they are renumbered to ``$1, $2 ...`` with the SQL tokenizer, so ``?``
+inside strings, comments and the jsonb operators ``?|``/``?&`` are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as pg_dbapi
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from backends.adbc_common import (
+    AdbcExecution,
+    ConnectionPool,
+    plain_schema,
+    rewrite_placeholders,
+    scrub,
+    sqlstate_of,
+)
+from backends.base import (
+    Backend,
+    Capabilities,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+)
+from backends.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
+
+_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
+
+
+class PostgresConfig(BaseModel):
+    """Options and secrets of a PostgreSQL-family source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    database: str
+    username: str = "postgres"
+    password: SecretStr | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    sslrootcert: str | None = None
+    application_name: str = "nexus-flight"
+    connect_timeout_seconds: int = Field(10, ge=1)
+    statement_timeout_seconds: float = Field(300.0, gt=0)
+    pool_size: int = Field(8, ge=1)
+    pool_pre_ping: bool = True
+    pool_recycle_seconds: float = Field(300.0, ge=0)
+    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
+    pool_timeout_seconds: float = Field(30.0, gt=0)
+
+
+def _uri(config: PostgresConfig) -> str:
+    """Build the libpq URI; the read-only and timeout settings ride along as startup options."""
+    user = urllib.parse.quote(config.username, safe="")
+    password = config.password.get_secret_value() if config.password else ""
+    auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    startup = (
+        f"-c default_transaction_read_only=on "
+        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)}"
+    )
+    query = {
+        "sslmode": config.sslmode,
+        "application_name": config.application_name,
+        "connect_timeout": str(config.connect_timeout_seconds),
+        "options": startup,
+    }
+    if config.sslrootcert:
+        query["sslrootcert"] = config.sslrootcert
+    return f"postgresql://{auth}{host}:{config.port}/{urllib.parse.quote(config.database, safe='')}?" + (
+        urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    )
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+_ENGINE_TEXT = re.compile(r"(?:ERROR|FATAL):\s+(.*)")
+
+
+def _engine_text(exc: BaseException) -> str:
+    """Libpq's own message, without the driver's prefixes, the echoed COPY query or the SQLSTATE suffix."""
+    text = str(exc)
+    match = _ENGINE_TEXT.search(text)
+    if match:
+        return match.group(1).strip().rstrip(".")
+    text = re.sub(r"^[A-Z_]+: \[libpq\] ", "", text).split("\n")[0]
+    return text.replace("Failed to connect: ", "").strip()
+
+
+def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
+    state = sqlstate_of(exc) or ""
+    text = scrub(_engine_text(exc), secrets)
+    message = f"[postgres] {text}"
+    lowered = text.lower()
+    if state == "42601" and "could not begin COPY" in str(exc):
+        return UnsupportedError(
+            f"{message}: statements that return rows run inside COPY (...) TO STDOUT, which takes only "
+            "SELECT, VALUES, TABLE, WITH and SHOW",
+            source=source,
+            sqlstate=state or None,
+        )
+    if state == "25006" or "read-only transaction" in lowered:
+        return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
+    if (
+        state.startswith("28")
+        or "password authentication failed" in lowered
+        or ("role" in lowered and "does not exist" in lowered)
+    ):
+        return AuthenticationError(message, source=source, sqlstate=state or None)
+    if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
+        return NotFoundError(message, source=source, sqlstate=state or None)
+    if state == "57014" or "canceling statement" in lowered:
+        if "statement timeout" in lowered:
+            return QueryTimeoutError(message, source=source, sqlstate=state or None)
+        return QueryCancelledError(message, source=source, sqlstate=state or None)
+    if state.startswith(("08", "57P")) or any(
+        s in lowered
+        for s in (
+            "connection refused",
+            "could not translate host",
+            "timeout expired",
+            "no route to host",
+            "server closed the connection",
+            "connection to server",
+            "terminating connection",
+        )
+    ):
+        return BackendUnavailableError(message, source=source, sqlstate=state or None)
+    if state.startswith(("42", "22", "0A", "21", "23", "2B", "P0", "54")):
+        return InvalidQueryError(message, source=source, sqlstate=state or None)
+    if isinstance(exc, adbc_driver_manager.ProgrammingError):
+        return InvalidQueryError(message, source=source, sqlstate=state or None)
+    return BackendError(message, source=source, sqlstate=state or None)
+
+
+# -- SQL -----------------------------------------------------------------------------------------------------
+
+
+def numbered_placeholders(sql: str) -> str:
+    """Rewrite ``?`` placeholders to ``$1, $2 ...`` (strings, comments and jsonb ``?|`` untouched)."""
+    return rewrite_placeholders(sql, "postgres", lambda n: f"${n}")
+
+
+_SHOW = re.compile(r"^\s*SHOW\s+(ALL|[A-Za-z_][\w.]*|\"[^\"]+\")\s*;?\s*$", re.IGNORECASE)
+
+
+def copyable_sql(sql: str) -> str:
+    """Rewrite ``SHOW`` (which cannot run inside ADBC's ``COPY (...) TO STDOUT``) into an equivalent SELECT.
+
+    Other statements pass unchanged: ADBC runs statements without a result directly, so writes reach
+    PostgreSQL and meet its read-only transaction.
+    """
+    show = _SHOW.match(sql)
+    if not show:
+        return re.sub(r"[\s;]+$", "", sql)
+    name = show.group(1)
+    if name.upper() == "ALL":
+        return "SELECT name, setting, short_desc AS description FROM pg_catalog.pg_settings ORDER BY name"
+    name = name.strip('"')
+    return f"SELECT pg_catalog.current_setting('{name.replace(chr(39), chr(39) * 2)}') AS {_quote(name)}"
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# -- Arrow types ---------------------------------------------------------------------------------------------
+
+
+def _numeric_rule(f: pa.Field):
+    """Numeric arrives as opaque text; with a declared precision and scale it becomes an exact decimal."""
+    t = f.type
+    if not (isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.opaque"):
+        return None
+    meta = f.metadata or {}
+    if meta.get(b"POSTGRESQL:type", meta.get(b"ADBC:postgresql:typname")) != b"numeric":
+        return None
+    typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod < 4:
+        return None  # unconstrained numeric: keep the exact text
+    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+    target = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+
+    def convert(array: pa.Array) -> pa.Array:
+        return pc.cast(array.storage, target)
+
+    return target, convert
+
+
+_PG_TO_ARROW_PARAMETER = {
+    b"int2": pa.int16(),
+    b"int4": pa.int32(),
+    b"int8": pa.int64(),
+    b"float4": pa.float32(),
+    b"float8": pa.float64(),
+    b"bool": pa.bool_(),
+    b"date": pa.date32(),
+    b"timestamp": pa.timestamp("us"),
+    b"timestamptz": pa.timestamp("us", tz="UTC"),
+    b"bytea": pa.binary(),
+}
+
+
+def _parameter_type(f: pa.Field) -> pa.DataType:
+    """Pick a concrete type JDBC can bind into; what the driver cannot type precisely goes as text."""
+    pg_type = (f.metadata or {}).get(b"POSTGRESQL:type")
+    if pg_type in _PG_TO_ARROW_PARAMETER:
+        return _PG_TO_ARROW_PARAMETER[pg_type]
+    return pa.utf8()
+
+
+def _bindable(value: Any) -> Any:
+    """Values the driver binds as-is; decimals go as text so PostgreSQL keeps every digit."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+# -- the backend ---------------------------------------------------------------------------------------------
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL (or PG-wire) database over adbc-driver-postgresql, read-only, pooled and streamed."""
+
+    kind = "postgres"
+    dialect = "postgres"
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
+    read_only_guard = (
+        "every pooled connection starts with default_transaction_read_only=on, so PostgreSQL rejects writes "
+        "(SQLSTATE 25006); use a read-only role as well, since SQL could switch the setting back"
+    )
+    config_model = PostgresConfig
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = PostgresConfig(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for PostgreSQL source: {exc}", source=spec.name) from exc
+        self._secrets = [v for v in spec.secrets.values() if v]
+        self._uri = _uri(self.config)
+        self._pool = ConnectionPool(
+            spec.name,
+            self._connect,
+            size=self.config.pool_size,
+            pre_ping=self.config.pool_pre_ping,
+            recycle_seconds=self.config.pool_recycle_seconds,
+            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
+            acquire_timeout_seconds=self.config.pool_timeout_seconds,
+            ping=self._ping_connection,
+        )
+
+    @contextlib.contextmanager
+    def _map_errors(self) -> Iterator[None]:
+        """Translate driver and stream exceptions into the gateway's error tree, once, for every call."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            raise _classify(exc, self.name, self._secrets) from exc
+
+    def _connect(self):
+        with self._map_errors():
+            return pg_dbapi.connect(self._uri, autocommit=True)
+
+    @staticmethod
+    def _ping_connection(connection) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The source's connection pool (for health checks and tests)."""
+        return self._pool
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Ask PostgreSQL to describe the prepared statement; nothing runs."""
+        statement = numbered_placeholders(copyable_sql(sql))
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            return plain_schema(cursor.adbc_execute_schema(statement), _numeric_rule)
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Return the parameter types PostgreSQL inferred when preparing the statement."""
+        if parameter_count == 0:
+            return pa.schema([])
+        statement = numbered_placeholders(copyable_sql(sql))
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            described = cursor.adbc_prepare(statement)
+        types = [_parameter_type(f) for f in described] if described is not None else []
+        types += [pa.utf8()] * (parameter_count - len(types))
+        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+    def execute(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+    ) -> Execution:
+        """Stream the query from a pooled read-only connection; the deadline cancels it in PostgreSQL."""
+        statement = numbered_placeholders(copyable_sql(sql))
+        # Describing first costs one round trip but lets execute() return at once: the statement starts on the
+        # first read, and cancel or the deadline can reach it while PostgreSQL computes the first row.
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            described = cursor.adbc_execute_schema(statement)
+
+        def run(cursor, row):
+            if row is None:
+                cursor.execute(statement)
+            else:
+                cursor.execute(statement, tuple(_bindable(v) for v in row))
+            return cursor.fetch_record_batch()
+
+        return AdbcExecution(
+            source=self.name,
+            pool=self._pool,
+            run=run,
+            parameter_rows=parameters,
+            rule=_numeric_rule,
+            map_errors=self._map_errors,
+            timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
+            described=described,
+        )
+
+    # -- metadata --------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            cursor.execute(numbered_placeholders(sql), tuple(params) if params else None)
+            return cursor.fetchall()
+
+    def list_schemas(self) -> list[str]:
+        """Schemas the connected role can see, system schemas hidden."""
+        rows = self._rows(
+            "SELECT nspname FROM pg_catalog.pg_namespace "
+            "WHERE nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast%' "
+            "AND has_schema_privilege(oid, 'USAGE') ORDER BY nspname"
+        )
+        return [r[0] for r in rows if r[0] not in _SYSTEM_SCHEMAS]
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables, views, materialized views and foreign tables."""
+        rows = self._rows(
+            "SELECT n.nspname, c.relname, c.relkind::text FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "AND n.nspname NOT IN ('information_schema', 'pg_catalog', 'pg_toast') "
+            "AND ($1::text IS NULL OR n.nspname = $1::text) ORDER BY 1, 2",
+            (db_schema,),
+        )
+        return [TableInfo(s, t, "VIEW" if kind in ("v", "m") else "TABLE") for s, t, kind in rows]
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return the table's Arrow schema, from describing ``SELECT *`` (nothing is read)."""
+        exists = self._rows(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1::text AND c.relname = $2::text",
+            (db_schema, table),
+        )
+        if not exists:
+            raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
+        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+
+    def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
+        """Primary-key columns from pg_constraint, in key order."""
+        rows = self._rows(
+            "SELECT n.nspname, c.relname, a.attname, k.ord::int, con.conname "
+            "FROM pg_catalog.pg_constraint con "
+            "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE con.contype = 'p' AND c.relname = $1::text AND ($2::text IS NULL OR n.nspname = $2::text) "
+            "ORDER BY 1, 2, 4",
+            (table, db_schema),
+        )
+        return [KeyColumn(s, t, col, seq, name) for s, t, col, seq, name in rows]
+
+    def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
+        """Foreign-key column pairs where ``table`` is the referencing or the referenced side."""
+        rows = self._rows(
+            "SELECT pn.nspname, pc.relname, pa.attname, fn.nspname, fc.relname, fa.attname, k.ord::int, "
+            "con.conname, pk.conname, con.confupdtype::text, con.confdeltype::text "
+            "FROM pg_catalog.pg_constraint con "
+            "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(fk_att, pk_att, ord) "
+            "JOIN pg_catalog.pg_class fc ON fc.oid = con.conrelid "
+            "JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace "
+            "JOIN pg_catalog.pg_attribute fa ON fa.attrelid = fc.oid AND fa.attnum = k.fk_att "
+            "JOIN pg_catalog.pg_class pc ON pc.oid = con.confrelid "
+            "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "
+            "JOIN pg_catalog.pg_attribute pa ON pa.attrelid = pc.oid AND pa.attnum = k.pk_att "
+            "LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = con.confrelid "
+            "AND pk.contype IN ('p', 'u') "
+            "AND pk.conkey = con.confkey "
+            "WHERE con.contype = 'f' "
+            "AND ($1::text IS NULL OR fc.relname = $1::text OR pc.relname = $1::text) "
+            "AND ($2::text IS NULL OR fn.nspname = $2::text OR pn.nspname = $2::text) "
+            "ORDER BY 4, 5, 8, 7",
+            (table, db_schema),
+        )
+        result = []
+        for ps, pt, pcol, fs, ft, fcol, seq, fk_name, pk_name, upd, dele in rows:
+            result.append(
+                ForeignKeyColumn(
+                    pk=KeyColumn(ps, pt, pcol, seq, pk_name),
+                    fk=KeyColumn(fs, ft, fcol, seq, fk_name),
+                    update_rule=_FK_RULES.get(upd, 3),
+                    delete_rule=_FK_RULES.get(dele, 3),
+                )
+            )
+        return result
+
+    def ping(self) -> None:
+        """Open (or pre-ping) a pooled connection and run ``SELECT 1``."""
+        with self._pool.connection() as connection, self._map_errors():
+            self._ping_connection(connection)
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()
+
+
+#: pg_constraint.confupdtype/confdeltype → Flight SQL rule codes (0 CASCADE, 1 RESTRICT, 2 SET NULL,
+#: 3 NO ACTION, 4 SET DEFAULT).
+_FK_RULES = {"c": 0, "r": 1, "n": 2, "a": 3, "d": 4}

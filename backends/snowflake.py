@@ -1,0 +1,332 @@
+"""Snowflake over adbc-driver-snowflake.
+
+Read-only: Snowflake has no session switch that makes a connection read-only. The guarantee is the role the
+source logs in with (grant it only USAGE and SELECT); statements that do not start like a query are refused
+locally, and the validator stays in front.
+
+Authentication: password, key pair (``private_key`` PEM, optional ``private_key_password``) or an OAuth
+``token``. ``host``/``port``/``protocol`` address a non-default endpoint (private link, or the local emulator
+used by the tests); without a host the driver derives ``<account>.snowflakecomputing.com``.
+
+Type mapping: NUMBER(p,s) → decimal128(p,s) (also integers, which Snowflake stores as NUMBER(38,0): exact),
+FLOAT → float64, VARCHAR → utf8, BINARY → binary, BOOLEAN → bool, DATE → date32, TIME → time64,
+TIMESTAMP_NTZ → timestamp[ns], TIMESTAMP_LTZ/TZ → timestamp[ns, UTC], VARIANT/OBJECT/ARRAY → utf8 (JSON text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import adbc_driver_manager
+import adbc_driver_snowflake.dbapi as snowflake_dbapi
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from backends.adbc_common import (
+    AdbcExecution,
+    ConnectionPool,
+    require_query,
+    rewrite_placeholders,
+    scrub,
+    sqlstate_of,
+)
+from backends.base import (
+    Backend,
+    Capabilities,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+)
+from backends.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+)
+
+_FK_RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
+_PREFIX = "adbc.snowflake.sql."
+
+
+class SnowflakeConfig(BaseModel):
+    """Options and secrets of a Snowflake source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str
+    username: str
+    password: SecretStr | None = None
+    private_key: SecretStr | None = None
+    private_key_password: SecretStr | None = None
+    token: SecretStr | None = None
+    warehouse: str | None = None
+    role: str | None = None
+    database: str | None = None
+    db_schema: str | None = Field(None, alias="schema")
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    protocol: Literal["https", "http"] = "https"
+    login_timeout_seconds: float = Field(30.0, gt=0)
+    pool_size: int = Field(4, ge=1)
+    pool_recycle_seconds: float = Field(300.0, ge=0)
+    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> SnowflakeConfig:
+        given = [x for x in (self.password, self.private_key, self.token) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of password, private_key or token")
+        return self
+
+
+def _db_kwargs(c: SnowflakeConfig) -> dict[str, str]:
+    kwargs = {
+        f"{_PREFIX}account": c.account,
+        "username": c.username,
+        f"{_PREFIX}client_option.login_timeout": f"{c.login_timeout_seconds:g}s",
+    }
+    if c.password is not None:
+        kwargs["password"] = c.password.get_secret_value()
+    if c.private_key is not None:
+        kwargs[f"{_PREFIX}auth_type"] = "auth_jwt"
+        kwargs[f"{_PREFIX}client_option.jwt_private_key_pkcs8_value"] = c.private_key.get_secret_value()
+        if c.private_key_password is not None:
+            kwargs[f"{_PREFIX}client_option.jwt_private_key_pkcs8_password"] = (
+                c.private_key_password.get_secret_value()
+            )
+    if c.token is not None:
+        kwargs[f"{_PREFIX}auth_type"] = "auth_oauth"
+        kwargs[f"{_PREFIX}client_option.auth_token"] = c.token.get_secret_value()
+    for key, value in (
+        ("warehouse", c.warehouse),
+        ("role", c.role),
+        ("db", c.database),
+        ("schema", c.db_schema),
+        ("uri.host", c.host),
+        ("uri.port", c.port),
+    ):
+        if value is not None:
+            kwargs[f"{_PREFIX}{key}"] = str(value)
+    kwargs[f"{_PREFIX}uri.protocol"] = c.protocol
+    return kwargs
+
+
+class SnowflakeBackend(Backend):
+    """A Snowflake account (database/schema/warehouse/role from the source), pooled, streamed."""
+
+    kind = "snowflake"
+    dialect = "snowflake"
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
+    read_only_guard = (
+        "none on the session (Snowflake has no read-only switch): use a role with only USAGE and SELECT "
+        "grants; "
+        "statements that are not queries are refused locally"
+    )
+    config_model = SnowflakeConfig
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = SnowflakeConfig(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for Snowflake source: {exc}", source=spec.name) from exc
+        self._secrets = [v for v in spec.secrets.values() if v]
+        self._pool = ConnectionPool(
+            spec.name,
+            self._connect,
+            size=self.config.pool_size,
+            recycle_seconds=self.config.pool_recycle_seconds,
+            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
+            ping=self._ping_connection,
+        )
+
+    @contextlib.contextmanager
+    def _map_errors(self) -> Iterator[None]:
+        """Map by SQLSTATE / Snowflake error code; messages keep Snowflake's text."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            raise self._classify(exc) from exc
+
+    def _classify(self, exc: BaseException) -> GatewayError:
+        state = sqlstate_of(exc) or ""
+        text = scrub(str(exc).strip(), self._secrets)
+        text = re.sub(r"^[A-Z_]+: \[Snowflake\] (\d+ \(\w+\): )+", "", text).split(". Vendor code")[0]
+        text = re.sub(r"https?://\S+", "<endpoint>", text).splitlines()[0] if text else type(exc).__name__
+        message = f"[snowflake] {text}"
+        lowered = text.lower()
+        if (
+            "connection refused" in lowered
+            or "no such host" in lowered
+            or "timeout" in lowered
+            and "login" in lowered
+        ):
+            return BackendUnavailableError(message, source=self.name, sqlstate=state or None)
+        if (
+            state.startswith("28")
+            or "incorrect username or password" in lowered
+            or "authentication" in lowered
+        ):
+            return AuthenticationError(message, source=self.name, sqlstate=state or None)
+        if state == "57014" or "cancel" in lowered:
+            if "timeout" in lowered:
+                return QueryTimeoutError(message, source=self.name, sqlstate=state or None)
+            return QueryCancelledError(message, source=self.name, sqlstate=state or None)
+        if "database" in lowered and "does not exist" in lowered and "object" in lowered:
+            return NotFoundError(message, source=self.name, sqlstate=state or None)
+        if state.startswith(("42", "22", "0A")) or isinstance(exc, adbc_driver_manager.ProgrammingError):
+            return InvalidQueryError(message, source=self.name, sqlstate=state or None)
+        if isinstance(exc, adbc_driver_manager.OperationalError):
+            return BackendUnavailableError(message, source=self.name, sqlstate=state or None)
+        return BackendError(message, source=self.name, sqlstate=state or None)
+
+    def _connect(self):
+        with self._map_errors():
+            return snowflake_dbapi.connect(db_kwargs=_db_kwargs(self.config), autocommit=True)
+
+    @staticmethod
+    def _ping_connection(connection) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Wrap the query in ``LIMIT 0``: Snowflake compiles it and returns no rows (no warehouse time)."""
+        statement = require_query(sql, self.name, "snowflake").rstrip().rstrip(";")
+        # The driver cannot bind a typeless NULL: placeholders become NULL literals for the compile-only run.
+        statement = rewrite_placeholders(statement, "snowflake", lambda n: "NULL")
+        try:
+            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
+        except InvalidQueryError:
+            execution = self.execute(statement, None, QueryLimits())  # SHOW / DESCRIBE are not wrappable
+        try:
+            return execution.reader.schema
+        finally:
+            execution.close()
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Infer placeholder types from their neighbours (Snowflake does not describe parameters)."""
+        from backends.parameter_types import infer_parameter_types
+
+        types = infer_parameter_types(sql, parameter_count, self._probe, dialect="snowflake")
+        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+    def _probe(self, sql: str) -> pa.Schema | None:
+        try:
+            return self.get_schema(sql)
+        except GatewayError:
+            return None
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Run the query on a pooled connection and stream its result chunks."""
+        statement = require_query(sql, self.name, "snowflake")
+
+        def run(cursor, row):
+            cursor.execute(statement, tuple(row) if row is not None else None)
+            return cursor.fetch_record_batch()
+
+        return AdbcExecution(
+            source=self.name,
+            pool=self._pool,
+            run=run,
+            parameter_rows=parameters,
+            rule=None,
+            map_errors=self._map_errors,
+            timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
+            described=None,
+        )
+
+    # -- metadata --------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            cursor.execute(sql, tuple(params) if params else None)
+            return cursor.fetchall()
+
+    def _database(self) -> str:
+        return _identifier(self.config.database) if self.config.database else "CURRENT_DATABASE()"
+
+    def list_schemas(self) -> list[str]:
+        """Schemas of the source's database."""
+        rows = self._rows(
+            f"SELECT schema_name FROM {self._database()}.information_schema.schemata ORDER BY 1"
+        )
+        return [r[0] for r in rows if r[0].upper() != "INFORMATION_SCHEMA"]
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables and views of the source's database."""
+        sql = f"SELECT table_schema, table_name, table_type FROM {self._database()}.information_schema.tables"
+        sql += " WHERE table_schema <> 'INFORMATION_SCHEMA'"
+        rows = (
+            self._rows(sql + " AND table_schema = ? ORDER BY 1, 2", (db_schema,))
+            if db_schema
+            else self._rows(sql + " ORDER BY 1, 2")
+        )
+        return [TableInfo(s, t, "VIEW" if "VIEW" in kind.upper() else "TABLE") for s, t, kind in rows]
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return the Arrow schema of ``SELECT *`` from the table."""
+        try:
+            return self.get_schema(f"SELECT * FROM {_identifier(db_schema)}.{_identifier(table)}")
+        except InvalidQueryError as exc:
+            raise NotFoundError(
+                f"table {db_schema}.{table} not found: {exc.message}", source=self.name
+            ) from exc
+
+    def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
+        """From ``SHOW PRIMARY KEYS IN TABLE``."""
+        target = f"{_identifier(db_schema)}.{_identifier(table)}" if db_schema else _identifier(table)
+        rows = self._rows(f"SHOW PRIMARY KEYS IN TABLE {target}")
+        # created_on, database_name, schema_name, table_name, column_name, key_sequence, constraint_name, ...
+        return [KeyColumn(r[2], r[3], r[4], int(r[5]), r[6]) for r in rows]
+
+    def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
+        """From ``SHOW IMPORTED KEYS``, filtered to ``table`` on either side."""
+        scope = f"IN SCHEMA {_identifier(db_schema)}" if db_schema else "IN DATABASE"
+        result = []
+        for r in self._rows(f"SHOW IMPORTED KEYS {scope}"):
+            # created_on, pk_db, pk_schema, pk_table, pk_column, fk_db, fk_schema, fk_table, fk_column,
+            # key_sequence, update_rule, delete_rule, fk_name, pk_name, ...
+            if table is not None and table.upper() not in (str(r[3]).upper(), str(r[7]).upper()):
+                continue
+            result.append(
+                ForeignKeyColumn(
+                    pk=KeyColumn(r[2], r[3], r[4], int(r[9]), r[13]),
+                    fk=KeyColumn(r[6], r[7], r[8], int(r[9]), r[12]),
+                    update_rule=_FK_RULES.get(str(r[10]).upper(), 3),
+                    delete_rule=_FK_RULES.get(str(r[11]).upper(), 3),
+                )
+            )
+        return result
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``."""
+        with self._pool.connection() as connection, self._map_errors():
+            self._ping_connection(connection)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._pool.close()
+
+
+def _identifier(name: str) -> str:
+    """Quote unless the name is a plain identifier (Snowflake upper-cases those, as users expect)."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'

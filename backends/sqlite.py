@@ -1,0 +1,269 @@
+"""SQLite database files as read-only sources, over adbc-driver-sqlite.
+
+The file is opened with the URI ``file:...?mode=ro``: SQLite refuses every write to it ("attempt to write a
+readonly database"). Read-only mode does not stop statements that touch *other* files: ``ATTACH`` creates the
+file it names and ``VACUUM INTO`` writes a copy, so this backend refuses ATTACH, DETACH, VACUUM and PRAGMA
+assignments itself, before SQLite sees them.
+
+SQLite is dynamically typed: the driver infers each result column's Arrow type from the values of the first
+batch (INTEGER → int64, REAL → float64, TEXT → utf8, BLOB → binary, NULL-only columns → int64). Declared types
+such as NUMERIC or DATE do not change this. The result schema therefore needs a (cheap) execution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_manager
+import adbc_driver_sqlite.dbapi as sqlite_dbapi
+import pyarrow as pa
+import sqlglot
+from pydantic import BaseModel, ConfigDict, Field
+from sqlglot.tokens import TokenType
+
+from backends.adbc_common import AdbcExecution, ConnectionPool
+from backends.base import (
+    Backend,
+    Capabilities,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+)
+from backends.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    ReadOnlyViolationError,
+)
+
+_FK_RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
+_SCHEMA = "main"
+
+
+class SQLiteConfig(BaseModel):
+    """Options of a SQLite source (it has no secrets)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    pool_size: int = Field(4, ge=1)
+    busy_timeout_seconds: float = Field(5.0, ge=0)
+
+
+def _first_keyword(sql: str) -> str:
+    try:
+        tokens = [t for t in sqlglot.tokenize(sql, read="sqlite") if t.token_type != TokenType.SEMICOLON]
+    except sqlglot.errors.SqlglotError:
+        return ""
+    return tokens[0].text.upper() if tokens else ""
+
+
+_FORBIDDEN = {"ATTACH", "DETACH", "VACUUM"}
+_PRAGMA_ASSIGNMENT = re.compile(r"^\s*PRAGMA\s+[\w.]+\s*(=|\()", re.IGNORECASE)
+
+
+class SQLiteBackend(Backend):
+    """A SQLite file, opened read-only."""
+
+    kind = "sqlite"
+    dialect = "sqlite"
+    #: The driver cannot interrupt a running statement: cancel and deadlines take effect between batches.
+    capabilities = Capabilities(parameters=True, cancel=False, keys=True, schema_without_execution=False)
+    read_only_guard = (
+        "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA "
+        "assignments, "
+        "which could create or change other files, are refused before they reach SQLite"
+    )
+    config_model = SQLiteConfig
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = SQLiteConfig(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for SQLite source: {exc}", source=spec.name) from exc
+        path = Path(self.config.path)
+        if not path.is_file():
+            raise BackendUnavailableError(f"[sqlite] database file not found: {path.name}", source=spec.name)
+        self._uri = f"{path.resolve().as_uri()}?mode=ro"
+        self._pool = ConnectionPool(
+            spec.name, self._connect, size=self.config.pool_size, pre_ping=False, ping=None
+        )
+
+    @contextlib.contextmanager
+    def _map_errors(self) -> Iterator[None]:
+        """Translate driver exceptions; file paths never appear in messages."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            text = str(exc).split("\n")[0]
+            text = re.sub(r"^[A-Z_]+: (\[SQLite\] )?", "", text).replace("Failed to prepare query: ", "")
+            text = text.replace("Failed to step query: ", "")
+            message = f"[sqlite] {text}"
+            if "readonly database" in text or "read-only" in text:
+                raise ReadOnlyViolationError(message, source=self.name) from exc
+            if "interrupted" in text:
+                from backends.errors import QueryCancelledError
+
+                raise QueryCancelledError(message, source=self.name) from exc
+            if isinstance(exc, adbc_driver_manager.ProgrammingError) or "syntax error" in text:
+                raise InvalidQueryError(message, source=self.name) from exc
+            if "unable to open" in text or "disk I/O" in text:
+                raise BackendUnavailableError(message, source=self.name) from exc
+            raise BackendError(message, source=self.name) from exc
+
+    def _connect(self):
+        with self._map_errors():
+            connection = sqlite_dbapi.connect(self._uri, autocommit=True)
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
+                cursor.fetchall()
+            return connection
+
+    def _guard(self, sql: str) -> str:
+        keyword = _first_keyword(sql)
+        if keyword in _FORBIDDEN or _PRAGMA_ASSIGNMENT.match(sql):
+            raise ReadOnlyViolationError(
+                f"[sqlite] {keyword or 'PRAGMA'} is not allowed: this source is read-only", source=self.name
+            )
+        return re.sub(r"[\s;]+$", "", sql)
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """Run the query for its first batch: SQLite types come from values, not from the plan.
+
+        Columns without a value to infer from (no rows, or only NULLs, as when placeholders are bound to NULL)
+        are declared utf8, the type every SQLite value converts to.
+        """
+        execution = self.execute(sql, [[None] * parameter_count] if parameter_count else None, QueryLimits())
+        try:
+            reader = execution.reader
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                batch = None
+            return pa.schema(
+                [
+                    f
+                    if batch is not None and batch.num_rows > batch.column(i).null_count
+                    else f.with_type(pa.utf8())
+                    for i, f in enumerate(reader.schema)
+                ]
+            )
+        finally:
+            execution.close()
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Infer each placeholder's type from what it is compared with (utf8 otherwise; SQLite converts)."""
+        from backends.parameter_types import infer_parameter_types
+
+        types = infer_parameter_types(sql, parameter_count, self._probe, dialect="sqlite")
+        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+    def _probe(self, sql: str) -> pa.Schema | None:
+        try:
+            return self.get_schema(sql + " LIMIT 1")
+        except GatewayError:
+            return None
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Stream the query from a pooled read-only connection."""
+        statement = self._guard(sql)
+
+        def run(cursor, row):
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(limits.batch_rows)})
+            cursor.execute(statement, tuple(row) if row is not None else None)
+            return cursor.fetch_record_batch()
+
+        return AdbcExecution(
+            source=self.name,
+            pool=self._pool,
+            run=run,
+            parameter_rows=parameters,
+            rule=None,
+            map_errors=self._map_errors,
+            timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
+            described=None,
+        )
+
+    # -- metadata --------------------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            cursor.execute(sql, tuple(params) if params else None)
+            return cursor.fetchall()
+
+    def list_schemas(self) -> list[str]:
+        """SQLite has one schema per file: ``main``."""
+        return [_SCHEMA]
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables and views of the file."""
+        if db_schema not in (None, _SCHEMA):
+            return []
+        rows = self._rows(
+            "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+        return [TableInfo(_SCHEMA, name, "VIEW" if kind == "view" else "TABLE") for name, kind in rows]
+
+    def _require_table(self, table: str) -> None:
+        if not self._rows(
+            "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table,)
+        ):
+            raise NotFoundError(f"table {_SCHEMA}.{table} not found", source=self.name)
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """Return the Arrow schema a ``SELECT *`` of the table returns."""
+        self._require_table(table)
+        return self.get_schema(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"')
+
+    def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
+        """Primary-key columns from ``pragma_table_info``."""
+        rows = self._rows("SELECT name, pk FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,))
+        return [KeyColumn(_SCHEMA, table, name, int(pk), None) for name, pk in rows]
+
+    def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
+        """Foreign keys from ``pragma_foreign_key_list``, filtered to ``table`` on either side."""
+        rows = self._rows(
+            'SELECT m.name, f.id, f.seq, f."table", f."from", f."to", f.on_update, f.on_delete '
+            "FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' ORDER BY 1, 2, 3"
+        )
+        result = []
+        for child, fk_id, seq, parent, from_col, to_col, on_update, on_delete in rows:
+            if table is not None and table not in (child, parent):
+                continue
+            if to_col is None:  # references the parent's primary key implicitly
+                keys = self.primary_keys(_SCHEMA, parent)
+                to_col = keys[seq].column if seq < len(keys) else from_col
+            result.append(
+                ForeignKeyColumn(
+                    pk=KeyColumn(_SCHEMA, parent, to_col, int(seq) + 1, None),
+                    fk=KeyColumn(_SCHEMA, child, from_col, int(seq) + 1, f"fk_{child}_{fk_id}"),
+                    update_rule=_FK_RULES.get(on_update, 3),
+                    delete_rule=_FK_RULES.get(on_delete, 3),
+                )
+            )
+        return result
+
+    def ping(self) -> None:
+        """Read the schema table."""
+        self._rows("SELECT count(*) FROM sqlite_master")
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._pool.close()

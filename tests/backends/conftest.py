@@ -1,0 +1,246 @@
+"""Shared fixtures of the backend tests: TPC-H sf0.01 as parquet, loaded once into PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.support.services import require_command, require_port
+
+TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
+TPCH_SCHEMA = "nexus_tpch"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+MY_HOST, MY_PORT = "127.0.0.1", 3306
+
+#: Keys declared in the loaded copies, so introspection has something to find.
+PRIMARY_KEYS = {
+    "region": ["r_regionkey"],
+    "nation": ["n_nationkey"],
+    "customer": ["c_custkey"],
+    "orders": ["o_orderkey"],
+    "lineitem": ["l_orderkey", "l_linenumber"],
+}
+FOREIGN_KEYS = [
+    ("nation", "n_regionkey", "region", "r_regionkey", "CASCADE", "RESTRICT"),
+    ("customer", "c_nationkey", "nation", "n_nationkey", "NO ACTION", "SET NULL"),
+    ("orders", "o_custkey", "customer", "c_custkey", "NO ACTION", "NO ACTION"),
+]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight"
+
+
+@pytest.fixture(scope="session")
+def tpch_dir() -> Path:
+    """TPC-H sf0.01 parquet files, generated once into the cache directory."""
+    target = _cache_dir() / "tpch-sf0.01"
+    if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
+        tool = require_command("tpchgen-cli")
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True
+        )
+    return target
+
+
+def tpch_table(tpch_dir: Path, name: str) -> pa.Table:
+    """One TPC-H table with plain string columns (the generator writes string_view)."""
+    table = pq.read_table(tpch_dir / f"{name}.parquet")
+    schema = pa.schema(
+        [
+            pa.field(f.name, pa.utf8() if pa.types.is_string_view(f.type) else f.type, f.nullable)
+            for f in table.schema
+        ]
+    )
+    return table.cast(schema)
+
+
+def row_counts(tpch_dir: Path) -> dict[str, int]:
+    return {t: pq.ParquetFile(tpch_dir / f"{t}.parquet").metadata.num_rows for t in TPCH_TABLES}
+
+
+@pytest.fixture(scope="session")
+def duckdb_tpch(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB views over the parquet files: the reference every backend's answers are compared with."""
+    con = duckdb.connect()
+    for t in TPCH_TABLES:
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{tpch_dir / t}.parquet')")
+    return con
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+
+_PG_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.utf8(): "text", pa.date32(): "date"}
+
+
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    return _PG_TYPES[t]
+
+
+@pytest.fixture(scope="session")
+def pg_tpch(tpch_dir: Path) -> str:
+    """Load TPC-H into PostgreSQL's ``nexus_tpch`` schema once (kept between runs when the counts match)."""
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    import adbc_driver_postgresql.dbapi as pg
+
+    expected = row_counts(tpch_dir)
+    with pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con:
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace "
+                f"WHERE n.nspname = '{TPCH_SCHEMA}' AND c.relkind = 'r'"
+            )
+            present = dict(cur.fetchall())
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {TPCH_SCHEMA}")
+            cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {TPCH_SCHEMA}.nexus_seq")
+            if set(present) >= set(TPCH_TABLES) and all(_pg_count(cur, t) == n for t, n in expected.items()):
+                return TPCH_SCHEMA
+            cur.execute(f"DROP SCHEMA IF EXISTS {TPCH_SCHEMA} CASCADE")
+            cur.execute(f"CREATE SCHEMA {TPCH_SCHEMA}")
+            cur.execute(f"CREATE SEQUENCE {TPCH_SCHEMA}.nexus_seq")
+            for t in TPCH_TABLES:
+                data = tpch_table(tpch_dir, t)
+                columns = ", ".join(f"{f.name} {_pg_type(f.type)} NOT NULL" for f in data.schema)
+                pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
+                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{pk})")
+                cur.adbc_ingest(t, data, mode="append", db_schema_name=TPCH_SCHEMA)
+            for child, col, parent, pcol, on_update, on_delete in FOREIGN_KEYS:
+                action = "SET NULL" if on_delete == "SET NULL" else on_delete
+                cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} ALTER COLUMN {col} DROP NOT NULL")
+                cur.execute(
+                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
+                    f"KEY ({col}) "
+                    f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {action}"
+                )
+            cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
+            cur.execute("ANALYZE")
+    return TPCH_SCHEMA
+
+
+def _pg_count(cur, table: str) -> int:
+    cur.execute(f"SELECT count(*) FROM {TPCH_SCHEMA}.{table}")
+    return cur.fetchone()[0]
+
+
+# -- MariaDB -------------------------------------------------------------------------------------------------
+
+
+def mysql_root():
+    import pymysql
+
+    return pymysql.connect(host=MY_HOST, port=MY_PORT, user="root", password="", autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def mysql_tpch(tpch_dir: Path) -> str:
+    """Load TPC-H into MariaDB's ``nexus_tpch`` database once (kept between runs when the counts match)."""
+    require_port("MariaDB", MY_HOST, MY_PORT)
+    expected = row_counts(tpch_dir)
+    con = mysql_root()
+    try:
+        with con.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {TPCH_SCHEMA}")
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (TPCH_SCHEMA,)
+            )
+            present = {r[0] for r in cur.fetchall()}
+            if present >= set(TPCH_TABLES):
+                counts = {}
+                for t in TPCH_TABLES:
+                    cur.execute(f"SELECT count(*) FROM {TPCH_SCHEMA}.{t}")
+                    counts[t] = cur.fetchone()[0]
+                if counts == expected:
+                    return TPCH_SCHEMA
+            cur.execute(f"DROP DATABASE {TPCH_SCHEMA}")
+            cur.execute(f"CREATE DATABASE {TPCH_SCHEMA} CHARACTER SET utf8mb4")
+            for t in TPCH_TABLES:
+                data = tpch_table(tpch_dir, t)
+                columns = ", ".join(f"{f.name} {_my_type(f.type)} NOT NULL" for f in data.schema)
+                pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
+                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{pk}) ENGINE=InnoDB")
+                names = ", ".join(data.column_names)
+                marks = ", ".join(["%s"] * data.num_columns)
+                rows = [tuple(r.values()) for r in data.to_pylist()]
+                for start in range(0, len(rows), 5000):
+                    cur.executemany(
+                        f"INSERT INTO {TPCH_SCHEMA}.{t} ({names}) VALUES ({marks})",
+                        rows[start : start + 5000],
+                    )
+            for child, col, parent, pcol, on_update, on_delete in FOREIGN_KEYS:
+                cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} MODIFY {col} bigint NULL")
+                cur.execute(
+                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
+                    f"KEY ({col}) "
+                    f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {on_delete}"
+                )
+            cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
+    finally:
+        con.close()
+    return TPCH_SCHEMA
+
+
+_MY_TYPES = {pa.int64(): "bigint", pa.int32(): "int", pa.utf8(): "varchar(200)", pa.date32(): "date"}
+
+
+def _my_type(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    return _MY_TYPES[t]
+
+
+# -- comparing results ---------------------------------------------------------------------------------------
+
+#: Queries every SQL backend answers alike (standard SQL over the TPC-H tables).
+TPCH_QUERIES = {
+    "q1_pricing_summary": """
+        SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price,
+               count(*) AS count_order
+        FROM {s}lineitem WHERE l_shipdate <= DATE '1998-09-02'
+        GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus""",
+    "q6_revenue": """
+        SELECT sum(l_extendedprice * l_discount) AS revenue FROM {s}lineitem
+        WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01'
+          AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24""",
+    "join_nation_customers": """
+        SELECT n.n_name, count(*) AS customers, sum(c.c_acctbal) AS balance
+        FROM {s}customer c JOIN {s}nation n ON c.c_nationkey = n.n_nationkey
+        GROUP BY n.n_name ORDER BY n.n_name""",
+    "orders_rows": """
+        SELECT o_orderkey, o_custkey, o_orderstatus, o_totalprice, o_orderdate, o_comment
+        FROM {s}orders WHERE o_orderkey < 2000 ORDER BY o_orderkey""",
+}
+
+
+def normalized(table: pa.Table) -> list[tuple]:
+    """Rows as tuples of comparable Python values (decimals as their exact text scale-independent)."""
+    from decimal import Decimal
+
+    def norm(v):
+        if isinstance(v, Decimal):
+            return v.normalize()
+        if isinstance(v, float):
+            return round(v, 6)
+        return v
+
+    return [tuple(norm(v) for v in row.values()) for row in table.to_pylist()]
+
+
+def aligned(got: pa.Table, expected: pa.Table) -> pa.Table:
+    """Cast text columns holding exact numbers (PostgreSQL's free numeric) to the reference's decimal."""
+    columns = []
+    for name, column in zip(got.column_names, got.columns, strict=True):
+        want = expected.schema.field(name).type
+        if pa.types.is_string(column.type) and pa.types.is_decimal(want):
+            column = column.cast(pa.decimal128(38, want.scale + 6))
+        columns.append(column)
+    return pa.table(columns, names=got.column_names)

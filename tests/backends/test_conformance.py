@@ -1,0 +1,146 @@
+"""One suite over every database backend, choosing its checks from each backend's declared capabilities.
+
+Each source serves TPC-H's ``nation`` table (loaded by the fixtures of the per-backend modules).
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pytest
+from pydantic import SecretStr
+
+from backends.base import Backend, QueryLimits, SourceSpec
+from backends.errors import NotFoundError, QueryCancelledError, ReadOnlyViolationError
+from backends.registry import BACKENDS, backend_class
+from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
+from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
+from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
+from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
+
+KINDS = ("postgres", "mysql", "flightsql", "snowflake", "sqlite")
+
+
+@dataclass
+class Source:
+    backend: Backend
+    db_schema: str
+    nation: str  # how a query names the nation table
+    parameters: bool = True  # ROAPI, an upstream without bound parameters, says False
+
+
+def _postgres(request) -> Source:
+    request.getfixturevalue("pg_tpch")
+    spec = SourceSpec("c_pg", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+    return Source(backend_class("postgres")(spec), "nexus_tpch", "nexus_tpch.nation")
+
+
+def _mysql(request) -> Source:
+    request.getfixturevalue("mysql_tpch")
+    spec = SourceSpec("c_my", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+    return Source(backend_class("mysql")(spec), "nexus_tpch", "nexus_tpch.nation")
+
+
+def _flightsql(request) -> Source:
+    spec = SourceSpec("c_fs", "flightsql", {"uri": request.getfixturevalue("roapi")})
+    return Source(backend_class("flightsql")(spec), "public", "nation", parameters=False)
+
+
+def _snowflake(request) -> Source:
+    spec = SourceSpec("c_sf", "snowflake", options(request.getfixturevalue("loaded")), {"password": "x"})
+    return Source(backend_class("snowflake")(spec), "TPCH", "nation")
+
+
+def _sqlite(request) -> Source:
+    spec = SourceSpec("c_lite", "sqlite", {"path": str(request.getfixturevalue("sqlite_file"))})
+    return Source(backend_class("sqlite")(spec), "main", "nation")
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def source(request):
+    made = {
+        "postgres": _postgres,
+        "mysql": _mysql,
+        "flightsql": _flightsql,
+        "snowflake": _snowflake,
+        "sqlite": _sqlite,
+    }[request.param](request)
+    yield made
+    made.backend.close()
+
+
+def run(backend, sql, params=None, **limits) -> pa.Table:
+    execution = backend.execute(sql, params, QueryLimits(**limits))
+    try:
+        return execution.reader.read_all()
+    finally:
+        execution.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_registered_with_an_extra(kind):
+    assert BACKENDS[kind][1] == kind
+    assert backend_class(kind).kind == kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_declared_contract(kind):
+    cls = backend_class(kind)
+    assert cls.read_only_guard.strip()
+    model = cls.config_model
+    assert model.model_config.get("frozen") is True
+    assert model.model_config.get("extra") == "forbid"
+    for name, field in model.model_fields.items():
+        if any(word in name for word in ("password", "token", "private_key")):
+            assert SecretStr in typing.get_args(field.annotation), name
+
+
+def test_query_and_schema_agree(source):
+    sql = f"SELECT n_nationkey, n_name FROM {source.nation} ORDER BY n_nationkey"
+    table = run(source.backend, sql)
+    assert table.num_rows == 25
+    assert [n.lower() for n in table.column_names] == ["n_nationkey", "n_name"]
+    assert table.column(1).to_pylist()[:2] == ["ALGERIA", "ARGENTINA"]
+    schema = source.backend.get_schema(sql)
+    assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in table.schema]
+
+
+def test_bound_parameters(source):
+    if not (source.backend.capabilities.parameters and source.parameters):
+        pytest.skip("this source has no bound parameters")
+    sql = f"SELECT n_name FROM {source.nation} WHERE n_nationkey = ?"
+    assert run(source.backend, sql, [[3]]).column(0).to_pylist() == ["CANADA"]
+    assert len(source.backend.get_parameter_schema(sql, 1)) == 1
+
+
+def test_writes_refused_by_the_backend_itself(source):
+    with pytest.raises(ReadOnlyViolationError):
+        run(source.backend, f"INSERT INTO {source.nation} VALUES (99, 'X', 0, 'y')")
+    with pytest.raises(ReadOnlyViolationError):
+        run(source.backend, f"DELETE FROM {source.nation}")
+    assert run(source.backend, f"SELECT count(*) AS n FROM {source.nation}").column(0).to_pylist()[0] == 25
+
+
+def test_keys_when_declared(source):
+    if not source.backend.capabilities.keys:
+        pytest.skip("this backend reports no keys")
+    keys = source.backend.primary_keys(source.db_schema, "NATION" if source.db_schema == "TPCH" else "nation")
+    assert [k.column.lower() for k in keys] == ["n_nationkey"]
+
+
+def test_unknown_table_is_not_found(source):
+    with pytest.raises(NotFoundError):
+        source.backend.table_schema(source.db_schema, "nexus_no_such_table")
+
+
+def test_cancel_ends_the_stream(source):
+    execution = source.backend.execute(f"SELECT * FROM {source.nation}", None, QueryLimits(batch_rows=5))
+    assert execution.reader.read_next_batch().num_rows > 0
+    execution.cancel()
+    with pytest.raises(QueryCancelledError):
+        for _ in execution.reader:
+            pass
+    execution.close()
+    assert run(source.backend, f"SELECT count(*) AS n FROM {source.nation}").column(0).to_pylist()[0] == 25

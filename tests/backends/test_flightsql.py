@@ -1,0 +1,190 @@
+"""The upstream Flight SQL backend against a real ROAPI server (started here on free ports, TPC-H parquet)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pyarrow as pa
+import pytest
+
+from backends.base import QueryLimits, SourceSpec
+from backends.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
+from backends.flightsql import FlightSQLBackend
+from backends.registry import backend_class
+from tests.backends.conftest import TPCH_QUERIES, normalized
+from tests.support.services import free_port, port_open, require_command
+
+TABLES = ("region", "nation", "customer", "orders", "lineitem")
+
+
+@pytest.fixture(scope="module")
+def roapi(tpch_dir):
+    """ROAPI serving the TPC-H parquet files; all three addresses bound to 127.0.0.1 free ports."""
+    tool = require_command("roapi")
+    flight, http, postgres = free_port(), free_port(), free_port()
+    args = [
+        tool,
+        "--addr-flight-sql",
+        f"127.0.0.1:{flight}",
+        "--addr-http",
+        f"127.0.0.1:{http}",
+        "--addr-postgres",
+        f"127.0.0.1:{postgres}",
+    ]
+    for t in TABLES:
+        args += ["-t", f"{t}={tpch_dir / t}.parquet"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not port_open("127.0.0.1", flight, timeout=0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("ROAPI did not start")
+        time.sleep(0.05)
+    yield f"grpc://127.0.0.1:{flight}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def backend(roapi):
+    with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
+        yield b
+
+
+def run(backend, sql, params=None, **limits) -> pa.Table:
+    execution = backend.execute(sql, params, QueryLimits(**limits))
+    try:
+        return execution.reader.read_all()
+    finally:
+        execution.close()
+
+
+def test_registered():
+    assert backend_class("flightsql") is FlightSQLBackend
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError):
+        FlightSQLBackend(SourceSpec("u", "flightsql", {"uri": "http://x"}))
+    with pytest.raises(ConfigError):
+        FlightSQLBackend(SourceSpec("u", "flightsql", {"uri": "grpc://x:1", "username": "a"}, {"token": "t"}))
+
+
+@pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
+def test_tpch_matches_duckdb_over_parquet(backend, duckdb_tpch, name):
+    expected = duckdb_tpch.execute(TPCH_QUERIES[name].format(s="")).to_arrow_table()
+    got = run(backend, TPCH_QUERIES[name].format(s=""))
+    assert got.column_names == expected.column_names
+    assert normalized(got) == normalized(expected)
+
+
+def test_types_are_plain_for_clients(backend):
+    table = run(backend, "SELECT * FROM lineitem LIMIT 3")
+    assert table.schema.field("l_comment").type == pa.utf8()  # string_view upstream
+    assert table.schema.field("l_extendedprice").type == pa.decimal128(15, 2)
+    assert table.schema.field("l_shipdate").type == pa.date32()
+    assert backend.get_schema("SELECT * FROM lineitem") == pa.schema(
+        [pa.field(f.name, f.type, f.nullable) for f in table.schema]
+    )
+
+
+def test_results_stream_in_batches(backend):
+    execution = backend.execute("SELECT * FROM lineitem", None, QueryLimits())
+    sizes = [b.num_rows for b in execution.reader]
+    execution.close()
+    assert sum(sizes) == 60175
+    assert len(sizes) > 1
+
+
+def test_cancel_mid_stream(backend):
+    execution = backend.execute("SELECT * FROM lineitem", None, QueryLimits())
+    assert execution.reader.read_next_batch().num_rows > 0
+    execution.cancel()
+    with pytest.raises(QueryCancelledError):
+        for _ in execution.reader:
+            pass
+    execution.close()
+    assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
+
+
+def test_non_queries_are_not_sent_upstream(backend):
+    for sql in (
+        "CREATE TABLE nexus_written AS SELECT 1",
+        "INSERT INTO region VALUES (9, 'x', 'y')",
+        "DROP TABLE region",
+    ):
+        with pytest.raises(ReadOnlyViolationError):
+            run(backend, sql)
+    with pytest.raises(InvalidQueryError):
+        run(backend, "SELECT * FROM nexus_written")
+
+
+def test_table_schema_and_missing_table(backend):
+    schema = backend.table_schema("public", "nation")
+    assert schema.names == ["n_nationkey", "n_name", "n_regionkey", "n_comment"]
+    assert schema.field("n_name").type == pa.utf8()
+    with pytest.raises(NotFoundError):
+        backend.table_schema("public", "nope")
+
+
+def test_roapi_catalog_browsing_fails_clearly(backend):
+    # ROAPI answers GetDbSchemas/GetTables with a schema the ADBC driver rejects (TEST_SERVERS.md).
+    with pytest.raises(UnsupportedError, match="metadata answer"):
+        backend.list_tables()
+
+
+def test_parameter_schema_falls_back_to_utf8(backend):
+    schema = backend.get_parameter_schema("SELECT * FROM nation WHERE n_nationkey = ?", 1)
+    assert schema.field(0).type == pa.utf8()
+
+
+def test_invalid_sql(backend):
+    with pytest.raises(InvalidQueryError, match="not found"):
+        run(backend, "SELECT * FROM nope")
+
+
+def test_wrong_port_is_unavailable():
+    with FlightSQLBackend(
+        SourceSpec("upstream", "flightsql", {"uri": f"grpc://127.0.0.1:{free_port()}"})
+    ) as b:
+        with pytest.raises(BackendUnavailableError) as info:
+            b.ping()
+    assert info.value.details["source"] == "upstream"
+    assert "connection refused" in info.value.message
+
+
+@pytest.fixture
+def peer(make_gateway):
+    """A second Nexus Flight gateway (the demo catalog) as the upstream."""
+    return make_gateway()
+
+
+def test_peer_gateway_catalog_browsing_and_parameters(peer):
+    spec = SourceSpec("peer", "flightsql", {"uri": peer.location, "username": "reader"}, {"password": "pw"})
+    with FlightSQLBackend(spec) as b:
+        assert "demo.main" in b.list_schemas()
+        tables = {t.name for t in b.list_tables("demo.main")}
+        assert {"lineitem", "nation"} <= tables
+        assert b.table_schema("demo.main", "customer").field("c_acctbal").type == pa.decimal128(15, 2)
+        assert (
+            b.get_parameter_schema("SELECT n_name FROM nation WHERE n_nationkey = ?", 1).field(0).type
+            == pa.int64()
+        )
+        table = run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3], [1]])
+        assert table.column("n_name").to_pylist() == ["CANADA", "ARGENTINA"]
+
+
+def test_peer_gateway_with_a_pinned_catalog(peer):
+    with FlightSQLBackend(SourceSpec("peer", "flightsql", {"uri": peer.location, "catalog": "demo"})) as b:
+        assert b.list_schemas() == ["main"]
+        assert "orders" in {t.name for t in b.list_tables("main")}
+        assert b.table_schema("main", "orders").field("o_totalprice").type == pa.decimal128(15, 2)

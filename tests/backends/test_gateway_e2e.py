@@ -1,0 +1,78 @@
+"""Each database backend end to end: a gateway serving it, queried with the real ADBC Flight SQL client."""
+
+from __future__ import annotations
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+from backends.base import SourceSpec
+from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
+from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
+from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
+from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
+from tests.support.services import require_port
+
+
+def query(conn, sql, params=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetch_arrow_table()
+
+
+def test_postgres_through_the_gateway(make_gateway, pg_tpch, duckdb_tpch):
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    spec = SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        table = query(conn, "SELECT n_name FROM pgsrc.nexus_tpch.nation WHERE n_nationkey = ?", (3,))
+        assert table.column("n_name").to_pylist() == ["CANADA"]
+        total = query(conn, "SELECT sum(l_extendedprice) AS s FROM pgsrc.nexus_tpch.lineitem")
+        expected = duckdb_tpch.execute("SELECT sum(l_extendedprice) FROM lineitem").fetchone()[0]
+        assert total.column("s")[0].as_py() == str(expected)  # unconstrained numeric travels as exact text
+        objects = conn.adbc_get_objects(depth="tables", catalog_filter="pgsrc").read_all().to_pylist()
+        schemas = {s["db_schema_name"]: s for s in objects[0]["catalog_db_schemas"]}
+        assert "lineitem" in {t["table_name"] for t in schemas["nexus_tpch"]["db_schema_tables"]}
+
+
+def test_postgres_refuses_writes_with_the_validator_off(make_gateway, pg_tpch):
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    spec = SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+    gw = make_gateway(sources=(spec,), demo_scale=None, validate_sql=False)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        with pytest.raises(flightsql.Error, match="read-only transaction"):
+            query(conn, "CREATE TABLE nexus_tpch.nexus_e2e (a int)")
+
+
+def test_mysql_through_the_gateway(make_gateway, mysql_tpch):
+    require_port("MariaDB", MY_HOST, MY_PORT)
+    spec = SourceSpec("mysrc", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        table = query(conn, "SELECT n_name FROM mysrc.nexus_tpch.nation WHERE n_nationkey = ?", (3,))
+        assert table.column("n_name").to_pylist() == ["CANADA"]
+        prices = query(conn, "SELECT o_totalprice FROM mysrc.nexus_tpch.orders LIMIT 1")
+        assert str(prices.schema.field("o_totalprice").type) == "decimal128(15, 2)"
+
+
+def test_sqlite_through_the_gateway(make_gateway, sqlite_file):  # noqa: F811
+    spec = SourceSpec("litesrc", "sqlite", {"path": str(sqlite_file)})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        table = query(conn, "SELECT n_name FROM litesrc.main.nation WHERE n_nationkey = ?", (3,))
+        assert table.column("n_name").to_pylist() == ["CANADA"]
+
+
+def test_flightsql_upstream_through_the_gateway(make_gateway, roapi):  # noqa: F811
+    spec = SourceSpec("upstream", "flightsql", {"uri": roapi})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        table = query(conn, "SELECT n_name FROM upstream.public.nation WHERE n_nationkey = 3")
+        assert table.column("n_name").to_pylist() == ["CANADA"]
+
+
+def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
+    spec = SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn:
+        table = query(conn, "SELECT n_name FROM snow.tpch.nation WHERE n_nationkey = ?", (3,))
+        assert table.column(0).to_pylist() == ["CANADA"]

@@ -1,0 +1,375 @@
+"""The PostgreSQL backend against the real PostgreSQL on 127.0.0.1:5432 (trust auth, database ``test``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from backends.base import QueryLimits, SourceSpec
+from backends.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+)
+from backends.postgres import PostgresBackend, PostgresConfig, numbered_placeholders
+from backends.registry import backend_class
+from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
+from tests.support.services import free_port, require_port
+
+SCHEMA = "nexus_tpch"
+
+
+def make(**options) -> PostgresBackend:
+    secrets = {k: options.pop(k) for k in ("password",) if k in options}
+    base = {"host": PG_HOST, "port": PG_PORT, "database": "test", "username": "postgres"}
+    return PostgresBackend(SourceSpec("pgsrc", "postgres", {**base, **options}, secrets))
+
+
+@pytest.fixture(scope="module")
+def backend(pg_tpch):
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(pool_size=4) as b:
+        yield b
+
+
+def run(backend, sql, params=None, **limits) -> pa.Table:
+    execution = backend.execute(sql, params, QueryLimits(**limits))
+    try:
+        return execution.reader.read_all()
+    finally:
+        execution.close()
+
+
+def test_registered_with_its_extra():
+    assert backend_class("postgres") is PostgresBackend
+
+
+def test_config_is_frozen_and_rejects_unknown_options():
+    config = PostgresConfig(database="x", password="s3cret")
+    assert "s3cret" not in repr(config)
+    with pytest.raises(ValueError):
+        PostgresConfig(database="x", bogus=1)
+    with pytest.raises(ValueError):
+        config.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
+def test_tpch_matches_duckdb_over_parquet(backend, duckdb_tpch, name):
+    expected = duckdb_tpch.execute(TPCH_QUERIES[name].format(s="")).to_arrow_table()
+    got = run(backend, TPCH_QUERIES[name].format(s=f"{SCHEMA}."))
+    assert got.column_names == expected.column_names
+    assert normalized(aligned(got, expected)) == normalized(expected)
+
+
+def test_decimal_columns_keep_precision_and_scale(backend):
+    schema = backend.table_schema(SCHEMA, "lineitem")
+    assert schema.field("l_extendedprice").type == pa.decimal128(15, 2)
+    assert schema.field("l_orderkey").type == pa.int64()
+    assert schema.field("l_shipdate").type == pa.date32()
+
+
+def test_type_matrix(backend):
+    sql = """SELECT 1::smallint AS i2, 2::int AS i4, 3::bigint AS i8, 1.5::real AS f4, 2.5::float8 AS f8,
+        12345.678::numeric(10,3) AS dec, 1.25::numeric AS num_free, 'x'::text AS txt, true AS b,
+        DATE '2024-02-29' AS d, TIMESTAMP '2024-01-01 12:00:00' AS ts,
+        TIMESTAMPTZ '2024-01-01 12:00:00+02' AS tstz, INTERVAL '1 month 2 days 3 seconds' AS iv,
+        ARRAY[1,2,3]::int[] AS arr, '{"k": [1, 2]}'::jsonb AS jb, '{"k":1}'::json AS js,
+        'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, '\\xdeadbeef'::bytea AS by"""
+    table = run(backend, sql)
+    types = {f.name: f.type for f in table.schema}
+    assert types == {
+        "i2": pa.int16(),
+        "i4": pa.int32(),
+        "i8": pa.int64(),
+        "f4": pa.float32(),
+        "f8": pa.float64(),
+        "dec": pa.decimal128(10, 3),
+        "num_free": pa.utf8(),
+        "txt": pa.utf8(),
+        "b": pa.bool_(),
+        "d": pa.date32(),
+        "ts": pa.timestamp("us"),
+        "tstz": pa.timestamp("us", tz="UTC"),
+        "iv": pa.month_day_nano_interval(),
+        "arr": pa.list_(pa.int32()),
+        "jb": pa.utf8(),
+        "js": pa.utf8(),
+        "u": pa.utf8(),
+        "by": pa.binary(),
+    }
+    row = table.to_pylist()[0]
+    assert row["dec"] == Decimal("12345.678")
+    assert row["num_free"] == "1.25"
+    assert row["tstz"].hour == 10
+    assert row["arr"] == [1, 2, 3]
+    assert row["jb"] == '{"k": [1, 2]}'
+    assert row["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    assert row["by"] == b"\xde\xad\xbe\xef"
+    assert backend.get_schema(sql) == table.schema
+
+
+def test_uuid_text_handles_nulls_and_slices(backend):
+    table = run(
+        backend,
+        "SELECT CASE WHEN g % 2 = 0 THEN NULL ELSE md5(g::text)::uuid END AS u FROM generate_series(1, 5) g",
+    )
+    import hashlib
+    import uuid
+
+    expected = [
+        None if g % 2 == 0 else str(uuid.UUID(hashlib.md5(str(g).encode()).hexdigest())) for g in range(1, 6)
+    ]
+    assert table.column("u").to_pylist() == expected
+
+
+def test_bound_parameters_and_placeholder_renumbering(backend):
+    assert (
+        numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?")
+        == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
+    )
+    table = run(
+        backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]]
+    )
+    assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
+
+
+def test_several_parameter_rows_run_in_order(backend):
+    table = run(backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ?", [[3], [1], [2]])
+    assert table.column("n_name").to_pylist() == ["CANADA", "ARGENTINA", "BRAZIL"]
+
+
+def test_parameter_schema_is_concrete(backend):
+    schema = backend.get_parameter_schema(
+        f"SELECT * FROM {SCHEMA}.orders WHERE o_orderkey = ? AND o_orderdate > ? AND o_comment LIKE ?", 3
+    )
+    assert [f.type for f in schema] == [pa.int64(), pa.date32(), pa.utf8()]
+
+
+def test_show_runs_through_another_path(backend):
+    assert run(backend, "SHOW default_transaction_read_only").to_pylist() == [
+        {"default_transaction_read_only": "on"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE nexus_written (a int)",
+        "INSERT INTO nexus_tpch.region VALUES (99, 'X', 'y')",
+        "UPDATE nexus_tpch.region SET r_comment = 'z'",
+        "DELETE FROM nexus_tpch.region",
+    ],
+)
+def test_writes_refused_by_read_only_sessions(backend, sql):
+    with pytest.raises(ReadOnlyViolationError, match="read-only transaction"):
+        run(backend, sql)
+    assert run(backend, "SELECT count(*) AS n FROM nexus_tpch.region").column("n").to_pylist() == [5]
+
+
+def test_side_effect_functions_refused_too(backend):
+    with pytest.raises(ReadOnlyViolationError, match="nextval"):
+        run(backend, f"SELECT nextval('{SCHEMA}.nexus_seq')")
+    with pytest.raises(ReadOnlyViolationError):
+        run(backend, "CREATE TEMP TABLE t AS SELECT 1")
+
+
+def _active(backend_pid_marker: str) -> int:
+    import adbc_driver_postgresql.dbapi as pg
+
+    with (
+        pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con,
+        con.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 "
+            "AND pid <> pg_backend_pid()",
+            (f"%{backend_pid_marker}%",),
+        )
+        return cur.fetchone()[0]
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_cancel_stops_the_server_side_query(backend):
+    marker = "nexus_cancel_marker_1"
+    execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
+    errors = []
+
+    def consume():
+        try:
+            execution.reader.read_all()
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    assert _wait_for(lambda: _active(marker) == 1)
+    execution.cancel()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(errors[0], QueryCancelledError)
+    assert _wait_for(lambda: _active(marker) == 0)
+    execution.close()
+
+
+def test_cancel_mid_stream(backend):
+    execution = backend.execute(
+        "SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 5000000) g", None, QueryLimits()
+    )
+    first = execution.reader.read_next_batch()
+    assert first.num_rows > 0
+    execution.cancel()
+    with pytest.raises(QueryCancelledError):
+        for _ in execution.reader:
+            pass
+    execution.close()
+    assert _wait_for(lambda: _active("generate_series(1, 5000000)") == 0)
+
+
+def test_timeout_cancels_in_the_server(backend):
+    started = time.monotonic()
+    with pytest.raises(QueryTimeoutError) as info:
+        run(backend, "SELECT pg_sleep(20), 'nexus_timeout_marker' AS m", timeout_seconds=0.5)
+    assert time.monotonic() - started < 5
+    assert "timeout" in info.value.message
+    assert _wait_for(lambda: _active("nexus_timeout_marker") == 0)
+
+
+def test_statement_timeout_option_is_enforced_by_postgres():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(statement_timeout_seconds=0.3) as b:
+        with pytest.raises(QueryTimeoutError) as info:
+            run(b, "SELECT pg_sleep(5)")
+        assert "statement timeout" in info.value.message
+
+
+def test_results_stream_in_bounded_batches(backend):
+    execution = backend.execute(
+        "SELECT g, repeat('y', 200) AS pad FROM generate_series(1, 300000) g",
+        None,
+        QueryLimits(batch_rows=50_000),
+    )
+    batches = 0
+    rows = 0
+    for batch in execution.reader:
+        batches += 1
+        rows += batch.num_rows
+        assert batch.num_rows <= 50_000
+    execution.close()
+    assert rows == 300000
+    assert batches >= 6
+
+
+def test_pool_reuses_and_bounds_connections(backend):
+    for _ in range(5):
+        run(backend, "SELECT 1 AS x")
+    assert backend.pool.in_use == 0
+    assert 1 <= backend.pool.idle <= 4
+
+
+def test_pool_timeout_when_exhausted():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(pool_size=1, pool_timeout_seconds=0.2) as b:
+        held = b.execute("SELECT g FROM generate_series(1, 10) g", None, QueryLimits())
+        with pytest.raises(BackendUnavailableError, match="pool_size=1"):
+            b.execute("SELECT 1", None, QueryLimits())
+        held.close()
+        assert run(b, "SELECT 1 AS x").column("x").to_pylist() == [1]
+
+
+def test_introspection(backend):
+    assert SCHEMA in backend.list_schemas()
+    assert "pg_catalog" not in backend.list_schemas()
+    tables = {t.name: t.table_type for t in backend.list_tables(SCHEMA)}
+    assert tables["lineitem"] == "TABLE"
+    assert tables["nation_names"] == "VIEW"
+    assert [(k.column, k.key_sequence) for k in backend.primary_keys(SCHEMA, "lineitem")] == [
+        ("l_orderkey", 1),
+        ("l_linenumber", 2),
+    ]
+    with pytest.raises(NotFoundError):
+        backend.table_schema(SCHEMA, "no_such_table")
+
+
+def test_foreign_keys_with_rules(backend):
+    keys = {(k.fk.table, k.pk.table): k for k in backend.foreign_keys(SCHEMA, "nation")}
+    nation_region = keys[("nation", "region")]
+    assert (nation_region.fk.column, nation_region.pk.column) == ("n_regionkey", "r_regionkey")
+    assert (nation_region.update_rule, nation_region.delete_rule) == (0, 1)  # CASCADE, RESTRICT
+    customer_nation = keys[("customer", "nation")]
+    assert (customer_nation.update_rule, customer_nation.delete_rule) == (3, 2)  # NO ACTION, SET NULL
+    assert customer_nation.pk.key_name == "nation_pkey"
+
+
+def test_invalid_sql_is_invalid_query(backend):
+    with pytest.raises(InvalidQueryError, match='relation "nope" does not exist'):
+        run(backend, "SELECT * FROM nope")
+    with pytest.raises(InvalidQueryError):
+        backend.get_schema("SELEC 1")
+
+
+def test_wrong_port_is_unavailable():
+    with make(port=free_port()) as b:
+        with pytest.raises(BackendUnavailableError) as info:
+            b.ping()
+        assert info.value.details["source"] == "pgsrc"
+        assert "Connection refused" in info.value.message
+
+
+def test_wrong_host_is_unavailable():
+    with make(host="nexus-no-such-host.invalid", connect_timeout_seconds=2) as b:
+        with pytest.raises(BackendUnavailableError):
+            b.ping()
+
+
+def test_wrong_credentials_are_authentication_errors_without_the_secret():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(username="nexus_no_such_role", password="TopSecret-42") as b:
+        with pytest.raises(AuthenticationError) as info:
+            b.ping()
+    assert "TopSecret-42" not in info.value.client_message()
+    assert info.value.details["source"] == "pgsrc"
+
+
+def test_unknown_database_is_not_found():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(database="nexus_no_such_db") as b:
+        with pytest.raises(NotFoundError, match="nexus_no_such_db"):
+            b.ping()
+
+
+def test_concurrent_clients_share_a_bounded_pool():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with make(pool_size=3, application_name="nexus-pool-test") as b:
+
+        def query(i):
+            table = run(
+                b,
+                "SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = 'nexus-pool-test'",
+                [[i]],
+            )
+            return table.to_pylist()[0]
+
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(query, range(48)))
+        assert sorted(r["i"] for r in results) == list(range(48))
+        assert max(r["n"] for r in results) <= 3
+        assert b.pool.in_use == 0 and b.pool.idle <= 3

@@ -1,0 +1,237 @@
+"""The Snowflake backend against fakesnow (a Snowflake HTTP-protocol emulator; no real Snowflake runs here).
+
+fakesnow pins its own duckdb and snowflake-connector-python<5, so it lives in its own virtual environment
+under the cache directory, created once by the fixture (pip install from the configured index, ~30 s the
+first time).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from backends.base import QueryLimits, SourceSpec
+from backends.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    InvalidQueryError,
+    NotFoundError,
+    ReadOnlyViolationError,
+)
+from backends.registry import backend_class
+from tests.backends.conftest import normalized, tpch_table
+from tests.support.services import free_port, missing, port_open
+
+VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight" / "fakesnow-venv"
+
+
+def _fakesnow_binary() -> Path:
+    binary = VENV / "bin" / "fakesnow"
+    if not binary.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(VENV / "bin" / "pip"),
+                    "install",
+                    "-q",
+                    "fakesnow[server]",
+                    "snowflake-connector-python<5",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            missing(f"fakesnow (could not create {VENV.name}: {exc})")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def fakesnow():
+    binary = _fakesnow_binary()
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), "-s", "--host", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not port_open("127.0.0.1", port, timeout=0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("fakesnow did not start")
+        time.sleep(0.05)
+    yield port
+    process.terminate()
+    process.wait(10)
+
+
+def options(port, **extra):
+    return {
+        "account": "nexus",
+        "username": "fake",
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+        "database": "NEXUS_DB",
+        "schema": "TPCH",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def loaded(fakesnow, tpch_dir):
+    """Create NEXUS_DB.TPCH with nation and region through the driver directly (the backend cannot write)."""
+    import adbc_driver_snowflake.dbapi as sf
+
+    from backends.snowflake import SnowflakeConfig, _db_kwargs
+
+    kwargs = _db_kwargs(
+        SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x")
+    )
+    with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS NEXUS_DB")
+        cur.execute("CREATE SCHEMA IF NOT EXISTS NEXUS_DB.TPCH")
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.REGION (r_regionkey int PRIMARY KEY, "
+            "r_name varchar, r_comment varchar)"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.NATION (n_nationkey int PRIMARY KEY, n_name varchar, "
+            "n_regionkey int, n_comment varchar)"
+        )
+        for name in ("region", "nation"):
+            rows = tpch_table(tpch_dir, name).to_pylist()
+            values = ", ".join(
+                "("
+                + ", ".join(
+                    str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values()
+                )
+                + ")"
+                for r in rows
+            )
+            cur.execute(f"INSERT INTO NEXUS_DB.TPCH.{name.upper()} VALUES {values}")
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.TYPES (i int, d number(12,2), f float, s "
+            "varchar, b boolean, "
+            "dt date, ts timestamp_ntz, v variant, bin binary)"
+        )
+        cur.execute(
+            "INSERT INTO NEXUS_DB.TPCH.TYPES SELECT 7, 1234.56, 1.5, 'x', true, '2024-02-29'::date, "
+            "'2024-01-01 12:00:00'::timestamp_ntz, parse_json('{\"k\": 1}'), to_binary('DEADBEEF', 'HEX')"
+        )
+    return fakesnow
+
+
+@pytest.fixture(scope="module")
+def backend(loaded):
+    from backends.snowflake import SnowflakeBackend
+
+    with SnowflakeBackend(SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})) as b:
+        yield b
+
+
+def run(backend, sql, params=None, **limits) -> pa.Table:
+    execution = backend.execute(sql, params, QueryLimits(**limits))
+    try:
+        return execution.reader.read_all()
+    finally:
+        execution.close()
+
+
+def test_registered():
+    from backends.snowflake import SnowflakeBackend
+
+    assert backend_class("snowflake") is SnowflakeBackend
+
+
+def test_config_needs_exactly_one_credential():
+    from backends.snowflake import SnowflakeBackend
+
+    with pytest.raises(ConfigError):
+        SnowflakeBackend(SourceSpec("s", "snowflake", {"account": "a", "username": "u"}))
+    with pytest.raises(ConfigError):
+        SnowflakeBackend(
+            SourceSpec("s", "snowflake", {"account": "a", "username": "u"}, {"password": "p", "token": "t"})
+        )
+
+
+def test_join_matches_duckdb(backend, duckdb_tpch):
+    sql = (
+        "SELECT r.r_name, count(*) AS nations FROM nation n JOIN region r ON n.n_regionkey = r.r_regionkey "
+        "GROUP BY r.r_name ORDER BY r.r_name"
+    )
+    expected = duckdb_tpch.execute(sql).to_arrow_table()
+    got = run(backend, sql)
+    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in normalized(got)] == normalized(
+        expected
+    )
+
+
+def test_type_matrix(backend):
+    table = run(backend, "SELECT * FROM TYPES")
+    types = {f.name: f.type for f in table.schema}
+    assert types["I"] == pa.decimal128(38, 0)
+    assert types["D"] == pa.decimal128(12, 2)
+    assert types["F"] == pa.float64()
+    assert types["S"] == pa.utf8() and types["V"] == pa.utf8()
+    assert types["B"] == pa.bool_()
+    assert types["DT"] == pa.date32()
+    assert pa.types.is_timestamp(types["TS"])
+    assert types["BIN"] == pa.binary()
+    row = table.to_pylist()[0]
+    assert str(row["D"]) == "1234.56"
+    assert row["BIN"] == b"\xde\xad\xbe\xef"
+    assert all(not f.metadata for f in table.schema)
+
+
+def test_bound_parameters(backend):
+    table = run(backend, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3], [1]])
+    assert table.column("N_NAME").to_pylist() == ["CANADA", "ARGENTINA"]
+
+
+def test_non_queries_are_refused_locally(backend):
+    for sql in ("INSERT INTO region VALUES (9, 'x', 'y')", "CREATE TABLE t2 (a int)", "DROP TABLE region"):
+        with pytest.raises(ReadOnlyViolationError):
+            run(backend, sql)
+    assert run(backend, "SELECT count(*) AS n FROM region").column("N").to_pylist()[0] == 5
+
+
+def test_introspection(backend):
+    assert "TPCH" in backend.list_schemas()
+    assert {t.name for t in backend.list_tables("TPCH")} >= {"NATION", "REGION", "TYPES"}
+    assert [k.column for k in backend.primary_keys("TPCH", "NATION")] == ["N_NATIONKEY"]
+    assert backend.table_schema("TPCH", "NATION").names == [
+        "N_NATIONKEY",
+        "N_NAME",
+        "N_REGIONKEY",
+        "N_COMMENT",
+    ]
+    with pytest.raises(NotFoundError):
+        backend.table_schema("TPCH", "NOPE")
+
+
+def test_invalid_sql(backend):
+    with pytest.raises(InvalidQueryError, match="NOPE"):
+        run(backend, "SELECT * FROM nope")
+
+
+def test_wrong_port_is_unavailable_without_the_password():
+    from backends.snowflake import SnowflakeBackend
+
+    with SnowflakeBackend(
+        SourceSpec(
+            "snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"}
+        )
+    ) as b:
+        with pytest.raises(BackendUnavailableError) as info:
+            b.ping()
+    assert "Pw-Secret-9" not in info.value.client_message()
+    assert info.value.details["source"] == "snow"

@@ -1,0 +1,174 @@
+"""The SQLite backend over real SQLite files (TPC-H sf0.01 loaded into a temporary file)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import sqlglot
+
+from backends.base import QueryLimits, SourceSpec
+from backends.errors import (
+    BackendUnavailableError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+)
+from backends.registry import backend_class
+from backends.sqlite import SQLiteBackend
+from tests.backends.conftest import PRIMARY_KEYS, TPCH_QUERIES, TPCH_TABLES, normalized, tpch_table
+
+
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "tpch.db"
+    con = sqlite3.connect(path)
+    for t in TPCH_TABLES:
+        data = tpch_table(tpch_dir, t)
+        columns = []
+        for f in data.schema:
+            kind = (
+                "REAL"
+                if pa.types.is_decimal(f.type)
+                else "INTEGER"
+                if pa.types.is_integer(f.type)
+                else "TEXT"
+            )
+            columns.append(f"{f.name} {kind}")
+        pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
+        fk = ""
+        if t == "nation":
+            fk = (
+                ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE "
+                "ON DELETE RESTRICT"
+            )
+        con.execute(f"CREATE TABLE {t} ({', '.join(columns)}{pk}{fk})")
+        rows = [
+            tuple(
+                float(v) if hasattr(v, "as_tuple") else v.isoformat() if hasattr(v, "isoformat") else v
+                for v in r.values()
+            )
+            for r in data.to_pylist()
+        ]
+        con.executemany(f"INSERT INTO {t} VALUES ({', '.join('?' * data.num_columns)})", rows)
+    con.execute("CREATE VIEW nation_names AS SELECT n_name FROM nation")
+    con.commit()
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def backend(sqlite_file):
+    with SQLiteBackend(SourceSpec("litesrc", "sqlite", {"path": str(sqlite_file)})) as b:
+        yield b
+
+
+def run(backend, sql, params=None, **limits) -> pa.Table:
+    execution = backend.execute(sql, params, QueryLimits(**limits))
+    try:
+        return execution.reader.read_all()
+    finally:
+        execution.close()
+
+
+def as_floats(table: pa.Table) -> pa.Table:
+    return pa.table(
+        [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns],
+        names=table.column_names,
+    )
+
+
+def test_registered():
+    assert backend_class("sqlite") is SQLiteBackend
+
+
+@pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
+def test_tpch_matches_duckdb_over_parquet(backend, duckdb_tpch, name):
+    expected = as_floats(duckdb_tpch.execute(TPCH_QUERIES[name].format(s="")).to_arrow_table())
+    sql = sqlglot.transpile(TPCH_QUERIES[name].format(s=""), read="duckdb", write="sqlite")[0]
+    got = run(backend, sql)
+    assert got.column_names == expected.column_names
+    expected_rows = [
+        tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in r) for r in normalized(expected)
+    ]
+    assert normalized(got) == expected_rows
+
+
+def test_type_matrix(backend):
+    table = run(backend, "SELECT 1 AS i, 1.5 AS r, 'x' AS t, x'00ff' AS b, NULL AS n")
+    assert [f.type for f in table.schema] == [pa.int64(), pa.float64(), pa.utf8(), pa.binary(), pa.int64()]
+    assert table.to_pylist() == [{"i": 1, "r": 1.5, "t": "x", "b": b"\x00\xff", "n": None}]
+
+
+def test_bound_parameters(backend):
+    table = run(backend, "SELECT n_name FROM nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
+    assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
+    schema = backend.get_parameter_schema("SELECT * FROM orders WHERE o_orderkey = ?", 1)
+    assert schema.field(0).type == pa.int64()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO region VALUES (99, 'X', 'y')",
+        "UPDATE region SET r_comment = 'z'",
+        "DELETE FROM region",
+        "CREATE TABLE written (a)",
+        "DROP TABLE region",
+    ],
+)
+def test_writes_refused_by_the_read_only_file(backend, sql):
+    with pytest.raises(ReadOnlyViolationError, match="readonly database"):
+        run(backend, sql)
+    assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
+
+
+def test_statements_that_create_other_files_are_refused(backend, tmp_path):
+    target = tmp_path / "escape.db"
+    for sql in (f"ATTACH '{target}' AS x", f"VACUUM INTO '{target}'", "PRAGMA journal_mode = WAL"):
+        with pytest.raises(ReadOnlyViolationError):
+            run(backend, sql)
+    assert not target.exists()
+
+
+def test_cancel_stops_between_batches(backend):
+    # The SQLite driver cannot interrupt a statement; the stream stops at the next batch.
+    execution = backend.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000000) SELECT x FROM c",
+        None,
+        QueryLimits(batch_rows=1024),
+    )
+    assert execution.reader.read_next_batch().num_rows > 0
+    timer = threading.Timer(0.2, execution.cancel)
+    timer.start()
+    with pytest.raises(QueryCancelledError):
+        for _ in execution.reader:
+            pass
+    execution.close()
+
+
+def test_introspection(backend):
+    assert backend.list_schemas() == ["main"]
+    tables = {t.name: t.table_type for t in backend.list_tables()}
+    assert tables["lineitem"] == "TABLE" and tables["nation_names"] == "VIEW"
+    assert [k.column for k in backend.primary_keys("main", "lineitem")] == ["l_orderkey", "l_linenumber"]
+    [fk] = backend.foreign_keys("main", "nation")
+    assert (fk.fk.column, fk.pk.table, fk.pk.column) == ("n_regionkey", "region", "r_regionkey")
+    assert (fk.update_rule, fk.delete_rule) == (0, 1)
+    with pytest.raises(NotFoundError):
+        backend.table_schema("main", "nope")
+
+
+def test_invalid_sql(backend):
+    with pytest.raises(InvalidQueryError, match="no such table"):
+        run(backend, "SELECT * FROM nope")
+
+
+def test_missing_file_is_unavailable_without_the_path(tmp_path):
+    with pytest.raises(BackendUnavailableError) as info:
+        SQLiteBackend(SourceSpec("litesrc", "sqlite", {"path": str(tmp_path / "secret-dir" / "x.db")}))
+    assert "secret-dir" not in info.value.message
