@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backends.base import SourceSpec
 from backends.errors import ConfigError, NotFoundError, UnsupportedError
-from backends.lake import Binding, LakeBackend, LakeSourceConfig, TimeTravel, scannable
+from backends.lake import Binding, LakeBackend, LakeSourceConfig, TimeTravel, scannable, unique_names
 from backends.object_store import arrow_filesystem, parse_location
 
 _GLOB_CHARS = "*?["
@@ -104,14 +104,7 @@ class FilesConfig(LakeSourceConfig):
 
     tables: list[FileTable] = Field(min_length=1)
 
-    @field_validator("tables")
-    @classmethod
-    def _unique(cls, tables: list[FileTable]) -> list[FileTable]:
-        names = [t.name for t in tables]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate table names: {', '.join(duplicates)}")
-        return tables
+    _unique = field_validator("tables")(unique_names)
 
 
 class FilesBackend(LakeBackend):

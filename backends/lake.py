@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
 from backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
-from backends.duckdb import DuckDBBackend, _plain_schema
+from backends.duckdb import DuckDBBackend
 from backends.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -69,6 +69,27 @@ class EngineSettings(BaseModel):
 
 class LakeSourceConfig(StoreSettings, EngineSettings):
     """Store credentials plus engine settings; each lake family adds its ``tables``."""
+
+
+class VersionedTable(BaseModel):
+    """A table of a versioned format, optionally pinned to one version or point in time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    #: Read this version (Delta version, Iceberg snapshot id, Hudi instant) instead of the latest.
+    version: int | None = None
+    #: Read the state as of this time instead of the latest (naive times are UTC).
+    as_of: dt.datetime | None = None
+
+
+def unique_names(tables: list[BaseModel]) -> list[BaseModel]:
+    """Validator body: table names are unique within a source."""
+    names = [t.name for t in tables]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate table names: {', '.join(duplicates)}")
+    return tables
 
 
 @dataclass(frozen=True)
@@ -306,10 +327,10 @@ class LakeBackend(DuckDBBackend):
         """The table's columns (partition columns included) as queries see them."""
         if db_schema != SCHEMA:
             raise NotFoundError(f"[{self.label}] schema {db_schema!r} not found", source=self.name)
-        binding = self._bind(table)
-        data = binding.data
-        schema = data.schema if hasattr(data, "schema") else self.get_schema(f'SELECT * FROM "{table}"')
-        return _plain_schema(without_view_types(schema))
+        if self._split(table)[0] not in self._table_names():
+            raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
+        # Through DuckDB, so the types are exactly those a query of the table returns.
+        return self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
 
     def partition_columns(self, table: str) -> list[str]:
         """The table's partition keys (empty when unpartitioned)."""
@@ -320,7 +341,3 @@ class LakeBackend(DuckDBBackend):
         for name in self._table_names():
             self._bind(name)
 
-
-def reader_factory(make: Callable[[], pa.RecordBatchReader]) -> pa.RecordBatchReader:
-    """Call ``make`` now: a reader is single-use, so it is created per query, inside ``_resolve``."""
-    return make()

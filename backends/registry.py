@@ -12,6 +12,10 @@ from backends.errors import NotFoundError, NotInstalledError
 #: kind -> ("module:Class", pip extra that installs its driver)
 BACKENDS: dict[str, tuple[str, str | None]] = {
     "duckdb": ("backends.duckdb:DuckDBBackend", None),
+    "files": ("backends.files:FilesBackend", None),
+    "iceberg": ("backends.iceberg:IcebergBackend", "iceberg"),
+    "delta": ("backends.delta:DeltaBackend", "delta"),
+    "hudi": ("backends.hudi:HudiBackend", "hudi"),
 }
 
 ENTRY_POINT_GROUP = "nexus_flight.backends"
