@@ -63,6 +63,8 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
         text = _first_line(exc)
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        if "get_next failed(): IOError" in text:  # an Arrow dataset's store failed under DuckDB's scan
+            raise BackendUnavailableError(f"[duckdb] {text}", source=source) from exc
         raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except duckdb.CatalogException as exc:
         text = _first_line(exc)

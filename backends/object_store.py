@@ -228,7 +228,8 @@ def _azure_filesystem(settings: StoreSettings) -> pafs.FileSystem:
 
 
 def _gcs_filesystem(settings: StoreSettings) -> pafs.FileSystem:
-    kwargs: dict = {}
+    # pyarrow's default retries a failing request for 15 minutes; a query should fail within seconds instead.
+    kwargs: dict = {"retry_time_limit": dt.timedelta(seconds=10)}
     if settings.gcs_endpoint:
         host, scheme = _host_port(settings.gcs_endpoint)
         kwargs.update(endpoint_override=host, scheme=scheme or "https")
