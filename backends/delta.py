@@ -74,7 +74,7 @@ class DeltaBackend(LakeBackend):
         return Binding(scannable(delta.to_pyarrow_dataset()), str(delta.version()))
 
     def partition_columns(self, table: str) -> list[str]:
-        """The Delta table's partition columns, from its metadata."""
+        """Return the Delta table's partition columns, from its metadata."""
         if table not in self._tables:
             return super().partition_columns(table)
         with self._errors(table):

@@ -52,17 +52,20 @@ _TYPES = {
 
 
 def arrow_type(name: str) -> pa.DataType:
-    """An Arrow type from a configuration name (``bigint``, ``decimal(12,2)``, ``timestamp`` ...).
+    """Return the Arrow type of a configuration name (``bigint``, ``decimal(12,2)``, ``timestamp`` ...).
 
     Raises:
         ValueError: unknown type name.
+
     """
     key = name.strip().lower()
     if key.startswith("decimal(") and key.endswith(")"):
         precision, scale = (int(p) for p in key[8:-1].split(","))
         return pa.decimal128(precision, scale)
     if key not in _TYPES:
-        raise ValueError(f"unknown column type {name!r}; use one of {', '.join(sorted(_TYPES))} or decimal(p,s)")
+        raise ValueError(
+            f"unknown column type {name!r}; use one of {', '.join(sorted(_TYPES))} or decimal(p,s)"
+        )
     return _TYPES[key]
 
 
@@ -120,8 +123,8 @@ class FilesBackend(LakeBackend):
         for table in self._tables.values():
             if table.format == "avro":
                 raise UnsupportedError(
-                    f"[files] table {table.name!r}: avro is not supported yet (pyarrow has no avro reader and "
-                    "DuckDB's would need file access); convert it to parquet",
+                    f"[files] table {table.name!r}: avro is not supported yet (pyarrow has no avro reader "
+                    "and DuckDB's would need file access); convert it to parquet",
                     source=self.name,
                 )
         self._datasets: dict[str, ds.Dataset] = {}
@@ -137,8 +140,9 @@ class FilesBackend(LakeBackend):
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         if travel is not None and not travel.latest:
-            raise UnsupportedError(f"[files] table {table!r} is plain files: it has no versions to travel to",
-                                   source=self.name)
+            raise UnsupportedError(
+                f"[files] table {table!r} is plain files: it has no versions to travel to", source=self.name
+            )
         with self._lock:
             dataset = self._datasets.get(table)
         if dataset is None:
@@ -148,7 +152,7 @@ class FilesBackend(LakeBackend):
         return Binding(dataset)
 
     def partition_columns(self, table: str) -> list[str]:
-        """The hive partition keys of a table (from its directory names)."""
+        """Return the hive partition keys of a table (from its directory names)."""
         config = self._tables.get(table)
         if config is None:
             raise NotFoundError(f"[files] table {table!r} not found", source=self.name)
@@ -205,7 +209,9 @@ class FilesBackend(LakeBackend):
             if info.type == pafs.FileType.File and fnmatch.fnmatchcase(info.path, pattern)
         )
         if not files:
-            raise NotFoundError(f"[files] no file matches the location of table {table.name!r}", source=self.name)
+            raise NotFoundError(
+                f"[files] no file matches the location of table {table.name!r}", source=self.name
+            )
         return base, files
 
     @staticmethod

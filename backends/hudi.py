@@ -54,7 +54,7 @@ class HudiConfig(LakeSourceConfig):
 
 
 def instant(when: dt.datetime) -> str:
-    """A Hudi instant time (UTC, millisecond precision) for a point in time."""
+    """Return the Hudi instant time (UTC, millisecond precision) of a point in time."""
     return when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S%f")[:17]
 
 
@@ -88,7 +88,9 @@ class HudiBackend(LakeBackend):
             as_of = instant(travel.as_of)
         options = HudiReadOptions() if as_of is None else HudiReadOptions().with_as_of_timestamp(as_of)
         timeline = hudi_table.get_timeline()
-        commits = [c.timestamp for c in timeline.get_completed_commits() + timeline.get_completed_deltacommits()]
+        commits = [
+            c.timestamp for c in timeline.get_completed_commits() + timeline.get_completed_deltacommits()
+        ]
         read = [c for c in commits if as_of is None or c <= as_of]
         if not read:
             raise NotFoundError(f"[hudi] table {table!r} has no commit as of {as_of}", source=self.name)
@@ -108,7 +110,7 @@ class HudiBackend(LakeBackend):
         return Binding(scannable(dataset), max(read))
 
     def partition_columns(self, table: str) -> list[str]:
-        """The Hudi table's partition fields (``hoodie.table.partition.fields``)."""
+        """Return the Hudi table's partition fields (``hoodie.table.partition.fields``)."""
         if table not in self._tables:
             return super().partition_columns(table)
         with self._errors(table):

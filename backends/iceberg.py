@@ -1,11 +1,11 @@
 """Apache Iceberg tables through pyiceberg: SQL, REST, Glue and Hive catalogs; files on disk or object stores.
 
-Each query asks the catalog for the table's current metadata (or the snapshot it names) and plans the scan with
-pyiceberg. When the snapshot's data files can be read as they are — no delete files, no column ever renamed, no
-nested columns — DuckDB gets a ``pyarrow.dataset`` of those files in the snapshot's schema (added columns read as
-NULL, promoted types cast), with each file's identity-partition values attached so DuckDB's filters on them skip
-whole files, and its other filters skip row groups. Otherwise pyiceberg's own reader (which applies deletes and
-maps columns by field id) streams the rows, without pushdown.
+Each query asks the catalog for the table's current metadata (or the snapshot it names) and plans the scan
+with pyiceberg. When the snapshot's data files can be read as they are — no delete files, no column ever
+renamed, no nested columns — DuckDB gets a ``pyarrow.dataset`` of those files in the snapshot's schema
+(added columns read as NULL, promoted types cast), with each file's identity-partition values attached so
+DuckDB's filters on them skip whole files, and its other filters skip row groups. Otherwise pyiceberg's own
+reader (which applies deletes and maps columns by field id) streams the rows, without pushdown.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ class IcebergBackend(LakeBackend):
         """Secrets named ``catalog.<property>`` become secret catalog properties."""
         secrets = dict(spec.secrets)
         catalog = {
-            k[len(CATALOG_SECRET_PREFIX) :]: secrets.pop(k) for k in list(secrets) if k.startswith(CATALOG_SECRET_PREFIX)
+            k[len(CATALOG_SECRET_PREFIX) :]: secrets.pop(k)
+            for k in list(secrets)
+            if k.startswith(CATALOG_SECRET_PREFIX)
         }
         options = dict(spec.options)
         if catalog:
@@ -114,13 +116,16 @@ class IcebergBackend(LakeBackend):
         travel = travel if travel is not None else pinned(config.version, config.as_of)
         if travel.version is not None:
             if iceberg_table.snapshot_by_id(travel.version) is None:
-                raise NotFoundError(f"[iceberg] table {table!r} has no snapshot {travel.version}", source=self.name)
+                raise NotFoundError(
+                    f"[iceberg] table {table!r} has no snapshot {travel.version}", source=self.name
+                )
             return travel.version
         if travel.as_of is not None:
             snapshot = iceberg_table.snapshot_as_of_timestamp(int(travel.as_of.timestamp() * 1000))
             if snapshot is None:
                 raise NotFoundError(
-                    f"[iceberg] table {table!r} has no snapshot as of {travel.as_of.isoformat()}", source=self.name
+                    f"[iceberg] table {table!r} has no snapshot as of {travel.as_of.isoformat()}",
+                    source=self.name,
                 )
             return snapshot.snapshot_id
         current = iceberg_table.current_snapshot()
@@ -145,7 +150,7 @@ class IcebergBackend(LakeBackend):
 
     @staticmethod
     def _files_readable_as_is(iceberg_table, schema, tasks) -> bool:
-        """True when reading the files by column name gives what the Iceberg scan would."""
+        """Tell whether reading the files by column name gives what the Iceberg scan would."""
         if any(task.delete_files for task in tasks):
             return False
         if any(not field.field_type.is_primitive for field in schema.fields):
@@ -160,7 +165,9 @@ class IcebergBackend(LakeBackend):
     def _dataset(self, iceberg_table, schema, arrow_schema: pa.Schema, tasks) -> ds.Dataset:
         file_format = ds.ParquetFileFormat()
         if not tasks:
-            return ds.FileSystemDataset([], arrow_schema, file_format, arrow_filesystem(self.config, parse_location("/")))
+            return ds.FileSystemDataset(
+                [], arrow_schema, file_format, arrow_filesystem(self.config, parse_location("/"))
+            )
         locations = [parse_location(task.file.file_path) for task in tasks]
         filesystem = arrow_filesystem(self.config, locations[0])
         specs = iceberg_table.metadata.specs()
@@ -168,7 +175,9 @@ class IcebergBackend(LakeBackend):
             file_format.make_fragment(
                 location.fs_path,
                 filesystem,
-                partition_expression=_partition_expression(specs[task.file.spec_id], schema, task.file.partition),
+                partition_expression=_partition_expression(
+                    specs[task.file.spec_id], schema, task.file.partition
+                ),
             )
             for location, task in zip(locations, tasks, strict=True)
         ]
@@ -190,7 +199,9 @@ def _partition_expression(spec, schema, partition: Any) -> ds.Expression:
     for position, field in enumerate(spec.fields):
         if not isinstance(field.transform, IdentityTransform):
             continue
-        source: NestedField | None = schema.find_field(field.source_id) if _has(schema, field.source_id) else None
+        source: NestedField | None = (
+            schema.find_field(field.source_id) if _has(schema, field.source_id) else None
+        )
         if source is None or isinstance(source.field_type, StructType):
             continue
         value = partition[position]
@@ -207,5 +218,11 @@ def _has(schema, field_id: int) -> bool:
 
 
 def _temporal(field: NestedField) -> bool:
-    return str(field.field_type).split("(")[0] in ("date", "time", "timestamp", "timestamptz", "timestamp_ns",
-                                                    "timestamptz_ns")
+    return str(field.field_type).split("(")[0] in (
+        "date",
+        "time",
+        "timestamp",
+        "timestamptz",
+        "timestamp_ns",
+        "timestamptz_ns",
+    )

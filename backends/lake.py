@@ -3,13 +3,13 @@
 Route chosen by measurement (``benchmarks/lake_bench.py``): the data is read by pyarrow (``pyarrow.fs`` file
 systems, deltalake's and hudi's file lists, pyiceberg's scan plan) and handed to DuckDB zero-copy as
 ``pyarrow.dataset`` objects, which DuckDB scans with projection and filter pushdown. DuckDB itself keeps
-``enable_external_access=false`` with no allowed directory at all and its configuration locked, so SQL that slipped
-past the validator can neither read nor write any file or bucket (DuckDB's own readers would need
+``enable_external_access=false`` with no allowed directory at all and its configuration locked, so SQL that
+slipped past the validator can neither read nor write any file or bucket (DuckDB's own readers would need
 ``allowed_directories``, which also lets ``COPY ... TO`` write there).
 
 Each query gets its own cursor; the tables it names are resolved (latest snapshot, or the one asked for) and
-registered on that cursor only, so concurrent queries never see each other's bindings and a query always reads one
-consistent snapshot per table.
+registered on that cursor only, so concurrent queries never see each other's bindings and a query always
+reads one consistent snapshot per table.
 
 Time travel, from SQL: a table name with ``@`` reads an older state of the table::
 
@@ -60,7 +60,7 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: DuckDB's memory limit for this source's queries, e.g. ``"2GB"``; a query needing more spills, then fails.
+    #: DuckDB's memory limit for this source's queries, e.g. ``"2GB"``; past it a query spills, then fails.
     memory_limit: str = "2GB"
     #: Where DuckDB spills operators (sorts, joins, aggregates) that outgrow ``memory_limit``.
     temp_directory: str | None = None
@@ -84,7 +84,7 @@ class VersionedTable(BaseModel):
 
 
 def unique_names(tables: list[BaseModel]) -> list[BaseModel]:
-    """Validator body: table names are unique within a source."""
+    """Check that table names are unique within a source (a field validator body)."""
     names = [t.name for t in tables]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -118,6 +118,7 @@ def parse_time_travel(at: str) -> TimeTravel:
 
     Raises:
         InvalidQueryError: neither.
+
     """
     match = _VERSION.match(at)
     if match:
@@ -126,14 +127,14 @@ def parse_time_travel(at: str) -> TimeTravel:
         when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidQueryError(
-            f"time travel {at!r}: expected @v<version> or @<ISO-8601 timestamp>, e.g. \"orders@v3\" or "
-            "\"orders@2026-11-23T12:00:00Z\""
+            f'time travel {at!r}: expected @v<version> or @<ISO-8601 timestamp>, e.g. "orders@v3" or '
+            '"orders@2026-11-23T12:00:00Z"'
         ) from exc
     return TimeTravel(as_of=when if when.tzinfo else when.replace(tzinfo=dt.UTC))
 
 
 def pinned(version: int | None, as_of: dt.datetime | None) -> TimeTravel:
-    """The time travel a table's configuration pins (naive timestamps are UTC)."""
+    """Return the time travel a table's configuration pins (naive timestamps are UTC)."""
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     return TimeTravel(version=version, as_of=as_of)
@@ -160,13 +161,11 @@ def without_view_types(schema: pa.Schema) -> pa.Schema:
 
 
 def scannable(dataset: ds.Dataset) -> ds.Dataset:
-    """The dataset with view types replaced, so DuckDB pushes filters into it."""
+    """Return the dataset with view types replaced, so DuckDB pushes filters into it."""
     schema = without_view_types(dataset.schema)
     if schema is dataset.schema or not isinstance(dataset, ds.FileSystemDataset):
         return dataset
-    return ds.FileSystemDataset(
-        list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem
-    )
+    return ds.FileSystemDataset(list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem)
 
 
 class LakeBackend(DuckDBBackend):
@@ -213,7 +212,7 @@ class LakeBackend(DuckDBBackend):
     # -- what subclasses provide -----------------------------------------------------------------------
 
     def _table_names(self) -> list[str]:
-        """The configured table names, in order."""
+        """Return the configured table names, in order."""
         raise NotImplementedError
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
@@ -258,7 +257,7 @@ class LakeBackend(DuckDBBackend):
         return binding
 
     def _referenced(self, sql: str | None) -> list[str]:
-        """Configured tables (with or without ``@``) the query names; all of them when it does not parse."""
+        """Return the configured tables (with or without ``@``) the query names; all if it does not parse."""
         names = self._table_names()
         if sql is None:
             return names
@@ -277,7 +276,7 @@ class LakeBackend(DuckDBBackend):
         return found
 
     def _cursor(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A cursor with every table ``sql`` names registered on it, at the version it asks for."""
+        """Open a cursor with every table ``sql`` names registered on it, at the version it asks for."""
         bindings = {name: self._bind(name) for name in self._referenced(sql)}
         cursor = self._db.cursor()
         try:
@@ -307,7 +306,7 @@ class LakeBackend(DuckDBBackend):
         return execution
 
     def last_snapshot(self, table: str) -> str | None:
-        """The version / snapshot id the latest query of ``table`` read (None: never read, or plain files)."""
+        """Return the version or snapshot id the last query of ``table`` read (None: not yet read)."""
         with self._versions_lock:
             return self._last_versions.get(table)
 
@@ -318,13 +317,13 @@ class LakeBackend(DuckDBBackend):
         return [SCHEMA]
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
-        """The configured tables."""
+        """Return the configured tables."""
         if db_schema not in (None, SCHEMA):
             return []
         return [TableInfo(SCHEMA, name) for name in self._table_names()]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The table's columns (partition columns included) as queries see them."""
+        """Return the table's columns (partition columns included) as queries see them."""
         if db_schema != SCHEMA:
             raise NotFoundError(f"[{self.label}] schema {db_schema!r} not found", source=self.name)
         if self._split(table)[0] not in self._table_names():
@@ -333,11 +332,10 @@ class LakeBackend(DuckDBBackend):
         return self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
 
     def partition_columns(self, table: str) -> list[str]:
-        """The table's partition keys (empty when unpartitioned)."""
+        """Return the table's partition keys (empty when unpartitioned)."""
         return []
 
     def ping(self) -> None:
         """Every configured table resolves."""
         for name in self._table_names():
             self._bind(name)
-

@@ -1,9 +1,10 @@
 """Object-store settings shared by the lake backends, and the clients built from them.
 
-One flat set of settings per source (ROAPI-style), prefixed by store: ``s3_*`` for S3 and everything that speaks
-its protocol (AWS, MinIO, Alibaba OSS, Tencent COS, Ozone's S3 gateway, GCS with HMAC keys), ``azure_*`` for Azure
-Blob Storage and ``gcs_*`` for Google Cloud Storage. Which store a location uses follows from its URI scheme
-(``s3://``, ``s3a://``, ``az://``/``abfs://``, ``gs://``/``gcs://``, a path or ``file://`` for local disk).
+One flat set of settings per source (ROAPI-style), prefixed by store: ``s3_*`` for S3 and everything that
+speaks its protocol (AWS, MinIO, Alibaba OSS, Tencent COS, Ozone's S3 gateway, GCS with HMAC keys),
+``azure_*`` for Azure Blob Storage and ``gcs_*`` for Google Cloud Storage. Which store a location uses
+follows from its URI scheme (``s3://``, ``s3a://``, ``az://``/``abfs://``, ``gs://``/``gcs://``, a path or
+``file://`` for local disk).
 
 From the same settings this module builds the three clients the lake backends hand data through: a
 ``pyarrow.fs`` file system (files, Iceberg and Hudi data files), deltalake ``storage_options`` and pyiceberg
@@ -38,8 +39,8 @@ _GCS_XML_ENDPOINT = "storage.googleapis.com"
 class StoreSettings(BaseModel):
     """Credentials and endpoints for the object stores a source's locations live in.
 
-    Every field is optional: a source on local disk needs none, and a store left without credentials falls back
-    to its SDK's default chain (environment, instance role) where the SDK has one.
+    Every field is optional: a source on local disk needs none, and a store left without credentials falls
+    back to its SDK's default chain (environment, instance role) where the SDK has one.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -124,6 +125,7 @@ def parse_location(location: str) -> Location:
     Raises:
         UnsupportedError: an HDFS location (no HDFS client is supported yet).
         ConfigError: an unknown scheme or a location without a bucket.
+
     """
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
@@ -140,7 +142,9 @@ def parse_location(location: str) -> Location:
             raise ConfigError(f"local location {location!r} must be an absolute path")
         return Location("", "", path)
     if scheme not in S3_SCHEMES + AZURE_SCHEMES + GCS_SCHEMES:
-        raise ConfigError(f"unknown location scheme {scheme!r} in {location!r}; use s3://, az://, gs:// or a path")
+        raise ConfigError(
+            f"unknown location scheme {scheme!r} in {location!r}; use s3://, az://, gs:// or a path"
+        )
     bucket = parts.netloc
     if scheme in ("abfs", "abfss") and "@" in bucket:  # abfs://container@account.dfs.core.windows.net/path
         bucket = bucket.split("@", 1)[0]
@@ -162,11 +166,12 @@ def _host_port(endpoint: str) -> tuple[str, str]:
 
 
 def arrow_filesystem(settings: StoreSettings, location: Location) -> pafs.FileSystem:
-    """A ``pyarrow.fs`` file system for ``location``'s store, built from the source's settings.
+    """Build a ``pyarrow.fs`` file system for ``location``'s store from the source's settings.
 
     Raises:
         ConfigError: the settings do not allow reaching this store.
         NotInstalledError: a GCS service-account key without google-auth installed.
+
     """
     store = location.store
     if store == "local":
@@ -203,7 +208,7 @@ def _s3_kwargs(settings: StoreSettings, gcs: bool = False) -> dict:
         kwargs["scheme"] = scheme or ("https" if settings.s3_use_ssl else "http")
     elif not settings.s3_use_ssl:
         kwargs["scheme"] = "http"
-    # Path style keeps the bucket out of the host name (MinIO, Ozone, emulators); OSS and COS need virtual hosts.
+    # Path style keeps the bucket out of the host name (MinIO, Ozone, emulators); OSS/COS need virtual hosts.
     kwargs["force_virtual_addressing"] = not settings.s3_path_style
     return kwargs
 
@@ -264,7 +269,7 @@ def _gcs_access_token(key_json: str) -> tuple[str, dt.datetime]:
 
 
 def delta_storage_options(settings: StoreSettings, location: Location) -> dict[str, str]:
-    """deltalake (object_store crate) options for ``location``'s store."""
+    """Deltalake (object_store crate) options for ``location``'s store."""
     store = location.store
     options: dict[str, str] = {}
     if store == "s3":
@@ -301,7 +306,7 @@ def delta_storage_options(settings: StoreSettings, location: Location) -> dict[s
 
 
 def pyiceberg_properties(settings: StoreSettings) -> dict[str, str]:
-    """pyiceberg FileIO properties for every store the settings describe."""
+    """Pyiceberg FileIO properties for every store the settings describe."""
     props: dict[str, str] = {}
     if settings.s3_endpoint:
         host, scheme = _host_port(settings.s3_endpoint)

@@ -59,7 +59,9 @@ def upload_dir(s3_fixture, local: Path, prefix: str) -> None:
     client = s3_fixture[3]
     for path in sorted(local.rglob("*")):
         if path.is_file():
-            client.put_object(Bucket=BUCKET, Key=f"{prefix}/{path.relative_to(local).as_posix()}", Body=path.read_bytes())
+            client.put_object(
+                Bucket=BUCKET, Key=f"{prefix}/{path.relative_to(local).as_posix()}", Body=path.read_bytes()
+            )
 
 
 def write_hive_s3(s3_fixture, table: pa.Table, prefix: str, scratch: Path) -> None:
@@ -141,7 +143,10 @@ def azure(tmp_path_factory):
 def gcs():
     with gcs_emulator(BUCKET) as emulator:
         filesystem = pafs.GcsFileSystem(
-            anonymous=True, endpoint_override=f"127.0.0.1:{emulator.port}", scheme="http", retry_time_limit=dt.timedelta(seconds=2)
+            anonymous=True,
+            endpoint_override=f"127.0.0.1:{emulator.port}",
+            scheme="http",
+            retry_time_limit=dt.timedelta(seconds=2),
         )
         yield emulator, filesystem
 

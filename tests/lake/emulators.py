@@ -1,4 +1,4 @@
-"""Object-store emulators started as real processes on 127.0.0.1 (free port, readiness polled, stopped after)."""
+"""Object-store emulators run as real processes on 127.0.0.1 (free port, readiness polled, stopped after)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ def moto_s3() -> Iterator[Emulator]:
     """moto's S3 server (pip ``moto[server]``)."""
     command = require_command("moto_server")
     port = free_port()
-    with _running([command, "-H", "127.0.0.1", "-p", str(port)], "moto_server (S3 emulator)", port) as emulator:
+    with _running(
+        [command, "-H", "127.0.0.1", "-p", str(port)], "moto_server (S3 emulator)", port
+    ) as emulator:
         yield emulator
 
 
@@ -75,8 +77,19 @@ def azurite(location: Path) -> Iterator[Emulator]:
     """Azurite's blob service (npm ``azurite``)."""
     command = require_command("azurite-blob")
     port = free_port()
-    argv = [command, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-            "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
+    argv = [
+        command,
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+        "--disableTelemetry",
+    ]
     with _running(argv, "azurite-blob (Azure Blob emulator)", port) as emulator:
         yield emulator
 
@@ -86,6 +99,13 @@ def gcs_emulator(bucket: str) -> Iterator[Emulator]:
     """gcp-storage-emulator (pip), in memory, with one bucket."""
     command = require_command("gcp-storage-emulator")
     port = free_port()
-    argv = [command, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory", f"--default-bucket={bucket}"]
+    argv = [
+        command,
+        "start",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--in-memory",
+        f"--default-bucket={bucket}",
+    ]
     with _running(argv, "gcp-storage-emulator (GCS emulator)", port) as emulator:
         yield emulator

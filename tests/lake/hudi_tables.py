@@ -1,4 +1,4 @@
-"""Lay out minimal Hudi copy-on-write tables with pyarrow: hudi-rs reads them, and no Python Hudi writer exists.
+"""Lay out minimal Hudi copy-on-write tables with pyarrow: hudi-rs reads them; no Python Hudi writer exists.
 
 A COW table is a ``.hoodie/`` directory (``hoodie.properties`` and one ``<instant>.commit`` per commit, with
 its ``.requested``/``.inflight`` markers) and, per partition, parquet base files named
@@ -15,16 +15,29 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_META = ["_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key", "_hoodie_partition_path",
-         "_hoodie_file_name"]
+_META = [
+    "_hoodie_commit_time",
+    "_hoodie_commit_seqno",
+    "_hoodie_record_key",
+    "_hoodie_partition_path",
+    "_hoodie_file_name",
+]
 
-_AVRO = {pa.int64(): "long", pa.int32(): "int", pa.string(): "string", pa.float64(): "double", pa.bool_(): "boolean"}
+_AVRO = {
+    pa.int64(): "long",
+    pa.int32(): "int",
+    pa.string(): "string",
+    pa.float64(): "double",
+    pa.bool_(): "boolean",
+}
 
 
 def _avro_schema(name: str, schema: pa.Schema) -> str:
     fields = [{"name": m, "type": ["null", "string"], "default": None} for m in _META]
     fields += [{"name": f.name, "type": ["null", _AVRO[f.type]], "default": None} for f in schema]
-    return json.dumps({"type": "record", "name": f"{name}_record", "namespace": f"hoodie.{name}", "fields": fields})
+    return json.dumps(
+        {"type": "record", "name": f"{name}_record", "namespace": f"hoodie.{name}", "fields": fields}
+    )
 
 
 class CowTable:
@@ -73,9 +86,7 @@ class CowTable:
             full = pa.table({**meta, **{c: rows.column(c) for c in rows.column_names}})
             directory = self.root / value
             directory.mkdir(exist_ok=True)
-            (directory / ".hoodie_partition_metadata").write_text(
-                f"commitTime={instant}\npartitionDepth=1\n"
-            )
+            (directory / ".hoodie_partition_metadata").write_text(f"commitTime={instant}\npartitionDepth=1\n")
             pq.write_table(full, directory / file_name)
             stats.setdefault(value, []).append(
                 {

@@ -51,14 +51,18 @@ def test_delta_latest_version_and_partitions(delta_local):
     with DeltaBackend(source("delta", tables=[{"name": "sales", "location": path}])) as backend:
         got = rows(backend, "SELECT count(*) AS n, sum(amount) AS s FROM sales")
         expected = DeltaTable(path).to_pyarrow_table()
-        assert got == [{"n": expected.num_rows, "s": pytest.approx(sum(expected.column("amount").to_pylist()))}]
+        assert got == [
+            {"n": expected.num_rows, "s": pytest.approx(sum(expected.column("amount").to_pylist()))}
+        ]
         assert backend.partition_columns("sales") == ["region"]
         assert "region" in backend.table_schema("main", "sales").names
         assert read_versions(backend, "SELECT 1 FROM sales LIMIT 1") == {"sales": "1"}
         assert backend.last_snapshot("sales") == "1"
         # Partition values are attached per file, so a filter on them skips whole files.
         dataset = backend._bind("sales").data
-        assert len(list(dataset.get_fragments(filter=ds.field("region") == "eu"))) < len(list(dataset.get_fragments()))
+        assert len(list(dataset.get_fragments(filter=ds.field("region") == "eu"))) < len(
+            list(dataset.get_fragments())
+        )
 
 
 def test_delta_time_travel_by_version_timestamp_and_pin(delta_local):
@@ -67,7 +71,9 @@ def test_delta_time_travel_by_version_timestamp_and_pin(delta_local):
         assert rows(backend, 'SELECT count(*) AS n FROM "sales@v0"') == [{"n": 300}]
         assert rows(backend, f'SELECT count(*) AS n FROM "sales@{between.isoformat()}"') == [{"n": 300}]
         assert read_versions(backend, 'SELECT * FROM "sales@v0"') == {"sales@v0": "0"}
-        both = rows(backend, 'SELECT (SELECT count(*) FROM "sales@v0") AS old, (SELECT count(*) FROM sales) AS new')
+        both = rows(
+            backend, 'SELECT (SELECT count(*) FROM "sales@v0") AS old, (SELECT count(*) FROM sales) AS new'
+        )
         assert both == [{"old": 300, "new": 600}]
         with pytest.raises(InvalidQueryError, match="expected @v<version>"):
             rows(backend, 'SELECT * FROM "sales@yesterday"')
@@ -80,12 +86,22 @@ def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
     write_deltalake(str(local), sales_table(200), partition_by=["region"])
     upload_dir(s3, local, "delta/sales")
     options, secrets = s3_settings
-    spec = source("delta", secrets=secrets, **options, tables=[{"name": "sales", "location": f"s3://{BUCKET}/delta/sales"}])
+    spec = source(
+        "delta",
+        secrets=secrets,
+        **options,
+        tables=[{"name": "sales", "location": f"s3://{BUCKET}/delta/sales"}],
+    )
     with DeltaBackend(spec) as backend:
         assert rows(backend, "SELECT count(*) AS n, max(id) AS m FROM sales WHERE region = 'us'") == [
             {"n": len([i for i in range(200) if i % 3 == 1]), "m": 199}
         ]
-    missing = source("delta", secrets=secrets, **options, tables=[{"name": "gone", "location": f"s3://{BUCKET}/delta/none"}])
+    missing = source(
+        "delta",
+        secrets=secrets,
+        **options,
+        tables=[{"name": "gone", "location": f"s3://{BUCKET}/delta/none"}],
+    )
     with DeltaBackend(missing) as backend, pytest.raises(Exception) as info:
         rows(backend, "SELECT * FROM gone")
     assert info.value.details["source"] == "lake" and "'gone'" in info.value.message
@@ -149,14 +165,22 @@ def test_iceberg_latest_with_schema_evolution_and_pruning(iceberg_local):
     with IcebergBackend(_iceberg_source(uri, warehouse)) as backend:
         expected = catalog.load_table("shop.sales").scan().to_arrow()
         got = rows(backend, "SELECT count(*) AS n, count(note) AS notes, sum(amount) AS s FROM sales")
-        assert got == [{"n": expected.num_rows, "notes": 100, "s": pytest.approx(sum(expected.column("amount").to_pylist()))}]
+        assert got == [
+            {
+                "n": expected.num_rows,
+                "notes": 100,
+                "s": pytest.approx(sum(expected.column("amount").to_pylist())),
+            }
+        ]
         assert backend.table_schema("main", "sales").names == ["id", "region", "amount", "note"]
         assert backend.partition_columns("sales") == ["region"]
         current = str(catalog.load_table("shop.sales").current_snapshot().snapshot_id)
         assert read_versions(backend, "SELECT id FROM sales LIMIT 1") == {"sales": current}
         dataset = backend._bind("sales").data
         assert isinstance(dataset, ds.FileSystemDataset)
-        assert len(list(dataset.get_fragments(filter=ds.field("region") == "eu"))) < len(list(dataset.get_fragments()))
+        assert len(list(dataset.get_fragments(filter=ds.field("region") == "eu"))) < len(
+            list(dataset.get_fragments())
+        )
         assert rows(backend, "SELECT count(*) AS n FROM sales WHERE region = 'eu'") == [{"n": 134}]
 
 
@@ -207,10 +231,16 @@ def test_iceberg_missing_table_names_source(iceberg_local):
 def hudi_local(local_dir):
     root = local_dir / "hudi_trips"
     table = CowTable(root, "trips", "id", "region")
-    table.commit("20261101000000000", pa.table({"id": pa.array([1, 2, 3], pa.int64()), "region": ["eu", "us", "eu"],
-                                                 "fare": [1.0, 2.0, 3.0]}))
-    table.commit("20261102000000000", pa.table({"id": pa.array([1, 3, 4], pa.int64()), "region": ["eu"] * 3,
-                                                 "fare": [10.0, 30.0, 40.0]}))
+    table.commit(
+        "20261101000000000",
+        pa.table(
+            {"id": pa.array([1, 2, 3], pa.int64()), "region": ["eu", "us", "eu"], "fare": [1.0, 2.0, 3.0]}
+        ),
+    )
+    table.commit(
+        "20261102000000000",
+        pa.table({"id": pa.array([1, 3, 4], pa.int64()), "region": ["eu"] * 3, "fare": [10.0, 30.0, 40.0]}),
+    )
     return root
 
 
@@ -238,7 +268,9 @@ def test_hudi_time_travel(hudi_local):
 def test_hudi_merge_on_read_with_log_files_is_refused(local_dir):
     root = local_dir / "hudi_mor"
     table = CowTable(root, "mor", "id", "region")
-    table.commit("20261101000000000", pa.table({"id": pa.array([1], pa.int64()), "region": ["eu"], "fare": [1.0]}))
+    table.commit(
+        "20261101000000000", pa.table({"id": pa.array([1], pa.int64()), "region": ["eu"], "fare": [1.0]})
+    )
     props = root / ".hoodie" / "hoodie.properties"
     props.write_text(props.read_text().replace("COPY_ON_WRITE", "MERGE_ON_READ"))
     file_id = table.file_ids["eu"]
@@ -252,10 +284,17 @@ def test_hudi_merge_on_read_with_log_files_is_refused(local_dir):
 def test_hudi_on_s3(s3, s3_settings, tmp_path):
     root = tmp_path / "trips"
     table = CowTable(root, "trips", "id", "region")
-    table.commit("20261101000000000", pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"],
-                                                 "fare": [1.0, 2.0]}))
+    table.commit(
+        "20261101000000000",
+        pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"], "fare": [1.0, 2.0]}),
+    )
     upload_dir(s3, root, "hudi/trips")
     options, secrets = s3_settings
-    spec = source("hudi", secrets=secrets, **options, tables=[{"name": "trips", "location": f"s3://{BUCKET}/hudi/trips"}])
+    spec = source(
+        "hudi",
+        secrets=secrets,
+        **options,
+        tables=[{"name": "trips", "location": f"s3://{BUCKET}/hudi/trips"}],
+    )
     with HudiBackend(spec) as backend:
         assert rows(backend, "SELECT sum(fare) AS s FROM trips") == [{"s": 3.0}]
