@@ -224,6 +224,40 @@ def test_iceberg_missing_table_names_source(iceberg_local):
     assert "shop.ghost" in info.value.message and info.value.details["source"] == "lake"
 
 
+def test_iceberg_data_files_on_s3(s3, s3_settings, tmp_path):
+    """Data files on the S3 emulator, metadata on disk: moto refuses pyarrow's multipart uploads, so pyiceberg
+    cannot write metadata there, but ``add_files`` registers parquet objects uploaded with boto3."""
+    import pyarrow.parquet as pq
+
+    options, secrets = s3_settings
+    local = tmp_path / "part-0.parquet"
+    data = sales_table(90).select(["id", "region", "amount"])
+    pq.write_table(data, local)
+    s3[3].put_object(Bucket=BUCKET, Key="iceberg/data/part-0.parquet", Body=local.read_bytes())
+    uri, warehouse = f"sqlite:///{tmp_path}/catalog.db", f"file://{tmp_path}/warehouse"
+    io = {
+        "s3.endpoint": f"http://{options['s3_endpoint']}",
+        "s3.access-key-id": options["s3_access_key_id"],
+        "s3.secret-access-key": secrets["s3_secret_access_key"],
+        "s3.region": "us-east-1",
+    }
+    catalog = _iceberg_catalog(uri, warehouse, **io)
+    catalog.create_namespace("shop")
+    table = catalog.create_table("shop.sales", schema=data.schema)
+    table.add_files([f"s3://{BUCKET}/iceberg/data/part-0.parquet"])
+    spec = source(
+        "iceberg",
+        secrets=secrets,
+        **options,
+        catalog={"type": "sql", "name": "test", "properties": {"uri": uri, "warehouse": warehouse}},
+        tables=[{"name": "sales", "identifier": "shop.sales"}],
+    )
+    with IcebergBackend(spec) as backend:
+        assert rows(backend, "SELECT count(*) AS n, sum(id) AS s FROM sales WHERE region = 'apac'") == [
+            {"n": 30, "s": sum(i for i in range(90) if i % 3 == 2)}
+        ]
+
+
 # -- Hudi --------------------------------------------------------------------------------------------------
 
 
