@@ -6,12 +6,13 @@ Routes, all reading the same objects from the same emulator:
 * ``duckdb httpfs``: DuckDB's own parquet reader with the httpfs extension (loaded from the
   ``duckdb-extension-httpfs`` wheel), in-process, no gateway layers;
 * ``duckdb over pyarrow``: a pyarrow S3 dataset registered on a plain DuckDB connection, in-process;
-* ``delta backend`` / ``iceberg backend``: the same rows as a Delta table and as an Iceberg table (SQL catalog on
-  sqlite, data files on S3 added with ``add_files``) read through ``DeltaBackend`` / ``IcebergBackend``.
+* ``delta backend`` / ``iceberg backend``: the same rows as a Delta table and as an Iceberg table (SQL
+  catalog on sqlite, data files on S3 added with ``add_files``) read through ``DeltaBackend`` /
+  ``IcebergBackend``.
 
 Bytes are counted at a TCP relay in front of the emulator (what each route really fetched). The pushdown
-section compares a selective filter with a full scan, and the same filter on a dataset whose string_view columns
-stop DuckDB from pushing filters into pyarrow (duckdb/duckdb#20703), which is what the backend avoids.
+section compares a selective filter with a full scan, and the same filter on a dataset whose string_view
+columns stop DuckDB from pushing filters into pyarrow (duckdb/duckdb#20703), which the backend avoids.
 
 Run: ``python benchmarks/lake_bench.py --scale 1`` (generates data with tpchgen-cli into ``--data-dir``).
 """
@@ -143,7 +144,10 @@ def iceberg_backend(port: int, catalog_dir: Path) -> IcebergBackend:
             "catalog": {
                 "type": "sql",
                 "name": "bench",
-                "properties": {"uri": f"sqlite:///{catalog_dir}/catalog.db", "warehouse": f"file://{catalog_dir}"},
+                "properties": {
+                    "uri": f"sqlite:///{catalog_dir}/catalog.db",
+                    "warehouse": f"file://{catalog_dir}",
+                },
             },
             "tables": [{"name": "lineitem", "identifier": "tpch.lineitem"}],
         },
@@ -194,7 +198,7 @@ def httpfs_runner(port: int):
     extension = next(Path(duckdb_extension_httpfs.__file__).parent.rglob("httpfs.duckdb_extension"))
     db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     db.execute(f"LOAD '{extension}'")
-    # DuckDB 1.5 caches file blocks across queries; off, so each query fetches what it needs, like the backend.
+    # DuckDB 1.5 caches file blocks across queries: off, so each query fetches what it needs (as the backend).
     db.execute("SET enable_external_file_cache = false")
     db.execute(
         f"CREATE SECRET s3 (TYPE S3, KEY_ID '{KEY}', SECRET '{SECRET}', REGION '{REGION}', "
@@ -247,7 +251,9 @@ def close(a, b, tolerance: float = 1e-6) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nexus-lake-bench"))
@@ -296,7 +302,9 @@ def main() -> None:
                 same = "same" if close(result, reference[label]) else "DIFFERENT"
                 print(f"{name:36} {label:6} {seconds:8.2f} {received / 1e6:11.1f}  {same}")
 
-        print("\npushdown (files backend unless noted): a selective filter on l_orderkey vs a full column scan")
+        print(
+            "\npushdown (files backend unless noted): a selective filter on l_orderkey vs a full column scan"
+        )
         backend = backend_runner(files_backend(relay.port))
         for label, run, sql in (
             ("full scan of one column", backend, FULL),

@@ -67,7 +67,9 @@ def fetch(conn, sql: str) -> list[tuple]:
 @pytest.mark.parametrize("catalog", ["lakefiles", "lakedelta", "lakeice"])
 def test_each_lake_source_answers_like_pyarrow(client, lake_gateway, catalog):
     _, data = lake_gateway
-    got = fetch(client, f"SELECT region, count(*), sum(amount) FROM {catalog}.main.sales GROUP BY 1 ORDER BY 1")
+    got = fetch(
+        client, f"SELECT region, count(*), sum(amount) FROM {catalog}.main.sales GROUP BY 1 ORDER BY 1"
+    )
     expected = {}
     for row in data.to_pylist():
         n, total = expected.get(row["region"], (0, 0.0))
@@ -85,7 +87,9 @@ def test_lake_tables_in_the_metadata(client):
     objects = client.adbc_get_objects(depth="tables").read_all().to_pylist()
     catalogs = {o["catalog_name"]: o for o in objects}
     for name in ("lakefiles", "lakedelta", "lakeice"):
-        tables = [t["table_name"] for s in catalogs[name]["catalog_db_schemas"] for t in s["db_schema_tables"]]
+        tables = [
+            t["table_name"] for s in catalogs[name]["catalog_db_schemas"] for t in s["db_schema_tables"]
+        ]
         assert tables == ["sales"]
     schema = client.adbc_get_table_schema("sales", catalog_filter="lakefiles", db_schema_filter="main")
     assert schema.names == ["id", "amount", "day", "region"]
