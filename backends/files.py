@@ -191,9 +191,13 @@ class FilesBackend(LakeBackend):
             )
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
-            raise NotFoundError(
-                f"[files] no file or prefix at the location of table {table.name!r}", source=self.name
-            )
+            what = "no file or prefix at the location"
+            if location.bucket and filesystem.get_file_info(location.bucket).type == pafs.FileType.NotFound:
+                what = (
+                    f"bucket {location.bucket!r} does not exist (or these credentials cannot see it): "
+                    "the location"
+                )
+            raise NotFoundError(f"[files] {what} of table {table.name!r}", source=self.name)
         return ds.dataset(
             path, filesystem=filesystem, format=file_format, partitioning=partitioning, schema=schema
         )

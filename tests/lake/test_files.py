@@ -272,6 +272,7 @@ def test_s3_wrong_bucket_and_wrong_secret(s3, s3_settings, s3_sales):
     ):
         rows(backend, "SELECT * FROM t")
     assert info.value.details["source"] == "lake" and "'t'" in info.value.message
+    assert "bucket 'no-such-bucket' does not exist" in info.value.message
 
 
 def test_azure_blob_parquet(azure):
@@ -321,3 +322,4 @@ def test_gcs_parquet_anonymous(gcs):
     with FilesBackend(spec) as backend:
         got = rows(backend, "SELECT max(id) AS m, count(*) AS n FROM sales")
     assert got == [{"m": 299, "n": 300}]
+
