@@ -155,11 +155,16 @@ class IcebergBackend(LakeBackend):
             return False
         if any(not field.field_type.is_primitive for field in schema.fields):
             return False
+        if any(str(task.file.file_format).upper().split(".")[-1] != "PARQUET" for task in tasks):
+            return False
         names = {field.field_id: field.name for field in schema.fields}
+        ids = {field.name: field.field_id for field in schema.fields}
         for old in iceberg_table.metadata.schemas:
             for field in old.fields:
                 if field.field_id in names and names[field.field_id] != field.name:
                     return False  # renamed: files hold the old name
+                if field.name in ids and ids[field.name] != field.field_id:
+                    return False  # a dropped column's name reused: files may hold the old column under it
         return True
 
     def _dataset(self, iceberg_table, schema, arrow_schema: pa.Schema, tasks) -> ds.Dataset:

@@ -212,6 +212,23 @@ def test_iceberg_rename_falls_back_to_pyiceberg_reader(local_dir):
         assert isinstance(backend._bind("sales").data, pa.RecordBatchReader)
 
 
+def test_iceberg_reused_column_name_reads_null_for_old_files(local_dir):
+    from pyiceberg.types import DoubleType
+
+    root = local_dir / "iceberg_reuse"
+    root.mkdir()
+    uri, warehouse = f"sqlite:///{root}/catalog.db", f"file://{root}/warehouse"
+    catalog = _iceberg_catalog(uri, warehouse)
+    table = _iceberg_table(catalog)
+    table.append(sales_table(6).select(["id", "region", "amount"]))
+    with table.update_schema() as update:
+        update.delete_column("amount")
+    with table.update_schema() as update:
+        update.add_column("amount", DoubleType())
+    with IcebergBackend(_iceberg_source(uri, warehouse)) as backend:
+        assert rows(backend, "SELECT count(amount) AS n FROM sales") == [{"n": 0}]
+
+
 def test_iceberg_missing_table_names_source(iceberg_local):
     _, uri, warehouse, _, _ = iceberg_local
     spec = source(
