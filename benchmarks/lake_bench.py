@@ -14,7 +14,7 @@ Bytes are counted at a TCP relay in front of the emulator (what each route reall
 section compares a selective filter with a full scan, and the same filter on a dataset whose string_view
 columns stop DuckDB from pushing filters into pyarrow (duckdb/duckdb#20703), which the backend avoids.
 
-Run: ``python benchmarks/lake_bench.py --scale 1`` (generates data with tpchgen-cli into ``--data-dir``).
+Run: ``python benchmarks/lake_bench.py --scale 1 --parts 8`` (data from tpchgen-cli, kept in ``--data-dir``).
 """
 
 from __future__ import annotations
@@ -83,16 +83,16 @@ def start_moto() -> tuple[subprocess.Popen, int]:
     return process, port
 
 
-def generate(data_dir: Path, scale: float) -> Path:
-    target = data_dir / f"sf{scale:g}"
-    parquet = target / "lineitem.parquet"
-    if not parquet.exists():
+def generate(data_dir: Path, scale: float, parts: int) -> list[Path]:
+    target = data_dir / f"sf{scale:g}-{parts}"
+    if not any(target.rglob("*.parquet")):
         target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["tpchgen-cli", "parquet", "-s", f"{scale:g}", "--tables=lineitem", f"--output-dir={target}"],
-            check=True,
-        )
-    return parquet
+        command = ["tpchgen-cli", "parquet", "-s", f"{scale:g}", "--tables=lineitem"]
+        command.append(f"--output-dir={target}")
+        if parts > 1:
+            command.append(f"--parts={parts}")
+        subprocess.run(command, check=True)
+    return sorted(target.rglob("*.parquet"))
 
 
 def upload(client, path: Path, key: str) -> None:
@@ -156,8 +156,8 @@ def iceberg_backend(port: int, catalog_dir: Path) -> IcebergBackend:
     return IcebergBackend(spec)
 
 
-def build_iceberg(catalog_dir: Path, port: int, parquet: Path) -> None:
-    """An Iceberg table whose data file is the lineitem object on S3 (metadata on local disk)."""
+def build_iceberg(catalog_dir: Path, port: int, parquet: list[Path]) -> None:
+    """An Iceberg table whose data files are the lineitem objects on S3 (metadata on local disk)."""
     import pyarrow.parquet as pq
     from pyiceberg.catalog.sql import SqlCatalog
 
@@ -176,9 +176,9 @@ def build_iceberg(catalog_dir: Path, port: int, parquet: Path) -> None:
         },
     )
     catalog.create_namespace("tpch")
-    schema = without_view_types(pq.read_schema(parquet))
+    schema = without_view_types(pq.read_schema(parquet[0]))
     table = catalog.create_table("tpch.lineitem", schema=schema)
-    table.add_files([f"s3://{BUCKET}/sf/lineitem/lineitem.parquet"])
+    table.add_files([f"s3://{BUCKET}/sf/lineitem/{path.name}" for path in parquet])
 
 
 def backend_runner(backend):
@@ -256,11 +256,12 @@ def main() -> None:
     )
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--parts", type=int, default=1, help="lineitem split into this many parquet objects")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nexus-lake-bench"))
     args = parser.parse_args()
 
-    parquet = generate(args.data_dir, args.scale)
-    size = parquet.stat().st_size
+    parquet = generate(args.data_dir, args.scale, args.parts)
+    size = sum(path.stat().st_size for path in parquet)
     process, port = start_moto()
     relay = CountingRelay(port)
     try:
@@ -272,18 +273,22 @@ def main() -> None:
             region_name=REGION,
         )
         client.create_bucket(Bucket=BUCKET)
-        upload(client, parquet, "sf/lineitem/lineitem.parquet")
+        for path in parquet:
+            upload(client, path, f"sf/lineitem/{path.name}")
 
         from deltalake import write_deltalake
 
-        delta_dir = args.data_dir / f"delta-sf{args.scale:g}"
+        delta_dir = args.data_dir / f"delta-sf{args.scale:g}-{args.parts}"
         if not delta_dir.exists():
-            write_deltalake(str(delta_dir), scannable(ds.dataset(parquet)).to_table())
+            write_deltalake(str(delta_dir), scannable(ds.dataset([str(p) for p in parquet])).to_table())
         upload_dir(client, delta_dir, "delta/lineitem")
         catalog_dir = args.data_dir / f"iceberg-sf{args.scale:g}-{port}"
         build_iceberg(catalog_dir, port, parquet)
 
-        print(f"lineitem sf{args.scale:g}: {size / 1e6:.1f} MB parquet, moto_server S3 on 127.0.0.1:{port}")
+        print(
+            f"lineitem sf{args.scale:g}: {size / 1e6:.1f} MB parquet in {len(parquet)} object(s), "
+            f"moto_server S3 on 127.0.0.1:{port}"
+        )
         routes = {
             "files backend": lambda p: backend_runner(files_backend(p)),
             "duckdb httpfs (in-process)": httpfs_runner,
