@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import time
 from pathlib import Path
 
@@ -25,6 +26,19 @@ from tests.lake.emulators import (
 )
 
 BUCKET = "lake-bucket"
+
+
+def require_modules(*names: str) -> None:
+    """Skip the calling test module when a client package is missing; fail instead under CI (CI=true)."""
+    from tests.support.services import IN_CI
+
+    absent = [name for name in names if importlib.util.find_spec(name) is None]
+    if not absent:
+        return
+    message = f"python packages not installed: {', '.join(absent)}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: tests that need them must run)", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
 
 
 def sales_table(rows: int = 2000) -> pa.Table:

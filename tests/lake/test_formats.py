@@ -5,15 +5,20 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from deltalake import DeltaTable, write_deltalake
 
-from backends.base import QueryLimits
-from backends.delta import DeltaBackend
-from backends.errors import InvalidQueryError, NotFoundError, UnsupportedError
-from backends.hudi import HudiBackend
-from backends.iceberg import IcebergBackend
-from tests.lake.conftest import BUCKET, sales_table, source, upload_dir, wait_a_moment
-from tests.lake.hudi_tables import CowTable
+from tests.lake.conftest import require_modules
+
+require_modules("deltalake", "pyiceberg", "hudi")
+
+from deltalake import DeltaTable, write_deltalake  # noqa: E402
+
+from backends.base import QueryLimits  # noqa: E402
+from backends.delta import DeltaBackend  # noqa: E402
+from backends.errors import InvalidQueryError, NotFoundError, UnsupportedError  # noqa: E402
+from backends.hudi import HudiBackend  # noqa: E402
+from backends.iceberg import IcebergBackend  # noqa: E402
+from tests.lake.conftest import BUCKET, sales_table, source, upload_dir, wait_a_moment  # noqa: E402
+from tests.lake.hudi_tables import CowTable  # noqa: E402
 
 LIMITS = QueryLimits(timeout_seconds=60)
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
-from backends.base import SourceSpec
-from tests.lake.conftest import sales_table, write_hive
+from tests.lake.conftest import require_modules
+
+require_modules("deltalake", "pyiceberg")
+
+from deltalake import write_deltalake  # noqa: E402
+
+from backends.base import SourceSpec  # noqa: E402
+from tests.lake.conftest import sales_table, write_hive  # noqa: E402
 
 flightsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
 
