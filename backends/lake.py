@@ -51,6 +51,9 @@ from backends.object_store import StoreSettings, secrets_of
 #: Every table of a lake source lives in this schema (DuckDB registers Arrow objects there).
 SCHEMA = "main"
 
+#: Client-library exceptions (deltalake, pyiceberg, hudi) that mean "no such table", by class name.
+_NOT_FOUND_ERRORS = frozenset({"TableNotFoundError", "NoSuchTableError", "NoSuchNamespaceError"})
+
 _TIME_TRAVEL = re.compile(r"^(?P<table>.+)@(?P<at>[^@]+)$")
 _VERSION = re.compile(r"^v?(?P<n>\d+)$")
 
@@ -230,9 +233,9 @@ class LakeBackend(DuckDBBackend):
             raise
         except FileNotFoundError as exc:
             raise NotFoundError(self._message(exc, table, "not found"), source=self.name) from None
-        except (OSError, pa.ArrowException) as exc:
-            raise BackendUnavailableError(self._message(exc, table), source=self.name) from None
         except Exception as exc:  # noqa: BLE001 - every library has its own tree; none may escape unmapped
+            if type(exc).__name__ in _NOT_FOUND_ERRORS:
+                raise NotFoundError(self._message(exc, table, "not found"), source=self.name) from None
             raise BackendUnavailableError(self._message(exc, table), source=self.name) from None
 
     def _message(self, exc: BaseException, table: str | None, what: str = "cannot be read") -> str:
@@ -242,11 +245,19 @@ class LakeBackend(DuckDBBackend):
         where = f"table {table!r} " if table else ""
         return f"[{self.label}] {text} ({where}{what})"
 
+    def _canonical(self, name: str) -> str | None:
+        """Return the configured table ``name`` means (DuckDB matches names case-insensitively)."""
+        names = self._table_names()
+        if name in names:
+            return name
+        folded = [n for n in names if n.lower() == name.lower()]
+        return folded[0] if len(folded) == 1 else None
+
     def _split(self, name: str) -> tuple[str, TimeTravel | None]:
         match = _TIME_TRAVEL.match(name)
-        if match and match["table"] in self._table_names():
-            return match["table"], parse_time_travel(match["at"])
-        return name, None
+        if match and self._canonical(match["table"]) is not None:
+            return self._canonical(match["table"]), parse_time_travel(match["at"])
+        return self._canonical(name) or name, None
 
     def _bind(self, name: str) -> Binding:
         table, travel = self._split(name)

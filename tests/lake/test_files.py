@@ -117,6 +117,11 @@ def test_metadata_lists_tables_columns_and_partition_keys(local_backend):
         local_backend.table_schema("main", "nope")
 
 
+def test_table_names_are_case_insensitive_like_duckdb(local_backend):
+    assert rows(local_backend, "SELECT count(*) AS n FROM SALES_ORC") == [{"n": 50}]
+    assert rows(local_backend, 'SELECT count(*) AS n FROM main."Sales_Orc"') == [{"n": 50}]
+
+
 def test_glob_reads_only_matching_files(local_backend, local_files):
     _, data = local_files
     [row] = rows(local_backend, "SELECT count(*) AS n FROM sales_glob")

@@ -107,7 +107,7 @@ def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
         **options,
         tables=[{"name": "gone", "location": f"s3://{BUCKET}/delta/none"}],
     )
-    with DeltaBackend(missing) as backend, pytest.raises(Exception) as info:
+    with DeltaBackend(missing) as backend, pytest.raises(NotFoundError) as info:
         rows(backend, "SELECT * FROM gone")
     assert info.value.details["source"] == "lake" and "'gone'" in info.value.message
 
