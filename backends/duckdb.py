@@ -63,6 +63,8 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
         text = _first_line(exc)
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        if "get_next failed(): IOError" in text:  # an Arrow dataset's store failed under DuckDB's scan
+            raise BackendUnavailableError(f"[duckdb] {text}", source=source) from exc
         raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except duckdb.CatalogException as exc:
         text = _first_line(exc)
@@ -180,9 +182,13 @@ class DuckDBBackend(Backend):
 
     # -- queries -------------------------------------------------------------------------------------------
 
+    def _cursor(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor for one query; subclasses bind what ``sql`` needs to it (Arrow datasets, views)."""
+        return self._db.cursor()
+
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Bind the query with NULL parameters under ``LIMIT 0``: DuckDB plans it and returns no rows."""
-        cursor = self._db.cursor()
+        cursor = self._cursor(sql)
         try:
             with _map_errors(self.name, self._memory_limit):
                 params = [None] * parameter_count
@@ -203,7 +209,7 @@ class DuckDBBackend(Backend):
         return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
 
     def _type_of_expressions(self, sql: str) -> pa.Schema | None:
-        cursor = self._db.cursor()
+        cursor = self._cursor(sql)
         try:
             return cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0").to_arrow_reader().schema
         except duckdb.Error:
@@ -218,7 +224,8 @@ class DuckDBBackend(Backend):
         limits: QueryLimits,
     ) -> Execution:
         """Prepare a fresh cursor and a deadline; the query runs when the execution's reader is first read."""
-        cursor = self._db.cursor()
+        with _map_errors(self.name, self._memory_limit):
+            cursor = self._cursor(sql)
         rows = list(parameters or [])
         timer = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
 

@@ -18,6 +18,10 @@ BACKENDS: dict[str, tuple[str, str | None]] = {
     "flightsql": ("backends.flightsql:FlightSQLBackend", "flightsql"),
     "snowflake": ("backends.snowflake:SnowflakeBackend", "snowflake"),
     "sqlite": ("backends.sqlite:SQLiteBackend", "sqlite"),
+    "files": ("backends.files:FilesBackend", None),
+    "iceberg": ("backends.iceberg:IcebergBackend", "iceberg"),
+    "delta": ("backends.delta:DeltaBackend", "delta"),
+    "hudi": ("backends.hudi:HudiBackend", "hudi"),
 }
 
 ENTRY_POINT_GROUP = "nexus_flight.backends"
