@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ secrets = {{ token = "${{env:PEER_TOKEN}}" }}
         time.sleep(0.05)
     yield port, data, env, proc
     if proc.poll() is None:
-        proc.kill()  # SIGTERM does not end `serve` yet (reported): Flight's own signal handling takes it
+        proc.kill()
         proc.wait(timeout=30)
 
 
@@ -88,9 +89,10 @@ def test_serve_with_a_config_file_records_history(served_by_cli):
     assert SECRET not in listing + history_out
     catalog_bytes = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
     assert SECRET.encode() not in catalog_bytes
-    proc.kill()
+    proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)
-    assert "listening on grpc://127.0.0.1" in output and SECRET not in output
+    assert proc.returncode == 0, output
+    assert "listening on grpc://127.0.0.1" in output and "shutting down" in output and SECRET not in output
 
 
 def run_cli(argv, env):
