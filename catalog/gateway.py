@@ -25,6 +25,7 @@ from backends.errors import BackendUnavailableError, GatewayError, NotFoundError
 from catalog.connect import family_class, open_source
 from catalog.health import record_failure
 from catalog.history import PHASES, QueryRecord, QueryRecorder
+from catalog.history_writer import HistoryWriter
 from catalog.models import utcnow
 from catalog.schema_cache import (
     cached_schema,
@@ -191,11 +192,14 @@ class CatalogSourceDirectory:
         system: bool = True,
         refresh_seconds: float = 2.0,
         schema_ttl_seconds: float = 300.0,
+        history: HistoryObserver | None = None,
     ) -> None:
         self.store = store
         self.fallback = fallback
         self._default = default
-        self._system = SystemBackend(store) if system else None
+        self._system = (
+            SystemBackend(store, before_read=history.flush if history else None) if system else None
+        )
         self.refresh_seconds = refresh_seconds
         self.schema_ttl_seconds = schema_ttl_seconds
         self._sources: dict[str, SourceInfo] = {}
@@ -286,20 +290,27 @@ class CatalogSourceDirectory:
             self.fallback.close()
 
 
-def history_observer(store: CatalogStore, *, record_parameters: bool = False) -> Callable[[Any], None]:
-    """Build a ``QueryService`` observer that writes each ``QueryEvent`` to the query history.
+class HistoryObserver:
+    """A ``QueryService`` observer that writes each ``QueryEvent`` to the query history, off the query's path.
 
     The history row's id is the query id the server reports in errors, so a client's error leads to its row.
     """
-    recorder = QueryRecorder(store, record_parameters=record_parameters)
 
-    def observe(event) -> None:
+    def __init__(
+        self, store: CatalogStore, *, record_parameters: bool = False, background: bool = True
+    ) -> None:
+        recorder = QueryRecorder(store, record_parameters=record_parameters)
+        self._writer = HistoryWriter(recorder) if background else None
+        self._write = self._writer or recorder
+
+    def __call__(self, event) -> None:
+        """Record one finished query."""
         timings = dict(event.timings_ms)
         try:
             query_id = str(uuid.UUID(event.query_id))
         except (ValueError, TypeError, AttributeError):
             query_id = None
-        recorder(
+        self._write(
             QueryRecord(
                 id=query_id,
                 sql=event.sql,
@@ -316,4 +327,18 @@ def history_observer(store: CatalogStore, *, record_parameters: bool = False) ->
             )
         )
 
-    return observe
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every query reported so far is in the catalog."""
+        return self._writer.flush(timeout) if self._writer else True
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer thread."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def history_observer(
+    store: CatalogStore, *, record_parameters: bool = False, background: bool = True
+) -> HistoryObserver:
+    """Build the observer ``QueryService`` calls when a query ends (see :class:`HistoryObserver`)."""
+    return HistoryObserver(store, record_parameters=record_parameters, background=background)

@@ -27,8 +27,10 @@ class CatalogRuntime:
     checker: HealthChecker
 
     def close(self) -> None:
-        """Stop the health checker and release the catalog (the gateway closes the directory's backends)."""
+        """Stop health checks, write pending history, release the catalog (the gateway closes backends)."""
         self.checker.stop()
+        for observer in self.observers:
+            observer.close()
         self.store.close()
 
 
@@ -67,8 +69,11 @@ def start_catalog(
             log.info(
                 "query history: %d rows older than %d days deleted", purged, server.history_retention_days
             )
-    directory = CatalogSourceDirectory(store, fallback=fallback, default=server.default_source)
-    observers = [history_observer(store, record_parameters=server.record_parameters)]
+    history = history_observer(store, record_parameters=server.record_parameters)
+    directory = CatalogSourceDirectory(
+        store, fallback=fallback, default=server.default_source, history=history
+    )
+    observers = [history]
     checker = HealthChecker(store)
     if server.health_checks:
         checker.start()

@@ -8,7 +8,7 @@ configuration locked before the query runs, so the SQL can read those tables and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -41,11 +41,14 @@ class SystemBackend(Backend):
         "private in-memory DuckDB per query over Arrow snapshots; external access off, config locked"
     )
 
-    def __init__(self, store: CatalogStore) -> None:
+    def __init__(self, store: CatalogStore, before_read: Callable[[], object] | None = None) -> None:
         super().__init__(SourceSpec(name=SYSTEM_CATALOG, kind="system"))
         self.store = store
+        self._before_read = before_read
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self._before_read is not None:
+            self._before_read()  # queries that already ended are in the history this query reads
         con = duckdb.connect(
             ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         )

@@ -38,11 +38,15 @@ def served(sqlite_store, duck_file, tmp_path):
     sqlite_store.add_source(
         "ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD}
     )
-    directory = CatalogSourceDirectory(sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0)
+    history = history_observer(sqlite_store)
+    directory = CatalogSourceDirectory(
+        sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0, history=history
+    )
     config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None)
-    gateway = Gateway(config, sources=directory, observers=[history_observer(sqlite_store)]).start()
+    gateway = Gateway(config, sources=directory, observers=[history]).start()
     yield sqlite_store, gateway
     gateway.shutdown()
+    history.close()
 
 
 def connect(gateway):
@@ -69,7 +73,8 @@ def ipc_bytes(*tables: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file):
+def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file, caplog):
+    caplog.set_level("DEBUG")
     store, gateway = served
     responses = []
     with connect(gateway) as conn:
@@ -130,6 +135,7 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
 
     blob = ipc_bytes(*responses) + str(refused.value).encode() + str(unimplemented.value).encode()
     assert PASSWORD.encode() not in blob
+    assert "DS-010" in caplog.text and PASSWORD not in caplog.text  # server and catalog logs
 
 
 def test_metadata_answers_from_the_stale_cache_when_the_source_is_down(served, duck_file):
@@ -179,13 +185,14 @@ def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_pat
 
     stores = [CatalogStore(pg_url, keys=keys) for _ in range(2)]
     stores[0].add_source("sales", "duckdb", {"path": str(duck_file)})
+    observers = [history_observer(store) for store in stores]
     gateways = [
         Gateway(
             ServerConfig(port=0, data_dir=tmp_path, demo_scale=None),
             sources=CatalogSourceDirectory(store, refresh_seconds=0),
-            observers=[history_observer(store)],
+            observers=[observer],
         ).start()
-        for store in stores
+        for store, observer in zip(stores, observers, strict=True)
     ]
     try:
         with connect(gateways[0]) as conn:
@@ -214,5 +221,7 @@ def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_pat
     finally:
         for gateway in gateways:
             gateway.shutdown()
+        for observer in observers:
+            observer.close()
         for store in stores:
             store.close()

@@ -1,0 +1,83 @@
+"""Writing query history off the query's path: a worker thread drains a bounded queue into the catalog.
+
+A slow or unreachable catalog database must never delay or fail a query: records wait in the queue (up to
+``max_pending``), are dropped with a warning when it is full, and a failed write is logged and dropped.
+``flush`` lets a reader (the ``system`` catalog) see every query that ended before it asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from catalog.history import QueryRecord
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class HistoryWriter:
+    """Queues query records and writes them with ``write`` on a daemon thread."""
+
+    def __init__(self, write: Callable[[QueryRecord], object], max_pending: int = 10_000) -> None:
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(max_pending)
+        self._pending = 0
+        self._done = threading.Condition()
+        self.written = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="catalog-history", daemon=True)
+        self._thread.start()
+
+    def __call__(self, record: QueryRecord) -> None:
+        """Queue one record; never blocks (a full queue drops the record and says so)."""
+        with self._done:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._finish(dropped=True)
+            log.warning("query history queue full: dropped the record of query %s", record.id)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued record is written (or dropped); False when ``timeout`` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._done.wait(remaining)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self.flush(timeout)
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is _STOP:
+                return
+            try:
+                self._write(record)
+            except Exception as exc:  # the catalog is down or refused the row: keep serving, say so
+                log.warning("query history: could not record query %s: %s", record.id, type(exc).__name__)
+                self._finish(dropped=True)
+            else:
+                self._finish(dropped=False)
+
+    def _finish(self, dropped: bool) -> None:
+        with self._done:
+            self._pending -= 1
+            if dropped:
+                self.dropped += 1
+            else:
+                self.written += 1
+            self._done.notify_all()

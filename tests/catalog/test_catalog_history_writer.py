@@ -1,0 +1,48 @@
+"""History is written off the query's path: a slow or unreachable catalog never delays or fails a query."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from catalog.history import QueryRecord, QueryRecorder, search_history
+from catalog.history_writer import HistoryWriter
+from catalog.store import CatalogStore
+from tests.support.services import free_port
+
+
+def test_records_reach_the_catalog_and_flush_waits_for_them(sqlite_store):
+    writer = HistoryWriter(QueryRecorder(sqlite_store))
+    for i in range(20):
+        writer(QueryRecord(f"SELECT {i}", "success"))
+    assert writer.flush(10)
+    assert len(search_history(sqlite_store, limit=None)) == 20 and writer.written == 20
+    writer.close()
+
+
+def test_an_unreachable_catalog_drops_records_without_blocking(sqlite_store, keys):
+    store = CatalogStore(data_dir=sqlite_store.engine.url.database.rsplit("/", 1)[0], keys=keys)
+    # A catalog whose database went away: point the engine at a port nobody listens on.
+    from sqlalchemy import create_engine
+
+    store.engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x?connect_timeout=1")
+    store._sessions.configure(bind=store.engine)
+    writer = HistoryWriter(QueryRecorder(store))
+    started = time.monotonic()
+    writer(QueryRecord("SELECT 1", "success"))
+    assert time.monotonic() - started < 0.5  # the caller (a query ending) is not held up
+    assert writer.flush(20)
+    assert writer.dropped == 1 and writer.written == 0
+    writer.close()
+
+
+def test_a_full_queue_drops_instead_of_blocking():
+    """A stand-in writer that blocks (no real database stalls on cue) shows the queue's bound."""
+    gate = threading.Event()
+    writer = HistoryWriter(lambda record: gate.wait(10), max_pending=2)
+    for i in range(5):
+        writer(QueryRecord(f"SELECT {i}", "success"))
+    gate.set()
+    assert writer.flush(10)
+    assert writer.dropped >= 2 and writer.written + writer.dropped == 5
+    writer.close()
