@@ -124,8 +124,11 @@ def open_store(args: argparse.Namespace) -> CatalogStore:
     return CatalogStore(url)
 
 
-def _run(args: argparse.Namespace, action) -> int:
-    """Open the store, run the action, print its result; errors become a message and exit code 2."""
+def _run(args: argparse.Namespace, action, failed=lambda result: False) -> int:
+    """Open the store, run the action, print its result; errors become a message and exit code 2.
+
+    ``failed(result)`` marks an outcome that printed fine but is a failure for scripts (exit code 1).
+    """
     try:
         store = open_store(args)
         try:
@@ -137,7 +140,11 @@ def _run(args: argparse.Namespace, action) -> int:
         return 2
     if result is not None:
         _print(result, args.json)
-    return 0
+    return 1 if failed(result) else 0
+
+
+def _is_error(result: Mapping[str, Any]) -> bool:
+    return result.get("status") == "error"
 
 
 def _print(result: Any, as_json: bool) -> None:
@@ -245,8 +252,7 @@ def _sources_test(args: argparse.Namespace) -> int:
         info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
-    code = _run(args, action)
-    return code
+    return _run(args, action, _is_error)
 
 
 def _sources_enable(args: argparse.Namespace) -> int:
@@ -256,7 +262,7 @@ def _sources_enable(args: argparse.Namespace) -> int:
         info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
-    return _run(args, action)
+    return _run(args, action, _is_error)
 
 
 def _sources_disable(args: argparse.Namespace) -> int:

@@ -28,10 +28,14 @@ def _family(family: str, type_name: str | None = None) -> type[Backend]:
     try:
         return backend_class(family)
     except NotFoundError:
-        what = f"source type {type_name!r} needs the backend family" if type_name else "the backend family"
+        needs = (
+            f"source type {type_name!r} needs backend family {family!r}"
+            if type_name
+            else (f"backend family {family!r} is needed")
+        )
         raise UnsupportedError(
-            f"DS-010: {what} {family!r}, which this gateway does not implement yet; the source is "
-            "registered but cannot be queried",
+            f"DS-010: {needs}, which this gateway does not implement yet; the source is registered but "
+            "cannot be queried",
             rule="DS-010",
         ) from None
 

@@ -88,7 +88,7 @@ def test_sources_commands(cli):
 def test_enable_tests_the_source_for_real(cli):
     cli("sources", "add", "ora", "--type", "oracle", "-o", "host=db.example", "--json")
     cli("sources", "disable", "ora")
-    out, _ = cli("sources", "enable", "ora", "--json")
+    out, _ = cli("sources", "enable", "ora", "--json", expect=1)
     result = json.loads(out)
     # The oracle family has no adapter: the test fails honestly and says why.
     assert result["status"] == "error" and result["last_error"].startswith("DS-010:")
