@@ -77,6 +77,10 @@ class ServerSettings(_Strict):
     history_retention_days: int | None = Field(30, ge=1)
     record_parameters: bool = False
     health_checks: bool = True
+    #: How often active sources are probed (error sources follow the 30 s … 600 s backoff).
+    health_check_interval_seconds: float = Field(300.0, ge=5)
+    #: How long a cached schema answers metadata before the source is asked again.
+    schema_cache_ttl_seconds: float = Field(300.0, ge=0)
     auth: AuthSettings = AuthSettings()
     tls: TLSSettings | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from catalog.config_file import GatewayConfig, apply_sources, load_config
@@ -32,6 +33,12 @@ class CatalogRuntime:
         for observer in self.observers:
             observer.close()
         self.store.close()
+
+
+def _purge(store: CatalogStore, days: int) -> None:
+    purged = purge_history(store, days)
+    if purged:
+        log.info("query history: %d rows older than %d days deleted", purged, days)
 
 
 def start_catalog(
@@ -63,18 +70,22 @@ def start_catalog(
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
-    if server.history_retention_days:
-        purged = purge_history(store, server.history_retention_days)
-        if purged:
-            log.info(
-                "query history: %d rows older than %d days deleted", purged, server.history_retention_days
-            )
     history = history_observer(store, record_parameters=server.record_parameters)
     directory = CatalogSourceDirectory(
-        store, fallback=fallback, default=server.default_source, history=history
+        store,
+        fallback=fallback,
+        default=server.default_source,
+        history=history,
+        schema_ttl_seconds=server.schema_cache_ttl_seconds,
     )
     observers = [history]
-    checker = HealthChecker(store)
+    days = server.history_retention_days
+    retention = partial(_purge, store, days) if days else None
+    checker = HealthChecker(
+        store, active_interval=server.health_check_interval_seconds, housekeeping=retention
+    )
+    if retention is not None:
+        retention()
     if server.health_checks:
         checker.start()
     return CatalogRuntime(config, store, directory, observers, checker)

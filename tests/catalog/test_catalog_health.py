@@ -209,3 +209,24 @@ def _wait_for(condition, timeout=20.0):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def test_checker_runs_housekeeping_periodically(sqlite_store):
+    from catalog.history import QueryRecord, purge_history, record_query, search_history
+
+    old = datetime.now(UTC) - timedelta(days=40)
+    record_query(sqlite_store, QueryRecord("SELECT 1", "success", created_at=old))
+    runs = []
+
+    def retention():
+        runs.append(purge_history(sqlite_store, 30))
+
+    checker = HealthChecker(
+        sqlite_store, pg_probe, poll_seconds=0.01, housekeeping=retention, housekeeping_seconds=0.02
+    )
+    checker.start()
+    try:
+        _wait_for(lambda: len(runs) >= 2)
+    finally:
+        checker.stop()
+    assert runs[0] == 1 and search_history(sqlite_store) == []
