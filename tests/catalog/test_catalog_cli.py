@@ -19,9 +19,7 @@ def cli(tmp_path, master_key, monkeypatch, capsys):
     base = ["--data-dir", str(tmp_path / "data")]
 
     def run(*argv, expect=0):
-        code = main(
-            [*argv[:2], *base, *argv[2:]] if argv[0] in ("sources", "vault") else [argv[0], *base, *argv[1:]]
-        )
+        code = main([*argv[:2], *base, *argv[2:]] if argv[0] in ("sources", "vault") else [argv[0], *base, *argv[1:]])
         out, err = capsys.readouterr()
         assert code == expect, (out, err)
         assert SECRET not in out and SECRET not in err

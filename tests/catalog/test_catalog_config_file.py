@@ -53,9 +53,7 @@ def test_a_good_file(tmp_path):
     sales, lake = config.sources
     assert sales.secrets["password"].get_secret_value() == "sales-pw-1"
     assert lake.auth_type == "iam" and lake.options["s3_region"] == "eu-west-1"
-    assert lake.options["tables"] == [
-        {"name": "sales", "location": "s3://bucket/sales/", "format": "parquet"}
-    ]
+    assert lake.options["tables"] == [{"name": "sales", "location": "s3://bucket/sales/", "format": "parquet"}]
 
 
 def test_environment_overrides(tmp_path):

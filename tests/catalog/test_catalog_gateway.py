@@ -35,9 +35,7 @@ def served(sqlite_store, duck_file, tmp_path):
         {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
         {"password": PASSWORD},
     )
-    sqlite_store.add_source(
-        "ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD}
-    )
+    sqlite_store.add_source("ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD})
     history = history_observer(sqlite_store)
     directory = CatalogSourceDirectory(
         sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0, history=history
@@ -91,23 +89,23 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
         with pytest.raises(Exception, match="DS-010: .*backend family 'oracle'") as unimplemented:
             fetch(conn, "SELECT 1 FROM dual", "ora")
 
+        via_postgres = fetch(conn, "SELECT 1 AS one", "pgsrc")  # the password travels to a real server
+        responses.append(via_postgres)
+        assert via_postgres.to_pylist() == [{"one": 1}]
+
         objects = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all()
         responses.append(objects)
         assert "orders" in json.dumps(objects.to_pylist(), default=str)
 
         history = fetch(
             conn,
-            "SELECT source_name, status, sql_text, error_message, total_ms FROM query_history "
-            "ORDER BY created_at",
+            "SELECT source_name, status, sql_text, error_message, total_ms FROM query_history ORDER BY created_at",
             "system",
         )
-        sources = fetch(
-            conn, "SELECT name, type, family, status, config FROM sources ORDER BY name", "system"
-        )
+        sources = fetch(conn, "SELECT name, type, family, status, config FROM sources ORDER BY name", "system")
         versions = fetch(
             conn,
-            "SELECT source_name, is_current, stale, table_count FROM schema_versions "
-            "WHERE source_name = 'sales'",
+            "SELECT source_name, is_current, stale, table_count FROM schema_versions WHERE source_name = 'sales'",
             "system",
         )
         responses += [history, sources, versions]
@@ -120,14 +118,10 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
     assert rows[0]["total_ms"] > 0
     by_name = {r["name"]: r for r in sources.to_pylist()}
     assert (
-        json.loads(by_name["pgsrc"]["config"])["password"]
-        == "***"
-        == json.loads(by_name["ora"]["config"])["password"]
+        json.loads(by_name["pgsrc"]["config"])["password"] == "***" == json.loads(by_name["ora"]["config"])["password"]
     )
     assert by_name["sales"]["family"] == "duckdb"
-    assert versions.to_pylist() == [
-        {"source_name": "sales", "is_current": True, "stale": False, "table_count": 1}
-    ]
+    assert versions.to_pylist() == [{"source_name": "sales", "is_current": True, "stale": False, "table_count": 1}]
 
     # The history the gateway wrote is the catalog's history, with the server's query ids.
     stored = search_history(store, source="sales")
@@ -142,9 +136,7 @@ def test_metadata_answers_from_the_stale_cache_when_the_source_is_down(served, d
     store, gateway = served
     with connect(gateway) as conn:
         first = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all().to_pylist()
-        store.update_source(
-            "sales", options={"memory_limit": "512MB"}
-        )  # the next call opens the source again
+        store.update_source("sales", options={"memory_limit": "512MB"})  # the next call opens the source again
         duck_file.rename(duck_file.with_suffix(".gone"))
         second = conn.adbc_get_objects(depth="all", catalog_filter="sales").read_all().to_pylist()
         assert second == first  # same schemas, tables and columns, from the cache
@@ -211,10 +203,7 @@ def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_pat
                     "AND source_name IN ('sales', 'more')",
                     "system",
                 )
-                if (
-                    sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]
-                    or time.monotonic() > deadline
-                ):
+                if sorted(seen.column("source_name").to_pylist()) == ["more", "sales"] or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
             assert sorted(seen.column("source_name").to_pylist()) == ["more", "sales"]

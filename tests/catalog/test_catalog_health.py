@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.errors import BackendUnavailableError, ConfigError
+from backends.errors import ConfigError
+from catalog.connect import ping_backend
 from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
 from tests.support.services import free_port, require_command
 
@@ -25,14 +26,10 @@ class PrivatePostgres:
         self.dir = Path(tempfile.mkdtemp(prefix="nf-health-pg-"))
         shutil.chown(self.dir, "postgres")
         self.port = free_port()
-        self._as_postgres(
-            "initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync"
-        )
+        self._as_postgres("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
 
     def _as_postgres(self, *argv):
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60
-        )
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60)
 
     def start(self):
         # pg_ctl -w waits until the server accepts connections.
@@ -79,23 +76,8 @@ def private_pg():
     server.cleanup()
 
 
-def pg_probe(spec):
-    """Connect for real with psycopg (the postgres family's adapter lives on another branch)."""
-    import psycopg
-
-    options = spec.options
-    try:
-        psycopg.connect(
-            host=options["host"],
-            port=options["port"],
-            user=options["username"],
-            dbname=options["database"],
-            connect_timeout=2,
-        ).close()
-    except psycopg.OperationalError as exc:
-        raise BackendUnavailableError(
-            f"[postgres] {str(exc).strip().splitlines()[0]}", source=spec.name
-        ) from None
+#: The real probe: the postgres family's backend opens and pings the source.
+pg_probe = ping_backend
 
 
 class FakeClock:

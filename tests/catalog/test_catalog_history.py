@@ -45,9 +45,7 @@ def test_a_record_keeps_every_field(store):
 
 
 def test_parameters_kept_only_when_asked(sqlite_store):
-    record_query(
-        sqlite_store, QueryRecord("SELECT ?", "success", parameters=[[1, "x"]]), record_parameters=True
-    )
+    record_query(sqlite_store, QueryRecord("SELECT ?", "success", parameters=[[1, "x"]]), record_parameters=True)
     assert search_history(sqlite_store)[0]["parameters"] == [[1, "x"]]
 
 
@@ -85,9 +83,7 @@ def test_retention_deletes_old_rows(store):
 
 
 def test_error_text_echoing_a_known_secret_is_scrubbed(sqlite_store):
-    sqlite_store.add_source(
-        "pg", "postgresql", {"host": "h", "database": "d"}, {"password": "echoed-Secret-991"}
-    )
+    sqlite_store.add_source("pg", "postgresql", {"host": "h", "database": "d"}, {"password": "echoed-Secret-991"})
     sqlite_store.source_spec("pg")  # opening the vault record teaches the scrubber the value
     record_query(
         sqlite_store,

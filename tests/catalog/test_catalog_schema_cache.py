@@ -45,17 +45,13 @@ class SQLiteFileBackend(Backend):
 
     def list_tables(self, db_schema=None):
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT name, type FROM sqlite_master WHERE type IN ('table','view')"
-            ).fetchall()
+            rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')").fetchall()
         return [TableInfo("main", n, t.upper()) for n, t in rows]
 
     def table_schema(self, db_schema, table):
         with self._connect() as conn:
             cols = conn.execute(f"PRAGMA table_info('{table}')").fetchall()
-        return pa.schema(
-            [pa.field(c[1], _TYPES.get(c[2].upper(), pa.utf8()), nullable=not c[3]) for c in cols]
-        )
+        return pa.schema([pa.field(c[1], _TYPES.get(c[2].upper(), pa.utf8()), nullable=not c[3]) for c in cols])
 
     def get_schema(self, sql, parameter_count=0):
         raise NotImplementedError
@@ -116,16 +112,8 @@ def test_refresh_versions_and_diff(store, sqlite_file):
 
 
 def test_changed_column_type_and_nullability():
-    old = {
-        "schemas": {
-            "s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int32", "nullable": True}]}}
-        }
-    }
-    new = {
-        "schemas": {
-            "s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int64", "nullable": False}]}}
-        }
-    }
+    old = {"schemas": {"s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int32", "nullable": True}]}}}}
+    new = {"schemas": {"s": {"t": {"type": "TABLE", "columns": [{"name": "a", "type": "int64", "nullable": False}]}}}}
     (change,) = diff_content(old, new).changed_tables
     assert change.changed_columns == [
         {"name": "a", "old_type": "int32", "new_type": "int64", "old_nullable": True, "new_nullable": False}

@@ -81,9 +81,7 @@ def test_serve_with_a_config_file_records_history(served_by_cli):
     _wait_for_history(data, env)
     history_out = run_cli(["history", "--data-dir", str(data), "--json"], env)
     rows = json.loads(history_out)
-    assert any(
-        r["source_name"] == "shop" and r["status"] == "success" and "items" in r["sql_text"] for r in rows
-    )
+    assert any(r["source_name"] == "shop" and r["status"] == "success" and "items" in r["sql_text"] for r in rows)
     listing = run_cli(["sources", "list", "--data-dir", str(data)], env)
     assert listing.splitlines()[0].split()[:2] == ["NAME", "TYPE"]
     assert SECRET not in listing + history_out

@@ -47,9 +47,7 @@ def test_every_type_declares_family_dialect_and_auth():
     assert set(KNOWN_FAMILIES) <= families
     assert {"oracle", "databricks", "druid", "sqlserver", "dameng", "hdfs"} <= families
     assert SOURCE_TYPES["tidb"].family == "mysql" and SOURCE_TYPES["tidb"].default_port == 4000
-    assert (
-        SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
-    )
+    assert SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
     assert SOURCE_TYPES["s3_csv"].implied_table_options == {"format": "csv"}
 
 
@@ -126,9 +124,7 @@ def test_ds002_duplicate_names_ignore_case(store):
 
 
 def test_ds003_unknown_type_suggests_the_nearest():
-    with pytest.raises(
-        ConfigError, match=r"^DS-003: unknown source type 'postgress'; did you mean 'postgresql'\?"
-    ):
+    with pytest.raises(ConfigError, match=r"^DS-003: unknown source type 'postgress'; did you mean 'postgresql'\?"):
         validate_source("x", "postgress")
 
 
@@ -156,9 +152,7 @@ def test_ds013_path_must_exist(tmp_path):
 @pytest.mark.parametrize("charset", ["utf8mb4", "UTF8", "gbk", "GB18030", "utf-8"])
 def test_ds014_allowed_charsets(charset):
     # dameng: its family has no options model here to disagree (the mysql family's model has no charset yet).
-    assert validate_source("x", "dameng", {"database": "d", "host": "h", "charset": charset}).options[
-        "charset"
-    ] in (
+    assert validate_source("x", "dameng", {"database": "d", "host": "h", "charset": charset}).options["charset"] in (
         "utf8mb4",
         "utf8",
         "gbk",
@@ -171,10 +165,7 @@ def test_ds012_types_and_ranges():
         with pytest.raises(ConfigError, match="^DS-012: pool_size"):
             validate_source("x", "postgresql", {"database": "d", "host": "h", "pool_size": value})
     assert (
-        validate_source("x", "postgresql", {"database": "d", "host": "h", "pool_size": 100}).options[
-            "pool_size"
-        ]
-        == 100
+        validate_source("x", "postgresql", {"database": "d", "host": "h", "pool_size": 100}).options["pool_size"] == 100
     )
 
 
@@ -182,9 +173,7 @@ def test_ds006_port_bounds():
     for port in (0, 65536, -1, "http", True):
         with pytest.raises(ConfigError, match="^DS-006: "):
             validate_source("x", "mysql", {"database": "d", "host": "h", "port": port})
-    assert (
-        validate_source("x", "mysql", {"database": "d", "host": "h", "port": "3307"}).options["port"] == 3307
-    )
+    assert validate_source("x", "mysql", {"database": "d", "host": "h", "port": "3307"}).options["port"] == 3307
 
 
 @pytest.mark.parametrize("host", ["db.example.com", "127.0.0.1", "::1", "localhost", "my-db"])
@@ -201,9 +190,7 @@ def test_ds007_invalid_hosts(host):
 def test_cv006_expired_token_is_refused():
     past = datetime.now(UTC) - timedelta(minutes=1)
     with pytest.raises(ConfigError, match="^CV-006: "):
-        validate_source(
-            "x", "databricks", {"host": "h.example", "http_path": "/p"}, {"token": "t0ken"}, "pat", past
-        )
+        validate_source("x", "databricks", {"host": "h.example", "http_path": "/p"}, {"token": "t0ken"}, "pat", past)
 
 
 def test_ds010_unimplemented_family_registers_but_refuses_queries(sqlite_store):
@@ -225,9 +212,7 @@ def test_implemented_family_opens_with_the_stored_options(sqlite_store, tmp_path
     sqlite_store.add_source("db", "duckdb", {"path": str(path)})
     try:
         backend = open_source(sqlite_store, "db")
-    except (
-        InvalidQueryError
-    ) as exc:  # backends/duckdb.py on this branch passes a TimeZone option DuckDB refuses
+    except InvalidQueryError as exc:  # backends/duckdb.py on this branch passes a TimeZone option DuckDB refuses
         pytest.skip(f"the DuckDB backend cannot open a database here: {exc.message}")
     with backend:
         assert backend.kind == "duckdb"

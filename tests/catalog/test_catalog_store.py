@@ -40,9 +40,7 @@ def test_status_lifecycle_and_ds011(store, caplog):
     assert "source s status draft -> active" in caplog.text
     assert store.set_status("s", "error", "down").last_error == "down"
     assert store.set_status("s", "inactive").status == "inactive"
-    with pytest.raises(
-        ConfigError, match="^DS-011: source 's' cannot go from inactive to active; enable it first"
-    ):
+    with pytest.raises(ConfigError, match="^DS-011: source 's' cannot go from inactive to active; enable it first"):
         store.set_status("s", "active")
     with pytest.raises(ConfigError, match="^DS-011: unknown status"):
         store.set_status("s", "broken")
@@ -163,9 +161,7 @@ def test_replicas_starting_together_migrate_once(pg_url, keys):
         thread.join()
     assert errors == [] and len(stores) == 3
     with stores[0].engine.connect() as conn:
-        versions = [
-            r[0] for r in conn.execute(text("SELECT version FROM catalog_schema_version ORDER BY version"))
-        ]
+        versions = [r[0] for r in conn.execute(text("SELECT version FROM catalog_schema_version ORDER BY version"))]
     assert versions == list(range(1, CURRENT_VERSION + 1))
     for store in stores:
         store.close()

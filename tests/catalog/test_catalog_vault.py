@@ -109,9 +109,7 @@ def test_cv006_expired_credential_is_refused_at_use(sqlite_store):
         datetime.now(UTC) + timedelta(hours=1),
     )
     with sqlite_store.session() as session:
-        session.execute(
-            update(CredentialRecord).values(token_expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+        session.execute(update(CredentialRecord).values(token_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     with pytest.raises(ConfigError, match="^CV-006: "):
         sqlite_store.source_spec("dbx")
 
