@@ -230,3 +230,15 @@ def test_every_rule_is_documented():
     for rule_id, rule in RULES.items():
         assert f"| {rule_id} |" in readme, rule_id
         assert rule.title in readme
+
+
+def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store):
+    from catalog.health import check_source
+    from tests.support.services import require_port
+
+    require_port("MariaDB", "127.0.0.1", 3306)
+    sqlite_store.add_source(
+        "maria", "mariadb", {"host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}
+    )
+    info = check_source(sqlite_store, "maria")
+    assert (info.status, info.last_error) == ("active", None)
