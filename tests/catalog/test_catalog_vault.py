@@ -198,3 +198,29 @@ def test_sealed_record_repr_hides_ciphertext(keys):
     record = Vault(keys).seal("s", {"password": PASSWORD})
     assert "ciphertext" not in repr(record)
     assert isinstance(record, SealedRecord)
+
+
+def test_master_key_from_a_file_keyring(tmp_path):
+    """keyrings.alt's file backend: a real keyring backend that works offline, storing in a file we choose."""
+    try:
+        from keyrings.alt.file import PlaintextKeyring
+    except ImportError:
+        from tests.support.services import missing
+
+        missing("the keyrings.alt package (a file keyring backend)")
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        current = new_key_text()
+        keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, current)
+        ring = KeyRing.from_environment({})
+        assert ring.current.key == base64.b64decode(current)
+        assert (tmp_path / "keyring.cfg").exists()
+        store = CatalogStore(data_dir=tmp_path / "data", keys=ring)
+        store.add_source("pg", "postgresql", pg_options(), {"password": PASSWORD})
+        assert store.source_spec("pg").secrets["password"] == PASSWORD
+        store.close()
+    finally:
+        keyring.set_keyring(previous)
