@@ -214,3 +214,56 @@ def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_pat
             observer.close()
         for store in stores:
             store.close()
+
+
+def test_object_store_source_with_vault_secrets_through_the_gateway(sqlite_store, tmp_path):
+    """An s3_parquet source whose keys live in the vault, queried through Flight SQL from the S3 emulator."""
+    import io
+
+    import boto3
+    import pyarrow.parquet as pq
+
+    from tests.lake.emulators import moto_s3
+
+    secret = "vault-S3-Secret-Key-0042"
+    with moto_s3() as s3:
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3.endpoint,
+            aws_access_key_id="AKIACATALOG",
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="shop")
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"id": list(range(12)), "region": ["eu", "us", "ap"] * 4}), buffer)
+        client.put_object(Bucket="shop", Key="orders/part-0.parquet", Body=buffer.getvalue())
+        sqlite_store.add_source(
+            "lake",
+            "s3_parquet",
+            {
+                "tables": [{"name": "orders", "location": "s3://shop/orders/"}],
+                "s3_endpoint": f"127.0.0.1:{s3.port}",
+                "s3_use_ssl": False,
+                "s3_path_style": True,
+                "s3_region": "us-east-1",
+            },
+            {"s3_access_key_id": "AKIACATALOG", "s3_secret_access_key": secret},
+            "iam",
+        )
+        history = history_observer(sqlite_store)
+        directory = CatalogSourceDirectory(sqlite_store, refresh_seconds=0, history=history)
+        gateway = Gateway(
+            ServerConfig(port=0, data_dir=tmp_path, demo_scale=None), sources=directory, observers=[history]
+        ).start()
+        try:
+            with connect(gateway) as conn:
+                result = fetch(conn, "SELECT region, count(*) AS n FROM orders GROUP BY region ORDER BY region", "lake")
+                shown = fetch(conn, "SELECT config FROM sources WHERE name = 'lake'", "system")
+        finally:
+            gateway.shutdown()
+            history.close()
+    assert result.to_pylist() == [{"region": "ap", "n": 4}, {"region": "eu", "n": 4}, {"region": "us", "n": 4}]
+    config = json.loads(shown.column("config")[0].as_py())
+    assert config["s3_secret_access_key"] == "***" and config["tables"][0]["format"] == "parquet"
+    assert secret.encode() not in ipc_bytes(result, shown)
