@@ -23,7 +23,7 @@ from backends.base import SourceSpec
 from backends.errors import NotFoundError
 from catalog.lifecycle import check_transition
 from catalog.migrations import upgrade
-from catalog.models import CredentialRecord, DataSource, utcnow
+from catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from catalog.redaction import redact_config
 from catalog.rules import rule_error
 from catalog.source_types import SOURCE_TYPES, suggest
@@ -233,8 +233,6 @@ class CatalogStore:
             NotFoundError: no such source.
 
         """
-        from catalog.models import SourceSchema, SourceSchemaVersion
-
         with self.session() as session:
             row = self._row(session, name)
             for model in (CredentialRecord, SourceSchema, SourceSchemaVersion):
