@@ -123,23 +123,25 @@ class FlightSqlServer(flight.FlightServerBase):
         endpoint = flight.FlightEndpoint(ticket, [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
-    def _new_ticket(self, context, session: Session, prepared_or_query, schema, parameters=None) -> bytes:
+    def _new_ticket(self, context, session: Session, query, schema, parameters=None, plan_timings=None) -> bytes:
         handle = HandleStore.new_handle()
         self.tickets.put(handle, Ticket(
-            handle=handle, session_key=session.key, user=session.user, query=prepared_or_query, schema=schema,
+            handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
+            plan_timings=dict(plan_timings or {}),
         ))
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 
     def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
         self._reject_transaction(cmd)
         session = self._session(context)
-        routed, schema, _ = self.service.plan(cmd.query, session)
-        if routed.parameter_count:
+        plan = self.service.plan(cmd.query, session)
+        if plan.query.parameter_count:
             raise InvalidQueryError(
-                f"the query has {routed.parameter_count} parameter placeholder(s): prepare it and bind values"
+                f"the query has {plan.query.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
-        return schema, self._new_ticket(context, session, routed, schema)
+        ticket = self._new_ticket(context, session, plan.query, plan.dataset_schema, plan_timings=plan.timings_ms)
+        return plan.dataset_schema, ticket
 
     def _prepared(self, context, handle: bytes) -> PreparedStatement:
         statement: PreparedStatement = self.prepared.get(handle)
@@ -157,7 +159,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 )
             session = self._session(context)
             ticket = self._new_ticket(context, session, statement.query, statement.dataset_schema,
-                                      statement.parameters)
+                                      statement.parameters, statement.plan_timings)
             return statement.dataset_schema, ticket
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
@@ -181,7 +183,7 @@ class FlightSqlServer(flight.FlightServerBase):
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
-                _, schema, _ = self.service.plan(cmd.query, self._session(context))
+                schema = self.service.plan(cmd.query, self._session(context)).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
                 schema = self._prepared(context, cmd.prepared_statement_handle).dataset_schema
             else:
@@ -205,11 +207,10 @@ class FlightSqlServer(flight.FlightServerBase):
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
-        execution, finished = self.service.open(ticket, context)
+        reader, finished = self.service.open(ticket, context)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(finished)
-        reader = execution.reader
         if not reader.schema.equals(ticket.schema):
             # Clients require the stream's schema to equal the announced one (nullability, types).
             reader = reader.cast(ticket.schema)
@@ -289,13 +290,14 @@ class FlightSqlServer(flight.FlightServerBase):
         request = protocol.unpack_as(body, pb.ActionCreatePreparedStatementRequest)
         self._reject_transaction(request)
         session = self._session(context)
-        routed, dataset, parameters = self.service.plan(request.query, session)
+        plan = self.service.plan(request.query, session)
         handle = HandleStore.new_handle()
-        self.prepared.put(handle, PreparedStatement(handle, session.key, routed, dataset, parameters))
+        self.prepared.put(handle, PreparedStatement(handle, session.key, plan.query, plan.dataset_schema,
+                                                    plan.parameter_schema, plan_timings=plan.timings_ms))
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
-            dataset_schema=dataset.serialize().to_pybytes(),
-            parameter_schema=parameters.serialize().to_pybytes(),
+            dataset_schema=plan.dataset_schema.serialize().to_pybytes(),
+            parameter_schema=plan.parameter_schema.serialize().to_pybytes(),
             is_update=False,
         )
         return [protocol.pack(result)]

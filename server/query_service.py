@@ -55,6 +55,42 @@ QueryObserver = Callable[[QueryEvent], None]
 _STATUS_BY_CODE = {"DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PERMISSION_DENIED": "rejected"}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A routed query with the schemas clients are told about, and how long validating and planning took."""
+
+    query: RoutedQuery
+    dataset_schema: pa.Schema
+    parameter_schema: pa.Schema
+    timings_ms: dict[str, float]
+
+
+@dataclass
+class _StreamStats:
+    rows: int = 0
+    bytes: int = 0
+    first_batch_ms: float | None = None
+
+
+def _counted(reader: pa.RecordBatchReader, stats: _StreamStats, started: float) -> pa.RecordBatchReader:
+    """Pass the engine's batches through unchanged while counting them, for history and metrics.
+
+    Reading the engine's reader releases the GIL while the engine works; this loop holds it only to add two
+    numbers per batch (64k rows), which costs nothing measurable next to serializing the batch
+    (benchmarks/RESULTS.md).
+    """
+
+    def batches():
+        for batch in reader:
+            if stats.first_batch_ms is None:
+                stats.first_batch_ms = _ms(started)
+            stats.rows += batch.num_rows
+            stats.bytes += batch.nbytes
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
 @dataclass
 class _Running:
     execution: Execution
@@ -103,26 +139,32 @@ class QueryService:
                 validate_sql=self.validate_sql,
             )
 
-    def plan(self, sql: str, session: Session) -> tuple[RoutedQuery, pa.Schema, pa.Schema]:
+    def plan(self, sql: str, session: Session) -> Plan:
         """Route ``sql`` and return it with its result schema and parameter schema, without running it."""
         started = time.perf_counter()
+        source = None
         try:
             routed = self.route(sql, session)
+            source = routed.source
+            validated = _ms(started)
             backend = self.sources.backend(routed.source)
             with tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source}):
                 dataset = backend.get_schema(routed.sql, routed.parameter_count)
                 parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
-            return routed, dataset, parameters
+            return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})
         except GatewayError as exc:
-            self._emit_failure(sql, session.user, None, exc, started)
+            self._emit_failure(sql, session.user, source, exc, started)
             raise
 
     # -- execution -----------------------------------------------------------------------------------------
 
-    def open(self, ticket: Ticket, context=None) -> tuple[Execution, Callable[[BaseException | None], None]]:
-        """Start the ticket's query; return its execution and the callback to run when streaming ends.
+    def open(
+        self, ticket: Ticket, context=None
+    ) -> tuple[pa.RecordBatchReader, Callable[[BaseException | None], None]]:
+        """Start the ticket's query; return its result stream and the callback to run when streaming ends.
 
         With a call ``context``, the query is cancelled as soon as the client cancels the call or goes away.
+        The stream counts rows and bytes as batches pass (the batches themselves are not copied).
         """
         query_id = uuid.uuid4().hex
         started = time.perf_counter()
@@ -158,6 +200,8 @@ class QueryService:
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
+        stats = _StreamStats()
+        reader = _counted(execution.reader, stats, started)
 
         def finished(error: BaseException | None) -> None:
             stream_span.end()
@@ -165,6 +209,8 @@ class QueryService:
             self._forget(ticket.handle, running)
             execution.close()
             timings["stream"] = _ms(started) - timings["connect"] - timings["execute"]
+            if stats.first_batch_ms is not None:
+                timings["first_batch"] = stats.first_batch_ms
             status, message, code = "success", None, None
             if running.cancelled:
                 status, code, message = "cancelled", "CANCELLED", "cancelled by the client"
@@ -174,13 +220,16 @@ class QueryService:
                 message = str(error).split(". Detail:")[0]
             span.set_attribute("nexus.status", status)
             span.end()
+            span.set_attribute("nexus.rows", stats.rows)
             self._emit(QueryEvent(
                 query_id=query_id, correlation_id=ticket.correlation_id, user=ticket.user,
                 source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
-                timings_ms={"total": _ms(started), **timings}, parameters=len(ticket.parameters or ()),
+                rows=stats.rows, bytes=stats.bytes,
+                timings_ms={"total": _ms(started), **ticket.plan_timings, **timings},
+                parameters=len(ticket.parameters or ()),
             ))
 
-        return execution, finished
+        return reader, finished
 
     def _forget(self, handle: bytes, running: _Running) -> None:
         with self._lock:

@@ -29,6 +29,7 @@ class PreparedStatement:
     dataset_schema: pa.Schema
     parameter_schema: pa.Schema
     parameters: list[tuple[Any, ...]] | None = None
+    plan_timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Ticket:
     schema: pa.Schema
     parameters: list[tuple[Any, ...]] | None = None
     correlation_id: str | None = None
+    #: How long validating and planning took (recorded with the execution in history).
+    plan_timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

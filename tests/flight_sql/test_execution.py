@@ -176,6 +176,7 @@ def test_history_event_per_query(make_gateway):
     assert _wait_until(lambda: len(events) == 2)
     ok, refused = events
     assert ok.status == "success" and ok.correlation_id == "corr-123" and ok.source == "demo"
-    assert {"connect", "execute", "stream", "total"} <= set(ok.timings_ms)
+    assert {"validate", "plan", "connect", "execute", "first_batch", "stream", "total"} <= set(ok.timings_ms)
+    assert ok.rows == 1 and ok.bytes > 0
     assert refused.status == "rejected" and refused.error_code == "PERMISSION_DENIED"
     assert pa.__version__  # keep the import used
