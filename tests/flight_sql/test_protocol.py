@@ -301,10 +301,11 @@ def test_idle_prepared_statements_and_tickets_expire(make_gateway):
     with flight.connect(gw.location) as client:
         prepared = raw.prepare(client, "SELECT 1 AS one")
         handle = prepared.prepared_statement_handle
-        info = client.get_flight_info(raw.descriptor(pb.CommandPreparedStatementQuery(prepared_statement_handle=handle)))
+        command = raw.descriptor(pb.CommandPreparedStatementQuery(prepared_statement_handle=handle))
+        info = client.get_flight_info(command)
         time.sleep(1.2)  # past the TTL and the once-a-second sweep
         with pytest.raises(pa.ArrowKeyError, match="unknown or expired prepared statement"):
-            client.get_flight_info(raw.descriptor(pb.CommandPreparedStatementQuery(prepared_statement_handle=handle)))
+            client.get_flight_info(command)
         with pytest.raises(pa.ArrowKeyError, match="unknown or expired ticket"):
             client.do_get(info.endpoints[0].ticket).read_all()
         assert raw.close_prepared(client, handle) == []  # closing an expired handle still succeeds
