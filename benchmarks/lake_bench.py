@@ -231,10 +231,10 @@ def timed(run, sql: str, repeat: int) -> tuple[float, list]:
     return statistics.median(times), result
 
 
-def fetched(relay: CountingRelay, run, sql: str) -> int:
+def fetched(relay: CountingRelay, run, sql: str) -> tuple[int, int]:
     relay.reset()
     run(sql)
-    return relay.received
+    return relay.received, relay.requests
 
 
 def close(a, b, tolerance: float = 1e-6) -> bool:
@@ -297,15 +297,15 @@ def main() -> None:
             "iceberg backend": lambda p: backend_runner(iceberg_backend(p, catalog_dir)),
         }
         reference = {}
-        print(f"\n{'route':36} {'query':6} {'seconds':>8} {'MB fetched':>11}  result")
+        print(f"\n{'route':36} {'query':6} {'seconds':>8} {'MB fetched':>11} {'requests':>9}  result")
         for name, make in routes.items():
             direct, counted = make(port), make(relay.port)
             for label, sql in (("Q1", Q1), ("Q6", Q6)):
                 seconds, result = timed(direct, sql, args.repeat)
-                received = fetched(relay, counted, sql)
+                received, requests = fetched(relay, counted, sql)
                 reference.setdefault(label, result)
                 same = "same" if close(result, reference[label]) else "DIFFERENT"
-                print(f"{name:36} {label:6} {seconds:8.2f} {received / 1e6:11.1f}  {same}")
+                print(f"{name:36} {label:6} {seconds:8.2f} {received / 1e6:11.1f} {requests:9d}  {same}")
 
         print(
             "\npushdown (files backend unless noted): a selective filter on l_orderkey vs a full column scan"
@@ -318,8 +318,9 @@ def main() -> None:
             ("l_orderkey < 60000, duckdb httpfs", httpfs_runner(relay.port), SELECTIVE),
         ):
             start = time.perf_counter()
-            received = fetched(relay, run, sql)
-            print(f"  {label:44} {received / 1e6:9.2f} MB  {time.perf_counter() - start:6.2f} s")
+            received, requests = fetched(relay, run, sql)
+            seconds = time.perf_counter() - start
+            print(f"  {label:44} {received / 1e6:9.2f} MB {requests:6d} requests  {seconds:6.2f} s")
     finally:
         relay.close()
         process.terminate()
