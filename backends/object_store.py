@@ -293,13 +293,17 @@ def delta_storage_options(settings: StoreSettings, location: Location) -> dict[s
         if settings.azure_sas_token is not None:
             options["AZURE_STORAGE_SAS_TOKEN"] = _secret(settings.azure_sas_token).lstrip("?")
         if settings.azure_endpoint:
-            options["AZURE_STORAGE_ENDPOINT"] = settings.azure_endpoint.rstrip("/")
-            options["AZURE_ALLOW_HTTP"] = "true" if settings.azure_endpoint.startswith("http:") else "false"
+            endpoint = settings.azure_endpoint.rstrip("/")
+            host = urlsplit(endpoint).hostname or ""
+            account = settings.azure_account_name
+            if account and not host.startswith(f"{account}."):
+                # Not <account>.host: a path-style endpoint (Azurite, IP address) has the account in its path.
+                endpoint = f"{endpoint}/{account}"
+            options["AZURE_STORAGE_ENDPOINT"] = endpoint
+            options["AZURE_ALLOW_HTTP"] = "true" if endpoint.startswith("http:") else "false"
     elif store == "gcs":
         if settings.gcs_service_account_json is not None:
             options["GOOGLE_SERVICE_ACCOUNT_KEY"] = _secret(settings.gcs_service_account_json)
-        if settings.gcs_endpoint:
-            options["GOOGLE_BASE_URL"] = settings.gcs_endpoint
         if settings.gcs_anonymous:
             options["GOOGLE_SKIP_SIGNATURE"] = "true"
     return options

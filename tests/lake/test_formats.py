@@ -112,6 +112,26 @@ def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
     assert info.value.details["source"] == "lake" and "'gone'" in info.value.message
 
 
+def test_delta_on_azure_blob(azure, tmp_path_factory):
+    import pyarrow.fs as pafs
+
+    from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+
+    emulator, filesystem = azure
+    local = tmp_path_factory.mktemp("delta_az") / "t"
+    write_deltalake(str(local), sales_table(120), partition_by=["region"])
+    pafs.copy_files(str(local), "lake/delta/sales", pafs.LocalFileSystem(), filesystem)
+    spec = source(
+        "delta",
+        secrets={"azure_account_key": AZURITE_KEY},
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_endpoint=emulator.endpoint,
+        tables=[{"name": "sales", "location": "az://lake/delta/sales"}],
+    )
+    with DeltaBackend(spec) as backend:
+        assert rows(backend, "SELECT count(*) AS n FROM sales WHERE region = 'eu'") == [{"n": 40}]
+
+
 # -- Iceberg -----------------------------------------------------------------------------------------------
 
 
@@ -335,6 +355,30 @@ def test_hudi_merge_on_read_with_log_files_is_refused(local_dir):
         with pytest.raises(UnsupportedError, match="merge-on-read with uncompacted log files") as info:
             rows(backend, "SELECT * FROM mor")
         assert "mor" in info.value.message
+
+
+def test_hudi_on_azure_blob(azure, tmp_path):
+    import pyarrow.fs as pafs
+
+    from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+
+    emulator, filesystem = azure
+    root = tmp_path / "trips"
+    table = CowTable(root, "trips", "id", "region")
+    table.commit(
+        "20261101000000000",
+        pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"], "fare": [1.0, 2.5]}),
+    )
+    pafs.copy_files(str(root), "lake/hudi/trips", pafs.LocalFileSystem(), filesystem)
+    spec = source(
+        "hudi",
+        secrets={"azure_account_key": AZURITE_KEY},
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_endpoint=emulator.endpoint,
+        tables=[{"name": "trips", "location": "az://lake/hudi/trips"}],
+    )
+    with HudiBackend(spec) as backend:
+        assert rows(backend, "SELECT sum(fare) AS s FROM trips") == [{"s": 3.5}]
 
 
 def test_hudi_on_s3(s3, s3_settings, tmp_path):

@@ -111,3 +111,15 @@ def test_rest_catalog_config_is_passed_through_and_fails_plainly_without_a_serve
         IcebergBackend(spec)
     assert info.value.details["source"] == "rest_src"
     assert "secret-token" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("http://127.0.0.1:10000", "http://127.0.0.1:10000/acct"),
+        ("https://acct.blob.core.chinacloudapi.cn/", "https://acct.blob.core.chinacloudapi.cn"),
+    ],
+)
+def test_azure_endpoint_for_delta_and_hudi(endpoint, expected):
+    settings = StoreSettings(azure_account_name="acct", azure_endpoint=endpoint)
+    assert delta_storage_options(settings, parse_location("az://c/t"))["AZURE_STORAGE_ENDPOINT"] == expected
