@@ -48,6 +48,9 @@ from backends.errors import (
 )
 from backends.object_store import StoreSettings, secrets_of
 
+#: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
+PARTITION_KEY = b"nexus.partition_key"
+
 #: Every table of a lake source lives in this schema (DuckDB registers Arrow objects there).
 SCHEMA = "main"
 
@@ -337,10 +340,19 @@ class LakeBackend(DuckDBBackend):
         """Return the table's columns (partition columns included) as queries see them."""
         if db_schema != SCHEMA:
             raise NotFoundError(f"[{self.label}] schema {db_schema!r} not found", source=self.name)
-        if self._split(table)[0] not in self._table_names():
+        base = self._split(table)[0]
+        if base not in self._table_names():
             raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
         # Through DuckDB, so the types are exactly those a query of the table returns.
-        return self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
+        schema = self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
+        keys = set(self.partition_columns(base))
+        if not keys:
+            return schema
+        # Flight SQL has no place for partition keys; clients reading the schema find them in field metadata.
+        fields = [
+            f.with_metadata({**(f.metadata or {}), PARTITION_KEY: b"true"}) if f.name in keys else f for f in schema
+        ]
+        return pa.schema(fields, metadata=schema.metadata)
 
     def partition_columns(self, table: str) -> list[str]:
         """Return the table's partition keys (empty when unpartitioned)."""

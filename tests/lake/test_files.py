@@ -113,6 +113,8 @@ def test_metadata_lists_tables_columns_and_partition_keys(local_backend):
     assert schema.field("day").type == pa.date32()
     assert local_backend.partition_columns("sales") == ["region"]
     assert local_backend.partition_columns("people") == []
+    assert schema.field("region").metadata == {b"nexus.partition_key": b"true"}
+    assert schema.field("id").metadata is None
     with pytest.raises(NotFoundError, match="nope"):
         local_backend.table_schema("main", "nope")
 
