@@ -39,6 +39,8 @@ from backends.errors import (
 )
 from backends.watchdog import WATCHDOG
 
+_WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
+
 _INTERNAL_SCHEMAS = ("information_schema", "pg_catalog")
 
 
@@ -68,13 +70,16 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
         raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except duckdb.CatalogException as exc:
         text = _first_line(exc)
-        if "read-only" in text or "read only" in text:
+        if "read-only" in text or "read only" in text or text.endswith("is not an table"):
             raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
         if "does not exist" in text:
             raise NotFoundError(f"[duckdb] {text}", source=source) from exc
         raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as exc:
-        raise InvalidQueryError(f"[duckdb] {_first_line(exc)}", source=source) from exc
+        text = _first_line(exc)
+        if _WRITE_TO_VIEW.search(text):  # DML aimed at a view (or a registered Arrow object)
+            raise ReadOnlyViolationError(f"[duckdb] {text}", source=source) from exc
+        raise InvalidQueryError(f"[duckdb] {text}", source=source) from exc
     except (duckdb.IOException, duckdb.HTTPException) as exc:
         raise BackendUnavailableError(f"[duckdb] {_first_line(exc)}", source=source) from exc
     except duckdb.Error as exc:

@@ -2,10 +2,11 @@
 
 Route chosen by measurement (``benchmarks/lake_bench.py``): the data is read by pyarrow (``pyarrow.fs`` file
 systems, deltalake's and hudi's file lists, pyiceberg's scan plan) and handed to DuckDB zero-copy as
-``pyarrow.dataset`` objects, which DuckDB scans with projection and filter pushdown. DuckDB itself keeps
-``enable_external_access=false`` with no allowed directory at all and its configuration locked, so SQL that
-slipped past the validator can neither read nor write any file or bucket (DuckDB's own readers would need
-``allowed_directories``, which also lets ``COPY ... TO`` write there).
+``pyarrow.dataset`` objects, which DuckDB scans with projection and filter pushdown. DuckDB itself runs on an
+empty database file opened read-only, keeps ``enable_external_access=false`` with no allowed directory at all
+and has its configuration locked, so SQL that slipped past the validator can neither create anything nor read
+or write any file or bucket (DuckDB's own readers would need ``allowed_directories``, which also lets
+``COPY ... TO`` write there).
 
 Each query gets its own cursor; the tables it names are resolved (latest snapshot, or the one asked for) and
 registered on that cursor only, so concurrent queries never see each other's bindings and a query always
@@ -24,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -183,8 +187,9 @@ class LakeBackend(DuckDBBackend):
     dialect = "duckdb"
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (
-        "data read through pyarrow/deltalake/pyiceberg/hudi with read-only calls only; DuckDB has "
-        "enable_external_access=false with no allowed directory, no extension loaded, configuration locked"
+        "data read through pyarrow/deltalake/pyiceberg/hudi with read-only calls only; DuckDB runs on an empty "
+        "database opened read_only, enable_external_access=false with no allowed directory, no extension "
+        "loaded, configuration locked"
     )
     #: Family label used in messages, e.g. ``[delta]``.
     label: ClassVar[str] = "lake"
@@ -197,7 +202,17 @@ class LakeBackend(DuckDBBackend):
             engine["temp_directory"] = self.config.temp_directory
         if self.config.threads:
             engine["threads"] = self.config.threads
-        super().__init__(SourceSpec(spec.name, spec.kind, engine, {}))
+        # An empty database file opened read-only: DDL and DML on it fail in DuckDB itself (an in-memory
+        # database would accept CREATE TABLE). Registered Arrow objects live in each cursor's temp catalog.
+        self._empty_dir = tempfile.mkdtemp(prefix="nexus-lake-")
+        empty = os.path.join(self._empty_dir, "empty.duckdb")
+        duckdb.connect(empty).close()
+        engine["path"] = empty
+        try:
+            super().__init__(SourceSpec(spec.name, spec.kind, engine, {}))
+        except BaseException:
+            shutil.rmtree(self._empty_dir, ignore_errors=True)
+            raise
         self.spec = spec
         self._local = threading.local()
         self._versions_lock = threading.Lock()
@@ -357,6 +372,11 @@ class LakeBackend(DuckDBBackend):
     def partition_columns(self, table: str) -> list[str]:
         """Return the table's partition keys (empty when unpartitioned)."""
         return []
+
+    def close(self) -> None:
+        """Close DuckDB and remove the empty database file."""
+        super().close()
+        shutil.rmtree(self._empty_dir, ignore_errors=True)
 
     def ping(self) -> None:
         """Every configured table resolves."""

@@ -170,6 +170,24 @@ def test_duckdb_cannot_reach_files_itself(local_backend, local_files, tmp_path):
         rows(local_backend, "SET enable_external_access = true")
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO sales_orc SELECT * FROM sales_orc",
+        "DELETE FROM sales_orc",
+        "UPDATE sales_orc SET amount = 0",
+        "CREATE TABLE copy AS SELECT * FROM sales_orc",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE SCHEMA s",
+    ],
+)
+def test_writes_refused_by_duckdb_itself(local_backend, sql):
+    """The validator is off here: DuckDB's own read-only database refuses, and the data stays as it was."""
+    with pytest.raises(ReadOnlyViolationError):
+        rows(local_backend, sql)
+    assert rows(local_backend, "SELECT count(*) AS n FROM sales_orc") == [{"n": 50}]
+
+
 def test_memory_limit_and_spill_directory_come_from_options(local_files, tmp_path):
     root, _ = local_files
     spill = tmp_path / "spill"
