@@ -24,7 +24,11 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from backends.errors import ConfigError, NotInstalledError, UnsupportedError
 
 #: URI schemes of each store; anything else is refused.
-S3_SCHEMES = ("s3", "s3a", "s3n")
+#: S3 and the stores read through their S3-compatible API with the same bucket/key layout (Alibaba OSS,
+#: Tencent COS): give ``s3_endpoint`` of the store's S3 API.
+S3_SCHEMES = ("s3", "s3a", "s3n", "oss", "cos", "cosn")
+#: Ozone's native schemes put volume and Ozone Manager in the path: read Ozone through its S3 gateway instead.
+OZONE_SCHEMES = ("ofs", "o3fs")
 AZURE_SCHEMES = ("az", "abfs", "abfss", "azure")
 GCS_SCHEMES = ("gs", "gcs")
 LOCAL_SCHEMES = ("", "file")
@@ -53,7 +57,8 @@ class StoreSettings(BaseModel):
     s3_path_style: bool = False
     #: TLS to the endpoint; turn off only for a local endpoint.
     s3_use_ssl: bool = True
-    s3_access_key_id: str | None = None
+    #: Secret by the catalog's rules (an access key id identifies the account), so scrubbed from messages too.
+    s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_session_token: SecretStr | None = None
     #: An IAM role to assume with the credentials above (or the default chain).
@@ -136,6 +141,11 @@ def parse_location(location: str) -> Location:
             f"{scheme}:// locations are not supported yet: no HDFS or WebHDFS client is wired up "
             "(namenode/HA and Kerberos settings are not read); copy the data to an object store or local disk"
         )
+    if scheme in OZONE_SCHEMES:
+        raise UnsupportedError(
+            f"{scheme}:// locations are not supported: read Ozone through its S3 gateway, "
+            "with s3://<bucket>/<key> and s3_endpoint set to the gateway"
+        )
     if scheme in LOCAL_SCHEMES:
         path = parts.path if scheme == "file" else location
         if not path.startswith("/"):
@@ -195,8 +205,8 @@ def _s3_kwargs(settings: StoreSettings, gcs: bool = False) -> dict:
             "force_virtual_addressing": False,
         }
     kwargs: dict = {"region": settings.s3_region or "us-east-1"}
-    if settings.s3_access_key_id:
-        kwargs["access_key"] = settings.s3_access_key_id
+    if settings.s3_access_key_id is not None:
+        kwargs["access_key"] = _secret(settings.s3_access_key_id)
         kwargs["secret_key"] = _secret(settings.s3_secret_access_key)
         if settings.s3_session_token is not None:
             kwargs["session_token"] = _secret(settings.s3_session_token)
@@ -274,8 +284,8 @@ def delta_storage_options(settings: StoreSettings, location: Location) -> dict[s
     options: dict[str, str] = {}
     if store == "s3":
         options["AWS_REGION"] = settings.s3_region or "us-east-1"
-        if settings.s3_access_key_id:
-            options["AWS_ACCESS_KEY_ID"] = settings.s3_access_key_id
+        if settings.s3_access_key_id is not None:
+            options["AWS_ACCESS_KEY_ID"] = _secret(settings.s3_access_key_id)
             options["AWS_SECRET_ACCESS_KEY"] = _secret(settings.s3_secret_access_key) or ""
         if settings.s3_session_token is not None:
             options["AWS_SESSION_TOKEN"] = _secret(settings.s3_session_token)
@@ -317,8 +327,8 @@ def pyiceberg_properties(settings: StoreSettings) -> dict[str, str]:
         props["s3.endpoint"] = f"{scheme or ('https' if settings.s3_use_ssl else 'http')}://{host}"
     if settings.s3_region:
         props["s3.region"] = settings.s3_region
-    if settings.s3_access_key_id:
-        props["s3.access-key-id"] = settings.s3_access_key_id
+    if settings.s3_access_key_id is not None:
+        props["s3.access-key-id"] = _secret(settings.s3_access_key_id)
         props["s3.secret-access-key"] = _secret(settings.s3_secret_access_key) or ""
     if settings.s3_session_token is not None:
         props["s3.session-token"] = _secret(settings.s3_session_token)

@@ -22,6 +22,8 @@ from tests.support.services import free_port
     [
         ("s3://b/sales/2026/", "s3", "b", "b/sales/2026", "s3://b/sales/2026"),
         ("s3a://b/x.parquet", "s3", "b", "b/x.parquet", "s3://b/x.parquet"),
+        ("oss://b/x.parquet", "s3", "b", "b/x.parquet", "s3://b/x.parquet"),
+        ("cosn://b-1250000000/x", "s3", "b-1250000000", "b-1250000000/x", "s3://b-1250000000/x"),
         ("az://container/p", "azure", "container", "container/p", "az://container/p"),
         (
             "abfss://container@acct.dfs.core.windows.net/p",
@@ -46,6 +48,11 @@ def test_hdfs_is_registered_and_refused_plainly(location):
         parse_location(location)
 
 
+def test_ozone_native_schemes_point_to_the_s3_gateway():
+    with pytest.raises(UnsupportedError, match="S3 gateway"):
+        parse_location("ofs://om/vol/bucket/key")
+
+
 @pytest.mark.parametrize("location", ["ftp://h/x", "relative/path", "s3:///nobucket"])
 def test_bad_locations(location):
     with pytest.raises(ConfigError):
@@ -62,7 +69,7 @@ def test_secrets_are_secret_and_reach_each_client():
         azure_account_name="acct",
         azure_sas_token="?sv=1&sig=abc",
     )
-    assert "s3cr3t" not in repr(settings) and "sig=abc" not in repr(settings)
+    assert "s3cr3t" not in repr(settings) and "sig=abc" not in repr(settings) and "AKID" not in repr(settings)
     delta = delta_storage_options(settings, parse_location("s3://b/t"))
     assert delta["AWS_SECRET_ACCESS_KEY"] == "s3cr3t" and delta["AWS_SESSION_TOKEN"] == "tok"
     assert delta["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000" and delta["AWS_ALLOW_HTTP"] == "true"
