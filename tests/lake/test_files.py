@@ -158,6 +158,20 @@ def test_parameters_and_schema_without_execution(local_backend):
     assert execution.read_versions == {"sales": None}
 
 
+def test_cancel_ends_the_stream(local_backend):
+    """Mid-stream, DuckDB's Arrow reader reports the interrupt as an Arrow error (as for the DuckDB backend)."""
+    from backends.errors import QueryCancelledError
+
+    execution = local_backend.execute("SELECT * FROM sales, range(5000)", None, QueryLimits(batch_rows=5))
+    assert execution.reader.read_next_batch().num_rows > 0
+    execution.cancel()
+    with pytest.raises((QueryCancelledError, OSError), match="(?i)interrupt"):
+        for _ in execution.reader:
+            pass
+    execution.close()
+    assert rows(local_backend, "SELECT count(*) AS n FROM sales") == [{"n": 2000}]
+
+
 def test_duckdb_cannot_reach_files_itself(local_backend, local_files, tmp_path):
     root, _ = local_files
     with pytest.raises(ReadOnlyViolationError, match="disabled by configuration"):
