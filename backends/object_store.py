@@ -265,7 +265,7 @@ def _gcs_access_token(key_json: str) -> tuple[str, dt.datetime]:
         from google.oauth2 import service_account
     except ImportError as exc:
         raise NotInstalledError(
-            "gcs_service_account_json needs google-auth: pip install 'nexus-flight[lake]'"
+            "gcs_service_account_json needs google-auth: pip install 'nexus-flight[gcs]'"
         ) from exc
     try:
         info = json.loads(key_json)
