@@ -286,14 +286,18 @@ class LakeBackend(DuckDBBackend):
         return binding
 
     def _referenced(self, sql: str | None) -> list[str]:
-        """Return the configured tables (with or without ``@``) the query names; all if it does not parse."""
+        """Return the configured tables (with or without ``@``) the query names.
+
+        SQL that sqlglot cannot parse (DuckDB-only syntax) binds every configured table its text mentions.
+        """
         names = self._table_names()
         if sql is None:
             return names
         try:
             trees = sqlglot.parse(sql, read="duckdb")
         except sqlglot.errors.SqlglotError:
-            return names
+            text = sql.lower()
+            return [name for name in names if name.lower() in text]
         found = []
         for tree in trees:
             if tree is None:
