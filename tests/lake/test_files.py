@@ -300,7 +300,7 @@ def test_s3_pushdown_fetches_fewer_bytes(s3, s3_settings, s3_sales):
     assert few_bytes < full_bytes / 2, (few_bytes, full_bytes)
 
 
-def test_s3_wrong_bucket_and_wrong_secret(s3, s3_settings, s3_sales):
+def test_s3_wrong_bucket_is_named(s3, s3_settings, s3_sales):
     options, secrets = s3_settings
     wrong_bucket = source(
         "files", secrets=secrets, **options, tables=[{"name": "t", "location": "s3://no-such-bucket/x/"}]

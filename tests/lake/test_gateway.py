@@ -103,5 +103,28 @@ def test_lake_tables_in_the_metadata(client):
 def test_file_readers_are_refused_through_the_gateway(client):
     import adbc_driver_manager
 
-    with pytest.raises(adbc_driver_manager.Error):
+    with pytest.raises(adbc_driver_manager.Error) as info:
         fetch(client, "SELECT count(*) FROM read_csv('/etc/passwd')")
+    assert "QV-005" in str(info.value)
+
+
+def test_second_line_holds_with_the_validator_off(lake_gateway, tmp_path):
+    """With the validator switched off, DuckDB itself refuses file access and writes."""
+    import adbc_driver_manager
+
+    from server.app import Gateway
+    from server.config import ServerConfig
+
+    gateway, _ = lake_gateway
+    sources = tuple(s for s in gateway.config.sources if s.name == "lakefiles")
+    config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None, sources=sources, validate_sql=False)
+    unguarded = Gateway(config).start()
+    try:
+        with flightsql.connect(unguarded.location, autocommit=True) as conn:
+            with pytest.raises(adbc_driver_manager.Error, match="disabled by configuration"):
+                fetch(conn, "SELECT count(*) FROM read_csv('/etc/passwd')")
+            with pytest.raises(adbc_driver_manager.Error, match="read-only"):
+                fetch(conn, "CREATE TABLE lakefiles.main.copy AS SELECT 1")
+            assert fetch(conn, "SELECT count(*) FROM lakefiles.main.sales") == [(600,)]
+    finally:
+        unguarded.shutdown()
