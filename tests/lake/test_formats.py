@@ -355,6 +355,9 @@ def test_hudi_merge_on_read_with_log_files_is_refused(local_dir):
         with pytest.raises(UnsupportedError, match="merge-on-read with uncompacted log files") as info:
             rows(backend, "SELECT * FROM mor")
         assert "mor" in info.value.message
+    optimized = source("hudi", tables=[{"name": "mor", "location": str(root), "read_optimized": True}])
+    with HudiBackend(optimized) as backend:
+        assert rows(backend, "SELECT id, fare FROM mor") == [{"id": 1, "fare": 1.0}]
 
 
 def test_hudi_on_azure_blob(azure, tmp_path):
