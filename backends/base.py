@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -87,6 +88,9 @@ class SourceSpec:
 
 class Execution(abc.ABC):
     """A running query: its result stream and a way to stop it."""
+
+    #: Table → version or snapshot id the query read, for sources that version their tables (lake formats).
+    read_versions: Mapping[str, str] = MappingProxyType({})
 
     @property
     @abc.abstractmethod

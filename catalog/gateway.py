@@ -324,6 +324,7 @@ class HistoryObserver:
                 total_ms=timings.pop("total", None),
                 phases_ms={k: v for k, v in timings.items() if k in PHASES},
                 correlation_id=event.correlation_id,
+                table_version=getattr(event, "table_version", None),
             )
         )
 

@@ -175,14 +175,25 @@ def refresh_schema(
         if backend is None:
             with open_source(store, source) as opened:
                 content = snapshot_backend(opened)
+                snapshot_id = snapshot_id or lake_versions(opened)
         else:
             content = snapshot_backend(backend)
+            snapshot_id = snapshot_id or lake_versions(backend)
     except NotFoundError:
         raise
     except GatewayError as exc:
         mark_stale(store, source, exc.message)
         raise
     return save_schema(store, source, content, snapshot_id)
+
+
+def lake_versions(backend: Backend) -> str | None:
+    """The table versions a lake source's snapshot read (``orders@3, lineitem@7``), as its schema version id."""
+    last = getattr(backend, "last_snapshot", None)
+    if last is None:
+        return None
+    versions = sorted((t.name, last(t.name)) for t in backend.list_tables())
+    return ", ".join(f"{name}@{version}" for name, version in versions if version is not None) or None
 
 
 def mark_stale(store: CatalogStore, source: str, error: str) -> None:

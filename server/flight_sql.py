@@ -1,7 +1,7 @@
 """The Flight SQL endpoint: decodes each command and hands it to the query service or the metadata builders.
 
-Results leave as ``RecordBatchStream`` over the engine's own ``RecordBatchReader``: batches go from the engine to
-gRPC in C++, with the GIL released. One endpoint per result, no locations (every client then redeems the ticket
+Query results leave as a ``GeneratorStream`` over the engine's own batches (not copied; the engine runs with the GIL
+released, see ``query_service._counted``). One endpoint per result, no locations (every client then redeems the ticket
 on the connection it already has). All errors leave through ``server.errors.translate``.
 """
 
@@ -207,14 +207,11 @@ class FlightSqlServer(flight.FlightServerBase):
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
-        reader, finished = self.service.open(ticket, context)
+        batches, finished = self.service.open(ticket, context)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(finished)
-        if not reader.schema.equals(ticket.schema):
-            # Clients require the stream's schema to equal the announced one (nullability, types).
-            reader = reader.cast(ticket.schema)
-        return flight.RecordBatchStream(reader)
+        return flight.GeneratorStream(ticket.schema, batches)
 
     def _metadata_table(self, context, cmd) -> pa.Table:
         if isinstance(cmd, pb.CommandGetSqlInfo):

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +15,17 @@ import pyarrow as pa
 from opentelemetry import trace
 
 from backends.base import Execution, QueryLimits
-from backends.errors import GatewayError, NotFoundError
+from backends.errors import (
+    BackendError,
+    BackendUnavailableError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+)
 from server.cancel_watch import CancelWatch
-from server.errors import status_name
+from server.errors import flight_error, status_name
 from server.routing import RoutedQuery, route
 from server.sessions import Session
 from server.sources import SourceDirectory
@@ -43,6 +51,8 @@ class QueryEvent:
     bytes: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     parameters: int = 0
+    #: The table versions (lake snapshots) the query read, e.g. ``orders@3``; None for unversioned sources.
+    table_version: str | None = None
 
     @property
     def sql_hash(self) -> str:
@@ -72,23 +82,32 @@ class _StreamStats:
     first_batch_ms: float | None = None
 
 
-def _counted(reader: pa.RecordBatchReader, stats: _StreamStats, started: float) -> pa.RecordBatchReader:
-    """Pass the engine's batches through unchanged while counting them, for history and metrics.
+def _counted(
+    reader: pa.RecordBatchReader,
+    schema: pa.Schema,
+    stats: _StreamStats,
+    started: float,
+    stream_error: Callable[[Exception], Exception],
+) -> Iterator[pa.RecordBatch]:
+    """Yield the engine's batches in the announced schema, counting rows and bytes for history and metrics.
 
     Reading the engine's reader releases the GIL while the engine works; this loop holds it only to add two
     numbers per batch (64k rows), which costs nothing measurable next to serializing the batch
-    (benchmarks/RESULTS.md).
+    (benchmarks/RESULTS.md), and batches are not copied. Its other job: an engine failure after the first batch
+    leaves as the mapped Flight error (CANCELLED, DEADLINE_EXCEEDED …), which only a Flight generator stream can
+    send; a failing reader would reach the client as UNKNOWN.
     """
-
-    def batches():
+    conform = not reader.schema.equals(schema)
+    try:
         for batch in reader:
             if stats.first_batch_ms is None:
                 stats.first_batch_ms = _ms(started)
             stats.rows += batch.num_rows
             stats.bytes += batch.nbytes
-            yield batch
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+            # Clients require the stream's schema to equal the announced one (nullability, types).
+            yield batch.cast(schema) if conform else batch
+    except Exception as exc:
+        raise stream_error(exc) from None
 
 
 @dataclass
@@ -160,8 +179,8 @@ class QueryService:
 
     def open(
         self, ticket: Ticket, context=None
-    ) -> tuple[pa.RecordBatchReader, Callable[[BaseException | None], None]]:
-        """Start the ticket's query; return its result stream and the callback to run when streaming ends.
+    ) -> tuple[Iterator[pa.RecordBatch], Callable[[BaseException | None], None]]:
+        """Start the ticket's query; return its batches (in ``ticket.schema``) and the callback for when it ends.
 
         With a call ``context``, the query is cancelled as soon as the client cancels the call or goes away.
         The stream counts rows and bytes as batches pass (the batches themselves are not copied).
@@ -201,7 +220,14 @@ class QueryService:
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
         stats = _StreamStats()
-        reader = _counted(execution.reader, stats, started)
+        deadline = started + self.limits.timeout_seconds
+
+        def stream_error(exc: Exception) -> Exception:
+            """What the client is told when the engine fails after the first batch."""
+            error = _mid_stream_error(exc, running.cancelled, time.perf_counter() >= deadline, self.limits)
+            return flight_error(error.with_context(source=ticket.query.source, query_id=query_id))
+
+        batches = _counted(execution.reader, ticket.schema, stats, started, stream_error)
 
         def finished(error: BaseException | None) -> None:
             stream_span.end()
@@ -224,12 +250,12 @@ class QueryService:
             self._emit(QueryEvent(
                 query_id=query_id, correlation_id=ticket.correlation_id, user=ticket.user,
                 source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
-                rows=stats.rows, bytes=stats.bytes,
+                rows=stats.rows, bytes=stats.bytes, table_version=_versions(execution.read_versions),
                 timings_ms={"total": _ms(started), **ticket.plan_timings, **timings},
                 parameters=len(ticket.parameters or ()),
             ))
 
-        return reader, finished
+        return batches, finished
 
     def _forget(self, handle: bytes, running: _Running) -> None:
         with self._lock:
@@ -273,6 +299,28 @@ class QueryService:
                 observer(event)
             except Exception:  # an observer must never fail the query it reports on
                 log.exception("query observer failed")
+
+
+def _mid_stream_error(exc: Exception, cancelled: bool, past_deadline: bool, limits: QueryLimits) -> GatewayError:
+    """Classify an engine failure that surfaced while batches were streaming."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if cancelled:
+        return QueryCancelledError("query cancelled")
+    if past_deadline:
+        return QueryTimeoutError(f"query stopped at the server's time limit (query_timeout={limits.timeout_seconds:g}s)")
+    text = str(exc).split(". Detail:")[0].strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError | pa.ArrowIOError):
+        return BackendUnavailableError(text)
+    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError):
+        return InvalidQueryError(text)
+    return BackendError(text)
+
+
+def _versions(read: dict[str, str] | None) -> str | None:
+    if not read:
+        return None
+    return ", ".join(f"{table}@{version}" for table, version in sorted(read.items()) if version is not None) or None
 
 
 def _nothing() -> None:

@@ -180,3 +180,40 @@ def test_history_event_per_query(make_gateway):
     assert ok.rows == 1 and ok.bytes > 0
     assert refused.status == "rejected" and refused.error_code == "PERMISSION_DENIED"
     assert pa.__version__  # keep the import used
+
+
+def _read_until_error(reader) -> Exception:
+    try:
+        while True:
+            reader.read_chunk()
+    except StopIteration:
+        raise AssertionError("the stream ended instead of being stopped") from None
+    except Exception as exc:  # noqa: BLE001 - the test inspects it
+        return exc
+
+
+def test_cancel_mid_stream_reaches_the_client_as_cancelled(gateway):
+    with flight.connect(gateway.location) as client, flight.connect(gateway.location) as other:
+        info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(
+            query="SELECT i, i * 2 AS j FROM range(10000000000) t(i)")))
+        reader = client.do_get(info.endpoints[0].ticket)
+        reader.read_chunk()
+        request = fpb.CancelFlightInfoRequest(info=info.serialize())
+        list(other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString())))
+        error = _read_until_error(reader)
+        assert isinstance(error, flight.FlightCancelledError), error
+        assert "Traceback" not in str(error)
+    assert _wait_until(lambda: gateway.service.running_count() == 0)
+
+
+def test_server_timeout_mid_stream_is_deadline_exceeded(make_gateway):
+    gw = make_gateway(query_timeout_seconds=1.0)
+    with flight.connect(gw.location) as client:
+        info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(
+            query="SELECT i FROM range(10000000000) t(i)")))
+        reader = client.do_get(info.endpoints[0].ticket)
+        reader.read_chunk()
+        time.sleep(1.5)
+        error = _read_until_error(reader)
+        assert isinstance(error, flight.FlightTimedOutError), error
+        assert "query_timeout=1s" in str(error)
