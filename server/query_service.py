@@ -308,7 +308,8 @@ def _mid_stream_error(exc: Exception, cancelled: bool, past_deadline: bool, limi
     if cancelled:
         return QueryCancelledError("query cancelled")
     if past_deadline:
-        return QueryTimeoutError(f"query stopped at the server's time limit (query_timeout={limits.timeout_seconds:g}s)")
+        limit = f"query_timeout={limits.timeout_seconds:g}s"
+        return QueryTimeoutError(f"query stopped at the server's time limit ({limit})")
     text = str(exc).split(". Detail:")[0].strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, OSError | pa.ArrowIOError):
         return BackendUnavailableError(text)
