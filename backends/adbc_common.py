@@ -14,6 +14,7 @@ import contextlib
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -319,7 +320,9 @@ class AdbcExecution(Execution):
         self._cancelled = False
         self._timed_out = False
         self._item = pool.acquire()
-        self._deadline = WATCHDOG.schedule(timeout_seconds, self._on_deadline)
+        # The watchdog holds a weak reference only: it must not keep an execution alive until its timeout.
+        on_deadline = weakref.WeakMethod(self._on_deadline)
+        self._deadline = WATCHDOG.schedule(timeout_seconds, lambda: (m := on_deadline()) and m())
         first: pa.RecordBatchReader | None = None
         try:
             if described is None:
