@@ -361,7 +361,7 @@ class AdbcExecution(Execution):
                 while True:
                     if self._cancelled:
                         # Drivers without a working cancel (SQLite) still stop at the next batch.
-                        self._raise_stopped()
+                        raise self._stopped_error()
                     with self._errors():
                         try:
                             batch = reader.read_next_batch()
@@ -386,24 +386,18 @@ class AdbcExecution(Execution):
             with self._map_errors():
                 yield
         except GatewayError as exc:
-            if self._timed_out:
-                raise QueryTimeoutError(
-                    f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
-                    source=self._source,
-                ) from exc
-            if self._cancelled and not isinstance(exc, QueryCancelledError):
-                raise QueryCancelledError(
-                    f"the query was cancelled: {exc.message}", source=self._source
-                ) from exc
+            if self._timed_out or (self._cancelled and not isinstance(exc, QueryCancelledError)):
+                raise self._stopped_error() from exc
             raise
 
-    def _raise_stopped(self) -> None:
+    def _stopped_error(self) -> GatewayError:
+        """Return the error of a stream we stopped: by the deadline, or by a cancel."""
         if self._timed_out:
-            raise QueryTimeoutError(
+            return QueryTimeoutError(
                 f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
                 source=self._source,
             )
-        raise QueryCancelledError("the query was cancelled", source=self._source)
+        return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:
         self._timed_out = True
