@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb_extension_mysql_scanner  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -88,10 +89,8 @@ class MySQLConfig(BaseModel):
 
 def scanner_path() -> Path:
     """Return the mysql_scanner extension file the pip package ships for this exact DuckDB version."""
-    import duckdb_extension_mysql_scanner as package
-
     return (
-        Path(package.__file__).parent
+        Path(duckdb_extension_mysql_scanner.__file__).parent
         / "extensions"
         / f"v{duckdb.__version__}"
         / "mysql_scanner.duckdb_extension"
