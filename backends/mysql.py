@@ -269,6 +269,11 @@ class MySQLBackend(DuckDBBackend):
         if len(trees) != 1:
             raise InvalidQueryError("[mysql] exactly one statement is allowed", source=self.name)
         tree = trees[0]
+        if isinstance(tree, exp.Command):
+            # sqlglot could not parse it (CALL, LOAD, INSTALL ...): nothing we cannot read goes to DuckDB.
+            raise ReadOnlyViolationError(
+                f"[mysql] {tree.name.upper()} is not allowed: this source is read-only", source=self.name
+            )
         for node in tree.find_all(exp.Func, exp.Table):
             name = (node.name if isinstance(node, exp.Table) else node.sql_name()) or ""
             if isinstance(node, exp.Anonymous):

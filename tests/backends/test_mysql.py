@@ -191,6 +191,12 @@ def test_pass_through_functions_refused(backend, sql):
     assert audit_count() == 0
 
 
+def test_unparsed_statements_are_refused(backend):
+    for sql in ("CALL mysql_clear_cache()", "LOAD 'x'"):
+        with pytest.raises(ReadOnlyViolationError):
+            run(backend, sql)
+
+
 def test_stored_function_that_writes_cannot_run(backend):
     with pytest.raises((InvalidQueryError, NotFoundError)):
         run(backend, f"SELECT {DB}.nexus_write() AS w")
