@@ -55,9 +55,9 @@ class _Pooled:
 class ConnectionPool:
     """A thread-safe, bounded pool of DB-API connections for one source.
 
-    Connections are opened lazily, checked with ``ping`` when idle longer than ``recycle_seconds`` (pre-ping),
-    and closed once older than ``max_lifetime_seconds``. Borrowers wait up to ``acquire_timeout_seconds``
-    for a free connection when ``size`` are in use.
+    Connections are opened lazily, reset with ``reset`` when they come back, checked with ``ping`` when
+    idle longer than ``recycle_seconds`` (pre-ping), and closed once older than ``max_lifetime_seconds``.
+    Borrowers wait up to ``acquire_timeout_seconds`` for a free connection when ``size`` are in use.
     """
 
     def __init__(
@@ -71,6 +71,7 @@ class ConnectionPool:
         max_lifetime_seconds: float = 3600.0,
         acquire_timeout_seconds: float = 30.0,
         ping: Callable[[Any], None] | None = None,
+        reset: Callable[[Any], None] | None = None,
     ) -> None:
         self._source = source
         self._connect = connect
@@ -80,6 +81,7 @@ class ConnectionPool:
         self._max_lifetime = max_lifetime_seconds
         self._acquire_timeout = acquire_timeout_seconds
         self._ping = ping
+        self._reset = reset
         self._idle: list[_Pooled] = []
         self._in_use = 0
         self._cond = threading.Condition()
@@ -148,8 +150,17 @@ class ConnectionPool:
         return item
 
     def release(self, item: _Pooled, healthy: bool = True) -> None:
-        """Give a connection back; an unhealthy one (cancelled, failed) is closed instead of reused."""
+        """Give a connection back; an unhealthy one (cancelled, failed) is closed instead of reused.
+
+        A healthy one is first reset (``reset``), so nothing a statement changed in the session (settings it
+        switched off, say) reaches the next borrower; a connection that cannot be reset is closed.
+        """
         item.last_used = time.monotonic()
+        if healthy and self._reset is not None:
+            try:
+                self._reset(item.connection)
+            except Exception:
+                healthy = False
         with self._cond:
             self._in_use -= 1
             keep = healthy and not self._closed

@@ -181,6 +181,20 @@ def test_side_effect_functions_refused_too(backend):
         run(backend, "CREATE TEMP TABLE t AS SELECT 1")
 
 
+def test_a_session_switched_to_read_write_is_reset_before_reuse():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(pool_size=1) as b:
+        run(b, "SELECT set_config('default_transaction_read_only', 'off', false)")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, f"CREATE TABLE {SCHEMA}.nexus_hole (a int)")
+        run(b, "SET default_transaction_read_only = off")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, f"CREATE TABLE {SCHEMA}.nexus_hole (a int)")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, "SELECT set_config('transaction_read_only', 'off', false)")
+        assert run(b, "SHOW statement_timeout").column(0).to_pylist() == ["5min"]
+
+
 def _active(backend_pid_marker: str) -> int:
     import adbc_driver_postgresql.dbapi as pg
 
