@@ -82,6 +82,11 @@ class MySQLConfig(BaseModel):
     pool_size: int = Field(8, ge=1)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_idle_timeout_seconds: float = Field(60.0, gt=0)
+    #: Idle connections are closed after this long (and after ``pool_idle_timeout_seconds``, whichever is less).
+    pool_recycle_seconds: float | None = Field(None, gt=0)
+    #: The server's charset for the source's text. Results are UTF-8 whatever it is: the scanner's connections
+    #: use utf8mb4 and the server converts every column (GBK, GB18030, latin1 ...) to it.
+    charset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
     pool_timeout_seconds: float = Field(30.0, gt=0)
     memory_limit: str = "1GB"
     threads: int = Field(2, ge=1)
@@ -167,6 +172,10 @@ class _MappedExecution(Execution):
         self._inner.close()
 
 
+def _idle_seconds(c: MySQLConfig) -> float:
+    return min(c.pool_idle_timeout_seconds, c.pool_recycle_seconds or c.pool_idle_timeout_seconds)
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -214,7 +223,7 @@ class MySQLBackend(DuckDBBackend):
                 ("mysql_pool_acquire_mode", "'wait'"),
                 ("mysql_pool_wait_timeout_millis", int(c.pool_timeout_seconds * 1000)),
                 ("mysql_pool_connection_max_lifetime_millis", int(c.pool_max_lifetime_seconds * 1000)),
-                ("mysql_pool_connection_idle_timeout_millis", int(c.pool_idle_timeout_seconds * 1000)),
+                ("mysql_pool_connection_idle_timeout_millis", int(_idle_seconds(c) * 1000)),
                 # The scanner adds MAX_EXECUTION_TIME to what it sends: the server enforces the timeout too.
                 ("mysql_query_timeout_max_ms", timeout_ms),
                 ("mysql_query_timeout_min_ms", min(timeout_ms, 5000)),
