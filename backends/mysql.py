@@ -1,11 +1,11 @@
 """MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks ...) via DuckDB.
 
 Why this path (1M rows x 6 columns from MariaDB on this 2-core machine, benchmarks/mysql_bench.py): connectorx
-is fastest (1.2M rows/s here, 2.7M measured elsewhere) but materializes whole results, rewrites SQL for its
+is 4x faster (2.3M rows/s here, on a quiet machine) but materializes whole results, rewrites SQL for its
 schema probe, widens DECIMAL(12,2) to decimal(38,10), panics on type drift, and its read-only session did not
-hold for every query shape; pymysql + pyarrow runs at 0.08-0.16M rows/s and guesses decimal precision from
+hold for every query shape; pymysql + pyarrow runs at 0.13M rows/s and guesses decimal precision from
 values. DuckDB's MySQL scanner (pip ``duckdb-extension-mysql-scanner``, the signed binary matching
-``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.35-0.7M rows/s in bounded batches with
+``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.55M rows/s in bounded batches with
 exact types (DECIMAL(p,s) as decimal128(p,s)), and its attachment is read-only in two ways:
 
 * the catalog is ATTACHed ``READ_ONLY``: DuckDB refuses INSERT/UPDATE/DELETE/DDL and ``mysql_execute``;
