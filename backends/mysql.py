@@ -9,11 +9,12 @@ values. DuckDB's MySQL scanner (pip ``duckdb-extension-mysql-scanner``, the sign
 exact types (DECIMAL(p,s) as decimal128(p,s)), and its attachment is read-only in two ways:
 
 * the catalog is ATTACHed ``READ_ONLY``: DuckDB refuses INSERT/UPDATE/DELETE/DDL and ``mysql_execute``;
-* every scan runs inside ``START TRANSACTION READ ONLY`` on the MySQL side, so even a stored function that
-  writes fails in the server ("Cannot execute statement in a READ ONLY transaction").
+* the server only ever sees the scanner's own SELECTs, each inside ``START TRANSACTION READ ONLY``;
+  expressions are evaluated by DuckDB, so a MySQL stored function (one that writes, say) cannot be called.
 
-The scanner's pass-through ``mysql_query()`` runs outside that transaction, so client SQL naming any
-``mysql_*`` function is refused here, and the DuckDB configuration is locked afterwards.
+The scanner's pass-through ``mysql_query()`` runs outside that transaction and did run a writing function in
+a test, so client SQL naming any ``mysql_*`` function, or anything sqlglot cannot parse, is refused here;
+the DuckDB configuration is locked afterwards.
 
 Queries arrive in the MySQL dialect and are transpiled to DuckDB's with sqlglot; they address tables as
 ``database.table`` exactly as in MySQL (each MySQL database is a schema of the source). Text arrives as UTF-8
