@@ -14,6 +14,7 @@ import contextlib
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -54,9 +55,9 @@ class _Pooled:
 class ConnectionPool:
     """A thread-safe, bounded pool of DB-API connections for one source.
 
-    Connections are opened lazily, checked with ``ping`` when idle longer than ``recycle_seconds`` (pre-ping),
-    and closed once older than ``max_lifetime_seconds``. Borrowers wait up to ``acquire_timeout_seconds``
-    for a free connection when ``size`` are in use.
+    Connections are opened lazily, reset with ``reset`` when they come back, checked with ``ping`` when
+    idle longer than ``recycle_seconds`` (pre-ping), and closed once older than ``max_lifetime_seconds``.
+    Borrowers wait up to ``acquire_timeout_seconds`` for a free connection when ``size`` are in use.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class ConnectionPool:
         max_lifetime_seconds: float = 3600.0,
         acquire_timeout_seconds: float = 30.0,
         ping: Callable[[Any], None] | None = None,
+        reset: Callable[[Any], None] | None = None,
     ) -> None:
         self._source = source
         self._connect = connect
@@ -79,6 +81,7 @@ class ConnectionPool:
         self._max_lifetime = max_lifetime_seconds
         self._acquire_timeout = acquire_timeout_seconds
         self._ping = ping
+        self._reset = reset
         self._idle: list[_Pooled] = []
         self._in_use = 0
         self._cond = threading.Condition()
@@ -147,8 +150,17 @@ class ConnectionPool:
         return item
 
     def release(self, item: _Pooled, healthy: bool = True) -> None:
-        """Give a connection back; an unhealthy one (cancelled, failed) is closed instead of reused."""
+        """Give a connection back; an unhealthy one (cancelled, failed) is closed instead of reused.
+
+        A healthy one is first reset (``reset``), so nothing a statement changed in the session (settings it
+        switched off, say) reaches the next borrower; a connection that cannot be reset is closed.
+        """
         item.last_used = time.monotonic()
+        if healthy and self._reset is not None:
+            try:
+                self._reset(item.connection)
+            except Exception:
+                healthy = False
         with self._cond:
             self._in_use -= 1
             keep = healthy and not self._closed
@@ -319,7 +331,9 @@ class AdbcExecution(Execution):
         self._cancelled = False
         self._timed_out = False
         self._item = pool.acquire()
-        self._deadline = WATCHDOG.schedule(timeout_seconds, self._on_deadline)
+        # The watchdog holds a weak reference only: it must not keep an execution alive until its timeout.
+        on_deadline = weakref.WeakMethod(self._on_deadline)
+        self._deadline = WATCHDOG.schedule(timeout_seconds, lambda: (m := on_deadline()) and m())
         first: pa.RecordBatchReader | None = None
         try:
             if described is None:
@@ -358,7 +372,7 @@ class AdbcExecution(Execution):
                 while True:
                     if self._cancelled:
                         # Drivers without a working cancel (SQLite) still stop at the next batch.
-                        self._raise_stopped()
+                        raise self._stopped_error()
                     with self._errors():
                         try:
                             batch = reader.read_next_batch()
@@ -383,24 +397,18 @@ class AdbcExecution(Execution):
             with self._map_errors():
                 yield
         except GatewayError as exc:
-            if self._timed_out:
-                raise QueryTimeoutError(
-                    f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
-                    source=self._source,
-                ) from exc
-            if self._cancelled and not isinstance(exc, QueryCancelledError):
-                raise QueryCancelledError(
-                    f"the query was cancelled: {exc.message}", source=self._source
-                ) from exc
+            if self._timed_out or (self._cancelled and not isinstance(exc, QueryCancelledError)):
+                raise self._stopped_error() from exc
             raise
 
-    def _raise_stopped(self) -> None:
+    def _stopped_error(self) -> GatewayError:
+        """Return the error of a stream we stopped: by the deadline, or by a cancel."""
         if self._timed_out:
-            raise QueryTimeoutError(
+            return QueryTimeoutError(
                 f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
                 source=self._source,
             )
-        raise QueryCancelledError("the query was cancelled", source=self._source)
+        return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:
         self._timed_out = True

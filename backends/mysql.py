@@ -1,19 +1,20 @@
 """MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks ...) via DuckDB.
 
 Why this path (1M rows x 6 columns from MariaDB on this 2-core machine, benchmarks/mysql_bench.py): connectorx
-is fastest (1.2M rows/s here, 2.7M measured elsewhere) but materializes whole results, rewrites SQL for its
+is 4x faster (2.3M rows/s here, on a quiet machine) but materializes whole results, rewrites SQL for its
 schema probe, widens DECIMAL(12,2) to decimal(38,10), panics on type drift, and its read-only session did not
-hold for every query shape; pymysql + pyarrow runs at 0.08-0.16M rows/s and guesses decimal precision from
+hold for every query shape; pymysql + pyarrow runs at 0.13M rows/s and guesses decimal precision from
 values. DuckDB's MySQL scanner (pip ``duckdb-extension-mysql-scanner``, the signed binary matching
-``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.35-0.7M rows/s in bounded batches with
+``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.55M rows/s in bounded batches with
 exact types (DECIMAL(p,s) as decimal128(p,s)), and its attachment is read-only in two ways:
 
 * the catalog is ATTACHed ``READ_ONLY``: DuckDB refuses INSERT/UPDATE/DELETE/DDL and ``mysql_execute``;
-* every scan runs inside ``START TRANSACTION READ ONLY`` on the MySQL side, so even a stored function that
-  writes fails in the server ("Cannot execute statement in a READ ONLY transaction").
+* the server only ever sees the scanner's own SELECTs, each inside ``START TRANSACTION READ ONLY``;
+  expressions are evaluated by DuckDB, so a MySQL stored function (one that writes, say) cannot be called.
 
-The scanner's pass-through ``mysql_query()`` runs outside that transaction, so client SQL naming any
-``mysql_*`` function is refused here, and the DuckDB configuration is locked afterwards.
+The scanner's pass-through ``mysql_query()`` runs outside that transaction and did run a writing function in
+a test, so client SQL naming any ``mysql_*`` function, or anything sqlglot cannot parse, is refused here;
+the DuckDB configuration is locked afterwards.
 
 Queries arrive in the MySQL dialect and are transpiled to DuckDB's with sqlglot; they address tables as
 ``database.table`` exactly as in MySQL (each MySQL database is a schema of the source). Text arrives as UTF-8
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb_extension_mysql_scanner  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -81,6 +83,11 @@ class MySQLConfig(BaseModel):
     pool_size: int = Field(8, ge=1)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_idle_timeout_seconds: float = Field(60.0, gt=0)
+    #: Idle connections are closed after this long (and after ``pool_idle_timeout_seconds``, whichever is less).
+    pool_recycle_seconds: float | None = Field(None, gt=0)
+    #: The server's charset for the source's text. Results are UTF-8 whatever it is: the scanner's connections
+    #: use utf8mb4 and the server converts every column (GBK, GB18030, latin1 ...) to it.
+    charset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
     pool_timeout_seconds: float = Field(30.0, gt=0)
     memory_limit: str = "1GB"
     threads: int = Field(2, ge=1)
@@ -88,10 +95,8 @@ class MySQLConfig(BaseModel):
 
 def scanner_path() -> Path:
     """Return the mysql_scanner extension file the pip package ships for this exact DuckDB version."""
-    import duckdb_extension_mysql_scanner as package
-
     return (
-        Path(package.__file__).parent
+        Path(duckdb_extension_mysql_scanner.__file__).parent
         / "extensions"
         / f"v{duckdb.__version__}"
         / "mysql_scanner.duckdb_extension"
@@ -168,6 +173,10 @@ class _MappedExecution(Execution):
         self._inner.close()
 
 
+def _idle_seconds(c: MySQLConfig) -> float:
+    return min(c.pool_idle_timeout_seconds, c.pool_recycle_seconds or c.pool_idle_timeout_seconds)
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -215,7 +224,7 @@ class MySQLBackend(DuckDBBackend):
                 ("mysql_pool_acquire_mode", "'wait'"),
                 ("mysql_pool_wait_timeout_millis", int(c.pool_timeout_seconds * 1000)),
                 ("mysql_pool_connection_max_lifetime_millis", int(c.pool_max_lifetime_seconds * 1000)),
-                ("mysql_pool_connection_idle_timeout_millis", int(c.pool_idle_timeout_seconds * 1000)),
+                ("mysql_pool_connection_idle_timeout_millis", int(_idle_seconds(c) * 1000)),
                 # The scanner adds MAX_EXECUTION_TIME to what it sends: the server enforces the timeout too.
                 ("mysql_query_timeout_max_ms", timeout_ms),
                 ("mysql_query_timeout_min_ms", min(timeout_ms, 5000)),
@@ -270,6 +279,11 @@ class MySQLBackend(DuckDBBackend):
         if len(trees) != 1:
             raise InvalidQueryError("[mysql] exactly one statement is allowed", source=self.name)
         tree = trees[0]
+        if isinstance(tree, exp.Command):
+            # sqlglot could not parse it (CALL, LOAD, INSTALL ...): nothing we cannot read goes to DuckDB.
+            raise ReadOnlyViolationError(
+                f"[mysql] {tree.name.upper()} is not allowed: this source is read-only", source=self.name
+            )
         for node in tree.find_all(exp.Func, exp.Table):
             name = (node.name if isinstance(node, exp.Table) else node.sql_name()) or ""
             if isinstance(node, exp.Anonymous):

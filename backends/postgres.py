@@ -158,7 +158,7 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
             source=source,
             sqlstate=state or None,
         )
-    if state == "25006" or "read-only transaction" in lowered:
+    if state == "25006" or "read-only transaction" in lowered or "read-write mode" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
     if (
         state.startswith("28")
@@ -309,6 +309,7 @@ class PostgresBackend(Backend):
             max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
             acquire_timeout_seconds=self.config.pool_timeout_seconds,
             ping=self._ping_connection,
+            reset=self._reset_session,
         )
 
     @contextlib.contextmanager
@@ -324,6 +325,16 @@ class PostgresBackend(Backend):
     def _connect(self):
         with self._map_errors():
             return pg_dbapi.connect(self._uri, autocommit=True)
+
+    @staticmethod
+    def _reset_session(connection) -> None:
+        """Undo every SET of the last borrower, back to the startup options (read-only, timeout).
+
+        A query such as ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise
+        leave a writable session in the pool.
+        """
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ALL")
 
     @staticmethod
     def _ping_connection(connection) -> None:

@@ -44,9 +44,7 @@ def tpch_dir() -> Path:
     if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
         tool = require_command("tpchgen-cli")
         target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True
-        )
+        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True)
     return target
 
 
@@ -54,10 +52,7 @@ def tpch_table(tpch_dir: Path, name: str) -> pa.Table:
     """One TPC-H table with plain string columns (the generator writes string_view)."""
     table = pq.read_table(tpch_dir / f"{name}.parquet")
     schema = pa.schema(
-        [
-            pa.field(f.name, pa.utf8() if pa.types.is_string_view(f.type) else f.type, f.nullable)
-            for f in table.schema
-        ]
+        [pa.field(f.name, pa.utf8() if pa.types.is_string_view(f.type) else f.type, f.nullable) for f in table.schema]
     )
     return table.cast(schema)
 
@@ -150,9 +145,7 @@ def mysql_tpch(tpch_dir: Path) -> str:
     try:
         with con.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {TPCH_SCHEMA}")
-            cur.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (TPCH_SCHEMA,)
-            )
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (TPCH_SCHEMA,))
             present = {r[0] for r in cur.fetchall()}
             if present >= set(TPCH_TABLES):
                 counts = {}

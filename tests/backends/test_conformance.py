@@ -97,6 +97,20 @@ def test_declared_contract(kind):
             assert SecretStr in typing.get_args(field.annotation), name
 
 
+def test_catalog_options_are_accepted_by_the_config_models():
+    from catalog.source_types import SOURCE_TYPES
+
+    for source_type in SOURCE_TYPES.values():
+        if source_type.family not in KINDS:
+            continue
+        model = backend_class(source_type.family).config_model
+        accepted = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        declared = {f.name for f in source_type.fields}
+        assert declared <= accepted, (source_type.name, declared - accepted)
+        options, secrets, _ = source_type.example
+        model(**{**options, **secrets})  # the catalog's own example validates
+
+
 def test_query_and_schema_agree(source):
     sql = f"SELECT n_nationkey, n_name FROM {source.nation} ORDER BY n_nationkey"
     table = run(source.backend, sql)

@@ -153,9 +153,7 @@ def test_invalid_sql(backend):
 
 
 def test_wrong_port_is_unavailable():
-    with FlightSQLBackend(
-        SourceSpec("upstream", "flightsql", {"uri": f"grpc://127.0.0.1:{free_port()}"})
-    ) as b:
+    with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": f"grpc://127.0.0.1:{free_port()}"})) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()
     assert info.value.details["source"] == "upstream"
@@ -175,10 +173,7 @@ def test_peer_gateway_catalog_browsing_and_parameters(peer):
         tables = {t.name for t in b.list_tables("demo.main")}
         assert {"lineitem", "nation"} <= tables
         assert b.table_schema("demo.main", "customer").field("c_acctbal").type == pa.decimal128(15, 2)
-        assert (
-            b.get_parameter_schema("SELECT n_name FROM nation WHERE n_nationkey = ?", 1).field(0).type
-            == pa.int64()
-        )
+        assert b.get_parameter_schema("SELECT n_name FROM nation WHERE n_nationkey = ?", 1).field(0).type == pa.int64()
         table = run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3], [1]])
         assert table.column("n_name").to_pylist() == ["CANADA", "ARGENTINA"]
 

@@ -6,7 +6,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 
 from backends.base import SourceSpec
-from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
+from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
@@ -76,3 +76,29 @@ def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
     with flightsql.connect(gw.location, autocommit=True) as conn:
         table = query(conn, "SELECT n_name FROM snow.tpch.nation WHERE n_nationkey = ?", (3,))
         assert table.column(0).to_pylist() == ["CANADA"]
+
+
+@pytest.fixture(scope="module")
+def tpch_gateway(pg_tpch, mysql_tpch, tmp_path_factory):
+    """One gateway serving the PostgreSQL and MariaDB copies of TPC-H."""
+    from server.app import Gateway
+    from server.config import ServerConfig
+
+    sources = (
+        SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"}),
+        SourceSpec("mysrc", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"}),
+    )
+    config = ServerConfig(port=0, demo_scale=None, sources=sources, data_dir=tmp_path_factory.mktemp("gw"))
+    gw = Gateway(config).start()
+    yield gw
+    gw.shutdown()
+
+
+@pytest.mark.parametrize("source", ["pgsrc", "mysrc"])
+@pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
+def test_tpch_through_the_gateway_matches_duckdb(tpch_gateway, duckdb_tpch, source, name):
+    expected = duckdb_tpch.execute(TPCH_QUERIES[name].format(s="")).to_arrow_table()
+    with flightsql.connect(tpch_gateway.location, autocommit=True) as conn:
+        got = query(conn, TPCH_QUERIES[name].format(s=f"{source}.nexus_tpch."))
+    assert got.column_names == expected.column_names
+    assert normalized(aligned(got, expected)) == normalized(expected)

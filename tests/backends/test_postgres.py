@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from decimal import Decimal
 
 import pyarrow as pa
@@ -25,6 +26,8 @@ from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, nor
 from tests.support.services import free_port, require_port
 
 SCHEMA = "nexus_tpch"
+#: Unique per run, so queries of other test runs on the same server are never mistaken for ours.
+RUN = uuid.uuid4().hex[:8]
 
 
 def make(**options) -> PostgresBackend:
@@ -122,22 +125,14 @@ def test_uuid_text_handles_nulls_and_slices(backend):
         "SELECT CASE WHEN g % 2 = 0 THEN NULL ELSE md5(g::text)::uuid END AS u FROM generate_series(1, 5) g",
     )
     import hashlib
-    import uuid
 
-    expected = [
-        None if g % 2 == 0 else str(uuid.UUID(hashlib.md5(str(g).encode()).hexdigest())) for g in range(1, 6)
-    ]
+    expected = [None if g % 2 == 0 else str(uuid.UUID(hashlib.md5(str(g).encode()).hexdigest())) for g in range(1, 6)]
     assert table.column("u").to_pylist() == expected
 
 
 def test_bound_parameters_and_placeholder_renumbering(backend):
-    assert (
-        numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?")
-        == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
-    )
-    table = run(
-        backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]]
-    )
+    assert numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?") == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
+    table = run(backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
     assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
 
 
@@ -154,9 +149,7 @@ def test_parameter_schema_is_concrete(backend):
 
 
 def test_show_runs_through_another_path(backend):
-    assert run(backend, "SHOW default_transaction_read_only").to_pylist() == [
-        {"default_transaction_read_only": "on"}
-    ]
+    assert run(backend, "SHOW default_transaction_read_only").to_pylist() == [{"default_transaction_read_only": "on"}]
 
 
 @pytest.mark.parametrize(
@@ -179,6 +172,20 @@ def test_side_effect_functions_refused_too(backend):
         run(backend, f"SELECT nextval('{SCHEMA}.nexus_seq')")
     with pytest.raises(ReadOnlyViolationError):
         run(backend, "CREATE TEMP TABLE t AS SELECT 1")
+
+
+def test_a_session_switched_to_read_write_is_reset_before_reuse():
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with make(pool_size=1) as b:
+        run(b, "SELECT set_config('default_transaction_read_only', 'off', false)")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, f"CREATE TABLE {SCHEMA}.nexus_hole (a int)")
+        run(b, "SET default_transaction_read_only = off")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, f"CREATE TABLE {SCHEMA}.nexus_hole (a int)")
+        with pytest.raises(ReadOnlyViolationError):
+            run(b, "SELECT set_config('transaction_read_only', 'off', false)")
+        assert run(b, "SHOW statement_timeout").column(0).to_pylist() == ["5min"]
 
 
 def _active(backend_pid_marker: str) -> int:
@@ -206,7 +213,7 @@ def _wait_for(predicate, timeout=10.0):
 
 
 def test_cancel_stops_the_server_side_query(backend):
-    marker = "nexus_cancel_marker_1"
+    marker = f"nexus_cancel_{RUN}"
     execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
     errors = []
 
@@ -229,7 +236,9 @@ def test_cancel_stops_the_server_side_query(backend):
 
 def test_cancel_mid_stream(backend):
     execution = backend.execute(
-        "SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 5000000) g", None, QueryLimits()
+        f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m FROM generate_series(1, 5000000) g",
+        None,
+        QueryLimits(),
     )
     first = execution.reader.read_next_batch()
     assert first.num_rows > 0
@@ -238,16 +247,16 @@ def test_cancel_mid_stream(backend):
         for _ in execution.reader:
             pass
     execution.close()
-    assert _wait_for(lambda: _active("generate_series(1, 5000000)") == 0)
+    assert _wait_for(lambda: _active(f"nexus_stream_{RUN}") == 0)
 
 
 def test_timeout_cancels_in_the_server(backend):
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError) as info:
-        run(backend, "SELECT pg_sleep(20), 'nexus_timeout_marker' AS m", timeout_seconds=0.5)
+        run(backend, f"SELECT pg_sleep(20), 'nexus_timeout_{RUN}' AS m", timeout_seconds=0.5)
     assert time.monotonic() - started < 5
     assert "timeout" in info.value.message
-    assert _wait_for(lambda: _active("nexus_timeout_marker") == 0)
+    assert _wait_for(lambda: _active(f"nexus_timeout_{RUN}") == 0)
 
 
 def test_statement_timeout_option_is_enforced_by_postgres():
@@ -357,13 +366,14 @@ def test_concurrent_clients_share_a_bounded_pool():
     require_port("PostgreSQL", PG_HOST, PG_PORT)
     from concurrent.futures import ThreadPoolExecutor
 
-    with make(pool_size=3, application_name="nexus-pool-test") as b:
+    # Unique per run: other test runs on this server must not be counted.
+    name = f"nexus-pool-{uuid.uuid4().hex[:8]}"
+    with make(pool_size=3, application_name=name) as b:
 
         def query(i):
             table = run(
                 b,
-                "SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity "
-                "WHERE application_name = 'nexus-pool-test'",
+                f"SELECT ?::int AS i, count(*) AS n FROM pg_stat_activity WHERE application_name = '{name}'",
                 [[i]],
             )
             return table.to_pylist()[0]

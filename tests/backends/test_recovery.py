@@ -40,9 +40,7 @@ def private_pg():
     data = os.path.join(root, "data")
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    subprocess.run(
-        _as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres"]), check=True, capture_output=True
-    )
+    subprocess.run(_as_postgres([initdb, "-D", data, "-A", "trust", "-U", "postgres"]), check=True, capture_output=True)
     port = free_port()
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
 
@@ -54,9 +52,7 @@ def private_pg():
         )
 
     def stop():
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]), check=True, capture_output=True
-        )
+        subprocess.run(_as_postgres([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]), check=True, capture_output=True)
 
     start()
     yield port, start, stop
@@ -74,9 +70,7 @@ def one(backend) -> list:
 
 def test_recovers_after_restart(private_pg):
     port, start, stop = private_pg
-    spec = SourceSpec(
-        "restarted", "postgres", {"port": port, "database": "postgres", "pool_recycle_seconds": 0}
-    )
+    spec = SourceSpec("restarted", "postgres", {"port": port, "database": "postgres", "pool_recycle_seconds": 0})
     with PostgresBackend(spec) as backend:
         assert one(backend) == [1]
         stop()
@@ -93,9 +87,7 @@ def test_health_check_recovers_with_the_default_pool_settings(private_pg):
     # Without pre-ping on every borrow, the first call after a restart may hit the dead pooled connection;
     # it is then dropped, so the health checker's next ping (and every query after it) succeeds.
     port, start, stop = private_pg
-    with PostgresBackend(
-        SourceSpec("restarted", "postgres", {"port": port, "database": "postgres"})
-    ) as backend:
+    with PostgresBackend(SourceSpec("restarted", "postgres", {"port": port, "database": "postgres"})) as backend:
         assert one(backend) == [1]
         stop()
         start()

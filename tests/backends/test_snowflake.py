@@ -93,9 +93,7 @@ def loaded(fakesnow, tpch_dir):
 
     from backends.snowflake import SnowflakeConfig, _db_kwargs
 
-    kwargs = _db_kwargs(
-        SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x")
-    )
+    kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))
     with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS NEXUS_DB")
         cur.execute("CREATE SCHEMA IF NOT EXISTS NEXUS_DB.TPCH")
@@ -111,9 +109,7 @@ def loaded(fakesnow, tpch_dir):
             rows = tpch_table(tpch_dir, name).to_pylist()
             values = ", ".join(
                 "("
-                + ", ".join(
-                    str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values()
-                )
+                + ", ".join(str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values())
                 + ")"
                 for r in rows
             )
@@ -170,9 +166,7 @@ def test_join_matches_duckdb(backend, duckdb_tpch):
     )
     expected = duckdb_tpch.execute(sql).to_arrow_table()
     got = run(backend, sql)
-    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in normalized(got)] == normalized(
-        expected
-    )
+    assert [tuple(int(v) if not isinstance(v, str) else v for v in r) for r in normalized(got)] == normalized(expected)
 
 
 def test_type_matrix(backend):
@@ -227,9 +221,7 @@ def test_wrong_port_is_unavailable_without_the_password():
     from backends.snowflake import SnowflakeBackend
 
     with SnowflakeBackend(
-        SourceSpec(
-            "snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"}
-        )
+        SourceSpec("snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"})
     ) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()

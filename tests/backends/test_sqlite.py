@@ -31,21 +31,12 @@ def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
         data = tpch_table(tpch_dir, t)
         columns = []
         for f in data.schema:
-            kind = (
-                "REAL"
-                if pa.types.is_decimal(f.type)
-                else "INTEGER"
-                if pa.types.is_integer(f.type)
-                else "TEXT"
-            )
+            kind = "REAL" if pa.types.is_decimal(f.type) else "INTEGER" if pa.types.is_integer(f.type) else "TEXT"
             columns.append(f"{f.name} {kind}")
         pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
         fk = ""
         if t == "nation":
-            fk = (
-                ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE "
-                "ON DELETE RESTRICT"
-            )
+            fk = ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE ON DELETE RESTRICT"
         con.execute(f"CREATE TABLE {t} ({', '.join(columns)}{pk}{fk})")
         rows = [
             tuple(
@@ -92,9 +83,7 @@ def test_tpch_matches_duckdb_over_parquet(backend, duckdb_tpch, name):
     sql = sqlglot.transpile(TPCH_QUERIES[name].format(s=""), read="duckdb", write="sqlite")[0]
     got = run(backend, sql)
     assert got.column_names == expected.column_names
-    expected_rows = [
-        tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in r) for r in normalized(expected)
-    ]
+    expected_rows = [tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in r) for r in normalized(expected)]
     assert normalized(got) == expected_rows
 
 
