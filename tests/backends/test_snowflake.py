@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,24 +31,10 @@ VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-f
 
 
 def _fakesnow_binary() -> Path:
+    """The emulator ``tests/install-emulators.sh`` installs (``make install-test`` runs it)."""
     binary = VENV / "bin" / "fakesnow"
     if not binary.exists():
-        try:
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
-            subprocess.run(
-                [
-                    str(VENV / "bin" / "pip"),
-                    "install",
-                    "-q",
-                    "fakesnow[server]",
-                    "snowflake-connector-python<5",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=600,
-            )
-        except (subprocess.SubprocessError, OSError) as exc:
-            missing(f"fakesnow (could not create {VENV.name}: {exc})")
+        missing(f"fakesnow in {VENV} (run tests/install-emulators.sh)")
     return binary
 
 
