@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from backends.errors import GatewayError
+from backends.errors import ConfigError, GatewayError
 from server.config import DEFAULT_PORT, ServerConfig
 
 
@@ -26,6 +26,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     catalog = start_catalog(args.config, data_dir=_given(args, "data_dir", None))
     settings = catalog.config.server
+    if settings.auth.mode != "none":
+        # Fail closed: the file asks for client authentication, which this version does not enforce yet.
+        catalog.close()
+        raise ConfigError(
+            f"server.auth.mode = {settings.auth.mode!r} is not supported yet: this version serves without client "
+            "authentication (loopback by default); remove [server.auth] or set mode = \"none\""
+        )
     tls = settings.tls
     config = ServerConfig(
         host=_given(args, "host", settings.host),

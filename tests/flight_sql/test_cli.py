@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -42,3 +43,15 @@ def test_non_loopback_without_auth_is_refused(demo_data_dir):
     )
     assert result.returncode == 2
     assert "refusing to bind 0.0.0.0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_asking_for_client_authentication_is_refused_not_ignored(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server.auth]\nmode = "basic"\nusername = "a"\npassword = "${env:NEXUS_TEST_PW}"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--config", str(config), "--data-dir", str(tmp_path / "d"),
+         "--port", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "NEXUS_TEST_PW": "x"},
+    )
+    assert result.returncode == 2
+    assert "server.auth.mode = 'basic' is not supported yet" in result.stderr
