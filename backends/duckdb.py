@@ -9,6 +9,7 @@ load code. Each query runs on its own cursor (a connection to the same database)
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -192,10 +193,19 @@ class DuckDBBackend(Backend):
         return self._db.cursor()
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Bind the query with NULL parameters under ``LIMIT 0``: DuckDB plans it and returns no rows."""
+        """Return the result schema from DuckDB's binder, without running the query.
+
+        A relation is bound, not executed; its DuckDB types become Arrow types through a per-source cache (each
+        distinct type is asked once, as ``CAST(NULL AS type)``). Queries with parameters, or that are not plain
+        queries, are bound with NULL parameters under ``LIMIT 0`` instead.
+        """
         cursor = self._cursor(sql)
         try:
             with _map_errors(self.name, self._memory_limit):
+                if parameter_count == 0:
+                    schema = self._bound_schema(cursor, sql)
+                    if schema is not None:
+                        return schema
                 params = [None] * parameter_count
                 try:
                     reader = cursor.execute(f"SELECT * FROM ({_strip(sql)}) AS q LIMIT 0", params).to_arrow_reader()
@@ -205,6 +215,35 @@ class DuckDBBackend(Backend):
                 return _plain_schema(reader.schema)
         finally:
             cursor.close()
+
+    def _bound_schema(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Schema | None:
+        if not _QUERY_START.match(sql):
+            return None  # DuckDB's sql() would run anything but a query right away
+        try:
+            relation = cursor.sql(sql)
+        except duckdb.ParserException:
+            return None
+        names, types = relation.columns, [str(t) for t in relation.types]
+        if len(set(names)) != len(names):
+            return None  # let DuckDB's own export decide how duplicate names come out
+        return pa.schema([pa.field(n, self._arrow_type(t)) for n, t in zip(names, types, strict=True)])
+
+    @functools.cached_property
+    def _arrow_types(self) -> dict[str, pa.DataType]:
+        """DuckDB type name → the Arrow type DuckDB exports it as (subclasses with their own __init__ get it too)."""
+        return {}
+
+    def _arrow_type(self, duckdb_type: str) -> pa.DataType:
+        arrow = self._arrow_types.get(duckdb_type)
+        if arrow is None:
+            cursor = self._db.cursor()
+            try:
+                probe = cursor.execute(f"SELECT CAST(NULL AS {duckdb_type}) AS t").to_arrow_reader().schema
+            finally:
+                cursor.close()
+            arrow = _plain_type(probe.field(0).type)
+            self._arrow_types[duckdb_type] = arrow
+        return arrow
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
@@ -321,6 +360,7 @@ class DuckDBBackend(Backend):
 
 
 _TRAILING = re.compile(r"[\s;]+$")
+_QUERY_START = re.compile(r"\s*\(*\s*(SELECT|WITH|FROM|VALUES)\b", re.IGNORECASE)
 
 
 def _strip(sql: str) -> str:

@@ -41,6 +41,7 @@ def known_kinds() -> list[str]:
     return sorted({**_third_party(), **BACKENDS})
 
 
+@functools.cache
 def backend_class(kind: str) -> type[Backend]:
     """Import and return the backend class for ``kind``.
 
