@@ -61,40 +61,62 @@ class QueryRecorder:
             ValueError: an unknown status or phase (a programming error in the caller).
 
         """
-        if record.status not in STATUSES:
-            raise ValueError(f"unknown query status {record.status!r}; statuses: {', '.join(STATUSES)}")
-        unknown = set(record.phases_ms) - set(PHASES)
-        if unknown:
-            raise ValueError(f"unknown query phases {sorted(unknown)}; phases: {', '.join(PHASES)}")
-        phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
+        return self.write_many([record])[0]
+
+    def write_many(self, records: list[QueryRecord]) -> list[str]:
+        """Store several records in one transaction (the history writer batches what piled up) and return ids.
+
+        Raises:
+            ValueError: an unknown status or phase (a programming error in the caller).
+
+        """
+        for record in records:
+            _check(record)
+        source_ids: dict[str | None, str | None] = {}
         with self.store.session() as session:
-            row = QueryHistory(
-                id=record.id or new_id(),
-                source_id=self._source_id(session, record.source),
-                source_name=record.source,
-                user_name=record.user,
-                sql_text=SCRUBBER.scrub(record.sql),
-                sql_sha256=hashlib.sha256(record.sql.encode()).hexdigest(),
-                parameters=_parameters(record.parameters, self.record_parameters),
-                status=record.status,
-                error_message=SCRUBBER.scrub(record.error),
-                rows=record.rows,
-                bytes=record.bytes,
-                total_ms=record.total_ms,
-                correlation_id=record.correlation_id,
-                retry_count=record.retry_count,
-                table_version=record.table_version,
-                created_at=record.created_at or utcnow(),
-                **phases,
-            )
-            session.add(row)
+            rows = []
+            for record in records:
+                if record.source not in source_ids:
+                    source_ids[record.source] = self._source_id(session, record.source)
+                rows.append(self._row(record, source_ids[record.source]))
+            session.add_all(rows)
             session.flush()
-            return row.id
+            return [row.id for row in rows]
+
+    def _row(self, record: QueryRecord, source_id: str | None) -> QueryHistory:
+        phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
+        return QueryHistory(
+            id=record.id or new_id(),
+            source_id=source_id,
+            source_name=record.source,
+            user_name=record.user,
+            sql_text=SCRUBBER.scrub(record.sql),
+            sql_sha256=hashlib.sha256(record.sql.encode()).hexdigest(),
+            parameters=_parameters(record.parameters, self.record_parameters),
+            status=record.status,
+            error_message=SCRUBBER.scrub(record.error),
+            rows=record.rows,
+            bytes=record.bytes,
+            total_ms=record.total_ms,
+            correlation_id=record.correlation_id,
+            retry_count=record.retry_count,
+            table_version=record.table_version,
+            created_at=record.created_at or utcnow(),
+            **phases,
+        )
 
     def _source_id(self, session, name: str | None) -> str | None:
         if not name:
             return None
         return session.scalars(select(DataSource.id).where(DataSource.name == name)).first()
+
+
+def _check(record: QueryRecord) -> None:
+    if record.status not in STATUSES:
+        raise ValueError(f"unknown query status {record.status!r}; statuses: {', '.join(STATUSES)}")
+    unknown = set(record.phases_ms) - set(PHASES)
+    if unknown:
+        raise ValueError(f"unknown query phases {sorted(unknown)}; phases: {', '.join(PHASES)}")
 
 
 def _parameters(parameters, keep: bool) -> Any:

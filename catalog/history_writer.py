@@ -18,6 +18,7 @@ from catalog.history import QueryRecord
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_MAX_BATCH = 500
 
 
 class HistoryWriter:
@@ -62,22 +63,40 @@ class HistoryWriter:
 
     def _run(self) -> None:
         while True:
-            record = self._queue.get()
-            if record is _STOP:
+            batch = [self._queue.get()]
+            # Whatever piled up meanwhile goes in the same transaction: one commit per batch, not per query.
+            while len(batch) < _MAX_BATCH and batch[-1] is not _STOP:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = batch[-1] is _STOP
+            records = [r for r in batch if r is not _STOP]
+            if records:
+                self._write_batch(records)
+            if stop:
                 return
-            try:
-                self._write(record)
-            except Exception as exc:  # the catalog is down or refused the row: keep serving, say so
-                log.warning("query history: could not record query %s: %s", record.id, type(exc).__name__)
-                self._finish(dropped=True)
-            else:
-                self._finish(dropped=False)
 
-    def _finish(self, dropped: bool) -> None:
-        with self._done:
-            self._pending -= 1
-            if dropped:
-                self.dropped += 1
+    def _write_batch(self, records: list[QueryRecord]) -> None:
+        write_many = getattr(self._write, "write_many", None)
+        try:
+            if write_many is not None:
+                write_many(records)
             else:
-                self.written += 1
+                for record in records:
+                    self._write(record)
+        except Exception as exc:  # the catalog is down or refused the rows: keep serving, say so
+            ids = ", ".join(str(r.id) for r in records[:5])
+            log.warning("query history: could not record %d queries (%s): %s", len(records), ids, type(exc).__name__)
+            self._finish(len(records), dropped=True)
+        else:
+            self._finish(len(records), dropped=False)
+
+    def _finish(self, count: int = 1, *, dropped: bool) -> None:
+        with self._done:
+            self._pending -= count
+            if dropped:
+                self.dropped += count
+            else:
+                self.written += count
             self._done.notify_all()
