@@ -319,7 +319,12 @@ class LakeBackend(DuckDBBackend):
             cursor.close()
             raise
         versions = {name: binding.version for name, binding in bindings.items()}
-        self._local.versions = versions
+        # History names the table, not how it was written: "sales@v0" read version 0 of sales.
+        read: dict[str, str] = {}
+        for name, version in versions.items():
+            table = self._split(name)[0]
+            read[table] = version if table not in read else f"{read[table]}+{version}"
+        self._local.versions = read
         with self._versions_lock:
             self._last_versions.update(versions)
         return cursor

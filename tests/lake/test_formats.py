@@ -75,7 +75,8 @@ def test_delta_time_travel_by_version_timestamp_and_pin(delta_local):
     with DeltaBackend(source("delta", tables=[{"name": "sales", "location": path}])) as backend:
         assert rows(backend, 'SELECT count(*) AS n FROM "sales@v0"') == [{"n": 300}]
         assert rows(backend, f'SELECT count(*) AS n FROM "sales@{between.isoformat()}"') == [{"n": 300}]
-        assert read_versions(backend, 'SELECT * FROM "sales@v0"') == {"sales@v0": "0"}
+        # keyed by the table, not by how the query wrote it
+        assert read_versions(backend, 'SELECT * FROM "sales@v0"') == {"sales": "0"}
         both = rows(
             backend, 'SELECT (SELECT count(*) FROM "sales@v0") AS old, (SELECT count(*) FROM sales) AS new'
         )

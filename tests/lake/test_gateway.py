@@ -128,3 +128,24 @@ def test_second_line_holds_with_the_validator_off(lake_gateway, tmp_path):
             assert fetch(conn, "SELECT count(*) FROM lakefiles.main.sales") == [(600,)]
     finally:
         unguarded.shutdown()
+
+
+def test_history_event_records_the_table_version_read(client, lake_gateway):
+    """The query event (what history stores) names the Delta version and Iceberg snapshot a query read."""
+    import time
+
+    gateway, _ = lake_gateway
+    events = []
+    gateway.service.observers.append(events.append)
+    try:
+        fetch(client, "SELECT count(*) FROM lakedelta.main.sales")
+        fetch(client, 'SELECT count(*) FROM lakedelta.main."sales@v0"')
+        fetch(client, "SELECT count(*) FROM lakeice.main.sales")
+        deadline = time.monotonic() + 5
+        while len(events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        gateway.service.observers.remove(events.append)
+    latest, first, iceberg = events[:3]
+    assert latest.table_version == "sales@1" and first.table_version == "sales@0"
+    assert iceberg.table_version and iceberg.table_version.startswith("sales@")
