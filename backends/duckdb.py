@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backends.base import (
     Backend,
@@ -31,11 +32,13 @@ from backends.base import (
 from backends.errors import (
     BackendError,
     BackendUnavailableError,
+    ConfigError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
     NotFoundError,
     QueryCancelledError,
+    QueryTimeoutError,
     ReadOnlyViolationError,
 )
 from backends.watchdog import WATCHDOG
@@ -114,12 +117,35 @@ class DuckDBExecution(Execution):
 
     @property
     def reader(self) -> pa.RecordBatchReader:
-        """The DuckDB result stream, as DuckDB exports it (started on first access)."""
+        """DuckDB's result stream (started on first access); failures after the first batch are mapped too."""
         if self._reader is None:
             if self._cancelled:
                 raise QueryCancelledError("[duckdb] query cancelled before it started")
-            self._reader = self._start(self._cursor)
+            engine = self._start(self._cursor)
+            self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
+
+    def _mapped(self, engine: pa.RecordBatchReader):
+        """DuckDB's batches, unchanged; after a cancel, or an error mid-stream, the gateway's error."""
+        try:
+            for batch in engine:
+                if self._cancelled:  # batches DuckDB computed before the interrupt are not sent either
+                    raise QueryCancelledError("[duckdb] query interrupted")
+                yield batch
+        except pa.ArrowException as exc:
+            raise self._stream_error(exc) from None
+
+    def _stream_error(self, exc: Exception) -> Exception:
+        text = _first_line(exc).split(". Detail:")[0]
+        if self._cancelled:
+            return QueryCancelledError("[duckdb] query interrupted")
+        if self._timer.fired:
+            return QueryTimeoutError("[duckdb] query stopped at its time limit")
+        if "Out of Memory" in text:
+            return LimitExceededError(f"[duckdb] {text}: the query needs more than the source's memory limit")
+        if "INTERRUPT" in text:
+            return QueryCancelledError("[duckdb] query interrupted")
+        return InvalidQueryError(f"[duckdb] {text}")
 
     def cancel(self) -> None:
         """Interrupt the query in DuckDB."""
@@ -137,6 +163,25 @@ class DuckDBExecution(Execution):
         self._timer.cancel()
         with contextlib.suppress(duckdb.Error):
             self._cursor.close()
+
+
+class DuckDBConfig(BaseModel):
+    """Options of a DuckDB source (there are no secrets: the file is local)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
+    path: str | None = None
+    #: Statements run once, before the configuration is locked (views over the source's own files).
+    setup_sql: tuple[str, ...] = ()
+    #: DuckDB's memory limit for this source, e.g. ``"2GB"``.
+    memory_limit: str = "2GB"
+    #: DuckDB worker threads (default: one per core).
+    threads: int | None = Field(None, ge=1, le=1024)
+    #: Where DuckDB spills when memory runs short.
+    temp_directory: str | None = None
+    #: Paths and URL prefixes the source's own data lives under (the validator lets file readers touch only these).
+    allowed_paths: tuple[str, ...] = ()
 
 
 class DuckDBBackend(Backend):
@@ -157,21 +202,28 @@ class DuckDBBackend(Backend):
     read_only_guard = (
         "database opened read_only, enable_external_access=false, extensions never loaded, configuration locked"
     )
+    config_model = DuckDBConfig
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        options = dict(spec.options)
-        path = options.get("path") or ":memory:"
-        self._memory_limit = str(options.get("memory_limit", "2GB"))
+        try:
+            options = DuckDBConfig(**spec.options)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            message = f"invalid options for DuckDB source: {where}: {problem['msg']}"
+            raise ConfigError(message, source=spec.name) from None
+        path = options.path or ":memory:"
+        self._memory_limit = options.memory_limit
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "memory_limit": self._memory_limit,
         }
-        if options.get("threads"):
-            config["threads"] = int(options["threads"])
-        if options.get("temp_directory"):
-            config["temp_directory"] = str(options["temp_directory"])
+        if options.threads:
+            config["threads"] = options.threads
+        if options.temp_directory:
+            config["temp_directory"] = options.temp_directory
         in_memory = path == ":memory:"
         with _map_errors(spec.name):
             if not in_memory and not Path(path).exists():
@@ -180,7 +232,7 @@ class DuckDBBackend(Backend):
             if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
                 return  # the same file is already open in this process (DuckDB shares one instance), set up
             self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
-            for statement in options.get("setup_sql", ()):
+            for statement in options.setup_sql:
                 self._db.execute(statement)
             # Once set up, nothing a query says can reach outside the database or change its settings.
             self._db.execute("SET enable_external_access = false")

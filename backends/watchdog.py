@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 class Deadline:
     """A scheduled callback; ``cancel`` makes sure it never fires."""
 
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("when", "callback", "cancelled", "fired")
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
+        #: True once the deadline passed and its callback ran (or is running).
+        self.fired = False
 
     def cancel(self) -> None:
         """Forget the callback (and what it references) so it neither fires nor keeps objects alive."""
@@ -66,6 +68,7 @@ class Watchdog:
                     continue
                 _, _, deadline = heapq.heappop(self._heap)
             if not deadline.cancelled:
+                deadline.fired = True
                 try:
                     deadline.callback()
                 except Exception:  # a failing callback must not stop every other deadline

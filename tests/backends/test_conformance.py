@@ -5,6 +5,7 @@ Each source serves TPC-H's ``nation`` table (loaded by the fixtures of the per-b
 
 from __future__ import annotations
 
+import shutil
 import typing
 from dataclasses import dataclass
 
@@ -20,7 +21,10 @@ from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
 
-KINDS = ("postgres", "mysql", "flightsql", "snowflake", "sqlite")
+KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite")
+#: The pip extra that installs each family's driver (DuckDB is a core dependency).
+EXTRAS = {"duckdb": None, "postgres": "postgres", "mysql": "mysql", "flightsql": "flightsql",
+          "snowflake": "snowflake", "sqlite": "sqlite"}
 
 
 @dataclass
@@ -29,6 +33,14 @@ class Source:
     db_schema: str
     nation: str  # how a query names the nation table
     parameters: bool = True  # ROAPI, an upstream without bound parameters, says False
+
+
+def _duckdb(request) -> Source:
+    demo = next(request.getfixturevalue("demo_data_dir").glob("tpch_sf0_01.duckdb"))
+    copy = request.getfixturevalue("tmp_path_factory").mktemp("conformance") / "tpch.duckdb"
+    shutil.copy(demo, copy)  # its own file: a second source on the demo file would share its DuckDB instance
+    spec = SourceSpec("c_duck", "duckdb", {"path": str(copy)})
+    return Source(backend_class("duckdb")(spec), "main", "nation")
 
 
 def _postgres(request) -> Source:
@@ -61,6 +73,7 @@ def _sqlite(request) -> Source:
 @pytest.fixture(scope="module", params=KINDS)
 def source(request):
     made = {
+        "duckdb": _duckdb,
         "postgres": _postgres,
         "mysql": _mysql,
         "flightsql": _flightsql,
@@ -81,7 +94,7 @@ def run(backend, sql, params=None, **limits) -> pa.Table:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_registered_with_an_extra(kind):
-    assert BACKENDS[kind][1] == kind
+    assert BACKENDS[kind][1] == EXTRAS[kind]
     assert backend_class(kind).kind == kind
 
 
