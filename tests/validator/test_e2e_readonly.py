@@ -126,8 +126,8 @@ def postgres_session(gateway):
 
 
 @pytest.mark.parametrize(("rule", "sql"), POSTGRES_ATTACKS, ids=lambda v: repr(v)[:50])
-def test_postgres_dialect_attack_is_refused_through_flight_sql(postgres_session, before, rule, sql):
-    text = str(refusal(postgres_session, sql))
+def test_postgres_dialect_attack_is_refused_through_flight_sql(postgres_session, before, target, rule, sql):
+    text = str(refusal(postgres_session, fill(sql, target)))
     assert f"{rule}: " in text, text
 
 
