@@ -38,16 +38,25 @@ class RouteTarget:
         allowed_paths: Paths and URL prefixes the source's own data lives under (file readers may touch only
             these).
         limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
+        engine_dialects: Further dialects whose deny lists apply: those of an engine that finally runs the
+            SQL, e.g. ``("duckdb",)`` for a backend that executes through DuckDB (its file readers, query()).
 
     """
 
     dialect: str
     allowed_paths: tuple[str, ...] = ()
     limits: ValidationLimits = field(default_factory=ValidationLimits)
+    engine_dialects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
         object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
+        object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
+
+    def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
+        """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""
+        extra = (self.dialect, *self.engine_dialects)
+        return tuple(d for d in dict.fromkeys(extra) if _normal(d) != _normal(read_dialect))
 
 
 @dataclass(frozen=True)
@@ -90,19 +99,26 @@ def route(
     home = session_catalog or default_source
     if home not in sources:
         raise _unknown_catalog(home, sources)
+    home_target = sources[home]
     client_dialect = _normal(client_dialect) if client_dialect else None
     home_refusal: GatewayError | None = None
     if validate_sql and not client_dialect:
         # The common case in one cached pass: a query of the home source that names no catalog.
         try:
-            checked = analyze(sql, sources[home].dialect, sources[home].limits, sources[home].allowed_paths)
+            checked = analyze(
+                sql,
+                home_target.dialect,
+                home_target.limits,
+                home_target.allowed_paths,
+                rule_dialects=home_target.rule_dialects(home_target.dialect),
+            )
         except GatewayError as refusal:
             checked, home_refusal = None, refusal  # unless it names another source: decided below
         if checked is not None and not checked.catalogs:
             return RoutedQuery(home, sql, checked.parameter_count)
-    read_dialect = client_dialect or sources[home].dialect
+    read_dialect = client_dialect or home_target.dialect
     try:
-        parsed = analyze(sql, read_dialect, sources[home].limits, check=False)
+        parsed = analyze(sql, read_dialect, home_target.limits, check=False)
     except GatewayError:
         found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
         if found is None:
@@ -110,13 +126,12 @@ def route(
                 raise home_refusal from None  # the rules' verdict says more than the parse error
             if validate_sql:
                 # The rules read the leading keyword even of SQL that does not parse: their verdict says more.
-                home_target = sources[home]
                 analyze(
                     sql,
                     read_dialect,
                     home_target.limits,
                     home_target.allowed_paths,
-                    rule_dialects=(home_target.dialect,),
+                    rule_dialects=home_target.rule_dialects(read_dialect),
                 )
                 raise
             return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
@@ -134,13 +149,24 @@ def route(
         parsed = analyze(sql, read_dialect, target.limits, check=False)
     transpile = _normal(read_dialect) != _normal(target.dialect)
     if validate_sql:
-        rule_dialects = (target.dialect,) if transpile else ()
-        parsed = analyze(sql, read_dialect, target.limits, target.allowed_paths, rule_dialects=rule_dialects)
+        parsed = analyze(
+            sql,
+            read_dialect,
+            target.limits,
+            target.allowed_paths,
+            rule_dialects=target.rule_dialects(read_dialect),
+        )
     if not named and not transpile:
         return RoutedQuery(source, sql, parsed.parameter_count)
     out = _rewrite(parsed, source, read_dialect, target.dialect)
     if validate_sql:
-        parsed = analyze(out, target.dialect, target.limits, target.allowed_paths)
+        parsed = analyze(
+            out,
+            target.dialect,
+            target.limits,
+            target.allowed_paths,
+            rule_dialects=target.rule_dialects(target.dialect),
+        )
     return RoutedQuery(source, out, parsed.parameter_count)
 
 

@@ -191,3 +191,21 @@ def test_rule_refusal_wins_over_a_parse_error():
 def test_rule_refusal_wins_over_a_parse_error_in_the_client_dialect():
     with pytest.raises(ReadOnlyViolationError, match=r"^QV-004: NOTIFY is not allowed"):
         routed("NOTIFY ch, 'x'", client_dialect="postgres")
+
+
+def test_engine_dialect_rules_apply_to_backends_that_execute_through_another_engine():
+    sources = {
+        "plain": RouteTarget("mysql"),
+        "via_duckdb": RouteTarget("mysql", engine_dialects=("duckdb",)),
+    }
+
+    def go(sql, source):
+        return route(sql, sources=sources, session_catalog=source, default_source="plain")
+
+    for sql, rule in [("SELECT * FROM query('SELECT 42')", "QV-004"), ("SELECT getenv('HOME')", "QV-005")]:
+        assert go(sql, "plain").sql == sql  # MySQL has no such functions: its own rules let them pass
+        with pytest.raises(ReadOnlyViolationError, match=f"^{rule}: "):
+            go(sql, "via_duckdb")
+    with pytest.raises(ReadOnlyViolationError, match="^QV-004: sleep"):
+        go("SELECT sleep(1)", "via_duckdb")  # the source's own rules still apply
+    hash(sources["via_duckdb"])
