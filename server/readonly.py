@@ -76,7 +76,8 @@ KNOWN LIMITATIONS (the connection-level defence is what covers them):
   thousands of mutated statements.
 - DuckDB runs a PIVOT without an explicit IN list as two statements, a temporary ENUM type of the pivot
   values and the query; the type lives in the query's own connection only.
-- Unknown dialects get every dialect's deny list and no metadata statements.
+- Dialects without their own deny list (Oracle, T-SQL, Trino, ...) get every list and no metadata
+  statements; Oracle-style package calls (``DBMS_LOCK.SLEEP``, ``UTL_HTTP.REQUEST``) are not modelled yet.
 """
 
 from __future__ import annotations
@@ -471,9 +472,10 @@ def _analyze(
         _check_statement_shape(tree, tokens, text, dialect, first)
         if isinstance(tree, exp.Command):
             return Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
-        _check_called_names(tokens, text, rule_dialects)
+        walker = _Walker(text, tokens, limits, allowed_paths, rule_dialects)
+        _check_called_names(tokens, text, rule_dialects, walker.path_functions)
         try:
-            parameters, catalogs = _Walker(text, tokens, limits, allowed_paths, rule_dialects).walk(tree)
+            parameters, catalogs = walker.walk(tree)
         except RecursionError:
             raise _too_deep() from None
         return Analysis(tree, tree, "", parameters, catalogs)
@@ -563,7 +565,9 @@ def _leading(tokens: list[Token]) -> tuple[int, str, str]:
     return i, first, second
 
 
-def _check_called_names(tokens: list[Token], text: str, rule_dialects: tuple[str, ...]) -> None:
+def _check_called_names(
+    tokens: list[Token], text: str, rule_dialects: tuple[str, ...], path_functions: frozenset[str]
+) -> None:
     """Refuse denied functions by the name written before ``(``, whatever class sqlglot maps the call to.
 
     The walker checks calls by sqlglot's names for them; this pass also catches a dialect's alias that
@@ -576,6 +580,8 @@ def _check_called_names(tokens: list[Token], text: str, rule_dialects: tuple[str
         if token.token_type in (TokenType.STRING, TokenType.NUMBER):
             continue
         name = token.text.lower()
+        if name in path_functions:
+            continue  # the walker checks its paths
         for dialect in rule_dialects:
             rule = denied_function_rule(dialect, name)
             if rule:

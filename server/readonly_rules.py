@@ -524,6 +524,13 @@ _SNOWFLAKE_DENIED = {
     ),
 }
 
+_SQLITE_DENIED = {
+    "load_extension": "QV-006",
+    **dict.fromkeys(("readfile", "writefile", "edit"), "QV-005"),
+    # the two-argument form registers a tokenizer by pointer
+    "fts3_tokenizer": "QV-004",
+}
+
 _BIGQUERY_DENIED = {
     **dict.fromkeys(("external_query",), "QV-005"),
 }
@@ -537,6 +544,7 @@ DENIED_FUNCTIONS: dict[str, dict[str, str]] = {
     "clickhouse": _CLICKHOUSE_DENIED,
     "snowflake": _SNOWFLAKE_DENIED,
     "bigquery": _BIGQUERY_DENIED,
+    "sqlite": _SQLITE_DENIED,
 }
 
 #: Name prefixes refused per dialect (families of functions: every dblink_*, every pg_advisory_*, ...).
@@ -566,6 +574,7 @@ DENIED_FUNCTION_PREFIXES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "snowflake": (("system$", "QV-004"),),
     "bigquery": (),
+    "sqlite": (),
 }
 
 #: DuckDB functions whose string arguments are file paths, globs or URLs: allowed only under the source's

@@ -357,6 +357,16 @@ BIGQUERY_ATTACKS = [
     ("QV-002", "DELETE FROM d.t WHERE true"),
 ]
 
+SQLITE_ATTACKS = [
+    ("QV-006", "SELECT load_extension('/tmp/evil.so')"),
+    ("QV-005", "SELECT readfile('/etc/passwd')"),
+    ("QV-005", "SELECT writefile('/tmp/x', 'y')"),
+    ("QV-006", "ATTACH DATABASE '/tmp/evil.db' AS evil"),
+    ("QV-006", "PRAGMA writable_schema = 1"),
+    ("QV-003", "VACUUM INTO '/tmp/copy.db'"),
+    ("QV-002", "INSERT OR REPLACE INTO t VALUES (1)"),
+]
+
 ATTACKS: list[tuple[str, str, str]] = [
     *(("duckdb", rule, sql) for rule, sql in DUCKDB_ATTACKS),
     *(("postgres", rule, sql) for rule, sql in POSTGRES_ATTACKS),
@@ -364,6 +374,7 @@ ATTACKS: list[tuple[str, str, str]] = [
     *(("clickhouse", rule, sql) for rule, sql in CLICKHOUSE_ATTACKS),
     *(("snowflake", rule, sql) for rule, sql in SNOWFLAKE_ATTACKS),
     *(("bigquery", rule, sql) for rule, sql in BIGQUERY_ATTACKS),
+    *(("sqlite", rule, sql) for rule, sql in SQLITE_ATTACKS),
 ]
 
 DUCKDB_LEGIT = [
@@ -501,6 +512,8 @@ OTHER_LEGIT = [
     ("snowflake", "DESCRIBE TABLE t"),
     ("bigquery", "SELECT * FROM `project.dataset.table` WHERE _PARTITIONTIME > TIMESTAMP('2024-01-01')"),
     ("bigquery", "SELECT ARRAY_AGG(x ORDER BY x LIMIT 3) FROM UNNEST([3, 1, 2]) AS x"),
+    ("sqlite", "SELECT json_extract(j, '$.a'), group_concat(b, ',') FROM t GROUP BY 1"),
+    ("sqlite", "SELECT * FROM t WHERE a LIKE 'x%' LIMIT 5 OFFSET 2"),
 ]
 
 LEGIT: list[tuple[str, str]] = [*(("duckdb", q) for q in DUCKDB_LEGIT), *OTHER_LEGIT]

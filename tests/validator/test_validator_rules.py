@@ -169,6 +169,8 @@ def test_unknown_dialect_family_gets_every_deny_list():
         ("SELECT * FROM read_parquet('s3://bucket/sales/../other/x.parquet')", False),
         ("SELECT * FROM read_parquet('\\\\server\\share\\x.parquet')", False),
         ("SELECT * FROM read_parquet(?)", False),
+        ("SELECT * FROM sqlite_scan('/data/sales/db.sqlite', 't')", True),
+        ("SELECT * FROM sqlite_scan('/tmp/db.sqlite', 't')", False),
         ("SELECT * FROM read_parquet('s3://bucket/salesmen/x.parquet')", False),
         ("SELECT * FROM read_parquet('/data/sales/sub/../x.parquet')", False),
         ("SELECT * FROM read_parquet('/data/sales/./x.parquet')", True),
