@@ -112,6 +112,8 @@ class Backend(abc.ABC):
     kind: ClassVar[str]
     #: The sqlglot dialect queries are validated and transpiled in.
     dialect: ClassVar[str]
+    #: Dialects of engines that finally run the SQL besides ``dialect`` (their deny lists apply too).
+    engine_dialects: ClassVar[tuple[str, ...]] = ()
     #: The schema unqualified names resolve to (reported as the session's current schema).
     default_schema: ClassVar[str | None] = None
     #: What this backend can do.

@@ -186,6 +186,8 @@ class MySQLBackend(DuckDBBackend):
 
     kind = "mysql"
     dialect = "mysql"
+    # The SQL is transpiled and run by DuckDB: DuckDB's own dangerous functions must be refused as well.
+    engine_dialects = ("duckdb",)
     read_only_guard = (
         "the server is ATTACHed READ_ONLY (DuckDB refuses writes and mysql_execute), every scan runs in "
         "START TRANSACTION READ ONLY on the server, mysql_* pass-through functions are refused and the "

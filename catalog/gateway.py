@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
 from backends.errors import BackendUnavailableError, GatewayError, NotFoundError
+from backends.registry import backend_class
 from catalog.connect import family_class, open_source
 from catalog.health import record_failure
 from catalog.history import PHASES, QueryRecord, QueryRecorder
@@ -41,6 +42,14 @@ from catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from server.routing import RouteTarget
 
 log = logging.getLogger(__name__)
+
+
+def _engine_dialects(info: SourceInfo) -> tuple[str, ...]:
+    """Dialects of the engine that finally runs a source's SQL (DuckDB under the MySQL family)."""
+    try:
+        return backend_class(info.family).engine_dialects
+    except GatewayError:
+        return ()  # family not implemented or not installed: nothing runs there anyway
 
 
 class CatalogBackend(Backend):
@@ -245,7 +254,7 @@ class CatalogSourceDirectory:
                 ]
                 if p
             )
-            return RouteTarget(dialect=info.dialect, allowed_paths=paths)
+            return RouteTarget(dialect=info.dialect, allowed_paths=paths, engine_dialects=_engine_dialects(info))
         return self._fallback(name).route_target(name)
 
     def backend(self, name: str) -> Backend:

@@ -63,7 +63,7 @@ class StaticSourceDirectory:
         spec = self._spec(name)
         cls = backend_class(spec.kind)
         paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
-        return RouteTarget(dialect=cls.dialect, allowed_paths=paths)
+        return RouteTarget(dialect=cls.dialect, allowed_paths=paths, engine_dialects=cls.engine_dialects)
 
     def backend(self, name: str) -> Backend:
         """Open (once) and return the backend of ``name``."""

@@ -102,3 +102,14 @@ def test_tpch_through_the_gateway_matches_duckdb(tpch_gateway, duckdb_tpch, sour
         got = query(conn, TPCH_QUERIES[name].format(s=f"{source}.nexus_tpch."))
     assert got.column_names == expected.column_names
     assert normalized(aligned(got, expected)) == normalized(expected)
+
+
+def test_duckdb_functions_are_refused_on_a_mysql_source(make_gateway, mysql_tpch):
+    """The MySQL family runs its SQL in DuckDB, so DuckDB's dynamic-SQL and file functions are refused too."""
+    spec = SourceSpec("my_engine", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+    gw = make_gateway(sources=(spec,), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(flightsql.Error, match="QV-00"):
+            cur.execute("SELECT * FROM query('SELECT 42')")
+        cur.execute("SELECT count(*) FROM nation")
+        assert cur.fetchone()[0] == 25
