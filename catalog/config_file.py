@@ -81,6 +81,10 @@ class ServerSettings(_Strict):
     health_check_interval_seconds: float = Field(300.0, ge=5)
     #: How long a cached schema answers metadata before the source is asked again.
     schema_cache_ttl_seconds: float = Field(300.0, ge=0)
+    #: The read-only validator's limits, for every source (QV-009 length in bytes, QV-008 nesting and joins).
+    max_query_length: int = Field(100_000, ge=1)
+    max_nesting: int = Field(64, ge=1)
+    max_joins: int = Field(64, ge=0)
     auth: AuthSettings = AuthSettings()
     tls: TLSSettings | None = None
 

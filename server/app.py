@@ -71,7 +71,8 @@ class Gateway:
         self.sources = sources
         limits = QueryLimits(timeout_seconds=config.query_timeout_seconds, batch_rows=config.batch_rows)
         observers = [record_metrics, *(observers or [])]
-        self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers)
+        self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers,
+                                    validation_limits=config.validation_limits)
         self.server = FlightSqlServer(
             f"{self.scheme}://{config.host}:{config.port}",
             self.service,

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from backends.errors import ConfigError, GatewayError
 from server.config import DEFAULT_PORT, ServerConfig
+from server.readonly import ValidationLimits
 
 
 def _interrupt(signum, frame) -> None:
@@ -41,6 +42,9 @@ def _serve(args: argparse.Namespace) -> int:
         demo_scale=None if args.no_demo else args.demo_scale,
         query_timeout_seconds=_given(args, "query_timeout", settings.query_timeout_seconds),
         memory_limit=settings.memory_limit,
+        validation_limits=ValidationLimits(
+            max_length=settings.max_query_length, max_nesting=settings.max_nesting, max_joins=settings.max_joins
+        ),
         default_source=settings.default_source,
         allow_unauthenticated_remote=args.allow_unauthenticated_remote,
         tls_cert_file=_given(args, "tls_cert", tls.cert_file if tls else None),

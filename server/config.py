@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backends.base import SourceSpec
+from server.readonly import ValidationLimits
 
 DEFAULT_PORT = 31337
 
@@ -31,6 +32,8 @@ class ServerConfig(BaseModel):
     handle_ttl_seconds: float = Field(1800.0, gt=0)
     #: Turning the validator off is for tests of the connection-level defence only.
     validate_sql: bool = True
+    #: The validator's limits for sources that do not set their own.
+    validation_limits: ValidationLimits = ValidationLimits()
     #: Sources besides the demo (normally loaded from the catalog).
     sources: tuple[SourceSpec, ...] = ()
     default_source: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -26,7 +27,8 @@ from backends.errors import (
 )
 from server.cancel_watch import CancelWatch
 from server.errors import flight_error, status_name
-from server.routing import RoutedQuery, route
+from server.readonly import ValidationLimits
+from server.routing import RoutedQuery, RouteTarget, route
 from server.sessions import Session
 from server.sources import SourceDirectory
 from server.statements import Ticket
@@ -125,10 +127,12 @@ class QueryService:
         limits: QueryLimits,
         validate_sql: bool = True,
         observers: Sequence[QueryObserver] = (),
+        validation_limits: ValidationLimits | None = None,
     ) -> None:
         self.sources = sources
         self.limits = limits
         self.validate_sql = validate_sql
+        self.validation_limits = validation_limits or ValidationLimits()
         self.observers = list(observers)
         self._running: dict[bytes, list[_Running]] = {}
         self._lock = threading.Lock()
@@ -144,7 +148,7 @@ class QueryService:
 
         """
         names = self.sources.names()
-        targets = {name: self.sources.route_target(name) for name in names}
+        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
         default = self.sources.default()
         if default is None:
             raise NotFoundError("no data source is configured")
@@ -157,6 +161,12 @@ class QueryService:
                 client_dialect=session.dialect,
                 validate_sql=self.validate_sql,
             )
+
+    def _limited(self, target: RouteTarget) -> RouteTarget:
+        """The server's validation limits apply to sources that do not set their own."""
+        if target.limits == ValidationLimits():
+            return dataclasses.replace(target, limits=self.validation_limits)
+        return target
 
     def plan(self, sql: str, session: Session) -> Plan:
         """Route ``sql`` and return it with its result schema and parameter schema, without running it."""

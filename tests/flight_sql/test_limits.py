@@ -24,3 +24,25 @@ def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir
         assert "memory_limit=8MB" in message and "INVALID_ARGUMENT" in message and "Traceback" not in message
         cur.execute("SELECT count(*) FROM tight.main.nation")
         assert cur.fetchone()[0] == 25
+
+
+def test_server_validation_limits_apply_to_every_source(make_gateway):
+    from server.readonly import ValidationLimits
+
+    gw = make_gateway(validation_limits=ValidationLimits(max_length=200, max_joins=1))
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(flightsql.ProgrammingError, match="QV-009"):
+            cur.execute("SELECT 1 AS x" + " " * 300)
+        with pytest.raises(flightsql.ProgrammingError, match="QV-008"):
+            cur.execute("SELECT 1 FROM nation JOIN region ON n_regionkey = r_regionkey JOIN customer ON true")
+        cur.execute("SELECT count(*) FROM nation JOIN region ON n_regionkey = r_regionkey")
+        assert cur.fetchone()[0] == 25
+
+
+def test_validation_limits_from_the_configuration_file(tmp_path):
+    from catalog.config_file import load_config
+
+    path = tmp_path / "gateway.toml"
+    path.write_text("[server]\nmax_query_length = 5000\nmax_joins = 8\n")
+    server = load_config(path).server
+    assert (server.max_query_length, server.max_joins, server.max_nesting) == (5000, 8, 64)
