@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _given(args: argparse.Namespace, name: str, otherwise):
     """Return a serve option given on the command line, else ``otherwise`` (the configuration file's)."""
     value = getattr(args, name)
-    return otherwise if value == getattr(build_parser().parse_args(["serve"]), name) else value
+    return otherwise if value is None else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--data-dir", default="data", help="where the demo data and the catalog live")
+    # No argparse defaults for what the configuration file can also set: a flag given wins over the file, the file
+    # over the built-in default (ServerSettings).
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)")
+    serve.add_argument("--data-dir", help="where the demo data and the catalog live (default ./data)")
     serve.add_argument("--config", help="TOML configuration file")
     serve.add_argument("--demo-scale", type=float, default=0.01, help="TPC-H scale factor of the demo catalog")
     serve.add_argument("--no-demo", action="store_true", help="do not serve the demo catalog")
-    serve.add_argument("--query-timeout", type=float, default=300.0, help="server-side query timeout, seconds")
+    serve.add_argument("--query-timeout", type=float, help="server-side query timeout, seconds (default 300)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve grpc+tls")
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mTLS)")
