@@ -86,6 +86,11 @@ class SourceSpec:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+def parameter_schema(types: Sequence[pa.DataType]) -> pa.Schema:
+    """Return the schema of a statement's placeholders: one nullable field ``parameter_<n>`` per type."""
+    return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+
+
 class Execution(abc.ABC):
     """A running query: its result stream and a way to stop it."""
 
@@ -144,7 +149,7 @@ class Backend(abc.ABC):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return one nullable, concrete Arrow field per ``?`` placeholder (JDBC binds into these types)."""
-        return pa.schema([pa.field(f"parameter_{i + 1}", pa.utf8()) for i in range(parameter_count)])
+        return parameter_schema([pa.utf8()] * parameter_count)
 
     @abc.abstractmethod
     def execute(

@@ -28,6 +28,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    parameter_schema,
 )
 from backends.errors import (
     BackendError,
@@ -302,7 +303,7 @@ class DuckDBBackend(Backend):
         from backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._type_of_expressions)
-        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+        return parameter_schema(types)
 
     def _type_of_expressions(self, sql: str) -> pa.Schema | None:
         cursor = self._cursor(sql)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import adbc_driver_flightsql
@@ -27,13 +27,13 @@ import adbc_driver_manager
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, plain_schema, require_query, scrub
-from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.adbc_backend import AdbcBackend
+from backends.adbc_common import plain_schema, require_query, scrub
+from backends.base import Capabilities, Execution, QueryLimits, TableInfo, parameter_schema
 from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     ForbiddenError,
     GatewayError,
     InvalidQueryError,
@@ -107,7 +107,7 @@ def _view_rule(f: pa.Field):
     return None
 
 
-class FlightSQLBackend(Backend):
+class FlightSQLBackend(AdbcBackend):
     """An upstream Flight SQL server, pooled, with streamed results."""
 
     kind = "flightsql"
@@ -118,34 +118,12 @@ class FlightSQLBackend(Backend):
         "CommandStatementQuery); rely on the validator and on read-only credentials upstream"
     )
     config_model = FlightSQLConfig
-
-    def __init__(self, spec: SourceSpec) -> None:
-        super().__init__(spec)
-        try:
-            self.config = FlightSQLConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for Flight SQL source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
-        self._pool = ConnectionPool(
-            spec.name,
-            self._connect,
-            size=self.config.pool_size,
-            recycle_seconds=self.config.pool_recycle_seconds,
-            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
-            ping=lambda connection: connection.adbc_get_info(),
-        )
-
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        """Map by the gRPC status the driver names in its message, e.g. ``(Unavailable; Prepare)``."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
-            raise self._classify(exc) from exc
+    config: FlightSQLConfig
+    title = "Flight SQL"
+    field_rule = staticmethod(_view_rule)
 
     def _classify(self, exc: BaseException) -> GatewayError:
+        """Map by the gRPC status the driver names in its message, e.g. ``(Unavailable; Prepare)``."""
         text = scrub(str(exc).strip(), self._secrets)
         match = _GRPC_CODE.search(text)
         code = match.group(1) if match else ""
@@ -173,17 +151,19 @@ class FlightSQLBackend(Backend):
             return InvalidQueryError(message, source=self.name)
         return BackendError(message, source=self.name)
 
-    def _connect(self):
-        with self._map_errors():
-            connection = flightsql_dbapi.connect(
-                self.config.uri, db_kwargs=_db_kwargs(self.config), autocommit=True
-            )
-            try:
-                connection.adbc_get_info()  # dial now, so a wrong address fails here and not mid-query
-            except BaseException:
-                connection.close()
-                raise
-            return connection
+    def _open(self):
+        connection = flightsql_dbapi.connect(self.config.uri, db_kwargs=_db_kwargs(self.config), autocommit=True)
+        try:
+            connection.adbc_get_info()  # dial now, so a wrong address fails here and not mid-query
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @staticmethod
+    def _ping_connection(connection) -> None:
+        """Ask the upstream for its SqlInfo."""
+        connection.adbc_get_info()
 
     def _guard(self, sql: str) -> str:
         return require_query(sql, self.name, "flightsql")
@@ -192,9 +172,7 @@ class FlightSQLBackend(Backend):
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Ask the upstream for the schema (GetFlightInfo / prepared statement), nothing is fetched."""
-        statement = self._guard(sql)
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            return plain_schema(cursor.adbc_execute_schema(statement), _view_rule)
+        return plain_schema(self._describe(self._guard(sql)), self.field_rule)
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""
@@ -203,32 +181,15 @@ class FlightSQLBackend(Backend):
         statement = self._guard(sql)
         described = None
         with contextlib.suppress(GatewayError):
-            with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-                described = cursor.adbc_prepare(statement)
-        types = [f.type for f in plain_schema(described, _view_rule)] if described is not None else []
+            described = self._prepare(statement)
+        types = [f.type for f in plain_schema(described, self.field_rule)] if described is not None else []
         types = [t if not pa.types.is_null(t) else pa.utf8() for t in types][:parameter_count]
         types += [pa.utf8()] * (parameter_count - len(types))
-        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+        return parameter_schema(types)
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query upstream and stream its endpoints."""
-        statement = self._guard(sql)
-
-        def run(cursor, row):
-            cursor.execute(statement, tuple(row) if row is not None else None)
-            return cursor.fetch_record_batch()
-
-        return AdbcExecution(
-            source=self.name,
-            pool=self._pool,
-            run=run,
-            parameter_rows=parameters,
-            rule=_view_rule,
-            map_errors=self._map_errors,
-            timeout_seconds=limits.timeout_seconds,
-            batch_rows=limits.batch_rows,
-            described=None,
-        )
+        return self._stream(self._guard(sql), parameters, limits)
 
     # -- metadata --------------------------------------------------------------------------------------------
 
@@ -292,13 +253,4 @@ class FlightSQLBackend(Backend):
                 raise NotFoundError(
                     f"table {db_schema}.{table} not found: {exc.message}", source=self.name
                 ) from exc
-        return plain_schema(found, _view_rule)
-
-    def ping(self) -> None:
-        """Ask the upstream for its SqlInfo."""
-        with self._pool.connection() as connection, self._map_errors():
-            connection.adbc_get_info()
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._pool.close()
+        return plain_schema(found, self.field_rule)

@@ -39,10 +39,9 @@ inside strings, comments and the jsonb operators ``?|``/``?&`` are untouched.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import adbc_driver_manager
@@ -51,16 +50,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from backends.adbc_common import (
-    AdbcExecution,
-    ConnectionPool,
-    plain_schema,
-    rewrite_placeholders,
-    scrub,
-    sqlstate_of,
-)
+from backends.adbc_backend import AdbcBackend
+from backends.adbc_common import plain_schema, rewrite_placeholders, scrub, sqlstate_of
 from backends.base import (
-    Backend,
     Capabilities,
     Execution,
     ForeignKeyColumn,
@@ -68,12 +60,12 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    parameter_schema,
 )
 from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -280,7 +272,7 @@ def _bindable(value: Any) -> Any:
 # -- the backend ---------------------------------------------------------------------------------------------
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(AdbcBackend):
     """A PostgreSQL (or PG-wire) database over adbc-driver-postgresql, read-only, pooled and streamed."""
 
     kind = "postgres"
@@ -291,40 +283,27 @@ class PostgresBackend(Backend):
         "(SQLSTATE 25006); use a read-only role as well, since SQL could switch the setting back"
     )
     config_model = PostgresConfig
+    config: PostgresConfig
+    title = "PostgreSQL"
+    field_rule = staticmethod(_numeric_rule)
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = PostgresConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for PostgreSQL source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
         self._uri = _uri(self.config)
-        self._pool = ConnectionPool(
-            spec.name,
-            self._connect,
-            size=self.config.pool_size,
-            pre_ping=self.config.pool_pre_ping,
-            recycle_seconds=self.config.pool_recycle_seconds,
-            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
-            acquire_timeout_seconds=self.config.pool_timeout_seconds,
-            ping=self._ping_connection,
-            reset=self._reset_session,
-        )
 
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        """Translate driver and stream exceptions into the gateway's error tree, once, for every call."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
-            raise _classify(exc, self.name, self._secrets) from exc
+    def _pool_options(self) -> Mapping[str, Any]:
+        return {
+            **super()._pool_options(),
+            "pre_ping": self.config.pool_pre_ping,
+            "acquire_timeout_seconds": self.config.pool_timeout_seconds,
+            "reset": self._reset_session,
+        }
 
-    def _connect(self):
-        with self._map_errors():
-            return pg_dbapi.connect(self._uri, autocommit=True)
+    def _classify(self, exc: BaseException) -> GatewayError:
+        return _classify(exc, self.name, self._secrets)
+
+    def _open(self):
+        return pg_dbapi.connect(self._uri, autocommit=True)
 
     @staticmethod
     def _reset_session(connection) -> None:
@@ -336,35 +315,23 @@ class PostgresBackend(Backend):
         with connection.cursor() as cursor:
             cursor.execute("RESET ALL")
 
-    @staticmethod
-    def _ping_connection(connection) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
-
-    @property
-    def pool(self) -> ConnectionPool:
-        """The source's connection pool (for health checks and tests)."""
-        return self._pool
+    def _bind(self, row: Sequence[Any]) -> tuple:
+        return tuple(_bindable(v) for v in row)
 
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Ask PostgreSQL to describe the prepared statement; nothing runs."""
-        statement = numbered_placeholders(copyable_sql(sql))
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            return plain_schema(cursor.adbc_execute_schema(statement), _numeric_rule)
+        return plain_schema(self._describe(numbered_placeholders(copyable_sql(sql))), self.field_rule)
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return the parameter types PostgreSQL inferred when preparing the statement."""
         if parameter_count == 0:
             return pa.schema([])
-        statement = numbered_placeholders(copyable_sql(sql))
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            described = cursor.adbc_prepare(statement)
+        described = self._prepare(numbered_placeholders(copyable_sql(sql)))
         types = [_parameter_type(f) for f in described] if described is not None else []
         types += [pa.utf8()] * (parameter_count - len(types))
-        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+        return parameter_schema(types)
 
     def execute(
         self,
@@ -376,34 +343,12 @@ class PostgresBackend(Backend):
         statement = numbered_placeholders(copyable_sql(sql))
         # Describing first costs one round trip but lets execute() return at once: the statement starts on the
         # first read, and cancel or the deadline can reach it while PostgreSQL computes the first row.
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            described = cursor.adbc_execute_schema(statement)
-
-        def run(cursor, row):
-            if row is None:
-                cursor.execute(statement)
-            else:
-                cursor.execute(statement, tuple(_bindable(v) for v in row))
-            return cursor.fetch_record_batch()
-
-        return AdbcExecution(
-            source=self.name,
-            pool=self._pool,
-            run=run,
-            parameter_rows=parameters,
-            rule=_numeric_rule,
-            map_errors=self._map_errors,
-            timeout_seconds=limits.timeout_seconds,
-            batch_rows=limits.batch_rows,
-            described=described,
-        )
+        return self._stream(statement, parameters, limits, described=self._describe(statement))
 
     # -- metadata --------------------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            cursor.execute(numbered_placeholders(sql), tuple(params) if params else None)
-            return cursor.fetchall()
+        return super()._rows(numbered_placeholders(sql), params)
 
     def list_schemas(self) -> list[str]:
         """Schemas the connected role can see, system schemas hidden."""
@@ -485,15 +430,6 @@ class PostgresBackend(Backend):
                 )
             )
         return result
-
-    def ping(self) -> None:
-        """Open (or pre-ping) a pooled connection and run ``SELECT 1``."""
-        with self._pool.connection() as connection, self._map_errors():
-            self._ping_connection(connection)
-
-    def close(self) -> None:
-        """Close the pool's connections."""
-        self._pool.close()
 
 
 #: pg_constraint.confupdtype/confdeltype → Flight SQL rule codes (0 CASCADE, 1 RESTRICT, 2 SET NULL,

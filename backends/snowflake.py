@@ -15,9 +15,8 @@ TIMESTAMP_NTZ → timestamp[ns], TIMESTAMP_LTZ/TZ → timestamp[ns, UTC], VARIAN
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import adbc_driver_manager
@@ -25,29 +24,13 @@ import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from backends.adbc_common import (
-    AdbcExecution,
-    ConnectionPool,
-    require_query,
-    rewrite_placeholders,
-    scrub,
-    sqlstate_of,
-)
-from backends.base import (
-    Backend,
-    Capabilities,
-    Execution,
-    ForeignKeyColumn,
-    KeyColumn,
-    QueryLimits,
-    SourceSpec,
-    TableInfo,
-)
+from backends.adbc_backend import AdbcBackend
+from backends.adbc_common import require_query, rewrite_placeholders, scrub, sqlstate_of
+from backends.base import Capabilities, Execution, ForeignKeyColumn, KeyColumn, QueryLimits, TableInfo, parameter_schema
 from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -122,7 +105,7 @@ def _db_kwargs(c: SnowflakeConfig) -> dict[str, str]:
     return kwargs
 
 
-class SnowflakeBackend(Backend):
+class SnowflakeBackend(AdbcBackend):
     """A Snowflake account (database/schema/warehouse/role from the source), pooled, streamed."""
 
     kind = "snowflake"
@@ -134,34 +117,11 @@ class SnowflakeBackend(Backend):
         "statements that are not queries are refused locally"
     )
     config_model = SnowflakeConfig
-
-    def __init__(self, spec: SourceSpec) -> None:
-        super().__init__(spec)
-        try:
-            self.config = SnowflakeConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for Snowflake source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
-        self._pool = ConnectionPool(
-            spec.name,
-            self._connect,
-            size=self.config.pool_size,
-            recycle_seconds=self.config.pool_recycle_seconds,
-            max_lifetime_seconds=self.config.pool_max_lifetime_seconds,
-            ping=self._ping_connection,
-        )
-
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        """Map by SQLSTATE / Snowflake error code; messages keep Snowflake's text."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
-            raise self._classify(exc) from exc
+    config: SnowflakeConfig
+    title = "Snowflake"
 
     def _classify(self, exc: BaseException) -> GatewayError:
+        """Map by SQLSTATE / Snowflake error code; messages keep Snowflake's text."""
         state = sqlstate_of(exc) or ""
         text = scrub(str(exc).strip(), self._secrets)
         text = re.sub(r"^[A-Z_]+: \[Snowflake\] (\d+ \(\w+\): )+", "", text).split(". Vendor code")[0]
@@ -193,15 +153,8 @@ class SnowflakeBackend(Backend):
             return BackendUnavailableError(message, source=self.name, sqlstate=state or None)
         return BackendError(message, source=self.name, sqlstate=state or None)
 
-    def _connect(self):
-        with self._map_errors():
-            return snowflake_dbapi.connect(db_kwargs=_db_kwargs(self.config), autocommit=True)
-
-    @staticmethod
-    def _ping_connection(connection) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchall()
+    def _open(self):
+        return snowflake_dbapi.connect(db_kwargs=_db_kwargs(self.config), autocommit=True)
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -224,7 +177,7 @@ class SnowflakeBackend(Backend):
         from backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._probe, dialect="snowflake")
-        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+        return parameter_schema(types)
 
     def _probe(self, sql: str) -> pa.Schema | None:
         try:
@@ -234,30 +187,9 @@ class SnowflakeBackend(Backend):
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query on a pooled connection and stream its result chunks."""
-        statement = require_query(sql, self.name, "snowflake")
-
-        def run(cursor, row):
-            cursor.execute(statement, tuple(row) if row is not None else None)
-            return cursor.fetch_record_batch()
-
-        return AdbcExecution(
-            source=self.name,
-            pool=self._pool,
-            run=run,
-            parameter_rows=parameters,
-            rule=None,
-            map_errors=self._map_errors,
-            timeout_seconds=limits.timeout_seconds,
-            batch_rows=limits.batch_rows,
-            described=None,
-        )
+        return self._stream(require_query(sql, self.name, "snowflake"), parameters, limits)
 
     # -- metadata --------------------------------------------------------------------------------------------
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            cursor.execute(sql, tuple(params) if params else None)
-            return cursor.fetchall()
 
     def _database(self) -> str:
         return _identifier(self.config.database) if self.config.database else "CURRENT_DATABASE()"
@@ -314,15 +246,6 @@ class SnowflakeBackend(Backend):
                 )
             )
         return result
-
-    def ping(self) -> None:
-        """Run ``SELECT 1``."""
-        with self._pool.connection() as connection, self._map_errors():
-            self._ping_connection(connection)
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._pool.close()
 
 
 def _identifier(name: str) -> str:

@@ -12,9 +12,8 @@ such as NUMERIC or DATE do not change this. The result schema therefore needs a 
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,8 @@ import sqlglot
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot.tokens import TokenType
 
-from backends.adbc_common import AdbcExecution, ConnectionPool
+from backends.adbc_backend import AdbcBackend
 from backends.base import (
-    Backend,
     Capabilities,
     Execution,
     ForeignKeyColumn,
@@ -35,14 +33,15 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    parameter_schema,
 )
 from backends.errors import (
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
+    QueryCancelledError,
     ReadOnlyViolationError,
 )
 
@@ -72,7 +71,7 @@ _FORBIDDEN = {"ATTACH", "DETACH", "VACUUM"}
 _PRAGMA_ASSIGNMENT = re.compile(r"^\s*PRAGMA\s+[\w.]+\s*(=|\()", re.IGNORECASE)
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(AdbcBackend):
     """A SQLite file, opened read-only."""
 
     kind = "sqlite"
@@ -85,52 +84,41 @@ class SQLiteBackend(Backend):
         "which could create or change other files, are refused before they reach SQLite"
     )
     config_model = SQLiteConfig
+    config: SQLiteConfig
+    title = "SQLite"
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = SQLiteConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for SQLite source: {exc}", source=spec.name) from exc
         path = Path(self.config.path)
         if not path.is_file():
             raise BackendUnavailableError(f"[sqlite] database file not found: {path.name}", source=spec.name)
         self._uri = f"{path.resolve().as_uri()}?mode=ro"
-        self._pool = ConnectionPool(
-            spec.name, self._connect, size=self.config.pool_size, pre_ping=False, ping=None
-        )
 
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
+    def _pool_options(self) -> Mapping[str, Any]:
+        return {"size": self.config.pool_size, "pre_ping": False, "ping": None}
+
+    def _classify(self, exc: BaseException) -> GatewayError:
         """Translate driver exceptions; file paths never appear in messages."""
-        try:
-            yield
-        except GatewayError:
-            raise
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
-            text = str(exc).split("\n")[0]
-            text = re.sub(r"^[A-Z_]+: (\[SQLite\] )?", "", text).replace("Failed to prepare query: ", "")
-            text = text.replace("Failed to step query: ", "")
-            message = f"[sqlite] {text}"
-            if "readonly database" in text or "read-only" in text:
-                raise ReadOnlyViolationError(message, source=self.name) from exc
-            if "interrupted" in text:
-                from backends.errors import QueryCancelledError
+        text = str(exc).split("\n")[0]
+        text = re.sub(r"^[A-Z_]+: (\[SQLite\] )?", "", text).replace("Failed to prepare query: ", "")
+        text = text.replace("Failed to step query: ", "")
+        message = f"[sqlite] {text}"
+        if "readonly database" in text or "read-only" in text:
+            return ReadOnlyViolationError(message, source=self.name)
+        if "interrupted" in text:
+            return QueryCancelledError(message, source=self.name)
+        if isinstance(exc, adbc_driver_manager.ProgrammingError) or "syntax error" in text:
+            return InvalidQueryError(message, source=self.name)
+        if "unable to open" in text or "disk I/O" in text:
+            return BackendUnavailableError(message, source=self.name)
+        return BackendError(message, source=self.name)
 
-                raise QueryCancelledError(message, source=self.name) from exc
-            if isinstance(exc, adbc_driver_manager.ProgrammingError) or "syntax error" in text:
-                raise InvalidQueryError(message, source=self.name) from exc
-            if "unable to open" in text or "disk I/O" in text:
-                raise BackendUnavailableError(message, source=self.name) from exc
-            raise BackendError(message, source=self.name) from exc
-
-    def _connect(self):
-        with self._map_errors():
-            connection = sqlite_dbapi.connect(self._uri, autocommit=True)
-            with connection.cursor() as cursor:
-                cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
-                cursor.fetchall()
-            return connection
+    def _open(self):
+        connection = sqlite_dbapi.connect(self._uri, autocommit=True)
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
+            cursor.fetchall()
+        return connection
 
     def _guard(self, sql: str) -> str:
         keyword = _first_keyword(sql)
@@ -171,7 +159,7 @@ class SQLiteBackend(Backend):
         from backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._probe, dialect="sqlite")
-        return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
+        return parameter_schema(types)
 
     def _probe(self, sql: str) -> pa.Schema | None:
         try:
@@ -181,31 +169,10 @@ class SQLiteBackend(Backend):
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the query from a pooled read-only connection."""
-        statement = self._guard(sql)
-
-        def run(cursor, row):
-            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(limits.batch_rows)})
-            cursor.execute(statement, tuple(row) if row is not None else None)
-            return cursor.fetch_record_batch()
-
-        return AdbcExecution(
-            source=self.name,
-            pool=self._pool,
-            run=run,
-            parameter_rows=parameters,
-            rule=None,
-            map_errors=self._map_errors,
-            timeout_seconds=limits.timeout_seconds,
-            batch_rows=limits.batch_rows,
-            described=None,
-        )
+        batch_rows = {"adbc.sqlite.query.batch_rows": str(limits.batch_rows)}
+        return self._stream(self._guard(sql), parameters, limits, statement_options=batch_rows)
 
     # -- metadata --------------------------------------------------------------------------------------------
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
-            cursor.execute(sql, tuple(params) if params else None)
-            return cursor.fetchall()
 
     def list_schemas(self) -> list[str]:
         """SQLite has one schema per file: ``main``."""
@@ -263,7 +230,3 @@ class SQLiteBackend(Backend):
     def ping(self) -> None:
         """Read the schema table."""
         self._rows("SELECT count(*) FROM sqlite_master")
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._pool.close()

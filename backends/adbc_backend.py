@@ -1,0 +1,163 @@
+"""The backend skeleton the ADBC engines (PostgreSQL, Snowflake, SQLite, upstream Flight SQL) share.
+
+Each engine's module keeps what is its own: the options model, how a connection is opened, how the driver's
+errors read, its SQL rewrites and its catalog queries. ``AdbcBackend`` does the rest once: it validates the
+options into ``ConfigError``, keeps the secret values to scrub from messages, pools connections, lends cursors
+under the error mapping and streams results through ``AdbcExecution``.
+
+This lives apart from ``adbc_common`` because it needs ``adbc_driver_manager``, which the MySQL backend (a user
+of ``adbc_common.scrub``) does not install.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import adbc_driver_manager
+import pyarrow as pa
+from pydantic import BaseModel
+
+from backends.adbc_common import AdbcExecution, ConnectionPool, FieldRule
+from backends.base import Backend, Execution, QueryLimits, SourceSpec
+from backends.errors import ConfigError, GatewayError
+
+
+class AdbcBackend(Backend):
+    """A source read through an ADBC driver: validated options, a connection pool and streamed results.
+
+    Subclasses set ``config_model`` and ``title`` and implement ``_open`` (one driver connection) and
+    ``_classify`` (a driver error as a gateway error); the other hooks have defaults.
+    """
+
+    config_model: ClassVar[type[BaseModel]]
+    #: How configuration errors name the engine ("PostgreSQL").
+    title: ClassVar[str]
+    #: The engine's own result-type rule, applied before the generic extension-type clean-up.
+    field_rule: ClassVar[FieldRule | None] = None
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = self.config_model(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for {self.title} source: {exc}", source=spec.name) from exc
+        self._secrets = [v for v in spec.secrets.values() if v]
+        self._pool = ConnectionPool(spec.name, self._connect, **self._pool_options())
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+
+    def _pool_options(self) -> Mapping[str, Any]:
+        """Keyword arguments of the ``ConnectionPool``, from the pool settings most engines' options share."""
+        return {
+            "size": self.config.pool_size,
+            "recycle_seconds": self.config.pool_recycle_seconds,
+            "max_lifetime_seconds": self.config.pool_max_lifetime_seconds,
+            "ping": self._ping_connection,
+        }
+
+    @abc.abstractmethod
+    def _open(self) -> Any:
+        """Open one driver connection (its errors are mapped by the caller)."""
+
+    @abc.abstractmethod
+    def _classify(self, exc: BaseException) -> GatewayError:
+        """Return the gateway error for a driver, Arrow or OS error; engine text first, secrets scrubbed."""
+
+    @staticmethod
+    def _ping_connection(connection: Any) -> None:
+        """Check a connection answers (pool pre-ping and ``ping``)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    def _bind(self, row: Sequence[Any]) -> tuple:
+        """Turn one parameter row into what the driver binds."""
+        return tuple(row)
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The source's connection pool (for health checks and tests)."""
+        return self._pool
+
+    @contextlib.contextmanager
+    def _map_errors(self) -> Iterator[None]:
+        """Translate driver and stream exceptions into the gateway's error tree, once, for every call."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as exc:
+            raise self._classify(exc) from exc
+
+    def _connect(self) -> Any:
+        with self._map_errors():
+            return self._open()
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """Lend a cursor on a pooled connection, errors mapped; the connection goes back afterwards."""
+        with self._pool.connection() as connection, self._map_errors(), connection.cursor() as cursor:
+            yield cursor
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a metadata query and return all its rows."""
+        with self._cursor() as cursor:
+            cursor.execute(sql, tuple(params) if params else None)
+            return cursor.fetchall()
+
+    def _describe(self, statement: str) -> pa.Schema:
+        """Return the driver's result schema of ``statement`` without running it."""
+        with self._cursor() as cursor:
+            return cursor.adbc_execute_schema(statement)
+
+    def _prepare(self, statement: str) -> pa.Schema | None:
+        """Prepare ``statement`` and return the parameter schema the engine inferred (None if it says none)."""
+        with self._cursor() as cursor:
+            return cursor.adbc_prepare(statement)
+
+    def _stream(
+        self,
+        statement: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        *,
+        described: pa.Schema | None = None,
+        statement_options: Mapping[str, str] | None = None,
+    ) -> Execution:
+        """Stream ``statement`` once per parameter row from a pooled connection, under ``limits``.
+
+        ``described`` is the result schema when it is known before running; ``statement_options`` are set on
+        each ADBC statement before it runs.
+        """
+
+        def run(cursor: Any, row: Sequence[Any] | None) -> pa.RecordBatchReader:
+            if statement_options:
+                cursor.adbc_statement.set_options(**statement_options)
+            cursor.execute(statement, None if row is None else self._bind(row))
+            return cursor.fetch_record_batch()
+
+        return AdbcExecution(
+            source=self.name,
+            pool=self._pool,
+            run=run,
+            parameter_rows=parameters,
+            rule=self.field_rule,
+            map_errors=self._map_errors,
+            timeout_seconds=limits.timeout_seconds,
+            batch_rows=limits.batch_rows,
+            described=described,
+        )
+
+    def ping(self) -> None:
+        """Borrow a pooled connection (pre-pinged when idle) and check it answers."""
+        with self._pool.connection() as connection, self._map_errors():
+            self._ping_connection(connection)
+
+    def close(self) -> None:
+        """Close the pool's connections; lent ones close when they come back."""
+        self._pool.close()
