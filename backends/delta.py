@@ -10,14 +10,13 @@ from __future__ import annotations
 from deltalake import DeltaTable
 from pydantic import Field, field_validator
 
-from backends.base import SourceSpec
 from backends.lake import (
     Binding,
     LakeBackend,
     LakeSourceConfig,
     TimeTravel,
     VersionedTable,
-    pinned,
+    parsable_location,
     scannable,
     unique_names,
 )
@@ -28,12 +27,7 @@ class DeltaTableConfig(VersionedTable):
     """One Delta table: its root (``s3://bucket/path``, ``az://...``, ``gs://...`` or a local path)."""
 
     location: str
-
-    @field_validator("location")
-    @classmethod
-    def _parsable(cls, location: str) -> str:
-        parse_location(location)
-        return location
+    _parsable = field_validator("location")(parsable_location)
 
 
 class DeltaConfig(LakeSourceConfig):
@@ -50,18 +44,10 @@ class DeltaBackend(LakeBackend):
     label = "delta"
     config_model = DeltaConfig
 
-    def __init__(self, spec: SourceSpec) -> None:
-        super().__init__(spec)
-        self._tables = {t.name: t for t in self.config.tables}
-
-    def _table_names(self) -> list[str]:
-        return list(self._tables)
-
     def _load(self, table: str, travel: TimeTravel | None) -> DeltaTable:
-        config = self._tables[table]
-        location = parse_location(config.location)
+        location = parse_location(self._tables[table].location)
         options = delta_storage_options(self.config, location)
-        travel = travel if travel is not None else pinned(config.version, config.as_of)
+        travel = self._travel(table, travel)
         if travel.version is not None:
             return DeltaTable(location.uri, version=travel.version, storage_options=options)
         delta = DeltaTable(location.uri, storage_options=options)
@@ -73,9 +59,6 @@ class DeltaBackend(LakeBackend):
         delta = self._load(table, travel)
         return Binding(scannable(delta.to_pyarrow_dataset()), str(delta.version()))
 
-    def partition_columns(self, table: str) -> list[str]:
-        """Return the Delta table's partition columns, from its metadata."""
-        if table not in self._tables:
-            return super().partition_columns(table)
-        with self._errors(table):
-            return list(self._load(table, None).metadata().partition_columns)
+    def _partition_keys(self, table: str) -> list[str]:
+        """The Delta table's partition columns, from its metadata."""
+        return list(self._load(table, None).metadata().partition_columns)

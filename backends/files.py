@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backends.base import SourceSpec
 from backends.errors import ConfigError, NotFoundError, UnsupportedError
-from backends.lake import Binding, LakeBackend, LakeSourceConfig, TimeTravel, scannable, unique_names
+from backends.lake import (
+    Binding,
+    LakeBackend,
+    LakeSourceConfig,
+    TimeTravel,
+    parsable_location,
+    scannable,
+    unique_names,
+)
 from backends.object_store import arrow_filesystem, parse_location
 
 _GLOB_CHARS = "*?["
@@ -87,6 +95,8 @@ class FileTable(BaseModel):
     #: Explicit column types, ``{"id": "bigint", "amount": "decimal(12,2)"}``: CSV/JSON columns are parsed as
     #: these; for a headerless CSV, they also name the columns, in order.
     columns: dict[str, str] | None = None
+    #: Refuses hdfs:// and unknown schemes at configuration time.
+    _parsable = field_validator("location")(parsable_location)
 
     @field_validator("columns")
     @classmethod
@@ -94,12 +104,6 @@ class FileTable(BaseModel):
         for type_name in (columns or {}).values():
             arrow_type(type_name)
         return columns
-
-    @field_validator("location")
-    @classmethod
-    def _parsable(cls, location: str) -> str:
-        parse_location(location)  # refuses hdfs:// and unknown schemes at configuration time
-        return location
 
 
 class FilesConfig(LakeSourceConfig):
@@ -119,7 +123,6 @@ class FilesBackend(LakeBackend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        self._tables = {t.name: t for t in self.config.tables}
         for table in self._tables.values():
             if table.format == "avro":
                 raise UnsupportedError(
@@ -129,9 +132,6 @@ class FilesBackend(LakeBackend):
                 )
         self._datasets: dict[str, ds.Dataset] = {}
         self._lock = threading.Lock()
-
-    def _table_names(self) -> list[str]:
-        return list(self._tables)
 
     def refresh(self) -> None:
         """Forget the file listings; the next query lists every table's location again."""

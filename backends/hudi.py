@@ -17,7 +17,6 @@ import pyarrow.dataset as ds
 from hudi import HudiReadOptions, HudiTable
 from pydantic import Field, field_validator
 
-from backends.base import SourceSpec
 from backends.errors import NotFoundError, UnsupportedError
 from backends.lake import (
     Binding,
@@ -25,7 +24,7 @@ from backends.lake import (
     LakeSourceConfig,
     TimeTravel,
     VersionedTable,
-    pinned,
+    parsable_location,
     scannable,
     unique_names,
 )
@@ -38,12 +37,7 @@ class HudiTableConfig(VersionedTable):
     location: str
     #: Merge-on-read tables: read only the base files (skips uncompacted log files).
     read_optimized: bool = False
-
-    @field_validator("location")
-    @classmethod
-    def _parsable(cls, location: str) -> str:
-        parse_location(location)
-        return location
+    _parsable = field_validator("location")(parsable_location)
 
 
 class HudiConfig(LakeSourceConfig):
@@ -65,13 +59,6 @@ class HudiBackend(LakeBackend):
     label = "hudi"
     config_model = HudiConfig
 
-    def __init__(self, spec: SourceSpec) -> None:
-        super().__init__(spec)
-        self._tables = {t.name: t for t in self.config.tables}
-
-    def _table_names(self) -> list[str]:
-        return list(self._tables)
-
     def _open(self, table: str) -> HudiTable:
         location = parse_location(self._tables[table].location)
         # hudi-rs uses the same object_store crate (and option names) as delta-rs.
@@ -80,7 +67,7 @@ class HudiBackend(LakeBackend):
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         config = self._tables[table]
         hudi_table = self._open(table)
-        travel = travel if travel is not None else pinned(config.version, config.as_of)
+        travel = self._travel(table, travel)
         as_of = None
         if travel.version is not None:
             as_of = str(travel.version)
@@ -109,9 +96,6 @@ class HudiBackend(LakeBackend):
         dataset = ds.dataset(files, schema=schema, filesystem=filesystem, format="parquet")
         return Binding(scannable(dataset), max(read))
 
-    def partition_columns(self, table: str) -> list[str]:
-        """Return the Hudi table's partition fields (``hoodie.table.partition.fields``)."""
-        if table not in self._tables:
-            return super().partition_columns(table)
-        with self._errors(table):
-            return list(self._open(table).get_partition_schema().names)
+    def _partition_keys(self, table: str) -> list[str]:
+        """The Hudi table's partition fields (``hoodie.table.partition.fields``)."""
+        return list(self._open(table).get_partition_schema().names)

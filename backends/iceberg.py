@@ -28,7 +28,6 @@ from backends.lake import (
     LakeSourceConfig,
     TimeTravel,
     VersionedTable,
-    pinned,
     unique_names,
 )
 from backends.object_store import arrow_filesystem, parse_location, pyiceberg_properties
@@ -74,7 +73,6 @@ class IcebergBackend(LakeBackend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        self._tables = {t.name: t for t in self.config.tables}
         properties = {
             "type": self.config.catalog.type,
             **pyiceberg_properties(self.config),
@@ -98,9 +96,6 @@ class IcebergBackend(LakeBackend):
             options["catalog_secrets"] = {**options.get("catalog_secrets", {}), **catalog}
         return super()._validate(SourceSpec(spec.name, spec.kind, options, secrets))
 
-    def _table_names(self) -> list[str]:
-        return list(self._tables)
-
     def _load(self, table: str):
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
@@ -112,8 +107,7 @@ class IcebergBackend(LakeBackend):
             ) from None
 
     def _snapshot_id(self, iceberg_table, table: str, travel: TimeTravel | None) -> int | None:
-        config = self._tables[table]
-        travel = travel if travel is not None else pinned(config.version, config.as_of)
+        travel = self._travel(table, travel)
         if travel.version is not None:
             if iceberg_table.snapshot_by_id(travel.version) is None:
                 raise NotFoundError(
@@ -188,14 +182,11 @@ class IcebergBackend(LakeBackend):
         ]
         return ds.FileSystemDataset(fragments, arrow_schema, file_format, filesystem)
 
-    def partition_columns(self, table: str) -> list[str]:
+    def _partition_keys(self, table: str) -> list[str]:
         """Source columns of the table's current partition spec."""
-        if table not in self._tables:
-            return super().partition_columns(table)
-        with self._errors(table):
-            iceberg_table = self._load(table)
-            schema = iceberg_table.schema()
-            return [schema.find_column_name(f.source_id) for f in iceberg_table.spec().fields]
+        iceberg_table = self._load(table)
+        schema = iceberg_table.schema()
+        return [schema.find_column_name(f.source_id) for f in iceberg_table.spec().fields]
 
 
 def _partition_expression(spec, schema, partition: Any) -> ds.Expression:

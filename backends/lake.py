@@ -50,7 +50,7 @@ from backends.errors import (
     InvalidQueryError,
     NotFoundError,
 )
-from backends.object_store import StoreSettings, secrets_of
+from backends.object_store import StoreSettings, parse_location, secrets_of
 
 #: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
 PARTITION_KEY = b"nexus.partition_key"
@@ -100,6 +100,12 @@ def unique_names(tables: list[BaseModel]) -> list[BaseModel]:
     if duplicates:
         raise ValueError(f"duplicate table names: {', '.join(duplicates)}")
     return tables
+
+
+def parsable_location(location: str) -> str:
+    """Check that a table's location has a scheme we read (a field validator body; refuses ``hdfs://``)."""
+    parse_location(location)
+    return location
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,8 @@ def scannable(dataset: ds.Dataset) -> ds.Dataset:
 class LakeBackend(DuckDBBackend):
     """Base of the file and lake-format backends: configured tables, resolved and bound per query.
 
-    Subclasses set ``config_model`` and implement ``_table_names`` and ``_resolve``.
+    Subclasses set ``config_model`` (whose ``tables`` each have a ``name``) and implement ``_resolve``;
+    versioned formats read their partition keys in ``_partition_keys``.
     """
 
     dialect = "duckdb"
@@ -196,6 +203,7 @@ class LakeBackend(DuckDBBackend):
 
     def __init__(self, spec: SourceSpec) -> None:
         self.config = self._validate(spec)
+        self._tables = {t.name: t for t in self.config.tables}
         self._secrets = secrets_of(self.config)
         engine: dict[str, Any] = {"memory_limit": self.config.memory_limit}
         if self.config.temp_directory:
@@ -232,13 +240,26 @@ class LakeBackend(DuckDBBackend):
 
     # -- what subclasses provide -----------------------------------------------------------------------
 
-    def _table_names(self) -> list[str]:
-        """Return the configured table names, in order."""
-        raise NotImplementedError
-
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         """Load ``table`` at ``travel`` (None: the configured default) as something DuckDB scans."""
         raise NotImplementedError
+
+    def _partition_keys(self, table: str) -> list[str]:
+        """Read a configured table's partition keys from its format's metadata (none unless overridden)."""
+        return []
+
+    # -- configured tables -----------------------------------------------------------------------------
+
+    def _table_names(self) -> list[str]:
+        """Return the configured table names, in order."""
+        return list(self._tables)
+
+    def _travel(self, table: str, travel: TimeTravel | None) -> TimeTravel:
+        """Return the state to read: the one the query asks for, else the one the table's configuration pins."""
+        if travel is not None:
+            return travel
+        config = self._tables[table]
+        return pinned(config.version, config.as_of)
 
     # -- binding ---------------------------------------------------------------------------------------
 
@@ -379,8 +400,11 @@ class LakeBackend(DuckDBBackend):
         return pa.schema(fields, metadata=schema.metadata)
 
     def partition_columns(self, table: str) -> list[str]:
-        """Return the table's partition keys (empty when unpartitioned)."""
-        return []
+        """Return the table's partition keys (empty when unpartitioned or not configured)."""
+        if table not in self._tables:
+            return []
+        with self._errors(table):
+            return self._partition_keys(table)
 
     def close(self) -> None:
         """Close DuckDB and remove the empty database file."""
