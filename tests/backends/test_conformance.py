@@ -9,7 +9,6 @@ import shutil
 import typing
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
@@ -20,6 +19,7 @@ from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
+from tests.support.results import run
 
 KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite")
 #: The pip extra that installs each family's driver (DuckDB is a core dependency).
@@ -82,14 +82,6 @@ def source(request):
     }[request.param](request)
     yield made
     made.backend.close()
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

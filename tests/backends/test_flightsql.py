@@ -21,6 +21,7 @@ from backends.errors import (
 from backends.flightsql import FlightSQLBackend
 from backends.registry import backend_class
 from tests.backends.conftest import TPCH_QUERIES, normalized
+from tests.support.results import run
 from tests.support.services import free_port, port_open, require_command
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
@@ -58,14 +59,6 @@ def roapi(tpch_dir):
 def backend(roapi):
     with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
         yield b
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 def test_registered():

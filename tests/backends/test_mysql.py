@@ -22,6 +22,7 @@ from backends.errors import (
 from backends.mysql import MySQLBackend, MySQLConfig
 from backends.registry import backend_class
 from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
+from tests.support.results import run
 from tests.support.services import free_port, require_port
 
 DB = "nexus_tpch"
@@ -67,14 +68,6 @@ def prepared(mysql_tpch):
 def backend(prepared):
     with make(pool_size=4) as b:
         yield b
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 def audit_count() -> int:

@@ -23,6 +23,7 @@ from backends.errors import (
 from backends.postgres import PostgresBackend, PostgresConfig, numbered_placeholders
 from backends.registry import backend_class
 from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
+from tests.support.results import run
 from tests.support.services import free_port, require_port
 
 SCHEMA = "nexus_tpch"
@@ -41,14 +42,6 @@ def backend(pg_tpch):
     require_port("PostgreSQL", PG_HOST, PG_PORT)
     with make(pool_size=4) as b:
         yield b
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 def test_registered_with_its_extra():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from backends.base import QueryLimits, SourceSpec
+from backends.base import SourceSpec
 from backends.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -25,6 +25,7 @@ from backends.errors import (
 )
 from backends.registry import backend_class
 from tests.backends.conftest import normalized, tpch_table
+from tests.support.results import run
 from tests.support.services import free_port, missing, port_open
 
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight" / "fakesnow-venv"
@@ -117,14 +118,6 @@ def backend(loaded):
 
     with SnowflakeBackend(SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})) as b:
         yield b
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 def test_registered():

@@ -21,6 +21,7 @@ from backends.errors import (
 from backends.registry import backend_class
 from backends.sqlite import SQLiteBackend
 from tests.backends.conftest import PRIMARY_KEYS, TPCH_QUERIES, TPCH_TABLES, normalized, tpch_table
+from tests.support.results import run
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +57,6 @@ def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
 def backend(sqlite_file):
     with SQLiteBackend(SourceSpec("litesrc", "sqlite", {"path": str(sqlite_file)})) as b:
         yield b
-
-
-def run(backend, sql, params=None, **limits) -> pa.Table:
-    execution = backend.execute(sql, params, QueryLimits(**limits))
-    try:
-        return execution.reader.read_all()
-    finally:
-        execution.close()
 
 
 def as_floats(table: pa.Table) -> pa.Table:

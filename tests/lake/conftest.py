@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from backends.base import SourceSpec
+from backends.base import QueryLimits, SourceSpec
 from tests.lake.byte_counter import CountingRelay
 from tests.lake.emulators import (
     AZURITE_ACCOUNT,
@@ -24,8 +24,17 @@ from tests.lake.emulators import (
     gcs_emulator,
     moto_s3,
 )
+from tests.support.results import run
 
 BUCKET = "lake-bucket"
+
+#: Room for the emulators on a busy machine.
+LIMITS = QueryLimits(timeout_seconds=60)
+
+
+def rows(backend, sql: str) -> list[dict]:
+    """Run ``sql`` to the end and return its rows as dicts."""
+    return run(backend, sql, timeout_seconds=LIMITS.timeout_seconds).to_pylist()
 
 
 def require_modules(*names: str) -> None:

@@ -19,18 +19,8 @@ from backends.errors import (
 )
 from backends.files import FilesBackend
 from backends.registry import backend_class
-from tests.lake.conftest import BUCKET, sales_table, source, write_hive, write_hive_s3
+from tests.lake.conftest import BUCKET, LIMITS, rows, sales_table, source, write_hive, write_hive_s3
 from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
-
-LIMITS = QueryLimits(timeout_seconds=60)
-
-
-def rows(backend, sql: str) -> list[dict]:
-    execution = backend.execute(sql, None, LIMITS)
-    try:
-        return execution.reader.read_all().to_pylist()
-    finally:
-        execution.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,12 @@ require_modules("deltalake", "pyiceberg", "hudi")
 
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
-from backends.base import QueryLimits  # noqa: E402
 from backends.delta import DeltaBackend  # noqa: E402
 from backends.errors import InvalidQueryError, NotFoundError, UnsupportedError  # noqa: E402
 from backends.hudi import HudiBackend  # noqa: E402
 from backends.iceberg import IcebergBackend  # noqa: E402
-from tests.lake.conftest import BUCKET, sales_table, source, upload_dir, wait_a_moment  # noqa: E402
+from tests.lake.conftest import BUCKET, LIMITS, rows, sales_table, source, upload_dir, wait_a_moment  # noqa: E402
 from tests.lake.hudi_tables import CowTable  # noqa: E402
-
-LIMITS = QueryLimits(timeout_seconds=60)
-
-
-def rows(backend, sql: str) -> list[dict]:
-    execution = backend.execute(sql, None, LIMITS)
-    try:
-        return execution.reader.read_all().to_pylist()
-    finally:
-        execution.close()
 
 
 def read_versions(backend, sql: str) -> dict:
