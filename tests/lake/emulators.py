@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +45,13 @@ def _wait(process: subprocess.Popen, port: int, what: str, timeout: float = 20.0
 
 
 @contextmanager
-def _running(argv: list[str], what: str, port: int, env: dict | None = None) -> Iterator[Emulator]:
-    process = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
-    )
+def _running(tool: str, what: str, arguments: Callable[[int], list[str]]) -> Iterator[Emulator]:
+    """Run ``tool`` with ``arguments(port)`` on a free port until the block ends; ``what`` names it in skips."""
+    command = require_command(tool)
+    port = free_port()
+    process = subprocess.Popen([command, *arguments(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(process, port, what)
+        _wait(process, port, f"{tool} ({what})")
         yield Emulator(port, process)
     finally:
         process.terminate()
@@ -61,51 +61,35 @@ def _running(argv: list[str], what: str, port: int, env: dict | None = None) -> 
             process.kill()
 
 
-@contextmanager
-def moto_s3() -> Iterator[Emulator]:
+def moto_s3() -> AbstractContextManager[Emulator]:
     """moto's S3 server (pip ``moto[server]``)."""
-    command = require_command("moto_server")
-    port = free_port()
-    with _running(
-        [command, "-H", "127.0.0.1", "-p", str(port)], "moto_server (S3 emulator)", port
-    ) as emulator:
-        yield emulator
+    return _running("moto_server", "S3 emulator", lambda port: ["-H", "127.0.0.1", "-p", str(port)])
 
 
-@contextmanager
-def azurite(location: Path) -> Iterator[Emulator]:
+def azurite(location: Path) -> AbstractContextManager[Emulator]:
     """Azurite's blob service (npm ``azurite``)."""
-    command = require_command("azurite-blob")
-    port = free_port()
-    argv = [
-        command,
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(port),
-        "--location",
-        str(location),
-        "--skipApiVersionCheck",
-        "--loose",
-        "--silent",
-        "--disableTelemetry",
-    ]
-    with _running(argv, "azurite-blob (Azure Blob emulator)", port) as emulator:
-        yield emulator
+    return _running(
+        "azurite-blob",
+        "Azure Blob emulator",
+        lambda port: [
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(location),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ],
+    )
 
 
-@contextmanager
-def gcs_emulator(bucket: str) -> Iterator[Emulator]:
+def gcs_emulator(bucket: str) -> AbstractContextManager[Emulator]:
     """gcp-storage-emulator (pip), in memory, with one bucket."""
-    command = require_command("gcp-storage-emulator")
-    port = free_port()
-    argv = [
-        command,
-        "start",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--in-memory",
-        f"--default-bucket={bucket}",
-    ]
-    with _running(argv, "gcp-storage-emulator (GCS emulator)", port) as emulator:
-        yield emulator
+    return _running(
+        "gcp-storage-emulator",
+        "GCS emulator",
+        lambda port: ["start", "--host=127.0.0.1", f"--port={port}", "--in-memory", f"--default-bucket={bucket}"],
+    )
