@@ -98,6 +98,23 @@ def source(kind: str, name: str = "lake", secrets: dict | None = None, **options
     return SourceSpec(name, kind, options, secrets or {})
 
 
+def s3_source(kind: str, s3_settings: tuple[dict, dict], **options) -> SourceSpec:
+    """A source on the S3 emulator (``s3_settings``); ``options`` add to or override its store options."""
+    store, secrets = s3_settings
+    return source(kind, secrets=secrets, **{**store, **options})
+
+
+def azure_source(kind: str, emulator, key: str = AZURITE_KEY, **options) -> SourceSpec:
+    """A source on Azurite's development account, with its key (or ``key``)."""
+    return source(
+        kind,
+        secrets={"azure_account_key": key},
+        azure_account_name=AZURITE_ACCOUNT,
+        azure_endpoint=emulator.endpoint,
+        **options,
+    )
+
+
 # -- S3 (moto) -----------------------------------------------------------------------------------------
 
 

@@ -19,8 +19,17 @@ from backends.errors import (
 )
 from backends.files import FilesBackend
 from backends.registry import backend_class
-from tests.lake.conftest import BUCKET, LIMITS, rows, sales_table, source, write_hive, write_hive_s3
-from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
+from tests.lake.conftest import (
+    BUCKET,
+    LIMITS,
+    azure_source,
+    rows,
+    s3_source,
+    sales_table,
+    source,
+    write_hive,
+    write_hive_s3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -242,11 +251,9 @@ def s3_sales(s3, tmp_path_factory):
 
 
 def test_s3_parquet_and_csv_match_pyarrow(s3, s3_settings, s3_sales):
-    options, secrets = s3_settings
-    spec = source(
+    spec = s3_source(
         "files",
-        secrets=secrets,
-        **options,
+        s3_settings,
         tables=[
             {"name": "sales", "location": f"s3://{BUCKET}/files/sales/", "hive_partitioning": True},
             {
@@ -268,11 +275,10 @@ def test_s3_parquet_and_csv_match_pyarrow(s3, s3_settings, s3_sales):
 def test_s3_pushdown_fetches_fewer_bytes(s3, s3_settings, s3_sales):
     """A selective filter on a sorted column lets row groups be skipped: measured at the emulator's socket."""
     relay = s3[1]
-    options, secrets = s3_settings
-    spec = source(
+    spec = s3_source(
         "files",
-        secrets=secrets,
-        **{**options, "s3_endpoint": f"127.0.0.1:{relay.port}"},
+        s3_settings,
+        s3_endpoint=f"127.0.0.1:{relay.port}",
         tables=[{"name": "sales", "location": f"s3://{BUCKET}/files/sales/", "hive_partitioning": True}],
     )
     with FilesBackend(spec) as backend:
@@ -291,10 +297,7 @@ def test_s3_pushdown_fetches_fewer_bytes(s3, s3_settings, s3_sales):
 
 
 def test_s3_wrong_bucket_is_named(s3, s3_settings, s3_sales):
-    options, secrets = s3_settings
-    wrong_bucket = source(
-        "files", secrets=secrets, **options, tables=[{"name": "t", "location": "s3://no-such-bucket/x/"}]
-    )
+    wrong_bucket = s3_source("files", s3_settings, tables=[{"name": "t", "location": "s3://no-such-bucket/x/"}])
     with (
         FilesBackend(wrong_bucket) as backend,
         pytest.raises((NotFoundError, BackendUnavailableError)) as info,
@@ -308,13 +311,7 @@ def test_azure_blob_parquet(azure):
     emulator, filesystem = azure
     data = sales_table(300)
     pq.write_table(data, "lake/sales/part-0.parquet", filesystem=filesystem)
-    options = {"azure_account_name": AZURITE_ACCOUNT, "azure_endpoint": emulator.endpoint}
-    spec = source(
-        "files",
-        secrets={"azure_account_key": AZURITE_KEY},
-        **options,
-        tables=[{"name": "sales", "location": "az://lake/sales/"}],
-    )
+    spec = azure_source("files", emulator, tables=[{"name": "sales", "location": "az://lake/sales/"}])
     with FilesBackend(spec) as backend:
         got = rows(backend, "SELECT count(*) AS n, sum(amount) AS s FROM sales WHERE region = 'eu'")
     eu = [r["amount"] for r in data.to_pylist() if r["region"] == "eu"]
@@ -325,13 +322,7 @@ def test_azure_wrong_account_key_is_unavailable_and_secret_free(azure):
     emulator, filesystem = azure
     pq.write_table(sales_table(10), "lake/small/part-0.parquet", filesystem=filesystem)
     bad_key = "A" * 86 + "=="
-    spec = source(
-        "files",
-        secrets={"azure_account_key": bad_key},
-        azure_account_name=AZURITE_ACCOUNT,
-        azure_endpoint=emulator.endpoint,
-        tables=[{"name": "small", "location": "az://lake/small/"}],
-    )
+    spec = azure_source("files", emulator, key=bad_key, tables=[{"name": "small", "location": "az://lake/small/"}])
     with FilesBackend(spec) as backend, pytest.raises((BackendUnavailableError, NotFoundError)) as info:
         rows(backend, "SELECT * FROM small")
     assert bad_key not in info.value.message

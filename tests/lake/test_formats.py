@@ -16,7 +16,17 @@ from backends.delta import DeltaBackend  # noqa: E402
 from backends.errors import InvalidQueryError, NotFoundError, UnsupportedError  # noqa: E402
 from backends.hudi import HudiBackend  # noqa: E402
 from backends.iceberg import IcebergBackend  # noqa: E402
-from tests.lake.conftest import BUCKET, LIMITS, rows, sales_table, source, upload_dir, wait_a_moment  # noqa: E402
+from tests.lake.conftest import (  # noqa: E402
+    BUCKET,
+    LIMITS,
+    azure_source,
+    rows,
+    s3_source,
+    sales_table,
+    source,
+    upload_dir,
+    wait_a_moment,
+)
 from tests.lake.hudi_tables import CowTable  # noqa: E402
 
 
@@ -80,23 +90,12 @@ def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
     local = tmp_path_factory.mktemp("delta_s3") / "t"
     write_deltalake(str(local), sales_table(200), partition_by=["region"])
     upload_dir(s3, local, "delta/sales")
-    options, secrets = s3_settings
-    spec = source(
-        "delta",
-        secrets=secrets,
-        **options,
-        tables=[{"name": "sales", "location": f"s3://{BUCKET}/delta/sales"}],
-    )
+    spec = s3_source("delta", s3_settings, tables=[{"name": "sales", "location": f"s3://{BUCKET}/delta/sales"}])
     with DeltaBackend(spec) as backend:
         assert rows(backend, "SELECT count(*) AS n, max(id) AS m FROM sales WHERE region = 'us'") == [
             {"n": len([i for i in range(200) if i % 3 == 1]), "m": 199}
         ]
-    missing = source(
-        "delta",
-        secrets=secrets,
-        **options,
-        tables=[{"name": "gone", "location": f"s3://{BUCKET}/delta/none"}],
-    )
+    missing = s3_source("delta", s3_settings, tables=[{"name": "gone", "location": f"s3://{BUCKET}/delta/none"}])
     with DeltaBackend(missing) as backend, pytest.raises(NotFoundError) as info:
         rows(backend, "SELECT * FROM gone")
     assert info.value.details["source"] == "lake" and "'gone'" in info.value.message
@@ -105,19 +104,11 @@ def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
 def test_delta_on_azure_blob(azure, tmp_path_factory):
     import pyarrow.fs as pafs
 
-    from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
-
     emulator, filesystem = azure
     local = tmp_path_factory.mktemp("delta_az") / "t"
     write_deltalake(str(local), sales_table(120), partition_by=["region"])
     pafs.copy_files(str(local), "lake/delta/sales", pafs.LocalFileSystem(), filesystem)
-    spec = source(
-        "delta",
-        secrets={"azure_account_key": AZURITE_KEY},
-        azure_account_name=AZURITE_ACCOUNT,
-        azure_endpoint=emulator.endpoint,
-        tables=[{"name": "sales", "location": "az://lake/delta/sales"}],
-    )
+    spec = azure_source("delta", emulator, tables=[{"name": "sales", "location": "az://lake/delta/sales"}])
     with DeltaBackend(spec) as backend:
         assert rows(backend, "SELECT count(*) AS n FROM sales WHERE region = 'eu'") == [{"n": 40}]
 
@@ -147,16 +138,21 @@ def _iceberg_table(catalog):
     return catalog.create_table("shop.sales", schema=schema, partition_spec=spec)
 
 
-@pytest.fixture(scope="module")
-def iceberg_local(local_dir):
-    from pyiceberg.types import StringType
-
-    root = local_dir / "iceberg"
+def _iceberg_sales(root, rows: int):
+    """A SQL catalog under ``root`` (created) holding ``shop.sales`` with its first ``rows`` sales appended."""
     root.mkdir()
     uri, warehouse = f"sqlite:///{root}/catalog.db", f"file://{root}/warehouse"
     catalog = _iceberg_catalog(uri, warehouse)
     table = _iceberg_table(catalog)
-    table.append(sales_table(300).select(["id", "region", "amount"]))
+    table.append(sales_table(rows).select(["id", "region", "amount"]))
+    return catalog, table, uri, warehouse
+
+
+@pytest.fixture(scope="module")
+def iceberg_local(local_dir):
+    from pyiceberg.types import StringType
+
+    catalog, table, uri, warehouse = _iceberg_sales(local_dir / "iceberg", 300)
     first = table.current_snapshot().snapshot_id
     between = wait_a_moment()
     with table.update_schema() as update:
@@ -213,12 +209,7 @@ def test_iceberg_time_travel_by_snapshot_and_timestamp(iceberg_local):
 
 
 def test_iceberg_rename_falls_back_to_pyiceberg_reader(local_dir):
-    root = local_dir / "iceberg_rename"
-    root.mkdir()
-    uri, warehouse = f"sqlite:///{root}/catalog.db", f"file://{root}/warehouse"
-    catalog = _iceberg_catalog(uri, warehouse)
-    table = _iceberg_table(catalog)
-    table.append(sales_table(30).select(["id", "region", "amount"]))
+    _, table, uri, warehouse = _iceberg_sales(local_dir / "iceberg_rename", 30)
     with table.update_schema() as update:
         update.rename_column("amount", "total")
     with IcebergBackend(_iceberg_source(uri, warehouse)) as backend:
@@ -230,12 +221,7 @@ def test_iceberg_rename_falls_back_to_pyiceberg_reader(local_dir):
 def test_iceberg_reused_column_name_reads_null_for_old_files(local_dir):
     from pyiceberg.types import DoubleType
 
-    root = local_dir / "iceberg_reuse"
-    root.mkdir()
-    uri, warehouse = f"sqlite:///{root}/catalog.db", f"file://{root}/warehouse"
-    catalog = _iceberg_catalog(uri, warehouse)
-    table = _iceberg_table(catalog)
-    table.append(sales_table(6).select(["id", "region", "amount"]))
+    _, table, uri, warehouse = _iceberg_sales(local_dir / "iceberg_reuse", 6)
     with table.update_schema() as update:
         update.delete_column("amount")
     with table.update_schema() as update:
@@ -246,11 +232,7 @@ def test_iceberg_reused_column_name_reads_null_for_old_files(local_dir):
 
 def test_iceberg_missing_table_names_source(iceberg_local):
     _, uri, warehouse, _, _ = iceberg_local
-    spec = source(
-        "iceberg",
-        catalog={"type": "sql", "name": "test", "properties": {"uri": uri, "warehouse": warehouse}},
-        tables=[{"name": "ghost", "identifier": "shop.ghost"}],
-    )
+    spec = _iceberg_source(uri, warehouse, name="ghost", identifier="shop.ghost")
     with IcebergBackend(spec) as backend, pytest.raises(NotFoundError) as info:
         rows(backend, "SELECT * FROM ghost")
     assert "shop.ghost" in info.value.message and info.value.details["source"] == "lake"
@@ -277,10 +259,9 @@ def test_iceberg_data_files_on_s3(s3, s3_settings, tmp_path):
     catalog.create_namespace("shop")
     table = catalog.create_table("shop.sales", schema=data.schema)
     table.add_files([f"s3://{BUCKET}/iceberg/data/part-0.parquet"])
-    spec = source(
+    spec = s3_source(
         "iceberg",
-        secrets=secrets,
-        **options,
+        s3_settings,
         catalog={"type": "sql", "name": "test", "properties": {"uri": uri, "warehouse": warehouse}},
         tables=[{"name": "sales", "identifier": "shop.sales"}],
     )
@@ -350,44 +331,30 @@ def test_hudi_merge_on_read_with_log_files_is_refused(local_dir):
         assert rows(backend, "SELECT id, fare FROM mor") == [{"id": 1, "fare": 1.0}]
 
 
+def _two_trips(directory, fares: list[float]):
+    """A one-commit Hudi table ``trips`` of two rides (eu, us) with these fares, under ``directory``."""
+    root = directory / "trips"
+    CowTable(root, "trips", "id", "region").commit(
+        "20261101000000000",
+        pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"], "fare": fares}),
+    )
+    return root
+
+
 def test_hudi_on_azure_blob(azure, tmp_path):
     import pyarrow.fs as pafs
 
-    from tests.lake.emulators import AZURITE_ACCOUNT, AZURITE_KEY
-
     emulator, filesystem = azure
-    root = tmp_path / "trips"
-    table = CowTable(root, "trips", "id", "region")
-    table.commit(
-        "20261101000000000",
-        pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"], "fare": [1.0, 2.5]}),
-    )
+    root = _two_trips(tmp_path, fares=[1.0, 2.5])
     pafs.copy_files(str(root), "lake/hudi/trips", pafs.LocalFileSystem(), filesystem)
-    spec = source(
-        "hudi",
-        secrets={"azure_account_key": AZURITE_KEY},
-        azure_account_name=AZURITE_ACCOUNT,
-        azure_endpoint=emulator.endpoint,
-        tables=[{"name": "trips", "location": "az://lake/hudi/trips"}],
-    )
+    spec = azure_source("hudi", emulator, tables=[{"name": "trips", "location": "az://lake/hudi/trips"}])
     with HudiBackend(spec) as backend:
         assert rows(backend, "SELECT sum(fare) AS s FROM trips") == [{"s": 3.5}]
 
 
 def test_hudi_on_s3(s3, s3_settings, tmp_path):
-    root = tmp_path / "trips"
-    table = CowTable(root, "trips", "id", "region")
-    table.commit(
-        "20261101000000000",
-        pa.table({"id": pa.array([1, 2], pa.int64()), "region": ["eu", "us"], "fare": [1.0, 2.0]}),
-    )
+    root = _two_trips(tmp_path, fares=[1.0, 2.0])
     upload_dir(s3, root, "hudi/trips")
-    options, secrets = s3_settings
-    spec = source(
-        "hudi",
-        secrets=secrets,
-        **options,
-        tables=[{"name": "trips", "location": f"s3://{BUCKET}/hudi/trips"}],
-    )
+    spec = s3_source("hudi", s3_settings, tables=[{"name": "trips", "location": f"s3://{BUCKET}/hudi/trips"}])
     with HudiBackend(spec) as backend:
         assert rows(backend, "SELECT sum(fare) AS s FROM trips") == [{"s": 3.0}]
