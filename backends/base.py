@@ -54,6 +54,10 @@ class KeyColumn:
     key_name: str | None = None
 
 
+#: Flight SQL's referential-action codes (update_rule / delete_rule of a foreign key), by their SQL names.
+FK_RULE_CODES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
+
+
 @dataclass(frozen=True)
 class ForeignKeyColumn:
     """One column pair of a foreign key, as GetImportedKeys/GetExportedKeys report it."""

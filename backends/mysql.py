@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
 from backends.adbc_common import scrub
-from backends.base import Execution, ForeignKeyColumn, KeyColumn, QueryLimits, SourceSpec, TableInfo
+from backends.base import FK_RULE_CODES, Execution, ForeignKeyColumn, KeyColumn, QueryLimits, SourceSpec, TableInfo
 from backends.duckdb import DuckDBBackend, _map_errors, _quote
 from backends.errors import (
     AuthenticationError,
@@ -64,7 +64,6 @@ from backends.errors import (
 
 _SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
 _CATALOG = "src"
-_FK_RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
 
 
 class MySQLConfig(BaseModel):
@@ -399,8 +398,8 @@ class MySQLBackend(DuckDBBackend):
             ForeignKeyColumn(
                 pk=KeyColumn(ps, pt, pc, int(seq), pk_name),
                 fk=KeyColumn(fs, ft, fc, int(seq), fk_name),
-                update_rule=_FK_RULES.get(upd, 3),
-                delete_rule=_FK_RULES.get(dele, 3),
+                update_rule=FK_RULE_CODES.get(upd, 3),
+                delete_rule=FK_RULE_CODES.get(dele, 3),
             )
             for ps, pt, pc, fs, ft, fc, seq, fk_name, pk_name, upd, dele in rows
         ]

@@ -26,7 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from backends.adbc_backend import AdbcBackend
 from backends.adbc_common import require_query, rewrite_placeholders, scrub, sqlstate_of
-from backends.base import Capabilities, Execution, ForeignKeyColumn, KeyColumn, QueryLimits, TableInfo, parameter_schema
+from backends.base import (
+    FK_RULE_CODES,
+    Capabilities,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    TableInfo,
+    parameter_schema,
+)
 from backends.errors import (
     AuthenticationError,
     BackendError,
@@ -38,7 +47,6 @@ from backends.errors import (
     QueryTimeoutError,
 )
 
-_FK_RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
 _PREFIX = "adbc.snowflake.sql."
 
 
@@ -241,8 +249,8 @@ class SnowflakeBackend(AdbcBackend):
                 ForeignKeyColumn(
                     pk=KeyColumn(r[2], r[3], r[4], int(r[9]), r[13]),
                     fk=KeyColumn(r[6], r[7], r[8], int(r[9]), r[12]),
-                    update_rule=_FK_RULES.get(str(r[10]).upper(), 3),
-                    delete_rule=_FK_RULES.get(str(r[11]).upper(), 3),
+                    update_rule=FK_RULE_CODES.get(str(r[10]).upper(), 3),
+                    delete_rule=FK_RULE_CODES.get(str(r[11]).upper(), 3),
                 )
             )
         return result

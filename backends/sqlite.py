@@ -26,6 +26,7 @@ from sqlglot.tokens import TokenType
 
 from backends.adbc_backend import AdbcBackend
 from backends.base import (
+    FK_RULE_CODES,
     Capabilities,
     Execution,
     ForeignKeyColumn,
@@ -45,7 +46,6 @@ from backends.errors import (
     ReadOnlyViolationError,
 )
 
-_FK_RULES = {"CASCADE": 0, "RESTRICT": 1, "SET NULL": 2, "NO ACTION": 3, "SET DEFAULT": 4}
 _SCHEMA = "main"
 
 
@@ -221,8 +221,8 @@ class SQLiteBackend(AdbcBackend):
                 ForeignKeyColumn(
                     pk=KeyColumn(_SCHEMA, parent, to_col, int(seq) + 1, None),
                     fk=KeyColumn(_SCHEMA, child, from_col, int(seq) + 1, f"fk_{child}_{fk_id}"),
-                    update_rule=_FK_RULES.get(on_update, 3),
-                    delete_rule=_FK_RULES.get(on_delete, 3),
+                    update_rule=FK_RULE_CODES.get(on_update, 3),
+                    delete_rule=FK_RULE_CODES.get(on_delete, 3),
                 )
             )
         return result
