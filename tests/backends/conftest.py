@@ -61,6 +61,28 @@ def row_counts(tpch_dir: Path) -> dict[str, int]:
     return {t: pq.ParquetFile(tpch_dir / f"{t}.parquet").metadata.num_rows for t in TPCH_TABLES}
 
 
+def column_definitions(schema: pa.Schema, names: dict[pa.DataType, str], decimal: str) -> str:
+    """The NOT NULL columns of a TPC-H table's CREATE TABLE: decimals as ``decimal(p,s)``, others by ``names``."""
+
+    def ddl_type(t: pa.DataType) -> str:
+        return f"{decimal}({t.precision},{t.scale})" if pa.types.is_decimal(t) else names[t]
+
+    return ", ".join(f"{f.name} {ddl_type(f.type)} NOT NULL" for f in schema)
+
+
+def primary_key_clause(table: str) -> str:
+    """The ``, PRIMARY KEY (...)`` clause of a TPC-H table's CREATE TABLE (empty for tables without one)."""
+    return f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[table])})" if table in PRIMARY_KEYS else ""
+
+
+def add_foreign_key(child: str, col: str, parent: str, pcol: str, on_update: str, on_delete: str) -> str:
+    """The ALTER TABLE that declares one of ``FOREIGN_KEYS`` in the ``nexus_tpch`` schema."""
+    return (
+        f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN KEY ({col}) "
+        f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {on_delete}"
+    )
+
+
 @pytest.fixture(scope="session")
 def duckdb_tpch(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
     """DuckDB views over the parquet files: the reference every backend's answers are compared with."""
@@ -73,12 +95,6 @@ def duckdb_tpch(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
 # -- PostgreSQL ----------------------------------------------------------------------------------------------
 
 _PG_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.utf8(): "text", pa.date32(): "date"}
-
-
-def _pg_type(t: pa.DataType) -> str:
-    if pa.types.is_decimal(t):
-        return f"numeric({t.precision},{t.scale})"
-    return _PG_TYPES[t]
 
 
 @pytest.fixture(scope="session")
@@ -105,18 +121,12 @@ def pg_tpch(tpch_dir: Path) -> str:
             cur.execute(f"CREATE SEQUENCE {TPCH_SCHEMA}.nexus_seq")
             for t in TPCH_TABLES:
                 data = tpch_table(tpch_dir, t)
-                columns = ", ".join(f"{f.name} {_pg_type(f.type)} NOT NULL" for f in data.schema)
-                pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
-                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{pk})")
+                columns = column_definitions(data.schema, _PG_TYPES, "numeric")
+                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{primary_key_clause(t)})")
                 cur.adbc_ingest(t, data, mode="append", db_schema_name=TPCH_SCHEMA)
             for child, col, parent, pcol, on_update, on_delete in FOREIGN_KEYS:
-                action = "SET NULL" if on_delete == "SET NULL" else on_delete
                 cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} ALTER COLUMN {col} DROP NOT NULL")
-                cur.execute(
-                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
-                    f"KEY ({col}) "
-                    f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {action}"
-                )
+                cur.execute(add_foreign_key(child, col, parent, pcol, on_update, on_delete))
             cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
             cur.execute("ANALYZE")
     return TPCH_SCHEMA
@@ -158,9 +168,8 @@ def mysql_tpch(tpch_dir: Path) -> str:
             cur.execute(f"CREATE DATABASE {TPCH_SCHEMA} CHARACTER SET utf8mb4")
             for t in TPCH_TABLES:
                 data = tpch_table(tpch_dir, t)
-                columns = ", ".join(f"{f.name} {_my_type(f.type)} NOT NULL" for f in data.schema)
-                pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
-                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{pk}) ENGINE=InnoDB")
+                columns = column_definitions(data.schema, _MY_TYPES, "decimal")
+                cur.execute(f"CREATE TABLE {TPCH_SCHEMA}.{t} ({columns}{primary_key_clause(t)}) ENGINE=InnoDB")
                 names = ", ".join(data.column_names)
                 marks = ", ".join(["%s"] * data.num_columns)
                 rows = [tuple(r.values()) for r in data.to_pylist()]
@@ -171,11 +180,7 @@ def mysql_tpch(tpch_dir: Path) -> str:
                     )
             for child, col, parent, pcol, on_update, on_delete in FOREIGN_KEYS:
                 cur.execute(f"ALTER TABLE {TPCH_SCHEMA}.{child} MODIFY {col} bigint NULL")
-                cur.execute(
-                    f"ALTER TABLE {TPCH_SCHEMA}.{child} ADD CONSTRAINT fk_{child}_{parent} FOREIGN "
-                    f"KEY ({col}) "
-                    f"REFERENCES {TPCH_SCHEMA}.{parent} ({pcol}) ON UPDATE {on_update} ON DELETE {on_delete}"
-                )
+                cur.execute(add_foreign_key(child, col, parent, pcol, on_update, on_delete))
             cur.execute(f"CREATE VIEW {TPCH_SCHEMA}.nation_names AS SELECT n_name FROM {TPCH_SCHEMA}.nation")
     finally:
         con.close()
@@ -183,12 +188,6 @@ def mysql_tpch(tpch_dir: Path) -> str:
 
 
 _MY_TYPES = {pa.int64(): "bigint", pa.int32(): "int", pa.utf8(): "varchar(200)", pa.date32(): "date"}
-
-
-def _my_type(t: pa.DataType) -> str:
-    if pa.types.is_decimal(t):
-        return f"decimal({t.precision},{t.scale})"
-    return _MY_TYPES[t]
 
 
 # -- comparing results ---------------------------------------------------------------------------------------

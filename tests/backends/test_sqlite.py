@@ -20,7 +20,7 @@ from backends.errors import (
 )
 from backends.registry import backend_class
 from backends.sqlite import SQLiteBackend
-from tests.backends.conftest import PRIMARY_KEYS, TPCH_QUERIES, TPCH_TABLES, normalized, tpch_table
+from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
 from tests.support.results import run
 
 
@@ -34,7 +34,7 @@ def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
         for f in data.schema:
             kind = "REAL" if pa.types.is_decimal(f.type) else "INTEGER" if pa.types.is_integer(f.type) else "TEXT"
             columns.append(f"{f.name} {kind}")
-        pk = f", PRIMARY KEY ({', '.join(PRIMARY_KEYS[t])})" if t in PRIMARY_KEYS else ""
+        pk = primary_key_clause(t)
         fk = ""
         if t == "nation":
             fk = ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE ON DELETE RESTRICT"
