@@ -10,6 +10,7 @@ the same declaration) and the auth types it accepts with the secrets each one ne
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,14 +110,20 @@ def _secret(name: str, description: str = "") -> FieldSpec:
     return FieldSpec(name, "str", secret=True, description=description)
 
 
+def _requiring(fields: tuple[FieldSpec, ...], name: str) -> tuple[FieldSpec, ...]:
+    """Return ``fields`` with the one called ``name`` made required."""
+    return tuple(dataclasses.replace(f, required=True) if f.name == name else f for f in fields)
+
+
 # Field groups shared by many types. Names follow the backend families' option models (``config_model``),
 # which validate the same options again when the family is installed.
-_POOL = (
-    _f("pool_size", "int", minimum=1, maximum=100),
-    _f("pool_timeout_seconds", "float", minimum=1, maximum=600),
+_POOL_SIZE = _f("pool_size", "int", minimum=1, maximum=100)
+#: When pooled connections are re-checked and when they are replaced (every ADBC family's pool has both).
+_POOL_AGES = (
     _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
     _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
 )
+_POOL = (_POOL_SIZE, _f("pool_timeout_seconds", "float", minimum=1, maximum=600), *_POOL_AGES)
 _STATEMENT_TIMEOUT = _f("statement_timeout_seconds", "float", minimum=1, maximum=86_400)
 _NETWORK = (
     _f("host", "host", required=True),
@@ -128,7 +135,7 @@ _NETWORK = (
     _secret("password"),
 )
 _POSTGRES = (
-    *(_f("database", required=True) if f.name == "database" else f for f in _NETWORK),
+    *_requiring(_NETWORK, "database"),
     _f("sslmode", "choice", choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
     _f("sslrootcert", "path"),
     _f("application_name"),
@@ -136,7 +143,7 @@ _POSTGRES = (
     _f("pool_pre_ping", "bool"),
 )
 _MYSQL = (
-    *(_f("database", required=True) if f.name == "database" else f for f in _NETWORK),
+    *_requiring(_NETWORK, "database"),
     _f("ssl_mode", "choice", choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
     _f("ssl_ca", "path"),
     _f("pool_idle_timeout_seconds", "float", minimum=1, maximum=86_400),
@@ -145,6 +152,7 @@ _MYSQL = (
     _f("charset", "charset"),
 )
 _ORACLE = (*_NETWORK, _f("service_name"), _f("sid"), _f("charset", "charset"))
+_HTTP_PROTOCOL = _f("protocol", "choice", choices=("http", "https"))
 _KERBEROS = (_f("kerberos_principal"), _secret("keytab", "base64 of the keytab file"))
 _ENGINE = (_f("memory_limit"), _f("temp_directory", "path"), _f("threads", "int", minimum=1, maximum=1024))
 _S3_STORE = (
@@ -165,6 +173,7 @@ _AZURE_STORE = (
 )
 _BASIC = {"basic": ()}
 _BASIC_OR_NONE = {"none": (), "basic": ("password",)}
+_BASIC_OR_KERBEROS = {"basic": (), "kerberos": ("keytab",)}
 _S3_AUTH = {"none": (), "iam": ("s3_access_key_id", "s3_secret_access_key")}
 _LAKE_SCHEMES = ("file", "s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss")
 _TABLES = _f(
@@ -184,9 +193,7 @@ def _net(name, family, dialect, port, fields=_NETWORK, auth=_BASIC, **extra) -> 
 def _files(name, family, schemes, store=_S3_STORE, auth=_S3_AUTH, endpoint=False) -> SourceType:
     """Declare an object-store or file type: a list of tables (files, prefixes or globs) in one format."""
     if endpoint:
-        store = tuple(
-            _f("s3_endpoint", "endpoint", required=True) if f.name == "s3_endpoint" else f for f in store
-        )
+        store = _requiring(store, "s3_endpoint")
     fields = (_TABLES, *store, *_ENGINE)
     location = "/" if schemes == ("file",) else f"{schemes[0]}://bucket/prefix/"
     options: dict[str, object] = {"tables": [{"name": "t", "location": location}]}
@@ -242,36 +249,15 @@ _TYPES: tuple[SourceType, ...] = (
     _net("kingbasees", "postgres", "postgres", 54321, _POSTGRES),
     _net("opengauss", "postgres", "postgres", 5432, _POSTGRES),
     # Families with no adapter here: registrable, not queryable (DS-010)
-    _net("oracle", "oracle", "oracle", 1521, _ORACLE + _KERBEROS, {"basic": (), "kerberos": ("keytab",)}),
+    _net("oracle", "oracle", "oracle", 1521, _ORACLE + _KERBEROS, _BASIC_OR_KERBEROS),
     _net("oceanbase_oracle", "oracle", "oracle", 2881, _ORACLE),
     _net("dameng", "dameng", "oracle", 5236, _ORACLE),
     _net("oscar", "oscar", "oracle", 2003, _ORACLE),
     _net("gbase_8s", "informix", "", 9088, _NETWORK),
     _net("gbase_8t", "informix", "", 9088, _NETWORK),
-    _net(
-        "sqlserver",
-        "sqlserver",
-        "tsql",
-        1433,
-        (*_NETWORK, _f("schema"), *_KERBEROS),
-        {"basic": (), "kerberos": ("keytab",)},
-    ),
-    _net(
-        "clickhouse",
-        "clickhouse",
-        "clickhouse",
-        8123,
-        (*_NETWORK, _f("protocol", "choice", choices=("http", "https"))),
-        _BASIC_OR_NONE,
-    ),
-    _net(
-        "druid",
-        "druid",
-        "druid",
-        8082,
-        (*_NETWORK, _f("protocol", "choice", choices=("http", "https"))),
-        _BASIC_OR_NONE,
-    ),
+    _net("sqlserver", "sqlserver", "tsql", 1433, (*_NETWORK, _f("schema"), *_KERBEROS), _BASIC_OR_KERBEROS),
+    _net("clickhouse", "clickhouse", "clickhouse", 8123, (*_NETWORK, _HTTP_PROTOCOL), _BASIC_OR_NONE),
+    _net("druid", "druid", "druid", 8082, (*_NETWORK, _HTTP_PROTOCOL), _BASIC_OR_NONE),
     SourceType(
         "snowflake",
         "snowflake",
@@ -286,11 +272,10 @@ _TYPES: tuple[SourceType, ...] = (
             _f("role"),
             _f("host", "host"),
             _f("port", "port"),
-            _f("protocol", "choice", choices=("http", "https")),
+            _HTTP_PROTOCOL,
             _f("login_timeout_seconds", "float", minimum=1, maximum=600),
-            _f("pool_size", "int", minimum=1, maximum=100),
-            _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
-            _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
+            _POOL_SIZE,
+            *_POOL_AGES,
             _secret("password"),
             _secret("private_key"),
             _secret("private_key_password"),
@@ -386,7 +371,7 @@ _TYPES: tuple[SourceType, ...] = (
         None,
         (
             _f("path", "path", required=True),
-            _f("pool_size", "int", minimum=1, maximum=100),
+            _POOL_SIZE,
             _f("busy_timeout_seconds", "float", minimum=0, maximum=600),
         ),
         {"none": ()},
@@ -406,9 +391,8 @@ _TYPES: tuple[SourceType, ...] = (
             _f("tls_override_hostname"),
             _f("mtls_cert_chain"),
             _f("query_timeout_seconds", "float", minimum=1, maximum=86_400),
-            _f("pool_size", "int", minimum=1, maximum=100),
-            _f("pool_recycle_seconds", "float", minimum=0, maximum=86_400),
-            _f("pool_max_lifetime_seconds", "float", minimum=1, maximum=86_400),
+            _POOL_SIZE,
+            *_POOL_AGES,
             _secret("password"),
             _secret("token"),
             _secret("mtls_private_key"),
