@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pyarrow as pa
 import pytest
 
@@ -22,7 +19,7 @@ from backends.flightsql import FlightSQLBackend
 from backends.registry import backend_class
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import run
-from tests.support.services import free_port, port_open, require_command
+from tests.support.services import free_port, require_command, running_server
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
 
@@ -43,16 +40,8 @@ def roapi(tpch_dir):
     ]
     for t in TABLES:
         args += ["-t", f"{t}={tpch_dir / t}.parquet"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while not port_open("127.0.0.1", flight, timeout=0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("ROAPI did not start")
-        time.sleep(0.05)
-    yield f"grpc://127.0.0.1:{flight}"
-    process.terminate()
-    process.wait(10)
+    with running_server(args, flight, "ROAPI"):
+        yield f"grpc://127.0.0.1:{flight}"
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ first time).
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,7 +24,7 @@ from backends.errors import (
 from backends.registry import backend_class
 from tests.backends.conftest import normalized, tpch_table
 from tests.support.results import run
-from tests.support.services import free_port, missing, port_open
+from tests.support.services import free_port, missing, running_server
 
 VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight" / "fakesnow-venv"
 
@@ -43,20 +41,8 @@ def _fakesnow_binary() -> Path:
 def fakesnow():
     binary = _fakesnow_binary()
     port = free_port()
-    process = subprocess.Popen(
-        [str(binary), "-s", "--host", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not port_open("127.0.0.1", port, timeout=0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("fakesnow did not start")
-        time.sleep(0.05)
-    yield port
-    process.terminate()
-    process.wait(10)
+    with running_server([str(binary), "-s", "--host", "127.0.0.1", "-p", str(port)], port, "fakesnow", timeout=60):
+        yield port
 
 
 def options(port, **extra):
