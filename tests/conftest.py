@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from server.app import Gateway
-from server.config import ServerConfig
+# Shared helpers that assert: their failures get pytest's explanations too.
+pytest.register_assert_rewrite("tests.support.results")
+
+from server.app import Gateway  # noqa: E402
+from server.config import ServerConfig  # noqa: E402
 
 
 @pytest.fixture(scope="session")

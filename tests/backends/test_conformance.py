@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from backends.base import Backend, QueryLimits, SourceSpec
-from backends.errors import NotFoundError, QueryCancelledError, ReadOnlyViolationError
+from backends.errors import NotFoundError, ReadOnlyViolationError
 from backends.registry import BACKENDS, backend_class
 from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
-from tests.support.results import run
+from tests.support.results import cancel_after_first_batch, run
 
 KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite")
 #: The pip extra that installs each family's driver (DuckDB is a core dependency).
@@ -156,10 +156,5 @@ def test_unknown_table_is_not_found(source):
 
 def test_cancel_ends_the_stream(source):
     execution = source.backend.execute(f"SELECT * FROM {source.nation}", None, QueryLimits(batch_rows=5))
-    assert execution.reader.read_next_batch().num_rows > 0
-    execution.cancel()
-    with pytest.raises(QueryCancelledError):
-        for _ in execution.reader:
-            pass
-    execution.close()
+    cancel_after_first_batch(execution)
     assert run(source.backend, f"SELECT count(*) AS n FROM {source.nation}").column(0).to_pylist()[0] == 25

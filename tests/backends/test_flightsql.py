@@ -11,14 +11,13 @@ from backends.errors import (
     ConfigError,
     InvalidQueryError,
     NotFoundError,
-    QueryCancelledError,
     ReadOnlyViolationError,
     UnsupportedError,
 )
 from backends.flightsql import FlightSQLBackend
 from backends.registry import backend_class
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.results import run
+from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_command, running_server
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
@@ -89,12 +88,7 @@ def test_results_stream_in_batches(backend):
 
 def test_cancel_mid_stream(backend):
     execution = backend.execute("SELECT * FROM lineitem", None, QueryLimits())
-    assert execution.reader.read_next_batch().num_rows > 0
-    execution.cancel()
-    with pytest.raises(QueryCancelledError):
-        for _ in execution.reader:
-            pass
-    execution.close()
+    cancel_after_first_batch(execution)
     assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
 
 

@@ -22,7 +22,7 @@ from backends.errors import (
 from backends.mysql import MySQLBackend, MySQLConfig
 from backends.registry import backend_class
 from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
-from tests.support.results import run
+from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_port
 
 DB = "nexus_tpch"
@@ -198,12 +198,7 @@ def test_stored_function_that_writes_cannot_run(backend):
 
 def test_cancel_mid_stream(backend):
     execution = backend.execute("SELECT l.*, n.* FROM lineitem l, nation n", None, QueryLimits(batch_rows=2048))
-    assert execution.reader.read_next_batch().num_rows > 0
-    execution.cancel()
-    with pytest.raises(QueryCancelledError):
-        for _ in execution.reader:
-            pass
-    execution.close()
+    cancel_after_first_batch(execution)
     assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
 
 

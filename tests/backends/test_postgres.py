@@ -23,7 +23,7 @@ from backends.errors import (
 from backends.postgres import PostgresBackend, PostgresConfig, numbered_placeholders
 from backends.registry import backend_class
 from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
-from tests.support.results import run
+from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_port
 
 SCHEMA = "nexus_tpch"
@@ -233,13 +233,7 @@ def test_cancel_mid_stream(backend):
         None,
         QueryLimits(),
     )
-    first = execution.reader.read_next_batch()
-    assert first.num_rows > 0
-    execution.cancel()
-    with pytest.raises(QueryCancelledError):
-        for _ in execution.reader:
-            pass
-    execution.close()
+    cancel_after_first_batch(execution)
     assert _wait_for(lambda: _active(f"nexus_stream_{RUN}") == 0)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from backends.base import QueryLimits
+from backends.errors import QueryCancelledError
 
 
 def run(backend, sql, params=None, **limits) -> pa.Table:
@@ -14,3 +16,13 @@ def run(backend, sql, params=None, **limits) -> pa.Table:
         return execution.reader.read_all()
     finally:
         execution.close()
+
+
+def cancel_after_first_batch(execution) -> None:
+    """Read one non-empty batch, cancel, check that the rest of the stream raises QueryCancelledError, close."""
+    assert execution.reader.read_next_batch().num_rows > 0
+    execution.cancel()
+    with pytest.raises(QueryCancelledError):
+        for _ in execution.reader:
+            pass
+    execution.close()
