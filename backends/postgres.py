@@ -39,6 +39,7 @@ inside strings, comments and the jsonb operators ``?|``/``?&`` are untouched.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,8 @@ from backends.errors import (
 )
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
+
+log = logging.getLogger(__name__)
 
 
 class PostgresConfig(BaseModel):
@@ -290,6 +293,7 @@ class PostgresBackend(AdbcBackend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
+        self._role_checked = False
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {
@@ -303,17 +307,38 @@ class PostgresBackend(AdbcBackend):
         return _classify(exc, self.name, self._secrets)
 
     def _open(self):
-        return pg_dbapi.connect(self._uri, autocommit=True)
+        connection = pg_dbapi.connect(self._uri, autocommit=True)
+        if not self._role_checked:
+            self._role_checked = True
+            self._warn_if_superuser(connection)
+        return connection
+
+    def _warn_if_superuser(self, connection) -> None:
+        """Say loudly when the source logs in as a superuser: read-only transactions do not bind those."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
+            rows = cursor.fetchall()
+        if rows and rows[0][1]:
+            log.warning(
+                "source %s connects to PostgreSQL as superuser %r: read-only transactions do not stop "
+                "superuser-only functions (pg_read_file, COPY … TO a file); the validator refuses them, but give "
+                "the gateway a role with only SELECT grants",
+                self.name,
+                rows[0][0],
+            )
 
     @staticmethod
     def _reset_session(connection) -> None:
-        """Undo every SET of the last borrower, back to the startup options (read-only, timeout).
+        """Undo what the last borrower left in the session before anyone else gets the connection.
 
-        A query such as ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise
-        leave a writable session in the pool.
+        ``RESET ALL`` brings back the startup options (read-only, timeout): a query such as
+        ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise leave a writable
+        session in the pool. Session-level advisory locks survive a query's end and ``RESET ALL``: release them.
         """
         with connection.cursor() as cursor:
             cursor.execute("RESET ALL")
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+            cursor.fetchall()
 
     def _bind(self, row: Sequence[Any]) -> tuple:
         return tuple(_bindable(v) for v in row)

@@ -370,3 +370,24 @@ def test_concurrent_clients_share_a_bounded_pool():
         assert sorted(r["i"] for r in results) == list(range(48))
         assert max(r["n"] for r in results) <= 3
         assert b.pool.in_use == 0 and b.pool.idle <= 3
+
+
+def test_advisory_locks_do_not_survive_the_connections_return_to_the_pool():
+    """With the validator out of the way a query can take a session-level advisory lock; the pool releases it."""
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    import psycopg
+
+    key = int(uuid.uuid4().int % 2**31)
+    with make(pool_size=1) as b:
+        assert run(b, f"SELECT pg_advisory_lock({key}) IS NULL AS taken").column(0).to_pylist() == [False]
+        with psycopg.connect(host=PG_HOST, port=PG_PORT, dbname="test", user="postgres", autocommit=True) as other:
+            got = other.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+            assert got is True  # the gateway's pooled session no longer holds it
+            other.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def test_a_superuser_login_is_reported(caplog):
+    require_port("PostgreSQL", PG_HOST, PG_PORT)
+    with caplog.at_level("WARNING", logger="backends.postgres"), make(pool_size=1) as b:
+        run(b, "SELECT 1")
+    assert any("as superuser 'postgres'" in r.getMessage() for r in caplog.records)
