@@ -24,8 +24,12 @@ _MAX_BATCH = 500
 class HistoryWriter:
     """Queues query records and writes them with ``write`` on a daemon thread."""
 
-    def __init__(self, write: Callable[[QueryRecord], object], max_pending: int = 10_000) -> None:
+    def __init__(
+        self, write: Callable[[QueryRecord], object], max_pending: int = 10_000, window_seconds: float = 0.2
+    ) -> None:
         self._write = write
+        self._window = window_seconds
+        self._hurry = threading.Event()
         self._queue: queue.Queue = queue.Queue(max_pending)
         self._pending = 0
         self._done = threading.Condition()
@@ -47,13 +51,17 @@ class HistoryWriter:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record is written (or dropped); False when ``timeout`` ran out first."""
         deadline = time.monotonic() + timeout
-        with self._done:
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._done.wait(remaining)
-        return True
+        self._hurry.set()
+        try:
+            with self._done:
+                while self._pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._done.wait(remaining)
+            return True
+        finally:
+            self._hurry.clear()
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the thread."""
@@ -64,12 +72,18 @@ class HistoryWriter:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            # Whatever piled up meanwhile goes in the same transaction: one commit per batch, not per query.
+            # What arrives within a short window goes in the same transaction: one commit per batch, not per
+            # query, so a busy gateway spends its CPU on queries rather than on history inserts.
+            window_ends = time.monotonic() + self._window
             while len(batch) < _MAX_BATCH and batch[-1] is not _STOP:
+                remaining = 0.0 if self._hurry.is_set() else window_ends - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    # Short waits, so a flush (a reader of the history) ends the window at once.
+                    batch.append(self._queue.get(timeout=min(remaining, 0.01)) if remaining > 0
+                                 else self._queue.get_nowait())
                 except queue.Empty:
-                    break
+                    if remaining <= 0:
+                        break
             stop = batch[-1] is _STOP
             records = [r for r in batch if r is not _STOP]
             if records:
