@@ -151,8 +151,15 @@ def test_ds013_path_must_exist(tmp_path):
 
 @pytest.mark.parametrize("charset", ["utf8mb4", "UTF8", "gbk", "GB18030", "utf-8"])
 def test_ds014_allowed_charsets(charset):
-    # dameng: its family has no options model here to disagree (the mysql family's model has no charset yet).
+    # dameng: its family has no options model; mariadb: the mysql family's model validates the charset too.
     assert validate_source("x", "dameng", {"database": "d", "host": "h", "charset": charset}).options["charset"] in (
+        "utf8mb4",
+        "utf8",
+        "gbk",
+        "gb18030",
+    )
+    options = {"database": "d", "host": "h", "username": "u", "charset": charset}
+    assert validate_source("y", "mariadb", options, {"password": "x"}, "basic").options["charset"] in (
         "utf8mb4",
         "utf8",
         "gbk",
