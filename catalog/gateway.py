@@ -36,7 +36,7 @@ from catalog.schema_cache import (
     save_schema,
     snapshot_backend,
 )
-from catalog.source_types import suggest
+from catalog.source_types import suggest, validation_limits
 from catalog.store import CatalogStore, SourceInfo
 from catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from server.routing import RouteTarget
@@ -254,7 +254,12 @@ class CatalogSourceDirectory:
                 ]
                 if p
             )
-            return RouteTarget(dialect=info.dialect, allowed_paths=paths, engine_dialects=_engine_dialects(info))
+            return RouteTarget(
+                dialect=info.dialect,
+                allowed_paths=paths,
+                engine_dialects=_engine_dialects(info),
+                limits=validation_limits(info.options),
+            )
         return self._fallback(name).route_target(name)
 
     def backend(self, name: str) -> Backend:

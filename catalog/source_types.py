@@ -402,8 +402,30 @@ _TYPES: tuple[SourceType, ...] = (
     ),
 )
 
+#: Options every type has that belong to the gateway, not the backend: the read-only validator's limits for the
+#: source (QV-009 length in bytes, QV-008 nesting and joins). They never reach the backend's options model.
+GATEWAY_OPTIONS = (
+    _f("max_query_length", "int", minimum=1),
+    _f("max_nesting", "int", minimum=1),
+    _f("max_joins", "int", minimum=0),
+)
+GATEWAY_OPTION_NAMES = frozenset(f.name for f in GATEWAY_OPTIONS)
+
 #: Every source type by name.
-SOURCE_TYPES: dict[str, SourceType] = {t.name: t for t in _TYPES}
+SOURCE_TYPES: dict[str, SourceType] = {
+    t.name: dataclasses.replace(t, fields=(*t.fields, *GATEWAY_OPTIONS)) for t in _TYPES
+}
+
+
+def backend_options(options: dict) -> dict:
+    """A source's options without the gateway's own (what the backend family's model and backend receive)."""
+    return {k: v for k, v in options.items() if k not in GATEWAY_OPTION_NAMES}
+
+
+def validation_limits(options: dict) -> dict[str, int]:
+    """The validator's limits a source sets, by ``ValidationLimits`` field name."""
+    names = {"max_query_length": "max_length", "max_nesting": "max_nesting", "max_joins": "max_joins"}
+    return {names[k]: int(v) for k, v in options.items() if k in names and v is not None}
 
 
 def suggest(name: str, candidates) -> str:

@@ -26,7 +26,7 @@ from catalog.migrations import upgrade
 from catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from catalog.redaction import redact_config
 from catalog.rules import rule_error
-from catalog.source_types import SOURCE_TYPES, suggest
+from catalog.source_types import SOURCE_TYPES, backend_options, suggest
 from catalog.validation import SourceConfig, validate_source
 from catalog.vault import KeyRing, SealedRecord, Vault
 
@@ -310,7 +310,7 @@ class CatalogStore:
                     source=name,
                 )
             secrets = self._open(row.id, record) if record else {}
-            options = dict(row.config.get("options", {}))
+            options = backend_options(dict(row.config.get("options", {})))
             return SourceSpec(
                 name=row.name,
                 kind=SOURCE_TYPES[row.type].family,

@@ -24,7 +24,7 @@ from backends.base import Backend
 from backends.errors import NotFoundError, NotInstalledError
 from backends.registry import backend_class
 from catalog.rules import rule_error
-from catalog.source_types import AUTH_TYPES, SOURCE_TYPES, FieldSpec, SourceType, suggest
+from catalog.source_types import AUTH_TYPES, SOURCE_TYPES, FieldSpec, SourceType, backend_options, suggest
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -399,7 +399,7 @@ _KIND_RULES = {
 
 def _check_model(st: SourceType, model: type[BaseModel], options: dict, secrets: dict) -> None:
     """Validate with the backend family's own model; map its errors to DS rules (never echoing values)."""
-    data = {**options, **secrets}
+    data = {**backend_options(options), **secrets}
     if "kind" in model.model_fields and "kind" not in data:
         data["kind"] = st.family
     try:

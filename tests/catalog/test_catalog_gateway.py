@@ -267,3 +267,27 @@ def test_object_store_source_with_vault_secrets_through_the_gateway(sqlite_store
     config = json.loads(shown.column("config")[0].as_py())
     assert config["s3_secret_access_key"] == "***" and config["tables"][0]["format"] == "parquet"
     assert secret.encode() not in ipc_bytes(result, shown)
+
+
+def test_a_sources_own_validation_limits(sqlite_store, duck_file, tmp_path):
+    """max_joins / max_query_length set on a source bind its queries only; its backend never sees them."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    sqlite_store.add_source("tight", "duckdb", {"path": str(duck_file), "max_joins": 1, "max_query_length": 500})
+    sqlite_store.add_source("roomy", "duckdb", {"path": str(duck_file)})
+    assert "max_joins" not in sqlite_store.source_spec("tight").options
+    directory = CatalogSourceDirectory(sqlite_store, default="roomy", refresh_seconds=0, schema_ttl_seconds=0)
+    gateway = Gateway(ServerConfig(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
+    two_joins = (
+        "SELECT count(*) FROM {c}.main.orders a JOIN {c}.main.orders b USING (id) JOIN {c}.main.orders c USING (id)"
+    )
+    try:
+        with connect(gateway) as conn:
+            assert fetch(conn, two_joins.format(c="roomy")).column(0).to_pylist() == [10]
+            with pytest.raises(flightsql.ProgrammingError, match="QV-008"):
+                fetch(conn, two_joins.format(c="tight"))
+            with pytest.raises(flightsql.ProgrammingError, match="QV-009"):
+                fetch(conn, "SELECT 1 FROM tight.main.orders" + " " * 600)
+            assert fetch(conn, "SELECT count(*) FROM tight.main.orders").column(0).to_pylist() == [10]
+    finally:
+        gateway.shutdown()
