@@ -16,6 +16,7 @@ import base64
 import binascii
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 import pyarrow.flight as flight
@@ -56,23 +57,45 @@ class HandshakeHandler(flight.ServerAuthHandler):
 
 
 class TokenRegistry:
-    """Bearer tokens issued by this server and who they belong to."""
+    """Bearer tokens issued by this server and who they belong to; a token unused for ``idle_seconds`` is forgotten.
 
-    def __init__(self) -> None:
-        self._tokens: dict[str, str] = {}
+    Every Handshake issues one, so without expiry a long-running server would keep one per connection ever made.
+    """
+
+    def __init__(self, idle_seconds: float = 86_400.0) -> None:
+        self._idle = idle_seconds
+        self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def issue(self, user: str) -> str:
         """A fresh random token for ``user``."""
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[token] = user
+            self._sweep()
+            self._tokens[token] = (user, time.monotonic())
         return token
 
     def user_of(self, token: str) -> str | None:
-        """The user a token was issued to, or None."""
+        """The user a token was issued to (None when unknown or expired); using a token keeps it alive."""
         with self._lock:
-            return self._tokens.get(token)
+            entry = self._tokens.get(token)
+            if entry is None or time.monotonic() - entry[1] > self._idle:
+                return None
+            self._tokens[token] = (entry[0], time.monotonic())
+            return entry[0]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tokens)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:  # O(n): at most once a minute
+            return
+        self._next_sweep = now + 60.0
+        for token in [t for t, (_, used) in self._tokens.items() if now - used > self._idle]:
+            del self._tokens[token]
 
 
 def _decode_basic(value: str) -> tuple[str, str] | None:

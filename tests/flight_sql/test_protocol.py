@@ -309,3 +309,20 @@ def test_idle_prepared_statements_and_tickets_expire(make_gateway):
         with pytest.raises(pa.ArrowKeyError, match="unknown or expired ticket"):
             client.do_get(info.endpoints[0].ticket).read_all()
         assert raw.close_prepared(client, handle) == []  # closing an expired handle still succeeds
+
+
+def test_issued_tokens_expire_when_unused():
+    import time
+
+    from server.auth import TokenRegistry
+
+    tokens = TokenRegistry(idle_seconds=0.2)
+    kept, dropped = tokens.issue("alice"), tokens.issue("bob")
+    assert tokens.user_of(kept) == "alice"
+    time.sleep(0.12)
+    assert tokens.user_of(kept) == "alice"  # use keeps it alive
+    time.sleep(0.12)
+    assert tokens.user_of(kept) == "alice" and tokens.user_of(dropped) is None
+    tokens._next_sweep = 0.0
+    tokens.issue("carol")  # issuing sweeps what expired
+    assert len(tokens) == 2
