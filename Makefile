@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: demo test install install-test bench
+.PHONY: demo test install install-test
 
 install:
 	$(PIP) install -e .
@@ -19,6 +19,3 @@ demo: install
 
 test: install-test
 	$(PYTHON) -m pytest
-
-bench: install-test
-	$(PYTHON) benchmarks/run_all.py
