@@ -143,16 +143,12 @@ class FlightSqlServer(flight.FlightServerBase):
         ticket = self._new_ticket(context, session, plan.query, plan.dataset_schema, plan_timings=plan.timings_ms)
         return plan.dataset_schema, ticket
 
-    def _prepared(self, context, handle: bytes) -> PreparedStatement:
-        statement: PreparedStatement = self.prepared.get(handle)
-        return statement
-
     def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None]:
         """The result schema of a command and, for queries, the ticket that runs it."""
         if isinstance(cmd, pb.CommandStatementQuery):
             return self._plan_statement(context, cmd)
         if isinstance(cmd, pb.CommandPreparedStatementQuery):
-            statement = self._prepared(context, cmd.prepared_statement_handle)
+            statement = self.prepared.get(cmd.prepared_statement_handle)
             if len(statement.parameter_schema) and statement.parameters is None:
                 raise InvalidQueryError(
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
@@ -185,7 +181,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 self._reject_transaction(cmd)
                 schema = self.service.plan(cmd.query, self._session(context)).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                schema = self._prepared(context, cmd.prepared_statement_handle).dataset_schema
+                schema = self.prepared.get(cmd.prepared_statement_handle).dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
@@ -225,7 +221,7 @@ class FlightSqlServer(flight.FlightServerBase):
         with translate():
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
-                statement = self._prepared(context, cmd.prepared_statement_handle)
+                statement = self.prepared.get(cmd.prepared_statement_handle)
                 statement.parameters = self._read_parameters(reader, statement)
                 result = pb.DoPutPreparedStatementResult(prepared_statement_handle=cmd.prepared_statement_handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
