@@ -117,6 +117,27 @@ def test_catalog_options_are_accepted_by_the_config_models():
         model(**{**options, **secrets})  # the catalog's own example validates
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_options_model_hides_secrets_refuses_unknown_keys_and_is_frozen(kind):
+    """Built from the catalog's own example of the family, with its secrets given a recognisable value."""
+    from pydantic import ValidationError
+
+    from catalog.source_types import SOURCE_TYPES
+
+    model = backend_class(kind).config_model
+    source_type = next(t for t in SOURCE_TYPES.values() if t.family == kind)
+    options, secrets, _ = source_type.example
+    marked = {name: f"nexus-secret-{name}" for name in secrets}
+    config = model(**{**options, **marked})
+    for value in marked.values():
+        assert value not in repr(config) and value not in str(config)
+    with pytest.raises(ValidationError):
+        model(**{**options, **marked}, nexus_unknown_option=1)
+    first = next(iter(model.model_fields))
+    with pytest.raises(ValidationError):
+        setattr(config, first, getattr(config, first))
+
+
 def test_query_and_schema_agree(source):
     sql = f"SELECT n_nationkey, n_name FROM {source.nation} ORDER BY n_nationkey"
     table = run(source.backend, sql)

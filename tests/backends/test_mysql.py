@@ -19,7 +19,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from backends.mysql import MySQLBackend, MySQLConfig
+from backends.mysql import MySQLBackend
 from backends.registry import backend_class
 from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
 from tests.support.results import cancel_after_first_batch, run
@@ -81,13 +81,6 @@ def audit_count() -> int:
 
 def test_registered():
     assert backend_class("mysql") is MySQLBackend
-
-
-def test_config_rejects_unknown_options_and_hides_the_password():
-    config = MySQLConfig(database="x", password="pw-123")
-    assert "pw-123" not in repr(config)
-    with pytest.raises(ValueError):
-        MySQLConfig(database="x", charset_typo="utf8")
 
 
 @pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
