@@ -87,7 +87,8 @@ def source(request):
 @pytest.mark.parametrize("kind", KINDS)
 def test_registered_with_an_extra(kind):
     assert BACKENDS[kind][1] == EXTRAS[kind]
-    assert backend_class(kind).kind == kind
+    cls = backend_class(kind)
+    assert f"{cls.__module__}:{cls.__name__}" == BACKENDS[kind][0] and cls.kind == kind
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -15,7 +15,6 @@ from backends.errors import (
     UnsupportedError,
 )
 from backends.flightsql import FlightSQLBackend
-from backends.registry import backend_class
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_command, running_server
@@ -47,10 +46,6 @@ def roapi(tpch_dir):
 def backend(roapi):
     with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
         yield b
-
-
-def test_registered():
-    assert backend_class("flightsql") is FlightSQLBackend
 
 
 def test_config_validation():

@@ -20,7 +20,6 @@ from backends.errors import (
     ReadOnlyViolationError,
 )
 from backends.mysql import MySQLBackend
-from backends.registry import backend_class
 from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
 from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_port
@@ -77,10 +76,6 @@ def audit_count() -> int:
         n = cur.fetchone()[0]
     con.close()
     return n
-
-
-def test_registered():
-    assert backend_class("mysql") is MySQLBackend
 
 
 @pytest.mark.parametrize("name", sorted(TPCH_QUERIES))

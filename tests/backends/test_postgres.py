@@ -21,7 +21,6 @@ from backends.errors import (
     ReadOnlyViolationError,
 )
 from backends.postgres import PostgresBackend, numbered_placeholders
-from backends.registry import backend_class
 from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
 from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port, require_port
@@ -42,10 +41,6 @@ def backend(pg_tpch):
     require_port("PostgreSQL", PG_HOST, PG_PORT)
     with make(pool_size=4) as b:
         yield b
-
-
-def test_registered_with_its_extra():
-    assert backend_class("postgres") is PostgresBackend
 
 
 @pytest.mark.parametrize("name", sorted(TPCH_QUERIES))

@@ -21,7 +21,6 @@ from backends.errors import (
     NotFoundError,
     ReadOnlyViolationError,
 )
-from backends.registry import backend_class
 from tests.backends.conftest import normalized, tpch_table
 from tests.support.results import run
 from tests.support.services import free_port, missing, running_server
@@ -104,12 +103,6 @@ def backend(loaded):
 
     with SnowflakeBackend(SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})) as b:
         yield b
-
-
-def test_registered():
-    from backends.snowflake import SnowflakeBackend
-
-    assert backend_class("snowflake") is SnowflakeBackend
 
 
 def test_config_needs_exactly_one_credential():

@@ -18,7 +18,6 @@ from backends.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from backends.registry import backend_class
 from backends.sqlite import SQLiteBackend
 from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
 from tests.support.results import run
@@ -64,10 +63,6 @@ def as_floats(table: pa.Table) -> pa.Table:
         [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns],
         names=table.column_names,
     )
-
-
-def test_registered():
-    assert backend_class("sqlite") is SQLiteBackend
 
 
 @pytest.mark.parametrize("name", sorted(TPCH_QUERIES))
