@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal
 
@@ -21,7 +20,7 @@ from backends.errors import (
 )
 from backends.mysql import MySQLBackend
 from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
-from tests.support.results import cancel_after_first_batch, run
+from tests.support.results import cancel_after_first_batch, read_in_background, run
 from tests.support.services import free_port, require_port
 
 DB = "nexus_tpch"
@@ -196,16 +195,7 @@ def test_cancel_while_the_first_batch_is_computed(backend):
         None,
         QueryLimits(),
     )
-    errors = []
-
-    def consume():
-        try:
-            execution.reader.read_all()
-        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
-
-    thread = threading.Thread(target=consume)
-    thread.start()
+    thread, errors = read_in_background(execution)
     thread.join(0.3)
     execution.cancel()
     thread.join(20)

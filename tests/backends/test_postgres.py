@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -22,7 +21,7 @@ from backends.errors import (
 )
 from backends.postgres import PostgresBackend, numbered_placeholders
 from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
-from tests.support.results import cancel_after_first_batch, run
+from tests.support.results import cancel_after_first_batch, read_in_background, run
 from tests.support.services import free_port, require_port
 
 SCHEMA = "nexus_tpch"
@@ -194,16 +193,7 @@ def _wait_for(predicate, timeout=10.0):
 def test_cancel_stops_the_server_side_query(backend):
     marker = f"nexus_cancel_{RUN}"
     execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
-    errors = []
-
-    def consume():
-        try:
-            execution.reader.read_all()
-        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
-
-    thread = threading.Thread(target=consume)
-    thread.start()
+    thread, errors = read_in_background(execution)
     assert _wait_for(lambda: _active(marker) == 1)
     execution.cancel()
     thread.join(10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
 import pytest
 
@@ -16,6 +18,21 @@ def run(backend, sql, params=None, **limits) -> pa.Table:
         return execution.reader.read_all()
     finally:
         execution.close()
+
+
+def read_in_background(execution) -> tuple[threading.Thread, list[Exception]]:
+    """Start reading the whole result on a thread; the list collects what the reading raised."""
+    errors: list[Exception] = []
+
+    def consume() -> None:
+        try:
+            execution.reader.read_all()
+        except Exception as exc:  # noqa: BLE001 - recorded for the caller's assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    return thread, errors
 
 
 def cancel_after_first_batch(execution) -> None:
