@@ -22,7 +22,7 @@ from backends.errors import (
 from backends.postgres import PostgresBackend, numbered_placeholders
 from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
 from tests.support.results import cancel_after_first_batch, read_in_background, run
-from tests.support.services import free_port, require_port
+from tests.support.services import free_port, require_port, wait_until
 
 SCHEMA = "nexus_tpch"
 #: Unique per run, so queries of other test runs on the same server are never mistaken for ours.
@@ -181,25 +181,16 @@ def _active(backend_pid_marker: str) -> int:
         return cur.fetchone()[0]
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_cancel_stops_the_server_side_query(backend):
     marker = f"nexus_cancel_{RUN}"
     execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
     thread, errors = read_in_background(execution)
-    assert _wait_for(lambda: _active(marker) == 1)
+    assert wait_until(lambda: _active(marker) == 1)
     execution.cancel()
     thread.join(10)
     assert not thread.is_alive()
     assert isinstance(errors[0], QueryCancelledError)
-    assert _wait_for(lambda: _active(marker) == 0)
+    assert wait_until(lambda: _active(marker) == 0)
     execution.close()
 
 
@@ -210,7 +201,7 @@ def test_cancel_mid_stream(backend):
         QueryLimits(),
     )
     cancel_after_first_batch(execution)
-    assert _wait_for(lambda: _active(f"nexus_stream_{RUN}") == 0)
+    assert wait_until(lambda: _active(f"nexus_stream_{RUN}") == 0)
 
 
 def test_timeout_cancels_in_the_server(backend):
@@ -219,7 +210,7 @@ def test_timeout_cancels_in_the_server(backend):
         run(backend, f"SELECT pg_sleep(20), 'nexus_timeout_{RUN}' AS m", timeout_seconds=0.5)
     assert time.monotonic() - started < 5
     assert "timeout" in info.value.message
-    assert _wait_for(lambda: _active(f"nexus_timeout_{RUN}") == 0)
+    assert wait_until(lambda: _active(f"nexus_timeout_{RUN}") == 0)
 
 
 def test_statement_timeout_option_is_enforced_by_postgres():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from backends.errors import ConfigError
 from catalog.connect import ping_backend
 from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
-from tests.support.services import free_port, require_command
+from tests.support.services import free_port, require_command, wait_until
 
 
 class PrivatePostgres:
@@ -186,11 +185,8 @@ def test_a_failing_draft_goes_to_error(sqlite_store):
 
 
 def _wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
+    if not wait_until(condition, timeout):
+        raise AssertionError("condition not reached in time")
 
 
 def test_checker_runs_housekeeping_periodically(sqlite_store):

@@ -12,6 +12,7 @@ from flightsql import flightsql_pb2 as pb
 
 from server.protocol import flight as fpb
 from tests.support import flightsql_raw as raw
+from tests.support.services import wait_until
 
 SLOW = "SELECT count(*) FROM range(100000000000) a"  # runs for minutes unless interrupted
 
@@ -22,15 +23,6 @@ def _expect_failure(client, ticket, options=None):
     except flight.FlightError:
         return
     raise AssertionError("the slow query finished instead of being stopped")
-
-
-def _wait_until(predicate, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_cancel_flight_info_interrupts_duckdb(gateway):
@@ -46,7 +38,7 @@ def test_cancel_flight_info_interrupts_duckdb(gateway):
 
     worker = threading.Thread(target=fetch)
     worker.start()
-    assert _wait_until(lambda: gateway.service.running_count() == 1)
+    assert wait_until(lambda: gateway.service.running_count() == 1)
     with flight.connect(gateway.location) as other:
         request = fpb.CancelFlightInfoRequest(info=info.serialize())
         [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
@@ -56,7 +48,7 @@ def test_cancel_flight_info_interrupts_duckdb(gateway):
         worker.join(10)
         assert not worker.is_alive()
         assert errors and isinstance(errors[0], flight.FlightCancelledError | flight.FlightServerError)
-        assert _wait_until(lambda: gateway.service.running_count() == 0)
+        assert wait_until(lambda: gateway.service.running_count() == 0)
         # the server keeps serving
         _, table = raw.info_and_table(other, pb.CommandStatementQuery(query="SELECT 42 AS x"))
         assert table.column("x").to_pylist() == [42]
@@ -68,7 +60,7 @@ def test_deprecated_cancel_query_action(gateway):
     info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
     worker = threading.Thread(target=_expect_failure, args=(client, info.endpoints[0].ticket))
     worker.start()
-    assert _wait_until(lambda: gateway.service.running_count() == 1)
+    assert wait_until(lambda: gateway.service.running_count() == 1)
     with flight.connect(gateway.location) as other:
         body = raw.pack(pb.ActionCancelQueryRequest(info=info.serialize()))
         [result] = other.do_action(flight.Action("CancelQuery", body))
@@ -95,7 +87,7 @@ def test_client_deadline_stops_the_query(gateway):
         with pytest.raises(flight.FlightTimedOutError):
             client.do_get(info.endpoints[0].ticket, flight.FlightCallOptions(timeout=0.5)).read_all()
         assert time.monotonic() - started < 5
-    assert _wait_until(lambda: gateway.service.running_count() == 0, 15)
+    assert wait_until(lambda: gateway.service.running_count() == 0, 15)
 
 
 def test_client_disconnect_mid_stream_releases_the_query(gateway):
@@ -107,7 +99,7 @@ def test_client_disconnect_mid_stream_releases_the_query(gateway):
     assert gateway.service.running_count() == 1
     reader.cancel()
     client.close()
-    assert _wait_until(lambda: gateway.service.running_count() == 0, 15)
+    assert wait_until(lambda: gateway.service.running_count() == 0, 15)
 
 
 def test_server_side_timeout(make_gateway):
@@ -120,7 +112,7 @@ def test_server_side_timeout(make_gateway):
         with pytest.raises(flight.FlightError):
             client.do_get(info.endpoints[0].ticket).read_all()
         assert time.monotonic() - started < 10
-    assert _wait_until(lambda: any(e.status != "success" for e in events))
+    assert wait_until(lambda: any(e.status != "success" for e in events))
 
 
 def test_concurrent_queries_run_in_parallel(gateway):
@@ -154,7 +146,7 @@ def test_slow_query_does_not_block_others(gateway):
     worker = threading.Thread(target=_expect_failure,
                               args=(client, info.endpoints[0].ticket, flight.FlightCallOptions(timeout=3)))
     worker.start()
-    assert _wait_until(lambda: gateway.service.running_count() >= 1)
+    assert wait_until(lambda: gateway.service.running_count() >= 1)
     with flight.connect(gateway.location) as other:
         started = time.monotonic()
         _, table = raw.info_and_table(other, pb.CommandStatementQuery(query="SELECT count(*) AS n FROM nation"))
@@ -173,7 +165,7 @@ def test_history_event_per_query(make_gateway):
         raw.info_and_table(client, pb.CommandStatementQuery(query="SELECT 1 AS one"), options)
         with pytest.raises(flight.FlightUnauthorizedError):
             client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query="DROP TABLE nation")))
-    assert _wait_until(lambda: len(events) == 2)
+    assert wait_until(lambda: len(events) == 2)
     ok, refused = events
     assert ok.status == "success" and ok.correlation_id == "corr-123" and ok.source == "demo"
     assert {"validate", "plan", "connect", "execute", "first_batch", "stream", "total"} <= set(ok.timings_ms)
@@ -203,7 +195,7 @@ def test_cancel_mid_stream_reaches_the_client_as_cancelled(gateway):
         error = _read_until_error(reader)
         assert isinstance(error, flight.FlightCancelledError), error
         assert "Traceback" not in str(error)
-    assert _wait_until(lambda: gateway.service.running_count() == 0)
+    assert wait_until(lambda: gateway.service.running_count() == 0)
 
 
 def test_server_timeout_mid_stream_is_deadline_exceeded(make_gateway):

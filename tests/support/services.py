@@ -46,6 +46,16 @@ def require_command(name: str) -> str:
     return path
 
 
+def wait_until(predicate, seconds: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``seconds`` pass (False); tests wait on states, not sleeps."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
