@@ -12,6 +12,26 @@ pytest.register_assert_rewrite("tests.support.results")
 
 from server.app import Gateway  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
+from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
+
+
+def pytest_sessionstart(session) -> None:
+    """Stop the private servers of earlier runs that were killed before they could stop them."""
+    reap_abandoned()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PrivatePostgres]:
+    """This run's own PostgreSQL (superuser ``postgres``, trust auth, database ``test``), started on first use."""
+    with private_server(PrivatePostgres) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[PrivateMariaDB]:
+    """This run's own MariaDB (``root`` without a password, database ``test``), started on first use."""
+    with private_server(PrivateMariaDB) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
