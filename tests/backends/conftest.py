@@ -1,9 +1,11 @@
-"""Shared fixtures of the backend tests: TPC-H sf0.01 as parquet, loaded once into PostgreSQL and MariaDB."""
+"""Shared fixtures of the backend tests: TPC-H sf0.01 as parquet, loaded once into this run's PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -11,12 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.services import require_command, require_port
+from tests.support.services import require_command
 
 TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 TPCH_SCHEMA = "nexus_tpch"
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-MY_HOST, MY_PORT = "127.0.0.1", 3306
 
 #: Keys declared in the loaded copies, so introspection has something to find.
 PRIMARY_KEYS = {
@@ -43,8 +43,14 @@ def tpch_dir() -> Path:
     target = _cache_dir() / "tpch-sf0.01"
     if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
         tool = require_command("tpchgen-cli")
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={target}"], check=True, capture_output=True)
+        # Generated aside and renamed into place: a run started meanwhile never reads half-written files.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="tpch-", dir=target.parent))
+        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={staging}"], check=True, capture_output=True)
+        try:
+            staging.rename(target)
+        except OSError:  # another run got there first
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -98,13 +104,12 @@ _PG_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.utf8(): "text", pa.
 
 
 @pytest.fixture(scope="session")
-def pg_tpch(tpch_dir: Path) -> str:
-    """Load TPC-H into PostgreSQL's ``nexus_tpch`` schema once (kept between runs when the counts match)."""
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
+def pg_tpch(tpch_dir: Path, postgres_server) -> str:
+    """Load TPC-H into PostgreSQL's ``nexus_tpch`` schema once per run."""
     import adbc_driver_postgresql.dbapi as pg
 
     expected = row_counts(tpch_dir)
-    with pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con:
+    with pg.connect(postgres_server.uri(), autocommit=True) as con:
         with con.cursor() as cur:
             cur.execute(
                 "SELECT c.relname, c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON "
@@ -140,18 +145,11 @@ def _pg_count(cur, table: str) -> int:
 # -- MariaDB -------------------------------------------------------------------------------------------------
 
 
-def mysql_root():
-    import pymysql
-
-    return pymysql.connect(host=MY_HOST, port=MY_PORT, user="root", password="", autocommit=True)
-
-
 @pytest.fixture(scope="session")
-def mysql_tpch(tpch_dir: Path) -> str:
-    """Load TPC-H into MariaDB's ``nexus_tpch`` database once (kept between runs when the counts match)."""
-    require_port("MariaDB", MY_HOST, MY_PORT)
+def mysql_tpch(tpch_dir: Path, mariadb_server) -> str:
+    """Load TPC-H into MariaDB's ``nexus_tpch`` database once per run."""
     expected = row_counts(tpch_dir)
-    con = mysql_root()
+    con = mariadb_server.connect()
     try:
         with con.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {TPCH_SCHEMA}")

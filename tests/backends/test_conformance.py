@@ -15,7 +15,6 @@ from pydantic import SecretStr
 from backends.base import Backend, QueryLimits, SourceSpec
 from backends.errors import NotFoundError, ReadOnlyViolationError
 from backends.registry import BACKENDS, backend_class
-from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
@@ -45,13 +44,13 @@ def _duckdb(request) -> Source:
 
 def _postgres(request) -> Source:
     request.getfixturevalue("pg_tpch")
-    spec = SourceSpec("c_pg", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+    spec = SourceSpec("c_pg", "postgres", request.getfixturevalue("postgres_server").options())
     return Source(backend_class("postgres")(spec), "nexus_tpch", "nexus_tpch.nation")
 
 
 def _mysql(request) -> Source:
     request.getfixturevalue("mysql_tpch")
-    spec = SourceSpec("c_my", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+    spec = SourceSpec("c_my", "mysql", request.getfixturevalue("mariadb_server").options("nexus_tpch"))
     return Source(backend_class("mysql")(spec), "nexus_tpch", "nexus_tpch.nation")
 
 

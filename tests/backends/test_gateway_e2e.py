@@ -6,11 +6,10 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 
 from backends.base import SourceSpec
-from tests.backends.conftest import MY_HOST, MY_PORT, PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
+from tests.backends.conftest import TPCH_QUERIES, aligned, normalized
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
-from tests.support.services import require_port
 
 
 def query(conn, sql, params=None):
@@ -19,9 +18,8 @@ def query(conn, sql, params=None):
         return cur.fetch_arrow_table()
 
 
-def test_postgres_through_the_gateway(make_gateway, pg_tpch, duckdb_tpch):
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    spec = SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+def test_postgres_through_the_gateway(make_gateway, pg_tpch, duckdb_tpch, postgres_server):
+    spec = SourceSpec("pgsrc", "postgres", postgres_server.options())
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn:
         table = query(conn, "SELECT n_name FROM pgsrc.nexus_tpch.nation WHERE n_nationkey = ?", (3,))
@@ -34,18 +32,16 @@ def test_postgres_through_the_gateway(make_gateway, pg_tpch, duckdb_tpch):
         assert "lineitem" in {t["table_name"] for t in schemas["nexus_tpch"]["db_schema_tables"]}
 
 
-def test_postgres_refuses_writes_with_the_validator_off(make_gateway, pg_tpch):
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    spec = SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"})
+def test_postgres_refuses_writes_with_the_validator_off(make_gateway, pg_tpch, postgres_server):
+    spec = SourceSpec("pgsrc", "postgres", postgres_server.options())
     gw = make_gateway(sources=(spec,), demo_scale=None, validate_sql=False)
     with flightsql.connect(gw.location, autocommit=True) as conn:
         with pytest.raises(flightsql.Error, match="read-only transaction"):
             query(conn, "CREATE TABLE nexus_tpch.nexus_e2e (a int)")
 
 
-def test_mysql_through_the_gateway(make_gateway, mysql_tpch):
-    require_port("MariaDB", MY_HOST, MY_PORT)
-    spec = SourceSpec("mysrc", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+def test_mysql_through_the_gateway(make_gateway, mysql_tpch, mariadb_server):
+    spec = SourceSpec("mysrc", "mysql", mariadb_server.options("nexus_tpch"))
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn:
         table = query(conn, "SELECT n_name FROM mysrc.nexus_tpch.nation WHERE n_nationkey = ?", (3,))
@@ -79,14 +75,14 @@ def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def tpch_gateway(pg_tpch, mysql_tpch, tmp_path_factory):
+def tpch_gateway(pg_tpch, mysql_tpch, tmp_path_factory, postgres_server, mariadb_server):
     """One gateway serving the PostgreSQL and MariaDB copies of TPC-H."""
     from server.app import Gateway
     from server.config import ServerConfig
 
     sources = (
-        SourceSpec("pgsrc", "postgres", {"host": PG_HOST, "port": PG_PORT, "database": "test"}),
-        SourceSpec("mysrc", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"}),
+        SourceSpec("pgsrc", "postgres", postgres_server.options()),
+        SourceSpec("mysrc", "mysql", mariadb_server.options("nexus_tpch")),
     )
     config = ServerConfig(port=0, demo_scale=None, sources=sources, data_dir=tmp_path_factory.mktemp("gw"))
     gw = Gateway(config).start()
@@ -104,9 +100,9 @@ def test_tpch_through_the_gateway_matches_duckdb(tpch_gateway, duckdb_tpch, sour
     assert normalized(aligned(got, expected)) == normalized(expected)
 
 
-def test_duckdb_functions_are_refused_on_a_mysql_source(make_gateway, mysql_tpch):
+def test_duckdb_functions_are_refused_on_a_mysql_source(make_gateway, mysql_tpch, mariadb_server):
     """The MySQL family runs its SQL in DuckDB, so DuckDB's dynamic-SQL and file functions are refused too."""
-    spec = SourceSpec("my_engine", "mysql", {"host": MY_HOST, "port": MY_PORT, "database": "nexus_tpch"})
+    spec = SourceSpec("my_engine", "mysql", mariadb_server.options("nexus_tpch"))
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
         with pytest.raises(flightsql.Error, match="QV-00"):

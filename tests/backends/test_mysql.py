@@ -1,4 +1,4 @@
-"""The MySQL-family backend against the real MariaDB on 127.0.0.1:3306 (root, no password)."""
+"""The MySQL-family backend against this run's own MariaDB (``mariadb_server``: root, no password)."""
 
 from __future__ import annotations
 
@@ -19,23 +19,22 @@ from backends.errors import (
     ReadOnlyViolationError,
 )
 from backends.mysql import MySQLBackend
-from tests.backends.conftest import MY_HOST, MY_PORT, TPCH_QUERIES, mysql_root, normalized
+from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import cancel_after_first_batch, read_in_background, run
-from tests.support.services import free_port, require_port
+from tests.support.services import free_port
 
 DB = "nexus_tpch"
 
 
-def make(**options) -> MySQLBackend:
+def make(server, **options) -> MySQLBackend:
     secrets = {k: options.pop(k) for k in ("password",) if k in options}
-    base = {"host": MY_HOST, "port": MY_PORT, "database": DB, "username": "root"}
-    return MySQLBackend(SourceSpec("mysrc", "mysql", {**base, **options}, secrets))
+    return MySQLBackend(SourceSpec("mysrc", "mysql", {**server.options(DB), **options}, secrets))
 
 
 @pytest.fixture(scope="module")
-def prepared(mysql_tpch):
+def prepared(mysql_tpch, mariadb_server):
     """Objects the read-only checks need: a table to count, a stored function that writes, charset columns."""
-    con = mysql_root()
+    con = mariadb_server.connect()
     with con.cursor() as cur:
         # Idempotent (no DROP, no DELETE): other test runs may use these objects at the same time.
         cur.execute(f"CREATE TABLE IF NOT EXISTS {DB}.nexus_audit (a int)")
@@ -63,13 +62,13 @@ def prepared(mysql_tpch):
 
 
 @pytest.fixture(scope="module")
-def backend(prepared):
-    with make(pool_size=4) as b:
+def backend(prepared, mariadb_server):
+    with make(mariadb_server, pool_size=4) as b:
         yield b
 
 
-def audit_count() -> int:
-    con = mysql_root()
+def audit_count(server) -> int:
+    con = server.connect()
     with con.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {DB}.nexus_audit")
         n = cur.fetchone()[0]
@@ -163,11 +162,11 @@ def test_writes_refused_by_the_read_only_attachment(backend, sql):
         f"SELECT mysql_execute('src', 'DELETE FROM {DB}.region')",
     ],
 )
-def test_pass_through_functions_refused(backend, sql):
-    before = audit_count()
+def test_pass_through_functions_refused(backend, sql, mariadb_server):
+    before = audit_count(mariadb_server)
     with pytest.raises(ReadOnlyViolationError, match="mysql_"):
         run(backend, sql)
-    assert audit_count() == before
+    assert audit_count(mariadb_server) == before
 
 
 def test_unparsed_statements_are_refused(backend):
@@ -176,11 +175,11 @@ def test_unparsed_statements_are_refused(backend):
             run(backend, sql)
 
 
-def test_stored_function_that_writes_cannot_run(backend):
-    before = audit_count()
+def test_stored_function_that_writes_cannot_run(backend, mariadb_server):
+    before = audit_count(mariadb_server)
     with pytest.raises((InvalidQueryError, NotFoundError)):
         run(backend, f"SELECT {DB}.nexus_write() AS w")
-    assert audit_count() == before
+    assert audit_count(mariadb_server) == before
 
 
 def test_cancel_mid_stream(backend):
@@ -239,22 +238,19 @@ def test_foreign_keys_with_rules(backend):
     assert (customer_nation.update_rule, customer_nation.delete_rule) == (3, 2)
 
 
-def test_wrong_port_is_unavailable():
-    require_port("MariaDB", MY_HOST, MY_PORT)
+def test_wrong_port_is_unavailable(mariadb_server):
     with pytest.raises(BackendUnavailableError) as info:
-        make(port=free_port())
+        make(mariadb_server, port=free_port())
     assert info.value.details["source"] == "mysrc"
 
 
-def test_wrong_credentials_are_authentication_errors_without_the_secret():
-    require_port("MariaDB", MY_HOST, MY_PORT)
+def test_wrong_credentials_are_authentication_errors_without_the_secret(mariadb_server):
     with pytest.raises(AuthenticationError) as info:
-        make(username="root", password="Wrong-Secret-77")
+        make(mariadb_server, username="root", password="Wrong-Secret-77")
     assert "Wrong-Secret-77" not in info.value.client_message()
     assert "Access denied" in info.value.message
 
 
-def test_unknown_database_is_not_found():
-    require_port("MariaDB", MY_HOST, MY_PORT)
+def test_unknown_database_is_not_found(mariadb_server):
     with pytest.raises(NotFoundError, match="nexus_no_such_db"):
-        make(database="nexus_no_such_db")
+        make(mariadb_server, database="nexus_no_such_db")

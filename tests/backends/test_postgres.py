@@ -1,4 +1,4 @@
-"""The PostgreSQL backend against the real PostgreSQL on 127.0.0.1:5432 (trust auth, database ``test``)."""
+"""The PostgreSQL backend against this run's own PostgreSQL (``postgres_server``: trust auth, database ``test``)."""
 
 from __future__ import annotations
 
@@ -20,25 +20,23 @@ from backends.errors import (
     ReadOnlyViolationError,
 )
 from backends.postgres import PostgresBackend, numbered_placeholders
-from tests.backends.conftest import PG_HOST, PG_PORT, TPCH_QUERIES, aligned, normalized
+from tests.backends.conftest import TPCH_QUERIES, aligned, normalized
 from tests.support.results import cancel_after_first_batch, read_in_background, run
-from tests.support.services import free_port, require_port, wait_until
+from tests.support.services import free_port, wait_until
 
 SCHEMA = "nexus_tpch"
 #: Unique per run, so queries of other test runs on the same server are never mistaken for ours.
 RUN = uuid.uuid4().hex[:8]
 
 
-def make(**options) -> PostgresBackend:
+def make(server, **options) -> PostgresBackend:
     secrets = {k: options.pop(k) for k in ("password",) if k in options}
-    base = {"host": PG_HOST, "port": PG_PORT, "database": "test", "username": "postgres"}
-    return PostgresBackend(SourceSpec("pgsrc", "postgres", {**base, **options}, secrets))
+    return PostgresBackend(SourceSpec("pgsrc", "postgres", {**server.options(), **options}, secrets))
 
 
 @pytest.fixture(scope="module")
-def backend(pg_tpch):
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(pool_size=4) as b:
+def backend(pg_tpch, postgres_server):
+    with make(postgres_server, pool_size=4) as b:
         yield b
 
 
@@ -152,9 +150,8 @@ def test_side_effect_functions_refused_too(backend):
         run(backend, "CREATE TEMP TABLE t AS SELECT 1")
 
 
-def test_a_session_switched_to_read_write_is_reset_before_reuse():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(pool_size=1) as b:
+def test_a_session_switched_to_read_write_is_reset_before_reuse(postgres_server):
+    with make(postgres_server, pool_size=1) as b:
         run(b, "SELECT set_config('default_transaction_read_only', 'off', false)")
         with pytest.raises(ReadOnlyViolationError):
             run(b, f"CREATE TABLE {SCHEMA}.nexus_hole (a int)")
@@ -166,11 +163,11 @@ def test_a_session_switched_to_read_write_is_reset_before_reuse():
         assert run(b, "SHOW statement_timeout").column(0).to_pylist() == ["5min"]
 
 
-def _active(backend_pid_marker: str) -> int:
+def _active(server, backend_pid_marker: str) -> int:
     import adbc_driver_postgresql.dbapi as pg
 
     with (
-        pg.connect(f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test", autocommit=True) as con,
+        pg.connect(server.uri(), autocommit=True) as con,
         con.cursor() as cur,
     ):
         cur.execute(
@@ -181,41 +178,40 @@ def _active(backend_pid_marker: str) -> int:
         return cur.fetchone()[0]
 
 
-def test_cancel_stops_the_server_side_query(backend):
+def test_cancel_stops_the_server_side_query(backend, postgres_server):
     marker = f"nexus_cancel_{RUN}"
     execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
     thread, errors = read_in_background(execution)
-    assert wait_until(lambda: _active(marker) == 1)
+    assert wait_until(lambda: _active(postgres_server, marker) == 1)
     execution.cancel()
     thread.join(10)
     assert not thread.is_alive()
     assert isinstance(errors[0], QueryCancelledError)
-    assert wait_until(lambda: _active(marker) == 0)
+    assert wait_until(lambda: _active(postgres_server, marker) == 0)
     execution.close()
 
 
-def test_cancel_mid_stream(backend):
+def test_cancel_mid_stream(backend, postgres_server):
     execution = backend.execute(
         f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m FROM generate_series(1, 5000000) g",
         None,
         QueryLimits(),
     )
     cancel_after_first_batch(execution)
-    assert wait_until(lambda: _active(f"nexus_stream_{RUN}") == 0)
+    assert wait_until(lambda: _active(postgres_server, f"nexus_stream_{RUN}") == 0)
 
 
-def test_timeout_cancels_in_the_server(backend):
+def test_timeout_cancels_in_the_server(backend, postgres_server):
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError) as info:
         run(backend, f"SELECT pg_sleep(20), 'nexus_timeout_{RUN}' AS m", timeout_seconds=0.5)
     assert time.monotonic() - started < 5
     assert "timeout" in info.value.message
-    assert wait_until(lambda: _active(f"nexus_timeout_{RUN}") == 0)
+    assert wait_until(lambda: _active(postgres_server, f"nexus_timeout_{RUN}") == 0)
 
 
-def test_statement_timeout_option_is_enforced_by_postgres():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(statement_timeout_seconds=0.3) as b:
+def test_statement_timeout_option_is_enforced_by_postgres(postgres_server):
+    with make(postgres_server, statement_timeout_seconds=0.3) as b:
         with pytest.raises(QueryTimeoutError) as info:
             run(b, "SELECT pg_sleep(5)")
         assert "statement timeout" in info.value.message
@@ -245,9 +241,8 @@ def test_pool_reuses_and_bounds_connections(backend):
     assert 1 <= backend.pool.idle <= 4
 
 
-def test_pool_timeout_when_exhausted():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(pool_size=1, pool_timeout_seconds=0.2) as b:
+def test_pool_timeout_when_exhausted(postgres_server):
+    with make(postgres_server, pool_size=1, pool_timeout_seconds=0.2) as b:
         held = b.execute("SELECT g FROM generate_series(1, 10) g", None, QueryLimits())
         with pytest.raises(BackendUnavailableError, match="pool_size=1"):
             b.execute("SELECT 1", None, QueryLimits())
@@ -286,43 +281,40 @@ def test_invalid_sql_is_invalid_query(backend):
         backend.get_schema("SELEC 1")
 
 
-def test_wrong_port_is_unavailable():
-    with make(port=free_port()) as b:
+def test_wrong_port_is_unavailable(postgres_server):
+    with make(postgres_server, port=free_port()) as b:
         with pytest.raises(BackendUnavailableError) as info:
             b.ping()
         assert info.value.details["source"] == "pgsrc"
         assert "Connection refused" in info.value.message
 
 
-def test_wrong_host_is_unavailable():
-    with make(host="nexus-no-such-host.invalid", connect_timeout_seconds=2) as b:
+def test_wrong_host_is_unavailable(postgres_server):
+    with make(postgres_server, host="nexus-no-such-host.invalid", connect_timeout_seconds=2) as b:
         with pytest.raises(BackendUnavailableError):
             b.ping()
 
 
-def test_wrong_credentials_are_authentication_errors_without_the_secret():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(username="nexus_no_such_role", password="TopSecret-42") as b:
+def test_wrong_credentials_are_authentication_errors_without_the_secret(postgres_server):
+    with make(postgres_server, username="nexus_no_such_role", password="TopSecret-42") as b:
         with pytest.raises(AuthenticationError) as info:
             b.ping()
     assert "TopSecret-42" not in info.value.client_message()
     assert info.value.details["source"] == "pgsrc"
 
 
-def test_unknown_database_is_not_found():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with make(database="nexus_no_such_db") as b:
+def test_unknown_database_is_not_found(postgres_server):
+    with make(postgres_server, database="nexus_no_such_db") as b:
         with pytest.raises(NotFoundError, match="nexus_no_such_db"):
             b.ping()
 
 
-def test_concurrent_clients_share_a_bounded_pool():
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
+def test_concurrent_clients_share_a_bounded_pool(postgres_server):
     from concurrent.futures import ThreadPoolExecutor
 
     # Unique per run: other test runs on this server must not be counted.
     name = f"nexus-pool-{uuid.uuid4().hex[:8]}"
-    with make(pool_size=3, application_name=name) as b:
+    with make(postgres_server, pool_size=3, application_name=name) as b:
 
         def query(i):
             table = run(
@@ -339,22 +331,20 @@ def test_concurrent_clients_share_a_bounded_pool():
         assert b.pool.in_use == 0 and b.pool.idle <= 3
 
 
-def test_advisory_locks_do_not_survive_the_connections_return_to_the_pool():
+def test_advisory_locks_do_not_survive_the_connections_return_to_the_pool(postgres_server):
     """With the validator out of the way a query can take a session-level advisory lock; the pool releases it."""
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
     import psycopg
 
     key = int(uuid.uuid4().int % 2**31)
-    with make(pool_size=1) as b:
+    with make(postgres_server, pool_size=1) as b:
         assert run(b, f"SELECT pg_advisory_lock({key}) IS NULL AS taken").column(0).to_pylist() == [False]
-        with psycopg.connect(host=PG_HOST, port=PG_PORT, dbname="test", user="postgres", autocommit=True) as other:
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as other:
             got = other.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
             assert got is True  # the gateway's pooled session no longer holds it
             other.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
-def test_a_superuser_login_is_reported(caplog):
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
-    with caplog.at_level("WARNING", logger="backends.postgres"), make(pool_size=1) as b:
+def test_a_superuser_login_is_reported(caplog, postgres_server):
+    with caplog.at_level("WARNING", logger="backends.postgres"), make(postgres_server, pool_size=1) as b:
         run(b, "SELECT 1")
     assert any("as superuser 'postgres'" in r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""Fixtures of the catalog tests: a master key, SQLite catalogs and catalogs on the real local PostgreSQL."""
+"""Fixtures of the catalog tests: a master key, SQLite catalogs and catalogs on this run's own PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import pytest
 
 from catalog.store import CatalogStore
 from catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS, KeyRing, parse_key
-from tests.support.services import require_port
-
-PG_HOST, PG_PORT, PG_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
 
 
 def new_key_text() -> str:
@@ -41,27 +38,28 @@ def sqlite_store(tmp_path, keys):
     store.close()
 
 
-def _pg_connect():
+def _pg_connect(server):
     import psycopg
 
-    return psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, user=PG_USER, autocommit=True)
+    return psycopg.connect(server.dsn(), autocommit=True)
 
 
 @pytest.fixture
-def pg_schema():
-    """A private schema in the shared test database, dropped afterwards, so parallel runs never collide."""
-    require_port("PostgreSQL", PG_HOST, PG_PORT)
+def pg_schema(postgres_server):
+    """A private schema in the test database, dropped afterwards, so tests never see each other's catalogs."""
     name = f"nf_catalog_{uuid.uuid4().hex[:12]}"
-    with _pg_connect() as conn:
+    with _pg_connect(postgres_server) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     yield name
-    with _pg_connect() as conn:
+    with _pg_connect(postgres_server) as conn:
         conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 @pytest.fixture
-def pg_url(pg_schema) -> str:
-    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}?options=-csearch_path%3D{pg_schema}"
+def pg_url(pg_schema, postgres_server) -> str:
+    server = postgres_server
+    return (f"postgresql+psycopg://{server.user}@{server.host}:{server.port}/{server.database}"
+            f"?options=-csearch_path%3D{pg_schema}")
 
 
 @pytest.fixture
@@ -83,11 +81,11 @@ def store(request, tmp_path, keys):
 
 
 @pytest.fixture
-def pg_dump():
+def pg_dump(postgres_server):
     """Every row of every table of a schema as text, read with SQL (bytea as its hex text)."""
 
     def dump(schema: str) -> str:
-        with _pg_connect() as conn:
+        with _pg_connect(postgres_server) as conn:
             tables = [
                 r[0]
                 for r in conn.execute(

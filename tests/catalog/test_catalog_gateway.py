@@ -27,12 +27,12 @@ def duck_file(tmp_path):
 
 
 @pytest.fixture
-def served(sqlite_store, duck_file, tmp_path):
+def served(sqlite_store, duck_file, tmp_path, postgres_server):
     sqlite_store.add_source("sales", "duckdb", {"path": str(duck_file)})
     sqlite_store.add_source(
         "pgsrc",
         "postgresql",
-        {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
+        postgres_server.options(),
         {"password": PASSWORD},
     )
     sqlite_store.add_source("ora", "oracle", {"host": "127.0.0.1", "username": "scott"}, {"password": PASSWORD})

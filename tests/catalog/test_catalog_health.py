@@ -2,77 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from backends.errors import ConfigError
 from catalog.connect import ping_backend
 from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
-from tests.support.services import free_port, require_command, wait_until
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster (initdb + pg_ctl, run as the postgres user) on a free port."""
-
-    def __init__(self):
-        for command in ("initdb", "pg_ctl", "runuser"):
-            require_command(command)
-        self.dir = Path(tempfile.mkdtemp(prefix="nf-health-pg-"))
-        shutil.chown(self.dir, "postgres")
-        self.port = free_port()
-        self._as_postgres("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def _as_postgres(self, *argv):
-        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=60)
-
-    def start(self):
-        # pg_ctl -w waits until the server accepts connections.
-        self._as_postgres(
-            "pg_ctl",
-            "-D",
-            str(self.dir / "data"),
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "start",
-            "-o",
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-        )
-
-    def stop(self):
-        self._as_postgres("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-
-    def cleanup(self):
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "pg_ctl",
-                "-D",
-                str(self.dir / "data"),
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(self.dir, ignore_errors=True)
+from tests.support.servers import PrivatePostgres, private_server
+from tests.support.services import free_port, port_open, wait_until
 
 
 @pytest.fixture(scope="module")
 def private_pg():
-    server = PrivatePostgres()
-    server.start()
-    yield server
-    server.cleanup()
+    """A PostgreSQL of this module's own: the tests stop and start it."""
+    with private_server(PrivatePostgres) as server:
+        yield server
 
 
 #: The real probe: the postgres family's backend opens and pings the source.
@@ -102,8 +47,6 @@ def pg_source(sqlite_store, private_pg):
 
 
 def _up(server):
-    from tests.support.services import port_open
-
     return port_open("127.0.0.1", server.port)
 
 

@@ -19,14 +19,9 @@ PASSWORD = "Zq9-plaintext-PASSWORD-7731"
 SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 
 
-def exercise(store):
+def exercise(store, postgres):
     """What a gateway does with a source's secrets: store, update, open, test, query, fail, rotate, show."""
-    store.add_source(
-        "sales",
-        "postgresql",
-        {"host": "127.0.0.1", "port": 5432, "username": "postgres", "database": "test"},
-        {"password": PASSWORD},
-    )
+    store.add_source("sales", "postgresql", postgres.options(), {"password": PASSWORD})
     store.add_source(
         "lake",
         "s3_parquet",
@@ -52,7 +47,7 @@ def exercise(store):
         )
     )
     recorder(QueryRecord("SELECT 2", "error", source="sales", error=f'password authentication failed: "{PASSWORD}"'))
-    store.update_source("sales", options={"port": 5432}, secrets={"password": PASSWORD})
+    store.update_source("sales", options={"port": postgres.port}, secrets={"password": PASSWORD})
     save_schema(store, "sales", {"schemas": {"public": {"t": {"type": "TABLE", "columns": []}}}})
     texts = [repr(store), str(store), repr(store.vault), repr(store.vault.keys), repr(spec), str(spec)]
     for info in store.list_sources():
@@ -85,8 +80,10 @@ def capture_everything(caplog):
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
-def test_sqlite_catalog_files_logs_history_and_reprs(sqlite_store, tmp_path, capture_everything, master_key):
-    shown = exercise(sqlite_store)
+def test_sqlite_catalog_files_logs_history_and_reprs(
+    sqlite_store, tmp_path, capture_everything, master_key, postgres_server
+):
+    shown = exercise(sqlite_store, postgres_server)
     assert "INSERT INTO credential_vault" in capture_everything.text  # the statement log really ran
     assert_clean(shown, "reprs, history, system tables")
     assert_clean(capture_everything.text.encode(), "logs")
@@ -101,8 +98,8 @@ def test_sqlite_catalog_files_logs_history_and_reprs(sqlite_store, tmp_path, cap
     assert any("***" in (r["error_message"] or "") for r in history)
 
 
-def test_postgresql_catalog_tables(pg_store, pg_schema, pg_dump, capture_everything):
-    shown = exercise(pg_store)
+def test_postgresql_catalog_tables(pg_store, pg_schema, pg_dump, capture_everything, postgres_server):
+    shown = exercise(pg_store, postgres_server)
     assert_clean(shown, "reprs, history, system tables")
     assert_clean(capture_everything.text.encode(), "logs")
     dump = pg_dump(pg_schema)

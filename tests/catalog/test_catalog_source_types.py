@@ -239,13 +239,9 @@ def test_every_rule_is_documented():
         assert rule.title in readme
 
 
-def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store):
+def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store, mariadb_server):
     from catalog.health import check_source
-    from tests.support.services import require_port
 
-    require_port("MariaDB", "127.0.0.1", 3306)
-    sqlite_store.add_source(
-        "maria", "mariadb", {"host": "127.0.0.1", "port": 3306, "database": "test", "username": "root"}
-    )
+    sqlite_store.add_source("maria", "mariadb", mariadb_server.options("test"))
     info = check_source(sqlite_store, "maria")
     assert (info.status, info.last_error) == ("active", None)

@@ -1,4 +1,4 @@
-"""The PostgreSQL attack corpus through the gateway against the real PostgreSQL running here.
+"""The PostgreSQL attack corpus through the gateway against this run's own PostgreSQL.
 
 The connection-level defence of PostgreSQL (read-only transactions) does not stop a privileged login from
 reading server files, writing them with COPY TO, changing settings or taking advisory locks: for those the
@@ -25,10 +25,8 @@ from backends.errors import ReadOnlyViolationError
 from server.app import Gateway
 from server.config import ServerConfig
 from server.readonly_rules import RULES
-from tests.support.services import require_port
 from tests.validator.corpus import POSTGRES_ATTACKS
 
-PG = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 SCHEMA = f"nexus_validator_{uuid.uuid4().hex[:10]}"
 
 WRITES_ON_THE_SENTINEL = [
@@ -47,14 +45,13 @@ WRITES_ON_THE_SENTINEL = [
 
 
 @pytest.fixture(scope="module")
-def pg_sentinel():
-    require_port("PostgreSQL", "127.0.0.1", 5432)
-    with psycopg.connect(PG, autocommit=True, connect_timeout=5) as conn:
+def pg_sentinel(postgres_server):
+    with psycopg.connect(postgres_server.dsn(), autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"CREATE SCHEMA {SCHEMA}")
         conn.execute(f"CREATE TABLE {SCHEMA}.sentinel (id int PRIMARY KEY, v text)")
         conn.execute(f"INSERT INTO {SCHEMA}.sentinel VALUES (1, 'one'), (2, 'two')")
-    yield
-    with psycopg.connect(PG, autocommit=True, connect_timeout=5) as conn:
+    yield postgres_server
+    with psycopg.connect(postgres_server.dsn(), autocommit=True, connect_timeout=5) as conn:
         conn.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
 
 
@@ -75,7 +72,7 @@ def target():
 
 @pytest.fixture(scope="module")
 def conn(pg_sentinel, tmp_path_factory):
-    spec = SourceSpec("pgsrc", "postgres", {"host": "127.0.0.1", "port": 5432, "database": "test"})
+    spec = SourceSpec("pgsrc", "postgres", pg_sentinel.options())
     config = ServerConfig(port=0, data_dir=tmp_path_factory.mktemp("pg-gw"), sources=(spec,), demo_scale=None)
     gateway = Gateway(config).start()
     connection = flightsql.connect(gateway.location, autocommit=True)
@@ -93,9 +90,9 @@ def fetch(conn, sql: str) -> list[tuple]:
         cur.close()
 
 
-def state(conn) -> dict:
+def state(conn, server) -> dict:
     """What the attacks must not change, as seen through the gateway and directly."""
-    with psycopg.connect(PG, connect_timeout=5) as direct:
+    with psycopg.connect(server.dsn(), connect_timeout=5) as direct:
         locks = direct.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]
     return {
         "rows": fetch(conn, f"SELECT id, v FROM {SCHEMA}.sentinel ORDER BY id"),
@@ -105,9 +102,9 @@ def state(conn) -> dict:
 
 
 @pytest.fixture(scope="module")
-def before(conn, target):
+def before(conn, target, postgres_server):
     sentinel, out = target
-    return {**state(conn), "sentinel": sentinel.read_text(), "out": os.listdir(out)}
+    return {**state(conn, postgres_server), "sentinel": sentinel.read_text(), "out": os.listdir(out)}
 
 
 def fill(sql: str, target) -> str:
@@ -136,9 +133,9 @@ def test_postgres_attack_is_refused_through_the_gateway(conn, before, target, ru
     assert caught.value.status_code == expected, text
 
 
-def test_postgres_unchanged_after_the_attacks(conn, before, target):
+def test_postgres_unchanged_after_the_attacks(conn, before, target, postgres_server):
     sentinel, out = target
-    assert state(conn) == {k: before[k] for k in ("rows", "settings", "advisory_locks")}
+    assert state(conn, postgres_server) == {k: before[k] for k in ("rows", "settings", "advisory_locks")}
     assert before["rows"] == [(1, "one"), (2, "two")]
     assert sentinel.read_text() == before["sentinel"]
     assert os.listdir(out) == before["out"] == []

@@ -1,4 +1,4 @@
-"""The MySQL deny list names real functions: checked against the MariaDB server running here.
+"""The MySQL deny list names real functions: checked against this run's own MariaDB.
 
 A known function called with wrong arguments fails with its own error (1582 wrong count, 1064 for sequence
 functions that want a name); an unknown name fails with 1305.
@@ -11,7 +11,6 @@ import pymysql
 import pytest
 
 from server.readonly_rules import DENIED_FUNCTIONS
-from tests.support.services import require_port
 
 #: MySQL 8 functions MariaDB does not have, and the names of well-known malicious UDFs.
 NOT_IN_MARIADB = {"source_pos_wait", "wait_for_executed_gtid_set", "wait_until_sql_thread_after_gtids",
@@ -19,9 +18,8 @@ NOT_IN_MARIADB = {"source_pos_wait", "wait_for_executed_gtid_set", "wait_until_s
 
 
 @pytest.fixture(scope="module")
-def cursor():
-    require_port("MariaDB", "127.0.0.1", 3306)
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", database="test", connect_timeout=5)
+def cursor(mariadb_server):
+    conn = mariadb_server.connect("test")
     yield conn.cursor()
     conn.close()
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL deny list names real functions: checked against the PostgreSQL server running here.
+"""The PostgreSQL deny list names real functions: checked against this run's own PostgreSQL.
 
 A misspelt name would leave the real function allowed. Names that live in extensions or older server versions
 are listed explicitly below.
@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from server.readonly_rules import DENIED_FUNCTIONS
-from tests.support.services import require_port
 
 #: Functions of extensions (dblink, adminpack, pg_prewarm, pg_stat_statements) or of older servers.
 NOT_IN_CORE_15 = {
@@ -22,9 +21,8 @@ NOT_IN_CORE_15 = {
 
 
 @pytest.fixture(scope="module")
-def pg_functions() -> set[str]:
-    require_port("PostgreSQL", "127.0.0.1", 5432)
-    with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=5) as conn:
+def pg_functions(postgres_server) -> set[str]:
+    with psycopg.connect(postgres_server.dsn(), connect_timeout=5) as conn:
         version = conn.info.server_version
         names = {row[0] for row in conn.execute("SELECT DISTINCT proname FROM pg_proc")}
     if version < 150000:
