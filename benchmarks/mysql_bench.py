@@ -1,8 +1,8 @@
 """1M rows from MariaDB: the MySQL backend (DuckDB's scanner) vs connectorx, raw scanner, pymysql → Arrow.
 
 Run from the repository root:  python -m benchmarks.mysql_bench [--rows 1000000] [--repeat 3]
-Needs the MariaDB of TEST_SERVERS.md (127.0.0.1:3306, root, no password). The table nexus_bench.rows_<n> is
-created once and reused. connectorx is optional (pip install connectorx); it is measured when importable.
+Starts a private MariaDB of its own (tests/support/servers.py; `tests/install-servers.sh` installs it).
+connectorx is optional (pip install connectorx); it is measured when importable.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from backends.base import QueryLimits, SourceSpec
 from backends.mysql import MySQLBackend, scanner_path
 
 
-def prepare(rows: int) -> str:
+def prepare(server, rows: int) -> str:
     table = f"rows_{rows}"
-    con = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    con = server.connect()
     with con.cursor() as cur:
         cur.execute("CREATE DATABASE IF NOT EXISTS nexus_bench")
         cur.execute(
@@ -35,7 +35,7 @@ def prepare(rows: int) -> str:
             config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         )
         db.execute(f"LOAD '{scanner_path()}'")
-        db.execute("ATTACH 'host=127.0.0.1 port=3306 user=root database=nexus_bench' AS m (TYPE mysql)")
+        db.execute(f"ATTACH '{attach_string(server)}' AS m (TYPE mysql)")
         db.execute(
             f"CREATE TABLE m.{table} (id BIGINT, price DECIMAL(12,2), name VARCHAR(64), ts "
             f"TIMESTAMP, flag BOOLEAN, "
@@ -48,6 +48,10 @@ def prepare(rows: int) -> str:
         )
         db.close()
     return table
+
+
+def attach_string(server) -> str:
+    return f"host={server.host} port={server.port} user={server.user} database=nexus_bench"
 
 
 def best(fn, repeat: int) -> tuple[float, int, pa.Schema]:
@@ -72,16 +76,16 @@ def via_raw_scanner(db, sql: str):
     return sum(b.num_rows for b in reader), reader.schema
 
 
-def via_connectorx(sql: str):
+def via_connectorx(server, sql: str):
     import connectorx
 
-    table = connectorx.read_sql("mysql://root@127.0.0.1:3306/nexus_bench", sql, return_type="arrow")
+    table = connectorx.read_sql(f"mysql://root@{server.host}:{server.port}/nexus_bench", sql, return_type="arrow")
     return table.num_rows, table.schema
 
 
-def via_pymysql(sql: str):
+def via_pymysql(server, sql: str):
     con = pymysql.connect(
-        host="127.0.0.1", port=3306, user="root", database="nexus_bench", cursorclass=pymysql.cursors.SSCursor
+        host=server.host, port=server.port, user="root", database="nexus_bench", cursorclass=pymysql.cursors.SSCursor
     )
     with con.cursor() as cur:
         cur.execute(sql)
@@ -111,28 +115,35 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-gateway", action="store_true", help="skip the Flight SQL gateway measurement")
     args = parser.parse_args()
-    table = prepare(args.rows)
-    backend = MySQLBackend(SourceSpec("bench", "mysql", {"database": "nexus_bench"}))
+    from tests.support.servers import PrivateMariaDB, private_server
+
+    with private_server(PrivateMariaDB) as server:
+        measure(args, server)
+
+
+def measure(args, server) -> None:
+    table = prepare(server, args.rows)
+    backend = MySQLBackend(SourceSpec("bench", "mysql", server.options("nexus_bench")))
     raw = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     raw.execute(f"LOAD '{scanner_path()}'")
     raw.execute(
-        "ATTACH 'host=127.0.0.1 port=3306 user=root database=nexus_bench' AS m (TYPE mysql, READ_ONLY)"
+        f"ATTACH '{attach_string(server)}' AS m (TYPE mysql, READ_ONLY)"
     )
     results = {
         "backend reader": best(lambda: via_backend(backend, f"SELECT * FROM {table}"), args.repeat),
         "raw DuckDB scanner": best(lambda: via_raw_scanner(raw, f"SELECT * FROM m.{table}"), args.repeat),
     }
     try:
-        results["connectorx"] = best(lambda: via_connectorx(f"SELECT * FROM {table}"), args.repeat)
+        results["connectorx"] = best(lambda: via_connectorx(server, f"SELECT * FROM {table}"), args.repeat)
     except ImportError:
         print("  (connectorx not installed: skipped)")
-    results["pymysql rows->Arrow"] = best(lambda: via_pymysql(f"SELECT * FROM {table}"), 1)
+    results["pymysql rows->Arrow"] = best(lambda: via_pymysql(server, f"SELECT * FROM {table}"), 1)
     backend.close()
     if not args.no_gateway:
         from server.app import Gateway
         from server.config import ServerConfig
 
-        spec = SourceSpec("my", "mysql", {"database": "nexus_bench"})
+        spec = SourceSpec("my", "mysql", server.options("nexus_bench"))
         gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(spec,))).start()
         results["gateway (Flight SQL)"] = best(
             lambda: via_gateway(gateway.location, f"SELECT * FROM my.nexus_bench.{table}"), args.repeat

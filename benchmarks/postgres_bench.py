@@ -1,8 +1,7 @@
 """1M rows from PostgreSQL: the backend's stream vs direct ADBC vs psycopg rows → Arrow.
 
 Run from the repository root:  python -m benchmarks.postgres_bench [--rows 1000000] [--repeat 3]
-Needs the PostgreSQL of TEST_SERVERS.md (127.0.0.1:5432, trust, database test). The table
-nexus_bench.rows_<n> is created once and reused.
+Starts a private PostgreSQL of its own (tests/support/servers.py; `tests/install-servers.sh` installs it).
 """
 
 from __future__ import annotations
@@ -16,12 +15,10 @@ import pyarrow as pa
 from backends.base import QueryLimits, SourceSpec
 from backends.postgres import PostgresBackend
 
-URI = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-def prepare(rows: int) -> str:
+def prepare(uri: str, rows: int) -> str:
     table = f"nexus_bench.rows_{rows}"
-    with pg.connect(URI, autocommit=True) as con, con.cursor() as cur:
+    with pg.connect(uri, autocommit=True) as con, con.cursor() as cur:
         cur.execute("CREATE SCHEMA IF NOT EXISTS nexus_bench")
         cur.execute(f"SELECT to_regclass('{table}') IS NOT NULL")
         if not cur.fetchone()[0]:
@@ -58,10 +55,10 @@ def via_adbc(con, sql: str) -> int:
         return sum(batch.num_rows for batch in cur.fetch_record_batch())
 
 
-def via_psycopg(sql: str) -> int:
+def via_psycopg(dsn: str, sql: str) -> int:
     import psycopg
 
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as con, con.cursor() as cur:
+    with psycopg.connect(dsn) as con, con.cursor() as cur:
         cur.execute(sql)
         rows = cur.fetchall()
         names = [d.name for d in cur.description]
@@ -97,15 +94,22 @@ def main() -> None:
     parser.add_argument("--no-gateway", action="store_true", help="skip the Flight SQL gateway measurements")
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
-    table = prepare(args.rows)
+    from tests.support.servers import PrivatePostgres, private_server
+
+    with private_server(PrivatePostgres) as server:
+        measure(args, server)
+
+
+def measure(args, server) -> None:
+    table = prepare(server.uri(), args.rows)
     sql = f"SELECT * FROM {table}"
-    backend = PostgresBackend(SourceSpec("bench", "postgres", {"database": "test"}))
+    backend = PostgresBackend(SourceSpec("bench", "postgres", server.options()))
     via_backend(backend, f"SELECT * FROM {table} LIMIT 10")  # open the pooled connection first
-    direct = pg.connect(URI, autocommit=True)  # connections are open on both sides: only streaming is timed
+    direct = pg.connect(server.uri(), autocommit=True)  # connections open on both sides: only streaming is timed
     results = {
         "backend reader": best(lambda: via_backend(backend, sql), args.repeat),
         "direct ADBC": best(lambda: via_adbc(direct, sql), args.repeat),
-        "psycopg rows->Arrow": best(lambda: via_psycopg(sql), max(1, args.repeat - 1)),
+        "psycopg rows->Arrow": best(lambda: via_psycopg(server.dsn(), sql), max(1, args.repeat - 1)),
     }
     backend.close()
     direct.close()
@@ -116,7 +120,7 @@ def main() -> None:
         from server.config import ServerConfig
 
         gateway = Gateway(
-            ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", {"database": "test"}),))
+            ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", server.options()),))
         ).start()
         results["gateway (Flight SQL)"] = best(
             lambda: via_gateway(gateway.location, f"SELECT * FROM pg.{table}"), args.repeat
