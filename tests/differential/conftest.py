@@ -1,0 +1,55 @@
+"""Fixtures of the differential suite: one gateway per family, reached with the real ADBC Flight SQL client.
+
+To add a family: write ``family_<name>.py`` with a session fixture ``family_<name>`` returning a
+:class:`tests.differential.harness.Family` (load the data as a user would: TPC-H straight from tpchgen-cli's output,
+plus the engine's type zoo), then add the fixture's name to ``FAMILY_FIXTURES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
+
+from tests.differential.harness import Family
+
+#: Every family in the suite, by fixture name.
+FAMILY_FIXTURES = ("family_duckdb",)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--update-type-tables",
+        action="store_true",
+        help="rewrite tests/differential/types/<family>.md from the families' type zoos",
+    )
+
+
+@pytest.fixture(scope="session", params=FAMILY_FIXTURES, ids=lambda name: name.removeprefix("family_"))
+def family(request) -> Family:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def family_gateway(family, tmp_path_factory) -> Iterator[str]:
+    """A gateway serving the family's source (and nothing else); yields its location."""
+    from server.app import Gateway
+    from server.config import ServerConfig
+
+    config = ServerConfig(
+        port=0, data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"), demo_scale=None, sources=(family.source,)
+    )
+    gateway = Gateway(config).start()
+    yield gateway.location
+    gateway.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(family_gateway):
+    """An ADBC Flight SQL connection to the family's gateway."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    conn = flightsql.connect(family_gateway, autocommit=True)
+    yield conn
+    conn.close()
