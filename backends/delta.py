@@ -17,7 +17,6 @@ from backends.lake import (
     TimeTravel,
     VersionedTable,
     parsable_location,
-    scannable,
     unique_names,
 )
 from backends.object_store import delta_storage_options, parse_location
@@ -57,7 +56,7 @@ class DeltaBackend(LakeBackend):
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         delta = self._load(table, travel)
-        return Binding(scannable(delta.to_pyarrow_dataset()), str(delta.version()))
+        return Binding(delta.to_pyarrow_dataset(), str(delta.version()))
 
     def _partition_keys(self, table: str) -> list[str]:
         """The Delta table's partition columns, from its metadata."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 
+from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
+from tests.differential.family_files import family_files  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb",)
+FAMILY_FIXTURES = ("family_duckdb", "family_files")
 
 
 def pytest_addoption(parser) -> None:
