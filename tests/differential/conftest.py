@@ -14,11 +14,13 @@ import pytest
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
+from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
+from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta")
+FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi")
 
 
 def pytest_addoption(parser) -> None:
