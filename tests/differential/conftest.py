@@ -36,17 +36,46 @@ def family(request) -> Family:
     return request.getfixturevalue(request.param)
 
 
-@pytest.fixture(scope="session")
-def family_gateway(family, tmp_path_factory) -> Iterator[str]:
-    """A gateway serving the family's source (and nothing else); yields its location."""
+def _gateway(family, tmp_path_factory, **settings):
     from server.app import Gateway
     from server.config import ServerConfig
 
     config = ServerConfig(
-        port=0, data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"), demo_scale=None, sources=(family.source,)
+        port=0,
+        data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"),
+        demo_scale=None,
+        sources=(family.source,),
+        **settings,
     )
-    gateway = Gateway(config).start()
+    return Gateway(config).start()
+
+
+@pytest.fixture(scope="session")
+def family_gateway(family, tmp_path_factory) -> Iterator[str]:
+    """A gateway serving the family's source (and nothing else); yields its location."""
+    gateway = _gateway(family, tmp_path_factory)
     yield gateway.location
+    gateway.shutdown()
+
+
+#: The message limit of the gateway and client that carry values over the clients' default 16 MiB.
+RAISED_MESSAGE_LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def raised_limit_client(family, tmp_path_factory):
+    """An ADBC connection that accepts 64 MiB messages, to a gateway of the family that sends them."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    from adbc_driver_flightsql import DatabaseOptions
+
+    gateway = _gateway(family, tmp_path_factory, max_message_bytes=RAISED_MESSAGE_LIMIT)
+    conn = flightsql.connect(
+        gateway.location,
+        db_kwargs={DatabaseOptions.WITH_MAX_MSG_SIZE.value: str(RAISED_MESSAGE_LIMIT)},
+        autocommit=True,
+    )
+    yield conn
+    conn.close()
     gateway.shutdown()
 
 
