@@ -348,6 +348,20 @@ def test_wide_decimals_are_readable(tmp_path):
     assert got.schema.field("w").type == pa.float64() and got.column("w")[0].as_py() == pytest.approx(float(wide))
 
 
+def test_nanosecond_times_are_selected_and_filtered_through_a_cast(tmp_path):
+    """DuckDB 1.5 reads time64[ns] as TIME_NS and cannot push a filter on it: the README's cast works."""
+    import datetime as dt
+
+    path = tmp_path / "times.parquet"
+    pq.write_table(pa.table({"t": pa.array([1_000_005_000, None], pa.time64("ns"))}), path)
+    with FilesBackend(source("files", tables=[{"name": "t", "location": str(path)}])) as backend:
+        assert rows(backend, "SELECT t FROM t ORDER BY t") == [{"t": dt.time(0, 0, 1, 5)}, {"t": None}]
+        execution = backend.execute("SELECT count(*) AS n FROM t WHERE cast(t AS time) = ?",
+                                    [[dt.time(0, 0, 1, 5)]], LIMITS)
+        assert execution.reader.read_all().to_pylist() == [{"n": 1}]
+        execution.close()
+
+
 def test_s3_wrong_bucket_is_named(s3, s3_settings, s3_sales):
     wrong_bucket = s3_source("files", s3_settings, tables=[{"name": "t", "location": "s3://no-such-bucket/x/"}])
     with (
