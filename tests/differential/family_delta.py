@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from backends.base import SourceSpec
 from tests.differential.harness import Family
-from tests.differential.lake_data import read_parquet, reference, tpch_tables, zoo_cases, zoo_table
+from tests.differential.lake_data import lake_family, read_parquet, reference, tpch_tables, zoo_table
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +22,5 @@ def family_delta(tpch_dir, tmp_path_factory) -> Family:
     for name, table in tables.items():
         write_deltalake(str(root / name), table)
     views = {name: read_parquet(DeltaTable(str(root / name)).file_uris()) for name in tables}
-    return Family(
-        name="delta",
-        source=SourceSpec("delta", "delta", {"tables": [{"name": n, "location": str(root / n)} for n in tables]}),
-        dialect="duckdb",
-        native=reference(views),
-        schema="main",
-        zoo=zoo_cases("delta"),
-    )
+    options = {"tables": [{"name": n, "location": str(root / n)} for n in tables]}
+    return lake_family("delta", "delta", options, reference(views), "delta")

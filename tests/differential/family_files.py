@@ -9,9 +9,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from backends.base import SourceSpec
 from tests.differential.harness import Family
-from tests.differential.lake_data import read_parquet, reference, zoo_cases, zoo_table
+from tests.differential.lake_data import lake_family, read_parquet, reference, zoo_table
 from tests.support.tpch import TPCH_TABLES
 
 
@@ -22,11 +21,5 @@ def family_files(tpch_dir, tmp_path_factory) -> Family:
     locations = {name: str(tpch_dir / f"{name}.parquet") for name in TPCH_TABLES}
     locations["type_zoo"] = str(zoo_file)
     tables = [{"name": name, "location": location} for name, location in locations.items()]
-    return Family(
-        name="files",
-        source=SourceSpec("files", "files", {"tables": tables}),
-        dialect="duckdb",
-        native=reference({name: read_parquet([location]) for name, location in locations.items()}),
-        schema="main",
-        zoo=zoo_cases("parquet"),
-    )
+    native = reference({name: read_parquet([location]) for name, location in locations.items()})
+    return lake_family("files", "files", {"tables": tables}, native, "parquet")

@@ -10,9 +10,8 @@ from __future__ import annotations
 import pytest
 from hudi import HudiReadOptions, HudiTable
 
-from backends.base import SourceSpec
 from tests.differential.harness import Family
-from tests.differential.lake_data import read_parquet, reference, tpch_tables, zoo_cases, zoo_table
+from tests.differential.lake_data import lake_family, read_parquet, reference, tpch_tables, zoo_table
 from tests.lake.hudi_tables import CowTable
 
 INSTANT = "20261201000000000"
@@ -27,11 +26,5 @@ def family_hudi(tpch_dir, tmp_path_factory) -> Family:
         CowTable(root / name, name, data.column_names[0], None).commit(INSTANT, data)
         slices = HudiTable(str(root / name)).get_file_slices(HudiReadOptions())
         views[name] = read_parquet([str(root / name / s.base_file_relative_path()) for s in slices])
-    return Family(
-        name="hudi",
-        source=SourceSpec("hudi", "hudi", {"tables": [{"name": n, "location": str(root / n)} for n in tables]}),
-        dialect="duckdb",
-        native=reference(views),
-        schema="main",
-        zoo=zoo_cases("hudi"),
-    )
+    options = {"tables": [{"name": n, "location": str(root / n)} for n in tables]}
+    return lake_family("hudi", "hudi", options, reference(views), "hudi")

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import SourceSpec
 from tests.differential.harness import Family
-from tests.differential.lake_data import reference, tpch_tables, zoo_cases, zoo_table
+from tests.differential.lake_data import lake_family, reference, tpch_tables, zoo_table
 
 
 def _extension(name: str) -> str:
@@ -45,11 +44,4 @@ def family_iceberg(tpch_dir, tmp_path_factory) -> Family:
         "catalog": {"type": "sql", "name": "differential", "properties": properties},
         "tables": [{"name": name, "identifier": f"tpch.{name}"} for name in tables],
     }
-    return Family(
-        name="iceberg",
-        source=SourceSpec("iceberg", "iceberg", options),
-        dialect="duckdb",
-        native=reference(views, setup),
-        schema="main",
-        zoo=zoo_cases("iceberg"),
-    )
+    return lake_family("iceberg", "iceberg", options, reference(views, setup), "iceberg")

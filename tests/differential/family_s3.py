@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from backends.base import SourceSpec
-from tests.differential.harness import Family
-from tests.differential.lake_data import read_parquet, reference, zoo_cases, zoo_table
-from tests.lake.emulators import S3_KEY_ID, S3_REGION, S3_SECRET, moto_s3
+from tests.differential.lake_data import lake_family, read_parquet, reference, zoo_table
+from tests.lake.emulators import S3_KEY_ID, S3_REGION, S3_SECRET, moto_s3, s3_client
 from tests.support.tpch import TPCH_TABLES
 
 BUCKET = "differential"
@@ -39,13 +36,7 @@ def family_s3(tpch_dir, tmp_path_factory):
     files = {name: tpch_dir / f"{name}.parquet" for name in TPCH_TABLES}
     files["type_zoo"] = zoo_file
     with moto_s3() as emulator:
-        client = boto3.client(
-            "s3",
-            endpoint_url=emulator.endpoint,
-            aws_access_key_id=S3_KEY_ID,
-            aws_secret_access_key=S3_SECRET,
-            region_name=S3_REGION,
-        )
+        client = s3_client(emulator)
         client.create_bucket(Bucket=BUCKET)
         # One directory per table, as a user lays tables out on a bucket (single PUTs: moto and multipart).
         for name, path in files.items():
@@ -59,11 +50,5 @@ def family_s3(tpch_dir, tmp_path_factory):
             "tables": [{"name": name, "location": f"s3://{BUCKET}/tpch/{name}/"} for name in files],
         }
         views = {name: read_parquet([f"s3://{BUCKET}/tpch/{name}/{path.name}"]) for name, path in files.items()}
-        yield Family(
-            name="s3",
-            source=SourceSpec("s3", "files", options, {"s3_secret_access_key": S3_SECRET}),
-            dialect="duckdb",
-            native=reference(views, _httpfs_setup(emulator.port)),
-            schema="main",
-            zoo=zoo_cases("parquet"),
-        )
+        native = reference(views, _httpfs_setup(emulator.port))
+        yield lake_family("s3", "files", options, native, "parquet", {"s3_secret_access_key": S3_SECRET})

@@ -19,7 +19,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.differential.harness import TypeCase
+from backends.base import SourceSpec
+from tests.differential.harness import Family, TypeCase
 from tests.support.tpch import TPCH_TABLES
 
 _KOLKATA = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -211,6 +212,20 @@ def reference(views: dict[str, str], setup: tuple[str, ...] = ()):
         return con.cursor().execute(sql, list(parameters or [])).to_arrow_table()
 
     return native
+
+
+def lake_family(
+    name: str, kind: str, options: dict, native, fmt: str, secrets: dict | None = None
+) -> Family:
+    """A file or lake family: its source (tables in schema ``main``), DuckDB's dialect and ``fmt``'s zoo."""
+    return Family(
+        name=name,
+        source=SourceSpec(name, kind, options, secrets or {}),
+        dialect="duckdb",
+        native=native,
+        schema="main",
+        zoo=zoo_cases(fmt),
+    )
 
 
 def read_parquet(paths: list[str]) -> str:
