@@ -463,6 +463,8 @@ class ClickHouseBackend(Backend):
         }
         if query_id:
             settings["query_id"] = query_id
+        if limits.correlation_id:
+            settings["log_comment"] = f"nexus correlation_id={limits.correlation_id}"
         return settings
 
     def _command_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
