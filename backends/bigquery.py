@@ -267,6 +267,8 @@ class BigQueryExecution(Execution):
                             raise self._stopped()
                         batch = _conformed(batch, self._schema)
                         for offset in range(0, max(batch.num_rows, 1), self._limits.batch_rows):
+                            if self._cancelled:
+                                raise self._stopped()
                             yield batch.slice(offset, self._limits.batch_rows)
         except GatewayError as exc:
             if self._cancelled and not isinstance(exc, QueryCancelledError | QueryTimeoutError):

@@ -295,6 +295,8 @@ class ClickHouseExecution(Execution):
                     columns = [c if f is None else f(c) for c, f in zip(batch.columns, converters, strict=True)]
                     converted = pa.RecordBatch.from_arrays(columns, schema=schema)
                     for offset in range(0, max(converted.num_rows, 1), self._limits.batch_rows):
+                        if self._cancelled:
+                            raise self._stopped_error()
                         yield converted.slice(offset, self._limits.batch_rows)
             healthy = True
         except STATEMENT_ERRORS:
@@ -541,6 +543,18 @@ class ClickHouseBackend(Backend):
         """The schema ClickHouse streams for the statement (its refusal, for a write, is raised here)."""
         sql, parameters = bind_placeholders(statement, row)
         settings = self.query_settings(limits, str(uuid.uuid4()))
+        if not _looks_like_query(sql):
+            # Sent as it is (no FORMAT clause appended), so ClickHouse judges the statement itself: read-only
+            # settings refuse writes and DDL; whatever else passes returns no rows and is not a query.
+            try:
+                with self._pool.connection() as client, self.map_errors():
+                    client.command(sql, parameters=parameters, settings=settings)
+                said = ""
+            except InvalidQueryError as exc:
+                said = f" ({exc.message})"
+            raise ReadOnlyViolationError(
+                f"[clickhouse] only queries are sent to the source through the gateway{said}", source=self.name
+            )
         with self._pool.connection() as client, self.map_errors():
             response = client.raw_stream(f"{sql}", parameters, settings, fmt="ArrowStream")
             body = _FullReads(response)
@@ -629,6 +643,12 @@ def plain_extension_array(array: pa.Array) -> pa.Array:
 
 
 _TRAILING = re.compile(r"[\s;]+$")
+_LEADING = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/|\()*", re.S)
+_QUERY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "VALUES", "TABLE", "FROM")
+
+
+def _looks_like_query(sql: str) -> bool:
+    return _LEADING.sub("", sql).upper().startswith(_QUERY_WORDS)
 
 
 def _strip(sql: str) -> str:

@@ -164,6 +164,8 @@ def test_memory_limit_is_the_servers_and_named(backend):
 
 def test_bad_sql_and_unknown_names_are_invalid_queries(backend):
     with pytest.raises(InvalidQueryError, match="Syntax error"):
+        run(backend, "SELECT 1 +")
+    with pytest.raises(ReadOnlyViolationError, match="only queries"):
         run(backend, "SELEC 1")
     with pytest.raises(InvalidQueryError, match="nexus_nope"):
         run(backend, "SELECT * FROM tpch.nexus_nope")
