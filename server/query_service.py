@@ -212,7 +212,8 @@ class QueryService:
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(ticket.query.source)
                 timings["connect"] = _ms(started)
-                execution = backend.execute(ticket.query.sql, ticket.parameters, self.limits)
+                limits = dataclasses.replace(self.limits, correlation_id=ticket.correlation_id)
+                execution = backend.execute(ticket.query.sql, ticket.parameters, limits)
                 running = _Running(execution)
                 with self._lock:  # registered before the engine blocks, so cancel can reach it
                     self._running.setdefault(ticket.handle, []).append(running)
