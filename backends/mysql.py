@@ -21,10 +21,11 @@ Cancel and timeouts reach the server: ``KILL QUERY <connection id>`` from a seco
 (also while the server computes the first row), and the session's ``max_statement_time`` (MariaDB) or
 ``max_execution_time`` (MySQL, SELECT only) bounds it on the server as well.
 
-Result schemas are known before a query runs: the statement is probed as ``SELECT * FROM (<query>) LIMIT 0``,
-which the server answers from its plan without reading rows. Statements that cannot be wrapped (SHOW, DESCRIBE,
-results that repeat a column name) are probed as themselves with ``sql_select_limit = 0`` instead, which runs
-only those that set their own LIMIT. Types: ``backends/mysql_arrow.py``.
+Result schemas are known before a query runs: the statement is probed with ``sql_select_limit = 0``, or, when
+it sets its own LIMIT or is a UNION, as ``SELECT * FROM (<query>) LIMIT 0``; the server answers both from its
+plan without reading rows. Subqueries without a table (``SELECT (SELECT f())``, a CTE of constants) are evaluated
+while planning, so a probe is bounded by the source's ``statement_timeout_seconds`` like any statement.
+Types: ``backends/mysql_arrow.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from typing import Any
 
 import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
+import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot import exp
 
 from backends.adbc_common import ConnectionPool, scrub
 from backends.base import (
@@ -160,6 +163,20 @@ def _probe(sql: str) -> str:
     return f"SELECT * FROM (\n{sql}\n) AS nexus_schema_probe LIMIT 0"
 
 
+def _wrap_to_probe(statement: str) -> bool:
+    """True when the statement has its own LIMIT or is a set operation, which ``sql_select_limit`` does not stop.
+
+    The server answers ``sql_select_limit = 0`` without reading rows, except for these; a derived table with
+    ``LIMIT 0`` stops them, but is evaluated at once when it has no table (``SELECT f()``): each probe is used
+    where it reads nothing.
+    """
+    try:
+        tree = sqlglot.parse_one(statement, read="mysql")
+    except sqlglot.errors.SqlglotError:
+        return False
+    return isinstance(tree, exp.SetOperation) or (isinstance(tree, exp.Query) and tree.args.get("limit") is not None)
+
+
 def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
@@ -238,7 +255,8 @@ class MySQLExecution(Execution):
 
     def _run_once(self, row: Sequence[Any]) -> Iterator[pa.RecordBatch]:
         connection = self._connection
-        with self._backend.read_only_transaction(connection, self._limits.timeout_seconds):
+        timeout = min(self._limits.timeout_seconds, self._backend.config.statement_timeout_seconds)
+        with self._backend.read_only_transaction(connection, timeout):
             cursor = connection.cursor(binary=True, buffered=False)
             drained = False
             with self._lock:
@@ -493,11 +511,12 @@ class MySQLBackend(Backend):
         nulls = (None,) * parameter_count
         with self._pool.connection() as connection, self._errors():
             with self.read_only_transaction(connection, self.config.statement_timeout_seconds):
-                try:
-                    return self._probe_columns(connection, _probe(statement), nulls, nullability)
-                except mariadb.Error as exc:
-                    if getattr(exc, "errno", None) not in _UNWRAPPABLE:
-                        raise
+                if _wrap_to_probe(statement):
+                    try:
+                        return self._probe_columns(connection, _probe(statement), nulls, nullability)
+                    except mariadb.Error as exc:
+                        if getattr(exc, "errno", None) not in _UNWRAPPABLE:
+                            raise
                 with connection.cursor() as cursor:
                     cursor.execute("SET SESSION sql_select_limit = 0")
                 try:

@@ -478,3 +478,19 @@ def test_parallel_queries_share_the_pool(backend):
     for t in threads:
         t.join(30)
     assert len(results) == 6 and len(set(results)) == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        SLOW,
+        f"{SLOW} LIMIT 1",
+        f"{SLOW} UNION ALL SELECT 1",
+        "SELECT sleep(3) AS s",
+        "SELECT sleep(3) AS s UNION SELECT 1",
+    ],
+)
+def test_planning_does_not_run_the_query(backend, sql):
+    started = time.monotonic()
+    assert backend.get_schema(sql).names in (["n"], ["s"])
+    assert time.monotonic() - started < 1.5
