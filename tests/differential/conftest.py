@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 
+from tests.backends.conftest import mysql_tpch  # noqa: F401 - fixture: TPC-H loaded into MariaDB once per run
+from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
+from tests.differential.family_mariadb import family_mariadb  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb",)
+FAMILY_FIXTURES = ("family_duckdb", "family_mariadb")
 
 
 def pytest_addoption(parser) -> None:
