@@ -115,6 +115,7 @@ _AUTHENTICATION = {1045, 1251, 1698}
 _FORBIDDEN = {1044, 1095, 1142, 1143, 1227, 1370}
 _READ_ONLY = {1290, 1792, 1836}
 _NOT_FOUND = {1049, 1146}
+_DENIED_COMMAND = re.compile(r"^(\w+(?: \w+)?) command denied", re.IGNORECASE)
 _INTERRUPTED = 1317
 _STATEMENT_TIMEOUT = {1969, 3024}
 
@@ -134,6 +135,10 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     if errno in _READ_ONLY:
         return ReadOnlyViolationError(message, **details)
     if errno in _FORBIDDEN:
+        denied = _DENIED_COMMAND.match(text)
+        if denied and denied.group(1).upper() not in ("SELECT", "SHOW VIEW"):
+            # A write the login may not make: the read-only refusal it is.
+            return ReadOnlyViolationError(f"{message} (the source's login may only read)", **details)
         return ForbiddenError(f"{message} (the source's login may only read)", **details)
     if errno in _NOT_FOUND:
         return NotFoundError(message, **details)
@@ -234,6 +239,8 @@ class MySQLExecution(Execution):
         self._sql = sql
         self._rows: list[Sequence[Any]] = [tuple(r) for r in parameter_rows] if parameter_rows else [()]
         self._limits = limits
+        #: The server enforces the source's statement timeout too: the shorter one ends the statement.
+        self._timeout = min(limits.timeout_seconds, backend.config.statement_timeout_seconds)
         self._schema = schema
         self._lock = threading.Lock()
         self._connection: Any = None
@@ -243,7 +250,7 @@ class MySQLExecution(Execution):
         self._cancelled = False
         self._timed_out = False
         on_deadline = weakref.WeakMethod(self._on_deadline)
-        self._deadline = WATCHDOG.schedule(limits.timeout_seconds, lambda: (m := on_deadline()) and m())
+        self._deadline = WATCHDOG.schedule(self._timeout, lambda: (m := on_deadline()) and m())
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -274,8 +281,7 @@ class MySQLExecution(Execution):
 
     def _run_once(self, row: Sequence[Any]) -> Iterator[pa.RecordBatch]:
         connection = self._connection
-        timeout = min(self._limits.timeout_seconds, self._backend.config.statement_timeout_seconds)
-        with self._backend.read_only_transaction(connection, timeout):
+        with self._backend.read_only_transaction(connection, self._timeout):
             cursor = connection.cursor(binary=True, buffered=False)
             drained = False
             with self._lock:
@@ -313,7 +319,7 @@ class MySQLExecution(Execution):
         """The error of a stream we stopped (deadline, then cancel), else the engine's own."""
         if self._timed_out:
             return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was stopped",
+                f"the query ran longer than its timeout of {self._timeout:g} s and was stopped",
                 source=self._backend.name,
             )
         if self._cancelled:
