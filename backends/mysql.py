@@ -35,7 +35,9 @@ import gc
 import logging
 import re
 import threading
+import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -186,6 +188,10 @@ def _wrap_to_probe(statement: str) -> bool:
 def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
+
+#: How long a described schema is reused (planning and running one statement), and how many are kept.
+_DESCRIBED_SECONDS = 2.0
+_DESCRIBED_KEPT = 256
 
 #: Errors of the wrapped probe after which the statement is probed as itself: a syntax error (SHOW, DESCRIBE …)
 #: or a repeated column name, which a derived table does not allow.
@@ -388,6 +394,8 @@ class MySQLBackend(Backend):
             raise ConfigError(f"invalid options for MySQL source: {exc}", source=spec.name) from exc
         self._secrets = [v for v in spec.secrets.values() if v]
         self._mariadb: bool | None = None
+        self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
+        self._described_lock = threading.Lock()
         c = self.config
         self._pool = ConnectionPool(
             spec.name,
@@ -478,12 +486,14 @@ class MySQLBackend(Backend):
         if excess:
             raise ConfigError(refusal(login, self.config.database, excess), source=self.name)
 
-    @staticmethod
-    def _set_up(connection: Any) -> None:
+    def _set_up(self, connection: Any) -> None:
         """Make a session read-only and UTC (TIMESTAMP values then arrive as UTC)."""
         with connection.cursor() as cursor:
-            cursor.execute("SET SESSION TRANSACTION READ ONLY")
-            cursor.execute("SET time_zone = '+00:00'")
+            if self._mariadb:
+                cursor.execute("SET time_zone = '+00:00', SESSION tx_read_only = 1")
+            else:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                cursor.execute("SET time_zone = '+00:00'")
 
     def _reset(self, connection: Any) -> None:
         """Undo what the last statement left in the session (``COM_RESET_CONNECTION``), then set it up again."""
@@ -491,19 +501,24 @@ class MySQLBackend(Backend):
         self._set_up(connection)
 
     @contextlib.contextmanager
-    def read_only_transaction(self, connection: Any, timeout_seconds: float) -> Iterator[None]:
-        """Run a block in ``START TRANSACTION READ ONLY`` with the statement timeout set on the server."""
+    def read_only_transaction(
+        self, connection: Any, timeout_seconds: float, *, select_limit_zero: bool = False
+    ) -> Iterator[None]:
+        """Run a block in ``START TRANSACTION READ ONLY`` with the statement timeout set on the server.
+
+        Nothing ends the transaction here: the connection's reset, when it goes back to the pool, rolls it back
+        along with every session variable set for the block (one round trip instead of two).
+        """
+        if self._mariadb:
+            settings = [f"max_statement_time = {float(timeout_seconds):.3f}"]
+        else:
+            settings = [f"max_execution_time = {max(1, int(timeout_seconds * 1000))}"]
+        if select_limit_zero:
+            settings.append("sql_select_limit = 0")
         with connection.cursor() as cursor:
-            if self._mariadb:
-                cursor.execute(f"SET SESSION max_statement_time = {float(timeout_seconds):.3f}")
-            else:
-                cursor.execute(f"SET SESSION max_execution_time = {max(1, int(timeout_seconds * 1000))}")
+            cursor.execute("SET " + ", ".join(f"SESSION {s}" for s in settings))
             cursor.execute("START TRANSACTION READ ONLY")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(mariadb.Error), connection.cursor() as cursor:
-                cursor.execute("ROLLBACK")
+        yield
 
     def kill_query(self, connection: Any) -> None:
         """Stop the statement ``connection`` runs, from a connection of its own (a login may kill its own)."""
@@ -533,24 +548,38 @@ class MySQLBackend(Backend):
     # -- queries ---------------------------------------------------------------------------------------------
 
     def _describe(self, sql: str, parameter_count: int, *, nullability: bool = False) -> pa.Schema:
-        """The result schema of ``sql``, from the server's metadata of a probe that reads no rows."""
-        statement = _statement(sql)
-        nulls = (None,) * parameter_count
+        """The result schema of ``sql``, from the server's metadata of a probe that reads no rows.
+
+        A statement is described when it is planned and again when it runs: the answer is kept for a moment.
+        """
+        key = (sql, parameter_count, nullability)
+        now = time.monotonic()
+        with self._described_lock:
+            found = self._described.get(key)
+            if found is not None and now - found[0] < _DESCRIBED_SECONDS:
+                return found[1]
+        schema = self._probe_schema(_statement(sql), (None,) * parameter_count, nullability)
+        with self._described_lock:
+            self._described[key] = (now, schema)
+            self._described.move_to_end(key)
+            while len(self._described) > _DESCRIBED_KEPT:
+                self._described.popitem(last=False)
+        return schema
+
+    def _probe_schema(self, statement: str, nulls: tuple, nullability: bool) -> pa.Schema:
+        wrap = _wrap_to_probe(statement)
+        timeout = self.config.statement_timeout_seconds
         with self._pool.connection() as connection, self._errors():
-            with self.read_only_transaction(connection, self.config.statement_timeout_seconds):
-                if _wrap_to_probe(statement):
+            with self.read_only_transaction(connection, timeout, select_limit_zero=not wrap):
+                if wrap:
                     try:
                         return self._probe_columns(connection, _probe(statement), nulls, nullability)
                     except mariadb.Error as exc:
                         if getattr(exc, "errno", None) not in _UNWRAPPABLE:
                             raise
-                with connection.cursor() as cursor:
-                    cursor.execute("SET SESSION sql_select_limit = 0")
-                try:
-                    return self._probe_columns(connection, statement, nulls, nullability)
-                finally:
                     with connection.cursor() as cursor:
-                        cursor.execute("SET SESSION sql_select_limit = DEFAULT")
+                        cursor.execute("SET SESSION sql_select_limit = 0")  # undone by the connection's reset
+                return self._probe_columns(connection, statement, nulls, nullability)
 
     @staticmethod
     def _probe_columns(connection: Any, statement: str, parameters: tuple, nullability: bool) -> pa.Schema:

@@ -26,7 +26,7 @@ from tests.support.mysql_reader import reader_spec
 from tests.validator.mysql_attacks import MYSQL_ATTACKS, MySQLAttack
 
 DB = f"nexus_attack_{uuid.uuid4().hex[:8]}"
-TIMEOUT = 2.0
+TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
