@@ -6,7 +6,7 @@ options into ``ConfigError``, keeps the secret values to scrub from messages, po
 under the error mapping and streams results through ``AdbcExecution``.
 
 This lives apart from ``adbc_common`` because it needs ``adbc_driver_manager``, which the MySQL backend (a user
-of ``adbc_common.scrub``) does not install.
+of ``adbc_common``'s pool and ``scrub``) does not install.
 """
 
 from __future__ import annotations

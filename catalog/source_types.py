@@ -147,9 +147,9 @@ _MYSQL = (
     _f("ssl_mode", "choice", choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
     _f("ssl_ca", "path"),
     _f("pool_idle_timeout_seconds", "float", minimum=1, maximum=86_400),
-    _f("memory_limit"),
-    _f("threads", "int", minimum=1, maximum=1024),
+    _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
     _f("charset", "charset"),
+    _f("allow_privileged_login", "bool"),
 )
 _ORACLE = (*_NETWORK, _f("service_name"), _f("sid"), _f("charset", "charset"))
 _HTTP_PROTOCOL = _f("protocol", "choice", choices=("http", "https"))

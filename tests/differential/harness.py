@@ -64,6 +64,8 @@ class Family:
     repeat_blob: str = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
+    #: The engine's own spelling (DuckDB's dialect, unqualified) of queries whose shared text uses syntax it lacks.
+    spelled: dict[str, str] = field(default_factory=dict)
 
     @property
     def catalog(self) -> str:
