@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 
+from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
+from tests.differential.family_postgres import family_postgres  # noqa: F401 - fixture
+from tests.differential.family_sqlite import family_sqlite  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb",)
+FAMILY_FIXTURES = ("family_duckdb", "family_postgres", "family_sqlite")
 
 
 def pytest_addoption(parser) -> None:

@@ -22,11 +22,26 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.optimizer.simplify import simplify
 
 from backends.base import SourceSpec
 
 #: The engine's own answer to (sql, parameters): a pyarrow.Table where its client speaks Arrow, else rows.
-NativeRunner = Callable[[str, Sequence[Any] | None], "pa.Table | list[tuple]"]
+NativeRunner = Callable[[str, Sequence[Any] | None], "pa.Table | NativeRows | list[tuple]"]
+
+
+@dataclass(frozen=True)
+class NativeRows:
+    """The answer of an engine client that returns Python rows (psycopg, sqlite3), with the names it reported."""
+
+    column_names: list[str]
+    rows: list[tuple]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,12 @@ class Family:
     repeat_text: str = "repeat('x', {n})"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
+    #: Fold constant expressions (``date '1998-12-01' - interval '90' day``) before rendering, for dialects
+    #: without interval arithmetic (SQLite): both sides get the same folded SQL.
+    fold_constants: bool = False
+    #: Rewrites a query (parsed in DuckDB's dialect) the way a user of this engine writes it, where sqlglot cannot
+    #: (SQLite has no EXTRACT): both sides get the rewritten SQL.
+    rewrite: Callable[[exp.Expression], exp.Expression] | None = None
 
     @property
     def catalog(self) -> str:
@@ -78,6 +99,13 @@ class Family:
 
     def _qualified(self, sql: str, catalog: str | None) -> str:
         tree = sqlglot.parse_one(sql, read="duckdb")
+        if self.fold_constants:
+            tree = simplify(tree, dialect="duckdb")
+        if self.rewrite is not None:
+            tree = self.rewrite(tree)
+        # Clients of the gateway write ``?`` in every dialect (sqlglot would render psycopg's ``%s`` for postgres).
+        for placeholder in list(tree.find_all(exp.Placeholder)):
+            placeholder.replace(exp.var("?"))
         if self.schema or catalog:
             tree = qualify_tables(tree, db=self.schema, catalog=catalog)
             if catalog and not self.schema:
@@ -107,7 +135,8 @@ def tagged(value: Any) -> tuple:
     if isinstance(value, Decimal):
         return ("decimal", value)
     if isinstance(value, dt.datetime):
-        return ("timestamptz" if value.tzinfo else "timestamp", value)
+        # An instant is the same answer in any zone: compare (and sort) it in UTC.
+        return ("timestamptz", value.astimezone(dt.UTC)) if value.tzinfo else ("timestamp", value)
     if isinstance(value, dt.date):
         return ("date", value)
     if isinstance(value, dt.time):
@@ -141,18 +170,27 @@ def _same(a: tuple, b: tuple) -> bool:
     return a == b
 
 
-def _rows(answer: pa.Table | list[tuple]) -> list[tuple]:
+def _rows(answer: pa.Table | NativeRows | list[tuple]) -> list[tuple]:
     if isinstance(answer, pa.Table):
         return [tuple(tagged(v) for v in row.values()) for row in answer.to_pylist()]
     return [tuple(tagged(v) for v in row) for row in answer]
 
 
 def _sort_key(row: tuple) -> str:
-    # Floats are rounded for ordering only, so that rows differing in the last bits still line up.
-    return repr(tuple((c[0], round(c[1], 6)) if c[0] == "float" and c[1] != "nan" else c for c in row))
+    # Floats are rounded for ordering only, so that rows differing in the last bits still line up; decimals are
+    # normalized, so that 1.50 (a scale-2 column) and 1.5000 (PostgreSQL's own scale for that row) line up.
+    return repr(tuple(_orderable(c) for c in row))
 
 
-def assert_same_answer(got: pa.Table, expected: pa.Table | list[tuple], ordered: bool) -> None:
+def _orderable(c: tuple) -> tuple:
+    if c[0] == "float" and c[1] != "nan" and not math.isinf(c[1]):
+        return (c[0], round(c[1], 6))
+    if c[0] == "decimal" and c[1].is_finite():
+        return (c[0], c[1].normalize())
+    return c
+
+
+def assert_same_answer(got: pa.Table, expected: pa.Table | NativeRows | list[tuple], ordered: bool) -> None:
     """The gateway's answer ``got`` has the rows and values of the engine's own answer ``expected``.
 
     With ``ordered``, the gateway must keep the engine's order — except among rows the ORDER BY ties, which either

@@ -48,6 +48,10 @@ EVERYDAY = {
     "and o_orderkey < 10 where c_custkey < 20 order by c_custkey, o_orderkey",
     "empty_result": "select n_name from nation where n_name = 'ATLANTIS'",
     "unnamed_aggregates": "select count(*), sum(n_nationkey) from nation",
+    # 120k rows of NULLs and integers before the first text and decimal: values that arrive after the first batch.
+    "null_first_batches": "select l_orderkey, r_regionkey, case when r_regionkey = 2 then l_comment end as late_text, "
+    "case when r_regionkey < 2 then l_linenumber else l_discount end as late_number from lineitem, region "
+    "where r_regionkey < 3 order by r_regionkey, l_orderkey, l_linenumber",
 }
 
 #: ``?`` parameters of each Python type a client binds, compared with the engine binding the same value itself.
