@@ -201,7 +201,10 @@ def _close_quietly(connection: Any) -> None:
 
 # -- Arrow types ---------------------------------------------------------------------------------------------
 
-FieldRule = Callable[[pa.Field], "tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None"]
+#: The Arrow type clients get for a driver column, and how each of its arrays is converted into it.
+ColumnRule = tuple[pa.DataType, Callable[[pa.Array], pa.Array]]
+#: A backend's rule for a driver field (None: no opinion, the generic clean-up applies).
+FieldRule = Callable[[pa.Field], "ColumnRule | None"]
 
 
 def _uuid_to_text(array: pa.Array) -> pa.Array:
@@ -266,14 +269,18 @@ class TypePlan:
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
 
-def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
-    """Plan the conversion of ``schema``: the backend's ``rule`` first, then generic extension unwrapping.
+def type_plan(
+    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
+) -> TypePlan:
+    """Plan the conversion of ``schema``: the query's own rules first, then the backend's, then generic ones.
 
-    Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
+    ``columns`` are the query's rules by position, ``rule`` the backend's for any field; extension types no rule
+    claims are unwrapped. Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
     """
     fields, converters = [], []
-    for f in schema:
-        found = (rule(f) if rule else None) or _plain_extension(f.type)
+    for index, f in enumerate(schema):
+        column = columns[index] if index < len(columns) else None
+        found = (column(f) if column else None) or (rule(f) if rule else None) or _plain_extension(f.type)
         if found is None:
             fields.append(pa.field(f.name, f.type, f.nullable))
             converters.append(None)
@@ -284,9 +291,11 @@ def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
     return TypePlan(pa.schema(fields), tuple(converters))
 
 
-def plain_schema(schema: pa.Schema, rule: FieldRule | None = None) -> pa.Schema:
+def plain_schema(
+    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
+) -> pa.Schema:
     """Return the schema clients see for a driver schema."""
-    return type_plan(schema, rule).schema
+    return type_plan(schema, rule, columns).schema
 
 
 # -- streaming execution -------------------------------------------------------------------------------------
@@ -316,12 +325,14 @@ class AdbcExecution(Execution):
         timeout_seconds: float,
         described: pa.Schema | None,
         batch_rows: int = 65_536,
+        columns: Sequence[FieldRule | None] = (),
     ) -> None:
         self._source = source
         self._pool = pool
         self._run = run
         self._rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
         self._rule = rule
+        self._columns = columns
         self._map_errors = map_errors
         self._timeout = timeout_seconds
         self._batch_rows = batch_rows
@@ -340,7 +351,7 @@ class AdbcExecution(Execution):
                 # The engine cannot describe without running: start now and take the stream's schema.
                 first = self._start(self._rows[0])
                 described = first.schema
-            self._plan = type_plan(described, rule)
+            self._plan = type_plan(described, rule, columns)
         except BaseException as exc:
             self._finish(isinstance(exc, _STATEMENT_ERRORS))
             raise
@@ -366,7 +377,7 @@ class AdbcExecution(Execution):
         try:
             for index, row in enumerate(self._rows):
                 reader = first if index == 0 and first is not None else self._start(row)
-                plan = type_plan(reader.schema, self._rule)
+                plan = type_plan(reader.schema, self._rule, self._columns)
                 # Each parameter row may stream slightly different types: cast to what was announced.
                 drifted = not plan.schema.equals(self._plan.schema)
                 while True:

@@ -155,6 +155,19 @@ class Backend(abc.ABC):
         """Return one nullable, concrete Arrow field per ``?`` placeholder (JDBC binds into these types)."""
         return parameter_schema([pa.utf8()] * parameter_count)
 
+    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+        """Return the result schema once ``parameters`` are bound, where it can differ from ``get_schema``'s.
+
+        Engines whose result types follow the bound values answer here (SQLite types values, not columns; a
+        PostgreSQL placeholder takes its value's type); None keeps the schema found when the statement was
+        prepared.
+
+        Raises:
+            InvalidQueryError: the SQL or the parameters do not bind.
+
+        """
+        return None
+
     @abc.abstractmethod
     def execute(
         self,

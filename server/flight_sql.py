@@ -154,9 +154,12 @@ class FlightSqlServer(flight.FlightServerBase):
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
                 )
             session = self._session(context)
-            ticket = self._new_ticket(context, session, statement.query, statement.dataset_schema,
-                                      statement.parameters, statement.plan_timings)
-            return statement.dataset_schema, ticket
+            # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
+            bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
+            schema = bound or statement.dataset_schema
+            ticket = self._new_ticket(context, session, statement.query, schema, statement.parameters,
+                                      statement.plan_timings)
+            return schema, ticket
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):

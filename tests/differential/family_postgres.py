@@ -100,7 +100,7 @@ _ZOO = (
     (TypeCase("dbl_inf", "double precision", pa.float64(), float("inf"), note="infinity"), "Infinity"),
     (TypeCase("dbl_ninf", "double precision", pa.float64(), float("-inf"), note="-infinity"), "-Infinity"),
     (
-        TypeCase("m", "money", pa.decimal128(18, 2), "12345.67", note="exact, with lc_monetary's two decimals"),
+        TypeCase("m", "money", pa.decimal128(19, 2), "12345.67", note="exact, with lc_monetary's two decimals"),
         "12345.67",
     ),
     (TypeCase("d", "date", pa.date32(), dt.date(2024, 2, 29)), "2024-02-29"),
@@ -157,7 +157,7 @@ _ZOO = (
     (TypeCase("bits", "bit(4)", pa.string(), "1010", note="PostgreSQL's text form"), "1010"),
     (TypeCase("x", "xml", pa.string(), note="the XML text"), "<a>é</a>"),
     (TypeCase("rng", "int4range", pa.string(), "[1,5)", note="PostgreSQL's text form"), "[1,5)"),
-    (TypeCase("pr", "pair", pa.string(), "(1,x)", note="a composite type: PostgreSQL's text form"), "(1,x)"),
+    (TypeCase("pr", "pair", pa.string(), note="a composite type: PostgreSQL's text form"), "(1,x)"),
 )
 _ARRAYS = (
     (TypeCase("ia", "integer[]", pa.list_(pa.int32())), "{1,2,NULL}"),
