@@ -129,11 +129,13 @@ class AdbcBackend(Backend):
         described: pa.Schema | None = None,
         statement_options: Mapping[str, str] | None = None,
         columns: Sequence[FieldRule | None] = (),
+        skip_rows: int = 0,
     ) -> Execution:
         """Stream ``statement`` once per parameter row from a pooled connection, under ``limits``.
 
         ``described`` is the result schema when it is known before running; ``statement_options`` are set on
-        each ADBC statement before it runs; ``columns`` are this query's own type rules, by position.
+        each ADBC statement before it runs; ``columns`` are this query's own type rules, by position;
+        ``skip_rows`` leading rows of each result are the backend's own and are dropped.
         """
 
         def run(cursor: Any, row: Sequence[Any] | None) -> pa.RecordBatchReader:
@@ -153,6 +155,7 @@ class AdbcBackend(Backend):
             batch_rows=limits.batch_rows,
             described=described,
             columns=columns,
+            skip_rows=skip_rows,
         )
 
     def ping(self) -> None:

@@ -310,7 +310,8 @@ class AdbcExecution(Execution):
     ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
     driver is still waiting for the first row); the deadline does the same and turns the error into
     ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
-    the query was cancelled, failed mid-stream or was abandoned half-read.
+    the query was cancelled, failed mid-stream or was abandoned half-read. ``skip_rows`` leading rows of each
+    parameter row's stream are the backend's own and are dropped.
     """
 
     def __init__(
@@ -326,6 +327,7 @@ class AdbcExecution(Execution):
         described: pa.Schema | None,
         batch_rows: int = 65_536,
         columns: Sequence[FieldRule | None] = (),
+        skip_rows: int = 0,
     ) -> None:
         self._source = source
         self._pool = pool
@@ -333,6 +335,7 @@ class AdbcExecution(Execution):
         self._rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
         self._rule = rule
         self._columns = columns
+        self._skip_rows = skip_rows
         self._map_errors = map_errors
         self._timeout = timeout_seconds
         self._batch_rows = batch_rows
@@ -380,6 +383,7 @@ class AdbcExecution(Execution):
                 plan = type_plan(reader.schema, self._rule, self._columns)
                 # Each parameter row may stream slightly different types: cast to what was announced.
                 drifted = not plan.schema.equals(self._plan.schema)
+                skip = self._skip_rows
                 while True:
                     if self._cancelled:
                         # Drivers without a working cancel (SQLite) still stop at the next batch.
@@ -392,6 +396,9 @@ class AdbcExecution(Execution):
                         batch = plan.convert(batch)
                         if drifted:
                             batch = batch.cast(self._plan.schema)
+                    if skip:  # rows the backend put in front of each result (SQLite's type-fixing row)
+                        dropped = min(skip, batch.num_rows)
+                        batch, skip = batch.slice(dropped), skip - dropped
                     # Drivers size batches by bytes; clients want at most batch_rows per message.
                     for offset in range(0, max(batch.num_rows, 1), self._batch_rows):
                         yield batch.slice(offset, self._batch_rows)

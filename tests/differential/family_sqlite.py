@@ -110,13 +110,20 @@ _ZOO = (
 )
 
 
-def _plain(value):
-    """A parquet value as Python's sqlite3 takes it: decimals as floats, dates as ISO text."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
+#: Indexes a TPC-H user adds on SQLite (it has no hash joins): the keys the correlated subqueries look up.
+TPCH_INDEXES = ("CREATE INDEX lineitem_part_supp ON lineitem (l_partkey, l_suppkey)",)
+
+
+def _as_sqlite3_takes_it(data: pa.Table) -> pa.Table:
+    """Parquet columns as Python's sqlite3 takes them: decimals as floats, dates as ISO text."""
+    columns = []
+    for column in data.columns:
+        if pa.types.is_decimal(column.type):
+            column = column.cast(pa.float64())
+        elif pa.types.is_date(column.type) or pa.types.is_string_view(column.type):
+            column = column.cast(pa.string())
+        columns.append(column)
+    return pa.table(columns, names=data.column_names)
 
 
 def _load(path: Path, tpch_dir: Path) -> None:
@@ -124,14 +131,12 @@ def _load(path: Path, tpch_dir: Path) -> None:
     try:
         for table in TPCH_TABLES:
             con.execute(f"CREATE TABLE {table} ({TPCH_DDL[table]})")
-            data = pq.read_table(tpch_dir / f"{table}.parquet")
+            data = _as_sqlite3_takes_it(pq.read_table(tpch_dir / f"{table}.parquet"))
             marks = ", ".join("?" * data.num_columns)
-            for batch in data.to_batches(20_000):
-                columns = [column.to_pylist() for column in batch.columns]
-                con.executemany(
-                    f"INSERT INTO {table} VALUES ({marks})",
-                    [tuple(_plain(v) for v in row) for row in zip(*columns, strict=True)],
-                )
+            columns = [column.to_pylist() for column in data.columns]
+            con.executemany(f"INSERT INTO {table} VALUES ({marks})", zip(*columns, strict=True))
+        for index in TPCH_INDEXES:
+            con.execute(index)
         columns = ", ".join(f"{case.column} {case.engine_type}".strip() for case, _, _ in _ZOO)
         con.execute(f"CREATE TABLE type_zoo (id INTEGER PRIMARY KEY, {columns})")
         con.executemany("INSERT INTO type_zoo (id) VALUES (?)", [(0,), (2,), (4,)])
