@@ -24,7 +24,7 @@ from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
 
 from backends.base import SourceSpec
-from tests.differential.harness import Family, NativeRows, TypeCase
+from tests.differential.harness import Family, NativeColumn, NativeRows, TypeCase
 from tests.support.tpch import TPCH_TABLES
 
 DATABASE = "differential"
@@ -249,6 +249,14 @@ def family_postgres(postgres_server, tpch_dir) -> Family:
             names = [c.name for c in cur.description]
             return NativeRows(names, cur.fetchall())
 
+    def native_columns(table):
+        rows = conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            [f"public.{table}"],
+        ).fetchall()
+        return [NativeColumn(*row) for row in rows]
+
     yield Family(
         name="postgres",
         source=SourceSpec("pg", "postgres", postgres_server.options(DATABASE, username=READER)),
@@ -257,5 +265,6 @@ def family_postgres(postgres_server, tpch_dir) -> Family:
         schema="public",
         placeholder="%s",
         zoo=(*(case for case, _ in _ZOO), *(case for case, _ in _ARRAYS)),
+        native_columns=native_columns,
     )
     conn.close()

@@ -21,7 +21,7 @@ import pytest
 from sqlglot import exp
 
 from backends.base import SourceSpec
-from tests.differential.harness import Family, NativeRows, TypeCase
+from tests.differential.harness import Family, NativeColumn, NativeRows, TypeCase
 from tests.support.tpch import TPCH_TABLES
 
 #: The TPC-H schema as a user writes it for SQLite: the specification's types, which SQLite reads as affinities.
@@ -212,6 +212,15 @@ def family_sqlite(tpch_dir, tmp_path_factory) -> Family:
     def text_of(value) -> str:
         return conn.execute("SELECT CAST(? AS TEXT)", (value,)).fetchone()[0]
 
+    def native_columns(table):
+        rows = conn.execute('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,)).fetchall()
+        # An INTEGER PRIMARY KEY is the rowid, never NULL, though pragma_table_info does not say so.
+        rowid = [name for name, declared, _, pk in rows if pk == 1 and declared.upper() == "INTEGER"]
+        rowid = rowid if sum(1 for row in rows if row[3]) == 1 else []
+        return [
+            NativeColumn(name, declared or None, not (notnull or name in rowid)) for name, declared, notnull, _ in rows
+        ]
+
     def native(sql, parameters):
         bound = [_sqlite_parameter(v) for v in parameters] if parameters else []
         cur = conn.execute(sql, bound)
@@ -227,5 +236,6 @@ def family_sqlite(tpch_dir, tmp_path_factory) -> Family:
         repeat_text="replace(hex(zeroblob({n})), '00', 'x')",
         fold_constants=True,
         rewrite=_as_sqlite_writes_it,
+        native_columns=native_columns,
     )
     conn.close()

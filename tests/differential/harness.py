@@ -56,6 +56,16 @@ class TypeCase:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class NativeColumn:
+    """A table's column as the engine's own catalog describes it (information_schema, pg_attribute, pragma)."""
+
+    name: str
+    #: The database's own name of the column's type (``bigint``, ``numeric(15,2)``); None: it declares none.
+    type_name: str | None
+    nullable: bool
+
+
 @dataclass
 class Family:
     """A source the suite compares with its own engine."""
@@ -83,6 +93,8 @@ class Family:
     #: Rewrites a query (parsed in DuckDB's dialect) the way a user of this engine writes it, where sqlglot cannot
     #: (SQLite has no EXTRACT): both sides get the rewritten SQL.
     rewrite: Callable[[exp.Expression], exp.Expression] | None = None
+    #: The engine's own catalog entry of a table's columns, in order (None: not declared yet; metadata tests skip).
+    native_columns: Callable[[str], list[NativeColumn]] | None = None
 
     @property
     def catalog(self) -> str:
