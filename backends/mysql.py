@@ -48,7 +48,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
 from backends.adbc_common import scrub
-from backends.base import FK_RULE_CODES, Execution, ForeignKeyColumn, KeyColumn, QueryLimits, SourceSpec, TableInfo
+from backends.base import (
+    FK_RULE_CODES,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+    catalog_column,
+)
 from backends.duckdb import DuckDBBackend, _map_errors, _quote
 from backends.errors import (
     AuthenticationError,
@@ -185,6 +194,13 @@ class MySQLBackend(DuckDBBackend):
 
     kind = "mysql"
     dialect = "mysql"
+    #: MySQL's type names (information_schema's DATA_TYPE) and the XDBC data type of what clients get for them.
+    xdbc_type_names = {
+        "tinyint": -6, "smallint": 5, "mediumint": 4, "int": 4, "bigint": -5, "decimal": 3, "float": 7,
+        "double": 8, "bit": -7, "char": 1, "varchar": 12, "tinytext": 12, "text": 12, "mediumtext": 12,
+        "longtext": 12, "enum": 12, "set": 12, "json": 12, "binary": -3, "varbinary": -3, "blob": -3,
+        "date": 91, "time": 92, "datetime": 93, "timestamp": 93, "year": 5,
+    }  # fmt: skip
     # The SQL is transpiled and run by DuckDB: DuckDB's own dangerous functions must be refused as well.
     engine_dialects = ("duckdb",)
     read_only_guard = (
@@ -353,15 +369,18 @@ class MySQLBackend(DuckDBBackend):
         ]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the table's Arrow schema as a query of it returns."""
-        found = self._information(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        """Return the table's Arrow schema as a query of it returns, with the server's type names and NOT NULLs."""
+        columns = self._information(
+            "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? "
+            "AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             db_schema,
             table,
         )
-        if not found:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return DuckDBBackend.get_schema(self, f"SELECT * FROM {_CATALOG}.{_quote(db_schema)}.{_quote(table)}")
+        described = DuckDBBackend.get_schema(self, f"SELECT * FROM {_CATALOG}.{_quote(db_schema)}.{_quote(table)}")
+        pairs = zip(described, columns, strict=True)
+        return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """PRIMARY KEY columns in key order."""

@@ -67,6 +67,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -284,6 +285,7 @@ class PostgresBackend(AdbcBackend):
     config: PostgresConfig
     title = "PostgreSQL"
     field_rule = staticmethod(postgres_types.field_rule)
+    xdbc_type_names = postgres_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
@@ -453,15 +455,24 @@ class PostgresBackend(AdbcBackend):
         return [TableInfo(s, t, "VIEW" if kind in ("v", "m") else "TABLE") for s, t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the table's Arrow schema, from describing ``SELECT *`` (nothing is read)."""
-        exists = self._rows(
-            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = $1::text AND c.relname = $2::text",
+        """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""
+        columns = self._rows(
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
             (db_schema, table),
         )
-        if not exists:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        return pa.schema(
+            [
+                catalog_column(f, type_name, not not_null)
+                for f, (_, type_name, not_null) in zip(described, columns, strict=True)
+            ]
+        )
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary-key columns from pg_constraint, in key order."""

@@ -35,6 +35,15 @@ MONEY = pa.decimal128(19, 2)
 
 _CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
 
+#: PostgreSQL's type names (``format_type``'s spelling) and the XDBC data type of what clients get for them.
+XDBC_TYPE_NAMES = {
+    "smallint": 5, "integer": 4, "bigint": -5, "numeric": 3, "money": 3, "real": 7, "double precision": 8,
+    "boolean": -7, "character": 1, "character varying": 12, "text": 12, "name": 12, "bytea": -3, "date": 91,
+    "time without time zone": 92, "timestamp without time zone": 93, "timestamp with time zone": 93,
+    "interval": 10, "time with time zone": 12, "uuid": 12, "json": 12, "jsonb": 12, "inet": 12, "cidr": 12,
+    "macaddr": 12, "bit": 12, "bit varying": 12, "xml": 12,
+}  # fmt: skip
+
 
 def _pg_type(f: pa.Field) -> bytes | None:
     meta = f.metadata or {}

@@ -40,6 +40,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -92,6 +93,7 @@ class SQLiteBackend(AdbcBackend):
     config_model = SQLiteConfig
     config: SQLiteConfig
     title = "SQLite"
+    xdbc_type_names = sqlite_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
@@ -310,9 +312,25 @@ class SQLiteBackend(AdbcBackend):
             raise NotFoundError(f"table {_SCHEMA}.{table} not found", source=self.name)
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the Arrow schema a ``SELECT *`` of the table returns."""
+        """The columns as declared (``pragma_table_info``), typed by their declared types: no row is read.
+
+        A query of the table returns these types while its values fit them (``sqlite_types``). An INTEGER
+        PRIMARY KEY is the rowid, which is never NULL.
+        """
         self._require_table(table)
-        return self.get_schema(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"')
+        columns = self._rows('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,))
+        rowid = [name for name, declared, _, pk in columns if pk == 1 and declared.upper() == "INTEGER"]
+        rowid = rowid if sum(1 for column in columns if column[3]) == 1 else []
+        return pa.schema(
+            [
+                catalog_column(
+                    pa.field(name, sqlite_types.declared_type(declared)),
+                    declared or None,
+                    not (notnull or name in rowid),
+                )
+                for name, declared, notnull, _ in columns
+            ]
+        )
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary-key columns from ``pragma_table_info``."""

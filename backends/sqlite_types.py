@@ -4,21 +4,31 @@ SQLite types values, not columns: a ``DECIMAL(15,2)`` column stores 901.00 as th
 an untyped column may hold integers in some rows and text in others. adbc-driver-sqlite guesses each column's type
 from the first batch, so a column that is NULL or integral there and something else later failed mid-stream.
 Instead, the backend first reads the storage classes of the whole result (one aggregate pass of the query, no
-rows kept) and decides:
+rows kept). A column whose declared type (SQLite's affinity rules, read through a view of the query) admits all
+of them keeps that type's Arrow type; any other column takes the type its values need:
 
-=========================  ===============================================================================
-storage classes seen       Arrow type
-=========================  ===============================================================================
-integer                    int64
-real, or integer and real  float64 (integers above 2**53 lose their last digits)
-text                       utf8
-blob                       binary
-text and numbers           utf8, numbers in SQLite's own text form
-blob and anything else     binary (text as UTF-8, numbers as their text)
-none (every value NULL)    by the declared type's affinity: INTEGER → int64, REAL and NUMERIC/DECIMAL →
-                           float64, anything else (TEXT, DATE, BLOB, no type) → utf8 (SQLite declares an
-                           untyped column BLOB through a view, so the two cannot be told apart)
-=========================  ===============================================================================
+================================  ===========================================================================
+declared type (affinity)          Arrow type, while every value fits it
+================================  ===========================================================================
+…INT… (INTEGER, BIGINT)           int64 (integers)
+…CHAR…, …CLOB…, …TEXT…            utf8 (text: SQLite stores numbers written there as text)
+…REAL…, …FLOA…, …DOUB…            float64 (reals, and integers as reals)
+…DEC…, …NUM… (DECIMAL, NUMERIC)   float64 (SQLite stores 901.00 as the integer 901, 901.50 as a real)
+…BOOL…                            int64 (0 and 1)
+…DATE…, …TIME…                    utf8 (ISO text)
+================================  ===========================================================================
+
+================================  ===========================================================================
+storage classes, otherwise        Arrow type
+================================  ===========================================================================
+integer                           int64
+real, or integer and real         float64 (integers above 2**53 lose their last digits)
+text                              utf8
+blob                              binary
+text and numbers                  utf8, numbers in SQLite's own text form
+blob and anything else            binary (text as UTF-8, numbers as their text)
+none (every value NULL)           utf8
+================================  ===========================================================================
 
 The query then streams behind one constant row holding a value of each decided type, which the driver reads
 first (so it infers exactly those types) and the backend drops.
@@ -38,6 +48,13 @@ import pyarrow as pa
 from backends.adbc_common import rewrite_placeholders
 
 _CLASSES = ("integer", "real", "text", "blob")
+
+#: Type names SQLite users declare, and the XDBC data type of what clients get for them.
+XDBC_TYPE_NAMES = {
+    "INTEGER": -5, "INT": -5, "BIGINT": -5, "BOOLEAN": -5, "REAL": 8, "DOUBLE": 8, "FLOAT": 8, "NUMERIC": 8,
+    "DECIMAL": 8, "TEXT": 12, "VARCHAR": 12, "CHAR": 12, "CLOB": 12, "JSON": 12, "DATE": 12, "DATETIME": 12,
+    "TIMESTAMP": 12, "BLOB": -3,
+}  # fmt: skip
 
 #: The constant of each decided type that fixes the driver's guess.
 _SENTINELS = {pa.int64(): "0", pa.float64(): "0.0", pa.utf8(): "''", pa.binary(): "x''"}
@@ -98,7 +115,10 @@ def classes_of(rows: Sequence[Sequence[Any]], width: int) -> list[set[str]]:
 
 
 def decided_type(classes: set[str], declared: str) -> pa.DataType:
-    """The Arrow type of a column holding values of ``classes`` (see the table above)."""
+    """The Arrow type of a column declared ``declared`` holding values of ``classes`` (see the tables above)."""
+    natural = _natural(declared)
+    if natural is not None and classes <= natural[1]:
+        return natural[0]
     if "blob" in classes:
         return pa.binary()
     if "text" in classes:
@@ -107,19 +127,29 @@ def decided_type(classes: set[str], declared: str) -> pa.DataType:
         return pa.float64()
     if "integer" in classes:
         return pa.int64()
-    return _by_affinity(declared)
+    return pa.utf8()
 
 
-def _by_affinity(declared: str) -> pa.DataType:
-    """SQLite's affinity rules (datatype3.html, 3.1), for a column without a single value."""
+def declared_type(declared: str) -> pa.DataType:
+    """The Arrow type of a table column from its declared type alone (metadata reads no rows)."""
+    natural = _natural(declared)
+    return natural[0] if natural is not None else pa.utf8()
+
+
+def _natural(declared: str) -> tuple[pa.DataType, set[str]] | None:
+    """The Arrow type a declared type stands for and the storage classes it holds (SQLite's affinity rules)."""
     upper = declared.upper()
     if "INT" in upper:
-        return pa.int64()
+        return pa.int64(), {"integer"}
     if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
-        return pa.utf8()
+        return pa.utf8(), {"text"}
     if any(word in upper for word in ("REAL", "FLOA", "DOUB", "DEC", "NUM")):
-        return pa.float64()
-    return pa.utf8()
+        return pa.float64(), {"integer", "real"}
+    if "BOOL" in upper:
+        return pa.int64(), {"integer"}
+    if "DATE" in upper or "TIME" in upper:
+        return pa.utf8(), {"text"}
+    return None
 
 
 def typed_result(

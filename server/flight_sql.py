@@ -216,7 +216,8 @@ class FlightSqlServer(flight.FlightServerBase):
         if isinstance(cmd, pb.CommandGetSqlInfo):
             return sql_info_table(cmd.info, self._statement_timeout)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None)
+            names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
+            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
         return self.browser.table_of(cmd)
 
     def do_put(self, context, descriptor, reader, writer):

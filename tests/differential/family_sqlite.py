@@ -2,10 +2,11 @@
 
 SQLite types values, not columns: one column can hold integers in some rows and reals or text in others (a
 DECIMAL(15,2) column stores 901.00 as the integer 901 and 901.50 as a real). Python's sqlite3 hands each value back
-with its own storage class; Arrow needs one type per column. The gateway's rule (README, ``backends/sqlite_types.py``)
-is applied here to sqlite3's rows before comparing, and only that: a column holding integers and reals is float64, a
-column holding text and numbers is text in SQLite's own text form, a column holding blobs and anything else is
-binary.
+with its own storage class, or converted by the declared type's converter; Arrow needs one type per column. The
+gateway's rule (README, ``backends/sqlite_types.py``) is applied here to sqlite3's rows before comparing, and only
+that: declared DECIMAL/NUMERIC columns read as floats (sqlite3's converters, as users register them), a column
+holding integers and reals is float64, a column holding text and numbers is text in SQLite's own text form, a
+column holding blobs and anything else is binary.
 """
 
 from __future__ import annotations
@@ -207,7 +208,14 @@ def _one_type_per_column(rows: list[tuple], text_of) -> list[tuple]:
 def family_sqlite(tpch_dir, tmp_path_factory) -> Family:
     path = tmp_path_factory.mktemp("diff-sqlite") / "tpch.sqlite"
     _load(path, tpch_dir)
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    # Declared types as sqlite3 users read them: DECIMAL and NUMERIC values as floats (SQLite stores 901.00 as the
+    # integer 901), dates and timestamps as the ISO text they are stored as.
+    converters = {"DECIMAL": float, "NUMERIC": float, "DATE": bytes.decode, "TIMESTAMP": bytes.decode}
+    for name, converter in converters.items():
+        sqlite3.register_converter(name, converter)
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, detect_types=sqlite3.PARSE_DECLTYPES
+    )
 
     def text_of(value) -> str:
         return conn.execute("SELECT CAST(? AS TEXT)", (value,)).fetchone()[0]
