@@ -14,7 +14,8 @@ format; composites arrive as structs whose rows are all NULL. Clients get:
 - arrays of those: lists of their text forms.
 
 A value that does not fit its decimal (more digits, NaN, Infinity) fails the query with an error naming the
-column and the value: it is never rounded.
+column and the value: it is never rounded. Dates and timestamps 'infinity' and '-infinity' fail the same way
+(Arrow has no infinite dates; the driver would hand over a date in the year -5877641).
 """
 
 from __future__ import annotations
@@ -151,8 +152,35 @@ def _list_of_decimals(target: pa.DataType, column: str) -> Callable[[pa.Array], 
     return convert
 
 
+#: PostgreSQL's date 'infinity' and '-infinity' as the driver hands them over (shifted to 1970, wrapped).
+_DATE_INFINITIES = pa.array([-2147472692, -2147472691], pa.int32())
+#: Microseconds since 1970 below PostgreSQL's first timestamp (4713 BC): a wrapped 'infinity', '-infinity' or a
+#: timestamp after the year 294247, which Arrow cannot hold either.
+_TIMESTAMP_FLOOR = -211_000_000_000_000_000
+
+
+def _no_infinity(column: str, kind: str) -> Callable[[pa.Array], pa.Array]:
+    def check(array: pa.Array) -> pa.Array:
+        if kind == "date":
+            wrapped = pc.any(pc.is_in(array.cast(pa.int32()), _DATE_INFINITIES)).as_py()
+        else:
+            smallest = pc.min(array.cast(pa.int64())).as_py()
+            wrapped = smallest is not None and smallest < _TIMESTAMP_FLOOR
+        if wrapped:
+            raise InvalidQueryError(
+                f"[postgres] column {column!r} holds {kind} infinity (or a {kind} beyond year 294247), which Arrow "
+                f"cannot carry: filter it out, or cast the column to text in the query"
+            )
+        return array
+
+    return check
+
+
 def field_rule(f: pa.Field) -> ColumnRule | None:
     """The Arrow type clients get for one driver field, whatever the query (numeric, money, numeric[])."""
+    if _pg_type(f) in (b"date", b"timestamp", b"timestamptz"):
+        kind = "date" if _pg_type(f) == b"date" else "timestamp"
+        return f.type, _no_infinity(f.name, kind)
     if _is_numeric(f):
         target = declared_decimal(f) or UNCONSTRAINED_NUMERIC
         return target, _decimal_from_text(target, f.name)

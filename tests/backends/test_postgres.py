@@ -378,6 +378,17 @@ def test_a_numeric_that_does_not_fit_fails_naming_the_column(backend, expression
         run(backend, f"SELECT {expression} AS v")
 
 
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [("'infinity'::date", "date"), ("'-infinity'::timestamptz", "timestamp"), ("'infinity'::timestamp", "timestamp")],
+)
+def test_infinite_dates_fail_naming_the_column(backend, expression, kind):
+    """Arrow has no infinite dates: the driver would hand over a date in the year -5877641, never the answer."""
+    with pytest.raises(InvalidQueryError, match=f"column 'v' holds {kind} infinity"):
+        run(backend, f"SELECT d AS v FROM (VALUES (DATE '2024-01-01'), ({expression})) AS t(d)")
+    assert run(backend, "SELECT '5874897-12-31'::date AS v").column("v").type == pa.date32()
+
+
 def test_types_created_after_the_pool_connected_arrive_as_text_and_bind(backend, postgres_server):
     """The driver reads a type it did not know at connect time as opaque bytes: PostgreSQL's text replaces them."""
     import psycopg
