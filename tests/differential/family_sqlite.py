@@ -178,14 +178,9 @@ def _as_sqlite_writes_it(tree: exp.Expression) -> exp.Expression:
 
 
 def _sqlite_parameter(value):
-    """What a sqlite3 user binds: sqlite3 has no adapter for Decimal, so users pass a float."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat(" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return value
+    """What a sqlite3 user binds: sqlite3 has no adapter for Decimal, so users pass a float (its default adapters
+    turn dates and datetimes into ISO text)."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _one_type_per_column(rows: list[tuple], text_of) -> list[tuple]:
