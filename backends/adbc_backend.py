@@ -20,9 +20,10 @@ import adbc_driver_manager
 import pyarrow as pa
 from pydantic import BaseModel
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, FieldRule
+from backends.adbc_common import AdbcExecution, FieldRule
 from backends.base import Backend, Execution, QueryLimits, SourceSpec
 from backends.errors import ConfigError, GatewayError
+from backends.pool import ConnectionPool
 
 
 class AdbcBackend(Backend):

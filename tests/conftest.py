@@ -19,6 +19,12 @@ from server.config import ServerConfig  # noqa: E402
 from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
 from tests.support.services import require_command  # noqa: E402
 from tests.support.tpch import TPCH_TABLES  # noqa: E402
+from tests.support.warehouses import (  # noqa: E402, F401 - fixtures
+    bigquery_emulator,
+    bigquery_tpch,
+    clickhouse_server,
+    clickhouse_tpch,
+)
 
 
 def pytest_sessionstart(session) -> None:

@@ -11,13 +11,27 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
+from tests.differential.family_files import family_files  # noqa: F401 - fixture
+from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
+from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_postgres import family_postgres  # noqa: F401 - fixture
+from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
 from tests.differential.family_sqlite import family_sqlite  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb", "family_postgres", "family_sqlite")
+FAMILY_FIXTURES = (
+    "family_duckdb",
+    "family_postgres",
+    "family_sqlite",
+    "family_files",
+    "family_s3",
+    "family_delta",
+    "family_iceberg",
+    "family_hudi",
+)
 
 
 def pytest_addoption(parser) -> None:
@@ -33,17 +47,46 @@ def family(request) -> Family:
     return request.getfixturevalue(request.param)
 
 
-@pytest.fixture(scope="session")
-def family_gateway(family, tmp_path_factory) -> Iterator[str]:
-    """A gateway serving the family's source (and nothing else); yields its location."""
+def _gateway(family, tmp_path_factory, **settings):
     from server.app import Gateway
     from server.config import ServerConfig
 
     config = ServerConfig(
-        port=0, data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"), demo_scale=None, sources=(family.source,)
+        port=0,
+        data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"),
+        demo_scale=None,
+        sources=(family.source,),
+        **settings,
     )
-    gateway = Gateway(config).start()
+    return Gateway(config).start()
+
+
+@pytest.fixture(scope="session")
+def family_gateway(family, tmp_path_factory) -> Iterator[str]:
+    """A gateway serving the family's source (and nothing else); yields its location."""
+    gateway = _gateway(family, tmp_path_factory)
     yield gateway.location
+    gateway.shutdown()
+
+
+#: The message limit of the gateway and client that carry values over the clients' default 16 MiB.
+RAISED_MESSAGE_LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def raised_limit_client(family, tmp_path_factory):
+    """An ADBC connection that accepts 64 MiB messages, to a gateway of the family that sends them."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    from adbc_driver_flightsql import DatabaseOptions
+
+    gateway = _gateway(family, tmp_path_factory, max_message_bytes=RAISED_MESSAGE_LIMIT)
+    conn = flightsql.connect(
+        gateway.location,
+        db_kwargs={DatabaseOptions.WITH_MAX_MSG_SIZE.value: str(RAISED_MESSAGE_LIMIT)},
+        autocommit=True,
+    )
+    yield conn
+    conn.close()
     gateway.shutdown()
 
 

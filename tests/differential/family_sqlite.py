@@ -237,6 +237,7 @@ def family_sqlite(tpch_dir, tmp_path_factory) -> Family:
         native=native,
         zoo=tuple(case for case, _, _ in _ZOO),
         repeat_text="replace(hex(zeroblob({n})), '00', 'x')",
+        repeat_blob="cast(replace(hex(zeroblob({n})), '00', 'x') as blob)",
         fold_constants=True,
         rewrite=_as_sqlite_writes_it,
         native_columns=native_columns,

@@ -85,6 +85,8 @@ class Family:
     zoo: tuple[TypeCase, ...] = ()
     #: SQL making a text value of n characters (``{n}`` is replaced), for wide values.
     repeat_text: str = "repeat('x', {n})"
+    #: SQL making a binary value of n bytes (``{n}`` is replaced), in DuckDB's dialect (rendered in the family's).
+    repeat_blob: str = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
     #: Fold constant expressions (``date '1998-12-01' - interval '90' day``) before rendering, for dialects
