@@ -280,7 +280,9 @@ def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store
         content = cached_schema(sqlite_store, "maria").content
         assert result.changed and list(content["schemas"]) == [database]
         assert set(content["schemas"][database]) == {"first", "second"}
-        assert content["schemas"][database]["second"]["columns"] == [{"name": "b", "type": "string", "nullable": False}]
+        assert content["schemas"][database]["second"]["columns"] == [
+            {"name": "b", "type": "string", "nullable": False, "type_name": "varchar(3)"}
+        ]
     finally:
         with con.cursor() as cur:
             cur.execute(f"DROP DATABASE {database}")
