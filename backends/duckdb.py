@@ -198,6 +198,7 @@ class DuckDBBackend(Backend):
 
     kind = "duckdb"
     dialect = "duckdb"
+    engine_parser = "duckdb"
     default_schema = "main"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (

@@ -280,6 +280,7 @@ class PostgresBackend(AdbcBackend):
 
     kind = "postgres"
     dialect = "postgres"
+    engine_parser = "postgres"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
         "every pooled connection starts with default_transaction_read_only=on, so PostgreSQL rejects writes "

@@ -36,6 +36,7 @@ class SystemBackend(Backend):
 
     kind = "system"
     dialect = "duckdb"
+    engine_parser = "duckdb"
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (
         "private in-memory DuckDB per query over Arrow snapshots; external access off, config locked"
