@@ -67,6 +67,7 @@ from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -75,6 +76,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
+from backends.postgres_privileges import refuse_privileged_login
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
@@ -101,6 +103,8 @@ class PostgresConfig(BaseModel):
     pool_recycle_seconds: float = Field(300.0, ge=0)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_timeout_seconds: float = Field(30.0, gt=0)
+    #: Connect even as a superuser or a member of a role that reaches the server's files (dangerous).
+    allow_privileged_login: bool = False
 
 
 def _uri(config: PostgresConfig) -> str:
@@ -109,9 +113,11 @@ def _uri(config: PostgresConfig) -> str:
     password = config.password.get_secret_value() if config.password else ""
     auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
     host = f"[{config.host}]" if ":" in config.host else config.host
+    # standard_conforming_strings=on: backslashes in '...' are text, as the validator's PostgreSQL parser reads them.
     startup = (
         f"-c default_transaction_read_only=on "
-        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)}"
+        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)} "
+        "-c standard_conforming_strings=on"
     )
     query = {
         "sslmode": config.sslmode,
@@ -155,6 +161,9 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         )
     if state == "25006" or "read-only transaction" in lowered or "read-write mode" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
+    if state == "42501" or lowered.startswith(("permission denied", "must be superuser")):
+        # insufficient_privilege (mid-stream errors come without their SQLSTATE): the login's grants held
+        return ForbiddenError(message, source=source, sqlstate=state or None)
     if (
         state.startswith("28")
         or "password authentication failed" in lowered
@@ -284,7 +293,8 @@ class PostgresBackend(AdbcBackend):
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
         "every pooled connection starts with default_transaction_read_only=on, so PostgreSQL rejects writes "
-        "(SQLSTATE 25006); use a read-only role as well, since SQL could switch the setting back"
+        "(SQLSTATE 25006), and is reset before reuse; a superuser login, or one that reaches the server's files, "
+        "is refused unless allow_privileged_login = true"
     )
     config_model = PostgresConfig
     config: PostgresConfig
@@ -294,7 +304,6 @@ class PostgresBackend(AdbcBackend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
-        self._role_checked = False
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {
@@ -309,24 +318,12 @@ class PostgresBackend(AdbcBackend):
 
     def _open(self):
         connection = pg_dbapi.connect(self._uri, autocommit=True)
-        if not self._role_checked:
-            self._role_checked = True
-            self._warn_if_superuser(connection)
+        try:
+            refuse_privileged_login(connection, self.name, self.config.allow_privileged_login)
+        except BaseException:
+            connection.close()
+            raise
         return connection
-
-    def _warn_if_superuser(self, connection) -> None:
-        """Say loudly when the source logs in as a superuser: read-only transactions do not bind those."""
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
-            rows = cursor.fetchall()
-        if rows and rows[0][1]:
-            log.warning(
-                "source %s connects to PostgreSQL as superuser %r: read-only transactions do not stop "
-                "superuser-only functions (pg_read_file, COPY … TO a file); the validator refuses them, but give "
-                "the gateway a role with only SELECT grants",
-                self.name,
-                rows[0][0],
-            )
 
     @staticmethod
     def _reset_session(connection) -> None:

@@ -141,6 +141,11 @@ _POSTGRES = (
     _f("application_name"),
     _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
     _f("pool_pre_ping", "bool"),
+    _f(
+        "allow_privileged_login",
+        "bool",
+        description="connect even as a superuser or a member of pg_read/write_server_files (dangerous)",
+    ),
 )
 _MYSQL = (
     *_requiring(_NETWORK, "database"),
