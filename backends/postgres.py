@@ -1,9 +1,12 @@
 """PostgreSQL and every PG-wire engine, over adbc-driver-postgresql.
 
 Each source keeps a pool of ADBC connections opened with ``default_transaction_read_only=on`` and the source's
-``statement_timeout`` as startup options, so every statement a pooled connection runs is in a read-only
-transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator
-must stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
+``statement_timeout`` as startup options, outside autocommit: every query runs in a read-only transaction that
+the gateway rolls back when the connection returns to the pool. That is the second line of defence behind the
+validator, and it holds alone: what a statement changes inside the database (a large object ``lo_create``
+makes, a ``pg_notify``, a ``set_config``, even ``default_transaction_read_only`` switched off) is undone, and
+the next parameter row or borrower starts clean. A superuser login, or one that reaches the server's files,
+is refused (``postgres_privileges.py``). Results stream from PostgreSQL's binary COPY straight into Arrow.
 
 ADBC runs every statement that returns rows inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE
 and WITH work: ``SHOW x`` is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a
@@ -317,9 +320,11 @@ class PostgresBackend(AdbcBackend):
         return _classify(exc, self.name, self._secrets)
 
     def _open(self):
-        connection = pg_dbapi.connect(self._uri, autocommit=True)
+        # Not autocommit: each borrower's statements share one transaction, rolled back on return (_reset_session).
+        connection = pg_dbapi.connect(self._uri, autocommit=False)
         try:
             refuse_privileged_login(connection, self.name, self.config.allow_privileged_login)
+            connection.rollback()
         except BaseException:
             connection.close()
             raise
@@ -327,16 +332,17 @@ class PostgresBackend(AdbcBackend):
 
     @staticmethod
     def _reset_session(connection) -> None:
-        """Undo what the last borrower left in the session before anyone else gets the connection.
+        """Undo what the last borrower did before anyone else gets the connection: roll its transaction back.
 
-        ``RESET ALL`` brings back the startup options (read-only, timeout): a query such as
-        ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise leave a writable
-        session in the pool. Session-level advisory locks survive a query's end and ``RESET ALL``: release them.
+        The rollback undoes settings (``set_config(..., false)``, even of ``default_transaction_read_only``),
+        large objects, notifications and anything else transactional. Session-level advisory locks survive a
+        rollback: release them, and roll back the transaction that did it.
         """
+        connection.rollback()
         with connection.cursor() as cursor:
-            cursor.execute("RESET ALL")
             cursor.execute("SELECT pg_advisory_unlock_all()")
             cursor.fetchall()
+        connection.rollback()
 
     def _bind(self, row: Sequence[Any]) -> tuple:
         return tuple(_bindable(v) for v in row)

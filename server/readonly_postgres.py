@@ -27,6 +27,7 @@ from collections.abc import Iterable
 
 from pglast import parser as pg_parser
 
+from backends.adbc_common import rewrite_placeholders
 from server.readonly_refusal import Refusal, line_col, refuse
 from server.readonly_rules import (
     DENIED_RELATIONS,
@@ -71,6 +72,8 @@ def check_postgres_reading(text: str, extras: Iterable[str] = ()) -> None:
         Refusal: the first rule PostgreSQL's reading breaks.
 
     """
+    if "?" in text:  # the backend numbers the gateway's ? placeholders before PostgreSQL sees them
+        text = rewrite_placeholders(text, "postgres", lambda n: f"${n}")
     try:
         root = json.loads(pg_parser.parse_sql_json(text))
     except pg_parser.ParseError as exc:
