@@ -164,7 +164,7 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         )
     if state == "25006" or "read-only transaction" in lowered or "read-write mode" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
-    if state == "42501" or lowered.startswith(("permission denied", "must be superuser")):
+    if state == "42501" or lowered.startswith(("permission denied", "must be superuser", "must be owner")):
         # insufficient_privilege (mid-stream errors come without their SQLSTATE): the login's grants held
         return ForbiddenError(message, source=source, sqlstate=state or None)
     if (
