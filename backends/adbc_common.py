@@ -31,10 +31,10 @@ from backends.errors import (
     GatewayError,
     InvalidQueryError,
     QueryCancelledError,
-    QueryTimeoutError,
     ReadOnlyViolationError,
     UnsupportedError,
 )
+from backends.limits import timeout_error
 from backends.watchdog import WATCHDOG
 
 #: Errors after which the connection is still good: the statement failed, the session did not.
@@ -404,10 +404,7 @@ class AdbcExecution(Execution):
     def _stopped_error(self) -> GatewayError:
         """Return the error of a stream we stopped: by the deadline, or by a cancel."""
         if self._timed_out:
-            return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
-                source=self._source,
-            )
+            return timeout_error(self._timeout, self._source)
         return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:

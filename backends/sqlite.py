@@ -7,18 +7,21 @@ assignments itself, before SQLite sees them.
 
 SQLite is dynamically typed: the driver infers each result column's Arrow type from the values of the first
 batch (INTEGER → int64, REAL → float64, TEXT → utf8, BLOB → binary, NULL-only columns → int64). Declared types
-such as NUMERIC or DATE do not change this. The result schema therefore needs a (cheap) execution.
+such as NUMERIC or DATE do not change this. The result schema therefore needs an execution up to the first batch.
+
+The driver cannot interrupt a statement, so each pooled connection lives in a worker process
+(``sqlite_worker.py``): cancel and the server's time limit kill it, also while planning reads the first batch.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +48,8 @@ from backends.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from backends.limits import planning_limits
+from backends.sqlite_worker import WorkerConnection, watching
 
 _SCHEMA = "main"
 
@@ -76,8 +81,8 @@ class SQLiteBackend(AdbcBackend):
 
     kind = "sqlite"
     dialect = "sqlite"
-    #: The driver cannot interrupt a running statement: cancel and deadlines take effect between batches.
-    capabilities = Capabilities(parameters=True, cancel=False, keys=True, schema_without_execution=False)
+    #: Cancel and deadlines kill the connection's worker process (the driver itself cannot interrupt).
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (
         "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA "
         "assignments, "
@@ -114,11 +119,7 @@ class SQLiteBackend(AdbcBackend):
         return BackendError(message, source=self.name)
 
     def _open(self):
-        connection = sqlite_dbapi.connect(self._uri, autocommit=True)
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
-            cursor.fetchall()
-        return connection
+        return WorkerConnection(self._uri, int(self.config.busy_timeout_seconds * 1000))
 
     def _guard(self, sql: str) -> str:
         keyword = _first_keyword(sql)
@@ -136,7 +137,8 @@ class SQLiteBackend(AdbcBackend):
         Columns without a value to infer from (no rows, or only NULLs, as when placeholders are bound to NULL)
         are declared utf8, the type every SQLite value converts to.
         """
-        execution = self.execute(sql, [[None] * parameter_count] if parameter_count else None, QueryLimits())
+        limits = QueryLimits(timeout_seconds=planning_limits().timeout_seconds)  # killed at the server's limit
+        execution = self.execute(sql, [[None] * parameter_count] if parameter_count else None, limits)
         try:
             reader = execution.reader
             try:
@@ -168,9 +170,10 @@ class SQLiteBackend(AdbcBackend):
             return None
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Stream the query from a pooled read-only connection."""
+        """Stream the query from a pooled read-only connection; it starts when the reader is first read."""
         batch_rows = {"adbc.sqlite.query.batch_rows": str(limits.batch_rows)}
-        return self._stream(self._guard(sql), parameters, limits, statement_options=batch_rows)
+        statement = self._guard(sql)
+        return _StartsOnRead(lambda: self._stream(statement, parameters, limits, statement_options=batch_rows))
 
     # -- metadata --------------------------------------------------------------------------------------------
 
@@ -230,3 +233,56 @@ class SQLiteBackend(AdbcBackend):
     def ping(self) -> None:
         """Read the schema table."""
         self._rows("SELECT count(*) FROM sqlite_master")
+
+
+class _StartsOnRead(Execution):
+    """A SQLite execution that starts on first read, so that a cancel reaches it while SQLite computes.
+
+    SQLite's result types come from its first batch, so the driver's execution blocks until that batch
+    exists (an aggregation: the whole query). Starting on first read lets the gateway register the execution
+    before that; a cancel meanwhile kills the worker the statement went to.
+    """
+
+    def __init__(self, start) -> None:
+        self._start = start
+        self._inner: Execution | None = None
+        self._worker = None
+        self._cancelled = False
+        self._lock = threading.Lock()
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The result stream (started on first access)."""
+        if self._inner is None:
+            if self._cancelled:
+                raise QueryCancelledError("[sqlite] the query was cancelled")
+            try:
+                with watching(self._sent_to):
+                    self._inner = self._start()
+            except GatewayError:
+                if self._cancelled:
+                    raise QueryCancelledError("[sqlite] the query was cancelled") from None
+                raise
+        return self._inner.reader
+
+    def _sent_to(self, worker) -> None:
+        with self._lock:
+            self._worker = worker
+            cancelled = self._cancelled
+        if cancelled:
+            worker.kill()
+
+    def cancel(self) -> None:
+        """Stop the statement: through the running execution, or by killing the worker it went to."""
+        with self._lock:
+            self._cancelled = True
+            inner, worker = self._inner, self._worker
+        if inner is not None:
+            inner.cancel()
+        elif worker is not None:
+            worker.kill()
+
+    def close(self) -> None:
+        """Release the connection (cancelling what still runs)."""
+        if self._inner is not None:
+            self._inner.close()

@@ -197,6 +197,7 @@ class CatalogSourceDirectory:
         system: Serve the ``system`` catalog.
         refresh_seconds: How long the list of sources is reused before the store is asked again.
         schema_ttl_seconds: How long a cached schema answers metadata without asking the source.
+        memory_limit: The ``system`` catalog's DuckDB memory limit (the server's ``memory_limit``).
 
     """
 
@@ -210,12 +211,15 @@ class CatalogSourceDirectory:
         refresh_seconds: float = 2.0,
         schema_ttl_seconds: float = 300.0,
         history: HistoryObserver | None = None,
+        memory_limit: str = "2GB",
     ) -> None:
         self.store = store
         self.fallback = fallback
         self._default = default
         self._system = (
-            SystemBackend(store, before_read=history.flush if history else None) if system else None
+            SystemBackend(store, before_read=history.flush if history else None, memory_limit=memory_limit)
+            if system
+            else None
         )
         self.refresh_seconds = refresh_seconds
         self.schema_ttl_seconds = schema_ttl_seconds
