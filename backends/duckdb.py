@@ -439,11 +439,12 @@ def limit_zero(sql: str) -> str:
     The query goes on lines of its own, so that a trailing ``-- comment`` cannot swallow the closing
     parenthesis, and without its trailing semicolons (found with DuckDB's own lexer, comments after them too).
     """
+    data = sql.encode("utf-8")  # DuckDB's token offsets count bytes
     tokens = duckdb.tokenize(sql)
-    end = len(sql)
-    while tokens and sql.startswith(";", tokens[-1][0]) and tokens[-1][1] == duckdb.token_type.operator:
+    end = len(data)
+    while tokens and data.startswith(b";", tokens[-1][0]):
         end = tokens.pop()[0]
-    return f"SELECT * FROM (\n{sql[:end]}\n) AS q LIMIT 0"
+    return f"SELECT * FROM (\n{data[:end].decode('utf-8')}\n) AS q LIMIT 0"
 
 
 def _statement_kind(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:

@@ -477,7 +477,8 @@ def _analyze(
             analysis = Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
         else:
             walker = _Walker(text, tokens, limits, allowed_paths, rule_dialects, extras)
-            _check_called_names(tokens, text, rule_dialects, walker.path_functions)
+            if engine is None:  # the engine's reading below finds every call by the name the engine reads
+                _check_called_names(tokens, text, rule_dialects, walker.path_functions)
             try:
                 parameters, catalogs = walker.walk(tree)
             except RecursionError:

@@ -43,6 +43,9 @@ _STRING = duckdb.token_type.string_const
 _OPERATOR = duckdb.token_type.operator
 _UNQUOTED = re.compile(r"[^\W\d][\w$]*")
 _READS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+_NAME_KINDS = (_IDENTIFIER, _KEYWORD)
+#: First characters of tokens that are neither names nor keywords (operators, strings, numbers).
+_NOT_NAMES = frozenset("()[]{},;.:+-*/%<>=!~^&|#@?'$0123456789")
 #: Type names written with parentheses that DuckDB's lexer may call identifiers.
 _TYPE_NAMES = frozenset({"struct", "map", "union", "enum", "decimal", "numeric", "varchar", "char", "bit"})
 #: Sampling methods: ``USING SAMPLE reservoir(10 ROWS)``.
@@ -91,37 +94,43 @@ def check_duckdb_reading(
     try:
         tokens = duckdb.tokenize(text)
         statements = _parser().extract_statements(text)
+        if not text.isascii():  # DuckDB counts UTF-8 bytes; the checks below count characters
+            tokens = _in_characters(text, tokens)
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise Refusal("QV-001", f"DuckDB cannot parse the statement: {message}") from None
-    _check_statements(text, tokens, statements)
-    _Calls(text, tokens, tree, frozenset(extras), path_allowed).check()
+    # Each token's first character: "(", ";", "," and "[" start operator tokens only (no name, literal or number
+    # starts so), so these marks tell them apart without comparing DuckDB's token kinds, which is slow.
+    marks = [text[pos] for pos, _ in tokens]
+    _check_statements(text, tokens, marks, statements)
+    _Calls(text, tokens, marks, tree, frozenset(extras), path_allowed).check()
 
 
-def _check_statements(text: str, tokens: list, statements: list) -> None:
-    last = max((i for i, token in enumerate(tokens) if not _is(text, token, ";")), default=-1)
-    if any(_is(text, token, ";") for token in tokens[:last]):
-        raise Refusal("QV-001", "DuckDB reads more than one statement; send exactly one")
+def _check_statements(text: str, tokens: list, marks: list[str], statements: list) -> None:
+    if ";" in marks:
+        last = max(i for i, mark in enumerate(marks) if mark != ";") if any(m != ";" for m in marks) else -1
+        if ";" in marks[:last]:
+            raise Refusal("QV-001", "DuckDB reads more than one statement; send exactly one")
     types = [s.type for s in statements]
-    pivot = any(kind == _KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
-    if not (len(types) == 1 and types[0] in _READS) and not (
-        pivot and types == [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]
-    ):
-        names = ", ".join(t.name for t in types) or "nothing"
-        raise Refusal("QV-001", f"DuckDB reads this as {names}; only one query is accepted")
+    if not (len(types) == 1 and types[0] in _READS):
+        pivot = any(kind == _KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
+        if not (pivot and types == [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]):
+            names = ", ".join(t.name for t in types) or "nothing"
+            raise Refusal("QV-001", f"DuckDB reads this as {names}; only one query is accepted")
     words = [_word(text, pos) for pos, _ in tokens[:2]]
     if words[:1] == ["explain"] and words[1:] and words[1] in ("analyze", "analyse"):
         raise refuse("QV-004", "EXPLAIN ANALYZE", reason="it executes its statement")
-    if words and not (_is(text, tokens[0], "(") or words[0] in _LEADING):
+    if words and not (marks[0] == "(" or words[0] in _LEADING):
         raise refuse("QV-001", f"a statement starting with {words[0]!r}", reason="only queries are accepted")
 
 
 class _Calls:
     """Every ``name (`` in DuckDB's tokens, judged."""
 
-    def __init__(self, text, tokens, tree, extras, path_allowed) -> None:
+    def __init__(self, text, tokens, marks, tree, extras, path_allowed) -> None:
         self.text = text
         self.tokens = tokens
+        self.marks = marks
         self.extras = extras
         self.path_allowed = path_allowed
         self.tree = tree
@@ -141,25 +150,25 @@ class _Calls:
         return self._defined
 
     def check(self) -> None:
-        tokens, text = self.tokens, self.text
+        tokens, text, marks = self.tokens, self.text, self.marks
         allowed = allowed_functions(_DIALECT)
         paths = PATH_FUNCTIONS[_DIALECT]
-        for i in range(len(tokens) - 1):
+        calls = (i for i, mark in enumerate(marks) if mark == "(" and i > 0)
+        for i in (k - 1 for k in calls):
             pos, kind = tokens[i]
-            if kind not in (_IDENTIFIER, _KEYWORD) or not _is(text, tokens[i + 1], "("):
+            if marks[i] in _NOT_NAMES or kind not in _NAME_KINDS:
                 continue
             name = _name(text, pos)
             if name is None:
                 raise refuse("QV-001", "a name DuckDB reads but the gateway cannot decode", line_col(text, pos),
                              reason="the gateway cannot analyse it, so it refuses it")
-            where = line_col(text, pos)
             rule = denied_function_rule(_DIALECT, name)
             if rule:
-                raise refuse(rule, f"{name}()", where)
+                raise refuse(rule, f"{name}()", line_col(text, pos))
             if name in paths:
-                self.paths(i + 2, name, where)
+                self.paths(i + 2, name, line_col(text, pos))
             elif name in SETTING_FUNCTIONS:
-                self.setting(i + 2, name, where)
+                self.setting(i + 2, name, line_col(text, pos))
             elif name in allowed or name in self.extras:
                 continue
             elif kind == _KEYWORD and name in _keywords():
@@ -169,7 +178,7 @@ class _Calls:
             elif name in _SAMPLING and i > 0 and _word(text, tokens[i - 1][0]) in ("sample", "tablesample"):
                 continue
             else:
-                raise refuse("QV-011", f"{name}()", where)
+                raise refuse("QV-011", f"{name}()", line_col(text, pos))
 
     def paths(self, k: int, name: str, where) -> None:
         """A file reader's first argument: one literal path or a list of them, each under allowed_paths."""
@@ -206,6 +215,16 @@ class _Calls:
             )
         if value.lower() in PATH_SETTINGS[_DIALECT]:
             raise refuse("QV-005", f"{name}({value!r})", where, reason="it holds a path on the gateway's machine")
+
+
+def _in_characters(text: str, tokens: list) -> list:
+    """Tokens with character offsets instead of DuckDB's byte offsets."""
+    char_at: dict[int, int] = {}
+    offset = 0
+    for index, char in enumerate(text):
+        char_at[offset] = index
+        offset += len(char.encode("utf-8"))
+    return [(char_at[pos], kind) for pos, kind in tokens]
 
 
 def _is(text: str, token: tuple, char: str) -> bool:

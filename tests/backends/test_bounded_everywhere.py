@@ -56,7 +56,8 @@ def run(conn, sql: str, parameters=None):
 # -- DuckDB: planning never runs the query --------------------------------------------------------------------
 
 
-TAILS = ["-- a trailing comment swallowed the planner's parenthesis", "; -- and after a semicolon", "\n/* block */"]
+TAILS = ["-- a trailing comment swallowed the planner's parenthesis", "; -- and after a semicolon", "\n/* block */",
+         "; -- über ü"]
 
 
 @pytest.mark.parametrize("tail", TAILS)
