@@ -820,9 +820,11 @@ class _Walker:
         self.path_tables = bool(families & PATH_TABLE_DIALECTS)
         self.clickhouse = "clickhouse" in families
         self.postgres = "postgres" in families
+        self.duckdb = "duckdb" in families
         # Calls sqlglot does not model must be on the allow-list of the dialect the statement is read in.
         self.read_family = rules_dialect(rule_dialects[0]) if rule_dialects else ""
         self.allowed = allowed_functions(self.read_family) | frozenset(extras)
+        self.allowed_duckdb = allowed_functions("duckdb") | frozenset(extras) if self.duckdb else frozenset()
         self.denied_relations = {f: DENIED_RELATIONS[f] for f in families if f in DENIED_RELATIONS}
 
     def walk(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
@@ -886,9 +888,14 @@ class _Walker:
                 self._check_field_call(node)
         elif cls is exp.Operator:
             operator = str(node.args.get("operator") or "")
-            if self.postgres and "." in operator and operator.rsplit(".", 1)[0].lower() != "pg_catalog":
+            qualifier = operator.rsplit(".", 1)[0].lower() if "." in operator else ""
+            if self.postgres and qualifier and qualifier != "pg_catalog":
                 raise refuse("QV-011", f"the operator {operator}", self._find(("operator",)),
                              reason="operators outside pg_catalog may run any function")
+            if self.duckdb and qualifier and qualifier not in self.allowed_duckdb:
+                # DuckDB reads OPERATOR(x.+) as a call of the function x.
+                rule = denied_function_rule("duckdb", qualifier) or "QV-011"
+                raise refuse(rule, f"OPERATOR({qualifier}.) (a call of {qualifier}())", self._find(("operator",)))
         elif cls is exp.Summarize:
             if isinstance(node.this, exp.Literal):
                 self._check_table(exp.Table(this=node.this))

@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from server.readonly_refusal import Refusal, line_col, refuse
 from server.readonly_rules import (
+    DENIED_RELATIONS,
     PATH_FUNCTIONS,
     PATH_SETTINGS,
     SETTING_FUNCTIONS,
@@ -103,7 +104,22 @@ def check_duckdb_reading(
     # starts so), so these marks tell them apart without comparing DuckDB's token kinds, which is slow.
     marks = [text[pos] for pos, _ in tokens]
     _check_statements(text, tokens, marks, statements)
+    _check_relations(text, tokens, marks)
     _Calls(text, tokens, marks, tree, frozenset(extras), path_allowed).check()
+
+
+def _check_relations(text: str, tokens: list, marks: list[str]) -> None:
+    """DuckDB's views of its settings, attached files and logs, under any name DuckDB reads as theirs."""
+    lowered = text.lower()
+    denied = DENIED_RELATIONS[_DIALECT]
+    if not any(name in lowered for name in denied):
+        return
+    for (pos, _), mark in zip(tokens, marks, strict=True):
+        if mark not in _NOT_NAMES:
+            name = _name(text, pos)
+            if name in denied:
+                raise refuse(denied[name], f"reading {name}", line_col(text, pos),
+                             reason="it shows the gateway's settings, files or other sessions")
 
 
 def _check_statements(text: str, tokens: list, marks: list[str], statements: list) -> None:
@@ -171,6 +187,8 @@ class _Calls:
                 self.setting(i + 2, name, line_col(text, pos))
             elif name in allowed or name in self.extras:
                 continue
+            elif name == "operator" and kind == _KEYWORD:
+                self.operator(i + 2)
             elif kind == _KEYWORD and name in _keywords():
                 continue  # grammar: IN (, EXISTS (, AS (, OVER (, CAST (, DECIMAL (...
             elif name in _TYPE_NAMES or name in self.defined:
@@ -179,6 +197,16 @@ class _Calls:
                 continue
             else:
                 raise refuse("QV-011", f"{name}()", line_col(text, pos))
+
+    def operator(self, k: int) -> None:
+        """``a OPERATOR(x.+) b``: DuckDB reads it as a call of the function ``x`` with both operands."""
+        tokens, text = self.tokens, self.text
+        if k + 1 < len(tokens) and self.marks[k + 1] == "." and self.marks[k] not in _NOT_NAMES:
+            name = _name(text, tokens[k][0])
+            rule = denied_function_rule(_DIALECT, name) if name else "QV-001"
+            allowed = name is not None and (name in allowed_functions(_DIALECT) or name in self.extras)
+            if rule or not allowed:
+                raise refuse(rule or "QV-011", f"OPERATOR({name}.) (a call of {name}())", line_col(text, tokens[k][0]))
 
     def paths(self, k: int, name: str, where) -> None:
         """A file reader's first argument: one literal path or a list of them, each under allowed_paths."""

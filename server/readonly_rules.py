@@ -704,12 +704,15 @@ DENIED_RELATIONS: dict[str, dict[str, str]] = {
     "sqlite": dict.fromkeys(
         ("pragma_database_list", "pragma_temp_store_directory", "pragma_data_store_directory"), "QV-005"
     ),
+    # DuckDB's own views of its settings (temp_directory ...), attached files and other sessions' queries
+    "duckdb": dict.fromkeys(("pg_settings", "pragma_database_list", "duckdb_databases", "duckdb_logs"), "QV-005"),
 }
 
 #: Schemas in which ``DENIED_RELATIONS`` are matched (besides an unqualified name).
 SYSTEM_SCHEMAS: dict[str, frozenset[str]] = {
     "postgres": frozenset({"pg_catalog"}),
     "sqlite": frozenset({"main", "temp"}),
+    "duckdb": frozenset({"main", "pg_catalog"}),
 }
 
 #: Settings whose value is a path on the machine that runs the engine: ``current_setting`` may not read them

@@ -152,12 +152,18 @@ DUCKDB_ATTACKS = [
     ("QV-005", "SELECT current_setting('temp' || '_directory')"),
     ("QV-005", "SELECT current_setting(n_name) FROM nation"),
     ("QV-005", "SELECT path FROM duckdb_databases()"),
+    ("QV-005", "SELECT path FROM duckdb_databases"),
+    ("QV-005", "SELECT * FROM pragma_database_list"),
+    ("QV-005", "SELECT value FROM pg_settings WHERE name = 'temp_directory'"),
+    ("QV-005", "SELECT value FROM pg_catalog.pg_settings"),
+    ("QV-005", 'SELECT * FROM "duckdb_logs"'),
     ("QV-005", "SELECT * FROM read_csv(e'/etc/passwd')"),
     ("QV-005", "SELECT * FROM read_csv($$/etc/passwd$$)"),
     ("QV-005", "SELECT * FROM read_text($tag$/etc/passwd$tag$)"),
     # functions not on DuckDB's allow-list, and side effects under other names
     ("QV-011", "SELECT no_such_function(1)"),
     ("QV-011", "SELECT main.no_such_macro(n_name) FROM nation"),
+    ("QV-011", "SELECT n_name OPERATOR(public.+) n_comment FROM nation"),  # DuckDB calls public(n_name, n_comment)
     ("QV-004", "SELECT write_log('x')"),
     ("QV-004", "SELECT pg_sleep(1)"),
     ("QV-004", "SELECT sleep_ms(10000)"),
