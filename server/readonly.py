@@ -16,10 +16,16 @@ How a statement is judged, cheapest check first:
    (SELECT, WITH, set operations, VALUES, DuckDB's FROM-first and PIVOT) or a metadata statement allowed
    for that dialect.
 4. Every node of the tree is walked (iteratively): writes in CTEs, ``SELECT ... INTO``,
-   ``FOR UPDATE/SHARE``, variable assignments, ClickHouse ``SETTINGS``, denied functions, file readers and
-   path-like table names outside the source's ``allowed_paths``, the number of joins, subquery nesting.
+   ``FOR UPDATE/SHARE``, variable assignments, ClickHouse ``SETTINGS``, denied functions, calls sqlglot
+   cannot map to a function it knows unless the dialect's allow-list has them (QV-011), file readers and
+   path-like table names outside the source's ``allowed_paths``, settings and views that show server paths,
+   the number of joins, subquery nesting.
+5. The engine reads the statement again where the gateway has its parser (``engine``), and that reading is
+   judged too: PostgreSQL through libpg_query (``server/readonly_postgres.py``), DuckDB through its own
+   parser and lexer (``server/readonly_duckdb.py``). There every function called must be on the engine's
+   allow-list (``server/allowlists/``) or among the source's ``allowed_functions``.
 
-Rules (the table and the deny lists are in ``server/readonly_rules.py``):
+Rules (the table, the deny lists and the allow-list loader are in ``server/readonly_rules.py``):
 
 ======  ============================================  ==========================================
 QV-001  does not parse / not exactly one statement /  InvalidQueryError (INVALID_ARGUMENT)
@@ -63,19 +69,18 @@ paths; a cache hit costs a dict lookup.
 
 KNOWN LIMITATIONS (the connection-level defence is what covers them):
 
-- Deny lists name functions. A user-defined function or view in the source that has side effects is unknown
-  to the validator (configure read-only database users).
-- Functions are matched by name, ignoring schema and case; a side-effecting function under another name
-  (an extension's alias, a wrapper) is not caught.
+- Allow-lists name functions. A view in the source, or a user-defined function allowed by name, that has side
+  effects is unknown to the validator (configure least-privilege database users; README "Read-only, twice").
+- Names are matched as the engine reads them (case-folded, escapes decoded); a function of the system schema
+  overloaded in another schema the search path reaches would be called by its allowed name.
 - Paths are checked as text: ``..`` is normalised away and relative paths are refused, but symbolic links
   under an allowed path are followed by the engine.
 - QV-010 characters are refused everywhere, also inside string literals; write them with escapes.
-- The statement is judged on sqlglot's reading of it. Where the engine's grammar differs (e.g. MySQL's
-  ``--`` needs a following space to start a comment; MySQL executable comments ``/*! */`` are refused for
-  that reason), the engine may read the text differently. Likewise for backslashes in string literals when a
-  server runs with non-default settings (MySQL ``NO_BACKSLASH_ESCAPES``, PostgreSQL
-  ``standard_conforming_strings = off``). For DuckDB a test checks agreement with DuckDB's own parser on
-  thousands of mutated statements.
+- For engines whose parser does not run here (MySQL, Snowflake, ClickHouse, Flight SQL upstreams), the
+  statement is judged on sqlglot's reading, failing closed where sqlglot cannot map a call; where the engine's
+  grammar differs (MySQL's ``--`` needs a following space to start a comment; MySQL executable comments
+  ``/*! */`` are refused for that reason), the engine may read the text differently. PostgreSQL sources get
+  ``standard_conforming_strings=on`` on every connection, as libpg_query reads strings.
 - DuckDB runs a PIVOT without an explicit IN list as two statements, a temporary ENUM type of the pivot
   values and the query; the type lives in the query's own connection only.
 - Dialects without their own deny list (Oracle, T-SQL, Trino, ...) get every list and no metadata
