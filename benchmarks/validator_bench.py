@@ -63,47 +63,21 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}; {compiled}; {args.rounds} rounds")
     q1 = TPCH_QUERIES[1]
     pg_q1 = q1.replace("interval '90' day (3)", "interval '90 day'")
-    results = {
-        "validate Q1, sqlglot alone (cache miss)": measure(
-            "validate Q1, sqlglot alone, cache miss", lambda i: validate(q1, "duckdb"), args.rounds, cold=True
-        ),
-        "validate Q1 + DuckDB reading (cache miss)": measure(
-            "validate Q1 + DuckDB reading, cache miss",
-            lambda i: validate(q1, "duckdb", engine="duckdb"),
-            args.rounds,
-            cold=True,
-        ),
-        "validate Q1 + DuckDB reading (cache hit)": measure(
-            "validate Q1 + DuckDB reading, cache hit",
-            lambda i: validate(q1, "duckdb", engine="duckdb"),
-            args.rounds,
-            cold=False,
-        ),
-        "validate Q1 + PostgreSQL reading (cache miss)": measure(
-            "validate Q1 + PostgreSQL reading, cache miss",
-            lambda i: validate(pg_q1, "postgres", engine="postgres"),
-            args.rounds,
-            cold=True,
-        ),
-        "validate Q1 + PostgreSQL reading (cache hit)": measure(
-            "validate Q1 + PostgreSQL reading, cache hit",
-            lambda i: validate(pg_q1, "postgres", engine="postgres"),
-            args.rounds,
-            cold=False,
-        ),
-        "route Q1 (cache miss)": measure(
-            "route Q1 on the demo, cache miss",
+    cases = [
+        ("validate Q1, sqlglot alone", lambda i: validate(q1, "duckdb"), (True,)),
+        ("validate Q1 + DuckDB reading", lambda i: validate(q1, "duckdb", engine="duckdb"), (True, False)),
+        ("validate Q1 + PostgreSQL reading", lambda i: validate(pg_q1, "postgres", engine="postgres"), (True, False)),
+        (
+            "route Q1 on the demo",
             lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo"),
-            args.rounds,
-            cold=True,
+            (True, False),
         ),
-        "route Q1 (cache hit)": measure(
-            "route Q1 on the demo, cache hit",
-            lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo"),
-            args.rounds,
-            cold=False,
-        ),
-    }
+    ]
+    results = {}
+    for label, call, modes in cases:
+        for cold in modes:
+            name = f"{label}, cache {'miss' if cold else 'hit'}"
+            results[name] = measure(name, call, args.rounds, cold=cold)
     queries = list(TPCH_QUERIES.values())
     measure(
         "validate TPC-H 1-22 + DuckDB reading, round robin, cache miss",
@@ -111,10 +85,10 @@ def main() -> None:
         args.rounds,
         cold=True,
     )
-    alone = results["validate Q1, sqlglot alone (cache miss)"][0]
+    alone = results["validate Q1, sqlglot alone, cache miss"][0]
     for engine in ("DuckDB", "PostgreSQL"):
-        cold = results[f"validate Q1 + {engine} reading (cache miss)"][0]
-        hit = results[f"validate Q1 + {engine} reading (cache hit)"][0]
+        cold = results[f"validate Q1 + {engine} reading, cache miss"][0]
+        hit = results[f"validate Q1 + {engine} reading, cache hit"][0]
         verdict = "met" if cold <= 0.3 and hit <= 0.01 else "NOT met"
         print(f"{engine} reading: {cold / alone:.2f}x sqlglot alone; targets (p50 <= 0.3 ms cold, <= 0.01 ms "
               f"cached): {verdict}")

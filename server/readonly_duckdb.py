@@ -267,29 +267,27 @@ def _word(text: str, pos: int) -> str:
 def _name(text: str, pos: int) -> str | None:
     """The name of an identifier or keyword token as DuckDB looks functions up (case-insensitive)."""
     if text.startswith('"', pos):
-        end = pos + 1
-        while True:
-            end = text.find('"', end)
-            if end < 0:
-                return None
-            if text.startswith('""', end):
-                end += 2
-                continue
-            return text[pos + 1 : end].replace('""', '"').lower()
+        quoted = _quoted(text, pos, '"')
+        return quoted.lower() if quoted is not None else None
     match = _UNQUOTED.match(text, pos)
     return match.group().lower() if match else None
 
 
 def _string(text: str, pos: int) -> str | None:
     """The value of a plain ``'...'`` literal; None for any other form (E'', $$, X'') the gateway won't decode."""
-    if not text.startswith("'", pos):
+    return _quoted(text, pos, "'")
+
+
+def _quoted(text: str, pos: int, quote: str) -> str | None:
+    """The content of a token quoted with ``quote`` at ``pos`` (a doubled quote stands for one); None if unclosed."""
+    if not text.startswith(quote, pos):
         return None
     end = pos + 1
     while True:
-        end = text.find("'", end)
+        end = text.find(quote, end)
         if end < 0:
             return None
-        if text.startswith("''", end):
+        if text.startswith(quote * 2, end):
             end += 2
             continue
-        return text[pos + 1 : end].replace("''", "'")
+        return text[pos + 1 : end].replace(quote * 2, quote)
