@@ -7,11 +7,13 @@ pglast, DuckDB's parser and lexer), as the gateway runs it for sources of those 
 from __future__ import annotations
 
 import pytest
+import sqlglot
 
 from backends.errors import GatewayError, InvalidQueryError, LimitExceededError, ReadOnlyViolationError
 from server.readonly import validate
 from server.readonly_rules import RULES
 from tests.validator.corpus import ATTACKS, LEGIT
+from tests.validator.tpch import TPCH_QUERIES
 
 OUT = "/tmp/nexus-validator-out"
 SENTINEL = "/tmp/nexus-validator-sentinel.txt"
@@ -62,3 +64,15 @@ def test_attack_is_refused_with_its_rule(dialect, rule, sql, engine_for):
 def test_legitimate_query_is_accepted(dialect, sql, engine_for):
     tree = validate(sql, dialect, engine=engine_for(dialect))
     assert tree is not None
+
+
+#: Every dialect a backend family speaks, with the engine parser the gateway applies to it.
+FAMILY_DIALECTS = [("duckdb", "duckdb"), ("postgres", "postgres"), ("postgres", None), ("mysql", None),
+                   ("sqlite", None), ("snowflake", None), ("redshift", "postgres")]
+
+
+@pytest.mark.parametrize("number", sorted(TPCH_QUERIES))
+@pytest.mark.parametrize(("dialect", "engine"), FAMILY_DIALECTS, ids=lambda v: str(v))
+def test_tpch_passes_in_every_dialect(dialect, engine, number):
+    sql = sqlglot.transpile(TPCH_QUERIES[number], read="duckdb", write=dialect)[0]
+    validate(sql, dialect, engine=engine)
