@@ -176,7 +176,8 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
         return NotFoundError(message, source=source, sqlstate=state or None)
     if state == "57014" or "canceling statement" in lowered:
-        if "statement timeout" in lowered:
+        if "statement timeout" in lowered:  # PostgreSQL's own limit: the source's statement_timeout_seconds
+            message += " (the source's statement_timeout_seconds)"
             return QueryTimeoutError(message, source=source, sqlstate=state or None)
         return QueryCancelledError(message, source=source, sqlstate=state or None)
     if state.startswith(("08", "57P")) or any(
