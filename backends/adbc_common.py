@@ -25,7 +25,16 @@ import sqlglot
 from sqlglot.tokens import TokenType
 
 from backends.base import Execution
-from backends.errors import GatewayError, QueryCancelledError, QueryTimeoutError, ReadOnlyViolationError
+from backends.errors import (
+    BackendUnavailableError,
+    GatewayError,
+    InvalidQueryError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
+from backends.limits import timeout_error
 from backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
 from backends.watchdog import WATCHDOG
 
@@ -254,10 +263,7 @@ class AdbcExecution(Execution):
     def _stopped_error(self) -> GatewayError:
         """Return the error of a stream we stopped: by the deadline, or by a cancel."""
         if self._timed_out:
-            return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
-                source=self._source,
-            )
+            return timeout_error(self._timeout, self._source)
         return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:

@@ -140,6 +140,10 @@ class Backend(abc.ABC):
     dialect: ClassVar[str]
     #: Dialects of engines that finally run the SQL besides ``dialect`` (their deny lists apply too).
     engine_dialects: ClassVar[tuple[str, ...]] = ()
+    #: The engine whose own parser reads the SQL this backend receives, when the gateway has that parser
+    #: (``"duckdb"``, ``"postgres"``): the validator then judges the engine's reading too. It applies only while
+    #: ``dialect`` is that engine's (a subclass that translates another dialect first gets none).
+    engine_parser: ClassVar[str | None] = None
     #: The schema unqualified names resolve to (reported as the session's current schema).
     default_schema: ClassVar[str | None] = None
     #: What this backend can do.

@@ -1,9 +1,12 @@
 """PostgreSQL and every PG-wire engine, over adbc-driver-postgresql.
 
 Each source keeps a pool of ADBC connections opened with ``default_transaction_read_only=on`` and the source's
-``statement_timeout`` as startup options, so every statement a pooled connection runs is in a read-only
-transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator
-must stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
+``statement_timeout`` as startup options, outside autocommit: every query runs in a read-only transaction that
+the gateway rolls back when the connection returns to the pool. That is the second line of defence behind the
+validator, and it holds alone: what a statement changes inside the database (a large object ``lo_create``
+makes, a ``pg_notify``, a ``set_config``, even ``default_transaction_read_only`` switched off) is undone, and
+the next parameter row or borrower starts clean. A superuser login, or one that reaches the server's files,
+is refused (``postgres_privileges.py``). Results stream from PostgreSQL's binary COPY straight into Arrow.
 
 ADBC runs every statement that returns rows inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE
 and WITH work: ``SHOW x`` is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a
@@ -74,6 +77,7 @@ from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -90,6 +94,7 @@ from backends.postgres_parameters import (
     value_types,
     with_casts,
 )
+from backends.postgres_privileges import refuse_privileged_login
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
@@ -116,6 +121,8 @@ class PostgresConfig(BaseModel):
     pool_recycle_seconds: float = Field(300.0, ge=0)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_timeout_seconds: float = Field(30.0, gt=0)
+    #: Connect even as a superuser or a member of a role that reaches the server's files (dangerous).
+    allow_privileged_login: bool = False
 
 
 def _uri(config: PostgresConfig) -> str:
@@ -124,9 +131,11 @@ def _uri(config: PostgresConfig) -> str:
     password = config.password.get_secret_value() if config.password else ""
     auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
     host = f"[{config.host}]" if ":" in config.host else config.host
+    # standard_conforming_strings=on: backslashes in '...' are text, as the validator's PostgreSQL parser reads them.
     startup = (
         f"-c default_transaction_read_only=on "
-        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)}"
+        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)} "
+        "-c standard_conforming_strings=on"
     )
     query = {
         "sslmode": config.sslmode,
@@ -170,6 +179,9 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         )
     if state == "25006" or "read-only transaction" in lowered or "read-write mode" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
+    if state == "42501" or lowered.startswith(("permission denied", "must be superuser", "must be owner")):
+        # insufficient_privilege (mid-stream errors come without their SQLSTATE): the login's grants held
+        return ForbiddenError(message, source=source, sqlstate=state or None)
     if (
         state.startswith("28")
         or "password authentication failed" in lowered
@@ -180,7 +192,8 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     if state in ("3D000", "3F000", "42P01") or ("database" in lowered and "does not exist" in lowered):
         return NotFoundError(message, source=source, sqlstate=state or None)
     if state == "57014" or "canceling statement" in lowered:
-        if "statement timeout" in lowered:
+        if "statement timeout" in lowered:  # PostgreSQL's own limit: the source's statement_timeout_seconds
+            message += " (the source's statement_timeout_seconds)"
             return QueryTimeoutError(message, source=source, sqlstate=state or None)
         return QueryCancelledError(message, source=source, sqlstate=state or None)
     if state.startswith(("08", "57P")) or any(
@@ -277,10 +290,12 @@ class PostgresBackend(AdbcBackend):
 
     kind = "postgres"
     dialect = "postgres"
+    engine_parser = "postgres"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
         "every pooled connection starts with default_transaction_read_only=on, so PostgreSQL rejects writes "
-        "(SQLSTATE 25006); use a read-only role as well, since SQL could switch the setting back"
+        "(SQLSTATE 25006), and is reset before reuse; a superuser login, or one that reaches the server's files, "
+        "is refused unless allow_privileged_login = true"
     )
     config_model = PostgresConfig
     config: PostgresConfig
@@ -291,7 +306,6 @@ class PostgresBackend(AdbcBackend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
-        self._role_checked = False
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {
@@ -305,38 +319,29 @@ class PostgresBackend(AdbcBackend):
         return _classify(exc, self.name, self._secrets)
 
     def _open(self):
-        connection = pg_dbapi.connect(self._uri, autocommit=True)
-        if not self._role_checked:
-            self._role_checked = True
-            self._warn_if_superuser(connection)
+        # Not autocommit: each borrower's statements share one transaction, rolled back on return (_reset_session).
+        connection = pg_dbapi.connect(self._uri, autocommit=False)
+        try:
+            refuse_privileged_login(connection, self.name, self.config.allow_privileged_login)
+            connection.rollback()
+        except BaseException:
+            connection.close()
+            raise
         return connection
-
-    def _warn_if_superuser(self, connection) -> None:
-        """Say loudly when the source logs in as a superuser: read-only transactions do not bind those."""
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
-            rows = cursor.fetchall()
-        if rows and rows[0][1]:
-            log.warning(
-                "source %s connects to PostgreSQL as superuser %r: read-only transactions do not stop "
-                "superuser-only functions (pg_read_file, COPY … TO a file); the validator refuses them, but give "
-                "the gateway a role with only SELECT grants",
-                self.name,
-                rows[0][0],
-            )
 
     @staticmethod
     def _reset_session(connection) -> None:
-        """Undo what the last borrower left in the session before anyone else gets the connection.
+        """Undo what the last borrower did before anyone else gets the connection: roll its transaction back.
 
-        ``RESET ALL`` brings back the startup options (read-only, timeout): a query such as
-        ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise leave a writable
-        session in the pool. Session-level advisory locks survive a query's end and ``RESET ALL``: release them.
+        The rollback undoes settings (``set_config(..., false)``, even of ``default_transaction_read_only``),
+        large objects, notifications and anything else transactional. Session-level advisory locks survive a
+        rollback: release them, and roll back the transaction that did it.
         """
+        connection.rollback()
         with connection.cursor() as cursor:
-            cursor.execute("RESET ALL")
             cursor.execute("SELECT pg_advisory_unlock_all()")
             cursor.fetchall()
+        connection.rollback()
 
     # -- queries ---------------------------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ result holds (one aggregate pass of the query before it streams; rules and table
 column that is NULL or integral in the first rows and real or text later streams whole. The result schema
 therefore needs that pass, and it follows bound parameter values (``get_bound_schema``). Statements SQLite
 cannot put in a view (PRAGMA reads, EXPLAIN) keep the driver's guess from the first batch.
+
+The driver cannot interrupt a statement, so each pooled connection lives in a worker process
+(``sqlite_worker.py``): cancel and the server's time limit kill it, in the type pass, the rows, or planning.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +54,8 @@ from backends.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from backends.limits import planning_limits
+from backends.sqlite_worker import WorkerConnection, watching
 
 _SCHEMA = "main"
 
@@ -74,6 +78,15 @@ def _first_keyword(sql: str) -> str:
     return tokens[0].text.upper() if tokens else ""
 
 
+def _unwatched(_worker) -> None:
+    return None
+
+
+def _planning() -> QueryLimits:
+    """Limits of a planning step: the server's time limit, at which its worker is killed."""
+    return QueryLimits(timeout_seconds=planning_limits().timeout_seconds)
+
+
 _FORBIDDEN = {"ATTACH", "DETACH", "VACUUM"}
 _PRAGMA_ASSIGNMENT = re.compile(r"^\s*PRAGMA\s+[\w.]+\s*(=|\()", re.IGNORECASE)
 
@@ -83,8 +96,8 @@ class SQLiteBackend(AdbcBackend):
 
     kind = "sqlite"
     dialect = "sqlite"
-    #: The driver cannot interrupt a running statement: cancel and deadlines take effect between batches.
-    capabilities = Capabilities(parameters=True, cancel=False, keys=True, schema_without_execution=False)
+    #: Cancel and deadlines kill the connection's worker process (the driver itself cannot interrupt).
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (
         "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA "
         "assignments, "
@@ -124,11 +137,7 @@ class SQLiteBackend(AdbcBackend):
         return BackendError(message, source=self.name)
 
     def _open(self):
-        connection = sqlite_dbapi.connect(self._uri, autocommit=True)
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
-            cursor.fetchall()
-        return connection
+        return WorkerConnection(self._uri, int(self.config.busy_timeout_seconds * 1000))
 
     def _guard(self, sql: str) -> str:
         keyword = _first_keyword(sql)
@@ -143,12 +152,12 @@ class SQLiteBackend(AdbcBackend):
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """The types of the values the query returns (placeholders bound to NULL until values are bound)."""
         parameters = [[None] * parameter_count] if parameter_count else None
-        typed = self._typed(self._guard(sql), parameters, QueryLimits())
+        typed = self._typed(self._guard(sql), parameters, _planning())
         return typed.schema if typed is not None else self._first_batch_schema(sql, parameters)
 
     def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
         """The types of the values the query returns with these parameters (``count(*)`` stays an integer)."""
-        typed = self._typed(self._guard(sql), parameters, QueryLimits())
+        typed = self._typed(self._guard(sql), parameters, _planning())
         return typed.schema if typed is not None else None
 
     def _first_batch_schema(self, sql: str, parameters: Sequence[Sequence[Any]] | None) -> pa.Schema:
@@ -157,7 +166,7 @@ class SQLiteBackend(AdbcBackend):
         Columns without a value to infer from (no rows, or only NULLs) are declared utf8, the type every SQLite
         value converts to.
         """
-        execution = self._stream(self._guard(sql), parameters, QueryLimits())
+        execution = self._stream(self._guard(sql), parameters, _planning())
         try:
             reader = execution.reader
             try:
@@ -256,7 +265,8 @@ class SQLiteBackend(AdbcBackend):
     def _declared_columns(self, sql: str) -> list[sqlite_types.DeclaredColumn] | None:
         """The result columns and their declared types, read from a temporary view of the query."""
         view = f"nexus_columns_{uuid.uuid4().hex}"
-        with self._cursor() as cursor:
+        # Not watched: this worker goes back to the pool at once, and a cancel must never kill it there.
+        with watching(_unwatched), self._cursor() as cursor:
             try:
                 cursor.execute(sqlite_types.view_sql(sql, view))
             except adbc_driver_manager.Error:
@@ -373,14 +383,31 @@ class _TypedExecution(Execution):
         self._lock = threading.Lock()
         self._running: Execution | None = None
         self._stream: Execution | None = None
+        self._worker = None
         self._cancelled = False
 
     @property
     def reader(self) -> pa.RecordBatchReader:
         """The result stream; the first access reads the types and starts the rows."""
         if self._stream is None:
-            self._stream = self._start(self._started)
+            if self._cancelled:
+                raise QueryCancelledError("[sqlite] the query was cancelled")
+            try:
+                # A statement that blocks before its execution is returned is reached through its worker.
+                with watching(self._sent_to):
+                    self._stream = self._start(self._started)
+            except GatewayError:
+                if self._cancelled:
+                    raise QueryCancelledError("[sqlite] the query was cancelled") from None
+                raise
         return self._stream.reader
+
+    def _sent_to(self, worker) -> None:
+        with self._lock:
+            self._worker = worker
+            cancelled = self._cancelled
+        if cancelled:
+            worker.kill()
 
     def _started(self, execution: Execution) -> None:
         with self._lock:
@@ -392,12 +419,14 @@ class _TypedExecution(Execution):
             execution.cancel()
 
     def cancel(self) -> None:
-        """Stop the type pass or the rows, whichever runs."""
+        """Stop the type pass or the rows, whichever runs (killing the worker a statement blocks in)."""
         with self._lock:
             self._cancelled = True
-            running = self._running
+            running, worker = self._running, self._worker
         if running is not None:
             running.cancel()
+        elif worker is not None:
+            worker.kill()
 
     def close(self) -> None:
         """Release the running execution."""

@@ -29,7 +29,7 @@ from server.protocol import sql as pb
 from server.query_service import QueryService, parameter_rows
 from server.sessions import KNOWN_OPTIONS, Session, SessionStore
 from server.sql_info import sql_info_table
-from server.statements import HandleStore, PreparedStatement, Ticket
+from server.statements import HandleLimits, HandleStore, PreparedStatement, Ticket
 from server.xdbc import xdbc_type_info_table
 
 log = logging.getLogger("nexus_flight.server")
@@ -79,7 +79,8 @@ class FlightSqlServer(flight.FlightServerBase):
     """A read-only Flight SQL server over the gateway's sources."""
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
-                 statement_timeout_seconds: int = 300, **kwargs) -> None:
+                 statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
+                 **kwargs) -> None:
         self._tokens = TokenRegistry()
         super().__init__(
             location,
@@ -93,8 +94,9 @@ class FlightSqlServer(flight.FlightServerBase):
         self.service = service
         self.browser = CatalogBrowser(service.sources)
         self.sessions = SessionStore()
-        self.prepared = HandleStore("prepared statement", handle_ttl_seconds)
-        self.tickets = HandleStore("ticket", handle_ttl_seconds)
+        limits = handle_limits or HandleLimits()
+        self.prepared = limits.prepared_store(handle_ttl_seconds)
+        self.tickets = limits.ticket_store(handle_ttl_seconds)
         self._statement_timeout = int(statement_timeout_seconds)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ class FlightSqlServer(flight.FlightServerBase):
             handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
             plan_timings=dict(plan_timings or {}),
-        ))
+        ), owner=session.key)
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 
     def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
@@ -290,7 +292,8 @@ class FlightSqlServer(flight.FlightServerBase):
         plan = self.service.plan(request.query, session)
         handle = HandleStore.new_handle()
         self.prepared.put(handle, PreparedStatement(handle, session.key, plan.query, plan.dataset_schema,
-                                                    plan.parameter_schema, plan_timings=plan.timings_ms))
+                                                    plan.parameter_schema, plan_timings=plan.timings_ms),
+                          owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=plan.dataset_schema.serialize().to_pybytes(),

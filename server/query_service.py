@@ -26,6 +26,7 @@ from backends.errors import (
     QueryTimeoutError,
 )
 from server.batch_sizing import within_message_limit
+from backends.limits import planning
 from server.cancel_watch import CancelWatch
 from server.errors import flight_error, status_name
 from server.readonly import ValidationLimits
@@ -181,7 +182,9 @@ class QueryService:
             source = routed.source
             validated = _ms(started)
             backend = self.sources.backend(routed.source)
-            with tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source}):
+            span = tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source})
+            with span, planning(self.limits):
+                # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
                 dataset = backend.get_schema(routed.sql, routed.parameter_count)
                 parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
             return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})

@@ -14,6 +14,8 @@ from backends.base import QueryLimits, SourceSpec
 from backends.errors import (
     AuthenticationError,
     BackendUnavailableError,
+    ConfigError,
+    ForbiddenError,
     InvalidQueryError,
     NotFoundError,
     QueryCancelledError,
@@ -146,7 +148,8 @@ def test_writes_refused_by_read_only_sessions(backend, sql):
 
 
 def test_side_effect_functions_refused_too(backend):
-    with pytest.raises(ReadOnlyViolationError, match="nextval"):
+    # The reader has no grant on the sequence: PostgreSQL refuses before it gets to the read-only check.
+    with pytest.raises(ForbiddenError, match="permission denied for sequence nexus_seq"):
         run(backend, f"SELECT nextval('{SCHEMA}.nexus_seq')")
     with pytest.raises(ReadOnlyViolationError):
         run(backend, "CREATE TEMP TABLE t AS SELECT 1")
@@ -346,10 +349,36 @@ def test_advisory_locks_do_not_survive_the_connections_return_to_the_pool(postgr
             other.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
-def test_a_superuser_login_is_reported(caplog, postgres_server):
-    with caplog.at_level("WARNING", logger="backends.postgres"), make(postgres_server, pool_size=1) as b:
+def test_a_superuser_login_is_refused_naming_the_problem_and_the_fix(postgres_server):
+    with make(postgres_server, pool_size=1, username="postgres") as b, pytest.raises(ConfigError) as caught:
         run(b, "SELECT 1")
-    assert any("as superuser 'postgres'" in r.getMessage() for r in caplog.records)
+    message = caught.value.message
+    assert "logs in to PostgreSQL as 'postgres', which is a superuser" in message
+    assert "allow_privileged_login = true" in message and "CONNECT, USAGE and SELECT" in message
+
+
+@pytest.mark.parametrize("role", ["pg_read_server_files", "pg_write_server_files", "pg_execute_server_program"])
+def test_a_login_that_reaches_the_servers_files_is_refused(postgres_server, role):
+    import psycopg
+
+    user = f"nexus_{role}_{RUN}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {user} LOGIN IN ROLE {postgres_server.reader}, {role}")
+    try:
+        with make(postgres_server, pool_size=1, username=user) as b, pytest.raises(ConfigError) as caught:
+            run(b, "SELECT 1")
+        assert f"a member of {role}" in caught.value.message
+    finally:
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {user}")
+
+
+def test_allow_privileged_login_lets_a_superuser_in_with_a_warning(caplog, postgres_server):
+    with caplog.at_level("WARNING", logger="backends.postgres_privileges"), make(
+        postgres_server, pool_size=1, username="postgres", allow_privileged_login=True
+    ) as b:
+        assert run(b, "SELECT 1 AS one").column("one").to_pylist() == [1]
+    assert any("allowed by allow_privileged_login = true" in r.getMessage() for r in caplog.records)
 
 
 # -- numeric, opaque types and parameters, as PostgreSQL's own client sees them --------------------------------
