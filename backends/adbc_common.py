@@ -26,13 +26,9 @@ from sqlglot.tokens import TokenType
 
 from backends.base import Execution
 from backends.errors import (
-    BackendUnavailableError,
     GatewayError,
-    InvalidQueryError,
     QueryCancelledError,
-    QueryTimeoutError,
     ReadOnlyViolationError,
-    UnsupportedError,
 )
 from backends.limits import timeout_error
 from backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly

@@ -269,6 +269,7 @@ class SQLiteBackend(AdbcBackend):
         with watching(_unwatched), self._cursor() as cursor:
             try:
                 cursor.execute(sqlite_types.view_sql(sql, view))
+                cursor.fetchall()
             except adbc_driver_manager.Error:
                 return None  # not a query a view can hold (PRAGMA, EXPLAIN) or not valid SQL: run it as it is
             try:
@@ -278,6 +279,7 @@ class SQLiteBackend(AdbcBackend):
                 return None  # the view does not bind (an unknown table): running the query says why
             finally:
                 cursor.execute(f'DROP VIEW temp."{view}"')
+                cursor.fetchall()  # read to its end: a worker left mid-result is stopped
         return [sqlite_types.DeclaredColumn(name, declared or "") for name, declared in rows]
 
     def _storage_classes(

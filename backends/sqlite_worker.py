@@ -158,7 +158,12 @@ class WorkerCursor:
         self.close()
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> None:
-        """Send the statement; wait for its schema (or its error)."""
+        """Send the statement; wait for its schema (or its error).
+
+        A previous statement's result not read to its end is read and dropped first, as DB-API cursors do.
+        """
+        for _ in self._batches() if self._streaming else ():
+            pass
         callback = getattr(_watchers, "callback", None)
         if callback is not None:
             callback(self._connection)

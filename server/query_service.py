@@ -25,8 +25,8 @@ from backends.errors import (
     QueryCancelledError,
     QueryTimeoutError,
 )
-from server.batch_sizing import within_message_limit
 from backends.limits import planning
+from server.batch_sizing import within_message_limit
 from server.cancel_watch import CancelWatch
 from server.errors import flight_error, status_name
 from server.readonly import ValidationLimits
