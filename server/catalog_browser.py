@@ -10,6 +10,7 @@ from backends.errors import GatewayError, UnsupportedError
 from server import metadata
 from server.protocol import sql as pb
 from server.sources import SourceDirectory
+from server.xdbc import sql_type_name
 
 log = logging.getLogger("nexus_flight.metadata")
 
@@ -18,14 +19,10 @@ def _optional(cmd, name: str) -> str | None:
     return getattr(cmd, name) if cmd.HasField(name) else None
 
 
-def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
-    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
+def _type_metadata(field: pa.Field) -> dict[str, str]:
+    """What JDBC and ODBC read about a column's type: SQL type name, precision and scale, flags."""
     meta = {
-        "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
-        "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
-        "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
-        "ARROW:FLIGHT:SQL:TABLE_NAME": table,
-        "ARROW:FLIGHT:SQL:TYPE_NAME": str(field.type),
+        "ARROW:FLIGHT:SQL:TYPE_NAME": sql_type_name(field.type),
         "ARROW:FLIGHT:SQL:IS_READ_ONLY": "1",
         "ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT": "0",
         "ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE": "1" if pa.types.is_string(field.type) else "0",
@@ -34,7 +31,36 @@ def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -
     if pa.types.is_decimal(field.type):
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(field.type.precision)
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
+    return meta
+
+
+def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
     return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
+    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
+    return _encoded({
+        "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
+        "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:TABLE_NAME": table,
+        **_type_metadata(field),
+    })
+
+
+def result_schema(schema: pa.Schema, catalog: str) -> pa.Schema:
+    """A query's result schema with the column metadata JDBC reads for ``ResultSetMetaData``.
+
+    Without ``PRECISION``/``SCALE`` the JDBC driver reports 0 for both on every DECIMAL result column, and BI tools
+    then format decimals as integers. The stream carries the same schema, so clients see one schema throughout.
+    """
+    fields = []
+    for field in schema:
+        meta = dict(field.metadata or {})
+        meta.update(_encoded({"ARROW:FLIGHT:SQL:CATALOG_NAME": catalog, **_type_metadata(field)}))
+        fields.append(field.with_metadata(meta))
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 class CatalogBrowser:

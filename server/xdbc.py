@@ -49,6 +49,36 @@ _TYPES = [
 ]
 
 
+def sql_type_name(arrow_type: pa.DataType) -> str:
+    """The SQL name of an Arrow type, as GetXdbcTypeInfo lists it (``DECIMAL(12,4)`` with its precision and scale).
+
+    Column metadata (``ARROW:FLIGHT:SQL:TYPE_NAME``) carries it, so JDBC's ``TYPE_NAME`` and ODBC's
+    ``SQLDescribeCol`` name the type the way ``getTypeInfo`` does instead of showing Arrow's spelling.
+    """
+    t = arrow_type
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    for check, name in _SQL_NAMES:
+        if check(t):
+            return name
+    return str(t).upper()
+
+
+_SQL_NAMES = [
+    (pa.types.is_int64, "BIGINT"), (pa.types.is_int32, "INTEGER"), (pa.types.is_int16, "SMALLINT"),
+    (pa.types.is_int8, "TINYINT"), (pa.types.is_uint64, "UBIGINT"), (pa.types.is_uint32, "UINTEGER"),
+    (pa.types.is_uint16, "USMALLINT"), (pa.types.is_uint8, "UTINYINT"), (pa.types.is_boolean, "BOOLEAN"),
+    (pa.types.is_float32, "FLOAT"), (pa.types.is_float64, "DOUBLE"), (pa.types.is_date, "DATE"),
+    (pa.types.is_time, "TIME"), (pa.types.is_interval, "INTERVAL"), (pa.types.is_duration, "INTERVAL"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t), "VARCHAR"),
+    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t), "BLOB"),
+    (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t), "ARRAY"),
+    (pa.types.is_struct, "STRUCT"), (pa.types.is_map, "MAP"),
+]
+
+
 def xdbc_type_info_table(data_type: int | None = None) -> pa.Table:
     """Rows sorted by data_type then type_name, optionally only those of one data type."""
     rows = sorted((t for t in _TYPES if data_type is None or t[1] == data_type), key=lambda t: (t[1], t[0]))

@@ -35,6 +35,7 @@ CREATE TABLE {PG_SCHEMA}.child (
     id integer PRIMARY KEY, parent_id integer CONSTRAINT child_parent_fk REFERENCES {PG_SCHEMA}.everything (id)
 );
 INSERT INTO {PG_SCHEMA}.child VALUES (10, 1), (11, 3);
+CREATE VIEW {PG_SCHEMA}.everything_ids AS SELECT id FROM {PG_SCHEMA}.everything;
 """
 
 

@@ -50,4 +50,9 @@ def run_lines(command: list[str], timeout: float = 300.0) -> dict[str, dict]:
             record = json.loads(line)
             records[record["name"]] = record
     assert records, f"{command[0]} printed no result (exit {done.returncode}): {done.stderr[-2000:]}"
+    dump = os.environ.get("NEXUS_FLIGHT_CLIENTS_DUMP")  # a directory: keep what each program printed
+    if dump:
+        Path(dump).mkdir(parents=True, exist_ok=True)
+        scenario_file = next(Path(arg) for arg in command if arg.endswith(".tsv"))
+        (Path(dump) / f"{scenario_file.parent.name}.json").write_text(json.dumps(records, indent=1, ensure_ascii=False))
     return records

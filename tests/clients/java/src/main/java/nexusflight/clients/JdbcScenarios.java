@@ -60,7 +60,7 @@ public final class JdbcScenarios {
         out.put("error", error(e));
       } catch (Exception e) {
         out.put("ok", false);
-        out.put("error", Map.of("class", e.getClass().getName(), "message", String.valueOf(e.getMessage())));
+        out.put("error", Map.of("class", e.getClass().getName(), "message", String.valueOf(e.getMessage()), "at", String.valueOf(java.util.Arrays.asList(e.getStackTrace()).subList(0, Math.min(6, e.getStackTrace().length)))));
       }
       out.put("millis", (System.nanoTime() - started) / 1_000_000);
       System.out.println(Json.of(out));
@@ -279,13 +279,17 @@ public final class JdbcScenarios {
   }
 
   private static Object cell(ResultSet rows, int i, int type) throws SQLException {
-    Object object = rows.getObject(i);
-    if (rows.wasNull() || object == null) {
+    String string = rows.getString(i);
+    if (rows.wasNull() || string == null) {
       return null;
     }
     Map<String, Object> out = new LinkedHashMap<>();
-    out.put("class", object.getClass().getName());
-    out.put("string", rows.getString(i));
+    out.put("string", string);
+    try {
+      out.put("class", rows.getObject(i).getClass().getName());
+    } catch (RuntimeException e) { // the driver's getObject fails on some types: report it, read the rest
+      out.put("objectError", String.valueOf(e.getMessage()));
+    }
     switch (type) {
       case Types.BIGINT, Types.INTEGER, Types.SMALLINT, Types.TINYINT -> out.put("value", rows.getLong(i));
       case Types.DECIMAL, Types.NUMERIC -> out.put("value", rows.getBigDecimal(i).toPlainString());
@@ -303,7 +307,7 @@ public final class JdbcScenarios {
         Array array = rows.getArray(i);
         out.put("value", Arrays.deepToString(new Object[] {array.getArray()}));
       }
-      default -> out.put("value", object.toString());
+      default -> out.put("value", String.valueOf(rows.getObject(i)));
     }
     return out;
   }
