@@ -6,6 +6,8 @@ compared, schema and values, with the same request through ADBC (statements) or 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
@@ -16,7 +18,7 @@ from tests.clients import toolchain
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 
-ALL = sc.scenarios("grpc://unused", "grpc+tls://unused", sc.Path("unused"))
+ALL = sc.scenarios("grpc://unused", "grpc+tls://unused", Path("unused"))
 
 #: tonic reports its own client-side deadline as CANCELLED "Timeout expired" (tonic 0.14 src/status.rs,
 #: ``Status::from_error`` on ``TimeoutExpired``); the server still stops the query (checked below).

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tests.support.services import missing
 
-CACHE = Path(os.environ.get("NEXUS_FLIGHT_CLIENTS_DIR", Path.home() / ".cache" / "nexus-flight" / "clients"))
+CACHE = Path(os.environ.get("NEXUS_FLIGHT_CLIENTS_DIR")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nexus-flight" / "clients")
 JAVA_BUILD = CACHE / "java"
 GO_CLIENT = CACHE / "flightsql-go-client"
 RUST_CLIENT = CACHE / "rust-target" / "release" / "flightsql-rust-client"
