@@ -47,7 +47,7 @@ if command -v cargo >/dev/null; then
     rust_files=(rust/Cargo.toml rust/Cargo.lock rust/src/main.rs)
     if ! up_to_date rust "${rust_files[@]}"; then
         echo "install-clients: Rust client (first build takes several minutes)"
-        CARGO_TARGET_DIR="$out/rust-target" cargo build -q --release --locked --manifest-path rust/Cargo.toml
+        CARGO_TARGET_DIR="$out/rust-target" cargo build -q --locked --manifest-path rust/Cargo.toml
         stamp rust "${rust_files[@]}"
     fi
 else

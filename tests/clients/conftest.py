@@ -58,6 +58,14 @@ def clients_gateway(demo_data_dir, client_pg_source) -> Iterator[Gateway]:
 
 
 @pytest.fixture(scope="session")
+def query_events(clients_gateway) -> list:
+    """Every query the clients gateway finished, in order (status success, cancelled, timeout …)."""
+    events: list = []
+    clients_gateway.service.observers.append(events.append)
+    return events
+
+
+@pytest.fixture(scope="session")
 def pki(tmp_path_factory) -> dict[str, Path]:
     """A test CA (trustme), the server's certificate for localhost, and the CA as a PKCS#12 trust store for JDBC."""
     import trustme

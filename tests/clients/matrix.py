@@ -63,7 +63,8 @@ NOTES = {
     ("jdbc", "prepared"): "the driver binds a parameter only in the server's declared type: setBigDecimal needs "
     "the column's scale (0.00, not 0) and setDouble is refused for a DECIMAL parameter (\"not yet supported\")",
     ("rust", "timeout"): "tonic reports its own client deadline as CANCELLED \"Timeout expired\" "
-    "(tonic 0.14 src/status.rs); the server stops the query all the same",
+    "(tonic 0.14 src/status.rs) when it fires before the server's DEADLINE_EXCEEDED arrives; the server stops the "
+    "query all the same",
     ("rust", "cancel"): "FlightSqlServiceClient has no cancel call; the test sends CancelFlightInfo with its "
     "generic do_action",
 }

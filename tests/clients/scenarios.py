@@ -26,6 +26,8 @@ from pathlib import Path
 
 NULL = "\\N"
 SLOW = "SELECT count(*) FROM range(100000000000) a"  # minutes unless something stops it
+#: Run right after the cancel and timeout scenarios: the slow queries must have ended on the server before it.
+AFTER_STOP = "SELECT 2 AS after_stop"
 
 #: A DuckDB query over the demo with one column of each type the demo's engine returns.
 DEMO_TYPES = (
@@ -100,8 +102,11 @@ def scenarios(uri: str, tls_uri: str, ca: Path) -> list[Scenario]:
                  error=("NOT_FOUND", "no_such_table")),
         Scenario("error_write", "errors", "statement", ("DELETE FROM nation",),
                  error=("PERMISSION_DENIED", "read-only")),
-        Scenario("cancel", "cancel", "cancel", (SLOW,), error=("CANCELLED", "interrupted")),
+        # The timeout first: the server notices an expired deadline within its cancel watch's poll (0.1 s), and
+        # the half second the cancel scenario waits lets that show before the marker query.
         Scenario("timeout", "timeout", "timeout", (SLOW, "1000"), error=("DEADLINE_EXCEEDED", "")),
+        Scenario("cancel", "cancel", "cancel", (SLOW,), error=("CANCELLED", "interrupted")),
+        _statement("after_stop", "statement", AFTER_STOP),
         Scenario("session_catalog", "session", "session_options", ("catalog", "pg"),
                  clients=frozenset({"java", "go"})),
         Scenario("session_statement", "session", "statement", ("SELECT count(*) AS n FROM client_types.everything",),
@@ -110,6 +115,16 @@ def scenarios(uri: str, tls_uri: str, ca: Path) -> list[Scenario]:
         Scenario("tls", "tls", "connect", (tls_uri, "alice", "secret", str(ca))),
         _statement("tls_statement", "tls", "SELECT count(*) AS n FROM region"),
     ]
+
+
+def stopped_before(events: list, marker_sql: str) -> list[str]:
+    """Statuses of the slow queries that ended on the server before the query ``marker_sql`` ran.
+
+    The clients run a marker query right after their cancel and timeout scenarios, on the same connection: a slow
+    query that ended before it was stopped by the cancel or deadline itself, not by the client going away.
+    """
+    marker = next(i for i, e in enumerate(events) if e.sql == marker_sql and e.status == "success")
+    return [e.status for e in events[:marker] if e.sql == SLOW]
 
 
 def write_file(path: Path, items: list[Scenario], client: str) -> list[Scenario]:

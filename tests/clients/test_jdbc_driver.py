@@ -18,7 +18,7 @@ from flightsql import flightsql_pb2 as pb
 
 from server import __version__
 from tests.clients import toolchain
-from tests.clients.scenarios import DEMO_TYPES, NULL, PG_TYPES, SLOW
+from tests.clients.scenarios import AFTER_STOP, DEMO_TYPES, NULL, PG_TYPES, SLOW, stopped_before
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 
@@ -78,6 +78,9 @@ def _scenarios(gateway, tls_gateway, pki) -> list[tuple[str, ...]]:
         ("error_prepared_write", "prepared", "UPDATE nation SET n_name = ?", "string:x"),
         ("timeout", "timeout", SLOW, "1"),
         ("cancel", "cancel", SLOW, "1000"),
+        # Statement.cancel() ends the call on the client; the server sees it within its cancel watch's 0.1 s poll.
+        ("pause", "pause", "500"),
+        ("after_stop", "query", AFTER_STOP),
         ("six_million_rows", "count", "SELECT i FROM range(6000000) t(i)"),
         ("catalog_property", "connect", plain + "&catalog=pg", *login),
         ("catalog_property_query", "query", "SELECT count(*) AS n FROM client_types.everything"),
@@ -90,8 +93,9 @@ def _scenarios(gateway, tls_gateway, pki) -> list[tuple[str, ...]]:
 
 
 @pytest.fixture(scope="module")
-def jdbc(clients_gateway, tls_gateway, pki, tmp_path_factory) -> dict[str, dict]:
-    """Run every scenario in one JVM; the driver's answers by scenario name."""
+def jdbc(clients_gateway, tls_gateway, pki, tmp_path_factory, query_events) -> dict[str, dict]:
+    """Run every scenario in one JVM; the driver's answers by scenario name (``query_events``: this run's)."""
+    del query_events[:]
     command = toolchain.java_command("JdbcScenarios")
     path = tmp_path_factory.mktemp("jdbc") / "scenarios.tsv"
     lines = ["\t".join(s) for s in _scenarios(clients_gateway, tls_gateway, pki)]
@@ -430,17 +434,20 @@ def test_errors_are_sql_exceptions_a_person_can_act_on(jdbc):
 
 
 @pytest.mark.matrix("timeout", client="jdbc")
-def test_query_timeout_stops_the_query_on_the_server(jdbc, clients_gateway):
+def test_query_timeout_stops_the_query_on_the_server(jdbc, query_events, clients_gateway):
+    """setQueryTimeout(1): the query ends on the server (before the connection's next query), not only in the JVM."""
     error = failure(jdbc, "timeout")
     assert "Query timed out after 1 SECONDS" in error["message"] and jdbc["timeout"]["millis"] < 10_000
+    statuses = stopped_before(query_events, AFTER_STOP)
+    assert len(statuses) == 2 and set(statuses) <= {"cancelled", "timeout"}, statuses
     assert wait_until(lambda: clients_gateway.service.running_count() == 0, 15)
 
 
 @pytest.mark.matrix("cancel", client="jdbc")
-def test_cancel_from_another_thread_stops_the_query_on_the_server(jdbc, clients_gateway):
+def test_cancel_from_another_thread_stops_the_query_on_the_server(jdbc, query_events):
     error = failure(jdbc, "cancel")
     assert "Cancel" in error["message"] and jdbc["cancel"]["millis"] < 10_000
-    assert wait_until(lambda: clients_gateway.service.running_count() == 0, 15)
+    assert "cancelled" in stopped_before(query_events, AFTER_STOP)
 
 
 # -- choosing the source -------------------------------------------------------------------------------------

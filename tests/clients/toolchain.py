@@ -18,7 +18,7 @@ CACHE = Path(os.environ.get("NEXUS_FLIGHT_CLIENTS_DIR")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nexus-flight" / "clients")
 JAVA_BUILD = CACHE / "java"
 GO_CLIENT = CACHE / "flightsql-go-client"
-RUST_CLIENT = CACHE / "rust-target" / "release" / "flightsql-rust-client"
+RUST_CLIENT = CACHE / "rust-target" / "debug" / "flightsql-rust-client"
 #: A zone with a half-hour offset: a timestamp read in the wrong zone cannot pass by luck.
 JVM_ZONE = "Asia/Kolkata"
 _INSTALL_HINT = "run tests/install-clients.sh (make install-test)"

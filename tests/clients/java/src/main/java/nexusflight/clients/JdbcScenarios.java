@@ -148,6 +148,9 @@ public final class JdbcScenarios {
         return timeout(args);
       case "cancel":
         return cancel(args);
+      case "pause":
+        Thread.sleep(Long.parseLong(args.get(0)));
+        return Map.of("paused", true);
       case "update":
         try (Statement statement = connection.createStatement()) {
           return Map.of("updated", statement.executeUpdate(args.get(0)));
