@@ -6,7 +6,7 @@ options into ``ConfigError``, keeps the secret values to scrub from messages, po
 under the error mapping and streams results through ``AdbcExecution``.
 
 This lives apart from ``adbc_common`` because it needs ``adbc_driver_manager``, which the MySQL backend (a user
-of ``adbc_common.scrub``) does not install.
+of ``adbc_common``'s pool and ``scrub``) does not install.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import adbc_driver_manager
 import pyarrow as pa
 from pydantic import BaseModel
 
-from backends.adbc_common import AdbcExecution, ConnectionPool, FieldRule
+from backends.adbc_common import AdbcExecution, FieldRule
 from backends.base import Backend, Execution, QueryLimits, SourceSpec
 from backends.errors import ConfigError, GatewayError
+from backends.pool import ConnectionPool
 
 
 class AdbcBackend(Backend):

@@ -75,6 +75,10 @@ class QueryLimits:
     timeout_seconds: float = 300.0
     memory_limit_bytes: int = 1 << 30
     batch_rows: int = 65_536
+    #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
+    correlation_id: str | None = None
 
 
 @dataclass

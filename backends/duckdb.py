@@ -107,11 +107,12 @@ class DuckDBExecution(Execution):
     computing the first batch, which for an aggregation is the whole query.
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer, timeout_seconds: float) -> None:
         self._cursor = cursor
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
         self._timer = timer
+        self._timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
         self._cancelled = False
         self._closed = False
@@ -122,7 +123,12 @@ class DuckDBExecution(Execution):
         if self._reader is None:
             if self._cancelled:
                 raise QueryCancelledError("[duckdb] query cancelled before it started")
-            engine = self._start(self._cursor)
+            try:
+                engine = self._start(self._cursor)
+            except QueryCancelledError:
+                if self._timer.fired and not self._cancelled:  # the interrupt was the deadline's, not a client's
+                    raise self._timed_out() from None
+                raise
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
 
@@ -141,12 +147,17 @@ class DuckDBExecution(Execution):
         if self._cancelled:
             return QueryCancelledError("[duckdb] query interrupted")
         if self._timer.fired:
-            return QueryTimeoutError("[duckdb] query stopped at its time limit")
+            return self._timed_out()
         if "Out of Memory" in text:
             return LimitExceededError(f"[duckdb] {text}: the query needs more than the source's memory limit")
         if "INTERRUPT" in text:
             return QueryCancelledError("[duckdb] query interrupted")
         return InvalidQueryError(f"[duckdb] {text}")
+
+    def _timed_out(self) -> QueryTimeoutError:
+        return QueryTimeoutError(
+            f"[duckdb] query stopped at the server's time limit (query_timeout={self._timeout_seconds:g}s)"
+        )
 
     def cancel(self) -> None:
         """Interrupt the query in DuckDB."""
@@ -334,7 +345,7 @@ class DuckDBBackend(Backend):
                     reader = self._execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, timer)
+        return DuckDBExecution(cursor, start, timer, limits.timeout_seconds)
 
     @staticmethod
     def _execute_many(cursor, sql: str, rows: list, limits: QueryLimits) -> pa.RecordBatchReader:

@@ -8,7 +8,7 @@ Flight/gRPC status, in one place::
     │   └── QueryRejectedError       INVALID_ARGUMENT   read-only validator rule QV-0xx (not a write)
     ├── ReadOnlyViolationError       PERMISSION_DENIED  a write, DDL or side effect (QV-0xx)
     ├── ForbiddenError               PERMISSION_DENIED  authenticated, but not allowed
-    ├── AuthenticationError          UNAUTHENTICATED
+    ├── AuthenticationError          UNAVAILABLE        a source refused the gateway's credentials
     ├── NotFoundError                NOT_FOUND          unknown source, table, handle or ticket
     ├── UnsupportedError             UNIMPLEMENTED      a command or feature the gateway does not offer
     │   └── NotInstalledError        UNIMPLEMENTED      a backend whose driver package is missing
@@ -72,7 +72,7 @@ class ForbiddenError(GatewayError):
 
 
 class AuthenticationError(GatewayError):
-    """The caller could not be authenticated."""
+    """A source refused the gateway's credentials (the client's own login is ``server/auth.py``'s)."""
 
 
 class NotFoundError(GatewayError):

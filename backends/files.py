@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backends.arrow_scan import scannable
 from backends.base import SourceSpec
 from backends.errors import ConfigError, NotFoundError, UnsupportedError
 from backends.lake import (
@@ -27,7 +28,6 @@ from backends.lake import (
     LakeSourceConfig,
     TimeTravel,
     parsable_location,
-    scannable,
     unique_names,
 )
 from backends.object_store import arrow_filesystem, parse_location

@@ -25,7 +25,6 @@ from backends.lake import (
     TimeTravel,
     VersionedTable,
     parsable_location,
-    scannable,
     unique_names,
 )
 from backends.object_store import arrow_filesystem, delta_storage_options, parse_location
@@ -94,7 +93,7 @@ class HudiBackend(LakeBackend):
         files = [f"{base}/{s.base_file_relative_path()}" for s in slices]
         schema = hudi_table.get_schema_with_meta_fields()
         dataset = ds.dataset(files, schema=schema, filesystem=filesystem, format="parquet")
-        return Binding(scannable(dataset), max(read))
+        return Binding(dataset, max(read))
 
     def _partition_keys(self, table: str) -> list[str]:
         """The Hudi table's partition fields (``hoodie.table.partition.fields``)."""

@@ -36,11 +36,11 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
+from backends.arrow_scan import for_duckdb
 from backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
 from backends.duckdb import DuckDBBackend
 from backends.errors import (
@@ -154,34 +154,6 @@ def pinned(version: int | None, as_of: dt.datetime | None) -> TimeTravel:
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     return TimeTravel(version=version, as_of=as_of)
-
-
-def without_view_types(schema: pa.Schema) -> pa.Schema:
-    """string_view/binary_view become string/binary.
-
-    DuckDB refuses to push filters into an Arrow scan whose schema has a view type (duckdb/duckdb#20703), and
-    writers such as arrow-rs (tpchgen-cli, delta-rs) produce them: without this, a selective query reads every
-    row group.
-    """
-
-    def plain(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_string_view(t):
-            return pa.string()
-        if pa.types.is_binary_view(t):
-            return pa.binary()
-        return t
-
-    if not any(plain(f.type) is not f.type for f in schema):
-        return schema
-    return pa.schema([f.with_type(plain(f.type)) for f in schema], metadata=schema.metadata)
-
-
-def scannable(dataset: ds.Dataset) -> ds.Dataset:
-    """Return the dataset with view types replaced, so DuckDB pushes filters into it."""
-    schema = without_view_types(dataset.schema)
-    if schema is dataset.schema or not isinstance(dataset, ds.FileSystemDataset):
-        return dataset
-    return ds.FileSystemDataset(list(dataset.get_fragments()), schema, dataset.format, dataset.filesystem)
 
 
 class LakeBackend(DuckDBBackend):
@@ -335,7 +307,7 @@ class LakeBackend(DuckDBBackend):
         cursor = self._db.cursor()
         try:
             for name, binding in bindings.items():
-                cursor.register(name, binding.data)
+                cursor.register(name, for_duckdb(binding.data))
         except BaseException:
             cursor.close()
             raise

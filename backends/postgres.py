@@ -161,7 +161,8 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         or ("role" in lowered and "does not exist" in lowered)
     ):
         return AuthenticationError(message, source=source, sqlstate=state or None)
-    if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
+    # 3D000 database, 3F000 schema, 42P01 table or view: the object asked for does not exist.
+    if state in ("3D000", "3F000", "42P01") or ("database" in lowered and "does not exist" in lowered):
         return NotFoundError(message, source=source, sqlstate=state or None)
     if state == "57014" or "canceling statement" in lowered:
         if "statement timeout" in lowered:

@@ -22,6 +22,8 @@ BACKENDS: dict[str, tuple[str, str | None]] = {
     "iceberg": ("backends.iceberg:IcebergBackend", "iceberg"),
     "delta": ("backends.delta:DeltaBackend", "delta"),
     "hudi": ("backends.hudi:HudiBackend", "hudi"),
+    "clickhouse": ("backends.clickhouse:ClickHouseBackend", "clickhouse"),
+    "bigquery": ("backends.bigquery:BigQueryBackend", "bigquery"),
 }
 
 ENTRY_POINT_GROUP = "nexus_flight.backends"

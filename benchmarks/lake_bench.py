@@ -35,11 +35,11 @@ import duckdb  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 import pyarrow.fs as pafs  # noqa: E402
 
+from backends.arrow_scan import scannable  # noqa: E402
 from backends.base import QueryLimits, SourceSpec  # noqa: E402
 from backends.delta import DeltaBackend  # noqa: E402
 from backends.files import FilesBackend  # noqa: E402
 from backends.iceberg import IcebergBackend  # noqa: E402
-from backends.lake import scannable  # noqa: E402
 from tests.lake.byte_counter import CountingRelay  # noqa: E402
 from tests.support.services import free_port, port_open  # noqa: E402
 
@@ -161,7 +161,7 @@ def build_iceberg(catalog_dir: Path, port: int, parquet: list[Path]) -> None:
     import pyarrow.parquet as pq
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from backends.lake import without_view_types
+    from backends.arrow_scan import plain_schema
 
     catalog_dir.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(
@@ -176,7 +176,7 @@ def build_iceberg(catalog_dir: Path, port: int, parquet: list[Path]) -> None:
         },
     )
     catalog.create_namespace("tpch")
-    schema = without_view_types(pq.read_schema(parquet[0]))
+    schema = plain_schema(pq.read_schema(parquet[0]))
     table = catalog.create_table("tpch.lineitem", schema=schema)
     table.add_files([f"s3://{BUCKET}/sf/lineitem/{path.name}" for path in parquet])
 

@@ -73,6 +73,8 @@ class ServerSettings(_Strict):
     catalog_url: str | None = None
     default_source: str | None = None
     query_timeout_seconds: float = Field(300.0, gt=0, le=86_400)
+    #: The largest Flight message sent to a client; raise it together with the clients' own limit.
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     memory_limit: str = "2GB"
     history_retention_days: int | None = Field(30, ge=1)
     record_parameters: bool = False

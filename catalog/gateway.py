@@ -259,6 +259,7 @@ class CatalogSourceDirectory:
                 allowed_paths=paths,
                 engine_dialects=_engine_dialects(info),
                 limits=validation_limits(info.options),
+                own_catalogs=(info.options["database"],) if isinstance(info.options.get("database"), str) else (),
             )
         return self._fallback(name).route_target(name)
 

@@ -147,12 +147,23 @@ _MYSQL = (
     _f("ssl_mode", "choice", choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
     _f("ssl_ca", "path"),
     _f("pool_idle_timeout_seconds", "float", minimum=1, maximum=86_400),
-    _f("memory_limit"),
-    _f("threads", "int", minimum=1, maximum=1024),
+    _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
     _f("charset", "charset"),
+    _f("allow_privileged_login", "bool"),
 )
 _ORACLE = (*_NETWORK, _f("service_name"), _f("sid"), _f("charset", "charset"))
 _HTTP_PROTOCOL = _f("protocol", "choice", choices=("http", "https"))
+_CLICKHOUSE = (
+    *_NETWORK,
+    _f("protocol", "choice", choices=("http", "https")),
+    _f("readonly", "int", minimum=1, maximum=2, description="1: queries change no setting; 2: settings, no writes"),
+    _f("strings_as_binary", "bool"),
+    _f("compress", "bool"),
+    _f("verify", "bool"),
+    _f("ca_cert", "path"),
+    _f("connect_timeout_seconds", "float", minimum=1, maximum=300),
+    _f("max_memory_usage", "int", minimum=1),
+)
 _KERBEROS = (_f("kerberos_principal"), _secret("keytab", "base64 of the keytab file"))
 _ENGINE = (_f("memory_limit"), _f("temp_directory", "path"), _f("threads", "int", minimum=1, maximum=1024))
 _S3_STORE = (
@@ -256,7 +267,7 @@ _TYPES: tuple[SourceType, ...] = (
     _net("gbase_8s", "informix", "", 9088, _NETWORK),
     _net("gbase_8t", "informix", "", 9088, _NETWORK),
     _net("sqlserver", "sqlserver", "tsql", 1433, (*_NETWORK, _f("schema"), *_KERBEROS), _BASIC_OR_KERBEROS),
-    _net("clickhouse", "clickhouse", "clickhouse", 8123, (*_NETWORK, _HTTP_PROTOCOL), _BASIC_OR_NONE),
+    _net("clickhouse", "clickhouse", "clickhouse", 8123, _CLICKHOUSE, _BASIC_OR_NONE),
     _net("druid", "druid", "druid", 8082, (*_NETWORK, _HTTP_PROTOCOL), _BASIC_OR_NONE),
     SourceType(
         "snowflake",
@@ -322,8 +333,14 @@ _TYPES: tuple[SourceType, ...] = (
             _f("location"),
             _f("endpoint", "url", choices=("http", "https")),
             _STATEMENT_TIMEOUT,
+            _f("maximum_bytes_billed", "int", minimum=1, description="the cost guard of every job"),
+            _f("use_storage_api", "bool"),
+            _f("page_size", "int", minimum=1),
+            _f("client_id"),
             _secret("service_account_json"),
             _secret("token"),
+            _secret("refresh_token", "OAuth2 refresh token; google-auth renews the access token before it expires"),
+            _secret("client_secret"),
         ),
         {"iam": ("service_account_json",), "oauth2": ("token",), "none": ()},
         example=({"project_id": "my-project", "dataset": "sales"}, {"service_account_json": "{}"}, "iam"),

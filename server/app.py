@@ -69,7 +69,11 @@ class Gateway:
                 specs.insert(0, demo_source(config))
             sources = StaticSourceDirectory(specs, config.default_source)
         self.sources = sources
-        limits = QueryLimits(timeout_seconds=config.query_timeout_seconds, batch_rows=config.batch_rows)
+        limits = QueryLimits(
+            timeout_seconds=config.query_timeout_seconds,
+            batch_rows=config.batch_rows,
+            max_message_bytes=config.max_message_bytes,
+        )
         observers = [record_metrics, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers,
                                     validation_limits=config.validation_limits)

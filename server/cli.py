@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(_given(args, "data_dir", settings.data_dir)).expanduser(),
         demo_scale=None if args.no_demo else args.demo_scale,
         query_timeout_seconds=_given(args, "query_timeout", settings.query_timeout_seconds),
+        max_message_bytes=_given(args, "max_message_bytes", settings.max_message_bytes),
         memory_limit=settings.memory_limit,
         validation_limits=ValidationLimits(
             max_length=settings.max_query_length, max_nesting=settings.max_nesting, max_joins=settings.max_joins
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-scale", type=float, default=0.01, help="TPC-H scale factor of the demo catalog")
     serve.add_argument("--no-demo", action="store_true", help="do not serve the demo catalog")
     serve.add_argument("--query-timeout", type=float, help="server-side query timeout, seconds (default 300)")
+    serve.add_argument("--max-message-bytes", type=int,
+                       help="largest Flight message sent to clients (default 16 MiB, what they accept by default)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve grpc+tls")
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     serve.add_argument("--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mTLS)")

@@ -26,8 +26,10 @@ class ServerConfig(BaseModel):
     query_timeout_seconds: float = Field(300.0, gt=0)
     #: Memory an engine may use for one source's queries.
     memory_limit: str = "2GB"
-    #: Rows per Arrow batch: keeps every IPC message far below clients' 16 MiB default.
+    #: Rows per Arrow batch an engine is asked for; wide batches are then cut by bytes (``max_message_bytes``).
     batch_rows: int = Field(65_536, gt=0)
+    #: The largest Flight message sent to a client: 16 MiB, what ADBC and other gRPC clients accept by default.
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     #: Idle prepared statements and tickets are forgotten after this long.
     handle_ttl_seconds: float = Field(1800.0, gt=0)
     #: Turning the validator off is for tests of the connection-level defence only.

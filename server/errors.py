@@ -11,7 +11,7 @@ LimitExceededError, ConfigError       InvalidArgument*             INVALID_ARGUM
 NotFoundError                         NotFound*                    NOT_FOUND
 UnsupportedError                      Unimplemented*               UNIMPLEMENTED
 ReadOnlyViolationError, Forbidden     FlightUnauthorizedError      PERMISSION_DENIED
-AuthenticationError                   FlightUnauthenticatedError   UNAUTHENTICATED
+AuthenticationError (a source's)      FlightUnavailableError       UNAVAILABLE, naming the source
 BackendUnavailableError               FlightUnavailableError       UNAVAILABLE
 QueryTimeoutError                     FlightTimedOutError          DEADLINE_EXCEEDED
 QueryCancelledError                   FlightCancelledError         CANCELLED
@@ -24,6 +24,10 @@ Arrow exceptions, and for those pyarrow appends ``traceback.format_exception`` o
 lines), and installs a log formatter that keeps full tracebacks in the server's own log.
 
 pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit.
+
+A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
+its login to the gateway failed (clients then drop their token or ask the user for a password), which
+``server/auth.py`` alone reports.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Unimplemented(pa.ArrowNotImplementedError):
 _FLIGHT_CLASSES: list[tuple[type[e.GatewayError], type[Exception]]] = [
     (e.ReadOnlyViolationError, flight.FlightUnauthorizedError),
     (e.ForbiddenError, flight.FlightUnauthorizedError),
-    (e.AuthenticationError, flight.FlightUnauthenticatedError),
+    (e.AuthenticationError, flight.FlightUnavailableError),
     (e.BackendUnavailableError, flight.FlightUnavailableError),
     (e.QueryTimeoutError, flight.FlightTimedOutError),
     (e.QueryCancelledError, flight.FlightCancelledError),
@@ -79,6 +83,11 @@ _FLIGHT_CLASSES: list[tuple[type[e.GatewayError], type[Exception]]] = [
 
 def flight_error(error: e.GatewayError) -> Exception:
     """The Flight-raisable exception for a gateway error (same condition, same status, every time)."""
+    if isinstance(error, e.AuthenticationError):
+        return flight.FlightUnavailableError(
+            f"{error.client_message()}: the source refused the gateway's credentials for it; "
+            "check the user and password configured for the source"
+        )
     for cls, target in _FLIGHT_CLASSES:
         if isinstance(error, cls):
             return target(error.client_message())

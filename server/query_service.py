@@ -25,6 +25,7 @@ from backends.errors import (
     QueryCancelledError,
     QueryTimeoutError,
 )
+from server.batch_sizing import within_message_limit
 from server.cancel_watch import CancelWatch
 from server.errors import flight_error, status_name
 from server.readonly import ValidationLimits
@@ -90,8 +91,11 @@ def _counted(
     stats: _StreamStats,
     started: float,
     stream_error: Callable[[Exception], Exception],
+    max_message_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
     """Yield the engine's batches in the announced schema, counting rows and bytes for history and metrics.
+
+    Every source's batches are cut here to fit the clients' message limit (``server/batch_sizing.py``).
 
     Reading the engine's reader releases the GIL while the engine works; this loop holds it only to add two
     numbers per batch (64k rows), which costs nothing measurable next to serializing the batch
@@ -101,7 +105,7 @@ def _counted(
     """
     conform = not reader.schema.equals(schema)
     try:
-        for batch in reader:
+        for batch in within_message_limit(reader, max_message_bytes):
             if stats.first_batch_ms is None:
                 stats.first_batch_ms = _ms(started)
             stats.rows += batch.num_rows
@@ -208,7 +212,8 @@ class QueryService:
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(ticket.query.source)
                 timings["connect"] = _ms(started)
-                execution = backend.execute(ticket.query.sql, ticket.parameters, self.limits)
+                limits = dataclasses.replace(self.limits, correlation_id=ticket.correlation_id)
+                execution = backend.execute(ticket.query.sql, ticket.parameters, limits)
                 running = _Running(execution)
                 with self._lock:  # registered before the engine blocks, so cancel can reach it
                     self._running.setdefault(ticket.handle, []).append(running)
@@ -237,7 +242,9 @@ class QueryService:
             error = _mid_stream_error(exc, running.cancelled, time.perf_counter() >= deadline, self.limits)
             return flight_error(error.with_context(source=ticket.query.source, query_id=query_id))
 
-        batches = _counted(execution.reader, ticket.schema, stats, started, stream_error)
+        batches = _counted(
+            execution.reader, ticket.schema, stats, started, stream_error, self.limits.max_message_bytes
+        )
 
         def finished(error: BaseException | None) -> None:
             stream_span.end()

@@ -2,9 +2,11 @@
 
 A query names its source with the first part of a three-part name (``source.schema.table``); otherwise it
 runs on the session's current catalog, otherwise on the default source. A first part that is not a source's
-name is left to the backend (its own catalogs: DuckDB's ``system``, PostgreSQL's database, a BigQuery
-project). The source's catalog qualifier is rewritten away (the backend knows only its own schemas), and SQL
-written in the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
+name (unknown, or a disabled source) is refused as NOT_FOUND naming the known catalogs: the catalogs a client
+sees are the sources, so the name would otherwise reach the default source's engine and come back as its own
+"catalog does not exist". Only the source's own database name (PostgreSQL accepts it) is left to the engine.
+The source's catalog qualifier is rewritten away (the backend knows only its own schemas), and SQL written in
+the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
 when neither is needed: regenerating SQL can change it subtly.
 
 Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
@@ -24,7 +26,7 @@ from backends.errors import (
     GatewayError,
     InvalidQueryError,
     NotFoundError,
-    UnsupportedError,
+    QueryRejectedError,
 )
 from server.readonly import Analysis, ValidationLimits, analyze, plain
 
@@ -40,6 +42,8 @@ class RouteTarget:
         limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
         engine_dialects: Further dialects whose deny lists apply: those of an engine that finally runs the
             SQL, e.g. ``("duckdb",)`` for a backend that executes through DuckDB (its file readers, query()).
+        own_catalogs: Catalog names the source's engine resolves itself (its configured database, which
+            PostgreSQL accepts as the first part of a name); any other first part must name a source.
 
     """
 
@@ -47,11 +51,13 @@ class RouteTarget:
     allowed_paths: tuple[str, ...] = ()
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     engine_dialects: tuple[str, ...] = ()
+    own_catalogs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
         object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
         object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
+        object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
 
     def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
         """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""
@@ -92,8 +98,8 @@ def route(
         InvalidQueryError: the SQL does not parse, is not one statement, or cannot be transpiled (QV-001).
         ReadOnlyViolationError: the statement would write or have side effects (QV-002..QV-007).
         LimitExceededError: the statement exceeds the source's limits (QV-008, QV-009).
-        NotFoundError: the session's catalog is not a source.
-        UnsupportedError: the query names more than one source (federation is not offered yet).
+        NotFoundError: the session's catalog, or the first part of a three-part name, is not a source.
+        QueryRejectedError: the query names more than one source (federation is not offered yet).
 
     """
     home = session_catalog or default_source
@@ -137,8 +143,14 @@ def route(
             return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
         read_dialect, parsed = found
     named = _named_sources(parsed, sources)
+    own = sources[named[0] if len(named) == 1 else home].own_catalogs
+    unknown = [c for c in parsed.catalogs if _source_named(c, sources) is None and c not in own]
+    if unknown:
+        raise _unknown_catalog(unknown[0], sources)
     if len(named) > 1:
-        raise UnsupportedError(
+        # INVALID_ARGUMENT, not UNIMPLEMENTED: ADBC answers an UNIMPLEMENTED prepare by running the statement
+        # unprepared, which would refuse (and record) the same query twice.
+        raise QueryRejectedError(
             f"the query names {len(named)} sources ({', '.join(named)}); a query runs on one source "
             "(queries across sources are not supported yet)"
         )
@@ -186,11 +198,7 @@ def _parse_as_named_source(
 
 
 def _named_sources(parsed: Analysis, sources: Mapping[str, Any]) -> list[str]:
-    """Return the sources named by the catalog part of three-part names.
-
-    A first part that names no source is the backend's own business (DuckDB's ``system`` catalog, PostgreSQL's
-    database name, a BigQuery project): it is left in place for the backend to resolve or refuse.
-    """
+    """Return the sources named by the catalog part of three-part names."""
     named: list[str] = []
     for catalog in parsed.catalogs:
         source = _source_named(catalog, sources)

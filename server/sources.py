@@ -63,7 +63,13 @@ class StaticSourceDirectory:
         spec = self._spec(name)
         cls = backend_class(spec.kind)
         paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
-        return RouteTarget(dialect=cls.dialect, allowed_paths=paths, engine_dialects=cls.engine_dialects)
+        database = spec.options.get("database")
+        return RouteTarget(
+            dialect=cls.dialect,
+            allowed_paths=paths,
+            engine_dialects=cls.engine_dialects,
+            own_catalogs=(database,) if isinstance(database, str) else (),
+        )
 
     def backend(self, name: str) -> Backend:
         """Open (once) and return the backend of ``name``."""

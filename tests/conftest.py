@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +17,14 @@ pytest.register_assert_rewrite("tests.support.results")
 from server.app import Gateway  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
+from tests.support.services import require_command  # noqa: E402
+from tests.support.tpch import TPCH_TABLES  # noqa: E402
+from tests.support.warehouses import (  # noqa: E402, F401 - fixtures
+    bigquery_emulator,
+    bigquery_tpch,
+    clickhouse_server,
+    clickhouse_tpch,
+)
 
 
 def pytest_sessionstart(session) -> None:
@@ -32,6 +44,27 @@ def mariadb_server() -> Iterator[PrivateMariaDB]:
     """This run's own MariaDB (``root`` without a password, database ``test``), started on first use."""
     with private_server(PrivateMariaDB) as server:
         yield server
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight"
+
+
+@pytest.fixture(scope="session")
+def tpch_dir() -> Path:
+    """TPC-H sf0.01 parquet files, generated once into the cache directory."""
+    target = _cache_dir() / "tpch-sf0.01"
+    if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
+        tool = require_command("tpchgen-cli")
+        # Generated aside and renamed into place: a run started meanwhile never reads half-written files.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="tpch-", dir=target.parent))
+        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={staging}"], check=True, capture_output=True)
+        try:
+            staging.rename(target)
+        except OSError:  # another run got there first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 @pytest.fixture(scope="session")

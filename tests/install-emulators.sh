@@ -14,3 +14,23 @@ if [ ! -x "$fakesnow_venv/bin/fakesnow" ]; then
     python3 -m venv "$fakesnow_venv"
     "$fakesnow_venv/bin/pip" install -q 'fakesnow[server]>=0.12,<0.13' 'snowflake-connector-python>=4.8,<5'
 fi
+
+# BigQuery emulator for tests/backends/test_bigquery.py, in its own virtual environment (it pins its own
+# DuckDB stack). Its spatial and avro extensions come from DuckDB's signed extension wheels, copied where DuckDB
+# looks for them, since the emulator would otherwise try to download them when it starts.
+bq_venv="${XDG_CACHE_HOME:-$HOME/.cache}/nexus-flight/bqemulator-venv"
+if [ ! -x "$bq_venv/bin/bqemulator" ]; then
+    python3 -m venv "$bq_venv"
+    "$bq_venv/bin/pip" install -q 'bqemulator==1.4.0' 'duckdb==1.5.5' numpy \
+        'duckdb-extension-spatial==1.5.5' 'duckdb-extension-avro==1.5.5'
+fi
+ext_dir="$HOME/.duckdb/extensions/v1.5.5/linux_amd64"
+mkdir -p "$ext_dir"
+for name in spatial avro; do
+    if [ ! -f "$ext_dir/$name.duckdb_extension" ]; then
+        cp "$bq_venv"/lib/python3*/site-packages/duckdb_extension_"$name"/extensions/v1.5.5/"$name".duckdb_extension "$ext_dir/"
+    fi
+done
+
+# ClickHouse: no server installs from these registries (Debian's is 18.16, which clickhouse-connect cannot use);
+# the tests run ClickHouse's engine from the chdb-core wheel (the test extra) behind tests/support/clickhouse_standin.py.

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -13,9 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.services import require_command
+from tests.support.tpch import TPCH_TABLES
 
-TPCH_TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 TPCH_SCHEMA = "nexus_tpch"
 
 #: Keys declared in the loaded copies, so introspection has something to find.
@@ -31,27 +26,6 @@ FOREIGN_KEYS = [
     ("customer", "c_nationkey", "nation", "n_nationkey", "NO ACTION", "SET NULL"),
     ("orders", "o_custkey", "customer", "c_custkey", "NO ACTION", "NO ACTION"),
 ]
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight"
-
-
-@pytest.fixture(scope="session")
-def tpch_dir() -> Path:
-    """TPC-H sf0.01 parquet files, generated once into the cache directory."""
-    target = _cache_dir() / "tpch-sf0.01"
-    if not all((target / f"{t}.parquet").exists() for t in TPCH_TABLES):
-        tool = require_command("tpchgen-cli")
-        # Generated aside and renamed into place: a run started meanwhile never reads half-written files.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="tpch-", dir=target.parent))
-        subprocess.run([tool, "parquet", "-s", "0.01", f"--output-dir={staging}"], check=True, capture_output=True)
-        try:
-            staging.rename(target)
-        except OSError:  # another run got there first
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def tpch_table(tpch_dir: Path, name: str) -> pa.Table:

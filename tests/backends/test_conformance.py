@@ -20,10 +20,10 @@ from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F40
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
 from tests.support.results import cancel_after_first_batch, run
 
-KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite")
+KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite", "clickhouse", "bigquery")
 #: The pip extra that installs each family's driver (DuckDB is a core dependency).
 EXTRAS = {"duckdb": None, "postgres": "postgres", "mysql": "mysql", "flightsql": "flightsql",
-          "snowflake": "snowflake", "sqlite": "sqlite"}
+          "snowflake": "snowflake", "sqlite": "sqlite", "clickhouse": "clickhouse", "bigquery": "bigquery"}
 
 
 @dataclass
@@ -49,8 +49,10 @@ def _postgres(request) -> Source:
 
 
 def _mysql(request) -> Source:
+    from tests.support.mysql_reader import reader_spec
+
     request.getfixturevalue("mysql_tpch")
-    spec = SourceSpec("c_my", "mysql", request.getfixturevalue("mariadb_server").options("nexus_tpch"))
+    spec = reader_spec(request.getfixturevalue("mariadb_server"), "nexus_tpch", name="c_my")
     return Source(backend_class("mysql")(spec), "nexus_tpch", "nexus_tpch.nation")
 
 
@@ -69,6 +71,19 @@ def _sqlite(request) -> Source:
     return Source(backend_class("sqlite")(spec), "main", "nation")
 
 
+def _clickhouse(request) -> Source:
+    """ClickHouse's engine behind the HTTP stand-in (tests/support/clickhouse_standin.py says why)."""
+    request.getfixturevalue("clickhouse_tpch")
+    spec = SourceSpec("c_ch", "clickhouse", request.getfixturevalue("clickhouse_server").options())
+    return Source(backend_class("clickhouse")(spec), "tpch", "tpch.nation")
+
+
+def _bigquery(request) -> Source:
+    request.getfixturevalue("bigquery_tpch")
+    spec = SourceSpec("c_bq", "bigquery", request.getfixturevalue("bigquery_emulator").options())
+    return Source(backend_class("bigquery")(spec), "tpch", "tpch.nation")
+
+
 @pytest.fixture(scope="module", params=KINDS)
 def source(request):
     made = {
@@ -78,6 +93,8 @@ def source(request):
         "flightsql": _flightsql,
         "snowflake": _snowflake,
         "sqlite": _sqlite,
+        "clickhouse": _clickhouse,
+        "bigquery": _bigquery,
     }[request.param](request)
     yield made
     made.backend.close()

@@ -274,8 +274,8 @@ def test_foreign_keys_with_rules(backend):
     assert customer_nation.pk.key_name == "nation_pkey"
 
 
-def test_invalid_sql_is_invalid_query(backend):
-    with pytest.raises(InvalidQueryError, match='relation "nope" does not exist'):
+def test_invalid_sql_is_invalid_query_and_a_missing_table_not_found(backend):
+    with pytest.raises(NotFoundError, match='relation "nope" does not exist'):
         run(backend, "SELECT * FROM nope")
     with pytest.raises(InvalidQueryError):
         backend.get_schema("SELEC 1")

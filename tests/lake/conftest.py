@@ -23,6 +23,7 @@ from tests.lake.emulators import (
     azurite,
     gcs_emulator,
     moto_s3,
+    s3_client,
 )
 from tests.support.results import run
 
@@ -132,16 +133,7 @@ def s3():
             allow_bucket_creation=True,
         )
         filesystem.create_dir(BUCKET)
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=emulator.endpoint,
-            aws_access_key_id=S3_KEY_ID,
-            aws_secret_access_key=S3_SECRET,
-            region_name=S3_REGION,
-        )
-        yield emulator, relay, filesystem, client
+        yield emulator, relay, filesystem, s3_client(emulator)
         relay.close()
 
 

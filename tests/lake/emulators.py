@@ -66,6 +66,19 @@ def moto_s3() -> AbstractContextManager[Emulator]:
     return _running("moto_server", "S3 emulator", lambda port: ["-H", "127.0.0.1", "-p", str(port)])
 
 
+def s3_client(emulator: Emulator):
+    """A boto3 S3 client of the emulator, with the test credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=emulator.endpoint,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+        region_name=S3_REGION,
+    )
+
+
 def azurite(location: Path) -> AbstractContextManager[Emulator]:
     """Azurite's blob service (npm ``azurite``)."""
     return _running(

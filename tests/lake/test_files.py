@@ -27,9 +27,11 @@ from tests.lake.conftest import (
     s3_source,
     sales_table,
     source,
+    upload_dir,
     write_hive,
     write_hive_s3,
 )
+from tests.support.results import run
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +296,70 @@ def test_s3_pushdown_fetches_fewer_bytes(s3, s3_settings, s3_sales):
         sum(a for i, a in enumerate(s3_sales.column("amount").to_pylist()) if i < 30)
     )
     assert few_bytes < full_bytes / 2, (few_bytes, full_bytes)
+
+
+def test_s3_view_typed_files_filter_on_text_and_still_skip_row_groups(s3, s3_settings, tmp_path_factory):
+    """Files written with string_view (arrow-rs, pyiceberg): text filters work; other filters still prune."""
+    relay = s3[1]
+    data = sales_table()
+    local = tmp_path_factory.mktemp("s3views")
+    for region in ("eu", "us", "apac"):  # pyarrow's partitioned writer cannot take string_view: one file each
+        part = data.filter(pa.compute.equal(data.column("region"), region)).drop_columns(["region"])
+        notes = pa.array([f"note {i % 7}" for i in part.column("id").to_pylist()], pa.string_view())
+        (local / f"region={region}").mkdir()
+        pq.write_table(part.append_column("note", notes), local / f"region={region}" / "part.parquet",
+                       row_group_size=100)
+    upload_dir(s3, local, "files/views")
+    spec = s3_source(
+        "files",
+        s3_settings,
+        s3_endpoint=f"127.0.0.1:{relay.port}",
+        tables=[{"name": "sales", "location": f"s3://{BUCKET}/files/views/", "hive_partitioning": True}],
+    )
+    with FilesBackend(spec) as backend:
+        assert rows(backend, "SELECT count(*) AS n FROM sales WHERE note = 'note 3'") == [
+            {"n": sum(1 for i in range(data.num_rows) if i % 7 == 3)}
+        ]
+        assert rows(backend, "SELECT count(*) AS n FROM sales WHERE note LIKE 'note 1%' AND region = 'eu'") == [
+            {"n": sum(1 for i in range(data.num_rows) if i % 7 == 1 and i % 3 == 0)}
+        ]
+        relay.reset()
+        rows(backend, "SELECT sum(amount) AS s, max(note) AS m FROM sales")
+        full_bytes = relay.received
+        relay.reset()
+        few = rows(backend, "SELECT sum(amount) AS s, max(note) AS m FROM sales WHERE id < 30")
+        few_bytes = relay.received
+    assert few[0]["m"] == "note 6"
+    assert few_bytes < full_bytes / 2, (few_bytes, full_bytes)
+
+
+def test_wide_decimals_are_readable(tmp_path):
+    """DuckDB's DECIMAL stops at 38 digits: decimal256 up to 38 reads exactly, wider as double (not a failure)."""
+    import decimal
+
+    path = tmp_path / "wide.parquet"
+    narrow, wide = decimal.Decimal("1234567890.12"), decimal.Decimal("12345678901234567890123456789012345678.91")
+    pq.write_table(
+        pa.table({"n": pa.array([narrow], pa.decimal256(20, 2)), "w": pa.array([wide], pa.decimal256(40, 2))}), path
+    )
+    with FilesBackend(source("files", tables=[{"name": "t", "location": str(path)}])) as backend:
+        got = run(backend, "SELECT n, w FROM t", timeout_seconds=LIMITS.timeout_seconds)
+    assert got.schema.field("n").type == pa.decimal128(20, 2) and got.column("n")[0].as_py() == narrow
+    assert got.schema.field("w").type == pa.float64() and got.column("w")[0].as_py() == pytest.approx(float(wide))
+
+
+def test_nanosecond_times_are_selected_and_filtered_through_a_cast(tmp_path):
+    """DuckDB 1.5 reads time64[ns] as TIME_NS and cannot push a filter on it: the README's cast works."""
+    import datetime as dt
+
+    path = tmp_path / "times.parquet"
+    pq.write_table(pa.table({"t": pa.array([1_000_005_000, None], pa.time64("ns"))}), path)
+    with FilesBackend(source("files", tables=[{"name": "t", "location": str(path)}])) as backend:
+        assert rows(backend, "SELECT t FROM t ORDER BY t") == [{"t": dt.time(0, 0, 1, 5)}, {"t": None}]
+        execution = backend.execute("SELECT count(*) AS n FROM t WHERE cast(t AS time) = ?",
+                                    [[dt.time(0, 0, 1, 5)]], LIMITS)
+        assert execution.reader.read_all().to_pylist() == [{"n": 1}]
+        execution.close()
 
 
 def test_s3_wrong_bucket_is_named(s3, s3_settings, s3_sales):

@@ -69,6 +69,27 @@ def test_delta_latest_version_and_partitions(delta_local):
         )
 
 
+def test_delta_filters_find_rows_the_logs_statistics_cannot_describe(local_dir):
+    """The log stores -inf, NaN and decimal(38) bounds lossily (null, a double): no file may be skipped for that."""
+    import decimal
+
+    path = str(local_dir / "delta_lossy_stats")
+    table = pa.table({
+        "region": ["eu", "us", "eu"],
+        "x": [1.0, float("-inf"), float("nan")],
+        "d": pa.array([decimal.Decimal("1234567890123456789012345678.0123456789")] * 3, pa.decimal128(38, 10)),
+    })
+    write_deltalake(path, table, partition_by=["region"])
+    with DeltaBackend(source("delta", tables=[{"name": "t", "location": path}])) as backend:
+        assert rows(backend, "SELECT region FROM t WHERE x = '-inf'::double") == [{"region": "us"}]
+        assert rows(backend, "SELECT count(*) AS n FROM t WHERE isnan(x)") == [{"n": 1}]
+        assert rows(backend, "SELECT count(*) AS n FROM t WHERE d = 1234567890123456789012345678.0123456789") == [
+            {"n": 3}
+        ]
+        dataset = backend._bind("t").data
+        assert len(list(dataset.get_fragments(filter=ds.field("region") == "eu"))) == 1
+
+
 def test_delta_time_travel_by_version_timestamp_and_pin(delta_local):
     path, between = delta_local
     with DeltaBackend(source("delta", tables=[{"name": "sales", "location": path}])) as backend:

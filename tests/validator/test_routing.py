@@ -8,8 +8,8 @@ from backends.errors import (
     InvalidQueryError,
     LimitExceededError,
     NotFoundError,
+    QueryRejectedError,
     ReadOnlyViolationError,
-    UnsupportedError,
 )
 from server.readonly import ValidationLimits
 from server.routing import RoutedQuery, RouteTarget, route
@@ -17,7 +17,7 @@ from server.routing import RoutedQuery, RouteTarget, route
 SOURCES = {
     "demo": RouteTarget("duckdb"),
     "files": RouteTarget("duckdb", allowed_paths=("/data/files",)),
-    "pg": RouteTarget("postgres"),
+    "pg": RouteTarget("postgres", own_catalogs=("test",)),
     "shop": RouteTarget("mysql", limits={"max_joins": 1}),
 }
 
@@ -60,7 +60,7 @@ def test_two_part_names_are_schema_and_table():
 
 
 def test_query_naming_two_sources_is_refused():
-    with pytest.raises(UnsupportedError) as caught:
+    with pytest.raises(QueryRejectedError) as caught:
         routed("SELECT * FROM pg.public.t JOIN demo.main.nation ON true")
     assert caught.value.message == (
         "the query names 2 sources (pg, demo); a query runs on one source "
@@ -74,12 +74,18 @@ def test_same_source_twice_is_one_source():
     assert "demo." not in result.sql
 
 
+@pytest.mark.parametrize("sql", ["SELECT * FROM gone.main.t", "SELECT * FROM demo.main.a JOIN Gone.x.y ON true"])
+def test_unknown_catalog_in_a_three_part_name_is_not_found(sql):
+    with pytest.raises(NotFoundError, match="unknown catalog '[gG]one'; known catalogs: demo, files, pg, shop"):
+        routed(sql)
+
+
 def test_unknown_session_catalog_is_not_found():
     with pytest.raises(NotFoundError, match="unknown catalog 'gone'; known catalogs: demo, files, pg, shop"):
         routed("SELECT 1", session_catalog="gone")
 
 
-def test_first_parts_that_are_not_sources_are_left_to_the_backend():
+def test_the_sources_own_database_as_first_part_is_left_to_the_backend():
     sql = "SELECT * FROM test.public.t"  # PostgreSQL accepts its own database name as catalog
     assert routed(sql, session_catalog="pg") == RoutedQuery("pg", sql, 0)
     mixed = routed("SELECT * FROM pg.public.a JOIN test.public.b ON true", session_catalog="demo")

@@ -1,0 +1,655 @@
+"""ClickHouse (and every product speaking its HTTP interface), over clickhouse-connect.
+
+Each source keeps a pool of clickhouse-connect HTTP clients (``backends.pool``), without sessions, so nothing a
+query does outlives it. Every query is sent with ``readonly=1`` (or 2, see ``readonly``), ``max_execution_time``
+from the query timeout and ``max_memory_usage`` from the memory limit, all as request settings; with
+``readonly=1`` the query can change none of them (``SETTINGS``/``SET`` are refused by ClickHouse), with
+``readonly=2`` it can change settings but still write nothing. The validator refuses writes first; this is the
+second line of defence.
+
+Results stream as ClickHouse's ArrowStream format, read batch by batch from the HTTP response; each column is
+converted from ClickHouse's Arrow encoding to the type its ClickHouse type means (``backends/clickhouse_types.py``:
+DateTime as timestamps, Enum as labels, IPs and UUIDs as text, (U)Int128/256 exact). The result schema comes from
+``DESCRIBE (query)``, which ClickHouse answers without running the query.
+
+Parameters: each ``?`` becomes a server-side placeholder ``{p1:Type}``, the type following the bound Python value
+(int → Int64, Decimal → Decimal(P, S), date → Date32, aware datetime → DateTime64(6, 'UTC') ...); values travel
+as ``param_p1`` request parameters and ClickHouse parses them as that type: no value is formatted into the SQL.
+
+Cancel closes the HTTP response (ClickHouse cancels a query whose client went away) and sends
+``KILL QUERY WHERE query_id = {id:String} ASYNC`` for the query id the gateway chose; the deadline does the same
+and reports a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import threading
+import uuid
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from backends.adbc_common import plain_schema, rewrite_placeholders, scrub
+from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.clickhouse_types import arrow_mapping, parse_type
+from backends.errors import (
+    AuthenticationError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    GatewayError,
+    InvalidQueryError,
+    LimitExceededError,
+    NotFoundError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    ReadOnlyViolationError,
+)
+from backends.pool import STATEMENT_ERRORS, ConnectionPool
+from backends.watchdog import WATCHDOG
+
+#: Databases that hold ClickHouse's own tables, hidden from the metadata commands.
+_SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
+_VIEW_ENGINES = ("View", "MaterializedView", "LiveView", "WindowView")
+
+
+class ClickHouseConfig(BaseModel):
+    """Options and secrets of a ClickHouse source."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+    protocol: Literal["http", "https"] = "http"
+    database: str = "default"
+    username: str = "default"
+    password: SecretStr | None = None
+    #: 1: the query can change no setting; 2: it can change settings (not ``readonly``), still write nothing.
+    readonly: Literal[1, 2] = 1
+    #: String and FixedString as Arrow binary instead of utf8 text.
+    strings_as_binary: bool = False
+    #: Ask ClickHouse to compress responses (lz4); worth it across slow links, a cost on fast ones.
+    compress: bool = False
+    verify: bool = True
+    ca_cert: str | None = None
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    statement_timeout_seconds: float = Field(300.0, gt=0)
+    #: A per-source cap on ``max_memory_usage``; the query's own memory limit wins when lower.
+    max_memory_usage: int | None = Field(None, ge=1)
+    pool_size: int = Field(8, ge=1)
+    pool_timeout_seconds: float = Field(30.0, gt=0)
+    pool_recycle_seconds: float = Field(300.0, ge=0)
+    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+_CODE = re.compile(r"\b[Cc]ode: (\d+)")
+_ENGINE_TEXT = re.compile(
+    r"(?:Code: \d+\. )?DB::Exception: (.*?)(?: \(version [^)]*\))?(?: \(for url [^)]*\))?\s*$", re.S
+)
+#: ClickHouse error codes by the gateway error they are.
+_INVALID = {
+    1, 6, 27, 32, 33, 36, 38, 41, 42, 43, 44, 46, 47, 48, 49, 51, 53, 60, 62, 69, 70, 72, 81, 115, 117, 130, 131,
+    179, 184, 190, 215, 352, 386, 395, 403, 407, 456, 457, 458, 517, 620,
+}
+_READONLY = {164}
+_FORBIDDEN = {497}
+_AUTH = {192, 193, 194, 516}
+_TIMEOUT = {159, 160}
+_CANCELLED = {394}
+_MEMORY = {241}
+_UNAVAILABLE = {209, 210, 999}
+
+
+def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
+    """Return the gateway error for a clickhouse-connect, urllib3 or Arrow error; engine text first."""
+    raw = str(exc)
+    match = _CODE.search(raw)
+    code = int(match.group(1)) if match else None
+    engine = _ENGINE_TEXT.search(raw)
+    text = scrub((engine.group(1) if engine else raw.split(" (for url")[0]).strip(), secrets)
+    message = f"[clickhouse] {text}"
+    details = {"source": source, "vendor_code": code}
+    if code in _READONLY:
+        return ReadOnlyViolationError(message, **details)
+    if code in _FORBIDDEN:
+        return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else AuthenticationError(
+            message, **details
+        )
+    if code in _AUTH:
+        return AuthenticationError(message, **details)
+    if code in _TIMEOUT:
+        return QueryTimeoutError(message, **details)
+    if code in _CANCELLED:
+        return QueryCancelledError(message, **details)
+    if code in _MEMORY:
+        return LimitExceededError(f"{message}: the query needs more memory than max_memory_usage allows", **details)
+    if code in _INVALID:
+        return InvalidQueryError(message, **details)
+    lowered = raw.lower()
+    if code in _UNAVAILABLE or any(
+        s in lowered
+        for s in ("connection refused", "max retries exceeded", "name or service not known", "timed out", "reset by")
+    ):
+        return BackendUnavailableError(message, **details)
+    if isinstance(exc, pa.ArrowInvalid):
+        return BackendError(f"[clickhouse] the result stream broke off: {text}", **details)
+    return BackendError(message, **details)
+
+
+# -- parameters ----------------------------------------------------------------------------------------------
+
+
+def _decimal_type(value: Decimal) -> str:
+    sign, digits, exponent = value.as_tuple()
+    scale = max(0, -int(exponent))
+    precision = min(76, max(len(digits), scale + 1))
+    return f"Decimal({precision}, {scale})"
+
+
+def parameter_type(value: Any) -> str:
+    """The ClickHouse type a bound Python value is sent as."""
+    if value is None:
+        return "Nullable(Nothing)"
+    if isinstance(value, bool):
+        return "Bool"
+    if isinstance(value, int):
+        if -(1 << 63) <= value < (1 << 63):
+            return "Int64"
+        return "UInt64" if 0 <= value < (1 << 64) else "Int256"
+    if isinstance(value, float):
+        return "Float64"
+    if isinstance(value, Decimal):
+        return _decimal_type(value)
+    if isinstance(value, dt.datetime):
+        return "DateTime64(6, 'UTC')" if value.tzinfo else "DateTime64(6)"
+    if isinstance(value, dt.date):
+        return "Date32"
+    if isinstance(value, uuid.UUID):
+        return "UUID"
+    if isinstance(value, list | tuple):
+        inner = {parameter_type(v) for v in value if v is not None}
+        element = inner.pop() if len(inner) == 1 else "String"
+        return f"Array({'Nullable(' + element + ')' if None in value else element})"
+    return "String"
+
+
+def _parameter_value(value: Any) -> Any:
+    """The value clickhouse-connect sends for a server-side parameter (aware datetimes in UTC)."""
+    if isinstance(value, dt.datetime) and value.tzinfo:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+def bind_placeholders(sql: str, row: Sequence[Any] | None) -> tuple[str, dict[str, Any]]:
+    """Rewrite each ``?`` to ``{pN:Type}`` by the bound value's type; return the SQL and the parameters."""
+    if not row:
+        return sql, {}
+    types = [parameter_type(v) for v in row]
+    bound = rewrite_placeholders(
+        sql, "clickhouse", lambda n: f"{{p{n}:{types[n - 1] if n <= len(types) else 'String'}}}"
+    )
+    return bound, {f"p{i + 1}": _parameter_value(v) for i, v in enumerate(row)}
+
+
+# -- execution -----------------------------------------------------------------------------------------------
+
+
+class _FullReads:
+    """A file object over an HTTP response whose ``read(n)`` returns n bytes unless the body ended."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self._response.read()
+        parts, got = [], 0
+        while got < n:
+            data = self._response.read(n - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def tail(self, limit: int = 65_536) -> str:
+        """What is left of the body (ClickHouse writes an exception there when a query fails mid-stream)."""
+        with contextlib.suppress(Exception):
+            return self._response.read(limit).decode("utf-8", "replace")
+        return ""
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+
+class ClickHouseExecution(Execution):
+    """One query (once per parameter row) on one pooled client, streamed batch by batch."""
+
+    def __init__(self, backend: ClickHouseBackend, statement: str, rows, limits: QueryLimits, schema, plan) -> None:
+        self._backend = backend
+        self._statement = statement
+        self._rows = list(rows) if rows else [None]
+        self._limits = limits
+        self._plan = plan
+        self._lock = threading.Lock()
+        self._query_id: str | None = None
+        self._body: _FullReads | None = None
+        self._finished = self._cancelled = self._timed_out = False
+        self._item = backend.pool.acquire()
+        on_deadline = weakref.WeakMethod(self._on_deadline)
+        self._deadline = WATCHDOG.schedule(limits.timeout_seconds, lambda: (m := on_deadline()) and m())
+        self._reader = pa.RecordBatchReader.from_batches(schema, self._batches(schema))
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The converted, lazy result stream."""
+        return self._reader
+
+    def _start(self, row) -> pa.RecordBatchReader:
+        sql, parameters = bind_placeholders(self._statement, row)
+        query_id = str(uuid.uuid4())
+        with self._lock:
+            if self._cancelled:
+                raise self._stopped_error()
+            self._query_id = query_id
+        settings = self._backend.query_settings(self._limits, query_id)
+        with self._backend.map_errors():
+            response = self._item.connection.raw_stream(sql, parameters, settings, fmt="ArrowStream")
+            body = _FullReads(response)
+            with self._lock:
+                self._body = body
+            return pa.ipc.open_stream(body)
+
+    def _batches(self, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        healthy = False
+        try:
+            for row in self._rows:
+                reader = self._start(row)
+                converters = self._plan(reader.schema)
+                while True:
+                    if self._cancelled:
+                        raise self._stopped_error()
+                    try:
+                        with self._backend.map_errors():
+                            batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    except GatewayError as exc:
+                        raise self._mid_stream_error(exc) from exc
+                    columns = [c if f is None else f(c) for c, f in zip(batch.columns, converters, strict=True)]
+                    converted = pa.RecordBatch.from_arrays(columns, schema=schema)
+                    for offset in range(0, max(converted.num_rows, 1), self._limits.batch_rows):
+                        if self._cancelled:
+                            raise self._stopped_error()
+                        yield converted.slice(offset, self._limits.batch_rows)
+            healthy = True
+        except STATEMENT_ERRORS:
+            healthy = not self._cancelled
+            raise
+        except GatewayError as exc:
+            if self._cancelled or self._timed_out:
+                raise self._stopped_error() from exc
+            raise
+        finally:
+            self._finish(healthy)
+
+    def _mid_stream_error(self, exc: GatewayError) -> GatewayError:
+        """The stream broke: the cause is the exception ClickHouse wrote into the body, or our own cancel."""
+        if self._cancelled or self._timed_out:
+            return self._stopped_error()
+        tail = self._body.tail() if self._body else ""
+        if "Exception" in tail:
+            return classify(RuntimeError(tail.strip()), self._backend.name, self._backend.secrets)
+        return exc
+
+    def _stopped_error(self) -> GatewayError:
+        if self._timed_out:
+            return QueryTimeoutError(
+                f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was cancelled",
+                source=self._backend.name,
+            )
+        return QueryCancelledError("the query was cancelled", source=self._backend.name)
+
+    def _on_deadline(self) -> None:
+        self._timed_out = True
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Close the response and kill the query on the server."""
+        with self._lock:
+            if self._finished or self._cancelled:
+                return
+            self._cancelled = True
+            body, query_id = self._body, self._query_id
+        if body is not None:
+            body.close()
+        if query_id is not None:
+            self._backend.kill(query_id)
+
+    def _finish(self, healthy: bool) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            body = self._body
+        self._deadline.cancel()
+        if body is not None and not healthy:
+            body.close()
+        self._backend.pool.release(self._item, healthy and not self._cancelled)
+
+    def close(self) -> None:
+        """Abandon the stream: kill what still runs."""
+        with self._lock:
+            finished = self._finished
+        if not finished:
+            self.cancel()
+            self._finish(False)
+
+
+# -- the backend ---------------------------------------------------------------------------------------------
+
+
+class ClickHouseBackend(Backend):
+    """A ClickHouse server over its HTTP interface: read-only settings on every query, pooled, streamed."""
+
+    kind = "clickhouse"
+    dialect = "clickhouse"
+    capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
+    read_only_guard = (
+        "every query is sent with readonly=1 (or 2), max_execution_time and max_memory_usage as request settings, "
+        "so ClickHouse refuses writes and DDL (code 164) and, with readonly=1, any setting a query tries to lift; "
+        "give the source a user whose profile is readonly as well"
+    )
+    config_model: ClassVar[type[BaseModel]] = ClickHouseConfig
+    config: ClickHouseConfig
+    default_schema = None
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
+        try:
+            self.config = ClickHouseConfig(**{**spec.options, **spec.secrets})
+        except ValueError as exc:
+            raise ConfigError(f"invalid options for ClickHouse source: {exc}", source=spec.name) from exc
+        self.secrets = [v for v in spec.secrets.values() if v]
+        self._server_timezone: str | None = None
+        c = self.config
+        self._pool = ConnectionPool(
+            spec.name,
+            self._connect,
+            size=c.pool_size,
+            recycle_seconds=c.pool_recycle_seconds,
+            max_lifetime_seconds=c.pool_max_lifetime_seconds,
+            acquire_timeout_seconds=c.pool_timeout_seconds,
+            ping=self._ping_client,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The source's pool of HTTP clients."""
+        return self._pool
+
+    @contextlib.contextmanager
+    def map_errors(self) -> Iterator[None]:
+        """Translate clickhouse-connect, HTTP and stream errors into the gateway's error tree."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except (ClickHouseError, pa.ArrowException, OSError) as exc:
+            raise classify(exc, self.name, self.secrets) from exc
+        except Exception as exc:  # urllib3 and friends: the source is not answering properly
+            if type(exc).__module__.startswith(("urllib3", "http")):
+                message = f"[clickhouse] {scrub(str(exc), self.secrets)}"
+                raise BackendUnavailableError(message, source=self.name) from exc
+            raise
+
+    def _connect(self) -> Any:
+        c = self.config
+        with self.map_errors():
+            client = clickhouse_connect.get_client(
+                host=c.host,
+                port=c.port or (8443 if c.protocol == "https" else 8123),
+                interface=c.protocol,
+                username=c.username,
+                password=c.password.get_secret_value() if c.password else "",
+                database=c.database,
+                secure=c.protocol == "https",
+                verify=c.verify,
+                ca_cert=c.ca_cert,
+                compress=c.compress,
+                connect_timeout=c.connect_timeout_seconds,
+                send_receive_timeout=max(c.statement_timeout_seconds, 30.0),
+                autogenerate_session_id=False,
+                query_limit=0,
+            )
+        if self._server_timezone is None:
+            self._server_timezone = getattr(client, "server_tz", None) and str(client.server_tz) or "UTC"
+        return client
+
+    @staticmethod
+    def _ping_client(client: Any) -> None:
+        if not client.ping():
+            raise OSError("ClickHouse did not answer /ping")
+
+    def query_settings(self, limits: QueryLimits, query_id: str | None = None) -> dict[str, Any]:
+        """The settings every query carries: read-only, its timeout and memory, and the Arrow encoding."""
+        c = self.config
+        timeout = min(limits.timeout_seconds, c.statement_timeout_seconds)
+        memory = min(limits.memory_limit_bytes, c.max_memory_usage or limits.memory_limit_bytes)
+        settings: dict[str, Any] = {
+            "max_execution_time": max(1, int(-(-timeout // 1))),
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": memory,
+            "output_format_arrow_string_as_string": 0 if c.strings_as_binary else 1,
+            "output_format_arrow_low_cardinality_as_dictionary": 0,
+            "output_format_arrow_compression_method": "lz4_frame" if c.compress else "none",
+            "readonly": c.readonly,
+        }
+        if query_id:
+            settings["query_id"] = query_id
+        if limits.correlation_id:
+            settings["log_comment"] = f"nexus correlation_id={limits.correlation_id}"
+        return settings
+
+    def _command_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
+        """Run a metadata query (read-only, short) and return its rows."""
+        settings = self.query_settings(QueryLimits(timeout_seconds=self.config.statement_timeout_seconds))
+        with self._pool.connection() as client, self.map_errors():
+            return list(client.query(sql, parameters=dict(parameters or {}), settings=settings).result_rows)
+
+    def kill(self, query_id: str) -> None:
+        """Ask the server to stop a query (best effort: it may have finished)."""
+        with contextlib.suppress(Exception), self._pool.connection() as client:
+            client.command("KILL QUERY WHERE query_id = {id:String} ASYNC", parameters={"id": query_id})
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def _describe(self, sql: str, row: Sequence[Any] | None) -> list[tuple[str, str]]:
+        bound, parameters = bind_placeholders(sql, row)
+        rows = self._command_rows(f"DESCRIBE ({bound})", parameters)
+        return [(r[0], r[1]) for r in rows]
+
+    def _target(self, described: list[tuple[str, str]]):
+        """The client schema of described columns, and a planner turning a wire schema into converters."""
+        tz = self._server_timezone or "UTC"
+        mappings = [arrow_mapping(parse_type(t), tz, self.config.strings_as_binary) for _, t in described]
+        if any(m.arrow == pa.null() for m in mappings):
+            return None, mappings
+        schema = pa.schema([pa.field(name, m.arrow) for (name, _), m in zip(described, mappings, strict=True)])
+        return schema, mappings
+
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """``DESCRIBE (sql)``: ClickHouse types the result without running the query."""
+        statement = _strip(sql)
+        described = self._describe(statement, [None] * parameter_count if parameter_count else None)
+        schema, _ = self._target(described)
+        if schema is None:  # a type without a fixed mapping: take what ClickHouse itself streams
+            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
+            try:
+                return execution.reader.schema
+            finally:
+                execution.close()
+        return schema
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Stream the query from a pooled client under read-only, timeout and memory settings."""
+        statement = _strip(sql)
+        first = parameters[0] if parameters else None
+        described = self._describe_or_none(statement, first)
+        schema, mappings = self._target(described) if described is not None else (None, None)
+
+        def plan(wire: pa.Schema):
+            generic = [plain_schema(pa.schema([f])).field(0).type for f in wire]
+            converters = []
+            for index, f in enumerate(wire):
+                mapping = mappings[index] if mappings and index < len(mappings) else None
+                convert = mapping.convert if mapping else None
+                unwrap = isinstance(f.type, pa.BaseExtensionType)
+                converters.append(_compose(unwrap, convert, generic[index]))
+            return converters
+
+        if schema is None:
+            schema = self._wire_schema(statement, first, limits)
+        return ClickHouseExecution(self, statement, parameters, limits, schema, plan)
+
+    def _describe_or_none(self, statement: str, row) -> list[tuple[str, str]] | None:
+        """DESCRIBE the query; statements that are not queries (writes) have nothing to describe."""
+        try:
+            return self._describe(statement, row)
+        except InvalidQueryError:
+            return None  # let the statement itself reach ClickHouse, which says why it fails (or refuses it)
+        except ReadOnlyViolationError:
+            return None
+
+    def _wire_schema(self, statement: str, row, limits: QueryLimits) -> pa.Schema:
+        """The schema ClickHouse streams for the statement (its refusal, for a write, is raised here)."""
+        sql, parameters = bind_placeholders(statement, row)
+        settings = self.query_settings(limits, str(uuid.uuid4()))
+        if not _looks_like_query(sql):
+            # Sent as it is (no FORMAT clause appended), so ClickHouse judges the statement itself: read-only
+            # settings refuse writes and DDL; whatever else passes returns no rows and is not a query.
+            try:
+                with self._pool.connection() as client, self.map_errors():
+                    client.command(sql, parameters=parameters, settings=settings)
+                said = ""
+            except InvalidQueryError as exc:
+                said = f" ({exc.message})"
+            raise ReadOnlyViolationError(
+                f"[clickhouse] only queries are sent to the source through the gateway{said}", source=self.name
+            )
+        with self._pool.connection() as client, self.map_errors():
+            response = client.raw_stream(f"{sql}", parameters, settings, fmt="ArrowStream")
+            body = _FullReads(response)
+            try:
+                return plain_schema(pa.ipc.open_stream(body).schema)
+            finally:
+                body.close()
+
+    # -- metadata --------------------------------------------------------------------------------------------
+
+    def list_schemas(self) -> list[str]:
+        """Databases, ClickHouse's own hidden."""
+        rows = self._command_rows("SELECT name FROM system.databases ORDER BY name")
+        return [r[0] for r in rows if r[0] not in _SYSTEM_DATABASES]
+
+    def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
+        """Tables and views from ``system.tables``."""
+        rows = self._command_rows(
+            "SELECT database, name, engine FROM system.tables WHERE NOT is_temporary "
+            "AND database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') "
+            "AND ({db:Nullable(String)} IS NULL OR database = {db:Nullable(String)}) ORDER BY database, name",
+            {"db": db_schema},
+        )
+        return [TableInfo(s, t, "VIEW" if engine in _VIEW_ENGINES else "TABLE") for s, t, engine in rows]
+
+    def table_comments(self, db_schema: str, table: str) -> tuple[str, dict[str, str]]:
+        """The table's comment and its columns' comments, from ``system.tables`` and ``system.columns``."""
+        tables = self._command_rows(
+            "SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            {"db": db_schema, "t": table},
+        )
+        columns = self._command_rows(
+            "SELECT name, comment FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            {"db": db_schema, "t": table},
+        )
+        return (tables[0][0] if tables else ""), {n: c for n, c in columns if c}
+
+    def table_schema(self, db_schema: str, table: str) -> pa.Schema:
+        """The table's columns from ``system.columns``, typed as queries return them; comments as metadata."""
+        rows = self._command_rows(
+            "SELECT name, type, comment FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+            "ORDER BY position",
+            {"db": db_schema, "t": table},
+        )
+        if not rows:
+            raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
+        tz = self._server_timezone or "UTC"
+        fields = []
+        for name, ch_type, comment in rows:
+            mapping = arrow_mapping(parse_type(ch_type), tz, self.config.strings_as_binary)
+            arrow = mapping.arrow if mapping.arrow != pa.null() else pa.utf8()
+            nullable = ch_type.startswith(("Nullable(", "LowCardinality(Nullable("))
+            metadata = {"comment": comment} if comment else None
+            fields.append(pa.field(name, arrow, nullable, metadata=metadata))
+        return pa.schema(fields)
+
+    def ping(self) -> None:
+        """Borrow a pooled client and check ``/ping`` answers."""
+        with self._pool.connection() as client, self.map_errors():
+            self._ping_client(client)
+
+    def close(self) -> None:
+        """Close the pool's clients."""
+        self._pool.close()
+
+
+def _compose(unwrap: bool, convert, target: pa.DataType):
+    """The converter of one column: unwrap an extension type, then the ClickHouse type's own conversion."""
+    if not unwrap and convert is None:
+        return None
+
+    def run(array: pa.Array) -> pa.Array:
+        if isinstance(array.type, pa.BaseExtensionType):
+            array = plain_extension_array(array)
+        return convert(array) if convert else array
+
+    return run
+
+
+def plain_extension_array(array: pa.Array) -> pa.Array:
+    """arrow.uuid as canonical text, other extension types as their storage (arrow.json is its text)."""
+    from backends.adbc_common import type_plan
+
+    plan = type_plan(pa.schema([pa.field("c", array.type)]))
+    return plan.converters[0](array) if plan.converters[0] else array
+
+
+_TRAILING = re.compile(r"[\s;]+$")
+_LEADING = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/|\()*", re.S)
+_QUERY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "VALUES", "TABLE", "FROM")
+
+
+def _looks_like_query(sql: str) -> bool:
+    return _LEADING.sub("", sql).upper().startswith(_QUERY_WORDS)
+
+
+def _strip(sql: str) -> str:
+    return _TRAILING.sub("", sql)
