@@ -28,6 +28,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -393,15 +394,18 @@ class DuckDBBackend(Backend):
         ]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The table's Arrow schema, as a query of it would return."""
-        exists = self._query(
-            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND table_name = ?",
+        """The table's Arrow schema as a query of it returns, with DuckDB's type names and NOT NULLs."""
+        columns = self._query(
+            "SELECT data_type, is_nullable = 'YES' FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
             [db_schema, table],
         )
-        if not exists:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        pairs = zip(described, columns, strict=True)
+        return pa.schema([catalog_column(f, type_name, nullable) for f, (type_name, nullable) in pairs])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary keys from DuckDB's constraint catalog."""

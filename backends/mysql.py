@@ -58,6 +58,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -379,6 +380,13 @@ class MySQLBackend(Backend):
     kind = "mysql"
     dialect = "mysql"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
+    #: MySQL's type names (information_schema's DATA_TYPE) and the XDBC data type of what clients get for them.
+    xdbc_type_names = {
+        "tinyint": -6, "smallint": 5, "mediumint": 4, "int": 4, "bigint": -5, "decimal": 3, "float": 7,
+        "double": 8, "bit": -7, "char": 1, "varchar": 12, "tinytext": 12, "text": 12, "mediumtext": 12,
+        "longtext": 12, "enum": 12, "set": 12, "json": 12, "binary": -3, "varbinary": -3, "blob": -3,
+        "date": 91, "time": 92, "datetime": 93, "timestamp": 93, "year": 5,
+    }  # fmt: skip
     read_only_guard = (
         "the login must hold SELECT only (SHOW GRANTS is checked at connect), every session is SET SESSION "
         "TRANSACTION READ ONLY and every statement runs in START TRANSACTION READ ONLY, one prepared statement at "
@@ -646,15 +654,18 @@ class MySQLBackend(Backend):
         return [TableInfo(self.config.database, t, "VIEW" if kind == "VIEW" else "TABLE") for t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """A table's Arrow schema with its NOT NULL columns, from the server's metadata (no rows read)."""
-        found = self._own(db_schema) and self._rows(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        """A table's Arrow schema with the server's type names and NOT NULLs, from its metadata (no rows read)."""
+        columns = self._own(db_schema) and self._rows(
+            "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? "
+            "AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             self.config.database,
             table,
         )
-        if not found:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return self._describe(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}", 0, nullability=True)
+        described = self._describe(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}", 0, nullability=True)
+        pairs = zip(described, columns, strict=True)
+        return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """PRIMARY KEY columns in key order."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 
 import pyarrow as pa
 
+from backends.base import DATABASE_TYPE_NAME
 from backends.errors import GatewayError, UnsupportedError
+from backends.type_names import sql_type_name
 from server import metadata
 from server.protocol import sql as pb
 from server.sources import SourceDirectory
-from server.xdbc import sql_type_name
 
 log = logging.getLogger("nexus_flight.metadata")
 
@@ -19,10 +22,17 @@ def _optional(cmd, name: str) -> str | None:
     return getattr(cmd, name) if cmd.HasField(name) else None
 
 
-def _type_metadata(field: pa.Field) -> dict[str, str]:
-    """What JDBC and ODBC read about a column's type: SQL type name, precision and scale, flags."""
+def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]:
+    """The metadata the backend set on a column (kept) and what JDBC and ODBC read about its type.
+
+    The type name is the database's own (``bigint``, ``numeric(15,2)``) where the backend knows it, else DuckDB's
+    name of the Arrow type; other metadata the backend set (a lake table's partition keys) stays.
+    """
+    own = dict(field.metadata or {})
+    database_type = own.pop(DATABASE_TYPE_NAME, None)
+    type_name = database_type.decode() if database_type else sql_type_name(field.type)
     meta = {
-        "ARROW:FLIGHT:SQL:TYPE_NAME": sql_type_name(field.type),
+        "ARROW:FLIGHT:SQL:TYPE_NAME": type_name,
         "ARROW:FLIGHT:SQL:IS_READ_ONLY": "1",
         "ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT": "0",
         "ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE": "1" if pa.types.is_string(field.type) else "0",
@@ -31,7 +41,9 @@ def _type_metadata(field: pa.Field) -> dict[str, str]:
     if pa.types.is_decimal(field.type):
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(field.type.precision)
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
-    return meta
+    elif (length := _declared_length(type_name)) is not None:
+        meta["ARROW:FLIGHT:SQL:PRECISION"] = str(length)  # varchar(44): the column size in characters
+    return own, meta
 
 
 def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
@@ -40,13 +52,14 @@ def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
 
 def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
     """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
-    return _encoded({
+    own, meta = _type_metadata(field)
+    location = {
         "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
         "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
         "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
         "ARROW:FLIGHT:SQL:TABLE_NAME": table,
-        **_type_metadata(field),
-    })
+    }
+    return {**own, **_encoded({**location, **meta})}
 
 
 def result_schema(schema: pa.Schema, catalog: str) -> pa.Schema:
@@ -57,10 +70,17 @@ def result_schema(schema: pa.Schema, catalog: str) -> pa.Schema:
     """
     fields = []
     for field in schema:
-        meta = dict(field.metadata or {})
-        meta.update(_encoded({"ARROW:FLIGHT:SQL:CATALOG_NAME": catalog, **_type_metadata(field)}))
-        fields.append(field.with_metadata(meta))
+        own, meta = _type_metadata(field)
+        fields.append(field.with_metadata({**own, **_encoded({"ARROW:FLIGHT:SQL:CATALOG_NAME": catalog, **meta})}))
     return pa.schema(fields, metadata=schema.metadata)
+
+
+_LENGTH = re.compile(r"(?:char|character|varchar|character varying|binary|varbinary|bit)\s*\((\d+)\)", re.IGNORECASE)
+
+
+def _declared_length(type_name: str) -> int | None:
+    match = _LENGTH.fullmatch(type_name.strip())
+    return int(match.group(1)) if match else None
 
 
 class CatalogBrowser:
@@ -172,6 +192,12 @@ class CatalogBrowser:
             keys = [k for k in keys if side(k).table == cmd.table]
             rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
         return rows
+
+    def xdbc_type_names(self, catalog: str | None) -> Mapping[str, int] | None:
+        """The type names of a catalog's database for GetXdbcTypeInfo (None: DuckDB's, the default)."""
+        if catalog is None or catalog not in self.sources.names():
+            return None
+        return self._safely(catalog, lambda b: b.xdbc_type_names, None)
 
     def _safely(self, catalog: str, call, fallback):
         """Browsing all catalogs must not fail because one source is down: log it and show nothing for it."""

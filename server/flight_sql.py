@@ -160,9 +160,12 @@ class FlightSqlServer(flight.FlightServerBase):
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
                 )
             session = self._session(context)
-            ticket = self._new_ticket(context, session, statement.query, statement.dataset_schema,
-                                      statement.parameters, statement.plan_timings)
-            return statement.dataset_schema, ticket
+            # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
+            bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
+            schema = bound or statement.dataset_schema
+            ticket = self._new_ticket(context, session, statement.query, schema, statement.parameters,
+                                      statement.plan_timings)
+            return schema, ticket
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
@@ -219,7 +222,8 @@ class FlightSqlServer(flight.FlightServerBase):
         if isinstance(cmd, pb.CommandGetSqlInfo):
             return sql_info_table(cmd.info, self._statement_timeout)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None)
+            names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
+            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
         return self.browser.table_of(cmd)
 
     def do_put(self, context, descriptor, reader, writer):

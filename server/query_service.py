@@ -189,6 +189,20 @@ class QueryService:
             self._emit_failure(sql, session.user, source, exc, started)
             raise
 
+    def bound_schema(
+        self, query: RoutedQuery, parameters: list[tuple[Any, ...]] | None, user: str
+    ) -> pa.Schema | None:
+        """The result schema of a prepared query once its parameters are bound (None: the prepared one stands)."""
+        if not parameters:
+            return None
+        started = time.perf_counter()
+        try:
+            return self.sources.backend(query.source).get_bound_schema(query.sql, parameters)
+        except GatewayError as exc:
+            exc.with_context(source=query.source)
+            self._emit_failure(query.sql, user, query.source, exc, started)
+            raise
+
     # -- execution -----------------------------------------------------------------------------------------
 
     def open(

@@ -1,6 +1,13 @@
-"""GetXdbcTypeInfo: the SQL types the gateway returns, as ODBC's SQLGetTypeInfo wants them."""
+"""GetXdbcTypeInfo: the SQL types the gateway returns, as ODBC's SQLGetTypeInfo wants them.
+
+The rows name the types of the session's catalog as that database names them (``Backend.xdbc_type_names``:
+``bigint``, ``character varying`` for PostgreSQL); a source without its own names (DuckDB, files, lakes) gets
+DuckDB's, the engine that runs its SQL.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -31,6 +38,8 @@ SCHEMA = pa.schema(
 # (type_name, data_type, column_size, prefix, suffix, create_params, case_sensitive, searchable, unsigned,
 #  fixed_prec_scale, min_scale, max_scale, datetime_subcode, radix)
 _TYPES = [
+    ("CHAR", 1, 2147483647, "'", "'", ["length"], True, 3, None, False, None, None, None, None),
+    ("REAL", 7, 24, None, None, None, False, 2, False, False, None, None, None, 2),
     ("BIGINT", -5, 19, None, None, None, False, 2, False, False, None, None, None, 10),
     ("BOOLEAN", -7, 1, None, None, None, False, 2, None, False, None, None, None, None),
     ("TINYINT", -6, 3, None, None, None, False, 2, False, False, None, None, None, 10),
@@ -49,39 +58,25 @@ _TYPES = [
 ]
 
 
-def sql_type_name(arrow_type: pa.DataType) -> str:
-    """The SQL name of an Arrow type, as GetXdbcTypeInfo lists it (``DECIMAL(12,4)`` with its precision and scale).
+#: DuckDB's names, the default: every row but the CHAR and REAL templates (DuckDB has neither type).
+_DUCKDB = {t[0]: t[1] for t in _TYPES if t[0] not in ("CHAR", "REAL")}
 
-    Column metadata (``ARROW:FLIGHT:SQL:TYPE_NAME``) carries it, so JDBC's ``TYPE_NAME`` and ODBC's
-    ``SQLDescribeCol`` name the type the way ``getTypeInfo`` does instead of showing Arrow's spelling.
+
+def _named(type_names: Mapping[str, int]) -> list[tuple]:
+    """A row per database type name, from the template of its XDBC data type."""
+    templates = {}
+    for row in _TYPES:
+        templates.setdefault(row[1], row)
+    return [(name, *templates[code][1:]) for name, code in type_names.items() if code in templates]
+
+
+def xdbc_type_info_table(data_type: int | None = None, type_names: Mapping[str, int] | None = None) -> pa.Table:
+    """Rows sorted by data_type then type_name, optionally only those of one data type.
+
+    ``type_names`` maps the database's type names to their XDBC data types (None: DuckDB's names).
     """
-    t = arrow_type
-    if pa.types.is_decimal(t):
-        return f"DECIMAL({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
-    for check, name in _SQL_NAMES:
-        if check(t):
-            return name
-    return str(t).upper()
-
-
-_SQL_NAMES = [
-    (pa.types.is_int64, "BIGINT"), (pa.types.is_int32, "INTEGER"), (pa.types.is_int16, "SMALLINT"),
-    (pa.types.is_int8, "TINYINT"), (pa.types.is_uint64, "UBIGINT"), (pa.types.is_uint32, "UINTEGER"),
-    (pa.types.is_uint16, "USMALLINT"), (pa.types.is_uint8, "UTINYINT"), (pa.types.is_boolean, "BOOLEAN"),
-    (pa.types.is_float32, "FLOAT"), (pa.types.is_float64, "DOUBLE"), (pa.types.is_date, "DATE"),
-    (pa.types.is_time, "TIME"), (pa.types.is_interval, "INTERVAL"), (pa.types.is_duration, "INTERVAL"),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t), "VARCHAR"),
-    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t), "BLOB"),
-    (lambda t: pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t), "ARRAY"),
-    (pa.types.is_struct, "STRUCT"), (pa.types.is_map, "MAP"),
-]
-
-
-def xdbc_type_info_table(data_type: int | None = None) -> pa.Table:
-    """Rows sorted by data_type then type_name, optionally only those of one data type."""
-    rows = sorted((t for t in _TYPES if data_type is None or t[1] == data_type), key=lambda t: (t[1], t[0]))
+    types = _named(type_names if type_names is not None else _DUCKDB)
+    rows = sorted((t for t in types if data_type is None or t[1] == data_type), key=lambda t: (t[1], t[0]))
     columns: dict[str, list] = {f.name: [] for f in SCHEMA}
     for name, code, size, prefix, suffix, params, case, search, unsigned, fixed, min_s, max_s, sub, radix in rows:
         values = {

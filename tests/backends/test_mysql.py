@@ -11,7 +11,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from backends.base import QueryLimits, SourceSpec
+from backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
 from backends.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -436,6 +436,25 @@ def test_objects_created_after_first_use_are_visible(backend, mariadb_server):
 def test_unknown_table_is_not_found(backend):
     with pytest.raises(NotFoundError, match="doesn't exist"):
         run(backend, "SELECT * FROM no_such_table_here")
+
+
+def test_table_schema_carries_the_servers_type_names_and_not_nulls(backend, mariadb_server):
+    """As information_schema.COLUMNS says: COLUMN_TYPE, and NOT NULL (o_custkey was made NULL for its key)."""
+    con = mariadb_server.connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES' FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'orders' ORDER BY ORDINAL_POSITION",
+                (DB,),
+            )
+            expected = [(name, kind, bool(nullable)) for name, kind, nullable in cur.fetchall()]
+    finally:
+        con.close()
+    schema = backend.table_schema(DB, "orders")
+    got = [(f.name, f.metadata[DATABASE_TYPE_NAME].decode(), f.nullable) for f in schema]
+    assert got == expected
+    assert ("o_totalprice", "decimal(15,2)", False) in got and ("o_custkey", "bigint(20)", True) in got
 
 
 def test_foreign_keys_with_rules(backend):

@@ -237,18 +237,21 @@ def jdbc_type(arrow_type: pa.DataType) -> int:
 
 
 @pytest.mark.matrix("tables", client="jdbc")
-def test_get_columns_types_precision_scale_nullability(jdbc, adbc_answer):
-    schema = adbc_answer("SELECT * FROM pg.client_types.everything LIMIT 0").schema
+def test_get_columns_types_precision_scale_nullability(jdbc, raw_answer):
+    """getColumns against the table schema GetTables carries (types, sizes, NOT NULL, the database's type names)."""
+    tables = raw_answer(pb.CommandGetTables(catalog="pg", db_schema_filter_pattern="client_types",
+                                            table_name_filter_pattern="everything", include_schema=True))
+    schema = pa.ipc.read_schema(pa.py_buffer(tables.column("table_schema")[0].as_py()))
     got = rows(ok(jdbc, "columns_pg"), "COLUMN_NAME", "DATA_TYPE", "COLUMN_SIZE", "DECIMAL_DIGITS", "NULLABLE",
                "ORDINAL_POSITION", "TYPE_NAME")
     assert [g[0] for g in got] == schema.names
     for (name, data_type, size, digits, nullable, position, type_name), field in zip(got, schema, strict=True):
         assert data_type == jdbc_type(field.type), name
-        assert nullable == (1 if field.nullable else 0) and position == schema.names.index(name) + 1
+        assert nullable == (1 if field.nullable else 0) and position == schema.names.index(name) + 1, name
+        assert type_name == field.metadata[b"ARROW:FLIGHT:SQL:TYPE_NAME"].decode(), name
         if pa.types.is_decimal(field.type):
-            assert (size, digits, type_name) == (field.type.precision, field.type.scale,
-                                                 f"DECIMAL({field.type.precision},{field.type.scale})")
-    assert dict((g[0], g[6]) for g in got)["txt"] == "VARCHAR"
+            assert (size, digits) == (field.type.precision, field.type.scale), name
+    assert dict((g[0], g[4]) for g in got)["id"] == 0  # the primary key is NOT NULL
     assert [g[0] for g in rows(ok(jdbc, "columns_pattern"), "COLUMN_NAME")] == ["n_nationkey", "n_regionkey"]
 
 

@@ -18,12 +18,22 @@ from tests.differential.family_files import family_files  # noqa: F401 - fixture
 from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
 from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_mariadb import family_mariadb  # noqa: F401 - fixture
+from tests.differential.family_postgres import family_postgres  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
+from tests.differential.family_sqlite import family_sqlite  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
 FAMILY_FIXTURES = (
-    "family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi", "family_mariadb",
+    "family_duckdb",
+    "family_postgres",
+    "family_sqlite",
+    "family_files",
+    "family_s3",
+    "family_delta",
+    "family_iceberg",
+    "family_hudi",
+    "family_mariadb",
 )
 
 

@@ -154,6 +154,8 @@ def family_mariadb(mysql_tpch, mariadb_server) -> Family:
         zoo_table=ZOO_TABLE,
         zoo=tuple(case for case, _ in _ZOO),
         spelled=_SPELLED,
+        # MariaDB casts to BINARY, not BLOB: a binary string made from hex digits instead.
+        repeat_blob="unhex(repeat('78', {n}))",
     )
 
 
