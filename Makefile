@@ -22,11 +22,13 @@ install: $(PY)
 # use) work with the SQLAlchemy 2 the catalog needs, so it is installed without its dependencies.
 # The database servers come from Debian's packages; the tests start private instances of them. They come first:
 # the mysql extra's driver (mariadb) builds against Debian's libmariadb-dev, which that script installs too.
+# The JDBC, Java, Go and Rust clients are fetched and built once into ~/.cache/nexus-flight/clients.
 install-test: $(PY)
 	bash tests/install-servers.sh
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps 'flightsql-dbapi==0.2.2'
 	$(RUN) bash tests/install-emulators.sh
+	bash tests/install-clients.sh
 
 demo: install
 	$(RUN) nexus-flight serve

@@ -22,8 +22,8 @@ def _optional(cmd, name: str) -> str | None:
     return getattr(cmd, name) if cmd.HasField(name) else None
 
 
-def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
-    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use).
+def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]:
+    """The metadata the backend set on a column (kept) and what JDBC and ODBC read about its type.
 
     The type name is the database's own (``bigint``, ``numeric(15,2)``) where the backend knows it, else DuckDB's
     name of the Arrow type; other metadata the backend set (a lake table's partition keys) stays.
@@ -32,10 +32,6 @@ def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -
     database_type = own.pop(DATABASE_TYPE_NAME, None)
     type_name = database_type.decode() if database_type else sql_type_name(field.type)
     meta = {
-        "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
-        "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
-        "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
-        "ARROW:FLIGHT:SQL:TABLE_NAME": table,
         "ARROW:FLIGHT:SQL:TYPE_NAME": type_name,
         "ARROW:FLIGHT:SQL:IS_READ_ONLY": "1",
         "ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT": "0",
@@ -47,7 +43,36 @@ def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
     elif (length := _declared_length(type_name)) is not None:
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(length)  # varchar(44): the column size in characters
-    return {**own, **{k.encode(): v.encode() for k, v in meta.items()}}
+    return own, meta
+
+
+def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
+    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
+    own, meta = _type_metadata(field)
+    location = {
+        "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
+        "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
+        "ARROW:FLIGHT:SQL:TABLE_NAME": table,
+    }
+    return {**own, **_encoded({**location, **meta})}
+
+
+def result_schema(schema: pa.Schema, catalog: str) -> pa.Schema:
+    """A query's result schema with the column metadata JDBC reads for ``ResultSetMetaData``.
+
+    Without ``PRECISION``/``SCALE`` the JDBC driver reports 0 for both on every DECIMAL result column, and BI tools
+    then format decimals as integers. The stream carries the same schema, so clients see one schema throughout.
+    """
+    fields = []
+    for field in schema:
+        own, meta = _type_metadata(field)
+        fields.append(field.with_metadata({**own, **_encoded({"ARROW:FLIGHT:SQL:CATALOG_NAME": catalog, **meta})}))
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 _LENGTH = re.compile(r"(?:char|character|varchar|character varying|binary|varbinary|bit)\s*\((\d+)\)", re.IGNORECASE)

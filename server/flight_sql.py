@@ -7,6 +7,7 @@ on the connection it already has). All errors leave through ``server.errors.tran
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -22,11 +23,11 @@ from backends.errors import (
 )
 from server import protocol
 from server.auth import MIDDLEWARE_KEY, HandshakeHandler, IdentityMiddlewareFactory, TokenRegistry, identity_of
-from server.catalog_browser import CatalogBrowser
+from server.catalog_browser import CatalogBrowser, result_schema
 from server.errors import translate
 from server.protocol import flight as fpb
 from server.protocol import sql as pb
-from server.query_service import QueryService, parameter_rows
+from server.query_service import Plan, QueryService, parameter_rows
 from server.sessions import KNOWN_OPTIONS, Session, SessionStore
 from server.sql_info import sql_info_table
 from server.statements import HandleLimits, HandleStore, PreparedStatement, Ticket
@@ -134,10 +135,15 @@ class FlightSqlServer(flight.FlightServerBase):
         ), owner=session.key)
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 
+    def _plan(self, query: str, session: Session) -> Plan:
+        """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
+        plan = self.service.plan(query, session)
+        return dataclasses.replace(plan, dataset_schema=result_schema(plan.dataset_schema, plan.query.source))
+
     def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
         self._reject_transaction(cmd)
         session = self._session(context)
-        plan = self.service.plan(cmd.query, session)
+        plan = self._plan(cmd.query, session)
         if plan.query.parameter_count:
             raise InvalidQueryError(
                 f"the query has {plan.query.parameter_count} parameter placeholder(s): prepare it and bind values"
@@ -184,7 +190,7 @@ class FlightSqlServer(flight.FlightServerBase):
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
-                schema = self.service.plan(cmd.query, self._session(context)).dataset_schema
+                schema = self._plan(cmd.query, self._session(context)).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
                 schema = self.prepared.get(cmd.prepared_statement_handle).dataset_schema
             else:
@@ -289,7 +295,7 @@ class FlightSqlServer(flight.FlightServerBase):
         request = protocol.unpack_as(body, pb.ActionCreatePreparedStatementRequest)
         self._reject_transaction(request)
         session = self._session(context)
-        plan = self.service.plan(request.query, session)
+        plan = self._plan(request.query, session)
         handle = HandleStore.new_handle()
         self.prepared.put(handle, PreparedStatement(handle, session.key, plan.query, plan.dataset_schema,
                                                     plan.parameter_schema, plan_timings=plan.timings_ms),

@@ -103,3 +103,18 @@ def test_adbc_get_objects_and_table_schema(adbc):
     schema = adbc.adbc_get_table_schema("orders")
     assert schema.field("o_totalprice").type == pa.decimal128(15, 2)
     assert adbc.adbc_get_table_types() == ["TABLE", "VIEW"]
+
+
+def test_result_schemas_carry_the_column_metadata_jdbc_reads(gateway):
+    """Without PRECISION/SCALE the JDBC driver reports DECIMAL(0,0) for every decimal result column."""
+    with flight.connect(gateway.location) as client:
+        prepared = raw.prepare(client, "SELECT o_totalprice, o_orderkey, o_comment FROM orders LIMIT 1")
+        for schema in (raw.read_schema(prepared.dataset_schema),
+                       client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(
+                           query="SELECT o_totalprice, o_orderkey, o_comment FROM orders LIMIT 1"))).schema):
+            price, key, comment = (f.metadata for f in schema)
+            assert price[b"ARROW:FLIGHT:SQL:PRECISION"] == b"15" and price[b"ARROW:FLIGHT:SQL:SCALE"] == b"2"
+            assert price[b"ARROW:FLIGHT:SQL:TYPE_NAME"] == b"DECIMAL(15,2)"
+            assert key[b"ARROW:FLIGHT:SQL:TYPE_NAME"] == b"BIGINT" and b"ARROW:FLIGHT:SQL:PRECISION" not in key
+            assert comment[b"ARROW:FLIGHT:SQL:TYPE_NAME"] == b"VARCHAR"
+            assert all(m[b"ARROW:FLIGHT:SQL:CATALOG_NAME"] == b"demo" for m in (price, key, comment))
