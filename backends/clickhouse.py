@@ -16,6 +16,12 @@ Parameters: each ``?`` becomes a server-side placeholder ``{p1:Type}``, the type
 (int → Int64, Decimal → Decimal(P, S), date → Date32, aware datetime → DateTime64(6, 'UTC') ...); values travel
 as ``param_p1`` request parameters and ClickHouse parses them as that type: no value is formatted into the SQL.
 
+The result format travels in the ``X-ClickHouse-Format`` request header (the HTTP interface's default format),
+never as text appended to the statement: a statement ending in a ``--`` comment stays whole, and ClickHouse's
+error for a broken statement speaks of the statement alone. Where the gateway wraps a statement (``DESCRIBE``,
+a ``LIMIT 0`` probe) the statement stands on lines of its own for the same reason. A response in any other
+format (the statement's own ``FORMAT`` clause wins over the header) is refused.
+
 Cancel closes the HTTP response (ClickHouse cancels a query whose client went away) and sends
 ``KILL QUERY WHERE query_id = {id:String} ASYNC`` for the query id the gateway chose; the deadline does the same
 and reports a timeout.
@@ -35,8 +41,10 @@ from typing import Any, ClassVar, Literal
 
 import clickhouse_connect
 import pyarrow as pa
+import sqlglot
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot.tokens import TokenType
 
 from backends.adbc_common import plain_schema, rewrite_placeholders, scrub
 from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
@@ -109,6 +117,12 @@ _TIMEOUT = {159, 160}
 _CANCELLED = {394}
 _MEMORY = {241}
 _UNAVAILABLE = {209, 210, 999}
+#: INTO OUTFILE (358) would write a file on the server: the HTTP interface refuses it.
+_FILE_WRITE = {358}
+
+#: The HTTP interface's default format for the request: results are read as one Arrow IPC stream.
+ARROW_STREAM = "ArrowStream"
+_ARROW_HEADERS = {"X-ClickHouse-Format": ARROW_STREAM}
 
 
 def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
@@ -120,7 +134,7 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     text = scrub((engine.group(1) if engine else raw.split(" (for url")[0]).strip(), secrets)
     message = f"[clickhouse] {text}"
     details = {"source": source, "vendor_code": code}
-    if code in _READONLY:
+    if code in _READONLY or code in _FILE_WRITE:
         return ReadOnlyViolationError(message, **details)
     if code in _FORBIDDEN:
         return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else AuthenticationError(
@@ -207,6 +221,20 @@ def bind_placeholders(sql: str, row: Sequence[Any] | None) -> tuple[str, dict[st
 # -- execution -----------------------------------------------------------------------------------------------
 
 
+def arrow_response(client: Any, sql: str, parameters: Mapping[str, Any], settings: Mapping[str, Any]) -> _FullReads:
+    """Send ``sql`` as it is, Arrow asked for in the request header; refuse a response in another format."""
+    response = client.raw_stream(sql, parameters, settings, transport_settings=_ARROW_HEADERS)
+    body = _FullReads(response)
+    answered = response.headers.get("X-ClickHouse-Format") or ARROW_STREAM
+    if answered != ARROW_STREAM:
+        body.close()
+        raise InvalidQueryError(
+            f"[clickhouse] the statement asks for FORMAT {answered}: the gateway reads results as Arrow, "
+            "leave the FORMAT clause out"
+        )
+    return body
+
+
 class _FullReads:
     """A file object over an HTTP response whose ``read(n)`` returns n bytes unless the body ended."""
 
@@ -270,8 +298,7 @@ class ClickHouseExecution(Execution):
             self._query_id = query_id
         settings = self._backend.query_settings(self._limits, query_id)
         with self._backend.map_errors():
-            response = self._item.connection.raw_stream(sql, parameters, settings, fmt="ArrowStream")
-            body = _FullReads(response)
+            body = arrow_response(self._item.connection, sql, parameters, settings)
             with self._lock:
                 self._body = body
             return pa.ipc.open_stream(body)
@@ -473,7 +500,13 @@ class ClickHouseBackend(Backend):
         """Run a metadata query (read-only, short) and return its rows."""
         settings = self.query_settings(QueryLimits(timeout_seconds=self.config.statement_timeout_seconds))
         with self._pool.connection() as client, self.map_errors():
-            return list(client.query(sql, parameters=dict(parameters or {}), settings=settings).result_rows)
+            body = arrow_response(client, sql, dict(parameters or {}), settings)
+            try:
+                table = pa.ipc.open_stream(body).read_all()
+            finally:
+                body.close()
+        columns = [column.to_pylist() for column in table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
 
     def kill(self, query_id: str) -> None:
         """Ask the server to stop a query (best effort: it may have finished)."""
@@ -484,7 +517,7 @@ class ClickHouseBackend(Backend):
 
     def _describe(self, sql: str, row: Sequence[Any] | None) -> list[tuple[str, str]]:
         bound, parameters = bind_placeholders(sql, row)
-        rows = self._command_rows(f"DESCRIBE ({bound})", parameters)
+        rows = self._command_rows(f"DESCRIBE (\n{bound}\n)", parameters)
         return [(r[0], r[1]) for r in rows]
 
     def _target(self, described: list[tuple[str, str]]):
@@ -499,14 +532,19 @@ class ClickHouseBackend(Backend):
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """``DESCRIBE (sql)``: ClickHouse types the result without running the query."""
         statement = _strip(sql)
-        described = self._describe(statement, [None] * parameter_count if parameter_count else None)
-        schema, _ = self._target(described)
-        if schema is None:  # a type without a fixed mapping: take what ClickHouse itself streams
-            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
+        row = [None] * parameter_count if parameter_count else None
+        described = self._describe_or_none(statement, row)
+        schema = self._target(described)[0] if described is not None else None
+        if schema is None and described is not None:
+            # A type without a fixed mapping: take what ClickHouse itself streams for no rows.
+            execution = self.execute(f"SELECT * FROM (\n{statement}\n) LIMIT 0", row and [row], QueryLimits())
             try:
                 return execution.reader.schema
             finally:
                 execution.close()
+        if schema is None:
+            # DESCRIBE refused the statement: ClickHouse's own word on the statement as written.
+            return self._wire_schema(statement, row, QueryLimits())
         return schema
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
@@ -544,8 +582,8 @@ class ClickHouseBackend(Backend):
         sql, parameters = bind_placeholders(statement, row)
         settings = self.query_settings(limits, str(uuid.uuid4()))
         if not _looks_like_query(sql):
-            # Sent as it is (no FORMAT clause appended), so ClickHouse judges the statement itself: read-only
-            # settings refuse writes and DDL; whatever else passes returns no rows and is not a query.
+            # ClickHouse judges the statement itself: read-only settings refuse writes and DDL; whatever else
+            # passes returns no rows and is not a query.
             try:
                 with self._pool.connection() as client, self.map_errors():
                     client.command(sql, parameters=parameters, settings=settings)
@@ -556,8 +594,7 @@ class ClickHouseBackend(Backend):
                 f"[clickhouse] only queries are sent to the source through the gateway{said}", source=self.name
             )
         with self._pool.connection() as client, self.map_errors():
-            response = client.raw_stream(f"{sql}", parameters, settings, fmt="ArrowStream")
-            body = _FullReads(response)
+            body = arrow_response(client, sql, parameters, settings)
             try:
                 return plain_schema(pa.ipc.open_stream(body).schema)
             finally:
@@ -652,4 +689,14 @@ def _looks_like_query(sql: str) -> bool:
 
 
 def _strip(sql: str) -> str:
-    return _TRAILING.sub("", sql)
+    """The statement without its trailing semicolons (comments after them stay), so that it can be wrapped."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="clickhouse")
+    except sqlglot.errors.SqlglotError:
+        return _TRAILING.sub("", sql)
+    end = len(tokens)
+    while end and tokens[end - 1].token_type == TokenType.SEMICOLON:
+        end -= 1
+    for token in reversed(tokens[end:]):
+        sql = sql[: token.start] + sql[token.end + 1 :]
+    return sql.rstrip()
