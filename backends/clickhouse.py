@@ -10,7 +10,8 @@ second line of defence.
 Results stream as ClickHouse's ArrowStream format, read batch by batch from the HTTP response; each column is
 converted from ClickHouse's Arrow encoding to the type its ClickHouse type means (``backends/clickhouse_types.py``:
 DateTime as timestamps, Enum as labels, IPs and UUIDs as text, (U)Int128/256 exact). The result schema comes from
-``DESCRIBE (query)``, which ClickHouse answers without running the query.
+``DESCRIBE (query)``, which ClickHouse answers without running the query; the answer serves the same statement for
+a few seconds, so a client's GetFlightInfo and DoGet cost one DESCRIBE, not two.
 
 Parameters: each ``?`` becomes a server-side placeholder ``{p1:Type}``, the type following the bound Python value
 (int → Int64, Decimal → Decimal(P, S), date → Date32, aware datetime → DateTime64(6, 'UTC') ...); values travel
@@ -33,6 +34,7 @@ import contextlib
 import datetime as dt
 import re
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +48,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot.tokens import TokenType
 
-from backends.adbc_common import plain_schema, rewrite_placeholders, scrub
+from backends.adbc_common import plain_schema, rewrite_placeholders, scrub, type_plan
 from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
 from backends.clickhouse_types import arrow_mapping, parse_type
 from backends.errors import (
@@ -68,6 +70,8 @@ from backends.watchdog import WATCHDOG
 #: Databases that hold ClickHouse's own tables, hidden from the metadata commands.
 _SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
 _VIEW_ENGINES = ("View", "MaterializedView", "LiveView", "WindowView")
+#: How long a DESCRIBE answer is reused for the same statement.
+_DESCRIBED_SECONDS = 5.0
 
 
 class ClickHouseConfig(BaseModel):
@@ -415,6 +419,10 @@ class ClickHouseBackend(Backend):
             raise ConfigError(f"invalid options for ClickHouse source: {exc}", source=spec.name) from exc
         self.secrets = [v for v in spec.secrets.values() if v]
         self._server_timezone: str | None = None
+        self._lock = threading.Lock()
+        #: DESCRIBE answers by bound statement, kept for a moment: a client's GetFlightInfo and DoGet of one
+        #: statement come moments apart, and its stream is then converted as the schema the client was given.
+        self._described: dict[str, tuple[float, list[tuple[str, str]]]] = {}
         c = self.config
         self._pool = ConnectionPool(
             spec.name,
@@ -517,8 +525,18 @@ class ClickHouseBackend(Backend):
 
     def _describe(self, sql: str, row: Sequence[Any] | None) -> list[tuple[str, str]]:
         bound, parameters = bind_placeholders(sql, row)
+        now = time.monotonic()
+        with self._lock:
+            recent = self._described.get(bound)
+        if recent is not None and now - recent[0] < _DESCRIBED_SECONDS:
+            return recent[1]
         rows = self._command_rows(f"DESCRIBE (\n{bound}\n)", parameters)
-        return [(r[0], r[1]) for r in rows]
+        described = [(r[0], r[1]) for r in rows]
+        with self._lock:
+            if len(self._described) >= 256:
+                self._described.clear()
+            self._described[bound] = (now, described)
+        return described
 
     def _target(self, described: list[tuple[str, str]]):
         """The client schema of described columns, and a planner turning a wire schema into converters."""
@@ -555,14 +573,10 @@ class ClickHouseBackend(Backend):
         schema, mappings = self._target(described) if described is not None else (None, None)
 
         def plan(wire: pa.Schema):
-            generic = [plain_schema(pa.schema([f])).field(0).type for f in wire]
-            converters = []
-            for index, f in enumerate(wire):
-                mapping = mappings[index] if mappings and index < len(mappings) else None
-                convert = mapping.convert if mapping else None
-                unwrap = isinstance(f.type, pa.BaseExtensionType)
-                converters.append(_compose(unwrap, convert, generic[index]))
-            return converters
+            # Planned once per response: the ClickHouse type's conversion, else the generic extension clean-up.
+            generic = type_plan(wire).converters
+            own = [m.convert for m in mappings] if mappings and len(mappings) == len(wire) else [None] * len(wire)
+            return [mine or fallback for mine, fallback in zip(own, generic, strict=True)]
 
         if schema is None:
             schema = self._wire_schema(statement, first, limits)
@@ -656,27 +670,6 @@ class ClickHouseBackend(Backend):
     def close(self) -> None:
         """Close the pool's clients."""
         self._pool.close()
-
-
-def _compose(unwrap: bool, convert, target: pa.DataType):
-    """The converter of one column: unwrap an extension type, then the ClickHouse type's own conversion."""
-    if not unwrap and convert is None:
-        return None
-
-    def run(array: pa.Array) -> pa.Array:
-        if isinstance(array.type, pa.BaseExtensionType):
-            array = plain_extension_array(array)
-        return convert(array) if convert else array
-
-    return run
-
-
-def plain_extension_array(array: pa.Array) -> pa.Array:
-    """arrow.uuid as canonical text, other extension types as their storage (arrow.json is its text)."""
-    from backends.adbc_common import type_plan
-
-    plan = type_plan(pa.schema([pa.field("c", array.type)]))
-    return plan.converters[0](array) if plan.converters[0] else array
 
 
 _TRAILING = re.compile(r"[\s;]+$")

@@ -14,13 +14,14 @@ So what the tests talk to is, honestly:
 - real ClickHouse: parsing, types, every value, the ArrowStream/Native bytes, ``{name:Type}`` parameter binding,
   ``readonly``, ``max_execution_time``, ``max_memory_usage``, ``system.*`` tables, error codes and texts;
 - this module, not ClickHouse: the HTTP framing (status codes, ``X-ClickHouse-*`` headers, chunked bodies, an
-  exception written into the body mid-stream), the default format from the ``X-ClickHouse-Format`` request header
-  or the ``default_format`` parameter (the statement's own FORMAT clause winning, found with sqlglot's tokenizer),
-  ``INTO OUTFILE`` refused as the server's HTTP handler refuses it (clickhouse-local, which chDB is, would write
-  the file), URL settings applied per request, ArrowStream re-framed (chDB emits
-  one complete IPC stream per block; the batches are re-written into one stream unchanged), a client disconnect
-  cancelling the query, and ``KILL QUERY WHERE query_id = {p:String}`` — chDB ignores client query ids, so this
-  front keeps the map from the client's query id to the running stream and cancels that stream in the engine.
+  exception written into the body mid-stream, queries and parameters sent as a multipart form), the default
+  format from the ``X-ClickHouse-Format`` request header or the ``default_format`` parameter (the statement's own
+  FORMAT clause winning, found with sqlglot's tokenizer), ``INTO OUTFILE`` refused as the server's HTTP handler
+  refuses it (clickhouse-local, which chDB is, would write the file), URL settings applied per request,
+  ArrowStream re-framed (chDB emits one complete IPC stream per block; the batches are re-written into one stream
+  unchanged), a client disconnect cancelling the query, and ``KILL QUERY WHERE query_id = {p:String}`` — chDB
+  ignores client query ids, so this front keeps the map from the client's query id to the running stream and
+  cancels that stream in the engine.
 
 Run: ``python -m tests.support.clickhouse_standin --port N --path DIR``.
 """
@@ -28,6 +29,8 @@ Run: ``python -m tests.support.clickhouse_standin --port N --path DIR``.
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import re
 import threading
 import urllib.parse
@@ -115,7 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
-        self._query(self.rfile.read(length) if length else b"")
+        body = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            # Clients send long parameters as an HTML form: the query and each param_* are its fields.
+            self._query(b"", _form_fields(content_type, body))
+        else:
+            self._query(body)
 
     def _plain(self, status: int, body: bytes, headers: dict | None = None) -> None:
         self.send_response(status)
@@ -132,9 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._plain(_STATUS.get(code, 500), (text.strip() + "\n").encode(),
                     {"X-ClickHouse-Exception-Code": str(code), "X-ClickHouse-Query-Id": query_id})
 
-    def _query(self, body: bytes) -> None:
+    def _query(self, body: bytes, form: dict[str, str] | None = None) -> None:
         url = urllib.parse.urlsplit(self.path)
-        args = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        args = {**dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)), **(form or {})}
         sql = args.get("query", "") + ("\n" if args.get("query") and body else "") + body.decode()
         query_id = args.get("query_id") or str(uuid.uuid4())
         params = {k[6:]: v for k, v in args.items() if k.startswith("param_")}
@@ -241,6 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             pass
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+        for part in message.iter_parts()
+    }
 
 
 class _ChunkedSink:

@@ -1,0 +1,167 @@
+"""1M rows from ClickHouse: the backend's stream vs clickhouse-connect's own Arrow stream vs its rows.
+
+Run from the repository root:  python -m benchmarks.clickhouse_bench [--rows 1000000] [--repeat 5]
+
+What answers is ClickHouse's engine (chDB) behind the tests' HTTP stand-in (``tests/support/clickhouse_standin.py``),
+started here in a process of its own: no clickhouse-server that clickhouse-connect can use installs on this
+machine. Every path reads the same HTTP responses from the same stand-in, so the ratios compare the clients; the
+absolute times include the stand-in re-framing ClickHouse's Arrow blocks in Python, which a real server does not
+do. clickhouse-driver (ClickHouse's native TCP protocol) cannot be measured: the stand-in speaks HTTP only, so the
+row-wise peer is clickhouse-connect's own ``query().result_rows``.
+
+Two tables: ``everyday`` (the columns of an events or orders table) and ``addresses`` (UUID, IPv4, IPv6,
+Int128, UInt256: types the gateway turns into text or exact decimals, which clickhouse-connect's Arrow path
+leaves as ClickHouse's raw encodings, so that row measures the price of the conversion itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import pyarrow as pa
+
+from backends.base import QueryLimits, SourceSpec
+from backends.clickhouse import ClickHouseBackend
+
+TABLES = {
+    "everyday": (
+        "number AS id, toDecimal64(number % 100000 / 100, 2) AS price, concat('customer#', toString(number)) AS name, "
+        "toDateTime('2024-01-01 00:00:00', 'UTC') + number AS ts, number % 2 = 0 AS flag, toInt32(number % 50) AS qty, "
+        "toLowCardinality(['AUTOMOBILE', 'BUILDING', 'FURNITURE', 'MACHINERY'][number % 4 + 1]) AS segment, "
+        "CAST(number % 3 AS Enum8('open' = 0, 'shipped' = 1, 'returned' = 2)) AS status, "
+        "if(number % 10 = 0, NULL, number / 7) AS score, toDate('2024-01-01') + number % 1000 AS day",
+        "UInt64, Decimal(12,2), String, DateTime('UTC'), Bool, Int32, LowCardinality(String), Enum8, "
+        "Nullable(Float64), Date",
+    ),
+    "addresses": (
+        "number AS id, generateUUIDv4(number) AS uid, toIPv4(number * 2654435761 % 4294967296) AS ip4, "
+        "toIPv6(IPv6NumToString(toFixedString(unhex(lpad(hex(number * 11400714819323198485), 32, '0')), 16))) AS ip6, "
+        "toInt128(number) * 1000000000000 AS big, toUInt256(number) * toUInt256('1000000000000000000000') AS huge",
+        "UInt64, UUID, IPv4, IPv6, Int128, UInt256",
+    ),
+}
+
+
+def prepare(client, rows: int) -> None:
+    client.command("CREATE DATABASE IF NOT EXISTS nexus_bench")
+    for name, (columns, _) in TABLES.items():
+        client.command(f"DROP TABLE IF EXISTS nexus_bench.{name}")
+        client.command(
+            f"CREATE TABLE nexus_bench.{name} ENGINE = MergeTree ORDER BY id AS SELECT {columns} FROM numbers({rows})"
+        )
+
+
+def best(fn, repeat: int) -> tuple[float, int]:
+    times, n = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        n = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), n
+
+
+def via_backend(backend: ClickHouseBackend, sql: str) -> int:
+    execution = backend.execute(sql, None, QueryLimits())
+    n = sum(batch.num_rows for batch in execution.reader)
+    execution.close()
+    return n
+
+
+def via_arrow_stream(client, sql: str) -> int:
+    """clickhouse-connect's fastest Arrow path: ArrowStream batches, text as utf8, nothing converted."""
+    with client.query_arrow_stream(sql, use_strings=True) as stream:
+        return sum(batch.num_rows for batch in stream)
+
+
+def via_rows(client, sql: str) -> int:
+    """What users otherwise write: the client's rows, then an Arrow table built from them."""
+    result = client.query(sql)
+    columns = list(zip(*result.result_rows, strict=True))
+    table = pa.table({name: _array(values) for name, values in zip(result.column_names, columns, strict=True)})
+    return table.num_rows
+
+
+def _array(values) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # UUID and IP address objects: their text
+        return pa.array([None if v is None else str(v) for v in values])
+
+
+def via_gateway(location: str, sql: str) -> int:
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
+        cur.execute(sql)
+        return sum(batch.num_rows for batch in cur.fetch_record_batch())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-gateway", action="store_true", help="skip the Flight SQL gateway measurements")
+    args = parser.parse_args()
+    import clickhouse_connect
+
+    from tests.support.services import free_port, running_server
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="nexus-ch-bench-") as path:
+        argv = [sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port), "--path", f"{path}/db"]
+        with running_server(argv, port, "the ClickHouse stand-in", timeout=60):
+            client = clickhouse_connect.get_client(host="127.0.0.1", port=port, autogenerate_session_id=False)
+            prepare(client, args.rows)
+            measure(args, port, client)
+            client.close()
+
+
+def measure(args, port: int, client) -> None:
+    options = {"host": "127.0.0.1", "port": port, "database": "nexus_bench"}
+    backend = ClickHouseBackend(SourceSpec("bench", "clickhouse", options))
+    gateway = None
+    if not args.no_gateway:
+        from server.app import Gateway
+        from server.config import ServerConfig
+
+        source = SourceSpec("ch", "clickhouse", options)
+        gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(source,))).start()
+    for name, (_, types) in TABLES.items():
+        sql = f"SELECT * FROM nexus_bench.{name}"
+        via_backend(backend, f"{sql} LIMIT 10")  # the pooled client opens once, outside the timing
+        # The paths alternate, round after round, so that a busy moment of the machine hits them all alike.
+        results: dict[str, list[float]] = {}
+        counts: dict[str, int] = {}
+        runs = {
+            "clickhouse-connect Arrow stream": lambda sql=sql: via_arrow_stream(client, sql),
+            "backend reader": lambda sql=sql: via_backend(backend, sql),
+        }
+        if gateway is not None:
+            remote = f"SELECT * FROM ch.nexus_bench.{name}"
+            runs["gateway (Flight SQL)"] = lambda remote=remote: via_gateway(gateway.location, remote)
+        for _ in range(args.repeat):
+            for label, run in runs.items():
+                seconds, counts[label] = best(run, 1)
+                results.setdefault(label, []).append(seconds)
+        rounds = max(1, args.repeat // 2)
+        seconds, counts["clickhouse-connect rows"] = best(lambda sql=sql: via_rows(client, sql), rounds)
+        results["clickhouse-connect rows"] = [seconds]
+        base = min(results["clickhouse-connect Arrow stream"])
+        print(f"{name}: {args.rows:,} rows x ({types}), best of {args.repeat}")
+        for label, times in results.items():
+            seconds = min(times)
+            assert counts[label] == args.rows, (label, counts[label])
+            print(
+                f"  {label:<32} {seconds:7.3f} s  {args.rows / seconds / 1e6:6.2f} M rows/s  "
+                f"{seconds / base:5.2f}x the Arrow stream"
+            )
+    backend.close()
+    if gateway is not None:
+        gateway.shutdown()
+
+
+if __name__ == "__main__":
+    main()
