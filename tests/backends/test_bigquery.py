@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
 from backends.base import QueryLimits, SourceSpec
@@ -128,3 +129,24 @@ def test_credentials_by_configuration():
     assert isinstance(oauth, Credentials) and oauth.refresh_token == "r" and oauth.token == "t"
     with pytest.raises(ConfigError):
         BigQueryBackend(SourceSpec("bad", "bigquery", {"dataset": "x"}))
+
+
+def test_a_null_parameter_takes_the_type_of_what_it_is_compared_with(backend):
+    """A NULL sent as STRING fails against INT64, NUMERIC or DATE ("No matching signature"): it is typed instead."""
+    cases = [
+        ("SELECT count(*) AS n FROM tpch.orders WHERE o_totalprice > ?", "NUMERIC", pa.decimal128(38, 9)),
+        ("SELECT count(*) AS n FROM tpch.orders WHERE o_orderdate >= ?", "DATE", pa.date32()),
+        ("SELECT count(*) AS n FROM tpch.orders WHERE ? = o_orderkey", "INT64", pa.int64()),
+        ("SELECT count(*) AS n FROM tpch.nation WHERE n_comment = ?", "STRING", pa.utf8()),
+        ("SELECT count(*) AS n FROM tpch.lineitem WHERE l_quantity BETWEEN ? AND 10", "NUMERIC", pa.decimal128(38, 9)),
+        ("SELECT CAST(? AS INT64) + 1 AS x", "INT64", pa.int64()),
+    ]
+    for sql, kind, arrow in cases:
+        assert backend.get_parameter_schema(sql, 1).field(0).type == arrow, sql
+        assert [p.type_ for p in backend.query_parameters(sql, [None])] == [kind], sql
+        table = run(backend, sql, [[None]])
+        assert table.to_pylist() in ([{"n": 0}], [{"x": None}]), sql
+    # Typed values keep their own type; only the NULL borrows its neighbour's.
+    mixed = "SELECT count(*) AS n FROM tpch.orders WHERE o_orderkey < ? AND o_orderdate >= ?"
+    assert [p.type_ for p in backend.query_parameters(mixed, [100, None])] == ["INT64", "DATE"]
+    assert run(backend, mixed, [[100, None]]).column(0).to_pylist() == [0]
