@@ -17,9 +17,9 @@ leaves as ClickHouse's raw encodings, so that row measures the price of the conv
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -108,10 +108,11 @@ def main() -> None:
     import clickhouse_connect
 
     from tests.support.services import free_port, running_server
+    from tests.support.warehouses import clickhouse_standin_argv
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="nexus-ch-bench-") as path:
-        argv = [sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port), "--path", f"{path}/db"]
+        argv = clickhouse_standin_argv(port, Path(path) / "db")
         with running_server(argv, port, "the ClickHouse stand-in", timeout=60):
             client = clickhouse_connect.get_client(host="127.0.0.1", port=port, autogenerate_session_id=False)
             prepare(client, args.rows)
