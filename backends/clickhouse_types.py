@@ -145,7 +145,6 @@ _INTS = {
     "UInt64": pa.uint64(),
     "Float32": pa.float32(),
     "Float64": pa.float64(),
-    "BFloat16": pa.float32(),
     "Bool": pa.bool_(),
     "Date": pa.date32(),
     "Date32": pa.date32(),

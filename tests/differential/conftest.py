@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.differential.family_bigquery import family_bigquery  # noqa: F401 - fixture
+from tests.differential.family_clickhouse import family_clickhouse  # noqa: F401 - fixture
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
@@ -20,7 +22,10 @@ from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi")
+FAMILY_FIXTURES = (
+    "family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi",
+    "family_clickhouse", "family_bigquery",
+)
 
 
 def pytest_addoption(parser) -> None:

@@ -25,6 +25,8 @@ from sqlglot.optimizer.qualify_tables import qualify_tables
 
 from backends.base import SourceSpec
 
+_PARAMETER = "__nexus_parameter__"
+
 #: The engine's own answer to (sql, parameters): a pyarrow.Table where its client speaks Arrow, else rows.
 NativeRunner = Callable[[str, Sequence[Any] | None], "pa.Table | list[tuple]"]
 
@@ -60,8 +62,9 @@ class Family:
     zoo: tuple[TypeCase, ...] = ()
     #: SQL making a text value of n characters (``{n}`` is replaced), for wide values.
     repeat_text: str = "repeat('x', {n})"
-    #: SQL making a binary value of n bytes (``{n}`` is replaced), in DuckDB's dialect (rendered in the family's).
-    repeat_blob: str = "cast(repeat('x', {n}) as blob)"
+    #: SQL making a binary value of n bytes (``{n}`` is replaced), in DuckDB's dialect (rendered in the family's);
+    #: None where the engine has no binary type apart from its text.
+    repeat_blob: str | None = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
 
@@ -86,7 +89,10 @@ class Family:
                 for table in tree.find_all(exp.Table):
                     if table.args.get("catalog") and not table.args.get("db"):
                         table.set("db", exp.to_identifier("main"))
-        return tree.sql(self.dialect)
+        # Clients mark parameters with ``?`` whatever the dialect (sqlglot writes ClickHouse's as ``{name: type}``).
+        for placeholder in list(tree.find_all(exp.Placeholder)):
+            placeholder.replace(exp.var(_PARAMETER))
+        return tree.sql(self.dialect).replace(_PARAMETER, "?")
 
     def native_sql(self, sql: str) -> str:
         """``sql`` with the gateway's ``?`` markers turned into the native client's."""

@@ -55,8 +55,9 @@ def clickhouse_server(tmp_path_factory) -> ClickHouseStandIn:
 
 
 def clickhouse_standin_argv(port: int, path: Path) -> list[str]:
-    """The command that serves ClickHouse's engine (a database at ``path``) over HTTP on ``port``."""
-    return [sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port), "--path", str(path)]
+    """The command that serves ClickHouse's engine (a database at ``path``) over HTTP on ``port``, in UTC."""
+    return ["env", "TZ=UTC", sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port),
+            "--path", str(path)]
 
 
 @pytest.fixture(scope="session")
