@@ -37,7 +37,8 @@ _ZOO = (
     (TypeCase("b", "BOOL", pa.bool_(), True), ("BOOL", "NULLABLE", ()), True),
     (TypeCase("s", "STRING", pa.utf8(), "héllo 中文 😀"), ("STRING", "NULLABLE", ()), "héllo 中文 😀"),
     (TypeCase("s_empty", "STRING", pa.utf8(), "", note="empty string, not NULL"), ("STRING", "NULLABLE", ()), ""),
-    (TypeCase("by", "BYTES", pa.binary(), b"\xde\xad"), ("BYTES", "NULLABLE", ()), "3q0="),
+    (TypeCase("by", "BYTES", pa.binary(), note="not bound: the emulator matches no BYTES column to a parameter"),
+     ("BYTES", "NULLABLE", ()), "3q0="),
     (TypeCase("d", "DATE", pa.date32(), dt.date(2024, 2, 29)), ("DATE", "NULLABLE", ()), "2024-02-29"),
     (TypeCase("dtm", "DATETIME", pa.timestamp("us"), dt.datetime(2024, 1, 1, 12, 0, 0, 123456), note="naive"),
      ("DATETIME", "NULLABLE", ()), "2024-01-01T12:00:00.123456"),
@@ -157,5 +158,14 @@ def family_bigquery(bigquery_emulator, bigquery_tpch) -> Family:
         native=_native(client),
         schema=bigquery_tpch,
         zoo=tuple(case for case, _, _ in _ZOO),
-        engine_cannot={},
+        unverified=(
+            ("BIGNUMERIC", "decimal256(76, 38)", "the emulator cannot create the column, types a BIGNUMERIC expression "
+             "NUMERIC and keeps 38 digits at most"),
+            ("GEOGRAPHY", "string", "WKT; the emulator cannot create the column and returns computed values as WKB "
+             "bytes typed BYTES"),
+        ),
+        engine_cannot={
+            "tpch_q13": "BigQuery has no column list on a derived table's alias (AS c_orders (c_custkey, c_count)); "
+            "sqlglot drops it, and c_count names nothing",
+        },
     )

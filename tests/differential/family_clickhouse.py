@@ -2,10 +2,10 @@
 
 What answers is ClickHouse's engine (chDB) behind the tests' HTTP stand-in, not a clickhouse-server process (see
 ``tests/support/clickhouse_standin.py``: none that clickhouse-connect can use installs here). The reference is
-clickhouse-connect's own row path (``client.query(...).result_rows``, its own Native-format decoding, parameters
-values written as exact literals) against the same server, never the gateway's ArrowStream route. Its Python values are put
-in the form the gateway documents (an ``IPv6Address`` as ClickHouse's text, a ``UUID`` as text, an Int128 as an
-exact decimal, a Map as its pairs ...) by the rules below, driven by clickhouse-connect's own column types.
+clickhouse-connect's own row path (``client.query(...).result_rows``, its own Native-format decoding; parameters
+written as exact literals) against the same server, never the gateway's ArrowStream route. Its Python values are
+put in the form the gateway documents (an ``IPv6Address`` as ClickHouse's text, a ``UUID`` as text, an Int128 as
+an exact decimal, a Map as its pairs ...) by the rules below, driven by clickhouse-connect's own column types.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ _ZOO: tuple[tuple[TypeCase, str], ...] = (
     (TypeCase("e8", "Enum8('a' = -1, 'b' = 2)", pa.utf8(), "b", note="the label"), "b"),
     (TypeCase("e16", "Enum16('x' = 1000, 'y' = -1000)", pa.utf8(), "y", note="the label"), "y"),
     (TypeCase("lc", "LowCardinality(String)", pa.utf8(), "seg", note="plain text, not a dictionary"), "seg"),
-    (TypeCase("j", "JSON", pa.utf8(), note="ClickHouse's JSON text; an absent object is {}"), '{"k": [1, 2], "s": "x"}'),
+    (TypeCase("j", "JSON", pa.utf8(), note="ClickHouse's JSON text; an absent object is {}"),
+     '{"k": [1, 2], "s": "x"}'),
     # Containers cannot be Nullable in ClickHouse: their NULL rows hold empty values.
     (TypeCase("ai", "Array(Int32)", _list(pa.int32())), "[1, 2, 3]"),
     (TypeCase("as_", "Array(Nullable(String))", _list(pa.utf8())), "['a', NULL, 'ü']"),
@@ -251,6 +252,13 @@ def family_clickhouse(clickhouse_server, clickhouse_tpch) -> Family:
         # repeat() stops at a million copies: longer values are built from thousand-character pieces.
         repeat_text="concat(repeat(repeat(chr(120), 1000), {n} // 1000), repeat('x', {n} % 1000))",
         repeat_blob=None,
+        unverified=(
+            ("IntervalSecond … IntervalYear", "month_day_nano_interval", "not a column type; the conversion from "
+             "ClickHouse's count is checked in tests/backends/test_clickhouse_kernels.py"),
+            ("Time, Time64(p)", "time32[s], time32[ms] / time64 as ClickHouse sends them",
+             "experimental in ClickHouse 26.9 (enable_time_time64_type)"),
+            ("Variant, Dynamic, Nested, Point and the other geo types", "as ClickHouse streams them", "not checked"),
+        ),
         engine_cannot={
             "date_difference": "ClickHouse has no minus for two Date32 values (its own spelling is dateDiff)",
         },
