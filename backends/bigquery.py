@@ -2,7 +2,8 @@
 
 One source is one project (its catalog); datasets are schemas. Every statement is first dry-run: BigQuery types
 the result without running or billing it (``get_schema`` uses only that), and names the statement type — anything
-but ``SELECT`` is refused here, whatever the validator let through (the second line of defence: a job cannot be
+but ``SELECT`` is refused here, and so is a statement whose type the dry run leaves out unless it parses as one
+query, whatever the validator let through (the second line of defence: a job cannot be
 made read-only, so give the source a credential with only ``bigquery.dataViewer`` + ``bigquery.jobUser`` too).
 
 Jobs carry ``maximum_bytes_billed`` (the source's cost guard), ``job_timeout_ms`` from the query timeout, and the
@@ -465,7 +466,17 @@ class BigQueryBackend(Backend):
         """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries."""
         with self.map_errors():
             job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True, sql=sql))
-        kind = (job.statement_type or "SELECT").upper()
+        kind = (job.statement_type or "").upper()
+        if not kind:
+            # No type named (emulators leave it out for set operations and transaction control): then the
+            # statement itself must read as one query, else nothing runs.
+            if not _is_one_query(sql):
+                raise ReadOnlyViolationError(
+                    "[bigquery] the statement is not sent to the source: BigQuery's dry run did not name its type, "
+                    "and it is not a query",
+                    source=self.name,
+                )
+            kind = "SELECT"
         if kind != "SELECT":
             raise ReadOnlyViolationError(
                 f"[bigquery] {kind} is not sent to the source: BigQuery typed the statement as {kind}, "
@@ -537,6 +548,18 @@ class BigQueryBackend(Backend):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _is_one_query(sql: str) -> bool:
+    """True when ``sql`` parses (BigQuery's dialect) as exactly one query: SELECT, WITH or a set operation."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except sqlglot.errors.SqlglotError:
+        return False
+    return len(statements) == 1 and isinstance(statements[0], exp.Query)
 
 
 def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -150,3 +150,17 @@ def test_a_null_parameter_takes_the_type_of_what_it_is_compared_with(backend):
     mixed = "SELECT count(*) AS n FROM tpch.orders WHERE o_orderkey < ? AND o_orderdate >= ?"
     assert [p.type_ for p in backend.query_parameters(mixed, [100, None])] == ["INT64", "DATE"]
     assert run(backend, mixed, [[100, None]]).column(0).to_pylist() == [0]
+
+
+def test_a_statement_bigquery_does_not_type_runs_only_if_it_is_a_query(backend):
+    """The dry run names no statement type for some statements (the emulator: set operations, BEGIN/COMMIT).
+
+    Taking "no type" for SELECT ran BEGIN TRANSACTION, which left the emulator's one connection in a transaction
+    that every later query failed in. Without a type, the statement itself must parse as a query.
+    """
+    for sql in ("BEGIN TRANSACTION", "COMMIT TRANSACTION"):
+        with pytest.raises(ReadOnlyViolationError, match="not a query"):
+            run(backend, sql)
+    union = run(backend, "SELECT 1 AS x UNION ALL SELECT 2 ORDER BY x")
+    assert union.column(0).to_pylist() == [1, 2]
+    assert run(backend, "SELECT count(*) AS n FROM tpch.region").column(0).to_pylist() == [5]
