@@ -2,9 +2,10 @@
 
 One source is one project (its catalog); datasets are schemas. Every statement is first dry-run: BigQuery types
 the result without running or billing it (``get_schema`` uses only that), and names the statement type — anything
-but ``SELECT`` is refused here, and so is a statement whose type the dry run leaves out unless it parses as one
-query, whatever the validator let through (the second line of defence: a job cannot be
+but ``SELECT`` is refused here, whatever the validator let through (the second line of defence: a job cannot be
 made read-only, so give the source a credential with only ``bigquery.dataViewer`` + ``bigquery.jobUser`` too).
+Before even the dry run, the statement must parse (sqlglot, BigQuery's dialect) as exactly one query: an
+emulator's dry run of a script was seen running the script's DELETE.
 
 Jobs carry ``maximum_bytes_billed`` (the source's cost guard), ``job_timeout_ms`` from the query timeout, and the
 label ``nexus_correlation_id``; the gateway's ``?`` parameters are BigQuery's own positional parameters, typed by
@@ -463,20 +464,21 @@ class BigQueryBackend(Backend):
         return config
 
     def dry_run(self, sql: str, row: Sequence[Any] | None) -> bigquery.QueryJob:
-        """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries."""
+        """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries.
+
+        Nothing is sent, not even the dry run, unless the statement reads as one query: a dry run should run
+        nothing, but an emulator's dry run of a script runs the script's DML.
+        """
+        if not _is_one_query(sql):
+            raise ReadOnlyViolationError(
+                "[bigquery] the statement is not sent to the source: it does not read as one query, "
+                "and only queries (SELECT) run",
+                source=self.name,
+            )
         with self.map_errors():
             job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True, sql=sql))
-        kind = (job.statement_type or "").upper()
-        if not kind:
-            # No type named (emulators leave it out for set operations and transaction control): then the
-            # statement itself must read as one query, else nothing runs.
-            if not _is_one_query(sql):
-                raise ReadOnlyViolationError(
-                    "[bigquery] the statement is not sent to the source: BigQuery's dry run did not name its type, "
-                    "and it is not a query",
-                    source=self.name,
-                )
-            kind = "SELECT"
+        # No type named (emulators leave it out for set operations): the statement already reads as a query.
+        kind = (job.statement_type or "SELECT").upper()
         if kind != "SELECT":
             raise ReadOnlyViolationError(
                 f"[bigquery] {kind} is not sent to the source: BigQuery typed the statement as {kind}, "
