@@ -12,12 +12,12 @@ clients over the same pages, not BigQuery's production path, where the Storage R
 from __future__ import annotations
 
 import argparse
-import time
 
 import pyarrow as pa
 
-from backends.base import QueryLimits, SourceSpec
+from backends.base import SourceSpec
 from backends.bigquery import BigQueryBackend
+from benchmarks.timing import best, via_backend, via_gateway
 
 COLUMNS = (
     "x AS id, CAST(MOD(x, 100000) AS NUMERIC) / 100 AS price, CONCAT('customer#', CAST(x AS STRING)) AS name, "
@@ -31,20 +31,8 @@ def query(rows: int) -> str:
     return f"SELECT {COLUMNS} FROM UNNEST(GENERATE_ARRAY(1, {rows})) AS x"
 
 
-def best(fn, repeat: int) -> tuple[float, int]:
-    times, n = [], 0
-    for _ in range(repeat):
-        started = time.perf_counter()
-        n = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), n
 
 
-def via_backend(backend: BigQueryBackend, sql: str) -> int:
-    execution = backend.execute(sql, None, QueryLimits())
-    n = sum(batch.num_rows for batch in execution.reader)
-    execution.close()
-    return n
 
 
 def via_arrow(client, sql: str, page_size: int) -> int:
@@ -61,12 +49,6 @@ def via_rows(client, sql: str) -> int:
     return pa.table({name: [r[i] for r in rows] for i, name in enumerate(names)}).num_rows
 
 
-def via_gateway(location: str, sql: str) -> int:
-    import adbc_driver_flightsql.dbapi as flightsql
-
-    with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
-        cur.execute(sql)
-        return sum(batch.num_rows for batch in cur.fetch_record_batch())
 
 
 def main() -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
 
-from backends.base import QueryLimits, SourceSpec
+from backends.base import SourceSpec
 from backends.clickhouse import ClickHouseBackend
+from benchmarks.timing import best, via_backend, via_gateway
 
 TABLES = {
     "everyday": (
@@ -54,20 +54,8 @@ def prepare(client, rows: int) -> None:
         )
 
 
-def best(fn, repeat: int) -> tuple[float, int]:
-    times, n = [], 0
-    for _ in range(repeat):
-        started = time.perf_counter()
-        n = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), n
 
 
-def via_backend(backend: ClickHouseBackend, sql: str) -> int:
-    execution = backend.execute(sql, None, QueryLimits())
-    n = sum(batch.num_rows for batch in execution.reader)
-    execution.close()
-    return n
 
 
 def via_arrow_stream(client, sql: str) -> int:
@@ -91,12 +79,6 @@ def _array(values) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values])
 
 
-def via_gateway(location: str, sql: str) -> int:
-    import adbc_driver_flightsql.dbapi as flightsql
-
-    with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
-        cur.execute(sql)
-        return sum(batch.num_rows for batch in cur.fetch_record_batch())
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from backends.base import SourceSpec
-from tests.differential.harness import Family, TypeCase
+from tests.differential.harness import EngineRows, Family, TypeCase
 
 _UTC = pa.timestamp("us", tz="UTC")
 
@@ -90,12 +90,6 @@ def _load_zoo(client, project: str, dataset: str) -> None:
 # -- the engine's own answer ---------------------------------------------------------------------------------
 
 
-class Rows(list):
-    """The engine's rows, with the column names it gave them."""
-
-    column_names: list[str]
-
-
 def _documented(value, field):
     """A google-cloud-bigquery row value in the form the gateway documents for its schema field."""
     if field.mode == "REPEATED":
@@ -137,10 +131,10 @@ def _native(client):
     def native(sql, parameters):
         config = bigquery.QueryJobConfig(query_parameters=[_parameter(v) for v in parameters or ()])
         result = client.query(sql, job_config=config).result()
-        rows = Rows(tuple(_documented(v, f) for v, f in zip(row.values(), result.schema, strict=True))
-                    for row in result)
-        rows.column_names = [f.name for f in result.schema]
-        return rows
+        return EngineRows(
+            (tuple(_documented(v, f) for v, f in zip(row.values(), result.schema, strict=True)) for row in result),
+            [f.name for f in result.schema],
+        )
 
     return native
 

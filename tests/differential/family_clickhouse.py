@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from backends.base import SourceSpec
-from tests.differential.harness import Family, TypeCase
+from tests.differential.harness import EngineRows, Family, TypeCase
 
 _TZ = "UTC"  # the stand-in runs with TZ=UTC: DateTime without a zone is the server's, UTC
 _DEC39 = pa.decimal256(39, 0)
@@ -139,12 +139,6 @@ def _literal(case: TypeCase, text: str) -> str:
 # -- the engine's own answer ---------------------------------------------------------------------------------
 
 
-class Rows(list):
-    """The engine's rows, with the column names it gave them."""
-
-    column_names: list[str]
-
-
 def _documented(value, t, server_zone):
     """A clickhouse-connect value in the form the gateway documents for ClickHouse type ``t``."""
     if value is None:
@@ -225,15 +219,13 @@ def _native(client):
     def native(sql, parameters):
         sql = _with_literals(sql, parameters)
         result = client.query(sql, query_formats={"DateTime64": "int"})
-        rows = Rows(
-            tuple(_documented(v, t, server_zone) for v, t in zip(row, result.column_types, strict=True))
-            for row in result.result_rows
-        )
         # An empty answer carries no columns in clickhouse-connect: ClickHouse names them in DESCRIBE.
-        rows.column_names = list(result.column_names) or [
-            r[0] for r in client.query(f"DESCRIBE ({sql})").result_rows
-        ]
-        return rows
+        names = result.column_names or [r[0] for r in client.query(f"DESCRIBE ({sql})").result_rows]
+        return EngineRows(
+            (tuple(_documented(v, t, server_zone) for v, t in zip(row, result.column_types, strict=True))
+             for row in result.result_rows),
+            names,
+        )
 
     return native
 

@@ -31,6 +31,14 @@ _PARAMETER = "__nexus_parameter__"
 NativeRunner = Callable[[str, Sequence[Any] | None], "pa.Table | list[tuple]"]
 
 
+class EngineRows(list):
+    """An engine's answer as rows (tuples of Python values), with the column names the engine gave them."""
+
+    def __init__(self, rows, column_names) -> None:
+        super().__init__(rows)
+        self.column_names = list(column_names)
+
+
 @dataclass(frozen=True)
 class TypeCase:
     """One column of a family's type zoo: the engine's type and the Arrow type the gateway documents for it."""
