@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from backends.base import SourceSpec
 from backends.bigquery import BigQueryBackend
-from benchmarks.timing import best, via_backend, via_gateway
+from benchmarks.timing import alternating, best, report, via_backend, via_gateway
 
 COLUMNS = (
     "x AS id, CAST(MOD(x, 100000) AS NUMERIC) / 100 AS price, CONCAT('customer#', CAST(x AS STRING)) AS name, "
@@ -85,23 +85,10 @@ def measure(args, emulator) -> None:
             ServerConfig(port=0, demo_scale=None, sources=(SourceSpec("bq", "bigquery", options),))
         ).start()
         runs["gateway (Flight SQL)"] = lambda: via_gateway(gateway.location, sql)
-    results: dict[str, list[float]] = {}
-    counts: dict[str, int] = {}
-    for _ in range(args.repeat):  # alternating, so that a busy moment of the machine hits every path alike
-        for label, run in runs.items():
-            seconds, counts[label] = best(run, 1)
-            results.setdefault(label, []).append(seconds)
-    seconds, counts["client.query().result() rows"] = best(lambda: via_rows(client, sql), 1)
-    results["client.query().result() rows"] = [seconds]
-    base = min(results["google-cloud-bigquery Arrow"])
-    print(f"bqemulator (REST pages), {args.rows:,} rows x ({TYPES}), best of {args.repeat}")
-    for label, times in results.items():
-        seconds = min(times)
-        assert counts[label] == args.rows, (label, counts[label])
-        print(
-            f"  {label:<32} {seconds:7.3f} s  {args.rows / seconds / 1e6:6.3f} M rows/s  "
-            f"{seconds / base:5.2f}x the library's Arrow path"
-        )
+    results = alternating(runs, args.repeat)
+    results["client.query().result() rows"] = best(lambda: via_rows(client, sql), 1)
+    title = f"bqemulator (REST pages), {args.rows:,} rows x ({TYPES}), best of {args.repeat}"
+    report(title, results, args.rows, "google-cloud-bigquery Arrow")
     backend.close()
     client.close()
     if gateway is not None:

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from backends.base import SourceSpec
 from backends.clickhouse import ClickHouseBackend
-from benchmarks.timing import best, via_backend, via_gateway
+from benchmarks.timing import alternating, best, report, via_backend, via_gateway
 
 TABLES = {
     "everyday": (
@@ -75,7 +75,7 @@ def via_rows(client, sql: str) -> int:
 def _array(values) -> pa.Array:
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # UUID and IP address objects: their text
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # UUIDs, IP addresses, 128-bit ints: text
         return pa.array([None if v is None else str(v) for v in values])
 
 
@@ -115,9 +115,6 @@ def measure(args, port: int, client) -> None:
     for name, (_, types) in TABLES.items():
         sql = f"SELECT * FROM nexus_bench.{name}"
         via_backend(backend, f"{sql} LIMIT 10")  # the pooled client opens once, outside the timing
-        # The paths alternate, round after round, so that a busy moment of the machine hits them all alike.
-        results: dict[str, list[float]] = {}
-        counts: dict[str, int] = {}
         runs = {
             "clickhouse-connect Arrow stream": lambda sql=sql: via_arrow_stream(client, sql),
             "backend reader": lambda sql=sql: via_backend(backend, sql),
@@ -125,22 +122,10 @@ def measure(args, port: int, client) -> None:
         if gateway is not None:
             remote = f"SELECT * FROM ch.nexus_bench.{name}"
             runs["gateway (Flight SQL)"] = lambda remote=remote: via_gateway(gateway.location, remote)
-        for _ in range(args.repeat):
-            for label, run in runs.items():
-                seconds, counts[label] = best(run, 1)
-                results.setdefault(label, []).append(seconds)
-        rounds = max(1, args.repeat // 2)
-        seconds, counts["clickhouse-connect rows"] = best(lambda sql=sql: via_rows(client, sql), rounds)
-        results["clickhouse-connect rows"] = [seconds]
-        base = min(results["clickhouse-connect Arrow stream"])
-        print(f"{name}: {args.rows:,} rows x ({types}), best of {args.repeat}")
-        for label, times in results.items():
-            seconds = min(times)
-            assert counts[label] == args.rows, (label, counts[label])
-            print(
-                f"  {label:<32} {seconds:7.3f} s  {args.rows / seconds / 1e6:6.2f} M rows/s  "
-                f"{seconds / base:5.2f}x the Arrow stream"
-            )
+        results = alternating(runs, args.repeat)
+        results["clickhouse-connect rows"] = best(lambda sql=sql: via_rows(client, sql), max(1, args.repeat // 2))
+        title = f"{name}: {args.rows:,} rows x ({types}), best of {args.repeat}"
+        report(title, results, args.rows, "clickhouse-connect Arrow stream")
     backend.close()
     if gateway is not None:
         gateway.shutdown()

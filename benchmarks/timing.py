@@ -33,3 +33,24 @@ def via_gateway(location: str, sql: str) -> int:
     with flightsql.connect(location, autocommit=True) as con, con.cursor() as cur:
         cur.execute(sql)
         return sum(batch.num_rows for batch in cur.fetch_record_batch())
+
+
+def alternating(runs: dict[str, Callable[[], int]], repeat: int) -> dict[str, tuple[float, int]]:
+    """Each route's best time and row count, the routes taking turns round after round (so that a busy moment of
+    a shared machine hits every route alike)."""
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    counts: dict[str, int] = {}
+    for _ in range(repeat):
+        for label, run in runs.items():
+            seconds, counts[label] = best(run, 1)
+            times[label].append(seconds)
+    return {label: (min(times[label]), counts[label]) for label in runs}
+
+
+def report(title: str, results: dict[str, tuple[float, int]], rows: int, base: str) -> None:
+    """Print each route's time, rate and ratio to ``base``; every route must have read ``rows`` rows."""
+    print(title)
+    for label, (seconds, n) in results.items():
+        assert n == rows, (label, n)
+        print(f"  {label:<32} {seconds:7.3f} s  {rows / seconds / 1e6:6.3f} M rows/s  "
+              f"{seconds / results[base][0]:5.2f}x {base}")
