@@ -44,7 +44,7 @@ ColumnRule = tuple[pa.DataType, Callable[[pa.Array], pa.Array]]
 FieldRule = Callable[[pa.Field], "ColumnRule | None"]
 
 
-def _uuid_to_text(array: pa.Array) -> pa.Array:
+def uuid_to_text(array: pa.Array) -> pa.Array:
     """16-byte UUIDs to their canonical 36-character text, without a Python loop."""
     storage = _storage(array)
     n = len(storage)
@@ -78,7 +78,7 @@ def _plain_extension(t: pa.DataType) -> tuple[pa.DataType, Callable[[pa.Array], 
     if not isinstance(t, pa.BaseExtensionType):
         return None
     if t.extension_name == "arrow.uuid":
-        return pa.utf8(), _uuid_to_text
+        return pa.utf8(), uuid_to_text
     return t.storage_type, _storage
 
 

@@ -4,10 +4,15 @@ One source is one project (its catalog); datasets are schemas. Every statement i
 the result without running or billing it (``get_schema`` uses only that), and names the statement type — anything
 but ``SELECT`` is refused here, whatever the validator let through (the second line of defence: a job cannot be
 made read-only, so give the source a credential with only ``bigquery.dataViewer`` + ``bigquery.jobUser`` too).
+Before even the dry run, the statement must parse (sqlglot, BigQuery's dialect) as exactly one query: an
+emulator's dry run of a script was seen running the script's DELETE.
 
 Jobs carry ``maximum_bytes_billed`` (the source's cost guard), ``job_timeout_ms`` from the query timeout, and the
 label ``nexus_correlation_id``; the gateway's ``?`` parameters are BigQuery's own positional parameters, typed by
 the bound value (int → INT64, Decimal → NUMERIC or BIGNUMERIC, aware datetime → TIMESTAMP, naive → DATETIME ...).
+A NULL has no type of its own: it takes the type of what its placeholder is compared with (``col = ?``,
+``? BETWEEN a AND b``, ``CAST(? AS T)``, ``LIMIT ?``), which BigQuery's dry run reports — the same types the
+gateway announces as the statement's parameter schema —, else STRING.
 Cancel and the deadline call ``cancel_job``.
 
 Auth: a service-account key (``service_account_json``, from the vault), an OAuth2 access token (``token``), or a
@@ -38,7 +43,7 @@ from google.cloud import bigquery
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from backends.adbc_common import scrub
-from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, parameter_schema
 from backends.errors import (
     AuthenticationError,
     BackendError,
@@ -155,11 +160,35 @@ def arrow_schema(fields: Sequence[bigquery.SchemaField]) -> pa.Schema:
     return pa.schema([arrow_field(f) for f in fields])
 
 
-def query_parameter(value: Any):
-    """A positional BigQuery parameter for one bound Python value."""
+#: The BigQuery type a NULL is sent as, by the Arrow type its placeholder was inferred to have.
+_KIND_OF_ARROW = {
+    pa.int64(): "INT64",
+    pa.float64(): "FLOAT64",
+    pa.bool_(): "BOOL",
+    pa.utf8(): "STRING",
+    pa.binary(): "BYTES",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "DATETIME",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP",
+    pa.time64("us"): "TIME",
+    pa.month_day_nano_interval(): "INTERVAL",
+}
+
+
+def kind_of_arrow(t: pa.DataType) -> str:
+    """The BigQuery scalar type of an Arrow type from ``arrow_type`` (STRING for anything else)."""
+    if pa.types.is_decimal(t):
+        return "NUMERIC" if isinstance(t, pa.Decimal128Type) else "BIGNUMERIC"
+    return _KIND_OF_ARROW.get(t, "STRING")
+
+
+def query_parameter(value: Any, null_kind: str = "STRING"):
+    """A positional BigQuery parameter for one bound Python value (a NULL sent as ``null_kind``)."""
     if isinstance(value, list | tuple):
         kinds = {_scalar_kind(v) for v in value if v is not None}
         return bigquery.ArrayQueryParameter(None, kinds.pop() if len(kinds) == 1 else "STRING", list(value))
+    if value is None:
+        return bigquery.ScalarQueryParameter(None, null_kind, None)
     return bigquery.ScalarQueryParameter(None, _scalar_kind(value), value)
 
 
@@ -337,6 +366,8 @@ class BigQueryBackend(Backend):
         self._client: bigquery.Client | None = None
         self._storage = None
         self._lock = threading.Lock()
+        #: Inferred placeholder types by statement, for typing NULLs (bounded: statements repeat).
+        self._placeholder_types: dict[tuple[str, int], list[pa.DataType]] = {}
 
     @contextlib.contextmanager
     def map_errors(self) -> Iterator[None]:
@@ -380,13 +411,46 @@ class BigQueryBackend(Backend):
                 self._storage = bigquery_storage.BigQueryReadClient(credentials=self.client._credentials)
             return self._storage
 
-    def job_config(self, row: Sequence[Any] | None, limits: QueryLimits | None, dry_run: bool = False):
+    def query_parameters(self, sql: str | None, row: Sequence[Any] | None) -> list:
+        """BigQuery's positional parameters for one row; NULLs typed from their placeholders' context."""
+        if not row:
+            return []
+        types = self.placeholder_types(sql, len(row)) if sql is not None and None in row else []
+        kinds = [kind_of_arrow(t) for t in types] + ["STRING"] * (len(row) - len(types))
+        return [query_parameter(v, kind) for v, kind in zip(row, kinds, strict=True)]
+
+    def placeholder_types(self, sql: str, count: int) -> list[pa.DataType]:
+        """The Arrow type of each ``?``: of the expression it is compared with, typed by a dry run."""
+        from backends.parameter_types import infer_parameter_types
+
+        key = (sql, count)
+        found = self._placeholder_types.get(key)
+        if found is None:
+            found = infer_parameter_types(sql, count, self._probe, dialect="bigquery")
+            if len(self._placeholder_types) >= 256:
+                self._placeholder_types.clear()
+            self._placeholder_types[key] = found
+        return found
+
+    def _probe(self, sql: str) -> pa.Schema | None:
+        try:
+            return self.get_schema(sql)
+        except GatewayError:
+            return None
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """One type per placeholder, from what it is compared with (BigQuery does not describe parameters)."""
+        return parameter_schema(self.placeholder_types(sql, parameter_count))
+
+    def job_config(
+        self, row: Sequence[Any] | None, limits: QueryLimits | None, dry_run: bool = False, sql: str | None = None
+    ):
         """The job's configuration: parameters, cost guard, timeout, labels, default dataset."""
         c = self.config
         config = bigquery.QueryJobConfig(
             dry_run=dry_run,
             use_legacy_sql=False,
-            query_parameters=[query_parameter(v) for v in row] if row else [],
+            query_parameters=self.query_parameters(sql, row),
             maximum_bytes_billed=c.maximum_bytes_billed,
             default_dataset=f"{c.project_id}.{c.dataset}" if c.dataset else None,
         )
@@ -400,9 +464,20 @@ class BigQueryBackend(Backend):
         return config
 
     def dry_run(self, sql: str, row: Sequence[Any] | None) -> bigquery.QueryJob:
-        """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries."""
+        """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries.
+
+        Nothing is sent, not even the dry run, unless the statement reads as one query: a dry run should run
+        nothing, but an emulator's dry run of a script runs the script's DML.
+        """
+        if not _is_one_query(sql):
+            raise ReadOnlyViolationError(
+                "[bigquery] the statement is not sent to the source: it does not read as one query, "
+                "and only queries (SELECT) run",
+                source=self.name,
+            )
         with self.map_errors():
-            job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True))
+            job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True, sql=sql))
+        # No type named (emulators leave it out for set operations): the statement already reads as a query.
         kind = (job.statement_type or "SELECT").upper()
         if kind != "SELECT":
             raise ReadOnlyViolationError(
@@ -414,7 +489,7 @@ class BigQueryBackend(Backend):
 
     def start_job(self, sql: str, row: Sequence[Any] | None, limits: QueryLimits) -> bigquery.QueryJob:
         """Start the query job (already dry-run)."""
-        return self.client.query(sql, job_config=self.job_config(row, limits))
+        return self.client.query(sql, job_config=self.job_config(row, limits, sql=sql))
 
     def cancel_job(self, job: bigquery.QueryJob) -> None:
         """Ask BigQuery to cancel a job (best effort: it may have finished)."""
@@ -475,6 +550,18 @@ class BigQueryBackend(Backend):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _is_one_query(sql: str) -> bool:
+    """True when ``sql`` parses (BigQuery's dialect) as exactly one query: SELECT, WITH or a set operation."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except sqlglot.errors.SqlglotError:
+        return False
+    return len(statements) == 1 and isinstance(statements[0], exp.Query)
 
 
 def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

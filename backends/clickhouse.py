@@ -10,11 +10,18 @@ second line of defence.
 Results stream as ClickHouse's ArrowStream format, read batch by batch from the HTTP response; each column is
 converted from ClickHouse's Arrow encoding to the type its ClickHouse type means (``backends/clickhouse_types.py``:
 DateTime as timestamps, Enum as labels, IPs and UUIDs as text, (U)Int128/256 exact). The result schema comes from
-``DESCRIBE (query)``, which ClickHouse answers without running the query.
+``DESCRIBE (query)``, which ClickHouse answers without running the query; the answer serves the same statement for
+a few seconds, so a client's GetFlightInfo and DoGet cost one DESCRIBE, not two.
 
 Parameters: each ``?`` becomes a server-side placeholder ``{p1:Type}``, the type following the bound Python value
 (int → Int64, Decimal → Decimal(P, S), date → Date32, aware datetime → DateTime64(6, 'UTC') ...); values travel
 as ``param_p1`` request parameters and ClickHouse parses them as that type: no value is formatted into the SQL.
+
+The result format travels in the ``X-ClickHouse-Format`` request header (the HTTP interface's default format),
+never as text appended to the statement: a statement ending in a ``--`` comment stays whole, and ClickHouse's
+error for a broken statement speaks of the statement alone. Where the gateway wraps a statement (``DESCRIBE``,
+a ``LIMIT 0`` probe) the statement stands on lines of its own for the same reason. A response in any other
+format (the statement's own ``FORMAT`` clause wins over the header) is refused.
 
 Cancel closes the HTTP response (ClickHouse cancels a query whose client went away) and sends
 ``KILL QUERY WHERE query_id = {id:String} ASYNC`` for the query id the gateway chose; the deadline does the same
@@ -27,6 +34,7 @@ import contextlib
 import datetime as dt
 import re
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,10 +43,12 @@ from typing import Any, ClassVar, Literal
 
 import clickhouse_connect
 import pyarrow as pa
+import sqlglot
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot.tokens import TokenType
 
-from backends.adbc_common import plain_schema, rewrite_placeholders, scrub
+from backends.adbc_common import plain_schema, rewrite_placeholders, scrub, type_plan
 from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
 from backends.clickhouse_types import arrow_mapping, parse_type
 from backends.errors import (
@@ -60,6 +70,8 @@ from backends.watchdog import WATCHDOG
 #: Databases that hold ClickHouse's own tables, hidden from the metadata commands.
 _SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
 _VIEW_ENGINES = ("View", "MaterializedView", "LiveView", "WindowView")
+#: How long a DESCRIBE answer is reused for the same statement.
+_DESCRIBED_SECONDS = 5.0
 
 
 class ClickHouseConfig(BaseModel):
@@ -100,7 +112,7 @@ _ENGINE_TEXT = re.compile(
 #: ClickHouse error codes by the gateway error they are.
 _INVALID = {
     1, 6, 27, 32, 33, 36, 38, 41, 42, 43, 44, 46, 47, 48, 49, 51, 53, 60, 62, 69, 70, 72, 81, 115, 117, 130, 131,
-    179, 184, 190, 215, 352, 386, 395, 403, 407, 456, 457, 458, 517, 620,
+    179, 184, 190, 215, 352, 386, 395, 403, 407, 456, 457, 458, 477, 517, 620, 701,
 }
 _READONLY = {164}
 _FORBIDDEN = {497}
@@ -109,6 +121,12 @@ _TIMEOUT = {159, 160}
 _CANCELLED = {394}
 _MEMORY = {241}
 _UNAVAILABLE = {209, 210, 999}
+#: INTO OUTFILE (358) would write a file on the server: the HTTP interface refuses it.
+_FILE_WRITE = {358}
+
+#: The HTTP interface's default format for the request: results are read as one Arrow IPC stream.
+ARROW_STREAM = "ArrowStream"
+_ARROW_HEADERS = {"X-ClickHouse-Format": ARROW_STREAM}
 
 
 def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
@@ -120,7 +138,7 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     text = scrub((engine.group(1) if engine else raw.split(" (for url")[0]).strip(), secrets)
     message = f"[clickhouse] {text}"
     details = {"source": source, "vendor_code": code}
-    if code in _READONLY:
+    if code in _READONLY or code in _FILE_WRITE:
         return ReadOnlyViolationError(message, **details)
     if code in _FORBIDDEN:
         return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else AuthenticationError(
@@ -207,6 +225,20 @@ def bind_placeholders(sql: str, row: Sequence[Any] | None) -> tuple[str, dict[st
 # -- execution -----------------------------------------------------------------------------------------------
 
 
+def arrow_response(client: Any, sql: str, parameters: Mapping[str, Any], settings: Mapping[str, Any]) -> _FullReads:
+    """Send ``sql`` as it is, Arrow asked for in the request header; refuse a response in another format."""
+    response = client.raw_stream(sql, parameters, settings, transport_settings=_ARROW_HEADERS)
+    body = _FullReads(response)
+    answered = response.headers.get("X-ClickHouse-Format") or ARROW_STREAM
+    if answered != ARROW_STREAM:
+        body.close()
+        raise InvalidQueryError(
+            f"[clickhouse] the statement asks for FORMAT {answered}: the gateway reads results as Arrow, "
+            "leave the FORMAT clause out"
+        )
+    return body
+
+
 class _FullReads:
     """A file object over an HTTP response whose ``read(n)`` returns n bytes unless the body ended."""
 
@@ -270,8 +302,7 @@ class ClickHouseExecution(Execution):
             self._query_id = query_id
         settings = self._backend.query_settings(self._limits, query_id)
         with self._backend.map_errors():
-            response = self._item.connection.raw_stream(sql, parameters, settings, fmt="ArrowStream")
-            body = _FullReads(response)
+            body = arrow_response(self._item.connection, sql, parameters, settings)
             with self._lock:
                 self._body = body
             return pa.ipc.open_stream(body)
@@ -388,6 +419,10 @@ class ClickHouseBackend(Backend):
             raise ConfigError(f"invalid options for ClickHouse source: {exc}", source=spec.name) from exc
         self.secrets = [v for v in spec.secrets.values() if v]
         self._server_timezone: str | None = None
+        self._lock = threading.Lock()
+        #: DESCRIBE answers by bound statement, kept for a moment: a client's GetFlightInfo and DoGet of one
+        #: statement come moments apart, and its stream is then converted as the schema the client was given.
+        self._described: dict[str, tuple[float, list[tuple[str, str]]]] = {}
         c = self.config
         self._pool = ConnectionPool(
             spec.name,
@@ -473,7 +508,13 @@ class ClickHouseBackend(Backend):
         """Run a metadata query (read-only, short) and return its rows."""
         settings = self.query_settings(QueryLimits(timeout_seconds=self.config.statement_timeout_seconds))
         with self._pool.connection() as client, self.map_errors():
-            return list(client.query(sql, parameters=dict(parameters or {}), settings=settings).result_rows)
+            body = arrow_response(client, sql, dict(parameters or {}), settings)
+            try:
+                table = pa.ipc.open_stream(body).read_all()
+            finally:
+                body.close()
+        columns = [column.to_pylist() for column in table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
 
     def kill(self, query_id: str) -> None:
         """Ask the server to stop a query (best effort: it may have finished)."""
@@ -484,8 +525,18 @@ class ClickHouseBackend(Backend):
 
     def _describe(self, sql: str, row: Sequence[Any] | None) -> list[tuple[str, str]]:
         bound, parameters = bind_placeholders(sql, row)
-        rows = self._command_rows(f"DESCRIBE ({bound})", parameters)
-        return [(r[0], r[1]) for r in rows]
+        now = time.monotonic()
+        with self._lock:
+            recent = self._described.get(bound)
+        if recent is not None and now - recent[0] < _DESCRIBED_SECONDS:
+            return recent[1]
+        rows = self._command_rows(f"DESCRIBE (\n{bound}\n)", parameters)
+        described = [(r[0], r[1]) for r in rows]
+        with self._lock:
+            if len(self._described) >= 256:
+                self._described.clear()
+            self._described[bound] = (now, described)
+        return described
 
     def _target(self, described: list[tuple[str, str]]):
         """The client schema of described columns, and a planner turning a wire schema into converters."""
@@ -499,14 +550,19 @@ class ClickHouseBackend(Backend):
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """``DESCRIBE (sql)``: ClickHouse types the result without running the query."""
         statement = _strip(sql)
-        described = self._describe(statement, [None] * parameter_count if parameter_count else None)
-        schema, _ = self._target(described)
-        if schema is None:  # a type without a fixed mapping: take what ClickHouse itself streams
-            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
+        row = [None] * parameter_count if parameter_count else None
+        described = self._describe_or_none(statement, row)
+        schema = self._target(described)[0] if described is not None else None
+        if schema is None and described is not None:
+            # A type without a fixed mapping: take what ClickHouse itself streams for no rows.
+            execution = self.execute(f"SELECT * FROM (\n{statement}\n) LIMIT 0", row and [row], QueryLimits())
             try:
                 return execution.reader.schema
             finally:
                 execution.close()
+        if schema is None:
+            # DESCRIBE refused the statement: ClickHouse's own word on the statement as written.
+            return self._wire_schema(statement, row, QueryLimits())
         return schema
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
@@ -517,14 +573,10 @@ class ClickHouseBackend(Backend):
         schema, mappings = self._target(described) if described is not None else (None, None)
 
         def plan(wire: pa.Schema):
-            generic = [plain_schema(pa.schema([f])).field(0).type for f in wire]
-            converters = []
-            for index, f in enumerate(wire):
-                mapping = mappings[index] if mappings and index < len(mappings) else None
-                convert = mapping.convert if mapping else None
-                unwrap = isinstance(f.type, pa.BaseExtensionType)
-                converters.append(_compose(unwrap, convert, generic[index]))
-            return converters
+            # Planned once per response: the ClickHouse type's conversion, else the generic extension clean-up.
+            generic = type_plan(wire).converters
+            own = [m.convert for m in mappings] if mappings and len(mappings) == len(wire) else [None] * len(wire)
+            return [mine or fallback for mine, fallback in zip(own, generic, strict=True)]
 
         if schema is None:
             schema = self._wire_schema(statement, first, limits)
@@ -544,8 +596,8 @@ class ClickHouseBackend(Backend):
         sql, parameters = bind_placeholders(statement, row)
         settings = self.query_settings(limits, str(uuid.uuid4()))
         if not _looks_like_query(sql):
-            # Sent as it is (no FORMAT clause appended), so ClickHouse judges the statement itself: read-only
-            # settings refuse writes and DDL; whatever else passes returns no rows and is not a query.
+            # ClickHouse judges the statement itself: read-only settings refuse writes and DDL; whatever else
+            # passes returns no rows and is not a query.
             try:
                 with self._pool.connection() as client, self.map_errors():
                     client.command(sql, parameters=parameters, settings=settings)
@@ -556,8 +608,7 @@ class ClickHouseBackend(Backend):
                 f"[clickhouse] only queries are sent to the source through the gateway{said}", source=self.name
             )
         with self._pool.connection() as client, self.map_errors():
-            response = client.raw_stream(f"{sql}", parameters, settings, fmt="ArrowStream")
-            body = _FullReads(response)
+            body = arrow_response(client, sql, parameters, settings)
             try:
                 return plain_schema(pa.ipc.open_stream(body).schema)
             finally:
@@ -621,27 +672,6 @@ class ClickHouseBackend(Backend):
         self._pool.close()
 
 
-def _compose(unwrap: bool, convert, target: pa.DataType):
-    """The converter of one column: unwrap an extension type, then the ClickHouse type's own conversion."""
-    if not unwrap and convert is None:
-        return None
-
-    def run(array: pa.Array) -> pa.Array:
-        if isinstance(array.type, pa.BaseExtensionType):
-            array = plain_extension_array(array)
-        return convert(array) if convert else array
-
-    return run
-
-
-def plain_extension_array(array: pa.Array) -> pa.Array:
-    """arrow.uuid as canonical text, other extension types as their storage (arrow.json is its text)."""
-    from backends.adbc_common import type_plan
-
-    plan = type_plan(pa.schema([pa.field("c", array.type)]))
-    return plan.converters[0](array) if plan.converters[0] else array
-
-
 _TRAILING = re.compile(r"[\s;]+$")
 _LEADING = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/|\()*", re.S)
 _QUERY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "VALUES", "TABLE", "FROM")
@@ -652,4 +682,14 @@ def _looks_like_query(sql: str) -> bool:
 
 
 def _strip(sql: str) -> str:
-    return _TRAILING.sub("", sql)
+    """The statement without its trailing semicolons (comments after them stay), so that it can be wrapped."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="clickhouse")
+    except sqlglot.errors.SqlglotError:
+        return _TRAILING.sub("", sql)
+    end = len(tokens)
+    while end and tokens[end - 1].token_type == TokenType.SEMICOLON:
+        end -= 1
+    for token in reversed(tokens[end:]):
+        sql = sql[: token.start] + sql[token.end + 1 :]
+    return sql.rstrip()

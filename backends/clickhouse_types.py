@@ -4,7 +4,9 @@ ClickHouse's ArrowStream output keeps numbers, decimals, dates, DateTime64, stri
 they are, but encodes some types so that their meaning is lost: DateTime arrives as ``uint32`` seconds, Enum as its
 code, IPv4 as ``uint32``, IPv6 and (U)Int128/256 as fixed-size binary, intervals as a bare count. The gateway
 therefore reads each column's ClickHouse type (``DESCRIBE`` of the query, which runs nothing) and converts the
-stream column by column, vectorized where Arrow can, so a client gets the value the engine meant:
+stream column by column — Arrow compute where it has a kernel, numpy over the buffers where it has none
+(``backends/clickhouse_kernels.py``), never a Python loop over rows — so a client gets the value the engine meant,
+at any depth of Array, Tuple and Map:
 
 ====================================  ==========================================================================
 ClickHouse                            Arrow
@@ -31,13 +33,15 @@ Interval*                             month_day_nano_interval
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from backends import clickhouse_kernels as kernels
+from backends.adbc_common import uuid_to_text
 
 Converter = Callable[[pa.Array], pa.Array]
 
@@ -141,7 +145,6 @@ _INTS = {
     "UInt64": pa.uint64(),
     "Float32": pa.float32(),
     "Float64": pa.float64(),
-    "BFloat16": pa.float32(),
     "Bool": pa.bool_(),
     "Date": pa.date32(),
     "Date32": pa.date32(),
@@ -172,12 +175,16 @@ def arrow_mapping(ch: CHType | str, server_timezone: str = "UTC", strings_as_bin
         return recurse(ch.type_args()[-1])
     if name in _INTS:
         return Mapping(_INTS[name])
+    if name == "BFloat16":
+        return Mapping(pa.float32(), kernels.bfloat16_to_float32)
     if name == "Time":
         return Mapping(pa.time32("s"))
     if name in ("Int128", "UInt128"):
-        return Mapping(pa.decimal256(39, 0), _wide_int(16, name.startswith("Int"), decimal=True))
+        signed = name.startswith("Int")
+        return Mapping(pa.decimal256(39, 0), lambda a: kernels.wide_int_to_decimal(a, signed))
     if name in ("Int256", "UInt256"):
-        return Mapping(pa.utf8(), _wide_int(32, name.startswith("Int"), decimal=False))
+        signed = name.startswith("Int")
+        return Mapping(pa.utf8(), lambda a: kernels.wide_int_to_text(a, signed))
     if name == "Decimal":
         precision, scale = int(ch.args[0]), int(ch.args[1]) if len(ch.args) > 1 else 0
         return Mapping(pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale))
@@ -198,17 +205,18 @@ def arrow_mapping(ch: CHType | str, server_timezone: str = "UTC", strings_as_bin
         target = pa.binary() if strings_as_binary else pa.utf8()
         return Mapping(target, lambda a: a if a.type == target else pc.cast(a, target))
     if name == "UUID":
-        return Mapping(pa.utf8(), None)  # arrow.uuid: the generic extension clean-up turns it into text
+        return Mapping(pa.utf8(), uuid_to_text)  # arrow.uuid, 16 bytes
     if name in ("JSON", "Object"):
-        return Mapping(pa.utf8(), None)  # arrow.json: its storage is the text
+        return Mapping(pa.utf8(), _storage)  # arrow.json: its storage is the text
     if name == "IPv4":
-        return Mapping(pa.utf8(), _ipv4_text)
+        return Mapping(pa.utf8(), kernels.ipv4_text)
     if name == "IPv6":
-        return Mapping(pa.utf8(), _ipv6_text)
+        return Mapping(pa.utf8(), kernels.ipv6_text)
     if name in ("Enum8", "Enum16"):
         return Mapping(pa.utf8(), _enum_labels(ch))
     if name.startswith("Interval") and name[8:] in _INTERVAL_UNITS:
-        return Mapping(pa.month_day_nano_interval(), _interval(*_INTERVAL_UNITS[name[8:]]))
+        units = _INTERVAL_UNITS[name[8:]]
+        return Mapping(pa.month_day_nano_interval(), lambda a: kernels.interval_from_count(a, *units))
     if name in ("Array", "Nested"):
         element = recurse(ch.type_args()[0]) if name == "Array" else recurse(CHType("Tuple", ch.args))
         return _list_mapping(element)
@@ -225,35 +233,6 @@ def arrow_mapping(ch: CHType | str, server_timezone: str = "UTC", strings_as_bin
 
 def _storage(array: pa.Array) -> pa.Array:
     return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
-
-
-def _wide_int(width: int, signed: bool, decimal: bool) -> Converter:
-    """Little-endian (U)Int128/256 from fixed-size binary to exact decimals (or decimal text)."""
-    target = pa.decimal256(39, 0) if decimal else pa.utf8()
-
-    def convert(array: pa.Array) -> pa.Array:
-        values = [
-            None if v is None else int.from_bytes(v, "little", signed=signed) for v in _storage(array).to_pylist()
-        ]
-        if decimal:
-            from decimal import Decimal
-
-            return pa.array([None if v is None else Decimal(v) for v in values], target)
-        return pa.array([None if v is None else str(v) for v in values], target)
-
-    return convert
-
-
-def _ipv4_text(array: pa.Array) -> pa.Array:
-    numbers = pc.cast(array, pa.uint32())
-    octets = [pc.cast(pc.bit_wise_and(pc.shift_right(numbers, shift), 255), pa.utf8()) for shift in (24, 16, 8, 0)]
-    return pc.binary_join_element_wise(*octets, ".")
-
-
-def _ipv6_text(array: pa.Array) -> pa.Array:
-    return pa.array(
-        [None if v is None else str(ipaddress.IPv6Address(v)) for v in _storage(array).to_pylist()], pa.utf8()
-    )
 
 
 _ENUM_ITEM = re.compile(r"^'((?:[^'\\]|\\.)*)'\s*=\s*(-?\d+)$", re.S)
@@ -276,16 +255,6 @@ def _enum_labels(ch: CHType) -> Converter:
     def convert(array: pa.Array) -> pa.Array:
         codes = pc.subtract(pc.cast(array, pa.int32()), pa.scalar(low, pa.int32()))
         return pc.take(table, codes)
-
-    return convert
-
-
-def _interval(months: int, days: int, nanos: int) -> Converter:
-    def convert(array: pa.Array) -> pa.Array:
-        values = array.to_pylist()
-        return pa.array(
-            [None if v is None else (months * v, days * v, nanos * v) for v in values], pa.month_day_nano_interval()
-        )
 
     return convert
 

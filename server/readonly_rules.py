@@ -531,6 +531,11 @@ _CLICKHOUSE_DENIED = {
     ),
 }
 
+# ClickHouse dictionaries load from sources of their own (files, URLs, other databases, executables) and
+# fileCluster reads the server's files: both reach outside the source's tables.
+_CLICKHOUSE_OUTSIDE_READS = {"dictionary": "QV-005", "filecluster": "QV-005"}
+_CLICKHOUSE_DICTIONARY_PREFIX = ("dict", "QV-005")  # dictGet*, dictHas, dictIsIn, dictGetHierarchy ...
+
 _SNOWFLAKE_DENIED = {
     **dict.fromkeys(
         (
@@ -568,7 +573,7 @@ DENIED_FUNCTIONS: dict[str, dict[str, str]] = {
     "postgres": _PG_DENIED,
     "duckdb": _DUCKDB_DENIED,
     "mysql": _MYSQL_DENIED,
-    "clickhouse": _CLICKHOUSE_DENIED,
+    "clickhouse": {**_CLICKHOUSE_DENIED, **_CLICKHOUSE_OUTSIDE_READS},
     "snowflake": _SNOWFLAKE_DENIED,
     "bigquery": _BIGQUERY_DENIED,
     "sqlite": _SQLITE_DENIED,
@@ -598,6 +603,7 @@ DENIED_FUNCTION_PREFIXES: dict[str, tuple[tuple[str, str], ...]] = {
         ("hdfs", "QV-005"),
         ("remote", "QV-005"),
         ("executable", "QV-004"),
+        _CLICKHOUSE_DICTIONARY_PREFIX,
     ),
     "snowflake": (("system$", "QV-004"),),
     "bigquery": (),

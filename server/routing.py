@@ -243,6 +243,9 @@ def _unknown_catalog(name: str, sources: Mapping[str, Any]) -> NotFoundError:
     return NotFoundError(f"unknown catalog {name!r}; known catalogs: {', '.join(sorted(sources))}")
 
 
+_PARAMETER_MARK = "__nexus_parameter__"
+
+
 def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: str) -> str:
     """Generate the query without its catalog qualifiers, in the backend's dialect."""
     query = parsed.query.copy()
@@ -252,8 +255,12 @@ def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: st
     for column in query.find_all(exp.Column):
         if column.args.get("catalog") and _source_named(column.text("catalog"), {source: None}):
             column.set("catalog", None)
+    # A client's ``?`` stays ``?`` in every dialect (sqlglot writes an unnamed ClickHouse one as ``{?: }``).
+    for placeholder in list(query.find_all(exp.Placeholder)):
+        if not placeholder.args.get("this"):
+            placeholder.replace(exp.var(_PARAMETER_MARK))
     try:
-        generated = query.sql(dialect=write_dialect, unsupported_level=ErrorLevel.RAISE)
+        generated = query.sql(dialect=write_dialect, unsupported_level=ErrorLevel.RAISE).replace(_PARAMETER_MARK, "?")
     except SqlglotError as exc:
         raise InvalidQueryError(
             f"QV-001: cannot translate the query from {read_dialect} to {write_dialect}: {plain(exc)}; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
 from backends.base import QueryLimits, SourceSpec
@@ -55,15 +56,20 @@ def test_types_are_the_documented_ones(backend):
     assert backend.get_schema(sql) == got.schema
 
 
-def test_dml_ddl_and_scripts_refused_by_the_dry_run(backend):
-    """No validator in front: BigQuery's own dry run names the statement type and the backend refuses it."""
-    for sql in (
+def test_dml_ddl_and_scripts_refused_before_and_by_the_dry_run(backend, monkeypatch):
+    """No validator in front. What does not read as one query is not sent; and BigQuery's own dry run, asked with
+    that check out of the way, types each of these as what it is, which the backend refuses too."""
+    writes = (
         "INSERT INTO tpch.region (r_regionkey, r_name, r_comment) VALUES (9, 'X', 'y')",
         "DELETE FROM tpch.region WHERE true",
         "CREATE TABLE tpch.evil (a INT64)",
-        "DECLARE x INT64 DEFAULT 1; SELECT x",
-    ):
-        with pytest.raises(ReadOnlyViolationError, match="only queries"):
+    )
+    for sql in (*writes, "DECLARE x INT64 DEFAULT 1; SELECT x"):
+        with pytest.raises(ReadOnlyViolationError, match="does not read as one query"):
+            run(backend, sql)
+    monkeypatch.setattr("backends.bigquery._is_one_query", lambda sql: True)
+    for sql, kind in zip(writes, ("INSERT", "DELETE", "CREATE_TABLE"), strict=True):
+        with pytest.raises(ReadOnlyViolationError, match=f"typed the statement as {kind}"):
             run(backend, sql)
     assert run(backend, "SELECT count(*) AS n FROM tpch.region").column(0).to_pylist() == [5]
 
@@ -128,3 +134,43 @@ def test_credentials_by_configuration():
     assert isinstance(oauth, Credentials) and oauth.refresh_token == "r" and oauth.token == "t"
     with pytest.raises(ConfigError):
         BigQueryBackend(SourceSpec("bad", "bigquery", {"dataset": "x"}))
+
+
+def test_a_null_parameter_takes_the_type_of_what_it_is_compared_with(backend):
+    """A NULL sent as STRING fails against INT64, NUMERIC or DATE ("No matching signature"): it is typed instead."""
+    cases = [
+        ("SELECT count(*) AS n FROM tpch.orders WHERE o_totalprice > ?", "NUMERIC", pa.decimal128(38, 9)),
+        ("SELECT count(*) AS n FROM tpch.orders WHERE o_orderdate >= ?", "DATE", pa.date32()),
+        ("SELECT count(*) AS n FROM tpch.orders WHERE ? = o_orderkey", "INT64", pa.int64()),
+        ("SELECT count(*) AS n FROM tpch.nation WHERE n_comment = ?", "STRING", pa.utf8()),
+        ("SELECT count(*) AS n FROM tpch.lineitem WHERE l_quantity BETWEEN ? AND 10", "NUMERIC", pa.decimal128(38, 9)),
+        ("SELECT CAST(? AS INT64) + 1 AS x", "INT64", pa.int64()),
+    ]
+    for sql, kind, arrow in cases:
+        assert backend.get_parameter_schema(sql, 1).field(0).type == arrow, sql
+        assert [p.type_ for p in backend.query_parameters(sql, [None])] == [kind], sql
+        table = run(backend, sql, [[None]])
+        assert table.to_pylist() in ([{"n": 0}], [{"x": None}]), sql
+    # Typed values keep their own type; only the NULL borrows its neighbour's.
+    mixed = "SELECT count(*) AS n FROM tpch.orders WHERE o_orderkey < ? AND o_orderdate >= ?"
+    assert [p.type_ for p in backend.query_parameters(mixed, [100, None])] == ["INT64", "DATE"]
+    assert run(backend, mixed, [[100, None]]).column(0).to_pylist() == [0]
+
+
+def test_only_what_reads_as_one_query_is_sent_even_for_a_dry_run(backend, bigquery_emulator):
+    """The emulator's dry run names no statement type for set operations and BEGIN/COMMIT, and runs scripts.
+
+    Taking "no type" for SELECT ran BEGIN TRANSACTION, which left the emulator's one connection in a transaction
+    that every later query failed in; the dry run of ``BEGIN DELETE …; END`` deleted the rows. A statement now
+    leaves the gateway, dry run included, only when it parses as exactly one query.
+    """
+    client = bigquery_emulator.client()
+    client.query("CREATE TABLE tpch.nexus_victim AS SELECT 1 AS a").result()
+    for sql in ("BEGIN TRANSACTION", "COMMIT TRANSACTION", "BEGIN\n  DELETE FROM tpch.nexus_victim WHERE true;\nEND"):
+        with pytest.raises(ReadOnlyViolationError, match="does not read as one query"):
+            run(backend, sql)
+    assert [tuple(r.values()) for r in client.query("SELECT a FROM tpch.nexus_victim").result()] == [(1,)]
+    client.query("DROP TABLE tpch.nexus_victim").result()
+    union = run(backend, "SELECT 1 AS x UNION ALL SELECT 2 ORDER BY x")
+    assert union.column(0).to_pylist() == [1, 2]
+    assert run(backend, "SELECT count(*) AS n FROM tpch.region").column(0).to_pylist() == [5]

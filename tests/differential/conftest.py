@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.backends.conftest import mysql_tpch  # noqa: F401 - fixture: TPC-H loaded into MariaDB once per run
+from tests.differential.family_bigquery import family_bigquery  # noqa: F401 - fixture
+from tests.differential.family_clickhouse import family_clickhouse  # noqa: F401 - fixture
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
@@ -34,6 +36,8 @@ FAMILY_FIXTURES = (
     "family_iceberg",
     "family_hudi",
     "family_mariadb",
+    "family_clickhouse",
+    "family_bigquery",
 )
 
 

@@ -26,6 +26,8 @@ from sqlglot.optimizer.simplify import simplify
 
 from backends.base import SourceSpec
 
+_PARAMETER = "__nexus_parameter__"
+
 #: The engine's own answer to (sql, parameters): a pyarrow.Table where its client speaks Arrow, else rows.
 NativeRunner = Callable[[str, Sequence[Any] | None], "pa.Table | NativeRows | list[tuple]"]
 
@@ -42,6 +44,14 @@ class NativeRows:
 
     def __iter__(self):
         return iter(self.rows)
+
+
+class EngineRows(list):
+    """An engine's answer as rows (tuples of Python values), with the column names the engine gave them."""
+
+    def __init__(self, rows, column_names) -> None:
+        super().__init__(rows)
+        self.column_names = list(column_names)
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,9 @@ class Family:
     zoo: tuple[TypeCase, ...] = ()
     #: SQL making a text value of n characters (``{n}`` is replaced), for wide values.
     repeat_text: str = "repeat('x', {n})"
-    #: SQL making a binary value of n bytes (``{n}`` is replaced), in DuckDB's dialect (rendered in the family's).
-    repeat_blob: str = "cast(repeat('x', {n}) as blob)"
+    #: SQL making a binary value of n bytes (``{n}`` is replaced), in DuckDB's dialect (rendered in the family's);
+    #: None where the engine has no binary type apart from its text.
+    repeat_blob: str | None = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
     #: The engine's own spelling (DuckDB's dialect, unqualified) of queries whose shared text uses syntax it lacks.
@@ -99,6 +110,8 @@ class Family:
     rewrite: Callable[[exp.Expression], exp.Expression] | None = None
     #: The engine's own catalog entry of a table's columns, in order (None: not declared yet; metadata tests skip).
     native_columns: Callable[[str], list[NativeColumn]] | None = None
+    #: Types the gateway maps but the zoo cannot hold here: (engine type, documented Arrow type, why).
+    unverified: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def catalog(self) -> str:
@@ -128,7 +141,10 @@ class Family:
                 for table in tree.find_all(exp.Table):
                     if table.args.get("catalog") and not table.args.get("db"):
                         table.set("db", exp.to_identifier("main"))
-        return tree.sql(self.dialect)
+        # Clients mark parameters with ``?`` whatever the dialect (sqlglot writes ClickHouse's as ``{name: type}``).
+        for placeholder in list(tree.find_all(exp.Placeholder)):
+            placeholder.replace(exp.var(_PARAMETER))
+        return tree.sql(self.dialect).replace(_PARAMETER, "?")
 
     def native_sql(self, sql: str) -> str:
         """``sql`` with the gateway's ``?`` markers turned into the native client's."""
@@ -253,4 +269,13 @@ def type_table_markdown(family: Family) -> str:
         f"| {f'`{case.engine_type}`' if case.engine_type else '(no declared type)'} | `{case.arrow}` | {case.note} |"
         for case in family.zoo
     ]
+    if family.unverified:
+        lines += [
+            "",
+            "Mapped by the gateway but not in the zoo here (documented, not compared with the engine):",
+            "",
+            "| engine type | Arrow type | why not here |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{engine}` | `{arrow}` | {why} |" for engine, arrow, why in family.unverified]
     return "\n".join(lines) + "\n"

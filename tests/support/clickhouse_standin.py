@@ -14,10 +14,14 @@ So what the tests talk to is, honestly:
 - real ClickHouse: parsing, types, every value, the ArrowStream/Native bytes, ``{name:Type}`` parameter binding,
   ``readonly``, ``max_execution_time``, ``max_memory_usage``, ``system.*`` tables, error codes and texts;
 - this module, not ClickHouse: the HTTP framing (status codes, ``X-ClickHouse-*`` headers, chunked bodies, an
-  exception written into the body mid-stream), URL settings applied per request, ArrowStream re-framed (chDB emits
-  one complete IPC stream per block; the batches are re-written into one stream unchanged), a client disconnect
-  cancelling the query, and ``KILL QUERY WHERE query_id = {p:String}`` — chDB ignores client query ids, so this
-  front keeps the map from the client's query id to the running stream and cancels that stream in the engine.
+  exception written into the body mid-stream, queries and parameters sent as a multipart form), the default
+  format from the ``X-ClickHouse-Format`` request header or the ``default_format`` parameter (the statement's own
+  FORMAT clause winning, found with sqlglot's tokenizer), ``INTO OUTFILE`` refused as the server's HTTP handler
+  refuses it (clickhouse-local, which chDB is, would write the file), URL settings applied per request,
+  ArrowStream re-framed (chDB emits one complete IPC stream per block; the batches are re-written into one stream
+  unchanged), a client disconnect cancelling the query, and ``KILL QUERY WHERE query_id = {p:String}`` — chDB
+  ignores client query ids, so this front keeps the map from the client's query id to the running stream and
+  cancels that stream in the engine.
 
 Run: ``python -m tests.support.clickhouse_standin --port N --path DIR``.
 """
@@ -25,6 +29,8 @@ Run: ``python -m tests.support.clickhouse_standin --port N --path DIR``.
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import re
 import threading
 import urllib.parse
@@ -32,6 +38,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
+import sqlglot
 from chdb import _chdb
 
 #: Request parameters the HTTP interface consumes itself (not settings).
@@ -42,10 +49,30 @@ _TRANSPORT = {
 }
 _KILL = re.compile(r"^\s*KILL\s+QUERY\s+WHERE\s+query_id\s*=\s*\{(\w+):String\}(\s+(SYNC|ASYNC))?\s*;?\s*$", re.I)
 _CODE = re.compile(r"Code: (\d+)\.")
-_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 #: ClickHouse's HTTP status per exception code (the handler's own table, abridged to what tests meet).
 _STATUS = {62: 400, 27: 400, 43: 400, 53: 400, 36: 400, 47: 404, 60: 404, 81: 404, 46: 404, 164: 403, 497: 403,
-           516: 401, 159: 500, 241: 500, 394: 500}
+           516: 401, 159: 500, 241: 500, 394: 500, 358: 400}
+_INTO_OUTFILE = "Code: 358. DB::Exception: INTO OUTFILE is not allowed. (INTO_OUTFILE_NOT_ALLOWED)"
+
+
+def _output_clauses(sql: str) -> tuple[str | None, bool]:
+    """The statement's own FORMAT (outside strings, comments and parentheses), and whether it has INTO OUTFILE."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="clickhouse")
+    except sqlglot.errors.SqlglotError:
+        return None, False
+    fmt, outfile, depth = None, False, 0
+    for i, token in enumerate(tokens):
+        kind = token.token_type.name
+        depth += kind == "L_PAREN"
+        depth -= kind == "R_PAREN"
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if kind == "INTO" and nxt is not None and nxt.text.upper() == "OUTFILE":
+            outfile = True
+        if (depth == 0 and token.text.upper() == "FORMAT" and nxt is not None and nxt.token_type.name != "L_PAREN"
+                and (i == 0 or tokens[i - 1].token_type.name != "ALIAS")):
+            fmt = nxt.text
+    return fmt, outfile
 
 
 class _Running:
@@ -91,7 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
-        self._query(self.rfile.read(length) if length else b"")
+        body = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            # Clients send long parameters as an HTML form: the query and each param_* are its fields.
+            self._query(b"", _form_fields(content_type, body))
+        else:
+            self._query(body)
 
     def _plain(self, status: int, body: bytes, headers: dict | None = None) -> None:
         self.send_response(status)
@@ -108,9 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._plain(_STATUS.get(code, 500), (text.strip() + "\n").encode(),
                     {"X-ClickHouse-Exception-Code": str(code), "X-ClickHouse-Query-Id": query_id})
 
-    def _query(self, body: bytes) -> None:
+    def _query(self, body: bytes, form: dict[str, str] | None = None) -> None:
         url = urllib.parse.urlsplit(self.path)
-        args = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        args = {**dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True)), **(form or {})}
         sql = args.get("query", "") + ("\n" if args.get("query") and body else "") + body.decode()
         query_id = args.get("query_id") or str(uuid.uuid4())
         params = {k[6:]: v for k, v in args.items() if k.startswith("param_")}
@@ -126,9 +159,12 @@ class _Handler(BaseHTTPRequestHandler):
         # readonly last: the engine checks every later setting against it, as the server checks the profile's.
         ordered = sorted(settings.items(), key=lambda kv: kv[0] == "readonly")
         dsn = f"file:{self.server.path}" + ("?" + urllib.parse.urlencode(ordered) if ordered else "")
-        # The query's own FORMAT clause wins over default_format, as in the server.
-        named = _FORMAT.search(sql)
-        fmt = named.group(1) if named else args.get("default_format", "TabSeparated")
+        # The query's own FORMAT clause wins over the header, the header over default_format, as in the server.
+        named, outfile = _output_clauses(sql)
+        if outfile:
+            self._error(_INTO_OUTFILE, query_id)
+            return
+        fmt = named or self.headers.get("X-ClickHouse-Format") or args.get("default_format") or "TabSeparated"
         try:
             conn = _chdb.connect(dsn)
         except Exception as exc:  # noqa: BLE001 - the engine's refusal of a setting
@@ -214,6 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             pass
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    return {
+        part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+        for part in message.iter_parts()
+    }
 
 
 class _ChunkedSink:

@@ -49,10 +49,15 @@ def clickhouse_server(tmp_path_factory) -> ClickHouseStandIn:
     except ImportError:
         missing("chdb-core (pip install 'nexus-flight[test]')")
     port = free_port()
-    path = tmp_path_factory.mktemp("clickhouse") / "db"
-    argv = [sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port), "--path", str(path)]
-    with running_server(argv, port, "the ClickHouse stand-in", timeout=60):
+    with running_server(clickhouse_standin_argv(port, tmp_path_factory.mktemp("clickhouse") / "db"), port,
+                        "the ClickHouse stand-in", timeout=60):
         yield ClickHouseStandIn(port)
+
+
+def clickhouse_standin_argv(port: int, path: Path) -> list[str]:
+    """The command that serves ClickHouse's engine (a database at ``path``) over HTTP on ``port``, in UTC."""
+    return ["env", "TZ=UTC", sys.executable, "-m", "tests.support.clickhouse_standin", "--port", str(port),
+            "--path", str(path)]
 
 
 @pytest.fixture(scope="session")
@@ -111,17 +116,20 @@ class BigQueryEmulator:
 @pytest.fixture(scope="session")
 def bigquery_emulator(tmp_path_factory) -> BigQueryEmulator:
     """bqemulator from its own virtualenv, ephemeral, on free ports."""
-    binary = BQ_VENV / "bin" / "bqemulator"
-    if not binary.exists():
+    if not (BQ_VENV / "bin" / "bqemulator").exists():
         missing(f"bqemulator in {BQ_VENV} (run tests/install-emulators.sh)")
     rest, grpc = free_port(), free_port()
-    argv = [
-        "env", "OTEL_SDK_DISABLED=true", str(binary), "start", "--rest-host", "127.0.0.1",
+    with running_server(bigquery_emulator_argv(rest, grpc), rest, "bqemulator", timeout=90):
+        yield BigQueryEmulator(rest, grpc)
+
+
+def bigquery_emulator_argv(rest: int, grpc: int) -> list[str]:
+    """The command that starts an ephemeral bqemulator for the test project on the two ports."""
+    return [
+        "env", "OTEL_SDK_DISABLED=true", str(BQ_VENV / "bin" / "bqemulator"), "start", "--rest-host", "127.0.0.1",
         "--rest-port", str(rest), "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc),
         "--ephemeral", "--project", BIGQUERY_PROJECT,
     ]
-    with running_server(argv, rest, "bqemulator", timeout=90):
-        yield BigQueryEmulator(rest, grpc)
 
 
 @pytest.fixture(scope="session")
