@@ -1,14 +1,10 @@
 """The Snowflake backend against fakesnow (a Snowflake HTTP-protocol emulator; no real Snowflake runs here).
 
 fakesnow pins its own duckdb and snowflake-connector-python<5, so it lives in its own virtual environment
-under the cache directory, created once by the fixture (pip install from the configured index, ~30 s the
-first time).
+(``tests/install-emulators.sh`` makes it; ``tests/support/snowflake_reference.py`` starts it).
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -23,24 +19,13 @@ from backends.errors import (
 )
 from tests.backends.conftest import normalized, tpch_table
 from tests.support.results import run
-from tests.support.services import free_port, missing, running_server
-
-VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nexus-flight" / "fakesnow-venv"
-
-
-def _fakesnow_binary() -> Path:
-    """The emulator ``tests/install-emulators.sh`` installs (``make install-test`` runs it)."""
-    binary = VENV / "bin" / "fakesnow"
-    if not binary.exists():
-        missing(f"fakesnow in {VENV} (run tests/install-emulators.sh)")
-    return binary
+from tests.support.services import free_port
+from tests.support.snowflake_reference import running_fakesnow
 
 
 @pytest.fixture(scope="module")
 def fakesnow():
-    binary = _fakesnow_binary()
-    port = free_port()
-    with running_server([str(binary), "-s", "--host", "127.0.0.1", "-p", str(port)], port, "fakesnow", timeout=60):
+    with running_fakesnow() as port:
         yield port
 
 

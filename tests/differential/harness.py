@@ -64,6 +64,8 @@ class Family:
     repeat_blob: str = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
+    #: The engine names result columns written unquoted in upper case (Snowflake), not as written.
+    upper_case_names: bool = False
 
     @property
     def catalog(self) -> str:
@@ -87,6 +89,10 @@ class Family:
                     if table.args.get("catalog") and not table.args.get("db"):
                         table.set("db", exp.to_identifier("main"))
         return tree.sql(self.dialect)
+
+    def result_name(self, name: str) -> str:
+        """The name of the result column the client wrote as the unquoted identifier ``name``."""
+        return name.upper() if self.upper_case_names else name
 
     def native_sql(self, sql: str) -> str:
         """``sql`` with the gateway's ``?`` markers turned into the native client's."""
