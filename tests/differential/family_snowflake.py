@@ -126,14 +126,13 @@ def _declared_numbers(table: pa.Table) -> pa.Table:
 
 @pytest.fixture(scope="session")
 def family_snowflake(tpch_dir) -> Family:
+    connector = SnowflakeConnector()  # imports while fakesnow starts
     with running_fakesnow() as port:
-        loader = SnowflakeConnector(port)
-        _load(loader, tpch_dir)
-        loader.close()
-        reference = SnowflakeConnector(port, DATABASE, SCHEMA)
+        connector.connect(port)
+        _load(connector, tpch_dir)  # leaves the session in DIFF.TPCH, where the references run
 
         def native(sql, parameters):
-            return _declared_numbers(reference.arrow(sql, parameters))
+            return _declared_numbers(connector.arrow(sql, parameters))
 
         options = {
             "account": "nexus",
@@ -155,4 +154,4 @@ def family_snowflake(tpch_dir) -> Family:
             engine_cannot={"param_decimal": _NO_FRACTIONAL_BINDING},
             upper_case_names=True,
         )
-        reference.close()
+        connector.close()

@@ -19,6 +19,7 @@ import pickle
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,27 +55,35 @@ class SnowflakeQueryError(Exception):
 
 
 class SnowflakeConnector:
-    """The Snowflake connector, logged in to fakesnow at ``port``, in a process of fakesnow's environment."""
+    """The Snowflake connector in a process of fakesnow's environment; it imports while the server starts."""
 
-    def __init__(self, port: int, database: str | None = None, schema: str | None = None) -> None:
-        python = VENV / "bin" / "python"
-        probe = subprocess.run(
-            [str(python), "-c", "import pandas, snowflake.connector"], capture_output=True, check=False
-        )
-        if probe.returncode != 0:
-            from tests.support.services import missing
+    def __init__(self) -> None:
+        self._errors = tempfile.TemporaryFile()
+        argv = [str(VENV / "bin" / "python"), __file__]
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors)
 
-            missing(f"snowflake-connector-python[pandas] in {VENV} (run tests/install-emulators.sh)")
-        argv = [str(python), __file__, str(port), database or "", schema or ""]
-        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def connect(self, port: int) -> None:
+        """Log in to fakesnow at ``port``; skip (fail under CI) when the environment lacks the connector."""
+        try:
+            self._ask("connect", str(port), None)
+        except SnowflakeQueryError as error:
+            if "ModuleNotFoundError" in str(error):
+                from tests.support.services import missing
+
+                missing(f"snowflake-connector-python[pandas] in {VENV} (run tests/install-emulators.sh)")
+            raise
 
     def _ask(self, operation: str, sql: str, parameters: Sequence[Any] | None) -> bytes:
         request = pickle.dumps((operation, sql, tuple(parameters) if parameters is not None else None))
-        self._process.stdin.write(_LENGTH.pack(len(request)) + request)
-        self._process.stdin.flush()
+        try:
+            self._process.stdin.write(_LENGTH.pack(len(request)) + request)
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker is gone: its stderr says why, below
         status = self._process.stdout.read(1)
         if not status:
-            raise RuntimeError("the Snowflake connector process exited")
+            self._errors.seek(0)
+            raise SnowflakeQueryError(f"the connector's process exited: {self._errors.read().decode()[-2000:]}")
         (length,) = _LENGTH.unpack(self._process.stdout.read(_LENGTH.size))
         payload = self._process.stdout.read(length)
         if status == _FAILED:
@@ -93,45 +102,53 @@ class SnowflakeConnector:
 
     def close(self) -> None:
         """End the connector's process."""
-        self._process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
         try:
             self._process.wait(10)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self._errors.close()
 
 
-def _serve(port: int, database: str, schema: str) -> None:
+def _run(connection, operation: str, sql: str, parameters: tuple | None) -> bytes:
     import pyarrow as pa
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, parameters)
+        if operation == "execute":
+            return pickle.dumps(cursor.fetchall())
+        table = cursor.fetch_arrow_all(force_return_table=True)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _serve() -> None:
     import snowflake.connector
 
     snowflake.connector.paramstyle = "qmark"  # ``?`` bound by the server, as adbc-driver-snowflake binds them
-    connection = snowflake.connector.connect(
-        user="fake",
-        password="fake",
-        account="nexus",
-        host="127.0.0.1",
-        port=port,
-        protocol="http",
-        database=database or None,
-        schema=schema or None,
-        # An emulator error is an HTTP 500, which the connector retries: give up instead of waiting forever.
-        network_timeout=60,
-    )
+    connection = None
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     while header := requests.read(_LENGTH.size):
         operation, sql, parameters = pickle.loads(requests.read(_LENGTH.unpack(header)[0]))
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, parameters)
-                if operation == "arrow":
-                    table = cursor.fetch_arrow_all(force_return_table=True)
-                    sink = pa.BufferOutputStream()
-                    with pa.ipc.new_stream(sink, table.schema) as writer:
-                        writer.write_table(table)
-                    payload, status = sink.getvalue().to_pybytes(), _OK
-                else:
-                    payload, status = pickle.dumps(cursor.fetchall()), _OK
+            if operation == "connect":
+                connection = snowflake.connector.connect(
+                    user="fake",
+                    password="fake",
+                    account="nexus",
+                    host="127.0.0.1",
+                    port=int(sql),
+                    protocol="http",
+                    # An emulator error is an HTTP 500, which the connector retries: give up instead of hanging.
+                    network_timeout=60,
+                )
+                payload, status = b"", _OK
+            else:
+                payload, status = _run(connection, operation, sql, parameters), _OK
         except Exception as error:  # noqa: BLE001 - every failure goes back to the caller as its text
             payload, status = f"{type(error).__name__}: {error}".encode(), _FAILED
         answers.write(status + _LENGTH.pack(len(payload)) + payload)
@@ -139,4 +156,4 @@ def _serve(port: int, database: str, schema: str) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    _serve()
