@@ -16,30 +16,18 @@ from backends.errors import (
 )
 from backends.flightsql import FlightSQLBackend
 from tests.backends.conftest import TPCH_QUERIES, normalized
+from tests.support.flightsql_upstreams import running_roapi
 from tests.support.results import cancel_after_first_batch, run
-from tests.support.services import free_port, require_command, running_server
+from tests.support.services import free_port
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
 
 
 @pytest.fixture(scope="module")
 def roapi(tpch_dir):
-    """ROAPI serving the TPC-H parquet files; all three addresses bound to 127.0.0.1 free ports."""
-    tool = require_command("roapi")
-    flight, http, postgres = free_port(), free_port(), free_port()
-    args = [
-        tool,
-        "--addr-flight-sql",
-        f"127.0.0.1:{flight}",
-        "--addr-http",
-        f"127.0.0.1:{http}",
-        "--addr-postgres",
-        f"127.0.0.1:{postgres}",
-    ]
-    for t in TABLES:
-        args += ["-t", f"{t}={tpch_dir / t}.parquet"]
-    with running_server(args, flight, "ROAPI"):
-        yield f"grpc://127.0.0.1:{flight}"
+    """ROAPI serving the TPC-H parquet files."""
+    with running_roapi({t: tpch_dir / f"{t}.parquet" for t in TABLES}) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
+from tests.differential.family_flightsql import family_flightsql  # noqa: F401 - fixture
 from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
 from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
@@ -22,7 +23,7 @@ from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
 FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi",
-                   "family_snowflake")
+                   "family_snowflake", "family_flightsql")
 
 
 def pytest_addoption(parser) -> None:
