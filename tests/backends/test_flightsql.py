@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from backends.base import QueryLimits, SourceSpec
 from backends.errors import (
+    BackendError,
     BackendUnavailableError,
     ConfigError,
     InvalidQueryError,
+    LimitExceededError,
     NotFoundError,
     ReadOnlyViolationError,
     UnsupportedError,
@@ -34,6 +37,53 @@ def roapi(tpch_dir):
 def backend(roapi):
     with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def odd_types(tmp_path_factory):
+    """ROAPI serving a parquet file of the types it mishandles or that need unwrapping, as a source."""
+    path = tmp_path_factory.mktemp("roapi-odd") / "odd.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "d": pa.array(["a", None]).dictionary_encode(),
+                "ll": pa.array([[1], None], pa.large_list(pa.int64())),
+                "lv": pa.array([["x", None], None], pa.list_(pa.string_view())),
+                "mv": pa.array([[("k", b"v")], None], pa.map_(pa.string_view(), pa.binary_view())),
+            }
+        ),
+        path,
+    )
+    with running_roapi({"odd": path}) as uri, FlightSQLBackend(SourceSpec("odd", "flightsql", {"uri": uri})) as b:
+        yield b
+
+
+def test_views_inside_lists_and_maps_arrive_as_plain_types(odd_types):
+    table = run(odd_types, "SELECT lv, mv FROM odd")
+    assert table.schema.field("lv").type == pa.list_(pa.field("element", pa.string()))
+    assert table.schema.field("mv").type == pa.map_(pa.string(), pa.binary())
+    assert table.column("lv").to_pylist() == [["x", None], None]
+    assert table.column("mv").to_pylist() == [[("k", b"v")], None]
+    assert odd_types.get_schema("SELECT lv, mv FROM odd") == pa.schema(
+        [pa.field(f.name, f.type, f.nullable) for f in table.schema]
+    )
+
+
+@pytest.mark.parametrize("column", ["d", "ll"])
+def test_a_column_the_upstream_announces_wrongly_is_named_with_the_way_around(odd_types, column):
+    """ROAPI announces dictionary and large_list columns but streams them decoded: ADBC refuses such a stream."""
+    with pytest.raises(BackendError, match="announced one schema and streamed another.*CAST"):
+        run(odd_types, f"SELECT {column} FROM odd")
+    assert run(odd_types, "SELECT CAST(d AS VARCHAR) AS d FROM odd").column("d").to_pylist() == ["a", None]
+
+
+def test_a_message_over_the_sources_limit_names_the_option(roapi):
+    spec = SourceSpec("upstream", "flightsql", {"uri": roapi, "max_message_bytes": 1024 * 1024})
+    sql = "SELECT REPEAT('x', 2000000 + r_regionkey) AS w FROM region WHERE r_regionkey = 0"
+    with FlightSQLBackend(spec) as b, pytest.raises(LimitExceededError, match="2.0 MB.*max_message_bytes"):
+        run(b, sql)
+    with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
+        assert len(run(b, sql).column("w")[0].as_py()) == 2000000
 
 
 def test_config_validation():

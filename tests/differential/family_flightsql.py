@@ -33,6 +33,14 @@ _GATEWAY_TYPE = {
     "bl_view": pa.binary(),
     "li_text": pa.list_(pa.field("element", pa.string())),
 }
+#: What the type table says of a column served as written.
+_NOTES = {
+    "f64_nan": "NaN",
+    "f64_inf": "-infinity",
+    "txt_empty": "empty string, not NULL",
+    "tstz_kolkata": "the zone passes through",
+    "tstz_ny_ms": "the zone passes through",
+}
 #: Zoo columns ROAPI announces with one type and streams with another: ADBC refuses the stream (for every client).
 _ANNOUNCED_WRONG = {
     "txt_dict": "announced as dictionary<int32, string>, streamed as string",
@@ -46,7 +54,7 @@ def _zoo(served: pa.Schema) -> tuple[TypeCase, ...]:
         if column.name in _ANNOUNCED_WRONG:
             continue
         engine = served.field(column.name).type
-        note = f"written as {column.arrow}" if column.arrow != engine else column.note
+        note = f"written as {column.arrow}" if column.arrow != engine else _NOTES.get(column.name, "")
         cases.append(TypeCase(column.name, str(engine), _GATEWAY_TYPE.get(column.name, engine), note=note))
     return tuple(cases)
 
