@@ -163,6 +163,13 @@ class FlightSQLBackend(AdbcBackend):
                 f"{too_large.group(2)} bytes this source accepts: raise the source's max_message_bytes option",
                 source=self.name,
             )
+        if "ingesttargettable" in lowered:
+            # The driver binds values to a statement it could not prepare as if they were rows to ingest.
+            return UnsupportedError(
+                "[flightsql] the upstream cannot prepare statements, so it cannot bind parameters: write the values "
+                "into the query",
+                source=self.name,
+            )
         if "returned inconsistent schema" in lowered:
             return BackendError(
                 "[flightsql] the upstream announced one schema and streamed another, which the Flight SQL client "
@@ -210,8 +217,19 @@ class FlightSQLBackend(AdbcBackend):
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Ask the upstream for the schema (GetFlightInfo / prepared statement), nothing is fetched."""
-        return plain_schema(self._describe(self._guard(sql)), self.field_rule)
+        """Ask the upstream for the schema (GetSchema, else GetFlightInfo); no result is fetched."""
+        statement = self._guard(sql)
+        try:
+            described = self._describe(statement)
+        except UnsupportedError:
+            described = self._flight_info_schema(statement)  # Sail, for one, has no GetSchema
+        return plain_schema(described, self.field_rule)
+
+    def _flight_info_schema(self, statement: str) -> pa.Schema:
+        """The schema of the FlightInfo the upstream answers for ``statement``; its endpoints are left unread."""
+        with self._cursor() as cursor:
+            _partitions, schema = cursor.adbc_execute_partitions(statement)
+            return schema
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""

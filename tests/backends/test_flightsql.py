@@ -19,7 +19,7 @@ from backends.errors import (
 )
 from backends.flightsql import FlightSQLBackend
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.flightsql_upstreams import running_roapi
+from tests.support.flightsql_upstreams import running_roapi, running_sail
 from tests.support.results import cancel_after_first_batch, run
 from tests.support.services import free_port
 
@@ -84,6 +84,36 @@ def test_a_message_over_the_sources_limit_names_the_option(roapi):
         run(b, sql)
     with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
         assert len(run(b, sql).column("w")[0].as_py()) == 2000000
+
+
+@pytest.fixture(scope="module")
+def sail(tpch_dir):
+    """Sail, a Spark SQL engine with a Flight SQL server, with TPC-H's nation as a table of parquet."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with running_sail() as uri:
+        with flightsql.connect(uri, autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE nation USING parquet LOCATION '{tpch_dir / 'nation.parquet'}'")
+            cursor.fetchall()
+        yield uri
+
+
+def test_an_upstream_without_get_schema_is_described_from_its_flight_info(sail):
+    """Sail answers GetSchema (ADBC's execute_schema) as not implemented; its FlightInfo carries the schema."""
+    with FlightSQLBackend(SourceSpec("sail", "flightsql", {"uri": sail})) as b:
+        schema = b.get_schema("SELECT n_nationkey, n_name FROM nation")
+        assert schema.names == ["n_nationkey", "n_name"]
+        assert schema.field("n_name").type == pa.utf8()
+        table = run(b, "SELECT n_nationkey, n_name FROM nation WHERE n_name = 'CHINA'")
+        assert table.to_pylist() == [{"n_nationkey": 18, "n_name": "CHINA"}]
+
+
+def test_parameters_on_an_upstream_without_prepared_statements_are_unsupported(sail):
+    """Sail cannot prepare a statement; ADBC then mistakes bound values for a bulk ingestion."""
+    with FlightSQLBackend(SourceSpec("sail", "flightsql", {"uri": sail})) as b:
+        with pytest.raises(UnsupportedError, match="cannot bind parameters"):
+            run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3]])
+        assert run(b, "SELECT n_name FROM nation WHERE n_nationkey = 3").column("n_name").to_pylist() == ["CANADA"]
 
 
 def test_config_validation():

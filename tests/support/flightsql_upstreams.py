@@ -1,4 +1,4 @@
-"""Upstream Flight SQL servers the tests start: ROAPI (DataFusion) serving parquet files."""
+"""Upstream Flight SQL servers the tests start: ROAPI (DataFusion) serving parquet files, and Sail (Spark SQL)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def running_roapi(tables: Mapping[str, Path]) -> Iterator[str]:
         argv += ["-t", f"{name}={path}"]
     with running_server(argv, flight, "ROAPI"):
         yield f"grpc://127.0.0.1:{flight}"
+
+
+@contextlib.contextmanager
+def running_sail() -> Iterator[str]:
+    """Sail's Flight SQL server (pip ``pysail``) on a free 127.0.0.1 port; yields its URI. Tables are created by SQL."""
+    tool = require_command("sail")
+    port = free_port()
+    with running_server([tool, "flight", "server", "--ip", "127.0.0.1", "--port", str(port)], port, "Sail"):
+        yield f"grpc://127.0.0.1:{port}"
