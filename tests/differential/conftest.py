@@ -18,12 +18,13 @@ from tests.differential.family_flightsql import family_flightsql  # noqa: F401 -
 from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
 from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
+from tests.differential.family_sail import family_sail  # noqa: F401 - fixture
 from tests.differential.family_snowflake import family_snowflake  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
 FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi",
-                   "family_snowflake", "family_flightsql")
+                   "family_snowflake", "family_flightsql", "family_sail")
 
 
 def pytest_addoption(parser) -> None:

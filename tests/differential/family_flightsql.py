@@ -7,7 +7,7 @@ implemented``): every parameter query is something the engine itself cannot run.
 Two of ROAPI's ways are allowed for. It answers an empty result with an empty schema, so the reference then takes
 the schema ROAPI describes for the query (GetSchema); the gateway announces that one. And DataFusion folds a
 constant wide value slowly (1.4 s for 15 MB of text, 14 s for the same as binary, both sides paying it), so the
-wide values take their length from a table and are computed when the query runs.
+wide values take their length from a table and are computed when the query runs (``WIDE_AT_RUN_TIME``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from tests.support.tpch import TPCH_TABLES
 _NO_PARAMETERS = "ROAPI has no bound parameters: it answers do_put_prepared_statement_query as not implemented"
 #: 0, read from a table: a wide value of n + _ZERO characters is computed when the query runs, never folded.
 _ZERO = "(select min(r_regionkey) from region)"
+#: Wide values as DataFusion-based upstreams make them fast (``Family.repeat_text`` / ``repeat_blob``).
+WIDE_AT_RUN_TIME = {
+    "repeat_text": f"repeat('x', {{n}} + {_ZERO})",
+    "repeat_blob": f"cast(repeat('x', {{n}} + {_ZERO}) as blob)",
+}
 
 #: The Arrow type the gateway returns for each parquet zoo column ROAPI serves, where it differs from ROAPI's own.
 _GATEWAY_TYPE = {
@@ -41,14 +46,21 @@ _NOTES = {
     "tstz_kolkata": "the zone passes through",
     "tstz_ny_ms": "the zone passes through",
 }
-#: Zoo columns ROAPI announces with one type and streams with another: ADBC refuses the stream (for every client).
+#: Zoo columns ROAPI (and Sail: both encode with arrow-rs) announce with one type and stream with another: ADBC
+#: refuses the stream, for every client.
 _ANNOUNCED_WRONG = {
     "txt_dict": "announced as dictionary<int32, string>, streamed as string",
     "li_large": "announced as large_list<int64>, streamed as list<int64>",
 }
 
 
-def _zoo(served: pa.Schema) -> tuple[TypeCase, ...]:
+def readable_zoo_columns() -> list[str]:
+    """The parquet zoo's columns an arrow-rs Flight SQL server streams as it announces them."""
+    return [column.name for column in zoo_columns("parquet") if column.name not in _ANNOUNCED_WRONG]
+
+
+def upstream_zoo(served: pa.Schema) -> tuple[TypeCase, ...]:
+    """The zoo of an upstream that serves the parquet zoo with the types of ``served`` (its own answer's)."""
     cases = []
     for column in zoo_columns("parquet"):
         if column.name in _ANNOUNCED_WRONG:
@@ -77,18 +89,17 @@ def family_flightsql(tpch_dir, tmp_path_factory) -> Family:
                     answer = cursor.adbc_execute_schema(sql).empty_table()
                 return answer
 
-        readable = [c.name for c in zoo_columns("parquet") if c.name not in _ANNOUNCED_WRONG]
         with connection.cursor() as cursor:
-            served = cursor.adbc_execute_schema(f"select {', '.join(readable)} from public.type_zoo")
+            served = cursor.adbc_execute_schema(f"select {', '.join(readable_zoo_columns())} from public.type_zoo")
         yield Family(
             name="flightsql",
             source=SourceSpec("upstream", "flightsql", {"uri": uri}),
             dialect="postgres",
             native=native,
             schema="public",
-            zoo=_zoo(served),
-            repeat_text=f"repeat('x', {{n}} + {_ZERO})",
-            repeat_blob=f"cast(repeat('x', {{n}} + {_ZERO}) as blob)",
+            zoo=upstream_zoo(served),
+            **WIDE_AT_RUN_TIME,
             engine_cannot={"parameters": _NO_PARAMETERS} | dict.fromkeys(PARAMETERS, _NO_PARAMETERS),
         )
         connection.close()
+
