@@ -12,6 +12,8 @@ wide values take their length from a table and are computed when the query runs 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -71,14 +73,32 @@ def upstream_zoo(served: pa.Schema) -> tuple[TypeCase, ...]:
     return tuple(cases)
 
 
+def upstream_tables(tpch_dir: Path, folder: Path) -> dict[str, Path]:
+    """The files an upstream serves, by table name: tpchgen-cli's TPC-H and the parquet zoo (written in ``folder``)."""
+    zoo_file = folder / "type_zoo.parquet"
+    pq.write_table(zoo_table("parquet"), zoo_file)
+    return {name: tpch_dir / f"{name}.parquet" for name in TPCH_TABLES} | {"type_zoo": zoo_file}
+
+
+def upstream_family(name: str, uri: str, native, dialect: str, schema: str, served: pa.Schema, no_parameters: str):
+    """A Flight SQL family: the upstream at ``uri`` as source ``name``, answering itself through ``native``."""
+    return Family(
+        name=name,
+        source=SourceSpec(name, "flightsql", {"uri": uri}),
+        dialect=dialect,
+        native=native,
+        schema=schema,
+        zoo=upstream_zoo(served),
+        **WIDE_AT_RUN_TIME,
+        engine_cannot={"parameters": no_parameters} | dict.fromkeys(PARAMETERS, no_parameters),
+    )
+
+
 @pytest.fixture(scope="session")
 def family_flightsql(tpch_dir, tmp_path_factory) -> Family:
     import adbc_driver_flightsql.dbapi as flightsql
 
-    zoo_file = tmp_path_factory.mktemp("diff-flightsql") / "type_zoo.parquet"
-    pq.write_table(zoo_table("parquet"), zoo_file)
-    tables = {name: tpch_dir / f"{name}.parquet" for name in TPCH_TABLES} | {"type_zoo": zoo_file}
-    with running_roapi(tables) as uri:
+    with running_roapi(upstream_tables(tpch_dir, tmp_path_factory.mktemp("diff-flightsql"))) as uri:
         connection = flightsql.connect(uri, autocommit=True)
 
         def native(sql, parameters):
@@ -91,15 +111,5 @@ def family_flightsql(tpch_dir, tmp_path_factory) -> Family:
 
         with connection.cursor() as cursor:
             served = cursor.adbc_execute_schema(f"select {', '.join(readable_zoo_columns())} from public.type_zoo")
-        yield Family(
-            name="flightsql",
-            source=SourceSpec("upstream", "flightsql", {"uri": uri}),
-            dialect="postgres",
-            native=native,
-            schema="public",
-            zoo=upstream_zoo(served),
-            **WIDE_AT_RUN_TIME,
-            engine_cannot={"parameters": _NO_PARAMETERS} | dict.fromkeys(PARAMETERS, _NO_PARAMETERS),
-        )
+        yield upstream_family("flightsql", uri, native, "postgres", "public", served, _NO_PARAMETERS)
         connection.close()
-

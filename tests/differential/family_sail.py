@@ -8,16 +8,11 @@ cannot prepare statements, so it binds no parameters.
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 import pytest
 
-from backends.base import SourceSpec
-from tests.differential.family_flightsql import WIDE_AT_RUN_TIME, readable_zoo_columns, upstream_zoo
+from tests.differential.family_flightsql import readable_zoo_columns, upstream_family, upstream_tables
 from tests.differential.harness import Family
-from tests.differential.lake_data import zoo_table
-from tests.differential.queries import PARAMETERS
 from tests.support.flightsql_upstreams import running_sail
-from tests.support.tpch import TPCH_TABLES
 
 _NO_PARAMETERS = "Sail cannot prepare a statement, so it binds no parameters"
 
@@ -26,9 +21,7 @@ _NO_PARAMETERS = "Sail cannot prepare a statement, so it binds no parameters"
 def family_sail(tpch_dir, tmp_path_factory) -> Family:
     import adbc_driver_flightsql.dbapi as flightsql
 
-    zoo_file = tmp_path_factory.mktemp("diff-sail") / "type_zoo.parquet"
-    pq.write_table(zoo_table("parquet"), zoo_file)
-    tables = {name: tpch_dir / f"{name}.parquet" for name in TPCH_TABLES} | {"type_zoo": zoo_file}
+    tables = upstream_tables(tpch_dir, tmp_path_factory.mktemp("diff-sail"))
     with running_sail() as uri:
         connection = flightsql.connect(uri, autocommit=True)
 
@@ -41,14 +34,5 @@ def family_sail(tpch_dir, tmp_path_factory) -> Family:
         for name, path in tables.items():
             native(f"CREATE TABLE IF NOT EXISTS tpch.{name} USING parquet LOCATION '{path}'", None)
         served = native(f"SELECT {', '.join(readable_zoo_columns())} FROM tpch.type_zoo LIMIT 0", None).schema
-        yield Family(
-            name="sail",
-            source=SourceSpec("sail", "flightsql", {"uri": uri}),
-            dialect="spark",
-            native=native,
-            schema="tpch",
-            zoo=upstream_zoo(served),
-            **WIDE_AT_RUN_TIME,
-            engine_cannot={"parameters": _NO_PARAMETERS} | dict.fromkeys(PARAMETERS, _NO_PARAMETERS),
-        )
+        yield upstream_family("sail", uri, native, "spark", "tpch", served, _NO_PARAMETERS)
         connection.close()
