@@ -20,11 +20,12 @@ install: $(PY)
 
 # flightsql-dbapi pins SQLAlchemy < 2 for its SQLAlchemy dialect only; its DB-API and client (what the tests
 # use) work with the SQLAlchemy 2 the catalog needs, so it is installed without its dependencies.
-# The database servers come from Debian's packages; the tests start private instances of them.
+# The database servers come from Debian's packages; the tests start private instances of them. They come first:
+# the mysql extra's driver (mariadb) builds against Debian's libmariadb-dev, which that script installs too.
 install-test: $(PY)
+	bash tests/install-servers.sh
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps 'flightsql-dbapi==0.2.2'
-	bash tests/install-servers.sh
 	$(RUN) bash tests/install-emulators.sh
 
 demo: install

@@ -6,7 +6,7 @@ options into ``ConfigError``, keeps the secret values to scrub from messages, po
 under the error mapping and streams results through ``AdbcExecution``.
 
 This lives apart from ``adbc_common`` because it needs ``adbc_driver_manager``, which the MySQL backend (a user
-of ``adbc_common.scrub``) does not install.
+of ``adbc_common``'s pool and ``scrub``) does not install.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ class AdbcBackend(Backend):
             cursor.execute("SELECT 1")
             cursor.fetchall()
 
-    def _bind(self, row: Sequence[Any]) -> tuple:
-        """Turn one parameter row into what the driver binds."""
-        return tuple(row)
+    def _bind(self, row: Sequence[Any] | pa.RecordBatch) -> tuple | pa.RecordBatch:
+        """Turn one parameter row into what the driver binds (a record batch passes as it is)."""
+        return row if isinstance(row, pa.RecordBatch) else tuple(row)
 
     # -- plumbing --------------------------------------------------------------------------------------------
 
@@ -129,11 +129,14 @@ class AdbcBackend(Backend):
         *,
         described: pa.Schema | None = None,
         statement_options: Mapping[str, str] | None = None,
+        columns: Sequence[FieldRule | None] = (),
+        skip_rows: int = 0,
     ) -> Execution:
         """Stream ``statement`` once per parameter row from a pooled connection, under ``limits``.
 
         ``described`` is the result schema when it is known before running; ``statement_options`` are set on
-        each ADBC statement before it runs.
+        each ADBC statement before it runs; ``columns`` are this query's own type rules, by position;
+        ``skip_rows`` leading rows of each result are the backend's own and are dropped.
         """
 
         def run(cursor: Any, row: Sequence[Any] | None) -> pa.RecordBatchReader:
@@ -152,6 +155,8 @@ class AdbcBackend(Backend):
             timeout_seconds=limits.timeout_seconds,
             batch_rows=limits.batch_rows,
             described=described,
+            columns=columns,
+            skip_rows=skip_rows,
         )
 
     def ping(self) -> None:

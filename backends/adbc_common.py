@@ -25,7 +25,12 @@ import sqlglot
 from sqlglot.tokens import TokenType
 
 from backends.base import Execution
-from backends.errors import GatewayError, QueryCancelledError, QueryTimeoutError, ReadOnlyViolationError
+from backends.errors import (
+    GatewayError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+)
+from backends.limits import timeout_error
 from backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
 from backends.watchdog import WATCHDOG
 
@@ -33,7 +38,10 @@ ErrorMapper = Callable[[], AbstractContextManager[None]]
 
 # -- Arrow types ---------------------------------------------------------------------------------------------
 
-FieldRule = Callable[[pa.Field], "tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None"]
+#: The Arrow type clients get for a driver column, and how each of its arrays is converted into it.
+ColumnRule = tuple[pa.DataType, Callable[[pa.Array], pa.Array]]
+#: A backend's rule for a driver field (None: no opinion, the generic clean-up applies).
+FieldRule = Callable[[pa.Field], "ColumnRule | None"]
 
 
 def _uuid_to_text(array: pa.Array) -> pa.Array:
@@ -98,14 +106,18 @@ class TypePlan:
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
 
-def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
-    """Plan the conversion of ``schema``: the backend's ``rule`` first, then generic extension unwrapping.
+def type_plan(
+    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
+) -> TypePlan:
+    """Plan the conversion of ``schema``: the query's own rules first, then the backend's, then generic ones.
 
-    Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
+    ``columns`` are the query's rules by position, ``rule`` the backend's for any field; extension types no rule
+    claims are unwrapped. Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
     """
     fields, converters = [], []
-    for f in schema:
-        found = (rule(f) if rule else None) or _plain_extension(f.type)
+    for index, f in enumerate(schema):
+        column = columns[index] if index < len(columns) else None
+        found = (column(f) if column else None) or (rule(f) if rule else None) or _plain_extension(f.type)
         if found is None:
             fields.append(pa.field(f.name, f.type, f.nullable))
             converters.append(None)
@@ -116,9 +128,11 @@ def type_plan(schema: pa.Schema, rule: FieldRule | None = None) -> TypePlan:
     return TypePlan(pa.schema(fields), tuple(converters))
 
 
-def plain_schema(schema: pa.Schema, rule: FieldRule | None = None) -> pa.Schema:
+def plain_schema(
+    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
+) -> pa.Schema:
     """Return the schema clients see for a driver schema."""
-    return type_plan(schema, rule).schema
+    return type_plan(schema, rule, columns).schema
 
 
 # -- streaming execution -------------------------------------------------------------------------------------
@@ -133,7 +147,8 @@ class AdbcExecution(Execution):
     ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
     driver is still waiting for the first row); the deadline does the same and turns the error into
     ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
-    the query was cancelled, failed mid-stream or was abandoned half-read.
+    the query was cancelled, failed mid-stream or was abandoned half-read. ``skip_rows`` leading rows of each
+    parameter row's stream are the backend's own and are dropped.
     """
 
     def __init__(
@@ -148,12 +163,16 @@ class AdbcExecution(Execution):
         timeout_seconds: float,
         described: pa.Schema | None,
         batch_rows: int = 65_536,
+        columns: Sequence[FieldRule | None] = (),
+        skip_rows: int = 0,
     ) -> None:
         self._source = source
         self._pool = pool
         self._run = run
         self._rows: list[Sequence[Any] | None] = list(parameter_rows) if parameter_rows else [None]
         self._rule = rule
+        self._columns = columns
+        self._skip_rows = skip_rows
         self._map_errors = map_errors
         self._timeout = timeout_seconds
         self._batch_rows = batch_rows
@@ -172,7 +191,7 @@ class AdbcExecution(Execution):
                 # The engine cannot describe without running: start now and take the stream's schema.
                 first = self._start(self._rows[0])
                 described = first.schema
-            self._plan = type_plan(described, rule)
+            self._plan = type_plan(described, rule, columns)
         except BaseException as exc:
             self._finish(isinstance(exc, STATEMENT_ERRORS))
             raise
@@ -198,9 +217,10 @@ class AdbcExecution(Execution):
         try:
             for index, row in enumerate(self._rows):
                 reader = first if index == 0 and first is not None else self._start(row)
-                plan = type_plan(reader.schema, self._rule)
+                plan = type_plan(reader.schema, self._rule, self._columns)
                 # Each parameter row may stream slightly different types: cast to what was announced.
                 drifted = not plan.schema.equals(self._plan.schema)
+                skip = self._skip_rows
                 while True:
                     if self._cancelled:
                         # Drivers without a working cancel (SQLite) still stop at the next batch.
@@ -213,6 +233,9 @@ class AdbcExecution(Execution):
                         batch = plan.convert(batch)
                         if drifted:
                             batch = batch.cast(self._plan.schema)
+                    if skip:  # rows the backend put in front of each result (SQLite's type-fixing row)
+                        dropped = min(skip, batch.num_rows)
+                        batch, skip = batch.slice(dropped), skip - dropped
                     # Drivers size batches by bytes; clients want at most batch_rows per message.
                     for offset in range(0, max(batch.num_rows, 1), self._batch_rows):
                         yield batch.slice(offset, self._batch_rows)
@@ -236,10 +259,7 @@ class AdbcExecution(Execution):
     def _stopped_error(self) -> GatewayError:
         """Return the error of a stream we stopped: by the deadline, or by a cancel."""
         if self._timed_out:
-            return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._timeout:g} s and was cancelled",
-                source=self._source,
-            )
+            return timeout_error(self._timeout, self._source)
         return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:

@@ -94,6 +94,19 @@ class SourceSpec:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+#: Field metadata of ``Backend.table_schema``: the database's own name of the column's type (``bigint``,
+#: ``numeric(15,2)``, ``VARCHAR(44)``), which the metadata commands report as ARROW:FLIGHT:SQL:TYPE_NAME.
+DATABASE_TYPE_NAME = b"nexus.database_type_name"
+
+
+def catalog_column(field: pa.Field, type_name: str | None, nullable: bool) -> pa.Field:
+    """``field`` as the database's catalog describes its column: its own type name and its nullability."""
+    field = field.with_nullable(nullable)
+    if not type_name:
+        return field
+    return field.with_metadata({**(field.metadata or {}), DATABASE_TYPE_NAME: type_name.encode()})
+
+
 def parameter_schema(types: Sequence[pa.DataType]) -> pa.Schema:
     """Return the schema of a statement's placeholders: one nullable field ``parameter_<n>`` per type."""
     return pa.schema([pa.field(f"parameter_{i + 1}", t, nullable=True) for i, t in enumerate(types)])
@@ -127,12 +140,18 @@ class Backend(abc.ABC):
     dialect: ClassVar[str]
     #: Dialects of engines that finally run the SQL besides ``dialect`` (their deny lists apply too).
     engine_dialects: ClassVar[tuple[str, ...]] = ()
+    #: The engine whose own parser reads the SQL this backend receives, when the gateway has that parser
+    #: (``"duckdb"``, ``"postgres"``): the validator then judges the engine's reading too. It applies only while
+    #: ``dialect`` is that engine's (a subclass that translates another dialect first gets none).
+    engine_parser: ClassVar[str | None] = None
     #: The schema unqualified names resolve to (reported as the session's current schema).
     default_schema: ClassVar[str | None] = None
     #: What this backend can do.
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: One sentence on the connection-level read-only defence this backend applies.
     read_only_guard: ClassVar[str]
+    #: The database's own type names and their XDBC data types, for GetXdbcTypeInfo (None: DuckDB's names).
+    xdbc_type_names: ClassVar[Mapping[str, int] | None] = None
     #: Frozen pydantic model (``extra="forbid"``) of this family's options plus secrets, secrets as ``SecretStr``;
     #: the catalog validates a source's configuration with it.
     config_model: ClassVar[type[BaseModel] | None] = None
@@ -158,6 +177,19 @@ class Backend(abc.ABC):
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return one nullable, concrete Arrow field per ``?`` placeholder (JDBC binds into these types)."""
         return parameter_schema([pa.utf8()] * parameter_count)
+
+    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+        """Return the result schema once ``parameters`` are bound, where it can differ from ``get_schema``'s.
+
+        Engines whose result types follow the bound values answer here (SQLite types values, not columns; a
+        PostgreSQL placeholder takes its value's type); None keeps the schema found when the statement was
+        prepared.
+
+        Raises:
+            InvalidQueryError: the SQL or the parameters do not bind.
+
+        """
+        return None
 
     @abc.abstractmethod
     def execute(
@@ -196,7 +228,10 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the Arrow schema of one table.
+        """Return the Arrow schema of one table, with the types a query of it returns.
+
+        Each column is nullable only when the database says so, and carries the database's own type name in
+        ``DATABASE_TYPE_NAME`` metadata where it has one (``catalog_column``).
 
         Raises:
             NotFoundError: no such table.

@@ -28,6 +28,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -42,6 +43,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from backends.limits import planning_limits, timeout_error
 from backends.watchdog import WATCHDOG
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
@@ -59,11 +61,13 @@ def _map_errors(source: str, memory_limit: str | None = None) -> Iterator[None]:
     except duckdb.InterruptException as exc:
         raise QueryCancelledError("[duckdb] query interrupted", source=source) from exc
     except duckdb.OutOfMemoryException as exc:
-        raise LimitExceededError(
-            f"[duckdb] {_first_line(exc)}: the query needs more than the memory limit "
-            f"(memory_limit={memory_limit}); add a filter or raise the source's memory_limit",
-            source=source,
-        ) from exc
+        text = _first_line(exc)
+        if "bad allocation" in text:  # the process's own ceiling, not DuckDB's buffer pool
+            limit = "the server's process_memory_limit; a single value this large cannot be built"
+        else:
+            limit = f"memory_limit={memory_limit}); add a filter or raise the source's memory_limit"
+            limit = f"the memory limit ({limit}"
+        raise LimitExceededError(f"[duckdb] {text}: the query needs more than {limit}", source=source) from exc
     except duckdb.PermissionException as exc:
         raise ReadOnlyViolationError(f"[duckdb] {_first_line(exc)}", source=source) from exc
     except duckdb.InvalidInputException as exc:
@@ -107,7 +111,7 @@ class DuckDBExecution(Execution):
     computing the first batch, which for an aggregation is the whole query.
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer, timeout_seconds: float) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer, timeout_seconds: float | None = None) -> None:
         self._cursor = cursor
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
@@ -126,11 +130,16 @@ class DuckDBExecution(Execution):
             try:
                 engine = self._start(self._cursor)
             except QueryCancelledError:
-                if self._timer.fired and not self._cancelled:  # the interrupt was the deadline's, not a client's
-                    raise self._timed_out() from None
+                if self._timer.fired and not self._cancelled:
+                    raise self._timeout() from None
                 raise
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
+
+    def _timeout(self) -> Exception:
+        if self._timeout_seconds is None:
+            return QueryTimeoutError("[duckdb] query stopped at its time limit")
+        return timeout_error(self._timeout_seconds)
 
     def _mapped(self, engine: pa.RecordBatchReader):
         """DuckDB's batches, unchanged; after a cancel, or an error mid-stream, the gateway's error."""
@@ -147,17 +156,12 @@ class DuckDBExecution(Execution):
         if self._cancelled:
             return QueryCancelledError("[duckdb] query interrupted")
         if self._timer.fired:
-            return self._timed_out()
+            return self._timeout()
         if "Out of Memory" in text:
             return LimitExceededError(f"[duckdb] {text}: the query needs more than the source's memory limit")
         if "INTERRUPT" in text:
             return QueryCancelledError("[duckdb] query interrupted")
         return InvalidQueryError(f"[duckdb] {text}")
-
-    def _timed_out(self) -> QueryTimeoutError:
-        return QueryTimeoutError(
-            f"[duckdb] query stopped at the server's time limit (query_timeout={self._timeout_seconds:g}s)"
-        )
 
     def cancel(self) -> None:
         """Interrupt the query in DuckDB."""
@@ -209,6 +213,7 @@ class DuckDBBackend(Backend):
 
     kind = "duckdb"
     dialect = "duckdb"
+    engine_parser = "duckdb"
     default_schema = "main"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
@@ -259,34 +264,37 @@ class DuckDBBackend(Backend):
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Return the result schema from DuckDB's binder, without running the query.
 
-        A relation is bound, not executed; its DuckDB types become Arrow types through a per-source cache (each
-        distinct type is asked once, as ``CAST(NULL AS type)``). Queries with parameters, or that are not plain
-        queries, are bound with NULL parameters under ``LIMIT 0`` instead.
+        A query is bound as a relation, not executed; its DuckDB types become Arrow types through a per-source
+        cache (each distinct type is asked once, as ``CAST(NULL AS type)``). A query with parameters is bound
+        with NULL parameters under ``LIMIT 0``. Whatever DuckDB does while binding (folding constants,
+        expanding a PIVOT) runs under the server's time limit; a statement that is not a query is not run (its
+        schema is empty, and DuckDB judges it when it is executed).
         """
+        limits = planning_limits()
         cursor = self._cursor(sql)
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
         try:
-            with _map_errors(self.name, self._memory_limit):
-                if parameter_count == 0:
+            with _planning_errors(self.name, deadline, limits), _map_errors(self.name, self._memory_limit):
+                kind = _statement_kind(cursor, sql)
+                if kind == "query" and parameter_count == 0:
                     schema = self._bound_schema(cursor, sql)
                     if schema is not None:
                         return schema
-                params = [None] * parameter_count
-                try:
-                    reader = cursor.execute(f"SELECT * FROM ({_strip(sql)}) AS q LIMIT 0", params).to_arrow_reader()
-                except duckdb.ParserException:
-                    # Not wrappable (DESCRIBE, SHOW, PIVOT ...): these are cheap, run them.
-                    reader = cursor.execute(sql, params).to_arrow_reader()
+                if kind == "query":
+                    reader = cursor.execute(limit_zero(sql), [None] * parameter_count).to_arrow_reader()
+                elif kind == "explain":
+                    reader = cursor.execute(sql, [None] * parameter_count).to_arrow_reader()  # plans only
+                else:
+                    # Not a query (only with the validator off): nothing runs while planning; executing it
+                    # later meets DuckDB's own refusal (read-only database, external access off).
+                    return pa.schema([])
                 return _plain_schema(reader.schema)
         finally:
+            deadline.cancel()
             cursor.close()
 
     def _bound_schema(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Schema | None:
-        if not _QUERY_START.match(sql):
-            return None  # DuckDB's sql() would run anything but a query right away
-        try:
-            relation = cursor.sql(sql)
-        except duckdb.ParserException:
-            return None
+        relation = cursor.sql(sql)  # a query only: sql() would run anything else right away
         names, types = relation.columns, [str(t) for t in relation.types]
         if len(set(names)) != len(names):
             return None  # let DuckDB's own export decide how duplicate names come out
@@ -317,12 +325,17 @@ class DuckDBBackend(Backend):
         return parameter_schema(types)
 
     def _type_of_expressions(self, sql: str) -> pa.Schema | None:
+        limits = planning_limits()
         cursor = self._cursor(sql)
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
         try:
-            return cursor.execute(f"SELECT * FROM ({sql}) AS q LIMIT 0").to_arrow_reader().schema
+            return cursor.execute(limit_zero(sql)).to_arrow_reader().schema
         except duckdb.Error:
+            if deadline.fired:
+                raise timeout_error(limits.timeout_seconds, self.name, "planning") from None
             return None
         finally:
+            deadline.cancel()
             cursor.close()
 
     def execute(
@@ -393,15 +406,18 @@ class DuckDBBackend(Backend):
         ]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """The table's Arrow schema, as a query of it would return."""
-        exists = self._query(
-            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
-            "AND table_schema = ? AND table_name = ?",
+        """The table's Arrow schema as a query of it returns, with DuckDB's type names and NOT NULLs."""
+        columns = self._query(
+            "SELECT data_type, is_nullable = 'YES' FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
             [db_schema, table],
         )
-        if not exists:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        pairs = zip(described, columns, strict=True)
+        return pa.schema([catalog_column(f, type_name, nullable) for f, (type_name, nullable) in pairs])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary keys from DuckDB's constraint catalog."""
@@ -423,13 +439,42 @@ class DuckDBBackend(Backend):
             self._db.close()
 
 
-_TRAILING = re.compile(r"[\s;]+$")
-_QUERY_START = re.compile(r"\s*\(*\s*(SELECT|WITH|FROM|VALUES)\b", re.IGNORECASE)
+def limit_zero(sql: str) -> str:
+    """``sql`` as a subquery under ``LIMIT 0``: bound and planned, never run.
+
+    The query goes on lines of its own, so that a trailing ``-- comment`` cannot swallow the closing
+    parenthesis, and without its trailing semicolons (found with DuckDB's own lexer, comments after them too).
+    """
+    data = sql.encode("utf-8")  # DuckDB's token offsets count bytes
+    tokens = duckdb.tokenize(sql)
+    end = len(data)
+    while tokens and data.startswith(b";", tokens[-1][0]):
+        end = tokens.pop()[0]
+    return f"SELECT * FROM (\n{data[:end].decode('utf-8')}\n) AS q LIMIT 0"
 
 
-def _strip(sql: str) -> str:
-    """Drop a trailing semicolon so the query can sit inside a subquery."""
-    return _TRAILING.sub("", sql)
+def _statement_kind(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """Say what DuckDB's parser reads ``sql`` as: ``query``, ``explain`` or ``other``.
+
+    DESCRIBE, SHOW, SUMMARIZE and a PIVOT with its temporary ENUM type are queries.
+    """
+    types = [statement.type for statement in cursor.extract_statements(sql)]
+    if types in ([duckdb.StatementType.SELECT], [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]):
+        return "query"
+    if types == [duckdb.StatementType.EXPLAIN]:
+        return "explain"
+    return "other"
+
+
+@contextlib.contextmanager
+def _planning_errors(source: str, deadline, limits: QueryLimits) -> Iterator[None]:
+    """An interrupt from the planning deadline is the server's time limit, said so."""
+    try:
+        yield
+    except (QueryCancelledError, duckdb.InterruptException):
+        if deadline.fired:
+            raise timeout_error(limits.timeout_seconds, source, "planning") from None
+        raise
 
 
 def _quote(identifier: str) -> str:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from backends.adbc_backend import AdbcBackend
 from backends.adbc_common import plain_schema, require_query, scrub
-from backends.base import Capabilities, Execution, QueryLimits, TableInfo, parameter_schema
+from backends.base import Capabilities, Execution, QueryLimits, TableInfo, catalog_column, parameter_schema
 from backends.errors import (
     AuthenticationError,
     BackendError,
@@ -310,4 +310,7 @@ class FlightSQLBackend(AdbcBackend):
                 raise NotFoundError(
                     f"table {db_schema}.{table} not found: {exc.message}", source=self.name
                 ) from exc
-        return plain_schema(found, self.field_rule)
+        # The upstream's own type names (its ARROW:FLIGHT:SQL:TYPE_NAME) are the database's.
+        names = [(f.metadata or {}).get(b"ARROW:FLIGHT:SQL:TYPE_NAME", b"").decode() or None for f in found]
+        plain = plain_schema(found, self.field_rule)
+        return pa.schema([catalog_column(f, name, f.nullable) for f, name in zip(plain, names, strict=True)])

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
 from backends.arrow_scan import for_duckdb
-from backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, catalog_column
 from backends.duckdb import DuckDBBackend
 from backends.errors import (
     BackendUnavailableError,
@@ -360,8 +360,12 @@ class LakeBackend(DuckDBBackend):
         base = self._split(table)[0]
         if base not in self._table_names():
             raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
-        # Through DuckDB, so the types are exactly those a query of the table returns.
+        # Through DuckDB, so the types are exactly those a query of the table returns; nullability is the table's.
         schema = self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
+        with self._errors(base):
+            stored = getattr(self._bind(table).data, "schema", None)
+        nullable = {f.name: f.nullable for f in stored} if stored is not None else {}
+        schema = pa.schema([catalog_column(f, None, nullable.get(f.name, True)) for f in schema])
         keys = set(self.partition_columns(base))
         if not keys:
             return schema

@@ -1,59 +1,72 @@
-"""MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks ...) via DuckDB.
+"""MySQL and every MySQL-protocol engine (MariaDB, TiDB, OceanBase, Doris, StarRocks …), over MariaDB Connector/C.
 
-Why this path (1M rows x 6 columns from MariaDB on this 2-core machine, benchmarks/mysql_bench.py): connectorx
-is 4x faster (2.3M rows/s here, on a quiet machine) but materializes whole results, rewrites SQL for its
-schema probe, widens DECIMAL(12,2) to decimal(38,10), panics on type drift, and its read-only session did not
-hold for every query shape; pymysql + pyarrow runs at 0.13M rows/s and guesses decimal precision from
-values. DuckDB's MySQL scanner (pip ``duckdb-extension-mysql-scanner``, the signed binary matching
-``duckdb==1.5.5``, LOADed by file path, never INSTALLed) streams 0.55M rows/s in bounded batches with
-exact types (DECIMAL(p,s) as decimal128(p,s)), and its attachment is read-only in two ways:
+The client's statement runs on the server itself, so answers carry the engine's own semantics (AVG over DECIMAL
+stays DECIMAL, ``d - INTERVAL 1 DAY`` stays a DATE) and the column names the client wrote. The driver is
+MariaDB Connector/Python (``pip install mariadb``, built against Debian's ``libmariadb-dev``), chosen on
+measurement (``benchmarks/mysql_bench.py``): it speaks the binary protocol, so every statement is a server-side
+prepared statement and ``?`` parameters are bound by the protocol, never pasted into SQL text; results are read
+unbuffered (``SSCursor``-style) in batches of the size the pipeline asks for, so nothing holds a whole result.
 
-* the catalog is ATTACHed ``READ_ONLY``: DuckDB refuses INSERT/UPDATE/DELETE/DDL and ``mysql_execute``;
-* the server only ever sees the scanner's own SELECTs, each inside ``START TRANSACTION READ ONLY``;
-  expressions are evaluated by DuckDB, so a MySQL stored function (one that writes, say) cannot be called.
+Read-only, behind the validator:
 
-The scanner's pass-through ``mysql_query()`` runs outside that transaction and did run a writing function in
-a test, so client SQL naming any ``mysql_*`` function, or anything sqlglot cannot parse, is refused here;
-the DuckDB configuration is locked afterwards.
+* the login is checked at every connect with ``SHOW GRANTS``: anything beyond SELECT / SHOW VIEW (FILE, SUPER,
+  PROCESS, EXECUTE, any write) refuses the source, unless its options say ``allow_privileged_login = true``
+  (``backends/mysql_grants.py``);
+* every session is ``SET SESSION TRANSACTION READ ONLY`` and every statement runs inside
+  ``START TRANSACTION READ ONLY``, rolled back afterwards; a connection going back to the pool is reset
+  (``COM_RESET_CONNECTION``: session variables, user-level locks, temporary tables) and set up again;
+* statements are prepared one at a time: a second statement after ``;`` is a syntax error on the server.
 
-Queries arrive in the MySQL dialect and are transpiled to DuckDB's with sqlglot; they address tables as
-``database.table`` exactly as in MySQL (each MySQL database is a schema of the source). Text arrives as UTF-8
-whatever the column charset (utf8mb4, GBK, latin1 ...): the scanner's connections use utf8mb4 and the server
-converts.
+Cancel and timeouts reach the server: ``KILL QUERY <connection id>`` from a second connection stops the statement
+(also while the server computes the first row), and the session's ``max_statement_time`` (MariaDB) or
+``max_execution_time`` (MySQL, SELECT only) bounds it on the server as well.
 
-Cancel and timeouts interrupt DuckDB, which stops reading at once; but a statement the server is still
-computing before its first row (a slow view, ``SLEEP``) runs on until the server answers, because the
-scanner's connections are not ours to ``KILL QUERY``. MySQL honours the scanner's ``MAX_EXECUTION_TIME``
-hint (set from ``statement_timeout_seconds``); MariaDB ignores it, so give the source's user a
-``max_statement_time`` there.
-
-Type mapping: TINYINT(1)/BIT(1) → bool, TINYINT..BIGINT → int8..int64 (UNSIGNED one size up), DECIMAL(p,s) →
-decimal128(p,s), FLOAT/DOUBLE → float32/float64, CHAR/VARCHAR/TEXT/ENUM/SET/JSON → utf8, BINARY/BLOB → binary,
-DATE → date32, DATETIME → timestamp[us], TIMESTAMP → timestamp[us, UTC], TIME → utf8 (may exceed a day).
+Result schemas are known before a query runs: the statement is probed with ``sql_select_limit = 0``, or, when
+it sets its own LIMIT or is a UNION, as ``SELECT * FROM (<query>) LIMIT 0``; the server answers both from its
+plan without reading rows. Subqueries without a table (``SELECT (SELECT f())``, a CTE of constants) are evaluated
+while planning, so a probe is bounded by the source's ``statement_timeout_seconds`` like any statement.
+Types: ``backends/mysql_arrow.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 import re
+import threading
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import duckdb_extension_mysql_scanner  # a missing package becomes NotInstalledError in the registry
+import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
-from backends.adbc_common import scrub
-from backends.base import FK_RULE_CODES, Execution, ForeignKeyColumn, KeyColumn, QueryLimits, SourceSpec, TableInfo
-from backends.duckdb import DuckDBBackend, _map_errors, _quote
+from backends.adbc_common import ConnectionPool, scrub
+from backends.base import (
+    FK_RULE_CODES,
+    Backend,
+    Capabilities,
+    Execution,
+    ForeignKeyColumn,
+    KeyColumn,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+    catalog_column,
+    parameter_schema,
+)
 from backends.errors import (
     AuthenticationError,
+    BackendError,
     BackendUnavailableError,
     ConfigError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -61,9 +74,12 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from backends.mysql_arrow import columns_of, result_schema, to_batch
+from backends.mysql_grants import excess_privileges, refusal
+from backends.parameter_types import infer_parameter_types
+from backends.watchdog import WATCHDOG
 
-_SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
-_CATALOG = "src"
+log = logging.getLogger(__name__)
 
 
 class MySQLConfig(BaseModel):
@@ -73,327 +89,614 @@ class MySQLConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(3306, ge=1, le=65535)
+    #: The one database the source exposes (unqualified names resolve in it).
     database: str
     username: str = "root"
     password: SecretStr | None = None
     ssl_mode: str | None = Field(None, pattern="^(disabled|preferred|required|verify_ca|verify_identity)$")
     ssl_ca: str | None = None
+    connect_timeout_seconds: int = Field(10, ge=1)
     statement_timeout_seconds: float = Field(300.0, gt=0)
     pool_size: int = Field(8, ge=1)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_idle_timeout_seconds: float = Field(60.0, gt=0)
-    #: Idle connections are closed after this long (and after ``pool_idle_timeout_seconds``, whichever is less).
+    #: Idle connections are pinged before reuse after this long (and after ``pool_idle_timeout_seconds``).
     pool_recycle_seconds: float | None = Field(None, gt=0)
-    #: The server's charset for the source's text. Results are UTF-8 whatever it is: the scanner's connections
-    #: use utf8mb4 and the server converts every column (GBK, GB18030, latin1 ...) to it.
-    charset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
     pool_timeout_seconds: float = Field(30.0, gt=0)
-    memory_limit: str = "1GB"
-    threads: int = Field(2, ge=1)
+    #: The server's charset for the source's text. Results are UTF-8 whatever it is: the connection uses
+    #: utf8mb4 and the server converts every column (GBK, GB18030, latin1 …) to it.
+    charset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
+    #: Accept a login holding more than SELECT (FILE, SUPER, PROCESS, writes). Dangerous: the validator is then
+    #: the only line between clients and those privileges.
+    allow_privileged_login: bool = False
 
 
-def scanner_path() -> Path:
-    """Return the mysql_scanner extension file the pip package ships for this exact DuckDB version."""
-    return (
-        Path(duckdb_extension_mysql_scanner.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "mysql_scanner.duckdb_extension"
-    )
+# -- errors --------------------------------------------------------------------------------------------------
+
+_UNAVAILABLE = {1040, 1053, 1129, 1130, 2002, 2003, 2005, 2006, 2012, 2013, 2026, 2055}
+_AUTHENTICATION = {1045, 1251, 1698}
+_FORBIDDEN = {1044, 1095, 1142, 1143, 1227, 1370}
+_READ_ONLY = {1290, 1792, 1836}
+_NOT_FOUND = {1049, 1146}
+_DENIED_COMMAND = re.compile(r"^(\w+(?: \w+)?) command denied", re.IGNORECASE)
+_INTERRUPTED = 1317
+_STATEMENT_TIMEOUT = {1969, 3024}
 
 
-class _MappedExecution(Execution):
-    """DuckDB's stream with errors mapped: an interrupt is a cancel, or a timeout when nobody cancelled.
+def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
+    """The gateway error for a driver error: the server's text first, its error number in the details."""
+    errno = getattr(exc, "errno", None)
+    text = scrub(str(getattr(exc, "errmsg", None) or exc).strip() or type(exc).__name__, secrets)
+    message = f"[mysql] {text}"
+    details = {"source": source, "vendor_code": errno, "sqlstate": getattr(exc, "sqlstate", None)}
+    if errno in _STATEMENT_TIMEOUT:
+        return QueryTimeoutError(message, **details)
+    if errno == _INTERRUPTED:
+        return QueryCancelledError(message, **details)
+    if errno in _AUTHENTICATION:
+        return AuthenticationError(message, **details)
+    if errno in _READ_ONLY:
+        return ReadOnlyViolationError(message, **details)
+    if errno in _FORBIDDEN:
+        denied = _DENIED_COMMAND.match(text)
+        if denied and denied.group(1).upper() not in ("SELECT", "SHOW VIEW"):
+            # A write the login may not make: the read-only refusal it is.
+            return ReadOnlyViolationError(f"{message} (the source's login may only read)", **details)
+        return ForbiddenError(f"{message} (the source's login may only read)", **details)
+    if errno in _NOT_FOUND:
+        return NotFoundError(message, **details)
+    if errno in _UNAVAILABLE or isinstance(exc, mariadb.InterfaceError):
+        return BackendUnavailableError(message, **details)
+    if isinstance(exc, mariadb.Error) and not isinstance(exc, mariadb.OperationalError | mariadb.InternalError):
+        return InvalidQueryError(message, **details)
+    if isinstance(exc, ValueError | OverflowError | SystemError):
+        # The driver cannot represent a value (a zero date '0000-00-00', say).
+        return InvalidQueryError(f"[mysql] a value of the result cannot be read: {text}", **details)
+    if errno is not None and 1000 <= errno < 2000:
+        return InvalidQueryError(message, **details)
+    return BackendError(message, **details)
 
-    Like the DuckDB execution it wraps, the query starts when the reader is first asked for, so ``cancel`` can
-    reach it while DuckDB computes the first batch.
+
+# -- SQL -----------------------------------------------------------------------------------------------------
+
+_TRAILING = re.compile(r"[\s;]+$")
+
+
+def _statement(sql: str) -> str:
+    """The statement without trailing semicolons (a prepared statement is one statement)."""
+    return _TRAILING.sub("", sql)
+
+
+def _probe(sql: str) -> str:
+    """A statement that returns ``sql``'s columns without reading rows (the newline ends a trailing comment)."""
+    return f"SELECT * FROM (\n{sql}\n) AS nexus_schema_probe LIMIT 0"
+
+
+def _wrap_to_probe(statement: str) -> bool:
+    """True when the statement has its own LIMIT or is a set operation, which ``sql_select_limit`` does not stop.
+
+    The server answers ``sql_select_limit = 0`` without reading rows, except for these; a derived table with
+    ``LIMIT 0`` stops them, but is evaluated at once when it has no table (``SELECT f()``): each probe is used
+    where it reads nothing.
+    """
+    try:
+        tree = sqlglot.parse_one(statement, read="mysql")
+    except sqlglot.errors.SqlglotError:
+        return False
+    return isinstance(tree, exp.SetOperation) or (isinstance(tree, exp.Query) and tree.args.get("limit") is not None)
+
+
+def _quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+#: How long a described schema is reused (planning and running one statement), and how many are kept.
+_DESCRIBED_SECONDS = 2.0
+_DESCRIBED_KEPT = 256
+
+#: Errors of the wrapped probe after which the statement is probed as itself: a syntax error (SHOW, DESCRIBE …)
+#: or a repeated column name, which a derived table does not allow.
+_UNWRAPPABLE = {1060, 1064}
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch of rows becomes Arrow.
+
+    The driver creates a tuple per row and an object per value; the collector's passes over those (which hold no
+    cycles) cost about a third of the read (benchmarks/RESULTS.md). Reference counting still frees everything;
+    the pause lasts one batch and is undone only by the thread that made it.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` in the announced ``schema``, column by column (by position: the probe named them)."""
+    columns = [column.cast(f.type) for column, f in zip(batch.columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+# -- execution -----------------------------------------------------------------------------------------------
+
+
+class MySQLExecution(Execution):
+    """One statement on one borrowed connection, streamed unbuffered, once per parameter row.
+
+    The statement starts when the stream is first read, so ``cancel`` reaches it while the server computes the
+    first row. ``cancel`` (and the deadline) kill the running statement on the server from another connection;
+    the connection is then closed instead of going back to the pool.
     """
 
-    def __init__(self, inner: Execution, source: str, limits: QueryLimits) -> None:
-        self._inner = inner
-        self._source = source
+    def __init__(
+        self,
+        backend: MySQLBackend,
+        sql: str,
+        parameter_rows: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        schema: pa.Schema,
+    ) -> None:
+        self._backend = backend
+        self._sql = sql
+        self._rows: list[Sequence[Any]] = [tuple(r) for r in parameter_rows] if parameter_rows else [()]
         self._limits = limits
+        #: The server enforces the source's statement timeout too: the shorter one ends the statement.
+        self._timeout = min(limits.timeout_seconds, backend.config.statement_timeout_seconds)
+        self._schema = schema
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._item: Any = None
+        self._running = False
+        self._finished = False
         self._cancelled = False
-        self._reader: pa.RecordBatchReader | None = None
+        self._timed_out = False
+        on_deadline = weakref.WeakMethod(self._on_deadline)
+        self._deadline = WATCHDOG.schedule(self._timeout, lambda: (m := on_deadline()) and m())
+        self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
     def reader(self) -> pa.RecordBatchReader:
-        """The mapped stream (starts the query on first access)."""
-        if self._reader is None:
-            try:
-                schema = self._inner.reader.schema
-            except QueryCancelledError as exc:
-                raise self._interrupted() from exc
-            self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
+        """The lazy result stream."""
         return self._reader
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        reader = self._inner.reader
+        healthy = False
         try:
-            while True:
-                if self._cancelled:
-                    # DuckDB may already hold the rest of a small result: a cancel still ends the stream.
-                    raise self._interrupted()
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except (pa.ArrowException, OSError, duckdb.Error) as exc:
-                    raise self._mapped(exc) from exc
-                yield batch
+            self._item = self._backend.pool.acquire()
+            with self._lock:
+                self._connection = self._item.connection
+            for row in self._rows:
+                yield from self._run_once(row)
+            healthy = True
+        except GatewayError as exc:
+            if isinstance(exc, QueryTimeoutError):
+                self._timed_out = True  # the server's own statement timeout: name the limit
+            raise self._stopped_error(exc) from exc
+        except (mariadb.Error, ValueError, OverflowError, SystemError, pa.ArrowException) as exc:
+            error = self._backend.classify(exc)
+            if isinstance(error, QueryTimeoutError):
+                self._timed_out = True  # the server's own statement timeout: name the limit
+            raise self._stopped_error(error) from exc
         finally:
-            self._inner.close()
+            self._finish(healthy)
 
-    def _interrupted(self) -> GatewayError:
+    def _run_once(self, row: Sequence[Any]) -> Iterator[pa.RecordBatch]:
+        connection = self._connection
+        with self._backend.read_only_transaction(connection, self._timeout):
+            cursor = connection.cursor(binary=True, buffered=False)
+            drained = False
+            with self._lock:
+                if self._cancelled:
+                    raise self._stopped_error(None)
+                self._running = True  # from here on, a cancel kills the statement on the server
+            try:
+                cursor.execute(self._sql, tuple(self._backend.bindable(v) for v in row))
+                if not cursor.description:
+                    drained = True
+                    return
+                schema = result_schema(columns_of(cursor))
+                conform = not schema.equals(self._schema)
+                while True:
+                    if self._cancelled:
+                        raise self._stopped_error(None)
+                    with _collector_paused():
+                        rows = cursor.fetchmany(self._limits.batch_rows)
+                        batch = to_batch(rows, schema) if rows else None
+                        del rows
+                    if batch is None:
+                        drained = True
+                        break
+                    # A parameter can change a column's type from what the probe announced: keep the announced one.
+                    yield _conformed(batch, self._schema) if conform else batch
+            finally:
+                with self._lock:
+                    self._running = False
+                if drained:
+                    with contextlib.suppress(mariadb.Error):
+                        cursor.close()
+                # Else rows are left unread: the connection is closed, never drained (that could take long).
+
+    def _stopped_error(self, error: GatewayError | None) -> GatewayError:
+        """The error of a stream we stopped (deadline, then cancel), else the engine's own."""
+        if self._timed_out:
+            return QueryTimeoutError(
+                f"the query ran longer than its timeout of {self._timeout:g} s and was stopped",
+                source=self._backend.name,
+            )
         if self._cancelled:
-            return QueryCancelledError("[mysql] the query was cancelled", source=self._source)
-        return QueryTimeoutError(
-            f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was stopped",
-            source=self._source,
-        )
+            return QueryCancelledError("[mysql] the query was cancelled", source=self._backend.name)
+        assert error is not None
+        return error
 
-    def _mapped(self, exc: BaseException) -> GatewayError:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "INTERRUPT" in text.upper():
-            return self._interrupted()
-        try:
-            with _map_errors(self._source):
-                raise exc
-        except GatewayError as mapped:
-            return mapped
+    def _on_deadline(self) -> None:
+        self._timed_out = True
+        self.cancel()
 
     def cancel(self) -> None:
-        """Interrupt the query in DuckDB, which stops reading from the server."""
-        self._cancelled = True
-        self._inner.cancel()
+        """Kill the running statement on the server; the stream ends at once."""
+        with self._lock:
+            if self._finished or self._cancelled:
+                return
+            self._cancelled = True
+            connection = self._connection if self._running else None
+        if connection is not None:
+            self._backend.kill_query(connection)
+
+    def _finish(self, healthy: bool) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            item = self._item
+        self._deadline.cancel()
+        if item is not None:
+            self._backend.pool.release(item, healthy and not self._cancelled)
 
     def close(self) -> None:
-        """Release the DuckDB cursor."""
-        self._inner.close()
+        """Abandon the stream: kill what still runs and drop the connection."""
+        with self._lock:
+            finished = self._finished
+            started = self._item is not None
+        if not finished:
+            self.cancel()
+            if not started:
+                self._finish(False)
+            else:
+                self._reader.close()
 
 
-def _idle_seconds(c: MySQLConfig) -> float:
-    return min(c.pool_idle_timeout_seconds, c.pool_recycle_seconds or c.pool_idle_timeout_seconds)
+# -- the backend ---------------------------------------------------------------------------------------------
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-class MySQLBackend(DuckDBBackend):
-    """A MySQL-protocol server, read through a READ_ONLY DuckDB attachment with exact types."""
+class MySQLBackend(Backend):
+    """A MySQL-protocol database: the client's statements run on the server, read-only, pooled and streamed."""
 
     kind = "mysql"
     dialect = "mysql"
-    # The SQL is transpiled and run by DuckDB: DuckDB's own dangerous functions must be refused as well.
-    engine_dialects = ("duckdb",)
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
+    #: MySQL's type names (information_schema's DATA_TYPE) and the XDBC data type of what clients get for them.
+    xdbc_type_names = {
+        "tinyint": -6, "smallint": 5, "mediumint": 4, "int": 4, "bigint": -5, "decimal": 3, "float": 7,
+        "double": 8, "bit": -7, "char": 1, "varchar": 12, "tinytext": 12, "text": 12, "mediumtext": 12,
+        "longtext": 12, "enum": 12, "set": 12, "json": 12, "binary": -3, "varbinary": -3, "blob": -3,
+        "date": 91, "time": 92, "datetime": 93, "timestamp": 93, "year": 5,
+    }  # fmt: skip
     read_only_guard = (
-        "the server is ATTACHed READ_ONLY (DuckDB refuses writes and mysql_execute), every scan runs in "
-        "START TRANSACTION READ ONLY on the server, mysql_* pass-through functions are refused and the "
-        "configuration is locked"
+        "the login must hold SELECT only (SHOW GRANTS is checked at connect), every session is SET SESSION "
+        "TRANSACTION READ ONLY and every statement runs in START TRANSACTION READ ONLY, one prepared statement at "
+        "a time; pooled connections are reset before reuse"
     )
     config_model = MySQLConfig
 
-    def __init__(self, spec: SourceSpec) -> None:  # noqa: D107 - documented on the class
-        self.spec = spec
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
         try:
             self.config = MySQLConfig(**{**spec.options, **spec.secrets})
         except ValueError as exc:
             raise ConfigError(f"invalid options for MySQL source: {exc}", source=spec.name) from exc
         self._secrets = [v for v in spec.secrets.values() if v]
-        self._memory_limit = self.config.memory_limit
-        config = {
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "memory_limit": self.config.memory_limit,
-            "threads": self.config.threads,
-        }
-        self._db = duckdb.connect(":memory:", config=config)
-        try:
-            self._attach()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _attach(self) -> None:
+        self._mariadb: bool | None = None
+        self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
+        self._described_lock = threading.Lock()
         c = self.config
-        timeout_ms = int(c.statement_timeout_seconds * 1000)
-        with self._connect_errors():
-            self._db.execute(f"LOAD {_literal(str(scanner_path()))}")
-            for setting, value in (
-                ("mysql_pool_size", c.pool_size),
-                ("mysql_pool_acquire_mode", "'wait'"),
-                ("mysql_pool_wait_timeout_millis", int(c.pool_timeout_seconds * 1000)),
-                ("mysql_pool_connection_max_lifetime_millis", int(c.pool_max_lifetime_seconds * 1000)),
-                ("mysql_pool_connection_idle_timeout_millis", int(_idle_seconds(c) * 1000)),
-                # The scanner adds MAX_EXECUTION_TIME to what it sends: the server enforces the timeout too.
-                ("mysql_query_timeout_max_ms", timeout_ms),
-                ("mysql_query_timeout_min_ms", min(timeout_ms, 5000)),
-                ("mysql_session_time_zone", "'+00:00'"),
-            ):
-                self._db.execute(f"SET {setting} = {value}")
-            parts = [
-                f"HOST {_literal(c.host)}",
-                f"PORT {c.port}",
-                f"USER {_literal(c.username)}",
-                f"DATABASE {_literal(c.database)}",
-            ]
-            if c.password is not None:
-                parts.append(f"PASSWORD {_literal(c.password.get_secret_value())}")
-            if c.ssl_mode:
-                parts.append(f"SSL_MODE {_literal(c.ssl_mode)}")
-            if c.ssl_ca:
-                parts.append(f"SSL_CA {_literal(c.ssl_ca)}")
-            # A secret keeps the password out of the ATTACH string, which error messages echo.
-            self._db.execute(f"CREATE TEMPORARY SECRET nexus_source (TYPE mysql, {', '.join(parts)})")
-            self._db.execute(f"ATTACH '' AS {_CATALOG} (TYPE mysql, SECRET nexus_source, READ_ONLY)")
-            self._db.execute(f"USE {_CATALOG}")
-            self._db.execute("SET enable_external_access = false")
-            self._db.execute("SET lock_configuration = true")
+        self._pool = ConnectionPool(
+            spec.name,
+            self._connect,
+            size=c.pool_size,
+            recycle_seconds=min(c.pool_idle_timeout_seconds, c.pool_recycle_seconds or c.pool_idle_timeout_seconds),
+            max_lifetime_seconds=c.pool_max_lifetime_seconds,
+            acquire_timeout_seconds=c.pool_timeout_seconds,
+            ping=lambda connection: connection.ping(),
+            reset=self._reset,
+        )
+        # Connect now: a wrong address, login or database, or a privileged login, is reported when the source opens.
+        with self._pool.connection():
+            pass
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The source's connection pool."""
+        return self._pool
+
+    def classify(self, exc: BaseException) -> GatewayError:
+        """Map a driver error into the gateway's error tree (secrets scrubbed)."""
+        return _classify(exc, self.name, self._secrets)
 
     @contextlib.contextmanager
-    def _connect_errors(self) -> Iterator[None]:
-        """Classify connection failures: refused or unknown host, bad credentials, unknown database."""
+    def _errors(self) -> Iterator[None]:
         try:
-            with _map_errors(self.name):
-                yield
-        except GatewayError as exc:
-            text = scrub(exc.message.replace("[duckdb] ", "[mysql] "), self._secrets)
-            text = text.replace(' with parameters ""', "")
-            if "Access denied" in text:
-                raise AuthenticationError(text, source=self.name) from exc
-            if "Unknown database" in text:
-                raise NotFoundError(text, source=self.name) from exc
-            if "Failed to connect" in text or "Can't connect" in text:
-                raise BackendUnavailableError(text, source=self.name) from exc
+            yield
+        except GatewayError:
             raise
+        except (mariadb.Error, ValueError, OverflowError, SystemError) as exc:
+            raise self.classify(exc) from exc
 
-    # -- SQL -------------------------------------------------------------------------------------------------
+    # -- connections -----------------------------------------------------------------------------------------
 
-    def _to_duckdb(self, sql: str) -> str:
-        """Transpile MySQL-dialect SQL to DuckDB's, refusing the scanner's pass-through functions."""
+    def _open(self) -> Any:
+        """A new driver connection with autocommit, utf8mb4 and nothing else set up."""
+        c = self.config
+        kwargs: dict[str, Any] = {
+            "host": c.host,
+            "port": c.port,
+            "user": c.username,
+            "database": c.database,
+            "connect_timeout": c.connect_timeout_seconds,
+            "autocommit": True,
+        }
+        if c.password is not None:
+            kwargs["password"] = c.password.get_secret_value()
+        if c.ssl_mode and c.ssl_mode != "disabled":
+            kwargs["ssl"] = True
+            kwargs["ssl_verify_cert"] = c.ssl_mode in ("verify_ca", "verify_identity")
+            if c.ssl_ca:
+                kwargs["ssl_ca"] = c.ssl_ca
+        with self._errors():
+            return mariadb.connect(**kwargs)
+
+    def _connect(self) -> Any:
+        connection = self._open()
         try:
-            trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
-        except sqlglot.errors.SqlglotError as exc:
-            text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0]
-            raise InvalidQueryError(f"[mysql] SQL does not parse: {text}", source=self.name) from exc
-        if len(trees) != 1:
-            raise InvalidQueryError("[mysql] exactly one statement is allowed", source=self.name)
-        tree = trees[0]
-        if isinstance(tree, exp.Command):
-            # sqlglot could not parse it (CALL, LOAD, INSTALL ...): nothing we cannot read goes to DuckDB.
-            raise ReadOnlyViolationError(
-                f"[mysql] {tree.name.upper()} is not allowed: this source is read-only", source=self.name
-            )
-        for node in tree.find_all(exp.Func, exp.Table):
-            name = (node.name if isinstance(node, exp.Table) else node.sql_name()) or ""
-            if isinstance(node, exp.Anonymous):
-                name = node.name
-            if name.lower().startswith("mysql_"):
-                raise ReadOnlyViolationError(
-                    f"[mysql] {name} is not allowed: it bypasses the source's read-only transaction",
-                    source=self.name,
-                )
-        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        for table in tree.find_all(exp.Table):
-            # Cursors do not inherit USE: qualify every table with the attachment (and the default database).
-            if not isinstance(table.this, exp.Identifier) or table.args.get("catalog"):
-                continue
-            if not table.args.get("db") and table.name.lower() in ctes:
-                continue
-            if not table.args.get("db"):
-                table.set("db", exp.to_identifier(self.config.database))
-            table.set("catalog", exp.to_identifier(_CATALOG))
-        return tree.sql(dialect="duckdb")
+            with self._errors():
+                if self._mariadb is None:
+                    self._mariadb = "mariadb" in (connection.server_info or "").lower()
+                if not self.config.allow_privileged_login:
+                    self._check_grants(connection)
+                self._set_up(connection)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                connection.close()
+            raise
+        return connection
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Plan the transpiled query under ``LIMIT 0`` (pushed down to the server)."""
-        return super().get_schema(self._to_duckdb(sql), parameter_count)
+    def _check_grants(self, connection: Any) -> None:
+        """Refuse a login that holds more than read privileges (``backends/mysql_grants.py``)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CURRENT_USER()")
+            login = cursor.fetchone()[0]
+            cursor.execute("SHOW GRANTS")
+            grants = [r[0] for r in cursor.fetchall()]
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
-        """Infer placeholder types from what they are compared with, as the DuckDB backend does."""
-        return super().get_parameter_schema(self._to_duckdb(sql), parameter_count)
+            def grants_of_role(role: str) -> list[str] | None:
+                try:
+                    cursor.execute(f"SHOW GRANTS FOR {role}")  # the role's name as the server itself printed it
+                except mariadb.Error:
+                    return None
+                return [r[0] for r in cursor.fetchall()]
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Stream the transpiled query from the read-only attachment."""
-        inner = super().execute(self._to_duckdb(sql), parameters, limits)
-        return _MappedExecution(inner, self.name, limits)
+            excess = excess_privileges(grants, grants_of_role)
+        if excess:
+            raise ConfigError(refusal(login, self.config.database, excess), source=self.name)
 
-    # -- metadata (MySQL's own information_schema, read with our fixed queries) ------------------------------
+    def _set_up(self, connection: Any) -> None:
+        """Make a session read-only and UTC (TIMESTAMP values then arrive as UTC)."""
+        with connection.cursor() as cursor:
+            if self._mariadb:
+                cursor.execute("SET time_zone = '+00:00', SESSION tx_read_only = 1")
+            else:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                cursor.execute("SET time_zone = '+00:00'")
 
-    def _information(self, sql: str, *params: Any) -> list[tuple]:
-        """Run a fixed information_schema query on the server (the scanner's pushdown there drops rows)."""
-        struct = ", ".join(_literal(str(p)) for p in params)
-        wrapped = f"SELECT * FROM mysql_query('{_CATALOG}', {_literal(sql)}" + (
-            f", params=row({struct}))" if params else ")"
-        )
-        cursor = self._db.cursor()
+    def _reset(self, connection: Any) -> None:
+        """Undo what the last statement left in the session (``COM_RESET_CONNECTION``), then set it up again."""
+        connection.reset()
+        self._set_up(connection)
+
+    @contextlib.contextmanager
+    def read_only_transaction(
+        self, connection: Any, timeout_seconds: float, *, select_limit_zero: bool = False
+    ) -> Iterator[None]:
+        """Run a block in ``START TRANSACTION READ ONLY`` with the statement timeout set on the server.
+
+        Nothing ends the transaction here: the connection's reset, when it goes back to the pool, rolls it back
+        along with every session variable set for the block (one round trip instead of two).
+        """
+        if self._mariadb:
+            settings = [f"max_statement_time = {float(timeout_seconds):.3f}"]
+        else:
+            settings = [f"max_execution_time = {max(1, int(timeout_seconds * 1000))}"]
+        if select_limit_zero:
+            settings.append("sql_select_limit = 0")
+        with connection.cursor() as cursor:
+            cursor.execute("SET " + ", ".join(f"SESSION {s}" for s in settings))
+            cursor.execute("START TRANSACTION READ ONLY")
+        yield
+
+    def kill_query(self, connection: Any) -> None:
+        """Stop the statement ``connection`` runs, from a connection of its own (a login may kill its own)."""
         try:
-            with self._connect_errors():
-                return cursor.execute(wrapped).fetchall()
+            killer = self._open()
+        except GatewayError as exc:
+            log.warning("source %s: cannot connect to kill a query: %s", self.name, exc.message)
+            return
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {int(connection.connection_id)}")
+        except mariadb.Error as exc:
+            log.warning("source %s: KILL QUERY failed: %s", self.name, self.classify(exc).message)
+        finally:
+            with contextlib.suppress(Exception):
+                killer.close()
+
+    @staticmethod
+    def bindable(value: Any) -> Any:
+        """A parameter as the driver binds it: zoned datetimes as UTC wall time (the session's zone)."""
+        import datetime as dt
+
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    # -- queries ---------------------------------------------------------------------------------------------
+
+    def _describe(self, sql: str, parameter_count: int, *, nullability: bool = False) -> pa.Schema:
+        """The result schema of ``sql``, from the server's metadata of a probe that reads no rows.
+
+        A statement is described when it is planned and again when it runs: the answer is kept for a moment.
+        """
+        key = (sql, parameter_count, nullability)
+        now = time.monotonic()
+        with self._described_lock:
+            found = self._described.get(key)
+            if found is not None and now - found[0] < _DESCRIBED_SECONDS:
+                return found[1]
+        schema = self._probe_schema(_statement(sql), (None,) * parameter_count, nullability)
+        with self._described_lock:
+            self._described[key] = (now, schema)
+            self._described.move_to_end(key)
+            while len(self._described) > _DESCRIBED_KEPT:
+                self._described.popitem(last=False)
+        return schema
+
+    def _probe_schema(self, statement: str, nulls: tuple, nullability: bool) -> pa.Schema:
+        wrap = _wrap_to_probe(statement)
+        timeout = self.config.statement_timeout_seconds
+        with self._pool.connection() as connection, self._errors():
+            with self.read_only_transaction(connection, timeout, select_limit_zero=not wrap):
+                if wrap:
+                    try:
+                        return self._probe_columns(connection, _probe(statement), nulls, nullability)
+                    except mariadb.Error as exc:
+                        if getattr(exc, "errno", None) not in _UNWRAPPABLE:
+                            raise
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET SESSION sql_select_limit = 0")  # undone by the connection's reset
+                return self._probe_columns(connection, statement, nulls, nullability)
+
+    @staticmethod
+    def _probe_columns(connection: Any, statement: str, parameters: tuple, nullability: bool) -> pa.Schema:
+        cursor = connection.cursor(binary=True, buffered=True)
+        try:
+            cursor.execute(statement, parameters)
+            if not cursor.description:
+                return pa.schema([])
+            return result_schema(columns_of(cursor), nullability=nullability)
         finally:
             cursor.close()
 
+    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+        """The result schema, from a probe the server answers without reading rows (see the module docstring)."""
+        return self._describe(sql, parameter_count)
+
+    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+        """Placeholder types from what each one is compared with, typed by the server."""
+
+        def probe(candidate: str) -> pa.Schema | None:
+            try:
+                return self._describe(candidate, 0)
+            except GatewayError:
+                return None
+
+        return parameter_schema(infer_parameter_types(sql, parameter_count, probe, dialect="mysql"))
+
+    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Announce the schema now, run the statement on the server when the stream is first read."""
+        statement = _statement(sql)
+        count = len(parameters[0]) if parameters else 0
+        schema = self._describe(statement, count)
+        return MySQLExecution(self, statement, parameters, limits, schema)
+
+    # -- metadata (information_schema of the configured database) --------------------------------------------
+
+    def _rows(self, sql: str, *params: Any) -> list[tuple]:
+        with self._pool.connection() as connection, self._errors():
+            cursor = connection.cursor(binary=True, buffered=True)
+            try:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+    def _own(self, db_schema: str | None) -> bool:
+        return db_schema is None or db_schema == self.config.database
+
     def list_schemas(self) -> list[str]:
-        """List the server's databases, system ones hidden."""
-        rows = self._information("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
-        return [r[0] for r in rows if r[0].lower() not in _SYSTEM_DATABASES]
+        """The configured database: the only one the source exposes."""
+        rows = self._rows(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", self.config.database
+        )
+        return [rows[0][0]] if rows else []
 
     def list_tables(self, db_schema: str | None = None) -> list[TableInfo]:
-        """Tables and views, of one database or of all non-system ones."""
-        base = "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
-        if db_schema is None:
-            rows = self._information(base + " ORDER BY 1, 2")
-        else:
-            rows = self._information(base + " WHERE TABLE_SCHEMA = ? ORDER BY 1, 2", db_schema)
-        return [
-            TableInfo(s, t, "VIEW" if kind == "VIEW" else "TABLE")
-            for s, t, kind in rows
-            if s.lower() not in _SYSTEM_DATABASES
-        ]
+        """Tables and views of the configured database, as the server lists them now."""
+        if not self._own(db_schema):
+            return []
+        rows = self._rows(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1",
+            self.config.database,
+        )
+        return [TableInfo(self.config.database, t, "VIEW" if kind == "VIEW" else "TABLE") for t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the table's Arrow schema as a query of it returns."""
-        found = self._information(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            db_schema,
+        """A table's Arrow schema with the server's type names and NOT NULLs, from its metadata (no rows read)."""
+        columns = self._own(db_schema) and self._rows(
+            "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? "
+            "AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            self.config.database,
             table,
         )
-        if not found:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return DuckDBBackend.get_schema(self, f"SELECT * FROM {_CATALOG}.{_quote(db_schema)}.{_quote(table)}")
+        described = self._describe(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}", 0, nullability=True)
+        pairs = zip(described, columns, strict=True)
+        return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """PRIMARY KEY columns in key order."""
-        sql = (
+        if not self._own(db_schema):
+            return []
+        rows = self._rows(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, CONSTRAINT_NAME "
-            "FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' AND TABLE_NAME = ?"
-        )
-        rows = (
-            self._information(sql + " AND TABLE_SCHEMA = ? ORDER BY 1, 4", table, db_schema)
-            if db_schema
-            else self._information(sql + " ORDER BY 1, 4", table)
+            "FROM information_schema.KEY_COLUMN_USAGE WHERE CONSTRAINT_NAME = 'PRIMARY' "
+            "AND TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY 4",
+            self.config.database,
+            table,
         )
         return [KeyColumn(s, t, c, int(seq), name) for s, t, c, seq, name in rows]
 
     def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
-        """Foreign-key column pairs with their ON UPDATE / ON DELETE rules."""
+        """Foreign-key column pairs within the configured database, with their ON UPDATE / ON DELETE rules."""
+        if not self._own(db_schema):
+            return []
         sql = (
             "SELECT k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, "
             "k.TABLE_SCHEMA, k.TABLE_NAME, k.COLUMN_NAME, k.ORDINAL_POSITION, k.CONSTRAINT_NAME, "
             "r.UNIQUE_CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE "
             "FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
             "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
-            "WHERE k.REFERENCED_TABLE_NAME IS NOT NULL"
+            "WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND k.TABLE_SCHEMA = ? AND k.REFERENCED_TABLE_SCHEMA = ?"
         )
-        params: list[str] = []
+        params: list[str] = [self.config.database, self.config.database]
         if table is not None:
             sql += " AND (k.TABLE_NAME = ? OR k.REFERENCED_TABLE_NAME = ?)"
             params += [table, table]
-        if db_schema is not None:
-            sql += " AND (k.TABLE_SCHEMA = ? OR k.REFERENCED_TABLE_SCHEMA = ?)"
-            params += [db_schema, db_schema]
-        rows = self._information(sql + " ORDER BY 4, 5, 8, 7", *params)
+        rows = self._rows(sql + " ORDER BY 4, 5, 8, 7", *params)
         return [
             ForeignKeyColumn(
                 pk=KeyColumn(ps, pt, pc, int(seq), pk_name),
@@ -405,5 +708,9 @@ class MySQLBackend(DuckDBBackend):
         ]
 
     def ping(self) -> None:
-        """Run ``SELECT 1`` on the server."""
-        self._information("SELECT 1")
+        """Borrow a pooled connection and run ``SELECT 1``."""
+        self._rows("SELECT 1")
+
+    def close(self) -> None:
+        """Close the pool's connections; lent ones close when they come back."""
+        self._pool.close()

@@ -1,26 +1,31 @@
 """PostgreSQL and every PG-wire engine, over adbc-driver-postgresql.
 
 Each source keeps a pool of ADBC connections opened with ``default_transaction_read_only=on`` and the source's
-``statement_timeout`` as startup options, so every statement a pooled connection runs is in a read-only
-transaction (the second line of defence behind the validator; SQL could turn it off again, so the validator
-must stay in front). Results stream from PostgreSQL's binary COPY straight into Arrow batches.
+``statement_timeout`` as startup options, outside autocommit: every query runs in a read-only transaction that
+the gateway rolls back when the connection returns to the pool. That is the second line of defence behind the
+validator, and it holds alone: what a statement changes inside the database (a large object ``lo_create``
+makes, a ``pg_notify``, a ``set_config``, even ``default_transaction_read_only`` switched off) is undone, and
+the next parameter row or borrower starts clean. A superuser login, or one that reaches the server's files,
+is refused (``postgres_privileges.py``). Results stream from PostgreSQL's binary COPY straight into Arrow.
 
 ADBC runs every statement that returns rows inside ``COPY (...) TO STDOUT``, where only SELECT, VALUES, TABLE
 and WITH work: ``SHOW x`` is rewritten to ``SELECT current_setting('x')`` and ``SHOW ALL`` to a
 ``pg_settings`` query; others (EXPLAIN ...) fail with UnsupportedError saying why. Statements without rows
 run directly, so writes reach PostgreSQL and meet its read-only transaction.
 
-Type mapping (PostgreSQL → Arrow as clients see it):
+Type mapping (PostgreSQL → Arrow as clients see it; the full table, checked against psycopg, is
+``tests/differential/types/postgres.md``):
 
 ========================  ================================================================================
 PostgreSQL                Arrow
 ========================  ================================================================================
 smallint/int/bigint       int16 / int32 / int64
-real / double precision   float32 / float64
+real / double precision   float32 / float64 (NaN and ±Infinity kept)
 numeric(p, s)             decimal128(p, s) (decimal256 when p > 38), exact
-numeric (no typmod)       utf8 (the exact text; Arrow needs a fixed scale)
-money                     int64 (cents, as the driver reads it)
-text/varchar/char/name    utf8
+numeric, computed         decimal128(38, s) where PostgreSQL's rules fix the scale (sum, +, -, *, round);
+                          else decimal256(76, 38); a value that does not fit fails, it is never rounded
+money                     decimal128(19, 2)
+text/varchar/char/name    utf8 (char(n) blank-padded, as PostgreSQL returns it)
 bytea                     binary
 boolean                   bool
 date / time               date32 / time64[us]
@@ -30,11 +35,14 @@ interval                  month_day_nano_interval
 uuid                      utf8 (canonical 36-character text)
 json / jsonb              utf8 (the JSON text)
 arrays (int[], text[])    list<element type>
-enum, inet, other types   utf8 (PostgreSQL's text form)
+timetz, inet, cidr,       utf8: PostgreSQL's own text form
+macaddr, bit, xml,
+ranges, enums, composites
 ========================  ================================================================================
 
 Placeholders: the gateway speaks ``?``; they are renumbered to ``$1, $2 ...`` with the SQL tokenizer, so ``?``
-inside strings, comments and the jsonb operators ``?|``/``?&`` are untouched.
+inside strings, comments and the jsonb operators ``?|``/``?&`` are untouched, and each is cast to the type its
+value (or PostgreSQL, for strings and NULLs) gives it (``postgres_parameters``).
 """
 
 from __future__ import annotations
@@ -43,16 +51,17 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from backends import postgres_types
 from backends.adbc_backend import AdbcBackend
-from backends.adbc_common import plain_schema, rewrite_placeholders, scrub, sqlstate_of
+from backends.adbc_common import FieldRule, plain_schema, rewrite_placeholders, scrub, sqlstate_of
 from backends.base import (
     Capabilities,
     Execution,
@@ -61,12 +70,14 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -75,6 +86,15 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
+from backends.postgres_numeric import PgColumnType, result_scales
+from backends.postgres_parameters import (
+    as_text_row,
+    quoted_type,
+    undetermined_parameter,
+    value_types,
+    with_casts,
+)
+from backends.postgres_privileges import refuse_privileged_login
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
@@ -101,6 +121,8 @@ class PostgresConfig(BaseModel):
     pool_recycle_seconds: float = Field(300.0, ge=0)
     pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
     pool_timeout_seconds: float = Field(30.0, gt=0)
+    #: Connect even as a superuser or a member of a role that reaches the server's files (dangerous).
+    allow_privileged_login: bool = False
 
 
 def _uri(config: PostgresConfig) -> str:
@@ -109,9 +131,11 @@ def _uri(config: PostgresConfig) -> str:
     password = config.password.get_secret_value() if config.password else ""
     auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
     host = f"[{config.host}]" if ":" in config.host else config.host
+    # standard_conforming_strings=on: backslashes in '...' are text, as the validator's PostgreSQL parser reads them.
     startup = (
         f"-c default_transaction_read_only=on "
-        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)}"
+        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)} "
+        "-c standard_conforming_strings=on"
     )
     query = {
         "sslmode": config.sslmode,
@@ -155,6 +179,9 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         )
     if state == "25006" or "read-only transaction" in lowered or "read-write mode" in lowered:
         return ReadOnlyViolationError(message, source=source, sqlstate=state or None)
+    if state == "42501" or lowered.startswith(("permission denied", "must be superuser", "must be owner")):
+        # insufficient_privilege (mid-stream errors come without their SQLSTATE): the login's grants held
+        return ForbiddenError(message, source=source, sqlstate=state or None)
     if (
         state.startswith("28")
         or "password authentication failed" in lowered
@@ -165,7 +192,8 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     if state in ("3D000", "3F000", "42P01") or ("database" in lowered and "does not exist" in lowered):
         return NotFoundError(message, source=source, sqlstate=state or None)
     if state == "57014" or "canceling statement" in lowered:
-        if "statement timeout" in lowered:
+        if "statement timeout" in lowered:  # PostgreSQL's own limit: the source's statement_timeout_seconds
+            message += " (the source's statement_timeout_seconds)"
             return QueryTimeoutError(message, source=source, sqlstate=state or None)
         return QueryCancelledError(message, source=source, sqlstate=state or None)
     if state.startswith(("08", "57P")) or any(
@@ -222,26 +250,6 @@ def _quote(identifier: str) -> str:
 # -- Arrow types ---------------------------------------------------------------------------------------------
 
 
-def _numeric_rule(f: pa.Field):
-    """Numeric arrives as opaque text; with a declared precision and scale it becomes an exact decimal."""
-    t = f.type
-    if not (isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.opaque"):
-        return None
-    meta = f.metadata or {}
-    if meta.get(b"POSTGRESQL:type", meta.get(b"ADBC:postgresql:typname")) != b"numeric":
-        return None
-    typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
-    if typmod < 4:
-        return None  # unconstrained numeric: keep the exact text
-    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-    target = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-
-    def convert(array: pa.Array) -> pa.Array:
-        return pc.cast(array.storage, target)
-
-    return target, convert
-
-
 _PG_TO_ARROW_PARAMETER = {
     b"int2": pa.int16(),
     b"int4": pa.int32(),
@@ -264,16 +272,17 @@ def _parameter_type(f: pa.Field) -> pa.DataType:
     return pa.utf8()
 
 
-def _bindable(value: Any) -> Any:
-    """Values the driver binds as-is; decimals go as text so PostgreSQL keeps every digit."""
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 # -- the backend ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    """A query as PostgreSQL runs it, its driver schema and its own column rules."""
+
+    statement: str
+    described: pa.Schema
+    columns: list[FieldRule | None]
+
 
 
 class PostgresBackend(AdbcBackend):
@@ -281,20 +290,22 @@ class PostgresBackend(AdbcBackend):
 
     kind = "postgres"
     dialect = "postgres"
+    engine_parser = "postgres"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=True)
     read_only_guard = (
         "every pooled connection starts with default_transaction_read_only=on, so PostgreSQL rejects writes "
-        "(SQLSTATE 25006); use a read-only role as well, since SQL could switch the setting back"
+        "(SQLSTATE 25006), and is reset before reuse; a superuser login, or one that reaches the server's files, "
+        "is refused unless allow_privileged_login = true"
     )
     config_model = PostgresConfig
     config: PostgresConfig
     title = "PostgreSQL"
-    field_rule = staticmethod(_numeric_rule)
+    field_rule = staticmethod(postgres_types.field_rule)
+    xdbc_type_names = postgres_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
-        self._role_checked = False
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {
@@ -308,47 +319,98 @@ class PostgresBackend(AdbcBackend):
         return _classify(exc, self.name, self._secrets)
 
     def _open(self):
-        connection = pg_dbapi.connect(self._uri, autocommit=True)
-        if not self._role_checked:
-            self._role_checked = True
-            self._warn_if_superuser(connection)
+        # Not autocommit: each borrower's statements share one transaction, rolled back on return (_reset_session).
+        connection = pg_dbapi.connect(self._uri, autocommit=False)
+        try:
+            refuse_privileged_login(connection, self.name, self.config.allow_privileged_login)
+            connection.rollback()
+        except BaseException:
+            connection.close()
+            raise
         return connection
-
-    def _warn_if_superuser(self, connection) -> None:
-        """Say loudly when the source logs in as a superuser: read-only transactions do not bind those."""
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user")
-            rows = cursor.fetchall()
-        if rows and rows[0][1]:
-            log.warning(
-                "source %s connects to PostgreSQL as superuser %r: read-only transactions do not stop "
-                "superuser-only functions (pg_read_file, COPY … TO a file); the validator refuses them, but give "
-                "the gateway a role with only SELECT grants",
-                self.name,
-                rows[0][0],
-            )
 
     @staticmethod
     def _reset_session(connection) -> None:
-        """Undo what the last borrower left in the session before anyone else gets the connection.
+        """Undo what the last borrower did before anyone else gets the connection: roll its transaction back.
 
-        ``RESET ALL`` brings back the startup options (read-only, timeout): a query such as
-        ``SELECT set_config('default_transaction_read_only', 'off', false)`` would otherwise leave a writable
-        session in the pool. Session-level advisory locks survive a query's end and ``RESET ALL``: release them.
+        The rollback undoes settings (``set_config(..., false)``, even of ``default_transaction_read_only``),
+        large objects, notifications and anything else transactional. Session-level advisory locks survive a
+        rollback: release them, and roll back the transaction that did it.
         """
+        connection.rollback()
         with connection.cursor() as cursor:
-            cursor.execute("RESET ALL")
             cursor.execute("SELECT pg_advisory_unlock_all()")
             cursor.fetchall()
-
-    def _bind(self, row: Sequence[Any]) -> tuple:
-        return tuple(_bindable(v) for v in row)
+        connection.rollback()
 
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
         """Ask PostgreSQL to describe the prepared statement; nothing runs."""
-        return plain_schema(self._describe(numbered_placeholders(copyable_sql(sql))), self.field_rule)
+        shaped = self._shaped(sql, None, parameter_count)
+        return plain_schema(shaped.described, self.field_rule, shaped.columns)
+
+    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema:
+        """Describe the statement with each placeholder cast to its bound value's type (``SELECT ?`` follows it)."""
+        shaped = self._shaped(sql, parameters, len(parameters[0]) if parameters else 0)
+        return plain_schema(shaped.described, self.field_rule, shaped.columns)
+
+    def _shaped(self, sql: str, parameters: Sequence[Sequence[Any]] | None, count: int) -> _Shaped:
+        """The statement PostgreSQL runs for ``sql``: placeholders cast, opaque columns as text, decimal rules."""
+        base = copyable_sql(sql)
+        statement = with_casts(base, self._parameter_casts(base, count, parameters))
+        described = self._describe(statement)
+        wrapped = postgres_types.text_columns(statement, described)
+        if wrapped is not None:
+            statement, described = wrapped, self._describe(wrapped)
+        columns: list[FieldRule | None] = []
+        if postgres_types.unconstrained_numeric_columns(described):
+            columns = postgres_types.column_rules(described, result_scales(base, self._column_types))
+        return _Shaped(statement, described, columns)
+
+    def _parameter_casts(self, sql: str, count: int, rows: Sequence[Sequence[Any]] | None) -> list[str | None]:
+        """The cast of each placeholder: its values' type, else the type PostgreSQL infers for it."""
+        casts = [None if t is None else quoted_type(t) for t in value_types(rows, count)]
+        while None in casts:
+            try:
+                described = self._prepare(with_casts(sql, casts))
+            except InvalidQueryError as exc:
+                # ``SELECT ? IS NULL`` gives PostgreSQL nothing to infer from: such a placeholder is text.
+                undetermined = undetermined_parameter(exc.message)
+                if undetermined is None or casts[undetermined - 1] is not None:
+                    raise
+                casts[undetermined - 1] = quoted_type("text")
+                continue
+            inferred = list(described) if described is not None else []
+            casts = [cast or self._cast_of(inferred[i] if i < len(inferred) else None) for i, cast in enumerate(casts)]
+        return casts
+
+    def _cast_of(self, field: pa.Field | None) -> str:
+        """A placeholder's inferred type as a cast target (user types by schema-qualified name)."""
+        typname = ((field.metadata or {}).get(b"POSTGRESQL:type", b"text") if field is not None else b"text").decode()
+        oid = re.fullmatch(r"\w+<oid:(\d+)>", typname)
+        if oid is None:
+            return quoted_type(typname)
+        rows = self._rows(
+            "SELECT n.nspname::text, t.typname::text FROM pg_catalog.pg_type t "
+            f"JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = {int(oid.group(1))}"
+        )
+        return f"{quoted_type(rows[0][0])}.{quoted_type(rows[0][1])}" if rows else quoted_type("text")
+
+    def _column_types(self, tables: Sequence[str]) -> dict[str, dict[str, PgColumnType]]:
+        """Type name and typmod of each column of the tables a query reads (``to_regclass`` resolves the names)."""
+        rows = self._rows(
+            "SELECT r.ref, a.attname::text, t.typname::text, a.atttypmod "
+            "FROM unnest(string_to_array($1::text, chr(31))) AS r(ref) "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass(r.ref) "
+            "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY r.ref, a.attnum",
+            (chr(31).join(tables),),
+        )
+        found: dict[str, dict[str, PgColumnType]] = {}
+        for ref, column, typname, typmod in rows:
+            found.setdefault(ref, {})[column] = (typname, typmod)
+        return found
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return the parameter types PostgreSQL inferred when preparing the statement."""
@@ -366,10 +428,11 @@ class PostgresBackend(AdbcBackend):
         limits: QueryLimits,
     ) -> Execution:
         """Stream the query from a pooled read-only connection; the deadline cancels it in PostgreSQL."""
-        statement = numbered_placeholders(copyable_sql(sql))
         # Describing first costs one round trip but lets execute() return at once: the statement starts on the
         # first read, and cancel or the deadline can reach it while PostgreSQL computes the first row.
-        return self._stream(statement, parameters, limits, described=self._describe(statement))
+        shaped = self._shaped(sql, parameters, len(parameters[0]) if parameters else 0)
+        rows = [as_text_row(row) for row in parameters] if parameters else None
+        return self._stream(shaped.statement, rows, limits, described=shaped.described, columns=shaped.columns)
 
     # -- metadata --------------------------------------------------------------------------------------------
 
@@ -398,15 +461,24 @@ class PostgresBackend(AdbcBackend):
         return [TableInfo(s, t, "VIEW" if kind in ("v", "m") else "TABLE") for s, t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the table's Arrow schema, from describing ``SELECT *`` (nothing is read)."""
-        exists = self._rows(
-            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = $1::text AND c.relname = $2::text",
+        """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""
+        columns = self._rows(
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
             (db_schema, table),
         )
-        if not exists:
+        if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        return self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        return pa.schema(
+            [
+                catalog_column(f, type_name, not not_null)
+                for f, (_, type_name, not_null) in zip(described, columns, strict=True)
+            ]
+        )
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary-key columns from pg_constraint, in key order."""

@@ -37,6 +37,7 @@ from backends.base import (
     KeyColumn,
     QueryLimits,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -122,6 +123,12 @@ class SnowflakeBackend(AdbcBackend):
     """A Snowflake account (database/schema/warehouse/role from the source), pooled, streamed."""
 
     kind = "snowflake"
+    #: Snowflake's type names and the XDBC data type of what clients get for them.
+    xdbc_type_names = {
+        "NUMBER": 3, "DECIMAL": 3, "INTEGER": 3, "FLOAT": 8, "VARCHAR": 12, "TEXT": 12, "BOOLEAN": -7, "DATE": 91,
+        "TIME": 92, "TIMESTAMP_NTZ": 93, "TIMESTAMP_LTZ": 93, "TIMESTAMP_TZ": 93, "BINARY": -3, "VARIANT": 12,
+        "OBJECT": 12, "ARRAY": 12,
+    }  # fmt: skip
     dialect = "snowflake"
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (
@@ -239,13 +246,17 @@ class SnowflakeBackend(AdbcBackend):
         return [TableInfo(s, t, "VIEW" if "VIEW" in kind.upper() else "TABLE") for s, t, kind in rows]
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the Arrow schema of ``SELECT *`` from the table."""
+        """Return the Arrow schema of ``SELECT *`` from the table, with DESCRIBE TABLE's type names and NOT NULLs."""
+        target = f"{_identifier(db_schema)}.{_identifier(table)}"
         try:
-            return self.get_schema(f"SELECT * FROM {_identifier(db_schema)}.{_identifier(table)}")
+            described = self.get_schema(f"SELECT * FROM {target}")
         except InvalidQueryError as exc:
             raise NotFoundError(
                 f"table {db_schema}.{table} not found: {exc.message}", source=self.name
             ) from exc
+        # DESCRIBE TABLE: name, type, kind, null? ('Y'/'N'), ...
+        columns = {row[0]: (row[1], row[3] == "Y") for row in self._rows(f"DESCRIBE TABLE {target}")}
+        return pa.schema([catalog_column(f, *columns.get(f.name, (None, f.nullable))) for f in described])
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """From ``SHOW PRIMARY KEYS IN TABLE``."""

@@ -5,25 +5,33 @@ readonly database"). Read-only mode does not stop statements that touch *other* 
 file it names and ``VACUUM INTO`` writes a copy, so this backend refuses ATTACH, DETACH, VACUUM and PRAGMA
 assignments itself, before SQLite sees them.
 
-SQLite is dynamically typed: the driver infers each result column's Arrow type from the values of the first
-batch (INTEGER → int64, REAL → float64, TEXT → utf8, BLOB → binary, NULL-only columns → int64). Declared types
-such as NUMERIC or DATE do not change this. The result schema therefore needs a (cheap) execution.
+SQLite types values, not columns: each result column's Arrow type is decided from the storage classes the whole
+result holds (one aggregate pass of the query before it streams; rules and table in ``sqlite_types``), so a
+column that is NULL or integral in the first rows and real or text later streams whole. The result schema
+therefore needs that pass, and it follows bound parameter values (``get_bound_schema``). Statements SQLite
+cannot put in a view (PRAGMA reads, EXPLAIN) keep the driver's guess from the first batch.
+
+The driver cannot interrupt a statement, so each pooled connection lives in a worker process
+(``sqlite_worker.py``): cancel and the server's time limit kill it, in the type pass, the rows, or planning.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_sqlite.dbapi as sqlite_dbapi
 import pyarrow as pa
 import sqlglot
 from pydantic import BaseModel, ConfigDict, Field
 from sqlglot.tokens import TokenType
 
+from backends import sqlite_types
 from backends.adbc_backend import AdbcBackend
 from backends.base import (
     FK_RULE_CODES,
@@ -34,6 +42,7 @@ from backends.base import (
     QueryLimits,
     SourceSpec,
     TableInfo,
+    catalog_column,
     parameter_schema,
 )
 from backends.errors import (
@@ -45,6 +54,8 @@ from backends.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from backends.limits import planning_limits
+from backends.sqlite_worker import WorkerConnection, watching
 
 _SCHEMA = "main"
 
@@ -67,6 +78,15 @@ def _first_keyword(sql: str) -> str:
     return tokens[0].text.upper() if tokens else ""
 
 
+def _unwatched(_worker) -> None:
+    return None
+
+
+def _planning() -> QueryLimits:
+    """Limits of a planning step: the server's time limit, at which its worker is killed."""
+    return QueryLimits(timeout_seconds=planning_limits().timeout_seconds)
+
+
 _FORBIDDEN = {"ATTACH", "DETACH", "VACUUM"}
 _PRAGMA_ASSIGNMENT = re.compile(r"^\s*PRAGMA\s+[\w.]+\s*(=|\()", re.IGNORECASE)
 
@@ -76,8 +96,8 @@ class SQLiteBackend(AdbcBackend):
 
     kind = "sqlite"
     dialect = "sqlite"
-    #: The driver cannot interrupt a running statement: cancel and deadlines take effect between batches.
-    capabilities = Capabilities(parameters=True, cancel=False, keys=True, schema_without_execution=False)
+    #: Cancel and deadlines kill the connection's worker process (the driver itself cannot interrupt).
+    capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (
         "the file is opened with mode=ro (SQLite refuses writes); ATTACH, DETACH, VACUUM and PRAGMA "
         "assignments, "
@@ -86,6 +106,7 @@ class SQLiteBackend(AdbcBackend):
     config_model = SQLiteConfig
     config: SQLiteConfig
     title = "SQLite"
+    xdbc_type_names = sqlite_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
@@ -93,6 +114,8 @@ class SQLiteBackend(AdbcBackend):
         if not path.is_file():
             raise BackendUnavailableError(f"[sqlite] database file not found: {path.name}", source=spec.name)
         self._uri = f"{path.resolve().as_uri()}?mode=ro"
+        self._typed_lock = threading.Lock()
+        self._typed_cache: dict[tuple[str, str], tuple[float, sqlite_types.TypedResult]] = {}
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {"size": self.config.pool_size, "pre_ping": False, "ping": None}
@@ -114,11 +137,7 @@ class SQLiteBackend(AdbcBackend):
         return BackendError(message, source=self.name)
 
     def _open(self):
-        connection = sqlite_dbapi.connect(self._uri, autocommit=True)
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_seconds * 1000)}")
-            cursor.fetchall()
-        return connection
+        return WorkerConnection(self._uri, int(self.config.busy_timeout_seconds * 1000))
 
     def _guard(self, sql: str) -> str:
         keyword = _first_keyword(sql)
@@ -131,12 +150,23 @@ class SQLiteBackend(AdbcBackend):
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Run the query for its first batch: SQLite types come from values, not from the plan.
+        """The types of the values the query returns (placeholders bound to NULL until values are bound)."""
+        parameters = [[None] * parameter_count] if parameter_count else None
+        typed = self._typed(self._guard(sql), parameters, _planning())
+        return typed.schema if typed is not None else self._first_batch_schema(sql, parameters)
 
-        Columns without a value to infer from (no rows, or only NULLs, as when placeholders are bound to NULL)
-        are declared utf8, the type every SQLite value converts to.
+    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+        """The types of the values the query returns with these parameters (``count(*)`` stays an integer)."""
+        typed = self._typed(self._guard(sql), parameters, _planning())
+        return typed.schema if typed is not None else None
+
+    def _first_batch_schema(self, sql: str, parameters: Sequence[Sequence[Any]] | None) -> pa.Schema:
+        """The driver's guess from the first batch, for statements that cannot be typed beforehand (PRAGMA).
+
+        Columns without a value to infer from (no rows, or only NULLs) are declared utf8, the type every SQLite
+        value converts to.
         """
-        execution = self.execute(sql, [[None] * parameter_count] if parameter_count else None, QueryLimits())
+        execution = self._stream(self._guard(sql), parameters, _planning())
         try:
             reader = execution.reader
             try:
@@ -168,9 +198,108 @@ class SQLiteBackend(AdbcBackend):
             return None
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Stream the query from a pooled read-only connection."""
+        """Stream the query from a pooled read-only connection, each column in the type its values decide.
+
+        The types are read on the first read of the stream (unless planning the query just read them), so
+        cancel and the deadline reach that pass as they reach the rows.
+        """
+        return _TypedExecution(lambda started: self._typed_stream(self._guard(sql), parameters, limits, started))
+
+    def _typed_stream(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        started: Callable[[Execution], None],
+    ) -> Execution:
         batch_rows = {"adbc.sqlite.query.batch_rows": str(limits.batch_rows)}
-        return self._stream(self._guard(sql), parameters, limits, statement_options=batch_rows)
+        typed = self._typed(sql, parameters, limits, started)
+        if typed is None:
+            execution = self._stream(sql, parameters, limits, statement_options=batch_rows)
+        else:
+            execution = self._stream(
+                typed.statement,
+                parameters,
+                limits,
+                statement_options=batch_rows,
+                described=typed.schema,
+                skip_rows=typed.skip_rows,
+            )
+        started(execution)
+        return execution
+
+    def _bind(self, row: Sequence[Any]) -> tuple:
+        return tuple(sqlite_types.bindable(v) for v in row)
+
+    # -- result types: SQLite types values, not columns (sqlite_types) -------------------------------------------
+
+    #: How long a query's decided types are reused (planning and running one query come within milliseconds).
+    TYPES_REUSED_SECONDS = 5.0
+
+    def _typed(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        started: Callable[[Execution], None] = lambda _execution: None,
+    ) -> sqlite_types.TypedResult | None:
+        """How ``sql`` streams with its columns' decided types; None for statements a view cannot hold."""
+        key = (sql, repr(parameters))
+        with self._typed_lock:
+            cached = self._typed_cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < self.TYPES_REUSED_SECONDS:
+                return cached[1]
+        declared = self._declared_columns(sql)
+        if declared is None:
+            return None
+        classes = self._storage_classes(sql, len(declared), parameters, limits, started)
+        types = [sqlite_types.decided_type(c, column.declared) for c, column in zip(classes, declared, strict=True)]
+        names = sqlite_types.result_names([column.name for column in declared])
+        typed = sqlite_types.typed_result(sql, names, types, classes)
+        with self._typed_lock:
+            now = time.monotonic()
+            self._typed_cache = {k: v for k, v in self._typed_cache.items() if now - v[0] < self.TYPES_REUSED_SECONDS}
+            self._typed_cache[key] = (now, typed)
+        return typed
+
+    def _declared_columns(self, sql: str) -> list[sqlite_types.DeclaredColumn] | None:
+        """The result columns and their declared types, read from a temporary view of the query."""
+        view = f"nexus_columns_{uuid.uuid4().hex}"
+        # Not watched: this worker goes back to the pool at once, and a cancel must never kill it there.
+        with watching(_unwatched), self._cursor() as cursor:
+            try:
+                cursor.execute(sqlite_types.view_sql(sql, view))
+                cursor.fetchall()
+            except adbc_driver_manager.Error:
+                return None  # not a query a view can hold (PRAGMA, EXPLAIN) or not valid SQL: run it as it is
+            try:
+                cursor.execute(f"SELECT name, type FROM pragma_table_info('{view}', 'temp')")
+                rows = cursor.fetchall()
+            except adbc_driver_manager.Error:
+                return None  # the view does not bind (an unknown table): running the query says why
+            finally:
+                cursor.execute(f'DROP VIEW temp."{view}"')
+                cursor.fetchall()  # read to its end: a worker left mid-result is stopped
+        return [sqlite_types.DeclaredColumn(name, declared or "") for name, declared in rows]
+
+    def _storage_classes(
+        self,
+        sql: str,
+        width: int,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        started: Callable[[Execution], None],
+    ) -> list[set[str]]:
+        """The storage classes each column holds over the whole result (an aggregate pass; no rows kept)."""
+        scan = sqlite_types.scan_sql(sql, width)
+        # Described up front, the scan starts on the first read, after ``started`` made it reachable by cancel.
+        execution = self._stream(scan, parameters, limits, described=sqlite_types.scan_schema(width))
+        started(execution)
+        try:
+            rows = [tuple(row.values()) for row in execution.reader.read_all().to_pylist()]
+        finally:
+            execution.close()
+        return sqlite_types.classes_of(rows, width)
 
     # -- metadata --------------------------------------------------------------------------------------------
 
@@ -195,9 +324,25 @@ class SQLiteBackend(AdbcBackend):
             raise NotFoundError(f"table {_SCHEMA}.{table} not found", source=self.name)
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
-        """Return the Arrow schema a ``SELECT *`` of the table returns."""
+        """The columns as declared (``pragma_table_info``), typed by their declared types: no row is read.
+
+        A query of the table returns these types while its values fit them (``sqlite_types``). An INTEGER
+        PRIMARY KEY is the rowid, which is never NULL.
+        """
         self._require_table(table)
-        return self.get_schema(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"')
+        columns = self._rows('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,))
+        rowid = [name for name, declared, _, pk in columns if pk == 1 and declared.upper() == "INTEGER"]
+        rowid = rowid if sum(1 for column in columns if column[3]) == 1 else []
+        return pa.schema(
+            [
+                catalog_column(
+                    pa.field(name, sqlite_types.declared_type(declared)),
+                    declared or None,
+                    not (notnull or name in rowid),
+                )
+                for name, declared, notnull, _ in columns
+            ]
+        )
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary-key columns from ``pragma_table_info``."""
@@ -230,3 +375,64 @@ class SQLiteBackend(AdbcBackend):
     def ping(self) -> None:
         """Read the schema table."""
         self._rows("SELECT count(*) FROM sqlite_master")
+
+
+class _TypedExecution(Execution):
+    """A SQLite query that first reads its columns' types, then its rows: cancel reaches whichever runs."""
+
+    def __init__(self, start: Callable[[Callable[[Execution], None]], Execution]) -> None:
+        self._start = start
+        self._lock = threading.Lock()
+        self._running: Execution | None = None
+        self._stream: Execution | None = None
+        self._worker = None
+        self._cancelled = False
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """The result stream; the first access reads the types and starts the rows."""
+        if self._stream is None:
+            if self._cancelled:
+                raise QueryCancelledError("[sqlite] the query was cancelled")
+            try:
+                # A statement that blocks before its execution is returned is reached through its worker.
+                with watching(self._sent_to):
+                    self._stream = self._start(self._started)
+            except GatewayError:
+                if self._cancelled:
+                    raise QueryCancelledError("[sqlite] the query was cancelled") from None
+                raise
+        return self._stream.reader
+
+    def _sent_to(self, worker) -> None:
+        with self._lock:
+            self._worker = worker
+            cancelled = self._cancelled
+        if cancelled:
+            worker.kill()
+
+    def _started(self, execution: Execution) -> None:
+        with self._lock:
+            previous, self._running = self._running, execution
+            cancelled = self._cancelled
+        if previous is not None and previous is not execution:
+            previous.close()
+        if cancelled:
+            execution.cancel()
+
+    def cancel(self) -> None:
+        """Stop the type pass or the rows, whichever runs (killing the worker a statement blocks in)."""
+        with self._lock:
+            self._cancelled = True
+            running, worker = self._running, self._worker
+        if running is not None:
+            running.cancel()
+        elif worker is not None:
+            worker.kill()
+
+    def close(self) -> None:
+        """Release the running execution."""
+        with self._lock:
+            running = self._running
+        if running is not None:
+            running.close()

@@ -1,8 +1,10 @@
-"""1M rows from MariaDB: the MySQL backend (DuckDB's scanner) vs connectorx, raw scanner, pymysql → Arrow.
+"""1M rows from MariaDB: the MySQL backend (MariaDB Connector/C, binary protocol) against its peers in one run.
 
 Run from the repository root:  python -m benchmarks.mysql_bench [--rows 1000000] [--repeat 3]
 Starts a private MariaDB of its own (tests/support/servers.py; `tests/install-servers.sh` installs it).
-connectorx is optional (pip install connectorx); it is measured when importable.
+
+Peers: the former path (DuckDB's MySQL scanner, pip duckdb-extension-mysql-scanner), pymysql with an unbuffered
+cursor turned into Arrow, and connectorx when it is importable (pip install connectorx; it loads whole results).
 """
 
 from __future__ import annotations
@@ -10,48 +12,38 @@ from __future__ import annotations
 import argparse
 import time
 
-import duckdb
 import pyarrow as pa
 import pymysql
 
-from backends.base import QueryLimits, SourceSpec
-from backends.mysql import MySQLBackend, scanner_path
+from backends.base import QueryLimits
+from backends.mysql import MySQLBackend
+from tests.support.mysql_reader import READER, READER_PASSWORD, reader_spec
+
+DATABASE = "nexus_bench"
 
 
 def prepare(server, rows: int) -> str:
     table = f"rows_{rows}"
     con = server.connect()
     with con.cursor() as cur:
-        cur.execute("CREATE DATABASE IF NOT EXISTS nexus_bench")
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         cur.execute(
-            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-            "'nexus_bench' AND TABLE_NAME = %s",
-            (table,),
+            "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (DATABASE, table),
         )
-        exists = cur.fetchone()[0] == 1
+        if cur.fetchone()[0] == 0:
+            cur.execute(
+                f"CREATE TABLE {DATABASE}.{table} (id BIGINT, price DECIMAL(12,2), name VARCHAR(64), ts DATETIME, "
+                "flag BOOLEAN, qty INT)"
+            )
+            # MariaDB's sequence engine generates the rows on the server.
+            cur.execute(
+                f"INSERT INTO {DATABASE}.{table} SELECT seq, (seq % 100000) / 100, md5(seq), "
+                f"TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq SECOND, seq % 2 = 0, seq % 50 "
+                f"FROM {DATABASE}.seq_1_to_{rows}"
+            )
     con.close()
-    if not exists:
-        db = duckdb.connect(
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-        )
-        db.execute(f"LOAD '{scanner_path()}'")
-        db.execute(f"ATTACH '{attach_string(server)}' AS m (TYPE mysql)")
-        db.execute(
-            f"CREATE TABLE m.{table} (id BIGINT, price DECIMAL(12,2), name VARCHAR(64), ts "
-            f"TIMESTAMP, flag BOOLEAN, "
-            "qty INTEGER)"
-        )
-        db.execute(
-            f"INSERT INTO m.{table} SELECT i, (i % 100000) / 100, md5(i::VARCHAR), "
-            f"TIMESTAMP '2024-01-01' + to_seconds(i), i % 2 = 0, (i % 50)::INTEGER FROM "
-            f"range(1, {rows + 1}) t(i)"
-        )
-        db.close()
     return table
-
-
-def attach_string(server) -> str:
-    return f"host={server.host} port={server.port} user={server.user} database=nexus_bench"
 
 
 def best(fn, repeat: int) -> tuple[float, int, pa.Schema]:
@@ -71,7 +63,31 @@ def via_backend(backend: MySQLBackend, sql: str):
     return n, schema
 
 
-def via_raw_scanner(db, sql: str):
+def duckdb_scanner(server):
+    """The former path: a READ_ONLY attachment of DuckDB's MySQL scanner (None when the extension is missing)."""
+    try:
+        import duckdb
+        import duckdb_extension_mysql_scanner
+    except ImportError:
+        return None
+    from pathlib import Path
+
+    path = (
+        Path(duckdb_extension_mysql_scanner.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / "mysql_scanner.duckdb_extension"
+    )
+    db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    db.execute(f"LOAD '{path}'")
+    db.execute(
+        f"ATTACH 'host={server.host} port={server.port} user={READER} password={READER_PASSWORD} "
+        f"database={DATABASE}' AS m (TYPE mysql, READ_ONLY)"
+    )
+    return db
+
+
+def via_scanner(db, sql: str):
     reader = db.cursor().execute(sql).to_arrow_reader(65536)
     return sum(b.num_rows for b in reader), reader.schema
 
@@ -79,25 +95,30 @@ def via_raw_scanner(db, sql: str):
 def via_connectorx(server, sql: str):
     import connectorx
 
-    table = connectorx.read_sql(f"mysql://root@{server.host}:{server.port}/nexus_bench", sql, return_type="arrow")
+    uri = f"mysql://{READER}:{READER_PASSWORD}@{server.host}:{server.port}/{DATABASE}"
+    table = connectorx.read_sql(uri, sql, return_type="arrow")
     return table.num_rows, table.schema
 
 
 def via_pymysql(server, sql: str):
     con = pymysql.connect(
-        host=server.host, port=server.port, user="root", database="nexus_bench", cursorclass=pymysql.cursors.SSCursor
+        host=server.host,
+        port=server.port,
+        user=READER,
+        password=READER_PASSWORD,
+        database=DATABASE,
+        cursorclass=pymysql.cursors.SSCursor,
     )
     with con.cursor() as cur:
         cur.execute(sql)
         names = [d[0] for d in cur.description]
-        batches, n = [], 0
+        n, schema = 0, None
         while rows := cur.fetchmany(65536):
-            batches.append(
-                pa.RecordBatch.from_pydict({name: [r[i] for r in rows] for i, name in enumerate(names)})
-            )
+            batch = pa.RecordBatch.from_pydict({name: [r[i] for r in rows] for i, name in enumerate(names)})
+            schema = batch.schema
             n += len(rows)
     con.close()
-    return n, batches[0].schema
+    return n, schema
 
 
 def via_gateway(location: str, sql: str):
@@ -123,43 +144,40 @@ def main() -> None:
 
 def measure(args, server) -> None:
     table = prepare(server, args.rows)
-    backend = MySQLBackend(SourceSpec("bench", "mysql", server.options("nexus_bench")))
-    raw = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    raw.execute(f"LOAD '{scanner_path()}'")
-    raw.execute(
-        f"ATTACH '{attach_string(server)}' AS m (TYPE mysql, READ_ONLY)"
-    )
-    results = {
-        "backend reader": best(lambda: via_backend(backend, f"SELECT * FROM {table}"), args.repeat),
-        "raw DuckDB scanner": best(lambda: via_raw_scanner(raw, f"SELECT * FROM m.{table}"), args.repeat),
-    }
+    spec = reader_spec(server, DATABASE, name="bench")
+    backend = MySQLBackend(spec)
+    sql = f"SELECT * FROM {table}"
+    results = {"backend reader": best(lambda: via_backend(backend, sql), args.repeat)}
+    scanner = duckdb_scanner(server)
+    if scanner is not None:
+        results["DuckDB scanner (former)"] = best(lambda: via_scanner(scanner, f"SELECT * FROM m.{table}"), args.repeat)
+    else:
+        print("  (duckdb-extension-mysql-scanner not installed: skipped)")
     try:
-        results["connectorx"] = best(lambda: via_connectorx(server, f"SELECT * FROM {table}"), args.repeat)
+        results["connectorx"] = best(lambda: via_connectorx(server, sql), args.repeat)
     except ImportError:
         print("  (connectorx not installed: skipped)")
-    results["pymysql rows->Arrow"] = best(lambda: via_pymysql(server, f"SELECT * FROM {table}"), 1)
+    results["pymysql rows->Arrow"] = best(lambda: via_pymysql(server, sql), 1)
     backend.close()
     if not args.no_gateway:
         from server.app import Gateway
         from server.config import ServerConfig
 
-        spec = SourceSpec("my", "mysql", server.options("nexus_bench"))
         gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(spec,))).start()
         results["gateway (Flight SQL)"] = best(
-            lambda: via_gateway(gateway.location, f"SELECT * FROM my.nexus_bench.{table}"), args.repeat
+            lambda: via_gateway(gateway.location, f"SELECT * FROM bench.{DATABASE}.{table}"), args.repeat
         )
         gateway.shutdown()
     base = results["backend reader"][0]
     print(
-        f"MariaDB, {args.rows:,} rows x 6 columns (bigint, decimal(12,2), varchar, "
-        f"datetime, bool, int), best of "
-        f"{args.repeat}"
+        f"MariaDB, {args.rows:,} rows x 6 columns (bigint, decimal(12,2), varchar, datetime, bool, int), "
+        f"best of {args.repeat}"
     )
     for name, (seconds, n, schema) in results.items():
         assert n == args.rows, (name, n)
         price = schema.field("price").type
         print(
-            f"  {name:<22} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  "
+            f"  {name:<24} {seconds:7.3f} s  {n / seconds / 1e6:6.2f} M rows/s  "
             f"{seconds / base:5.2f}x backend  price: {price}"
         )
 

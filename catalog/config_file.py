@@ -76,6 +76,13 @@ class ServerSettings(_Strict):
     #: The largest Flight message sent to a client; raise it together with the clients' own limit.
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     memory_limit: str = "2GB"
+    #: Memory the whole server process may allocate beyond what it holds at start; "none" for no ceiling.
+    process_memory_limit: str = "4GB"
+    #: Most tickets and prepared statements open at once, in total and per client.
+    max_tickets: int = Field(10_000, ge=1)
+    max_tickets_per_client: int = Field(1_000, ge=1)
+    max_prepared_statements: int = Field(10_000, ge=1)
+    max_prepared_statements_per_client: int = Field(1_000, ge=1)
     history_retention_days: int | None = Field(30, ge=1)
     record_parameters: bool = False
     health_checks: bool = True
@@ -90,9 +97,11 @@ class ServerSettings(_Strict):
     auth: AuthSettings = AuthSettings()
     tls: TLSSettings | None = None
 
-    @field_validator("memory_limit")
+    @field_validator("memory_limit", "process_memory_limit")
     @classmethod
-    def _memory(cls, value: str) -> str:
+    def _memory(cls, value: str, info) -> str:
+        if info.field_name == "process_memory_limit" and value.lower() == "none":
+            return value
         if not _MEMORY.match(value):
             raise ValueError("must be a size like 512MB or 2GB")
         return value

@@ -39,7 +39,7 @@ from catalog.schema_cache import (
 from catalog.source_types import suggest, validation_limits
 from catalog.store import CatalogStore, SourceInfo
 from catalog.system_backend import SYSTEM_CATALOG, SystemBackend
-from server.routing import RouteTarget
+from server.routing import RouteTarget, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ def _engine_dialects(info: SourceInfo) -> tuple[str, ...]:
         return backend_class(info.family).engine_dialects
     except GatewayError:
         return ()  # family not implemented or not installed: nothing runs there anyway
+
+
+def _engine(info: SourceInfo) -> str | None:
+    """The engine parser that reads a source's SQL (PostgreSQL for the PostgreSQL family, ...), if any."""
+    try:
+        return engine_for(backend_class(info.family), info.dialect)
+    except GatewayError:
+        return None
 
 
 class CatalogBackend(Backend):
@@ -189,6 +197,7 @@ class CatalogSourceDirectory:
         system: Serve the ``system`` catalog.
         refresh_seconds: How long the list of sources is reused before the store is asked again.
         schema_ttl_seconds: How long a cached schema answers metadata without asking the source.
+        memory_limit: The ``system`` catalog's DuckDB memory limit (the server's ``memory_limit``).
 
     """
 
@@ -202,12 +211,15 @@ class CatalogSourceDirectory:
         refresh_seconds: float = 2.0,
         schema_ttl_seconds: float = 300.0,
         history: HistoryObserver | None = None,
+        memory_limit: str = "2GB",
     ) -> None:
         self.store = store
         self.fallback = fallback
         self._default = default
         self._system = (
-            SystemBackend(store, before_read=history.flush if history else None) if system else None
+            SystemBackend(store, before_read=history.flush if history else None, memory_limit=memory_limit)
+            if system
+            else None
         )
         self.refresh_seconds = refresh_seconds
         self.schema_ttl_seconds = schema_ttl_seconds
@@ -243,7 +255,7 @@ class CatalogSourceDirectory:
     def route_target(self, name: str) -> RouteTarget:
         """Dialect and own data locations of a source."""
         if self._system is not None and name == SYSTEM_CATALOG:
-            return RouteTarget(dialect=SystemBackend.dialect)
+            return RouteTarget(dialect=SystemBackend.dialect, engine=SystemBackend.engine_parser)
         info = self._catalog_sources().get(name)
         if info is not None:
             paths = tuple(
@@ -258,8 +270,10 @@ class CatalogSourceDirectory:
                 dialect=info.dialect,
                 allowed_paths=paths,
                 engine_dialects=_engine_dialects(info),
+                engine=_engine(info),
                 limits=validation_limits(info.options),
                 own_catalogs=(info.options["database"],) if isinstance(info.options.get("database"), str) else (),
+                allowed_functions=tuple(info.options.get("allowed_functions") or ()),
             )
         return self._fallback(name).route_target(name)
 

@@ -77,6 +77,7 @@ def start_catalog(
         default=server.default_source,
         history=history,
         schema_ttl_seconds=server.schema_cache_ttl_seconds,
+        memory_limit=server.memory_limit,
     )
     observers = [history]
     days = server.history_retention_days

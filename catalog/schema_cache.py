@@ -19,14 +19,15 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
-from backends.base import Backend, TableInfo
+from backends.base import DATABASE_TYPE_NAME, Backend, TableInfo
 from backends.errors import GatewayError, NotFoundError
 from catalog.connect import open_source
 from catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from catalog.redaction import SCRUBBER
 from catalog.store import CatalogStore
 
-#: {"schemas": {schema: {table: {"type": "TABLE", "columns": [{"name", "type", "nullable"}]}}}}
+#: {"schemas": {schema: {table: {"type": "TABLE", "columns": [{"name", "type", "nullable", "type_name"?}]}}}}
+#: ("type" is the Arrow type, "type_name" the database's own where the backend names it: bigint, varchar(40))
 SchemaContent = dict[str, Any]
 
 
@@ -90,14 +91,20 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
             arrow_schema = backend.table_schema(schema, table.name)
             tables[table.name] = {
                 "type": table.table_type,
-                "columns": [
-                    {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in arrow_schema
-                ],
+                "columns": [_column(f) for f in arrow_schema],
                 # The exact Arrow schema, so metadata requests can be answered from the cache alone.
                 "arrow": base64.b64encode(arrow_schema.serialize().to_pybytes()).decode(),
             }
         schemas[schema] = tables
     return {"schemas": schemas}
+
+
+def _column(f: pa.Field) -> dict[str, Any]:
+    column = {"name": f.name, "type": str(f.type), "nullable": f.nullable}
+    type_name = (f.metadata or {}).get(DATABASE_TYPE_NAME)
+    if type_name:
+        column["type_name"] = type_name.decode()
+    return column
 
 
 def cached_tables(content: SchemaContent, db_schema: str | None = None) -> list[TableInfo]:
@@ -285,13 +292,15 @@ def diff_content(
             name, [c for c in new_cols if c not in old_cols], [c for c in old_cols if c not in new_cols]
         )
         for column in (c for c in new_cols if c in old_cols and new_cols[c] != old_cols[c]):
+            before_column, after_column = old_cols[column], new_cols[column]
             change.changed_columns.append(
                 {
                     "name": column,
-                    "old_type": old_cols[column]["type"],
-                    "new_type": new_cols[column]["type"],
-                    "old_nullable": old_cols[column]["nullable"],
-                    "new_nullable": new_cols[column]["nullable"],
+                    # The database's own type names where known (varchar(25) -> varchar(40) is one Arrow type).
+                    "old_type": before_column.get("type_name", before_column["type"]),
+                    "new_type": after_column.get("type_name", after_column["type"]),
+                    "old_nullable": before_column["nullable"],
+                    "new_nullable": after_column["nullable"],
                 }
             )
         if change.added_columns or change.removed_columns or change.changed_columns:

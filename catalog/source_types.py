@@ -141,15 +141,20 @@ _POSTGRES = (
     _f("application_name"),
     _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
     _f("pool_pre_ping", "bool"),
+    _f(
+        "allow_privileged_login",
+        "bool",
+        description="connect even as a superuser or a member of pg_read/write_server_files (dangerous)",
+    ),
 )
 _MYSQL = (
     *_requiring(_NETWORK, "database"),
     _f("ssl_mode", "choice", choices=("disabled", "preferred", "required", "verify_ca", "verify_identity")),
     _f("ssl_ca", "path"),
     _f("pool_idle_timeout_seconds", "float", minimum=1, maximum=86_400),
-    _f("memory_limit"),
-    _f("threads", "int", minimum=1, maximum=1024),
+    _f("connect_timeout_seconds", "int", minimum=1, maximum=300),
     _f("charset", "charset"),
+    _f("allow_privileged_login", "bool"),
 )
 _ORACLE = (*_NETWORK, _f("service_name"), _f("sid"), _f("charset", "charset"))
 _HTTP_PROTOCOL = _f("protocol", "choice", choices=("http", "https"))
@@ -421,11 +426,17 @@ _TYPES: tuple[SourceType, ...] = (
 )
 
 #: Options every type has that belong to the gateway, not the backend: the read-only validator's limits for the
-#: source (QV-009 length in bytes, QV-008 nesting and joins). They never reach the backend's options model.
+#: source (QV-009 length in bytes, QV-008 nesting and joins) and the functions it may call besides its dialect's
+#: allow-list (QV-011). They never reach the backend's options model.
 GATEWAY_OPTIONS = (
     _f("max_query_length", "int", minimum=1),
     _f("max_nesting", "int", minimum=1),
     _f("max_joins", "int", minimum=0),
+    _f(
+        "allowed_functions",
+        "list",
+        description="functions queries may call besides the dialect's allow-list (name or schema.name)",
+    ),
 )
 GATEWAY_OPTION_NAMES = frozenset(f.name for f in GATEWAY_OPTIONS)
 

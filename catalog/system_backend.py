@@ -1,8 +1,10 @@
 """The read-only ``system`` catalog as a backend: the catalog's own tables, queryable with SQL.
 
 Each query gets a private in-memory DuckDB with fresh Arrow snapshots of ``query_history``, ``sources``
-(redacted) and ``schema_versions`` registered in schema ``main``; external access is switched off and the
-configuration locked before the query runs, so the SQL can read those tables and nothing else.
+(redacted) and ``schema_versions`` registered in schema ``main``; external access is switched off, the memory
+limit set (the server's, not DuckDB's default of most of the machine) and the configuration locked before the
+query runs, so the SQL can read those tables and nothing else. Planning and execution run under the server's
+time limit, like every other source's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from backends.base import (
     SourceSpec,
     TableInfo,
 )
-from backends.errors import BackendError, InvalidQueryError, NotFoundError
+from backends.duckdb import limit_zero
+from backends.errors import (
+    BackendError,
+    InvalidQueryError,
+    LimitExceededError,
+    NotFoundError,
+    QueryCancelledError,
+)
+from backends.limits import planning_limits, timeout_error
+from backends.watchdog import WATCHDOG
 from catalog.store import CatalogStore
 from catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
 
@@ -36,21 +47,33 @@ class SystemBackend(Backend):
 
     kind = "system"
     dialect = "duckdb"
+    engine_parser = "duckdb"
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (
         "private in-memory DuckDB per query over Arrow snapshots; external access off, config locked"
     )
 
-    def __init__(self, store: CatalogStore, before_read: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        store: CatalogStore,
+        before_read: Callable[[], object] | None = None,
+        memory_limit: str = "2GB",
+    ) -> None:
         super().__init__(SourceSpec(name=SYSTEM_CATALOG, kind="system"))
         self.store = store
         self._before_read = before_read
+        self._memory_limit = memory_limit
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if self._before_read is not None:
             self._before_read()  # queries that already ended are in the history this query reads
         con = duckdb.connect(
-            ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+            ":memory:",
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "memory_limit": self._memory_limit,
+            },
         )
         for name, build in SYSTEM_TABLES.items():
             con.register(name, build(self.store))
@@ -59,20 +82,26 @@ class SystemBackend(Backend):
         return con
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Plan the query under ``LIMIT 0`` and return its result schema."""
+        """Plan the query under ``LIMIT 0`` (never run) and return its result schema."""
+        limits = planning_limits()
         con = self._connect()
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, con.interrupt)
         try:
-            with _map_errors():
-                query = f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT 0"
-                return con.execute(query, [None] * parameter_count).to_arrow_table().schema
+            with _map_errors(deadline, limits, "planning"):
+                return con.execute(limit_zero(sql), [None] * parameter_count).to_arrow_table().schema
         finally:
+            deadline.cancel()
             con.close()
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Run the query over fresh snapshots; parameter rows run one after another and are concatenated."""
+        """Run the query over fresh snapshots; parameter rows run one after another and are concatenated.
+
+        The server's time limit interrupts DuckDB; a query stopped by it fails with DEADLINE_EXCEEDED.
+        """
         con = self._connect()
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, con.interrupt)
         try:
-            with _map_errors():
+            with _map_errors(deadline, limits):
                 if not parameters or len(parameters) == 1:
                     reader = con.execute(sql, list(parameters[0]) if parameters else []).to_arrow_reader(
                         limits.batch_rows
@@ -81,9 +110,24 @@ class SystemBackend(Backend):
                     tables = [con.execute(sql, list(row)).to_arrow_table() for row in parameters]
                     reader = pa.concat_tables(tables).to_reader(limits.batch_rows)
         except BaseException:
+            deadline.cancel()
             con.close()
             raise
-        return ReaderExecution(reader, cancel=con.interrupt, close=con.close)
+
+        def batches():
+            try:
+                yield from reader
+            except pa.ArrowException as exc:
+                if deadline.fired:
+                    raise timeout_error(limits.timeout_seconds, SYSTEM_CATALOG) from None
+                raise InvalidQueryError(f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG) from None
+
+        def close() -> None:
+            deadline.cancel()
+            con.close()
+
+        stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return ReaderExecution(stream, cancel=con.interrupt, close=close)
 
     def list_schemas(self) -> list[str]:
         """Return the one schema, ``main``."""
@@ -112,9 +156,17 @@ class SystemBackend(Backend):
 
 
 @contextlib.contextmanager
-def _map_errors():
+def _map_errors(deadline=None, limits: QueryLimits | None = None, step: str = "query"):
     try:
         yield
+    except duckdb.InterruptException:
+        if deadline is not None and deadline.fired:
+            raise timeout_error(limits.timeout_seconds, SYSTEM_CATALOG, step) from None
+        raise QueryCancelledError("[system] query interrupted", source=SYSTEM_CATALOG) from None
+    except duckdb.OutOfMemoryException as exc:
+        text = str(exc).strip().splitlines()[0]
+        message = f"[system] {text}: the query needs more than the memory limit"
+        raise LimitExceededError(message, source=SYSTEM_CATALOG) from None
     except (
         duckdb.ParserException,
         duckdb.BinderException,

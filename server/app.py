@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 
 from backends.base import QueryLimits, SourceSpec
@@ -11,8 +13,10 @@ from server.config import ServerConfig
 from server.demo import demo_database
 from server.errors import client_safe_tracebacks
 from server.flight_sql import FlightSqlServer
+from server.memory_guard import cap_process_memory
 from server.query_service import QueryObserver, QueryService
 from server.sources import SourceDirectory, StaticSourceDirectory
+from server.statements import HandleLimits
 from server.telemetry import record_metrics
 
 log = logging.getLogger("nexus_flight")
@@ -20,8 +24,28 @@ log = logging.getLogger("nexus_flight")
 DEMO_CATALOG = "demo"
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+def resolve_listen_address(host: str) -> tuple[str, bool]:
+    """Resolve the address to listen on; return the one to bind and whether every resolution is loopback.
+
+    The decision is made on the resolved addresses, never on the text (``127.attacker.example`` is a name like
+    any other), and the server binds the address that was checked.
+
+    Raises:
+        ConfigError: the name does not resolve.
+
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot resolve the address to listen on ({host!r}): {reason}; give an IP address such as 127.0.0.1"
+        ) from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise ConfigError(f"the address to listen on ({host!r}) resolves to nothing; give an IP address")
+    loopback = all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+    return addresses[0], loopback
 
 
 def demo_source(config: ServerConfig) -> SourceSpec:
@@ -55,12 +79,15 @@ class Gateway:
 
     def __init__(self, config: ServerConfig, sources: SourceDirectory | None = None,
                  observers: list[QueryObserver] | None = None) -> None:
-        if not _is_loopback(config.host) and not config.allow_unauthenticated_remote:
+        address, loopback = resolve_listen_address(config.host)
+        if not loopback and not config.allow_unauthenticated_remote:
             # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
+            shown = config.host if address == config.host else f"{config.host} ({address})"
             raise ConfigError(
-                f"refusing to bind {config.host}: serving beyond loopback needs authentication, which is not "
+                f"refusing to bind {shown}: serving beyond loopback needs authentication, which is not "
                 "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
             )
+        self._address = f"[{address}]" if ":" in address else address
         client_safe_tracebacks()
         self.config = config
         if sources is None:
@@ -77,11 +104,19 @@ class Gateway:
         observers = [record_metrics, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers,
                                     validation_limits=config.validation_limits)
+        if config.process_memory_limit is not None:
+            cap_process_memory(config.process_memory_limit)
         self.server = FlightSqlServer(
-            f"{self.scheme}://{config.host}:{config.port}",
+            f"{self.scheme}://{self._address}:{config.port}",
             self.service,
             handle_ttl_seconds=config.handle_ttl_seconds,
             statement_timeout_seconds=int(config.query_timeout_seconds),
+            handle_limits=HandleLimits(
+                max_tickets=config.max_tickets,
+                max_tickets_per_client=config.max_tickets_per_client,
+                max_prepared_statements=config.max_prepared_statements,
+                max_prepared_statements_per_client=config.max_prepared_statements_per_client,
+            ),
             **_tls_options(config),
         )
         self._thread: threading.Thread | None = None
@@ -99,7 +134,7 @@ class Gateway:
     @property
     def location(self) -> str:
         """The URI clients connect to."""
-        return f"{self.scheme}://{self.config.host}:{self.port}"
+        return f"{self.scheme}://{self._address}:{self.port}"
 
     def serve(self) -> None:
         """Block serving until ``shutdown``."""

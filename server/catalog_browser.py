@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 
 import pyarrow as pa
 
+from backends.base import DATABASE_TYPE_NAME
 from backends.errors import GatewayError, UnsupportedError
+from backends.type_names import sql_type_name
 from server import metadata
 from server.protocol import sql as pb
 from server.sources import SourceDirectory
@@ -19,13 +23,20 @@ def _optional(cmd, name: str) -> str | None:
 
 
 def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -> dict[bytes, bytes]:
-    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use)."""
+    """The ARROW:FLIGHT:SQL:* keys JDBC and ODBC read for columns (both schema-name spellings are in use).
+
+    The type name is the database's own (``bigint``, ``numeric(15,2)``) where the backend knows it, else DuckDB's
+    name of the Arrow type; other metadata the backend set (a lake table's partition keys) stays.
+    """
+    own = dict(field.metadata or {})
+    database_type = own.pop(DATABASE_TYPE_NAME, None)
+    type_name = database_type.decode() if database_type else sql_type_name(field.type)
     meta = {
         "ARROW:FLIGHT:SQL:CATALOG_NAME": catalog,
         "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME": db_schema,
         "ARROW:FLIGHT:SQL:SCHEMA_NAME": db_schema,
         "ARROW:FLIGHT:SQL:TABLE_NAME": table,
-        "ARROW:FLIGHT:SQL:TYPE_NAME": str(field.type),
+        "ARROW:FLIGHT:SQL:TYPE_NAME": type_name,
         "ARROW:FLIGHT:SQL:IS_READ_ONLY": "1",
         "ARROW:FLIGHT:SQL:IS_AUTO_INCREMENT": "0",
         "ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE": "1" if pa.types.is_string(field.type) else "0",
@@ -34,7 +45,17 @@ def column_metadata(catalog: str, db_schema: str, table: str, field: pa.Field) -
     if pa.types.is_decimal(field.type):
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(field.type.precision)
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
-    return {k.encode(): v.encode() for k, v in meta.items()}
+    elif (length := _declared_length(type_name)) is not None:
+        meta["ARROW:FLIGHT:SQL:PRECISION"] = str(length)  # varchar(44): the column size in characters
+    return {**own, **{k.encode(): v.encode() for k, v in meta.items()}}
+
+
+_LENGTH = re.compile(r"(?:char|character|varchar|character varying|binary|varbinary|bit)\s*\((\d+)\)", re.IGNORECASE)
+
+
+def _declared_length(type_name: str) -> int | None:
+    match = _LENGTH.fullmatch(type_name.strip())
+    return int(match.group(1)) if match else None
 
 
 class CatalogBrowser:
@@ -146,6 +167,12 @@ class CatalogBrowser:
             keys = [k for k in keys if side(k).table == cmd.table]
             rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
         return rows
+
+    def xdbc_type_names(self, catalog: str | None) -> Mapping[str, int] | None:
+        """The type names of a catalog's database for GetXdbcTypeInfo (None: DuckDB's, the default)."""
+        if catalog is None or catalog not in self.sources.names():
+            return None
+        return self._safely(catalog, lambda b: b.xdbc_type_names, None)
 
     def _safely(self, catalog: str, call, fallback):
         """Browsing all catalogs must not fail because one source is down: log it and show nothing for it."""

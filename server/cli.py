@@ -43,6 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
         query_timeout_seconds=_given(args, "query_timeout", settings.query_timeout_seconds),
         max_message_bytes=_given(args, "max_message_bytes", settings.max_message_bytes),
         memory_limit=settings.memory_limit,
+        process_memory_limit=None if settings.process_memory_limit.lower() == "none" else settings.process_memory_limit,
+        max_tickets=settings.max_tickets,
+        max_tickets_per_client=settings.max_tickets_per_client,
+        max_prepared_statements=settings.max_prepared_statements,
+        max_prepared_statements_per_client=settings.max_prepared_statements_per_client,
         validation_limits=ValidationLimits(
             max_length=settings.max_query_length, max_nesting=settings.max_nesting, max_joins=settings.max_joins
         ),

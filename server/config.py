@@ -32,6 +32,14 @@ class ServerConfig(BaseModel):
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     #: Idle prepared statements and tickets are forgotten after this long.
     handle_ttl_seconds: float = Field(1800.0, gt=0)
+    #: Most tickets and prepared statements open at once, in total and per client (session).
+    max_tickets: int = Field(10_000, ge=1)
+    max_tickets_per_client: int = Field(1_000, ge=1)
+    max_prepared_statements: int = Field(10_000, ge=1)
+    max_prepared_statements_per_client: int = Field(1_000, ge=1)
+    #: Memory the whole process may allocate beyond what it holds at start (``RLIMIT_DATA``), e.g. ``"4GB"``;
+    #: None leaves the process unbounded (an application embedding the gateway decides for itself).
+    process_memory_limit: str | None = None
     #: Turning the validator off is for tests of the connection-level defence only.
     validate_sql: bool = True
     #: The validator's limits for sources that do not set their own.

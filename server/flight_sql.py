@@ -29,7 +29,7 @@ from server.protocol import sql as pb
 from server.query_service import QueryService, parameter_rows
 from server.sessions import KNOWN_OPTIONS, Session, SessionStore
 from server.sql_info import sql_info_table
-from server.statements import HandleStore, PreparedStatement, Ticket
+from server.statements import HandleLimits, HandleStore, PreparedStatement, Ticket
 from server.xdbc import xdbc_type_info_table
 
 log = logging.getLogger("nexus_flight.server")
@@ -79,7 +79,8 @@ class FlightSqlServer(flight.FlightServerBase):
     """A read-only Flight SQL server over the gateway's sources."""
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
-                 statement_timeout_seconds: int = 300, **kwargs) -> None:
+                 statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
+                 **kwargs) -> None:
         self._tokens = TokenRegistry()
         super().__init__(
             location,
@@ -93,8 +94,9 @@ class FlightSqlServer(flight.FlightServerBase):
         self.service = service
         self.browser = CatalogBrowser(service.sources)
         self.sessions = SessionStore()
-        self.prepared = HandleStore("prepared statement", handle_ttl_seconds)
-        self.tickets = HandleStore("ticket", handle_ttl_seconds)
+        limits = handle_limits or HandleLimits()
+        self.prepared = limits.prepared_store(handle_ttl_seconds)
+        self.tickets = limits.ticket_store(handle_ttl_seconds)
         self._statement_timeout = int(statement_timeout_seconds)
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ class FlightSqlServer(flight.FlightServerBase):
             handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
             plan_timings=dict(plan_timings or {}),
-        ))
+        ), owner=session.key)
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 
     def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
@@ -154,9 +156,12 @@ class FlightSqlServer(flight.FlightServerBase):
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
                 )
             session = self._session(context)
-            ticket = self._new_ticket(context, session, statement.query, statement.dataset_schema,
-                                      statement.parameters, statement.plan_timings)
-            return statement.dataset_schema, ticket
+            # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
+            bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
+            schema = bound or statement.dataset_schema
+            ticket = self._new_ticket(context, session, statement.query, schema, statement.parameters,
+                                      statement.plan_timings)
+            return schema, ticket
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
@@ -213,7 +218,8 @@ class FlightSqlServer(flight.FlightServerBase):
         if isinstance(cmd, pb.CommandGetSqlInfo):
             return sql_info_table(cmd.info, self._statement_timeout)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None)
+            names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
+            return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
         return self.browser.table_of(cmd)
 
     def do_put(self, context, descriptor, reader, writer):
@@ -286,7 +292,8 @@ class FlightSqlServer(flight.FlightServerBase):
         plan = self.service.plan(request.query, session)
         handle = HandleStore.new_handle()
         self.prepared.put(handle, PreparedStatement(handle, session.key, plan.query, plan.dataset_schema,
-                                                    plan.parameter_schema, plan_timings=plan.timings_ms))
+                                                    plan.parameter_schema, plan_timings=plan.timings_ms),
+                          owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=plan.dataset_schema.serialize().to_pybytes(),

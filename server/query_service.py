@@ -25,6 +25,7 @@ from backends.errors import (
     QueryCancelledError,
     QueryTimeoutError,
 )
+from backends.limits import planning
 from server.batch_sizing import within_message_limit
 from server.cancel_watch import CancelWatch
 from server.errors import flight_error, status_name
@@ -181,12 +182,28 @@ class QueryService:
             source = routed.source
             validated = _ms(started)
             backend = self.sources.backend(routed.source)
-            with tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source}):
+            span = tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source})
+            with span, planning(self.limits):
+                # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
                 dataset = backend.get_schema(routed.sql, routed.parameter_count)
                 parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
             return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})
         except GatewayError as exc:
             self._emit_failure(sql, session.user, source, exc, started)
+            raise
+
+    def bound_schema(
+        self, query: RoutedQuery, parameters: list[tuple[Any, ...]] | None, user: str
+    ) -> pa.Schema | None:
+        """The result schema of a prepared query once its parameters are bound (None: the prepared one stands)."""
+        if not parameters:
+            return None
+        started = time.perf_counter()
+        try:
+            return self.sources.backend(query.source).get_bound_schema(query.sql, parameters)
+        except GatewayError as exc:
+            exc.with_context(source=query.source)
+            self._emit_failure(query.sql, user, query.source, exc, started)
             raise
 
     # -- execution -----------------------------------------------------------------------------------------

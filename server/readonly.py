@@ -16,10 +16,16 @@ How a statement is judged, cheapest check first:
    (SELECT, WITH, set operations, VALUES, DuckDB's FROM-first and PIVOT) or a metadata statement allowed
    for that dialect.
 4. Every node of the tree is walked (iteratively): writes in CTEs, ``SELECT ... INTO``,
-   ``FOR UPDATE/SHARE``, variable assignments, ClickHouse ``SETTINGS``, denied functions, file readers and
-   path-like table names outside the source's ``allowed_paths``, the number of joins, subquery nesting.
+   ``FOR UPDATE/SHARE``, variable assignments, ClickHouse ``SETTINGS``, denied functions, calls sqlglot
+   cannot map to a function it knows unless the dialect's allow-list has them (QV-011), file readers and
+   path-like table names outside the source's ``allowed_paths``, settings and views that show server paths,
+   the number of joins, subquery nesting.
+5. The engine reads the statement again where the gateway has its parser (``engine``), and that reading is
+   judged too: PostgreSQL through libpg_query (``server/readonly_postgres.py``), DuckDB through its own
+   parser and lexer (``server/readonly_duckdb.py``). There every function called must be on the engine's
+   allow-list (``server/allowlists/``) or among the source's ``allowed_functions``.
 
-Rules (the table and the deny lists are in ``server/readonly_rules.py``):
+Rules (the table, the deny lists and the allow-list loader are in ``server/readonly_rules.py``):
 
 ======  ============================================  ==========================================
 QV-001  does not parse / not exactly one statement /  InvalidQueryError (INVALID_ARGUMENT)
@@ -49,6 +55,8 @@ QV-008  nesting depth or joins over the limit          LimitExceededError (INVAL
 QV-009  query length over the limit                    LimitExceededError
 QV-010  invalid UTF-8, NUL, control, invisible,        QueryRejectedError (INVALID_ARGUMENT)
         bidirectional or non-ASCII space characters
+QV-011  a function not on the source's allow-list      ReadOnlyViolationError
+        (its dialect's, plus its allowed_functions)
 ======  ============================================  ==========================================
 
 Metadata statements per dialect (``METADATA_STATEMENTS``): DuckDB DESCRIBE/SHOW/SUMMARIZE/EXPLAIN;
@@ -61,19 +69,18 @@ paths; a cache hit costs a dict lookup.
 
 KNOWN LIMITATIONS (the connection-level defence is what covers them):
 
-- Deny lists name functions. A user-defined function or view in the source that has side effects is unknown
-  to the validator (configure read-only database users).
-- Functions are matched by name, ignoring schema and case; a side-effecting function under another name
-  (an extension's alias, a wrapper) is not caught.
+- Allow-lists name functions. A view in the source, or a user-defined function allowed by name, that has side
+  effects is unknown to the validator (configure least-privilege database users; README "Read-only, twice").
+- Names are matched as the engine reads them (case-folded, escapes decoded); a function of the system schema
+  overloaded in another schema the search path reaches would be called by its allowed name.
 - Paths are checked as text: ``..`` is normalised away and relative paths are refused, but symbolic links
   under an allowed path are followed by the engine.
 - QV-010 characters are refused everywhere, also inside string literals; write them with escapes.
-- The statement is judged on sqlglot's reading of it. Where the engine's grammar differs (e.g. MySQL's
-  ``--`` needs a following space to start a comment; MySQL executable comments ``/*! */`` are refused for
-  that reason), the engine may read the text differently. Likewise for backslashes in string literals when a
-  server runs with non-default settings (MySQL ``NO_BACKSLASH_ESCAPES``, PostgreSQL
-  ``standard_conforming_strings = off``). For DuckDB a test checks agreement with DuckDB's own parser on
-  thousands of mutated statements.
+- For engines whose parser does not run here (MySQL, Snowflake, ClickHouse, Flight SQL upstreams), the
+  statement is judged on sqlglot's reading, failing closed where sqlglot cannot map a call; where the engine's
+  grammar differs (MySQL's ``--`` needs a following space to start a comment; MySQL executable comments
+  ``/*! */`` are refused for that reason), the engine may read the text differently. PostgreSQL sources get
+  ``standard_conforming_strings=on`` on every connection, as libpg_query reads strings.
 - DuckDB runs a PIVOT without an explicit IN list as two statements, a temporary ENUM type of the pivot
   values and the query; the type lives in the query's own connection only.
 - Dialects without their own deny list (Oracle, T-SQL, Trino, ...) get every list and no metadata
@@ -99,16 +106,22 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from backends.errors import GatewayError
+from server.readonly_refusal import Refusal, line_col, refuse
 from server.readonly_rules import (
+    DENIED_RELATIONS,
     EXECUTABLE_COMMENT_DIALECTS,
     METADATA_STATEMENTS,
     PATH_FUNCTIONS,
+    PATH_SETTINGS,
     PATH_TABLE_DIALECTS,
     PATH_TABLE_MARKERS,
     RULES,
+    SETTING_FUNCTIONS,
     STATEMENT_KEYWORD_PAIRS,
     STATEMENT_KEYWORDS,
+    SYSTEM_SCHEMAS,
     TOKEN_SEQUENCES,
+    allowed_functions,
     denied_function_rule,
     rules_dialect,
 )
@@ -165,28 +178,6 @@ class Analysis:
     catalogs: tuple[str, ...]
 
 
-class _Refusal(Exception):
-    """Internal: a rule refused the statement; turned into the rule's GatewayError (and cached) once."""
-
-    def __init__(self, rule: str, message: str, position: tuple[int, int] | None = None) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-        self.position = position
-
-    def to_error(self) -> GatewayError:
-        text = f"{self.rule}: {self.message}"
-        line = column = None
-        if self.position:
-            line, column = self.position
-            text += f" (line {line}, column {column})"
-        return RULES[self.rule].error(text, rule=self.rule, line=line, column=column)
-
-
-def _refuse(rule: str, construct: str, position: tuple[int, int] | None = None, reason: str | None = None):
-    return _Refusal(rule, f"{construct} is not allowed: {reason or RULES[rule].reason}", position)
-
-
 # -- public API ---------------------------------------------------------------------------------------------
 
 
@@ -195,6 +186,9 @@ def validate(
     dialect: str,
     limits: ValidationLimits = DEFAULT_LIMITS,
     allowed_paths: Sequence[str] = (),
+    *,
+    engine: str | None = None,
+    allowed_functions: Sequence[str] = (),
 ) -> exp.Expression:
     """Check that ``sql`` is one read-only statement for ``dialect``; return its parsed tree.
 
@@ -206,6 +200,8 @@ def validate(
         limits: Length, nesting and join limits.
         allowed_paths: Directories and URL prefixes under which the source's own files live; file readers and
             replacement scans may touch only these.
+        engine: The engine whose own parser reads the statement too (``"postgres"``, ``"duckdb"``), or None.
+        allowed_functions: Functions the source declares callable besides its dialect's allow-list.
 
     Raises:
         InvalidQueryError: the SQL does not parse, or is not one statement (QV-001).
@@ -215,7 +211,7 @@ def validate(
         QueryRejectedError: characters the gateway refuses (QV-010).
 
     """
-    return analyze(sql, dialect, limits, allowed_paths).tree
+    return analyze(sql, dialect, limits, allowed_paths, engine=engine, allowed_functions=allowed_functions).tree
 
 
 def analyze(
@@ -226,6 +222,8 @@ def analyze(
     *,
     check: bool = True,
     rule_dialects: Sequence[str] = (),
+    engine: str | None = None,
+    allowed_functions: Sequence[str] = (),
 ) -> Analysis:
     """Parse ``sql`` in ``dialect`` and, with ``check``, apply every read-only rule; cached.
 
@@ -236,16 +234,22 @@ def analyze(
         allowed_paths: See ``validate``.
         check: False parses only (routing of unvalidated SQL); the statement-shape rules are skipped.
         rule_dialects: Further dialects whose deny lists apply (the target's, when the client writes another).
+        engine: With ``check``, the engine whose own parser must read the statement the same way (see
+            ``ENGINE_READINGS``); None where no engine parser runs here.
+        allowed_functions: The source's declared extra functions.
 
     Raises:
         GatewayError: as ``validate``.
 
     """
-    key = (dialect, sql, limits, tuple(allowed_paths), check, tuple(rule_dialects))
+    extras = tuple(sorted(f.lower() for f in allowed_functions))
+    key = (dialect, sql, limits, tuple(allowed_paths), check, tuple(rule_dialects), engine, extras)
     return _CACHE.get_or_compute(
         key,
         len(sql),
-        lambda: _analyze(sql, dialect, limits, tuple(allowed_paths), check, (dialect, *rule_dialects)),
+        lambda: _analyze(
+            sql, dialect, limits, tuple(allowed_paths), check, (dialect, *rule_dialects), engine, extras
+        ),
     )
 
 
@@ -275,7 +279,7 @@ class _LRU:
         self._entries = entries
         self._chars = chars
         self._held = 0
-        self._data: OrderedDict[Any, tuple[Analysis | _Parsed | _Refusal, int]] = OrderedDict()
+        self._data: OrderedDict[Any, tuple[Analysis | _Parsed | Refusal, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get_or_compute(self, key: Any, weight: int, compute) -> Any:
@@ -288,11 +292,11 @@ class _LRU:
         else:
             try:
                 value = compute()
-            except _Refusal as refusal:
+            except Refusal as refusal:
                 value = refusal
             if weight * 10 <= self._chars:
                 self._store(key, value, weight)
-        if isinstance(value, _Refusal):
+        if isinstance(value, Refusal):
             raise value.to_error()
         return value
 
@@ -407,7 +411,7 @@ class _Parsed:
     text: str
     tokens: list[Token]
     tree: exp.Expression | None
-    failure: _Refusal | None
+    failure: Refusal | None
 
 
 def _parse_stage(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
@@ -421,11 +425,11 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
     try:
         engine = sqlglot.Dialect.get_or_raise(dialect)
     except ValueError as exc:
-        raise _Refusal("QV-001", f"unknown SQL dialect: {plain(exc)}") from None
+        raise Refusal("QV-001", f"unknown SQL dialect: {plain(exc)}") from None
     try:
         tokens = engine.tokenize(text)
     except SqlglotError as exc:
-        raise _Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
+        raise Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     _check_nesting(tokens, text, limits)
     tokens = _one_statement(tokens, text)
     try:
@@ -433,20 +437,20 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
     except ParseError as exc:
         return _Parsed(text, tokens, None, _parse_refusal(exc, text))
     except SqlglotError as exc:
-        return _Parsed(text, tokens, None, _Refusal("QV-001", f"SQL does not parse: {plain(exc)}"))
+        return _Parsed(text, tokens, None, Refusal("QV-001", f"SQL does not parse: {plain(exc)}"))
     except RecursionError:
         return _Parsed(text, tokens, None, _too_deep())
     except Exception as exc:  # noqa: BLE001 - a parser bug on odd input must refuse, never pass through
-        failure = _Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}")
+        failure = Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}")
         return _Parsed(text, tokens, None, failure)
     if len(trees) != 1:
-        failure = _Refusal("QV-001", f"only one statement is allowed, got {len(trees)}")
+        failure = Refusal("QV-001", f"only one statement is allowed, got {len(trees)}")
         return _Parsed(text, tokens, None, failure)
     return _Parsed(text, tokens, trees[0], None)
 
 
-def _too_deep() -> _Refusal:
-    return _Refusal("QV-008", f"the statement nests too deeply to analyse: {RULES['QV-008'].reason}")
+def _too_deep() -> Refusal:
+    return Refusal("QV-008", f"the statement nests too deeply to analyse: {RULES['QV-008'].reason}")
 
 
 def _analyze(
@@ -456,6 +460,8 @@ def _analyze(
     allowed_paths: tuple[str, ...],
     check: bool,
     rule_dialects: tuple[str, ...],
+    engine: str | None = None,
+    extras: tuple[str, ...] = (),
 ) -> Analysis:
     parsed = _parse_stage(sql, dialect, limits)
     text, tokens, tree = parsed.text, parsed.tokens, parsed.tree
@@ -465,21 +471,44 @@ def _analyze(
         _check_leading_keyword(tokens, text, dialect)
     _, first, _ = _leading(tokens)
     if first == "explain":
-        return _explain(tokens, text, dialect, limits, allowed_paths, check, rule_dialects)
-    if parsed.failure is not None:
+        analysis = _explain(tokens, text, dialect, limits, allowed_paths, check, rule_dialects, extras)
+    elif parsed.failure is not None:
         raise parsed.failure
-    if check:
+    elif not check:
+        return Analysis(tree, tree, "", *_parameters_and_catalogs(tree))
+    else:
         _check_statement_shape(tree, tokens, text, dialect, first)
         if isinstance(tree, exp.Command):
-            return Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
-        walker = _Walker(text, tokens, limits, allowed_paths, rule_dialects)
-        _check_called_names(tokens, text, rule_dialects, walker.path_functions)
-        try:
-            parameters, catalogs = walker.walk(tree)
-        except RecursionError:
-            raise _too_deep() from None
-        return Analysis(tree, tree, "", parameters, catalogs)
-    return Analysis(tree, tree, "", *_parameters_and_catalogs(tree))
+            analysis = Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
+        else:
+            walker = _Walker(text, tokens, limits, allowed_paths, rule_dialects, extras)
+            if engine is None:  # the engine's reading below finds every call by the name the engine reads
+                _check_called_names(tokens, text, rule_dialects, walker.path_functions)
+            try:
+                parameters, catalogs = walker.walk(tree)
+            except RecursionError:
+                raise _too_deep() from None
+            analysis = Analysis(tree, tree, "", parameters, catalogs)
+    if check and engine is not None:
+        _check_engine_reading(engine, text, analysis, allowed_paths, extras)
+    return analysis
+
+
+def _check_engine_reading(
+    engine: str, text: str, analysis: Analysis, allowed_paths: tuple[str, ...], extras: tuple[str, ...]
+) -> None:
+    """The engine's own parser reads the statement again; its reading must pass the rules too."""
+    if engine == "postgres":
+        from server.readonly_postgres import check_postgres_reading
+
+        check_postgres_reading(text, extras)
+    elif engine == "duckdb":
+        from server.readonly_duckdb import check_duckdb_reading
+
+        prefixes = tuple(_normalised_prefix(p) for p in allowed_paths)
+        check_duckdb_reading(text, analysis.query, extras, lambda path: path_allowed(path, prefixes))
+    else:
+        raise Refusal("QV-001", f"no parser of the engine {engine!r} is known to the gateway")
 
 
 def _decoded(sql: str | bytes) -> str:
@@ -488,7 +517,7 @@ def _decoded(sql: str | bytes) -> str:
     try:
         return bytes(sql).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _Refusal(
+        raise Refusal(
             "QV-010", f"the query is not valid UTF-8 (byte {exc.start}): {RULES['QV-010'].reason}"
         ) from None
 
@@ -501,10 +530,10 @@ def _check_size_and_characters(text: str, limits: ValidationLimits) -> None:
         name = (
             unicodedata.name(char, "control character") if not 0xD800 <= ord(char) <= 0xDFFF else "surrogate"
         )
-        raise _refuse("QV-010", f"character U+{ord(char):04X} ({name})", _line_col(text, bad.start()))
+        raise refuse("QV-010", f"character U+{ord(char):04X} ({name})", line_col(text, bad.start()))
     size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size > limits.max_length:
-        raise _Refusal(
+        raise Refusal(
             "QV-009",
             f"the query is {size} bytes, over the limit max_length={limits.max_length}: "
             f"{RULES['QV-009'].reason}",
@@ -519,11 +548,11 @@ def _check_nesting(tokens: list[Token], text: str, limits: ValidationLimits) -> 
         if kind in _NESTING_OPEN:
             depth += 1
             if depth > limits.max_nesting:
-                raise _Refusal(
+                raise Refusal(
                     "QV-008",
                     f"nesting deeper than the limit max_nesting={limits.max_nesting}: "
                     f"{RULES['QV-008'].reason}",
-                    _line_col(text, token.start),
+                    line_col(text, token.start),
                 )
         elif kind in _NESTING_CLOSE:
             depth -= 1
@@ -543,14 +572,14 @@ def _one_statement(tokens: list[Token], text: str) -> list[Token]:
             statements[-1].append(token)
     statements = [s for s in statements if s]
     if not statements:
-        raise _Refusal("QV-001", "the query is empty: send exactly one SQL statement")
+        raise Refusal("QV-001", "the query is empty: send exactly one SQL statement")
     if len(statements) > 1:
         second = statements[1][0]
-        raise _Refusal(
+        raise Refusal(
             "QV-001",
             f"only one statement is allowed, got {len(statements)}; the second starts with "
             f"{second.text.upper()!r}",
-            _line_col(text, second.start),
+            line_col(text, second.start),
         )
     return statements[0]
 
@@ -585,7 +614,7 @@ def _check_called_names(
         for dialect in rule_dialects:
             rule = denied_function_rule(dialect, name)
             if rule:
-                raise _refuse(rule, f"{name}()", _line_col(text, token.start))
+                raise refuse(rule, f"{name}()", line_col(text, token.start))
 
 
 def _check_token_sequences(tokens: list[Token], text: str) -> None:
@@ -594,17 +623,17 @@ def _check_token_sequences(tokens: list[Token], text: str) -> None:
         pair = (tokens[k].text.lower(), tokens[k + 1].text.lower())
         literal = TokenType.STRING in (tokens[k].token_type, tokens[k + 1].token_type)
         if pair in TOKEN_SEQUENCES and not literal:
-            raise _refuse(TOKEN_SEQUENCES[pair], " ".join(pair).upper(), _line_col(text, tokens[k].start))
+            raise refuse(TOKEN_SEQUENCES[pair], " ".join(pair).upper(), line_col(text, tokens[k].start))
 
 
 def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None:
     if rules_dialect(dialect) in EXECUTABLE_COMMENT_DIALECTS:
         found = re.search(r"/\*[!+]", text)
         if found:
-            raise _refuse(
+            raise refuse(
                 "QV-001",
                 "an executable comment or optimizer hint (/*! or /*+)",
-                _line_col(text, found.start()),
+                line_col(text, found.start()),
                 reason="the engine runs what it says, which the gateway cannot check",
             )
     i, first, second = _leading(tokens)
@@ -615,12 +644,12 @@ def _check_leading_keyword(tokens: list[Token], text: str, dialect: str) -> None
         construct = (
             f"{first} {second}".upper() if (first, second) in STATEMENT_KEYWORD_PAIRS else first.upper()
         )
-        raise _refuse(rule, construct, _line_col(text, tokens[i].start))
+        raise refuse(rule, construct, line_col(text, tokens[i].start))
     if first in ("describe", "desc", "show", "summarize", "explain"):
-        raise _refuse(
+        raise refuse(
             "QV-001",
             first.upper(),
-            _line_col(text, tokens[i].start),
+            line_col(text, tokens[i].start),
             reason=f"it is not offered for {dialect} sources; query the information schema instead",
         )
 
@@ -631,12 +660,12 @@ def _command_text(command: exp.Command) -> str:
     return argument.name if isinstance(argument, exp.Expression) else str(argument or "")
 
 
-def _parse_refusal(exc: ParseError, text: str) -> _Refusal:
+def _parse_refusal(exc: ParseError, text: str) -> Refusal:
     errors = exc.errors or [{}]
     first = errors[0]
     description = _ANSI.sub("", str(first.get("description") or plain(exc)))
     position = (first["line"], first["col"]) if first.get("line") else None
-    return _Refusal("QV-001", f"SQL does not parse: {description}", position)
+    return Refusal("QV-001", f"SQL does not parse: {description}", position)
 
 
 def _check_statement_shape(
@@ -652,19 +681,19 @@ def _check_statement_shape(
         keyword = str(tree.this).lower()
         if keyword == "show" and "show" in metadata and _PLAIN_WORDS.match(_command_text(tree)):
             return  # SHOW <setting> / SHOW ALL / SHOW TABLES: plain words only (no paths, no calls)
-        raise _refuse(
+        raise refuse(
             "QV-001",
             f"{str(tree.this).upper()} statement",
-            _line_col(text, tokens[0].start),
+            line_col(text, tokens[0].start),
             reason="the gateway cannot analyse this statement, so it refuses it; send a query",
         )
     for cls, (rule, name) in _NODE_RULES.items():
         if isinstance(tree, cls):
-            raise _refuse(rule, name, _line_col(text, tokens[0].start))
-    raise _refuse(
+            raise refuse(rule, name, line_col(text, tokens[0].start))
+    raise refuse(
         "QV-001",
         f"statement starting with {first.upper()!r}",
-        _line_col(text, tokens[0].start),
+        line_col(text, tokens[0].start),
         reason="only queries (SELECT, WITH, VALUES, set operations) are accepted",
     )
 
@@ -677,6 +706,7 @@ def _explain(
     allowed_paths: tuple[str, ...],
     check: bool,
     rule_dialects: tuple[str, ...],
+    extras: tuple[str, ...] = (),
 ) -> Analysis:
     """EXPLAIN [options] <query>: options must not include ANALYZE, and the query must pass every rule."""
     i, _, _ = _leading(tokens)
@@ -686,7 +716,7 @@ def _explain(
     try:
         rest = sqlglot.Dialect.get_or_raise(dialect).tokenize(text[base:])
     except SqlglotError as exc:
-        raise _Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
+        raise Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     j = 0
     options_list = rest[0].token_type == TokenType.L_PAREN if rest else False
     if options_list and len(rest) > 1 and rest[1].text.lower() not in _EXPLAIN_QUERY_START:
@@ -698,26 +728,32 @@ def _explain(
                 break
     while j < len(rest) and rest[j].text.lower() in _EXPLAIN_OPTIONS:
         j += 1
-    position = _line_col(text, explain.start)
+    position = line_col(text, explain.start)
     if check and any(option.text.lower() in ("analyze", "analyse") for option in rest[:j]):
-        raise _refuse(
+        raise refuse(
             "QV-004",
             "EXPLAIN ANALYZE",
             position,
             reason="it executes its statement; use EXPLAIN without ANALYZE",
         )
     if j >= len(rest):
-        raise _refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN needs the query to explain")
+        raise refuse("QV-001", "EXPLAIN", position, reason="EXPLAIN needs the query to explain")
     start = base + rest[j].start
     inner_text = text[start:]
     try:
         inner = analyze(
-            inner_text, dialect, limits, allowed_paths, check=check, rule_dialects=rule_dialects[1:]
+            inner_text,
+            dialect,
+            limits,
+            allowed_paths,
+            check=check,
+            rule_dialects=rule_dialects[1:],
+            allowed_functions=extras,
         )
     except GatewayError as error:
-        raise _shifted(error, _line_col(text, start)) from None
+        raise _shifted(error, line_col(text, start)) from None
     if check and not isinstance(inner.tree, _QUERY_TYPES):
-        raise _refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN explains queries only")
+        raise refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN explains queries only")
     tree = exp.Command(this="EXPLAIN", expression=exp.Literal.string(text[base:]))
     return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs)
 
@@ -746,7 +782,7 @@ class _Kind(enum.Enum):
 
 
 _KINDS: dict[type, _Kind] = {}
-_SPECIAL = (exp.Summarize, exp.PropertyEQ, exp.Lock, exp.Command)
+_SPECIAL = (exp.Summarize, exp.PropertyEQ, exp.Lock, exp.Command, exp.Column, exp.Operator)
 
 
 def _kind_of(cls: type) -> _Kind:
@@ -777,6 +813,7 @@ class _Walker:
         limits: ValidationLimits,
         allowed_paths: tuple[str, ...],
         rule_dialects: tuple[str, ...],
+        extras: tuple[str, ...] = (),
     ) -> None:
         self.text = text
         self.tokens = tokens
@@ -787,6 +824,13 @@ class _Walker:
         self.path_functions = frozenset().union(*(PATH_FUNCTIONS.get(f, frozenset()) for f in families))
         self.path_tables = bool(families & PATH_TABLE_DIALECTS)
         self.clickhouse = "clickhouse" in families
+        self.postgres = "postgres" in families
+        self.duckdb = "duckdb" in families
+        # Calls sqlglot does not model must be on the allow-list of the dialect the statement is read in.
+        self.read_family = rules_dialect(rule_dialects[0]) if rule_dialects else ""
+        self.allowed = allowed_functions(self.read_family) | frozenset(extras)
+        self.allowed_duckdb = allowed_functions("duckdb") | frozenset(extras) if self.duckdb else frozenset()
+        self.denied_relations = {f: DENIED_RELATIONS[f] for f in families if f in DENIED_RELATIONS}
 
     def walk(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
         """Check every node; return the parameter count and the catalogs of three-part table names."""
@@ -798,7 +842,7 @@ class _Walker:
         while stack:
             node, depth, query_depth = pop()
             if depth > limits.max_expression_depth:
-                raise _Refusal(
+                raise Refusal(
                     "QV-008",
                     f"expression deeper than max_expression_depth={limits.max_expression_depth}: "
                     f"{RULES['QV-008'].reason}",
@@ -818,7 +862,7 @@ class _Walker:
             elif kind is _Kind.SELECT:
                 query_depth += 1
                 if query_depth > limits.max_nesting:
-                    raise _Refusal(
+                    raise Refusal(
                         "QV-008",
                         f"subqueries nest deeper than max_nesting={limits.max_nesting}: "
                         f"{RULES['QV-008'].reason}",
@@ -827,7 +871,7 @@ class _Walker:
             elif kind is _Kind.JOIN:
                 joins += 1
                 if joins > limits.max_joins:
-                    raise _Refusal(
+                    raise Refusal(
                         "QV-008",
                         f"more than max_joins={limits.max_joins} joins: {RULES['QV-008'].reason}",
                         self._find(("join",)),
@@ -844,17 +888,30 @@ class _Walker:
 
     def _check_special(self, node: exp.Expression, cls: type) -> None:
         """Nodes that are refused outright, or refused depending on their arguments."""
-        if cls is exp.Summarize:
+        if cls is exp.Column:
+            if self.postgres and node.args.get("table"):
+                self._check_field_call(node)
+        elif cls is exp.Operator:
+            operator = str(node.args.get("operator") or "")
+            qualifier = operator.rsplit(".", 1)[0].lower() if "." in operator else ""
+            if self.postgres and qualifier and qualifier != "pg_catalog":
+                raise refuse("QV-011", f"the operator {operator}", self._find(("operator",)),
+                             reason="operators outside pg_catalog may run any function")
+            if self.duckdb and qualifier and qualifier not in self.allowed_duckdb:
+                # DuckDB reads OPERATOR(x.+) as a call of the function x.
+                rule = denied_function_rule("duckdb", qualifier) or "QV-011"
+                raise refuse(rule, f"OPERATOR({qualifier}.) (a call of {qualifier}())", self._find(("operator",)))
+        elif cls is exp.Summarize:
             if isinstance(node.this, exp.Literal):
                 self._check_table(exp.Table(this=node.this))
         elif cls is exp.PropertyEQ:
             if isinstance(node.this, (exp.Parameter, exp.SessionParameter)):
-                raise _refuse("QV-006", "assigning a variable (:=)", self._find((":=",)))
+                raise refuse("QV-006", "assigning a variable (:=)", self._find((":=",)))
         elif cls is exp.Lock:
             construct = "FOR UPDATE" if node.args.get("update") else "FOR SHARE"
-            raise _refuse("QV-007", construct, self._find(("for",)) or self._find(("lock",)))
+            raise refuse("QV-007", construct, self._find(("for",)) or self._find(("lock",)))
         elif cls is exp.Command:
-            raise _refuse(
+            raise refuse(
                 "QV-001",
                 f"{str(node.this).upper()} inside the query",
                 self._find((str(node.this),)),
@@ -863,21 +920,44 @@ class _Walker:
         else:
             rule, construct = _NODE_RULES[cls]
             words = ("into",) if cls is exp.Into else (construct.split()[0].lower(),)
-            raise _refuse(rule, construct, self._find(words))
+            raise refuse(rule, construct, self._find(words))
 
     def _check_select(self, node: exp.Select) -> None:
         if self.clickhouse and node.args.get("settings"):
-            raise _refuse("QV-006", "SETTINGS", self._find(("settings",)))
+            raise refuse("QV-006", "SETTINGS", self._find(("settings",)))
 
     def _check_function(self, node: exp.Func) -> None:
-        for name in _function_names(node):
+        names = _function_names(node)
+        for name in names:
             if name in self.path_functions:
                 self._check_path_arguments(node, name)
                 return
             for dialect in self.rule_dialects:
                 rule = denied_function_rule(dialect, name)
                 if rule:
-                    raise _refuse(rule, f"{name}()", self._find((name,), call=True))
+                    raise refuse(rule, f"{name}()", self._find((name,), call=True))
+        if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) and names[0] not in self.allowed:
+            # sqlglot cannot map the call to a function it knows: allowed only when the dialect's list says so.
+            raise refuse("QV-011", f"{names[0]}()", self._find((str(node.name),), call=True))
+        if names[0] in SETTING_FUNCTIONS:
+            self._check_setting(node, names[0])
+
+    def _check_field_call(self, node: exp.Column) -> None:
+        """PostgreSQL calls a one-argument function written as a field of a row (``t.pg_read_file``)."""
+        name = node.name.lower()
+        rule = denied_function_rule("postgres", name)
+        if rule:
+            raise refuse(rule, f"{name} (a function called as a field)", self._find((node.name,)))
+
+    def _check_setting(self, node: exp.Func, name: str) -> None:
+        first = node.this if isinstance(node.this, exp.Expression) else (node.expressions or [None])[0]
+        position = self._find((name,), call=True)
+        if not (isinstance(first, exp.Literal) and first.is_string):
+            raise refuse("QV-005", f"{name}() of a computed name", position,
+                         reason="settings are read by literal name only")
+        for dialect in self.rule_dialects:
+            if first.name.lower() in PATH_SETTINGS.get(rules_dialect(dialect), ()):
+                raise refuse("QV-005", f"{name}({first.name!r})", position, reason="it holds a path on the server")
 
     def _check_path_arguments(self, node: exp.Func, name: str) -> None:
         arguments = [node.this] if isinstance(node.this, exp.Expression) else []
@@ -890,7 +970,7 @@ class _Walker:
             paths = [first]
         position = self._find((name,), call=True)
         if not paths or not all(isinstance(p, exp.Literal) and p.is_string for p in paths):
-            raise _refuse(
+            raise refuse(
                 "QV-005",
                 f"{name}() with a computed path",
                 position,
@@ -898,7 +978,7 @@ class _Walker:
             )
         for path in paths:
             if not self._path_allowed(path.this):
-                raise _refuse(
+                raise refuse(
                     "QV-005",
                     f"{name}({path.this!r})",
                     position,
@@ -906,6 +986,8 @@ class _Walker:
                 )
 
     def _check_table(self, node: exp.Table) -> None:
+        if self.denied_relations and isinstance(node.this, exp.Identifier):
+            self._check_relation(node)
         if not self.path_tables:
             return
         name = node.this
@@ -921,32 +1003,23 @@ class _Walker:
             path = name.this
             if not self._path_allowed(path):
                 start = name.meta.get("start") if isinstance(name, exp.Identifier) else None
-                position = _line_col(self.text, start) if start is not None else self._find((path,))
-                raise _refuse(
+                position = line_col(self.text, start) if start is not None else self._find((path,))
+                raise refuse(
                     "QV-005",
                     f"reading the file {path!r}",
                     position,
                     reason="it is outside the source's own files",
                 )
 
-    def _path_allowed(self, path: str) -> bool:
-        """Tell whether ``path`` lies under one of the source's allowed locations.
+    def _check_relation(self, node: exp.Table) -> None:
+        name, schema = node.name.lower(), node.db.lower()
+        for family, denied in self.denied_relations.items():
+            if name in denied and (not schema or schema in SYSTEM_SCHEMAS.get(family, ())):
+                raise refuse(denied[name], f"reading {name}", self._find((node.name,)),
+                             reason="it shows the server's configuration, credentials, paths or other sessions")
 
-        Checked as text: no ``..`` segment at all (a symbolic link before it would make text and file system
-        disagree), absolute local paths only, and a prefix ends at a path separator (``/data/sales`` does not
-        allow ``/data/salesmen``).
-        """
-        candidate = path.strip()
-        if not candidate or not self.allowed_paths or "\\" in candidate or ".." in candidate.split("/"):
-            return False
-        is_url = "://" in candidate or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", candidate)
-        if not is_url and not candidate.startswith("/"):
-            return False
-        if not is_url:
-            candidate = posixpath.normpath(candidate)
-        return any(
-            _under(candidate, prefix) for prefix in self.allowed_paths if ("://" in prefix) == bool(is_url)
-        )
+    def _path_allowed(self, path: str) -> bool:
+        return path_allowed(path, self.allowed_paths)
 
     def _find(self, words: tuple[str, ...], call: bool = False) -> tuple[int, int] | None:
         """Position of the first tokens spelling ``words`` (and an opening parenthesis, for a call)."""
@@ -957,8 +1030,26 @@ class _Walker:
                 after = k + len(wanted)
                 if call and (after >= len(tokens) or tokens[after].token_type != TokenType.L_PAREN):
                     continue
-                return _line_col(self.text, tokens[k].start)
+                return line_col(self.text, tokens[k].start)
         return None
+
+
+def path_allowed(path: str, allowed_paths: tuple[str, ...]) -> bool:
+    """Tell whether ``path`` lies under one of the (normalised) allowed locations.
+
+    Checked as text: no ``..`` segment at all (a symbolic link before it would make text and file system
+    disagree), absolute local paths only, and a prefix ends at a path separator (``/data/sales`` does not
+    allow ``/data/salesmen``).
+    """
+    candidate = path.strip()
+    if not candidate or not allowed_paths or "\\" in candidate or ".." in candidate.split("/"):
+        return False
+    is_url = "://" in candidate or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", candidate)
+    if not is_url and not candidate.startswith("/"):
+        return False
+    if not is_url:
+        candidate = posixpath.normpath(candidate)
+    return any(_under(candidate, prefix) for prefix in allowed_paths if ("://" in prefix) == bool(is_url))
 
 
 def _under(candidate: str, prefix: str) -> bool:
@@ -1007,10 +1098,3 @@ def _parameter_number(node: exp.Parameter) -> int:
     if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
         return int(value.this)
     return 0
-
-
-def _line_col(text: str, offset: int | None) -> tuple[int, int] | None:
-    if offset is None:
-        return None
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - text.rfind("\n", 0, offset)

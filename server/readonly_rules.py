@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from backends.errors import (
     GatewayError,
@@ -87,6 +88,13 @@ RULES: dict[str, Rule] = {
             QueryRejectedError,
             "send valid UTF-8 without NUL, control, invisible or non-ASCII whitespace characters outside "
             "what SQL needs; write such characters in literals with escapes, e.g. chr(160)",
+        ),
+        Rule(
+            "QV-011",
+            "function not on the source's allow-list",
+            ReadOnlyViolationError,
+            "a source runs only functions known to be free of side effects; the administrator can allow "
+            "others with the source's allowed_functions option",
         ),
     )
 }
@@ -342,6 +350,16 @@ _PG_DENIED = {
     ),
     "set_config": "QV-006",
     "setseed": "QV-006",
+    # other sessions' queries; paths on the database server
+    **dict.fromkeys(
+        (
+            "pg_stat_get_activity",
+            "pg_stat_get_backend_activity",
+            "pg_tablespace_location",
+            "pg_relation_filepath",
+        ),
+        "QV-005",
+    ),
     # maintenance that writes: index summaries, collations, catalog state
     **dict.fromkeys(
         (
@@ -382,6 +400,11 @@ _PG_DENIED = {
 
 _DUCKDB_DENIED = {
     "setseed": "QV-006",
+    # Writes to DuckDB's log; sleeps (a PostgreSQL-compatibility macro over sleep_ms).
+    "write_log": "QV-004",
+    "pg_sleep": "QV-004",
+    # The attached databases with their file paths on the gateway's machine.
+    "duckdb_databases": "QV-005",
     # These run SQL or plans given as data: the validator cannot see what they do.
     "json_execute_serialized_sql": "QV-004",
     "from_substrait": "QV-004",
@@ -526,6 +549,10 @@ _SNOWFLAKE_DENIED = {
 
 _SQLITE_DENIED = {
     "load_extension": "QV-006",
+    # writes to SQLite's error log
+    "sqlite_log": "QV-004",
+    # the database files' paths
+    **dict.fromkeys(("pragma_database_list", "pragma_temp_store_directory", "pragma_data_store_directory"), "QV-005"),
     **dict.fromkeys(("readfile", "writefile", "edit"), "QV-005"),
     # the two-argument form registers a tokenizer by pointer
     "fts3_tokenizer": "QV-004",
@@ -654,3 +681,107 @@ def denied_function_rule(dialect: str, name: str) -> str | None:
         if name.startswith(prefix):
             return rule
     return None
+
+
+#: Tables and views refused per dialect (matched by name, unqualified or in the system schema): the server's
+#: configuration files, password hashes, other sessions' queries, paths of the server's files.
+DENIED_RELATIONS: dict[str, dict[str, str]] = {
+    "postgres": dict.fromkeys(
+        (
+            "pg_file_settings",
+            "pg_hba_file_rules",
+            "pg_ident_file_mappings",
+            "pg_shadow",
+            "pg_authid",
+            "pg_user_mapping",
+            "pg_user_mappings",
+            "pg_stat_activity",
+            "pg_largeobject",
+            "pg_largeobject_metadata",
+        ),
+        "QV-005",
+    ),
+    "sqlite": dict.fromkeys(
+        ("pragma_database_list", "pragma_temp_store_directory", "pragma_data_store_directory"), "QV-005"
+    ),
+    # DuckDB's own views of its settings (temp_directory ...), attached files and other sessions' queries
+    "duckdb": dict.fromkeys(("pg_settings", "pragma_database_list", "duckdb_databases", "duckdb_logs"), "QV-005"),
+}
+
+#: Schemas in which ``DENIED_RELATIONS`` are matched (besides an unqualified name).
+SYSTEM_SCHEMAS: dict[str, frozenset[str]] = {
+    "postgres": frozenset({"pg_catalog"}),
+    "sqlite": frozenset({"main", "temp"}),
+    "duckdb": frozenset({"main", "pg_catalog"}),
+}
+
+#: Settings whose value is a path on the machine that runs the engine: ``current_setting`` may not read them
+#: (``duckdb_settings()`` is refused for the same reason). PostgreSQL shows its own only to privileged roles.
+PATH_SETTINGS: dict[str, frozenset[str]] = {
+    "duckdb": frozenset(
+        {
+            "temp_directory",
+            "home_directory",
+            "extension_directory",
+            "extension_directories",
+            "secret_directory",
+            "log_query_path",
+            "profile_output",
+            "profiling_output",
+            "http_logging_output",
+            "file_search_path",
+            "allowed_directories",
+            "allowed_paths",
+            "custom_extension_repository",
+            "autoinstall_extension_repository",
+        }
+    ),
+    "postgres": frozenset(
+        {
+            "data_directory",
+            "config_file",
+            "hba_file",
+            "ident_file",
+            "external_pid_file",
+            "log_directory",
+            "ssl_cert_file",
+            "ssl_key_file",
+            "ssl_ca_file",
+            "ssl_crl_file",
+            "ssl_crl_dir",
+            "ssl_dh_params_file",
+            "dynamic_library_path",
+            "unix_socket_directories",
+            "stats_temp_directory",
+            "archive_command",
+            "restore_command",
+        }
+    ),
+}
+
+#: Functions that read a setting by name; the name must be a literal outside ``PATH_SETTINGS``.
+SETTING_FUNCTIONS = frozenset({"current_setting"})
+
+_ALLOW_LIST_DIR = Path(__file__).with_name("allowlists")
+
+
+@functools.cache
+def allowed_functions(dialect: str) -> frozenset[str]:
+    """Return the functions a source of ``dialect`` may call besides its declared extras (lower case).
+
+    For engines the gateway can ask (DuckDB, PostgreSQL, SQLite) the list is every function the engine marks
+    free of side effects (immutable or stable, CONSISTENT), plus reviewed harmless volatile ones, minus the
+    deny lists; ``tests/validator/allowlists.py`` regenerates it from the engine and a test keeps it current.
+    For other dialects it holds only the reviewed functions sqlglot does not model: there, a call sqlglot
+    cannot map to a function it knows is refused unless listed here or declared by the source.
+    Names outside the system schema are written ``schema.name``.
+    """
+    path = _ALLOW_LIST_DIR / f"{rules_dialect(dialect)}.txt"
+    if not path.is_file():
+        return frozenset()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+#: Dialects whose allow-list is the engine's own catalog: every function they call must be on it.
+ENGINE_ALLOW_LISTS = frozenset({"duckdb", "postgres", "sqlite"})

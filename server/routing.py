@@ -10,7 +10,9 @@ the client's dialect is transpiled to the backend's. The SQL text is passed thro
 when neither is needed: regenerating SQL can change it subtly.
 
 Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
-on the rewritten SQL when it differs: the backend receives only SQL that passed.
+on the rewritten SQL when it differs: the backend receives only SQL that passed. The text a source receives is
+also read by that source's engine parser when the gateway has one (``RouteTarget.engine``), and judged on that
+reading.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from backends.errors import (
     QueryRejectedError,
 )
 from server.readonly import Analysis, ValidationLimits, analyze, plain
+from server.readonly_rules import rules_dialect
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class RouteTarget:
             SQL, e.g. ``("duckdb",)`` for a backend that executes through DuckDB (its file readers, query()).
         own_catalogs: Catalog names the source's engine resolves itself (its configured database, which
             PostgreSQL accepts as the first part of a name); any other first part must name a source.
+        engine: The engine whose own parser reads the SQL the source receives (``"postgres"``, ``"duckdb"``);
+            None where no engine parser runs in the gateway (the validator then fails closed on calls sqlglot
+            cannot map).
+        allowed_functions: Functions the source declares callable besides its dialect's allow-list.
 
     """
 
@@ -52,17 +59,26 @@ class RouteTarget:
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     engine_dialects: tuple[str, ...] = ()
     own_catalogs: tuple[str, ...] = ()
+    engine: str | None = None
+    allowed_functions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
         object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
         object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
         object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
+        object.__setattr__(self, "allowed_functions", tuple(str(f) for f in self.allowed_functions))
 
     def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
         """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""
         extra = (self.dialect, *self.engine_dialects)
         return tuple(d for d in dict.fromkeys(extra) if _normal(d) != _normal(read_dialect))
+
+
+def engine_for(backend_class: Any, dialect: str) -> str | None:
+    """The engine parser that reads a source's SQL: its backend's, while the source speaks that engine's dialect."""
+    engine = getattr(backend_class, "engine_parser", None)
+    return engine if engine and rules_dialect(_normal(dialect)) == engine else None
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,8 @@ def route(
                 home_target.limits,
                 home_target.allowed_paths,
                 rule_dialects=home_target.rule_dialects(home_target.dialect),
+                engine=home_target.engine,
+                allowed_functions=home_target.allowed_functions,
             )
         except GatewayError as refusal:
             checked, home_refusal = None, refusal  # unless it names another source: decided below
@@ -138,6 +156,7 @@ def route(
                     home_target.limits,
                     home_target.allowed_paths,
                     rule_dialects=home_target.rule_dialects(read_dialect),
+                    allowed_functions=home_target.allowed_functions,
                 )
                 raise
             return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
@@ -160,6 +179,7 @@ def route(
         read_dialect = target.dialect
         parsed = analyze(sql, read_dialect, target.limits, check=False)
     transpile = _normal(read_dialect) != _normal(target.dialect)
+    verbatim = not named and not transpile  # the source receives the client's text itself
     if validate_sql:
         parsed = analyze(
             sql,
@@ -167,8 +187,10 @@ def route(
             target.limits,
             target.allowed_paths,
             rule_dialects=target.rule_dialects(read_dialect),
+            engine=target.engine if verbatim else None,
+            allowed_functions=target.allowed_functions,
         )
-    if not named and not transpile:
+    if verbatim:
         return RoutedQuery(source, sql, parsed.parameter_count)
     out = _rewrite(parsed, source, read_dialect, target.dialect)
     if validate_sql:
@@ -178,6 +200,8 @@ def route(
             target.limits,
             target.allowed_paths,
             rule_dialects=target.rule_dialects(target.dialect),
+            engine=target.engine,
+            allowed_functions=target.allowed_functions,
         )
     return RoutedQuery(source, out, parsed.parameter_count)
 

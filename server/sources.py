@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Protocol
 
 from backends.base import Backend, SourceSpec
 from backends.errors import NotFoundError
 from backends.registry import backend_class, open_backend
-from server.routing import RouteTarget
+from catalog.source_types import backend_options, validation_limits
+from server.routing import RouteTarget, engine_for
 
 
 class SourceDirectory(Protocol):
@@ -59,7 +61,7 @@ class StaticSourceDirectory:
             raise NotFoundError(f"unknown catalog {name!r}; known catalogs: {known}") from None
 
     def route_target(self, name: str) -> RouteTarget:
-        """Dialect and allowed locations of a source."""
+        """Dialect, allowed locations, engine parser, validator limits and extra functions of a source."""
         spec = self._spec(name)
         cls = backend_class(spec.kind)
         paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
@@ -69,15 +71,18 @@ class StaticSourceDirectory:
             allowed_paths=paths,
             engine_dialects=cls.engine_dialects,
             own_catalogs=(database,) if isinstance(database, str) else (),
+            engine=engine_for(cls, cls.dialect),
+            limits=validation_limits(spec.options),
+            allowed_functions=tuple(spec.options.get("allowed_functions", ())),
         )
 
     def backend(self, name: str) -> Backend:
-        """Open (once) and return the backend of ``name``."""
+        """Open (once) and return the backend of ``name`` (the gateway's own options are not the backend's)."""
         spec = self._spec(name)
         with self._lock:
             backend = self._open.get(name)
             if backend is None:
-                backend = open_backend(spec)
+                backend = open_backend(dataclasses.replace(spec, options=backend_options(dict(spec.options))))
                 self._open[name] = backend
             return backend
 

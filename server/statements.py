@@ -2,7 +2,8 @@
 
 Handles stay valid across executions (ADBC and DBeaver re-execute cached handles; flightsql-dbapi keeps using the
 original handle after binding), closing is idempotent (JDBC closes unknown handles), and a ticket can be redeemed
-more than once (JDBC may redeem it again on a new channel).
+more than once (JDBC may redeem it again on a new channel). Each store holds at most ``max_total`` entries and
+``max_per_owner`` per client (session): beyond either, a new one is refused with an error naming the limit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from backends.errors import NotFoundError
+from backends.errors import LimitExceededError, NotFoundError
 from server.routing import RoutedQuery
 
 
@@ -50,16 +51,40 @@ class Ticket:
 @dataclass
 class _Entry:
     value: Any
+    owner: str | None = None
     last_used: float = field(default_factory=time.monotonic)
 
 
 class HandleStore:
-    """Objects behind random handles, forgotten after ``ttl_seconds`` unused."""
+    """Objects behind random handles, forgotten after ``ttl_seconds`` unused, capped in number.
 
-    def __init__(self, kind: str, ttl_seconds: float) -> None:
+    Args:
+        kind: What the store holds, for messages ("ticket").
+        ttl_seconds: Idle time after which an entry is forgotten.
+        max_total: Most entries at once, over every client.
+        max_per_owner: Most entries at once for one client.
+        limit_names: The configuration names of the two caps, for messages.
+        hint: What a client can do when it hits a cap.
+
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        ttl_seconds: float,
+        max_total: int | None = None,
+        max_per_owner: int | None = None,
+        limit_names: tuple[str, str] = ("max_total", "max_per_client"),
+        hint: str = "",
+    ) -> None:
         self._kind = kind
         self._ttl = ttl_seconds
+        self._max_total = max_total
+        self._max_per_owner = max_per_owner
+        self._limit_names = limit_names
+        self._hint = hint
         self._items: dict[bytes, _Entry] = {}
+        self._owned: dict[str, int] = {}
         self._lock = threading.Lock()
         self._next_sweep = 0.0
 
@@ -68,11 +93,38 @@ class HandleStore:
         """A random, unguessable handle."""
         return secrets.token_bytes(16)
 
-    def put(self, handle: bytes, value: Any) -> None:
-        """Store ``value`` under ``handle``."""
+    def put(self, handle: bytes, value: Any, owner: str | None = None) -> None:
+        """Store ``value`` under ``handle`` for ``owner`` (the client's session).
+
+        Raises:
+            LimitExceededError: the store, or the owner's share of it, is full.
+
+        """
         with self._lock:
             self._expire()
-            self._items[handle] = _Entry(value)
+            if not self._room(owner):
+                self._next_sweep = 0.0  # make sure nothing expired is counted
+                self._expire()
+                problem = self._room(owner, explain=True)
+                if problem:
+                    raise LimitExceededError(problem)
+            self._forget(handle)
+            self._items[handle] = _Entry(value, owner)
+            if owner is not None:
+                self._owned[owner] = self._owned.get(owner, 0) + 1
+
+    def _room(self, owner: str | None, explain: bool = False) -> bool | str:
+        """True (or "" with ``explain``) when one more entry fits; else False (or the refusal's text)."""
+        if self._max_total is not None and len(self._items) >= self._max_total:
+            limit, name, scope = self._max_total, self._limit_names[0], "open on this server"
+        elif owner is not None and self._max_per_owner is not None and self._owned.get(owner, 0) >= self._max_per_owner:
+            limit, name, scope = self._max_per_owner, self._limit_names[1], "open for this client"
+        else:
+            return "" if explain else True
+        if not explain:
+            return False
+        return (f"too many {self._kind}s {scope}: the limit is {limit} ({name}={limit}); {self._hint}"
+                f"unused ones are forgotten after {self._ttl:g} s")
 
     def get(self, handle: bytes) -> Any:
         """The object behind ``handle``.
@@ -92,8 +144,18 @@ class HandleStore:
     def pop(self, handle: bytes) -> Any | None:
         """Remove and return the object behind ``handle``; None when there is none (closing is idempotent)."""
         with self._lock:
-            entry = self._items.pop(handle, None)
+            entry = self._forget(handle)
             return entry.value if entry else None
+
+    def _forget(self, handle: bytes) -> _Entry | None:
+        entry = self._items.pop(handle, None)
+        if entry is not None and entry.owner is not None:
+            left = self._owned.get(entry.owner, 0) - 1
+            if left > 0:
+                self._owned[entry.owner] = left
+            else:
+                self._owned.pop(entry.owner, None)
+        return entry
 
     def __len__(self) -> int:
         with self._lock:
@@ -105,4 +167,27 @@ class HandleStore:
             return
         self._next_sweep = now + 1.0
         for handle in [h for h, e in self._items.items() if now - e.last_used > self._ttl]:
-            del self._items[handle]
+            self._forget(handle)
+
+
+@dataclass(frozen=True)
+class HandleLimits:
+    """How many tickets and prepared statements may be open, in total and per client (``[server]`` settings)."""
+
+    max_tickets: int = 10_000
+    max_tickets_per_client: int = 1_000
+    max_prepared_statements: int = 10_000
+    max_prepared_statements_per_client: int = 1_000
+
+    def ticket_store(self, ttl_seconds: float) -> HandleStore:
+        """The store of result tickets."""
+        return HandleStore("ticket", ttl_seconds, self.max_tickets, self.max_tickets_per_client,
+                           ("max_tickets", "max_tickets_per_client"), "fetch the results of earlier queries; ")
+
+    def prepared_store(self, ttl_seconds: float) -> HandleStore:
+        """The store of prepared statements."""
+        return HandleStore(
+            "prepared statement", ttl_seconds, self.max_prepared_statements, self.max_prepared_statements_per_client,
+            ("max_prepared_statements", "max_prepared_statements_per_client"),
+            "close prepared statements no longer needed (ClosePreparedStatement); ",
+        )

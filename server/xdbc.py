@@ -1,6 +1,13 @@
-"""GetXdbcTypeInfo: the SQL types the gateway returns, as ODBC's SQLGetTypeInfo wants them."""
+"""GetXdbcTypeInfo: the SQL types the gateway returns, as ODBC's SQLGetTypeInfo wants them.
+
+The rows name the types of the session's catalog as that database names them (``Backend.xdbc_type_names``:
+``bigint``, ``character varying`` for PostgreSQL); a source without its own names (DuckDB, files, lakes) gets
+DuckDB's, the engine that runs its SQL.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -31,6 +38,8 @@ SCHEMA = pa.schema(
 # (type_name, data_type, column_size, prefix, suffix, create_params, case_sensitive, searchable, unsigned,
 #  fixed_prec_scale, min_scale, max_scale, datetime_subcode, radix)
 _TYPES = [
+    ("CHAR", 1, 2147483647, "'", "'", ["length"], True, 3, None, False, None, None, None, None),
+    ("REAL", 7, 24, None, None, None, False, 2, False, False, None, None, None, 2),
     ("BIGINT", -5, 19, None, None, None, False, 2, False, False, None, None, None, 10),
     ("BOOLEAN", -7, 1, None, None, None, False, 2, None, False, None, None, None, None),
     ("TINYINT", -6, 3, None, None, None, False, 2, False, False, None, None, None, 10),
@@ -49,9 +58,25 @@ _TYPES = [
 ]
 
 
-def xdbc_type_info_table(data_type: int | None = None) -> pa.Table:
-    """Rows sorted by data_type then type_name, optionally only those of one data type."""
-    rows = sorted((t for t in _TYPES if data_type is None or t[1] == data_type), key=lambda t: (t[1], t[0]))
+#: DuckDB's names, the default: every row but the CHAR and REAL templates (DuckDB has neither type).
+_DUCKDB = {t[0]: t[1] for t in _TYPES if t[0] not in ("CHAR", "REAL")}
+
+
+def _named(type_names: Mapping[str, int]) -> list[tuple]:
+    """A row per database type name, from the template of its XDBC data type."""
+    templates = {}
+    for row in _TYPES:
+        templates.setdefault(row[1], row)
+    return [(name, *templates[code][1:]) for name, code in type_names.items() if code in templates]
+
+
+def xdbc_type_info_table(data_type: int | None = None, type_names: Mapping[str, int] | None = None) -> pa.Table:
+    """Rows sorted by data_type then type_name, optionally only those of one data type.
+
+    ``type_names`` maps the database's type names to their XDBC data types (None: DuckDB's names).
+    """
+    types = _named(type_names if type_names is not None else _DUCKDB)
+    rows = sorted((t for t in types if data_type is None or t[1] == data_type), key=lambda t: (t[1], t[0]))
     columns: dict[str, list] = {f.name: [] for f in SCHEMA}
     for name, code, size, prefix, suffix, params, case, search, unsigned, fixed, min_s, max_s, sub, radix in rows:
         values = {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the database servers the tests start for themselves (tests/support/servers.py): PostgreSQL and MariaDB
-# from Debian's packages. Idempotent: a machine that already has the binaries keeps them. Nothing is started here,
+# from Debian's packages, and MariaDB Connector/C's headers (libmariadb-dev), which the MySQL family's driver
+# (pip mariadb) is built against. Idempotent: a machine that already has the binaries keeps them. Nothing is started here,
 # and the packages' own system services are not used by the tests.
 set -euo pipefail
 
@@ -10,6 +11,12 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bi
 fi
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     missing+=(mariadb-server)
+fi
+if ! command -v mariadb_config >/dev/null 2>&1; then
+    missing+=(libmariadb-dev)
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+    missing+=(gcc)
 fi
 # runuser starts the servers as their own OS users when the tests run as root (PostgreSQL refuses root).
 if [ "$(id -u)" -eq 0 ] && ! command -v runuser >/dev/null 2>&1; then

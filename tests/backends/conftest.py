@@ -197,14 +197,3 @@ def normalized(table: pa.Table) -> list[tuple]:
         return v
 
     return [tuple(norm(v) for v in row.values()) for row in table.to_pylist()]
-
-
-def aligned(got: pa.Table, expected: pa.Table) -> pa.Table:
-    """Cast text columns holding exact numbers (PostgreSQL's free numeric) to the reference's decimal."""
-    columns = []
-    for name, column in zip(got.column_names, got.columns, strict=True):
-        want = expected.schema.field(name).type
-        if pa.types.is_string(column.type) and pa.types.is_decimal(want):
-            column = column.cast(pa.decimal128(38, want.scale + 6))
-        columns.append(column)
-    return pa.table(columns, names=got.column_names)

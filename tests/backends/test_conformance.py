@@ -49,8 +49,10 @@ def _postgres(request) -> Source:
 
 
 def _mysql(request) -> Source:
+    from tests.support.mysql_reader import reader_spec
+
     request.getfixturevalue("mysql_tpch")
-    spec = SourceSpec("c_my", "mysql", request.getfixturevalue("mariadb_server").options("nexus_tpch"))
+    spec = reader_spec(request.getfixturevalue("mariadb_server"), "nexus_tpch", name="c_my")
     return Source(backend_class("mysql")(spec), "nexus_tpch", "nexus_tpch.nation")
 
 

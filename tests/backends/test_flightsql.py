@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backends.base import QueryLimits, SourceSpec
+from backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
 from backends.errors import (
     BackendError,
     BackendUnavailableError,
@@ -221,4 +221,7 @@ def test_peer_gateway_with_a_pinned_catalog(peer):
     with FlightSQLBackend(SourceSpec("peer", "flightsql", {"uri": peer.location, "catalog": "demo"})) as b:
         assert b.list_schemas() == ["main"]
         assert "orders" in {t.name for t in b.list_tables("main")}
-        assert b.table_schema("main", "orders").field("o_totalprice").type == pa.decimal128(15, 2)
+        orders = b.table_schema("main", "orders")
+        assert orders.field("o_totalprice").type == pa.decimal128(15, 2)
+        # The upstream's own type names (a DuckDB demo: DuckDB's) are passed on, not Arrow's.
+        assert orders.field("o_totalprice").metadata[DATABASE_TYPE_NAME] == b"DECIMAL(15,2)"

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from backends.base import SourceSpec
+from backends.base import DATABASE_TYPE_NAME, SourceSpec
 from backends.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -182,6 +182,13 @@ def test_introspection(backend):
     ]
     with pytest.raises(NotFoundError):
         backend.table_schema("TPCH", "NOPE")
+
+
+def test_table_schema_carries_describe_tables_type_names_and_not_nulls(backend):
+    expected = [(r[0], r[1], r[3] == "Y") for r in backend._rows("DESCRIBE TABLE TPCH.NATION")]
+    schema = backend.table_schema("TPCH", "NATION")
+    assert [(f.name, f.metadata[DATABASE_TYPE_NAME].decode(), f.nullable) for f in schema] == expected
+    assert expected[0] == ("N_NATIONKEY", "NUMBER(38,0)", False)
 
 
 def test_invalid_sql(backend):

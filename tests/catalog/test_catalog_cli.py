@@ -185,3 +185,36 @@ def test_test_refresh_and_diff_schema_on_a_real_duckdb_file(cli, tmp_path):
     assert any(line.split() == ["added", "column", "main.items", "price"] for line in lines)
     diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
     assert diff["added_tables"] == ["main.orders"]
+
+
+def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli, postgres_server):
+    """Arrow sees neither change (int32 stays int32, text stays text): the database's own names and NOT NULL do."""
+    import uuid
+
+    import psycopg
+
+    database = f"nf_diff_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(database)
+    with psycopg.connect(postgres_server.dsn(database), autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id integer, name varchar(25))")
+    options = [f"-o={k}={v}" for k, v in postgres_server.options(database).items()]
+    cli("sources", "add", "pgshop", "--type", "postgresql", *options)
+    cli("sources", "refresh-schema", "pgshop")
+    with psycopg.connect(postgres_server.dsn(database), autocommit=True) as conn:
+        conn.execute("ALTER TABLE items ALTER COLUMN id SET NOT NULL")
+        conn.execute("ALTER TABLE items ALTER COLUMN name TYPE varchar(40)")
+    assert json.loads(cli("sources", "refresh-schema", "pgshop", "--json")[0])["changed"]
+    diff = json.loads(cli("sources", "diff-schema", "pgshop", "--json")[0])
+    [items] = diff["changed_tables"]
+    assert sorted(items["changed_columns"], key=lambda c: c["name"]) == [
+        {"name": "id", "old_type": "integer", "new_type": "integer", "old_nullable": True, "new_nullable": False},
+        {
+            "name": "name",
+            "old_type": "character varying(25)",
+            "new_type": "character varying(40)",
+            "old_nullable": True,
+            "new_nullable": True,
+        },
+    ]
+    out, _ = cli("sources", "diff-schema", "pgshop")
+    assert any(line.endswith("id: integer -> integer (not null)") for line in out.splitlines())

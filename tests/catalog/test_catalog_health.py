@@ -41,7 +41,7 @@ def pg_source(sqlite_store, private_pg):
     sqlite_store.add_source(
         "pg",
         "postgresql",
-        {"host": "127.0.0.1", "port": private_pg.port, "username": "postgres", "database": "postgres"},
+        {"host": "127.0.0.1", "port": private_pg.port, "username": private_pg.reader, "database": "postgres"},
     )
     return sqlite_store
 

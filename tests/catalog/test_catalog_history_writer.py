@@ -38,11 +38,20 @@ def test_an_unreachable_catalog_drops_records_without_blocking(sqlite_store, key
 
 def test_a_full_queue_drops_instead_of_blocking():
     """A stand-in writer that blocks (no real database stalls on cue) shows the queue's bound."""
-    gate = threading.Event()
-    writer = HistoryWriter(lambda record: gate.wait(10), max_pending=2)
-    for i in range(5):
+    entered, gate = threading.Event(), threading.Event()
+
+    def write(record):
+        entered.set()
+        gate.wait(10)
+
+    writer = HistoryWriter(write, max_pending=2, window_seconds=0)
+    writer(QueryRecord("SELECT 0", "success"))
+    assert entered.wait(5)  # the worker is stuck writing the first record: the queue can only fill up now
+    started = time.monotonic()
+    for i in range(1, 6):
         writer(QueryRecord(f"SELECT {i}", "success"))
+    assert time.monotonic() - started < 0.5
     gate.set()
     assert writer.flush(10)
-    assert writer.dropped >= 2 and writer.written + writer.dropped == 5
+    assert (writer.written, writer.dropped) == (3, 3)
     writer.close()

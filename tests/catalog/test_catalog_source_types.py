@@ -241,7 +241,50 @@ def test_every_rule_is_documented():
 
 def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store, mariadb_server):
     from catalog.health import check_source
+    from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+
+    sqlite_store.add_source("maria", "mariadb", ensure_reader(mariadb_server, "test"), {"password": READER_PASSWORD})
+    info = check_source(sqlite_store, "maria")
+    assert (info.status, info.last_error) == ("active", None)
+
+
+def test_mariadb_source_with_a_privileged_login_names_the_privileges_and_the_fix(sqlite_store, mariadb_server):
+    from catalog.health import check_source
 
     sqlite_store.add_source("maria", "mariadb", mariadb_server.options("test"))
     info = check_source(sqlite_store, "maria")
-    assert (info.status, info.last_error) == ("active", None)
+    assert info.status == "error"
+    assert "ALL PRIVILEGES" in info.last_error and "GRANT SELECT" in info.last_error
+
+
+def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store, mariadb_server):
+    """The source's metadata is read from information_schema each time: nothing is attached once and kept."""
+    import uuid
+
+    from catalog.schema_cache import cached_schema, refresh_schema
+    from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+
+    database = f"nexus_refresh_{uuid.uuid4().hex[:8]}"
+    con = mariadb_server.connect()
+    with con.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute(f"CREATE TABLE {database}.first (a int)")
+    sqlite_store.add_source("maria", "mariadb", ensure_reader(mariadb_server, database), {"password": READER_PASSWORD})
+    try:
+        refresh_schema(sqlite_store, "maria")
+        assert set(cached_schema(sqlite_store, "maria").content["schemas"][database]) == {"first"}
+        with con.cursor() as cur:
+            cur.execute(f"CREATE TABLE {database}.second (b varchar(3) NOT NULL)")
+            cur.execute(f"CREATE DATABASE {database}_other")  # not this source's: it must not show
+        result = refresh_schema(sqlite_store, "maria")
+        content = cached_schema(sqlite_store, "maria").content
+        assert result.changed and list(content["schemas"]) == [database]
+        assert set(content["schemas"][database]) == {"first", "second"}
+        assert content["schemas"][database]["second"]["columns"] == [
+            {"name": "b", "type": "string", "nullable": False, "type_name": "varchar(3)"}
+        ]
+    finally:
+        with con.cursor() as cur:
+            cur.execute(f"DROP DATABASE {database}")
+            cur.execute(f"DROP DATABASE IF EXISTS {database}_other")
+        con.close()

@@ -11,20 +11,36 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.backends.conftest import mysql_tpch  # noqa: F401 - fixture: TPC-H loaded into MariaDB once per run
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
 from tests.differential.family_flightsql import family_flightsql  # noqa: F401 - fixture
 from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
 from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
+from tests.differential.family_mariadb import family_mariadb  # noqa: F401 - fixture
+from tests.differential.family_postgres import family_postgres  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
 from tests.differential.family_sail import family_sail  # noqa: F401 - fixture
 from tests.differential.family_snowflake import family_snowflake  # noqa: F401 - fixture
+from tests.differential.family_sqlite import family_sqlite  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
 #: Every family in the suite, by fixture name.
-FAMILY_FIXTURES = ("family_duckdb", "family_files", "family_s3", "family_delta", "family_iceberg", "family_hudi",
-                   "family_snowflake", "family_flightsql", "family_sail")
+FAMILY_FIXTURES = (
+    "family_duckdb",
+    "family_postgres",
+    "family_sqlite",
+    "family_files",
+    "family_s3",
+    "family_delta",
+    "family_iceberg",
+    "family_hudi",
+    "family_mariadb",
+    "family_snowflake",
+    "family_flightsql",
+    "family_sail",
+)
 
 
 def pytest_addoption(parser) -> None:

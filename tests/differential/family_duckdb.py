@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from backends.base import SourceSpec
-from tests.differential.harness import Family, TypeCase
+from tests.differential.harness import Family, NativeColumn, TypeCase
 from tests.support.tpch import TPCH_TABLES
 
 #: Every DuckDB type a user meets, the literal of the row that is not NULL, and the gateway's Arrow type.
@@ -110,6 +110,14 @@ def family_duckdb(tpch_dir, tmp_path_factory) -> Family:
     def native(sql, parameters):
         return reference.execute(sql, parameters or []).to_arrow_table()
 
+    def native_columns(table):
+        rows = reference.execute(
+            "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return [NativeColumn(*row) for row in rows]
+
     return Family(
         name="duckdb",
         source=SourceSpec("duck", "duckdb", {"path": str(path)}),
@@ -117,5 +125,6 @@ def family_duckdb(tpch_dir, tmp_path_factory) -> Family:
         native=native,
         schema="main",
         zoo=(*(case for case, _ in _ZOO), *_NESTED),
+        native_columns=native_columns,
     )
 

@@ -48,6 +48,10 @@ EVERYDAY = {
     "and o_orderkey < 10 where c_custkey < 20 order by c_custkey, o_orderkey",
     "empty_result": "select n_name from nation where n_name = 'ATLANTIS'",
     "unnamed_aggregates": "select count(*), sum(n_nationkey) from nation",
+    # 75k rows of NULLs and integers before the first text and decimal: values that arrive after the first batch.
+    "null_first_batches": "select o_orderkey, case when n_nationkey = 5 then o_comment end as late_text, "
+    "case when n_nationkey < 5 then o_shippriority else o_totalprice end as late_number from nation, orders "
+    "where n_nationkey < 6 order by n_nationkey, o_orderkey",
 }
 
 #: ``?`` parameters of each Python type a client binds, compared with the engine binding the same value itself.
@@ -63,4 +67,8 @@ PARAMETERS = {
     "param_date_text_cast": ("select count(*) as n from orders where o_orderdate >= cast(? as date)", ("1995-01-01",)),
     "param_like": ("select count(*) as n from part where p_type like ?", ("%BRASS",)),
     "param_null": ("select count(*) as n from nation where n_comment = ?", (None,)),
+    "param_count_and_sum": (
+        "select count(*) as n, sum(l_extendedprice) as total from lineitem where l_orderkey > ?",
+        (59000,),
+    ),
 }

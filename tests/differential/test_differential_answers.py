@@ -17,6 +17,7 @@ def ask(client, sql: str, parameters=None):
 def compare(family, client, query_id: str, sql: str, parameters=None) -> None:
     if query_id in family.engine_cannot:
         pytest.skip(f"{family.name} itself cannot run {query_id}: {family.engine_cannot[query_id]}")
+    sql = family.spelled.get(query_id, sql)
     expected = family.native(family.native_sql(family.for_engine(sql)), parameters)
     got = ask(client, family.for_gateway(sql), parameters)
     expected_names = expected.column_names if hasattr(expected, "column_names") else None

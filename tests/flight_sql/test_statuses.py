@@ -57,7 +57,7 @@ def test_a_query_naming_two_sources_is_refused_once_with_one_history_row(make_ga
 
 
 def test_unknown_postgres_table_is_not_found_and_recorded_as_an_error(make_gateway, postgres_server):
-    pg = SourceSpec("pg", "postgres", {"host": postgres_server.host, "port": postgres_server.port, "database": "test"})
+    pg = SourceSpec("pg", "postgres", postgres_server.options())
     message, events = _fail(make_gateway(sources=(pg,), demo_scale=None), "SELECT * FROM public.no_such_table")
     assert _status(message) == "NotFound", message
     assert 'relation "public.no_such_table" does not exist' in message

@@ -409,3 +409,12 @@ def test_gcs_parquet_anonymous(gcs):
         got = rows(backend, "SELECT max(id) AS m, count(*) AS n FROM sales")
     assert got == [{"m": 299, "n": 300}]
 
+
+
+def test_required_parquet_columns_are_reported_not_null(tmp_path, tpch_dir):
+    """tpchgen-cli writes every TPC-H column as required: the table's metadata says NOT NULL, as the file does."""
+    with FilesBackend(source("files", tables=[{"name": "nation", "location": str(tpch_dir / "nation.parquet")}])) as b:
+        schema = b.table_schema("main", "nation")
+    stored = pq.read_schema(tpch_dir / "nation.parquet")
+    assert [(f.name, f.nullable) for f in schema] == [(f.name, f.nullable) for f in stored]
+    assert not schema.field("n_nationkey").nullable

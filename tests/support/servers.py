@@ -109,18 +109,26 @@ def _check(argv: list[str], what: str, timeout: float = 120) -> None:
         raise ServerUnavailable(f"{what} failed ({result.returncode}): {(result.stderr or result.stdout)[-2000:]}")
 
 
+#: The least-privilege role PostgreSQL sources log in as (README, "Read-only, twice"): CONNECT, USAGE and SELECT.
+READER = "nexus_reader"
+READER_PASSWORD = "reader-only-password"
+
+
 @dataclass
 class PrivatePostgres:
     """A PostgreSQL cluster of our own: ``initdb`` in a private directory, served on a free loopback port.
 
     The superuser is ``postgres`` with trust authentication over TCP on 127.0.0.1; database ``test`` exists.
-    ``stop()`` and ``start()`` may be called again (recovery tests restart the server).
+    Sources log in as ``nexus_reader`` (``options()``), a role set up the way the README tells users to: it may
+    connect and read every table the superuser creates, nothing more (``reader_grants``). Setup code uses
+    ``dsn()``/``uri()``, which log in as the superuser. ``stop()`` and ``start()`` may be called again.
     """
 
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     user: str = "postgres"
     database: str = "test"
+    reader: str = READER
     root: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +157,8 @@ class PrivatePostgres:
         _check([*self._as, self._pg_ctl, "-D", str(self._data), "-l", str(log), "-o", options, "-w", "-t", "60",
                 "start"], f"PostgreSQL start (log: {log})")
         if not self._created:
+            self._create_reader()
+            self.reader_grants("postgres")
             self.create_database(self.database)
             self._created = True
         return self
@@ -162,10 +172,38 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def create_database(self, name: str) -> None:
+        """Create a database the reader role can read."""
         import psycopg
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+        self.reader_grants(name)
+
+    def _create_reader(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {self.reader} LOGIN PASSWORD '{READER_PASSWORD}'")
+
+    def reader_grants(self, database: str) -> None:
+        """The README's least-privilege set-up, in one database: read what the superuser creates there.
+
+        The gateway's pooled connections share one role, and PostgreSQL lets a role signal its own sessions:
+        revoking pg_cancel_backend/pg_terminate_backend from PUBLIC keeps one client from stopping another's.
+        """
+        import psycopg
+
+        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
+            for statement in (
+                f'GRANT CONNECT ON DATABASE "{database}" TO {self.reader}',
+                f"GRANT USAGE ON SCHEMA public TO {self.reader}",
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {self.reader}",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.user} GRANT SELECT ON TABLES TO {self.reader}",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.user} GRANT USAGE ON SCHEMAS TO {self.reader}",
+                "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_cancel_backend(integer) FROM PUBLIC",
+                "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint) FROM PUBLIC",
+            ):
+                conn.execute(statement)
 
     def dsn(self, database: str | None = None, user: str | None = None) -> str:
         """A libpq keyword DSN (psycopg)."""
@@ -179,9 +217,13 @@ class PrivatePostgres:
         return f"postgresql://{login}@{self.host}:{self.port}/{database or self.database}"
 
     def options(self, database: str | None = None, **extra) -> dict:
-        """The options of a ``postgresql`` source pointing here."""
+        """The options of a ``postgresql`` source pointing here, logging in as the least-privilege reader."""
         return {"host": self.host, "port": self.port, "database": database or self.database,
-                "username": self.user, **extra}
+                "username": self.reader, **extra}
+
+    def superuser_options(self, database: str | None = None, **extra) -> dict:
+        """Options of a source that logs in as the superuser: only tests of that refusal, or that say why."""
+        return self.options(database, username=self.user, allow_privileged_login=True, **extra)
 
 
 @dataclass

@@ -1,8 +1,7 @@
-"""The PostgreSQL attack corpus through the gateway against this run's own PostgreSQL.
+"""The PostgreSQL attack corpus through the gateway against this run's own PostgreSQL, with the validator on.
 
-The connection-level defence of PostgreSQL (read-only transactions) does not stop a privileged login from
-reading server files, writing them with COPY TO, changing settings or taking advisory locks: for those the
-validator is the line that holds. Every attack must be refused with its rule id, and afterwards a sentinel
+The source logs in as the least-privilege reader (the README's set-up); test_e2e_postgres_damage.py runs the same
+classes with the validator off. Here every attack must be refused with its rule id, and afterwards a sentinel
 table, a sentinel file the server could read, a world-writable directory the server could write into, the
 advisory locks and the session settings must all be as before.
 """

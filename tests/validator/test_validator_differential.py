@@ -1,60 +1,179 @@
-"""Differential check against DuckDB's own parser: whatever the validator accepts, DuckDB reads as one query.
+"""Differential fuzz: sqlglot's reading against the engine's own reading, on mutated attack and legitimate SQL.
 
-Mutations of the corpora (inserted quotes, comment markers, semicolons, fragments of other queries) probe the
-places where two parsers can disagree about where a string, a comment or a statement ends.
+Mutations insert quotes, comment markers, escapes (``U&"..."``, ``E'...'``, dollar quotes), semicolons, non-ASCII
+letters and fragments of other queries, where two parsers can disagree about where a string, a comment, an
+identifier or a statement ends, or which function a name is. For every mutation:
+
+- what the validator accepts with the engine's reading on, it also accepts with sqlglot's alone (the engine
+  only adds refusals);
+- what it accepts, an independent oracle over the engine's full parse tree finds harmless: one query, and
+  only allowed functions (DuckDB: ``json_serialize_sql``, DuckDB's own parser; PostgreSQL: libpg_query through
+  pglast, walked here without the validator's code);
+- so where sqlglot's reading passes and the engine's reading would call a function that is not allowed (or
+  see a second statement, or a write), the validator refuses.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 
 import duckdb
 import pytest
+from pglast import parser as pg_parser
 
 from backends.errors import GatewayError
 from server.readonly import validate
+from server.readonly_rules import allowed_functions
 from tests.validator.corpus import ATTACKS, LEGIT
 
-_POOL = [s for d, _, s in ATTACKS if d == "duckdb" and len(s) < 500] + [s for d, s in LEGIT if d == "duckdb"]
-_ALPHABET = list("()[]{};'\"`$-/*+.,:?=<>|&!@#\\ \n\tabcSELECTFROMDELETE0123eE")
+_FRAGMENTS = [
+    'U&"\\0070g_sleep"(1)', 'U&"\\0067etenv"(\'HOME\')', "U&'\\0041'", "u&", "UESCAPE '!'", "E'\\''", "e'\\\\'",
+    "$$", "$a$", "/*", "*/", "--", "\n", "'", '"', "\\", ";", "é", "日本", "pg_sleep(1)",
+    "read_text('/etc/passwd')", "getenv('HOME')", "t.pg_read_file", "OPERATOR(public.+)", "::text", " AS x(a)",
+    "WITH q(a) AS (SELECT 1) ", "current_setting('temp_directory')", "lo_import('/etc/passwd')",
+]
+_ALPHABET = list("()[]{};'\"`$-/*+.,:?=<>|&!@#\\ \n\tabcSELECTFROMDELETE0123eEuU")
 _READS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-def _mutations(seed: int, count: int):
+def _pool(dialect: str) -> list[str]:
+    return [s for d, _, s in ATTACKS if d == dialect and len(s) < 500] + [s for d, s in LEGIT if d == dialect]
+
+
+def _mutations(pool: list[str], seed: int, count: int):
     rng = random.Random(seed)
     for _ in range(count):
-        sql = rng.choice(_POOL)
+        sql = rng.choice(pool)
         for _ in range(rng.randint(1, 4)):
             k = rng.randint(0, len(sql))
             roll = rng.random()
-            if roll < 0.4:
+            if roll < 0.3:
                 sql = sql[:k] + rng.choice(_ALPHABET) + sql[k:]
-            elif roll < 0.7:
+            elif roll < 0.5:
                 sql = sql[:k] + sql[k + rng.randint(1, 5) :]
+            elif roll < 0.8:
+                sql = sql[:k] + rng.choice(_FRAGMENTS) + sql[k:]
             else:
-                sql = sql[:k] + rng.choice(_POOL)[: rng.randint(0, 40)] + sql[k:]
+                sql = sql[:k] + rng.choice(pool)[: rng.randint(0, 40)] + sql[k:]
         yield sql
 
 
+def _accepts(sql: str, dialect: str, engine: str | None) -> bool:
+    try:
+        validate(sql, dialect, engine=engine)
+    except GatewayError:
+        return False
+    return True
+
+
+# -- DuckDB --------------------------------------------------------------------------------------------------
+
+
+def _duckdb_functions(con, sql: str) -> set[str] | None:
+    """Every function name in DuckDB's own serialized parse tree; None when DuckDB serializes nothing."""
+    found = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
+    tree = json.loads(found)
+    if tree.get("error"):
+        return None
+    names, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("function_name")
+            if isinstance(name, str) and node.get("class") in ("FUNCTION", "AGGREGATE", "WINDOW"):
+                names.add(name.lower())
+            if node.get("type") == "TABLE_FUNCTION":
+                inner = node.get("function", {})
+                if isinstance(inner.get("function_name"), str):
+                    names.add(inner["function_name"].lower())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
+
+
+#: Names DuckDB's serializer gives to operators and syntax (``+``, ``count_star``, ``~~``): not calls.
+_DUCKDB_SYNTAX = {"count_star", "~~", "!~~", "~~*", "!~~*", "~~~", "list_value", "struct_pack", "row",
+                  "array_extract", "array_slice", "map", "try_strptime", "date_part", "list_pack", "unnest"}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_accepted_mutations_are_single_reads_for_duckdb(seed):
+def test_duckdb_accepted_mutations_are_single_harmless_reads(seed):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
     con = duckdb.connect()
+    allowed = allowed_functions("duckdb") | _DUCKDB_SYNTAX
     accepted = 0
-    for sql in _mutations(seed, 2000):
-        try:
-            validate(sql, "duckdb")
-        except GatewayError:
+    for sql in _mutations(_pool("duckdb"), seed, 3000):
+        with_engine = _accepts(sql, "duckdb", "duckdb")
+        sqlglot_alone = _accepts(sql, "duckdb", None)
+        assert sqlglot_alone or not with_engine, sql  # the engine's reading only adds refusals
+        if not sqlglot_alone:
             continue
-        accepted += 1
         try:
             statements = con.extract_statements(sql)
+            called = _duckdb_functions(con, sql)
         except duckdb.Error:
             continue  # DuckDB cannot parse it either: it would never run
+        harmful = called is not None and {n for n in called if not n.isidentifier() or n in allowed} != called
+        if not with_engine:
+            continue
+        accepted += 1
         types = [s.type for s in statements]
-        if sql.lstrip().upper().startswith("PIVOT") and types == [duckdb.StatementType.CREATE,
-                                                                duckdb.StatementType.SELECT]:
-            continue  # PIVOT without an IN list: DuckDB adds a temporary ENUM type of the pivot values
-        assert len(types) == 1 and types[0] in _READS, (sql, types)
+        if types != [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]:  # PIVOT's temporary ENUM
+            assert len(types) == 1 and types[0] in _READS, (sql, types)
+        assert not harmful, (sql, sorted(called - allowed))
     assert accepted > 100  # the mutations do reach DuckDB's parser
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+
+_PG_DML = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
+
+
+def _postgres_reading(sql: str) -> tuple[list[str], set[str], bool] | None:
+    """Statement kinds, called function names and whether DML appears, as libpg_query reads ``sql``."""
+    try:
+        tree = json.loads(pg_parser.parse_sql_json(sql))
+    except pg_parser.ParseError:
+        return None
+    kinds = [next(iter(s["stmt"])) for s in tree.get("stmts", [])]
+    names, dml, stack = set(), False, [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "FuncCall":
+                    parts = [p["String"]["sval"] for p in value.get("funcname", []) if "String" in p]
+                    names.add(parts[-1] if len(parts) == 1 or parts[0] == "pg_catalog" else ".".join(parts))
+                dml |= key in _PG_DML
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return kinds, names, dml
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_postgres_accepted_mutations_are_single_harmless_reads(seed):
+    logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
+    allowed = allowed_functions("postgres")
+    accepted = 0
+    pool = _pool("postgres") + [s for d, s in LEGIT if d == "duckdb" and "SELECT" in s[:10]][:40]
+    for sql in _mutations(pool, seed, 2000):
+        with_engine = _accepts(sql, "postgres", "postgres")
+        sqlglot_alone = _accepts(sql, "postgres", None)
+        assert sqlglot_alone or not with_engine, sql
+        if not sqlglot_alone:
+            continue
+        reading = _postgres_reading(sql)
+        if reading is None:
+            continue  # PostgreSQL cannot parse it either: it would never run
+        kinds, called, dml = reading
+        harmful = dml or bool(called - allowed) or len(kinds) != 1
+        if not with_engine:
+            continue
+        accepted += 1
+        assert kinds[0] in ("SelectStmt", "ExplainStmt", "VariableShowStmt"), (sql, kinds)
+        assert not harmful, (sql, kinds, sorted(called - allowed))
+    assert accepted > 50

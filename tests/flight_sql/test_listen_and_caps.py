@@ -1,0 +1,102 @@
+"""Where the server listens, decided on resolved addresses; how many handles a client may hold open."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from adbc_driver_manager import AdbcStatusCode
+
+from backends.errors import ConfigError
+from server.app import Gateway, resolve_listen_address
+from server.config import ServerConfig
+from tests.support import flightsql_raw as raw
+
+# -- --host --------------------------------------------------------------------------------------------------
+
+
+def test_a_name_that_starts_like_loopback_is_not_loopback_when_it_does_not_resolve(tmp_path):
+    # .example never resolves (RFC 2606): the refusal is a clear error, not an uncaught exception.
+    with pytest.raises(ConfigError, match="cannot resolve the address to listen on .'127.attacker.example'."):
+        Gateway(ServerConfig(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
+
+
+def test_a_name_is_judged_by_the_address_it_resolves_to(tmp_path, monkeypatch):
+    """DNS that answers for an attacker's name cannot run here: getaddrinfo is replaced for that one name."""
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        if host == "127.attacker.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.7", 0))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(ConfigError, match=r"refusing to bind 127.attacker.example \(203.0.113.7\)"):
+        Gateway(ServerConfig(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
+
+
+def test_loopback_names_and_addresses_are_resolved_and_bound(make_gateway):
+    assert resolve_listen_address("127.0.0.1") == ("127.0.0.1", True)
+    assert resolve_listen_address("localhost")[1] is True
+    assert resolve_listen_address("0.0.0.0")[1] is False
+    gw = make_gateway(host="localhost")
+    assert gw.location.startswith(("grpc://127.0.0.1:", "grpc://[::1]:"))
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM region")
+        assert cur.fetchone()[0] == 5
+
+
+def test_cli_says_why_it_cannot_listen(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--host", "127.attacker.example", "--port", "0", "--no-demo",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "error: cannot resolve the address to listen on ('127.attacker.example')" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+# -- caps on tickets and prepared statements -----------------------------------------------------------------
+
+
+def refusal(action) -> flightsql.Error:
+    with pytest.raises(flightsql.Error) as caught:
+        action()
+    return caught.value
+
+
+def test_prepared_statements_per_client_are_capped_and_closing_frees_room(make_gateway):
+    gw = make_gateway(max_prepared_statements_per_client=3)
+    with flight.connect(gw.location) as client:
+        handles = [raw.prepare(client, f"SELECT {i} AS n").prepared_statement_handle for i in range(3)]
+        with pytest.raises(pa.ArrowInvalid) as caught:
+            raw.prepare(client, "SELECT 3 AS n")
+        text = str(caught.value)
+        assert "too many prepared statements open for this client" in text
+        assert "max_prepared_statements_per_client=3" in text and "ClosePreparedStatement" in text
+        raw.close_prepared(client, handles[0])
+        raw.prepare(client, "SELECT 3 AS n")
+
+
+def test_tickets_are_capped_per_client_and_in_total(make_gateway):
+    gw = make_gateway(max_tickets_per_client=3, max_tickets=4)
+    with flightsql.connect(gw.location, autocommit=True) as first, flightsql.connect(gw.location,
+                                                                                     autocommit=True) as second:
+        with first.cursor() as cur:
+            for i in range(3):
+                cur.execute(f"SELECT {i} AS n")
+                assert cur.fetchall() == [(i,)]
+            error = refusal(lambda: cur.execute("SELECT 3 AS n"))
+            assert "too many tickets open for this client" in str(error) and "max_tickets_per_client=3" in str(error)
+        with second.cursor() as cur:
+            cur.execute("SELECT 4 AS n")
+            assert cur.fetchall() == [(4,)]
+            error = refusal(lambda: cur.execute("SELECT 5 AS n"))
+            assert "too many tickets open on this server" in str(error) and "max_tickets=4" in str(error)
+            assert error.status_code == AdbcStatusCode.INVALID_ARGUMENT

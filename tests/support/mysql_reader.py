@@ -1,0 +1,33 @@
+"""The least-privilege login a MySQL-family source should use, as the README tells users to create it."""
+
+from __future__ import annotations
+
+READER = "nexus_reader"
+READER_PASSWORD = "Reader-Pass-42"
+
+
+def reader_statements(database: str) -> list[str]:
+    """The statements a user runs (README, "Read-only, twice"): a login that can only read one database."""
+    return [
+        f"CREATE USER IF NOT EXISTS '{READER}'@'%' IDENTIFIED BY '{READER_PASSWORD}'",
+        f"GRANT SELECT, SHOW VIEW ON `{database}`.* TO '{READER}'@'%'",
+    ]
+
+
+def ensure_reader(server, database: str) -> dict:
+    """Create the reader on ``server`` (idempotent) with SELECT on ``database``; return a source's options."""
+    con = server.connect()
+    try:
+        with con.cursor() as cur:
+            for statement in reader_statements(database):
+                cur.execute(statement)
+    finally:
+        con.close()
+    return server.options(database, username=READER)
+
+
+def reader_spec(server, database: str, name: str = "mysrc", **options):
+    """A ``mysql`` SourceSpec that logs in as the reader."""
+    from backends.base import SourceSpec
+
+    return SourceSpec(name, "mysql", {**ensure_reader(server, database), **options}, {"password": READER_PASSWORD})
