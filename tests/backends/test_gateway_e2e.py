@@ -120,5 +120,5 @@ def test_duckdb_functions_mean_nothing_on_a_mysql_source(make_gateway, mysql_tpc
             for sql in ("SELECT * FROM query('SELECT 42')", "SELECT * FROM read_csv('/etc/passwd')"):
                 with pytest.raises(flightsql.ProgrammingError, match=refusal):
                     cur.execute(sql)
-        cur.execute("SELECT count(*) FROM nation")
-        assert cur.fetchone()[0] == 25
+            cur.execute("SELECT count(*) FROM nation")
+            assert cur.fetchone()[0] == 25

@@ -26,6 +26,7 @@ from tests.support.flightsql_upstreams import running_roapi
 from tests.support.tpch import TPCH_TABLES
 
 _NO_PARAMETERS = "ROAPI has no bound parameters: it answers do_put_prepared_statement_query as not implemented"
+_NO_METADATA = "ROAPI's GetTables answer does not match the Flight SQL schema, which the ADBC client refuses"
 #: 0, read from a table: a wide value of n + _ZERO characters is computed when the query runs, never folded.
 _ZERO = "(select min(r_regionkey) from region)"
 #: Wide values as DataFusion-based upstreams make them fast (``Family.repeat_text`` / ``repeat_blob``).
@@ -80,7 +81,9 @@ def upstream_tables(tpch_dir: Path, folder: Path) -> dict[str, Path]:
     return {name: tpch_dir / f"{name}.parquet" for name in TPCH_TABLES} | {"type_zoo": zoo_file}
 
 
-def upstream_family(name: str, uri: str, native, dialect: str, schema: str, served: pa.Schema, no_parameters: str):
+def upstream_family(
+    name: str, uri: str, native, dialect: str, schema: str, served: pa.Schema, no_parameters: str, no_metadata: str
+) -> Family:
     """A Flight SQL family: the upstream at ``uri`` as source ``name``, answering itself through ``native``."""
     return Family(
         name=name,
@@ -90,7 +93,8 @@ def upstream_family(name: str, uri: str, native, dialect: str, schema: str, serv
         schema=schema,
         zoo=upstream_zoo(served),
         **WIDE_AT_RUN_TIME,
-        engine_cannot={"parameters": no_parameters} | dict.fromkeys(PARAMETERS, no_parameters),
+        engine_cannot={"parameters": no_parameters, "table_metadata": no_metadata}
+        | dict.fromkeys(PARAMETERS, no_parameters),
     )
 
 
@@ -111,5 +115,5 @@ def family_flightsql(tpch_dir, tmp_path_factory) -> Family:
 
         with connection.cursor() as cursor:
             served = cursor.adbc_execute_schema(f"select {', '.join(readable_zoo_columns())} from public.type_zoo")
-        yield upstream_family("flightsql", uri, native, "postgres", "public", served, _NO_PARAMETERS)
+        yield upstream_family("flightsql", uri, native, "postgres", "public", served, _NO_PARAMETERS, _NO_METADATA)
         connection.close()

@@ -15,6 +15,7 @@ from tests.differential.harness import Family
 from tests.support.flightsql_upstreams import running_sail
 
 _NO_PARAMETERS = "Sail cannot prepare a statement, so it binds no parameters"
+_NO_METADATA = "Sail answers GetDbSchemas and GetTables as not implemented"
 
 
 @pytest.fixture(scope="session")
@@ -34,5 +35,5 @@ def family_sail(tpch_dir, tmp_path_factory) -> Family:
         for name, path in tables.items():
             native(f"CREATE TABLE IF NOT EXISTS tpch.{name} USING parquet LOCATION '{path}'", None)
         served = native(f"SELECT {', '.join(readable_zoo_columns())} FROM tpch.type_zoo LIMIT 0", None).schema
-        yield upstream_family("sail", uri, native, "spark", "tpch", served, _NO_PARAMETERS)
+        yield upstream_family("sail", uri, native, "spark", "tpch", served, _NO_PARAMETERS, _NO_METADATA)
         connection.close()
