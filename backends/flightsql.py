@@ -10,8 +10,9 @@ on the upstream.
 
 The upstream's catalogs and schemas appear under the source as ``db_schema`` names ``catalog.schema`` (just
 ``schema`` when the source's ``catalog`` option pins one upstream catalog). Types pass through, except
-``string_view``/``binary_view`` (→ utf8/binary) and extension types (→ their storage), which not every client
-reads; field metadata is dropped.
+``string_view``/``binary_view`` (→ utf8/binary, also inside lists, maps and structs) and extension types (→ their
+storage), which not every client reads; field metadata is dropped. A message from the upstream may be as large as
+the source's ``max_message_bytes`` (256 MiB by default): one row must fit in one message.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from backends.errors import (
     ForbiddenError,
     GatewayError,
     InvalidQueryError,
+    LimitExceededError,
     NotFoundError,
     QueryCancelledError,
     QueryTimeoutError,
@@ -59,6 +61,8 @@ class FlightSQLConfig(BaseModel):
     mtls_cert_chain: str | None = None
     mtls_private_key: SecretStr | None = None
     catalog: str | None = None
+    #: The largest message accepted from the upstream: one row (a wide value) must fit in a message.
+    max_message_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, lt=2**31)
     query_timeout_seconds: float = Field(300.0, gt=0)
     pool_size: int = Field(4, ge=1)
     pool_recycle_seconds: float = Field(300.0, ge=0)
@@ -76,6 +80,7 @@ def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:
     kwargs: dict[str, str] = {
         options.TIMEOUT_QUERY.value: str(c.query_timeout_seconds),
         options.TIMEOUT_FETCH.value: str(c.query_timeout_seconds),
+        options.WITH_MAX_MSG_SIZE.value: str(c.max_message_bytes),
     }
     if c.username is not None:
         kwargs["username"] = c.username
@@ -96,15 +101,36 @@ def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:
 
 
 _GRPC_CODE = re.compile(r"\((\w+); \w+[^)]*\)")
+_TOO_LARGE = re.compile(r"received message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def _without_views(t: pa.DataType) -> pa.DataType:
+    """``t`` with every string_view/binary_view in it, nested ones too, as utf8/binary."""
+    if pa.types.is_string_view(t):
+        return pa.utf8()
+    if pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_map(t):
+        key, item = t.key_field, t.item_field
+        return pa.map_(
+            key.with_type(_without_views(key.type)), item.with_type(_without_views(item.type)), t.keys_sorted
+        )
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        value = t.value_field.with_type(_without_views(t.value_type))
+        if pa.types.is_fixed_size_list(t):
+            return pa.list_(value, t.list_size)
+        return pa.large_list(value) if pa.types.is_large_list(t) else pa.list_(value)
+    if pa.types.is_struct(t):
+        return pa.struct([field.with_type(_without_views(field.type)) for field in t])
+    return t
 
 
 def _view_rule(f: pa.Field):
-    """Turn views (string_view, binary_view) into the classic layouts every client decodes."""
-    if pa.types.is_string_view(f.type):
-        return pa.utf8(), lambda a: a.cast(pa.utf8())
-    if pa.types.is_binary_view(f.type):
-        return pa.binary(), lambda a: a.cast(pa.binary())
-    return None
+    """Turn views (string_view, binary_view), also inside lists, maps and structs, into layouts every client reads."""
+    target = _without_views(f.type)
+    if target.equals(f.type):
+        return None
+    return target, lambda a: a.cast(target)
 
 
 class FlightSQLBackend(AdbcBackend):
@@ -131,6 +157,26 @@ class FlightSQLBackend(AdbcBackend):
         text = re.split(r" \(\w+; ", text)[0].split(". Vendor code")[0].strip()
         message = f"[flightsql] {text.splitlines()[0] if text else type(exc).__name__}"
         lowered = text.lower()
+        if too_large := _TOO_LARGE.search(text):
+            return LimitExceededError(
+                f"[flightsql] the upstream sent a message of {int(too_large.group(1)) / 1e6:.1f} MB, over the "
+                f"{too_large.group(2)} bytes this source accepts: raise the source's max_message_bytes option",
+                source=self.name,
+            )
+        if "ingesttargettable" in lowered:
+            # The driver binds values to a statement it could not prepare as if they were rows to ingest.
+            return UnsupportedError(
+                "[flightsql] the upstream cannot prepare statements, so it cannot bind parameters: write the values "
+                "into the query",
+                source=self.name,
+            )
+        if "returned inconsistent schema" in lowered:
+            return BackendError(
+                "[flightsql] the upstream announced one schema and streamed another, which the Flight SQL client "
+                "refuses (ROAPI does so for dictionary and large_list columns): cast such columns in the query, "
+                "e.g. CAST(col AS VARCHAR)",
+                source=self.name,
+            )
         if code == "Unavailable" or "connection refused" in lowered or "error while dialing" in lowered:
             return BackendUnavailableError(message, source=self.name)
         if code == "Unauthenticated":
@@ -171,8 +217,19 @@ class FlightSQLBackend(AdbcBackend):
     # -- queries ---------------------------------------------------------------------------------------------
 
     def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Ask the upstream for the schema (GetFlightInfo / prepared statement), nothing is fetched."""
-        return plain_schema(self._describe(self._guard(sql)), self.field_rule)
+        """Ask the upstream for the schema (GetSchema, else GetFlightInfo); no result is fetched."""
+        statement = self._guard(sql)
+        try:
+            described = self._describe(statement)
+        except UnsupportedError:
+            described = self._flight_info_schema(statement)  # Sail, for one, has no GetSchema
+        return plain_schema(described, self.field_rule)
+
+    def _flight_info_schema(self, statement: str) -> pa.Schema:
+        """The schema of the FlightInfo the upstream answers for ``statement``; its endpoints are left unread."""
+        with self._cursor() as cursor:
+            _partitions, schema = cursor.adbc_execute_partitions(statement)
+            return schema
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""

@@ -11,6 +11,9 @@ used by the tests); without a host the driver derives ``<account>.snowflakecompu
 Type mapping: NUMBER(p,s) → decimal128(p,s) (also integers, which Snowflake stores as NUMBER(38,0): exact),
 FLOAT → float64, VARCHAR → utf8, BINARY → binary, BOOLEAN → bool, DATE → date32, TIME → time64,
 TIMESTAMP_NTZ → timestamp[ns], TIMESTAMP_LTZ/TZ → timestamp[ns, UTC], VARIANT/OBJECT/ARRAY → utf8 (JSON text).
+
+Parameters: the driver binds booleans, numbers and text only; decimals, dates, times, timestamps and bytes are
+sent as text cast back to their Snowflake type (``backends/snowflake_parameters.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ from backends.errors import (
     NotFoundError,
     QueryCancelledError,
     QueryTimeoutError,
+    UnsupportedError,
 )
+from backends.snowflake_parameters import snowflake_bindings
 
 _PREFIX = "adbc.snowflake.sql."
 
@@ -162,6 +167,8 @@ class SnowflakeBackend(AdbcBackend):
             return QueryCancelledError(message, source=self.name, sqlstate=state or None)
         if "database" in lowered and "does not exist" in lowered and "object" in lowered:
             return NotFoundError(message, source=self.name, sqlstate=state or None)
+        if isinstance(exc, adbc_driver_manager.NotSupportedError):
+            return UnsupportedError(message, source=self.name, sqlstate=state or None)
         if state.startswith(("42", "22", "0A")) or isinstance(exc, adbc_driver_manager.ProgrammingError):
             return InvalidQueryError(message, source=self.name, sqlstate=state or None)
         if isinstance(exc, adbc_driver_manager.OperationalError):
@@ -201,8 +208,19 @@ class SnowflakeBackend(AdbcBackend):
             return None
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Run the query on a pooled connection and stream its result chunks."""
-        return self._stream(require_query(sql, self.name, "snowflake"), parameters, limits)
+        """Run the query on a pooled connection and stream its result chunks.
+
+        Parameter values the driver cannot bind (dates, decimals, bytes …) travel as text cast back to their
+        Snowflake type (``backends/snowflake_parameters.py``); each row is bound as a one-row batch.
+        """
+        statement = require_query(sql, self.name, "snowflake")
+        if parameters:
+            statement, parameters = snowflake_bindings(statement, parameters)
+        return self._stream(statement, parameters, limits)
+
+    def _bind(self, row: Any) -> Any:
+        """Each parameter row is already the one-row batch ``snowflake_bindings`` made."""
+        return row
 
     # -- metadata --------------------------------------------------------------------------------------------
 

@@ -412,6 +412,7 @@ _TYPES: tuple[SourceType, ...] = (
             _f("tls_skip_verify", "bool"),
             _f("tls_override_hostname"),
             _f("mtls_cert_chain"),
+            _f("max_message_bytes", "int", minimum=1024 * 1024, maximum=2**31 - 1),
             _f("query_timeout_seconds", "float", minimum=1, maximum=86_400),
             _POOL_SIZE,
             *_POOL_AGES,

@@ -7,12 +7,13 @@ if ! command -v azurite-blob >/dev/null 2>&1; then
     npm install -g 'azurite@^3.35'
 fi
 
-# Snowflake emulator for tests/backends/test_snowflake.py. fakesnow pins duckdb 2.x and needs
-# snowflake-connector-python < 5, so it lives in its own virtual environment.
+# Snowflake emulator for tests/backends/test_snowflake.py and the differential suite. fakesnow pins duckdb 2.x
+# and needs snowflake-connector-python < 5, so it lives in its own virtual environment; the connector's pandas
+# extra gives it fetch_arrow_all, the engine's own answer the differential suite compares with.
 fakesnow_venv="${XDG_CACHE_HOME:-$HOME/.cache}/nexus-flight/fakesnow-venv"
-if [ ! -x "$fakesnow_venv/bin/fakesnow" ]; then
-    python3 -m venv "$fakesnow_venv"
-    "$fakesnow_venv/bin/pip" install -q 'fakesnow[server]>=0.12,<0.13' 'snowflake-connector-python>=4.8,<5'
+if [ ! -x "$fakesnow_venv/bin/fakesnow" ] || ! "$fakesnow_venv/bin/python" -c 'import pandas' 2>/dev/null; then
+    [ -x "$fakesnow_venv/bin/python" ] || python3 -m venv "$fakesnow_venv"
+    "$fakesnow_venv/bin/pip" install -q 'fakesnow[server]>=0.12,<0.13' 'snowflake-connector-python[pandas]>=4.8,<5'
 fi
 
 # BigQuery emulator for tests/backends/test_bigquery.py, in its own virtual environment (it pins its own

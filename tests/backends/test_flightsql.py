@@ -3,49 +3,117 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
 from backends.errors import (
+    BackendError,
     BackendUnavailableError,
     ConfigError,
     InvalidQueryError,
+    LimitExceededError,
     NotFoundError,
     ReadOnlyViolationError,
     UnsupportedError,
 )
 from backends.flightsql import FlightSQLBackend
 from tests.backends.conftest import TPCH_QUERIES, normalized
+from tests.support.flightsql_upstreams import running_roapi, running_sail
 from tests.support.results import cancel_after_first_batch, run
-from tests.support.services import free_port, require_command, running_server
+from tests.support.services import free_port
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
 
 
 @pytest.fixture(scope="module")
 def roapi(tpch_dir):
-    """ROAPI serving the TPC-H parquet files; all three addresses bound to 127.0.0.1 free ports."""
-    tool = require_command("roapi")
-    flight, http, postgres = free_port(), free_port(), free_port()
-    args = [
-        tool,
-        "--addr-flight-sql",
-        f"127.0.0.1:{flight}",
-        "--addr-http",
-        f"127.0.0.1:{http}",
-        "--addr-postgres",
-        f"127.0.0.1:{postgres}",
-    ]
-    for t in TABLES:
-        args += ["-t", f"{t}={tpch_dir / t}.parquet"]
-    with running_server(args, flight, "ROAPI"):
-        yield f"grpc://127.0.0.1:{flight}"
+    """ROAPI serving the TPC-H parquet files."""
+    with running_roapi({t: tpch_dir / f"{t}.parquet" for t in TABLES}) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
 def backend(roapi):
     with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def odd_types(tmp_path_factory):
+    """ROAPI serving a parquet file of the types it mishandles or that need unwrapping, as a source."""
+    path = tmp_path_factory.mktemp("roapi-odd") / "odd.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "d": pa.array(["a", None]).dictionary_encode(),
+                "ll": pa.array([[1], None], pa.large_list(pa.int64())),
+                "lv": pa.array([["x", None], None], pa.list_(pa.string_view())),
+                "mv": pa.array([[("k", b"v")], None], pa.map_(pa.string_view(), pa.binary_view())),
+            }
+        ),
+        path,
+    )
+    with running_roapi({"odd": path}) as uri, FlightSQLBackend(SourceSpec("odd", "flightsql", {"uri": uri})) as b:
+        yield b
+
+
+def test_views_inside_lists_and_maps_arrive_as_plain_types(odd_types):
+    table = run(odd_types, "SELECT lv, mv FROM odd")
+    assert table.schema.field("lv").type == pa.list_(pa.field("element", pa.string()))
+    assert table.schema.field("mv").type == pa.map_(pa.string(), pa.binary())
+    assert table.column("lv").to_pylist() == [["x", None], None]
+    assert table.column("mv").to_pylist() == [[("k", b"v")], None]
+    assert odd_types.get_schema("SELECT lv, mv FROM odd") == pa.schema(
+        [pa.field(f.name, f.type, f.nullable) for f in table.schema]
+    )
+
+
+@pytest.mark.parametrize("column", ["d", "ll"])
+def test_a_column_the_upstream_announces_wrongly_is_named_with_the_way_around(odd_types, column):
+    """ROAPI announces dictionary and large_list columns but streams them decoded: ADBC refuses such a stream."""
+    with pytest.raises(BackendError, match="announced one schema and streamed another.*CAST"):
+        run(odd_types, f"SELECT {column} FROM odd")
+    assert run(odd_types, "SELECT CAST(d AS VARCHAR) AS d FROM odd").column("d").to_pylist() == ["a", None]
+
+
+def test_a_message_over_the_sources_limit_names_the_option(roapi):
+    spec = SourceSpec("upstream", "flightsql", {"uri": roapi, "max_message_bytes": 1024 * 1024})
+    sql = "SELECT REPEAT('x', 2000000 + r_regionkey) AS w FROM region WHERE r_regionkey = 0"
+    with FlightSQLBackend(spec) as b, pytest.raises(LimitExceededError, match="2.0 MB.*max_message_bytes"):
+        run(b, sql)
+    with FlightSQLBackend(SourceSpec("upstream", "flightsql", {"uri": roapi})) as b:
+        assert len(run(b, sql).column("w")[0].as_py()) == 2000000
+
+
+@pytest.fixture(scope="module")
+def sail(tpch_dir):
+    """Sail, a Spark SQL engine with a Flight SQL server, with TPC-H's nation as a table of parquet."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with running_sail() as uri:
+        with flightsql.connect(uri, autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE nation USING parquet LOCATION '{tpch_dir / 'nation.parquet'}'")
+            cursor.fetchall()
+        yield uri
+
+
+def test_an_upstream_without_get_schema_is_described_from_its_flight_info(sail):
+    """Sail answers GetSchema (ADBC's execute_schema) as not implemented; its FlightInfo carries the schema."""
+    with FlightSQLBackend(SourceSpec("sail", "flightsql", {"uri": sail})) as b:
+        schema = b.get_schema("SELECT n_nationkey, n_name FROM nation")
+        assert schema.names == ["n_nationkey", "n_name"]
+        assert schema.field("n_name").type == pa.utf8()
+        table = run(b, "SELECT n_nationkey, n_name FROM nation WHERE n_name = 'CHINA'")
+        assert table.to_pylist() == [{"n_nationkey": 18, "n_name": "CHINA"}]
+
+
+def test_parameters_on_an_upstream_without_prepared_statements_are_unsupported(sail):
+    """Sail cannot prepare a statement; ADBC then mistakes bound values for a bulk ingestion."""
+    with FlightSQLBackend(SourceSpec("sail", "flightsql", {"uri": sail})) as b:
+        with pytest.raises(UnsupportedError, match="cannot bind parameters"):
+            run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3]])
+        assert run(b, "SELECT n_name FROM nation WHERE n_nationkey = 3").column("n_name").to_pylist() == ["CANADA"]
 
 
 def test_config_validation():

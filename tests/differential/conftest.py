@@ -17,11 +17,14 @@ from tests.differential.family_clickhouse import family_clickhouse  # noqa: F401
 from tests.differential.family_delta import family_delta  # noqa: F401 - fixture
 from tests.differential.family_duckdb import family_duckdb  # noqa: F401 - fixture
 from tests.differential.family_files import family_files  # noqa: F401 - fixture
+from tests.differential.family_flightsql import family_flightsql  # noqa: F401 - fixture
 from tests.differential.family_hudi import family_hudi  # noqa: F401 - fixture
 from tests.differential.family_iceberg import family_iceberg  # noqa: F401 - fixture
 from tests.differential.family_mariadb import family_mariadb  # noqa: F401 - fixture
 from tests.differential.family_postgres import family_postgres  # noqa: F401 - fixture
 from tests.differential.family_s3 import family_s3  # noqa: F401 - fixture
+from tests.differential.family_sail import family_sail  # noqa: F401 - fixture
+from tests.differential.family_snowflake import family_snowflake  # noqa: F401 - fixture
 from tests.differential.family_sqlite import family_sqlite  # noqa: F401 - fixture
 from tests.differential.harness import Family
 
@@ -38,6 +41,9 @@ FAMILY_FIXTURES = (
     "family_mariadb",
     "family_clickhouse",
     "family_bigquery",
+    "family_snowflake",
+    "family_flightsql",
+    "family_sail",
 )
 
 

@@ -100,6 +100,8 @@ class Family:
     repeat_blob: str | None = "cast(repeat('x', {n}) as blob)"
     #: Query ids this engine itself cannot run, with the reason (the gateway is then not asked either).
     engine_cannot: dict[str, str] = field(default_factory=dict)
+    #: The engine names result columns written unquoted in upper case (Snowflake), not as written.
+    upper_case_names: bool = False
     #: The engine's own spelling (DuckDB's dialect, unqualified) of queries whose shared text uses syntax it lacks.
     spelled: dict[str, str] = field(default_factory=dict)
     #: Fold constant expressions (``date '1998-12-01' - interval '90' day``) before rendering, for dialects
@@ -145,6 +147,10 @@ class Family:
         for placeholder in list(tree.find_all(exp.Placeholder)):
             placeholder.replace(exp.var(_PARAMETER))
         return tree.sql(self.dialect).replace(_PARAMETER, "?")
+
+    def result_name(self, name: str) -> str:
+        """The name of the result column the client wrote as the unquoted identifier ``name``."""
+        return name.upper() if self.upper_case_names else name
 
     def native_sql(self, sql: str) -> str:
         """``sql`` with the gateway's ``?`` markers turned into the native client's."""

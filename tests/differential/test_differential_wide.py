@@ -26,13 +26,13 @@ def _blob(family, size: int) -> str:
 
 @pytest.mark.parametrize("size", [1 * MB, 15 * MB], ids=["1MB", "15MB"])
 def test_one_wide_text_value(family, client, size):
-    value = ask(client, _text(family, size)).column("w")[0].as_py()
+    value = ask(client, _text(family, size)).column(family.result_name("w"))[0].as_py()
     assert len(value) == size and set(value) == {"x"}
 
 
 @pytest.mark.parametrize("size", [1 * MB, 15 * MB], ids=["1MB", "15MB"])
 def test_one_wide_blob_value(family, client, size):
-    value = ask(client, _blob(family, size)).column("w")[0].as_py()
+    value = ask(client, _blob(family, size)).column(family.result_name("w"))[0].as_py()
     assert isinstance(value, bytes) and len(value) == size and set(value) == {ord("x")}
 
 
@@ -48,7 +48,7 @@ def test_a_value_over_the_message_limit_is_refused_naming_it(family, client, mak
 
 @pytest.mark.parametrize("make", [_text, _blob], ids=["text", "blob"])
 def test_a_20MB_value_arrives_when_client_and_gateway_raise_the_limit(family, raised_limit_client, make):  # noqa: N802
-    value = ask(raised_limit_client, make(family, 20 * MB)).column("w")[0].as_py()
+    value = ask(raised_limit_client, make(family, 20 * MB)).column(family.result_name("w"))[0].as_py()
     assert len(value) == 20 * MB
 
 
@@ -60,6 +60,7 @@ def test_wide_rows_are_split_into_messages_the_client_accepts(family, client):
     expected = family.native(family.for_engine(sql), None)
     got = ask(client, family.for_gateway(sql))
     assert got.num_rows == len(expected)
-    lengths = sorted(len(v) for v in got.column("w").to_pylist())
-    expected_column = expected.column("w").to_pylist() if hasattr(expected, "column") else [r[2] for r in expected]
+    name = family.result_name("w")
+    lengths = sorted(len(v) for v in got.column(name).to_pylist())
+    expected_column = expected.column(name).to_pylist() if hasattr(expected, "column") else [r[2] for r in expected]
     assert lengths == sorted(len(v) for v in expected_column)
