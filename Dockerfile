@@ -8,13 +8,14 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY backends ./backends
 COPY catalog ./catalog
+COPY core ./core
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 nexus \
     && mkdir -p /data && chown nexus /data
 USER nexus
 
 # Generate the demo data at build time so containers start serving at once.
-RUN python -c "from pathlib import Path; from server.demo import demo_database; demo_database(Path('/data'), 0.01)"
+RUN python -c "from pathlib import Path; from nexus_flight.server.app.demo import demo_database; demo_database(Path('/data'), 0.01)"
 
 EXPOSE 31337
 # A container must listen beyond loopback; without authentication configured the gateway refuses that unless

@@ -18,12 +18,11 @@ from typing import Any, ClassVar
 
 import adbc_driver_manager
 import pyarrow as pa
+from nexus_flight.backends.adbc_common import AdbcExecution, FieldRule
+from nexus_flight.backends.base import Backend, Execution, QueryLimits, SourceSpec
+from nexus_flight.backends.pool import ConnectionPool
+from nexus_flight.core.errors import ConfigError, GatewayError
 from pydantic import BaseModel
-
-from backends.adbc_common import AdbcExecution, FieldRule
-from backends.base import Backend, Execution, QueryLimits, SourceSpec
-from backends.errors import ConfigError, GatewayError
-from backends.pool import ConnectionPool
 
 
 class AdbcBackend(Backend):

@@ -22,17 +22,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import sqlglot
-from sqlglot.tokens import TokenType
-
-from backends.base import Execution
-from backends.errors import (
+from nexus_flight.backends.base import Execution
+from nexus_flight.backends.limits import timeout_error
+from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
+from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.core.errors import (
     GatewayError,
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from backends.limits import timeout_error
-from backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
-from backends.watchdog import WATCHDOG
+from sqlglot.tokens import TokenType
 
 ErrorMapper = Callable[[], AbstractContextManager[None]]
 

@@ -40,11 +40,18 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from backends.adbc_common import scrub
-from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, parameter_schema
-from backends.errors import (
+from nexus_flight.backends.adbc_common import scrub
+from nexus_flight.backends.base import (
+    Backend,
+    Capabilities,
+    Execution,
+    QueryLimits,
+    SourceSpec,
+    TableInfo,
+    parameter_schema,
+)
+from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
@@ -57,7 +64,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from backends.watchdog import WATCHDOG
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 _READ_ONLY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 
@@ -421,7 +428,7 @@ class BigQueryBackend(Backend):
 
     def placeholder_types(self, sql: str, count: int) -> list[pa.DataType]:
         """The Arrow type of each ``?``: of the expression it is compared with, typed by a dry run."""
-        from backends.parameter_types import infer_parameter_types
+        from nexus_flight.backends.parameter_types import infer_parameter_types
 
         key = (sql, count)
         found = self._placeholder_types.get(key)

@@ -39,9 +39,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from backends import clickhouse_kernels as kernels
-from backends.adbc_common import uuid_to_text
+from nexus_flight.backends import clickhouse_kernels as kernels
+from nexus_flight.backends.adbc_common import uuid_to_text
 
 Converter = Callable[[pa.Array], pa.Array]
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from pydantic import Field, field_validator
-
-from backends.lake import (
+from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
     LakeSourceConfig,
@@ -27,7 +25,8 @@ from backends.lake import (
     parsable_location,
     unique_names,
 )
-from backends.object_store import delta_storage_options, parse_location
+from nexus_flight.backends.object_store import delta_storage_options, parse_location
+from pydantic import Field, field_validator
 
 
 class DeltaTableConfig(VersionedTable):

@@ -18,9 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from backends.base import (
+from nexus_flight.backends.base import (
     Backend,
     Capabilities,
     Execution,
@@ -31,7 +29,9 @@ from backends.base import (
     catalog_column,
     parameter_schema,
 )
-from backends.errors import (
+from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
@@ -43,8 +43,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from backends.limits import planning_limits, timeout_error
-from backends.watchdog import WATCHDOG
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
 
@@ -319,7 +318,7 @@ class DuckDBBackend(Backend):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
-        from backends.parameter_types import infer_parameter_types
+        from nexus_flight.backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._type_of_expressions)
         return parameter_schema(types)

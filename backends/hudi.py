@@ -15,10 +15,7 @@ import datetime as dt
 
 import pyarrow.dataset as ds
 from hudi import HudiReadOptions, HudiTable
-from pydantic import Field, field_validator
-
-from backends.errors import NotFoundError, UnsupportedError
-from backends.lake import (
+from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
     LakeSourceConfig,
@@ -27,7 +24,9 @@ from backends.lake import (
     parsable_location,
     unique_names,
 )
-from backends.object_store import arrow_filesystem, delta_storage_options, parse_location
+from nexus_flight.backends.object_store import arrow_filesystem, delta_storage_options, parse_location
+from nexus_flight.core.errors import NotFoundError, UnsupportedError
+from pydantic import Field, field_validator
 
 
 class HudiTableConfig(VersionedTable):

@@ -37,20 +37,19 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlglot import exp
-
-from backends.arrow_scan import for_duckdb
-from backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, catalog_column
-from backends.duckdb import DuckDBBackend
-from backends.errors import (
+from nexus_flight.backends.arrow_scan import for_duckdb
+from nexus_flight.backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, catalog_column
+from nexus_flight.backends.duckdb import DuckDBBackend
+from nexus_flight.backends.object_store import StoreSettings, parse_location, secrets_of
+from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
 )
-from backends.object_store import StoreSettings, parse_location, secrets_of
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlglot import exp
 
 #: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
 PARTITION_KEY = b"nexus.partition_key"

@@ -44,11 +44,8 @@ from typing import Any
 import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlglot import exp
-
-from backends.adbc_common import ConnectionPool, scrub
-from backends.base import (
+from nexus_flight.backends.adbc_common import ConnectionPool, scrub
+from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Backend,
     Capabilities,
@@ -61,7 +58,11 @@ from backends.base import (
     catalog_column,
     parameter_schema,
 )
-from backends.errors import (
+from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
+from nexus_flight.backends.mysql_grants import excess_privileges, refusal
+from nexus_flight.backends.parameter_types import infer_parameter_types
+from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
@@ -74,10 +75,8 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from backends.mysql_arrow import columns_of, result_schema, to_batch
-from backends.mysql_grants import excess_privileges, refusal
-from backends.parameter_types import infer_parameter_types
-from backends.watchdog import WATCHDOG
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot import exp
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.errors import BackendUnavailableError, InvalidQueryError, ReadOnlyViolationError, UnsupportedError
+from nexus_flight.core.errors import (
+    BackendUnavailableError,
+    InvalidQueryError,
+    ReadOnlyViolationError,
+    UnsupportedError,
+)
 
 #: Errors after which the connection is still good: the statement failed, the session did not.
 STATEMENT_ERRORS = (InvalidQueryError, ReadOnlyViolationError, UnsupportedError)

@@ -57,12 +57,10 @@ from typing import Any, Literal
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
-from backends import postgres_types
-from backends.adbc_backend import AdbcBackend
-from backends.adbc_common import FieldRule, plain_schema, rewrite_placeholders, scrub, sqlstate_of
-from backends.base import (
+from nexus_flight.backends import postgres_types
+from nexus_flight.backends.adbc_backend import AdbcBackend
+from nexus_flight.backends.adbc_common import FieldRule, plain_schema, rewrite_placeholders, scrub, sqlstate_of
+from nexus_flight.backends.base import (
     Capabilities,
     Execution,
     ForeignKeyColumn,
@@ -73,7 +71,16 @@ from backends.base import (
     catalog_column,
     parameter_schema,
 )
-from backends.errors import (
+from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
+from nexus_flight.backends.postgres_parameters import (
+    as_text_row,
+    quoted_type,
+    undetermined_parameter,
+    value_types,
+    with_casts,
+)
+from nexus_flight.backends.postgres_privileges import refuse_privileged_login
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
@@ -86,15 +93,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from backends.postgres_numeric import PgColumnType, result_scales
-from backends.postgres_parameters import (
-    as_text_row,
-    quoted_type,
-    undetermined_parameter,
-    value_types,
-    with_casts,
-)
-from backends.postgres_privileges import refuse_privileged_login
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 

@@ -25,8 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-
-from backends.adbc_common import rewrite_placeholders
+from nexus_flight.backends.adbc_common import rewrite_placeholders
 
 #: Python type → the PostgreSQL type psycopg binds it as (checked in order: bool is an int).
 _TYPED: tuple[tuple[type | tuple[type, ...], Callable[[Any], str]], ...] = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from backends.errors import ConfigError
+from nexus_flight.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

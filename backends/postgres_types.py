@@ -25,9 +25,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from backends.adbc_common import ColumnRule, FieldRule
-from backends.errors import InvalidQueryError, UnsupportedError
+from nexus_flight.backends.adbc_common import ColumnRule, FieldRule
+from nexus_flight.core.errors import InvalidQueryError, UnsupportedError
 
 #: A ``numeric`` whose scale depends on the values: 38 integer and 38 fractional digits.
 UNCONSTRAINED_NUMERIC = pa.decimal256(76, 38)

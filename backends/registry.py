@@ -7,23 +7,23 @@ import functools
 import importlib
 from importlib.metadata import entry_points
 
-from backends.base import Backend, SourceSpec
-from backends.errors import NotFoundError, NotInstalledError
+from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.core.errors import NotFoundError, NotInstalledError
 
 #: kind -> ("module:Class", pip extra that installs its driver)
 BACKENDS: dict[str, tuple[str, str | None]] = {
-    "duckdb": ("backends.duckdb:DuckDBBackend", None),
-    "postgres": ("backends.postgres:PostgresBackend", "postgres"),
-    "mysql": ("backends.mysql:MySQLBackend", "mysql"),
-    "flightsql": ("backends.flightsql:FlightSQLBackend", "flightsql"),
-    "snowflake": ("backends.snowflake:SnowflakeBackend", "snowflake"),
-    "sqlite": ("backends.sqlite:SQLiteBackend", "sqlite"),
-    "files": ("backends.files:FilesBackend", None),
-    "iceberg": ("backends.iceberg:IcebergBackend", "iceberg"),
-    "delta": ("backends.delta:DeltaBackend", "delta"),
-    "hudi": ("backends.hudi:HudiBackend", "hudi"),
-    "clickhouse": ("backends.clickhouse:ClickHouseBackend", "clickhouse"),
-    "bigquery": ("backends.bigquery:BigQueryBackend", "bigquery"),
+    "duckdb": ("nexus_flight.backends.duckdb:DuckDBBackend", None),
+    "postgres": ("nexus_flight.backends.postgres:PostgresBackend", "postgres"),
+    "mysql": ("nexus_flight.backends.mysql:MySQLBackend", "mysql"),
+    "flightsql": ("nexus_flight.backends.flightsql:FlightSQLBackend", "flightsql"),
+    "snowflake": ("nexus_flight.backends.snowflake:SnowflakeBackend", "snowflake"),
+    "sqlite": ("nexus_flight.backends.sqlite:SQLiteBackend", "sqlite"),
+    "files": ("nexus_flight.backends.files:FilesBackend", None),
+    "iceberg": ("nexus_flight.backends.iceberg:IcebergBackend", "iceberg"),
+    "delta": ("nexus_flight.backends.delta:DeltaBackend", "delta"),
+    "hudi": ("nexus_flight.backends.hudi:HudiBackend", "hudi"),
+    "clickhouse": ("nexus_flight.backends.clickhouse:ClickHouseBackend", "clickhouse"),
+    "bigquery": ("nexus_flight.backends.bigquery:BigQueryBackend", "bigquery"),
 }
 
 ENTRY_POINT_GROUP = "nexus_flight.backends"

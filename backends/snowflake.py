@@ -25,11 +25,9 @@ from typing import Any, Literal
 import adbc_driver_manager
 import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-
-from backends.adbc_backend import AdbcBackend
-from backends.adbc_common import require_query, rewrite_placeholders, scrub, sqlstate_of
-from backends.base import (
+from nexus_flight.backends.adbc_backend import AdbcBackend
+from nexus_flight.backends.adbc_common import require_query, rewrite_placeholders, scrub, sqlstate_of
+from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Capabilities,
     Execution,
@@ -40,7 +38,8 @@ from backends.base import (
     catalog_column,
     parameter_schema,
 )
-from backends.errors import (
+from nexus_flight.backends.snowflake_parameters import snowflake_bindings
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
@@ -51,7 +50,7 @@ from backends.errors import (
     QueryTimeoutError,
     UnsupportedError,
 )
-from backends.snowflake_parameters import snowflake_bindings
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 _PREFIX = "adbc.snowflake.sql."
 
@@ -196,7 +195,7 @@ class SnowflakeBackend(AdbcBackend):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Infer placeholder types from their neighbours (Snowflake does not describe parameters)."""
-        from backends.parameter_types import infer_parameter_types
+        from nexus_flight.backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._probe, dialect="snowflake")
         return parameter_schema(types)

@@ -28,12 +28,9 @@ from typing import Any
 import adbc_driver_manager
 import pyarrow as pa
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field
-from sqlglot.tokens import TokenType
-
-from backends import sqlite_types
-from backends.adbc_backend import AdbcBackend
-from backends.base import (
+from nexus_flight.backends import sqlite_types
+from nexus_flight.backends.adbc_backend import AdbcBackend
+from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Capabilities,
     Execution,
@@ -45,7 +42,9 @@ from backends.base import (
     catalog_column,
     parameter_schema,
 )
-from backends.errors import (
+from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.sqlite_worker import WorkerConnection, watching
+from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
     GatewayError,
@@ -54,8 +53,8 @@ from backends.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from backends.limits import planning_limits
-from backends.sqlite_worker import WorkerConnection, watching
+from pydantic import BaseModel, ConfigDict, Field
+from sqlglot.tokens import TokenType
 
 _SCHEMA = "main"
 
@@ -186,7 +185,7 @@ class SQLiteBackend(AdbcBackend):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Infer each placeholder's type from what it is compared with (utf8 otherwise; SQLite converts)."""
-        from backends.parameter_types import infer_parameter_types
+        from nexus_flight.backends.parameter_types import infer_parameter_types
 
         types = infer_parameter_types(sql, parameter_count, self._probe, dialect="sqlite")
         return parameter_schema(types)

@@ -25,7 +25,7 @@ import adbc_driver_manager
 import pyarrow as pa
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["backends.sqlite_worker", "adbc_driver_sqlite.dbapi", "pyarrow"])
+_CONTEXT.set_forkserver_preload(["nexus_flight.backends.sqlite_worker", "adbc_driver_sqlite.dbapi", "pyarrow"])
 
 
 class WorkerStopped(OSError):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 import pyarrow as pa
+from nexus_flight.backends.base import SourceSpec
+from nexus_flight.backends.bigquery import BigQueryBackend
 
-from backends.base import SourceSpec
-from backends.bigquery import BigQueryBackend
 from benchmarks.timing import alternating, best, report, via_backend, via_gateway
 
 COLUMNS = (
@@ -78,8 +78,8 @@ def measure(args, emulator) -> None:
     }
     gateway = None
     if not args.no_gateway:
-        from server.app import Gateway
-        from server.config import ServerConfig
+        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.server.app.gateway import Gateway
 
         gateway = Gateway(
             ServerConfig(port=0, demo_scale=None, sources=(SourceSpec("bq", "bigquery", options),))

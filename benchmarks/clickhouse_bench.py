@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
+from nexus_flight.backends.base import SourceSpec
+from nexus_flight.backends.clickhouse import ClickHouseBackend
 
-from backends.base import SourceSpec
-from backends.clickhouse import ClickHouseBackend
 from benchmarks.timing import alternating, best, report, via_backend, via_gateway
 
 TABLES = {
@@ -107,8 +107,8 @@ def measure(args, port: int, client) -> None:
     backend = ClickHouseBackend(SourceSpec("bench", "clickhouse", options))
     gateway = None
     if not args.no_gateway:
-        from server.app import Gateway
-        from server.config import ServerConfig
+        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.server.app.gateway import Gateway
 
         source = SourceSpec("ch", "clickhouse", options)
         gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(source,))).start()

@@ -27,7 +27,8 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from server.demo import demo_database, generate_parquet  # noqa: E402
+from nexus_flight.server.app.demo import demo_database, generate_parquet  # noqa: E402
+
 from tests.support.services import free_port, port_open  # noqa: E402
 
 Q1 = (ROOT / "benchmarks" / "tpch" / "q01.sql").read_text()
@@ -45,7 +46,7 @@ def wait_port(port: int, seconds: float = 120) -> None:
 def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--log-level", "WARNING", "serve", "--port", str(port),
+        [sys.executable, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
          "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"],
         cwd=ROOT, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
     )

@@ -14,9 +14,9 @@ import time
 
 import pyarrow as pa
 import pymysql
+from nexus_flight.backends.base import QueryLimits
+from nexus_flight.backends.mysql import MySQLBackend
 
-from backends.base import QueryLimits
-from backends.mysql import MySQLBackend
 from tests.support.mysql_reader import READER, READER_PASSWORD, reader_spec
 
 DATABASE = "nexus_bench"
@@ -160,8 +160,8 @@ def measure(args, server) -> None:
     results["pymysql rows->Arrow"] = best(lambda: via_pymysql(server, sql), 1)
     backend.close()
     if not args.no_gateway:
-        from server.app import Gateway
-        from server.config import ServerConfig
+        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.server.app.gateway import Gateway
 
         gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(spec,))).start()
         results["gateway (Flight SQL)"] = best(

@@ -11,9 +11,8 @@ import time
 
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
-
-from backends.base import QueryLimits, SourceSpec
-from backends.postgres import PostgresBackend
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.postgres import PostgresBackend
 
 
 def prepare(uri: str, rows: int) -> str:
@@ -115,9 +114,9 @@ def measure(args, server) -> None:
     direct.close()
     gateway = None
     if not args.no_gateway:
-        from backends.base import SourceSpec as Spec
-        from server.app import Gateway
-        from server.config import ServerConfig
+        from nexus_flight.backends.base import SourceSpec as Spec
+        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.server.app.gateway import Gateway
 
         gateway = Gateway(
             ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", server.options()),))

@@ -17,10 +17,10 @@ import pyarrow.flight as flight
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backends.base import QueryLimits  # noqa: E402
-from server.app import Gateway  # noqa: E402
-from server.config import ServerConfig  # noqa: E402
-from server.flight_sql import FlightSqlServer  # noqa: E402
+from nexus_flight.backends.base import QueryLimits  # noqa: E402
+from nexus_flight.server.app.config import ServerConfig  # noqa: E402
+from nexus_flight.server.app.gateway import Gateway  # noqa: E402
+from nexus_flight.server.flight.server import FlightSqlServer  # noqa: E402
 
 COUNTED = FlightSqlServer._stream
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server import readonly  # noqa: E402
-from server.readonly import validate  # noqa: E402
-from server.routing import RouteTarget, route  # noqa: E402
+from nexus_flight.server import readonly  # noqa: E402
+from nexus_flight.server.query.sql.readonly import validate  # noqa: E402
+from nexus_flight.server.query.sql.routing import RouteTarget, route  # noqa: E402
+
 from tests.validator.tpch import TPCH_QUERIES  # noqa: E402
 
 SOURCES = {"demo": RouteTarget("duckdb", engine="duckdb")}

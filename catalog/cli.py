@@ -1,6 +1,6 @@
 """Command-line management of the catalog: ``sources``, ``history`` and ``vault`` subcommands.
 
-``server/cli.py`` calls :func:`add_subcommands` on its subparsers; each command sets ``func`` on the parsed
+``server/app/cli.py`` calls :func:`add_subcommands` on its subparsers; each command sets ``func`` on the parsed
 namespace, a callable taking the namespace and returning the exit code. Every command prints an aligned table
 or,
 with ``--json``, JSON for scripts. Secrets are given as ``KEY=${env:NAME}`` or ``KEY=-`` (prompted), never as
@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from backends.errors import ConfigError, GatewayError
-from catalog.config_file import load_config, parse_value
-from catalog.health import check_source
-from catalog.history import STATUSES, search_history
-from catalog.rules import rule_error
-from catalog.schema_cache import diff_versions, refresh_schema
-from catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.config_file import load_config, parse_value
+from nexus_flight.catalog.health import check_source
+from nexus_flight.catalog.history import STATUSES, search_history
+from nexus_flight.catalog.rules import rule_error
+from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
+from nexus_flight.catalog.store import CatalogStore, default_url
+from nexus_flight.core.errors import ConfigError, GatewayError
 
 _ENV_REF_PREFIX = "${env:"
 

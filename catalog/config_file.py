@@ -31,11 +31,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from nexus_flight.catalog.rules import rule_error
+from nexus_flight.catalog.validation import SourceConfig, validate_source
+from nexus_flight.core.errors import ConfigError, GatewayError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-
-from backends.errors import ConfigError, GatewayError
-from catalog.rules import rule_error
-from catalog.validation import SourceConfig, validate_source
 
 ENV_PREFIX = "NEXUS_FLIGHT__"
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -245,7 +244,7 @@ def apply_sources(store, config: GatewayConfig) -> dict[str, str]:
 
     Sources only in the catalog (added with the CLI) are left alone.
     """
-    from backends.errors import NotFoundError
+    from nexus_flight.core.errors import NotFoundError
 
     actions = {}
     for source in config.sources:

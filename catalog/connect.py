@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backends.base import Backend, SourceSpec
-from backends.errors import BackendUnavailableError, NotFoundError, UnsupportedError
-from backends.registry import backend_class
-from catalog.source_types import SOURCE_TYPES
+from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.backends.registry import backend_class
+from nexus_flight.catalog.source_types import SOURCE_TYPES
+from nexus_flight.core.errors import BackendUnavailableError, NotFoundError, UnsupportedError
 
 #: Checks that a source answers; raises a ``GatewayError`` when it does not.
 Probe = Callable[[SourceSpec], None]

@@ -19,16 +19,14 @@ from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
-
-from backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
-from backends.errors import BackendUnavailableError, GatewayError, NotFoundError
-from backends.registry import backend_class
-from catalog.connect import family_class, open_source
-from catalog.health import record_failure
-from catalog.history import PHASES, QueryRecord, QueryRecorder
-from catalog.history_writer import HistoryWriter
-from catalog.models import utcnow
-from catalog.schema_cache import (
+from nexus_flight.backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from nexus_flight.backends.registry import backend_class
+from nexus_flight.catalog.connect import family_class, open_source
+from nexus_flight.catalog.health import record_failure
+from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder
+from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.models import utcnow
+from nexus_flight.catalog.schema_cache import (
     cached_schema,
     cached_table_schema,
     cached_tables,
@@ -36,10 +34,11 @@ from catalog.schema_cache import (
     save_schema,
     snapshot_backend,
 )
-from catalog.source_types import suggest, validation_limits
-from catalog.store import CatalogStore, SourceInfo
-from catalog.system_backend import SYSTEM_CATALOG, SystemBackend
-from server.routing import RouteTarget, engine_for
+from nexus_flight.catalog.source_types import suggest, validation_limits
+from nexus_flight.catalog.store import CatalogStore, SourceInfo
+from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
+from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
+from nexus_flight.server.query.sql.routing import RouteTarget, engine_for
 
 log = logging.getLogger(__name__)
 

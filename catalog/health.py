@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from nexus_flight.catalog.connect import Probe, ping_backend
+from nexus_flight.catalog.models import DataSource
+from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.rules import rule_error
+from nexus_flight.catalog.store import CatalogStore, SourceInfo
+from nexus_flight.core.errors import GatewayError
 from sqlalchemy import or_, select
-
-from backends.errors import GatewayError
-from catalog.connect import Probe, ping_backend
-from catalog.models import DataSource
-from catalog.redaction import SCRUBBER
-from catalog.rules import rule_error
-from catalog.store import CatalogStore, SourceInfo
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
+from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
+from nexus_flight.catalog.store import CatalogStore
 from sqlalchemy import delete, select
-
-from catalog.models import DataSource, QueryHistory, new_id, utcnow
-from catalog.redaction import SCRUBBER, redact_parameters
-from catalog.store import CatalogStore
 
 STATUSES = ("success", "error", "timeout", "cancelled", "rejected")
 PHASES = ("validate", "connect", "execute", "first_batch", "stream")

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from catalog.history import QueryRecord
+from nexus_flight.catalog.history import QueryRecord
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ A changed configuration sends an active or failed source back to ``draft``.
 
 from __future__ import annotations
 
-from catalog.rules import rule_error
+from nexus_flight.catalog.rules import rule_error
 
 STATUSES = ("draft", "active", "error", "inactive")
 

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from nexus_flight.catalog.models import Base, utcnow
+from nexus_flight.core.errors import ConfigError
 from sqlalchemy import (
     Column,
     Connection,
@@ -30,9 +32,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.schema import CreateColumn
-
-from backends.errors import ConfigError
-from catalog.models import Base, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.errors import ConfigError
+from nexus_flight.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from catalog.config_file import GatewayConfig, apply_sources, load_config
-from catalog.gateway import CatalogSourceDirectory, history_observer
-from catalog.health import HealthChecker
-from catalog.history import purge_history
-from catalog.redaction import install_log_scrubber
-from catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.config_file import GatewayConfig, apply_sources, load_config
+from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
+from nexus_flight.catalog.health import HealthChecker
+from nexus_flight.catalog.history import purge_history
+from nexus_flight.catalog.redaction import install_log_scrubber
+from nexus_flight.catalog.store import CatalogStore, default_url
 
 log = logging.getLogger(__name__)
 

@@ -14,21 +14,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nexus_flight.backends.base import SourceSpec
+from nexus_flight.catalog.lifecycle import check_transition
+from nexus_flight.catalog.migrations import upgrade
+from nexus_flight.catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
+from nexus_flight.catalog.redaction import redact_config
+from nexus_flight.catalog.rules import rule_error
+from nexus_flight.catalog.source_types import SOURCE_TYPES, backend_options, suggest
+from nexus_flight.catalog.validation import SourceConfig, validate_source
+from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
+from nexus_flight.core.errors import NotFoundError
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-
-from backends.base import SourceSpec
-from backends.errors import NotFoundError
-from catalog.lifecycle import check_transition
-from catalog.migrations import upgrade
-from catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
-from catalog.redaction import redact_config
-from catalog.rules import rule_error
-from catalog.source_types import SOURCE_TYPES, backend_options, suggest
-from catalog.validation import SourceConfig, validate_source
-from catalog.vault import KeyRing, SealedRecord, Vault
 
 log = logging.getLogger(__name__)
 

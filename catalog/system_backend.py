@@ -15,8 +15,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-
-from backends.base import (
+from nexus_flight.backends.base import (
     Backend,
     Capabilities,
     Execution,
@@ -25,18 +24,18 @@ from backends.base import (
     SourceSpec,
     TableInfo,
 )
-from backends.duckdb import limit_zero
-from backends.errors import (
+from nexus_flight.backends.duckdb import limit_zero
+from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
+from nexus_flight.core.errors import (
     BackendError,
     InvalidQueryError,
     LimitExceededError,
     NotFoundError,
     QueryCancelledError,
 )
-from backends.limits import planning_limits, timeout_error
-from backends.watchdog import WATCHDOG
-from catalog.store import CatalogStore
-from catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
 
 SYSTEM_CATALOG = "system"
 SYSTEM_SCHEMA = "main"
@@ -178,7 +177,7 @@ def _map_errors(deadline=None, limits: QueryLimits | None = None, step: str = "q
             f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG
         ) from None
     except duckdb.PermissionException as exc:
-        from backends.errors import ReadOnlyViolationError
+        from nexus_flight.core.errors import ReadOnlyViolationError
 
         raise ReadOnlyViolationError(
             f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG

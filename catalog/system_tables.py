@@ -6,13 +6,12 @@ import json
 from collections.abc import Callable
 
 import pyarrow as pa
+from nexus_flight.catalog.history import search_history
+from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion
+from nexus_flight.catalog.source_types import suggest
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.core.errors import NotFoundError
 from sqlalchemy import select
-
-from backends.errors import NotFoundError
-from catalog.history import search_history
-from catalog.models import DataSource, SourceSchema, SourceSchemaVersion
-from catalog.source_types import suggest
-from catalog.store import CatalogStore
 
 _TS = pa.timestamp("us", tz="UTC")
 

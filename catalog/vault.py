@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.rules import rule_error
 from pydantic import SecretStr
-
-from catalog.redaction import SCRUBBER
-from catalog.rules import rule_error
 
 log = logging.getLogger(__name__)
 

@@ -1,3 +1,3 @@
-"""The Flight SQL endpoint: protocol, authentication, sessions, query service and CLI."""
+"""The gateway process: the Flight SQL wire (``flight``), the query pipeline (``query``) and its wiring (``app``)."""
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
-"""``python -m server``: the same as the ``nexus-flight`` command."""
+"""``python -m nexus_flight.server``: the same as the ``nexus-flight`` command."""
 
 import sys
 
-from server.cli import main
+from nexus_flight.server.app.cli import main
 
 sys.exit(main())

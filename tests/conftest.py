@@ -14,8 +14,9 @@ import pytest
 # Shared helpers that assert: their failures get pytest's explanations too.
 pytest.register_assert_rewrite("tests.support.results")
 
-from server.app import Gateway  # noqa: E402
-from server.config import ServerConfig  # noqa: E402
+from nexus_flight.server.app.config import ServerConfig  # noqa: E402
+from nexus_flight.server.app.gateway import Gateway  # noqa: E402
+
 from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
 from tests.support.services import require_command  # noqa: E402
 from tests.support.tpch import TPCH_TABLES  # noqa: E402
@@ -71,7 +72,7 @@ def tpch_dir() -> Path:
 def demo_data_dir(tmp_path_factory) -> Path:
     """A data directory holding the generated TPC-H sf0.01 demo database (built once per session)."""
     path = tmp_path_factory.mktemp("data")
-    from server.demo import demo_database
+    from nexus_flight.server.app.demo import demo_database
 
     demo_database(path, 0.01)
     return path

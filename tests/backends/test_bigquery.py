@@ -13,10 +13,16 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.bigquery import BigQueryBackend, credentials_for, query_parameter
+from nexus_flight.core.errors import (
+    ConfigError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+)
 
-from backends.base import QueryLimits, SourceSpec
-from backends.bigquery import BigQueryBackend, credentials_for, query_parameter
-from backends.errors import ConfigError, InvalidQueryError, NotFoundError, QueryCancelledError, ReadOnlyViolationError
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import run
 
@@ -67,7 +73,7 @@ def test_dml_ddl_and_scripts_refused_before_and_by_the_dry_run(backend, monkeypa
     for sql in (*writes, "DECLARE x INT64 DEFAULT 1; SELECT x"):
         with pytest.raises(ReadOnlyViolationError, match="does not read as one query"):
             run(backend, sql)
-    monkeypatch.setattr("backends.bigquery._is_one_query", lambda sql: True)
+    monkeypatch.setattr("nexus_flight.backends.bigquery._is_one_query", lambda sql: True)
     for sql, kind in zip(writes, ("INSERT", "DELETE", "CREATE_TABLE"), strict=True):
         with pytest.raises(ReadOnlyViolationError, match=f"typed the statement as {kind}"):
             run(backend, sql)

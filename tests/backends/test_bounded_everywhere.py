@@ -20,11 +20,11 @@ import time
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 from adbc_driver_manager import AdbcStatusCode
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.limits import planning
+from nexus_flight.backends.sqlite import SQLiteBackend
+from nexus_flight.core.errors import QueryCancelledError, QueryTimeoutError
 
-from backends.base import QueryLimits, SourceSpec
-from backends.errors import QueryCancelledError, QueryTimeoutError
-from backends.limits import planning
-from backends.sqlite import SQLiteBackend
 from tests.support.services import free_port, port_open, wait_until
 
 LIMIT = 2.0
@@ -95,11 +95,11 @@ def test_a_timeout_before_the_first_batch_is_deadline_exceeded_not_cancelled(mak
 
 @pytest.fixture
 def system_gateway(tmp_path, monkeypatch):
-    from catalog.gateway import CatalogSourceDirectory
-    from catalog.store import CatalogStore
-    from catalog.vault import ENV_KEY, KeyRing, parse_key
-    from server.app import Gateway
-    from server.config import ServerConfig
+    from nexus_flight.catalog.gateway import CatalogSourceDirectory
+    from nexus_flight.catalog.store import CatalogStore
+    from nexus_flight.catalog.vault import ENV_KEY, KeyRing, parse_key
+    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.server.app.gateway import Gateway
 
     key = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv(ENV_KEY, key)
@@ -199,7 +199,8 @@ def test_a_huge_string_fails_instead_of_growing_the_server(demo_data_dir, tmp_pa
     (tmp_path / "gateway.toml").write_text('[server]\nprocess_memory_limit = "2GB"\nhealth_checks = false\n')
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", str(data), "--query-timeout", "3",
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--port", str(port), "--data-dir", str(data),
+         "--query-timeout", "3",
          "--config", str(tmp_path / "gateway.toml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "NEXUS_FLIGHT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()},

@@ -17,10 +17,9 @@ import time
 from decimal import Decimal
 
 import pytest
-
-from backends.base import QueryLimits, SourceSpec
-from backends.clickhouse import ClickHouseBackend, bind_placeholders
-from backends.errors import (
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.clickhouse import ClickHouseBackend, bind_placeholders
+from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidQueryError,
@@ -30,6 +29,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import run
 from tests.support.services import free_port, wait_until

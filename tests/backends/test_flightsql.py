@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
-from backends.errors import (
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
+from nexus_flight.backends.flightsql import FlightSQLBackend
+from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
@@ -17,7 +17,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from backends.flightsql import FlightSQLBackend
+
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.flightsql_upstreams import running_roapi, running_sail
 from tests.support.results import cancel_after_first_batch, run

@@ -5,8 +5,8 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pytest
+from nexus_flight.backends.base import SourceSpec
 
-from backends.base import SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
@@ -85,8 +85,8 @@ def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
 @pytest.fixture(scope="module")
 def tpch_gateway(pg_tpch, mysql_tpch, tmp_path_factory, postgres_server, mariadb_server):
     """One gateway serving the PostgreSQL and MariaDB copies of TPC-H."""
-    from server.app import Gateway
-    from server.config import ServerConfig
+    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.server.app.gateway import Gateway
 
     sources = (
         SourceSpec("pgsrc", "postgres", postgres_server.options()),

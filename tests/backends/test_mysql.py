@@ -10,9 +10,10 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-
-from backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
-from backends.errors import (
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
+from nexus_flight.backends.mysql import MySQLBackend
+from nexus_flight.backends.mysql_grants import excess_privileges
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ConfigError,
@@ -23,8 +24,7 @@ from backends.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from backends.mysql import MySQLBackend
-from backends.mysql_grants import excess_privileges
+
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 from tests.support.results import cancel_after_first_batch, read_in_background, run

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-
-from backends.base import QueryLimits, SourceSpec
-from backends.errors import (
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.postgres import PostgresBackend, numbered_placeholders
+from nexus_flight.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ConfigError,
@@ -23,7 +23,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from backends.postgres import PostgresBackend, numbered_placeholders
+
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import cancel_after_first_batch, read_in_background, run
 from tests.support.services import free_port, wait_until
@@ -374,7 +374,7 @@ def test_a_login_that_reaches_the_servers_files_is_refused(postgres_server, role
 
 
 def test_allow_privileged_login_lets_a_superuser_in_with_a_warning(caplog, postgres_server):
-    with caplog.at_level("WARNING", logger="backends.postgres_privileges"), make(
+    with caplog.at_level("WARNING", logger="nexus_flight.backends.postgres_privileges"), make(
         postgres_server, pool_size=1, username="postgres", allow_privileged_login=True
     ) as b:
         assert run(b, "SELECT 1 AS one").column("one").to_pylist() == [1]

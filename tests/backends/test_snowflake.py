@@ -11,9 +11,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-
-from backends.base import DATABASE_TYPE_NAME, SourceSpec
-from backends.errors import (
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, SourceSpec
+from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidQueryError,
@@ -21,6 +20,7 @@ from backends.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
+
 from tests.backends.conftest import normalized, tpch_table
 from tests.support.results import run
 from tests.support.services import free_port
@@ -50,8 +50,7 @@ def options(port, **extra):
 def loaded(fakesnow, tpch_dir):
     """Create NEXUS_DB.TPCH with nation and region through the driver directly (the backend cannot write)."""
     import adbc_driver_snowflake.dbapi as sf
-
-    from backends.snowflake import SnowflakeConfig, _db_kwargs
+    from nexus_flight.backends.snowflake import SnowflakeConfig, _db_kwargs
 
     kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))
     with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
@@ -88,14 +87,14 @@ def loaded(fakesnow, tpch_dir):
 
 @pytest.fixture(scope="module")
 def backend(loaded):
-    from backends.snowflake import SnowflakeBackend
+    from nexus_flight.backends.snowflake import SnowflakeBackend
 
     with SnowflakeBackend(SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})) as b:
         yield b
 
 
 def test_config_needs_exactly_one_credential():
-    from backends.snowflake import SnowflakeBackend
+    from nexus_flight.backends.snowflake import SnowflakeBackend
 
     with pytest.raises(ConfigError):
         SnowflakeBackend(SourceSpec("s", "snowflake", {"account": "a", "username": "u"}))
@@ -197,7 +196,7 @@ def test_invalid_sql(backend):
 
 
 def test_wrong_port_is_unavailable_without_the_password():
-    from backends.snowflake import SnowflakeBackend
+    from nexus_flight.backends.snowflake import SnowflakeBackend
 
     with SnowflakeBackend(
         SourceSpec("snow", "snowflake", options(free_port(), login_timeout_seconds=2), {"password": "Pw-Secret-9"})

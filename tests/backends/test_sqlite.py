@@ -11,16 +11,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlglot
-
-from backends.base import QueryLimits, SourceSpec
-from backends.errors import (
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.backends.sqlite import SQLiteBackend
+from nexus_flight.core.errors import (
     BackendUnavailableError,
     InvalidQueryError,
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from backends.sqlite import SQLiteBackend
+
 from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
 from tests.support.results import run
 

@@ -7,9 +7,8 @@ import os
 import uuid
 
 import pytest
-
-from catalog.store import CatalogStore
-from catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS, KeyRing, parse_key
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS, KeyRing, parse_key
 
 
 def new_key_text() -> str:

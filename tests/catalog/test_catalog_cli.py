@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from catalog.cli import format_table, main
-from catalog.history import QueryRecord, record_query
-from catalog.store import CatalogStore
+from nexus_flight.catalog.cli import format_table, main
+from nexus_flight.catalog.history import QueryRecord, record_query
+from nexus_flight.catalog.store import CatalogStore
 
 SECRET = "cli-Secret-pw-314"
 

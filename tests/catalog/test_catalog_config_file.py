@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from backends.errors import ConfigError
-from catalog.config_file import apply_sources, load_config
+from nexus_flight.catalog.config_file import apply_sources, load_config
+from nexus_flight.core.errors import ConfigError
 
 GOOD = """
 [server]

@@ -8,11 +8,10 @@ import time
 import duckdb
 import pyarrow as pa
 import pytest
-
-from catalog.gateway import CatalogSourceDirectory, history_observer
-from catalog.history import search_history
-from server.app import Gateway
-from server.config import ServerConfig
+from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
+from nexus_flight.catalog.history import search_history
+from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.server.app.gateway import Gateway
 
 PASSWORD = "gw-Plaintext-Secret-4242"
 
@@ -173,7 +172,7 @@ def test_system_catalog_is_read_only(served):
 
 def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_path):
     """Two gateways (as two replicas would run) share sources and history through one PostgreSQL catalog."""
-    from catalog.store import CatalogStore
+    from nexus_flight.catalog.store import CatalogStore
 
     stores = [CatalogStore(pg_url, keys=keys) for _ in range(2)]
     stores[0].add_source("sales", "duckdb", {"path": str(duck_file)})

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nexus_flight.catalog.connect import ping_backend
+from nexus_flight.catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
+from nexus_flight.core.errors import ConfigError
 
-from backends.errors import ConfigError
-from catalog.connect import ping_backend
-from catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
 from tests.support.servers import PrivatePostgres, private_server
 from tests.support.services import free_port, port_open, wait_until
 
@@ -90,7 +90,7 @@ def test_draft_to_active_then_backoff_then_give_up_then_manual_recovery(pg_sourc
 
 def test_background_checker_follows_a_real_outage(pg_source, private_pg, caplog):
     store = pg_source
-    caplog.set_level("INFO", logger="catalog.store")
+    caplog.set_level("INFO", logger="nexus_flight.catalog.store")
     assert check_source(store, "pg", pg_probe).status == "active"
     checker = HealthChecker(store, pg_probe, schedule=(0.05, 0.1), active_interval=0.05, poll_seconds=0.02)
     checker.start()
@@ -133,7 +133,7 @@ def _wait_for(condition, timeout=20.0):
 
 
 def test_checker_runs_housekeeping_periodically(sqlite_store):
-    from catalog.history import QueryRecord, purge_history, record_query, search_history
+    from nexus_flight.catalog.history import QueryRecord, purge_history, record_query, search_history
 
     old = datetime.now(UTC) - timedelta(days=40)
     record_query(sqlite_store, QueryRecord("SELECT 1", "success", created_at=old))

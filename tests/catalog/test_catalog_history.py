@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-
-from backends.errors import NotFoundError
-from catalog.history import PHASES, QueryRecord, QueryRecorder, purge_history, record_query, search_history
-from catalog.redaction import SCRUBBER
-from catalog.system_tables import QUERY_HISTORY_SCHEMA, system_table
+from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder, purge_history, record_query, search_history
+from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.system_tables import QUERY_HISTORY_SCHEMA, system_table
+from nexus_flight.core.errors import NotFoundError
 
 
 def test_a_record_keeps_every_field(store):
@@ -109,7 +108,7 @@ def test_log_scrubber_filters_known_secrets():
     import io
     import logging
 
-    from catalog.redaction import ScrubbingFilter, install_log_scrubber
+    from nexus_flight.catalog.redaction import ScrubbingFilter, install_log_scrubber
 
     SCRUBBER.add("log-Secret-778899")
     logger = logging.getLogger("tests.catalog.scrub")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from catalog.history import QueryRecord, QueryRecorder, search_history
-from catalog.history_writer import HistoryWriter
-from catalog.store import CatalogStore
+from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
+from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.store import CatalogStore
+
 from tests.support.services import free_port
 
 

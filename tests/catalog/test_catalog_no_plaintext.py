@@ -6,14 +6,13 @@ import logging
 
 import pyarrow as pa
 import pytest
-
-from backends.errors import GatewayError
-from catalog.config_file import load_config
-from catalog.health import check_source
-from catalog.history import QueryRecord, QueryRecorder, search_history
-from catalog.schema_cache import save_schema
-from catalog.system_tables import SYSTEM_TABLES
-from catalog.validation import validate_source
+from nexus_flight.catalog.config_file import load_config
+from nexus_flight.catalog.health import check_source
+from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
+from nexus_flight.catalog.schema_cache import save_schema
+from nexus_flight.catalog.system_tables import SYSTEM_TABLES
+from nexus_flight.catalog.validation import validate_source
+from nexus_flight.core.errors import GatewayError
 
 PASSWORD = "Zq9-plaintext-PASSWORD-7731"
 SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"

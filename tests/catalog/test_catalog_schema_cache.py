@@ -7,10 +7,8 @@ import sqlite3
 
 import pyarrow as pa
 import pytest
-
-from backends.base import Backend, TableInfo
-from backends.errors import BackendUnavailableError, NotFoundError
-from catalog.schema_cache import (
+from nexus_flight.backends.base import Backend, TableInfo
+from nexus_flight.catalog.schema_cache import (
     cached_schema,
     content_version,
     diff_content,
@@ -19,7 +17,8 @@ from catalog.schema_cache import (
     refresh_schema,
     save_schema,
 )
-from catalog.system_tables import system_table
+from nexus_flight.catalog.system_tables import system_table
+from nexus_flight.core.errors import BackendUnavailableError, NotFoundError
 
 _TYPES = {"INTEGER": pa.int64(), "TEXT": pa.utf8(), "REAL": pa.float64()}
 

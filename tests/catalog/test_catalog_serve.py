@@ -47,7 +47,7 @@ secrets = {{ token = "${{env:PEER_TOKEN}}" }}
 """)
     env = {**os.environ, "PEER_TOKEN": SECRET, "NEXUS_FLIGHT_MASTER_KEY": new_key_text()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--config", str(config), "--no-demo"],
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--config", str(config), "--no-demo"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -98,7 +98,7 @@ def run_cli(argv, env):
     import contextlib
     import io
 
-    from server.cli import main
+    from nexus_flight.server.app.cli import main
 
     out = io.StringIO()
     saved = dict(os.environ)
@@ -114,9 +114,9 @@ def run_cli(argv, env):
 
 def _wait_for_history(data, env, timeout=20.0):
     """The server records a query when its stream ends, just after the client has the last batch."""
-    from catalog.history import search_history
-    from catalog.store import CatalogStore
-    from catalog.vault import KeyRing
+    from nexus_flight.catalog.history import search_history
+    from nexus_flight.catalog.store import CatalogStore
+    from nexus_flight.catalog.vault import KeyRing
 
     store = CatalogStore(data_dir=data, keys=KeyRing.from_environment(env, use_keyring=False))
     try:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from backends.errors import ConfigError, NotFoundError, UnsupportedError
-from catalog.connect import family_implemented, open_source
-from catalog.rules import RULES
-from catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
-from catalog.validation import validate_source
+from nexus_flight.catalog.connect import family_implemented, open_source
+from nexus_flight.catalog.rules import RULES
+from nexus_flight.catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
+from nexus_flight.catalog.validation import validate_source
+from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
 
 SEED_TYPES = """
 mysql mariadb postgresql oracle iceberg delta_lake hudi snowflake databricks redshift bigquery
@@ -211,8 +210,7 @@ def test_ds010_unimplemented_family_registers_but_refuses_queries(sqlite_store):
 
 def test_implemented_family_opens_with_the_stored_options(sqlite_store, tmp_path):
     import duckdb
-
-    from backends.errors import InvalidQueryError
+    from nexus_flight.core.errors import InvalidQueryError
 
     path = tmp_path / "db.duckdb"
     duckdb.connect(str(path)).execute("CREATE TABLE t (a INT)").close()
@@ -240,7 +238,8 @@ def test_every_rule_is_documented():
 
 
 def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store, mariadb_server):
-    from catalog.health import check_source
+    from nexus_flight.catalog.health import check_source
+
     from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 
     sqlite_store.add_source("maria", "mariadb", ensure_reader(mariadb_server, "test"), {"password": READER_PASSWORD})
@@ -249,7 +248,7 @@ def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store, mari
 
 
 def test_mariadb_source_with_a_privileged_login_names_the_privileges_and_the_fix(sqlite_store, mariadb_server):
-    from catalog.health import check_source
+    from nexus_flight.catalog.health import check_source
 
     sqlite_store.add_source("maria", "mariadb", mariadb_server.options("test"))
     info = check_source(sqlite_store, "maria")
@@ -261,7 +260,8 @@ def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store
     """The source's metadata is read from information_schema each time: nothing is attached once and kept."""
     import uuid
 
-    from catalog.schema_cache import cached_schema, refresh_schema
+    from nexus_flight.catalog.schema_cache import cached_schema, refresh_schema
+
     from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 
     database = f"nexus_refresh_{uuid.uuid4().hex[:8]}"

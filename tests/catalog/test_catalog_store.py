@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
+from nexus_flight.catalog.migrations import CURRENT_VERSION, upgrade
+from nexus_flight.catalog.models import Base
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.core.errors import ConfigError, NotFoundError
 from sqlalchemy import create_engine, inspect, text
-
-from backends.errors import ConfigError, NotFoundError
-from catalog.history import QueryRecord, QueryRecorder, search_history
-from catalog.migrations import CURRENT_VERSION, upgrade
-from catalog.models import Base
-from catalog.store import CatalogStore
 
 PG = {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"}
 
@@ -35,7 +34,7 @@ def test_add_list_show_update_remove(store):
 
 def test_status_lifecycle_and_ds011(store, caplog):
     store.add_source("s", "duckdb")
-    caplog.set_level("INFO", logger="catalog.store")
+    caplog.set_level("INFO", logger="nexus_flight.catalog.store")
     assert store.set_status("s", "active").status == "active"
     assert "source s status draft -> active" in caplog.text
     assert store.set_status("s", "error", "down").last_error == "down"

@@ -7,12 +7,9 @@ import base64
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
-from sqlalchemy import select, update
-
-from backends.errors import ConfigError
-from catalog.models import CredentialRecord
-from catalog.store import CatalogStore
-from catalog.vault import (
+from nexus_flight.catalog.models import CredentialRecord
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.vault import (
     ENV_KEY,
     ENV_KEY_ID,
     ENV_OLD_KEYS,
@@ -25,6 +22,9 @@ from catalog.vault import (
     derive_key_id,
     parse_key,
 )
+from nexus_flight.core.errors import ConfigError
+from sqlalchemy import select, update
+
 from tests.catalog.conftest import new_key_text
 
 PASSWORD = "s3cret-Pa55word-for-vault"

@@ -61,8 +61,8 @@ def family(request) -> Family:
 
 
 def _gateway(family, tmp_path_factory, **settings):
-    from server.app import Gateway
-    from server.config import ServerConfig
+    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.server.app.gateway import Gateway
 
     config = ServerConfig(
         port=0,

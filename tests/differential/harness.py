@@ -20,11 +20,10 @@ from typing import Any
 
 import pyarrow as pa
 import sqlglot
+from nexus_flight.backends.base import SourceSpec
 from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.simplify import simplify
-
-from backends.base import SourceSpec
 
 _PARAMETER = "__nexus_parameter__"
 

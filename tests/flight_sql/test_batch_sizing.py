@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-
-from backends.errors import LimitExceededError
-from server.batch_sizing import message_bytes, within_message_limit
+from nexus_flight.core.errors import LimitExceededError
+from nexus_flight.server.query.batch_sizing import message_bytes, within_message_limit
 
 LIMIT = 1024 * 1024
 

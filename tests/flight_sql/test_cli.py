@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_uri_then_stops_on_signal(demo_data_dir, sig):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(demo_data_dir)],
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--port", "0", "--data-dir", str(demo_data_dir)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -37,7 +37,7 @@ def test_serve_prints_uri_then_stops_on_signal(demo_data_dir, sig):
 
 def test_non_loopback_without_auth_is_refused(demo_data_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "0",
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--host", "0.0.0.0", "--port", "0",
          "--data-dir", str(demo_data_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
@@ -49,7 +49,8 @@ def test_config_asking_for_client_authentication_is_refused_not_ignored(tmp_path
     config = tmp_path / "gateway.toml"
     config.write_text('[server.auth]\nmode = "basic"\nusername = "a"\npassword = "${env:NEXUS_TEST_PW}"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--config", str(config), "--data-dir", str(tmp_path / "d"),
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--config", str(config),
+         "--data-dir", str(tmp_path / "d"),
          "--port", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "NEXUS_TEST_PW": "x"},
     )

@@ -6,8 +6,7 @@ import shutil
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
-
-from backends.base import SourceSpec
+from nexus_flight.backends.base import SourceSpec
 
 
 def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir, tmp_path):
@@ -27,7 +26,7 @@ def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir
 
 
 def test_server_validation_limits_apply_to_every_source(make_gateway):
-    from server.readonly import ValidationLimits
+    from nexus_flight.server.query.sql.readonly import ValidationLimits
 
     gw = make_gateway(validation_limits=ValidationLimits(max_length=200, max_joins=1))
     with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
@@ -40,7 +39,7 @@ def test_server_validation_limits_apply_to_every_source(make_gateway):
 
 
 def test_validation_limits_from_the_configuration_file(tmp_path):
-    from catalog.config_file import load_config
+    from nexus_flight.catalog.config_file import load_config
 
     path = tmp_path / "gateway.toml"
     path.write_text("[server]\nmax_query_length = 5000\nmax_joins = 8\n")

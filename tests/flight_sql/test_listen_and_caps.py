@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from adbc_driver_manager import AdbcStatusCode
+from nexus_flight.core.errors import ConfigError
+from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.server.app.gateway import Gateway, resolve_listen_address
 
-from backends.errors import ConfigError
-from server.app import Gateway, resolve_listen_address
-from server.config import ServerConfig
 from tests.support import flightsql_raw as raw
 
 # -- --host --------------------------------------------------------------------------------------------------
@@ -53,7 +53,8 @@ def test_loopback_names_and_addresses_are_resolved_and_bound(make_gateway):
 
 def test_cli_says_why_it_cannot_listen(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--host", "127.attacker.example", "--port", "0", "--no-demo",
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--host", "127.attacker.example", "--port", "0",
+         "--no-demo",
          "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
+from nexus_flight.server.flight import metadata
 
-from server import metadata
 from tests.support import flightsql_raw as raw
 
 
@@ -81,7 +81,7 @@ def test_foreign_key_commands_have_the_spec_schema(client, cmd):
 
 
 def test_xdbc_type_info_sorted(client):
-    from server.xdbc import SCHEMA
+    from nexus_flight.server.flight.xdbc import SCHEMA
 
     _, table = raw.info_and_table(client, pb.CommandGetXdbcTypeInfo())
     assert table.schema.equals(SCHEMA)

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
+from nexus_flight.server.flight import protocol
+from nexus_flight.server.flight.protocol import flight as fpb
+from nexus_flight.server.flight.protocol import sql as spb
 
-from server import protocol
-from server.protocol import flight as fpb
-from server.protocol import sql as spb
 from tests.support import flightsql_raw as raw
 
 JDBC_LONG_IDS = [503, 505, 507, *range(541, 556), *range(557, 562), 562]
@@ -302,7 +302,7 @@ def test_idle_prepared_statements_and_tickets_expire(make_gateway):
 def test_issued_tokens_expire_when_unused():
     import time
 
-    from server.auth import TokenRegistry
+    from nexus_flight.server.flight.auth import TokenRegistry
 
     tokens = TokenRegistry(idle_seconds=0.2)
     kept, dropped = tokens.issue("alice"), tokens.issue("bob")

@@ -8,17 +8,17 @@ import pyarrow.dataset as ds
 import pyarrow.orc as paorc
 import pyarrow.parquet as pq
 import pytest
-
-from backends.base import QueryLimits
-from backends.errors import (
+from nexus_flight.backends.base import QueryLimits
+from nexus_flight.backends.files import FilesBackend
+from nexus_flight.backends.registry import backend_class
+from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
     NotFoundError,
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from backends.files import FilesBackend
-from backends.registry import backend_class
+
 from tests.lake.conftest import (
     BUCKET,
     LIMITS,
@@ -74,9 +74,9 @@ def local_backend(local_files):
 
 
 def test_registry_knows_the_lake_kinds():
-    from backends.delta import DeltaBackend
-    from backends.hudi import HudiBackend
-    from backends.iceberg import IcebergBackend
+    from nexus_flight.backends.delta import DeltaBackend
+    from nexus_flight.backends.hudi import HudiBackend
+    from nexus_flight.backends.iceberg import IcebergBackend
 
     assert backend_class("files") is FilesBackend
     assert backend_class("iceberg") is IcebergBackend
@@ -161,7 +161,7 @@ def test_parameters_and_schema_without_execution(local_backend):
 
 def test_cancel_ends_the_stream(local_backend):
     """Mid-stream, DuckDB's Arrow reader reports the interrupt as an Arrow error (as for the DuckDB backend)."""
-    from backends.errors import QueryCancelledError
+    from nexus_flight.core.errors import QueryCancelledError
 
     execution = local_backend.execute("SELECT * FROM sales, range(5000)", None, QueryLimits(batch_rows=5))
     assert execution.reader.read_next_batch().num_rows > 0

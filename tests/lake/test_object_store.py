@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-
-from backends.base import SourceSpec
-from backends.errors import BackendUnavailableError, ConfigError, UnsupportedError
-from backends.files import FilesConfig
-from backends.object_store import (
+from nexus_flight.backends.base import SourceSpec
+from nexus_flight.backends.files import FilesConfig
+from nexus_flight.backends.object_store import (
     StoreSettings,
     arrow_filesystem,
     delta_storage_options,
     parse_location,
     pyiceberg_properties,
 )
+from nexus_flight.core.errors import BackendUnavailableError, ConfigError, UnsupportedError
+
 from tests.support.services import free_port
 
 
@@ -103,7 +103,7 @@ def test_gcs_hmac_goes_through_the_s3_api():
 
 def test_rest_catalog_config_is_passed_through_and_fails_plainly_without_a_server():
     """No Iceberg REST server runs here: the config is accepted, and an unreachable one names the source."""
-    from backends.iceberg import IcebergBackend
+    from nexus_flight.backends.iceberg import IcebergBackend
 
     spec = SourceSpec(
         "rest_src",

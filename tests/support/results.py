@@ -6,9 +6,8 @@ import threading
 
 import pyarrow as pa
 import pytest
-
-from backends.base import QueryLimits
-from backends.errors import QueryCancelledError
+from nexus_flight.backends.base import QueryLimits
+from nexus_flight.core.errors import QueryCancelledError
 
 
 def run(backend, sql, params=None, **limits) -> pa.Table:

@@ -1,8 +1,8 @@
-"""Build the allow-lists of ``server/allowlists/`` from the engines themselves; the review decisions live here.
+"""Build the allow-lists of ``server/query/sql/allowlists/`` from the engines themselves; review decisions live here.
 
 A function goes on an engine's list when the engine marks it free of side effects (PostgreSQL: immutable or
 stable; DuckDB: CONSISTENT or CONSISTENT_WITHIN_QUERY; SQLite: a built-in) or when it is reviewed below as a
-harmless volatile one, and it is on no deny list (``server/readonly_rules.py``). A name with one volatile
+harmless volatile one, and it is on no deny list (``server/query/sql/rules.py``). A name with one volatile
 overload that is not reviewed stays off (PostgreSQL resolves overloads by argument types).
 
 Regenerate after an engine upgrade (tests/validator/test_allowlists.py fails until the files match)::
@@ -16,10 +16,9 @@ import argparse
 from pathlib import Path
 
 import duckdb
+from nexus_flight.server.query.sql.rules import PATH_FUNCTIONS, denied_function_rule
 
-from server.readonly_rules import PATH_FUNCTIONS, denied_function_rule
-
-ALLOW_LIST_DIR = Path(__file__).resolve().parents[2] / "server" / "allowlists"
+ALLOW_LIST_DIR = Path(__file__).resolve().parents[2] / "server" / "query" / "sql" / "allowlists"
 
 #: PostgreSQL functions marked volatile that read nothing outside the query and change nothing.
 PG_REVIEWED_VOLATILE = frozenset({

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from backends.errors import (
+from nexus_flight.core.errors import (
     InvalidQueryError,
     LimitExceededError,
     NotFoundError,
     QueryRejectedError,
     ReadOnlyViolationError,
 )
-from server.readonly import ValidationLimits
-from server.routing import RoutedQuery, RouteTarget, route
+from nexus_flight.server.query.sql.readonly import ValidationLimits
+from nexus_flight.server.query.sql.routing import RoutedQuery, RouteTarget, route
 
 SOURCES = {
     "demo": RouteTarget("duckdb"),

@@ -1,7 +1,7 @@
 """Every table function of the installed DuckDB is reviewed: a file reader, denied, or known to be harmless.
 
 A DuckDB upgrade that adds a table function fails this test until someone decides which list it belongs in
-(``server/readonly_rules.py`` for readers and denials, ``DUCKDB_REVIEWED_TABLE_FUNCTIONS`` in
+(``server/query/sql/rules.py`` for readers and denials, ``DUCKDB_REVIEWED_TABLE_FUNCTIONS`` in
 ``tests/validator/allowlists.py`` for the rest, which then goes on DuckDB's allow-list).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from nexus_flight.server.query.sql.readonly import validate
+from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, PATH_FUNCTIONS
 
-from server.readonly import validate
-from server.readonly_rules import DENIED_FUNCTIONS, PATH_FUNCTIONS
 from tests.validator.allowlists import DUCKDB_REVIEWED_TABLE_FUNCTIONS
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pymysql
 import pytest
-
-from server.readonly_rules import DENIED_FUNCTIONS
+from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS
 
 #: MySQL 8 functions MariaDB does not have, and the names of well-known malicious UDFs.
 NOT_IN_MARIADB = {"source_pos_wait", "wait_for_executed_gtid_set", "wait_until_sql_thread_after_gtids",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
-from server.readonly_rules import DENIED_FUNCTIONS
+from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS
 
 #: Functions of extensions (dblink, adminpack, pg_prewarm, pg_stat_statements) or of older servers.
 NOT_IN_CORE_15 = {

@@ -6,18 +6,16 @@ import re
 import threading
 import time
 
+import nexus_flight.server.query.sql.readonly as readonly
 import pytest
-from sqlglot import exp
-
-import server.readonly as readonly
-from backends.errors import (
+from nexus_flight.core.errors import (
     InvalidQueryError,
     LimitExceededError,
     QueryRejectedError,
     ReadOnlyViolationError,
 )
-from server.readonly import ValidationLimits, analyze, validate
-from server.readonly_rules import (
+from nexus_flight.server.query.sql.readonly import ValidationLimits, analyze, validate
+from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
     RULES,
     STATEMENT_KEYWORD_PAIRS,
@@ -25,6 +23,7 @@ from server.readonly_rules import (
     TOKEN_SEQUENCES,
     denied_function_rule,
 )
+from sqlglot import exp
 
 
 def refusal(sql: str, dialect: str = "duckdb", **kwargs):

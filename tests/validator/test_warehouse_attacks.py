@@ -9,14 +9,14 @@ they were (names and a checksum of their contents) and write no file.
 from __future__ import annotations
 
 import pytest
+from nexus_flight.backends.base import SourceSpec
+from nexus_flight.backends.bigquery import BigQueryBackend
+from nexus_flight.backends.clickhouse import ClickHouseBackend
+from nexus_flight.core.errors import GatewayError
+from nexus_flight.server.query.sql.readonly import validate
+from nexus_flight.server.query.sql.routing import RouteTarget, route
+from nexus_flight.server.query.sql.rules import RULES
 
-from backends.base import SourceSpec
-from backends.bigquery import BigQueryBackend
-from backends.clickhouse import ClickHouseBackend
-from backends.errors import GatewayError
-from server.readonly import validate
-from server.readonly_rules import RULES
-from server.routing import RouteTarget, route
 from tests.support.results import run
 from tests.validator.corpus_warehouses import BIGQUERY_ATTACKS, CLICKHOUSE_ATTACKS, WAREHOUSE_ATTACKS
 

@@ -14,7 +14,7 @@ import logging
 import re
 import resource
 
-from backends.errors import ConfigError
+from nexus_flight.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import dataclasses
 import threading
 from typing import Protocol
 
-from backends.base import Backend, SourceSpec
-from backends.errors import NotFoundError
-from backends.registry import backend_class, open_backend
-from catalog.source_types import backend_options, validation_limits
-from server.routing import RouteTarget, engine_for
+from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.backends.registry import backend_class, open_backend
+from nexus_flight.catalog.source_types import backend_options, validation_limits
+from nexus_flight.core.errors import NotFoundError
+from nexus_flight.server.query.sql.routing import RouteTarget, engine_for
 
 
 class SourceDirectory(Protocol):

@@ -14,24 +14,29 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.flight as flight
-
-from backends.errors import (
+from nexus_flight.core.errors import (
     GatewayError,
     InvalidQueryError,
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from server import protocol
-from server.auth import MIDDLEWARE_KEY, HandshakeHandler, IdentityMiddlewareFactory, TokenRegistry, identity_of
-from server.catalog_browser import CatalogBrowser, result_schema
-from server.errors import translate
-from server.protocol import flight as fpb
-from server.protocol import sql as pb
-from server.query_service import Plan, QueryService, parameter_rows
-from server.sessions import KNOWN_OPTIONS, Session, SessionStore
-from server.sql_info import sql_info_table
-from server.statements import HandleLimits, HandleStore, PreparedStatement, Ticket
-from server.xdbc import xdbc_type_info_table
+from nexus_flight.server.flight import protocol
+from nexus_flight.server.flight.auth import (
+    MIDDLEWARE_KEY,
+    HandshakeHandler,
+    IdentityMiddlewareFactory,
+    TokenRegistry,
+    identity_of,
+)
+from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
+from nexus_flight.server.flight.handles import HandleLimits, HandleStore, PreparedStatement, Ticket
+from nexus_flight.server.flight.protocol import flight as fpb
+from nexus_flight.server.flight.protocol import sql as pb
+from nexus_flight.server.flight.sql_info import sql_info_table
+from nexus_flight.server.flight.status import translate
+from nexus_flight.server.flight.xdbc import xdbc_type_info_table
+from nexus_flight.server.query.service import Plan, QueryService, parameter_rows
+from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore
 
 log = logging.getLogger("nexus_flight.server")
 

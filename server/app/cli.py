@@ -8,11 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
+from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.server.app.config import DEFAULT_PORT, ServerConfig
+from nexus_flight.server.query.sql.readonly import ValidationLimits
 from pydantic import ValidationError
-
-from backends.errors import ConfigError, GatewayError
-from server.config import DEFAULT_PORT, ServerConfig
-from server.readonly import ValidationLimits
 
 
 def _interrupt(signum, frame) -> None:
@@ -20,10 +19,10 @@ def _interrupt(signum, frame) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from catalog.runtime import start_catalog
-    from server.app import Gateway, demo_source
-    from server.sources import StaticSourceDirectory
-    from server.telemetry import configure_telemetry
+    from nexus_flight.catalog.runtime import start_catalog
+    from nexus_flight.server.app.gateway import Gateway, demo_source
+    from nexus_flight.server.app.telemetry import configure_telemetry
+    from nexus_flight.server.query.directory import StaticSourceDirectory
 
     catalog = start_catalog(args.config, data_dir=_given(args, "data_dir", None))
     settings = catalog.config.server
@@ -106,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unauthenticated-remote", action="store_true",
                        help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
-    from catalog.cli import add_subcommands
+    from nexus_flight.catalog.cli import add_subcommands
 
     add_subcommands(sub)
     return parser

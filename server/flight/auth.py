@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass
 
 import pyarrow.flight as flight
-
-from server.sessions import SESSION_COOKIE
+from nexus_flight.server.query.session import SESSION_COOKIE
 
 MIDDLEWARE_KEY = "identity"
 

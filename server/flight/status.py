@@ -27,7 +27,7 @@ pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALI
 
 A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
 its login to the gateway failed (clients then drop their token or ask the user for a password), which
-``server/auth.py`` alone reports.
+``server/flight/auth.py`` alone reports.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.flight as flight
-
-from backends import errors as e
+from nexus_flight.core import errors as e
 
 log = logging.getLogger("nexus_flight.errors")
 

@@ -8,7 +8,7 @@ reads the text first; here DuckDB's own parser and lexer read it again, and thei
   without an IN list is the one exception: DuckDB expands it into a temporary ENUM type and the query.
 - DuckDB's lexer (``tokenize``) gives every token's kind and start; every name directly followed by ``(``
   is a call (or a definition: a CTE or an alias with a column list, a type, a sampling method). Each call
-  must be an allowed function (``server/allowlists/duckdb.txt``, or the source's ``allowed_functions``); a
+  must be an allowed function (``server/query/sql/allowlists/duckdb.txt``, or the source's ``allowed_functions``); a
   denied one keeps its own rule; a file reader needs literal paths under the source's ``allowed_paths``;
   ``current_setting`` a literal name that is not a path. Anything else is QV-011.
 
@@ -25,10 +25,8 @@ import threading
 from collections.abc import Callable, Iterable
 
 import duckdb
-from sqlglot import exp
-
-from server.readonly_refusal import Refusal, line_col, refuse
-from server.readonly_rules import (
+from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
+from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
     PATH_FUNCTIONS,
     PATH_SETTINGS,
@@ -36,6 +34,7 @@ from server.readonly_rules import (
     allowed_functions,
     denied_function_rule,
 )
+from sqlglot import exp
 
 _DIALECT = "duckdb"
 _IDENTIFIER = duckdb.token_type.identifier

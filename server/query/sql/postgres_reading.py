@@ -8,8 +8,8 @@ that tree decides:
 
 - exactly one statement, a query: SELECT (with VALUES, TABLE, set operations, WITH), SHOW, or EXPLAIN of a
   query without ANALYZE; no ``SELECT ... INTO``, no ``FOR UPDATE/SHARE``, no INSERT/UPDATE/DELETE/MERGE in a CTE;
-- every function called is on PostgreSQL's allow-list (``server/allowlists/postgres.txt``: immutable and stable
-  functions of ``pg_catalog``, plus reviewed ones) or among the source's declared ``allowed_functions``; a
+- every function called is on PostgreSQL's allow-list (``server/query/sql/allowlists/postgres.txt``: immutable
+  and stable functions of ``pg_catalog``, plus reviewed ones) or among the source's declared ``allowed_functions``; a
   denied function keeps its own rule (pg_sleep QV-004, pg_read_file QV-005, ...), anything else is QV-011;
 - a function on a deny list is refused also when written as a field (``t.pg_read_file``, PostgreSQL's
   functional notation), and operators qualified with a schema other than ``pg_catalog`` are refused;
@@ -33,11 +33,9 @@ import json
 import re
 from collections.abc import Iterable
 
-from pglast import parser as pg_parser
-
-from backends.adbc_common import rewrite_placeholders
-from server.readonly_refusal import Refusal, line_col, refuse
-from server.readonly_rules import (
+from nexus_flight.backends.adbc_common import rewrite_placeholders
+from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
+from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
     DENIED_RELATIONS,
     PATH_SETTINGS,
@@ -45,6 +43,7 @@ from server.readonly_rules import (
     allowed_functions,
     denied_function_rule,
 )
+from pglast import parser as pg_parser
 
 _DIALECT = "postgres"
 _SYSTEM_SCHEMA = "pg_catalog"

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-
-from backends.errors import LimitExceededError, NotFoundError
-from server.routing import RoutedQuery
+from nexus_flight.core.errors import LimitExceededError, NotFoundError
+from nexus_flight.server.query.sql.routing import RoutedQuery
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The read-only validator's data: rule ids, statement keywords and per-dialect deny lists, in one place.
 
-``server/readonly.py`` holds the logic; this module holds only tables, so that adding a dangerous function or
+``server/query/sql/readonly.py`` holds the logic; this module holds only tables, so that adding a dangerous function or
 a dialect is a one-line change reviewed here. Names are lower case; dialect names are sqlglot's.
 """
 
@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.errors import (
+from nexus_flight.core.errors import (
     GatewayError,
     InvalidQueryError,
     LimitExceededError,

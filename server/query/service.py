@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from opentelemetry import trace
-
-from backends.base import Execution, QueryLimits
-from backends.errors import (
+from nexus_flight.backends.base import Execution, QueryLimits
+from nexus_flight.backends.limits import planning
+from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
     GatewayError,
@@ -25,15 +24,15 @@ from backends.errors import (
     QueryCancelledError,
     QueryTimeoutError,
 )
-from backends.limits import planning
-from server.batch_sizing import within_message_limit
-from server.cancel_watch import CancelWatch
-from server.errors import flight_error, status_name
-from server.readonly import ValidationLimits
-from server.routing import RoutedQuery, RouteTarget, route
-from server.sessions import Session
-from server.sources import SourceDirectory
-from server.statements import Ticket
+from nexus_flight.server.flight.handles import Ticket
+from nexus_flight.server.flight.status import flight_error, status_name
+from nexus_flight.server.query.batch_sizing import within_message_limit
+from nexus_flight.server.query.cancel_watch import CancelWatch
+from nexus_flight.server.query.directory import SourceDirectory
+from nexus_flight.server.query.session import Session
+from nexus_flight.server.query.sql.readonly import ValidationLimits
+from nexus_flight.server.query.sql.routing import RoutedQuery, RouteTarget, route
+from opentelemetry import trace
 
 log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
@@ -96,7 +95,7 @@ def _counted(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the engine's batches in the announced schema, counting rows and bytes for history and metrics.
 
-    Every source's batches are cut here to fit the clients' message limit (``server/batch_sizing.py``).
+    Every source's batches are cut here to fit the clients' message limit (``server/query/batch_sizing.py``).
 
     Reading the engine's reader releases the GIL while the engine works; this loop holds it only to add two
     numbers per batch (64k rows), which costs nothing measurable next to serializing the batch

@@ -7,13 +7,12 @@ import re
 from collections.abc import Mapping
 
 import pyarrow as pa
-
-from backends.base import DATABASE_TYPE_NAME
-from backends.errors import GatewayError, UnsupportedError
-from backends.type_names import sql_type_name
-from server import metadata
-from server.protocol import sql as pb
-from server.sources import SourceDirectory
+from nexus_flight.backends.base import DATABASE_TYPE_NAME
+from nexus_flight.backends.type_names import sql_type_name
+from nexus_flight.core.errors import GatewayError, UnsupportedError
+from nexus_flight.server.flight import metadata
+from nexus_flight.server.flight.protocol import sql as pb
+from nexus_flight.server.query.directory import SourceDirectory
 
 log = logging.getLogger("nexus_flight.metadata")
 
@@ -98,11 +97,11 @@ class CatalogBrowser:
     def schema_of(self, cmd) -> pa.Schema:
         """The fixed result schema of a metadata command."""
         if isinstance(cmd, pb.CommandGetSqlInfo):
-            from server.sql_info import SCHEMA
+            from nexus_flight.server.flight.sql_info import SCHEMA
 
             return SCHEMA
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            from server.xdbc import SCHEMA
+            from nexus_flight.server.flight.xdbc import SCHEMA
 
             return SCHEMA
         if isinstance(cmd, pb.CommandGetCatalogs):

@@ -7,8 +7,8 @@ A check raises ``Refusal`` with its rule id, what it found and where; the valida
 
 from __future__ import annotations
 
-from backends.errors import GatewayError
-from server.readonly_rules import RULES
+from nexus_flight.core.errors import GatewayError
+from nexus_flight.server.query.sql.rules import RULES
 
 
 class Refusal(Exception):

@@ -21,11 +21,11 @@ How a statement is judged, cheapest check first:
    path-like table names outside the source's ``allowed_paths``, settings and views that show server paths,
    the number of joins, subquery nesting.
 5. The engine reads the statement again where the gateway has its parser (``engine``), and that reading is
-   judged too: PostgreSQL through libpg_query (``server/readonly_postgres.py``), DuckDB through its own
-   parser and lexer (``server/readonly_duckdb.py``). There every function called must be on the engine's
-   allow-list (``server/allowlists/``) or among the source's ``allowed_functions``.
+   judged too: PostgreSQL through libpg_query (``server/query/sql/postgres_reading.py``), DuckDB through its own
+   parser and lexer (``server/query/sql/duckdb_reading.py``). There every function called must be on the engine's
+   allow-list (``server/query/sql/allowlists/``) or among the source's ``allowed_functions``.
 
-Rules (the table, the deny lists and the allow-list loader are in ``server/readonly_rules.py``):
+Rules (the table, the deny lists and the allow-list loader are in ``server/query/sql/rules.py``):
 
 ======  ============================================  ==========================================
 QV-001  does not parse / not exactly one statement /  InvalidQueryError (INVALID_ARGUMENT)
@@ -101,13 +101,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
-from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError
-from sqlglot.tokens import Token, TokenType
-
-from backends.errors import GatewayError
-from server.readonly_refusal import Refusal, line_col, refuse
-from server.readonly_rules import (
+from nexus_flight.core.errors import GatewayError
+from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
+from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
     EXECUTABLE_COMMENT_DIALECTS,
     METADATA_STATEMENTS,
@@ -125,6 +121,9 @@ from server.readonly_rules import (
     denied_function_rule,
     rules_dialect,
 )
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.tokens import Token, TokenType
 
 __all__ = ["DEFAULT_LIMITS", "Analysis", "ValidationLimits", "analyze", "clear_cache", "plain", "validate"]
 
@@ -499,11 +498,11 @@ def _check_engine_reading(
 ) -> None:
     """The engine's own parser reads the statement again; its reading must pass the rules too."""
     if engine == "postgres":
-        from server.readonly_postgres import check_postgres_reading
+        from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
 
         check_postgres_reading(text, extras)
     elif engine == "duckdb":
-        from server.readonly_duckdb import check_duckdb_reading
+        from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
 
         prefixes = tuple(_normalised_prefix(p) for p in allowed_paths)
         check_duckdb_reading(text, analysis.query, extras, lambda path: path_allowed(path, prefixes))

@@ -9,7 +9,7 @@ The source's catalog qualifier is rewritten away (the backend knows only its own
 the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
 when neither is needed: regenerating SQL can change it subtly.
 
-Validation (``server/readonly.py``) runs on what the client wrote, with the target source's rules, and again
+Validation (``server/query/sql/readonly.py``) runs on what the client wrote, with the target source's rules, and again
 on the rewritten SQL when it differs: the backend receives only SQL that passed. The text a source receives is
 also read by that source's engine parser when the gateway has one (``RouteTarget.engine``), and judged on that
 reading.
@@ -21,17 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
-
-from backends.errors import (
+from nexus_flight.core.errors import (
     GatewayError,
     InvalidQueryError,
     NotFoundError,
     QueryRejectedError,
 )
-from server.readonly import Analysis, ValidationLimits, analyze, plain
-from server.readonly_rules import rules_dialect
+from nexus_flight.server.query.sql.readonly import Analysis, ValidationLimits, analyze, plain
+from nexus_flight.server.query.sql.rules import rules_dialect
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,17 @@ import logging
 import socket
 import threading
 
-from backends.base import QueryLimits, SourceSpec
-from backends.errors import ConfigError
-from server.config import ServerConfig
-from server.demo import demo_database
-from server.errors import client_safe_tracebacks
-from server.flight_sql import FlightSqlServer
-from server.memory_guard import cap_process_memory
-from server.query_service import QueryObserver, QueryService
-from server.sources import SourceDirectory, StaticSourceDirectory
-from server.statements import HandleLimits
-from server.telemetry import record_metrics
+from nexus_flight.backends.base import QueryLimits, SourceSpec
+from nexus_flight.core.errors import ConfigError
+from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.server.app.demo import demo_database
+from nexus_flight.server.app.memory_guard import cap_process_memory
+from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.flight.handles import HandleLimits
+from nexus_flight.server.flight.server import FlightSqlServer
+from nexus_flight.server.flight.status import client_safe_tracebacks
+from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
+from nexus_flight.server.query.service import QueryObserver, QueryService
 
 log = logging.getLogger("nexus_flight")
 

@@ -15,8 +15,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
-
-from backends.errors import ConfigError
+from nexus_flight.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

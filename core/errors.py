@@ -1,6 +1,6 @@
 """The one exception tree of the gateway.
 
-Every error a client can see is a ``GatewayError``; ``server/errors.py`` turns each class into exactly one
+Every error a client can see is a ``GatewayError``; ``server/flight/status.py`` turns each class into exactly one
 Flight/gRPC status, in one place::
 
     GatewayError
@@ -72,7 +72,7 @@ class ForbiddenError(GatewayError):
 
 
 class AuthenticationError(GatewayError):
-    """A source refused the gateway's credentials (the client's own login is ``server/auth.py``'s)."""
+    """A source refused the gateway's credentials (the client's own login is ``server/flight/auth.py``'s)."""
 
 
 class NotFoundError(GatewayError):

@@ -1,0 +1,1 @@
+"""Process wiring: settings, the gateway process, the CLI, the demo data and telemetry."""

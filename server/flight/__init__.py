@@ -1,0 +1,1 @@
+"""The Flight SQL wire: decode requests, call the query pipeline, encode answers, map errors."""

@@ -1,0 +1,1 @@
+"""The query pipeline: route, validate, plan, run, cancel and account. Knows nothing of Flight."""
