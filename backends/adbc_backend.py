@@ -18,11 +18,13 @@ from typing import Any, ClassVar
 
 import adbc_driver_manager
 import pyarrow as pa
+from pydantic import BaseModel
+
 from nexus_flight.backends.adbc_common import AdbcExecution, FieldRule
-from nexus_flight.backends.base import Backend, Execution, QueryLimits, SourceSpec
+from nexus_flight.backends.base import Backend, Execution
 from nexus_flight.backends.pool import ConnectionPool
 from nexus_flight.core.errors import ConfigError, GatewayError
-from pydantic import BaseModel
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 
 class AdbcBackend(Backend):

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import sqlglot
+from sqlglot.tokens import TokenType
+
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.limits import timeout_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
@@ -31,7 +33,6 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from sqlglot.tokens import TokenType
 
 ErrorMapper = Callable[[], AbstractContextManager[None]]
 

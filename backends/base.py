@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel
+
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 
 @dataclass(frozen=True)
@@ -66,32 +68,6 @@ class ForeignKeyColumn:
     fk: KeyColumn
     update_rule: int = 3  # NO ACTION
     delete_rule: int = 3
-
-
-@dataclass(frozen=True)
-class QueryLimits:
-    """Limits applied to one query."""
-
-    timeout_seconds: float = 300.0
-    memory_limit_bytes: int = 1 << 30
-    batch_rows: int = 65_536
-    #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
-    max_message_bytes: int = 16 * 1024 * 1024
-    #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
-    correlation_id: str | None = None
-
-
-@dataclass
-class SourceSpec:
-    """What a backend needs to connect: the source's name, its non-secret options and its decrypted secrets.
-
-    Secrets are only ever held here, inside the backend process, never logged or returned.
-    """
-
-    name: str
-    kind: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 #: Field metadata of ``Backend.table_schema``: the database's own name of the column's type (``bigint``,

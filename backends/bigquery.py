@@ -40,16 +40,10 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
 from nexus_flight.backends.adbc_common import scrub
-from nexus_flight.backends.base import (
-    Backend,
-    Capabilities,
-    Execution,
-    QueryLimits,
-    SourceSpec,
-    TableInfo,
-    parameter_schema,
-)
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, parameter_schema
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
@@ -64,7 +58,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _READ_ONLY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 

@@ -45,8 +45,11 @@ import clickhouse_connect
 import pyarrow as pa
 import sqlglot
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot.tokens import TokenType
+
 from nexus_flight.backends.adbc_common import plain_schema, rewrite_placeholders, scrub, type_plan
-from nexus_flight.backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.clickhouse_types import arrow_mapping, parse_type
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool
 from nexus_flight.backends.watchdog import WATCHDOG
@@ -63,8 +66,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlglot.tokens import TokenType
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 #: Databases that hold ClickHouse's own tables, hidden from the metadata commands.
 _SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")

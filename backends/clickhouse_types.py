@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from nexus_flight.backends import clickhouse_kernels as kernels
 from nexus_flight.backends.adbc_common import uuid_to_text
 

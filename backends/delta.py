@@ -16,6 +16,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
+from pydantic import Field, field_validator
+
 from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
@@ -26,7 +28,6 @@ from nexus_flight.backends.lake import (
     unique_names,
 )
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
-from pydantic import Field, field_validator
 
 
 class DeltaTableConfig(VersionedTable):

@@ -18,13 +18,13 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from nexus_flight.backends.base import (
     Backend,
     Capabilities,
     Execution,
     KeyColumn,
-    QueryLimits,
-    SourceSpec,
     TableInfo,
     catalog_column,
     parameter_schema,
@@ -43,7 +43,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
 

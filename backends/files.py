@@ -17,8 +17,9 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.json as pajson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from nexus_flight.backends.arrow_scan import scannable
-from nexus_flight.backends.base import SourceSpec
 from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
@@ -29,7 +30,7 @@ from nexus_flight.backends.lake import (
 )
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from nexus_flight.core.source import SourceSpec
 
 _GLOB_CHARS = "*?["
 

@@ -26,9 +26,11 @@ import adbc_driver_flightsql
 import adbc_driver_flightsql.dbapi as flightsql_dbapi
 import adbc_driver_manager
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.adbc_common import plain_schema, require_query, scrub
-from nexus_flight.backends.base import Capabilities, Execution, QueryLimits, TableInfo, catalog_column, parameter_schema
+from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -42,7 +44,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     UnsupportedError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from nexus_flight.core.source import QueryLimits
 
 
 class FlightSQLConfig(BaseModel):

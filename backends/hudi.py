@@ -15,6 +15,8 @@ import datetime as dt
 
 import pyarrow.dataset as ds
 from hudi import HudiReadOptions, HudiTable
+from pydantic import Field, field_validator
+
 from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
@@ -26,7 +28,6 @@ from nexus_flight.backends.lake import (
 )
 from nexus_flight.backends.object_store import arrow_filesystem, delta_storage_options, parse_location
 from nexus_flight.core.errors import NotFoundError, UnsupportedError
-from pydantic import Field, field_validator
 
 
 class HudiTableConfig(VersionedTable):

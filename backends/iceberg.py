@@ -14,7 +14,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from nexus_flight.backends.base import SourceSpec
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pyiceberg.catalog import load_catalog
+from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import NestedField, StructType
+
 from nexus_flight.backends.lake import (
     Binding,
     LakeBackend,
@@ -25,11 +30,7 @@ from nexus_flight.backends.lake import (
 )
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location, pyiceberg_properties
 from nexus_flight.core.errors import NotFoundError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pyiceberg.catalog import load_catalog
-from pyiceberg.io.pyarrow import schema_to_pyarrow
-from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import NestedField, StructType
+from nexus_flight.core.source import SourceSpec
 
 #: Secrets whose key starts with this go to the catalog's properties (REST tokens, OAuth credentials ...).
 CATALOG_SECRET_PREFIX = "catalog."

@@ -37,8 +37,11 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 import sqlglot
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlglot import exp
+
 from nexus_flight.backends.arrow_scan import for_duckdb
-from nexus_flight.backends.base import Capabilities, Execution, QueryLimits, SourceSpec, TableInfo, catalog_column
+from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column
 from nexus_flight.backends.duckdb import DuckDBBackend
 from nexus_flight.backends.object_store import StoreSettings, parse_location, secrets_of
 from nexus_flight.core.errors import (
@@ -48,8 +51,7 @@ from nexus_flight.core.errors import (
     InvalidQueryError,
     NotFoundError,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlglot import exp
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 #: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
 PARTITION_KEY = b"nexus.partition_key"

@@ -11,8 +11,8 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from nexus_flight.backends.base import QueryLimits
 from nexus_flight.core.errors import QueryTimeoutError
+from nexus_flight.core.source import QueryLimits
 
 _PLANNING: ContextVar[QueryLimits | None] = ContextVar("planning_limits", default=None)
 

@@ -44,6 +44,9 @@ from typing import Any
 import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
 import sqlglot
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlglot import exp
+
 from nexus_flight.backends.adbc_common import ConnectionPool, scrub
 from nexus_flight.backends.base import (
     FK_RULE_CODES,
@@ -52,8 +55,6 @@ from nexus_flight.backends.base import (
     Execution,
     ForeignKeyColumn,
     KeyColumn,
-    QueryLimits,
-    SourceSpec,
     TableInfo,
     catalog_column,
     parameter_schema,
@@ -75,8 +76,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlglot import exp
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
-from nexus_flight.core.errors import ConfigError, NotInstalledError, UnsupportedError
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from nexus_flight.core.errors import ConfigError, NotInstalledError, UnsupportedError
 
 #: URI schemes of each store; anything else is refused.
 #: S3 and the stores read through their S3-compatible API with the same bucket/key layout (Alibaba OSS,

@@ -57,6 +57,8 @@ from typing import Any, Literal
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
 from nexus_flight.backends import postgres_types
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.adbc_common import FieldRule, plain_schema, rewrite_placeholders, scrub, sqlstate_of
@@ -65,8 +67,6 @@ from nexus_flight.backends.base import (
     Execution,
     ForeignKeyColumn,
     KeyColumn,
-    QueryLimits,
-    SourceSpec,
     TableInfo,
     catalog_column,
     parameter_schema,
@@ -93,7 +93,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+
 from nexus_flight.backends.adbc_common import rewrite_placeholders
 
 #: Python type → the PostgreSQL type psycopg binds it as (checked in order: bool is an int).

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from nexus_flight.backends.adbc_common import ColumnRule, FieldRule
 from nexus_flight.core.errors import InvalidQueryError, UnsupportedError
 

@@ -7,8 +7,9 @@ import functools
 import importlib
 from importlib.metadata import entry_points
 
-from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.backends.base import Backend
 from nexus_flight.core.errors import NotFoundError, NotInstalledError
+from nexus_flight.core.source import SourceSpec
 
 #: kind -> ("module:Class", pip extra that installs its driver)
 BACKENDS: dict[str, tuple[str, str | None]] = {

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import adbc_driver_manager
 import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.adbc_common import require_query, rewrite_placeholders, scrub, sqlstate_of
 from nexus_flight.backends.base import (
@@ -33,7 +35,6 @@ from nexus_flight.backends.base import (
     Execution,
     ForeignKeyColumn,
     KeyColumn,
-    QueryLimits,
     TableInfo,
     catalog_column,
     parameter_schema,
@@ -50,7 +51,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     UnsupportedError,
 )
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from nexus_flight.core.source import QueryLimits
 
 _PREFIX = "adbc.snowflake.sql."
 

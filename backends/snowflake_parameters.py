@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+
 from nexus_flight.backends.adbc_common import rewrite_placeholders
 
 _INT64 = range(-(2**63), 2**63)

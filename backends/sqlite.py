@@ -28,6 +28,9 @@ from typing import Any
 import adbc_driver_manager
 import pyarrow as pa
 import sqlglot
+from pydantic import BaseModel, ConfigDict, Field
+from sqlglot.tokens import TokenType
+
 from nexus_flight.backends import sqlite_types
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.base import (
@@ -36,8 +39,6 @@ from nexus_flight.backends.base import (
     Execution,
     ForeignKeyColumn,
     KeyColumn,
-    QueryLimits,
-    SourceSpec,
     TableInfo,
     catalog_column,
     parameter_schema,
@@ -53,8 +54,7 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-from pydantic import BaseModel, ConfigDict, Field
-from sqlglot.tokens import TokenType
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _SCHEMA = "main"
 

@@ -44,6 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+
 from nexus_flight.backends.adbc_common import rewrite_placeholders
 
 _CLASSES = ("integer", "real", "text", "blob")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 
 import pyarrow as pa
-from nexus_flight.backends.base import SourceSpec
-from nexus_flight.backends.bigquery import BigQueryBackend
 
 from benchmarks.timing import alternating, best, report, via_backend, via_gateway
+from nexus_flight.backends.bigquery import BigQueryBackend
+from nexus_flight.core.source import SourceSpec
 
 COLUMNS = (
     "x AS id, CAST(MOD(x, 100000) AS NUMERIC) / 100 AS price, CONCAT('customer#', CAST(x AS STRING)) AS name, "

@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-from nexus_flight.backends.base import SourceSpec
-from nexus_flight.backends.clickhouse import ClickHouseBackend
 
 from benchmarks.timing import alternating, best, report, via_backend, via_gateway
+from nexus_flight.backends.clickhouse import ClickHouseBackend
+from nexus_flight.core.source import SourceSpec
 
 TABLES = {
     "everyday": (

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nexus_flight.server.app.demo import demo_database, generate_parquet  # noqa: E402
-
 from tests.support.services import free_port, port_open  # noqa: E402
 
 Q1 = (ROOT / "benchmarks" / "tpch" / "q01.sql").read_text()

@@ -34,12 +34,12 @@ import boto3  # noqa: E402
 import duckdb  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 import pyarrow.fs as pafs  # noqa: E402
+
 from nexus_flight.backends.arrow_scan import scannable  # noqa: E402
-from nexus_flight.backends.base import QueryLimits, SourceSpec  # noqa: E402
 from nexus_flight.backends.delta import DeltaBackend  # noqa: E402
 from nexus_flight.backends.files import FilesBackend  # noqa: E402
 from nexus_flight.backends.iceberg import IcebergBackend  # noqa: E402
-
+from nexus_flight.core.source import QueryLimits, SourceSpec  # noqa: E402
 from tests.lake.byte_counter import CountingRelay  # noqa: E402
 from tests.support.services import free_port, port_open  # noqa: E402
 
@@ -159,8 +159,9 @@ def iceberg_backend(port: int, catalog_dir: Path) -> IcebergBackend:
 def build_iceberg(catalog_dir: Path, port: int, parquet: list[Path]) -> None:
     """An Iceberg table whose data files are the lineitem objects on S3 (metadata on local disk)."""
     import pyarrow.parquet as pq
-    from nexus_flight.backends.arrow_scan import plain_schema
     from pyiceberg.catalog.sql import SqlCatalog
+
+    from nexus_flight.backends.arrow_scan import plain_schema
 
     catalog_dir.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(

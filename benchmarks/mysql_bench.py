@@ -14,9 +14,9 @@ import time
 
 import pyarrow as pa
 import pymysql
-from nexus_flight.backends.base import QueryLimits
-from nexus_flight.backends.mysql import MySQLBackend
 
+from nexus_flight.backends.mysql import MySQLBackend
+from nexus_flight.core.source import QueryLimits
 from tests.support.mysql_reader import READER, READER_PASSWORD, reader_spec
 
 DATABASE = "nexus_bench"

@@ -11,8 +11,9 @@ import time
 
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.postgres import PostgresBackend
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 
 def prepare(uri: str, rows: int) -> str:
@@ -114,7 +115,7 @@ def measure(args, server) -> None:
     direct.close()
     gateway = None
     if not args.no_gateway:
-        from nexus_flight.backends.base import SourceSpec as Spec
+        from nexus_flight.core.source import SourceSpec as Spec
         from nexus_flight.server.app.config import ServerConfig
         from nexus_flight.server.app.gateway import Gateway
 

@@ -17,7 +17,7 @@ import pyarrow.flight as flight
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nexus_flight.backends.base import QueryLimits  # noqa: E402
+from nexus_flight.core.source import QueryLimits  # noqa: E402
 from nexus_flight.server.app.config import ServerConfig  # noqa: E402
 from nexus_flight.server.app.gateway import Gateway  # noqa: E402
 from nexus_flight.server.flight.server import FlightSqlServer  # noqa: E402

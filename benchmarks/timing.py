@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from nexus_flight.backends.base import QueryLimits
+from nexus_flight.core.source import QueryLimits
 
 
 def best(fn: Callable[[], int], repeat: int) -> tuple[float, int]:

@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nexus_flight.core.source import SourceProfile
 from nexus_flight.server import readonly  # noqa: E402
 from nexus_flight.server.query.sql.readonly import validate  # noqa: E402
-from nexus_flight.server.query.sql.routing import RouteTarget, route  # noqa: E402
-
+from nexus_flight.server.query.sql.routing import route  # noqa: E402
 from tests.validator.tpch import TPCH_QUERIES  # noqa: E402
 
-SOURCES = {"demo": RouteTarget("duckdb", engine="duckdb")}
-PG_SOURCES = {"pg": RouteTarget("postgres", engine="postgres")}
+SOURCES = {"demo": SourceProfile("duckdb", engine="duckdb")}
+PG_SOURCES = {"pg": SourceProfile("postgres", engine="postgres")}
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

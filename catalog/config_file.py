@@ -31,10 +31,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.core.errors import ConfigError, GatewayError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENV_PREFIX = "NEXUS_FLIGHT__"
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")

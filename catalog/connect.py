@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.backends.base import Backend
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.source_types import SOURCE_TYPES
 from nexus_flight.core.errors import BackendUnavailableError, NotFoundError, UnsupportedError
+from nexus_flight.core.source import SourceSpec
 
 #: Checks that a source answers; raises a ``GatewayError`` when it does not.
 Probe = Callable[[SourceSpec], None]

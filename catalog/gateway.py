@@ -19,7 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
-from nexus_flight.backends.base import Backend, Capabilities, Execution, QueryLimits, SourceSpec, TableInfo
+
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.connect import family_class, open_source
 from nexus_flight.catalog.health import record_failure
@@ -38,7 +39,8 @@ from nexus_flight.catalog.source_types import suggest, validation_limits
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
-from nexus_flight.server.query.sql.routing import RouteTarget, engine_for
+from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
+from nexus_flight.server.query.sql.routing import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +253,10 @@ class CatalogSourceDirectory:
             return self.fallback.default()
         return next(iter(sorted(self._catalog_sources())), None)
 
-    def route_target(self, name: str) -> RouteTarget:
+    def route_target(self, name: str) -> SourceProfile:
         """Dialect and own data locations of a source."""
         if self._system is not None and name == SYSTEM_CATALOG:
-            return RouteTarget(dialect=SystemBackend.dialect, engine=SystemBackend.engine_parser)
+            return SourceProfile(dialect=SystemBackend.dialect, engine=SystemBackend.engine_parser)
         info = self._catalog_sources().get(name)
         if info is not None:
             paths = tuple(
@@ -265,7 +267,7 @@ class CatalogSourceDirectory:
                 ]
                 if p
             )
-            return RouteTarget(
+            return SourceProfile(
                 dialect=info.dialect,
                 allowed_paths=paths,
                 engine_dialects=_engine_dialects(info),

@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import or_, select
+
 from nexus_flight.catalog.connect import Probe, ping_backend
 from nexus_flight.catalog.models import DataSource
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.core.errors import GatewayError
-from sqlalchemy import or_, select
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete, select
+
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
 from nexus_flight.catalog.store import CatalogStore
-from sqlalchemy import delete, select
 
 STATUSES = ("success", "error", "timeout", "cancelled", "rejected")
 PHASES = ("validate", "connect", "execute", "first_batch", "stream")

@@ -16,8 +16,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from nexus_flight.catalog.models import Base, utcnow
-from nexus_flight.core.errors import ConfigError
 from sqlalchemy import (
     Column,
     Connection,
@@ -32,6 +30,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.schema import CreateColumn
+
+from nexus_flight.catalog.models import Base, utcnow
+from nexus_flight.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

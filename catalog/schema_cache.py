@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+from sqlalchemy import select
+
 from nexus_flight.backends.base import DATABASE_TYPE_NAME, Backend, TableInfo
 from nexus_flight.catalog.connect import open_source
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import GatewayError, NotFoundError
-from sqlalchemy import select
 
 #: {"schemas": {schema: {table: {"type": "TABLE", "columns": [{"name", "type", "nullable", "type_name"?}]}}}}
 #: ("type" is the Arrow type, "type_name" the database's own where the backend names it: bigint, varchar(40))

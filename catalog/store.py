@@ -14,7 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nexus_flight.backends.base import SourceSpec
+from pydantic import SecretStr
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
 from nexus_flight.catalog.lifecycle import check_transition
 from nexus_flight.catalog.migrations import upgrade
 from nexus_flight.catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
@@ -24,10 +28,7 @@ from nexus_flight.catalog.source_types import SOURCE_TYPES, backend_options, sug
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
 from nexus_flight.core.errors import NotFoundError
-from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from nexus_flight.core.source import SourceSpec
 
 log = logging.getLogger(__name__)
 

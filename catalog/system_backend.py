@@ -15,15 +15,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from nexus_flight.backends.base import (
-    Backend,
-    Capabilities,
-    Execution,
-    QueryLimits,
-    ReaderExecution,
-    SourceSpec,
-    TableInfo,
-)
+
+from nexus_flight.backends.base import Backend, Capabilities, Execution, ReaderExecution, TableInfo
 from nexus_flight.backends.duckdb import limit_zero
 from nexus_flight.backends.limits import planning_limits, timeout_error
 from nexus_flight.backends.watchdog import WATCHDOG
@@ -36,6 +29,7 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryCancelledError,
 )
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 SYSTEM_CATALOG = "system"
 SYSTEM_SCHEMA = "main"

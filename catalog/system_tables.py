@@ -6,12 +6,13 @@ import json
 from collections.abc import Callable
 
 import pyarrow as pa
+from sqlalchemy import select
+
 from nexus_flight.catalog.history import search_history
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion
 from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import NotFoundError
-from sqlalchemy import select
 
 _TS = pa.timestamp("us", tz="UTC")
 

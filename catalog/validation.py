@@ -18,12 +18,13 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, SecretStr, ValidationError
+
 from nexus_flight.backends.base import Backend
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.source_types import AUTH_TYPES, SOURCE_TYPES, FieldSpec, SourceType, backend_options, suggest
 from nexus_flight.core.errors import NotFoundError, NotInstalledError
-from pydantic import BaseModel, SecretStr, ValidationError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import SecretStr
+
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.rules import rule_error
-from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ pytest.register_assert_rewrite("tests.support.results")
 
 from nexus_flight.server.app.config import ServerConfig  # noqa: E402
 from nexus_flight.server.app.gateway import Gateway  # noqa: E402
-
 from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
 from tests.support.services import require_command  # noqa: E402
 from tests.support.tpch import TPCH_TABLES  # noqa: E402

@@ -8,10 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
-from nexus_flight.core.errors import ConfigError, GatewayError
-from nexus_flight.server.app.config import DEFAULT_PORT, ServerConfig
-from nexus_flight.server.query.sql.readonly import ValidationLimits
 from pydantic import ValidationError
+
+from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.core.source import ValidationLimits
+from nexus_flight.server.app.config import DEFAULT_PORT, ServerConfig
 
 
 def _interrupt(signum, frame) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nexus_flight.backends.base import SourceSpec
-from nexus_flight.server.query.sql.readonly import ValidationLimits
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nexus_flight.core.source import SourceSpec, ValidationLimits
 
 DEFAULT_PORT = 31337
 

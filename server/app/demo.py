@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+
 from nexus_flight.core.errors import ConfigError
 
 log = logging.getLogger(__name__)

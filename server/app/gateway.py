@@ -7,8 +7,8 @@ import logging
 import socket
 import threading
 
-from nexus_flight.backends.base import QueryLimits, SourceSpec
 from nexus_flight.core.errors import ConfigError
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.demo import demo_database
 from nexus_flight.server.app.memory_guard import cap_process_memory

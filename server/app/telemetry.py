@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 
-from nexus_flight.server.query.service import QueryEvent
 from opentelemetry import metrics, trace
+
+from nexus_flight.server.query.service import QueryEvent
 
 meter = metrics.get_meter("nexus_flight")
 _queries = meter.create_counter("nexus.queries", unit="1", description="Queries by source and status")

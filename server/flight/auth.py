@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import pyarrow.flight as flight
+
 from nexus_flight.server.query.session import SESSION_COOKIE
 
 MIDDLEWARE_KEY = "identity"

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 import pyarrow as pa
+
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.core.errors import GatewayError, UnsupportedError

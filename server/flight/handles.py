@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
 from nexus_flight.core.errors import LimitExceededError, NotFoundError
 from nexus_flight.server.query.sql.routing import RoutedQuery
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
+
 from nexus_flight.backends.base import ForeignKeyColumn, KeyColumn
 
 CATALOGS = pa.schema([pa.field("catalog_name", pa.utf8(), nullable=False)])

@@ -11,6 +11,7 @@ the whole string) and accepted with any prefix (matching the part after the last
 from __future__ import annotations
 
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message, message_factory
+
 from nexus_flight.core.errors import InvalidQueryError, UnsupportedError
 
 SQL_PACKAGE = "arrow.flight.protocol.sql"

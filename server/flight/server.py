@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.flight as flight
+
 from nexus_flight.core.errors import (
     GatewayError,
     InvalidQueryError,

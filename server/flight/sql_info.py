@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pyarrow as pa
+
 from nexus_flight.server import __version__
 
 STRING, BOOL, BIGINT, INT32_BITMASK, STRING_LIST, INT32_MAP = range(6)

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.flight as flight
+
 from nexus_flight.core import errors as e
 
 log = logging.getLogger("nexus_flight.errors")

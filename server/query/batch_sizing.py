@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
+
 from nexus_flight.core.errors import LimitExceededError
 
 #: What ADBC's Flight SQL driver and other gRPC clients accept in one message by default.

@@ -10,11 +10,12 @@ import dataclasses
 import threading
 from typing import Protocol
 
-from nexus_flight.backends.base import Backend, SourceSpec
+from nexus_flight.backends.base import Backend
 from nexus_flight.backends.registry import backend_class, open_backend
 from nexus_flight.catalog.source_types import backend_options, validation_limits
 from nexus_flight.core.errors import NotFoundError
-from nexus_flight.server.query.sql.routing import RouteTarget, engine_for
+from nexus_flight.core.source import SourceProfile, SourceSpec
+from nexus_flight.server.query.sql.routing import engine_for
 
 
 class SourceDirectory(Protocol):
@@ -26,7 +27,7 @@ class SourceDirectory(Protocol):
     def default(self) -> str | None:
         """The source a query without a catalog runs on."""
 
-    def route_target(self, name: str) -> RouteTarget:
+    def route_target(self, name: str) -> SourceProfile:
         """What routing needs to know of a source."""
 
     def backend(self, name: str) -> Backend:
@@ -60,13 +61,13 @@ class StaticSourceDirectory:
             known = ", ".join(self.names()) or "none"
             raise NotFoundError(f"unknown catalog {name!r}; known catalogs: {known}") from None
 
-    def route_target(self, name: str) -> RouteTarget:
+    def route_target(self, name: str) -> SourceProfile:
         """Dialect, allowed locations, engine parser, validator limits and extra functions of a source."""
         spec = self._spec(name)
         cls = backend_class(spec.kind)
         paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
         database = spec.options.get("database")
-        return RouteTarget(
+        return SourceProfile(
             dialect=cls.dialect,
             allowed_paths=paths,
             engine_dialects=cls.engine_dialects,

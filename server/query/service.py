@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from nexus_flight.backends.base import Execution, QueryLimits
+from opentelemetry import trace
+
+from nexus_flight.backends.base import Execution
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import (
     BackendError,
@@ -24,15 +26,14 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     QueryTimeoutError,
 )
+from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.flight.handles import Ticket
 from nexus_flight.server.flight.status import flight_error, status_name
 from nexus_flight.server.query.batch_sizing import within_message_limit
 from nexus_flight.server.query.cancel_watch import CancelWatch
 from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.session import Session
-from nexus_flight.server.query.sql.readonly import ValidationLimits
-from nexus_flight.server.query.sql.routing import RoutedQuery, RouteTarget, route
-from opentelemetry import trace
+from nexus_flight.server.query.sql.routing import RoutedQuery, route
 
 log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
@@ -166,7 +167,7 @@ class QueryService:
                 validate_sql=self.validate_sql,
             )
 
-    def _limited(self, target: RouteTarget) -> RouteTarget:
+    def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
         if target.limits == ValidationLimits():
             return dataclasses.replace(target, limits=self.validation_limits)

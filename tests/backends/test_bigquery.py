@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.bigquery import BigQueryBackend, credentials_for, query_parameter
 from nexus_flight.core.errors import (
     ConfigError,
@@ -22,7 +22,7 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import run
 

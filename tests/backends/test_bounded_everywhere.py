@@ -20,11 +20,11 @@ import time
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 from adbc_driver_manager import AdbcStatusCode
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.limits import planning
 from nexus_flight.backends.sqlite import SQLiteBackend
 from nexus_flight.core.errors import QueryCancelledError, QueryTimeoutError
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.support.services import free_port, port_open, wait_until
 
 LIMIT = 2.0

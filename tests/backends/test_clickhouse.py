@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.clickhouse import ClickHouseBackend, bind_placeholders
 from nexus_flight.core.errors import (
     BackendUnavailableError,
@@ -29,7 +29,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import run
 from tests.support.services import free_port, wait_until

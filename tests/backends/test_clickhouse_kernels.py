@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+
 from nexus_flight.backends import clickhouse_kernels as kernels
 
 SETTINGS = {"output_format_arrow_string_as_string": 1, "output_format_arrow_low_cardinality_as_dictionary": 0}

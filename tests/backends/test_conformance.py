@@ -10,11 +10,12 @@ import typing
 from dataclasses import dataclass
 
 import pytest
-from nexus_flight.backends.base import Backend, QueryLimits, SourceSpec
-from nexus_flight.backends.registry import BACKENDS, backend_class
-from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
 from pydantic import SecretStr
 
+from nexus_flight.backends.base import Backend
+from nexus_flight.backends.registry import BACKENDS, backend_class
+from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
@@ -137,8 +138,9 @@ def test_catalog_options_are_accepted_by_the_config_models():
 @pytest.mark.parametrize("kind", KINDS)
 def test_options_model_hides_secrets_refuses_unknown_keys_and_is_frozen(kind):
     """Built from the catalog's own example of the family, with its secrets given a recognisable value."""
-    from nexus_flight.catalog.source_types import SOURCE_TYPES
     from pydantic import ValidationError
+
+    from nexus_flight.catalog.source_types import SOURCE_TYPES
 
     model = backend_class(kind).config_model
     source_type = next(t for t in SOURCE_TYPES.values() if t.family == kind)

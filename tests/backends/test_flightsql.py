@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
+
+from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.flightsql import FlightSQLBackend
 from nexus_flight.core.errors import (
     BackendError,
@@ -17,7 +18,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.flightsql_upstreams import running_roapi, running_sail
 from tests.support.results import cancel_after_first_batch, run

@@ -5,8 +5,8 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures

@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, QueryLimits, SourceSpec
+
+from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.mysql import MySQLBackend
 from nexus_flight.backends.mysql_grants import excess_privileges
 from nexus_flight.core.errors import (
@@ -24,7 +25,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 from tests.support.results import cancel_after_first_batch, read_in_background, run

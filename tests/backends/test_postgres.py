@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.postgres import PostgresBackend, numbered_placeholders
 from nexus_flight.core.errors import (
     AuthenticationError,
@@ -23,7 +23,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import cancel_after_first_batch, read_in_background, run
 from tests.support.services import free_port, wait_until

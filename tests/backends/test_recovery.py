@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.postgres import PostgresBackend
 from nexus_flight.core.errors import BackendUnavailableError
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.support.servers import PrivatePostgres, private_server
 
 

@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, SourceSpec
+
+from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -20,7 +21,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-
+from nexus_flight.core.source import SourceSpec
 from tests.backends.conftest import normalized, tpch_table
 from tests.support.results import run
 from tests.support.services import free_port
@@ -50,6 +51,7 @@ def options(port, **extra):
 def loaded(fakesnow, tpch_dir):
     """Create NEXUS_DB.TPCH with nation and region through the driver directly (the backend cannot write)."""
     import adbc_driver_snowflake.dbapi as sf
+
     from nexus_flight.backends.snowflake import SnowflakeConfig, _db_kwargs
 
     kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))

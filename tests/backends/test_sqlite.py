@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlglot
-from nexus_flight.backends.base import QueryLimits, SourceSpec
+
 from nexus_flight.backends.sqlite import SQLiteBackend
 from nexus_flight.core.errors import (
     BackendUnavailableError,
@@ -20,7 +20,7 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
-
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
 from tests.support.results import run
 

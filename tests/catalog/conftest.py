@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS, KeyRing, parse_key
 

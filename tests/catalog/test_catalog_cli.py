@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from nexus_flight.catalog.cli import format_table, main
 from nexus_flight.catalog.history import QueryRecord, record_query
 from nexus_flight.catalog.store import CatalogStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nexus_flight.catalog.config_file import apply_sources, load_config
 from nexus_flight.core.errors import ConfigError
 

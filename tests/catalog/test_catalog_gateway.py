@@ -8,6 +8,7 @@ import time
 import duckdb
 import pyarrow as pa
 import pytest
+
 from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.history import search_history
 from nexus_flight.server.app.config import ServerConfig

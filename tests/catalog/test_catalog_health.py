@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from nexus_flight.catalog.connect import ping_backend
 from nexus_flight.catalog.health import BACKOFF_SECONDS, MAX_TRIES, HealthChecker, check_source, next_delay
 from nexus_flight.core.errors import ConfigError
-
 from tests.support.servers import PrivatePostgres, private_server
 from tests.support.services import free_port, port_open, wait_until
 

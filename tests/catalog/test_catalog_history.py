@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
+
 from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder, purge_history, record_query, search_history
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.system_tables import QUERY_HISTORY_SCHEMA, system_table

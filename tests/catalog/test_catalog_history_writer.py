@@ -8,7 +8,6 @@ import time
 from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
 from nexus_flight.catalog.history_writer import HistoryWriter
 from nexus_flight.catalog.store import CatalogStore
-
 from tests.support.services import free_port
 
 

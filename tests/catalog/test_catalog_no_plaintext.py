@@ -6,6 +6,7 @@ import logging
 
 import pyarrow as pa
 import pytest
+
 from nexus_flight.catalog.config_file import load_config
 from nexus_flight.catalog.health import check_source
 from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history

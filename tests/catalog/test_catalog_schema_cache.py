@@ -7,6 +7,7 @@ import sqlite3
 
 import pyarrow as pa
 import pytest
+
 from nexus_flight.backends.base import Backend, TableInfo
 from nexus_flight.catalog.schema_cache import (
     cached_schema,

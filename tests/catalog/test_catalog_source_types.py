@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from nexus_flight.catalog.connect import family_implemented, open_source
 from nexus_flight.catalog.rules import RULES
 from nexus_flight.catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
@@ -210,6 +211,7 @@ def test_ds010_unimplemented_family_registers_but_refuses_queries(sqlite_store):
 
 def test_implemented_family_opens_with_the_stored_options(sqlite_store, tmp_path):
     import duckdb
+
     from nexus_flight.core.errors import InvalidQueryError
 
     path = tmp_path / "db.duckdb"
@@ -239,7 +241,6 @@ def test_every_rule_is_documented():
 
 def test_mariadb_source_tests_active_through_the_mysql_family(sqlite_store, mariadb_server):
     from nexus_flight.catalog.health import check_source
-
     from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 
     sqlite_store.add_source("maria", "mariadb", ensure_reader(mariadb_server, "test"), {"password": READER_PASSWORD})
@@ -261,7 +262,6 @@ def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store
     import uuid
 
     from nexus_flight.catalog.schema_cache import cached_schema, refresh_schema
-
     from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 
     database = f"nexus_refresh_{uuid.uuid4().hex[:8]}"

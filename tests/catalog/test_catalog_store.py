@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
+
 from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
 from nexus_flight.catalog.migrations import CURRENT_VERSION, upgrade
 from nexus_flight.catalog.models import Base
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import ConfigError, NotFoundError
-from sqlalchemy import create_engine, inspect, text
 
 PG = {"host": "127.0.0.1", "port": 5432, "database": "test", "username": "postgres"}
 

@@ -7,6 +7,8 @@ import base64
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
+from sqlalchemy import select, update
+
 from nexus_flight.catalog.models import CredentialRecord
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.vault import (
@@ -23,8 +25,6 @@ from nexus_flight.catalog.vault import (
     parse_key,
 )
 from nexus_flight.core.errors import ConfigError
-from sqlalchemy import select, update
-
 from tests.catalog.conftest import new_key_text
 
 PASSWORD = "s3cret-Pa55word-for-vault"

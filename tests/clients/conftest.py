@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nexus_flight.backends.base import SourceSpec
+
+from nexus_flight.core.source import SourceSpec
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
-
 from tests.clients import matrix
 
 PG_SCHEMA = "client_types"

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
-from nexus_flight.server import __version__
 
+from nexus_flight.server import __version__
 from tests.clients import toolchain
 from tests.clients.scenarios import AFTER_STOP, DEMO_TYPES, NULL, PG_TYPES, SLOW, stopped_before
 from tests.support import flightsql_raw as raw

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import EngineRows, Family, TypeCase
 
 _UTC = pa.timestamp("us", tz="UTC")

@@ -17,8 +17,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import EngineRows, Family, TypeCase
 
 _TZ = "UTC"  # the stand-in runs with TZ=UTC: DateTime without a zone is the server's, UTC

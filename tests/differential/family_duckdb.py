@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, NativeColumn, TypeCase
 from tests.support.tpch import TPCH_TABLES
 

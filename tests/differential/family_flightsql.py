@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, TypeCase
 from tests.differential.lake_data import zoo_columns, zoo_table
 from tests.differential.queries import PARAMETERS

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import SourceSpec
 from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, NativeColumn, NativeRows, TypeCase
 from tests.support.tpch import TPCH_TABLES
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, TypeCase
 from tests.support.snowflake_reference import SnowflakeConnector, running_fakesnow
 from tests.support.tpch import TPCH_TABLES

@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import SourceSpec
 from sqlglot import exp
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, NativeColumn, NativeRows, TypeCase
 from tests.support.tpch import TPCH_TABLES
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import pyarrow as pa
 import sqlglot
-from nexus_flight.backends.base import SourceSpec
 from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.simplify import simplify
+
+from nexus_flight.core.source import SourceSpec
 
 _PARAMETER = "__nexus_parameter__"
 

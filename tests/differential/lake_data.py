@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from nexus_flight.backends.base import SourceSpec
 
+from nexus_flight.core.source import SourceSpec
 from tests.differential.harness import Family, TypeCase
 from tests.support.tpch import TPCH_TABLES
 

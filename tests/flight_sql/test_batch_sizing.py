@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from nexus_flight.core.errors import LimitExceededError
 from nexus_flight.server.query.batch_sizing import message_bytes, within_message_limit
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
-from nexus_flight.server.flight.protocol import flight as fpb
 
+from nexus_flight.server.flight.protocol import flight as fpb
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 

@@ -6,7 +6,8 @@ import shutil
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
-from nexus_flight.backends.base import SourceSpec
+
+from nexus_flight.core.source import SourceSpec
 
 
 def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir, tmp_path):
@@ -26,7 +27,7 @@ def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir
 
 
 def test_server_validation_limits_apply_to_every_source(make_gateway):
-    from nexus_flight.server.query.sql.readonly import ValidationLimits
+    from nexus_flight.core.source import ValidationLimits
 
     gw = make_gateway(validation_limits=ValidationLimits(max_length=200, max_joins=1))
     with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:

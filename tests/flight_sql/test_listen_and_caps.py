@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from adbc_driver_manager import AdbcStatusCode
+
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway, resolve_listen_address
-
 from tests.support import flightsql_raw as raw
 
 # -- --host --------------------------------------------------------------------------------------------------

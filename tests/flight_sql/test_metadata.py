@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
-from nexus_flight.server.flight import metadata
 
+from nexus_flight.server.flight import metadata
 from tests.support import flightsql_raw as raw
 
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
+
 from nexus_flight.server.flight import protocol
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as spb
-
 from tests.support import flightsql_raw as raw
 
 JDBC_LONG_IDS = [503, 505, 507, *range(541, 556), *range(557, 562), 562]

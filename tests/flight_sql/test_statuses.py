@@ -5,7 +5,8 @@ from __future__ import annotations
 import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pytest
-from nexus_flight.backends.base import SourceSpec
+
+from nexus_flight.core.source import SourceSpec
 
 SLOW = "SELECT count(*) FROM range(100000000000) a"  # runs for minutes unless interrupted
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from nexus_flight.backends.base import QueryLimits, SourceSpec
 
+from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.lake.byte_counter import CountingRelay
 from tests.lake.emulators import (
     AZURITE_ACCOUNT,

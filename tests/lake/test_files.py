@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 import pyarrow.orc as paorc
 import pyarrow.parquet as pq
 import pytest
-from nexus_flight.backends.base import QueryLimits
+
 from nexus_flight.backends.files import FilesBackend
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.core.errors import (
@@ -18,7 +18,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-
+from nexus_flight.core.source import QueryLimits
 from tests.lake.conftest import (
     BUCKET,
     LIMITS,

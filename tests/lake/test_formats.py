@@ -11,11 +11,11 @@ from tests.lake.conftest import require_modules
 require_modules("deltalake", "pyiceberg", "hudi")
 
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
+
 from nexus_flight.backends.delta import DeltaBackend  # noqa: E402
 from nexus_flight.backends.hudi import HudiBackend  # noqa: E402
 from nexus_flight.backends.iceberg import IcebergBackend  # noqa: E402
 from nexus_flight.core.errors import InvalidQueryError, NotFoundError, UnsupportedError  # noqa: E402
-
 from tests.lake.conftest import (  # noqa: E402
     BUCKET,
     LIMITS,

@@ -10,8 +10,8 @@ from tests.lake.conftest import require_modules
 require_modules("deltalake", "pyiceberg")
 
 from deltalake import write_deltalake  # noqa: E402
-from nexus_flight.backends.base import SourceSpec  # noqa: E402
 
+from nexus_flight.core.source import SourceSpec  # noqa: E402
 from tests.lake.conftest import sales_table, write_hive  # noqa: E402
 
 flightsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
@@ -19,9 +19,10 @@ flightsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
 
 @pytest.fixture(scope="module")
 def lake_gateway(tmp_path_factory):
+    from pyiceberg.catalog.sql import SqlCatalog
+
     from nexus_flight.server.app.config import ServerConfig
     from nexus_flight.server.app.gateway import Gateway
-    from pyiceberg.catalog.sql import SqlCatalog
 
     root = tmp_path_factory.mktemp("lake_gateway")
     data = sales_table(600)
@@ -110,6 +111,7 @@ def test_file_readers_are_refused_through_the_gateway(client):
 def test_second_line_holds_with_the_validator_off(lake_gateway, tmp_path):
     """With the validator switched off, DuckDB itself refuses file access and writes."""
     import adbc_driver_manager
+
     from nexus_flight.server.app.config import ServerConfig
     from nexus_flight.server.app.gateway import Gateway
 

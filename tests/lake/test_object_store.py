@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nexus_flight.backends.base import SourceSpec
+
 from nexus_flight.backends.files import FilesConfig
 from nexus_flight.backends.object_store import (
     StoreSettings,
@@ -13,7 +13,7 @@ from nexus_flight.backends.object_store import (
     pyiceberg_properties,
 )
 from nexus_flight.core.errors import BackendUnavailableError, ConfigError, UnsupportedError
-
+from nexus_flight.core.source import SourceSpec
 from tests.support.services import free_port
 
 

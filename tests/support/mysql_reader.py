@@ -28,6 +28,6 @@ def ensure_reader(server, database: str) -> dict:
 
 def reader_spec(server, database: str, name: str = "mysrc", **options):
     """A ``mysql`` SourceSpec that logs in as the reader."""
-    from nexus_flight.backends.base import SourceSpec
+    from nexus_flight.core.source import SourceSpec
 
     return SourceSpec(name, "mysql", {**ensure_reader(server, database), **options}, {"password": READER_PASSWORD})

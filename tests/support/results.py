@@ -6,8 +6,9 @@ import threading
 
 import pyarrow as pa
 import pytest
-from nexus_flight.backends.base import QueryLimits
+
 from nexus_flight.core.errors import QueryCancelledError
+from nexus_flight.core.source import QueryLimits
 
 
 def run(backend, sql, params=None, **limits) -> pa.Table:

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import duckdb
+
 from nexus_flight.server.query.sql.rules import PATH_FUNCTIONS, denied_function_rule
 
 ALLOW_LIST_DIR = Path(__file__).resolve().parents[2] / "server" / "query" / "sql" / "allowlists"

@@ -7,8 +7,8 @@ the difference reviewed. PostgreSQL's list is checked against this run's own Pos
 from __future__ import annotations
 
 import pytest
-from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, allowed_functions
 
+from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, allowed_functions
 from tests.validator import allowlists
 
 

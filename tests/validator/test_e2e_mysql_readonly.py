@@ -19,9 +19,9 @@ from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
+
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
-
 from tests.support.mysql_reader import reader_spec
 from tests.validator.mysql_attacks import MYSQL_ATTACKS, MySQLAttack
 

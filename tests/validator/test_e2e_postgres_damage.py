@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
-from nexus_flight.backends.base import SourceSpec
+
+from nexus_flight.core.source import SourceSpec
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
-
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 

@@ -18,12 +18,12 @@ import adbc_driver_flightsql.dbapi as flightsql
 import psycopg
 import pytest
 from adbc_driver_manager import AdbcStatusCode
-from nexus_flight.backends.base import SourceSpec
+
 from nexus_flight.core.errors import ReadOnlyViolationError
+from nexus_flight.core.source import SourceSpec
 from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
 from nexus_flight.server.query.sql.rules import RULES
-
 from tests.validator.corpus import POSTGRES_ATTACKS
 
 SCHEMA = f"nexus_validator_{uuid.uuid4().hex[:10]}"

@@ -16,9 +16,9 @@ from pathlib import Path
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 from adbc_driver_manager import AdbcStatusCode
+
 from nexus_flight.core.errors import ReadOnlyViolationError
 from nexus_flight.server.query.sql.rules import RULES
-
 from tests.validator.corpus import DUCKDB_ATTACKS, DUCKDB_LEGIT, POSTGRES_ATTACKS
 
 SENTINEL_TEXT = "id,secret\n1,do-not-read\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nexus_flight.core.errors import (
     InvalidQueryError,
     LimitExceededError,
@@ -10,14 +11,14 @@ from nexus_flight.core.errors import (
     QueryRejectedError,
     ReadOnlyViolationError,
 )
-from nexus_flight.server.query.sql.readonly import ValidationLimits
-from nexus_flight.server.query.sql.routing import RoutedQuery, RouteTarget, route
+from nexus_flight.core.source import SourceProfile, ValidationLimits
+from nexus_flight.server.query.sql.routing import RoutedQuery, route
 
 SOURCES = {
-    "demo": RouteTarget("duckdb"),
-    "files": RouteTarget("duckdb", allowed_paths=("/data/files",)),
-    "pg": RouteTarget("postgres", own_catalogs=("test",)),
-    "shop": RouteTarget("mysql", limits={"max_joins": 1}),
+    "demo": SourceProfile("duckdb"),
+    "files": SourceProfile("duckdb", allowed_paths=("/data/files",)),
+    "pg": SourceProfile("postgres", own_catalogs=("test",)),
+    "shop": SourceProfile("mysql", limits={"max_joins": 1}),
 }
 
 
@@ -125,9 +126,9 @@ def test_target_limits_apply():
 
 
 def test_route_target_accepts_limits_as_mapping_or_dataclass():
-    assert RouteTarget("duckdb", limits={"max_joins": 1}).limits == ValidationLimits(max_joins=1)
-    assert RouteTarget("duckdb", limits=ValidationLimits(max_nesting=5)).limits.max_nesting == 5
-    hash(RouteTarget("duckdb", allowed_paths=["/x"]))  # usable as a cache key
+    assert SourceProfile("duckdb", limits={"max_joins": 1}).limits == ValidationLimits(max_joins=1)
+    assert SourceProfile("duckdb", limits=ValidationLimits(max_nesting=5)).limits.max_nesting == 5
+    hash(SourceProfile("duckdb", allowed_paths=["/x"]))  # usable as a cache key
 
 
 def test_validation_off_still_routes_but_refuses_nothing():
@@ -200,8 +201,8 @@ def test_rule_refusal_wins_over_a_parse_error_in_the_client_dialect():
 
 def test_engine_dialect_rules_apply_to_backends_that_execute_through_another_engine():
     sources = {
-        "plain": RouteTarget("mysql"),
-        "via_duckdb": RouteTarget("mysql", engine_dialects=("duckdb",)),
+        "plain": SourceProfile("mysql"),
+        "via_duckdb": SourceProfile("mysql", engine_dialects=("duckdb",)),
     }
 
     def go(sql, source):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
+
 from nexus_flight.core.errors import GatewayError, InvalidQueryError, LimitExceededError, ReadOnlyViolationError
 from nexus_flight.server.query.sql.readonly import validate
 from nexus_flight.server.query.sql.rules import RULES
-
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.tpch import TPCH_QUERIES
 

@@ -21,11 +21,11 @@ import random
 
 import duckdb
 import pytest
+from pglast import parser as pg_parser
+
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.server.query.sql.readonly import validate
 from nexus_flight.server.query.sql.rules import allowed_functions
-from pglast import parser as pg_parser
-
 from tests.validator.corpus import ATTACKS, LEGIT
 
 _FRAGMENTS = [

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+
 from nexus_flight.server.query.sql.readonly import validate
 from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, PATH_FUNCTIONS
-
 from tests.validator.allowlists import DUCKDB_REVIEWED_TABLE_FUNCTIONS
 
 

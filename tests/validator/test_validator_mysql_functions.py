@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pymysql
 import pytest
+
 from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS
 
 #: MySQL 8 functions MariaDB does not have, and the names of well-known malicious UDFs.

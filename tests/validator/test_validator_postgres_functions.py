@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+
 from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS
 
 #: Functions of extensions (dblink, adminpack, pg_prewarm, pg_stat_statements) or of older servers.

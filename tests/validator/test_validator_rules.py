@@ -6,15 +6,18 @@ import re
 import threading
 import time
 
-import nexus_flight.server.query.sql.readonly as readonly
 import pytest
+from sqlglot import exp
+
+import nexus_flight.server.query.sql.readonly as readonly
 from nexus_flight.core.errors import (
     InvalidQueryError,
     LimitExceededError,
     QueryRejectedError,
     ReadOnlyViolationError,
 )
-from nexus_flight.server.query.sql.readonly import ValidationLimits, analyze, validate
+from nexus_flight.core.source import ValidationLimits
+from nexus_flight.server.query.sql.readonly import analyze, validate
 from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
     RULES,
@@ -23,7 +26,6 @@ from nexus_flight.server.query.sql.rules import (
     TOKEN_SEQUENCES,
     denied_function_rule,
 )
-from sqlglot import exp
 
 
 def refusal(sql: str, dialect: str = "duckdb", **kwargs):

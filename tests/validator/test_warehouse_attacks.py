@@ -9,14 +9,14 @@ they were (names and a checksum of their contents) and write no file.
 from __future__ import annotations
 
 import pytest
-from nexus_flight.backends.base import SourceSpec
+
 from nexus_flight.backends.bigquery import BigQueryBackend
 from nexus_flight.backends.clickhouse import ClickHouseBackend
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.source import SourceProfile, SourceSpec
 from nexus_flight.server.query.sql.readonly import validate
-from nexus_flight.server.query.sql.routing import RouteTarget, route
+from nexus_flight.server.query.sql.routing import route
 from nexus_flight.server.query.sql.rules import RULES
-
 from tests.support.results import run
 from tests.validator.corpus_warehouses import BIGQUERY_ATTACKS, CLICKHOUSE_ATTACKS, WAREHOUSE_ATTACKS
 
@@ -42,7 +42,7 @@ def test_a_question_mark_stays_a_question_mark_when_a_clickhouse_query_names_its
     """sqlglot writes an unnamed ClickHouse parameter as ``{?: }``; the router must hand the backend ``?``."""
     routed = route(
         "SELECT n_name FROM ch.tpch.nation WHERE n_nationkey = ? AND n_name <> ?",
-        sources={"ch": RouteTarget("clickhouse")},
+        sources={"ch": SourceProfile("clickhouse")},
         session_catalog=None,
         default_source="ch",
     )

@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable, Iterable
 
 import duckdb
+from sqlglot import exp
+
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
@@ -34,7 +36,6 @@ from nexus_flight.server.query.sql.rules import (
     allowed_functions,
     denied_function_rule,
 )
-from sqlglot import exp
 
 _DIALECT = "duckdb"
 _IDENTIFIER = duckdb.token_type.identifier

@@ -33,6 +33,8 @@ import json
 import re
 from collections.abc import Iterable
 
+from pglast import parser as pg_parser
+
 from nexus_flight.backends.adbc_common import rewrite_placeholders
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
@@ -43,7 +45,6 @@ from nexus_flight.server.query.sql.rules import (
     allowed_functions,
     denied_function_rule,
 )
-from pglast import parser as pg_parser
 
 _DIALECT = "postgres"
 _SYSTEM_SCHEMA = "pg_catalog"

@@ -101,7 +101,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.tokens import Token, TokenType
+
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.source import DEFAULT_LIMITS, ValidationLimits
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
@@ -121,40 +126,10 @@ from nexus_flight.server.query.sql.rules import (
     denied_function_rule,
     rules_dialect,
 )
-from sqlglot import exp
-from sqlglot.errors import ParseError, SqlglotError
-from sqlglot.tokens import Token, TokenType
 
 __all__ = ["DEFAULT_LIMITS", "Analysis", "ValidationLimits", "analyze", "clear_cache", "plain", "validate"]
 
 
-@dataclass(frozen=True)
-class ValidationLimits:
-    """Limits a query must stay within (per source; the defaults suit analytical SQL).
-
-    Attributes:
-        max_length: Longest query, in UTF-8 bytes (QV-009).
-        max_nesting: Deepest nesting of parentheses and CASE, and of subqueries (QV-008).
-        max_joins: Most joins in one statement, counted over all subqueries (QV-008).
-        max_expression_depth: Deepest expression tree, e.g. a chain of ORs (QV-008).
-
-    """
-
-    max_length: int = 100_000
-    max_nesting: int = 64
-    max_joins: int = 64
-    max_expression_depth: int = 1_500
-
-    @classmethod
-    def from_mapping(cls, values: Any) -> ValidationLimits:
-        """Build limits from a mapping of field names (unknown keys ignored); limits pass through as given."""
-        if isinstance(values, ValidationLimits):
-            return values
-        known = {k: int(v) for k, v in dict(values or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-DEFAULT_LIMITS = ValidationLimits()
 
 
 @dataclass(frozen=True)

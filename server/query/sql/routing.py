@@ -11,15 +11,18 @@ when neither is needed: regenerating SQL can change it subtly.
 
 Validation (``server/query/sql/readonly.py``) runs on what the client wrote, with the target source's rules, and again
 on the rewritten SQL when it differs: the backend receives only SQL that passed. The text a source receives is
-also read by that source's engine parser when the gateway has one (``RouteTarget.engine``), and judged on that
+also read by that source's engine parser when the gateway has one (``SourceProfile.engine``), and judged on that
 reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from nexus_flight.core.errors import (
     GatewayError,
@@ -27,57 +30,15 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryRejectedError,
 )
-from nexus_flight.server.query.sql.readonly import Analysis, ValidationLimits, analyze, plain
+from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
+from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
 from nexus_flight.server.query.sql.rules import rules_dialect
-from sqlglot import exp
-from sqlglot.errors import ErrorLevel, SqlglotError
-
-
-@dataclass(frozen=True)
-class RouteTarget:
-    """What routing needs to know of one source.
-
-    Attributes:
-        dialect: The sqlglot dialect the source's engine speaks.
-        allowed_paths: Paths and URL prefixes the source's own data lives under (file readers may touch only
-            these).
-        limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
-        engine_dialects: Further dialects whose deny lists apply: those of an engine that finally runs the
-            SQL, e.g. ``("duckdb",)`` for a backend that executes through DuckDB (its file readers, query()).
-        own_catalogs: Catalog names the source's engine resolves itself (its configured database, which
-            PostgreSQL accepts as the first part of a name); any other first part must name a source.
-        engine: The engine whose own parser reads the SQL the source receives (``"postgres"``, ``"duckdb"``);
-            None where no engine parser runs in the gateway (the validator then fails closed on calls sqlglot
-            cannot map).
-        allowed_functions: Functions the source declares callable besides its dialect's allow-list.
-
-    """
-
-    dialect: str
-    allowed_paths: tuple[str, ...] = ()
-    limits: ValidationLimits = field(default_factory=ValidationLimits)
-    engine_dialects: tuple[str, ...] = ()
-    own_catalogs: tuple[str, ...] = ()
-    engine: str | None = None
-    allowed_functions: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
-        object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
-        object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
-        object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
-        object.__setattr__(self, "allowed_functions", tuple(str(f) for f in self.allowed_functions))
-
-    def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
-        """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""
-        extra = (self.dialect, *self.engine_dialects)
-        return tuple(d for d in dict.fromkeys(extra) if _normal(d) != _normal(read_dialect))
 
 
 def engine_for(backend_class: Any, dialect: str) -> str | None:
     """The engine parser that reads a source's SQL: its backend's, while the source speaks that engine's dialect."""
     engine = getattr(backend_class, "engine_parser", None)
-    return engine if engine and rules_dialect(_normal(dialect)) == engine else None
+    return engine if engine and rules_dialect(canonical_dialect(dialect)) == engine else None
 
 
 @dataclass(frozen=True)
@@ -92,7 +53,7 @@ class RoutedQuery:
 def route(
     sql: str,
     *,
-    sources: Mapping[str, RouteTarget],
+    sources: Mapping[str, SourceProfile],
     session_catalog: str | None,
     default_source: str,
     client_dialect: str | None = None,
@@ -121,7 +82,7 @@ def route(
     if home not in sources:
         raise _unknown_catalog(home, sources)
     home_target = sources[home]
-    client_dialect = _normal(client_dialect) if client_dialect else None
+    client_dialect = canonical_dialect(client_dialect) if client_dialect else None
     home_refusal: GatewayError | None = None
     if validate_sql and not client_dialect:
         # The common case in one cached pass: a query of the home source that names no catalog.
@@ -177,7 +138,7 @@ def route(
     if client_dialect is None and target.dialect != read_dialect:
         read_dialect = target.dialect
         parsed = analyze(sql, read_dialect, target.limits, check=False)
-    transpile = _normal(read_dialect) != _normal(target.dialect)
+    transpile = canonical_dialect(read_dialect) != canonical_dialect(target.dialect)
     verbatim = not named and not transpile  # the source receives the client's text itself
     if validate_sql:
         parsed = analyze(
@@ -206,7 +167,7 @@ def route(
 
 
 def _parse_as_named_source(
-    sql: str, sources: Mapping[str, RouteTarget], failed_dialect: str
+    sql: str, sources: Mapping[str, SourceProfile], failed_dialect: str
 ) -> tuple[str, Analysis] | None:
     """Find the source a query names when it does not parse in the home source's dialect, if any."""
     for dialect in dict.fromkeys(t.dialect for t in sources.values() if t.dialect != failed_dialect):
@@ -274,5 +235,3 @@ def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: st
     return parsed.prefix + generated
 
 
-def _normal(dialect: str) -> str:
-    return {"postgresql": "postgres"}.get(dialect.lower(), dialect.lower())

@@ -1,0 +1,113 @@
+"""What a source is, to every layer: how a backend connects to it, how its queries are limited and routed.
+
+``SourceSpec`` is what a backend needs to connect; ``QueryLimits`` bounds one query; ``ValidationLimits`` bounds
+the SQL the validator accepts; ``SourceProfile`` is what routing and validation know of a source. They live below
+``backends``, ``catalog`` and ``server`` so that none of those has to import another to speak of a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SourceSpec:
+    """What a backend needs to connect: the source's name, its non-secret options and its decrypted secrets.
+
+    Secrets are only ever held here, inside the backend process, never logged or returned.
+    """
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits applied to one query."""
+
+    timeout_seconds: float = 300.0
+    memory_limit_bytes: int = 1 << 30
+    batch_rows: int = 65_536
+    #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
+    max_message_bytes: int = 16 * 1024 * 1024
+    #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """Limits a query must stay within (per source; the defaults suit analytical SQL).
+
+    Attributes:
+        max_length: Longest query, in UTF-8 bytes (QV-009).
+        max_nesting: Deepest nesting of parentheses and CASE, and of subqueries (QV-008).
+        max_joins: Most joins in one statement, counted over all subqueries (QV-008).
+        max_expression_depth: Deepest expression tree, e.g. a chain of ORs (QV-008).
+
+    """
+
+    max_length: int = 100_000
+    max_nesting: int = 64
+    max_joins: int = 64
+    max_expression_depth: int = 1_500
+
+    @classmethod
+    def from_mapping(cls, values: Any) -> ValidationLimits:
+        """Build limits from a mapping of field names (unknown keys ignored); limits pass through as given."""
+        if isinstance(values, ValidationLimits):
+            return values
+        known = {k: int(v) for k, v in dict(values or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+DEFAULT_LIMITS = ValidationLimits()
+
+
+def canonical_dialect(dialect: str) -> str:
+    """The sqlglot name of a dialect, whatever its spelling (``postgresql`` is ``postgres``)."""
+    return {"postgresql": "postgres"}.get(dialect.lower(), dialect.lower())
+
+
+@dataclass(frozen=True)
+class SourceProfile:
+    """What routing and the validator need to know of one source: its dialect, paths, limits and engine.
+
+    Attributes:
+        dialect: The sqlglot dialect the source's engine speaks.
+        allowed_paths: Paths and URL prefixes the source's own data lives under (file readers may touch only
+            these).
+        limits: The validator's limits for this source (a ``ValidationLimits`` or a mapping of its fields).
+        engine_dialects: Further dialects whose deny lists apply: those of an engine that finally runs the
+            SQL, e.g. ``("duckdb",)`` for a backend that executes through DuckDB (its file readers, query()).
+        own_catalogs: Catalog names the source's engine resolves itself (its configured database, which
+            PostgreSQL accepts as the first part of a name); any other first part must name a source.
+        engine: The engine whose own parser reads the SQL the source receives (``"postgres"``, ``"duckdb"``);
+            None where no engine parser runs in the gateway (the validator then fails closed on calls sqlglot
+            cannot map).
+        allowed_functions: Functions the source declares callable besides its dialect's allow-list.
+
+    """
+
+    dialect: str
+    allowed_paths: tuple[str, ...] = ()
+    limits: ValidationLimits = field(default_factory=ValidationLimits)
+    engine_dialects: tuple[str, ...] = ()
+    own_catalogs: tuple[str, ...] = ()
+    engine: str | None = None
+    allowed_functions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
+        object.__setattr__(self, "allowed_paths", tuple(self.allowed_paths))
+        object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
+        object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
+        object.__setattr__(self, "allowed_functions", tuple(str(f) for f in self.allowed_functions))
+
+    def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
+        """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""
+        extra = (self.dialect, *self.engine_dialects)
+        return tuple(d for d in dict.fromkeys(extra) if canonical_dialect(d) != canonical_dialect(read_dialect))
