@@ -432,6 +432,7 @@ GATEWAY_OPTIONS = (
     _f("max_query_length", "int", minimum=1),
     _f("max_nesting", "int", minimum=1),
     _f("max_joins", "int", minimum=0),
+    _f("max_operator_depth", "int", minimum=1),
     _f(
         "allowed_functions",
         "list",
@@ -453,7 +454,8 @@ def backend_options(options: dict) -> dict:
 
 def validation_limits(options: dict) -> dict[str, int]:
     """The validator's limits a source sets, by ``ValidationLimits`` field name."""
-    names = {"max_query_length": "max_length", "max_nesting": "max_nesting", "max_joins": "max_joins"}
+    names = {"max_query_length": "max_length", "max_nesting": "max_nesting", "max_joins": "max_joins",
+             "max_operator_depth": "max_operator_depth"}
     return {names[k]: int(v) for k, v in options.items() if k in names and v is not None}
 
 

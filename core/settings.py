@@ -99,6 +99,8 @@ class ServerSettings(_Strict):
     max_query_length: int = Field(100_000, ge=1)
     max_nesting: int = Field(64, ge=1)
     max_joins: int = Field(64, ge=0)
+    #: Most operators nested in one expression (``1 + 1 + … + 1``); engines take seconds to bind long chains.
+    max_operator_depth: int = Field(256, ge=1)
 
     # -- handles
     #: Idle prepared statements and tickets are forgotten after this long.
@@ -142,7 +144,8 @@ class ServerSettings(_Strict):
     def validation_limits(self) -> ValidationLimits:
         """The validator's limits for every source that does not set its own."""
         return ValidationLimits(
-            max_length=self.max_query_length, max_nesting=self.max_nesting, max_joins=self.max_joins
+            max_length=self.max_query_length, max_nesting=self.max_nesting, max_joins=self.max_joins,
+            max_operator_depth=self.max_operator_depth,
         )
 
 

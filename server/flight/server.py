@@ -192,7 +192,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
-        with translate():
+        with translate(schema_call=True):
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
@@ -341,9 +341,12 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
         # Tickets live until unused for the handle TTL; touching the ticket renews it.
-        endpoint = flight.FlightEndpoint.deserialize(body) if body else None
+        try:
+            endpoint = flight.FlightEndpoint.deserialize(body) if body else None
+        except pa.ArrowException:
+            endpoint = None
         if endpoint is None:
-            raise InvalidQueryError("RenewFlightEndpoint needs an endpoint")
+            raise InvalidQueryError("RenewFlightEndpoint needs a FlightEndpoint (its serialized message) as body")
         cmd = protocol.unpack_any(endpoint.ticket.ticket)
         if isinstance(cmd, pb.TicketStatementQuery):
             self.tickets.get(cmd.statement_handle)

@@ -25,6 +25,12 @@ lines), and installs a log formatter that keeps full tracebacks in the server's 
 
 pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit.
 
+``GetSchema`` is narrower still: pyarrow's ``GetSchema`` callback (unlike every other one) does not turn a
+``flight.Flight*Error`` into its status, so each of them would reach the client as UNKNOWN with a Python exception
+name in the text. ``translate(schema_call=True)`` sends those as INVALID_ARGUMENT with the same message (a write
+command there is "read-only: … not accepted", what the Java and Go Flight SQL servers answer); the refusal is
+PERMISSION_DENIED from ``GetFlightInfo``, ``DoGet`` and ``DoPut``.
+
 A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
 its login to the gateway failed (clients then drop their token or ask the user for a password), which
 ``server/flight/auth.py`` alone reports.
@@ -110,14 +116,25 @@ def status_name(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def translate(query_id: str | None = None) -> Iterator[None]:
-    """Turn whatever a handler raises into the mapped Flight error; unknown failures become a generic INTERNAL."""
+def translate(query_id: str | None = None, schema_call: bool = False) -> Iterator[None]:
+    """Turn whatever a handler raises into the mapped Flight error; unknown failures become a generic INTERNAL.
+
+    Args:
+        query_id: Named in the error's text.
+        schema_call: The handler is ``GetSchema``, which can send only Arrow-coded statuses (see above).
+
+    """
     try:
         yield
     except e.GatewayError as exc:
         if query_id:
             exc.with_context(query_id=query_id)
-        raise flight_error(exc) from None
+        mapped = flight_error(exc)
+        if schema_call and isinstance(mapped, flight.FlightError) and not isinstance(
+            mapped, flight.FlightInternalError
+        ):
+            raise InvalidArgument(str(mapped)) from None
+        raise mapped from None
     except flight.FlightError:
         raise
     except Exception:

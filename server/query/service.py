@@ -84,6 +84,8 @@ class _StreamStats:
     rows: int = 0
     bytes: int = 0
     first_batch_ms: float | None = None
+    #: The engine's last batch was handed over: a call that ends otherwise without an error lost its client.
+    complete: bool = False
 
 
 def _counted(
@@ -113,6 +115,7 @@ def _counted(
             stats.bytes += batch.nbytes
             # Clients require the stream's schema to equal the announced one (nullability, types).
             yield batch.cast(schema) if conform else batch
+        stats.complete = True
     except Exception as exc:
         raise stream_error(exc) from None
 
@@ -267,13 +270,19 @@ class QueryService:
             stream_span.end()
             unwatch()
             self._forget(ticket.handle, running)
+            _release(batches)
             execution.close()
+            execution.drop_stream()
             timings["stream"] = _ms(started) - timings["connect"] - timings["execute"]
             if stats.first_batch_ms is not None:
                 timings["first_batch"] = stats.first_batch_ms
             status, message, code = "success", None, None
             if running.cancelled:
                 status, code, message = "cancelled", "CANCELLED", "cancelled by the client"
+            elif error is None and not stats.complete:
+                # gRPC ends the call without an error when the client's connection drops mid-stream.
+                status, code = "cancelled", "CANCELLED"
+                message = f"the client went away after {stats.rows} rows were sent"
             elif error is not None:
                 code = _code_of(error)
                 status = _STATUS_BY_CODE.get(code, "error")
@@ -350,6 +359,18 @@ def _mid_stream_error(exc: Exception, cancelled: bool, past_deadline: bool, limi
     if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError):
         return InvalidQueryError(text)
     return BackendError(text)
+
+
+def _release(batches: Iterator[pa.RecordBatch]) -> None:
+    """Close a stream's generator so its frame lets go of the engine's reader and the batch it was holding.
+
+    A stream whose client went away is never exhausted; the suspended generator keeps the reader alive through a
+    cycle via the C++ stream that Python's collector cannot see.
+    """
+    try:
+        batches.close()  # type: ignore[attr-defined]
+    except (ValueError, AttributeError):  # still running on another thread, or not a generator
+        pass
 
 
 def _versions(read: dict[str, str] | None) -> str | None:
