@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -14,47 +13,69 @@ from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def _serve(args: argparse.Namespace) -> int:
     from nexus_flight.catalog.config_file import load_config
     from nexus_flight.catalog.runtime import start_catalog
     from nexus_flight.server.app.gateway import Gateway, demo_source
+    from nexus_flight.server.app.lifecycle import SignalWaiter, drain
+    from nexus_flight.server.app.logs import configure_logging
     from nexus_flight.server.app.memory_guard import cap_process_memory
     from nexus_flight.server.app.telemetry import configure_telemetry
     from nexus_flight.server.query.directory import StaticSourceDirectory
 
     config = load_config(args.config, flags=given_settings(args))
     settings = config.server
+    configure_logging(settings.log_format, settings.log_level, settings.log_levels)
     if settings.auth.mode != "none":
         # Fail closed: the file asks for client authentication, which this version does not enforce yet.
         raise ConfigError(
             f"server.auth.mode = {settings.auth.mode!r} is not supported yet: this version serves without client "
             "authentication (loopback by default); remove [server.auth] or set mode = \"none\""
         )
+    waiter = SignalWaiter()
+    waiter.install()  # from here a signal drains; before, the default handlers end the start-up at once
     catalog = start_catalog(config)
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
     if settings.demo_scale is not None:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(settings)])
 
     configure_telemetry()
-    gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers)
+    try:
+        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers)
+    except BaseException:
+        catalog.close()
+        raise
+    gateway.readiness.append(_catalog_check(catalog))
+    gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
     if settings.process_memory_limit is not None:
         cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
-    # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
-    # which it handles itself (a Python handler would not run while it waits).
     print(f"Nexus Flight listening on {gateway.location}", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the server like Ctrl-C does
-    try:
-        gateway.serve()
-    except KeyboardInterrupt:
-        pass
-    print("shutting down", flush=True)
-    gateway.shutdown()
+    if gateway.operations is not None:
+        print(f"health and metrics on http://{settings.http_host or settings.host}:{gateway.operations.port}"
+              "/healthz /readyz /metrics", flush=True)
+    received = waiter.wait()  # the server serves from its construction; this thread only waits for a signal
+    print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
+    drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
+    if not gateway.shutdown(wait_seconds=10):
+        print("calls still open after the drain (clients not reading): exiting without them", flush=True)
+        catalog.close()
+        return 0
     catalog.close()
+    print("stopped", flush=True)
     return 0
+
+
+def _catalog_check(catalog):
+    """Readiness: the catalog answers a query."""
+
+    def check() -> str | None:
+        try:
+            catalog.store.list_sources()
+        except Exception as exc:
+            return f"the catalog does not answer ({type(exc).__name__})"
+        return None
+
+    return check
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -69,7 +90,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="nexus-flight", description="A read-only Arrow Flight SQL gateway")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS,
+                        help="level of the log (DEBUG, INFO, WARNING, ERROR; default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)",
                            argument_default=argparse.SUPPRESS)
@@ -93,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="PEM CA bundle: require client certificates (mTLS)")
     serve.add_argument("--allow-unauthenticated-remote", dest="allow_unauthenticated_remote", action="store_true",
                        help="serve a non-loopback address without authentication (trusted networks only)")
+    serve.add_argument("--http-port", dest="http_port", type=int,
+                       help="serve /healthz, /readyz and /metrics over HTTP on this port (off by default)")
+    serve.add_argument("--drain-seconds", dest="drain_seconds", type=float,
+                       help="on Ctrl-C or SIGTERM, how long running queries may finish (default 30)")
+    serve.add_argument("--log-format", dest="log_format", choices=["text", "json"],
+                       help="text (default) or json: one JSON object per line")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
 
@@ -104,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except GatewayError as exc:

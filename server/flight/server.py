@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from nexus_flight.core.errors import (
+    BackendUnavailableError,
     GatewayError,
     InvalidQueryError,
     ReadOnlyViolationError,
@@ -105,6 +106,19 @@ class FlightSqlServer(flight.FlightServerBase):
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
         self._statement_timeout = int(statement_timeout_seconds)
+        #: Why new queries are refused (the server is draining before it stops); None while serving.
+        self.draining: str | None = None
+
+    def begin_drain(self, reason: str) -> None:
+        """Refuse new queries from now on (UNAVAILABLE naming ``reason``); running streams go on."""
+        self.draining = reason
+
+    def _admit(self) -> None:
+        if self.draining is not None:
+            raise BackendUnavailableError(
+                f"the gateway is shutting down ({self.draining}) and accepts no new queries: retry, another "
+                "replica or the restarted gateway will answer"
+            )
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -133,6 +147,7 @@ class FlightSqlServer(flight.FlightServerBase):
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
     def _new_ticket(self, context, session: Session, query, schema, parameters=None, plan_timings=None) -> bytes:
+        self._admit()
         handle = HandleStore.new_handle()
         self.tickets.put(handle, Ticket(
             handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
@@ -143,6 +158,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _plan(self, query: str, session: Session) -> Plan:
         """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
+        self._admit()
         plan = self.service.plan(query, session)
         return dataclasses.replace(plan, dataset_schema=result_schema(plan.dataset_schema, plan.query.source))
 

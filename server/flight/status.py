@@ -146,6 +146,8 @@ def translate(query_id: str | None = None, schema_call: bool = False) -> Iterato
 class _FullTracebackFormatter(logging.Formatter):
     """Formats exceptions with every frame, whatever ``sys.tracebacklimit`` says."""
 
+    full_tracebacks = True
+
     def formatException(self, ei) -> str:  # noqa: N802 - logging's API
         import traceback
 
@@ -158,6 +160,6 @@ def client_safe_tracebacks() -> None:
 
     sys.tracebacklimit = 0
     for handler in logging.getLogger().handlers:
-        if not isinstance(handler.formatter, _FullTracebackFormatter):
+        if not getattr(handler.formatter, "full_tracebacks", False):
             fmt = handler.formatter._fmt if handler.formatter else None
             handler.setFormatter(_FullTracebackFormatter(fmt))

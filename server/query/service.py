@@ -317,6 +317,15 @@ class QueryService:
             entry.execution.cancel()
         return bool(entries)
 
+    def cancel_all(self) -> int:
+        """Interrupt every running execution (the end of a drain); return how many there were."""
+        with self._lock:
+            entries = [entry for running in self._running.values() for entry in running]
+        for entry in entries:
+            entry.cancelled = True
+            entry.execution.cancel()
+        return len(entries)
+
     def running_count(self) -> int:
         """How many executions are streaming now."""
         with self._lock:
@@ -335,7 +344,7 @@ class QueryService:
         ))
 
     def _emit(self, event: QueryEvent) -> None:
-        log.info("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source, event.user,
+        log.debug("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source, event.user,
                  event.status, event.timings_ms.get("total", 0.0))
         for observer in self.observers:
             try:
