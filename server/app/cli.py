@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     from nexus_flight.server.app.lifecycle import SignalWaiter, drain
     from nexus_flight.server.app.logs import configure_logging
     from nexus_flight.server.app.memory_guard import cap_process_memory
+    from nexus_flight.server.app.reload import reload_or_explain
     from nexus_flight.server.app.telemetry import configure_telemetry
     from nexus_flight.server.query.directory import StaticSourceDirectory
 
@@ -53,7 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
     if gateway.operations is not None:
         print(f"health and metrics on http://{settings.http_host or settings.host}:{gateway.operations.port}"
               "/healthz /readyz /metrics", flush=True)
-    received = waiter.wait()  # the server serves from its construction; this thread only waits for a signal
+    # The server serves from its construction; this thread only waits for signals.
+    while (received := waiter.wait()) == "SIGHUP":
+        reload_or_explain(args.config, given_settings(args), gateway, catalog.store,
+                          say=lambda text: print(text, flush=True))
     print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
     drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
     if not gateway.shutdown(wait_seconds=10):

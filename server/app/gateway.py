@@ -101,6 +101,15 @@ def _tls_options(settings: ServerSettings) -> dict:
     return options
 
 
+def query_limits(settings: ServerSettings) -> QueryLimits:
+    """What every query runs under."""
+    return QueryLimits(
+        timeout_seconds=settings.query_timeout_seconds,
+        batch_rows=settings.batch_rows,
+        max_message_bytes=settings.max_message_bytes,
+    )
+
+
 def limits_of(settings: ServerSettings) -> HandleLimits:
     """The handle stores' limits from the settings."""
     return HandleLimits(
@@ -159,11 +168,7 @@ class Gateway:
                 specs.insert(0, demo_source(settings))
             sources = StaticSourceDirectory(specs, settings.default_source)
         self.sources: SourceDirectory = sources
-        limits = QueryLimits(
-            timeout_seconds=settings.query_timeout_seconds,
-            batch_rows=settings.batch_rows,
-            max_message_bytes=settings.max_message_bytes,
-        )
+        limits = query_limits(settings)
         self.metrics = GatewayMetrics()
         observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
@@ -192,6 +197,13 @@ class Gateway:
                 f"cannot serve the HTTP endpoints on {host}:{settings.http_port}: {reason}; choose another port "
                 "with --http-port (0 picks a free one)"
             ) from None
+
+    def apply_settings(self, settings: ServerSettings) -> None:
+        """Use new query and validator limits for queries that start from now on (a configuration reload)."""
+        self.settings = settings
+        self.service.limits = query_limits(settings)
+        self.service.validation_limits = settings.validation_limits
+        self.server.statement_timeout = int(settings.query_timeout_seconds)
 
     def _not_draining(self) -> str | None:
         if self.server.draining:

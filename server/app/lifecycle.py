@@ -1,5 +1,7 @@
 """How a served gateway ends: Ctrl-C or SIGTERM drains it, a second signal ends the process at once.
 
+SIGHUP reloads the configuration instead (``server/app/reload.py``).
+
 A draining gateway refuses new queries with a retryable UNAVAILABLE that names the reason, lets the running ones
 finish for up to ``drain_seconds``, then cancels what is left and exits. pyarrow's own ``serve()`` is not used: it
 installs C++ signal handlers that wait for every call however long it runs, and ignore a second signal. The server
@@ -29,11 +31,13 @@ class SignalWaiter:
         self.stop = threading.Event()
         self.received: str | None = None
         self._on_second = on_second or _exit_now
+        self._reload = threading.Event()
 
     def install(self) -> None:
-        """Handle SIGINT and SIGTERM (main thread only)."""
+        """Handle SIGINT, SIGTERM and SIGHUP (main thread only)."""
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGHUP, lambda signum, frame: self._reload.set())
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
@@ -45,9 +49,11 @@ class SignalWaiter:
         self.stop.set()
 
     def wait(self) -> str:
-        """Block until the first signal; return its name."""
-        while not self.stop.wait(0.5):  # a timed wait lets the signal handler run promptly
-            pass
+        """Block until the first stopping signal or a SIGHUP; return its name."""
+        while not self.stop.wait(0.2):  # a timed wait lets the signal handler run promptly
+            if self._reload.is_set():
+                self._reload.clear()
+                return "SIGHUP"
         return self.received or "signal"
 
 

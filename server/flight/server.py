@@ -105,7 +105,7 @@ class FlightSqlServer(flight.FlightServerBase):
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
-        self._statement_timeout = int(statement_timeout_seconds)
+        self.statement_timeout = int(statement_timeout_seconds)
         #: Why new queries are refused (the server is draining before it stops); None while serving.
         self.draining: str | None = None
 
@@ -244,7 +244,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _metadata_table(self, context, cmd) -> pa.Table:
         if isinstance(cmd, pb.CommandGetSqlInfo):
-            return sql_info_table(cmd.info, self._statement_timeout)
+            return sql_info_table(cmd.info, self.statement_timeout)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
