@@ -36,6 +36,11 @@ def _serve(args: argparse.Namespace) -> int:
     waiter = SignalWaiter()
     waiter.install()  # from here a signal drains; before, the default handlers end the start-up at once
     catalog = start_catalog(config)
+    try:
+        _require_vault_keys(catalog.store)
+    except ConfigError:
+        catalog.close()
+        raise
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
     if settings.demo_scale is not None:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(settings)])
@@ -67,6 +72,37 @@ def _serve(args: argparse.Namespace) -> int:
     catalog.close()
     print("stopped", flush=True)
     return 0
+
+
+def _require_vault_keys(store) -> None:
+    """Refuse to serve when the catalog holds credentials this process has no key to open.
+
+    Every query on those sources would otherwise fail, one by one, with a vault error.
+
+    Raises:
+        ConfigError: CV-001 (no master key at all) or CV-004 (keys of some records missing), naming the fix.
+
+    """
+    from nexus_flight.catalog.vault import ENV_KEY, ENV_OLD_KEYS
+
+    sealed = store.vault_key_ids()
+    missing = sorted(set(sealed) - set(store.vault.keys.key_ids))
+    if not missing:
+        return
+    count = sum(sealed[k] for k in missing)
+    what = f"{count} source credential{'s' if count != 1 else ''} in the catalog {'are' if count != 1 else 'is'}"
+    ids = ", ".join(repr(k) for k in missing)
+    if store.vault.keys.current is None:
+        raise ConfigError(
+            f"CV-001: {what} sealed with master key {ids} and no master key is configured: set {ENV_KEY} to "
+            "that key (or keep it in the OS keyring, `nexus-flight vault init` explains where) and start again",
+            rule="CV-001",
+        )
+    raise ConfigError(
+        f"CV-004: {what} sealed with key {ids}, which is not configured: add it to {ENV_OLD_KEYS} (then "
+        "`nexus-flight vault rotate` re-seals them under the current key)",
+        rule="CV-004",
+    )
 
 
 def _catalog_check(catalog):
