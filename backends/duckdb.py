@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_flight.backends.base import (
     Backend,
@@ -25,7 +25,8 @@ from nexus_flight.backends.base import (
 )
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.backends.parameter_types import infer_parameter_types
-from nexus_flight.core.errors import ConfigError, NotFoundError
+from nexus_flight.backends.source_config import source_config
+from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _INTERNAL_SCHEMAS = ("information_schema", "pg_catalog")
@@ -65,13 +66,7 @@ class DuckDBBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            options = DuckDBConfig(**spec.options)
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            message = f"invalid options for DuckDB source: {where}: {problem['msg']}"
-            raise ConfigError(message, source=spec.name) from None
+        options = source_config(DuckDBConfig, spec)
         self._engine = DuckDBEngine(
             spec.name,
             options.path or ":memory:",

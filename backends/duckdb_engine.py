@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 
 from nexus_flight.backends.base import Execution
+from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.limits import planning_limits, timeout_error
 from nexus_flight.backends.watchdog import WATCHDOG, Deadline
 from nexus_flight.core.errors import (
@@ -405,12 +406,6 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
         raise BackendError(f"[{label}] {text}", source=source) from exc
-
-
-def first_line(exc: BaseException) -> str:
-    """Return an engine message's first line (DuckDB's can span lines with a caret diagram)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def limit_zero(sql: str) -> str:

@@ -27,17 +27,18 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlglot import exp
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
+from nexus_flight.backends.engine_messages import first_line, scrub
 from nexus_flight.backends.object_store import StoreSettings, parse_location, secrets_of
 from nexus_flight.backends.parameter_types import infer_parameter_types
+from nexus_flight.backends.source_config import source_config
 from nexus_flight.backends.table_binder import Binding, BoundTables, TableBinder, TimeTravel, pinned
 from nexus_flight.core.errors import (
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     NotFoundError,
 )
@@ -134,13 +135,7 @@ class LakeBackend(Backend):
     def _validate(cls, spec: SourceSpec) -> LakeSourceConfig:
         """Options and secrets, merged flat, checked against the family's model."""
         assert cls.config_model is not None
-        try:
-            return cls.config_model.model_validate({**spec.options, **spec.secrets})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"[{spec.kind}] invalid configuration: {problems}", source=spec.name) from None
+        return source_config(cls.config_model, spec)
 
     # -- what subclasses provide -----------------------------------------------------------------------
 
@@ -182,9 +177,7 @@ class LakeBackend(Backend):
             raise BackendUnavailableError(self._message(exc, table), source=self.name) from None
 
     def _message(self, exc: BaseException, table: str | None, what: str = "cannot be read") -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        text = scrub(first_line(exc), self._secrets)
         where = f"table {table!r} " if table else ""
         return f"[{self.label}] {text} ({where}{what})"
 
