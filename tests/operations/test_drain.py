@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -28,12 +29,18 @@ def data_dir(tmp_path, demo_data_dir):
 
 
 def _run(location: str, sql: str, outcome: dict) -> None:
+    conn = flightsql.connect(location, autocommit=True)
+    cur = conn.cursor()
     try:
-        with flightsql.connect(location, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(sql)
-            outcome["rows"] = cur.fetchall()
+        cur.execute(sql)
+        outcome["rows"] = cur.fetchall()
     except Exception as exc:
         outcome["error"] = str(exc)
+    finally:  # closing talks to the server, which may be gone by now: only the query's outcome counts
+        with contextlib.suppress(Exception):
+            cur.close()
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _start_query(location: str, sql: str) -> tuple[threading.Thread, dict]:
