@@ -16,32 +16,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from pydantic import Field, field_validator
 
-from nexus_flight.backends.lake import (
-    Binding,
-    LakeBackend,
-    LakeSourceConfig,
-    TimeTravel,
-    VersionedTable,
-    parsable_location,
-    unique_names,
-)
+from nexus_flight.backends.lake import Binding, LakeBackend, TimeTravel
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
-
-
-class DeltaTableConfig(VersionedTable):
-    """One Delta table: its root (``s3://bucket/path``, ``az://...``, ``gs://...`` or a local path)."""
-
-    location: str
-    _parsable = field_validator("location")(parsable_location)
-
-
-class DeltaConfig(LakeSourceConfig):
-    """A Delta source: object-store settings, engine settings and its tables."""
-
-    tables: list[DeltaTableConfig] = Field(min_length=1)
-    _unique = field_validator("tables")(unique_names)
+from nexus_flight.backends.options.lake import DeltaConfig
 
 
 class DeltaBackend(LakeBackend):

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from nexus_flight.backends.base import (
     Backend,
@@ -30,6 +30,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     BackendError,
@@ -180,35 +181,8 @@ class DuckDBExecution(Execution):
             self._cursor.close()
 
 
-class DuckDBConfig(BaseModel):
-    """Options of a DuckDB source (there are no secrets: the file is local)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: The database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
-    path: str | None = None
-    #: Statements run once, before the configuration is locked (views over the source's own files).
-    setup_sql: tuple[str, ...] = ()
-    #: DuckDB's memory limit for this source, e.g. ``"2GB"``.
-    memory_limit: str = "2GB"
-    #: DuckDB worker threads (default: one per core).
-    threads: int | None = Field(None, ge=1, le=1024)
-    #: Where DuckDB spills when memory runs short.
-    temp_directory: str | None = None
-    #: Paths and URL prefixes the source's own data lives under (the validator lets file readers touch only these).
-    allowed_paths: tuple[str, ...] = ()
-
-
 class DuckDBBackend(Backend):
-    """A DuckDB database (in memory or a file), opened read-only.
-
-    Options:
-        path: the database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
-        setup_sql: statements run once, before the configuration is locked (views over the source's own files).
-        memory_limit: DuckDB's memory limit for this source, e.g. ``"2GB"``.
-        threads: DuckDB worker threads.
-        temp_directory: where DuckDB spills when memory runs short.
-    """
+    """A DuckDB database (in memory or a file), opened read-only; its options are ``DuckDBConfig``'s."""
 
     kind = "duckdb"
     dialect = "duckdb"
