@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nexus_flight.backends.registry import BACKENDS
 from nexus_flight.catalog.connect import family_implemented, open_source
 from nexus_flight.catalog.rules import RULES
-from nexus_flight.catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
+from nexus_flight.catalog.source_types import SOURCE_TYPES
 from nexus_flight.catalog.validation import validate_source
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
 
@@ -44,7 +45,8 @@ def test_every_type_declares_family_dialect_and_auth():
         assert st.auth, st.name
         assert all(s in st.secrets for secrets in st.auth.values() for s in secrets), st.name
     families = {st.family for st in SOURCE_TYPES.values()}
-    assert set(KNOWN_FAMILIES) <= families
+    assert set(BACKENDS) <= families  # every family with an adapter has a product to register
+    assert all(st.model is not None for st in SOURCE_TYPES.values())  # and every product its family's options
     assert {"oracle", "databricks", "druid", "sqlserver", "dameng", "hdfs"} <= families
     assert SOURCE_TYPES["tidb"].family == "mysql" and SOURCE_TYPES["tidb"].default_port == 4000
     assert SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
@@ -288,3 +290,18 @@ def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store
             cur.execute(f"DROP DATABASE {database}")
             cur.execute(f"DROP DATABASE IF EXISTS {database}_other")
         con.close()
+
+
+def _readme_row(st) -> str:
+    required = ", ".join(f.name for f in st.options.values() if f.required) or "-"
+    secrets = ", ".join(st.secrets) or "-"
+    auth = ", ".join(f"{a} ({'+'.join(needs)})" if needs else a for a, needs in st.auth.items())
+    port = st.default_port if st.default_port is not None else ""
+    return f"| `{st.name}` | `{st.family}` | {port} | `{st.dialect or '(generic)'}` | {required} | {secrets} | {auth} |"
+
+
+def test_the_readme_lists_every_type_as_the_registry_derives_it():
+    """The table of catalog/README.md is what the families' option models and the registry say, row for row."""
+    readme = (__import__("pathlib").Path(__file__).parents[2] / "catalog" / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and line.count("|") == 8]
+    assert rows == [_readme_row(st) for st in SOURCE_TYPES.values()]
