@@ -46,6 +46,9 @@ class FieldSpec:
     secret: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    #: Whether ``minimum`` / ``maximum`` are themselves excluded (``gt``/``lt`` rather than ``ge``/``le``).
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
     #: Allowed values of a ``choice``; allowed URL schemes of a ``url``; values a ``path`` may take instead.
     choices: tuple[str, ...] = ()
     description: str = ""
@@ -95,6 +98,8 @@ def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 secret=secret,
                 minimum=prop.get("minimum", prop.get("exclusiveMinimum")),
                 maximum=prop.get("maximum", prop.get("exclusiveMaximum")),
+                exclusive_minimum="minimum" not in prop and "exclusiveMinimum" in prop,
+                exclusive_maximum="maximum" not in prop and "exclusiveMaximum" in prop,
                 choices=choices,
                 description=raw.get("description", ""),
             )

@@ -198,6 +198,10 @@ def _check_tables(st: SourceType, tables: list) -> list:
     for index, table in enumerate(tables):
         if isinstance(table, dict) and "location" in table:
             _check_location(st, f"tables[{index}].location", table["location"])
+    names = [t.get("name") for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:  # the models refuse them too; this keeps the catalog's wording
+        raise rule_error("DS-012", f"tables: duplicate table names {', '.join(duplicates)}", field="tables")
     return [{**st.implied_table_options, **t} if isinstance(t, dict) else t for t in tables]
 
 
@@ -280,16 +284,16 @@ _TYPE_RULES = {
     "url_password": "DS-008",
     "charset": "DS-014",
 }
-#: DS-012 in the catalog's words, by pydantic error type.
+#: DS-012 in the catalog's words, by pydantic error type (``{got}``: the type of the value, never the value).
 _INVALID = {
     "int_type": "{key} must be an integer",
     "int_parsing": "{key} must be an integer",
     "int_from_float": "{key} must be an integer",
     "float_type": "{key} must be a number",
     "float_parsing": "{key} must be a number",
-    "bool_type": "{key} must be true or false",
-    "bool_parsing": "{key} must be true or false",
-    "string_type": "{key} must be a string",
+    "bool_type": "{key} must be true or false, got {got}",
+    "bool_parsing": "{key} must be true or false, got {got}",
+    "string_type": "{key} must be a string, got {got}",
     "list_type": "{key} must be a list",
     "tuple_type": "{key} must be a list",
     "dict_type": "{key} must be a table of keys and values",
@@ -315,16 +319,23 @@ def _rule_error(st: SourceType, exc: ValidationError, data: dict) -> ConfigError
         parent = _where(loc[:-1])
         where = f"{parent}: unknown table option {loc[-1]!r}" if parent else f"unknown option {key!r}"
         return rule_error("DS-005", where, field=key)
-    if kind == "too_short" and spec is not None and spec.kind == "tables":
-        return rule_error("DS-004", f"{key} must be a non-empty list of tables like {{name, location}}", field=key)
+    if spec is not None and spec.kind == "tables":
+        if kind == "too_short" or (len(loc) == 1 and kind in _INVALID) or (len(loc) == 2 and kind in _INVALID):
+            message = f"{loc[0]} must be a non-empty list of tables like {{name, location}}"
+            return rule_error("DS-004", message, field=loc[0])
+        if len(loc) == 3 and loc[2] == "name" and kind == "string_too_short":
+            return rule_error("DS-004", f"{key} is required", field=key)
     if "location" in loc:  # the family cannot read a location with this scheme
         return rule_error("DS-015", f"{key}: {error['msg']} (backend family {st.family})", field=key)
+    if spec is not None and spec.kind == "list" and kind in _INVALID:
+        return rule_error("DS-012", f"{loc[0]} must be a list of strings", field=loc[0])
     if kind in _INVALID:
-        return rule_error("DS-012", _INVALID[kind].format(key=key), field=key)
+        got = type(_at(data, loc)).__name__
+        return rule_error("DS-012", _INVALID[kind].format(key=key, got=got), field=key)
     if kind == "literal_error" and spec is not None and spec.choices:
         return rule_error("DS-012", f"{key} must be one of {', '.join(spec.choices)}", field=key)
     if kind in _RANGE and spec is not None and len(loc) == 1 and not spec.secret:
-        return rule_error("DS-012", f"{key}={_at(data, loc)} is out of range {_bounds(spec)}", field=key)
+        return rule_error("DS-012", f"{key}={_at(data, loc)} {_bounds(spec)}", field=key)
     return rule_error("DS-012", f"{key}: {error['msg']} (backend family {st.family})", field=key)
 
 
@@ -334,12 +345,21 @@ def _where(loc: tuple[str, ...]) -> str:
 
 
 def _at(data: Any, loc: tuple[str, ...]) -> Any:
-    for part in loc:
-        data = data[int(part)] if isinstance(data, list) else data[part]
+    """The value at an error's location (None where the location names a union branch, not a key)."""
+    try:
+        for part in loc:
+            data = data[int(part)] if isinstance(data, list) else data[part]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
     return data
 
 
 def _bounds(spec: FieldSpec) -> str:
-    low = f"{spec.minimum:g}" if spec.minimum is not None else "-inf"
-    high = f"{spec.maximum:g}" if spec.maximum is not None else "inf"
-    return f"[{low}, {high}]"
+    """``is out of range [1, 100]`` (``(0, 86400]`` where a bound is excluded), or ``is below 0``."""
+    low = "(" if spec.exclusive_minimum else "["
+    high = ")" if spec.exclusive_maximum else "]"
+    if spec.maximum is None and spec.minimum is not None:
+        return f"is below {spec.minimum:g}" if not spec.exclusive_minimum else f"is not above {spec.minimum:g}"
+    minimum = f"{spec.minimum:g}" if spec.minimum is not None else "-inf"
+    maximum = f"{spec.maximum:g}" if spec.maximum is not None else "inf"
+    return f"is out of range {low}{minimum}, {maximum}{high}"

@@ -178,6 +178,48 @@ def test_ds012_types_and_ranges():
     )
 
 
+_PG = {"database": "d", "host": "h"}
+_TABLE = {"name": "t", "location": "s3://b/p/"}
+
+
+@pytest.mark.parametrize(
+    ("type_name", "options", "message"),
+    [
+        ("postgresql", {**_PG, "pool_size": 0}, "DS-012: pool_size=0 is out of range [1, 100]"),
+        ("postgresql", {**_PG, "max_joins": -1}, "DS-012: max_joins=-1 is below 0"),
+        (
+            "postgresql",
+            {**_PG, "allow_privileged_login": 1},
+            "DS-012: allow_privileged_login must be true or false, got int",
+        ),
+        ("postgresql", {**_PG, "database": 5}, "DS-012: database must be a string, got int"),
+        ("postgresql", {**_PG, "allowed_functions": [1]}, "DS-012: allowed_functions must be a list of strings"),
+        (
+            "postgresql",
+            {**_PG, "sslmode": "x"},
+            "DS-012: sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full",
+        ),
+        ("postgresql", {**_PG, "port": "x"}, "DS-006: port 'x' is not an integer from 1 to 65535"),
+        (
+            "mysql",
+            {**_PG, "charset": "latin9"},
+            "DS-014: charset 'latin9' is not supported; use one of utf8mb4, utf8, gbk, gb18030",
+        ),
+        ("s3_parquet", {"tables": "x"}, "DS-004: tables must be a non-empty list of tables like {name, location}"),
+        ("s3_parquet", {"tables": ["x"]}, "DS-004: tables must be a non-empty list of tables like {name, location}"),
+        ("s3_parquet", {"tables": [{**_TABLE, "name": ""}]}, "DS-004: tables[0].name is required"),
+        ("s3_parquet", {"tables": [_TABLE, _TABLE]}, "DS-012: tables: duplicate table names t"),
+        ("s3_parquet", {"tables": [{**_TABLE, "bogus": 1}]}, "DS-005: tables[0]: unknown table option 'bogus'"),
+        ("flightsql", {"uri": "grpc://u:p@x:1"}, "DS-008: uri carries a password: give it as a secret instead"),
+    ],
+)
+def test_the_models_errors_read_as_the_catalogs_rules(type_name, options, message):
+    """The family's model judges the values; the user reads the catalog's rule and words, never a pydantic dump."""
+    with pytest.raises(ConfigError) as refused:
+        validate_source("x", type_name, options)
+    assert str(refused.value) == message
+
+
 def test_ds006_port_bounds():
     for port in (0, 65536, -1, "http", True):
         with pytest.raises(ConfigError, match="^DS-006: "):
