@@ -17,9 +17,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from nexus_flight.backends.lake import Binding, LakeBackend, TimeTravel
+from nexus_flight.backends.lake import (
+    LakeBackend,
+)
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
 from nexus_flight.backends.options.lake import DeltaConfig
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 
 
 class DeltaBackend(LakeBackend):

@@ -18,13 +18,17 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from nexus_flight.backends.arrow_scan import scannable
-from nexus_flight.backends.lake import Binding, LakeBackend, TimeTravel
+from nexus_flight.backends.lake import (
+    LakeBackend,
+)
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location
 from nexus_flight.backends.options.files import FilesConfig, FileTable, arrow_type
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
 from nexus_flight.core.source import SourceSpec
 
 _GLOB_CHARS = "*?["
+
 
 class FilesBackend(LakeBackend):
     """Parquet, CSV, JSON, ORC and Arrow files on disk or in object stores, scanned by DuckDB."""

@@ -16,9 +16,12 @@ import datetime as dt
 import pyarrow.dataset as ds
 from hudi import HudiReadOptions, HudiTable
 
-from nexus_flight.backends.lake import Binding, LakeBackend, TimeTravel
+from nexus_flight.backends.lake import (
+    LakeBackend,
+)
 from nexus_flight.backends.object_store import arrow_filesystem, delta_storage_options, parse_location
 from nexus_flight.backends.options.lake import HudiConfig
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError, UnsupportedError
 
 

@@ -19,9 +19,12 @@ from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import NestedField, StructType
 
-from nexus_flight.backends.lake import Binding, LakeBackend, TimeTravel
+from nexus_flight.backends.lake import (
+    LakeBackend,
+)
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location, pyiceberg_properties
 from nexus_flight.backends.options.lake import IcebergConfig
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.source import SourceSpec
 

@@ -59,8 +59,7 @@ import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 
 from nexus_flight.backends import postgres_types
-from nexus_flight.backends.adbc_backend import AdbcBackend
-from nexus_flight.backends.adbc_common import FieldRule, plain_schema, rewrite_placeholders, scrub, sqlstate_of
+from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
 from nexus_flight.backends.base import (
     Capabilities,
     Execution,
@@ -70,6 +69,7 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.options.postgres import PostgresConfig
 from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
 from nexus_flight.backends.postgres_parameters import (
@@ -80,6 +80,8 @@ from nexus_flight.backends.postgres_parameters import (
     with_casts,
 )
 from nexus_flight.backends.postgres_privileges import refuse_privileged_login
+from nexus_flight.backends.result_types import FieldRule, plain_schema
+from nexus_flight.backends.sql_text import rewrite_placeholders
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -259,7 +261,6 @@ class _Shaped:
     columns: list[FieldRule | None]
 
 
-
 class PostgresBackend(AdbcBackend):
     """A PostgreSQL (or PG-wire) database over adbc-driver-postgresql, read-only, pooled and streamed."""
 
@@ -274,7 +275,6 @@ class PostgresBackend(AdbcBackend):
     )
     config_model = PostgresConfig
     config: PostgresConfig
-    title = "PostgreSQL"
     field_rule = staticmethod(postgres_types.field_rule)
     xdbc_type_names = postgres_types.XDBC_TYPE_NAMES
 
