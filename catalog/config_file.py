@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.validation import SourceConfig, validate_source
@@ -46,14 +46,85 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AuthSettings(_Strict):
-    """Client authentication of the gateway (the server decides how each mode is enforced)."""
+class LockoutSettings(_Strict):
+    """How repeated sign-in failures are slowed down, then locked out (per user name and per client address)."""
 
-    mode: Literal["none", "basic", "jwt"] = "none"
-    username: str | None = None
-    password: SecretStr | None = None
-    jwt_secret: SecretStr | None = None
+    #: Failures older than this are forgotten.
+    window_seconds: float = Field(900.0, gt=0)
+    #: After this many failures in the window, each further attempt must wait (1 s, doubling, up to the maximum).
+    user_throttle_after: int = Field(5, ge=1)
+    user_lockout_after: int = Field(10, ge=1)
+    address_throttle_after: int = Field(20, ge=1)
+    address_lockout_after: int = Field(50, ge=1)
+    max_delay_seconds: float = Field(30.0, gt=0)
+    #: How long a lockout lasts.
+    lockout_seconds: float = Field(900.0, gt=0)
+
+
+_ALGORITHMS = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"]
+
+
+class OidcIssuerSettings(_Strict):
+    """One external identity provider whose bearer JWTs the gateway accepts (``[[server.auth.oidc]]``)."""
+
+    issuer: str
+    #: The ``aud`` the tokens must carry (one of them, when a list).
+    audience: str | list[str]
+    #: Where the provider's keys are: a JWKS URL (fetched, cached, refreshed on an unknown ``kid``) or file.
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    #: The claim naming the user, and the one listing its roles (dotted paths reach nested claims).
+    user_claim: str = "sub"
+    roles_claim: str | None = "roles"
+    #: Claims copied into the user's attributes for row filters: ``{ region = "region" }``.
+    attribute_claims: dict[str, str] = {}
+    #: Asymmetric algorithms only: ``none`` and the HMAC family are never accepted.
+    algorithms: list[_ALGORITHMS] = ["RS256", "ES256", "EdDSA"]
+    leeway_seconds: float = Field(30.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OidcIssuerSettings:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"AU-010: issuer {self.issuer!r} needs exactly one of jwks_url and jwks_file")
+        if self.jwks_url is not None and not self.jwks_url.startswith(("https://", "http://")):
+            raise ValueError(f"AU-010: jwks_url of {self.issuer!r} must be an http(s) URL")
+        return self
+
+
+class AuthSettings(_Strict):
+    """Client authentication (``[server.auth]``): who may connect and how they sign in."""
+
+    #: Require every call to be authenticated. Off, any user name is a label (loopback only, or trusted networks).
+    enabled: bool = False
+    #: The sign-in methods accepted; gateway-issued bearer tokens are always accepted while authentication is on.
+    methods: list[Literal["password", "api_key", "oidc", "mtls"]] = ["password", "api_key"]
+    #: Lifetime of the tokens the Handshake issues; clients get a fresh one on any call past half of it.
     token_ttl_seconds: int = Field(3600, ge=60, le=86_400 * 7)
+    #: Longest lifetime ``tokens issue`` may give a service token.
+    service_token_max_ttl_seconds: int = Field(86_400 * 90, ge=60)
+    #: The ``iss`` and ``aud`` of the gateway's own tokens.
+    issuer: str = "nexus-flight"
+    audience: str = "nexus-flight"
+    #: How soon a change made elsewhere (another replica, the CLI) reaches this gateway: revocations, users, keys.
+    refresh_seconds: float = Field(2.0, gt=0, le=300)
+    #: Password checks (argon2, ~30 ms of CPU each) running at once, and how many more may wait for one.
+    password_checks_at_once: int = Field(1, ge=1)
+    password_checks_waiting: int = Field(32, ge=0)
+    #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
+    client_address_header: str | None = None
+    lockout: LockoutSettings = LockoutSettings()
+    oidc: list[OidcIssuerSettings] = []
+
+    @model_validator(mode="after")
+    def _issuers_for_oidc(self) -> AuthSettings:
+        if "oidc" in self.methods and not self.oidc:
+            raise ValueError("AU-010: method 'oidc' needs at least one [[server.auth.oidc]] issuer")
+        if self.oidc and "oidc" not in self.methods:
+            raise ValueError("AU-010: [[server.auth.oidc]] issuers are configured but 'oidc' is not in methods")
+        if self.issuer in {i.issuer for i in self.oidc}:
+            raise ValueError("AU-010: the gateway's own issuer must differ from every OIDC issuer")
+        return self
 
 
 class TLSSettings(_Strict):
@@ -167,22 +238,6 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
     server = parsed.server
-    if server.auth.password is not None or server.auth.jwt_secret is not None:
-        server = server.model_copy(
-            update={
-                "auth": server.auth.model_copy(
-                    update={
-                        k: SecretStr(
-                            _resolve_secret(
-                                f"server.auth.{k}", getattr(server.auth, k).get_secret_value(), env
-                            )
-                        )
-                        for k in ("password", "jwt_secret")
-                        if getattr(server.auth, k) is not None
-                    }
-                )
-            }
-        )
     return GatewayConfig(server, sources)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.source import ValidationLimits
 from nexus_flight.server.app.config import DEFAULT_PORT, ServerConfig
 
@@ -27,13 +27,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     catalog = start_catalog(args.config, data_dir=_given(args, "data_dir", None))
     settings = catalog.config.server
-    if settings.auth.mode != "none":
-        # Fail closed: the file asks for client authentication, which this version does not enforce yet.
-        catalog.close()
-        raise ConfigError(
-            f"server.auth.mode = {settings.auth.mode!r} is not supported yet: this version serves without client "
-            "authentication (loopback by default); remove [server.auth] or set mode = \"none\""
-        )
+    security = None
+    if settings.auth.enabled:
+        from nexus_flight.server.app.security import start_security
+
+        try:
+            security = start_security(catalog.store, settings.auth)
+        except GatewayError:
+            catalog.close()
+            raise
     tls = settings.tls
     config = ServerConfig(
         host=_given(args, "host", settings.host),
@@ -62,7 +64,15 @@ def _serve(args: argparse.Namespace) -> int:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(config)])
 
     configure_telemetry()
-    gateway = Gateway(config, sources=catalog.directory, observers=catalog.observers)
+    try:
+        gateway = Gateway(config, sources=catalog.directory, observers=catalog.observers,
+                          authenticator=security.authenticator if security else None,
+                          address_header=settings.auth.client_address_header)
+    except GatewayError:
+        if security is not None:
+            security.close()
+        catalog.close()
+        raise
     # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
     # which it handles itself (a Python handler would not run while it waits).
     print(f"Nexus Flight listening on {gateway.location}", flush=True)
@@ -73,6 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     print("shutting down", flush=True)
     gateway.shutdown()
+    if security is not None:
+        security.close()
     catalog.close()
     return 0
 

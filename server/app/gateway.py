@@ -13,6 +13,7 @@ from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.demo import demo_database
 from nexus_flight.server.app.memory_guard import cap_process_memory
 from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
 from nexus_flight.server.flight.status import client_safe_tracebacks
@@ -78,15 +79,21 @@ class Gateway:
     """A running (or ready to run) Nexus Flight server."""
 
     def __init__(self, config: ServerConfig, sources: SourceDirectory | None = None,
-                 observers: list[QueryObserver] | None = None) -> None:
+                 observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
+                 address_header: str | None = None) -> None:
         address, loopback = resolve_listen_address(config.host)
-        if not loopback and not config.allow_unauthenticated_remote:
-            # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
+        required = authenticator is not None and authenticator.required
+        if not loopback and not required and not config.allow_unauthenticated_remote:
+            # Never expose an unauthenticated gateway beyond loopback.
             shown = config.host if address == config.host else f"{config.host} ({address})"
             raise ConfigError(
                 f"refusing to bind {shown}: serving beyond loopback needs authentication, which is not "
-                "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
+                "configured ([server.auth] enabled = true); bind 127.0.0.1, or pass --allow-unauthenticated-remote "
+                "on a trusted network only"
             )
+        if authenticator is not None and authenticator.certificate_identities and config.tls_client_ca_file is None:
+            raise ConfigError("AU-010: sign-in by client certificate ('mtls' in [server.auth] methods) needs "
+                              "--tls-client-ca (and --tls-cert, --tls-key)", rule="AU-010")
         self._address = f"[{address}]" if ":" in address else address
         client_safe_tracebacks()
         self.config = config
@@ -117,6 +124,8 @@ class Gateway:
                 max_prepared_statements=config.max_prepared_statements,
                 max_prepared_statements_per_client=config.max_prepared_statements_per_client,
             ),
+            authenticator=authenticator,
+            address_header=address_header,
             **_tls_options(config),
         )
         self._thread: threading.Thread | None = None

@@ -24,9 +24,11 @@ from nexus_flight.core.errors import (
 from nexus_flight.server.flight import protocol
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
+    Authenticator,
     HandshakeHandler,
+    Identity,
     IdentityMiddlewareFactory,
-    TokenRegistry,
+    OpenAuthenticator,
     identity_of,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
@@ -87,13 +89,15 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
+                 authenticator: Authenticator | None = None, address_header: str | None = None,
                  **kwargs) -> None:
-        self._tokens = TokenRegistry()
+        self.authenticator = authenticator or OpenAuthenticator()
         super().__init__(
             location,
-            auth_handler=HandshakeHandler(),
+            # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
+            auth_handler=None if self.authenticator.certificate_identities else HandshakeHandler(),
             middleware={
-                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self._tokens),
+                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self.authenticator, address_header),
                 COMPLETION_KEY: CompletionMiddlewareFactory(),
             },
             **kwargs,
@@ -108,8 +112,12 @@ class FlightSqlServer(flight.FlightServerBase):
 
     # -- helpers -------------------------------------------------------------------------------------------
 
+    def _caller(self, context) -> Identity:
+        """Who is calling (signed in by the middleware, or here by its client certificate)."""
+        return identity_of(context, self.authenticator)
+
     def _session(self, context) -> Session:
-        identity = identity_of(context)
+        identity = self._caller(context)
         return self.sessions.get(identity.session_key, identity.user)
 
     @staticmethod
@@ -186,6 +194,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_flight_info(self, context, descriptor):
         """Plan a query (schema, ticket) or describe a metadata command."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             schema, ticket = self._describe(context, cmd)
             return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
@@ -193,6 +202,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
@@ -206,6 +216,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def do_get(self, context, ticket):
         """Stream a query result or a metadata table."""
         with translate():
+            self._caller(context)
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
                 return self._stream(context, self.tickets.get(cmd.statement_handle))
@@ -237,6 +248,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
                 statement = self.prepared.get(cmd.prepared_statement_handle)
@@ -282,11 +294,14 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         """The actions this server implements."""
-        return list(self._ACTIONS.items())
+        with translate():
+            self._caller(context)
+            return list(self._ACTIONS.items())
 
     def do_action(self, context, action):
         """Dispatch a Flight SQL or Flight session/cancel action."""
         with translate():
+            self._caller(context)
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:
                 if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):
@@ -401,6 +416,6 @@ class FlightSqlServer(flight.FlightServerBase):
             return None
 
     def _action_CloseSession(self, context, body):  # noqa: N802
-        identity = identity_of(context)
+        identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]
