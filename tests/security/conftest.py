@@ -10,11 +10,10 @@ from dataclasses import dataclass
 import pyarrow.flight as flight
 import pytest
 
-from nexus_flight.catalog.config_file import AuthSettings
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import add_role, add_user
 from nexus_flight.catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS
-from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.core.settings import AuthSettings, ServerSettings
 from nexus_flight.server.app.gateway import Gateway
 from nexus_flight.server.app.security import Security, start_security
 
@@ -63,9 +62,8 @@ def secure_gateway(store, demo_data_dir) -> Iterator[Callable[..., Secured]]:
     def start(auth: AuthSettings | None = None, catalog: CatalogStore | None = None, **config) -> Secured:
         settings = auth or AuthSettings(enabled=True)
         security = start_security(catalog or store, settings)
-        gateway = Gateway(ServerConfig(**{"port": 0, "data_dir": demo_data_dir, **config}),
-                          authenticator=security.authenticator,
-                          address_header=settings.client_address_header).start()
+        server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
+        gateway = Gateway(server, authenticator=security.authenticator).start()
         started.append(Secured(gateway, security))
         return started[-1]
 
