@@ -89,6 +89,9 @@ class AuthSettings(_Strict):
     methods: list[Literal["password", "api_key", "oidc", "mtls"]] = ["password", "api_key"]
     #: Lifetime of the tokens the Handshake issues; clients get a fresh one on any call past half of it.
     token_ttl_seconds: int = Field(3600, ge=60, le=86_400 * 7)
+    #: A client that keeps the token it signed in with (the JDBC driver does) stays signed in while it keeps
+    #: calling: the sign-in continues past the token's expiry, on the replica that refreshed it, up to this long.
+    session_max_seconds: int = Field(43_200, ge=60, le=86_400 * 30)
     #: Longest lifetime ``tokens issue`` may give a service token.
     service_token_max_ttl_seconds: int = Field(86_400 * 90, ge=60)
     #: The ``iss`` and ``aud`` of the gateway's own tokens.

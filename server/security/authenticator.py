@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,8 @@ log = logging.getLogger("nexus_flight.auth")
 WRONG_PASSWORD = "invalid user name or password"
 BAD_TOKEN = "invalid or revoked credentials: sign in again"
 EXPIRED_TOKEN = "the token has expired: sign in again"
+#: Sign-ins remembered as continuing before the ended ones are forgotten.
+_MAX_CONTINUED = 10_000
 NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
 
@@ -79,6 +82,9 @@ class CatalogAuthenticator:
         self.default_limits = dict(default_limits or {})
         self.audit = audit
         self.ttl = settings.token_ttl_seconds
+        #: sign-in id -> until when it continues (the expiry of the last token refreshing it)
+        self._continued: dict[str, float] = {}
+        self._continued_lock = threading.Lock()
 
     def start(self) -> CatalogAuthenticator:
         """Keep the identity snapshot fresh in the background."""
@@ -173,8 +179,10 @@ class CatalogAuthenticator:
             claims = self.tokens.verify(token)
         except UnauthenticatedError as exc:
             expired = "expired" in exc.message
-            raise self._failed(None, "token", address,
-                               _Refused(exc.message, EXPIRED_TOKEN if expired else BAD_TOKEN)) from None
+            claims = self._continued_sign_in(token) if expired else None
+            if claims is None:
+                raise self._failed(None, "token", address,
+                                   _Refused(exc.message, EXPIRED_TOKEN if expired else BAD_TOKEN)) from None
         try:
             record = self.identities.users.get(claims.user)
             if record is None or record.disabled:
@@ -195,9 +203,36 @@ class CatalogAuthenticator:
         principal = self._principal(record, method, roles, key_limits=key_limits,
                                     credential_id=claims.key_id or claims.session_id)
         fresh = None
-        if not handshake and claims.due_for_refresh(time.time()):
-            fresh, _ = self.tokens.refreshed(claims)
+        now = time.time()
+        with self._continued_lock:
+            until = max(claims.expires_at, self._continued.get(claims.session_id, 0.0))
+        if not handshake and now >= until - claims.ttl / 2:
+            fresh, fresh_claims = self.tokens.refreshed(claims)
+            self._continue(claims.session_id, fresh_claims.expires_at, now)
         return SignIn(principal, f"sid:{claims.session_id}", token if handshake else fresh)
+
+    def _continued_sign_in(self, token: str) -> TokenClaims | None:
+        """An expired token of a sign-in this gateway refreshed since, and not older than the session limit.
+
+        The JDBC driver keeps sending the token it got in the Handshake and ignores fresh ones: its sign-in lives
+        on while it keeps calling (each refresh extends it), and ends when it goes idle for a token lifetime.
+        """
+        try:
+            claims = self.tokens.verify(token, check_expiry=False)
+        except UnauthenticatedError:
+            return None
+        now = time.time()
+        with self._continued_lock:
+            until = self._continued.get(claims.session_id, 0.0)
+        if until > now and now - claims.issued_at < self.settings.session_max_seconds:
+            return claims
+        return None
+
+    def _continue(self, session_id: str, until: float, now: float) -> None:
+        with self._continued_lock:
+            self._continued[session_id] = until
+            if len(self._continued) > _MAX_CONTINUED:  # forget ended sign-ins
+                self._continued = {k: v for k, v in self._continued.items() if v > now}
 
     def _api_key(self, key_id: str, secret: str, address: str | None) -> Principal:
         name = f"key:{key_id[:32]}"

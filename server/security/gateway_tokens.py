@@ -65,6 +65,8 @@ class GatewayTokens:
         self._keys: dict[str, bytes] = {}
         self._current: str | None = None
         self._loaded_at = float("-inf")
+        #: Clock skew tolerated on ``exp``/``nbf``/``iat`` (tests set 0).
+        self.leeway_seconds: float = LEEWAY_SECONDS
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self.reload()
@@ -117,8 +119,8 @@ class GatewayTokens:
         """Whether a token claims to be the gateway's (its issuer)."""
         return unverified.get("iss") == self._issuer
 
-    def verify(self, token: str) -> TokenClaims:
-        """Check signature, issuer, audience and times; return the claims.
+    def verify(self, token: str, *, check_expiry: bool = True) -> TokenClaims:
+        """Check signature, issuer, audience and times (``exp`` unless told not to); return the claims.
 
         Raises:
             UnauthenticatedError: anything wrong (the reason is for the log; the client sees one text).
@@ -134,8 +136,9 @@ class GatewayTokens:
         try:
             payload = jwt.decode(
                 token, secret, algorithms=[ALGORITHM], audience=self._audience, issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "iss", "aud"]},
+                leeway=self.leeway_seconds,
+                options={"require": ["exp", "iat", "nbf", "sub", "jti", "sid", "iss", "aud"],
+                         "verify_exp": check_expiry},
             )
         except jwt.ExpiredSignatureError:
             raise UnauthenticatedError("token expired") from None

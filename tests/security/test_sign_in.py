@@ -18,9 +18,9 @@ import pytest
 from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.audit import search_audit
-from nexus_flight.catalog.config_file import AuthSettings, LockoutSettings
 from nexus_flight.catalog.tokens import revoke_token, rotate_signing_key, signing_keys
 from nexus_flight.catalog.users import revoke_user_tokens, update_user
+from nexus_flight.core.settings import AuthSettings, LockoutSettings
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
 
