@@ -107,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
+    from nexus_flight.server.app.security_cli import add_security_subcommands
 
     add_subcommands(sub)
+    add_security_subcommands(sub)
     return parser
 
 
