@@ -45,7 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_telemetry()
     try:
         gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
-                          authenticator=security.authenticator if security else None)
+                          authenticator=security.authenticator if security else None,
+                          access=security.access if security else None)
     except GatewayError:
         if security is not None:
             security.close()

@@ -17,6 +17,7 @@ from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
 from nexus_flight.server.flight.status import client_safe_tracebacks
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
 from nexus_flight.server.query.service import QueryObserver, QueryService
 
@@ -85,11 +86,13 @@ class Gateway:
         sources: A directory of sources, or the sources to serve besides the demo; the demo alone when None.
         observers: Called with every finished query's ``QueryEvent``.
         authenticator: Who may call (``server.security``); None serves without authentication.
+        access: What each caller may see and read (``server.security``); None: everything.
 
     """
 
     def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
-                 observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None) -> None:
+                 observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
+                 access: QueryAccess | None = None) -> None:
         address, loopback = resolve_listen_address(settings.host)
         required = authenticator is not None and authenticator.required
         if not loopback and not required and not settings.allow_unauthenticated_remote:
@@ -121,6 +124,7 @@ class Gateway:
         observers = [record_metrics, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits)
+        self.service.access = access
         self.server = FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,

@@ -10,6 +10,7 @@ from typing import Any
 from nexus_flight.catalog.audit import AuditLog
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import list_users
+from nexus_flight.server.security.access_control import GrantAccess
 from nexus_flight.server.security.authenticator import CatalogAuthenticator
 
 log = logging.getLogger("nexus_flight")
@@ -17,10 +18,11 @@ log = logging.getLogger("nexus_flight")
 
 @dataclass
 class Security:
-    """The running security pieces: the authenticator the Flight server asks, the audit log it writes."""
+    """The running security pieces: who may call, what each may read, and the audit log they write."""
 
     authenticator: CatalogAuthenticator
     audit: AuditLog
+    access: GrantAccess
 
     def close(self) -> None:
         """Stop refreshing identities and write the pending audit events."""
@@ -40,4 +42,4 @@ def start_security(store: CatalogStore, settings, default_limits: Mapping[str, A
     if settings.enabled and not list_users(store):
         log.warning("authentication is on and the catalog has no users: add one with "
                     "`nexus-flight users add NAME --role admin`")
-    return Security(authenticator, audit)
+    return Security(authenticator, audit, GrantAccess(authenticator.identities))

@@ -1,4 +1,4 @@
-"""The ``users``, ``roles``, ``keys``, ``tokens`` and ``audit`` commands: who may sign in, and what happened.
+"""The ``users``, ``roles``, ``grants``, ``keys``, ``tokens`` and ``audit`` commands: who may do what, and who did.
 
 Secrets never appear on the command line: a password is ``-`` (prompted, or one line of stdin) or
 ``${env:NAME}``; a key's or token's text is printed once, when it is made, and the catalog keeps only its hash
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from nexus_flight.catalog.api_keys import create_key, list_keys, revoke_key
 from nexus_flight.catalog.audit import KINDS, search_audit
 from nexus_flight.catalog.cli import common_options, parse_since, run_action, secret_value
+from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import revoke_token, signing_keys
 from nexus_flight.catalog.users import (
@@ -57,7 +58,7 @@ def _until(text: str) -> datetime:
 
 
 def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``users``, ``roles``, ``keys``, ``tokens`` and ``audit`` to a parser's subcommands."""
+    """Add ``users``, ``roles``, ``grants``, ``keys``, ``tokens`` and ``audit`` to a parser's subcommands."""
     common = common_options()
 
     def command(group: argparse._SubParsersAction, name: str, func, text: str) -> argparse.ArgumentParser:
@@ -95,6 +96,15 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
         parser = command(roles, name, func, text)
         parser.add_argument("role")
         parser.add_argument("user")
+
+    grants = subparsers.add_parser("grants", help="what each role may read").add_subparsers(
+        dest="grants_command", required=True)
+    grant = command(grants, "add", _grants_add, "let a role read a source, schema, table or columns")
+    grant.add_argument("role")
+    grant.add_argument("target", help="catalog, catalog.schema, catalog.schema.table or catalog..table")
+    grant.add_argument("--column", action="append", default=None, help="only this column (repeatable)")
+    command(grants, "list", _grants_list, "list grants").add_argument("--role")
+    command(grants, "revoke", _grants_revoke, "delete a grant").add_argument("id")
 
     keys = subparsers.add_parser("keys", help="manage API keys of services").add_subparsers(
         dest="keys_command", required=True)
@@ -221,6 +231,25 @@ def _roles_assign(args: argparse.Namespace) -> int:
 def _roles_unassign(args: argparse.Namespace) -> int:
     return run_action(args, lambda store: update_user(store, args.user, remove_roles=[args.role],
                                                       actor=_actor()).shown())
+
+
+# -- grants
+
+
+def _grants_add(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        catalog, schema, table = parse_target(args.target)
+        return add_grant(store, args.role, catalog, schema, table, columns=args.column, actor=_actor()).shown()
+
+    return run_action(args, action)
+
+
+def _grants_list(args: argparse.Namespace) -> int:
+    return run_action(args, lambda store: [g.shown() for g in list_grants(store, args.role)])
+
+
+def _grants_revoke(args: argparse.Namespace) -> int:
+    return run_action(args, lambda store: revoke_grant(store, args.id, actor=_actor()).shown())
 
 
 # -- keys

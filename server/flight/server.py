@@ -37,6 +37,7 @@ from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
 from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import translate
+from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
 from nexus_flight.server.query.service import Plan, QueryService, parameter_rows
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore
@@ -118,7 +119,10 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _session(self, context) -> Session:
         identity = self._caller(context)
-        return self.sessions.get(identity.session_key, identity.user)
+        session = self.sessions.get(identity.session_key, identity.user)
+        if identity.principal.authenticated:
+            session.principal = identity.principal  # roles may have changed since the session began
+        return session
 
     @staticmethod
     def _command(descriptor: flight.FlightDescriptor):
@@ -176,6 +180,7 @@ class FlightSqlServer(flight.FlightServerBase):
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
                 )
             session = self._session(context)
+            self.service.authorize(statement.query, session)  # grants may have changed since it was prepared
             # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
             bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
             schema = bound or statement.dataset_schema
@@ -208,7 +213,9 @@ class FlightSqlServer(flight.FlightServerBase):
                 self._reject_transaction(cmd)
                 schema = self._plan(cmd.query, self._session(context)).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                schema = self.prepared.get(cmd.prepared_statement_handle).dataset_schema
+                statement = self.prepared.get(cmd.prepared_statement_handle)
+                self.service.authorize(statement.query, self._session(context))
+                schema = statement.dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
@@ -243,7 +250,7 @@ class FlightSqlServer(flight.FlightServerBase):
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
-        return self.browser.table_of(cmd)
+        return visible_rows(self.browser.table_of(cmd), self.service.access, self._session(context).principal)
 
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""
@@ -376,15 +383,17 @@ class FlightSqlServer(flight.FlightServerBase):
             if kind is None:
                 session.options.pop(name, None)
                 continue
-            if kind != "string_value" or not self._valid_option(name, value.string_value):
+            if kind != "string_value" or not self._valid_option(name, value.string_value, session):
                 result.errors[name].value = _INVALID_VALUE
                 continue
             session.options[name] = value.string_value
         return [result.SerializeToString()]
 
-    def _valid_option(self, name: str, value: str) -> bool:
+    def _valid_option(self, name: str, value: str, session: Session) -> bool:
         if name == "catalog":
-            return value in self.service.sources.names()
+            names = self.service.sources.names()
+            access, principal = self.service.access, session.principal
+            return value in (access.visible_catalogs(principal, names) if access and principal else names)
         if name == "dialect":
             import sqlglot
 

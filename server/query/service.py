@@ -29,6 +29,7 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.flight.handles import Ticket
 from nexus_flight.server.flight.status import flight_error, status_name
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.batch_sizing import within_message_limit
 from nexus_flight.server.query.cancel_watch import CancelWatch
 from nexus_flight.server.query.directory import SourceDirectory
@@ -142,6 +143,8 @@ class QueryService:
         self._running: dict[bytes, list[_Running]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
+        #: Grants (None: everyone may read everything, as with authentication off).
+        self.access: QueryAccess | None = None
 
     # -- planning ------------------------------------------------------------------------------------------
 
@@ -153,10 +156,14 @@ class QueryService:
 
         """
         names = self.sources.names()
-        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
         default = self.sources.default()
         if default is None:
             raise NotFoundError("no data source is configured")
+        if self.access is not None and session.principal is not None:
+            # Sources the caller may not see are not routed to: naming one reads like naming none. The default
+            # stays (a query naming no source goes there, and is then refused by the grants).
+            names = sorted(self.access.visible_catalogs(session.principal, names) | {default})
+        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
         with tracer.start_as_current_span("validate"):
             return route(
                 sql,
@@ -180,6 +187,7 @@ class QueryService:
         try:
             routed = self.route(sql, session)
             source = routed.source
+            self.authorize(routed, session)
             validated = _ms(started)
             backend = self.sources.backend(routed.source)
             span = tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source})
@@ -191,6 +199,19 @@ class QueryService:
         except GatewayError as exc:
             self._emit_failure(sql, session.user, source, exc, started)
             raise
+
+    def authorize(self, query: RoutedQuery, session: Session) -> None:
+        """Refuse a routed query reading what the session's principal may not read (at prepare and each run).
+
+        Raises:
+            ForbiddenError: PERMISSION_DENIED naming the object.
+
+        """
+        if self.access is None or session.principal is None:
+            return
+        self.access.check_query(session.principal, query.source, query.sql,
+                                self.sources.route_target(query.source).dialect,
+                                self.sources.backend(query.source).default_schema)
 
     def bound_schema(
         self, query: RoutedQuery, parameters: list[tuple[Any, ...]] | None, user: str

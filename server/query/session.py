@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from nexus_flight.server.query.principal import Principal
+
 SESSION_COOKIE = "arrow_flight_session_id"
 
 #: Session options a client may set, with the type each accepts.
@@ -22,6 +24,8 @@ class Session:
 
     key: str
     user: str = "anonymous"
+    #: Who the session's latest call was authenticated as (None: authentication is off).
+    principal: Principal | None = None
     options: dict[str, object] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
 

@@ -1,4 +1,4 @@
-"""What the gateway knows of users, roles, API keys and revoked tokens: a snapshot of the catalog, kept fresh.
+"""What the gateway knows of users, roles, grants, API keys and revoked tokens: a snapshot of the catalog, kept fresh.
 
 Every call is authenticated against this snapshot (a dict lookup), never against the catalog database, so a
 slow or busy catalog never slows a query down. A background thread reloads it every ``refresh_seconds``: a
@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from nexus_flight.catalog.api_keys import ApiKeyRow, key_rows, touch_keys
+from nexus_flight.catalog.grants import GrantInfo, list_grants
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import purge_revocations, revoked_token_ids
@@ -34,6 +35,8 @@ class IdentityCache:
         self.users: dict[str, SignInRecord] = {}
         self.role_limits: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, ApiKeyRow] = {}
+        #: role -> its grants
+        self.grants: dict[str, tuple[GrantInfo, ...]] = {}
         self._revoked: frozenset[str] = frozenset()
         self._revoked_here: set[str] = set()
         self._logins: dict[str, datetime] = {}
@@ -49,7 +52,11 @@ class IdentityCache:
         """Read users, roles, keys and revocations from the catalog now."""
         users, roles = sign_in_records(self.store)
         keys, revoked = key_rows(self.store), revoked_token_ids(self.store)
+        grants: dict[str, list[GrantInfo]] = {}
+        for grant in list_grants(self.store):
+            grants.setdefault(grant.role, []).append(grant)
         self.users, self.role_limits, self.keys = users, roles, keys
+        self.grants = {role: tuple(found) for role, found in grants.items()}
         with self._pending_lock:
             self._revoked = frozenset(revoked | self._revoked_here)
             self._revoked_here -= revoked  # once the catalog has them, the local copy is not needed

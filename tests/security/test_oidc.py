@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from nexus_flight.catalog.audit import search_audit
+from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.users import add_user, update_user
 from nexus_flight.core.settings import AuthSettings, OidcIssuerSettings
 from tests.security.conftest import bearer
@@ -68,6 +69,11 @@ def _settings(**issuer) -> AuthSettings:
     fields = {"issuer": ISSUER, "audience": AUDIENCE, "user_claim": "preferred_username",
               "roles_claim": "realm_access.roles", "attribute_claims": {"region": "region"}, **issuer}
     return AuthSettings(enabled=True, methods=["password", "oidc"], oidc=[OidcIssuerSettings(**fields)])
+
+
+@pytest.fixture(autouse=True)
+def analysts_read_the_demo(store):
+    add_grant(store, "analyst", "demo")
 
 
 @pytest.fixture

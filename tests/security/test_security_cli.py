@@ -13,6 +13,7 @@ import json
 import pyarrow.flight as flight
 import pytest
 
+from nexus_flight.catalog.grants import add_grant
 from nexus_flight.server.app.cli import main
 from tests.security.conftest import bearer, sign_in
 from tests.security.test_sign_in import count, refused
@@ -43,7 +44,21 @@ def test_users_roles_and_passwords(cli, secure_gateway, monkeypatch):
     assert code == 2 and "CV-007: --password" in err and "dave-literal-password" not in err
     secured.security.authenticator.identities.refresh()
     client = secured.client()
-    assert count(client, bearer(sign_in(client, "carol", CAROL_PASSWORD))) == 25
+    token = sign_in(client, "carol", CAROL_PASSWORD)
+    with pytest.raises(flight.FlightUnauthorizedError, match="no SELECT privilege on table demo.main.nation"):
+        count(client, bearer(token))  # a new user may read nothing
+    code, granted, _ = cli("grants", "add", "analyst", "demo.main.nation")
+    assert code == 0 and granted["target"] == "demo.main.nation"
+    secured.security.authenticator.identities.refresh()
+    assert count(client, bearer(token)) == 25
+    _, listed, _ = cli("grants", "list", "--role", "analyst")
+    assert [g["id"] for g in listed] == [granted["id"]]
+    cli("grants", "revoke", granted["id"])
+    secured.security.authenticator.identities.refresh()
+    with pytest.raises(flight.FlightUnauthorizedError):
+        count(client, bearer(token))
+    cli("grants", "add", "analyst", "demo")
+    secured.security.authenticator.identities.refresh()
 
     code, _, _ = cli("users", "passwd", "carol", "--password", "-", stdin="carol-new-password-22\n")
     assert code == 0
@@ -72,7 +87,8 @@ def test_users_roles_and_passwords(cli, secure_gateway, monkeypatch):
     assert code == 2 and "carol" in err
 
 
-def test_keys_are_shown_once_then_listed_without_their_secret_and_revoked(cli, secure_gateway):
+def test_keys_are_shown_once_then_listed_without_their_secret_and_revoked(cli, secure_gateway, store):
+    add_grant(store, "analyst", "demo")
     secured = secure_gateway()
     code, created, _ = cli("keys", "create", "bob", "nightly-etl", "--role", "analyst", "--expires", "30d")
     assert code == 0 and created["key"].startswith(f"nfk_{created['id']}_") and created["roles"] == ["analyst"]
@@ -91,7 +107,8 @@ def test_keys_are_shown_once_then_listed_without_their_secret_and_revoked(cli, s
     assert [e["subject"] for e in events] == [created["id"]] and secret not in json.dumps(events)
 
 
-def test_service_tokens_are_issued_and_revoked(cli, secure_gateway, monkeypatch):
+def test_service_tokens_are_issued_and_revoked(cli, secure_gateway, monkeypatch, store):
+    add_grant(store, "analyst", "demo")
     secured = secure_gateway()
     client = secured.client()
     code, issued, _ = cli("tokens", "issue", "bob", "--ttl", "600")
