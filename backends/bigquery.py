@@ -32,7 +32,6 @@ import datetime as dt
 import json
 import re
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -42,14 +41,16 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nexus_flight.backends.adbc_common import scrub
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, parameter_schema
+from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.limits import stopped_error
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
+from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -263,8 +264,7 @@ class BigQueryExecution(Execution):
         self._lock = threading.Lock()
         self._job: bigquery.QueryJob | None = None
         self._finished = self._cancelled = self._timed_out = False
-        on_deadline = weakref.WeakMethod(self._on_deadline)
-        self._deadline = WATCHDOG.schedule(limits.timeout_seconds, lambda: (m := on_deadline()) and m())
+        self._deadline = WATCHDOG.schedule_method(limits.timeout_seconds, self._on_deadline)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -308,12 +308,7 @@ class BigQueryExecution(Execution):
             self._finish()
 
     def _stopped(self) -> GatewayError:
-        if self._timed_out:
-            return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was cancelled",
-                source=self._backend.name,
-            )
-        return QueryCancelledError("the query was cancelled", source=self._backend.name)
+        return stopped_error(self._timed_out, self._limits.timeout_seconds, self._backend.name)
 
     def _on_deadline(self) -> None:
         self._timed_out = True
@@ -359,11 +354,8 @@ class BigQueryBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = BigQueryConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for BigQuery source: {exc}", source=spec.name) from exc
-        self.secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(BigQueryConfig, spec)
+        self.secrets = secret_values(spec)
         self._client: bigquery.Client | None = None
         self._storage = None
         self._lock = threading.Lock()
@@ -422,22 +414,14 @@ class BigQueryBackend(Backend):
 
     def placeholder_types(self, sql: str, count: int) -> list[pa.DataType]:
         """The Arrow type of each ``?``: of the expression it is compared with, typed by a dry run."""
-        from nexus_flight.backends.parameter_types import infer_parameter_types
-
         key = (sql, count)
         found = self._placeholder_types.get(key)
         if found is None:
-            found = infer_parameter_types(sql, count, self._probe, dialect="bigquery")
+            found = infer_parameter_types(sql, count, quiet_probe(self.get_schema), dialect="bigquery")
             if len(self._placeholder_types) >= 256:
                 self._placeholder_types.clear()
             self._placeholder_types[key] = found
         return found
-
-    def _probe(self, sql: str) -> pa.Schema | None:
-        try:
-            return self.get_schema(sql)
-        except GatewayError:
-            return None
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """One type per placeholder, from what it is compared with (BigQuery does not describe parameters)."""

@@ -36,7 +36,6 @@ import re
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -48,16 +47,19 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot.tokens import TokenType
 
-from nexus_flight.backends.adbc_common import plain_schema, rewrite_placeholders, scrub, type_plan
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.clickhouse_types import arrow_mapping, parse_type
+from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.limits import stopped_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool
+from nexus_flight.backends.result_types import plain_schema, type_plan
+from nexus_flight.backends.source_config import secret_values, source_config
+from nexus_flight.backends.sql_text import rewrite_placeholders
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -285,8 +287,7 @@ class ClickHouseExecution(Execution):
         self._body: _FullReads | None = None
         self._finished = self._cancelled = self._timed_out = False
         self._item = backend.pool.acquire()
-        on_deadline = weakref.WeakMethod(self._on_deadline)
-        self._deadline = WATCHDOG.schedule(limits.timeout_seconds, lambda: (m := on_deadline()) and m())
+        self._deadline = WATCHDOG.schedule_method(limits.timeout_seconds, self._on_deadline)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches(schema))
 
     @property
@@ -351,12 +352,7 @@ class ClickHouseExecution(Execution):
         return exc
 
     def _stopped_error(self) -> GatewayError:
-        if self._timed_out:
-            return QueryTimeoutError(
-                f"the query ran longer than its timeout of {self._limits.timeout_seconds:g} s and was cancelled",
-                source=self._backend.name,
-            )
-        return QueryCancelledError("the query was cancelled", source=self._backend.name)
+        return stopped_error(self._timed_out, self._limits.timeout_seconds, self._backend.name)
 
     def _on_deadline(self) -> None:
         self._timed_out = True
@@ -414,11 +410,8 @@ class ClickHouseBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = ClickHouseConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for ClickHouse source: {exc}", source=spec.name) from exc
-        self.secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(ClickHouseConfig, spec)
+        self.secrets = secret_values(spec)
         self._server_timezone: str | None = None
         self._lock = threading.Lock()
         #: DESCRIBE answers by bound statement, kept for a moment: a client's GetFlightInfo and DoGet of one

@@ -36,7 +36,6 @@ import logging
 import re
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,7 +46,6 @@ import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
-from nexus_flight.backends.adbc_common import ConnectionPool, scrub
 from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Backend,
@@ -59,9 +57,12 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
-from nexus_flight.backends.parameter_types import infer_parameter_types
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
+from nexus_flight.backends.pool import ConnectionPool
+from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
@@ -255,8 +256,7 @@ class MySQLExecution(Execution):
         self._finished = False
         self._cancelled = False
         self._timed_out = False
-        on_deadline = weakref.WeakMethod(self._on_deadline)
-        self._deadline = WATCHDOG.schedule(self._timeout, lambda: (m := on_deadline()) and m())
+        self._deadline = WATCHDOG.schedule_method(self._timeout, self._on_deadline)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -395,11 +395,8 @@ class MySQLBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = MySQLConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for MySQL source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(MySQLConfig, spec)
+        self._secrets = secret_values(spec)
         self._mariadb: bool | None = None
         self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
         self._described_lock = threading.Lock()
@@ -605,13 +602,7 @@ class MySQLBackend(Backend):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Placeholder types from what each one is compared with, typed by the server."""
-
-        def probe(candidate: str) -> pa.Schema | None:
-            try:
-                return self._describe(candidate, 0)
-            except GatewayError:
-                return None
-
+        probe = quiet_probe(lambda candidate: self._describe(candidate, 0))
         return parameter_schema(infer_parameter_types(sql, parameter_count, probe, dialect="mysql"))
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:

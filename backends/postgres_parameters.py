@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.adbc_common import rewrite_placeholders
+from nexus_flight.backends.sql_text import rewrite_placeholders
 
 #: Python type → the PostgreSQL type psycopg binds it as (checked in order: bool is an int).
 _TYPED: tuple[tuple[type | tuple[type, ...], Callable[[Any], str]], ...] = (

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.adbc_common import rewrite_placeholders
+from nexus_flight.backends.sql_text import rewrite_placeholders
 
 _INT64 = range(-(2**63), 2**63)
 _MAX_SCALE = 37

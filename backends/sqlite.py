@@ -44,6 +44,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.sqlite_worker import WorkerConnection, watching
 from nexus_flight.core.errors import (
     BackendError,
@@ -104,7 +105,6 @@ class SQLiteBackend(AdbcBackend):
     )
     config_model = SQLiteConfig
     config: SQLiteConfig
-    title = "SQLite"
     xdbc_type_names = sqlite_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -185,16 +185,8 @@ class SQLiteBackend(AdbcBackend):
 
     def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
         """Infer each placeholder's type from what it is compared with (utf8 otherwise; SQLite converts)."""
-        from nexus_flight.backends.parameter_types import infer_parameter_types
-
-        types = infer_parameter_types(sql, parameter_count, self._probe, dialect="sqlite")
-        return parameter_schema(types)
-
-    def _probe(self, sql: str) -> pa.Schema | None:
-        try:
-            return self.get_schema(sql + " LIMIT 1")
-        except GatewayError:
-            return None
+        probe = quiet_probe(lambda candidate: self.get_schema(candidate + " LIMIT 1"))
+        return parameter_schema(infer_parameter_types(sql, parameter_count, probe, dialect="sqlite"))
 
     def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the query from a pooled read-only connection, each column in the type its values decide.

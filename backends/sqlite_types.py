@@ -45,7 +45,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.adbc_common import rewrite_placeholders
+from nexus_flight.backends.sql_text import rewrite_placeholders
 
 _CLASSES = ("integer", "real", "text", "blob")
 

@@ -171,6 +171,31 @@ def test_system_catalog_is_read_only(served):
             fetch(conn, "SELECT * FROM read_csv('/etc/passwd')", "system")
 
 
+def test_system_catalog_refuses_writes_in_duckdb_itself(sqlite_store, duck_file):
+    """With the validator out of the way, DuckDB's read-only database refuses, and no query leaves a trace."""
+    from nexus_flight.catalog.system_backend import SystemBackend
+    from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
+    from nexus_flight.core.source import QueryLimits
+
+    sqlite_store.add_source("sales", "duckdb", {"path": str(duck_file)})
+
+    def run(backend, sql):
+        execution = backend.execute(sql, None, QueryLimits(timeout_seconds=30))
+        try:
+            return execution.reader.read_all().to_pylist()
+        finally:
+            execution.close()
+
+    with SystemBackend(sqlite_store) as backend:
+        for write in ("CREATE TABLE kept AS SELECT 1 AS a", "DELETE FROM sources"):
+            with pytest.raises(ReadOnlyViolationError):
+                run(backend, write)
+        run(backend, "CREATE TEMP TABLE kept AS SELECT 1")  # the cursor's own scratch space, gone with it
+        with pytest.raises(NotFoundError):
+            run(backend, "SELECT * FROM kept")
+        assert run(backend, "SELECT name FROM sources") == [{"name": "sales"}]
+
+
 def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_path):
     """Two gateways (as two replicas would run) share sources and history through one PostgreSQL catalog."""
     from nexus_flight.catalog.store import CatalogStore

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 from pglast import parser as pg_parser
 
-from nexus_flight.backends.adbc_common import rewrite_placeholders
+from nexus_flight.backends.sql_text import rewrite_placeholders
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
