@@ -190,7 +190,8 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+def key_value_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments of option ``--what`` as a dict."""
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -231,8 +232,8 @@ _LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failur
 
 def _sources_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
-        options = {k: parse_value(v) for k, v in _pairs(args.option, "option").items()}
-        secrets = {k: secret_value(k, v) for k, v in _pairs(args.secret, "secret").items()}
+        options = {k: parse_value(v) for k, v in key_value_pairs(args.option, "option").items()}
+        secrets = {k: secret_value(k, v) for k, v in key_value_pairs(args.secret, "secret").items()}
         info = store.add_source(args.name, args.type, options, secrets, args.auth_type, args.token_expires_at)
         if args.test:
             info = check_source(store, args.name)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from nexus_flight.catalog.api_keys import create_key, list_keys, revoke_key
 from nexus_flight.catalog.audit import KINDS, search_audit
-from nexus_flight.catalog.cli import common_options, parse_since, run_action, secret_value
+from nexus_flight.catalog.cli import common_options, key_value_pairs, parse_since, run_action, secret_value
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import revoke_token, signing_keys
@@ -138,16 +138,6 @@ def _password(value: str | None) -> str | None:
     return None if value is None else secret_value("password", value, "--password")
 
 
-def _pairs(items: list[str]) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--attribute {item!r}: expected KEY=VALUE")
-        pairs[key.strip()] = value
-    return pairs
-
-
 def _user_row(info) -> dict:
     return {c: info.shown()[c] for c in _USER_COLUMNS}
 
@@ -158,7 +148,7 @@ def _user_row(info) -> dict:
 def _users_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         return add_user(store, args.name, _password(args.password), roles=args.role,
-                        attributes=_pairs(args.attribute), actor=_actor()).shown()
+                        attributes=key_value_pairs(args.attribute, "attribute"), actor=_actor()).shown()
 
     return run_action(args, action)
 
