@@ -88,6 +88,14 @@ class CatalogBackend(Backend):
         except GatewayError:
             return Capabilities()
 
+    @property
+    def default_schema(self) -> str | None:  # type: ignore[override]
+        """The schema unqualified names resolve in, as the source's backend family declares it."""
+        try:
+            return family_class(self.info.type).default_schema
+        except GatewayError:
+            return None
+
     def _backend(self) -> Backend:
         with self._lock:
             if self._live is None:
@@ -357,6 +365,8 @@ class HistoryObserver:
                 phases_ms={k: v for k, v in timings.items() if k in PHASES},
                 correlation_id=event.correlation_id,
                 table_version=getattr(event, "table_version", None),
+                auth_method=getattr(event, "auth_method", None),
+                client_address=getattr(event, "client_address", None),
             )
         )
 

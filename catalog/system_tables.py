@@ -39,6 +39,8 @@ QUERY_HISTORY_SCHEMA = pa.schema(
         ("correlation_id", pa.utf8()),
         ("retry_count", pa.int32()),
         ("table_version", pa.utf8()),
+        ("auth_method", pa.utf8()),
+        ("client_address", pa.utf8()),
         ("created_at", _TS),
     ]
 )

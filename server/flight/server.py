@@ -122,6 +122,7 @@ class FlightSqlServer(flight.FlightServerBase):
         session = self.sessions.get(identity.session_key, identity.user)
         if identity.principal.authenticated:
             session.principal = identity.principal  # roles may have changed since the session began
+        session.address = identity.address
         return session
 
     @staticmethod
@@ -149,7 +150,7 @@ class FlightSqlServer(flight.FlightServerBase):
         self.tickets.put(handle, Ticket(
             handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}),
+            plan_timings=dict(plan_timings or {}), **session.caller,
         ), owner=session.key)
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 

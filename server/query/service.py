@@ -58,6 +58,9 @@ class QueryEvent:
     parameters: int = 0
     #: The table versions (lake snapshots) the query read, e.g. ``orders@3``; None for unversioned sources.
     table_version: str | None = None
+    #: How the caller signed in (``password``, ``token``, ``api_key``, ``oidc``, ``mtls``) and its address.
+    auth_method: str | None = None
+    client_address: str | None = None
 
     @property
     def sql_hash(self) -> str:
@@ -197,7 +200,7 @@ class QueryService:
                 parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
             return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})
         except GatewayError as exc:
-            self._emit_failure(sql, session.user, source, exc, started)
+            self._emit_failure(sql, session.user, source, exc, started, **session.caller)
             raise
 
     def authorize(self, query: RoutedQuery, session: Session) -> None:
@@ -268,7 +271,8 @@ class QueryService:
             span.end()
             exc.with_context(source=ticket.query.source, query_id=query_id)
             self._emit_failure(ticket.query.sql, ticket.user, ticket.query.source, exc, started, query_id,
-                               ticket.correlation_id)
+                               ticket.correlation_id, auth_method=ticket.auth_method,
+                               client_address=ticket.client_address)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
@@ -307,7 +311,8 @@ class QueryService:
                 source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
                 rows=stats.rows, bytes=stats.bytes, table_version=_versions(execution.read_versions),
                 timings_ms={"total": _ms(started), **ticket.plan_timings, **timings},
-                parameters=len(ticket.parameters or ()),
+                parameters=len(ticket.parameters or ()), auth_method=ticket.auth_method,
+                client_address=ticket.client_address,
             ))
 
         return batches, finished
@@ -337,13 +342,15 @@ class QueryService:
     # -- recording -----------------------------------------------------------------------------------------
 
     def _emit_failure(self, sql: str, user: str, source: str | None, exc: GatewayError, started: float,
-                      query_id: str | None = None, correlation_id: str | None = None) -> None:
+                      query_id: str | None = None, correlation_id: str | None = None, *,
+                      auth_method: str | None = None, client_address: str | None = None) -> None:
         code = status_name(exc)
         self._emit(QueryEvent(
             query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, user=user, source=source, sql=sql,
             status="rejected" if code in ("PERMISSION_DENIED", "INVALID_ARGUMENT") else
             _STATUS_BY_CODE.get(code, "error"),
-            error=exc.message, error_code=code, timings_ms={"total": _ms(started)},
+            error=exc.message, error_code=code, timings_ms={"total": _ms(started)}, auth_method=auth_method,
+            client_address=client_address,
         ))
 
     def _emit(self, event: QueryEvent) -> None:

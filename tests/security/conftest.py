@@ -59,12 +59,13 @@ def secure_gateway(store, demo_data_dir) -> Iterator[Callable[..., Secured]]:
     """Start gateways over ``store`` that require authentication: ``secure_gateway(auth=AuthSettings(...))``."""
     started: list[Secured] = []
 
-    def start(auth: AuthSettings | None = None, catalog: CatalogStore | None = None, sources=None,
+    def start(auth: AuthSettings | None = None, catalog: CatalogStore | None = None, sources=None, observers=None,
               **config) -> Secured:
         settings = auth or AuthSettings(enabled=True)
         security = start_security(catalog or store, settings)
         server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
-        gateway = Gateway(server, sources, authenticator=security.authenticator, access=security.access).start()
+        gateway = Gateway(server, sources, observers, authenticator=security.authenticator,
+                          access=security.access).start()
         started.append(Secured(gateway, security))
         return started[-1]
 

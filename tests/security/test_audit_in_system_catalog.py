@@ -12,7 +12,7 @@ import pytest
 from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.api_keys import create_key
-from nexus_flight.catalog.gateway import CatalogSourceDirectory
+from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.core.settings import AuthSettings, LockoutSettings
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
@@ -25,10 +25,13 @@ def secured(secure_gateway, store, tmp_path):
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE orders AS SELECT 1 AS id, 9.5 AS amount")
     store.add_source("sales", "duckdb", {"path": str(path)})
-    add_grant(store, "analyst", "sales")
-    directory = CatalogSourceDirectory(store, default="sales", refresh_seconds=0, schema_ttl_seconds=0)
+    add_grant(store, "analyst", "sales", "main", "orders")
+    history = history_observer(store)
+    directory = CatalogSourceDirectory(store, default="sales", refresh_seconds=0, schema_ttl_seconds=0,
+                                       history=history)
     lockout = LockoutSettings(user_throttle_after=2, user_lockout_after=2, lockout_seconds=60)
-    return secure_gateway(auth=AuthSettings(enabled=True, lockout=lockout), sources=directory)
+    yield secure_gateway(auth=AuthSettings(enabled=True, lockout=lockout), sources=directory, observers=[history])
+    history.close()
 
 
 def _query(client, token, sql):
@@ -61,3 +64,19 @@ def test_other_users_do_not_see_the_system_catalog(secured, store):
             _query(client, token, sql)
     catalogs = raw.info_and_table(client, pb.CommandGetCatalogs(), bearer(token))[1].column(0).to_pylist()
     assert "system" not in catalogs
+
+
+def test_history_rows_carry_the_principal_its_sign_in_method_and_address(secured, store):
+    client = secured.client()
+    _query(client, sign_in(client, "bob", BOB_PASSWORD), "SELECT id FROM orders")
+    with pytest.raises(flight.FlightUnauthorizedError):
+        _query(client, sign_in(client, "bob", BOB_PASSWORD), "SELECT * FROM secret_table")
+    _, key = create_key(store, "bob", "etl")
+    secured.security.authenticator.identities.refresh()
+    _query(client, key, "SELECT count(*) FROM orders")
+    admin = sign_in(client, "alice", ALICE_PASSWORD)
+    rows = _query(client, admin, "SELECT user_name, auth_method, client_address, status FROM system.main.query_history "
+                                 "WHERE user_name = 'bob' ORDER BY created_at")
+    assert [(r["auth_method"], r["status"]) for r in rows] == [("password", "success"), ("password", "rejected"),
+                                                               ("api_key", "success")]
+    assert all(r["client_address"] and "127.0.0.1" in r["client_address"] for r in rows)
