@@ -75,9 +75,10 @@ def main() -> None:
         add_user(store, "bob", PASSWORD, roles=["analyst"])
         add_grant(store, "analyst", "demo", "main", "nation")
         security = start_security(store, AuthSettings(enabled=True))
-        open_gw = Gateway(ServerSettings(port=0, data_dir=data)).start()
-        secured = Gateway(ServerSettings(port=0, data_dir=data), authenticator=security.authenticator,
-                          access=security.access).start()
+        # Tickets stay readable until idle for handle_ttl_seconds: room for every query of the run.
+        settings = ServerSettings(port=0, data_dir=data, max_tickets=1_000_000, max_tickets_per_client=1_000_000)
+        open_gw = Gateway(settings).start()
+        secured = Gateway(settings, authenticator=security.authenticator, access=security.access).start()
         try:
             plain, guarded = flight.FlightClient(open_gw.location), flight.FlightClient(secured.location)
             header = guarded.authenticate_basic_token("bob", PASSWORD)

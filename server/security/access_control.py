@@ -28,6 +28,8 @@ from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
 
 SYSTEM_CATALOG = "system"
+#: Decisions remembered per grants snapshot (the same query of the same roles is parsed once).
+_MAX_DECISIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class GrantAccess:
 
     def __init__(self, identities: IdentityCache) -> None:
         self.identities = identities
+        #: (roles, catalog, sql, dialect, default schema) -> the refusal (None: allowed), for one grants snapshot
+        self._decisions: dict[tuple, str | None] = {}
+        self._decided_for: object = None
 
     def _grants(self, principal: Principal) -> list[GrantInfo]:
         grants = self.identities.grants
@@ -119,12 +124,26 @@ class GrantAccess:
             return
         if catalog.lower() == SYSTEM_CATALOG:
             raise denied(f"catalog {catalog}")
-        try:
-            trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
-        except sqlglot.errors.ParseError:
-            raise InvalidQueryError("the query cannot be checked against the grants") from None
-        for tree in trees:
-            self._check_tree(principal, catalog, tree, default_schema)
+        grants = self.identities.grants
+        if grants is not self._decided_for or len(self._decisions) >= _MAX_DECISIONS:
+            self._decisions, self._decided_for = {}, grants  # grants changed (or many queries): decide afresh
+        key = (principal.roles, catalog, sql, dialect, default_schema)
+        if key in self._decisions:
+            refusal = self._decisions[key]
+        else:
+            try:
+                trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+            except sqlglot.errors.ParseError:
+                raise InvalidQueryError("the query cannot be checked against the grants") from None
+            refusal = None
+            try:
+                for tree in trees:
+                    self._check_tree(principal, catalog, tree, default_schema)
+            except ForbiddenError as exc:
+                refusal = exc.message
+            self._decisions[key] = refusal
+        if refusal is not None:
+            raise ForbiddenError(refusal)
 
     def _check_tree(self, principal: Principal, catalog: str, tree: exp.Expression,
                     default_schema: str | None) -> None:

@@ -38,6 +38,8 @@ BAD_TOKEN = "invalid or revoked credentials: sign in again"
 EXPIRED_TOKEN = "the token has expired: sign in again"
 #: Sign-ins remembered as continuing before the ended ones are forgotten.
 _MAX_CONTINUED = 10_000
+#: Verified tokens remembered (a dict lookup instead of a signature check on each call).
+_MAX_VERIFIED = 50_000
 NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
 
@@ -82,6 +84,8 @@ class CatalogAuthenticator:
         self.default_limits = dict(default_limits or {})
         self.audit = audit
         self.ttl = settings.token_ttl_seconds
+        #: token -> its verified claims, until it expires
+        self._verified: dict[str, TokenClaims] = {}
         #: sign-in id -> until when it continues (the expiry of the last token refreshing it)
         self._continued: dict[str, float] = {}
         self._continued_lock = threading.Lock()
@@ -136,6 +140,9 @@ class CatalogAuthenticator:
         if (key := split_key(token)) is not None and "api_key" in self.methods:
             principal = self._api_key(key[0], key[1], address)
             return SignIn(principal, f"key:{key[0]}@", token if handshake else None)
+        verified = self._verified.get(token)
+        if verified is not None and verified.expires_at > time.time():
+            return self._gateway_token(token, address, handshake, verified)
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -174,9 +181,10 @@ class CatalogAuthenticator:
 
     # -- each kind of credential ------------------------------------------------------------------------------
 
-    def _gateway_token(self, token: str, address: str | None, handshake: bool) -> SignIn:
+    def _gateway_token(self, token: str, address: str | None, handshake: bool,
+                       verified: TokenClaims | None = None) -> SignIn:
         try:
-            claims = self.tokens.verify(token)
+            claims = verified or self._remember(token, self.tokens.verify(token))
         except UnauthenticatedError as exc:
             expired = "expired" in exc.message
             claims = self._continued_sign_in(token) if expired else None
@@ -210,6 +218,19 @@ class CatalogAuthenticator:
             fresh, fresh_claims = self.tokens.refreshed(claims)
             self._continue(claims.session_id, fresh_claims.expires_at, now)
         return SignIn(principal, f"sid:{claims.session_id}", token if handshake else fresh)
+
+    def _remember(self, token: str, claims: TokenClaims) -> TokenClaims:
+        """Keep a verified token's claims until it expires: the signature is checked once, not on every call.
+
+        Whether its user, sign-in or key still stands is checked on every call, against the identity snapshot.
+        """
+        if len(self._verified) >= _MAX_VERIFIED:
+            now = time.time()
+            self._verified = {t: c for t, c in self._verified.items() if c.expires_at > now}
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified = {}
+        self._verified[token] = claims
+        return claims
 
     def _continued_sign_in(self, token: str) -> TokenClaims | None:
         """An expired token of a sign-in this gateway refreshed since, and not older than the session limit.
