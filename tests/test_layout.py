@@ -43,8 +43,6 @@ FORBIDDEN_THIRD_PARTY = {
 }
 #: Imports that still run the wrong way, each to be removed (the test fails when one is fixed and still listed).
 KNOWN_VIOLATIONS = {
-    ("catalog/gateway.py", "nexus_flight.server.query.sql.routing"),
-    ("server/query/directory.py", "nexus_flight.catalog.source_types"),
     ("server/query/service.py", "nexus_flight.server.flight.handles"),
     ("server/query/service.py", "nexus_flight.server.flight.status"),
 }

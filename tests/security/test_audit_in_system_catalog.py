@@ -12,7 +12,7 @@ import pytest
 from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.api_keys import create_key
-from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
+from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.core.settings import AuthSettings, LockoutSettings
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
