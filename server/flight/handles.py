@@ -46,6 +46,9 @@ class Ticket:
     correlation_id: str | None = None
     #: How long validating and planning took (recorded with the execution in history).
     plan_timings: dict[str, float] = field(default_factory=dict)
+    #: How the caller signed in and from where (the query history records both).
+    auth_method: str | None = None
+    client_address: str | None = None
 
 
 @dataclass
