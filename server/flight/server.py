@@ -240,6 +240,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _stream(self, context, ticket: Ticket):
         batches, finished = self.service.open(ticket, context)
+        self.tickets.retire(ticket.handle)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(finished)
