@@ -32,6 +32,11 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
 # SIGTERM (docker stop) drains: new queries are refused, running ones get drain_seconds (30 s; docker stop waits
 # 10 s unless given --time, so pass --time 35 or lower --drain-seconds).
 STOPSIGNAL SIGTERM
-# A container must listen beyond loopback; without authentication configured the gateway refuses that unless
-# told explicitly. Publish the port only on a trusted network.
+# A secure deployment (README "Security") mounts a configuration with TLS and [server.auth] enabled = true and
+# passes the master key, then needs no special flag to listen beyond loopback:
+#   docker run -e NEXUS_FLIGHT_MASTER_KEY=... -v /srv/nexus:/etc/nexus-flight:ro -v nexus-data:/data -p 31337:31337 \
+#     nexus-flight nexus-flight serve --config /etc/nexus-flight/gateway.toml --data-dir /data --http-port 9090
+#   docker exec -it <container> nexus-flight users add ops --role admin --password - --data-dir /data
+# The default below serves the demo without authentication: a container must listen beyond loopback, which the
+# gateway refuses unless told explicitly. Publish the port only on a trusted network.
 CMD ["nexus-flight", "serve", "--host", "0.0.0.0", "--port", "31337", "--http-port", "9090", "--data-dir", "/data", "--log-format", "json", "--allow-unauthenticated-remote"]

@@ -27,18 +27,17 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config, flags=given_settings(args))
     settings = config.server
     configure_logging(settings.log_format, settings.log_level, settings.log_levels)
-    if settings.auth.mode != "none":
-        # Fail closed: the file asks for client authentication, which this version does not enforce yet.
-        raise ConfigError(
-            f"server.auth.mode = {settings.auth.mode!r} is not supported yet: this version serves without client "
-            "authentication (loopback by default); remove [server.auth] or set mode = \"none\""
-        )
     waiter = SignalWaiter()
     waiter.install()  # from here a signal drains; before, the default handlers end the start-up at once
     catalog = start_catalog(config)
+    security = None
     try:
         _require_vault_keys(catalog.store)
-    except ConfigError:
+        if settings.auth.enabled:
+            from nexus_flight.server.app.security import start_security
+
+            security = start_security(catalog.store, settings.auth)
+    except GatewayError:
         catalog.close()
         raise
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
@@ -47,8 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_telemetry()
     try:
-        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers)
+        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
+                          authenticator=security.authenticator if security else None,
+                          access=security.access if security else None)
     except BaseException:
+        if security is not None:
+            security.close()
         catalog.close()
         raise
     gateway.readiness.append(_catalog_check(catalog))
@@ -69,6 +72,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("calls still open after the drain (clients not reading): exiting without them", flush=True)
         catalog.close()
         return 0
+    if security is not None:
+        security.close()
     catalog.close()
     print("stopped", flush=True)
     return 0
@@ -163,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="text (default) or json: one JSON object per line")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
+    from nexus_flight.server.app.security_cli import add_security_subcommands
 
     add_subcommands(sub)
+    add_security_subcommands(sub)
     return parser
 
 

@@ -20,9 +20,11 @@ from nexus_flight.server.app.http_endpoints import OperationsServer, ReadinessCh
 from nexus_flight.server.app.logs import log_query
 from nexus_flight.server.app.metrics import GatewayMetrics
 from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
 from nexus_flight.server.flight.status import client_safe_tracebacks
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
 from nexus_flight.server.query.service import QueryObserver, QueryService
 
@@ -146,19 +148,28 @@ class Gateway:
             class's: an embedding application keeps its own process limits).
         sources: A directory of sources, or the sources to serve besides the demo; the demo alone when None.
         observers: Called with every finished query's ``QueryEvent``.
+        authenticator: Who may call (``server.security``); None serves without authentication.
+        access: What each caller may see and read (``server.security``); None: everything.
 
     """
 
     def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
-                 observers: list[QueryObserver] | None = None) -> None:
+                 observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
+                 access: QueryAccess | None = None) -> None:
         address, loopback = resolve_listen_address(settings.host)
-        if not loopback and not settings.allow_unauthenticated_remote:
-            # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
+        required = authenticator is not None and authenticator.required
+        if not loopback and not required and not settings.allow_unauthenticated_remote:
+            # Never expose an unauthenticated gateway beyond loopback.
             shown = settings.host if address == settings.host else f"{settings.host} ({address})"
             raise ConfigError(
                 f"refusing to bind {shown}: serving beyond loopback needs authentication, which is not "
-                "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
+                "configured ([server.auth] enabled = true); bind 127.0.0.1, or pass --allow-unauthenticated-remote "
+                "on a trusted network only"
             )
+        client_ca = settings.tls.client_ca_file if settings.tls else None
+        if authenticator is not None and authenticator.certificate_identities and client_ca is None:
+            raise ConfigError("AU-010: sign-in by client certificate ('mtls' in [server.auth] methods) needs "
+                              "--tls-client-ca (and --tls-cert, --tls-key)", rule="AU-010")
         self._address = f"[{address}]" if ":" in address else address
         client_safe_tracebacks()
         self.settings = settings
@@ -173,9 +184,10 @@ class Gateway:
         observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits)
+        self.service.access = access
         tls_options = _tls_options(settings)
         try:
-            self.server = self._bind(settings, limits_of(settings), tls_options)
+            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator)
         except pa.ArrowException:
             raise _bind_error(address, settings.port) from None
         self._thread: threading.Thread | None = None
@@ -210,13 +222,16 @@ class Gateway:
             return f"draining ({self.server.draining})"
         return None
 
-    def _bind(self, settings: ServerSettings, handle_limits: HandleLimits, tls_options: dict) -> FlightSqlServer:
+    def _bind(self, settings: ServerSettings, handle_limits: HandleLimits, tls_options: dict,
+              authenticator: Authenticator | None) -> FlightSqlServer:
         return FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
             handle_ttl_seconds=settings.handle_ttl_seconds,
             statement_timeout_seconds=int(settings.query_timeout_seconds),
             handle_limits=handle_limits,
+            authenticator=authenticator,
+            address_header=settings.auth.client_address_header,
             **tls_options,
         )
 

@@ -25,9 +25,11 @@ from nexus_flight.core.errors import (
 from nexus_flight.server.flight import protocol
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
+    Authenticator,
     HandshakeHandler,
+    Identity,
     IdentityMiddlewareFactory,
-    TokenRegistry,
+    OpenAuthenticator,
     identity_of,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
@@ -36,6 +38,7 @@ from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
 from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import translate
+from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
 from nexus_flight.server.query.service import Plan, QueryService, parameter_rows
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore
@@ -88,13 +91,15 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
+                 authenticator: Authenticator | None = None, address_header: str | None = None,
                  **kwargs) -> None:
-        self._tokens = TokenRegistry()
+        self.authenticator = authenticator or OpenAuthenticator()
         super().__init__(
             location,
-            auth_handler=HandshakeHandler(),
+            # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
+            auth_handler=None if self.authenticator.certificate_identities else HandshakeHandler(),
             middleware={
-                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self._tokens),
+                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self.authenticator, address_header),
                 COMPLETION_KEY: CompletionMiddlewareFactory(),
             },
             **kwargs,
@@ -122,9 +127,17 @@ class FlightSqlServer(flight.FlightServerBase):
 
     # -- helpers -------------------------------------------------------------------------------------------
 
+    def _caller(self, context) -> Identity:
+        """Who is calling (signed in by the middleware, or here by its client certificate)."""
+        return identity_of(context, self.authenticator)
+
     def _session(self, context) -> Session:
-        identity = identity_of(context)
-        return self.sessions.get(identity.session_key, identity.user)
+        identity = self._caller(context)
+        session = self.sessions.get(identity.session_key, identity.user)
+        if identity.principal.authenticated:
+            session.principal = identity.principal  # roles may have changed since the session began
+        session.address = identity.address
+        return session
 
     @staticmethod
     def _command(descriptor: flight.FlightDescriptor):
@@ -152,7 +165,7 @@ class FlightSqlServer(flight.FlightServerBase):
         self.tickets.put(handle, Ticket(
             handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}),
+            plan_timings=dict(plan_timings or {}), **session.caller,
         ), owner=session.key)
         return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
 
@@ -184,6 +197,7 @@ class FlightSqlServer(flight.FlightServerBase):
                     f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
                 )
             session = self._session(context)
+            self.service.authorize(statement.query, session)  # grants may have changed since it was prepared
             # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
             bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
             schema = bound or statement.dataset_schema
@@ -202,6 +216,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_flight_info(self, context, descriptor):
         """Plan a query (schema, ticket) or describe a metadata command."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             schema, ticket = self._describe(context, cmd)
             return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
@@ -209,12 +224,15 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
         with translate(schema_call=True):
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
                 schema = self._plan(cmd.query, self._session(context)).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                schema = self.prepared.get(cmd.prepared_statement_handle).dataset_schema
+                statement = self.prepared.get(cmd.prepared_statement_handle)
+                self.service.authorize(statement.query, self._session(context))
+                schema = statement.dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
@@ -222,6 +240,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def do_get(self, context, ticket):
         """Stream a query result or a metadata table."""
         with translate():
+            self._caller(context)
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
                 return self._stream(context, self.tickets.get(cmd.statement_handle))
@@ -237,6 +256,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _stream(self, context, ticket: Ticket):
         batches, finished = self.service.open(ticket, context)
+        self.tickets.retire(ticket.handle)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(finished)
@@ -248,11 +268,12 @@ class FlightSqlServer(flight.FlightServerBase):
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
-        return self.browser.table_of(cmd)
+        return visible_rows(self.browser.table_of(cmd), self.service.access, self._session(context).principal)
 
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
                 statement = self.prepared.get(cmd.prepared_statement_handle)
@@ -298,11 +319,14 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         """The actions this server implements."""
-        return list(self._ACTIONS.items())
+        with translate():
+            self._caller(context)
+            return list(self._ACTIONS.items())
 
     def do_action(self, context, action):
         """Dispatch a Flight SQL or Flight session/cancel action."""
         with translate():
+            self._caller(context)
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:
                 if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):
@@ -380,15 +404,17 @@ class FlightSqlServer(flight.FlightServerBase):
             if kind is None:
                 session.options.pop(name, None)
                 continue
-            if kind != "string_value" or not self._valid_option(name, value.string_value):
+            if kind != "string_value" or not self._valid_option(name, value.string_value, session):
                 result.errors[name].value = _INVALID_VALUE
                 continue
             session.options[name] = value.string_value
         return [result.SerializeToString()]
 
-    def _valid_option(self, name: str, value: str) -> bool:
+    def _valid_option(self, name: str, value: str, session: Session) -> bool:
         if name == "catalog":
-            return value in self.service.sources.names()
+            names = self.service.sources.names()
+            access, principal = self.service.access, session.principal
+            return value in (access.visible_catalogs(principal, names) if access and principal else names)
         if name == "dialect":
             import sqlglot
 
@@ -420,6 +446,6 @@ class FlightSqlServer(flight.FlightServerBase):
             return None
 
     def _action_CloseSession(self, context, body):  # noqa: N802
-        identity = identity_of(context)
+        identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]

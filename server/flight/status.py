@@ -11,6 +11,8 @@ LimitExceededError, ConfigError       InvalidArgument*             INVALID_ARGUM
 NotFoundError                         NotFound*                    NOT_FOUND
 UnsupportedError                      Unimplemented*               UNIMPLEMENTED
 ReadOnlyViolationError, Forbidden     FlightUnauthorizedError      PERMISSION_DENIED
+UnauthenticatedError                  FlightUnauthenticatedError   UNAUTHENTICATED
+RetryLaterError (rate, concurrency)   FlightUnavailableError       UNAVAILABLE, naming the limit and when to retry
 AuthenticationError (a source's)      FlightUnavailableError       UNAVAILABLE, naming the source
 BackendUnavailableError               FlightUnavailableError       UNAVAILABLE
 QueryTimeoutError                     FlightTimedOutError          DEADLINE_EXCEEDED
@@ -23,7 +25,9 @@ Arrow exceptions, and for those pyarrow appends ``traceback.format_exception`` o
 ``client_safe_tracebacks()`` sets ``sys.tracebacklimit = 0`` so that text carries no frames (no paths, no source
 lines), and installs a log formatter that keeps full tracebacks in the server's own log.
 
-pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit.
+pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit, and
+limits that free themselves (query rate, concurrent queries, sign-in throttling) are UNAVAILABLE, the code clients
+retry on, with the time to wait in the message.
 
 ``GetSchema`` is narrower still: pyarrow's ``GetSchema`` callback (unlike every other one) does not turn a
 ``flight.Flight*Error`` into its status, so each of them would reach the client as UNKNOWN with a Python exception
@@ -74,6 +78,8 @@ class Unimplemented(pa.ArrowNotImplementedError):
 _FLIGHT_CLASSES: list[tuple[type[e.GatewayError], type[Exception]]] = [
     (e.ReadOnlyViolationError, flight.FlightUnauthorizedError),
     (e.ForbiddenError, flight.FlightUnauthorizedError),
+    (e.UnauthenticatedError, flight.FlightUnauthenticatedError),
+    (e.RetryLaterError, flight.FlightUnavailableError),
     (e.AuthenticationError, flight.FlightUnavailableError),
     (e.BackendUnavailableError, flight.FlightUnavailableError),
     (e.QueryTimeoutError, flight.FlightTimedOutError),

@@ -29,6 +29,7 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.flight.handles import Ticket
 from nexus_flight.server.flight.status import flight_error, status_name
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.batch_sizing import within_message_limit
 from nexus_flight.server.query.cancel_watch import CancelWatch
 from nexus_flight.server.query.directory import SourceDirectory
@@ -57,6 +58,9 @@ class QueryEvent:
     parameters: int = 0
     #: The table versions (lake snapshots) the query read, e.g. ``orders@3``; None for unversioned sources.
     table_version: str | None = None
+    #: How the caller signed in (``password``, ``token``, ``api_key``, ``oidc``, ``mtls``) and its address.
+    auth_method: str | None = None
+    client_address: str | None = None
 
     @property
     def sql_hash(self) -> str:
@@ -145,6 +149,8 @@ class QueryService:
         self._running: dict[bytes, list[_Running]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
+        #: Grants (None: everyone may read everything, as with authentication off).
+        self.access: QueryAccess | None = None
 
     # -- planning ------------------------------------------------------------------------------------------
 
@@ -156,10 +162,14 @@ class QueryService:
 
         """
         names = self.sources.names()
-        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
         default = self.sources.default()
         if default is None:
             raise NotFoundError("no data source is configured")
+        if self.access is not None and session.principal is not None:
+            # Sources the caller may not see are not routed to: naming one reads like naming none. The default
+            # stays (a query naming no source goes there, and is then refused by the grants).
+            names = sorted(self.access.visible_catalogs(session.principal, names) | {default})
+        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
         with tracer.start_as_current_span("validate"):
             return route(
                 sql,
@@ -183,6 +193,7 @@ class QueryService:
         try:
             routed = self.route(sql, session)
             source = routed.source
+            self.authorize(routed, session)
             validated = _ms(started)
             backend = self.sources.backend(routed.source)
             span = tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source})
@@ -192,8 +203,21 @@ class QueryService:
                 parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
             return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})
         except GatewayError as exc:
-            self._emit_failure(sql, session.user, source, exc, started)
+            self._emit_failure(sql, session.user, source, exc, started, **session.caller)
             raise
+
+    def authorize(self, query: RoutedQuery, session: Session) -> None:
+        """Refuse a routed query reading what the session's principal may not read (at prepare and each run).
+
+        Raises:
+            ForbiddenError: PERMISSION_DENIED naming the object.
+
+        """
+        if self.access is None or session.principal is None:
+            return
+        self.access.check_query(session.principal, query.source, query.sql,
+                                self.sources.route_target(query.source).dialect,
+                                self.sources.backend(query.source).default_schema)
 
     def bound_schema(
         self, query: RoutedQuery, parameters: list[tuple[Any, ...]] | None, user: str
@@ -250,7 +274,8 @@ class QueryService:
             span.end()
             exc.with_context(source=ticket.query.source, query_id=query_id)
             self._emit_failure(ticket.query.sql, ticket.user, ticket.query.source, exc, started, query_id,
-                               ticket.correlation_id)
+                               ticket.correlation_id, auth_method=ticket.auth_method,
+                               client_address=ticket.client_address)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
@@ -295,7 +320,8 @@ class QueryService:
                 source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
                 rows=stats.rows, bytes=stats.bytes, table_version=_versions(execution.read_versions),
                 timings_ms={"total": _ms(started), **ticket.plan_timings, **timings},
-                parameters=len(ticket.parameters or ()),
+                parameters=len(ticket.parameters or ()), auth_method=ticket.auth_method,
+                client_address=ticket.client_address,
             ))
 
         return batches, finished
@@ -334,13 +360,15 @@ class QueryService:
     # -- recording -----------------------------------------------------------------------------------------
 
     def _emit_failure(self, sql: str, user: str, source: str | None, exc: GatewayError, started: float,
-                      query_id: str | None = None, correlation_id: str | None = None) -> None:
+                      query_id: str | None = None, correlation_id: str | None = None, *,
+                      auth_method: str | None = None, client_address: str | None = None) -> None:
         code = status_name(exc)
         self._emit(QueryEvent(
             query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, user=user, source=source, sql=sql,
             status="rejected" if code in ("PERMISSION_DENIED", "INVALID_ARGUMENT") else
             _STATUS_BY_CODE.get(code, "error"),
-            error=exc.message, error_code=code, timings_ms={"total": _ms(started)},
+            error=exc.message, error_code=code, timings_ms={"total": _ms(started)}, auth_method=auth_method,
+            client_address=client_address,
         ))
 
     def _emit(self, event: QueryEvent) -> None:

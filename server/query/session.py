@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from nexus_flight.server.query.principal import Principal
+
 SESSION_COOKIE = "arrow_flight_session_id"
 
 #: Session options a client may set, with the type each accepts.
@@ -22,6 +24,10 @@ class Session:
 
     key: str
     user: str = "anonymous"
+    #: Who the session's latest call was authenticated as (None: authentication is off).
+    principal: Principal | None = None
+    #: The client's address as the latest call reported it.
+    address: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
 
@@ -30,6 +36,12 @@ class Session:
         """The current catalog (data source), if the client chose one."""
         value = self.options.get("catalog")
         return value if isinstance(value, str) and value else None
+
+    @property
+    def caller(self) -> dict[str, str | None]:
+        """How the session signed in and from where, for the query history."""
+        return {"auth_method": self.principal.auth_method if self.principal else None,
+                "client_address": self.address}
 
     @property
     def dialect(self) -> str | None:
