@@ -3,9 +3,12 @@
 Measures, through the same ADBC Flight SQL client for both servers:
 - full-scan throughput: ``SELECT * FROM lineitem`` (rows/s),
 - TPC-H Q1 latency (best of N),
-- small-query latency: p50/p99 over 300 sequential ``SELECT ... WHERE o_orderkey = k``.
+- small-query latency: p50/p99 over 300 sequential ``SELECT ... WHERE o_orderkey = k`` (a point lookup, a new
+  text each time) and over 300 of ``SELECT * FROM nation WHERE n_nationkey < 5`` (the same text each time),
+- the validator's share of the point lookup: routing and validating its text in-process (a cache miss, as each
+  lookup's text is new), against that query's p50 through the gateway.
 
-Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300]
+Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300] [--small-only]
 Data is generated locally with tpchgen-cli into benchmarks/.data (ignored by git).
 """
 
@@ -59,7 +62,7 @@ def start_roapi(parquet_dir: Path) -> tuple[subprocess.Popen, str]:
         raise RuntimeError("roapi is not installed (pip install roapi)")
     port, http, pg = free_port(), free_port(), free_port()
     tables = []
-    for name in ("lineitem", "orders"):
+    for name in ("lineitem", "orders", "nation"):
         tables += ["-t", f"{name}={parquet_dir / (name + '.parquet')}"]
     proc = subprocess.Popen(
         [exe, "--addr-flight-sql", f"127.0.0.1:{port}", "--addr-http", f"127.0.0.1:{http}",
@@ -93,14 +96,40 @@ def small_queries(run_one, count: int) -> dict[str, float]:
     return {"p50_ms": statistics.median(times) * 1000, "p99_ms": times[int(len(times) * 0.99) - 1] * 1000}
 
 
+POINT = "SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}"
+NATION = "SELECT * FROM nation WHERE n_nationkey < 5"
+
+
 def flight_small(uri: str, count: int) -> dict[str, float]:
     with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
         def one(key: int) -> None:
-            cur.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}")
+            cur.execute(POINT.format(key=key))
+            cur.fetch_arrow_table()
+
+        def nation(_key: int) -> None:
+            cur.execute(NATION)
             cur.fetch_arrow_table()
 
         one(1)  # warm the connection
-        return small_queries(one, count)
+        nation(0)
+        point = small_queries(one, count)
+        same = small_queries(nation, count)
+        return {**point, "nation_p50_ms": same["p50_ms"], "nation_p99_ms": same["p99_ms"]}
+
+
+def validator_ms(count: int) -> float:
+    """p50 of routing and validating the point lookup in-process, each text new (a cache miss)."""
+    from nexus_flight.core.source import SourceProfile
+    from nexus_flight.server.query.sql.routing import route
+
+    sources = {"demo": SourceProfile("duckdb", engine="duckdb")}
+    times = []
+    for i in range(count):
+        sql = POINT.format(key=10_000_000 + i)
+        started = time.perf_counter()
+        route(sql, sources=sources, session_catalog=None, default_source="demo")
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -108,6 +137,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--small", type=int, default=300)
+    parser.add_argument("--small-only", action="store_true", help="skip the scan and Q1 (small queries only)")
     args = parser.parse_args()
 
     data_dir = ROOT / "benchmarks" / ".data"
@@ -126,18 +156,22 @@ def main() -> None:
     try:
         scan = "SELECT * FROM lineitem"
         for name, uri in (("nexus", nexus_uri), ("roapi", roapi_uri)):
-            seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
-            q1, _ = best(lambda u=uri: flight_run(u, Q1), args.repeat)
-            results[name] = {"scan_s": seconds, "scan_rows_per_s": rows / seconds, "q1_s": q1,
-                             **flight_small(uri, args.small)}
-        scan_local, rows = best(lambda: _local(local, scan), args.repeat)
-        q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
+            results[name] = flight_small(uri, args.small)
+            if not args.small_only:
+                seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
+                q1, _ = best(lambda u=uri: flight_run(u, Q1), args.repeat)
+                results[name] |= {"scan_s": seconds, "scan_rows_per_s": rows / seconds, "q1_s": q1}
 
         def local_one(key: int) -> None:
-            local.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}").to_arrow_table()
+            local.execute(POINT.format(key=key)).to_arrow_table()
 
-        results["duckdb_in_process"] = {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local, "q1_s": q1_local,
-                                        **small_queries(local_one, args.small)}
+        results["duckdb_in_process"] = small_queries(local_one, args.small)
+        if not args.small_only:
+            scan_local, rows = best(lambda: _local(local, scan), args.repeat)
+            q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
+            results["duckdb_in_process"] |= {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local,
+                                             "q1_s": q1_local}
+        results["nexus"]["validator_p50_ms"] = validator_ms(args.small)
     finally:
         for proc in (nexus, roapi):
             proc.terminate()
@@ -151,12 +185,18 @@ def main() -> None:
 
     n, r, d = results["nexus"], results["roapi"], results["duckdb_in_process"]
     ratios = {
-        "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],
-        "q1_vs_duckdb_in_process": n["q1_s"] / d["q1_s"],
-        "q1_vs_roapi": n["q1_s"] / r["q1_s"],
         "small_p50_vs_roapi": n["p50_ms"] / r["p50_ms"],
         "small_p99_vs_roapi": n["p99_ms"] / r["p99_ms"],
+        "nation_p50_vs_roapi": n["nation_p50_ms"] / r["nation_p50_ms"],
+        "nation_p99_vs_roapi": n["nation_p99_ms"] / r["nation_p99_ms"],
+        "validator_share_of_small_p50": n["validator_p50_ms"] / n["p50_ms"],
     }
+    if not args.small_only:
+        ratios |= {
+            "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],
+            "q1_vs_duckdb_in_process": n["q1_s"] / d["q1_s"],
+            "q1_vs_roapi": n["q1_s"] / r["q1_s"],
+        }
     print(json.dumps({"scale": args.scale, "results": results, "ratios": ratios}, indent=2))
 
 

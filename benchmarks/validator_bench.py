@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nexus_flight.core.source import SourceProfile
-from nexus_flight.server import readonly  # noqa: E402
+from nexus_flight.core.source import SourceProfile  # noqa: E402
+from nexus_flight.server.query.sql import readonly  # noqa: E402
 from nexus_flight.server.query.sql.readonly import validate  # noqa: E402
 from nexus_flight.server.query.sql.routing import route  # noqa: E402
 from tests.validator.tpch import TPCH_QUERIES  # noqa: E402
