@@ -3,9 +3,10 @@
 PostgreSQL, SQLite, Snowflake and upstream Flight SQL all hand back an ADBC cursor whose
 ``fetch_record_batch()`` is a lazy ``RecordBatchReader``. This module wraps that stream so that the gateway
 never materializes a result: batches are converted one at a time (extension types to plain ones), engine
-errors raised mid-stream are mapped into the gateway's error tree, a deadline cancels the statement in the
-engine, and the connection goes back to its pool only once the stream is finished (or is discarded when it
-was cancelled).
+errors raised mid-stream are mapped into the gateway's error tree, a cancel stops the statement in the engine,
+and the connection goes back to its pool only once the stream is finished (or is discarded when it was
+cancelled). A query's time limit is the query service's (``server/query/results.py``); an execution that runs
+while planning (a schema read from the first rows) keeps its own deadline, the planning step's.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import sqlglot
-from sqlglot.tokens import TokenType
 
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.limits import timeout_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
-from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.backends.watchdog import WATCHDOG, Deadline
 from nexus_flight.core.errors import (
     GatewayError,
     QueryCancelledError,
@@ -145,8 +144,9 @@ class AdbcExecution(Execution):
     """One query on one borrowed connection, streamed lazily.
 
     ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
-    driver is still waiting for the first row); the deadline does the same and turns the error into
-    ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
+    driver is still waiting for the first row). With ``planning_seconds`` (a planning step) a deadline does the
+    same and reports ``QueryTimeoutError`` naming the planning limit. The connection returns to the pool when
+    the stream ends cleanly, and is closed when
     the query was cancelled, failed mid-stream or was abandoned half-read. ``skip_rows`` leading rows of each
     parameter row's stream are the backend's own and are dropped.
     """
@@ -160,8 +160,8 @@ class AdbcExecution(Execution):
         parameter_rows: Sequence[Sequence[Any]] | None,
         rule: FieldRule | None,
         map_errors: ErrorMapper,
-        timeout_seconds: float,
         described: pa.Schema | None,
+        planning_seconds: float | None = None,
         batch_rows: int = 65_536,
         columns: Sequence[FieldRule | None] = (),
         skip_rows: int = 0,
@@ -174,7 +174,7 @@ class AdbcExecution(Execution):
         self._columns = columns
         self._skip_rows = skip_rows
         self._map_errors = map_errors
-        self._timeout = timeout_seconds
+        self._planning_seconds = planning_seconds
         self._batch_rows = batch_rows
         self._lock = threading.Lock()
         self._cursor: Any = None
@@ -182,9 +182,11 @@ class AdbcExecution(Execution):
         self._cancelled = False
         self._timed_out = False
         self._item = pool.acquire()
-        # The watchdog holds a weak reference only: it must not keep an execution alive until its timeout.
-        on_deadline = weakref.WeakMethod(self._on_deadline)
-        self._deadline = WATCHDOG.schedule(timeout_seconds, lambda: (m := on_deadline()) and m())
+        self._deadline: Deadline | None = None
+        if planning_seconds is not None:
+            # The watchdog holds a weak reference only: it must not keep an execution alive until its timeout.
+            on_deadline = weakref.WeakMethod(self._on_deadline)
+            self._deadline = WATCHDOG.schedule(planning_seconds, lambda: (m := on_deadline()) and m())
         first: pa.RecordBatchReader | None = None
         try:
             if described is None:
@@ -257,9 +259,12 @@ class AdbcExecution(Execution):
             raise
 
     def _stopped_error(self) -> GatewayError:
-        """Return the error of a stream we stopped: by the deadline, or by a cancel."""
-        if self._timed_out:
-            return timeout_error(self._timeout, self._source)
+        """Return the error of a stream we stopped: by the planning deadline, or by a cancel.
+
+        Why a query was cancelled (a client, the server's time limit) is the query service's to tell.
+        """
+        if self._timed_out and self._planning_seconds is not None:
+            return timeout_error(self._planning_seconds, self._source, "planning")
         return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:
@@ -283,7 +288,8 @@ class AdbcExecution(Execution):
                 return
             self._finished = True
             cursor = self._cursor
-        self._deadline.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if cursor is not None:
             close_quietly(cursor)
         self._pool.release(self._item, healthy and not self._cancelled)
@@ -339,27 +345,3 @@ def require_query(sql: str, source: str, engine: str) -> str:
             f"[{engine}] {keyword} is not sent to the source: only queries are", source=source
         )
     return sql
-
-
-def rewrite_placeholders(sql: str, dialect: str, replacement: Callable[[int], str]) -> str:
-    """Replace each ``?`` placeholder (1-based ``n``) by ``replacement(n)``, using the SQL tokenizer.
-
-    ``?`` inside strings and comments is untouched, and so are operators that contain it (jsonb ``?|``).
-    ``?::int`` tokenizes as one operator in some dialects; its ``?`` is still a placeholder.
-    """
-    if "?" not in sql:
-        return sql
-    try:
-        tokens = sqlglot.tokenize(sql, read=dialect)
-    except sqlglot.errors.SqlglotError:
-        return sql
-    out, last, n = [], 0, 0
-    for token in tokens:
-        is_placeholder = token.token_type == TokenType.PLACEHOLDER and token.text == "?"
-        if is_placeholder or token.token_type == TokenType.QDCOLON:
-            n += 1
-            out.append(sql[last : token.start])
-            out.append(replacement(n))
-            last = token.start + 1
-    out.append(sql[last:])
-    return "".join(out)

@@ -1,4 +1,4 @@
-"""DuckDB: the embedded demo, DuckDB database files, and (later) files, object stores and lake formats.
+"""DuckDB: the embedded demo and DuckDB database files (the file and lake families build on it, ``lake.py``).
 
 One DuckDB database per source, opened read-only with external access disabled and its configuration locked, so
 that even SQL that slipped past the validator cannot write to the database, read the gateway's file system or
@@ -40,9 +40,9 @@ from nexus_flight.core.errors import (
     LimitExceededError,
     NotFoundError,
     QueryCancelledError,
-    QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.plan import QueryPlan, TableRef
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
@@ -107,15 +107,14 @@ class DuckDBExecution(Execution):
     """A query on its own DuckDB cursor; it starts when the reader is first asked for.
 
     Starting lazily lets the caller register the execution (so cancel can reach it) before DuckDB blocks
-    computing the first batch, which for an aggregation is the whole query.
+    computing the first batch, which for an aggregation is the whole query. Whether a failure after a cancel
+    was the cancel or the server's time limit is the query service's to say (``server/query/results.py``).
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, start, timer, timeout_seconds: float | None = None) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, start) -> None:
         self._cursor = cursor
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
-        self._timer = timer
-        self._timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
         self._cancelled = False
         self._closed = False
@@ -126,41 +125,24 @@ class DuckDBExecution(Execution):
         if self._reader is None:
             if self._cancelled:
                 raise QueryCancelledError("[duckdb] query cancelled before it started")
-            try:
-                engine = self._start(self._cursor)
-            except QueryCancelledError:
-                if self._timer.fired and not self._cancelled:
-                    raise self._timeout() from None
-                raise
+            engine = self._start(self._cursor)
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
 
-    def _timeout(self) -> Exception:
-        if self._timeout_seconds is None:
-            return QueryTimeoutError("[duckdb] query stopped at its time limit")
-        return timeout_error(self._timeout_seconds)
-
-    def _mapped(self, engine: pa.RecordBatchReader):
-        """DuckDB's batches, unchanged; after a cancel, or an error mid-stream, the gateway's error."""
+    @staticmethod
+    def _mapped(engine: pa.RecordBatchReader):
+        """DuckDB's batches, unchanged; an error mid-stream as the gateway's error."""
         try:
-            for batch in engine:
-                if self._cancelled:  # batches DuckDB computed before the interrupt are not sent either
-                    raise QueryCancelledError("[duckdb] query interrupted")
-                yield batch
+            yield from engine
         except pa.ArrowException as exc:
-            raise self._stream_error(exc) from None
-
-    def _stream_error(self, exc: Exception) -> Exception:
-        text = _first_line(exc).split(". Detail:")[0]
-        if self._cancelled:
-            return QueryCancelledError("[duckdb] query interrupted")
-        if self._timer.fired:
-            return self._timeout()
-        if "Out of Memory" in text:
-            return LimitExceededError(f"[duckdb] {text}: the query needs more than the source's memory limit")
-        if "INTERRUPT" in text:
-            return QueryCancelledError("[duckdb] query interrupted")
-        return InvalidQueryError(f"[duckdb] {text}")
+            text = _first_line(exc).split(". Detail:")[0]
+            if "Out of Memory" in text:
+                raise LimitExceededError(
+                    f"[duckdb] {text}: the query needs more than the source's memory limit"
+                ) from None
+            if "INTERRUPT" in text:
+                raise QueryCancelledError("[duckdb] query interrupted") from None
+            raise InvalidQueryError(f"[duckdb] {text}") from None
 
     def cancel(self) -> None:
         """Interrupt the query in DuckDB."""
@@ -170,12 +152,11 @@ class DuckDBExecution(Execution):
                 self._cursor.interrupt()
 
     def close(self) -> None:
-        """Stop the deadline timer and release the cursor."""
+        """Release the cursor."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self._timer.cancel()
         with contextlib.suppress(duckdb.Error):
             self._cursor.close()
 
@@ -200,15 +181,7 @@ class DuckDBConfig(BaseModel):
 
 
 class DuckDBBackend(Backend):
-    """A DuckDB database (in memory or a file), opened read-only.
-
-    Options:
-        path: the database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
-        setup_sql: statements run once, before the configuration is locked (views over the source's own files).
-        memory_limit: DuckDB's memory limit for this source, e.g. ``"2GB"``.
-        threads: DuckDB worker threads.
-        temp_directory: where DuckDB spills when memory runs short.
-    """
+    """A DuckDB database (in memory or a file), opened read-only; its options are ``DuckDBConfig``."""
 
     kind = "duckdb"
     dialect = "duckdb"
@@ -256,12 +229,16 @@ class DuckDBBackend(Backend):
 
     # -- queries -------------------------------------------------------------------------------------------
 
-    def _cursor(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A fresh cursor for one query; subclasses bind what ``sql`` needs to it (Arrow datasets, views)."""
+    def _cursor(self, tables: Sequence[TableRef] | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor for one query; subclasses bind the ``tables`` it reads to it (None: all they have)."""
         return self._db.cursor()
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Return the result schema from DuckDB's binder, without running the query.
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
+        """Return the result schema from DuckDB's binder, without running the query (see ``_schema``)."""
+        return self._schema(plan.sql, plan.parameter_count, _tables(plan))
+
+    def _schema(self, sql: str, parameter_count: int = 0, tables: Sequence[TableRef] | None = None) -> pa.Schema:
+        """Return the result schema of ``sql`` from DuckDB's binder, without running the query.
 
         A query is bound as a relation, not executed; its DuckDB types become Arrow types through a per-source
         cache (each distinct type is asked once, as ``CAST(NULL AS type)``). A query with parameters is bound
@@ -270,7 +247,7 @@ class DuckDBBackend(Backend):
         schema is empty, and DuckDB judges it when it is executed).
         """
         limits = planning_limits()
-        cursor = self._cursor(sql)
+        cursor = self._cursor(tables)
         deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
         try:
             with _planning_errors(self.name, deadline, limits), _map_errors(self.name, self._memory_limit):
@@ -316,16 +293,16 @@ class DuckDBBackend(Backend):
             self._arrow_types[duckdb_type] = arrow
         return arrow
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
         from nexus_flight.backends.parameter_types import infer_parameter_types
 
-        types = infer_parameter_types(sql, parameter_count, self._type_of_expressions)
+        types = infer_parameter_types(plan, lambda probe: self._type_of_expressions(probe, _tables(plan)))
         return parameter_schema(types)
 
-    def _type_of_expressions(self, sql: str) -> pa.Schema | None:
+    def _type_of_expressions(self, sql: str, tables: Sequence[TableRef] | None) -> pa.Schema | None:
         limits = planning_limits()
-        cursor = self._cursor(sql)
+        cursor = self._cursor(tables)
         deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
         try:
             return cursor.execute(limit_zero(sql)).to_arrow_reader().schema
@@ -339,15 +316,15 @@ class DuckDBBackend(Backend):
 
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Prepare a fresh cursor and a deadline; the query runs when the execution's reader is first read."""
+        """Prepare a fresh cursor; the query runs when the execution's reader is first read."""
         with _map_errors(self.name, self._memory_limit):
-            cursor = self._cursor(sql)
+            cursor = self._cursor(_tables(plan))
+        sql = plan.sql
         rows = list(parameters or [])
-        timer = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
 
         def start(cur) -> pa.RecordBatchReader:
             with _map_errors(self.name, self._memory_limit):
@@ -357,7 +334,7 @@ class DuckDBBackend(Backend):
                     reader = self._execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, timer, limits.timeout_seconds)
+        return DuckDBExecution(cursor, start)
 
     @staticmethod
     def _execute_many(cursor, sql: str, rows: list, limits: QueryLimits) -> pa.RecordBatchReader:
@@ -414,7 +391,7 @@ class DuckDBBackend(Backend):
         )
         if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self._schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
         pairs = zip(described, columns, strict=True)
         return pa.schema([catalog_column(f, type_name, nullable) for f, (type_name, nullable) in pairs])
 
@@ -436,6 +413,11 @@ class DuckDBBackend(Backend):
         """Close the database."""
         with contextlib.suppress(duckdb.Error):
             self._db.close()
+
+
+def _tables(plan: QueryPlan) -> Sequence[TableRef] | None:
+    """The tables a query reads, for the cursor to bind; None when sqlglot could not read it (all of them)."""
+    return plan.tables if plan.query is not None else None
 
 
 def limit_zero(sql: str) -> str:

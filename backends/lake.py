@@ -36,9 +36,7 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlglot import exp
 
 from nexus_flight.backends.arrow_scan import for_duckdb
 from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column
@@ -51,6 +49,7 @@ from nexus_flight.core.errors import (
     InvalidQueryError,
     NotFoundError,
 )
+from nexus_flight.core.plan import QueryPlan, TableRef
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 #: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
@@ -279,32 +278,24 @@ class LakeBackend(DuckDBBackend):
             binding = self._resolve(table, travel)
         return binding
 
-    def _referenced(self, sql: str | None) -> list[str]:
-        """Return the configured tables (with or without ``@``) the query names.
+    def _referenced(self, tables: Sequence[TableRef] | None) -> list[str]:
+        """Return the configured tables (with or without ``@``) among ``tables``; None: every configured table.
 
-        SQL that sqlglot cannot parse (DuckDB-only syntax) binds every configured table its text mentions.
+        The tables come from the query's plan (``QueryPlan.tables``: CTEs and subqueries resolved); a plan
+        sqlglot could not read (only with the validator off) binds every configured table.
         """
         names = self._table_names()
-        if sql is None:
+        if tables is None:
             return names
-        try:
-            trees = sqlglot.parse(sql, read="duckdb")
-        except sqlglot.errors.SqlglotError:
-            text = sql.lower()
-            return [name for name in names if name.lower() in text]
         found = []
-        for tree in trees:
-            if tree is None:
-                continue
-            for table in tree.find_all(exp.Table):
-                name = table.name
-                if name and name not in found and self._split(name)[0] in names:
-                    found.append(name)
+        for table in tables:
+            if table.name not in found and self._split(table.name)[0] in names:
+                found.append(table.name)
         return found
 
-    def _cursor(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
-        """Open a cursor with every table ``sql`` names registered on it, at the version it asks for."""
-        bindings = {name: self._bind(name) for name in self._referenced(sql)}
+    def _cursor(self, tables: Sequence[TableRef] | None = None) -> duckdb.DuckDBPyConnection:
+        """Open a cursor with each of ``tables`` registered on it, at the version it asks for."""
+        bindings = {name: self._bind(name) for name in self._referenced(tables)}
         cursor = self._db.cursor()
         try:
             for name, binding in bindings.items():
@@ -327,13 +318,13 @@ class LakeBackend(DuckDBBackend):
 
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Run ``sql``; the execution's ``read_versions`` maps each table it read to the version read."""
+        """Run ``plan``; the execution's ``read_versions`` maps each table it read to the version read."""
         self._local.versions = {}
-        execution = super().execute(sql, parameters, limits)
+        execution = super().execute(plan, parameters, limits)
         execution.read_versions = dict(self._local.versions)  # type: ignore[attr-defined]
         return execution
 
@@ -362,7 +353,7 @@ class LakeBackend(DuckDBBackend):
         if base not in self._table_names():
             raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
         # Through DuckDB, so the types are exactly those a query of the table returns; nullability is the table's.
-        schema = self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
+        schema = self._schema('SELECT * FROM "{}"'.format(table.replace('"', '""')), 0, [TableRef(table)])
         with self._errors(base):
             stored = getattr(self._bind(table).data, "schema", None)
         nullable = {f.name: f.nullable for f in stored} if stored is not None else {}

@@ -75,6 +75,9 @@ class ServerSettings(_Strict):
     query_timeout_seconds: float = Field(300.0, gt=0, le=86_400)
     #: The largest Flight message sent to a client; raise it together with the clients' own limit.
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    #: Most rows and bytes one query result may have (no cap when unset); over a cap the query stops.
+    max_result_rows: int | None = Field(None, ge=1)
+    max_result_bytes: int | None = Field(None, ge=1)
     memory_limit: str = "2GB"
     #: Memory the whole server process may allocate beyond what it holds at start; "none" for no ceiling.
     process_memory_limit: str = "4GB"

@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from nexus_flight.backends.base import Backend, Capabilities, Execution, ReaderExecution, TableInfo
-from nexus_flight.backends.duckdb import limit_zero
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
+from nexus_flight.backends.duckdb import DuckDBExecution, limit_zero
 from nexus_flight.backends.limits import planning_limits, timeout_error
 from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.catalog.store import CatalogStore
@@ -29,6 +29,7 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryCancelledError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 SYSTEM_CATALOG = "system"
@@ -74,8 +75,9 @@ class SystemBackend(Backend):
         con.execute("SET lock_configuration = true")
         return con
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Plan the query under ``LIMIT 0`` (never run) and return its result schema."""
+        sql, parameter_count = plan.sql, plan.parameter_count
         limits = planning_limits()
         con = self._connect()
         deadline = WATCHDOG.schedule(limits.timeout_seconds, con.interrupt)
@@ -86,41 +88,25 @@ class SystemBackend(Backend):
             deadline.cancel()
             con.close()
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query over fresh snapshots; parameter rows run one after another and are concatenated.
 
-        The server's time limit interrupts DuckDB; a query stopped by it fails with DEADLINE_EXCEEDED.
+        A cancel (a client's, or the server's time limit) interrupts DuckDB.
         """
+        sql = plan.sql
         con = self._connect()
-        deadline = WATCHDOG.schedule(limits.timeout_seconds, con.interrupt)
-        try:
-            with _map_errors(deadline, limits):
+
+        def start(cursor: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+            with _map_errors(None, limits):
                 if not parameters or len(parameters) == 1:
-                    reader = con.execute(sql, list(parameters[0]) if parameters else []).to_arrow_reader(
+                    return cursor.execute(sql, list(parameters[0]) if parameters else []).to_arrow_reader(
                         limits.batch_rows
                     )
-                else:
-                    tables = [con.execute(sql, list(row)).to_arrow_table() for row in parameters]
-                    reader = pa.concat_tables(tables).to_reader(limits.batch_rows)
-        except BaseException:
-            deadline.cancel()
-            con.close()
-            raise
+                tables = [cursor.execute(sql, list(row)).to_arrow_table() for row in parameters]
+                return pa.concat_tables(tables).to_reader(limits.batch_rows)
 
-        def batches():
-            try:
-                yield from reader
-            except pa.ArrowException as exc:
-                if deadline.fired:
-                    raise timeout_error(limits.timeout_seconds, SYSTEM_CATALOG) from None
-                raise InvalidQueryError(f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG) from None
-
-        def close() -> None:
-            deadline.cancel()
-            con.close()
-
-        stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
-        return ReaderExecution(stream, cancel=con.interrupt, close=close)
+        # Started on the first read, so that a cancel (or the server's time limit) reaches the running query.
+        return DuckDBExecution(con, start)
 
     def list_schemas(self) -> list[str]:
         """Return the one schema, ``main``."""

@@ -1,6 +1,7 @@
 """The one exception tree of the gateway.
 
-Every error a client can see is a ``GatewayError``; ``server/flight/status.py`` turns each class into exactly one
+Every error a client can see is a ``GatewayError``. Each class carries its canonical status ``code`` (gRPC's
+names, which history and metrics record too); ``server/flight/status.py`` turns each code into exactly one
 Flight/gRPC status, in one place::
 
     GatewayError
@@ -25,17 +26,20 @@ traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class GatewayError(Exception):
     """Root of every error the gateway reports to a client.
 
     Attributes:
+        code: The canonical status of the class (``INVALID_ARGUMENT``, ``NOT_FOUND`` …, as drawn above).
         message: The human-readable text, safe to show to a client.
         details: Structured extras (sqlstate, vendor_code, rule, line, column, source, query_id).
 
     """
+
+    code: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -58,6 +62,8 @@ class GatewayError(Exception):
 class InvalidQueryError(GatewayError):
     """The request is malformed: SQL that does not parse, wrong parameters, garbage protobuf."""
 
+    code = "INVALID_ARGUMENT"
+
 
 class QueryRejectedError(InvalidQueryError):
     """The read-only validator refused a query for a reason other than a write (length, depth, shape)."""
@@ -66,21 +72,31 @@ class QueryRejectedError(InvalidQueryError):
 class ReadOnlyViolationError(GatewayError):
     """The query would change data, schema, configuration or the file system."""
 
+    code = "PERMISSION_DENIED"
+
 
 class ForbiddenError(GatewayError):
     """The caller is known but may not do this."""
+
+    code = "PERMISSION_DENIED"
 
 
 class AuthenticationError(GatewayError):
     """A source refused the gateway's credentials (the client's own login is ``server/flight/auth.py``'s)."""
 
+    code = "UNAVAILABLE"
+
 
 class NotFoundError(GatewayError):
     """A source, table, prepared statement or ticket does not exist (or has expired)."""
 
+    code = "NOT_FOUND"
+
 
 class UnsupportedError(GatewayError):
     """The gateway does not implement this command or feature."""
+
+    code = "UNIMPLEMENTED"
 
 
 class NotInstalledError(UnsupportedError):
@@ -90,22 +106,34 @@ class NotInstalledError(UnsupportedError):
 class BackendUnavailableError(GatewayError):
     """The data source cannot be reached right now."""
 
+    code = "UNAVAILABLE"
+
 
 class QueryTimeoutError(GatewayError):
     """The query ran past its deadline and was stopped."""
+
+    code = "DEADLINE_EXCEEDED"
 
 
 class QueryCancelledError(GatewayError):
     """The query was cancelled by the client or an operator."""
 
+    code = "CANCELLED"
+
 
 class LimitExceededError(GatewayError):
     """A configured limit was exceeded; the message names the limit and its value."""
+
+    code = "INVALID_ARGUMENT"
 
 
 class ConfigError(GatewayError):
     """A source or server configuration is invalid."""
 
+    code = "INVALID_ARGUMENT"
+
 
 class BackendError(GatewayError):
     """The engine failed and the failure is not one of the classes above."""
+
+    code = "INTERNAL"

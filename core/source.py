@@ -27,13 +27,22 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """Limits applied to one query."""
+    """Limits applied to one query.
+
+    The query service enforces the time limit, the message size and the result caps on every stream
+    (``server/query/results.py``); adapters honour ``batch_rows`` and may pass the time limit on to their
+    engine as well.
+    """
 
     timeout_seconds: float = 300.0
     memory_limit_bytes: int = 1 << 30
     batch_rows: int = 65_536
     #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
     max_message_bytes: int = 16 * 1024 * 1024
+    #: Most rows one result may have (None: no cap); the query stops with an error naming the cap.
+    max_result_rows: int | None = None
+    #: Most bytes (Arrow buffers) one result may have (None: no cap).
+    max_result_bytes: int | None = None
     #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
     correlation_id: str | None = None
 

@@ -41,8 +41,6 @@ FORBIDDEN_THIRD_PARTY = {
 KNOWN_VIOLATIONS = {
     ("catalog/gateway.py", "nexus_flight.server.query.sql.routing"),
     ("server/query/directory.py", "nexus_flight.catalog.source_types"),
-    ("server/query/service.py", "nexus_flight.server.flight.handles"),
-    ("server/query/service.py", "nexus_flight.server.flight.status"),
 }
 
 

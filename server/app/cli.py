@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.source import ValidationLimits
 from nexus_flight.server.app.config import DEFAULT_PORT, ServerConfig
+from nexus_flight.server.flight.status import full_tracebacks
 
 
 def _interrupt(signum, frame) -> None:
@@ -42,6 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
         demo_scale=None if args.no_demo else args.demo_scale,
         query_timeout_seconds=_given(args, "query_timeout", settings.query_timeout_seconds),
         max_message_bytes=_given(args, "max_message_bytes", settings.max_message_bytes),
+        max_result_rows=settings.max_result_rows,
+        max_result_bytes=settings.max_result_bytes,
         memory_limit=settings.memory_limit,
         process_memory_limit=None if settings.process_memory_limit.lower() == "none" else settings.process_memory_limit,
         max_tickets=settings.max_tickets,
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # this process is the gateway's: its log keeps every frame
+        full_tracebacks(handler)
     try:
         return args.func(args)
     except GatewayError as exc:

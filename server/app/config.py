@@ -29,6 +29,10 @@ class ServerConfig(BaseModel):
     batch_rows: int = Field(65_536, gt=0)
     #: The largest Flight message sent to a client: 16 MiB, what ADBC and other gRPC clients accept by default.
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    #: Most rows and bytes (Arrow buffers) one result may have; None: no cap. A query over a cap stops with an
+    #: error naming it.
+    max_result_rows: int | None = Field(None, ge=1)
+    max_result_bytes: int | None = Field(None, ge=1)
     #: Idle prepared statements and tickets are forgotten after this long.
     handle_ttl_seconds: float = Field(1800.0, gt=0)
     #: Most tickets and prepared statements open at once, in total and per client (session).

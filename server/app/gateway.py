@@ -88,7 +88,6 @@ class Gateway:
                 "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
             )
         self._address = f"[{address}]" if ":" in address else address
-        client_safe_tracebacks()
         self.config = config
         if sources is None:
             specs = list(config.sources)
@@ -100,6 +99,8 @@ class Gateway:
             timeout_seconds=config.query_timeout_seconds,
             batch_rows=config.batch_rows,
             max_message_bytes=config.max_message_bytes,
+            max_result_rows=config.max_result_rows,
+            max_result_bytes=config.max_result_bytes,
         )
         observers = [record_metrics, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers,
@@ -137,8 +138,9 @@ class Gateway:
         return f"{self.scheme}://{self._address}:{self.port}"
 
     def serve(self) -> None:
-        """Block serving until ``shutdown``."""
-        self.server.serve()
+        """Block serving until ``shutdown``; while it serves, status messages carry no Python tracebacks."""
+        with client_safe_tracebacks():
+            self.server.serve()
 
     def start(self) -> Gateway:
         """Serve on a background thread; the port is bound and ready when this returns."""

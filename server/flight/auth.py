@@ -1,12 +1,14 @@
 """Handshake and per-call identity.
 
-Every Flight SQL client authenticates differently (see the checklist): JDBC sends Basic with padding and one empty
+Every Flight SQL client authenticates differently: JDBC sends Basic with padding and one empty
 HandshakeRequest, ADBC sends unpadded Basic and no message, pyarrow and ODBC send padded Basic and no message,
 token mode sends ``Bearer``. All of them read ``authorization: Bearer …`` from the Handshake's response headers.
 
 The real work happens in ``IdentityMiddleware``, which runs for every call including Handshake: it reads the
 ``authorization`` header (Basic, padding optional, or Bearer), resolves the caller, and on Handshake answers with
-a bearer token. With no authentication configured (the loopback default) any user name is accepted as a label.
+a bearer token. The caller becomes a ``Principal`` (``server/query/principal.py``), which the session, the handles and
+the query history carry. With no authentication configured (the loopback default) any user name is accepted as a
+label (an unauthenticated principal).
 ``flightsql-dbapi`` sends ``Bearer None`` when anonymous: that is treated as no token.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 import pyarrow.flight as flight
 
+from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.session import SESSION_COOKIE
 
 MIDDLEWARE_KEY = "identity"
@@ -30,7 +33,7 @@ MIDDLEWARE_KEY = "identity"
 class Identity:
     """Who is calling, and the key their session lives under."""
 
-    user: str
+    principal: Principal
     session_key: str
     token: str | None = None
 
@@ -155,27 +158,28 @@ class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
         scheme, _, value = authorization.partition(" ")
         is_handshake = info.method == flight.FlightMethod.HANDSHAKE
         if scheme.lower() == "bearer" and value and value != "None":
-            user = self._tokens.user_of(value) or "anonymous"
-            return IdentityMiddleware(Identity(user, f"token:{value}", value), send_token=is_handshake)
+            principal = anonymous(self._tokens.user_of(value))
+            return IdentityMiddleware(Identity(principal, f"token:{value}", value), send_token=is_handshake)
         if scheme.lower() == "basic":
             credentials = _decode_basic(value)
             if credentials is None:
                 raise flight.FlightUnauthenticatedError("malformed Basic credentials")
-            user = credentials[0] or "anonymous"
-            token = self._tokens.issue(user)
-            return IdentityMiddleware(Identity(user, f"token:{token}", token), send_token=True)
+            principal = anonymous(credentials[0])
+            token = self._tokens.issue(principal.name)
+            return IdentityMiddleware(Identity(principal, f"token:{token}", token), send_token=True)
         if is_handshake:
-            token = self._tokens.issue("anonymous")
-            return IdentityMiddleware(Identity("anonymous", f"token:{token}", token), send_token=True)
+            principal = anonymous()
+            token = self._tokens.issue(principal.name)
+            return IdentityMiddleware(Identity(principal, f"token:{token}", token), send_token=True)
         cookie = _cookie(headers, SESSION_COOKIE)
         key = f"cookie:{cookie}" if cookie else None
-        return IdentityMiddleware(Identity("anonymous", key or ""), send_token=False)
+        return IdentityMiddleware(Identity(anonymous(), key or ""), send_token=False)
 
 
 def identity_of(context: flight.ServerCallContext) -> Identity:
     """The caller's identity; calls without token or cookie get a per-connection session key."""
     middleware = context.get_middleware(MIDDLEWARE_KEY)
-    identity = middleware.identity if middleware is not None else Identity("anonymous", "")
+    identity = middleware.identity if middleware is not None else Identity(anonymous(), "")
     if not identity.session_key:
-        identity = Identity(identity.user, f"peer:{context.peer()}", identity.token)
+        identity = Identity(identity.principal, f"peer:{context.peer()}", identity.token)
     return identity

@@ -14,7 +14,7 @@ from nexus_flight.backends.base import Backend
 from nexus_flight.backends.registry import backend_class, open_backend
 from nexus_flight.catalog.source_types import backend_options, validation_limits
 from nexus_flight.core.errors import NotFoundError
-from nexus_flight.core.source import SourceProfile, SourceSpec
+from nexus_flight.core.source import SourceProfile, SourceSpec, ValidationLimits
 from nexus_flight.server.query.sql.routing import engine_for
 
 
@@ -73,7 +73,7 @@ class StaticSourceDirectory:
             engine_dialects=cls.engine_dialects,
             own_catalogs=(database,) if isinstance(database, str) else (),
             engine=engine_for(cls, cls.dialect),
-            limits=validation_limits(spec.options),
+            limits=ValidationLimits.from_mapping(validation_limits(dict(spec.options))),
             allowed_functions=tuple(spec.options.get("allowed_functions", ())),
         )
 

@@ -10,10 +10,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import sqlglot
+
+from nexus_flight.server.query.principal import Principal, anonymous
+
 SESSION_COOKIE = "arrow_flight_session_id"
 
 #: Session options a client may set, with the type each accepts.
 KNOWN_OPTIONS = {"catalog": str, "schema": str, "dialect": str}
+
+
+def valid_dialect(name: str) -> bool:
+    """Tell whether ``name`` is a SQL dialect the gateway can read (the ``dialect`` session option)."""
+    try:
+        sqlglot.Dialect.get_or_raise(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -21,7 +34,7 @@ class Session:
     """What the gateway remembers of one client between calls."""
 
     key: str
-    user: str = "anonymous"
+    principal: Principal = field(default_factory=anonymous)
     options: dict[str, object] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
 
@@ -46,14 +59,14 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str, user: str = "anonymous") -> Session:
-        """The session for ``key``, created on first use."""
+    def get(self, key: str, principal: Principal | None = None) -> Session:
+        """The session for ``key``, created on first use for ``principal``."""
         now = time.monotonic()
         with self._lock:
             self._expire(now)
             session = self._sessions.get(key)
             if session is None:
-                session = Session(key=key, user=user)
+                session = Session(key=key, principal=principal or anonymous())
                 self._sessions[key] = session
             session.last_used = now
             return session

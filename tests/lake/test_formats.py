@@ -28,10 +28,11 @@ from tests.lake.conftest import (  # noqa: E402
     wait_a_moment,
 )
 from tests.lake.hudi_tables import CowTable  # noqa: E402
+from tests.support.results import plan_for  # noqa: E402
 
 
 def read_versions(backend, sql: str) -> dict:
-    execution = backend.execute(sql, None, LIMITS)
+    execution = backend.execute(plan_for(backend, sql), None, LIMITS)
     execution.reader.read_all()
     execution.close()
     return execution.read_versions

@@ -1,0 +1,62 @@
+"""Who is asking, and what they may see: the one place access is decided, for queries and metadata alike.
+
+Authentication (``server/flight/auth.py``) turns a caller's credentials into a ``Principal``; the principal
+travels with the session, the prepared statements and tickets, and into history. An ``AccessPolicy`` answers
+the two questions every path asks:
+
+- which sources (catalogs) may this principal see? Asked by the query path before routing (a source it may
+  not see is as unknown as one that does not exist) and by the metadata commands (GetCatalogs, GetDbSchemas,
+  GetTables, keys, session options);
+- may it read these tables and columns? Asked by the query path with the plan's tables and columns
+  (``QueryPlan.tables``/``columns``: CTEs, subqueries, set operations and time-travel names resolved, see
+  ``core/references.py``), and by GetTables for each table it would list.
+
+``AllowAll`` (the default) answers yes to both without looking at the plan, so it costs nothing per query. A
+policy refuses a query with ``ForbiddenError`` (PERMISSION_DENIED), naming what may not be read; it never says
+whether a source it hides exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nexus_flight.core.errors import ForbiddenError
+from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
+from nexus_flight.server.query.principal import Principal
+
+
+class AccessPolicy:
+    """What a principal may see and read; this base class allows everything (subclass and override).
+
+    Implementations must be thread-safe and fast: ``may_read`` runs for every query a policy does not wave
+    through in ``check_query``.
+    """
+
+    def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
+        """Return the sources of ``sources`` that ``principal`` may see, in the same order."""
+        return list(sources)
+
+    def may_read(
+        self, principal: Principal, source: str, tables: Sequence[TableRef], columns: Sequence[ColumnRef] = ()
+    ) -> bool:
+        """Tell whether ``principal`` may read these tables and columns of ``source``."""
+        return True
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Refuse a planned query that reads what ``principal`` may not.
+
+        Raises:
+            ForbiddenError: a table or column of the plan may not be read.
+
+        """
+        if not self.may_read(principal, plan.source, plan.tables, plan.columns):
+            names = ", ".join(t.name for t in plan.tables) or "its tables"
+            raise ForbiddenError(f"{principal.name} may not read {names} of {plan.source}", source=plan.source)
+
+
+class AllowAll(AccessPolicy):
+    """Every principal sees every source and reads everything (no authorization is configured)."""
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Allow without looking at the plan's tables (they are worked out only when asked for)."""
+        return None
