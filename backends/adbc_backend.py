@@ -4,15 +4,13 @@ Each engine's module keeps what is its own: the options model, how a connection 
 errors read, its SQL rewrites and its catalog queries. ``AdbcBackend`` does the rest once: it validates the
 options into ``ConfigError``, keeps the secret values to scrub from messages, pools connections, lends cursors
 under the error mapping and streams results through ``AdbcExecution``.
-
-This lives apart from ``adbc_common`` because it needs ``adbc_driver_manager``, which the MySQL backend (a user
-of ``adbc_common``'s pool and ``scrub``) does not install.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,33 +18,41 @@ import adbc_driver_manager
 import pyarrow as pa
 from pydantic import BaseModel
 
-from nexus_flight.backends.adbc_common import AdbcExecution, FieldRule
+from nexus_flight.backends.adbc_execution import AdbcExecution
 from nexus_flight.backends.base import Backend, Execution
 from nexus_flight.backends.pool import ConnectionPool
-from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.backends.result_types import FieldRule
+from nexus_flight.backends.source_config import secret_values, source_config
+from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.source import QueryLimits, SourceSpec
+
+_SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the SQLSTATE of an ADBC error, also when it surfaced from the Arrow stream as text."""
+    state = getattr(exc, "sqlstate", None)
+    if state:
+        return state
+    match = _SQLSTATE.search(str(exc))
+    return match.group(1) if match else None
 
 
 class AdbcBackend(Backend):
     """A source read through an ADBC driver: validated options, a connection pool and streamed results.
 
-    Subclasses set ``config_model`` and ``title`` and implement ``_open`` (one driver connection) and
+    Subclasses set ``config_model`` and implement ``_open`` (one driver connection) and
     ``_classify`` (a driver error as a gateway error); the other hooks have defaults.
     """
 
     config_model: ClassVar[type[BaseModel]]
-    #: How configuration errors name the engine ("PostgreSQL").
-    title: ClassVar[str]
     #: The engine's own result-type rule, applied before the generic extension-type clean-up.
     field_rule: ClassVar[FieldRule | None] = None
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = self.config_model(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for {self.title} source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(self.config_model, spec)
+        self._secrets = secret_values(spec)
         self._pool = ConnectionPool(spec.name, self._connect, **self._pool_options())
 
     # -- hooks -----------------------------------------------------------------------------------------------

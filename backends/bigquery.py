@@ -42,13 +42,14 @@ from google.cloud import bigquery
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
-from nexus_flight.backends.adbc_common import scrub
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, parameter_schema
+from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
+from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -350,11 +351,8 @@ class BigQueryBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = BigQueryConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for BigQuery source: {exc}", source=spec.name) from exc
-        self.secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(BigQueryConfig, spec)
+        self.secrets = secret_values(spec)
         self._client: bigquery.Client | None = None
         self._storage = None
         self._lock = threading.Lock()
@@ -413,23 +411,18 @@ class BigQueryBackend(Backend):
 
     def placeholder_types(self, plan: QueryPlan) -> list[pa.DataType]:
         """The Arrow type of each ``?``: of the expression it is compared with, typed by a dry run."""
-        from nexus_flight.backends.parameter_types import infer_parameter_types
-
         key = (plan.sql, plan.parameter_count)
         found = self._placeholder_types.get(key)
         if found is None:
-            found = infer_parameter_types(plan, self._probe)
+            # Each probe is a query the gateway wrote from the plan's own tree: dry-run as it is.
+            found = infer_parameter_types(plan, quiet_probe(self._probe_schema))
             if len(self._placeholder_types) >= 256:
                 self._placeholder_types.clear()
             self._placeholder_types[key] = found
         return found
 
-    def _probe(self, sql: str) -> pa.Schema | None:
-        """The schema of a query the gateway wrote from a plan's own (to type a placeholder)."""
-        try:
-            return arrow_schema(self._dry_run(sql, None, None).schema or [])
-        except GatewayError:
-            return None
+    def _probe_schema(self, sql: str) -> pa.Schema:
+        return arrow_schema(self._dry_run(sql, None, None).schema or [])
 
     def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """One type per placeholder, from what it is compared with (BigQuery does not describe parameters)."""

@@ -46,16 +46,17 @@ import pyarrow as pa
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from nexus_flight.backends.adbc_common import plain_schema, scrub, type_plan
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.clickhouse_types import arrow_mapping, parse_type
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.limits import planning_limits
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool
+from nexus_flight.backends.result_types import plain_schema, type_plan
+from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -403,11 +404,8 @@ class ClickHouseBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = ClickHouseConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for ClickHouse source: {exc}", source=spec.name) from exc
-        self.secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(ClickHouseConfig, spec)
+        self.secrets = secret_values(spec)
         self._server_timezone: str | None = None
         self._lock = threading.Lock()
         #: DESCRIBE answers by bound statement, kept for a moment: a client's GetFlightInfo and DoGet of one

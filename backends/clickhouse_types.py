@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nexus_flight.backends import clickhouse_kernels as kernels
-from nexus_flight.backends.adbc_common import uuid_to_text
+from nexus_flight.backends.result_types import uuid_to_text
 
 Converter = Callable[[pa.Array], pa.Array]
 

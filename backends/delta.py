@@ -19,15 +19,14 @@ from deltalake import DeltaTable
 from pydantic import Field, field_validator
 
 from nexus_flight.backends.lake import (
-    Binding,
     LakeBackend,
     LakeSourceConfig,
-    TimeTravel,
     VersionedTable,
     parsable_location,
     unique_names,
 )
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 
 
 class DeltaTableConfig(VersionedTable):

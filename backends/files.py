@@ -21,14 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nexus_flight.backends.arrow_scan import scannable
 from nexus_flight.backends.lake import (
-    Binding,
     LakeBackend,
     LakeSourceConfig,
-    TimeTravel,
     parsable_location,
     unique_names,
 )
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
 from nexus_flight.core.source import SourceSpec
 

@@ -29,8 +29,10 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from nexus_flight.backends.adbc_backend import AdbcBackend
-from nexus_flight.backends.adbc_common import plain_schema, require_query, scrub
 from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column, parameter_schema
+from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.result_types import plain_schema
+from nexus_flight.backends.sql_text import require_query
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -147,7 +149,6 @@ class FlightSQLBackend(AdbcBackend):
     )
     config_model = FlightSQLConfig
     config: FlightSQLConfig
-    title = "Flight SQL"
     field_rule = staticmethod(_view_rule)
 
     def _classify(self, exc: BaseException) -> GatewayError:

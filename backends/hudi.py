@@ -18,15 +18,14 @@ from hudi import HudiReadOptions, HudiTable
 from pydantic import Field, field_validator
 
 from nexus_flight.backends.lake import (
-    Binding,
     LakeBackend,
     LakeSourceConfig,
-    TimeTravel,
     VersionedTable,
     parsable_location,
     unique_names,
 )
 from nexus_flight.backends.object_store import arrow_filesystem, delta_storage_options, parse_location
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError, UnsupportedError
 
 

@@ -21,14 +21,13 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import NestedField, StructType
 
 from nexus_flight.backends.lake import (
-    Binding,
     LakeBackend,
     LakeSourceConfig,
-    TimeTravel,
     VersionedTable,
     unique_names,
 )
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location, pyiceberg_properties
+from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.source import SourceSpec
 

@@ -8,45 +8,36 @@ and has its configuration locked, so SQL that slipped past the validator can nei
 or write any file or bucket (DuckDB's own readers would need ``allowed_directories``, which also lets
 ``COPY ... TO`` write there).
 
-Each query gets its own cursor; the tables it names are resolved (latest snapshot, or the one asked for) and
-registered on that cursor only, so concurrent queries never see each other's bindings and a query always
-reads one consistent snapshot per table.
-
-Time travel, from SQL: a table name with ``@`` reads an older state of the table::
-
-    SELECT * FROM "orders@v3"                     -- Delta version 3 / Iceberg snapshot id 3 / Hudi instant 3
-    SELECT * FROM "orders@2026-11-23T12:00:00Z"   -- the state as of that time (UTC when no zone is given)
-
-and a table's configuration can pin one (``version`` or ``as_of``). The version each query read is reported by
-``last_snapshot(table)`` and on the execution as ``read_versions`` (``{table: version}``) for query history.
+A lake adapter is a ``DuckDBEngine`` on that empty database plus a ``TableBinder``: each query gets its own
+cursor, and the binder resolves the tables the query names (latest snapshot, or the one asked for with
+``"orders@v3"``) and registers them on that cursor only, so concurrent queries never see each other's bindings
+and a query always reads one consistent snapshot per table. A table's configuration can pin a state
+(``version`` or ``as_of``). The version each query read is reported on the execution as ``read_versions``
+(``{table: version}``) for query history, and by ``last_snapshot(table)``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from nexus_flight.backends.arrow_scan import for_duckdb
-from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column
-from nexus_flight.backends.duckdb import DuckDBBackend
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, catalog_column, parameter_schema
+from nexus_flight.backends.duckdb_engine import DuckDBEngine
+from nexus_flight.backends.engine_messages import first_line, scrub
 from nexus_flight.backends.object_store import StoreSettings, parse_location, secrets_of
+from nexus_flight.backends.parameter_types import infer_parameter_types
+from nexus_flight.backends.source_config import source_config
+from nexus_flight.backends.table_binder import Binding, BoundTables, TableBinder, TimeTravel, pinned
 from nexus_flight.core.errors import (
     BackendUnavailableError,
-    ConfigError,
     GatewayError,
-    InvalidQueryError,
     NotFoundError,
 )
 from nexus_flight.core.plan import QueryPlan, TableRef
@@ -60,9 +51,6 @@ SCHEMA = "main"
 
 #: Client-library exceptions (deltalake, pyiceberg, hudi) that mean "no such table", by class name.
 _NOT_FOUND_ERRORS = frozenset({"TableNotFoundError", "NoSuchTableError", "NoSuchNamespaceError"})
-
-_TIME_TRAVEL = re.compile(r"^(?P<table>.+)@(?P<at>[^@]+)$")
-_VERSION = re.compile(r"^v?(?P<n>\d+)$")
 
 
 class EngineSettings(BaseModel):
@@ -108,55 +96,7 @@ def parsable_location(location: str) -> str:
     return location
 
 
-@dataclass(frozen=True)
-class TimeTravel:
-    """Which state of a table to read: a version / snapshot id, a point in time, or the latest (both None)."""
-
-    version: int | None = None
-    as_of: dt.datetime | None = None
-
-    @property
-    def latest(self) -> bool:
-        """True when no older state was asked for."""
-        return self.version is None and self.as_of is None
-
-
-@dataclass(frozen=True)
-class Binding:
-    """One table resolved for one query: the Arrow object DuckDB scans and the version it holds."""
-
-    data: Any  # pyarrow.dataset.Dataset, pyarrow.Table or a RecordBatchReader factory's result
-    version: str | None = None
-
-
-def parse_time_travel(at: str) -> TimeTravel:
-    """Parse what follows ``@`` in a table name: ``v3``/``3`` or an ISO-8601 timestamp.
-
-    Raises:
-        InvalidQueryError: neither.
-
-    """
-    match = _VERSION.match(at)
-    if match:
-        return TimeTravel(version=int(match["n"]))
-    try:
-        when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidQueryError(
-            f'time travel {at!r}: expected @v<version> or @<ISO-8601 timestamp>, e.g. "orders@v3" or '
-            '"orders@2026-11-23T12:00:00Z"'
-        ) from exc
-    return TimeTravel(as_of=when if when.tzinfo else when.replace(tzinfo=dt.UTC))
-
-
-def pinned(version: int | None, as_of: dt.datetime | None) -> TimeTravel:
-    """Return the time travel a table's configuration pins (naive timestamps are UTC)."""
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=dt.UTC)
-    return TimeTravel(version=version, as_of=as_of)
-
-
-class LakeBackend(DuckDBBackend):
+class LakeBackend(Backend):
     """Base of the file and lake-format backends: configured tables, resolved and bound per query.
 
     Subclasses set ``config_model`` (whose ``tables`` each have a ``name``) and implement ``_resolve``;
@@ -164,6 +104,8 @@ class LakeBackend(DuckDBBackend):
     """
 
     dialect = "duckdb"
+    engine_parser = "duckdb"
+    default_schema = SCHEMA
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (
         "data read through pyarrow/deltalake/pyiceberg/hudi with read-only calls only; DuckDB runs on an empty "
@@ -174,27 +116,17 @@ class LakeBackend(DuckDBBackend):
     label: ClassVar[str] = "lake"
 
     def __init__(self, spec: SourceSpec) -> None:
+        super().__init__(spec)
         self.config = self._validate(spec)
         self._tables = {t.name: t for t in self.config.tables}
         self._secrets = secrets_of(self.config)
-        engine: dict[str, Any] = {"memory_limit": self.config.memory_limit}
-        if self.config.temp_directory:
-            engine["temp_directory"] = self.config.temp_directory
-        if self.config.threads:
-            engine["threads"] = self.config.threads
-        # An empty database file opened read-only: DDL and DML on it fail in DuckDB itself (an in-memory
-        # database would accept CREATE TABLE). Registered Arrow objects live in each cursor's temp catalog.
-        self._empty_dir = tempfile.mkdtemp(prefix="nexus-lake-")
-        empty = os.path.join(self._empty_dir, "empty.duckdb")
-        duckdb.connect(empty).close()
-        engine["path"] = empty
-        try:
-            super().__init__(SourceSpec(spec.name, spec.kind, engine, {}))
-        except BaseException:
-            shutil.rmtree(self._empty_dir, ignore_errors=True)
-            raise
-        self.spec = spec
-        self._local = threading.local()
+        self._binder = TableBinder(spec.name, self.label, list(self._tables), self._load_table)
+        self._engine = DuckDBEngine.empty(
+            spec.name,
+            memory_limit=self.config.memory_limit,
+            threads=self.config.threads,
+            temp_directory=self.config.temp_directory,
+        )
         self._versions_lock = threading.Lock()
         self._last_versions: dict[str, str | None] = {}
 
@@ -202,13 +134,7 @@ class LakeBackend(DuckDBBackend):
     def _validate(cls, spec: SourceSpec) -> LakeSourceConfig:
         """Options and secrets, merged flat, checked against the family's model."""
         assert cls.config_model is not None
-        try:
-            return cls.config_model.model_validate({**spec.options, **spec.secrets})
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"[{spec.kind}] invalid configuration: {problems}", source=spec.name) from None
+        return source_config(cls.config_model, spec)
 
     # -- what subclasses provide -----------------------------------------------------------------------
 
@@ -250,33 +176,18 @@ class LakeBackend(DuckDBBackend):
             raise BackendUnavailableError(self._message(exc, table), source=self.name) from None
 
     def _message(self, exc: BaseException, table: str | None, what: str = "cannot be read") -> str:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        text = scrub(first_line(exc), self._secrets)
         where = f"table {table!r} " if table else ""
         return f"[{self.label}] {text} ({where}{what})"
 
-    def _canonical(self, name: str) -> str | None:
-        """Return the configured table ``name`` means (DuckDB matches names case-insensitively)."""
-        names = self._table_names()
-        if name in names:
-            return name
-        folded = [n for n in names if n.lower() == name.lower()]
-        return folded[0] if len(folded) == 1 else None
-
-    def _split(self, name: str) -> tuple[str, TimeTravel | None]:
-        match = _TIME_TRAVEL.match(name)
-        if match and self._canonical(match["table"]) is not None:
-            return self._canonical(match["table"]), parse_time_travel(match["at"])
-        return self._canonical(name) or name, None
+    def _load_table(self, table: str, travel: TimeTravel | None) -> Binding:
+        """Resolve one configured table for the binder, the client library's errors mapped."""
+        with self._errors(table):
+            return self._resolve(table, travel)
 
     def _bind(self, name: str) -> Binding:
-        table, travel = self._split(name)
-        if table not in self._table_names():
-            raise NotFoundError(f"[{self.label}] table {name!r} not found", source=self.name)
-        with self._errors(table):
-            binding = self._resolve(table, travel)
-        return binding
+        """Resolve the table a name as written means (``"orders"``, ``"orders@v3"``), without a query."""
+        return self._binder.resolve(name)
 
     def _referenced(self, tables: Sequence[TableRef] | None) -> list[str]:
         """Return the configured tables (with or without ``@``) among ``tables``; None: every configured table.
@@ -289,32 +200,39 @@ class LakeBackend(DuckDBBackend):
             return names
         found = []
         for table in tables:
-            if table.name not in found and self._split(table.name)[0] in names:
+            if table.name not in found and self._binder.split(table.name)[0] in names:
                 found.append(table.name)
         return found
 
-    def _cursor(self, tables: Sequence[TableRef] | None = None) -> duckdb.DuckDBPyConnection:
-        """Open a cursor with each of ``tables`` registered on it, at the version it asks for."""
-        bindings = {name: self._bind(name) for name in self._referenced(tables)}
-        cursor = self._db.cursor()
+    def _bound_cursor(self, tables: Sequence[TableRef] | None) -> tuple[duckdb.DuckDBPyConnection, BoundTables]:
+        """Return a fresh cursor with each of ``tables`` that is configured bound to it, and what was bound."""
+        names = self._referenced(tables)
+        cursor = self._engine.cursor()
         try:
-            for name, binding in bindings.items():
-                cursor.register(name, for_duckdb(binding.data))
+            with self._engine.errors():
+                bound = self._binder.bind(cursor, names)
         except BaseException:
             cursor.close()
             raise
-        versions = {name: binding.version for name, binding in bindings.items()}
-        # History names the table, not how it was written: "sales@v0" read version 0 of sales.
-        read: dict[str, str] = {}
-        for name, version in versions.items():
-            table = self._split(name)[0]
-            read[table] = version if table not in read else f"{read[table]}+{version}"
-        self._local.versions = read
         with self._versions_lock:
-            self._last_versions.update(versions)
-        return cursor
+            self._last_versions.update(bound.by_name)
+        return cursor, bound
 
     # -- queries ---------------------------------------------------------------------------------------
+
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
+        """Return the result schema from DuckDB's binder, the query's tables bound, without running it."""
+        cursor, _ = self._bound_cursor(_tables(plan))
+        return self._engine.schema_of(plan.sql, plan.parameter_count, cursor)
+
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
+        """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
+        tables = _tables(plan)
+        return parameter_schema(infer_parameter_types(plan, lambda probe: self._expression_types(probe, tables)))
+
+    def _expression_types(self, probe: str, tables: Sequence[TableRef] | None) -> pa.Schema | None:
+        cursor, _ = self._bound_cursor(tables)
+        return self._engine.expression_types(probe, cursor)
 
     def execute(
         self,
@@ -323,9 +241,9 @@ class LakeBackend(DuckDBBackend):
         limits: QueryLimits,
     ) -> Execution:
         """Run ``plan``; the execution's ``read_versions`` maps each table it read to the version read."""
-        self._local.versions = {}
-        execution = super().execute(plan, parameters, limits)
-        execution.read_versions = dict(self._local.versions)  # type: ignore[attr-defined]
+        cursor, bound = self._bound_cursor(_tables(plan))
+        execution = self._engine.execute(plan.sql, parameters, limits, cursor)
+        execution.read_versions = bound.read_versions
         return execution
 
     def last_snapshot(self, table: str) -> str | None:
@@ -349,11 +267,12 @@ class LakeBackend(DuckDBBackend):
         """Return the table's columns (partition columns included) as queries see them."""
         if db_schema != SCHEMA:
             raise NotFoundError(f"[{self.label}] schema {db_schema!r} not found", source=self.name)
-        base = self._split(table)[0]
+        base = self._binder.split(table)[0]
         if base not in self._table_names():
             raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
         # Through DuckDB, so the types are exactly those a query of the table returns; nullability is the table's.
-        schema = self._schema('SELECT * FROM "{}"'.format(table.replace('"', '""')), 0, [TableRef(table)])
+        cursor, _ = self._bound_cursor([TableRef(table)])
+        schema = self._engine.schema_of('SELECT * FROM "{}"'.format(table.replace('"', '""')), 0, cursor)
         with self._errors(base):
             stored = getattr(self._bind(table).data, "schema", None)
         nullable = {f.name: f.nullable for f in stored} if stored is not None else {}
@@ -375,11 +294,15 @@ class LakeBackend(DuckDBBackend):
             return self._partition_keys(table)
 
     def close(self) -> None:
-        """Close DuckDB and remove the empty database file."""
-        super().close()
-        shutil.rmtree(self._empty_dir, ignore_errors=True)
+        """Close DuckDB and remove its empty database file."""
+        self._engine.close()
 
     def ping(self) -> None:
         """Every configured table resolves."""
         for name in self._table_names():
             self._bind(name)
+
+
+def _tables(plan: QueryPlan) -> Sequence[TableRef] | None:
+    """The tables a query reads, for its cursor to bind; None when sqlglot could not read it (all of them)."""
+    return plan.tables if plan.query is not None else None

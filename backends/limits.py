@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from nexus_flight.core.errors import QueryTimeoutError
+from nexus_flight.core.errors import GatewayError, QueryCancelledError, QueryTimeoutError
 from nexus_flight.core.source import QueryLimits
 
 _PLANNING: ContextVar[QueryLimits | None] = ContextVar("planning_limits", default=None)
@@ -38,3 +38,10 @@ def timeout_error(seconds: float, source: str | None = None, step: str = "query"
         f"the {step} ran past the server's time limit (query_timeout={seconds:g}s) and was stopped",
         source=source,
     )
+
+
+def stopped_error(timed_out: bool, seconds: float, source: str | None = None) -> GatewayError:
+    """The error of a query the gateway stopped in the engine: at the server's time limit, else by a cancel."""
+    if timed_out:
+        return timeout_error(seconds, source)
+    return QueryCancelledError("the query was cancelled", source=source)

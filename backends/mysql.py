@@ -45,7 +45,6 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
-from nexus_flight.backends.adbc_common import ConnectionPool, scrub
 from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Backend,
@@ -57,9 +56,12 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
-from nexus_flight.backends.parameter_types import infer_parameter_types
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
+from nexus_flight.backends.pool import ConnectionPool
+from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -370,11 +372,8 @@ class MySQLBackend(Backend):
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
-        try:
-            self.config = MySQLConfig(**{**spec.options, **spec.secrets})
-        except ValueError as exc:
-            raise ConfigError(f"invalid options for MySQL source: {exc}", source=spec.name) from exc
-        self._secrets = [v for v in spec.secrets.values() if v]
+        self.config = source_config(MySQLConfig, spec)
+        self._secrets = secret_values(spec)
         self._mariadb: bool | None = None
         self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
         self._described_lock = threading.Lock()
@@ -581,13 +580,7 @@ class MySQLBackend(Backend):
 
     def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Placeholder types from what each one is compared with, typed by the server."""
-
-        def probe(candidate: str) -> pa.Schema | None:
-            try:
-                return self._describe(candidate, 0)
-            except GatewayError:
-                return None
-
+        probe = quiet_probe(lambda candidate: self._describe(candidate, 0))
         return parameter_schema(infer_parameter_types(plan, probe))
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:

@@ -15,12 +15,25 @@ from collections.abc import Callable
 import pyarrow as pa
 from sqlglot import exp
 
+from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.plan import QueryPlan
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Like)
 _FALLBACK = pa.utf8()
 
 TypeProbe = Callable[[str], "pa.Schema | None"]
+
+
+def quiet_probe(describe: Callable[[str], pa.Schema]) -> TypeProbe:
+    """Return a probe that asks ``describe``; an expression the engine refuses tells nothing (None)."""
+
+    def probe(sql: str) -> pa.Schema | None:
+        try:
+            return describe(sql)
+        except GatewayError:
+            return None
+
+    return probe
 
 
 def infer_parameter_types(plan: QueryPlan, probe: TypeProbe) -> list[pa.DataType]:

@@ -60,8 +60,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from nexus_flight.backends import postgres_types
-from nexus_flight.backends.adbc_backend import AdbcBackend
-from nexus_flight.backends.adbc_common import FieldRule, plain_schema, scrub, sqlstate_of
+from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
 from nexus_flight.backends.base import (
     Capabilities,
     Execution,
@@ -71,6 +70,7 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
 from nexus_flight.backends.postgres_parameters import (
     as_text_row,
@@ -80,6 +80,7 @@ from nexus_flight.backends.postgres_parameters import (
     with_casts,
 )
 from nexus_flight.backends.postgres_privileges import refuse_privileged_login
+from nexus_flight.backends.result_types import FieldRule, plain_schema
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -311,7 +312,6 @@ class PostgresBackend(AdbcBackend):
     )
     config_model = PostgresConfig
     config: PostgresConfig
-    title = "PostgreSQL"
     field_rule = staticmethod(postgres_types.field_rule)
     xdbc_type_names = postgres_types.XDBC_TYPE_NAMES
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nexus_flight.backends.adbc_common import ColumnRule, FieldRule
+from nexus_flight.backends.result_types import ColumnRule, FieldRule
 from nexus_flight.core.errors import InvalidQueryError, UnsupportedError
 
 #: A ``numeric`` whose scale depends on the values: 38 integer and 38 fractional digits.

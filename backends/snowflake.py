@@ -27,8 +27,7 @@ import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from nexus_flight.backends.adbc_backend import AdbcBackend
-from nexus_flight.backends.adbc_common import require_query, scrub, sqlstate_of
+from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
 from nexus_flight.backends.base import (
     FK_RULE_CODES,
     Capabilities,
@@ -39,8 +38,11 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.snowflake_parameters import snowflake_bindings
+from nexus_flight.backends.sql_text import require_query
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -140,7 +142,6 @@ class SnowflakeBackend(AdbcBackend):
     )
     config_model = SnowflakeConfig
     config: SnowflakeConfig
-    title = "Snowflake"
 
     def _classify(self, exc: BaseException) -> GatewayError:
         """Map by SQLSTATE / Snowflake error code; messages keep Snowflake's text."""
@@ -201,15 +202,7 @@ class SnowflakeBackend(AdbcBackend):
 
     def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer placeholder types from their neighbours (Snowflake does not describe parameters)."""
-        from nexus_flight.backends.parameter_types import infer_parameter_types
-
-        return parameter_schema(infer_parameter_types(plan, self._probe))
-
-    def _probe(self, sql: str) -> pa.Schema | None:
-        try:
-            return self._schema(sql)
-        except GatewayError:
-            return None
+        return parameter_schema(infer_parameter_types(plan, quiet_probe(self._schema)))
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query on a pooled connection and stream its result chunks.

@@ -42,6 +42,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.sqlite_worker import WorkerConnection, watching
 from nexus_flight.core.errors import (
     BackendError,
@@ -95,7 +96,6 @@ class SQLiteBackend(AdbcBackend):
     )
     config_model = SQLiteConfig
     config: SQLiteConfig
-    title = "SQLite"
     xdbc_type_names = sqlite_types.XDBC_TYPE_NAMES
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -180,15 +180,8 @@ class SQLiteBackend(AdbcBackend):
 
     def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer each placeholder's type from what it is compared with (utf8 otherwise; SQLite converts)."""
-        from nexus_flight.backends.parameter_types import infer_parameter_types
-
-        return parameter_schema(infer_parameter_types(plan, self._probe))
-
-    def _probe(self, sql: str) -> pa.Schema | None:
-        try:
-            return self._schema(sql + " LIMIT 1")
-        except GatewayError:
-            return None
+        probe = quiet_probe(lambda candidate: self._schema(candidate + " LIMIT 1"))
+        return parameter_schema(infer_parameter_types(plan, probe))
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the query from a pooled read-only connection, each column in the type its values decide.

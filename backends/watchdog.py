@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ class Watchdog:
                 self._thread.start()
             self._cond.notify()
         return deadline
+
+    def schedule_method(self, seconds: float, method: Callable[[], None]) -> Deadline:
+        """Call the bound ``method`` after ``seconds``, holding its object weakly.
+
+        An execution's deadline must not keep the execution alive until its timeout; once the object is gone,
+        the deadline does nothing.
+        """
+        ref = weakref.WeakMethod(method)
+        return self.schedule(seconds, lambda: (bound := ref()) and bound())
 
     def _run(self) -> None:
         while True:

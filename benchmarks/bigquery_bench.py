@@ -78,11 +78,11 @@ def measure(args, emulator) -> None:
     }
     gateway = None
     if not args.no_gateway:
-        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.core.settings import ServerSettings
         from nexus_flight.server.app.gateway import Gateway
 
         gateway = Gateway(
-            ServerConfig(port=0, demo_scale=None, sources=(SourceSpec("bq", "bigquery", options),))
+            ServerSettings(port=0, demo_scale=None), [SourceSpec("bq", "bigquery", options)]
         ).start()
         runs["gateway (Flight SQL)"] = lambda: via_gateway(gateway.location, sql)
     results = alternating(runs, args.repeat)

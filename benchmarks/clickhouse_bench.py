@@ -107,11 +107,11 @@ def measure(args, port: int, client) -> None:
     backend = ClickHouseBackend(SourceSpec("bench", "clickhouse", options))
     gateway = None
     if not args.no_gateway:
-        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.core.settings import ServerSettings
         from nexus_flight.server.app.gateway import Gateway
 
         source = SourceSpec("ch", "clickhouse", options)
-        gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(source,))).start()
+        gateway = Gateway(ServerSettings(port=0, demo_scale=None), [source]).start()
     for name, (_, types) in TABLES.items():
         sql = f"SELECT * FROM nexus_bench.{name}"
         via_backend(backend, f"{sql} LIMIT 10")  # the pooled client opens once, outside the timing

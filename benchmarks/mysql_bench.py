@@ -161,10 +161,10 @@ def measure(args, server) -> None:
     results["pymysql rows->Arrow"] = best(lambda: via_pymysql(server, sql), 1)
     backend.close()
     if not args.no_gateway:
-        from nexus_flight.server.app.config import ServerConfig
+        from nexus_flight.core.settings import ServerSettings
         from nexus_flight.server.app.gateway import Gateway
 
-        gateway = Gateway(ServerConfig(port=0, demo_scale=None, sources=(spec,))).start()
+        gateway = Gateway(ServerSettings(port=0, demo_scale=None), [spec]).start()
         results["gateway (Flight SQL)"] = best(
             lambda: via_gateway(gateway.location, f"SELECT * FROM bench.{DATABASE}.{table}"), args.repeat
         )

@@ -116,12 +116,12 @@ def measure(args, server) -> None:
     direct.close()
     gateway = None
     if not args.no_gateway:
+        from nexus_flight.core.settings import ServerSettings
         from nexus_flight.core.source import SourceSpec as Spec
-        from nexus_flight.server.app.config import ServerConfig
         from nexus_flight.server.app.gateway import Gateway
 
         gateway = Gateway(
-            ServerConfig(port=0, demo_scale=None, sources=(Spec("pg", "postgres", server.options()),))
+            ServerSettings(port=0, demo_scale=None), [Spec("pg", "postgres", server.options())]
         ).start()
         results["gateway (Flight SQL)"] = best(
             lambda: via_gateway(gateway.location, f"SELECT * FROM pg.{table}"), args.repeat

@@ -17,8 +17,8 @@ import pyarrow.flight as flight
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nexus_flight.core.settings import ServerSettings  # noqa: E402
 from nexus_flight.core.source import QueryLimits  # noqa: E402
-from nexus_flight.server.app.config import ServerConfig  # noqa: E402
 from nexus_flight.server.app.gateway import Gateway  # noqa: E402
 from nexus_flight.server.flight.server import FlightSqlServer  # noqa: E402
 
@@ -27,8 +27,8 @@ COUNTED = FlightSqlServer._stream
 
 def direct(self, context, ticket):
     """The engine's reader straight to Flight: no counting, no mid-stream status mapping."""
-    backend = self.service.sources.backend(ticket.query.source)
-    return flight.RecordBatchStream(backend.execute(ticket.query.sql, None, QueryLimits()).reader)
+    backend = self.service.sources.backend(ticket.plan.source)
+    return flight.RecordBatchStream(backend.execute(ticket.plan, None, QueryLimits()).reader)
 
 
 def scan(location: str, repeat: int) -> float:
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    gateway = Gateway(ServerConfig(port=0, data_dir=ROOT / "benchmarks" / ".data", demo_scale=args.scale)).start()
+    gateway = Gateway(ServerSettings(port=0, data_dir=ROOT / "benchmarks" / ".data", demo_scale=args.scale)).start()
     try:
         for round_ in (1, 2):
             for name, stream in (("direct reader", direct), ("counting generator", COUNTED)):

@@ -16,16 +16,15 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from nexus_flight.catalog.config_file import load_config, parse_value
 from nexus_flight.catalog.health import check_source
 from nexus_flight.catalog.history import STATUSES, search_history
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
 from nexus_flight.catalog.store import CatalogStore, default_url
 from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.core.settings import load_settings, parse_value
 
 _ENV_REF_PREFIX = "${env:"
 
@@ -113,14 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def open_store(args: argparse.Namespace) -> CatalogStore:
-    """Open the catalog named by ``--catalog-url``, else by the config file, else in the data dir."""
-    config_path = getattr(args, "config", None)
-    server = load_config(config_path).server
-    url = getattr(args, "catalog_url", None) or server.catalog_url
+    """Open the catalog of the server settings: ``catalog_url``, else ``<data_dir>/catalog.db`` (flags win)."""
+    flags = {name: getattr(args, name) for name in ("catalog_url", "data_dir") if getattr(args, name, None)}
+    server = load_settings(getattr(args, "config", None), flags=flags)
+    url = server.catalog_url
     if url is None:
-        data_dir = Path(getattr(args, "data_dir", None) or server.data_dir).expanduser()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        url = default_url(data_dir)
+        server.data_dir.mkdir(parents=True, exist_ok=True)
+        url = default_url(server.data_dir)
     return CatalogStore(url)
 
 

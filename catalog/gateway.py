@@ -317,6 +317,8 @@ class CatalogSourceDirectory:
             backends, self._backends = list(self._backends.values()), {}
         for backend in backends:
             backend.close()
+        if self._system is not None:
+            self._system.close()
         if self.fallback is not None:
             self.fallback.close()
 

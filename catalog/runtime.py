@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from nexus_flight.catalog.config_file import GatewayConfig, apply_sources, load_config
+from nexus_flight.catalog.config_file import GatewayConfig, apply_sources
 from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
@@ -41,29 +41,20 @@ def _purge(store: CatalogStore, days: int) -> None:
         log.info("query history: %d rows older than %d days deleted", purged, days)
 
 
-def start_catalog(
-    config_path: str | Path | None,
-    *,
-    data_dir: str | Path | None = None,
-    fallback=None,
-    env=None,
-) -> CatalogRuntime:
-    """Load the configuration, open the catalog, sync the file's sources and start health checks.
+def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
+    """Open the catalog of a loaded configuration, sync the file's sources and start health checks.
 
     Args:
-        config_path: The TOML file, or None for defaults plus environment overrides.
-        data_dir: Where the default SQLite catalog lives (overrides ``[server] data_dir``).
+        config: The configuration (``load_config``: file, environment and flags already applied).
         fallback: A source directory served alongside the catalog's sources (the demo).
-        env: The environment to read (``os.environ`` by default).
 
     Raises:
-        ConfigError: the configuration or a source in it is invalid (field and reason in the message).
+        ConfigError: the catalog cannot be opened.
 
     """
     install_log_scrubber()
-    config = load_config(config_path, env)
     server = config.server
-    url = server.catalog_url or default_url(Path(data_dir or server.data_dir).expanduser())
+    url = server.catalog_url or default_url(server.data_dir)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = CatalogStore(url)

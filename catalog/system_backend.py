@@ -1,15 +1,14 @@
 """The read-only ``system`` catalog as a backend: the catalog's own tables, queryable with SQL.
 
-Each query gets a private in-memory DuckDB with fresh Arrow snapshots of ``query_history``, ``sources``
-(redacted) and ``schema_versions`` registered in schema ``main``; external access is switched off, the memory
-limit set (the server's, not DuckDB's default of most of the machine) and the configuration locked before the
-query runs, so the SQL can read those tables and nothing else. Planning and execution run under the server's
-time limit, like every other source's.
+The engine is a ``DuckDBEngine`` on an empty database opened read-only, with external access switched off, the
+memory limit set (the server's, not DuckDB's default of most of the machine) and the configuration locked. Each
+query gets a cursor of its own with fresh Arrow snapshots of ``query_history``, ``sources`` (redacted) and
+``schema_versions`` registered on it, so the SQL can read those tables and nothing else. Planning and execution
+run under the server's time limit, like every other source's.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,18 +16,10 @@ import duckdb
 import pyarrow as pa
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
-from nexus_flight.backends.duckdb import DuckDBExecution, limit_zero
-from nexus_flight.backends.limits import planning_limits, timeout_error
-from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
-from nexus_flight.core.errors import (
-    BackendError,
-    InvalidQueryError,
-    LimitExceededError,
-    NotFoundError,
-    QueryCancelledError,
-)
+from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
@@ -44,7 +35,8 @@ class SystemBackend(Backend):
     engine_parser = "duckdb"
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (
-        "private in-memory DuckDB per query over Arrow snapshots; external access off, config locked"
+        "empty DuckDB database opened read_only, Arrow snapshots bound per query cursor; external access off, "
+        "config locked"
     )
 
     def __init__(
@@ -56,57 +48,32 @@ class SystemBackend(Backend):
         super().__init__(SourceSpec(name=SYSTEM_CATALOG, kind="system"))
         self.store = store
         self._before_read = before_read
-        self._memory_limit = memory_limit
+        self._engine = DuckDBEngine.empty(SYSTEM_CATALOG, memory_limit=memory_limit, label="system")
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """Return a fresh cursor with a snapshot of every system table registered on it."""
         if self._before_read is not None:
             self._before_read()  # queries that already ended are in the history this query reads
-        con = duckdb.connect(
-            ":memory:",
-            config={
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "memory_limit": self._memory_limit,
-            },
-        )
-        for name, build in SYSTEM_TABLES.items():
-            con.register(name, build(self.store))
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
-        return con
+        cursor = self._engine.cursor()
+        try:
+            with self._engine.errors():
+                for name, build in SYSTEM_TABLES.items():
+                    cursor.register(name, build(self.store))
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
 
     def get_schema(self, plan: QueryPlan) -> pa.Schema:
-        """Plan the query under ``LIMIT 0`` (never run) and return its result schema."""
-        sql, parameter_count = plan.sql, plan.parameter_count
-        limits = planning_limits()
-        con = self._connect()
-        deadline = WATCHDOG.schedule(limits.timeout_seconds, con.interrupt)
-        try:
-            with _map_errors(deadline, limits, "planning"):
-                return con.execute(limit_zero(sql), [None] * parameter_count).to_arrow_table().schema
-        finally:
-            deadline.cancel()
-            con.close()
+        """Return the query's result schema from DuckDB's binder, without running it."""
+        return self._engine.schema_of(plan.sql, plan.parameter_count, self._cursor())
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query over fresh snapshots; parameter rows run one after another and are concatenated.
 
-        A cancel (a client's, or the server's time limit) interrupts DuckDB.
+        A cancel (a client's, or the server's time limit, ``server/query/results.py``) interrupts DuckDB.
         """
-        sql = plan.sql
-        con = self._connect()
-
-        def start(cursor: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
-            with _map_errors(None, limits):
-                if not parameters or len(parameters) == 1:
-                    return cursor.execute(sql, list(parameters[0]) if parameters else []).to_arrow_reader(
-                        limits.batch_rows
-                    )
-                tables = [cursor.execute(sql, list(row)).to_arrow_table() for row in parameters]
-                return pa.concat_tables(tables).to_reader(limits.batch_rows)
-
-        # Started on the first read, so that a cancel (or the server's time limit) reaches the running query.
-        return DuckDBExecution(con, start)
+        return self._engine.execute(plan.sql, parameters, limits, self._cursor())
 
     def list_schemas(self) -> list[str]:
         """Return the one schema, ``main``."""
@@ -133,34 +100,6 @@ class SystemBackend(Backend):
         """Check that the catalog store answers."""
         self.store.list_sources()
 
-
-@contextlib.contextmanager
-def _map_errors(deadline=None, limits: QueryLimits | None = None, step: str = "query"):
-    try:
-        yield
-    except duckdb.InterruptException:
-        if deadline is not None and deadline.fired:
-            raise timeout_error(limits.timeout_seconds, SYSTEM_CATALOG, step) from None
-        raise QueryCancelledError("[system] query interrupted", source=SYSTEM_CATALOG) from None
-    except duckdb.OutOfMemoryException as exc:
-        text = str(exc).strip().splitlines()[0]
-        message = f"[system] {text}: the query needs more than the memory limit"
-        raise LimitExceededError(message, source=SYSTEM_CATALOG) from None
-    except (
-        duckdb.ParserException,
-        duckdb.BinderException,
-        duckdb.CatalogException,
-        duckdb.InvalidInputException,
-        duckdb.ConversionException,
-    ) as exc:
-        raise InvalidQueryError(
-            f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG
-        ) from None
-    except duckdb.PermissionException as exc:
-        from nexus_flight.core.errors import ReadOnlyViolationError
-
-        raise ReadOnlyViolationError(
-            f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG
-        ) from None
-    except duckdb.Error as exc:
-        raise BackendError(f"[system] {str(exc).strip().splitlines()[0]}", source=SYSTEM_CATALOG) from None
+    def close(self) -> None:
+        """Close the engine and remove its empty database file."""
+        self._engine.close()

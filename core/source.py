@@ -35,6 +35,9 @@ class QueryLimits:
     """
 
     timeout_seconds: float = 300.0
+    #: Memory one query may use, for engines that take a per-query limit (ClickHouse's ``max_memory_usage``). No
+    #: server setting sets it yet: every query gets this default. DuckDB-run sources are bounded by their own
+    #: ``memory_limit`` option instead.
     memory_limit_bytes: int = 1 << 30
     batch_rows: int = 65_536
     #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).

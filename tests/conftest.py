@@ -14,7 +14,7 @@ import pytest
 # Shared helpers that assert: their failures get pytest's explanations too.
 pytest.register_assert_rewrite("tests.support.results")
 
-from nexus_flight.server.app.config import ServerConfig  # noqa: E402
+from nexus_flight.core.settings import ServerSettings  # noqa: E402
 from nexus_flight.server.app.gateway import Gateway  # noqa: E402
 from tests.support.servers import PrivateMariaDB, PrivatePostgres, private_server, reap_abandoned  # noqa: E402
 from tests.support.services import require_command  # noqa: E402
@@ -80,7 +80,7 @@ def demo_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gateway(demo_data_dir) -> Iterator[Gateway]:
     """The gateway serving the demo catalog on a free port, ready when yielded."""
-    gw = Gateway(ServerConfig(port=0, data_dir=demo_data_dir)).start()
+    gw = Gateway(ServerSettings(port=0, data_dir=demo_data_dir)).start()
     yield gw
     gw.shutdown()
 
@@ -89,13 +89,14 @@ def gateway(demo_data_dir) -> Iterator[Gateway]:
 def make_gateway(demo_data_dir) -> Iterator[Callable[..., Gateway]]:
     """Start extra gateways (other sources, validator off, short timeouts); all are stopped after the test.
 
-    Keyword arguments are ``ServerConfig`` fields, e.g. ``sources=(SourceSpec(...),)``, ``demo_scale=None``.
+    ``sources`` are served besides the demo (``sources=(SourceSpec(...),)``); other keyword arguments are
+    ``ServerSettings`` fields, e.g. ``demo_scale=None``.
     """
     started: list[Gateway] = []
 
-    def start(**overrides) -> Gateway:
-        config = ServerConfig(**{"port": 0, "data_dir": demo_data_dir, **overrides})
-        gw = Gateway(config).start()
+    def start(sources=None, **overrides) -> Gateway:
+        settings = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, **overrides})
+        gw = Gateway(settings, sources).start()
         started.append(gw)
         return gw
 

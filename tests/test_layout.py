@@ -100,6 +100,20 @@ def test_nothing_imports_the_folders_by_their_bare_names():
     assert bare == set()
 
 
+def test_every_benchmark_imports():
+    """Benchmarks run outside the suite; importing each one here keeps a moved module from breaking them unseen."""
+    modules = [f"benchmarks.{p.stem}" for p in sorted((ROOT / "benchmarks").glob("*.py"))]
+    code = (
+        "import importlib, sys, traceback\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: importlib.import_module(name)\n"
+        "    except Exception: print(name, traceback.format_exc(limit=-1))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *modules], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout == "", result.stdout[-3000:] + result.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")

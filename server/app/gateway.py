@@ -1,4 +1,4 @@
-"""Builds the gateway from one ``ServerConfig`` and runs it."""
+"""Builds the gateway from its ``ServerSettings`` and runs it."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import ipaddress
 import logging
 import socket
 import threading
+from collections.abc import Sequence
 
 from nexus_flight.core.errors import ConfigError
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import QueryLimits, SourceSpec
-from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.demo import demo_database
-from nexus_flight.server.app.memory_guard import cap_process_memory
 from nexus_flight.server.app.telemetry import record_metrics
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
@@ -48,11 +48,12 @@ def resolve_listen_address(host: str) -> tuple[str, bool]:
     return addresses[0], loopback
 
 
-def demo_source(config: ServerConfig) -> SourceSpec:
-    """The embedded TPC-H catalog, generated on first start."""
-    path = demo_database(config.data_dir, config.demo_scale)
+def demo_source(settings: ServerSettings) -> SourceSpec:
+    """The embedded TPC-H catalog, generated on first start (``demo_scale`` must be set)."""
+    assert settings.demo_scale is not None
+    path = demo_database(settings.data_dir, settings.demo_scale)
     return SourceSpec(name=DEMO_CATALOG, kind="duckdb",
-                      options={"path": str(path), "memory_limit": config.memory_limit})
+                      options={"path": str(path), "memory_limit": settings.memory_limit})
 
 
 def _read(path, what: str) -> bytes:
@@ -62,63 +63,69 @@ def _read(path, what: str) -> bytes:
         raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
 
 
-def _tls_options(config: ServerConfig) -> dict:
+def _tls_options(settings: ServerSettings) -> dict:
     """FlightServerBase arguments for TLS and mTLS (none without TLS)."""
-    if not config.tls:
+    tls = settings.tls
+    if tls is None:
         return {}
-    options: dict = {"tls_certificates": [(_read(config.tls_cert_file, "TLS certificate"),
-                                           _read(config.tls_key_file, "TLS key"))]}
-    if config.tls_client_ca_file is not None:
+    options: dict = {"tls_certificates": [(_read(tls.cert_file, "TLS certificate"), _read(tls.key_file, "TLS key"))]}
+    if tls.client_ca_file is not None:
         options["verify_client"] = True
-        options["root_certificates"] = _read(config.tls_client_ca_file, "client CA")
+        options["root_certificates"] = _read(tls.client_ca_file, "client CA")
     return options
 
 
 class Gateway:
-    """A running (or ready to run) Nexus Flight server."""
+    """A running (or ready to run) Nexus Flight server.
 
-    def __init__(self, config: ServerConfig, sources: SourceDirectory | None = None,
+    Args:
+        settings: The server's settings (``process_memory_limit`` is the ``serve`` command's to apply, not this
+            class's: an embedding application keeps its own process limits).
+        sources: A directory of sources, or the sources to serve besides the demo; the demo alone when None.
+        observers: Called with every finished query's ``QueryEvent``.
+
+    """
+
+    def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
                  observers: list[QueryObserver] | None = None) -> None:
-        address, loopback = resolve_listen_address(config.host)
-        if not loopback and not config.allow_unauthenticated_remote:
+        address, loopback = resolve_listen_address(settings.host)
+        if not loopback and not settings.allow_unauthenticated_remote:
             # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
-            shown = config.host if address == config.host else f"{config.host} ({address})"
+            shown = settings.host if address == settings.host else f"{settings.host} ({address})"
             raise ConfigError(
                 f"refusing to bind {shown}: serving beyond loopback needs authentication, which is not "
                 "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
             )
         self._address = f"[{address}]" if ":" in address else address
-        self.config = config
-        if sources is None:
-            specs = list(config.sources)
-            if config.demo_scale is not None:
-                specs.insert(0, demo_source(config))
-            sources = StaticSourceDirectory(specs, config.default_source)
-        self.sources = sources
+        self.settings = settings
+        if sources is None or isinstance(sources, Sequence):
+            specs = list(sources or ())
+            if settings.demo_scale is not None:
+                specs.insert(0, demo_source(settings))
+            sources = StaticSourceDirectory(specs, settings.default_source)
+        self.sources: SourceDirectory = sources
         limits = QueryLimits(
-            timeout_seconds=config.query_timeout_seconds,
-            batch_rows=config.batch_rows,
-            max_message_bytes=config.max_message_bytes,
-            max_result_rows=config.max_result_rows,
-            max_result_bytes=config.max_result_bytes,
+            timeout_seconds=settings.query_timeout_seconds,
+            batch_rows=settings.batch_rows,
+            max_message_bytes=settings.max_message_bytes,
+            max_result_rows=settings.max_result_rows,
+            max_result_bytes=settings.max_result_bytes,
         )
         observers = [record_metrics, *(observers or [])]
-        self.service = QueryService(sources, limits, validate_sql=config.validate_sql, observers=observers,
-                                    validation_limits=config.validation_limits)
-        if config.process_memory_limit is not None:
-            cap_process_memory(config.process_memory_limit)
+        self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
+                                    validation_limits=settings.validation_limits)
         self.server = FlightSqlServer(
-            f"{self.scheme}://{self._address}:{config.port}",
+            f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
-            handle_ttl_seconds=config.handle_ttl_seconds,
-            statement_timeout_seconds=int(config.query_timeout_seconds),
+            handle_ttl_seconds=settings.handle_ttl_seconds,
+            statement_timeout_seconds=int(settings.query_timeout_seconds),
             handle_limits=HandleLimits(
-                max_tickets=config.max_tickets,
-                max_tickets_per_client=config.max_tickets_per_client,
-                max_prepared_statements=config.max_prepared_statements,
-                max_prepared_statements_per_client=config.max_prepared_statements_per_client,
+                max_tickets=settings.max_tickets,
+                max_tickets_per_client=settings.max_tickets_per_client,
+                max_prepared_statements=settings.max_prepared_statements,
+                max_prepared_statements_per_client=settings.max_prepared_statements_per_client,
             ),
-            **_tls_options(config),
+            **_tls_options(settings),
         )
         self._thread: threading.Thread | None = None
 
@@ -130,7 +137,7 @@ class Gateway:
     @property
     def scheme(self) -> str:
         """``grpc+tls`` with TLS configured, else ``grpc``."""
-        return "grpc+tls" if self.config.tls else "grpc"
+        return "grpc+tls" if self.settings.tls is not None else "grpc"
 
     @property
     def location(self) -> str:

@@ -99,14 +99,14 @@ def system_gateway(tmp_path, monkeypatch):
     from nexus_flight.catalog.gateway import CatalogSourceDirectory
     from nexus_flight.catalog.store import CatalogStore
     from nexus_flight.catalog.vault import ENV_KEY, KeyRing, parse_key
-    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.core.settings import ServerSettings
     from nexus_flight.server.app.gateway import Gateway
 
     key = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv(ENV_KEY, key)
     store = CatalogStore(data_dir=tmp_path / "data", keys=KeyRing(parse_key(key)))
     directory = CatalogSourceDirectory(store, default="system", memory_limit="1GB")
-    gw = Gateway(ServerConfig(port=0, data_dir=tmp_path, demo_scale=None, query_timeout_seconds=LIMIT),
+    gw = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None, query_timeout_seconds=LIMIT),
                  sources=directory).start()
     yield gw
     gw.shutdown()

@@ -85,15 +85,15 @@ def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
 @pytest.fixture(scope="module")
 def tpch_gateway(pg_tpch, mysql_tpch, tmp_path_factory, postgres_server, mariadb_server):
     """One gateway serving the PostgreSQL and MariaDB copies of TPC-H."""
-    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.core.settings import ServerSettings
     from nexus_flight.server.app.gateway import Gateway
 
     sources = (
         SourceSpec("pgsrc", "postgres", postgres_server.options()),
         reader_spec(mariadb_server, "nexus_tpch"),
     )
-    config = ServerConfig(port=0, demo_scale=None, sources=sources, data_dir=tmp_path_factory.mktemp("gw"))
-    gw = Gateway(config).start()
+    config = ServerSettings(port=0, demo_scale=None, data_dir=tmp_path_factory.mktemp("gw"))
+    gw = Gateway(config, sources).start()
     yield gw
     gw.shutdown()
 

@@ -11,7 +11,7 @@ import pytest
 
 from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.history import search_history
-from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway
 
 PASSWORD = "gw-Plaintext-Secret-4242"
@@ -40,7 +40,7 @@ def served(sqlite_store, duck_file, tmp_path, postgres_server):
     directory = CatalogSourceDirectory(
         sqlite_store, default="sales", refresh_seconds=0, schema_ttl_seconds=0, history=history
     )
-    config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None)
+    config = ServerSettings(port=0, data_dir=tmp_path, demo_scale=None)
     gateway = Gateway(config, sources=directory, observers=[history]).start()
     yield sqlite_store, gateway
     gateway.shutdown()
@@ -171,6 +171,31 @@ def test_system_catalog_is_read_only(served):
             fetch(conn, "SELECT * FROM read_csv('/etc/passwd')", "system")
 
 
+def test_system_catalog_refuses_writes_in_duckdb_itself(sqlite_store, duck_file):
+    """With the validator out of the way, DuckDB's read-only database refuses, and no query leaves a trace."""
+    from nexus_flight.catalog.system_backend import SystemBackend
+    from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
+    from nexus_flight.core.source import QueryLimits
+
+    sqlite_store.add_source("sales", "duckdb", {"path": str(duck_file)})
+
+    def run(backend, sql):
+        execution = backend.execute(sql, None, QueryLimits(timeout_seconds=30))
+        try:
+            return execution.reader.read_all().to_pylist()
+        finally:
+            execution.close()
+
+    with SystemBackend(sqlite_store) as backend:
+        for write in ("CREATE TABLE kept AS SELECT 1 AS a", "DELETE FROM sources"):
+            with pytest.raises(ReadOnlyViolationError):
+                run(backend, write)
+        run(backend, "CREATE TEMP TABLE kept AS SELECT 1")  # the cursor's own scratch space, gone with it
+        with pytest.raises(NotFoundError):
+            run(backend, "SELECT * FROM kept")
+        assert run(backend, "SELECT name FROM sources") == [{"name": "sales"}]
+
+
 def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_path):
     """Two gateways (as two replicas would run) share sources and history through one PostgreSQL catalog."""
     from nexus_flight.catalog.store import CatalogStore
@@ -180,7 +205,7 @@ def test_two_gateways_on_one_postgresql_catalog(pg_url, keys, duck_file, tmp_pat
     observers = [history_observer(store) for store in stores]
     gateways = [
         Gateway(
-            ServerConfig(port=0, data_dir=tmp_path, demo_scale=None),
+            ServerSettings(port=0, data_dir=tmp_path, demo_scale=None),
             sources=CatalogSourceDirectory(store, refresh_seconds=0),
             observers=[observer],
         ).start()
@@ -254,7 +279,7 @@ def test_object_store_source_with_vault_secrets_through_the_gateway(sqlite_store
         history = history_observer(sqlite_store)
         directory = CatalogSourceDirectory(sqlite_store, refresh_seconds=0, history=history)
         gateway = Gateway(
-            ServerConfig(port=0, data_dir=tmp_path, demo_scale=None), sources=directory, observers=[history]
+            ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources=directory, observers=[history]
         ).start()
         try:
             with connect(gateway) as conn:
@@ -277,7 +302,7 @@ def test_a_sources_own_validation_limits(sqlite_store, duck_file, tmp_path):
     sqlite_store.add_source("roomy", "duckdb", {"path": str(duck_file)})
     assert "max_joins" not in sqlite_store.source_spec("tight").options
     directory = CatalogSourceDirectory(sqlite_store, default="roomy", refresh_seconds=0, schema_ttl_seconds=0)
-    gateway = Gateway(ServerConfig(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
     two_joins = (
         "SELECT count(*) FROM {c}.main.orders a JOIN {c}.main.orders b USING (id) JOIN {c}.main.orders c USING (id)"
     )

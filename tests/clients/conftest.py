@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import SourceSpec
-from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
 from tests.clients import matrix
 
@@ -52,7 +52,7 @@ def client_pg_source(postgres_server) -> SourceSpec:
 @pytest.fixture(scope="session")
 def clients_gateway(demo_data_dir, client_pg_source) -> Iterator[Gateway]:
     """The demo catalog plus PostgreSQL as catalog ``pg``, on a free port."""
-    gw = Gateway(ServerConfig(port=0, data_dir=demo_data_dir, sources=(client_pg_source,))).start()
+    gw = Gateway(ServerSettings(port=0, data_dir=demo_data_dir), [client_pg_source]).start()
     yield gw
     gw.shutdown()
 
@@ -89,8 +89,8 @@ def pki(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tls_gateway(demo_data_dir, pki) -> Iterator[Gateway]:
     """The demo catalog over TLS with the test CA's certificate for localhost."""
-    gw = Gateway(ServerConfig(port=0, data_dir=demo_data_dir, tls_cert_file=pki["cert"],
-                              tls_key_file=pki["key"])).start()
+    tls = {"cert_file": pki["cert"], "key_file": pki["key"]}
+    gw = Gateway(ServerSettings(port=0, data_dir=demo_data_dir, tls=tls)).start()
     yield gw
     gw.shutdown()
 

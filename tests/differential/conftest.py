@@ -61,17 +61,16 @@ def family(request) -> Family:
 
 
 def _gateway(family, tmp_path_factory, **settings):
-    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.core.settings import ServerSettings
     from nexus_flight.server.app.gateway import Gateway
 
-    config = ServerConfig(
+    config = ServerSettings(
         port=0,
         data_dir=tmp_path_factory.mktemp(f"diff-{family.name}"),
         demo_scale=None,
-        sources=(family.source,),
         **settings,
     )
-    return Gateway(config).start()
+    return Gateway(config, [family.source]).start()
 
 
 @pytest.fixture(scope="session")

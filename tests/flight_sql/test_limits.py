@@ -27,9 +27,7 @@ def test_query_over_the_memory_limit_names_the_limit(make_gateway, demo_data_dir
 
 
 def test_server_validation_limits_apply_to_every_source(make_gateway):
-    from nexus_flight.core.source import ValidationLimits
-
-    gw = make_gateway(validation_limits=ValidationLimits(max_length=200, max_joins=1))
+    gw = make_gateway(max_query_length=200, max_joins=1)
     with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
         with pytest.raises(flightsql.ProgrammingError, match="QV-009"):
             cur.execute("SELECT 1 AS x" + " " * 300)

@@ -13,7 +13,7 @@ import pytest
 from adbc_driver_manager import AdbcStatusCode
 
 from nexus_flight.core.errors import ConfigError
-from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway, resolve_listen_address
 from tests.support import flightsql_raw as raw
 
@@ -23,7 +23,7 @@ from tests.support import flightsql_raw as raw
 def test_a_name_that_starts_like_loopback_is_not_loopback_when_it_does_not_resolve(tmp_path):
     # .example never resolves (RFC 2606): the refusal is a clear error, not an uncaught exception.
     with pytest.raises(ConfigError, match="cannot resolve the address to listen on .'127.attacker.example'."):
-        Gateway(ServerConfig(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
+        Gateway(ServerSettings(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
 
 
 def test_a_name_is_judged_by_the_address_it_resolves_to(tmp_path, monkeypatch):
@@ -37,7 +37,7 @@ def test_a_name_is_judged_by_the_address_it_resolves_to(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     with pytest.raises(ConfigError, match=r"refusing to bind 127.attacker.example \(203.0.113.7\)"):
-        Gateway(ServerConfig(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
+        Gateway(ServerSettings(host="127.attacker.example", port=0, data_dir=tmp_path, demo_scale=None))
 
 
 def test_loopback_names_and_addresses_are_resolved_and_bound(make_gateway):

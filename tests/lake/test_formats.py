@@ -108,6 +108,19 @@ def test_delta_time_travel_by_version_timestamp_and_pin(delta_local):
         assert rows(pinned, "SELECT count(*) AS n FROM sales") == [{"n": 300}]
 
 
+def test_delta_queries_opened_together_each_read_and_report_their_own_version(delta_local):
+    """Two executions prepared before either is read: each cursor holds its own binding and its own versions."""
+    path, _ = delta_local
+    with DeltaBackend(source("delta", tables=[{"name": "sales", "location": path}])) as backend:
+        old = backend.execute(plan_for(backend, 'SELECT count(*) AS n FROM "sales@v0"'), None, LIMITS)
+        new = backend.execute(plan_for(backend, "SELECT count(*) AS n FROM sales"), None, LIMITS)
+        assert new.reader.read_all().to_pylist() == [{"n": 600}]
+        assert old.reader.read_all().to_pylist() == [{"n": 300}]
+        assert (dict(old.read_versions), dict(new.read_versions)) == ({"sales": "0"}, {"sales": "1"})
+        old.close()
+        new.close()
+
+
 def test_delta_on_s3(s3, s3_settings, tmp_path_factory):
     local = tmp_path_factory.mktemp("delta_s3") / "t"
     write_deltalake(str(local), sales_table(200), partition_by=["region"])

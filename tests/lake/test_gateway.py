@@ -21,7 +21,7 @@ flightsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
 def lake_gateway(tmp_path_factory):
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.core.settings import ServerSettings
     from nexus_flight.server.app.gateway import Gateway
 
     root = tmp_path_factory.mktemp("lake_gateway")
@@ -50,14 +50,14 @@ def lake_gateway(tmp_path_factory):
             },
         ),
     )
-    gateway = Gateway(ServerConfig(port=0, data_dir=root / "data", demo_scale=None, sources=sources)).start()
-    yield gateway, data
+    gateway = Gateway(ServerSettings(port=0, data_dir=root / "data", demo_scale=None), sources).start()
+    yield gateway, data, sources
     gateway.shutdown()
 
 
 @pytest.fixture
 def client(lake_gateway):
-    gateway, _ = lake_gateway
+    gateway, _, _ = lake_gateway
     conn = flightsql.connect(gateway.location, autocommit=True)
     yield conn
     conn.close()
@@ -71,7 +71,7 @@ def fetch(conn, sql: str) -> list[tuple]:
 
 @pytest.mark.parametrize("catalog", ["lakefiles", "lakedelta", "lakeice"])
 def test_each_lake_source_answers_like_pyarrow(client, lake_gateway, catalog):
-    _, data = lake_gateway
+    _, data, _ = lake_gateway
     got = fetch(
         client, f"SELECT region, count(*), sum(amount) FROM {catalog}.main.sales GROUP BY 1 ORDER BY 1"
     )
@@ -112,13 +112,13 @@ def test_second_line_holds_with_the_validator_off(lake_gateway, tmp_path):
     """With the validator switched off, DuckDB itself refuses file access and writes."""
     import adbc_driver_manager
 
-    from nexus_flight.server.app.config import ServerConfig
+    from nexus_flight.core.settings import ServerSettings
     from nexus_flight.server.app.gateway import Gateway
 
-    gateway, _ = lake_gateway
-    sources = tuple(s for s in gateway.config.sources if s.name == "lakefiles")
-    config = ServerConfig(port=0, data_dir=tmp_path, demo_scale=None, sources=sources, validate_sql=False)
-    unguarded = Gateway(config).start()
+    _, _, specs = lake_gateway
+    sources = [s for s in specs if s.name == "lakefiles"]
+    settings = ServerSettings(port=0, data_dir=tmp_path, demo_scale=None, validate_sql=False)
+    unguarded = Gateway(settings, sources).start()
     try:
         with flightsql.connect(unguarded.location, autocommit=True) as conn:
             with pytest.raises(adbc_driver_manager.Error, match="disabled by configuration"):
@@ -134,7 +134,7 @@ def test_history_event_records_the_table_version_read(client, lake_gateway):
     """The query event (what history stores) names the Delta version and Iceberg snapshot a query read."""
     import time
 
-    gateway, _ = lake_gateway
+    gateway, _, _ = lake_gateway
     events = []
     gateway.service.observers.append(events.append)
     try:

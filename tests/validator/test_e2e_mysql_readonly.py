@@ -20,7 +20,7 @@ from pathlib import Path
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 
-from nexus_flight.server.app.config import ServerConfig
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway
 from tests.support.mysql_reader import reader_spec
 from tests.validator.mysql_attacks import MYSQL_ATTACKS, MySQLAttack
@@ -71,15 +71,14 @@ def source(mariadb_server):
 
 @pytest.fixture(scope="module", params=[True, False], ids=["validator-on", "validator-off"])
 def gateway(request, source, tmp_path_factory):
-    config = ServerConfig(
+    config = ServerSettings(
         port=0,
         data_dir=tmp_path_factory.mktemp("mysql-attack-gw"),
-        sources=(source,),
         demo_scale=None,
         validate_sql=request.param,
         query_timeout_seconds=TIMEOUT,
     )
-    gw = Gateway(config).start()
+    gw = Gateway(config, [source]).start()
     yield request.param, gw
     gw.shutdown()
 

@@ -26,8 +26,8 @@ import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
 
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import SourceSpec
-from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
@@ -148,9 +148,9 @@ def _state(admin, sentinel: Path, oid: int) -> dict:
 def gateway(request, world, tmp_path_factory):
     # One pooled connection: a setting an attack leaves behind would meet the next query.
     spec = SourceSpec("pgsrc", "postgres", world["server"].options(pool_size=1))
-    config = ServerConfig(port=0, data_dir=tmp_path_factory.mktemp("damage"), sources=(spec,), demo_scale=None,
-                          validate_sql=request.param)
-    gw = Gateway(config).start()
+    config = ServerSettings(port=0, data_dir=tmp_path_factory.mktemp("damage"), demo_scale=None,
+                            validate_sql=request.param)
+    gw = Gateway(config, [spec]).start()
     connection = flightsql.connect(gw.location, autocommit=True)
     yield {"conn": connection, "validating": request.param, "answers": [], "location": gw.location}
     connection.close()

@@ -20,8 +20,8 @@ import pytest
 from adbc_driver_manager import AdbcStatusCode
 
 from nexus_flight.core.errors import ReadOnlyViolationError
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import SourceSpec
-from nexus_flight.server.app.config import ServerConfig
 from nexus_flight.server.app.gateway import Gateway
 from nexus_flight.server.query.sql.rules import RULES
 from tests.validator.corpus import POSTGRES_ATTACKS
@@ -72,8 +72,8 @@ def target():
 @pytest.fixture(scope="module")
 def conn(pg_sentinel, tmp_path_factory):
     spec = SourceSpec("pgsrc", "postgres", pg_sentinel.options())
-    config = ServerConfig(port=0, data_dir=tmp_path_factory.mktemp("pg-gw"), sources=(spec,), demo_scale=None)
-    gateway = Gateway(config).start()
+    config = ServerSettings(port=0, data_dir=tmp_path_factory.mktemp("pg-gw"), demo_scale=None)
+    gateway = Gateway(config, [spec]).start()
     connection = flightsql.connect(gateway.location, autocommit=True)
     yield connection
     connection.close()

@@ -1,141 +1,32 @@
-"""What the ADBC-based backends share: Arrow type clean-up and a streaming execution over a pooled connection.
+"""The ADBC families' streaming execution: one query on one pooled connection, converted batch by batch.
 
 PostgreSQL, SQLite, Snowflake and upstream Flight SQL all hand back an ADBC cursor whose
-``fetch_record_batch()`` is a lazy ``RecordBatchReader``. This module wraps that stream so that the gateway
-never materializes a result: batches are converted one at a time (extension types to plain ones), engine
-errors raised mid-stream are mapped into the gateway's error tree, a cancel stops the statement in the engine,
-and the connection goes back to its pool only once the stream is finished (or is discarded when it was
-cancelled). A query's time limit is the query service's (``server/query/results.py``); an execution that runs
-while planning (a schema read from the first rows) keeps its own deadline, the planning step's.
+``fetch_record_batch()`` is a lazy ``RecordBatchReader``. ``AdbcExecution`` wraps that stream so that the
+gateway never materializes a result: batches are converted one at a time (``result_types``), engine errors
+raised mid-stream are mapped into the gateway's error tree, a cancel stops the statement in the engine
+(``adbc_cancel``), and the connection goes back to its pool only once the stream is finished (or is discarded
+when it was cancelled). A query's time limit is the query service's (``server/query/results.py``); an execution
+that runs while planning (a schema read from the first rows) keeps its own deadline, the planning step's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.limits import timeout_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
+from nexus_flight.backends.result_types import FieldRule, type_plan
 from nexus_flight.backends.watchdog import WATCHDOG, Deadline
-from nexus_flight.core.errors import (
-    GatewayError,
-    QueryCancelledError,
-    ReadOnlyViolationError,
-)
+from nexus_flight.core.errors import GatewayError, QueryCancelledError
 
 ErrorMapper = Callable[[], AbstractContextManager[None]]
-
-# -- Arrow types ---------------------------------------------------------------------------------------------
-
-#: The Arrow type clients get for a driver column, and how each of its arrays is converted into it.
-ColumnRule = tuple[pa.DataType, Callable[[pa.Array], pa.Array]]
-#: A backend's rule for a driver field (None: no opinion, the generic clean-up applies).
-FieldRule = Callable[[pa.Field], "ColumnRule | None"]
-
-
-def uuid_to_text(array: pa.Array) -> pa.Array:
-    """16-byte UUIDs to their canonical 36-character text, without a Python loop."""
-    storage = _storage(array)
-    n = len(storage)
-    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + n) * 16]
-    hexed = np.frombuffer(raw.tobytes().hex().encode(), dtype="S1").reshape(n, 32)
-    dash = np.full((n, 1), b"-", dtype="S1")
-    text = np.hstack(
-        [
-            hexed[:, :8],
-            dash,
-            hexed[:, 8:12],
-            dash,
-            hexed[:, 12:16],
-            dash,
-            hexed[:, 16:20],
-            dash,
-            hexed[:, 20:],
-        ]
-    )
-    offsets = pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32).tobytes())
-    validity = storage.buffers()[0] if storage.null_count else None
-    if validity is not None and storage.offset:
-        validity = pa.array(storage.is_valid()).buffers()[1]
-    return pa.Array.from_buffers(
-        pa.utf8(), n, [validity, offsets, pa.py_buffer(text.tobytes())], storage.null_count
-    )
-
-
-def _plain_extension(t: pa.DataType) -> tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None:
-    """Extension types (arrow.uuid, arrow.json, arrow.opaque) become types every Flight SQL client reads."""
-    if not isinstance(t, pa.BaseExtensionType):
-        return None
-    if t.extension_name == "arrow.uuid":
-        return pa.utf8(), uuid_to_text
-    return t.storage_type, _storage
-
-
-def _storage(array: pa.Array) -> pa.Array:
-    return array.storage if isinstance(array.type, pa.BaseExtensionType) else array
-
-
-@dataclass(frozen=True)
-class TypePlan:
-    """How to turn the driver's schema into the one clients see, column by column."""
-
-    schema: pa.Schema
-    converters: tuple[Callable[[pa.Array], pa.Array] | None, ...]
-
-    @property
-    def identity(self) -> bool:
-        """True when batches pass through untouched."""
-        return not any(self.converters)
-
-    def convert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Convert one batch."""
-        if self.identity:
-            return batch
-        columns = [c if f is None else f(c) for c, f in zip(batch.columns, self.converters, strict=True)]
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
-
-
-def type_plan(
-    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
-) -> TypePlan:
-    """Plan the conversion of ``schema``: the query's own rules first, then the backend's, then generic ones.
-
-    ``columns`` are the query's rules by position, ``rule`` the backend's for any field; extension types no rule
-    claims are unwrapped. Field metadata the driver adds (``POSTGRESQL:type`` ...) is dropped: clients get plain Arrow.
-    """
-    fields, converters = [], []
-    for index, f in enumerate(schema):
-        column = columns[index] if index < len(columns) else None
-        found = (column(f) if column else None) or (rule(f) if rule else None) or _plain_extension(f.type)
-        if found is None:
-            fields.append(pa.field(f.name, f.type, f.nullable))
-            converters.append(None)
-        else:
-            target, convert = found
-            fields.append(pa.field(f.name, target, f.nullable))
-            converters.append(convert)
-    return TypePlan(pa.schema(fields), tuple(converters))
-
-
-def plain_schema(
-    schema: pa.Schema, rule: FieldRule | None = None, columns: Sequence[FieldRule | None] = ()
-) -> pa.Schema:
-    """Return the schema clients see for a driver schema."""
-    return type_plan(schema, rule, columns).schema
-
-
-# -- streaming execution -------------------------------------------------------------------------------------
-
 
 Runner = Callable[[Any, "Sequence[Any] | None"], pa.RecordBatchReader]
 
@@ -184,9 +75,7 @@ class AdbcExecution(Execution):
         self._item = pool.acquire()
         self._deadline: Deadline | None = None
         if planning_seconds is not None:
-            # The watchdog holds a weak reference only: it must not keep an execution alive until its timeout.
-            on_deadline = weakref.WeakMethod(self._on_deadline)
-            self._deadline = WATCHDOG.schedule(planning_seconds, lambda: (m := on_deadline()) and m())
+            self._deadline = WATCHDOG.schedule_method(planning_seconds, self._on_deadline)
         first: pa.RecordBatchReader | None = None
         try:
             if described is None:
@@ -301,47 +190,3 @@ class AdbcExecution(Execution):
         if not finished:
             self.cancel()
             self._finish(False)
-
-
-# -- messages ------------------------------------------------------------------------------------------------
-
-_SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
-
-
-def sqlstate_of(exc: BaseException) -> str | None:
-    """Return the SQLSTATE of an ADBC error, also when it surfaced from the Arrow stream as text."""
-    state = getattr(exc, "sqlstate", None)
-    if state:
-        return state
-    match = _SQLSTATE.search(str(exc))
-    return match.group(1) if match else None
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """Remove any secret value from an engine message."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-_QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "FROM", "(")
-_LEADING_COMMENTS = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/)*", re.DOTALL)
-
-
-def require_query(sql: str, source: str, engine: str) -> str:
-    """Refuse statements that do not start like a query (for engines whose sessions cannot be made read-only).
-
-    This is a guard against accidents, not a guarantee: a "query" can still call a function with side effects.
-
-    Raises:
-        ReadOnlyViolationError: the statement is not a query.
-
-    """
-    stripped = _LEADING_COMMENTS.sub("", sql)
-    if not stripped.upper().startswith(_QUERY_KEYWORDS):
-        keyword = stripped.split(None, 1)[0].upper() if stripped.strip() else "an empty statement"
-        raise ReadOnlyViolationError(
-            f"[{engine}] {keyword} is not sent to the source: only queries are", source=source
-        )
-    return sql

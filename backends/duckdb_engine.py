@@ -1,0 +1,459 @@
+"""One DuckDB database opened the gateway's way, for every adapter that runs SQL in DuckDB.
+
+The DuckDB adapter opens a database file (or an in-memory database prepared by setup statements); the lake
+adapters and the ``system`` catalog open an empty database and bind Arrow objects to each query's cursor.
+Either way the database is opened read-only where DuckDB allows it, with extensions never installed or
+loaded, external access switched off and the configuration locked once it is set up, so that even SQL that
+slipped past the validator cannot write, read the gateway's file system or load code; the memory limit, the
+worker threads and the spill directory are the source's.
+
+Each query runs on its own cursor (a connection to the same database), so queries run in parallel and an
+interrupt stops exactly one of them. The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's
+errors into the gateway's tree (planning under the watchdog's deadline; a query's own time limit is the query
+service's, ``server/query/results.py``); what a cursor sees besides the database (a lake query's tables) is
+the caller's to register before handing the cursor over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from nexus_flight.backends.base import Execution
+from nexus_flight.backends.engine_messages import first_line
+from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.watchdog import WATCHDOG, Deadline
+from nexus_flight.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    GatewayError,
+    InvalidQueryError,
+    LimitExceededError,
+    NotFoundError,
+    QueryCancelledError,
+    ReadOnlyViolationError,
+)
+from nexus_flight.core.source import QueryLimits
+
+_WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
+
+
+class DuckDBEngine:
+    """A DuckDB database under the gateway's guards, handing out one cursor per query.
+
+    Args:
+        source: The source's name (errors carry it).
+        path: The database file, opened read-only, or ``:memory:`` for an in-memory database that
+            ``setup_sql`` prepares (DuckDB cannot open one read-only: nothing but the locked configuration
+            and the validator keep a query from creating objects in it).
+        memory_limit: DuckDB's memory limit, e.g. ``"2GB"``.
+        threads: DuckDB's worker threads (None: one per core).
+        temp_directory: Where DuckDB spills when memory runs short.
+        setup_sql: Statements run once, before external access is switched off and the configuration locked.
+        label: How messages name the engine (``[duckdb] ...``).
+
+    Raises:
+        BackendUnavailableError: the database file does not exist or cannot be opened.
+
+    """
+
+    def __init__(
+        self,
+        source: str,
+        path: str = ":memory:",
+        *,
+        memory_limit: str = "2GB",
+        threads: int | None = None,
+        temp_directory: str | None = None,
+        setup_sql: Sequence[str] = (),
+        label: str = "duckdb",
+    ) -> None:
+        self.source = source
+        self.label = label
+        self.memory_limit = memory_limit
+        self._arrow_types: dict[str, pa.DataType] = {}
+        self._cleanup: Callable[[], None] | None = None
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": memory_limit,
+        }
+        if threads:
+            config["threads"] = threads
+        if temp_directory:
+            config["temp_directory"] = temp_directory
+        in_memory = path == ":memory:"
+        with self.errors():
+            if not in_memory and not Path(path).exists():
+                raise BackendUnavailableError(f"[{label}] database file not found: {Path(path).name}", source=source)
+            self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+                return  # the same file is already open in this process (DuckDB shares one instance), set up
+            self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
+            for statement in setup_sql:
+                self._db.execute(statement)
+            # Once set up, nothing a query says can reach outside the database or change its settings.
+            self._db.execute("SET enable_external_access = false")
+            self._db.execute("SET lock_configuration = true")
+
+    @classmethod
+    def empty(
+        cls,
+        source: str,
+        *,
+        memory_limit: str = "2GB",
+        threads: int | None = None,
+        temp_directory: str | None = None,
+        label: str = "duckdb",
+    ) -> DuckDBEngine:
+        """Open an empty database of the engine's own, read-only: a query can scan what its cursor binds, no more.
+
+        An empty database file opened read-only makes DDL and DML fail in DuckDB itself (an in-memory database
+        would accept ``CREATE TABLE``); Arrow objects registered on a cursor live in that cursor's temporary
+        catalog. The file's directory is removed when the engine is closed (or collected).
+        """
+        directory = tempfile.mkdtemp(prefix="nexus-duckdb-")
+        try:
+            path = os.path.join(directory, "empty.duckdb")
+            duckdb.connect(path).close()
+            engine = cls(
+                source,
+                path,
+                memory_limit=memory_limit,
+                threads=threads,
+                temp_directory=temp_directory,
+                label=label,
+            )
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        engine._cleanup = weakref.finalize(engine, shutil.rmtree, directory, ignore_errors=True)
+        return engine
+
+    # -- cursors and errors ------------------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Return a fresh cursor for one query (the caller registers what the query reads besides the database)."""
+        with self.errors():
+            return self._db.cursor()
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Translate DuckDB exceptions raised in the block into the gateway's error tree."""
+        with duckdb_errors(self.source, self.label, self.memory_limit):
+            yield
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run a short metadata query on a fresh cursor and return its rows."""
+        cursor = self._db.cursor()
+        try:
+            with self.errors():
+                return cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.close()
+
+    # -- planning ----------------------------------------------------------------------------------------
+
+    def schema_of(
+        self, sql: str, parameter_count: int = 0, cursor: duckdb.DuckDBPyConnection | None = None
+    ) -> pa.Schema:
+        """Return the result schema from DuckDB's binder, without running the query.
+
+        A query is bound as a relation, not executed; its DuckDB types become Arrow types through a cache
+        (each distinct type is asked once, as ``CAST(NULL AS type)``). A query with parameters is bound with
+        NULL parameters under ``LIMIT 0``. Whatever DuckDB does while binding (folding constants, expanding a
+        PIVOT) runs under the server's time limit; a statement that is not a query is not run (its schema is
+        empty, and DuckDB judges it when it is executed). ``cursor`` (closed here) is a fresh one by default.
+        """
+        limits = planning_limits()
+        if cursor is None:
+            cursor = self.cursor()
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
+        try:
+            with _planning_errors(self.source, deadline, limits), self.errors():
+                kind = _statement_kind(cursor, sql)
+                if kind == "query" and parameter_count == 0:
+                    schema = self._bound_schema(cursor, sql)
+                    if schema is not None:
+                        return schema
+                if kind == "query":
+                    reader = cursor.execute(limit_zero(sql), [None] * parameter_count).to_arrow_reader()
+                elif kind == "explain":
+                    reader = cursor.execute(sql, [None] * parameter_count).to_arrow_reader()  # plans only
+                else:
+                    # Not a query (only with the validator off): nothing runs while planning; executing it
+                    # later meets DuckDB's own refusal (read-only database, external access off).
+                    return pa.schema([])
+                return _plain_schema(reader.schema)
+        finally:
+            deadline.cancel()
+            cursor.close()
+
+    def expression_types(self, sql: str, cursor: duckdb.DuckDBPyConnection | None = None) -> pa.Schema | None:
+        """Return the result schema of a probe query under ``LIMIT 0`` (None when DuckDB cannot bind it).
+
+        ``cursor`` (closed here) is a fresh one by default.
+        """
+        limits = planning_limits()
+        if cursor is None:
+            cursor = self.cursor()
+        deadline = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
+        try:
+            return cursor.execute(limit_zero(sql)).to_arrow_reader().schema
+        except duckdb.Error:
+            if deadline.fired:
+                raise timeout_error(limits.timeout_seconds, self.source, "planning") from None
+            return None
+        finally:
+            deadline.cancel()
+            cursor.close()
+
+    def _bound_schema(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Schema | None:
+        relation = cursor.sql(sql)  # a query only: sql() would run anything else right away
+        names, types = relation.columns, [str(t) for t in relation.types]
+        if len(set(names)) != len(names):
+            return None  # let DuckDB's own export decide how duplicate names come out
+        return pa.schema([pa.field(n, self._arrow_type(t)) for n, t in zip(names, types, strict=True)])
+
+    def _arrow_type(self, duckdb_type: str) -> pa.DataType:
+        """Return the Arrow type DuckDB exports a DuckDB type as (asked once per type, then cached)."""
+        arrow = self._arrow_types.get(duckdb_type)
+        if arrow is None:
+            cursor = self._db.cursor()
+            try:
+                probe = cursor.execute(f"SELECT CAST(NULL AS {duckdb_type}) AS t").to_arrow_reader().schema
+            finally:
+                cursor.close()
+            arrow = _plain_type(probe.field(0).type)
+            self._arrow_types[duckdb_type] = arrow
+        return arrow
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        sql: str,
+        parameters: Sequence[Sequence[Any]] | None,
+        limits: QueryLimits,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+    ) -> DuckDBExecution:
+        """Prepare the query on its cursor (a fresh one by default; the execution owns it).
+
+        The query runs when the execution's reader is first read; each parameter row runs once and the
+        results are concatenated in order, in batches of ``limits.batch_rows``.
+        """
+        if cursor is None:
+            cursor = self.cursor()
+        rows = list(parameters or [])
+
+        def start(cur: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
+            with self.errors():
+                if len(rows) <= 1:
+                    reader = cur.execute(sql, list(rows[0]) if rows else None).to_arrow_reader(limits.batch_rows)
+                else:
+                    reader = _execute_many(cur, sql, rows, limits)
+                return _without_dictionaries(reader)
+
+        return DuckDBExecution(cursor, start, self.label)
+
+    def close(self) -> None:
+        """Close the database (and remove an empty one's file)."""
+        with contextlib.suppress(duckdb.Error):
+            self._db.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+class DuckDBExecution(Execution):
+    """A query on its own DuckDB cursor; it starts when the reader is first asked for.
+
+    Starting lazily lets the caller register the execution (so cancel can reach it) before DuckDB blocks
+    computing the first batch, which for an aggregation is the whole query. Whether a failure after a cancel
+    was the cancel or the server's time limit is the query service's to say (``server/query/results.py``).
+    """
+
+    def __init__(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        start: Callable[[duckdb.DuckDBPyConnection], pa.RecordBatchReader],
+        label: str = "duckdb",
+    ) -> None:
+        self._cursor = cursor
+        self._start = start
+        self._reader: pa.RecordBatchReader | None = None
+        self._label = label
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._closed = False
+
+    @property
+    def reader(self) -> pa.RecordBatchReader:
+        """DuckDB's result stream (started on first access); failures after the first batch are mapped too."""
+        if self._reader is None:
+            if self._cancelled:
+                raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
+            engine = self._start(self._cursor)
+            self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
+        return self._reader
+
+    def _mapped(self, engine: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        """DuckDB's batches, unchanged; an error mid-stream as the gateway's error."""
+        try:
+            yield from engine
+        except pa.ArrowException as exc:
+            raise self._stream_error(exc) from None
+
+    def _stream_error(self, exc: Exception) -> Exception:
+        text = first_line(exc).split(". Detail:")[0]
+        if self._cancelled or "INTERRUPT" in text:
+            return QueryCancelledError(f"[{self._label}] query interrupted")
+        if "Out of Memory" in text:
+            return LimitExceededError(f"[{self._label}] {text}: the query needs more than the source's memory limit")
+        return InvalidQueryError(f"[{self._label}] {text}")
+
+    def cancel(self) -> None:
+        """Interrupt the query in DuckDB."""
+        with self._lock:
+            self._cancelled = True
+            if not self._closed:
+                self._cursor.interrupt()
+
+    def close(self) -> None:
+        """Release the cursor."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(duckdb.Error):
+            self._cursor.close()
+
+
+@contextlib.contextmanager
+def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None = None) -> Iterator[None]:
+    """Translate DuckDB exceptions into the gateway's error tree, once, for every call."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except duckdb.InterruptException as exc:
+        raise QueryCancelledError(f"[{label}] query interrupted", source=source) from exc
+    except duckdb.OutOfMemoryException as exc:
+        text = first_line(exc)
+        if "bad allocation" in text:  # the process's own ceiling, not DuckDB's buffer pool
+            limit = "the server's process_memory_limit; a single value this large cannot be built"
+        else:
+            limit = f"memory_limit={memory_limit}); add a filter or raise the source's memory_limit"
+            limit = f"the memory limit ({limit}"
+        raise LimitExceededError(f"[{label}] {text}: the query needs more than {limit}", source=source) from exc
+    except duckdb.PermissionException as exc:
+        raise ReadOnlyViolationError(f"[{label}] {first_line(exc)}", source=source) from exc
+    except duckdb.InvalidInputException as exc:
+        text = first_line(exc)
+        if "read-only" in text or "read only" in text:
+            raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
+        if "get_next failed(): IOError" in text:  # an Arrow dataset's store failed under DuckDB's scan
+            raise BackendUnavailableError(f"[{label}] {text}", source=source) from exc
+        raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
+    except duckdb.CatalogException as exc:
+        text = first_line(exc)
+        if "read-only" in text or "read only" in text or text.endswith("is not an table"):
+            raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
+        if "does not exist" in text:
+            raise NotFoundError(f"[{label}] {text}", source=source) from exc
+        raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as exc:
+        text = first_line(exc)
+        if _WRITE_TO_VIEW.search(text):  # DML aimed at a view (or a registered Arrow object)
+            raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
+        raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
+    except (duckdb.IOException, duckdb.HTTPException) as exc:
+        raise BackendUnavailableError(f"[{label}] {first_line(exc)}", source=source) from exc
+    except duckdb.Error as exc:
+        text = first_line(exc)
+        if "read-only" in text or "read only" in text:
+            raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
+        raise BackendError(f"[{label}] {text}", source=source) from exc
+
+
+def limit_zero(sql: str) -> str:
+    """``sql`` as a subquery under ``LIMIT 0``: bound and planned, never run.
+
+    The query goes on lines of its own, so that a trailing ``-- comment`` cannot swallow the closing
+    parenthesis, and without its trailing semicolons (found with DuckDB's own lexer, comments after them too).
+    """
+    data = sql.encode("utf-8")  # DuckDB's token offsets count bytes
+    tokens = duckdb.tokenize(sql)
+    end = len(data)
+    while tokens and data.startswith(b";", tokens[-1][0]):
+        end = tokens.pop()[0]
+    return f"SELECT * FROM (\n{data[:end].decode('utf-8')}\n) AS q LIMIT 0"
+
+
+def _statement_kind(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """Say what DuckDB's parser reads ``sql`` as: ``query``, ``explain`` or ``other``.
+
+    DESCRIBE, SHOW, SUMMARIZE and a PIVOT with its temporary ENUM type are queries.
+    """
+    types = [statement.type for statement in cursor.extract_statements(sql)]
+    if types in ([duckdb.StatementType.SELECT], [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]):
+        return "query"
+    if types == [duckdb.StatementType.EXPLAIN]:
+        return "explain"
+    return "other"
+
+
+@contextlib.contextmanager
+def _planning_errors(source: str, deadline: Deadline, limits: QueryLimits) -> Iterator[None]:
+    """An interrupt from the planning deadline is the server's time limit, said so."""
+    try:
+        yield
+    except (QueryCancelledError, duckdb.InterruptException):
+        if deadline.fired:
+            raise timeout_error(limits.timeout_seconds, source, "planning") from None
+        raise
+
+
+def _execute_many(
+    cursor: duckdb.DuckDBPyConnection, sql: str, rows: list, limits: QueryLimits
+) -> pa.RecordBatchReader:
+    """Several parameter rows: one execution each, results concatenated in order."""
+    first = cursor.execute(sql, list(rows[0])).to_arrow_reader(limits.batch_rows)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first
+        for row in rows[1:]:
+            yield from cursor.execute(sql, list(row)).to_arrow_reader(limits.batch_rows)
+
+    return pa.RecordBatchReader.from_batches(first.schema, batches())
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    """Dictionary (ENUM) columns become their value type: JDBC and ODBC cannot decode dictionaries."""
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    return t
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    if not any(pa.types.is_dictionary(f.type) for f in schema):
+        return schema
+    return pa.schema([f.with_type(_plain_type(f.type)) for f in schema], metadata=schema.metadata)
+
+
+def _without_dictionaries(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Decode dictionary columns; the common case (none) hands DuckDB's reader through untouched."""
+    target = _plain_schema(reader.schema)
+    if target is reader.schema:
+        return reader
+    return reader.cast(target)

@@ -1,0 +1,289 @@
+"""The gateway's settings: one model, read from defaults < configuration file < environment < command-line flags.
+
+:class:`ServerSettings` is the ``[server]`` table of the TOML file and everything ``nexus-flight serve`` and an
+embedding application can set; it is the only declaration of a server knob. A setting comes, lowest first, from
+the field's default, the file, an environment variable ``NEXUS_FLIGHT__SERVER__<NAME>`` (``__`` between nested
+names: ``NEXUS_FLIGHT__SERVER__TLS__CERT_FILE``; values are read as TOML values, else as text) and a flag given on
+the command line. A flag counts when it is given, even when it repeats the default.
+
+Adding a knob is one field here (its default, bounds and doc comment), plus a flag in ``server/app/cli.py`` whose
+``dest`` is the field's name when it deserves one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from nexus_flight.core.errors import ConfigError
+from nexus_flight.core.source import ValidationLimits
+
+ENV_PREFIX = "NEXUS_FLIGHT__"
+DEFAULT_PORT = 31337
+_ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthSettings(_Strict):
+    """``[server.auth]``: client authentication (this version serves only ``mode = "none"``)."""
+
+    mode: Literal["none", "basic", "jwt"] = "none"
+    username: str | None = None
+    #: ``${env:NAME}`` references in the file, never literal values (CV-007).
+    password: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    token_ttl_seconds: int = Field(3600, ge=60, le=86_400 * 7)
+
+
+class TLSSettings(_Strict):
+    """``[server.tls]``: PEM files for TLS and, with ``client_ca_file``, mutual TLS."""
+
+    #: The server's certificate chain and private key.
+    cert_file: Path
+    key_file: Path
+    #: mTLS: the CAs whose client certificates are accepted (clients must then present one).
+    client_ca_file: Path | None = None
+
+
+class ServerSettings(_Strict):
+    """Everything the gateway process can be told: the ``[server]`` table, environment overrides and flags."""
+
+    # -- listening
+    host: str = "127.0.0.1"
+    #: 0 picks a free port.
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    tls: TLSSettings | None = None
+    auth: AuthSettings = AuthSettings()
+    #: Serve a non-loopback address without authentication (containers on a trusted network only).
+    allow_unauthenticated_remote: bool = False
+
+    # -- state
+    #: Where the demo data and the default SQLite catalog live.
+    data_dir: Path = Path("data")
+    #: SQLAlchemy URL of the catalog (a PostgreSQL one shared by replicas); ``<data_dir>/catalog.db`` when unset.
+    catalog_url: str | None = None
+    #: Scale factor of the embedded TPC-H demo catalog; ``"none"`` (``--no-demo``) serves no demo.
+    demo_scale: float | None = Field(0.01, gt=0)
+    #: The source a query without a catalog runs on; the demo, else the first source, when unset.
+    default_source: str | None = None
+
+    # -- one query
+    #: Server-side limit on one query's run time (planning included).
+    query_timeout_seconds: float = Field(300.0, gt=0, le=86_400)
+    #: Rows per Arrow batch an engine is asked for; wide batches are then cut by bytes (``max_message_bytes``).
+    batch_rows: int = Field(65_536, gt=0)
+    #: The largest Flight message sent to a client: 16 MiB, what ADBC and other gRPC clients accept by default;
+    #: raise it together with the clients' own limit.
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    #: Most rows and bytes (Arrow buffers) one query's result may have; unset (or ``"none"``): no cap. The batch
+    #: that would cross a cap is not sent, and the query stops with an error naming the cap.
+    max_result_rows: int | None = Field(None, ge=1)
+    max_result_bytes: int | None = Field(None, ge=1)
+    #: DuckDB's memory limit for the demo catalog and the ``system`` catalog. Every other source has its own
+    #: (the ``memory_limit`` option of the DuckDB, files and lake families, 2GB by default).
+    memory_limit: str = "2GB"
+    #: Memory the process may allocate beyond what it holds when ``nexus-flight serve`` starts (``RLIMIT_DATA``);
+    #: ``"none"`` for no ceiling. Applied by the ``serve`` command only: an application embedding the gateway
+    #: decides its process's limits itself (``server.app.memory_guard.cap_process_memory``).
+    process_memory_limit: str | None = "4GB"
+    #: Turning the read-only validator off is for tests of the engines' own defence only.
+    validate_sql: bool = True
+    #: The validator's limits for sources that do not set their own (QV-009 length in bytes, QV-008 nesting and
+    #: joins); a source sets its own with options of the same names.
+    max_query_length: int = Field(100_000, ge=1)
+    max_nesting: int = Field(64, ge=1)
+    max_joins: int = Field(64, ge=0)
+
+    # -- handles
+    #: Idle prepared statements and tickets are forgotten after this long.
+    handle_ttl_seconds: float = Field(1800.0, gt=0)
+    #: Most tickets and prepared statements open at once, in total and per client (session).
+    max_tickets: int = Field(10_000, ge=1)
+    max_tickets_per_client: int = Field(1_000, ge=1)
+    max_prepared_statements: int = Field(10_000, ge=1)
+    max_prepared_statements_per_client: int = Field(1_000, ge=1)
+
+    # -- the catalog's housekeeping
+    #: Query history older than this is deleted (at start and then daily); ``"none"`` keeps it all.
+    history_retention_days: int | None = Field(30, ge=1)
+    #: Store query parameters in the history as given (by default only their shape).
+    record_parameters: bool = False
+    health_checks: bool = True
+    #: How often active sources are probed (error sources follow the 30 s … 600 s backoff).
+    health_check_interval_seconds: float = Field(300.0, ge=5)
+    #: How long a cached schema answers metadata before the source is asked again.
+    schema_cache_ttl_seconds: float = Field(300.0, ge=0)
+
+    @field_validator(
+        "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _none_spelled_out(cls, value: Any) -> Any:
+        # TOML has no null: "none" in the file or the environment turns an optional setting off.
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
+
+    @field_validator("memory_limit", "process_memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not _SIZE.match(value.strip()):
+            raise ValueError("must be a size like 512MB or 2GB")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def validation_limits(self) -> ValidationLimits:
+        """The validator's limits for every source that does not set its own."""
+        return ValidationLimits(
+            max_length=self.max_query_length, max_nesting=self.max_nesting, max_joins=self.max_joins
+        )
+
+
+def parse_value(text: str) -> Any:
+    """Read a command-line or environment value as TOML (``5432``, ``true``, ``["a"]``), else as text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def read_document(path: str | Path | None, env: Mapping[str, str]) -> dict[str, Any]:
+    """Read the TOML file (None: an empty one) and apply the ``NEXUS_FLIGHT__…`` environment overrides to it.
+
+    ``NEXUS_FLIGHT__A__B=value`` sets ``a.b``; ``NEXUS_FLIGHT__SOURCES__<NAME>__…`` addresses a ``[[sources]]``
+    entry by its name.
+
+    Raises:
+        ConfigError: the file cannot be read or is not TOML, or an override names no source of the file.
+
+    """
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"the configuration file is not valid TOML: {exc}") from None
+    for key in sorted(env):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        names = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not names:
+            continue
+        value = parse_value(env[key])
+        if names[0] == "sources" and len(names) >= 3:
+            entry = next((s for s in document.get("sources", []) if str(s.get("name", "")).lower() == names[1]), None)
+            if entry is None:
+                raise ConfigError(f"{key}: no source named {names[1]!r} in the configuration file")
+            _set(entry, names[2:], value)
+        else:
+            _set(document, names, value)
+    return document
+
+
+def _set(target: dict[str, Any], names: list[str], value: Any) -> None:
+    for part in names[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"environment override: {'.'.join(names)} is not a table")
+    target[names[-1]] = value
+
+
+def flags_table(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Nest flags given by dotted setting name (``{"tls.cert_file": p}`` -> ``{"tls": {"cert_file": p}}``)."""
+    table: dict[str, Any] = {}
+    for name, value in flags.items():
+        _set(table, name.split("."), value)
+    return table
+
+
+def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    """``high`` over ``low``, table by table."""
+    merged = dict(low)
+    for key, value in high.items():
+        below = merged.get(key)
+        merged[key] = _merge(below, value) if isinstance(below, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
+def server_settings(
+    table: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> ServerSettings:
+    """Validate the ``[server]`` table (file and environment already applied) with the given flags on top.
+
+    Args:
+        table: The document's ``server`` table.
+        flags: Settings given on the command line, by (dotted) field name; only those given.
+        env: Where ``${env:NAME}`` references of ``[server.auth]`` are resolved (``os.environ`` by default).
+
+    Raises:
+        ConfigError: naming the setting (``server.port``) and the reason.
+
+    """
+    data = _merge(table or {}, flags_table(flags or {}))
+    try:
+        settings = ServerSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(first_error(exc, "server")) from None
+    secrets = {k: getattr(settings.auth, k) for k in ("password", "jwt_secret") if getattr(settings.auth, k)}
+    if not secrets:
+        return settings
+    env = os.environ if env is None else env
+    resolved = {
+        k: SecretStr(resolve_reference(f"server.auth.{k}", v.get_secret_value(), env)) for k, v in secrets.items()
+    }
+    return settings.model_copy(update={"auth": settings.auth.model_copy(update=resolved)})
+
+
+def load_settings(
+    path: str | Path | None = None, *, env: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+) -> ServerSettings:
+    """The server settings from a TOML file (or none), the environment and flags, in that order of precedence.
+
+    Raises:
+        ConfigError: naming the setting and the reason.
+
+    """
+    env = os.environ if env is None else env
+    document = read_document(path, env)
+    return server_settings(document.get("server"), flags, env)
+
+
+def resolve_reference(where: str, value: str, env: Mapping[str, str]) -> str:
+    """``${env:NAME}`` -> the variable's value; anything else is a plaintext secret and refused (CV-007).
+
+    Raises:
+        ConfigError: CV-007 for a literal secret, or the variable is not set.
+
+    """
+    match = _ENV_REF.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        message = f"CV-007: {where} must be a reference like ${{env:NAME}}, not a literal secret"
+        raise ConfigError(message, rule="CV-007")
+    name = match.group(1)
+    if not env.get(name):
+        raise ConfigError(f"{where}: the environment variable {name} is not set")
+    return env[name]
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> str:
+    """``where: reason`` of a validation error's first problem, never echoing the value."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "") or "configuration"
+    reason = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
+    return f"{where}: {reason}"

@@ -1,0 +1,62 @@
+"""The DuckDB engine every DuckDB-based adapter holds: its guards, its cursors and its empty database."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pytest
+
+from nexus_flight.backends.duckdb_engine import DuckDBEngine
+from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
+from nexus_flight.core.source import QueryLimits
+
+LIMITS = QueryLimits(timeout_seconds=30)
+
+
+def run(engine: DuckDBEngine, sql: str, cursor=None) -> list[dict]:
+    execution = engine.execute(sql, None, LIMITS, cursor)
+    try:
+        return execution.reader.read_all().to_pylist()
+    finally:
+        execution.close()
+
+
+@pytest.fixture
+def engine():
+    engine = DuckDBEngine.empty("lake", memory_limit="64MB", threads=1)
+    yield engine
+    engine.close()
+
+
+def test_empty_engine_is_read_only_sealed_and_has_the_sources_settings(engine):
+    with pytest.raises(ReadOnlyViolationError):
+        run(engine, "CREATE TABLE t AS SELECT 1 AS a")
+    with pytest.raises(ReadOnlyViolationError):
+        run(engine, "SELECT * FROM read_csv('/etc/hostname')")
+    with pytest.raises(Exception, match="(?i)lock"):
+        run(engine, "SET memory_limit = '8GB'")
+    got = run(
+        engine,
+        "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, "
+        "current_setting('enable_external_access') AS e, current_setting('TimeZone') AS z",
+    )
+    assert got[0].pop("z") in ("UTC", "Etc/UTC")
+    assert got == [{"m": "61.0 MiB", "t": 1, "e": False}]
+
+
+def test_what_a_cursor_binds_is_that_cursors_alone(engine):
+    first, second = engine.cursor(), engine.cursor()
+    first.register("t", pa.table({"a": [1, 2]}))
+    assert run(engine, "SELECT sum(a) AS s FROM t", first) == [{"s": 3}]
+    with pytest.raises(NotFoundError):
+        run(engine, "SELECT * FROM t", second)
+    assert engine.schema_of("SELECT 1::DECIMAL(9,2) AS d").field("d").type == pa.decimal128(9, 2)
+
+
+def test_empty_engine_removes_its_database_on_close():
+    engine = DuckDBEngine.empty("lake")
+    directory = os.path.dirname(engine.rows("SELECT path FROM duckdb_databases() WHERE NOT internal")[0][0])
+    assert os.path.exists(os.path.join(directory, "empty.duckdb"))
+    engine.close()
+    assert not os.path.exists(directory)
