@@ -8,7 +8,12 @@ Measures, through the same ADBC Flight SQL client for both servers:
 - the validator's share of the point lookup: routing and validating its text in-process (a cache miss, as each
   lookup's text is new), against that query's p50 through the gateway.
 
+With ``--before-python``, a second gateway runs the same measurements in the same run: an earlier checkout's,
+served by that checkout's own interpreter (a virtualenv with it installed), e.g. to show a change's effect on
+the per-query path against the same ROAPI.
+
 Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300] [--small-only]
+       [--before-python /tmp/before/.venv/bin/python]
 Data is generated locally with tpchgen-cli into benchmarks/.data (ignored by git).
 """
 
@@ -45,12 +50,13 @@ def wait_port(port: int, seconds: float = 120) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
+def start_nexus(data_dir: Path, scale: float, python: str = sys.executable) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
+        [python, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
          "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"],
-        cwd=ROOT, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
+        cwd=data_dir, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
     )
     wait_port(port)
     return proc, f"grpc://127.0.0.1:{port}"
@@ -117,19 +123,24 @@ def flight_small(uri: str, count: int) -> dict[str, float]:
         return {**point, "nation_p50_ms": same["p50_ms"], "nation_p99_ms": same["p99_ms"]}
 
 
-def validator_ms(count: int) -> float:
-    """p50 of routing and validating the point lookup in-process, each text new (a cache miss)."""
+def validator_ms(count: int, text=lambda i: POINT.format(key=10_000_000 + i)) -> float:
+    """p50 of routing and validating in-process: the point lookup, each text new (a cache miss), by default."""
     from nexus_flight.core.source import SourceProfile
     from nexus_flight.server.query.sql.routing import route
 
     sources = {"demo": SourceProfile("duckdb", engine="duckdb")}
     times = []
     for i in range(count):
-        sql = POINT.format(key=10_000_000 + i)
+        sql = text(i)
         started = time.perf_counter()
         route(sql, sources=sources, session_catalog=None, default_source="demo")
         times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000
+
+
+def validators(count: int) -> dict[str, float]:
+    """The validator's p50 for a new point-lookup text each time, and for the repeated nation query."""
+    return {"validator_p50_ms": validator_ms(count), "nation_validator_p50_ms": validator_ms(count, lambda i: NATION)}
 
 
 def main() -> None:
@@ -138,7 +149,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--small-only", action="store_true", help="skip the scan and Q1 (small queries only)")
+    parser.add_argument("--before-python", help="interpreter of an earlier checkout: its gateway is measured too")
+    parser.add_argument("--validator-only", action="store_true", help="print the validator's p50s (ms) and stop")
     args = parser.parse_args()
+    if args.validator_only:
+        print(json.dumps(validators(args.small)))
+        return
 
     data_dir = ROOT / "benchmarks" / ".data"
     parquet_dir = data_dir / f"parquet_sf{args.scale:g}"
@@ -152,10 +168,23 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     nexus, nexus_uri = start_nexus(data_dir, args.scale)
+    servers = [("nexus", nexus_uri)]
+    processes = [nexus]
+    if args.before_python:
+        before_dir = data_dir / "before"  # its own catalog; the demo database file is shared, read-only
+        before_dir.mkdir(exist_ok=True)
+        shared = before_dir / db_path.name
+        if not shared.exists():
+            shared.symlink_to(db_path)
+        before, before_uri = start_nexus(before_dir, args.scale, args.before_python)
+        servers.append(("nexus_before", before_uri))
+        processes.append(before)
     roapi, roapi_uri = start_roapi(parquet_dir)
+    processes.append(roapi)
+    servers.append(("roapi", roapi_uri))
     try:
         scan = "SELECT * FROM lineitem"
-        for name, uri in (("nexus", nexus_uri), ("roapi", roapi_uri)):
+        for name, uri in servers:
             results[name] = flight_small(uri, args.small)
             if not args.small_only:
                 seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
@@ -171,9 +200,13 @@ def main() -> None:
             q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
             results["duckdb_in_process"] |= {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local,
                                              "q1_s": q1_local}
-        results["nexus"]["validator_p50_ms"] = validator_ms(args.small)
+        results["nexus"] |= validators(args.small)
+        if args.before_python:  # the earlier checkout's validator, in its own interpreter
+            out = subprocess.run([args.before_python, __file__, "--validator-only", "--small", str(args.small)],
+                                 check=True, capture_output=True, text=True, cwd=data_dir).stdout
+            results["nexus_before"] |= json.loads(out.strip().splitlines()[-1])
     finally:
-        for proc in (nexus, roapi):
+        for proc in processes:
             proc.terminate()
             try:
                 proc.wait(30)
@@ -190,7 +223,18 @@ def main() -> None:
         "nation_p50_vs_roapi": n["nation_p50_ms"] / r["nation_p50_ms"],
         "nation_p99_vs_roapi": n["nation_p99_ms"] / r["nation_p99_ms"],
         "validator_share_of_small_p50": n["validator_p50_ms"] / n["p50_ms"],
+        "validator_share_of_nation_p50": n["nation_validator_p50_ms"] / n["nation_p50_ms"],
     }
+    if "nexus_before" in results:
+        b = results["nexus_before"]
+        ratios |= {
+            "before_small_p50_vs_roapi": b["p50_ms"] / r["p50_ms"],
+            "before_small_p99_vs_roapi": b["p99_ms"] / r["p99_ms"],
+            "before_nation_p50_vs_roapi": b["nation_p50_ms"] / r["nation_p50_ms"],
+            "before_nation_p99_vs_roapi": b["nation_p99_ms"] / r["nation_p99_ms"],
+            "before_validator_share_of_small_p50": b["validator_p50_ms"] / b["p50_ms"],
+            "before_validator_share_of_nation_p50": b["nation_validator_p50_ms"] / b["nation_p50_ms"],
+        }
     if not args.small_only:
         ratios |= {
             "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],

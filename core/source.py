@@ -7,8 +7,9 @@ the SQL the validator accepts; ``SourceProfile`` is what routing and validation 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 
@@ -67,6 +68,14 @@ class ValidationLimits:
     max_joins: int = 64
     max_expression_depth: int = 1_500
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Worked out once: limits are part of every validator cache key."""
+        return hash(astuple(self))
+
     @classmethod
     def from_mapping(cls, values: Any) -> ValidationLimits:
         """Build limits from a mapping of field names (unknown keys ignored); limits pass through as given."""
@@ -118,6 +127,15 @@ class SourceProfile:
         object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
         object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
         object.__setattr__(self, "allowed_functions", tuple(str(f) for f in self.allowed_functions))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Worked out once: profiles are part of every cached plan's key."""
+        return hash((self.dialect, self.allowed_paths, self.limits, self.engine_dialects, self.own_catalogs,
+                     self.engine, self.allowed_functions))
 
     def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
         """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""

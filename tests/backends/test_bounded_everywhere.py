@@ -25,7 +25,7 @@ from nexus_flight.backends.limits import planning
 from nexus_flight.backends.sqlite import SQLiteBackend
 from nexus_flight.core.errors import QueryCancelledError, QueryTimeoutError
 from nexus_flight.core.source import QueryLimits, SourceSpec
-from tests.support.results import plan_for
+from tests.support.results import plan_for, stream_of
 from tests.support.services import free_port, port_open, wait_until
 
 LIMIT = 2.0
@@ -147,9 +147,10 @@ def _workers(backend: SQLiteBackend) -> list[int]:
 
 def test_sqlite_statement_is_stopped_at_the_deadline_in_the_engine(sqlite_source):
     with SQLiteBackend(sqlite_source) as backend:
-        execution = backend.execute(plan_for(backend, RECURSIVE), None, QueryLimits(timeout_seconds=1.0))
-        elapsed, error = timed_failure(lambda: execution.reader.read_all())
-        execution.close()
+        # The server's time limit is the result stream's (the gateway's), which stops the engine.
+        stream = stream_of(backend.execute(plan_for(backend, RECURSIVE), None, QueryLimits()), timeout_seconds=1.0)
+        elapsed, error = timed_failure(lambda: list(stream))
+        stream.close()
         assert isinstance(error, QueryTimeoutError) and "query_timeout=1s" in error.message
         assert elapsed < 4
         assert backend.pool.in_use == 0

@@ -94,6 +94,11 @@ def _route(
     sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
 ) -> QueryPlan:
     home_target = sources[home]
+    if validate_sql and client is None and "." not in sql:
+        # Without a dot there is no qualified name, so no other source: the statement is the home source's, in
+        # its dialect, and one check both parses and judges it (what the path below would do, in fewer steps).
+        checked = _check(sql, home_target.dialect, home_target, engine=home_target.engine)
+        return _plan(home, sql, home_target.dialect, checked, True)
     read_dialect = client or home_target.dialect
     try:
         parsed = analyze(sql, read_dialect, home_target.limits, check=False)  # the parse, shared with the check
