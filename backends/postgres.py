@@ -94,7 +94,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
-from nexus_flight.core.plan import QueryPlan, replace_placeholders
+from nexus_flight.core.plan import QueryPlan, plan_sql, replace_placeholders
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
@@ -487,7 +487,9 @@ class PostgresBackend(AdbcBackend):
         )
         if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        # The gateway's own statement: its plan is read here (the numeric scales come from its tree).
+        own = f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}"
+        described = self.get_schema(plan_sql(own, "postgres", self.name))
         return pa.schema(
             [
                 catalog_column(f, type_name, not not_null)

@@ -246,7 +246,7 @@ class SnowflakeBackend(AdbcBackend):
         """Return the Arrow schema of ``SELECT *`` from the table, with DESCRIBE TABLE's type names and NOT NULLs."""
         target = f"{_identifier(db_schema)}.{_identifier(table)}"
         try:
-            described = self.get_schema(f"SELECT * FROM {target}")
+            described = self._schema(f"SELECT * FROM {target}")
         except InvalidQueryError as exc:
             raise NotFoundError(
                 f"table {db_schema}.{table} not found: {exc.message}", source=self.name

@@ -104,7 +104,8 @@ def test_readonly_2_lets_settings_pass_but_still_no_writes(clickhouse_server, cl
 
 
 def test_parameters_are_bound_by_clickhouse_as_typed_values(backend):
-    assert bind_placeholders("SELECT ? , '?' , ?", [1, "x"]) == (
+    plan = plan_for(backend, "SELECT ? , '?' , ?")
+    assert bind_placeholders(plan.sql, plan.placeholders, [1, "x"]) == (
         "SELECT {p1:Int64} , '?' , {p2:String}",
         {"p1": 1, "p2": "x"},
     )

@@ -111,7 +111,8 @@ def test_uuid_text_handles_nulls_and_slices(backend):
 
 
 def test_bound_parameters_and_placeholder_renumbering(backend):
-    assert numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?") == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
+    plan = plan_for(backend, "SELECT '?', ?::int, a ?| b -- ?\n, ?")
+    assert numbered_placeholders(plan.sql, plan.placeholders) == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
     table = run(backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
     assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
 
