@@ -44,6 +44,10 @@ from nexus_flight.core.source import QueryLimits
 from nexus_flight.server.query.batch_sizing import within_message_limit
 
 
+class _Stopped(QueryCancelledError):
+    """What the stream raises itself when a batch arrives after a stop (``outcome`` then words the stop)."""
+
+
 class Stop(Enum):
     """Why the gateway stopped a query."""
 
@@ -61,7 +65,9 @@ def outcome(exc: BaseException, stop: Stop | None, limits: QueryLimits, source: 
     if stop is Stop.TIMED_OUT:
         return timeout_error(limits.timeout_seconds, source)
     if stop is Stop.CANCELLED:
-        return QueryCancelledError("the query was cancelled", source=source)
+        if isinstance(exc, QueryCancelledError) and not isinstance(exc, _Stopped):
+            return exc  # the engine's own words for the interrupt ("[duckdb] query interrupted")
+        return QueryCancelledError("the query was cancelled: interrupted in its engine", source=source)
     if isinstance(exc, GatewayError):
         return exc
     text = str(exc).split(". Detail:")[0].strip()
@@ -155,7 +161,7 @@ class ResultStream:
         """The error of the gateway's stop, if it stopped the query (the client may have seen none: it had gone)."""
         if self._stop is None:
             return None
-        return outcome(QueryCancelledError("stopped"), self._stop, self.limits, self.source)
+        return outcome(_Stopped("stopped"), self._stop, self.limits, self.source)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         """Yield the batches in the announced schema, sized for one message each, counted and capped.
@@ -175,7 +181,7 @@ class ResultStream:
         try:
             for batch in within_message_limit(reader, limits.max_message_bytes):
                 if self._stop is not None:  # what the engine computed before it saw the stop is not sent
-                    raise QueryCancelledError("stopped")
+                    raise _Stopped("stopped")
                 if stats.first_batch_ms is None:
                     stats.first_batch_ms = (time.perf_counter() - self._started) * 1000.0
                 if max_rows is not None and stats.rows + batch.num_rows > max_rows:
