@@ -39,11 +39,12 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel
 from sqlglot import exp
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, parameter_schema
 from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.options.bigquery import BigQueryConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.source_config import secret_values, source_config
 from nexus_flight.core.errors import (
@@ -62,30 +63,6 @@ from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _READ_ONLY_SCOPE = "https://www.googleapis.com/auth/bigquery"
-
-
-class BigQueryConfig(BaseModel):
-    """Options and secrets of a BigQuery source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    project_id: str
-    #: The dataset unqualified table names resolve to.
-    dataset: str | None = None
-    location: str | None = None
-    #: Another API endpoint (an emulator, a private endpoint).
-    endpoint: str | None = None
-    statement_timeout_seconds: float = Field(300.0, gt=0)
-    #: The cost guard: BigQuery refuses a query that would bill more bytes than this.
-    maximum_bytes_billed: int | None = Field(None, ge=1)
-    #: Read results through the Storage Read API (faster for large results); off: REST pages.
-    use_storage_api: bool = True
-    page_size: int = Field(65_536, ge=1)
-    service_account_json: SecretStr | None = None
-    token: SecretStr | None = None
-    refresh_token: SecretStr | None = None
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
 
 
 def credentials_for(config: BigQueryConfig):

@@ -39,17 +39,18 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.clickhouse_types import arrow_mapping, parse_type
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.options.clickhouse import ClickHouseConfig
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool
 from nexus_flight.backends.result_types import plain_schema, type_plan
 from nexus_flight.backends.source_config import secret_values, source_config
@@ -73,35 +74,6 @@ _SYSTEM_DATABASES = ("system", "INFORMATION_SCHEMA", "information_schema")
 _VIEW_ENGINES = ("View", "MaterializedView", "LiveView", "WindowView")
 #: How long a DESCRIBE answer is reused for the same statement.
 _DESCRIBED_SECONDS = 5.0
-
-
-class ClickHouseConfig(BaseModel):
-    """Options and secrets of a ClickHouse source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int | None = Field(None, ge=1, le=65535)
-    protocol: Literal["http", "https"] = "http"
-    database: str = "default"
-    username: str = "default"
-    password: SecretStr | None = None
-    #: 1: the query can change no setting; 2: it can change settings (not ``readonly``), still write nothing.
-    readonly: Literal[1, 2] = 1
-    #: String and FixedString as Arrow binary instead of utf8 text.
-    strings_as_binary: bool = False
-    #: Ask ClickHouse to compress responses (lz4); worth it across slow links, a cost on fast ones.
-    compress: bool = False
-    verify: bool = True
-    ca_cert: str | None = None
-    connect_timeout_seconds: float = Field(10.0, gt=0)
-    statement_timeout_seconds: float = Field(300.0, gt=0)
-    #: A per-source cap on ``max_memory_usage``; the query's own memory limit wins when lower.
-    max_memory_usage: int | None = Field(None, ge=1)
-    pool_size: int = Field(8, ge=1)
-    pool_timeout_seconds: float = Field(30.0, gt=0)
-    pool_recycle_seconds: float = Field(300.0, ge=0)
-    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
 
 
 # -- errors --------------------------------------------------------------------------------------------------

@@ -16,31 +16,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from pydantic import Field, field_validator
 
 from nexus_flight.backends.lake import (
     LakeBackend,
-    LakeSourceConfig,
-    VersionedTable,
-    parsable_location,
-    unique_names,
 )
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
+from nexus_flight.backends.options.lake import DeltaConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
-
-
-class DeltaTableConfig(VersionedTable):
-    """One Delta table: its root (``s3://bucket/path``, ``az://...``, ``gs://...`` or a local path)."""
-
-    location: str
-    _parsable = field_validator("location")(parsable_location)
-
-
-class DeltaConfig(LakeSourceConfig):
-    """A Delta source: object-store settings, engine settings and its tables."""
-
-    tables: list[DeltaTableConfig] = Field(min_length=1)
-    _unique = field_validator("tables")(unique_names)
 
 
 class DeltaBackend(LakeBackend):

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_flight.backends.base import (
     Backend,
@@ -24,6 +23,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
+from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
 from nexus_flight.core.errors import NotFoundError
@@ -31,25 +31,6 @@ from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _INTERNAL_SCHEMAS = ("information_schema", "pg_catalog")
-
-
-class DuckDBConfig(BaseModel):
-    """Options of a DuckDB source (there are no secrets: the file is local)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: The database file; absent or ``:memory:`` for an in-memory database prepared by ``setup_sql``.
-    path: str | None = None
-    #: Statements run once, before the configuration is locked (views over the source's own files).
-    setup_sql: tuple[str, ...] = ()
-    #: DuckDB's memory limit for this source, e.g. ``"2GB"``.
-    memory_limit: str = "2GB"
-    #: DuckDB worker threads (default: one per core).
-    threads: int | None = Field(None, ge=1, le=1024)
-    #: Where DuckDB spills when memory runs short.
-    temp_directory: str | None = None
-    #: Paths and URL prefixes the source's own data lives under (the validator lets file readers touch only these).
-    allowed_paths: tuple[str, ...] = ()
 
 
 class DuckDBBackend(Backend):

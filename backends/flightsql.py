@@ -26,11 +26,11 @@ import adbc_driver_flightsql
 import adbc_driver_flightsql.dbapi as flightsql_dbapi
 import adbc_driver_manager
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.options.flightsql import FlightSQLConfig
 from nexus_flight.backends.result_types import plain_schema
 from nexus_flight.backends.sql_text import require_query
 from nexus_flight.core.errors import (
@@ -48,35 +48,6 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits
-
-
-class FlightSQLConfig(BaseModel):
-    """Options and secrets of an upstream Flight SQL source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    uri: str = Field(pattern=r"^grpc(\+tls|\+tcp)?://")
-    username: str | None = None
-    password: SecretStr | None = None
-    token: SecretStr | None = None
-    tls_root_certs: str | None = None  # PEM text
-    tls_skip_verify: bool = False
-    tls_override_hostname: str | None = None
-    mtls_cert_chain: str | None = None
-    mtls_private_key: SecretStr | None = None
-    catalog: str | None = None
-    #: The largest message accepted from the upstream: one row (a wide value) must fit in a message.
-    max_message_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, lt=2**31)
-    query_timeout_seconds: float = Field(300.0, gt=0)
-    pool_size: int = Field(4, ge=1)
-    pool_recycle_seconds: float = Field(300.0, ge=0)
-    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_way_to_log_in(self) -> FlightSQLConfig:
-        if self.token is not None and self.username is not None:
-            raise ValueError("give either token or username/password, not both")
-        return self
 
 
 def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:

@@ -15,34 +15,14 @@ import datetime as dt
 
 import pyarrow.dataset as ds
 from hudi import HudiReadOptions, HudiTable
-from pydantic import Field, field_validator
 
 from nexus_flight.backends.lake import (
     LakeBackend,
-    LakeSourceConfig,
-    VersionedTable,
-    parsable_location,
-    unique_names,
 )
 from nexus_flight.backends.object_store import arrow_filesystem, delta_storage_options, parse_location
+from nexus_flight.backends.options.lake import HudiConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError, UnsupportedError
-
-
-class HudiTableConfig(VersionedTable):
-    """One Hudi table: its base path; ``version`` is a commit instant (``yyyyMMddHHmmssSSS``)."""
-
-    location: str
-    #: Merge-on-read tables: read only the base files (skips uncompacted log files).
-    read_optimized: bool = False
-    _parsable = field_validator("location")(parsable_location)
-
-
-class HudiConfig(LakeSourceConfig):
-    """A Hudi source: object-store settings, engine settings and its tables."""
-
-    tables: list[HudiTableConfig] = Field(min_length=1)
-    _unique = field_validator("tables")(unique_names)
 
 
 def instant(when: dt.datetime) -> str:

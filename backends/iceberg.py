@@ -10,11 +10,10 @@ reader (which applies deletes and maps columns by field id) streams the rows, wi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pyiceberg.catalog import load_catalog
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.transforms import IdentityTransform
@@ -22,45 +21,15 @@ from pyiceberg.types import NestedField, StructType
 
 from nexus_flight.backends.lake import (
     LakeBackend,
-    LakeSourceConfig,
-    VersionedTable,
-    unique_names,
 )
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location, pyiceberg_properties
+from nexus_flight.backends.options.lake import IcebergConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.source import SourceSpec
 
 #: Secrets whose key starts with this go to the catalog's properties (REST tokens, OAuth credentials ...).
 CATALOG_SECRET_PREFIX = "catalog."
-
-
-class IcebergCatalogConfig(BaseModel):
-    """Which catalog holds the tables; ``properties`` are passed to pyiceberg's ``load_catalog`` unchanged."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: Literal["sql", "rest", "glue", "hive", "dynamodb", "in-memory"] = "sql"
-    #: The catalog's own name (a SQL catalog keeps several apart by it); the source's name when absent.
-    name: str | None = None
-    #: e.g. ``{"uri": "sqlite:////data/catalog.db", "warehouse": "s3://bucket/wh"}`` for a SQL catalog.
-    properties: dict[str, str] = Field(default_factory=dict)
-
-
-class IcebergTableConfig(VersionedTable):
-    """One Iceberg table: its identifier in the catalog (``namespace.table``)."""
-
-    identifier: str = Field(min_length=3, pattern=r"\.")
-
-
-class IcebergConfig(LakeSourceConfig):
-    """An Iceberg source: catalog, object-store settings, engine settings and its tables."""
-
-    catalog: IcebergCatalogConfig = IcebergCatalogConfig()
-    #: Secret catalog properties (from the source's secrets named ``catalog.<property>``).
-    catalog_secrets: dict[str, SecretStr] = Field(default_factory=dict)
-    tables: list[IcebergTableConfig] = Field(min_length=1)
-    _unique = field_validator("tables")(unique_names)
 
 
 class IcebergBackend(LakeBackend):

@@ -19,19 +19,18 @@ and a query always reads one consistent snapshot per table. A table's configurat
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.backends.engine_messages import first_line, scrub
-from nexus_flight.backends.object_store import StoreSettings, parse_location, secrets_of
+from nexus_flight.backends.object_store import secrets_of
+from nexus_flight.backends.options.lake import LakeSourceConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
 from nexus_flight.backends.table_binder import Binding, BoundTables, TableBinder, TimeTravel, pinned
@@ -51,49 +50,6 @@ SCHEMA = "main"
 
 #: Client-library exceptions (deltalake, pyiceberg, hudi) that mean "no such table", by class name.
 _NOT_FOUND_ERRORS = frozenset({"TableNotFoundError", "NoSuchTableError", "NoSuchNamespaceError"})
-
-
-class EngineSettings(BaseModel):
-    """DuckDB settings of a lake source; the memory limit and spill directory bound every query on it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: DuckDB's memory limit for this source's queries, e.g. ``"2GB"``; past it a query spills, then fails.
-    memory_limit: str = "2GB"
-    #: Where DuckDB spills operators (sorts, joins, aggregates) that outgrow ``memory_limit``.
-    temp_directory: str | None = None
-    threads: int | None = Field(default=None, ge=1)
-
-
-class LakeSourceConfig(StoreSettings, EngineSettings):
-    """Store credentials plus engine settings; each lake family adds its ``tables``."""
-
-
-class VersionedTable(BaseModel):
-    """A table of a versioned format, optionally pinned to one version or point in time."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    #: Read this version (Delta version, Iceberg snapshot id, Hudi instant) instead of the latest.
-    version: int | None = None
-    #: Read the state as of this time instead of the latest (naive times are UTC).
-    as_of: dt.datetime | None = None
-
-
-def unique_names(tables: list[BaseModel]) -> list[BaseModel]:
-    """Check that table names are unique within a source (a field validator body)."""
-    names = [t.name for t in tables]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate table names: {', '.join(duplicates)}")
-    return tables
-
-
-def parsable_location(location: str) -> str:
-    """Check that a table's location has a scheme we read (a field validator body; refuses ``hdfs://``)."""
-    parse_location(location)
-    return location
 
 
 class LakeBackend(Backend):

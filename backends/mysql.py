@@ -42,7 +42,6 @@ from typing import Any
 
 import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlglot import exp
 
 from nexus_flight.backends.base import (
@@ -59,6 +58,7 @@ from nexus_flight.backends.base import (
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
+from nexus_flight.backends.options.mysql import MySQLConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.pool import ConnectionPool
 from nexus_flight.backends.source_config import secret_values, source_config
@@ -79,35 +79,6 @@ from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 log = logging.getLogger(__name__)
-
-
-class MySQLConfig(BaseModel):
-    """Options and secrets of a MySQL-family source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(3306, ge=1, le=65535)
-    #: The one database the source exposes (unqualified names resolve in it).
-    database: str
-    username: str = "root"
-    password: SecretStr | None = None
-    ssl_mode: str | None = Field(None, pattern="^(disabled|preferred|required|verify_ca|verify_identity)$")
-    ssl_ca: str | None = None
-    connect_timeout_seconds: int = Field(10, ge=1)
-    statement_timeout_seconds: float = Field(300.0, gt=0)
-    pool_size: int = Field(8, ge=1)
-    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
-    pool_idle_timeout_seconds: float = Field(60.0, gt=0)
-    #: Idle connections are pinged before reuse after this long (and after ``pool_idle_timeout_seconds``).
-    pool_recycle_seconds: float | None = Field(None, gt=0)
-    pool_timeout_seconds: float = Field(30.0, gt=0)
-    #: The server's charset for the source's text. Results are UTF-8 whatever it is: the connection uses
-    #: utf8mb4 and the server converts every column (GBK, GB18030, latin1 …) to it.
-    charset: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
-    #: Accept a login holding more than SELECT (FILE, SUPER, PROCESS, writes). Dangerous: the validator is then
-    #: the only line between clients and those privileges.
-    allow_privileged_login: bool = False
 
 
 # -- errors --------------------------------------------------------------------------------------------------

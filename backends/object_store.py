@@ -1,4 +1,4 @@
-"""Object-store settings shared by the lake backends, and the clients built from them.
+"""The object-store clients of the lake backends, built from a source's store settings (``options/store.py``).
 
 One flat set of settings per source (ROAPI-style), prefixed by store: ``s3_*`` for S3 and everything that
 speaks its protocol (AWS, MinIO, Alibaba OSS, Tencent COS, Ozone's S3 gateway, GCS with HMAC keys),
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import SecretStr
 
+from nexus_flight.backends.options.store import StoreSettings
 from nexus_flight.core.errors import ConfigError, NotInstalledError, UnsupportedError
 
 #: URI schemes of each store; anything else is refused.
@@ -38,55 +39,6 @@ HDFS_SCHEMES = ("hdfs", "webhdfs", "viewfs", "swebhdfs")
 #: Azurite and the Azure SDKs use this suffix for the public cloud.
 _AZURE_BLOB_SUFFIX = "blob.core.windows.net"
 _GCS_XML_ENDPOINT = "storage.googleapis.com"
-
-
-class StoreSettings(BaseModel):
-    """Credentials and endpoints for the object stores a source's locations live in.
-
-    Every field is optional: a source on local disk needs none, and a store left without credentials falls
-    back to its SDK's default chain (environment, instance role) where the SDK has one.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: S3 region, e.g. ``us-east-1`` (OSS/COS/Ozone accept any non-empty region).
-    s3_region: str | None = None
-    #: ``host:port`` or URL of an S3-compatible endpoint (MinIO, OSS, COS, Ozone); AWS when absent.
-    s3_endpoint: str | None = None
-    #: Path-style addressing (``endpoint/bucket/key``), which MinIO and Ozone need.
-    s3_path_style: bool = False
-    #: TLS to the endpoint; turn off only for a local endpoint.
-    s3_use_ssl: bool = True
-    #: Secret by the catalog's rules (an access key id identifies the account), so scrubbed from messages too.
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
-    s3_session_token: SecretStr | None = None
-    #: An IAM role to assume with the credentials above (or the default chain).
-    s3_role_arn: str | None = None
-
-    azure_account_name: str | None = None
-    azure_account_key: SecretStr | None = None
-    azure_sas_token: SecretStr | None = None
-    #: ``http(s)://host:port`` of the blob endpoint (Azurite, sovereign clouds); the public cloud when absent.
-    azure_endpoint: str | None = None
-
-    #: ``http(s)://host:port`` of the GCS JSON API (emulators); Google when absent.
-    gcs_endpoint: str | None = None
-    gcs_anonymous: bool = False
-    gcs_project: str | None = None
-    #: A service-account key (the JSON document), exchanged for an access token with google-auth.
-    gcs_service_account_json: SecretStr | None = None
-    #: HMAC keys: GCS is then read through its S3-compatible XML API.
-    gcs_hmac_access_id: str | None = None
-    gcs_hmac_secret: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _one_azure_credential(self) -> StoreSettings:
-        if self.azure_account_key is not None and self.azure_sas_token is not None:
-            raise ValueError("give azure_account_key or azure_sas_token, not both")
-        if (self.gcs_hmac_access_id is None) != (self.gcs_hmac_secret is None):
-            raise ValueError("gcs_hmac_access_id and gcs_hmac_secret go together")
-        return self
 
 
 @dataclass(frozen=True)

@@ -52,12 +52,11 @@ import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from nexus_flight.backends import postgres_types
 from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
@@ -71,6 +70,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.options.postgres import PostgresConfig
 from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
 from nexus_flight.backends.postgres_parameters import (
     as_text_row,
@@ -100,30 +100,6 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
 log = logging.getLogger(__name__)
-
-
-class PostgresConfig(BaseModel):
-    """Options and secrets of a PostgreSQL-family source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(5432, ge=1, le=65535)
-    database: str
-    username: str = "postgres"
-    password: SecretStr | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    sslrootcert: str | None = None
-    application_name: str = "nexus-flight"
-    connect_timeout_seconds: int = Field(10, ge=1)
-    statement_timeout_seconds: float = Field(300.0, gt=0)
-    pool_size: int = Field(8, ge=1)
-    pool_pre_ping: bool = True
-    pool_recycle_seconds: float = Field(300.0, ge=0)
-    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
-    pool_timeout_seconds: float = Field(30.0, gt=0)
-    #: Connect even as a superuser or a member of a role that reaches the server's files (dangerous).
-    allow_privileged_login: bool = False
 
 
 def _uri(config: PostgresConfig) -> str:
@@ -295,7 +271,6 @@ class _Shaped:
     statement: str
     described: pa.Schema
     columns: list[FieldRule | None]
-
 
 
 class PostgresBackend(AdbcBackend):

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import adbc_driver_manager
 import adbc_driver_snowflake.dbapi as snowflake_dbapi
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
 from nexus_flight.backends.base import (
@@ -40,6 +39,7 @@ from nexus_flight.backends.base import (
 )
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.options.snowflake import SnowflakeConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.snowflake_parameters import snowflake_bindings
 from nexus_flight.backends.sql_text import require_query
@@ -58,37 +58,6 @@ from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits
 
 _PREFIX = "adbc.snowflake.sql."
-
-
-class SnowflakeConfig(BaseModel):
-    """Options and secrets of a Snowflake source."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    account: str
-    username: str
-    password: SecretStr | None = None
-    private_key: SecretStr | None = None
-    private_key_password: SecretStr | None = None
-    token: SecretStr | None = None
-    warehouse: str | None = None
-    role: str | None = None
-    database: str | None = None
-    db_schema: str | None = Field(None, alias="schema")
-    host: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    protocol: Literal["https", "http"] = "https"
-    login_timeout_seconds: float = Field(30.0, gt=0)
-    pool_size: int = Field(4, ge=1)
-    pool_recycle_seconds: float = Field(300.0, ge=0)
-    pool_max_lifetime_seconds: float = Field(3600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> SnowflakeConfig:
-        given = [x for x in (self.password, self.private_key, self.token) if x is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of password, private_key or token")
-        return self
 
 
 def _db_kwargs(c: SnowflakeConfig) -> dict[str, str]:

@@ -27,7 +27,6 @@ from typing import Any
 
 import adbc_driver_manager
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
 from nexus_flight.backends import sqlite_types
 from nexus_flight.backends.adbc_backend import AdbcBackend
@@ -42,6 +41,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.limits import planning_limits
+from nexus_flight.backends.options.sqlite import SQLiteConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.sqlite_worker import WorkerConnection, watching
 from nexus_flight.core.errors import (
@@ -59,14 +59,6 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 _SCHEMA = "main"
 
 
-class SQLiteConfig(BaseModel):
-    """Options of a SQLite source (it has no secrets)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: str
-    pool_size: int = Field(4, ge=1)
-    busy_timeout_seconds: float = Field(5.0, ge=0)
 
 
 def _unwatched(_worker) -> None:

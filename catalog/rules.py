@@ -1,9 +1,8 @@
 """The catalog's validation rules: DS-0xx for data-source configuration, CV-0xx for the credential vault.
 
 This module holds the one table of rule ids; every refusal the catalog makes names one of them, as
-``DS-0xx: message`` or ``CV-0xx: message``, inside a :class:`~backends.errors.ConfigError`.
-``catalog/README.md``
-documents each rule with an example.
+``DS-0xx: message`` or ``CV-0xx: message``, inside a :class:`~nexus_flight.core.errors.ConfigError`.
+``catalog/README.md`` documents each rule with an example.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from nexus_flight.catalog.config_file import GatewayConfig, apply_sources
-from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
+from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
 from nexus_flight.catalog.redaction import install_log_scrubber
@@ -24,14 +24,19 @@ class CatalogRuntime:
     config: GatewayConfig
     store: CatalogStore
     directory: CatalogSourceDirectory
-    observers: list
+    #: What the query service calls when a query ends: the history writer.
+    history: HistoryObserver
     checker: HealthChecker
+
+    @property
+    def observers(self) -> list[HistoryObserver]:
+        """The query observers the gateway is given."""
+        return [self.history]
 
     def close(self) -> None:
         """Stop health checks, write pending history, release the catalog (the gateway closes backends)."""
         self.checker.stop()
-        for observer in self.observers:
-            observer.close()
+        self.history.close()
         self.store.close()
 
 
@@ -70,7 +75,6 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
         schema_ttl_seconds=server.schema_cache_ttl_seconds,
         memory_limit=server.memory_limit,
     )
-    observers = [history]
     days = server.history_retention_days
     retention = partial(_purge, store, days) if days else None
     checker = HealthChecker(
@@ -80,4 +84,4 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
         retention()
     if server.health_checks:
         checker.start()
-    return CatalogRuntime(config, store, directory, observers, checker)
+    return CatalogRuntime(config, store, directory, history, checker)

@@ -19,12 +19,13 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from nexus_flight.backends.profile import backend_options
 from nexus_flight.catalog.lifecycle import check_transition
 from nexus_flight.catalog.migrations import upgrade
 from nexus_flight.catalog.models import CredentialRecord, DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from nexus_flight.catalog.redaction import redact_config
 from nexus_flight.catalog.rules import rule_error
-from nexus_flight.catalog.source_types import SOURCE_TYPES, backend_options, suggest
+from nexus_flight.catalog.source_types import SOURCE_TYPES, suggest
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
 from nexus_flight.core.errors import NotFoundError

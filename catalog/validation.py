@@ -1,14 +1,24 @@
 """Validating a source's configuration against its type: the DS-0xx rules and CV-005/CV-006.
 
-Validation runs on create and on every update. It checks the catalog's own declaration of the type
-(:mod:`catalog.source_types`) and, when the type's backend family is importable and declares a
-``config_model``,
-the family's model too, so that a source the catalog accepts is one its backend can open.
+Validation runs on create and on every update, in two parts:
+
+- what is the catalog's own is checked here: the name (DS-001) and type (DS-003); the auth type and the secrets
+  it needs (CV-005, DS-004); which keys are options and which are secrets (DS-005, DS-008); what the type
+  requires beyond its family (DS-004); that local paths exist on this machine (DS-013); each table's location
+  against the type's schemes (DS-009, DS-013, DS-015), and the table options the type implies; credential
+  expiry (CV-006);
+- everything about a value is the family's options model's (``backends/options/``), the same model its backend
+  opens the source with: types, ranges, choices, hosts, ports, URLs, charsets, tables. The model validates
+  strictly (``"10"`` is not a pool size), and its errors become the DS rules in the catalog's words (below).
+
+A source the catalog accepts is therefore one its backend can open, and the options stored are the model's
+reading of them (``port = "5433"`` is stored as 5433, ``charset = "UTF-8"`` as ``utf8``).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import datetime as dt
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -20,14 +30,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from nexus_flight.backends.base import Backend
-from nexus_flight.backends.registry import backend_class
+from nexus_flight.backends.profile import GATEWAY_OPTION_NAMES, GatewayOptions, backend_options
 from nexus_flight.catalog.rules import rule_error
-from nexus_flight.catalog.source_types import AUTH_TYPES, SOURCE_TYPES, FieldSpec, SourceType, backend_options, suggest
-from nexus_flight.core.errors import NotFoundError, NotInstalledError
+from nexus_flight.catalog.source_types import AUTH_TYPES, SOURCE_TYPES, FieldSpec, SourceType, suggest
+from nexus_flight.core.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 #: Option names that are secrets whatever the type says (DS-008).
 _SECRET_LIKE = re.compile(
     r"(pass(word|wd|phrase)?|secret|token|private_key|keytab|credential|api_key|sas|account_key|service_account)",
@@ -35,7 +43,6 @@ _SECRET_LIKE = re.compile(
 )
 #: Names the gateway itself uses as catalogs.
 RESERVED_NAMES = frozenset({"system"})
-CHARSETS = ("utf8mb4", "utf8", "gbk", "gb18030")
 
 
 @dataclass(frozen=True)
@@ -88,14 +95,6 @@ def source_type(type_name: object) -> SourceType:
     return SOURCE_TYPES[type_name]
 
 
-def family_backend(family: str) -> type[Backend] | None:
-    """Return the backend class of a family, or None when it has no adapter or its driver is missing."""
-    try:
-        return backend_class(family)
-    except (NotFoundError, NotInstalledError):
-        return None
-
-
 def validate_source(
     name: str,
     type_name: str,
@@ -124,16 +123,14 @@ def validate_source(
         raise rule_error(
             "CV-005", f"auth type {auth!r} is not allowed for type {st.name}{known}", field="auth_type"
         )
-    model = _config_model(st.family)
-    _check_keys(st, options, plain, model)
-    _check_required(st, options, plain, auth, model)
-    for key, value in options.items():
-        spec = st.options.get(key)
-        if spec is not None:
-            options[key] = _check_value(st, spec, value)
+    _check_keys(st, options, plain)
+    _check_required(st, options, plain, auth)
     for key, value in plain.items():
         if not isinstance(value, str) or not value:
             raise rule_error("DS-004", f"secret {key!r} must be a non-empty string", field=key)
+    _check_paths(st, options)
+    if isinstance(options.get("tables"), list):
+        options["tables"] = _check_tables(st, options["tables"])
     if token_expires_at is not None:
         expiry = token_expires_at if token_expires_at.tzinfo else token_expires_at.replace(tzinfo=UTC)
         if expiry <= (now or datetime.now(UTC)):
@@ -143,31 +140,22 @@ def validate_source(
                 field="token_expires_at",
             )
         token_expires_at = expiry
-    if model is not None:
-        _check_model(st, model, options, plain)
+    options = _check_values(st, options, plain)
     return SourceConfig(
         name, st.name, options, {k: SecretStr(v) for k, v in plain.items()}, auth, token_expires_at
     )
 
 
-def _config_model(family: str) -> type[BaseModel] | None:
-    cls = family_backend(family)
-    return getattr(cls, "config_model", None) if cls is not None else None
-
-
-def _check_keys(st: SourceType, options: dict, secrets: dict, model: type[BaseModel] | None) -> None:
-    model_fields = set(model.model_fields) if model is not None else set()
+def _check_keys(st: SourceType, options: dict, secrets: dict) -> None:
     for key in options:
-        if key in st.secrets or (
-            key not in st.options and key not in model_fields and _SECRET_LIKE.search(key)
-        ):
+        if key in st.secrets or (key not in st.options and _SECRET_LIKE.search(key)):
             raise rule_error(
                 "DS-008",
                 f"{key!r} is a secret: give it as a secret (stored encrypted), not as an option",
                 field=key,
             )
-        if key not in st.options and key not in model_fields:
-            hint = suggest(key, list(st.options) + list(model_fields))
+        if key not in st.options:
+            hint = suggest(key, st.options)
             raise rule_error("DS-005", f"unknown option {key!r} for type {st.name}{hint}", field=key)
     for key in secrets:
         if key not in st.secrets:
@@ -177,7 +165,7 @@ def _check_keys(st: SourceType, options: dict, secrets: dict, model: type[BaseMo
             )
 
 
-def _check_required(st: SourceType, options: dict, secrets: dict, auth: str, model) -> None:
+def _check_required(st: SourceType, options: dict, secrets: dict, auth: str) -> None:
     for spec in st.options.values():
         if spec.required and options.get(spec.name) in (None, ""):
             raise rule_error(
@@ -190,146 +178,31 @@ def _check_required(st: SourceType, options: dict, secrets: dict, auth: str, mod
             )
 
 
-def _check_value(st: SourceType, spec: FieldSpec, value: Any) -> Any:
-    """Check one option value by its kind and return it normalized."""
-    key = spec.name
-    kind = spec.kind
-    if kind == "port":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | str)
-            or not str(value).isdigit()
-            or not 1 <= int(value) <= 65535
-        ):
-            raise rule_error("DS-006", f"port {value!r} is not an integer from 1 to 65535", field=key)
-        return int(value)
-    if kind == "host":
-        if not isinstance(value, str) or not _valid_host(value):
-            raise rule_error(
-                "DS-007", f"host {value!r} is not a DNS name or IP address (no scheme, no port)", field=key
-            )
-        return value
-    if kind == "url":
-        _check_url(key, value, spec.choices)
-        return value
-    if kind == "endpoint":
-        _check_endpoint(key, value)
-        return value
-    if kind == "tables":
-        return _check_tables(st, key, value)
-    if kind == "dict":
-        if not isinstance(value, dict):
-            raise rule_error("DS-012", f"{key} must be a table of keys and values", field=key)
-        return value
-    if kind == "path":
-        return _check_path(st, key, value)
-    if kind == "charset":
-        if not isinstance(value, str) or value.lower().replace("-", "") not in CHARSETS:
-            raise rule_error(
-                "DS-014", f"charset {value!r} is not supported; use one of {', '.join(CHARSETS)}", field=key
-            )
-        return value.lower().replace("-", "")
-    if kind in ("int", "float"):
-        return _check_number(key, value, spec)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise rule_error("DS-012", f"{key} must be true or false, got {type(value).__name__}", field=key)
-        return value
-    if kind == "choice":
-        if value not in spec.choices:
-            raise rule_error("DS-012", f"{key} must be one of {', '.join(spec.choices)}", field=key)
-        return value
-    if kind == "list":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise rule_error("DS-012", f"{key} must be a list of strings", field=key)
-        return value
-    if not isinstance(value, str):
-        raise rule_error("DS-012", f"{key} must be a string, got {type(value).__name__}", field=key)
-    return value
+def _check_paths(st: SourceType, options: dict) -> None:
+    """Local paths are absolute and exist on the machine the catalog runs on (DS-013)."""
+    for spec in st.options.values():
+        value = options.get(spec.name)
+        if spec.kind != "path" or value is None or value in spec.choices:
+            continue
+        if not isinstance(value, str) or not value:
+            raise rule_error("DS-013", f"{spec.name} must be a path string", field=spec.name)
+        if not (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()):
+            raise rule_error("DS-013", f"{spec.name} must be an absolute path", field=spec.name)
+        if not os.path.exists(value):
+            # The path itself is the user's own input, so naming it is fine; it is not one of ours.
+            raise rule_error("DS-013", f"{spec.name} does not exist: {value}", field=spec.name)
 
 
-def _valid_host(value: str) -> bool:
-    if not value or len(value) > 253:
-        return False
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        pass
-    return all(_HOST_LABEL.match(label) for label in value.rstrip(".").split("."))
-
-
-def _check_url(key: str, value: Any, schemes: tuple[str, ...]) -> None:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    try:
-        port_ok = parts is not None and (parts.port is None or 1 <= parts.port <= 65535)
-    except ValueError:
-        port_ok = False
-    if parts is None or not parts.scheme or not parts.hostname or not port_ok:
-        raise rule_error(
-            "DS-009", f"{key} {value!r} is not a valid URL (scheme://host[:port][/path])", field=key
-        )
-    if parts.password:
-        raise rule_error("DS-008", f"{key} carries a password: give it as a secret instead", field=key)
-    if schemes and parts.scheme.lower() not in schemes:
-        raise rule_error(
-            "DS-009",
-            f"{key} must use one of the schemes {', '.join(schemes)}, got {parts.scheme!r}",
-            field=key,
-        )
-
-
-def _check_endpoint(key: str, value: Any) -> None:
-    """Check an endpoint: ``host:port`` or an http(s) URL."""
-    if isinstance(value, str) and "://" in value:
-        _check_url(key, value, ("http", "https"))
-        return
-    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
-    if not host or not _valid_host(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise rule_error("DS-009", f"{key} {value!r} is neither host:port nor an http(s) URL", field=key)
-
-
-#: Table keys the catalog knows when the family's own model is not installed to say.
-_TABLE_KEYS = frozenset(
-    {
-        "name",
-        "location",
-        "identifier",
-        "format",
-        "hive_partitioning",
-        "delimiter",
-        "header",
-        "columns",
-        "version",
-        "as_of",
-        "read_optimized",
-    }
-)
-
-
-def _check_tables(st: SourceType, key: str, value: Any) -> list[dict[str, Any]]:
-    """Check a ``tables`` list and fill in the options its type implies (the format of ``s3_csv``)."""
-    if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
-        raise rule_error(
-            "DS-004", f"{key} must be a non-empty list of tables like {{name, location}}", field=key
-        )
-    names = [t.get("name") for t in value]
-    for index, table in enumerate(value):
-        where = f"{key}[{index}]"
-        if not isinstance(table.get("name"), str) or not table["name"]:
-            raise rule_error("DS-004", f"{where}.name is required", field=f"{where}.name")
-        if family_backend(st.family) is None:
-            unknown = set(table) - _TABLE_KEYS
-            if unknown:
-                raise rule_error(
-                    "DS-005", f"{where}: unknown table option {sorted(unknown)[0]!r}", field=where
-                )
-        if "location" in table:
-            _check_location(st, f"{where}.location", table["location"])
+def _check_tables(st: SourceType, tables: list) -> list:
+    """Check each table's location against the type, and fill in the options the type implies."""
+    for index, table in enumerate(tables):
+        if isinstance(table, dict) and "location" in table:
+            _check_location(st, f"tables[{index}].location", table["location"])
+    names = [t.get("name") for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise rule_error("DS-012", f"{key}: duplicate table names {', '.join(duplicates)}", field=key)
-    return [{**st.implied_table_options, **table} for table in value]
+    if duplicates:  # the models refuse them too; this keeps the catalog's wording
+        raise rule_error("DS-012", f"tables: duplicate table names {', '.join(duplicates)}", field="tables")
+    return [{**st.implied_table_options, **t} if isinstance(t, dict) else t for t in tables]
 
 
 def _check_location(st: SourceType, key: str, value: Any) -> None:
@@ -356,64 +229,137 @@ def _check_location(st: SourceType, key: str, value: Any) -> None:
         )
 
 
-def _check_path(st: SourceType, key: str, value: Any) -> str:
-    if st.name == "duckdb" and value == ":memory:":
-        return value
-    if not isinstance(value, str) or not value:
-        raise rule_error("DS-013", f"{key} must be a path string", field=key)
-    if not (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()):
-        raise rule_error("DS-013", f"{key} must be an absolute path", field=key)
-    if not os.path.exists(value):
-        # The path itself is the user's own input, so naming it is fine; it is not one of ours.
-        raise rule_error("DS-013", f"{key} does not exist: {value}", field=key)
-    return value
+def _check_values(st: SourceType, options: dict, secrets: dict) -> dict:
+    """Validate the values with the family's model (and the gateway's own options); return them as read."""
+    read: dict[str, Any] = {}
+    family = backend_options(options)
+    model = st.model
+    if model is None:  # a third-party family that is not installed: nothing can check its values here
+        read.update(family)
+    else:
+        read.update(_read(st, model, family, secrets))
+    gateway = {k: v for k, v in options.items() if k in GATEWAY_OPTION_NAMES}
+    if gateway:
+        read.update(_read(st, GatewayOptions, gateway, {}))
+    return {k: read[k] for k in options}
 
 
-def _check_number(key: str, value: Any, spec: FieldSpec) -> int | float:
-    wants_int = spec.kind == "int"
-    ok_types = (int,) if wants_int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_types):
-        raise rule_error("DS-012", f"{key} must be {'an integer' if wants_int else 'a number'}", field=key)
-    if (spec.minimum is not None and value < spec.minimum) or (
-        spec.maximum is not None and value > spec.maximum
-    ):
-        raise rule_error(
-            "DS-012",
-            f"{key}={value} is out of range [{spec.minimum:g}, {spec.maximum:g}]"
-            if spec.maximum is not None
-            else f"{key}={value} is below {spec.minimum:g}",
-            field=key,
-        )
-    return value
+def _read(st: SourceType, model: type[BaseModel], options: dict, secrets: dict) -> dict:
+    """The options as ``model`` reads them, strictly (JSON semantics: no text for numbers, no 1 for true)."""
+    data = {**options, **secrets}
+    try:
+        text = json.dumps(data, default=_as_json)
+    except (TypeError, ValueError):
+        key = next(k for k, v in options.items() if not _serializable(v))
+        raise rule_error("DS-012", f"{key} holds a value no option takes", field=key) from None
+    try:
+        validated = model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        raise _rule_error(st, exc, data) from None
+    dumped = validated.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return {k: dumped.get(k, options[k]) for k in options}
 
 
-_KIND_RULES = {
+def _as_json(value: Any) -> str:
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _serializable(value: Any) -> bool:
+    try:
+        json.dumps(value, default=_as_json)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: Error types of ``backends/options/types.py``, by the rule they break.
+_TYPE_RULES = {
     "port": "DS-006",
     "host": "DS-007",
     "url": "DS-009",
-    "path": "DS-013",
-    "charset": "DS-014",
+    "url_scheme": "DS-009",
     "endpoint": "DS-009",
+    "url_password": "DS-008",
+    "charset": "DS-014",
 }
+#: DS-012 in the catalog's words, by pydantic error type (``{got}``: the type of the value, never the value).
+_INVALID = {
+    "int_type": "{key} must be an integer",
+    "int_parsing": "{key} must be an integer",
+    "int_from_float": "{key} must be an integer",
+    "float_type": "{key} must be a number",
+    "float_parsing": "{key} must be a number",
+    "bool_type": "{key} must be true or false, got {got}",
+    "bool_parsing": "{key} must be true or false, got {got}",
+    "string_type": "{key} must be a string, got {got}",
+    "list_type": "{key} must be a list",
+    "tuple_type": "{key} must be a list",
+    "dict_type": "{key} must be a table of keys and values",
+    "model_type": "{key} must be a table of keys and values",
+    "model_attributes_type": "{key} must be a table of keys and values",
+}
+_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
-def _check_model(st: SourceType, model: type[BaseModel], options: dict, secrets: dict) -> None:
-    """Validate with the backend family's own model; map its errors to DS rules (never echoing values)."""
-    data = {**backend_options(options), **secrets}
-    if "kind" in model.model_fields and "kind" not in data:
-        data["kind"] = st.family
+def _rule_error(st: SourceType, exc: ValidationError, data: dict) -> ConfigError:
+    """The DS rule a model's first error breaks, in the catalog's words; secret values are never named."""
+    error = exc.errors(include_input=False, include_url=False)[0]
+    loc = tuple(str(p) for p in error["loc"])
+    key = _where(loc) or "config"
+    kind = error["type"]
+    spec = st.options.get(loc[0]) or st.secrets.get(loc[0]) if loc else None
+    if kind in _TYPE_RULES:
+        return rule_error(_TYPE_RULES[kind], error["msg"], field=key)
+    if kind == "missing":
+        what = f"option {key!r} is required for type {st.name}" if len(loc) == 1 else f"{key} is required"
+        return rule_error("DS-004", what, field=key)
+    if kind == "extra_forbidden":
+        parent = _where(loc[:-1])
+        where = f"{parent}: unknown table option {loc[-1]!r}" if parent else f"unknown option {key!r}"
+        return rule_error("DS-005", where, field=key)
+    if spec is not None and spec.kind == "tables":
+        if kind == "too_short" or (len(loc) == 1 and kind in _INVALID) or (len(loc) == 2 and kind in _INVALID):
+            message = f"{loc[0]} must be a non-empty list of tables like {{name, location}}"
+            return rule_error("DS-004", message, field=loc[0])
+        if len(loc) == 3 and loc[2] == "name" and kind == "string_too_short":
+            return rule_error("DS-004", f"{key} is required", field=key)
+    if "location" in loc:  # the family cannot read a location with this scheme
+        return rule_error("DS-015", f"{key}: {error['msg']} (backend family {st.family})", field=key)
+    if spec is not None and spec.kind == "list" and kind in _INVALID:
+        return rule_error("DS-012", f"{loc[0]} must be a list of strings", field=loc[0])
+    if kind in _INVALID:
+        got = type(_at(data, loc)).__name__
+        return rule_error("DS-012", _INVALID[kind].format(key=key, got=got), field=key)
+    if kind == "literal_error" and spec is not None and spec.choices:
+        return rule_error("DS-012", f"{key} must be one of {', '.join(spec.choices)}", field=key)
+    if kind in _RANGE and spec is not None and len(loc) == 1 and not spec.secret:
+        return rule_error("DS-012", f"{key}={_at(data, loc)} {_bounds(spec)}", field=key)
+    return rule_error("DS-012", f"{key}: {error['msg']} (backend family {st.family})", field=key)
+
+
+def _where(loc: tuple[str, ...]) -> str:
+    """``tables[0].name`` for the location ``("tables", "0", "name")``."""
+    return "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".")
+
+
+def _at(data: Any, loc: tuple[str, ...]) -> Any:
+    """The value at an error's location (None where the location names a union branch, not a key)."""
     try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors(include_input=False, include_url=False)[0]
-        key = ".".join(str(p) for p in error["loc"]) or "config"
-        if error["type"] == "missing":
-            rule = "DS-004"
-        elif error["type"] == "extra_forbidden":
-            rule = "DS-005"
-        else:
-            spec = st.options.get(str(error["loc"][0])) if error["loc"] else None
-            rule = _KIND_RULES.get(spec.kind, "DS-012") if spec else "DS-012"
-            if "location" in error["loc"]:
-                rule = "DS-015"  # the family cannot read a location with this scheme
-        raise rule_error(rule, f"{key}: {error['msg']} (backend family {st.family})", field=key) from None
+        for part in loc:
+            data = data[int(part)] if isinstance(data, list) else data[part]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return data
+
+
+def _bounds(spec: FieldSpec) -> str:
+    """``is out of range [1, 100]`` (``(0, 86400]`` where a bound is excluded), or ``is below 0``."""
+    low = "(" if spec.exclusive_minimum else "["
+    high = ")" if spec.exclusive_maximum else "]"
+    if spec.maximum is None and spec.minimum is not None:
+        return f"is below {spec.minimum:g}" if not spec.exclusive_minimum else f"is not above {spec.minimum:g}"
+    minimum = f"{spec.minimum:g}" if spec.minimum is not None else "-inf"
+    maximum = f"{spec.maximum:g}" if spec.maximum is not None else "inf"
+    return f"is out of range {low}{minimum}, {maximum}{high}"

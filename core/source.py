@@ -93,6 +93,23 @@ def canonical_dialect(dialect: str) -> str:
     return {"postgresql": "postgres"}.get(dialect.lower(), dialect.lower())
 
 
+#: Dialects that are another's with additions: the validator applies that one's rules, and that engine's
+#: parser reads them.
+DIALECT_FAMILY: dict[str, str] = {
+    "redshift": "postgres",
+    "materialize": "postgres",
+    "risingwave": "postgres",
+    "doris": "mysql",
+    "starrocks": "mysql",
+    "singlestore": "mysql",
+}
+
+
+def dialect_family(dialect: str) -> str:
+    """The dialect ``dialect`` belongs to (``redshift`` is ``postgres``), or itself."""
+    return DIALECT_FAMILY.get(dialect, dialect)
+
+
 @dataclass(frozen=True)
 class SourceProfile:
     """What routing and the validator need to know of one source: its dialect, paths, limits and engine.

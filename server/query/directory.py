@@ -11,11 +11,10 @@ import threading
 from typing import Protocol
 
 from nexus_flight.backends.base import Backend
+from nexus_flight.backends.profile import backend_options, source_profile
 from nexus_flight.backends.registry import backend_class, open_backend
-from nexus_flight.catalog.source_types import backend_options, validation_limits
 from nexus_flight.core.errors import NotFoundError
-from nexus_flight.core.source import SourceProfile, SourceSpec, ValidationLimits
-from nexus_flight.server.query.sql.routing import engine_for
+from nexus_flight.core.source import SourceProfile, SourceSpec
 
 
 class SourceDirectory(Protocol):
@@ -64,18 +63,7 @@ class StaticSourceDirectory:
     def route_target(self, name: str) -> SourceProfile:
         """Dialect, allowed locations, engine parser, validator limits and extra functions of a source."""
         spec = self._spec(name)
-        cls = backend_class(spec.kind)
-        paths = tuple(str(p) for p in spec.options.get("allowed_paths", ()))
-        database = spec.options.get("database")
-        return SourceProfile(
-            dialect=cls.dialect,
-            allowed_paths=paths,
-            engine_dialects=cls.engine_dialects,
-            own_catalogs=(database,) if isinstance(database, str) else (),
-            engine=engine_for(cls, cls.dialect),
-            limits=ValidationLimits.from_mapping(validation_limits(dict(spec.options))),
-            allowed_functions=tuple(spec.options.get("allowed_functions", ())),
-        )
+        return source_profile(backend_class(spec.kind), spec.options)
 
     def backend(self, name: str) -> Backend:
         """Open (once) and return the backend of ``name`` (the gateway's own options are not the backend's)."""

@@ -96,7 +96,7 @@ def test_a_timeout_before_the_first_batch_is_deadline_exceeded_not_cancelled(mak
 
 @pytest.fixture
 def system_gateway(tmp_path, monkeypatch):
-    from nexus_flight.catalog.gateway import CatalogSourceDirectory
+    from nexus_flight.catalog.directory import CatalogSourceDirectory
     from nexus_flight.catalog.store import CatalogStore
     from nexus_flight.catalog.vault import ENV_KEY, KeyRing, parse_key
     from nexus_flight.core.settings import ServerSettings

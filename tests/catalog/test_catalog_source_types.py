@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nexus_flight.backends.registry import BACKENDS
 from nexus_flight.catalog.connect import family_implemented, open_source
 from nexus_flight.catalog.rules import RULES
-from nexus_flight.catalog.source_types import KNOWN_FAMILIES, SOURCE_TYPES
+from nexus_flight.catalog.source_types import SOURCE_TYPES
 from nexus_flight.catalog.validation import validate_source
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
 
@@ -44,7 +45,8 @@ def test_every_type_declares_family_dialect_and_auth():
         assert st.auth, st.name
         assert all(s in st.secrets for secrets in st.auth.values() for s in secrets), st.name
     families = {st.family for st in SOURCE_TYPES.values()}
-    assert set(KNOWN_FAMILIES) <= families
+    assert set(BACKENDS) <= families  # every family with an adapter has a product to register
+    assert all(st.model is not None for st in SOURCE_TYPES.values())  # and every product its family's options
     assert {"oracle", "databricks", "druid", "sqlserver", "dameng", "hdfs"} <= families
     assert SOURCE_TYPES["tidb"].family == "mysql" and SOURCE_TYPES["tidb"].default_port == 4000
     assert SOURCE_TYPES["kingbasees"].family == "postgres" and SOURCE_TYPES["kingbasees"].default_port == 54321
@@ -176,6 +178,48 @@ def test_ds012_types_and_ranges():
     )
 
 
+_PG = {"database": "d", "host": "h"}
+_TABLE = {"name": "t", "location": "s3://b/p/"}
+
+
+@pytest.mark.parametrize(
+    ("type_name", "options", "message"),
+    [
+        ("postgresql", {**_PG, "pool_size": 0}, "DS-012: pool_size=0 is out of range [1, 100]"),
+        ("postgresql", {**_PG, "max_joins": -1}, "DS-012: max_joins=-1 is below 0"),
+        (
+            "postgresql",
+            {**_PG, "allow_privileged_login": 1},
+            "DS-012: allow_privileged_login must be true or false, got int",
+        ),
+        ("postgresql", {**_PG, "database": 5}, "DS-012: database must be a string, got int"),
+        ("postgresql", {**_PG, "allowed_functions": [1]}, "DS-012: allowed_functions must be a list of strings"),
+        (
+            "postgresql",
+            {**_PG, "sslmode": "x"},
+            "DS-012: sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full",
+        ),
+        ("postgresql", {**_PG, "port": "x"}, "DS-006: port 'x' is not an integer from 1 to 65535"),
+        (
+            "mysql",
+            {**_PG, "charset": "latin9"},
+            "DS-014: charset 'latin9' is not supported; use one of utf8mb4, utf8, gbk, gb18030",
+        ),
+        ("s3_parquet", {"tables": "x"}, "DS-004: tables must be a non-empty list of tables like {name, location}"),
+        ("s3_parquet", {"tables": ["x"]}, "DS-004: tables must be a non-empty list of tables like {name, location}"),
+        ("s3_parquet", {"tables": [{**_TABLE, "name": ""}]}, "DS-004: tables[0].name is required"),
+        ("s3_parquet", {"tables": [_TABLE, _TABLE]}, "DS-012: tables: duplicate table names t"),
+        ("s3_parquet", {"tables": [{**_TABLE, "bogus": 1}]}, "DS-005: tables[0]: unknown table option 'bogus'"),
+        ("flightsql", {"uri": "grpc://u:p@x:1"}, "DS-008: uri carries a password: give it as a secret instead"),
+    ],
+)
+def test_the_models_errors_read_as_the_catalogs_rules(type_name, options, message):
+    """The family's model judges the values; the user reads the catalog's rule and words, never a pydantic dump."""
+    with pytest.raises(ConfigError) as refused:
+        validate_source("x", type_name, options)
+    assert str(refused.value) == message
+
+
 def test_ds006_port_bounds():
     for port in (0, 65536, -1, "http", True):
         with pytest.raises(ConfigError, match="^DS-006: "):
@@ -288,3 +332,18 @@ def test_mariadb_refresh_schema_sees_tables_created_after_first_use(sqlite_store
             cur.execute(f"DROP DATABASE {database}")
             cur.execute(f"DROP DATABASE IF EXISTS {database}_other")
         con.close()
+
+
+def _readme_row(st) -> str:
+    required = ", ".join(f.name for f in st.options.values() if f.required) or "-"
+    secrets = ", ".join(st.secrets) or "-"
+    auth = ", ".join(f"{a} ({'+'.join(needs)})" if needs else a for a, needs in st.auth.items())
+    port = st.default_port if st.default_port is not None else ""
+    return f"| `{st.name}` | `{st.family}` | {port} | `{st.dialect or '(generic)'}` | {required} | {secrets} | {auth} |"
+
+
+def test_the_readme_lists_every_type_as_the_registry_derives_it():
+    """The table of catalog/README.md is what the families' option models and the registry say, row for row."""
+    readme = (__import__("pathlib").Path(__file__).parents[2] / "catalog" / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and line.count("|") == 8]
+    assert rows == [_readme_row(st) for st in SOURCE_TYPES.values()]

@@ -35,13 +35,6 @@ from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
 from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
-from nexus_flight.server.query.sql.rules import rules_dialect
-
-
-def engine_for(backend_class: Any, dialect: str) -> str | None:
-    """The engine parser that reads a source's SQL: its backend's, while the source speaks that engine's dialect."""
-    engine = getattr(backend_class, "engine_parser", None)
-    return engine if engine and rules_dialect(canonical_dialect(dialect)) == engine else None
 
 
 def route(

@@ -17,6 +17,7 @@ from nexus_flight.core.errors import (
     QueryRejectedError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.source import dialect_family
 
 
 @dataclass(frozen=True)
@@ -235,16 +236,6 @@ METADATA_STATEMENTS: dict[str, frozenset[str]] = {
     "mysql": frozenset({"describe", "desc", "show", "explain"}),
     "clickhouse": frozenset({"describe", "desc", "show", "explain"}),
     "snowflake": frozenset({"describe", "desc", "show"}),
-}
-
-#: Dialects that share another's rules.
-RULE_FAMILY: dict[str, str] = {
-    "redshift": "postgres",
-    "materialize": "postgres",
-    "risingwave": "postgres",
-    "doris": "mysql",
-    "starrocks": "mysql",
-    "singlestore": "mysql",
 }
 
 _PG_DENIED = {
@@ -662,8 +653,8 @@ PATH_TABLE_MARKERS = ("/", "\\", ".", ":", "~", "*", "?")
 
 
 def rules_dialect(dialect: str) -> str:
-    """Return the dialect whose rules apply to ``dialect`` (its family's, or its own)."""
-    return RULE_FAMILY.get(dialect, dialect)
+    """Return the dialect whose rules apply to ``dialect``: its family's (``DIALECT_FAMILY``), or its own."""
+    return dialect_family(dialect)
 
 
 @functools.lru_cache(maxsize=8192)

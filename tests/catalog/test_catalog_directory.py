@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from nexus_flight.catalog.gateway import CatalogSourceDirectory, history_observer
+from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.history import search_history
 from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway
@@ -317,3 +317,46 @@ def test_a_sources_own_validation_limits(sqlite_store, duck_file, tmp_path):
             assert fetch(conn, "SELECT count(*) FROM tight.main.orders").column(0).to_pylist() == [10]
     finally:
         gateway.shutdown()
+
+
+def test_a_source_has_one_profile_whichever_directory_serves_it(sqlite_store, duck_file, tmp_path):
+    """The same source, given at start or registered in the catalog, is routed and validated alike.
+
+    (A Flight SQL upstream was validated in ``postgres`` when static and in sqlglot's generic dialect from the
+    catalog; a static source's table locations were no allowed paths.)
+    """
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    from nexus_flight.core.source import SourceSpec
+    from nexus_flight.server.query.directory import StaticSourceDirectory
+
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": [1]}), parquet)
+    lite = tmp_path / "lite.db"
+    sqlite3.connect(lite).close()
+    sources = {
+        "upstream": ("flightsql", "flightsql", {"uri": "grpc://127.0.0.1:32010"}),
+        "duck": ("duckdb", "duckdb", {"path": str(duck_file), "max_joins": 3, "allowed_functions": ["f"],
+                                      "allowed_paths": [str(tmp_path / "views")]}),
+        "lite": ("sqlite", "sqlite", {"path": str(lite)}),
+        "files": ("local_files", "files", {"tables": [{"name": "t", "location": str(parquet)}]}),
+    }
+    static = StaticSourceDirectory([SourceSpec(name, fam, options) for name, (_, fam, options) in sources.items()])
+    for name, (type_name, _, options) in sources.items():
+        sqlite_store.add_source(name, type_name, options)
+    catalog = CatalogSourceDirectory(sqlite_store, refresh_seconds=0)
+    try:
+        for name in sources:
+            assert catalog.route_target(name) == static.route_target(name), name
+        assert static.route_target("upstream").dialect == "postgres"
+        duck = static.route_target("duck")
+        assert duck.allowed_paths == (str(duck_file), str(tmp_path / "views"))
+        assert (duck.engine, duck.limits.max_joins, duck.allowed_functions) == ("duckdb", 3, ("f",))
+        assert static.route_target("files").allowed_paths == (str(parquet),)
+        # The gateway's own options never reach the backend (DuckDB's options model would refuse them).
+        assert "main" in static.backend("duck").list_schemas()
+    finally:
+        static.close()
+        catalog.close()

@@ -1,6 +1,6 @@
-"""The catalog as the Flight SQL server sees it: source directory, history observer, ``system`` catalog.
+"""The catalog as the Flight SQL server sees it: a directory of sources, a history observer, ``system``.
 
-:class:`CatalogSourceDirectory` implements ``server.sources.SourceDirectory`` over the catalog store: every
+:class:`CatalogSourceDirectory` implements ``server.query.directory.SourceDirectory`` over the catalog store: every
 source that is not disabled is a Flight SQL catalog, plus ``system``. Its backends open lazily; metadata
 (schemas, tables, table schemas) comes from the schema cache while it is fresh, from the source when it is
 not, and from the cache marked stale when the source is down. A query that finds its source unreachable moves
@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
+from nexus_flight.backends.profile import source_profile
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.connect import family_class, open_source
 from nexus_flight.catalog.health import record_failure
@@ -35,31 +36,22 @@ from nexus_flight.catalog.schema_cache import (
     save_schema,
     snapshot_backend,
 )
-from nexus_flight.catalog.source_types import suggest, validation_limits
+from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
-from nexus_flight.server.query.sql.routing import engine_for
 
 log = logging.getLogger(__name__)
 
 
-def _engine_dialects(info: SourceInfo) -> tuple[str, ...]:
-    """Dialects of the engine that finally runs a source's SQL (DuckDB under the MySQL family)."""
+def _family(info: SourceInfo) -> type[Backend] | None:
+    """The backend class of a source's family; None when it has no adapter or its driver is missing."""
     try:
-        return backend_class(info.family).engine_dialects
+        return backend_class(info.family)
     except GatewayError:
-        return ()  # family not implemented or not installed: nothing runs there anyway
-
-
-def _engine(info: SourceInfo) -> str | None:
-    """The engine parser that reads a source's SQL (PostgreSQL for the PostgreSQL family, ...), if any."""
-    try:
-        return engine_for(backend_class(info.family), info.dialect)
-    except GatewayError:
-        return None
+        return None  # nothing runs on such a source anyway
 
 
 class CatalogBackend(Backend):
@@ -190,7 +182,7 @@ class CatalogBackend(Backend):
 
 
 class CatalogSourceDirectory:
-    """``server.sources.SourceDirectory`` over the catalog store, plus the ``system`` catalog.
+    """``server.query.directory.SourceDirectory`` over the catalog store, plus the ``system`` catalog.
 
     Args:
         store: The catalog.
@@ -257,26 +249,10 @@ class CatalogSourceDirectory:
     def route_target(self, name: str) -> SourceProfile:
         """Dialect and own data locations of a source."""
         if self._system is not None and name == SYSTEM_CATALOG:
-            return SourceProfile(dialect=SystemBackend.dialect, engine=SystemBackend.engine_parser)
+            return source_profile(SystemBackend, {})
         info = self._catalog_sources().get(name)
         if info is not None:
-            paths = tuple(
-                str(p)
-                for p in [
-                    info.options.get("path"),
-                    *(t.get("location") for t in info.options.get("tables", ())),
-                ]
-                if p
-            )
-            return SourceProfile(
-                dialect=info.dialect,
-                allowed_paths=paths,
-                engine_dialects=_engine_dialects(info),
-                engine=_engine(info),
-                limits=validation_limits(info.options),
-                own_catalogs=(info.options["database"],) if isinstance(info.options.get("database"), str) else (),
-                allowed_functions=tuple(info.options.get("allowed_functions") or ()),
-            )
+            return source_profile(_family(info), info.options, info.dialect)
         return self._fallback(name).route_target(name)
 
     def backend(self, name: str) -> Backend:
