@@ -31,14 +31,7 @@ _ENV_REF_PREFIX = "${env:"
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sources``, ``history`` and ``vault`` to a parser's subcommands."""
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS keeps these from overwriting the same options given to the top-level parser.
-    common.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
-    common.add_argument("--catalog-url", default=argparse.SUPPRESS, help="SQLAlchemy URL of the catalog")
-    common.add_argument(
-        "--data-dir", default=argparse.SUPPRESS, help="directory of the default SQLite catalog"
-    )
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common = common_options()
 
     sources = subparsers.add_parser("sources", help="manage data sources").add_subparsers(
         dest="sources_command", required=True
@@ -82,7 +75,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("--source")
     history.add_argument("--user")
     history.add_argument("--status", choices=STATUSES)
-    history.add_argument("--since", type=_since, help="ISO time or a duration like 30m, 12h, 7d")
+    history.add_argument("--since", type=parse_since, help="ISO time or a duration like 30m, 12h, 7d")
     history.add_argument("--limit", type=int, default=50)
     history.set_defaults(func=_history)
 
@@ -97,6 +90,19 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     rotate.set_defaults(func=_vault_rotate)
     status = vault.add_parser("status", parents=[common], help="how many records each key id seals")
     status.set_defaults(func=_vault_status)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The options every catalog command takes (a parent parser): where the catalog is, and ``--json``."""
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps these from overwriting the same options given to the top-level parser.
+    common.add_argument("--config", default=argparse.SUPPRESS, help="TOML configuration file")
+    common.add_argument("--catalog-url", default=argparse.SUPPRESS, help="SQLAlchemy URL of the catalog")
+    common.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="directory of the default SQLite catalog"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return common
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +128,7 @@ def open_store(args: argparse.Namespace) -> CatalogStore:
     return CatalogStore(url)
 
 
-def _run(args: argparse.Namespace, action, failed=lambda result: False) -> int:
+def run_action(args: argparse.Namespace, action, failed=lambda result: False) -> int:
     """Open the store, run the action, print its result; errors become a message and exit code 2.
 
     ``failed(result)`` marks an outcome that printed fine but is a failure for scripts (exit code 1).
@@ -184,7 +190,8 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+def key_value_pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments of option ``--what`` as a dict."""
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -194,19 +201,21 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return pairs
 
 
-def _secret_value(key: str, value: str) -> str:
-    """``${env:NAME}`` or ``-`` (prompt, or one line of stdin when it is not a terminal)."""
+def secret_value(key: str, value: str, option: str | None = None) -> str:
+    """``${env:NAME}`` or ``-`` (prompt, or one line of stdin when it is not a terminal); ``option`` names it."""
+    where = option or f"--secret {key}"
     if value == "-":
         return getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if value.startswith(_ENV_REF_PREFIX) and value.endswith("}"):
         name = value[len(_ENV_REF_PREFIX) : -1]
         if not os.environ.get(name):
-            raise ConfigError(f"--secret {key}: the environment variable {name} is not set")
+            raise ConfigError(f"{where}: the environment variable {name} is not set")
         return os.environ[name]
-    raise rule_error("CV-007", f"--secret {key}: give ${{env:NAME}} or - (prompt), not the secret itself")
+    raise rule_error("CV-007", f"{where}: give ${{env:NAME}} or - (prompt), not the secret itself")
 
 
-def _since(text: str) -> datetime:
+def parse_since(text: str) -> datetime:
+    """``30m``, ``12h``, ``7d`` ago, or an ISO time (UTC when it names no zone)."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[:-1].isdigit() and text[-1:] in units:
         return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
@@ -223,14 +232,14 @@ _LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failur
 
 def _sources_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
-        options = {k: parse_value(v) for k, v in _pairs(args.option, "option").items()}
-        secrets = {k: _secret_value(k, v) for k, v in _pairs(args.secret, "secret").items()}
+        options = {k: parse_value(v) for k, v in key_value_pairs(args.option, "option").items()}
+        secrets = {k: secret_value(k, v) for k, v in key_value_pairs(args.secret, "secret").items()}
         info = store.add_source(args.name, args.type, options, secrets, args.auth_type, args.token_expires_at)
         if args.test:
             info = check_source(store, args.name)
         return info.redacted()
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _sources_list(args: argparse.Namespace) -> int:
@@ -238,11 +247,11 @@ def _sources_list(args: argparse.Namespace) -> int:
         rows = [s.redacted() for s in store.list_sources(args.type, args.status)]
         return rows if args.json else [{c: r[c] for c in _LIST_COLUMNS} for r in rows]
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _sources_show(args: argparse.Namespace) -> int:
-    return _run(args, lambda store: store.get_source(args.name).redacted())
+    return run_action(args, lambda store: store.get_source(args.name).redacted())
 
 
 def _sources_test(args: argparse.Namespace) -> int:
@@ -250,7 +259,7 @@ def _sources_test(args: argparse.Namespace) -> int:
         info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
-    return _run(args, action, _is_error)
+    return run_action(args, action, _is_error)
 
 
 def _sources_enable(args: argparse.Namespace) -> int:
@@ -260,7 +269,7 @@ def _sources_enable(args: argparse.Namespace) -> int:
         info = check_source(store, args.name)
         return {"name": info.name, "status": info.status, "last_error": info.last_error}
 
-    return _run(args, action, _is_error)
+    return run_action(args, action, _is_error)
 
 
 def _sources_disable(args: argparse.Namespace) -> int:
@@ -268,7 +277,7 @@ def _sources_disable(args: argparse.Namespace) -> int:
         info = store.set_status(args.name, "inactive")
         return {"name": info.name, "status": info.status}
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _sources_remove(args: argparse.Namespace) -> int:
@@ -276,7 +285,7 @@ def _sources_remove(args: argparse.Namespace) -> int:
         store.remove_source(args.name)
         return {"name": args.name, "removed": True}
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _sources_refresh(args: argparse.Namespace) -> int:
@@ -289,7 +298,7 @@ def _sources_refresh(args: argparse.Namespace) -> int:
             "previous_version": result.previous_version,
         }
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _sources_diff(args: argparse.Namespace) -> int:
@@ -321,7 +330,7 @@ def _sources_diff(args: argparse.Namespace) -> int:
             ]
         return rows or f"no changes between {diff.old_version} and {diff.new_version}"
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 _HISTORY_COLUMNS = (
@@ -343,7 +352,7 @@ def _history(args: argparse.Namespace) -> int:
         )
         return rows if args.json else [{c: r[c] for c in _HISTORY_COLUMNS} for r in rows]
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _vault_rotate(args: argparse.Namespace) -> int:
@@ -355,7 +364,7 @@ def _vault_rotate(args: argparse.Namespace) -> int:
             "records_by_key_id": store.vault_key_ids(),
         }
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 def _vault_status(args: argparse.Namespace) -> int:
@@ -367,7 +376,7 @@ def _vault_status(args: argparse.Namespace) -> int:
             "records_by_key_id": store.vault_key_ids(),
         }
 
-    return _run(args, action)
+    return run_action(args, action)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -88,7 +88,7 @@ def load_config(
     """
     env = os.environ if env is None else env
     document = read_document(path, env)
-    server = server_settings(document.get("server"), flags, env)
+    server = server_settings(document.get("server"), flags)
     try:
         parsed = _Document.model_validate(document)
     except ValidationError as exc:

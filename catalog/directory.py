@@ -81,6 +81,14 @@ class CatalogBackend(Backend):
         except GatewayError:
             return Capabilities()
 
+    @property
+    def default_schema(self) -> str | None:  # type: ignore[override]
+        """The schema unqualified names resolve in, as the source's backend family declares it."""
+        try:
+            return family_class(self.info.type).default_schema
+        except GatewayError:
+            return None
+
     def _backend(self) -> Backend:
         with self._lock:
             if self._live is None:
@@ -334,6 +342,8 @@ class HistoryObserver:
                 phases_ms={k: v for k, v in timings.items() if k in PHASES},
                 correlation_id=event.correlation_id,
                 table_version=event.table_version,
+                auth_method=event.auth_method,
+                client_address=event.client_address,
             )
         )
 

@@ -44,6 +44,9 @@ class QueryRecord:
     correlation_id: str | None = None
     retry_count: int = 0
     table_version: str | None = None
+    #: How the caller signed in, and from where (None with authentication off).
+    auth_method: str | None = None
+    client_address: str | None = None
     created_at: datetime | None = None
 
 
@@ -101,6 +104,8 @@ class QueryRecorder:
             correlation_id=record.correlation_id,
             retry_count=record.retry_count,
             table_version=record.table_version,
+            auth_method=record.auth_method,
+            client_address=record.client_address,
             created_at=record.created_at or utcnow(),
             **phases,
         )

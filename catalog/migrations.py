@@ -69,6 +69,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "query_history": ("table_version",),
         },
     ),
+    Migration(
+        3,
+        "users, roles, grants, API keys, token signing keys and revocations, policies, audit events; "
+        "auth method, client address and policy flag on query_history",
+        add_tables=(
+            "users",
+            "roles",
+            "user_roles",
+            "grants",
+            "api_keys",
+            "revoked_tokens",
+            "token_signing_keys",
+            "policies",
+            "audit_events",
+        ),
+        add_columns={"query_history": ("auth_method", "client_address", "policy_rewritten")},
+        apply=lambda conn: _add_admin_role(conn),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 
@@ -136,6 +154,13 @@ def _apply(conn: Connection, migration: Migration) -> None:
             conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {ddl}"))
     if migration.apply is not None:
         migration.apply(conn)
+
+
+def _add_admin_role(conn: Connection) -> None:
+    """The built-in role that may read and manage everything."""
+    roles = Base.metadata.tables["roles"]
+    conn.execute(roles.insert().values(name="admin", description="reads and manages everything (built in)",
+                                       limits={}, origin="builtin", created_at=utcnow()))
 
 
 def _create_initial(conn: Connection) -> None:

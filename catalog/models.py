@@ -134,6 +134,10 @@ class QueryHistory(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Schema version 2: the lake table's snapshot or version the query read, where known.
     table_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # Schema version 3: how the caller signed in, from where, and whether a policy rewrote the query.
+    auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    policy_rewritten: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     __table_args__ = (
         Index("ix_query_history_created_at", "created_at"),
@@ -174,3 +178,175 @@ class SourceSchemaVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_schema_versions_source_created", "source_id", "created_at"),)
+
+
+# -- schema version 3: who may connect, what each may see and use ----------------------------------------------
+
+
+class User(Base):
+    """A person or service that signs in to the gateway; the password is an argon2 hash, never the password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: argon2id hash (``$argon2id$v=19$…``); None for users who sign in only by certificate or SSO.
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Values row filters may use as ``{user.<name>}`` (a region, a tenant id).
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Limits of this user (rate, concurrency, rows, bytes, time); see ``catalog/security_rules.py``.
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: ``cli`` or ``config`` (declared in the TOML file, which then owns it).
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    #: Tokens issued before this moment are refused ("revoke all of a user's tokens").
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Role(Base):
+    """A named set of grants; users and API keys hold roles. ``admin`` is built in and may do everything."""
+
+    __tablename__ = "roles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserRole(Base):
+    """A user's membership of a role."""
+
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role_name: Mapped[str] = mapped_column(String(64), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True)
+
+
+class GrantRecord(Base):
+    """One privilege of a role on a source, a schema, a table or named columns of a table.
+
+    ``select`` lets the role read the object; ``unmask`` lets it see masked columns in clear. A missing
+    ``db_schema``/``table_name`` means "every schema"/"every table" below the named level.
+    """
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    role_name: Mapped[str] = mapped_column(String(64), ForeignKey("roles.name", ondelete="CASCADE"))
+    privilege: Mapped[str] = mapped_column(String(16))
+    catalog: Mapped[str] = mapped_column(String(255))
+    db_schema: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    table_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: Named columns only (None: every column).
+    columns: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_grants_role", "role_name"),)
+
+
+class ApiKeyRecord(Base):
+    """A long random secret for a service; only its SHA-256 is kept (the secret is shown once, at creation)."""
+
+    __tablename__ = "api_keys"
+
+    #: The public part of the key (``nfk_<id>_<secret>``), safe to show and log.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    owner_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    #: The roles the key acts with (a subset of its owner's); empty: the owner's roles.
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_api_keys_owner", "owner_id"),)
+
+
+class RevokedToken(Base):
+    """A gateway token refused before its expiry; the row can go once the token would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    #: The sign-in (session) id every token of one sign-in shares; refreshed tokens keep it.
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TokenSigningKey(Base):
+    """A key the gateway signs its tokens with, sealed in the vault like a source's secrets.
+
+    The newest key that is not retired signs; a retired key still verifies until every token it signed expired.
+    """
+
+    __tablename__ = "token_signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    #: The master key that seals it (re-sealed by ``vault rotate``).
+    key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PolicyRecord(Base):
+    """A row filter or a column mask on one table, applied by rewriting every query that reads the table."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: ``row_filter`` or ``column_mask``.
+    kind: Mapped[str] = mapped_column(String(16))
+    catalog: Mapped[str] = mapped_column(String(255))
+    db_schema: Mapped[str] = mapped_column(String(255))
+    table_name: Mapped[str] = mapped_column(String(255))
+    #: The masked column (column masks only).
+    column_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: A row filter's predicate (``region = {user.region}``) or a mask's replacement (``NULL`` by default).
+    expression: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Roles the policy does not apply to (admins are always exempt).
+    exempt_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_policies_table", "catalog", "db_schema", "table_name"),)
+
+
+class AuditEvent(Base):
+    """A security-relevant event: a failed sign-in, a lockout, a grant or key change (no secret ever)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What happened: ``auth_failure``, ``lockout``, ``user_added``, ``grant_added``, ``key_created`` …
+    kind: Mapped[str] = mapped_column(String(32))
+    #: Who did it (the principal, or the name a failed sign-in gave).
+    actor: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: What it was done to (a user, role, grant, key id, token id).
+    subject: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index("ix_audit_events_created_at", "created_at"),
+        Index("ix_audit_events_kind_created", "kind", "created_at"),
+    )

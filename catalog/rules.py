@@ -1,4 +1,4 @@
-"""The catalog's validation rules: DS-0xx for data-source configuration, CV-0xx for the credential vault.
+"""The catalog's validation rules: DS-0xx for data sources, CV-0xx for the vault, AU-0xx for users and access.
 
 This module holds the one table of rule ids; every refusal the catalog makes names one of them, as
 ``DS-0xx: message`` or ``CV-0xx: message``, inside a :class:`~nexus_flight.core.errors.ConfigError`.
@@ -77,6 +77,38 @@ RULES: dict[str, Rule] = {
             "plaintext secret refused",
             "secrets in files and on command lines are ${env:NAME} references, never literal values",
         ),
+        Rule(
+            "AU-001",
+            "invalid user name",
+            "1-255 printable characters without ':' or spaces (Basic credentials split at the first ':')",
+        ),
+        Rule("AU-002", "duplicate name", "user, role, API key and policy names are unique (case-insensitive)"),
+        Rule("AU-003", "weak password", "a password has at least 10 characters and is not the user name"),
+        Rule("AU-004", "invalid role name", "1-64 characters: a letter or _, then letters, digits, _, . or -"),
+        Rule("AU-005", "unknown user or role", "grants, keys and memberships name an existing user or role"),
+        Rule(
+            "AU-006",
+            "invalid grant",
+            "select or unmask on catalog[.schema[.table]], columns only on a table; admin is a role, not a grant",
+        ),
+        Rule(
+            "AU-007",
+            "invalid policy",
+            "a row filter is one SQL predicate, a mask one SQL expression, placeholders {user.name} or "
+            "{user.<attribute>}, on catalog.schema.table",
+        ),
+        Rule("AU-008", "invalid expiry", "an expiry lies in the future"),
+        Rule(
+            "AU-009",
+            "invalid limit",
+            "limits are known names with positive values (queries_per_minute, max_concurrent_queries, ...)",
+        ),
+        Rule(
+            "AU-010",
+            "invalid authentication settings",
+            "known sign-in methods; OIDC issuers have keys; mTLS identities need a client CA",
+        ),
+        Rule("AU-011", "built-in role", "the admin role cannot be removed or redefined"),
     )
 }
 

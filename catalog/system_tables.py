@@ -1,4 +1,4 @@
-"""The read API of the ``system`` catalog: history, sources (redacted), schema versions as Arrow tables."""
+"""The read API of the ``system`` catalog: history, sources (redacted), schema versions, audit events (Arrow)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pyarrow as pa
 from sqlalchemy import select
 
+from nexus_flight.catalog.audit import search_audit
 from nexus_flight.catalog.history import search_history
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion
 from nexus_flight.catalog.source_types import suggest
@@ -38,6 +39,8 @@ QUERY_HISTORY_SCHEMA = pa.schema(
         ("correlation_id", pa.utf8()),
         ("retry_count", pa.int32()),
         ("table_version", pa.utf8()),
+        ("auth_method", pa.utf8()),
+        ("client_address", pa.utf8()),
         ("created_at", _TS),
     ]
 )
@@ -71,6 +74,24 @@ SCHEMA_VERSIONS_SCHEMA = pa.schema(
         ("stale", pa.bool_()),
     ]
 )
+
+AUDIT_EVENTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.utf8()),
+        ("created_at", _TS),
+        ("kind", pa.utf8()),
+        ("actor", pa.utf8()),
+        ("subject", pa.utf8()),
+        ("auth_method", pa.utf8()),
+        ("client_address", pa.utf8()),
+        ("detail", pa.utf8()),
+    ]
+)
+
+
+def audit_events_table(store: CatalogStore) -> pa.Table:
+    """The audit trail, newest first: sign-in failures, lockouts, changes to users, roles, grants and keys."""
+    return pa.Table.from_pylist(search_audit(store, limit=None), schema=AUDIT_EVENTS_SCHEMA)
 
 
 def query_history_table(store: CatalogStore, limit: int | None = None) -> pa.Table:
@@ -130,11 +151,13 @@ SYSTEM_TABLES: dict[str, Callable[[CatalogStore], pa.Table]] = {
     "query_history": query_history_table,
     "sources": sources_table,
     "schema_versions": schema_versions_table,
+    "audit_events": audit_events_table,
 }
 SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "query_history": QUERY_HISTORY_SCHEMA,
     "sources": SOURCES_SCHEMA,
     "schema_versions": SCHEMA_VERSIONS_SCHEMA,
+    "audit_events": AUDIT_EVENTS_SCHEMA,
 }
 
 

@@ -9,6 +9,7 @@ Flight/gRPC status, in one place::
     │   └── QueryRejectedError       INVALID_ARGUMENT   read-only validator rule QV-0xx (not a write)
     ├── ReadOnlyViolationError       PERMISSION_DENIED  a write, DDL or side effect (QV-0xx)
     ├── ForbiddenError               PERMISSION_DENIED  authenticated, but not allowed
+    ├── UnauthenticatedError         UNAUTHENTICATED    the client's own sign-in failed or is missing
     ├── AuthenticationError          UNAVAILABLE        a source refused the gateway's credentials
     ├── NotFoundError                NOT_FOUND          unknown source, table, handle or ticket
     ├── UnsupportedError             UNIMPLEMENTED      a command or feature the gateway does not offer
@@ -17,6 +18,7 @@ Flight/gRPC status, in one place::
     ├── QueryTimeoutError            DEADLINE_EXCEEDED
     ├── QueryCancelledError          CANCELLED
     ├── LimitExceededError           INVALID_ARGUMENT   a configured limit (memory, rows, length); names the limit
+    │   └── RetryLaterError          UNAVAILABLE        a rate, concurrency or sign-in limit; says when to retry
     ├── ConfigError                  INVALID_ARGUMENT   invalid source or server configuration (DS-0xx, CV-0xx)
     └── BackendError                 INTERNAL           the engine failed in a way we cannot classify
 
@@ -81,8 +83,17 @@ class ForbiddenError(GatewayError):
     code = "PERMISSION_DENIED"
 
 
+class UnauthenticatedError(GatewayError):
+    """The client did not sign in, or its credentials are wrong, expired or revoked.
+
+    The message never says which part was wrong (no user-existence oracle) and never echoes a credential.
+    """
+
+    code = "UNAUTHENTICATED"
+
+
 class AuthenticationError(GatewayError):
-    """A source refused the gateway's credentials (the client's own login is ``server/flight/auth.py``'s)."""
+    """A source refused the gateway's credentials (the client's own sign-in is ``UnauthenticatedError``)."""
 
     code = "UNAVAILABLE"
 
@@ -125,6 +136,21 @@ class LimitExceededError(GatewayError):
     """A configured limit was exceeded; the message names the limit and its value."""
 
     code = "INVALID_ARGUMENT"
+
+
+class RetryLaterError(LimitExceededError):
+    """A limit that frees itself (query rate, concurrency, sign-in throttling): retrying later succeeds.
+
+    Attributes:
+        retry_after_seconds: When a retry may succeed (also in the message).
+
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ConfigError(GatewayError):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.source import ValidationLimits
@@ -34,15 +34,88 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AuthSettings(_Strict):
-    """``[server.auth]``: client authentication (this version serves only ``mode = "none"``)."""
+class LockoutSettings(_Strict):
+    """How repeated sign-in failures are slowed down, then locked out (per user name and per client address)."""
 
-    mode: Literal["none", "basic", "jwt"] = "none"
-    username: str | None = None
-    #: ``${env:NAME}`` references in the file, never literal values (CV-007).
-    password: SecretStr | None = None
-    jwt_secret: SecretStr | None = None
+    #: Failures older than this are forgotten.
+    window_seconds: float = Field(900.0, gt=0)
+    #: After this many failures in the window, each further attempt must wait (1 s, doubling, up to the maximum).
+    user_throttle_after: int = Field(5, ge=1)
+    user_lockout_after: int = Field(10, ge=1)
+    address_throttle_after: int = Field(20, ge=1)
+    address_lockout_after: int = Field(50, ge=1)
+    max_delay_seconds: float = Field(30.0, gt=0)
+    #: How long a lockout lasts.
+    lockout_seconds: float = Field(900.0, gt=0)
+
+
+_ALGORITHMS = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"]
+
+
+class OidcIssuerSettings(_Strict):
+    """One external identity provider whose bearer JWTs the gateway accepts (``[[server.auth.oidc]]``)."""
+
+    issuer: str
+    #: The ``aud`` the tokens must carry (one of them, when a list).
+    audience: str | list[str]
+    #: Where the provider's keys are: a JWKS URL (fetched, cached, refreshed on an unknown ``kid``) or file.
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    #: The claim naming the user, and the one listing its roles (dotted paths reach nested claims).
+    user_claim: str = "sub"
+    roles_claim: str | None = "roles"
+    #: Claims copied into the user's attributes for row filters: ``{ region = "region" }``.
+    attribute_claims: dict[str, str] = {}
+    #: Asymmetric algorithms only: ``none`` and the HMAC family are never accepted.
+    algorithms: list[_ALGORITHMS] = ["RS256", "ES256", "EdDSA"]
+    leeway_seconds: float = Field(30.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OidcIssuerSettings:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError(f"AU-010: issuer {self.issuer!r} needs exactly one of jwks_url and jwks_file")
+        if self.jwks_url is not None and not self.jwks_url.startswith(("https://", "http://")):
+            raise ValueError(f"AU-010: jwks_url of {self.issuer!r} must be an http(s) URL")
+        return self
+
+
+class AuthSettings(_Strict):
+    """Client authentication (``[server.auth]``): who may connect and how they sign in."""
+
+    #: Require every call to be authenticated. Off, any user name is a label (loopback only, or trusted networks).
+    enabled: bool = False
+    #: The sign-in methods accepted; gateway-issued bearer tokens are always accepted while authentication is on.
+    methods: list[Literal["password", "api_key", "oidc", "mtls"]] = ["password", "api_key"]
+    #: Lifetime of the tokens the Handshake issues; clients get a fresh one on any call past half of it.
     token_ttl_seconds: int = Field(3600, ge=60, le=86_400 * 7)
+    #: A client that keeps the token it signed in with (the JDBC driver does) stays signed in while it keeps
+    #: calling: the sign-in continues past the token's expiry, on the replica that refreshed it, up to this long.
+    session_max_seconds: int = Field(43_200, ge=60, le=86_400 * 30)
+    #: Longest lifetime ``tokens issue`` may give a service token.
+    service_token_max_ttl_seconds: int = Field(86_400 * 90, ge=60)
+    #: The ``iss`` and ``aud`` of the gateway's own tokens.
+    issuer: str = "nexus-flight"
+    audience: str = "nexus-flight"
+    #: How soon a change made elsewhere (another replica, the CLI) reaches this gateway: revocations, users, keys.
+    refresh_seconds: float = Field(2.0, gt=0, le=300)
+    #: Password checks (argon2, ~30 ms of CPU each) running at once, and how many more may wait for one.
+    password_checks_at_once: int = Field(1, ge=1)
+    password_checks_waiting: int = Field(32, ge=0)
+    #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
+    client_address_header: str | None = None
+    lockout: LockoutSettings = LockoutSettings()
+    oidc: list[OidcIssuerSettings] = []
+
+    @model_validator(mode="after")
+    def _issuers_for_oidc(self) -> AuthSettings:
+        if "oidc" in self.methods and not self.oidc:
+            raise ValueError("AU-010: method 'oidc' needs at least one [[server.auth.oidc]] issuer")
+        if self.oidc and "oidc" not in self.methods:
+            raise ValueError("AU-010: [[server.auth.oidc]] issuers are configured but 'oidc' is not in methods")
+        if self.issuer in {i.issuer for i in self.oidc}:
+            raise ValueError("AU-010: the gateway's own issuer must differ from every OIDC issuer")
+        return self
 
 
 class TLSSettings(_Strict):
@@ -221,15 +294,12 @@ def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def server_settings(
-    table: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
-) -> ServerSettings:
+def server_settings(table: Mapping[str, Any] | None, flags: Mapping[str, Any] | None = None) -> ServerSettings:
     """Validate the ``[server]`` table (file and environment already applied) with the given flags on top.
 
     Args:
         table: The document's ``server`` table.
         flags: Settings given on the command line, by (dotted) field name; only those given.
-        env: Where ``${env:NAME}`` references of ``[server.auth]`` are resolved (``os.environ`` by default).
 
     Raises:
         ConfigError: naming the setting (``server.port``) and the reason.
@@ -237,17 +307,9 @@ def server_settings(
     """
     data = _merge(table or {}, flags_table(flags or {}))
     try:
-        settings = ServerSettings.model_validate(data)
+        return ServerSettings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(first_error(exc, "server")) from None
-    secrets = {k: getattr(settings.auth, k) for k in ("password", "jwt_secret") if getattr(settings.auth, k)}
-    if not secrets:
-        return settings
-    env = os.environ if env is None else env
-    resolved = {
-        k: SecretStr(resolve_reference(f"server.auth.{k}", v.get_secret_value(), env)) for k, v in secrets.items()
-    }
-    return settings.model_copy(update={"auth": settings.auth.model_copy(update=resolved)})
 
 
 def load_settings(
@@ -261,7 +323,7 @@ def load_settings(
     """
     env = os.environ if env is None else env
     document = read_document(path, env)
-    return server_settings(document.get("server"), flags, env)
+    return server_settings(document.get("server"), flags)
 
 
 def resolve_reference(where: str, value: str, env: Mapping[str, str]) -> str:

@@ -1,7 +1,8 @@
 """The package's shape: one installed package (nexus_flight), and imports that only run down the layers.
 
 Layers, lowest first: ``core`` (the shared vocabulary) < ``backends`` (engine adapters) < ``catalog`` (the source
-store) and ``server.query`` (the protocol-free pipeline) < ``server.flight`` (the Flight SQL wire) <
+store) and ``server.query`` (the protocol-free pipeline) < ``server.flight`` (the Flight SQL wire) and
+``server.security`` (authentication, access and limits on the catalog; the wire knows it only through protocols) <
 ``server.app`` (process wiring). A module may import its own layer and those below it; the pipeline also knows
 nothing of Flight or protobuf.
 """
@@ -27,12 +28,15 @@ MAY_IMPORT = {
     "catalog": {"core", "backends", "catalog"},
     "server.query": {"core", "backends", "server.query"},
     "server.flight": {"core", "backends", "server.query", "server.flight", "server"},
-    "server.app": {"core", "backends", "catalog", "server.query", "server.flight", "server.app", "server"},
+    "server.security": {"core", "backends", "catalog", "server.query", "server.security"},
+    "server.app": {"core", "backends", "catalog", "server.query", "server.flight", "server.security", "server.app",
+                   "server"},
     "server": {"server", "server.app"},
 }
 #: Third-party modules a layer must not import, by layer.
 FORBIDDEN_THIRD_PARTY = {
     "server.query": ("pyarrow.flight", "google.protobuf"),
+    "server.security": ("pyarrow.flight", "google.protobuf"),
     "core": ("pyarrow.flight", "google.protobuf"),
     "backends": ("pyarrow.flight",),
     "catalog": ("pyarrow.flight",),
@@ -45,7 +49,7 @@ def _layer(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "nexus_flight" or len(parts) < 2:
         return None
-    if parts[1] == "server" and len(parts) > 2 and parts[2] in ("flight", "query", "app"):
+    if parts[1] == "server" and len(parts) > 2 and parts[2] in ("flight", "query", "app", "security"):
         return f"server.{parts[2]}"
     return parts[1]
 

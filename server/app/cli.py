@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from nexus_flight.core.errors import ConfigError, GatewayError
+from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
 from nexus_flight.server.flight.status import full_tracebacks
 
@@ -29,19 +29,30 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, flags=given_settings(args))
     settings = config.server
-    if settings.auth.mode != "none":
-        # Fail closed: the file asks for client authentication, which this version does not enforce yet.
-        raise ConfigError(
-            f"server.auth.mode = {settings.auth.mode!r} is not supported yet: this version serves without client "
-            "authentication (loopback by default); remove [server.auth] or set mode = \"none\""
-        )
     catalog = start_catalog(config)
+    security = None
+    if settings.auth.enabled:
+        from nexus_flight.server.app.security import start_security
+
+        try:
+            security = start_security(catalog.store, settings.auth)
+        except GatewayError:
+            catalog.close()
+            raise
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
     if settings.demo_scale is not None:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(settings)])
 
     configure_telemetry()
-    gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers)
+    try:
+        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
+                          authenticator=security.authenticator if security else None,
+                          access=security.access if security else None)
+    except GatewayError:
+        if security is not None:
+            security.close()
+        catalog.close()
+        raise
     if settings.process_memory_limit is not None:
         cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
     # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
@@ -54,6 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     print("shutting down", flush=True)
     gateway.shutdown()
+    if security is not None:
+        security.close()
     catalog.close()
     return 0
 
@@ -96,8 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve a non-loopback address without authentication (trusted networks only)")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
+    from nexus_flight.server.app.security_cli import add_security_subcommands
 
     add_subcommands(sub)
+    add_security_subcommands(sub)
     return parser
 
 

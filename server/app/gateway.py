@@ -13,9 +13,11 @@ from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from nexus_flight.server.app.demo import demo_database
 from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
 from nexus_flight.server.flight.status import client_safe_tracebacks
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
 from nexus_flight.server.query.service import QueryObserver, QueryService
 
@@ -83,19 +85,28 @@ class Gateway:
             class's: an embedding application keeps its own process limits).
         sources: A directory of sources, or the sources to serve besides the demo; the demo alone when None.
         observers: Called with every finished query's ``QueryEvent``.
+        authenticator: Who may call (``server.security``); None serves without authentication.
+        access: What each caller may see and read (``server.security``); None: everything.
 
     """
 
     def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
-                 observers: list[QueryObserver] | None = None) -> None:
+                 observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
+                 access: QueryAccess | None = None) -> None:
         address, loopback = resolve_listen_address(settings.host)
-        if not loopback and not settings.allow_unauthenticated_remote:
-            # Authentication is not configurable yet: never expose an unauthenticated gateway beyond loopback.
+        required = authenticator is not None and authenticator.required
+        if not loopback and not required and not settings.allow_unauthenticated_remote:
+            # Never expose an unauthenticated gateway beyond loopback.
             shown = settings.host if address == settings.host else f"{settings.host} ({address})"
             raise ConfigError(
                 f"refusing to bind {shown}: serving beyond loopback needs authentication, which is not "
-                "configured; bind 127.0.0.1, or pass --allow-unauthenticated-remote on a trusted network only"
+                "configured ([server.auth] enabled = true); bind 127.0.0.1, or pass --allow-unauthenticated-remote "
+                "on a trusted network only"
             )
+        client_ca = settings.tls.client_ca_file if settings.tls else None
+        if authenticator is not None and authenticator.certificate_identities and client_ca is None:
+            raise ConfigError("AU-010: sign-in by client certificate ('mtls' in [server.auth] methods) needs "
+                              "--tls-client-ca (and --tls-cert, --tls-key)", rule="AU-010")
         self._address = f"[{address}]" if ":" in address else address
         self.settings = settings
         if sources is None or isinstance(sources, Sequence):
@@ -114,6 +125,7 @@ class Gateway:
         observers = [record_metrics, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits)
+        self.service.access = access
         self.server = FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
@@ -125,6 +137,8 @@ class Gateway:
                 max_prepared_statements=settings.max_prepared_statements,
                 max_prepared_statements_per_client=settings.max_prepared_statements_per_client,
             ),
+            authenticator=authenticator,
+            address_header=settings.auth.client_address_header,
             **_tls_options(settings),
         )
         self._thread: threading.Thread | None = None

@@ -1,15 +1,19 @@
 """Handshake and per-call identity.
 
-Every Flight SQL client authenticates differently: JDBC sends Basic with padding and one empty
-HandshakeRequest, ADBC sends unpadded Basic and no message, pyarrow and ODBC send padded Basic and no message,
-token mode sends ``Bearer``. All of them read ``authorization: Bearer …`` from the Handshake's response headers.
+Every Flight SQL client authenticates differently: JDBC sends Basic with padding and one empty HandshakeRequest,
+ADBC sends unpadded Basic and no message, pyarrow and ODBC send padded Basic and no message, token mode sends
+``Bearer``. All of them read ``authorization: Bearer …`` from the Handshake's response headers, and JDBC and ADBC
+also take a new bearer token from any later answer (how tokens are refreshed before they expire).
 
-The real work happens in ``IdentityMiddleware``, which runs for every call including Handshake: it reads the
-``authorization`` header (Basic, padding optional, or Bearer), resolves the caller, and on Handshake answers with
-a bearer token. The caller becomes a ``Principal`` (``server/query/principal.py``), which the session, the handles and
-the query history carry. With no authentication configured (the loopback default) any user name is accepted as a
-label (an unauthenticated principal).
-``flightsql-dbapi`` sends ``Bearer None`` when anonymous: that is treated as no token.
+The work happens in ``IdentityMiddlewareFactory.start_call``, which runs for every call including Handshake: it
+reads the ``authorization`` header (Basic, padding optional, or Bearer), asks the ``Authenticator`` who the caller
+is, and fails the call with UNAUTHENTICATED right there when the credentials are missing or wrong, so no handler
+runs for an unauthenticated caller. ``flightsql-dbapi`` sends ``Bearer None`` when anonymous: no token.
+
+With client-certificate identities on, the gateway runs without a Handshake handler: only then does Arrow hand the
+verified certificate's identity (its first subject alternative name, else its CN) to the call, and the Handshake
+then answers UNIMPLEMENTED; such clients sign in with their certificate, or send a bearer token or API key.
+Without authentication (the loopback default) any user name is accepted as a label: ``OpenAuthenticator``.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow.flight as flight
 
-from nexus_flight.server.query.principal import Principal, anonymous
+from nexus_flight.core.errors import GatewayError, UnauthenticatedError
+from nexus_flight.server.flight.status import flight_error
+from nexus_flight.server.query.principal import Principal, SignIn, anonymous
 from nexus_flight.server.query.session import SESSION_COOKIE
 
 MIDDLEWARE_KEY = "identity"
@@ -31,11 +38,40 @@ MIDDLEWARE_KEY = "identity"
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling, and the key their session lives under."""
+    """Who is calling, from where, and the key their session lives under."""
 
     principal: Principal
     session_key: str
-    token: str | None = None
+    address: str | None = None
+
+    @property
+    def user(self) -> str:
+        """The principal's name."""
+        return self.principal.name
+
+
+class Authenticator(Protocol):
+    """What the Flight layer asks to sign a call in (``server/security`` implements it on the catalog).
+
+    Every method raises a ``GatewayError`` (UNAUTHENTICATED, or UNAVAILABLE when sign-ins are throttled).
+    """
+
+    #: Whether every call must be authenticated.
+    required: bool
+    #: Whether a verified client certificate names the caller (no Handshake handler then).
+    certificate_identities: bool
+
+    def password(self, user: str, password: str, address: str | None) -> SignIn:
+        """Basic credentials."""
+
+    def bearer(self, token: str, address: str | None, handshake: bool = False) -> SignIn:
+        """A bearer token."""
+
+    def certificate(self, name: str, address: str | None) -> SignIn:
+        """The identity of a verified client certificate."""
+
+    def missing(self, address: str | None) -> GatewayError:
+        """The error for a call without credentials when they are required."""
 
 
 class HandshakeHandler(flight.ServerAuthHandler):
@@ -101,6 +137,42 @@ class TokenRegistry:
             del self._tokens[token]
 
 
+class OpenAuthenticator:
+    """No authentication (loopback by default): any user name is a label, every Handshake gets a token.
+
+    The token only keys the caller's session; it proves nothing.
+    """
+
+    required = False
+    certificate_identities = False
+
+    def __init__(self, tokens: TokenRegistry | None = None) -> None:
+        self.tokens = tokens or TokenRegistry()
+
+    def password(self, user: str, password: str, address: str | None) -> SignIn:
+        """Accept any user name as a label."""
+        label = user or "anonymous"
+        token = self.tokens.issue(label)
+        return SignIn(anonymous(label), f"token:{token}", token)
+
+    def bearer(self, token: str, address: str | None, handshake: bool = False) -> SignIn:
+        """A token this server issued names its label; any other is anonymous."""
+        return SignIn(anonymous(self.tokens.user_of(token)), f"token:{token}", token if handshake else None)
+
+    def certificate(self, name: str, address: str | None) -> SignIn:
+        """Not used without authentication."""
+        return SignIn(anonymous(name), "")
+
+    def missing(self, address: str | None) -> GatewayError:
+        """Not used without authentication."""
+        return UnauthenticatedError("authentication required")
+
+    def handshake(self) -> SignIn:
+        """A Handshake without credentials gets an anonymous token."""
+        token = self.tokens.issue("anonymous")
+        return SignIn(anonymous(), f"token:{token}", token)
+
+
 def _decode_basic(value: str) -> tuple[str, str] | None:
     """Decode Basic credentials, with or without base64 padding (ADBC omits it)."""
     raw = value.strip()
@@ -133,53 +205,103 @@ def _cookie(headers: dict, name: str) -> str | None:
 
 
 class IdentityMiddleware(flight.ServerMiddleware):
-    """Carries the caller's identity through a call; answers a Handshake with a bearer token."""
+    """Carries the caller's sign-in through a call; sends a bearer token back when there is one to send."""
 
-    def __init__(self, identity: Identity, send_token: bool) -> None:
-        self.identity = identity
-        self._send_token = send_token
+    def __init__(self, sign_in: SignIn | None, address: str | None, cookie: str | None = None) -> None:
+        #: None while a client certificate is still to be read (certificate identities).
+        self.sign_in = sign_in
+        self.address = address
+        self.cookie = cookie
 
     def sending_headers(self) -> dict[str, str]:
-        """On Handshake, the ``authorization: Bearer`` header every client looks for."""
-        if self._send_token and self.identity.token:
-            return {"authorization": f"Bearer {self.identity.token}"}
+        """The ``authorization: Bearer`` header every client looks for (Handshake, or a refreshed token)."""
+        if self.sign_in is not None and self.sign_in.token:
+            return {"authorization": f"Bearer {self.sign_in.token}"}
         return {}
 
 
 class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
-    """Resolves every call's caller from its headers; no authentication is configured (loopback default)."""
+    """Signs every call in from its headers, or fails it with UNAUTHENTICATED before any handler runs.
 
-    def __init__(self, tokens: TokenRegistry) -> None:
-        self._tokens = tokens
+    Args:
+        authenticator: Who decides (``OpenAuthenticator`` without authentication).
+        address_header: A header a trusted proxy sets to the client's address (``x-forwarded-for``); Arrow does
+            not tell middleware the peer's address, so without it failures are counted per user name only.
+
+    """
+
+    def __init__(self, authenticator: Authenticator, address_header: str | None = None) -> None:
+        self._auth = authenticator
+        self._address_header = address_header.lower() if address_header else None
 
     def start_call(self, info: flight.CallInfo, headers: dict) -> IdentityMiddleware:
-        """Read Basic or Bearer credentials; issue a token on Handshake."""
+        """Authenticate the call (raising the mapped Flight error when that fails)."""
+        address = None
+        if self._address_header:
+            forwarded = _header(headers, self._address_header)
+            address = forwarded.split(",")[0].strip()[:128] if forwarded else None
+        cookie = _cookie(headers, SESSION_COOKIE)
+        try:
+            return IdentityMiddleware(self._sign_in(info, headers, address), address, cookie)
+        except GatewayError as exc:
+            raise flight_error(exc) from None
+
+    def _sign_in(self, info: flight.CallInfo, headers: dict, address: str | None) -> SignIn | None:
         authorization = _header(headers, "authorization") or ""
         scheme, _, value = authorization.partition(" ")
-        is_handshake = info.method == flight.FlightMethod.HANDSHAKE
+        value = value.strip()
+        handshake = info.method == flight.FlightMethod.HANDSHAKE
         if scheme.lower() == "bearer" and value and value != "None":
-            principal = anonymous(self._tokens.user_of(value))
-            return IdentityMiddleware(Identity(principal, f"token:{value}", value), send_token=is_handshake)
+            return self._auth.bearer(value, address, handshake)
         if scheme.lower() == "basic":
             credentials = _decode_basic(value)
             if credentials is None:
-                raise flight.FlightUnauthenticatedError("malformed Basic credentials")
-            principal = anonymous(credentials[0])
-            token = self._tokens.issue(principal.name)
-            return IdentityMiddleware(Identity(principal, f"token:{token}", token), send_token=True)
-        if is_handshake:
-            principal = anonymous()
-            token = self._tokens.issue(principal.name)
-            return IdentityMiddleware(Identity(principal, f"token:{token}", token), send_token=True)
-        cookie = _cookie(headers, SESSION_COOKIE)
-        key = f"cookie:{cookie}" if cookie else None
-        return IdentityMiddleware(Identity(anonymous(), key or ""), send_token=False)
+                raise UnauthenticatedError("malformed Basic credentials")
+            return self._auth.password(credentials[0], credentials[1], address)
+        if self._auth.certificate_identities:
+            return None  # the handler reads the certificate's identity from the call context
+        if self._auth.required:
+            raise self._auth.missing(address)
+        if handshake and isinstance(self._auth, OpenAuthenticator):
+            return self._auth.handshake()
+        return SignIn(anonymous(), "")
 
 
-def identity_of(context: flight.ServerCallContext) -> Identity:
-    """The caller's identity; calls without token or cookie get a per-connection session key."""
+def peer_address(peer: str) -> str | None:
+    """The host part of a gRPC peer (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6") or not rest:
+        return None
+    host = rest.rsplit(":", 1)[0]
+    return host.strip("[]") or None
+
+
+def identity_of(context: flight.ServerCallContext, authenticator: Authenticator | None = None) -> Identity:
+    """The caller of a call: its principal, address and session key.
+
+    Calls without token or cookie get a per-connection session key; with certificate identities, a call without
+    credentials is signed in by its client certificate here.
+
+    Raises:
+        UnauthenticatedError: certificate identities are on and the call carries neither credentials nor a
+            certificate naming a user.
+
+    """
     middleware = context.get_middleware(MIDDLEWARE_KEY)
-    identity = middleware.identity if middleware is not None else Identity(anonymous(), "")
-    if not identity.session_key:
-        identity = Identity(identity.principal, f"peer:{context.peer()}", identity.token)
-    return identity
+    peer = context.peer()
+    address = (middleware.address if middleware is not None else None) or peer_address(peer)
+    sign_in = middleware.sign_in if middleware is not None else SignIn(anonymous(), "")
+    if sign_in is None:
+        name = context.peer_identity().decode(errors="replace") if authenticator is not None else ""
+        if not name:
+            raise (authenticator.missing(address) if authenticator is not None
+                   else UnauthenticatedError("authentication required"))
+        sign_in = authenticator.certificate(name, address)
+        middleware.sign_in = sign_in
+    session = sign_in.session
+    if not session:
+        cookie = middleware.cookie if middleware is not None else None
+        session = f"cookie:{cookie}" if cookie else f"peer:{peer}"
+    elif session.endswith("@"):
+        session += peer
+    return Identity(sign_in.principal, session, address)

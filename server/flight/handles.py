@@ -48,11 +48,13 @@ class Ticket:
     correlation_id: str | None = None
     #: How long validating and planning took (recorded with the execution in history).
     plan_timings: dict[str, float] = field(default_factory=dict)
+    #: The caller's address (the query history records it; how it signed in is the principal's).
+    client_address: str | None = None
 
     def run(self) -> QueryRun:
         """What the query service runs for this ticket (cancel finds it by the ticket's handle)."""
         return QueryRun(self.plan, self.schema, self.principal, self.parameters, self.correlation_id,
-                        self.plan_timings, self.handle)
+                        self.plan_timings, self.handle, self.client_address)
 
 
 @dataclass
@@ -60,6 +62,8 @@ class _Entry:
     value: Any
     owner: str | None = None
     last_used: float = field(default_factory=time.monotonic)
+    #: Served once already: the first to make room when a cap is reached.
+    retired: bool = False
 
 
 class HandleStore:
@@ -112,6 +116,8 @@ class HandleStore:
             if not self._room(owner):
                 self._next_sweep = 0.0  # make sure nothing expired is counted
                 self._expire()
+                while not self._room(owner) and self._evict_retired(owner):
+                    pass
                 problem = self._room(owner, explain=True)
                 if problem:
                     raise LimitExceededError(problem)
@@ -132,6 +138,28 @@ class HandleStore:
             return False
         return (f"too many {self._kind}s {scope}: the limit is {limit} ({name}={limit}); {self._hint}"
                 f"unused ones are forgotten after {self._ttl:g} s")
+
+    def retire(self, handle: bytes) -> None:
+        """Mark ``handle`` as served: it stays usable, but gives way first when a cap is reached.
+
+        A client that runs a query and reads its result never asks for that ticket again in practice, so a busy
+        client is not refused for results it has already read; a ticket not yet read is never evicted.
+        """
+        with self._lock:
+            entry = self._items.get(handle)
+            if entry is not None:
+                entry.retired = True
+
+    def _evict_retired(self, owner: str | None) -> bool:
+        """Forget the least recently used retired entry (the owner's own when its share is full); False if none."""
+        owner_full = (owner is not None and self._max_per_owner is not None
+                      and self._owned.get(owner, 0) >= self._max_per_owner)
+        candidates = [(e.last_used, h) for h, e in self._items.items()
+                      if e.retired and (not owner_full or e.owner == owner)]
+        if not candidates:
+            return False
+        self._forget(min(candidates)[1])
+        return True
 
     def get(self, handle: bytes) -> Any:
         """The object behind ``handle``.

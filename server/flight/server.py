@@ -27,9 +27,11 @@ from nexus_flight.core.errors import (
 from nexus_flight.server.flight import protocol
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
+    Authenticator,
     HandshakeHandler,
+    Identity,
     IdentityMiddlewareFactory,
-    TokenRegistry,
+    OpenAuthenticator,
     identity_of,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
@@ -38,6 +40,7 @@ from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
 from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import flight_batches, gateway_error_of, translate
+from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
 from nexus_flight.server.query.service import PreparedQuery, QueryRequest, QueryService
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore, valid_dialect
@@ -90,19 +93,21 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
+                 authenticator: Authenticator | None = None, address_header: str | None = None,
                  **kwargs) -> None:
-        self._tokens = TokenRegistry()
+        self.authenticator = authenticator or OpenAuthenticator()
         super().__init__(
             location,
-            auth_handler=HandshakeHandler(),
+            # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
+            auth_handler=None if self.authenticator.certificate_identities else HandshakeHandler(),
             middleware={
-                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self._tokens),
+                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self.authenticator, address_header),
                 COMPLETION_KEY: CompletionMiddlewareFactory(),
             },
             **kwargs,
         )
         self.service = service
-        self.browser = CatalogBrowser(service.sources, service.access)
+        self.browser = CatalogBrowser(service.sources, service.policy)
         self.sessions = SessionStore()
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
@@ -111,13 +116,22 @@ class FlightSqlServer(flight.FlightServerBase):
 
     # -- helpers -------------------------------------------------------------------------------------------
 
+    def _caller(self, context) -> Identity:
+        """Who is calling (signed in by the middleware, or here by its client certificate)."""
+        return identity_of(context, self.authenticator)
+
     def _session(self, context) -> Session:
-        identity = identity_of(context)
-        return self.sessions.get(identity.session_key, identity.principal)
+        identity = self._caller(context)
+        session = self.sessions.get(identity.session_key, identity.principal)
+        if identity.principal.authenticated:
+            session.principal = identity.principal  # roles may have changed since the session began
+        session.address = identity.address
+        return session
 
     def _request(self, context, session: Session, sql: str) -> QueryRequest:
         """What the query service is asked for a statement of this call's session."""
-        return QueryRequest(sql, session.principal, session.catalog, session.dialect, self._correlation(context))
+        return QueryRequest(sql, session.principal, session.catalog, session.dialect, self._correlation(context),
+                            session.address)
 
     @staticmethod
     def _command(descriptor: flight.FlightDescriptor):
@@ -144,7 +158,7 @@ class FlightSqlServer(flight.FlightServerBase):
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}),
+            plan_timings=dict(plan_timings or {}), client_address=session.address,
         )
         self.tickets.put(handle, ticket, owner=session.key)
         return ticket
@@ -177,6 +191,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
             )
         session = self._session(context)
+        self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
         return self._new_ticket(context, session, statement.plan, bound or statement.dataset_schema,
@@ -207,6 +222,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_flight_info(self, context, descriptor):
         """Plan a query (schema, ticket) or describe a metadata command."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             schema, ticket = self._describe(context, cmd)
             return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
@@ -214,12 +230,15 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
                 schema = self._plan(context, self._session(context), cmd.query).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                schema = self.prepared.get(cmd.prepared_statement_handle).dataset_schema
+                statement = self.prepared.get(cmd.prepared_statement_handle)
+                self.service.authorize(statement.plan, self._session(context).principal)
+                schema = statement.dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
@@ -227,6 +246,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def do_get(self, context, ticket):
         """Stream a query result or a metadata table."""
         with translate():
+            self._caller(context)
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
                 return self._stream(context, self.tickets.get(cmd.statement_handle))
@@ -237,6 +257,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _stream(self, context, ticket: Ticket):
         running = self.service.open(ticket.run(), watch=context)
+        self.tickets.retire(ticket.handle)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
             middleware.callbacks.append(lambda exception: running.finish(gateway_error_of(exception)))
@@ -250,11 +271,14 @@ class FlightSqlServer(flight.FlightServerBase):
             catalog = self._session(context).catalog or self.service.default_catalog(principal)
             names = self.browser.xdbc_type_names(catalog, principal)
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
-        return self.browser.table_of(cmd, principal)
+        # The browser shows what the access policy lets through; the grants then cut rows naming hidden objects.
+        return visible_rows(self.browser.table_of(cmd, principal), self.service.access,
+                            principal if principal.authenticated else None)
 
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""
         with translate():
+            self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
                 statement = self.prepared.get(cmd.prepared_statement_handle)
@@ -300,11 +324,14 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         """The actions this server implements."""
-        return list(self._ACTIONS.items())
+        with translate():
+            self._caller(context)
+            return list(self._ACTIONS.items())
 
     def do_action(self, context, action):
         """Dispatch a Flight SQL or Flight session/cancel action."""
         with translate():
+            self._caller(context)
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:
                 if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):
@@ -414,7 +441,7 @@ class FlightSqlServer(flight.FlightServerBase):
             return None
 
     def _action_CloseSession(self, context, body):  # noqa: N802
-        identity = identity_of(context)
+        identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]
 

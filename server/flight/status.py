@@ -11,6 +11,8 @@ LimitExceededError, ConfigError       InvalidArgument*             INVALID_ARGUM
 NotFoundError                         NotFound*                    NOT_FOUND
 UnsupportedError                      Unimplemented*               UNIMPLEMENTED
 ReadOnlyViolationError, Forbidden     FlightUnauthorizedError      PERMISSION_DENIED
+UnauthenticatedError                  FlightUnauthenticatedError   UNAUTHENTICATED
+RetryLaterError (rate, concurrency)   FlightUnavailableError       UNAVAILABLE, naming the limit and when to retry
 AuthenticationError (a source's)      FlightUnavailableError       UNAVAILABLE, naming the source
 BackendUnavailableError               FlightUnavailableError       UNAVAILABLE
 QueryTimeoutError                     FlightTimedOutError          DEADLINE_EXCEEDED
@@ -28,7 +30,9 @@ Each ``GatewayError`` class names its status (``code``, ``core/errors.py``); the
 the exception pyarrow sends. Errors a result stream raises after its first batch are mapped the same way
 (``flight_batches``): they reach the client with their own status, not as UNKNOWN.
 
-pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit.
+pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit, and
+limits that free themselves (query rate, concurrent queries, sign-in throttling) are UNAVAILABLE, the code clients
+retry on, with the time to wait in the message.
 
 A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
 its login to the gateway failed (clients then drop their token or ask the user for a password), which
@@ -76,6 +80,7 @@ class Unimplemented(pa.ArrowNotImplementedError):
 #: The exception pyarrow sends for each status a gateway error can have.
 _FLIGHT_CLASSES: dict[str, type[Exception]] = {
     "PERMISSION_DENIED": flight.FlightUnauthorizedError,
+    "UNAUTHENTICATED": flight.FlightUnauthenticatedError,
     "UNAVAILABLE": flight.FlightUnavailableError,
     "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
     "CANCELLED": flight.FlightCancelledError,
@@ -119,6 +124,7 @@ def gateway_error_of(exc: BaseException | None) -> e.GatewayError | None:
 
 _ERROR_BY_CODE: dict[str, type[e.GatewayError]] = {
     "PERMISSION_DENIED": e.ForbiddenError,
+    "UNAUTHENTICATED": e.UnauthenticatedError,
     "UNAVAILABLE": e.BackendUnavailableError,
     "DEADLINE_EXCEEDED": e.QueryTimeoutError,
     "CANCELLED": e.QueryCancelledError,

@@ -18,10 +18,11 @@ whether a source it hides exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nexus_flight.core.errors import ForbiddenError
 from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.principal import Principal
 
 
@@ -60,3 +61,44 @@ class AllowAll(AccessPolicy):
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Allow without looking at the plan's tables (they are worked out only when asked for)."""
         return None
+
+
+class GrantedAccess(AccessPolicy):
+    """The grants (``server/security``, through ``QueryAccess``) as this module's policy; none installed: allow all.
+
+    Args:
+        grants: Returns the installed grants, or None (authentication off); asked on every decision, so grants
+            installed after the service was built apply.
+        default_schema: The schema a source's unqualified table names resolve to.
+
+    """
+
+    def __init__(
+        self, grants: Callable[[], QueryAccess | None], default_schema: Callable[[str], str | None]
+    ) -> None:
+        self._grants = grants
+        self._default_schema = default_schema
+
+    def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
+        """The sources the grants let ``principal`` see, in the same order."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return list(sources)
+        visible = grants.visible_catalogs(principal, sources)
+        return [s for s in sources if s in visible]
+
+    def may_read(
+        self, principal: Principal, source: str, tables: Sequence[TableRef], columns: Sequence[ColumnRef] = ()
+    ) -> bool:
+        """Whether every table shows in ``principal``'s metadata (column grants are judged per query)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return True
+        return all(grants.visible(principal, source, t.db_schema, t.base_name) for t in tables)
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return
+        grants.check_query(principal, plan.source, plan.sql, plan.dialect, self._default_schema(plan.source))

@@ -28,7 +28,8 @@ from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import GatewayError, NotFoundError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
-from nexus_flight.server.query.access import AccessPolicy, AllowAll
+from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
+from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.cancel_watch import CancelWatch, Watchable
 from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.principal import Principal, anonymous
@@ -51,6 +52,7 @@ class QueryRequest:
         catalog: The session's current catalog (source), if the client chose one.
         dialect: The dialect the client writes in, when it is not the source's own.
         correlation_id: The client's id for the request, for history and the engine's logs.
+        address: The client's address, for history.
 
     """
 
@@ -59,6 +61,7 @@ class QueryRequest:
     catalog: str | None = None
     dialect: str | None = None
     correlation_id: str | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class QueryRun:
         correlation_id: The client's id for the request.
         plan_timings: How long validating and planning took (recorded with the run).
         key: What ``cancel`` names this run by (the wire's handle for it); runs may share a key.
+        address: The client's address, for history.
 
     """
 
@@ -93,6 +97,7 @@ class QueryRun:
     correlation_id: str | None = None
     plan_timings: Mapping[str, float] = field(default_factory=dict)
     key: bytes = b""
+    address: str | None = None
 
 
 @dataclass
@@ -114,6 +119,13 @@ class QueryEvent:
     parameters: int = 0
     #: The table versions (lake snapshots) the query read, e.g. ``orders@3``; None for unversioned sources.
     table_version: str | None = None
+    #: The client's address (None: not known).
+    client_address: str | None = None
+
+    @property
+    def auth_method(self) -> str | None:
+        """How the caller signed in (``password``, ``token``, ``api_key``, ``oidc``, ``mtls``); None: no sign-in."""
+        return self.principal.auth_method if self.principal.authenticated else None
 
     @property
     def user(self) -> str:
@@ -194,7 +206,8 @@ class QueryService:
         validate_sql: False switches the read-only validator off (the backends' own guards still hold).
         observers: Called with a ``QueryEvent`` when each query ends.
         validation_limits: The validator's limits for sources that set none.
-        access: Who may see which sources and read which tables (everyone everything by default).
+        policy: Who may see which sources and read which tables; by default the grants installed as
+            ``access`` (``server/security``), and with none (authentication off) everyone everything.
 
     """
 
@@ -205,14 +218,16 @@ class QueryService:
         validate_sql: bool = True,
         observers: Sequence[QueryObserver] = (),
         validation_limits: ValidationLimits | None = None,
-        access: AccessPolicy | None = None,
+        policy: AccessPolicy | None = None,
     ) -> None:
         self.sources = sources
         self.limits = limits
         self.validate_sql = validate_sql
         self.validation_limits = validation_limits or ValidationLimits()
         self.observers = list(observers)
-        self.access = access or AllowAll()
+        #: Grants (None: everyone may read everything, as with authentication off).
+        self.access: QueryAccess | None = None
+        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
         self._running: dict[bytes, list[RunningQuery]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
@@ -221,7 +236,7 @@ class QueryService:
 
     def catalogs(self, principal: Principal) -> list[str]:
         """The sources ``principal`` may see, sorted."""
-        return self.access.visible_sources(principal, self.sources.names())
+        return self.policy.visible_sources(principal, self.sources.names())
 
     def default_catalog(self, principal: Principal) -> str | None:
         """The source a query without a catalog runs on, if ``principal`` may see it."""
@@ -242,9 +257,10 @@ class QueryService:
         default = self.sources.default()
         if default is None:
             raise NotFoundError("no data source is configured")
-        profiles = {name: self._limited(self.sources.route_target(name)) for name in names}
-        if default not in profiles and request.catalog is None:
-            raise NotFoundError(f"no data source is available to {request.principal.name}")
+        # Sources the caller may not see are not routed to: naming one reads like naming none. The default stays
+        # (a query naming no source goes there, and is then refused by the policy).
+        routable = sorted({*names, default})
+        profiles = {name: self._limited(self.sources.route_target(name)) for name in routable}
         with tracer.start_as_current_span("validate"):
             plan = route(
                 request.sql,
@@ -254,8 +270,20 @@ class QueryService:
                 client_dialect=request.dialect,
                 validate_sql=self.validate_sql,
             )
-        self.access.check_query(request.principal, plan)
+        self.policy.check_query(request.principal, plan)
         return plan
+
+    def authorize(self, plan: QueryPlan, principal: Principal) -> None:
+        """Refuse a planned query ``principal`` may not run (at each execution: grants may have changed).
+
+        Raises:
+            ForbiddenError: PERMISSION_DENIED naming the object.
+
+        """
+        self.policy.check_query(principal, plan)
+
+    def _default_schema(self, source: str) -> str | None:
+        return self.sources.backend(source).default_schema
 
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
@@ -286,7 +314,7 @@ class QueryService:
         except GatewayError as exc:
             exc.with_context(source=source)
             self._emit_failure(request.sql, request.principal, source, exc, clock,
-                               correlation_id=request.correlation_id)
+                               correlation_id=request.correlation_id, address=request.address)
             raise
 
     def bound_schema(self, plan: QueryPlan, parameters: Rows | None, principal: Principal) -> pa.Schema | None:
@@ -330,7 +358,7 @@ class QueryService:
         unwatch: Callable[[], None] = _nothing
         try:
             with trace.use_span(span, end_on_exit=False):
-                self.access.check_query(run.principal, plan)
+                self.policy.check_query(run.principal, plan)
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
@@ -353,7 +381,8 @@ class QueryService:
             span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
             span.end()
-            self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id)
+            self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id,
+                               address=run.address)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
@@ -377,7 +406,7 @@ class QueryService:
                 sql=plan.sql, status=status, error=ended.message if ended else None,
                 error_code=ended.code if ended else None, rows=stream.stats.rows, bytes=stream.stats.bytes,
                 table_version=_versions(stream.execution.read_versions), timings_ms=timings,
-                parameters=len(run.parameters or ()),
+                parameters=len(run.parameters or ()), client_address=run.address,
             ))
 
         running._on_finish = finished
@@ -411,11 +440,12 @@ class QueryService:
     # -- recording -----------------------------------------------------------------------------------------
 
     def _emit_failure(self, sql: str, principal: Principal, source: str | None, exc: GatewayError, clock: _Clock,
-                      query_id: str | None = None, correlation_id: str | None = None) -> None:
+                      query_id: str | None = None, correlation_id: str | None = None,
+                      address: str | None = None) -> None:
         self._emit(QueryEvent(
             query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, principal=principal,
             source=source, sql=sql, status=_status_of(exc, planning=query_id is None), error=exc.message,
-            error_code=exc.code, timings_ms={"total": clock.now_ms()},
+            error_code=exc.code, timings_ms={"total": clock.now_ms()}, client_address=address,
         ))
 
     def _emit(self, event: QueryEvent) -> None:

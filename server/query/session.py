@@ -34,7 +34,10 @@ class Session:
     """What the gateway remembers of one client between calls."""
 
     key: str
+    #: Who the session's latest call was signed in as (an unauthenticated label while authentication is off).
     principal: Principal = field(default_factory=anonymous)
+    #: The client's address as the latest call reported it.
+    address: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
 
@@ -43,6 +46,11 @@ class Session:
         """The current catalog (data source), if the client chose one."""
         value = self.options.get("catalog")
         return value if isinstance(value, str) and value else None
+
+    @property
+    def user(self) -> str:
+        """The principal's name."""
+        return self.principal.name
 
     @property
     def dialect(self) -> str | None:

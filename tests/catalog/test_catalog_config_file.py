@@ -14,9 +14,8 @@ data_dir = "/tmp/nf"
 memory_limit = "2GB"
 
 [server.auth]
-mode = "basic"
-username = "admin"
-password = "${env:NF_ADMIN_PW}"
+enabled = true
+methods = ["password", "api_key"]
 
 [[sources]]
 name = "sales"
@@ -48,7 +47,7 @@ def write(tmp_path, text):
 def test_a_good_file(tmp_path):
     config = load_config(write(tmp_path, GOOD), ENV)
     assert config.server.port == 4000 and config.server.host == "127.0.0.1"
-    assert config.server.auth.password.get_secret_value() == "admin-pw-1"
+    assert config.server.auth.enabled and config.server.auth.methods == ["password", "api_key"]
     assert "admin-pw-1" not in repr(config) and "sales-pw-1" not in repr(config)
     sales, lake = config.sources
     assert sales.secrets["password"].get_secret_value() == "sales-pw-1"
@@ -62,11 +61,11 @@ def test_environment_overrides(tmp_path):
         "NEXUS_FLIGHT__SERVER__PORT": "4100",
         "NEXUS_FLIGHT__SERVER__RECORD_PARAMETERS": "true",
         "NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST": "db.internal",
-        "NEXUS_FLIGHT__SERVER__AUTH__MODE": "jwt",
+        "NEXUS_FLIGHT__SERVER__AUTH__TOKEN_TTL_SECONDS": "600",
     }
     config = load_config(write(tmp_path, GOOD), env)
     assert config.server.port == 4100 and config.server.record_parameters is True
-    assert config.server.auth.mode == "jwt"
+    assert config.server.auth.token_ttl_seconds == 600
     assert config.sources[0].options["host"] == "db.internal"
 
 
@@ -99,11 +98,9 @@ def test_no_file_means_defaults_plus_environment():
             ENV,
             r"^sources\[1\] \(lake\): DS-015",
         ),
-        (
-            GOOD.replace('password = "${env:NF_ADMIN_PW}"', 'password = "hunter2"'),
-            ENV,
-            "^CV-007: server.auth",
-        ),
+        (GOOD.replace('methods = ["password", "api_key"]', 'methods = ["password", "ldap"]'), ENV,
+         r"^server.auth.methods.1: Input should be"),
+        (GOOD.replace('methods = ["password", "api_key"]', 'methods = ["oidc"]'), ENV, r"^server.auth: .*AU-010"),
     ],
 )
 def test_invalid_files_name_the_field_and_reason(tmp_path, text, env, message):

@@ -82,11 +82,14 @@ def _columns(engine):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_upgrade_from_the_previous_version(backend, tmp_path, keys, request):
+@pytest.mark.parametrize("start", [1, CURRENT_VERSION - 1])
+def test_upgrade_from_an_earlier_version(backend, start, tmp_path, keys, request):
     url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     engine = create_engine(url)
-    assert upgrade(engine, target=CURRENT_VERSION - 1) == CURRENT_VERSION - 1
-    assert "health_failures" not in _columns(engine)["data_sources"]
+    assert upgrade(engine, target=start) == start
+    before = _columns(engine)
+    assert "users" not in before and "auth_method" not in before["query_history"]
+    assert ("health_failures" in before["data_sources"]) == (start >= 2)
     with engine.begin() as conn:
         conn.execute(
             text(

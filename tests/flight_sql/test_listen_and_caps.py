@@ -10,7 +10,6 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
-from adbc_driver_manager import AdbcStatusCode
 
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.settings import ServerSettings
@@ -85,19 +84,29 @@ def test_prepared_statements_per_client_are_capped_and_closing_frees_room(make_g
         raw.prepare(client, "SELECT 3 AS n")
 
 
-def test_tickets_are_capped_per_client_and_in_total(make_gateway):
+def test_tickets_not_yet_read_are_capped_per_client_and_in_total(make_gateway):
     gw = make_gateway(max_tickets_per_client=3, max_tickets=4)
-    with flightsql.connect(gw.location, autocommit=True) as first, flightsql.connect(gw.location,
-                                                                                     autocommit=True) as second:
-        with first.cursor() as cur:
-            for i in range(3):
-                cur.execute(f"SELECT {i} AS n")
-                assert cur.fetchall() == [(i,)]
-            error = refusal(lambda: cur.execute("SELECT 3 AS n"))
-            assert "too many tickets open for this client" in str(error) and "max_tickets_per_client=3" in str(error)
-        with second.cursor() as cur:
-            cur.execute("SELECT 4 AS n")
-            assert cur.fetchall() == [(4,)]
-            error = refusal(lambda: cur.execute("SELECT 5 AS n"))
-            assert "too many tickets open on this server" in str(error) and "max_tickets=4" in str(error)
-            assert error.status_code == AdbcStatusCode.INVALID_ARGUMENT
+    query = raw.pb.CommandStatementQuery
+    with flight.connect(gw.location) as first, flight.connect(gw.location) as second:
+        unread = [first.get_flight_info(raw.descriptor(query(query=f"SELECT {i} AS n"))) for i in range(3)]
+        with pytest.raises(pa.ArrowInvalid, match=r"too many tickets open for this client.*"
+                                                  r"max_tickets_per_client=3"):
+            first.get_flight_info(raw.descriptor(query(query="SELECT 3 AS n")))
+        second.get_flight_info(raw.descriptor(query(query="SELECT 4 AS n")))
+        with pytest.raises(pa.ArrowInvalid, match=r"too many tickets open on this server.*max_tickets=4"):
+            second.get_flight_info(raw.descriptor(query(query="SELECT 5 AS n")))
+        # Nothing unread was dropped to make room: each of the first client's tickets still gives its answer.
+        assert [first.do_get(info.endpoints[0].ticket).read_all().column(0).to_pylist() for info in unread] == [
+            [0], [1], [2]]
+
+
+def test_a_client_that_reads_its_results_is_never_refused_for_tickets(make_gateway):
+    """Results already read give way to new ones: a BI tool running many queries stays under the per-client cap."""
+    gw = make_gateway(max_tickets_per_client=3, max_tickets=4)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        for i in range(12):
+            cur.execute(f"SELECT {i} AS n")
+            assert cur.fetchall() == [(i,)]
+    with flightsql.connect(gw.location, autocommit=True) as other, other.cursor() as cur:
+        cur.execute("SELECT 42 AS n")
+        assert cur.fetchall() == [(42,)]

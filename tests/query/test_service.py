@@ -323,7 +323,7 @@ class OnlyMain(AccessPolicy):
 
 
 def test_access_hides_sources_and_refuses_tables(directory, events):
-    service = QueryService(directory, QueryLimits(), observers=[events.append], access=OnlyMain())
+    service = QueryService(directory, QueryLimits(), observers=[events.append], policy=OnlyMain())
     assert service.catalogs(ALICE) == ["main"]
     with pytest.raises(NotFoundError):
         service.plan(QueryRequest("SELECT n FROM other.main.t", ALICE))

@@ -1,0 +1,144 @@
+"""The audit trail: sign-in failures, lockouts, and every change to users, roles, grants, keys, tokens and policies.
+
+Changes made by an administrator are written in the transaction that makes them (:func:`audit`), so a change and
+its event commit together. Sign-in failures can come in floods; they go through :class:`AuditLog`, which writes
+them off the request's path in batches (dropping, with a warning, what a full queue cannot hold). No event ever
+holds a password, a token or a key's secret: ``detail`` texts pass through the secret scrubber as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
+from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.store import CatalogStore
+
+log = logging.getLogger(__name__)
+
+#: Every kind of event, so readers can filter on a known set.
+KINDS = (
+    "auth_failure",
+    "lockout",
+    "user_added",
+    "user_changed",
+    "user_removed",
+    "password_changed",
+    "role_added",
+    "role_removed",
+    "role_granted",
+    "role_revoked",
+    "grant_added",
+    "grant_revoked",
+    "key_created",
+    "key_revoked",
+    "token_issued",
+    "token_revoked",
+    "tokens_revoked",
+    "signing_key_rotated",
+    "policy_added",
+    "policy_removed",
+    "access_denied",
+)
+
+
+@dataclass
+class AuditRecord:
+    """One event as it is queued; ``id`` and ``created_at`` are set when it is made."""
+
+    kind: str
+    actor: str | None = None
+    subject: str | None = None
+    auth_method: str | None = None
+    client_address: str | None = None
+    detail: Mapping[str, Any] | str | None = None
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+    def row(self) -> AuditEvent:
+        """The catalog row of this event, its detail scrubbed of any secret the process knows."""
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown audit event kind {self.kind!r}")
+        detail = self.detail
+        if isinstance(detail, Mapping):
+            detail = json.dumps(dict(detail), sort_keys=True, default=str)
+        return AuditEvent(
+            id=self.id,
+            created_at=self.created_at,
+            kind=self.kind,
+            actor=_cut(self.actor, 255),
+            subject=_cut(self.subject, 512),
+            auth_method=self.auth_method,
+            client_address=_cut(self.client_address, 128),
+            detail=SCRUBBER.scrub(detail),
+        )
+
+
+def _cut(text: str | None, length: int) -> str | None:
+    return text if text is None or len(text) <= length else text[: length - 3] + "..."
+
+
+def audit(session: Session, kind: str, actor: str | None, subject: str | None = None, **extra: Any) -> None:
+    """Add one event to the catalog in the caller's transaction."""
+    session.add(AuditRecord(kind, actor, subject, **extra).row())
+
+
+class AuditLog:
+    """Writes events off the caller's path (a worker thread, batches, a bounded queue)."""
+
+    def __init__(self, store: CatalogStore, *, background: bool = True, max_pending: int = 10_000) -> None:
+        self.store = store
+        self._writer = HistoryWriter(self, max_pending=max_pending) if background else None
+
+    def __call__(self, record: AuditRecord) -> None:
+        """Record one event (queued when in the background)."""
+        if self._writer is not None:
+            self._writer(record)
+        else:
+            self.write_many([record])
+
+    def write_many(self, records: list[AuditRecord]) -> list[str]:
+        """Store several events in one transaction."""
+        with self.store.session() as session:
+            session.add_all([r.row() for r in records])
+        return [r.id for r in records]
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued event is stored."""
+        return self._writer.flush(timeout) if self._writer else True
+
+    def close(self) -> None:
+        """Store what is queued and stop the worker."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def search_audit(
+    store: CatalogStore,
+    *,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """Audit events, newest first, filtered by kind, actor and time."""
+    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id)
+    if kind:
+        query = query.where(AuditEvent.kind == kind)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if since:
+        query = query.where(AuditEvent.created_at >= since)
+    if limit:
+        query = query.limit(limit)
+    with store.session() as session:
+        return [{c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns} for row in session.scalars(query)]

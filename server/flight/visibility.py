@@ -1,0 +1,30 @@
+"""Metadata answers cut to what the caller may see: catalogs, schemas and tables without a grant are left out.
+
+Every metadata table names its objects in ``catalog_name``/``db_schema_name``/``table_name`` columns (keys name
+two tables, with ``pk_``/``fk_`` prefixes); a row stays only when the caller may see every object it names.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from nexus_flight.server.query.authorization import QueryAccess
+from nexus_flight.server.query.principal import Principal
+
+_PREFIXES = ("", "pk_", "fk_")
+
+
+def visible_rows(table: pa.Table, access: QueryAccess | None, principal: Principal | None) -> pa.Table:
+    """The rows of a metadata table naming only objects ``principal`` may see (all of them without grants)."""
+    if access is None or principal is None:
+        return table
+    names = set(table.column_names)
+    levels = [(f"{p}catalog_name", f"{p}db_schema_name", f"{p}table_name") for p in _PREFIXES
+              if f"{p}catalog_name" in names]
+    if not levels:
+        return table
+    keep = []
+    for row in table.select([c for level in levels for c in level if c in names]).to_pylist():
+        keep.append(all(access.visible(principal, row.get(catalog) or "", row.get(schema), row.get(name))
+                        for catalog, schema, name in levels))
+    return table.filter(pa.array(keep, pa.bool_()))

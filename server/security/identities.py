@@ -1,0 +1,127 @@
+"""What the gateway knows of users, roles, grants, API keys and revoked tokens: a snapshot of the catalog, kept fresh.
+
+Every call is authenticated against this snapshot (a dict lookup), never against the catalog database, so a
+slow or busy catalog never slows a query down. A background thread reloads it every ``refresh_seconds``: a
+revocation, a disabled user or a new key made on another replica or with the CLI takes effect here within that
+time; made through this gateway, at once. The same thread writes, coalesced, when users last signed in and keys
+were last used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from nexus_flight.catalog.api_keys import ApiKeyRow, key_rows, touch_keys
+from nexus_flight.catalog.grants import GrantInfo, list_grants
+from nexus_flight.catalog.models import utcnow
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.tokens import purge_revocations, revoked_token_ids
+from nexus_flight.catalog.users import SignInRecord, record_login, sign_in_records
+
+log = logging.getLogger("nexus_flight.auth")
+
+_PURGE_EVERY = 300  # refreshes between purges of expired revocations
+
+
+class IdentityCache:
+    """A refreshed snapshot of the catalog's users, role limits, API keys and revoked sign-ins."""
+
+    def __init__(self, store: CatalogStore, refresh_seconds: float = 2.0) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self.users: dict[str, SignInRecord] = {}
+        self.role_limits: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, ApiKeyRow] = {}
+        #: role -> its grants
+        self.grants: dict[str, tuple[GrantInfo, ...]] = {}
+        self._revoked: frozenset[str] = frozenset()
+        self._revoked_here: set[str] = set()
+        self._logins: dict[str, datetime] = {}
+        self._key_uses: dict[str, datetime] = {}
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refreshes = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read users, roles, keys and revocations from the catalog now."""
+        users, roles = sign_in_records(self.store)
+        keys, revoked = key_rows(self.store), revoked_token_ids(self.store)
+        grants: dict[str, list[GrantInfo]] = {}
+        for grant in list_grants(self.store):
+            grants.setdefault(grant.role, []).append(grant)
+        self.users, self.role_limits, self.keys = users, roles, keys
+        self.grants = {role: tuple(found) for role, found in grants.items()}
+        with self._pending_lock:
+            self._revoked = frozenset(revoked | self._revoked_here)
+            self._revoked_here -= revoked  # once the catalog has them, the local copy is not needed
+
+    def is_revoked(self, token_id: str) -> bool:
+        """Whether a sign-in was revoked."""
+        return token_id in self._revoked
+
+    def revoked_here(self, token_id: str) -> None:
+        """A revocation made through this gateway: effective at once, before the next refresh."""
+        with self._pending_lock:
+            self._revoked_here.add(token_id)
+            self._revoked = self._revoked | {token_id}
+
+    def note_login(self, user: str) -> None:
+        """Remember (written later) that a user signed in."""
+        with self._pending_lock:
+            self._logins[user] = utcnow()
+
+    def note_key_use(self, key_id: str) -> None:
+        """Remember (written later) that a key was used."""
+        with self._pending_lock:
+            self._key_uses[key_id] = utcnow()
+
+    # -- background ------------------------------------------------------------------------------------------
+
+    def start(self) -> IdentityCache:
+        """Refresh in the background until ``stop``."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="identity-refresh", daemon=True)
+            self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Refresh now (after a change made here)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop refreshing and write what is pending."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._write_pending()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.refresh_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._write_pending()
+                self.refresh()
+                self._refreshes += 1
+                if self._refreshes % _PURGE_EVERY == 0:
+                    purge_revocations(self.store)
+            except Exception as exc:  # the catalog is down: keep the last snapshot and say so
+                log.warning("could not refresh users and keys from the catalog: %s", type(exc).__name__)
+
+    def _write_pending(self) -> None:
+        with self._pending_lock:
+            logins, self._logins = self._logins, {}
+            uses, self._key_uses = self._key_uses, {}
+        for user in logins:
+            record_login(self.store, user)
+        if uses:
+            touch_keys(self.store, uses)

@@ -1,0 +1,146 @@
+"""Slowing down and locking out repeated sign-in failures, and bounding the CPU password checks may take.
+
+Failures are counted per user name (whether or not the user exists, so a lockout says nothing about existence) and
+per client address, within a sliding window. Past ``*_throttle_after`` failures an attempt is refused without
+checking anything until a delay has passed (1 s, doubling, up to ``max_delay_seconds``); past
+``*_lockout_after`` the name or address is locked for ``lockout_seconds``. A refused attempt costs no password
+hash, so a flood cannot turn the gateway's CPU against its users. Independently, at most
+``password_checks_at_once`` argon2 checks run at once and ``password_checks_waiting`` more may wait; beyond that a
+sign-in is told to retry (UNAVAILABLE), while calls with a token never wait for a password check.
+
+Counting is per gateway process (replicas count separately); lockouts are written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from nexus_flight.core.errors import RetryLaterError, UnauthenticatedError
+
+#: At most this many names and addresses are tracked (the oldest are forgotten first), whatever a flood sends.
+MAX_TRACKED = 100_000
+_WAIT_FOR_CHECK_SECONDS = 10.0
+
+
+@dataclass
+class _Track:
+    failures: deque = field(default_factory=deque)
+    blocked_until: float = 0.0
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When failures of one kind of key (user or address) slow it down and lock it out."""
+
+    throttle_after: int
+    lockout_after: int
+
+
+class SignInGuard:
+    """Throttling and lockout per user name and per address."""
+
+    def __init__(
+        self,
+        user: Thresholds,
+        address: Thresholds,
+        *,
+        window_seconds: float = 900.0,
+        max_delay_seconds: float = 30.0,
+        lockout_seconds: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._thresholds = {"user": user, "address": address}
+        self._window = window_seconds
+        self._max_delay = max_delay_seconds
+        self._lockout = lockout_seconds
+        self._clock = clock
+        self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, user: str, address: str | None) -> None:
+        """Refuse the attempt when the user name or the address must wait.
+
+        Raises:
+            UnauthenticatedError: naming the wait (the same text whether or not the user exists).
+
+        """
+        now = self._clock()
+        with self._lock:
+            for key in self._keys(user, address):
+                track = self._tracks.get(key)
+                if track is not None and track.blocked_until > now:
+                    wait = max(1, round(track.blocked_until - now))
+                    what = "locked out" if track.locked else "slowed down"
+                    raise UnauthenticatedError(
+                        f"too many failed sign-ins: this {'user' if key[0] == 'user' else 'address'} is {what}; "
+                        f"try again in {wait} s"
+                    )
+
+    def failed(self, user: str, address: str | None) -> list[str]:
+        """Count a failure; return the keys (``user:alice``, ``address:10.0.0.7``) locked out by it."""
+        now = self._clock()
+        locked = []
+        with self._lock:
+            for key in self._keys(user, address):
+                track = self._tracks.pop(key, None) or _Track()
+                self._tracks[key] = track  # most recently used last: the oldest are evicted first
+                while track.failures and now - track.failures[0] > self._window:
+                    track.failures.popleft()
+                track.failures.append(now)
+                count, limits = len(track.failures), self._thresholds[key[0]]
+                if count >= limits.lockout_after:
+                    if not track.locked or track.blocked_until <= now:
+                        locked.append(f"{key[0]}:{key[1]}")
+                    track.locked, track.blocked_until = True, now + self._lockout
+                elif count >= limits.throttle_after:
+                    delay = min(self._max_delay, 2.0 ** (count - limits.throttle_after))
+                    track.blocked_until = max(track.blocked_until, now + delay)
+            while len(self._tracks) > MAX_TRACKED:
+                self._tracks.popitem(last=False)
+        return locked
+
+    def succeeded(self, user: str) -> None:
+        """Forget a user's failures after a successful sign-in (an address keeps its count until the window ends)."""
+        with self._lock:
+            self._tracks.pop(("user", user), None)
+
+    @staticmethod
+    def _keys(user: str, address: str | None) -> list[tuple[str, str]]:
+        keys = [("user", user)]
+        if address:
+            keys.append(("address", address))
+        return keys
+
+
+class PasswordCheckGate:
+    """At most ``at_once`` password checks run together and ``waiting`` more wait; others are told to retry."""
+
+    def __init__(self, at_once: int = 1, waiting: int = 32) -> None:
+        self._slots = threading.BoundedSemaphore(at_once)
+        self._room = threading.BoundedSemaphore(at_once + waiting)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a check slot for the duration of one password check.
+
+        Raises:
+            RetryLaterError: too many sign-ins are already being checked or waiting.
+
+        """
+        if not self._room.acquire(blocking=False):
+            raise RetryLaterError("too many sign-ins are being checked at once; retry in 1 s", retry_after_seconds=1)
+        try:
+            if not self._slots.acquire(timeout=_WAIT_FOR_CHECK_SECONDS):
+                raise RetryLaterError("sign-in checks are backed up; retry in 1 s", retry_after_seconds=1)
+            try:
+                yield
+            finally:
+                self._slots.release()
+        finally:
+            self._room.release()

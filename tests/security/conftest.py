@@ -1,0 +1,86 @@
+"""Fixtures of the security tests: a catalog with users, and gateways that require authentication."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow.flight as flight
+import pytest
+
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.users import add_role, add_user
+from nexus_flight.catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS
+from nexus_flight.core.settings import AuthSettings, ServerSettings
+from nexus_flight.server.app.gateway import Gateway
+from nexus_flight.server.app.security import Security, start_security
+
+ALICE_PASSWORD = "alice-correct-horse-7"
+BOB_PASSWORD = "bob-battery-staple-9"
+
+
+@pytest.fixture
+def master_key(monkeypatch) -> str:
+    text = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv(ENV_KEY, text)
+    monkeypatch.delenv(ENV_KEY_ID, raising=False)
+    monkeypatch.delenv(ENV_OLD_KEYS, raising=False)
+    return text
+
+
+@pytest.fixture
+def store(tmp_path, master_key) -> Iterator[CatalogStore]:
+    """A SQLite catalog with alice (admin) and bob (role analyst, nothing granted)."""
+    instance = CatalogStore(data_dir=tmp_path / "data")
+    add_role(instance, "analyst")
+    add_user(instance, "alice", ALICE_PASSWORD, roles=["admin"], attributes={"region": "EUROPE"})
+    add_user(instance, "bob", BOB_PASSWORD, roles=["analyst"], attributes={"region": "ASIA"})
+    yield instance
+    instance.close()
+
+
+@dataclass
+class Secured:
+    gateway: Gateway
+    security: Security
+
+    @property
+    def location(self) -> str:
+        return self.gateway.location
+
+    def client(self, **kwargs) -> flight.FlightClient:
+        return flight.FlightClient(self.gateway.location, **kwargs)
+
+
+@pytest.fixture
+def secure_gateway(store, demo_data_dir) -> Iterator[Callable[..., Secured]]:
+    """Start gateways over ``store`` that require authentication: ``secure_gateway(auth=AuthSettings(...))``."""
+    started: list[Secured] = []
+
+    def start(auth: AuthSettings | None = None, catalog: CatalogStore | None = None, sources=None, observers=None,
+              **config) -> Secured:
+        settings = auth or AuthSettings(enabled=True)
+        security = start_security(catalog or store, settings)
+        server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
+        gateway = Gateway(server, sources, observers, authenticator=security.authenticator,
+                          access=security.access).start()
+        started.append(Secured(gateway, security))
+        return started[-1]
+
+    yield start
+    for secured in started:
+        secured.gateway.shutdown()
+        secured.security.close()
+
+
+def bearer(token: str) -> flight.FlightCallOptions:
+    return flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+
+
+def sign_in(client: flight.FlightClient, user: str, password: str) -> str:
+    """Basic in the Handshake; returns the bearer token the gateway answered with."""
+    key, value = client.authenticate_basic_token(user, password)
+    assert key == b"authorization" and value.startswith(b"Bearer ")
+    return value.decode().removeprefix("Bearer ")
