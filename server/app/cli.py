@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
+from nexus_flight.server.flight.status import full_tracebacks
 
 
 def _interrupt(signum, frame) -> None:
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # this process is the gateway's: its log keeps every frame
+        full_tracebacks(handler)
     try:
         return args.func(args)
     except GatewayError as exc:
