@@ -33,5 +33,7 @@ install-test: $(PY)
 demo: install
 	$(RUN) nexus-flight serve
 
+# The query pipeline and the shared vocabulary are type-checked strictly first (tests/typecheck.py).
 test: install-test
+	$(RUN) $(PY) tests/typecheck.py
 	$(RUN) $(PY) -m pytest

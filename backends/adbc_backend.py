@@ -138,12 +138,15 @@ class AdbcBackend(Backend):
         statement_options: Mapping[str, str] | None = None,
         columns: Sequence[FieldRule | None] = (),
         skip_rows: int = 0,
+        planning: bool = False,
     ) -> Execution:
-        """Stream ``statement`` once per parameter row from a pooled connection, under ``limits``.
+        """Stream ``statement`` once per parameter row from a pooled connection, in ``limits.batch_rows``.
 
         ``described`` is the result schema when it is known before running; ``statement_options`` are set on
         each ADBC statement before it runs; ``columns`` are this query's own type rules, by position;
-        ``skip_rows`` leading rows of each result are the backend's own and are dropped.
+        ``skip_rows`` leading rows of each result are the backend's own and are dropped. A ``planning`` stream
+        (a schema read from the first rows) stops itself at ``limits.timeout_seconds``; a query's own stream
+        is timed by the query service.
         """
 
         def run(cursor: Any, row: Sequence[Any] | None) -> pa.RecordBatchReader:
@@ -159,7 +162,7 @@ class AdbcBackend(Backend):
             parameter_rows=parameters,
             rule=self.field_rule,
             map_errors=self._map_errors,
-            timeout_seconds=limits.timeout_seconds,
+            planning_seconds=limits.timeout_seconds if planning else None,
             batch_rows=limits.batch_rows,
             described=described,
             columns=columns,

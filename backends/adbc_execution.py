@@ -3,9 +3,10 @@
 PostgreSQL, SQLite, Snowflake and upstream Flight SQL all hand back an ADBC cursor whose
 ``fetch_record_batch()`` is a lazy ``RecordBatchReader``. ``AdbcExecution`` wraps that stream so that the
 gateway never materializes a result: batches are converted one at a time (``result_types``), engine errors
-raised mid-stream are mapped into the gateway's error tree, a deadline cancels the statement in the engine
+raised mid-stream are mapped into the gateway's error tree, a cancel stops the statement in the engine
 (``adbc_cancel``), and the connection goes back to its pool only once the stream is finished (or is discarded
-when it was cancelled).
+when it was cancelled). A query's time limit is the query service's (``server/query/results.py``); an execution
+that runs while planning (a schema read from the first rows) keeps its own deadline, the planning step's.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.backends.base import Execution
-from nexus_flight.backends.limits import stopped_error
+from nexus_flight.backends.limits import timeout_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
 from nexus_flight.backends.result_types import FieldRule, type_plan
-from nexus_flight.backends.watchdog import WATCHDOG
+from nexus_flight.backends.watchdog import WATCHDOG, Deadline
 from nexus_flight.core.errors import GatewayError, QueryCancelledError
 
 ErrorMapper = Callable[[], AbstractContextManager[None]]
@@ -34,8 +35,9 @@ class AdbcExecution(Execution):
     """One query on one borrowed connection, streamed lazily.
 
     ``cancel`` asks the engine to stop the statement (``adbc_cancel``, safe from any thread, also while the
-    driver is still waiting for the first row); the deadline does the same and turns the error into
-    ``QueryTimeoutError``. The connection returns to the pool when the stream ends cleanly, and is closed when
+    driver is still waiting for the first row). With ``planning_seconds`` (a planning step) a deadline does the
+    same and reports ``QueryTimeoutError`` naming the planning limit. The connection returns to the pool when
+    the stream ends cleanly, and is closed when
     the query was cancelled, failed mid-stream or was abandoned half-read. ``skip_rows`` leading rows of each
     parameter row's stream are the backend's own and are dropped.
     """
@@ -49,8 +51,8 @@ class AdbcExecution(Execution):
         parameter_rows: Sequence[Sequence[Any]] | None,
         rule: FieldRule | None,
         map_errors: ErrorMapper,
-        timeout_seconds: float,
         described: pa.Schema | None,
+        planning_seconds: float | None = None,
         batch_rows: int = 65_536,
         columns: Sequence[FieldRule | None] = (),
         skip_rows: int = 0,
@@ -63,7 +65,7 @@ class AdbcExecution(Execution):
         self._columns = columns
         self._skip_rows = skip_rows
         self._map_errors = map_errors
-        self._timeout = timeout_seconds
+        self._planning_seconds = planning_seconds
         self._batch_rows = batch_rows
         self._lock = threading.Lock()
         self._cursor: Any = None
@@ -71,7 +73,9 @@ class AdbcExecution(Execution):
         self._cancelled = False
         self._timed_out = False
         self._item = pool.acquire()
-        self._deadline = WATCHDOG.schedule_method(timeout_seconds, self._on_deadline)
+        self._deadline: Deadline | None = None
+        if planning_seconds is not None:
+            self._deadline = WATCHDOG.schedule_method(planning_seconds, self._on_deadline)
         first: pa.RecordBatchReader | None = None
         try:
             if described is None:
@@ -144,8 +148,13 @@ class AdbcExecution(Execution):
             raise
 
     def _stopped_error(self) -> GatewayError:
-        """Return the error of a stream we stopped: by the deadline, or by a cancel."""
-        return stopped_error(self._timed_out, self._timeout, self._source)
+        """Return the error of a stream we stopped: by the planning deadline, or by a cancel.
+
+        Why a query was cancelled (a client, the server's time limit) is the query service's to tell.
+        """
+        if self._timed_out and self._planning_seconds is not None:
+            return timeout_error(self._planning_seconds, self._source, "planning")
+        return QueryCancelledError("the query was cancelled", source=self._source)
 
     def _on_deadline(self) -> None:
         self._timed_out = True
@@ -168,7 +177,8 @@ class AdbcExecution(Execution):
                 return
             self._finished = True
             cursor = self._cursor
-        self._deadline.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if cursor is not None:
             close_quietly(cursor)
         self._pool.release(self._item, healthy and not self._cancelled)

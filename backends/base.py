@@ -1,7 +1,17 @@
 """The interface every backend adapter implements.
 
-A backend turns read-only SQL into a lazy ``pyarrow.RecordBatchReader`` and answers the metadata questions of
-Flight SQL (schemas, tables, columns, keys). The server never imports a driver: it talks to this interface only.
+A backend turns a planned read-only query into a lazy ``pyarrow.RecordBatchReader`` and answers the metadata
+questions of Flight SQL (schemas, tables, columns, keys). The server never imports a driver: it talks to this
+interface only.
+
+Queries arrive as a ``QueryPlan`` (``core/plan.py``): the exact text to send (``plan.sql``), its dialect, sqlglot's
+analysed tree of it, where its placeholders stand and the tables it reads, worked out once by the router and
+the validator. A backend reads what it needs from the plan and never parses the SQL again. ``plan_sql`` makes a
+plan for callers that drive a backend directly (tools, tests).
+
+An execution only starts its query, honours ``QueryLimits.batch_rows``, maps its engine's errors and stops when
+cancelled: the server's time limit, result caps, byte-sized batches and the classification of a stopped stream
+are the query service's (``server/query/results.py``), the same for every family.
 
 Every adapter must also carry the second line of read-only defence in its own terms (read-only attachments,
 read-only transactions, read-only users): ``read_only_guard`` documents what it does, and the conformance suite
@@ -19,6 +29,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel
 
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 
@@ -89,7 +100,11 @@ def parameter_schema(types: Sequence[pa.DataType]) -> pa.Schema:
 
 
 class Execution(abc.ABC):
-    """A running query: its result stream and a way to stop it."""
+    """A running query: its result stream and a way to stop it.
+
+    Failures surface from ``reader`` (starting) or from its batches, mapped to the gateway's errors where the
+    adapter knows its engine's; after ``cancel`` whatever the engine raises is reported as the stop it was.
+    """
 
     #: Table → version or snapshot id the query read, for sources that version their tables (lake formats).
     read_versions: Mapping[str, str] = MappingProxyType({})
@@ -101,7 +116,7 @@ class Execution(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self) -> None:
-        """Stop the query in the engine; safe to call more than once and after it finished."""
+        """Stop the query in the engine; safe to call from another thread, more than once, and after it finished."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources held by the query."""
@@ -151,8 +166,8 @@ class Backend(abc.ABC):
         return self.spec.name
 
     @abc.abstractmethod
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
-        """Return the result schema of ``sql`` without running it.
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
+        """Return the result schema of ``plan`` without running it (placeholders bound to NULL).
 
         Raises:
             InvalidQueryError: the SQL does not bind in the engine.
@@ -160,11 +175,11 @@ class Backend(abc.ABC):
 
         """
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
-        """Return one nullable, concrete Arrow field per ``?`` placeholder (JDBC binds into these types)."""
-        return parameter_schema([pa.utf8()] * parameter_count)
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
+        """Return one nullable, concrete Arrow field per placeholder (JDBC binds into these types)."""
+        return parameter_schema([pa.utf8()] * plan.parameter_count)
 
-    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+    def get_bound_schema(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
         """Return the result schema once ``parameters`` are bound, where it can differ from ``get_schema``'s.
 
         Engines whose result types follow the bound values answer here (SQLite types values, not columns; a
@@ -180,17 +195,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Start ``sql`` and return its execution; each parameter row runs once and results are concatenated.
+        """Prepare ``plan`` to run; each parameter row runs once and results are concatenated.
+
+        The query should start when the execution's ``reader`` is first asked for, so that the caller can
+        register it for cancel first; the reader's batches have at most ``limits.batch_rows`` rows.
 
         Raises:
             InvalidQueryError: the SQL or the parameters do not bind.
             ReadOnlyViolationError: the engine refused a write (the second line of defence).
             BackendUnavailableError: the source cannot be reached.
-            QueryTimeoutError: the query ran out of time.
 
         """
 

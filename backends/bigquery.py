@@ -4,8 +4,8 @@ One source is one project (its catalog); datasets are schemas. Every statement i
 the result without running or billing it (``get_schema`` uses only that), and names the statement type — anything
 but ``SELECT`` is refused here, whatever the validator let through (the second line of defence: a job cannot be
 made read-only, so give the source a credential with only ``bigquery.dataViewer`` + ``bigquery.jobUser`` too).
-Before even the dry run, the statement must parse (sqlglot, BigQuery's dialect) as exactly one query: an
-emulator's dry run of a script was seen running the script's DELETE.
+Before even the dry run, the statement must have read (the plan's tree, sqlglot's BigQuery dialect) as exactly
+one query: an emulator's dry run of a script was seen running the script's DELETE.
 
 Jobs carry ``maximum_bytes_billed`` (the source's cost guard), ``job_timeout_ms`` from the query timeout, and the
 label ``nexus_correlation_id``; the gateway's ``?`` parameters are BigQuery's own positional parameters, typed by
@@ -13,7 +13,7 @@ the bound value (int → INT64, Decimal → NUMERIC or BIGNUMERIC, aware datetim
 A NULL has no type of its own: it takes the type of what its placeholder is compared with (``col = ?``,
 ``? BETWEEN a AND b``, ``CAST(? AS T)``, ``LIMIT ?``), which BigQuery's dry run reports — the same types the
 gateway announces as the statement's parameter schema —, else STRING.
-Cancel and the deadline call ``cancel_job``.
+Cancel (a client's, or the server's time limit) calls ``cancel_job``.
 
 Auth: a service-account key (``service_account_json``, from the vault), an OAuth2 access token (``token``), or a
 refresh token with ``client_id``/``client_secret`` — google-auth refreshes it before it expires —, application
@@ -40,14 +40,13 @@ import pyarrow as pa
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 from pydantic import BaseModel
+from sqlglot import exp
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, parameter_schema
 from nexus_flight.backends.engine_messages import scrub
-from nexus_flight.backends.limits import stopped_error
 from nexus_flight.backends.options.bigquery import BigQueryConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.source_config import secret_values, source_config
-from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -60,6 +59,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _READ_ONLY_SCOPE = "https://www.googleapis.com/auth/bigquery"
@@ -232,16 +232,17 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
 class BigQueryExecution(Execution):
     """One query job per parameter row, its result read page by page (or stream by stream)."""
 
-    def __init__(self, backend: BigQueryBackend, sql: str, rows, limits: QueryLimits, schema: pa.Schema) -> None:
+    def __init__(
+        self, backend: BigQueryBackend, plan: QueryPlan, rows, limits: QueryLimits, schema: pa.Schema
+    ) -> None:
         self._backend = backend
-        self._sql = sql
+        self._plan = plan
         self._rows = list(rows) if rows else [None]
         self._limits = limits
         self._schema = schema
         self._lock = threading.Lock()
         self._job: bigquery.QueryJob | None = None
-        self._finished = self._cancelled = self._timed_out = False
-        self._deadline = WATCHDOG.schedule_method(limits.timeout_seconds, self._on_deadline)
+        self._finished = self._cancelled = False
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -260,7 +261,7 @@ class BigQueryExecution(Execution):
                 if self._cancelled:
                     raise self._stopped()
                 with self._backend.map_errors():
-                    job = self._backend.start_job(self._sql, row, self._limits)
+                    job = self._backend.start_job(self._plan, row, self._limits)
                 with self._lock:
                     self._job = job
                 if self._cancelled:
@@ -285,11 +286,8 @@ class BigQueryExecution(Execution):
             self._finish()
 
     def _stopped(self) -> GatewayError:
-        return stopped_error(self._timed_out, self._limits.timeout_seconds, self._backend.name)
-
-    def _on_deadline(self) -> None:
-        self._timed_out = True
-        self.cancel()
+        """A stream we cancelled (why, a client or the server's time limit, is the query service's to tell)."""
+        return QueryCancelledError("the query was cancelled", source=self._backend.name)
 
     def cancel(self) -> None:
         """Cancel the job in BigQuery; the stream stops at the next page."""
@@ -304,7 +302,6 @@ class BigQueryExecution(Execution):
     def _finish(self) -> None:
         with self._lock:
             self._finished = True
-        self._deadline.cancel()
 
     def close(self) -> None:
         """Abandon the stream: cancel the job if it still runs."""
@@ -381,38 +378,43 @@ class BigQueryBackend(Backend):
                 self._storage = bigquery_storage.BigQueryReadClient(credentials=self.client._credentials)
             return self._storage
 
-    def query_parameters(self, sql: str | None, row: Sequence[Any] | None) -> list:
+    def query_parameters(self, plan: QueryPlan | None, row: Sequence[Any] | None) -> list:
         """BigQuery's positional parameters for one row; NULLs typed from their placeholders' context."""
         if not row:
             return []
-        types = self.placeholder_types(sql, len(row)) if sql is not None and None in row else []
+        types = self.placeholder_types(plan) if plan is not None and None in row else []
         kinds = [kind_of_arrow(t) for t in types] + ["STRING"] * (len(row) - len(types))
         return [query_parameter(v, kind) for v, kind in zip(row, kinds, strict=True)]
 
-    def placeholder_types(self, sql: str, count: int) -> list[pa.DataType]:
+    def placeholder_types(self, plan: QueryPlan) -> list[pa.DataType]:
         """The Arrow type of each ``?``: of the expression it is compared with, typed by a dry run."""
-        key = (sql, count)
+        key = (plan.sql, plan.parameter_count)
         found = self._placeholder_types.get(key)
         if found is None:
-            found = infer_parameter_types(sql, count, quiet_probe(self.get_schema), dialect="bigquery")
+            # Each probe is a query the gateway wrote from the plan's own tree: dry-run as it is.
+            found = infer_parameter_types(plan, quiet_probe(self._probe_schema))
             if len(self._placeholder_types) >= 256:
                 self._placeholder_types.clear()
             self._placeholder_types[key] = found
         return found
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def _probe_schema(self, sql: str) -> pa.Schema:
+        return arrow_schema(self._dry_run(sql, None, None).schema or [])
+
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """One type per placeholder, from what it is compared with (BigQuery does not describe parameters)."""
-        return parameter_schema(self.placeholder_types(sql, parameter_count))
+        return parameter_schema(self.placeholder_types(plan))
 
     def job_config(
-        self, row: Sequence[Any] | None, limits: QueryLimits | None, dry_run: bool = False, sql: str | None = None
+        self, row: Sequence[Any] | None, limits: QueryLimits | None, dry_run: bool = False,
+        plan: QueryPlan | None = None,
     ):
         """The job's configuration: parameters, cost guard, timeout, labels, default dataset."""
         c = self.config
         config = bigquery.QueryJobConfig(
             dry_run=dry_run,
             use_legacy_sql=False,
-            query_parameters=self.query_parameters(sql, row),
+            query_parameters=self.query_parameters(plan, row),
             maximum_bytes_billed=c.maximum_bytes_billed,
             default_dataset=f"{c.project_id}.{c.dataset}" if c.dataset else None,
         )
@@ -425,20 +427,23 @@ class BigQueryBackend(Backend):
             config.labels = labels
         return config
 
-    def dry_run(self, sql: str, row: Sequence[Any] | None) -> bigquery.QueryJob:
-        """Dry-run ``sql``: the result schema and statement type, nothing run or billed; refuses non-queries.
+    def dry_run(self, plan: QueryPlan, row: Sequence[Any] | None) -> bigquery.QueryJob:
+        """Dry-run a plan: the result schema and statement type, nothing run or billed; refuses non-queries.
 
-        Nothing is sent, not even the dry run, unless the statement reads as one query: a dry run should run
-        nothing, but an emulator's dry run of a script runs the script's DML.
+        Nothing is sent, not even the dry run, unless the statement reads as one query (the plan's tree is a
+        query): a dry run should run nothing, but an emulator's dry run of a script runs the script's DML.
         """
-        if not _is_one_query(sql):
+        if not _is_one_query(plan):
             raise ReadOnlyViolationError(
                 "[bigquery] the statement is not sent to the source: it does not read as one query, "
                 "and only queries (SELECT) run",
                 source=self.name,
             )
+        return self._dry_run(plan.sql, row, plan)
+
+    def _dry_run(self, sql: str, row: Sequence[Any] | None, plan: QueryPlan | None) -> bigquery.QueryJob:
         with self.map_errors():
-            job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True, sql=sql))
+            job = self.client.query(sql, job_config=self.job_config(row, None, dry_run=True, plan=plan))
         # No type named (emulators leave it out for set operations): the statement already reads as a query.
         kind = (job.statement_type or "SELECT").upper()
         if kind != "SELECT":
@@ -449,9 +454,9 @@ class BigQueryBackend(Backend):
             )
         return job
 
-    def start_job(self, sql: str, row: Sequence[Any] | None, limits: QueryLimits) -> bigquery.QueryJob:
+    def start_job(self, plan: QueryPlan, row: Sequence[Any] | None, limits: QueryLimits) -> bigquery.QueryJob:
         """Start the query job (already dry-run)."""
-        return self.client.query(sql, job_config=self.job_config(row, limits, sql=sql))
+        return self.client.query(plan.sql, job_config=self.job_config(row, limits, plan=plan))
 
     def cancel_job(self, job: bigquery.QueryJob) -> None:
         """Ask BigQuery to cancel a job (best effort: it may have finished)."""
@@ -460,15 +465,16 @@ class BigQueryBackend(Backend):
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """The dry run's schema: nothing runs, nothing is billed."""
-        return arrow_schema(self.dry_run(sql, [None] * parameter_count if parameter_count else None).schema or [])
+        count = plan.parameter_count
+        return arrow_schema(self.dry_run(plan, [None] * count if count else None).schema or [])
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Dry-run (schema, read-only check), then stream the job's result."""
         first = parameters[0] if parameters else None
-        schema = arrow_schema(self.dry_run(sql, first).schema or [])
-        return BigQueryExecution(self, sql, parameters, limits, schema)
+        schema = arrow_schema(self.dry_run(plan, first).schema or [])
+        return BigQueryExecution(self, plan, parameters, limits, schema)
 
     # -- metadata --------------------------------------------------------------------------------------------
 
@@ -514,16 +520,9 @@ class BigQueryBackend(Backend):
             client.close()
 
 
-def _is_one_query(sql: str) -> bool:
-    """True when ``sql`` parses (BigQuery's dialect) as exactly one query: SELECT, WITH or a set operation."""
-    import sqlglot
-    from sqlglot import exp
-
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
-    except sqlglot.errors.SqlglotError:
-        return False
-    return len(statements) == 1 and isinstance(statements[0], exp.Query)
+def _is_one_query(plan: QueryPlan) -> bool:
+    """True when the plan's statement read (BigQuery's dialect) as exactly one query: SELECT, WITH, set operation."""
+    return isinstance(plan.tree, exp.Query)
 
 
 def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

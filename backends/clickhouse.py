@@ -37,26 +37,23 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import clickhouse_connect
 import pyarrow as pa
-import sqlglot
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from pydantic import BaseModel
-from sqlglot.tokens import TokenType
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.clickhouse_types import arrow_mapping, parse_type
 from nexus_flight.backends.engine_messages import scrub
-from nexus_flight.backends.limits import stopped_error
+from nexus_flight.backends.limits import planning_limits
 from nexus_flight.backends.options.clickhouse import ClickHouseConfig
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool
 from nexus_flight.backends.result_types import plain_schema, type_plan
 from nexus_flight.backends.source_config import secret_values, source_config
-from nexus_flight.backends.sql_text import rewrite_placeholders
-from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -69,6 +66,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.plan import QueryPlan, replace_placeholders
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 #: Databases that hold ClickHouse's own tables, hidden from the metadata commands.
@@ -186,13 +184,13 @@ def _parameter_value(value: Any) -> Any:
     return value
 
 
-def bind_placeholders(sql: str, row: Sequence[Any] | None) -> tuple[str, dict[str, Any]]:
-    """Rewrite each ``?`` to ``{pN:Type}`` by the bound value's type; return the SQL and the parameters."""
+def bind_placeholders(sql: str, placeholders: Sequence[int], row: Sequence[Any] | None) -> tuple[str, dict[str, Any]]:
+    """Rewrite each ``?`` (at ``placeholders``) to ``{pN:Type}`` by the bound value's type; return SQL and values."""
     if not row:
         return sql, {}
     types = [parameter_type(v) for v in row]
-    bound = rewrite_placeholders(
-        sql, "clickhouse", lambda n: f"{{p{n}:{types[n - 1] if n <= len(types) else 'String'}}}"
+    bound = replace_placeholders(
+        sql, placeholders, lambda n: f"{{p{n}:{types[n - 1] if n <= len(types) else 'String'}}}"
     )
     return bound, {f"p{i + 1}": _parameter_value(v) for i, v in enumerate(row)}
 
@@ -248,7 +246,8 @@ class _FullReads:
 class ClickHouseExecution(Execution):
     """One query (once per parameter row) on one pooled client, streamed batch by batch."""
 
-    def __init__(self, backend: ClickHouseBackend, statement: str, rows, limits: QueryLimits, schema, plan) -> None:
+    def __init__(self, backend: ClickHouseBackend, statement: _Statement, rows, limits: QueryLimits, schema,
+                 plan) -> None:
         self._backend = backend
         self._statement = statement
         self._rows = list(rows) if rows else [None]
@@ -257,9 +256,8 @@ class ClickHouseExecution(Execution):
         self._lock = threading.Lock()
         self._query_id: str | None = None
         self._body: _FullReads | None = None
-        self._finished = self._cancelled = self._timed_out = False
+        self._finished = self._cancelled = False
         self._item = backend.pool.acquire()
-        self._deadline = WATCHDOG.schedule_method(limits.timeout_seconds, self._on_deadline)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches(schema))
 
     @property
@@ -268,7 +266,7 @@ class ClickHouseExecution(Execution):
         return self._reader
 
     def _start(self, row) -> pa.RecordBatchReader:
-        sql, parameters = bind_placeholders(self._statement, row)
+        sql, parameters = self._statement.bound(row)
         query_id = str(uuid.uuid4())
         with self._lock:
             if self._cancelled:
@@ -308,7 +306,7 @@ class ClickHouseExecution(Execution):
             healthy = not self._cancelled
             raise
         except GatewayError as exc:
-            if self._cancelled or self._timed_out:
+            if self._cancelled:
                 raise self._stopped_error() from exc
             raise
         finally:
@@ -316,7 +314,7 @@ class ClickHouseExecution(Execution):
 
     def _mid_stream_error(self, exc: GatewayError) -> GatewayError:
         """The stream broke: the cause is the exception ClickHouse wrote into the body, or our own cancel."""
-        if self._cancelled or self._timed_out:
+        if self._cancelled:
             return self._stopped_error()
         tail = self._body.tail() if self._body else ""
         if "Exception" in tail:
@@ -324,11 +322,8 @@ class ClickHouseExecution(Execution):
         return exc
 
     def _stopped_error(self) -> GatewayError:
-        return stopped_error(self._timed_out, self._limits.timeout_seconds, self._backend.name)
-
-    def _on_deadline(self) -> None:
-        self._timed_out = True
-        self.cancel()
+        """A stream we cancelled (why, a client or the server's time limit, is the query service's to tell)."""
+        return QueryCancelledError("the query was cancelled", source=self._backend.name)
 
     def cancel(self) -> None:
         """Close the response and kill the query on the server."""
@@ -348,7 +343,6 @@ class ClickHouseExecution(Execution):
                 return
             self._finished = True
             body = self._body
-        self._deadline.cancel()
         if body is not None and not healthy:
             body.close()
         self._backend.pool.release(self._item, healthy and not self._cancelled)
@@ -489,8 +483,8 @@ class ClickHouseBackend(Backend):
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def _describe(self, sql: str, row: Sequence[Any] | None) -> list[tuple[str, str]]:
-        bound, parameters = bind_placeholders(sql, row)
+    def _describe(self, statement: _Statement, row: Sequence[Any] | None) -> list[tuple[str, str]]:
+        bound, parameters = statement.bound(row)
         now = time.monotonic()
         with self._lock:
             recent = self._described.get(bound)
@@ -513,27 +507,30 @@ class ClickHouseBackend(Backend):
         schema = pa.schema([pa.field(name, m.arrow) for (name, _), m in zip(described, mappings, strict=True)])
         return schema, mappings
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """``DESCRIBE (sql)``: ClickHouse types the result without running the query."""
-        statement = _strip(sql)
-        row = [None] * parameter_count if parameter_count else None
+        statement = _Statement(plan.statement, plan.placeholders)
+        row = [None] * plan.parameter_count if plan.parameter_count else None
         described = self._describe_or_none(statement, row)
         schema = self._target(described)[0] if described is not None else None
+        limits = planning_limits()
         if schema is None and described is not None:
             # A type without a fixed mapping: take what ClickHouse itself streams for no rows.
-            execution = self.execute(f"SELECT * FROM (\n{statement}\n) LIMIT 0", row and [row], QueryLimits())
+            execution = self._run(statement.wrapped("SELECT * FROM (\n", "\n) LIMIT 0"), row and [row], limits)
             try:
                 return execution.reader.schema
             finally:
                 execution.close()
         if schema is None:
             # DESCRIBE refused the statement: ClickHouse's own word on the statement as written.
-            return self._wire_schema(statement, row, QueryLimits())
+            return self._wire_schema(statement, row, limits)
         return schema
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the query from a pooled client under read-only, timeout and memory settings."""
-        statement = _strip(sql)
+        return self._run(_Statement(plan.statement, plan.placeholders), parameters, limits)
+
+    def _run(self, statement: _Statement, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         first = parameters[0] if parameters else None
         described = self._describe_or_none(statement, first)
         schema, mappings = self._target(described) if described is not None else (None, None)
@@ -548,7 +545,7 @@ class ClickHouseBackend(Backend):
             schema = self._wire_schema(statement, first, limits)
         return ClickHouseExecution(self, statement, parameters, limits, schema, plan)
 
-    def _describe_or_none(self, statement: str, row) -> list[tuple[str, str]] | None:
+    def _describe_or_none(self, statement: _Statement, row) -> list[tuple[str, str]] | None:
         """DESCRIBE the query; statements that are not queries (writes) have nothing to describe."""
         try:
             return self._describe(statement, row)
@@ -557,9 +554,9 @@ class ClickHouseBackend(Backend):
         except ReadOnlyViolationError:
             return None
 
-    def _wire_schema(self, statement: str, row, limits: QueryLimits) -> pa.Schema:
+    def _wire_schema(self, statement: _Statement, row, limits: QueryLimits) -> pa.Schema:
         """The schema ClickHouse streams for the statement (its refusal, for a write, is raised here)."""
-        sql, parameters = bind_placeholders(statement, row)
+        sql, parameters = statement.bound(row)
         settings = self.query_settings(limits, str(uuid.uuid4()))
         if not _looks_like_query(sql):
             # ClickHouse judges the statement itself: read-only settings refuse writes and DDL; whatever else
@@ -638,24 +635,27 @@ class ClickHouseBackend(Backend):
         self._pool.close()
 
 
-_TRAILING = re.compile(r"[\s;]+$")
 _LEADING = re.compile(r"^(\s|--[^\n]*\n|/\*.*?\*/|\()*", re.S)
 _QUERY_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "VALUES", "TABLE", "FROM")
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A statement to send (trailing semicolons dropped, so that it can be wrapped) and where its ``?`` stand."""
+
+    sql: str
+    placeholders: tuple[int, ...] = ()
+
+    def bound(self, row: Sequence[Any] | None) -> tuple[str, dict[str, Any]]:
+        """The SQL with ClickHouse's typed parameters for ``row``, and their values."""
+        return bind_placeholders(self.sql, self.placeholders, row)
+
+    def wrapped(self, before: str, after: str) -> _Statement:
+        """The statement inside ``before`` … ``after``."""
+        return _Statement(before + self.sql + after, tuple(p + len(before) for p in self.placeholders))
 
 
 def _looks_like_query(sql: str) -> bool:
     return _LEADING.sub("", sql).upper().startswith(_QUERY_WORDS)
 
 
-def _strip(sql: str) -> str:
-    """The statement without its trailing semicolons (comments after them stay), so that it can be wrapped."""
-    try:
-        tokens = sqlglot.tokenize(sql, read="clickhouse")
-    except sqlglot.errors.SqlglotError:
-        return _TRAILING.sub("", sql)
-    end = len(tokens)
-    while end and tokens[end - 1].token_type == TokenType.SEMICOLON:
-        end -= 1
-    for token in reversed(tokens[end:]):
-        sql = sql[: token.start] + sql[token.end + 1 :]
-    return sql.rstrip()

@@ -27,6 +27,7 @@ from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
 from nexus_flight.core.errors import NotFoundError
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _INTERNAL_SCHEMAS = ("information_schema", "pg_catalog")
@@ -59,22 +60,22 @@ class DuckDBBackend(Backend):
 
     # -- queries -------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the result schema from DuckDB's binder, without running the query (``DuckDBEngine.schema_of``)."""
-        return self._engine.schema_of(sql, parameter_count)
+        return self._engine.schema_of(plan.sql, plan.parameter_count)
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
-        return parameter_schema(infer_parameter_types(sql, parameter_count, self._engine.expression_types))
+        return parameter_schema(infer_parameter_types(plan, self._engine.expression_types))
 
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Prepare a fresh cursor and a deadline; the query runs when the execution's reader is first read."""
-        return self._engine.execute(sql, parameters, limits)
+        """Prepare a fresh cursor; the query runs when the execution's reader is first read."""
+        return self._engine.execute(plan.sql, parameters, limits)
 
     # -- metadata ------------------------------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class DuckDBBackend(Backend):
         )
         if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        described = self._engine.schema_of(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
         pairs = zip(described, columns, strict=True)
         return pa.schema([catalog_column(f, type_name, nullable) for f, (type_name, nullable) in pairs])
 

@@ -9,8 +9,9 @@ worker threads and the spill directory are the source's.
 
 Each query runs on its own cursor (a connection to the same database), so queries run in parallel and an
 interrupt stops exactly one of them. The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's
-errors into the gateway's tree, under the watchdog's deadline; what a cursor sees besides the database (a lake
-query's tables) is the caller's to register before handing the cursor over.
+errors into the gateway's tree (planning under the watchdog's deadline; a query's own time limit is the query
+service's, ``server/query/results.py``); what a cursor sees besides the database (a lake query's tables) is
+the caller's to register before handing the cursor over.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from nexus_flight.core.errors import (
     LimitExceededError,
     NotFoundError,
     QueryCancelledError,
-    QueryTimeoutError,
     ReadOnlyViolationError,
 )
 from nexus_flight.core.source import QueryLimits
@@ -248,15 +248,14 @@ class DuckDBEngine:
         limits: QueryLimits,
         cursor: duckdb.DuckDBPyConnection | None = None,
     ) -> DuckDBExecution:
-        """Arm the deadline on the query's cursor (a fresh one by default; the execution owns it).
+        """Prepare the query on its cursor (a fresh one by default; the execution owns it).
 
         The query runs when the execution's reader is first read; each parameter row runs once and the
-        results are concatenated in order.
+        results are concatenated in order, in batches of ``limits.batch_rows``.
         """
         if cursor is None:
             cursor = self.cursor()
         rows = list(parameters or [])
-        timer = WATCHDOG.schedule(limits.timeout_seconds, cursor.interrupt)
 
         def start(cur: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
             with self.errors():
@@ -266,7 +265,7 @@ class DuckDBEngine:
                     reader = _execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, timer, limits.timeout_seconds, self.label)
+        return DuckDBExecution(cursor, start, self.label)
 
     def close(self) -> None:
         """Close the database (and remove an empty one's file)."""
@@ -280,22 +279,19 @@ class DuckDBExecution(Execution):
     """A query on its own DuckDB cursor; it starts when the reader is first asked for.
 
     Starting lazily lets the caller register the execution (so cancel can reach it) before DuckDB blocks
-    computing the first batch, which for an aggregation is the whole query.
+    computing the first batch, which for an aggregation is the whole query. Whether a failure after a cancel
+    was the cancel or the server's time limit is the query service's to say (``server/query/results.py``).
     """
 
     def __init__(
         self,
         cursor: duckdb.DuckDBPyConnection,
         start: Callable[[duckdb.DuckDBPyConnection], pa.RecordBatchReader],
-        timer: Deadline,
-        timeout_seconds: float | None = None,
         label: str = "duckdb",
     ) -> None:
         self._cursor = cursor
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
-        self._timer = timer
-        self._timeout_seconds = timeout_seconds
         self._label = label
         self._lock = threading.Lock()
         self._cancelled = False
@@ -307,40 +303,23 @@ class DuckDBExecution(Execution):
         if self._reader is None:
             if self._cancelled:
                 raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
-            try:
-                engine = self._start(self._cursor)
-            except QueryCancelledError:
-                if self._timer.fired and not self._cancelled:
-                    raise self._timeout() from None
-                raise
+            engine = self._start(self._cursor)
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
 
-    def _timeout(self) -> Exception:
-        if self._timeout_seconds is None:
-            return QueryTimeoutError(f"[{self._label}] query stopped at its time limit")
-        return timeout_error(self._timeout_seconds)
-
     def _mapped(self, engine: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-        """DuckDB's batches, unchanged; after a cancel, or an error mid-stream, the gateway's error."""
+        """DuckDB's batches, unchanged; an error mid-stream as the gateway's error."""
         try:
-            for batch in engine:
-                if self._cancelled:  # batches DuckDB computed before the interrupt are not sent either
-                    raise QueryCancelledError(f"[{self._label}] query interrupted")
-                yield batch
+            yield from engine
         except pa.ArrowException as exc:
             raise self._stream_error(exc) from None
 
     def _stream_error(self, exc: Exception) -> Exception:
         text = first_line(exc).split(". Detail:")[0]
-        if self._cancelled:
+        if self._cancelled or "INTERRUPT" in text:
             return QueryCancelledError(f"[{self._label}] query interrupted")
-        if self._timer.fired:
-            return self._timeout()
         if "Out of Memory" in text:
             return LimitExceededError(f"[{self._label}] {text}: the query needs more than the source's memory limit")
-        if "INTERRUPT" in text:
-            return QueryCancelledError(f"[{self._label}] query interrupted")
         return InvalidQueryError(f"[{self._label}] {text}")
 
     def cancel(self) -> None:
@@ -351,12 +330,11 @@ class DuckDBExecution(Execution):
                 self._cursor.interrupt()
 
     def close(self) -> None:
-        """Stop the deadline timer and release the cursor."""
+        """Release the cursor."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self._timer.cancel()
         with contextlib.suppress(duckdb.Error):
             self._cursor.close()
 

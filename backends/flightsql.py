@@ -46,6 +46,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     UnsupportedError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits
 
 
@@ -184,14 +185,14 @@ class FlightSQLBackend(AdbcBackend):
         """Ask the upstream for its SqlInfo."""
         connection.adbc_get_info()
 
-    def _guard(self, sql: str) -> str:
-        return require_query(sql, self.name, "flightsql")
+    def _guard(self, plan: QueryPlan) -> str:
+        return require_query(plan.sql, self.name, "flightsql")
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Ask the upstream for the schema (GetSchema, else GetFlightInfo); no result is fetched."""
-        statement = self._guard(sql)
+        statement = self._guard(plan)
         try:
             described = self._describe(statement)
         except UnsupportedError:
@@ -204,11 +205,12 @@ class FlightSQLBackend(AdbcBackend):
             _partitions, schema = cursor.adbc_execute_partitions(statement)
             return schema
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the upstream's parameter schema from a prepared statement; utf8 where it says nothing."""
+        parameter_count = plan.parameter_count
         if parameter_count == 0:
             return pa.schema([])
-        statement = self._guard(sql)
+        statement = self._guard(plan)
         described = None
         with contextlib.suppress(GatewayError):
             described = self._prepare(statement)
@@ -217,9 +219,9 @@ class FlightSQLBackend(AdbcBackend):
         types += [pa.utf8()] * (parameter_count - len(types))
         return parameter_schema(types)
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query upstream and stream its endpoints."""
-        return self._stream(self._guard(sql), parameters, limits)
+        return self._stream(self._guard(plan), parameters, limits)
 
     # -- metadata --------------------------------------------------------------------------------------------
 

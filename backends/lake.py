@@ -25,8 +25,6 @@ from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
@@ -41,6 +39,7 @@ from nexus_flight.core.errors import (
     GatewayError,
     NotFoundError,
 )
+from nexus_flight.core.plan import QueryPlan, TableRef
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 #: Field-metadata key marking a partition column in ``table_schema`` (value ``b"true"``).
@@ -146,30 +145,24 @@ class LakeBackend(Backend):
         """Resolve the table a name as written means (``"orders"``, ``"orders@v3"``), without a query."""
         return self._binder.resolve(name)
 
-    def _referenced(self, sql: str) -> list[str]:
-        """Return the configured tables (with or without ``@``) the query names.
+    def _referenced(self, tables: Sequence[TableRef] | None) -> list[str]:
+        """Return the configured tables (with or without ``@``) among ``tables``; None: every configured table.
 
-        SQL that sqlglot cannot parse (DuckDB-only syntax) binds every configured table its text mentions.
+        The tables come from the query's plan (``QueryPlan.tables``: CTEs and subqueries resolved); a plan
+        sqlglot could not read (only with the validator off) binds every configured table.
         """
         names = self._table_names()
-        try:
-            trees = sqlglot.parse(sql, read="duckdb")
-        except sqlglot.errors.SqlglotError:
-            text = sql.lower()
-            return [name for name in names if name.lower() in text]
+        if tables is None:
+            return names
         found = []
-        for tree in trees:
-            if tree is None:
-                continue
-            for table in tree.find_all(exp.Table):
-                name = table.name
-                if name and name not in found and self._binder.split(name)[0] in names:
-                    found.append(name)
+        for table in tables:
+            if table.name not in found and self._binder.split(table.name)[0] in names:
+                found.append(table.name)
         return found
 
-    def _bound_cursor(self, sql: str) -> tuple[duckdb.DuckDBPyConnection, BoundTables]:
-        """Return a fresh cursor with every table ``sql`` names bound to it, and what was bound."""
-        names = self._referenced(sql)
+    def _bound_cursor(self, tables: Sequence[TableRef] | None) -> tuple[duckdb.DuckDBPyConnection, BoundTables]:
+        """Return a fresh cursor with each of ``tables`` that is configured bound to it, and what was bound."""
+        names = self._referenced(tables)
         cursor = self._engine.cursor()
         try:
             with self._engine.errors():
@@ -183,28 +176,29 @@ class LakeBackend(Backend):
 
     # -- queries ---------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the result schema from DuckDB's binder, the query's tables bound, without running it."""
-        cursor, _ = self._bound_cursor(sql)
-        return self._engine.schema_of(sql, parameter_count, cursor)
+        cursor, _ = self._bound_cursor(_tables(plan))
+        return self._engine.schema_of(plan.sql, plan.parameter_count, cursor)
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer each parameter's type from what it is compared with; fall back to utf8 (DuckDB casts it)."""
-        return parameter_schema(infer_parameter_types(sql, parameter_count, self._expression_types))
+        tables = _tables(plan)
+        return parameter_schema(infer_parameter_types(plan, lambda probe: self._expression_types(probe, tables)))
 
-    def _expression_types(self, probe: str) -> pa.Schema | None:
-        cursor, _ = self._bound_cursor(probe)
+    def _expression_types(self, probe: str, tables: Sequence[TableRef] | None) -> pa.Schema | None:
+        cursor, _ = self._bound_cursor(tables)
         return self._engine.expression_types(probe, cursor)
 
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Run ``sql``; the execution's ``read_versions`` maps each table it read to the version read."""
-        cursor, bound = self._bound_cursor(sql)
-        execution = self._engine.execute(sql, parameters, limits, cursor)
+        """Run ``plan``; the execution's ``read_versions`` maps each table it read to the version read."""
+        cursor, bound = self._bound_cursor(_tables(plan))
+        execution = self._engine.execute(plan.sql, parameters, limits, cursor)
         execution.read_versions = bound.read_versions
         return execution
 
@@ -233,7 +227,8 @@ class LakeBackend(Backend):
         if base not in self._table_names():
             raise NotFoundError(f"[{self.label}] table {table!r} not found", source=self.name)
         # Through DuckDB, so the types are exactly those a query of the table returns; nullability is the table's.
-        schema = self.get_schema('SELECT * FROM "{}"'.format(table.replace('"', '""')))
+        cursor, _ = self._bound_cursor([TableRef(table)])
+        schema = self._engine.schema_of('SELECT * FROM "{}"'.format(table.replace('"', '""')), 0, cursor)
         with self._errors(base):
             stored = getattr(self._bind(table).data, "schema", None)
         nullable = {f.name: f.nullable for f in stored} if stored is not None else {}
@@ -262,3 +257,8 @@ class LakeBackend(Backend):
         """Every configured table resolves."""
         for name in self._table_names():
             self._bind(name)
+
+
+def _tables(plan: QueryPlan) -> Sequence[TableRef] | None:
+    """The tables a query reads, for its cursor to bind; None when sqlglot could not read it (all of them)."""
+    return plan.tables if plan.query is not None else None

@@ -42,7 +42,6 @@ from typing import Any
 
 import mariadb  # a missing package becomes NotInstalledError in the registry
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from nexus_flight.backends.base import (
@@ -63,7 +62,6 @@ from nexus_flight.backends.options.mysql import MySQLConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.pool import ConnectionPool
 from nexus_flight.backends.source_config import secret_values, source_config
-from nexus_flight.backends.watchdog import WATCHDOG
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -77,6 +75,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -130,29 +129,19 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
 
 # -- SQL -----------------------------------------------------------------------------------------------------
 
-_TRAILING = re.compile(r"[\s;]+$")
-
-
-def _statement(sql: str) -> str:
-    """The statement without trailing semicolons (a prepared statement is one statement)."""
-    return _TRAILING.sub("", sql)
-
-
 def _probe(sql: str) -> str:
     """A statement that returns ``sql``'s columns without reading rows (the newline ends a trailing comment)."""
     return f"SELECT * FROM (\n{sql}\n) AS nexus_schema_probe LIMIT 0"
 
 
-def _wrap_to_probe(statement: str) -> bool:
+def _wrap_to_probe(tree: exp.Expression | None) -> bool:
     """True when the statement has its own LIMIT or is a set operation, which ``sql_select_limit`` does not stop.
 
     The server answers ``sql_select_limit = 0`` without reading rows, except for these; a derived table with
     ``LIMIT 0`` stops them, but is evaluated at once when it has no table (``SELECT f()``): each probe is used
-    where it reads nothing.
+    where it reads nothing. The tree is the plan's (unknown: not wrapped).
     """
-    try:
-        tree = sqlglot.parse_one(statement, read="mysql")
-    except sqlglot.errors.SqlglotError:
+    if tree is None:
         return False
     return isinstance(tree, exp.SetOperation) or (isinstance(tree, exp.Query) and tree.args.get("limit") is not None)
 
@@ -201,8 +190,9 @@ class MySQLExecution(Execution):
     """One statement on one borrowed connection, streamed unbuffered, once per parameter row.
 
     The statement starts when the stream is first read, so ``cancel`` reaches it while the server computes the
-    first row. ``cancel`` (and the deadline) kill the running statement on the server from another connection;
-    the connection is then closed instead of going back to the pool.
+    first row. ``cancel`` kills the running statement on the server from another connection; the connection is
+    then closed instead of going back to the pool. The server's own statement timeout (the shorter of the
+    query's and the source's) ends a statement too, reported as a timeout naming it.
     """
 
     def __init__(
@@ -226,8 +216,6 @@ class MySQLExecution(Execution):
         self._running = False
         self._finished = False
         self._cancelled = False
-        self._timed_out = False
-        self._deadline = WATCHDOG.schedule_method(self._timeout, self._on_deadline)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -245,14 +233,9 @@ class MySQLExecution(Execution):
                 yield from self._run_once(row)
             healthy = True
         except GatewayError as exc:
-            if isinstance(exc, QueryTimeoutError):
-                self._timed_out = True  # the server's own statement timeout: name the limit
             raise self._stopped_error(exc) from exc
         except (mariadb.Error, ValueError, OverflowError, SystemError, pa.ArrowException) as exc:
-            error = self._backend.classify(exc)
-            if isinstance(error, QueryTimeoutError):
-                self._timed_out = True  # the server's own statement timeout: name the limit
-            raise self._stopped_error(error) from exc
+            raise self._stopped_error(self._backend.classify(exc)) from exc
         finally:
             self._finish(healthy)
 
@@ -293,20 +276,15 @@ class MySQLExecution(Execution):
                 # Else rows are left unread: the connection is closed, never drained (that could take long).
 
     def _stopped_error(self, error: GatewayError | None) -> GatewayError:
-        """The error of a stream we stopped (deadline, then cancel), else the engine's own."""
-        if self._timed_out:
+        """The error of a stream we cancelled, the server's statement timeout naming its limit, else the engine's."""
+        if isinstance(error, QueryTimeoutError):
             return QueryTimeoutError(
                 f"the query ran longer than its timeout of {self._timeout:g} s and was stopped",
                 source=self._backend.name,
             )
-        if self._cancelled:
+        if self._cancelled or error is None:
             return QueryCancelledError("[mysql] the query was cancelled", source=self._backend.name)
-        assert error is not None
         return error
-
-    def _on_deadline(self) -> None:
-        self._timed_out = True
-        self.cancel()
 
     def cancel(self) -> None:
         """Kill the running statement on the server; the stream ends at once."""
@@ -324,7 +302,6 @@ class MySQLExecution(Execution):
                 return
             self._finished = True
             item = self._item
-        self._deadline.cancel()
         if item is not None:
             self._backend.pool.release(item, healthy and not self._cancelled)
 
@@ -522,8 +499,10 @@ class MySQLBackend(Backend):
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def _describe(self, sql: str, parameter_count: int, *, nullability: bool = False) -> pa.Schema:
-        """The result schema of ``sql``, from the server's metadata of a probe that reads no rows.
+    def _describe(
+        self, sql: str, parameter_count: int, *, tree: exp.Expression | None = None, nullability: bool = False
+    ) -> pa.Schema:
+        """The result schema of ``sql`` (whose tree is ``tree``, if known), from a probe that reads no rows.
 
         A statement is described when it is planned and again when it runs: the answer is kept for a moment.
         """
@@ -533,7 +512,7 @@ class MySQLBackend(Backend):
             found = self._described.get(key)
             if found is not None and now - found[0] < _DESCRIBED_SECONDS:
                 return found[1]
-        schema = self._probe_schema(_statement(sql), (None,) * parameter_count, nullability)
+        schema = self._probe_schema(sql, _wrap_to_probe(tree), (None,) * parameter_count, nullability)
         with self._described_lock:
             self._described[key] = (now, schema)
             self._described.move_to_end(key)
@@ -541,8 +520,7 @@ class MySQLBackend(Backend):
                 self._described.popitem(last=False)
         return schema
 
-    def _probe_schema(self, statement: str, nulls: tuple, nullability: bool) -> pa.Schema:
-        wrap = _wrap_to_probe(statement)
+    def _probe_schema(self, statement: str, wrap: bool, nulls: tuple, nullability: bool) -> pa.Schema:
         timeout = self.config.statement_timeout_seconds
         with self._pool.connection() as connection, self._errors():
             with self.read_only_transaction(connection, timeout, select_limit_zero=not wrap):
@@ -567,20 +545,20 @@ class MySQLBackend(Backend):
         finally:
             cursor.close()
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """The result schema, from a probe the server answers without reading rows (see the module docstring)."""
-        return self._describe(sql, parameter_count)
+        return self._describe(plan.statement, plan.parameter_count, tree=plan.query)
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Placeholder types from what each one is compared with, typed by the server."""
         probe = quiet_probe(lambda candidate: self._describe(candidate, 0))
-        return parameter_schema(infer_parameter_types(sql, parameter_count, probe, dialect="mysql"))
+        return parameter_schema(infer_parameter_types(plan, probe))
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Announce the schema now, run the statement on the server when the stream is first read."""
-        statement = _statement(sql)
+        statement = plan.statement  # one statement: trailing semicolons would be a second to the server
         count = len(parameters[0]) if parameters else 0
-        schema = self._describe(statement, count)
+        schema = self._describe(statement, count, tree=plan.query)
         return MySQLExecution(self, statement, parameters, limits, schema)
 
     # -- metadata (information_schema of the configured database) --------------------------------------------

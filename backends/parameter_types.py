@@ -4,7 +4,8 @@ JDBC converts bound Java values into the server-declared parameter types and can
 every placeholder needs a concrete type. Engines rarely report them (DuckDB says UNKNOWN), so we look at the
 placeholder's neighbour in the SQL (``col = ?``, ``? BETWEEN a AND b``, ``col IN (?, ?)``, ``CAST(? AS T)``,
 ``LIMIT ?``) and ask the engine for that expression's type. Anything else is declared utf8, which engines cast
-from on binding.
+from on binding. The placeholders and their neighbours come from the plan's tree (``QueryPlan.placeholder_nodes``,
+in the order values bind in): nothing is parsed here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.plan import QueryPlan
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Like)
 _FALLBACK = pa.utf8()
@@ -35,31 +36,19 @@ def quiet_probe(describe: Callable[[str], pa.Schema]) -> TypeProbe:
     return probe
 
 
-def infer_parameter_types(
-    sql: str, parameter_count: int, probe: TypeProbe, dialect: str = "duckdb"
-) -> list[pa.DataType]:
-    """Return one Arrow type per placeholder, in order of appearance."""
-    if parameter_count == 0:
+def infer_parameter_types(plan: QueryPlan, probe: TypeProbe) -> list[pa.DataType]:
+    """Return one Arrow type per placeholder of ``plan``, in the order values bind in.
+
+    ``probe`` runs a generated query (in the plan's dialect) and returns its schema, or None when it cannot.
+    """
+    count = plan.parameter_count
+    if count == 0:
         return []
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except sqlglot.errors.SqlglotError:
-        return [_FALLBACK] * parameter_count
-    placeholders = _in_text_order(tree, dialect)
-    types = [_infer_one(p, probe, dialect) for p in placeholders[:parameter_count]]
-    types += [_FALLBACK] * (parameter_count - len(types))
+    if plan.query is None:
+        return [_FALLBACK] * count
+    types = [_infer_one(p, probe, plan.dialect) for p in plan.placeholder_nodes[:count]]
+    types += [_FALLBACK] * (count - len(types))
     return types
-
-
-def _in_text_order(tree: exp.Expression, dialect: str) -> list[exp.Placeholder]:
-    """Placeholders in the order their ``?`` appears in the text (the AST's order differs: LIMIT before WHERE)."""
-    found = list(tree.find_all(exp.Placeholder))
-    marked = tree.copy()
-    for i, node in enumerate(list(marked.find_all(exp.Placeholder))):
-        node.replace(exp.Literal.string(f"__nexus_parameter_{i}__"))
-    text = marked.sql(dialect=dialect)
-    order = sorted(range(len(found)), key=lambda i: text.find(f"__nexus_parameter_{i}__"))
-    return [found[i] for i in order]
 
 
 def _neighbour(placeholder: exp.Placeholder) -> exp.Expression | None:

@@ -81,7 +81,6 @@ from nexus_flight.backends.postgres_parameters import (
 )
 from nexus_flight.backends.postgres_privileges import refuse_privileged_login
 from nexus_flight.backends.result_types import FieldRule, plain_schema
-from nexus_flight.backends.sql_text import rewrite_placeholders
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -95,6 +94,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
     UnsupportedError,
 )
+from nexus_flight.core.plan import QueryPlan, plan_sql, replace_placeholders
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
@@ -196,28 +196,40 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
 # -- SQL -----------------------------------------------------------------------------------------------------
 
 
-def numbered_placeholders(sql: str) -> str:
-    """Rewrite ``?`` placeholders to ``$1, $2 ...`` (strings, comments and jsonb ``?|`` untouched)."""
-    return rewrite_placeholders(sql, "postgres", lambda n: f"${n}")
+def numbered_placeholders(sql: str, placeholders: Sequence[int]) -> str:
+    """Rewrite the ``?`` placeholders at ``placeholders`` to ``$1, $2 ...`` (the plan found them, in text order)."""
+    return replace_placeholders(sql, placeholders, lambda n: f"${n}")
 
 
 _SHOW = re.compile(r"^\s*SHOW\s+(ALL|[A-Za-z_][\w.]*|\"[^\"]+\")\s*;?\s*$", re.IGNORECASE)
 
 
-def copyable_sql(sql: str) -> str:
+@dataclass(frozen=True)
+class _Copyable:
+    """The statement ADBC can run for a plan: its text, where its placeholders stand, and its tree if unchanged."""
+
+    sql: str
+    placeholders: tuple[int, ...]
+    tree: Any
+
+
+def copyable(plan: QueryPlan) -> _Copyable:
     """Rewrite ``SHOW`` (which cannot run inside ADBC's ``COPY (...) TO STDOUT``) into an equivalent SELECT.
 
-    Other statements pass unchanged: ADBC runs statements without a result directly, so writes reach
-    PostgreSQL and meet its read-only transaction.
+    Other statements pass unchanged (without trailing semicolons): ADBC runs statements without a result
+    directly, so writes reach PostgreSQL and meet its read-only transaction.
     """
-    show = _SHOW.match(sql)
+    show = _SHOW.match(plan.sql)
     if not show:
-        return re.sub(r"[\s;]+$", "", sql)
+        return _Copyable(plan.statement, plan.placeholders, plan.query)
     name = show.group(1)
     if name.upper() == "ALL":
-        return "SELECT name, setting, short_desc AS description FROM pg_catalog.pg_settings ORDER BY name"
+        return _Copyable(
+            "SELECT name, setting, short_desc AS description FROM pg_catalog.pg_settings ORDER BY name", (), None
+        )
     name = name.strip('"')
-    return f"SELECT pg_catalog.current_setting('{name.replace(chr(39), chr(39) * 2)}') AS {_quote(name)}"
+    text = f"SELECT pg_catalog.current_setting('{name.replace(chr(39), chr(39) * 2)}') AS {_quote(name)}"
+    return _Copyable(text, (), None)
 
 
 def _quote(identifier: str) -> str:
@@ -320,35 +332,37 @@ class PostgresBackend(AdbcBackend):
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Ask PostgreSQL to describe the prepared statement; nothing runs."""
-        shaped = self._shaped(sql, None, parameter_count)
+        shaped = self._shaped(plan, None, plan.parameter_count)
         return plain_schema(shaped.described, self.field_rule, shaped.columns)
 
-    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema:
+    def get_bound_schema(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]]) -> pa.Schema:
         """Describe the statement with each placeholder cast to its bound value's type (``SELECT ?`` follows it)."""
-        shaped = self._shaped(sql, parameters, len(parameters[0]) if parameters else 0)
+        shaped = self._shaped(plan, parameters, len(parameters[0]) if parameters else 0)
         return plain_schema(shaped.described, self.field_rule, shaped.columns)
 
-    def _shaped(self, sql: str, parameters: Sequence[Sequence[Any]] | None, count: int) -> _Shaped:
-        """The statement PostgreSQL runs for ``sql``: placeholders cast, opaque columns as text, decimal rules."""
-        base = copyable_sql(sql)
-        statement = with_casts(base, self._parameter_casts(base, count, parameters))
+    def _shaped(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, count: int) -> _Shaped:
+        """The statement PostgreSQL runs for a plan: placeholders cast, opaque columns as text, decimal rules."""
+        base = copyable(plan)
+        statement = with_casts(base.sql, base.placeholders, self._parameter_casts(base, count, parameters))
         described = self._describe(statement)
         wrapped = postgres_types.text_columns(statement, described)
         if wrapped is not None:
             statement, described = wrapped, self._describe(wrapped)
         columns: list[FieldRule | None] = []
         if postgres_types.unconstrained_numeric_columns(described):
-            columns = postgres_types.column_rules(described, result_scales(base, self._column_types))
+            columns = postgres_types.column_rules(described, result_scales(base.tree, self._column_types))
         return _Shaped(statement, described, columns)
 
-    def _parameter_casts(self, sql: str, count: int, rows: Sequence[Sequence[Any]] | None) -> list[str | None]:
+    def _parameter_casts(
+        self, base: _Copyable, count: int, rows: Sequence[Sequence[Any]] | None
+    ) -> list[str | None]:
         """The cast of each placeholder: its values' type, else the type PostgreSQL infers for it."""
         casts = [None if t is None else quoted_type(t) for t in value_types(rows, count)]
         while None in casts:
             try:
-                described = self._prepare(with_casts(sql, casts))
+                described = self._prepare(with_casts(base.sql, base.placeholders, casts))
             except InvalidQueryError as exc:
                 # ``SELECT ? IS NULL`` gives PostgreSQL nothing to infer from: such a placeholder is text.
                 undetermined = undetermined_parameter(exc.message)
@@ -387,32 +401,33 @@ class PostgresBackend(AdbcBackend):
             found.setdefault(ref, {})[column] = (typname, typmod)
         return found
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the parameter types PostgreSQL inferred when preparing the statement."""
-        if parameter_count == 0:
+        if plan.parameter_count == 0:
             return pa.schema([])
-        described = self._prepare(numbered_placeholders(copyable_sql(sql)))
+        base = copyable(plan)
+        described = self._prepare(numbered_placeholders(base.sql, base.placeholders))
         types = [_parameter_type(f) for f in described] if described is not None else []
-        types += [pa.utf8()] * (parameter_count - len(types))
+        types += [pa.utf8()] * (plan.parameter_count - len(types))
         return parameter_schema(types)
 
     def execute(
         self,
-        sql: str,
+        plan: QueryPlan,
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Stream the query from a pooled read-only connection; the deadline cancels it in PostgreSQL."""
+        """Stream the query from a pooled read-only connection; a cancel stops it in PostgreSQL."""
         # Describing first costs one round trip but lets execute() return at once: the statement starts on the
-        # first read, and cancel or the deadline can reach it while PostgreSQL computes the first row.
-        shaped = self._shaped(sql, parameters, len(parameters[0]) if parameters else 0)
+        # first read, and a cancel can reach it while PostgreSQL computes the first row.
+        shaped = self._shaped(plan, parameters, len(parameters[0]) if parameters else 0)
         rows = [as_text_row(row) for row in parameters] if parameters else None
         return self._stream(shaped.statement, rows, limits, described=shaped.described, columns=shaped.columns)
 
     # -- metadata --------------------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return super()._rows(numbered_placeholders(sql), params)
+        return super()._rows(sql, params)  # the gateway's own catalog queries number their parameters ($1)
 
     def list_schemas(self) -> list[str]:
         """Schemas the connected role can see, system schemas hidden."""
@@ -447,7 +462,9 @@ class PostgresBackend(AdbcBackend):
         )
         if not columns:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        described = self.get_schema(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}")
+        # The gateway's own statement: its plan is read here (the numeric scales come from its tree).
+        own = f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}"
+        described = self.get_schema(plan_sql(own, "postgres", self.name))
         return pa.schema(
             [
                 catalog_column(f, type_name, not not_null)

@@ -51,10 +51,14 @@ def _numeric(scale: int | None) -> _Kind:
     return _Kind("numeric", scale)
 
 
-def result_scales(sql: str, lookup: ColumnLookup) -> list[int | None] | None:
-    """One fixed scale (or None) per output column of ``sql``; None when the query cannot be followed."""
+def result_scales(tree: exp.Expression | None, lookup: ColumnLookup) -> list[int | None] | None:
+    """One fixed scale (or None) per output column of the query ``tree``; None when it cannot be followed.
+
+    The tree is the plan's (read once by the router, shared): it is only read here.
+    """
+    if tree is None:
+        return None
     try:
-        tree = sqlglot.parse_one(sql, read="postgres")
         root = build_scope(tree)
     except (sqlglot.errors.SqlglotError, RecursionError):
         return None

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.sql_text import rewrite_placeholders
+from nexus_flight.core.plan import replace_placeholders
 
 #: Python type → the PostgreSQL type psycopg binds it as (checked in order: bool is an int).
 _TYPED: tuple[tuple[type | tuple[type, ...], Callable[[Any], str]], ...] = (
@@ -73,14 +73,14 @@ def quoted_type(typname: str) -> str:
     return '"' + typname.replace('"', '""') + '"'
 
 
-def with_casts(sql: str, types: Sequence[str | None]) -> str:
-    """``sql`` with its ``?`` placeholders numbered, each cast to its type where one is known."""
+def with_casts(sql: str, placeholders: Sequence[int], types: Sequence[str | None]) -> str:
+    """``sql`` with its ``?`` placeholders (at ``placeholders``) numbered, each cast to its type where one is known."""
 
     def placeholder(n: int) -> str:
         name = types[n - 1] if n <= len(types) else None
         return f"${n}" if name is None else f"${n}::{name}"
 
-    return rewrite_placeholders(sql, "postgres", placeholder)
+    return replace_placeholders(sql, placeholders, placeholder)
 
 
 def as_text_row(row: Sequence[Any]) -> pa.RecordBatch:

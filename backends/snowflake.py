@@ -38,10 +38,11 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.limits import planning_limits
 from nexus_flight.backends.options.snowflake import SnowflakeConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.snowflake_parameters import snowflake_bindings
-from nexus_flight.backends.sql_text import require_query, rewrite_placeholders
+from nexus_flight.backends.sql_text import require_query
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
@@ -53,6 +54,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     UnsupportedError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits
 
 _PREFIX = "adbc.snowflake.sql."
@@ -150,34 +152,36 @@ class SnowflakeBackend(AdbcBackend):
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Wrap the query in ``LIMIT 0``: Snowflake compiles it and returns no rows (no warehouse time)."""
-        statement = require_query(sql, self.name, "snowflake").rstrip().rstrip(";")
+        require_query(plan.sql, self.name, "snowflake")
         # The driver cannot bind a typeless NULL: placeholders become NULL literals for the compile-only run.
-        statement = rewrite_placeholders(statement, "snowflake", lambda n: "NULL")
+        return self._schema(plan.with_placeholders(lambda n: "NULL", plan.statement))
+
+    def _schema(self, statement: str) -> pa.Schema:
+        limits = planning_limits()
         try:
-            execution = self.execute(f"SELECT * FROM ({statement}) LIMIT 0", None, QueryLimits())
+            execution = self._stream(f"SELECT * FROM ({statement}) LIMIT 0", None, limits, planning=True)
         except InvalidQueryError:
-            execution = self.execute(statement, None, QueryLimits())  # SHOW / DESCRIBE are not wrappable
+            execution = self._stream(statement, None, limits, planning=True)  # SHOW / DESCRIBE are not wrappable
         try:
             return execution.reader.schema
         finally:
             execution.close()
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer placeholder types from their neighbours (Snowflake does not describe parameters)."""
-        types = infer_parameter_types(sql, parameter_count, quiet_probe(self.get_schema), dialect="snowflake")
-        return parameter_schema(types)
+        return parameter_schema(infer_parameter_types(plan, quiet_probe(self._schema)))
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query on a pooled connection and stream its result chunks.
 
         Parameter values the driver cannot bind (dates, decimals, bytes …) travel as text cast back to their
         Snowflake type (``backends/snowflake_parameters.py``); each row is bound as a one-row batch.
         """
-        statement = require_query(sql, self.name, "snowflake")
+        statement = require_query(plan.sql, self.name, "snowflake")
         if parameters:
-            statement, parameters = snowflake_bindings(statement, parameters)
+            statement, parameters = snowflake_bindings(statement, plan.placeholders, parameters)
         return self._stream(statement, parameters, limits)
 
     def _bind(self, row: Any) -> Any:
@@ -211,7 +215,7 @@ class SnowflakeBackend(AdbcBackend):
         """Return the Arrow schema of ``SELECT *`` from the table, with DESCRIBE TABLE's type names and NOT NULLs."""
         target = f"{_identifier(db_schema)}.{_identifier(table)}"
         try:
-            described = self.get_schema(f"SELECT * FROM {target}")
+            described = self._schema(f"SELECT * FROM {target}")
         except InvalidQueryError as exc:
             raise NotFoundError(
                 f"table {db_schema}.{table} not found: {exc.message}", source=self.name

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.sql_text import rewrite_placeholders
+from nexus_flight.core.plan import replace_placeholders
 
 _INT64 = range(-(2**63), 2**63)
 _MAX_SCALE = 37
@@ -92,11 +92,13 @@ def _binding(values: Sequence[Any]) -> _Binding:
     return _Binding(None, _same)
 
 
-def snowflake_bindings(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, list[pa.RecordBatch]]:
-    """Return ``sql`` with the placeholders its values need, and each parameter row as a one-row batch."""
+def snowflake_bindings(
+    sql: str, placeholders: Sequence[int], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[pa.RecordBatch]]:
+    """Return ``sql`` with the placeholders (at ``placeholders``) its values need, and each row as a one-row batch."""
     width = len(rows[0])
     bindings = [_binding([row[i] for row in rows]) for i in range(width)]
-    statement = rewrite_placeholders(sql, "snowflake", lambda n: bindings[n - 1].placeholder if n <= width else "?")
+    statement = replace_placeholders(sql, placeholders, lambda n: bindings[n - 1].placeholder if n <= width else "?")
     names = [str(i) for i in range(width)]
     batches = []
     for row in rows:

@@ -1,16 +1,12 @@
 """SQL text helpers for engines the gateway hands statements to as text.
 
-Placeholders are rewritten with sqlglot's tokenizer (so a ``?`` in a string, a comment or an operator is left
-alone), and engines whose sessions cannot be made read-only get a guard against statements that are not queries.
+Engines whose sessions cannot be made read-only get a guard against statements that are not queries. (Where a
+statement's placeholders stand is the plan's to say: ``core/plan.py``.)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-
-import sqlglot
-from sqlglot.tokens import TokenType
 
 from nexus_flight.core.errors import ReadOnlyViolationError
 
@@ -34,27 +30,3 @@ def require_query(sql: str, source: str, engine: str) -> str:
             f"[{engine}] {keyword} is not sent to the source: only queries are", source=source
         )
     return sql
-
-
-def rewrite_placeholders(sql: str, dialect: str, replacement: Callable[[int], str]) -> str:
-    """Replace each ``?`` placeholder (1-based ``n``) by ``replacement(n)``, using the SQL tokenizer.
-
-    ``?`` inside strings and comments is untouched, and so are operators that contain it (jsonb ``?|``).
-    ``?::int`` tokenizes as one operator in some dialects; its ``?`` is still a placeholder.
-    """
-    if "?" not in sql:
-        return sql
-    try:
-        tokens = sqlglot.tokenize(sql, read=dialect)
-    except sqlglot.errors.SqlglotError:
-        return sql
-    out, last, n = [], 0, 0
-    for token in tokens:
-        is_placeholder = token.token_type == TokenType.PLACEHOLDER and token.text == "?"
-        if is_placeholder or token.token_type == TokenType.QDCOLON:
-            n += 1
-            out.append(sql[last : token.start])
-            out.append(replacement(n))
-            last = token.start + 1
-    out.append(sql[last:])
-    return "".join(out)

@@ -27,8 +27,6 @@ from typing import Any
 
 import adbc_driver_manager
 import pyarrow as pa
-import sqlglot
-from sqlglot.tokens import TokenType
 
 from nexus_flight.backends import sqlite_types
 from nexus_flight.backends.adbc_backend import AdbcBackend
@@ -55,17 +53,12 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _SCHEMA = "main"
 
 
-def _first_keyword(sql: str) -> str:
-    try:
-        tokens = [t for t in sqlglot.tokenize(sql, read="sqlite") if t.token_type != TokenType.SEMICOLON]
-    except sqlglot.errors.SqlglotError:
-        return ""
-    return tokens[0].text.upper() if tokens else ""
 
 
 def _unwatched(_worker) -> None:
@@ -128,25 +121,29 @@ class SQLiteBackend(AdbcBackend):
     def _open(self):
         return WorkerConnection(self._uri, int(self.config.busy_timeout_seconds * 1000))
 
-    def _guard(self, sql: str) -> str:
-        keyword = _first_keyword(sql)
-        if keyword in _FORBIDDEN or _PRAGMA_ASSIGNMENT.match(sql):
+    def _guard(self, plan: QueryPlan) -> str:
+        """The statement to run (trailing semicolons dropped), unless it could change files beside the database."""
+        keyword = plan.keyword.upper()
+        if keyword in _FORBIDDEN or _PRAGMA_ASSIGNMENT.match(plan.sql):
             raise ReadOnlyViolationError(
                 f"[sqlite] {keyword or 'PRAGMA'} is not allowed: this source is read-only", source=self.name
             )
-        return re.sub(r"[\s;]+$", "", sql)
+        return plan.statement
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """The types of the values the query returns (placeholders bound to NULL until values are bound)."""
+        return self._schema(self._guard(plan), plan.parameter_count, plan.placeholders)
+
+    def _schema(self, sql: str, parameter_count: int = 0, placeholders: Sequence[int] = ()) -> pa.Schema:
         parameters = [[None] * parameter_count] if parameter_count else None
-        typed = self._typed(self._guard(sql), parameters, _planning())
+        typed = self._typed(sql, placeholders, parameters, _planning(), planning=True)
         return typed.schema if typed is not None else self._first_batch_schema(sql, parameters)
 
-    def get_bound_schema(self, sql: str, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+    def get_bound_schema(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
         """The types of the values the query returns with these parameters (``count(*)`` stays an integer)."""
-        typed = self._typed(self._guard(sql), parameters, _planning())
+        typed = self._typed(self._guard(plan), plan.placeholders, parameters, _planning(), planning=True)
         return typed.schema if typed is not None else None
 
     def _first_batch_schema(self, sql: str, parameters: Sequence[Sequence[Any]] | None) -> pa.Schema:
@@ -155,7 +152,7 @@ class SQLiteBackend(AdbcBackend):
         Columns without a value to infer from (no rows, or only NULLs) are declared utf8, the type every SQLite
         value converts to.
         """
-        execution = self._stream(self._guard(sql), parameters, _planning())
+        execution = self._stream(sql, parameters, _planning(), planning=True)
         try:
             reader = execution.reader
             try:
@@ -173,28 +170,32 @@ class SQLiteBackend(AdbcBackend):
         finally:
             execution.close()
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Infer each placeholder's type from what it is compared with (utf8 otherwise; SQLite converts)."""
-        probe = quiet_probe(lambda candidate: self.get_schema(candidate + " LIMIT 1"))
-        return parameter_schema(infer_parameter_types(sql, parameter_count, probe, dialect="sqlite"))
+        probe = quiet_probe(lambda candidate: self._schema(candidate + " LIMIT 1"))
+        return parameter_schema(infer_parameter_types(plan, probe))
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Stream the query from a pooled read-only connection, each column in the type its values decide.
 
         The types are read on the first read of the stream (unless planning the query just read them), so
         cancel and the deadline reach that pass as they reach the rows.
         """
-        return _TypedExecution(lambda started: self._typed_stream(self._guard(sql), parameters, limits, started))
+        statement = self._guard(plan)
+        return _TypedExecution(
+            lambda started: self._typed_stream(statement, plan.placeholders, parameters, limits, started)
+        )
 
     def _typed_stream(
         self,
         sql: str,
+        placeholders: Sequence[int],
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
         started: Callable[[Execution], None],
     ) -> Execution:
         batch_rows = {"adbc.sqlite.query.batch_rows": str(limits.batch_rows)}
-        typed = self._typed(sql, parameters, limits, started)
+        typed = self._typed(sql, placeholders, parameters, limits, started)
         if typed is None:
             execution = self._stream(sql, parameters, limits, statement_options=batch_rows)
         else:
@@ -220,20 +221,26 @@ class SQLiteBackend(AdbcBackend):
     def _typed(
         self,
         sql: str,
+        placeholders: Sequence[int],
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
         started: Callable[[Execution], None] = lambda _execution: None,
+        planning: bool = False,
     ) -> sqlite_types.TypedResult | None:
-        """How ``sql`` streams with its columns' decided types; None for statements a view cannot hold."""
+        """How ``sql`` streams with its columns' decided types; None for statements a view cannot hold.
+
+        While ``planning``, the type pass stops itself at the planning limit; a query's own pass is timed (and
+        cancelled) with the query.
+        """
         key = (sql, repr(parameters))
         with self._typed_lock:
             cached = self._typed_cache.get(key)
             if cached is not None and time.monotonic() - cached[0] < self.TYPES_REUSED_SECONDS:
                 return cached[1]
-        declared = self._declared_columns(sql)
+        declared = self._declared_columns(sql, placeholders)
         if declared is None:
             return None
-        classes = self._storage_classes(sql, len(declared), parameters, limits, started)
+        classes = self._storage_classes(sql, len(declared), parameters, limits, started, planning)
         types = [sqlite_types.decided_type(c, column.declared) for c, column in zip(classes, declared, strict=True)]
         names = sqlite_types.result_names([column.name for column in declared])
         typed = sqlite_types.typed_result(sql, names, types, classes)
@@ -243,13 +250,13 @@ class SQLiteBackend(AdbcBackend):
             self._typed_cache[key] = (now, typed)
         return typed
 
-    def _declared_columns(self, sql: str) -> list[sqlite_types.DeclaredColumn] | None:
+    def _declared_columns(self, sql: str, placeholders: Sequence[int]) -> list[sqlite_types.DeclaredColumn] | None:
         """The result columns and their declared types, read from a temporary view of the query."""
         view = f"nexus_columns_{uuid.uuid4().hex}"
         # Not watched: this worker goes back to the pool at once, and a cancel must never kill it there.
         with watching(_unwatched), self._cursor() as cursor:
             try:
-                cursor.execute(sqlite_types.view_sql(sql, view))
+                cursor.execute(sqlite_types.view_sql(sql, view, placeholders))
                 cursor.fetchall()
             except adbc_driver_manager.Error:
                 return None  # not a query a view can hold (PRAGMA, EXPLAIN) or not valid SQL: run it as it is
@@ -270,11 +277,13 @@ class SQLiteBackend(AdbcBackend):
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
         started: Callable[[Execution], None],
+        planning: bool,
     ) -> list[set[str]]:
         """The storage classes each column holds over the whole result (an aggregate pass; no rows kept)."""
         scan = sqlite_types.scan_sql(sql, width)
         # Described up front, the scan starts on the first read, after ``started`` made it reachable by cancel.
-        execution = self._stream(scan, parameters, limits, described=sqlite_types.scan_schema(width))
+        execution = self._stream(scan, parameters, limits, described=sqlite_types.scan_schema(width),
+                                 planning=planning)
         started(execution)
         try:
             rows = [tuple(row.values()) for row in execution.reader.read_all().to_pylist()]

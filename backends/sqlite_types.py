@@ -45,7 +45,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.sql_text import rewrite_placeholders
+from nexus_flight.core.plan import replace_placeholders
 
 _CLASSES = ("integer", "real", "text", "blob")
 
@@ -77,9 +77,9 @@ class TypedResult:
     schema: pa.Schema
 
 
-def view_sql(sql: str, name: str) -> str:
-    """A temporary view of ``sql`` (placeholders as NULL: views take none), whose columns SQLite then declares."""
-    return f'CREATE TEMP VIEW "{name}" AS {rewrite_placeholders(sql, "sqlite", lambda _n: "NULL")}'
+def view_sql(sql: str, name: str, placeholders: Sequence[int] = ()) -> str:
+    """A temporary view of ``sql``, whose columns SQLite then declares (the ``?`` at ``placeholders`` as NULL)."""
+    return f'CREATE TEMP VIEW "{name}" AS {replace_placeholders(sql, placeholders, lambda _n: "NULL")}'
 
 
 def result_names(names: Sequence[str]) -> list[str]:

@@ -3,9 +3,18 @@
 Measures, through the same ADBC Flight SQL client for both servers:
 - full-scan throughput: ``SELECT * FROM lineitem`` (rows/s),
 - TPC-H Q1 latency (best of N),
-- small-query latency: p50/p99 over 300 sequential ``SELECT ... WHERE o_orderkey = k``.
+- small-query latency: p50/p99 over 300 sequential ``SELECT ... WHERE o_orderkey = k`` (a point lookup, a new
+  text each time) and over 300 of ``SELECT * FROM nation WHERE n_nationkey < 5`` (the same text each time), the
+  servers taking turns query by query,
+- the validator's share of the point lookup: routing and validating its text in-process (a cache miss, as each
+  lookup's text is new), against that query's p50 through the gateway.
 
-Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300]
+With ``--before-python``, a second gateway runs the same measurements in the same run: an earlier checkout's,
+served by that checkout's own interpreter (a virtualenv with it installed), e.g. to show a change's effect on
+the per-query path against the same ROAPI.
+
+Usage: python benchmarks/flight_sql_bench.py [--scale 1] [--repeat 5] [--small 300] [--small-only]
+       [--before-python /tmp/before/.venv/bin/python]
 Data is generated locally with tpchgen-cli into benchmarks/.data (ignored by git).
 """
 
@@ -42,12 +51,13 @@ def wait_port(port: int, seconds: float = 120) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
+def start_nexus(data_dir: Path, scale: float, python: str = sys.executable) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
+        [python, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
          "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"],
-        cwd=ROOT, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
+        cwd=data_dir, stdout=open(data_dir / "nexus.log", "w"), stderr=subprocess.STDOUT,
     )
     wait_port(port)
     return proc, f"grpc://127.0.0.1:{port}"
@@ -59,7 +69,7 @@ def start_roapi(parquet_dir: Path) -> tuple[subprocess.Popen, str]:
         raise RuntimeError("roapi is not installed (pip install roapi)")
     port, http, pg = free_port(), free_port(), free_port()
     tables = []
-    for name in ("lineitem", "orders"):
+    for name in ("lineitem", "orders", "nation"):
         tables += ["-t", f"{name}={parquet_dir / (name + '.parquet')}"]
     proc = subprocess.Popen(
         [exe, "--addr-flight-sql", f"127.0.0.1:{port}", "--addr-http", f"127.0.0.1:{http}",
@@ -83,24 +93,75 @@ def best(fn, repeat: int) -> tuple[float, int]:
     return min(r[0] for r in results), results[0][1]
 
 
-def small_queries(run_one, count: int) -> dict[str, float]:
+def small_queries(run_one, count: int) -> list[float]:
+    """Seconds each of ``count`` sequential calls of ``run_one`` took (a different key each time)."""
     times = []
     for i in range(count):
         started = time.perf_counter()
         run_one(1 + (i * 7919) % 6_000_000)
         times.append(time.perf_counter() - started)
-    times.sort()
-    return {"p50_ms": statistics.median(times) * 1000, "p99_ms": times[int(len(times) * 0.99) - 1] * 1000}
+    return times
 
 
-def flight_small(uri: str, count: int) -> dict[str, float]:
-    with flightsql.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
-        def one(key: int) -> None:
-            cur.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}")
-            cur.fetch_arrow_table()
+def percentiles(times: list[float], prefix: str = "") -> dict[str, float]:
+    """p50 and p99 of ``times``, in milliseconds."""
+    ordered = sorted(times)
+    return {f"{prefix}p50_ms": statistics.median(ordered) * 1000,
+            f"{prefix}p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000}
 
-        one(1)  # warm the connection
-        return small_queries(one, count)
+
+POINT = "SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}"
+NATION = "SELECT * FROM nation WHERE n_nationkey < 5"
+
+
+def interleaved_small(servers: list[tuple[str, str]], count: int) -> dict[str, dict[str, float]]:
+    """Small-query percentiles per server; the servers take turns query by query, the first one rotating.
+
+    Taking turns spreads the shared machine's load changes over every server instead of charging them to
+    whichever ran during a busy second.
+    """
+    connections = [flightsql.connect(uri, autocommit=True) for _, uri in servers]
+    try:
+        cursors = [conn.cursor() for conn in connections]
+        times: dict[str, dict[str, list[float]]] = {name: {"": [], "nation_": []} for name, _ in servers}
+        for prefix, text in (("", POINT), ("nation_", NATION)):
+            for cur in cursors:  # warm each connection
+                cur.execute(text.format(key=1))
+                cur.fetch_arrow_table()
+            for i in range(count):
+                sql = text.format(key=1 + (i * 7919) % 6_000_000)
+                for k in range(len(servers)):
+                    j = (i + k) % len(servers)
+                    started = time.perf_counter()
+                    cursors[j].execute(sql)
+                    cursors[j].fetch_arrow_table()
+                    times[servers[j][0]][prefix].append(time.perf_counter() - started)
+        for cur in cursors:
+            cur.close()
+        return {name: {**percentiles(t[""]), **percentiles(t["nation_"], "nation_")} for name, t in times.items()}
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def validator_ms(count: int, text=lambda i: POINT.format(key=10_000_000 + i)) -> float:
+    """p50 of routing and validating in-process: the point lookup, each text new (a cache miss), by default."""
+    from nexus_flight.core.source import SourceProfile
+    from nexus_flight.server.query.sql.routing import route
+
+    sources = {"demo": SourceProfile("duckdb", engine="duckdb")}
+    times = []
+    for i in range(count):
+        sql = text(i)
+        started = time.perf_counter()
+        route(sql, sources=sources, session_catalog=None, default_source="demo")
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def validators(count: int) -> dict[str, float]:
+    """The validator's p50 for a new point-lookup text each time, and for the repeated nation query."""
+    return {"validator_p50_ms": validator_ms(count), "nation_validator_p50_ms": validator_ms(count, lambda i: NATION)}
 
 
 def main() -> None:
@@ -108,7 +169,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--small", type=int, default=300)
+    parser.add_argument("--small-only", action="store_true", help="skip the scan and Q1 (small queries only)")
+    parser.add_argument("--before-python", help="interpreter of an earlier checkout: its gateway is measured too")
+    parser.add_argument("--validator-only", action="store_true", help="print the validator's p50s (ms) and stop")
     args = parser.parse_args()
+    if args.validator_only:
+        print(json.dumps(validators(args.small)))
+        return
 
     data_dir = ROOT / "benchmarks" / ".data"
     parquet_dir = data_dir / f"parquet_sf{args.scale:g}"
@@ -122,24 +189,45 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     nexus, nexus_uri = start_nexus(data_dir, args.scale)
+    servers = [("nexus", nexus_uri)]
+    processes = [nexus]
+    if args.before_python:
+        before_dir = data_dir / "before"  # its own catalog; the demo database file is shared, read-only
+        before_dir.mkdir(exist_ok=True)
+        shared = before_dir / db_path.name
+        if not shared.exists():
+            shared.symlink_to(db_path)
+        before, before_uri = start_nexus(before_dir, args.scale, args.before_python)
+        servers.append(("nexus_before", before_uri))
+        processes.append(before)
     roapi, roapi_uri = start_roapi(parquet_dir)
+    processes.append(roapi)
+    servers.append(("roapi", roapi_uri))
     try:
         scan = "SELECT * FROM lineitem"
-        for name, uri in (("nexus", nexus_uri), ("roapi", roapi_uri)):
-            seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
-            q1, _ = best(lambda u=uri: flight_run(u, Q1), args.repeat)
-            results[name] = {"scan_s": seconds, "scan_rows_per_s": rows / seconds, "q1_s": q1,
-                             **flight_small(uri, args.small)}
-        scan_local, rows = best(lambda: _local(local, scan), args.repeat)
-        q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
+        results |= interleaved_small(servers, args.small)
+        for name, uri in servers:
+            if not args.small_only:
+                seconds, rows = best(lambda u=uri: flight_run(u, scan), args.repeat)
+                q1, _ = best(lambda u=uri: flight_run(u, Q1), args.repeat)
+                results[name] |= {"scan_s": seconds, "scan_rows_per_s": rows / seconds, "q1_s": q1}
 
         def local_one(key: int) -> None:
-            local.execute(f"SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey = {key}").to_arrow_table()
+            local.execute(POINT.format(key=key)).to_arrow_table()
 
-        results["duckdb_in_process"] = {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local, "q1_s": q1_local,
-                                        **small_queries(local_one, args.small)}
+        results["duckdb_in_process"] = percentiles(small_queries(local_one, args.small))
+        if not args.small_only:
+            scan_local, rows = best(lambda: _local(local, scan), args.repeat)
+            q1_local, _ = best(lambda: _local(local, Q1), args.repeat)
+            results["duckdb_in_process"] |= {"scan_s": scan_local, "scan_rows_per_s": rows / scan_local,
+                                             "q1_s": q1_local}
+        results["nexus"] |= validators(args.small)
+        if args.before_python:  # the earlier checkout's validator, in its own interpreter
+            out = subprocess.run([args.before_python, __file__, "--validator-only", "--small", str(args.small)],
+                                 check=True, capture_output=True, text=True, cwd=data_dir).stdout
+            results["nexus_before"] |= json.loads(out.strip().splitlines()[-1])
     finally:
-        for proc in (nexus, roapi):
+        for proc in processes:
             proc.terminate()
             try:
                 proc.wait(30)
@@ -150,14 +238,28 @@ def main() -> None:
         os.remove(local_copy)
 
     n, r, d = results["nexus"], results["roapi"], results["duckdb_in_process"]
-    ratios = {
-        "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],
-        "q1_vs_duckdb_in_process": n["q1_s"] / d["q1_s"],
-        "q1_vs_roapi": n["q1_s"] / r["q1_s"],
+    ratios = _small_ratios(n, r)
+    if "nexus_before" in results:
+        ratios |= {f"before_{k}": v for k, v in _small_ratios(results["nexus_before"], r).items()}
+    if not args.small_only:
+        ratios |= {
+            "scan_throughput_vs_roapi": n["scan_rows_per_s"] / r["scan_rows_per_s"],
+            "q1_vs_duckdb_in_process": n["q1_s"] / d["q1_s"],
+            "q1_vs_roapi": n["q1_s"] / r["q1_s"],
+        }
+    print(json.dumps({"scale": args.scale, "results": results, "ratios": ratios}, indent=2))
+
+
+def _small_ratios(n: dict, r: dict) -> dict[str, float]:
+    """A gateway's small-query times against ROAPI's, and the validator's share of them."""
+    return {
         "small_p50_vs_roapi": n["p50_ms"] / r["p50_ms"],
         "small_p99_vs_roapi": n["p99_ms"] / r["p99_ms"],
+        "nation_p50_vs_roapi": n["nation_p50_ms"] / r["nation_p50_ms"],
+        "nation_p99_vs_roapi": n["nation_p99_ms"] / r["nation_p99_ms"],
+        "validator_share_of_small_p50": n["validator_p50_ms"] / n["p50_ms"],
+        "validator_share_of_nation_p50": n["nation_validator_p50_ms"] / n["nation_p50_ms"],
     }
-    print(json.dumps({"scale": args.scale, "results": results, "ratios": ratios}, indent=2))
 
 
 def _local(con, sql: str) -> tuple[float, int]:

@@ -41,6 +41,7 @@ from nexus_flight.backends.files import FilesBackend  # noqa: E402
 from nexus_flight.backends.iceberg import IcebergBackend  # noqa: E402
 from nexus_flight.core.source import QueryLimits, SourceSpec  # noqa: E402
 from tests.lake.byte_counter import CountingRelay  # noqa: E402
+from tests.support.results import plan_for  # noqa: E402
 from tests.support.services import free_port, port_open  # noqa: E402
 
 BUCKET = "tpch"
@@ -183,7 +184,7 @@ def build_iceberg(catalog_dir: Path, port: int, parquet: list[Path]) -> None:
 
 def backend_runner(backend):
     def run(sql: str):
-        execution = backend.execute(sql, None, QueryLimits(timeout_seconds=3600))
+        execution = backend.execute(plan_for(backend, sql), None, QueryLimits(timeout_seconds=3600))
         try:
             return execution.reader.read_all().to_pylist()
         finally:

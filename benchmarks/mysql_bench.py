@@ -18,6 +18,7 @@ import pymysql
 from nexus_flight.backends.mysql import MySQLBackend
 from nexus_flight.core.source import QueryLimits
 from tests.support.mysql_reader import READER, READER_PASSWORD, reader_spec
+from tests.support.results import plan_for
 
 DATABASE = "nexus_bench"
 
@@ -56,7 +57,7 @@ def best(fn, repeat: int) -> tuple[float, int, pa.Schema]:
 
 
 def via_backend(backend: MySQLBackend, sql: str):
-    execution = backend.execute(sql, None, QueryLimits())
+    execution = backend.execute(plan_for(backend, sql), None, QueryLimits())
     n = sum(batch.num_rows for batch in execution.reader)
     schema = execution.reader.schema
     execution.close()

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from nexus_flight.backends.postgres import PostgresBackend
 from nexus_flight.core.source import QueryLimits, SourceSpec
+from tests.support.results import plan_for
 
 
 def prepare(uri: str, rows: int) -> str:
@@ -43,7 +44,7 @@ def best(fn, repeat: int) -> tuple[float, int]:
 
 
 def via_backend(backend: PostgresBackend, sql: str) -> int:
-    execution = backend.execute(sql, None, QueryLimits())
+    execution = backend.execute(plan_for(backend, sql), None, QueryLimits())
     n = sum(batch.num_rows for batch in execution.reader)
     execution.close()
     return n

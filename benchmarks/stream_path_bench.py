@@ -27,8 +27,8 @@ COUNTED = FlightSqlServer._stream
 
 def direct(self, context, ticket):
     """The engine's reader straight to Flight: no counting, no mid-stream status mapping."""
-    backend = self.service.sources.backend(ticket.query.source)
-    return flight.RecordBatchStream(backend.execute(ticket.query.sql, None, QueryLimits()).reader)
+    backend = self.service.sources.backend(ticket.plan.source)
+    return flight.RecordBatchStream(backend.execute(ticket.plan, None, QueryLimits()).reader)
 
 
 def scan(location: str, repeat: int) -> float:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from nexus_flight.core.source import QueryLimits
+from tests.support.results import plan_for
 
 
 def best(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
@@ -20,7 +21,7 @@ def best(fn: Callable[[], int], repeat: int) -> tuple[float, int]:
 
 def via_backend(backend, sql: str) -> int:
     """Stream ``sql`` through a backend's reader to the end; the rows read."""
-    execution = backend.execute(sql, None, QueryLimits())
+    execution = backend.execute(plan_for(backend, sql), None, QueryLimits())
     n = sum(batch.num_rows for batch in execution.reader)
     execution.close()
     return n

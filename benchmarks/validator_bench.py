@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nexus_flight.core.source import SourceProfile  # noqa: E402
 from nexus_flight.server.query.sql import readonly  # noqa: E402
 from nexus_flight.server.query.sql.readonly import validate  # noqa: E402
-from nexus_flight.server.query.sql.routing import route  # noqa: E402
+from nexus_flight.server.query.sql.routing import clear_plans, route  # noqa: E402
 from tests.validator.tpch import TPCH_QUERIES  # noqa: E402
 
 SOURCES = {"demo": SourceProfile("duckdb", engine="duckdb")}
@@ -40,6 +40,7 @@ def measure(label: str, call, rounds: int, cold: bool) -> tuple[float, float]:
     for i in range(rounds):
         if cold:
             readonly.clear_cache()
+            clear_plans()
         started = time.perf_counter()
         call(i)
         samples.append(time.perf_counter() - started)

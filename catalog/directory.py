@@ -40,6 +40,7 @@ from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -117,17 +118,17 @@ class CatalogBackend(Backend):
 
     # -- queries: always the live backend --------------------------------------------------------------------
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().get_schema(sql, parameter_count))
+        return self._call(lambda: self._backend().get_schema(plan))
 
-    def get_parameter_schema(self, sql: str, parameter_count: int) -> pa.Schema:
+    def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().get_parameter_schema(sql, parameter_count))
+        return self._call(lambda: self._backend().get_parameter_schema(plan))
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().execute(sql, parameters, limits))
+        return self._call(lambda: self._backend().execute(plan, parameters, limits))
 
     def primary_keys(self, db_schema, table):
         """Delegate to the source's backend."""

@@ -20,6 +20,7 @@ from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
 from nexus_flight.core.errors import NotFoundError
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 SYSTEM_CATALOG = "system"
@@ -63,16 +64,16 @@ class SystemBackend(Backend):
             raise
         return cursor
 
-    def get_schema(self, sql: str, parameter_count: int = 0) -> pa.Schema:
+    def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the query's result schema from DuckDB's binder, without running it."""
-        return self._engine.schema_of(sql, parameter_count, self._cursor())
+        return self._engine.schema_of(plan.sql, plan.parameter_count, self._cursor())
 
-    def execute(self, sql: str, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query over fresh snapshots; parameter rows run one after another and are concatenated.
 
-        The server's time limit interrupts DuckDB; a query stopped by it fails with DEADLINE_EXCEEDED.
+        A cancel (a client's, or the server's time limit, ``server/query/results.py``) interrupts DuckDB.
         """
-        return self._engine.execute(sql, parameters, limits, self._cursor())
+        return self._engine.execute(plan.sql, parameters, limits, self._cursor())
 
     def list_schemas(self) -> list[str]:
         """Return the one schema, ``main``."""

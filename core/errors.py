@@ -1,6 +1,7 @@
 """The one exception tree of the gateway.
 
-Every error a client can see is a ``GatewayError``; ``server/flight/status.py`` turns each class into exactly one
+Every error a client can see is a ``GatewayError``. Each class carries its canonical status ``code`` (gRPC's
+names, which history and metrics record too); ``server/flight/status.py`` turns each code into exactly one
 Flight/gRPC status, in one place::
 
     GatewayError
@@ -27,17 +28,20 @@ traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class GatewayError(Exception):
     """Root of every error the gateway reports to a client.
 
     Attributes:
+        code: The canonical status of the class (``INVALID_ARGUMENT``, ``NOT_FOUND`` …, as drawn above).
         message: The human-readable text, safe to show to a client.
         details: Structured extras (sqlstate, vendor_code, rule, line, column, source, query_id).
 
     """
+
+    code: ClassVar[str] = "INTERNAL"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -60,6 +64,8 @@ class GatewayError(Exception):
 class InvalidQueryError(GatewayError):
     """The request is malformed: SQL that does not parse, wrong parameters, garbage protobuf."""
 
+    code = "INVALID_ARGUMENT"
+
 
 class QueryRejectedError(InvalidQueryError):
     """The read-only validator refused a query for a reason other than a write (length, depth, shape)."""
@@ -68,9 +74,13 @@ class QueryRejectedError(InvalidQueryError):
 class ReadOnlyViolationError(GatewayError):
     """The query would change data, schema, configuration or the file system."""
 
+    code = "PERMISSION_DENIED"
+
 
 class ForbiddenError(GatewayError):
     """The caller is known but may not do this."""
+
+    code = "PERMISSION_DENIED"
 
 
 class UnauthenticatedError(GatewayError):
@@ -79,17 +89,25 @@ class UnauthenticatedError(GatewayError):
     The message never says which part was wrong (no user-existence oracle) and never echoes a credential.
     """
 
+    code = "UNAUTHENTICATED"
+
 
 class AuthenticationError(GatewayError):
     """A source refused the gateway's credentials (the client's own sign-in is ``UnauthenticatedError``)."""
+
+    code = "UNAVAILABLE"
 
 
 class NotFoundError(GatewayError):
     """A source, table, prepared statement or ticket does not exist (or has expired)."""
 
+    code = "NOT_FOUND"
+
 
 class UnsupportedError(GatewayError):
     """The gateway does not implement this command or feature."""
+
+    code = "UNIMPLEMENTED"
 
 
 class NotInstalledError(UnsupportedError):
@@ -99,17 +117,25 @@ class NotInstalledError(UnsupportedError):
 class BackendUnavailableError(GatewayError):
     """The data source cannot be reached right now."""
 
+    code = "UNAVAILABLE"
+
 
 class QueryTimeoutError(GatewayError):
     """The query ran past its deadline and was stopped."""
+
+    code = "DEADLINE_EXCEEDED"
 
 
 class QueryCancelledError(GatewayError):
     """The query was cancelled by the client or an operator."""
 
+    code = "CANCELLED"
+
 
 class LimitExceededError(GatewayError):
     """A configured limit was exceeded; the message names the limit and its value."""
+
+    code = "INVALID_ARGUMENT"
 
 
 class RetryLaterError(LimitExceededError):
@@ -120,7 +146,9 @@ class RetryLaterError(LimitExceededError):
 
     """
 
-    def __init__(self, message: str, retry_after_seconds: float | None = None, **details) -> None:
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.retry_after_seconds = retry_after_seconds
 
@@ -128,6 +156,10 @@ class RetryLaterError(LimitExceededError):
 class ConfigError(GatewayError):
     """A source or server configuration is invalid."""
 
+    code = "INVALID_ARGUMENT"
+
 
 class BackendError(GatewayError):
     """The engine failed and the failure is not one of the classes above."""
+
+    code = "INTERNAL"

@@ -158,6 +158,10 @@ class ServerSettings(_Strict):
     #: The largest Flight message sent to a client: 16 MiB, what ADBC and other gRPC clients accept by default;
     #: raise it together with the clients' own limit.
     max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    #: Most rows and bytes (Arrow buffers) one query's result may have; unset (or ``"none"``): no cap. The batch
+    #: that would cross a cap is not sent, and the query stops with an error naming the cap.
+    max_result_rows: int | None = Field(None, ge=1)
+    max_result_bytes: int | None = Field(None, ge=1)
     #: DuckDB's memory limit for the demo catalog and the ``system`` catalog. Every other source has its own
     #: (the ``memory_limit`` option of the DuckDB, files and lake families, 2GB by default).
     memory_limit: str = "2GB"
@@ -219,7 +223,10 @@ class ServerSettings(_Strict):
     def _levels(cls, value: dict[str, str]) -> dict[str, str]:
         return {name: _log_level(level) for name, level in value.items()}
 
-    @field_validator("demo_scale", "process_memory_limit", "history_retention_days", "http_port", mode="before")
+    @field_validator(
+        "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
+        "http_port", mode="before",
+    )
     @classmethod
     def _none_spelled_out(cls, value: Any) -> Any:
         # TOML has no null: "none" in the file or the environment turns an optional setting off.

@@ -7,8 +7,9 @@ the SQL the validator accepts; ``SourceProfile`` is what routing and validation 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 
@@ -27,7 +28,12 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """Limits applied to one query."""
+    """Limits applied to one query.
+
+    The query service enforces the time limit, the message size and the result caps on every stream
+    (``server/query/results.py``); adapters honour ``batch_rows`` and may pass the time limit on to their
+    engine as well.
+    """
 
     timeout_seconds: float = 300.0
     #: Memory one query may use, for engines that take a per-query limit (ClickHouse's ``max_memory_usage``). No
@@ -37,6 +43,10 @@ class QueryLimits:
     batch_rows: int = 65_536
     #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
     max_message_bytes: int = 16 * 1024 * 1024
+    #: Most rows one result may have (None: no cap); the query stops with an error naming the cap.
+    max_result_rows: int | None = None
+    #: Most bytes (Arrow buffers) one result may have (None: no cap).
+    max_result_bytes: int | None = None
     #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
     correlation_id: str | None = None
 
@@ -61,6 +71,14 @@ class ValidationLimits:
     max_joins: int = 64
     max_expression_depth: int = 1_500
     max_operator_depth: int = 256
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Worked out once: limits are part of every validator cache key."""
+        return hash(astuple(self))
 
     @classmethod
     def from_mapping(cls, values: Any) -> ValidationLimits:
@@ -130,6 +148,15 @@ class SourceProfile:
         object.__setattr__(self, "engine_dialects", tuple(self.engine_dialects))
         object.__setattr__(self, "own_catalogs", tuple(self.own_catalogs))
         object.__setattr__(self, "allowed_functions", tuple(str(f) for f in self.allowed_functions))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        """Worked out once: profiles are part of every cached plan's key."""
+        return hash((self.dialect, self.allowed_paths, self.limits, self.engine_dialects, self.own_catalogs,
+                     self.engine, self.allowed_functions))
 
     def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
         """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
+from nexus_flight.server.flight.status import full_tracebacks
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # this process is the gateway's: its log keeps every frame
+        full_tracebacks(handler)
     try:
         return args.func(args)
     except GatewayError as exc:

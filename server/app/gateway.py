@@ -109,6 +109,8 @@ def query_limits(settings: ServerSettings) -> QueryLimits:
         timeout_seconds=settings.query_timeout_seconds,
         batch_rows=settings.batch_rows,
         max_message_bytes=settings.max_message_bytes,
+        max_result_rows=settings.max_result_rows,
+        max_result_bytes=settings.max_result_bytes,
     )
 
 
@@ -171,7 +173,6 @@ class Gateway:
             raise ConfigError("AU-010: sign-in by client certificate ('mtls' in [server.auth] methods) needs "
                               "--tls-client-ca (and --tls-cert, --tls-key)", rule="AU-010")
         self._address = f"[{address}]" if ":" in address else address
-        client_safe_tracebacks()
         self.settings = settings
         if sources is None or isinstance(sources, Sequence):
             specs = list(sources or ())
@@ -251,8 +252,9 @@ class Gateway:
         return f"{self.scheme}://{self._address}:{self.port}"
 
     def serve(self) -> None:
-        """Block serving until ``shutdown``."""
-        self.server.serve()
+        """Block serving until ``shutdown``; while it serves, status messages carry no Python tracebacks."""
+        with client_safe_tracebacks():
+            self.server.serve()
 
     def start(self) -> Gateway:
         """Serve on a background thread; the port is bound and ready when this returns."""

@@ -1,4 +1,9 @@
-"""The metadata commands (catalogs, schemas, tables, keys) answered from the sources' backends."""
+"""The metadata commands (catalogs, schemas, tables, keys) answered from the sources' backends.
+
+Every command shows only what the caller's principal may see: the catalogs ``AccessPolicy.visible_sources``
+lets through, and the tables ``AccessPolicy.may_read`` allows (``server/query/access.py``, the same policy the
+query path asks).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,14 @@ import pyarrow as pa
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.core.errors import GatewayError, UnsupportedError
+from nexus_flight.core.plan import TableRef
 from nexus_flight.server.flight import metadata
 from nexus_flight.server.flight.protocol import sql as pb
+from nexus_flight.server.flight.sql_info import SCHEMA as SQL_INFO_SCHEMA
+from nexus_flight.server.flight.xdbc import SCHEMA as XDBC_SCHEMA
+from nexus_flight.server.query.access import AccessPolicy, AllowAll
 from nexus_flight.server.query.directory import SourceDirectory
+from nexus_flight.server.query.principal import Principal
 
 log = logging.getLogger("nexus_flight.metadata")
 
@@ -86,11 +96,12 @@ def _declared_length(type_name: str) -> int | None:
 class CatalogBrowser:
     """Builds the metadata command results; every source is one catalog."""
 
-    def __init__(self, sources: SourceDirectory) -> None:
+    def __init__(self, sources: SourceDirectory, access: AccessPolicy | None = None) -> None:
         self.sources = sources
+        self.access = access or AllowAll()
 
-    def _catalogs(self, catalog: str | None) -> list[str]:
-        names = self.sources.names()
+    def _catalogs(self, catalog: str | None, principal: Principal) -> list[str]:
+        names = self.access.visible_sources(principal, self.sources.names())
         if catalog is None:
             return names
         return [n for n in names if n == catalog]  # "" means "without a catalog": none here
@@ -98,13 +109,9 @@ class CatalogBrowser:
     def schema_of(self, cmd) -> pa.Schema:
         """The fixed result schema of a metadata command."""
         if isinstance(cmd, pb.CommandGetSqlInfo):
-            from nexus_flight.server.flight.sql_info import SCHEMA
-
-            return SCHEMA
+            return SQL_INFO_SCHEMA
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            from nexus_flight.server.flight.xdbc import SCHEMA
-
-            return SCHEMA
+            return XDBC_SCHEMA
         if isinstance(cmd, pb.CommandGetCatalogs):
             return metadata.CATALOGS
         if isinstance(cmd, pb.CommandGetDbSchemas):
@@ -119,42 +126,44 @@ class CatalogBrowser:
             return metadata.FOREIGN_KEYS
         raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not supported by this server")
 
-    def table_of(self, cmd) -> pa.Table:
-        """The result table of a metadata command."""
+    def table_of(self, cmd, principal: Principal) -> pa.Table:
+        """The result table of a metadata command, as ``principal`` may see it."""
         schema = self.schema_of(cmd)
         if isinstance(cmd, pb.CommandGetCatalogs):
-            return metadata.table(schema, [(n,) for n in self.sources.names()])
+            return metadata.table(schema, [(n,) for n in self._catalogs(None, principal)])
         if isinstance(cmd, pb.CommandGetTableTypes):
             return metadata.table(schema, [(t,) for t in metadata.TABLE_TYPE_NAMES])
         if isinstance(cmd, pb.CommandGetDbSchemas):
-            return metadata.table(schema, self._schema_rows(cmd))
+            return metadata.table(schema, self._schema_rows(cmd, principal))
         if isinstance(cmd, pb.CommandGetTables):
-            return metadata.table(schema, self._table_rows(cmd))
+            return metadata.table(schema, self._table_rows(cmd, principal))
         if isinstance(cmd, pb.CommandGetPrimaryKeys):
-            return metadata.table(schema, self._primary_key_rows(cmd))
-        return metadata.table(schema, self._foreign_key_rows(cmd))
+            return metadata.table(schema, self._primary_key_rows(cmd, principal))
+        return metadata.table(schema, self._foreign_key_rows(cmd, principal))
 
-    def _schema_rows(self, cmd) -> list[tuple]:
+    def _schema_rows(self, cmd, principal: Principal) -> list[tuple]:
         pattern = metadata.like_to_regex(_optional(cmd, "db_schema_filter_pattern"))
         rows = []
-        for catalog in self._catalogs(_optional(cmd, "catalog")):
+        for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
             for db_schema in self._safely(catalog, lambda b: b.list_schemas(), []):
                 if metadata.matches(pattern, db_schema):
                     rows.append((catalog, db_schema))
         return sorted(rows)
 
-    def _table_rows(self, cmd) -> list[tuple]:
+    def _table_rows(self, cmd, principal: Principal) -> list[tuple]:
         schema_pattern = metadata.like_to_regex(_optional(cmd, "db_schema_filter_pattern"))
         table_pattern = metadata.like_to_regex(_optional(cmd, "table_name_filter_pattern"))
         types = set(cmd.table_types)
         rows = []
-        for catalog in self._catalogs(_optional(cmd, "catalog")):
+        for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
             backend_tables = self._safely(catalog, lambda b: b.list_tables(), [])
             for info in backend_tables:
                 wanted = metadata.matches(schema_pattern, info.db_schema) and metadata.matches(table_pattern, info.name)
                 if not wanted:
                     continue
                 if types and info.table_type not in types:
+                    continue
+                if not self.access.may_read(principal, catalog, [TableRef(info.name, info.db_schema)]):
                     continue
                 row = (catalog, info.db_schema, info.name, info.table_type)
                 if cmd.include_schema:
@@ -169,33 +178,33 @@ class CatalogBrowser:
         )
         return annotated.serialize().to_pybytes()
 
-    def _primary_key_rows(self, cmd) -> list[tuple]:
+    def _primary_key_rows(self, cmd, principal: Principal) -> list[tuple]:
         rows = []
-        for catalog in self._catalogs(_optional(cmd, "catalog")):
+        for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
             keys = self._safely(catalog, lambda b: b.primary_keys(_optional(cmd, "db_schema"), cmd.table), [])
             rows += metadata.primary_key_rows(catalog, keys)
         return rows
 
-    def _foreign_key_rows(self, cmd) -> list[tuple]:
+    def _foreign_key_rows(self, cmd, principal: Principal) -> list[tuple]:
         rows = []
         if isinstance(cmd, pb.CommandGetCrossReference):
-            for catalog in self._catalogs(_optional(cmd, "fk_catalog")):
+            for catalog in self._catalogs(_optional(cmd, "fk_catalog"), principal):
                 keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "fk_db_schema"), cmd.fk_table), [])
                 keys = [k for k in keys if k.pk.table == cmd.pk_table and k.fk.table == cmd.fk_table
                         and (not cmd.HasField("pk_db_schema") or k.pk.db_schema == cmd.pk_db_schema)]
                 rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=False)
             return rows
         exported = isinstance(cmd, pb.CommandGetExportedKeys)
-        for catalog in self._catalogs(_optional(cmd, "catalog")):
+        for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
             keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "db_schema"), cmd.table), [])
             side = (lambda k: k.pk) if exported else (lambda k: k.fk)
             keys = [k for k in keys if side(k).table == cmd.table]
             rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
         return rows
 
-    def xdbc_type_names(self, catalog: str | None) -> Mapping[str, int] | None:
+    def xdbc_type_names(self, catalog: str | None, principal: Principal) -> Mapping[str, int] | None:
         """The type names of a catalog's database for GetXdbcTypeInfo (None: DuckDB's, the default)."""
-        if catalog is None or catalog not in self.sources.names():
+        if catalog is None or catalog not in self._catalogs(None, principal):
             return None
         return self._safely(catalog, lambda b: b.xdbc_type_names, None)
 

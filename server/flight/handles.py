@@ -17,7 +17,9 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.core.errors import LimitExceededError, NotFoundError
-from nexus_flight.server.query.sql.routing import RoutedQuery
+from nexus_flight.core.plan import QueryPlan
+from nexus_flight.server.query.principal import Principal
+from nexus_flight.server.query.service import QueryRun
 
 
 @dataclass
@@ -26,7 +28,7 @@ class PreparedStatement:
 
     handle: bytes
     session_key: str
-    query: RoutedQuery
+    plan: QueryPlan
     dataset_schema: pa.Schema
     parameter_schema: pa.Schema
     parameters: list[tuple[Any, ...]] | None = None
@@ -35,20 +37,24 @@ class PreparedStatement:
 
 @dataclass
 class Ticket:
-    """One executable result: the query, its bound parameters and the session it belongs to."""
+    """One executable result: the planned query, its bound parameters, who asked and the session it belongs to."""
 
     handle: bytes
     session_key: str
-    user: str
-    query: RoutedQuery
+    principal: Principal
+    plan: QueryPlan
     schema: pa.Schema
     parameters: list[tuple[Any, ...]] | None = None
     correlation_id: str | None = None
     #: How long validating and planning took (recorded with the execution in history).
     plan_timings: dict[str, float] = field(default_factory=dict)
-    #: How the caller signed in and from where (the query history records both).
-    auth_method: str | None = None
+    #: The caller's address (the query history records it; how it signed in is the principal's).
     client_address: str | None = None
+
+    def run(self) -> QueryRun:
+        """What the query service runs for this ticket (cancel finds it by the ticket's handle)."""
+        return QueryRun(self.plan, self.schema, self.principal, self.parameters, self.correlation_id,
+                        self.plan_timings, self.handle, self.client_address)
 
 
 @dataclass

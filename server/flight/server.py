@@ -1,8 +1,10 @@
-"""The Flight SQL endpoint: decodes each command and hands it to the query service or the metadata builders.
+"""The Flight SQL endpoint: decodes each command, hands it to the query service or the metadata builders, encodes.
 
-Query results leave as a ``GeneratorStream`` over the engine's own batches (not copied; the engine runs with the GIL
-released, see ``query_service._counted``). One endpoint per result, no locations (every client then redeems the ticket
-on the connection it already has). All errors leave through ``server.errors.translate``.
+This is the only module that turns Flight SQL commands into the pipeline's requests (``QueryRequest``, ``QueryRun``)
+and its answers back into Flight messages. Query results leave as a ``GeneratorStream`` over the engine's own
+batches (not copied; the engine runs with the GIL released, see ``server/query/results.py``). One endpoint per
+result, no locations (every client then redeems the ticket on the connection it already has). Every error leaves
+through ``server/flight/status.py``: ``translate`` around each call, ``flight_batches`` around each stream.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -37,11 +40,11 @@ from nexus_flight.server.flight.handles import HandleLimits, HandleStore, Prepar
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
 from nexus_flight.server.flight.sql_info import sql_info_table
-from nexus_flight.server.flight.status import translate
+from nexus_flight.server.flight.status import flight_batches, gateway_error_of, translate
 from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
-from nexus_flight.server.query.service import Plan, QueryService, parameter_rows
-from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore
+from nexus_flight.server.query.service import PreparedQuery, QueryRequest, QueryService
+from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore, valid_dialect
 
 log = logging.getLogger("nexus_flight.server")
 
@@ -105,7 +108,7 @@ class FlightSqlServer(flight.FlightServerBase):
             **kwargs,
         )
         self.service = service
-        self.browser = CatalogBrowser(service.sources)
+        self.browser = CatalogBrowser(service.sources, service.policy)
         self.sessions = SessionStore()
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
@@ -133,11 +136,16 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _session(self, context) -> Session:
         identity = self._caller(context)
-        session = self.sessions.get(identity.session_key, identity.user)
+        session = self.sessions.get(identity.session_key, identity.principal)
         if identity.principal.authenticated:
             session.principal = identity.principal  # roles may have changed since the session began
         session.address = identity.address
         return session
+
+    def _request(self, context, session: Session, sql: str) -> QueryRequest:
+        """What the query service is asked for a statement of this call's session."""
+        return QueryRequest(sql, session.principal, session.catalog, session.dialect, self._correlation(context),
+                            session.address)
 
     @staticmethod
     def _command(descriptor: flight.FlightDescriptor):
@@ -159,51 +167,65 @@ class FlightSqlServer(flight.FlightServerBase):
         endpoint = flight.FlightEndpoint(ticket, [])
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
-    def _new_ticket(self, context, session: Session, query, schema, parameters=None, plan_timings=None) -> bytes:
+    def _new_ticket(self, context, session: Session, plan, schema, parameters=None, plan_timings=None) -> Ticket:
         self._admit()
         handle = HandleStore.new_handle()
-        self.tickets.put(handle, Ticket(
-            handle=handle, session_key=session.key, user=session.user, query=query, schema=schema,
+        ticket = Ticket(
+            handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
             parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}), **session.caller,
-        ), owner=session.key)
-        return protocol.pack(pb.TicketStatementQuery(statement_handle=handle))
+            plan_timings=dict(plan_timings or {}), client_address=session.address,
+        )
+        self.tickets.put(handle, ticket, owner=session.key)
+        return ticket
 
-    def _plan(self, query: str, session: Session) -> Plan:
+    @staticmethod
+    def _packed(ticket: Ticket) -> bytes:
+        return protocol.pack(pb.TicketStatementQuery(statement_handle=ticket.handle))
+
+    def _plan(self, context, session: Session, sql: str) -> PreparedQuery:
         """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
         self._admit()
-        plan = self.service.plan(query, session)
-        return dataclasses.replace(plan, dataset_schema=result_schema(plan.dataset_schema, plan.query.source))
+        prepared = self.service.plan(self._request(context, session, sql))
+        schema = result_schema(prepared.dataset_schema, prepared.plan.source)
+        return dataclasses.replace(prepared, dataset_schema=schema)
 
-    def _plan_statement(self, context, cmd) -> tuple[pa.Schema, bytes]:
+    def _statement_ticket(self, context, cmd) -> Ticket:
         self._reject_transaction(cmd)
         session = self._session(context)
-        plan = self._plan(cmd.query, session)
-        if plan.query.parameter_count:
+        prepared = self._plan(context, session, cmd.query)
+        if prepared.plan.parameter_count:
             raise InvalidQueryError(
-                f"the query has {plan.query.parameter_count} parameter placeholder(s): prepare it and bind values"
+                f"the query has {prepared.plan.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
-        ticket = self._new_ticket(context, session, plan.query, plan.dataset_schema, plan_timings=plan.timings_ms)
-        return plan.dataset_schema, ticket
+        return self._new_ticket(context, session, prepared.plan, prepared.dataset_schema,
+                                plan_timings=prepared.timings_ms)
+
+    def _prepared_ticket(self, context, cmd) -> Ticket:
+        statement = self.prepared.get(cmd.prepared_statement_handle)
+        if len(statement.parameter_schema) and statement.parameters is None:
+            raise InvalidQueryError(
+                f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
+            )
+        session = self._session(context)
+        self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
+        # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
+        bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
+        return self._new_ticket(context, session, statement.plan, bound or statement.dataset_schema,
+                                statement.parameters, statement.plan_timings)
+
+    def _query_ticket(self, context, cmd) -> Ticket | None:
+        """The ticket that runs a query command (None for any other command)."""
+        if isinstance(cmd, pb.CommandStatementQuery):
+            return self._statement_ticket(context, cmd)
+        if isinstance(cmd, pb.CommandPreparedStatementQuery):
+            return self._prepared_ticket(context, cmd)
+        return None
 
     def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None]:
         """The result schema of a command and, for queries, the ticket that runs it."""
-        if isinstance(cmd, pb.CommandStatementQuery):
-            return self._plan_statement(context, cmd)
-        if isinstance(cmd, pb.CommandPreparedStatementQuery):
-            statement = self.prepared.get(cmd.prepared_statement_handle)
-            if len(statement.parameter_schema) and statement.parameters is None:
-                raise InvalidQueryError(
-                    f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
-                )
-            session = self._session(context)
-            self.service.authorize(statement.query, session)  # grants may have changed since it was prepared
-            # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
-            bound = self.service.bound_schema(statement.query, statement.parameters, session.user)
-            schema = bound or statement.dataset_schema
-            ticket = self._new_ticket(context, session, statement.query, schema, statement.parameters,
-                                      statement.plan_timings)
-            return schema, ticket
+        ticket = self._query_ticket(context, cmd)
+        if ticket is not None:
+            return ticket.schema, self._packed(ticket)
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
@@ -228,10 +250,10 @@ class FlightSqlServer(flight.FlightServerBase):
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
                 self._reject_transaction(cmd)
-                schema = self._plan(cmd.query, self._session(context)).dataset_schema
+                schema = self._plan(context, self._session(context), cmd.query).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
                 statement = self.prepared.get(cmd.prepared_statement_handle)
-                self.service.authorize(statement.query, self._session(context))
+                self.service.authorize(statement.plan, self._session(context).principal)
                 schema = statement.dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
@@ -244,31 +266,30 @@ class FlightSqlServer(flight.FlightServerBase):
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
                 return self._stream(context, self.tickets.get(cmd.statement_handle))
-            if isinstance(cmd, pb.CommandPreparedStatementQuery):
-                _, handle = self._describe(context, cmd)
-                inner = protocol.unpack_as(handle, pb.TicketStatementQuery)
-                return self._stream(context, self.tickets.get(inner.statement_handle))
-            if isinstance(cmd, (pb.CommandStatementQuery,)):
-                _, handle = self._describe(context, cmd)
-                inner = protocol.unpack_as(handle, pb.TicketStatementQuery)
-                return self._stream(context, self.tickets.get(inner.statement_handle))
+            query = self._query_ticket(context, cmd)  # a query command redeemed as its own ticket
+            if query is not None:
+                return self._stream(context, query)
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
-        batches, finished = self.service.open(ticket, context)
+        running = self.service.open(ticket.run(), watch=context)
         self.tickets.retire(ticket.handle)
         middleware = context.get_middleware(COMPLETION_KEY)
         if middleware is not None:
-            middleware.callbacks.append(finished)
-        return flight.GeneratorStream(ticket.schema, batches)
+            middleware.callbacks.append(lambda exception: running.finish(gateway_error_of(exception)))
+        return flight.GeneratorStream(ticket.schema, flight_batches(running))
 
     def _metadata_table(self, context, cmd) -> pa.Table:
         if isinstance(cmd, pb.CommandGetSqlInfo):
             return sql_info_table(cmd.info, self.statement_timeout)
+        principal = self._session(context).principal
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
-            names = self.browser.xdbc_type_names(self._session(context).catalog or self.service.sources.default())
+            catalog = self._session(context).catalog or self.service.default_catalog(principal)
+            names = self.browser.xdbc_type_names(catalog, principal)
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
-        return visible_rows(self.browser.table_of(cmd), self.service.access, self._session(context).principal)
+        # The browser shows what the access policy lets through; the grants then cut rows naming hidden objects.
+        return visible_rows(self.browser.table_of(cmd, principal), self.service.access,
+                            principal if principal.authenticated else None)
 
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""
@@ -287,7 +308,7 @@ class FlightSqlServer(flight.FlightServerBase):
             raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not accepted by DoPut")
 
     @staticmethod
-    def _read_parameters(reader, statement: PreparedStatement):
+    def _read_parameters(reader, statement: PreparedStatement) -> list[tuple[Any, ...]] | None:
         try:
             table = reader.read_all()
         except pa.ArrowInvalid:
@@ -341,15 +362,15 @@ class FlightSqlServer(flight.FlightServerBase):
         request = protocol.unpack_as(body, pb.ActionCreatePreparedStatementRequest)
         self._reject_transaction(request)
         session = self._session(context)
-        plan = self._plan(request.query, session)
+        prepared = self._plan(context, session, request.query)
         handle = HandleStore.new_handle()
-        self.prepared.put(handle, PreparedStatement(handle, session.key, plan.query, plan.dataset_schema,
-                                                    plan.parameter_schema, plan_timings=plan.timings_ms),
+        self.prepared.put(handle, PreparedStatement(handle, session.key, prepared.plan, prepared.dataset_schema,
+                                                    prepared.parameter_schema, plan_timings=dict(prepared.timings_ms)),
                           owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
-            dataset_schema=plan.dataset_schema.serialize().to_pybytes(),
-            parameter_schema=plan.parameter_schema.serialize().to_pybytes(),
+            dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
+            parameter_schema=prepared.parameter_schema.serialize().to_pybytes(),
             is_update=False,
         )
         return [protocol.pack(result)]
@@ -404,30 +425,23 @@ class FlightSqlServer(flight.FlightServerBase):
             if kind is None:
                 session.options.pop(name, None)
                 continue
-            if kind != "string_value" or not self._valid_option(name, value.string_value, session):
+            if kind != "string_value" or not self._valid_option(session, name, value.string_value):
                 result.errors[name].value = _INVALID_VALUE
                 continue
             session.options[name] = value.string_value
         return [result.SerializeToString()]
 
-    def _valid_option(self, name: str, value: str, session: Session) -> bool:
+    def _valid_option(self, session: Session, name: str, value: str) -> bool:
         if name == "catalog":
-            names = self.service.sources.names()
-            access, principal = self.service.access, session.principal
-            return value in (access.visible_catalogs(principal, names) if access and principal else names)
+            return value in self.service.catalogs(session.principal)
         if name == "dialect":
-            import sqlglot
-
-            try:
-                sqlglot.Dialect.get_or_raise(value)
-            except ValueError:
-                return False
+            return valid_dialect(value)
         return True
 
     def _action_GetSessionOptions(self, context, body):  # noqa: N802
         session = self._session(context)
         result = fpb.GetSessionOptionsResult()
-        catalog = session.catalog or self.service.sources.default()
+        catalog = session.catalog or self.service.default_catalog(session.principal)
         if catalog:
             result.session_options["catalog"].string_value = catalog
         schema = session.options.get("schema")
@@ -449,3 +463,11 @@ class FlightSqlServer(flight.FlightServerBase):
         identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]
+
+
+def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:
+    """Bound parameter rows as Python tuples; dense-union columns (flightsql-dbapi) are unwrapped."""
+    if batch_or_table is None or batch_or_table.num_columns == 0 or batch_or_table.num_rows == 0:
+        return None
+    columns = [col.to_pylist() for col in batch_or_table.columns]
+    return [tuple(row) for row in zip(*columns, strict=True)]

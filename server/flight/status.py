@@ -21,9 +21,14 @@ anything else                         FlightInternalError          INTERNAL (gen
 ====================================  ===========================  ==================
 
 \\* pyarrow has no Flight* class for INVALID_ARGUMENT, NOT_FOUND or UNIMPLEMENTED: those codes come only from
-Arrow exceptions, and for those pyarrow appends ``traceback.format_exception`` of the error to the status text.
-``client_safe_tracebacks()`` sets ``sys.tracebacklimit = 0`` so that text carries no frames (no paths, no source
-lines), and installs a log formatter that keeps full tracebacks in the server's own log.
+Arrow exceptions, and for those pyarrow appends ``traceback.format_exception`` of the error to the status text,
+cut to ``sys.tracebacklimit`` frames. ``client_safe_tracebacks()`` holds that limit at 0 while a gateway serves
+in the process (and gives back the embedding application's own value when the last one stops), so the text
+carries no frames: no paths, no source lines. The server's own log records internal errors with every frame.
+
+Each ``GatewayError`` class names its status (``code``, ``core/errors.py``); the table below turns the status into
+the exception pyarrow sends. Errors a result stream raises after its first batch are mapped the same way
+(``flight_batches``): they reach the client with their own status, not as UNKNOWN.
 
 pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALID_ARGUMENT naming the limit, and
 limits that free themselves (query rate, concurrent queries, sign-in throttling) are UNAVAILABLE, the code clients
@@ -44,8 +49,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import threading
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -75,22 +83,18 @@ class Unimplemented(pa.ArrowNotImplementedError):
     __module__ = "builtins"
 
 
-_FLIGHT_CLASSES: list[tuple[type[e.GatewayError], type[Exception]]] = [
-    (e.ReadOnlyViolationError, flight.FlightUnauthorizedError),
-    (e.ForbiddenError, flight.FlightUnauthorizedError),
-    (e.UnauthenticatedError, flight.FlightUnauthenticatedError),
-    (e.RetryLaterError, flight.FlightUnavailableError),
-    (e.AuthenticationError, flight.FlightUnavailableError),
-    (e.BackendUnavailableError, flight.FlightUnavailableError),
-    (e.QueryTimeoutError, flight.FlightTimedOutError),
-    (e.QueryCancelledError, flight.FlightCancelledError),
-    (e.InvalidQueryError, InvalidArgument),
-    (e.LimitExceededError, InvalidArgument),
-    (e.ConfigError, InvalidArgument),
-    (e.NotFoundError, NotFound),
-    (e.UnsupportedError, Unimplemented),
-    (e.BackendError, flight.FlightInternalError),
-]
+#: The exception pyarrow sends for each status a gateway error can have.
+_FLIGHT_CLASSES: dict[str, type[Exception]] = {
+    "PERMISSION_DENIED": flight.FlightUnauthorizedError,
+    "UNAUTHENTICATED": flight.FlightUnauthenticatedError,
+    "UNAVAILABLE": flight.FlightUnavailableError,
+    "DEADLINE_EXCEEDED": flight.FlightTimedOutError,
+    "CANCELLED": flight.FlightCancelledError,
+    "INVALID_ARGUMENT": InvalidArgument,
+    "NOT_FOUND": NotFound,
+    "UNIMPLEMENTED": Unimplemented,
+    "INTERNAL": flight.FlightInternalError,
+}
 
 
 def flight_error(error: e.GatewayError) -> Exception:
@@ -100,25 +104,51 @@ def flight_error(error: e.GatewayError) -> Exception:
             f"{error.client_message()}: the source refused the gateway's credentials for it; "
             "check the user and password configured for the source"
         )
-    for cls, target in _FLIGHT_CLASSES:
-        if isinstance(error, cls):
-            return target(error.client_message())
-    return flight.FlightInternalError(error.client_message())
+    return _FLIGHT_CLASSES.get(error.code, flight.FlightInternalError)(error.client_message())
 
 
-def status_name(error: BaseException) -> str:
-    """The gRPC status name a gateway error maps to (for logs, history and tests)."""
-    mapped = flight_error(error) if isinstance(error, e.GatewayError) else None
-    return {
-        flight.FlightUnauthorizedError: "PERMISSION_DENIED",
-        flight.FlightUnauthenticatedError: "UNAUTHENTICATED",
-        flight.FlightUnavailableError: "UNAVAILABLE",
-        flight.FlightTimedOutError: "DEADLINE_EXCEEDED",
-        flight.FlightCancelledError: "CANCELLED",
-        InvalidArgument: "INVALID_ARGUMENT",
-        NotFound: "NOT_FOUND",
-        Unimplemented: "UNIMPLEMENTED",
-    }.get(type(mapped), "INTERNAL")
+def gateway_error_of(exc: BaseException | None) -> e.GatewayError | None:
+    """How a call that pyarrow ended with ``exc`` ended, as a gateway error (for history and metrics).
+
+    A stream's own failures arrive as the Flight errors ``flight_batches`` raised; a client that cancelled the
+    call or whose deadline passed arrives as pyarrow's own cancel and timeout errors.
+    """
+    if exc is None:
+        return None
+    if isinstance(exc, e.GatewayError):
+        return exc
+    text = str(exc).split(". Detail:")[0].strip() or type(exc).__name__
+    if isinstance(exc, flight.FlightCancelledError | pa.ArrowCancelled):
+        return e.QueryCancelledError(text)
+    if isinstance(exc, flight.FlightTimedOutError):
+        return e.QueryTimeoutError(text)
+    for code, cls in _FLIGHT_CLASSES.items():
+        if type(exc) is cls:
+            return _ERROR_BY_CODE[code](text)
+    return e.BackendError(text)
+
+
+_ERROR_BY_CODE: dict[str, type[e.GatewayError]] = {
+    "PERMISSION_DENIED": e.ForbiddenError,
+    "UNAUTHENTICATED": e.UnauthenticatedError,
+    "UNAVAILABLE": e.BackendUnavailableError,
+    "DEADLINE_EXCEEDED": e.QueryTimeoutError,
+    "CANCELLED": e.QueryCancelledError,
+    "INVALID_ARGUMENT": e.InvalidQueryError,
+    "NOT_FOUND": e.NotFoundError,
+    "UNIMPLEMENTED": e.UnsupportedError,
+    "INTERNAL": e.BackendError,
+}
+
+
+def flight_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches``; a gateway error raised while streaming leaves as its mapped Flight error.
+
+    Only a Flight generator stream can send a status after the first batch; a failing reader would reach the
+    client as UNKNOWN.
+    """
+    with translate():
+        yield from batches
 
 
 @contextlib.contextmanager
@@ -143,9 +173,11 @@ def translate(query_id: str | None = None, schema_call: bool = False) -> Iterato
         raise mapped from None
     except flight.FlightError:
         raise
-    except Exception:
+    except Exception as exc:
         incident = query_id or uuid.uuid4().hex[:12]
-        log.exception("internal error (query_id=%s)", incident)
+        # Every frame, whatever the traceback limit while serving is: this is the incident's record.
+        frames = "".join(traceback.format_exception(exc, limit=1000))
+        log.error("internal error (query_id=%s)\n%s", incident, frames.rstrip())
         raise flight.FlightInternalError(f"internal error; the server log has details (query_id={incident})") from None
 
 
@@ -155,17 +187,44 @@ class _FullTracebackFormatter(logging.Formatter):
     full_tracebacks = True
 
     def formatException(self, ei) -> str:  # noqa: N802 - logging's API
-        import traceback
-
         return "".join(traceback.format_exception(ei[0], ei[1], ei[2], limit=1000))
 
 
-def client_safe_tracebacks() -> None:
-    """Keep tracebacks out of status messages sent to clients, and in the server log."""
-    import sys
+def full_tracebacks(handler: logging.Handler) -> None:
+    """Make ``handler`` log every frame of an exception while a gateway serves (for the process's own log)."""
+    if not getattr(handler.formatter, "full_tracebacks", False):  # a JSON formatter keeps frames its own way
+        fmt = handler.formatter._fmt if handler.formatter else None
+        handler.setFormatter(_FullTracebackFormatter(fmt))
 
-    sys.tracebacklimit = 0
-    for handler in logging.getLogger().handlers:
-        if not getattr(handler.formatter, "full_tracebacks", False):
-            fmt = handler.formatter._fmt if handler.formatter else None
-            handler.setFormatter(_FullTracebackFormatter(fmt))
+
+_serving = 0
+_saved_limit: object = None
+_limit_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def client_safe_tracebacks() -> Iterator[None]:
+    """Keep tracebacks out of status messages sent to clients while the block (a gateway serving) runs.
+
+    ``sys.tracebacklimit`` is the only knob pyarrow's formatting reads; it is set while at least one gateway
+    serves in this process and given back as it was when the last one stops.
+    """
+    global _serving, _saved_limit
+    with _limit_lock:
+        if _serving == 0:
+            _saved_limit = getattr(sys, "tracebacklimit", _UNSET)
+            sys.tracebacklimit = 0
+        _serving += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _serving -= 1
+            if _serving == 0:
+                if _saved_limit is _UNSET:
+                    del sys.tracebacklimit
+                else:
+                    sys.tracebacklimit = _saved_limit  # type: ignore[assignment]
+
+
+_UNSET = object()

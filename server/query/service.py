@@ -1,4 +1,13 @@
-"""Plan, run, cancel and record queries: everything between the Flight SQL handlers and the backends."""
+"""Plan, run, cancel and record queries: the protocol-free pipeline between a wire and the backends.
+
+A wire (``server/flight/``) decodes a client's command into a ``QueryRequest``, asks ``QueryService.plan`` for a
+``PreparedQuery`` (the routed, validated ``QueryPlan`` with the schemas clients are told about), and later runs
+it with ``open``, which returns a ``RunningQuery``: an iterator of record batches and a ``finish`` to call when
+the call ends. Everything here raises only the gateway's own errors (``core/errors.py``); the wire maps them to
+its statuses, also those raised while batches stream. Nothing here knows Flight, protobuf or handles.
+
+Each query, planned or run, ends as one ``QueryEvent`` handed to the observers (history, metrics).
+"""
 
 from __future__ import annotations
 
@@ -8,36 +17,87 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 from opentelemetry import trace
 
-from nexus_flight.backends.base import Execution
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import (
-    BackendError,
-    BackendUnavailableError,
-    GatewayError,
-    InvalidQueryError,
-    NotFoundError,
-    QueryCancelledError,
-    QueryTimeoutError,
-)
+from nexus_flight.core.errors import GatewayError, NotFoundError, QueryCancelledError
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
-from nexus_flight.server.flight.handles import Ticket
-from nexus_flight.server.flight.status import flight_error, status_name
+from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
 from nexus_flight.server.query.authorization import QueryAccess
-from nexus_flight.server.query.batch_sizing import within_message_limit
-from nexus_flight.server.query.cancel_watch import CancelWatch
+from nexus_flight.server.query.cancel_watch import CancelWatch, Watchable
 from nexus_flight.server.query.directory import SourceDirectory
-from nexus_flight.server.query.session import Session
-from nexus_flight.server.query.sql.routing import RoutedQuery, route
+from nexus_flight.server.query.principal import Principal, anonymous
+from nexus_flight.server.query.results import ResultStream, Stop
+from nexus_flight.server.query.sql.routing import route
 
 log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
+
+Rows = Sequence[Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """One statement a client sends, who sends it, and the choices of its session.
+
+    Attributes:
+        sql: The statement as the client wrote it.
+        principal: Who asks.
+        catalog: The session's current catalog (source), if the client chose one.
+        dialect: The dialect the client writes in, when it is not the source's own.
+        correlation_id: The client's id for the request, for history and the engine's logs.
+        address: The client's address, for history.
+
+    """
+
+    sql: str
+    principal: Principal = field(default_factory=anonymous)
+    catalog: str | None = None
+    dialect: str | None = None
+    correlation_id: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A planned query: its plan, the schemas clients are told about, and how long validating and planning took."""
+
+    plan: QueryPlan
+    dataset_schema: pa.Schema
+    parameter_schema: pa.Schema
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryRun:
+    """What ``open`` runs: a plan, the schema announced for it, its parameter rows, and who runs it.
+
+    Attributes:
+        plan: The planned statement.
+        schema: The schema the client was told about (batches are conformed to it).
+        principal: Who runs it.
+        parameters: Bound parameter rows (each runs once, results concatenated), or None.
+        correlation_id: The client's id for the request.
+        plan_timings: How long validating and planning took (recorded with the run).
+        key: What ``cancel`` names this run by (the wire's handle for it); runs may share a key.
+        address: The client's address, for history.
+
+    """
+
+    plan: QueryPlan
+    schema: pa.Schema
+    principal: Principal = field(default_factory=anonymous)
+    parameters: Rows | None = None
+    correlation_id: str | None = None
+    plan_timings: Mapping[str, float] = field(default_factory=dict)
+    key: bytes = b""
+    address: str | None = None
 
 
 @dataclass
@@ -46,11 +106,12 @@ class QueryEvent:
 
     query_id: str
     correlation_id: str | None
-    user: str
+    principal: Principal
     source: str | None
     sql: str
     status: str  # success | error | timeout | cancelled | rejected
     error: str | None = None
+    #: The canonical status of the error (``core/errors.py``: INVALID_ARGUMENT, DEADLINE_EXCEEDED …).
     error_code: str | None = None
     rows: int | None = None
     bytes: int | None = None
@@ -58,9 +119,18 @@ class QueryEvent:
     parameters: int = 0
     #: The table versions (lake snapshots) the query read, e.g. ``orders@3``; None for unversioned sources.
     table_version: str | None = None
-    #: How the caller signed in (``password``, ``token``, ``api_key``, ``oidc``, ``mtls``) and its address.
-    auth_method: str | None = None
+    #: The client's address (None: not known).
     client_address: str | None = None
+
+    @property
+    def auth_method(self) -> str | None:
+        """How the caller signed in (``password``, ``token``, ``api_key``, ``oidc``, ``mtls``); None: no sign-in."""
+        return self.principal.auth_method if self.principal.authenticated else None
+
+    @property
+    def user(self) -> str:
+        """The principal's name."""
+        return self.principal.name
 
     @property
     def sql_hash(self) -> str:
@@ -70,68 +140,79 @@ class QueryEvent:
 
 QueryObserver = Callable[[QueryEvent], None]
 
-_STATUS_BY_CODE = {"DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PERMISSION_DENIED": "rejected"}
 
+class RunningQuery:
+    """A query that runs: iterate it for its batches, call ``finish`` once when the client's call ends.
 
-@dataclass(frozen=True)
-class Plan:
-    """A routed query with the schemas clients are told about, and how long validating and planning took."""
-
-    query: RoutedQuery
-    dataset_schema: pa.Schema
-    parameter_schema: pa.Schema
-    timings_ms: dict[str, float]
-
-
-@dataclass
-class _StreamStats:
-    rows: int = 0
-    bytes: int = 0
-    first_batch_ms: float | None = None
-    #: The engine's last batch was handed over: a call that ends otherwise without an error lost its client.
-    complete: bool = False
-
-
-def _counted(
-    reader: pa.RecordBatchReader,
-    schema: pa.Schema,
-    stats: _StreamStats,
-    started: float,
-    stream_error: Callable[[Exception], Exception],
-    max_message_bytes: int,
-) -> Iterator[pa.RecordBatch]:
-    """Yield the engine's batches in the announced schema, counting rows and bytes for history and metrics.
-
-    Every source's batches are cut here to fit the clients' message limit (``server/query/batch_sizing.py``).
-
-    Reading the engine's reader releases the GIL while the engine works; this loop holds it only to add two
-    numbers per batch (64k rows), which costs nothing measurable next to serializing the batch
-    (benchmarks/RESULTS.md), and batches are not copied. Its other job: an engine failure after the first batch
-    leaves as the mapped Flight error (CANCELLED, DEADLINE_EXCEEDED …), which only a Flight generator stream can
-    send; a failing reader would reach the client as UNKNOWN.
+    Iterating raises only ``GatewayError``: an engine failure, a stop (cancel, the server's time limit) or a
+    result cap, classified once (``server/query/results.py``).
     """
-    conform = not reader.schema.equals(schema)
-    try:
-        for batch in within_message_limit(reader, max_message_bytes):
-            if stats.first_batch_ms is None:
-                stats.first_batch_ms = _ms(started)
-            stats.rows += batch.num_rows
-            stats.bytes += batch.nbytes
-            # Clients require the stream's schema to equal the announced one (nullability, types).
-            yield batch.cast(schema) if conform else batch
-        stats.complete = True
-    except Exception as exc:
-        raise stream_error(exc) from None
+
+    def __init__(self, stream: ResultStream) -> None:
+        self.stream = stream
+        self._on_finish: Callable[[GatewayError | None], None] | None = None
+        self._finished = False
+        self._lock = threading.Lock()
+        self._batches: Iterator[pa.RecordBatch] | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the batches."""
+        return self.stream.schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        """The result's batches."""
+        self._batches = iter(self.stream)
+        return self._batches
+
+    def cancel(self) -> None:
+        """Stop the query in its engine (a cancel request, or a client that went away)."""
+        self.stream.stop(Stop.CANCELLED)
+
+    def finish(self, error: GatewayError | None = None) -> None:
+        """Release the query and record how it ended; ``error`` is how the wire saw the call end, if it failed.
+
+        Safe to call more than once; only the first call counts.
+        """
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        _release(self._batches)
+        if self._on_finish is not None:
+            self._on_finish(error)
 
 
-@dataclass
-class _Running:
-    execution: Execution
-    cancelled: bool = False
+class _Clock:
+    """Milliseconds since the clock was made, and named phases between marks."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self._last = self.started
+
+    def now_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = (now - self._last) * 1000.0
+        self._last = now
 
 
 class QueryService:
-    """Routes SQL to a source, asks its backend for schemas and streams, and tracks what runs."""
+    """Routes SQL to a source, asks its backend for schemas and streams, and tracks what runs.
+
+    Args:
+        sources: Where sources are found.
+        limits: The server's limits on each query (time, message size, result caps).
+        validate_sql: False switches the read-only validator off (the backends' own guards still hold).
+        observers: Called with a ``QueryEvent`` when each query ends.
+        validation_limits: The validator's limits for sources that set none.
+        policy: Who may see which sources and read which tables; by default the grants installed as
+            ``access`` (``server/security``), and with none (authentication off) everyone everything.
+
+    """
 
     def __init__(
         self,
@@ -140,45 +221,72 @@ class QueryService:
         validate_sql: bool = True,
         observers: Sequence[QueryObserver] = (),
         validation_limits: ValidationLimits | None = None,
+        policy: AccessPolicy | None = None,
     ) -> None:
         self.sources = sources
         self.limits = limits
         self.validate_sql = validate_sql
         self.validation_limits = validation_limits or ValidationLimits()
         self.observers = list(observers)
-        self._running: dict[bytes, list[_Running]] = {}
-        self._lock = threading.Lock()
-        self._watch = CancelWatch()
         #: Grants (None: everyone may read everything, as with authentication off).
         self.access: QueryAccess | None = None
+        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
+        self._running: dict[bytes, list[RunningQuery]] = {}
+        self._lock = threading.Lock()
+        self._watch = CancelWatch()
+
+    # -- what a principal may see ----------------------------------------------------------------------------
+
+    def catalogs(self, principal: Principal) -> list[str]:
+        """The sources ``principal`` may see, sorted."""
+        return self.policy.visible_sources(principal, self.sources.names())
+
+    def default_catalog(self, principal: Principal) -> str | None:
+        """The source a query without a catalog runs on, if ``principal`` may see it."""
+        default = self.sources.default()
+        return default if default is not None and default in self.catalogs(principal) else None
 
     # -- planning ------------------------------------------------------------------------------------------
 
-    def route(self, sql: str, session: Session) -> RoutedQuery:
-        """Validate and bind ``sql`` to its source.
+    def route(self, request: QueryRequest) -> QueryPlan:
+        """Validate the request's SQL and bind it to its source: the plan, not yet looked at by any backend.
 
         Raises:
-            GatewayError: rejected, unparseable, or naming an unknown source.
+            GatewayError: rejected, unparseable, naming an unknown (or invisible) source, or not readable by
+                the principal.
 
         """
-        names = self.sources.names()
+        names = self.catalogs(request.principal)
         default = self.sources.default()
         if default is None:
             raise NotFoundError("no data source is configured")
-        if self.access is not None and session.principal is not None:
-            # Sources the caller may not see are not routed to: naming one reads like naming none. The default
-            # stays (a query naming no source goes there, and is then refused by the grants).
-            names = sorted(self.access.visible_catalogs(session.principal, names) | {default})
-        targets = {name: self._limited(self.sources.route_target(name)) for name in names}
+        # Sources the caller may not see are not routed to: naming one reads like naming none. The default stays
+        # (a query naming no source goes there, and is then refused by the policy).
+        routable = sorted({*names, default})
+        profiles = {name: self._limited(self.sources.route_target(name)) for name in routable}
         with tracer.start_as_current_span("validate"):
-            return route(
-                sql,
-                sources=targets,
-                session_catalog=session.catalog,
+            plan = route(
+                request.sql,
+                sources=profiles,
+                session_catalog=request.catalog,
                 default_source=default,
-                client_dialect=session.dialect,
+                client_dialect=request.dialect,
                 validate_sql=self.validate_sql,
             )
+        self.policy.check_query(request.principal, plan)
+        return plan
+
+    def authorize(self, plan: QueryPlan, principal: Principal) -> None:
+        """Refuse a planned query ``principal`` may not run (at each execution: grants may have changed).
+
+        Raises:
+            ForbiddenError: PERMISSION_DENIED naming the object.
+
+        """
+        self.policy.check_query(principal, plan)
+
+    def _default_schema(self, source: str) -> str | None:
+        return self.sources.backend(source).default_schema
 
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
@@ -186,194 +294,177 @@ class QueryService:
             return dataclasses.replace(target, limits=self.validation_limits)
         return target
 
-    def plan(self, sql: str, session: Session) -> Plan:
-        """Route ``sql`` and return it with its result schema and parameter schema, without running it."""
-        started = time.perf_counter()
-        source = None
-        try:
-            routed = self.route(sql, session)
-            source = routed.source
-            self.authorize(routed, session)
-            validated = _ms(started)
-            backend = self.sources.backend(routed.source)
-            span = tracer.start_as_current_span("plan", attributes={"nexus.source": routed.source})
-            with span, planning(self.limits):
-                # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
-                dataset = backend.get_schema(routed.sql, routed.parameter_count)
-                parameters = backend.get_parameter_schema(routed.sql, routed.parameter_count)
-            return Plan(routed, dataset, parameters, {"validate": validated, "plan": _ms(started) - validated})
-        except GatewayError as exc:
-            self._emit_failure(sql, session.user, source, exc, started, **session.caller)
-            raise
-
-    def authorize(self, query: RoutedQuery, session: Session) -> None:
-        """Refuse a routed query reading what the session's principal may not read (at prepare and each run).
+    def plan(self, request: QueryRequest) -> PreparedQuery:
+        """Route the request and return it with its result schema and parameter schema, without running it.
 
         Raises:
-            ForbiddenError: PERMISSION_DENIED naming the object.
+            GatewayError: as ``route``, or the backend cannot describe the query.
 
         """
-        if self.access is None or session.principal is None:
-            return
-        self.access.check_query(session.principal, query.source, query.sql,
-                                self.sources.route_target(query.source).dialect,
-                                self.sources.backend(query.source).default_schema)
+        clock = _Clock()
+        source = None
+        try:
+            plan = self.route(request)
+            source = plan.source
+            clock.mark("validate")
+            backend = self.sources.backend(plan.source)
+            with tracer.start_as_current_span("plan", attributes={"nexus.source": plan.source}), planning(self.limits):
+                # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
+                dataset = backend.get_schema(plan)
+                parameters = backend.get_parameter_schema(plan)
+            clock.mark("plan")
+            return PreparedQuery(plan, dataset, parameters, clock.phases)
+        except GatewayError as exc:
+            exc.with_context(source=source)
+            self._emit_failure(request.sql, request.principal, source, exc, clock,
+                               correlation_id=request.correlation_id, address=request.address)
+            raise
 
-    def bound_schema(
-        self, query: RoutedQuery, parameters: list[tuple[Any, ...]] | None, user: str
-    ) -> pa.Schema | None:
-        """The result schema of a prepared query once its parameters are bound (None: the prepared one stands)."""
+    def bound_schema(self, plan: QueryPlan, parameters: Rows | None, principal: Principal) -> pa.Schema | None:
+        """The result schema of a prepared query once its parameters are bound (None: the prepared one stands).
+
+        Raises:
+            GatewayError: the parameters do not bind.
+
+        """
         if not parameters:
             return None
-        started = time.perf_counter()
+        clock = _Clock()
         try:
-            return self.sources.backend(query.source).get_bound_schema(query.sql, parameters)
+            return self.sources.backend(plan.source).get_bound_schema(plan, parameters)
         except GatewayError as exc:
-            exc.with_context(source=query.source)
-            self._emit_failure(query.sql, user, query.source, exc, started)
+            exc.with_context(source=plan.source)
+            self._emit_failure(plan.sql, principal, plan.source, exc, clock)
             raise
 
     # -- execution -----------------------------------------------------------------------------------------
 
-    def open(
-        self, ticket: Ticket, context=None
-    ) -> tuple[Iterator[pa.RecordBatch], Callable[[BaseException | None], None]]:
-        """Start the ticket's query; return its batches (in ``ticket.schema``) and the callback for when it ends.
+    def open(self, run: QueryRun, watch: Watchable | None = None) -> RunningQuery:
+        """Start a planned query and wait for its first batch; return it running.
 
-        With a call ``context``, the query is cancelled as soon as the client cancels the call or goes away.
-        The stream counts rows and bytes as batches pass (the batches themselves are not copied).
+        With ``watch`` (the client's call), the query stops as soon as the client cancels the call or goes away.
+
+        Raises:
+            GatewayError: the query failed to start (the failure is recorded).
+
         """
         query_id = uuid.uuid4().hex
-        started = time.perf_counter()
-        timings: dict[str, float] = {}
+        clock = _Clock()
+        plan = run.plan
         span = tracer.start_span(
             "query",
-            attributes={"nexus.source": ticket.query.source, "nexus.query_id": query_id,
-                        "nexus.correlation_id": ticket.correlation_id or ""},
+            attributes={"nexus.source": plan.source, "nexus.query_id": query_id,
+                        "nexus.correlation_id": run.correlation_id or ""},
         )
+        stream: ResultStream | None = None
+        running: RunningQuery | None = None
+        unwatch: Callable[[], None] = _nothing
         try:
             with trace.use_span(span, end_on_exit=False):
+                self.policy.check_query(run.principal, plan)
                 with tracer.start_as_current_span("connect"):
-                    backend = self.sources.backend(ticket.query.source)
-                timings["connect"] = _ms(started)
-                limits = dataclasses.replace(self.limits, correlation_id=ticket.correlation_id)
-                execution = backend.execute(ticket.query.sql, ticket.parameters, limits)
-                running = _Running(execution)
-                with self._lock:  # registered before the engine blocks, so cancel can reach it
-                    self._running.setdefault(ticket.handle, []).append(running)
-                unwatch = self._watch.watch(context, execution.cancel) if context is not None else _nothing
+                    backend = self.sources.backend(plan.source)
+                clock.mark("connect")
+                limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
+                stream = ResultStream(backend.execute(plan, run.parameters, limits), run.schema, limits, plan.source)
+                running = RunningQuery(stream)
+                self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
+                if watch is not None:
+                    unwatch = self._watch.watch(watch, running.cancel)
                 with tracer.start_as_current_span("execute"):
-                    execution.reader  # noqa: B018 - starts the query and waits for its first batch
-                timings["execute"] = _ms(started) - timings["connect"]
+                    stream.start()
+                clock.mark("execute")
         except GatewayError as exc:
-            if "running" in locals():
-                unwatch()
-                self._forget(ticket.handle, running)
-                execution.close()
+            unwatch()
+            if running is not None:
+                self._forget(run.key, running)
+            if stream is not None:
+                stream.close()
+            exc.with_context(source=plan.source, query_id=query_id)
+            span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
             span.end()
-            exc.with_context(source=ticket.query.source, query_id=query_id)
-            self._emit_failure(ticket.query.sql, ticket.user, ticket.query.source, exc, started, query_id,
-                               ticket.correlation_id, auth_method=ticket.auth_method,
-                               client_address=ticket.client_address)
+            self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id,
+                               address=run.address)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
-        stats = _StreamStats()
-        deadline = started + self.limits.timeout_seconds
 
-        def stream_error(exc: Exception) -> Exception:
-            """What the client is told when the engine fails after the first batch."""
-            error = _mid_stream_error(exc, running.cancelled, time.perf_counter() >= deadline, self.limits)
-            return flight_error(error.with_context(source=ticket.query.source, query_id=query_id))
-
-        batches = _counted(
-            execution.reader, ticket.schema, stats, started, stream_error, self.limits.max_message_bytes
-        )
-
-        def finished(error: BaseException | None) -> None:
+        def finished(error: GatewayError | None) -> None:
             stream_span.end()
             unwatch()
-            self._forget(ticket.handle, running)
-            _release(batches)
-            execution.close()
-            execution.drop_stream()
-            timings["stream"] = _ms(started) - timings["connect"] - timings["execute"]
-            if stats.first_batch_ms is not None:
-                timings["first_batch"] = stats.first_batch_ms
-            status, message, code = "success", None, None
-            if running.cancelled:
-                status, code, message = "cancelled", "CANCELLED", "cancelled by the client"
-            elif error is None and not stats.complete:
+            self._forget(run.key, running)
+            stream.close()
+            clock.mark("stream")
+            ended = stream.error or stream.stop_error() or error
+            if ended is None and not stream.complete:
                 # gRPC ends the call without an error when the client's connection drops mid-stream.
-                status, code = "cancelled", "CANCELLED"
-                message = f"the client went away after {stats.rows} rows were sent"
-            elif error is not None:
-                code = _code_of(error)
-                status = _STATUS_BY_CODE.get(code, "error")
-                message = str(error).split(". Detail:")[0]
+                ended = QueryCancelledError(f"the client went away after {stream.stats.rows} rows were sent")
+            status = "success" if ended is None else _status_of(ended, planning=False)
             span.set_attribute("nexus.status", status)
+            span.set_attribute("nexus.rows", stream.stats.rows)
             span.end()
-            span.set_attribute("nexus.rows", stats.rows)
+            timings = {"total": clock.now_ms(), **run.plan_timings, **clock.phases}
+            if stream.stats.first_batch_ms is not None:
+                timings["first_batch"] = stream.stats.first_batch_ms
             self._emit(QueryEvent(
-                query_id=query_id, correlation_id=ticket.correlation_id, user=ticket.user,
-                source=ticket.query.source, sql=ticket.query.sql, status=status, error=message, error_code=code,
-                rows=stats.rows, bytes=stats.bytes, table_version=_versions(execution.read_versions),
-                timings_ms={"total": _ms(started), **ticket.plan_timings, **timings},
-                parameters=len(ticket.parameters or ()), auth_method=ticket.auth_method,
-                client_address=ticket.client_address,
+                query_id=query_id, correlation_id=run.correlation_id, principal=run.principal, source=plan.source,
+                sql=plan.sql, status=status, error=ended.message if ended else None,
+                error_code=ended.code if ended else None, rows=stream.stats.rows, bytes=stream.stats.bytes,
+                table_version=_versions(stream.execution.read_versions), timings_ms=timings,
+                parameters=len(run.parameters or ()), client_address=run.address,
             ))
 
-        return batches, finished
+        running._on_finish = finished
+        return running
 
-    def _forget(self, handle: bytes, running: _Running) -> None:
+    def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
-            entries = self._running.get(handle, [])
+            self._running.setdefault(key, []).append(running)
+
+    def _forget(self, key: bytes, running: RunningQuery) -> None:
+        with self._lock:
+            entries = self._running.get(key, [])
             if running in entries:
                 entries.remove(running)
             if not entries:
-                self._running.pop(handle, None)
+                self._running.pop(key, None)
 
-    def cancel(self, handle: bytes) -> bool:
-        """Interrupt every running execution of a ticket; True when something was running."""
+    def cancel(self, key: bytes) -> bool:
+        """Stop every running query of ``key``; True when something was running."""
         with self._lock:
-            entries = list(self._running.get(handle, []))
+            entries = list(self._running.get(key, []))
         for entry in entries:
-            entry.cancelled = True
-            entry.execution.cancel()
+            entry.cancel()
         return bool(entries)
 
     def cancel_all(self) -> int:
-        """Interrupt every running execution (the end of a drain); return how many there were."""
+        """Stop every running query (the end of a drain); return how many there were."""
         with self._lock:
             entries = [entry for running in self._running.values() for entry in running]
         for entry in entries:
-            entry.cancelled = True
-            entry.execution.cancel()
+            entry.cancel()
         return len(entries)
 
     def running_count(self) -> int:
-        """How many executions are streaming now."""
+        """How many queries are streaming now."""
         with self._lock:
             return sum(len(v) for v in self._running.values())
 
     # -- recording -----------------------------------------------------------------------------------------
 
-    def _emit_failure(self, sql: str, user: str, source: str | None, exc: GatewayError, started: float,
-                      query_id: str | None = None, correlation_id: str | None = None, *,
-                      auth_method: str | None = None, client_address: str | None = None) -> None:
-        code = status_name(exc)
+    def _emit_failure(self, sql: str, principal: Principal, source: str | None, exc: GatewayError, clock: _Clock,
+                      query_id: str | None = None, correlation_id: str | None = None,
+                      address: str | None = None) -> None:
         self._emit(QueryEvent(
-            query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, user=user, source=source, sql=sql,
-            status="rejected" if code in ("PERMISSION_DENIED", "INVALID_ARGUMENT") else
-            _STATUS_BY_CODE.get(code, "error"),
-            error=exc.message, error_code=code, timings_ms={"total": _ms(started)}, auth_method=auth_method,
-            client_address=client_address,
+            query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, principal=principal,
+            source=source, sql=sql, status=_status_of(exc, planning=query_id is None), error=exc.message,
+            error_code=exc.code, timings_ms={"total": clock.now_ms()}, client_address=address,
         ))
 
     def _emit(self, event: QueryEvent) -> None:
-        log.debug("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source, event.user,
-                 event.status, event.timings_ms.get("total", 0.0))
+        log.debug("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source,
+                  event.principal.name, event.status, event.timings_ms.get("total", 0.0))
         for observer in self.observers:
             try:
                 observer(event)
@@ -381,63 +472,36 @@ class QueryService:
                 log.exception("query observer failed")
 
 
-def _mid_stream_error(exc: Exception, cancelled: bool, past_deadline: bool, limits: QueryLimits) -> GatewayError:
-    """Classify an engine failure that surfaced while batches were streaming."""
-    if isinstance(exc, GatewayError):
-        return exc
-    if cancelled:
-        return QueryCancelledError("query cancelled")
-    if past_deadline:
-        limit = f"query_timeout={limits.timeout_seconds:g}s"
-        return QueryTimeoutError(f"query stopped at the server's time limit ({limit})")
-    text = str(exc).split(". Detail:")[0].strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, OSError | pa.ArrowIOError):
-        return BackendUnavailableError(text)
-    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError):
-        return InvalidQueryError(text)
-    return BackendError(text)
-
-
-def _release(batches: Iterator[pa.RecordBatch]) -> None:
+def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
     """Close a stream's generator so its frame lets go of the engine's reader and the batch it was holding.
 
     A stream whose client went away is never exhausted; the suspended generator keeps the reader alive through a
     cycle via the C++ stream that Python's collector cannot see.
     """
+    close = getattr(batches, "close", None)  # a generator's; None before the stream was iterated
+    if close is None:
+        return
     try:
-        batches.close()  # type: ignore[attr-defined]
-    except (ValueError, AttributeError):  # still running on another thread, or not a generator
+        close()
+    except ValueError:  # still running on another thread
         pass
-
-
-def _versions(read: dict[str, str] | None) -> str | None:
-    if not read:
-        return None
-    return ", ".join(f"{table}@{version}" for table, version in sorted(read.items()) if version is not None) or None
 
 
 def _nothing() -> None:
     return None
 
 
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000.0
+_STATUS_BY_CODE = {"DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PERMISSION_DENIED": "rejected"}
 
 
-def _code_of(error: BaseException) -> str:
-    if isinstance(error, GatewayError):
-        return status_name(error)
-    name = type(error).__name__
-    return {
-        "FlightCancelledError": "CANCELLED",
-        "FlightTimedOutError": "DEADLINE_EXCEEDED",
-        "ArrowCancelled": "CANCELLED",
-    }.get(name, "INTERNAL" if "Internal" in name else "UNKNOWN")
+def _status_of(error: GatewayError, planning: bool) -> str:
+    """History's status of a failed query: a refusal while planning (bad SQL, a write) is "rejected"."""
+    if planning and error.code == "INVALID_ARGUMENT":
+        return "rejected"
+    return _STATUS_BY_CODE.get(error.code, "error")
 
 
-def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:
-    """Bound parameter rows as Python tuples; dense-union columns (flightsql-dbapi) are unwrapped."""
-    if batch_or_table is None or batch_or_table.num_columns == 0 or batch_or_table.num_rows == 0:
+def _versions(read: Mapping[str, str] | None) -> str | None:
+    if not read:
         return None
-    columns = [col.to_pylist() for col in batch_or_table.columns]
-    return [tuple(row) for row in zip(*columns, strict=True)]
+    return ", ".join(f"{table}@{version}" for table, version in sorted(read.items()) if version is not None) or None

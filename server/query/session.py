@@ -10,7 +10,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from nexus_flight.server.query.principal import Principal
+import sqlglot
+
+from nexus_flight.server.query.principal import Principal, anonymous
 
 SESSION_COOKIE = "arrow_flight_session_id"
 
@@ -18,14 +20,22 @@ SESSION_COOKIE = "arrow_flight_session_id"
 KNOWN_OPTIONS = {"catalog": str, "schema": str, "dialect": str}
 
 
+def valid_dialect(name: str) -> bool:
+    """Tell whether ``name`` is a SQL dialect the gateway can read (the ``dialect`` session option)."""
+    try:
+        sqlglot.Dialect.get_or_raise(name)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class Session:
     """What the gateway remembers of one client between calls."""
 
     key: str
-    user: str = "anonymous"
-    #: Who the session's latest call was authenticated as (None: authentication is off).
-    principal: Principal | None = None
+    #: Who the session's latest call was signed in as (an unauthenticated label while authentication is off).
+    principal: Principal = field(default_factory=anonymous)
     #: The client's address as the latest call reported it.
     address: str | None = None
     options: dict[str, object] = field(default_factory=dict)
@@ -38,10 +48,9 @@ class Session:
         return value if isinstance(value, str) and value else None
 
     @property
-    def caller(self) -> dict[str, str | None]:
-        """How the session signed in and from where, for the query history."""
-        return {"auth_method": self.principal.auth_method if self.principal else None,
-                "client_address": self.address}
+    def user(self) -> str:
+        """The principal's name."""
+        return self.principal.name
 
     @property
     def dialect(self) -> str | None:
@@ -58,14 +67,14 @@ class SessionStore:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str, user: str = "anonymous") -> Session:
-        """The session for ``key``, created on first use."""
+    def get(self, key: str, principal: Principal | None = None) -> Session:
+        """The session for ``key``, created on first use for ``principal``."""
         now = time.monotonic()
         with self._lock:
             self._expire(now)
             session = self._sessions.get(key)
             if session is None:
-                session = Session(key=key, user=user)
+                session = Session(key=key, principal=principal or anonymous())
                 self._sessions[key] = session
             session.last_used = now
             return session

@@ -24,7 +24,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.results import run
+from tests.support.results import plan_for, run
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_types_are_the_documented_ones(backend):
     row = got.to_pylist()[0]
     assert row["n"] == Decimal("1.25") and row["dtm"].tzinfo is None
     assert row["ts"] == dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC) and row["g"] == "POINT (1 2)"
-    assert backend.get_schema(sql) == got.schema
+    assert backend.get_schema(plan_for(backend, sql)) == got.schema
 
 
 def test_dml_ddl_and_scripts_refused_before_and_by_the_dry_run(backend, monkeypatch):
@@ -100,14 +100,15 @@ def test_job_carries_the_cost_guard_timeout_and_correlation_label(backend):
     assert int(config.job_timeout_ms) == 7000
     assert config.labels == {"nexus_gateway": "true", "nexus_correlation_id": "req-42_abc"}
     # The emulator accepts the labels but does not keep them on the job: what is sent is what is checked.
-    execution = backend.execute("SELECT 1 AS one", None, QueryLimits(correlation_id="req-7"))
+    execution = backend.execute(plan_for(backend, "SELECT 1 AS one"), None, QueryLimits(correlation_id="req-7"))
     assert execution.reader.read_all().num_rows == 1
     assert backend.client.get_job(execution.job_ids[0]).state == "DONE"
     execution.close()
 
 
 def test_cancel_calls_cancel_job_and_ends_the_stream(backend):
-    execution = backend.execute("SELECT n_nationkey FROM tpch.nation", None, QueryLimits(batch_rows=5))
+    plan = plan_for(backend, "SELECT n_nationkey FROM tpch.nation")
+    execution = backend.execute(plan, None, QueryLimits(batch_rows=5))
     assert execution.reader.read_next_batch().num_rows > 0
     execution.cancel()
     with pytest.raises(QueryCancelledError):
@@ -153,13 +154,13 @@ def test_a_null_parameter_takes_the_type_of_what_it_is_compared_with(backend):
         ("SELECT CAST(? AS INT64) + 1 AS x", "INT64", pa.int64()),
     ]
     for sql, kind, arrow in cases:
-        assert backend.get_parameter_schema(sql, 1).field(0).type == arrow, sql
-        assert [p.type_ for p in backend.query_parameters(sql, [None])] == [kind], sql
+        assert backend.get_parameter_schema(plan_for(backend, sql)).field(0).type == arrow, sql
+        assert [p.type_ for p in backend.query_parameters(plan_for(backend, sql), [None])] == [kind], sql
         table = run(backend, sql, [[None]])
         assert table.to_pylist() in ([{"n": 0}], [{"x": None}]), sql
     # Typed values keep their own type; only the NULL borrows its neighbour's.
     mixed = "SELECT count(*) AS n FROM tpch.orders WHERE o_orderkey < ? AND o_orderdate >= ?"
-    assert [p.type_ for p in backend.query_parameters(mixed, [100, None])] == ["INT64", "DATE"]
+    assert [p.type_ for p in backend.query_parameters(plan_for(backend, mixed), [100, None])] == ["INT64", "DATE"]
     assert run(backend, mixed, [[100, None]]).column(0).to_pylist() == [0]
 
 

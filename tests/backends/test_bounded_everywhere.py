@@ -25,6 +25,7 @@ from nexus_flight.backends.limits import planning
 from nexus_flight.backends.sqlite import SQLiteBackend
 from nexus_flight.core.errors import QueryCancelledError, QueryTimeoutError
 from nexus_flight.core.source import QueryLimits, SourceSpec
+from tests.support.results import plan_for, stream_of
 from tests.support.services import free_port, port_open, wait_until
 
 LIMIT = 2.0
@@ -146,18 +147,20 @@ def _workers(backend: SQLiteBackend) -> list[int]:
 
 def test_sqlite_statement_is_stopped_at_the_deadline_in_the_engine(sqlite_source):
     with SQLiteBackend(sqlite_source) as backend:
-        execution = backend.execute(RECURSIVE, None, QueryLimits(timeout_seconds=1.0))  # returns at once
-        elapsed, error = timed_failure(lambda: execution.reader.read_all())
-        execution.close()
+        # The server's time limit is the result stream's (the gateway's), which stops the engine.
+        stream = stream_of(backend.execute(plan_for(backend, RECURSIVE), None, QueryLimits()), timeout_seconds=1.0)
+        elapsed, error = timed_failure(lambda: list(stream))
+        stream.close()
         assert isinstance(error, QueryTimeoutError) and "query_timeout=1s" in error.message
         assert elapsed < 4
         assert backend.pool.in_use == 0
-        assert backend.get_schema("SELECT count(*) AS n FROM t").names == ["n"]  # a fresh worker serves on
+        # A fresh worker serves on.
+        assert backend.get_schema(plan_for(backend, "SELECT count(*) AS n FROM t")).names == ["n"]
 
 
 def test_sqlite_statement_is_cancelled_in_the_engine(sqlite_source):
     with SQLiteBackend(sqlite_source) as backend:
-        execution = backend.execute(RECURSIVE, None, QueryLimits(timeout_seconds=60))
+        execution = backend.execute(plan_for(backend, RECURSIVE), None, QueryLimits(timeout_seconds=60))
         threading.Timer(0.5, execution.cancel).start()
         elapsed, error = timed_failure(lambda: execution.reader.read_all())
         execution.close()
@@ -167,7 +170,7 @@ def test_sqlite_statement_is_cancelled_in_the_engine(sqlite_source):
 def test_sqlite_planning_of_an_endless_query_is_bounded_and_its_worker_killed(sqlite_source):
     with SQLiteBackend(sqlite_source) as backend:
         with planning(QueryLimits(timeout_seconds=1.0)):
-            elapsed, error = timed_failure(lambda: backend.get_schema(RECURSIVE))
+            elapsed, error = timed_failure(lambda: backend.get_schema(plan_for(backend, RECURSIVE)))
         assert isinstance(error, QueryTimeoutError) and elapsed < 4
         assert backend.pool.in_use == 0 and _workers(backend) == []  # killed, not returned to the pool
 

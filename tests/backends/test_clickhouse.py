@@ -31,7 +31,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.results import run
+from tests.support.results import plan_for, run
 from tests.support.services import free_port, wait_until
 
 #: An endless stream; the marker finds it in system.processes.
@@ -104,7 +104,8 @@ def test_readonly_2_lets_settings_pass_but_still_no_writes(clickhouse_server, cl
 
 
 def test_parameters_are_bound_by_clickhouse_as_typed_values(backend):
-    assert bind_placeholders("SELECT ? , '?' , ?", [1, "x"]) == (
+    plan = plan_for(backend, "SELECT ? , '?' , ?")
+    assert bind_placeholders(plan.sql, plan.placeholders, [1, "x"]) == (
         "SELECT {p1:Int64} , '?' , {p2:String}",
         {"p1": 1, "p2": "x"},
     )
@@ -136,7 +137,7 @@ def test_several_parameter_rows_run_once_each(backend):
 
 
 def test_cancel_stops_the_query_on_the_server(backend, clickhouse_server):
-    execution = backend.execute(ENDLESS, None, QueryLimits(batch_rows=1000))
+    execution = backend.execute(plan_for(backend, ENDLESS), None, QueryLimits(batch_rows=1000))
     assert execution.reader.read_next_batch().num_rows > 0
     assert running(clickhouse_server, "nexus-endless") == 1
     execution.cancel()
@@ -173,7 +174,7 @@ def test_bad_sql_and_unknown_names_are_invalid_queries(backend):
         run(backend, "SELECT * FROM tpch.nexus_nope")
     assert "FORMAT" not in unknown.value.message
     with pytest.raises(InvalidQueryError, match="Syntax error") as described:
-        backend.get_schema("SELECT 1 +")
+        backend.get_schema(plan_for(backend, "SELECT 1 +"))
     assert "FORMAT" not in described.value.message and "DESCRIBE" not in described.value.message
 
 
@@ -191,7 +192,8 @@ def test_a_statement_ending_in_a_comment_streams_arrow(backend, tail):
     assert expected.column("n_name").to_pylist() == ["ALGERIA", "ARGENTINA", "BRAZIL"]
     got = run(backend, NATIONS + tail, [[3]])
     assert got.schema == expected.schema and got.equals(expected)
-    assert backend.get_schema(NATIONS + tail, 1) == backend.get_schema(NATIONS, 1) == expected.schema
+    with_tail, without = plan_for(backend, NATIONS + tail), plan_for(backend, NATIONS)
+    assert backend.get_schema(with_tail) == backend.get_schema(without) == expected.schema
 
 
 def test_a_format_clause_of_the_statement_is_refused_by_name(backend):
@@ -202,7 +204,7 @@ def test_a_format_clause_of_the_statement_is_refused_by_name(backend):
 
 
 def test_schema_without_running(backend, clickhouse_server):
-    schema = backend.get_schema(SLOW)
+    schema = backend.get_schema(plan_for(backend, SLOW))
     assert [(f.name, str(f.type)) for f in schema] == [("n", "uint64")]
     assert running(clickhouse_server, "nexus-slow") == 0
 

@@ -19,7 +19,7 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
-from tests.support.results import cancel_after_first_batch, run
+from tests.support.results import cancel_after_first_batch, plan_for, run
 
 KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite", "clickhouse", "bigquery")
 #: The pip extra that installs each family's driver (DuckDB is a core dependency).
@@ -162,7 +162,7 @@ def test_query_and_schema_agree(source):
     assert table.num_rows == 25
     assert [n.lower() for n in table.column_names] == ["n_nationkey", "n_name"]
     assert table.column(1).to_pylist()[:2] == ["ALGERIA", "ARGENTINA"]
-    schema = source.backend.get_schema(sql)
+    schema = source.backend.get_schema(plan_for(source.backend, sql))
     assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in table.schema]
 
 
@@ -171,7 +171,7 @@ def test_bound_parameters(source):
         pytest.skip("this source has no bound parameters")
     sql = f"SELECT n_name FROM {source.nation} WHERE n_nationkey = ?"
     assert run(source.backend, sql, [[3]]).column(0).to_pylist() == ["CANADA"]
-    assert len(source.backend.get_parameter_schema(sql, 1)) == 1
+    assert len(source.backend.get_parameter_schema(plan_for(source.backend, sql))) == 1
 
 
 def test_writes_refused_by_the_backend_itself(source):
@@ -195,6 +195,7 @@ def test_unknown_table_is_not_found(source):
 
 
 def test_cancel_ends_the_stream(source):
-    execution = source.backend.execute(f"SELECT * FROM {source.nation}", None, QueryLimits(batch_rows=5))
+    plan = plan_for(source.backend, f"SELECT * FROM {source.nation}")
+    execution = source.backend.execute(plan, None, QueryLimits(batch_rows=5))
     cancel_after_first_batch(execution)
     assert run(source.backend, f"SELECT count(*) AS n FROM {source.nation}").column(0).to_pylist()[0] == 25

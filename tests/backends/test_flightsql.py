@@ -21,7 +21,7 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.flightsql_upstreams import running_roapi, running_sail
-from tests.support.results import cancel_after_first_batch, run
+from tests.support.results import cancel_after_first_batch, plan_for, run
 from tests.support.services import free_port
 
 TABLES = ("region", "nation", "customer", "orders", "lineitem")
@@ -65,7 +65,7 @@ def test_views_inside_lists_and_maps_arrive_as_plain_types(odd_types):
     assert table.schema.field("mv").type == pa.map_(pa.string(), pa.binary())
     assert table.column("lv").to_pylist() == [["x", None], None]
     assert table.column("mv").to_pylist() == [[("k", b"v")], None]
-    assert odd_types.get_schema("SELECT lv, mv FROM odd") == pa.schema(
+    assert odd_types.get_schema(plan_for(odd_types, "SELECT lv, mv FROM odd")) == pa.schema(
         [pa.field(f.name, f.type, f.nullable) for f in table.schema]
     )
 
@@ -102,7 +102,7 @@ def sail(tpch_dir):
 def test_an_upstream_without_get_schema_is_described_from_its_flight_info(sail):
     """Sail answers GetSchema (ADBC's execute_schema) as not implemented; its FlightInfo carries the schema."""
     with FlightSQLBackend(SourceSpec("sail", "flightsql", {"uri": sail})) as b:
-        schema = b.get_schema("SELECT n_nationkey, n_name FROM nation")
+        schema = b.get_schema(plan_for(b, "SELECT n_nationkey, n_name FROM nation"))
         assert schema.names == ["n_nationkey", "n_name"]
         assert schema.field("n_name").type == pa.utf8()
         table = run(b, "SELECT n_nationkey, n_name FROM nation WHERE n_name = 'CHINA'")
@@ -137,13 +137,13 @@ def test_types_are_plain_for_clients(backend):
     assert table.schema.field("l_comment").type == pa.utf8()  # string_view upstream
     assert table.schema.field("l_extendedprice").type == pa.decimal128(15, 2)
     assert table.schema.field("l_shipdate").type == pa.date32()
-    assert backend.get_schema("SELECT * FROM lineitem") == pa.schema(
+    assert backend.get_schema(plan_for(backend, "SELECT * FROM lineitem")) == pa.schema(
         [pa.field(f.name, f.type, f.nullable) for f in table.schema]
     )
 
 
 def test_results_stream_in_batches(backend):
-    execution = backend.execute("SELECT * FROM lineitem", None, QueryLimits())
+    execution = backend.execute(plan_for(backend, "SELECT * FROM lineitem"), None, QueryLimits())
     sizes = [b.num_rows for b in execution.reader]
     execution.close()
     assert sum(sizes) == 60175
@@ -151,7 +151,7 @@ def test_results_stream_in_batches(backend):
 
 
 def test_cancel_mid_stream(backend):
-    execution = backend.execute("SELECT * FROM lineitem", None, QueryLimits())
+    execution = backend.execute(plan_for(backend, "SELECT * FROM lineitem"), None, QueryLimits())
     cancel_after_first_batch(execution)
     assert run(backend, "SELECT count(*) AS n FROM region").column("n").to_pylist() == [5]
 
@@ -183,7 +183,7 @@ def test_roapi_catalog_browsing_fails_clearly(backend):
 
 
 def test_parameter_schema_falls_back_to_utf8(backend):
-    schema = backend.get_parameter_schema("SELECT * FROM nation WHERE n_nationkey = ?", 1)
+    schema = backend.get_parameter_schema(plan_for(backend, "SELECT * FROM nation WHERE n_nationkey = ?"))
     assert schema.field(0).type == pa.utf8()
 
 
@@ -213,7 +213,8 @@ def test_peer_gateway_catalog_browsing_and_parameters(peer):
         tables = {t.name for t in b.list_tables("demo.main")}
         assert {"lineitem", "nation"} <= tables
         assert b.table_schema("demo.main", "customer").field("c_acctbal").type == pa.decimal128(15, 2)
-        assert b.get_parameter_schema("SELECT n_name FROM nation WHERE n_nationkey = ?", 1).field(0).type == pa.int64()
+        plan = plan_for(b, "SELECT n_name FROM nation WHERE n_nationkey = ?")
+        assert b.get_parameter_schema(plan).field(0).type == pa.int64()
         table = run(b, "SELECT n_name FROM nation WHERE n_nationkey = ?", [[3], [1]])
         assert table.column("n_name").to_pylist() == ["CANADA", "ARGENTINA"]
 

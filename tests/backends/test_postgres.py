@@ -25,7 +25,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.results import cancel_after_first_batch, read_in_background, run
+from tests.support.results import cancel_after_first_batch, plan_for, read_in_background, run
 from tests.support.services import free_port, wait_until
 
 SCHEMA = "nexus_tpch"
@@ -96,7 +96,7 @@ def test_type_matrix(backend):
     assert row["jb"] == '{"k": [1, 2]}'
     assert row["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
     assert row["by"] == b"\xde\xad\xbe\xef"
-    assert backend.get_schema(sql) == table.schema
+    assert backend.get_schema(plan_for(backend, sql)) == table.schema
 
 
 def test_uuid_text_handles_nulls_and_slices(backend):
@@ -111,7 +111,8 @@ def test_uuid_text_handles_nulls_and_slices(backend):
 
 
 def test_bound_parameters_and_placeholder_renumbering(backend):
-    assert numbered_placeholders("SELECT '?', ?::int, a ?| b -- ?\n, ?") == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
+    plan = plan_for(backend, "SELECT '?', ?::int, a ?| b -- ?\n, ?")
+    assert numbered_placeholders(plan.sql, plan.placeholders) == "SELECT '?', $1::int, a ?| b -- ?\n, $2"
     table = run(backend, f"SELECT n_name FROM {SCHEMA}.nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
     assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
 
@@ -122,9 +123,8 @@ def test_several_parameter_rows_run_in_order(backend):
 
 
 def test_parameter_schema_is_concrete(backend):
-    schema = backend.get_parameter_schema(
-        f"SELECT * FROM {SCHEMA}.orders WHERE o_orderkey = ? AND o_orderdate > ? AND o_comment LIKE ?", 3
-    )
+    sql = f"SELECT * FROM {SCHEMA}.orders WHERE o_orderkey = ? AND o_orderdate > ? AND o_comment LIKE ?"
+    schema = backend.get_parameter_schema(plan_for(backend, sql))
     assert [f.type for f in schema] == [pa.int64(), pa.date32(), pa.utf8()]
 
 
@@ -185,7 +185,7 @@ def _active(server, backend_pid_marker: str) -> int:
 
 def test_cancel_stops_the_server_side_query(backend, postgres_server):
     marker = f"nexus_cancel_{RUN}"
-    execution = backend.execute(f"SELECT pg_sleep(30), '{marker}' AS m", None, QueryLimits())
+    execution = backend.execute(plan_for(backend, f"SELECT pg_sleep(30), '{marker}' AS m"), None, QueryLimits())
     thread, errors = read_in_background(execution)
     assert wait_until(lambda: _active(postgres_server, marker) == 1)
     execution.cancel()
@@ -198,7 +198,8 @@ def test_cancel_stops_the_server_side_query(backend, postgres_server):
 
 def test_cancel_mid_stream(backend, postgres_server):
     execution = backend.execute(
-        f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m FROM generate_series(1, 5000000) g",
+        plan_for(backend, f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m "
+                          "FROM generate_series(1, 5000000) g"),
         None,
         QueryLimits(),
     )
@@ -224,7 +225,7 @@ def test_statement_timeout_option_is_enforced_by_postgres(postgres_server):
 
 def test_results_stream_in_bounded_batches(backend):
     execution = backend.execute(
-        "SELECT g, repeat('y', 200) AS pad FROM generate_series(1, 300000) g",
+        plan_for(backend, "SELECT g, repeat('y', 200) AS pad FROM generate_series(1, 300000) g"),
         None,
         QueryLimits(batch_rows=50_000),
     )
@@ -248,9 +249,9 @@ def test_pool_reuses_and_bounds_connections(backend):
 
 def test_pool_timeout_when_exhausted(postgres_server):
     with make(postgres_server, pool_size=1, pool_timeout_seconds=0.2) as b:
-        held = b.execute("SELECT g FROM generate_series(1, 10) g", None, QueryLimits())
+        held = b.execute(plan_for(b, "SELECT g FROM generate_series(1, 10) g"), None, QueryLimits())
         with pytest.raises(BackendUnavailableError, match="pool_size=1"):
-            b.execute("SELECT 1", None, QueryLimits())
+            b.execute(plan_for(b, "SELECT 1"), None, QueryLimits())
         held.close()
         assert run(b, "SELECT 1 AS x").column("x").to_pylist() == [1]
 
@@ -283,7 +284,7 @@ def test_invalid_sql_is_invalid_query_and_a_missing_table_not_found(backend):
     with pytest.raises(NotFoundError, match='relation "nope" does not exist'):
         run(backend, "SELECT * FROM nope")
     with pytest.raises(InvalidQueryError):
-        backend.get_schema("SELEC 1")
+        backend.get_schema(plan_for(backend, "SELEC 1"))
 
 
 def test_wrong_port_is_unavailable(postgres_server):
@@ -395,7 +396,7 @@ def test_computed_numeric_keeps_the_scale_postgresql_gives_it(backend):
     assert types[:4] == [pa.decimal128(38, 2), pa.decimal128(38, 4), pa.decimal128(38, 3), pa.decimal256(76, 38)]
     row = table.to_pylist()[0]
     assert row["a"] == Decimal(row["a_text"])  # every digit PostgreSQL computed, none rounded
-    assert backend.get_schema(sql) == table.schema
+    assert backend.get_schema(plan_for(backend, sql)) == table.schema
 
 
 @pytest.mark.parametrize(
@@ -468,6 +469,6 @@ def test_a_placeholder_postgresql_cannot_type_is_text(backend):
 
 
 def test_a_bound_value_gives_its_type_to_the_result(backend):
-    assert backend.get_schema("SELECT ? AS x", 1).field("x").type == pa.utf8()
-    assert backend.get_bound_schema("SELECT ? AS x", [[1.5]]).field("x").type == pa.float64()
+    assert backend.get_schema(plan_for(backend, "SELECT ? AS x")).field("x").type == pa.utf8()
+    assert backend.get_bound_schema(plan_for(backend, "SELECT ? AS x"), [[1.5]]).field("x").type == pa.float64()
     assert run(backend, "SELECT ? AS x", [[1.5]]).column("x").to_pylist() == [1.5]

@@ -7,6 +7,7 @@ import pytest
 from nexus_flight.backends.postgres import PostgresBackend
 from nexus_flight.core.errors import BackendUnavailableError
 from nexus_flight.core.source import QueryLimits, SourceSpec
+from tests.support.results import plan_for
 from tests.support.servers import PrivatePostgres, private_server
 
 
@@ -18,7 +19,7 @@ def private_pg():
 
 
 def one(backend) -> list:
-    execution = backend.execute("SELECT 1 AS x", None, QueryLimits())
+    execution = backend.execute(plan_for(backend, "SELECT 1 AS x"), None, QueryLimits())
     try:
         return execution.reader.read_all().column("x").to_pylist()
     finally:

@@ -22,7 +22,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
-from tests.support.results import run
+from tests.support.results import plan_for, run
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_type_matrix(backend):
 def test_bound_parameters(backend):
     table = run(backend, "SELECT n_name FROM nation WHERE n_nationkey = ? OR n_name = ?", [[1, "CHINA"]])
     assert sorted(table.column("n_name").to_pylist()) == ["ARGENTINA", "CHINA"]
-    schema = backend.get_parameter_schema("SELECT * FROM orders WHERE o_orderkey = ?", 1)
+    schema = backend.get_parameter_schema(plan_for(backend, "SELECT * FROM orders WHERE o_orderkey = ?"))
     assert schema.field(0).type == pa.int64()
 
 
@@ -118,7 +118,8 @@ def test_cancel_stops_between_batches(backend):
     # The SQLite driver cannot interrupt a statement; the stream stops at the next batch. (The rows are read once
     # for their types before they stream: 3M of them take a second or two to type and longer to stream.)
     execution = backend.execute(
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) SELECT x FROM c",
+        plan_for(backend, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) "
+                          "SELECT x FROM c"),
         None,
         QueryLimits(batch_rows=1024),
     )
@@ -175,7 +176,7 @@ def test_columns_that_change_storage_class_after_the_first_batch_stream_whole(la
         sql = "SELECT price, note, anything, gone FROM t ORDER BY id"
         table = run(late, sql, batch_rows=4)
         assert table.schema.types == [pa.float64(), pa.utf8(), pa.binary(), pa.utf8()]
-        assert late.get_schema(sql) == table.schema
+        assert late.get_schema(plan_for(late, sql)) == table.schema
         assert table.column("price").to_pylist() == [float(i) for i in range(10)] + [2.5, 3.0]
         assert table.column("note").to_pylist() == [None] * 10 + ["late", "x"]
         assert table.column("anything").to_pylist() == [str(i).encode() for i in range(10)] + [b"text", b"\x00"]
@@ -184,8 +185,8 @@ def test_columns_that_change_storage_class_after_the_first_batch_stream_whole(la
 
 def test_counts_stay_integers_and_sums_reals_with_bound_parameters(backend):
     sql = "SELECT count(*) AS n, sum(l_extendedprice) AS total FROM lineitem WHERE l_orderkey > ?"
-    assert backend.get_schema(sql, 1).field("n").type == pa.int64()  # planned with the placeholder NULL
-    bound = backend.get_bound_schema(sql, [[100]])
+    assert backend.get_schema(plan_for(backend, sql)).field("n").type == pa.int64()  # planned with the placeholder NULL
+    bound = backend.get_bound_schema(plan_for(backend, sql), [[100]])
     assert bound.types == [pa.int64(), pa.float64()]
     table = run(backend, sql, [[100]])
     assert table.schema == bound and table.column("n")[0].as_py() > 0
@@ -207,7 +208,8 @@ def test_parameters_bind_as_python_sqlite3_users_pass_them(backend, value, bound
 
 def test_cancel_reaches_the_pass_that_reads_the_types(backend):
     execution = backend.execute(
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) SELECT x FROM c",
+        plan_for(backend, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3000000) "
+                          "SELECT x FROM c"),
         None,
         QueryLimits(),
     )

@@ -175,12 +175,13 @@ def test_system_catalog_refuses_writes_in_duckdb_itself(sqlite_store, duck_file)
     """With the validator out of the way, DuckDB's read-only database refuses, and no query leaves a trace."""
     from nexus_flight.catalog.system_backend import SystemBackend
     from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
+    from nexus_flight.core.plan import plan_sql
     from nexus_flight.core.source import QueryLimits
 
     sqlite_store.add_source("sales", "duckdb", {"path": str(duck_file)})
 
     def run(backend, sql):
-        execution = backend.execute(sql, None, QueryLimits(timeout_seconds=30))
+        execution = backend.execute(plan_sql(sql, "duckdb", "system"), None, QueryLimits(timeout_seconds=30))
         try:
             return execution.reader.read_all().to_pylist()
         finally:

@@ -53,10 +53,10 @@ class SQLiteFileBackend(Backend):
             cols = conn.execute(f"PRAGMA table_info('{table}')").fetchall()
         return pa.schema([pa.field(c[1], _TYPES.get(c[2].upper(), pa.utf8()), nullable=not c[3]) for c in cols])
 
-    def get_schema(self, sql, parameter_count=0):
+    def get_schema(self, plan):
         raise NotImplementedError
 
-    def execute(self, sql, parameters, limits):
+    def execute(self, plan, parameters, limits):
         raise NotImplementedError
 
 

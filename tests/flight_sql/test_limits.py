@@ -1,4 +1,4 @@
-"""The memory limit: a query that needs more fails with an error naming the limit; the server keeps serving."""
+"""Limits: a query over the memory limit or a result cap fails with an error naming it; the server keeps serving."""
 
 from __future__ import annotations
 
@@ -35,6 +35,24 @@ def test_server_validation_limits_apply_to_every_source(make_gateway):
             cur.execute("SELECT 1 FROM nation JOIN region ON n_regionkey = r_regionkey JOIN customer ON true")
         cur.execute("SELECT count(*) FROM nation JOIN region ON n_regionkey = r_regionkey")
         assert cur.fetchone()[0] == 25
+
+
+def test_result_caps_stop_the_query_after_the_rows_they_allow(make_gateway):
+    """The batch that would cross max_result_rows is not sent: the client gets INVALID_ARGUMENT naming the cap."""
+    gw = make_gateway(max_result_rows=10_000, batch_rows=4_096)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(flightsql.ProgrammingError) as info:
+            cur.execute("SELECT * FROM lineitem")
+            cur.fetch_arrow_table()
+        message = str(info.value)
+        assert "max_result_rows=10000" in message and "INVALID_ARGUMENT" in message
+        cur.execute("SELECT * FROM lineitem LIMIT 10000")  # at the cap, not over it
+        assert cur.fetch_arrow_table().num_rows == 10_000
+    gw = make_gateway(max_result_bytes=1_000)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(flightsql.ProgrammingError, match="max_result_bytes=1000"):
+            cur.execute("SELECT * FROM nation")
+            cur.fetch_arrow_table()
 
 
 def test_validation_limits_from_the_configuration_file(tmp_path):

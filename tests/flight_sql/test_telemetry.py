@@ -36,6 +36,7 @@ def test_query_span_tree_and_metrics(adbc):
         assert spans[child].parent.span_id == query.context.span_id
     assert query.attributes["nexus.source"] == "demo" and query.attributes["nexus.status"] == "success"
     assert query.attributes["nexus.correlation_id"]
+    assert query.attributes["nexus.rows"] == 1  # set before the span ends, so it is kept
     data = METRICS.get_metrics_data()
     points = [
         p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == "nexus.queries"

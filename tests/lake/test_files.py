@@ -31,7 +31,7 @@ from tests.lake.conftest import (
     write_hive,
     write_hive_s3,
 )
-from tests.support.results import run
+from tests.support.results import plan_for, run
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +152,10 @@ def test_ndjson_and_orc(local_backend, local_files):
 
 
 def test_parameters_and_schema_without_execution(local_backend):
-    schema = local_backend.get_schema("SELECT id, region FROM sales WHERE id = ?", 1)
+    schema = local_backend.get_schema(plan_for(local_backend, "SELECT id, region FROM sales WHERE id = ?"))
     assert schema.names == ["id", "region"]
-    execution = local_backend.execute("SELECT id, region FROM sales WHERE id = ?", [[7]], LIMITS)
+    plan = plan_for(local_backend, "SELECT id, region FROM sales WHERE id = ?")
+    execution = local_backend.execute(plan, [[7]], LIMITS)
     assert execution.reader.read_all().to_pylist() == [{"id": 7, "region": "us"}]
     assert execution.read_versions == {"sales": None}
 
@@ -163,7 +164,8 @@ def test_cancel_ends_the_stream(local_backend):
     """Mid-stream, DuckDB's Arrow reader reports the interrupt as an Arrow error (as for the DuckDB backend)."""
     from nexus_flight.core.errors import QueryCancelledError
 
-    execution = local_backend.execute("SELECT * FROM sales, range(5000)", None, QueryLimits(batch_rows=5))
+    plan = plan_for(local_backend, "SELECT * FROM sales, range(5000)")
+    execution = local_backend.execute(plan, None, QueryLimits(batch_rows=5))
     assert execution.reader.read_next_batch().num_rows > 0
     execution.cancel()
     with pytest.raises((QueryCancelledError, OSError), match="(?i)interrupt"):
@@ -356,7 +358,7 @@ def test_nanosecond_times_are_selected_and_filtered_through_a_cast(tmp_path):
     pq.write_table(pa.table({"t": pa.array([1_000_005_000, None], pa.time64("ns"))}), path)
     with FilesBackend(source("files", tables=[{"name": "t", "location": str(path)}])) as backend:
         assert rows(backend, "SELECT t FROM t ORDER BY t") == [{"t": dt.time(0, 0, 1, 5)}, {"t": None}]
-        execution = backend.execute("SELECT count(*) AS n FROM t WHERE cast(t AS time) = ?",
+        execution = backend.execute(plan_for(backend, "SELECT count(*) AS n FROM t WHERE cast(t AS time) = ?"),
                                     [[dt.time(0, 0, 1, 5)]], LIMITS)
         assert execution.reader.read_all().to_pylist() == [{"n": 1}]
         execution.close()

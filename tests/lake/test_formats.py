@@ -28,10 +28,11 @@ from tests.lake.conftest import (  # noqa: E402
     wait_a_moment,
 )
 from tests.lake.hudi_tables import CowTable  # noqa: E402
+from tests.support.results import plan_for  # noqa: E402
 
 
 def read_versions(backend, sql: str) -> dict:
-    execution = backend.execute(sql, None, LIMITS)
+    execution = backend.execute(plan_for(backend, sql), None, LIMITS)
     execution.reader.read_all()
     execution.close()
     return execution.read_versions
@@ -111,8 +112,8 @@ def test_delta_queries_opened_together_each_read_and_report_their_own_version(de
     """Two executions prepared before either is read: each cursor holds its own binding and its own versions."""
     path, _ = delta_local
     with DeltaBackend(source("delta", tables=[{"name": "sales", "location": path}])) as backend:
-        old = backend.execute('SELECT count(*) AS n FROM "sales@v0"', None, LIMITS)
-        new = backend.execute("SELECT count(*) AS n FROM sales", None, LIMITS)
+        old = backend.execute(plan_for(backend, 'SELECT count(*) AS n FROM "sales@v0"'), None, LIMITS)
+        new = backend.execute(plan_for(backend, "SELECT count(*) AS n FROM sales"), None, LIMITS)
         assert new.reader.read_all().to_pylist() == [{"n": 600}]
         assert old.reader.read_all().to_pylist() == [{"n": 300}]
         assert (dict(old.read_versions), dict(new.read_versions)) == ({"sales": "0"}, {"sales": "1"})

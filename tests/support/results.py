@@ -1,4 +1,4 @@
-"""Reading a backend's answer in tests: run a query to the end and release its execution."""
+"""Reading a backend's answer in tests: plan SQL for it, run it to the end through the pipeline's result stream."""
 
 from __future__ import annotations
 
@@ -8,16 +8,33 @@ import pyarrow as pa
 import pytest
 
 from nexus_flight.core.errors import QueryCancelledError
+from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import QueryLimits
+from nexus_flight.server.query.results import ResultStream
+
+
+def plan_for(backend, sql: str) -> QueryPlan:
+    """A plan of ``sql`` for ``backend`` (no validator: tests drive the backend directly)."""
+    return plan_sql(sql, backend.dialect, backend.name)
+
+
+def stream_of(execution, **limits) -> ResultStream:
+    """The result stream the query service would put around ``execution`` (its time limit, caps, stops)."""
+    return ResultStream(execution, None, QueryLimits(**limits))
 
 
 def run(backend, sql, params=None, **limits) -> pa.Table:
-    """Execute ``sql`` on ``backend`` (``limits`` are QueryLimits fields), read the whole result, close."""
-    execution = backend.execute(sql, params, QueryLimits(**limits))
+    """Execute ``sql`` on ``backend`` (``limits`` are QueryLimits fields), read the whole result, close.
+
+    The result streams as the gateway streams it: the server's time limit and the classification of a stopped
+    query are the pipeline's (``server/query/results.py``), not the adapter's.
+    """
+    stream = stream_of(backend.execute(plan_for(backend, sql), params, QueryLimits(**limits)), **limits)
     try:
-        return execution.reader.read_all()
+        stream.start()
+        return pa.Table.from_batches(list(stream), stream.execution.reader.schema)
     finally:
-        execution.close()
+        stream.close()
 
 
 def read_in_background(execution) -> tuple[threading.Thread, list[Exception]]:
@@ -36,10 +53,16 @@ def read_in_background(execution) -> tuple[threading.Thread, list[Exception]]:
 
 
 def cancel_after_first_batch(execution) -> None:
-    """Read one non-empty batch, cancel, check that the rest of the stream raises QueryCancelledError, close."""
-    assert execution.reader.read_next_batch().num_rows > 0
-    execution.cancel()
+    """Read one non-empty batch, cancel, check that the rest of the stream raises QueryCancelledError, close.
+
+    The execution streams as the gateway streams it: batches the engine computed before it saw the cancel are
+    not sent.
+    """
+    stream = stream_of(execution)
+    batches = iter(stream)
+    assert next(batches).num_rows > 0
+    stream.stop()
     with pytest.raises(QueryCancelledError):
-        for _ in execution.reader:
+        for _ in batches:
             pass
-    execution.close()
+    stream.close()

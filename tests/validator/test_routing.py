@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
 from nexus_flight.core.errors import (
@@ -12,7 +14,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
 )
 from nexus_flight.core.source import SourceProfile, ValidationLimits
-from nexus_flight.server.query.sql.routing import RoutedQuery, route
+from nexus_flight.server.query.sql.routing import route
 
 SOURCES = {
     "demo": SourceProfile("duckdb"),
@@ -22,10 +24,19 @@ SOURCES = {
 }
 
 
+class RoutedQuery(NamedTuple):
+    """What routing decided, as the tests compare it: the source, the SQL it receives, the parameter count."""
+
+    source: str
+    sql: str
+    parameter_count: int
+
+
 def routed(sql: str, **kwargs) -> RoutedQuery:
     kwargs.setdefault("session_catalog", None)
     kwargs.setdefault("default_source", "demo")
-    return route(sql, sources=SOURCES, **kwargs)
+    plan = route(sql, sources=SOURCES, **kwargs)
+    return RoutedQuery(plan.source, plan.sql, plan.parameter_count)
 
 
 # -- choosing the source --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
 )
 from nexus_flight.core.source import ValidationLimits
+from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.readonly import analyze, validate
 from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
@@ -272,7 +273,7 @@ def test_cache_is_keyed_by_dialect_and_limits():
 
 
 def test_cache_is_bounded_by_entries_and_text_size():
-    lru = readonly._LRU(entries=3, chars=1000)
+    lru = LRU(entries=3, chars=1000)
     for i in range(5):
         lru.get_or_compute(i, 10, lambda i=i: i)
     assert list(lru._data) == [2, 3, 4]

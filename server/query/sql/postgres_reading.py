@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pglast import parser as pg_parser
 
-from nexus_flight.backends.sql_text import rewrite_placeholders
+from nexus_flight.core.plan import replace_placeholders
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_FUNCTIONS,
@@ -70,19 +71,20 @@ _STATEMENT_RULES = {
 }
 
 
-def check_postgres_reading(text: str, extras: Iterable[str] = ()) -> None:
+def check_postgres_reading(text: str, extras: Iterable[str] = (), placeholders: Sequence[int] = ()) -> None:
     """Refuse ``text`` unless PostgreSQL reads it as one query calling only allowed functions.
 
     Args:
         text: The statement exactly as it will be sent.
         extras: The source's declared ``allowed_functions`` (``name`` or ``schema.name``, lower case).
+        placeholders: Where the gateway's ``?`` placeholders stand in ``text`` (from its tokens).
 
     Raises:
         Refusal: the first rule PostgreSQL's reading breaks.
 
     """
-    if "?" in text:  # the backend numbers the gateway's ? placeholders before PostgreSQL sees them
-        text = rewrite_placeholders(text, "postgres", lambda n: f"${n}")
+    # The backend numbers the gateway's ? placeholders before PostgreSQL sees them.
+    text = replace_placeholders(text, placeholders, lambda n: f"${n}")
     try:
         tree = pg_parser.parse_sql_json(text)
     except pg_parser.ParseError as exc:
@@ -124,7 +126,7 @@ class _Reading:
         self.tree = tree
         self.extras = extras
         self.allowed = allowed_functions(_DIALECT)
-        self._decoded: dict | None = None
+        self._decoded: dict[str, Any] | None = None
 
     def judge(self) -> None:
         self.statement()
@@ -226,7 +228,7 @@ class _Reading:
         """Line and column of the first ``kind`` node (naming ``name``): libpg_query counts UTF-8 bytes."""
         if self._decoded is None:
             self._decoded = json.loads(self.tree)
-        stack: list = [self._decoded]
+        stack: list[Any] = [self._decoded]
         while stack:
             node = stack.pop()
             if isinstance(node, list):
@@ -238,7 +240,7 @@ class _Reading:
                 stack.extend(reversed(list(node.values())))
         return None
 
-    def _line_col(self, location) -> tuple[int, int] | None:
+    def _line_col(self, location: object) -> tuple[int, int] | None:
         if not isinstance(location, int) or location < 0:
             return None
         if self.text.isascii():

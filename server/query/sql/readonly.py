@@ -93,12 +93,10 @@ import enum
 import logging
 import posixpath
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -106,7 +104,9 @@ from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.plan import placeholder_offsets, statement_end
 from nexus_flight.core.source import DEFAULT_LIMITS, ValidationLimits
+from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
@@ -142,6 +142,9 @@ class Analysis:
         prefix: The text before ``query`` when the statement wraps it opaquely (``"EXPLAIN "``), else "".
         parameter_count: Number of ``?`` placeholders (or the highest ``$n``).
         catalogs: First parts of three-part table names, as written.
+        keyword: The statement's first word, lower case.
+        placeholders: Where each ``?`` placeholder starts in the text, in text order.
+        statement_end: The length of the text without its trailing semicolons.
 
     """
 
@@ -150,6 +153,9 @@ class Analysis:
     prefix: str
     parameter_count: int
     catalogs: tuple[str, ...]
+    keyword: str = ""
+    placeholders: tuple[int, ...] = ()
+    statement_end: int | None = None
 
 
 # -- public API ---------------------------------------------------------------------------------------------
@@ -239,56 +245,7 @@ def plain(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# -- the cache ----------------------------------------------------------------------------------------------
-
-
-class _LRU:
-    """A bounded, thread-safe LRU of analyses and refusals (refusals are rebuilt per hit: errors are mutable).
-
-    Bounded by entries and by the total length of the SQL texts held, so that many distinct long queries
-    cannot fill memory with their trees; a text longer than a tenth of the budget is not cached at all.
-    """
-
-    def __init__(self, entries: int, chars: int) -> None:
-        self._entries = entries
-        self._chars = chars
-        self._held = 0
-        self._data: OrderedDict[Any, tuple[Analysis | _Parsed | Refusal, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or_compute(self, key: Any, weight: int, compute) -> Any:
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
-                self._data.move_to_end(key)
-        if hit is not None:
-            value = hit[0]
-        else:
-            try:
-                value = compute()
-            except Refusal as refusal:
-                value = refusal
-            if weight * 10 <= self._chars:
-                self._store(key, value, weight)
-        if isinstance(value, Refusal):
-            raise value.to_error()
-        return value
-
-    def _store(self, key: Any, value: Any, weight: int) -> None:
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._held -= old[1]
-            self._data[key] = (value, weight)
-            self._held += weight
-            while len(self._data) > self._entries or self._held > self._chars:
-                _, (_, dropped) = self._data.popitem(last=False)
-                self._held -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._held = 0
+# -- the caches ---------------------------------------------------------------------------------------------
 
 
 class _NoCommandFallbackWarnings(logging.Filter):
@@ -305,8 +262,8 @@ class _NoCommandFallbackWarnings(logging.Filter):
 logging.getLogger("sqlglot").addFilter(_NoCommandFallbackWarnings())
 
 # Trees and tokens take about 110 bytes per character of SQL: each cache stays under about 60 MB.
-_CACHE = _LRU(4096, 512_000)
-_PARSE_CACHE = _LRU(4096, 512_000)
+_CACHE: LRU[Analysis] = LRU(4096, 512_000)
+_PARSE_CACHE: LRU[_Parsed] = LRU(4096, 512_000)
 
 # -- the checks ---------------------------------------------------------------------------------------------
 
@@ -386,6 +343,7 @@ class _Parsed:
     tokens: list[Token]
     tree: exp.Expression | None
     failure: Refusal | None
+    statement_end: int | None = None
 
 
 def _parse_stage(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
@@ -405,22 +363,23 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
     except SqlglotError as exc:
         raise Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     _check_nesting(tokens, text, limits)
+    end = statement_end(tokens, text)
     tokens = _one_statement(tokens, text)
     try:
         trees = [t for t in engine.parser().parse(tokens, text) if t is not None]
     except ParseError as exc:
-        return _Parsed(text, tokens, None, _parse_refusal(exc, text))
+        return _Parsed(text, tokens, None, _parse_refusal(exc, text), end)
     except SqlglotError as exc:
-        return _Parsed(text, tokens, None, Refusal("QV-001", f"SQL does not parse: {plain(exc)}"))
+        return _Parsed(text, tokens, None, Refusal("QV-001", f"SQL does not parse: {plain(exc)}"), end)
     except RecursionError:
-        return _Parsed(text, tokens, None, _too_deep())
+        return _Parsed(text, tokens, None, _too_deep(), end)
     except Exception as exc:  # noqa: BLE001 - a parser bug on odd input must refuse, never pass through
         failure = Refusal("QV-001", f"SQL cannot be analysed: {type(exc).__name__}")
-        return _Parsed(text, tokens, None, failure)
+        return _Parsed(text, tokens, None, failure, end)
     if len(trees) != 1:
         failure = Refusal("QV-001", f"only one statement is allowed, got {len(trees)}")
-        return _Parsed(text, tokens, None, failure)
-    return _Parsed(text, tokens, trees[0], None)
+        return _Parsed(text, tokens, None, failure, end)
+    return _Parsed(text, tokens, cast(exp.Expression, trees[0]), None, end)
 
 
 def _too_deep() -> Refusal:
@@ -444,16 +403,20 @@ def _analyze(
             _check_token_sequences(tokens, text)
         _check_leading_keyword(tokens, text, dialect)
     _, first, _ = _leading(tokens)
+    placeholders, end = placeholder_offsets(tokens, text), parsed.statement_end
     if first == "explain":
         analysis = _explain(tokens, text, dialect, limits, allowed_paths, check, rule_dialects, extras)
     elif parsed.failure is not None:
         raise parsed.failure
+    elif tree is None:  # a parse without a failure has its tree
+        raise Refusal("QV-001", "SQL cannot be analysed")
     elif not check:
-        return Analysis(tree, tree, "", *_parameters_and_catalogs(tree))
+        parameters, catalogs = _parameters_and_catalogs(tree, text)
+        return Analysis(tree, tree, "", parameters, catalogs, first, placeholders, end)
     else:
         _check_statement_shape(tree, tokens, text, dialect, first)
-        if isinstance(tree, exp.Command):
-            analysis = Analysis(tree, tree, "", 0, ())  # an allowed SHOW: nothing inside to walk
+        if isinstance(tree, exp.Command):  # an allowed SHOW: nothing inside to walk
+            analysis = Analysis(tree, tree, "", 0, (), first, placeholders, end)
         else:
             walker = _Walker(text, tokens, limits, allowed_paths, rule_dialects, extras)
             if engine is None:  # the engine's reading below finds every call by the name the engine reads
@@ -462,7 +425,7 @@ def _analyze(
                 parameters, catalogs = walker.walk(tree)
             except RecursionError:
                 raise _too_deep() from None
-            analysis = Analysis(tree, tree, "", parameters, catalogs)
+            analysis = Analysis(tree, tree, "", parameters, catalogs, first, placeholders, end)
     if check and engine is not None:
         _check_engine_reading(engine, text, analysis, allowed_paths, extras)
     return analysis
@@ -475,7 +438,7 @@ def _check_engine_reading(
     if engine == "postgres":
         from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
 
-        check_postgres_reading(text, extras)
+        check_postgres_reading(text, extras, analysis.placeholders)
     elif engine == "duckdb":
         from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
 
@@ -729,7 +692,9 @@ def _explain(
     if check and not isinstance(inner.tree, _QUERY_TYPES):
         raise refuse("QV-001", "EXPLAIN of a non-query", position, reason="EXPLAIN explains queries only")
     tree = exp.Command(this="EXPLAIN", expression=exp.Literal.string(text[base:]))
-    return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs)
+    end = None if inner.statement_end is None else start + inner.statement_end
+    return Analysis(tree, inner.tree, text[:start], inner.parameter_count, inner.catalogs, "explain",
+                    tuple(start + offset for offset in inner.placeholders), end)
 
 
 def _shifted(error: GatewayError, origin: tuple[int, int] | None) -> GatewayError:
@@ -766,13 +731,14 @@ def _kind_of(cls: type) -> _Kind:
     elif issubclass(cls, exp.Func):
         kind = _Kind.FUNCTION
     else:
-        kind = {
+        kinds: dict[type, _Kind] = {
             exp.Table: _Kind.TABLE,
             exp.Select: _Kind.SELECT,
             exp.Join: _Kind.JOIN,
             exp.Placeholder: _Kind.PLACEHOLDER,
             exp.Parameter: _Kind.PARAMETER,
-        }.get(cls, _Kind.PLAIN)
+        }
+        kind = kinds.get(cls, _Kind.PLAIN)
     _KINDS[cls] = kind
     return kind
 
@@ -836,11 +802,11 @@ class _Walker:
             if kind is _Kind.PLAIN:
                 pass
             elif kind is _Kind.FUNCTION:
-                self._check_function(node)
+                self._check_function(cast(exp.Func, node))
             elif kind is _Kind.TABLE:
-                self._check_table(node)
+                self._check_table(cast(exp.Table, node))
                 if node.args.get("catalog"):
-                    catalogs[node.catalog] = None
+                    catalogs[cast(exp.Table, node).catalog] = None
             elif kind is _Kind.SELECT:
                 query_depth += 1
                 if query_depth > limits.max_nesting:
@@ -849,7 +815,7 @@ class _Walker:
                         f"subqueries nest deeper than max_nesting={limits.max_nesting}: "
                         f"{RULES['QV-008'].reason}",
                     )
-                self._check_select(node)
+                self._check_select(cast(exp.Select, node))
             elif kind is _Kind.JOIN:
                 joins += 1
                 if joins > limits.max_joins:
@@ -861,7 +827,7 @@ class _Walker:
             elif kind is _Kind.PLACEHOLDER:
                 placeholders += 1
             elif kind is _Kind.PARAMETER:
-                numbered = max(numbered, _parameter_number(node))
+                numbered = max(numbered, _parameter_number(cast(exp.Parameter, node)))
             else:
                 self._check_special(node, cls)
             for child in node.iter_expressions():
@@ -872,7 +838,7 @@ class _Walker:
         """Nodes that are refused outright, or refused depending on their arguments."""
         if cls is exp.Column:
             if self.postgres and node.args.get("table"):
-                self._check_field_call(node)
+                self._check_field_call(cast(exp.Column, node))
         elif cls is exp.Operator:
             operator = str(node.args.get("operator") or "")
             qualifier = operator.rsplit(".", 1)[0].lower() if "." in operator else ""
@@ -1060,16 +1026,23 @@ def _function_names(node: exp.Func) -> tuple[str, ...]:
     return names
 
 
-def _parameters_and_catalogs(tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
+#: Characters without which a statement holds no placeholder (``?``, ``$1``, ``:name``, ``{p:T}``, ``@x``) and no
+#: three-part name (its dots, also inside one quoted identifier).
+_PARAMETER_OR_NAME_MARKS = ("?", "$", ":", "{", "@", ".")
+
+
+def _parameters_and_catalogs(tree: exp.Expression, text: str) -> tuple[int, tuple[str, ...]]:
     """Parameter count and catalogs of three-part table names, for trees the walker did not check."""
     placeholders = numbered = 0
     catalogs: dict[str, None] = {}
+    if not any(mark in text for mark in _PARAMETER_OR_NAME_MARKS):
+        return 0, ()  # no placeholder and no dotted name: nothing to count (a whole walk saved)
     for node in tree.find_all(exp.Placeholder, exp.Parameter, exp.Table):
         if isinstance(node, exp.Placeholder):
             placeholders += 1
         elif isinstance(node, exp.Parameter):
             numbered = max(numbered, _parameter_number(node))
-        elif node.args.get("catalog"):
+        elif isinstance(node, exp.Table) and node.args.get("catalog"):
             catalogs[node.catalog] = None
     return placeholders + numbered, tuple(catalogs)
 

@@ -9,8 +9,10 @@ The source's catalog qualifier is rewritten away (the backend knows only its own
 the client's dialect is transpiled to the backend's. The SQL text is passed through unchanged
 when neither is needed: regenerating SQL can change it subtly.
 
-Validation (``server/query/sql/readonly.py``) runs on what the client wrote, with the target source's rules, and again
-on the rewritten SQL when it differs: the backend receives only SQL that passed. The text a source receives is
+The statement is parsed once; validation (``server/query/sql/readonly.py``) then runs once on what the client wrote,
+with the target source's rules, and once more on the rewritten SQL when it differs: the backend receives only
+SQL that passed. The result is a ``QueryPlan`` (``core/plan.py``) carrying the analysed tree: nothing after
+routing parses the statement again. The text a source receives is
 also read by that source's engine parser when the gateway has one (``SourceProfile.engine``), and judged on that
 reading.
 """
@@ -18,7 +20,6 @@ reading.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -30,17 +31,10 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryRejectedError,
 )
+from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
+from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
-
-
-@dataclass(frozen=True)
-class RoutedQuery:
-    """A validated query bound to one source."""
-
-    source: str
-    sql: str
-    parameter_count: int
 
 
 def route(
@@ -51,8 +45,13 @@ def route(
     default_source: str,
     client_dialect: str | None = None,
     validate_sql: bool = True,
-) -> RoutedQuery:
+) -> QueryPlan:
     """Validate ``sql`` and bind it to the source it names (else the session's catalog, else the default).
+
+    The statement is parsed once in the dialect it is written in, its source is chosen from the names it uses,
+    and the validator judges it once with that source's rules (and once more the SQL a rewrite produced). Plans
+    are cached by everything they depend on: the text, the session's catalog and dialect, and the sources'
+    profiles.
 
     Args:
         sql: One statement.
@@ -74,45 +73,36 @@ def route(
     home = session_catalog or default_source
     if home not in sources:
         raise _unknown_catalog(home, sources)
+    client = canonical_dialect(client_dialect) if client_dialect else None
+    key = (sql, home, client, validate_sql, tuple(sources.items()))
+    return _PLANS.get_or_compute(key, len(sql), lambda: _route(sql, sources, home, client, validate_sql))
+
+
+def clear_plans() -> None:
+    """Forget every cached plan (tests, configuration reloads)."""
+    _PLANS.clear()
+
+
+def _route(
+    sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
+) -> QueryPlan:
     home_target = sources[home]
-    client_dialect = canonical_dialect(client_dialect) if client_dialect else None
-    home_refusal: GatewayError | None = None
-    if validate_sql and not client_dialect:
-        # The common case in one cached pass: a query of the home source that names no catalog.
-        try:
-            checked = analyze(
-                sql,
-                home_target.dialect,
-                home_target.limits,
-                home_target.allowed_paths,
-                rule_dialects=home_target.rule_dialects(home_target.dialect),
-                engine=home_target.engine,
-                allowed_functions=home_target.allowed_functions,
-            )
-        except GatewayError as refusal:
-            checked, home_refusal = None, refusal  # unless it names another source: decided below
-        if checked is not None and not checked.catalogs:
-            return RoutedQuery(home, sql, checked.parameter_count)
-    read_dialect = client_dialect or home_target.dialect
+    if validate_sql and client is None and "." not in sql:
+        # Without a dot there is no qualified name, so no other source: the statement is the home source's, in
+        # its dialect, and one check both parses and judges it (what the path below would do, in fewer steps).
+        checked = _check(sql, home_target.dialect, home_target, engine=home_target.engine)
+        return _plan(home, sql, home_target.dialect, checked, True)
+    read_dialect = client or home_target.dialect
     try:
-        parsed = analyze(sql, read_dialect, home_target.limits, check=False)
+        parsed = analyze(sql, read_dialect, home_target.limits, check=False)  # the parse, shared with the check
     except GatewayError:
-        found = None if client_dialect else _parse_as_named_source(sql, sources, read_dialect)
+        found = None if client else _parse_as_named_source(sql, sources, read_dialect)
         if found is None:
-            if home_refusal is not None:
-                raise home_refusal from None  # the rules' verdict says more than the parse error
-            if validate_sql:
-                # The rules read the leading keyword even of SQL that does not parse: their verdict says more.
-                analyze(
-                    sql,
-                    read_dialect,
-                    home_target.limits,
-                    home_target.allowed_paths,
-                    rule_dialects=home_target.rule_dialects(read_dialect),
-                    allowed_functions=home_target.allowed_functions,
-                )
-                raise
-            return RoutedQuery(home, sql, sql.count("?"))  # the backend judges what sqlglot cannot read
+            if not validate_sql:
+                return plan_sql(sql, home_target.dialect, home)  # the backend judges what sqlglot cannot read
+            # The rules read the leading keyword even of SQL that does not parse: their verdict says more.
+            _check(sql, read_dialect, home_target, engine=None)
+            raise
         read_dialect, parsed = found
     named = _named_sources(parsed, sources)
     own = sources[named[0] if len(named) == 1 else home].own_catalogs
@@ -128,35 +118,49 @@ def route(
         )
     source = named[0] if named else home
     target = sources[source]
-    if client_dialect is None and target.dialect != read_dialect:
+    if client is None and target.dialect != read_dialect:
         read_dialect = target.dialect
         parsed = analyze(sql, read_dialect, target.limits, check=False)
     transpile = canonical_dialect(read_dialect) != canonical_dialect(target.dialect)
     verbatim = not named and not transpile  # the source receives the client's text itself
     if validate_sql:
-        parsed = analyze(
-            sql,
-            read_dialect,
-            target.limits,
-            target.allowed_paths,
-            rule_dialects=target.rule_dialects(read_dialect),
-            engine=target.engine if verbatim else None,
-            allowed_functions=target.allowed_functions,
-        )
+        parsed = _check(sql, read_dialect, target, engine=target.engine if verbatim else None)
     if verbatim:
-        return RoutedQuery(source, sql, parsed.parameter_count)
+        return _plan(source, sql, target.dialect, parsed, validate_sql)
     out = _rewrite(parsed, source, read_dialect, target.dialect)
     if validate_sql:
-        parsed = analyze(
-            out,
-            target.dialect,
-            target.limits,
-            target.allowed_paths,
-            rule_dialects=target.rule_dialects(target.dialect),
-            engine=target.engine,
-            allowed_functions=target.allowed_functions,
-        )
-    return RoutedQuery(source, out, parsed.parameter_count)
+        rewritten = _check(out, target.dialect, target, engine=target.engine)
+    else:
+        rewritten = analyze(out, target.dialect, target.limits, check=False)
+    return _plan(source, out, target.dialect, rewritten, validate_sql)
+
+
+def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | None) -> Analysis:
+    """The validator's verdict on ``sql`` read in ``read_dialect``, with the target source's rules."""
+    return analyze(
+        sql,
+        read_dialect,
+        target.limits,
+        target.allowed_paths,
+        rule_dialects=target.rule_dialects(read_dialect),
+        engine=engine,
+        allowed_functions=target.allowed_functions,
+    )
+
+
+def _plan(source: str, sql: str, dialect: str, analysis: Analysis, validated: bool) -> QueryPlan:
+    return QueryPlan(
+        source,
+        sql,
+        analysis.parameter_count,
+        dialect,
+        analysis.tree,
+        analysis.query,
+        keyword=analysis.keyword,
+        placeholders=analysis.placeholders,
+        statement_end=analysis.statement_end,
+        validated=validated,
+    )
 
 
 def _parse_as_named_source(
@@ -228,3 +232,5 @@ def _rewrite(parsed: Analysis, source: str, read_dialect: str, write_dialect: st
     return parsed.prefix + generated
 
 
+# A plan holds its tree (about 110 bytes per character of SQL, shared with the validator's cache).
+_PLANS: LRU[QueryPlan] = LRU(4096, 512_000)

@@ -1,0 +1,104 @@
+"""Who is asking, and what they may see: the one place access is decided, for queries and metadata alike.
+
+Authentication (``server/flight/auth.py``) turns a caller's credentials into a ``Principal``; the principal
+travels with the session, the prepared statements and tickets, and into history. An ``AccessPolicy`` answers
+the two questions every path asks:
+
+- which sources (catalogs) may this principal see? Asked by the query path before routing (a source it may
+  not see is as unknown as one that does not exist) and by the metadata commands (GetCatalogs, GetDbSchemas,
+  GetTables, keys, session options);
+- may it read these tables and columns? Asked by the query path with the plan's tables and columns
+  (``QueryPlan.tables``/``columns``: CTEs, subqueries, set operations and time-travel names resolved, see
+  ``core/references.py``), and by GetTables for each table it would list.
+
+``AllowAll`` (the default) answers yes to both without looking at the plan, so it costs nothing per query. A
+policy refuses a query with ``ForbiddenError`` (PERMISSION_DENIED), naming what may not be read; it never says
+whether a source it hides exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from nexus_flight.core.errors import ForbiddenError
+from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
+from nexus_flight.server.query.authorization import QueryAccess
+from nexus_flight.server.query.principal import Principal
+
+
+class AccessPolicy:
+    """What a principal may see and read; this base class allows everything (subclass and override).
+
+    Implementations must be thread-safe and fast: ``may_read`` runs for every query a policy does not wave
+    through in ``check_query``.
+    """
+
+    def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
+        """Return the sources of ``sources`` that ``principal`` may see, in the same order."""
+        return list(sources)
+
+    def may_read(
+        self, principal: Principal, source: str, tables: Sequence[TableRef], columns: Sequence[ColumnRef] = ()
+    ) -> bool:
+        """Tell whether ``principal`` may read these tables and columns of ``source``."""
+        return True
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Refuse a planned query that reads what ``principal`` may not.
+
+        Raises:
+            ForbiddenError: a table or column of the plan may not be read.
+
+        """
+        if not self.may_read(principal, plan.source, plan.tables, plan.columns):
+            names = ", ".join(t.name for t in plan.tables) or "its tables"
+            raise ForbiddenError(f"{principal.name} may not read {names} of {plan.source}", source=plan.source)
+
+
+class AllowAll(AccessPolicy):
+    """Every principal sees every source and reads everything (no authorization is configured)."""
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Allow without looking at the plan's tables (they are worked out only when asked for)."""
+        return None
+
+
+class GrantedAccess(AccessPolicy):
+    """The grants (``server/security``, through ``QueryAccess``) as this module's policy; none installed: allow all.
+
+    Args:
+        grants: Returns the installed grants, or None (authentication off); asked on every decision, so grants
+            installed after the service was built apply.
+        default_schema: The schema a source's unqualified table names resolve to.
+
+    """
+
+    def __init__(
+        self, grants: Callable[[], QueryAccess | None], default_schema: Callable[[str], str | None]
+    ) -> None:
+        self._grants = grants
+        self._default_schema = default_schema
+
+    def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
+        """The sources the grants let ``principal`` see, in the same order."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return list(sources)
+        visible = grants.visible_catalogs(principal, sources)
+        return [s for s in sources if s in visible]
+
+    def may_read(
+        self, principal: Principal, source: str, tables: Sequence[TableRef], columns: Sequence[ColumnRef] = ()
+    ) -> bool:
+        """Whether every table shows in ``principal``'s metadata (column grants are judged per query)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return True
+        return all(grants.visible(principal, source, t.db_schema, t.base_name) for t in tables)
+
+    def check_query(self, principal: Principal, plan: QueryPlan) -> None:
+        """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return
+        grants.check_query(principal, plan.source, plan.sql, plan.dialect, self._default_schema(plan.source))
