@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
-from nexus_flight.server.flight.status import full_tracebacks
+from nexus_flight.server.flight.status import client_safe_tracebacks, full_tracebacks
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -46,38 +46,40 @@ def _serve(args: argparse.Namespace) -> int:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(settings)])
 
     configure_telemetry()
-    try:
-        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
-                          authenticator=security.authenticator if security else None,
-                          access=security.access if security else None)
-    except BaseException:
+    # This process is the gateway's and serves from construction: status messages carry no frames from now on.
+    with client_safe_tracebacks():
+        try:
+            gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
+                              authenticator=security.authenticator if security else None,
+                              access=security.access if security else None)
+        except BaseException:
+            if security is not None:
+                security.close()
+            catalog.close()
+            raise
+        gateway.readiness.append(_catalog_check(catalog))
+        gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
+        if settings.process_memory_limit is not None:
+            cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
+        print(f"Nexus Flight listening on {gateway.location}", flush=True)
+        if gateway.operations is not None:
+            print(f"health and metrics on http://{settings.http_host or settings.host}:{gateway.operations.port}"
+                  "/healthz /readyz /metrics", flush=True)
+        # The server serves from its construction; this thread only waits for signals.
+        while (received := waiter.wait()) == "SIGHUP":
+            reload_or_explain(args.config, given_settings(args), gateway, catalog.store,
+                              say=lambda text: print(text, flush=True))
+        print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
+        drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
+        if not gateway.shutdown(wait_seconds=10):
+            print("calls still open after the drain (clients not reading): exiting without them", flush=True)
+            catalog.close()
+            return 0
         if security is not None:
             security.close()
         catalog.close()
-        raise
-    gateway.readiness.append(_catalog_check(catalog))
-    gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
-    if settings.process_memory_limit is not None:
-        cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
-    print(f"Nexus Flight listening on {gateway.location}", flush=True)
-    if gateway.operations is not None:
-        print(f"health and metrics on http://{settings.http_host or settings.host}:{gateway.operations.port}"
-              "/healthz /readyz /metrics", flush=True)
-    # The server serves from its construction; this thread only waits for signals.
-    while (received := waiter.wait()) == "SIGHUP":
-        reload_or_explain(args.config, given_settings(args), gateway, catalog.store,
-                          say=lambda text: print(text, flush=True))
-    print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
-    drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
-    if not gateway.shutdown(wait_seconds=10):
-        print("calls still open after the drain (clients not reading): exiting without them", flush=True)
-        catalog.close()
+        print("stopped", flush=True)
         return 0
-    if security is not None:
-        security.close()
-    catalog.close()
-    print("stopped", flush=True)
-    return 0
 
 
 def _require_vault_keys(store) -> None:
