@@ -121,6 +121,16 @@ class Execution(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release engine resources held by the query."""
 
+    def drop_stream(self) -> None:
+        """Forget the result stream once the call has ended (the service calls it after ``close``).
+
+        Executions keep their started stream in ``_reader``: a pyarrow reader over a generator of their own, whose
+        frame refers back to the execution. That cycle runs through C++, where Python's collector cannot see it,
+        so a stream its client abandoned would keep the execution, the engine's cursor and its buffered batches
+        alive for good.
+        """
+        self.__dict__.pop("_reader", None)
+
 
 class Backend(abc.ABC):
     """One configured data source of one engine family."""

@@ -27,6 +27,7 @@ class GatewayOptions(BaseModel):
     max_query_length: int | None = Field(None, ge=1)
     max_nesting: int | None = Field(None, ge=1)
     max_joins: int | None = Field(None, ge=0)
+    max_operator_depth: int | None = Field(None, ge=1)
     #: Functions queries may call besides the dialect's allow-list (``name`` or ``schema.name``, QV-011).
     allowed_functions: tuple[str, ...] = ()
     #: Paths and URL prefixes file readers may read besides the source's own data (its ``path`` and its tables'
@@ -35,7 +36,8 @@ class GatewayOptions(BaseModel):
 
 
 GATEWAY_OPTION_NAMES = frozenset(GatewayOptions.model_fields)
-_LIMITS = {"max_query_length": "max_length", "max_nesting": "max_nesting", "max_joins": "max_joins"}
+_LIMITS = {"max_query_length": "max_length", "max_nesting": "max_nesting", "max_joins": "max_joins",
+           "max_operator_depth": "max_operator_depth"}
 
 
 def backend_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,8 +43,21 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--secret", "-s", action="append", default=[], metavar="KEY=${env:NAME}|KEY=-")
     add.add_argument("--auth-type")
     add.add_argument("--token-expires-at", type=datetime.fromisoformat)
-    add.add_argument("--test", action="store_true", help="test the connection right away")
+    add.add_argument("--test", action="store_true", help="test the connection right away (exit 1 if it fails)")
     add.set_defaults(func=_sources_add)
+
+    update = sources.add_parser(
+        "update", parents=[common], help="change a source's options or secrets (a new password: -s password=-)"
+    )
+    update.add_argument("name")
+    update.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                        help="set one option, keeping the others")
+    update.add_argument("--secret", "-s", action="append", default=[], metavar="KEY=${env:NAME}|KEY=-",
+                        help="the source's secrets: given ones replace all stored ones (give each it needs)")
+    update.add_argument("--auth-type")
+    update.add_argument("--token-expires-at", type=datetime.fromisoformat)
+    update.add_argument("--test", action="store_true", help="test the connection right away (exit 1 if it fails)")
+    update.set_defaults(func=_sources_update)
 
     listing = sources.add_parser("list", parents=[common], help="list sources")
     listing.add_argument("--type")
@@ -90,6 +103,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     rotate.set_defaults(func=_vault_rotate)
     status = vault.add_parser("status", parents=[common], help="how many records each key id seals")
     status.set_defaults(func=_vault_status)
+    init = vault.add_parser("init", help="make a master key and keep it in the OS keyring (or print it)")
+    init.add_argument("--print", dest="print_key", action="store_true",
+                      help="print the key for an env file or a secret store instead of using the keyring")
+    init.set_defaults(func=_vault_init)
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -230,16 +247,33 @@ _LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failur
 # --------------------------------------------------------------------------------------------------
 
 
+def _options_and_secrets(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``-o KEY=VALUE`` options (read as TOML values) and ``-s KEY=${env:NAME}|-`` secrets of a command."""
+    options = {k: parse_value(v) for k, v in key_value_pairs(args.option, "option").items()}
+    secrets = {k: secret_value(k, v) for k, v in key_value_pairs(args.secret, "secret").items()}
+    return options, secrets
+
+
 def _sources_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
-        options = {k: parse_value(v) for k, v in key_value_pairs(args.option, "option").items()}
-        secrets = {k: secret_value(k, v) for k, v in key_value_pairs(args.secret, "secret").items()}
+        options, secrets = _options_and_secrets(args)
         info = store.add_source(args.name, args.type, options, secrets, args.auth_type, args.token_expires_at)
         if args.test:
             info = check_source(store, args.name)
         return info.redacted()
 
-    return run_action(args, action)
+    return run_action(args, action, _is_error if args.test else (lambda result: False))
+
+
+def _sources_update(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        options, secrets = _options_and_secrets(args)
+        store.update_source(args.name, options=options or None, secrets=secrets or None,
+                            auth_type=args.auth_type, token_expires_at=args.token_expires_at)
+        info = check_source(store, args.name) if args.test else store.get_source(args.name)
+        return info.redacted()
+
+    return run_action(args, action, _is_error if args.test else (lambda result: False))
 
 
 def _sources_list(args: argparse.Namespace) -> int:
@@ -377,6 +411,39 @@ def _vault_status(args: argparse.Namespace) -> int:
         }
 
     return run_action(args, action)
+
+
+def _vault_init(args: argparse.Namespace) -> int:
+    """Make the first master key; never replace one (records sealed with it would be lost)."""
+    from nexus_flight.catalog.vault import ENV_KEY, KEYRING_KEY, KEYRING_SERVICE, KeyRing, generate_key
+
+    try:
+        existing = KeyRing.from_environment().current
+    except GatewayError as exc:
+        print(f"error: {exc.client_message()}", file=sys.stderr)
+        return 2
+    if existing is not None:
+        print(f"error: a master key is already configured (key id {existing.key_id!r}); keep it: the catalog's "
+              "credentials are sealed with it. To change keys use `nexus-flight vault rotate` (README)",
+              file=sys.stderr)
+        return 2
+    key = generate_key()
+    if not args.print_key:
+        try:
+            import keyring
+
+            keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, key)
+            print(f"master key stored in the OS keyring (service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}); "
+                  "the gateway and these commands read it from there when run as this user. Back it up: without "
+                  "it the catalog's credentials cannot be opened.")
+            return 0
+        except Exception as exc:  # no keyring backend on servers and containers
+            print(f"no usable OS keyring ({type(exc).__name__}): keep the key below instead", file=sys.stderr)
+    print(f"{ENV_KEY}={key}")
+    print("# Keep this line in an env file readable only by the gateway's user (chmod 600) or in your secret "
+          "store, set it for every gateway and `nexus-flight` command sharing the catalog, and back it up: "
+          "without it the catalog's credentials cannot be opened.", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,10 @@ def next_delay(failures: int, schedule: Sequence[float] = BACKOFF_SECONDS) -> fl
     return schedule[min(max(failures, 1), len(schedule)) - 1]
 
 
+#: Vault failures of the process testing a source (no or the wrong master key), not of the source.
+VAULT_KEY_RULES = frozenset({"CV-001", "CV-002", "CV-004"})
+
+
 def check_source(
     store: CatalogStore,
     name: str,
@@ -56,7 +60,8 @@ def check_source(
 
     Raises:
         NotFoundError: no such source.
-        ConfigError: DS-011 when the source is disabled.
+        ConfigError: DS-011 when the source is disabled; CV-001/CV-004 when this process has not the master key
+            that opens the source's credentials (the source's status is then left as it was).
 
     """
     info = store.get_source(name)
@@ -66,6 +71,8 @@ def check_source(
     try:
         probe(store.source_spec(name))
     except GatewayError as exc:
+        if exc.details.get("rule") in VAULT_KEY_RULES:
+            raise  # this process lacks the master key: says nothing about the source, whose status stays
         return record_failure(store, name, exc.message, clock=clock, schedule=schedule, max_tries=max_tries)
     return store.set_status(name, "active", health_failures=0, last_checked_at=now, next_check_at=None)
 
@@ -83,7 +90,8 @@ def record_failure(
 
     Raises:
         NotFoundError: no such source.
-        ConfigError: DS-011 when the source is disabled.
+        ConfigError: DS-011 when the source is disabled; CV-001/CV-004 when this process has not the master key
+            that opens the source's credentials (the source's status is then left as it was).
 
     """
     info = store.get_source(name)

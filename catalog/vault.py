@@ -155,6 +155,14 @@ class KeyRing:
         try:
             return self._keys[key_id]
         except KeyError:
+            if self.current is None:
+                # Nothing is configured at all: that, not an old key, is the problem to name.
+                raise rule_error(
+                    "CV-001",
+                    f"no master key is configured, and the record was sealed with key {key_id!r}: set {ENV_KEY} "
+                    f"to that key (or store it in the OS keyring, service {KEYRING_SERVICE!r}, entry "
+                    f"{KEYRING_KEY!r}) where the gateway and the nexus-flight commands run",
+                ) from None
             raise rule_error(
                 "CV-004",
                 f"the record was sealed with key {key_id!r}, which is not configured; "

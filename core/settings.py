@@ -176,6 +176,8 @@ class ServerSettings(_Strict):
     max_query_length: int = Field(100_000, ge=1)
     max_nesting: int = Field(64, ge=1)
     max_joins: int = Field(64, ge=0)
+    #: Most operators nested in one expression (``1 + 1 + … + 1``); engines take seconds to bind long chains.
+    max_operator_depth: int = Field(256, ge=1)
 
     # -- handles
     #: Idle prepared statements and tickets are forgotten after this long.
@@ -197,9 +199,33 @@ class ServerSettings(_Strict):
     #: How long a cached schema answers metadata before the source is asked again.
     schema_cache_ttl_seconds: float = Field(300.0, ge=0)
 
+    # -- operations
+    #: Port of the HTTP endpoints ``/healthz``, ``/readyz`` and ``/metrics``; ``"none"`` (the default) serves none.
+    http_port: int | None = Field(None, ge=0, le=65535)
+    #: Address of the HTTP endpoints; the Flight ``host`` when unset.
+    http_host: str | None = None
+    #: On Ctrl-C or SIGTERM, how long running queries may finish (new ones are refused) before they are cancelled.
+    drain_seconds: float = Field(30.0, ge=0, le=86_400)
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, for log collectors).
+    log_format: Literal["text", "json"] = "text"
+    #: Level of every logger without its own entry in ``log_levels``.
+    log_level: str = "INFO"
+    #: Levels by logger (module) name, e.g. ``{"nexus_flight.query" = "WARNING", "nexus_flight.catalog" = "DEBUG"}``.
+    log_levels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return _log_level(value)
+
+    @field_validator("log_levels")
+    @classmethod
+    def _levels(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: _log_level(level) for name, level in value.items()}
+
     @field_validator(
         "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
-        mode="before",
+        "http_port", mode="before",
     )
     @classmethod
     def _none_spelled_out(cls, value: Any) -> Any:
@@ -222,8 +248,19 @@ class ServerSettings(_Strict):
     def validation_limits(self) -> ValidationLimits:
         """The validator's limits for every source that does not set its own."""
         return ValidationLimits(
-            max_length=self.max_query_length, max_nesting=self.max_nesting, max_joins=self.max_joins
+            max_length=self.max_query_length, max_nesting=self.max_nesting, max_joins=self.max_joins,
+            max_operator_depth=self.max_operator_depth,
         )
+
+
+_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _log_level(value: str) -> str:
+    level = str(value).strip().upper()
+    if level not in _LEVELS:
+        raise ValueError(f"must be one of {', '.join(_LEVELS)}")
+    return level
 
 
 def parse_value(text: str) -> Any:

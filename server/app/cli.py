@@ -4,71 +4,126 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings
-from nexus_flight.server.flight.status import full_tracebacks
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+from nexus_flight.server.flight.status import client_safe_tracebacks, full_tracebacks
 
 
 def _serve(args: argparse.Namespace) -> int:
     from nexus_flight.catalog.config_file import load_config
     from nexus_flight.catalog.runtime import start_catalog
     from nexus_flight.server.app.gateway import Gateway, demo_source
+    from nexus_flight.server.app.lifecycle import SignalWaiter, drain
+    from nexus_flight.server.app.logs import configure_logging
     from nexus_flight.server.app.memory_guard import cap_process_memory
+    from nexus_flight.server.app.reload import reload_or_explain
     from nexus_flight.server.app.telemetry import configure_telemetry
     from nexus_flight.server.query.directory import StaticSourceDirectory
 
     config = load_config(args.config, flags=given_settings(args))
     settings = config.server
+    configure_logging(settings.log_format, settings.log_level, settings.log_levels)
+    waiter = SignalWaiter()
+    waiter.install()  # from here a signal drains; before, the default handlers end the start-up at once
     catalog = start_catalog(config)
     security = None
-    if settings.auth.enabled:
-        from nexus_flight.server.app.security import start_security
+    try:
+        _require_vault_keys(catalog.store)
+        if settings.auth.enabled:
+            from nexus_flight.server.app.security import start_security
 
-        try:
             security = start_security(catalog.store, settings.auth)
-        except GatewayError:
-            catalog.close()
-            raise
+    except GatewayError:
+        catalog.close()
+        raise
     # The catalog's sources are served with the demo alongside; the catalog's history records every query.
     if settings.demo_scale is not None:
         catalog.directory.fallback = StaticSourceDirectory([demo_source(settings)])
 
     configure_telemetry()
-    try:
-        gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
-                          authenticator=security.authenticator if security else None,
-                          access=security.access if security else None)
-    except GatewayError:
+    # This process is the gateway's and serves from construction: status messages carry no frames from now on.
+    with client_safe_tracebacks():
+        try:
+            gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
+                              authenticator=security.authenticator if security else None,
+                              access=security.access if security else None)
+        except BaseException:
+            if security is not None:
+                security.close()
+            catalog.close()
+            raise
+        gateway.readiness.append(_catalog_check(catalog))
+        gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
+        if settings.process_memory_limit is not None:
+            cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
+        print(f"Nexus Flight listening on {gateway.location}", flush=True)
+        if gateway.operations is not None:
+            print(f"health and metrics on http://{settings.http_host or settings.host}:{gateway.operations.port}"
+                  "/healthz /readyz /metrics", flush=True)
+        # The server serves from its construction; this thread only waits for signals.
+        while (received := waiter.wait()) == "SIGHUP":
+            reload_or_explain(args.config, given_settings(args), gateway, catalog.store,
+                              say=lambda text: print(text, flush=True))
+        print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
+        drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
+        if not gateway.shutdown(wait_seconds=10):
+            print("calls still open after the drain (clients not reading): exiting without them", flush=True)
+            catalog.close()
+            return 0
         if security is not None:
             security.close()
         catalog.close()
-        raise
-    if settings.process_memory_limit is not None:
-        cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
-    # The port is bound once the server object exists; pyarrow's serve() then blocks until SIGINT or SIGTERM,
-    # which it handles itself (a Python handler would not run while it waits).
-    print(f"Nexus Flight listening on {gateway.location}", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the server like Ctrl-C does
-    try:
-        gateway.serve()
-    except KeyboardInterrupt:
-        pass
-    print("shutting down", flush=True)
-    gateway.shutdown()
-    if security is not None:
-        security.close()
-    catalog.close()
-    return 0
+        print("stopped", flush=True)
+        return 0
+
+
+def _require_vault_keys(store) -> None:
+    """Refuse to serve when the catalog holds credentials this process has no key to open.
+
+    Every query on those sources would otherwise fail, one by one, with a vault error.
+
+    Raises:
+        ConfigError: CV-001 (no master key at all) or CV-004 (keys of some records missing), naming the fix.
+
+    """
+    from nexus_flight.catalog.vault import ENV_KEY, ENV_OLD_KEYS
+
+    sealed = store.vault_key_ids()
+    missing = sorted(set(sealed) - set(store.vault.keys.key_ids))
+    if not missing:
+        return
+    count = sum(sealed[k] for k in missing)
+    what = f"{count} source credential{'s' if count != 1 else ''} in the catalog {'are' if count != 1 else 'is'}"
+    ids = ", ".join(repr(k) for k in missing)
+    if store.vault.keys.current is None:
+        raise ConfigError(
+            f"CV-001: {what} sealed with master key {ids} and no master key is configured: set {ENV_KEY} to "
+            "that key (or keep it in the OS keyring, `nexus-flight vault init` explains where) and start again",
+            rule="CV-001",
+        )
+    raise ConfigError(
+        f"CV-004: {what} sealed with key {ids}, which is not configured: add it to {ENV_OLD_KEYS} (then "
+        "`nexus-flight vault rotate` re-seals them under the current key)",
+        rule="CV-004",
+    )
+
+
+def _catalog_check(catalog):
+    """Readiness: the catalog answers a query."""
+
+    def check() -> str | None:
+        try:
+            catalog.store.list_sources()
+        except Exception as exc:
+            return f"the catalog does not answer ({type(exc).__name__})"
+        return None
+
+    return check
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -83,7 +138,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="nexus-flight", description="A read-only Arrow Flight SQL gateway")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS,
+                        help="level of the log (DEBUG, INFO, WARNING, ERROR; default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)",
                            argument_default=argparse.SUPPRESS)
@@ -107,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="PEM CA bundle: require client certificates (mTLS)")
     serve.add_argument("--allow-unauthenticated-remote", dest="allow_unauthenticated_remote", action="store_true",
                        help="serve a non-loopback address without authentication (trusted networks only)")
+    serve.add_argument("--http-port", dest="http_port", type=int,
+                       help="serve /healthz, /readyz and /metrics over HTTP on this port (off by default)")
+    serve.add_argument("--drain-seconds", dest="drain_seconds", type=float,
+                       help="on Ctrl-C or SIGTERM, how long running queries may finish (default 30)")
+    serve.add_argument("--log-format", dest="log_format", choices=["text", "json"],
+                       help="text (default) or json: one JSON object per line")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
     from nexus_flight.server.app.security_cli import add_security_subcommands
@@ -120,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # this process is the gateway's: its log keeps every frame
         full_tracebacks(handler)
     try:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Sequence
+
+import pyarrow as pa
 
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from nexus_flight.server.app.demo import demo_database
+from nexus_flight.server.app.http_endpoints import OperationsServer, ReadinessCheck
+from nexus_flight.server.app.logs import log_query
+from nexus_flight.server.app.metrics import GatewayMetrics
 from nexus_flight.server.app.telemetry import record_metrics
 from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
@@ -65,16 +72,74 @@ def _read(path, what: str) -> bytes:
         raise ConfigError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
 
 
+def _check_key_pair(cert_file, key_file) -> None:
+    """Refuse a certificate and key that do not load or do not belong together, naming the files.
+
+    gRPC reports either only as "Server did not start properly"; Python's ssl module says which problem it is.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            problem = f"the TLS key {key_file} is not the private key of the certificate {cert_file}"
+        else:
+            problem = f"the TLS certificate {cert_file} or key {key_file} is not a valid PEM file ({exc.reason})"
+        raise ConfigError(f"{problem}: give the matching pair with --tls-cert and --tls-key") from None
+
+
 def _tls_options(settings: ServerSettings) -> dict:
     """FlightServerBase arguments for TLS and mTLS (none without TLS)."""
     tls = settings.tls
     if tls is None:
         return {}
+    _read(tls.cert_file, "TLS certificate")
+    _read(tls.key_file, "TLS key")
+    _check_key_pair(tls.cert_file, tls.key_file)
     options: dict = {"tls_certificates": [(_read(tls.cert_file, "TLS certificate"), _read(tls.key_file, "TLS key"))]}
     if tls.client_ca_file is not None:
         options["verify_client"] = True
         options["root_certificates"] = _read(tls.client_ca_file, "client CA")
     return options
+
+
+def query_limits(settings: ServerSettings) -> QueryLimits:
+    """What every query runs under."""
+    return QueryLimits(
+        timeout_seconds=settings.query_timeout_seconds,
+        batch_rows=settings.batch_rows,
+        max_message_bytes=settings.max_message_bytes,
+        max_result_rows=settings.max_result_rows,
+        max_result_bytes=settings.max_result_bytes,
+    )
+
+
+def limits_of(settings: ServerSettings) -> HandleLimits:
+    """The handle stores' limits from the settings."""
+    return HandleLimits(
+        max_tickets=settings.max_tickets,
+        max_tickets_per_client=settings.max_tickets_per_client,
+        max_prepared_statements=settings.max_prepared_statements,
+        max_prepared_statements_per_client=settings.max_prepared_statements_per_client,
+    )
+
+
+def _bind_error(address: str, port: int) -> ConfigError:
+    """What to tell the operator when gRPC could not listen (it says only "Server did not start properly")."""
+    if port:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return ConfigError(
+                        f"port {port} on {address} is already in use (another gateway or program listens there): "
+                        "stop it, or choose another port with --port (0 picks a free one)"
+                    )
+                return ConfigError(f"cannot listen on {address}:{port}: {exc.strerror}; choose another --host or "
+                                   "--port")
+    return ConfigError(f"the Flight server could not listen on {address}:{port}; the log above has gRPC's reason")
 
 
 class Gateway:
@@ -115,33 +180,61 @@ class Gateway:
                 specs.insert(0, demo_source(settings))
             sources = StaticSourceDirectory(specs, settings.default_source)
         self.sources: SourceDirectory = sources
-        limits = QueryLimits(
-            timeout_seconds=settings.query_timeout_seconds,
-            batch_rows=settings.batch_rows,
-            max_message_bytes=settings.max_message_bytes,
-            max_result_rows=settings.max_result_rows,
-            max_result_bytes=settings.max_result_bytes,
-        )
-        observers = [record_metrics, *(observers or [])]
+        limits = query_limits(settings)
+        self.metrics = GatewayMetrics()
+        observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits)
         self.service.access = access
-        self.server = FlightSqlServer(
+        tls_options = _tls_options(settings)
+        try:
+            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator)
+        except pa.ArrowException:
+            raise _bind_error(address, settings.port) from None
+        self._thread: threading.Thread | None = None
+        self.metrics.bind(self)
+        #: What ``/readyz`` asks; an embedding application or the ``serve`` command adds its own (the catalog).
+        self.readiness: list[ReadinessCheck] = [self._not_draining]
+        self.operations: OperationsServer | None = None
+        if settings.http_port is not None:
+            self.operations = self._operations_server(settings, address)
+
+    def _operations_server(self, settings: ServerSettings, flight_address: str) -> OperationsServer:
+        host = settings.http_host or flight_address
+        try:
+            return OperationsServer(host, settings.http_port, self.metrics.text, self.readiness).start()
+        except OSError as exc:
+            self.server.shutdown()
+            reason = "it is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise ConfigError(
+                f"cannot serve the HTTP endpoints on {host}:{settings.http_port}: {reason}; choose another port "
+                "with --http-port (0 picks a free one)"
+            ) from None
+
+    def apply_settings(self, settings: ServerSettings) -> None:
+        """Use new query and validator limits for queries that start from now on (a configuration reload)."""
+        self.settings = settings
+        self.service.limits = query_limits(settings)
+        self.service.validation_limits = settings.validation_limits
+        self.server.statement_timeout = int(settings.query_timeout_seconds)
+
+    def _not_draining(self) -> str | None:
+        if self.server.draining:
+            return f"draining ({self.server.draining})"
+        return None
+
+    def _bind(self, settings: ServerSettings, handle_limits: HandleLimits, tls_options: dict,
+              authenticator: Authenticator | None) -> FlightSqlServer:
+        return FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
             handle_ttl_seconds=settings.handle_ttl_seconds,
             statement_timeout_seconds=int(settings.query_timeout_seconds),
-            handle_limits=HandleLimits(
-                max_tickets=settings.max_tickets,
-                max_tickets_per_client=settings.max_tickets_per_client,
-                max_prepared_statements=settings.max_prepared_statements,
-                max_prepared_statements_per_client=settings.max_prepared_statements_per_client,
-            ),
+            handle_limits=handle_limits,
             authenticator=authenticator,
             address_header=settings.auth.client_address_header,
-            **_tls_options(settings),
+            **tls_options,
         )
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -169,9 +262,25 @@ class Gateway:
         self._thread.start()
         return self
 
-    def shutdown(self) -> None:
-        """Stop accepting calls, finish, and close every source."""
-        self.server.shutdown()
+    def shutdown(self, wait_seconds: float | None = None) -> bool:
+        """Stop accepting calls, finish, and close every source.
+
+        Args:
+            wait_seconds: How long to wait for calls still open (a client that stopped reading holds its stream
+                open); None waits for them all.
+
+        Returns:
+            False when calls were still open after ``wait_seconds`` (sources are then left open).
+
+        """
+        if self.operations is not None:
+            self.operations.close()
+        stopper = threading.Thread(target=self.server.shutdown, name="nexus-flight-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(wait_seconds)
+        if stopper.is_alive():
+            return False
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sources.close()
+        return True

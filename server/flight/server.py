@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from nexus_flight.core.errors import (
+    BackendUnavailableError,
     GatewayError,
     InvalidQueryError,
     ReadOnlyViolationError,
@@ -112,7 +113,20 @@ class FlightSqlServer(flight.FlightServerBase):
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
-        self._statement_timeout = int(statement_timeout_seconds)
+        self.statement_timeout = int(statement_timeout_seconds)
+        #: Why new queries are refused (the server is draining before it stops); None while serving.
+        self.draining: str | None = None
+
+    def begin_drain(self, reason: str) -> None:
+        """Refuse new queries from now on (UNAVAILABLE naming ``reason``); running streams go on."""
+        self.draining = reason
+
+    def _admit(self) -> None:
+        if self.draining is not None:
+            raise BackendUnavailableError(
+                f"the gateway is shutting down ({self.draining}) and accepts no new queries: retry, another "
+                "replica or the restarted gateway will answer"
+            )
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -154,6 +168,7 @@ class FlightSqlServer(flight.FlightServerBase):
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
     def _new_ticket(self, context, session: Session, plan, schema, parameters=None, plan_timings=None) -> Ticket:
+        self._admit()
         handle = HandleStore.new_handle()
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
@@ -169,6 +184,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _plan(self, context, session: Session, sql: str) -> PreparedQuery:
         """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
+        self._admit()
         prepared = self.service.plan(self._request(context, session, sql))
         schema = result_schema(prepared.dataset_schema, prepared.plan.source)
         return dataclasses.replace(prepared, dataset_schema=schema)
@@ -229,7 +245,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
-        with translate():
+        with translate(schema_call=True):
             self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandStatementQuery):
@@ -265,7 +281,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _metadata_table(self, context, cmd) -> pa.Table:
         if isinstance(cmd, pb.CommandGetSqlInfo):
-            return sql_info_table(cmd.info, self._statement_timeout)
+            return sql_info_table(cmd.info, self.statement_timeout)
         principal = self._session(context).principal
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             catalog = self._session(context).catalog or self.service.default_catalog(principal)
@@ -386,9 +402,12 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
         # Tickets live until unused for the handle TTL; touching the ticket renews it.
-        endpoint = flight.FlightEndpoint.deserialize(body) if body else None
+        try:
+            endpoint = flight.FlightEndpoint.deserialize(body) if body else None
+        except pa.ArrowException:
+            endpoint = None
         if endpoint is None:
-            raise InvalidQueryError("RenewFlightEndpoint needs an endpoint")
+            raise InvalidQueryError("RenewFlightEndpoint needs a FlightEndpoint (its serialized message) as body")
         cmd = protocol.unpack_any(endpoint.ticket.ticket)
         if isinstance(cmd, pb.TicketStatementQuery):
             self.tickets.get(cmd.statement_handle)

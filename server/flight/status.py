@@ -34,6 +34,12 @@ pyarrow cannot send FAILED_PRECONDITION or RESOURCE_EXHAUSTED: limits are INVALI
 limits that free themselves (query rate, concurrent queries, sign-in throttling) are UNAVAILABLE, the code clients
 retry on, with the time to wait in the message.
 
+``GetSchema`` is narrower still: pyarrow's ``GetSchema`` callback (unlike every other one) does not turn a
+``flight.Flight*Error`` into its status, so each of them would reach the client as UNKNOWN with a Python exception
+name in the text. ``translate(schema_call=True)`` sends those as INVALID_ARGUMENT with the same message (a write
+command there is "read-only: … not accepted", what the Java and Go Flight SQL servers answer); the refusal is
+PERMISSION_DENIED from ``GetFlightInfo``, ``DoGet`` and ``DoPut``.
+
 A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
 its login to the gateway failed (clients then drop their token or ask the user for a password), which
 ``server/flight/auth.py`` alone reports.
@@ -146,14 +152,25 @@ def flight_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch
 
 
 @contextlib.contextmanager
-def translate(query_id: str | None = None) -> Iterator[None]:
-    """Turn whatever a handler raises into the mapped Flight error; unknown failures become a generic INTERNAL."""
+def translate(query_id: str | None = None, schema_call: bool = False) -> Iterator[None]:
+    """Turn whatever a handler raises into the mapped Flight error; unknown failures become a generic INTERNAL.
+
+    Args:
+        query_id: Named in the error's text.
+        schema_call: The handler is ``GetSchema``, which can send only Arrow-coded statuses (see above).
+
+    """
     try:
         yield
     except e.GatewayError as exc:
         if query_id:
             exc.with_context(query_id=query_id)
-        raise flight_error(exc) from None
+        mapped = flight_error(exc)
+        if schema_call and isinstance(mapped, flight.FlightError) and not isinstance(
+            mapped, flight.FlightInternalError
+        ):
+            raise InvalidArgument(str(mapped)) from None
+        raise mapped from None
     except flight.FlightError:
         raise
     except Exception as exc:
@@ -167,13 +184,15 @@ def translate(query_id: str | None = None) -> Iterator[None]:
 class _FullTracebackFormatter(logging.Formatter):
     """Formats exceptions with every frame, whatever ``sys.tracebacklimit`` says."""
 
+    full_tracebacks = True
+
     def formatException(self, ei) -> str:  # noqa: N802 - logging's API
         return "".join(traceback.format_exception(ei[0], ei[1], ei[2], limit=1000))
 
 
 def full_tracebacks(handler: logging.Handler) -> None:
     """Make ``handler`` log every frame of an exception while a gateway serves (for the process's own log)."""
-    if not isinstance(handler.formatter, _FullTracebackFormatter):
+    if not getattr(handler.formatter, "full_tracebacks", False):  # a JSON formatter keeps frames its own way
         fmt = handler.formatter._fmt if handler.formatter else None
         handler.setFormatter(_FullTracebackFormatter(fmt))
 

@@ -117,6 +117,8 @@ class ResultStream:
         self._deadline: Deadline | None = WATCHDOG.schedule(limits.timeout_seconds, self._timed_out)
         self._reader: pa.RecordBatchReader | None = None
         self._closed = False
+        #: The engine's last batch was handed over (a call that ends otherwise without an error lost its client).
+        self.complete = False
 
     @property
     def schema(self) -> pa.Schema:
@@ -192,6 +194,7 @@ class ResultStream:
                 stats.bytes += batch.nbytes
                 # Clients require the stream's schema to equal the announced one (nullability, types).
                 yield batch.cast(schema) if conform else batch
+            self.complete = True
         except LimitExceededError as exc:
             self.execution.cancel()
             self.error = exc.with_context(source=self.source)
@@ -214,6 +217,8 @@ class ResultStream:
         if deadline is not None:
             deadline.cancel()
         self.execution.close()
+        self._reader = None
+        self.execution.drop_stream()
 
 
 def _cap(what: str, limit: int, name: str) -> LimitExceededError:

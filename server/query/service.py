@@ -25,7 +25,7 @@ import pyarrow as pa
 from opentelemetry import trace
 
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import GatewayError, NotFoundError
+from nexus_flight.core.errors import GatewayError, NotFoundError, QueryCancelledError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
@@ -153,6 +153,7 @@ class RunningQuery:
         self._on_finish: Callable[[GatewayError | None], None] | None = None
         self._finished = False
         self._lock = threading.Lock()
+        self._batches: Iterator[pa.RecordBatch] | None = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -161,7 +162,8 @@ class RunningQuery:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         """The result's batches."""
-        return iter(self.stream)
+        self._batches = iter(self.stream)
+        return self._batches
 
     def cancel(self) -> None:
         """Stop the query in its engine (a cancel request, or a client that went away)."""
@@ -176,6 +178,7 @@ class RunningQuery:
             if self._finished:
                 return
             self._finished = True
+        _release(self._batches)
         if self._on_finish is not None:
             self._on_finish(error)
 
@@ -394,6 +397,9 @@ class QueryService:
             stream.close()
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
+            if ended is None and not stream.complete:
+                # gRPC ends the call without an error when the client's connection drops mid-stream.
+                ended = QueryCancelledError(f"the client went away after {stream.stats.rows} rows were sent")
             status = "success" if ended is None else _status_of(ended, planning=False)
             span.set_attribute("nexus.status", status)
             span.set_attribute("nexus.rows", stream.stats.rows)
@@ -432,6 +438,14 @@ class QueryService:
             entry.cancel()
         return bool(entries)
 
+    def cancel_all(self) -> int:
+        """Stop every running query (the end of a drain); return how many there were."""
+        with self._lock:
+            entries = [entry for running in self._running.values() for entry in running]
+        for entry in entries:
+            entry.cancel()
+        return len(entries)
+
     def running_count(self) -> int:
         """How many queries are streaming now."""
         with self._lock:
@@ -449,13 +463,28 @@ class QueryService:
         ))
 
     def _emit(self, event: QueryEvent) -> None:
-        log.info("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source,
-                 event.principal.name, event.status, event.timings_ms.get("total", 0.0))
+        log.debug("query %s source=%s user=%s status=%s total_ms=%.1f", event.query_id, event.source,
+                  event.principal.name, event.status, event.timings_ms.get("total", 0.0))
         for observer in self.observers:
             try:
                 observer(event)
             except Exception:  # an observer must never fail the query it reports on
                 log.exception("query observer failed")
+
+
+def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
+    """Close a stream's generator so its frame lets go of the engine's reader and the batch it was holding.
+
+    A stream whose client went away is never exhausted; the suspended generator keeps the reader alive through a
+    cycle via the C++ stream that Python's collector cannot see.
+    """
+    close = getattr(batches, "close", None)  # a generator's; None before the stream was iterated
+    if close is None:
+        return
+    try:
+        close()
+    except ValueError:  # still running on another thread
+        pass
 
 
 def _nothing() -> None:

@@ -777,10 +777,10 @@ class _Walker:
         limits = self.limits
         joins = placeholders = numbered = 0
         catalogs: dict[str, None] = {}
-        stack: list[tuple[exp.Expression, int, int]] = [(tree, 0, 0)]
+        stack: list[tuple[exp.Expression, int, int, int]] = [(tree, 0, 0, 0)]
         pop, push = stack.pop, stack.append
         while stack:
-            node, depth, query_depth = pop()
+            node, depth, query_depth, operator_depth = pop()
             if depth > limits.max_expression_depth:
                 raise Refusal(
                     "QV-008",
@@ -788,6 +788,14 @@ class _Walker:
                     f"{RULES['QV-008'].reason}",
                 )
             cls = type(node)
+            if isinstance(node, exp.Binary) and not isinstance(node, exp.Connector):
+                operator_depth += 1
+                if operator_depth > limits.max_operator_depth:
+                    raise Refusal(
+                        "QV-008",
+                        f"more than max_operator_depth={limits.max_operator_depth} operators nested in one "
+                        f"expression (write long sums as sum() over rows): {RULES['QV-008'].reason}",
+                    )
             kind = _KINDS.get(cls)
             if kind is None:
                 kind = _kind_of(cls)
@@ -823,7 +831,7 @@ class _Walker:
             else:
                 self._check_special(node, cls)
             for child in node.iter_expressions():
-                push((child, depth + 1, query_depth))
+                push((child, depth + 1, query_depth, operator_depth))
         return placeholders + numbered, tuple(catalogs)
 
     def _check_special(self, node: exp.Expression, cls: type) -> None:

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one gateway, in a registry of its own (several gateways may share a process in tests).
+
+Counters and histograms are fed by ``observe`` (a ``QueryObserver``) as each query ends; gauges are read when
+``/metrics`` is scraped, from the live objects (running queries, open handles, sources by health status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from nexus_flight.server.query.service import QueryEvent
+
+#: Query durations from a millisecond metadata answer to a 10-minute scan.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class _SourceHealth:
+    """Collects ``nexus_sources{status}`` from a callable that lists the sources' statuses when scraped."""
+
+    def __init__(self, statuses: Callable[[], Iterable[str]]) -> None:
+        self._statuses = statuses
+
+    def collect(self):
+        family = GaugeMetricFamily("nexus_sources", "Configured sources by health status", labels=["status"])
+        counts: dict[str, int] = {}
+        for status in self._statuses():
+            counts[status] = counts.get(status, 0) + 1
+        for status, count in sorted(counts.items()):
+            family.add_metric([status], count)
+        yield family
+
+
+class GatewayMetrics:
+    """The gateway's metrics and the text ``/metrics`` answers with."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.queries = Counter("nexus_queries", "Queries by source, status and user",
+                               ["source", "status", "user"], registry=r)
+        self.duration = Histogram("nexus_query_duration_seconds", "Query time, first call to last batch, by source",
+                                  ["source"], buckets=_BUCKETS, registry=r)
+        self.rows = Counter("nexus_rows_streamed", "Rows streamed to clients, by source", ["source"], registry=r)
+        self.bytes = Counter("nexus_bytes_streamed", "Arrow bytes streamed to clients, by source", ["source"],
+                             registry=r)
+        self.active = Gauge("nexus_active_queries", "Queries streaming now", registry=r)
+        self.tickets = Gauge("nexus_open_tickets", "Tickets waiting to be fetched", registry=r)
+        self.prepared = Gauge("nexus_open_prepared_statements", "Prepared statements open", registry=r)
+        self.draining = Gauge("nexus_draining", "1 while the gateway drains before it stops", registry=r)
+
+    def observe(self, event: QueryEvent) -> None:
+        """Count a finished query (a ``QueryObserver``)."""
+        source = event.source or ""
+        self.queries.labels(source, event.status, event.user or "").inc()
+        self.duration.labels(source).observe(event.timings_ms.get("total", 0.0) / 1000.0)
+        if event.rows:
+            self.rows.labels(source).inc(event.rows)
+        if event.bytes:
+            self.bytes.labels(source).inc(event.bytes)
+
+    def bind(self, gateway) -> None:
+        """Read the gauges from a gateway's live state at each scrape."""
+        self.active.set_function(gateway.service.running_count)
+        self.tickets.set_function(lambda: len(gateway.server.tickets))
+        self.prepared.set_function(lambda: len(gateway.server.prepared))
+        self.draining.set_function(lambda: 1.0 if gateway.server.draining else 0.0)
+
+    def add_source_health(self, statuses: Callable[[], Iterable[str]]) -> None:
+        """Publish the sources' health statuses (``nexus_sources{status="active"}`` …) at each scrape."""
+        self.registry.register(_SourceHealth(statuses))
+
+    def text(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

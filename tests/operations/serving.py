@@ -1,0 +1,80 @@
+"""``nexus-flight serve`` as an operator runs it: a process of its own, told to stop with signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: About three seconds of DuckDB work on two cores; the long one about twenty.
+SHORT_QUERY = "SELECT sum(range % 7) AS s FROM range(300000000)"
+LONG_QUERY = "SELECT sum(range % 7) AS s FROM range(3000000000)"
+
+
+@dataclass
+class Served:
+    """A running ``nexus-flight serve`` and what it printed."""
+
+    process: subprocess.Popen
+    location: str = ""
+    http: str = ""
+    out: list[str] = field(default_factory=list)
+    err: list[str] = field(default_factory=list)
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send a signal to the server."""
+        self.process.send_signal(signum)
+
+    def wait(self, seconds: float) -> int:
+        """The exit status, waiting at most ``seconds``."""
+        return self.process.wait(seconds)
+
+    def stop(self) -> None:
+        """Make sure the process is gone."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _pump(stream, into: list[str]) -> None:
+    for line in stream:
+        into.append(line.rstrip("\n"))
+
+
+def serve(data_dir: Path, *flags: str, seconds: float = 60) -> Served:
+    """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens."""
+    command = ["nexus-flight", "serve", "--data-dir", str(data_dir), "--port", "0", *flags]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    served = Served(process)
+    for stream, into in ((process.stdout, served.out), (process.stderr, served.err)):
+        threading.Thread(target=_pump, args=(stream, into), daemon=True).start()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = "\n".join(served.out)
+        listening = re.search(r"listening on (grpc\S+)", text)
+        wants_http = "--http-port" in flags
+        http = re.search(r"(http://[^/\s]+)/healthz", text)
+        if listening and (http or not wants_http):
+            served.location = listening.group(1)
+            served.http = http.group(1) if http else ""
+            return served
+        if process.poll() is not None:
+            time.sleep(0.2)
+            raise AssertionError(f"the server exited ({process.returncode}): {served.err[-5:]}")
+        time.sleep(0.05)
+    served.stop()
+    raise AssertionError(f"the server did not start: {served.err[-5:]}")
+
+
+def wait_for(condition, seconds: float = 15.0) -> None:
+    """Poll ``condition`` until it holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

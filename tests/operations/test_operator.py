@@ -1,0 +1,91 @@
+"""What an operator meets with the master key and the sources commands, through the real ``nexus-flight`` command."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+
+import pytest
+
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.vault import ENV_KEY, KeyRing, parse_key
+
+pytestmark = pytest.mark.timeout(120)
+
+#: No OS keyring: what a server or a container has (and the tests never touch the user's own keyring).
+NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_FLIGHT")}
+    return {**env, **NO_KEYRING, **extra}
+
+
+def _cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["nexus-flight", *args], capture_output=True, text=True, env=env, input=stdin, timeout=90)
+
+
+@pytest.fixture
+def key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture
+def pg_source(tmp_path, key, postgres_server):
+    """A catalog holding a healthy PostgreSQL source whose password is sealed with ``key``."""
+    data = tmp_path / "data"
+    store = CatalogStore(data_dir=data, keys=KeyRing(parse_key(key)))
+    store.add_source("sales", "postgresql", postgres_server.options(), {"password": "reader-only-password"})
+    store.close()
+    result = _cli("sources", "test", "sales", "--data-dir", str(data), env=_env(**{ENV_KEY: key}))
+    assert result.returncode == 0 and "active" in result.stdout, result.stderr
+    return data
+
+
+def test_serve_refuses_to_start_without_the_key_of_the_catalogs_credentials(pg_source):
+    result = _cli("serve", "--data-dir", str(pg_source), "--port", "0", env=_env())
+    assert result.returncode == 2
+    assert "CV-001: 1 source credential in the catalog is sealed with master key" in result.stderr
+    assert "no master key is configured: set NEXUS_FLIGHT_MASTER_KEY" in result.stderr
+    assert "NEXUS_FLIGHT_OLD_MASTER_KEYS" not in result.stderr  # not the real problem
+
+
+def test_sources_test_without_the_key_names_it_and_leaves_a_healthy_source_active(pg_source, key):
+    result = _cli("sources", "test", "sales", "--data-dir", str(pg_source), env=_env())
+    assert result.returncode == 2
+    assert "no master key is configured" in result.stderr and ENV_KEY in result.stderr
+    shown = _cli("sources", "show", "sales", "--data-dir", str(pg_source), env=_env(**{ENV_KEY: key}))
+    assert "active" in shown.stdout and "error" not in shown.stdout.split("status", 1)[1].splitlines()[0]
+
+
+def test_sources_add_test_exits_1_when_the_test_fails_and_update_changes_the_password(tmp_path, key,
+                                                                                      postgres_server):
+    data = str(tmp_path / "data")
+    env = _env(**{ENV_KEY: key, "PASSWORD": "first"})
+    options = [f"-o{k}={v!r}" if isinstance(v, str) else f"-o{k}={v}" for k, v in
+               {**postgres_server.options(), "port": 1}.items()]
+    failed = _cli("sources", "add", "sales", "--type", "postgresql", *options, "-s", "password=${env:PASSWORD}",
+                  "--test", "--data-dir", data, env=env)
+    assert failed.returncode == 1, failed.stderr
+    assert "error" in failed.stdout
+    fixed = _cli("sources", "update", "sales", f"-oport={postgres_server.port}", "-s", "password=-", "--test",
+                 "--data-dir", data, env=env, stdin="second\n")
+    assert fixed.returncode == 0, (fixed.stdout, fixed.stderr)
+    assert "active" in fixed.stdout and "second" not in fixed.stdout
+    store = CatalogStore(data_dir=tmp_path / "data", keys=KeyRing(parse_key(key)))
+    try:
+        assert store.source_spec("sales").secrets == {"password": "second"}
+        assert store.source_spec("sales").options["port"] == postgres_server.port
+    finally:
+        store.close()
+
+
+def test_vault_init_makes_one_key_and_never_replaces_it(key):
+    made = _cli("vault", "init", env=_env())
+    assert made.returncode == 0
+    line = made.stdout.strip()
+    assert line.startswith(f"{ENV_KEY}=") and len(base64.b64decode(line.split("=", 1)[1])) == 32
+    assert "no usable OS keyring" in made.stderr and "back it up" in made.stderr
+    again = _cli("vault", "init", env=_env(**{ENV_KEY: key}))
+    assert again.returncode == 2 and "already configured" in again.stderr and key not in again.stderr
