@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.store import CatalogStore
@@ -131,14 +131,8 @@ def search_audit(
     limit: int | None = 100,
 ) -> list[dict[str, Any]]:
     """Audit events, newest first, filtered by kind, actor and time."""
-    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id)
-    if kind:
-        query = query.where(AuditEvent.kind == kind)
-    if actor:
-        query = query.where(AuditEvent.actor == actor)
-    if since:
-        query = query.where(AuditEvent.created_at >= since)
-    if limit:
-        query = query.limit(limit)
-    with store.session() as session:
-        return [{c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns} for row in session.scalars(query)]
+    columns = [c.key for c in AuditEvent.__table__.columns]
+    return newest_rows(
+        store, AuditEvent, equal={AuditEvent.kind: kind, AuditEvent.actor: actor}, since=since, limit=limit,
+        to_row=lambda row: {key: getattr(row, key) for key in columns},
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
 from nexus_flight.catalog.store import CatalogStore
@@ -156,19 +157,11 @@ def search_history(
     limit: int | None = 100,
 ) -> list[dict[str, Any]]:
     """History rows, newest first, filtered by source, user, status and time."""
-    query = select(QueryHistory).order_by(QueryHistory.created_at.desc(), QueryHistory.id)
-    if source:
-        query = query.where(QueryHistory.source_name == source)
-    if user:
-        query = query.where(QueryHistory.user_name == user)
-    if status:
-        query = query.where(QueryHistory.status == status)
-    if since:
-        query = query.where(QueryHistory.created_at >= since)
-    if limit:
-        query = query.limit(limit)
-    with store.session() as session:
-        return [history_row(row) for row in session.scalars(query)]
+    return newest_rows(
+        store, QueryHistory,
+        equal={QueryHistory.source_name: source, QueryHistory.user_name: user, QueryHistory.status: status},
+        since=since, limit=limit, to_row=history_row,
+    )
 
 
 def history_row(row: QueryHistory) -> dict[str, Any]:
