@@ -90,9 +90,11 @@ KNOWN LIMITATIONS (the connection-level defence is what covers them):
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import posixpath
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,12 +103,15 @@ from typing import cast
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.parser import Parser
+from sqlglot.tokens import Token, Tokenizer, TokenType
 
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.plan import placeholder_offsets, statement_end
 from nexus_flight.core.source import DEFAULT_LIMITS, ValidationLimits
 from nexus_flight.server.query.sql.cache import LRU
+from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
+from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
@@ -354,19 +359,16 @@ def _parse_stage(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _P
 def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
     text = _decoded(sql)
     _check_size_and_characters(text, limits)
+    tokenizer, parser = _readers(dialect)
     try:
-        engine = sqlglot.Dialect.get_or_raise(dialect)
-    except ValueError as exc:
-        raise Refusal("QV-001", f"unknown SQL dialect: {plain(exc)}") from None
-    try:
-        tokens = engine.tokenize(text)
+        tokens = tokenizer.tokenize(text)
     except SqlglotError as exc:
         raise Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     _check_nesting(tokens, text, limits)
     end = statement_end(tokens, text)
     tokens = _one_statement(tokens, text)
     try:
-        trees = [t for t in engine.parser().parse(tokens, text) if t is not None]
+        trees = [t for t in parser.parse(tokens, text) if t is not None]
     except ParseError as exc:
         return _Parsed(text, tokens, None, _parse_refusal(exc, text), end)
     except SqlglotError as exc:
@@ -380,6 +382,25 @@ def _parse(sql: str | bytes, dialect: str, limits: ValidationLimits) -> _Parsed:
         failure = Refusal("QV-001", f"only one statement is allowed, got {len(trees)}")
         return _Parsed(text, tokens, None, failure, end)
     return _Parsed(text, tokens, cast(exp.Expression, trees[0]), None, end)
+
+
+def _readers(dialect: str) -> tuple[Tokenizer, Parser]:
+    """The tokenizer and parser of ``dialect`` for the calling thread, made once (a tenth of a parse's time).
+
+    Both keep state while they work, so each thread has its own; ``parse`` starts by resetting it.
+    """
+    readers: dict[str, tuple[Tokenizer, Parser]] = _THREAD_READERS.__dict__.setdefault("by_dialect", {})
+    pair = readers.get(dialect)
+    if pair is None:
+        try:
+            engine = sqlglot.Dialect.get_or_raise(dialect)
+        except ValueError as exc:
+            raise Refusal("QV-001", f"unknown SQL dialect: {plain(exc)}") from None
+        pair = readers[dialect] = (engine.tokenizer(), engine.parser())
+    return pair
+
+
+_THREAD_READERS = threading.local()
 
 
 def _too_deep() -> Refusal:
@@ -436,12 +457,8 @@ def _check_engine_reading(
 ) -> None:
     """The engine's own parser reads the statement again; its reading must pass the rules too."""
     if engine == "postgres":
-        from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
-
         check_postgres_reading(text, extras, analysis.placeholders)
     elif engine == "duckdb":
-        from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
-
         prefixes = tuple(_normalised_prefix(p) for p in allowed_paths)
         check_duckdb_reading(text, analysis.query, extras, lambda path: path_allowed(path, prefixes))
     else:
@@ -498,7 +515,7 @@ def _check_nesting(tokens: list[Token], text: str, limits: ValidationLimits) -> 
 def _one_statement(tokens: list[Token], text: str) -> list[Token]:
     """Return the tokens of the only statement (trailing semicolons dropped); QV-001 for more than one."""
     semicolon = TokenType.SEMICOLON
-    if tokens and all(t.token_type != semicolon for t in tokens):
+    if tokens and (";" not in text or all(t.token_type != semicolon for t in tokens)):
         return tokens
     statements: list[list[Token]] = [[]]
     for token in tokens:
@@ -720,11 +737,12 @@ class _Kind(enum.Enum):
     SPECIAL = 7
 
 
-_KINDS: dict[type, _Kind] = {}
+#: class -> (its kind, whether it is an operator that nests: a binary one other than AND/OR).
+_KINDS: dict[type, tuple[_Kind, bool]] = {}
 _SPECIAL = (exp.Summarize, exp.PropertyEQ, exp.Lock, exp.Command, exp.Column, exp.Operator)
 
 
-def _kind_of(cls: type) -> _Kind:
+def _kind_of(cls: type) -> tuple[_Kind, bool]:
     """Classify nodes of a class for the walker (computed once per class)."""
     if cls in _NODE_RULES or cls in _SPECIAL:
         kind = _Kind.SPECIAL
@@ -739,8 +757,47 @@ def _kind_of(cls: type) -> _Kind:
             exp.Parameter: _Kind.PARAMETER,
         }
         kind = kinds.get(cls, _Kind.PLAIN)
-    _KINDS[cls] = kind
-    return kind
+    entry = _KINDS[cls] = (kind, issubclass(cls, exp.Binary) and not issubclass(cls, exp.Connector))
+    return entry
+
+
+@dataclass(frozen=True)
+class _WalkerRules:
+    """What the walker checks against for one source's settings (the same for every query of the source)."""
+
+    allowed_paths: tuple[str, ...]
+    path_functions: frozenset[str]
+    path_tables: bool
+    clickhouse: bool
+    postgres: bool
+    duckdb: bool
+    #: Calls sqlglot does not model must be on the allow-list of the dialect the statement is read in.
+    read_family: str
+    allowed: frozenset[str]
+    allowed_duckdb: frozenset[str]
+    denied_relations: dict[str, dict[str, str]]
+
+
+@functools.lru_cache(maxsize=256)
+def _walker_rules(
+    allowed_paths: tuple[str, ...], rule_dialects: tuple[str, ...], extras: tuple[str, ...]
+) -> _WalkerRules:
+    """Made once per source's settings: the allow-list unions copy thousands of names."""
+    families = {rules_dialect(d) for d in rule_dialects}
+    read_family = rules_dialect(rule_dialects[0]) if rule_dialects else ""
+    duckdb = "duckdb" in families
+    return _WalkerRules(
+        allowed_paths=tuple(_normalised_prefix(p) for p in allowed_paths),
+        path_functions=frozenset().union(*(PATH_FUNCTIONS.get(f, frozenset()) for f in families)),
+        path_tables=bool(families & PATH_TABLE_DIALECTS),
+        clickhouse="clickhouse" in families,
+        postgres="postgres" in families,
+        duckdb=duckdb,
+        read_family=read_family,
+        allowed=allowed_functions(read_family) | frozenset(extras),
+        allowed_duckdb=allowed_functions("duckdb") | frozenset(extras) if duckdb else frozenset(),
+        denied_relations={f: DENIED_RELATIONS[f] for f in families if f in DENIED_RELATIONS},
+    )
 
 
 class _Walker:
@@ -758,22 +815,65 @@ class _Walker:
         self.text = text
         self.tokens = tokens
         self.limits = limits
-        self.allowed_paths = tuple(_normalised_prefix(p) for p in allowed_paths)
         self.rule_dialects = rule_dialects
-        families = {rules_dialect(d) for d in rule_dialects}
-        self.path_functions = frozenset().union(*(PATH_FUNCTIONS.get(f, frozenset()) for f in families))
-        self.path_tables = bool(families & PATH_TABLE_DIALECTS)
-        self.clickhouse = "clickhouse" in families
-        self.postgres = "postgres" in families
-        self.duckdb = "duckdb" in families
-        # Calls sqlglot does not model must be on the allow-list of the dialect the statement is read in.
-        self.read_family = rules_dialect(rule_dialects[0]) if rule_dialects else ""
-        self.allowed = allowed_functions(self.read_family) | frozenset(extras)
-        self.allowed_duckdb = allowed_functions("duckdb") | frozenset(extras) if self.duckdb else frozenset()
-        self.denied_relations = {f: DENIED_RELATIONS[f] for f in families if f in DENIED_RELATIONS}
+        rules = _walker_rules(allowed_paths, rule_dialects, extras)
+        self.allowed_paths, self.path_functions = rules.allowed_paths, rules.path_functions
+        self.path_tables, self.denied_relations = rules.path_tables, rules.denied_relations
+        self.clickhouse, self.postgres, self.duckdb = rules.clickhouse, rules.postgres, rules.duckdb
+        self.read_family, self.allowed, self.allowed_duckdb = rules.read_family, rules.allowed, rules.allowed_duckdb
 
     def walk(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
-        """Check every node; return the parameter count and the catalogs of three-part table names."""
+        """Check every node; return the parameter count and the catalogs of three-part table names.
+
+        Most trees are too small to break a depth limit: a tree of n nodes is at most n deep, and holds at most
+        as many nested operators and queries as it has operators and queries. So one pass with sqlglot's own
+        (compiled) iteration counts them and checks each node, and only a tree whose counts exceed a limit is
+        walked again keeping the depths.
+        """
+        limits = self.limits
+        nodes = operators = queries = joins = placeholders = numbered = 0
+        catalogs: dict[str, None] = {}
+        for node in tree.walk():
+            nodes += 1
+            cls = type(node)
+            kind, operator = _KINDS.get(cls) or _kind_of(cls)
+            if operator:
+                operators += 1
+            if kind is _Kind.PLAIN:
+                continue
+            if kind is _Kind.FUNCTION:
+                self._check_function(cast(exp.Func, node))
+            elif kind is _Kind.TABLE:
+                self._check_table(cast(exp.Table, node))
+                if node.args.get("catalog"):
+                    catalogs[cast(exp.Table, node).catalog] = None
+            elif kind is _Kind.SELECT:
+                queries += 1
+                self._check_select(cast(exp.Select, node))
+            elif kind is _Kind.JOIN:
+                joins += 1
+                if joins > limits.max_joins:
+                    raise Refusal(
+                        "QV-008",
+                        f"more than max_joins={limits.max_joins} joins: {RULES['QV-008'].reason}",
+                        self._find(("join",)),
+                    )
+            elif kind is _Kind.PLACEHOLDER:
+                placeholders += 1
+            elif kind is _Kind.PARAMETER:
+                numbered = max(numbered, _parameter_number(cast(exp.Parameter, node)))
+            else:
+                self._check_special(node, cls)
+        if (
+            nodes > limits.max_expression_depth
+            or operators > limits.max_operator_depth
+            or queries > limits.max_nesting
+        ):
+            return self._walk_keeping_depths(tree)
+        return placeholders + numbered, tuple(catalogs)
+
+    def _walk_keeping_depths(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
+        """Check every node, and the depth limits on the way down (a stack: a deep tree cannot exhaust Python's)."""
         limits = self.limits
         joins = placeholders = numbered = 0
         catalogs: dict[str, None] = {}
@@ -788,7 +888,8 @@ class _Walker:
                     f"{RULES['QV-008'].reason}",
                 )
             cls = type(node)
-            if isinstance(node, exp.Binary) and not isinstance(node, exp.Connector):
+            kind, operator = _KINDS.get(cls) or _kind_of(cls)
+            if operator:
                 operator_depth += 1
                 if operator_depth > limits.max_operator_depth:
                     raise Refusal(
@@ -796,9 +897,6 @@ class _Walker:
                         f"more than max_operator_depth={limits.max_operator_depth} operators nested in one "
                         f"expression (write long sums as sum() over rows): {RULES['QV-008'].reason}",
                     )
-            kind = _KINDS.get(cls)
-            if kind is None:
-                kind = _kind_of(cls)
             if kind is _Kind.PLAIN:
                 pass
             elif kind is _Kind.FUNCTION:
@@ -830,8 +928,9 @@ class _Walker:
                 numbered = max(numbered, _parameter_number(cast(exp.Parameter, node)))
             else:
                 self._check_special(node, cls)
+            depth += 1
             for child in node.iter_expressions():
-                push((child, depth + 1, query_depth, operator_depth))
+                push((child, depth, query_depth, operator_depth))
         return placeholders + numbered, tuple(catalogs)
 
     def _check_special(self, node: exp.Expression, cls: type) -> None:
