@@ -52,7 +52,10 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="nexus-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is deadline:
+                # Only an earlier deadline changes how long the thread sleeps: waking it for every query's
+                # (later) timeout would cost the request path the interpreter lock each time.
+                self._cond.notify()
         return deadline
 
     def schedule_method(self, seconds: float, method: Callable[[], None]) -> Deadline:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
@@ -82,14 +82,14 @@ class QueryRecorder:
             for record in records:
                 if record.source not in source_ids:
                     source_ids[record.source] = self._source_id(session, record.source)
-                rows.append(self._row(record, source_ids[record.source]))
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+                rows.append(self._values(record, source_ids[record.source]))
+            # One executemany, without the unit of work's per-object bookkeeping (it ran on every query).
+            session.execute(insert(QueryHistory), rows)
+            return [row["id"] for row in rows]
 
-    def _row(self, record: QueryRecord, source_id: str | None) -> QueryHistory:
+    def _values(self, record: QueryRecord, source_id: str | None) -> dict[str, Any]:
         phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
-        return QueryHistory(
+        return dict(
             id=record.id or new_id(),
             source_id=source_id,
             source_name=record.source,
