@@ -12,6 +12,9 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+#: How many deadlines are scheduled between two sweeps of cancelled ones out of the heap.
+_COMPACT_EVERY = 4096
+
 
 class Deadline:
     """A scheduled callback; ``cancel`` makes sure it never fires."""
@@ -48,7 +51,13 @@ class Watchdog:
         """Call ``callback`` after ``seconds`` unless the returned deadline is cancelled first."""
         deadline = Deadline(time.monotonic() + seconds, callback)
         with self._cond:
-            heapq.heappush(self._heap, (deadline.when, next(self._counter), deadline))
+            order = next(self._counter)
+            if order % _COMPACT_EVERY == 0 and len(self._heap) >= _COMPACT_EVERY:
+                # Cancelled deadlines leave the heap only when their time comes; a busy server cancels almost
+                # all of them (queries end before their timeout), so drop them now and then.
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (deadline.when, order, deadline))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="nexus-watchdog", daemon=True)
                 self._thread.start()
