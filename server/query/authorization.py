@@ -7,8 +7,8 @@ column masks (``server/security/policies.py``) are applied through it too, to th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
@@ -29,10 +29,9 @@ class QueryAccess(Protocol):
         """Refuse (PERMISSION_DENIED naming the object) a query reading anything the principal may not read."""
 
     def apply_policies(self, principal: Principal, plan: QueryPlan,
-                       columns_of: Callable[[str, str | None, str], Sequence[str] | None],
-                       default_schema: str | None) -> str | None:
+                       backend_of: Callable[[str], Any], default_schema: str | None) -> str | None:
         """The SQL the source runs instead of the plan's, row filters and column masks applied (None: unchanged).
 
-        ``columns_of(source, schema, table)`` names a table's columns (None: unknown). Raises ForbiddenError
-        when the policies cannot be applied with certainty.
+        ``backend_of(source)`` is the source's backend, whose metadata names tables' columns and views. Raises
+        ForbiddenError when the policies cannot be applied with certainty.
         """

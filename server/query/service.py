@@ -303,7 +303,7 @@ class QueryService:
         access = self.access
         if access is None or not principal.authenticated or principal.is_admin:
             return plan, False
-        sql = access.apply_policies(principal, plan, self._table_columns, self._default_schema(plan.source))
+        sql = access.apply_policies(principal, plan, self.sources.backend, self._default_schema(plan.source))
         if sql is None:
             return plan, False
         profile = self._limited(self.sources.route_target(plan.source))
@@ -312,15 +312,6 @@ class QueryService:
         if rewritten.parameter_count != plan.parameter_count:
             raise ForbiddenError("permission denied: the query's parameters cannot be kept through its policies")
         return rewritten, True
-
-    def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
-        schema = db_schema or self._default_schema(source)
-        if schema is None:
-            return None
-        try:
-            return self.sources.backend(source).table_schema(schema, table).names
-        except GatewayError:
-            return None
 
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""

@@ -27,7 +27,7 @@ from nexus_flight.core.errors import ForbiddenError, InvalidQueryError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
-from nexus_flight.server.security.policies import ColumnsOf, PolicyRewriter
+from nexus_flight.server.security.policies import BackendOf, PolicyRewriter
 
 SYSTEM_CATALOG = "system"
 #: Decisions remembered per grants snapshot (the same query of the same roles is parsed once).
@@ -148,10 +148,10 @@ class GrantAccess:
         if refusal is not None:
             raise ForbiddenError(refusal)
 
-    def apply_policies(self, principal: Principal, plan: QueryPlan, columns_of: ColumnsOf,
+    def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
                        default_schema: str | None) -> str | None:
         """The SQL to run instead of the plan's, with the row filters and column masks (None: none applies)."""
-        return self.policies.rewrite(principal, plan, columns_of, default_schema)
+        return self.policies.rewrite(principal, plan, backend_of, default_schema)
 
     def _check_tree(self, principal: Principal, catalog: str, tree: exp.Expression,
                     default_schema: str | None) -> None:

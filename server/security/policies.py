@@ -13,9 +13,11 @@ shadows the table's name is left alone (sqlglot's scopes tell a CTE's name from 
 inside the CTE's body is rewritten. ``{user.…}`` placeholders become SQL literals built by sqlglot.
 
 The rewrite fails closed, with PERMISSION_DENIED naming the table, where it cannot be sure: a statement sqlglot
-cannot read, a wrapped statement (``EXPLAIN``), a table function or a file path read on a source where policies
-apply to the caller (they could read the table's data under another name), a mask on a table whose columns are
-unknown, or a filter needing an attribute the user does not have. Administrators and the exempt roles read the
+cannot read, a wrapped statement (``EXPLAIN``), a mask on a table whose columns are unknown, or a filter needing an
+attribute the user does not have. On a source where policies apply to the caller, only the source's own tables
+are read as they are: a table function, a file path, a view, or a relation the source's metadata does not list as
+a table (a system catalog's statistics) could read a filtered table's data under another name, and is refused
+(a view with policies of its own is read through them like a table). Administrators and the exempt roles read the
 table as it is. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
 ``QueryService``, routes it afresh).
 """
@@ -32,19 +34,19 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
-from nexus_flight.core.errors import ConfigError, ForbiddenError
+from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.references import table_ref
 from nexus_flight.server.query.principal import Principal
 
-#: Returns a table's column names (None: unknown): ``(source, schema or None, table)``.
-ColumnsOf = Callable[[str, str | None, str], Sequence[str] | None]
+#: The backend of a source by name (``SourceDirectory.backend``): its metadata tells columns and views.
+BackendOf = Callable[[str], Any]
 
 _PARAMETER_MARK = "__nexus_policy_parameter__"
 #: Rewrites remembered per policy snapshot (the same query of the same user is rewritten once).
 _MAX_REWRITES = 10_000
-#: How long a table's column list is reused for its masks.
-_COLUMNS_SECONDS = 30.0
+#: How long a table's columns, and a schema's tables and views, are reused.
+_METADATA_SECONDS = 30.0
 #: Characters in a table name that make DuckDB read a file instead (``FROM "data/orders.csv"``).
 _PATH_CHARACTERS = ("/", "\\", ".", ":")
 
@@ -68,7 +70,7 @@ class PolicyRewriter:
         self._by_catalog: dict[str, tuple[PolicyInfo, ...]] = {}
         self._templates: dict[tuple[str, str], exp.Expression] = {}
         self._rewrites: dict[tuple, str | ForbiddenError | None] = {}
-        self._columns: dict[tuple[str, str | None, str], tuple[float, tuple[str, ...] | None]] = {}
+        self._metadata: dict[tuple, tuple[float, Any]] = {}
 
     def _current(self) -> Mapping[str, tuple[PolicyInfo, ...]]:
         snapshot = tuple(self._policies())
@@ -89,7 +91,7 @@ class PolicyRewriter:
         found = self._current().get(source.lower(), ())
         return tuple(p for p in found if not principal.roles.intersection(p.exempt_roles))
 
-    def rewrite(self, principal: Principal, plan: QueryPlan, columns_of: ColumnsOf,
+    def rewrite(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
                 default_schema: str | None) -> str | None:
         """The SQL the source must run instead of ``plan.sql`` for ``principal`` (None: no policy applies).
 
@@ -105,7 +107,7 @@ class PolicyRewriter:
         found = self._rewrites.get(key, False)
         if found is False:
             try:
-                found = _Rewrite(self, principal, plan, policies, columns_of, default_schema).sql()
+                found = _Rewrite(self, principal, plan, policies, backend_of, default_schema).sql()
             except ForbiddenError as exc:
                 found = exc
             with self._lock:
@@ -134,16 +136,36 @@ class PolicyRewriter:
             self._templates[key] = tree
         return tree
 
-    def columns(self, columns_of: ColumnsOf, source: str, db_schema: str | None, table: str) -> tuple[str, ...] | None:
-        """A table's columns, reused for a short while."""
-        key = (source.lower(), (db_schema or "").lower() or None, table.lower())
+    def columns(self, backend_of: BackendOf, source: str, db_schema: str | None,
+                table: str) -> tuple[str, ...] | None:
+        """A table's columns (None: unknown), reused for a short while."""
+        def read() -> tuple[str, ...] | None:
+            if db_schema is None:
+                return None
+            return tuple(backend_of(source).table_schema(db_schema, table).names) or None
+
+        return self._reused(("columns", source.lower(), (db_schema or "").lower(), table.lower()), read)
+
+    def kinds(self, backend_of: BackendOf, source: str, db_schema: str | None) -> Mapping[str, str]:
+        """The tables and views of a schema (every schema for None), lower-case name -> ``TABLE``/``VIEW``."""
+        def read() -> Mapping[str, str]:
+            return {t.name.lower(): t.table_type.upper() for t in backend_of(source).list_tables(db_schema)}
+
+        return self._reused(("kinds", source.lower(), (db_schema or "").lower()), read) or {}
+
+    def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
-        cached = self._columns.get(key)
+        cached = self._metadata.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        names = columns_of(source, db_schema, table)
-        found = tuple(names) if names else None
-        self._columns[key] = (now + (_COLUMNS_SECONDS if found else 1.0), found)
+        try:
+            found = read()
+        except GatewayError:
+            found = None
+        with self._lock:
+            if len(self._metadata) >= _MAX_REWRITES:
+                self._metadata = {}
+            self._metadata[key] = (now + (_METADATA_SECONDS if found else 1.0), found)
         return found
 
 
@@ -151,11 +173,11 @@ class _Rewrite:
     """One rewrite of one plan for one principal."""
 
     def __init__(self, owner: PolicyRewriter, principal: Principal, plan: QueryPlan,
-                 policies: Sequence[PolicyInfo], columns_of: ColumnsOf, default_schema: str | None) -> None:
+                 policies: Sequence[PolicyInfo], backend_of: BackendOf, default_schema: str | None) -> None:
         self.owner = owner
         self.principal = principal
         self.plan = plan
-        self.columns_of = columns_of
+        self.backend_of = backend_of
         self.default_schema = default_schema
         self.by_table: dict[str, list[PolicyInfo]] = {}
         for policy in policies:
@@ -179,6 +201,8 @@ class _Rewrite:
             policies = self._matching(node)
             if policies:
                 targets.append((node, policies))
+            else:
+                self._refuse_unknown_relation(node)
         if not targets:
             return None
         for node, policies in targets:
@@ -201,6 +225,21 @@ class _Rewrite:
             raise _denied(f"policies apply to tables of {self.plan.source}: reading {node.name!r} by path "
                           "is not offered there")
 
+    def _refuse_unknown_relation(self, node: exp.Table) -> None:
+        """Refuse a relation that is not one of the source's own tables (it could read a filtered table).
+
+        A view, a system relation or anything the metadata does not list could read a filtered table's rows or
+        statistics unfiltered.
+        """
+        ref = table_ref(node)
+        schema = ref.db_schema or self.default_schema
+        kind = self.owner.kinds(self.backend_of, self.plan.source, schema).get(ref.base_name.lower())
+        if kind != "TABLE":
+            shown = ".".join(p for p in (self.plan.source, schema, ref.name) if p)
+            what = "a view" if kind == "VIEW" else "not a table of the source"
+            raise _denied(f"policies apply to tables of {self.plan.source}, and {shown} is {what}: it could "
+                          "read them unfiltered")
+
     def _matching(self, node: exp.Table) -> list[PolicyInfo]:
         ref = table_ref(node)
         candidates = self.by_table.get(ref.base_name.lower(), ())
@@ -219,7 +258,7 @@ class _Rewrite:
                  and p.column}
         filters = [p for p in policies if p.kind == "row_filter"]
         if masks:
-            names = self.owner.columns(self.columns_of, self.plan.source, ref.db_schema or self.default_schema,
+            names = self.owner.columns(self.backend_of, self.plan.source, ref.db_schema or self.default_schema,
                                        ref.base_name)
             if names is None:
                 raise _denied(f"the columns of {shown} are unknown, so its column masks cannot be applied")

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from flightsql import flightsql_pb2 as pb
 
+from nexus_flight.catalog.directory import history_observer
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy
 from nexus_flight.catalog.store import CatalogStore
@@ -92,6 +93,7 @@ class PolicyWorld:
     tokens: dict[str, str]
     truth: dict[str, Any]
     postgres: Any
+    databases: tuple[str, str] = ("policies", "policies_truth")
     closers: list = field(default_factory=list)
 
     def run(self, sql: str, user: str = "bob", catalog: str | None = None) -> pa.Table:
@@ -115,7 +117,7 @@ class PolicyWorld:
                 con.close()
         import psycopg
 
-        with psycopg.connect(self.postgres.dsn("policies_truth" if truth else "policies")) as con:
+        with psycopg.connect(self.postgres.dsn(self.databases[1] if truth else self.databases[0])) as con:
             cur = con.execute(sql)
             return [d.name for d in cur.description], [tuple(r) for r in cur.fetchall()]
 
@@ -126,7 +128,7 @@ class PolicyWorld:
         self.store.close()
 
 
-def build(root: Path, demo_data_dir: Path, postgres_server) -> PolicyWorld:
+def build(root: Path, demo_data_dir: Path, postgres_server, tag: str) -> PolicyWorld:
     """Make the three engines' tables and truth copies, the catalog with users and policies, and the gateway."""
     truth: dict[str, Path] = {}
     for name, rows in (("duck_raw", ROWS), ("duck", visible())):
@@ -143,7 +145,8 @@ def build(root: Path, demo_data_dir: Path, postgres_server) -> PolicyWorld:
         con.close()
     import psycopg
 
-    for database, rows in (("policies", ROWS), ("policies_truth", visible())):
+    databases = (f"policies_{tag}", f"policies_{tag}_truth")
+    for database, rows in zip(databases, (ROWS, visible()), strict=True):
         postgres_server.create_database(database)
         with psycopg.connect(postgres_server.dsn(database), autocommit=True) as con:
             _fill(con, "pg", rows)
@@ -168,9 +171,10 @@ def build(root: Path, demo_data_dir: Path, postgres_server) -> PolicyWorld:
     security = start_security(store, AuthSettings(enabled=True))
     sources = [SourceSpec("duck", "duckdb", {"path": str(truth["duck_raw"])}),
                SourceSpec("lite", "sqlite", {"path": str(truth["lite_raw"])}),
-               SourceSpec("pg", "postgres", postgres_server.options("policies"))]
-    gateway = Gateway(ServerSettings(port=0, data_dir=demo_data_dir), sources,
+               SourceSpec("pg", "postgres", postgres_server.options(databases[0]))]
+    history = history_observer(store, background=False)
+    gateway = Gateway(ServerSettings(port=0, data_dir=demo_data_dir), sources, [history],
                       authenticator=security.authenticator, access=security.access).start()
     client = flight.FlightClient(gateway.location)
     tokens = {user: sign_in(client, user, PASSWORD) for user in USERS}
-    return PolicyWorld(gateway, store, security, client, tokens, truth, postgres_server)
+    return PolicyWorld(gateway, store, security, client, tokens, truth, postgres_server, databases)

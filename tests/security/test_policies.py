@@ -17,7 +17,7 @@ from tests.security.policy_world import ENGINES, SCHEMA, build, visible
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, demo_data_dir, postgres_server):
-    instance = build(tmp_path_factory.mktemp("policies"), demo_data_dir, postgres_server)
+    instance = build(tmp_path_factory.mktemp("policies"), demo_data_dir, postgres_server, "answers")
     yield instance
     instance.close()
 
