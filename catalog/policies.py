@@ -159,9 +159,7 @@ def check_policy(spec: PolicySpec, *, dialect: str | None = None,
                          field="name")
     if spec.kind not in KINDS:
         raise rule_error("AU-007", f"policy kind {spec.kind!r}: one of {', '.join(KINDS)}", field="kind")
-    parts = spec.target.split(".") if isinstance(spec.target, str) else []
-    if len(parts) != 3 or not all(p.strip() for p in parts):
-        raise rule_error("AU-007", f"policy target {spec.target!r}: catalog.schema.table", field="target")
+    parts = _target(spec)
     known = {c.lower() for c in columns} if columns is not None else None
     if spec.kind == "row_filter":
         if spec.column:
@@ -189,6 +187,13 @@ def check_policy(spec: PolicySpec, *, dialect: str | None = None,
     return parts[0], parts[1], parts[2]
 
 
+def _target(spec: PolicySpec) -> tuple[str, str, str]:
+    parts = spec.target.split(".") if isinstance(spec.target, str) else []
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise rule_error("AU-007", f"policy target {spec.target!r}: catalog.schema.table", field="target")
+    return parts[0], parts[1], parts[2]
+
+
 def add_policy(store: CatalogStore, spec: PolicySpec, *, origin: str = "cli", actor: str | None = None,
                replace: bool = False) -> PolicyInfo:
     """Check and store a policy; return it.
@@ -204,9 +209,8 @@ def add_policy(store: CatalogStore, spec: PolicySpec, *, origin: str = "cli", ac
         ConfigError: AU-002 (the name is taken), AU-005 (an exempt role does not exist), AU-004/AU-007.
 
     """
-    catalog, db_schema, table = spec.target.split(".") if isinstance(spec.target, str) else ("", "", "")
-    dialect = _dialect(store, catalog)
-    check_policy(spec, dialect=dialect, columns=table_columns(store, catalog, db_schema, table))
+    catalog, db_schema, table = _target(spec)
+    check_policy(spec, dialect=_dialect(store, catalog), columns=table_columns(store, catalog, db_schema, table))
     with store.session() as session:
         for role in spec.exempt_roles:
             _role(session, role)
