@@ -40,6 +40,8 @@ log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
 
 Rows = Sequence[Sequence[Any]]
+#: Rewritten plans kept (each holds its trees: a few hundred KB at most for typical queries).
+_MAX_DISPATCHED = 2048
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,8 @@ class QueryService:
         self.access: QueryAccess | None = None
         self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
         self._running: dict[bytes, list[RunningQuery]] = {}
+        #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
+        self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
 
@@ -306,11 +310,20 @@ class QueryService:
         sql = access.apply_policies(principal, plan, self.sources.backend, self._default_schema(plan.source))
         if sql is None:
             return plan, False
+        # Plans are shared and remade when a source's profile changes: the same plan rewritten the same way is
+        # routed once (the entry keeps its plan, so an id is never mistaken for another plan's).
+        key = (id(plan), sql)
+        kept = self._dispatched.get(key)
+        if kept is not None and kept[0] is plan:
+            return kept[1], True
         profile = self._limited(self.sources.route_target(plan.source))
         rewritten = route(sql, sources={plan.source: profile}, session_catalog=plan.source,
                           default_source=plan.source, validate_sql=self.validate_sql)
         if rewritten.parameter_count != plan.parameter_count:
             raise ForbiddenError("permission denied: the query's parameters cannot be kept through its policies")
+        if len(self._dispatched) >= _MAX_DISPATCHED:
+            self._dispatched = {}
+        self._dispatched[key] = (plan, rewritten)
         return rewritten, True
 
     def _limited(self, target: SourceProfile) -> SourceProfile:

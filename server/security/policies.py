@@ -67,13 +67,18 @@ class PolicyRewriter:
         self._policies = policies
         self._lock = threading.Lock()
         self._snapshot: tuple[PolicyInfo, ...] = ()
+        self._read: object = None
         self._by_catalog: dict[str, tuple[PolicyInfo, ...]] = {}
         self._templates: dict[tuple[str, str], exp.Expression] = {}
         self._rewrites: dict[tuple, str | ForbiddenError | None] = {}
         self._metadata: dict[tuple, tuple[float, Any]] = {}
 
     def _current(self) -> Mapping[str, tuple[PolicyInfo, ...]]:
-        snapshot = tuple(self._policies())
+        read = self._policies()
+        if read is self._read:  # the identity snapshot did not refresh since
+            return self._by_catalog
+        self._read = read
+        snapshot = tuple(read)
         if snapshot != self._snapshot:
             by_catalog: dict[str, list[PolicyInfo]] = {}
             for policy in snapshot:

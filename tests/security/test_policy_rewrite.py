@@ -116,11 +116,11 @@ def test_what_cannot_be_rewritten_with_certainty_is_refused():
 
 
 def test_a_changed_policy_applies_to_the_next_query():
-    current = [POLICIES[0]]
-    rewriter = PolicyRewriter(lambda: current)
+    current = {"policies": (POLICIES[0],)}  # replaced, never changed in place, like the identity snapshot
+    rewriter = PolicyRewriter(lambda: current["policies"])
     plan = plan_sql("SELECT id FROM orders", "duckdb", "lake")
     assert "'EU'" in rewriter.rewrite(BOB, plan, lambda source: Metadata(), "main")
-    current[:] = [policy("f", "row_filter", expression="region <> {user.region}")]
+    current["policies"] = (policy("f", "row_filter", expression="region <> {user.region}"),)
     assert "<> 'EU'" in rewriter.rewrite(BOB, plan, lambda source: Metadata(), "main")
-    current[:] = []
+    current["policies"] = ()
     assert rewriter.rewrite(BOB, plan, lambda source: Metadata(), "main") is None
