@@ -53,8 +53,8 @@ USERS = {
     "nora": (["analyst"], {}),  # no region at all
     "wide": (["everything"], {"region": "EU"}),  # may read whole sources, table functions included
 }
-ENGINES = ("duck", "lite", "pg")
-SCHEMA = {"duck": "main", "lite": "main", "pg": "public"}
+ENGINES = ("duck", "lite", "pg", "files")
+SCHEMA = {"duck": "main", "lite": "main", "pg": "public", "files": "main"}
 
 
 def visible(rows=ROWS, region="EU", unmask=False):
@@ -104,7 +104,7 @@ class PolicyWorld:
 
     def engine(self, engine: str, sql: str, truth: bool = True) -> tuple[list[str], list[tuple]]:
         """Column names and rows of ``sql`` asked of the engine's own client (the truth copy by default)."""
-        if engine == "duck":
+        if engine in ("duck", "files"):  # the files source's parquet files hold the DuckDB tables' rows
             with duckdb.connect(str(self.truth["duck" if truth else "duck_raw_copy"]), read_only=True) as con:
                 cur = con.execute(sql)
                 return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
@@ -137,6 +137,9 @@ def build(root: Path, demo_data_dir: Path, postgres_server, tag: str) -> PolicyW
             _fill(con, "duck", rows)
     truth["duck_raw_copy"] = root / "duck_raw_copy.duckdb"  # read here while the gateway holds duck_raw
     shutil.copy(truth["duck_raw"], truth["duck_raw_copy"])
+    with duckdb.connect(str(truth["duck_raw_copy"]), read_only=True) as con:
+        for table in ("staff", "depts"):
+            con.execute(f"COPY {table} TO '{root / table}.parquet' (FORMAT parquet)")
     for name, rows in (("lite_raw", ROWS), ("lite", visible())):
         truth[name] = root / f"{name}.sqlite"
         con = sqlite3.connect(str(truth[name]))
@@ -171,7 +174,9 @@ def build(root: Path, demo_data_dir: Path, postgres_server, tag: str) -> PolicyW
     security = start_security(store, AuthSettings(enabled=True))
     sources = [SourceSpec("duck", "duckdb", {"path": str(truth["duck_raw"])}),
                SourceSpec("lite", "sqlite", {"path": str(truth["lite_raw"])}),
-               SourceSpec("pg", "postgres", postgres_server.options(databases[0]))]
+               SourceSpec("pg", "postgres", postgres_server.options(databases[0])),
+               SourceSpec("files", "files", {"tables": [{"name": t, "location": str(root / f"{t}.parquet")}
+                                                        for t in ("staff", "depts")]})]
     history = history_observer(store, background=False)
     gateway = Gateway(ServerSettings(port=0, data_dir=demo_data_dir), sources, [history],
                       authenticator=security.authenticator, access=security.access).start()

@@ -104,6 +104,7 @@ REFUSED = [
     ("pg", "SELECT * FROM pg.pg_catalog.pg_stats", "wide", "pg.pg_catalog.pg_stats is not a table of the source"),
     ("pg", "SELECT s.* FROM pg.public.staff s, generate_series(1, 2)", "wide", "table function generate_series"),
     ("duck", "SELECT * FROM duck.main.staff, range(2)", "wide", "table function range"),
+    ("files", "SELECT * FROM files.main.staff, range(2)", "wide", "range"),
     ("duck", "SELECT * FROM query_table('staff') JOIN duck.main.depts USING (region)", "wide", "query_table"),
     ("duck", "SELECT * FROM duck.main.depts, 'staff.csv'", "wide", "staff.csv"),
     ("duck", 'SELECT * FROM duck.main.depts, "staff.csv"', "wide", "staff.csv"),
