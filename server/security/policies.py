@@ -77,17 +77,17 @@ class PolicyRewriter:
         read = self._policies()
         if read is self._read:  # the identity snapshot did not refresh since
             return self._by_catalog
-        self._read = read
         snapshot = tuple(read)
-        if snapshot != self._snapshot:
-            by_catalog: dict[str, list[PolicyInfo]] = {}
-            for policy in snapshot:
-                by_catalog.setdefault(policy.catalog.lower(), []).append(policy)
-            with self._lock:
+        with self._lock:
+            if snapshot != self._snapshot:
+                by_catalog: dict[str, list[PolicyInfo]] = {}
+                for policy in snapshot:
+                    by_catalog.setdefault(policy.catalog.lower(), []).append(policy)
                 self._snapshot = snapshot
                 self._by_catalog = {k: tuple(v) for k, v in by_catalog.items()}
                 self._rewrites, self._templates = {}, {}
-        return self._by_catalog
+            self._read = read  # last: another thread sees the new snapshot's policies once it sees this
+            return self._by_catalog
 
     def applicable(self, principal: Principal, source: str) -> tuple[PolicyInfo, ...]:
         """The policies of ``source`` that hold for ``principal`` (none for administrators and without sign-in)."""
