@@ -14,12 +14,24 @@
     options = { host = "10.0.0.5", database = "sales", username = "reader" }
     secrets = { password = "${env:SALES_PASSWORD}" }
 
+    [[policies]]
+    name = "sales-by-region"
+    on = "sales.public.orders"
+    row_filter = "region = {user.region}"
+
+    [[policies]]
+    name = "hide-email"
+    on = "sales.public.customers"
+    mask = "email"                          # replaced by NULL, or by `expression`
+    exempt_roles = ["support"]
+
 ``[server]`` is :class:`~nexus_flight.core.settings.ServerSettings`, the one declaration of the server's settings;
-each ``[[sources]]`` entry is validated like a source added with the CLI (the DS and CV rules). Secrets are
-``${env:NAME}`` references, never literal values (CV-007). Every setting can be overridden by an environment
-variable: ``NEXUS_FLIGHT__SERVER__PORT=4000``, ``NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST=10.0.0.6`` (values are
-read as TOML values, else as text); flags given to ``serve`` win over both. An invalid file fails with the field
-and the reason.
+each ``[[sources]]`` entry is validated like a source added with the CLI (the DS and CV rules), each
+``[[policies]]`` entry like a policy added with ``nexus-flight policies add`` (AU-007; the file owns the policies it
+declares). Secrets are ``${env:NAME}`` references, never literal values (CV-007). Every setting can be overridden
+by an environment variable: ``NEXUS_FLIGHT__SERVER__PORT=4000``,
+``NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST=10.0.0.6`` (values are read as TOML values, else as text); flags
+given to ``serve`` win over both. An invalid file fails with the field and the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nexus_flight.catalog.policies import PolicySpec, check_policy
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import (
@@ -55,13 +68,36 @@ class _SourceEntry(BaseModel):
     token_expires_at: datetime | None = None
 
 
+class _PolicyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    on: str
+    row_filter: str | None = None
+    mask: str | None = None
+    expression: str | None = None
+    exempt_roles: list[str] = []
+
+    def spec(self) -> PolicySpec:
+        if (self.row_filter is None) == (self.mask is None):
+            raise ConfigError("a policy has either row_filter or mask")
+        if self.row_filter is not None:
+            if self.expression is not None:
+                raise ConfigError("expression goes with mask; a row filter is its row_filter")
+            return PolicySpec(self.name, "row_filter", self.on, expression=self.row_filter,
+                              exempt_roles=tuple(self.exempt_roles))
+        return PolicySpec(self.name, "column_mask", self.on, column=self.mask, expression=self.expression,
+                          exempt_roles=tuple(self.exempt_roles))
+
+
 class _Document(BaseModel):
-    """The file's top level: ``[server]`` (validated by ``ServerSettings``) and ``[[sources]]``."""
+    """The file's top level: ``[server]`` (validated by ``ServerSettings``), ``[[sources]]`` and ``[[policies]]``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     server: dict[str, Any] = {}
     sources: list[_SourceEntry] = []
+    policies: list[_PolicyEntry] = []
 
 
 @dataclass(frozen=True)
@@ -70,6 +106,7 @@ class GatewayConfig:
 
     server: ServerSettings
     sources: list[SourceConfig] = field(default_factory=list)
+    policies: list[PolicySpec] = field(default_factory=list)
 
 
 def load_config(
@@ -109,7 +146,23 @@ def load_config(
             )
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
-    return GatewayConfig(server, sources)
+    return GatewayConfig(server, sources, _policies(parsed.policies))
+
+
+def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
+    specs, seen = [], set()
+    for index, entry in enumerate(entries):
+        where = f"policies[{index}] ({entry.name})"
+        if entry.name.lower() in seen:
+            raise ConfigError(f"{where}: AU-002: the policy name {entry.name!r} appears twice", rule="AU-002")
+        seen.add(entry.name.lower())
+        try:
+            spec = entry.spec()
+            check_policy(spec)
+        except GatewayError as exc:
+            raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
+        specs.append(spec)
+    return specs
 
 
 def apply_sources(store, config: GatewayConfig) -> dict[str, str]:

@@ -344,6 +344,7 @@ class HistoryObserver:
                 table_version=event.table_version,
                 auth_method=event.auth_method,
                 client_address=event.client_address,
+                policy_rewritten=getattr(event, "policy_rewritten", None),
             )
         )
 

@@ -48,6 +48,8 @@ class QueryRecord:
     #: How the caller signed in, and from where (None with authentication off).
     auth_method: str | None = None
     client_address: str | None = None
+    #: Whether a row filter or column mask rewrote the query (None: not known).
+    policy_rewritten: bool | None = None
     created_at: datetime | None = None
 
 
@@ -107,6 +109,7 @@ class QueryRecorder:
             table_version=record.table_version,
             auth_method=record.auth_method,
             client_address=record.client_address,
+            policy_rewritten=record.policy_rewritten,
             created_at=record.created_at or utcnow(),
             **phases,
         )

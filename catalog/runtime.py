@@ -11,6 +11,7 @@ from nexus_flight.catalog.config_file import GatewayConfig, apply_sources
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
+from nexus_flight.catalog.policies import sync_policies
 from nexus_flight.catalog.redaction import install_log_scrubber
 from nexus_flight.catalog.store import CatalogStore, default_url
 
@@ -66,6 +67,9 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    policies = sync_policies(store, config.policies)
+    if policies:
+        log.info("configuration policies: %s", ", ".join(f"{k} {v}" for k, v in sorted(policies.items())))
     history = history_observer(store, record_parameters=server.record_parameters)
     directory = CatalogSourceDirectory(
         store,

@@ -41,6 +41,7 @@ QUERY_HISTORY_SCHEMA = pa.schema(
         ("table_version", pa.utf8()),
         ("auth_method", pa.utf8()),
         ("client_address", pa.utf8()),
+        ("policy_rewritten", pa.bool_()),
         ("created_at", _TS),
     ]
 )

@@ -171,10 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="text (default) or json: one JSON object per line")
     serve.set_defaults(func=_serve)
     from nexus_flight.catalog.cli import add_subcommands
+    from nexus_flight.server.app.policies_cli import add_policy_subcommands
     from nexus_flight.server.app.security_cli import add_security_subcommands
 
     add_subcommands(sub)
     add_security_subcommands(sub)
+    add_policy_subcommands(sub)
     return parser
 
 

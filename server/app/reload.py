@@ -39,6 +39,7 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
 
     """
     from nexus_flight.catalog.config_file import apply_sources, load_config
+    from nexus_flight.catalog.policies import sync_policies
     from nexus_flight.server.app.logs import configure_logging
 
     config = load_config(path, flags=flags)
@@ -47,6 +48,7 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
     needs_restart = [name for name in RESTART_ONLY if getattr(settings, name) != getattr(before, name)]
     kept = settings.model_copy(update={name: getattr(before, name) for name in RESTART_ONLY})
     actions = apply_sources(store, config)
+    policies = sync_policies(store, config.policies)
     gateway.apply_settings(kept)
     configure_logging(kept.log_format, kept.log_level, kept.log_levels)
     changed = sorted(name for name in type(kept).model_fields if getattr(kept, name) != getattr(before, name))
@@ -54,7 +56,9 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
         log.warning("configuration reloaded; these settings apply only after a restart: %s",
                     ", ".join(needs_restart))
     sources = ", ".join(f"{name} {action}" for name, action in sorted(actions.items())) or "none in the file"
-    return f"settings changed: {', '.join(changed) or 'none'}; sources: {sources}"
+    changed_policies = ", ".join(f"{name} {action}" for name, action in sorted(policies.items())
+                                 if action != "unchanged") or "none changed"
+    return f"settings changed: {', '.join(changed) or 'none'}; sources: {sources}; policies: {changed_policies}"
 
 
 def reload_or_explain(path, flags, gateway, store, say=print) -> bool:

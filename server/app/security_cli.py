@@ -73,6 +73,10 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--password", help="- (prompt or stdin) or ${env:NAME}; none for certificate/SSO users")
     add.add_argument("--role", action="append", default=[], help="a role to hold (repeatable)")
     add.add_argument("--attribute", action="append", default=[], help="KEY=VALUE for row filters (repeatable)")
+    update = command(users, "update", _users_update, "set or remove a user's attributes (what row filters read)")
+    update.add_argument("name")
+    update.add_argument("--attribute", action="append", default=[], help="KEY=VALUE to set (repeatable)")
+    update.add_argument("--remove-attribute", action="append", default=[], help="KEY to remove (repeatable)")
     command(users, "list", _users_list, "list users")
     command(users, "show", _users_show, "show one user").add_argument("name")
     passwd = command(users, "passwd", _users_passwd, "set a user's password")
@@ -149,6 +153,17 @@ def _users_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         return add_user(store, args.name, _password(args.password), roles=args.role,
                         attributes=key_value_pairs(args.attribute, "attribute"), actor=_actor()).shown()
+
+    return run_action(args, action)
+
+
+def _users_update(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        attributes = dict(get_user(store, args.name).attributes)
+        attributes.update(key_value_pairs(args.attribute, "attribute"))
+        for key in args.remove_attribute:
+            attributes.pop(key, None)
+        return update_user(store, args.name, attributes=attributes, actor=_actor()).shown()
 
     return run_action(args, action)
 

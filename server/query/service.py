@@ -25,7 +25,7 @@ import pyarrow as pa
 from opentelemetry import trace
 
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import GatewayError, NotFoundError, QueryCancelledError
+from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
@@ -40,6 +40,8 @@ log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
 
 Rows = Sequence[Sequence[Any]]
+#: Rewritten plans kept (each holds its trees: a few hundred KB at most for typical queries).
+_MAX_DISPATCHED = 2048
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class QueryEvent:
     table_version: str | None = None
     #: The client's address (None: not known).
     client_address: str | None = None
+    #: Whether a row filter or column mask changed what the source ran.
+    policy_rewritten: bool = False
 
     @property
     def auth_method(self) -> str | None:
@@ -232,6 +236,8 @@ class QueryService:
         self.access: QueryAccess | None = None
         self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
         self._running: dict[bytes, list[RunningQuery]] = {}
+        #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
+        self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
 
@@ -288,6 +294,38 @@ class QueryService:
     def _default_schema(self, source: str) -> str | None:
         return self.sources.backend(source).default_schema
 
+    def dispatched(self, plan: QueryPlan, principal: Principal) -> tuple[QueryPlan, bool]:
+        """The plan a backend receives for ``principal``: row filters and column masks applied; True if changed.
+
+        The rewritten SQL is routed afresh, so the read-only validator judges it like any other statement.
+
+        Raises:
+            ForbiddenError: the policies cannot be applied with certainty.
+            GatewayError: the rewritten statement is refused by the validator.
+
+        """
+        access = self.access
+        if access is None or not principal.authenticated or principal.is_admin:
+            return plan, False
+        sql = access.apply_policies(principal, plan, self.sources.backend, self._default_schema(plan.source))
+        if sql is None:
+            return plan, False
+        # Plans are shared and remade when a source's profile changes: the same plan rewritten the same way is
+        # routed once (the entry keeps its plan, so an id is never mistaken for another plan's).
+        key = (id(plan), sql)
+        kept = self._dispatched.get(key)
+        if kept is not None and kept[0] is plan:
+            return kept[1], True
+        profile = self._limited(self.sources.route_target(plan.source))
+        rewritten = route(sql, sources={plan.source: profile}, session_catalog=plan.source,
+                          default_source=plan.source, validate_sql=self.validate_sql)
+        if rewritten.parameter_count != plan.parameter_count:
+            raise ForbiddenError("permission denied: the query's parameters cannot be kept through its policies")
+        if len(self._dispatched) >= _MAX_DISPATCHED:
+            self._dispatched = {}
+        self._dispatched[key] = (plan, rewritten)
+        return rewritten, True
+
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
         if target.limits == ValidationLimits():
@@ -308,10 +346,11 @@ class QueryService:
             source = plan.source
             clock.mark("validate")
             backend = self.sources.backend(plan.source)
+            dispatched, _ = self.dispatched(plan, request.principal)
             with tracer.start_as_current_span("plan", attributes={"nexus.source": plan.source}), planning(self.limits):
                 # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
-                dataset = backend.get_schema(plan)
-                parameters = backend.get_parameter_schema(plan)
+                dataset = backend.get_schema(dispatched)
+                parameters = backend.get_parameter_schema(dispatched)
             clock.mark("plan")
             return PreparedQuery(plan, dataset, parameters, clock.phases)
         except GatewayError as exc:
@@ -331,7 +370,8 @@ class QueryService:
             return None
         clock = _Clock()
         try:
-            return self.sources.backend(plan.source).get_bound_schema(plan, parameters)
+            dispatched, _ = self.dispatched(plan, principal)
+            return self.sources.backend(plan.source).get_bound_schema(dispatched, parameters)
         except GatewayError as exc:
             exc.with_context(source=plan.source)
             self._emit_failure(plan.sql, principal, plan.source, exc, clock)
@@ -359,14 +399,17 @@ class QueryService:
         stream: ResultStream | None = None
         running: RunningQuery | None = None
         unwatch: Callable[[], None] = _nothing
+        rewritten = False
         try:
             with trace.use_span(span, end_on_exit=False):
                 self.policy.check_query(run.principal, plan)
+                dispatched, rewritten = self.dispatched(plan, run.principal)
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
                 limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
-                stream = ResultStream(backend.execute(plan, run.parameters, limits), run.schema, limits, plan.source)
+                stream = ResultStream(backend.execute(dispatched, run.parameters, limits), run.schema, limits,
+                                      plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
                 if watch is not None:
@@ -385,7 +428,7 @@ class QueryService:
             span.record_exception(exc)
             span.end()
             self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id,
-                               address=run.address)
+                               address=run.address, policy_rewritten=rewritten)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
@@ -412,7 +455,7 @@ class QueryService:
                 sql=plan.sql, status=status, error=ended.message if ended else None,
                 error_code=ended.code if ended else None, rows=stream.stats.rows, bytes=stream.stats.bytes,
                 table_version=_versions(stream.execution.read_versions), timings_ms=timings,
-                parameters=len(run.parameters or ()), client_address=run.address,
+                parameters=len(run.parameters or ()), client_address=run.address, policy_rewritten=rewritten,
             ))
 
         running._on_finish = finished
@@ -455,11 +498,12 @@ class QueryService:
 
     def _emit_failure(self, sql: str, principal: Principal, source: str | None, exc: GatewayError, clock: _Clock,
                       query_id: str | None = None, correlation_id: str | None = None,
-                      address: str | None = None) -> None:
+                      address: str | None = None, policy_rewritten: bool = False) -> None:
         self._emit(QueryEvent(
             query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, principal=principal,
             source=source, sql=sql, status=_status_of(exc, planning=query_id is None), error=exc.message,
             error_code=exc.code, timings_ms={"total": clock.now_ms()}, client_address=address,
+            policy_rewritten=policy_rewritten,
         ))
 
     def _emit(self, event: QueryEvent) -> None:

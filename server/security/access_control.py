@@ -24,8 +24,10 @@ from sqlglot.optimizer.scope import traverse_scope
 
 from nexus_flight.catalog.grants import GrantInfo
 from nexus_flight.core.errors import ForbiddenError, InvalidQueryError
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
+from nexus_flight.server.security.policies import BackendOf, PolicyRewriter
 
 SYSTEM_CATALOG = "system"
 #: Decisions remembered per grants snapshot (the same query of the same roles is parsed once).
@@ -56,6 +58,7 @@ class GrantAccess:
         #: (roles, catalog, sql, dialect, default schema) -> the refusal (None: allowed), for one grants snapshot
         self._decisions: dict[tuple, str | None] = {}
         self._decided_for: object = None
+        self.policies = PolicyRewriter(lambda: identities.policies)
 
     def _grants(self, principal: Principal) -> list[GrantInfo]:
         grants = self.identities.grants
@@ -144,6 +147,11 @@ class GrantAccess:
             self._decisions[key] = refusal
         if refusal is not None:
             raise ForbiddenError(refusal)
+
+    def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
+                       default_schema: str | None) -> str | None:
+        """The SQL to run instead of the plan's, with the row filters and column masks (None: none applies)."""
+        return self.policies.rewrite(principal, plan, backend_of, default_schema)
 
     def _check_tree(self, principal: Principal, catalog: str, tree: exp.Expression,
                     default_schema: str | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from nexus_flight.catalog.api_keys import ApiKeyRow, key_rows, touch_keys
 from nexus_flight.catalog.grants import GrantInfo, list_grants
 from nexus_flight.catalog.models import utcnow
+from nexus_flight.catalog.policies import PolicyInfo, list_policies
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import purge_revocations, revoked_token_ids
 from nexus_flight.catalog.users import SignInRecord, record_login, sign_in_records
@@ -27,7 +28,7 @@ _PURGE_EVERY = 300  # refreshes between purges of expired revocations
 
 
 class IdentityCache:
-    """A refreshed snapshot of the catalog's users, role limits, API keys and revoked sign-ins."""
+    """A refreshed snapshot of the catalog's users, role limits, API keys, revoked sign-ins and policies."""
 
     def __init__(self, store: CatalogStore, refresh_seconds: float = 2.0) -> None:
         self.store = store
@@ -37,6 +38,8 @@ class IdentityCache:
         self.keys: dict[str, ApiKeyRow] = {}
         #: role -> its grants
         self.grants: dict[str, tuple[GrantInfo, ...]] = {}
+        #: Row filters and column masks.
+        self.policies: tuple[PolicyInfo, ...] = ()
         self._revoked: frozenset[str] = frozenset()
         self._revoked_here: set[str] = set()
         self._logins: dict[str, datetime] = {}
@@ -57,6 +60,7 @@ class IdentityCache:
             grants.setdefault(grant.role, []).append(grant)
         self.users, self.role_limits, self.keys = users, roles, keys
         self.grants = {role: tuple(found) for role, found in grants.items()}
+        self.policies = tuple(list_policies(self.store))
         with self._pending_lock:
             self._revoked = frozenset(revoked | self._revoked_here)
             self._revoked_here -= revoked  # once the catalog has them, the local copy is not needed

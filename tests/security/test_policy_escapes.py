@@ -1,0 +1,158 @@
+"""Escapes from row filters and column masks: every way SQL offers to reach the raw rows, on three real engines.
+
+bob sees the staff table filtered to his region and with ``ssn`` masked. Each query below is sent through the
+gateway as bob, and the same query is asked of the engine directly on a *truth* copy holding only what bob may see
+(``tests/security/policy_world.py``): the answers must be equal (column names and values), so no query reads a
+row or a value the policies hide. What cannot be rewritten with certainty (views, table functions, file paths,
+system relations) is refused with PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from flightsql import flightsql_pb2 as pb
+
+from nexus_flight.catalog.history import search_history
+from tests.security.conftest import bearer
+from tests.security.policy_world import ENGINES, SCHEMA, build
+from tests.security.test_policies import normal, rows_of
+from tests.support import flightsql_raw as raw
+
+#: Each query names the staff table as {staff}, the depts table as {depts} (three-part names through the gateway,
+#: which pick the source; plain names on the engine) and the schema as {schema}; engines a case does not run on.
+ESCAPES = [
+    ("SELECT * FROM {staff}", ()),
+    ("SELECT s.* FROM {staff} AS s", ()),
+    ("SELECT * FROM {staff} s WHERE s.region <> 'EU' OR 1 = 1", ()),
+    ("SELECT id, ssn FROM {staff} WHERE ssn IS NOT NULL", ()),
+    ("SELECT count(*) AS n FROM {staff}", ()),
+    ("SELECT region, count(*) AS n FROM {staff} GROUP BY region", ()),
+    ("SELECT ssn, count(*) AS n FROM {staff} GROUP BY ssn", ()),
+    ("SELECT max(ssn) AS m, min(salary) AS low, sum(salary) AS total FROM {staff}", ()),
+    ("SELECT upper(ssn) || name AS x, length(ssn) AS l FROM {staff}", ()),
+    ("SELECT * FROM (SELECT * FROM {staff}) t", ()),
+    ("SELECT * FROM (SELECT * FROM (SELECT id, region, ssn FROM {staff}) a) b", ()),
+    ("WITH x AS (SELECT * FROM {staff}) SELECT * FROM x", ()),
+    ("WITH staff AS (SELECT * FROM {staff}) SELECT * FROM staff", ("lite",)),  # SQLite: a circular reference
+    ("WITH staff AS (SELECT 2 AS id, 'US' AS region) SELECT staff.*, d.name FROM staff JOIN {depts} d "
+     "ON d.region = staff.region", ()),
+    ("SELECT id FROM {staff} UNION SELECT id FROM {staff} WHERE region = 'US'", ()),
+    ("SELECT name FROM {staff} EXCEPT SELECT 'nobody'", ()),
+    ("SELECT name, ssn FROM {staff} UNION ALL SELECT name, NULL FROM {depts}", ()),
+    ("SELECT name FROM {staff} INTERSECT SELECT name FROM {schema}.staff", ()),
+    ("SELECT d.name, s.name AS who FROM {depts} d JOIN {schema}.staff s ON s.region = d.region", ()),
+    ("SELECT d.name, s.ssn FROM {depts} d LEFT JOIN {schema}.staff s ON s.region = d.region", ()),
+    ("SELECT * FROM {depts} d WHERE EXISTS (SELECT 1 FROM {schema}.staff s WHERE s.region = d.region)", ()),
+    ("SELECT (SELECT count(*) FROM {staff} WHERE region = 'US') AS n", ()),
+    ("SELECT d.region, x.n FROM {depts} d, "
+     "LATERAL (SELECT count(*) AS n FROM {schema}.staff s WHERE s.region = d.region) x",
+     ("lite",)),
+    ("SELECT * FROM {staff} WHERE ssn LIKE '2%'", ()),
+    ("SELECT id FROM {staff} WHERE ssn = '222-33-4444' OR name = 'bo'", ()),
+    ("SELECT a.id, b.ssn FROM {staff} a, {schema}.staff b WHERE a.id = b.id", ()),
+    ("SELECT CASE WHEN ssn IS NULL THEN 'masked' ELSE ssn END AS v FROM {staff}", ()),
+    ("SELECT id, row_number() OVER (PARTITION BY region ORDER BY id) AS rn FROM {staff}", ()),
+    ("SELECT coalesce(ssn, 'none') AS v FROM {staff} s "
+     "WHERE s.id IN (SELECT id FROM {schema}.staff WHERE region = 'US')", ()),
+    ("SELECT * FROM {STAFF}", ()),
+    ('SELECT * FROM {"staff"}', ()),
+    ("SELECT staff.id, staff.ssn FROM {staff}", ()),
+    ("SELECT {schema}.staff.ssn, id FROM {staff}", ()),
+    ("SELECT DISTINCT region FROM {staff}", ()),
+    ("SELECT s.id, d.name FROM {staff} s NATURAL JOIN {depts} d", ()),
+    ("SELECT * FROM {staff} s(a, b, c, d, e) WHERE c <> 'EU' OR true", ("lite",)),
+    ("SELECT id FROM {staff} WHERE salary > (SELECT avg(salary) FROM {schema}.staff)", ()),
+    ("SELECT id FROM {staff} WHERE region IN ('US', 'APAC') OR ssn IS NULL", ()),
+]
+
+
+def gateway_form(sql: str, engine: str) -> str:
+    schema = SCHEMA[engine]
+    return sql.format(staff=f"{engine}.{schema}.staff", depts=f"{engine}.{schema}.depts", schema=schema,
+                      STAFF=f"{engine}.{schema}.STAFF", **{'"staff"': f'{engine}.{schema}."staff"'})
+
+
+def engine_form(sql: str, engine: str) -> str:
+    return sql.format(staff="staff", depts="depts", schema=SCHEMA[engine], STAFF="STAFF", **{'"staff"': '"staff"'})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_data_dir, postgres_server):
+    instance = build(tmp_path_factory.mktemp("escapes"), demo_data_dir, postgres_server, "escapes")
+    yield instance
+    instance.close()
+
+
+CASES = [pytest.param(sql, engine, id=f"{engine}-{n}") for n, (sql, skip) in enumerate(ESCAPES)
+         for engine in ENGINES if engine not in skip]
+
+
+@pytest.mark.parametrize(("sql", "engine"), CASES)
+def test_no_query_reads_past_the_policies(world, sql, engine):
+    got = world.run(gateway_form(sql, engine))
+    names, expected = world.engine(engine, engine_form(sql, engine))
+    assert [n.lower() for n in got.column_names] == [n.lower() for n in names]
+    assert normal(zip(*(c.to_pylist() for c in got.columns), strict=True)) == normal(expected)
+
+
+REFUSED = [
+    ("duck", "SELECT * FROM duck.main.staff_v", "wide", "duck.main.staff_v is a view"),
+    ("lite", "SELECT * FROM lite.main.staff_v", "wide", "lite.main.staff_v is a view"),
+    ("pg", "SELECT * FROM pg.public.staff_v", "wide", "pg.public.staff_v is a view"),
+    ("pg", "SELECT * FROM pg.pg_catalog.pg_stats", "wide", "pg.pg_catalog.pg_stats is not a table of the source"),
+    ("pg", "SELECT s.* FROM pg.public.staff s, generate_series(1, 2)", "wide", "table function generate_series"),
+    ("duck", "SELECT * FROM duck.main.staff, range(2)", "wide", "table function range"),
+    ("files", "SELECT * FROM files.main.staff, range(2)", "wide", "range"),
+    ("duck", "SELECT * FROM query_table('staff') JOIN duck.main.depts USING (region)", "wide", "query_table"),
+    ("duck", "SELECT * FROM duck.main.depts, 'staff.csv'", "wide", "staff.csv"),
+    ("duck", 'SELECT * FROM duck.main.depts, "staff.csv"', "wide", "staff.csv"),
+    ("lite", "SELECT * FROM lite.main.sqlite_master", "wide", "not a table of the source"),
+    ("duck", "SELECT * FROM duck.main.staff_v", "bob", "no SELECT privilege on table duck.main.staff_v"),
+    ("pg", "EXPLAIN SELECT * FROM pg.public.staff", "bob", "EXPLAIN of a query is not offered there"),
+]
+
+
+@pytest.mark.parametrize(("engine", "sql", "user", "message"), REFUSED, ids=[f"{r[0]}-{r[2]}-{i}"
+                                                                             for i, r in enumerate(REFUSED)])
+def test_what_could_read_a_filtered_table_unfiltered_is_refused(world, engine, sql, user, message):
+    with pytest.raises((flight.FlightUnauthorizedError, flight.FlightServerError)) as info:
+        world.run(sql, user=user)
+    assert message in str(info.value)
+
+
+def test_a_whole_source_grant_still_reads_through_the_policies(world):
+    for engine in ENGINES:
+        got = world.run(f"SELECT * FROM {engine}.{SCHEMA[engine]}.staff", user="wide")
+        _, expected = world.engine(engine, "SELECT * FROM staff")
+        assert normal(rows_of(got)) == normal(expected)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prepared_statements_with_parameters_are_rewritten_at_each_execution(world, engine):
+    client, options = world.client, bearer(world.tokens["bob"])
+    sql = f"SELECT id, ssn FROM {engine}.{SCHEMA[engine]}.staff WHERE region = ? OR id > ?"
+    prepared = raw.prepare(client, sql, options)
+    handle = prepared.prepared_statement_handle
+    params = pa.record_batch([pa.array(["US"]), pa.array([0], pa.int64())], names=["region", "id"])
+    descriptor = raw.descriptor(pb.CommandPreparedStatementQuery(prepared_statement_handle=handle))
+    writer, reader = client.do_put(descriptor, params.schema, options)
+    writer.write_batch(params)
+    writer.done_writing()
+    reader.read()
+    writer.close()
+    _, table = raw.info_and_table(client, pb.CommandPreparedStatementQuery(prepared_statement_handle=handle),
+                                  options)
+    assert sorted(rows_of(table)) == [(1, None), (3, None), (6, None)]
+    raw.close_prepared(client, handle, options)
+
+
+def test_history_records_whether_a_policy_rewrote_the_query(world):
+    marker = "/* history-mark */"
+    world.run(f"SELECT id {marker} FROM duck.main.staff")
+    world.run(f"SELECT region {marker} FROM duck.main.depts")
+    world.run(f"SELECT id {marker} FROM duck.main.staff", user="alice")
+    rows = [r for r in search_history(world.store, limit=200) if marker in (r.get("sql_text") or "")]
+    seen = sorted((r["user_name"], "staff" in r["sql_text"], r["policy_rewritten"]) for r in rows)
+    assert seen == [("alice", True, False), ("bob", False, False), ("bob", True, True)]
