@@ -188,6 +188,10 @@ class DuckDBEngine:
                     if schema is not None:
                         return schema
                 if kind == "query":
+                    schema = self._described_schema(cursor, sql, parameter_count)
+                    if schema is not None:
+                        return schema
+                if kind == "query":
                     reader = cursor.execute(limit_zero(sql), [None] * parameter_count).to_arrow_reader()
                 elif kind == "explain":
                     reader = cursor.execute(sql, [None] * parameter_count).to_arrow_reader()  # plans only
@@ -222,9 +226,22 @@ class DuckDBEngine:
     def _bound_schema(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Schema | None:
         relation = cursor.sql(sql)  # a query only: sql() would run anything else right away
         names, types = relation.columns, [str(t) for t in relation.types]
-        if len(set(names)) != len(names):
-            return None  # let DuckDB's own export decide how duplicate names come out
+        # Duplicate names (``SELECT *`` over a join) stay duplicates, as DuckDB's export streams them: the
+        # LIMIT 0 wrapper below would rename them (``id_1``) and announce a schema the stream does not have.
         return pa.schema([pa.field(n, self._arrow_type(t)) for n, t in zip(names, types, strict=True)])
+
+    def _described_schema(self, cursor: duckdb.DuckDBPyConnection, sql: str, parameter_count: int) -> pa.Schema | None:
+        """A query with parameters: DuckDB's DESCRIBE binds it with NULLs without running it (None if it cannot).
+
+        Unlike the ``LIMIT 0`` wrapper, DESCRIBE keeps repeated column names as the query streams them.
+        """
+        try:
+            rows = cursor.execute(f"DESCRIBE {sql}", [None] * parameter_count).fetchall()
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error:
+            return None
+        return pa.schema([pa.field(name, self._arrow_type(str(kind))) for name, kind, *_ in rows])
 
     def _arrow_type(self, duckdb_type: str) -> pa.DataType:
         """Return the Arrow type DuckDB exports a DuckDB type as (asked once per type, then cached)."""

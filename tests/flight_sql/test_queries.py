@@ -106,3 +106,37 @@ def test_three_part_names_and_trailing_semicolon(adbc):
     cur = adbc.cursor()
     cur.execute("SELECT r_name FROM demo.main.region ORDER BY r_regionkey;")
     assert [r[0] for r in cur.fetchall()] == ["AFRICA", "AMERICA", "ASIA", "EUROPE", "MIDDLE EAST"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM nation a JOIN nation b ON a.n_nationkey = b.n_nationkey WHERE a.n_nationkey < 4",
+        "SELECT a.n_name, b.n_name, a.n_name FROM nation a JOIN nation b ON a.n_regionkey = b.n_regionkey "
+        "WHERE a.n_nationkey = 1 ORDER BY 2",
+        "SELECT n_name AS name, r_name AS name FROM nation JOIN region ON n_regionkey = r_regionkey "
+        "ORDER BY n_nationkey LIMIT 5",
+    ],
+    ids=["star-over-self-join", "same-column-twice", "same-alias-twice"],
+)
+def test_duplicate_column_names_come_back_as_duckdb_streams_them(adbc, local, sql):
+    """Announced schema and stream agree, and both equal DuckDB's own answer (names repeated, not renamed)."""
+    cur = adbc.cursor()
+    cur.execute(sql)
+    got = cur.fetch_arrow_table()
+    expected = local.execute(sql).to_arrow_table()
+    assert got.num_rows > 0
+    assert got.schema.names == expected.schema.names
+    assert got.equals(expected)
+    assert cur.adbc_execute_schema(sql).names == expected.schema.names  # GetSchema announces the same
+
+
+def test_duplicate_column_names_of_a_prepared_query_with_parameters(adbc, local):
+    sql = "SELECT * FROM nation a JOIN nation b ON a.n_regionkey = b.n_regionkey WHERE a.n_nationkey < ? ORDER BY ALL"
+    cur = adbc.cursor()
+    cur.execute(sql, parameters=(3,))
+    got = cur.fetch_arrow_table()
+    expected = local.execute(sql, [3]).to_arrow_table()
+    assert got.num_rows > 0
+    assert got.schema.names == expected.schema.names
+    assert got.equals(expected)
