@@ -70,14 +70,19 @@ class GrantedAccess(AccessPolicy):
         grants: Returns the installed grants, or None (authentication off); asked on every decision, so grants
             installed after the service was built apply.
         default_schema: The schema a source's unqualified table names resolve to.
+        table_columns: A table's column names (source, schema, table), to expand ``*`` against.
 
     """
 
     def __init__(
-        self, grants: Callable[[], QueryAccess | None], default_schema: Callable[[str], str | None]
+        self,
+        grants: Callable[[], QueryAccess | None],
+        default_schema: Callable[[str], str | None],
+        table_columns: Callable[[str, str | None, str], Sequence[str] | None] = lambda *_: None,
     ) -> None:
         self._grants = grants
         self._default_schema = default_schema
+        self._table_columns = table_columns
 
     def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
         """The sources the grants let ``principal`` see, in the same order."""
@@ -101,4 +106,6 @@ class GrantedAccess(AccessPolicy):
         grants = self._grants()
         if grants is None or not principal.authenticated:
             return
-        grants.check_query(principal, plan.source, plan.sql, plan.dialect, self._default_schema(plan.source))
+        source = plan.source
+        grants.check_query(principal, plan, self._default_schema(source),
+                           lambda db_schema, table: self._table_columns(source, db_schema, table))

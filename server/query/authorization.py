@@ -6,10 +6,15 @@ through this protocol, and with none installed (authentication off) everything i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
+
+#: A table's column names in table order (None: no such table, or its schema cannot be read), given its schema
+#: (None: unqualified in a source without a default schema) and name, as the query wrote them.
+TableColumns = Callable[[str | None, str], Sequence[str] | None]
 
 
 class QueryAccess(Protocol):
@@ -22,6 +27,10 @@ class QueryAccess(Protocol):
                 table: str | None = None) -> bool:
         """Whether a catalog, schema or table shows in the principal's metadata."""
 
-    def check_query(self, principal: Principal, catalog: str, sql: str, dialect: str,
-                    default_schema: str | None) -> None:
-        """Refuse (PERMISSION_DENIED naming the object) a query reading anything the principal may not read."""
+    def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
+                    table_columns: TableColumns) -> None:
+        """Refuse (PERMISSION_DENIED naming the object) a planned query reading anything the principal may not.
+
+        ``default_schema`` is where the plan's source resolves unqualified table names; ``table_columns`` expands
+        a ``*`` over a table of that source.
+        """

@@ -230,7 +230,7 @@ class QueryService:
         self.observers = list(observers)
         #: Grants (None: everyone may read everything, as with authentication off).
         self.access: QueryAccess | None = None
-        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
+        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns)
         self._running: dict[bytes, list[RunningQuery]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
@@ -287,6 +287,21 @@ class QueryService:
 
     def _default_schema(self, source: str) -> str | None:
         return self.sources.backend(source).default_schema
+
+    def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
+        """A table's column names, from the source's schema cache (None: not found); names match without case."""
+        if db_schema is None:
+            return None
+        backend = self.sources.backend(source)
+        try:
+            return backend.table_schema(db_schema, table).names
+        except GatewayError:
+            pass
+        try:  # the engine folds unquoted names: the table as the source lists it
+            listed = [t for t in backend.list_tables(db_schema) if t.name.lower() == table.lower()]
+            return backend.table_schema(listed[0].db_schema, listed[0].name).names if listed else None
+        except GatewayError:
+            return None
 
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
