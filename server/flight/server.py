@@ -26,6 +26,8 @@ from nexus_flight.core.errors import (
     UnsupportedError,
 )
 from nexus_flight.server.flight import protocol
+from nexus_flight.server.flight.admin_actions import ACTIONS, run_admin_action
+from nexus_flight.server.flight.admin_actions import PREFIX as ADMIN_PREFIX
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
     Authenticator,
@@ -339,15 +341,23 @@ class FlightSqlServer(flight.FlightServerBase):
     }
 
     def list_actions(self, context):
-        """The actions this server implements."""
+        """The actions this server implements (the administration actions to admins only)."""
         with translate():
-            self._caller(context)
-            return list(self._ACTIONS.items())
+            principal = self._caller(context).principal
+            admin = principal.authenticated and principal.is_admin
+            return list(self._ACTIONS.items()) + [(k, a.description) for k, a in ACTIONS.items() if admin]
 
     def do_action(self, context, action):
-        """Dispatch a Flight SQL or Flight session/cancel action."""
+        """Dispatch a Flight SQL, Flight session/cancel or administration action."""
         with translate():
-            self._caller(context)
+            identity = self._caller(context)
+            if action.type.startswith(ADMIN_PREFIX):
+                body = action.body.to_pybytes() if action.body is not None else b""
+                identities = getattr(self.authenticator, "identities", None)
+                answer = run_admin_action(action.type, body, identity.principal,
+                                          getattr(self.authenticator, "store", None),
+                                          identities.refresh if identities is not None else lambda: None)
+                return [flight.Result(pa.py_buffer(answer))]
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:
                 if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):
