@@ -282,9 +282,10 @@ class FlightSqlServer(flight.FlightServerBase):
         return flight.GeneratorStream(ticket.schema, flight_batches(running))
 
     def _metadata_table(self, context, cmd) -> pa.Table:
-        if isinstance(cmd, pb.CommandGetSqlInfo):
-            return sql_info_table(cmd.info, self.statement_timeout)
         principal = self._session(context).principal
+        if isinstance(cmd, pb.CommandGetSqlInfo):
+            restricted = self.service.access is not None and principal.authenticated and not principal.is_admin
+            return sql_info_table(cmd.info, self.statement_timeout, all_tables_selectable=not restricted)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             catalog = self._session(context).catalog or self.service.default_catalog(principal)
             names = self.browser.xdbc_type_names(catalog, principal)

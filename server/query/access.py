@@ -43,6 +43,11 @@ class AccessPolicy:
         """Tell whether ``principal`` may read these tables and columns of ``source``."""
         return True
 
+    def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table ``principal`` may read and see in metadata; None: every one."""
+        return None
+
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse a planned query that reads what ``principal`` may not.
 
@@ -100,6 +105,14 @@ class GrantedAccess(AccessPolicy):
         if grants is None or not principal.authenticated:
             return True
         return all(grants.visible(principal, source, t.db_schema, t.base_name) for t in tables)
+
+    def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns the grants let ``principal`` read of a table (None: every one)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return None
+        return grants.readable_columns(principal, source, db_schema, table)
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""

@@ -27,6 +27,10 @@ class QueryAccess(Protocol):
                 table: str | None = None) -> bool:
         """Whether a catalog, schema or table shows in the principal's metadata."""
 
+    def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table the principal may read: None for every column."""
+
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
                     table_columns: TableColumns) -> None:
         """Refuse (PERMISSION_DENIED naming the object) a planned query reading anything the principal may not.

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import GatewayError, NotFoundError, QueryCancelledError
 from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.reading import reading_for
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
 from nexus_flight.server.query.authorization import QueryAccess
@@ -381,7 +382,9 @@ class QueryService:
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
                 limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
-                stream = ResultStream(backend.execute(plan, run.parameters, limits), run.schema, limits, plan.source)
+                with reading_for(_own_rows_of(run.principal)):
+                    execution = backend.execute(plan, run.parameters, limits)
+                stream = ResultStream(execution, run.schema, limits, plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
                 if watch is not None:
@@ -500,6 +503,11 @@ def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
         close()
     except ValueError:  # still running on another thread
         pass
+
+
+def _own_rows_of(principal: Principal) -> str | None:
+    """Whose rows alone a query of ``principal`` reads where a source holds every user's (None: all rows)."""
+    return principal.name if principal.authenticated and not principal.is_admin else None
 
 
 def _nothing() -> None:

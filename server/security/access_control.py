@@ -13,7 +13,8 @@ unqualified column over several tables counts against each: strict rather than b
 is refused. A ``*`` (bare, qualified, with ``EXCLUDE``, in a function, ``COLUMNS(...)``, a ``NATURAL`` join) is
 expanded against the table's cached schema: allowed when every column it stands for is granted, else refused
 naming the first that is not. An unqualified table name resolves in the source's default schema, the one its
-engine resolves it in. ``count(*)`` reads no column. The ``system`` catalog is the administrators'.
+engine resolves it in. ``count(*)`` reads no column. The ``system`` catalog is the administrators', but for its
+``query_history``, which every signed-in user sees cut to their own rows (``catalog/system_backend.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nexus_flight.catalog.grants import GrantInfo
+from nexus_flight.catalog.system_tables import OWN_ROWS
 from nexus_flight.core.errors import ForbiddenError
 from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
+from nexus_flight.core.references import References
 from nexus_flight.server.query.authorization import TableColumns
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
 
 SYSTEM_CATALOG = "system"
+_SYSTEM_SCHEMA = "main"
+#: The ``system`` tables every signed-in user sees (cut to their own rows by the system backend).
+_OWN_SYSTEM_TABLES = frozenset(OWN_ROWS)
 
 
 @dataclass(frozen=True)
@@ -74,12 +80,12 @@ class GrantAccess:
     # -- metadata ------------------------------------------------------------------------------------------------
 
     def visible_catalogs(self, principal: Principal, names: Iterable[str]) -> set[str]:
-        """The catalogs among ``names`` the principal holds any grant in (``system``: admins only)."""
+        """The catalogs among ``names`` the principal holds any grant in, and ``system`` (its own history)."""
         names = set(names)
         if self._unrestricted(principal):
             return names
-        granted = {g.catalog.lower() for g in self._grants(principal)}
-        return {n for n in names if n.lower() in granted and n.lower() != SYSTEM_CATALOG}
+        granted = {g.catalog.lower() for g in self._grants(principal)} | {SYSTEM_CATALOG}
+        return {n for n in names if n.lower() in granted}
 
     def visible(self, principal: Principal, catalog: str, db_schema: str | None = None,
                 table: str | None = None) -> bool:
@@ -87,7 +93,7 @@ class GrantAccess:
         if self._unrestricted(principal):
             return True
         if catalog.lower() == SYSTEM_CATALOG:
-            return False
+            return _same(db_schema, _SYSTEM_SCHEMA) and (table is None or table.lower() in _OWN_SYSTEM_TABLES)
         for grant in self._grants(principal):
             if grant.catalog.lower() != catalog.lower():
                 continue
@@ -97,6 +103,14 @@ class GrantAccess:
                 continue
             return True
         return False
+
+    def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table the principal may read: None for every one (or for none at all)."""
+        if self._unrestricted(principal) or catalog.lower() == SYSTEM_CATALOG:
+            return None
+        reach = self.reach(principal, catalog, db_schema, table)
+        return reach.columns if reach is not None else frozenset()
 
     # -- queries -------------------------------------------------------------------------------------------------
 
@@ -131,9 +145,10 @@ class GrantAccess:
         if self._unrestricted(principal):
             return
         catalog = plan.source
-        if catalog.lower() == SYSTEM_CATALOG:
-            raise denied(f"catalog {catalog}")
         refs = plan.references
+        if catalog.lower() == SYSTEM_CATALOG:
+            self._check_system(refs)
+            return
         for function in refs.functions:
             if function != "unnest" and not self._whole_source(principal, catalog):
                 raise denied(f"{catalog}: table function {function.split('(')[0].lower()}")
@@ -161,6 +176,16 @@ class GrantAccess:
                 for table in column.outer:  # SQL resolves it outwards when no table of its own scope has it
                     if table in restricted:
                         self._check_column(column, table, restricted[table], default_schema, table_columns)
+
+    @staticmethod
+    def _check_system(refs: References) -> None:
+        """A user who is no admin reads the ``system`` catalog's own-rows tables, and nothing else of it."""
+        for function in refs.functions:
+            raise denied(f"{SYSTEM_CATALOG}: table function {function.split('(')[0].lower()}")
+        for table in refs.tables:
+            schema = table.db_schema or _SYSTEM_SCHEMA
+            if schema.lower() != _SYSTEM_SCHEMA or table.base_name.lower() not in _OWN_SYSTEM_TABLES:
+                raise denied(f"table {SYSTEM_CATALOG}.{schema}.{table.base_name}")
 
     @staticmethod
     def _check_column(column: ColumnRef, table: TableRef, reach: tuple[str, frozenset[str]],
