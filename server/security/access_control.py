@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlglot import exp
+
 from nexus_flight.catalog.grants import GrantInfo
 from nexus_flight.catalog.system_tables import OWN_ROWS
-from nexus_flight.core.errors import ForbiddenError
+from nexus_flight.core.errors import ForbiddenError, InvalidQueryError
 from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
 from nexus_flight.core.references import References
 from nexus_flight.server.query.authorization import TableColumns
@@ -32,6 +34,8 @@ from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
 
 SYSTEM_CATALOG = "system"
+#: Statements that read no table by name but may list the source's objects: a whole-source grant's only.
+_LISTINGS = (exp.Show, exp.Command, exp.Pragma)
 _SYSTEM_SCHEMA = "main"
 #: The ``system`` tables every signed-in user sees (cut to their own rows by the system backend).
 _OWN_SYSTEM_TABLES = frozenset(OWN_ROWS)
@@ -140,17 +144,23 @@ class GrantAccess:
 
         Raises:
             ForbiddenError: naming the first object refused.
+            InvalidQueryError: the plan has no parsed query (the validator is off and sqlglot cannot parse it).
 
         """
         if self._unrestricted(principal):
             return
         catalog = plan.source
+        if plan.query is None:  # only with the validator off: what it reads cannot be told, so it is refused
+            raise InvalidQueryError("the query cannot be checked against the grants: sqlglot cannot parse it")
         refs = plan.references
         if catalog.lower() == SYSTEM_CATALOG:
             self._check_system(refs)
             return
+        whole = self._whole_source(principal, catalog)
+        if isinstance(plan.query, _LISTINGS) and not whole:  # SHOW TABLES, PRAGMA show_tables: the source's names
+            raise denied(f"{catalog}: {plan.keyword.upper() or 'this'} statements (they list the whole source)")
         for function in refs.functions:
-            if function != "unnest" and not self._whole_source(principal, catalog):
+            if function != "unnest" and not whole:
                 raise denied(f"{catalog}: table function {function.split('(')[0].lower()}")
         restricted: dict[TableRef, tuple[str, frozenset[str]]] = {}  # table -> (shown name, granted columns)
         for table in refs.tables:
