@@ -260,7 +260,7 @@ def apply_roles(store: CatalogStore, roles: tuple[DeclaredRole, ...]) -> dict[st
         if current is None:
             add_role(store, role.name, description=role.description, origin=ORIGIN, actor=ACTOR)
             actions[role.name] = "added"
-        elif current.description != role.description:
+        elif (current.description or None) != (role.description or None):
             update_role(store, current.name, description=role.description or "", actor=ACTOR)
             actions[role.name] = "updated"
     return actions

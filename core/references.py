@@ -134,8 +134,8 @@ def references(tree: exp.Expression | None) -> References:
     for node in tree.find_all(exp.Table):  # outside every scope sqlglot knows: kept, to name too many never too few
         if id(node) not in placed and _named(node):
             tables[table_ref(node)] = None
-    for node in tree.find_all(exp.Column):  # every column node, not only those sqlglot lists (it skips some)
-        for column in _column(node, id(node) in seen, by_expression, in_scope):
+    for column_node in tree.find_all(exp.Column):  # every column node, not only those sqlglot lists (it skips some)
+        for column in _column(column_node, id(column_node) in seen, by_expression, in_scope):
             columns[column] = None
     for column in _stars_elsewhere(tree, in_scope):
         columns[column] = None

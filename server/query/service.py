@@ -295,12 +295,12 @@ class QueryService:
             return None
         backend = self.sources.backend(source)
         try:
-            return backend.table_schema(db_schema, table).names
+            return list(backend.table_schema(db_schema, table).names)
         except GatewayError:
             pass
         try:  # the engine folds unquoted names: the table as the source lists it
             listed = [t for t in backend.list_tables(db_schema) if t.name.lower() == table.lower()]
-            return backend.table_schema(listed[0].db_schema, listed[0].name).names if listed else None
+            return list(backend.table_schema(listed[0].db_schema, listed[0].name).names) if listed else None
         except GatewayError:
             return None
 
