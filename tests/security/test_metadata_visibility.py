@@ -30,8 +30,10 @@ def secured(secure_gateway, store, tmp_path):
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE orders AS SELECT 1 AS id, 9.5 AS amount, 'vip' AS secret_note")
         con.execute("CREATE TABLE hidden AS SELECT 42 AS x")
+        con.execute("CREATE TABLE accounts (secret_id INTEGER PRIMARY KEY, label TEXT)")
     store.add_source("sales", "duckdb", {"path": str(path)})
     add_grant(store, "analyst", "sales", "main", "orders", columns=["id", "AMOUNT"])
+    add_grant(store, "analyst", "sales", "main", "accounts", columns=["label"])
     history = history_observer(store)
     directory = CatalogSourceDirectory(store, default="sales", refresh_seconds=0, schema_ttl_seconds=0,
                                        history=history)
@@ -55,7 +57,7 @@ def _schemas(client, token) -> dict[tuple[str, str], list[str]]:
 
 def test_get_tables_shows_only_granted_columns_and_system_history(secured):
     _, client, tokens, _ = secured
-    assert _schemas(client, tokens["bob"]) == {("sales", "orders"): ["id", "amount"],
+    assert _schemas(client, tokens["bob"]) == {("sales", "orders"): ["id", "amount"], ("sales", "accounts"): ["label"],
                                                ("system", "query_history"): _schemas(
                                                    client, tokens["alice"])[("system", "query_history")]}
     admin = _schemas(client, tokens["alice"])
@@ -63,6 +65,14 @@ def test_get_tables_shows_only_granted_columns_and_system_history(secured):
     assert {("system", t) for t in ("audit_events", "sources", "schema_versions")} <= admin.keys()
     catalogs = raw.info_and_table(client, pb.CommandGetCatalogs(), bearer(tokens["bob"]))[1]
     assert catalogs.column("catalog_name").to_pylist() == ["sales", "system"]
+
+
+def test_key_rows_name_only_granted_columns(secured):
+    _, client, tokens, _ = secured
+    command = pb.CommandGetPrimaryKeys(catalog="sales", db_schema="main", table="accounts")
+    keys = {user: raw.info_and_table(client, command, bearer(tokens[user]))[1].column("column_name").to_pylist()
+            for user in ("bob", "alice")}
+    assert keys == {"bob": [], "alice": ["secret_id"]}
 
 
 def test_sql_info_does_not_claim_every_table_is_selectable(secured):
@@ -87,7 +97,7 @@ def test_adbc_get_objects_shows_only_granted_columns(secured):
         objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
     seen = {(c["catalog_name"], t["table_name"]): [col["column_name"] for col in t["table_columns"] or []]
             for c in objects for s in c["catalog_db_schemas"] or [] for t in s["db_schema_tables"] or []}
-    assert seen.keys() == {("sales", "orders"), ("system", "query_history")}
+    assert seen.keys() == {("sales", "orders"), ("sales", "accounts"), ("system", "query_history")}
     assert seen[("sales", "orders")] == ["id", "amount"]
 
 
@@ -111,7 +121,7 @@ def test_jdbc_get_columns_and_tables_show_only_granted_objects(secured, tmp_path
         return [row[names.index(label)]["value"] for row in record["result"]["rows"]]
 
     assert column("columns", "COLUMN_NAME") == ["id", "amount"]
-    assert sorted(column("tables", "TABLE_NAME")) == ["orders", "query_history"]
+    assert sorted(column("tables", "TABLE_NAME")) == ["accounts", "orders", "query_history"]
     assert column("catalogs", "TABLE_CAT") == ["sales", "system"]
 
 
