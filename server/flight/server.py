@@ -26,8 +26,8 @@ from nexus_flight.core.errors import (
     UnsupportedError,
 )
 from nexus_flight.server.flight import protocol
-from nexus_flight.server.flight.admin_actions import ACTIONS, run_admin_action
-from nexus_flight.server.flight.admin_actions import PREFIX as ADMIN_PREFIX
+from nexus_flight.server.flight.administration import PREFIX as ADMIN_PREFIX
+from nexus_flight.server.flight.administration import Administration, listed_actions, run_administration
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
     Authenticator,
@@ -97,8 +97,10 @@ class FlightSqlServer(flight.FlightServerBase):
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
                  authenticator: Authenticator | None = None, address_header: str | None = None,
-                 **kwargs) -> None:
+                 administration: Administration | None = None, **kwargs) -> None:
         self.authenticator = authenticator or OpenAuthenticator()
+        #: The ``nexus.*`` administration actions (None: authentication off, no admin, every one refused).
+        self.administration = administration
         super().__init__(
             location,
             # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
@@ -345,8 +347,7 @@ class FlightSqlServer(flight.FlightServerBase):
         """The actions this server implements (the administration actions to admins only)."""
         with translate():
             principal = self._caller(context).principal
-            admin = principal.authenticated and principal.is_admin
-            return list(self._ACTIONS.items()) + [(k, a.description) for k, a in ACTIONS.items() if admin]
+            return list(self._ACTIONS.items()) + listed_actions(self.administration, principal)
 
     def do_action(self, context, action):
         """Dispatch a Flight SQL, Flight session/cancel or administration action."""
@@ -354,10 +355,7 @@ class FlightSqlServer(flight.FlightServerBase):
             identity = self._caller(context)
             if action.type.startswith(ADMIN_PREFIX):
                 body = action.body.to_pybytes() if action.body is not None else b""
-                identities = getattr(self.authenticator, "identities", None)
-                answer = run_admin_action(action.type, body, identity.principal,
-                                          getattr(self.authenticator, "store", None),
-                                          identities.refresh if identities is not None else lambda: None)
+                answer = run_administration(self.administration, action.type, body, identity.principal)
                 return [flight.Result(pa.py_buffer(answer))]
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:

@@ -16,7 +16,7 @@ import pytest
 from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.audit import search_audit
-from nexus_flight.server.flight.admin_actions import ACTIONS
+from nexus_flight.server.security.administration import ACTIONS
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
 
@@ -128,3 +128,12 @@ def test_unknown_objects_are_not_found(admin_world):
         act(client, tokens["alice"], "nexus.users.show", {"name": "nobody"})
     with pytest.raises(pa.ArrowNotImplementedError, match="unknown action"):
         act(client, tokens["alice"], "nexus.users.rename", {})
+
+
+def test_without_authentication_there_is_no_admin(gateway):
+    """Authentication off (the loopback default): nobody may administer, and the actions are not listed."""
+    client = flight.FlightClient(gateway.location)
+    with pytest.raises(flight.FlightUnauthorizedError, match="needs the admin role"):
+        list(client.do_action(flight.Action("nexus.users.add", b'{"name": "mallory", "roles": ["admin"]}')))
+    assert not any(a.type.startswith("nexus.") for a in client.list_actions())
+    client.close()

@@ -1,5 +1,8 @@
 """Administration over Flight SQL: the CLI's users, roles, grants and keys commands as ``DoAction`` actions.
 
+The wire knows them through ``server/flight/administration.py``'s protocol; this is its implementation on the
+catalog.
+
 An action is named ``nexus.<group>.<verb>`` (``nexus.users.add``, ``nexus.grants.list`` …, see ``ACTIONS``); its
 body is a JSON object of the fields listed there, and it answers one result, a JSON document: the row made or
 changed, or the list asked for, as the CLI prints them with ``--json``. Only an admin may call them: anyone else
@@ -36,8 +39,6 @@ from nexus_flight.catalog.users import (
 )
 from nexus_flight.core.errors import ConfigError, ForbiddenError, UnsupportedError
 from nexus_flight.server.query.principal import Principal
-
-PREFIX = "nexus."
 
 #: A field's JSON type: ``str``, ``list`` (of strings), ``dict`` (an object).
 _Fields = Mapping[str, tuple[type, bool]]  # name -> (type, required)
@@ -167,23 +168,39 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)).encode()
 
 
-def run_admin_action(kind: str, body: bytes, principal: Principal, store: CatalogStore | None,
-                     refresh: Callable[[], None]) -> bytes:
-    """Run the administration action ``kind`` for ``principal``; return its JSON answer.
+class CatalogAdministration:
+    """The administration actions on a catalog, refreshing an identity snapshot after each change.
 
-    Raises:
-        ForbiddenError: the caller is no admin (or authentication is off: there are no admins then).
-        ConfigError: the body does not fit (or the catalog's validation refused it).
-        UnsupportedError: no such action.
-        NotFoundError: the object it names does not exist.
+    Args:
+        store: The catalog.
+        refresh: Called after a change, so that the next call sees it (the identity snapshot's refresh).
 
     """
-    if not principal.authenticated or not principal.is_admin or store is None:
-        raise ForbiddenError(f"permission denied: {kind} needs the admin role")
-    action = ACTIONS.get(kind)
-    if action is None:
-        raise UnsupportedError(f"unknown action {kind[:80]!r}")
-    data = parse_body(body, action.fields)
-    answer = action.run(store, data, f"flight:{principal.name}")
-    refresh()
-    return _json(answer)
+
+    def __init__(self, store: CatalogStore, refresh: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.refresh = refresh
+
+    def actions(self) -> dict[str, str]:
+        """Action type -> what it does and the fields of its body."""
+        return {kind: action.description for kind, action in ACTIONS.items()}
+
+    def run(self, kind: str, body: bytes, principal: Principal) -> bytes:
+        """Run the administration action ``kind`` for ``principal``; return its JSON answer.
+
+        Raises:
+            ForbiddenError: the caller is no admin.
+            UnsupportedError: no such action.
+            ConfigError: the body does not fit (or the catalog's validation refused it).
+            NotFoundError: the object it names does not exist.
+
+        """
+        if not principal.authenticated or not principal.is_admin:
+            raise ForbiddenError(f"permission denied: {kind[:80]} needs the admin role")
+        action = ACTIONS.get(kind)
+        if action is None:
+            raise UnsupportedError(f"unknown action {kind[:80]!r}")
+        data = parse_body(body, action.fields)
+        answer = action.run(self.store, data, f"flight:{principal.name}")
+        self.refresh()
+        return _json(answer)
