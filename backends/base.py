@@ -145,8 +145,9 @@ class Backend(abc.ABC):
     #: (``"duckdb"``, ``"postgres"``): the validator then judges the engine's reading too. It applies only while
     #: ``dialect`` is that engine's (a subclass that translates another dialect first gets none).
     engine_parser: ClassVar[str | None] = None
-    #: The schema unqualified names resolve to (reported as the session's current schema).
-    default_schema: ClassVar[str | None] = None
+    #: The schema unqualified names resolve to (reported as the session's current schema, and where grants on a
+    #: schema find an unqualified table); a family whose sources choose it sets it per source (``default_schema_for``).
+    default_schema: str | None = None
     #: What this backend can do.
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: One sentence on the connection-level read-only defence this backend applies.
@@ -159,6 +160,11 @@ class Backend(abc.ABC):
 
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
+
+    @classmethod
+    def default_schema_for(cls, options: Mapping[str, Any]) -> str | None:
+        """The schema unqualified names of a source with these options resolve to (the family's, by default)."""
+        return cls.default_schema
 
     @property
     def name(self) -> str:

@@ -37,7 +37,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import mariadb  # a missing package becomes NotInstalledError in the registry
@@ -344,6 +344,7 @@ class MySQLBackend(Backend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self.config = source_config(MySQLConfig, spec)
+        self.default_schema = self.config.database
         self._secrets = secret_values(spec)
         self._mariadb: bool | None = None
         self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
@@ -367,6 +368,12 @@ class MySQLBackend(Backend):
     def pool(self) -> ConnectionPool:
         """The source's connection pool."""
         return self._pool
+
+    @classmethod
+    def default_schema_for(cls, options: Mapping[str, Any]) -> str | None:
+        """The source's database: unqualified names resolve in it."""
+        database = options.get("database")
+        return str(database) if database else None
 
     def classify(self, exc: BaseException) -> GatewayError:
         """Map a driver error into the gateway's error tree (secrets scrubbed)."""

@@ -112,7 +112,8 @@ def _uri(config: PostgresConfig) -> str:
     startup = (
         f"-c default_transaction_read_only=on "
         f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)} "
-        "-c standard_conforming_strings=on"
+        "-c standard_conforming_strings=on "
+        f"-c search_path={config.search_path}"
     )
     query = {
         "sslmode": config.sslmode,
@@ -293,6 +294,12 @@ class PostgresBackend(AdbcBackend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
+        self.default_schema = self.config.search_path
+
+    @classmethod
+    def default_schema_for(cls, options: Mapping[str, Any]) -> str | None:
+        """The source's ``search_path`` (``public`` unless its options say otherwise)."""
+        return str(options.get("search_path") or "public")
 
     def _pool_options(self) -> Mapping[str, Any]:
         return {

@@ -27,9 +27,10 @@
 
 ``[server]`` is :class:`~nexus_flight.core.settings.ServerSettings`, the one declaration of the server's settings;
 each ``[[sources]]`` entry is validated like a source added with the CLI (the DS and CV rules), each
-``[[policies]]`` entry like a policy added with ``nexus-flight policies add`` (AU-007; the file owns the policies it
-declares). Secrets are ``${env:NAME}`` references, never literal values (CV-007). Every setting can be overridden
-by an environment variable: ``NEXUS_FLIGHT__SERVER__PORT=4000``,
+``[[policies]]`` entry like a policy added with ``nexus-flight policies add`` (AU-007). ``[[roles]]``, ``[[users]]``
+and ``[[grants]]`` declare who may read what (``catalog/config_security.py``). The file owns the policies, roles,
+users and grants it declares. Secrets are ``${env:NAME}`` references, never literal values (CV-007). Every setting
+can be overridden by an environment variable: ``NEXUS_FLIGHT__SERVER__PORT=4000``,
 ``NEXUS_FLIGHT__SOURCES__SALES__OPTIONS__HOST=10.0.0.6`` (values are read as TOML values, else as text); flags
 given to ``serve`` win over both. An invalid file fails with the field and the reason.
 """
@@ -45,6 +46,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nexus_flight.catalog.config_security import DeclaredSecurity, declared_security
 from nexus_flight.catalog.policies import PolicySpec, check_policy
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.core.errors import ConfigError, GatewayError
@@ -98,6 +100,10 @@ class _Document(BaseModel):
     server: dict[str, Any] = {}
     sources: list[_SourceEntry] = []
     policies: list[_PolicyEntry] = []
+    #: Checked by ``config_security`` (one function per kind).
+    roles: list[Any] = []
+    users: list[Any] = []
+    grants: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class GatewayConfig:
     server: ServerSettings
     sources: list[SourceConfig] = field(default_factory=list)
     policies: list[PolicySpec] = field(default_factory=list)
+    #: The file's roles, users and grants (None without a file: then no file owns any).
+    security: DeclaredSecurity | None = None
 
 
 def load_config(
@@ -146,7 +154,8 @@ def load_config(
             )
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
-    return GatewayConfig(server, sources, _policies(parsed.policies))
+    security = declared_security(document, env) if path is not None else None
+    return GatewayConfig(server, sources, _policies(parsed.policies), security)
 
 
 def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
@@ -163,6 +172,13 @@ def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
         specs.append(spec)
     return specs
+
+
+def apply_declared_security(store, config: GatewayConfig) -> str:
+    """Make the catalog hold the file's roles, users and grants; return a summary ("" when nothing changed)."""
+    from nexus_flight.catalog.config_security import apply_security
+
+    return apply_security(store, config.security) if config.security is not None else ""
 
 
 def apply_sources(store, config: GatewayConfig) -> dict[str, str]:

@@ -85,7 +85,7 @@ class CatalogBackend(Backend):
     def default_schema(self) -> str | None:  # type: ignore[override]
         """The schema unqualified names resolve in, as the source's backend family declares it."""
         try:
-            return family_class(self.info.type).default_schema
+            return family_class(self.info.type).default_schema_for(self.info.options)
         except GatewayError:
             return None
 

@@ -38,6 +38,8 @@ class GrantInfo:
     columns: tuple[str, ...] | None
     created_by: str | None
     created_at: datetime
+    #: ``cli`` (made with the CLI or an admin action) or ``config`` (declared in the TOML file, which owns it).
+    origin: str = "cli"
 
     @property
     def target(self) -> str:
@@ -50,7 +52,7 @@ class GrantInfo:
         """A JSON-ready view."""
         return {"id": self.id, "role": self.role, "privilege": self.privilege, "target": self.target,
                 "columns": list(self.columns) if self.columns is not None else None,
-                "created_by": self.created_by, "created_at": self.created_at}
+                "created_by": self.created_by, "created_at": self.created_at, "origin": self.origin}
 
 
 def parse_target(text: str) -> tuple[str, str | None, str | None]:
@@ -80,6 +82,7 @@ def add_grant(
     *,
     columns: Iterable[str] | None = None,
     privilege: str = "select",
+    origin: str = "cli",
     actor: str | None = None,
 ) -> GrantInfo:
     """Give ``role`` a privilege on a catalog, schema, table or columns; return the grant.
@@ -97,7 +100,8 @@ def add_grant(
     with store.session() as session:
         _role(session, role)
         record = GrantRecord(role_name=role, privilege=privilege, catalog=catalog, db_schema=db_schema,
-                             table_name=table, columns=list(cols) if cols is not None else None, created_by=actor)
+                             table_name=table, columns=list(cols) if cols is not None else None, created_by=actor,
+                             origin=origin)
         session.add(record)
         session.flush()
         info = _info(record)
@@ -135,4 +139,4 @@ def revoke_grant(store: CatalogStore, grant_id: str, *, actor: str | None = None
 def _info(record: GrantRecord) -> GrantInfo:
     return GrantInfo(record.id, record.role_name, record.privilege, record.catalog, record.db_schema,
                      record.table_name, tuple(record.columns) if record.columns is not None else None,
-                     record.created_by, record.created_at)
+                     record.created_by, record.created_at, record.origin or "cli")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from nexus_flight.catalog.config_file import GatewayConfig, apply_sources
+from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
@@ -67,6 +67,9 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
+    declared = apply_declared_security(store, config)
+    if declared:
+        log.info("configuration users, roles and grants: %s", declared)
     policies = sync_policies(store, config.policies)
     if policies:
         log.info("configuration policies: %s", ", ".join(f"{k} {v}" for k, v in sorted(policies.items())))

@@ -5,6 +5,10 @@ memory limit set (the server's, not DuckDB's default of most of the machine) and
 query gets a cursor of its own with fresh Arrow snapshots of ``query_history``, ``sources`` (redacted) and
 ``schema_versions`` registered on it, so the SQL can read those tables and nothing else. Planning and execution
 run under the server's time limit, like every other source's.
+
+For a signed-in user who is no admin (``core/reading.py``: the query service says whose query it runs), the
+snapshots hold only that user's own history rows and no row of the tables only admins may read, whatever the
+SQL says: the grants let such a user name ``query_history`` alone, and this is the second wall behind them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import pyarrow as pa
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.system_tables import SYSTEM_SCHEMAS, SYSTEM_TABLES
+from nexus_flight.catalog.system_tables import OWN_ROWS, SYSTEM_SCHEMAS, SYSTEM_TABLES
 from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.reading import reading_user
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 SYSTEM_CATALOG = "system"
@@ -56,9 +61,16 @@ class SystemBackend(Backend):
             self._before_read()  # queries that already ended are in the history this query reads
         cursor = self._engine.cursor()
         try:
+            user = reading_user()
             with self._engine.errors():
                 for name, build in SYSTEM_TABLES.items():
-                    cursor.register(name, build(self.store))
+                    if user is None:
+                        table = build(self.store)
+                    elif name in OWN_ROWS:
+                        table = OWN_ROWS[name](self.store, user)
+                    else:
+                        table = SYSTEM_SCHEMAS[name].empty_table()
+                    cursor.register(name, table)
         except BaseException:
             cursor.close()
             raise

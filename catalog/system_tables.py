@@ -95,9 +95,9 @@ def audit_events_table(store: CatalogStore) -> pa.Table:
     return pa.Table.from_pylist(search_audit(store, limit=None), schema=AUDIT_EVENTS_SCHEMA)
 
 
-def query_history_table(store: CatalogStore, limit: int | None = None) -> pa.Table:
-    """Query history, newest first, parameters as JSON text (redacted unless recording them was enabled)."""
-    rows = search_history(store, limit=limit)
+def query_history_table(store: CatalogStore, limit: int | None = None, user: str | None = None) -> pa.Table:
+    """Query history (one user's, or everyone's), newest first, parameters as JSON text (redacted unless recorded)."""
+    rows = search_history(store, limit=limit, user=user)
     for row in rows:
         row["parameters"] = None if row["parameters"] is None else json.dumps(row["parameters"])
     return pa.Table.from_pylist(rows, schema=QUERY_HISTORY_SCHEMA)
@@ -159,6 +159,12 @@ SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "sources": SOURCES_SCHEMA,
     "schema_versions": SCHEMA_VERSIONS_SCHEMA,
     "audit_events": AUDIT_EVENTS_SCHEMA,
+}
+
+
+#: The system tables every signed-in user may read, each cut to that user's rows (the others are admins' only).
+OWN_ROWS: dict[str, Callable[[CatalogStore, str], pa.Table]] = {
+    "query_history": lambda store, user: query_history_table(store, user=user),
 }
 
 

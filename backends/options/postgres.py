@@ -41,3 +41,6 @@ class PostgresConfig(BaseModel):
     pool_timeout_seconds: float = Field(30.0, gt=0, le=600)
     #: Connect even as a superuser or a member of a role that reaches the server's files (dangerous).
     allow_privileged_login: bool = False
+    #: The one schema unqualified names resolve in: every connection's ``search_path`` is set to it (PostgreSQL's
+    #: own default, ``"$user", public``, could resolve a name in a schema the grants did not look at).
+    search_path: str = Field("public", pattern=r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")

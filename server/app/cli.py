@@ -51,7 +51,8 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
                               authenticator=security.authenticator if security else None,
-                              access=security.access if security else None)
+                              access=security.access if security else None,
+                              administration=security.administration if security else None)
         except BaseException:
             if security is not None:
                 security.close()

@@ -20,6 +20,7 @@ from nexus_flight.server.app.http_endpoints import OperationsServer, ReadinessCh
 from nexus_flight.server.app.logs import log_query
 from nexus_flight.server.app.metrics import GatewayMetrics
 from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.flight.administration import Administration
 from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
@@ -152,12 +153,13 @@ class Gateway:
         observers: Called with every finished query's ``QueryEvent``.
         authenticator: Who may call (``server.security``); None serves without authentication.
         access: What each caller may see and read (``server.security``); None: everything.
+        administration: The ``nexus.*`` administration actions (``server.security``); None refuses them all.
 
     """
 
     def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
                  observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
-                 access: QueryAccess | None = None) -> None:
+                 access: QueryAccess | None = None, administration: Administration | None = None) -> None:
         address, loopback = resolve_listen_address(settings.host)
         required = authenticator is not None and authenticator.required
         if not loopback and not required and not settings.allow_unauthenticated_remote:
@@ -188,7 +190,7 @@ class Gateway:
         self.service.access = access
         tls_options = _tls_options(settings)
         try:
-            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator)
+            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator, administration)
         except pa.ArrowException:
             raise _bind_error(address, settings.port) from None
         self._thread: threading.Thread | None = None
@@ -224,7 +226,8 @@ class Gateway:
         return None
 
     def _bind(self, settings: ServerSettings, handle_limits: HandleLimits, tls_options: dict,
-              authenticator: Authenticator | None) -> FlightSqlServer:
+              authenticator: Authenticator | None,
+              administration: Administration | None = None) -> FlightSqlServer:
         return FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
@@ -232,6 +235,7 @@ class Gateway:
             statement_timeout_seconds=int(settings.query_timeout_seconds),
             handle_limits=handle_limits,
             authenticator=authenticator,
+            administration=administration,
             address_header=settings.auth.client_address_header,
             **tls_options,
         )

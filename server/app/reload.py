@@ -1,7 +1,9 @@
 """SIGHUP: read the configuration again and apply what can change while clients stay connected.
 
 Applied at once, for queries that start afterwards: the file's ``[[sources]]`` (added or updated in the catalog;
-every gateway sharing the catalog picks them up within its refresh interval), the query limits (time limit, batch
+every gateway sharing the catalog picks them up within its refresh interval), its ``[[roles]]``, ``[[users]]`` and
+``[[grants]]`` (added, brought back to the file, or removed when the file no longer declares them: the file owns
+them; signed-in identities pick the change up within the identity refresh interval), the query limits (time limit, batch
 rows, message size), the validator's limits, and the log levels and format. Open connections, sessions, tickets
 and running streams are untouched (a running query keeps the limits it started with; only a source whose own
 configuration changed gets a new connection, as after ``nexus-flight sources update``). Settings that decide what
@@ -38,7 +40,7 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
         ConfigError: the file does not load or a source in it is invalid (nothing is applied then).
 
     """
-    from nexus_flight.catalog.config_file import apply_sources, load_config
+    from nexus_flight.catalog.config_file import apply_declared_security, apply_sources, load_config
     from nexus_flight.catalog.policies import sync_policies
     from nexus_flight.server.app.logs import configure_logging
 
@@ -48,6 +50,7 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
     needs_restart = [name for name in RESTART_ONLY if getattr(settings, name) != getattr(before, name)]
     kept = settings.model_copy(update={name: getattr(before, name) for name in RESTART_ONLY})
     actions = apply_sources(store, config)
+    declared = apply_declared_security(store, config)
     policies = sync_policies(store, config.policies)
     gateway.apply_settings(kept)
     configure_logging(kept.log_format, kept.log_level, kept.log_levels)
@@ -58,7 +61,8 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
     sources = ", ".join(f"{name} {action}" for name, action in sorted(actions.items())) or "none in the file"
     changed_policies = ", ".join(f"{name} {action}" for name, action in sorted(policies.items())
                                  if action != "unchanged") or "none changed"
-    return f"settings changed: {', '.join(changed) or 'none'}; sources: {sources}; policies: {changed_policies}"
+    return (f"settings changed: {', '.join(changed) or 'none'}; sources: {sources}; "
+            f"users, roles and grants: {declared or 'unchanged'}; policies: {changed_policies}")
 
 
 def reload_or_explain(path, flags, gateway, store, say=print) -> bool:

@@ -11,6 +11,7 @@ from nexus_flight.catalog.audit import AuditLog
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import list_users
 from nexus_flight.server.security.access_control import GrantAccess
+from nexus_flight.server.security.administration import CatalogAdministration
 from nexus_flight.server.security.authenticator import CatalogAuthenticator
 
 log = logging.getLogger("nexus_flight")
@@ -23,6 +24,7 @@ class Security:
     authenticator: CatalogAuthenticator
     audit: AuditLog
     access: GrantAccess
+    administration: CatalogAdministration
 
     def close(self) -> None:
         """Stop refreshing identities and write the pending audit events."""
@@ -42,4 +44,5 @@ def start_security(store: CatalogStore, settings, default_limits: Mapping[str, A
     if settings.enabled and not list_users(store):
         log.warning("authentication is on and the catalog has no users: add one with "
                     "`nexus-flight users add NAME --role admin`")
-    return Security(authenticator, audit, GrantAccess(authenticator.identities))
+    administration = CatalogAdministration(store, authenticator.identities.refresh)
+    return Security(authenticator, audit, GrantAccess(authenticator.identities), administration)

@@ -167,14 +167,18 @@ class CatalogBrowser:
                     continue
                 row = (catalog, info.db_schema, info.name, info.table_type)
                 if cmd.include_schema:
-                    row += (self._table_schema_bytes(catalog, info.db_schema, info.name),)
+                    columns = self.access.readable_columns(principal, catalog, info.db_schema, info.name)
+                    row += (self._table_schema_bytes(catalog, info.db_schema, info.name, columns),)
                 rows.append(row)
         return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3]))
 
-    def _table_schema_bytes(self, catalog: str, db_schema: str, table: str) -> bytes:
+    def _table_schema_bytes(self, catalog: str, db_schema: str, table: str,
+                            columns: frozenset[str] | None = None) -> bytes:
+        """A table's schema as GetTables sends it: only the ``columns`` the caller may read (None: all)."""
         schema = self.sources.backend(catalog).table_schema(db_schema, table)
         annotated = pa.schema(
-            [f.with_metadata(column_metadata(catalog, db_schema, table, f)) for f in schema]
+            [f.with_metadata(column_metadata(catalog, db_schema, table, f)) for f in schema
+             if columns is None or f.name.lower() in columns]
         )
         return annotated.serialize().to_pybytes()
 

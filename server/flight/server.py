@@ -26,6 +26,8 @@ from nexus_flight.core.errors import (
     UnsupportedError,
 )
 from nexus_flight.server.flight import protocol
+from nexus_flight.server.flight.administration import PREFIX as ADMIN_PREFIX
+from nexus_flight.server.flight.administration import Administration, listed_actions, run_administration
 from nexus_flight.server.flight.auth import (
     MIDDLEWARE_KEY,
     Authenticator,
@@ -95,8 +97,10 @@ class FlightSqlServer(flight.FlightServerBase):
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
                  authenticator: Authenticator | None = None, address_header: str | None = None,
-                 **kwargs) -> None:
+                 administration: Administration | None = None, **kwargs) -> None:
         self.authenticator = authenticator or OpenAuthenticator()
+        #: The ``nexus.*`` administration actions (None: authentication off, no admin, every one refused).
+        self.administration = administration
         super().__init__(
             location,
             # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
@@ -280,9 +284,10 @@ class FlightSqlServer(flight.FlightServerBase):
         return flight.GeneratorStream(ticket.schema, flight_batches(running))
 
     def _metadata_table(self, context, cmd) -> pa.Table:
-        if isinstance(cmd, pb.CommandGetSqlInfo):
-            return sql_info_table(cmd.info, self.statement_timeout)
         principal = self._session(context).principal
+        if isinstance(cmd, pb.CommandGetSqlInfo):
+            restricted = self.service.access is not None and principal.authenticated and not principal.is_admin
+            return sql_info_table(cmd.info, self.statement_timeout, all_tables_selectable=not restricted)
         if isinstance(cmd, pb.CommandGetXdbcTypeInfo):
             catalog = self._session(context).catalog or self.service.default_catalog(principal)
             names = self.browser.xdbc_type_names(catalog, principal)
@@ -339,15 +344,19 @@ class FlightSqlServer(flight.FlightServerBase):
     }
 
     def list_actions(self, context):
-        """The actions this server implements."""
+        """The actions this server implements (the administration actions to admins only)."""
         with translate():
-            self._caller(context)
-            return list(self._ACTIONS.items())
+            principal = self._caller(context).principal
+            return list(self._ACTIONS.items()) + listed_actions(self.administration, principal)
 
     def do_action(self, context, action):
-        """Dispatch a Flight SQL or Flight session/cancel action."""
+        """Dispatch a Flight SQL, Flight session/cancel or administration action."""
         with translate():
-            self._caller(context)
+            identity = self._caller(context)
+            if action.type.startswith(ADMIN_PREFIX):
+                body = action.body.to_pybytes() if action.body is not None else b""
+                answer = run_administration(self.administration, action.type, body, identity.principal)
+                return [flight.Result(pa.py_buffer(answer))]
             handler = getattr(self, "_action_" + action.type, None)
             if handler is None:
                 if action.type in ("BeginTransaction", "EndTransaction", "BeginSavepoint", "EndSavepoint"):

@@ -131,9 +131,15 @@ def _info(statement_timeout_seconds: int) -> dict[int, tuple[int, object]]:
 _ALL_IDS_SAFE_FOR_EVERY_CLIENT = [i for i in range(0, 10)] + [100, 101] + list(range(500, 577))
 
 
-def sql_info_table(requested: Iterable[int], statement_timeout_seconds: int) -> pa.Table:
-    """The GetSqlInfo result for the requested ids (empty = every id all clients know); unknown ids are skipped."""
+def sql_info_table(requested: Iterable[int], statement_timeout_seconds: int,
+                   all_tables_selectable: bool = True) -> pa.Table:
+    """The GetSqlInfo result for the requested ids (empty = every id all clients know); unknown ids are skipped.
+
+    No id names a catalog, schema, table, column or user: the answers are the server's, the same for every
+    caller, but ALL_TABLES_ARE_SELECTABLE (506), which is false for a caller whose grants limit what it reads.
+    """
     info = _info(statement_timeout_seconds)
+    info[506] = (BOOL, all_tables_selectable)
     ids = list(requested) or _ALL_IDS_SAFE_FOR_EVERY_CLIENT
     ids = [i for i in ids if i in info]
     return pa.Table.from_arrays([pa.array(ids, pa.uint32()), _union([info[i] for i in ids])], schema=SCHEMA)

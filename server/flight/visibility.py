@@ -1,7 +1,8 @@
 """Metadata answers cut to what the caller may see: catalogs, schemas and tables without a grant are left out.
 
 Every metadata table names its objects in ``catalog_name``/``db_schema_name``/``table_name`` columns (keys name
-two tables, with ``pk_``/``fk_`` prefixes); a row stays only when the caller may see every object it names.
+two tables, with ``pk_``/``fk_`` prefixes); a row stays only when the caller may see every object it names, and,
+where it names a column (``column_name``, ``pk_column_name``, ``fk_column_name``: keys), may read that column.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ def visible_rows(table: pa.Table, access: QueryAccess | None, principal: Princip
     if access is None or principal is None:
         return table
     names = set(table.column_names)
-    levels = [(f"{p}catalog_name", f"{p}db_schema_name", f"{p}table_name") for p in _PREFIXES
+    levels = [(f"{p}catalog_name", f"{p}db_schema_name", f"{p}table_name", f"{p}column_name") for p in _PREFIXES
               if f"{p}catalog_name" in names]
     if not levels:
         return table
     keep = []
     for row in table.select([c for level in levels for c in level if c in names]).to_pylist():
-        keep.append(all(access.visible(principal, row.get(catalog) or "", row.get(schema), row.get(name))
-                        for catalog, schema, name in levels))
+        keep.append(all(_shown(access, principal, row, *level) for level in levels))
     return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _shown(access: QueryAccess, principal: Principal, row: dict, catalog: str, schema: str, name: str,
+           column: str) -> bool:
+    if not access.visible(principal, row.get(catalog) or "", row.get(schema), row.get(name)):
+        return False
+    if row.get(column) is None or row.get(name) is None:
+        return True
+    readable = access.readable_columns(principal, row.get(catalog) or "", row.get(schema), row[name])
+    return readable is None or row[column].lower() in readable

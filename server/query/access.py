@@ -43,6 +43,11 @@ class AccessPolicy:
         """Tell whether ``principal`` may read these tables and columns of ``source``."""
         return True
 
+    def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table ``principal`` may read and see in metadata; None: every one."""
+        return None
+
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse a planned query that reads what ``principal`` may not.
 
@@ -70,14 +75,19 @@ class GrantedAccess(AccessPolicy):
         grants: Returns the installed grants, or None (authentication off); asked on every decision, so grants
             installed after the service was built apply.
         default_schema: The schema a source's unqualified table names resolve to.
+        table_columns: A table's column names (source, schema, table), to expand ``*`` against.
 
     """
 
     def __init__(
-        self, grants: Callable[[], QueryAccess | None], default_schema: Callable[[str], str | None]
+        self,
+        grants: Callable[[], QueryAccess | None],
+        default_schema: Callable[[str], str | None],
+        table_columns: Callable[[str, str | None, str], Sequence[str] | None] = lambda *_: None,
     ) -> None:
         self._grants = grants
         self._default_schema = default_schema
+        self._table_columns = table_columns
 
     def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
         """The sources the grants let ``principal`` see, in the same order."""
@@ -96,9 +106,19 @@ class GrantedAccess(AccessPolicy):
             return True
         return all(grants.visible(principal, source, t.db_schema, t.base_name) for t in tables)
 
+    def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns the grants let ``principal`` read of a table (None: every one)."""
+        grants = self._grants()
+        if grants is None or not principal.authenticated:
+            return None
+        return grants.readable_columns(principal, source, db_schema, table)
+
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""
         grants = self._grants()
         if grants is None or not principal.authenticated:
             return
-        grants.check_query(principal, plan.source, plan.sql, plan.dialect, self._default_schema(plan.source))
+        source = plan.source
+        grants.check_query(principal, plan, self._default_schema(source),
+                           lambda db_schema, table: self._table_columns(source, db_schema, table))

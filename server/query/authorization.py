@@ -7,11 +7,15 @@ column masks (``server/security/policies.py``) are applied through it too, to th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
+
+#: A table's column names in table order (None: no such table, or its schema cannot be read), given its schema
+#: (None: unqualified in a source without a default schema) and name, as the query wrote them.
+TableColumns = Callable[[str | None, str], Sequence[str] | None]
 
 
 class QueryAccess(Protocol):
@@ -24,9 +28,17 @@ class QueryAccess(Protocol):
                 table: str | None = None) -> bool:
         """Whether a catalog, schema or table shows in the principal's metadata."""
 
-    def check_query(self, principal: Principal, catalog: str, sql: str, dialect: str,
-                    default_schema: str | None) -> None:
-        """Refuse (PERMISSION_DENIED naming the object) a query reading anything the principal may not read."""
+    def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table the principal may read: None for every column."""
+
+    def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
+                    table_columns: TableColumns) -> None:
+        """Refuse (PERMISSION_DENIED naming the object) a planned query reading anything the principal may not.
+
+        ``default_schema`` is where the plan's source resolves unqualified table names; ``table_columns`` expands
+        a ``*`` over a table of that source.
+        """
 
     def apply_policies(self, principal: Principal, plan: QueryPlan,
                        backend_of: Callable[[str], Any], default_schema: str | None) -> str | None:

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError
 from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.reading import reading_for
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
 from nexus_flight.server.query.authorization import QueryAccess
@@ -234,7 +235,7 @@ class QueryService:
         self.observers = list(observers)
         #: Grants (None: everyone may read everything, as with authentication off).
         self.access: QueryAccess | None = None
-        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema)
+        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns)
         self._running: dict[bytes, list[RunningQuery]] = {}
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
@@ -326,6 +327,21 @@ class QueryService:
         self._dispatched[key] = (plan, rewritten)
         return rewritten, True
 
+    def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
+        """A table's column names, from the source's schema cache (None: not found); names match without case."""
+        if db_schema is None:
+            return None
+        backend = self.sources.backend(source)
+        try:
+            return list(backend.table_schema(db_schema, table).names)
+        except GatewayError:
+            pass
+        try:  # the engine folds unquoted names: the table as the source lists it
+            listed = [t for t in backend.list_tables(db_schema) if t.name.lower() == table.lower()]
+            return list(backend.table_schema(listed[0].db_schema, listed[0].name).names) if listed else None
+        except GatewayError:
+            return None
+
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""
         if target.limits == ValidationLimits():
@@ -408,8 +424,9 @@ class QueryService:
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
                 limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
-                stream = ResultStream(backend.execute(dispatched, run.parameters, limits), run.schema, limits,
-                                      plan.source)
+                with reading_for(_own_rows_of(run.principal)):
+                    execution = backend.execute(dispatched, run.parameters, limits)
+                stream = ResultStream(execution, run.schema, limits, plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
                 if watch is not None:
@@ -529,6 +546,11 @@ def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
         close()
     except ValueError:  # still running on another thread
         pass
+
+
+def _own_rows_of(principal: Principal) -> str | None:
+    """Whose rows alone a query of ``principal`` reads where a source holds every user's (None: all rows)."""
+    return principal.name if principal.authenticated and not principal.is_admin else None
 
 
 def _nothing() -> None:

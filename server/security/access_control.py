@@ -5,12 +5,16 @@ never the source: an object the principal may not read is refused with the same 
 exists or not, before any engine is asked, so a refusal tells nothing about what exists. Sources the principal
 may not see are left out of routing altogether, so naming one reads exactly like naming one that does not exist.
 
-What counts as a reference (found with sqlglot in the source's dialect): every table of every ``FROM``/``JOIN``,
-subquery, CTE body, set operation and lateral join; a name a CTE defines is not a table. A table function
-(``read_csv(...)``, ``generate_series``) needs the whole source. Where a role holds only some columns of a
-table, every column the query names that could belong to it must be among them, and ``*`` (bare or qualified)
-and whole-row references are refused: there is no schema to expand them against here, so the check is strict
-rather than blind. ``count(*)`` reads no column. The ``system`` catalog is the administrators'.
+What counts as a reference is the plan's (``core/references.py``, parsed once by the query pipeline): every
+table of every ``FROM``/``JOIN``, subquery, CTE body, set operation and lateral join; a name a CTE defines is not
+a table. A table function (``read_csv(...)``, ``generate_series``) needs the whole source. Where a role holds
+only some columns of a table, every column the query names that could belong to it must be among them (an
+unqualified column over several tables counts against each: strict rather than blind), and a whole-row reference
+is refused. A ``*`` (bare, qualified, with ``EXCLUDE``, in a function, ``COLUMNS(...)``, a ``NATURAL`` join) is
+expanded against the table's cached schema: allowed when every column it stands for is granted, else refused
+naming the first that is not. An unqualified table name resolves in the source's default schema, the one its
+engine resolves it in. ``count(*)`` reads no column. The ``system`` catalog is the administrators', but for its
+``query_history``, which every signed-in user sees cut to their own rows (``catalog/system_backend.py``).
 """
 
 from __future__ import annotations
@@ -18,20 +22,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.optimizer.scope import traverse_scope
 
 from nexus_flight.catalog.grants import GrantInfo
+from nexus_flight.catalog.system_tables import OWN_ROWS
 from nexus_flight.core.errors import ForbiddenError, InvalidQueryError
-from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
+from nexus_flight.core.references import References
+from nexus_flight.server.query.authorization import TableColumns
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
 from nexus_flight.server.security.policies import BackendOf, PolicyRewriter
 
 SYSTEM_CATALOG = "system"
-#: Decisions remembered per grants snapshot (the same query of the same roles is parsed once).
-_MAX_DECISIONS = 10_000
+#: Statements that read no table by name but may list the source's objects: a whole-source grant's only.
+_LISTINGS = (exp.Show, exp.Command, exp.Pragma)
+_SYSTEM_SCHEMA = "main"
+#: The ``system`` tables every signed-in user sees (cut to their own rows by the system backend).
+_OWN_SYSTEM_TABLES = frozenset(OWN_ROWS)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,16 @@ def denied(what: str) -> ForbiddenError:
     return ForbiddenError(f"permission denied: no SELECT privilege on {what}")
 
 
+def _has_column(tables: Iterable[TableRef], name: str, default_schema: str | None,
+                table_columns: TableColumns) -> bool:
+    """Whether one of ``tables`` has a column ``name`` (by their cached schemas)."""
+    for table in tables:
+        names = table_columns(table.db_schema or default_schema, table.base_name) or ()
+        if name.lower() in {n.lower() for n in names}:
+            return True
+    return False
+
+
 def _same(a: str | None, b: str | None) -> bool:
     return a is None or b is None or a.lower() == b.lower()
 
@@ -55,9 +73,6 @@ class GrantAccess:
 
     def __init__(self, identities: IdentityCache) -> None:
         self.identities = identities
-        #: (roles, catalog, sql, dialect, default schema) -> the refusal (None: allowed), for one grants snapshot
-        self._decisions: dict[tuple, str | None] = {}
-        self._decided_for: object = None
         self.policies = PolicyRewriter(lambda: identities.policies)
 
     def _grants(self, principal: Principal) -> list[GrantInfo]:
@@ -71,12 +86,12 @@ class GrantAccess:
     # -- metadata ------------------------------------------------------------------------------------------------
 
     def visible_catalogs(self, principal: Principal, names: Iterable[str]) -> set[str]:
-        """The catalogs among ``names`` the principal holds any grant in (``system``: admins only)."""
+        """The catalogs among ``names`` the principal holds any grant in, and ``system`` (its own history)."""
         names = set(names)
         if self._unrestricted(principal):
             return names
-        granted = {g.catalog.lower() for g in self._grants(principal)}
-        return {n for n in names if n.lower() in granted and n.lower() != SYSTEM_CATALOG}
+        granted = {g.catalog.lower() for g in self._grants(principal)} | {SYSTEM_CATALOG}
+        return {n for n in names if n.lower() in granted}
 
     def visible(self, principal: Principal, catalog: str, db_schema: str | None = None,
                 table: str | None = None) -> bool:
@@ -84,7 +99,7 @@ class GrantAccess:
         if self._unrestricted(principal):
             return True
         if catalog.lower() == SYSTEM_CATALOG:
-            return False
+            return _same(db_schema, _SYSTEM_SCHEMA) and (table is None or table.lower() in _OWN_SYSTEM_TABLES)
         for grant in self._grants(principal):
             if grant.catalog.lower() != catalog.lower():
                 continue
@@ -94,6 +109,14 @@ class GrantAccess:
                 continue
             return True
         return False
+
+    def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
+                         table: str) -> frozenset[str] | None:
+        """The columns (lower case) of a table the principal may read: None for every one (or for none at all)."""
+        if self._unrestricted(principal) or catalog.lower() == SYSTEM_CATALOG:
+            return None
+        reach = self.reach(principal, catalog, db_schema, table)
+        return reach.columns if reach is not None else frozenset()
 
     # -- queries -------------------------------------------------------------------------------------------------
 
@@ -114,105 +137,89 @@ class GrantAccess:
             columns.update(c.lower() for c in grant.columns)
         return _Reach(frozenset(columns)) if found else None
 
-    def check_query(self, principal: Principal, catalog: str, sql: str, dialect: str,
-                    default_schema: str | None) -> None:
-        """Refuse a query reading a table or column the principal may not read.
+    def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
+                    table_columns: TableColumns) -> None:
+        """Refuse a planned query reading a table or column the principal may not read.
+
+        Reads the plan's tables and columns (``QueryPlan.references``, worked out once per plan); a ``*`` over a
+        table the principal holds only some columns of is expanded with ``table_columns`` (the schema cache).
 
         Raises:
             ForbiddenError: naming the first object refused.
-            InvalidQueryError: the SQL does not parse (it was validated before: this only fails closed).
+            InvalidQueryError: the plan has no parsed query (the validator is off and sqlglot cannot parse it).
 
         """
         if self._unrestricted(principal):
             return
+        catalog = plan.source
+        if plan.query is None:  # only with the validator off: what it reads cannot be told, so it is refused
+            raise InvalidQueryError("the query cannot be checked against the grants: sqlglot cannot parse it")
+        refs = plan.references
         if catalog.lower() == SYSTEM_CATALOG:
-            raise denied(f"catalog {catalog}")
-        grants = self.identities.grants
-        if grants is not self._decided_for or len(self._decisions) >= _MAX_DECISIONS:
-            self._decisions, self._decided_for = {}, grants  # grants changed (or many queries): decide afresh
-        key = (principal.roles, catalog, sql, dialect, default_schema)
-        if key in self._decisions:
-            refusal = self._decisions[key]
-        else:
-            try:
-                trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
-            except sqlglot.errors.ParseError:
-                raise InvalidQueryError("the query cannot be checked against the grants") from None
-            refusal = None
-            try:
-                for tree in trees:
-                    self._check_tree(principal, catalog, tree, default_schema)
-            except ForbiddenError as exc:
-                refusal = exc.message
-            self._decisions[key] = refusal
-        if refusal is not None:
-            raise ForbiddenError(refusal)
+            self._check_system(refs)
+            return
+        whole = self._whole_source(principal, catalog)
+        if isinstance(plan.query, _LISTINGS) and not whole:  # SHOW TABLES, PRAGMA show_tables: the source's names
+            raise denied(f"{catalog}: {plan.keyword.upper() or 'this'} statements (they list the whole source)")
+        for function in refs.functions:
+            if function != "unnest" and not whole:
+                raise denied(f"{catalog}: table function {function.split('(')[0].lower()}")
+        restricted: dict[TableRef, tuple[str, frozenset[str]]] = {}  # table -> (shown name, granted columns)
+        for table in refs.tables:
+            schema = table.db_schema or default_schema
+            shown = ".".join(p for p in (catalog, schema, table.base_name) if p)
+            reach = self.reach(principal, catalog, schema, table.base_name)
+            if reach is None:
+                raise denied(f"table {shown}")
+            if reach.columns is not None:
+                restricted[table] = (shown, reach.columns)
+        if not restricted:
+            return
+        if not refs.complete:
+            shown = next(iter(restricted.values()))[0]
+            raise denied(f"every column of {shown} (the query's columns cannot be told apart)")
+        for column in refs.columns:
+            inner = (column.table,) if column.table is not None else column.candidates
+            for table in inner:
+                if table in restricted:
+                    self._check_column(column, table, restricted[table], default_schema, table_columns)
+            if any(t in restricted for t in column.outer) and not (
+                    column.inner_known and _has_column(inner, column.name, default_schema, table_columns)):
+                for table in column.outer:  # SQL resolves it outwards when no table of its own scope has it
+                    if table in restricted:
+                        self._check_column(column, table, restricted[table], default_schema, table_columns)
 
     def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
                        default_schema: str | None) -> str | None:
         """The SQL to run instead of the plan's, with the row filters and column masks (None: none applies)."""
         return self.policies.rewrite(principal, plan, backend_of, default_schema)
 
-    def _check_tree(self, principal: Principal, catalog: str, tree: exp.Expression,
-                    default_schema: str | None) -> None:
-        defined = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        restricted: list[tuple[str, set[str], frozenset[str]]] = []  # (shown name, names it goes by, columns)
-        for table in tree.find_all(exp.Table):
-            if not isinstance(table.this, exp.Identifier):
-                name = table.this.sql() if table.this is not None else "a table function"
-                if not self._whole_source(principal, catalog):
-                    raise denied(f"{catalog}: table function {name.split('(')[0].lower()}")
-                continue
-            name, schema = table.name, table.db or None
-            if not schema and name.lower() in defined:
-                continue  # a CTE's name
-            shown = ".".join(p for p in (catalog, schema or default_schema, name) if p)
-            reach = self.reach(principal, catalog, schema or default_schema, name)
-            if reach is None:
-                raise denied(f"table {shown}")
-            if reach.columns is not None:
-                restricted.append((shown, {name.lower(), table.alias_or_name.lower()}, reach.columns))
-        if restricted:
-            self._check_columns(tree, restricted)
+    @staticmethod
+    def _check_system(refs: References) -> None:
+        """A user who is no admin reads the ``system`` catalog's own-rows tables, and nothing else of it."""
+        for function in refs.functions:
+            raise denied(f"{SYSTEM_CATALOG}: table function {function.split('(')[0].lower()}")
+        for table in refs.tables:
+            schema = table.db_schema or _SYSTEM_SCHEMA
+            if schema.lower() != _SYSTEM_SCHEMA or table.base_name.lower() not in _OWN_SYSTEM_TABLES:
+                raise denied(f"table {SYSTEM_CATALOG}.{schema}.{table.base_name}")
+
+    @staticmethod
+    def _check_column(column: ColumnRef, table: TableRef, reach: tuple[str, frozenset[str]],
+                      default_schema: str | None, table_columns: TableColumns) -> None:
+        shown, allowed = reach
+        if column.name != "*":
+            if column.name.lower() not in allowed:
+                raise denied(f"column {shown}.{column.name}")
+            return
+        names = table_columns(table.db_schema or default_schema, table.base_name)
+        if names is None:  # no schema to expand against: what it stands for cannot be told
+            raise denied(f"every column of {shown} (name the granted columns instead of *)")
+        excluded = {name.lower() for name in column.excluded}
+        for name in names:
+            if name.lower() not in allowed and name.lower() not in excluded:
+                raise denied(f"column {shown}.{name}")
 
     def _whole_source(self, principal: Principal, catalog: str) -> bool:
         return any(g.catalog.lower() == catalog.lower() and g.db_schema is None and g.table is None
                    and g.columns is None for g in self._grants(principal))
-
-    @staticmethod
-    def _check_columns(tree: exp.Expression, restricted: list[tuple[str, set[str], frozenset[str]]]) -> None:
-        """Columns of column-restricted tables, each in its own scope (a subquery's names are its own).
-
-        Every column and star of the tree is checked (not only those sqlglot attributes to a scope): each is
-        placed in the innermost scope around it, and checked against the restricted tables that scope reads.
-        """
-        try:
-            sources = {id(scope.expression): {s.lower() for s in scope.selected_sources}
-                       for scope in traverse_scope(tree)}
-        except Exception:  # noqa: BLE001 - sqlglot cannot scope it: every column against every table
-            sources = {}
-
-        def around(node: exp.Expression) -> list[tuple[str, set[str], frozenset[str]]]:
-            parent = node.parent
-            while parent is not None and id(parent) not in sources:
-                parent = parent.parent
-            if parent is None:
-                return restricted
-            return [r for r in restricted if r[1] & sources[id(parent)]]
-
-        for star in tree.find_all(exp.Star):
-            if isinstance(star.parent, exp.Count):
-                continue  # count(*) reads no column
-            qualifier = star.parent.table.lower() if isinstance(star.parent, exp.Column) else ""
-            for shown, names, _ in around(star):
-                if not qualifier or qualifier in names:
-                    raise denied(f"every column of {shown} (name the granted columns instead of *)")
-        for column in tree.find_all(exp.Column):
-            if isinstance(column.this, exp.Star):
-                continue
-            qualifier, name = column.table.lower(), column.name.lower()
-            for shown, names, allowed in around(column):
-                if qualifier and qualifier not in names:
-                    continue
-                if name not in allowed:
-                    raise denied(f"column {shown}.{column.name}")

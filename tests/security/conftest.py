@@ -65,7 +65,7 @@ def secure_gateway(store, demo_data_dir) -> Iterator[Callable[..., Secured]]:
         security = start_security(catalog or store, settings)
         server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
         gateway = Gateway(server, sources, observers, authenticator=security.authenticator,
-                          access=security.access).start()
+                          access=security.access, administration=security.administration).start()
         started.append(Secured(gateway, security))
         return started[-1]
 

@@ -863,7 +863,7 @@ class _Walker:
             elif kind is _Kind.PARAMETER:
                 numbered = max(numbered, _parameter_number(cast(exp.Parameter, node)))
             else:
-                self._check_special(node, cls)
+                self._check_special(cast(exp.Expression, node), cls)
         if (
             nodes > limits.max_expression_depth
             or operators > limits.max_operator_depth

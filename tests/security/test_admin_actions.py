@@ -1,0 +1,139 @@
+"""Administration through Flight SQL ``DoAction``: users, roles, grants and keys, for admins only.
+
+A real catalog (SQLite) and a gateway requiring sign-in; the client is pyarrow.flight. alice is an admin, bob is
+not. What an admin does through the actions takes effect on the next call (a new user signs in, a grant lets a
+query through, a revoke stops it) and is an audit event naming ``flight:alice``; bob gets PERMISSION_DENIED for
+every action, whatever its body; a body that does not fit is INVALID_ARGUMENT; no password comes back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from flightsql import flightsql_pb2 as pb
+
+from nexus_flight.catalog.audit import search_audit
+from nexus_flight.server.security.administration import ACTIONS
+from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
+from tests.support import flightsql_raw as raw
+
+CAROL_PASSWORD = "carol-tuna-melody-31"
+
+
+@pytest.fixture
+def admin_world(secure_gateway):
+    secured = secure_gateway()
+    client = secured.client()
+    tokens = {"alice": sign_in(client, "alice", ALICE_PASSWORD), "bob": sign_in(client, "bob", BOB_PASSWORD)}
+    yield secured, client, tokens
+    client.close()
+
+
+def act(client, token, kind, body=None):
+    raw_body = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+    results = list(client.do_action(flight.Action(kind, raw_body), bearer(token)))
+    assert len(results) == 1
+    return json.loads(results[0].body.to_pybytes())
+
+
+def test_an_admin_manages_users_roles_grants_and_keys(admin_world, store):
+    secured, client, tokens = admin_world
+    alice = tokens["alice"]
+    act(client, alice, "nexus.roles.add", {"name": "finance", "description": "reads nation"})
+    added = act(client, alice, "nexus.users.add", {"name": "carol", "password": CAROL_PASSWORD, "roles": ["finance"]})
+    assert added["name"] == "carol" and added["roles"] == ["finance"] and CAROL_PASSWORD not in json.dumps(added)
+    carol = sign_in(client, "carol", CAROL_PASSWORD)
+    query = pb.CommandStatementQuery(query="SELECT count(*) AS n FROM nation")
+    with pytest.raises(flight.FlightUnauthorizedError, match="no SELECT privilege on table demo.main.nation"):
+        raw.info_and_table(client, query, bearer(carol))
+    grant = act(client, alice, "nexus.grants.add", {"role": "finance", "target": "demo.main.nation"})
+    assert raw.info_and_table(client, query, bearer(carol))[1].to_pylist() == [{"n": 25}]
+    listed = act(client, alice, "nexus.grants.list", {"role": "finance"})
+    assert [(g["target"], g["created_by"]) for g in listed] == [("demo.main.nation", "flight:alice")]
+    act(client, alice, "nexus.grants.revoke", {"id": grant["id"]})
+    with pytest.raises(flight.FlightUnauthorizedError):
+        raw.info_and_table(client, query, bearer(carol))
+
+    created = act(client, alice, "nexus.keys.create", {"owner": "carol", "name": "etl", "roles": ["finance"]})
+    assert created["key"] and created["key"] not in json.dumps(act(client, alice, "nexus.keys.list", {}))
+    act(client, alice, "nexus.keys.revoke", {"id": created["id"]})
+    act(client, alice, "nexus.users.passwd", {"name": "carol", "password": "carol-new-secret-77"})
+    act(client, alice, "nexus.users.disable", {"name": "carol"})
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.authenticate_basic_token("carol", "carol-new-secret-77")
+    assert act(client, alice, "nexus.users.show", {"name": "carol"})["disabled"] is True
+    act(client, alice, "nexus.users.remove", {"name": "carol"})
+    assert "carol" not in [u["name"] for u in act(client, alice, "nexus.users.list")]
+
+    events = search_audit(store, actor="flight:alice", limit=100)
+    kinds = {e["kind"] for e in events}
+    assert {"role_added", "user_added", "grant_added", "grant_revoked", "key_created", "key_revoked",
+            "user_removed"} <= kinds
+    assert CAROL_PASSWORD not in str(events)
+
+
+def test_a_non_admin_is_refused_every_action_whatever_its_body(admin_world):
+    _, client, tokens = admin_world
+    for kind in sorted(ACTIONS):
+        for body in ({}, {"name": "bob", "roles": ["admin"]}, b"not json"):
+            with pytest.raises(flight.FlightUnauthorizedError, match="needs the admin role"):
+                act(client, tokens["bob"], kind, body)
+
+
+def test_a_non_admin_cannot_grant_itself_admin_or_read_secrets(admin_world, store):
+    _, client, tokens = admin_world
+    for kind, body in (("nexus.roles.assign", {"role": "admin", "user": "bob"}),
+                       ("nexus.grants.add", {"role": "analyst", "target": "demo"}),
+                       ("nexus.keys.create", {"owner": "alice", "name": "stolen"}),
+                       ("nexus.users.passwd", {"name": "alice", "password": "bob-owns-alice-1"}),
+                       ("nexus.nothing.here", {})):
+        with pytest.raises(flight.FlightUnauthorizedError):
+            act(client, tokens["bob"], kind, body)
+    actions = [a.type for a in client.list_actions(bearer(tokens["bob"]))]
+    assert not any(a.startswith("nexus.") for a in actions)
+    assert "nexus.users.add" in [a.type for a in client.list_actions(bearer(tokens["alice"]))]
+    sign_in(client, "alice", ALICE_PASSWORD)  # alice's password did not change
+
+
+UNFIT = [
+    ("nexus.users.add", b"{not json", "must be a JSON object"),
+    ("nexus.users.add", b"[1, 2]", "must be a JSON object"),
+    ("nexus.users.add", {}, "missing field 'name'"),
+    ("nexus.users.add", {"name": "dave", "pasword": "x"}, "unknown field 'pasword'"),
+    ("nexus.users.add", {"name": "dave", "roles": "admin"}, "field 'roles' must be a list of strings"),
+    ("nexus.users.add", {"name": "dave", "password": "short"}, "password"),
+    ("nexus.users.add", {"name": "dave", "roles": ["no_such_role"]}, "no_such_role"),
+    ("nexus.grants.add", {"role": "analyst", "target": ""}, ""),
+    ("nexus.keys.create", {"owner": "bob", "name": "k", "expires_at": "tomorrow"}, "expires_at"),
+    ("nexus.grants.revoke", {"id": 7}, "field 'id' must be a string"),
+]
+
+
+def test_a_body_that_does_not_fit_is_invalid_argument(admin_world):
+    _, client, tokens = admin_world
+    for kind, body, message in UNFIT:
+        with pytest.raises(pa.ArrowInvalid) as info:
+            act(client, tokens["alice"], kind, body)
+        text = str(info.value)
+        assert message in text and "Traceback" not in text, (kind, body, text)
+        assert "'short'" not in text and "dave-" not in text  # no value of the body comes back
+
+
+def test_unknown_objects_are_not_found(admin_world):
+    _, client, tokens = admin_world
+    with pytest.raises(KeyError):
+        act(client, tokens["alice"], "nexus.users.show", {"name": "nobody"})
+    with pytest.raises(pa.ArrowNotImplementedError, match="unknown action"):
+        act(client, tokens["alice"], "nexus.users.rename", {})
+
+
+def test_without_authentication_there_is_no_admin(gateway):
+    """Authentication off (the loopback default): nobody may administer, and the actions are not listed."""
+    client = flight.FlightClient(gateway.location)
+    with pytest.raises(flight.FlightUnauthorizedError, match="needs the admin role"):
+        list(client.do_action(flight.Action("nexus.users.add", b'{"name": "mallory", "roles": ["admin"]}')))
+    assert not any(a.type.startswith("nexus.") for a in client.list_actions())
+    client.close()
