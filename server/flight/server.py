@@ -3,16 +3,21 @@
 This is the only module that turns Flight SQL commands into the pipeline's requests (``QueryRequest``, ``QueryRun``)
 and its answers back into Flight messages. Query results leave as a ``GeneratorStream`` over the engine's own
 batches (not copied; the engine runs with the GIL released, see ``server/query/results.py``). One endpoint per
-result, no locations (every client then redeems the ticket on the connection it already has). Every error leaves
-through ``server/flight/status.py``: ``translate`` around each call, ``flight_batches`` around each stream.
+result, no locations (every client then redeems the ticket on the connection it already has, which behind a proxy
+may reach another replica: tickets and prepared-statement handles are signed and self-contained,
+``signed_handles.py``, and the stores in ``handles.py`` only spare the replica that made them re-planning). Every
+error leaves through ``server/flight/status.py``: ``translate`` around each call, ``flight_batches`` around each stream.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +25,7 @@ import pyarrow.flight as flight
 
 from nexus_flight.core.errors import (
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     ReadOnlyViolationError,
@@ -36,9 +42,18 @@ from nexus_flight.server.flight.auth import (
     identity_of,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
-from nexus_flight.server.flight.handles import HandleLimits, HandleStore, PreparedStatement, Ticket
+from nexus_flight.server.flight.handles import HandleLimits, PreparedStatement, SignedOrigin, Ticket
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
+from nexus_flight.server.flight.signed_handles import (
+    PREPARED,
+    TICKET,
+    HandleSigner,
+    expired,
+    ipc_bytes,
+    schema_of,
+    table_of,
+)
 from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import flight_batches, gateway_error_of, translate
 from nexus_flight.server.flight.visibility import visible_rows
@@ -58,6 +73,9 @@ _NO_TRANSACTIONS = "transactions and savepoints are not supported: this gateway 
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
 # SetSessionOptionsResult.ErrorValue
 _INVALID_NAME, _INVALID_VALUE = 1, 2
+#: Largest handle a parameter binding returns with the parameters signed inside; larger bindings stay in this
+#: process (the original handle is returned, and executes only here).
+MAX_SIGNED_HANDLE_BYTES = 256 * 1024
 
 
 class CompletionMiddleware(flight.ServerMiddleware):
@@ -95,7 +113,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
                  authenticator: Authenticator | None = None, address_header: str | None = None,
-                 **kwargs) -> None:
+                 signer: HandleSigner | None = None, sessions: SessionStore | None = None, **kwargs) -> None:
         self.authenticator = authenticator or OpenAuthenticator()
         super().__init__(
             location,
@@ -109,7 +127,10 @@ class FlightSqlServer(flight.FlightServerBase):
         )
         self.service = service
         self.browser = CatalogBrowser(service.sources, service.policy)
-        self.sessions = SessionStore()
+        self.sessions = sessions or SessionStore()
+        #: Signs tickets and prepared-statement handles (keys from the catalog: every replica verifies them).
+        self.signer = signer or HandleSigner()
+        self.handle_ttl = float(handle_ttl_seconds)
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
@@ -163,17 +184,31 @@ class FlightSqlServer(flight.FlightServerBase):
         if cmd.HasField("transaction_id") and cmd.transaction_id:
             raise UnsupportedError(_NO_TRANSACTIONS)
 
-    def _info(self, descriptor, schema: pa.Schema, ticket: bytes) -> flight.FlightInfo:
-        endpoint = flight.FlightEndpoint(ticket, [])
+    def _info(self, descriptor, schema: pa.Schema, ticket: bytes, expires_at: float | None = None) -> flight.FlightInfo:
+        endpoint = flight.FlightEndpoint(ticket, [], expiration_time=_timestamp(expires_at))
         return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
 
-    def _new_ticket(self, context, session: Session, plan, schema, parameters=None, plan_timings=None) -> Ticket:
+    @staticmethod
+    def _origin(session: Session, sql: str) -> SignedOrigin:
+        return SignedOrigin(sql, session.catalog, session.dialect, session.principal.name)
+
+    @staticmethod
+    def _origin_claims(origin: SignedOrigin, expires_at: float) -> dict[str, Any]:
+        return {"v": 1, "n": secrets.token_hex(6), "sql": origin.sql, "cat": origin.catalog, "dia": origin.dialect,
+                "user": origin.user, "exp": expires_at}
+
+    def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
+                    plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
         self._admit()
-        handle = HandleStore.new_handle()
+        expires_at = time.time() + self.handle_ttl
+        correlation = self._correlation(context) or uuid.uuid4().hex
+        claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
+                  "params": ipc_bytes(parameter_table), "cid": correlation}
+        handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
-            parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}), client_address=session.address,
+            parameters=parameters, correlation_id=correlation, plan_timings=dict(plan_timings or {}),
+            client_address=session.address, expires_at=expires_at,
         )
         self.tickets.put(handle, ticket, owner=session.key)
         return ticket
@@ -181,6 +216,70 @@ class FlightSqlServer(flight.FlightServerBase):
     @staticmethod
     def _packed(ticket: Ticket) -> bytes:
         return protocol.pack(pb.TicketStatementQuery(statement_handle=ticket.handle))
+
+    @staticmethod
+    def _check_owner(principal, user: str, what: str) -> None:
+        """A signed handle serves the user it was issued to (grants are checked again when it runs)."""
+        if principal.authenticated and principal.name != user:
+            raise ForbiddenError(f"the {what} was issued to another user")
+
+    def _redeem(self, context, handle: bytes) -> Ticket:
+        """The ticket behind a signed handle: this process's own, else rebuilt from what it carries."""
+        session = self._session(context)
+        ticket = self.tickets.peek(handle)
+        if ticket is not None:
+            if self.signer.expired(ticket.expires_at):
+                raise expired(TICKET)
+            self._check_owner(session.principal, ticket.principal.name, "ticket")
+        else:
+            claims = self.signer.open(TICKET, handle)
+            origin = self._signed_origin(claims)
+            self._check_owner(session.principal, origin.user, "ticket")
+            plan = self._replan(context, session, origin)
+            table = table_of(claims.get("params"))
+            ticket = Ticket(handle=handle, session_key=session.key, principal=session.principal, plan=plan,
+                            schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
+                            correlation_id=claims.get("cid"), client_address=session.address,
+                            expires_at=float(claims["exp"]))
+            self.tickets.put(handle, ticket, owner=session.key)
+        if session.principal.authenticated:
+            ticket = dataclasses.replace(ticket, principal=session.principal)  # today's roles and grants
+        return ticket
+
+    @staticmethod
+    def _signed_origin(claims: dict[str, Any]) -> SignedOrigin:
+        try:
+            return SignedOrigin(str(claims["sql"]), claims.get("cat"), claims.get("dia"), str(claims["user"]))
+        except KeyError:
+            raise InvalidQueryError("not a valid handle: it does not say which query it runs") from None
+
+    def _replan(self, context, session: Session, origin: SignedOrigin):
+        """Route a signed handle's query again, for the caller, as the session that made it had it."""
+        return self.service.route(QueryRequest(origin.sql, session.principal, origin.catalog, origin.dialect,
+                                               self._correlation(context), session.address))
+
+    def _sign_prepared(self, statement: PreparedStatement) -> bytes:
+        assert statement.origin is not None
+        claims = {**self._origin_claims(statement.origin, time.time() + self.handle_ttl),
+                  "ds": ipc_bytes(statement.dataset_schema), "ps": ipc_bytes(statement.parameter_schema),
+                  "params": ipc_bytes(statement.parameter_table)}
+        return self.signer.sign(PREPARED, claims)
+
+    def _statement(self, context, handle: bytes) -> PreparedStatement:
+        """The prepared statement behind a handle: this process's own, else rebuilt from what it carries."""
+        statement = self.prepared.peek(handle)
+        if statement is not None:
+            return statement
+        claims = self.signer.open(PREPARED, handle)
+        origin = self._signed_origin(claims)
+        session = self._session(context)
+        self._check_owner(session.principal, origin.user, "prepared statement handle")
+        table = table_of(claims.get("params"))
+        statement = PreparedStatement(handle, session.key, self._replan(context, session, origin),
+                                      schema_of(claims["ds"]), schema_of(claims["ps"]), parameter_rows(table),
+                                      origin=origin, parameter_table=table)
+        self.prepared.put(handle, statement, owner=session.key)
+        return statement
 
     def _plan(self, context, session: Session, sql: str) -> PreparedQuery:
         """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
@@ -198,10 +297,10 @@ class FlightSqlServer(flight.FlightServerBase):
                 f"the query has {prepared.plan.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
         return self._new_ticket(context, session, prepared.plan, prepared.dataset_schema,
-                                plan_timings=prepared.timings_ms)
+                                self._origin(session, cmd.query), plan_timings=prepared.timings_ms)
 
     def _prepared_ticket(self, context, cmd) -> Ticket:
-        statement = self.prepared.get(cmd.prepared_statement_handle)
+        statement = self._statement(context, cmd.prepared_statement_handle)
         if len(statement.parameter_schema) and statement.parameters is None:
             raise InvalidQueryError(
                 f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
@@ -210,8 +309,10 @@ class FlightSqlServer(flight.FlightServerBase):
         self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
+        assert statement.origin is not None
         return self._new_ticket(context, session, statement.plan, bound or statement.dataset_schema,
-                                statement.parameters, statement.plan_timings)
+                                statement.origin, statement.parameters, statement.plan_timings,
+                                statement.parameter_table)
 
     def _query_ticket(self, context, cmd) -> Ticket | None:
         """The ticket that runs a query command (None for any other command)."""
@@ -221,17 +322,17 @@ class FlightSqlServer(flight.FlightServerBase):
             return self._prepared_ticket(context, cmd)
         return None
 
-    def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None]:
-        """The result schema of a command and, for queries, the ticket that runs it."""
+    def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None, float | None]:
+        """The result schema of a command and, for queries, the ticket that runs it and when it expires."""
         ticket = self._query_ticket(context, cmd)
         if ticket is not None:
-            return ticket.schema, self._packed(ticket)
+            return ticket.schema, self._packed(ticket), ticket.expires_at
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
             raise ReadOnlyViolationError(_READ_ONLY.format(what=cmd.DESCRIPTOR.name))
         schema = self.browser.schema_of(cmd)
-        return schema, None
+        return schema, None, None
 
     # -- Flight RPCs ---------------------------------------------------------------------------------------
 
@@ -240,8 +341,8 @@ class FlightSqlServer(flight.FlightServerBase):
         with translate():
             self._caller(context)
             cmd = self._command(descriptor)
-            schema, ticket = self._describe(context, cmd)
-            return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
+            schema, ticket, expires_at = self._describe(context, cmd)
+            return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd), expires_at)
 
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
@@ -252,11 +353,11 @@ class FlightSqlServer(flight.FlightServerBase):
                 self._reject_transaction(cmd)
                 schema = self._plan(context, self._session(context), cmd.query).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                statement = self.prepared.get(cmd.prepared_statement_handle)
+                statement = self._statement(context, cmd.prepared_statement_handle)
                 self.service.authorize(statement.plan, self._session(context).principal)
                 schema = statement.dataset_schema
             else:
-                schema, _ = self._describe(context, cmd)
+                schema, _, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
 
     def do_get(self, context, ticket):
@@ -265,7 +366,7 @@ class FlightSqlServer(flight.FlightServerBase):
             self._caller(context)
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
-                return self._stream(context, self.tickets.get(cmd.statement_handle))
+                return self._stream(context, self._redeem(context, cmd.statement_handle))
             query = self._query_ticket(context, cmd)  # a query command redeemed as its own ticket
             if query is not None:
                 return self._stream(context, query)
@@ -297,9 +398,18 @@ class FlightSqlServer(flight.FlightServerBase):
             self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
-                statement = self.prepared.get(cmd.prepared_statement_handle)
-                statement.parameters = self._read_parameters(reader, statement)
-                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=cmd.prepared_statement_handle)
+                statement = self._statement(context, cmd.prepared_statement_handle)
+                statement.parameters, statement.parameter_table = self._read_parameters(reader, statement)
+                # The spec's stateless prepared statements: the handle returned carries the parameters, so any
+                # replica executes it; the original keeps them here for clients that execute the original.
+                bound = dataclasses.replace(statement)
+                handle = self._sign_prepared(bound)
+                if len(handle) <= MAX_SIGNED_HANDLE_BYTES:
+                    bound.handle = handle
+                    self.prepared.put(handle, bound, owner=self._session(context).key)
+                else:
+                    handle = cmd.prepared_statement_handle
+                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return
             if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate,
@@ -308,7 +418,8 @@ class FlightSqlServer(flight.FlightServerBase):
             raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not accepted by DoPut")
 
     @staticmethod
-    def _read_parameters(reader, statement: PreparedStatement) -> list[tuple[Any, ...]] | None:
+    def _read_parameters(reader, statement: PreparedStatement) -> tuple[list[tuple[Any, ...]] | None, pa.Table | None]:
+        """The bound rows and the table they came in."""
         try:
             table = reader.read_all()
         except pa.ArrowInvalid:
@@ -318,12 +429,12 @@ class FlightSqlServer(flight.FlightServerBase):
         if rows is None:
             if expected:
                 raise InvalidQueryError(f"the statement has {expected} parameter(s) and no values were bound")
-            return None
+            return None, None
         if table.num_columns != expected:
             raise InvalidQueryError(
                 f"the statement has {expected} parameter(s), {table.num_columns} were bound"
             )
-        return rows
+        return rows, table
 
     # -- actions -------------------------------------------------------------------------------------------
 
@@ -363,10 +474,11 @@ class FlightSqlServer(flight.FlightServerBase):
         self._reject_transaction(request)
         session = self._session(context)
         prepared = self._plan(context, session, request.query)
-        handle = HandleStore.new_handle()
-        self.prepared.put(handle, PreparedStatement(handle, session.key, prepared.plan, prepared.dataset_schema,
-                                                    prepared.parameter_schema, plan_timings=dict(prepared.timings_ms)),
-                          owner=session.key)
+        statement = PreparedStatement(b"", session.key, prepared.plan, prepared.dataset_schema,
+                                      prepared.parameter_schema, plan_timings=dict(prepared.timings_ms),
+                                      origin=self._origin(session, request.query))
+        handle = statement.handle = self._sign_prepared(statement)
+        self.prepared.put(handle, statement, owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
@@ -401,7 +513,7 @@ class FlightSqlServer(flight.FlightServerBase):
         return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(request.info)))]
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
-        # Tickets live until unused for the handle TTL; touching the ticket renews it.
+        # A ticket is signed with its expiry: renewing signs it again with a later one.
         try:
             endpoint = flight.FlightEndpoint.deserialize(body) if body else None
         except pa.ArrowException:
@@ -409,9 +521,15 @@ class FlightSqlServer(flight.FlightServerBase):
         if endpoint is None:
             raise InvalidQueryError("RenewFlightEndpoint needs a FlightEndpoint (its serialized message) as body")
         cmd = protocol.unpack_any(endpoint.ticket.ticket)
-        if isinstance(cmd, pb.TicketStatementQuery):
-            self.tickets.get(cmd.statement_handle)
-        return [endpoint.serialize()]
+        if not isinstance(cmd, pb.TicketStatementQuery):
+            return [endpoint.serialize()]
+        claims = self.signer.open(TICKET, cmd.statement_handle)
+        self._check_owner(self._session(context).principal, str(claims.get("user")), "ticket")
+        claims["exp"] = time.time() + self.handle_ttl
+        handle = self.signer.sign(TICKET, claims)
+        renewed = flight.FlightEndpoint(protocol.pack(pb.TicketStatementQuery(statement_handle=handle)),
+                                        endpoint.locations, expiration_time=_timestamp(claims["exp"]))
+        return [renewed.serialize()]
 
     def _action_SetSessionOptions(self, context, body):  # noqa: N802
         request = protocol.parse(fpb.SetSessionOptionsRequest, body)
@@ -463,6 +581,13 @@ class FlightSqlServer(flight.FlightServerBase):
         identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]
+
+
+def _timestamp(epoch_seconds: float | None) -> pa.TimestampScalar | None:
+    """An endpoint's expiration time (None: none announced)."""
+    if epoch_seconds is None:
+        return None
+    return pa.scalar(datetime.fromtimestamp(epoch_seconds, UTC), type=pa.timestamp("us", "UTC"))
 
 
 def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:
