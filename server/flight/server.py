@@ -547,6 +547,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 result.errors[name].value = _INVALID_VALUE
                 continue
             session.options[name] = value.string_value
+        self.sessions.save(session)
         return [result.SerializeToString()]
 
     def _valid_option(self, session: Session, name: str, value: str) -> bool:
