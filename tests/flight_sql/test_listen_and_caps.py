@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import adbc_driver_flightsql.dbapi as flightsql
-import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 

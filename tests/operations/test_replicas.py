@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -34,13 +33,12 @@ from nexus_flight.catalog.vault import KeyRing, generate_key, parse_key
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
-from tests.operations.serving import serve, wait_for
+from tests.operations.serving import nginx_config, serve, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
 
 pytestmark = pytest.mark.timeout(180)
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 USER, PASSWORD = "alice", "replica-test-password-1"
 NATION_BY_REGION = "SELECT n_name FROM nation WHERE n_regionkey = ? ORDER BY n_name"
 
@@ -49,20 +47,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def nginx_config(upstreams: list[str], port: int, prefix: Path) -> str:
-    """``deploy/nginx.conf`` with these upstream servers and port, its files under ``prefix``."""
-    text = (DEPLOY / "nginx.conf").read_text()
-    servers = "".join(f"        server {u} max_fails=1 fail_timeout=10s;\n" for u in upstreams)
-    text, replaced = re.subn(r"(?:        server gateway-\d:31337[^\n]*\n)+", servers, text)
-    assert replaced == 1
-    text = text.replace("listen 31337 http2;", f"listen 127.0.0.1:{port} http2;")
-    local = (f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n"
-             + ("user root;\n" if os.geteuid() == 0 else ""))
-    paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
-                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return local + text.replace("http {\n", f"http {{\n    access_log off;\n{paths}", 1)
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +219,10 @@ def test_a_session_option_set_through_one_replica_is_honoured_by_another(cluster
     got.ParseFromString(result.body.to_pybytes())
     assert got.session_options["catalog"].string_value == "files"
     b.do_action(flight.Action("CloseSession", b""), options)
-    with pytest.raises(pa.ArrowKeyError, match="trips does not exist"):  # closed everywhere: back on the default catalog
-        a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT count(*) FROM trips")), options)
+    # Closed everywhere: back on the default catalog.
+    with pytest.raises(pa.ArrowKeyError, match="trips does not exist"):
+        a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT count(*) FROM trips")),
+                          options)
 
 
 def _ticket_handle(ticket: flight.Ticket) -> bytes:
