@@ -240,6 +240,8 @@ class Gateway:
             handle_limits=handle_limits,
             authenticator=authenticator,
             address_header=settings.auth.client_address_header,
+            max_endpoints=settings.max_endpoints,
+            advertised_locations=settings.advertised_locations,
             **shared,
             **tls_options,
         )

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,7 +113,8 @@ class FlightSqlServer(flight.FlightServerBase):
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
                  authenticator: Authenticator | None = None, address_header: str | None = None,
-                 signer: HandleSigner | None = None, sessions: SessionStore | None = None, **kwargs) -> None:
+                 signer: HandleSigner | None = None, sessions: SessionStore | None = None, max_endpoints: int = 1,
+                 advertised_locations: Sequence[str] = (), **kwargs) -> None:
         self.authenticator = authenticator or OpenAuthenticator()
         super().__init__(
             location,
@@ -131,6 +132,11 @@ class FlightSqlServer(flight.FlightServerBase):
         #: Signs tickets and prepared-statement handles (keys from the catalog: every replica verifies them).
         self.signer = signer or HandleSigner()
         self.handle_ttl = float(handle_ttl_seconds)
+        #: Most endpoints a splittable result (a scan of files) is served as, each a group of its files.
+        self.max_endpoints = max_endpoints
+        #: Where clients fetch the endpoints of a split result (the proxy's or the gateways' addresses); none: on
+        #: the connection that asked.
+        self.advertised_locations = [flight.Location(uri) for uri in advertised_locations]
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
@@ -184,9 +190,11 @@ class FlightSqlServer(flight.FlightServerBase):
         if cmd.HasField("transaction_id") and cmd.transaction_id:
             raise UnsupportedError(_NO_TRANSACTIONS)
 
-    def _info(self, descriptor, schema: pa.Schema, ticket: bytes, expires_at: float | None = None) -> flight.FlightInfo:
-        endpoint = flight.FlightEndpoint(ticket, [], expiration_time=_timestamp(expires_at))
-        return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
+    def _info(self, descriptor, schema: pa.Schema, tickets: list[tuple[bytes, float | None]]) -> flight.FlightInfo:
+        locations = self.advertised_locations if len(tickets) > 1 else []
+        endpoints = [flight.FlightEndpoint(ticket, locations, expiration_time=_timestamp(expires_at))
+                     for ticket, expires_at in tickets]
+        return flight.FlightInfo(schema, descriptor, endpoints, -1, -1)
 
     @staticmethod
     def _origin(session: Session, sql: str) -> SignedOrigin:
@@ -197,13 +205,30 @@ class FlightSqlServer(flight.FlightServerBase):
         return {"v": 1, "n": secrets.token_hex(6), "sql": origin.sql, "cat": origin.catalog, "dia": origin.dialect,
                 "user": origin.user, "exp": expires_at}
 
+    def _new_tickets(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
+                     plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True) -> list[Ticket]:
+        """The tickets of a result: one, or one per group of files for a splittable scan of files."""
+        count = self._file_groups(plan) if split else 1
+        if count < 2:
+            return [self._new_ticket(context, session, plan, schema, origin, parameters, plan_timings,
+                                     parameter_table)]
+        return [self._new_ticket(context, session, dataclasses.replace(plan, file_part=(index, count)), schema,
+                                 origin, parameters, plan_timings, parameter_table) for index in range(count)]
+
+    def _file_groups(self, plan) -> int:
+        try:
+            groups = getattr(self.service.sources.backend(plan.source), "file_groups", None)
+            return groups(plan, self.max_endpoints) if groups is not None else 1
+        except GatewayError:
+            return 1  # the one ticket's execution reports the problem
+
     def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                     plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
         self._admit()
         expires_at = time.time() + self.handle_ttl
         correlation = self._correlation(context) or uuid.uuid4().hex
         claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
-                  "params": ipc_bytes(parameter_table), "cid": correlation}
+                  "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part}
         handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
@@ -235,7 +260,7 @@ class FlightSqlServer(flight.FlightServerBase):
             claims = self.signer.open(TICKET, handle)
             origin = self._signed_origin(claims)
             self._check_owner(session.principal, origin.user, "ticket")
-            plan = self._replan(context, session, origin)
+            plan = self._with_part(self._replan(context, session, origin), claims.get("part"))
             table = table_of(claims.get("params"))
             ticket = Ticket(handle=handle, session_key=session.key, principal=session.principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
@@ -245,6 +270,16 @@ class FlightSqlServer(flight.FlightServerBase):
         if session.principal.authenticated:
             ticket = dataclasses.replace(ticket, principal=session.principal)  # today's roles and grants
         return ticket
+
+    @staticmethod
+    def _with_part(plan, part: object):
+        """The plan of one endpoint of a split result (``part``: [index, count]), or the whole plan."""
+        if part is None:
+            return plan
+        if not (isinstance(part, list) and len(part) == 2 and all(isinstance(n, int) for n in part)
+                and 0 <= part[0] < part[1] <= 1024):
+            raise InvalidQueryError("not a valid ticket: its part of the result is malformed")
+        return dataclasses.replace(plan, file_part=(part[0], part[1]))
 
     @staticmethod
     def _signed_origin(claims: dict[str, Any]) -> SignedOrigin:
@@ -288,7 +323,7 @@ class FlightSqlServer(flight.FlightServerBase):
         schema = result_schema(prepared.dataset_schema, prepared.plan.source)
         return dataclasses.replace(prepared, dataset_schema=schema)
 
-    def _statement_ticket(self, context, cmd) -> Ticket:
+    def _statement_tickets(self, context, cmd, split: bool) -> list[Ticket]:
         self._reject_transaction(cmd)
         session = self._session(context)
         prepared = self._plan(context, session, cmd.query)
@@ -296,10 +331,10 @@ class FlightSqlServer(flight.FlightServerBase):
             raise InvalidQueryError(
                 f"the query has {prepared.plan.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
-        return self._new_ticket(context, session, prepared.plan, prepared.dataset_schema,
-                                self._origin(session, cmd.query), plan_timings=prepared.timings_ms)
+        return self._new_tickets(context, session, prepared.plan, prepared.dataset_schema,
+                                 self._origin(session, cmd.query), plan_timings=prepared.timings_ms, split=split)
 
-    def _prepared_ticket(self, context, cmd) -> Ticket:
+    def _prepared_tickets(self, context, cmd, split: bool) -> list[Ticket]:
         statement = self._statement(context, cmd.prepared_statement_handle)
         if len(statement.parameter_schema) and statement.parameters is None:
             raise InvalidQueryError(
@@ -310,29 +345,29 @@ class FlightSqlServer(flight.FlightServerBase):
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
         assert statement.origin is not None
-        return self._new_ticket(context, session, statement.plan, bound or statement.dataset_schema,
-                                statement.origin, statement.parameters, statement.plan_timings,
-                                statement.parameter_table)
+        return self._new_tickets(context, session, statement.plan, bound or statement.dataset_schema,
+                                 statement.origin, statement.parameters, statement.plan_timings,
+                                 statement.parameter_table, split=split)
 
-    def _query_ticket(self, context, cmd) -> Ticket | None:
-        """The ticket that runs a query command (None for any other command)."""
+    def _query_tickets(self, context, cmd, split: bool = True) -> list[Ticket] | None:
+        """The tickets that run a query command (several for a split result); None for any other command."""
         if isinstance(cmd, pb.CommandStatementQuery):
-            return self._statement_ticket(context, cmd)
+            return self._statement_tickets(context, cmd, split)
         if isinstance(cmd, pb.CommandPreparedStatementQuery):
-            return self._prepared_ticket(context, cmd)
+            return self._prepared_tickets(context, cmd, split)
         return None
 
-    def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None, float | None]:
-        """The result schema of a command and, for queries, the ticket that runs it and when it expires."""
-        ticket = self._query_ticket(context, cmd)
-        if ticket is not None:
-            return ticket.schema, self._packed(ticket), ticket.expires_at
+    def _describe(self, context, cmd) -> tuple[pa.Schema, list[tuple[bytes, float | None]] | None]:
+        """The result schema of a command and, for queries, the tickets that run it and when they expire."""
+        tickets = self._query_tickets(context, cmd)
+        if tickets is not None:
+            return tickets[0].schema, [(self._packed(ticket), ticket.expires_at) for ticket in tickets]
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
             raise ReadOnlyViolationError(_READ_ONLY.format(what=cmd.DESCRIPTOR.name))
         schema = self.browser.schema_of(cmd)
-        return schema, None, None
+        return schema, None
 
     # -- Flight RPCs ---------------------------------------------------------------------------------------
 
@@ -341,8 +376,8 @@ class FlightSqlServer(flight.FlightServerBase):
         with translate():
             self._caller(context)
             cmd = self._command(descriptor)
-            schema, ticket, expires_at = self._describe(context, cmd)
-            return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd), expires_at)
+            schema, tickets = self._describe(context, cmd)
+            return self._info(descriptor, schema, tickets if tickets is not None else [(protocol.pack(cmd), None)])
 
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
@@ -357,7 +392,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 self.service.authorize(statement.plan, self._session(context).principal)
                 schema = statement.dataset_schema
             else:
-                schema, _, _ = self._describe(context, cmd)
+                schema, _ = self._describe(context, cmd)
             return flight.SchemaResult(schema)
 
     def do_get(self, context, ticket):
@@ -367,9 +402,9 @@ class FlightSqlServer(flight.FlightServerBase):
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
                 return self._stream(context, self._redeem(context, cmd.statement_handle))
-            query = self._query_ticket(context, cmd)  # a query command redeemed as its own ticket
+            query = self._query_tickets(context, cmd, split=False)  # a query command redeemed as its own ticket
             if query is not None:
-                return self._stream(context, query)
+                return self._stream(context, query[0])
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
