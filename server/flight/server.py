@@ -58,6 +58,7 @@ from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import flight_batches, gateway_error_of, translate
 from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
+from nexus_flight.server.query.principal import anonymous
 from nexus_flight.server.query.service import PreparedQuery, QueryRequest, QueryService
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore, valid_dialect
 
@@ -249,26 +250,30 @@ class FlightSqlServer(flight.FlightServerBase):
             raise ForbiddenError(f"the {what} was issued to another user")
 
     def _redeem(self, context, handle: bytes) -> Ticket:
-        """The ticket behind a signed handle: this process's own, else rebuilt from what it carries."""
-        session = self._session(context)
+        """The ticket behind a signed handle: this process's own, else rebuilt from what it carries.
+
+        Only the caller's sign-in is read, not its session: everything the query needs is in the ticket.
+        """
+        caller = self._caller(context)
         ticket = self.tickets.peek(handle)
         if ticket is not None:
             if self.signer.expired(ticket.expires_at):
                 raise expired(TICKET)
-            self._check_owner(session.principal, ticket.principal.name, "ticket")
+            self._check_owner(caller.principal, ticket.principal.name, "ticket")
         else:
             claims = self.signer.open(TICKET, handle)
             origin = self._signed_origin(claims)
-            self._check_owner(session.principal, origin.user, "ticket")
-            plan = self._with_part(self._replan(context, session, origin), claims.get("part"))
+            self._check_owner(caller.principal, origin.user, "ticket")
+            principal = caller.principal if caller.principal.authenticated else anonymous(origin.user)
+            plan = self._with_part(self._replan(context, principal, caller.address, origin), claims.get("part"))
             table = table_of(claims.get("params"))
-            ticket = Ticket(handle=handle, session_key=session.key, principal=session.principal, plan=plan,
+            ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
-                            correlation_id=claims.get("cid"), client_address=session.address,
+                            correlation_id=claims.get("cid"), client_address=caller.address,
                             expires_at=float(claims["exp"]))
-            self.tickets.put(handle, ticket, owner=session.key)
-        if session.principal.authenticated:
-            ticket = dataclasses.replace(ticket, principal=session.principal)  # today's roles and grants
+            self.tickets.put(handle, ticket, owner=caller.session_key)
+        if caller.principal.authenticated:
+            ticket = dataclasses.replace(ticket, principal=caller.principal)  # today's roles and grants
         return ticket
 
     @staticmethod
@@ -288,10 +293,10 @@ class FlightSqlServer(flight.FlightServerBase):
         except KeyError:
             raise InvalidQueryError("not a valid handle: it does not say which query it runs") from None
 
-    def _replan(self, context, session: Session, origin: SignedOrigin):
+    def _replan(self, context, principal, address: str | None, origin: SignedOrigin):
         """Route a signed handle's query again, for the caller, as the session that made it had it."""
-        return self.service.route(QueryRequest(origin.sql, session.principal, origin.catalog, origin.dialect,
-                                               self._correlation(context), session.address))
+        return self.service.route(QueryRequest(origin.sql, principal, origin.catalog, origin.dialect,
+                                               self._correlation(context), address))
 
     def _sign_prepared(self, statement: PreparedStatement) -> bytes:
         assert statement.origin is not None
@@ -310,7 +315,8 @@ class FlightSqlServer(flight.FlightServerBase):
         session = self._session(context)
         self._check_owner(session.principal, origin.user, "prepared statement handle")
         table = table_of(claims.get("params"))
-        statement = PreparedStatement(handle, session.key, self._replan(context, session, origin),
+        statement = PreparedStatement(handle, session.key,
+                                      self._replan(context, session.principal, session.address, origin),
                                       schema_of(claims["ds"]), schema_of(claims["ps"]), parameter_rows(table),
                                       origin=origin, parameter_table=table)
         self.prepared.put(handle, statement, owner=session.key)
