@@ -288,7 +288,7 @@ def test_a_replica_killed_mid_run_leaves_the_others_serving(cluster):
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(3)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(answered) >= 6)  # killed mid-run: the clients are under way
+    wait_for(lambda: len(answered) >= 6, seconds=90)  # killed mid-run: the clients are under way
     victim = cluster["replicas"][2]
     victim.process.kill()
     victim.process.wait(10)
