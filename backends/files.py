@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -18,6 +20,8 @@ import pyarrow.fs as pafs
 import pyarrow.json as pajson
 
 from nexus_flight.backends.arrow_scan import scannable
+from nexus_flight.backends.base import Execution
+from nexus_flight.backends.file_groups import file_group, splits_by_rows
 from nexus_flight.backends.lake import (
     LakeBackend,
 )
@@ -25,7 +29,8 @@ from nexus_flight.backends.object_store import arrow_filesystem, parse_location
 from nexus_flight.backends.options.files import FilesConfig, FileTable, arrow_type
 from nexus_flight.backends.table_binder import Binding, TimeTravel
 from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
-from nexus_flight.core.source import SourceSpec
+from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.source import QueryLimits, SourceSpec
 
 _GLOB_CHARS = "*?["
 
@@ -66,6 +71,34 @@ class FilesBackend(LakeBackend):
             with self._lock:
                 self._datasets[table] = dataset
         return Binding(dataset)
+
+    def file_groups(self, plan: QueryPlan, most: int) -> int:
+        """Into how many endpoints the result of ``plan`` splits, each reading a group of files (1: it does not)."""
+        if most < 2 or plan.file_part is not None or not splits_by_rows(plan):
+            return 1
+        names = self._referenced(plan.tables)
+        if len(names) != 1:
+            return 1
+        dataset = self._bind(names[0]).data
+        return min(most, len(dataset.files)) if isinstance(dataset, ds.FileSystemDataset) else 1
+
+    def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
+        """Run ``plan`` over all of its table's files, or over the group of them its ``file_part`` names."""
+        if plan.file_part is None:
+            return super().execute(plan, parameters, limits)
+        index, count = plan.file_part
+        [name] = self._referenced(plan.tables)
+        dataset = self._bind(name).data
+        fragments = file_group(count, index, list(dataset.get_fragments()))
+        group = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+        cursor = self._engine.cursor()
+        try:
+            with self._engine.errors():
+                cursor.register(name, scannable(group))
+        except BaseException:
+            cursor.close()
+            raise
+        return self._engine.execute(plan.sql, parameters, limits, cursor)
 
     def partition_columns(self, table: str) -> list[str]:
         """Return the hive partition keys of a table (from its directory names)."""

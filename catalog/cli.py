@@ -20,6 +20,7 @@ from typing import Any
 
 from nexus_flight.catalog.health import check_source
 from nexus_flight.catalog.history import STATUSES, search_history
+from nexus_flight.catalog.key_handover import finish_rotation, pending_handovers, rotate_master_key
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
 from nexus_flight.catalog.store import CatalogStore, default_url
@@ -98,9 +99,15 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     rotate = vault.add_parser(
         "rotate",
         parents=[common],
-        help="re-encrypt every secret under the current master key (old keys: NEXUS_FLIGHT_OLD_MASTER_KEYS)",
+        help="re-encrypt every secret under the current master key (old keys: NEXUS_FLIGHT_OLD_MASTER_KEYS); "
+             "running gateways follow without a restart",
     )
     rotate.set_defaults(func=_vault_rotate)
+    finish = vault.add_parser(
+        "finish-rotation", parents=[common],
+        help="once every gateway runs with the new master key: delete the new key's copies sealed under old keys",
+    )
+    finish.set_defaults(func=_vault_finish_rotation)
     status = vault.add_parser("status", parents=[common], help="how many records each key id seals")
     status.set_defaults(func=_vault_status)
     init = vault.add_parser("init", help="make a master key and keep it in the OS keyring (or print it)")
@@ -390,15 +397,23 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _vault_rotate(args: argparse.Namespace) -> int:
+    lifetime = timedelta(seconds=load_settings(getattr(args, "config", None)).handle_ttl_seconds)
+
     def action(store: CatalogStore):
-        rotated = store.rotate_keys()
+        counts = rotate_master_key(store, lifetime)
         return {
-            "rotated": rotated,
+            "rotated": counts["credentials"],
+            **counts,
             "current_key_id": store.vault.keys.require_current().key_id,
             "records_by_key_id": store.vault_key_ids(),
+            "next": "give every gateway the new key, then run `nexus-flight vault finish-rotation`",
         }
 
     return run_action(args, action)
+
+
+def _vault_finish_rotation(args: argparse.Namespace) -> int:
+    return run_action(args, lambda store: {"handovers_deleted": finish_rotation(store)})
 
 
 def _vault_status(args: argparse.Namespace) -> int:
@@ -408,6 +423,7 @@ def _vault_status(args: argparse.Namespace) -> int:
             "current_key_id": current.key_id if current else None,
             "configured_key_ids": store.vault.keys.key_ids,
             "records_by_key_id": store.vault_key_ids(),
+            "pending_handovers": pending_handovers(store),
         }
 
     return run_action(args, action)

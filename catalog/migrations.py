@@ -87,6 +87,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         add_columns={"query_history": ("auth_method", "client_address", "policy_rewritten")},
         apply=lambda conn: _add_admin_role(conn),
     ),
+    Migration(
+        4,
+        "handle signing keys, master key hand-overs and shared client sessions (replicas behind a proxy)",
+        add_tables=("handle_signing_keys", "master_key_handovers", "client_sessions"),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -287,13 +287,8 @@ class RevokedToken(Base):
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class TokenSigningKey(Base):
-    """A key the gateway signs its tokens with, sealed in the vault like a source's secrets.
-
-    The newest key that is not retired signs; a retired key still verifies until every token it signed expired.
-    """
-
-    __tablename__ = "token_signing_keys"
+class _SealedKeyColumns:
+    """A 256-bit secret sealed in the vault, with its id and when it stopped signing."""
 
     kid: Mapped[str] = mapped_column(String(32), primary_key=True)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
@@ -302,6 +297,55 @@ class TokenSigningKey(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TokenSigningKey(_SealedKeyColumns, Base):
+    """A key the gateway signs its tokens with, sealed in the vault like a source's secrets.
+
+    The newest key that is not retired signs; a retired key still verifies until every token it signed expired.
+    """
+
+    __tablename__ = "token_signing_keys"
+
+
+class HandleSigningKey(_SealedKeyColumns, Base):
+    """A key result tickets and prepared-statement handles are signed with (HMAC-SHA256), so any replica redeems them.
+
+    ``vault rotate`` retires it and makes a new one; a retired key verifies until the handles it signed expired.
+    """
+
+    __tablename__ = "handle_signing_keys"
+
+
+class MasterKeyHandover(Base):
+    """A new master key sealed under an older one by ``vault rotate``.
+
+    Gateways still running on the older key open what the new one seals (and switch to it) without a restart;
+    ``vault finish-rotation`` deletes it.
+    """
+
+    __tablename__ = "master_key_handovers"
+
+    #: The id of the new master key.
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The id of the older master key it is sealed under.
+    sealed_under: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SharedSession(Base):
+    """A client session's options (catalog, schema, dialect), so every replica sharing the catalog serves it."""
+
+    __tablename__ = "client_sessions"
+
+    #: SHA-256 of the session's key (a sign-in id, a cookie): the key itself never is stored.
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_client_sessions_updated_at", "updated_at"),)
 
 
 class PolicyRecord(Base):

@@ -123,6 +123,9 @@ class CatalogStore:
         self.schema_version = upgrade(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.vault = Vault(keys if keys is not None else KeyRing.from_environment())
+        from nexus_flight.catalog.key_handover import CatalogHandovers  # it reads this store's tables
+
+        self.vault.keys.handovers = CatalogHandovers(self)
 
     def __repr__(self) -> str:
         return f"CatalogStore({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -10,42 +10,16 @@ Revoking a token records its id until its expiry; revoking all of a user's token
 
 from __future__ import annotations
 
-import base64
-import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
 from nexus_flight.catalog.audit import audit
 from nexus_flight.catalog.models import RevokedToken, TokenSigningKey, utcnow
+from nexus_flight.catalog.sealed_keys import SealedKeyTable, SigningKey
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.vault import SealedRecord
 
-
-@dataclass(frozen=True)
-class SigningKey:
-    """An opened signing key; the secret never shows in repr."""
-
-    kid: str
-    secret: bytes = field(repr=False)
-    created_at: datetime
-    retired_at: datetime | None
-
-
-def _associated(kid: str) -> str:
-    return f"token-signing-key:{kid}"
-
-
-def _new_key(store: CatalogStore) -> TokenSigningKey:
-    kid = secrets.token_hex(8)
-    sealed = store.vault.seal(_associated(kid), {"secret": base64.b64encode(secrets.token_bytes(32)).decode()})
-    return TokenSigningKey(kid=kid, ciphertext=sealed.ciphertext, nonce=sealed.nonce, key_id=sealed.key_id)
-
-
-def _open(store: CatalogStore, row: TokenSigningKey) -> SigningKey:
-    opened = store.vault.open(_associated(row.kid), SealedRecord(bytes(row.ciphertext), bytes(row.nonce), row.key_id))
-    return SigningKey(row.kid, base64.b64decode(opened["secret"].get_secret_value()), row.created_at, row.retired_at)
+TOKEN_KEYS = SealedKeyTable(TokenSigningKey, "token-signing-key")
 
 
 def signing_keys(store: CatalogStore, *, create: bool = True) -> list[SigningKey]:
@@ -55,49 +29,25 @@ def signing_keys(store: CatalogStore, *, create: bool = True) -> list[SigningKey
         ConfigError: CV-001 (no master key to seal a new key), CV-003/CV-004 (a key does not open).
 
     """
-    with store.session() as session:
-        rows = list(session.scalars(select(TokenSigningKey).order_by(TokenSigningKey.created_at.desc())))
-        if not rows and create:
-            row = _new_key(store)
-            session.add(row)
-            session.flush()
-            rows = [row]
-        keys = [_open(store, r) for r in rows]
-    current = [k for k in keys if k.retired_at is None]
-    return current + [k for k in keys if k.retired_at is not None]
+    return TOKEN_KEYS.keys(store, create=create)
 
 
 def rotate_signing_key(store: CatalogStore, *, actor: str | None = None) -> str:
     """Retire the signing keys in use and make a new one; return its id (old tokens keep verifying)."""
     with store.session() as session:
-        now = utcnow()
-        for row in session.scalars(select(TokenSigningKey).where(TokenSigningKey.retired_at.is_(None))):
-            row.retired_at = now
-        row = _new_key(store)
-        session.add(row)
-        audit(session, "signing_key_rotated", actor, row.kid)
-        return row.kid
+        kid = TOKEN_KEYS.rotate(session, store)
+        audit(session, "signing_key_rotated", actor, kid)
+        return kid
 
 
 def purge_signing_keys(store: CatalogStore, token_lifetime: timedelta) -> int:
     """Delete retired keys whose every token has expired; return how many went."""
-    cutoff = utcnow() - token_lifetime
-    with store.session() as session:
-        result = session.execute(delete(TokenSigningKey).where(TokenSigningKey.retired_at < cutoff))
-        return result.rowcount or 0
+    return TOKEN_KEYS.purge(store, token_lifetime)
 
 
 def reseal_signing_keys(store: CatalogStore) -> int:
     """Re-seal every signing key not under the current master key (``vault rotate``); return how many."""
-    current = store.vault.keys.require_current()
-    resealed = 0
-    with store.session() as session:
-        for row in session.scalars(select(TokenSigningKey).where(TokenSigningKey.key_id != current.key_id)):
-            sealed = store.vault.reseal(_associated(row.kid), SealedRecord(bytes(row.ciphertext), bytes(row.nonce),
-                                                                          row.key_id))
-            row.ciphertext, row.nonce, row.key_id = sealed.ciphertext, sealed.nonce, sealed.key_id
-            resealed += 1
-    return resealed
+    return TOKEN_KEYS.reseal(store)
 
 
 def revoke_token(

@@ -10,6 +10,10 @@ Keys come from the environment (``NEXUS_FLIGHT_MASTER_KEY``: base64 of 32 bytes;
 ``NEXUS_FLIGHT_MASTER_KEY_ID``
 optional; ``NEXUS_FLIGHT_OLD_MASTER_KEYS``: comma-separated ``[id:]base64`` entries) or, when the variable is
 unset, from the OS keyring (service ``nexus-flight``, entries ``master-key`` and ``old-master-keys``).
+
+A running gateway follows a rotation without a restart: ``vault rotate`` leaves the new key in the catalog sealed
+under each older key (a hand-over, ``catalog/key_handover.py``); a ring that meets a key id it does not hold, or
+that is about to seal, looks there, opens the new key with the one it holds and from then seals with the new key.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import json
 import logging
 import os
 import secrets as _random
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,6 +46,10 @@ KEYRING_SERVICE = "nexus-flight"
 KEYRING_KEY = "master-key"
 KEYRING_OLD_KEYS = "old-master-keys"
 NONCE_BYTES = 12
+#: Associated data of a master key sealed under another (a hand-over), followed by the sealed key's id.
+HANDOVER_PURPOSE = "master-key-handover:"
+#: How long a chain of hand-overs a ring follows (rotations not yet finished).
+_MAX_HANDOVERS = 8
 
 
 @dataclass(frozen=True)
@@ -91,14 +101,48 @@ def _parse_entry(entry: str) -> MasterKey:
     return parse_key(text, key_id or None)
 
 
+def seal_handover(new: MasterKey, under: MasterKey) -> SealedRecord:
+    """Seal master key ``new`` under the older key ``under`` (its id as associated data)."""
+    nonce = _random.token_bytes(NONCE_BYTES)
+    ciphertext = AESGCM(under.key).encrypt(nonce, new.key, (HANDOVER_PURPOSE + new.key_id).encode())
+    return SealedRecord(ciphertext, nonce, under.key_id)
+
+
+def open_handover(key_id: str, record: SealedRecord, under: MasterKey) -> MasterKey | None:
+    """The master key ``key_id`` from its hand-over record; None when the record does not authenticate."""
+    try:
+        raw = AESGCM(under.key).decrypt(record.nonce, record.ciphertext, (HANDOVER_PURPOSE + key_id).encode())
+    except (InvalidTag, ValueError):
+        log.warning("the hand-over of master key %s under key %s does not open", key_id, under.key_id)
+        return None
+    return MasterKey(key_id, raw)
+
+
+class Handovers(Protocol):
+    """Where a ring finds master keys sealed under older ones (the catalog)."""
+
+    def sealed_copies(self, key_id: str) -> list[SealedRecord]:
+        """Master key ``key_id`` sealed under other keys (each record's ``key_id`` names the sealing key)."""
+        ...
+
+    def successors(self, key_id: str) -> list[tuple[str, SealedRecord]]:
+        """Newer master keys sealed under ``key_id``: (new key's id, record)."""
+        ...
+
+
 class KeyRing:
-    """The current master key plus old ones still needed to read records not yet rotated."""
+    """The current master key plus old ones still needed to read records not yet rotated.
+
+    With ``handovers`` set, keys a rotation introduced are learnt from there (see the module's docstring).
+    """
 
     def __init__(self, current: MasterKey | None, old: tuple[MasterKey, ...] = ()) -> None:
         self.current = current
         self._keys = {k.key_id: k for k in old}
         if current is not None:
             self._keys[current.key_id] = current
+        self.handovers: Handovers | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         current = self.current.key_id if self.current else None
@@ -137,6 +181,8 @@ class KeyRing:
             ConfigError: CV-001 when no master key is configured.
 
         """
+        if self.current is not None and self.handovers is not None:
+            self._follow_rotation()
         if self.current is None:
             raise rule_error(
                 "CV-001",
@@ -155,6 +201,9 @@ class KeyRing:
         try:
             return self._keys[key_id]
         except KeyError:
+            learnt = self._learn(key_id, _MAX_HANDOVERS) if self.handovers is not None else None
+            if learnt is not None:
+                return learnt
             if self.current is None:
                 # Nothing is configured at all: that, not an old key, is the problem to name.
                 raise rule_error(
@@ -168,6 +217,39 @@ class KeyRing:
                 f"the record was sealed with key {key_id!r}, which is not configured; "
                 f"add it to {ENV_OLD_KEYS}",
             ) from None
+
+
+    def _learn(self, key_id: str, depth: int) -> MasterKey | None:
+        """Open master key ``key_id`` from a hand-over sealed under a key this ring holds (or can learn)."""
+        if key_id in self._keys:
+            return self._keys[key_id]
+        if depth <= 0 or self.handovers is None:
+            return None
+        for record in self.handovers.sealed_copies(key_id):
+            under = self._learn(record.key_id, depth - 1)
+            learnt = open_handover(key_id, record, under) if under is not None else None
+            if learnt is not None:
+                with self._lock:
+                    self._keys[key_id] = learnt
+                log.info("master key %s learnt from the catalog (sealed under key %s)", key_id, under.key_id)
+                return learnt
+        return None
+
+    def _follow_rotation(self) -> None:
+        """Seal with the newest key a rotation handed over from the current one."""
+        assert self.handovers is not None
+        for _ in range(_MAX_HANDOVERS):
+            current = self.current
+            assert current is not None
+            newer = [open_handover(new_id, record, current) for new_id, record in self.handovers.successors(
+                current.key_id)]
+            newer = [key for key in newer if key is not None]
+            if not newer:
+                return
+            with self._lock:
+                self.current = newer[0]
+                self._keys[newer[0].key_id] = newer[0]
+            log.info("master key rotated: sealing with key %s from now on", newer[0].key_id)
 
 
 def _from_keyring() -> tuple[str | None, str]:

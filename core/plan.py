@@ -44,6 +44,8 @@ class QueryPlan:
         placeholders: Where each ``?`` of ``sql`` starts, in text order (strings and comments excluded).
         statement_end: The length of ``sql`` without its trailing semicolons (what a wrapper may enclose).
         validated: Whether the read-only validator judged the statement.
+        file_part: Which group of its table's files the plan reads, as (index, count), when a splittable scan is
+            served as several endpoints (``backends/file_groups.py``); None reads them all.
 
     """
 
@@ -57,6 +59,7 @@ class QueryPlan:
     placeholders: tuple[int, ...] = ()
     statement_end: int | None = None
     validated: bool = False
+    file_part: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.query is None and self.tree is not None:

@@ -187,6 +187,12 @@ class ServerSettings(_Strict):
     max_tickets_per_client: int = Field(1_000, ge=1)
     max_prepared_statements: int = Field(10_000, ge=1)
     max_prepared_statements_per_client: int = Field(1_000, ge=1)
+    #: Most endpoints a splittable result (a scan of several files, no aggregate, order or limit) is served as,
+    #: each a group of the files, so clients fetch them in parallel; 1 serves every result as one endpoint.
+    max_endpoints: int = Field(4, ge=1, le=1024)
+    #: The URIs clients fetch a split result's endpoints from (the proxy in front of the replicas, e.g.
+    #: ``grpc+tls://flight.example.com:443``); none: the connection that asked for it.
+    advertised_locations: list[str] = Field(default_factory=list)
 
     # -- the catalog's housekeeping
     #: Query history older than this is deleted (at start and then daily); ``"none"`` keeps it all.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the database servers the tests start for themselves (tests/support/servers.py): PostgreSQL and MariaDB
-# from Debian's packages, and MariaDB Connector/C's headers (libmariadb-dev), which the MySQL family's driver
-# (pip mariadb) is built against. Idempotent: a machine that already has the binaries keeps them. Nothing is started here,
+# from Debian's packages, nginx (the gRPC proxy of the replica test), and MariaDB Connector/C's headers
+# (libmariadb-dev), which the MySQL family's driver (pip mariadb) is built against. Idempotent: a machine that already has the binaries keeps them. Nothing is started here,
 # and the packages' own system services are not used by the tests.
 set -euo pipefail
 
@@ -14,6 +14,10 @@ if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
 fi
 if ! command -v mariadb_config >/dev/null 2>&1; then
     missing+=(libmariadb-dev)
+fi
+# nginx (grpc_pass) is the proxy in front of the replicas in tests/operations/test_replicas.py.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    missing+=(nginx-light)
 fi
 if ! command -v gcc >/dev/null 2>&1; then
     missing+=(gcc)

@@ -49,10 +49,13 @@ def _serve(args: argparse.Namespace) -> int:
     # This process is the gateway's and serves from construction: status messages carry no frames from now on.
     with client_safe_tracebacks():
         try:
+            from nexus_flight.server.app.replicas import handle_signer, shared_sessions
+
             gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
                               authenticator=security.authenticator if security else None,
                               access=security.access if security else None,
-                              administration=security.administration if security else None)
+                              administration=security.administration if security else None,
+                              signer=handle_signer(catalog.store), sessions=shared_sessions(catalog.store))
         except BaseException:
             if security is not None:
                 security.close()

@@ -24,10 +24,12 @@ from nexus_flight.server.flight.administration import Administration
 from nexus_flight.server.flight.auth import Authenticator
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
+from nexus_flight.server.flight.signed_handles import HandleSigner
 from nexus_flight.server.flight.status import client_safe_tracebacks
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
 from nexus_flight.server.query.service import QueryObserver, QueryService
+from nexus_flight.server.query.session import SessionStore
 
 log = logging.getLogger("nexus_flight")
 
@@ -154,12 +156,16 @@ class Gateway:
         authenticator: Who may call (``server.security``); None serves without authentication.
         access: What each caller may see and read (``server.security``); None: everything.
         administration: The ``nexus.*`` administration actions (``server.security``); None refuses them all.
+        signer: Signs tickets and prepared-statement handles (the catalog's keys, so that every replica redeems
+            them); None: a key of this process.
+        sessions: Where sessions live (the catalog's, shared by replicas); None: in this process.
 
     """
 
     def __init__(self, settings: ServerSettings, sources: SourceDirectory | Sequence[SourceSpec] | None = None,
                  observers: list[QueryObserver] | None = None, authenticator: Authenticator | None = None,
-                 access: QueryAccess | None = None, administration: Administration | None = None) -> None:
+                 access: QueryAccess | None = None, administration: Administration | None = None,
+                 signer: HandleSigner | None = None, sessions: SessionStore | None = None) -> None:
         address, loopback = resolve_listen_address(settings.host)
         required = authenticator is not None and authenticator.required
         if not loopback and not required and not settings.allow_unauthenticated_remote:
@@ -190,7 +196,8 @@ class Gateway:
         self.service.access = access
         tls_options = _tls_options(settings)
         try:
-            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator, administration)
+            self.server = self._bind(settings, limits_of(settings), tls_options, authenticator,
+                                     administration=administration, signer=signer, sessions=sessions)
         except pa.ArrowException:
             raise _bind_error(address, settings.port) from None
         self._thread: threading.Thread | None = None
@@ -226,8 +233,7 @@ class Gateway:
         return None
 
     def _bind(self, settings: ServerSettings, handle_limits: HandleLimits, tls_options: dict,
-              authenticator: Authenticator | None,
-              administration: Administration | None = None) -> FlightSqlServer:
+              authenticator: Authenticator | None, **shared) -> FlightSqlServer:
         return FlightSqlServer(
             f"{self.scheme}://{self._address}:{settings.port}",
             self.service,
@@ -235,8 +241,10 @@ class Gateway:
             statement_timeout_seconds=int(settings.query_timeout_seconds),
             handle_limits=handle_limits,
             authenticator=authenticator,
-            administration=administration,
             address_header=settings.auth.client_address_header,
+            max_endpoints=settings.max_endpoints,
+            advertised_locations=settings.advertised_locations,
+            **shared,
             **tls_options,
         )
 

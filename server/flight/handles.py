@@ -1,9 +1,13 @@
-"""Prepared statements and result tickets, each behind a random handle with an idle expiry.
+"""Prepared statements and result tickets as this process holds them, with an idle expiry.
 
-Handles stay valid across executions (ADBC and DBeaver re-execute cached handles; flightsql-dbapi keeps using the
-original handle after binding), closing is idempotent (JDBC closes unknown handles), and a ticket can be redeemed
-more than once (JDBC may redeem it again on a new channel). Each store holds at most ``max_total`` entries and
-``max_per_owner`` per client (session): beyond either, a new one is refused with an error naming the limit.
+Their handles are signed and self-contained (``signed_handles.py``): any replica redeems them by re-planning what
+they carry. These stores are the local cache that spares the process that made a handle that work: handles stay
+valid across executions (ADBC and DBeaver re-execute cached handles; flightsql-dbapi keeps using the original
+handle after binding), closing is idempotent (JDBC closes unknown handles), and a ticket can be redeemed more than
+once (JDBC may redeem it again on a new channel). Each store holds at most ``max_total`` entries and
+``max_per_owner`` per client (session): beyond either, a cache (``evicts=True``) forgets its least recently used
+entry (already-read tickets first), which stays redeemable through its signature; a store that does not evict
+refuses the new entry with an error naming the limit.
 """
 
 from __future__ import annotations
@@ -33,6 +37,20 @@ class PreparedStatement:
     parameter_schema: pa.Schema
     parameters: list[tuple[Any, ...]] | None = None
     plan_timings: dict[str, float] = field(default_factory=dict)
+    #: What a replica re-plans it from: the SQL as the client wrote it, and the session's catalog and dialect.
+    origin: SignedOrigin | None = None
+    #: The bound parameters as they arrived (signed into the handle a binding returns).
+    parameter_table: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class SignedOrigin:
+    """What a signed handle carries to re-plan its query on any replica."""
+
+    sql: str
+    catalog: str | None
+    dialect: str | None
+    user: str
 
 
 @dataclass
@@ -50,6 +68,8 @@ class Ticket:
     plan_timings: dict[str, float] = field(default_factory=dict)
     #: The caller's address (the query history records it; how it signed in is the principal's).
     client_address: str | None = None
+    #: When the signed ticket stops being redeemable (``time.time()``).
+    expires_at: float = float("inf")
 
     def run(self) -> QueryRun:
         """What the query service runs for this ticket (cancel finds it by the ticket's handle)."""
@@ -76,6 +96,7 @@ class HandleStore:
         max_per_owner: Most entries at once for one client.
         limit_names: The configuration names of the two caps, for messages.
         hint: What a client can do when it hits a cap.
+        evicts: At a cap, forget the least recently used entry instead of refusing (a cache of signed handles).
 
     """
 
@@ -87,6 +108,7 @@ class HandleStore:
         max_per_owner: int | None = None,
         limit_names: tuple[str, str] = ("max_total", "max_per_client"),
         hint: str = "",
+        evicts: bool = False,
     ) -> None:
         self._kind = kind
         self._ttl = ttl_seconds
@@ -94,6 +116,7 @@ class HandleStore:
         self._max_per_owner = max_per_owner
         self._limit_names = limit_names
         self._hint = hint
+        self._evicts = evicts
         self._items: dict[bytes, _Entry] = {}
         self._owned: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -116,7 +139,9 @@ class HandleStore:
             if not self._room(owner):
                 self._next_sweep = 0.0  # make sure nothing expired is counted
                 self._expire()
-                while not self._room(owner) and self._evict_retired(owner):
+                while not self._room(owner) and self._evict(owner, retired_only=True):
+                    pass
+                while self._evicts and not self._room(owner) and self._evict(owner, retired_only=False):
                     pass
                 problem = self._room(owner, explain=True)
                 if problem:
@@ -150,12 +175,12 @@ class HandleStore:
             if entry is not None:
                 entry.retired = True
 
-    def _evict_retired(self, owner: str | None) -> bool:
-        """Forget the least recently used retired entry (the owner's own when its share is full); False if none."""
+    def _evict(self, owner: str | None, retired_only: bool) -> bool:
+        """Forget the least recently used (retired) entry, the owner's own when its share is full; False if none."""
         owner_full = (owner is not None and self._max_per_owner is not None
                       and self._owned.get(owner, 0) >= self._max_per_owner)
         candidates = [(e.last_used, h) for h, e in self._items.items()
-                      if e.retired and (not owner_full or e.owner == owner)]
+                      if (e.retired or not retired_only) and (not owner_full or e.owner == owner)]
         if not candidates:
             return False
         self._forget(min(candidates)[1])
@@ -173,6 +198,16 @@ class HandleStore:
             entry = self._items.get(handle)
             if entry is None:
                 raise NotFoundError(f"unknown or expired {self._kind} handle")
+            entry.last_used = time.monotonic()
+            return entry.value
+
+    def peek(self, handle: bytes) -> Any | None:
+        """The object behind ``handle`` (its idle time starts again), or None when it is not held here."""
+        with self._lock:
+            self._expire()
+            entry = self._items.get(handle)
+            if entry is None:
+                return None
             entry.last_used = time.monotonic()
             return entry.value
 
@@ -207,7 +242,7 @@ class HandleStore:
 
 @dataclass(frozen=True)
 class HandleLimits:
-    """How many tickets and prepared statements may be open, in total and per client (``[server]`` settings)."""
+    """How many tickets and prepared statements this process caches, in total and per client (``[server]``)."""
 
     max_tickets: int = 10_000
     max_tickets_per_client: int = 1_000
@@ -217,12 +252,13 @@ class HandleLimits:
     def ticket_store(self, ttl_seconds: float) -> HandleStore:
         """The store of result tickets."""
         return HandleStore("ticket", ttl_seconds, self.max_tickets, self.max_tickets_per_client,
-                           ("max_tickets", "max_tickets_per_client"), "fetch the results of earlier queries; ")
+                           ("max_tickets", "max_tickets_per_client"), "fetch the results of earlier queries; ",
+                           evicts=True)
 
     def prepared_store(self, ttl_seconds: float) -> HandleStore:
         """The store of prepared statements."""
         return HandleStore(
             "prepared statement", ttl_seconds, self.max_prepared_statements, self.max_prepared_statements_per_client,
             ("max_prepared_statements", "max_prepared_statements_per_client"),
-            "close prepared statements no longer needed (ClosePreparedStatement); ",
+            "close prepared statements no longer needed (ClosePreparedStatement); ", evicts=True,
         )

@@ -3,16 +3,21 @@
 This is the only module that turns Flight SQL commands into the pipeline's requests (``QueryRequest``, ``QueryRun``)
 and its answers back into Flight messages. Query results leave as a ``GeneratorStream`` over the engine's own
 batches (not copied; the engine runs with the GIL released, see ``server/query/results.py``). One endpoint per
-result, no locations (every client then redeems the ticket on the connection it already has). Every error leaves
-through ``server/flight/status.py``: ``translate`` around each call, ``flight_batches`` around each stream.
+result, no locations (every client then redeems the ticket on the connection it already has, which behind a proxy
+may reach another replica: tickets and prepared-statement handles are signed and self-contained,
+``signed_handles.py``, and the stores in ``handles.py`` only spare the replica that made them re-planning). Every
+error leaves through ``server/flight/status.py``: ``translate`` around each call, ``flight_batches`` around each stream.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +25,7 @@ import pyarrow.flight as flight
 
 from nexus_flight.core.errors import (
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     ReadOnlyViolationError,
@@ -38,13 +44,23 @@ from nexus_flight.server.flight.auth import (
     identity_of,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
-from nexus_flight.server.flight.handles import HandleLimits, HandleStore, PreparedStatement, Ticket
+from nexus_flight.server.flight.handles import HandleLimits, PreparedStatement, SignedOrigin, Ticket
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as pb
+from nexus_flight.server.flight.signed_handles import (
+    PREPARED,
+    TICKET,
+    HandleSigner,
+    expired,
+    ipc_bytes,
+    schema_of,
+    table_of,
+)
 from nexus_flight.server.flight.sql_info import sql_info_table
 from nexus_flight.server.flight.status import flight_batches, gateway_error_of, translate
 from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
+from nexus_flight.server.query.principal import anonymous
 from nexus_flight.server.query.service import PreparedQuery, QueryRequest, QueryService
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore, valid_dialect
 
@@ -60,6 +76,9 @@ _NO_TRANSACTIONS = "transactions and savepoints are not supported: this gateway 
 _CANCELLED, _NOT_CANCELLABLE = 1, 3
 # SetSessionOptionsResult.ErrorValue
 _INVALID_NAME, _INVALID_VALUE = 1, 2
+#: Largest handle a parameter binding returns with the parameters signed inside; larger bindings stay in this
+#: process (the original handle is returned, and executes only here).
+MAX_SIGNED_HANDLE_BYTES = 256 * 1024
 
 
 class CompletionMiddleware(flight.ServerMiddleware):
@@ -97,7 +116,9 @@ class FlightSqlServer(flight.FlightServerBase):
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
                  authenticator: Authenticator | None = None, address_header: str | None = None,
-                 administration: Administration | None = None, **kwargs) -> None:
+                 administration: Administration | None = None, signer: HandleSigner | None = None,
+                 sessions: SessionStore | None = None, max_endpoints: int = 1,
+                 advertised_locations: Sequence[str] = (), **kwargs) -> None:
         self.authenticator = authenticator or OpenAuthenticator()
         #: The ``nexus.*`` administration actions (None: authentication off, no admin, every one refused).
         self.administration = administration
@@ -113,7 +134,15 @@ class FlightSqlServer(flight.FlightServerBase):
         )
         self.service = service
         self.browser = CatalogBrowser(service.sources, service.policy)
-        self.sessions = SessionStore()
+        self.sessions = sessions or SessionStore()
+        #: Signs tickets and prepared-statement handles (keys from the catalog: every replica verifies them).
+        self.signer = signer or HandleSigner()
+        self.handle_ttl = float(handle_ttl_seconds)
+        #: Most endpoints a splittable result (a scan of files) is served as, each a group of its files.
+        self.max_endpoints = max_endpoints
+        #: Where clients fetch the endpoints of a split result (the proxy's or the gateways' addresses); none: on
+        #: the connection that asked.
+        self.advertised_locations = [flight.Location(uri) for uri in advertised_locations]
         limits = handle_limits or HandleLimits()
         self.prepared = limits.prepared_store(handle_ttl_seconds)
         self.tickets = limits.ticket_store(handle_ttl_seconds)
@@ -167,17 +196,50 @@ class FlightSqlServer(flight.FlightServerBase):
         if cmd.HasField("transaction_id") and cmd.transaction_id:
             raise UnsupportedError(_NO_TRANSACTIONS)
 
-    def _info(self, descriptor, schema: pa.Schema, ticket: bytes) -> flight.FlightInfo:
-        endpoint = flight.FlightEndpoint(ticket, [])
-        return flight.FlightInfo(schema, descriptor, [endpoint], -1, -1)
+    def _info(self, descriptor, schema: pa.Schema, tickets: list[tuple[bytes, float | None]]) -> flight.FlightInfo:
+        locations = self.advertised_locations if len(tickets) > 1 else []
+        endpoints = [flight.FlightEndpoint(ticket, locations, expiration_time=_timestamp(expires_at))
+                     for ticket, expires_at in tickets]
+        return flight.FlightInfo(schema, descriptor, endpoints, -1, -1)
 
-    def _new_ticket(self, context, session: Session, plan, schema, parameters=None, plan_timings=None) -> Ticket:
+    @staticmethod
+    def _origin(session: Session, sql: str) -> SignedOrigin:
+        return SignedOrigin(sql, session.catalog, session.dialect, session.principal.name)
+
+    @staticmethod
+    def _origin_claims(origin: SignedOrigin, expires_at: float) -> dict[str, Any]:
+        return {"v": 1, "n": secrets.token_hex(6), "sql": origin.sql, "cat": origin.catalog, "dia": origin.dialect,
+                "user": origin.user, "exp": expires_at}
+
+    def _new_tickets(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
+                     plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True) -> list[Ticket]:
+        """The tickets of a result: one, or one per group of files for a splittable scan of files."""
+        count = self._file_groups(plan) if split else 1
+        if count < 2:
+            return [self._new_ticket(context, session, plan, schema, origin, parameters, plan_timings,
+                                     parameter_table)]
+        return [self._new_ticket(context, session, dataclasses.replace(plan, file_part=(index, count)), schema,
+                                 origin, parameters, plan_timings, parameter_table) for index in range(count)]
+
+    def _file_groups(self, plan) -> int:
+        try:
+            groups = getattr(self.service.sources.backend(plan.source), "file_groups", None)
+            return groups(plan, self.max_endpoints) if groups is not None else 1
+        except GatewayError:
+            return 1  # the one ticket's execution reports the problem
+
+    def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
+                    plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
         self._admit()
-        handle = HandleStore.new_handle()
+        expires_at = time.time() + self.handle_ttl
+        correlation = self._correlation(context) or uuid.uuid4().hex
+        claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
+                  "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part}
+        handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
-            parameters=parameters, correlation_id=self._correlation(context) or uuid.uuid4().hex,
-            plan_timings=dict(plan_timings or {}), client_address=session.address,
+            parameters=parameters, correlation_id=correlation, plan_timings=dict(plan_timings or {}),
+            client_address=session.address, expires_at=expires_at,
         )
         self.tickets.put(handle, ticket, owner=session.key)
         return ticket
@@ -186,6 +248,85 @@ class FlightSqlServer(flight.FlightServerBase):
     def _packed(ticket: Ticket) -> bytes:
         return protocol.pack(pb.TicketStatementQuery(statement_handle=ticket.handle))
 
+    @staticmethod
+    def _check_owner(principal, user: str, what: str) -> None:
+        """A signed handle serves the user it was issued to (grants are checked again when it runs)."""
+        if principal.authenticated and principal.name != user:
+            raise ForbiddenError(f"the {what} was issued to another user")
+
+    def _redeem(self, context, handle: bytes) -> Ticket:
+        """The ticket behind a signed handle: this process's own, else rebuilt from what it carries.
+
+        Only the caller's sign-in is read, not its session: everything the query needs is in the ticket.
+        """
+        caller = self._caller(context)
+        ticket = self.tickets.peek(handle)
+        if ticket is not None:
+            if self.signer.expired(ticket.expires_at):
+                raise expired(TICKET)
+            self._check_owner(caller.principal, ticket.principal.name, "ticket")
+        else:
+            claims = self.signer.open(TICKET, handle)
+            origin = self._signed_origin(claims)
+            self._check_owner(caller.principal, origin.user, "ticket")
+            principal = caller.principal if caller.principal.authenticated else anonymous(origin.user)
+            plan = self._with_part(self._replan(context, principal, caller.address, origin), claims.get("part"))
+            table = table_of(claims.get("params"))
+            ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
+                            schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
+                            correlation_id=claims.get("cid"), client_address=caller.address,
+                            expires_at=float(claims["exp"]))
+            self.tickets.put(handle, ticket, owner=caller.session_key)
+        if caller.principal.authenticated:
+            ticket = dataclasses.replace(ticket, principal=caller.principal)  # today's roles and grants
+        return ticket
+
+    @staticmethod
+    def _with_part(plan, part: object):
+        """The plan of one endpoint of a split result (``part``: [index, count]), or the whole plan."""
+        if part is None:
+            return plan
+        if not (isinstance(part, list) and len(part) == 2 and all(isinstance(n, int) for n in part)
+                and 0 <= part[0] < part[1] <= 1024):
+            raise InvalidQueryError("not a valid ticket: its part of the result is malformed")
+        return dataclasses.replace(plan, file_part=(part[0], part[1]))
+
+    @staticmethod
+    def _signed_origin(claims: dict[str, Any]) -> SignedOrigin:
+        try:
+            return SignedOrigin(str(claims["sql"]), claims.get("cat"), claims.get("dia"), str(claims["user"]))
+        except KeyError:
+            raise InvalidQueryError("not a valid handle: it does not say which query it runs") from None
+
+    def _replan(self, context, principal, address: str | None, origin: SignedOrigin):
+        """Route a signed handle's query again, for the caller, as the session that made it had it."""
+        return self.service.route(QueryRequest(origin.sql, principal, origin.catalog, origin.dialect,
+                                               self._correlation(context), address))
+
+    def _sign_prepared(self, statement: PreparedStatement) -> bytes:
+        assert statement.origin is not None
+        claims = {**self._origin_claims(statement.origin, time.time() + self.handle_ttl),
+                  "ds": ipc_bytes(statement.dataset_schema), "ps": ipc_bytes(statement.parameter_schema),
+                  "params": ipc_bytes(statement.parameter_table)}
+        return self.signer.sign(PREPARED, claims)
+
+    def _statement(self, context, handle: bytes) -> PreparedStatement:
+        """The prepared statement behind a handle: this process's own, else rebuilt from what it carries."""
+        statement = self.prepared.peek(handle)
+        if statement is not None:
+            return statement
+        claims = self.signer.open(PREPARED, handle)
+        origin = self._signed_origin(claims)
+        session = self._session(context)
+        self._check_owner(session.principal, origin.user, "prepared statement handle")
+        table = table_of(claims.get("params"))
+        statement = PreparedStatement(handle, session.key,
+                                      self._replan(context, session.principal, session.address, origin),
+                                      schema_of(claims["ds"]), schema_of(claims["ps"]), parameter_rows(table),
+                                      origin=origin, parameter_table=table)
+        self.prepared.put(handle, statement, owner=session.key)
+        return statement
+
     def _plan(self, context, session: Session, sql: str) -> PreparedQuery:
         """Plan a query; its result schema carries the column metadata JDBC and ODBC read."""
         self._admit()
@@ -193,7 +334,7 @@ class FlightSqlServer(flight.FlightServerBase):
         schema = result_schema(prepared.dataset_schema, prepared.plan.source)
         return dataclasses.replace(prepared, dataset_schema=schema)
 
-    def _statement_ticket(self, context, cmd) -> Ticket:
+    def _statement_tickets(self, context, cmd, split: bool) -> list[Ticket]:
         self._reject_transaction(cmd)
         session = self._session(context)
         prepared = self._plan(context, session, cmd.query)
@@ -201,11 +342,11 @@ class FlightSqlServer(flight.FlightServerBase):
             raise InvalidQueryError(
                 f"the query has {prepared.plan.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
-        return self._new_ticket(context, session, prepared.plan, prepared.dataset_schema,
-                                plan_timings=prepared.timings_ms)
+        return self._new_tickets(context, session, prepared.plan, prepared.dataset_schema,
+                                 self._origin(session, cmd.query), plan_timings=prepared.timings_ms, split=split)
 
-    def _prepared_ticket(self, context, cmd) -> Ticket:
-        statement = self.prepared.get(cmd.prepared_statement_handle)
+    def _prepared_tickets(self, context, cmd, split: bool) -> list[Ticket]:
+        statement = self._statement(context, cmd.prepared_statement_handle)
         if len(statement.parameter_schema) and statement.parameters is None:
             raise InvalidQueryError(
                 f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
@@ -214,22 +355,24 @@ class FlightSqlServer(flight.FlightServerBase):
         self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
-        return self._new_ticket(context, session, statement.plan, bound or statement.dataset_schema,
-                                statement.parameters, statement.plan_timings)
+        assert statement.origin is not None
+        return self._new_tickets(context, session, statement.plan, bound or statement.dataset_schema,
+                                 statement.origin, statement.parameters, statement.plan_timings,
+                                 statement.parameter_table, split=split)
 
-    def _query_ticket(self, context, cmd) -> Ticket | None:
-        """The ticket that runs a query command (None for any other command)."""
+    def _query_tickets(self, context, cmd, split: bool = True) -> list[Ticket] | None:
+        """The tickets that run a query command (several for a split result); None for any other command."""
         if isinstance(cmd, pb.CommandStatementQuery):
-            return self._statement_ticket(context, cmd)
+            return self._statement_tickets(context, cmd, split)
         if isinstance(cmd, pb.CommandPreparedStatementQuery):
-            return self._prepared_ticket(context, cmd)
+            return self._prepared_tickets(context, cmd, split)
         return None
 
-    def _describe(self, context, cmd) -> tuple[pa.Schema, bytes | None]:
-        """The result schema of a command and, for queries, the ticket that runs it."""
-        ticket = self._query_ticket(context, cmd)
-        if ticket is not None:
-            return ticket.schema, self._packed(ticket)
+    def _describe(self, context, cmd) -> tuple[pa.Schema, list[tuple[bytes, float | None]] | None]:
+        """The result schema of a command and, for queries, the tickets that run it and when they expire."""
+        tickets = self._query_tickets(context, cmd)
+        if tickets is not None:
+            return tickets[0].schema, [(self._packed(ticket), ticket.expires_at) for ticket in tickets]
         if isinstance(cmd, (pb.CommandStatementSubstraitPlan,)):
             raise UnsupportedError("Substrait plans are not supported: send SQL")
         if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate, pb.CommandStatementIngest)):
@@ -244,8 +387,8 @@ class FlightSqlServer(flight.FlightServerBase):
         with translate():
             self._caller(context)
             cmd = self._command(descriptor)
-            schema, ticket = self._describe(context, cmd)
-            return self._info(descriptor, schema, ticket if ticket is not None else protocol.pack(cmd))
+            schema, tickets = self._describe(context, cmd)
+            return self._info(descriptor, schema, tickets if tickets is not None else [(protocol.pack(cmd), None)])
 
     def get_schema(self, context, descriptor):
         """The result schema of a command, without running it."""
@@ -256,7 +399,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 self._reject_transaction(cmd)
                 schema = self._plan(context, self._session(context), cmd.query).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
-                statement = self.prepared.get(cmd.prepared_statement_handle)
+                statement = self._statement(context, cmd.prepared_statement_handle)
                 self.service.authorize(statement.plan, self._session(context).principal)
                 schema = statement.dataset_schema
             else:
@@ -269,10 +412,10 @@ class FlightSqlServer(flight.FlightServerBase):
             self._caller(context)
             cmd = protocol.unpack_any(ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
-                return self._stream(context, self.tickets.get(cmd.statement_handle))
-            query = self._query_ticket(context, cmd)  # a query command redeemed as its own ticket
+                return self._stream(context, self._redeem(context, cmd.statement_handle))
+            query = self._query_tickets(context, cmd, split=False)  # a query command redeemed as its own ticket
             if query is not None:
-                return self._stream(context, query)
+                return self._stream(context, query[0])
             return flight.RecordBatchStream(self._metadata_table(context, cmd))
 
     def _stream(self, context, ticket: Ticket):
@@ -302,9 +445,18 @@ class FlightSqlServer(flight.FlightServerBase):
             self._caller(context)
             cmd = self._command(descriptor)
             if isinstance(cmd, pb.CommandPreparedStatementQuery):
-                statement = self.prepared.get(cmd.prepared_statement_handle)
-                statement.parameters = self._read_parameters(reader, statement)
-                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=cmd.prepared_statement_handle)
+                statement = self._statement(context, cmd.prepared_statement_handle)
+                statement.parameters, statement.parameter_table = self._read_parameters(reader, statement)
+                # The spec's stateless prepared statements: the handle returned carries the parameters, so any
+                # replica executes it; the original keeps them here for clients that execute the original.
+                bound = dataclasses.replace(statement)
+                handle = self._sign_prepared(bound)
+                if len(handle) <= MAX_SIGNED_HANDLE_BYTES:
+                    bound.handle = handle
+                    self.prepared.put(handle, bound, owner=self._session(context).key)
+                else:
+                    handle = cmd.prepared_statement_handle
+                result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
                 writer.write(pa.py_buffer(result.SerializeToString()))
                 return
             if isinstance(cmd, (pb.CommandStatementUpdate, pb.CommandPreparedStatementUpdate,
@@ -313,7 +465,8 @@ class FlightSqlServer(flight.FlightServerBase):
             raise UnsupportedError(f"{cmd.DESCRIPTOR.name} is not accepted by DoPut")
 
     @staticmethod
-    def _read_parameters(reader, statement: PreparedStatement) -> list[tuple[Any, ...]] | None:
+    def _read_parameters(reader, statement: PreparedStatement) -> tuple[list[tuple[Any, ...]] | None, pa.Table | None]:
+        """The bound rows and the table they came in."""
         try:
             table = reader.read_all()
         except pa.ArrowInvalid:
@@ -323,12 +476,12 @@ class FlightSqlServer(flight.FlightServerBase):
         if rows is None:
             if expected:
                 raise InvalidQueryError(f"the statement has {expected} parameter(s) and no values were bound")
-            return None
+            return None, None
         if table.num_columns != expected:
             raise InvalidQueryError(
                 f"the statement has {expected} parameter(s), {table.num_columns} were bound"
             )
-        return rows
+        return rows, table
 
     # -- actions -------------------------------------------------------------------------------------------
 
@@ -372,10 +525,11 @@ class FlightSqlServer(flight.FlightServerBase):
         self._reject_transaction(request)
         session = self._session(context)
         prepared = self._plan(context, session, request.query)
-        handle = HandleStore.new_handle()
-        self.prepared.put(handle, PreparedStatement(handle, session.key, prepared.plan, prepared.dataset_schema,
-                                                    prepared.parameter_schema, plan_timings=dict(prepared.timings_ms)),
-                          owner=session.key)
+        statement = PreparedStatement(b"", session.key, prepared.plan, prepared.dataset_schema,
+                                      prepared.parameter_schema, plan_timings=dict(prepared.timings_ms),
+                                      origin=self._origin(session, request.query))
+        handle = statement.handle = self._sign_prepared(statement)
+        self.prepared.put(handle, statement, owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(
             prepared_statement_handle=handle,
             dataset_schema=prepared.dataset_schema.serialize().to_pybytes(),
@@ -410,7 +564,7 @@ class FlightSqlServer(flight.FlightServerBase):
         return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(request.info)))]
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
-        # Tickets live until unused for the handle TTL; touching the ticket renews it.
+        # A ticket is signed with its expiry: renewing signs it again with a later one.
         try:
             endpoint = flight.FlightEndpoint.deserialize(body) if body else None
         except pa.ArrowException:
@@ -418,9 +572,15 @@ class FlightSqlServer(flight.FlightServerBase):
         if endpoint is None:
             raise InvalidQueryError("RenewFlightEndpoint needs a FlightEndpoint (its serialized message) as body")
         cmd = protocol.unpack_any(endpoint.ticket.ticket)
-        if isinstance(cmd, pb.TicketStatementQuery):
-            self.tickets.get(cmd.statement_handle)
-        return [endpoint.serialize()]
+        if not isinstance(cmd, pb.TicketStatementQuery):
+            return [endpoint.serialize()]
+        claims = self.signer.open(TICKET, cmd.statement_handle)
+        self._check_owner(self._session(context).principal, str(claims.get("user")), "ticket")
+        claims["exp"] = time.time() + self.handle_ttl
+        handle = self.signer.sign(TICKET, claims)
+        renewed = flight.FlightEndpoint(protocol.pack(pb.TicketStatementQuery(statement_handle=handle)),
+                                        endpoint.locations, expiration_time=_timestamp(claims["exp"]))
+        return [renewed.serialize()]
 
     def _action_SetSessionOptions(self, context, body):  # noqa: N802
         request = protocol.parse(fpb.SetSessionOptionsRequest, body)
@@ -438,6 +598,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 result.errors[name].value = _INVALID_VALUE
                 continue
             session.options[name] = value.string_value
+        self.sessions.save(session)
         return [result.SerializeToString()]
 
     def _valid_option(self, session: Session, name: str, value: str) -> bool:
@@ -472,6 +633,13 @@ class FlightSqlServer(flight.FlightServerBase):
         identity = self._caller(context)
         self.sessions.close(identity.session_key)
         return [fpb.CloseSessionResult(status=1).SerializeToString()]
+
+
+def _timestamp(epoch_seconds: float | None) -> pa.TimestampScalar | None:
+    """An endpoint's expiration time (None: none announced)."""
+    if epoch_seconds is None:
+        return None
+    return pa.scalar(datetime.fromtimestamp(epoch_seconds, UTC), type=pa.timestamp("us", "UTC"))
 
 
 def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:

@@ -40,6 +40,10 @@ name in the text. ``translate(schema_call=True)`` sends those as INVALID_ARGUMEN
 command there is "read-only: … not accepted", what the Java and Go Flight SQL servers answer); the refusal is
 PERMISSION_DENIED from ``GetFlightInfo``, ``DoGet`` and ``DoPut``.
 
+A ticket or prepared-statement handle that was altered, cut, made up, signed by a key this catalog does not hold,
+or has expired (``signed_handles.py``) is INVALID_ARGUMENT naming which: not UNAUTHENTICATED, which would tell the
+client that its sign-in failed. Redeeming one issued to another user is PERMISSION_DENIED.
+
 A source that refuses the gateway's own credentials is UNAVAILABLE: UNAUTHENTICATED would tell the client that
 its login to the gateway failed (clients then drop their token or ask the user for a password), which
 ``server/flight/auth.py`` alone reports.

@@ -2,13 +2,19 @@
 
 ADBC sends no cookies by default and flightsql-dbapi never does, so sessions are keyed on the bearer token when
 there is one, else the session cookie, else the gRPC peer (one per client connection).
+
+With a shared store (the catalog's ``client_sessions``), the options of sessions keyed by a sign-in or a cookie
+live there, so every replica behind a proxy serves them: each call reads them, each change writes them. Sessions
+keyed by a connection (no sign-in, no cookie) cannot follow a client to another replica and stay local.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import sqlglot
 
@@ -59,13 +65,39 @@ class Session:
         return value if isinstance(value, str) and value else None
 
 
-class SessionStore:
-    """Sessions with an idle expiry; thread-safe."""
+class SharedOptions(Protocol):
+    """Where sessions' options live for every replica (the catalog)."""
 
-    def __init__(self, idle_seconds: float = 3600.0) -> None:
+    def load(self, key: str) -> Mapping[str, object] | None:
+        """The options of session ``key``; None when none were stored."""
+        ...
+
+    def save(self, key: str, options: Mapping[str, object]) -> None:
+        """Store the options of session ``key``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Forget session ``key``."""
+        ...
+
+
+#: Session keys that name the same client on every replica: a sign-in, an OIDC token, a cookie.
+_SHAREABLE = ("sid:", "oidc:", "cookie:")
+
+
+def shareable(key: str) -> bool:
+    """Whether a session key names the client on every replica (not one connection to one process)."""
+    return key.startswith(_SHAREABLE) and "@" not in key
+
+
+class SessionStore:
+    """Sessions with an idle expiry; thread-safe; options shared through ``shared`` when given."""
+
+    def __init__(self, idle_seconds: float = 3600.0, shared: SharedOptions | None = None) -> None:
         self._idle = idle_seconds
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._shared = shared
 
     def get(self, key: str, principal: Principal | None = None) -> Session:
         """The session for ``key``, created on first use for ``principal``."""
@@ -77,7 +109,15 @@ class SessionStore:
                 session = Session(key=key, principal=principal or anonymous())
                 self._sessions[key] = session
             session.last_used = now
-            return session
+        if self._shared is not None and shareable(key):
+            # Another replica may have changed them, or closed the session.
+            session.options = dict(self._shared.load(key) or {})
+        return session
+
+    def save(self, session: Session) -> None:
+        """Make a change of the session's options visible to every replica."""
+        if self._shared is not None and shareable(session.key):
+            self._shared.save(session.key, session.options)
 
     def peek(self, key: str) -> Session | None:
         """The session for ``key`` if it exists, without creating one."""
@@ -86,6 +126,8 @@ class SessionStore:
 
     def close(self, key: str) -> bool:
         """Forget a session; True when there was one."""
+        if self._shared is not None and shareable(key):
+            self._shared.delete(key)
         with self._lock:
             return self._sessions.pop(key, None) is not None
 

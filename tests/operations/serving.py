@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The deployment files (nginx, compose, Kubernetes).
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
 #: About three seconds of DuckDB work on two cores; the long one about twenty.
 SHORT_QUERY = "SELECT sum(range % 7) AS s FROM range(300000000)"
 LONG_QUERY = "SELECT sum(range % 7) AS s FROM range(3000000000)"
@@ -78,3 +81,17 @@ def wait_for(condition, seconds: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def nginx_config(upstreams: list[str], port: int, prefix: Path) -> str:
+    """``deploy/nginx.conf`` with these upstream servers and port, its files under ``prefix``."""
+    text = (DEPLOY / "nginx.conf").read_text()
+    servers = "".join(f"        server {u} max_fails=1 fail_timeout=10s;\n" for u in upstreams)
+    text, replaced = re.subn(r"(?:        server gateway-\d:31337[^\n]*\n)+", servers, text)
+    assert replaced == 1
+    text = text.replace("listen 31337 http2;", f"listen 127.0.0.1:{port} http2;")
+    local = (f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n"
+             + ("user root;\n" if os.geteuid() == 0 else ""))
+    paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
+                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return local + text.replace("http {\n", f"http {{\n    access_log off;\n{paths}", 1)

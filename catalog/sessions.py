@@ -1,0 +1,49 @@
+"""Client sessions' options in the catalog, so that every replica sharing it serves a session's calls.
+
+Rows are keyed by SHA-256 of the session key (a sign-in id, a cookie): the key itself is never stored. Rows not
+written for ``idle`` are deleted when another session is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from nexus_flight.catalog.models import SharedSession, utcnow
+from nexus_flight.catalog.store import CatalogStore
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class CatalogSessions:
+    """``SharedOptions`` (``server/query/session.py``) over the catalog's ``client_sessions``."""
+
+    def __init__(self, store: CatalogStore, idle: timedelta = timedelta(days=1)) -> None:
+        self._store = store
+        self._idle = idle
+
+    def load(self, key: str) -> Mapping[str, object] | None:
+        """The stored options of session ``key``, or None."""
+        with self._store.session() as session:
+            row = session.get(SharedSession, _hash(key))
+            return dict(row.options) if row is not None else None
+
+    def save(self, key: str, options: Mapping[str, object]) -> None:
+        """Store the options of session ``key`` (and delete sessions idle too long)."""
+        with self._store.session() as session:
+            row = session.get(SharedSession, _hash(key))
+            if row is None:
+                session.add(SharedSession(key_hash=_hash(key), options=dict(options)))
+            else:
+                row.options, row.updated_at = dict(options), utcnow()
+            session.execute(delete(SharedSession).where(SharedSession.updated_at < utcnow() - self._idle))
+
+    def delete(self, key: str) -> None:
+        """Forget session ``key``."""
+        with self._store.session() as session:
+            session.execute(delete(SharedSession).where(SharedSession.key_hash == _hash(key)))

@@ -1,0 +1,30 @@
+"""What lets replicas sharing one catalog serve each other's clients: handle signing keys and shared sessions."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from nexus_flight.catalog.key_handover import HANDLE_KEYS
+from nexus_flight.catalog.sessions import CatalogSessions
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.core.errors import ConfigError
+from nexus_flight.server.flight.signed_handles import HandleSigner
+from nexus_flight.server.query.session import SessionStore
+
+log = logging.getLogger("nexus_flight")
+
+
+def handle_signer(store: CatalogStore) -> HandleSigner:
+    """A signer with the catalog's handle keys; without a master key to seal them, a key of this process only."""
+    try:
+        return HandleSigner(partial(HANDLE_KEYS.keys, store))
+    except ConfigError as exc:
+        log.warning("tickets and prepared statements are redeemable only on this gateway (%s): replicas sharing "
+                    "the catalog need the master key", exc.client_message())
+        return HandleSigner()
+
+
+def shared_sessions(store: CatalogStore) -> SessionStore:
+    """Sessions whose options live in the catalog."""
+    return SessionStore(shared=CatalogSessions(store))

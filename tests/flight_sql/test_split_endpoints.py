@@ -1,0 +1,89 @@
+"""A scan of several files is served as several endpoints (groups of files), each redeemable on its own.
+
+The rows of all endpoints together are the rows of the query read whole (compared with pyarrow's own reading of
+the files); a query whose rows depend on each other (aggregate, ORDER BY, LIMIT, DISTINCT, join) stays whole.
+"""
+
+from __future__ import annotations
+
+import decimal
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+from nexus_flight.core.source import SourceSpec
+from tests.support import flightsql_raw as raw
+
+
+@pytest.fixture
+def files(tmp_path):
+    for part in range(5):
+        pq.write_table(pa.table({
+            "id": pa.array(range(part * 1000, part * 1000 + 1000), pa.int64()),
+            "name": pa.array([f"row-{i}" if i % 7 else None for i in range(1000)]),
+            "amount": pa.array([decimal.Decimal(f"{i}.{part}5") for i in range(1000)], pa.decimal128(12, 2)),
+        }), tmp_path / f"part-{part}.parquet")
+    return tmp_path
+
+
+def _source(path) -> SourceSpec:
+    return SourceSpec(name="files", kind="files", options={"tables": [{"name": "t", "location": str(path)}]})
+
+
+def _sorted(table: pa.Table) -> list:
+    return sorted(table.to_pylist(), key=lambda row: row["id"])
+
+
+def _endpoints(client, sql: str) -> list[flight.FlightEndpoint]:
+    return list(client.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query=sql))).endpoints)
+
+
+def test_a_scan_of_files_is_served_as_groups_of_files_that_add_up_to_the_whole(make_gateway, files):
+    gw = make_gateway(sources=(_source(files),), max_endpoints=4)
+    whole = pq.read_table(files)
+    expected = whole.filter(pc.greater(whole["amount"], pa.scalar(decimal.Decimal("500"), pa.decimal128(12, 2))))
+    with flight.connect(gw.location) as client:
+        endpoints = _endpoints(client, "SELECT id, name, amount FROM files.main.t WHERE amount > 500")
+        assert len(endpoints) == 4 and all(list(e.locations) == [] for e in endpoints)
+        parts = [client.do_get(e.ticket).read_all() for e in endpoints]
+        assert all(p.schema.equals(expected.schema) for p in parts)
+        ids = [set(p["id"].to_pylist()) for p in parts]
+        assert all(ids[i].isdisjoint(ids[j]) for i in range(4) for j in range(i + 1, 4))
+        assert _sorted(pa.concat_tables(parts)) == _sorted(expected)
+    # ADBC fetches every endpoint: the same rows.
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, name, amount FROM files.main.t WHERE amount > 500")
+        assert _sorted(cur.fetch_arrow_table()) == _sorted(expected)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) AS n FROM files.main.t",
+    "SELECT id FROM files.main.t ORDER BY id",
+    "SELECT id FROM files.main.t LIMIT 10",
+    "SELECT DISTINCT name FROM files.main.t",
+    "SELECT id, row_number() OVER () AS r FROM files.main.t",
+    "SELECT a.id FROM files.main.t a JOIN files.main.t b ON a.id = b.id",
+    "SELECT id FROM files.main.t WHERE id IN (SELECT max(id) FROM files.main.t)",
+    "SELECT id FROM files.main.t UNION ALL SELECT id FROM files.main.t",
+])
+def test_queries_whose_rows_depend_on_each_other_stay_whole(make_gateway, files, sql):
+    gw = make_gateway(sources=(_source(files),), max_endpoints=4)
+    with flight.connect(gw.location) as client:
+        assert len(_endpoints(client, sql)) == 1
+
+
+def test_split_endpoints_name_the_advertised_locations_and_one_endpoint_is_the_default_off(make_gateway, files):
+    gw = make_gateway(sources=(_source(files),), max_endpoints=3,
+                      advertised_locations=["grpc+tls://flight.example.com:443"])
+    with flight.connect(gw.location) as client:
+        endpoints = _endpoints(client, "SELECT id FROM files.main.t")
+        assert len(endpoints) == 3
+        assert [[loc.uri.decode() for loc in e.locations] for e in endpoints] == [
+            ["grpc+tls://flight.example.com:443"]] * 3
+    single = make_gateway(sources=(_source(files),), max_endpoints=1)
+    with flight.connect(single.location) as client:
+        assert len(_endpoints(client, "SELECT id FROM files.main.t")) == 1

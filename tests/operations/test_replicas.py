@@ -1,0 +1,332 @@
+"""Three `nexus-flight serve` replicas on one PostgreSQL catalog behind nginx (`grpc_pass`, round robin).
+
+Everything real: the served processes, Debian's nginx with `deploy/nginx.conf`, PostgreSQL as the shared catalog,
+ADBC and pyarrow.flight as clients. Calls addressed to given replicas prove the cross-replica paths one by one
+(GetFlightInfo on one, DoGet on another; prepare, bind, execute on three; a session option set on one honoured by
+another); calls through nginx prove the proxy set-up. Each answer is compared with the engine's own (DuckDB over
+the demo database, pyarrow over the parquet files, psycopg over PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flightsql
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+from nexus_flight.catalog.key_handover import HANDLE_KEYS
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.vault import KeyRing, generate_key, parse_key
+from nexus_flight.server.flight.protocol import flight as fpb
+from nexus_flight.server.flight.protocol import sql as spb
+from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
+from tests.operations.serving import nginx_config, serve, wait_for
+from tests.support import flightsql_raw as raw
+from tests.support.servers import READER_PASSWORD
+
+pytestmark = pytest.mark.timeout(180)
+
+USER, PASSWORD = "alice", "replica-test-password-1"
+NATION_BY_REGION = "SELECT n_name FROM nation WHERE n_regionkey = ? ORDER BY n_name"
+#: Prepared queries each of three ADBC clients runs through nginx while a replica is killed.
+QUERIES_PER_CLIENT = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, demo_data_dir, postgres_server):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.fail("nginx is missing: tests/install-servers.sh installs Debian's nginx-light")
+    root = tmp_path_factory.mktemp("replicas")
+    data = root / "data"
+    data.mkdir()
+    for demo in demo_data_dir.glob("tpch_*.duckdb"):
+        (data / demo.name).symlink_to(demo)
+    files = root / "trips"
+    files.mkdir()
+    for part in range(4):  # four files: a splittable scan
+        pq.write_table(pa.table({"trip": pa.array(range(part * 100, part * 100 + 100), pa.int64()),
+                                 "fare": pa.array([f"{i}.25" for i in range(100)]).cast(pa.decimal128(9, 2))}),
+                       files / f"part-{part}.parquet")
+    schema = f"nf_replicas_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute("CREATE TABLE IF NOT EXISTS replica_colors (id int, name text)")
+        conn.execute("TRUNCATE replica_colors")
+        conn.execute("INSERT INTO replica_colors VALUES (1, 'red'), (2, 'green'), (3, 'blue')")
+        conn.execute(f"GRANT SELECT ON replica_colors TO {postgres_server.reader}")
+    url = (f"postgresql+psycopg://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/"
+           f"{postgres_server.database}?options=-csearch_path%3D{schema}")
+    pg = postgres_server.options()
+    config = root / "gateway.toml"
+    config.write_text(f"""
+[server]
+catalog_url = "{url}"
+health_checks = false
+[server.auth]
+enabled = true
+
+[[sources]]
+name = "files"
+type = "local_files"
+options = {{ tables = [ {{ name = "trips", location = "{files}" }} ] }}
+
+[[sources]]
+name = "pg"
+type = "postgresql"
+options = {{ host = "{pg['host']}", port = {pg['port']}, database = "{pg['database']}", username = "{pg['username']}" }}
+secrets = {{ password = "${{env:REPLICA_PG_PASSWORD}}" }}
+""")
+    old_key = generate_key()
+    saved = {k: os.environ.get(k) for k in ("NEXUS_FLIGHT_MASTER_KEY", "REPLICA_PG_PASSWORD")}
+    os.environ.update(NEXUS_FLIGHT_MASTER_KEY=old_key, REPLICA_PG_PASSWORD=READER_PASSWORD)
+    replicas, proxy = [], None
+    try:
+        subprocess.run(["nexus-flight", "users", "add", USER, "--role", "admin", "--password", "-",
+                        "--config", str(config)], input=PASSWORD + "\n", text=True, check=True,
+                       capture_output=True, timeout=60)
+        for _ in range(3):
+            replicas.append(serve(data, "--config", str(config), "--http-port", "0"))
+        port = _free_port()
+        prefix = root / "nginx"
+        prefix.mkdir()
+        upstreams = [r.location.removeprefix("grpc://") for r in replicas]
+        (prefix / "nginx.conf").write_text(nginx_config(upstreams, port, prefix))
+        check = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                               capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: _listening(port))
+        # The engine's own answers come from a copy: this process may hold the demo file open otherwise configured.
+        reference = root / "reference.duckdb"
+        shutil.copyfile(next(demo_data_dir.glob("tpch_*.duckdb")), reference)
+        yield {"replicas": replicas, "proxy": f"grpc://127.0.0.1:{port}", "config": config, "url": url,
+               "data": data, "files": files, "old_key": old_key, "demo": reference}
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(10)
+        for replica in replicas:
+            replica.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute("DROP TABLE IF EXISTS replica_colors")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _client(location: str) -> tuple[flight.FlightClient, flight.FlightCallOptions]:
+    client = flight.FlightClient(location)
+    token = client.authenticate_basic_token(USER, PASSWORD)
+    return client, flight.FlightCallOptions(headers=[token])
+
+
+def _duckdb(cluster, sql: str, *params) -> pa.Table:
+    with duckdb.connect(str(cluster["demo"]), read_only=True) as conn:
+        return conn.execute(sql, list(params)).to_arrow_table()
+
+
+def _values(table: pa.Table) -> list:
+    return table.to_pylist()
+
+
+def test_get_flight_info_on_one_replica_and_do_get_on_another(cluster):
+    first, second, third = (_client(r.location) for r in cluster["replicas"])
+    query = "SELECT n_nationkey, n_name FROM nation ORDER BY n_nationkey"
+    info = first[0].get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query=query)), first[1])
+    [endpoint] = info.endpoints
+    assert endpoint.expiration_time is not None  # clients may retry DoGet (on any replica)
+    expected = _duckdb(cluster, query)
+    for client, options in (second, third, first):
+        got = client.do_get(endpoint.ticket, options).read_all()
+        assert got.column_names == expected.column_names and _values(got) == _values(expected)
+
+
+def test_prepare_on_one_bind_on_a_second_execute_on_a_third(cluster):
+    (a, a_opt), (b, b_opt), (c, c_opt) = (_client(r.location) for r in cluster["replicas"])
+    prepared = raw.prepare(a, NATION_BY_REGION, a_opt)
+    handle = prepared.prepared_statement_handle
+    parameters = raw.read_schema(prepared.parameter_schema)
+    writer, results = b.do_put(raw.descriptor(raw.pb.CommandPreparedStatementQuery(prepared_statement_handle=handle)),
+                               parameters, b_opt)
+    writer.write_batch(pa.record_batch([pa.array([3], parameters.field(0).type)], schema=parameters))
+    writer.done_writing()
+    bound = spb.DoPutPreparedStatementResult()
+    bound.ParseFromString(results.read().to_pybytes())
+    writer.close()
+    assert bound.prepared_statement_handle != handle  # the spec's stateless prepared statements
+    command = raw.pb.CommandPreparedStatementQuery(prepared_statement_handle=bound.prepared_statement_handle)
+    info = c.get_flight_info(raw.descriptor(command), c_opt)
+    got = a.do_get(info.endpoints[0].ticket, a_opt).read_all()
+    assert _values(got) == _values(_duckdb(cluster, NATION_BY_REGION.replace("?", "$1"), 3))
+
+
+def test_adbc_prepared_statements_through_the_proxy(cluster):
+    """Each execution is four or five calls, each balanced on its own: they cross replicas."""
+    kwargs = {"username": USER, "password": PASSWORD}
+    with flightsql.connect(cluster["proxy"], db_kwargs=kwargs, autocommit=True) as conn, conn.cursor() as cur:
+        for region in range(5):
+            cur.execute(NATION_BY_REGION, (region,))
+            got = cur.fetch_arrow_table()
+            assert _values(got) == _values(_duckdb(cluster, NATION_BY_REGION.replace("?", "$1"), region))
+        cur.execute("SELECT sum(trip) AS s, count(*) AS n, sum(fare) AS f FROM files.main.trips")
+        expected = pq.read_table(cluster["files"])
+        assert cur.fetchall() == [(sum(expected["trip"].to_pylist()), 400, sum(expected["fare"].to_pylist()))]
+        cur.execute("SELECT id, name FROM pg.public.replica_colors ORDER BY id")
+        assert cur.fetchall() == [(1, "red"), (2, "green"), (3, "blue")]
+
+
+def _set_catalog(client, options, catalog: str) -> dict:
+    request = fpb.SetSessionOptionsRequest()
+    request.session_options["catalog"].string_value = catalog
+    [result] = client.do_action(flight.Action("SetSessionOptions", request.SerializeToString()), options)
+    parsed = fpb.SetSessionOptionsResult()
+    parsed.ParseFromString(result.body.to_pybytes())
+    return dict(parsed.errors)
+
+
+def test_a_session_option_set_through_one_replica_is_honoured_by_another(cluster):
+    (a, options), (b, _), _ = (_client(r.location) for r in cluster["replicas"])
+    assert _set_catalog(a, options, "files") == {}
+    # The same sign-in (its bearer token) on another replica: `trips` resolves in the session's catalog.
+    _, table = raw.info_and_table(b, raw.pb.CommandStatementQuery(query="SELECT count(*) AS n FROM trips"), options)
+    assert table.to_pylist() == [{"n": 400}]
+    [result] = b.do_action(flight.Action("GetSessionOptions", b""), options)
+    got = fpb.GetSessionOptionsResult()
+    got.ParseFromString(result.body.to_pybytes())
+    assert got.session_options["catalog"].string_value == "files"
+    b.do_action(flight.Action("CloseSession", b""), options)
+    # Closed everywhere: back on the default catalog.
+    with pytest.raises(pa.ArrowKeyError, match="trips does not exist"):
+        a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT count(*) FROM trips")),
+                          options)
+
+
+def _ticket_handle(ticket: flight.Ticket) -> bytes:
+    return raw.unpack(ticket.ticket, raw.pb.TicketStatementQuery).statement_handle
+
+
+def _as_ticket(handle: bytes) -> flight.Ticket:
+    return flight.Ticket(raw.pack(raw.pb.TicketStatementQuery(statement_handle=handle)))
+
+
+def test_tampered_expired_and_foreign_tickets_are_refused_on_every_replica(cluster):
+    (a, a_opt), (b, b_opt), _ = (_client(r.location) for r in cluster["replicas"])
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT 42 AS n")), a_opt)
+    handle = _ticket_handle(info.endpoints[0].ticket)
+    tampered = bytearray(handle)
+    tampered[len(handle) // 2] ^= 1
+    for client, options in ((a, a_opt), (b, b_opt)):
+        with pytest.raises(pa.ArrowInvalid, match="not a valid ticket: its signature does not match"):
+            client.do_get(_as_ticket(bytes(tampered)), options).read_all()
+    # Signed with this catalog's key, but past its expiry.
+    store = CatalogStore(cluster["url"], keys=KeyRing(parse_key(cluster["old_key"])))
+    try:
+        signer = HandleSigner(lambda: HANDLE_KEYS.keys(store))
+        expired = signer.sign(TICKET, {"sql": "SELECT 1", "user": USER, "exp": time.time() - 60,
+                                       "schema": base64.b64encode(pa.schema([("n", pa.int32())]).serialize()
+                                                                  .to_pybytes()).decode()})
+    finally:
+        store.close()
+    with pytest.raises(pa.ArrowInvalid, match="the ticket has expired"):
+        b.do_get(_as_ticket(expired), b_opt).read_all()
+    foreign = HandleSigner().sign(TICKET, {"sql": "SELECT 1", "user": USER, "exp": time.time() + 60})
+    with pytest.raises(pa.ArrowInvalid, match="signed by a key this gateway does not know"):
+        a.do_get(_as_ticket(foreign), a_opt).read_all()
+
+
+def test_a_replica_killed_mid_run_leaves_the_others_serving(cluster):
+    """Clients go through nginx; one replica is SIGKILLed while they run. No wrong answer; every query answered
+    (a call that was on the killed replica fails and the client retries, as it would with any server)."""
+    expected = {r: _values(_duckdb(cluster, NATION_BY_REGION.replace("?", "$1"), r)) for r in range(5)}
+    wrong, failures, answered = [], [], []
+
+    def client_loop() -> None:
+        kwargs = {"username": USER, "password": PASSWORD}
+        with flightsql.connect(cluster["proxy"], db_kwargs=kwargs, autocommit=True) as conn:
+            for i in range(QUERIES_PER_CLIENT):
+                region = i % 5
+                for _attempt in range(3):
+                    try:
+                        with conn.cursor() as cur:
+                            cur.execute(NATION_BY_REGION, (region,))
+                            got = _values(cur.fetch_arrow_table())
+                    except Exception as exc:  # retried
+                        failures.append(str(exc)[:200])
+                        continue
+                    (answered if got == expected[region] else wrong).append(region)
+                    break
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(answered) >= 6, seconds=90)  # killed mid-run: the clients are under way
+    victim = cluster["replicas"][2]
+    victim.process.kill()
+    victim.process.wait(10)
+    for thread in threads:
+        thread.join(120)
+    assert not wrong
+    assert len(answered) == 3 * QUERIES_PER_CLIENT, failures
+    # The survivors go on serving GetFlightInfo on one and DoGet on the other.
+    (a, a_opt), (b, b_opt) = (_client(r.location) for r in cluster["replicas"][:2])
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT 7 AS n")), a_opt)
+    assert b.do_get(info.endpoints[0].ticket, b_opt).read_all().to_pylist() == [{"n": 7}]
+
+
+def test_vault_rotate_while_the_replicas_run(cluster):
+    """The new master key reaches running replicas through the catalog: no restart, nothing fails."""
+    new_key = generate_key()
+    env = {**os.environ, "NEXUS_FLIGHT_MASTER_KEY": new_key, "NEXUS_FLIGHT_OLD_MASTER_KEYS": cluster["old_key"]}
+    rotated = subprocess.run(["nexus-flight", "vault", "rotate", "--config", str(cluster["config"]), "--json"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    (a, a_opt), (b, b_opt) = (_client(r.location) for r in cluster["replicas"][:2])
+    # A ticket signed with the handle key the rotation made (sealed under the new master key only).
+    store = CatalogStore(cluster["url"], keys=KeyRing(parse_key(new_key)))
+    try:
+        fresh = HandleSigner(lambda: HANDLE_KEYS.keys(store)).sign(TICKET, {
+            "sql": "SELECT 5 AS n", "user": USER, "exp": time.time() + 60,
+            "schema": base64.b64encode(pa.schema([("n", pa.int32())]).serialize().to_pybytes()).decode()})
+    finally:
+        store.close()
+    assert b.do_get(_as_ticket(fresh), b_opt).read_all().column(0).to_pylist() == [5]
+    # Credentials re-sealed under the new key open on a replica started with the old one.
+    with flightsql.connect(cluster["replicas"][1].location, db_kwargs={"username": USER, "password": PASSWORD},
+                           autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg.public.replica_colors WHERE id > 1")
+        assert cur.fetchall() == [(2,)]
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT 6 AS n")), a_opt)
+    assert b.do_get(info.endpoints[0].ticket, b_opt).read_all().column(0).to_pylist() == [6]
+    finished = subprocess.run(["nexus-flight", "vault", "finish-rotation", "--config", str(cluster["config"])],
+                              env={**os.environ, "NEXUS_FLIGHT_MASTER_KEY": new_key}, capture_output=True, text=True,
+                              timeout=60)
+    assert finished.returncode == 0, finished.stderr
