@@ -118,6 +118,27 @@ class AuthSettings(_Strict):
         return self
 
 
+class PrincipalLimitSettings(_Strict):
+    """``[server.limits]``: the limits of every user, API key and role that sets none of its own.
+
+    The names and meanings are those of ``catalog/limits.py`` (``users``/``roles``/``keys`` ``--limit``); unset
+    means no limit. Reloaded on SIGHUP.
+    """
+
+    queries_per_minute: float | None = Field(None, gt=0)
+    query_burst: int | None = Field(None, gt=0)
+    max_concurrent_queries: int | None = Field(None, gt=0)
+    max_concurrent_queries_per_source: int | None = Field(None, gt=0)
+    max_rows: int | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+    max_query_seconds: float | None = Field(None, gt=0)
+    queue_timeout_seconds: float | None = Field(None, ge=0)
+
+    def as_limits(self) -> dict[str, Any]:
+        """The limits that are set, by name."""
+        return self.model_dump(exclude_none=True)
+
+
 class TLSSettings(_Strict):
     """``[server.tls]``: PEM files for TLS and, with ``client_ca_file``, mutual TLS."""
 
@@ -137,6 +158,8 @@ class ServerSettings(_Strict):
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     tls: TLSSettings | None = None
     auth: AuthSettings = AuthSettings()
+    #: Default limits per user and API key (``[server.limits]``).
+    limits: PrincipalLimitSettings = PrincipalLimitSettings()
     #: Serve a non-loopback address without authentication (containers on a trusted network only).
     allow_unauthenticated_remote: bool = False
 
