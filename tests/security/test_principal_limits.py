@@ -4,6 +4,7 @@ source), rows, bytes and time; slots given back by killed clients; limits change
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -17,11 +18,15 @@ import pytest
 
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.users import update_user
-from nexus_flight.core.settings import PrincipalLimitSettings
+from nexus_flight.core.settings import AuthSettings, PrincipalLimitSettings
 from nexus_flight.core.source import SourceSpec
+from tests.security import test_security_cli
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 
 pytestmark = pytest.mark.timeout(120)
+
+#: The fixture running ``nexus-flight`` commands in-process on the test's catalog.
+cli = test_security_cli.cli
 
 SMALL = "SELECT n_name FROM nation WHERE n_nationkey = 7"
 ENDLESS = "SELECT range AS a, repeat('x', 100) AS c FROM range(100000000)"
@@ -244,3 +249,56 @@ def _principal(secured, user: str):
     from nexus_flight.server.query.principal import Principal
 
     return Principal(name=user, authenticated=True)
+
+
+def test_sighup_applies_a_changed_server_limits_table_to_open_connections(tmp_path, demo_data_dir):
+    from tests.operations.serving import serve, wait_for
+
+    for demo in demo_data_dir.glob("tpch_*.duckdb"):
+        (tmp_path / demo.name).symlink_to(demo)
+    config = tmp_path / "gateway.toml"
+    config.write_text("[server]\n")
+    served = serve(tmp_path, "--config", str(config))
+    try:
+        with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT n_name FROM nation")
+            assert len(cur.fetchall()) == 25
+            config.write_text("[server.limits]\nmax_rows = 3\nqueries_per_minute = 600\n")
+            served.signal(signal.SIGHUP)
+            wait_for(lambda: any("configuration reloaded" in line and "limits" in line for line in served.out))
+            with pytest.raises(flightsql.ProgrammingError, match=r"max_rows=3"):
+                cur.execute("SELECT n_name FROM nation")
+                cur.fetchall()
+        served.signal(signal.SIGTERM)
+        assert served.wait(30) == 0
+    finally:
+        served.stop()
+
+
+def test_limits_set_with_the_cli_apply_to_a_running_gateway_within_its_refresh(cli, secure_gateway, store):
+    add_grant(store, "analyst", "demo")
+    secured = secure_gateway(auth=AuthSettings(enabled=True, refresh_seconds=0.2))
+    client = secured.client()
+    token = sign_in(client, "bob", BOB_PASSWORD)
+    code, shown, _ = cli("users", "limits", "bob", "--limit", "queries_per_minute=6", "--limit", "query_burst=1")
+    assert code == 0 and shown["limits"] == {"queries_per_minute": 6.0, "query_burst": 1}
+
+    def refused() -> bool:
+        try:
+            _query(client, token).read_all()
+            return False
+        except flight.FlightUnavailableError as exc:
+            return "queries_per_minute=6" in str(exc)
+
+    _wait_for(refused, seconds=5)
+    _, shown, _ = cli("users", "limits", "bob", "--unset", "queries_per_minute", "--unset", "query_burst")
+    assert shown["limits"] == {}
+    _wait_for(lambda: not refused(), seconds=5)
+    code, _, err = cli("users", "limits", "bob", "--limit", "max_rows=many")
+    assert code == 2 and "max_rows=many: expected a number" in err
+    code, _, err = cli("roles", "limits", "analyst", "--limit", "max_rowz=5")
+    assert code == 2 and "AU-009" in err and "unknown limit 'max_rowz'" in err
+    _, role, _ = cli("roles", "add", "etl", "--limit", "max_concurrent_queries=2")
+    assert role["limits"] == {"max_concurrent_queries": 2}
+    _, key, _ = cli("keys", "create", "bob", "nightly", "--limit", "max_query_seconds=30.5")
+    assert key["limits"] == {"max_query_seconds": 30.5}
