@@ -8,7 +8,8 @@ Three servers run as processes of their own: ``nexus-flight serve`` requiring au
 demo catalog, ``rated`` held to 600 queries a minute with a burst of 10), ``nexus-flight serve`` without it, and
 ROAPI over the same data as parquet.
 
-- small queries: ``SELECT * FROM nation WHERE n_nationkey < 5`` through one ADBC connection each (bob signs in
+- small queries, as ``flight_sql_bench.py`` runs them: a point lookup on ``orders`` (a new text each time) and
+  ``SELECT * FROM nation WHERE n_nationkey < 5`` (the same text), through one ADBC connection each (bob signs in
   with user name and password, then sends his bearer token), the servers taking turns query by query;
 - rate-limit accuracy: two pyarrow.flight clients of ``rated`` send queries as fast as they can for ``--window``
   seconds; admitted against the configured burst + rate × window;
@@ -41,7 +42,7 @@ import pyarrow.flight as flight
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.flight_sql_bench import NATION, percentiles, start_roapi, wait_port  # noqa: E402
+from benchmarks.flight_sql_bench import NATION, POINT, percentiles, start_roapi, wait_port  # noqa: E402
 from nexus_flight.catalog.vault import ENV_KEY  # noqa: E402
 from tests.support.services import free_port  # noqa: E402
 
@@ -81,6 +82,7 @@ def _serve(data_dir: Path, demo: Path, scale: float, config: str) -> tuple[subpr
 SECURE = """
 [server]
 log_level = "WARNING"
+max_tickets_per_client = 1000000   # the rate clients plan queries they may not run (a refused DoGet keeps its ticket)
 
 [server.auth]
 enabled = true
@@ -94,6 +96,7 @@ def _adbc(uri: str, user: str | None = None):
 
 
 def _timed(cur, sql: str = NATION) -> float:
+    """Seconds one query took, through to its last batch."""
     started = time.perf_counter()
     cur.execute(sql)
     cur.fetch_arrow_table()
@@ -105,14 +108,16 @@ def small_queries(servers: dict[str, tuple[str, str | None]], count: int) -> dic
     connections = {name: _adbc(uri, user) for name, (uri, user) in servers.items()}
     try:
         cursors = [(name, conn.cursor()) for name, conn in connections.items()]
-        times: dict[str, list[float]] = {name: [] for name in servers}
-        for _, cur in cursors:
-            _timed(cur)
-        for i in range(count):
-            for k in range(len(cursors)):
-                name, cur = cursors[(i + k) % len(cursors)]
-                times[name].append(_timed(cur))
-        return {name: percentiles(t) for name, t in times.items()}
+        times: dict[str, dict[str, list[float]]] = {name: {"": [], "nation_": []} for name in servers}
+        for prefix, text in (("", POINT), ("nation_", NATION)):
+            for _, cur in cursors:
+                _timed(cur, text.format(key=1))
+            for i in range(count):
+                sql = text.format(key=1 + (i * 7919) % 6_000_000)
+                for k in range(len(cursors)):
+                    name, cur = cursors[(i + k) % len(cursors)]
+                    times[name][prefix].append(_timed(cur, sql))
+        return {name: {**percentiles(t[""]), **percentiles(t["nation_"], "nation_")} for name, t in times.items()}
     finally:
         for conn in connections.values():
             conn.close()
@@ -211,6 +216,7 @@ def flood(uri: str, kind: int, clients: int, stop_file: Path) -> None:
                 pass
             sent[i] += 1
 
+    print("flooding", flush=True)
     _threads(run, clients)
     print(sum(sent), flush=True)
 
@@ -231,12 +237,13 @@ def under_flood(uri: str, clients: int, count: int, rounds: int = 2) -> dict[str
                     proc = subprocess.Popen([sys.executable, __file__, "--flood", uri, "--kind", str(kind),
                                              "--flood-clients", str(clients), "--stop-file", str(stop)],
                                             stdout=subprocess.PIPE, text=True)
+                    assert proc.stdout.readline().strip() == "flooding"
                     time.sleep(1.0)  # the flood under way
                     started = time.monotonic()
                     loud += [_timed(cur) for _ in range(count)]
                     stop.touch()
                     elapsed += time.monotonic() - started + 1.0
-                    sent += int(proc.communicate(timeout=60)[0].strip() or 0)
+                    sent += int(proc.communicate(timeout=60)[0].strip())
             results[name] = {**percentiles(loud), "failed_sign_ins_per_s": sent / elapsed}
         results["no flood"] = percentiles(quiet)
     return results
@@ -285,8 +292,10 @@ def main() -> None:
                 proc.wait(30)
     small, floods = results["small"], results["floods"]
     results["ratios"] = {
-        "auth_p50_vs_roapi": small["nexus_auth"]["p50_ms"] / small["roapi"]["p50_ms"],
-        "auth_p50_vs_no_auth": small["nexus_auth"]["p50_ms"] / small["nexus_no_auth"]["p50_ms"],
+        "auth_point_p50_vs_roapi": small["nexus_auth"]["p50_ms"] / small["roapi"]["p50_ms"],
+        "auth_point_p50_vs_no_auth": small["nexus_auth"]["p50_ms"] / small["nexus_no_auth"]["p50_ms"],
+        "auth_nation_p50_vs_roapi": small["nexus_auth"]["nation_p50_ms"] / small["roapi"]["nation_p50_ms"],
+        "auth_nation_p50_vs_no_auth": small["nexus_auth"]["nation_p50_ms"] / small["nexus_no_auth"]["nation_p50_ms"],
         **{f"p50 during {name} vs none": floods[name]["p50_ms"] / floods["no flood"]["p50_ms"] for name in FLOODS},
         **{f"p99 during {name} vs none": floods[name]["p99_ms"] / floods["no flood"]["p99_ms"] for name in FLOODS},
     }

@@ -102,6 +102,10 @@ class AuthSettings(_Strict):
     #: Password checks (argon2, ~30 ms of CPU each) running at once, and how many more may wait for one.
     password_checks_at_once: int = Field(1, ge=1)
     password_checks_waiting: int = Field(32, ge=0)
+    #: A failed sign-in is answered after this long (a client retrying bad credentials in a loop slows down), while
+    #: at most ``failure_delays_at_once`` are held; 0 answers at once.
+    failure_delay_seconds: float = Field(0.2, ge=0, le=10)
+    failure_delays_at_once: int = Field(64, ge=1)
     #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
     client_address_header: str | None = None
     lockout: LockoutSettings = LockoutSettings()
