@@ -111,6 +111,7 @@ def test_concurrent_queries_are_refused_at_once_or_queued_until_a_slot_frees(sec
     with pytest.raises(flight.FlightUnavailableError, match=r"max_concurrent_queries=1\).*retry after 1 s"):
         _query(client, token).read_all()
     assert time.monotonic() - started < 1.0  # refused at once: no queue configured
+    assert held.read_chunk().data.num_rows > 0  # the running query goes on
 
     _limit(secured, "alice", max_concurrent_queries=1, queue_timeout_seconds=0.6)
     started = time.monotonic()
