@@ -87,6 +87,7 @@ max_tickets_per_client = 1000000   # the rate clients plan queries they may not 
 [server.auth]
 enabled = true
 client_address_header = "x-forwarded-for"
+failure_delay_seconds = {failure_delay}
 """
 
 
@@ -255,6 +256,8 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--flood-clients", type=int, default=8)
+    parser.add_argument("--failure-delay", type=float, default=0.2,
+                        help="the secured gateway's failure_delay_seconds (0: failures answered at once)")
     parser.add_argument("--flood", help=argparse.SUPPRESS)
     parser.add_argument("--kind", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stop-file", type=Path, help=argparse.SUPPRESS)
@@ -277,7 +280,7 @@ def main() -> None:
             secure_dir, open_dir = Path(tmp) / "secure", Path(tmp) / "open"
             secure_dir.mkdir()
             _catalog(secure_dir)
-            secure, secure_uri = _serve(secure_dir, demo, args.scale, SECURE)
+            secure, secure_uri = _serve(secure_dir, demo, args.scale, SECURE.format(failure_delay=args.failure_delay))
             plain, plain_uri = _serve(open_dir, demo, args.scale, '[server]\nlog_level = "WARNING"\n')
             roapi, roapi_uri = start_roapi(parquet_dir)
             processes += [secure, plain, roapi]
@@ -299,7 +302,7 @@ def main() -> None:
         **{f"p50 during {name} vs none": floods[name]["p50_ms"] / floods["no flood"]["p50_ms"] for name in FLOODS},
         **{f"p99 during {name} vs none": floods[name]["p99_ms"] / floods["no flood"]["p99_ms"] for name in FLOODS},
     }
-    print(json.dumps({"scale": args.scale, **results}, indent=2))
+    print(json.dumps({"scale": args.scale, "failure_delay_seconds": args.failure_delay, **results}, indent=2))
 
 
 if __name__ == "__main__":
