@@ -72,8 +72,8 @@ def secured(secure_gateway, store):
 
 
 def test_the_query_rate_admits_the_burst_then_one_query_per_interval_and_no_other_user_waits(secured):
-    """60/min, burst 3: three at once, then one a second; ADBC gets UNAVAILABLE naming the limit and the wait."""
-    _limit(secured, "bob", queries_per_minute=60, query_burst=3)
+    """20/min, burst 3: three at once, then one every 3 s; ADBC gets UNAVAILABLE naming the limit and the wait."""
+    _limit(secured, "bob", queries_per_minute=20, query_burst=3)
     alice = secured.client()
     alice_token = sign_in(alice, "alice", ALICE_PASSWORD)
     kwargs = {"username": "bob", "password": BOB_PASSWORD}
@@ -85,9 +85,9 @@ def test_the_query_rate_admits_the_burst_then_one_query_per_interval_and_no_othe
             cur.execute(SMALL)
             cur.fetchall()
         text = str(refused.value)
-        assert "Unavailable" in text and "queries_per_minute=60" in text and "query_burst=3" in text, text
+        assert "Unavailable" in text and "queries_per_minute=20" in text and "query_burst=3" in text, text
         wait = _retry_after(text)
-        assert 0.5 <= wait <= 1.1, text
+        assert 1.0 <= wait <= 3.1, text  # 3 s a token, less what accrued while the first three ran
         # Alice has her own budget (none): twenty queries while bob waits.
         for _ in range(20):
             assert _query(alice, alice_token).read_all().num_rows == 1
@@ -107,24 +107,23 @@ def test_concurrent_queries_are_refused_at_once_or_queued_until_a_slot_frees(sec
     token = sign_in(client, "alice", ALICE_PASSWORD)
     held = _query(client, token, ENDLESS)
     held.read_chunk()
-    started = time.monotonic()
     with pytest.raises(flight.FlightUnavailableError, match=r"max_concurrent_queries=1\).*retry after 1 s"):
         _query(client, token).read_all()
-    assert time.monotonic() - started < 1.0  # refused at once: no queue configured
+    assert secured.gateway.service.limiter.counts().queued == 0  # refused at once: no queue configured
     assert held.read_chunk().data.num_rows > 0  # the running query goes on
 
     _limit(secured, "alice", max_concurrent_queries=1, queue_timeout_seconds=0.6)
     started = time.monotonic()
     with pytest.raises(flight.FlightUnavailableError, match="queue_timeout_seconds=0.6"):
         _query(client, token).read_all()
-    assert 0.55 <= time.monotonic() - started < 3
+    assert 0.55 <= time.monotonic() - started < 10
 
     _limit(secured, "alice", max_concurrent_queries=1, queue_timeout_seconds=10)
     freed = threading.Timer(0.5, held.cancel)
     freed.start()
     started = time.monotonic()
     assert _query(client, token).read_all().num_rows == 1  # waited for the cancelled stream's slot
-    assert 0.4 <= time.monotonic() - started < 5
+    assert 0.4 <= time.monotonic() - started < 10
     freed.join()
     counts = secured.gateway.service.limiter.counts()
     assert counts.queued == 2 and counts.refused == {"max_concurrent_queries": 2} and counts.waiting == 0

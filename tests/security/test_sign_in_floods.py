@@ -16,29 +16,29 @@ from tests.security.conftest import ALICE_PASSWORD, bearer, sign_in
 
 
 def test_failed_sign_ins_are_answered_after_the_delay_and_good_ones_are_not(secure_gateway):
-    secured = secure_gateway(auth=AuthSettings(enabled=True, failure_delay_seconds=0.5))
+    secured = secure_gateway(auth=AuthSettings(enabled=True, failure_delay_seconds=1.0))
     client = secured.client()
     for attempt in (lambda: list(client.list_actions(bearer("garbage"))),
                     lambda: client.authenticate_basic_token("nobody", "wrong-password-1")):
         started = time.monotonic()
         with pytest.raises(flight.FlightUnauthenticatedError):
             attempt()
-        assert time.monotonic() - started >= 0.5
+        assert time.monotonic() - started >= 1.0
     token = sign_in(client, "alice", ALICE_PASSWORD)
     started = time.monotonic()
     list(client.list_actions(bearer(token)))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
 
 
 def test_only_so_many_failures_are_held_at_once():
-    delay = FailureDelay(0.5, at_once=2)
+    delay = FailureDelay(2.0, at_once=2)
     threads = [threading.Thread(target=delay.wait) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)
+    time.sleep(0.5)
     started = time.monotonic()
     delay.wait()  # both places taken: answered at once
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 1.0
     for thread in threads:
         thread.join()
 
