@@ -102,6 +102,10 @@ class AuthSettings(_Strict):
     #: Password checks (argon2, ~30 ms of CPU each) running at once, and how many more may wait for one.
     password_checks_at_once: int = Field(1, ge=1)
     password_checks_waiting: int = Field(32, ge=0)
+    #: A failed sign-in is answered after this long (a client retrying bad credentials in a loop slows down), while
+    #: at most ``failure_delays_at_once`` are held; 0 answers at once.
+    failure_delay_seconds: float = Field(0.2, ge=0, le=10)
+    failure_delays_at_once: int = Field(64, ge=1)
     #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
     client_address_header: str | None = None
     lockout: LockoutSettings = LockoutSettings()
@@ -116,6 +120,27 @@ class AuthSettings(_Strict):
         if self.issuer in {i.issuer for i in self.oidc}:
             raise ValueError("AU-010: the gateway's own issuer must differ from every OIDC issuer")
         return self
+
+
+class PrincipalLimitSettings(_Strict):
+    """``[server.limits]``: the limits of every user, API key and role that sets none of its own.
+
+    The names and meanings are those of ``catalog/limits.py`` (``users``/``roles``/``keys`` ``--limit``); unset
+    means no limit. Reloaded on SIGHUP.
+    """
+
+    queries_per_minute: float | None = Field(None, gt=0)
+    query_burst: int | None = Field(None, gt=0)
+    max_concurrent_queries: int | None = Field(None, gt=0)
+    max_concurrent_queries_per_source: int | None = Field(None, gt=0)
+    max_rows: int | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+    max_query_seconds: float | None = Field(None, gt=0)
+    queue_timeout_seconds: float | None = Field(None, ge=0)
+
+    def as_limits(self) -> dict[str, Any]:
+        """The limits that are set, by name."""
+        return self.model_dump(exclude_none=True)
 
 
 class TLSSettings(_Strict):
@@ -137,6 +162,8 @@ class ServerSettings(_Strict):
     port: int = Field(DEFAULT_PORT, ge=0, le=65535)
     tls: TLSSettings | None = None
     auth: AuthSettings = AuthSettings()
+    #: Default limits per user and API key (``[server.limits]``).
+    limits: PrincipalLimitSettings = PrincipalLimitSettings()
     #: Serve a non-loopback address without authentication (containers on a trusted network only).
     allow_unauthenticated_remote: bool = False
 

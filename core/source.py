@@ -49,6 +49,9 @@ class QueryLimits:
     max_result_bytes: int | None = None
     #: The client's correlation id (``x-correlation-id``), for engines that can tag their jobs with it.
     correlation_id: str | None = None
+    #: Which of ``timeout_seconds``, ``max_result_rows`` and ``max_result_bytes`` the caller's own limits lowered
+    #: (``max_query_seconds``, ``max_rows``, ``max_bytes``): errors then name the caller's limit.
+    lowered_by_caller: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

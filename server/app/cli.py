@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.auth.enabled:
             from nexus_flight.server.app.security import start_security
 
-            security = start_security(catalog.store, settings.auth)
+            security = start_security(catalog.store, settings.auth, settings.limits.as_limits())
     except GatewayError:
         catalog.close()
         raise

@@ -28,6 +28,7 @@ from nexus_flight.server.flight.signed_handles import HandleSigner
 from nexus_flight.server.flight.status import client_safe_tracebacks
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
+from nexus_flight.server.query.principal_limits import PrincipalLimiter
 from nexus_flight.server.query.service import QueryObserver, QueryService
 from nexus_flight.server.query.session import SessionStore
 
@@ -192,7 +193,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
-                                    validation_limits=settings.validation_limits)
+                                    validation_limits=settings.validation_limits,
+                                    limiter=PrincipalLimiter(settings.limits.as_limits()))
         self.service.access = access
         tls_options = _tls_options(settings)
         try:
@@ -221,9 +223,12 @@ class Gateway:
             ) from None
 
     def apply_settings(self, settings: ServerSettings) -> None:
-        """Use new query and validator limits for queries that start from now on (a configuration reload)."""
+        """Use new query, validator and default principal limits for queries that start from now on (a reload)."""
         self.settings = settings
         self.service.limits = query_limits(settings)
+        self.service.limiter.defaults = settings.limits.as_limits()
+        if hasattr(self.server.authenticator, "default_limits"):  # signed-in principals resolve theirs with these
+            self.server.authenticator.default_limits = settings.limits.as_limits()
         self.service.validation_limits = settings.validation_limits
         self.server.statement_timeout = int(settings.query_timeout_seconds)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from nexus_flight.server.query.principal_limits import AdmissionCounts
 from nexus_flight.server.query.service import QueryEvent
 
 #: Query durations from a millisecond metadata answer to a 10-minute scan.
@@ -31,6 +32,29 @@ class _SourceHealth:
         for status, count in sorted(counts.items()):
             family.add_metric([status], count)
         yield family
+
+
+class _Admission:
+    """Collects what the principals' limits decided (``nexus_admission_*``) from a callable read when scraped."""
+
+    def __init__(self, counts: Callable[[], AdmissionCounts]) -> None:
+        self._counts = counts
+
+    def collect(self):
+        counts = self._counts()
+        admitted = CounterMetricFamily("nexus_admission_admitted", "Queries admitted under a principal's limits")
+        admitted.add_metric([], counts.admitted)
+        queued = CounterMetricFamily("nexus_admission_queued", "Queries that waited for a concurrency slot")
+        queued.add_metric([], counts.queued)
+        refused = CounterMetricFamily("nexus_admission_refused", "Queries refused by a principal's limit, by limit",
+                                      labels=["limit"])
+        for limit, count in sorted(counts.refused.items()):
+            refused.add_metric([limit], count)
+        waiting = GaugeMetricFamily("nexus_admission_waiting", "Queries waiting for a concurrency slot now")
+        waiting.add_metric([], counts.waiting)
+        holding = GaugeMetricFamily("nexus_admission_slots", "Concurrency slots held by running queries now")
+        holding.add_metric([], counts.running)
+        yield from (admitted, queued, refused, waiting, holding)
 
 
 class GatewayMetrics:
@@ -67,6 +91,7 @@ class GatewayMetrics:
         self.tickets.set_function(lambda: len(gateway.server.tickets))
         self.prepared.set_function(lambda: len(gateway.server.prepared))
         self.draining.set_function(lambda: 1.0 if gateway.server.draining else 0.0)
+        self.registry.register(_Admission(gateway.service.limiter.counts))
 
     def add_source_health(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Publish the sources' health statuses (``nexus_sources{status="active"}`` …) at each scrape."""

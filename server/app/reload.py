@@ -4,7 +4,8 @@ Applied at once, for queries that start afterwards: the file's ``[[sources]]`` (
 every gateway sharing the catalog picks them up within its refresh interval), its ``[[roles]]``, ``[[users]]`` and
 ``[[grants]]`` (added, brought back to the file, or removed when the file no longer declares them: the file owns
 them; signed-in identities pick the change up within the identity refresh interval), the query limits (time limit, batch
-rows, message size), the validator's limits, and the log levels and format. Open connections, sessions, tickets
+rows, message size), the validator's limits, the default limits of users and API keys (``[server.limits]``),
+and the log levels and format. Open connections, sessions, tickets
 and running streams are untouched (a running query keeps the limits it started with; only a source whose own
 configuration changed gets a new connection, as after ``nexus-flight sources update``). Settings that decide what
 the process listens on or where its state lives need a restart: those that changed are named in the log.

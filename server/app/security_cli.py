@@ -30,6 +30,7 @@ from nexus_flight.catalog.users import (
     remove_user,
     revoke_user_tokens,
     set_password,
+    update_role,
     update_user,
 )
 from nexus_flight.core.errors import ConfigError
@@ -57,6 +58,37 @@ def _until(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+_LIMIT_HELP = "NAME=VALUE: a limit (queries_per_minute, max_concurrent_queries, max_rows …; repeatable)"
+
+
+def _limit_values(items: list[str]) -> dict[str, float | int]:
+    """``--limit NAME=VALUE`` arguments as numbers (``catalog/limits.py`` checks the names and values)."""
+    values: dict[str, float | int] = {}
+    for name, text in key_value_pairs(items, "limit").items():
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"--limit {name}={text}: expected a number") from None
+        values[name] = int(number) if number.is_integer() and "." not in text else number
+    return values
+
+
+def _limits_command(group: argparse._SubParsersAction, func, whose: str) -> None:
+    parser = group.add_parser("limits", parents=[common_options()],
+                              help=f"set or unset limits of {whose} (running gateways apply them within seconds)")
+    parser.set_defaults(func=func)
+    parser.add_argument("name")
+    parser.add_argument("--limit", action="append", default=[], help=_LIMIT_HELP)
+    parser.add_argument("--unset", action="append", default=[], help="a limit to remove (repeatable)")
+
+
+def _changed_limits(current: dict, args: argparse.Namespace) -> dict:
+    limits = {**current, **_limit_values(args.limit)}
+    for name in args.unset:
+        limits.pop(name, None)
+    return limits
+
+
 def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``users``, ``roles``, ``grants``, ``keys``, ``tokens`` and ``audit`` to a parser's subcommands."""
     common = common_options()
@@ -73,6 +105,7 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--password", help="- (prompt or stdin) or ${env:NAME}; none for certificate/SSO users")
     add.add_argument("--role", action="append", default=[], help="a role to hold (repeatable)")
     add.add_argument("--attribute", action="append", default=[], help="KEY=VALUE for row filters (repeatable)")
+    add.add_argument("--limit", action="append", default=[], help=_LIMIT_HELP)
     update = command(users, "update", _users_update, "set or remove a user's attributes (what row filters read)")
     update.add_argument("name")
     update.add_argument("--attribute", action="append", default=[], help="KEY=VALUE to set (repeatable)")
@@ -86,12 +119,14 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
                              ("enable", _users_enable, "allow a disabled user again"),
                              ("remove", _users_remove, "delete a user and its API keys (history stays)")):
         command(users, name, func, text).add_argument("name")
+    _limits_command(users, _users_limits, "a user")
 
     roles = subparsers.add_parser("roles", help="manage roles and who holds them").add_subparsers(
         dest="roles_command", required=True)
     role_add = command(roles, "add", _roles_add, "add a role")
     role_add.add_argument("name")
     role_add.add_argument("--description")
+    role_add.add_argument("--limit", action="append", default=[], help=_LIMIT_HELP)
     command(roles, "list", _roles_list, "list roles")
     command(roles, "show", _roles_show, "show one role").add_argument("name")
     command(roles, "remove", _roles_remove, "delete a role (and who holds it)").add_argument("name")
@@ -100,6 +135,7 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
         parser = command(roles, name, func, text)
         parser.add_argument("role")
         parser.add_argument("user")
+    _limits_command(roles, _roles_limits, "a role")
 
     grants = subparsers.add_parser("grants", help="what each role may read").add_subparsers(
         dest="grants_command", required=True)
@@ -117,6 +153,7 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("name", help="what the key is for")
     create.add_argument("--role", action="append", default=[], help="act with only these of the owner's roles")
     create.add_argument("--expires", type=_until, help="90d, 12h or an ISO time (default: never)")
+    create.add_argument("--limit", action="append", default=[], help=_LIMIT_HELP)
     command(keys, "list", _keys_list, "list API keys (never their secrets)").add_argument("--owner")
     command(keys, "revoke", _keys_revoke, "refuse a key from now on").add_argument("id")
 
@@ -152,7 +189,8 @@ def _user_row(info) -> dict:
 def _users_add(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         return add_user(store, args.name, _password(args.password), roles=args.role,
-                        attributes=key_value_pairs(args.attribute, "attribute"), actor=_actor()).shown()
+                        attributes=key_value_pairs(args.attribute, "attribute"), limits=_limit_values(args.limit),
+                        actor=_actor()).shown()
 
     return run_action(args, action)
 
@@ -172,6 +210,22 @@ def _users_list(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         users = list_users(store)
         return [u.shown() for u in users] if args.json else [_user_row(u) for u in users]
+
+    return run_action(args, action)
+
+
+def _users_limits(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        limits = _changed_limits(get_user(store, args.name).limits, args)
+        return update_user(store, args.name, limits=limits, actor=_actor()).shown()
+
+    return run_action(args, action)
+
+
+def _roles_limits(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        limits = _changed_limits(get_role(store, args.name).limits, args)
+        return update_role(store, args.name, limits=limits, actor=_actor()).shown()
 
     return run_action(args, action)
 
@@ -209,7 +263,7 @@ def _users_remove(args: argparse.Namespace) -> int:
 
 def _roles_add(args: argparse.Namespace) -> int:
     return run_action(args, lambda store: add_role(store, args.name, description=args.description,
-                                                   actor=_actor()).shown())
+                                                   limits=_limit_values(args.limit), actor=_actor()).shown())
 
 
 def _roles_list(args: argparse.Namespace) -> int:
@@ -263,7 +317,7 @@ def _grants_revoke(args: argparse.Namespace) -> int:
 def _keys_create(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         info, text = create_key(store, args.owner, args.name, roles=args.role, expires_at=args.expires,
-                                actor=_actor())
+                                limits=_limit_values(args.limit), actor=_actor())
         print("Store this key now: it is shown only once.", file=sys.stderr)
         return {**info.shown(), "key": text}
 

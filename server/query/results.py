@@ -39,6 +39,7 @@ from nexus_flight.core.errors import (
     InvalidQueryError,
     LimitExceededError,
     QueryCancelledError,
+    QueryTimeoutError,
 )
 from nexus_flight.core.source import QueryLimits
 from nexus_flight.server.query.batch_sizing import within_message_limit
@@ -63,6 +64,11 @@ def outcome(exc: BaseException, stop: Stop | None, limits: QueryLimits, source: 
     else is classified by its kind with the engine's first line of text.
     """
     if stop is Stop.TIMED_OUT:
+        if "timeout_seconds" in limits.lowered_by_caller:
+            return QueryTimeoutError(
+                f"the query ran past the caller's time limit (max_query_seconds={limits.timeout_seconds:g}) "
+                "and was stopped", source=source,
+            )
         return timeout_error(limits.timeout_seconds, source)
     if stop is Stop.CANCELLED:
         if isinstance(exc, QueryCancelledError) and not isinstance(exc, _Stopped):
@@ -187,9 +193,9 @@ class ResultStream:
                 if stats.first_batch_ms is None:
                     stats.first_batch_ms = (time.perf_counter() - self._started) * 1000.0
                 if max_rows is not None and stats.rows + batch.num_rows > max_rows:
-                    raise _cap("rows", max_rows, "max_result_rows")
+                    raise _cap("rows", max_rows, "max_result_rows", limits)
                 if max_bytes is not None and stats.bytes + batch.nbytes > max_bytes:
-                    raise _cap("bytes", max_bytes, "max_result_bytes")
+                    raise _cap("bytes", max_bytes, "max_result_bytes", limits)
                 stats.rows += batch.num_rows
                 stats.bytes += batch.nbytes
                 # Clients require the stream's schema to equal the announced one (nullability, types).
@@ -221,8 +227,15 @@ class ResultStream:
         self.execution.drop_stream()
 
 
-def _cap(what: str, limit: int, name: str) -> LimitExceededError:
+#: The caller's limit (``catalog/limits.py``) behind each server cap it can lower.
+_CALLER_LIMIT = {"max_result_rows": "max_rows", "max_result_bytes": "max_bytes"}
+
+
+def _cap(what: str, limit: int, name: str, limits: QueryLimits) -> LimitExceededError:
+    whose = "the server's"
+    if name in limits.lowered_by_caller:
+        whose, name = "the caller's", _CALLER_LIMIT[name]
     return LimitExceededError(
-        f"the result has more than {limit} {what}, the server's limit ({name}={limit}): the first rows were "
+        f"the result has more than {limit} {what}, {whose} limit ({name}={limit}): the first rows were "
         "sent; add a filter or a LIMIT, or ask the operator to raise the limit"
     )

@@ -25,7 +25,7 @@ import pyarrow as pa
 from opentelemetry import trace
 
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError
+from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError, RetryLaterError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
@@ -34,6 +34,7 @@ from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.cancel_watch import CancelWatch, Watchable
 from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.principal import Principal, anonymous
+from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
 from nexus_flight.server.query.results import ResultStream, Stop
 from nexus_flight.server.query.sql.routing import route
 
@@ -216,6 +217,8 @@ class QueryService:
         validation_limits: The validator's limits for sources that set none.
         policy: Who may see which sources and read which tables; by default the grants installed as
             ``access`` (``server/security``), and with none (authentication off) everyone everything.
+        limiter: Each principal's query rate, concurrency, rows, bytes and time (by default one holding callers
+            who did not sign in to no limits).
 
     """
 
@@ -227,6 +230,7 @@ class QueryService:
         observers: Sequence[QueryObserver] = (),
         validation_limits: ValidationLimits | None = None,
         policy: AccessPolicy | None = None,
+        limiter: PrincipalLimiter | None = None,
     ) -> None:
         self.sources = sources
         self.limits = limits
@@ -236,6 +240,7 @@ class QueryService:
         #: Grants (None: everyone may read everything, as with authentication off).
         self.access: QueryAccess | None = None
         self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns)
+        self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
@@ -399,9 +404,11 @@ class QueryService:
         """Start a planned query and wait for its first batch; return it running.
 
         With ``watch`` (the client's call), the query stops as soon as the client cancels the call or goes away.
+        The principal's limits apply here: its rate and concurrency admit the run (a concurrency slot is held
+        until ``finish``), its rows, bytes and time lower the server's.
 
         Raises:
-            GatewayError: the query failed to start (the failure is recorded).
+            GatewayError: the query failed to start, or a limit refused it (the failure is recorded).
 
         """
         query_id = uuid.uuid4().hex
@@ -416,14 +423,18 @@ class QueryService:
         running: RunningQuery | None = None
         unwatch: Callable[[], None] = _nothing
         rewritten = False
+        slot = Slot()
         try:
             with trace.use_span(span, end_on_exit=False):
                 self.policy.check_query(run.principal, plan)
+                slot = self.limiter.admit(run.principal, plan.source, watch.is_cancelled if watch else None)
+                clock.mark("admit")
                 dispatched, rewritten = self.dispatched(plan, run.principal)
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
-                limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
+                limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
+                                             correlation_id=run.correlation_id)
                 with reading_for(_own_rows_of(run.principal)):
                     execution = backend.execute(dispatched, run.parameters, limits)
                 stream = ResultStream(execution, run.schema, limits, plan.source)
@@ -436,6 +447,7 @@ class QueryService:
                 clock.mark("execute")
         except GatewayError as exc:
             unwatch()
+            slot.release()
             if running is not None:
                 self._forget(run.key, running)
             if stream is not None:
@@ -455,6 +467,7 @@ class QueryService:
             unwatch()
             self._forget(run.key, running)
             stream.close()
+            slot.release()
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
             if ended is None and not stream.complete:
@@ -561,8 +574,8 @@ _STATUS_BY_CODE = {"DEADLINE_EXCEEDED": "timeout", "CANCELLED": "cancelled", "PE
 
 
 def _status_of(error: GatewayError, planning: bool) -> str:
-    """History's status of a failed query: a refusal while planning (bad SQL, a write) is "rejected"."""
-    if planning and error.code == "INVALID_ARGUMENT":
+    """History's status of a failed query: a refusal while planning (bad SQL, a write) or by a limit is "rejected"."""
+    if (planning and error.code == "INVALID_ARGUMENT") or isinstance(error, RetryLaterError):
         return "rejected"
     return _STATUS_BY_CODE.get(error.code, "error")
 

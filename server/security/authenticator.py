@@ -29,7 +29,7 @@ from nexus_flight.server.query.principal import Principal, SignIn
 from nexus_flight.server.security.gateway_tokens import GatewayTokens, TokenClaims
 from nexus_flight.server.security.identities import IdentityCache
 from nexus_flight.server.security.oidc import OidcIssuer
-from nexus_flight.server.security.sign_in_guard import PasswordCheckGate, SignInGuard, Thresholds
+from nexus_flight.server.security.sign_in_guard import FailureDelay, PasswordCheckGate, SignInGuard, Thresholds
 
 log = logging.getLogger("nexus_flight.auth")
 
@@ -81,6 +81,7 @@ class CatalogAuthenticator:
             lockout_seconds=lockout.lockout_seconds,
         )
         self.gate = PasswordCheckGate(settings.password_checks_at_once, settings.password_checks_waiting)
+        self.failure_delay = FailureDelay(settings.failure_delay_seconds, settings.failure_delays_at_once)
         self.default_limits = dict(default_limits or {})
         self.audit = audit
         self.ttl = settings.token_ttl_seconds
@@ -96,8 +97,9 @@ class CatalogAuthenticator:
         return self
 
     def close(self) -> None:
-        """Stop the background refresh."""
+        """Stop the background refresh and the password-check threads."""
         self.identities.stop()
+        self.gate.close()
 
     # -- the Flight layer's entry points ---------------------------------------------------------------------
 
@@ -112,9 +114,8 @@ class CatalogAuthenticator:
             if "password" not in self.methods:
                 raise _Refused("password sign-in is disabled", WRONG_PASSWORD)
             self._check_guard(user, address, "password")
-            with self.gate.slot():
-                record = self.identities.users.get(user)
-                matches = verify_password(record.password_hash if record else None, password)
+            record = self.identities.users.get(user)
+            matches = self.gate.check(lambda: verify_password(record.password_hash if record else None, password))
             if record is None:
                 raise _Refused("unknown user", WRONG_PASSWORD)
             if not matches:
@@ -332,6 +333,7 @@ class CatalogAuthenticator:
             self._record("auth_failure", user, method, address, {"reason": refused.reason})
         log.info("sign-in refused: method=%s user=%s address=%s reason=%s", method, user, address or "-",
                  refused.reason)
+        self.failure_delay.wait()
         return UnauthenticatedError(refused.message)
 
     def _record(self, kind: str, user: str | None, method: str, address: str | None, detail: dict) -> None:

@@ -6,25 +6,38 @@ checking anything until a delay has passed (1 s, doubling, up to ``max_delay_sec
 ``*_lockout_after`` the name or address is locked for ``lockout_seconds``. A refused attempt costs no password
 hash, so a flood cannot turn the gateway's CPU against its users. Independently, at most
 ``password_checks_at_once`` argon2 checks run at once and ``password_checks_waiting`` more may wait; beyond that a
-sign-in is told to retry (UNAVAILABLE), while calls with a token never wait for a password check.
+sign-in is told to retry (UNAVAILABLE), while calls with a token never wait for a password check. The checks run on
+threads of their own at a lower scheduling priority (Linux ``nice``; argon2 releases the GIL): a flood of wrong
+passwords from ever new names, which no counting can stop, then uses the CPU the signed-in users' queries leave
+idle instead of taking half of it from them. And every failed sign-in is answered after ``failure_delay_seconds``
+(while at most ``failure_delays_at_once`` wait, so a flood of connections cannot hold the server's threads): a
+client retrying bad credentials in a loop sends a few attempts a second, not thousands.
 
 Counting is per gateway process (replicas count separately); lockouts are written to the audit trail.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from nexus_flight.core.errors import RetryLaterError, UnauthenticatedError
 
 #: At most this many names and addresses are tracked (the oldest are forgotten first), whatever a flood sends.
 MAX_TRACKED = 100_000
 _WAIT_FOR_CHECK_SECONDS = 10.0
+#: The ``nice`` of the password-check threads: under contention they get about a tenth of a core's share.
+_CHECK_NICENESS = 10
+
+log = logging.getLogger("nexus_flight.auth")
+T = TypeVar("T")
 
 
 @dataclass
@@ -119,28 +132,56 @@ class SignInGuard:
 
 
 class PasswordCheckGate:
-    """At most ``at_once`` password checks run together and ``waiting`` more wait; others are told to retry."""
+    """At most ``at_once`` password checks run at once, on low-priority threads; ``waiting`` more wait, others retry."""
 
     def __init__(self, at_once: int = 1, waiting: int = 32) -> None:
-        self._slots = threading.BoundedSemaphore(at_once)
         self._room = threading.BoundedSemaphore(at_once + waiting)
+        self._checks = concurrent.futures.ThreadPoolExecutor(
+            max_workers=at_once, thread_name_prefix="password-check", initializer=_lower_priority)
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a check slot for the duration of one password check.
+    def check(self, verify: Callable[[], T]) -> T:
+        """Run one password check (``verify``) on a check thread and return its answer.
 
         Raises:
-            RetryLaterError: too many sign-ins are already being checked or waiting.
+            RetryLaterError: too many sign-ins are already being checked or waiting, or the wait was too long.
 
         """
         if not self._room.acquire(blocking=False):
-            raise RetryLaterError("too many sign-ins are being checked at once; retry in 1 s", retry_after_seconds=1)
+            raise RetryLaterError("too many sign-ins are being checked at once; retry after 1 s", retry_after_seconds=1)
         try:
-            if not self._slots.acquire(timeout=_WAIT_FOR_CHECK_SECONDS):
-                raise RetryLaterError("sign-in checks are backed up; retry in 1 s", retry_after_seconds=1)
+            future = self._checks.submit(verify)
             try:
-                yield
-            finally:
-                self._slots.release()
+                return future.result(timeout=_WAIT_FOR_CHECK_SECONDS)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise RetryLaterError("sign-in checks are backed up; retry after 1 s", retry_after_seconds=1) from None
+        finally:
+            self._room.release()
+
+    def close(self) -> None:
+        """Stop the check threads once the checks under way are done."""
+        self._checks.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _CHECK_NICENESS)  # Linux: this thread only
+    except (AttributeError, OSError) as exc:  # another system, or not allowed: checks run at normal priority
+        log.debug("password checks run at normal priority: %s", exc)
+
+
+class FailureDelay:
+    """Answers failed sign-ins after ``seconds``, while at most ``at_once`` are held; the others at once."""
+
+    def __init__(self, seconds: float, at_once: int = 64) -> None:
+        self._seconds = seconds
+        self._room = threading.BoundedSemaphore(max(1, at_once))
+
+    def wait(self) -> None:
+        """Hold the failing call for the delay (at once when too many are already held)."""
+        if self._seconds <= 0 or not self._room.acquire(blocking=False):
+            return
+        try:
+            time.sleep(self._seconds)
         finally:
             self._room.release()

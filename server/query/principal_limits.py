@@ -1,0 +1,282 @@
+"""Holding each principal to its own limits: query rate, queries at once (in all and per source), rows, bytes, time.
+
+A principal's limits (``catalog/limits.py`` names, resolved from its API key, user, roles and ``[server.limits]``
+when it signed in) are read on every query, so a change made with the CLI applies within the identity refresh
+interval and a reloaded ``[server.limits]`` at once. Budgets are charged to ``Principal.accounting_key``: an API
+key has its own, every other sign-in of a user shares the user's.
+
+- ``queries_per_minute`` / ``query_burst``: a token bucket per principal. A query that finds it empty is refused
+  at once (UNAVAILABLE) with the time until the next token; refused queries cost no token.
+- ``max_concurrent_queries`` / ``max_concurrent_queries_per_source``: a slot is taken when a query starts running
+  and given back exactly once when its stream ends, fails, is cancelled or loses its client (``release``). Over
+  the limit a query waits up to ``queue_timeout_seconds`` for a slot (0, the default: refused at once); at most
+  as many queries as the limit allows may wait per principal, more are refused at once.
+- ``max_rows``, ``max_bytes``, ``max_query_seconds``: folded into the query's ``QueryLimits`` (the lower of the
+  principal's and the server's wins), enforced by the result stream like the server's own caps.
+
+Each refusal names the limit, its value and when to retry. Other principals are never touched: each has its own
+bucket and counts, and the lock is held only for a few arithmetic operations. Counting is per gateway process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nexus_flight.core.errors import QueryCancelledError, RetryLaterError
+from nexus_flight.core.source import QueryLimits
+from nexus_flight.server.query.principal import Principal
+
+#: Buckets kept before full (idle) ones are forgotten.
+_MAX_BUCKETS = 50_000
+#: How often a queued query looks whether its client has gone.
+_QUEUE_POLL_SECONDS = 0.1
+#: Suggested retry delay after a concurrency refusal (when a slot frees is not known in advance).
+_CONCURRENCY_RETRY_SECONDS = 1.0
+
+
+class Slot:
+    """A running query's hold on its principal's concurrency; ``release`` gives it back, only the first call counts."""
+
+    def __init__(self, release: Callable[[], None] | None = None) -> None:
+        self._release = release
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """Give the slot back (safe to call more than once, from any thread)."""
+        with self._lock:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+@dataclasses.dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+    per_second: float
+    capacity: float
+
+    def refill(self, now: float, per_second: float, capacity: float) -> None:
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated, self.per_second, self.capacity = now, per_second, capacity
+        self.tokens = min(self.tokens, capacity)  # a lowered burst applies at once
+
+
+@dataclasses.dataclass
+class AdmissionCounts:
+    """What the limiter decided since it started, and how many queries wait and run under a limit now."""
+
+    admitted: int = 0
+    queued: int = 0
+    #: limit name -> queries refused by it
+    refused: dict[str, int] = dataclasses.field(default_factory=dict)
+    waiting: int = 0
+    running: int = 0
+
+
+class PrincipalLimiter:
+    """Admits queries under their principal's rate and concurrency limits, and lowers the server's query limits.
+
+    Args:
+        defaults: ``[server.limits]``: the limits of a caller that did not sign in (authentication off); a signed-in
+            principal carries its own, already resolved with these as the fallback.
+        clock: Seconds, monotonic (tests pass their own).
+
+    """
+
+    def __init__(self, defaults: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._buckets: dict[str, _Bucket] = {}
+        self._running: dict[str, int] = {}
+        self._running_on: dict[tuple[str, str], int] = {}
+        self._waiting: dict[str, int] = {}
+        self._counts = AdmissionCounts()
+
+    def limits_of(self, principal: Principal) -> Mapping[str, Any]:
+        """The limits that apply to ``principal`` now."""
+        return principal.limits if principal.authenticated else self.defaults
+
+    # -- admission -------------------------------------------------------------------------------------------
+
+    def admit(self, principal: Principal, source: str, cancelled: Callable[[], bool] | None = None) -> Slot:
+        """Take a concurrency slot (waiting for one where configured) and a rate token, or refuse.
+
+        Args:
+            principal: Who runs the query.
+            source: The source it runs on.
+            cancelled: True once the client has gone (a queued query then stops waiting).
+
+        Raises:
+            RetryLaterError: UNAVAILABLE naming the limit reached, its value and when to retry.
+            QueryCancelledError: the client went away while the query waited for a slot.
+
+        """
+        limits = self.limits_of(principal)
+        total = limits.get("max_concurrent_queries")
+        per_source = limits.get("max_concurrent_queries_per_source")
+        rate = limits.get("queries_per_minute")
+        if total is None and per_source is None and rate is None:
+            return Slot()
+        key, where = principal.accounting_key, (principal.accounting_key, source)
+        who = _who(principal)
+        with self._lock:
+            self._wait_for_slot(key, where, who, source, limits, cancelled)
+            try:
+                self._take_token(key, who, limits)
+            except RetryLaterError:
+                self._counts.refused["queries_per_minute"] = self._counts.refused.get("queries_per_minute", 0) + 1
+                raise
+            if total is None and per_source is None:
+                self._counts.admitted += 1
+                return Slot()
+            self._running[key] = self._running.get(key, 0) + 1
+            self._running_on[where] = self._running_on.get(where, 0) + 1
+            self._counts.admitted += 1
+            self._counts.running += 1
+        return Slot(lambda: self._give_back(key, where))
+
+    def _wait_for_slot(self, key: str, where: tuple[str, str], who: str, source: str, limits: Mapping[str, Any],
+                       cancelled: Callable[[], bool] | None) -> None:
+        """Return once ``key`` is under its concurrency limits (the lock held), or refuse."""
+        full = self._full(key, where, source, limits)
+        if full is None:
+            return
+        queue_seconds = float(limits.get("queue_timeout_seconds") or 0.0)
+        name, value, what = full
+        if queue_seconds <= 0 or self._waiting.get(key, 0) >= value:
+            raise self._refuse_concurrency(name, value, what, who, None)
+        started = self._clock()
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        self._counts.queued += 1
+        self._counts.waiting += 1
+        try:
+            while full is not None:
+                left = queue_seconds - (self._clock() - started)
+                if left <= 0:
+                    name, value, what = full
+                    raise self._refuse_concurrency(name, value, what, who, queue_seconds)
+                if cancelled is not None and cancelled():
+                    raise QueryCancelledError("the client went away while the query waited for a slot")
+                self._freed.wait(min(left, _QUEUE_POLL_SECONDS))
+                full = self._full(key, where, source, limits)
+        finally:
+            self._counts.waiting -= 1
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def _full(self, key: str, where: tuple[str, str], source: str,
+              limits: Mapping[str, Any]) -> tuple[str, int, str] | None:
+        """The concurrency limit ``key`` is at, if any: its name, value and what it counts."""
+        total = limits.get("max_concurrent_queries")
+        if total is not None and self._running.get(key, 0) >= total:
+            return "max_concurrent_queries", int(total), "queries"
+        per_source = limits.get("max_concurrent_queries_per_source")
+        if per_source is not None and self._running_on.get(where, 0) >= per_source:
+            return "max_concurrent_queries_per_source", int(per_source), f"queries on source {source!r}"
+        return None
+
+    def _refuse_concurrency(self, name: str, value: int, what: str, who: str,
+                            waited: float | None) -> RetryLaterError:
+        self._counts.refused[name] = self._counts.refused.get(name, 0) + 1
+        queued = f" (waited {waited:g} s, queue_timeout_seconds={waited:g})" if waited else ""
+        return RetryLaterError(
+            f"limit reached: {who} already runs {value} {what} ({name}={value}){queued}; retry after "
+            f"{_CONCURRENCY_RETRY_SECONDS:g} s, or once one of them has ended",
+            retry_after_seconds=_CONCURRENCY_RETRY_SECONDS,
+        )
+
+    def _take_token(self, key: str, who: str, limits: Mapping[str, Any]) -> None:
+        per_minute = limits.get("queries_per_minute")
+        if per_minute is None:
+            return
+        per_second = float(per_minute) / 60.0
+        capacity = float(limits.get("query_burst") or max(1, round(float(per_minute) / 6)))
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_BUCKETS:
+                self._forget_full_buckets(now)
+            bucket = self._buckets[key] = _Bucket(capacity, now, per_second, capacity)
+        bucket.refill(now, per_second, capacity)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return
+        wait = (1.0 - bucket.tokens) / per_second
+        raise RetryLaterError(
+            f"limit reached: {who} may start {per_minute:g} queries per minute, {capacity:g} at once "
+            f"(queries_per_minute={per_minute:g}, query_burst={capacity:g}); retry after {_ceil_tenth(wait):.1f} s",
+            retry_after_seconds=_ceil_tenth(wait),
+        )
+
+    def _forget_full_buckets(self, now: float) -> None:
+        for key, bucket in list(self._buckets.items()):
+            if bucket.tokens + (now - bucket.updated) * bucket.per_second >= bucket.capacity:
+                del self._buckets[key]
+        if len(self._buckets) >= _MAX_BUCKETS:  # a flood of distinct busy principals: start them afresh
+            self._buckets.clear()
+
+    def _give_back(self, key: str, where: tuple[str, str]) -> None:
+        with self._lock:
+            _decrement(self._running, key)
+            _decrement(self._running_on, where)
+            self._counts.running -= 1
+            self._freed.notify_all()
+
+    # -- per-query limits -------------------------------------------------------------------------------------
+
+    def query_limits(self, principal: Principal, server: QueryLimits) -> QueryLimits:
+        """The server's limits for one query, lowered by the principal's ``max_rows``, ``max_bytes`` and time."""
+        limits = self.limits_of(principal)
+        changes: dict[str, Any] = {}
+        lowered: set[str] = set()
+        for mine, theirs in (("max_rows", "max_result_rows"), ("max_bytes", "max_result_bytes"),
+                             ("max_query_seconds", "timeout_seconds")):
+            value = limits.get(mine)
+            current = getattr(server, theirs)
+            if value is not None and (current is None or value < current):
+                changes[theirs] = int(value) if mine != "max_query_seconds" else float(value)
+                lowered.add(theirs)
+        if not changes:
+            return server
+        return dataclasses.replace(server, **changes, lowered_by_caller=frozenset(lowered))
+
+    # -- observation ------------------------------------------------------------------------------------------
+
+    def counts(self) -> AdmissionCounts:
+        """A copy of the decisions so far and the queries waiting and running under a limit now."""
+        with self._lock:
+            return dataclasses.replace(self._counts, refused=dict(self._counts.refused))
+
+    def running(self, principal: Principal, source: str | None = None) -> int:
+        """How many slots ``principal`` holds (on ``source``, if given)."""
+        key = principal.accounting_key
+        with self._lock:
+            return self._running_on.get((key, source), 0) if source else self._running.get(key, 0)
+
+
+def _who(principal: Principal) -> str:
+    if principal.auth_method == "api_key" and principal.credential_id:
+        return f"API key {principal.credential_id} of user {principal.name!r}"
+    return f"user {principal.name!r}"
+
+
+def _ceil_tenth(seconds: float) -> float:
+    """Round up to a tenth of a second (a retry told "1.2 s" then finds the token there)."""
+    return max(0.1, -(-round(seconds * 1000) // 100) / 10)
+
+
+def _decrement(counts: dict[Any, int], name: Any) -> None:
+    """One fewer of ``name``; a count that reaches zero is dropped (the maps hold running principals only)."""
+    left = counts.get(name, 0) - 1
+    if left > 0:
+        counts[name] = left
+    else:
+        counts.pop(name, None)
