@@ -165,6 +165,12 @@ class Backend(abc.ABC):
         """The source's name, which is also its Flight SQL catalog name."""
         return self.spec.name
 
+    @property
+    def query_memory_limit(self) -> str | None:
+        """The source's own memory limit for each of its queries (its ``memory_limit`` option), if it sets one."""
+        value = self.spec.options.get("memory_limit") if getattr(self, "spec", None) is not None else None
+        return str(value) if value else None
+
     @abc.abstractmethod
     def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the result schema of ``plan`` without running it (placeholders bound to NULL).

@@ -24,14 +24,17 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace
 
+from nexus_flight.backends.base import Backend
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import GatewayError, NotFoundError, QueryCancelledError
 from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.cancel_watch import CancelWatch, Watchable
 from nexus_flight.server.query.directory import SourceDirectory
+from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.results import ResultStream, Stop
 from nexus_flight.server.query.sql.routing import route
@@ -211,6 +214,7 @@ class QueryService:
         validation_limits: The validator's limits for sources that set none.
         policy: Who may see which sources and read which tables; by default the grants installed as
             ``access`` (``server/security``), and with none (authentication off) everyone everything.
+        memory_budget: The gateway-wide memory budget queries are admitted within (None: no budget).
 
     """
 
@@ -222,8 +226,11 @@ class QueryService:
         observers: Sequence[QueryObserver] = (),
         validation_limits: ValidationLimits | None = None,
         policy: AccessPolicy | None = None,
+        memory_budget: MemoryBudget | None = None,
     ) -> None:
         self.sources = sources
+        #: Admission by memory: each query reserves its memory limit while it runs (None: no budget).
+        self.memory_budget = memory_budget or MemoryBudget(None)
         self.limits = limits
         self.validate_sql = validate_sql
         self.validation_limits = validation_limits or ValidationLimits()
@@ -357,6 +364,7 @@ class QueryService:
                         "nexus.correlation_id": run.correlation_id or ""},
         )
         stream: ResultStream | None = None
+        reservation: Reservation | None = None
         running: RunningQuery | None = None
         unwatch: Callable[[], None] = _nothing
         try:
@@ -365,7 +373,12 @@ class QueryService:
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
-                limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id)
+                memory = self.memory_limit(backend, run.principal)
+                limits = dataclasses.replace(self.limits, correlation_id=run.correlation_id,
+                                             memory_limit_bytes=memory)
+                with tracer.start_as_current_span("admit"):
+                    reservation = self.memory_budget.admit(memory, plan.source)
+                clock.mark("admit")
                 stream = ResultStream(backend.execute(plan, run.parameters, limits), run.schema, limits, plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
@@ -380,6 +393,8 @@ class QueryService:
                 self._forget(run.key, running)
             if stream is not None:
                 stream.close()
+            if reservation is not None:
+                reservation.release()
             exc.with_context(source=plan.source, query_id=query_id)
             span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
@@ -395,6 +410,7 @@ class QueryService:
             unwatch()
             self._forget(run.key, running)
             stream.close()
+            reservation.release()  # after the engine let go of what it held
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
             if ended is None and not stream.complete:
@@ -417,6 +433,16 @@ class QueryService:
 
         running._on_finish = finished
         return running
+
+    def memory_limit(self, backend: Backend, principal: Principal) -> int:
+        """Bytes one query may hold: the caller's ``memory_limit_mb``, else the source's own, else the server's."""
+        own = principal.limits.get("memory_limit_mb")
+        if own:
+            return int(own * 2**20)
+        source = backend.query_memory_limit
+        if source:
+            return parse_size(source)
+        return self.limits.memory_limit_bytes or 1 << 30
 
     def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
