@@ -231,9 +231,10 @@ def _held_within(reader: pa.RecordBatchReader, memory_limit: int | None) -> Iter
     pieces), so the largest batch is what the gateway buffers for the query besides the engine's own memory.
     """
     for batch in reader:
-        if memory_limit is not None and batch.nbytes > memory_limit:
+        held = batch.get_total_buffer_size()  # a slice holds its parent's buffers
+        if memory_limit is not None and held > memory_limit:
             raise LimitExceededError(
-                f"one batch of the result holds {batch.nbytes / 2**20:.1f} MiB, more than the query's memory limit "
+                f"one batch of the result holds {held / 2**20:.1f} MiB, more than the query's memory limit "
                 f"(memory_limit={memory_limit / 2**20:.0f} MiB): select fewer or narrower columns, or ask the "
                 "operator to raise memory_limit"
             )
