@@ -52,12 +52,16 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
 
 #: Idle query instances an engine keeps per memory limit, ready for the next query (more are closed).
 _IDLE_INSTANCES = 2
+#: The share of a query's memory limit its DuckDB instance gets: the rest is for what DuckDB allocates outside its
+#: buffer manager and for the Arrow batches on their way to the client, which the query's limit covers too.
+ENGINE_SHARE = 0.8
 
 
 @dataclass
@@ -215,6 +219,8 @@ class DuckDBEngine:
     def query_cursor(self, memory_limit: str) -> duckdb.DuckDBPyConnection:
         """Return a cursor of a database instance of its own, under ``memory_limit``, for one query.
 
+        DuckDB's own limit in the instance is ``ENGINE_SHARE`` of the query's.
+
         The instance is lent until ``close_cursor`` (``execute``'s execution calls it when the query ends).
         """
         instance = self._take(memory_limit)
@@ -260,7 +266,7 @@ class DuckDBEngine:
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
-            "memory_limit": memory_limit,
+            "memory_limit": memory_text(int(parse_size(memory_limit) * ENGINE_SHARE)),
             "temp_directory": spill,
             "max_temp_directory_size": _SPILL.max_size,
         }

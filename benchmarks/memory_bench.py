@@ -1,0 +1,227 @@
+"""Server memory under load: RSS of a ``nexus-flight serve`` process while clients stream, read slowly, overrun.
+
+The server runs as its own process (``nexus-flight serve`` with a TOML file serving one DuckDB database of
+``--rows`` rows: ``i BIGINT, s VARCHAR`` (an md5 text)); its RSS is sampled from ``/proc/<pid>/status`` every
+20 ms. Four scenarios, one after the other on the same server:
+
+(a) one client streams every row as fast as it reads (``SELECT i, s FROM t``);
+(b) one client reads one batch a second for ``--slow-seconds`` seconds, then cancels;
+(c) 16 clients at once each run a grouping that needs about 4x the per-query ``memory_limit`` (DuckDB spills it);
+(d) 64 clients at once each run 20 small queries.
+
+For each: the server's RSS before, the peak growth over it, errors by kind, and for (a) the bound the gateway
+claims (2 x batch size x batches in flight + 32 MB). Run from the repository root::
+
+    python benchmarks/memory_bench.py [--rows 10000000] [--memory-limit 64MB] [--slow-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pyarrow.flight as flight
+from flightsql import flightsql_pb2 as pb
+from google.protobuf import any_pb2
+
+BATCH_ROWS = 65_536
+
+
+def rss_of(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Sampler:
+    """Peak RSS of a process while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> Sampler:
+        self.before = rss_of(self.pid)
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_of(self.pid))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def ticket(client: flight.FlightClient, sql: str) -> flight.Ticket:
+    wrapper = any_pb2.Any()
+    wrapper.Pack(pb.CommandStatementQuery(query=sql))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(wrapper.SerializeToString()))
+    return info.endpoints[0].ticket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workdir: Path, database: Path, memory_limit: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    config = workdir / "gateway.toml"
+    config.write_text(
+        f'[server]\nmemory_limit = "{memory_limit}"\nhealth_checks = false\nbatch_rows = {BATCH_ROWS}\n'
+        f'admission_timeout_seconds = 120\n\n'
+        f'[[sources]]\nname = "bench"\ntype = "duckdb"\noptions = {{ path = "{database}" }}\n'
+    )
+    exe = shutil.which("nexus-flight") or str(Path(sys.executable).parent / "nexus-flight")
+    log = (workdir / "server.log").open("wb")  # a pipe nobody reads would block the server's logging
+    process = subprocess.Popen(
+        [exe, "serve", "--config", str(config), "--port", str(port), "--no-demo", "--data-dir", str(workdir)],
+        stdout=log, stderr=log,
+    )
+    location = f"grpc://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            flight.connect(location).do_get(ticket(flight.connect(location), "SELECT 1 AS one")).read_all()
+            return process, location
+        except flight.FlightError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"the server did not start: {(workdir / 'server.log').read_text()[-2000:]}")
+
+
+def scenario_fast(location: str, pid: int) -> dict:
+    client = flight.connect(location)
+    rows = 0
+    batch_bytes = 0
+    with Sampler(pid) as sample:
+        began = time.perf_counter()
+        reader = client.do_get(ticket(client, "SELECT i, s FROM bench.main.t"))
+        for chunk in reader:
+            rows += chunk.data.num_rows
+            batch_bytes = max(batch_bytes, chunk.data.nbytes)
+        seconds = time.perf_counter() - began
+    return {"rows": rows, "seconds": seconds, "batch_mb": batch_bytes / 2**20, "before": sample.before,
+            "growth": sample.peak - sample.before}
+
+
+def scenario_slow(location: str, pid: int, seconds: int) -> dict:
+    client = flight.connect(location)
+    with Sampler(pid) as sample:
+        reader = client.do_get(ticket(client, "SELECT i, s FROM bench.main.t"))
+        for _ in range(seconds):
+            reader.read_chunk()
+            time.sleep(1)
+        reader.cancel()
+    return {"before": sample.before, "growth": sample.peak - sample.before}
+
+
+def scenario_overrun(location: str, pid: int, clients: int, rows: int) -> dict:
+    # Grouping distinct md5 strings: ~60 bytes of hash table per row, about 4x a 64MB limit at 4M rows.
+    groups = min(rows, 4_000_000)
+    sql = (f"SELECT count(*) AS n FROM (SELECT s, count(*) AS c FROM bench.main.t WHERE i < {groups} GROUP BY s) "
+           "WHERE c = 1")
+    outcomes: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        client = flight.connect(location)
+        try:
+            n = client.do_get(ticket(client, sql)).read_all()["n"][0].as_py()
+            kind = "ok" if n == groups else f"wrong answer {n}"
+        except flight.FlightError as exc:
+            kind = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        with lock:
+            outcomes[kind] += 1
+
+    with Sampler(pid) as sample:
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one, range(clients)))
+        seconds = time.perf_counter() - began
+    return {"outcomes": dict(outcomes), "seconds": seconds, "before": sample.before,
+            "growth": sample.peak - sample.before}
+
+
+def scenario_small(location: str, pid: int, clients: int, each: int) -> dict:
+    outcomes: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+
+    def one(k: int) -> None:
+        client = flight.connect(location)
+        for j in range(each):
+            try:
+                got = client.do_get(ticket(client, f"SELECT s FROM bench.main.t WHERE i = {k * each + j}")).read_all()
+                kind = "ok" if got.num_rows == 1 else "wrong answer"
+            except flight.FlightError as exc:
+                kind = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            with lock:
+                outcomes[kind] += 1
+
+    with Sampler(pid) as sample:
+        began = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one, range(clients)))
+        seconds = time.perf_counter() - began
+    return {"outcomes": dict(outcomes), "seconds": seconds, "before": sample.before,
+            "growth": sample.peak - sample.before}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--memory-limit", default="64MB")
+    parser.add_argument("--slow-seconds", type=int, default=30)
+    args = parser.parse_args()
+    mb = 2**20
+    with tempfile.TemporaryDirectory(prefix="nexus-memory-bench-") as tmp:
+        workdir = Path(tmp)
+        database = workdir / "bench.duckdb"
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range({args.rows})")
+        process, location = start_server(workdir, database, args.memory_limit)
+        try:
+            a = scenario_fast(location, process.pid)
+            bound = 2 * a["batch_mb"] * 2 + 32  # two batches in flight: the engine's and the one being written
+            print(f"(a) fast stream: {a['rows']:,} rows in {a['seconds']:.1f} s; "
+                  f"RSS before {a['before'] / mb:.0f} MiB, peak growth {a['growth'] / mb:.0f} MiB; "
+                  f"batch {a['batch_mb']:.1f} MiB, bound {bound:.0f} MiB")
+            b = scenario_slow(location, process.pid, args.slow_seconds)
+            print(f"(b) 1 batch/s for {args.slow_seconds} s: RSS before {b['before'] / mb:.0f} MiB, "
+                  f"peak growth {b['growth'] / mb:.0f} MiB")
+            c = scenario_overrun(location, process.pid, 16, args.rows)
+            print(f"(c) 16 clients x grouping ~4x memory_limit={args.memory_limit}: {c['outcomes']} in "
+                  f"{c['seconds']:.1f} s; RSS before {c['before'] / mb:.0f} MiB, "
+                  f"peak growth {c['growth'] / mb:.0f} MiB")
+            d = scenario_small(location, process.pid, 64, 20)
+            print(f"(d) 64 clients x 20 small queries: {d['outcomes']} in {d['seconds']:.1f} s; RSS before "
+                  f"{d['before'] / mb:.0f} MiB, peak growth {d['growth'] / mb:.0f} MiB")
+            print(f"server alive at the end: {process.poll() is None}")
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
