@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--memory-limit", default="64MB")
     parser.add_argument("--slow-seconds", type=int, default=30)
+    parser.add_argument("--scenarios", default="abcd", help="which of a, b, c, d to run (default all)")
     args = parser.parse_args()
     mb = 2**20
     with tempfile.TemporaryDirectory(prefix="nexus-memory-bench-") as tmp:
@@ -199,21 +200,25 @@ def main() -> None:
             con.execute(f"CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range({args.rows})")
         process, location = start_server(workdir, database, args.memory_limit)
         try:
-            a = scenario_fast(location, process.pid)
-            bound = 2 * a["batch_mb"] * 2 + 32  # two batches in flight: the engine's and the one being written
-            print(f"(a) fast stream: {a['rows']:,} rows in {a['seconds']:.1f} s; "
-                  f"RSS before {a['before'] / mb:.0f} MiB, peak growth {a['growth'] / mb:.0f} MiB; "
-                  f"batch {a['batch_mb']:.1f} MiB, bound {bound:.0f} MiB")
-            b = scenario_slow(location, process.pid, args.slow_seconds)
-            print(f"(b) 1 batch/s for {args.slow_seconds} s: RSS before {b['before'] / mb:.0f} MiB, "
-                  f"peak growth {b['growth'] / mb:.0f} MiB")
-            c = scenario_overrun(location, process.pid, 16, args.rows)
-            print(f"(c) 16 clients x grouping ~4x memory_limit={args.memory_limit}: {c['outcomes']} in "
-                  f"{c['seconds']:.1f} s; RSS before {c['before'] / mb:.0f} MiB, "
-                  f"peak growth {c['growth'] / mb:.0f} MiB")
-            d = scenario_small(location, process.pid, 64, 20)
-            print(f"(d) 64 clients x 20 small queries: {d['outcomes']} in {d['seconds']:.1f} s; RSS before "
-                  f"{d['before'] / mb:.0f} MiB, peak growth {d['growth'] / mb:.0f} MiB")
+            if "a" in args.scenarios:
+                a = scenario_fast(location, process.pid)
+                bound = 2 * a["batch_mb"] * 2 + 32  # two batches in flight: the engine's and the one being written
+                print(f"(a) fast stream: {a['rows']:,} rows in {a['seconds']:.1f} s; "
+                      f"RSS before {a['before'] / mb:.0f} MiB, peak growth {a['growth'] / mb:.0f} MiB; "
+                      f"batch {a['batch_mb']:.1f} MiB, bound {bound:.0f} MiB")
+            if "b" in args.scenarios:
+                b = scenario_slow(location, process.pid, args.slow_seconds)
+                print(f"(b) 1 batch/s for {args.slow_seconds} s: RSS before {b['before'] / mb:.0f} MiB, "
+                      f"peak growth {b['growth'] / mb:.0f} MiB")
+            if "c" in args.scenarios:
+                c = scenario_overrun(location, process.pid, 16, args.rows)
+                print(f"(c) 16 clients x grouping ~4x memory_limit={args.memory_limit}: {c['outcomes']} in "
+                      f"{c['seconds']:.1f} s; RSS before {c['before'] / mb:.0f} MiB, "
+                      f"peak growth {c['growth'] / mb:.0f} MiB")
+            if "d" in args.scenarios:
+                d = scenario_small(location, process.pid, 64, 20)
+                print(f"(d) 64 clients x 20 small queries: {d['outcomes']} in {d['seconds']:.1f} s; RSS before "
+                      f"{d['before'] / mb:.0f} MiB, peak growth {d['growth'] / mb:.0f} MiB")
             print(f"server alive at the end: {process.poll() is None}")
         finally:
             process.terminate()
