@@ -34,39 +34,11 @@ import pyarrow.flight as flight
 from flightsql import flightsql_pb2 as pb
 from google.protobuf import any_pb2
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.memory import PeakRss  # noqa: E402
+
 BATCH_ROWS = 65_536
-
-
-def rss_of(pid: int) -> int:
-    """Resident memory of process ``pid`` in bytes."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class Sampler:
-    """Peak RSS of a process while the block runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def __enter__(self) -> Sampler:
-        self.before = rss_of(self.pid)
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss_of(self.pid))
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def ticket(client: flight.FlightClient, sql: str) -> flight.Ticket:
@@ -112,7 +84,7 @@ def scenario_fast(location: str, pid: int) -> dict:
     client = flight.connect(location)
     rows = 0
     batch_bytes = 0
-    with Sampler(pid) as sample:
+    with PeakRss(pid) as sample:
         began = time.perf_counter()
         reader = client.do_get(ticket(client, "SELECT i, s FROM bench.main.t"))
         for chunk in reader:
@@ -120,18 +92,18 @@ def scenario_fast(location: str, pid: int) -> dict:
             batch_bytes = max(batch_bytes, chunk.data.nbytes)
         seconds = time.perf_counter() - began
     return {"rows": rows, "seconds": seconds, "batch_mb": batch_bytes / 2**20, "before": sample.before,
-            "growth": sample.peak - sample.before}
+            "growth": sample.growth}
 
 
 def scenario_slow(location: str, pid: int, seconds: int) -> dict:
     client = flight.connect(location)
-    with Sampler(pid) as sample:
+    with PeakRss(pid) as sample:
         reader = client.do_get(ticket(client, "SELECT i, s FROM bench.main.t"))
         for _ in range(seconds):
             reader.read_chunk()
             time.sleep(1)
         reader.cancel()
-    return {"before": sample.before, "growth": sample.peak - sample.before}
+    return {"before": sample.before, "growth": sample.growth}
 
 
 def scenario_overrun(location: str, pid: int, clients: int, rows: int) -> dict:
@@ -139,50 +111,46 @@ def scenario_overrun(location: str, pid: int, clients: int, rows: int) -> dict:
     groups = min(rows, 4_000_000)
     sql = (f"SELECT count(*) AS n FROM (SELECT s, count(*) AS c FROM bench.main.t WHERE i < {groups} GROUP BY s) "
            "WHERE c = 1")
-    outcomes: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
 
-    def one(_: int) -> None:
+    def one(_: int) -> str:
         client = flight.connect(location)
-        try:
-            n = client.do_get(ticket(client, sql)).read_all()["n"][0].as_py()
-            kind = "ok" if n == groups else f"wrong answer {n}"
-        except flight.FlightError as exc:
-            kind = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        with lock:
-            outcomes[kind] += 1
+        n = client.do_get(ticket(client, sql)).read_all()["n"][0].as_py()
+        return "ok" if n == groups else f"wrong answer {n}"
 
-    with Sampler(pid) as sample:
-        began = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(one, range(clients)))
-        seconds = time.perf_counter() - began
-    return {"outcomes": dict(outcomes), "seconds": seconds, "before": sample.before,
-            "growth": sample.peak - sample.before}
+    return run_clients(pid, clients, one)
 
 
 def scenario_small(location: str, pid: int, clients: int, each: int) -> dict:
+    def one(k: int) -> list[str]:
+        client = flight.connect(location)
+        kinds = []
+        for j in range(each):
+            got = client.do_get(ticket(client, f"SELECT s FROM bench.main.t WHERE i = {k * each + j}")).read_all()
+            kinds.append("ok" if got.num_rows == 1 else "wrong answer")
+        return kinds
+
+    return run_clients(pid, clients, one)
+
+
+def run_clients(pid: int, clients: int, work) -> dict:
+    """Run ``work(k)`` for ``clients`` clients at once; outcomes by kind, seconds and the server's RSS growth."""
     outcomes: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
 
     def one(k: int) -> None:
-        client = flight.connect(location)
-        for j in range(each):
-            try:
-                got = client.do_get(ticket(client, f"SELECT s FROM bench.main.t WHERE i = {k * each + j}")).read_all()
-                kind = "ok" if got.num_rows == 1 else "wrong answer"
-            except flight.FlightError as exc:
-                kind = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-            with lock:
-                outcomes[kind] += 1
+        try:
+            got = work(k)
+        except flight.FlightError as exc:
+            got = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        with lock:
+            outcomes.update([got] if isinstance(got, str) else got)
 
-    with Sampler(pid) as sample:
+    with PeakRss(pid) as sample:
         began = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(one, range(clients)))
         seconds = time.perf_counter() - began
-    return {"outcomes": dict(outcomes), "seconds": seconds, "before": sample.before,
-            "growth": sample.peak - sample.before}
+    return {"outcomes": dict(outcomes), "seconds": seconds, "before": sample.before, "growth": sample.growth}
 
 
 def main() -> None:

@@ -20,40 +20,8 @@ from nexus_flight.core.source import SourceSpec
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.query.service import QueryRequest, QueryRun
 from tests.support.flightsql_raw import descriptor
+from tests.support.memory import PeakRss
 from tests.support.services import wait_until
-
-
-def rss() -> int:
-    """This process's resident memory now, in bytes."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-class PeakRss:
-    """Samples RSS on a thread while the block runs; ``growth`` is the peak over the value at entry."""
-
-    def __enter__(self) -> PeakRss:
-        self.start = rss()
-        self.peak = self.start
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.02):
-            self.peak = max(self.peak, rss())
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
 
 @pytest.fixture(scope="module")
