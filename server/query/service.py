@@ -387,7 +387,8 @@ class QueryService:
                 with tracer.start_as_current_span("execute"):
                     stream.start()
                 clock.mark("execute")
-        except GatewayError as exc:
+        except BaseException as exc:
+            # Whatever failed, what the query held is given back: the engine's cursor, the memory reserved.
             unwatch()
             if running is not None:
                 self._forget(run.key, running)
@@ -395,6 +396,9 @@ class QueryService:
                 stream.close()
             if reservation is not None:
                 reservation.release()
+            if not isinstance(exc, GatewayError):
+                span.end()
+                raise
             exc.with_context(source=plan.source, query_id=query_id)
             span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
