@@ -94,13 +94,14 @@ class _Instance:
 
     db: duckdb.DuckDBPyConnection
     memory_limit: str
-    spill: str
+    #: The instance's own folder: its empty base database and its spill directory.
+    folder: str
     alias: str | None
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self.db.close()
-        shutil.rmtree(self.spill, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class DuckDBEngine:
@@ -259,15 +260,20 @@ class DuckDBEngine:
         return self._open_instance(memory_limit)
 
     def _open_instance(self, memory_limit: str) -> _Instance:
-        """A fresh in-memory instance seeing what the engine's database holds, guarded like it."""
+        """A fresh instance seeing what the engine's database holds, guarded like it.
+
+        A file source's instance is opened read-only on an empty database file of its own (an in-memory one would
+        accept ``ATTACH ':memory:'`` or ``CREATE TABLE``, and keep what a query made for the next one) and
+        attaches the source's file read-only; an in-memory source's runs its setup statements, like the engine's.
+        """
         root = self._temp_directory or _SPILL.root or os.path.join(tempfile.gettempdir(), "nexus-flight-spill")
         os.makedirs(root, exist_ok=True)
-        spill = tempfile.mkdtemp(prefix="query-", dir=root)
+        folder = tempfile.mkdtemp(prefix="query-", dir=root)
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "memory_limit": memory_text(int(parse_size(memory_limit) * ENGINE_SHARE)),
-            "temp_directory": spill,
+            "temp_directory": os.path.join(folder, "spill"),
             "max_temp_directory_size": _SPILL.max_size,
         }
         if self._threads:
@@ -275,21 +281,25 @@ class DuckDBEngine:
         alias = None if self._path == ":memory:" else Path(self._path).stem
         try:
             with duckdb_errors(self.source, self.label, memory_limit):
-                db = duckdb.connect(":memory:", config=config)
-                db.execute("SET TimeZone = 'UTC'")
                 if alias is None:
+                    db = duckdb.connect(":memory:", config=config)
+                    db.execute("SET TimeZone = 'UTC'")
                     for statement in self._setup_sql:
                         db.execute(statement)
                 else:
+                    base = os.path.join(folder, "nexus_query_base.duckdb")
+                    duckdb.connect(base).close()
+                    db = duckdb.connect(base, read_only=True, config=config)
+                    db.execute("SET TimeZone = 'UTC'")
                     literal = "'" + str(self._path).replace("'", "''") + "'"
                     db.execute(f"ATTACH {literal} AS {_identifier(alias)} (READ_ONLY)")
                     db.execute(f"USE {_identifier(alias)}")
                 db.execute("SET enable_external_access = false")
                 db.execute("SET lock_configuration = true")
         except BaseException:
-            shutil.rmtree(spill, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        return _Instance(db, memory_limit, spill, alias)
+        return _Instance(db, memory_limit, folder, alias)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
