@@ -10,10 +10,10 @@ worker threads and the spill directory are the source's.
 Planning and metadata run on cursors of the engine's own database. Each query runs on a cursor of a DuckDB
 database instance it has to itself for as long as it runs (``query_cursor``): DuckDB's ``memory_limit`` and
 ``max_temp_directory_size`` are settings of a database instance, shared by all of its connections, so an instance
-per running query is what holds each query to its own limit. The instance attaches the source's file read-only
-(or runs the in-memory database's setup statements again), spills to a directory of its own under the spill root
-(``configure_spill``: the gateway's data dir), and goes back to a small idle pool when the query ends; queries run
-in parallel and an interrupt stops exactly one of them.
+per running query is what holds each query to its own limit. The instance opens an empty file of its own
+read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
+spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
+back to a small idle pool when the query ends; queries run in parallel and an interrupt stops exactly one of them.
 
 The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's errors into the gateway's tree
 (planning under the watchdog's deadline; a query's own time limit is the query service's,
