@@ -59,7 +59,7 @@ def start_server(workdir: Path, database: Path, memory_limit: str) -> tuple[subp
     config = workdir / "gateway.toml"
     config.write_text(
         f'[server]\nmemory_limit = "{memory_limit}"\nhealth_checks = false\nbatch_rows = {BATCH_ROWS}\n'
-        f'admission_timeout_seconds = 120\n\n'
+        f'admission_timeout_seconds = 120\nmemory_budget = "auto"\n\n'
         f'[[sources]]\nname = "bench"\ntype = "duckdb"\noptions = {{ path = "{database}" }}\n'
     )
     exe = shutil.which("nexus-flight") or str(Path(sys.executable).parent / "nexus-flight")

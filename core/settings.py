@@ -167,7 +167,8 @@ class ServerSettings(_Strict):
     #: query). A source's ``memory_limit`` option and a user's ``memory_limit_mb`` limit override it.
     memory_limit: str = "512MB"
     #: The gateway-wide budget queries are admitted within: a query starts only when its memory limit fits in
-    #: what running queries leave (unset: 75% of ``process_memory_limit``, else of the machine's memory).
+    #: what running queries leave; ``"auto"`` is 75% of ``process_memory_limit`` (else of the machine's memory);
+    #: unset: no budget (reservations are still counted, and published in ``/metrics``).
     memory_budget: str | None = None
     #: Most queries waiting for room in the memory budget, and how long each waits before a retryable
     #: UNAVAILABLE naming the budget.
@@ -246,7 +247,7 @@ class ServerSettings(_Strict):
     @field_validator("memory_limit", "process_memory_limit", "memory_budget", "max_temp_directory_size")
     @classmethod
     def _size(cls, value: str | None) -> str | None:
-        if value is not None and not _SIZE.match(value.strip()):
+        if value is not None and value != "auto" and not _SIZE.match(value.strip()):
             raise ValueError("must be a size like 512MB or 2GB")
         return value
 

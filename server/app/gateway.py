@@ -119,8 +119,10 @@ def query_limits(settings: ServerSettings) -> QueryLimits:
 
 
 def memory_budget(settings: ServerSettings) -> MemoryBudget:
-    """The gateway-wide memory budget: ``memory_budget``, else 75% of the process ceiling or of the machine."""
-    if settings.memory_budget is not None:
+    """The gateway-wide memory budget: ``memory_budget``; ``auto``: 75% of the process ceiling or of the machine."""
+    if settings.memory_budget is None:
+        return MemoryBudget(None)
+    if settings.memory_budget != "auto":
         total = parse_size(settings.memory_budget)
     elif settings.process_memory_limit is not None:
         total = parse_size(settings.process_memory_limit) * 3 // 4
