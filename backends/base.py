@@ -171,6 +171,19 @@ class Backend(abc.ABC):
         """The source's name, which is also its Flight SQL catalog name."""
         return self.spec.name
 
+    @property
+    def query_memory_limit(self) -> str | None:
+        """The source's own memory limit for each of its queries (its ``memory_limit`` option), if it sets one."""
+        value = self.spec.options.get("memory_limit") if getattr(self, "spec", None) is not None else None
+        return str(value) if value else None
+
+    def pool_sizes(self) -> tuple[int, int] | None:
+        """Connections of the source's pool lent out and idle (None: the family pools none)."""
+        pool = getattr(self, "pool", None)
+        if pool is None:
+            return None
+        return pool.in_use, pool.idle
+
     @abc.abstractmethod
     def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Return the result schema of ``plan`` without running it (placeholders bound to NULL).

@@ -448,7 +448,8 @@ class ClickHouseBackend(Backend):
         """The settings every query carries: read-only, its timeout and memory, and the Arrow encoding."""
         c = self.config
         timeout = min(limits.timeout_seconds, c.statement_timeout_seconds)
-        memory = min(limits.memory_limit_bytes, c.max_memory_usage or limits.memory_limit_bytes)
+        query_memory = limits.memory_limit_bytes or 1 << 30
+        memory = min(query_memory, c.max_memory_usage or query_memory)
         settings: dict[str, Any] = {
             "max_execution_time": max(1, int(-(-timeout // 1))),
             "timeout_overflow_mode": "throw",

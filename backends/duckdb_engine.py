@@ -7,11 +7,18 @@ loaded, external access switched off and the configuration locked once it is set
 slipped past the validator cannot write, read the gateway's file system or load code; the memory limit, the
 worker threads and the spill directory are the source's.
 
-Each query runs on its own cursor (a connection to the same database), so queries run in parallel and an
-interrupt stops exactly one of them. The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's
-errors into the gateway's tree (planning under the watchdog's deadline; a query's own time limit is the query
-service's, ``server/query/results.py``); what a cursor sees besides the database (a lake query's tables) is
-the caller's to register before handing the cursor over.
+Planning and metadata run on cursors of the engine's own database. Each query runs on a cursor of a DuckDB
+database instance it has to itself for as long as it runs (``query_cursor``): DuckDB's ``memory_limit`` and
+``max_temp_directory_size`` are settings of a database instance, shared by all of its connections, so an instance
+per running query is what holds each query to its own limit. The instance opens an empty file of its own
+read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
+spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
+back to a small idle pool when the query ends; queries run in parallel and an interrupt stops exactly one of them.
+
+The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's errors into the gateway's tree
+(planning under the watchdog's deadline; a query's own time limit is the query service's,
+``server/query/results.py``); what a cursor sees besides the database (a lake query's tables) is the
+caller's to register before handing the cursor over.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +52,56 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
+
+#: Idle query instances an engine keeps per memory limit, ready for the next query (more are closed).
+_IDLE_INSTANCES = 2
+#: The share of a query's memory limit its DuckDB instance gets: the rest is for what DuckDB allocates outside its
+#: buffer manager and for the Arrow batches on their way to the client, which the query's limit covers too.
+ENGINE_SHARE = 0.8
+
+
+@dataclass
+class _Spill:
+    root: str | None = None
+    max_size: str = "10GB"
+
+
+_SPILL = _Spill()
+
+
+def configure_spill(root: str | Path | None, max_size: str = "10GB") -> None:
+    """Where query instances of sources without their own ``temp_directory`` spill, and each one's disk cap."""
+    _SPILL.root = str(root) if root is not None else None
+    _SPILL.max_size = max_size
+
+
+def memory_text(nbytes: int) -> str:
+    """A byte count as DuckDB's ``memory_limit`` takes it, in the largest unit that holds it exactly (``8MB``)."""
+    for unit, size in (("TB", 10**12), ("TiB", 2**40), ("GB", 10**9), ("GiB", 2**30), ("MB", 10**6),
+                       ("MiB", 2**20), ("KB", 10**3), ("KiB", 2**10)):
+        if nbytes >= size and nbytes % size == 0:
+            return f"{nbytes // size}{unit}"
+    return f"{max(1, nbytes)}B"
+
+
+@dataclass
+class _Instance:
+    """A DuckDB database instance that runs one query at a time, under its own memory limit."""
+
+    db: duckdb.DuckDBPyConnection
+    memory_limit: str
+    #: The instance's own folder: its empty base database and its spill directory.
+    folder: str
+    alias: str | None
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.db.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class DuckDBEngine:
@@ -57,7 +112,8 @@ class DuckDBEngine:
         path: The database file, opened read-only, or ``:memory:`` for an in-memory database that
             ``setup_sql`` prepares (DuckDB cannot open one read-only: nothing but the locked configuration
             and the validator keep a query from creating objects in it).
-        memory_limit: DuckDB's memory limit, e.g. ``"2GB"``.
+        memory_limit: DuckDB's memory limit for planning and metadata on the engine's own database, e.g.
+            ``"1GB"`` (the default); each query's own comes with the query (``QueryLimits.memory_limit_bytes``).
         threads: DuckDB's worker threads (None: one per core).
         temp_directory: Where DuckDB spills when memory runs short.
         setup_sql: Statements run once, before external access is switched off and the configuration locked.
@@ -73,7 +129,7 @@ class DuckDBEngine:
         source: str,
         path: str = ":memory:",
         *,
-        memory_limit: str = "2GB",
+        memory_limit: str | None = None,
         threads: int | None = None,
         temp_directory: str | None = None,
         setup_sql: Sequence[str] = (),
@@ -81,7 +137,16 @@ class DuckDBEngine:
     ) -> None:
         self.source = source
         self.label = label
+        memory_limit = memory_limit or "1GB"
         self.memory_limit = memory_limit
+        self._path = path
+        self._threads = threads
+        self._temp_directory = temp_directory
+        self._setup_sql = tuple(setup_sql)
+        self._idle: dict[str, list[_Instance]] = {}
+        self._leases: dict[int, _Instance] = {}
+        self._pool_lock = threading.Lock()
+        self._closed = False
         self._arrow_types: dict[str, pa.DataType] = {}
         self._cleanup: Callable[[], None] | None = None
         config: dict[str, Any] = {
@@ -112,7 +177,7 @@ class DuckDBEngine:
         cls,
         source: str,
         *,
-        memory_limit: str = "2GB",
+        memory_limit: str | None = None,
         threads: int | None = None,
         temp_directory: str | None = None,
         label: str = "duckdb",
@@ -147,6 +212,94 @@ class DuckDBEngine:
         """Return a fresh cursor for one query (the caller registers what the query reads besides the database)."""
         with self.errors():
             return self._db.cursor()
+
+    def query_memory(self, limits: QueryLimits) -> str:
+        """A query's memory limit as DuckDB takes it: the limits' own, else the engine's (the source's option)."""
+        return memory_text(limits.memory_limit_bytes) if limits.memory_limit_bytes else self.memory_limit
+
+    def query_cursor(self, memory_limit: str) -> duckdb.DuckDBPyConnection:
+        """Return a cursor of a database instance of its own, under ``memory_limit``, for one query.
+
+        DuckDB's own limit in the instance is ``ENGINE_SHARE`` of the query's.
+
+        The instance is lent until ``close_cursor`` (``execute``'s execution calls it when the query ends).
+        """
+        instance = self._take(memory_limit)
+        try:
+            with self.errors():
+                cursor = instance.db.cursor()
+                if instance.alias is not None:
+                    cursor.execute(f"USE {_identifier(instance.alias)}")
+        except BaseException:
+            instance.close()
+            raise
+        with self._pool_lock:
+            self._leases[id(cursor)] = instance
+        return cursor
+
+    def close_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Close a cursor; a query cursor's instance goes back to the idle pool (or is closed)."""
+        with self._pool_lock:
+            instance = self._leases.pop(id(cursor), None)
+        with contextlib.suppress(duckdb.Error):
+            cursor.close()
+        if instance is None:
+            return
+        with self._pool_lock:
+            idle = self._idle.setdefault(instance.memory_limit, [])
+            if len(idle) < _IDLE_INSTANCES and not self._closed:
+                idle.append(instance)
+                return
+        instance.close()
+
+    def _take(self, memory_limit: str) -> _Instance:
+        with self._pool_lock:
+            idle = self._idle.get(memory_limit)
+            if idle:
+                return idle.pop()
+        return self._open_instance(memory_limit)
+
+    def _open_instance(self, memory_limit: str) -> _Instance:
+        """A fresh instance seeing what the engine's database holds, guarded like it.
+
+        A file source's instance is opened read-only on an empty database file of its own (an in-memory one would
+        accept ``ATTACH ':memory:'`` or ``CREATE TABLE``, and keep what a query made for the next one) and
+        attaches the source's file read-only; an in-memory source's runs its setup statements, like the engine's.
+        """
+        root = self._temp_directory or _SPILL.root or os.path.join(tempfile.gettempdir(), "nexus-flight-spill")
+        os.makedirs(root, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="query-", dir=root)
+        config: dict[str, Any] = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "memory_limit": memory_text(int(parse_size(memory_limit) * ENGINE_SHARE)),
+            "temp_directory": os.path.join(folder, "spill"),
+            "max_temp_directory_size": _SPILL.max_size,
+        }
+        if self._threads:
+            config["threads"] = self._threads
+        alias = None if self._path == ":memory:" else Path(self._path).stem
+        try:
+            with duckdb_errors(self.source, self.label, memory_limit):
+                if alias is None:
+                    db = duckdb.connect(":memory:", config=config)
+                    db.execute("SET TimeZone = 'UTC'")
+                    for statement in self._setup_sql:
+                        db.execute(statement)
+                else:
+                    base = os.path.join(folder, "nexus_query_base.duckdb")
+                    duckdb.connect(base).close()
+                    db = duckdb.connect(base, read_only=True, config=config)
+                    db.execute("SET TimeZone = 'UTC'")
+                    literal = "'" + str(self._path).replace("'", "''") + "'"
+                    db.execute(f"ATTACH {literal} AS {_identifier(alias)} (READ_ONLY)")
+                    db.execute(f"USE {_identifier(alias)}")
+                db.execute("SET enable_external_access = false")
+                db.execute("SET lock_configuration = true")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return _Instance(db, memory_limit, folder, alias)
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -270,22 +423,29 @@ class DuckDBEngine:
         The query runs when the execution's reader is first read; each parameter row runs once and the
         results are concatenated in order, in batches of ``limits.batch_rows``.
         """
+        memory_limit = self.query_memory(limits)
         if cursor is None:
-            cursor = self.cursor()
+            cursor = self.query_cursor(memory_limit)
         rows = list(parameters or [])
 
         def start(cur: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
-            with self.errors():
+            with duckdb_errors(self.source, self.label, memory_limit):
                 if len(rows) <= 1:
                     reader = cur.execute(sql, list(rows[0]) if rows else None).to_arrow_reader(limits.batch_rows)
                 else:
                     reader = _execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, self.label)
+        return DuckDBExecution(cursor, start, self.label, lambda: self.close_cursor(cursor), memory_limit)
 
     def close(self) -> None:
-        """Close the database (and remove an empty one's file)."""
+        """Close the database and the idle query instances (and remove an empty one's file)."""
+        with self._pool_lock:
+            self._closed = True
+            idle = [instance for instances in self._idle.values() for instance in instances]
+            self._idle.clear()
+        for instance in idle:
+            instance.close()
         with contextlib.suppress(duckdb.Error):
             self._db.close()
         if self._cleanup is not None:
@@ -305,8 +465,12 @@ class DuckDBExecution(Execution):
         cursor: duckdb.DuckDBPyConnection,
         start: Callable[[duckdb.DuckDBPyConnection], pa.RecordBatchReader],
         label: str = "duckdb",
+        release: Callable[[], None] | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         self._cursor = cursor
+        self._release = release or cursor.close
+        self._memory_limit = memory_limit
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
         self._label = label
@@ -336,7 +500,8 @@ class DuckDBExecution(Execution):
         if self._cancelled or "INTERRUPT" in text:
             return QueryCancelledError(f"[{self._label}] query interrupted")
         if "Out of Memory" in text:
-            return LimitExceededError(f"[{self._label}] {text}: the query needs more than the source's memory limit")
+            return LimitExceededError(f"[{self._label}] {text}: the query needs more than its memory limit "
+                                      f"(memory_limit={self._memory_limit}) and could not spill the rest")
         return InvalidQueryError(f"[{self._label}] {text}")
 
     def cancel(self) -> None:
@@ -353,7 +518,7 @@ class DuckDBExecution(Execution):
                 return
             self._closed = True
         with contextlib.suppress(duckdb.Error):
-            self._cursor.close()
+            self._release()
 
 
 @contextlib.contextmanager
@@ -401,6 +566,10 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
         raise BackendError(f"[{label}] {text}", source=source) from exc
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def limit_zero(sql: str) -> str:

@@ -160,15 +160,20 @@ class LakeBackend(Backend):
                 found.append(table.name)
         return found
 
-    def _bound_cursor(self, tables: Sequence[TableRef] | None) -> tuple[duckdb.DuckDBPyConnection, BoundTables]:
-        """Return a fresh cursor with each of ``tables`` that is configured bound to it, and what was bound."""
+    def _bound_cursor(
+        self, tables: Sequence[TableRef] | None, memory_limit: str | None = None
+    ) -> tuple[duckdb.DuckDBPyConnection, BoundTables]:
+        """Return a fresh cursor with each of ``tables`` that is configured bound to it, and what was bound.
+
+        With ``memory_limit``, the cursor is a query's own (``DuckDBEngine.query_cursor``).
+        """
         names = self._referenced(tables)
-        cursor = self._engine.cursor()
+        cursor = self._engine.cursor() if memory_limit is None else self._engine.query_cursor(memory_limit)
         try:
             with self._engine.errors():
                 bound = self._binder.bind(cursor, names)
         except BaseException:
-            cursor.close()
+            self._engine.close_cursor(cursor)
             raise
         with self._versions_lock:
             self._last_versions.update(bound.by_name)
@@ -197,7 +202,7 @@ class LakeBackend(Backend):
         limits: QueryLimits,
     ) -> Execution:
         """Run ``plan``; the execution's ``read_versions`` maps each table it read to the version read."""
-        cursor, bound = self._bound_cursor(_tables(plan))
+        cursor, bound = self._bound_cursor(_tables(plan), self._engine.query_memory(limits))
         execution = self._engine.execute(plan.sql, parameters, limits, cursor)
         execution.read_versions = bound.read_versions
         return execution

@@ -89,6 +89,17 @@ class CatalogBackend(Backend):
         except GatewayError:
             return None
 
+    @property
+    def query_memory_limit(self) -> str | None:
+        """The source's ``memory_limit`` option, if it sets one."""
+        value = self.info.options.get("memory_limit")
+        return str(value) if value else None
+
+    def pool_sizes(self) -> tuple[int, int] | None:
+        """The pool of the source's backend, once it is open."""
+        live = self._live
+        return live.pool_sizes() if live is not None else None
+
     def _backend(self) -> Backend:
         with self._lock:
             if self._live is None:
@@ -294,6 +305,14 @@ class CatalogSourceDirectory:
         raise NotFoundError(
             f"unknown catalog {name!r}{suggest(name, names)}; known catalogs: {', '.join(names)}"
         )
+
+    def opened(self) -> dict[str, Backend]:
+        """The backends open now, by source name (metrics read their pools; nothing is opened)."""
+        with self._lock:
+            opened = dict(self._backends)
+        if self.fallback is not None:
+            opened = {**self.fallback.opened(), **opened}
+        return opened
 
     def close(self) -> None:
         """Close every open backend."""

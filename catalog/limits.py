@@ -22,6 +22,7 @@ LIMITS: dict[str, tuple[type, str]] = {
     "max_rows": (int, "rows one query may return"),
     "max_bytes": (int, "bytes one query may return"),
     "max_query_seconds": (float, "run time of one query (the lower of this and the server's timeout)"),
+    "memory_limit_mb": (float, "memory one query may hold in the gateway, in MiB (else the source's or server's)"),
     "queue_timeout_seconds": (float, "how long a query over a concurrency limit waits for a slot (0: refused)"),
 }
 

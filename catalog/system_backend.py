@@ -55,11 +55,11 @@ class SystemBackend(Backend):
         self._before_read = before_read
         self._engine = DuckDBEngine.empty(SYSTEM_CATALOG, memory_limit=memory_limit, label="system")
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """Return a fresh cursor with a snapshot of every system table registered on it."""
+    def _cursor(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """Return a fresh cursor (a query's own with ``memory_limit``) with a snapshot of every system table."""
         if self._before_read is not None:
             self._before_read()  # queries that already ended are in the history this query reads
-        cursor = self._engine.cursor()
+        cursor = self._engine.cursor() if memory_limit is None else self._engine.query_cursor(memory_limit)
         try:
             user = reading_user()
             with self._engine.errors():
@@ -72,7 +72,7 @@ class SystemBackend(Backend):
                         table = SYSTEM_SCHEMAS[name].empty_table()
                     cursor.register(name, table)
         except BaseException:
-            cursor.close()
+            self._engine.close_cursor(cursor)
             raise
         return cursor
 
@@ -85,7 +85,8 @@ class SystemBackend(Backend):
 
         A cancel (a client's, or the server's time limit, ``server/query/results.py``) interrupts DuckDB.
         """
-        return self._engine.execute(plan.sql, parameters, limits, self._cursor())
+        cursor = self._cursor(self._engine.query_memory(limits))
+        return self._engine.execute(plan.sql, parameters, limits, cursor)
 
     def list_schemas(self) -> list[str]:
         """Return the one schema, ``main``."""

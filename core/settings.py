@@ -189,9 +189,21 @@ class ServerSettings(_Strict):
     #: that would cross a cap is not sent, and the query stops with an error naming the cap.
     max_result_rows: int | None = Field(None, ge=1)
     max_result_bytes: int | None = Field(None, ge=1)
-    #: DuckDB's memory limit for the demo catalog and the ``system`` catalog. Every other source has its own
-    #: (the ``memory_limit`` option of the DuckDB, files and lake families, 2GB by default).
-    memory_limit: str = "2GB"
+    #: Memory one query may hold in the gateway: its in-process engine's working memory (DuckDB spills past it,
+    #: then fails naming it) plus the Arrow batches buffered for it (an engine batch larger than this fails the
+    #: query). A source's ``memory_limit`` option and a user's ``memory_limit_mb`` limit override it.
+    memory_limit: str = "512MB"
+    #: The gateway-wide budget queries are admitted within: a query starts only when its memory limit fits in
+    #: what running queries leave; ``"auto"`` is 75% of ``process_memory_limit`` (else of the machine's memory);
+    #: unset: no budget (reservations are still counted, and published in ``/metrics``).
+    memory_budget: str | None = None
+    #: Most queries waiting for room in the memory budget, and how long each waits before a retryable
+    #: UNAVAILABLE naming the budget.
+    admission_queue_size: int = Field(64, ge=0)
+    admission_timeout_seconds: float = Field(30.0, ge=0)
+    #: Disk each query's DuckDB work may spill to (under ``<data_dir>/spill`` unless a source sets its own
+    #: ``temp_directory``); past it the query fails naming the limit.
+    max_temp_directory_size: str = "10GB"
     #: Memory the process may allocate beyond what it holds when ``nexus-flight serve`` starts (``RLIMIT_DATA``);
     #: ``"none"`` for no ceiling. Applied by the ``serve`` command only: an application embedding the gateway
     #: decides its process's limits itself (``server.app.memory_guard.cap_process_memory``).
@@ -258,17 +270,17 @@ class ServerSettings(_Strict):
 
     @field_validator(
         "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
-        "http_port", mode="before",
+        "http_port", "memory_budget", mode="before",
     )
     @classmethod
     def _none_spelled_out(cls, value: Any) -> Any:
         # TOML has no null: "none" in the file or the environment turns an optional setting off.
         return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
-    @field_validator("memory_limit", "process_memory_limit")
+    @field_validator("memory_limit", "process_memory_limit", "memory_budget", "max_temp_directory_size")
     @classmethod
     def _size(cls, value: str | None) -> str | None:
-        if value is not None and not _SIZE.match(value.strip()):
+        if value is not None and value != "auto" and not _SIZE.match(value.strip()):
             raise ValueError("must be a size like 512MB or 2GB")
         return value
 

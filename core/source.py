@@ -36,10 +36,11 @@ class QueryLimits:
     """
 
     timeout_seconds: float = 300.0
-    #: Memory one query may use, for engines that take a per-query limit (ClickHouse's ``max_memory_usage``). No
-    #: server setting sets it yet: every query gets this default. DuckDB-run sources are bounded by their own
-    #: ``memory_limit`` option instead.
-    memory_limit_bytes: int = 1 << 30
+    #: Memory one query may hold in the gateway (the server's ``memory_limit``, a source's or a user's, resolved by
+    #: the query service): a DuckDB-run query's own database instance is held to it, ClickHouse gets it as
+    #: ``max_memory_usage``, and no engine batch larger than it is buffered. None (a backend used on its own):
+    #: the source's ``memory_limit`` option, else 1 GiB.
+    memory_limit_bytes: int | None = None
     batch_rows: int = 65_536
     #: The largest Flight message the gateway sends; the result stream cuts batches to fit (adapters ignore it).
     max_message_bytes: int = 16 * 1024 * 1024

@@ -18,8 +18,8 @@ class DuckDBConfig(BaseModel):
     path: Literal[":memory:"] | LocalPath | None = None
     #: Statements run once, before the configuration is locked (views over the source's own files).
     setup_sql: tuple[str, ...] = ()
-    #: DuckDB's memory limit for this source, e.g. ``"2GB"``.
-    memory_limit: str = "2GB"
+    #: Memory each query on this source may use, e.g. ``"512MB"`` (the server's ``memory_limit`` when unset).
+    memory_limit: str | None = None
     #: DuckDB worker threads (default: one per core).
     threads: int | None = Field(None, ge=1, le=1024)
     #: Where DuckDB spills when memory runs short.

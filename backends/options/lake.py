@@ -22,8 +22,9 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: DuckDB's memory limit for this source's queries, e.g. ``"2GB"``; past it a query spills, then fails.
-    memory_limit: str = "2GB"
+    #: Memory each query on this source may use, e.g. ``"512MB"`` (the server's ``memory_limit`` when unset);
+    #: past it a query spills, then fails.
+    memory_limit: str | None = None
     #: Where DuckDB spills operators (sorts, joins, aggregates) that outgrow ``memory_limit``.
     temp_directory: LocalPath | None = None
     threads: int | None = Field(default=None, ge=1, le=1024)

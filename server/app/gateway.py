@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
+from nexus_flight.backends.duckdb_engine import configure_spill
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.settings import ServerSettings
+from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from nexus_flight.server.app.demo import demo_database
 from nexus_flight.server.app.http_endpoints import OperationsServer, ReadinessCheck
@@ -28,6 +31,7 @@ from nexus_flight.server.flight.signed_handles import HandleSigner
 from nexus_flight.server.flight.status import client_safe_tracebacks
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.directory import SourceDirectory, StaticSourceDirectory
+from nexus_flight.server.query.memory_budget import MemoryBudget
 from nexus_flight.server.query.principal_limits import PrincipalLimiter
 from nexus_flight.server.query.service import QueryObserver, QueryService
 from nexus_flight.server.query.session import SessionStore
@@ -65,8 +69,7 @@ def demo_source(settings: ServerSettings) -> SourceSpec:
     """The embedded TPC-H catalog, generated on first start (``demo_scale`` must be set)."""
     assert settings.demo_scale is not None
     path = demo_database(settings.data_dir, settings.demo_scale)
-    return SourceSpec(name=DEMO_CATALOG, kind="duckdb",
-                      options={"path": str(path), "memory_limit": settings.memory_limit})
+    return SourceSpec(name=DEMO_CATALOG, kind="duckdb", options={"path": str(path)})
 
 
 def _read(path, what: str) -> bytes:
@@ -115,7 +118,21 @@ def query_limits(settings: ServerSettings) -> QueryLimits:
         max_message_bytes=settings.max_message_bytes,
         max_result_rows=settings.max_result_rows,
         max_result_bytes=settings.max_result_bytes,
+        memory_limit_bytes=parse_size(settings.memory_limit),
     )
+
+
+def memory_budget(settings: ServerSettings) -> MemoryBudget:
+    """The gateway-wide memory budget: ``memory_budget``; ``auto``: 75% of the process ceiling or of the machine."""
+    if settings.memory_budget is None:
+        return MemoryBudget(None)
+    if settings.memory_budget != "auto":
+        total = parse_size(settings.memory_budget)
+    elif settings.process_memory_limit is not None:
+        total = parse_size(settings.process_memory_limit) * 3 // 4
+    else:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+    return MemoryBudget(total, settings.admission_queue_size, settings.admission_timeout_seconds)
 
 
 def limits_of(settings: ServerSettings) -> HandleLimits:
@@ -192,9 +209,11 @@ class Gateway:
         limits = query_limits(settings)
         self.metrics = GatewayMetrics()
         observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
+        configure_spill(settings.data_dir / "spill", settings.max_temp_directory_size)
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits,
-                                    limiter=PrincipalLimiter(settings.limits.as_limits()))
+                                    limiter=PrincipalLimiter(settings.limits.as_limits()),
+                                    memory_budget=memory_budget(settings))
         self.service.access = access
         tls_options = _tls_options(settings)
         try:

@@ -11,29 +11,13 @@ workers forked later inherit it, each for itself.
 from __future__ import annotations
 
 import logging
-import re
 import resource
 
-from nexus_flight.core.errors import ConfigError
+from nexus_flight.core.sizes import parse_size
 
 log = logging.getLogger(__name__)
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes of a size written like DuckDB's ``memory_limit`` (``512MB``, ``4GB``, ``2GiB``).
-
-    Raises:
-        ConfigError: not a size.
-
-    """
-    match = _SIZE.match(text)
-    if not match:
-        raise ConfigError(f"{text!r} is not a size like 512MB or 4GB")
-    return int(float(match.group(1)) * _UNITS[(match.group(2) or "B").lower()])
+__all__ = ["cap_process_memory", "held_bytes", "parse_size"]
 
 
 def held_bytes() -> int:

@@ -6,7 +6,8 @@ Counters and histograms are fed by ``observe`` (a ``QueryObserver``) as each que
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -57,6 +58,23 @@ class _Admission:
         yield from (admitted, queued, refused, waiting, holding)
 
 
+class _PoolSizes:
+    """Collects ``nexus_pool_connections{source,state}`` from the open backends' connection pools when scraped."""
+
+    def __init__(self, opened: Callable[[], Mapping[str, Any]]) -> None:
+        self._opened = opened
+
+    def collect(self):
+        family = GaugeMetricFamily("nexus_pool_connections", "Connections of each source's pool, in use and idle",
+                                   labels=["source", "state"])
+        for name, backend in sorted(self._opened().items()):
+            sizes = backend.pool_sizes()
+            if sizes is not None:
+                family.add_metric([name, "in_use"], sizes[0])
+                family.add_metric([name, "idle"], sizes[1])
+        yield family
+
+
 class GatewayMetrics:
     """The gateway's metrics and the text ``/metrics`` answers with."""
 
@@ -74,6 +92,11 @@ class GatewayMetrics:
         self.tickets = Gauge("nexus_open_tickets", "Tickets waiting to be fetched", registry=r)
         self.prepared = Gauge("nexus_open_prepared_statements", "Prepared statements open", registry=r)
         self.draining = Gauge("nexus_draining", "1 while the gateway drains before it stops", registry=r)
+        self.memory_budget = Gauge("nexus_memory_budget_bytes", "The gateway-wide memory budget queries are "
+                                   "admitted within", registry=r)
+        self.memory_used = Gauge("nexus_memory_budget_used_bytes", "Memory reserved by running queries (the sum of "
+                                 "their memory limits)", registry=r)
+        self.queued = Gauge("nexus_queued_queries", "Queries waiting for room in the memory budget", registry=r)
 
     def observe(self, event: QueryEvent) -> None:
         """Count a finished query (a ``QueryObserver``)."""
@@ -92,6 +115,13 @@ class GatewayMetrics:
         self.prepared.set_function(lambda: len(gateway.server.prepared))
         self.draining.set_function(lambda: 1.0 if gateway.server.draining else 0.0)
         self.registry.register(_Admission(gateway.service.limiter.counts))
+        budget = gateway.service.memory_budget
+        self.memory_budget.set_function(lambda: float(budget.total or 0))
+        self.memory_used.set_function(lambda: float(budget.used))
+        self.queued.set_function(lambda: float(budget.queued))
+        opened = getattr(gateway.sources, "opened", None)
+        if opened is not None:
+            self.registry.register(_PoolSizes(opened))
 
     def add_source_health(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Publish the sources' health statuses (``nexus_sources{status="active"}`` …) at each scrape."""

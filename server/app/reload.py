@@ -30,7 +30,8 @@ RESTART_ONLY = (
     "process_memory_limit", "http_port", "http_host", "handle_ttl_seconds", "max_tickets",
     "max_tickets_per_client", "max_prepared_statements", "max_prepared_statements_per_client", "health_checks",
     "health_check_interval_seconds", "history_retention_days", "record_parameters", "schema_cache_ttl_seconds",
-    "memory_limit", "default_source",
+    "memory_limit", "default_source", "memory_budget", "admission_queue_size", "admission_timeout_seconds",
+    "max_temp_directory_size",
 )
 
 

@@ -75,6 +75,11 @@ class StaticSourceDirectory:
                 self._open[name] = backend
             return backend
 
+    def opened(self) -> dict[str, Backend]:
+        """The backends open now, by source name (metrics read their pools; nothing is opened)."""
+        with self._lock:
+            return dict(self._open)
+
     def close(self) -> None:
         """Close all open backends."""
         with self._lock:

@@ -9,6 +9,8 @@ called; everything else is decided here, the same way for every family:
   its reason: batches the engine computed after a stop are not sent;
 - batches cut by bytes to fit the clients' message limit (``batch_sizing.py``), conformed to the announced
   schema, counted (rows, bytes, time to the first batch) for history and metrics;
+- the query's memory limit on what the gateway buffers for it: an engine batch larger than ``memory_limit``
+  fails the query, naming the limit (the stream holds one engine batch at a time);
 - the configured caps on a result's rows and bytes (``max_result_rows``, ``max_result_bytes``): the batch that
   would cross one is not sent, and the query stops with an error naming the cap;
 - THE answer to "cancelled, timed out or failed?" (``outcome``): a stop the gateway made wins over whatever
@@ -187,7 +189,8 @@ class ResultStream:
         stats, limits = self.stats, self.limits
         max_rows, max_bytes = limits.max_result_rows, limits.max_result_bytes
         try:
-            for batch in within_message_limit(reader, limits.max_message_bytes):
+            for batch in within_message_limit(_held_within(reader, limits.memory_limit_bytes),
+                                              limits.max_message_bytes):
                 if self._stop is not None:  # what the engine computed before it saw the stop is not sent
                     raise _Stopped("stopped")
                 if stats.first_batch_ms is None:
@@ -225,6 +228,23 @@ class ResultStream:
         self.execution.close()
         self._reader = None
         self.execution.drop_stream()
+
+
+def _held_within(reader: pa.RecordBatchReader, memory_limit: int | None) -> Iterator[pa.RecordBatch]:
+    """The engine's batches, refusing one larger than the query's memory limit.
+
+    The stream holds one engine batch at a time (the next is read only when the client took the last one's
+    pieces), so the largest batch is what the gateway buffers for the query besides the engine's own memory.
+    """
+    for batch in reader:
+        held = batch.get_total_buffer_size()  # a slice holds its parent's buffers
+        if memory_limit is not None and held > memory_limit:
+            raise LimitExceededError(
+                f"one batch of the result holds {held / 2**20:.1f} MiB, more than the query's memory limit "
+                f"(memory_limit={memory_limit / 2**20:.0f} MiB): select fewer or narrower columns, or ask the "
+                "operator to raise memory_limit"
+            )
+        yield batch
 
 
 #: The caller's limit (``catalog/limits.py``) behind each server cap it can lower.

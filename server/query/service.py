@@ -24,15 +24,18 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace
 
+from nexus_flight.backends.base import Backend
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError, RetryLaterError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
+from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits, SourceProfile, ValidationLimits
 from nexus_flight.server.query.access import AccessPolicy, GrantedAccess
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.cancel_watch import CancelWatch, Watchable
 from nexus_flight.server.query.directory import SourceDirectory
+from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
 from nexus_flight.server.query.results import ResultStream, Stop
@@ -202,7 +205,8 @@ class _Clock:
 
     def mark(self, phase: str) -> None:
         now = time.perf_counter()
-        self.phases[phase] = (now - self._last) * 1000.0
+        # A phase marked twice (admission: the caller's limits, then memory) adds up.
+        self.phases[phase] = self.phases.get(phase, 0.0) + (now - self._last) * 1000.0
         self._last = now
 
 
@@ -219,6 +223,7 @@ class QueryService:
             ``access`` (``server/security``), and with none (authentication off) everyone everything.
         limiter: Each principal's query rate, concurrency, rows, bytes and time (by default one holding callers
             who did not sign in to no limits).
+        memory_budget: The gateway-wide memory budget queries are admitted within (None: no budget).
 
     """
 
@@ -231,8 +236,11 @@ class QueryService:
         validation_limits: ValidationLimits | None = None,
         policy: AccessPolicy | None = None,
         limiter: PrincipalLimiter | None = None,
+        memory_budget: MemoryBudget | None = None,
     ) -> None:
         self.sources = sources
+        #: Admission by memory: each query reserves its memory limit while it runs (None: no budget).
+        self.memory_budget = memory_budget or MemoryBudget(None)
         self.limits = limits
         self.validate_sql = validate_sql
         self.validation_limits = validation_limits or ValidationLimits()
@@ -420,6 +428,7 @@ class QueryService:
                         "nexus.correlation_id": run.correlation_id or ""},
         )
         stream: ResultStream | None = None
+        reservation: Reservation | None = None
         running: RunningQuery | None = None
         unwatch: Callable[[], None] = _nothing
         rewritten = False
@@ -433,8 +442,12 @@ class QueryService:
                 with tracer.start_as_current_span("connect"):
                     backend = self.sources.backend(plan.source)
                 clock.mark("connect")
+                memory = self.memory_limit(backend, run.principal)
                 limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
-                                             correlation_id=run.correlation_id)
+                                             correlation_id=run.correlation_id, memory_limit_bytes=memory)
+                with tracer.start_as_current_span("admit"):
+                    reservation = self.memory_budget.admit(memory, plan.source)
+                clock.mark("admit")
                 with reading_for(_own_rows_of(run.principal)):
                     execution = backend.execute(dispatched, run.parameters, limits)
                 stream = ResultStream(execution, run.schema, limits, plan.source)
@@ -445,13 +458,19 @@ class QueryService:
                 with tracer.start_as_current_span("execute"):
                     stream.start()
                 clock.mark("execute")
-        except GatewayError as exc:
+        except BaseException as exc:
+            # Whatever failed, what the query held is given back: the engine's cursor, the memory reserved.
             unwatch()
             slot.release()
             if running is not None:
                 self._forget(run.key, running)
             if stream is not None:
                 stream.close()
+            if reservation is not None:
+                reservation.release()
+            if not isinstance(exc, GatewayError):
+                span.end()
+                raise
             exc.with_context(source=plan.source, query_id=query_id)
             span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
@@ -468,6 +487,7 @@ class QueryService:
             self._forget(run.key, running)
             stream.close()
             slot.release()
+            reservation.release()  # after the engine let go of what it held
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
             if ended is None and not stream.complete:
@@ -490,6 +510,16 @@ class QueryService:
 
         running._on_finish = finished
         return running
+
+    def memory_limit(self, backend: Backend, principal: Principal) -> int:
+        """Bytes one query may hold: the caller's ``memory_limit_mb``, else the source's own, else the server's."""
+        own = principal.limits.get("memory_limit_mb")
+        if own:
+            return int(own * 2**20)
+        source = backend.query_memory_limit
+        if source:
+            return parse_size(source)
+        return self.limits.memory_limit_bytes or 1 << 30
 
     def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:

@@ -219,8 +219,8 @@ def test_memory_limit_and_spill_directory_come_from_options(local_files, tmp_pat
         got = rows(
             backend, "SELECT current_setting('memory_limit') AS m, current_setting('temp_directory') AS t"
         )
-        assert got[0]["m"].replace(" ", "") in ("30.5MiB", "32.0MB", "30.5MB")
-        assert got[0]["t"] == str(spill)
+        assert got[0]["m"].replace(" ", "") == "24.4MiB"  # 80% of 32MB: the rest is for the batches it sends
+        assert got[0]["t"].startswith(str(spill / "query-"))  # each query's instance spills in its own folder
         # Bigger than the limit: DuckDB spills the sort instead of failing.
         spilling = "SELECT range % 977 AS k, range AS v FROM range(3000000) ORDER BY k, v DESC"
         [row] = rows(backend, f"SELECT count(*) AS n FROM ({spilling})")

@@ -45,10 +45,10 @@ def fill(sql: str, target) -> str:
 
 
 def fingerprint(directory: Path) -> dict[str, tuple[int, str]]:
-    """Every file under a directory with its size and SHA-256."""
+    """Every file under a directory with its size and SHA-256, but the queries' scratch folder (``spill``)."""
     found = {}
     for path in sorted(directory.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.relative_to(directory).parts[0] != "spill":
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
             found[str(path.relative_to(directory))] = (path.stat().st_size, digest)
     return found
