@@ -63,13 +63,15 @@ def start_nexus(data_dir: Path, scale: float, python: str = sys.executable) -> t
     return proc, f"grpc://127.0.0.1:{port}"
 
 
-def start_roapi(parquet_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_roapi(
+    parquet_dir: Path, names: tuple[str, ...] = ("lineitem", "orders", "nation")
+) -> tuple[subprocess.Popen, str]:
     exe = shutil.which("roapi")
     if exe is None:
         raise RuntimeError("roapi is not installed (pip install roapi)")
     port, http, pg = free_port(), free_port(), free_port()
     tables = []
-    for name in ("lineitem", "orders", "nation"):
+    for name in names:
         tables += ["-t", f"{name}={parquet_dir / (name + '.parquet')}"]
     proc = subprocess.Popen(
         [exe, "--addr-flight-sql", f"127.0.0.1:{port}", "--addr-http", f"127.0.0.1:{http}",

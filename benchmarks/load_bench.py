@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.flight_sql_bench import wait_port  # noqa: E402
+from benchmarks.flight_sql_bench import start_roapi, wait_port  # noqa: E402
 from nexus_flight.server.app.demo import demo_database, generate_parquet  # noqa: E402
 from tests.support.services import free_port  # noqa: E402
 
@@ -50,21 +50,6 @@ def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
                "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"]
     proc = subprocess.Popen(command, cwd=data_dir, stdout=open(data_dir / "nexus-load.log", "w"),
                             stderr=subprocess.STDOUT)
-    wait_port(port)
-    return proc, f"grpc://127.0.0.1:{port}"
-
-
-def start_roapi(parquet_dir: Path) -> tuple[subprocess.Popen, str]:
-    exe = shutil.which("roapi")
-    if exe is None:
-        raise RuntimeError("roapi is not installed (pip install roapi)")
-    port, http, pg = free_port(), free_port(), free_port()
-    tables = [arg for name in TABLES for arg in ("-t", f"{name}={parquet_dir / (name + '.parquet')}")]
-    proc = subprocess.Popen(
-        [exe, "--addr-flight-sql", f"127.0.0.1:{port}", "--addr-http", f"127.0.0.1:{http}",
-         "--addr-postgres", f"127.0.0.1:{pg}", *tables],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     wait_port(port)
     return proc, f"grpc://127.0.0.1:{port}"
 
@@ -187,7 +172,7 @@ def main() -> None:
         servers.append(("nexus", uri))
         peers = [p for p in args.peers.split(",") if p]
         if "roapi" in peers:
-            proc, uri = start_roapi(parquet_dir)
+            proc, uri = start_roapi(parquet_dir, TABLES)
             processes.append(proc)
             servers.append(("roapi", uri))
         if "benostreamdb" in peers:

@@ -828,7 +828,7 @@ class _Walker:
         Most trees are too small to break a depth limit: a tree of n nodes is at most n deep, and holds at most
         as many nested operators and queries as it has operators and queries. So one pass with sqlglot's own
         (compiled) iteration counts them and checks each node, and only a tree whose counts exceed a limit is
-        walked again keeping the depths.
+        walked again for its depths.
         """
         limits = self.limits
         nodes = operators = queries = joins = placeholders = numbered = 0
@@ -869,14 +869,12 @@ class _Walker:
             or operators > limits.max_operator_depth
             or queries > limits.max_nesting
         ):
-            return self._walk_keeping_depths(tree)
+            self._check_depths(tree)
         return placeholders + numbered, tuple(catalogs)
 
-    def _walk_keeping_depths(self, tree: exp.Expression) -> tuple[int, tuple[str, ...]]:
-        """Check every node, and the depth limits on the way down (a stack: a deep tree cannot exhaust Python's)."""
+    def _check_depths(self, tree: exp.Expression) -> None:
+        """The depth limits, on the way down (a stack: a deep tree cannot exhaust Python's)."""
         limits = self.limits
-        joins = placeholders = numbered = 0
-        catalogs: dict[str, None] = {}
         stack: list[tuple[exp.Expression, int, int, int]] = [(tree, 0, 0, 0)]
         pop, push = stack.pop, stack.append
         while stack:
@@ -887,8 +885,7 @@ class _Walker:
                     f"expression deeper than max_expression_depth={limits.max_expression_depth}: "
                     f"{RULES['QV-008'].reason}",
                 )
-            cls = type(node)
-            kind, operator = _KINDS.get(cls) or _kind_of(cls)
+            kind, operator = _KINDS.get(type(node)) or _kind_of(type(node))
             if operator:
                 operator_depth += 1
                 if operator_depth > limits.max_operator_depth:
@@ -897,41 +894,16 @@ class _Walker:
                         f"more than max_operator_depth={limits.max_operator_depth} operators nested in one "
                         f"expression (write long sums as sum() over rows): {RULES['QV-008'].reason}",
                     )
-            if kind is _Kind.PLAIN:
-                pass
-            elif kind is _Kind.FUNCTION:
-                self._check_function(cast(exp.Func, node))
-            elif kind is _Kind.TABLE:
-                self._check_table(cast(exp.Table, node))
-                if node.args.get("catalog"):
-                    catalogs[cast(exp.Table, node).catalog] = None
             elif kind is _Kind.SELECT:
                 query_depth += 1
                 if query_depth > limits.max_nesting:
                     raise Refusal(
                         "QV-008",
-                        f"subqueries nest deeper than max_nesting={limits.max_nesting}: "
-                        f"{RULES['QV-008'].reason}",
+                        f"subqueries nest deeper than max_nesting={limits.max_nesting}: {RULES['QV-008'].reason}",
                     )
-                self._check_select(cast(exp.Select, node))
-            elif kind is _Kind.JOIN:
-                joins += 1
-                if joins > limits.max_joins:
-                    raise Refusal(
-                        "QV-008",
-                        f"more than max_joins={limits.max_joins} joins: {RULES['QV-008'].reason}",
-                        self._find(("join",)),
-                    )
-            elif kind is _Kind.PLACEHOLDER:
-                placeholders += 1
-            elif kind is _Kind.PARAMETER:
-                numbered = max(numbered, _parameter_number(cast(exp.Parameter, node)))
-            else:
-                self._check_special(node, cls)
             depth += 1
             for child in node.iter_expressions():
                 push((child, depth, query_depth, operator_depth))
-        return placeholders + numbered, tuple(catalogs)
 
     def _check_special(self, node: exp.Expression, cls: type) -> None:
         """Nodes that are refused outright, or refused depending on their arguments."""
