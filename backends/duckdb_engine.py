@@ -57,8 +57,6 @@ from nexus_flight.core.source import QueryLimits
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
 
-#: Idle query instances an engine keeps per memory limit, ready for the next query (more are closed).
-_IDLE_INSTANCES = 2
 #: The share of a query's memory limit its DuckDB instance gets: the rest is for what DuckDB allocates outside its
 #: buffer manager and for the Arrow batches on their way to the client, which the query's limit covers too.
 ENGINE_SHARE = 0.8
@@ -68,15 +66,21 @@ ENGINE_SHARE = 0.8
 class _Spill:
     root: str | None = None
     max_size: str = "10GB"
+    #: Idle query instances an engine keeps per memory limit, ready for the next query (more are closed).
+    idle: int = 8
 
 
 _SPILL = _Spill()
 
 
-def configure_spill(root: str | Path | None, max_size: str = "10GB") -> None:
-    """Where query instances of sources without their own ``temp_directory`` spill, and each one's disk cap."""
+def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instances: int = 8) -> None:
+    """Set where query instances spill (sources without their own ``temp_directory``) and how many stay idle.
+
+    ``max_size`` caps each instance's spill; ``idle_instances`` is kept per engine and memory limit.
+    """
     _SPILL.root = str(root) if root is not None else None
     _SPILL.max_size = max_size
+    _SPILL.idle = idle_instances
 
 
 def memory_text(nbytes: int) -> str:
@@ -247,7 +251,7 @@ class DuckDBEngine:
             return
         with self._pool_lock:
             idle = self._idle.setdefault(instance.memory_limit, [])
-            if len(idle) < _IDLE_INSTANCES and not self._closed:
+            if len(idle) < _SPILL.idle and not self._closed:
                 idle.append(instance)
                 return
         instance.close()

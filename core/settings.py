@@ -204,6 +204,10 @@ class ServerSettings(_Strict):
     #: Disk each query's DuckDB work may spill to (under ``<data_dir>/spill`` unless a source sets its own
     #: ``temp_directory``); past it the query fails naming the limit.
     max_temp_directory_size: str = "10GB"
+    #: DuckDB instances each DuckDB-run source keeps idle per memory limit for its next queries. Opening one per
+    #: query halves small-query throughput under concurrency; each idle one keeps the blocks its last query
+    #: scanned (up to that query's memory limit), outside the memory budget: lower it to trade speed for memory.
+    idle_query_instances: int = Field(8, ge=0, le=256)
     #: Memory the process may allocate beyond what it holds when ``nexus-flight serve`` starts (``RLIMIT_DATA``);
     #: ``"none"`` for no ceiling. Applied by the ``serve`` command only: an application embedding the gateway
     #: decides its process's limits itself (``server.app.memory_guard.cap_process_memory``).

@@ -209,7 +209,7 @@ class Gateway:
         limits = query_limits(settings)
         self.metrics = GatewayMetrics()
         observers = [record_metrics, self.metrics.observe, log_query, *(observers or [])]
-        configure_spill(settings.data_dir / "spill", settings.max_temp_directory_size)
+        configure_spill(settings.data_dir / "spill", settings.max_temp_directory_size, settings.idle_query_instances)
         self.service = QueryService(sources, limits, validate_sql=settings.validate_sql, observers=observers,
                                     validation_limits=settings.validation_limits,
                                     limiter=PrincipalLimiter(settings.limits.as_limits()),

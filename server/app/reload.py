@@ -31,7 +31,7 @@ RESTART_ONLY = (
     "max_tickets_per_client", "max_prepared_statements", "max_prepared_statements_per_client", "health_checks",
     "health_check_interval_seconds", "history_retention_days", "record_parameters", "schema_cache_ttl_seconds",
     "memory_limit", "default_source", "memory_budget", "admission_queue_size", "admission_timeout_seconds",
-    "max_temp_directory_size",
+    "max_temp_directory_size", "idle_query_instances",
 )
 
 
