@@ -143,3 +143,17 @@ def test_the_wheel_imports_and_runs_outside_the_checkout(wheel, tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout
+
+
+def test_the_base_install_serves_without_the_extras_modules():
+    """`make demo` installs no extra: the served path must not import an extra's module (pglast: postgres)."""
+    code = (
+        "import sys\n"
+        "for name in ('pglast', 'adbc_driver_postgresql', 'clickhouse_connect', 'google.cloud.bigquery'):\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "import nexus_flight.server.app.cli\n"
+        "from nexus_flight.server.query.sql.readonly import validate\n"
+        "validate('SELECT 1 AS one', 'duckdb', engine='duckdb')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

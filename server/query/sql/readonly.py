@@ -111,7 +111,6 @@ from nexus_flight.core.plan import placeholder_offsets, statement_end
 from nexus_flight.core.source import DEFAULT_LIMITS, ValidationLimits
 from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
-from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     DENIED_RELATIONS,
@@ -457,6 +456,9 @@ def _check_engine_reading(
 ) -> None:
     """The engine's own parser reads the statement again; its reading must pass the rules too."""
     if engine == "postgres":
+        # pglast comes with the postgres extra: imported where a PostgreSQL-family statement is judged.
+        from nexus_flight.server.query.sql.postgres_reading import check_postgres_reading
+
         check_postgres_reading(text, extras, analysis.placeholders)
     elif engine == "duckdb":
         prefixes = tuple(_normalised_prefix(p) for p in allowed_paths)
