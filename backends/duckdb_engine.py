@@ -63,14 +63,16 @@ ENGINE_SHARE = 0.8
 
 
 @dataclass
-class _Spill:
+class _QueryInstances:
+    """How query instances spill and how many stay idle (set once by the gateway: ``configure_spill``)."""
+
     root: str | None = None
     max_size: str = "10GB"
     #: Idle query instances an engine keeps per memory limit, ready for the next query (more are closed).
     idle: int = 8
 
 
-_SPILL = _Spill()
+_INSTANCES = _QueryInstances()
 
 
 def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instances: int = 8) -> None:
@@ -78,9 +80,9 @@ def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instan
 
     ``max_size`` caps each instance's spill; ``idle_instances`` is kept per engine and memory limit.
     """
-    _SPILL.root = str(root) if root is not None else None
-    _SPILL.max_size = max_size
-    _SPILL.idle = idle_instances
+    _INSTANCES.root = str(root) if root is not None else None
+    _INSTANCES.max_size = max_size
+    _INSTANCES.idle = idle_instances
 
 
 def memory_text(nbytes: int) -> str:
@@ -251,7 +253,7 @@ class DuckDBEngine:
             return
         with self._pool_lock:
             idle = self._idle.setdefault(instance.memory_limit, [])
-            if len(idle) < _SPILL.idle and not self._closed:
+            if len(idle) < _INSTANCES.idle and not self._closed:
                 idle.append(instance)
                 return
         instance.close()
@@ -270,7 +272,7 @@ class DuckDBEngine:
         accept ``ATTACH ':memory:'`` or ``CREATE TABLE``, and keep what a query made for the next one) and
         attaches the source's file read-only; an in-memory source's runs its setup statements, like the engine's.
         """
-        root = self._temp_directory or _SPILL.root or os.path.join(tempfile.gettempdir(), "nexus-flight-spill")
+        root = self._temp_directory or _INSTANCES.root or os.path.join(tempfile.gettempdir(), "nexus-flight-spill")
         os.makedirs(root, exist_ok=True)
         folder = tempfile.mkdtemp(prefix="query-", dir=root)
         config: dict[str, Any] = {
@@ -278,7 +280,7 @@ class DuckDBEngine:
             "autoload_known_extensions": False,
             "memory_limit": memory_text(int(parse_size(memory_limit) * ENGINE_SHARE)),
             "temp_directory": os.path.join(folder, "spill"),
-            "max_temp_directory_size": _SPILL.max_size,
+            "max_temp_directory_size": _INSTANCES.max_size,
         }
         if self._threads:
             config["threads"] = self._threads
