@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from nexus_flight.core.identifiers import identifier_rules
 from nexus_flight.core.references import ColumnRef, References, TableRef, references
 
 __all__ = ["ColumnRef", "QueryPlan", "TableRef", "placeholder_offsets", "plan_sql", "replace_placeholders"]
@@ -80,7 +81,7 @@ class QueryPlan:
     @functools.cached_property
     def references(self) -> References:
         """Tables, table functions and columns the statement reads (worked out on first use, then kept)."""
-        return references(self.query)
+        return references(self.query, identifier_rules(self.dialect))
 
     @property
     def tables(self) -> tuple[TableRef, ...]:

@@ -26,13 +26,17 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules
+
 #: A time-travel suffix (lake families): ``orders@v3``, ``orders@2026-11-23T12:00:00Z``.
 _AT = re.compile(r"^(?P<table>.+)@(?P<at>[^@]+)$")
 
 
 @dataclass(frozen=True)
 class TableRef:
-    """A table or view a query reads, named as the query wrote it (case as written, quotes removed).
+    """A table or view a query reads, named as its engine resolves it (``core/identifiers.py``, quotes removed).
+
+    Where the engine folds unquoted names (PostgreSQL) they are folded; elsewhere case stays as written.
 
     Attributes:
         name: The table's name as the engine is asked for it (``orders@v3`` included).
@@ -98,13 +102,17 @@ class References:
     complete: bool = True
 
 
-def table_ref(node: exp.Table) -> TableRef:
-    """The reference of one table node."""
-    return TableRef(node.name, node.db or None, node.catalog or None)
+def table_ref(node: exp.Table, rules: IdentifierRules = CASE_INSENSITIVE) -> TableRef:
+    """The reference of one table node, its names resolved by the engine's ``rules``."""
+    return TableRef(rules.resolved(node.this), rules.resolved(node.args.get("db")) or None,
+                    rules.resolved(node.args.get("catalog")) or None)
 
 
-def references(tree: exp.Expression | None) -> References:
-    """Return the tables, table functions and columns ``tree`` reads (nothing for None)."""
+def references(tree: exp.Expression | None, rules: IdentifierRules = CASE_INSENSITIVE) -> References:
+    """Return the tables, table functions and columns ``tree`` reads (nothing for None).
+
+    Names are resolved by the engine's identifier ``rules`` (PostgreSQL folds unquoted names to lower case).
+    """
     if tree is None:
         return References()
     functions = _table_functions(tree)
@@ -113,7 +121,7 @@ def references(tree: exp.Expression | None) -> References:
     except (SqlglotError, RecursionError, KeyError, AttributeError, ValueError):
         scopes = []
     if not scopes:
-        named = dict.fromkeys(table_ref(t) for t in tree.find_all(exp.Table) if _named(t))
+        named = dict.fromkeys(table_ref(t, rules) for t in tree.find_all(exp.Table) if _named(t))
         return References(tuple(named), functions, complete=tree.find(exp.Column, exp.Star, exp.Columns) is None)
     tables: dict[TableRef, None] = {}
     columns: dict[ColumnRef, None] = {}
@@ -123,19 +131,19 @@ def references(tree: exp.Expression | None) -> References:
     seen: set[int] = set()  # the columns sqlglot places in a scope (others may be references to output aliases)
     for scope in scopes:
         by_expression[id(scope.expression)] = scope
-        relations = in_scope[id(scope.expression)] = _relations(scope)
+        relations = in_scope[id(scope.expression)] = _relations(scope, rules)
         seen.update(id(column) for column in scope.columns)
         for node in scope.tables:
             placed.add(id(node))
             if _named(node) and not isinstance(scope.sources.get(node.alias_or_name), Scope):
-                tables[table_ref(node)] = None
-        for column in _stars_and_joins(scope, relations):
+                tables[table_ref(node, rules)] = None
+        for column in _stars_and_joins(scope, relations, rules):
             columns[column] = None
     for node in tree.find_all(exp.Table):  # outside every scope sqlglot knows: kept, to name too many never too few
         if id(node) not in placed and _named(node):
-            tables[table_ref(node)] = None
+            tables[table_ref(node, rules)] = None
     for column_node in tree.find_all(exp.Column):  # every column node, not only those sqlglot lists (it skips some)
-        for column in _column(column_node, id(column_node) in seen, by_expression, in_scope):
+        for column in _column(column_node, id(column_node) in seen, by_expression, in_scope, rules):
             columns[column] = None
     for column in _stars_elsewhere(tree, in_scope):
         columns[column] = None
@@ -160,12 +168,12 @@ def _table_functions(tree: exp.Expression) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _relations(scope: Scope) -> dict[str, TableRef | None]:
+def _relations(scope: Scope, rules: IdentifierRules) -> dict[str, TableRef | None]:
     """Each relation a scope selects from, by name or alias: its table, or None (CTE, derived table, function)."""
     relations: dict[str, TableRef | None] = {}
     for name, (_, source) in scope.selected_sources.items():
         if isinstance(source, exp.Table) and _named(source):
-            relations[name] = table_ref(source)
+            relations[name] = table_ref(source, rules)
         else:
             relations[name] = None
     return relations
@@ -179,14 +187,17 @@ def _innermost(node: exp.Expression, by_expression: dict[int, Scope]) -> Scope |
 
 
 def _column(node: exp.Column, listed: bool, by_expression: dict[int, Scope],
-            in_scope: dict[int, dict[str, TableRef | None]]) -> list[ColumnRef]:
-    """The references one column node stands for, resolved from its innermost scope outwards."""
+            in_scope: dict[int, dict[str, TableRef | None]], rules: IdentifierRules) -> list[ColumnRef]:
+    """The references one column node stands for, resolved from its innermost scope outwards.
+
+    Qualifiers are matched as sqlglot's scopes name relations; the column's own name is resolved by ``rules``.
+    """
     if isinstance(node.this, exp.Star) or isinstance(node.parent, exp.Star) and node.arg_key in ("except", "except_"):
         return []  # a qualified star (counted with its scope) or a name EXCLUDE leaves out
     scope = _innermost(node, by_expression)
     if scope is None:
         return []
-    qualifier, name = node.table, node.name
+    qualifier, name = node.table, rules.resolved(node.this)
     if not qualifier and not listed and isinstance(scope.expression, exp.Select) and name in {
             e.alias for e in scope.expression.expressions if isinstance(e, exp.Alias)}:
         return []  # ORDER BY/GROUP BY naming an output column
@@ -199,7 +210,8 @@ def _column(node: exp.Column, listed: bool, by_expression: dict[int, Scope],
                 return [ColumnRef(name, ref)] if ref is not None else []
             outer = outer.parent
         tables = _tables_of(in_scope[id(scope.expression)])  # no relation of that name: a field of a column so named
-        return [ColumnRef(qualifier, None, tables), ColumnRef(name, None, tables)] if tables else []
+        field_of = rules.resolved(node.args.get("table"))
+        return [ColumnRef(field_of, None, tables), ColumnRef(name, None, tables)] if tables else []
     relations = in_scope[id(scope.expression)]
     tables = _tables_of(relations)
     enclosing: list[TableRef] = []
@@ -219,29 +231,31 @@ def _tables_of(relations: dict[str, TableRef | None]) -> tuple[TableRef, ...]:
     return tuple(ref for ref in relations.values() if ref is not None)
 
 
-def _stars_and_joins(scope: Scope, relations: dict[str, TableRef | None]) -> list[ColumnRef]:
+def _stars_and_joins(scope: Scope, relations: dict[str, TableRef | None],
+                     rules: IdentifierRules) -> list[ColumnRef]:
     """The stars of a scope's projections and the columns its NATURAL and USING joins compare."""
     found: list[ColumnRef] = []
     tables = _tables_of(relations)
     if isinstance(scope.expression, exp.Select):
         for projection in scope.expression.expressions:
             if isinstance(projection, exp.Star):
-                found += [ColumnRef("*", ref, excluded=_excluded(projection)) for ref in tables]
+                found += [ColumnRef("*", ref, excluded=_excluded(projection, rules)) for ref in tables]
             elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
                 ref = relations.get(projection.table)
                 if ref is not None:
-                    found.append(ColumnRef("*", ref, excluded=_excluded(projection.this)))
+                    found.append(ColumnRef("*", ref, excluded=_excluded(projection.this, rules)))
         for join in scope.expression.args.get("joins") or ():
             if join.args.get("method", "").upper() == "NATURAL" or join.args.get("kind", "").upper() == "NATURAL":
                 found += [ColumnRef("*", ref) for ref in tables]  # joined on every column of the same name
             for name in join.args.get("using") or ():
                 if tables:
-                    found.append(ColumnRef(name.name, None, tables))
+                    found.append(ColumnRef(rules.resolved(name), None, tables))
     return found
 
 
-def _excluded(star: exp.Star) -> tuple[str, ...]:
-    return tuple(node.name for node in star.args.get("except_") or star.args.get("except") or ())
+def _excluded(star: exp.Star, rules: IdentifierRules) -> tuple[str, ...]:
+    names = star.args.get("except_") or star.args.get("except") or ()
+    return tuple(rules.resolved(node.this if isinstance(node, exp.Column) else node) for node in names)
 
 
 def _projection(node: exp.Expression) -> bool:

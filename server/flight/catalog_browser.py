@@ -178,7 +178,7 @@ class CatalogBrowser:
         schema = self.sources.backend(catalog).table_schema(db_schema, table)
         annotated = pa.schema(
             [f.with_metadata(column_metadata(catalog, db_schema, table, f)) for f in schema
-             if columns is None or f.name.lower() in columns]
+             if columns is None or self.access.identifiers(catalog).key(f.name) in columns]
         )
         return annotated.serialize().to_pybytes()
 

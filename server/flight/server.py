@@ -437,7 +437,7 @@ class FlightSqlServer(flight.FlightServerBase):
             return xdbc_type_info_table(cmd.data_type if cmd.HasField("data_type") else None, names)
         # The browser shows what the access policy lets through; the grants then cut rows naming hidden objects.
         return visible_rows(self.browser.table_of(cmd, principal), self.service.access,
-                            principal if principal.authenticated else None)
+                            principal if principal.authenticated else None, self.service.identifiers)
 
     def do_put(self, context, descriptor, reader, writer):
         """Bind parameters to a prepared statement; refuse every write."""

@@ -7,16 +7,23 @@ where it names a column (``column_name``, ``pk_column_name``, ``fk_column_name``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 
+from nexus_flight.core.identifiers import IdentifierRules
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.principal import Principal
 
 _PREFIXES = ("", "pk_", "fk_")
 
 
-def visible_rows(table: pa.Table, access: QueryAccess | None, principal: Principal | None) -> pa.Table:
-    """The rows of a metadata table naming only objects ``principal`` may see (all of them without grants)."""
+def visible_rows(table: pa.Table, access: QueryAccess | None, principal: Principal | None,
+                 identifiers: Callable[[str], IdentifierRules]) -> pa.Table:
+    """The rows of a metadata table naming only objects ``principal`` may see (all of them without grants).
+
+    Names compare by each source engine's ``identifiers`` rules (PostgreSQL tells ``x`` from ``"X"``).
+    """
     if access is None or principal is None:
         return table
     names = set(table.column_names)
@@ -26,15 +33,17 @@ def visible_rows(table: pa.Table, access: QueryAccess | None, principal: Princip
         return table
     keep = []
     for row in table.select([c for level in levels for c in level if c in names]).to_pylist():
-        keep.append(all(_shown(access, principal, row, *level) for level in levels))
+        keep.append(all(_shown(access, principal, identifiers, row, *level) for level in levels))
     return table.filter(pa.array(keep, pa.bool_()))
 
 
-def _shown(access: QueryAccess, principal: Principal, row: dict, catalog: str, schema: str, name: str,
-           column: str) -> bool:
-    if not access.visible(principal, row.get(catalog) or "", row.get(schema), row.get(name)):
+def _shown(access: QueryAccess, principal: Principal, identifiers: Callable[[str], IdentifierRules], row: dict,
+           catalog: str, schema: str, name: str, column: str) -> bool:
+    source = row.get(catalog) or ""
+    rules = identifiers(source)
+    if not access.visible(principal, source, row.get(schema), row.get(name), rules):
         return False
     if row.get(column) is None or row.get(name) is None:
         return True
-    readable = access.readable_columns(principal, row.get(catalog) or "", row.get(schema), row[name])
-    return readable is None or row[column].lower() in readable
+    readable = access.readable_columns(principal, source, row.get(schema), row[name], rules)
+    return readable is None or rules.key(row[column]) in readable

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from nexus_flight.core.errors import ForbiddenError
+from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules
 from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
 from nexus_flight.server.query.authorization import QueryAccess
 from nexus_flight.server.query.principal import Principal
@@ -45,8 +46,15 @@ class AccessPolicy:
 
     def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
                          table: str) -> frozenset[str] | None:
-        """The columns (lower case) of a table ``principal`` may read and see in metadata; None: every one."""
+        """The columns of a table ``principal`` may read and see in metadata, by ``identifiers(source).key``.
+
+        None: every one.
+        """
         return None
+
+    def identifiers(self, source: str) -> IdentifierRules:
+        """How ``source``'s engine compares names (``core/identifiers.py``)."""
+        return CASE_INSENSITIVE
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse a planned query that reads what ``principal`` may not.
@@ -76,6 +84,7 @@ class GrantedAccess(AccessPolicy):
             installed after the service was built apply.
         default_schema: The schema a source's unqualified table names resolve to.
         table_columns: A table's column names (source, schema, table), to expand ``*`` against.
+        identifiers: How a source's engine compares names.
 
     """
 
@@ -84,10 +93,16 @@ class GrantedAccess(AccessPolicy):
         grants: Callable[[], QueryAccess | None],
         default_schema: Callable[[str], str | None],
         table_columns: Callable[[str, str | None, str], Sequence[str] | None] = lambda *_: None,
+        identifiers: Callable[[str], IdentifierRules] = lambda _: CASE_INSENSITIVE,
     ) -> None:
         self._grants = grants
         self._default_schema = default_schema
         self._table_columns = table_columns
+        self._identifiers = identifiers
+
+    def identifiers(self, source: str) -> IdentifierRules:
+        """How ``source``'s engine compares names."""
+        return self._identifiers(source)
 
     def visible_sources(self, principal: Principal, sources: Sequence[str]) -> list[str]:
         """The sources the grants let ``principal`` see, in the same order."""
@@ -104,7 +119,8 @@ class GrantedAccess(AccessPolicy):
         grants = self._grants()
         if grants is None or not principal.authenticated:
             return True
-        return all(grants.visible(principal, source, t.db_schema, t.base_name) for t in tables)
+        rules = self._identifiers(source)
+        return all(grants.visible(principal, source, t.db_schema, t.base_name, rules) for t in tables)
 
     def readable_columns(self, principal: Principal, source: str, db_schema: str | None,
                          table: str) -> frozenset[str] | None:
@@ -112,7 +128,7 @@ class GrantedAccess(AccessPolicy):
         grants = self._grants()
         if grants is None or not principal.authenticated:
             return None
-        return grants.readable_columns(principal, source, db_schema, table)
+        return grants.readable_columns(principal, source, db_schema, table, self._identifiers(source))
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from nexus_flight.core.identifiers import IdentifierRules
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.server.query.principal import Principal
 
@@ -24,13 +25,13 @@ class QueryAccess(Protocol):
     def visible_catalogs(self, principal: Principal, names: Iterable[str]) -> set[str]:
         """The catalogs (sources) among ``names`` the principal may see at all."""
 
-    def visible(self, principal: Principal, catalog: str, db_schema: str | None = None,
-                table: str | None = None) -> bool:
-        """Whether a catalog, schema or table shows in the principal's metadata."""
+    def visible(self, principal: Principal, catalog: str, db_schema: str | None, table: str | None,
+                rules: IdentifierRules) -> bool:
+        """Whether a catalog, schema or table shows in the principal's metadata (names by the engine's ``rules``)."""
 
     def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
-                         table: str) -> frozenset[str] | None:
-        """The columns (lower case) of a table the principal may read: None for every column."""
+                         table: str, rules: IdentifierRules) -> frozenset[str] | None:
+        """The columns of a table the principal may read, as ``rules.key`` of their names: None for every one."""
 
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
                     table_columns: TableColumns) -> None:

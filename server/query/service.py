@@ -27,6 +27,7 @@ from opentelemetry import trace
 from nexus_flight.backends.base import Backend
 from nexus_flight.backends.limits import planning
 from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError, RetryLaterError
+from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules, identifier_rules
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
 from nexus_flight.core.sizes import parse_size
@@ -247,7 +248,8 @@ class QueryService:
         self.observers = list(observers)
         #: Grants (None: everyone may read everything, as with authentication off).
         self.access: QueryAccess | None = None
-        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns)
+        self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns,
+                                              self.identifiers)
         self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
@@ -308,6 +310,13 @@ class QueryService:
     def _default_schema(self, source: str) -> str | None:
         return self.sources.backend(source).default_schema
 
+    def identifiers(self, source: str) -> IdentifierRules:
+        """How ``source``'s engine resolves and compares names (case-insensitive for a source not served)."""
+        try:
+            return identifier_rules(self.sources.backend(source).dialect)
+        except GatewayError:
+            return CASE_INSENSITIVE
+
     def dispatched(self, plan: QueryPlan, principal: Principal) -> tuple[QueryPlan, bool]:
         """The plan a backend receives for ``principal``: row filters and column masks applied; True if changed.
 
@@ -341,7 +350,11 @@ class QueryService:
         return rewritten, True
 
     def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
-        """A table's column names, from the source's schema cache (None: not found); names match without case."""
+        """A table's column names, from the source's schema cache (None: not found).
+
+        ``db_schema`` and ``table`` are names as the engine resolves them: where it compares them without case, the
+        table the source lists under another case is the one; where it compares exactly (PostgreSQL), only that.
+        """
         if db_schema is None:
             return None
         backend = self.sources.backend(source)
@@ -349,8 +362,11 @@ class QueryService:
             return list(backend.table_schema(db_schema, table).names)
         except GatewayError:
             pass
-        try:  # the engine folds unquoted names: the table as the source lists it
-            listed = [t for t in backend.list_tables(db_schema) if t.name.lower() == table.lower()]
+        rules = identifier_rules(backend.dialect)
+        if rules.exact:
+            return None
+        try:
+            listed = [t for t in backend.list_tables(db_schema) if rules.same(t.name, table)]
             return list(backend.table_schema(listed[0].db_schema, listed[0].name).names) if listed else None
         except GatewayError:
             return None

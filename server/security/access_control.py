@@ -13,8 +13,12 @@ unqualified column over several tables counts against each: strict rather than b
 is refused. A ``*`` (bare, qualified, with ``EXCLUDE``, in a function, ``COLUMNS(...)``, a ``NATURAL`` join) is
 expanded against the table's cached schema: allowed when every column it stands for is granted, else refused
 naming the first that is not. An unqualified table name resolves in the source's default schema, the one its
-engine resolves it in. ``count(*)`` reads no column. The ``system`` catalog is the administrators', but for its
-``query_history``, which every signed-in user sees cut to their own rows (``catalog/system_backend.py``).
+engine resolves it in. ``count(*)`` reads no column. Schema, table and column names compare by the source
+engine's identifier rules (``core/identifiers.py``): on PostgreSQL a grant on ``x`` reaches ``x`` and unquoted
+``X``, never the column ``"X"``; on DuckDB, SQLite and MySQL names compare without case. A grant names objects as
+the source's catalog holds them. Source (catalog) names are the gateway's own and compare without case. The
+``system`` catalog is the administrators', but for its ``query_history``, which every signed-in user sees cut to
+their own rows (``catalog/system_backend.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlglot import exp
 from nexus_flight.catalog.grants import GrantInfo
 from nexus_flight.catalog.system_tables import OWN_ROWS
 from nexus_flight.core.errors import ForbiddenError, InvalidQueryError
+from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules, identifier_rules
 from nexus_flight.core.plan import ColumnRef, QueryPlan, TableRef
 from nexus_flight.core.references import References
 from nexus_flight.server.query.authorization import TableColumns
@@ -44,7 +49,7 @@ _OWN_SYSTEM_TABLES = frozenset(OWN_ROWS)
 
 @dataclass(frozen=True)
 class _Reach:
-    """What a principal's grants allow on one table: everything, or these columns (lower case)."""
+    """What a principal's grants allow on one table: everything, or these columns (keys of their names)."""
 
     columns: frozenset[str] | None
 
@@ -55,17 +60,18 @@ def denied(what: str) -> ForbiddenError:
 
 
 def _has_column(tables: Iterable[TableRef], name: str, default_schema: str | None,
-                table_columns: TableColumns) -> bool:
+                table_columns: TableColumns, rules: IdentifierRules) -> bool:
     """Whether one of ``tables`` has a column ``name`` (by their cached schemas)."""
     for table in tables:
         names = table_columns(table.db_schema or default_schema, table.base_name) or ()
-        if name.lower() in {n.lower() for n in names}:
+        if rules.key(name) in {rules.key(n) for n in names}:
             return True
     return False
 
 
-def _same(a: str | None, b: str | None) -> bool:
-    return a is None or b is None or a.lower() == b.lower()
+def _within(grant: str | None, name: str | None, rules: IdentifierRules) -> bool:
+    """Whether a grant's schema or table (None: any) reaches ``name`` (None: unknown, reached by any)."""
+    return grant is None or name is None or rules.same(grant, name)
 
 
 class GrantAccess:
@@ -94,47 +100,50 @@ class GrantAccess:
         return {n for n in names if n.lower() in granted}
 
     def visible(self, principal: Principal, catalog: str, db_schema: str | None = None,
-                table: str | None = None) -> bool:
-        """Whether a catalog, schema or table shows: some grant reaches it or something below it."""
+                table: str | None = None, rules: IdentifierRules = CASE_INSENSITIVE) -> bool:
+        """Whether a catalog, schema or table shows: some grant reaches it or something below it.
+
+        ``rules`` are the source engine's (``db_schema`` and ``table`` are names its catalog holds).
+        """
         if self._unrestricted(principal):
             return True
         if catalog.lower() == SYSTEM_CATALOG:
-            return _same(db_schema, _SYSTEM_SCHEMA) and (table is None or table.lower() in _OWN_SYSTEM_TABLES)
+            return _within(_SYSTEM_SCHEMA, db_schema, CASE_INSENSITIVE) and (
+                table is None or table.lower() in _OWN_SYSTEM_TABLES)
         for grant in self._grants(principal):
             if grant.catalog.lower() != catalog.lower():
                 continue
-            if db_schema is not None and not _same(grant.db_schema, db_schema):
-                continue
-            if table is not None and not _same(grant.table, table):
+            if not _within(grant.db_schema, db_schema, rules) or not _within(grant.table, table, rules):
                 continue
             return True
         return False
 
     def readable_columns(self, principal: Principal, catalog: str, db_schema: str | None,
-                         table: str) -> frozenset[str] | None:
-        """The columns (lower case) of a table the principal may read: None for every one (or for none at all)."""
+                         table: str, rules: IdentifierRules = CASE_INSENSITIVE) -> frozenset[str] | None:
+        """The columns of a table the principal may read, as ``rules.key`` of their names: None for every one."""
         if self._unrestricted(principal) or catalog.lower() == SYSTEM_CATALOG:
             return None
-        reach = self.reach(principal, catalog, db_schema, table)
+        reach = self.reach(principal, catalog, db_schema, table, rules)
         return reach.columns if reach is not None else frozenset()
 
     # -- queries -------------------------------------------------------------------------------------------------
 
-    def reach(self, principal: Principal, catalog: str, db_schema: str | None, table: str) -> _Reach | None:
-        """What the principal may read of a table (None: nothing)."""
+    def reach(self, principal: Principal, catalog: str, db_schema: str | None, table: str,
+              rules: IdentifierRules = CASE_INSENSITIVE) -> _Reach | None:
+        """What the principal may read of a table (None: nothing), names compared by the engine's ``rules``."""
         columns: set[str] = set()
         found = False
         for grant in self._grants(principal):
-            if grant.catalog.lower() != catalog.lower() or not _same(grant.db_schema, db_schema):
+            if grant.catalog.lower() != catalog.lower() or not _within(grant.db_schema, db_schema, rules):
                 continue
-            if grant.table is not None and grant.table.lower() != table.lower():
+            if not _within(grant.table, table, rules):
                 continue
             if grant.db_schema is not None and db_schema is None:
                 continue  # a schema grant does not reach a table whose schema is unknown
             if grant.columns is None:
                 return _Reach(None)
             found = True
-            columns.update(c.lower() for c in grant.columns)
+            columns.update(rules.key(c) for c in grant.columns)
         return _Reach(frozenset(columns)) if found else None
 
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
@@ -155,6 +164,7 @@ class GrantAccess:
         if plan.query is None:  # only with the validator off: what it reads cannot be told, so it is refused
             raise InvalidQueryError("the query cannot be checked against the grants: sqlglot cannot parse it")
         refs = plan.references
+        rules = identifier_rules(plan.dialect)
         if catalog.lower() == SYSTEM_CATALOG:
             self._check_system(refs)
             return
@@ -168,7 +178,7 @@ class GrantAccess:
         for table in refs.tables:
             schema = table.db_schema or default_schema
             shown = ".".join(p for p in (catalog, schema, table.base_name) if p)
-            reach = self.reach(principal, catalog, schema, table.base_name)
+            reach = self.reach(principal, catalog, schema, table.base_name, rules)
             if reach is None:
                 raise denied(f"table {shown}")
             if reach.columns is not None:
@@ -182,12 +192,12 @@ class GrantAccess:
             inner = (column.table,) if column.table is not None else column.candidates
             for table in inner:
                 if table in restricted:
-                    self._check_column(column, table, restricted[table], default_schema, table_columns)
+                    self._check_column(column, table, restricted[table], default_schema, table_columns, rules)
             if any(t in restricted for t in column.outer) and not (
-                    column.inner_known and _has_column(inner, column.name, default_schema, table_columns)):
+                    column.inner_known and _has_column(inner, column.name, default_schema, table_columns, rules)):
                 for table in column.outer:  # SQL resolves it outwards when no table of its own scope has it
                     if table in restricted:
-                        self._check_column(column, table, restricted[table], default_schema, table_columns)
+                        self._check_column(column, table, restricted[table], default_schema, table_columns, rules)
 
     def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
                        default_schema: str | None) -> str | None:
@@ -206,18 +216,18 @@ class GrantAccess:
 
     @staticmethod
     def _check_column(column: ColumnRef, table: TableRef, reach: tuple[str, frozenset[str]],
-                      default_schema: str | None, table_columns: TableColumns) -> None:
+                      default_schema: str | None, table_columns: TableColumns, rules: IdentifierRules) -> None:
         shown, allowed = reach
         if column.name != "*":
-            if column.name.lower() not in allowed:
+            if rules.key(column.name) not in allowed:
                 raise denied(f"column {shown}.{column.name}")
             return
         names = table_columns(table.db_schema or default_schema, table.base_name)
         if names is None:  # no schema to expand against: what it stands for cannot be told
             raise denied(f"every column of {shown} (name the granted columns instead of *)")
-        excluded = {name.lower() for name in column.excluded}
+        excluded = {rules.key(name) for name in column.excluded}
         for name in names:
-            if name.lower() not in allowed and name.lower() not in excluded:
+            if rules.key(name) not in allowed and rules.key(name) not in excluded:
                 raise denied(f"column {shown}.{name}")
 
     def _whole_source(self, principal: Principal, catalog: str) -> bool:

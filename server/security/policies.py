@@ -20,6 +20,10 @@ a table (a system catalog's statistics) could read a filtered table's data under
 (a view with policies of its own is read through them like a table). Administrators and the exempt roles read the
 table as it is. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
 ``QueryService``, routes it afresh).
+
+Names compare by the source engine's identifier rules (``core/identifiers.py``): on PostgreSQL a policy on the
+table ``orders`` applies to ``orders``, ``Orders`` and ``"orders"`` and not to a table ``"Orders"``, and a mask on
+the column ``x`` masks ``x``, not ``"X"``; elsewhere names compare without case.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
+from nexus_flight.core.identifiers import IdentifierRules, identifier_rules
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.references import table_ref
 from nexus_flight.server.query.principal import Principal
@@ -149,14 +154,23 @@ class PolicyRewriter:
                 return None
             return tuple(backend_of(source).table_schema(db_schema, table).names) or None
 
-        return self._reused(("columns", source.lower(), (db_schema or "").lower(), table.lower()), read)
+        return self._reused(("columns", source.lower(), db_schema or "", table), read)
 
-    def kinds(self, backend_of: BackendOf, source: str, db_schema: str | None) -> Mapping[str, str]:
-        """The tables and views of a schema (every schema for None), lower-case name -> ``TABLE``/``VIEW``."""
+    def kinds(self, backend_of: BackendOf, source: str, db_schema: str | None,
+              rules: IdentifierRules) -> Mapping[str, str]:
+        """The tables and views of a schema (every schema for None), ``rules.key`` of a name -> ``TABLE``/``VIEW``.
+
+        Where two names share a key (the engine would not tell them apart) a view wins: refused, never read.
+        """
         def read() -> Mapping[str, str]:
-            return {t.name.lower(): t.table_type.upper() for t in backend_of(source).list_tables(db_schema)}
+            found: dict[str, str] = {}
+            for info in backend_of(source).list_tables(db_schema):
+                key = rules.key(info.name)
+                if found.get(key) != "VIEW":
+                    found[key] = info.table_type.upper()
+            return found
 
-        return self._reused(("kinds", source.lower(), (db_schema or "").lower()), read) or {}
+        return self._reused(("kinds", source.lower(), db_schema or ""), read) or {}
 
     def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -184,9 +198,10 @@ class _Rewrite:
         self.plan = plan
         self.backend_of = backend_of
         self.default_schema = default_schema
+        self.rules = identifier_rules(plan.dialect)
         self.by_table: dict[str, list[PolicyInfo]] = {}
         for policy in policies:
-            self.by_table.setdefault(policy.table.lower(), []).append(policy)
+            self.by_table.setdefault(self.rules.key(policy.table), []).append(policy)
 
     def sql(self) -> str | None:
         plan = self.plan
@@ -236,9 +251,10 @@ class _Rewrite:
         A view, a system relation or anything the metadata does not list could read a filtered table's rows or
         statistics unfiltered.
         """
-        ref = table_ref(node)
+        ref = table_ref(node, self.rules)
         schema = ref.db_schema or self.default_schema
-        kind = self.owner.kinds(self.backend_of, self.plan.source, schema).get(ref.base_name.lower())
+        kind = self.owner.kinds(self.backend_of, self.plan.source, schema, self.rules).get(
+            self.rules.key(ref.base_name))
         if kind != "TABLE":
             shown = ".".join(p for p in (self.plan.source, schema, ref.name) if p)
             what = "a view" if kind == "VIEW" else "not a table of the source"
@@ -246,21 +262,21 @@ class _Rewrite:
                           "read them unfiltered")
 
     def _matching(self, node: exp.Table) -> list[PolicyInfo]:
-        ref = table_ref(node)
-        candidates = self.by_table.get(ref.base_name.lower(), ())
-        schema = (ref.db_schema or self.default_schema or "").lower()
+        ref = table_ref(node, self.rules)
+        candidates = self.by_table.get(self.rules.key(ref.base_name), ())
+        schema = ref.db_schema or self.default_schema
         # Without a schema (and no default), every schema's policies on the name apply: more, never fewer.
-        return [p for p in candidates if not schema or p.db_schema.lower() == schema]
+        return [p for p in candidates if not schema or self.rules.same(p.db_schema, schema)]
 
     def _derived(self, node: exp.Table, policies: list[PolicyInfo]) -> exp.Subquery:
-        ref = table_ref(node)
+        ref = table_ref(node, self.rules)
         shown = ".".join(p for p in (self.plan.source, ref.db_schema or self.default_schema, ref.name) if p)
         inner = node.copy()
         moved = {arg: inner.args.get(arg) for arg in ("joins", "laterals", "pivots") if inner.args.get(arg)}
         for arg in ("alias", *moved):
             inner.set(arg, None)
-        masks = {p.column.lower(): p for p in sorted(policies, key=lambda p: p.name) if p.kind == "column_mask"
-                 and p.column}
+        masks = {self.rules.key(p.column): p for p in sorted(policies, key=lambda p: p.name)
+                 if p.kind == "column_mask" and p.column}
         filters = [p for p in policies if p.kind == "row_filter"]
         if masks:
             names = self.owner.columns(self.backend_of, self.plan.source, ref.db_schema or self.default_schema,
@@ -268,8 +284,8 @@ class _Rewrite:
             if names is None:
                 raise _denied(f"the columns of {shown} are unknown, so its column masks cannot be applied")
             projection = [
-                exp.alias_(self._value(masks[name.lower()]), exp.to_identifier(name, quoted=True))
-                if name.lower() in masks else exp.column(exp.to_identifier(name, quoted=True))
+                exp.alias_(self._value(masks[self.rules.key(name)]), exp.to_identifier(name, quoted=True))
+                if self.rules.key(name) in masks else exp.column(exp.to_identifier(name, quoted=True))
                 for name in names
             ]
         else:
