@@ -287,6 +287,26 @@ class RevokedToken(Base):
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class LiveSignIn(Base):
+    """A sign-in the gateway issued tokens for (Handshake or service token): what listing live tokens shows.
+
+    Never the token itself: its sign-in id (every token refreshing it shares it), owner, how it was made, and until
+    when its latest token is valid. Rows go once that time has passed.
+    """
+
+    __tablename__ = "sign_ins"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(32))
+    #: The API key a sign-in was made with, if any.
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_sign_ins_user", "user_name"),)
+
+
 class _SealedKeyColumns:
     """A 256-bit secret sealed in the vault, with its id and when it stopped signing."""
 

@@ -13,6 +13,7 @@ from nexus_flight.catalog.users import list_users
 from nexus_flight.server.security.access_control import GrantAccess
 from nexus_flight.server.security.administration import CatalogAdministration
 from nexus_flight.server.security.authenticator import CatalogAuthenticator
+from nexus_flight.server.security.token_actions import TokenActions
 
 log = logging.getLogger("nexus_flight")
 
@@ -44,5 +45,5 @@ def start_security(store: CatalogStore, settings, default_limits: Mapping[str, A
     if settings.enabled and not list_users(store):
         log.warning("authentication is on and the catalog has no users: add one with "
                     "`nexus-flight users add NAME --role admin`")
-    administration = CatalogAdministration(store, authenticator.identities.refresh)
+    administration = CatalogAdministration(store, authenticator.identities.refresh, TokenActions(authenticator))
     return Security(authenticator, audit, GrantAccess(authenticator.identities), administration)

@@ -18,7 +18,7 @@ from nexus_flight.catalog.audit import KINDS, search_audit
 from nexus_flight.catalog.cli import common_options, key_value_pairs, parse_since, run_action, secret_value
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.tokens import revoke_token, signing_keys
+from nexus_flight.catalog.tokens import record_sign_in, revoke_token, signing_keys
 from nexus_flight.catalog.users import (
     add_role,
     add_user,
@@ -354,6 +354,8 @@ def _tokens_issue(args: argparse.Namespace) -> int:
         if args.role and not set(args.role) <= set(user.roles):
             raise ConfigError(f"--role: {args.user!r} does not hold {sorted(set(args.role) - set(user.roles))}")
         token, claims = tokens.issue(user.name, args.role or (), "token", args.ttl, scoped=args.role is not None)
+        record_sign_in(store, claims.session_id, user.name, "token", datetime.fromtimestamp(claims.issued_at, UTC),
+                       datetime.fromtimestamp(claims.expires_at, UTC))
         print("Store this token now: it is shown only once.", file=sys.stderr)
         return {"user": user.name, "session": claims.session_id, "roles": list(claims.roles),
                 "expires_at": datetime.fromtimestamp(claims.expires_at, UTC), "token": token}

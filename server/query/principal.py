@@ -33,6 +33,8 @@ class Principal:
     credential_id: str | None = None
     #: False only when authentication is off.
     authenticated: bool = False
+    #: The gateway sign-in the call's token belongs to (what revoking "my current token" revokes), if any.
+    sign_in_id: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:

@@ -1,4 +1,4 @@
-"""Administration over Flight SQL: the CLI's users, roles, grants and keys commands as ``DoAction`` actions.
+"""Administration over Flight SQL: the CLI's users, roles, grants, keys and tokens commands as ``DoAction`` actions.
 
 The wire knows them through ``server/flight/administration.py``'s protocol; this is its implementation on the
 catalog.
@@ -11,7 +11,8 @@ mistyped fields) is INVALID_ARGUMENT naming the field, never its value. A passwo
 answered back; a key's text is answered once, by ``nexus.keys.create``, as the CLI prints it once. The catalog
 functions the CLI calls do the work, with the same validation, and each change is an audit event naming the
 admin (actor ``flight:<user>``); the gateway's snapshot of identities is refreshed at once, so a grant or a
-revocation applies to the next call.
+revocation applies to the next call. The token actions (``server/security/token_actions.py``) are the exception
+to "admins only": every signed-in user may list and revoke their own tokens.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from nexus_flight.catalog.users import (
 )
 from nexus_flight.core.errors import ConfigError, ForbiddenError, UnsupportedError
 from nexus_flight.server.query.principal import Principal
+from nexus_flight.server.security.token_actions import TOKEN_ACTIONS, TokenActions
 
-#: A field's JSON type: ``str``, ``list`` (of strings), ``dict`` (an object).
+#: A field's JSON type: ``str``, ``list`` (of strings), ``dict`` (an object), ``bool``, ``int``.
 _Fields = Mapping[str, tuple[type, bool]]  # name -> (type, required)
 _Run = Callable[[CatalogStore, dict[str, Any], str], Any]
 
@@ -158,8 +160,10 @@ def parse_body(body: bytes, fields: _Fields) -> dict[str, Any]:
             data.pop(key, None)
             continue
         value = data[key]
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
-            wanted = {str: "a string", list: "a list of strings", dict: "an object"}[kind]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)) or (
+                kind is int and isinstance(value, bool)):
+            wanted = {str: "a string", list: "a list of strings", dict: "an object", bool: "true or false",
+                      int: "an integer"}[kind]
             raise ConfigError(f"field {key!r} must be {wanted}", field=key)
     return data
 
@@ -174,16 +178,22 @@ class CatalogAdministration:
     Args:
         store: The catalog.
         refresh: Called after a change, so that the next call sees it (the identity snapshot's refresh).
+        tokens: The token actions (None: not offered).
 
     """
 
-    def __init__(self, store: CatalogStore, refresh: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, store: CatalogStore, refresh: Callable[[], None] = lambda: None,
+                 tokens: TokenActions | None = None) -> None:
         self.store = store
         self.refresh = refresh
+        self.tokens = tokens
 
     def actions(self) -> dict[str, str]:
         """Action type -> what it does and the fields of its body."""
-        return {kind: action.description for kind, action in ACTIONS.items()}
+        listed = {kind: action.description for kind, action in ACTIONS.items()}
+        if self.tokens is not None:
+            listed.update({kind: action.description for kind, action in TOKEN_ACTIONS.items()})
+        return listed
 
     def run(self, kind: str, body: bytes, principal: Principal) -> bytes:
         """Run the administration action ``kind`` for ``principal``; return its JSON answer.
@@ -195,6 +205,10 @@ class CatalogAdministration:
             NotFoundError: the object it names does not exist.
 
         """
+        if self.tokens is not None and kind in TOKEN_ACTIONS and principal.authenticated:
+            answer = self.tokens.run(kind, parse_body(body, TOKEN_ACTIONS[kind].fields), principal)
+            self.refresh()
+            return _json(answer)
         if not principal.authenticated or not principal.is_admin:
             raise ForbiddenError(f"permission denied: {kind[:80]} needs the admin role")
         action = ACTIONS.get(kind)

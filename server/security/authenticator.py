@@ -109,6 +109,7 @@ class CatalogAuthenticator:
             principal = self._api_key(key[0], key[1], address)
             token, claims = self.tokens.issue(principal.name, principal.roles, "api_key", self.ttl,
                                               key_id=principal.credential_id)
+            self.identities.note_sign_in(claims)
             return SignIn(principal, f"sid:{claims.session_id}", token)
         try:
             if "password" not in self.methods:
@@ -130,6 +131,7 @@ class CatalogAuthenticator:
         self.identities.note_login(user)
         principal = self._principal(record, "password", record.roles)
         token, claims = self.tokens.issue(user, principal.roles, "password", self.ttl)
+        self.identities.note_sign_in(claims)
         return SignIn(principal, f"sid:{claims.session_id}", token)
 
     def bearer(self, token: str, address: str | None, handshake: bool = False) -> SignIn:
@@ -178,7 +180,9 @@ class CatalogAuthenticator:
     def issue_service_token(self, user: str, ttl_seconds: int, roles: tuple[str, ...] | None = None) -> tuple[str,
                                                                                                             TokenClaims]:
         """A token for a service (``tokens issue``); with ``roles``, it acts with those of the user's roles only."""
-        return self.tokens.issue(user, roles or (), "token", ttl_seconds, scoped=roles is not None)
+        token, claims = self.tokens.issue(user, roles or (), "token", ttl_seconds, scoped=roles is not None)
+        self.identities.note_sign_in(claims)
+        return token, claims
 
     # -- each kind of credential ------------------------------------------------------------------------------
 
@@ -210,7 +214,7 @@ class CatalogAuthenticator:
             raise self._failed(claims.user, "token", address, refused) from None
         method = "api_key" if claims.key_id else ("token" if claims.method == "token" else claims.method)
         principal = self._principal(record, method, roles, key_limits=key_limits,
-                                    credential_id=claims.key_id or claims.session_id)
+                                    credential_id=claims.key_id or claims.session_id, sign_in_id=claims.session_id)
         fresh = None
         now = time.time()
         with self._continued_lock:
@@ -218,6 +222,7 @@ class CatalogAuthenticator:
         if not handshake and now >= until - claims.ttl / 2:
             fresh, fresh_claims = self.tokens.refreshed(claims)
             self._continue(claims.session_id, fresh_claims.expires_at, now)
+            self.identities.note_refresh(claims.session_id, fresh_claims.expires_at)
         return SignIn(principal, f"sid:{claims.session_id}", token if handshake else fresh)
 
     def _remember(self, token: str, claims: TokenClaims) -> TokenClaims:
@@ -309,12 +314,12 @@ class CatalogAuthenticator:
 
     def _principal(self, record: SignInRecord, method: str, roles: frozenset[str], *,
                    key_limits: Mapping[str, Any] | None = None, credential_id: str | None = None,
-                   extra_attributes: Mapping[str, Any] | None = None) -> Principal:
+                   extra_attributes: Mapping[str, Any] | None = None, sign_in_id: str | None = None) -> Principal:
         role_limits = [self.identities.role_limits.get(r, {}) for r in sorted(roles)]
         limits = effective_limits(key_limits, record.limits, [r for r in role_limits if r], self.default_limits)
         return Principal(name=record.name, roles=frozenset(roles), auth_method=method,
                          attributes={**record.attributes, **(extra_attributes or {})}, limits=limits,
-                         credential_id=credential_id, authenticated=True)
+                         credential_id=credential_id, authenticated=True, sign_in_id=sign_in_id)
 
     def _check_guard(self, user: str, address: str | None, method: str) -> None:
         try:

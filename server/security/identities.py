@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from nexus_flight.catalog.api_keys import ApiKeyRow, key_rows, touch_keys
 from nexus_flight.catalog.grants import GrantInfo, list_grants
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.policies import PolicyInfo, list_policies
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.tokens import purge_revocations, revoked_token_ids
+from nexus_flight.catalog.tokens import (
+    extend_sign_ins,
+    purge_revocations,
+    purge_sign_ins,
+    record_sign_in,
+    revoked_token_ids,
+)
 from nexus_flight.catalog.users import SignInRecord, record_login, sign_in_records
+
+if TYPE_CHECKING:
+    from nexus_flight.server.security.gateway_tokens import TokenClaims
 
 log = logging.getLogger("nexus_flight.auth")
 
@@ -44,6 +53,8 @@ class IdentityCache:
         self._revoked_here: set[str] = set()
         self._logins: dict[str, datetime] = {}
         self._key_uses: dict[str, datetime] = {}
+        self._sign_ins: dict[str, TokenClaims] = {}
+        self._refreshed: dict[str, datetime] = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -79,6 +90,20 @@ class IdentityCache:
         """Remember (written later) that a user signed in."""
         with self._pending_lock:
             self._logins[user] = utcnow()
+
+    def note_sign_in(self, claims: TokenClaims) -> None:
+        """Remember (written later) a new sign-in, so that its tokens can be listed and revoked."""
+        with self._pending_lock:
+            self._sign_ins[claims.session_id] = claims
+
+    def note_refresh(self, session_id: str, expires_at: float) -> None:
+        """Remember (written later) that a sign-in's tokens now run until ``expires_at``."""
+        with self._pending_lock:
+            self._refreshed[session_id] = datetime.fromtimestamp(expires_at, UTC)
+
+    def write_pending(self) -> None:
+        """Write now what is pending (sign-ins, refreshes, last uses): before listing live tokens."""
+        self._write_pending()
 
     def note_key_use(self, key_id: str) -> None:
         """Remember (written later) that a key was used."""
@@ -118,6 +143,7 @@ class IdentityCache:
                 self._refreshes += 1
                 if self._refreshes % _PURGE_EVERY == 0:
                     purge_revocations(self.store)
+                    purge_sign_ins(self.store)
             except Exception as exc:  # the catalog is down: keep the last snapshot and say so
                 log.warning("could not refresh users and keys from the catalog: %s", type(exc).__name__)
 
@@ -125,6 +151,14 @@ class IdentityCache:
         with self._pending_lock:
             logins, self._logins = self._logins, {}
             uses, self._key_uses = self._key_uses, {}
+            sign_ins, self._sign_ins = self._sign_ins, {}
+            refreshed, self._refreshed = self._refreshed, {}
+        for claims in sign_ins.values():
+            issued, expires = (datetime.fromtimestamp(t, UTC) for t in (claims.issued_at, claims.expires_at))
+            record_sign_in(self.store, claims.session_id, claims.user, claims.method, issued, expires,
+                           key_id=claims.key_id)
+        if refreshed:
+            extend_sign_ins(self.store, refreshed)
         for user in logins:
             record_login(self.store, user)
         if uses:
