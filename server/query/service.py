@@ -41,6 +41,7 @@ from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
 from nexus_flight.server.query.results import ResultStream, Stop
 from nexus_flight.server.query.sql.routing import route
+from nexus_flight.server.query.table_lookup import resolved_table_schema
 
 log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
@@ -350,26 +351,11 @@ class QueryService:
         return rewritten, True
 
     def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
-        """A table's column names, from the source's schema cache (None: not found).
-
-        ``db_schema`` and ``table`` are names as the engine resolves them: where it compares them without case, the
-        table the source lists under another case is the one; where it compares exactly (PostgreSQL), only that.
-        """
+        """A table's column names, from the source's schema cache (None: not found), found as its engine finds it."""
         if db_schema is None:
             return None
-        backend = self.sources.backend(source)
-        try:
-            return list(backend.table_schema(db_schema, table).names)
-        except GatewayError:
-            pass
-        rules = identifier_rules(backend.dialect)
-        if rules.exact:
-            return None
-        try:
-            listed = [t for t in backend.list_tables(db_schema) if rules.same(t.name, table)]
-            return list(backend.table_schema(listed[0].db_schema, listed[0].name).names) if listed else None
-        except GatewayError:
-            return None
+        schema = resolved_table_schema(self.sources.backend(source), db_schema, table)
+        return None if schema is None else list(schema.names)
 
     def _limited(self, target: SourceProfile) -> SourceProfile:
         """The server's validation limits apply to sources that do not set their own."""

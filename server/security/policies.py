@@ -33,16 +33,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
+from nexus_flight.backends.base import DATABASE_TYPE_NAME
+from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.references import table_ref
 from nexus_flight.server.query.principal import Principal
+from nexus_flight.server.query.table_lookup import resolved_table_schema
 
 #: The backend of a source by name (``SourceDirectory.backend``): its metadata tells columns and views.
 BackendOf = Callable[[str], Any]
@@ -147,12 +151,13 @@ class PolicyRewriter:
         return tree
 
     def columns(self, backend_of: BackendOf, source: str, db_schema: str | None,
-                table: str) -> tuple[str, ...] | None:
-        """A table's columns (None: unknown), reused for a short while."""
-        def read() -> tuple[str, ...] | None:
+                table: str) -> tuple[pa.Field, ...] | None:
+        """A table's columns as its schema cache holds them (None: unknown), reused for a short while."""
+        def read() -> tuple[pa.Field, ...] | None:
             if db_schema is None:
                 return None
-            return tuple(backend_of(source).table_schema(db_schema, table).names) or None
+            schema = resolved_table_schema(backend_of(source), db_schema, table)
+            return tuple(schema) if schema is not None else None
 
         return self._reused(("columns", source.lower(), db_schema or "", table), read)
 
@@ -279,14 +284,14 @@ class _Rewrite:
                  if p.kind == "column_mask" and p.column}
         filters = [p for p in policies if p.kind == "row_filter"]
         if masks:
-            names = self.owner.columns(self.backend_of, self.plan.source, ref.db_schema or self.default_schema,
-                                       ref.base_name)
-            if names is None:
+            fields = self.owner.columns(self.backend_of, self.plan.source, ref.db_schema or self.default_schema,
+                                        ref.base_name)
+            if fields is None:
                 raise _denied(f"the columns of {shown} are unknown, so its column masks cannot be applied")
             projection = [
-                exp.alias_(self._value(masks[self.rules.key(name)]), exp.to_identifier(name, quoted=True))
-                if self.rules.key(name) in masks else exp.column(exp.to_identifier(name, quoted=True))
-                for name in names
+                exp.alias_(self._value(masks[self.rules.key(f.name)], f), exp.to_identifier(f.name, quoted=True))
+                if self.rules.key(f.name) in masks else exp.column(exp.to_identifier(f.name, quoted=True))
+                for f in fields
             ]
         else:
             projection = [exp.Star()]
@@ -300,10 +305,14 @@ class _Rewrite:
             derived.set(arg, value)
         return derived
 
-    def _value(self, policy: PolicyInfo) -> exp.Expression:
-        """A policy's expression with each ``{user.…}`` placeholder replaced by the user's value as a literal."""
+    def _value(self, policy: PolicyInfo, column: pa.Field | None = None) -> exp.Expression:
+        """A policy's expression with each ``{user.…}`` placeholder replaced by the user's value as a literal.
+
+        A mask without an expression is NULL of the masked ``column``'s type, so that masked and unmasked callers
+        get one result schema.
+        """
         if policy.expression is None:
-            return exp.null()
+            return self._typed_null(column)
         tree = self.owner.template(policy, self.plan.dialect).copy()
         for column in list(tree.find_all(exp.Column)):
             name = attribute_of(column)
@@ -318,6 +327,26 @@ class _Rewrite:
                               f"which {self.principal.name} does not have")
             column.replace(exp.null() if value is None else exp.convert(value))
         return tree
+
+
+    def _typed_null(self, column: pa.Field | None) -> exp.Expression:
+        """``CAST(NULL AS <the column's type>)``, the type as the engine names it (plain NULL if it cannot be read).
+
+        The type is the database's own name from the schema cache; where a backend names none (files, lake tables,
+        run by DuckDB) it is DuckDB's name of the Arrow type.
+        """
+        if column is None:
+            return exp.null()
+        named = (column.metadata or {}).get(DATABASE_TYPE_NAME)
+        type_name = named.decode() if named else (
+            sql_type_name(column.type) if self.plan.dialect == "duckdb" else None)
+        if not type_name:
+            return exp.null()
+        try:
+            data_type = exp.DataType.build(type_name, dialect=self.plan.dialect, udt=True)
+        except (SqlglotError, ValueError):
+            return exp.null()
+        return exp.Cast(this=exp.null(), to=data_type)
 
 
 def _cte_references(tree: exp.Expression) -> set[int]:

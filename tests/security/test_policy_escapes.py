@@ -14,9 +14,12 @@ import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
 
+from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.history import search_history
-from tests.security.conftest import bearer
-from tests.security.policy_world import ENGINES, SCHEMA, build
+from nexus_flight.catalog.policies import PolicySpec, add_policy, remove_policy
+from nexus_flight.catalog.users import add_role, add_user, remove_role, remove_user
+from tests.security.conftest import bearer, sign_in
+from tests.security.policy_world import ENGINES, PASSWORD, SCHEMA, build
 from tests.security.test_policies import normal, rows_of
 from tests.support import flightsql_raw as raw
 
@@ -156,3 +159,51 @@ def test_history_records_whether_a_policy_rewrote_the_query(world):
     rows = [r for r in search_history(world.store, limit=200) if marker in (r.get("sql_text") or "")]
     seen = sorted((r["user_name"], "staff" in r["sql_text"], r["policy_rewritten"]) for r in rows)
     assert seen == [("alice", True, False), ("bob", False, False), ("bob", True, True)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_masked_column_keeps_its_type(world, engine):
+    """bob (ssn masked to NULL), carol (exempt) and alice (admin, no policy) get one Arrow schema: the engine's."""
+    sql = f"SELECT * FROM {engine}.{SCHEMA[engine]}.staff"
+    masked, exempt, admin = (world.run(sql, user=user) for user in ("bob", "carol", "alice"))
+    assert masked.column("ssn").null_count == masked.num_rows > 0
+    def typed(table):
+        return [(f.name, f.type) for f in table.schema]
+
+    assert typed(masked) == typed(exempt) == typed(admin)
+    assert masked.schema.field("ssn").type == pa.string()
+    if engine in ("duck", "files"):  # DuckDB's own client, on the table the parquet files were written from
+        import duckdb
+
+        with duckdb.connect(str(world.truth["duck_raw_copy"]), read_only=True) as con:
+            own = con.execute("SELECT * FROM staff").fetch_arrow_table().schema
+        assert [f.type for f in masked.schema] == [f.type for f in own]
+    grouped = world.run(f"SELECT ssn, count(*) AS n FROM {engine}.{SCHEMA[engine]}.staff GROUP BY ssn")
+    assert grouped.schema.field("ssn").type == admin.schema.field("ssn").type
+
+
+def test_masked_numbers_keep_their_type(world):
+    """Masks on an integer and a decimal column (for one user only): the types each engine's table gives them."""
+    add_role(world.store, "typed")
+    add_user(world.store, "tess", PASSWORD, roles=["typed"], attributes={"region": "EU"})
+    others = ("analyst", "hr", "everything")
+    for engine in ENGINES:
+        add_grant(world.store, "typed", engine, SCHEMA[engine], "staff")
+        for column in ("id", "salary"):
+            add_policy(world.store, PolicySpec(f"{engine}-typed-{column}", "column_mask",
+                                               f"{engine}.{SCHEMA[engine]}.staff", column=column, exempt_roles=others))
+    world.security.authenticator.identities.refresh()
+    world.tokens["tess"] = sign_in(world.client, "tess", PASSWORD)
+    try:
+        for engine in ENGINES:
+            sql = f"SELECT * FROM {engine}.{SCHEMA[engine]}.staff"
+            masked, admin = world.run(sql, user="tess"), world.run(sql, user="alice")
+            assert masked.column("id").null_count == masked.column("salary").null_count == masked.num_rows > 0
+            assert [(f.name, f.type) for f in masked.schema] == [(f.name, f.type) for f in admin.schema], engine
+    finally:
+        for engine in ENGINES:
+            for column in ("id", "salary"):
+                remove_policy(world.store, f"{engine}-typed-{column}")
+        remove_user(world.store, "tess")
+        remove_role(world.store, "typed")
+        world.security.authenticator.identities.refresh()
