@@ -41,6 +41,8 @@ class PreparedStatement:
     origin: SignedOrigin | None = None
     #: The bound parameters as they arrived (signed into the handle a binding returns).
     parameter_table: pa.Table | None = None
+    #: The rate credit preparing it took: its first execution spends it, later ones are charged anew.
+    prepaid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,13 @@ class Ticket:
     client_address: str | None = None
     #: When the signed ticket stops being redeemable (``time.time()``).
     expires_at: float = float("inf")
+    #: The rate credit the planning of its query took (its first run spends it), if any.
+    prepaid: str | None = None
 
     def run(self) -> QueryRun:
         """What the query service runs for this ticket (cancel finds it by the ticket's handle)."""
         return QueryRun(self.plan, self.schema, self.principal, self.parameters, self.correlation_id,
-                        self.plan_timings, self.handle, self.client_address)
+                        self.plan_timings, self.handle, self.client_address, self.prepaid)
 
 
 @dataclass

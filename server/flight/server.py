@@ -212,14 +212,20 @@ class FlightSqlServer(flight.FlightServerBase):
                 "user": origin.user, "exp": expires_at}
 
     def _new_tickets(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
-                     plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True) -> list[Ticket]:
-        """The tickets of a result: one, or one per group of files for a splittable scan of files."""
+                     plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True,
+                     prepaid: str | None = None) -> list[Ticket]:
+        """The tickets of a result: one, or one per group of files for a splittable scan of files.
+
+        ``prepaid`` (the rate token planning took) pays for the first run of each: one query, one token.
+        """
         count = self._file_groups(plan) if split else 1
         if count < 2:
             return [self._new_ticket(context, session, plan, schema, origin, parameters, plan_timings,
-                                     parameter_table)]
+                                     parameter_table, prepaid)]
+        self.service.limiter.share(prepaid, count)
         return [self._new_ticket(context, session, dataclasses.replace(plan, file_part=(index, count)), schema,
-                                 origin, parameters, plan_timings, parameter_table) for index in range(count)]
+                                 origin, parameters, plan_timings, parameter_table, prepaid)
+                for index in range(count)]
 
     def _file_groups(self, plan) -> int:
         try:
@@ -229,7 +235,8 @@ class FlightSqlServer(flight.FlightServerBase):
             return 1  # the one ticket's execution reports the problem
 
     def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
-                    plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
+                    plan_timings=None, parameter_table: pa.Table | None = None,
+                    prepaid: str | None = None) -> Ticket:
         self._admit()
         expires_at = time.time() + self.handle_ttl
         correlation = self._correlation(context) or uuid.uuid4().hex
@@ -239,7 +246,7 @@ class FlightSqlServer(flight.FlightServerBase):
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
             parameters=parameters, correlation_id=correlation, plan_timings=dict(plan_timings or {}),
-            client_address=session.address, expires_at=expires_at,
+            client_address=session.address, expires_at=expires_at, prepaid=prepaid,
         )
         self.tickets.put(handle, ticket, owner=session.key)
         return ticket
@@ -343,7 +350,8 @@ class FlightSqlServer(flight.FlightServerBase):
                 f"the query has {prepared.plan.parameter_count} parameter placeholder(s): prepare it and bind values"
             )
         return self._new_tickets(context, session, prepared.plan, prepared.dataset_schema,
-                                 self._origin(session, cmd.query), plan_timings=prepared.timings_ms, split=split)
+                                 self._origin(session, cmd.query), plan_timings=prepared.timings_ms, split=split,
+                                 prepaid=prepared.prepaid)
 
     def _prepared_tickets(self, context, cmd, split: bool) -> list[Ticket]:
         statement = self._statement(context, cmd.prepared_statement_handle)
@@ -353,12 +361,15 @@ class FlightSqlServer(flight.FlightServerBase):
             )
         session = self._session(context)
         self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
+        # Each execution is a query: the first spends what preparing it took, later ones take a token here.
+        prepaid, statement.prepaid = statement.prepaid, None
+        prepaid = prepaid or self.service.limiter.charge(session.principal)
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
         assert statement.origin is not None
         return self._new_tickets(context, session, statement.plan, bound or statement.dataset_schema,
                                  statement.origin, statement.parameters, statement.plan_timings,
-                                 statement.parameter_table, split=split)
+                                 statement.parameter_table, split=split, prepaid=prepaid)
 
     def _query_tickets(self, context, cmd, split: bool = True) -> list[Ticket] | None:
         """The tickets that run a query command (several for a split result); None for any other command."""
@@ -527,7 +538,7 @@ class FlightSqlServer(flight.FlightServerBase):
         prepared = self._plan(context, session, request.query)
         statement = PreparedStatement(b"", session.key, prepared.plan, prepared.dataset_schema,
                                       prepared.parameter_schema, plan_timings=dict(prepared.timings_ms),
-                                      origin=self._origin(session, request.query))
+                                      origin=self._origin(session, request.query), prepaid=prepared.prepaid)
         handle = statement.handle = self._sign_prepared(statement)
         self.prepared.put(handle, statement, owner=session.key)
         result = pb.ActionCreatePreparedStatementResult(

@@ -5,8 +5,12 @@ when it signed in) are read on every query, so a change made with the CLI applie
 interval and a reloaded ``[server.limits]`` at once. Budgets are charged to ``Principal.accounting_key``: an API
 key has its own, every other sign-in of a user shares the user's.
 
-- ``queries_per_minute`` / ``query_burst``: a token bucket per principal. A query that finds it empty is refused
-  at once (UNAVAILABLE) with the time until the next token; refused queries cost no token.
+- ``queries_per_minute`` / ``query_burst``: a token bucket per principal, charged once per query where its work
+  starts: planning (``charge``: GetFlightInfo, GetSchema, CreatePreparedStatement, each new execution of a prepared
+  statement) hands the token on as a *prepaid* credit that the run it plans spends instead of a new token
+  (``admit(prepaid=...)``), so plan → DoGet costs one token, and so do the endpoints of one split result; a run
+  without a credit (a ticket redeemed twice, or on another replica) pays at ``admit``. A query that finds the bucket
+  empty is refused at once (UNAVAILABLE) with the time until the next token; refused queries cost no token.
 - ``max_concurrent_queries`` / ``max_concurrent_queries_per_source``: a slot is taken when a query starts running
   and given back exactly once when its stream ends, fails, is cancelled or loses its client (``release``). Over
   the limit a query waits up to ``queue_timeout_seconds`` for a slot (0, the default: refused at once); at most
@@ -21,6 +25,7 @@ bucket and counts, and the lock is held only for a few arithmetic operations. Co
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +37,9 @@ from nexus_flight.server.query.principal import Principal
 
 #: Buckets kept before full (idle) ones are forgotten.
 _MAX_BUCKETS = 50_000
+#: Prepaid credits kept (planned queries not run yet), and how long one may wait for its run.
+_MAX_PREPAID = 100_000
+_PREPAID_SECONDS = 3600.0
 #: How often a queued query looks whether its client has gone.
 _QUEUE_POLL_SECONDS = 0.1
 #: Suggested retry delay after a concurrency refusal (when a slot frees is not known in advance).
@@ -97,6 +105,8 @@ class PrincipalLimiter:
         self._running: dict[str, int] = {}
         self._running_on: dict[tuple[str, str], int] = {}
         self._waiting: dict[str, int] = {}
+        #: credit id -> (accounting key, runs it still pays for, until when)
+        self._prepaid: dict[str, tuple[str, int, float]] = {}
         self._counts = AdmissionCounts()
 
     def limits_of(self, principal: Principal) -> Mapping[str, Any]:
@@ -105,13 +115,57 @@ class PrincipalLimiter:
 
     # -- admission -------------------------------------------------------------------------------------------
 
-    def admit(self, principal: Principal, source: str, cancelled: Callable[[], bool] | None = None) -> Slot:
+    def charge(self, principal: Principal, runs: int = 1) -> str | None:
+        """Take a rate token for a query being planned; return the credit its ``runs`` runs spend (None: no rate).
+
+        Raises:
+            RetryLaterError: UNAVAILABLE: the principal's rate is used up (naming the limit and when to retry).
+
+        """
+        limits = self.limits_of(principal)
+        if limits.get("queries_per_minute") is None:
+            return None
+        key = principal.accounting_key
+        with self._lock:
+            self._take_rate_token(key, _who(principal), limits)
+            now = self._clock()
+            if len(self._prepaid) >= _MAX_PREPAID:
+                self._prepaid = {k: v for k, v in self._prepaid.items() if v[2] > now}
+                if len(self._prepaid) >= _MAX_PREPAID:
+                    self._prepaid.clear()  # credits lost: their runs pay again, never run unpaid
+            credit = secrets.token_hex(8)
+            self._prepaid[credit] = (key, max(1, runs), now + _PREPAID_SECONDS)
+        return credit
+
+    def share(self, credit: str | None, runs: int) -> None:
+        """Let a credit pay for ``runs`` runs (the endpoints of one split result)."""
+        if credit is None:
+            return
+        with self._lock:
+            found = self._prepaid.get(credit)
+            if found is not None:
+                self._prepaid[credit] = (found[0], max(1, runs), found[2])
+
+    def _spend(self, credit: str | None, key: str) -> bool:
+        """Spend one run of a prepaid credit of ``key`` (the lock held); False: none left, or not this key's."""
+        if credit is None:
+            return False
+        found = self._prepaid.pop(credit, None)
+        if found is None or found[0] != key or found[2] <= self._clock():
+            return False
+        if found[1] > 1:
+            self._prepaid[credit] = (found[0], found[1] - 1, found[2])
+        return True
+
+    def admit(self, principal: Principal, source: str, cancelled: Callable[[], bool] | None = None,
+              prepaid: str | None = None) -> Slot:
         """Take a concurrency slot (waiting for one where configured) and a rate token, or refuse.
 
         Args:
             principal: Who runs the query.
             source: The source it runs on.
             cancelled: True once the client has gone (a queued query then stops waiting).
+            prepaid: The credit its planning took (``charge``): spent instead of a new rate token.
 
         Raises:
             RetryLaterError: UNAVAILABLE naming the limit reached, its value and when to retry.
@@ -128,11 +182,8 @@ class PrincipalLimiter:
         who = _who(principal)
         with self._lock:
             self._wait_for_slot(key, where, who, source, limits, cancelled)
-            try:
-                self._take_token(key, who, limits)
-            except RetryLaterError:
-                self._counts.refused["queries_per_minute"] = self._counts.refused.get("queries_per_minute", 0) + 1
-                raise
+            if not self._spend(prepaid, key):
+                self._take_rate_token(key, who, limits)
             if total is None and per_source is None:
                 self._counts.admitted += 1
                 return Slot()
@@ -192,6 +243,14 @@ class PrincipalLimiter:
             f"{_CONCURRENCY_RETRY_SECONDS:g} s, or once one of them has ended",
             retry_after_seconds=_CONCURRENCY_RETRY_SECONDS,
         )
+
+    def _take_rate_token(self, key: str, who: str, limits: Mapping[str, Any]) -> None:
+        """Take a rate token (the lock held), counting a refusal."""
+        try:
+            self._take_token(key, who, limits)
+        except RetryLaterError:
+            self._counts.refused["queries_per_minute"] = self._counts.refused.get("queries_per_minute", 0) + 1
+            raise
 
     def _take_token(self, key: str, who: str, limits: Mapping[str, Any]) -> None:
         per_minute = limits.get("queries_per_minute")

@@ -81,6 +81,8 @@ class PreparedQuery:
     dataset_schema: pa.Schema
     parameter_schema: pa.Schema
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    #: The rate token planning took, which the run it plans spends (``PrincipalLimiter.charge``); None: no rate.
+    prepaid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class QueryRun:
         plan_timings: How long validating and planning took (recorded with the run).
         key: What ``cancel`` names this run by (the wire's handle for it); runs may share a key.
         address: The client's address, for history.
+        prepaid: The rate credit its planning took (spent instead of a new token), if any.
 
     """
 
@@ -107,6 +110,7 @@ class QueryRun:
     plan_timings: Mapping[str, float] = field(default_factory=dict)
     key: bytes = b""
     address: str | None = None
+    prepaid: str | None = None
 
 
 @dataclass
@@ -376,6 +380,8 @@ class QueryService:
             plan = self.route(request)
             source = plan.source
             clock.mark("validate")
+            # The query's work starts here (the engine plans it): its rate token is taken now, once.
+            prepaid = self.limiter.charge(request.principal)
             backend = self.sources.backend(plan.source)
             dispatched, _ = self.dispatched(plan, request.principal)
             with tracer.start_as_current_span("plan", attributes={"nexus.source": plan.source}), planning(self.limits):
@@ -383,7 +389,7 @@ class QueryService:
                 dataset = backend.get_schema(dispatched)
                 parameters = backend.get_parameter_schema(dispatched)
             clock.mark("plan")
-            return PreparedQuery(plan, dataset, parameters, clock.phases)
+            return PreparedQuery(plan, dataset, parameters, clock.phases, prepaid)
         except GatewayError as exc:
             exc.with_context(source=source)
             self._emit_failure(request.sql, request.principal, source, exc, clock,
@@ -438,7 +444,8 @@ class QueryService:
         try:
             with trace.use_span(span, end_on_exit=False):
                 self.policy.check_query(run.principal, plan)
-                slot = self.limiter.admit(run.principal, plan.source, watch.is_cancelled if watch else None)
+                slot = self.limiter.admit(run.principal, plan.source, watch.is_cancelled if watch else None,
+                                          prepaid=run.prepaid)
                 clock.mark("admit")
                 dispatched, rewritten = self.dispatched(plan, run.principal)
                 with tracer.start_as_current_span("connect"):

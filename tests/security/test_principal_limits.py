@@ -237,9 +237,8 @@ def test_without_authentication_the_server_defaults_hold_each_labelled_caller(ma
     client = flight.FlightClient(gateway.location)
     info = client.get_flight_info(flight.FlightDescriptor.for_command(_command(SMALL)))
     assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 1
-    info = client.get_flight_info(flight.FlightDescriptor.for_command(_command(SMALL)))
-    with pytest.raises(flight.FlightUnavailableError, match=r"queries_per_minute=6.*retry after 1[0-9.]* s"):
-        client.do_get(info.endpoints[0].ticket).read_all()
+    with pytest.raises(flight.FlightUnavailableError, match=r"queries_per_minute=6.*retry after (9\.[0-9]|10\.0) s"):
+        client.get_flight_info(flight.FlightDescriptor.for_command(_command(SMALL)))  # refused where it is planned
     text = gateway.metrics.text().decode()
     assert 'nexus_admission_refused_total{limit="queries_per_minute"} 1.0' in text
     assert "nexus_admission_admitted_total 1.0" in text
@@ -302,3 +301,72 @@ def test_limits_set_with_the_cli_apply_to_a_running_gateway_within_its_refresh(c
     assert role["limits"] == {"max_concurrent_queries": 2}
     _, key, _ = cli("keys", "create", "bob", "nightly", "--limit", "max_query_seconds=30.5")
     assert key["limits"] == {"max_query_seconds": 30.5}
+
+
+def _prepare(client, token: str, sql: str = SMALL) -> bytes:
+    from tests.support import flightsql_raw as raw
+
+    return raw.prepare(client, sql, bearer(token)).prepared_statement_handle
+
+
+def _execute_prepared(client, token: str, handle: bytes) -> pa.Table:
+    from flightsql import flightsql_pb2 as pb
+
+    from tests.support import flightsql_raw as raw
+
+    return raw.info_and_table(client, pb.CommandPreparedStatementQuery(prepared_statement_handle=handle),
+                              bearer(token))[1]
+
+
+def _refused_for_rate(call) -> str:
+    with pytest.raises(flight.FlightUnavailableError) as refused:
+        call()
+    assert "queries_per_minute=6" in str(refused.value) and "query_burst=3" in str(refused.value)
+    return str(refused.value)
+
+
+def test_the_rate_is_charged_once_per_query_where_its_planning_starts(secured):
+    """6/min, burst 3 (a token every 10 s): planning alone costs a token; plan then DoGet costs one, not two."""
+    _limit(secured, "bob", queries_per_minute=6, query_burst=3)
+    client = secured.client()
+    bob = sign_in(client, "bob", BOB_PASSWORD)
+    descriptor = flight.FlightDescriptor.for_command(_command(SMALL))
+    for _ in range(3):  # GetFlightInfo, never redeemed: the engine planned it, so it counts
+        client.get_flight_info(descriptor, bearer(bob))
+    _refused_for_rate(lambda: client.get_flight_info(descriptor, bearer(bob)))
+    with pytest.raises(pa.ArrowInvalid, match="queries_per_minute=6"):  # pyarrow's GetSchema sends no UNAVAILABLE
+        client.get_schema(descriptor, bearer(bob))
+    _refused_for_rate(lambda: _prepare(client, bob))
+    limiter = secured.gateway.service.limiter
+    assert limiter.counts().refused == {"queries_per_minute": 3} and limiter.counts().admitted == 0
+
+    alice_token = sign_in(client, "alice", ALICE_PASSWORD)
+    _limit(secured, "alice", queries_per_minute=6, query_burst=3)
+    for _ in range(3):  # plan -> DoGet three times: three tokens, the DoGets spend what planning took
+        assert _query(client, alice_token).read_all().to_pylist() == [{"n_name": "GERMANY"}]
+    _refused_for_rate(lambda: _query(client, alice_token))
+    assert limiter.counts().admitted == 3
+
+    carol = "carol"
+    from nexus_flight.catalog.users import add_user
+
+    add_user(secured.security.authenticator.identities.store, carol, "carol-tuna-melody-31", roles=["analyst"],
+             limits={"queries_per_minute": 6, "query_burst": 3})
+    secured.security.authenticator.identities.refresh()
+    carol_token = sign_in(client, carol, "carol-tuna-melody-31")
+    handle = _prepare(client, carol_token)  # token 1, spent by the first execution
+    for _ in range(3):  # executions 1, 2 (token 2) and 3 (token 3)
+        assert _execute_prepared(client, carol_token, handle).num_rows == 1
+    _refused_for_rate(lambda: _execute_prepared(client, carol_token, handle))
+    assert limiter.counts().admitted == 6
+
+
+def test_a_ticket_redeemed_twice_pays_for_its_second_run(secured):
+    _limit(secured, "bob", queries_per_minute=6, query_burst=2)
+    client = secured.client()
+    bob = sign_in(client, "bob", BOB_PASSWORD)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(_command(SMALL)), bearer(bob))
+    for _ in range(2):  # the first run spends the planning's token, the second takes the last one
+        assert client.do_get(info.endpoints[0].ticket, bearer(bob)).read_all().num_rows == 1
+    with pytest.raises(flight.FlightUnavailableError, match="queries_per_minute=6"):
+        client.do_get(info.endpoints[0].ticket, bearer(bob)).read_all()
