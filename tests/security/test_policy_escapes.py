@@ -176,7 +176,7 @@ def test_a_masked_column_keeps_its_type(world, engine):
         import duckdb
 
         with duckdb.connect(str(world.truth["duck_raw_copy"]), read_only=True) as con:
-            own = con.execute("SELECT * FROM staff").fetch_arrow_table().schema
+            own = con.execute("SELECT * FROM staff").to_arrow_table().schema
         assert [f.type for f in masked.schema] == [f.type for f in own]
     grouped = world.run(f"SELECT ssn, count(*) AS n FROM {engine}.{SCHEMA[engine]}.staff GROUP BY ssn")
     assert grouped.schema.field("ssn").type == admin.schema.field("ssn").type

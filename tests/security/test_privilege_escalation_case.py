@@ -172,7 +172,7 @@ def test_metadata_lists_only_the_granted_twins(world):
 
 def test_adbc_get_objects_shows_the_granted_columns_only(world):
     with flight_sql.connect(world["gateway"].location, db_kwargs={
-            "adbc.flight.sql.authorization_header": f"Bearer {world['tokens']['bob']}"}) as conn:
+            "adbc.flight.sql.authorization_header": f"Bearer {world['tokens']['bob']}"}, autocommit=True) as conn:
         objects = conn.adbc_get_objects(depth="columns", catalog_filter="pg").read_all().to_pylist()
     tables = {t["table_name"]: [c["column_name"] for c in t["table_columns"]]
               for catalog in objects for schema in catalog["catalog_db_schemas"] for t in schema["db_schema_tables"]}
