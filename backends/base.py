@@ -211,6 +211,18 @@ class Backend(abc.ABC):
         """
         return None
 
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """The plans of the endpoints ``plan``'s result is served as (at most ``most``), whose rows add up to it.
+
+        One (``[plan]``) unless the family can split a result: a scan of several files by groups of files
+        (``file_part``), an upstream Flight SQL server's result by its own endpoints (``upstream_partitions``).
+
+        Raises:
+            GatewayError: the source failed while finding the parts (the caller serves the result whole).
+
+        """
+        return [plan]
+
     @abc.abstractmethod
     def execute(
         self,

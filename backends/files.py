@@ -8,6 +8,7 @@ exposes its ``key=value`` directories as columns, and ``partition_columns`` repo
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import threading
 from collections.abc import Sequence
@@ -72,15 +73,18 @@ class FilesBackend(LakeBackend):
                 self._datasets[table] = dataset
         return Binding(dataset)
 
-    def file_groups(self, plan: QueryPlan, most: int) -> int:
-        """Into how many endpoints the result of ``plan`` splits, each reading a group of files (1: it does not)."""
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """One plan per group of the table's files when the result is the union of theirs, else ``[plan]``."""
         if most < 2 or plan.file_part is not None or not splits_by_rows(plan):
-            return 1
+            return [plan]
         names = self._referenced(plan.tables)
         if len(names) != 1:
-            return 1
+            return [plan]
         dataset = self._bind(names[0]).data
-        return min(most, len(dataset.files)) if isinstance(dataset, ds.FileSystemDataset) else 1
+        count = min(most, len(dataset.files)) if isinstance(dataset, ds.FileSystemDataset) else 1
+        if count < 2:
+            return [plan]
+        return [dataclasses.replace(plan, file_part=(index, count)) for index in range(count)]
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run ``plan`` over all of its table's files, or over the group of them its ``file_part`` names."""

@@ -213,28 +213,21 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _new_tickets(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                      plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True) -> list[Ticket]:
-        """The tickets of a result: one, or one per group of files for a splittable scan of files."""
-        count = self._file_groups(plan) if split else 1
-        if count < 2:
-            return [self._new_ticket(context, session, plan, schema, origin, parameters, plan_timings,
-                                     parameter_table)]
-        return [self._new_ticket(context, session, dataclasses.replace(plan, file_part=(index, count)), schema,
-                                 origin, parameters, plan_timings, parameter_table) for index in range(count)]
-
-    def _file_groups(self, plan) -> int:
-        try:
-            groups = getattr(self.service.sources.backend(plan.source), "file_groups", None)
-            return groups(plan, self.max_endpoints) if groups is not None else 1
-        except GatewayError:
-            return 1  # the one ticket's execution reports the problem
+        """The tickets of a result: one, or one per part of a split result (file groups, upstream endpoints)."""
+        self._admit()
+        parts = self.service.split(plan, session.principal, self.max_endpoints if split else 1)
+        return [self._new_ticket(context, session, part, schema, origin, parameters, plan_timings, parameter_table)
+                for part in parts]
 
     def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                     plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
-        self._admit()
         expires_at = time.time() + self.handle_ttl
         correlation = self._correlation(context) or uuid.uuid4().hex
         claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
                   "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part}
+        if plan.upstream_partitions is not None:
+            # The upstream's tickets (and where it serves them) stay unreadable: clients fetch through the gateway.
+            claims["up"] = self.signer.seal(b"".join(_framed(p) for p in plan.upstream_partitions))
         handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
@@ -271,6 +264,8 @@ class FlightSqlServer(flight.FlightServerBase):
             self._check_owner(caller.principal, origin.user, "ticket")
             principal = caller.principal if caller.principal.authenticated else anonymous(origin.user)
             plan = self._with_part(self._replan(context, principal, caller.address, origin), claims.get("part"))
+            if "up" in claims:
+                plan = dataclasses.replace(plan, upstream_partitions=_unframed(self.signer.unseal(claims["up"])))
             table = table_of(claims.get("params"))
             ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
@@ -640,6 +635,23 @@ def _timestamp(epoch_seconds: float | None) -> pa.TimestampScalar | None:
     if epoch_seconds is None:
         return None
     return pa.scalar(datetime.fromtimestamp(epoch_seconds, UTC), type=pa.timestamp("us", "UTC"))
+
+
+def _framed(data: bytes) -> bytes:
+    """``data`` preceded by its length (4 bytes, big-endian), so that several travel as one byte string."""
+    return len(data).to_bytes(4, "big") + data
+
+
+def _unframed(data: bytes) -> tuple[bytes, ...]:
+    """The byte strings ``_framed`` joined."""
+    parts, offset = [], 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        parts.append(data[offset + 4:offset + 4 + size])
+        offset += 4 + size
+    if offset != len(data) or not parts:
+        raise InvalidQueryError("not a valid ticket: its upstream endpoints are malformed")
+    return tuple(parts)
 
 
 def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:

@@ -330,15 +330,23 @@ class QueryService:
         kept = self._dispatched.get(key)
         if kept is not None and kept[0] is plan:
             return kept[1], True
+        rewritten = self._rewritten(plan, sql)
+        # The part of a split result a plan reads is the rewritten plan's too (its rows are the part's rows).
+        rewritten = dataclasses.replace(rewritten, file_part=plan.file_part,
+                                        upstream_partitions=plan.upstream_partitions)
+        if len(self._dispatched) >= _MAX_DISPATCHED:
+            self._dispatched = {}
+        self._dispatched[key] = (plan, rewritten)
+        return rewritten, True
+
+    def _rewritten(self, plan: QueryPlan, sql: str) -> QueryPlan:
+        """``sql`` (``plan``'s statement with the caller's policies applied) routed afresh to ``plan``'s source."""
         profile = self._limited(self.sources.route_target(plan.source))
         rewritten = route(sql, sources={plan.source: profile}, session_catalog=plan.source,
                           default_source=plan.source, validate_sql=self.validate_sql)
         if rewritten.parameter_count != plan.parameter_count:
             raise ForbiddenError("permission denied: the query's parameters cannot be kept through its policies")
-        if len(self._dispatched) >= _MAX_DISPATCHED:
-            self._dispatched = {}
-        self._dispatched[key] = (plan, rewritten)
-        return rewritten, True
+        return rewritten
 
     def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
         """A table's column names, from the source's schema cache (None: not found); names match without case."""
@@ -387,6 +395,26 @@ class QueryService:
             self._emit_failure(request.sql, request.principal, source, exc, clock,
                                correlation_id=request.correlation_id, address=request.address)
             raise
+
+    def split(self, plan: QueryPlan, principal: Principal, most: int) -> list[QueryPlan]:
+        """The plans of the endpoints ``plan``'s result is served as for ``principal`` (``[plan]``: one).
+
+        The source splits the plan its backend would run (the caller's policies applied); each part keeps
+        ``plan`` itself and names its part, so that every execution applies the policies again.
+        """
+        if most < 2:
+            return [plan]
+        try:
+            dispatched, _ = self.dispatched(plan, principal)
+            with planning(self.limits):
+                parts = self.sources.backend(plan.source).split(dispatched, most)
+        except GatewayError as exc:
+            log.debug("serving %s whole: %s", plan.source, exc.message)
+            return [plan]  # the one execution reports the problem
+        if len(parts) < 2:
+            return [plan]
+        return [dataclasses.replace(plan, file_part=part.file_part, upstream_partitions=part.upstream_partitions)
+                for part in parts]
 
     def bound_schema(self, plan: QueryPlan, parameters: Rows | None, principal: Principal) -> pa.Schema | None:
         """The result schema of a prepared query once its parameters are bound (None: the prepared one stands).
