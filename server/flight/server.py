@@ -538,25 +538,38 @@ class FlightSqlServer(flight.FlightServerBase):
         self.prepared.pop(request.prepared_statement_handle)
         return []
 
-    def _cancel_info(self, info_bytes: bytes) -> int:
+    def _cancel_info(self, context, info_bytes: bytes) -> int:
         try:
             info = flight.FlightInfo.deserialize(info_bytes)
         except Exception as exc:
             raise InvalidQueryError("malformed FlightInfo in cancel request") from exc
-        cancelled = False
+        keys = []
         for endpoint in info.endpoints:
             cmd = protocol.unpack_any(endpoint.ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
-                cancelled |= self.service.cancel(cmd.statement_handle)
-        return _CANCELLED if cancelled else _NOT_CANCELLABLE
+                keys.append(cmd.statement_handle)
+        cancelled = [self.service.cancel(key) for key in keys]  # each of them, not up to the first
+        if not any(cancelled):
+            # Not running here: maybe on another replica. Only tickets of this catalog, issued to the caller.
+            cancelled.append(self.service.cancel_elsewhere([k for k in keys if self._caller_owns(context, k)]))
+        return _CANCELLED if any(cancelled) else _NOT_CANCELLABLE
+
+    def _caller_owns(self, context, handle: bytes) -> bool:
+        """Whether ``handle`` is a live ticket of this catalog issued to the caller."""
+        try:
+            claims = self.signer.open(TICKET, handle)
+            self._check_owner(self._caller(context).principal, str(claims.get("user")), "ticket")
+        except GatewayError:
+            return False
+        return True
 
     def _action_CancelFlightInfo(self, context, body):  # noqa: N802
         request = protocol.parse(fpb.CancelFlightInfoRequest, body)
-        return [fpb.CancelFlightInfoResult(status=self._cancel_info(request.info)).SerializeToString()]
+        return [fpb.CancelFlightInfoResult(status=self._cancel_info(context, request.info)).SerializeToString()]
 
     def _action_CancelQuery(self, context, body):  # noqa: N802
         request = protocol.unpack_as(body, pb.ActionCancelQueryRequest)
-        return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(request.info)))]
+        return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(context, request.info)))]
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
         # A ticket is signed with its expiry: renewing signs it again with a later one.

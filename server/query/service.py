@@ -26,7 +26,14 @@ from opentelemetry import trace
 
 from nexus_flight.backends.base import Backend
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError, RetryLaterError
+from nexus_flight.core.errors import (
+    BackendUnavailableError,
+    ForbiddenError,
+    GatewayError,
+    NotFoundError,
+    QueryCancelledError,
+    RetryLaterError,
+)
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
 from nexus_flight.core.sizes import parse_size
@@ -38,6 +45,7 @@ from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
+from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels
 from nexus_flight.server.query.results import ResultStream, Stop
 from nexus_flight.server.query.sql.routing import route
 
@@ -254,6 +262,8 @@ class QueryService:
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
         self._lock = threading.Lock()
         self._watch = CancelWatch()
+        #: Cancels between replicas (None: this process alone).
+        self._remote: RemoteCancel | None = None
 
     # -- what a principal may see ----------------------------------------------------------------------------
 
@@ -568,6 +578,30 @@ class QueryService:
         for entry in entries:
             entry.cancel()
         return bool(entries)
+
+    def share_cancels(self, shared: SharedCancels) -> None:
+        """Carry cancels to and from the replicas sharing ``shared`` (the catalog)."""
+        self._remote = RemoteCancel(shared, self._running_keys, self.cancel)
+
+    def _running_keys(self) -> list[bytes]:
+        with self._lock:
+            return [key for key in self._running if key]
+
+    def cancel_elsewhere(self, keys: Sequence[bytes]) -> bool:
+        """Stop the queries of ``keys`` on the replica that runs them; True when one was running there.
+
+        Raises:
+            BackendUnavailableError: the shared catalog could not carry the request.
+
+        """
+        if self._remote is None or not keys:
+            return False
+        try:
+            return self._remote.ask(keys)
+        except Exception as exc:
+            log.warning("a cancel could not be passed to the other replicas: %s", exc)
+            raise BackendUnavailableError("the cancel could not be passed to the other replicas (the catalog "
+                                          "does not answer): retry") from None
 
     def cancel_all(self) -> int:
         """Stop every running query (the end of a drain); return how many there were."""
