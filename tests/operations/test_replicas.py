@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_flight.catalog.key_handover import HANDLE_KEYS
 from nexus_flight.catalog.store import CatalogStore
@@ -34,6 +36,8 @@ from nexus_flight.catalog.vault import KeyRing, generate_key, parse_key
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
+from tests.clients import toolchain
+from tests.clients.jdbc_values import compare_result, from_getters
 from tests.operations.serving import LONG_QUERY, nginx_config, serve, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
@@ -129,7 +133,8 @@ secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
         reference = root / "reference.duckdb"
         shutil.copyfile(next(demo_data_dir.glob("tpch_*.duckdb")), reference)
         yield {"replicas": replicas, "proxy": f"grpc://127.0.0.1:{port}", "config": config, "url": url,
-               "data": data, "files": files, "old_key": old_key, "demo": reference}
+               "data": data, "files": files, "old_key": old_key, "demo": reference,
+               "pg_dsn": postgres_server.dsn()}
     finally:
         if proxy is not None:
             proxy.terminate()
@@ -210,6 +215,51 @@ def test_adbc_prepared_statements_through_the_proxy(cluster):
         assert cur.fetchall() == [(sum(expected["trip"].to_pylist()), 400, sum(expected["fare"].to_pylist()))]
         cur.execute("SELECT id, name FROM pg.public.replica_colors ORDER BY id")
         assert cur.fetchall() == [(1, "red"), (2, "green"), (3, "blue")]
+
+
+def _queries_per_replica(cluster) -> list[float]:
+    counts = []
+    for replica in cluster["replicas"]:
+        with urllib.request.urlopen(replica.http + "/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        counts.append(sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                          if s.name == "nexus_queries_total"))
+    return counts
+
+
+def test_the_jdbc_driver_prepares_and_executes_through_the_proxy(cluster, tmp_path):
+    """The Arrow Flight SQL JDBC driver through nginx: its prepare, bind, GetFlightInfo and DoGet calls are
+    balanced one by one, so they cross replicas (each replica's query counter moves); answers as the engines'."""
+    proxy_port = cluster["proxy"].rsplit(":", 1)[1]
+    url = f"jdbc:arrow-flight-sql://127.0.0.1:{proxy_port}/?useEncryption=false"
+    pg_query = "SELECT id, name FROM pg.public.replica_colors WHERE id > ? ORDER BY id"
+    files_query = "SELECT trip, fare FROM files.main.trips WHERE fare > ?"
+    scenarios = [
+        ("connect", "connect", url, f"user={USER}", f"password={PASSWORD}"),
+        ("nations", "prepared", NATION_BY_REGION, *" | ".join(f"long:{r}" for r in range(5)).split(" ")),
+        ("colors", "prepared", pg_query, "int:1", "|", "int:0"),
+        ("trips", "prepared", files_query, "decimal:90.00"),
+    ]
+    path = tmp_path / "scenarios.tsv"
+    path.write_text("\n".join("\t".join(s) for s in scenarios) + "\n", encoding="utf-8")
+    before = _queries_per_replica(cluster)
+    answers = toolchain.run_lines([*toolchain.java_command("JdbcScenarios"), str(path)], timeout=120)
+    moved = [after - earlier for after, earlier in zip(_queries_per_replica(cluster), before, strict=True)]
+    assert sum(1 for delta in moved if delta > 0) >= 2, moved
+    for name in ("connect", "nations", "colors", "trips"):
+        assert answers[name]["ok"], answers[name].get("error")
+    nations = answers["nations"]["result"]["runs"]
+    assert len(nations) == 5
+    for region, got in enumerate(nations):
+        compare_result(got, _duckdb(cluster, NATION_BY_REGION.replace("?", "$1"), region))
+    with psycopg.connect(cluster["pg_dsn"]) as conn:
+        for got, bound in zip(answers["colors"]["result"]["runs"], (1, 0), strict=True):
+            expected = conn.execute(pg_query.replace("?", "%s").replace("pg.public.", ""), (bound,)).fetchall()
+            assert [(row[0]["value"], row[1]["value"]) for row in got["rows"]] == expected
+    [trips] = answers["trips"]["result"]["runs"]  # four endpoints (groups of files), fetched by the driver
+    whole = pq.read_table(cluster["files"]).to_pylist()
+    got = sorted((from_getters(r[0], pa.int64()), from_getters(r[1], pa.decimal128(9, 2))) for r in trips["rows"])
+    assert got == sorted((r["trip"], r["fare"]) for r in whole if r["fare"] > 90)
 
 
 def test_an_upstream_flight_sql_servers_endpoints_are_fetched_through_any_replica(cluster):
