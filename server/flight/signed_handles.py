@@ -79,14 +79,19 @@ class HandleSigner:
             self._current = keys[0].kid if keys else ""
             self._loaded_at = time.monotonic()
 
-    def sign(self, kind: bytes, claims: dict[str, Any]) -> bytes:
-        """A handle of ``kind`` carrying ``claims`` (JSON-ready; bytes values go in as base64 text)."""
+    def _signing_key(self) -> tuple[str, bytes]:
+        """The kid and secret new handles are signed with (looked up again every ``RELOAD_SECONDS``)."""
         if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
             self.reload()
         with self._lock:
             kid, secret = self._current, self._keys.get(self._current)
         if secret is None:
             raise InvalidQueryError("the gateway has no handle signing key")
+        return kid, secret
+
+    def sign(self, kind: bytes, claims: dict[str, Any]) -> bytes:
+        """A handle of ``kind`` carrying ``claims`` (JSON-ready; bytes values go in as base64 text)."""
+        kid, secret = self._signing_key()
         encoded_kid = kid.encode()
         body = zlib.compress(json.dumps(claims, separators=(",", ":")).encode(), 1)
         signed = MAGIC + kind + bytes([len(encoded_kid)]) + encoded_kid + body
@@ -123,12 +128,7 @@ class HandleSigner:
 
     def seal(self, data: bytes) -> str:
         """``data`` encrypted (AES-GCM under a key derived from the signing key) for a claim only replicas read."""
-        if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
-            self.reload()
-        with self._lock:
-            kid, secret = self._current, self._keys.get(self._current)
-        if secret is None:
-            raise InvalidQueryError("the gateway has no handle signing key")
+        kid, secret = self._signing_key()
         nonce = secrets.token_bytes(12)
         sealed = AESGCM(_sealing_key(secret)).encrypt(nonce, data, kid.encode())
         return f"{kid}:{base64.b64encode(nonce + sealed).decode()}"
