@@ -236,8 +236,9 @@ class FlightSQLBackend(AdbcBackend):
         """One plan per group of the upstream's own endpoints for the query (``[plan]`` when it answers one).
 
         The query runs upstream now (GetFlightInfo is where a Flight SQL server plans or runs it); each group is
-        read later, on whichever replica redeems its ticket. A query whose rows are ordered stays whole: its
-        endpoints would have to be read in order.
+        read later, on whichever replica redeems its ticket. A result of one endpoint is run again when redeemed
+        (some servers' tickets, ROAPI's, are not redeemable later from another connection); a query whose rows are
+        ordered stays whole, its endpoints would have to be read in order; a query with parameters is not asked for.
         """
         query = plan.query
         if most < 2 or plan.upstream_partitions is not None or plan.parameter_count:

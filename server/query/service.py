@@ -421,7 +421,7 @@ class QueryService:
         except GatewayError as exc:
             log.debug("serving %s whole: %s", plan.source, exc.message)
             return [plan]  # the one execution reports the problem
-        if len(parts) < 2:
+        if parts == [dispatched]:
             return [plan]
         return [dataclasses.replace(plan, file_part=part.file_part, upstream_partitions=part.upstream_partitions)
                 for part in parts]
