@@ -45,6 +45,9 @@ class Capabilities:
     keys: bool = False
     #: The engine can return the result schema without running the query.
     schema_without_execution: bool = True
+    #: A statement's result and parameter schemas cannot change while the backend is open (its database is
+    #: read-only and nothing else may write it), so the gateway may reuse them for the same text.
+    stable_schemas: bool = False
 
 
 @dataclass(frozen=True)

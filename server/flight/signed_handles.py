@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nexus_flight.core.errors import InvalidQueryError
+from nexus_flight.core.identity_memo import IdentityMemo
 
 MAGIC = b"NF"
 TICKET = b"t"
@@ -175,12 +176,17 @@ def expired(kind: bytes) -> InvalidQueryError:
                              "again)")
 
 
+#: A plan's schema is the same object for every ticket and handle made from it: encoded once.
+_SCHEMA_TEXTS: IdentityMemo[str] = IdentityMemo()
+
+
 def ipc_bytes(value: pa.Schema | pa.Table | None) -> str | None:
     """A schema or a table as base64 text of its Arrow IPC form (None stays None)."""
     if value is None:
         return None
     if isinstance(value, pa.Schema):
-        return base64.b64encode(value.serialize().to_pybytes()).decode()
+        schema = value
+        return _SCHEMA_TEXTS.get(schema, lambda: base64.b64encode(schema.serialize().to_pybytes()).decode())
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, value.schema) as writer:
         writer.write_table(value)

@@ -47,6 +47,7 @@ from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
 from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels
 from nexus_flight.server.query.results import ResultStream, Stop
+from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.routing import route
 
 log = logging.getLogger("nexus_flight.query")
@@ -260,6 +261,8 @@ class QueryService:
         self._running: dict[bytes, list[RunningQuery]] = {}
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
+        #: (id of a backend with stable schemas, SQL, parameter count) -> (that backend, result, parameters)
+        self._schemas: LRU[tuple[Backend, pa.Schema, pa.Schema]] = LRU(4096, 4_000_000)
         self._lock = threading.Lock()
         self._watch = CancelWatch()
         #: Cancels between replicas (None: this process alone).
@@ -396,8 +399,7 @@ class QueryService:
             dispatched, _ = self.dispatched(plan, request.principal)
             with tracer.start_as_current_span("plan", attributes={"nexus.source": plan.source}), planning(self.limits):
                 # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
-                dataset = backend.get_schema(dispatched)
-                parameters = backend.get_parameter_schema(dispatched)
+                dataset, parameters = self._schemas_of(backend, dispatched)
             clock.mark("plan")
             return PreparedQuery(plan, dataset, parameters, clock.phases)
         except GatewayError as exc:
@@ -405,6 +407,17 @@ class QueryService:
             self._emit_failure(request.sql, request.principal, source, exc, clock,
                                correlation_id=request.correlation_id, address=request.address)
             raise
+
+    def _schemas_of(self, backend: Backend, plan: QueryPlan) -> tuple[pa.Schema, pa.Schema]:
+        """A statement's result and parameter schemas; asked once per text where a backend's cannot change."""
+        if not backend.capabilities.stable_schemas:
+            return backend.get_schema(plan), backend.get_parameter_schema(plan)
+        # The entry holds the backend, so its id names no other backend while the entry lives.
+        kept = self._schemas.get_or_compute(
+            (id(backend), plan.sql, plan.parameter_count), len(plan.sql),
+            lambda: (backend, backend.get_schema(plan), backend.get_parameter_schema(plan)),
+        )
+        return kept[1], kept[2]
 
     def split(self, plan: QueryPlan, principal: Principal, most: int) -> list[QueryPlan]:
         """The plans of the endpoints ``plan``'s result is served as for ``principal`` (``[plan]``: one).
