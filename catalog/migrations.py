@@ -92,7 +92,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "handle signing keys, master key hand-overs and shared client sessions (replicas behind a proxy)",
         add_tables=("handle_signing_keys", "master_key_handovers", "client_sessions"),
     ),
-    Migration(5, "sign-ins the gateway issued tokens for (listing a user's live tokens)", add_tables=("sign_ins",)),
+    Migration(5, "cancel requests passed between replicas", add_tables=("cancel_requests",)),
+    Migration(6, "sign-ins the gateway issued tokens for (listing a user's live tokens)", add_tables=("sign_ins",)),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 
