@@ -73,6 +73,8 @@ class _QueryInstances:
 
 
 _INSTANCES = _QueryInstances()
+#: Every open engine, for the memory their idle query instances hold (``IdleQueryInstances``).
+_ENGINES: weakref.WeakSet[DuckDBEngine] = weakref.WeakSet()
 
 
 def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instances: int = 8) -> None:
@@ -80,9 +82,33 @@ def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instan
 
     ``max_size`` caps each instance's spill; ``idle_instances`` is kept per engine and memory limit.
     """
+    new_cap = max_size != _INSTANCES.max_size
     _INSTANCES.root = str(root) if root is not None else None
     _INSTANCES.max_size = max_size
     _INSTANCES.idle = idle_instances
+    for engine in list(_ENGINES):  # a lower count applies to the instances idle now; a new cap to every query
+        engine.keep_idle(0 if new_cap else idle_instances)
+
+
+class IdleQueryInstances:
+    """The memory idle query instances hold, counted at their queries' limits, and trimmed to make room.
+
+    An idle instance keeps the blocks its last query read, up to that query's memory limit; the memory budget
+    counts that limit until the instance is reused or closed (``server/query/memory_budget.py``).
+    """
+
+    def held(self) -> int:
+        """Bytes idle instances of every open engine may hold."""
+        return sum(engine.idle_bytes for engine in list(_ENGINES))
+
+    def trim(self, nbytes: int) -> int:
+        """Close idle instances until ``nbytes`` are freed (``DuckDBEngine.trim_idle``); return bytes freed."""
+        freed = 0
+        for engine in list(_ENGINES):
+            if freed >= nbytes:
+                break
+            freed += engine.trim_idle(nbytes - freed)
+        return freed
 
 
 def memory_text(nbytes: int) -> str:
@@ -103,6 +129,11 @@ class _Instance:
     #: The instance's own folder: its empty base database and its spill directory.
     folder: str
     alias: str | None
+
+    @property
+    def nbytes(self) -> int:
+        """The query memory limit the instance was opened for: the most it holds once idle."""
+        return parse_size(self.memory_limit)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -152,6 +183,8 @@ class DuckDBEngine:
         self._idle: dict[str, list[_Instance]] = {}
         self._leases: dict[int, _Instance] = {}
         self._pool_lock = threading.Lock()
+        #: What the idle instances may hold (their queries' limits): counted in the gateway's memory budget.
+        self.idle_bytes = 0
         self._closed = False
         self._arrow_types: dict[str, pa.DataType] = {}
         self._cleanup: Callable[[], None] | None = None
@@ -255,6 +288,8 @@ class DuckDBEngine:
             idle = self._idle.setdefault(instance.memory_limit, [])
             if len(idle) < _INSTANCES.idle and not self._closed:
                 idle.append(instance)
+                self.idle_bytes += instance.nbytes
+                _ENGINES.add(self)
                 return
         instance.close()
 
@@ -262,8 +297,40 @@ class DuckDBEngine:
         with self._pool_lock:
             idle = self._idle.get(memory_limit)
             if idle:
-                return idle.pop()
+                instance = idle.pop()
+                self.idle_bytes -= instance.nbytes
+                return instance
         return self._open_instance(memory_limit)
+
+    def trim_idle(self, nbytes: int) -> int:
+        """Close idle instances until ``nbytes`` are freed (or none is left); return bytes freed.
+
+        The largest go first (fewer instances to open again), each limit's longest idle first.
+        """
+        closing: list[_Instance] = []
+        freed = 0
+        with self._pool_lock:
+            while freed < nbytes and self.idle_bytes > 0:
+                pool = max((p for p in self._idle.values() if p), key=lambda p: p[0].nbytes)
+                instance = pool.pop(0)
+                self.idle_bytes -= instance.nbytes
+                freed += instance.nbytes
+                closing.append(instance)
+        for instance in closing:
+            instance.close()
+        return freed
+
+    def keep_idle(self, count: int) -> None:
+        """Close the idle instances beyond ``count`` per memory limit, the longest idle first."""
+        closing: list[_Instance] = []
+        with self._pool_lock:
+            for pool in self._idle.values():
+                while len(pool) > count:
+                    instance = pool.pop(0)
+                    self.idle_bytes -= instance.nbytes
+                    closing.append(instance)
+        for instance in closing:
+            instance.close()
 
     def _open_instance(self, memory_limit: str) -> _Instance:
         """A fresh instance seeing what the engine's database holds, guarded like it.
@@ -450,6 +517,7 @@ class DuckDBEngine:
             self._closed = True
             idle = [instance for instances in self._idle.values() for instance in instances]
             self._idle.clear()
+            self.idle_bytes = 0
         for instance in idle:
             instance.close()
         with contextlib.suppress(duckdb.Error):

@@ -192,6 +192,39 @@ class RunningQuery:
             self._on_finish(error)
 
 
+class _Canceller:
+    """Stops one query in whichever phase it is: waiting for room in the memory budget, or running."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._error: GatewayError | None = None
+        self._running: RunningQuery | None = None
+
+    def stopped(self) -> GatewayError | None:
+        """Why the query should stop waiting (None: it goes on)."""
+        return self._error
+
+    def stop(self, error: GatewayError) -> None:
+        """Stop the query: a waiting one leaves the queue with ``error``, a running one is cancelled."""
+        if self._error is None:
+            self._error = error
+        running = self._running
+        if running is not None:
+            running.cancel()
+        else:
+            self._wake()
+
+    def client_gone(self) -> None:
+        """The client cancelled the call, went away, or its deadline passed."""
+        self.stop(QueryCancelledError("the client cancelled the call or went away while the query waited for memory"))
+
+    def reaches(self, running: RunningQuery) -> None:
+        """From now on a stop cancels ``running`` (at once, if one came while it was being started)."""
+        self._running = running
+        if self._error is not None:
+            running.cancel()
+
+
 class _Clock:
     """Milliseconds since the clock was made, and named phases between marks."""
 
@@ -250,6 +283,10 @@ class QueryService:
         self.policy = policy or GrantedAccess(lambda: self.access, self._default_schema, self._table_columns)
         self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
+        #: Queries waiting for room in the memory budget, by key: a cancel or a drain stops their wait.
+        self._waiting: dict[bytes, list[_Canceller]] = {}
+        #: Why queries may no longer wait for memory (the gateway drains); None while serving.
+        self._closing: Callable[[], GatewayError] | None = None
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
         self._lock = threading.Lock()
@@ -430,6 +467,7 @@ class QueryService:
         stream: ResultStream | None = None
         reservation: Reservation | None = None
         running: RunningQuery | None = None
+        canceller = _Canceller(self.memory_budget.wake)
         unwatch: Callable[[], None] = _nothing
         rewritten = False
         slot = Slot()
@@ -445,16 +483,20 @@ class QueryService:
                 memory = self.memory_limit(backend, run.principal)
                 limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
                                              correlation_id=run.correlation_id, memory_limit_bytes=memory)
+                if watch is not None:  # from here the client's cancel stops the query, waiting or running
+                    unwatch = self._watch.watch(watch, canceller.client_gone)
                 with tracer.start_as_current_span("admit"):
-                    reservation = self.memory_budget.admit(memory, plan.source)
+                    reservation = self._admit_memory(run.key, memory, plan.source, canceller)
                 clock.mark("admit")
                 with reading_for(_own_rows_of(run.principal)):
                     execution = backend.execute(dispatched, run.parameters, limits)
+                # The engine took its instance (an idle one, or a fresh one that holds nothing yet): idle memory
+                # now gives way to this query's reservation before the query runs.
+                self.memory_budget.settle()
                 stream = ResultStream(execution, run.schema, limits, plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
-                if watch is not None:
-                    unwatch = self._watch.watch(watch, running.cancel)
+                canceller.reaches(running)
                 with tracer.start_as_current_span("execute"):
                     stream.start()
                 clock.mark("execute")
@@ -485,9 +527,11 @@ class QueryService:
             stream_span.end()
             unwatch()
             self._forget(run.key, running)
-            stream.close()
-            slot.release()
-            reservation.release()  # after the engine let go of what it held
+            try:
+                stream.close()
+            finally:  # whatever the engine says while letting go, the query's slot and memory are given back
+                slot.release()
+                reservation.release()  # after the engine let go of what it held
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
             if ended is None and not stream.complete:
@@ -521,6 +565,41 @@ class QueryService:
             return parse_size(source)
         return self.limits.memory_limit_bytes or 1 << 30
 
+    def _admit_memory(self, key: bytes, nbytes: int, source: str, canceller: _Canceller) -> Reservation:
+        """Reserve the query's memory, waiting where cancels (``cancel``, ``stop_waiting``) reach it."""
+        with self._lock:
+            if self._closing is not None:
+                raise self._closing()
+            self._waiting.setdefault(key, []).append(canceller)
+        try:
+            return self.memory_budget.admit(nbytes, source, canceller.stopped)
+        finally:
+            with self._lock:
+                entries = self._waiting.get(key, [])
+                if canceller in entries:
+                    entries.remove(canceller)
+                if not entries:
+                    self._waiting.pop(key, None)
+
+    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> int:
+        """Refuse queries waiting for memory, now and from now on, with ``refusal()`` (a drain).
+
+        Returns:
+            How many queries were waiting.
+
+        """
+        with self._lock:
+            self._closing = refusal
+            waiting = [entry for entries in self._waiting.values() for entry in entries]
+        for entry in waiting:
+            entry.stop(refusal())
+        return len(waiting)
+
+    def waiting_count(self) -> int:
+        """How many queries wait for room in the memory budget."""
+        with self._lock:
+            return sum(len(v) for v in self._waiting.values())
+
     def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
             self._running.setdefault(key, []).append(running)
@@ -534,12 +613,15 @@ class QueryService:
                 self._running.pop(key, None)
 
     def cancel(self, key: bytes) -> bool:
-        """Stop every running query of ``key``; True when something was running."""
+        """Stop every running or waiting query of ``key``; True when something was running or waiting."""
         with self._lock:
             entries = list(self._running.get(key, []))
+            waiting = list(self._waiting.get(key, []))
         for entry in entries:
             entry.cancel()
-        return bool(entries)
+        for canceller in waiting:
+            canceller.stop(QueryCancelledError("the query was cancelled while it waited for memory"))
+        return bool(entries or waiting)
 
     def cancel_all(self) -> int:
         """Stop every running query (the end of a drain); return how many there were."""
