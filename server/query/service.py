@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from opentelemetry import trace
@@ -45,6 +45,7 @@ log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
 
 Rows = Sequence[Sequence[Any]]
+_Entry = TypeVar("_Entry")
 #: Rewritten plans kept (each holds its trees: a few hundred KB at most for typical queries).
 _MAX_DISPATCHED = 2048
 
@@ -575,11 +576,7 @@ class QueryService:
             return self.memory_budget.admit(nbytes, source, canceller.stopped)
         finally:
             with self._lock:
-                entries = self._waiting.get(key, [])
-                if canceller in entries:
-                    entries.remove(canceller)
-                if not entries:
-                    self._waiting.pop(key, None)
+                _drop(self._waiting, key, canceller)
 
     def stop_waiting(self, refusal: Callable[[], GatewayError]) -> int:
         """Refuse queries waiting for memory, now and from now on, with ``refusal()`` (a drain).
@@ -606,11 +603,7 @@ class QueryService:
 
     def _forget(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
-            entries = self._running.get(key, [])
-            if running in entries:
-                entries.remove(running)
-            if not entries:
-                self._running.pop(key, None)
+            _drop(self._running, key, running)
 
     def cancel(self, key: bytes) -> bool:
         """Stop every running or waiting query of ``key``; True when something was running or waiting."""
@@ -671,6 +664,15 @@ def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
         close()
     except ValueError:  # still running on another thread
         pass
+
+
+def _drop(table: dict[bytes, list[_Entry]], key: bytes, entry: _Entry) -> None:
+    """Remove ``entry`` from ``table[key]``, and the key once it holds nothing (the caller holds the lock)."""
+    entries = table.get(key, [])
+    if entry in entries:
+        entries.remove(entry)
+    if not entries:
+        table.pop(key, None)
 
 
 def _own_rows_of(principal: Principal) -> str | None:

@@ -94,9 +94,7 @@ def _cancel_flight_info(gw: Gateway) -> None:
     worker = threading.Thread(target=_read_into, args=(client, ticket, errors))
     worker.start()
     assert wait_until(lambda: gw.service.running_count() == 1)
-    with flight.connect(gw.location) as other:
-        request = fpb.CancelFlightInfoRequest(info=info.serialize())
-        [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
+    assert _cancel_flight_info_status(gw, info) == 1  # CANCELLED
     worker.join(15)
     assert errors and isinstance(errors[0], flight.FlightCancelledError)
     client.close()
@@ -131,6 +129,16 @@ def _connection_closed_mid_stream(gw: Gateway) -> None:
     assert cur.fetch_record_batch().read_next_batch().num_rows > 0
     cur.close()
     conn.close()
+
+
+def _cancel_flight_info_status(gw: Gateway, info: flight.FlightInfo) -> int:
+    """CancelFlightInfo from another connection; the status the server answers."""
+    with flight.connect(gw.location) as other:
+        request = fpb.CancelFlightInfoRequest(info=info.serialize())
+        [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
+    status = fpb.CancelFlightInfoResult()
+    status.ParseFromString(result.body.to_pybytes())
+    return status.status
 
 
 def _read_into(client: flight.FlightClient, ticket: flight.Ticket, errors: list[BaseException]) -> None:
@@ -219,12 +227,7 @@ def test_a_waiting_query_whose_deadline_passes_leaves_the_queue_at_once(full):
 def test_cancel_flight_info_reaches_a_waiting_query(full):
     info, worker, errors = _wait_in_the_queue(full)
     started = time.monotonic()
-    with flight.connect(full.location) as other:
-        request = fpb.CancelFlightInfoRequest(info=info.serialize())
-        [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
-    status = fpb.CancelFlightInfoResult()
-    status.ParseFromString(result.body.to_pybytes())
-    assert status.status == 1  # CANCELLED
+    assert _cancel_flight_info_status(full, info) == 1  # CANCELLED
     _left_at_once(full, worker, started)
     assert errors and isinstance(errors[0], flight.FlightCancelledError)
     assert "waited for memory" in str(errors[0])
