@@ -320,6 +320,9 @@ class Gateway:
         """
         if self.operations is not None:
             self.operations.close()
+        if not self.server.draining:
+            # gRPC's shutdown waits for every call: a query waiting for memory would hold it up to its timeout.
+            self.server.begin_drain("the gateway is stopping")
         stopper = threading.Thread(target=self.server.shutdown, name="nexus-flight-shutdown", daemon=True)
         stopper.start()
         stopper.join(wait_seconds)

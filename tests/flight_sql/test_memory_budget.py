@@ -281,3 +281,18 @@ def test_the_budget_is_on_by_default_at_three_quarters_of_the_process_ceiling():
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert memory_budget_bytes(ServerSettings(process_memory_limit="none")) == machine * 3 // 4
     assert memory_budget_bytes(ServerSettings(memory_budget="none")) is None
+
+
+def test_stopping_the_gateway_does_not_wait_for_queries_waiting_for_memory(demo_data_dir):
+    gw = Gateway(ServerSettings(port=0, data_dir=demo_data_dir, memory_budget="128MB",
+                                admission_timeout_seconds=60)).start()
+    room = gw.service.memory_budget.admit(128_000_000)  # the budget is full: the next query waits
+    try:
+        _, worker, errors = _wait_in_the_queue(gw)
+        started = time.monotonic()
+        assert gw.shutdown(wait_seconds=10)
+        _left_at_once(gw, worker, started)
+        assert errors and isinstance(errors[0], flight.FlightUnavailableError)
+        assert "the gateway is stopping" in str(errors[0])
+    finally:
+        room.release()
