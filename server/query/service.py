@@ -568,29 +568,26 @@ class QueryService:
 
     def _admit_memory(self, key: bytes, nbytes: int, source: str, canceller: _Canceller) -> Reservation:
         """Reserve the query's memory, waiting where cancels (``cancel``, ``stop_waiting``) reach it."""
+
+        def stopped() -> GatewayError | None:
+            return canceller.stopped() or (self._closing() if self._closing is not None else None)
+
         with self._lock:
-            if self._closing is not None:
-                raise self._closing()
             self._waiting.setdefault(key, []).append(canceller)
         try:
-            return self.memory_budget.admit(nbytes, source, canceller.stopped)
+            return self.memory_budget.admit(nbytes, source, stopped)
         finally:
             with self._lock:
                 _drop(self._waiting, key, canceller)
 
-    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> int:
-        """Refuse queries waiting for memory, now and from now on, with ``refusal()`` (a drain).
+    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> None:
+        """From now on, a query that would wait for memory is refused with ``refusal()`` (a drain), at once.
 
-        Returns:
-            How many queries were waiting.
-
+        Queries waiting now leave the queue; a query that fits in the budget still starts (a ticket handed out
+        before the drain is still served).
         """
-        with self._lock:
-            self._closing = refusal
-            waiting = [entry for entries in self._waiting.values() for entry in entries]
-        for entry in waiting:
-            entry.stop(refusal())
-        return len(waiting)
+        self._closing = refusal
+        self.memory_budget.wake()
 
     def waiting_count(self) -> int:
         """How many queries wait for room in the memory budget."""
