@@ -13,7 +13,9 @@ database instance it has to itself for as long as it runs (``query_cursor``): Du
 per running query is what holds each query to its own limit. The instance opens an empty file of its own
 read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
 spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
-back to a small idle pool when the query ends; queries run in parallel and an interrupt stops exactly one of them.
+back to a small idle pool when the query ends (what idle instances may hold counts in the gateway's memory budget,
+which closes them to make room: ``IdleQueryInstances``); queries run in parallel and an interrupt stops exactly one
+of them.
 
 The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's errors into the gateway's tree
 (planning under the watchdog's deadline; a query's own time limit is the query service's,
