@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import adbc_driver_manager
@@ -155,11 +155,26 @@ class AdbcBackend(Backend):
             cursor.execute(statement, None if row is None else self._bind(row))
             return cursor.fetch_record_batch()
 
+        return self._stream_each(run, parameters, limits, described=described, columns=columns,
+                                 skip_rows=skip_rows, planning=planning)
+
+    def _stream_each(
+        self,
+        run: Callable[[Any, Any], pa.RecordBatchReader],
+        items: Sequence[Any] | None,
+        limits: QueryLimits,
+        *,
+        described: pa.Schema | None = None,
+        columns: Sequence[FieldRule | None] = (),
+        skip_rows: int = 0,
+        planning: bool = False,
+    ) -> Execution:
+        """Stream ``run(cursor, item)`` for each of ``items`` (once with None when there are none), concatenated."""
         return AdbcExecution(
             source=self.name,
             pool=self._pool,
             run=run,
-            parameter_rows=parameters,
+            parameter_rows=items,
             rule=self.field_rule,
             map_errors=self._map_errors,
             planning_seconds=limits.timeout_seconds if planning else None,

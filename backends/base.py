@@ -45,6 +45,9 @@ class Capabilities:
     keys: bool = False
     #: The engine can return the result schema without running the query.
     schema_without_execution: bool = True
+    #: A statement's result and parameter schemas cannot change while the backend is open (its database is
+    #: read-only and nothing else may write it), so the gateway may reuse them for the same text.
+    stable_schemas: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,18 @@ class Backend(abc.ABC):
 
         """
         return None
+
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """The plans of the endpoints ``plan``'s result is served as (at most ``most``), whose rows add up to it.
+
+        One (``[plan]``) unless the family can split a result: a scan of several files by groups of files
+        (``file_part``), an upstream Flight SQL server's result by its own endpoints (``upstream_partitions``).
+
+        Raises:
+            GatewayError: the source failed while finding the parts (the caller serves the result whole).
+
+        """
+        return [plan]
 
     @abc.abstractmethod
     def execute(

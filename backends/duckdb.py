@@ -8,6 +8,7 @@ load code. Each query runs on its own cursor, so queries run in parallel and can
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,8 @@ class DuckDBBackend(Backend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         options = source_config(DuckDBConfig, spec)
+        if options.path:  # a database file opened read-only: DuckDB's lock keeps writers out while it is open
+            self.capabilities = dataclasses.replace(self.capabilities, stable_schemas=True)
         self._engine = DuckDBEngine(
             spec.name,
             options.path or ":memory:",

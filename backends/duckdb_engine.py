@@ -204,6 +204,11 @@ class DuckDBEngine:
             if not in_memory and not Path(path).exists():
                 raise BackendUnavailableError(f"[{label}] database file not found: {Path(path).name}", source=source)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            # What DuckDB calls the file's database (``memory.duckdb`` is ``memory``, ``system.duckdb``
+            # ``system_db``): query instances attach it under the same name, so qualified names mean the same.
+            self._catalog_name: str | None = (
+                None if in_memory else self._db.execute("SELECT current_database()").fetchone()[0]
+            )
             if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
                 return  # the same file is already open in this process (DuckDB shares one instance), set up
             self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
@@ -353,7 +358,7 @@ class DuckDBEngine:
         }
         if self._threads:
             config["threads"] = self._threads
-        alias = None if self._path == ":memory:" else Path(self._path).stem
+        alias = self._catalog_name
         try:
             with duckdb_errors(self.source, self.label, memory_limit):
                 if alias is None:
@@ -362,7 +367,8 @@ class DuckDBEngine:
                     for statement in self._setup_sql:
                         db.execute(statement)
                 else:
-                    base = os.path.join(folder, "nexus_query_base.duckdb")
+                    base_name = "nexus_query_base" if alias != "nexus_query_base" else "nexus_query_base_"
+                    base = os.path.join(folder, f"{base_name}.duckdb")
                     duckdb.connect(base).close()
                     db = duckdb.connect(base, read_only=True, config=config)
                     db.execute("SET TimeZone = 'UTC'")

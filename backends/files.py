@@ -2,15 +2,19 @@
 
 Each configured table is a file, a prefix (directory) or a glob, in one format: parquet, csv, json (newline
 delimited; ``ndjson`` is the same), orc or arrow/feather. Avro has no offline reader in pyarrow and is refused
-plainly. Files are listed once when the source opens (``refresh()`` lists again); a hive-partitioned prefix
+plainly. A table's files are listed again by a query once the listing is ``listing_seconds`` old (added, removed
+or rewritten files are then read as they are; ``refresh()`` forgets every listing); a hive-partitioned prefix
 exposes its ``key=value`` directories as columns, and ``partition_columns`` reports them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -35,6 +39,23 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 _GLOB_CHARS = "*?["
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """A table's dataset, the files it was made from (path, size, modification time) and when they were listed."""
+
+    dataset: ds.Dataset
+    files: tuple[tuple[str, int | None, int | None], ...]
+    checked_at: float
+
+
+def _files_of(dataset: ds.Dataset) -> tuple[tuple[str, int | None, int | None], ...]:
+    """What tells a rewritten or added file apart: each file's path, size and modification time."""
+    if not isinstance(dataset, ds.FileSystemDataset):
+        return ()
+    infos = dataset.filesystem.get_file_info(list(dataset.files))
+    return tuple((info.path, info.size, info.mtime_ns) for info in infos)
+
+
 class FilesBackend(LakeBackend):
     """Parquet, CSV, JSON, ORC and Arrow files on disk or in object stores, scanned by DuckDB."""
 
@@ -51,13 +72,13 @@ class FilesBackend(LakeBackend):
                     "and DuckDB's would need file access); convert it to parquet",
                     source=self.name,
                 )
-        self._datasets: dict[str, ds.Dataset] = {}
+        self._listings: dict[str, _Listing] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         """Forget the file listings; the next query lists every table's location again."""
         with self._lock:
-            self._datasets.clear()
+            self._listings.clear()
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         if travel is not None and not travel.latest:
@@ -65,22 +86,39 @@ class FilesBackend(LakeBackend):
                 f"[files] table {table!r} is plain files: it has no versions to travel to", source=self.name
             )
         with self._lock:
-            dataset = self._datasets.get(table)
-        if dataset is None:
-            dataset = scannable(self._open(self._tables[table]))
-            with self._lock:
-                self._datasets[table] = dataset
-        return Binding(dataset)
+            listing = self._listings.get(table)
+        now = time.monotonic()
+        if listing is None or now - listing.checked_at >= self.config.listing_seconds:
+            listing = self._listed_again(table, listing, now)
+        return Binding(listing.dataset)
 
-    def file_groups(self, plan: QueryPlan, most: int) -> int:
-        """Into how many endpoints the result of ``plan`` splits, each reading a group of files (1: it does not)."""
+    def _listed_again(self, table: str, previous: _Listing | None, now: float) -> _Listing:
+        """The table's files as they are now: the previous dataset while nothing changed, else a new one.
+
+        A dataset remembers each file's size: read after the file was rewritten, it would fail mid-file.
+        """
+        opened = self._open(self._tables[table])
+        files = _files_of(opened)
+        if previous is not None and files == previous.files:
+            listing = _Listing(previous.dataset, files, now)
+        else:
+            listing = _Listing(scannable(opened), files, now)
+        with self._lock:
+            self._listings[table] = listing
+        return listing
+
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """One plan per group of the table's files when the result is the union of theirs, else ``[plan]``."""
         if most < 2 or plan.file_part is not None or not splits_by_rows(plan):
-            return 1
+            return [plan]
         names = self._referenced(plan.tables)
         if len(names) != 1:
-            return 1
+            return [plan]
         dataset = self._bind(names[0]).data
-        return min(most, len(dataset.files)) if isinstance(dataset, ds.FileSystemDataset) else 1
+        count = min(most, len(dataset.files)) if isinstance(dataset, ds.FileSystemDataset) else 1
+        if count < 2:
+            return [plan]
+        return [dataclasses.replace(plan, file_part=(index, count)) for index in range(count)]
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run ``plan`` over all of its table's files, or over the group of them its ``file_part`` names."""

@@ -18,6 +18,7 @@ the source's ``max_message_bytes`` (256 MiB by default): one row must fit in one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,7 @@ import pyarrow as pa
 from nexus_flight.backends.adbc_backend import AdbcBackend
 from nexus_flight.backends.base import Capabilities, Execution, TableInfo, catalog_column, parameter_schema
 from nexus_flight.backends.engine_messages import scrub
+from nexus_flight.backends.file_groups import file_group
 from nexus_flight.backends.options.flightsql import FlightSQLConfig
 from nexus_flight.backends.result_types import plain_schema
 from nexus_flight.backends.sql_text import require_query
@@ -220,8 +222,36 @@ class FlightSQLBackend(AdbcBackend):
         return parameter_schema(types)
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
-        """Run the query upstream and stream its endpoints."""
-        return self._stream(self._guard(plan), parameters, limits)
+        """Run the query upstream and stream its endpoints, or read the upstream endpoints the plan names."""
+        if plan.upstream_partitions is None:
+            return self._stream(self._guard(plan), parameters, limits)
+
+        def read(cursor: Any, partition: bytes) -> pa.RecordBatchReader:
+            cursor.adbc_read_partition(partition)
+            return cursor.fetch_record_batch()
+
+        return self._stream_each(read, plan.upstream_partitions, limits)
+
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """One plan per group of the upstream's own endpoints for the query (``[plan]`` when it answers one).
+
+        The query runs upstream now (GetFlightInfo is where a Flight SQL server plans or runs it); each group is
+        read later, on whichever replica redeems its ticket. A result of one endpoint is run again when redeemed
+        (some servers' tickets, ROAPI's, are not redeemable later from another connection); a query whose rows are
+        ordered stays whole, its endpoints would have to be read in order; a query with parameters is not asked for.
+        """
+        query = plan.query
+        if most < 2 or plan.upstream_partitions is not None or plan.parameter_count:
+            return [plan]
+        if query is None or plan.keyword not in ("select", "with") or query.args.get("order") is not None:
+            return [plan]
+        with self._cursor() as cursor:
+            partitions, _schema = cursor.adbc_execute_partitions(self._guard(plan))
+        if len(partitions) < 2:
+            return [plan]
+        count = min(most, len(partitions))
+        return [dataclasses.replace(plan, upstream_partitions=tuple(file_group(count, index, list(partitions))))
+                for index in range(count)]
 
     # -- metadata --------------------------------------------------------------------------------------------
 

@@ -9,8 +9,11 @@ gateway's ratios to ROAPI (qps, p50, p99).
 Clients run in ``--client-processes`` processes (threads inside them), so the clients' own Python does not
 share one interpreter lock.
 
+With ``--replicas N`` the gateway is also measured as N processes sharing one catalog behind nginx
+(``deploy/nginx.conf``): the way to more than one process per port, since the Flight server binds its port alone.
+
 Usage: python benchmarks/load_bench.py [--scale 1] [--seconds 30] [--levels 16,64] [--rounds 2]
-       [--peers roapi,benostreamdb]
+       [--peers roapi,benostreamdb] [--replicas 2]
 Data is generated locally with tpchgen-cli into benchmarks/.data (ignored by git).
 """
 
@@ -44,14 +47,40 @@ MIX = (
 )
 
 
-def start_nexus(data_dir: Path, scale: float) -> tuple[subprocess.Popen, str]:
+def start_nexus(data_dir: Path, scale: float, env: dict[str, str] | None = None,
+                log: str = "nexus-load.log") -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "nexus_flight.server", "--log-level", "WARNING", "serve", "--port", str(port),
                "--data-dir", str(data_dir), "--demo-scale", f"{scale:g}"]
-    proc = subprocess.Popen(command, cwd=data_dir, stdout=open(data_dir / "nexus-load.log", "w"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, cwd=data_dir, stdout=open(data_dir / log, "w"), stderr=subprocess.STDOUT,
+                            env=env)
     wait_port(port)
     return proc, f"grpc://127.0.0.1:{port}"
+
+
+def start_replicas(data_dir: Path, scale: float, count: int) -> tuple[list[subprocess.Popen], str]:
+    """``count`` gateways sharing one catalog and master key behind nginx (``deploy/nginx.conf``, round robin).
+
+    Returns the processes (nginx last) and the proxy's location.
+    """
+    from nexus_flight.catalog.vault import generate_key
+    from tests.operations.serving import nginx_config
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    env = {**os.environ, "NEXUS_FLIGHT_MASTER_KEY": generate_key()}
+    processes, upstreams = [], []
+    for index in range(count):
+        proc, uri = start_nexus(data_dir, scale, env, log=f"nexus-replica-{index}.log")
+        processes.append(proc)
+        upstreams.append(uri.removeprefix("grpc://"))
+    prefix = data_dir / "nginx"
+    prefix.mkdir(exist_ok=True)
+    port = free_port()
+    (prefix / "nginx.conf").write_text(nginx_config(upstreams, port, prefix))
+    processes.append(subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+                                       "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    wait_port(port)
+    return processes, f"grpc://127.0.0.1:{port}"
 
 
 def start_benostreamdb(parquet_dir: Path, work: Path) -> tuple[subprocess.Popen, str]:
@@ -151,6 +180,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="turns each server takes at each level")
     parser.add_argument("--peers", default="roapi,benostreamdb")
     parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="also serve through nginx in front of this many gateways sharing one catalog")
     args = parser.parse_args()
 
     data_dir = ROOT / "benchmarks" / ".data"
@@ -170,6 +201,15 @@ def main() -> None:
         proc, uri = start_nexus(home, args.scale)
         processes.append(proc)
         servers.append(("nexus", uri))
+        if args.replicas:
+            replicas_home = data_dir / "load-replicas"
+            replicas_home.mkdir(parents=True, exist_ok=True)
+            link = replicas_home / shared.name
+            if not link.exists():
+                link.symlink_to(demo_database(data_dir, args.scale))
+            started, uri = start_replicas(replicas_home, args.scale, args.replicas)
+            processes.extend(started)
+            servers.append((f"nexus x{args.replicas}", uri))
         peers = [p for p in args.peers.split(",") if p]
         if "roapi" in peers:
             proc, uri = start_roapi(parquet_dir, TABLES)
@@ -214,7 +254,7 @@ def _summary(results: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str,
     for key, row in list(summary.items()):
         name, level = key.split("@")
         peer = summary.get(f"roapi@{level}")
-        if name == "nexus" and peer:
+        if name.startswith("nexus") and peer:
             row["qps_vs_roapi"] = row["qps"] / peer["qps"]
             row["p50_vs_roapi"] = row["p50_ms"] / peer["p50_ms"]
             row["p99_vs_roapi"] = row["p99_ms"] / peer["p99_ms"]

@@ -141,6 +141,10 @@ class CatalogBackend(Backend):
         """Delegate to the source's backend."""
         return self._call(lambda: self._backend().execute(plan, parameters, limits))
 
+    def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
+        """Delegate to the source's backend."""
+        return self._call(lambda: self._backend().split(plan, most))
+
     def primary_keys(self, db_schema, table):
         """Delegate to the source's backend."""
         return self._call(lambda: self._backend().primary_keys(db_schema, table))

@@ -92,6 +92,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "handle signing keys, master key hand-overs and shared client sessions (replicas behind a proxy)",
         add_tables=("handle_signing_keys", "master_key_handovers", "client_sessions"),
     ),
+    Migration(5, "cancel requests passed between replicas", add_tables=("cancel_requests",)),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -348,6 +348,20 @@ class SharedSession(Base):
     __table_args__ = (Index("ix_client_sessions_updated_at", "updated_at"),)
 
 
+class CancelRequest(Base):
+    """A cancel a replica received for a query it does not run: the replica that runs it stops it and answers."""
+
+    __tablename__ = "cancel_requests"
+
+    #: SHA-256 of the query's ticket (the ticket itself is never stored).
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When a replica running the query stopped it (None: none has, yet).
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_cancel_requests_requested_at", "requested_at"),)
+
+
 class PolicyRecord(Base):
     """A row filter or a column mask on one table, applied by rewriting every query that reads the table."""
 

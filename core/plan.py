@@ -46,6 +46,8 @@ class QueryPlan:
         validated: Whether the read-only validator judged the statement.
         file_part: Which group of its table's files the plan reads, as (index, count), when a splittable scan is
             served as several endpoints (``backends/file_groups.py``); None reads them all.
+        upstream_partitions: The upstream's own endpoints (ADBC partition descriptors) the plan reads, when an
+            upstream Flight SQL server's result is served as several endpoints; None runs the query.
 
     """
 
@@ -60,6 +62,7 @@ class QueryPlan:
     statement_end: int | None = None
     validated: bool = False
     file_part: tuple[int, int] | None = None
+    upstream_partitions: tuple[bytes, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.query is None and self.tree is not None:

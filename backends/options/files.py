@@ -85,5 +85,8 @@ class FilesConfig(LakeSourceConfig):
     """A files source: object-store settings, engine settings and its tables."""
 
     tables: list[FileTable] = Field(min_length=1)
+    #: Seconds a table's file listing is trusted: a query after that lists the files again and reads them afresh
+    #: when any was added, removed or rewritten (size or modification time); 0 checks before every query.
+    listing_seconds: float = Field(default=1.0, ge=0)
 
     _unique = field_validator("tables")(unique_names)

@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     # This process is the gateway's and serves from construction: status messages carry no frames from now on.
     with client_safe_tracebacks():
         try:
-            from nexus_flight.server.app.replicas import handle_signer, shared_sessions
+            from nexus_flight.server.app.replicas import handle_signer, share_cancels, shared_sessions
 
             gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
                               authenticator=security.authenticator if security else None,
@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
                 security.close()
             catalog.close()
             raise
+        share_cancels(gateway.service, catalog.store)
         gateway.readiness.append(_catalog_check(catalog))
         gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
         if settings.process_memory_limit is not None:

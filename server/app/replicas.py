@@ -1,15 +1,17 @@
-"""What lets replicas sharing one catalog serve each other's clients: handle signing keys and shared sessions."""
+"""What lets replicas sharing one catalog serve each other's clients: signing keys, sessions, cancels."""
 
 from __future__ import annotations
 
 import logging
 from functools import partial
 
+from nexus_flight.catalog.cancel_requests import CatalogCancels
 from nexus_flight.catalog.key_handover import HANDLE_KEYS
 from nexus_flight.catalog.sessions import CatalogSessions
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.server.flight.signed_handles import HandleSigner
+from nexus_flight.server.query.service import QueryService
 from nexus_flight.server.query.session import SessionStore
 
 log = logging.getLogger("nexus_flight")
@@ -28,3 +30,8 @@ def handle_signer(store: CatalogStore) -> HandleSigner:
 def shared_sessions(store: CatalogStore) -> SessionStore:
     """Sessions whose options live in the catalog."""
     return SessionStore(shared=CatalogSessions(store))
+
+
+def share_cancels(service: QueryService, store: CatalogStore) -> None:
+    """Cancels sent to any replica sharing the catalog reach the queries ``service`` runs, and the other way."""
+    service.share_cancels(CatalogCancels(store))

@@ -16,6 +16,7 @@ import pyarrow as pa
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.core.errors import GatewayError, UnsupportedError
+from nexus_flight.core.identity_memo import IdentityMemo
 from nexus_flight.core.plan import TableRef
 from nexus_flight.server.flight import metadata
 from nexus_flight.server.flight.protocol import sql as pb
@@ -78,11 +79,19 @@ def result_schema(schema: pa.Schema, catalog: str) -> pa.Schema:
     Without ``PRECISION``/``SCALE`` the JDBC driver reports 0 for both on every DECIMAL result column, and BI tools
     then format decimals as integers. The stream carries the same schema, so clients see one schema throughout.
     """
+    return _RESULT_SCHEMAS.get(schema, lambda: _with_column_metadata(schema, catalog), extra=catalog)
+
+
+def _with_column_metadata(schema: pa.Schema, catalog: str) -> pa.Schema:
     fields = []
     for field in schema:
         own, meta = _type_metadata(field)
         fields.append(field.with_metadata({**own, **_encoded({"ARROW:FLIGHT:SQL:CATALOG_NAME": catalog, **meta})}))
     return pa.schema(fields, metadata=schema.metadata)
+
+
+#: A plan keeps its schema object: the metadata is added once per schema and catalog.
+_RESULT_SCHEMAS: IdentityMemo[pa.Schema] = IdentityMemo()
 
 
 _LENGTH = re.compile(r"(?:char|character|varchar|character varying|binary|varbinary|bit)\s*\((\d+)\)", re.IGNORECASE)

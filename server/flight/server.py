@@ -220,28 +220,21 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _new_tickets(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                      plan_timings=None, parameter_table: pa.Table | None = None, split: bool = True) -> list[Ticket]:
-        """The tickets of a result: one, or one per group of files for a splittable scan of files."""
-        count = self._file_groups(plan) if split else 1
-        if count < 2:
-            return [self._new_ticket(context, session, plan, schema, origin, parameters, plan_timings,
-                                     parameter_table)]
-        return [self._new_ticket(context, session, dataclasses.replace(plan, file_part=(index, count)), schema,
-                                 origin, parameters, plan_timings, parameter_table) for index in range(count)]
-
-    def _file_groups(self, plan) -> int:
-        try:
-            groups = getattr(self.service.sources.backend(plan.source), "file_groups", None)
-            return groups(plan, self.max_endpoints) if groups is not None else 1
-        except GatewayError:
-            return 1  # the one ticket's execution reports the problem
+        """The tickets of a result: one, or one per part of a split result (file groups, upstream endpoints)."""
+        self._admit()
+        parts = self.service.split(plan, session.principal, self.max_endpoints if split else 1)
+        return [self._new_ticket(context, session, part, schema, origin, parameters, plan_timings, parameter_table)
+                for part in parts]
 
     def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                     plan_timings=None, parameter_table: pa.Table | None = None) -> Ticket:
-        self._admit()
         expires_at = time.time() + self.handle_ttl
         correlation = self._correlation(context) or uuid.uuid4().hex
         claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
                   "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part}
+        if plan.upstream_partitions is not None:
+            # The upstream's tickets (and where it serves them) stay unreadable: clients fetch through the gateway.
+            claims["up"] = self.signer.seal(b"".join(_framed(p) for p in plan.upstream_partitions))
         handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
@@ -278,6 +271,8 @@ class FlightSqlServer(flight.FlightServerBase):
             self._check_owner(caller.principal, origin.user, "ticket")
             principal = caller.principal if caller.principal.authenticated else anonymous(origin.user)
             plan = self._with_part(self._replan(context, principal, caller.address, origin), claims.get("part"))
+            if "up" in claims:
+                plan = dataclasses.replace(plan, upstream_partitions=_unframed(self.signer.unseal(claims["up"])))
             table = table_of(claims.get("params"))
             ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
@@ -550,25 +545,38 @@ class FlightSqlServer(flight.FlightServerBase):
         self.prepared.pop(request.prepared_statement_handle)
         return []
 
-    def _cancel_info(self, info_bytes: bytes) -> int:
+    def _cancel_info(self, context, info_bytes: bytes) -> int:
         try:
             info = flight.FlightInfo.deserialize(info_bytes)
         except Exception as exc:
             raise InvalidQueryError("malformed FlightInfo in cancel request") from exc
-        cancelled = False
+        keys = []
         for endpoint in info.endpoints:
             cmd = protocol.unpack_any(endpoint.ticket.ticket)
             if isinstance(cmd, pb.TicketStatementQuery):
-                cancelled |= self.service.cancel(cmd.statement_handle)
-        return _CANCELLED if cancelled else _NOT_CANCELLABLE
+                keys.append(cmd.statement_handle)
+        cancelled = [self.service.cancel(key) for key in keys]  # each of them, not up to the first
+        if not any(cancelled):
+            # Not running here: maybe on another replica. Only tickets of this catalog, issued to the caller.
+            cancelled.append(self.service.cancel_elsewhere([k for k in keys if self._caller_owns(context, k)]))
+        return _CANCELLED if any(cancelled) else _NOT_CANCELLABLE
+
+    def _caller_owns(self, context, handle: bytes) -> bool:
+        """Whether ``handle`` is a live ticket of this catalog issued to the caller."""
+        try:
+            claims = self.signer.open(TICKET, handle)
+            self._check_owner(self._caller(context).principal, str(claims.get("user")), "ticket")
+        except GatewayError:
+            return False
+        return True
 
     def _action_CancelFlightInfo(self, context, body):  # noqa: N802
         request = protocol.parse(fpb.CancelFlightInfoRequest, body)
-        return [fpb.CancelFlightInfoResult(status=self._cancel_info(request.info)).SerializeToString()]
+        return [fpb.CancelFlightInfoResult(status=self._cancel_info(context, request.info)).SerializeToString()]
 
     def _action_CancelQuery(self, context, body):  # noqa: N802
         request = protocol.unpack_as(body, pb.ActionCancelQueryRequest)
-        return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(request.info)))]
+        return [protocol.pack(pb.ActionCancelQueryResult(result=self._cancel_info(context, request.info)))]
 
     def _action_RenewFlightEndpoint(self, context, body):  # noqa: N802
         # A ticket is signed with its expiry: renewing signs it again with a later one.
@@ -647,6 +655,23 @@ def _timestamp(epoch_seconds: float | None) -> pa.TimestampScalar | None:
     if epoch_seconds is None:
         return None
     return pa.scalar(datetime.fromtimestamp(epoch_seconds, UTC), type=pa.timestamp("us", "UTC"))
+
+
+def _framed(data: bytes) -> bytes:
+    """``data`` preceded by its length (4 bytes, big-endian), so that several travel as one byte string."""
+    return len(data).to_bytes(4, "big") + data
+
+
+def _unframed(data: bytes) -> tuple[bytes, ...]:
+    """The byte strings ``_framed`` joined."""
+    parts, offset = [], 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        parts.append(data[offset + 4:offset + 4 + size])
+        offset += 4 + size
+    if offset != len(data) or not parts:
+        raise InvalidQueryError("not a valid ticket: its upstream endpoints are malformed")
+    return tuple(parts)
 
 
 def parameter_rows(batch_or_table: pa.Table | None) -> list[tuple[Any, ...]] | None:

@@ -6,7 +6,8 @@ Arrow IPC stream), for whom (the user: at redemption the caller must be that use
 again) and until when (``exp``). The MAC covers everything before it, under a key named by ``kid``: keys live in
 the catalog sealed by the vault (``catalog/key_handover.py``'s ``HANDLE_KEYS``), so every replica sharing the
 catalog holds them; a gateway without a catalog signs with a random key of its own. The HMAC is the standard
-library's; nothing here is a hand-made primitive.
+library's, the encryption of sealed claims (an upstream server's tickets) AES-GCM from ``cryptography``; nothing
+here is a hand-made primitive.
 
 A handle that does not verify (altered, cut, made up, signed by a key this catalog never had) or has expired is
 refused with INVALID_ARGUMENT naming what is wrong (``server/flight/status.py``).
@@ -26,8 +27,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nexus_flight.core.errors import InvalidQueryError
+from nexus_flight.core.identity_memo import IdentityMemo
 
 MAGIC = b"NF"
 TICKET = b"t"
@@ -74,14 +80,19 @@ class HandleSigner:
             self._current = keys[0].kid if keys else ""
             self._loaded_at = time.monotonic()
 
-    def sign(self, kind: bytes, claims: dict[str, Any]) -> bytes:
-        """A handle of ``kind`` carrying ``claims`` (JSON-ready; bytes values go in as base64 text)."""
+    def _signing_key(self) -> tuple[str, bytes]:
+        """The kid and secret new handles are signed with (looked up again every ``RELOAD_SECONDS``)."""
         if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
             self.reload()
         with self._lock:
             kid, secret = self._current, self._keys.get(self._current)
         if secret is None:
             raise InvalidQueryError("the gateway has no handle signing key")
+        return kid, secret
+
+    def sign(self, kind: bytes, claims: dict[str, Any]) -> bytes:
+        """A handle of ``kind`` carrying ``claims`` (JSON-ready; bytes values go in as base64 text)."""
+        kid, secret = self._signing_key()
         encoded_kid = kid.encode()
         body = zlib.compress(json.dumps(claims, separators=(",", ":")).encode(), 1)
         signed = MAGIC + kind + bytes([len(encoded_kid)]) + encoded_kid + body
@@ -116,6 +127,30 @@ class HandleSigner:
             raise expired(kind)
         return claims
 
+    def seal(self, data: bytes) -> str:
+        """``data`` encrypted (AES-GCM under a key derived from the signing key) for a claim only replicas read."""
+        kid, secret = self._signing_key()
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(_sealing_key(secret)).encrypt(nonce, data, kid.encode())
+        return f"{kid}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def unseal(self, text: object) -> bytes:
+        """The data ``seal`` encrypted.
+
+        Raises:
+            InvalidQueryError: it is not sealed by a key of this gateway.
+
+        """
+        kid, _, body = str(text).partition(":")
+        secret = self._key(kid)
+        try:
+            raw = base64.b64decode(body, validate=True)
+            if secret is None:
+                raise ValueError(kid)
+            return AESGCM(_sealing_key(secret)).decrypt(raw[:12], raw[12:], kid.encode())
+        except (ValueError, InvalidTag):
+            raise InvalidQueryError("not a valid ticket: its sealed part does not open") from None
+
     def expired(self, expires_at: float) -> bool:
         """Whether a handle expiring at ``expires_at`` (``time.time()``) is past it, the leeway included."""
         return time.time() > expires_at + self.leeway_seconds
@@ -130,10 +165,19 @@ class HandleSigner:
         return secret
 
 
+def _sealing_key(secret: bytes) -> bytes:
+    """The encryption key of a signing key (a signing key never encrypts itself)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"nexus-flight sealed claims").derive(secret)
+
+
 def expired(kind: bytes) -> InvalidQueryError:
     """The refusal of an expired handle of ``kind``."""
     return InvalidQueryError(f"the {_KIND_NAMES[kind]} has expired: ask for a new one (run or prepare the query "
                              "again)")
+
+
+#: A plan's schema is the same object for every ticket and handle made from it: encoded once.
+_SCHEMA_TEXTS: IdentityMemo[str] = IdentityMemo()
 
 
 def ipc_bytes(value: pa.Schema | pa.Table | None) -> str | None:
@@ -141,7 +185,8 @@ def ipc_bytes(value: pa.Schema | pa.Table | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, pa.Schema):
-        return base64.b64encode(value.serialize().to_pybytes()).decode()
+        schema = value
+        return _SCHEMA_TEXTS.get(schema, lambda: base64.b64encode(schema.serialize().to_pybytes()).decode())
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, value.schema) as writer:
         writer.write_table(value)

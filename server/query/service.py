@@ -26,7 +26,14 @@ from opentelemetry import trace
 
 from nexus_flight.backends.base import Backend
 from nexus_flight.backends.limits import planning
-from nexus_flight.core.errors import ForbiddenError, GatewayError, NotFoundError, QueryCancelledError, RetryLaterError
+from nexus_flight.core.errors import (
+    BackendUnavailableError,
+    ForbiddenError,
+    GatewayError,
+    NotFoundError,
+    QueryCancelledError,
+    RetryLaterError,
+)
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
 from nexus_flight.core.sizes import parse_size
@@ -38,7 +45,9 @@ from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
+from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels
 from nexus_flight.server.query.results import ResultStream, Stop
+from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.routing import route
 
 log = logging.getLogger("nexus_flight.query")
@@ -290,8 +299,12 @@ class QueryService:
         self._closing: Callable[[], GatewayError] | None = None
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
+        #: (id of a backend with stable schemas, SQL, parameter count) -> (that backend, result, parameters)
+        self._schemas: LRU[tuple[Backend, pa.Schema, pa.Schema]] = LRU(4096, 4_000_000)
         self._lock = threading.Lock()
         self._watch = CancelWatch()
+        #: Cancels between replicas (None: this process alone).
+        self._remote: RemoteCancel | None = None
 
     # -- what a principal may see ----------------------------------------------------------------------------
 
@@ -368,15 +381,23 @@ class QueryService:
         kept = self._dispatched.get(key)
         if kept is not None and kept[0] is plan:
             return kept[1], True
+        rewritten = self._rewritten(plan, sql)
+        # The part of a split result a plan reads is the rewritten plan's too (its rows are the part's rows).
+        rewritten = dataclasses.replace(rewritten, file_part=plan.file_part,
+                                        upstream_partitions=plan.upstream_partitions)
+        if len(self._dispatched) >= _MAX_DISPATCHED:
+            self._dispatched = {}
+        self._dispatched[key] = (plan, rewritten)
+        return rewritten, True
+
+    def _rewritten(self, plan: QueryPlan, sql: str) -> QueryPlan:
+        """``sql`` (``plan``'s statement with the caller's policies applied) routed afresh to ``plan``'s source."""
         profile = self._limited(self.sources.route_target(plan.source))
         rewritten = route(sql, sources={plan.source: profile}, session_catalog=plan.source,
                           default_source=plan.source, validate_sql=self.validate_sql)
         if rewritten.parameter_count != plan.parameter_count:
             raise ForbiddenError("permission denied: the query's parameters cannot be kept through its policies")
-        if len(self._dispatched) >= _MAX_DISPATCHED:
-            self._dispatched = {}
-        self._dispatched[key] = (plan, rewritten)
-        return rewritten, True
+        return rewritten
 
     def _table_columns(self, source: str, db_schema: str | None, table: str) -> list[str] | None:
         """A table's column names, from the source's schema cache (None: not found); names match without case."""
@@ -416,8 +437,7 @@ class QueryService:
             dispatched, _ = self.dispatched(plan, request.principal)
             with tracer.start_as_current_span("plan", attributes={"nexus.source": plan.source}), planning(self.limits):
                 # Planning may cost the engine work (constant folding, first rows): it runs under the query's limits.
-                dataset = backend.get_schema(dispatched)
-                parameters = backend.get_parameter_schema(dispatched)
+                dataset, parameters = self._schemas_of(backend, dispatched)
             clock.mark("plan")
             return PreparedQuery(plan, dataset, parameters, clock.phases)
         except GatewayError as exc:
@@ -425,6 +445,37 @@ class QueryService:
             self._emit_failure(request.sql, request.principal, source, exc, clock,
                                correlation_id=request.correlation_id, address=request.address)
             raise
+
+    def _schemas_of(self, backend: Backend, plan: QueryPlan) -> tuple[pa.Schema, pa.Schema]:
+        """A statement's result and parameter schemas; asked once per text where a backend's cannot change."""
+        if not backend.capabilities.stable_schemas:
+            return backend.get_schema(plan), backend.get_parameter_schema(plan)
+        # The entry holds the backend, so its id names no other backend while the entry lives.
+        kept = self._schemas.get_or_compute(
+            (id(backend), plan.sql, plan.parameter_count), len(plan.sql),
+            lambda: (backend, backend.get_schema(plan), backend.get_parameter_schema(plan)),
+        )
+        return kept[1], kept[2]
+
+    def split(self, plan: QueryPlan, principal: Principal, most: int) -> list[QueryPlan]:
+        """The plans of the endpoints ``plan``'s result is served as for ``principal`` (``[plan]``: one).
+
+        The source splits the plan its backend would run (the caller's policies applied); each part keeps
+        ``plan`` itself and names its part, so that every execution applies the policies again.
+        """
+        if most < 2:
+            return [plan]
+        try:
+            dispatched, _ = self.dispatched(plan, principal)
+            with planning(self.limits):
+                parts = self.sources.backend(plan.source).split(dispatched, most)
+        except GatewayError as exc:
+            log.debug("serving %s whole: %s", plan.source, exc.message)
+            return [plan]  # the one execution reports the problem
+        if parts == [dispatched]:
+            return [plan]
+        return [dataclasses.replace(plan, file_part=part.file_part, upstream_partitions=part.upstream_partitions)
+                for part in parts]
 
     def bound_schema(self, plan: QueryPlan, parameters: Rows | None, principal: Principal) -> pa.Schema | None:
         """The result schema of a prepared query once its parameters are bound (None: the prepared one stands).
@@ -612,6 +663,30 @@ class QueryService:
         for canceller in waiting:
             canceller.stop(QueryCancelledError("the query was cancelled while it waited for memory"))
         return bool(entries or waiting)
+
+    def share_cancels(self, shared: SharedCancels) -> None:
+        """Carry cancels to and from the replicas sharing ``shared`` (the catalog)."""
+        self._remote = RemoteCancel(shared, self._running_keys, self.cancel)
+
+    def _running_keys(self) -> list[bytes]:
+        with self._lock:
+            return [key for key in self._running if key]
+
+    def cancel_elsewhere(self, keys: Sequence[bytes]) -> bool:
+        """Stop the queries of ``keys`` on the replica that runs them; True when one was running there.
+
+        Raises:
+            BackendUnavailableError: the shared catalog could not carry the request.
+
+        """
+        if self._remote is None or not keys:
+            return False
+        try:
+            return self._remote.ask(keys)
+        except Exception as exc:
+            log.warning("a cancel could not be passed to the other replicas: %s", exc)
+            raise BackendUnavailableError("the cancel could not be passed to the other replicas (the catalog "
+                                          "does not answer): retry") from None
 
     def cancel_all(self) -> int:
         """Stop every running query (the end of a drain); return how many there were."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -60,3 +61,26 @@ def test_empty_engine_removes_its_database_on_close():
     assert os.path.exists(os.path.join(directory, "empty.duckdb"))
     engine.close()
     assert not os.path.exists(directory)
+
+
+@pytest.mark.parametrize("stem", ["memory", "system", "temp", "main", "nexus_query_base"])
+def test_a_database_file_named_like_duckdbs_own_is_queried_as_duckdb_names_it(tmp_path, stem):
+    """A file named ``memory.duckdb`` (or ``system``, ``temp``, ``main``: names DuckDB reserves) answers as DuckDB
+    itself does when it opens that file: the same rows under the same qualified names."""
+    path = tmp_path / f"{stem}.duckdb"
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE t AS SELECT 42 AS x, 'a''b' AS s")
+    with duckdb.connect(str(path), read_only=True) as own:
+        name = own.execute("SELECT current_database()").fetchone()[0]
+        queries = ["SELECT * FROM t", f'SELECT x FROM "{name}".main.t', "SELECT current_database() AS db"]
+        expected = [own.execute(sql).to_arrow_table() for sql in queries]
+    engine = DuckDBEngine("named", str(path))
+    try:
+        for sql, want in zip(queries, expected, strict=True):
+            execution = engine.execute(sql, None, QueryLimits())
+            try:
+                assert execution.reader.read_all().equals(want), sql
+            finally:
+                execution.close()
+    finally:
+        engine.close()

@@ -8,7 +8,6 @@ with the same request through ADBC (statements) or raw pyarrow.flight (metadata)
 from __future__ import annotations
 
 import datetime
-import zoneinfo
 from decimal import Decimal
 
 import pyarrow as pa
@@ -18,6 +17,7 @@ from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.server import __version__
 from tests.clients import toolchain
+from tests.clients.jdbc_values import compare_result
 from tests.clients.scenarios import AFTER_STOP, DEMO_TYPES, NULL, PG_TYPES, SLOW, stopped_before
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
@@ -290,41 +290,6 @@ def test_get_table_types(jdbc, raw_answer):
 
 
 # -- statements, result sets and types -----------------------------------------------------------------------
-
-
-def from_getters(cell: dict | None, arrow_type: pa.DataType):
-    """The Python value a driver cell stands for, read from the getter JDBC prescribes for its type."""
-    if cell is None:
-        return None
-    t = arrow_type
-    if pa.types.is_decimal(t):
-        assert -Decimal(cell["value"]).as_tuple().exponent == t.scale, cell  # BigDecimal keeps the scale
-        return Decimal(cell["value"])
-    if pa.types.is_floating(t):
-        return float(cell["value"])
-    if pa.types.is_date(t):
-        return datetime.date.fromisoformat(cell["value"])
-    if pa.types.is_timestamp(t):  # getString; getTimestamp is shifted (the xfail test below)
-        parsed = datetime.datetime.fromisoformat(cell["string"])
-        return parsed.replace(tzinfo=zoneinfo.ZoneInfo(t.tz)) if t.tz else parsed
-    if pa.types.is_binary(t):
-        return bytes.fromhex(cell["value"])
-    if pa.types.is_list(t) or pa.types.is_struct(t):
-        import json
-
-        return json.loads(cell["string"])
-    return cell["value"]
-
-
-def compare_result(result: dict, expected: pa.Table, skip=lambda t: False) -> None:
-    assert [c["label"] for c in result["columns"]] == expected.schema.names
-    assert len(result["rows"]) == expected.num_rows
-    for index, field in enumerate(expected.schema):
-        if skip(field.type):
-            continue
-        got = [from_getters(row[index], field.type) for row in result["rows"]]
-        want = expected.column(index).to_pylist()
-        assert got == want, field.name
 
 
 def _wall_clock_only(t: pa.DataType) -> bool:

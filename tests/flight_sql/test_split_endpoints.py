@@ -17,6 +17,7 @@ import pytest
 
 from nexus_flight.core.source import SourceSpec
 from tests.support import flightsql_raw as raw
+from tests.support.services import wait_until
 
 
 @pytest.fixture
@@ -87,3 +88,51 @@ def test_split_endpoints_name_the_advertised_locations_and_one_endpoint_is_the_d
     single = make_gateway(sources=(_source(files),), max_endpoints=1)
     with flight.connect(single.location) as client:
         assert len(_endpoints(client, "SELECT id FROM files.main.t")) == 1
+
+
+def test_an_upstream_flight_sql_servers_own_endpoints_are_passed_through_as_signed_gateway_tickets(make_gateway,
+                                                                                                  files):
+    """The upstream is another gateway serving the files as four endpoints: a real Flight SQL server."""
+    upstream = make_gateway(sources=(_source(files),), max_endpoints=4, demo_scale=None)
+    spec = SourceSpec(name="up", kind="flightsql", options={"uri": upstream.location})
+    gw = make_gateway(sources=(spec,), max_endpoints=3)
+    events = []
+    gw.service.observers.append(events.append)
+    sql = "SELECT id, name, amount FROM files.main.t WHERE amount > 500 OR name IS NULL"
+    with flightsql.connect(upstream.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        expected = cur.fetch_arrow_table()  # the upstream's own answer
+    with flight.connect(upstream.location) as client:
+        upstream_tickets = [e.ticket.ticket for e in _endpoints(client, sql)]
+    assert len(upstream_tickets) == 4
+    gateway_sql = sql.replace("files.main.t", "up.files.main.t")
+    with flight.connect(gw.location) as client:
+        endpoints = _endpoints(client, gateway_sql)
+        assert len(endpoints) == 3 and all(list(e.locations) == [] for e in endpoints)
+        for endpoint in endpoints:  # the upstream's tickets travel sealed: clients cannot fetch around the gateway
+            assert not any(t[-40:] in endpoint.ticket.ticket for t in upstream_tickets)
+        parts = [client.do_get(e.ticket).read_all() for e in endpoints]
+        assert [p.num_rows > 0 for p in parts] == [True] * 3
+        # Each endpoint ran as one query of the gateway: its checks, limits and history.
+        assert wait_until(lambda: len(events) == 3)
+        assert [(e.source, e.status, e.rows) for e in events] == [("up", "success", p.num_rows) for p in parts]
+        del events[:]
+        assert all(p.schema.equals(expected.schema) for p in parts)
+        assert _sorted(pa.concat_tables(parts)) == _sorted(expected)
+        # An aggregate is the upstream's one endpoint, an ordered result stays whole: each runs when redeemed.
+        for query, ordered in (("SELECT count(*) AS n, sum(amount) AS s FROM {}", False),
+                               ("SELECT id, amount FROM {} WHERE id % 7 = 1 ORDER BY amount DESC, id", True)):
+            [endpoint] = _endpoints(client, query.format("up.files.main.t"))
+            with flightsql.connect(upstream.location, autocommit=True) as conn, conn.cursor() as cur:
+                cur.execute(query.format("files.main.t"))
+                own = cur.fetch_arrow_table()
+            got = client.do_get(endpoint.ticket).read_all()
+            assert got.schema.equals(own.schema) and got.to_pylist() == own.to_pylist()
+            assert own.num_rows > 1 or not ordered
+        tampered = bytearray(endpoints[0].ticket.ticket)
+        tampered[-40] ^= 1
+        with pytest.raises(pa.ArrowInvalid, match="not a valid ticket"):
+            client.do_get(flight.Ticket(bytes(tampered))).read_all()
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(gateway_sql)
+        assert _sorted(cur.fetch_arrow_table()) == _sorted(expected)

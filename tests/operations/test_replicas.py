@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_flight.catalog.key_handover import HANDLE_KEYS
 from nexus_flight.catalog.store import CatalogStore
@@ -34,7 +36,9 @@ from nexus_flight.catalog.vault import KeyRing, generate_key, parse_key
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
-from tests.operations.serving import nginx_config, serve, wait_for
+from tests.clients import toolchain
+from tests.clients.jdbc_values import compare_result, from_getters
+from tests.operations.serving import LONG_QUERY, nginx_config, serve, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
 
@@ -78,6 +82,7 @@ def cluster(tmp_path_factory, demo_data_dir, postgres_server):
     url = (f"postgresql+psycopg://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/"
            f"{postgres_server.database}?options=-csearch_path%3D{schema}")
     pg = postgres_server.options()
+    port = _free_port()  # nginx's: the replicas' upstream Flight SQL source is the cluster itself, through nginx
     config = root / "gateway.toml"
     config.write_text(f"""
 [server]
@@ -96,10 +101,17 @@ name = "pg"
 type = "postgresql"
 options = {{ host = "{pg['host']}", port = {pg['port']}, database = "{pg['database']}", username = "{pg['username']}" }}
 secrets = {{ password = "${{env:REPLICA_PG_PASSWORD}}" }}
+
+[[sources]]
+name = "up"
+type = "flightsql"
+options = {{ uri = "grpc://127.0.0.1:{port}", username = "{USER}" }}
+secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
 """)
     old_key = generate_key()
-    saved = {k: os.environ.get(k) for k in ("NEXUS_FLIGHT_MASTER_KEY", "REPLICA_PG_PASSWORD")}
-    os.environ.update(NEXUS_FLIGHT_MASTER_KEY=old_key, REPLICA_PG_PASSWORD=READER_PASSWORD)
+    saved = {k: os.environ.get(k) for k in ("NEXUS_FLIGHT_MASTER_KEY", "REPLICA_PG_PASSWORD", "REPLICA_UP_PASSWORD")}
+    os.environ.update(NEXUS_FLIGHT_MASTER_KEY=old_key, REPLICA_PG_PASSWORD=READER_PASSWORD,
+                      REPLICA_UP_PASSWORD=PASSWORD)
     replicas, proxy = [], None
     try:
         subprocess.run(["nexus-flight", "users", "add", USER, "--role", "admin", "--password", "-",
@@ -107,7 +119,6 @@ secrets = {{ password = "${{env:REPLICA_PG_PASSWORD}}" }}
                        capture_output=True, timeout=60)
         for _ in range(3):
             replicas.append(serve(data, "--config", str(config), "--http-port", "0"))
-        port = _free_port()
         prefix = root / "nginx"
         prefix.mkdir()
         upstreams = [r.location.removeprefix("grpc://") for r in replicas]
@@ -122,7 +133,8 @@ secrets = {{ password = "${{env:REPLICA_PG_PASSWORD}}" }}
         reference = root / "reference.duckdb"
         shutil.copyfile(next(demo_data_dir.glob("tpch_*.duckdb")), reference)
         yield {"replicas": replicas, "proxy": f"grpc://127.0.0.1:{port}", "config": config, "url": url,
-               "data": data, "files": files, "old_key": old_key, "demo": reference}
+               "data": data, "files": files, "old_key": old_key, "demo": reference,
+               "pg_dsn": postgres_server.dsn()}
     finally:
         if proxy is not None:
             proxy.terminate()
@@ -203,6 +215,114 @@ def test_adbc_prepared_statements_through_the_proxy(cluster):
         assert cur.fetchall() == [(sum(expected["trip"].to_pylist()), 400, sum(expected["fare"].to_pylist()))]
         cur.execute("SELECT id, name FROM pg.public.replica_colors ORDER BY id")
         assert cur.fetchall() == [(1, "red"), (2, "green"), (3, "blue")]
+
+
+def _queries_per_replica(cluster) -> list[float]:
+    counts = []
+    for replica in cluster["replicas"]:
+        with urllib.request.urlopen(replica.http + "/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        counts.append(sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                          if s.name == "nexus_queries_total"))
+    return counts
+
+
+def test_the_jdbc_driver_prepares_and_executes_through_the_proxy(cluster, tmp_path):
+    """The Arrow Flight SQL JDBC driver through nginx: its prepare, bind, GetFlightInfo and DoGet calls are
+    balanced one by one, so they cross replicas (each replica's query counter moves); answers as the engines'."""
+    proxy_port = cluster["proxy"].rsplit(":", 1)[1]
+    url = f"jdbc:arrow-flight-sql://127.0.0.1:{proxy_port}/?useEncryption=false"
+    pg_query = "SELECT id, name FROM pg.public.replica_colors WHERE id > ? ORDER BY id"
+    files_query = "SELECT trip, fare FROM files.main.trips WHERE fare > ?"
+    scenarios = [
+        ("connect", "connect", url, f"user={USER}", f"password={PASSWORD}"),
+        ("nations", "prepared", NATION_BY_REGION, *" | ".join(f"long:{r}" for r in range(5)).split(" ")),
+        ("colors", "prepared", pg_query, "int:1", "|", "int:0"),
+        ("trips", "prepared", files_query, "decimal:90.00"),
+    ]
+    path = tmp_path / "scenarios.tsv"
+    path.write_text("\n".join("\t".join(s) for s in scenarios) + "\n", encoding="utf-8")
+    before = _queries_per_replica(cluster)
+    answers = toolchain.run_lines([*toolchain.java_command("JdbcScenarios"), str(path)], timeout=120)
+    moved = [after - earlier for after, earlier in zip(_queries_per_replica(cluster), before, strict=True)]
+    assert sum(1 for delta in moved if delta > 0) >= 2, moved
+    for name in ("connect", "nations", "colors", "trips"):
+        assert answers[name]["ok"], answers[name].get("error")
+    nations = answers["nations"]["result"]["runs"]
+    assert len(nations) == 5
+    for region, got in enumerate(nations):
+        compare_result(got, _duckdb(cluster, NATION_BY_REGION.replace("?", "$1"), region))
+    with psycopg.connect(cluster["pg_dsn"]) as conn:
+        for got, bound in zip(answers["colors"]["result"]["runs"], (1, 0), strict=True):
+            expected = conn.execute(pg_query.replace("?", "%s").replace("pg.public.", ""), (bound,)).fetchall()
+            assert [(row[0]["value"], row[1]["value"]) for row in got["rows"]] == expected
+    [trips] = answers["trips"]["result"]["runs"]  # four endpoints (groups of files), fetched by the driver
+    whole = pq.read_table(cluster["files"]).to_pylist()
+    got = sorted((from_getters(r[0], pa.int64()), from_getters(r[1], pa.decimal128(9, 2))) for r in trips["rows"])
+    assert got == sorted((r["trip"], r["fare"]) for r in whole if r["fare"] > 90)
+
+
+def test_an_upstream_flight_sql_servers_endpoints_are_fetched_through_any_replica(cluster):
+    """The replicas' `up` source is a Flight SQL server answering with four endpoints (the cluster's own `files`
+    source, through nginx): each endpoint the replicas advertise is one of their signed tickets wrapping the
+    upstream's, redeemed here on every replica in turn."""
+    clients = [_client(r.location) for r in cluster["replicas"]]
+    query = "SELECT trip, fare FROM {} WHERE trip % 3 = 0 OR fare > 90"
+    upstream, options = _client(cluster["proxy"])
+    upstream_endpoints = upstream.get_flight_info(
+        raw.descriptor(raw.pb.CommandStatementQuery(query=query.format("files.main.trips"))), options).endpoints
+    assert len(upstream_endpoints) == 4
+    expected = pa.concat_tables([upstream.do_get(e.ticket, options).read_all() for e in upstream_endpoints])
+    (a, a_opt) = clients[0]
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query=query.format("up.files.main.trips"))),
+                             a_opt)
+    assert len(info.endpoints) == 4
+    parts = []
+    for index, endpoint in enumerate(info.endpoints):
+        client, client_options = clients[(index + 1) % 3]  # B, C, A, B
+        parts.append(client.do_get(endpoint.ticket, client_options).read_all())
+    got = pa.concat_tables(parts)
+    assert got.schema.equals(expected.schema)
+    rows = sorted(got.to_pylist(), key=lambda r: r["trip"])
+    assert rows == sorted(expected.to_pylist(), key=lambda r: r["trip"])
+    reference = pq.read_table(cluster["files"]).to_pylist()
+    assert rows == sorted((r for r in reference if r["trip"] % 3 == 0 or r["fare"] > 90), key=lambda r: r["trip"])
+
+
+def _cancel(client, options, info: flight.FlightInfo) -> int:
+    request = fpb.CancelFlightInfoRequest(info=info.serialize())
+    [result] = client.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()), options)
+    status = fpb.CancelFlightInfoResult()
+    status.ParseFromString(result.body.to_pybytes())
+    return status.status
+
+
+def test_a_cancel_sent_to_one_replica_stops_the_query_another_runs(cluster):
+    (a, a_opt), (b, b_opt), (c, c_opt) = (_client(r.location) for r in cluster["replicas"])
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query=LONG_QUERY)), a_opt)
+    outcome: list[BaseException | pa.Table] = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(a.do_get(info.endpoints[0].ticket, a_opt).read_all())
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    time.sleep(1.0)  # the query runs on replica A
+    assert not outcome
+    started = time.monotonic()
+    assert _cancel(b, b_opt, info) == 1  # CANCELLED, answered by B for A's query
+    worker.join(15)
+    assert time.monotonic() - started < 10
+    assert len(outcome) == 1 and isinstance(outcome[0], flight.FlightCancelledError), outcome
+    # Nothing runs for that ticket any more, anywhere: NOT_CANCELLABLE.
+    assert _cancel(c, c_opt, info) == 3
+    # A made-up ticket is not written to the catalog for the others to look for.
+    made_up = flight.FlightInfo(pa.schema([("s", pa.int64())]), info.descriptor,
+                                [flight.FlightEndpoint(_as_ticket(b"NFt" + bytes(60)), [])], -1, -1)
+    assert _cancel(b, b_opt, made_up) == 3
 
 
 def _set_catalog(client, options, catalog: str) -> dict:
