@@ -13,7 +13,9 @@ database instance it has to itself for as long as it runs (``query_cursor``): Du
 per running query is what holds each query to its own limit. The instance opens an empty file of its own
 read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
 spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
-back to a small idle pool when the query ends; queries run in parallel and an interrupt stops exactly one of them.
+back to a small idle pool when the query ends (what idle instances may hold counts in the gateway's memory budget,
+which closes them to make room: ``IdleQueryInstances``); queries run in parallel and an interrupt stops exactly one
+of them.
 
 The engine plans (``schema_of``), runs (``execute``) and maps DuckDB's errors into the gateway's tree
 (planning under the watchdog's deadline; a query's own time limit is the query service's,
@@ -73,6 +75,8 @@ class _QueryInstances:
 
 
 _INSTANCES = _QueryInstances()
+#: Every open engine, for the memory their idle query instances hold (``IdleQueryInstances``).
+_ENGINES: weakref.WeakSet[DuckDBEngine] = weakref.WeakSet()
 
 
 def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instances: int = 8) -> None:
@@ -80,9 +84,33 @@ def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instan
 
     ``max_size`` caps each instance's spill; ``idle_instances`` is kept per engine and memory limit.
     """
+    new_cap = max_size != _INSTANCES.max_size
     _INSTANCES.root = str(root) if root is not None else None
     _INSTANCES.max_size = max_size
     _INSTANCES.idle = idle_instances
+    for engine in list(_ENGINES):  # a lower count applies to the instances idle now; a new cap to every query
+        engine.keep_idle(0 if new_cap else idle_instances)
+
+
+class IdleQueryInstances:
+    """The memory idle query instances hold, counted at their queries' limits, and trimmed to make room.
+
+    An idle instance keeps the blocks its last query read, up to that query's memory limit; the memory budget
+    counts that limit until the instance is reused or closed (``server/query/memory_budget.py``).
+    """
+
+    def held(self) -> int:
+        """Bytes idle instances of every open engine may hold."""
+        return sum(engine.idle_bytes for engine in list(_ENGINES))
+
+    def trim(self, nbytes: int) -> int:
+        """Close idle instances until ``nbytes`` are freed (``DuckDBEngine.trim_idle``); return bytes freed."""
+        freed = 0
+        for engine in list(_ENGINES):
+            if freed >= nbytes:
+                break
+            freed += engine.trim_idle(nbytes - freed)
+        return freed
 
 
 def memory_text(nbytes: int) -> str:
@@ -103,6 +131,11 @@ class _Instance:
     #: The instance's own folder: its empty base database and its spill directory.
     folder: str
     alias: str | None
+
+    @property
+    def nbytes(self) -> int:
+        """The query memory limit the instance was opened for: the most it holds once idle."""
+        return parse_size(self.memory_limit)
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -152,6 +185,8 @@ class DuckDBEngine:
         self._idle: dict[str, list[_Instance]] = {}
         self._leases: dict[int, _Instance] = {}
         self._pool_lock = threading.Lock()
+        #: What the idle instances may hold (their queries' limits): counted in the gateway's memory budget.
+        self.idle_bytes = 0
         self._closed = False
         self._arrow_types: dict[str, pa.DataType] = {}
         self._cleanup: Callable[[], None] | None = None
@@ -260,6 +295,8 @@ class DuckDBEngine:
             idle = self._idle.setdefault(instance.memory_limit, [])
             if len(idle) < _INSTANCES.idle and not self._closed:
                 idle.append(instance)
+                self.idle_bytes += instance.nbytes
+                _ENGINES.add(self)
                 return
         instance.close()
 
@@ -267,8 +304,40 @@ class DuckDBEngine:
         with self._pool_lock:
             idle = self._idle.get(memory_limit)
             if idle:
-                return idle.pop()
+                instance = idle.pop()
+                self.idle_bytes -= instance.nbytes
+                return instance
         return self._open_instance(memory_limit)
+
+    def trim_idle(self, nbytes: int) -> int:
+        """Close idle instances until ``nbytes`` are freed (or none is left); return bytes freed.
+
+        The largest go first (fewer instances to open again), each limit's longest idle first.
+        """
+        closing: list[_Instance] = []
+        freed = 0
+        with self._pool_lock:
+            while freed < nbytes and self.idle_bytes > 0:
+                pool = max((p for p in self._idle.values() if p), key=lambda p: p[0].nbytes)
+                instance = pool.pop(0)
+                self.idle_bytes -= instance.nbytes
+                freed += instance.nbytes
+                closing.append(instance)
+        for instance in closing:
+            instance.close()
+        return freed
+
+    def keep_idle(self, count: int) -> None:
+        """Close the idle instances beyond ``count`` per memory limit, the longest idle first."""
+        closing: list[_Instance] = []
+        with self._pool_lock:
+            for pool in self._idle.values():
+                while len(pool) > count:
+                    instance = pool.pop(0)
+                    self.idle_bytes -= instance.nbytes
+                    closing.append(instance)
+        for instance in closing:
+            instance.close()
 
     def _open_instance(self, memory_limit: str) -> _Instance:
         """A fresh instance seeing what the engine's database holds, guarded like it.
@@ -456,6 +525,7 @@ class DuckDBEngine:
             self._closed = True
             idle = [instance for instances in self._idle.values() for instance in instances]
             self._idle.clear()
+            self.idle_bytes = 0
         for instance in idle:
             instance.close()
         with contextlib.suppress(duckdb.Error):

@@ -194,9 +194,10 @@ class ServerSettings(_Strict):
     #: query). A source's ``memory_limit`` option and a user's ``memory_limit_mb`` limit override it.
     memory_limit: str = "512MB"
     #: The gateway-wide budget queries are admitted within: a query starts only when its memory limit fits in
-    #: what running queries leave; ``"auto"`` is 75% of ``process_memory_limit`` (else of the machine's memory);
-    #: unset: no budget (reservations are still counted, and published in ``/metrics``).
-    memory_budget: str | None = None
+    #: what running queries and idle DuckDB instances leave; ``"auto"`` (the default) is 75% of
+    #: ``process_memory_limit`` (else of the machine's memory); ``"none"``: no budget (reservations are still
+    #: counted, and published in ``/metrics``).
+    memory_budget: str | None = "auto"
     #: Most queries waiting for room in the memory budget, and how long each waits before a retryable
     #: UNAVAILABLE naming the budget.
     admission_queue_size: int = Field(64, ge=0)
@@ -206,7 +207,7 @@ class ServerSettings(_Strict):
     max_temp_directory_size: str = "10GB"
     #: DuckDB instances each DuckDB-run source keeps idle per memory limit for its next queries. Opening one per
     #: query halves small-query throughput under concurrency; each idle one keeps the blocks its last query
-    #: scanned (up to that query's memory limit), outside the memory budget: lower it to trade speed for memory.
+    #: scanned (up to that query's memory limit), counted in the memory budget and closed when a query needs room.
     idle_query_instances: int = Field(8, ge=0, le=256)
     #: Memory the process may allocate beyond what it holds when ``nexus-flight serve`` starts (``RLIMIT_DATA``);
     #: ``"none"`` for no ceiling. Applied by the ``serve`` command only: an application embedding the gateway

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from nexus_flight.backends.duckdb_engine import configure_spill
+from nexus_flight.backends.duckdb_engine import IdleQueryInstances, configure_spill
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.settings import ServerSettings
 from nexus_flight.core.sizes import parse_size
@@ -122,17 +122,21 @@ def query_limits(settings: ServerSettings) -> QueryLimits:
     )
 
 
-def memory_budget(settings: ServerSettings) -> MemoryBudget:
+def memory_budget_bytes(settings: ServerSettings) -> int | None:
     """The gateway-wide memory budget: ``memory_budget``; ``auto``: 75% of the process ceiling or of the machine."""
     if settings.memory_budget is None:
-        return MemoryBudget(None)
+        return None
     if settings.memory_budget != "auto":
-        total = parse_size(settings.memory_budget)
-    elif settings.process_memory_limit is not None:
-        total = parse_size(settings.process_memory_limit) * 3 // 4
-    else:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
-    return MemoryBudget(total, settings.admission_queue_size, settings.admission_timeout_seconds)
+        return parse_size(settings.memory_budget)
+    if settings.process_memory_limit is not None:
+        return parse_size(settings.process_memory_limit) * 3 // 4
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 3 // 4
+
+
+def memory_budget(settings: ServerSettings) -> MemoryBudget:
+    """The budget queries are admitted within, counting what idle DuckDB query instances hold."""
+    return MemoryBudget(memory_budget_bytes(settings), settings.admission_queue_size,
+                        settings.admission_timeout_seconds, idle=IdleQueryInstances())
 
 
 def limits_of(settings: ServerSettings) -> HandleLimits:
@@ -250,6 +254,11 @@ class Gateway:
             self.server.authenticator.default_limits = settings.limits.as_limits()
         self.service.validation_limits = settings.validation_limits
         self.server.statement_timeout = int(settings.query_timeout_seconds)
+        # Memory: new per-query limits above (running queries keep theirs), the budget and its queue at once,
+        # fewer idle instances closed at once, a new spill cap for instances opened from now on.
+        configure_spill(settings.data_dir / "spill", settings.max_temp_directory_size, settings.idle_query_instances)
+        self.service.memory_budget.resize(memory_budget_bytes(settings), settings.admission_queue_size,
+                                          settings.admission_timeout_seconds)
 
     def _not_draining(self) -> str | None:
         if self.server.draining:
@@ -311,6 +320,9 @@ class Gateway:
         """
         if self.operations is not None:
             self.operations.close()
+        if not self.server.draining:
+            # gRPC's shutdown waits for every call: a query waiting for memory would hold it up to its timeout.
+            self.server.begin_drain("the gateway is stopping")
         stopper = threading.Thread(target=self.server.shutdown, name="nexus-flight-shutdown", daemon=True)
         stopper.start()
         stopper.join(wait_seconds)

@@ -96,6 +96,9 @@ class GatewayMetrics:
                                    "admitted within", registry=r)
         self.memory_used = Gauge("nexus_memory_budget_used_bytes", "Memory reserved by running queries (the sum of "
                                  "their memory limits)", registry=r)
+        self.memory_idle = Gauge("nexus_memory_budget_idle_bytes", "Memory idle DuckDB query instances may hold "
+                                 "(their last queries' limits), counted in the budget and trimmed to make room",
+                                 registry=r)
         self.queued = Gauge("nexus_queued_queries", "Queries waiting for room in the memory budget", registry=r)
 
     def observe(self, event: QueryEvent) -> None:
@@ -118,6 +121,7 @@ class GatewayMetrics:
         budget = gateway.service.memory_budget
         self.memory_budget.set_function(lambda: float(budget.total or 0))
         self.memory_used.set_function(lambda: float(budget.used))
+        self.memory_idle.set_function(lambda: float(budget.idle))
         self.queued.set_function(lambda: float(budget.queued))
         opened = getattr(gateway.sources, "opened", None)
         if opened is not None:

@@ -5,7 +5,10 @@ every gateway sharing the catalog picks them up within its refresh interval), it
 ``[[grants]]`` (added, brought back to the file, or removed when the file no longer declares them: the file owns
 them; signed-in identities pick the change up within the identity refresh interval), the query limits (time limit, batch
 rows, message size), the validator's limits, the default limits of users and API keys (``[server.limits]``),
-and the log levels and format. Open connections, sessions, tickets
+the memory settings (``memory_limit`` for queries that start afterwards; ``memory_budget``,
+``admission_queue_size`` and ``admission_timeout_seconds`` at once, waiting queries included;
+``idle_query_instances``, closing idle instances beyond a lower count; ``max_temp_directory_size`` for DuckDB
+instances opened afterwards), and the log levels and format. Open connections, sessions, tickets
 and running streams are untouched (a running query keeps the limits it started with; only a source whose own
 configuration changed gets a new connection, as after ``nexus-flight sources update``). Settings that decide what
 the process listens on or where its state lives need a restart: those that changed are named in the log.
@@ -30,8 +33,7 @@ RESTART_ONLY = (
     "process_memory_limit", "http_port", "http_host", "handle_ttl_seconds", "max_tickets",
     "max_tickets_per_client", "max_prepared_statements", "max_prepared_statements_per_client", "health_checks",
     "health_check_interval_seconds", "history_retention_days", "record_parameters", "schema_cache_ttl_seconds",
-    "memory_limit", "default_source", "memory_budget", "admission_queue_size", "admission_timeout_seconds",
-    "max_temp_directory_size", "idle_query_instances",
+    "default_source",
 )
 
 

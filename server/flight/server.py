@@ -151,15 +151,22 @@ class FlightSqlServer(flight.FlightServerBase):
         self.draining: str | None = None
 
     def begin_drain(self, reason: str) -> None:
-        """Refuse new queries from now on (UNAVAILABLE naming ``reason``); running streams go on."""
+        """Refuse new queries from now on (UNAVAILABLE naming ``reason``); running streams go on.
+
+        Queries waiting for room in the memory budget leave the queue with the same refusal.
+        """
         self.draining = reason
+        self.service.stop_waiting(self._refusal)  # queries waiting for memory would start after the drain
 
     def _admit(self) -> None:
         if self.draining is not None:
-            raise BackendUnavailableError(
-                f"the gateway is shutting down ({self.draining}) and accepts no new queries: retry, another "
-                "replica or the restarted gateway will answer"
-            )
+            raise self._refusal()
+
+    def _refusal(self) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"the gateway is shutting down ({self.draining}) and accepts no new queries: retry, another "
+            "replica or the restarted gateway will answer"
+        )
 
     # -- helpers -------------------------------------------------------------------------------------------
 

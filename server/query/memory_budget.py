@@ -3,8 +3,10 @@
 Each query holds a ``Reservation`` of its per-query ``memory_limit`` from the moment it is admitted until its
 stream ends, fails, is cancelled or is abandoned by its client (``RunningQuery.finish``). A query whose limit does
 not fit waits, first come first served, in a bounded queue; a full queue or a wait past the timeout fails with a
-retryable UNAVAILABLE naming the budget. The sum of the reservations never exceeds the budget, so neither does the
-memory the running queries may hold.
+retryable UNAVAILABLE naming the budget, and a waiting query whose client cancels it (or goes away, or whose
+gateway drains) leaves the queue at once. Memory kept between queries (idle DuckDB instances: ``IdleMemory``)
+counts too: once a query is admitted, idle memory is trimmed until reservations and idle memory together fit, so
+neither ever exceeds the budget.
 """
 
 from __future__ import annotations
@@ -13,8 +15,33 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Protocol
 
-from nexus_flight.core.errors import RetryLaterError
+from nexus_flight.core.errors import GatewayError, RetryLaterError
+
+#: How often a waiting query looks at whether it should stop waiting (a cancel also wakes it at once).
+_POLL_SECONDS = 0.1
+
+
+class IdleMemory(Protocol):
+    """Memory the process keeps between queries (idle engine instances), and the means to give it back."""
+
+    def held(self) -> int:
+        """Bytes held now."""
+        ...
+
+    def trim(self, nbytes: int) -> int:
+        """Let go of at least ``nbytes`` if that much is held (what cannot be let go stays); return bytes freed."""
+        ...
+
+
+class _NoIdleMemory:
+    def held(self) -> int:
+        return 0
+
+    def trim(self, nbytes: int) -> int:
+        return 0
 
 
 class Reservation:
@@ -38,13 +65,16 @@ class MemoryBudget:
         total_bytes: The budget; None admits every query at once (reservations are still counted).
         queue_size: Most queries waiting for room at once; one more is refused at once.
         timeout_seconds: How long a query waits for room before it is refused.
+        idle: Memory kept between queries, trimmed to make room (none by default).
 
     """
 
-    def __init__(self, total_bytes: int | None, queue_size: int = 64, timeout_seconds: float = 30.0) -> None:
+    def __init__(self, total_bytes: int | None, queue_size: int = 64, timeout_seconds: float = 30.0,
+                 idle: IdleMemory | None = None) -> None:
         self.total = total_bytes
         self.queue_size = queue_size
         self.timeout_seconds = timeout_seconds
+        self.idle_memory: IdleMemory = idle or _NoIdleMemory()
         self._used = 0
         self._cond = threading.Condition()
         self._queue: deque[int] = deque()
@@ -56,17 +86,39 @@ class MemoryBudget:
         return self._used
 
     @property
+    def idle(self) -> int:
+        """Bytes kept between queries (idle engine instances)."""
+        return self.idle_memory.held()
+
+    @property
     def queued(self) -> int:
         """Queries waiting for room."""
         return len(self._queue)
 
-    def admit(self, nbytes: int, source: str | None = None) -> Reservation:
+    def resize(self, total_bytes: int | None, queue_size: int, timeout_seconds: float) -> None:
+        """Take new settings (a reload): waiting queries are judged by them at once, running ones keep theirs."""
+        with self._cond:
+            self.total = total_bytes
+            self.queue_size = queue_size
+            self.timeout_seconds = timeout_seconds
+            self._cond.notify_all()
+        self.settle()
+
+    def admit(self, nbytes: int, source: str | None = None,
+              stop: Callable[[], GatewayError | None] | None = None) -> Reservation:
         """Reserve ``nbytes`` for one query, waiting in the queue for room if needed.
 
         A limit larger than the whole budget is held to the budget: such a query runs alone.
 
+        Args:
+            nbytes: The query's memory limit.
+            source: Named in a refusal.
+            stop: Why the query should stop waiting (a cancel, its client gone, a drain), or None to go on;
+                ``wake`` makes a waiting query ask at once.
+
         Raises:
             RetryLaterError: the queue is full, or no room was made within the timeout (UNAVAILABLE).
+            GatewayError: what ``stop`` returned.
 
         """
         with self._cond:
@@ -82,19 +134,38 @@ class MemoryBudget:
                                     f"(admission_queue_size={self.queue_size})")
             ticket = next(self._tickets)
             self._queue.append(ticket)
-            deadline = time.monotonic() + self.timeout_seconds
+            started = time.monotonic()
             try:
-                while self._queue[0] != ticket or self._used + nbytes > self.total:
-                    remaining = deadline - time.monotonic()
+                while True:
+                    stopped = stop() if stop is not None else None
+                    if stopped is not None:
+                        raise stopped
+                    if self.total is None or (self._queue[0] == ticket and self._used + nbytes <= self.total):
+                        break
+                    remaining = started + self.timeout_seconds - time.monotonic()
                     if remaining <= 0:
                         raise self._refusal(nbytes, source, f"no room was made within {self.timeout_seconds:g} s "
                                             f"(admission_timeout_seconds={self.timeout_seconds:g})")
-                    self._cond.wait(remaining)
+                    self._cond.wait(min(remaining, _POLL_SECONDS) if stop is not None else remaining)
                 self._used += nbytes
                 return Reservation(self, nbytes)
             finally:
                 self._queue.remove(ticket)
                 self._cond.notify_all()  # the next in line may fit now
+
+    def wake(self) -> None:
+        """Make every waiting query look at once whether it should stop waiting."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def settle(self) -> None:
+        """Trim idle memory until reservations and idle memory together fit in the budget."""
+        with self._cond:
+            if self.total is None:
+                return
+            excess = self._used + self.idle_memory.held() - self.total
+            if excess > 0:
+                self.idle_memory.trim(excess)
 
     def _give_back(self, nbytes: int) -> None:
         with self._cond:

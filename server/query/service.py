@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from opentelemetry import trace
@@ -56,6 +56,7 @@ log = logging.getLogger("nexus_flight.query")
 tracer = trace.get_tracer("nexus_flight")
 
 Rows = Sequence[Sequence[Any]]
+_Entry = TypeVar("_Entry")
 #: Rewritten plans kept (each holds its trees: a few hundred KB at most for typical queries).
 _MAX_DISPATCHED = 2048
 
@@ -207,6 +208,39 @@ class RunningQuery:
             self._on_finish(error)
 
 
+class _Canceller:
+    """Stops one query in whichever phase it is: waiting for room in the memory budget, or running."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._error: GatewayError | None = None
+        self._running: RunningQuery | None = None
+
+    def stopped(self) -> GatewayError | None:
+        """Why the query should stop waiting (None: it goes on)."""
+        return self._error
+
+    def stop(self, error: GatewayError) -> None:
+        """Stop the query: a waiting one leaves the queue with ``error``, a running one is cancelled."""
+        if self._error is None:
+            self._error = error
+        running = self._running
+        if running is not None:
+            running.cancel()
+        else:
+            self._wake()
+
+    def client_gone(self) -> None:
+        """The client cancelled the call, went away, or its deadline passed."""
+        self.stop(QueryCancelledError("the client cancelled the call or went away while the query waited for memory"))
+
+    def reaches(self, running: RunningQuery) -> None:
+        """From now on a stop cancels ``running`` (at once, if one came while it was being started)."""
+        self._running = running
+        if self._error is not None:
+            running.cancel()
+
+
 class _Clock:
     """Milliseconds since the clock was made, and named phases between marks."""
 
@@ -266,6 +300,10 @@ class QueryService:
                                               self.identifiers)
         self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
+        #: Queries waiting for room in the memory budget, by key: a cancel or a drain stops their wait.
+        self._waiting: dict[bytes, list[_Canceller]] = {}
+        #: Why queries may no longer wait for memory (the gateway drains); None while serving.
+        self._closing: Callable[[], GatewayError] | None = None
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
         self._dispatched: dict[tuple[int, str], tuple[QueryPlan, QueryPlan]] = {}
         #: (id of a backend with stable schemas, SQL, parameter count) -> (that backend, result, parameters)
@@ -489,6 +527,7 @@ class QueryService:
         stream: ResultStream | None = None
         reservation: Reservation | None = None
         running: RunningQuery | None = None
+        canceller = _Canceller(self.memory_budget.wake)
         unwatch: Callable[[], None] = _nothing
         rewritten = False
         slot = Slot()
@@ -505,16 +544,20 @@ class QueryService:
                 memory = self.memory_limit(backend, run.principal)
                 limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
                                              correlation_id=run.correlation_id, memory_limit_bytes=memory)
+                if watch is not None:  # from here the client's cancel stops the query, waiting or running
+                    unwatch = self._watch.watch(watch, canceller.client_gone)
                 with tracer.start_as_current_span("admit"):
-                    reservation = self.memory_budget.admit(memory, plan.source)
+                    reservation = self._admit_memory(run.key, memory, plan.source, canceller)
                 clock.mark("admit")
                 with reading_for(_own_rows_of(run.principal)):
                     execution = backend.execute(dispatched, run.parameters, limits)
+                # The engine took its instance (an idle one, or a fresh one that holds nothing yet): idle memory
+                # now gives way to this query's reservation before the query runs.
+                self.memory_budget.settle()
                 stream = ResultStream(execution, run.schema, limits, plan.source)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
-                if watch is not None:
-                    unwatch = self._watch.watch(watch, running.cancel)
+                canceller.reaches(running)
                 with tracer.start_as_current_span("execute"):
                     stream.start()
                 clock.mark("execute")
@@ -545,9 +588,11 @@ class QueryService:
             stream_span.end()
             unwatch()
             self._forget(run.key, running)
-            stream.close()
-            slot.release()
-            reservation.release()  # after the engine let go of what it held
+            try:
+                stream.close()
+            finally:  # whatever the engine says while letting go, the query's slot and memory are given back
+                slot.release()
+                reservation.release()  # after the engine let go of what it held
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
             if ended is None and not stream.complete:
@@ -581,25 +626,52 @@ class QueryService:
             return parse_size(source)
         return self.limits.memory_limit_bytes or 1 << 30
 
+    def _admit_memory(self, key: bytes, nbytes: int, source: str, canceller: _Canceller) -> Reservation:
+        """Reserve the query's memory, waiting where cancels (``cancel``, ``stop_waiting``) reach it."""
+
+        def stopped() -> GatewayError | None:
+            return canceller.stopped() or (self._closing() if self._closing is not None else None)
+
+        with self._lock:
+            self._waiting.setdefault(key, []).append(canceller)
+        try:
+            return self.memory_budget.admit(nbytes, source, stopped)
+        finally:
+            with self._lock:
+                _drop(self._waiting, key, canceller)
+
+    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> None:
+        """From now on, a query that would wait for memory is refused with ``refusal()`` (a drain), at once.
+
+        Queries waiting now leave the queue; a query that fits in the budget still starts (a ticket handed out
+        before the drain is still served).
+        """
+        self._closing = refusal
+        self.memory_budget.wake()
+
+    def waiting_count(self) -> int:
+        """How many queries wait for room in the memory budget."""
+        with self._lock:
+            return sum(len(v) for v in self._waiting.values())
+
     def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
             self._running.setdefault(key, []).append(running)
 
     def _forget(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
-            entries = self._running.get(key, [])
-            if running in entries:
-                entries.remove(running)
-            if not entries:
-                self._running.pop(key, None)
+            _drop(self._running, key, running)
 
     def cancel(self, key: bytes) -> bool:
-        """Stop every running query of ``key``; True when something was running."""
+        """Stop every running or waiting query of ``key``; True when something was running or waiting."""
         with self._lock:
             entries = list(self._running.get(key, []))
+            waiting = list(self._waiting.get(key, []))
         for entry in entries:
             entry.cancel()
-        return bool(entries)
+        for canceller in waiting:
+            canceller.stop(QueryCancelledError("the query was cancelled while it waited for memory"))
+        return bool(entries or waiting)
 
     def share_cancels(self, shared: SharedCancels) -> None:
         """Carry cancels to and from the replicas sharing ``shared`` (the catalog)."""
@@ -673,6 +745,15 @@ def _release(batches: Iterator[pa.RecordBatch] | None) -> None:
         close()
     except ValueError:  # still running on another thread
         pass
+
+
+def _drop(table: dict[bytes, list[_Entry]], key: bytes, entry: _Entry) -> None:
+    """Remove ``entry`` from ``table[key]``, and the key once it holds nothing (the caller holds the lock)."""
+    entries = table.get(key, [])
+    if entry in entries:
+        entries.remove(entry)
+    if not entries:
+        table.pop(key, None)
 
 
 def _own_rows_of(principal: Principal) -> str | None:

@@ -50,6 +50,12 @@ def _start_query(location: str, sql: str) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
+def _wait_until_running(served) -> None:
+    """Wait until the served gateway runs the query (a loaded machine may take many seconds to get there)."""
+    wait_for(lambda: "nexus_active_queries 1.0" in urllib.request.urlopen(served.http + "/metrics").read().decode(),
+             seconds=60)
+
+
 def _ready(http: str) -> int:
     try:
         return urllib.request.urlopen(http + "/readyz", timeout=5).status
@@ -62,7 +68,7 @@ def test_sigterm_refuses_new_queries_lets_the_running_one_finish_then_exits(data
     try:
         assert _ready(served.http) == 200
         running, outcome = _start_query(served.location, SHORT_QUERY)
-        wait_for(lambda: "nexus_active_queries 1.0" in urllib.request.urlopen(served.http + "/metrics").read().decode())
+        _wait_until_running(served)
         served.signal(signal.SIGTERM)
         wait_for(lambda: any("draining" in line for line in served.out))
         assert _ready(served.http) == 503
@@ -87,10 +93,10 @@ def test_sigterm_refuses_new_queries_lets_the_running_one_finish_then_exits(data
 
 
 def test_at_the_drain_deadline_running_queries_are_cancelled_and_the_process_exits(data_dir):
-    served = serve(data_dir, "--drain-seconds", "1")
+    served = serve(data_dir, "--drain-seconds", "1", "--http-port", "0")
     try:
         running, outcome = _start_query(served.location, LONG_QUERY)
-        time.sleep(1.5)
+        _wait_until_running(served)
         began = time.monotonic()
         served.signal(signal.SIGINT)
         assert served.wait(20) == 0
@@ -103,10 +109,10 @@ def test_at_the_drain_deadline_running_queries_are_cancelled_and_the_process_exi
 
 
 def test_a_second_signal_exits_at_once(data_dir):
-    served = serve(data_dir, "--drain-seconds", "600")
+    served = serve(data_dir, "--drain-seconds", "600", "--http-port", "0")
     try:
         _start_query(served.location, LONG_QUERY)
-        time.sleep(1.5)
+        _wait_until_running(served)
         served.signal(signal.SIGINT)
         wait_for(lambda: any("draining" in line for line in served.out))
         began = time.monotonic()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
+import urllib.request
 
 import adbc_driver_flightsql.dbapi as flightsql
+import duckdb
 import pytest
 
+from nexus_flight.backends.duckdb_engine import ENGINE_SHARE, memory_text
+from nexus_flight.core.sizes import parse_size
 from tests.operations.serving import SHORT_QUERY, serve, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -96,3 +100,69 @@ def _answers(cur, source: str):
         return cur.fetchall()
     except Exception:
         return None
+
+
+MEMORY_BEFORE = """
+[server]
+memory_limit = "64MB"
+memory_budget = "256MB"
+
+[[sources]]
+name = "first"
+type = "duckdb"
+options = { setup_sql = ["CREATE VIEW answers AS SELECT 1 AS answer"] }
+"""
+
+MEMORY_AFTER = MEMORY_BEFORE.replace('memory_limit = "64MB"', 'memory_limit = "32MB"').replace(
+    'memory_budget = "256MB"',
+    'memory_budget = "128MB"\nadmission_queue_size = 3\nadmission_timeout_seconds = 5\nidle_query_instances = 0',
+)
+
+
+def test_sighup_applies_the_memory_settings(data_dir, tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text(MEMORY_BEFORE)
+    served = serve(data_dir, "--config", str(config), "--http-port", "0")
+    try:
+        with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+            assert _engine_memory_limit(cur) == _duckdb_limit_for("64MB")
+            metrics = _metrics(served.http)
+            assert metrics["nexus_memory_budget_bytes"] == 256e6
+            assert metrics["nexus_memory_budget_idle_bytes"] == 64e6  # the finished query's instance waits
+            config.write_text(MEMORY_AFTER)
+            served.signal(signal.SIGHUP)
+            wait_for(lambda: any("configuration reloaded" in line for line in served.out))
+            line = next(line for line in served.out if "configuration reloaded" in line)
+            for name in ("memory_limit", "memory_budget", "admission_queue_size", "admission_timeout_seconds",
+                         "idle_query_instances"):
+                assert name in line, line
+            assert not any("apply only after a restart" in line for line in served.err), served.err
+            metrics = _metrics(served.http)
+            assert metrics["nexus_memory_budget_bytes"] == 128e6
+            assert metrics["nexus_memory_budget_idle_bytes"] == 0  # no idle instance is kept any more
+            # The same connection's next query runs under the new limit, and its instance is not kept.
+            assert _engine_memory_limit(cur) == _duckdb_limit_for("32MB")
+            assert _metrics(served.http)["nexus_memory_budget_idle_bytes"] == 0
+        served.signal(signal.SIGTERM)
+        assert served.wait(30) == 0
+    finally:
+        served.stop()
+
+
+def _engine_memory_limit(cur) -> str:
+    cur.execute("SELECT current_setting('memory_limit') AS m FROM first.main.answers")
+    return cur.fetchall()[0][0]
+
+
+def _duckdb_limit_for(query_limit: str) -> str:
+    """What DuckDB itself reports for a query instance's share of ``query_limit`` (``ENGINE_SHARE``)."""
+    share = memory_text(int(parse_size(query_limit) * ENGINE_SHARE))
+    with duckdb.connect(config={"memory_limit": share}) as con:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def _metrics(http: str) -> dict[str, float]:
+    text = urllib.request.urlopen(http + "/metrics", timeout=5).read().decode()
+    return {name: float(value) for name, value in
+            (line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+            if "{" not in name}
