@@ -33,6 +33,8 @@ from tests.support.services import wait_until
 
 SLOW = "SELECT count(*) FROM range(100000000000) a"  # runs for minutes unless interrupted
 LONG_STREAM = "SELECT * FROM range(1000000000) t(i)"  # a stream far longer than any test reads
+#: Rows wide enough that the result cap is far beyond what gRPC buffers: a client that never reads holds it running.
+WIDE_STREAM = "SELECT i, repeat('x', 2000) AS pad FROM range(1000000000) t(i)"
 MB64 = parse_size("64MB")
 
 
@@ -82,7 +84,7 @@ def _client_goes_away_mid_stream(gw: Gateway) -> None:
 
 def _client_never_reads(gw: Gateway) -> None:
     client = flight.connect(gw.location)
-    client.do_get(_ticket(client, LONG_STREAM)[1])
+    client.do_get(_ticket(client, WIDE_STREAM)[1])
     assert wait_until(lambda: gw.service.running_count() == 1)
     client.close()
 
