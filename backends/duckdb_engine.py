@@ -13,7 +13,7 @@ database instance it has to itself for as long as it runs (``query_cursor``): Du
 per running query is what holds each query to its own limit. The instance opens an empty file of its own
 read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
 spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
-back to a small idle pool when the query ends (what idle instances may hold counts in the gateway's memory budget,
+back to a small idle pool when the query ends (what idle instances hold counts in the gateway's memory budget,
 which closes them to make room: ``IdleQueryInstances``); queries run in parallel and an interrupt stops exactly one
 of them.
 
@@ -93,14 +93,15 @@ def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instan
 
 
 class IdleQueryInstances:
-    """The memory idle query instances hold, counted at their queries' limits, and trimmed to make room.
+    """The memory idle query instances hold, as DuckDB reports it, and trimmed to make room.
 
     An idle instance keeps the blocks its last query read, up to that query's memory limit; the memory budget
-    counts that limit until the instance is reused or closed (``server/query/memory_budget.py``).
+    counts what DuckDB says the instance holds (asked once per idle spell, when the budget first wants to know)
+    until the instance is reused or closed (``server/query/memory_budget.py``).
     """
 
     def held(self) -> int:
-        """Bytes idle instances of every open engine may hold."""
+        """Bytes idle instances of every open engine hold."""
         return sum(engine.idle_bytes for engine in list(_ENGINES))
 
     def trim(self, nbytes: int) -> int:
@@ -122,6 +123,10 @@ def memory_text(nbytes: int) -> str:
     return f"{max(1, nbytes)}B"
 
 
+#: The memory an instance's buffer manager holds (cached blocks, temporary data), in bytes.
+_HELD_SQL = "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()"
+
+
 @dataclass
 class _Instance:
     """A DuckDB database instance that runs one query at a time, under its own memory limit."""
@@ -131,11 +136,21 @@ class _Instance:
     #: The instance's own folder: its empty base database and its spill directory.
     folder: str
     alias: str | None
+    #: What the instance holds while idle, as DuckDB reports it (None: not asked since it went idle).
+    held: int | None = None
 
-    @property
-    def nbytes(self) -> int:
-        """The query memory limit the instance was opened for: the most it holds once idle."""
-        return parse_size(self.memory_limit)
+    def idle_bytes(self) -> int:
+        """What the idle instance holds: DuckDB's own count of its memory, asked once per idle spell.
+
+        The caller holds the engine's pool lock, so no query runs on the instance meanwhile. If DuckDB cannot
+        say, the query memory limit the instance was opened for (the most it can hold).
+        """
+        if self.held is None:
+            try:
+                self.held = int(self.db.execute(_HELD_SQL).fetchone()[0])
+            except duckdb.Error:
+                self.held = parse_size(self.memory_limit)
+        return self.held
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -185,8 +200,6 @@ class DuckDBEngine:
         self._idle: dict[str, list[_Instance]] = {}
         self._leases: dict[int, _Instance] = {}
         self._pool_lock = threading.Lock()
-        #: What the idle instances may hold (their queries' limits): counted in the gateway's memory budget.
-        self.idle_bytes = 0
         self._closed = False
         self._arrow_types: dict[str, pa.DataType] = {}
         self._cleanup: Callable[[], None] | None = None
@@ -294,8 +307,8 @@ class DuckDBEngine:
         with self._pool_lock:
             idle = self._idle.setdefault(instance.memory_limit, [])
             if len(idle) < _INSTANCES.idle and not self._closed:
+                instance.held = None  # a new idle spell: what it holds now is asked for when needed
                 idle.append(instance)
-                self.idle_bytes += instance.nbytes
                 _ENGINES.add(self)
                 return
         instance.close()
@@ -304,10 +317,14 @@ class DuckDBEngine:
         with self._pool_lock:
             idle = self._idle.get(memory_limit)
             if idle:
-                instance = idle.pop()
-                self.idle_bytes -= instance.nbytes
-                return instance
+                return idle.pop()
         return self._open_instance(memory_limit)
+
+    @property
+    def idle_bytes(self) -> int:
+        """What the idle instances hold (DuckDB's count): counted in the gateway's memory budget."""
+        with self._pool_lock:
+            return sum(instance.idle_bytes() for pool in self._idle.values() for instance in pool)
 
     def trim_idle(self, nbytes: int) -> int:
         """Close idle instances until ``nbytes`` are freed (or none is left); return bytes freed.
@@ -317,11 +334,10 @@ class DuckDBEngine:
         closing: list[_Instance] = []
         freed = 0
         with self._pool_lock:
-            while freed < nbytes and self.idle_bytes > 0:
-                pool = max((p for p in self._idle.values() if p), key=lambda p: p[0].nbytes)
+            while freed < nbytes and any(self._idle.values()):
+                pool = max((p for p in self._idle.values() if p), key=lambda p: p[0].idle_bytes())
                 instance = pool.pop(0)
-                self.idle_bytes -= instance.nbytes
-                freed += instance.nbytes
+                freed += instance.idle_bytes()
                 closing.append(instance)
         for instance in closing:
             instance.close()
@@ -333,9 +349,7 @@ class DuckDBEngine:
         with self._pool_lock:
             for pool in self._idle.values():
                 while len(pool) > count:
-                    instance = pool.pop(0)
-                    self.idle_bytes -= instance.nbytes
-                    closing.append(instance)
+                    closing.append(pool.pop(0))
         for instance in closing:
             instance.close()
 
@@ -525,7 +539,6 @@ class DuckDBEngine:
             self._closed = True
             idle = [instance for instances in self._idle.values() for instance in instances]
             self._idle.clear()
-            self.idle_bytes = 0
         for instance in idle:
             instance.close()
         with contextlib.suppress(duckdb.Error):

@@ -250,7 +250,8 @@ def test_idle_duckdb_instances_count_in_the_budget_and_give_way_to_running_queri
     budget.idle_memory.trim(budget.idle)  # other gateways of this test process keep theirs: start from none
     _success(gw)
     assert wait_until(lambda: budget.used == 0)
-    assert budget.idle == MB64  # the finished query's instance waits for the next query, and is counted
+    # The finished query's instance waits for the next query, counted at what DuckDB says it holds.
+    assert 0 < budget.idle == _held_by_idle_instances(gw) < MB64
     with flight.connect(gw.location) as client:
         readers = []
         for expected_idle in (0, 0):  # the first reuses the idle instance, the second opens one
@@ -260,22 +261,41 @@ def test_idle_duckdb_instances_count_in_the_budget_and_give_way_to_running_queri
             assert (budget.used, budget.idle) == (len(readers) * MB64, expected_idle)
         for reader in readers:
             reader.cancel()
-    assert wait_until(lambda: budget.used == 0 and budget.idle == 2 * MB64, 15)
-    text = gw.metrics.text()
-    assert b"nexus_memory_budget_idle_bytes 1.28e+08" in text
-    # A caller with a larger limit: both idle instances are closed so that what is held stays in the budget.
+    assert wait_until(lambda: budget.used == 0 and _idle_count(gw) == 2, 15)
+    held = budget.idle
+    assert 0 < held == _held_by_idle_instances(gw) < 2 * MB64
+    assert f"nexus_memory_budget_idle_bytes {float(held)}".encode() in gw.metrics.text()
+    # A caller whose limit leaves no room for what the idle instances hold: they are closed to make it.
+    budget.resize(96 * 2**20 + held - 1, budget.queue_size, budget.timeout_seconds)  # as a reload would
     principal = Principal("big", limits={"memory_limit_mb": 96})
     prepared = gw.service.plan(QueryRequest("SELECT current_setting('memory_limit') AS m", principal=principal))
     running = gw.service.open(QueryRun(prepared.plan, prepared.dataset_schema, principal))
     try:
         [batch] = list(running)
-        assert (budget.used, budget.idle) == (96 * 2**20, 0)
+        # The larger idle instance was closed (largest first); the other still fits beside the running query.
+        assert budget.used == 96 * 2**20 and _idle_count(gw) == 1
+        assert budget.used + budget.idle <= budget.total
         with duckdb.connect(config={"memory_limit": f"{int(96 * 2**20 * 0.8)}B"}) as con:  # the engine's own view
             expected = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         assert batch.column("m").to_pylist() == [expected]
     finally:
         running.finish()
     assert budget.used == 0 and budget.used + budget.idle <= budget.total
+
+
+def _idle_instances(gw: Gateway) -> list:
+    engine = gw.service.sources.backend("demo")._engine
+    return [instance for pool in engine._idle.values() for instance in pool]
+
+
+def _idle_count(gw: Gateway) -> int:
+    return len(_idle_instances(gw))
+
+
+def _held_by_idle_instances(gw: Gateway) -> int:
+    """DuckDB's own count of the memory each idle instance holds, asked of the instance itself."""
+    return sum(instance.db.execute("SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()")
+               .fetchone()[0] for instance in _idle_instances(gw))
 
 
 def test_the_budget_is_on_by_default_at_three_quarters_of_the_process_ceiling():

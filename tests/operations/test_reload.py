@@ -128,7 +128,8 @@ def test_sighup_applies_the_memory_settings(data_dir, tmp_path):
             assert _engine_memory_limit(cur) == _duckdb_limit_for("64MB")
             metrics = _metrics(served.http)
             assert metrics["nexus_memory_budget_bytes"] == 256e6
-            assert metrics["nexus_memory_budget_idle_bytes"] == 64e6  # the finished query's instance waits
+            # The finished query's instance waits for the next query, counted at what DuckDB says it holds.
+            assert 0 <= metrics["nexus_memory_budget_idle_bytes"] < 64e6
             config.write_text(MEMORY_AFTER)
             served.signal(signal.SIGHUP)
             wait_for(lambda: any("configuration reloaded" in line for line in served.out))
