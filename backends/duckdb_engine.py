@@ -104,6 +104,10 @@ class IdleQueryInstances:
         """Bytes idle instances of every open engine hold."""
         return sum(engine.idle_bytes for engine in list(_ENGINES))
 
+    def most(self) -> int:
+        """The most idle instances can hold: their queries' limits (nothing is asked of DuckDB)."""
+        return sum(engine.idle_limit_bytes for engine in list(_ENGINES))
+
     def trim(self, nbytes: int) -> int:
         """Close idle instances until ``nbytes`` are freed (``DuckDBEngine.trim_idle``); return bytes freed."""
         freed = 0
@@ -325,6 +329,12 @@ class DuckDBEngine:
         """What the idle instances hold (DuckDB's count): counted in the gateway's memory budget."""
         with self._pool_lock:
             return sum(instance.idle_bytes() for pool in self._idle.values() for instance in pool)
+
+    @property
+    def idle_limit_bytes(self) -> int:
+        """The most the idle instances can hold: the memory limits they were opened for."""
+        with self._pool_lock:
+            return sum(parse_size(limit) * len(pool) for limit, pool in self._idle.items())
 
     def trim_idle(self, nbytes: int) -> int:
         """Close idle instances until ``nbytes`` are freed (or none is left); return bytes freed.

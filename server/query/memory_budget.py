@@ -31,6 +31,10 @@ class IdleMemory(Protocol):
         """Bytes held now."""
         ...
 
+    def most(self) -> int:
+        """The most that can be held now, known without asking the engines (``held`` may ask them)."""
+        ...
+
     def trim(self, nbytes: int) -> int:
         """Let go of at least ``nbytes`` if that much is held (what cannot be let go stays); return bytes freed."""
         ...
@@ -38,6 +42,9 @@ class IdleMemory(Protocol):
 
 class _NoIdleMemory:
     def held(self) -> int:
+        return 0
+
+    def most(self) -> int:
         return 0
 
     def trim(self, nbytes: int) -> int:
@@ -163,6 +170,8 @@ class MemoryBudget:
         with self._cond:
             if self.total is None:
                 return
+            if self._used + self.idle_memory.most() <= self.total:
+                return  # fits even at the most idle instances could hold: no engine is asked
             excess = self._used + self.idle_memory.held() - self.total
             if excess > 0:
                 self.idle_memory.trim(excess)
