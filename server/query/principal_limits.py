@@ -14,7 +14,9 @@ key has its own, every other sign-in of a user shares the user's.
 - ``max_concurrent_queries`` / ``max_concurrent_queries_per_source``: a slot is taken when a query starts running
   and given back exactly once when its stream ends, fails, is cancelled or loses its client (``release``). Over
   the limit a query waits up to ``queue_timeout_seconds`` for a slot (0, the default: refused at once); at most
-  as many queries as the limit allows may wait per principal, more are refused at once.
+  as many queries as the limit allows may wait per principal, more are refused at once. A waiting query leaves
+  the queue at once when it is cancelled (CancelFlightInfo, its client gone), the gateway drains or stops, or its
+  time limit passes.
 - ``max_rows``, ``max_bytes``, ``max_query_seconds``: folded into the query's ``QueryLimits`` (the lower of the
   principal's and the server's wins), enforced by the result stream like the server's own caps.
 
@@ -31,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nexus_flight.core.errors import QueryCancelledError, RetryLaterError
+from nexus_flight.core.errors import GatewayError, RetryLaterError
 from nexus_flight.core.source import QueryLimits
 from nexus_flight.server.query.principal import Principal
 
@@ -157,19 +159,20 @@ class PrincipalLimiter:
             self._prepaid[credit] = (found[0], found[1] - 1, found[2])
         return True
 
-    def admit(self, principal: Principal, source: str, cancelled: Callable[[], bool] | None = None,
+    def admit(self, principal: Principal, source: str, stop: Callable[[], GatewayError | None] | None = None,
               prepaid: str | None = None) -> Slot:
         """Take a concurrency slot (waiting for one where configured) and a rate token, or refuse.
 
         Args:
             principal: Who runs the query.
             source: The source it runs on.
-            cancelled: True once the client has gone (a queued query then stops waiting).
+            stop: Why a queued query should stop waiting (a cancel, its client gone, a drain, its time limit), or
+                None to go on; ``wake`` makes a waiting query ask at once.
             prepaid: The credit its planning took (``charge``): spent instead of a new rate token.
 
         Raises:
             RetryLaterError: UNAVAILABLE naming the limit reached, its value and when to retry.
-            QueryCancelledError: the client went away while the query waited for a slot.
+            GatewayError: what ``stop`` returned while the query waited for a slot.
 
         """
         limits = self.limits_of(principal)
@@ -181,7 +184,7 @@ class PrincipalLimiter:
         key, where = principal.accounting_key, (principal.accounting_key, source)
         who = _who(principal)
         with self._lock:
-            self._wait_for_slot(key, where, who, source, limits, cancelled)
+            self._wait_for_slot(key, where, who, source, limits, stop)
             if not self._spend(prepaid, key):
                 self._take_rate_token(key, who, limits)
             if total is None and per_source is None:
@@ -194,7 +197,7 @@ class PrincipalLimiter:
         return Slot(lambda: self._give_back(key, where))
 
     def _wait_for_slot(self, key: str, where: tuple[str, str], who: str, source: str, limits: Mapping[str, Any],
-                       cancelled: Callable[[], bool] | None) -> None:
+                       stop: Callable[[], GatewayError | None] | None) -> None:
         """Return once ``key`` is under its concurrency limits (the lock held), or refuse."""
         full = self._full(key, where, source, limits)
         if full is None:
@@ -209,12 +212,13 @@ class PrincipalLimiter:
         self._counts.waiting += 1
         try:
             while full is not None:
+                stopped = stop() if stop is not None else None
+                if stopped is not None:
+                    raise stopped
                 left = queue_seconds - (self._clock() - started)
                 if left <= 0:
                     name, value, what = full
                     raise self._refuse_concurrency(name, value, what, who, queue_seconds)
-                if cancelled is not None and cancelled():
-                    raise QueryCancelledError("the client went away while the query waited for a slot")
                 self._freed.wait(min(left, _QUEUE_POLL_SECONDS))
                 full = self._full(key, where, source, limits)
         finally:
@@ -222,6 +226,11 @@ class PrincipalLimiter:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key]
+
+    def wake(self) -> None:
+        """Make every query waiting for a slot look at once whether it should stop waiting."""
+        with self._lock:
+            self._freed.notify_all()
 
     def _full(self, key: str, where: tuple[str, str], source: str,
               limits: Mapping[str, Any]) -> tuple[str, int, str] | None:

@@ -66,12 +66,7 @@ def outcome(exc: BaseException, stop: Stop | None, limits: QueryLimits, source: 
     else is classified by its kind with the engine's first line of text.
     """
     if stop is Stop.TIMED_OUT:
-        if "timeout_seconds" in limits.lowered_by_caller:
-            return QueryTimeoutError(
-                f"the query ran past the caller's time limit (max_query_seconds={limits.timeout_seconds:g}) "
-                "and was stopped", source=source,
-            )
-        return timeout_error(limits.timeout_seconds, source)
+        return time_limit_error(limits, source)
     if stop is Stop.CANCELLED:
         if isinstance(exc, QueryCancelledError) and not isinstance(exc, _Stopped):
             return exc  # the engine's own words for the interrupt ("[duckdb] query interrupted")
@@ -87,6 +82,19 @@ def outcome(exc: BaseException, stop: Stop | None, limits: QueryLimits, source: 
     if isinstance(exc, pa.ArrowCancelled):
         return QueryCancelledError(text, source=source)
     return BackendError(text, source=source)
+
+
+def time_limit_error(limits: QueryLimits, source: str | None = None, when: str = "") -> QueryTimeoutError:
+    """The error of a query stopped at its time limit, naming the limit (the caller's, if it lowered the server's).
+
+    ``when`` says where the query was (e.g. "while it waited for memory"); by default it was running.
+    """
+    if "timeout_seconds" not in limits.lowered_by_caller and not when:
+        return timeout_error(limits.timeout_seconds, source)
+    limit = (f"the caller's time limit (max_query_seconds={limits.timeout_seconds:g})"
+             if "timeout_seconds" in limits.lowered_by_caller
+             else f"the server's time limit (query_timeout={limits.timeout_seconds:g}s)")
+    return QueryTimeoutError(f"the query ran past {limit} {when + ' ' if when else ''}and was stopped", source=source)
 
 
 @dataclass
@@ -106,11 +114,13 @@ class ResultStream:
         schema: The schema the client was told about; batches are conformed to it (None: the reader's).
         limits: The server's limits (time, message size, caps).
         source: The source's name, for error context.
+        started: When the query's time began (``time.monotonic()``; None: now): its time limit runs from there.
 
     """
 
     def __init__(
-        self, execution: Execution, schema: pa.Schema | None, limits: QueryLimits, source: str | None = None
+        self, execution: Execution, schema: pa.Schema | None, limits: QueryLimits, source: str | None = None,
+        started: float | None = None,
     ) -> None:
         self.execution = execution
         self._announced = schema
@@ -122,7 +132,9 @@ class ResultStream:
         self._stop: Stop | None = None
         self._lock = threading.Lock()
         self._started = time.perf_counter()
-        self._deadline: Deadline | None = WATCHDOG.schedule(limits.timeout_seconds, self._timed_out)
+        # The time limit runs from when the query began (its wait for admission counts), not from now.
+        left = limits.timeout_seconds - (time.monotonic() - started if started is not None else 0.0)
+        self._deadline: Deadline | None = WATCHDOG.schedule(max(0.0, left), self._timed_out)
         self._reader: pa.RecordBatchReader | None = None
         self._closed = False
         #: The engine's last batch was handed over (a call that ends otherwise without an error lost its client).

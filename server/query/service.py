@@ -11,6 +11,7 @@ Each query, planned or run, ends as one ``QueryEvent`` handed to the observers (
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -47,7 +48,7 @@ from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
 from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels
-from nexus_flight.server.query.results import ResultStream, Stop
+from nexus_flight.server.query.results import ResultStream, Stop, time_limit_error
 from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.routing import route
 from nexus_flight.server.query.table_lookup import resolved_table_schema
@@ -209,19 +210,21 @@ class RunningQuery:
 
 
 class _Canceller:
-    """Stops one query in whichever phase it is: waiting for room in the memory budget, or running."""
+    """Stops one query in whichever phase it is: waiting to be admitted (for a slot or memory), or running."""
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
         self._error: GatewayError | None = None
         self._running: RunningQuery | None = None
+        #: What the query waits for while it is admitted, named in the error of a cancel that comes then.
+        self.waiting_for = "a concurrency slot"
 
     def stopped(self) -> GatewayError | None:
         """Why the query should stop waiting (None: it goes on)."""
         return self._error
 
     def stop(self, error: GatewayError) -> None:
-        """Stop the query: a waiting one leaves the queue with ``error``, a running one is cancelled."""
+        """Stop the query: a waiting one leaves its queue with ``error``, a running one is cancelled."""
         if self._error is None:
             self._error = error
         running = self._running
@@ -230,9 +233,14 @@ class _Canceller:
         else:
             self._wake()
 
+    def cancelled(self) -> None:
+        """A cancel request (CancelFlightInfo) names the query."""
+        self.stop(QueryCancelledError(f"the query was cancelled while it waited for {self.waiting_for}"))
+
     def client_gone(self) -> None:
         """The client cancelled the call, went away, or its deadline passed."""
-        self.stop(QueryCancelledError("the client cancelled the call or went away while the query waited for memory"))
+        self.stop(QueryCancelledError(
+            f"the client cancelled the call or went away while the query waited for {self.waiting_for}"))
 
     def reaches(self, running: RunningQuery) -> None:
         """From now on a stop cancels ``running`` (at once, if one came while it was being started)."""
@@ -300,7 +308,7 @@ class QueryService:
                                               self.identifiers)
         self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
-        #: Queries waiting for room in the memory budget, by key: a cancel or a drain stops their wait.
+        #: Queries being admitted (they may wait for a slot or memory), by key: a cancel or a drain stops their wait.
         self._waiting: dict[bytes, list[_Canceller]] = {}
         #: Why queries may no longer wait for memory (the gateway drains); None while serving.
         self._closing: Callable[[], GatewayError] | None = None
@@ -527,34 +535,39 @@ class QueryService:
         stream: ResultStream | None = None
         reservation: Reservation | None = None
         running: RunningQuery | None = None
-        canceller = _Canceller(self.memory_budget.wake)
+        canceller = _Canceller(self._wake_waiting)
         unwatch: Callable[[], None] = _nothing
         rewritten = False
         slot = Slot()
         try:
             with trace.use_span(span, end_on_exit=False):
                 self.policy.check_query(run.principal, plan)
-                slot = self.limiter.admit(run.principal, plan.source, watch.is_cancelled if watch else None,
-                                          prepaid=run.prepaid)
-                clock.mark("admit")
-                dispatched, rewritten = self.dispatched(plan, run.principal)
-                with tracer.start_as_current_span("connect"):
-                    backend = self.sources.backend(plan.source)
-                clock.mark("connect")
-                memory = self.memory_limit(backend, run.principal)
                 limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
-                                             correlation_id=run.correlation_id, memory_limit_bytes=memory)
+                                             correlation_id=run.correlation_id)
+                # The query's time runs from here: waiting for a slot or for memory counts against it.
+                began = time.monotonic()
+                waiting = self._waiting_stop(canceller, limits, plan.source, began + limits.timeout_seconds)
                 if watch is not None:  # from here the client's cancel stops the query, waiting or running
                     unwatch = self._watch.watch(watch, canceller.client_gone)
-                with tracer.start_as_current_span("admit"):
-                    reservation = self._admit_memory(run.key, memory, plan.source, canceller)
-                clock.mark("admit")
+                with self._admitting(run.key, canceller):
+                    slot = self.limiter.admit(run.principal, plan.source, waiting, prepaid=run.prepaid)
+                    clock.mark("admit")
+                    dispatched, rewritten = self.dispatched(plan, run.principal)
+                    with tracer.start_as_current_span("connect"):
+                        backend = self.sources.backend(plan.source)
+                    clock.mark("connect")
+                    memory = self.memory_limit(backend, run.principal)
+                    limits = dataclasses.replace(limits, memory_limit_bytes=memory)
+                    canceller.waiting_for = "memory"
+                    with tracer.start_as_current_span("admit"):
+                        reservation = self.memory_budget.admit(memory, plan.source, waiting)
+                    clock.mark("admit")
                 with reading_for(_own_rows_of(run.principal)):
                     execution = backend.execute(dispatched, run.parameters, limits)
                 # The engine took its instance (an idle one, or a fresh one that holds nothing yet): idle memory
                 # now gives way to this query's reservation before the query runs.
                 self.memory_budget.settle()
-                stream = ResultStream(execution, run.schema, limits, plan.source)
+                stream = ResultStream(execution, run.schema, limits, plan.source, started=began)
                 running = RunningQuery(stream)
                 self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
                 canceller.reaches(running)
@@ -626,31 +639,45 @@ class QueryService:
             return parse_size(source)
         return self.limits.memory_limit_bytes or 1 << 30
 
-    def _admit_memory(self, key: bytes, nbytes: int, source: str, canceller: _Canceller) -> Reservation:
-        """Reserve the query's memory, waiting where cancels (``cancel``, ``stop_waiting``) reach it."""
+    def _waiting_stop(self, canceller: _Canceller, limits: QueryLimits, source: str,
+                      deadline: float) -> Callable[[], GatewayError | None]:
+        """Why a query being admitted should stop waiting: a cancel, its client gone, a drain, its time limit."""
 
         def stopped() -> GatewayError | None:
-            return canceller.stopped() or (self._closing() if self._closing is not None else None)
+            error = canceller.stopped() or (self._closing() if self._closing is not None else None)
+            if error is None and time.monotonic() >= deadline:
+                error = time_limit_error(limits, source, f"while it waited for {canceller.waiting_for}")
+            return error
 
+        return stopped
+
+    @contextlib.contextmanager
+    def _admitting(self, key: bytes, canceller: _Canceller) -> Iterator[None]:
+        """While a query is admitted (it may wait in a queue), ``cancel`` and ``stop_waiting`` reach it."""
         with self._lock:
             self._waiting.setdefault(key, []).append(canceller)
         try:
-            return self.memory_budget.admit(nbytes, source, stopped)
+            yield
         finally:
             with self._lock:
                 _drop(self._waiting, key, canceller)
 
-    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> None:
-        """From now on, a query that would wait for memory is refused with ``refusal()`` (a drain), at once.
-
-        Queries waiting now leave the queue; a query that fits in the budget still starts (a ticket handed out
-        before the drain is still served).
-        """
-        self._closing = refusal
+    def _wake_waiting(self) -> None:
+        """Make every query waiting to be admitted look at once whether it should stop waiting."""
+        self.limiter.wake()
         self.memory_budget.wake()
 
+    def stop_waiting(self, refusal: Callable[[], GatewayError]) -> None:
+        """From now on, a query that would wait (for a slot or memory) is refused with ``refusal()`` (a drain), at once.
+
+        Queries waiting now leave their queue; a query that is admitted without waiting still starts (a ticket
+        handed out before the drain is still served).
+        """
+        self._closing = refusal
+        self._wake_waiting()
+
     def waiting_count(self) -> int:
-        """How many queries wait for room in the memory budget."""
+        """How many queries are being admitted (waiting for a concurrency slot or for room in the memory budget)."""
         with self._lock:
             return sum(len(v) for v in self._waiting.values())
 
@@ -670,7 +697,7 @@ class QueryService:
         for entry in entries:
             entry.cancel()
         for canceller in waiting:
-            canceller.stop(QueryCancelledError("the query was cancelled while it waited for memory"))
+            canceller.cancelled()
         return bool(entries or waiting)
 
     def share_cancels(self, shared: SharedCancels) -> None:
