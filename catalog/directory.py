@@ -137,6 +137,10 @@ class CatalogBackend(Backend):
         """Delegate to the source's backend."""
         return self._call(lambda: self._backend().get_parameter_schema(plan))
 
+    def get_bound_schema(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
+        """Delegate to the source's backend (its result types may follow the bound values)."""
+        return self._call(lambda: self._backend().get_bound_schema(plan, parameters))
+
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Delegate to the source's backend."""
         return self._call(lambda: self._backend().execute(plan, parameters, limits))

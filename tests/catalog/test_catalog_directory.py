@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
+from decimal import Decimal
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pytest
 
@@ -360,3 +363,22 @@ def test_a_source_has_one_profile_whichever_directory_serves_it(sqlite_store, du
     finally:
         static.close()
         catalog.close()
+
+
+@pytest.mark.parametrize("value", [1.5, 7, True, "twelve", Decimal("12.345"), datetime.date(2024, 2, 29)],
+                         ids=repr)
+def test_a_catalog_served_prepared_statement_takes_its_bound_values_types(served, postgres_server, value):
+    """``SELECT ? AS x`` on a PostgreSQL source of the catalog: the result has the bound value's type, as psycopg's."""
+    _, gateway = served
+    with psycopg.connect(postgres_server.dsn()) as pg:
+        cur = pg.execute("SELECT %s AS x", (value,))
+        [(expected,)] = cur.fetchall()
+    with connect(gateway) as conn:
+        conn.adbc_current_catalog = "pgsrc"
+        cur = conn.cursor()
+        cur.execute("SELECT ? AS x", (value,))
+        table = cur.fetch_arrow_table()
+        cur.close()
+    [got] = table.column("x").to_pylist()
+    assert (type(got), got) == (type(expected), expected)
+    assert table.schema.field("x").type == pa.array([expected]).type or isinstance(expected, Decimal | int)
