@@ -372,6 +372,7 @@ class HistoryObserver:
                 auth_method=event.auth_method,
                 client_address=event.client_address,
                 policy_rewritten=getattr(event, "policy_rewritten", None),
+                ticket_sha256=getattr(event, "ticket_sha256", None),
             )
         )
 

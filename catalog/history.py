@@ -50,6 +50,8 @@ class QueryRecord:
     client_address: str | None = None
     #: Whether a row filter or column mask rewrote the query (None: not known).
     policy_rewritten: bool | None = None
+    #: SHA-256 of the ticket the query ran from (None: not run from a ticket, or refused before it ran).
+    ticket_sha256: str | None = None
     created_at: datetime | None = None
 
 
@@ -110,6 +112,7 @@ class QueryRecorder:
             auth_method=record.auth_method,
             client_address=record.client_address,
             policy_rewritten=record.policy_rewritten,
+            ticket_sha256=record.ticket_sha256,
             created_at=record.created_at or utcnow(),
             **phases,
         )

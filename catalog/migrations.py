@@ -94,6 +94,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(5, "cancel requests passed between replicas", add_tables=("cancel_requests",)),
     Migration(6, "sign-ins the gateway issued tokens for (listing a user's live tokens)", add_tables=("sign_ins",)),
+    Migration(
+        7,
+        "the ticket each query ran from, on query_history (a cancel learns the query already ended)",
+        add_columns={"query_history": ("ticket_sha256",)},
+        apply=lambda conn: _create_index(conn, "query_history", "ix_query_history_ticket_sha256"),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 
@@ -161,6 +167,12 @@ def _apply(conn: Connection, migration: Migration) -> None:
             conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {ddl}"))
     if migration.apply is not None:
         migration.apply(conn)
+
+
+def _create_index(conn: Connection, table_name: str, index_name: str) -> None:
+    """Create one index the models declare on a column a migration added."""
+    [index] = [i for i in Base.metadata.tables[table_name].indexes if i.name == index_name]
+    index.create(conn)
 
 
 def _add_admin_role(conn: Connection) -> None:

@@ -138,6 +138,8 @@ class QueryHistory(Base):
     auth_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     client_address: Mapped[str | None] = mapped_column(String(128), nullable=True)
     policy_rewritten: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # Schema version 7: SHA-256 of the ticket the query ran from (a cancel sent to any replica learns it ended).
+    ticket_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         Index("ix_query_history_created_at", "created_at"),
@@ -146,6 +148,7 @@ class QueryHistory(Base):
         Index("ix_query_history_status_created", "status", "created_at"),
         Index("ix_query_history_sql_sha256", "sql_sha256"),
         Index("ix_query_history_correlation_id", "correlation_id"),
+        Index("ix_query_history_ticket_sha256", "ticket_sha256"),
     )
 
 

@@ -3,7 +3,10 @@
 The replica that receives a cancel for a query it does not run writes a request to the shared catalog
 (``catalog/cancel_requests.py``, keyed by SHA-256 of the query's ticket) and waits a little for an answer. Each
 replica, while it runs queries, reads the pending requests every ``POLL_SECONDS``, stops the queries named there and
-answers; an idle replica reads nothing. No answer within ``ANSWER_SECONDS`` means no replica was running it.
+answers; an idle replica reads nothing. A query that already ended is known from the shared history (each run
+records its ticket's hash), and the cancel is answered as soon as that is seen. No answer within
+``ANSWER_SECONDS`` means no replica runs it yet: the request stays, and a replica about to start that ticket's query
+within ``REMEMBER`` refuses it as cancelled (``refused_before_start``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 #: How long the replica that received a cancel waits for the one running the query to answer.
 ANSWER_SECONDS = 2.0
-#: Requests older than this are not acted on (a query started later with the same ticket runs).
+#: Requests older than this do not stop a running query (one started later with the same ticket runs).
 _FRESH = timedelta(seconds=30)
+#: How long a cancel sent before the query started refuses its start (the catalog keeps requests this long).
+REMEMBER = timedelta(minutes=5)
 
 
 class SharedCancels(Protocol):
@@ -43,6 +48,18 @@ class SharedCancels(Protocol):
 
     def cancelled(self, key_hashes: Iterable[str]) -> bool:
         """Whether a replica stopped any of the queries of ``key_hashes``."""
+        ...
+
+    def requested(self, key_hash: str, within: timedelta) -> bool:
+        """Whether the query of ``key_hash`` was asked to stop within ``within`` (answered or not)."""
+        ...
+
+    def withdraw(self, key_hashes: Iterable[str]) -> None:
+        """Forget the unanswered requests of ``key_hashes``."""
+        ...
+
+    def ended(self, key_hashes: Iterable[str]) -> bool:
+        """Whether a query of ``key_hashes`` ran to its end on some replica."""
         ...
 
 
@@ -70,17 +87,33 @@ class RemoteCancel:
         self._thread.start()
 
     def ask(self, keys: Iterable[bytes], wait_seconds: float = ANSWER_SECONDS) -> bool:
-        """Ask the other replicas to stop the queries of ``keys``; True when one of them did."""
+        """Ask the other replicas to stop the queries of ``keys``; False when they had already ended.
+
+        True when a replica stopped one, or when none answered within ``wait_seconds``: no replica runs it yet,
+        and the remembered request refuses its start (``refused_before_start``).
+        """
         hashes = {key_hash(key) for key in keys}
         if not hashes:
             return False
         self._shared.request(hashes)
         deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS / 2)
+        while True:
             if self._shared.cancelled(hashes):
                 return True
-        return False
+            if self._shared.ended(hashes):
+                self._shared.withdraw(hashes)  # nothing to stop: a later run of the ticket is not refused
+                return False
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(POLL_SECONDS / 2)
+
+    def refused_before_start(self, key: bytes) -> bool:
+        """Whether a cancel of ``key`` came before its query started here (the request is then answered)."""
+        name = key_hash(key)
+        if not self._shared.requested(name, REMEMBER):
+            return False
+        self._shared.answer(name)
+        return True
 
     def _run(self) -> None:
         while True:

@@ -47,7 +47,7 @@ from nexus_flight.server.query.directory import SourceDirectory
 from nexus_flight.server.query.memory_budget import MemoryBudget, Reservation
 from nexus_flight.server.query.principal import Principal, anonymous
 from nexus_flight.server.query.principal_limits import PrincipalLimiter, Slot
-from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels
+from nexus_flight.server.query.remote_cancel import RemoteCancel, SharedCancels, key_hash
 from nexus_flight.server.query.results import ResultStream, Stop, time_limit_error
 from nexus_flight.server.query.sql.cache import LRU
 from nexus_flight.server.query.sql.routing import route
@@ -147,6 +147,8 @@ class QueryEvent:
     client_address: str | None = None
     #: Whether a row filter or column mask changed what the source ran.
     policy_rewritten: bool = False
+    #: SHA-256 of the ticket the query ran from (None: refused while planning).
+    ticket_sha256: str | None = None
 
     @property
     def auth_method(self) -> str | None:
@@ -542,6 +544,8 @@ class QueryService:
         try:
             with trace.use_span(span, end_on_exit=False):
                 self.policy.check_query(run.principal, plan)
+                if self._cancelled_before_start(run.key):
+                    raise QueryCancelledError("the query was cancelled (CancelFlightInfo) before it started")
                 limits = dataclasses.replace(self.limiter.query_limits(run.principal, self.limits),
                                              correlation_id=run.correlation_id)
                 # The query's time runs from here: waiting for a slot or for memory counts against it.
@@ -591,8 +595,10 @@ class QueryService:
             span.set_attribute("nexus.status", _status_of(exc, planning=False))
             span.record_exception(exc)
             span.end()
+            # A run refused for now (retryable) has not ended: the client may redeem its ticket again.
+            ended = key_hash(run.key) if run.key and not isinstance(exc, RetryLaterError) else None
             self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id,
-                               address=run.address, policy_rewritten=rewritten)
+                               address=run.address, policy_rewritten=rewritten, ticket_sha256=ended)
             raise
 
         stream_span = tracer.start_span("stream", context=trace.set_span_in_context(span))
@@ -624,6 +630,7 @@ class QueryService:
                 error_code=ended.code if ended else None, rows=stream.stats.rows, bytes=stream.stats.bytes,
                 table_version=_versions(stream.execution.read_versions), timings_ms=timings,
                 parameters=len(run.parameters or ()), client_address=run.address, policy_rewritten=rewritten,
+                ticket_sha256=key_hash(run.key) if run.key else None,
             ))
 
         running._on_finish = finished
@@ -704,9 +711,21 @@ class QueryService:
         """Carry cancels to and from the replicas sharing ``shared`` (the catalog)."""
         self._remote = RemoteCancel(shared, self._running_keys, self.cancel)
 
+    def _cancelled_before_start(self, key: bytes) -> bool:
+        """Whether a cancel sent to any replica named ``key`` before its query started (a catalog lookup)."""
+        if self._remote is None or not key:
+            return False
+        try:
+            return self._remote.refused_before_start(key)
+        except Exception as exc:  # the catalog may be away for a moment: the query runs, cancels reach it later
+            log.warning("could not read the cancel requests of other replicas: %s", exc)
+            return False
+
     def _running_keys(self) -> list[bytes]:
+        """The keys of queries running here and not stopped yet (a cancel from another replica can still stop)."""
         with self._lock:
-            return [key for key in self._running if key]
+            return [key for key, entries in self._running.items()
+                    if key and any(entry.stream.stopped is None for entry in entries)]
 
     def cancel_elsewhere(self, keys: Sequence[bytes]) -> bool:
         """Stop the queries of ``keys`` on the replica that runs them; True when one was running there.
@@ -741,12 +760,13 @@ class QueryService:
 
     def _emit_failure(self, sql: str, principal: Principal, source: str | None, exc: GatewayError, clock: _Clock,
                       query_id: str | None = None, correlation_id: str | None = None,
-                      address: str | None = None, policy_rewritten: bool = False) -> None:
+                      address: str | None = None, policy_rewritten: bool = False,
+                      ticket_sha256: str | None = None) -> None:
         self._emit(QueryEvent(
             query_id=query_id or uuid.uuid4().hex, correlation_id=correlation_id, principal=principal,
             source=source, sql=sql, status=_status_of(exc, planning=query_id is None), error=exc.message,
             error_code=exc.code, timings_ms={"total": clock.now_ms()}, client_address=address,
-            policy_rewritten=policy_rewritten,
+            policy_rewritten=policy_rewritten, ticket_sha256=ticket_sha256,
         ))
 
     def _emit(self, event: QueryEvent) -> None:

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 from nexus_flight.catalog.cancel_requests import CatalogCancels
+from nexus_flight.catalog.history import QueryRecord, QueryRecorder
 from nexus_flight.server.query.remote_cancel import RemoteCancel, key_hash
 
 
@@ -38,8 +39,20 @@ def test_the_replica_running_a_query_stops_it_for_the_one_that_was_asked(sqlite_
         stopped.set()
         return key == b"ticket-1"
 
-    RemoteCancel(CatalogCancels(sqlite_store), lambda: [] if stopped.is_set() else [b"ticket-1"], cancel_here)
+    here = RemoteCancel(CatalogCancels(sqlite_store), lambda: [] if stopped.is_set() else [b"ticket-1"],
+                        cancel_here)
     there = RemoteCancel(CatalogCancels(sqlite_store), list, lambda key: False)
     assert there.ask([b"ticket-1"])
     assert stopped.is_set()
-    assert not there.ask([b"ticket-2"], wait_seconds=0.5)  # nobody runs it
+    # Nobody runs ticket-2 yet: the cancel is remembered, and its start is refused on any replica.
+    assert there.ask([b"ticket-2"], wait_seconds=0.5)
+    assert here.refused_before_start(b"ticket-2") and not here.refused_before_start(b"ticket-3")
+
+
+def test_a_cancel_of_a_ticket_whose_query_ended_is_answered_at_once_and_not_remembered(sqlite_store):
+    QueryRecorder(sqlite_store)(QueryRecord(sql="SELECT 1", status="success", ticket_sha256=key_hash(b"done")))
+    there = RemoteCancel(CatalogCancels(sqlite_store), list, lambda key: False)
+    started = time.monotonic()
+    assert not there.ask([b"done"])  # NOT_CANCELLABLE
+    assert time.monotonic() - started < 0.5
+    assert not there.refused_before_start(b"done")  # a second run of the ticket is not refused

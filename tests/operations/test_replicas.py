@@ -325,6 +325,29 @@ def test_a_cancel_sent_to_one_replica_stops_the_query_another_runs(cluster):
     assert _cancel(b, b_opt, made_up) == 3
 
 
+def test_a_cancel_of_a_query_that_ended_on_another_replica_is_answered_at_once(cluster):
+    (a, a_opt), (b, b_opt), _ = (_client(r.location) for r in cluster["replicas"])
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT 42 AS n")), a_opt)
+    assert a.do_get(info.endpoints[0].ticket, a_opt).read_all().to_pylist() == [{"n": 42}]
+    started = time.monotonic()
+    assert _cancel(b, b_opt, info) == 3  # NOT_CANCELLABLE: A ran it to its end, B learns so from the catalog
+    assert time.monotonic() - started < 1.0  # not the 2 s B waits for a replica that runs it
+    # Nothing was left behind to refuse a second run of the ticket.
+    assert b.do_get(info.endpoints[0].ticket, b_opt).read_all().to_pylist() == [{"n": 42}]
+
+
+def test_a_cancel_sent_before_any_replica_started_the_query_refuses_its_later_start(cluster):
+    (a, a_opt), (b, b_opt), (c, c_opt) = (_client(r.location) for r in cluster["replicas"])
+    info = a.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query=LONG_QUERY)), a_opt)
+    assert _cancel(b, b_opt, info) == 1  # CANCELLED: remembered for the start that has not come yet
+    started = time.monotonic()
+    with pytest.raises(flight.FlightCancelledError, match="cancelled .CancelFlightInfo. before it started"):
+        c.do_get(info.endpoints[0].ticket, c_opt).read_all()
+    assert time.monotonic() - started < 5  # refused, not run for the query's minutes
+    with pytest.raises(flight.FlightCancelledError):  # on the replica that planned it, too
+        a.do_get(info.endpoints[0].ticket, a_opt).read_all()
+
+
 def _set_catalog(client, options, catalog: str) -> dict:
     request = fpb.SetSessionOptionsRequest()
     request.session_options["catalog"].string_value = catalog
