@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,8 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits
+
+log = logging.getLogger(__name__)
 
 
 def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:
@@ -227,18 +230,28 @@ class FlightSQLBackend(AdbcBackend):
             return self._stream(self._guard(plan), parameters, limits)
 
         def read(cursor: Any, partition: bytes) -> pa.RecordBatchReader:
-            cursor.adbc_read_partition(partition)
-            return cursor.fetch_record_batch()
+            try:
+                cursor.adbc_read_partition(partition)
+                return cursor.fetch_record_batch()
+            except Exception as exc:
+                if not plan.upstream_whole:
+                    raise
+                # Some servers' tickets (ROAPI's) cannot be redeemed later or from another connection: the
+                # one endpoint was the whole result, so the query is run again.
+                log.info("source %s refused its own ticket (%s): running the query again", self.name, exc)
+                cursor.execute(self._guard(plan))
+                return cursor.fetch_record_batch()
 
         return self._stream_each(read, plan.upstream_partitions, limits)
 
     def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
-        """One plan per group of the upstream's own endpoints for the query (``[plan]`` when it answers one).
+        """One plan per group of the upstream's own endpoints for the query (one plan reading its one endpoint).
 
         The query runs upstream now (GetFlightInfo is where a Flight SQL server plans or runs it); each group is
-        read later, on whichever replica redeems its ticket. A result of one endpoint is run again when redeemed
-        (some servers' tickets, ROAPI's, are not redeemable later from another connection); a query whose rows are
-        ordered stays whole, its endpoints would have to be read in order; a query with parameters is not asked for.
+        read later, on whichever replica redeems its ticket. A result of one endpoint is read the same way, and run
+        again only when the upstream refuses its ticket then (some servers' tickets, ROAPI's, are not redeemable
+        later from another connection); a query whose rows are ordered stays whole, its endpoints would have to be
+        read in order; a query with parameters is not asked for.
         """
         query = plan.query
         if most < 2 or plan.upstream_partitions is not None or plan.parameter_count:
@@ -247,8 +260,10 @@ class FlightSQLBackend(AdbcBackend):
             return [plan]
         with self._cursor() as cursor:
             partitions, _schema = cursor.adbc_execute_partitions(self._guard(plan))
-        if len(partitions) < 2:
+        if not partitions:
             return [plan]
+        if len(partitions) == 1:  # the whole result: redeemed later, instead of asking the upstream again
+            return [dataclasses.replace(plan, upstream_partitions=(partitions[0],), upstream_whole=True)]
         count = min(most, len(partitions))
         return [dataclasses.replace(plan, upstream_partitions=tuple(file_group(count, index, list(partitions))))
                 for index in range(count)]

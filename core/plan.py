@@ -49,6 +49,8 @@ class QueryPlan:
             served as several endpoints (``backends/file_groups.py``); None reads them all.
         upstream_partitions: The upstream's own endpoints (ADBC partition descriptors) the plan reads, when an
             upstream Flight SQL server's result is served as several endpoints; None runs the query.
+        upstream_whole: The ``upstream_partitions`` are the query's whole result (the upstream answered one
+            endpoint): where the upstream refuses them when they are read, the query is run again instead.
 
     """
 
@@ -64,6 +66,7 @@ class QueryPlan:
     validated: bool = False
     file_part: tuple[int, int] | None = None
     upstream_partitions: tuple[bytes, ...] | None = None
+    upstream_whole: bool = False
 
     def __post_init__(self) -> None:
         if self.query is None and self.tree is not None:

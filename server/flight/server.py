@@ -243,6 +243,7 @@ class FlightSqlServer(flight.FlightServerBase):
         if plan.upstream_partitions is not None:
             # The upstream's tickets (and where it serves them) stay unreadable: clients fetch through the gateway.
             claims["up"] = self.signer.seal(b"".join(_framed(p) for p in plan.upstream_partitions))
+            claims["upw"] = plan.upstream_whole
         handle = self.signer.sign(TICKET, claims)
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
@@ -280,7 +281,8 @@ class FlightSqlServer(flight.FlightServerBase):
             principal = caller.principal if caller.principal.authenticated else anonymous(origin.user)
             plan = self._with_part(self._replan(context, principal, caller.address, origin), claims.get("part"))
             if "up" in claims:
-                plan = dataclasses.replace(plan, upstream_partitions=_unframed(self.signer.unseal(claims["up"])))
+                plan = dataclasses.replace(plan, upstream_partitions=_unframed(self.signer.unseal(claims["up"])),
+                                           upstream_whole=bool(claims.get("upw")))
             table = table_of(claims.get("params"))
             ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),

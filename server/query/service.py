@@ -408,7 +408,8 @@ class QueryService:
         rewritten = self._rewritten(plan, sql)
         # The part of a split result a plan reads is the rewritten plan's too (its rows are the part's rows).
         rewritten = dataclasses.replace(rewritten, file_part=plan.file_part,
-                                        upstream_partitions=plan.upstream_partitions)
+                                        upstream_partitions=plan.upstream_partitions,
+                                        upstream_whole=plan.upstream_whole)
         if len(self._dispatched) >= _MAX_DISPATCHED:
             self._dispatched = {}
         self._dispatched[key] = (plan, rewritten)
@@ -492,7 +493,8 @@ class QueryService:
             return [plan]  # the one execution reports the problem
         if parts == [dispatched]:
             return [plan]
-        return [dataclasses.replace(plan, file_part=part.file_part, upstream_partitions=part.upstream_partitions)
+        return [dataclasses.replace(plan, file_part=part.file_part, upstream_partitions=part.upstream_partitions,
+                                    upstream_whole=part.upstream_whole)
                 for part in parts]
 
     def bound_schema(self, plan: QueryPlan, parameters: Rows | None, principal: Principal) -> pa.Schema | None:

@@ -7,6 +7,7 @@ the files); a query whose rows depend on each other (aggregate, ORDER BY, LIMIT,
 from __future__ import annotations
 
 import decimal
+import time
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nexus_flight.core.source import SourceSpec
+from nexus_flight.server.flight import protocol
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 
@@ -136,3 +138,50 @@ def test_an_upstream_flight_sql_servers_own_endpoints_are_passed_through_as_sign
     with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(gateway_sql)
         assert _sorted(cur.fetch_arrow_table()) == _sorted(expected)
+
+
+def _counting_flight_infos(upstream) -> list[str]:
+    """Each GetFlightInfo of a query the upstream gateway answers (its own Flight server, counted as it serves).
+
+    ADBC runs a query as a prepared statement (CommandPreparedStatementQuery); GetSqlInfo of a new connection is
+    not a query and is not counted.
+    """
+    asked: list[str] = []
+    serve = upstream.server.get_flight_info
+
+    def counted(context, descriptor):
+        kind = type(protocol.unpack_any(descriptor.command)).__name__
+        if kind in ("CommandStatementQuery", "CommandPreparedStatementQuery"):
+            asked.append(kind)
+        return serve(context, descriptor)
+
+    upstream.server.get_flight_info = counted
+    return asked
+
+
+@pytest.mark.parametrize("ttl", [None, 1], ids=["redeemed", "refused"])
+def test_an_upstream_answering_one_endpoint_is_asked_for_it_once_and_again_only_when_it_refuses_the_ticket(
+        make_gateway, files, ttl):
+    """An aggregate is one upstream endpoint: its ticket is redeemed at DoGet, not the query asked for again.
+
+    With the upstream's tickets expired by the time the gateway's is redeemed (the upstream refuses it, as ROAPI
+    refuses a ticket from another connection), the query is asked for again and the answer is still the upstream's.
+    """
+    upstream = make_gateway(sources=(_source(files),), max_endpoints=4, demo_scale=None,
+                            **({"handle_ttl_seconds": ttl} if ttl else {}))
+    upstream.server.signer.leeway_seconds = 0  # no clock skew between one machine's processes
+    gw = make_gateway(sources=(SourceSpec(name="up", kind="flightsql", options={"uri": upstream.location}),),
+                      max_endpoints=3)
+    sql = "SELECT count(*) AS n, sum(amount) AS s, min(name) AS first FROM {}"
+    with flightsql.connect(upstream.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql.format("files.main.t"))
+        expected = cur.fetch_arrow_table()
+    asked = _counting_flight_infos(upstream)
+    with flight.connect(gw.location) as client:
+        [endpoint] = _endpoints(client, sql.format("up.files.main.t"))
+        planned = len(asked)
+        if ttl:
+            time.sleep(ttl + 0.5)  # the upstream's ticket has expired; the gateway's (its own TTL) has not
+        got = client.do_get(endpoint.ticket).read_all()
+    assert got.schema.equals(expected.schema) and got.to_pylist() == expected.to_pylist()
+    assert planned == 1 and len(asked) == (2 if ttl else 1), asked  # asked again only when the ticket was refused
