@@ -4,8 +4,8 @@ Both queues end at the query's own time limit (the server's ``query_timeout``, o
 ``max_query_seconds``: the deadline the watchdog applies to a running query), failing DEADLINE_EXCEEDED naming the
 limit, and the time spent waiting counts against that limit once the query runs. The concurrency queue
 (``max_concurrent_queries`` with ``queue_timeout_seconds``) is also left at once by CancelFlightInfo, a client
-that goes away, a drain (the retryable UNAVAILABLE naming it) and the gateway stopping, as the memory queue is
-(``test_memory_budget.py``). Every check goes through real Flight SQL clients against a served gateway.
+that goes away, a drain (the retryable UNAVAILABLE naming it) and the gateway stopping, as the memory queue is.
+Every check goes through real Flight SQL clients against a served gateway.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def _full_slots(make_gateway, limits: dict | None = None, **settings) -> tuple[G
 
 
 QUEUES = {"memory": _full_memory, "slot": _full_slots}
+#: What each queue's errors say the query waited for.
+WAITED_FOR = {"memory": "memory", "slot": "a concurrency slot"}
 
 
 def _queued(gw: Gateway) -> int:
@@ -96,8 +98,7 @@ def test_a_waiting_query_ends_at_the_servers_time_limit(make_gateway, queue):
         took = _left(gw, worker, started)
     assert took >= 1.4
     assert errors and isinstance(errors[0], flight.FlightTimedOutError)  # DEADLINE_EXCEEDED
-    waited_for = "memory" if queue == "memory" else "a concurrency slot"
-    assert f"time limit (query_timeout=1.5s) while it waited for {waited_for}" in str(errors[0])
+    assert f"time limit (query_timeout=1.5s) while it waited for {WAITED_FOR[queue]}" in str(errors[0])
 
 
 @pytest.mark.parametrize("queue", list(QUEUES))
@@ -134,37 +135,40 @@ def _cancel_flight_info(gw: Gateway, info: flight.FlightInfo) -> int:
     return status.status
 
 
-def test_cancel_flight_info_reaches_a_query_waiting_for_a_slot(make_gateway):
-    gw, _ = _full_slots(make_gateway)
+@pytest.mark.parametrize("queue", list(QUEUES))
+def test_cancel_flight_info_reaches_a_waiting_query(make_gateway, queue):
+    gw, _ = QUEUES[queue](make_gateway)
     with _waiting(gw) as (info, worker, errors):
         started = time.monotonic()
         assert _cancel_flight_info(gw, info) == 1  # CANCELLED
         _left(gw, worker, started)
     assert errors and isinstance(errors[0], flight.FlightCancelledError)
-    assert "cancelled while it waited for a concurrency slot" in str(errors[0])
+    assert f"cancelled while it waited for {WAITED_FOR[queue]}" in str(errors[0])
 
 
-def test_a_query_waiting_for_a_slot_whose_client_deadline_passes_leaves_at_once(make_gateway):
-    gw, _ = _full_slots(make_gateway)
+@pytest.mark.parametrize("queue", list(QUEUES))
+def test_a_waiting_query_whose_client_deadline_passes_leaves_at_once(make_gateway, queue):
+    gw, _ = QUEUES[queue](make_gateway)
     started = time.monotonic()
     with _waiting(gw, options=flight.FlightCallOptions(timeout=1)) as (_, worker, errors):
         _left(gw, worker, started)
     assert errors and isinstance(errors[0], flight.FlightTimedOutError)
 
 
-def test_a_drain_refuses_the_queries_waiting_for_a_slot_at_once(make_gateway):
-    gw, free = _full_slots(make_gateway)
+@pytest.mark.parametrize("queue", list(QUEUES))
+def test_a_drain_refuses_the_waiting_queries_at_once(make_gateway, queue):
+    gw, _ = QUEUES[queue](make_gateway)
     with _waiting(gw) as (_, worker, errors):
         started = time.monotonic()
         gw.server.begin_drain("SIGTERM received")
         _left(gw, worker, started)
     assert errors and isinstance(errors[0], flight.FlightUnavailableError)  # retryable
     assert "shutting down (SIGTERM received)" in str(errors[0])
-    free()
 
 
-def test_stopping_the_gateway_does_not_wait_for_queries_waiting_for_a_slot(make_gateway):
-    gw, free = _full_slots(make_gateway)
+@pytest.mark.parametrize("queue", list(QUEUES))
+def test_stopping_the_gateway_does_not_wait_for_the_waiting_queries(make_gateway, queue):
+    gw, free = QUEUES[queue](make_gateway)
     try:
         with _waiting(gw) as (_, worker, errors):
             started = time.monotonic()

@@ -2,9 +2,9 @@
 
 Each way a query ends (read to the end, failing before or after its first batch, a client that goes away, a
 cancel, a deadline, a time limit, a prepared statement, a closed connection) gives its reservation back; a query
-waiting for room leaves the queue at once when its client cancels, its deadline passes, it is cancelled by
-CancelFlightInfo or the gateway drains; idle DuckDB instances count in the budget and give way to running queries.
-Every check is against the served gateway's own budget, through real Flight SQL clients.
+waiting for room leaves the queue at once on every path (``test_admission_waits.py``); idle DuckDB instances
+count in the budget and give way to running queries. Every check is against the served gateway's own budget,
+through real Flight SQL clients.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-import time
 from collections.abc import Callable
 
 import adbc_driver_flightsql.dbapi as flightsql
@@ -175,75 +174,6 @@ def test_every_way_a_query_ends_gives_its_reservation_back(budgeted, path):
     _success(budgeted)  # and the gateway serves on
 
 
-@pytest.fixture
-def full(make_gateway):
-    """A gateway whose 128 MB budget two running 64 MB queries fill; a third waits (up to a minute)."""
-    gw = make_gateway(memory_limit="64MB", memory_budget="128MB", admission_timeout_seconds=60)
-    client = flight.connect(gw.location)
-    held = []
-    for _ in range(2):
-        reader = client.do_get(_ticket(client, LONG_STREAM)[1])
-        reader.read_chunk()
-        held.append(reader)
-    assert gw.service.memory_budget.used == 128_000_000
-    yield gw
-    for reader in held:
-        reader.cancel()
-    assert wait_until(lambda: gw.service.memory_budget.used == 0, 15)
-    client.close()
-
-
-def _wait_in_the_queue(gw: Gateway, options: flight.FlightCallOptions | None = None):
-    """Start a query that waits for room; return its FlightInfo, its thread and where its error lands."""
-    client = flight.connect(gw.location)
-    info, ticket = _ticket(client, "SELECT 42 AS answer")
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            client.do_get(ticket, options).read_all()
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertions
-            errors.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    assert wait_until(lambda: gw.service.memory_budget.queued == 1, 10)
-    return info, worker, errors
-
-
-def _left_at_once(gw: Gateway, worker: threading.Thread, since: float) -> None:
-    worker.join(10)
-    assert not worker.is_alive()
-    assert wait_until(lambda: gw.service.memory_budget.queued == 0, 2)
-    assert time.monotonic() - since < 5  # not the minute of admission_timeout_seconds
-    assert gw.service.waiting_count() == 0
-
-
-def test_a_waiting_query_whose_deadline_passes_leaves_the_queue_at_once(full):
-    started = time.monotonic()
-    _, worker, errors = _wait_in_the_queue(full, flight.FlightCallOptions(timeout=1))
-    _left_at_once(full, worker, started)
-    assert errors and isinstance(errors[0], flight.FlightTimedOutError)
-
-
-def test_cancel_flight_info_reaches_a_waiting_query(full):
-    info, worker, errors = _wait_in_the_queue(full)
-    started = time.monotonic()
-    assert _cancel_flight_info_status(full, info) == 1  # CANCELLED
-    _left_at_once(full, worker, started)
-    assert errors and isinstance(errors[0], flight.FlightCancelledError)
-    assert "waited for memory" in str(errors[0])
-
-
-def test_a_drain_refuses_the_waiting_queries_at_once(full):
-    _, worker, errors = _wait_in_the_queue(full)
-    started = time.monotonic()
-    full.server.begin_drain("SIGTERM received")
-    _left_at_once(full, worker, started)
-    assert errors and isinstance(errors[0], flight.FlightUnavailableError)
-    assert "shutting down (SIGTERM received)" in str(errors[0])
-
-
 def test_idle_duckdb_instances_count_in_the_budget_and_give_way_to_running_queries(make_gateway):
     gw = make_gateway(memory_limit="64MB", memory_budget="128MB")
     budget = gw.service.memory_budget
@@ -303,18 +233,3 @@ def test_the_budget_is_on_by_default_at_three_quarters_of_the_process_ceiling():
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     assert memory_budget_bytes(ServerSettings(process_memory_limit="none")) == machine * 3 // 4
     assert memory_budget_bytes(ServerSettings(memory_budget="none")) is None
-
-
-def test_stopping_the_gateway_does_not_wait_for_queries_waiting_for_memory(demo_data_dir):
-    gw = Gateway(ServerSettings(port=0, data_dir=demo_data_dir, memory_budget="128MB",
-                                admission_timeout_seconds=60)).start()
-    room = gw.service.memory_budget.admit(128_000_000)  # the budget is full: the next query waits
-    try:
-        _, worker, errors = _wait_in_the_queue(gw)
-        started = time.monotonic()
-        assert gw.shutdown(wait_seconds=10)
-        _left_at_once(gw, worker, started)
-        assert errors and isinstance(errors[0], flight.FlightUnavailableError)
-        assert "the gateway is stopping" in str(errors[0])
-    finally:
-        room.release()
