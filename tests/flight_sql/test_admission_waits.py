@@ -21,8 +21,8 @@ from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.core.settings import PrincipalLimitSettings
 from nexus_flight.server.app.gateway import Gateway
-from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.query.principal import anonymous
+from tests.flight_sql.test_memory_budget import _cancel_flight_info_status
 from tests.support import flightsql_raw as raw
 from tests.support.services import wait_until
 
@@ -126,21 +126,12 @@ def test_the_wait_counts_against_the_querys_time(make_gateway, queue):
     assert "query_timeout=3s) and was stopped" in str(errors[0])
 
 
-def _cancel_flight_info(gw: Gateway, info: flight.FlightInfo) -> int:
-    with flight.connect(gw.location) as other:
-        request = fpb.CancelFlightInfoRequest(info=info.serialize())
-        [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
-    status = fpb.CancelFlightInfoResult()
-    status.ParseFromString(result.body.to_pybytes())
-    return status.status
-
-
 @pytest.mark.parametrize("queue", list(QUEUES))
 def test_cancel_flight_info_reaches_a_waiting_query(make_gateway, queue):
     gw, _ = QUEUES[queue](make_gateway)
     with _waiting(gw) as (info, worker, errors):
         started = time.monotonic()
-        assert _cancel_flight_info(gw, info) == 1  # CANCELLED
+        assert _cancel_flight_info_status(gw, info) == 1  # CANCELLED
         _left(gw, worker, started)
     assert errors and isinstance(errors[0], flight.FlightCancelledError)
     assert f"cancelled while it waited for {WAITED_FOR[queue]}" in str(errors[0])
