@@ -52,6 +52,13 @@ class CatalogCancels:
             row = session.get(CancelRequest, key_hash)
             return row is not None and row.requested_at >= utcnow() - within
 
+    def requested_within(self, within: timedelta) -> set[str]:
+        """The queries asked to stop within the last ``within`` (answered or not)."""
+        with self._store.session() as session:
+            rows = session.execute(select(CancelRequest.key_hash).where(
+                CancelRequest.requested_at >= utcnow() - within))
+            return {row[0] for row in rows}
+
     def withdraw(self, key_hashes: Iterable[str]) -> None:
         """Forget the unanswered requests of ``key_hashes`` (their queries had ended: nothing is to be stopped)."""
         with self._store.session() as session:

@@ -54,6 +54,10 @@ class SharedCancels(Protocol):
         """Whether the query of ``key_hash`` was asked to stop within ``within`` (answered or not)."""
         ...
 
+    def requested_within(self, within: timedelta) -> set[str]:
+        """The queries asked to stop within ``within`` (answered or not)."""
+        ...
+
     def withdraw(self, key_hashes: Iterable[str]) -> None:
         """Forget the unanswered requests of ``key_hashes``."""
         ...
@@ -83,6 +87,10 @@ class RemoteCancel:
         self._shared = shared
         self._running_keys = running_keys
         self._cancel = cancel
+        #: The requests of the last ``REMEMBER``, read at most every ``POLL_SECONDS`` (not once per query start).
+        self._recent: frozenset[str] = frozenset()
+        self._recent_at = float("-inf")
+        self._recent_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="nexus-remote-cancel", daemon=True)
         self._thread.start()
 
@@ -108,12 +116,23 @@ class RemoteCancel:
             time.sleep(POLL_SECONDS / 2)
 
     def refused_before_start(self, key: bytes) -> bool:
-        """Whether a cancel of ``key`` came before its query started here (the request is then answered)."""
+        """Whether a cancel of ``key`` came before its query started here (the request is then answered).
+
+        The requests are read at most every ``POLL_SECONDS``, so a query start costs no catalog read; a request
+        newer than that read reaches the query once it runs (``serve_once``), and a hit is confirmed first.
+        """
         name = key_hash(key)
-        if not self._shared.requested(name, REMEMBER):
+        if name not in self._recently_requested() or not self._shared.requested(name, REMEMBER):
             return False
         self._shared.answer(name)
         return True
+
+    def _recently_requested(self) -> frozenset[str]:
+        with self._recent_lock:
+            if time.monotonic() - self._recent_at >= POLL_SECONDS:
+                self._recent = frozenset(self._shared.requested_within(REMEMBER))
+                self._recent_at = time.monotonic()
+            return self._recent
 
     def _run(self) -> None:
         while True:
