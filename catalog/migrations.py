@@ -94,6 +94,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(5, "cancel requests passed between replicas", add_tables=("cancel_requests",)),
     Migration(6, "sign-ins the gateway issued tokens for (listing a user's live tokens)", add_tables=("sign_ins",)),
+    Migration(
+        7,
+        "security_generation: moved by every change to users, roles, grants, keys, tokens and policies",
+        add_tables=("security_generation",),
+        apply=lambda conn: _start_security_generation(conn),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 
@@ -168,6 +174,11 @@ def _add_admin_role(conn: Connection) -> None:
     roles = Base.metadata.tables["roles"]
     conn.execute(roles.insert().values(name="admin", description="reads and manages everything (built in)",
                                        limits={}, origin="builtin", created_at=utcnow()))
+
+
+def _start_security_generation(conn: Connection) -> None:
+    """The counter's one row."""
+    conn.execute(Base.metadata.tables["security_generation"].insert().values(id=1, generation=0))
 
 
 def _create_initial(conn: Connection) -> None:
