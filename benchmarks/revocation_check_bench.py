@@ -66,7 +66,8 @@ def main() -> None:
         cases = {
             "quiet": (args.calls, None),
             "busy": (args.calls // 10, unrelated_write),
-            "changed": (args.calls // 100, lambda: update_role(store, "analyst", limits={"max_rows": next(counter) + 1})),
+            "changed": (args.calls // 100,
+                        lambda: update_role(store, "analyst", limits={"max_rows": next(counter) + 1})),
         }
         for name, (calls, before) in cases.items():
             times = sorted(_timed(cache, calls, before))

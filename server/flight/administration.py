@@ -1,8 +1,9 @@
 """Administration actions on the wire: ``DoAction`` types starting ``nexus.`` go to the installed administration.
 
-The actions themselves (users, roles, grants, keys, tokens; JSON bodies; admins only, but for a user's own tokens) are ``server.security``'s
-(``server/security/administration.py``); the Flight server knows them through this protocol. With none installed
-(authentication off, so there is no admin) every such action is PERMISSION_DENIED.
+The actions themselves (users, roles, grants, keys, tokens; JSON bodies; admins only, but for a user's own
+tokens) are ``server.security``'s (``server/security/administration.py``); the Flight server knows them through
+this protocol. With none installed (authentication off, so there is no admin) every such action is
+PERMISSION_DENIED.
 """
 
 from __future__ import annotations
