@@ -3,13 +3,16 @@
 Two ``nexus-flight serve`` processes share one SQLite catalog; their periodic identity refresh is set to five
 minutes, so only the per-call check of the catalog's security generation can explain a refusal. Clients are
 pyarrow.flight and ADBC; the revocations go through the other replica's ``DoAction`` and through the catalog
-(as the CLI makes them).
+(as the CLI makes them). On a PostgreSQL catalog (two gateways, each with its own store and connections) the
+other replica refuses once the change's notification has arrived, within milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
+import uuid
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
@@ -18,7 +21,9 @@ import pytest
 
 from nexus_flight.catalog.api_keys import create_key
 from nexus_flight.catalog.grants import add_grant
-from nexus_flight.catalog.users import update_user
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.catalog.users import add_role, add_user, update_user
+from nexus_flight.core.settings import AuthSettings
 from tests.operations.serving import serve
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
@@ -96,3 +101,51 @@ def test_an_api_key_made_or_revoked_elsewhere_counts_on_the_next_call(replicas, 
     finally:
         with contextlib.suppress(adbc_driver_manager.Error):
             conn.close()
+
+
+@pytest.fixture
+def pg_replicas(postgres_server, master_key, secure_gateway):
+    """Two gateways, each with its own store on one PostgreSQL catalog, their periodic refresh five minutes."""
+    name = f"catalog_{uuid.uuid4().hex[:10]}"
+    postgres_server.create_database(name)
+    url = f"postgresql+psycopg://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/{name}"
+    stores = [CatalogStore(url), CatalogStore(url)]
+    add_role(stores[0], "analyst")
+    add_user(stores[0], "alice", ALICE_PASSWORD, roles=["admin"])
+    add_user(stores[0], "bob", BOB_PASSWORD, roles=["analyst"])
+    settings = AuthSettings(enabled=True, refresh_seconds=300)
+    gateways = [secure_gateway(auth=settings, catalog=s) for s in stores]
+    clients = [g.client() for g in gateways]
+    yield clients, stores
+    for client in clients:
+        client.close()
+    for gateway in gateways:
+        gateway.gateway.shutdown()
+        gateway.security.close()
+    for s in stores:
+        s.close()
+
+
+def refused_within(call, seconds: float) -> float:
+    """How long until ``call`` is refused as revoked (at most ``seconds``)."""
+    started = time.monotonic()
+    while True:
+        try:
+            call()
+        except flight.FlightUnauthenticatedError as exc:
+            assert "invalid or revoked credentials" in str(exc)
+            return time.monotonic() - started
+        assert time.monotonic() - started < seconds, "not refused in time"
+        time.sleep(0.005)
+
+
+def test_on_a_postgresql_catalog_the_other_replica_refuses_once_notified(pg_replicas):
+    """The notification races the client's next call by a network hop: refused within milliseconds, not 300 s."""
+    (here, there), (store, _) = pg_replicas
+    bob_here, bob_there = sign_in(here, "bob", BOB_PASSWORD), sign_in(there, "bob", BOB_PASSWORD)
+    assert one(there, bob_here) == [{"one": 1}]
+    act(here, bob_here, "nexus.tokens.revoke", {})
+    assert refused_within(lambda: one(there, bob_here), 1.0) < 1.0
+    assert one(there, bob_there) == [{"one": 1}]
+    update_user(store, "bob", disabled=True)
+    assert refused_within(lambda: one(there, bob_there), 1.0) < 1.0
