@@ -2,10 +2,11 @@
 
 Every call is authenticated against this snapshot (a dict lookup), never against the catalog's tables. Before
 each call :meth:`IdentityCache.current` asks the catalog's security generation whether anything changed (on a
-SQLite catalog one ``PRAGMA data_version``, microseconds) and reloads the snapshot at once when it did: a
-revocation, a disabled user or a new key made on another replica or with the CLI takes effect on the very next
-call. Where the catalog cannot answer that cheaply (PostgreSQL), a background thread reloads it every
-``refresh_seconds`` and changes from elsewhere take effect within that time; made through this gateway, at once.
+SQLite catalog one ``PRAGMA data_version``, microseconds; on PostgreSQL what the last notification said, a memory
+read) and reloads the snapshot at once when it did: a revocation, a disabled user or a new key made on another
+replica or with the CLI takes effect on the very next call (on PostgreSQL, once its notification arrived). A
+background thread also reloads it every ``refresh_seconds``, which alone carries changes where the catalog cannot
+tell (another database, or the PostgreSQL listener down).
 The same thread writes, coalesced, when users last signed in and keys were last used.
 """
 

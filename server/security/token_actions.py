@@ -11,8 +11,8 @@ Unlike the other administration actions, a signed-in user may list and revoke th
 
 A revocation is written to the catalog and applies on this gateway at once, and on every replica sharing a SQLite
 catalog from its very next call (it moves the catalog's security generation, which each call checks); on a
-PostgreSQL catalog from the replica's next identity refresh (``[server.auth] refresh_seconds``). Each is an audit
-event by ``flight:<user>``.
+PostgreSQL catalog once its notification reaches the replica (``catalog/security_generation.py``). Each is an
+audit event by ``flight:<user>``.
 """
 
 from __future__ import annotations
