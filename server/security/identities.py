@@ -75,7 +75,10 @@ class IdentityCache:
         if generation is not None and generation != self._generation:
             with self._refresh_lock:  # calls arriving meanwhile wait for the one reload, then see it
                 if generation != self._generation:
-                    self._refresh()
+                    try:
+                        self._refresh()
+                    except Exception as exc:  # the catalog is down: the call goes on with the last snapshot
+                        log.warning("could not reload users and keys from the catalog: %s", type(exc).__name__)
 
     def refresh(self) -> None:
         """Read users, roles, keys and revocations from the catalog now."""
