@@ -5,11 +5,14 @@ callback, unlike the others, lets no ``FlightError`` choose its status: whatever
 Arrow status carrying the Python error, and on the wire only Arrow's own codes survive (``Invalid`` ->
 INVALID_ARGUMENT; a ``FlightUnavailableError`` -> UNKNOWN). The first test pins that limitation on a bare pyarrow
 server (when a pyarrow release lifts it, it fails, and the gateway can send UNAVAILABLE from GetSchema too); the
-others pin what the gateway answers, on the wire (grpcio) and through pyarrow.flight.
+others pin what the gateway answers, on the wire (grpcio) and through pyarrow.flight; ADBC, which asks a
+statement's schema by preparing it, gets UNAVAILABLE.
 """
 
 from __future__ import annotations
 
+import adbc_driver_flightsql.dbapi as flight_sql
+import adbc_driver_manager
 import grpc
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -74,3 +77,18 @@ def test_a_rate_refusal_at_get_schema_is_invalid_argument_naming_the_limit_and_t
     with pytest.raises(flight.FlightUnavailableError, match="queries_per_minute=6"):  # elsewhere: UNAVAILABLE
         client.get_flight_info(descriptor, bearer(bob))
 
+
+
+
+def test_adbc_execute_schema_prepares_and_gets_unavailable(limited):
+    """ADBC asks a statement's schema by preparing it (CreatePreparedStatement), so its refusal is UNAVAILABLE."""
+    conn = flight_sql.connect(limited.location, db_kwargs={"username": "bob", "password": BOB_PASSWORD},
+                              autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            assert cur.adbc_execute_schema(SMALL).names == ["n_name"]
+            with pytest.raises(adbc_driver_manager.OperationalError, match=r"\(Unavailable; Prepare\)") as refused:
+                cur.adbc_execute_schema(SMALL + " AND n_regionkey = 3")
+            assert "queries_per_minute=6" in str(refused.value) and "retry after" in str(refused.value)
+    finally:
+        conn.close()
