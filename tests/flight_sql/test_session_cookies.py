@@ -1,15 +1,22 @@
-"""Sessions without sign-in follow a cookie the gateway gives, not the connection.
+"""Sessions without sign-in follow a cookie the gateway gives, or the token of a Handshake, not the connection.
 
 Behind a proxy a connection is the proxy's: shared by clients, and not kept from one call to the next. A client
 without sign-in that sets session options gets an ``arrow_flight_session_id`` cookie; clients that keep cookies
-(the JDBC driver, ADBC with its cookie middleware) carry their session to any connection and any replica.
+(the JDBC driver, ADBC with its cookie middleware) carry their session to any connection and any replica. A client
+that handshakes (the JDBC driver with a user name, ``authenticate_basic_token``) gets a token that keys its session
+on every replica sharing the catalog.
 """
 
 from __future__ import annotations
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow.flight as flight
+import pytest
 
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.core.settings import ServerSettings
+from nexus_flight.server.app.gateway import Gateway
+from nexus_flight.server.app.replicas import shared_sessions
 from nexus_flight.server.flight.protocol import flight as fpb
 from tests.support import flightsql_raw as raw
 
@@ -39,18 +46,18 @@ class _CookieCall(flight.ClientMiddleware):
             self.jar[name.strip()] = rest.split(";")[0]
 
 
-def _set(client: flight.FlightClient, **options: str) -> None:
+def _set(client: flight.FlightClient, options=None, **values: str) -> None:
     request = fpb.SetSessionOptionsRequest()
-    for name, value in options.items():
+    for name, value in values.items():
         request.session_options[name].string_value = value
-    [result] = client.do_action(flight.Action("SetSessionOptions", request.SerializeToString()))
+    [result] = client.do_action(flight.Action("SetSessionOptions", request.SerializeToString()), options)
     parsed = fpb.SetSessionOptionsResult()
     parsed.ParseFromString(result.body.to_pybytes())
     assert dict(parsed.errors) == {}
 
 
-def _dialect(client: flight.FlightClient) -> str:
-    [result] = client.do_action(flight.Action("GetSessionOptions", b""))
+def _dialect(client: flight.FlightClient, options=None) -> str:
+    [result] = client.do_action(flight.Action("GetSessionOptions", b""), options)
     got = fpb.GetSessionOptionsResult()
     got.ParseFromString(result.body.to_pybytes())
     return got.session_options["dialect"].string_value if "dialect" in got.session_options else ""
@@ -96,3 +103,38 @@ def test_adbc_with_its_cookie_middleware_keeps_the_session(gateway):
         with conn.cursor() as cur:
             cur.execute(POSTGRES_ONLY)
             assert cur.fetchall() == [("CANADA",)]
+
+
+@pytest.fixture
+def two_replicas(tmp_path, demo_data_dir):
+    """Two gateways without sign-in sharing one catalog's sessions, as replicas behind a proxy are."""
+    store = CatalogStore(data_dir=tmp_path / "catalog")
+    replicas = [Gateway(ServerSettings(port=0, data_dir=demo_data_dir), sessions=shared_sessions(store)).start()
+                for _ in range(2)]
+    yield replicas
+    for replica in replicas:
+        replica.shutdown()
+    store.close()
+
+
+def test_a_cookie_session_is_served_by_another_replica(two_replicas):
+    a, b = two_replicas
+    jar: dict[str, str] = {}
+    with flight.connect(a.location, middleware=[_Cookies(jar)]) as client:
+        _set(client, dialect="postgres")
+    with flight.connect(b.location, middleware=[_Cookies(dict(jar))]) as client:
+        assert _dialect(client) == "postgres"
+        _, table = raw.info_and_table(client, raw.pb.CommandStatementQuery(query=POSTGRES_ONLY))
+        assert table.to_pylist() == [{"n": "CANADA"}]
+
+
+def test_a_handshake_token_session_is_served_by_another_replica(two_replicas):
+    """Without authentication a Handshake's token proves nothing, but it is random: it names its client anywhere."""
+    a, b = two_replicas
+    with flight.connect(a.location) as client:
+        header = client.authenticate_basic_token("anyone", "anything")
+        options = flight.FlightCallOptions(headers=[header])
+        _set(client, options, dialect="postgres")
+    with flight.connect(b.location) as client:
+        assert _dialect(client, options) == "postgres"
+        assert _dialect(client) == ""  # without the token: a session of its own
