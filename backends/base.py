@@ -157,6 +157,9 @@ class Backend(abc.ABC):
     read_only_guard: ClassVar[str]
     #: The database's own type names and their XDBC data types, for GetXdbcTypeInfo (None: DuckDB's names).
     xdbc_type_names: ClassVar[Mapping[str, int] | None] = None
+    #: Whether the source's server decides how it compares names (MySQL's ``lower_case_table_names``): its
+    #: backend then holds ``identifier_rules`` read from the server when it connects (``core/identifiers.py``).
+    identifiers_from_server: ClassVar[bool] = False
     #: Frozen pydantic model (``extra="forbid"``) of this family's options plus secrets, secrets as ``SecretStr``;
     #: the catalog validates a source's configuration with it.
     config_model: ClassVar[type[BaseModel] | None] = None

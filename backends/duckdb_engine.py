@@ -12,7 +12,8 @@ database instance it has to itself for as long as it runs (``query_cursor``): Du
 ``max_temp_directory_size`` are settings of a database instance, shared by all of its connections, so an instance
 per running query is what holds each query to its own limit. The instance opens an empty file of its own
 read-only and attaches the source's file read-only (or runs the in-memory database's setup statements again),
-spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir), and goes
+spills to a directory of its own under the spill root (``configure_spill``: the gateway's data dir; its disk cap
+is held by ``spill_guard``), and goes
 back to a small idle pool when the query ends (what idle instances hold counts in the gateway's memory budget,
 which closes them to make room: ``IdleQueryInstances``); queries run in parallel and an interrupt stops exactly one
 of them.
@@ -43,6 +44,7 @@ import pyarrow as pa
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.spill_guard import SPILL_GUARD, Watch
 from nexus_flight.backends.watchdog import WATCHDOG, Deadline
 from nexus_flight.core.errors import (
     BackendError,
@@ -531,6 +533,9 @@ class DuckDBEngine:
         memory_limit = self.query_memory(limits)
         if cursor is None:
             cursor = self.query_cursor(memory_limit)
+        with self._pool_lock:
+            instance = self._leases.get(id(cursor))
+        spill = None if instance is None else SpillCap(os.path.join(instance.folder, "spill"), _INSTANCES.max_size)
         rows = list(parameters or [])
 
         def start(cur: duckdb.DuckDBPyConnection) -> pa.RecordBatchReader:
@@ -541,7 +546,7 @@ class DuckDBEngine:
                     reader = _execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, self.label, lambda: self.close_cursor(cursor), memory_limit)
+        return DuckDBExecution(cursor, start, self.label, lambda: self.close_cursor(cursor), memory_limit, spill)
 
     def close(self) -> None:
         """Close the database and the idle query instances (and remove an empty one's file)."""
@@ -557,12 +562,21 @@ class DuckDBEngine:
             self._cleanup()
 
 
+@dataclass(frozen=True)
+class SpillCap:
+    """Where a query instance spills and the most disk it may use there (``max_temp_directory_size``)."""
+
+    folder: str
+    max_size: str
+
+
 class DuckDBExecution(Execution):
     """A query on its own DuckDB cursor; it starts when the reader is first asked for.
 
     Starting lazily lets the caller register the execution (so cancel can reach it) before DuckDB blocks
     computing the first batch, which for an aggregation is the whole query. Whether a failure after a cancel
     was the cancel or the server's time limit is the query service's to say (``server/query/results.py``).
+    A query on an instance of its own (``spill``) is stopped when its spill folder passes the disk cap.
     """
 
     def __init__(
@@ -572,15 +586,19 @@ class DuckDBExecution(Execution):
         label: str = "duckdb",
         release: Callable[[], None] | None = None,
         memory_limit: str | None = None,
+        spill: SpillCap | None = None,
     ) -> None:
         self._cursor = cursor
         self._release = release or cursor.close
         self._memory_limit = memory_limit
+        self._spill = spill
+        self._spill_watch: Watch | None = None
         self._start = start
         self._reader: pa.RecordBatchReader | None = None
         self._label = label
         self._lock = threading.Lock()
         self._cancelled = False
+        self._spilled_over = False
         self._closed = False
 
     @property
@@ -589,9 +607,27 @@ class DuckDBExecution(Execution):
         if self._reader is None:
             if self._cancelled:
                 raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
-            engine = self._start(self._cursor)
+            if self._spill is not None:
+                cap = parse_size(self._spill.max_size)
+                self._spill_watch = SPILL_GUARD.watch(self._spill.folder, cap, self._spill_over)
+            try:
+                engine = self._start(self._cursor)
+            except QueryCancelledError as exc:
+                raise self._spill_error() if self._spilled_over else exc from None
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
+
+    def _spill_over(self) -> None:
+        """The spill folder passed the cap: stop the query (it fails naming the cap)."""
+        with self._lock:
+            self._spilled_over = True
+            if not self._closed:
+                self._cursor.interrupt()
+
+    def _spill_error(self) -> LimitExceededError:
+        size = self._spill.max_size if self._spill is not None else "?"
+        return LimitExceededError(f"[{self._label}] the query spilled more than its disk cap "
+                                  f"(max_temp_directory_size={size}); add a filter or raise max_temp_directory_size")
 
     def _mapped(self, engine: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         """DuckDB's batches, unchanged; an error mid-stream as the gateway's error."""
@@ -602,6 +638,8 @@ class DuckDBExecution(Execution):
 
     def _stream_error(self, exc: Exception) -> Exception:
         text = first_line(exc).split(". Detail:")[0]
+        if self._spilled_over:
+            return self._spill_error()
         if self._cancelled or "INTERRUPT" in text:
             return QueryCancelledError(f"[{self._label}] query interrupted")
         if "Out of Memory" in text:
@@ -622,6 +660,8 @@ class DuckDBExecution(Execution):
             if self._closed:
                 return
             self._closed = True
+        if self._spill_watch is not None:
+            self._spill_watch.stop()
         with contextlib.suppress(duckdb.Error):
             self._release()
 

@@ -75,6 +75,7 @@ from nexus_flight.core.errors import (
     QueryTimeoutError,
     ReadOnlyViolationError,
 )
+from nexus_flight.core.identifiers import IdentifierRules, mysql_rules
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
@@ -318,6 +319,13 @@ class MySQLExecution(Execution):
                 self._reader.close()
 
 
+def _lower_case_table_names(connection: Any) -> int:
+    """The server's ``@@lower_case_table_names``: 0 compares database and table names exactly."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@lower_case_table_names")
+        return int(cursor.fetchone()[0])
+
+
 # -- the backend ---------------------------------------------------------------------------------------------
 
 
@@ -340,6 +348,7 @@ class MySQLBackend(Backend):
         "a time; pooled connections are reset before reuse"
     )
     config_model = MySQLConfig
+    identifiers_from_server = True
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
@@ -347,6 +356,10 @@ class MySQLBackend(Backend):
         self.default_schema = self.config.database
         self._secrets = secret_values(spec)
         self._mariadb: bool | None = None
+        #: How the server compares names (``core/identifiers.py``): read from it at the first connection; until
+        #: then table names compare exactly (refusing more, never less).
+        self.identifier_rules: IdentifierRules = mysql_rules(0)
+        self._table_case_read = False
         self._described: OrderedDict[tuple, tuple[float, pa.Schema]] = OrderedDict()
         self._described_lock = threading.Lock()
         c = self.config
@@ -417,6 +430,9 @@ class MySQLBackend(Backend):
             with self._errors():
                 if self._mariadb is None:
                     self._mariadb = "mariadb" in (connection.server_info or "").lower()
+                if not self._table_case_read:
+                    self.identifier_rules = mysql_rules(_lower_case_table_names(connection))
+                    self._table_case_read = True
                 if not self.config.allow_privileged_login:
                     self._check_grants(connection)
                 self._set_up(connection)

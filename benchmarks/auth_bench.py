@@ -39,6 +39,7 @@ from nexus_flight.catalog.users import add_role, add_user  # noqa: E402
 from nexus_flight.catalog.vault import ENV_KEY  # noqa: E402
 from nexus_flight.core.settings import AuthSettings, ServerSettings  # noqa: E402
 from nexus_flight.server.app.gateway import Gateway  # noqa: E402
+from nexus_flight.server.app.replicas import shared_sessions  # noqa: E402
 from nexus_flight.server.app.security import start_security  # noqa: E402
 
 QUERY = "SELECT n_name FROM nation WHERE n_nationkey = 7"
@@ -88,7 +89,9 @@ def main() -> None:
         # Tickets stay readable until idle for handle_ttl_seconds: room for every query of the run.
         settings = ServerSettings(port=0, data_dir=data, max_tickets=1_000_000, max_tickets_per_client=1_000_000)
         open_gw = Gateway(settings).start()
-        secured = Gateway(settings, authenticator=security.authenticator, access=security.access).start()
+        # As `serve` does with its catalog: a signed-in session's options are read from the catalog on every call.
+        secured = Gateway(settings, authenticator=security.authenticator, access=security.access,
+                          sessions=shared_sessions(store)).start()
         try:
             plain, guarded = flight.FlightClient(open_gw.location), flight.FlightClient(secured.location)
             header = guarded.authenticate_basic_token("bob", PASSWORD)

@@ -21,6 +21,7 @@ from nexus_flight.catalog.history_writer import HistoryWriter
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.security_generation import bump_generation
 from nexus_flight.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,13 @@ def _cut(text: str | None, length: int) -> str | None:
 
 
 def audit(session: Session, kind: str, actor: str | None, subject: str | None = None, **extra: Any) -> None:
-    """Add one event to the catalog in the caller's transaction."""
+    """Add one event to the catalog in the caller's transaction, and move the security generation with it.
+
+    Every change to users, roles, grants, keys, tokens and policies is audited here, so the generation moves
+    exactly when replicas' identity snapshots fall behind.
+    """
     session.add(AuditRecord(kind, actor, subject, **extra).row())
+    bump_generation(session)
 
 
 class AuditLog:

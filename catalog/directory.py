@@ -10,6 +10,7 @@ per query the server reports.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
+from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
 
@@ -94,6 +96,21 @@ class CatalogBackend(Backend):
         """The source's ``memory_limit`` option, if it sets one."""
         value = self.info.options.get("memory_limit")
         return str(value) if value else None
+
+    @property
+    def identifier_rules(self) -> IdentifierRules:
+        """How the source compares names: its dialect's, or where its server decides, the live backend's.
+
+        Such a source is opened to ask its server; one that cannot be reached compares table names exactly
+        (refusing more, never less) until it can.
+        """
+        rules = identifier_rules(self.dialect)
+        try:
+            if not family_class(self.info.type).identifiers_from_server:
+                return rules
+            return rules_of(self._backend())
+        except GatewayError:
+            return dataclasses.replace(rules, tables_exact=True)
 
     def pool_sizes(self) -> tuple[int, int] | None:
         """The pool of the source's backend, once it is open."""

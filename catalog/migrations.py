@@ -96,6 +96,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "sign-ins the gateway issued tokens for (listing a user's live tokens)", add_tables=("sign_ins",)),
     Migration(
         7,
+        "security_generation: moved by every change to users, roles, grants, keys, tokens and policies",
+        add_tables=("security_generation",),
+        apply=lambda conn: _start_security_generation(conn),
+    ),
+    Migration(
+        8,
         "the ticket each query ran from, on query_history (a cancel learns the query already ended)",
         add_columns={"query_history": ("ticket_sha256",)},
         apply=lambda conn: _create_index(conn, "query_history", "ix_query_history_ticket_sha256"),
@@ -180,6 +186,11 @@ def _add_admin_role(conn: Connection) -> None:
     roles = Base.metadata.tables["roles"]
     conn.execute(roles.insert().values(name="admin", description="reads and manages everything (built in)",
                                        limits={}, origin="builtin", created_at=utcnow()))
+
+
+def _start_security_generation(conn: Connection) -> None:
+    """The counter's one row."""
+    conn.execute(Base.metadata.tables["security_generation"].insert().values(id=1, generation=0))
 
 
 def _create_initial(conn: Connection) -> None:

@@ -290,6 +290,19 @@ class RevokedToken(Base):
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SecurityGeneration(Base):
+    """One row counting the changes to users, roles, grants, keys, tokens and policies.
+
+    Every such change moves it in its own transaction, so a replica sees at once whether its identity snapshot is
+    behind: on SQLite by reading it only when ``PRAGMA data_version`` says another connection committed.
+    """
+
+    __tablename__ = "security_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class LiveSignIn(Base):
     """A sign-in the gateway issued tokens for (Handshake or service token): what listing live tokens shows.
 

@@ -18,7 +18,7 @@ from nexus_flight.catalog.audit import KINDS, search_audit
 from nexus_flight.catalog.cli import common_options, key_value_pairs, parse_since, run_action, secret_value
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.tokens import record_sign_in, revoke_token, signing_keys
+from nexus_flight.catalog.tokens import live_tokens, record_sign_in, revoke_token, signing_keys
 from nexus_flight.catalog.users import (
     add_role,
     add_user,
@@ -157,8 +157,10 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     command(keys, "list", _keys_list, "list API keys (never their secrets)").add_argument("--owner")
     command(keys, "revoke", _keys_revoke, "refuse a key from now on").add_argument("id")
 
-    tokens = subparsers.add_parser("tokens", help="issue and revoke bearer tokens").add_subparsers(
+    tokens = subparsers.add_parser("tokens", help="list, issue and revoke bearer tokens").add_subparsers(
         dest="tokens_command", required=True)
+    command(tokens, "list", _tokens_list, "live sign-ins: id, user, method, times (never a token)").add_argument(
+        "--user", help="only this user's")
     issue = command(tokens, "issue", _tokens_issue, "a bearer token for a service; shown once")
     issue.add_argument("user")
     issue.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds (default one day)")
@@ -359,6 +361,14 @@ def _tokens_issue(args: argparse.Namespace) -> int:
         print("Store this token now: it is shown only once.", file=sys.stderr)
         return {"user": user.name, "session": claims.session_id, "roles": list(claims.roles),
                 "expires_at": datetime.fromtimestamp(claims.expires_at, UTC), "token": token}
+
+    return run_action(args, action)
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    def action(store: CatalogStore):
+        user = get_user(store, args.user).name if args.user else None  # an unknown user is an error, not "none"
+        return [token.shown() for token in live_tokens(store, user)]
 
     return run_action(args, action)
 

@@ -1,8 +1,9 @@
 """Administration actions on the wire: ``DoAction`` types starting ``nexus.`` go to the installed administration.
 
-The actions themselves (users, roles, grants, keys; JSON bodies; admins only) are ``server.security``'s
-(``server/security/administration.py``); the Flight server knows them through this protocol. With none installed
-(authentication off, so there is no admin) every such action is PERMISSION_DENIED.
+The actions themselves (users, roles, grants, keys, tokens; JSON bodies; admins only, but for a user's own
+tokens) are ``server.security``'s (``server/security/administration.py``); the Flight server knows them through
+this protocol. With none installed (authentication off, so there is no admin) every such action is
+PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ PREFIX = "nexus."
 class Administration(Protocol):
     """The administration actions as the Flight server sees them."""
 
-    def actions(self) -> dict[str, str]:
-        """Action type -> its description (listed to admins only)."""
+    def actions_for(self, principal: Principal) -> dict[str, str]:
+        """Action type -> its description, for the actions ``principal`` may call (an admin: all)."""
 
     def run(self, kind: str, body: bytes, principal: Principal) -> bytes:
         """Run an action for ``principal``; return its answer (refusing anyone who is no admin)."""
@@ -39,7 +40,7 @@ def run_administration(administration: Administration | None, kind: str, body: b
 
 
 def listed_actions(administration: Administration | None, principal: Principal) -> list[tuple[str, str]]:
-    """The administration actions ``principal`` is shown by ListActions: all of them to an admin, else none."""
-    if administration is None or not (principal.authenticated and principal.is_admin):
+    """The administration actions ``principal`` is shown by ListActions: exactly those it may call."""
+    if administration is None or not principal.authenticated:
         return []
-    return sorted(administration.actions().items())
+    return sorted(administration.actions_for(principal).items())

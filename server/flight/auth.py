@@ -212,12 +212,20 @@ class IdentityMiddleware(flight.ServerMiddleware):
         self.sign_in = sign_in
         self.address = address
         self.cookie = cookie
+        #: A session cookie this call gives a caller without sign-in or cookie (``set-cookie``; DoAction only).
+        self.new_cookie: str | None = None
 
     def sending_headers(self) -> dict[str, str]:
-        """The ``authorization: Bearer`` header every client looks for (Handshake, or a refreshed token)."""
+        """The ``authorization: Bearer`` header every client looks for (Handshake, or a refreshed token).
+
+        And the session cookie a call without sign-in or cookie is given (``session_cookie_given``).
+        """
+        headers = {}
         if self.sign_in is not None and self.sign_in.token:
-            return {"authorization": f"Bearer {self.sign_in.token}"}
-        return {}
+            headers["authorization"] = f"Bearer {self.sign_in.token}"
+        if self.new_cookie is not None:
+            headers["set-cookie"] = f"{SESSION_COOKIE}={self.new_cookie}; Path=/; HttpOnly"
+        return headers
 
 
 class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
@@ -242,9 +250,15 @@ class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
             address = forwarded.split(",")[0].strip()[:128] if forwarded else None
         cookie = _cookie(headers, SESSION_COOKIE)
         try:
-            return IdentityMiddleware(self._sign_in(info, headers, address), address, cookie)
+            middleware = IdentityMiddleware(self._sign_in(info, headers, address), address, cookie)
         except GatewayError as exc:
             raise flight_error(exc) from None
+        sign_in = middleware.sign_in
+        if info.method == flight.FlightMethod.DO_ACTION and not cookie and sign_in is not None and not sign_in.session:
+            # Headers leave before the handler runs: an action that sets session options (one of DoAction's)
+            # needs its cookie ready now. A client that drops cookies simply never sends it back.
+            middleware.new_cookie = secrets.token_urlsafe(24)
+        return middleware
 
     def _sign_in(self, info: flight.CallInfo, headers: dict, address: str | None) -> SignIn | None:
         authorization = _header(headers, "authorization") or ""
@@ -274,6 +288,19 @@ def peer_address(peer: str) -> str | None:
         return None
     host = rest.rsplit(":", 1)[0]
     return host.strip("[]") or None
+
+
+def session_cookie_given(context) -> str | None:
+    """The session key of the cookie this call gives its caller (None: it has a sign-in or a cookie).
+
+    Behind a proxy a connection is the proxy's, shared by clients and not kept from one call to the next, so a
+    client without sign-in that keeps cookies (the JDBC driver, ADBC with its cookie middleware) carries its
+    session itself.
+    """
+    middleware = context.get_middleware(MIDDLEWARE_KEY)
+    if middleware is None or middleware.new_cookie is None:
+        return None
+    return f"cookie:{middleware.new_cookie}"
 
 
 def identity_of(context: flight.ServerCallContext, authenticator: Authenticator | None = None) -> Identity:

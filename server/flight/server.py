@@ -42,6 +42,7 @@ from nexus_flight.server.flight.auth import (
     IdentityMiddlewareFactory,
     OpenAuthenticator,
     identity_of,
+    session_cookie_given,
 )
 from nexus_flight.server.flight.catalog_browser import CatalogBrowser, result_schema
 from nexus_flight.server.flight.handles import HandleLimits, PreparedStatement, SignedOrigin, Ticket
@@ -628,6 +629,11 @@ class FlightSqlServer(flight.FlightServerBase):
                 continue
             session.options[name] = value.string_value
         self.sessions.save(session)
+        cookie_key = session_cookie_given(context)
+        if cookie_key is not None:  # the connection's session keeps them too, for clients that drop cookies
+            carried = self.sessions.get(cookie_key, session.principal)
+            carried.options = dict(session.options)
+            self.sessions.save(carried)
         return [result.SerializeToString()]
 
     def _valid_option(self, session: Session, name: str, value: str) -> bool:

@@ -38,7 +38,10 @@ retry on, with the time to wait in the message.
 ``flight.Flight*Error`` into its status, so each of them would reach the client as UNKNOWN with a Python exception
 name in the text. ``translate(schema_call=True)`` sends those as INVALID_ARGUMENT with the same message (a write
 command there is "read-only: … not accepted", what the Java and Go Flight SQL servers answer); the refusal is
-PERMISSION_DENIED from ``GetFlightInfo``, ``DoGet`` and ``DoPut``.
+PERMISSION_DENIED from ``GetFlightInfo``, ``DoGet`` and ``DoPut``, and a retryable limit (the query rate) is
+UNAVAILABLE there but INVALID_ARGUMENT here. No Python exception can make GetSchema send UNAVAILABLE: pyarrow
+converts it to an Arrow status without a Flight status detail, and only Arrow's own codes map to gRPC codes
+(``tests/security/test_get_schema_refusals.py``).
 
 A ticket or prepared-statement handle that was altered, cut, made up, signed by a key this catalog does not hold,
 or has expired (``signed_handles.py``) is INVALID_ARGUMENT naming which: not UNAUTHENTICATED, which would tell the

@@ -137,4 +137,5 @@ class GrantedAccess(AccessPolicy):
             return
         source = plan.source
         grants.check_query(principal, plan, self._default_schema(source),
-                           lambda db_schema, table: self._table_columns(source, db_schema, table))
+                           lambda db_schema, table: self._table_columns(source, db_schema, table),
+                           self._identifiers(source))

@@ -34,11 +34,11 @@ class QueryAccess(Protocol):
         """The columns of a table the principal may read, as ``rules.key`` of their names: None for every one."""
 
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
-                    table_columns: TableColumns) -> None:
+                    table_columns: TableColumns, rules: IdentifierRules | None = None) -> None:
         """Refuse (PERMISSION_DENIED naming the object) a planned query reading anything the principal may not.
 
         ``default_schema`` is where the plan's source resolves unqualified table names; ``table_columns`` expands
-        a ``*`` over a table of that source.
+        a ``*`` over a table of that source; ``rules`` are how the source compares names (its dialect's if None).
         """
 
     def apply_policies(self, principal: Principal, plan: QueryPlan,

@@ -35,7 +35,7 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     RetryLaterError,
 )
-from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules, identifier_rules
+from nexus_flight.core.identifiers import CASE_INSENSITIVE, IdentifierRules, rules_of
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_for
 from nexus_flight.core.sizes import parse_size
@@ -379,7 +379,7 @@ class QueryService:
     def identifiers(self, source: str) -> IdentifierRules:
         """How ``source``'s engine resolves and compares names (case-insensitive for a source not served)."""
         try:
-            return identifier_rules(self.sources.backend(source).dialect)
+            return rules_of(self.sources.backend(source))
         except GatewayError:
             return CASE_INSENSITIVE
 

@@ -81,8 +81,9 @@ class SharedOptions(Protocol):
         ...
 
 
-#: Session keys that name the same client on every replica: a sign-in, an OIDC token, a cookie.
-_SHAREABLE = ("sid:", "oidc:", "cookie:")
+#: Session keys that name the same client on every replica: a sign-in, an OIDC token, a cookie, the random token
+#: a Handshake gets without authentication.
+_SHAREABLE = ("sid:", "oidc:", "cookie:", "token:")
 
 
 def shareable(key: str) -> bool:

@@ -2,7 +2,8 @@
 
 A query's names are resolved by the engine's identifier rules (``core/identifiers.py``) before they are looked
 up; DuckDB and SQLite find ``STAFF`` as ``staff``, so where the source's metadata holds the name in another case,
-the listed name is the one asked for. PostgreSQL-family engines compare exactly: only the exact name is.
+the listed name is the one asked for. PostgreSQL-family engines, and MySQL/MariaDB with
+``lower_case_table_names=0``, compare exactly: only the exact name is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.core.errors import GatewayError
-from nexus_flight.core.identifiers import identifier_rules
+from nexus_flight.core.identifiers import rules_of
 
 
 def resolved_table_schema(backend: Any, db_schema: str, table: str) -> pa.Schema | None:
@@ -21,11 +22,11 @@ def resolved_table_schema(backend: Any, db_schema: str, table: str) -> pa.Schema
         return backend.table_schema(db_schema, table)
     except GatewayError:
         pass
-    rules = identifier_rules(backend.dialect)
-    if rules.exact:
+    rules = rules_of(backend)
+    if rules.table_names_exact:
         return None
     try:
-        listed = [t for t in backend.list_tables(db_schema) if rules.same(t.name, table)]
+        listed = [t for t in backend.list_tables(db_schema) if rules.same_table(t.name, table)]
         return backend.table_schema(listed[0].db_schema, listed[0].name) if listed else None
     except GatewayError:
         return None

@@ -71,7 +71,7 @@ def _has_column(tables: Iterable[TableRef], name: str, default_schema: str | Non
 
 def _within(grant: str | None, name: str | None, rules: IdentifierRules) -> bool:
     """Whether a grant's schema or table (None: any) reaches ``name`` (None: unknown, reached by any)."""
-    return grant is None or name is None or rules.same(grant, name)
+    return grant is None or name is None or rules.same_table(grant, name)
 
 
 class GrantAccess:
@@ -147,7 +147,7 @@ class GrantAccess:
         return _Reach(frozenset(columns)) if found else None
 
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
-                    table_columns: TableColumns) -> None:
+                    table_columns: TableColumns, rules: IdentifierRules | None = None) -> None:
         """Refuse a planned query reading a table or column the principal may not read.
 
         Reads the plan's tables and columns (``QueryPlan.references``, worked out once per plan); a ``*`` over a
@@ -164,7 +164,7 @@ class GrantAccess:
         if plan.query is None:  # only with the validator off: what it reads cannot be told, so it is refused
             raise InvalidQueryError("the query cannot be checked against the grants: sqlglot cannot parse it")
         refs = plan.references
-        rules = identifier_rules(plan.dialect)
+        rules = rules or identifier_rules(plan.dialect)
         if catalog.lower() == SYSTEM_CATALOG:
             self._check_system(refs)
             return

@@ -40,7 +40,7 @@ from nexus_flight.catalog.users import (
 )
 from nexus_flight.core.errors import ConfigError, ForbiddenError, UnsupportedError
 from nexus_flight.server.query.principal import Principal
-from nexus_flight.server.security.token_actions import TOKEN_ACTIONS, TokenActions
+from nexus_flight.server.security.token_actions import OWN_TOKEN_ACTIONS, TOKEN_ACTIONS, TokenActions
 
 #: A field's JSON type: ``str``, ``list`` (of strings), ``dict`` (an object), ``bool``, ``int``.
 _Fields = Mapping[str, tuple[type, bool]]  # name -> (type, required)
@@ -188,11 +188,18 @@ class CatalogAdministration:
         self.refresh = refresh
         self.tokens = tokens
 
-    def actions(self) -> dict[str, str]:
-        """Action type -> what it does and the fields of its body."""
-        listed = {kind: action.description for kind, action in ACTIONS.items()}
+    def actions_for(self, principal: Principal) -> dict[str, str]:
+        """Action type -> what it does and the fields of its body, for the actions ``principal`` may call.
+
+        An admin may call them all; any other signed-in principal, the token actions on its own tokens.
+        """
+        if not principal.authenticated:
+            return {}
+        admin = principal.is_admin
+        listed = {kind: action.description for kind, action in ACTIONS.items()} if admin else {}
         if self.tokens is not None:
-            listed.update({kind: action.description for kind, action in TOKEN_ACTIONS.items()})
+            listed.update({kind: action.description for kind, action in TOKEN_ACTIONS.items()
+                           if admin or kind in OWN_TOKEN_ACTIONS})
         return listed
 
     def run(self, kind: str, body: bytes, principal: Principal) -> bytes:
@@ -205,7 +212,7 @@ class CatalogAdministration:
             NotFoundError: the object it names does not exist.
 
         """
-        if self.tokens is not None and kind in TOKEN_ACTIONS and principal.authenticated:
+        if self.tokens is not None and kind in self.actions_for(principal) and kind in TOKEN_ACTIONS:
             answer = self.tokens.run(kind, parse_body(body, TOKEN_ACTIONS[kind].fields), principal)
             self.refresh()
             return _json(answer)

@@ -105,6 +105,7 @@ class CatalogAuthenticator:
 
     def password(self, user: str, password: str, address: str | None) -> SignIn:
         """Basic credentials (a password, or an API key given as the password): a principal and a new token."""
+        self.identities.current()
         if "api_key" in self.methods and (key := split_key(password)) is not None:
             principal = self._api_key(key[0], key[1], address)
             token, claims = self.tokens.issue(principal.name, principal.roles, "api_key", self.ttl,
@@ -140,6 +141,7 @@ class CatalogAuthenticator:
         On Handshake the same token is sent back (JDBC's token mode expects it); otherwise a gateway token past
         half of its lifetime is answered with a fresh one continuing the same sign-in.
         """
+        self.identities.current()
         if (key := split_key(token)) is not None and "api_key" in self.methods:
             principal = self._api_key(key[0], key[1], address)
             return SignIn(principal, f"key:{key[0]}@", token if handshake else None)
@@ -161,6 +163,7 @@ class CatalogAuthenticator:
 
     def certificate(self, name: str, address: str | None) -> SignIn:
         """A verified client certificate naming a user (its first SAN, else its CN)."""
+        self.identities.current()
         record = self.identities.users.get(name)
         try:
             if "mtls" not in self.methods:

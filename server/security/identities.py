@@ -1,10 +1,13 @@
 """What the gateway knows of users, roles, grants, API keys and revoked tokens: a snapshot of the catalog, kept fresh.
 
-Every call is authenticated against this snapshot (a dict lookup), never against the catalog database, so a
-slow or busy catalog never slows a query down. A background thread reloads it every ``refresh_seconds``: a
-revocation, a disabled user or a new key made on another replica or with the CLI takes effect here within that
-time; made through this gateway, at once. The same thread writes, coalesced, when users last signed in and keys
-were last used.
+Every call is authenticated against this snapshot (a dict lookup), never against the catalog's tables. Before
+each call :meth:`IdentityCache.current` asks the catalog's security generation whether anything changed (on a
+SQLite catalog one ``PRAGMA data_version``, microseconds; on PostgreSQL what the last notification said, a memory
+read) and reloads the snapshot at once when it did: a revocation, a disabled user or a new key made on another
+replica or with the CLI takes effect on the very next call (on PostgreSQL, once its notification arrived). A
+background thread also reloads it every ``refresh_seconds``, which alone carries changes where the catalog cannot
+tell (another database, or the PostgreSQL listener down).
+The same thread writes, coalesced, when users last signed in and keys were last used.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from nexus_flight.catalog.api_keys import ApiKeyRow, key_rows, touch_keys
 from nexus_flight.catalog.grants import GrantInfo, list_grants
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.policies import PolicyInfo, list_policies
+from nexus_flight.catalog.security_generation import read_generation, watch_generation
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import (
     extend_sign_ins,
@@ -60,10 +64,30 @@ class IdentityCache:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._refreshes = 0
+        self._generation: int | None = None
+        self._refresh_lock = threading.Lock()
+        self._watch = watch_generation(store)
         self.refresh()
+
+    def current(self) -> None:
+        """Reload the snapshot now if the catalog's security generation moved since it was read (before a call)."""
+        generation = self._watch.generation()
+        if generation is not None and generation != self._generation:
+            with self._refresh_lock:  # calls arriving meanwhile wait for the one reload, then see it
+                if generation != self._generation:
+                    try:
+                        self._refresh()
+                    except Exception as exc:  # the catalog is down: the call goes on with the last snapshot
+                        log.warning("could not reload users and keys from the catalog: %s", type(exc).__name__)
 
     def refresh(self) -> None:
         """Read users, roles, keys and revocations from the catalog now."""
+        with self._refresh_lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        # The generation first: a change committed while the tables are read moves it past this value again.
+        generation = read_generation(self.store)
         users, roles = sign_in_records(self.store)
         keys, revoked = key_rows(self.store), revoked_token_ids(self.store)
         grants: dict[str, list[GrantInfo]] = {}
@@ -75,6 +99,7 @@ class IdentityCache:
         with self._pending_lock:
             self._revoked = frozenset(revoked | self._revoked_here)
             self._revoked_here -= revoked  # once the catalog has them, the local copy is not needed
+        self._generation = generation
 
     def is_revoked(self, token_id: str) -> bool:
         """Whether a sign-in was revoked."""
@@ -130,6 +155,7 @@ class IdentityCache:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._write_pending()
+        self._watch.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -42,7 +42,7 @@ from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
-from nexus_flight.core.identifiers import IdentifierRules, identifier_rules
+from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.references import table_ref
 from nexus_flight.server.query.principal import Principal
@@ -163,14 +163,14 @@ class PolicyRewriter:
 
     def kinds(self, backend_of: BackendOf, source: str, db_schema: str | None,
               rules: IdentifierRules) -> Mapping[str, str]:
-        """The tables and views of a schema (every schema for None), ``rules.key`` of a name -> ``TABLE``/``VIEW``.
+        """The tables and views of a schema (every schema for None), ``rules.table_key`` of a name -> its kind.
 
         Where two names share a key (the engine would not tell them apart) a view wins: refused, never read.
         """
         def read() -> Mapping[str, str]:
             found: dict[str, str] = {}
             for info in backend_of(source).list_tables(db_schema):
-                key = rules.key(info.name)
+                key = rules.table_key(info.name)
                 if found.get(key) != "VIEW":
                     found[key] = info.table_type.upper()
             return found
@@ -193,6 +193,14 @@ class PolicyRewriter:
         return found
 
 
+def _source_rules(backend_of: BackendOf, plan: QueryPlan) -> IdentifierRules:
+    """How the plan's source compares names: its backend's rules, or its dialect's when it is not served."""
+    try:
+        return rules_of(backend_of(plan.source))
+    except GatewayError:
+        return identifier_rules(plan.dialect)
+
+
 class _Rewrite:
     """One rewrite of one plan for one principal."""
 
@@ -203,10 +211,10 @@ class _Rewrite:
         self.plan = plan
         self.backend_of = backend_of
         self.default_schema = default_schema
-        self.rules = identifier_rules(plan.dialect)
+        self.rules = _source_rules(backend_of, plan)
         self.by_table: dict[str, list[PolicyInfo]] = {}
         for policy in policies:
-            self.by_table.setdefault(self.rules.key(policy.table), []).append(policy)
+            self.by_table.setdefault(self.rules.table_key(policy.table), []).append(policy)
 
     def sql(self) -> str | None:
         plan = self.plan
@@ -259,7 +267,7 @@ class _Rewrite:
         ref = table_ref(node, self.rules)
         schema = ref.db_schema or self.default_schema
         kind = self.owner.kinds(self.backend_of, self.plan.source, schema, self.rules).get(
-            self.rules.key(ref.base_name))
+            self.rules.table_key(ref.base_name))
         if kind != "TABLE":
             shown = ".".join(p for p in (self.plan.source, schema, ref.name) if p)
             what = "a view" if kind == "VIEW" else "not a table of the source"
@@ -268,10 +276,10 @@ class _Rewrite:
 
     def _matching(self, node: exp.Table) -> list[PolicyInfo]:
         ref = table_ref(node, self.rules)
-        candidates = self.by_table.get(self.rules.key(ref.base_name), ())
+        candidates = self.by_table.get(self.rules.table_key(ref.base_name), ())
         schema = ref.db_schema or self.default_schema
         # Without a schema (and no default), every schema's policies on the name apply: more, never fewer.
-        return [p for p in candidates if not schema or self.rules.same(p.db_schema, schema)]
+        return [p for p in candidates if not schema or self.rules.same_table(p.db_schema, schema)]
 
     def _derived(self, node: exp.Table, policies: list[PolicyInfo]) -> exp.Subquery:
         ref = table_ref(node, self.rules)

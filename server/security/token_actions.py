@@ -9,10 +9,10 @@ Unlike the other administration actions, a signed-in user may list and revoke th
   every token of a user so far (another user's: admins only);
 - ``nexus.tokens.issue`` ``{user, ttl_seconds, roles?}``: a service token, answered once (admins only).
 
-A revocation is written to the catalog and applies on this gateway at once; every replica sharing the catalog
-refuses the token from its next identity refresh (``[server.auth] refresh_seconds``), since tokens are checked
-against that snapshot of the catalog, never the database, on each call. Each is an audit event by
-``flight:<user>``.
+A revocation is written to the catalog and applies on this gateway at once, and on every replica sharing a SQLite
+catalog from its very next call (it moves the catalog's security generation, which each call checks); on a
+PostgreSQL catalog once its notification reaches the replica (``catalog/security_generation.py``). Each is an
+audit event by ``flight:<user>``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ TOKEN_ACTIONS: dict[str, TokenAction] = {
     "nexus.tokens.issue": TokenAction("Issue a service token, answered once (admins): {user, ttl_seconds, roles?}",
                                       {"user": (str, True), "ttl_seconds": (int, True), "roles": (list, False)}),
 }
+
+#: The token actions any signed-in principal may call on its own tokens (the others: admins only).
+OWN_TOKEN_ACTIONS = frozenset({"nexus.tokens.list", "nexus.tokens.revoke"})
 
 
 class TokenActions:
@@ -95,6 +98,7 @@ class TokenActions:
         session_id = body.get("id") or principal.sign_in_id
         if session_id is None:
             raise ConfigError("this call carries no gateway token to revoke: give 'id' or 'user'", field="id")
+        self.authenticator.identities.write_pending()  # a sign-in made here moments ago is revocable too
         found = sign_in_of(self.store, session_id)
         if found is None or (found.user != principal.name and not principal.is_admin):
             raise NotFoundError(f"no sign-in with id {session_id[:64]!r}")

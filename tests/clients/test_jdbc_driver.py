@@ -100,7 +100,22 @@ def jdbc(clients_gateway, tls_gateway, pki, tmp_path_factory, query_events) -> d
     path = tmp_path_factory.mktemp("jdbc") / "scenarios.tsv"
     lines = ["\t".join(s) for s in _scenarios(clients_gateway, tls_gateway, pki)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return toolchain.run_lines([*command, str(path)])
+    sessions = clients_gateway.server.sessions
+    served: list[tuple[str, dict]] = []
+    original = sessions.get
+
+    def recording(key, principal=None):
+        session = original(key, principal)
+        served.append((key, dict(session.options)))
+        return session
+
+    sessions.get = recording  # which session each of the driver's calls was served in
+    try:
+        records = toolchain.run_lines([*command, str(path)])
+    finally:
+        del sessions.get
+    records["sessions_served"] = served
+    return records
 
 
 
@@ -432,3 +447,14 @@ def test_catalog_property_switches_the_source(jdbc):
 def test_set_catalog_switches_the_source(jdbc):
     assert ok(jdbc, "set_catalog")["catalog"] == "pg"
     assert rows(ok(jdbc, "set_catalog_query")) == [(3,)]
+
+
+def test_the_catalog_property_session_is_keyed_by_what_every_replica_shares(jdbc):
+    """Without sign-in the driver's session (here the catalog it connected with) is keyed by the token of its
+    Handshake, or the cookie the gateway gave: never by the connection, which behind a proxy is the proxy's."""
+    from nexus_flight.server.query.session import shareable
+
+    ok(jdbc, "catalog_property_query")
+    with_catalog = [key for key, options in jdbc["sessions_served"] if options.get("catalog") == "pg"]
+    assert with_catalog and all(shareable(k) for k in with_catalog), with_catalog
+    assert len(with_catalog) > 1  # the calls after SetSessionOptions were served in it

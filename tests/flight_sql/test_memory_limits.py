@@ -178,3 +178,49 @@ def test_a_postgres_batch_over_the_limit_fails_clearly_without_the_gateway_holdi
         assert cur.fetchall() == [(1,)]
     assert gw.service.memory_budget.used == 0
 
+
+
+@pytest.fixture
+def spill_settings_restored():
+    """A gateway started with its own spill cap sets it for the process: the next tests get the old one back."""
+    from nexus_flight.backends import duckdb_engine
+
+    saved = (duckdb_engine._INSTANCES.root, duckdb_engine._INSTANCES.max_size, duckdb_engine._INSTANCES.idle)
+    yield
+    duckdb_engine.configure_spill(*saved)
+
+
+def test_a_query_spilling_past_its_disk_cap_is_stopped_naming_the_cap(
+    make_gateway, wide_db, tmp_path, spill_settings_restored
+):
+    """DuckDB's own max_temp_directory_size lets this grouping write hundreds of MB; the gateway's cap holds."""
+    from nexus_flight.backends.spill_guard import disk_use
+
+    gw = make_gateway(sources=(wide_source(wide_db, memory_limit="40MB"),), demo_scale=None,
+                      data_dir=tmp_path, max_temp_directory_size="24MB")
+    heavy = "SELECT count(*) AS n, max(s) AS hi FROM (SELECT s, count(*) AS c FROM wide.main.t GROUP BY s) WHERE c = 1"
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], disk_use(str(tmp_path / "spill")))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+            with pytest.raises(flightsql.Error) as info:
+                cur.execute(heavy)
+                cur.fetchall()
+            cur.execute("SELECT count(*) FROM wide.main.t WHERE i < 10")  # the source goes on serving
+            assert cur.fetchall() == [(10,)]
+    finally:
+        done.set()
+        sampler.join()
+    message = str(info.value)
+    assert "max_temp_directory_size=24MB" in message and "INVALID_ARGUMENT" in message, message
+    assert "Traceback" not in message
+    assert peak[0] <= 2 * 24 * 2**20 + 64 * 2**20, f"spilled {peak[0] / 2**20:.0f} MB past a 24 MB cap"
+    print(f"peak spill {peak[0] / 2**20:.1f} MB")
+    assert gw.service.memory_budget.used == 0

