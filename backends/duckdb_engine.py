@@ -618,11 +618,9 @@ class DuckDBExecution(Execution):
         return self._reader
 
     def _spill_over(self) -> None:
-        """The spill folder passed the cap: stop the query (it fails naming the cap)."""
-        with self._lock:
-            self._spilled_over = True
-            if not self._closed:
-                self._cursor.interrupt()
+        """The spill folder passed the cap: stop the query (it fails naming the cap, not as cancelled)."""
+        self._spilled_over = True  # read only after the interrupt below ends the engine's work
+        self.cancel()
 
     def _spill_error(self) -> LimitExceededError:
         size = self._spill.max_size if self._spill is not None else "?"
