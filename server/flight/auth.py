@@ -294,7 +294,7 @@ def session_cookie_given(context) -> str | None:
     """The session key of the cookie this call gives its caller (None: it has a sign-in or a cookie).
 
     Behind a proxy a connection is the proxy's, shared by clients and not kept from one call to the next, so a
-    client without sign-in that keeps cookies (the JDBC driver, ADBC with its cookie middleware) carries its
+    client without sign-in or Handshake token that keeps cookies (ADBC with its cookie middleware) carries its
     session itself.
     """
     middleware = context.get_middleware(MIDDLEWARE_KEY)
