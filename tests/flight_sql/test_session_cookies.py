@@ -2,8 +2,8 @@
 
 Behind a proxy a connection is the proxy's: shared by clients, and not kept from one call to the next. A client
 without sign-in that sets session options gets an ``arrow_flight_session_id`` cookie; clients that keep cookies
-(the JDBC driver, ADBC with its cookie middleware) carry their session to any connection and any replica. A client
-that handshakes (the JDBC driver with a user name, ``authenticate_basic_token``) gets a token that keys its session
+(ADBC with its cookie middleware) carry their session to any connection and any replica. A client
+that handshakes (the JDBC driver, ``authenticate_basic_token``) gets a token that keys its session
 on every replica sharing the catalog.
 """
 
@@ -22,7 +22,7 @@ from tests.support import flightsql_raw as raw
 
 
 class _Cookies(flight.ClientMiddlewareFactory):
-    """Keeps the cookies a server sets and sends them back, as a browser or the JDBC driver does."""
+    """Keeps the cookies a server sets and sends them back, as a browser does."""
 
     def __init__(self, jar: dict[str, str] | None = None) -> None:
         self.jar = jar if jar is not None else {}
