@@ -49,6 +49,14 @@ def _pump(stream, into: list[str]) -> None:
         into.append(line.rstrip("\n"))
 
 
+def share_demo(data_dir: Path, demo_data_dir: Path) -> Path:
+    """Link the session's demo database into ``data_dir``: a served gateway then skips generating its own."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for demo in demo_data_dir.glob("tpch_*.duckdb"):
+        (data_dir / demo.name).symlink_to(demo)
+    return data_dir
+
+
 def serve(data_dir: Path, *flags: str, seconds: float = 60) -> Served:
     """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens."""
     command = ["nexus-flight", "serve", "--data-dir", str(data_dir), "--port", "0", *flags]
