@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from nexus_flight.catalog.tokens import live_tokens
 from nexus_flight.core.settings import AuthSettings
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, sign_in
+from tests.support.services import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,19 +32,23 @@ def nexus(store):
     return run
 
 
-def listed(nexus, *argv: str, count: int) -> list[dict]:
-    """``tokens list --json`` once it shows ``count`` sign-ins (a gateway writes new ones within its refresh)."""
-    deadline = time.monotonic() + 10
-    while True:
-        done = nexus("tokens", "list", *argv, "--json")
-        assert done.returncode == 0, done.stderr
-        found = json.loads(done.stdout)
-        if len(found) == count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+def settled(store, count: int, user: str | None = None) -> None:
+    """Wait until the catalog holds ``count`` live sign-ins (a gateway writes new ones within its refresh)."""
+    assert wait_until(lambda: len(live_tokens(store, user)) == count, 10), live_tokens(store, user)
 
 
-def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus):
+def together(nexus, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
+    """Run commands that only read the catalog side by side: each is a process start, mostly imports."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda argv: nexus(*argv), commands))
+
+
+def shown(done: subprocess.CompletedProcess) -> list[dict]:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus, store):
     secured = secure_gateway(auth=AuthSettings(enabled=True, refresh_seconds=0.2))
     client = secured.client()
     tokens = [sign_in(client, "bob", BOB_PASSWORD), sign_in(client, "bob", BOB_PASSWORD),
@@ -52,15 +58,16 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
     service = json.loads(issued.stdout)
     tokens.append(service["token"])
 
-    bob = listed(nexus, "--user", "bob", count=3)
+    settled(store, 4)
+    bob, everyone, table = together(nexus, ("tokens", "list", "--user", "bob", "--json"), ("tokens", "list", "--json"),
+                                    ("tokens", "list"))
+    bob, everyone = shown(bob), shown(everyone)
     assert len(bob) == 3 and {t["user"] for t in bob} == {"bob"}
     assert sorted(t["method"] for t in bob) == ["password", "password", "token"]
     assert service["session"] in {t["id"] for t in bob}
     assert all(t["expires_at"] > t["issued_at"] for t in bob)
-    everyone = listed(nexus, count=4)
-    assert {t["user"] for t in everyone} == {"alice", "bob"}
+    assert len(everyone) == 4 and {t["user"] for t in everyone} == {"alice", "bob"}
 
-    table = nexus("tokens", "list")
     assert table.returncode == 0 and table.stdout.split("\n")[0].split() == [
         "ID", "USER", "METHOD", "KEY_ID", "ISSUED_AT", "EXPIRES_AT"]
     for output in (json.dumps(bob), json.dumps(everyone), table.stdout, table.stderr):
@@ -68,11 +75,15 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
 
     revoked = nexus("tokens", "revoke", "--token", "${env:THE_TOKEN}", env={"THE_TOKEN": service["token"]})
     assert revoked.returncode == 0, revoked.stderr
-    assert service["session"] not in {t["id"] for t in listed(nexus, "--user", "bob", count=2)}
+    settled(store, 2, "bob")
+    left = shown(nexus("tokens", "list", "--user", "bob", "--json"))
+    assert len(left) == 2 and service["session"] not in {t["id"] for t in left}
     assert nexus("tokens", "revoke", "--user", "bob").returncode == 0
-    assert listed(nexus, "--user", "bob", count=0) == []
-    assert [t["user"] for t in listed(nexus, count=1)] == ["alice"]
+    settled(store, 1)
+    bob, everyone, unknown = together(nexus, ("tokens", "list", "--user", "bob", "--json"),
+                                      ("tokens", "list", "--json"), ("tokens", "list", "--user", "nobody"))
+    assert shown(bob) == []
+    assert [t["user"] for t in shown(everyone)] == ["alice"]
 
-    unknown = nexus("tokens", "list", "--user", "nobody")
     assert unknown.returncode == 2 and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr
     client.close()
