@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import duckdb
@@ -9,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.flightsql_upstreams import running_roapi
+from tests.support.snowflake_reference import running_fakesnow
 from tests.support.tpch import TPCH_TABLES
 
 TPCH_SCHEMA = "nexus_tpch"
@@ -197,3 +200,104 @@ def normalized(table: pa.Table) -> list[tuple]:
         return v
 
     return [tuple(norm(v) for v in row.values()) for row in table.to_pylist()]
+
+
+# -- Sources shared by the backend modules (each would otherwise start or build its own) ----------------------
+
+#: The TPC-H tables ROAPI serves.
+ROAPI_TABLES = ("region", "nation", "customer", "orders", "lineitem")
+
+
+@pytest.fixture(scope="session")
+def roapi(tpch_dir):
+    """ROAPI serving the TPC-H parquet files."""
+    with running_roapi({t: tpch_dir / f"{t}.parquet" for t in ROAPI_TABLES}) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "tpch.db"
+    con = sqlite3.connect(path)
+    for t in TPCH_TABLES:
+        data = tpch_table(tpch_dir, t)
+        columns = []
+        for f in data.schema:
+            kind = "REAL" if pa.types.is_decimal(f.type) else "INTEGER" if pa.types.is_integer(f.type) else "TEXT"
+            columns.append(f"{f.name} {kind}")
+        pk = primary_key_clause(t)
+        fk = ""
+        if t == "nation":
+            fk = ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE ON DELETE RESTRICT"
+        con.execute(f"CREATE TABLE {t} ({', '.join(columns)}{pk}{fk})")
+        rows = [
+            tuple(
+                float(v) if hasattr(v, "as_tuple") else v.isoformat() if hasattr(v, "isoformat") else v
+                for v in r.values()
+            )
+            for r in data.to_pylist()
+        ]
+        con.executemany(f"INSERT INTO {t} VALUES ({', '.join('?' * data.num_columns)})", rows)
+    con.execute("CREATE VIEW nation_names AS SELECT n_name FROM nation")
+    con.commit()
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def fakesnow():
+    with running_fakesnow() as port:
+        yield port
+
+
+def options(port, **extra):
+    return {
+        "account": "nexus",
+        "username": "fake",
+        "host": "127.0.0.1",
+        "port": port,
+        "protocol": "http",
+        "database": "NEXUS_DB",
+        "schema": "TPCH",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def loaded(fakesnow, tpch_dir):
+    """Create NEXUS_DB.TPCH with nation and region through the driver directly (the backend cannot write)."""
+    import adbc_driver_snowflake.dbapi as sf
+
+    from nexus_flight.backends.snowflake import SnowflakeConfig, _db_kwargs
+
+    kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))
+    with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS NEXUS_DB")
+        cur.execute("CREATE SCHEMA IF NOT EXISTS NEXUS_DB.TPCH")
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.REGION (r_regionkey int PRIMARY KEY, "
+            "r_name varchar, r_comment varchar)"
+        )
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.NATION (n_nationkey int PRIMARY KEY, n_name varchar, "
+            "n_regionkey int, n_comment varchar)"
+        )
+        for name in ("region", "nation"):
+            rows = tpch_table(tpch_dir, name).to_pylist()
+            values = ", ".join(
+                "("
+                + ", ".join(str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values())
+                + ")"
+                for r in rows
+            )
+            cur.execute(f"INSERT INTO NEXUS_DB.TPCH.{name.upper()} VALUES {values}")
+        cur.execute(
+            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.TYPES (i int, d number(12,2), f float, s "
+            "varchar, b boolean, "
+            "dt date, ts timestamp_ntz, v variant, bin binary)"
+        )
+        cur.execute(
+            "INSERT INTO NEXUS_DB.TPCH.TYPES SELECT 7, 1234.56, 1.5, 'x', true, '2024-02-29'::date, "
+            "'2024-01-01 12:00:00'::timestamp_ntz, parse_json('{\"k\": 1}'), to_binary('DEADBEEF', 'HEX')"
+        )
+    return fakesnow

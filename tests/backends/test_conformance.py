@@ -16,9 +16,7 @@ from nexus_flight.backends.base import Backend
 from nexus_flight.backends.registry import BACKENDS, backend_class
 from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
 from nexus_flight.core.source import QueryLimits, SourceSpec
-from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
-from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
-from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
+from tests.backends.conftest import options
 from tests.support.results import cancel_after_first_batch, plan_for, run
 
 KINDS = ("duckdb", "postgres", "mysql", "flightsql", "snowflake", "sqlite", "clickhouse", "bigquery")

@@ -24,15 +24,6 @@ from tests.support.flightsql_upstreams import running_roapi, running_sail
 from tests.support.results import cancel_after_first_batch, plan_for, run
 from tests.support.services import free_port
 
-TABLES = ("region", "nation", "customer", "orders", "lineitem")
-
-
-@pytest.fixture(scope="module")
-def roapi(tpch_dir):
-    """ROAPI serving the TPC-H parquet files."""
-    with running_roapi({t: tpch_dir / f"{t}.parquet" for t in TABLES}) as uri:
-        yield uri
-
 
 @pytest.fixture(scope="module")
 def backend(roapi):

@@ -7,10 +7,7 @@ import pyarrow as pa
 import pytest
 
 from nexus_flight.core.source import SourceSpec
-from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
-from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
-from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
+from tests.backends.conftest import TPCH_QUERIES, normalized, options
 from tests.support.mysql_reader import reader_spec
 
 
@@ -58,7 +55,7 @@ def test_mysql_through_the_gateway(make_gateway, mysql_tpch, mariadb_server):
         assert "lineitem" in {t["table_name"] for t in schemas["nexus_tpch"]["db_schema_tables"]}
 
 
-def test_sqlite_through_the_gateway(make_gateway, sqlite_file):  # noqa: F811
+def test_sqlite_through_the_gateway(make_gateway, sqlite_file):
     spec = SourceSpec("litesrc", "sqlite", {"path": str(sqlite_file)})
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn:
@@ -66,7 +63,7 @@ def test_sqlite_through_the_gateway(make_gateway, sqlite_file):  # noqa: F811
         assert table.column("n_name").to_pylist() == ["CANADA"]
 
 
-def test_flightsql_upstream_through_the_gateway(make_gateway, roapi):  # noqa: F811
+def test_flightsql_upstream_through_the_gateway(make_gateway, roapi):
     spec = SourceSpec("upstream", "flightsql", {"uri": roapi})
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn:
@@ -74,7 +71,7 @@ def test_flightsql_upstream_through_the_gateway(make_gateway, roapi):  # noqa: F
         assert table.column("n_name").to_pylist() == ["CANADA"]
 
 
-def test_snowflake_through_the_gateway(make_gateway, loaded):  # noqa: F811
+def test_snowflake_through_the_gateway(make_gateway, loaded):
     spec = SourceSpec("snow", "snowflake", options(loaded), {"password": "x"})
     gw = make_gateway(sources=(spec,), demo_scale=None)
     with flightsql.connect(gw.location, autocommit=True) as conn:

@@ -22,69 +22,9 @@ from nexus_flight.core.errors import (
     UnsupportedError,
 )
 from nexus_flight.core.source import SourceSpec
-from tests.backends.conftest import normalized, tpch_table
+from tests.backends.conftest import normalized, options
 from tests.support.results import run
 from tests.support.services import free_port
-from tests.support.snowflake_reference import running_fakesnow
-
-
-@pytest.fixture(scope="module")
-def fakesnow():
-    with running_fakesnow() as port:
-        yield port
-
-
-def options(port, **extra):
-    return {
-        "account": "nexus",
-        "username": "fake",
-        "host": "127.0.0.1",
-        "port": port,
-        "protocol": "http",
-        "database": "NEXUS_DB",
-        "schema": "TPCH",
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def loaded(fakesnow, tpch_dir):
-    """Create NEXUS_DB.TPCH with nation and region through the driver directly (the backend cannot write)."""
-    import adbc_driver_snowflake.dbapi as sf
-
-    from nexus_flight.backends.snowflake import SnowflakeConfig, _db_kwargs
-
-    kwargs = _db_kwargs(SnowflakeConfig(**{**options(fakesnow), "database": None, "schema": None}, password="x"))
-    with sf.connect(db_kwargs=kwargs, autocommit=True) as con, con.cursor() as cur:
-        cur.execute("CREATE DATABASE IF NOT EXISTS NEXUS_DB")
-        cur.execute("CREATE SCHEMA IF NOT EXISTS NEXUS_DB.TPCH")
-        cur.execute(
-            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.REGION (r_regionkey int PRIMARY KEY, "
-            "r_name varchar, r_comment varchar)"
-        )
-        cur.execute(
-            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.NATION (n_nationkey int PRIMARY KEY, n_name varchar, "
-            "n_regionkey int, n_comment varchar)"
-        )
-        for name in ("region", "nation"):
-            rows = tpch_table(tpch_dir, name).to_pylist()
-            values = ", ".join(
-                "("
-                + ", ".join(str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'" for v in r.values())
-                + ")"
-                for r in rows
-            )
-            cur.execute(f"INSERT INTO NEXUS_DB.TPCH.{name.upper()} VALUES {values}")
-        cur.execute(
-            "CREATE OR REPLACE TABLE NEXUS_DB.TPCH.TYPES (i int, d number(12,2), f float, s "
-            "varchar, b boolean, "
-            "dt date, ts timestamp_ntz, v variant, bin binary)"
-        )
-        cur.execute(
-            "INSERT INTO NEXUS_DB.TPCH.TYPES SELECT 7, 1234.56, 1.5, 'x', true, '2024-02-29'::date, "
-            "'2024-01-01 12:00:00'::timestamp_ntz, parse_json('{\"k\": 1}'), to_binary('DEADBEEF', 'HEX')"
-        )
-    return fakesnow
 
 
 @pytest.fixture(scope="module")

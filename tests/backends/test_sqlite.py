@@ -21,37 +21,8 @@ from nexus_flight.core.errors import (
     ReadOnlyViolationError,
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
-from tests.backends.conftest import TPCH_QUERIES, TPCH_TABLES, normalized, primary_key_clause, tpch_table
+from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.results import plan_for, run
-
-
-@pytest.fixture(scope="module")
-def sqlite_file(tmp_path_factory, tpch_dir) -> Path:
-    path = tmp_path_factory.mktemp("sqlite") / "tpch.db"
-    con = sqlite3.connect(path)
-    for t in TPCH_TABLES:
-        data = tpch_table(tpch_dir, t)
-        columns = []
-        for f in data.schema:
-            kind = "REAL" if pa.types.is_decimal(f.type) else "INTEGER" if pa.types.is_integer(f.type) else "TEXT"
-            columns.append(f"{f.name} {kind}")
-        pk = primary_key_clause(t)
-        fk = ""
-        if t == "nation":
-            fk = ", FOREIGN KEY (n_regionkey) REFERENCES region (r_regionkey) ON UPDATE CASCADE ON DELETE RESTRICT"
-        con.execute(f"CREATE TABLE {t} ({', '.join(columns)}{pk}{fk})")
-        rows = [
-            tuple(
-                float(v) if hasattr(v, "as_tuple") else v.isoformat() if hasattr(v, "isoformat") else v
-                for v in r.values()
-            )
-            for r in data.to_pylist()
-        ]
-        con.executemany(f"INSERT INTO {t} VALUES ({', '.join('?' * data.num_columns)})", rows)
-    con.execute("CREATE VIEW nation_names AS SELECT n_name FROM nation")
-    con.commit()
-    con.close()
-    return path
 
 
 @pytest.fixture(scope="module")
