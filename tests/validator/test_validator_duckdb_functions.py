@@ -10,8 +10,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from nexus_flight.server.query.sql.duckdb_reading import check_duckdb_reading
 from nexus_flight.server.query.sql.readonly import validate
-from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, PATH_FUNCTIONS
+from nexus_flight.server.query.sql.refusal import Refusal
+from nexus_flight.server.query.sql.rules import DENIED_FUNCTIONS, PATH_FUNCTIONS, allowed_functions
 from tests.validator.allowlists import DUCKDB_REVIEWED_TABLE_FUNCTIONS
 
 
@@ -35,3 +37,24 @@ def test_unreviewed_table_functions_are_refused(name, engine):
     with pytest.raises(Exception) as caught:
         validate(f"SELECT * FROM {name}('/etc/passwd')", "duckdb", engine=engine)
     assert caught.value.details["rule"] in ("QV-003", "QV-004", "QV-005", "QV-006")
+
+
+def _functions_named_as_unreserved_keywords() -> list[str]:
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT DISTINCT f.function_name FROM duckdb_functions() f JOIN duckdb_keywords() k "
+            "ON lower(f.function_name) = lower(k.keyword_name) WHERE k.keyword_category = 'unreserved'"
+        ).fetchall()
+    return sorted(name.lower() for (name,) in rows)
+
+
+@pytest.mark.parametrize("name", [*_functions_named_as_unreserved_keywords(), "object"])
+def test_a_call_named_as_an_unreserved_keyword_is_judged_as_a_call(name):
+    """DuckDB lets functions take its unreserved keywords' names: its own reading judges each such call."""
+    sql = f"SELECT {name}(1)"
+    if name in allowed_functions("duckdb"):
+        check_duckdb_reading(sql, None)
+    else:
+        with pytest.raises(Refusal) as refused:
+            check_duckdb_reading(sql, None)
+        assert refused.value.rule in ("QV-004", "QV-005", "QV-006", "QV-011") and f"{name}()" in str(refused.value)

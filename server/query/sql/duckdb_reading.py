@@ -10,11 +10,14 @@ reads the text first; here DuckDB's own parser and lexer read it again, and thei
   is a call (or a definition: a CTE or an alias with a column list, a type, a sampling method). Each call
   must be an allowed function (``server/query/sql/allowlists/duckdb.txt``, or the source's ``allowed_functions``); a
   denied one keeps its own rule; a file reader needs literal paths under the source's ``allowed_paths``;
-  ``current_setting`` a literal name that is not a path. Anything else is QV-011.
+  ``current_setting`` a literal name that is not a path. Anything else is QV-011. A keyword before ``(`` is
+  grammar (``IN (``, ``CAST (``, ``OVER (``) only where DuckDB reserves it, keeps it for types and column-name
+  syntax, or its grammar follows it with a parenthesis (``_GRAMMAR_UNRESERVED``); DuckDB lets functions take
+  the names of its other keywords (``object``, ``checkpoint``), so those are judged as calls.
 
 Comments, quoting, escapes and dollar strings are therefore judged as DuckDB reads them, not as sqlglot does.
-Replacement scans (``FROM '/etc/passwd'``) are sqlglot's to refuse (they are refused there); behind both,
-DuckDB runs with external access disabled.
+Replacement scans (``FROM '/etc/passwd'``) are sqlglot's to refuse (they are refused there), or, where sqlglot
+does not read the statement, ``duckdb_alone.py``'s; behind both, DuckDB runs with external access disabled.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -41,15 +45,17 @@ from nexus_flight.server.query.sql.rules import (
 )
 
 _DIALECT = "duckdb"
-_IDENTIFIER = duckdb.token_type.identifier
-_KEYWORD = duckdb.token_type.keyword
-_STRING = duckdb.token_type.string_const
-_OPERATOR = duckdb.token_type.operator
+# Token kinds as DuckDB's integer codes: comparing DuckDB's own kind objects costs a microsecond each.
+IDENTIFIER = duckdb.token_type.identifier.value
+KEYWORD = duckdb.token_type.keyword.value
+STRING = duckdb.token_type.string_const.value
+NUMERIC = duckdb.token_type.numeric_const.value
+OPERATOR = duckdb.token_type.operator.value
 _UNQUOTED = re.compile(r"[^\W\d][\w$]*")
 _READS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
-_NAME_KINDS = (_IDENTIFIER, _KEYWORD)
-#: One of DuckDB's tokens: where it starts, and its kind.
-_Token = tuple[int, Any]
+_NAME_KINDS = (IDENTIFIER, KEYWORD)
+#: One of DuckDB's tokens: where it starts, and its kind's code.
+_Token = tuple[int, int]
 #: First characters of tokens that are neither names nor keywords (operators, strings, numbers).
 _NOT_NAMES = frozenset("()[]{},;.:+-*/%<>=!~^&|#@?'$0123456789")
 #: Type names written with parentheses that DuckDB's lexer may call identifiers.
@@ -88,10 +94,60 @@ def _parser() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @functools.cache
-def _keywords() -> frozenset[str]:
+def _keyword_categories() -> dict[str, str]:
+    """DuckDB's keywords and their categories (reserved, unreserved, type_function, column_name)."""
     with _parser() as parser:
-        rows = parser.execute("SELECT keyword_name FROM duckdb_keywords()").fetchall()
-    return frozenset(name.lower() for (name,) in rows)
+        rows = parser.execute("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall()
+    return {name.lower(): category for name, category in rows}
+
+
+#: Unreserved keywords that DuckDB's grammar follows with a parenthesis. Any other unreserved keyword before
+#: one is a function's name (DuckDB lets functions have such names) and is judged as a call.
+_GRAMMAR_UNRESERVED = frozenset({"filter", "over", "sets", "rollup", "cube", "materialized", "recursive", "exclude",
+                                 "replace", "rename", "sample", "partition", "range", "rows", "groups"})
+
+
+@functools.cache
+def _grammar_keywords() -> frozenset[str]:
+    """Keywords whose ``(`` is grammar: every category but unreserved, and the unreserved ones listed above."""
+    return frozenset(n for n, c in _keyword_categories().items() if c != "unreserved") | _GRAMMAR_UNRESERVED
+
+
+@functools.cache
+def reserved_keywords() -> frozenset[str]:
+    """DuckDB's reserved keywords: words that are grammar wherever they stand, never a name or a type."""
+    return frozenset(n for n, c in _keyword_categories().items() if c == "reserved")
+
+
+@dataclass(frozen=True)
+class DuckDBReading:
+    """DuckDB's reading of one text: its lexer's tokens (start, kind), their first characters, its statements."""
+
+    text: str
+    tokens: list[_Token]
+    marks: list[str]
+    statements: list[Any]
+
+
+def read_duckdb(text: str) -> DuckDBReading:
+    """DuckDB's lexer and parser read ``text``.
+
+    Raises:
+        Refusal: QV-001 when DuckDB cannot parse it.
+
+    """
+    try:
+        tokens = [(pos, kind.value) for pos, kind in duckdb.tokenize(text)]
+        with _parser() as parser:
+            statements = parser.extract_statements(text)
+        if not text.isascii():  # DuckDB counts UTF-8 bytes; the checks below count characters
+            tokens = _in_characters(text, tokens)
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Refusal("QV-001", f"DuckDB cannot parse the statement: {message}") from None
+    # Each token's first character: "(", ";", "," and "[" start operator tokens only (no name, literal or number
+    # starts so), so these marks tell them apart without comparing token kinds.
+    return DuckDBReading(text, tokens, [text[pos] for pos, _ in tokens], statements)
 
 
 def check_duckdb_reading(
@@ -112,19 +168,26 @@ def check_duckdb_reading(
         Refusal: the first rule DuckDB's reading breaks.
 
     """
-    try:
-        tokens = duckdb.tokenize(text)
-        with _parser() as parser:
-            statements = parser.extract_statements(text)
-        if not text.isascii():  # DuckDB counts UTF-8 bytes; the checks below count characters
-            tokens = _in_characters(text, tokens)
-    except duckdb.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Refusal("QV-001", f"DuckDB cannot parse the statement: {message}") from None
-    # Each token's first character: "(", ";", "," and "[" start operator tokens only (no name, literal or number
-    # starts so), so these marks tell them apart without comparing DuckDB's token kinds, which is slow.
-    marks = [text[pos] for pos, _ in tokens]
-    _check_statements(text, tokens, marks, statements)
+    judge_duckdb_reading(read_duckdb(text), tree, extras, path_allowed)
+
+
+def judge_duckdb_reading(
+    reading: DuckDBReading,
+    tree: exp.Expression | None,
+    extras: Iterable[str] = (),
+    path_allowed: Callable[[str], bool] = lambda path: False,
+) -> None:
+    """Refuse what ``reading`` shows unless it is one query calling only allowed functions.
+
+    Without ``tree``, a name the query defines with a parenthesised list after it (a CTE or an alias with
+    columns) reads as a call, and is refused as one.
+
+    Raises:
+        Refusal: the first rule DuckDB's reading breaks.
+
+    """
+    text, tokens, marks = reading.text, reading.tokens, reading.marks
+    _check_statements(text, tokens, marks, reading.statements)
     _check_relations(text, tokens, marks)
     _Calls(text, tokens, marks, tree, frozenset(extras), path_allowed).check()
 
@@ -150,7 +213,7 @@ def _check_statements(text: str, tokens: list[_Token], marks: list[str], stateme
             raise Refusal("QV-001", "DuckDB reads more than one statement; send exactly one")
     types = [s.type for s in statements]
     if not (len(types) == 1 and types[0] in _READS):
-        pivot = any(kind == _KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
+        pivot = any(kind == KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
         if not (pivot and types == [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]):
             names = ", ".join(t.name for t in types) or "nothing"
             raise Refusal("QV-001", f"DuckDB reads this as {names}; only one query is accepted")
@@ -216,9 +279,9 @@ class _Calls:
                 self.setting(i + 2, name, line_col(text, pos))
             elif name in allowed or name in self.extras:
                 continue
-            elif name == "operator" and kind == _KEYWORD:
+            elif name == "operator" and kind == KEYWORD:
                 self.operator(i + 2)
-            elif kind == _KEYWORD and name in _keywords():
+            elif kind == KEYWORD and name in _grammar_keywords():
                 continue  # grammar: IN (, EXISTS (, AS (, OVER (, CAST (, DECIMAL (...
             elif name in _TYPE_NAMES or name in self.defined:
                 continue
@@ -243,7 +306,7 @@ class _Calls:
         found: list[str | None] = []
         if k < len(tokens) and _is(text, tokens[k], "["):
             k += 1
-            while k < len(tokens) and tokens[k][1] == _STRING:
+            while k < len(tokens) and tokens[k][1] == STRING:
                 found.append(_string(text, tokens[k][0]))
                 k += 1
                 if k < len(tokens) and _is(text, tokens[k], ","):
@@ -251,7 +314,7 @@ class _Calls:
             if not (k < len(tokens) and _is(text, tokens[k], "]")):
                 found.append(None)
             k += 1
-        elif k < len(tokens) and tokens[k][1] == _STRING:
+        elif k < len(tokens) and tokens[k][1] == STRING:
             found.append(_string(text, tokens[k][0]))
             k += 1
         closed = k < len(tokens) and (_is(text, tokens[k], ",") or _is(text, tokens[k], ")"))
@@ -264,7 +327,7 @@ class _Calls:
 
     def setting(self, k: int, name: str, where: tuple[int, int] | None) -> None:
         tokens, text = self.tokens, self.text
-        value = _string(text, tokens[k][0]) if k < len(tokens) and tokens[k][1] == _STRING else None
+        value = _string(text, tokens[k][0]) if k < len(tokens) and tokens[k][1] == STRING else None
         closed = k + 1 < len(tokens) and _is(text, tokens[k + 1], ")")
         if value is None or not closed:
             raise refuse(
@@ -285,7 +348,7 @@ def _in_characters(text: str, tokens: list[_Token]) -> list[_Token]:
 
 
 def _is(text: str, token: _Token, char: str) -> bool:
-    return token[1] == _OPERATOR and text.startswith(char, token[0])
+    return token[1] == OPERATOR and text.startswith(char, token[0])
 
 
 def _word(text: str, pos: int) -> str:
