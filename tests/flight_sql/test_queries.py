@@ -10,6 +10,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from nexus_flight.core.plan import QueryPlan
+from nexus_flight.server.query.sql import routing
+from tests.validator.tpch import TPCH_QUERIES
+
 TPCH = sorted((Path(__file__).parents[2] / "benchmarks" / "tpch").glob("q*.sql"))
 
 
@@ -32,6 +36,27 @@ def test_tpch_query_matches_duckdb_in_process(adbc, local, path):
     expected = local.execute(sql).to_arrow_table()
     assert got.num_rows > 0
     assert got.equals(expected)
+
+
+def test_plain_queries_are_served_on_duckdbs_reading_alone(adbc, local, monkeypatch):
+    """TPC-H queries without qualified names or decimals are decided on DuckDB's reading alone: they reach DuckDB
+    and answer as DuckDB in-process does, and nothing reads sqlglot's tree of them."""
+    decided, reads = [], []
+    alone, read_now = routing.decided_alone, QueryPlan._read_now
+
+    def recorded_alone(sql, *args):
+        keyword = alone(sql, *args)
+        decided.append(keyword)
+        return keyword
+
+    monkeypatch.setattr(routing, "decided_alone", recorded_alone)
+    monkeypatch.setattr(QueryPlan, "_read_now", lambda plan, read: (reads.append(plan.sql), read_now(plan, read)))
+    for number in (1, 2, 3, 4, 5, 9, 10, 12, 15, 16, 18, 19):
+        sql = TPCH_QUERIES[number] + "-- decided on DuckDB's reading alone\n"
+        cur = adbc.cursor()
+        cur.execute(sql)
+        assert cur.fetch_arrow_table().equals(local.execute(sql).to_arrow_table()), number
+    assert len(decided) == 12 and None not in decided and reads == []
 
 
 def test_every_tpch_table_is_queryable(adbc, local):

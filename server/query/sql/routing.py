@@ -34,7 +34,9 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
 from nexus_flight.server.query.sql.cache import LRU
+from nexus_flight.server.query.sql.duckdb_alone import decided_alone
 from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
+from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
 
 
 def route(
@@ -90,6 +92,10 @@ def _route(
     if validate_sql and client is None and "." not in sql:
         # Without a dot there is no qualified name, so no other source: the statement is the home source's, in
         # its dialect, and one check both parses and judges it (what the path below would do, in fewer steps).
+        if home_target.engine == "duckdb":
+            plan = _decided_by_duckdb(sql, home, home_target)
+            if plan is not None:
+                return plan
         checked = _check(sql, home_target.dialect, home_target, engine=home_target.engine)
         return _plan(home, sql, home_target.dialect, checked, True)
     read_dialect = client or home_target.dialect
@@ -146,6 +152,22 @@ def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | Non
         engine=engine,
         allowed_functions=target.allowed_functions,
     )
+
+
+def _decided_by_duckdb(sql: str, source: str, target: SourceProfile) -> QueryPlan | None:
+    """A plan of ``sql`` accepted on DuckDB's reading alone, its sqlglot tree read on first use; None if not."""
+    prefixes = tuple(normalised_prefix(p) for p in target.allowed_paths)
+    extras = tuple(sorted(f.lower() for f in target.allowed_functions))
+    keyword = decided_alone(sql, target.limits, extras, lambda path: path_allowed(path, prefixes))
+    if keyword is None:
+        return None
+
+    def read_later() -> tuple[exp.Expression, exp.Expression]:
+        # The whole validator, sqlglot's reading included: what is read later is judged as if read first.
+        analysis = _check(sql, target.dialect, target, engine=target.engine)
+        return analysis.tree, analysis.query
+
+    return QueryPlan(source, sql, 0, target.dialect, keyword=keyword, validated=True, read_later=read_later)
 
 
 def _plan(source: str, sql: str, dialect: str, analysis: Analysis, validated: bool) -> QueryPlan:

@@ -1,0 +1,199 @@
+"""Deciding a plain DuckDB query on DuckDB's reading alone: the validator's cold path without sqlglot.
+
+For SQL that DuckDB runs unchanged (the source's engine is DuckDB, the client writes its dialect, no qualified
+name to route by), DuckDB's own reading is what the validator judges anyway (``duckdb_reading.py``): one
+statement, of type SELECT, calling only allowed functions, reading no denied relation. DuckDB's parser also
+refuses what sqlglot's walker looks for in a query's tree: a data-modifying CTE ("A CTE needs a SELECT"),
+``SELECT ... INTO``, ``FOR UPDATE``. What is left of sqlglot's walk is checked here on DuckDB's tokens, failing
+closed: the limits (nesting, joins, operators, expression depth) by counts that can only over-estimate, and file
+paths as table names (a string or a quoted path-like name in a FROM clause).
+
+This path only ever accepts. Whatever it does not accept with certainty, refused or merely unusual (parameters,
+dollar quotes, a trailing semicolon, a qualified name, PIVOT, EXPLAIN and metadata statements, non-ASCII text,
+a CTE with a column list, many tokens), goes to the whole validator, which gives the verdict and its message.
+The plan it makes reads sqlglot's tree only when something later needs it (grants, policies, file groups).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nexus_flight.core.source import ValidationLimits
+from nexus_flight.server.query.sql.duckdb_reading import (
+    IDENTIFIER,
+    KEYWORD,
+    NUMERIC,
+    OPERATOR,
+    STRING,
+    DuckDBReading,
+    judge_duckdb_reading,
+    read_duckdb,
+    reserved_keywords,
+)
+from nexus_flight.server.query.sql.refusal import Refusal
+from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS
+
+#: Characters that send a statement to the whole validator: qualified names and decimals (.), parameters (? $),
+#: dollar quotes ($), more statements or a trailing semicolon (;), escapes (\\), ASCII controls other than
+#: tab, newline and carriage return (the whole validator names them).
+_NOT_ALONE = re.compile(r"[.?$;\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LEADING = frozenset({"select", "with", "from", "values", "table"})
+#: Keywords after which a FROM clause's list of tables has ended, at the same depth.
+_FROM_ENDS = frozenset({"where", "group", "having", "order", "limit", "offset", "qualify", "window", "union",
+                        "except", "intersect", "select"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+#: Operators read the same by DuckDB and sqlglot (others, and any with a comment inside, go to the validator).
+_PLAIN_OPERATORS = frozenset({"+", "-", "*", "/", "%", "=", "<", ">", "<=", ">=", "<>", "!=", "||", "::", "[", "]",
+                              "{", "}", ":"})
+#: Words other than reserved keywords that may stand before a string: typed literals sqlglot reads, operators.
+_BEFORE_STRINGS = frozenset({"date", "time", "timestamp", "timestamptz", "interval", "like", "ilike", "glob",
+                             "similar", "escape", "between", "is"})
+#: Keywords that may start the operand after ``||`` (DuckDB also reads ``||`` as a postfix operator).
+_OPERAND_KEYWORDS = frozenset({"case", "cast", "not", "null", "true", "false", "date", "interval", "timestamp",
+                               "time", "exists", "array"})
+#: sqlglot's tree is at most this many levels deep per DuckDB token (names sit under Column and Identifier).
+_LEVELS_PER_TOKEN = 4
+
+
+def decided_alone(
+    text: str, limits: ValidationLimits, extras: tuple[str, ...], path_allowed: Callable[[str], bool]
+) -> str | None:
+    """The statement's first word if DuckDB's reading alone accepts ``text``; None where the validator decides.
+
+    Args:
+        text: The statement exactly as the source will receive it.
+        limits: The source's validation limits.
+        extras: The source's declared ``allowed_functions`` (lower case).
+        path_allowed: Whether a file reader may read a path (the source's ``allowed_paths``).
+
+    """
+    if not text.isascii() or len(text) > limits.max_length or _NOT_ALONE.search(text):
+        return None
+    lowered = text.lower()
+    if "pivot" in lowered:  # DuckDB runs a PIVOT without an IN list as two statements
+        return None
+    try:
+        reading = read_duckdb(text)
+    except Refusal:
+        return None
+    keyword = _first_word(reading)
+    if keyword not in _LEADING or not _within_shape(reading, limits):
+        return None
+    try:
+        judge_duckdb_reading(reading, None, extras, path_allowed)
+    except Refusal:
+        return None
+    return keyword
+
+
+def _first_word(reading: DuckDBReading) -> str | None:
+    for (pos, _), mark in zip(reading.tokens, reading.marks, strict=True):
+        if mark != "(":
+            match = _WORD.match(reading.text, pos)
+            return match.group().lower() if match else None
+    return None
+
+
+def _within_shape(reading: DuckDBReading, limits: ValidationLimits) -> bool:
+    """Limits and file paths, over-estimated from DuckDB's tokens: False sends the statement to the validator."""
+    text, tokens, marks = reading.text, reading.tokens, reading.marks
+    if len(tokens) * _LEVELS_PER_TOKEN + 8 > limits.max_expression_depth:
+        return False
+    deepest = joins = operators = 0
+    levels = [_Level("")]
+    after_table_start = False
+    for i, ((pos, kind), mark) in enumerate(zip(tokens, marks, strict=True)):
+        level = levels[-1]
+        starts_tables = False
+        if mark == "(":
+            levels.append(_Level("(", after_table_start, after_table_start))  # FROM (VALUES …), FROM ('f')
+            deepest = max(deepest, len(levels) - 1)
+            starts_tables = after_table_start  # FROM (('f'))
+        elif mark == ")":
+            if level.opener != "(":
+                return False
+            levels.pop()
+        elif mark == ",":
+            if level.joining:
+                joins += 1
+                level.table_here = starts_tables = True
+        elif mark == '"':
+            if any(marker in _quoted_name(text, pos) for marker in PATH_TABLE_MARKERS):
+                return False
+        elif kind == OPERATOR:
+            operator = text[pos : tokens[i + 1][0] if i + 1 < len(tokens) else len(text)].strip()
+            if operator not in _PLAIN_OPERATORS or operator == "||" and not _operand_at(reading, i + 1):
+                return False  # prefix, postfix and rare operators (DuckDB's PostgreSQL grammar reads them)
+            operators += 1
+        elif kind == STRING:
+            if level.table_here or i and not _plain_before_string(reading, i - 1):
+                return False  # FROM 'file.csv' (a replacement scan), or name 'text' (a literal of a named type)
+        elif kind == KEYWORD:
+            word = _WORD.match(text, pos)
+            name = word.group().lower() if word else ""
+            if name in ("from", "join"):
+                level.table_here = level.joining = starts_tables = True
+                joins += name == "join"
+            elif name in ("on", "using"):
+                level.table_here = False
+            elif name in _FROM_ENDS:
+                level.table_here = level.joining = False
+            elif name == "case":
+                levels.append(_Level("case"))
+                deepest = max(deepest, len(levels) - 1)
+            elif name == "end":
+                if level.opener != "case":
+                    return False
+                levels.pop()
+        after_table_start = starts_tables
+    return (
+        len(levels) == 1
+        and deepest <= limits.max_nesting
+        and joins <= limits.max_joins
+        and operators <= limits.max_operator_depth
+    )
+
+
+@dataclass
+class _Level:
+    """One open parenthesis or CASE of the statement, as the shape check walks DuckDB's tokens.
+
+    Attributes:
+        opener: "(" or "case" ("" for the statement itself).
+        table_here: A table may stand here: after FROM, JOIN or a comma of a FROM list (not in ON/USING).
+        joining: Commas join tables: from FROM to the clause that ends the FROM list.
+
+    """
+
+    opener: str
+    table_here: bool = False
+    joining: bool = False
+
+
+def _plain_before_string(reading: DuckDBReading, i: int) -> bool:
+    """Whether token ``i``, before a string, is grammar sqlglot reads as DuckDB does (not ``name 'text'``)."""
+    pos, kind = reading.tokens[i]
+    if kind not in (IDENTIFIER, KEYWORD):
+        return True
+    word = _WORD.match(reading.text, pos)
+    name = word.group().lower() if word else ""
+    return name in _BEFORE_STRINGS or kind == KEYWORD and name in reserved_keywords()
+
+
+def _operand_at(reading: DuckDBReading, i: int) -> bool:
+    """Whether token ``i`` starts an operand: a name, a literal, a parenthesis or an expression keyword."""
+    if i >= len(reading.tokens):
+        return False
+    pos, kind = reading.tokens[i]
+    if kind in (IDENTIFIER, STRING, NUMERIC) or reading.marks[i] == "(":
+        return True
+    word = _WORD.match(reading.text, pos)
+    return kind == KEYWORD and word is not None and word.group().lower() in _OPERAND_KEYWORDS
+
+
+def _quoted_name(text: str, pos: int) -> str:
+    end = text.find('"', pos + 1)
+    return text[pos + 1 : end] if end > 0 else text[pos:]
+

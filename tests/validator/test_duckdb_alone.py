@@ -1,0 +1,171 @@
+"""Statements decided on DuckDB's reading alone (``server/query/sql/duckdb_alone.py``) against the whole validator.
+
+The property that makes the path safe: what it accepts, the whole validator (sqlglot's reading, its walk and
+DuckDB's reading) accepts too, with the same first word — or refuses only because sqlglot cannot parse it, and
+then an oracle over DuckDB's full parse tree (``json_serialize_sql``, no validator code) finds one query calling
+only allowed functions and reading no file. Everything else goes to the whole validator, so refusals keep their
+rule and message. Checked on the dot-free corpora, TPC-H, and mutations aimed at what the path checks on DuckDB's
+tokens itself (file paths as table names, operators, typed literals, the limits), under default and tight limits.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import pytest
+
+from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.source import SourceProfile, ValidationLimits
+from nexus_flight.server.query.sql import readonly
+from nexus_flight.server.query.sql.duckdb_alone import decided_alone
+from nexus_flight.server.query.sql.readonly import analyze
+from nexus_flight.server.query.sql.routing import clear_plans, route
+from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS, allowed_functions
+from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
+from tests.validator.corpus import ATTACKS, LEGIT
+from tests.validator.duckdb_oracle import DUCKDB_SYNTAX, duckdb_reads
+from tests.validator.mutations import FRAGMENTS, mutations
+from tests.validator.tpch import TPCH_QUERIES
+
+_TIGHT = ValidationLimits(max_nesting=3, max_joins=2, max_operator_depth=4, max_expression_depth=200)
+_PROFILES = [
+    SourceProfile("duckdb", engine="duckdb"),
+    SourceProfile("duckdb", engine="duckdb", limits=_TIGHT),
+    SourceProfile("duckdb", engine="duckdb", allowed_paths=("/data/lake/",)),
+]
+#: Edits aimed at the checks the path makes on DuckDB's tokens itself.
+_SHAPE_FRAGMENTS = [
+    " FROM 'x.csv'", ", '/etc/passwd'", " JOIN e'/etc/passwd' ON true", ' FROM "a/b"', ' "x:y" ', " ('/etc/passwd')",
+    "(VALUES ('a'))", " ON 1 = 1", " USING (a)", ", ", " CASE WHEN a THEN b END ", " END", " CASE ", "(", ")",
+    " JOIN n ", " read_csv('/data/lake/a.csv') ", " read_csv('/etc/passwd') ", " x'00' ", " 1 + 2 * 3 - ",
+    " FROM ", " WHERE ", " LATERAL ", "/* FROM 'x' */", "-- ,\n", " INSERT INTO t ", " INTO t ",
+]
+_POOL = [
+    *(s for d, _, s in ATTACKS if d == "duckdb" and "." not in s and len(s) < 500),
+    *(s for d, s in LEGIT if d == "duckdb" and "." not in s),
+    *(q for q in TPCH_QUERIES.values() if "." not in q),
+    "SELECT a, 'x' FROM t1, t2 JOIN t3 USING (k), t4 WHERE b IN ('p', 'q')",
+    "SELECT CASE WHEN (a > 1) THEN (SELECT max(b) FROM u) ELSE 0 END FROM (SELECT 1 AS a, 2 AS b) AS s",
+    "FROM read_csv('/data/lake/a.csv') SELECT count(*)",
+]
+
+
+def _judge(profile: SourceProfile):
+    prefixes = tuple(normalised_prefix(p) for p in profile.allowed_paths)
+    return lambda sql: decided_alone(sql, profile.limits, (), lambda path: path_allowed(path, prefixes))
+
+
+def _validator_verdict(sql: str, profile: SourceProfile) -> str:
+    """The first word the whole validator reads, or its refusal's message."""
+    try:
+        return analyze(sql, "duckdb", profile.limits, profile.allowed_paths, engine="duckdb").keyword
+    except GatewayError as refusal:
+        return str(refusal)
+
+
+def _harmless_to_duckdb(con, sql: str) -> bool:
+    reads = duckdb_reads(con, sql)
+    if reads is None:
+        return False
+    called, tables = reads
+    allowed = allowed_functions("duckdb") | DUCKDB_SYNTAX
+    paths = [t for t in tables if any(m in t for m in PATH_TABLE_MARKERS)]
+    return all(n in allowed for n in called if n.isidentifier()) and not paths
+
+
+@pytest.mark.parametrize("profile", _PROFILES, ids=["default", "tight-limits", "allowed-paths"])
+def test_what_duckdb_alone_accepts_the_whole_validator_accepts(profile):
+    logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
+    alone, con = _judge(profile), duckdb.connect()
+    decided = 0
+    statements = [*_POOL, *mutations(_POOL, 7, 2500, [*FRAGMENTS, *_SHAPE_FRAGMENTS])]
+    for sql in statements:
+        keyword = alone(sql)
+        if keyword is None:
+            continue
+        decided += 1
+        verdict = _validator_verdict(sql, profile)
+        if verdict.startswith("QV-001: SQL does not parse"):  # sqlglot's grammar, not a rule
+            assert _harmless_to_duckdb(con, sql), sql
+        else:
+            assert verdict == keyword, sql
+    assert decided > 100  # the path is taken, not merely skipped
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM 'data.csv'",
+        "SELECT * FROM nation, '/etc/passwd'",
+        "SELECT * FROM nation JOIN e'/etc/passwd' ON true",
+        'SELECT * FROM "/etc/passwd"',
+        "SELECT * FROM ('/etc/passwd')",
+        "SELECT * FROM (FROM '/etc/passwd')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "WITH x AS (INSERT INTO nation VALUES (1)) SELECT 1",
+        "SELECT * INTO copy FROM nation",
+        "SELECT * FROM nation FOR UPDATE",
+        "SELECT getenv('HOME')",
+        "SELECT * FROM duckdb_settings()",
+        "SELECT current_setting('temp_directory')",
+        "SELECT 1; SELECT 2",
+        "EXPLAIN ANALYZE SELECT 1",
+    ],
+)
+def test_refusals_are_the_whole_validators(sql):
+    profile = _PROFILES[0]
+    assert _judge(profile)(sql) is None
+    with pytest.raises(GatewayError) as by_validator:
+        analyze(sql, "duckdb", profile.limits, engine="duckdb")
+    clear_plans()
+    with pytest.raises(GatewayError) as by_route:
+        route(sql, sources={"demo": profile}, session_catalog=None, default_source="demo")
+    assert str(by_route.value) == str(by_validator.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM a JOIN b USING (k), c, d",  # commas after USING still join
+        "SELECT count(*) FROM a JOIN b ON a = b, c JOIN d ON true",
+        "SELECT ((((1))))",
+        "SELECT CASE WHEN true THEN CASE WHEN true THEN CASE WHEN true THEN (1) END END END",
+        "SELECT 1 + 1 + 1 + 1 + 1 + 1",
+    ],
+)
+def test_limits_over_estimated_go_to_the_validator(sql):
+    profile = _PROFILES[1]
+    assert _judge(profile)(sql) is None
+    with pytest.raises(GatewayError, match="QV-008"):
+        analyze(sql, "duckdb", profile.limits, engine="duckdb")
+
+
+#: TPC-H queries without a qualified name or a decimal, and without an alias with a column list (Q13).
+_DECIDED_ALONE = [1, 2, 3, 4, 5, 9, 10, 12, 15, 16, 18, 19]
+
+
+def test_tpch_queries_decided_alone():
+    alone = _judge(_PROFILES[0])
+    assert [n for n, q in TPCH_QUERIES.items() if alone(q)] == _DECIDED_ALONE
+
+
+@pytest.mark.parametrize("number", _DECIDED_ALONE)
+def test_tpch_plans_read_their_tree_on_first_use(number):
+    sql, profile = TPCH_QUERIES[number], _PROFILES[0]
+    readonly.clear_cache()
+    clear_plans()
+    plan = route(sql, sources={"demo": profile}, session_catalog=None, default_source="demo")
+    assert plan.parsed_tree is None and plan.validated and plan.parameter_count == 0
+    whole = analyze(sql, "duckdb", profile.limits, engine="duckdb")
+    assert plan.keyword == whole.keyword
+    assert plan.tree == whole.tree and plan.query == whole.query
+    assert plan.parsed_tree is not None  # kept for later uses
+    assert plan.tables and plan.tables == plan_of_validator(sql, profile).tables
+
+
+def plan_of_validator(sql: str, profile: SourceProfile):
+    """The plan the whole validator makes of ``sql`` (as routing does for a statement with a qualified name)."""
+    analysis = analyze(sql, "duckdb", profile.limits, engine="duckdb")
+    return QueryPlan("demo", sql, analysis.parameter_count, "duckdb", analysis.tree, analysis.query)
