@@ -58,3 +58,27 @@ def test_a_call_named_as_an_unreserved_keyword_is_judged_as_a_call(name):
         with pytest.raises(Refusal) as refused:
             check_duckdb_reading(sql, None)
         assert refused.value.rule in ("QV-004", "QV-005", "QV-006", "QV-011") and f"{name}()" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "call"),
+    [
+        ("SELECT * EXCLUDE (n_comment) FROM nation", None),
+        ("SELECT nation.* RENAME (n_name AS name) FROM nation", None),
+        ("SELECT count(*) OVER (PARTITION BY n_regionkey) FROM nation", None),
+        ("SELECT n_regionkey FROM nation GROUP BY GROUPING SETS ((n_regionkey), ())", None),
+        ("SELECT n_regionkey FROM nation GROUP BY n_name, ROLLUP (n_regionkey)", None),
+        ("SELECT n_regionkey FROM nation GROUP BY CUBE (n_regionkey)", None),
+        ("WITH x AS MATERIALIZED (SELECT 1) SELECT * FROM x", None),
+        # The same words where DuckDB reads a call (json_serialize_sql shows FUNCTION exclude, rollup).
+        ("SELECT CASE WHEN true THEN 1 END * EXCLUDE (n_comment) FROM nation", "exclude"),
+        ("SELECT n_name, rollup(n_regionkey) FROM nation", "rollup"),
+        ("SELECT n_name FROM nation ORDER BY n_name, cube(n_regionkey)", "cube"),
+    ],
+)
+def test_unreserved_keywords_are_grammar_only_where_duckdb_reads_grammar(sql, call):
+    if call is None:
+        check_duckdb_reading(sql, None)
+    else:
+        with pytest.raises(Refusal, match=rf"^{call}\(\) is not allowed"):
+            check_duckdb_reading(sql, None)

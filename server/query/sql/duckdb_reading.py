@@ -11,9 +11,10 @@ reads the text first; here DuckDB's own parser and lexer read it again, and thei
   must be an allowed function (``server/query/sql/allowlists/duckdb.txt``, or the source's ``allowed_functions``); a
   denied one keeps its own rule; a file reader needs literal paths under the source's ``allowed_paths``;
   ``current_setting`` a literal name that is not a path. Anything else is QV-011. A keyword before ``(`` is
-  grammar (``IN (``, ``CAST (``, ``OVER (``) only where DuckDB reserves it, keeps it for types and column-name
-  syntax, or its grammar follows it with a parenthesis (``_GRAMMAR_UNRESERVED``); DuckDB lets functions take
-  the names of its other keywords (``object``, ``checkpoint``), so those are judged as calls.
+  grammar (``IN (``, ``CAST (``) only where DuckDB reserves it or keeps it for types and column-name syntax, or
+  where its grammar takes an unreserved one's parenthesis (``OVER (`` after a call, ``GROUPING SETS (``, ``*
+  EXCLUDE (``: ``_GRAMMAR_UNRESERVED``); DuckDB lets functions take its other keywords' names (``object``,
+  ``checkpoint``) and reads an unreserved keyword elsewhere as a call, so those are judged as calls.
 
 Comments, quoting, escapes and dollar strings are therefore judged as DuckDB reads them, not as sqlglot does.
 Replacement scans (``FROM '/etc/passwd'``) are sqlglot's to refuse (they are refused there), or, where sqlglot
@@ -62,6 +63,8 @@ _NOT_NAMES = frozenset("()[]{},;.:+-*/%<>=!~^&|#@?'$0123456789")
 _TYPE_NAMES = frozenset({"struct", "map", "union", "enum", "decimal", "numeric", "varchar", "char", "bit"})
 #: Sampling methods: ``USING SAMPLE reservoir(10 ROWS)``.
 _SAMPLING = frozenset({"reservoir", "bernoulli", "system"})
+#: Keywords that start a clause: scanning back for a GROUP BY stops at them.
+_CLAUSES = frozenset({"select", "from", "where", "having", "order", "qualify", "window", "limit", "on"})
 _LEADING = frozenset({"select", "with", "from", "values", "table", "pivot", "unpivot", "describe", "desc", "show",
                       "summarize", "explain"})
 
@@ -101,16 +104,28 @@ def _keyword_categories() -> dict[str, str]:
     return {name.lower(): category for name, category in rows}
 
 
-#: Unreserved keywords that DuckDB's grammar follows with a parenthesis. Any other unreserved keyword before
-#: one is a function's name (DuckDB lets functions have such names) and is judged as a call.
-_GRAMMAR_UNRESERVED = frozenset({"filter", "over", "sets", "rollup", "cube", "materialized", "recursive", "exclude",
-                                 "replace", "rename", "sample", "partition", "range", "rows", "groups"})
+#: Unreserved keywords DuckDB's grammar follows with a parenthesis, and what stands before them there: elsewhere
+#: DuckDB reads the same name and parenthesis as a function call (``CASE … END * EXCLUDE (x)`` calls exclude()).
+#: "*" is a star that starts an expression, "," in ROLLUP/CUBE one of a GROUP BY list.
+_GRAMMAR_UNRESERVED: dict[str, frozenset[str]] = {
+    "over": frozenset({")"}),
+    "sets": frozenset({"grouping"}),
+    "rollup": frozenset({"by", ","}),
+    "cube": frozenset({"by", ","}),
+    "materialized": frozenset({"as", "not"}),
+    "exclude": frozenset({"*"}),
+    "rename": frozenset({"*"}),
+    "replace": frozenset({"*"}),
+    "sample": frozenset({"using"}),
+}
+#: What may stand before a star that starts an expression (``SELECT *``, ``, *``, ``(*``, ``t.*``).
+_BEFORE_STAR = frozenset({"select", "distinct", "all", ",", "(", "."})
 
 
 @functools.cache
 def _grammar_keywords() -> frozenset[str]:
-    """Keywords whose ``(`` is grammar: every category but unreserved, and the unreserved ones listed above."""
-    return frozenset(n for n, c in _keyword_categories().items() if c != "unreserved") | _GRAMMAR_UNRESERVED
+    """Keywords whose ``(`` is always grammar: those DuckDB reserves or keeps for types and column-name syntax."""
+    return frozenset(n for n, c in _keyword_categories().items() if c != "unreserved")
 
 
 @functools.cache
@@ -281,14 +296,49 @@ class _Calls:
                 continue
             elif name == "operator" and kind == KEYWORD:
                 self.operator(i + 2)
-            elif kind == KEYWORD and name in _grammar_keywords():
-                continue  # grammar: IN (, EXISTS (, AS (, OVER (, CAST (, DECIMAL (...
+            elif kind == KEYWORD and (name in _grammar_keywords() or self.grammar(i, name)):
+                continue  # grammar: IN (, EXISTS (, AS (, CAST (, DECIMAL (, … OVER (, GROUPING SETS (
             elif name in _TYPE_NAMES or name in self.defined:
                 continue
             elif name in _SAMPLING and i > 0 and _word(text, tokens[i - 1][0]) in ("sample", "tablesample"):
                 continue
             else:
                 raise refuse("QV-011", f"{name}()", line_col(text, pos))
+
+    def grammar(self, i: int, name: str) -> bool:
+        """Whether the unreserved keyword at ``i`` stands where DuckDB's grammar, not a call, takes its ``(``."""
+        before = _GRAMMAR_UNRESERVED.get(name)
+        if before is None or i == 0:
+            return False
+        previous = self._word_at(i - 1)
+        if previous == "*":
+            return "*" in before and i >= 2 and self._word_at(i - 2) in _BEFORE_STAR
+        if previous == ",":
+            return "," in before and self._in_group_by(i - 1)
+        return previous in before
+
+    def _word_at(self, i: int) -> str:
+        mark = self.marks[i]
+        return mark if mark in _NOT_NAMES else _word(self.text, self.tokens[i][0])
+
+    def _in_group_by(self, comma: int) -> bool:
+        """Whether the comma at ``comma`` separates a GROUP BY list (scanning back at its own depth)."""
+        depth = 0
+        for k in range(comma - 1, 0, -1):
+            mark = self.marks[k]
+            if mark == ")":
+                depth += 1
+            elif mark == "(":
+                if depth == 0:
+                    return False
+                depth -= 1
+            elif depth == 0 and self.tokens[k][1] == KEYWORD:
+                word = _word(self.text, self.tokens[k][0])
+                if word == "by":
+                    return self._word_at(k - 1) == "group"
+                if word in _CLAUSES:
+                    return False
+        return False
 
     def operator(self, k: int) -> None:
         """``a OPERATOR(x.+) b``: DuckDB reads it as a call of the function ``x`` with both operands."""
