@@ -43,9 +43,9 @@ _SHAPE_FRAGMENTS = [
     " FROM ", " WHERE ", " LATERAL ", "/* FROM 'x' */", "-- ,\n", " INSERT INTO t ", " INTO t ",
 ]
 _POOL = [
-    *(s for d, _, s in ATTACKS if d == "duckdb" and "." not in s and len(s) < 500),
-    *(s for d, s in LEGIT if d == "duckdb" and "." not in s),
-    *(q for q in TPCH_QUERIES.values() if "." not in q),
+    *(s for d, _, s in ATTACKS if d == "duckdb" and len(s) < 500),
+    *(s for d, s in LEGIT if d == "duckdb"),
+    *TPCH_QUERIES.values(),
     "SELECT a, 'x' FROM t1, t2 JOIN t3 USING (k), t4 WHERE b IN ('p', 'q')",
     "SELECT CASE WHEN (a > 1) THEN (SELECT max(b) FROM u) ELSE 0 END FROM (SELECT 1 AS a, 2 AS b) AS s",
     "FROM read_csv('/data/lake/a.csv') SELECT count(*)",
@@ -142,8 +142,8 @@ def test_limits_over_estimated_go_to_the_validator(sql):
         analyze(sql, "duckdb", profile.limits, engine="duckdb")
 
 
-#: TPC-H queries without a qualified name or a decimal, and without an alias with a column list (Q13).
-_DECIDED_ALONE = [1, 2, 3, 4, 5, 9, 10, 12, 15, 16, 18, 19]
+#: TPC-H queries without a qualified name (Q7, Q8, Q21: ``n1.n_name``) or an alias with a column list (Q13).
+_DECIDED_ALONE = [1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 22]
 
 
 def test_tpch_queries_decided_alone():

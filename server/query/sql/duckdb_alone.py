@@ -10,7 +10,8 @@ paths as table names (a string or a quoted path-like name in a FROM clause).
 
 This path only ever accepts. Whatever it does not accept with certainty, refused or merely unusual (parameters,
 dollar quotes, a trailing semicolon, a qualified name, PIVOT, EXPLAIN and metadata statements, non-ASCII text,
-a CTE with a column list, many tokens), goes to the whole validator, which gives the verdict and its message.
+prefix, postfix and rare operators, a literal of a named type, a CTE or alias with a column list, many tokens, a
+count near a limit), goes to the whole validator, which gives the verdict and its message.
 The plan it makes reads sqlglot's tree only when something later needs it (grants, policies, file groups).
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nexus_flight.core.source import ValidationLimits
 from nexus_flight.server.query.sql.duckdb_reading import (
@@ -35,15 +35,18 @@ from nexus_flight.server.query.sql.duckdb_reading import (
 from nexus_flight.server.query.sql.refusal import Refusal
 from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS
 
-#: Characters that send a statement to the whole validator: qualified names and decimals (.), parameters (? $),
-#: dollar quotes ($), more statements or a trailing semicolon (;), escapes (\\), ASCII controls other than
-#: tab, newline and carriage return (the whole validator names them).
-_NOT_ALONE = re.compile(r"[.?$;\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Characters that send a statement to the whole validator: parameters (? $), dollar quotes ($), more statements or
+#: a trailing semicolon (;), escapes (\\), ASCII controls other than tab, newline and carriage return (the whole
+#: validator names them). Qualified names are found among DuckDB's tokens: a "." operator.
+_NOT_ALONE = re.compile(r"[?$;\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LEADING = frozenset({"select", "with", "from", "values", "table"})
-#: Keywords after which a FROM clause's list of tables has ended, at the same depth.
-_FROM_ENDS = frozenset({"where", "group", "having", "order", "limit", "offset", "qualify", "window", "union",
-                        "except", "intersect", "select"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+#: The keywords that shape a statement for these checks: FROM and JOIN start a list of tables, ON and USING
+#: conditions, the others end the list (at their depth); CASE and END nest.
+_SHAPING_KEYWORD = re.compile(
+    r"(?i:from|join|on|using|where|group|having|order|limit|offset|qualify|window|union|except|intersect|select"
+    r"|case|end)(?![A-Za-z0-9_$])"
+)
 #: Operators read the same by DuckDB and sqlglot (others, and any with a comment inside, go to the validator).
 _PLAIN_OPERATORS = frozenset({"+", "-", "*", "/", "%", "=", "<", ">", "<=", ">=", "<>", "!=", "||", "::", "[", "]",
                               "{", "}", ":"})
@@ -97,79 +100,76 @@ def _first_word(reading: DuckDBReading) -> str | None:
 
 
 def _within_shape(reading: DuckDBReading, limits: ValidationLimits) -> bool:
-    """Limits and file paths, over-estimated from DuckDB's tokens: False sends the statement to the validator."""
+    """Limits and file paths, over-estimated from DuckDB's tokens: False sends the statement to the validator.
+
+    One pass over the tokens keeps, per open parenthesis or CASE (``openers``), whether a table may stand there
+    (``table_here``: after FROM, JOIN or a comma of a FROM list, not in ON/USING conditions) and whether commas
+    join tables (``joining``: from FROM to the clause that ends the FROM list).
+    """
     text, tokens, marks = reading.text, reading.tokens, reading.marks
     if len(tokens) * _LEVELS_PER_TOKEN + 8 > limits.max_expression_depth:
         return False
+    openers, table_here, joining = [""], [False], [False]
     deepest = joins = operators = 0
-    levels = [_Level("")]
-    after_table_start = False
-    for i, ((pos, kind), mark) in enumerate(zip(tokens, marks, strict=True)):
-        level = levels[-1]
+    after_table_start = False  # the token before was FROM, JOIN or a comma of a FROM list
+    for i, (pos, kind) in enumerate(tokens):
+        if kind == IDENTIFIER:  # the most frequent: a name
+            if text[pos] == '"' and any(marker in _quoted_name(text, pos) for marker in PATH_TABLE_MARKERS):
+                return False
+            after_table_start = False
+            continue
+        mark = marks[i]
         starts_tables = False
         if mark == "(":
-            levels.append(_Level("(", after_table_start, after_table_start))  # FROM (VALUES …), FROM ('f')
-            deepest = max(deepest, len(levels) - 1)
-            starts_tables = after_table_start  # FROM (('f'))
+            openers.append("(")
+            table_here.append(after_table_start)  # FROM (VALUES ...), FROM ('file')
+            joining.append(after_table_start)
+            deepest = max(deepest, len(openers) - 1)
+            starts_tables = after_table_start  # FROM (('file'))
         elif mark == ")":
-            if level.opener != "(":
+            if openers.pop() != "(" or not openers:
                 return False
-            levels.pop()
+            table_here.pop()
+            joining.pop()
         elif mark == ",":
-            if level.joining:
+            if joining[-1]:
                 joins += 1
-                level.table_here = starts_tables = True
-        elif mark == '"':
-            if any(marker in _quoted_name(text, pos) for marker in PATH_TABLE_MARKERS):
-                return False
+                table_here[-1] = starts_tables = True
         elif kind == OPERATOR:
             operator = text[pos : tokens[i + 1][0] if i + 1 < len(tokens) else len(text)].strip()
             if operator not in _PLAIN_OPERATORS or operator == "||" and not _operand_at(reading, i + 1):
                 return False  # prefix, postfix and rare operators (DuckDB's PostgreSQL grammar reads them)
             operators += 1
         elif kind == STRING:
-            if level.table_here or i and not _plain_before_string(reading, i - 1):
+            if table_here[-1] or i and not _plain_before_string(reading, i - 1):
                 return False  # FROM 'file.csv' (a replacement scan), or name 'text' (a literal of a named type)
         elif kind == KEYWORD:
-            word = _WORD.match(text, pos)
+            word = _SHAPING_KEYWORD.match(text, pos)
             name = word.group().lower() if word else ""
             if name in ("from", "join"):
-                level.table_here = level.joining = starts_tables = True
+                table_here[-1] = joining[-1] = starts_tables = True
                 joins += name == "join"
             elif name in ("on", "using"):
-                level.table_here = False
-            elif name in _FROM_ENDS:
-                level.table_here = level.joining = False
+                table_here[-1] = False
             elif name == "case":
-                levels.append(_Level("case"))
-                deepest = max(deepest, len(levels) - 1)
+                openers.append("case")
+                table_here.append(False)
+                joining.append(False)
+                deepest = max(deepest, len(openers) - 1)
             elif name == "end":
-                if level.opener != "case":
+                if openers.pop() != "case" or not openers:
                     return False
-                levels.pop()
+                table_here.pop()
+                joining.pop()
+            elif name:
+                table_here[-1] = joining[-1] = False  # WHERE, GROUP, ..., SELECT: the FROM list has ended
         after_table_start = starts_tables
     return (
-        len(levels) == 1
+        len(openers) == 1
         and deepest <= limits.max_nesting
         and joins <= limits.max_joins
         and operators <= limits.max_operator_depth
     )
-
-
-@dataclass
-class _Level:
-    """One open parenthesis or CASE of the statement, as the shape check walks DuckDB's tokens.
-
-    Attributes:
-        opener: "(" or "case" ("" for the statement itself).
-        table_here: A table may stand here: after FROM, JOIN or a comma of a FROM list (not in ON/USING).
-        joining: Commas join tables: from FROM to the clause that ends the FROM list.
-
-    """
-
-    opener: str
-    table_here: bool = False
-    joining: bool = False
 
 
 def _plain_before_string(reading: DuckDBReading, i: int) -> bool:

@@ -89,13 +89,13 @@ def _route(
     sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
 ) -> QueryPlan:
     home_target = sources[home]
+    if validate_sql and client is None and home_target.engine == "duckdb":
+        plan = _decided_by_duckdb(sql, home, home_target)  # no qualified name among DuckDB's tokens: home's
+        if plan is not None:
+            return plan
     if validate_sql and client is None and "." not in sql:
         # Without a dot there is no qualified name, so no other source: the statement is the home source's, in
         # its dialect, and one check both parses and judges it (what the path below would do, in fewer steps).
-        if home_target.engine == "duckdb":
-            plan = _decided_by_duckdb(sql, home, home_target)
-            if plan is not None:
-                return plan
         checked = _check(sql, home_target.dialect, home_target, engine=home_target.engine)
         return _plan(home, sql, home_target.dialect, checked, True)
     read_dialect = client or home_target.dialect
