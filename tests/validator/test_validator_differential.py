@@ -15,12 +15,10 @@ identifier or a statement ends, or which function a name is. For every mutation:
 
 from __future__ import annotations
 
-import json
 import logging
 
 import duckdb
 import pytest
-from pglast import parser as pg_parser
 
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.server.query.sql.readonly import validate
@@ -28,6 +26,7 @@ from nexus_flight.server.query.sql.rules import allowed_functions
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.duckdb_oracle import DUCKDB_SYNTAX, duckdb_functions
 from tests.validator.mutations import mutations as _mutations
+from tests.validator.postgres_oracle import postgres_reading
 
 _READS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -77,31 +76,6 @@ def test_duckdb_accepted_mutations_are_single_harmless_reads(seed):
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------------
 
-_PG_DML = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
-
-
-def _postgres_reading(sql: str) -> tuple[list[str], set[str], bool] | None:
-    """Statement kinds, called function names and whether DML appears, as libpg_query reads ``sql``."""
-    try:
-        tree = json.loads(pg_parser.parse_sql_json(sql))
-    except pg_parser.ParseError:
-        return None
-    kinds = [next(iter(s["stmt"])) for s in tree.get("stmts", [])]
-    names, dml, stack = set(), False, [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "FuncCall":
-                    parts = [p["String"]["sval"] for p in value.get("funcname", []) if "String" in p]
-                    names.add(parts[-1] if len(parts) == 1 or parts[0] == "pg_catalog" else ".".join(parts))
-                dml |= key in _PG_DML
-                stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return kinds, names, dml
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_postgres_accepted_mutations_are_single_harmless_reads(seed):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
@@ -114,7 +88,7 @@ def test_postgres_accepted_mutations_are_single_harmless_reads(seed):
         assert sqlglot_alone or not with_engine, sql
         if not sqlglot_alone:
             continue
-        reading = _postgres_reading(sql)
+        reading = postgres_reading(sql)
         if reading is None:
             continue  # PostgreSQL cannot parse it either: it would never run
         kinds, called, dml = reading

@@ -25,9 +25,10 @@ How a statement is judged, cheapest check first:
    parser and lexer (``server/query/sql/duckdb_reading.py``). There every function called must be on the engine's
    allow-list (``server/query/sql/allowlists/``) or among the source's ``allowed_functions``.
 
-Routing leaves steps 2-4 out for a plain DuckDB query (DuckDB runs the client's text as written, nothing to route
-or rewrite): DuckDB's reading alone accepts it or sends it here (``server/query/sql/duckdb_alone.py``), and this
-validator runs only when something needs sqlglot's tree of it.
+Routing leaves steps 2-4 out for a plain DuckDB or PostgreSQL query (the engine runs the client's text as written,
+nothing to route or rewrite): the engine's reading alone accepts it or sends it here
+(``server/query/sql/duckdb_alone.py``, ``postgres_alone.py``), and this validator runs only when something needs
+sqlglot's tree of it.
 
 Rules (the table, the deny lists and the allow-list loader are in ``server/query/sql/rules.py``):
 

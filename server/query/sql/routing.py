@@ -34,7 +34,7 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
 from nexus_flight.server.query.sql.cache import LRU
-from nexus_flight.server.query.sql.duckdb_alone import decided_alone
+from nexus_flight.server.query.sql.duckdb_alone import decided_alone as decided_by_duckdb
 from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
 from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
 
@@ -89,8 +89,8 @@ def _route(
     sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
 ) -> QueryPlan:
     home_target = sources[home]
-    if validate_sql and client is None and home_target.engine == "duckdb":
-        plan = _decided_by_duckdb(sql, home, home_target)  # no qualified name among DuckDB's tokens: home's
+    if validate_sql and client is None:
+        plan = _decided_alone(sql, home, home_target)  # it names no other source: the home source's
         if plan is not None:
             return plan
     if validate_sql and client is None and "." not in sql:
@@ -154,11 +154,24 @@ def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | Non
     )
 
 
-def _decided_by_duckdb(sql: str, source: str, target: SourceProfile) -> QueryPlan | None:
-    """A plan of ``sql`` accepted on DuckDB's reading alone, its sqlglot tree read on first use; None if not."""
-    prefixes = tuple(normalised_prefix(p) for p in target.allowed_paths)
+def _decided_alone(sql: str, source: str, target: SourceProfile) -> QueryPlan | None:
+    """A plan of ``sql`` accepted on its engine's reading alone, its sqlglot tree read on first use; None if not.
+
+    For sources whose dialect is their engine's own (DuckDB, PostgreSQL): ``duckdb_alone.py``, ``postgres_alone.py``.
+    """
+    if target.engine is None or target.dialect != target.engine or target.engine_dialects:
+        return None
     extras = tuple(sorted(f.lower() for f in target.allowed_functions))
-    keyword = decided_alone(sql, target.limits, extras, lambda path: path_allowed(path, prefixes))
+    if target.engine == "duckdb":
+        prefixes = tuple(normalised_prefix(p) for p in target.allowed_paths)
+        keyword = decided_by_duckdb(sql, target.limits, extras, lambda path: path_allowed(path, prefixes))
+    elif target.engine == "postgres":
+        # pglast comes with the postgres extra: imported where a PostgreSQL-family statement is judged.
+        from nexus_flight.server.query.sql.postgres_alone import decided_alone as decided_by_postgres
+
+        keyword = decided_by_postgres(sql, target.limits, extras)
+    else:
+        return None
     if keyword is None:
         return None
 
