@@ -12,6 +12,7 @@ from tests.backends.test_flightsql import roapi  # noqa: F401 - fixture
 from tests.backends.test_snowflake import fakesnow, loaded, options  # noqa: F401 - fixtures
 from tests.backends.test_sqlite import sqlite_file  # noqa: F401 - fixture
 from tests.support.mysql_reader import reader_spec
+from tests.support.plan_reads import record_plan_reads
 
 
 def query(conn, sql, params=None):
@@ -134,19 +135,7 @@ def test_plain_postgres_queries_are_decided_on_postgresqls_reading_alone(
     only PostgreSQL decodes it is still refused."""
     import psycopg
 
-    from nexus_flight.core.plan import QueryPlan
-    from nexus_flight.server.query.sql import routing
-
-    decided, reads = [], []
-    alone, read_now = routing._decided_alone, QueryPlan._read_now
-
-    def recorded_alone(sql, *args):
-        plan = alone(sql, *args)
-        decided.append(plan is not None)
-        return plan
-
-    monkeypatch.setattr(routing, "_decided_alone", recorded_alone)
-    monkeypatch.setattr(QueryPlan, "_read_now", lambda plan, read: (reads.append(plan.sql), read_now(plan, read)))
+    record = record_plan_reads(monkeypatch)
     spec = SourceSpec("pgsrc", "postgres", postgres_server.options())
     gw = make_gateway(sources=(spec,), demo_scale=None, default_source="pgsrc")
     queries = [
@@ -159,6 +148,6 @@ def test_plain_postgres_queries_are_decided_on_postgresqls_reading_alone(
         for sql in queries:
             got = [tuple(row.values()) for row in query(conn, sql).to_pylist()]
             assert got == own.execute(sql).fetchall(), sql
-        assert decided == [True] * len(queries) and reads == [queries[2]]
+        assert record.decided == [True] * len(queries) and record.reads == [queries[2]]
         with pytest.raises(flightsql.ProgrammingError, match=r"QV-0(05|11)"):
             query(conn, "SELECT U&\"\\0070g_read_file\"('/etc/hostname')")

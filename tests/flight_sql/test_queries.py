@@ -10,8 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from nexus_flight.core.plan import QueryPlan
-from nexus_flight.server.query.sql import routing
+from tests.support.plan_reads import record_plan_reads
 from tests.validator.tpch import TPCH_QUERIES
 
 TPCH = sorted((Path(__file__).parents[2] / "benchmarks" / "tpch").glob("q*.sql"))
@@ -41,23 +40,14 @@ def test_tpch_query_matches_duckdb_in_process(adbc, local, path):
 def test_plain_queries_are_served_on_duckdbs_reading_alone(adbc, local, monkeypatch):
     """TPC-H queries without qualified names are decided on DuckDB's reading alone: they reach DuckDB and answer
     as DuckDB in-process does, and nothing reads sqlglot's tree of them."""
-    decided, reads = [], []
-    alone, read_now = routing._decided_alone, QueryPlan._read_now
-
-    def recorded_alone(sql, *args):
-        plan = alone(sql, *args)
-        decided.append(plan is not None)
-        return plan
-
-    monkeypatch.setattr(routing, "_decided_alone", recorded_alone)
-    monkeypatch.setattr(QueryPlan, "_read_now", lambda plan, read: (reads.append(plan.sql), read_now(plan, read)))
+    record = record_plan_reads(monkeypatch)
     numbers = (1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 22)
     for number in numbers:
         sql = TPCH_QUERIES[number] + "-- decided on DuckDB's reading alone\n"
         cur = adbc.cursor()
         cur.execute(sql)
         assert cur.fetch_arrow_table().equals(local.execute(sql).to_arrow_table()), number
-    assert decided == [True] * len(numbers) and reads == []
+    assert record.decided == [True] * len(numbers) and record.reads == []
 
 
 def test_every_tpch_table_is_queryable(adbc, local):

@@ -24,6 +24,7 @@ from nexus_flight.server.query.sql.readonly import analyze
 from nexus_flight.server.query.sql.routing import clear_plans, route
 from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS, allowed_functions
 from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
+from tests.validator.alone import assert_routing_refuses_as_the_validator, verdict
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.duckdb_oracle import DUCKDB_SYNTAX, duckdb_reads
 from tests.validator.mutations import FRAGMENTS, mutations
@@ -57,14 +58,6 @@ def _judge(profile: SourceProfile):
     return lambda sql: decided_alone(sql, profile.limits, (), lambda path: path_allowed(path, prefixes))
 
 
-def _validator_verdict(sql: str, profile: SourceProfile) -> str:
-    """The first word the whole validator reads, or its refusal's message."""
-    try:
-        return analyze(sql, "duckdb", profile.limits, profile.allowed_paths, engine="duckdb").keyword
-    except GatewayError as refusal:
-        return str(refusal)
-
-
 def _harmless_to_duckdb(con, sql: str) -> bool:
     reads = duckdb_reads(con, sql)
     if reads is None:
@@ -86,11 +79,11 @@ def test_what_duckdb_alone_accepts_the_whole_validator_accepts(profile):
         if keyword is None:
             continue
         decided += 1
-        verdict = _validator_verdict(sql, profile)
-        if verdict.startswith("QV-001: SQL does not parse"):  # sqlglot's grammar, not a rule
+        whole = verdict(sql, profile)
+        if whole.startswith("QV-001: SQL does not parse"):  # sqlglot's grammar, not a rule
             assert _harmless_to_duckdb(con, sql), sql
         else:
-            assert verdict == keyword, sql
+            assert whole == keyword, sql
     assert decided > 100  # the path is taken, not merely skipped
 
 
@@ -115,14 +108,8 @@ def test_what_duckdb_alone_accepts_the_whole_validator_accepts(profile):
     ],
 )
 def test_refusals_are_the_whole_validators(sql):
-    profile = _PROFILES[0]
-    assert _judge(profile)(sql) is None
-    with pytest.raises(GatewayError) as by_validator:
-        analyze(sql, "duckdb", profile.limits, engine="duckdb")
-    clear_plans()
-    with pytest.raises(GatewayError) as by_route:
-        route(sql, sources={"demo": profile}, session_catalog=None, default_source="demo")
-    assert str(by_route.value) == str(by_validator.value)
+    assert _judge(_PROFILES[0])(sql) is None
+    assert_routing_refuses_as_the_validator(sql, _PROFILES[0])
 
 
 @pytest.mark.parametrize(

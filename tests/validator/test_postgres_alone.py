@@ -20,6 +20,7 @@ from nexus_flight.server.query.sql.postgres_alone import decided_alone
 from nexus_flight.server.query.sql.readonly import analyze
 from nexus_flight.server.query.sql.routing import clear_plans, route
 from nexus_flight.server.query.sql.rules import allowed_functions
+from tests.validator.alone import assert_routing_refuses_as_the_validator, verdict
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.mutations import FRAGMENTS, mutations
 from tests.validator.postgres_oracle import postgres_reading
@@ -44,14 +45,6 @@ _PG_FRAGMENTS = [" JOIN u ON true ", ", ", " CASE WHEN a THEN b END ", "(", ")",
                  " FOR UPDATE ", "demo.public.", " OPERATOR(public.+) ", "/* ( */", "-- ,\n"]
 
 
-def _verdict(sql: str, profile: SourceProfile) -> str:
-    """The first word the whole validator reads, or its refusal's message."""
-    try:
-        return analyze(sql, "postgres", profile.limits, engine="postgres").keyword
-    except GatewayError as refusal:
-        return str(refusal)
-
-
 @pytest.mark.parametrize(("profile", "least"), [(_PROFILES[0], 60), (_PROFILES[1], 15)],
                          ids=["default", "tight-limits"])
 def test_what_postgres_alone_accepts_the_whole_validator_accepts(profile, least):
@@ -63,12 +56,12 @@ def test_what_postgres_alone_accepts_the_whole_validator_accepts(profile, least)
         if keyword is None:
             continue
         decided += 1
-        verdict = _verdict(sql, profile)
-        if verdict.startswith("QV-001: SQL does not parse"):  # sqlglot's grammar, not a rule
+        whole = verdict(sql, profile)
+        if whole.startswith("QV-001: SQL does not parse"):  # sqlglot's grammar, not a rule
             kinds, called, dml = postgres_reading(sql)
             assert kinds == ["SelectStmt"] and not dml and called <= allowed, sql
         else:
-            assert verdict == keyword, sql
+            assert whole == keyword, sql
     assert decided > least  # the path is taken, not merely skipped
 
 
@@ -89,14 +82,8 @@ def test_what_postgres_alone_accepts_the_whole_validator_accepts(profile, least)
     ],
 )
 def test_refusals_are_the_whole_validators(sql):
-    profile = _PROFILES[0]
-    assert decided_alone(sql, profile.limits, ()) is None
-    with pytest.raises(GatewayError) as by_validator:
-        analyze(sql, "postgres", profile.limits, engine="postgres")
-    clear_plans()
-    with pytest.raises(GatewayError) as by_route:
-        route(sql, sources={"pg": profile}, session_catalog=None, default_source="pg")
-    assert str(by_route.value) == str(by_validator.value)
+    assert decided_alone(sql, _PROFILES[0].limits, ()) is None
+    assert_routing_refuses_as_the_validator(sql, _PROFILES[0])
 
 
 @pytest.mark.parametrize(

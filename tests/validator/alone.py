@@ -1,0 +1,28 @@
+"""What the tests of the engines' "decided alone" paths share: the whole validator's verdict, compared."""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.source import SourceProfile
+from nexus_flight.server.query.sql.readonly import analyze
+from nexus_flight.server.query.sql.routing import clear_plans, route
+
+
+def verdict(sql: str, profile: SourceProfile) -> str:
+    """The first word the whole validator reads, or its refusal's message."""
+    try:
+        return analyze(sql, profile.dialect, profile.limits, profile.allowed_paths, engine=profile.engine).keyword
+    except GatewayError as refusal:
+        return str(refusal)
+
+
+def assert_routing_refuses_as_the_validator(sql: str, profile: SourceProfile) -> None:
+    """Routing ``sql`` to a source of ``profile`` refuses it with the whole validator's own error."""
+    with pytest.raises(GatewayError) as by_validator:
+        analyze(sql, profile.dialect, profile.limits, profile.allowed_paths, engine=profile.engine)
+    clear_plans()
+    with pytest.raises(GatewayError) as by_route:
+        route(sql, sources={"home": profile}, session_catalog=None, default_source="home")
+    assert str(by_route.value) == str(by_validator.value)
