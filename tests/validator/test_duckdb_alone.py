@@ -50,6 +50,7 @@ _POOL = [
     "SELECT a, 'x' FROM t1, t2 JOIN t3 USING (k), t4 WHERE b IN ('p', 'q')",
     "SELECT CASE WHEN (a > 1) THEN (SELECT max(b) FROM u) ELSE 0 END FROM (SELECT 1 AS a, 2 AS b) AS s",
     "FROM read_csv('/data/lake/a.csv') SELECT count(*)",
+    "SELECT n_name FROM nation WHERE n_comment LIKE '%Zürich%' OR n_name = 'CÔTE D''IVOIRE' OR n_name = '東京'",
 ]
 
 
@@ -110,6 +111,14 @@ def test_what_duckdb_alone_accepts_the_whole_validator_accepts(profile):
 def test_refusals_are_the_whole_validators(sql):
     assert _judge(_PROFILES[0])(sql) is None
     assert_routing_refuses_as_the_validator(sql, _PROFILES[0])
+
+
+def test_text_in_any_script_is_decided_alone_and_refused_characters_are_not():
+    alone = _judge(_PROFILES[0])
+    assert alone("SELECT n_name FROM nation WHERE n_name = 'CÔTE D''IVOIRE' OR n_comment LIKE '%東京%'") == "select"
+    hidden = "SELECT n_name FROM nation WHERE n_name = 'FRANCE\u200b'"
+    assert alone(hidden) is None
+    assert verdict(hidden, _PROFILES[0]).startswith("QV-010")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ closed: the limits (nesting, joins, operators, expression depth) by counts that 
 paths as table names (a string or a quoted path-like name in a FROM clause).
 
 This path only ever accepts. Whatever it does not accept with certainty, refused or merely unusual (parameters,
-dollar quotes, a trailing semicolon, a qualified name, PIVOT, EXPLAIN and metadata statements, non-ASCII text,
+dollar quotes, a trailing semicolon, a qualified name, PIVOT, EXPLAIN and metadata statements, refused characters,
 prefix, postfix and rare operators, a literal of a named type, a CTE or alias with a column list, many tokens, a
 count near a limit), goes to the whole validator, which gives the verdict and its message.
 The plan it makes reads sqlglot's tree only when something later needs it (grants, policies, file groups).
@@ -33,12 +33,12 @@ from nexus_flight.server.query.sql.duckdb_reading import (
     reserved_keywords,
 )
 from nexus_flight.server.query.sql.refusal import Refusal
-from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS
+from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS, within_characters
 
 #: Characters that send a statement to the whole validator: parameters (? $), dollar quotes ($), more statements or
-#: a trailing semicolon (;), escapes (\\), ASCII controls other than tab, newline and carriage return (the whole
-#: validator names them). Qualified names are found among DuckDB's tokens: a "." operator.
-_NOT_ALONE = re.compile(r"[?$;\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: a trailing semicolon (;), escapes (\\); so do the characters it refuses (QV-010), which it names. Qualified
+#: names are found among DuckDB's tokens: a "." operator.
+_NOT_ALONE = re.compile(r"[?$;\\]")
 _LEADING = frozenset({"select", "with", "from", "values", "table"})
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 #: The keywords that shape a statement for these checks: FROM and JOIN start a list of tables, ON and USING
@@ -72,7 +72,7 @@ def decided_alone(
         path_allowed: Whether a file reader may read a path (the source's ``allowed_paths``).
 
     """
-    if not text.isascii() or len(text) > limits.max_length or _NOT_ALONE.search(text):
+    if not within_characters(text, limits.max_length) or _NOT_ALONE.search(text):
         return None
     lowered = text.lower()
     if "pivot" in lowered:  # DuckDB runs a PIVOT without an IN list as two statements

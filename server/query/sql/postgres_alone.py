@@ -25,11 +25,11 @@ from pglast import parser as pg_parser
 from nexus_flight.core.source import ValidationLimits
 from nexus_flight.server.query.sql.postgres_reading import judge_postgres_reading
 from nexus_flight.server.query.sql.refusal import Refusal
-from nexus_flight.server.query.sql.rules import SETTING_FUNCTIONS
+from nexus_flight.server.query.sql.rules import SETTING_FUNCTIONS, within_characters
 
 #: Characters that send a statement to the whole validator: parameters (? $), dollar quotes ($), semicolons,
-#: backslashes (escape strings), ASCII controls other than tab, newline and carriage return.
-_NOT_ALONE = re.compile(r"[?$;\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: backslashes (escape strings); so do the characters it refuses (QV-010), which it names.
+_NOT_ALONE = re.compile(r"[?$;\\]")
 _FIRST_WORD = re.compile(r"[\s(]*([A-Za-z_]+)")
 _LEADING = frozenset({"select", "with", "values", "table"})
 _WORD = re.compile(r"\w+")
@@ -46,7 +46,7 @@ def decided_alone(text: str, limits: ValidationLimits, extras: Iterable[str]) ->
         extras: The source's declared ``allowed_functions`` (lower case).
 
     """
-    if not text.isascii() or len(text) > limits.max_length or _NOT_ALONE.search(text):
+    if not within_characters(text, limits.max_length) or _NOT_ALONE.search(text):
         return None
     first = _FIRST_WORD.match(text)
     keyword = first.group(1).lower() if first else None
