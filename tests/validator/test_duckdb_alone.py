@@ -165,3 +165,25 @@ def plan_of_validator(sql: str, profile: SourceProfile):
     """The plan the whole validator makes of ``sql`` (as routing does for a statement with a qualified name)."""
     analysis = analyze(sql, "duckdb", profile.limits, engine="duckdb")
     return QueryPlan("demo", sql, analysis.parameter_count, "duckdb", analysis.tree, analysis.query)
+
+
+def test_a_plan_whose_tree_is_wanted_is_read_by_the_whole_validator_at_once():
+    """Grants apply (``tree_wanted``): deciding on DuckDB's reading first would only be done again."""
+    sql, profile = TPCH_QUERIES[1], _PROFILES[0]
+    clear_plans()
+    plan = route(sql, sources={"demo": profile}, session_catalog=None, default_source="demo", tree_wanted=True)
+    assert plan.parsed_tree is not None and plan.read_later is None
+    assert plan.tree == analyze(sql, "duckdb", profile.limits, engine="duckdb").tree
+
+
+def test_grants_want_the_tree_of_signed_in_users_only():
+    from nexus_flight.server.query.access import AllowAll, GrantedAccess
+    from nexus_flight.server.query.principal import Principal, anonymous
+
+    granted = GrantedAccess(lambda: object(), lambda source: "main")
+    analyst = Principal("bob", frozenset({"analyst"}), auth_method="password", authenticated=True)
+    admin = Principal("root", frozenset({"admin"}), auth_method="password", authenticated=True)
+    assert granted.reads_plans(analyst)
+    assert not granted.reads_plans(admin) and not granted.reads_plans(anonymous())
+    assert not GrantedAccess(lambda: None, lambda source: "main").reads_plans(analyst)
+    assert not AllowAll().reads_plans(analyst)

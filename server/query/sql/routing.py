@@ -47,6 +47,7 @@ def route(
     default_source: str,
     client_dialect: str | None = None,
     validate_sql: bool = True,
+    tree_wanted: bool = False,
 ) -> QueryPlan:
     """Validate ``sql`` and bind it to the source it names (else the session's catalog, else the default).
 
@@ -63,6 +64,8 @@ def route(
         client_dialect: The dialect the client writes in, when it is not the target's.
         validate_sql: False skips the read-only rules (the backend's own read-only connection still holds);
             the statement is still routed and rewritten when sqlglot can parse it, else passed through.
+        tree_wanted: The caller will read the plan's tree (grants apply): the statement is not first decided on
+            its engine's reading alone, which would be done again when the tree is read.
 
     Raises:
         InvalidQueryError: the SQL does not parse, is not one statement, or cannot be transpiled (QV-001).
@@ -76,8 +79,9 @@ def route(
     if home not in sources:
         raise _unknown_catalog(home, sources)
     client = canonical_dialect(client_dialect) if client_dialect else None
-    key = (sql, home, client, validate_sql, tuple(sources.items()))
-    return _PLANS.get_or_compute(key, len(sql), lambda: _route(sql, sources, home, client, validate_sql))
+    key = (sql, home, client, validate_sql, tree_wanted, tuple(sources.items()))
+    alone = validate_sql and client is None and not tree_wanted
+    return _PLANS.get_or_compute(key, len(sql), lambda: _route(sql, sources, home, client, validate_sql, alone))
 
 
 def clear_plans() -> None:
@@ -86,10 +90,10 @@ def clear_plans() -> None:
 
 
 def _route(
-    sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
+    sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool, alone: bool
 ) -> QueryPlan:
     home_target = sources[home]
-    if validate_sql and client is None:
+    if alone:
         plan = _decided_alone(sql, home, home_target)  # it names no other source: the home source's
         if plan is not None:
             return plan
