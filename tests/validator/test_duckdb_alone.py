@@ -187,3 +187,15 @@ def test_grants_want_the_tree_of_signed_in_users_only():
     assert not granted.reads_plans(admin) and not granted.reads_plans(anonymous())
     assert not GrantedAccess(lambda: None, lambda source: "main").reads_plans(analyst)
     assert not AllowAll().reads_plans(analyst)
+
+
+def test_sources_whose_backend_reads_every_tree_are_routed_by_the_whole_validator():
+    """File and lake sources bind the tables each plan reads: the tree is read at once, not after DuckDB's reading."""
+    from nexus_flight.backends.files import FilesBackend
+    from nexus_flight.backends.profile import source_profile
+
+    profile = source_profile(FilesBackend, {"tables": []})
+    assert profile.reads_tree and profile.engine == "duckdb"
+    clear_plans()
+    plan = route(TPCH_QUERIES[1], sources={"files": profile}, session_catalog=None, default_source="files")
+    assert plan.parsed_tree is not None and plan.read_later is None

@@ -161,9 +161,10 @@ def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | Non
 def _decided_alone(sql: str, source: str, target: SourceProfile) -> QueryPlan | None:
     """A plan of ``sql`` accepted on its engine's reading alone, its sqlglot tree read on first use; None if not.
 
-    For sources whose dialect is their engine's own (DuckDB, PostgreSQL): ``duckdb_alone.py``, ``postgres_alone.py``.
+    For sources whose dialect is their engine's own (DuckDB, PostgreSQL): ``duckdb_alone.py``, ``postgres_alone.py``;
+    not for a source whose backend reads every plan's tree (files, lake formats), which would do the work twice.
     """
-    if target.engine is None or target.dialect != target.engine or target.engine_dialects:
+    if target.engine is None or target.dialect != target.engine or target.engine_dialects or target.reads_tree:
         return None
     extras = tuple(sorted(f.lower() for f in target.allowed_functions))
     if target.engine == "duckdb":
