@@ -74,7 +74,7 @@ def test_what_duckdb_alone_accepts_the_whole_validator_accepts(profile):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
     alone, con = _judge(profile), duckdb.connect()
     decided = 0
-    statements = [*_POOL, *mutations(_POOL, 7, 2500, [*FRAGMENTS, *_SHAPE_FRAGMENTS])]
+    statements = [*_POOL, *mutations(_POOL, 7, 6000, [*FRAGMENTS, *_SHAPE_FRAGMENTS])]
     for sql in statements:
         keyword = alone(sql)
         if keyword is None:

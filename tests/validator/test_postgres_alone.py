@@ -51,7 +51,7 @@ def test_what_postgres_alone_accepts_the_whole_validator_accepts(profile, least)
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
     allowed = allowed_functions("postgres")
     decided = 0
-    for sql in [*_POOL, *mutations(_POOL, 11, 2500, [*FRAGMENTS, *_PG_FRAGMENTS])]:
+    for sql in [*_POOL, *mutations(_POOL, 11, 6000, [*FRAGMENTS, *_PG_FRAGMENTS])]:
         keyword = decided_alone(sql, profile.limits, ())
         if keyword is None:
             continue
