@@ -1,6 +1,6 @@
 """Every query is bounded on every path: planning, execution, the system catalog, SQLite, memory.
 
-A server-side timeout ends with DEADLINE_EXCEEDED naming the limit (``query_timeout=2s``), wherever the query
+A server-side timeout ends with DEADLINE_EXCEEDED naming the limit (``query_timeout=1s`` here), wherever the query
 was when time ran out; planning never runs a query to its end; the ``system`` catalog has the server's memory
 limit, not most of the machine; SQLite statements can be cancelled and timed out although its driver cannot
 interrupt them; a string built outside DuckDB's buffer manager cannot take the server past its memory ceiling.
@@ -28,7 +28,7 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.support.results import plan_for, stream_of
 from tests.support.services import free_port, port_open, wait_until
 
-LIMIT = 2.0
+LIMIT = 1.0
 #: Runs for minutes if nothing stops it.
 ENDLESS = "SELECT sum(range) AS s FROM range(40000000000)"
 RECURSIVE = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) AS n FROM r"

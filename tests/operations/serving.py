@@ -49,14 +49,51 @@ def _pump(stream, into: list[str]) -> None:
         into.append(line.rstrip("\n"))
 
 
+def share_demo(data_dir: Path, demo_data_dir: Path) -> Path:
+    """Link the session's demo database into ``data_dir``: a served gateway then skips generating its own."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for demo in demo_data_dir.glob("tpch_*.duckdb"):
+        (data_dir / demo.name).symlink_to(demo)
+    return data_dir
+
+
 def serve(data_dir: Path, *flags: str, seconds: float = 60) -> Served:
     """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens."""
+    return _listening(_launch(data_dir, flags), flags, seconds)
+
+
+def serve_many(count: int, data_dir: Path, *flags: str, seconds: float = 60) -> list[Served]:
+    """Start ``count`` servers over ``data_dir``: the first alone (it makes the catalog's keys), then the rest at once.
+
+    Their start-up is mostly importing, on two cores: started together they listen sooner than one after another.
+    """
+    first = serve(data_dir, *flags, seconds=seconds)
+    started = [first]
+    try:
+        rest = [_launch(data_dir, flags) for _ in range(count - 1)]
+        started += rest
+        for served in rest:
+            _listening(served, flags, seconds)
+    except BaseException:
+        for served in started:
+            served.stop()
+        raise
+    return started
+
+
+def _launch(data_dir: Path, flags: tuple[str, ...]) -> Served:
     command = ["nexus-flight", "serve", "--data-dir", str(data_dir), "--port", "0", *flags]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     served = Served(process)
     for stream, into in ((process.stdout, served.out), (process.stderr, served.err)):
         threading.Thread(target=_pump, args=(stream, into), daemon=True).start()
+    return served
+
+
+def _listening(served: Served, flags: tuple[str, ...], seconds: float) -> Served:
+    """``served`` once it listens (and serves HTTP when asked to), or an AssertionError naming why not."""
+    process = served.process
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         text = "\n".join(served.out)

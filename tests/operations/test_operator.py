@@ -26,15 +26,18 @@ def _cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subproces
     return subprocess.run(["nexus-flight", *args], capture_output=True, text=True, env=env, input=stdin, timeout=90)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-@pytest.fixture
-def pg_source(tmp_path, key, postgres_server):
-    """A catalog holding a healthy PostgreSQL source whose password is sealed with ``key``."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def pg_source(tmp_path_factory, key, postgres_server):
+    """A catalog holding a healthy PostgreSQL source whose password is sealed with ``key``.
+
+    Shared by the tests that only read it: each asserts the source is still active and healthy where it matters.
+    """
+    data = tmp_path_factory.mktemp("operator") / "data"
     store = CatalogStore(data_dir=data, keys=KeyRing(parse_key(key)))
     store.add_source("sales", "postgresql", postgres_server.options(), {"password": "reader-only-password"})
     store.close()

@@ -38,7 +38,7 @@ from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
 from tests.clients import toolchain
 from tests.clients.jdbc_values import compare_result, from_getters
-from tests.operations.serving import LONG_QUERY, nginx_config, serve, wait_for
+from tests.operations.serving import LONG_QUERY, nginx_config, serve_many, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
 
@@ -117,8 +117,7 @@ secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
         subprocess.run(["nexus-flight", "users", "add", USER, "--role", "admin", "--password", "-",
                         "--config", str(config)], input=PASSWORD + "\n", text=True, check=True,
                        capture_output=True, timeout=60)
-        for _ in range(3):
-            replicas.append(serve(data, "--config", str(config), "--http-port", "0"))
+        replicas.extend(serve_many(3, data, "--config", str(config), "--http-port", "0"))
         prefix = root / "nginx"
         prefix.mkdir()
         upstreams = [r.location.removeprefix("grpc://") for r in replicas]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 import uuid
+from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import adbc_driver_manager
@@ -24,7 +25,7 @@ from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import add_role, add_user, update_user
 from nexus_flight.core.settings import AuthSettings
-from tests.operations.serving import serve
+from tests.operations.serving import serve, share_demo
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
 
@@ -32,10 +33,10 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def replicas(store, tmp_path):
+def replicas(store, tmp_path, demo_data_dir):
     config = tmp_path / "gateway.toml"
     config.write_text("[server.auth]\nenabled = true\nrefresh_seconds = 300\n")
-    data_dir = store.engine.url.database.rsplit("/", 1)[0]
+    data_dir = share_demo(Path(store.engine.url.database).parent, demo_data_dir)
     started = []
     try:
         for _ in range(2):
