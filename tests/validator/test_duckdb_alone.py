@@ -18,13 +18,16 @@ import pytest
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import SourceProfile, ValidationLimits
-from nexus_flight.server.query.sql import readonly
 from nexus_flight.server.query.sql.duckdb_alone import decided_alone
 from nexus_flight.server.query.sql.readonly import analyze
 from nexus_flight.server.query.sql.routing import clear_plans, route
 from nexus_flight.server.query.sql.rules import PATH_TABLE_MARKERS, allowed_functions
 from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
-from tests.validator.alone import assert_routing_refuses_as_the_validator, verdict
+from tests.validator.alone import (
+    assert_plan_reads_its_tree_on_first_use,
+    assert_routing_refuses_as_the_validator,
+    verdict,
+)
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.duckdb_oracle import DUCKDB_SYNTAX, duckdb_reads
 from tests.validator.mutations import FRAGMENTS, mutations
@@ -150,14 +153,7 @@ def test_tpch_queries_decided_alone():
 @pytest.mark.parametrize("number", _DECIDED_ALONE)
 def test_tpch_plans_read_their_tree_on_first_use(number):
     sql, profile = TPCH_QUERIES[number], _PROFILES[0]
-    readonly.clear_cache()
-    clear_plans()
-    plan = route(sql, sources={"demo": profile}, session_catalog=None, default_source="demo")
-    assert plan.parsed_tree is None and plan.validated and plan.parameter_count == 0
-    whole = analyze(sql, "duckdb", profile.limits, engine="duckdb")
-    assert plan.keyword == whole.keyword
-    assert plan.tree == whole.tree and plan.query == whole.query
-    assert plan.parsed_tree is not None  # kept for later uses
+    plan = assert_plan_reads_its_tree_on_first_use(sql, profile)
     assert plan.tables and plan.tables == plan_of_validator(sql, profile).tables
 
 

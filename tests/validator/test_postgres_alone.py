@@ -15,12 +15,15 @@ import pytest
 
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.source import SourceProfile, ValidationLimits
-from nexus_flight.server.query.sql import readonly
 from nexus_flight.server.query.sql.postgres_alone import decided_alone
 from nexus_flight.server.query.sql.readonly import analyze
 from nexus_flight.server.query.sql.routing import clear_plans, route
 from nexus_flight.server.query.sql.rules import allowed_functions
-from tests.validator.alone import assert_routing_refuses_as_the_validator, verdict
+from tests.validator.alone import (
+    assert_plan_reads_its_tree_on_first_use,
+    assert_routing_refuses_as_the_validator,
+    verdict,
+)
 from tests.validator.corpus import ATTACKS, LEGIT
 from tests.validator.mutations import FRAGMENTS, mutations
 from tests.validator.postgres_oracle import postgres_reading
@@ -113,10 +116,4 @@ def test_three_part_names_are_routed_by_the_whole_validator():
 
 @pytest.mark.parametrize("number", sorted(_TPCH))
 def test_tpch_plans_read_their_tree_on_first_use(number):
-    sql, profile = _TPCH[number], _PROFILES[0]
-    readonly.clear_cache()
-    clear_plans()
-    plan = route(sql, sources={"pg": profile}, session_catalog=None, default_source="pg")
-    assert plan.parsed_tree is None and plan.validated and plan.parameter_count == 0
-    whole = analyze(sql, "postgres", profile.limits, engine="postgres")
-    assert plan.keyword == whole.keyword and plan.tree == whole.tree
+    assert_plan_reads_its_tree_on_first_use(_TPCH[number], _PROFILES[0])
