@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,18 @@ def new_store(data_dir: Path) -> CatalogStore:
     add_user(instance, "alice", ALICE_PASSWORD, roles=["admin"], attributes={"region": "EUROPE"})
     add_user(instance, "bob", BOB_PASSWORD, roles=["analyst"], attributes={"region": "ASIA"})
     return instance
+
+
+@contextmanager
+def module_store(data_dir: Path) -> Iterator[CatalogStore]:
+    """``new_store`` under a master key of its own, for a module whose tests only read the catalog."""
+    with pytest.MonkeyPatch.context() as env:
+        set_master_key(env)
+        instance = new_store(data_dir)
+        try:
+            yield instance
+        finally:
+            instance.close()
 
 
 def start_secured(store: CatalogStore, demo_data_dir: Path, auth: AuthSettings | None = None,

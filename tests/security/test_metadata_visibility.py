@@ -18,31 +18,45 @@ from flightsql import flightsql_pb2 as pb
 from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.grants import add_grant
 from tests.clients import toolchain
-from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
+from tests.security.conftest import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    bearer,
+    module_store,
+    sign_in,
+    start_secured,
+    stop_secured,
+)
 from tests.support import flightsql_raw as raw
 
 ALICE_SECRET = "alice-only-literal-8812"
 
 
-@pytest.fixture
-def secured(secure_gateway, store, tmp_path):
-    path = tmp_path / "sales.duckdb"
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory, demo_data_dir):
+    """One catalog and gateway for the module: its tests query them (bob's and alice's history rows accumulate)."""
+    root = tmp_path_factory.mktemp("visibility")
+    path = root / "sales.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE orders AS SELECT 1 AS id, 9.5 AS amount, 'vip' AS secret_note")
         con.execute("CREATE TABLE hidden AS SELECT 42 AS x")
         con.execute("CREATE TABLE accounts (secret_id INTEGER PRIMARY KEY, label TEXT)")
-    store.add_source("sales", "duckdb", {"path": str(path)})
-    add_grant(store, "analyst", "sales", "main", "orders", columns=["id", "AMOUNT"])
-    add_grant(store, "analyst", "sales", "main", "accounts", columns=["label"])
-    history = history_observer(store)
-    directory = CatalogSourceDirectory(store, default="sales", refresh_seconds=0, schema_ttl_seconds=0,
-                                       history=history)
-    secured = secure_gateway(sources=directory, observers=[history])
-    client = secured.client()
-    tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
-    yield secured, client, tokens, history
-    client.close()
-    history.close()
+    with module_store(root / "data") as store:
+        store.add_source("sales", "duckdb", {"path": str(path)})
+        add_grant(store, "analyst", "sales", "main", "orders", columns=["id", "AMOUNT"])
+        add_grant(store, "analyst", "sales", "main", "accounts", columns=["label"])
+        history = history_observer(store)
+        directory = CatalogSourceDirectory(store, default="sales", refresh_seconds=0, schema_ttl_seconds=0,
+                                           history=history)
+        served = start_secured(store, demo_data_dir, sources=directory, observers=[history])
+        try:
+            client = served.client()
+            tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
+            yield served, client, tokens, history
+            client.close()
+        finally:
+            stop_secured(served)
+            history.close()
 
 
 def _query(client, token, sql):

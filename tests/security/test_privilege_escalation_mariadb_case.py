@@ -17,7 +17,14 @@ from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.directory import CatalogSourceDirectory
 from nexus_flight.catalog.grants import add_grant
-from tests.security.conftest import BOB_PASSWORD, bearer, sign_in
+from tests.security.conftest import (
+    BOB_PASSWORD,
+    bearer,
+    module_store,
+    sign_in,
+    start_secured,
+    stop_secured,
+)
 from tests.support import flightsql_raw as raw
 from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
 
@@ -45,17 +52,23 @@ def twins(mariadb_server):
     return ensure_reader(mariadb_server, DATABASE)
 
 
-@pytest.fixture
-def world(store, secure_gateway, twins, mariadb_server):
-    store.add_source("maria", "mariadb", twins, {"password": READER_PASSWORD})
-    add_grant(store, "analyst", "maria", DATABASE, "items")
-    add_grant(store, "analyst", "maria", DATABASE, "cols", columns=["Name"])
-    secured = secure_gateway(sources=CatalogSourceDirectory(store, default="maria", refresh_seconds=0),
-                             demo_scale=None)
-    client = secured.client()
-    token = sign_in(client, "bob", BOB_PASSWORD)
-    yield {"client": client, "token": token, "location": secured.location, "server": mariadb_server}
-    client.close()
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_data_dir, twins, mariadb_server):
+    """One catalog and gateway for the module: its tests only query them."""
+    with module_store(tmp_path_factory.mktemp("maria-case") / "data") as store:
+        store.add_source("maria", "mariadb", twins, {"password": READER_PASSWORD})
+        add_grant(store, "analyst", "maria", DATABASE, "items")
+        add_grant(store, "analyst", "maria", DATABASE, "cols", columns=["Name"])
+        secured = start_secured(store, demo_data_dir,
+                                sources=CatalogSourceDirectory(store, default="maria", refresh_seconds=0),
+                                demo_scale=None)
+        try:
+            client = secured.client()
+            token = sign_in(client, "bob", BOB_PASSWORD)
+            yield {"client": client, "token": token, "location": secured.location, "server": mariadb_server}
+            client.close()
+        finally:
+            stop_secured(secured)
 
 
 def run(world, sql: str):
