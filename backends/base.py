@@ -148,6 +148,8 @@ class Backend(abc.ABC):
     #: (``"duckdb"``, ``"postgres"``): the validator then judges the engine's reading too. It applies only while
     #: ``dialect`` is that engine's (a subclass that translates another dialect first gets none).
     engine_parser: ClassVar[str | None] = None
+    #: Whether running any plan reads its sqlglot tree (the tables it binds): routing then reads the tree at once.
+    reads_plan_tree: ClassVar[bool] = False
     #: The schema unqualified names resolve to (reported as the session's current schema, and where grants on a
     #: schema find an unqualified table); a family whose sources choose it sets it per source (``default_schema_for``).
     default_schema: str | None = None

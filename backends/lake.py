@@ -61,6 +61,7 @@ class LakeBackend(Backend):
 
     dialect = "duckdb"
     engine_parser = "duckdb"
+    reads_plan_tree = True  # each query binds the configured tables it reads
     default_schema = SCHEMA
     capabilities = Capabilities(parameters=True, cancel=True, keys=False, schema_without_execution=True)
     read_only_guard = (

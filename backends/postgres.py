@@ -207,11 +207,16 @@ _SHOW = re.compile(r"^\s*SHOW\s+(ALL|[A-Za-z_][\w.]*|\"[^\"]+\")\s*;?\s*$", re.I
 
 @dataclass(frozen=True)
 class _Copyable:
-    """The statement ADBC can run for a plan: its text, where its placeholders stand, and its tree if unchanged."""
+    """The statement ADBC can run for a plan: its text, where its placeholders stand, and its plan if unchanged."""
 
     sql: str
     placeholders: tuple[int, ...]
-    tree: Any
+    plan: QueryPlan | None
+
+    @property
+    def tree(self) -> Any:
+        """The plan's query tree, read only when asked (a plan decided on PostgreSQL's reading reads it then)."""
+        return self.plan.query if self.plan is not None else None
 
 
 def copyable(plan: QueryPlan) -> _Copyable:
@@ -222,7 +227,7 @@ def copyable(plan: QueryPlan) -> _Copyable:
     """
     show = _SHOW.match(plan.sql)
     if not show:
-        return _Copyable(plan.statement, plan.placeholders, plan.query)
+        return _Copyable(plan.statement, plan.placeholders, plan)
     name = show.group(1)
     if name.upper() == "ALL":
         return _Copyable(

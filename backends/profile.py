@@ -74,4 +74,5 @@ def source_profile(
         own_catalogs=(database,) if isinstance(database, str) else (),
         engine=engine,
         allowed_functions=tuple(options.get("allowed_functions") or ()),
+        reads_tree=family.reads_plan_tree if family is not None else False,
     )

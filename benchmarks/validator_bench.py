@@ -1,7 +1,10 @@
 """Validator overhead per query: p50/p95 of validate() and route() on TPC-H queries, cold and cached.
 
 With the engine's own reading on top of sqlglot's (DuckDB's parser and lexer for the demo, PostgreSQL's parser
-through pglast for PostgreSQL sources), and sqlglot's reading alone in the same run for comparison.
+through pglast for PostgreSQL sources), and sqlglot's reading alone in the same run for comparison. Routing a
+plain DuckDB or PostgreSQL query decides it on its engine's reading alone (``server/query/sql/duckdb_alone.py``,
+``postgres_alone.py``): "route Q1 on ..." is the validator's cost per query as the gateway pays it, "route Q1 ...,
+sqlglot's tree too" adds what a query pays when something later reads its tree (grants, policies, file groups).
 Targets: p50 at most 0.3 ms for TPC-H Q1 on a cache miss with the engine parser, at most 0.01 ms on a hit.
 
 Run from the repository root::
@@ -74,6 +77,16 @@ def main() -> None:
             lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo"),
             (True, False),
         ),
+        (
+            "route Q1 on the demo, sqlglot's tree too",
+            lambda i: route(q1, sources=SOURCES, session_catalog=None, default_source="demo").tree,
+            (True,),
+        ),
+        (
+            "route Q1 on a PostgreSQL source",
+            lambda i: route(pg_q1, sources=PG_SOURCES, session_catalog=None, default_source="pg"),
+            (True, False),
+        ),
     ]
     results = {}
     for label, call, modes in cases:
@@ -91,9 +104,12 @@ def main() -> None:
     for engine in ("DuckDB", "PostgreSQL"):
         cold = results[f"validate Q1 + {engine} reading, cache miss"][0]
         hit = results[f"validate Q1 + {engine} reading, cache hit"][0]
+        print(f"validate() with the {engine} reading: {cold / alone:.2f}x sqlglot alone")
+    for where, engine in (("the demo", "DuckDB"), ("a PostgreSQL source", "PostgreSQL")):
+        cold, hit = (results[f"route Q1 on {where}, cache {c}"][0] for c in ("miss", "hit"))
         verdict = "met" if cold <= 0.3 and hit <= 0.01 else "NOT met"
-        print(f"{engine} reading: {cold / alone:.2f}x sqlglot alone; targets (p50 <= 0.3 ms cold, <= 0.01 ms "
-              f"cached): {verdict}")
+        print(f"routing Q1 on {where} ({engine}'s reading alone): {cold:.3f} ms cold, {hit:.4f} ms cached, "
+              f"{cold / alone:.2f}x sqlglot alone; targets (p50 <= 0.3 ms cold, <= 0.01 ms cached): {verdict}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ source receives, its dialect, the source, the analysed sqlglot tree, where its `
 first use) every table and column it references. Backends take the plan; none parses the SQL again. Access
 checks and, later, federation read its tables.
 
+A statement DuckDB's own reading decided alone (``server/query/sql/duckdb_alone.py``) comes without a tree: the
+plan reads it on first use of ``tree`` or ``query`` (sqlglot's parse, with the whole validator's verdict), so
+queries that nothing after routing inspects never pay for it.
+
 ``plan_sql`` makes a plan of SQL that no validator has judged, for tools and tests that drive a backend directly.
 """
 
@@ -39,8 +43,10 @@ class QueryPlan:
         sql: The exact text the source's engine receives.
         parameter_count: Number of parameters to bind (``?`` placeholders, or the highest ``$n``).
         dialect: The sqlglot dialect ``sql`` is written in (the source's).
-        tree: sqlglot's tree of ``sql``; None when sqlglot cannot parse it (only with the validator off).
-        query: The query inside the statement: ``tree`` itself, or the statement an ``EXPLAIN`` explains.
+        parsed_tree: sqlglot's tree of ``sql``, read through ``tree``: None when sqlglot cannot parse it (only with
+            the validator off) or when ``read_later`` reads it on first use.
+        parsed_query: The query inside the statement, read through ``query``: ``parsed_tree`` itself, or the
+            statement an ``EXPLAIN`` explains.
         keyword: The statement's first word, lower case ("select", "with", "explain" ...; "" if unknown).
         placeholders: Where each ``?`` of ``sql`` starts, in text order (strings and comments excluded).
         statement_end: The length of ``sql`` without its trailing semicolons (what a wrapper may enclose).
@@ -51,6 +57,8 @@ class QueryPlan:
             upstream Flight SQL server's result is served as several endpoints; None runs the query.
         upstream_whole: The ``upstream_partitions`` are the query's whole result (the upstream answered one
             endpoint): where the upstream refuses them when they are read, the query is run again instead.
+        read_later: For a plan made without a tree: returns (tree, query) on first use of either, or raises the
+            validator's refusal.
 
     """
 
@@ -58,8 +66,8 @@ class QueryPlan:
     sql: str
     parameter_count: int
     dialect: str
-    tree: exp.Expression | None = None
-    query: exp.Expression | None = None
+    parsed_tree: exp.Expression | None = None
+    parsed_query: exp.Expression | None = None
     keyword: str = ""
     placeholders: tuple[int, ...] = ()
     statement_end: int | None = None
@@ -67,12 +75,33 @@ class QueryPlan:
     file_part: tuple[int, int] | None = None
     upstream_partitions: tuple[bytes, ...] | None = None
     upstream_whole: bool = False
+    read_later: Callable[[], tuple[exp.Expression, exp.Expression]] | None = None
 
     def __post_init__(self) -> None:
-        if self.query is None and self.tree is not None:
-            object.__setattr__(self, "query", self.tree)
+        if self.parsed_query is None and self.parsed_tree is not None:
+            object.__setattr__(self, "parsed_query", self.parsed_tree)
         if self.statement_end is None:
             object.__setattr__(self, "statement_end", len(self.sql.rstrip()))
+
+    @property
+    def tree(self) -> exp.Expression | None:
+        """The sqlglot tree of ``sql`` (read now if the plan was made without it); None if sqlglot cannot read it."""
+        if self.parsed_tree is None and self.read_later is not None:
+            self._read_now(self.read_later)
+        return self.parsed_tree
+
+    @property
+    def query(self) -> exp.Expression | None:
+        """The query inside the statement: ``tree`` itself, or the statement an ``EXPLAIN`` explains."""
+        if self.parsed_query is None and self.read_later is not None:
+            self._read_now(self.read_later)
+        return self.parsed_query
+
+    def _read_now(self, read: Callable[[], tuple[exp.Expression, exp.Expression]]) -> None:
+        # Two threads may both read: the trees are equal, and whichever is kept serves every later call.
+        tree, query = read()
+        object.__setattr__(self, "parsed_query", query)
+        object.__setattr__(self, "parsed_tree", tree)
 
     @property
     def sources(self) -> tuple[str, ...]:

@@ -135,6 +135,8 @@ class SourceProfile:
             None where no engine parser runs in the gateway (the validator then fails closed on calls sqlglot
             cannot map).
         allowed_functions: Functions the source declares callable besides its dialect's allow-list.
+        reads_tree: The source's backend reads every plan's sqlglot tree (its tables) to run it: routing reads the
+            tree at once instead of first deciding on the engine's reading alone.
 
     """
 
@@ -145,6 +147,7 @@ class SourceProfile:
     own_catalogs: tuple[str, ...] = ()
     engine: str | None = None
     allowed_functions: tuple[str, ...] = ()
+    reads_tree: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", ValidationLimits.from_mapping(self.limits))
@@ -160,7 +163,7 @@ class SourceProfile:
     def _hash(self) -> int:
         """Worked out once: profiles are part of every cached plan's key."""
         return hash((self.dialect, self.allowed_paths, self.limits, self.engine_dialects, self.own_catalogs,
-                     self.engine, self.allowed_functions))
+                     self.engine, self.allowed_functions, self.reads_tree))
 
     def rule_dialects(self, read_dialect: str) -> tuple[str, ...]:
         """Dialects whose rules apply besides ``read_dialect``: this source's own, and its engine's."""

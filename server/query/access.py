@@ -56,6 +56,10 @@ class AccessPolicy:
         """How ``source``'s engine compares names (``core/identifiers.py``)."""
         return CASE_INSENSITIVE
 
+    def reads_plans(self, principal: Principal) -> bool:
+        """Whether ``check_query`` reads a plan's tables for ``principal`` (routing then reads sqlglot's tree first)."""
+        return True
+
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse a planned query that reads what ``principal`` may not.
 
@@ -70,6 +74,10 @@ class AccessPolicy:
 
 class AllowAll(AccessPolicy):
     """Every principal sees every source and reads everything (no authorization is configured)."""
+
+    def reads_plans(self, principal: Principal) -> bool:
+        """Never: nothing is checked."""
+        return False
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Allow without looking at the plan's tables (they are worked out only when asked for)."""
@@ -129,6 +137,10 @@ class GrantedAccess(AccessPolicy):
         if grants is None or not principal.authenticated:
             return None
         return grants.readable_columns(principal, source, db_schema, table, self._identifiers(source))
+
+    def reads_plans(self, principal: Principal) -> bool:
+        """Whether grants are installed and ``principal`` is held to them (signed in, not an admin)."""
+        return self._grants() is not None and principal.authenticated and not principal.is_admin
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""

@@ -360,6 +360,7 @@ class QueryService:
                 default_source=default,
                 client_dialect=request.dialect,
                 validate_sql=self.validate_sql,
+                tree_wanted=self.policy.reads_plans(request.principal),
             )
         self.policy.check_query(request.principal, plan)
         return plan

@@ -9,6 +9,7 @@ import pytest
 from nexus_flight.core.source import SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized, options
 from tests.support.mysql_reader import reader_spec
+from tests.support.plan_reads import record_plan_reads
 
 
 def query(conn, sql, params=None):
@@ -120,3 +121,30 @@ def test_duckdb_functions_mean_nothing_on_a_mysql_source(make_gateway, mysql_tpc
             with conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM nation")
                 assert cur.fetchone()[0] == 25
+
+
+def test_plain_postgres_queries_are_decided_on_postgresqls_reading_alone(
+    make_gateway, pg_tpch, postgres_server, monkeypatch
+):
+    """On a PostgreSQL default source, queries without a catalog-qualified name reach PostgreSQL on its own
+    reading alone and answer what PostgreSQL's own client answers; sqlglot's tree is read only for the query whose
+    result is an unconstrained numeric (the backend follows its scale through the tree); an attack written so that
+    only PostgreSQL decodes it is still refused."""
+    import psycopg
+
+    record = record_plan_reads(monkeypatch)
+    spec = SourceSpec("pgsrc", "postgres", postgres_server.options())
+    gw = make_gateway(sources=(spec,), demo_scale=None, default_source="pgsrc")
+    queries = [
+        "SELECT n_name, n_regionkey FROM nexus_tpch.nation WHERE n_name LIKE 'UNITED%' ORDER BY n_name",
+        "SELECT r_name, count(*) AS n FROM nexus_tpch.nation JOIN nexus_tpch.region ON n_regionkey = r_regionkey "
+        "GROUP BY r_name ORDER BY r_name",
+        "SELECT sum(l_extendedprice * (1 - l_discount)) AS revenue FROM nexus_tpch.lineitem WHERE l_discount > 0.05",
+    ]
+    with flightsql.connect(gw.location, autocommit=True) as conn, psycopg.connect(postgres_server.dsn()) as own:
+        for sql in queries:
+            got = [tuple(row.values()) for row in query(conn, sql).to_pylist()]
+            assert got == own.execute(sql).fetchall(), sql
+        assert record.decided == [True] * len(queries) and record.reads == [queries[2]]
+        with pytest.raises(flightsql.ProgrammingError, match=r"QV-0(05|11)"):
+            query(conn, "SELECT U&\"\\0070g_read_file\"('/etc/hostname')")

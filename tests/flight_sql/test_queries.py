@@ -10,6 +10,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from tests.support.plan_reads import record_plan_reads
+from tests.validator.tpch import TPCH_QUERIES
+
 TPCH = sorted((Path(__file__).parents[2] / "benchmarks" / "tpch").glob("q*.sql"))
 
 
@@ -32,6 +35,19 @@ def test_tpch_query_matches_duckdb_in_process(adbc, local, path):
     expected = local.execute(sql).to_arrow_table()
     assert got.num_rows > 0
     assert got.equals(expected)
+
+
+def test_plain_queries_are_served_on_duckdbs_reading_alone(adbc, local, monkeypatch):
+    """TPC-H queries without qualified names are decided on DuckDB's reading alone: they reach DuckDB and answer
+    as DuckDB in-process does, and nothing reads sqlglot's tree of them."""
+    record = record_plan_reads(monkeypatch)
+    numbers = (1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 22)
+    for number in numbers:
+        sql = TPCH_QUERIES[number] + "-- decided on DuckDB's reading alone\n"
+        cur = adbc.cursor()
+        cur.execute(sql)
+        assert cur.fetch_arrow_table().equals(local.execute(sql).to_arrow_table()), number
+    assert record.decided == [True] * len(numbers) and record.reads == []
 
 
 def test_every_tpch_table_is_queryable(adbc, local):

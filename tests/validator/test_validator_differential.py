@@ -15,49 +15,24 @@ identifier or a statement ends, or which function a name is. For every mutation:
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 
 import duckdb
 import pytest
-from pglast import parser as pg_parser
 
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.server.query.sql.readonly import validate
 from nexus_flight.server.query.sql.rules import allowed_functions
 from tests.validator.corpus import ATTACKS, LEGIT
+from tests.validator.duckdb_oracle import DUCKDB_SYNTAX, duckdb_functions
+from tests.validator.mutations import mutations as _mutations
+from tests.validator.postgres_oracle import postgres_reading
 
-_FRAGMENTS = [
-    'U&"\\0070g_sleep"(1)', 'U&"\\0067etenv"(\'HOME\')', "U&'\\0041'", "u&", "UESCAPE '!'", "E'\\''", "e'\\\\'",
-    "$$", "$a$", "/*", "*/", "--", "\n", "'", '"', "\\", ";", "é", "日本", "pg_sleep(1)",
-    "read_text('/etc/passwd')", "getenv('HOME')", "t.pg_read_file", "OPERATOR(public.+)", "::text", " AS x(a)",
-    "WITH q(a) AS (SELECT 1) ", "current_setting('temp_directory')", "lo_import('/etc/passwd')",
-]
-_ALPHABET = list("()[]{};'\"`$-/*+.,:?=<>|&!@#\\ \n\tabcSELECTFROMDELETE0123eEuU")
 _READS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
 def _pool(dialect: str) -> list[str]:
     return [s for d, _, s in ATTACKS if d == dialect and len(s) < 500] + [s for d, s in LEGIT if d == dialect]
-
-
-def _mutations(pool: list[str], seed: int, count: int):
-    rng = random.Random(seed)
-    for _ in range(count):
-        sql = rng.choice(pool)
-        for _ in range(rng.randint(1, 4)):
-            k = rng.randint(0, len(sql))
-            roll = rng.random()
-            if roll < 0.3:
-                sql = sql[:k] + rng.choice(_ALPHABET) + sql[k:]
-            elif roll < 0.5:
-                sql = sql[:k] + sql[k + rng.randint(1, 5) :]
-            elif roll < 0.8:
-                sql = sql[:k] + rng.choice(_FRAGMENTS) + sql[k:]
-            else:
-                sql = sql[:k] + rng.choice(pool)[: rng.randint(0, 40)] + sql[k:]
-        yield sql
 
 
 def _accepts(sql: str, dialect: str, engine: str | None) -> bool:
@@ -71,39 +46,11 @@ def _accepts(sql: str, dialect: str, engine: str | None) -> bool:
 # -- DuckDB --------------------------------------------------------------------------------------------------
 
 
-def _duckdb_functions(con, sql: str) -> set[str] | None:
-    """Every function name in DuckDB's own serialized parse tree; None when DuckDB serializes nothing."""
-    found = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]
-    tree = json.loads(found)
-    if tree.get("error"):
-        return None
-    names, stack = set(), [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            name = node.get("function_name")
-            if isinstance(name, str) and node.get("class") in ("FUNCTION", "AGGREGATE", "WINDOW"):
-                names.add(name.lower())
-            if node.get("type") == "TABLE_FUNCTION":
-                inner = node.get("function", {})
-                if isinstance(inner.get("function_name"), str):
-                    names.add(inner["function_name"].lower())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return names
-
-
-#: Names DuckDB's serializer gives to operators and syntax (``+``, ``count_star``, ``~~``): not calls.
-_DUCKDB_SYNTAX = {"count_star", "~~", "!~~", "~~*", "!~~*", "~~~", "list_value", "struct_pack", "row",
-                  "array_extract", "array_slice", "map", "try_strptime", "date_part", "list_pack", "unnest"}
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_duckdb_accepted_mutations_are_single_harmless_reads(seed):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
     con = duckdb.connect()
-    allowed = allowed_functions("duckdb") | _DUCKDB_SYNTAX
+    allowed = allowed_functions("duckdb") | DUCKDB_SYNTAX
     accepted = 0
     for sql in _mutations(_pool("duckdb"), seed, 3000):
         with_engine = _accepts(sql, "duckdb", "duckdb")
@@ -113,7 +60,7 @@ def test_duckdb_accepted_mutations_are_single_harmless_reads(seed):
             continue
         try:
             statements = con.extract_statements(sql)
-            called = _duckdb_functions(con, sql)
+            called = duckdb_functions(con, sql)
         except duckdb.Error:
             continue  # DuckDB cannot parse it either: it would never run
         harmful = called is not None and {n for n in called if not n.isidentifier() or n in allowed} != called
@@ -129,31 +76,6 @@ def test_duckdb_accepted_mutations_are_single_harmless_reads(seed):
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------------
 
-_PG_DML = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
-
-
-def _postgres_reading(sql: str) -> tuple[list[str], set[str], bool] | None:
-    """Statement kinds, called function names and whether DML appears, as libpg_query reads ``sql``."""
-    try:
-        tree = json.loads(pg_parser.parse_sql_json(sql))
-    except pg_parser.ParseError:
-        return None
-    kinds = [next(iter(s["stmt"])) for s in tree.get("stmts", [])]
-    names, dml, stack = set(), False, [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "FuncCall":
-                    parts = [p["String"]["sval"] for p in value.get("funcname", []) if "String" in p]
-                    names.add(parts[-1] if len(parts) == 1 or parts[0] == "pg_catalog" else ".".join(parts))
-                dml |= key in _PG_DML
-                stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return kinds, names, dml
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_postgres_accepted_mutations_are_single_harmless_reads(seed):
     logging.getLogger("sqlglot").setLevel(logging.CRITICAL)
@@ -166,7 +88,7 @@ def test_postgres_accepted_mutations_are_single_harmless_reads(seed):
         assert sqlglot_alone or not with_engine, sql
         if not sqlglot_alone:
             continue
-        reading = _postgres_reading(sql)
+        reading = postgres_reading(sql)
         if reading is None:
             continue  # PostgreSQL cannot parse it either: it would never run
         kinds, called, dml = reading

@@ -10,11 +10,15 @@ reads the text first; here DuckDB's own parser and lexer read it again, and thei
   is a call (or a definition: a CTE or an alias with a column list, a type, a sampling method). Each call
   must be an allowed function (``server/query/sql/allowlists/duckdb.txt``, or the source's ``allowed_functions``); a
   denied one keeps its own rule; a file reader needs literal paths under the source's ``allowed_paths``;
-  ``current_setting`` a literal name that is not a path. Anything else is QV-011.
+  ``current_setting`` a literal name that is not a path. Anything else is QV-011. A keyword before ``(`` is
+  grammar (``IN (``, ``CAST (``) only where DuckDB reserves it or keeps it for types and column-name syntax, or
+  where its grammar takes an unreserved one's parenthesis (``OVER (`` after a call, ``GROUPING SETS (``, ``*
+  EXCLUDE (``: ``_GRAMMAR_UNRESERVED``); DuckDB lets functions take its other keywords' names (``object``,
+  ``checkpoint``) and reads an unreserved keyword elsewhere as a call, so those are judged as calls.
 
 Comments, quoting, escapes and dollar strings are therefore judged as DuckDB reads them, not as sqlglot does.
-Replacement scans (``FROM '/etc/passwd'``) are sqlglot's to refuse (they are refused there); behind both,
-DuckDB runs with external access disabled.
+Replacement scans (``FROM '/etc/passwd'``) are sqlglot's to refuse (they are refused there), or, where sqlglot
+does not read the statement, ``duckdb_alone.py``'s; behind both, DuckDB runs with external access disabled.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -41,21 +46,25 @@ from nexus_flight.server.query.sql.rules import (
 )
 
 _DIALECT = "duckdb"
-_IDENTIFIER = duckdb.token_type.identifier
-_KEYWORD = duckdb.token_type.keyword
-_STRING = duckdb.token_type.string_const
-_OPERATOR = duckdb.token_type.operator
+# Token kinds as DuckDB's integer codes: comparing DuckDB's own kind objects costs a microsecond each.
+IDENTIFIER = duckdb.token_type.identifier.value
+KEYWORD = duckdb.token_type.keyword.value
+STRING = duckdb.token_type.string_const.value
+NUMERIC = duckdb.token_type.numeric_const.value
+OPERATOR = duckdb.token_type.operator.value
 _UNQUOTED = re.compile(r"[^\W\d][\w$]*")
 _READS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
-_NAME_KINDS = (_IDENTIFIER, _KEYWORD)
-#: One of DuckDB's tokens: where it starts, and its kind.
-_Token = tuple[int, Any]
+_NAME_KINDS = (IDENTIFIER, KEYWORD)
+#: One of DuckDB's tokens: where it starts, and its kind's code.
+_Token = tuple[int, int]
 #: First characters of tokens that are neither names nor keywords (operators, strings, numbers).
 _NOT_NAMES = frozenset("()[]{},;.:+-*/%<>=!~^&|#@?'$0123456789")
 #: Type names written with parentheses that DuckDB's lexer may call identifiers.
 _TYPE_NAMES = frozenset({"struct", "map", "union", "enum", "decimal", "numeric", "varchar", "char", "bit"})
 #: Sampling methods: ``USING SAMPLE reservoir(10 ROWS)``.
 _SAMPLING = frozenset({"reservoir", "bernoulli", "system"})
+#: Keywords that start a clause: scanning back for a GROUP BY stops at them.
+_CLAUSES = frozenset({"select", "from", "where", "having", "order", "qualify", "window", "limit", "on"})
 _LEADING = frozenset({"select", "with", "from", "values", "table", "pivot", "unpivot", "describe", "desc", "show",
                       "summarize", "explain"})
 
@@ -88,10 +97,72 @@ def _parser() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @functools.cache
-def _keywords() -> frozenset[str]:
+def _keyword_categories() -> dict[str, str]:
+    """DuckDB's keywords and their categories (reserved, unreserved, type_function, column_name)."""
     with _parser() as parser:
-        rows = parser.execute("SELECT keyword_name FROM duckdb_keywords()").fetchall()
-    return frozenset(name.lower() for (name,) in rows)
+        rows = parser.execute("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall()
+    return {name.lower(): category for name, category in rows}
+
+
+#: Unreserved keywords DuckDB's grammar follows with a parenthesis, and what stands before them there: elsewhere
+#: DuckDB reads the same name and parenthesis as a function call (``CASE … END * EXCLUDE (x)`` calls exclude()).
+#: "*" is a star that starts an expression, "," in ROLLUP/CUBE one of a GROUP BY list.
+_GRAMMAR_UNRESERVED: dict[str, frozenset[str]] = {
+    "over": frozenset({")"}),
+    "sets": frozenset({"grouping"}),
+    "rollup": frozenset({"by", ","}),
+    "cube": frozenset({"by", ","}),
+    "materialized": frozenset({"as", "not"}),
+    "exclude": frozenset({"*"}),
+    "rename": frozenset({"*"}),
+    "replace": frozenset({"*"}),
+    "sample": frozenset({"using"}),
+}
+#: What may stand before a star that starts an expression (``SELECT *``, ``, *``, ``(*``, ``t.*``).
+_BEFORE_STAR = frozenset({"select", "distinct", "all", ",", "(", "."})
+
+
+@functools.cache
+def _grammar_keywords() -> frozenset[str]:
+    """Keywords whose ``(`` is always grammar: those DuckDB reserves or keeps for types and column-name syntax."""
+    return frozenset(n for n, c in _keyword_categories().items() if c != "unreserved")
+
+
+@functools.cache
+def reserved_keywords() -> frozenset[str]:
+    """DuckDB's reserved keywords: words that are grammar wherever they stand, never a name or a type."""
+    return frozenset(n for n, c in _keyword_categories().items() if c == "reserved")
+
+
+@dataclass(frozen=True)
+class DuckDBReading:
+    """DuckDB's reading of one text: its lexer's tokens (start, kind), their first characters, its statements."""
+
+    text: str
+    tokens: list[_Token]
+    marks: list[str]
+    statements: list[Any]
+
+
+def read_duckdb(text: str) -> DuckDBReading:
+    """DuckDB's lexer and parser read ``text``.
+
+    Raises:
+        Refusal: QV-001 when DuckDB cannot parse it.
+
+    """
+    try:
+        tokens = [(pos, kind.value) for pos, kind in duckdb.tokenize(text)]
+        with _parser() as parser:
+            statements = parser.extract_statements(text)
+        if not text.isascii():  # DuckDB counts UTF-8 bytes; the checks below count characters
+            tokens = _in_characters(text, tokens)
+    except duckdb.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Refusal("QV-001", f"DuckDB cannot parse the statement: {message}") from None
+    # Each token's first character: "(", ";", "," and "[" start operator tokens only (no name, literal or number
+    # starts so), so these marks tell them apart without comparing token kinds.
+    return DuckDBReading(text, tokens, [text[pos] for pos, _ in tokens], statements)
 
 
 def check_duckdb_reading(
@@ -112,19 +183,26 @@ def check_duckdb_reading(
         Refusal: the first rule DuckDB's reading breaks.
 
     """
-    try:
-        tokens = duckdb.tokenize(text)
-        with _parser() as parser:
-            statements = parser.extract_statements(text)
-        if not text.isascii():  # DuckDB counts UTF-8 bytes; the checks below count characters
-            tokens = _in_characters(text, tokens)
-    except duckdb.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Refusal("QV-001", f"DuckDB cannot parse the statement: {message}") from None
-    # Each token's first character: "(", ";", "," and "[" start operator tokens only (no name, literal or number
-    # starts so), so these marks tell them apart without comparing DuckDB's token kinds, which is slow.
-    marks = [text[pos] for pos, _ in tokens]
-    _check_statements(text, tokens, marks, statements)
+    judge_duckdb_reading(read_duckdb(text), tree, extras, path_allowed)
+
+
+def judge_duckdb_reading(
+    reading: DuckDBReading,
+    tree: exp.Expression | None,
+    extras: Iterable[str] = (),
+    path_allowed: Callable[[str], bool] = lambda path: False,
+) -> None:
+    """Refuse what ``reading`` shows unless it is one query calling only allowed functions.
+
+    Without ``tree``, a name the query defines with a parenthesised list after it (a CTE or an alias with
+    columns) reads as a call, and is refused as one.
+
+    Raises:
+        Refusal: the first rule DuckDB's reading breaks.
+
+    """
+    text, tokens, marks = reading.text, reading.tokens, reading.marks
+    _check_statements(text, tokens, marks, reading.statements)
     _check_relations(text, tokens, marks)
     _Calls(text, tokens, marks, tree, frozenset(extras), path_allowed).check()
 
@@ -150,7 +228,7 @@ def _check_statements(text: str, tokens: list[_Token], marks: list[str], stateme
             raise Refusal("QV-001", "DuckDB reads more than one statement; send exactly one")
     types = [s.type for s in statements]
     if not (len(types) == 1 and types[0] in _READS):
-        pivot = any(kind == _KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
+        pivot = any(kind == KEYWORD and _word(text, pos) == "pivot" for pos, kind in tokens)
         if not (pivot and types == [duckdb.StatementType.CREATE, duckdb.StatementType.SELECT]):
             names = ", ".join(t.name for t in types) or "nothing"
             raise Refusal("QV-001", f"DuckDB reads this as {names}; only one query is accepted")
@@ -216,16 +294,51 @@ class _Calls:
                 self.setting(i + 2, name, line_col(text, pos))
             elif name in allowed or name in self.extras:
                 continue
-            elif name == "operator" and kind == _KEYWORD:
+            elif name == "operator" and kind == KEYWORD:
                 self.operator(i + 2)
-            elif kind == _KEYWORD and name in _keywords():
-                continue  # grammar: IN (, EXISTS (, AS (, OVER (, CAST (, DECIMAL (...
+            elif kind == KEYWORD and (name in _grammar_keywords() or self.grammar(i, name)):
+                continue  # grammar: IN (, EXISTS (, AS (, CAST (, DECIMAL (, … OVER (, GROUPING SETS (
             elif name in _TYPE_NAMES or name in self.defined:
                 continue
             elif name in _SAMPLING and i > 0 and _word(text, tokens[i - 1][0]) in ("sample", "tablesample"):
                 continue
             else:
                 raise refuse("QV-011", f"{name}()", line_col(text, pos))
+
+    def grammar(self, i: int, name: str) -> bool:
+        """Whether the unreserved keyword at ``i`` stands where DuckDB's grammar, not a call, takes its ``(``."""
+        before = _GRAMMAR_UNRESERVED.get(name)
+        if before is None or i == 0:
+            return False
+        previous = self._word_at(i - 1)
+        if previous == "*":
+            return "*" in before and i >= 2 and self._word_at(i - 2) in _BEFORE_STAR
+        if previous == ",":
+            return "," in before and self._in_group_by(i - 1)
+        return previous in before
+
+    def _word_at(self, i: int) -> str:
+        mark = self.marks[i]
+        return mark if mark in _NOT_NAMES else _word(self.text, self.tokens[i][0])
+
+    def _in_group_by(self, comma: int) -> bool:
+        """Whether the comma at ``comma`` separates a GROUP BY list (scanning back at its own depth)."""
+        depth = 0
+        for k in range(comma - 1, 0, -1):
+            mark = self.marks[k]
+            if mark == ")":
+                depth += 1
+            elif mark == "(":
+                if depth == 0:
+                    return False
+                depth -= 1
+            elif depth == 0 and self.tokens[k][1] == KEYWORD:
+                word = _word(self.text, self.tokens[k][0])
+                if word == "by":
+                    return self._word_at(k - 1) == "group"
+                if word in _CLAUSES:
+                    return False
+        return False
 
     def operator(self, k: int) -> None:
         """``a OPERATOR(x.+) b``: DuckDB reads it as a call of the function ``x`` with both operands."""
@@ -243,7 +356,7 @@ class _Calls:
         found: list[str | None] = []
         if k < len(tokens) and _is(text, tokens[k], "["):
             k += 1
-            while k < len(tokens) and tokens[k][1] == _STRING:
+            while k < len(tokens) and tokens[k][1] == STRING:
                 found.append(_string(text, tokens[k][0]))
                 k += 1
                 if k < len(tokens) and _is(text, tokens[k], ","):
@@ -251,7 +364,7 @@ class _Calls:
             if not (k < len(tokens) and _is(text, tokens[k], "]")):
                 found.append(None)
             k += 1
-        elif k < len(tokens) and tokens[k][1] == _STRING:
+        elif k < len(tokens) and tokens[k][1] == STRING:
             found.append(_string(text, tokens[k][0]))
             k += 1
         closed = k < len(tokens) and (_is(text, tokens[k], ",") or _is(text, tokens[k], ")"))
@@ -264,7 +377,7 @@ class _Calls:
 
     def setting(self, k: int, name: str, where: tuple[int, int] | None) -> None:
         tokens, text = self.tokens, self.text
-        value = _string(text, tokens[k][0]) if k < len(tokens) and tokens[k][1] == _STRING else None
+        value = _string(text, tokens[k][0]) if k < len(tokens) and tokens[k][1] == STRING else None
         closed = k + 1 < len(tokens) and _is(text, tokens[k + 1], ")")
         if value is None or not closed:
             raise refuse(
@@ -285,7 +398,7 @@ def _in_characters(text: str, tokens: list[_Token]) -> list[_Token]:
 
 
 def _is(text: str, token: _Token, char: str) -> bool:
-    return token[1] == _OPERATOR and text.startswith(char, token[0])
+    return token[1] == OPERATOR and text.startswith(char, token[0])
 
 
 def _word(text: str, pos: int) -> str:

@@ -16,8 +16,9 @@ that tree decides:
 - the configuration-file views, password catalogs and other sessions' queries (``DENIED_RELATIONS``) and
   ``current_setting`` of a path setting, or of a computed name, are refused.
 
-sqlglot still routes and transpiles; this check only adds refusals. The server's own read-only transaction
-and a least-privilege login (``backends/postgres.py``) are the second line behind it.
+sqlglot still routes and transpiles; this check adds refusals to its verdict, or, for a plain query that needs
+neither, decides alone (``postgres_alone.py``). The server's own read-only transaction and a least-privilege login
+(``backends/postgres.py``) are the second line behind it.
 
 Speed: libpg_query hands the tree over as JSON, and the nodes judged here are found in that text with regular
 expressions rather than by decoding and walking every node in Python (five times faster). That is exact, not
@@ -39,7 +40,6 @@ from pglast import parser as pg_parser
 from nexus_flight.core.plan import replace_placeholders
 from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
-    DENIED_FUNCTIONS,
     DENIED_RELATIONS,
     PATH_SETTINGS,
     SETTING_FUNCTIONS,
@@ -89,6 +89,16 @@ def check_postgres_reading(text: str, extras: Iterable[str] = (), placeholders: 
         tree = pg_parser.parse_sql_json(text)
     except pg_parser.ParseError as exc:
         raise Refusal("QV-001", f"PostgreSQL cannot parse the statement: {exc.args[0]}") from None
+    judge_postgres_reading(text, tree, extras)
+
+
+def judge_postgres_reading(text: str, tree: str, extras: Iterable[str] = ()) -> None:
+    """Refuse what ``tree`` (libpg_query's JSON of ``text``) shows unless it is one query of allowed calls.
+
+    Raises:
+        Refusal: the first rule PostgreSQL's reading breaks.
+
+    """
     _Reading(text, tree, frozenset(extras)).judge()
 
 
@@ -213,12 +223,12 @@ class _Reading:
     def fields(self) -> None:
         """``t.pg_read_file``: PostgreSQL calls a one-argument function written as a field of a row.
 
-        Every identifier of the tree is looked at (function names were judged above): one spelled exactly like
-        a denied function is refused, wherever it stands.
+        Every identifier of the tree is looked at (function names were judged above): one spelled like a denied
+        function, or starting with a denied prefix, is refused, wherever it stands.
         """
-        for token in _IDENTIFIER.findall(self.tree):
+        for token in dict.fromkeys(_IDENTIFIER.findall(self.tree)):  # each name once, in order: most repeat
             name = _value(token)
-            rule = DENIED_FUNCTIONS[_DIALECT].get(name)
+            rule = denied_function_rule(_DIALECT, name)  # names and prefixes (lo_…), as for calls
             if rule:
                 raise refuse(rule, f"{name} (a function called as a field)", self.position("ColumnRef", name))
 

@@ -25,6 +25,11 @@ How a statement is judged, cheapest check first:
    parser and lexer (``server/query/sql/duckdb_reading.py``). There every function called must be on the engine's
    allow-list (``server/query/sql/allowlists/``) or among the source's ``allowed_functions``.
 
+Routing leaves steps 2-4 out for a plain DuckDB or PostgreSQL query (the engine runs the client's text as written,
+nothing to route or rewrite): the engine's reading alone accepts it or sends it here
+(``server/query/sql/duckdb_alone.py``, ``postgres_alone.py``), and this validator runs only when something needs
+sqlglot's tree of it.
+
 Rules (the table, the deny lists and the allow-list loader are in ``server/query/sql/rules.py``):
 
 ======  ============================================  ==========================================
@@ -112,6 +117,7 @@ from nexus_flight.server.query.sql.refusal import Refusal, line_col, refuse
 from nexus_flight.server.query.sql.rules import (
     EXECUTABLE_COMMENT_DIALECTS,
     METADATA_STATEMENTS,
+    REFUSED_CHARACTERS,
     RULES,
     STATEMENT_KEYWORD_PAIRS,
     STATEMENT_KEYWORDS,
@@ -268,12 +274,6 @@ _PARSE_CACHE: LRU[_Parsed] = LRU(4096, 512_000)
 # -- the checks ---------------------------------------------------------------------------------------------
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-#: NUL and other control characters (tab, newline, carriage return are fine), C1 controls, non-ASCII spaces,
-#: zero-width and bidirectional formatting characters, BOM, lone surrogates (text that was not valid UTF-8).
-_BAD_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f"
-    "\u3000\ufeff\ufff9-\ufffb\ud800-\udfff]"
-)
 _NESTING_OPEN = {TokenType.L_PAREN, TokenType.CASE}
 _NESTING_CLOSE = {TokenType.R_PAREN, TokenType.END}
 _QUERY_TYPES = (exp.Query, exp.Values)
@@ -444,7 +444,7 @@ def _decoded(sql: str | bytes) -> str:
 
 def _check_size_and_characters(text: str, limits: ValidationLimits) -> None:
     # Characters first: a lone surrogate would make the byte count below fail.
-    bad = _BAD_CHARS.search(text)
+    bad = REFUSED_CHARACTERS.search(text)
     if bad:
         char = bad.group()
         name = (

@@ -34,7 +34,9 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.source import SourceProfile, ValidationLimits, canonical_dialect
 from nexus_flight.server.query.sql.cache import LRU
+from nexus_flight.server.query.sql.duckdb_alone import decided_alone as decided_by_duckdb
 from nexus_flight.server.query.sql.readonly import Analysis, analyze, plain
+from nexus_flight.server.query.sql.walker import normalised_prefix, path_allowed
 
 
 def route(
@@ -45,6 +47,7 @@ def route(
     default_source: str,
     client_dialect: str | None = None,
     validate_sql: bool = True,
+    tree_wanted: bool = False,
 ) -> QueryPlan:
     """Validate ``sql`` and bind it to the source it names (else the session's catalog, else the default).
 
@@ -61,6 +64,8 @@ def route(
         client_dialect: The dialect the client writes in, when it is not the target's.
         validate_sql: False skips the read-only rules (the backend's own read-only connection still holds);
             the statement is still routed and rewritten when sqlglot can parse it, else passed through.
+        tree_wanted: The caller will read the plan's tree (grants apply): the statement is not first decided on
+            its engine's reading alone, which would be done again when the tree is read.
 
     Raises:
         InvalidQueryError: the SQL does not parse, is not one statement, or cannot be transpiled (QV-001).
@@ -74,8 +79,9 @@ def route(
     if home not in sources:
         raise _unknown_catalog(home, sources)
     client = canonical_dialect(client_dialect) if client_dialect else None
-    key = (sql, home, client, validate_sql, tuple(sources.items()))
-    return _PLANS.get_or_compute(key, len(sql), lambda: _route(sql, sources, home, client, validate_sql))
+    key = (sql, home, client, validate_sql, tree_wanted, tuple(sources.items()))
+    alone = validate_sql and client is None and not tree_wanted
+    return _PLANS.get_or_compute(key, len(sql), lambda: _route(sql, sources, home, client, validate_sql, alone))
 
 
 def clear_plans() -> None:
@@ -84,9 +90,13 @@ def clear_plans() -> None:
 
 
 def _route(
-    sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool
+    sql: str, sources: Mapping[str, SourceProfile], home: str, client: str | None, validate_sql: bool, alone: bool
 ) -> QueryPlan:
     home_target = sources[home]
+    if alone:
+        plan = _decided_alone(sql, home, home_target)  # it names no other source: the home source's
+        if plan is not None:
+            return plan
     if validate_sql and client is None and "." not in sql:
         # Without a dot there is no qualified name, so no other source: the statement is the home source's, in
         # its dialect, and one check both parses and judges it (what the path below would do, in fewer steps).
@@ -146,6 +156,36 @@ def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | Non
         engine=engine,
         allowed_functions=target.allowed_functions,
     )
+
+
+def _decided_alone(sql: str, source: str, target: SourceProfile) -> QueryPlan | None:
+    """A plan of ``sql`` accepted on its engine's reading alone, its sqlglot tree read on first use; None if not.
+
+    For sources whose dialect is their engine's own (DuckDB, PostgreSQL): ``duckdb_alone.py``, ``postgres_alone.py``;
+    not for a source whose backend reads every plan's tree (files, lake formats), which would do the work twice.
+    """
+    if target.engine is None or target.dialect != target.engine or target.engine_dialects or target.reads_tree:
+        return None
+    extras = tuple(sorted(f.lower() for f in target.allowed_functions))
+    if target.engine == "duckdb":
+        prefixes = tuple(normalised_prefix(p) for p in target.allowed_paths)
+        keyword = decided_by_duckdb(sql, target.limits, extras, lambda path: path_allowed(path, prefixes))
+    elif target.engine == "postgres":
+        # pglast comes with the postgres extra: imported where a PostgreSQL-family statement is judged.
+        from nexus_flight.server.query.sql.postgres_alone import decided_alone as decided_by_postgres
+
+        keyword = decided_by_postgres(sql, target.limits, extras)
+    else:
+        return None
+    if keyword is None:
+        return None
+
+    def read_later() -> tuple[exp.Expression, exp.Expression]:
+        # The whole validator, sqlglot's reading included: what is read later is judged as if read first.
+        analysis = _check(sql, target.dialect, target, engine=target.engine)
+        return analysis.tree, analysis.query
+
+    return QueryPlan(source, sql, 0, target.dialect, keyword=keyword, validated=True, read_later=read_later)
 
 
 def _plan(source: str, sql: str, dialect: str, analysis: Analysis, validated: bool) -> QueryPlan:

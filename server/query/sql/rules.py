@@ -7,6 +7,7 @@ a dialect is a one-line change reviewed here. Names are lower case; dialect name
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -647,6 +648,21 @@ PATH_FUNCTIONS: dict[str, frozenset[str]] = {
 
 #: Dialects where a quoted table name that looks like a path or URL is read as a file (replacement scans).
 PATH_TABLE_DIALECTS = frozenset({"duckdb"})
+
+#: Characters refused anywhere in a statement (QV-010): NUL and other control characters (tab, newline, carriage
+#: return are fine), C1 controls, non-ASCII spaces, zero-width and bidirectional formatting characters, BOM, lone
+#: surrogates (text that was not valid UTF-8).
+REFUSED_CHARACTERS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f"
+    "\u3000\ufeff\ufff9-\ufffb\ud800-\udfff]"
+)
+
+def within_characters(text: str, max_length: int) -> bool:
+    """Whether ``text`` passes QV-009 and QV-010: no refused character, at most ``max_length`` UTF-8 bytes."""
+    if text.isascii():
+        return len(text) <= max_length and not REFUSED_CHARACTERS.search(text)
+    return not REFUSED_CHARACTERS.search(text) and len(text.encode("utf-8")) <= max_length
+
 
 #: Characters that mark a quoted table name as a path or URL in those dialects.
 PATH_TABLE_MARKERS = ("/", "\\", ".", ":", "~", "*", "?")
