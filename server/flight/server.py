@@ -40,6 +40,7 @@ from nexus_flight.server.flight.auth import (
     Identity,
     IdentityMiddlewareFactory,
     OpenAuthenticator,
+    ProxyHeaders,
     identity_of,
     session_cookie_given,
 )
@@ -115,7 +116,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def __init__(self, location: str, service: QueryService, handle_ttl_seconds: float = 1800.0,
                  statement_timeout_seconds: int = 300, handle_limits: HandleLimits | None = None,
-                 authenticator: Authenticator | None = None, address_header: str | None = None,
+                 authenticator: Authenticator | None = None, proxy_headers: ProxyHeaders | None = None,
                  administration: Administration | None = None, signer: HandleSigner | None = None,
                  sessions: SessionStore | None = None, max_endpoints: int = 1,
                  advertised_locations: Sequence[str] = (), **kwargs) -> None:
@@ -127,7 +128,7 @@ class FlightSqlServer(flight.FlightServerBase):
             # Arrow passes a verified client certificate's identity to calls only without a Handshake handler.
             auth_handler=None if self.authenticator.certificate_identities else HandshakeHandler(),
             middleware={
-                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self.authenticator, address_header),
+                MIDDLEWARE_KEY: IdentityMiddlewareFactory(self.authenticator, proxy_headers),
                 COMPLETION_KEY: CompletionMiddlewareFactory(),
             },
             **kwargs,
