@@ -87,8 +87,9 @@ class QueryRecorder:
                 if record.source not in source_ids:
                     source_ids[record.source] = self._source_id(session, record.source)
                 rows.append(self._values(record, source_ids[record.source]))
-            # One executemany, without the unit of work's per-object bookkeeping (it ran on every query).
-            session.execute(insert(QueryHistory), rows)
+            # One Core executemany on the table: neither the unit of work's per-object bookkeeping nor the ORM's
+            # bulk path (both ran on every query batch).
+            session.execute(insert(QueryHistory.__table__), rows)
             return [row["id"] for row in rows]
 
     def _values(self, record: QueryRecord, source_id: str | None) -> dict[str, Any]:

@@ -108,6 +108,10 @@ class AuthSettings(_Strict):
     failure_delays_at_once: int = Field(64, ge=1)
     #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
     client_address_header: str | None = None
+    #: A header a trusted proxy sets to name the client's own connection (deploy/nginx.conf: ``x-client-connection``,
+    #: ``$hostname/$pid/$connection``): a client without sign-in, Handshake token or cookie keeps its session on
+    #: it, on every replica, instead of on the proxy's connection, which clients share.
+    client_connection_header: str | None = None
     lockout: LockoutSettings = LockoutSettings()
     oidc: list[OidcIssuerSettings] = []
 

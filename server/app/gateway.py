@@ -24,7 +24,7 @@ from nexus_flight.server.app.logs import log_query
 from nexus_flight.server.app.metrics import GatewayMetrics
 from nexus_flight.server.app.telemetry import record_metrics
 from nexus_flight.server.flight.administration import Administration
-from nexus_flight.server.flight.auth import Authenticator
+from nexus_flight.server.flight.auth import Authenticator, ProxyHeaders
 from nexus_flight.server.flight.handles import HandleLimits
 from nexus_flight.server.flight.server import FlightSqlServer
 from nexus_flight.server.flight.signed_handles import HandleSigner
@@ -274,7 +274,7 @@ class Gateway:
             statement_timeout_seconds=int(settings.query_timeout_seconds),
             handle_limits=handle_limits,
             authenticator=authenticator,
-            address_header=settings.auth.client_address_header,
+            proxy_headers=ProxyHeaders(settings.auth.client_address_header, settings.auth.client_connection_header),
             max_endpoints=settings.max_endpoints,
             advertised_locations=settings.advertised_locations,
             **shared,

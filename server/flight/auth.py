@@ -204,14 +204,34 @@ def _cookie(headers: dict, name: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ProxyHeaders:
+    """Headers a trusted proxy in front of the gateway sets (``[server.auth]``); a client's own are not trusted.
+
+    Attributes:
+        address: Carries the client's address (``x-forwarded-for``); Arrow does not tell middleware the peer's
+            address, so without it failures are counted per user name only.
+        connection: Names the client's connection to the proxy: behind a proxy the gateway's peer is the proxy's
+            connection, which carries many clients' calls (and a client's calls come over several), so a session
+            keyed by the connection is keyed by this instead.
+
+    """
+
+    address: str | None = None
+    connection: str | None = None
+
+
 class IdentityMiddleware(flight.ServerMiddleware):
     """Carries the caller's sign-in through a call; sends a bearer token back when there is one to send."""
 
-    def __init__(self, sign_in: SignIn | None, address: str | None, cookie: str | None = None) -> None:
+    def __init__(self, sign_in: SignIn | None, address: str | None, cookie: str | None = None,
+                 connection: str | None = None) -> None:
         #: None while a client certificate is still to be read (certificate identities).
         self.sign_in = sign_in
         self.address = address
         self.cookie = cookie
+        #: The client's connection as the trusted proxy names it (None: the gRPC peer is the client's).
+        self.connection = connection
         #: A session cookie this call gives a caller without sign-in or cookie (``set-cookie``; DoAction only).
         self.new_cookie: str | None = None
 
@@ -233,24 +253,27 @@ class IdentityMiddlewareFactory(flight.ServerMiddlewareFactory):
 
     Args:
         authenticator: Who decides (``OpenAuthenticator`` without authentication).
-        address_header: A header a trusted proxy sets to the client's address (``x-forwarded-for``); Arrow does
-            not tell middleware the peer's address, so without it failures are counted per user name only.
+        proxy: The headers a trusted proxy sets (none by default: the gateway is reached directly).
 
     """
 
-    def __init__(self, authenticator: Authenticator, address_header: str | None = None) -> None:
+    def __init__(self, authenticator: Authenticator, proxy: ProxyHeaders | None = None) -> None:
         self._auth = authenticator
-        self._address_header = address_header.lower() if address_header else None
+        proxy = proxy or ProxyHeaders()
+        self._address_header = proxy.address.lower() if proxy.address else None
+        self._connection_header = proxy.connection.lower() if proxy.connection else None
 
     def start_call(self, info: flight.CallInfo, headers: dict) -> IdentityMiddleware:
         """Authenticate the call (raising the mapped Flight error when that fails)."""
-        address = None
+        address = connection = None
         if self._address_header:
             forwarded = _header(headers, self._address_header)
             address = forwarded.split(",")[0].strip()[:128] if forwarded else None
+        if self._connection_header:
+            connection = (_header(headers, self._connection_header) or "").strip()[:256] or None
         cookie = _cookie(headers, SESSION_COOKIE)
         try:
-            middleware = IdentityMiddleware(self._sign_in(info, headers, address), address, cookie)
+            middleware = IdentityMiddleware(self._sign_in(info, headers, address), address, cookie, connection)
         except GatewayError as exc:
             raise flight_error(exc) from None
         sign_in = middleware.sign_in
@@ -306,8 +329,9 @@ def session_cookie_given(context) -> str | None:
 def identity_of(context: flight.ServerCallContext, authenticator: Authenticator | None = None) -> Identity:
     """The caller of a call: its principal, address and session key.
 
-    Calls without token or cookie get a per-connection session key; with certificate identities, a call without
-    credentials is signed in by its client certificate here.
+    Calls without token or cookie get a per-connection session key (the connection a trusted proxy names, else the
+    gRPC peer); with certificate identities, a call without credentials is signed in by its client certificate
+    here.
 
     Raises:
         UnauthenticatedError: certificate identities are on and the call carries neither credentials nor a
@@ -325,10 +349,11 @@ def identity_of(context: flight.ServerCallContext, authenticator: Authenticator 
                    else UnauthenticatedError("authentication required"))
         sign_in = authenticator.certificate(name, address)
         middleware.sign_in = sign_in
+    connection = middleware.connection if middleware is not None else None
     session = sign_in.session
     if not session:
         cookie = middleware.cookie if middleware is not None else None
-        session = f"cookie:{cookie}" if cookie else f"peer:{peer}"
+        session = f"cookie:{cookie}" if cookie else f"conn:{connection}" if connection else f"peer:{peer}"
     elif session.endswith("@"):
-        session += peer
+        session += f"conn:{connection}" if connection else peer
     return Identity(sign_in.principal, session, address)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,9 @@ class _Entry:
 class HandleStore:
     """Objects behind random handles, forgotten after ``ttl_seconds`` unused, capped in number.
 
+    Entries are kept in order of last use (overall and per owner), so expiring and evicting look only at the
+    oldest entries: a client at its cap pays O(1) per new handle, not a scan of everything held.
+
     Args:
         kind: What the store holds, for messages ("ticket").
         ttl_seconds: Idle time after which an entry is forgotten.
@@ -121,10 +125,14 @@ class HandleStore:
         self._limit_names = limit_names
         self._hint = hint
         self._evicts = evicts
-        self._items: dict[bytes, _Entry] = {}
-        self._owned: dict[str, int] = {}
+        #: Every entry, least recently used first.
+        self._items: OrderedDict[bytes, _Entry] = OrderedDict()
+        #: Each owner's handles, least recently used first.
+        self._owned: dict[str, OrderedDict[bytes, None]] = {}
+        #: Retired handles, overall and per owner, least recently used first (eviction takes these first).
+        self._retired: OrderedDict[bytes, None] = OrderedDict()
+        self._retired_of: dict[str, OrderedDict[bytes, None]] = {}
         self._lock = threading.Lock()
-        self._next_sweep = 0.0
 
     @staticmethod
     def new_handle() -> bytes:
@@ -140,9 +148,8 @@ class HandleStore:
         """
         with self._lock:
             self._expire()
+            self._forget(handle)
             if not self._room(owner):
-                self._next_sweep = 0.0  # make sure nothing expired is counted
-                self._expire()
                 while not self._room(owner) and self._evict(owner, retired_only=True):
                     pass
                 while self._evicts and not self._room(owner) and self._evict(owner, retired_only=False):
@@ -150,16 +157,19 @@ class HandleStore:
                 problem = self._room(owner, explain=True)
                 if problem:
                     raise LimitExceededError(problem)
-            self._forget(handle)
             self._items[handle] = _Entry(value, owner)
             if owner is not None:
-                self._owned[owner] = self._owned.get(owner, 0) + 1
+                self._owned.setdefault(owner, OrderedDict())[handle] = None
+
+    def _owner_full(self, owner: str | None) -> bool:
+        return (owner is not None and self._max_per_owner is not None
+                and len(self._owned.get(owner, ())) >= self._max_per_owner)
 
     def _room(self, owner: str | None, explain: bool = False) -> bool | str:
         """True (or "" with ``explain``) when one more entry fits; else False (or the refusal's text)."""
         if self._max_total is not None and len(self._items) >= self._max_total:
             limit, name, scope = self._max_total, self._limit_names[0], "open on this server"
-        elif owner is not None and self._max_per_owner is not None and self._owned.get(owner, 0) >= self._max_per_owner:
+        elif self._owner_full(owner):
             limit, name, scope = self._max_per_owner, self._limit_names[1], "open for this client"
         else:
             return "" if explain else True
@@ -176,18 +186,22 @@ class HandleStore:
         """
         with self._lock:
             entry = self._items.get(handle)
-            if entry is not None:
+            if entry is not None and not entry.retired:
                 entry.retired = True
+                self._retired[handle] = None
+                if entry.owner is not None:
+                    self._retired_of.setdefault(entry.owner, OrderedDict())[handle] = None
 
     def _evict(self, owner: str | None, retired_only: bool) -> bool:
         """Forget the least recently used (retired) entry, the owner's own when its share is full; False if none."""
-        owner_full = (owner is not None and self._max_per_owner is not None
-                      and self._owned.get(owner, 0) >= self._max_per_owner)
-        candidates = [(e.last_used, h) for h, e in self._items.items()
-                      if (e.retired or not retired_only) and (not owner_full or e.owner == owner)]
-        if not candidates:
+        if self._owner_full(owner):
+            assert owner is not None
+            order = self._retired_of.get(owner) if retired_only else self._owned.get(owner)
+        else:
+            order = self._retired if retired_only else self._items
+        if not order:
             return False
-        self._forget(min(candidates)[1])
+        self._forget(next(iter(order)))
         return True
 
     def get(self, handle: bytes) -> Any:
@@ -197,13 +211,10 @@ class HandleStore:
             NotFoundError: unknown or expired handle.
 
         """
-        with self._lock:
-            self._expire()
-            entry = self._items.get(handle)
-            if entry is None:
-                raise NotFoundError(f"unknown or expired {self._kind} handle")
-            entry.last_used = time.monotonic()
-            return entry.value
+        value = self.peek(handle)
+        if value is None:
+            raise NotFoundError(f"unknown or expired {self._kind} handle")
+        return value
 
     def peek(self, handle: bytes) -> Any | None:
         """The object behind ``handle`` (its idle time starts again), or None when it is not held here."""
@@ -213,6 +224,13 @@ class HandleStore:
             if entry is None:
                 return None
             entry.last_used = time.monotonic()
+            self._items.move_to_end(handle)
+            if entry.owner is not None:
+                self._owned[entry.owner].move_to_end(handle)
+                if entry.retired:
+                    self._retired_of[entry.owner].move_to_end(handle)
+            if entry.retired:
+                self._retired.move_to_end(handle)
             return entry.value
 
     def pop(self, handle: bytes) -> Any | None:
@@ -223,12 +241,17 @@ class HandleStore:
 
     def _forget(self, handle: bytes) -> _Entry | None:
         entry = self._items.pop(handle, None)
-        if entry is not None and entry.owner is not None:
-            left = self._owned.get(entry.owner, 0) - 1
-            if left > 0:
-                self._owned[entry.owner] = left
-            else:
-                self._owned.pop(entry.owner, None)
+        if entry is None:
+            return None
+        if entry.retired:
+            self._retired.pop(handle, None)
+        if entry.owner is not None:
+            for orders in (self._owned, self._retired_of):
+                order = orders.get(entry.owner)
+                if order is not None:
+                    order.pop(handle, None)
+                    if not order:
+                        del orders[entry.owner]
         return entry
 
     def __len__(self) -> int:
@@ -236,11 +259,12 @@ class HandleStore:
             return len(self._items)
 
     def _expire(self) -> None:
+        """Forget entries idle longer than the TTL: the oldest come first, so this stops at the first fresh one."""
         now = time.monotonic()
-        if now < self._next_sweep:  # sweeping is O(n): at most once a second
-            return
-        self._next_sweep = now + 1.0
-        for handle in [h for h, e in self._items.items() if now - e.last_used > self._ttl]:
+        while self._items:
+            handle, entry = next(iter(self._items.items()))
+            if now - entry.last_used <= self._ttl:
+                return
             self._forget(handle)
 
 

@@ -220,6 +220,8 @@ class _Canceller:
         self._running: RunningQuery | None = None
         #: What the query waits for while it is admitted, named in the error of a cancel that comes then.
         self.waiting_for = "a concurrency slot"
+        #: The call's client cancelled it or went away (the cancel watch saw it).
+        self.client_left = False
 
     def stopped(self) -> GatewayError | None:
         """Why the query should stop waiting (None: it goes on)."""
@@ -241,6 +243,7 @@ class _Canceller:
 
     def client_gone(self) -> None:
         """The client cancelled the call, went away, or its deadline passed."""
+        self.client_left = True
         self.stop(QueryCancelledError(
             f"the client cancelled the call or went away while the query waited for {self.waiting_for}"))
 
@@ -617,8 +620,10 @@ class QueryService:
                 reservation.release()  # after the engine let go of what it held
             clock.mark("stream")
             ended = stream.error or stream.stop_error() or error
-            if ended is None and not stream.complete:
-                # gRPC ends the call without an error when the client's connection drops mid-stream.
+            # gRPC ends the call without an error when the client's connection drops mid-stream; or the cancel
+            # watch saw it first and interrupted the engine: either way the record says the client left.
+            if (ended is None and not stream.complete) or (
+                    canceller.client_left and isinstance(ended, QueryCancelledError)):
                 ended = QueryCancelledError(f"the client went away after {stream.stats.rows} rows were sent")
             status = "success" if ended is None else _status_of(ended, planning=False)
             span.set_attribute("nexus.status", status)

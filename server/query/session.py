@@ -1,11 +1,13 @@
 """Client sessions: current catalog, schema and dialect, keyed by bearer token, cookie, or connection.
 
 ADBC sends no cookies by default and flightsql-dbapi never does, so sessions are keyed on the bearer token when
-there is one, else the session cookie, else the gRPC peer (one per client connection).
+there is one, else the session cookie, else the client connection: the one a trusted proxy names in a header
+(``client_connection_header``), else the gRPC peer.
 
 With a shared store (the catalog's ``client_sessions``), the options of sessions keyed by a sign-in or a cookie
-live there, so every replica behind a proxy serves them: each call reads them, each change writes them. Sessions
-keyed by a connection (no sign-in, no cookie) cannot follow a client to another replica and stay local.
+live there, so every replica behind a proxy serves them: each call reads them, each change writes them; so do
+those keyed by a connection the proxy names. Sessions keyed by the gRPC peer (no sign-in, no cookie, no proxy
+header) cannot follow a client to another replica and stay local.
 """
 
 from __future__ import annotations
@@ -82,13 +84,20 @@ class SharedOptions(Protocol):
 
 
 #: Session keys that name the same client on every replica: a sign-in, an OIDC token, a cookie, the random token
-#: a Handshake gets without authentication.
-_SHAREABLE = ("sid:", "oidc:", "cookie:", "token:")
+#: a Handshake gets without authentication, the client's connection as a trusted proxy names it.
+_SHAREABLE = ("sid:", "oidc:", "cookie:", "token:", "conn:")
 
 
 def shareable(key: str) -> bool:
-    """Whether a session key names the client on every replica (not one connection to one process)."""
-    return key.startswith(_SHAREABLE) and "@" not in key
+    """Whether a session key names the client on every replica (not one connection to one process).
+
+    A key ending in a connection (``key:…@…``: an API key's session on one connection) is shareable when the
+    connection is one a trusted proxy named, the same whichever replica a call reaches.
+    """
+    _, at, connection = key.partition("@")
+    if at:
+        return connection.startswith("conn:")
+    return key.startswith(_SHAREABLE)
 
 
 class SessionStore:

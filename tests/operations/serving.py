@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -132,3 +134,26 @@ def nginx_config(upstreams: list[str], port: int, prefix: Path) -> str:
     paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return local + text.replace("http {\n", f"http {{\n    access_log off;\n{paths}", 1)
+
+
+def start_nginx(upstreams: list[str], port: int, prefix: Path) -> subprocess.Popen:
+    """Debian's nginx with ``deploy/nginx.conf`` on ``port`` in front of ``upstreams``, once it listens.
+
+    Its files live under ``prefix``; the caller terminates the process.
+    """
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is missing: tests/install-servers.sh installs Debian's nginx-light"
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(nginx_config(upstreams, port, prefix))
+    check = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: _accepts(port))
+    return proxy
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

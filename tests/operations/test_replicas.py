@@ -13,13 +13,11 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
@@ -38,9 +36,10 @@ from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
 from tests.clients import toolchain
 from tests.clients.jdbc_values import compare_result, from_getters
-from tests.operations.serving import LONG_QUERY, nginx_config, serve_many, wait_for
+from tests.operations.serving import LONG_QUERY, serve_many, start_nginx, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -50,17 +49,8 @@ NATION_BY_REGION = "SELECT n_name FROM nation WHERE n_regionkey = ? ORDER BY n_n
 QUERIES_PER_CLIENT = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, demo_data_dir, postgres_server):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.fail("nginx is missing: tests/install-servers.sh installs Debian's nginx-light")
     root = tmp_path_factory.mktemp("replicas")
     data = root / "data"
     data.mkdir()
@@ -82,7 +72,7 @@ def cluster(tmp_path_factory, demo_data_dir, postgres_server):
     url = (f"postgresql+psycopg://{postgres_server.user}@{postgres_server.host}:{postgres_server.port}/"
            f"{postgres_server.database}?options=-csearch_path%3D{schema}")
     pg = postgres_server.options()
-    port = _free_port()  # nginx's: the replicas' upstream Flight SQL source is the cluster itself, through nginx
+    port = free_port()  # nginx's: the replicas' upstream Flight SQL source is the cluster itself, through nginx
     config = root / "gateway.toml"
     config.write_text(f"""
 [server]
@@ -118,16 +108,7 @@ secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
                         "--config", str(config)], input=PASSWORD + "\n", text=True, check=True,
                        capture_output=True, timeout=60)
         replicas.extend(serve_many(3, data, "--config", str(config), "--http-port", "0"))
-        prefix = root / "nginx"
-        prefix.mkdir()
-        upstreams = [r.location.removeprefix("grpc://") for r in replicas]
-        (prefix / "nginx.conf").write_text(nginx_config(upstreams, port, prefix))
-        check = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-                               capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stderr
-        proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: _listening(port))
+        proxy = start_nginx([r.location.removeprefix("grpc://") for r in replicas], port, root / "nginx")
         # The engine's own answers come from a copy: this process may hold the demo file open otherwise configured.
         reference = root / "reference.duckdb"
         shutil.copyfile(next(demo_data_dir.glob("tpch_*.duckdb")), reference)
@@ -148,11 +129,6 @@ secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
         with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
             conn.execute("DROP TABLE IF EXISTS replica_colors")
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _client(location: str) -> tuple[flight.FlightClient, flight.FlightCallOptions]:
