@@ -318,7 +318,11 @@ class _Rewrite:
         if not known_schema or self.profile_of is None:  # which view the engine would read cannot be told
             raise _denied(f"policies apply to tables of {source}, and {shown} is a view: it could read them "
                           "unfiltered")
-        reach = self.owner.view_reach(self.backend_of, source, view, self.profile_of(), self.rules)
+        try:
+            profile = self.profile_of()
+        except GatewayError:
+            profile = None
+        reach = self.owner.view_reach(self.backend_of, source, view, profile, self.rules) if profile else None
         if reach is None:
             self.unread = True
             raise _denied(f"policies apply to tables of {source}, and {shown} is a view whose definition cannot "
