@@ -153,6 +153,8 @@ class Backend(abc.ABC):
     #: The schema unqualified names resolve to (reported as the session's current schema, and where grants on a
     #: schema find an unqualified table); a family whose sources choose it sets it per source (``default_schema_for``).
     default_schema: str | None = None
+    #: Where a relation name that ``view_definition``'s text leaves unqualified resolves (None: the view's schema).
+    view_names_schema: ClassVar[str | None] = None
     #: What this backend can do.
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: One sentence on the connection-level read-only defence this backend applies.
@@ -287,6 +289,19 @@ class Backend(abc.ABC):
     def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
         """Return foreign-key column pairs where ``table`` is either side (all when ``table`` is None)."""
         return []
+
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """Return the query a view of the source runs, as the source's own metadata holds it (None: unknown).
+
+        ``db_schema`` and ``view`` are the names the source's metadata lists. Relation names the query leaves
+        unqualified resolve in ``view_names_schema`` (the view's own schema when that is None). A family that
+        cannot read its views' definitions returns None: row filters and column masks then refuse its views.
+
+        Raises:
+            BackendUnavailableError: the source cannot be reached.
+
+        """
+        return None
 
     def ping(self) -> None:
         """Check the source answers.

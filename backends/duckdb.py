@@ -27,6 +27,7 @@ from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
+from nexus_flight.backends.view_text import query_of_create_view
 from nexus_flight.core.errors import NotFoundError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
@@ -131,6 +132,18 @@ class DuckDBBackend(Backend):
             for s, t, columns, name in rows
             for i, column in enumerate(columns)
         ]
+
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """The query of a view of the source's own database (``duckdb_views()``), as DuckDB keeps it.
+
+        DuckDB binds a view's unqualified names in the view's own schema first (then along the search path).
+        """
+        rows = self._engine.rows(
+            "SELECT sql FROM duckdb_views() WHERE database_name = current_database() AND schema_name = ? "
+            "AND view_name = ? AND NOT internal AND NOT temporary",
+            [db_schema, view],
+        )
+        return query_of_create_view(rows[0][0], self.dialect) if len(rows) == 1 and rows[0][0] else None
 
     def close(self) -> None:
         """Close the database."""

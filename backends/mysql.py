@@ -629,6 +629,22 @@ class MySQLBackend(Backend):
         pairs = zip(described, columns, strict=True)
         return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
 
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """The query of a view of the configured database (``information_schema.VIEWS``), names qualified.
+
+        The server shows it only to a login holding SHOW VIEW on it (the README's reader does); without it, or
+        for a view of another database, there is none.
+        """
+        rows = self._own(db_schema) and self._rows(
+            "SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            self.config.database,
+            view,
+        )
+        if not rows or len(rows) != 1 or not rows[0][0]:
+            return None
+        text = rows[0][0]
+        return text.decode() if isinstance(text, bytes | bytearray) else str(text)
+
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """PRIMARY KEY columns in key order."""
         if not self._own(db_schema):

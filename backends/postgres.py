@@ -295,6 +295,7 @@ class PostgresBackend(AdbcBackend):
     config: PostgresConfig
     field_rule = staticmethod(postgres_types.field_rule)
     xdbc_type_names = postgres_types.XDBC_TYPE_NAMES
+    view_names_schema = "pg_catalog"
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
@@ -461,6 +462,25 @@ class PostgresBackend(AdbcBackend):
             (db_schema,),
         )
         return [TableInfo(s, t, "VIEW" if kind in ("v", "m") else "TABLE") for s, t, kind in rows]
+
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """The query of a view or materialized view, as ``pg_get_viewdef`` prints it from the stored rule.
+
+        It is printed with an empty ``search_path``, so every relation outside ``pg_catalog`` is schema-qualified
+        (``view_names_schema``: what is left unqualified is ``pg_catalog``'s); the connection's transaction, and
+        the setting with it, is rolled back when the connection returns to the pool.
+        """
+        with self._cursor() as cursor:
+            cursor.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+            cursor.fetchall()
+            cursor.execute(
+                "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = $1::text AND c.relname = $2::text AND c.relkind IN ('v', 'm')",
+                (db_schema, view),
+            )
+            rows = cursor.fetchall()
+        return rows[0][0] if len(rows) == 1 and rows[0][0] else None
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""

@@ -44,6 +44,7 @@ from nexus_flight.backends.limits import planning_limits
 from nexus_flight.backends.options.sqlite import SQLiteConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.sqlite_worker import WorkerConnection, watching
+from nexus_flight.backends.view_text import query_of_create_view
 from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
@@ -306,6 +307,13 @@ class SQLiteBackend(AdbcBackend):
             "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
         )
         return [TableInfo(_SCHEMA, name, "VIEW" if kind == "view" else "TABLE") for name, kind in rows]
+
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """The query of a view of the file, cut from the ``CREATE VIEW`` statement ``sqlite_master`` keeps."""
+        if db_schema != _SCHEMA:
+            return None
+        rows = self._rows("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (view,))
+        return query_of_create_view(rows[0][0], self.dialect) if len(rows) == 1 and rows[0][0] else None
 
     def _require_table(self, table: str) -> None:
         if not self._rows(

@@ -178,6 +178,18 @@ class CatalogBackend(Backend):
         """Delegate to the source's backend."""
         self._call(lambda: self._backend().ping())
 
+    def view_definition(self, db_schema: str, view: str) -> str | None:
+        """Delegate to the source's backend (a view's definition is read from the source, never cached here)."""
+        return self._call(lambda: self._backend().view_definition(db_schema, view))
+
+    @property
+    def view_names_schema(self) -> str | None:  # type: ignore[override]
+        """Where the family's view definitions leave unqualified names (``Backend.view_names_schema``)."""
+        try:
+            return family_class(self.info.type).view_names_schema
+        except GatewayError:
+            return None
+
     # -- metadata: through the schema cache ------------------------------------------------------------------
 
     def _content(self) -> dict[str, Any]:

@@ -108,6 +108,19 @@ def table_ref(node: exp.Table, rules: IdentifierRules = CASE_INSENSITIVE) -> Tab
                     rules.resolved(node.args.get("catalog")) or None)
 
 
+def cte_references(tree: exp.Expression) -> set[int]:
+    """The table nodes that name a CTE in their scope (not the table of the same name)."""
+    found: set[int] = set()
+    try:
+        for scope in traverse_scope(tree):
+            for node in scope.tables:
+                if isinstance(scope.sources.get(node.alias_or_name), Scope):
+                    found.add(id(node))
+    except Exception:  # noqa: BLE001 - no scopes: every name is taken for the table (filtered, never escaped)
+        return set()
+    return found
+
+
 def references(tree: exp.Expression | None, rules: IdentifierRules = CASE_INSENSITIVE) -> References:
     """Return the tables, table functions and columns ``tree`` reads (nothing for None).
 

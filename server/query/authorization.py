@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from nexus_flight.core.identifiers import IdentifierRules
 from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.source import SourceProfile
 from nexus_flight.server.query.principal import Principal
 
 #: A table's column names in table order (None: no such table, or its schema cannot be read), given its schema
@@ -41,10 +42,11 @@ class QueryAccess(Protocol):
         a ``*`` over a table of that source; ``rules`` are how the source compares names (its dialect's if None).
         """
 
-    def apply_policies(self, principal: Principal, plan: QueryPlan,
-                       backend_of: Callable[[str], Any], default_schema: str | None) -> str | None:
+    def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: Callable[[str], Any],
+                       default_schema: str | None, profile_of: Callable[[], SourceProfile] | None = None) -> str | None:
         """The SQL the source runs instead of the plan's, row filters and column masks applied (None: unchanged).
 
-        ``backend_of(source)`` is the source's backend, whose metadata names tables' columns and views. Raises
-        ForbiddenError when the policies cannot be applied with certainty.
+        ``backend_of(source)`` is the source's backend, whose metadata names tables' columns and views and holds
+        the views' definitions; ``profile_of()`` the plan's source's validator rules, which judge those
+        definitions. Raises ForbiddenError when the policies cannot be applied with certainty.
         """

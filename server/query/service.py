@@ -400,7 +400,8 @@ class QueryService:
         access = self.access
         if access is None or not principal.authenticated or principal.is_admin:
             return plan, False
-        sql = access.apply_policies(principal, plan, self.sources.backend, self._default_schema(plan.source))
+        sql = access.apply_policies(principal, plan, self.sources.backend, self._default_schema(plan.source),
+                                    lambda: self._limited(self.sources.route_target(plan.source)))
         if sql is None:
             return plan, False
         # Plans are shared and remade when a source's profile changes: the same plan rewritten the same way is

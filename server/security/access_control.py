@@ -37,7 +37,7 @@ from nexus_flight.core.references import References
 from nexus_flight.server.query.authorization import TableColumns
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.identities import IdentityCache
-from nexus_flight.server.security.policies import BackendOf, PolicyRewriter
+from nexus_flight.server.security.policies import BackendOf, PolicyRewriter, ProfileOf
 
 SYSTEM_CATALOG = "system"
 #: Statements that read no table by name but may list the source's objects: a whole-source grant's only.
@@ -200,9 +200,9 @@ class GrantAccess:
                         self._check_column(column, table, restricted[table], default_schema, table_columns, rules)
 
     def apply_policies(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
-                       default_schema: str | None) -> str | None:
+                       default_schema: str | None, profile_of: ProfileOf | None = None) -> str | None:
         """The SQL to run instead of the plan's, with the row filters and column masks (None: none applies)."""
-        return self.policies.rewrite(principal, plan, backend_of, default_schema)
+        return self.policies.rewrite(principal, plan, backend_of, default_schema, profile_of)
 
     @staticmethod
     def _check_system(refs: References) -> None:

@@ -14,11 +14,19 @@ inside the CTE's body is rewritten. ``{user.…}`` placeholders become SQL liter
 
 The rewrite fails closed, with PERMISSION_DENIED naming the table, where it cannot be sure: a statement sqlglot
 cannot read, a wrapped statement (``EXPLAIN``), a mask on a table whose columns are unknown, or a filter needing an
-attribute the user does not have. On a source where policies apply to the caller, only the source's own tables
-are read as they are: a table function, a file path, a view, or a relation the source's metadata does not list as
-a table (a system catalog's statistics) could read a filtered table's data under another name, and is refused
-(a view with policies of its own is read through them like a table). Administrators and the exempt roles read the
-table as it is. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
+attribute the user does not have. On a source where policies apply to the caller, only the source's own tables,
+and views that cannot reach a table with policies, are read as they are: a table function, a file path, or a
+relation the source's metadata does not list (a system catalog's statistics) could read a filtered table's data
+under another name, and is refused. A view with policies of its own is read through them like a table. Any other
+view is looked through (``server/security/policy_views.py``): its definition, read from the source's metadata
+(``Backend.view_definition``) and judged by the source's read-only validator, must name only tables and views
+the metadata lists, recursively (at most ``MAX_VIEW_DEPTH`` views deep); the view is read as it is when none of
+them has a policy that applies to the caller (an unqualified name inside a view counts every schema's policies on
+it), and refused naming the first that has one. A view whose definition cannot be read or judged (a family
+without ``view_definition``, a function the validator refuses, a table function, a path, another database's
+name, anything unlisted) stays refused, saying why. What a view reads is reused like the other metadata
+(``_METADATA_SECONDS``), and so is each rewrite. Administrators and the exempt roles read tables and views as they
+are. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
 ``QueryService``, routes it afresh).
 
 Names compare by the source engine's identifier rules (``core/identifiers.py``): on PostgreSQL a policy on the
@@ -36,28 +44,32 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
-from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, TableInfo
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
-from nexus_flight.core.references import table_ref
+from nexus_flight.core.references import cte_references, table_ref
+from nexus_flight.core.source import SourceProfile
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.query.table_lookup import resolved_table_schema
+from nexus_flight.server.security.policy_views import PATH_CHARACTERS, ViewReach, view_reach
 
 #: The backend of a source by name (``SourceDirectory.backend``): its metadata tells columns and views.
 BackendOf = Callable[[str], Any]
+#: The validator's rules of the plan's source (``SourceDirectory.route_target``), asked when a view is met.
+ProfileOf = Callable[[], SourceProfile]
 
 _PARAMETER_MARK = "__nexus_policy_parameter__"
-#: Rewrites remembered per policy snapshot (the same query of the same user is rewritten once).
+#: Rewrites remembered per policy snapshot (the same query of the same user is rewritten once a while).
 _MAX_REWRITES = 10_000
-#: How long a table's columns, and a schema's tables and views, are reused.
+#: How long a table's columns, a schema's tables and views, what a view reads, and a rewrite made of them, are
+#: reused (a view redefined, or a table replaced by a view, counts after this long at most).
 _METADATA_SECONDS = 30.0
-#: Characters in a table name that make DuckDB read a file instead (``FROM "data/orders.csv"``).
-_PATH_CHARACTERS = ("/", "\\", ".", ":")
+#: How long what could not be read (metadata the source did not answer) is remembered.
+_RETRY_SECONDS = 1.0
 
 
 def _denied(reason: str) -> ForbiddenError:
@@ -79,7 +91,7 @@ class PolicyRewriter:
         self._read: object = None
         self._by_catalog: dict[str, tuple[PolicyInfo, ...]] = {}
         self._templates: dict[tuple[str, str], exp.Expression] = {}
-        self._rewrites: dict[tuple, str | ForbiddenError | None] = {}
+        self._rewrites: dict[tuple, tuple[float, str | ForbiddenError | None]] = {}
         self._metadata: dict[tuple, tuple[float, Any]] = {}
 
     def _current(self) -> Mapping[str, tuple[PolicyInfo, ...]]:
@@ -106,8 +118,11 @@ class PolicyRewriter:
         return tuple(p for p in found if not principal.roles.intersection(p.exempt_roles))
 
     def rewrite(self, principal: Principal, plan: QueryPlan, backend_of: BackendOf,
-                default_schema: str | None) -> str | None:
+                default_schema: str | None, profile_of: ProfileOf | None = None) -> str | None:
         """The SQL the source must run instead of ``plan.sql`` for ``principal`` (None: no policy applies).
+
+        ``profile_of`` gives the source's validator rules, which judge the definitions of the views a query
+        reads (without it every view is refused).
 
         Raises:
             ForbiddenError: the policies cannot be applied with certainty (the query is refused, naming why).
@@ -117,17 +132,22 @@ class PolicyRewriter:
         if not policies:
             return None
         attributes = tuple(sorted((k, repr(v)) for k, v in principal.attributes.items()))
-        key = (plan.source, plan.sql, plan.dialect, principal.name, principal.roles, attributes, default_schema)
-        found = self._rewrites.get(key, False)
-        if found is False:
+        key = (plan.source, plan.sql, plan.dialect, principal.name, principal.roles, attributes, default_schema,
+               profile_of is not None)
+        now = time.monotonic()
+        kept = self._rewrites.get(key)
+        if kept is not None and kept[0] > now:
+            found = kept[1]
+        else:
+            rewrite = _Rewrite(self, principal, plan, policies, backend_of, default_schema, profile_of)
             try:
-                found = _Rewrite(self, principal, plan, policies, backend_of, default_schema).sql()
+                found = rewrite.sql()
             except ForbiddenError as exc:
                 found = exc
             with self._lock:
                 if len(self._rewrites) >= _MAX_REWRITES:
                     self._rewrites = {}
-                self._rewrites[key] = found
+                self._rewrites[key] = (now + (_RETRY_SECONDS if rewrite.unread else _METADATA_SECONDS), found)
         if isinstance(found, ForbiddenError):
             raise ForbiddenError(found.message)
         return found
@@ -162,20 +182,31 @@ class PolicyRewriter:
         return self._reused(("columns", source.lower(), db_schema or "", table), read)
 
     def kinds(self, backend_of: BackendOf, source: str, db_schema: str | None,
-              rules: IdentifierRules) -> Mapping[str, str]:
-        """The tables and views of a schema (every schema for None), ``rules.table_key`` of a name -> its kind.
+              rules: IdentifierRules) -> Mapping[str, TableInfo] | None:
+        """The tables and views of a schema (every schema for None), ``rules.table_key`` of a name -> as listed.
 
-        Where two names share a key (the engine would not tell them apart) a view wins: refused, never read.
+        None when the source's metadata could not be read. Where two names share a key (the engine would not
+        tell them apart) a view wins: looked through or refused, never read as a table.
         """
-        def read() -> Mapping[str, str]:
-            found: dict[str, str] = {}
+        def read() -> Mapping[str, TableInfo]:
+            found: dict[str, TableInfo] = {}
             for info in backend_of(source).list_tables(db_schema):
                 key = rules.table_key(info.name)
-                if found.get(key) != "VIEW":
-                    found[key] = info.table_type.upper()
+                if key not in found or found[key].table_type != "VIEW":
+                    found[key] = TableInfo(info.db_schema, info.name, info.table_type.upper())
             return found
 
-        return self._reused(("kinds", source.lower(), db_schema or ""), read) or {}
+        return self._reused(("kinds", source.lower(), db_schema or "", rules), read)
+
+    def view_reach(self, backend_of: BackendOf, source: str, view: TableInfo, profile: SourceProfile,
+                   rules: IdentifierRules) -> ViewReach | None:
+        """What a view reads, through its definition (``policy_views.py``); None: the metadata did not answer."""
+        def read() -> ViewReach:
+            backend = backend_of(source)
+            return view_reach(source, view, backend, profile, rules,
+                              lambda db_schema: self.kinds(backend_of, source, db_schema, rules))
+
+        return self._reused(("view", source.lower(), view.db_schema, view.name, profile, rules), read)
 
     def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -189,7 +220,7 @@ class PolicyRewriter:
         with self._lock:
             if len(self._metadata) >= _MAX_REWRITES:
                 self._metadata = {}
-            self._metadata[key] = (now + (_METADATA_SECONDS if found else 1.0), found)
+            self._metadata[key] = (now + (_METADATA_SECONDS if found else _RETRY_SECONDS), found)
         return found
 
 
@@ -204,13 +235,16 @@ def _source_rules(backend_of: BackendOf, plan: QueryPlan) -> IdentifierRules:
 class _Rewrite:
     """One rewrite of one plan for one principal."""
 
-    def __init__(self, owner: PolicyRewriter, principal: Principal, plan: QueryPlan,
-                 policies: Sequence[PolicyInfo], backend_of: BackendOf, default_schema: str | None) -> None:
+    def __init__(self, owner: PolicyRewriter, principal: Principal, plan: QueryPlan, policies: Sequence[PolicyInfo],
+                 backend_of: BackendOf, default_schema: str | None, profile_of: ProfileOf | None) -> None:
         self.owner = owner
         self.principal = principal
         self.plan = plan
         self.backend_of = backend_of
         self.default_schema = default_schema
+        self.profile_of = profile_of
+        #: Whether some of the source's metadata could not be read (the verdict is then kept only shortly).
+        self.unread = False
         self.rules = _source_rules(backend_of, plan)
         self.by_table: dict[str, list[PolicyInfo]] = {}
         for policy in policies:
@@ -224,7 +258,7 @@ class _Rewrite:
             raise _denied(f"policies apply to tables of {plan.source}: {plan.keyword.upper() or 'this statement'} "
                           "of a query is not offered there")
         tree = plan.query.copy()
-        shadowed = _cte_references(tree)
+        shadowed = cte_references(tree)
         wrapped: set[tuple[str, str]] = set()
         targets = []
         for node in tree.find_all(exp.Table):
@@ -254,32 +288,62 @@ class _Rewrite:
             what = node.this.sql(dialect=self.plan.dialect).split("(")[0] if node.this is not None else "?"
             raise _denied(f"policies apply to tables of {self.plan.source}: table function {what.lower()} "
                           "is not offered there")
-        if any(c in node.name for c in _PATH_CHARACTERS):
+        if any(c in node.name for c in PATH_CHARACTERS):
             raise _denied(f"policies apply to tables of {self.plan.source}: reading {node.name!r} by path "
                           "is not offered there")
 
     def _refuse_unknown_relation(self, node: exp.Table) -> None:
-        """Refuse a relation that is not one of the source's own tables (it could read a filtered table).
+        """Refuse a relation that is not one of the source's own tables, or a view that could read a filtered one.
 
-        A view, a system relation or anything the metadata does not list could read a filtered table's rows or
-        statistics unfiltered.
+        A system relation or anything the metadata does not list could read a filtered table's rows or
+        statistics unfiltered; a view is read as it is only when what it reads reaches no relation with policies
+        (``_refuse_view``).
         """
         ref = table_ref(node, self.rules)
         schema = ref.db_schema or self.default_schema
-        kind = self.owner.kinds(self.backend_of, self.plan.source, schema, self.rules).get(
-            self.rules.table_key(ref.base_name))
-        if kind != "TABLE":
-            shown = ".".join(p for p in (self.plan.source, schema, ref.name) if p)
-            what = "a view" if kind == "VIEW" else "not a table of the source"
-            raise _denied(f"policies apply to tables of {self.plan.source}, and {shown} is {what}: it could "
-                          "read them unfiltered")
+        listed = self.owner.kinds(self.backend_of, self.plan.source, schema, self.rules)
+        self.unread |= listed is None
+        info = (listed or {}).get(self.rules.table_key(ref.base_name))
+        if info is not None and info.table_type == "TABLE":
+            return
+        shown = ".".join(p for p in (self.plan.source, schema, ref.name) if p)
+        if info is None or info.table_type != "VIEW":
+            raise _denied(f"policies apply to tables of {self.plan.source}, and {shown} is not a table of the "
+                          "source: it could read them unfiltered")
+        self._refuse_view(info, shown, known_schema=schema is not None)
+
+    def _refuse_view(self, view: TableInfo, shown: str, known_schema: bool) -> None:
+        """Refuse a view unless what it reads, to the last table, has no policy that applies to the caller."""
+        source = self.plan.source
+        if not known_schema or self.profile_of is None:  # which view the engine would read cannot be told
+            raise _denied(f"policies apply to tables of {source}, and {shown} is a view: it could read them "
+                          "unfiltered")
+        try:
+            profile = self.profile_of()
+        except GatewayError:
+            profile = None
+        reach = self.owner.view_reach(self.backend_of, source, view, profile, self.rules) if profile else None
+        if reach is None:
+            self.unread = True
+            raise _denied(f"policies apply to tables of {source}, and {shown} is a view whose definition cannot "
+                          "be read now: it could read them unfiltered")
+        if reach.refusal is not None:
+            raise _denied(f"policies apply to tables of {source}, and {shown} is a view that could read them "
+                          f"unfiltered: {reach.refusal}")
+        for reached in reach.relations:
+            if self._policies_on(reached.db_schema, reached.name):
+                way = f" (through {', '.join(reached.through[1:])})" if len(reached.through) > 1 else ""
+                raise _denied(f"policies apply to tables of {source}, and {shown} is a view reading "
+                              f"{reached.shown}{way}, which has policies: the view would read it unfiltered")
 
     def _matching(self, node: exp.Table) -> list[PolicyInfo]:
         ref = table_ref(node, self.rules)
-        candidates = self.by_table.get(self.rules.table_key(ref.base_name), ())
-        schema = ref.db_schema or self.default_schema
-        # Without a schema (and no default), every schema's policies on the name apply: more, never fewer.
-        return [p for p in candidates if not schema or self.rules.same_table(p.db_schema, schema)]
+        return self._policies_on(ref.db_schema or self.default_schema, ref.base_name)
+
+    def _policies_on(self, db_schema: str | None, table: str) -> list[PolicyInfo]:
+        """The caller's policies on a relation; without a schema, every schema's on the name: more, never fewer."""
+        candidates = self.by_table.get(self.rules.table_key(table), ())
+        return [p for p in candidates if not db_schema or self.rules.same_table(p.db_schema, db_schema)]
 
     def _derived(self, node: exp.Table, policies: list[PolicyInfo]) -> exp.Subquery:
         ref = table_ref(node, self.rules)
@@ -355,19 +419,6 @@ class _Rewrite:
         except (SqlglotError, ValueError):
             return exp.null()
         return exp.Cast(this=exp.null(), to=data_type)
-
-
-def _cte_references(tree: exp.Expression) -> set[int]:
-    """The table nodes that name a CTE in their scope (not the table of the same name)."""
-    found: set[int] = set()
-    try:
-        for scope in traverse_scope(tree):
-            for node in scope.tables:
-                if isinstance(scope.sources.get(node.alias_or_name), Scope):
-                    found.add(id(node))
-    except Exception:  # noqa: BLE001 - no scopes: every name is taken for the table (filtered, never escaped)
-        return set()
-    return found
 
 
 def _generate(tree: exp.Expression, dialect: str, source: str) -> str:

@@ -52,6 +52,7 @@ USERS = {
     "quinn": (["analyst"], {"region": "EU' OR '1'='1"}),  # an attribute that tries to break out of its literal
     "nora": (["analyst"], {}),  # no region at all
     "wide": (["everything"], {"region": "EU"}),  # may read whole sources, table functions included
+    "ida": (["everything", "hr", "auditor"], {"region": "EU"}),  # exempt from every policy
 }
 ENGINES = ("duck", "lite", "pg", "files")
 SCHEMA = {"duck": "main", "lite": "main", "pg": "public", "files": "main"}
@@ -62,12 +63,41 @@ def visible(rows=ROWS, region="EU", unmask=False):
     return [r if unmask else (*r[:4], None) for r in rows if r[2] == region]
 
 
+#: Views of each engine, by name: over the open depts table only, or reaching the filtered staff table.
+OPEN_VIEWS = ("depts_v", "depts_vv", "staff_named_cte")
+FILTERED_VIEWS = ("staff_v", "staff_vv", "depts_staff", "shadow_cte", "shadow_sub", "staff_self_cte")
+
+
 def _ddl(engine: str) -> list[str]:
     decimal = "NUMERIC(10, 2)" if engine != "lite" else "NUMERIC"
+    schema = "public" if engine == "pg" else "main"
+    views = [
+        "CREATE VIEW staff_v AS SELECT * FROM staff",
+        f"CREATE VIEW depts_v AS SELECT region, upper(name) AS name, length(name) AS size, "
+        f"CAST(1.5 AS {decimal}) AS rate FROM depts",
+        "CREATE VIEW depts_vv AS SELECT name, size, rate FROM depts_v WHERE region <> 'US'",
+        "CREATE VIEW staff_named_cte AS WITH staff AS (SELECT region, name FROM depts) SELECT * FROM staff",
+        "CREATE VIEW staff_vv AS SELECT id, region FROM staff_v",
+        "CREATE VIEW depts_staff AS SELECT d.name, s.id FROM depts d JOIN staff s ON s.region = d.region",
+        "CREATE VIEW shadow_cte AS WITH depts AS (SELECT id, region FROM staff) SELECT * FROM depts",
+        "CREATE VIEW shadow_sub AS SELECT depts.id FROM (SELECT id, region FROM staff) AS depts",
+    ]
+    if engine == "lite":  # SQLite reads a CTE naming itself as a circular reference: a view of the table instead
+        views.append("CREATE VIEW staff_self_cte AS SELECT id, region FROM staff_v")
+    else:
+        views.append(f"CREATE VIEW staff_self_cte AS WITH staff AS (SELECT id, region FROM {schema}.staff) "
+                     "SELECT * FROM staff")
+    if engine == "duck":
+        views += ["CREATE MACRO twice(x) AS x * 2",
+                  "CREATE VIEW depts_udf AS SELECT region, twice(1) AS n FROM depts",
+                  "CREATE VIEW numbers_v AS SELECT * FROM range(3)"]
+    if engine == "pg":
+        views += ["CREATE FUNCTION twice(integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2'",
+                  "CREATE VIEW depts_udf AS SELECT region, twice(1) AS n FROM depts",
+                  "CREATE VIEW stats_v AS SELECT attname FROM pg_stats"]
     return [f"CREATE TABLE staff (id INTEGER, name VARCHAR(40), region VARCHAR(10), salary {decimal}, "
             "ssn VARCHAR(20))",
-            "CREATE TABLE depts (region VARCHAR(10), name VARCHAR(40))",
-            "CREATE VIEW staff_v AS SELECT * FROM staff"]
+            "CREATE TABLE depts (region VARCHAR(10), name VARCHAR(40))", *views]
 
 
 def _fill(con, engine: str, staff_rows) -> None:
@@ -159,7 +189,7 @@ def build(root: Path, demo_data_dir: Path, postgres_server, tag: str) -> PolicyW
     os.environ.pop(ENV_KEY_ID, None)
     os.environ.pop(ENV_OLD_KEYS, None)
     store = CatalogStore(data_dir=root / "catalog")
-    for role in ("analyst", "hr", "everything"):
+    for role in ("analyst", "hr", "everything", "auditor"):
         add_role(store, role)
     for user, (roles, attributes) in USERS.items():
         add_user(store, user, PASSWORD, roles=roles, attributes=attributes)
@@ -168,7 +198,7 @@ def build(root: Path, demo_data_dir: Path, postgres_server, tag: str) -> PolicyW
             add_grant(store, "analyst", engine, SCHEMA[engine], table)
         add_grant(store, "everything", engine)
         add_policy(store, PolicySpec(f"{engine}-region", "row_filter", f"{engine}.{SCHEMA[engine]}.staff",
-                                     expression="region = {user.region}"))
+                                     expression="region = {user.region}", exempt_roles=("auditor",)))
         add_policy(store, PolicySpec(f"{engine}-ssn", "column_mask", f"{engine}.{SCHEMA[engine]}.staff",
                                      column="ssn", exempt_roles=("hr",)))
     security = start_security(store, AuthSettings(enabled=True))

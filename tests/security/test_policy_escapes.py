@@ -19,7 +19,7 @@ from nexus_flight.catalog.history import search_history
 from nexus_flight.catalog.policies import PolicySpec, add_policy, remove_policy
 from nexus_flight.catalog.users import add_role, add_user, remove_role, remove_user
 from tests.security.conftest import bearer, sign_in
-from tests.security.policy_world import ENGINES, PASSWORD, SCHEMA, build
+from tests.security.policy_world import ENGINES, FILTERED_VIEWS, OPEN_VIEWS, PASSWORD, SCHEMA, build
 from tests.security.test_policies import normal, rows_of
 from tests.support import flightsql_raw as raw
 
@@ -123,6 +123,82 @@ def test_what_could_read_a_filtered_table_unfiltered_is_refused(world, engine, s
     with pytest.raises((flight.FlightUnauthorizedError, flight.FlightServerError)) as info:
         world.run(sql, user=user)
     assert message in str(info.value)
+
+
+VIEW_ENGINES = ("duck", "lite", "pg")
+
+
+def view(engine: str, name: str) -> str:
+    return f"{engine}.{SCHEMA[engine]}.{name}"
+
+
+def exact(rows):
+    """Rows sorted, values as they are (a Decimal stays exact)."""
+    return sorted((tuple(row) for row in rows), key=repr)
+
+
+@pytest.mark.parametrize(("engine", "name"), [(e, v) for e in VIEW_ENGINES for v in OPEN_VIEWS])
+def test_a_view_over_open_tables_answers_as_the_engine_answers_it(world, engine, name):
+    """wide's row filter and mask apply to staff only: a view reading depts alone is read as it is."""
+    got = world.run(f"SELECT * FROM {view(engine, name)}", user="wide")
+    names, expected = world.engine(engine, f"SELECT * FROM {name}", truth=False)
+    assert got.column_names == names
+    assert exact(rows_of(got)) == exact(expected)
+    assert got.schema == world.run(f"SELECT * FROM {view(engine, name)}", user="alice").schema
+    if engine == "duck":  # the Arrow types DuckDB's own client gives the view
+        import duckdb
+
+        with duckdb.connect(str(world.truth["duck_raw_copy"]), read_only=True) as con:
+            own = con.execute(f"SELECT * FROM {name}").to_arrow_table().schema
+        assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in own]
+
+
+#: View, what its refusal names: every relation it reads, at any depth, is looked through.
+REFUSED_VIEWS = [(engine, name, f"reading {view(engine, 'staff')}") for engine in VIEW_ENGINES
+                 for name in FILTERED_VIEWS]
+REFUSED_VIEWS += [
+    ("duck", "staff_vv", "reading duck.main.staff (through duck.main.staff_v)"),
+    ("pg", "staff_vv", "reading pg.public.staff (through pg.public.staff_v)"),
+    ("duck", "depts_udf", "the definition of duck.main.depts_udf is refused by the read-only validator: QV-011: "
+                          "twice() is not allowed"),
+    ("pg", "depts_udf", "the definition of pg.public.depts_udf is refused by the read-only validator: QV-011"),
+    ("pg", "depts_udf", "twice"),
+    ("duck", "numbers_v", "duck.main.numbers_v reads the table function range"),
+    ("pg", "stats_v", "pg.public.stats_v reads pg.pg_catalog.pg_stats, which is not a table of the source"),
+]
+
+
+@pytest.mark.parametrize(("engine", "name", "message"), REFUSED_VIEWS,
+                         ids=[f"{e}-{v}-{i}" for i, (e, v, _) in enumerate(REFUSED_VIEWS)])
+def test_a_view_that_could_reach_a_filtered_table_is_refused(world, engine, name, message):
+    with pytest.raises(flight.FlightUnauthorizedError) as info:
+        world.run(f"SELECT * FROM {view(engine, name)}", user="wide")
+    assert f"{view(engine, name)} is a view" in str(info.value)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("engine", VIEW_ENGINES)
+def test_an_administrator_and_an_exempt_role_read_every_view_as_before(world, engine):
+    """alice (admin) and ida (exempt from both policies) read the views unfiltered: as the engine answers them."""
+    extra = {"duck": ("depts_udf", "numbers_v"), "pg": ("depts_udf",), "lite": ()}[engine]
+    for name in (*OPEN_VIEWS, *FILTERED_VIEWS, *extra):
+        names, expected = world.engine(engine, f"SELECT * FROM {name}", truth=False)
+        for user in ("alice", "ida"):
+            got = world.run(f"SELECT * FROM {view(engine, name)}", user=user)
+            assert got.column_names == names, (name, user)
+            assert exact(rows_of(got)) == exact(expected), (name, user)
+
+
+def test_what_a_view_reads_is_read_from_the_metadata_once_a_while(world, monkeypatch):
+    """A dashboard's repeated queries over a view do not read its definition again (it is kept with the metadata)."""
+    backend = world.gateway.sources.backend("duck")
+    reads = []
+    original = backend.view_definition
+    monkeypatch.setattr(backend, "view_definition", lambda *args: reads.append(args) or original(*args))
+    world.security.access.policies._metadata.clear()
+    for n in range(3):
+        world.run(f"SELECT name, {n} AS n FROM duck.main.depts_vv", user="wide")
+    assert reads == [("main", "depts_vv"), ("main", "depts_v")]
 
 
 def test_a_whole_source_grant_still_reads_through_the_policies(world):

@@ -145,6 +145,19 @@ def _route(
     return _plan(source, out, target.dialect, rewritten, validate_sql)
 
 
+def judged(sql: str, target: SourceProfile) -> Analysis:
+    """The validator's verdict on ``sql`` as the source of ``target`` would receive it, written in its dialect.
+
+    The same rules as a client's statement sent to that source unchanged: its dialect's and its engine's lists,
+    its paths, limits and allowed functions, and its engine's own reading.
+
+    Raises:
+        GatewayError: the validator refuses it (as ``route``).
+
+    """
+    return _check(sql, target.dialect, target, engine=target.engine)
+
+
 def _check(sql: str, read_dialect: str, target: SourceProfile, engine: str | None) -> Analysis:
     """The validator's verdict on ``sql`` read in ``read_dialect``, with the target source's rules."""
     return analyze(

@@ -1,0 +1,121 @@
+"""Views through a row filter on a real MariaDB source: its ``information_schema.VIEWS`` tells what each reads.
+
+bob's rows of ``staff`` are filtered to his region; ``depts`` has no policy. A view over ``depts`` alone answers
+what MariaDB itself answers (asked through pymysql); a view that reads ``staff`` (directly, through another view,
+a join or a CTE named like the open table) or calls a function the validator refuses is refused naming why; alice, an
+administrator, reads every view as MariaDB answers it. The gateway, catalog and MariaDB are real.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pyarrow.flight as flight
+import pytest
+from flightsql import flightsql_pb2 as pb
+
+from nexus_flight.catalog.directory import CatalogSourceDirectory
+from nexus_flight.catalog.grants import add_grant
+from nexus_flight.catalog.policies import PolicySpec, add_policy
+from tests.security.conftest import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    bearer,
+    module_store,
+    sign_in,
+    start_secured,
+    stop_secured,
+)
+from tests.support import flightsql_raw as raw
+from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+
+DATABASE = "policy_views"
+DDL = [
+    "CREATE TABLE staff (id int, region varchar(10), salary decimal(10, 2))",
+    "INSERT INTO staff VALUES (1, 'ASIA', 10.50), (2, 'EUROPE', 20.25), (3, 'ASIA', NULL)",
+    "CREATE TABLE depts (region varchar(10), name varchar(20))",
+    "INSERT INTO depts VALUES ('ASIA', 'Asia'), ('EUROPE', 'Europe'), ('US', NULL)",
+    "CREATE VIEW depts_v AS SELECT region, upper(name) AS name, CAST(1.5 AS DECIMAL(10, 2)) AS rate FROM depts",
+    "CREATE VIEW depts_vv AS SELECT name, rate FROM depts_v WHERE region <> 'US'",
+    "CREATE VIEW staff_v AS SELECT * FROM staff",
+    "CREATE VIEW staff_vv AS SELECT id FROM staff_v",
+    "CREATE VIEW depts_staff AS SELECT d.name, s.salary FROM depts d JOIN staff s ON s.region = d.region",
+    "CREATE VIEW shadow_cte AS WITH depts AS (SELECT id, region FROM staff) SELECT * FROM depts",
+    "CREATE VIEW depts_sleep AS SELECT region, sleep(0) AS s FROM depts",
+]
+OPEN = ("depts_v", "depts_vv")
+REFUSED = {
+    "staff_v": f"reading maria.{DATABASE}.staff, which has policies",
+    "staff_vv": f"reading maria.{DATABASE}.staff (through maria.{DATABASE}.staff_v), which has policies",
+    "depts_staff": f"reading maria.{DATABASE}.staff, which has policies",
+    "shadow_cte": f"reading maria.{DATABASE}.staff, which has policies",
+    "depts_sleep": "the definition of maria.policy_views.depts_sleep is refused by the read-only validator: QV-004",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_data_dir, mariadb_server):
+    with mariadb_server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        cur.execute(f"CREATE DATABASE {DATABASE}")
+        cur.execute(f"USE {DATABASE}")
+        for statement in DDL:
+            cur.execute(statement)
+        conn.commit()
+    options = ensure_reader(mariadb_server, DATABASE)
+    with module_store(tmp_path_factory.mktemp("maria-views") / "data") as store:
+        store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
+        add_grant(store, "analyst", "maria")
+        add_policy(store, PolicySpec("asia-only", "row_filter", f"maria.{DATABASE}.staff",
+                                     expression="region = {user.region}"))
+        secured = start_secured(store, demo_data_dir,
+                                sources=CatalogSourceDirectory(store, default="maria", refresh_seconds=0),
+                                demo_scale=None)
+        try:
+            client = secured.client()
+            tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
+            yield {"client": client, "tokens": tokens, "server": mariadb_server}
+            client.close()
+        finally:
+            stop_secured(secured)
+
+
+def run(world, sql: str, user: str = "bob"):
+    return raw.info_and_table(world["client"], pb.CommandStatementQuery(query=sql), bearer(world["tokens"][user]))[1]
+
+
+def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
+    """MariaDB's own answer, through pymysql."""
+    with world["server"].connect(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+
+
+def rows(table) -> list[tuple]:
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+@pytest.mark.parametrize("view", OPEN)
+def test_a_view_over_the_open_table_answers_as_mariadb_does(world, view):
+    got = run(world, f"SELECT * FROM {DATABASE}.{view}")
+    names, expected = engine(world, f"SELECT * FROM {view}")
+    assert got.column_names == names
+    assert rows(got) == sorted(expected, key=repr)
+    assert Decimal("1.50") in got.column("rate").to_pylist()
+    assert got.schema == run(world, f"SELECT * FROM {DATABASE}.{view}", user="alice").schema
+
+
+@pytest.mark.parametrize("view", sorted(REFUSED))
+def test_a_view_that_could_reach_the_filtered_table_is_refused(world, view):
+    with pytest.raises(flight.FlightUnauthorizedError) as info:
+        run(world, f"SELECT * FROM {DATABASE}.{view}")
+    assert f"maria.{DATABASE}.{view} is a view" in str(info.value)
+    assert REFUSED[view] in str(info.value)
+
+
+def test_an_administrator_reads_every_view_as_mariadb_does(world):
+    for view in (*OPEN, *REFUSED):
+        names, expected = engine(world, f"SELECT * FROM {view}")
+        got = run(world, f"SELECT * FROM {DATABASE}.{view}", user="alice")
+        assert got.column_names == names, view
+        assert rows(got) == sorted(expected, key=repr), view
