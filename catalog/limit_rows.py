@@ -40,6 +40,8 @@ from nexus_flight.catalog.models import RateBucket, RunningSlot
 
 #: How long a limit's catalog call may wait for a lock, a connection or its statement before it fails.
 WAIT_SECONDS = 2.0
+#: The retry time given when a bucket changed under three attempts in a row (replicas racing for it).
+_CONTENDED_SECONDS = 0.1
 #: Rate buckets untouched this long are deleted (full again for any rate above a burst a day).
 _IDLE_BUCKET_SECONDS = 86_400.0
 #: The advisory lock class of slot admissions (PostgreSQL's two-key form; the second key is the principal's).
@@ -135,17 +137,17 @@ class CatalogLimitRows:
         """Take one of ``key``'s tokens: 0.0 when taken, else the seconds until the next one (nothing written)."""
         values = {"key": stored_key(key), "per_second": per_second, "capacity": capacity, "now": now}
         with self.engine.begin() as connection:
-            if connection.execute(_TAKE, values).rowcount == 1:
-                return 0.0
-            level = connection.execute(_LEVEL, values).scalar()
-            if level is None:  # the principal's first query: a full bucket less this token
-                if connection.execute(self._first_token, values).rowcount == 1:
-                    return 0.0
-                # Another replica made it meanwhile: take from it.
+            for _ in range(3):
                 if connection.execute(_TAKE, values).rowcount == 1:
                     return 0.0
-                level = connection.execute(_LEVEL, values).scalar() or 0.0
-        return max(0.0, (1.0 - float(level)) / per_second)
+                level = connection.execute(_LEVEL, values).scalar()
+                if level is None:  # the principal's first query: a full bucket less this token
+                    if connection.execute(self._first_token, values).rowcount == 1:
+                        return 0.0
+                elif level < 1.0:
+                    return (1.0 - float(level)) / per_second
+                # Another replica made the bucket, or refilled it, between the two statements: try again.
+        return _CONTENDED_SECONDS
 
     def hold(self, slot_id: str, key: str, source: str, replica: str, total: int | None, per_source: int | None,
              now: float, expires: float) -> str | None:
