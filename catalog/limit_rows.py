@@ -64,6 +64,7 @@ _running = select(func.count()).select_from(RunningSlot).where(_live).scalar_sub
 _running_on = (select(func.count()).select_from(RunningSlot)
                .where(_live, RunningSlot.source == bindparam("source")).scalar_subquery())
 _COUNTS = select(_running, _running_on)
+_LOCK = text("SELECT pg_advisory_xact_lock(:space, :lock)")
 
 
 def _slot_insert(total: bool, per_source: bool):
@@ -90,7 +91,8 @@ def stored_key(key: str) -> str:
 def limits_engine(url: URL) -> Engine:
     """An engine on the catalog's database whose calls wait at most ``WAIT_SECONDS`` (no ping before each use)."""
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": WAIT_SECONDS})
+        engine = create_engine(url, pool_timeout=WAIT_SECONDS,
+                               connect_args={"check_same_thread": False, "timeout": WAIT_SECONDS})
 
         @event.listens_for(engine, "connect")
         def _no_sync_per_commit(dbapi_connection, _record) -> None:
@@ -100,8 +102,9 @@ def limits_engine(url: URL) -> Engine:
 
         return engine
     if url.get_backend_name() != "postgresql":
-        return create_engine(url)
-    engine = create_engine(url, connect_args={"connect_timeout": max(1, round(WAIT_SECONDS))})
+        return create_engine(url, pool_timeout=WAIT_SECONDS)
+    engine = create_engine(url, pool_timeout=WAIT_SECONDS,
+                           connect_args={"connect_timeout": max(1, round(WAIT_SECONDS))})
     wait_ms = int(WAIT_SECONDS * 1000)
 
     @event.listens_for(engine, "connect")
@@ -126,6 +129,8 @@ class CatalogLimitRows:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: One statement, one round trip: each statement here is atomic on its own.
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._postgres = self.engine.dialect.name == "postgresql"
         dialect = postgresql if self._postgres else sqlite
         self._first_token = (dialect.insert(RateBucket)
@@ -136,7 +141,7 @@ class CatalogLimitRows:
     def take_token(self, key: str, per_second: float, capacity: float, now: float) -> float:
         """Take one of ``key``'s tokens: 0.0 when taken, else the seconds until the next one (nothing written)."""
         values = {"key": stored_key(key), "per_second": per_second, "capacity": capacity, "now": now}
-        with self.engine.begin() as connection:
+        with self._single.connect() as connection:
             for _ in range(3):
                 if connection.execute(_TAKE, values).rowcount == 1:
                     return 0.0
@@ -159,12 +164,12 @@ class CatalogLimitRows:
         """
         values = {"id": slot_id, "key": stored_key(key), "source": source, "replica": replica, "now": now,
                   "expires": expires, "total": total, "per_source": per_source}
-        with self.engine.begin() as connection:
+        statement = _HOLD[(total is not None, per_source is not None)]
+        # SQLite: the one statement alone; PostgreSQL: with the principal's lock, in one transaction.
+        with self.engine.begin() if self._postgres else self._single.connect() as connection:
             if self._postgres:
                 lock = int.from_bytes(hashlib.sha256(values["key"].encode()).digest()[:4], "big", signed=True)
-                connection.execute(text("SELECT pg_advisory_xact_lock(:space, :lock)"),
-                                   {"space": _SLOT_LOCK_CLASS, "lock": lock})
-            statement = _HOLD[(total is not None, per_source is not None)]
+                connection.execute(_LOCK, {"space": _SLOT_LOCK_CLASS, "lock": lock})
             if connection.execute(statement, values).rowcount == 1:
                 return None
             running, running_on = connection.execute(_COUNTS, values).one()
@@ -175,13 +180,13 @@ class CatalogLimitRows:
     def release(self, slot_ids: Iterable[str]) -> None:
         """Delete the rows of ``slot_ids``."""
         ids = list(slot_ids)
-        with self.engine.begin() as connection:
+        with self._single.connect() as connection:
             connection.execute(delete(RunningSlot).where(RunningSlot.id.in_(ids)))
 
     def renew(self, slot_ids: Iterable[str], expires: float) -> None:
         """Extend the lease of ``slot_ids`` to ``expires``."""
         ids = list(slot_ids)
-        with self.engine.begin() as connection:
+        with self._single.connect() as connection:
             connection.execute(update_rows(RunningSlot).where(RunningSlot.id.in_(ids)).values(expires_at=expires))
 
     def purge(self, now: float) -> None:
