@@ -7,6 +7,7 @@ through pyarrow.flight. Without shared counts each replica would admit a princip
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -54,10 +55,11 @@ def replicas(tmp_path_factory, demo_data_dir):
 
 
 @pytest.fixture(scope="module")
-def germany(demo_data_dir) -> list[dict]:
-    """SMALL's answer from DuckDB itself."""
-    [demo] = demo_data_dir.glob("tpch_*.duckdb")
-    with duckdb.connect(str(demo), read_only=True) as conn:
+def germany(demo_data_dir, tmp_path_factory) -> list[dict]:
+    """SMALL's answer from DuckDB itself, on a copy (this process may hold the demo file open otherwise configured)."""
+    copy = tmp_path_factory.mktemp("reference") / "demo.duckdb"
+    shutil.copyfile(next(demo_data_dir.glob("tpch_*.duckdb")), copy)
+    with duckdb.connect(str(copy), read_only=True) as conn:
         return conn.execute(SMALL).to_arrow_table().to_pylist()
 
 
