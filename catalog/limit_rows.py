@@ -11,6 +11,8 @@
 These run on an engine of their own with short waits (``WAIT_SECONDS`` for a lock, a connection or a statement), so
 a slow or unreachable catalog fails a call quickly and the caller counts in its own process meanwhile
 (``server/query/shared_limit_counts.py``). Times are seconds since the epoch, from the calling replica's clock.
+SQLite and PostgreSQL are the catalogs these are proven on (``tests/catalog/test_shared_limits.py``); another
+database gets SQLite's single statements, whose count and insert its isolation may not keep together.
 """
 
 from __future__ import annotations

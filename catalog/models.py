@@ -2,7 +2,8 @@
 
 Times are stored in UTC and come back timezone-aware on every database (SQLite keeps no zone). Ids are UUID
 text,
-so rows read the same on SQLite and PostgreSQL and export to Arrow as strings.
+so rows read the same on SQLite and PostgreSQL and export to Arrow as strings. The limit counters
+(``rate_buckets``, ``running_slots``) keep seconds since the epoch instead: their statements do arithmetic on them.
 """
 
 from __future__ import annotations
