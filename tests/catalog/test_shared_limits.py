@@ -129,7 +129,7 @@ def _race(url: str, racers: int = 4, seconds: float = 1.0) -> list[dict]:
 def test_processes_racing_take_exactly_the_burst_and_never_hold_more_slots_than_the_limit(store):
     results = _race(store.engine.url.render_as_string(hide_password=False))
     assert sum(r["taken"] for r in results) == limit_race.BURST
-    assert all(r["refused"] > 0 for r in results)  # every racer was still asking when the bucket was empty
+    assert sum(r["refused"] for r in results) > 0  # racers were still asking when the bucket was empty
     assert max(r["most"] for r in results) == limit_race.LIMIT  # contended up to the limit, never over it
     assert sum(r["held"] for r in results) > 20
 
