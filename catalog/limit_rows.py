@@ -18,7 +18,8 @@ database gets SQLite's single statements, whose count and insert its isolation m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import (
     URL,
@@ -67,6 +68,7 @@ _running_on = (select(func.count()).select_from(RunningSlot)
                .where(_live, RunningSlot.source == bindparam("source")).scalar_subquery())
 _COUNTS = select(_running, _running_on)
 _LOCK = text("SELECT pg_advisory_xact_lock(:space, :lock)")
+_RELEASE = delete(RunningSlot).where(RunningSlot.id == bindparam("id"))
 
 
 def _slot_insert(total: bool, per_source: bool):
@@ -77,8 +79,7 @@ def _slot_insert(total: bool, per_source: bool):
     if per_source:
         row = row.where(_running_on < bindparam("per_source"))
     names = ["id", "accounting_key", "source", "replica", "started_at", "expires_at"]
-    # Without the option SQLAlchemy reports no row count for an INSERT on PostgreSQL.
-    return insert(RunningSlot).from_select(names, row).execution_options(preserve_rowcount=True)
+    return insert(RunningSlot).from_select(names, row)
 
 
 #: The slot insert for each combination of limits (total, per source).
@@ -90,10 +91,14 @@ def stored_key(key: str) -> str:
     return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+#: Each statement commits on its own (each is atomic alone), so a pooled connection has nothing to roll back.
+_EACH_STATEMENT_COMMITS = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_timeout": WAIT_SECONDS}
+
+
 def limits_engine(url: URL) -> Engine:
     """An engine on the catalog's database whose calls wait at most ``WAIT_SECONDS`` (no ping before each use)."""
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, pool_timeout=WAIT_SECONDS,
+        engine = create_engine(url, **_EACH_STATEMENT_COMMITS,
                                connect_args={"check_same_thread": False, "timeout": WAIT_SECONDS})
 
         @event.listens_for(engine, "connect")
@@ -104,8 +109,8 @@ def limits_engine(url: URL) -> Engine:
 
         return engine
     if url.get_backend_name() != "postgresql":
-        return create_engine(url, pool_timeout=WAIT_SECONDS)
-    engine = create_engine(url, pool_timeout=WAIT_SECONDS,
+        return create_engine(url, **_EACH_STATEMENT_COMMITS)
+    engine = create_engine(url, **_EACH_STATEMENT_COMMITS,
                            connect_args={"connect_timeout": max(1, round(WAIT_SECONDS))})
     wait_ms = int(WAIT_SECONDS * 1000)
 
@@ -119,40 +124,85 @@ def limits_engine(url: URL) -> Engine:
     return engine
 
 
+class _Compiled:
+    """A statement compiled once for a dialect and run on a DBAPI cursor.
+
+    SQLAlchemy's own work per execution (about 0.1–0.3 ms here) is several times SQLite's for these statements, and
+    the token, the slot and its release are paid on every query of a limited principal. Their parameters are plain
+    text and floats (no bind processing).
+    """
+
+    def __init__(self, statement, dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._defaults = {name: bind.value for name, bind in compiled.binds.items()}
+        self._order = compiled.positiontup  # None for a named parameter style
+
+    def run(self, cursor, values: dict) -> int:
+        """Execute with ``values`` (by bind name); return the rows it changed."""
+        merged = {**self._defaults, **values}
+        cursor.execute(self.sql, [merged[n] for n in self._order] if self._order is not None else merged)
+        return cursor.rowcount
+
+    def one(self, cursor, values: dict) -> tuple | None:
+        """Execute with ``values``; return the first row."""
+        self.run(cursor, values)
+        return cursor.fetchone()
+
+
 class CatalogLimitRows:
     """``SharedLimitRows`` (``server/query/shared_limit_counts.py``) over ``rate_buckets`` and ``running_slots``.
 
     Every call raises what the database raises.
 
     Args:
-        engine: On a catalog at the current schema version (``limits_engine(store.engine.url)``).
+        engine: On a catalog at the current schema version (``limits_engine(store.engine.url)``): its connections
+            commit each statement on its own (``AUTOCOMMIT``).
 
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        #: One statement, one round trip: each statement here is atomic on its own.
-        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._postgres = self.engine.dialect.name == "postgresql"
+        self._postgres = engine.dialect.name == "postgresql"
         dialect = postgresql if self._postgres else sqlite
-        self._first_token = (dialect.insert(RateBucket)
-                             .values(accounting_key=bindparam("key"), tokens=_capacity - 1.0, counted_at=_now)
-                             .on_conflict_do_nothing(index_elements=["accounting_key"])
-                             .execution_options(preserve_rowcount=True))
+        first_token = (dialect.insert(RateBucket)
+                       .values(accounting_key=bindparam("key"), tokens=_capacity - 1.0, counted_at=_now)
+                       .on_conflict_do_nothing(index_elements=["accounting_key"]))
+        compiled = {statement: _Compiled(statement, engine.dialect)
+                    for statement in (_TAKE, _LEVEL, first_token, _COUNTS, _LOCK, _RELEASE, *_HOLD.values())}
+        self._take, self._level, self._first_token = compiled[_TAKE], compiled[_LEVEL], compiled[first_token]
+        self._counts, self._lock, self._release = compiled[_COUNTS], compiled[_LOCK], compiled[_RELEASE]
+        self._hold = {limits: compiled[statement] for limits, statement in _HOLD.items()}
+
+    @contextmanager
+    def _cursor(self) -> Iterator:
+        """A cursor on a pooled connection; a connection that failed is discarded rather than pooled again."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        except BaseException:
+            connection.invalidate()  # a transaction left open or a broken connection never serves again
+            raise
+        finally:
+            connection.close()
 
     def take_token(self, key: str, per_second: float, capacity: float, now: float) -> float:
         """Take one of ``key``'s tokens: 0.0 when taken, else the seconds until the next one (nothing written)."""
         values = {"key": stored_key(key), "per_second": per_second, "capacity": capacity, "now": now}
-        with self._single.connect() as connection:
+        with self._cursor() as cursor:
             for _ in range(3):
-                if connection.execute(_TAKE, values).rowcount == 1:
+                if self._take.run(cursor, values) == 1:
                     return 0.0
-                level = connection.execute(_LEVEL, values).scalar()
-                if level is None:  # the principal's first query: a full bucket less this token
-                    if connection.execute(self._first_token, values).rowcount == 1:
+                found = self._level.one(cursor, values)
+                if found is None:  # the principal's first query: a full bucket less this token
+                    if self._first_token.run(cursor, values) == 1:
                         return 0.0
-                elif level < 1.0:
-                    return (1.0 - float(level)) / per_second
+                elif found[0] < 1.0:
+                    return (1.0 - float(found[0])) / per_second
                 # Another replica made the bucket, or refilled it, between the two statements: try again.
         return _CONTENDED_SECONDS
 
@@ -166,34 +216,40 @@ class CatalogLimitRows:
         """
         values = {"id": slot_id, "key": stored_key(key), "source": source, "replica": replica, "now": now,
                   "expires": expires, "total": total, "per_source": per_source}
-        statement = _HOLD[(total is not None, per_source is not None)]
-        # SQLite: the one statement alone; PostgreSQL: with the principal's lock, in one transaction.
-        with self.engine.begin() if self._postgres else self._single.connect() as connection:
-            if self._postgres:
+        insert_slot = self._hold[(total is not None, per_source is not None)]
+        with self._cursor() as cursor:
+            if not self._postgres:  # SQLite: the one statement alone
+                if insert_slot.run(cursor, values) == 1:
+                    return None
+                running, running_on = self._counts.one(cursor, values)
+            else:  # PostgreSQL: under the principal's lock, in one transaction
                 lock = int.from_bytes(hashlib.sha256(values["key"].encode()).digest()[:4], "big", signed=True)
-                connection.execute(_LOCK, {"space": _SLOT_LOCK_CLASS, "lock": lock})
-            if connection.execute(statement, values).rowcount == 1:
-                return None
-            running, running_on = connection.execute(_COUNTS, values).one()
+                cursor.execute("BEGIN")
+                self._lock.run(cursor, {"space": _SLOT_LOCK_CLASS, "lock": lock})
+                inserted = insert_slot.run(cursor, values) == 1
+                running, running_on = (0, 0) if inserted else self._counts.one(cursor, values)
+                cursor.execute("COMMIT")
+                if inserted:
+                    return None
         if total is not None and running >= total:
             return "max_concurrent_queries"
         return "max_concurrent_queries_per_source"
 
     def release(self, slot_ids: Iterable[str]) -> None:
         """Delete the rows of ``slot_ids``."""
-        ids = list(slot_ids)
-        with self._single.connect() as connection:
-            connection.execute(delete(RunningSlot).where(RunningSlot.id.in_(ids)))
+        with self._cursor() as cursor:
+            for slot_id in slot_ids:
+                self._release.run(cursor, {"id": slot_id})
 
     def renew(self, slot_ids: Iterable[str], expires: float) -> None:
         """Extend the lease of ``slot_ids`` to ``expires``."""
         ids = list(slot_ids)
-        with self._single.connect() as connection:
+        with self.engine.connect() as connection:
             connection.execute(update_rows(RunningSlot).where(RunningSlot.id.in_(ids)).values(expires_at=expires))
 
     def purge(self, now: float) -> None:
         """Delete slots whose lease has expired and buckets idle for a day."""
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection:
             connection.execute(delete(RunningSlot).where(RunningSlot.expires_at < now))
             connection.execute(delete(RateBucket).where(RateBucket.counted_at < now - _IDLE_BUCKET_SECONDS))
 
@@ -206,4 +262,3 @@ class CatalogLimitRows:
     def close(self) -> None:
         """Release the connections."""
         self.engine.dispose()
-
