@@ -106,6 +106,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         add_columns={"query_history": ("ticket_sha256",)},
         apply=lambda conn: _create_index(conn, "query_history", "ix_query_history_ticket_sha256"),
     ),
+    Migration(
+        9,
+        "rate buckets and running slots shared by replicas (principals' limits across every gateway)",
+        add_tables=("rate_buckets", "running_slots"),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -2,7 +2,8 @@
 
 Times are stored in UTC and come back timezone-aware on every database (SQLite keeps no zone). Ids are UUID
 text,
-so rows read the same on SQLite and PostgreSQL and export to Arrow as strings.
+so rows read the same on SQLite and PostgreSQL and export to Arrow as strings. The limit counters
+(``rate_buckets``, ``running_slots``) keep seconds since the epoch instead: their statements do arithmetic on them.
 """
 
 from __future__ import annotations
@@ -443,4 +444,45 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_created_at", "created_at"),
         Index("ix_audit_events_kind_created", "kind", "created_at"),
+    )
+
+
+class RateBucket(Base):
+    """A principal's query-rate tokens, which every replica sharing the catalog takes from.
+
+    Times here are seconds since the epoch (the replicas' clocks), not timestamps: the refill is computed in the
+    one statement that takes a token (``catalog/limit_rows.py``).
+    """
+
+    __tablename__ = "rate_buckets"
+
+    #: ``Principal.accounting_key`` (``user:…``, ``key:…``); a longer one than 200 characters as its SHA-256.
+    accounting_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: Tokens left when last counted (the burst at most).
+    tokens: Mapped[float] = mapped_column(Float)
+    counted_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_rate_buckets_counted_at", "counted_at"),)
+
+
+class RunningSlot(Base):
+    """A query running under its principal's concurrency limits, on some replica, while its lease lasts.
+
+    The replica running it renews ``expires_at`` while it runs and deletes the row when it ends, so a killed
+    replica's slots stop counting once their lease expires. Times are seconds since the epoch.
+    """
+
+    __tablename__ = "running_slots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    accounting_key: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(255))
+    #: The replica that runs it (host, process id and a random part).
+    replica: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_running_slots_key", "accounting_key", "expires_at"),
+        Index("ix_running_slots_expires_at", "expires_at"),
     )

@@ -242,6 +242,11 @@ class ServerSettings(_Strict):
     #: ``grpc+tls://flight.example.com:443``); none: the connection that asked for it.
     advertised_locations: list[str] = Field(default_factory=list)
 
+    # -- replicas sharing the catalog
+    #: How long a running query's slot counts for its principal's concurrency limits without its replica renewing
+    #: it (every third of this while the query runs): a killed replica's slots free within this. Read at start.
+    slot_lease_seconds: float = Field(30.0, ge=1, le=3600)
+
     # -- the catalog's housekeeping
     #: Query history older than this is deleted (at start and then daily); ``"none"`` keeps it all.
     history_retention_days: int | None = Field(30, ge=1)

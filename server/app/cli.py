@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
     # This process is the gateway's and serves from construction: status messages carry no frames from now on.
     with client_safe_tracebacks():
         try:
-            from nexus_flight.server.app.replicas import handle_signer, share_cancels, shared_sessions
+            from nexus_flight.server.app.replicas import handle_signer, share_cancels, share_limits, shared_sessions
 
             gateway = Gateway(settings, sources=catalog.directory, observers=catalog.observers,
                               authenticator=security.authenticator if security else None,
@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
             catalog.close()
             raise
         share_cancels(gateway.service, catalog.store)
+        limits = share_limits(gateway.service, catalog.store, settings.slot_lease_seconds)
         gateway.readiness.append(_catalog_check(catalog))
         gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
         if settings.process_memory_limit is not None:
@@ -78,10 +79,12 @@ def _serve(args: argparse.Namespace) -> int:
         drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
         if not gateway.shutdown(wait_seconds=10):
             print("calls still open after the drain (clients not reading): exiting without them", flush=True)
+            limits.close()
             catalog.close()
             return 0
         if security is not None:
             security.close()
+        limits.close()
         catalog.close()
         print("stopped", flush=True)
         return 0

@@ -21,7 +21,10 @@ key has its own, every other sign-in of a user shares the user's.
   principal's and the server's wins), enforced by the result stream like the server's own caps.
 
 Each refusal names the limit, its value and when to retry. Other principals are never touched: each has its own
-bucket and counts, and the lock is held only for a few arithmetic operations. Counting is per gateway process.
+bucket and counts. Tokens and slots are counted by a ``LimitCounts`` (``limit_counts.py``): in this process by
+default, or, for replicas sharing a catalog (``nexus-flight serve``), in the catalog (``shared_limit_counts.py``), so
+that a principal's rate and concurrency hold across all of them; a principal without a rate or concurrency limit
+touches neither. Prepaid credits, the queue and the counts of decisions stay in each process.
 """
 
 from __future__ import annotations
@@ -35,15 +38,12 @@ from typing import Any
 
 from nexus_flight.core.errors import GatewayError, RetryLaterError
 from nexus_flight.core.source import QueryLimits
+from nexus_flight.server.query.limit_counts import TOTAL, LimitCounts, LocalCounts, Release
 from nexus_flight.server.query.principal import Principal
 
-#: Buckets kept before full (idle) ones are forgotten.
-_MAX_BUCKETS = 50_000
 #: Prepaid credits kept (planned queries not run yet), and how long one may wait for its run.
 _MAX_PREPAID = 100_000
 _PREPAID_SECONDS = 3600.0
-#: How often a queued query looks whether its client has gone.
-_QUEUE_POLL_SECONDS = 0.1
 #: Suggested retry delay after a concurrency refusal (when a slot frees is not known in advance).
 _CONCURRENCY_RETRY_SECONDS = 1.0
 
@@ -64,19 +64,6 @@ class Slot:
 
 
 @dataclasses.dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-    per_second: float
-    capacity: float
-
-    def refill(self, now: float, per_second: float, capacity: float) -> None:
-        self.tokens = min(capacity, self.tokens + (now - self.updated) * self.per_second)
-        self.updated, self.per_second, self.capacity = now, per_second, capacity
-        self.tokens = min(self.tokens, capacity)  # a lowered burst applies at once
-
-
-@dataclasses.dataclass
 class AdmissionCounts:
     """What the limiter decided since it started, and how many queries wait and run under a limit now."""
 
@@ -94,18 +81,21 @@ class PrincipalLimiter:
     Args:
         defaults: ``[server.limits]``: the limits of a caller that did not sign in (authentication off); a signed-in
             principal carries its own, already resolved with these as the fallback.
-        clock: Seconds, monotonic (tests pass their own).
+        clock: Seconds, monotonic (tests pass their own), for the counts kept in this process and queue waits.
+        counter: Where rate tokens and running slots are counted; default: in this process (``LocalCounts``).
+            Replicas sharing a catalog count in it (``SharedCounts``); ``counter`` may be replaced while serving.
 
     """
 
-    def __init__(self, defaults: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, defaults: Mapping[str, Any] | None = None, clock: Callable[[], float] = time.monotonic,
+                 counter: LimitCounts | None = None) -> None:
         self.defaults: dict[str, Any] = dict(defaults or {})
+        self.counter: LimitCounts = counter or LocalCounts(clock)
         self._clock = clock
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
-        self._buckets: dict[str, _Bucket] = {}
-        self._running: dict[str, int] = {}
-        self._running_on: dict[tuple[str, str], int] = {}
+        #: Slots given back in this process so far: a waiting query that saw this move asks again at once.
+        self._given_back = 0
         self._waiting: dict[str, int] = {}
         #: credit id -> (accounting key, runs it still pays for, until when)
         self._prepaid: dict[str, tuple[str, int, float]] = {}
@@ -128,8 +118,8 @@ class PrincipalLimiter:
         if limits.get("queries_per_minute") is None:
             return None
         key = principal.accounting_key
+        self._take_rate_token(key, _who(principal), limits)
         with self._lock:
-            self._take_rate_token(key, _who(principal), limits)
             now = self._clock()
             if len(self._prepaid) >= _MAX_PREPAID:
                 self._prepaid = {k: v for k, v in self._prepaid.items() if v[2] > now}
@@ -149,15 +139,16 @@ class PrincipalLimiter:
                 self._prepaid[credit] = (found[0], max(1, runs), found[2])
 
     def _spend(self, credit: str | None, key: str) -> bool:
-        """Spend one run of a prepaid credit of ``key`` (the lock held); False: none left, or not this key's."""
+        """Spend one run of a prepaid credit of ``key``; False: none left, or not this key's."""
         if credit is None:
             return False
-        found = self._prepaid.pop(credit, None)
-        if found is None or found[0] != key or found[2] <= self._clock():
-            return False
-        if found[1] > 1:
-            self._prepaid[credit] = (found[0], found[1] - 1, found[2])
-        return True
+        with self._lock:
+            found = self._prepaid.pop(credit, None)
+            if found is None or found[0] != key or found[2] <= self._clock():
+                return False
+            if found[1] > 1:
+                self._prepaid[credit] = (found[0], found[1] - 1, found[2])
+            return True
 
     def admit(self, principal: Principal, source: str, stop: Callable[[], GatewayError | None] | None = None,
               prepaid: str | None = None) -> Slot:
@@ -181,70 +172,76 @@ class PrincipalLimiter:
         rate = limits.get("queries_per_minute")
         if total is None and per_source is None and rate is None:
             return Slot()
-        key, where = principal.accounting_key, (principal.accounting_key, source)
-        who = _who(principal)
-        with self._lock:
-            self._wait_for_slot(key, where, who, source, limits, stop)
-            if not self._spend(prepaid, key):
-                self._take_rate_token(key, who, limits)
-            if total is None and per_source is None:
-                self._counts.admitted += 1
-                return Slot()
-            self._running[key] = self._running.get(key, 0) + 1
-            self._running_on[where] = self._running_on.get(where, 0) + 1
-            self._counts.admitted += 1
-            self._counts.running += 1
-        return Slot(lambda: self._give_back(key, where))
-
-    def _wait_for_slot(self, key: str, where: tuple[str, str], who: str, source: str, limits: Mapping[str, Any],
-                       stop: Callable[[], GatewayError | None] | None) -> None:
-        """Return once ``key`` is under its concurrency limits (the lock held), or refuse."""
-        full = self._full(key, where, source, limits)
-        if full is None:
-            return
-        queue_seconds = float(limits.get("queue_timeout_seconds") or 0.0)
-        name, value, what = full
-        if queue_seconds <= 0 or self._waiting.get(key, 0) >= value:
-            raise self._refuse_concurrency(name, value, what, who, None)
-        started = self._clock()
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        self._counts.queued += 1
-        self._counts.waiting += 1
+        key, who = principal.accounting_key, _who(principal)
+        release = None
+        if total is not None or per_source is not None:
+            release = self._wait_for_slot(key, who, source, limits, stop)
         try:
-            while full is not None:
+            # The slot first: a query refused a slot has spent nothing; one refused a token gives its slot back.
+            if rate is not None and not self._spend(prepaid, key):
+                self._take_rate_token(key, who, limits)
+        except BaseException:
+            if release is not None:
+                release()
+                self._slot_given_back(counted=False)
+            raise
+        with self._lock:
+            self._counts.admitted += 1
+            if release is None:
+                return Slot()
+            self._counts.running += 1
+        return Slot(lambda: self._give_back(release))
+
+    def _wait_for_slot(self, key: str, who: str, source: str, limits: Mapping[str, Any],
+                       stop: Callable[[], GatewayError | None] | None) -> Release:
+        """A slot of ``key`` on ``source`` once it is under its concurrency limits, or refuse."""
+        total = limits.get("max_concurrent_queries")
+        per_source = limits.get("max_concurrent_queries_per_source")
+        seen = self._given_back
+        got = self.counter.hold(key, source, total, per_source)
+        if not isinstance(got, str):
+            return got
+        queue_seconds = float(limits.get("queue_timeout_seconds") or 0.0)
+        with self._lock:
+            if queue_seconds <= 0 or self._waiting.get(key, 0) >= limits[got]:
+                raise self._refuse_concurrency(got, limits, source, who, None)
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+            self._counts.queued += 1
+            self._counts.waiting += 1
+        started = self._clock()
+        try:
+            while True:
                 stopped = stop() if stop is not None else None
                 if stopped is not None:
                     raise stopped
                 left = queue_seconds - (self._clock() - started)
                 if left <= 0:
-                    name, value, what = full
-                    raise self._refuse_concurrency(name, value, what, who, queue_seconds)
-                self._freed.wait(min(left, _QUEUE_POLL_SECONDS))
-                full = self._full(key, where, source, limits)
+                    with self._lock:
+                        raise self._refuse_concurrency(got, limits, source, who, queue_seconds)
+                with self._lock:
+                    if self._given_back == seen:  # nothing given back here since the last look: wait for it
+                        self._freed.wait(min(left, self.counter.poll_seconds))
+                    seen = self._given_back
+                got = self.counter.hold(key, source, total, per_source)
+                if not isinstance(got, str):
+                    return got
         finally:
-            self._counts.waiting -= 1
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
+            with self._lock:
+                self._counts.waiting -= 1
+                self._waiting[key] -= 1
+                if not self._waiting[key]:
+                    del self._waiting[key]
 
     def wake(self) -> None:
         """Make every query waiting for a slot look at once whether it should stop waiting."""
         with self._lock:
             self._freed.notify_all()
 
-    def _full(self, key: str, where: tuple[str, str], source: str,
-              limits: Mapping[str, Any]) -> tuple[str, int, str] | None:
-        """The concurrency limit ``key`` is at, if any: its name, value and what it counts."""
-        total = limits.get("max_concurrent_queries")
-        if total is not None and self._running.get(key, 0) >= total:
-            return "max_concurrent_queries", int(total), "queries"
-        per_source = limits.get("max_concurrent_queries_per_source")
-        if per_source is not None and self._running_on.get(where, 0) >= per_source:
-            return "max_concurrent_queries_per_source", int(per_source), f"queries on source {source!r}"
-        return None
-
-    def _refuse_concurrency(self, name: str, value: int, what: str, who: str,
+    def _refuse_concurrency(self, name: str, limits: Mapping[str, Any], source: str, who: str,
                             waited: float | None) -> RetryLaterError:
+        """The refusal naming limit ``name`` (the lock held)."""
+        value = int(limits[name])
+        what = "queries" if name == TOTAL else f"queries on source {source!r}"
         self._counts.refused[name] = self._counts.refused.get(name, 0) + 1
         queued = f" (waited {waited:g} s, queue_timeout_seconds={waited:g})" if waited else ""
         return RetryLaterError(
@@ -254,48 +251,30 @@ class PrincipalLimiter:
         )
 
     def _take_rate_token(self, key: str, who: str, limits: Mapping[str, Any]) -> None:
-        """Take a rate token (the lock held), counting a refusal."""
-        try:
-            self._take_token(key, who, limits)
-        except RetryLaterError:
+        """Take a rate token of ``key``, or refuse (UNAVAILABLE, counted) with the time until the next one."""
+        per_minute = float(limits["queries_per_minute"])
+        per_second = per_minute / 60.0
+        capacity = float(limits.get("query_burst") or max(1, round(per_minute / 6)))
+        wait = self.counter.take_token(key, per_second, capacity)
+        if wait <= 0:
+            return
+        with self._lock:
             self._counts.refused["queries_per_minute"] = self._counts.refused.get("queries_per_minute", 0) + 1
-            raise
-
-    def _take_token(self, key: str, who: str, limits: Mapping[str, Any]) -> None:
-        per_minute = limits.get("queries_per_minute")
-        if per_minute is None:
-            return
-        per_second = float(per_minute) / 60.0
-        capacity = float(limits.get("query_burst") or max(1, round(float(per_minute) / 6)))
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= _MAX_BUCKETS:
-                self._forget_full_buckets(now)
-            bucket = self._buckets[key] = _Bucket(capacity, now, per_second, capacity)
-        bucket.refill(now, per_second, capacity)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return
-        wait = (1.0 - bucket.tokens) / per_second
         raise RetryLaterError(
             f"limit reached: {who} may start {per_minute:g} queries per minute, {capacity:g} at once "
             f"(queries_per_minute={per_minute:g}, query_burst={capacity:g}); retry after {_ceil_tenth(wait):.1f} s",
             retry_after_seconds=_ceil_tenth(wait),
         )
 
-    def _forget_full_buckets(self, now: float) -> None:
-        for key, bucket in list(self._buckets.items()):
-            if bucket.tokens + (now - bucket.updated) * bucket.per_second >= bucket.capacity:
-                del self._buckets[key]
-        if len(self._buckets) >= _MAX_BUCKETS:  # a flood of distinct busy principals: start them afresh
-            self._buckets.clear()
+    def _give_back(self, release: Release) -> None:
+        release()
+        self._slot_given_back(counted=True)
 
-    def _give_back(self, key: str, where: tuple[str, str]) -> None:
+    def _slot_given_back(self, counted: bool) -> None:
         with self._lock:
-            _decrement(self._running, key)
-            _decrement(self._running_on, where)
-            self._counts.running -= 1
+            if counted:
+                self._counts.running -= 1
+            self._given_back += 1
             self._freed.notify_all()
 
     # -- per-query limits -------------------------------------------------------------------------------------
@@ -324,10 +303,8 @@ class PrincipalLimiter:
             return dataclasses.replace(self._counts, refused=dict(self._counts.refused))
 
     def running(self, principal: Principal, source: str | None = None) -> int:
-        """How many slots ``principal`` holds (on ``source``, if given)."""
-        key = principal.accounting_key
-        with self._lock:
-            return self._running_on.get((key, source), 0) if source else self._running.get(key, 0)
+        """How many slots ``principal`` holds in this process (on ``source``, if given)."""
+        return self.counter.running(principal.accounting_key, source)
 
 
 def _who(principal: Principal) -> str:
@@ -339,12 +316,3 @@ def _who(principal: Principal) -> str:
 def _ceil_tenth(seconds: float) -> float:
     """Round up to a tenth of a second (a retry told "1.2 s" then finds the token there)."""
     return max(0.1, -(-round(seconds * 1000) // 100) / 10)
-
-
-def _decrement(counts: dict[Any, int], name: Any) -> None:
-    """One fewer of ``name``; a count that reaches zero is dropped (the maps hold running principals only)."""
-    left = counts.get(name, 0) - 1
-    if left > 0:
-        counts[name] = left
-    else:
-        counts.pop(name, None)
