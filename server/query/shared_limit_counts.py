@@ -125,6 +125,7 @@ class SharedCounts:
         if full is not None:
             return full
         mirrored = self._local.hold(key, source, None, None)
+        assert not isinstance(mirrored, str)  # held without limits: never refused
         with self._lock:
             self._held[slot_id] = (key, source)
         return lambda: self._give_back(slot_id, mirrored)
