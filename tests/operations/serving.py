@@ -157,3 +157,12 @@ def start_nginx(upstreams: list[str], port: int, prefix: Path) -> subprocess.Pop
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_behind_proxy(proxy: subprocess.Popen | None, replicas: list[Served]) -> None:
+    """Stop the proxy (if it started), then the replicas behind it."""
+    if proxy is not None:
+        proxy.terminate()
+        proxy.wait(10)
+    for replica in replicas:
+        replica.stop()

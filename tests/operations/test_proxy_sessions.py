@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nexus_flight.catalog.vault import generate_key
 from nexus_flight.server.flight.protocol import flight as fpb
 from nexus_flight.server.query.session import shareable
-from tests.operations.serving import serve_many, share_demo, start_nginx
+from tests.operations.serving import serve_many, share_demo, start_nginx, stop_behind_proxy
 from tests.support import flightsql_raw as raw
 from tests.support.services import free_port
 
@@ -62,11 +62,7 @@ options = {{ tables = [ {{ name = "trips", location = "{files}" }} ] }}
         proxy = start_nginx([r.location.removeprefix("grpc://") for r in replicas], port, root / "nginx")
         yield {"proxy": f"grpc://127.0.0.1:{port}", "replicas": replicas, "trips": ds.dataset(files).count_rows()}
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(10)
-        for replica in replicas:
-            replica.stop()
+        stop_behind_proxy(proxy, replicas)
         if saved is None:
             os.environ.pop("NEXUS_FLIGHT_MASTER_KEY", None)
         else:

@@ -36,7 +36,7 @@ from nexus_flight.server.flight.protocol import sql as spb
 from nexus_flight.server.flight.signed_handles import TICKET, HandleSigner
 from tests.clients import toolchain
 from tests.clients.jdbc_values import compare_result, from_getters
-from tests.operations.serving import LONG_QUERY, serve_many, start_nginx, wait_for
+from tests.operations.serving import LONG_QUERY, serve_many, start_nginx, stop_behind_proxy, wait_for
 from tests.support import flightsql_raw as raw
 from tests.support.servers import READER_PASSWORD
 from tests.support.services import free_port
@@ -116,11 +116,7 @@ secrets = {{ password = "${{env:REPLICA_UP_PASSWORD}}" }}
                "data": data, "files": files, "old_key": old_key, "demo": reference,
                "pg_dsn": postgres_server.dsn()}
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(10)
-        for replica in replicas:
-            replica.stop()
+        stop_behind_proxy(proxy, replicas)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
