@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.server.query.limit_counts import LocalCounts, Release
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class SharedCounts:
                 return
             self._warned[what] = now
         log.warning("principals' limits: the catalog did not answer (%s: %s); %s (logged at most once a minute)",
-                    type(exc).__name__, _first_line(exc), _FALLBACK[what])
+                    type(exc).__name__, first_line(exc)[:300], _FALLBACK[what])
 
 
 _FALLBACK = {
@@ -199,7 +200,3 @@ _FALLBACK = {
     "release": "a finished query's slot is deleted with the next lease renewal",
     "lease": "the leases of this replica's slots were not renewed (they may expire early)",
 }
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
