@@ -195,7 +195,7 @@ def _decided_alone(sql: str, source: str, target: SourceProfile) -> QueryPlan | 
 
     def read_later() -> tuple[exp.Expression, exp.Expression]:
         # The whole validator, sqlglot's reading included: what is read later is judged as if read first.
-        analysis = _check(sql, target.dialect, target, engine=target.engine)
+        analysis = judged(sql, target)
         return analysis.tree, analysis.query
 
     return QueryPlan(source, sql, 0, target.dialect, keyword=keyword, validated=True, read_later=read_later)
