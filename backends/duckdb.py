@@ -78,8 +78,8 @@ class DuckDBBackend(Backend):
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
     ) -> Execution:
-        """Prepare a fresh cursor; the query runs when the execution's reader is first read."""
-        return self._engine.execute(plan.sql, parameters, limits)
+        """Prepare the query on a query instance; it runs when the execution's reader is first read."""
+        return self._engine.execute(plan.sql, parameters, limits, validated=plan.validated)
 
     # -- metadata ------------------------------------------------------------------------------------------
 

@@ -144,6 +144,24 @@ class _Instance:
     alias: str | None
     #: What the instance holds while idle, as DuckDB reports it (None: not asked since it went idle).
     held: int | None = None
+    #: The cursor validated queries share, already pointed at the source's database (made on first use).
+    shared_cursor: duckdb.DuckDBPyConnection | None = None
+
+    def cursor(self, shared: bool) -> duckdb.DuckDBPyConnection:
+        """A cursor on the instance's database: the shared one, or a fresh one of the query's own.
+
+        Only a statement the validator judged may take the shared cursor: what it can leave on a connection
+        (temporary objects, variables, a random seed, prepared statements) is refused before it runs, and
+        one query at a time runs on an instance. Sharing it saves a connection and its ``USE`` per query.
+        """
+        if shared and self.shared_cursor is not None:
+            return self.shared_cursor
+        cursor = self.db.cursor()
+        if self.alias is not None:
+            cursor.execute(f"USE {_identifier(self.alias)}")
+        if shared:
+            self.shared_cursor = cursor
+        return cursor
 
     def idle_bytes(self) -> int:
         """What the idle instance holds: DuckDB's own count of its memory, asked once per idle spell.
@@ -160,6 +178,8 @@ class _Instance:
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
+            if self.shared_cursor is not None:
+                self.shared_cursor.close()
             self.db.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -282,19 +302,19 @@ class DuckDBEngine:
         """A query's memory limit as DuckDB takes it: the limits' own, else the engine's (the source's option)."""
         return memory_text(limits.memory_limit_bytes) if limits.memory_limit_bytes else self.memory_limit
 
-    def query_cursor(self, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    def query_cursor(self, memory_limit: str, *, validated: bool = False) -> duckdb.DuckDBPyConnection:
         """Return a cursor of a database instance of its own, under ``memory_limit``, for one query.
 
-        DuckDB's own limit in the instance is ``ENGINE_SHARE`` of the query's.
+        DuckDB's own limit in the instance is ``ENGINE_SHARE`` of the query's. A ``validated`` statement runs on
+        the instance's shared cursor (``_Instance.cursor``); anything else, or a caller that registers objects
+        on the cursor, gets a fresh one.
 
         The instance is lent until ``close_cursor`` (``execute``'s execution calls it when the query ends).
         """
         instance = self._take(memory_limit)
         try:
             with self.errors():
-                cursor = instance.db.cursor()
-                if instance.alias is not None:
-                    cursor.execute(f"USE {_identifier(instance.alias)}")
+                cursor = instance.cursor(shared=validated)
         except BaseException:
             instance.close()
             raise
@@ -306,8 +326,9 @@ class DuckDBEngine:
         """Close a cursor; a query cursor's instance goes back to the idle pool (or is closed)."""
         with self._pool_lock:
             instance = self._leases.pop(id(cursor), None)
-        with contextlib.suppress(duckdb.Error):
-            cursor.close()
+        if instance is None or cursor is not instance.shared_cursor:
+            with contextlib.suppress(duckdb.Error):
+                cursor.close()
         if instance is None:
             return
         with self._pool_lock:
@@ -524,15 +545,18 @@ class DuckDBEngine:
         parameters: Sequence[Sequence[Any]] | None,
         limits: QueryLimits,
         cursor: duckdb.DuckDBPyConnection | None = None,
+        *,
+        validated: bool = False,
     ) -> DuckDBExecution:
-        """Prepare the query on its cursor (a fresh one by default; the execution owns it).
+        """Prepare the query on its cursor (a query instance's by default; the execution owns it).
 
         The query runs when the execution's reader is first read; each parameter row runs once and the
-        results are concatenated in order, in batches of ``limits.batch_rows``.
+        results are concatenated in order, in batches of ``limits.batch_rows``. ``validated``: the validator
+        judged the statement (it may run on the instance's shared cursor, ``query_cursor``).
         """
         memory_limit = self.query_memory(limits)
         if cursor is None:
-            cursor = self.query_cursor(memory_limit)
+            cursor = self.query_cursor(memory_limit, validated=validated)
         with self._pool_lock:
             instance = self._leases.get(id(cursor))
         spill = None if instance is None else SpillCap(os.path.join(instance.folder, "spill"), _INSTANCES.max_size)

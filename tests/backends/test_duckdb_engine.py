@@ -84,3 +84,54 @@ def test_a_database_file_named_like_duckdbs_own_is_queried_as_duckdb_names_it(tm
                 execution.close()
     finally:
         engine.close()
+
+
+@pytest.fixture
+def file_engine(tmp_path):
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS i FROM range(5)")
+    engine = DuckDBEngine("shop", str(path), memory_limit="64MB", threads=1)
+    yield engine
+    engine.close()
+
+
+def run_judged(engine: DuckDBEngine, sql: str, validated: bool) -> list[dict]:
+    execution = engine.execute(sql, None, LIMITS, validated=validated)
+    try:
+        return execution.reader.read_all().to_pylist()
+    finally:
+        execution.close()
+
+
+def test_validated_queries_share_their_instances_cursor_and_find_the_sources_tables(file_engine):
+    """One instance, one cursor for validated statements: no fresh connection and ``USE`` per query."""
+    first = file_engine.query_cursor("64MB", validated=True)
+    file_engine.close_cursor(first)
+    second = file_engine.query_cursor("64MB", validated=True)
+    assert second is first
+    file_engine.close_cursor(second)
+    assert run_judged(file_engine, "SELECT count(*) AS n FROM t", validated=True) == [{"n": 5}]
+    assert run_judged(file_engine, "SELECT count(*) AS n FROM shop.main.t", validated=True) == [{"n": 5}]
+
+
+def test_an_unjudged_statement_gets_a_cursor_of_its_own_so_nothing_it_leaves_reaches_the_next(file_engine):
+    """With the validator off, a temporary table (which DuckDB allows on a read-only database) or a variable
+    made by one query is gone for the next, whether that one was judged or not."""
+    assert run_judged(file_engine, "CREATE TEMP TABLE leak AS SELECT 42 AS secret", validated=False) == [
+        {"Count": 1}
+    ]
+    run_judged(file_engine, "SET VARIABLE leak_var = 42", validated=False)
+    for validated in (False, True):
+        with pytest.raises(NotFoundError):
+            run_judged(file_engine, "SELECT * FROM leak", validated=validated)
+        assert run_judged(file_engine, "SELECT getvariable('leak_var') AS v", validated=validated) == [
+            {"v": None}
+        ]
+
+
+def test_a_cancelled_query_on_the_shared_cursor_leaves_the_next_one_alone(file_engine):
+    execution = file_engine.execute("SELECT count(*) AS n FROM range(100000000000)", None, LIMITS, validated=True)
+    execution.cancel()
+    execution.close()
+    assert run_judged(file_engine, "SELECT count(*) AS n FROM t", validated=True) == [{"n": 5}]
