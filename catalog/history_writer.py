@@ -18,6 +18,8 @@ from nexus_flight.catalog.history import QueryRecord
 log = logging.getLogger(__name__)
 
 _STOP = object()
+#: Put by ``flush``: ends the writer's window at once, so it never has to poll for a hurry.
+_HURRY = object()
 _MAX_BATCH = 500
 
 
@@ -53,6 +55,11 @@ class HistoryWriter:
         deadline = time.monotonic() + timeout
         self._hurry.set()
         try:
+            if self._pending:
+                try:
+                    self._queue.put_nowait(_HURRY)
+                except queue.Full:
+                    pass  # the writer has a full queue to write before it would see it anyway
             with self._done:
                 while self._pending:
                     remaining = deadline - time.monotonic()
@@ -78,14 +85,12 @@ class HistoryWriter:
             while len(batch) < _MAX_BATCH and batch[-1] is not _STOP:
                 remaining = 0.0 if self._hurry.is_set() else window_ends - time.monotonic()
                 try:
-                    # Short waits, so a flush (a reader of the history) ends the window at once.
-                    batch.append(self._queue.get(timeout=min(remaining, 0.01)) if remaining > 0
-                                 else self._queue.get_nowait())
+                    # A flush (a reader of the history) puts ``_HURRY``, which ends the wait at once.
+                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
                 except queue.Empty:
-                    if remaining <= 0:
-                        break
+                    break
             stop = batch[-1] is _STOP
-            records = [r for r in batch if r is not _STOP]
+            records = [r for r in batch if r is not _STOP and r is not _HURRY]
             if records:
                 self._write_batch(records)
             if stop:

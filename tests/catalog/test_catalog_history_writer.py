@@ -55,3 +55,18 @@ def test_a_full_queue_drops_instead_of_blocking():
     assert writer.flush(10)
     assert (writer.written, writer.dropped) == (3, 3)
     writer.close()
+
+
+def test_a_flush_ends_the_writers_window_at_once():
+    """A stand-in recorder (a list) shows the timing alone: the window is long, and a flush must not wait it out
+    (the writer waits on its queue for the whole window; the flush's marker wakes it)."""
+    written: list[QueryRecord] = []
+    writer = HistoryWriter(written.append, window_seconds=30)
+    writer(QueryRecord("SELECT 1", "success"))
+    time.sleep(0.05)  # the writer has the record and waits for the window to fill
+    started = time.monotonic()
+    assert writer.flush(10)
+    assert time.monotonic() - started < 1 and [r.sql for r in written] == ["SELECT 1"]
+    writer(QueryRecord("SELECT 2", "success"))
+    assert writer.flush(10) and len(written) == 2
+    writer.close()
