@@ -26,8 +26,11 @@ it), and refused naming the first that has one. A view whose definition cannot b
 without ``view_definition``, a function the validator refuses, a table function, a path, another database's
 name, anything unlisted) stays refused, saying why. What a view reads is reused like the other metadata
 (``_METADATA_SECONDS``), and so is each rewrite. Administrators and the exempt roles read tables and views as they
-are. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
-``QueryService``, routes it afresh).
+are. Where the source hands a table's rows out under other names (PostgreSQL's partitions, inheritance
+children and foreign tables: ``server/security/policy_lineage.py``), a partition or child is read through its
+parents' policies too, and a parent whose partitions carry policies it does not, or a foreign table no policy
+names, is refused, directly or inside a view. The rewritten SQL goes through the read-only validator again
+before it is dispatched (the caller, ``QueryService``, routes it afresh).
 
 Names compare by the source engine's identifier rules (``core/identifiers.py``): on PostgreSQL a policy on the
 table ``orders`` applies to ``orders``, ``Orders`` and ``"orders"`` and not to a table ``"Orders"``, and a mask on
@@ -45,7 +48,7 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, TableInfo
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, NO_LINEAGE, TableInfo
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
@@ -215,8 +218,11 @@ class PolicyRewriter:
 
     def lineage(self, backend_of: BackendOf, source: str, rules: IdentifierRules) -> LineageIndex | None:
         """The source's partitions, inheritance children and foreign tables; None: the metadata did not answer."""
-        return self._reused(("lineage", source.lower(), rules),
-                            lambda: lineage_index(backend_of(source).table_lineage(), rules))
+        def read() -> LineageIndex:
+            lineage = getattr(backend_of(source), "table_lineage", None)  # every Backend has it; stand-ins may not
+            return lineage_index(lineage() if lineage is not None else NO_LINEAGE, rules)
+
+        return self._reused(("lineage", source.lower(), rules), read)
 
     def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
