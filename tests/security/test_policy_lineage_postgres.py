@@ -12,6 +12,7 @@ reading the source's lineage. The gateway, the catalog and PostgreSQL are real.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import psycopg
@@ -42,10 +43,18 @@ SALES = [
     (7, "it's", Decimal("-0.01"), "4111-7", "2024-01-01"),
     (8, "EU", Decimal("1.00"), "4111-8", "2022-05-05"),
     (9, "US", Decimal("2.00"), None, "2022-06-06"),
+    (10, "EU", Decimal("3.00"), "4111-10", "2023-10-10"),
+    (11, "US", Decimal("4.00"), "4111-11", "2023-11-11"),
+    (12, "EU", Decimal("5.00"), "4111-12", "2021-12-12"),
+    (13, "US", Decimal("6.00"), "4111-13", "2021-01-01"),
 ]
 DDL = [
     "CREATE TABLE sales (id int, region text, amount numeric(10, 2), card text, sold date) PARTITION BY RANGE (sold)",
-    "CREATE TABLE sales_2023 PARTITION OF sales FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')",
+    "CREATE TABLE sales_2023 PARTITION OF sales FOR VALUES FROM ('2023-01-01') TO ('2024-01-01') "
+    "PARTITION BY HASH (id)",
+    "CREATE TABLE sales_2023_h0 PARTITION OF sales_2023 FOR VALUES WITH (MODULUS 2, REMAINDER 0)",
+    "CREATE TABLE sales_2023_h1 PARTITION OF sales_2023 FOR VALUES WITH (MODULUS 2, REMAINDER 1)",
+    'CREATE TABLE "Sales_2021" PARTITION OF sales FOR VALUES FROM (\'2021-01-01\') TO (\'2022-01-01\')',
     "CREATE TABLE sales_2024 PARTITION OF sales FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') "
     "PARTITION BY LIST (region)",
     "CREATE TABLE sales_2024_eu PARTITION OF sales_2024 FOR VALUES IN ('EU')",
@@ -124,7 +133,7 @@ READS = [
     ("SELECT * FROM (SELECT id, card FROM sales_2024_rest) x",
      "SELECT id, NULL::text AS card FROM sales_2024_rest WHERE region = {region}"),
     ("SELECT id, card FROM sales_2023 UNION ALL SELECT id, card FROM sales_2024_rest",
-     "SELECT id, NULL::text AS card FROM sales WHERE region = {region} AND id IN (1, 2, 4, 5, 7)"),
+     "SELECT id, NULL::text AS card FROM sales WHERE region = {region} AND id IN (1, 2, 4, 5, 7, 10, 11)"),
     ("SELECT s.id, p.card FROM sales s JOIN sales_2024 p ON p.id = s.id",
      "SELECT id, NULL::text AS card FROM sales_2024 WHERE region = {region}"),
     ("WITH y AS (SELECT * FROM sales_2024_eu) SELECT id, amount FROM y",
@@ -140,10 +149,14 @@ READS = [
     ("SELECT * FROM logs_secret", "SELECT * FROM logs_secret WHERE id < 0"),
     ("SELECT * FROM hist.sales_2022", f"SELECT {SALES_COLUMNS} FROM hist.sales_2022 WHERE region = {{region}}"),
     ("SELECT h.id FROM hist.sales_2022 AS h UNION SELECT id FROM sales_2023",
-     "SELECT id FROM sales WHERE region = {region} AND sold < '2024-01-01'"),
+     "SELECT id FROM sales WHERE region = {region} AND sold >= '2022-01-01' AND sold < '2024-01-01'"),
     ("SELECT * FROM notes_child", "SELECT id, NULL::text AS body FROM notes_child"),  # its own mask, not the parent's
     ("SELECT * FROM ONLY notes", "SELECT id, left(body, 1) AS body FROM ONLY notes"),
     ("SELECT * FROM orders_eu", "SELECT * FROM orders_eu"),
+    ("SELECT * FROM sales_2023_h0", f"SELECT {SALES_COLUMNS} FROM sales_2023_h0 WHERE region = {{region}}"),
+    ("SELECT id, card FROM sales_2023_h1 t WHERE t.card IS NOT NULL OR t.region <> {region}",
+     "SELECT id, NULL::text AS card FROM sales_2023_h1 WHERE false"),
+    ('SELECT * FROM public."Sales_2021"', f'SELECT {SALES_COLUMNS} FROM "Sales_2021" WHERE region = {{region}}'),
 ]
 #: (query, words of the PERMISSION_DENIED).
 REFUSED = [
@@ -233,7 +246,8 @@ def test_a_partition_or_child_is_read_through_its_parents_policies(world, sql, t
 
 def test_the_filtered_rows_are_really_there(world):
     """Each partition read above holds rows the filter hides (so equal answers prove the filter, not emptiness)."""
-    for table in ("sales_2023", "sales_2024_rest", "events_archive"):
+    for table in ("sales_2023", "sales_2023_h0", "sales_2023_h1", "sales_2024_rest", '"Sales_2021"',
+                  "hist.sales_2022", "events_archive"):
         _, everything = engine(world, f"SELECT * FROM {table}")
         assert 0 < run(world, f"SELECT * FROM {table}", user="dana").num_rows < len(everything), table
     assert run(world, "SELECT card FROM sales_2024_eu").column("card").null_count == 2
@@ -284,3 +298,27 @@ def test_the_lineage_is_read_only_for_callers_with_policies_and_then_reused(worl
     for n in range(3):  # distinct queries, each rewritten anew: the lineage is read at most once
         run(world, f"SELECT id FROM sales_2024_eu WHERE id > {n}", user="bea")
     assert len(calls) <= 1
+
+
+@pytest.mark.parametrize(("sql", "parameters", "truth"), [
+    ("SELECT id, amount, card FROM sales_2024 WHERE amount > ? OR id = ?", (Decimal("-1.00"), 5),
+     "SELECT id, amount, NULL::text AS card FROM sales_2024 WHERE (amount > -1.00 OR id = 5) AND region = 'US'"),
+    ("SELECT id, sold FROM sales WHERE sold >= ? AND region <> ?", (date(2022, 1, 1), "nowhere"),
+     "SELECT id, sold FROM sales WHERE sold >= '2022-01-01' AND region = 'US'"),
+    ("SELECT id, note FROM events_archive WHERE note LIKE ? OR archived IS NULL", ("%us",),
+     "SELECT id, '***' || right(note, 2) AS note FROM events_archive WHERE (note LIKE '%us' OR archived IS NULL) "
+     "AND region = 'US'"),
+])
+def test_a_prepared_statement_on_a_partition_is_filtered_for_every_parameter(world, sql, parameters, truth):
+    """Through ADBC: a prepared statement reading partitions and children, bound with typed parameters."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    header = {"adbc.flight.sql.authorization_header": f"Bearer {world['tokens']['dana']}"}
+    with flightsql.connect(world["secured"].location, db_kwargs=header, autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute(sql, parameters)
+        got = cur.fetch_arrow_table()
+        cur.close()
+    names, expected = engine(world, truth)
+    assert got.column_names == names
+    assert rows(tuple(r.values()) for r in got.to_pylist()) == rows(expected)
