@@ -92,6 +92,7 @@ FDW = [
     "CREATE FOREIGN TABLE sales_remote_own (id int, region text, amount numeric(10, 2), card text, sold date) "
     "SERVER loopback OPTIONS (schema_name 'public', table_name 'sales')",
     "CREATE VIEW remote_v AS SELECT id FROM sales_remote_own",
+    "CREATE VIEW remote_raw_v AS SELECT r.id FROM depts d, sales_remote r",
     # a list-partitioned table without policies whose US partition is a foreign table
     "CREATE TABLE orders (id int, region text) PARTITION BY LIST (region)",
     "CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('EU')",
@@ -176,6 +177,8 @@ REFUSED = [
     ("SELECT * FROM orders", "lin.public.orders is a parent of the foreign table lin.public.orders_us: what that "
                              "reads cannot be seen"),
     ("SELECT * FROM orders_us", "lin.public.orders_us is a foreign table"),
+    ("SELECT * FROM remote_raw_v", "lin.public.remote_raw_v is a view reading lin.public.sales_remote, a foreign "
+                                   "table: what it reads cannot be seen from the source's metadata"),
     ("SELECT * FROM remote_v", "lin.public.remote_v is a view reading lin.public.sales_remote_own, which has policies"),
 ]
 OPEN = ["SELECT * FROM depts", "SELECT * FROM depts_v", "SELECT * FROM ONLY logs", "SELECT * FROM ONLY orders"]
@@ -274,7 +277,7 @@ def test_tables_and_views_without_policies_answer_as_postgresql_does(world, sql)
 def test_who_no_policy_applies_to_reads_everything_as_postgresql_does(world, user):
     for sql in ("SELECT * FROM sales_2024", "SELECT * FROM sales_remote", "SELECT * FROM sales_eu_v",
                 "SELECT * FROM logs", "SELECT * FROM events_archive", "SELECT * FROM remote_v",
-                "SELECT * FROM orders", "SELECT * FROM hist.sales_2022"):
+                "SELECT * FROM orders", "SELECT * FROM hist.sales_2022", "SELECT * FROM remote_raw_v"):
         names, expected = engine(world, sql)
         got = run(world, sql, user=user)
         assert got.column_names == names, sql
