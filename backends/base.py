@@ -60,6 +60,27 @@ class TableInfo:
 
 
 @dataclass(frozen=True)
+class TableLineage:
+    """Which tables of a source hand out rows they do not hold themselves (names as the source's metadata lists).
+
+    Attributes:
+        parents: ``(schema, child, schema, parent)`` for each table that is a partition or an inheritance child of
+            another: reading the parent reads the child's rows too, and the child holds (at least) the parent's
+            columns.
+        foreign: ``(schema, table)`` of each table whose rows come from outside the source (a foreign table):
+            what it reads cannot be told from the source's metadata.
+
+    """
+
+    parents: tuple[tuple[str, str, str, str], ...] = ()
+    foreign: tuple[tuple[str, str], ...] = ()
+
+
+#: A source where every table holds its own rows.
+NO_LINEAGE = TableLineage()
+
+
+@dataclass(frozen=True)
 class KeyColumn:
     """One column of a primary or foreign key."""
 
@@ -302,6 +323,19 @@ class Backend(abc.ABC):
 
         """
         return None
+
+    def table_lineage(self) -> TableLineage:
+        """Return the source's partitions, inheritance children and foreign tables (``TableLineage``).
+
+        Row filters and column masks read it to follow a table's rows wherever the source also hands them out. A
+        family whose tables all hold their own rows (and may not be read under another table's name) returns
+        ``NO_LINEAGE`` without asking the source.
+
+        Raises:
+            BackendUnavailableError: the source cannot be reached.
+
+        """
+        return NO_LINEAGE
 
     def ping(self) -> None:
         """Check the source answers.

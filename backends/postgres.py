@@ -66,6 +66,7 @@ from nexus_flight.backends.base import (
     ForeignKeyColumn,
     KeyColumn,
     TableInfo,
+    TableLineage,
     catalog_column,
     parameter_schema,
 )
@@ -481,6 +482,28 @@ class PostgresBackend(AdbcBackend):
             )
             rows = cursor.fetchall()
         return rows[0][0] if len(rows) == 1 and rows[0][0] else None
+
+    def table_lineage(self) -> TableLineage:
+        """Partitions and inheritance children (``pg_inherits``, at any depth) and foreign tables, in one query.
+
+        Partitioned indexes share ``pg_inherits``; only relations a query can read (tables, partitioned tables,
+        foreign tables) are kept. Every name is read through ``pg_catalog``-qualified relations.
+        """
+        rows = self._rows(
+            "SELECT cn.nspname::text, c.relname::text, pn.nspname::text, p.relname::text "
+            "FROM pg_catalog.pg_inherits i "
+            "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace "
+            "JOIN pg_catalog.pg_class p ON p.oid = i.inhparent "
+            "JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace "
+            "WHERE c.relkind IN ('r', 'p', 'f') "
+            "UNION ALL SELECT n.nspname::text, c.relname::text, NULL, NULL FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f' ORDER BY 1, 2, 3, 4"
+        )
+        return TableLineage(
+            parents=tuple((s, t, ps, p) for s, t, ps, p in rows if p is not None),
+            foreign=tuple((s, t) for s, t, _, p in rows if p is None),
+        )
 
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
+from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, TableLineage
 from nexus_flight.backends.profile import source_profile
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.connect import family_class, open_source
@@ -181,6 +181,10 @@ class CatalogBackend(Backend):
     def view_definition(self, db_schema: str, view: str) -> str | None:
         """Delegate to the source's backend (a view's definition is read from the source, never cached here)."""
         return self._call(lambda: self._backend().view_definition(db_schema, view))
+
+    def table_lineage(self) -> TableLineage:
+        """Delegate to the source's backend (read from the source, never cached here)."""
+        return self._call(lambda: self._backend().table_lineage())
 
     @property
     def view_names_schema(self) -> str | None:  # type: ignore[override]

@@ -26,8 +26,11 @@ it), and refused naming the first that has one. A view whose definition cannot b
 without ``view_definition``, a function the validator refuses, a table function, a path, another database's
 name, anything unlisted) stays refused, saying why. What a view reads is reused like the other metadata
 (``_METADATA_SECONDS``), and so is each rewrite. Administrators and the exempt roles read tables and views as they
-are. The rewritten SQL goes through the read-only validator again before it is dispatched (the caller,
-``QueryService``, routes it afresh).
+are. Where the source hands a table's rows out under other names (PostgreSQL's partitions, inheritance
+children and foreign tables: ``server/security/policy_lineage.py``), a partition or child is read through its
+parents' policies too, and a parent whose partitions carry policies it does not, or a foreign table no policy
+names, is refused, directly or inside a view. The rewritten SQL goes through the read-only validator again
+before it is dispatched (the caller, ``QueryService``, routes it afresh).
 
 Names compare by the source engine's identifier rules (``core/identifiers.py``): on PostgreSQL a policy on the
 table ``orders`` applies to ``orders``, ``Orders`` and ``"orders"`` and not to a table ``"Orders"``, and a mask on
@@ -45,7 +48,7 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, TableInfo
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, NO_LINEAGE, TableInfo
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
@@ -55,6 +58,7 @@ from nexus_flight.core.references import cte_references, table_ref
 from nexus_flight.core.source import SourceProfile
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.query.table_lookup import resolved_table_schema
+from nexus_flight.server.security.policy_lineage import LineageIndex, lineage_index
 from nexus_flight.server.security.policy_views import PATH_CHARACTERS, ViewReach, view_reach
 
 #: The backend of a source by name (``SourceDirectory.backend``): its metadata tells columns and views.
@@ -70,6 +74,10 @@ _MAX_REWRITES = 10_000
 _METADATA_SECONDS = 30.0
 #: How long what could not be read (metadata the source did not answer) is remembered.
 _RETRY_SECONDS = 1.0
+
+
+#: Why a foreign table is refused (completes "<table> is …").
+_FOREIGN = "a foreign table: what it reads cannot be seen from the source's metadata"
 
 
 def _denied(reason: str) -> ForbiddenError:
@@ -208,6 +216,14 @@ class PolicyRewriter:
 
         return self._reused(("view", source.lower(), view.db_schema, view.name, profile, rules), read)
 
+    def lineage(self, backend_of: BackendOf, source: str, rules: IdentifierRules) -> LineageIndex | None:
+        """The source's partitions, inheritance children and foreign tables; None: the metadata did not answer."""
+        def read() -> LineageIndex:
+            lineage = getattr(backend_of(source), "table_lineage", None)  # every Backend has it; stand-ins may not
+            return lineage_index(lineage() if lineage is not None else NO_LINEAGE, rules)
+
+        return self._reused(("lineage", source.lower(), rules), read)
+
     def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
         cached = self._metadata.get(key)
@@ -249,6 +265,7 @@ class _Rewrite:
         self.by_table: dict[str, list[PolicyInfo]] = {}
         for policy in policies:
             self.by_table.setdefault(self.rules.table_key(policy.table), []).append(policy)
+        self._index: LineageIndex | None = None
 
     def sql(self) -> str | None:
         plan = self.plan
@@ -265,7 +282,7 @@ class _Rewrite:
             if id(node) in shadowed:
                 continue
             self._refuse_indirect_reads(node)
-            policies = self._matching(node)
+            policies = self._table_policies(node)
             if policies:
                 targets.append((node, policies))
             else:
@@ -331,14 +348,87 @@ class _Rewrite:
             raise _denied(f"policies apply to tables of {source}, and {shown} is a view that could read them "
                           f"unfiltered: {reach.refusal}")
         for reached in reach.relations:
+            way = f" (through {', '.join(reached.through[1:])})" if len(reached.through) > 1 else ""
             if self._policies_on(reached.db_schema, reached.name):
-                way = f" (through {', '.join(reached.through[1:])})" if len(reached.through) > 1 else ""
                 raise _denied(f"policies apply to tables of {source}, and {shown} is a view reading "
                               f"{reached.shown}{way}, which has policies: the view would read it unfiltered")
+            parent = self._inherited_from(reached.db_schema, reached.name)
+            why = (f"a partition or inheritance child of {source}.{parent[0]}.{parent[1]}, which has policies"
+                   if parent is not None else self._lineage_refusal(reached.db_schema, reached.name, ()))
+            if why is not None:
+                raise _denied(f"policies apply to tables of {source}, and {shown} is a view reading "
+                              f"{reached.shown}{way}, {why}: the view would read it unfiltered")
 
-    def _matching(self, node: exp.Table) -> list[PolicyInfo]:
+    def _lineage(self) -> LineageIndex:
+        """The source's partitions, inheritance children and foreign tables (refused when they cannot be read)."""
+        if self._index is None:
+            found = self.owner.lineage(self.backend_of, self.plan.source, self.rules)
+            if found is None:
+                self.unread = True
+                raise _denied(f"policies apply to tables of {self.plan.source}, and which of its tables read "
+                              "others' rows (partitions, inheritance, foreign tables) cannot be read now")
+            self._index = found
+        return self._index
+
+    def _table_policies(self, node: exp.Table) -> list[PolicyInfo]:
+        """The policies a table is read through: its own, and those of every table it is a partition or child of.
+
+        A partition holds its parent's columns and an inheritance child at least those, so the parent's filters
+        and masks apply to it as written; where the table and a parent both mask a column, the table's own mask
+        is applied. Refused (``_lineage_refusal``): a foreign table without policies of its own, and a table
+        whose partitions or children carry policies its own do not cover (unless it is read ``ONLY``).
+        """
         ref = table_ref(node, self.rules)
-        return self._policies_on(ref.db_schema or self.default_schema, ref.base_name)
+        db_schema = ref.db_schema or self.default_schema
+        own = self._policies_on(db_schema, ref.base_name)
+        index = self._lineage()
+        if index.empty:
+            return own
+        inherited = [p for parent in index.ancestors(db_schema, ref.base_name) for p in self._policies_on(*parent)]
+        why = self._lineage_refusal(db_schema, ref.base_name, own + inherited, own_policies=bool(own),
+                                    only=bool(node.args.get("only")))
+        if why is not None:
+            shown = ".".join(p for p in (self.plan.source, db_schema, ref.name) if p)
+            hint = " (a policy on the foreign table itself lets it be read through it)" if why is _FOREIGN else ""
+            raise _denied(f"policies apply to tables of {self.plan.source}, and {shown} is {why}{hint}")
+        masked = {self.rules.key(p.column) for p in own if p.kind == "column_mask" and p.column}
+        applied = list(own)
+        for policy in inherited:
+            if policy not in applied and not (policy.kind == "column_mask" and policy.column
+                                              and self.rules.key(policy.column) in masked):
+                applied.append(policy)
+        return applied
+
+    def _lineage_refusal(self, db_schema: str | None, table: str, covered: Sequence[PolicyInfo],
+                         own_policies: bool = False, only: bool = False) -> str | None:
+        """Why reading a table could escape policies through the source's lineage (None: it cannot).
+
+        The table is read through ``covered``: a partition or child below it whose policies (its own, or those
+        of another table it descends from) are not all among them would be read unfiltered, and so would a
+        foreign table without a policy of its own (``own_policies``), the table itself or one below it (none is
+        read below a table read ``ONLY``). The answer completes "<table> is …".
+        """
+        index = self._lineage()
+        source = self.plan.source
+        if index.is_foreign(db_schema, table) and not own_policies:
+            return _FOREIGN
+        signatures = {_signature(p, self.rules) for p in covered}
+        for child in () if only else index.descendants(db_schema, table):
+            shown = f"{source}.{child[0]}.{child[1]}"
+            if index.is_foreign(*child) and not self._policies_on(*child):
+                return (f"a parent of the foreign table {shown}: what that reads cannot be seen from the source's "
+                        "metadata")
+            for holder in (child, *index.ancestors(*child)):
+                if any(_signature(p, self.rules) not in signatures for p in self._policies_on(*holder)):
+                    where = "" if holder == child else f" (those of {source}.{holder[0]}.{holder[1]})"
+                    return (f"a parent of {shown}, a partition or inheritance child with policies{where} that "
+                            "reading the parent would not apply")
+        return None
+
+    def _inherited_from(self, db_schema: str | None, table: str) -> tuple[str, str] | None:
+        """The nearest table ``table`` descends from that has policies applying to the caller (None: none)."""
+        return next((parent for parent in self._lineage().ancestors(db_schema, table) if self._policies_on(*parent)),
+                    None)
 
     def _policies_on(self, db_schema: str | None, table: str) -> list[PolicyInfo]:
         """The caller's policies on a relation; without a schema, every schema's on the name: more, never fewer."""
@@ -419,6 +509,11 @@ class _Rewrite:
         except (SqlglotError, ValueError):
             return exp.null()
         return exp.Cast(this=exp.null(), to=data_type)
+
+
+def _signature(policy: PolicyInfo, rules: IdentifierRules) -> tuple[str, str | None, str | None]:
+    """What a policy does to the rows it reads (two policies alike in this apply alike)."""
+    return policy.kind, rules.key(policy.column) if policy.column else None, policy.expression
 
 
 def _generate(tree: exp.Expression, dialect: str, source: str) -> str:
