@@ -52,6 +52,7 @@ from nexus_flight.backends.base import (
     ForeignKeyColumn,
     KeyColumn,
     TableInfo,
+    TableLineage,
     catalog_column,
     parameter_schema,
 )
@@ -644,6 +645,20 @@ class MySQLBackend(Backend):
             return None
         text = rows[0][0]
         return text.decode() if isinstance(text, bytes | bytearray) else str(text)
+
+    def table_lineage(self) -> TableLineage:
+        """Tables of the configured database whose rows are another table's or another server's.
+
+        A MERGE table reads the MyISAM tables it unites, a FEDERATED, CONNECT or SPIDER table a remote (or this)
+        server's: the server lists each as a base table, and only its engine tells (``information_schema.TABLES``).
+        MySQL's own partitions are not tables of their own (``t PARTITION (p0)`` still names ``t``).
+        """
+        rows = self._rows(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' "
+            "AND UPPER(ENGINE) IN ('MRG_MYISAM', 'MERGE', 'FEDERATED', 'CONNECT', 'SPIDER') ORDER BY 1",
+            self.config.database,
+        )
+        return TableLineage(foreign=tuple((self.config.database, table) for (table,) in rows))
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """PRIMARY KEY columns in key order."""

@@ -1,0 +1,122 @@
+"""Tables that hand out another table's rows on a real MariaDB source: MERGE (and federated) tables.
+
+bob's rows of ``staff`` (MyISAM) are filtered to his region. ``staff_all`` is a MERGE table over ``staff``: MariaDB
+lists it as a base table, yet reading it reads ``staff``'s rows, so without a look at its engine it would hand bob
+every region. The source's metadata (``information_schema.TABLES.ENGINE``) marks such tables as reading from
+elsewhere: bob is refused naming it (directly and through a view), a policy on the MERGE table itself lets it be
+read through that policy, and alice, an administrator, reads it as MariaDB answers. The gateway, catalog and MariaDB
+are real (FEDERATED, CONNECT and SPIDER are not installed on the suite's MariaDB; they are listed the same way).
+"""
+
+from __future__ import annotations
+
+import pyarrow.flight as flight
+import pytest
+from flightsql import flightsql_pb2 as pb
+
+from nexus_flight.catalog.directory import CatalogSourceDirectory
+from nexus_flight.catalog.grants import add_grant
+from nexus_flight.catalog.policies import PolicySpec, add_policy
+from tests.security.conftest import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    bearer,
+    module_store,
+    sign_in,
+    start_secured,
+    stop_secured,
+)
+from tests.support import flightsql_raw as raw
+from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+
+DATABASE = "policy_merge"
+DDL = [
+    "CREATE TABLE staff (id int, region varchar(10), salary decimal(10, 2)) ENGINE=MyISAM",
+    "INSERT INTO staff VALUES (1, 'ASIA', 10.50), (2, 'EUROPE', 20.25), (3, 'ASIA', NULL)",
+    "CREATE TABLE staff_all (id int, region varchar(10), salary decimal(10, 2)) ENGINE=MERGE UNION=(staff)",
+    "CREATE TABLE staff_guarded (id int, region varchar(10), salary decimal(10, 2)) ENGINE=MERGE UNION=(staff)",
+    "CREATE TABLE depts (region varchar(10), name varchar(20))",
+    "INSERT INTO depts VALUES ('ASIA', 'Asia'), ('EUROPE', 'Europe')",
+    "CREATE VIEW staff_all_v AS SELECT id, region FROM staff_all",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, demo_data_dir, mariadb_server):
+    with mariadb_server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        cur.execute(f"CREATE DATABASE {DATABASE}")
+        cur.execute(f"USE {DATABASE}")
+        for statement in DDL:
+            cur.execute(statement)
+        conn.commit()
+    options = ensure_reader(mariadb_server, DATABASE)
+    with module_store(tmp_path_factory.mktemp("maria-merge") / "data") as store:
+        store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
+        add_grant(store, "analyst", "maria")
+        for table in ("staff", "staff_guarded"):
+            add_policy(store, PolicySpec(f"asia-only-{table}", "row_filter", f"maria.{DATABASE}.{table}",
+                                         expression="region = {user.region}"))
+        secured = start_secured(store, demo_data_dir,
+                                sources=CatalogSourceDirectory(store, default="maria", refresh_seconds=0),
+                                demo_scale=None)
+        try:
+            client = secured.client()
+            tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
+            yield {"client": client, "tokens": tokens, "server": mariadb_server}
+            client.close()
+        finally:
+            stop_secured(secured)
+
+
+def run(world, sql: str, user: str = "bob"):
+    return raw.info_and_table(world["client"], pb.CommandStatementQuery(query=sql), bearer(world["tokens"][user]))[1]
+
+
+def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
+    """MariaDB's own answer, through pymysql."""
+    with world["server"].connect(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+
+
+def rows(table) -> list[tuple]:
+    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
+
+
+@pytest.mark.parametrize("sql", [
+    f"SELECT * FROM {DATABASE}.staff_all",
+    f"SELECT id FROM {DATABASE}.staff_all WHERE region = 'EUROPE'",
+    f"SELECT region FROM {DATABASE}.depts UNION SELECT region FROM {DATABASE}.staff_all",
+])
+def test_a_merge_table_over_a_filtered_table_is_refused(world, sql):
+    with pytest.raises(flight.FlightUnauthorizedError) as info:
+        run(world, sql)
+    assert f"maria.{DATABASE}.staff_all is a foreign table" in str(info.value)
+
+
+def test_a_view_over_a_merge_table_is_refused(world):
+    with pytest.raises(flight.FlightUnauthorizedError) as info:
+        run(world, f"SELECT * FROM {DATABASE}.staff_all_v")
+    assert f"maria.{DATABASE}.staff_all_v is a view" in str(info.value)
+    assert "staff_all" in str(info.value)
+
+
+def test_a_merge_table_with_a_policy_of_its_own_is_read_through_it(world):
+    got = run(world, f"SELECT id, region, salary FROM {DATABASE}.staff_guarded")
+    names, expected = engine(world, "SELECT id, region, salary FROM staff WHERE region = 'ASIA'")
+    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+
+
+def test_the_open_table_still_answers_as_mariadb_does(world):
+    got = run(world, f"SELECT * FROM {DATABASE}.depts")
+    names, expected = engine(world, "SELECT * FROM depts")
+    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+
+
+def test_an_administrator_reads_the_merge_tables_as_mariadb_does(world):
+    for table in ("staff_all", "staff_guarded", "staff_all_v"):
+        names, expected = engine(world, f"SELECT * FROM {table}")
+        got = run(world, f"SELECT * FROM {DATABASE}.{table}", user="alice")
+        assert got.column_names == names, table
+        assert rows(got) == sorted(expected, key=repr), table
