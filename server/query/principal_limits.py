@@ -18,9 +18,8 @@ key has its own, every other sign-in of a user shares the user's.
   and given back exactly once when its stream ends, fails, is cancelled or loses its client (``release``). Over
   the limit a query waits up to ``queue_timeout_seconds`` for a slot (0, the default: refused at once); at most
   as many queries as the limit allows may wait per principal (counted where the slots are: across replicas with
-  the counts in the catalog), more are refused at once. A waiting query leaves
-  the queue at once when it is cancelled (CancelFlightInfo, its client gone), the gateway drains or stops, or its
-  time limit passes.
+  the counts in the catalog), more are refused at once. A waiting query leaves the queue at once when it is
+  cancelled (CancelFlightInfo, its client gone), the gateway drains or stops, or its time limit passes.
 - ``max_rows``, ``max_bytes``, ``max_query_seconds``: folded into the query's ``QueryLimits`` (the lower of the
   principal's and the server's wins), enforced by the result stream like the server's own caps.
 
@@ -86,7 +85,8 @@ class PrincipalLimiter:
         defaults: ``[server.limits]``: the limits of a caller that did not sign in (authentication off); a signed-in
             principal carries its own, already resolved with these as the fallback.
         clock: Seconds, monotonic (tests pass their own), for the counts kept in this process and queue waits.
-        counter: Where rate tokens and running slots are counted; default: in this process (``LocalCounts``).
+        counter: Where rate tokens, prepaid credits, running and waiting queries are counted; default: in this
+            process (``LocalCounts``).
             Replicas sharing a catalog count in it (``SharedCounts``); ``counter`` may be replaced while serving.
 
     """

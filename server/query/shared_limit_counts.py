@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.server.query.limit_counts import LocalCounts, Release
@@ -113,8 +113,8 @@ class SharedCounts:
         self._lock = threading.Lock()
         #: slot id -> (accounting key, source) of the slots this replica holds in the catalog.
         self._held: dict[str, tuple[str, str]] = {}
-        #: Ids of this replica's waiting queries in the catalog.
-        self._queued: set[str] = set()
+        #: entry id -> accounting key of this replica's waiting queries in the catalog.
+        self._queued: dict[str, str] = {}
         #: Slots given back, and waits ended, whose rows could not be deleted yet.
         self._undeleted: set[str] = set()
         self._unqueued: set[str] = set()
@@ -150,7 +150,7 @@ class SharedCounts:
         assert not isinstance(mirrored, str)  # held without limits: never refused
         with self._lock:
             self._held[slot_id] = (key, source)
-        return lambda: self._give_back(slot_id, mirrored)
+        return lambda: self._delete(slot_id, mirrored, self._held, self.rows.release, self._undeleted)
 
     def running(self, key: str, source: str | None = None) -> int:
         """How many slots ``key`` holds on this replica (on ``source``, if given)."""
@@ -185,32 +185,23 @@ class SharedCounts:
         mirrored = self._local.wait(key, 1 << 30)
         assert mirrored is not None  # no cap: never refused
         with self._lock:
-            self._queued.add(entry_id)
-        return lambda: self._stop_waiting(entry_id, mirrored)
-
-    def _stop_waiting(self, entry_id: str, mirrored: Release) -> None:
-        mirrored()
-        with self._lock:
-            self._queued.discard(entry_id)
-        try:
-            self.rows.dequeue([entry_id])
-        except Exception as exc:
-            self._warn("release", exc)
-            with self._lock:
-                self._unqueued.add(entry_id)
+            self._queued[entry_id] = key
+        return lambda: self._delete(entry_id, mirrored, self._queued, self.rows.dequeue, self._unqueued)
 
     # -- slots' rows -------------------------------------------------------------------------------------------
 
-    def _give_back(self, slot_id: str, mirrored: Release) -> None:
+    def _delete(self, row_id: str, mirrored: Release, renewed: dict[str, Any],
+                delete: Callable[[Iterable[str]], None], undeleted: set[str]) -> None:
+        """End a slot or a wait: here, then its row (left to the next renewal when the catalog does not answer)."""
         mirrored()
         with self._lock:
-            self._held.pop(slot_id, None)
+            renewed.pop(row_id, None)
         try:
-            self.rows.release([slot_id])
+            delete([row_id])
         except Exception as exc:
             self._warn("release", exc)
             with self._lock:
-                self._undeleted.add(slot_id)
+                undeleted.add(row_id)
 
     def _start_renewer(self) -> None:
         if self._renewer is not None:

@@ -127,8 +127,14 @@ def test_a_principal_running_its_one_query_on_one_replica_is_refused_on_the_othe
             time.sleep(0.1)
 
 
-def test_a_query_queued_on_one_replica_starts_when_another_replica_gives_the_slot_back(replicas, germany):
-    (a, a_opt), (b, b_opt) = (_signed_in(served, "queued") for served in replicas[:2])
+def _queued_behind(replicas, user: str):
+    """A query of ``user`` running on the first replica, and one of theirs queued behind it on the second.
+
+    Returns:
+        The running query's stream, the thread waiting on the second replica, and where its answer goes.
+
+    """
+    (a, a_opt), (b, b_opt) = (_signed_in(served, user) for served in replicas[:2])
     held = _query(a, a_opt, ENDLESS)
     held.read_chunk()
     answer: list = []
@@ -136,6 +142,11 @@ def test_a_query_queued_on_one_replica_starts_when_another_replica_gives_the_slo
     waiting.start()
     time.sleep(1.0)
     assert waiting.is_alive() and not answer  # queued on B behind A's query
+    return held, waiting, answer
+
+
+def test_a_query_queued_on_one_replica_starts_when_another_replica_gives_the_slot_back(replicas, germany):
+    held, waiting, answer = _queued_behind(replicas, "queued")
     freed = time.monotonic()
     held.cancel()
     waiting.join(10)
@@ -167,14 +178,8 @@ def test_a_query_planned_on_one_replica_and_fetched_on_another_takes_one_token(r
 
 def test_the_queue_of_a_principal_is_capped_across_the_replicas(replicas, germany):
     """One query running, one waiting on B: a query on C finds the queue full and is refused at once."""
-    (a, a_opt), (b, b_opt), (c, c_opt) = (_signed_in(one, "queue-one") for one in replicas)
-    held = _query(a, a_opt, ENDLESS)
-    held.read_chunk()
-    answer: list = []
-    waiting = threading.Thread(target=lambda: answer.append(_query(b, b_opt).read_all().to_pylist()))
-    waiting.start()
-    time.sleep(1.0)
-    assert waiting.is_alive() and not answer  # queued on B behind A's query
+    held, waiting, answer = _queued_behind(replicas, "queue-one")
+    c, c_opt = _signed_in(replicas[2], "queue-one")
     started = time.monotonic()
     with pytest.raises(flight.FlightUnavailableError, match=r"already runs 1 queries \(max_concurrent_queries=1\);"):
         _query(c, c_opt).read_all()
