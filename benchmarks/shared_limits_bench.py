@@ -2,14 +2,17 @@
 
 Usage: python benchmarks/shared_limits_bench.py [--scale 0.01] [--queries 300] [--calls 2000]
 
-1. The limiter's own path per query (``charge`` at planning, ``admit`` at the run, ``release`` at its end; no
-   query), in this process, ``--calls`` times: an unlimited principal and a limited one (a rate and concurrency
-   limits it never reaches), the counts in memory (a gateway alone), in a SQLite catalog and in a PostgreSQL
-   catalog (a private cluster on this machine, started as the tests start theirs).
-2. End to end: ``nexus-flight serve`` on a SQLite catalog and another on a PostgreSQL catalog, each with ``free``
-   (no limits) and ``limited`` (``queries_per_minute`` 10^6, ``max_concurrent_queries`` and its per-source twin 8:
-   never refused) running ``SELECT * FROM nation WHERE n_nationkey < 5`` through ADBC, the users and the servers
-   taking turns query by query, ``--queries`` each. ``limited`` − ``free`` is what the limits cost per query.
+1. The limiter's own path per query (``charge`` at planning, ``admit`` at the run spending the planning's credit,
+   ``release`` at its end; no query), in this process, ``--calls`` times: an unlimited principal and a limited
+   one (a rate and concurrency limits it never reaches), the counts in memory (a gateway alone), in a SQLite
+   catalog and in a PostgreSQL catalog (a private cluster on this machine, started as the tests start theirs);
+   and, alone, the one step of it that spends the credit (``credit_spend``).
+2. End to end: ``nexus-flight serve`` on a SQLite catalog, another on a PostgreSQL catalog, and a third on the same
+   PostgreSQL catalog with ``limit_counts = "process"`` (a gateway alone, counting in its process), each with
+   ``free`` (no limits) and ``limited`` (``queries_per_minute`` 10^6, ``max_concurrent_queries`` and its
+   per-source twin 8: never refused) running ``SELECT * FROM nation WHERE n_nationkey < 5`` through ADBC, the users
+   and the servers taking turns query by query, ``--queries`` each. ``limited`` − ``free`` is what the limits
+   cost per query.
 """
 
 from __future__ import annotations
@@ -58,13 +61,25 @@ def limiter_path(url: str | None, calls: int) -> dict[str, dict[str, float]]:
                 limiter.admit(principal, "demo", prepaid=limiter.charge(principal)).release()
                 if i >= 50:  # warmed up
                     times.append(time.perf_counter() - started)
-            ordered = sorted(times)
-            results[name] = {"p50_us": statistics.median(ordered) * 1e6,
-                             "p99_us": ordered[int(len(ordered) * 0.99) - 1] * 1e6}
+            results[name] = _micros(times)
+        principal = Principal(name="spender", authenticated=True, limits=LIMITED)
+        credits = [limiter.charge(principal) for _ in range(calls)]
+        until = time.time() + 3600
+        times = []
+        for credit in credits:
+            started = time.perf_counter()
+            assert limiter.counter.spend(credit, until)
+            times.append(time.perf_counter() - started)
+        results["credit_spend"] = _micros(times)
     finally:
         if counts is not None:
             counts.close()
     return results
+
+
+def _micros(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {"p50_us": statistics.median(ordered) * 1e6, "p99_us": ordered[int(len(ordered) * 0.99) - 1] * 1e6}
 
 
 def _users(url: str) -> None:
@@ -80,12 +95,12 @@ def _users(url: str) -> None:
     store.close()
 
 
-def _serve(data_dir: Path, demo: Path, scale: float, url: str) -> tuple[subprocess.Popen, str]:
+def _serve(data_dir: Path, demo: Path, scale: float, url: str, counts: str) -> tuple[subprocess.Popen, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / demo.name).symlink_to(demo)
     config = data_dir / "gateway.toml"
     config.write_text(f'[server]\ncatalog_url = "{url}"\nlog_level = "WARNING"\nhealth_checks = false\n'
-                      "[server.auth]\nenabled = true\n")
+                      f'limit_counts = "{counts}"\n[server.auth]\nenabled = true\n')
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "nexus_flight.server", "serve", "--port", str(port), "--data-dir", str(data_dir),
@@ -140,8 +155,9 @@ def main() -> None:
             results = {"limiter_path": {"memory": limiter_path(None, args.calls),
                                         **{name: limiter_path(url, args.calls) for name, url in urls.items()}}}
             servers = {}
-            for name, url in urls.items():
-                proc, uri = _serve(Path(tmp) / name, demo, args.scale, url)
+            for name, url, counts in (*((name, url, "catalog") for name, url in urls.items()),
+                                      ("postgresql-process", urls["postgresql"], "process")):
+                proc, uri = _serve(Path(tmp) / name, demo, args.scale, url, counts)
                 processes.append(proc)
                 servers[name] = uri
             e2e = end_to_end(servers, args.queries)

@@ -1,4 +1,4 @@
-"""Principals' rate tokens and running slots in the catalog, so that every replica sharing it counts one budget.
+"""Principals' rate tokens, running and queued queries and spent credits in the catalog: one budget for all replicas.
 
 - A token is taken with one conditional ``UPDATE`` that refills the bucket and takes the token together, and only
   where a token is there: concurrent replicas never take the same token (a row lock on PostgreSQL, which re-checks
@@ -6,7 +6,10 @@
 - A slot is one row, inserted by an ``INSERT … SELECT`` whose condition counts the principal's live rows. SQLite
   runs a statement that writes under its database write lock from its first read, so the count and the insert are
   one step; PostgreSQL first takes a transaction-scoped advisory lock on the principal (its counts could otherwise
-  read a snapshot older than a concurrent insert).
+  read a snapshot older than a concurrent insert). A query waiting for a slot is a row of ``queued_queries``,
+  inserted the same way under the principal's count of waiting rows.
+- A prepaid credit (the token a query's planning took, carried by its signed ticket) is spent by inserting its id
+  into ``spent_credits``; the primary key lets one insert win, wherever the ticket is redeemed.
 
 These run on an engine of their own with short waits (``WAIT_SECONDS`` for a lock, a connection or a statement), so
 a slow or unreachable catalog fails a call quickly and the caller counts in its own process meanwhile
@@ -38,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import update as update_rows
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nexus_flight.catalog.models import RateBucket, RunningSlot
+from nexus_flight.catalog.models import QueuedQuery, RateBucket, RunningSlot, SpentCredit
 
 #: How long a limit's catalog call may wait for a lock, a connection or its statement before it fails.
 WAIT_SECONDS = 2.0
@@ -46,8 +49,10 @@ WAIT_SECONDS = 2.0
 _CONTENDED_SECONDS = 0.1
 #: Rate buckets untouched this long are deleted (full again for any rate above a burst a day).
 _IDLE_BUCKET_SECONDS = 86_400.0
-#: The advisory lock class of slot admissions (PostgreSQL's two-key form; the second key is the principal's).
+#: The advisory lock classes of slot admissions and of queue entries (PostgreSQL's two-key form; the second key
+#: is the principal's).
 _SLOT_LOCK_CLASS = 0x4E46_4C53  # "NFLS"
+_QUEUE_LOCK_CLASS = 0x4E46_4C51  # "NFLQ"
 
 _now = bindparam("now", type_=Float)
 _elapsed = case((_now > RateBucket.counted_at, _now - RateBucket.counted_at), else_=0.0)
@@ -82,6 +87,15 @@ def _slot_insert(total: bool, per_source: bool):
 
 #: The slot insert for each combination of limits (total, per source).
 _HOLD = {(t, s): _slot_insert(t, s) for t in (False, True) for s in (False, True)}
+
+_queued = (select(func.count()).select_from(QueuedQuery)
+           .where(QueuedQuery.accounting_key == bindparam("key"), QueuedQuery.expires_at > _now).scalar_subquery())
+#: A waiting query's row, only while fewer than ``most`` of the principal's wait.
+_QUEUE = insert(QueuedQuery).from_select(
+    ["id", "accounting_key", "replica", "started_at", "expires_at"],
+    select(bindparam("id"), bindparam("key"), bindparam("replica"), _now, bindparam("expires", type_=Float))
+    .where(_queued < bindparam("most")))
+_DEQUEUE = delete(QueuedQuery).where(QueuedQuery.id == bindparam("id"))
 
 
 def stored_key(key: str) -> str:
@@ -166,11 +180,16 @@ class CatalogLimitRows:
         first_token = (dialect.insert(RateBucket)
                        .values(accounting_key=bindparam("key"), tokens=_capacity - 1.0, counted_at=_now)
                        .on_conflict_do_nothing(index_elements=["accounting_key"]))
+        spend = (dialect.insert(SpentCredit)
+                 .values(id=bindparam("id"), expires_at=bindparam("expires", type_=Float))
+                 .on_conflict_do_nothing(index_elements=["id"]))
         compiled = {statement: _Compiled(statement, engine.dialect)
-                    for statement in (_TAKE, _LEVEL, first_token, _COUNTS, _RELEASE, *_HOLD.values())}
+                    for statement in (_TAKE, _LEVEL, first_token, _COUNTS, _RELEASE, *_HOLD.values(), spend, _QUEUE,
+                                      _DEQUEUE)}
         self._take, self._level, self._first_token = compiled[_TAKE], compiled[_LEVEL], compiled[first_token]
         self._counts, self._release = compiled[_COUNTS], compiled[_RELEASE]
         self._hold = {limits: compiled[statement] for limits, statement in _HOLD.items()}
+        self._spend, self._queue, self._dequeue = compiled[spend], compiled[_QUEUE], compiled[_DEQUEUE]
 
     @contextmanager
     def _cursor(self) -> Iterator:
@@ -221,9 +240,7 @@ class CatalogLimitRows:
                     return None
                 running, running_on = self._counts.one(cursor, values)
             else:  # PostgreSQL: under the principal's lock, in one transaction
-                lock = int.from_bytes(hashlib.sha256(values["key"].encode()).digest()[:4], "big", signed=True)
-                # One round trip for both (two integers of ours in the text: no parameters, so both may go at once).
-                cursor.execute(f"BEGIN; SELECT pg_advisory_xact_lock({_SLOT_LOCK_CLASS:d}, {lock:d})")
+                self._lock_principal(cursor, _SLOT_LOCK_CLASS, values["key"])
                 inserted = insert_slot.run(cursor, values) == 1
                 running, running_on = (0, 0) if inserted else self._counts.one(cursor, values)
                 cursor.execute("COMMIT")
@@ -233,23 +250,63 @@ class CatalogLimitRows:
             return "max_concurrent_queries"
         return "max_concurrent_queries_per_source"
 
+    @staticmethod
+    def _lock_principal(cursor, lock_class: int, stored: str) -> None:
+        """Open a transaction holding the principal's advisory lock of ``lock_class`` until it ends (PostgreSQL)."""
+        lock = int.from_bytes(hashlib.sha256(stored.encode()).digest()[:4], "big", signed=True)
+        # One round trip for both (two integers of ours in the text: no parameters, so both may go at once).
+        cursor.execute(f"BEGIN; SELECT pg_advisory_xact_lock({lock_class:d}, {lock:d})")
+
+    def queue(self, entry_id: str, key: str, replica: str, most: int, now: float, expires: float) -> bool:
+        """Record a query of ``key`` waiting for a slot unless ``most`` of its queries wait already (live rows)."""
+        values = {"id": entry_id, "key": stored_key(key), "replica": replica, "most": most, "now": now,
+                  "expires": expires}
+        with self._cursor() as cursor:
+            if not self._postgres:
+                return self._queue.run(cursor, values) == 1
+            self._lock_principal(cursor, _QUEUE_LOCK_CLASS, values["key"])
+            queued = self._queue.run(cursor, values) == 1
+            cursor.execute("COMMIT")
+            return queued
+
+    def dequeue(self, entry_ids: Iterable[str]) -> None:
+        """Delete the rows of waiting queries ``entry_ids`` (their wait ended)."""
+        with self._cursor() as cursor:
+            for entry_id in entry_ids:
+                self._dequeue.run(cursor, {"id": entry_id})
+
+    def spend(self, credit: str, expires: float, now: float) -> bool:
+        """Spend the run ``credit`` pays for: True the first time on any replica (until it expires), then False."""
+        if expires <= now:
+            return False
+        with self._cursor() as cursor:
+            return self._spend.run(cursor, {"id": credit, "expires": expires}) == 1
+
     def release(self, slot_ids: Iterable[str]) -> None:
         """Delete the rows of ``slot_ids``."""
         with self._cursor() as cursor:
             for slot_id in slot_ids:
                 self._release.run(cursor, {"id": slot_id})
 
-    def renew(self, slot_ids: Iterable[str], expires: float) -> None:
-        """Extend the lease of ``slot_ids`` to ``expires``."""
-        ids = list(slot_ids)
+    def renew(self, slot_ids: Iterable[str], expires: float, queued_ids: Iterable[str] = ()) -> None:
+        """Extend the lease of slots ``slot_ids`` and of waiting queries ``queued_ids`` to ``expires``."""
         with self.engine.connect() as connection:
-            connection.execute(update_rows(RunningSlot).where(RunningSlot.id.in_(ids)).values(expires_at=expires))
+            for table, ids in ((RunningSlot, list(slot_ids)), (QueuedQuery, list(queued_ids))):
+                if ids:
+                    connection.execute(update_rows(table).where(table.id.in_(ids)).values(expires_at=expires))
 
     def purge(self, now: float) -> None:
-        """Delete slots whose lease has expired and buckets idle for a day."""
+        """Delete slots and waiting queries whose lease has expired, expired credits and buckets idle for a day."""
         with self.engine.connect() as connection:
             connection.execute(delete(RunningSlot).where(RunningSlot.expires_at < now))
+            connection.execute(delete(QueuedQuery).where(QueuedQuery.expires_at < now))
+            connection.execute(delete(SpentCredit).where(SpentCredit.expires_at < now))
             connection.execute(delete(RateBucket).where(RateBucket.counted_at < now - _IDLE_BUCKET_SECONDS))
+
+    def queued(self, key: str, now: float) -> int:
+        """The live waiting queries of ``key`` on every replica."""
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(_queued), {"key": stored_key(key), "now": now}).scalar_one())
 
     def running(self, key: str, source: str, now: float) -> tuple[int, int]:
         """The live slots of ``key`` on every replica: in all, and on ``source``."""

@@ -111,6 +111,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "rate buckets and running slots shared by replicas (principals' limits across every gateway)",
         add_tables=("rate_buckets", "running_slots"),
     ),
+    Migration(
+        10,
+        "queued queries and spent prepaid credits shared by replicas (a principal's queue and one token per query)",
+        add_tables=("queued_queries", "spent_credits"),
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

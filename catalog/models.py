@@ -486,3 +486,41 @@ class RunningSlot(Base):
         Index("ix_running_slots_key", "accounting_key", "expires_at"),
         Index("ix_running_slots_expires_at", "expires_at"),
     )
+
+
+class QueuedQuery(Base):
+    """A query waiting for a running slot of its principal, on some replica, while its lease lasts.
+
+    At most as many as the limit reached may wait per principal, counted over every replica; the replica where it
+    waits renews ``expires_at`` and deletes the row when the wait ends (a slot, a refusal, a cancel), so a killed
+    replica's waiting queries stop counting once their lease expires. Times are seconds since the epoch.
+    """
+
+    __tablename__ = "queued_queries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    accounting_key: Mapped[str] = mapped_column(String(255))
+    replica: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_queued_queries_key", "accounting_key", "expires_at"),
+        Index("ix_queued_queries_expires_at", "expires_at"),
+    )
+
+
+class SpentCredit(Base):
+    """A prepaid rate credit (a planned query's token) whose run has been spent, on whichever replica ran it.
+
+    The credit travels in the query's signed ticket or prepared-statement handle; this row makes it pay for one run
+    only, wherever the handle is redeemed. Kept until the credit expires (``expires_at``, seconds since the epoch).
+    """
+
+    __tablename__ = "spent_credits"
+
+    #: ``random.until.tag``, with ``/part`` for one endpoint of a split result.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_spent_credits_expires_at", "expires_at"),)

@@ -243,6 +243,10 @@ class ServerSettings(_Strict):
     advertised_locations: list[str] = Field(default_factory=list)
 
     # -- replicas sharing the catalog
+    #: Where principals' rate tokens, running queries and queued queries are counted: ``"catalog"`` (the default),
+    #: in the catalog, so that replicas sharing it hold each principal to one budget; ``"process"``: in this
+    #: process only (a gateway serving alone spares the catalog calls; replicas would each allow the whole budget).
+    limit_counts: Literal["catalog", "process"] = "catalog"
     #: How long a running query's slot counts for its principal's concurrency limits without its replica renewing
     #: it (every third of this while the query runs): a killed replica's slots free within this. Read at start.
     slot_lease_seconds: float = Field(30.0, ge=1, le=3600)

@@ -62,7 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
             catalog.close()
             raise
         share_cancels(gateway.service, catalog.store)
-        limits = share_limits(gateway.service, catalog.store, settings.slot_lease_seconds)
+        limits = (share_limits(gateway.service, catalog.store, settings.slot_lease_seconds)
+                  if settings.limit_counts == "catalog" else None)
         gateway.readiness.append(_catalog_check(catalog))
         gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
         if settings.process_memory_limit is not None:
@@ -79,12 +80,14 @@ def _serve(args: argparse.Namespace) -> int:
         drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
         if not gateway.shutdown(wait_seconds=10):
             print("calls still open after the drain (clients not reading): exiting without them", flush=True)
-            limits.close()
+            if limits is not None:
+                limits.close()
             catalog.close()
             return 0
         if security is not None:
             security.close()
-        limits.close()
+        if limits is not None:
+            limits.close()
         catalog.close()
         print("stopped", flush=True)
         return 0

@@ -33,7 +33,7 @@ RESTART_ONLY = (
     "process_memory_limit", "http_port", "http_host", "handle_ttl_seconds", "max_tickets",
     "max_tickets_per_client", "max_prepared_statements", "max_prepared_statements_per_client", "health_checks",
     "health_check_interval_seconds", "history_retention_days", "record_parameters", "schema_cache_ttl_seconds",
-    "default_source",
+    "default_source", "limit_counts", "slot_lease_seconds",
 )
 
 

@@ -62,6 +62,7 @@ from nexus_flight.server.flight.status import flight_batches, gateway_error_of, 
 from nexus_flight.server.flight.visibility import visible_rows
 from nexus_flight.server.flight.xdbc import xdbc_type_info_table
 from nexus_flight.server.query.principal import anonymous
+from nexus_flight.server.query.principal_limits import part_credit
 from nexus_flight.server.query.service import PreparedQuery, QueryRequest, QueryService
 from nexus_flight.server.query.session import KNOWN_OPTIONS, Session, SessionStore, valid_dialect
 
@@ -224,15 +225,16 @@ class FlightSqlServer(flight.FlightServerBase):
                      prepaid: str | None = None) -> list[Ticket]:
         """The tickets of a result: one, or one per part of a split result (file groups, upstream endpoints).
 
-        ``prepaid`` (the rate token planning took) pays for the first run of each: one query, one token.
+        ``prepaid`` (the rate token planning took) pays for the first run of each, wherever it is redeemed (each
+        ticket carries it, each part of a split result its own part of it): one query, one token.
         """
         self._admit()
         parts = self.service.split(plan, session.principal, self.max_endpoints if split else 1)
         if len(parts) > 1:
             self.service.limiter.share(prepaid, len(parts))
         return [self._new_ticket(context, session, part, schema, origin, parameters, plan_timings, parameter_table,
-                                 prepaid)
-                for part in parts]
+                                 part_credit(prepaid, i) if len(parts) > 1 else prepaid)
+                for i, part in enumerate(parts)]
 
     def _new_ticket(self, context, session: Session, plan, schema, origin: SignedOrigin, parameters=None,
                     plan_timings=None, parameter_table: pa.Table | None = None,
@@ -240,7 +242,7 @@ class FlightSqlServer(flight.FlightServerBase):
         expires_at = time.time() + self.handle_ttl
         correlation = self._correlation(context) or uuid.uuid4().hex
         claims = {**self._origin_claims(origin, expires_at), "schema": ipc_bytes(schema),
-                  "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part}
+                  "params": ipc_bytes(parameter_table), "cid": correlation, "part": plan.file_part, "cr": prepaid}
         if plan.upstream_partitions is not None:
             # The upstream's tickets (and where it serves them) stay unreadable: clients fetch through the gateway.
             claims["up"] = self.signer.seal(b"".join(_framed(p) for p in plan.upstream_partitions))
@@ -288,7 +290,7 @@ class FlightSqlServer(flight.FlightServerBase):
             ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
                             correlation_id=claims.get("cid"), client_address=caller.address,
-                            expires_at=float(claims["exp"]))
+                            expires_at=float(claims["exp"]), prepaid=_credit_claim(claims))
             self.tickets.put(handle, ticket, owner=caller.session_key)
         if caller.principal.authenticated:
             ticket = dataclasses.replace(ticket, principal=caller.principal)  # today's roles and grants
@@ -320,7 +322,7 @@ class FlightSqlServer(flight.FlightServerBase):
         assert statement.origin is not None
         claims = {**self._origin_claims(statement.origin, time.time() + self.handle_ttl),
                   "ds": ipc_bytes(statement.dataset_schema), "ps": ipc_bytes(statement.parameter_schema),
-                  "params": ipc_bytes(statement.parameter_table)}
+                  "params": ipc_bytes(statement.parameter_table), "cr": statement.prepaid}
         return self.signer.sign(PREPARED, claims)
 
     def _statement(self, context, handle: bytes) -> PreparedStatement:
@@ -336,7 +338,7 @@ class FlightSqlServer(flight.FlightServerBase):
         statement = PreparedStatement(handle, session.key,
                                       self._replan(context, session.principal, session.address, origin),
                                       schema_of(claims["ds"]), schema_of(claims["ps"]), parameter_rows(table),
-                                      origin=origin, parameter_table=table)
+                                      origin=origin, parameter_table=table, prepaid=_credit_claim(claims))
         self.prepared.put(handle, statement, owner=session.key)
         return statement
 
@@ -367,9 +369,9 @@ class FlightSqlServer(flight.FlightServerBase):
             )
         session = self._session(context)
         self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
-        # Each execution is a query: the first spends what preparing it took, later ones take a token here.
+        # Each execution is a query: the first on any replica spends what preparing it took, others take a token.
         prepaid, statement.prepaid = statement.prepaid, None
-        prepaid = prepaid or self.service.limiter.charge(session.principal)
+        prepaid = self.service.limiter.claim(session.principal, prepaid)
         # Some engines type results by the bound values (SQLite): the schema follows what is bound now.
         bound = self.service.bound_schema(statement.plan, statement.parameters, session.principal)
         assert statement.origin is not None
@@ -682,6 +684,12 @@ def _timestamp(epoch_seconds: float | None) -> pa.TimestampScalar | None:
     if epoch_seconds is None:
         return None
     return pa.scalar(int(epoch_seconds * 1e9), type=_EXPIRATION_TYPE)
+
+
+def _credit_claim(claims: dict[str, Any]) -> str | None:
+    """The prepaid rate credit a signed handle carries (its planning's token, spent by its first run), if any."""
+    credit = claims.get("cr")
+    return credit if isinstance(credit, str) and len(credit) <= 64 else None
 
 
 def _framed(data: bytes) -> bytes:

@@ -1,14 +1,16 @@
-"""What principals' rate and concurrency limits count: rate tokens and running slots, kept in this process.
+"""What principals' rate and concurrency limits count: rate tokens, prepaid credits, running and waiting queries.
 
 ``PrincipalLimiter`` (``principal_limits.py``) decides what to admit; a ``LimitCounts`` keeps the counts it
-decides on. ``LocalCounts`` keeps them in this process (a gateway alone, in-process tests); ``SharedCounts``
-(``shared_limit_counts.py``) keeps them in the catalog, so that every replica sharing it counts the same budget.
+decides on. ``LocalCounts`` keeps them in this process (a gateway alone, ``limit_counts = "process"``, in-process
+tests); ``SharedCounts`` (``shared_limit_counts.py``) keeps them in the catalog, so that every replica sharing it
+counts the same budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +22,8 @@ TOTAL, PER_SOURCE = "max_concurrent_queries", "max_concurrent_queries_per_source
 
 #: Buckets kept before full (idle) ones are forgotten.
 _MAX_BUCKETS = 50_000
+#: Prepaid credits kept (planned queries not run yet).
+_MAX_PREPAID = 100_000
 
 
 class LimitCounts(Protocol):
@@ -43,6 +47,28 @@ class LimitCounts(Protocol):
 
     def running(self, key: str, source: str | None = None) -> int:
         """How many slots ``key`` holds in this process (on ``source``, if given)."""
+        ...
+
+    def prepay(self, credit: str, runs: int, until: float) -> None:
+        """Note that ``credit`` (a token already taken) pays for ``runs`` runs until ``until`` (epoch seconds)."""
+        ...
+
+    def spend(self, credit: str, until: float) -> bool:
+        """Spend one run of ``credit``, or of its part ``credit/i`` (one endpoint of a split result).
+
+        Returns:
+            Whether a run was left to spend (False: the run pays a token of its own).
+
+        """
+        ...
+
+    def wait(self, key: str, most: int) -> Release | None:
+        """Count a query of ``key`` waiting for a slot, unless ``most`` of its queries wait already.
+
+        Returns:
+            What ends the wait (called exactly once), or None when the queue is full.
+
+        """
         ...
 
 
@@ -75,6 +101,9 @@ class LocalCounts:
         self._buckets: dict[str, _Bucket] = {}
         self._running: dict[str, int] = {}
         self._running_on: dict[tuple[str, str], int] = {}
+        self._waiting: dict[str, int] = {}
+        #: credit -> (runs it still pays for, until when in epoch seconds)
+        self._prepaid: dict[str, tuple[int, float]] = {}
 
     def take_token(self, key: str, per_second: float, capacity: float) -> float:
         """Take one of ``key``'s rate tokens: 0.0 when taken, else the seconds until the next one (none is taken)."""
@@ -119,6 +148,39 @@ class LocalCounts:
         """How many slots ``key`` holds (on ``source``, if given)."""
         with self._lock:
             return self._running_on.get((key, source), 0) if source else self._running.get(key, 0)
+
+    def prepay(self, credit: str, runs: int, until: float) -> None:
+        """Keep ``credit`` for ``runs`` runs (the endpoints of a split result share it) until ``until``."""
+        with self._lock:
+            if len(self._prepaid) >= _MAX_PREPAID and credit not in self._prepaid:
+                now = time.time()
+                self._prepaid = {k: v for k, v in self._prepaid.items() if v[1] > now}
+                if len(self._prepaid) >= _MAX_PREPAID:
+                    self._prepaid.clear()  # credits lost: their runs pay again, never run unpaid
+            self._prepaid[credit] = (max(1, runs), until)
+
+    def spend(self, credit: str, until: float) -> bool:
+        """Spend one run of ``credit`` (a part ``credit/i`` spends one of the credit's runs)."""
+        base = credit.partition("/")[0]
+        with self._lock:
+            found = self._prepaid.pop(base, None)
+            if found is None or found[1] <= time.time():
+                return False
+            if found[0] > 1:
+                self._prepaid[base] = (found[0] - 1, found[1])
+            return True
+
+    def wait(self, key: str, most: int) -> Release | None:
+        """Count a waiting query of ``key`` unless ``most`` wait already."""
+        with self._lock:
+            if self._waiting.get(key, 0) >= most:
+                return None
+            self._waiting[key] = self._waiting.get(key, 0) + 1
+        return lambda: self._stop_waiting(key)
+
+    def _stop_waiting(self, key: str) -> None:
+        with self._lock:
+            _decrement(self._waiting, key)
 
 
 def _decrement(counts: dict[Any, int], name: Any) -> None:

@@ -8,28 +8,32 @@ key has its own, every other sign-in of a user shares the user's.
 - ``queries_per_minute`` / ``query_burst``: a token bucket per principal, charged once per query where its work
   starts: planning (``charge``: GetFlightInfo, GetSchema, CreatePreparedStatement, each new execution of a prepared
   statement) hands the token on as a *prepaid* credit that the run it plans spends instead of a new token
-  (``admit(prepaid=...)``), so plan → DoGet costs one token, and so do the endpoints of one split result; a run
-  without a credit (a ticket redeemed twice, or on another replica) pays at ``admit``. A query that finds the bucket
-  empty is refused at once (UNAVAILABLE) with the time until the next token; refused queries cost no token.
+  (``admit(prepaid=...)``), so plan → DoGet costs one token, and so do the endpoints of one split result (each
+  endpoint spends its own part, ``part_credit``). The credit travels with the query's signed ticket or prepared
+  statement handle, so a run on another replica spends it too; with the counts in the catalog each run is spent
+  there once, wherever it lands. A run without a credit left (a ticket redeemed twice) pays at ``admit``. A query
+  that finds the bucket empty is refused at once (UNAVAILABLE) with the time until the next token; refused queries
+  cost no token.
 - ``max_concurrent_queries`` / ``max_concurrent_queries_per_source``: a slot is taken when a query starts running
   and given back exactly once when its stream ends, fails, is cancelled or loses its client (``release``). Over
   the limit a query waits up to ``queue_timeout_seconds`` for a slot (0, the default: refused at once); at most
-  as many queries as the limit allows may wait per principal, more are refused at once. A waiting query leaves
-  the queue at once when it is cancelled (CancelFlightInfo, its client gone), the gateway drains or stops, or its
-  time limit passes.
+  as many queries as the limit allows may wait per principal (counted where the slots are: across replicas with
+  the counts in the catalog), more are refused at once. A waiting query leaves the queue at once when it is
+  cancelled (CancelFlightInfo, its client gone), the gateway drains or stops, or its time limit passes.
 - ``max_rows``, ``max_bytes``, ``max_query_seconds``: folded into the query's ``QueryLimits`` (the lower of the
   principal's and the server's wins), enforced by the result stream like the server's own caps.
 
 Each refusal names the limit, its value and when to retry. Other principals are never touched: each has its own
 bucket and counts. Tokens and slots are counted by a ``LimitCounts`` (``limit_counts.py``): in this process by
 default, or, for replicas sharing a catalog (``nexus-flight serve``), in the catalog (``shared_limit_counts.py``), so
-that a principal's rate and concurrency hold across all of them; a principal without a rate or concurrency limit
-touches neither. Prepaid credits, the queue and the counts of decisions stay in each process.
+that a principal's rate, concurrency, queue and prepaid credits hold across all of them; a principal without a
+rate or concurrency limit touches neither. The counts of decisions (``counts``) are each process's own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
 import threading
 import time
@@ -41,9 +45,8 @@ from nexus_flight.core.source import QueryLimits
 from nexus_flight.server.query.limit_counts import TOTAL, LimitCounts, LocalCounts, Release
 from nexus_flight.server.query.principal import Principal
 
-#: Prepaid credits kept (planned queries not run yet), and how long one may wait for its run.
-_MAX_PREPAID = 100_000
-_PREPAID_SECONDS = 3600.0
+#: How long a prepaid credit may wait for its run (a prepared statement's first execution, say).
+_PREPAID_SECONDS = 3600
 #: Suggested retry delay after a concurrency refusal (when a slot frees is not known in advance).
 _CONCURRENCY_RETRY_SECONDS = 1.0
 
@@ -82,7 +85,8 @@ class PrincipalLimiter:
         defaults: ``[server.limits]``: the limits of a caller that did not sign in (authentication off); a signed-in
             principal carries its own, already resolved with these as the fallback.
         clock: Seconds, monotonic (tests pass their own), for the counts kept in this process and queue waits.
-        counter: Where rate tokens and running slots are counted; default: in this process (``LocalCounts``).
+        counter: Where rate tokens, prepaid credits, running and waiting queries are counted; default: in this
+            process (``LocalCounts``).
             Replicas sharing a catalog count in it (``SharedCounts``); ``counter`` may be replaced while serving.
 
     """
@@ -96,9 +100,6 @@ class PrincipalLimiter:
         self._freed = threading.Condition(self._lock)
         #: Slots given back in this process so far: a waiting query that saw this move asks again at once.
         self._given_back = 0
-        self._waiting: dict[str, int] = {}
-        #: credit id -> (accounting key, runs it still pays for, until when)
-        self._prepaid: dict[str, tuple[str, int, float]] = {}
         self._counts = AdmissionCounts()
 
     def limits_of(self, principal: Principal) -> Mapping[str, Any]:
@@ -119,36 +120,40 @@ class PrincipalLimiter:
             return None
         key = principal.accounting_key
         self._take_rate_token(key, _who(principal), limits)
-        with self._lock:
-            now = self._clock()
-            if len(self._prepaid) >= _MAX_PREPAID:
-                self._prepaid = {k: v for k, v in self._prepaid.items() if v[2] > now}
-                if len(self._prepaid) >= _MAX_PREPAID:
-                    self._prepaid.clear()  # credits lost: their runs pay again, never run unpaid
-            credit = secrets.token_hex(8)
-            self._prepaid[credit] = (key, max(1, runs), now + _PREPAID_SECONDS)
+        return self._credit(key, runs)
+
+    def claim(self, principal: Principal, credit: str | None) -> str | None:
+        """The credit of one execution of a prepared statement, from its preparation's if still unclaimed.
+
+        ``credit`` (what preparing it took) pays while no execution on any replica has claimed it yet; else a new
+        token is taken (``charge``). The credit returned is the execution's own, so the runs of one execution (its
+        endpoints) never spend the runs of another made from the same handle.
+        """
+        if self.limits_of(principal).get("queries_per_minute") is None:
+            return None
+        if self._spend(credit, principal.accounting_key):
+            return self._credit(principal.accounting_key, 1)
+        return self.charge(principal)
+
+    def _credit(self, key: str, runs: int) -> str:
+        """A new credit of ``key`` for ``runs`` runs (a token already taken for it)."""
+        until = int(time.time()) + _PREPAID_SECONDS
+        credit = f"{secrets.token_hex(8)}.{until:d}.{_tag(key)}"
+        self.counter.prepay(credit, runs, until)
         return credit
 
     def share(self, credit: str | None, runs: int) -> None:
-        """Let a credit pay for ``runs`` runs (the endpoints of one split result)."""
-        if credit is None:
-            return
-        with self._lock:
-            found = self._prepaid.get(credit)
-            if found is not None:
-                self._prepaid[credit] = (found[0], max(1, runs), found[2])
+        """Let a credit pay for ``runs`` runs (the endpoints of one split result, each with its ``part_credit``)."""
+        until = _until(credit)
+        if credit is not None and until is not None:
+            self.counter.prepay(credit, runs, until)
 
     def _spend(self, credit: str | None, key: str) -> bool:
-        """Spend one run of a prepaid credit of ``key``; False: none left, or not this key's."""
-        if credit is None:
+        """Spend one run of a prepaid credit of ``key``; False: none left, expired, or not this key's."""
+        until = _until(credit)
+        if credit is None or until is None or until <= time.time() or credit.partition("/")[0][-8:] != _tag(key):
             return False
-        with self._lock:
-            found = self._prepaid.pop(credit, None)
-            if found is None or found[0] != key or found[2] <= self._clock():
-                return False
-            if found[1] > 1:
-                self._prepaid[credit] = (found[0], found[1] - 1, found[2])
-            return True
+        return self.counter.spend(credit, until)
 
     def admit(self, principal: Principal, source: str, stop: Callable[[], GatewayError | None] | None = None,
               prepaid: str | None = None) -> Slot:
@@ -202,10 +207,10 @@ class PrincipalLimiter:
         if not isinstance(got, str):
             return got
         queue_seconds = float(limits.get("queue_timeout_seconds") or 0.0)
+        queued = self.counter.wait(key, int(limits[got])) if queue_seconds > 0 else None
         with self._lock:
-            if queue_seconds <= 0 or self._waiting.get(key, 0) >= limits[got]:
+            if queued is None:
                 raise self._refuse_concurrency(got, limits, source, who, None)
-            self._waiting[key] = self._waiting.get(key, 0) + 1
             self._counts.queued += 1
             self._counts.waiting += 1
         started = self._clock()
@@ -226,11 +231,9 @@ class PrincipalLimiter:
                 if not isinstance(got, str):
                     return got
         finally:
+            queued()
             with self._lock:
                 self._counts.waiting -= 1
-                self._waiting[key] -= 1
-                if not self._waiting[key]:
-                    del self._waiting[key]
 
     def wake(self) -> None:
         """Make every query waiting for a slot look at once whether it should stop waiting."""
@@ -305,6 +308,26 @@ class PrincipalLimiter:
     def running(self, principal: Principal, source: str | None = None) -> int:
         """How many slots ``principal`` holds in this process (on ``source``, if given)."""
         return self.counter.running(principal.accounting_key, source)
+
+
+def part_credit(credit: str | None, index: int) -> str | None:
+    """The credit one endpoint of a split result spends (each endpoint its own run of ``credit``)."""
+    return None if credit is None else f"{credit}/{index:d}"
+
+
+def _tag(key: str) -> str:
+    """Eight hex digits of ``key``'s hash: a credit names whose it is without carrying the key."""
+    return hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+
+
+def _until(credit: str | None) -> int | None:
+    """Until when a credit (``random.until.tag``, maybe ``/part``) pays; None when it is malformed."""
+    if credit is None:
+        return None
+    parts = credit.partition("/")[0].split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return int(parts[1])
 
 
 def _who(principal: Principal) -> str:

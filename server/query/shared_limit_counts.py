@@ -1,4 +1,4 @@
-"""Rate tokens and running slots counted in the shared catalog, so that limits hold across every replica.
+"""Rate tokens, running and waiting queries and prepaid credits counted in the shared catalog, across replicas.
 
 A principal held to 600 queries a minute or 4 at once gets that in all, however many replicas serve it. Only
 principals with a rate or concurrency limit reach this (``PrincipalLimiter`` asks nothing for the others).
@@ -7,11 +7,17 @@ principals with a rate or concurrency limit reach this (``PrincipalLimiter`` ask
 - A running slot is a row with this replica's name and a lease: while its query runs, a thread of this replica
   renews its slots' leases every third of ``lease_seconds``, and the query's end deletes its row. A killed
   replica's slots stop counting within ``lease_seconds``; expired rows are purged every few minutes.
-- A query waiting for a slot asks the catalog again every ``POLL_SECONDS`` (sooner when a slot of this replica is
-  given back).
+- A query waiting for a slot is a row too (leased and renewed the same way), inserted only while fewer of the
+  principal's queries wait than the limit reached: the queue's cap holds across replicas. It asks the catalog for
+  a slot again every ``POLL_SECONDS`` (sooner when a slot of this replica is given back).
+- A prepaid credit (the token a query's planning took) needs nothing at planning: the ticket carries it, and its
+  run spends it by recording it in the catalog, which only the first run of it anywhere manages (the replica that
+  planned it also keeps it until then, for when the catalog does not answer).
 - When the catalog does not answer (or answers an error) the call is counted in this process for that moment: the
   rate on a bucket of this process, concurrency on the slots this replica holds (every slot is also counted here),
-  with a warning at most once a minute. A slot whose row could not be deleted is deleted with the next renewal.
+  the queue on this replica's waiting queries (each also counted here), a credit on this replica's own credits (a
+  run elsewhere pays a token). A warning is logged at most once a minute. A row that could not be deleted is
+  deleted with the next renewal.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.server.query.limit_counts import LocalCounts, Release
@@ -54,8 +60,20 @@ class SharedLimitRows(Protocol):
         """Delete these slots."""
         ...
 
-    def renew(self, slot_ids: Iterable[str], expires: float) -> None:
-        """Extend these slots' leases."""
+    def renew(self, slot_ids: Iterable[str], expires: float, queued_ids: Iterable[str] = ()) -> None:
+        """Extend these slots' and waiting queries' leases."""
+        ...
+
+    def queue(self, entry_id: str, key: str, replica: str, most: int, now: float, expires: float) -> bool:
+        """Record a waiting query unless ``most`` of ``key``'s wait already: whether it was recorded."""
+        ...
+
+    def dequeue(self, entry_ids: Iterable[str]) -> None:
+        """Delete these waiting queries."""
+        ...
+
+    def spend(self, credit: str, expires: float, now: float) -> bool:
+        """Spend ``credit``'s run: True only the first time, on any replica."""
         ...
 
     def purge(self, now: float) -> None:
@@ -95,8 +113,11 @@ class SharedCounts:
         self._lock = threading.Lock()
         #: slot id -> (accounting key, source) of the slots this replica holds in the catalog.
         self._held: dict[str, tuple[str, str]] = {}
-        #: Slots given back whose rows could not be deleted yet.
+        #: entry id -> accounting key of this replica's waiting queries in the catalog.
+        self._queued: dict[str, str] = {}
+        #: Slots given back, and waits ended, whose rows could not be deleted yet.
         self._undeleted: set[str] = set()
+        self._unqueued: set[str] = set()
         self._warned: dict[str, float] = {}
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -129,24 +150,58 @@ class SharedCounts:
         assert not isinstance(mirrored, str)  # held without limits: never refused
         with self._lock:
             self._held[slot_id] = (key, source)
-        return lambda: self._give_back(slot_id, mirrored)
+        return lambda: self._delete(slot_id, mirrored, self._held, self.rows.release, self._undeleted)
 
     def running(self, key: str, source: str | None = None) -> int:
         """How many slots ``key`` holds on this replica (on ``source``, if given)."""
         return self._local.running(key, source)
 
+    def prepay(self, credit: str, runs: int, until: float) -> None:
+        """Note the credit in this process too: its runs here are spent here while the catalog does not answer."""
+        self._local.prepay(credit, runs, until)
+
+    def spend(self, credit: str, until: float) -> bool:
+        """Spend ``credit``'s run in the catalog (in this process when it does not answer)."""
+        try:
+            spent = self.rows.spend(credit, until, self._clock())
+        except Exception as exc:
+            self._warn("credit", exc)
+            return self._local.spend(credit, until)
+        self._local.spend(credit, until)  # forgotten here too (a credit of another replica is not here at all)
+        return spent
+
+    def wait(self, key: str, most: int) -> Release | None:
+        """Count a waiting query of ``key`` in the catalog (in this process when it does not answer)."""
+        self._start_renewer()
+        entry_id = secrets.token_hex(16)
+        now = self._clock()
+        try:
+            queued = self.rows.queue(entry_id, key, self.replica, most, now, now + self.lease_seconds)
+        except Exception as exc:
+            self._warn("queue", exc)
+            return self._local.wait(key, most)  # this replica's waiting queries, the catalog's included
+        if not queued:
+            return None
+        mirrored = self._local.wait(key, 1 << 30)
+        assert mirrored is not None  # no cap: never refused
+        with self._lock:
+            self._queued[entry_id] = key
+        return lambda: self._delete(entry_id, mirrored, self._queued, self.rows.dequeue, self._unqueued)
+
     # -- slots' rows -------------------------------------------------------------------------------------------
 
-    def _give_back(self, slot_id: str, mirrored: Release) -> None:
+    def _delete(self, row_id: str, mirrored: Release, renewed: dict[str, Any],
+                delete: Callable[[Iterable[str]], None], undeleted: set[str]) -> None:
+        """End a slot or a wait: here, then its row (left to the next renewal when the catalog does not answer)."""
         mirrored()
         with self._lock:
-            self._held.pop(slot_id, None)
+            renewed.pop(row_id, None)
         try:
-            self.rows.release([slot_id])
+            delete([row_id])
         except Exception as exc:
             self._warn("release", exc)
             with self._lock:
-                self._undeleted.add(slot_id)
+                undeleted.add(row_id)
 
     def _start_renewer(self) -> None:
         if self._renewer is not None:
@@ -161,17 +216,22 @@ class SharedCounts:
             self.renew()
 
     def renew(self) -> None:
-        """Delete the rows of slots given back meanwhile, renew the leases of the rest, purge now and then."""
+        """Delete the rows of slots given back and waits ended meanwhile, renew the leases of the rest, purge."""
         with self._lock:
             held, undeleted = list(self._held), list(self._undeleted)
+            queued, unqueued = list(self._queued), list(self._unqueued)
         now = self._clock()
         try:
             if undeleted:
                 self.rows.release(undeleted)
                 with self._lock:
                     self._undeleted.difference_update(undeleted)
-            if held:
-                self.rows.renew(held, now + self.lease_seconds)
+            if unqueued:
+                self.rows.dequeue(unqueued)
+                with self._lock:
+                    self._unqueued.difference_update(unqueued)
+            if held or queued:
+                self.rows.renew(held, now + self.lease_seconds, queued)
             if now - self._last_purge >= _PURGE_SECONDS:
                 self.rows.purge(now)
                 self._last_purge = now
@@ -197,6 +257,8 @@ class SharedCounts:
 _FALLBACK = {
     "rate": "query rates are counted in this process meanwhile",
     "concurrency": "running queries are counted in this process meanwhile",
-    "release": "a finished query's slot is deleted with the next lease renewal",
+    "queue": "queries waiting for a slot are counted in this process meanwhile",
+    "credit": "planned queries' credits are spent in this process meanwhile (a run on another replica pays)",
+    "release": "a finished query's slot (or ended wait) is deleted with the next lease renewal",
     "lease": "the leases of this replica's slots were not renewed (they may expire early)",
 }

@@ -80,6 +80,8 @@ def test_no_file_means_defaults_plus_environment():
         ("[server]\nport = 70000\n", {}, "server.port: Input should be less than or equal to 65535"),
         ("[server]\nprot = 1\n", {}, "server.prot: unknown setting"),
         ("[server]\nmemory_limit = 'lots'\n", {}, "server.memory_limit: Value error, must be a size like"),
+        ("[server]\nlimit_counts = 'memory'\n", {},
+         r"server.limit_counts: Input should be 'catalog' or 'process'"),
         ("[server\n", {}, "not valid TOML"),
         (
             GOOD.replace("${env:NF_SALES_PW}", "plain-text-pw"),

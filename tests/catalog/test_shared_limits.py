@@ -24,7 +24,7 @@ from nexus_flight.catalog import limit_rows
 from nexus_flight.catalog.limit_rows import CatalogLimitRows, limits_engine
 from nexus_flight.core.errors import RetryLaterError
 from nexus_flight.server.query.principal import Principal
-from nexus_flight.server.query.principal_limits import PrincipalLimiter
+from nexus_flight.server.query.principal_limits import PrincipalLimiter, part_credit
 from nexus_flight.server.query.shared_limit_counts import SharedCounts
 from tests.support import limit_race
 from tests.support.services import free_port
@@ -140,19 +140,21 @@ def test_two_limiters_on_one_catalog_share_the_rate_and_the_slots(store, shared)
     here, there = PrincipalLimiter(counter=shared(store)), PrincipalLimiter(counter=shared(store))
     bob = _user("bob", queries_per_minute=6, query_burst=2, max_concurrent_queries=1)
     credit = here.charge(bob)
-    slot = there.admit(bob, "demo", prepaid=credit)  # another replica: the credit is not its own, it pays a token
-    with pytest.raises(RetryLaterError, match=r"query_burst=2\); retry after 10\.0 s"):
+    slot = there.admit(bob, "demo", prepaid=credit)  # planned here, run there: the credit pays, wherever it runs
+    second = here.charge(bob)  # the burst's second token
+    with pytest.raises(RetryLaterError, match=r"query_burst=2\); retry after (10\.0|9\.\d) s"):
         here.charge(bob)
     assert here.counts().refused == {"queries_per_minute": 1}
-    # A prepaid credit spends no token; the slot is held on the other replica.
+    # The slot is held on the other replica.
     with pytest.raises(RetryLaterError, match=r"already runs 1 queries \(max_concurrent_queries=1\)"):
-        here.admit(bob, "demo", prepaid=credit)
+        here.admit(bob, "demo", prepaid=second)
     assert there.running(bob) == 1 and here.running(bob) == 0  # what each replica holds itself
     slot.release()
     slot.release()  # once only
-    here.admit(bob, "demo", prepaid=credit).release()
-    with pytest.raises(RetryLaterError, match="queries_per_minute=6"):
-        there.admit(bob, "demo", prepaid=credit)  # the credit was spent: a new token is needed, none left
+    for limiter in (here, there):  # spent by its run: a second run of it needs a token, and none is left
+        with pytest.raises(RetryLaterError, match="queries_per_minute=6"):
+            limiter.admit(bob, "demo", prepaid=credit)
+    there.admit(bob, "demo", prepaid=second).release()  # a refused run spent nothing: the credit still pays
 
 
 def test_a_query_queued_on_one_replica_starts_when_another_gives_its_slot_back(store, shared):
@@ -165,6 +167,77 @@ def test_a_query_queued_on_one_replica_starts_when_another_gives_its_slot_back(s
     waited = time.monotonic() - started
     assert 0.45 <= waited < 0.5 + 2 * here.counter.poll_seconds + 0.5
     assert here.counts().queued == 1
+
+
+def test_the_queue_of_a_principal_is_capped_across_replicas(store, shared):
+    """One slot, one waiting query: a second query queued on another replica is refused at once, not queued."""
+    here, there = PrincipalLimiter(counter=shared(store)), PrincipalLimiter(counter=shared(store))
+    bob = _user("bob", max_concurrent_queries=1, queue_timeout_seconds=10)
+    slot = there.admit(bob, "demo")
+    answered: list = []
+    waiting = threading.Thread(target=lambda: answered.append(here.admit(bob, "demo")))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while here.counts().waiting == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert here.counter.rows.queued("user:bob", time.time()) == 1
+    started = time.monotonic()
+    with pytest.raises(RetryLaterError, match=r"already runs 1 queries \(max_concurrent_queries=1\); retry"):
+        there.admit(bob, "demo")  # its queue is full on the other replica
+    assert time.monotonic() - started < 1.0 and there.counts().queued == 0
+    slot.release()
+    waiting.join(5)
+    assert len(answered) == 1 and there.counter.rows.queued("user:bob", time.time()) == 0  # the wait ended
+    answered[0].release()
+
+
+def test_a_gone_replicas_waiting_query_stops_counting_within_its_lease(store, shared):
+    here, there = shared(store, lease_seconds=1.0), shared(store, lease_seconds=1.0)
+    assert there.wait("user:bob", 1) is not None
+    time.sleep(1.3)  # past the first lease: renewed while it waits
+    assert here.wait("user:bob", 1) is None
+    there.close()  # gone without ending its wait: the lease is no longer renewed
+    started = time.monotonic()
+    while (ended := here.wait("user:bob", 1)) is None:
+        assert time.monotonic() - started < 1.5
+        time.sleep(0.05)
+    ended()
+    assert here.rows.queued("user:bob", time.time()) == 0
+
+
+def test_a_credit_pays_one_run_on_any_replica_and_each_part_of_a_split_result_one(store, shared):
+    here, there = PrincipalLimiter(counter=shared(store)), PrincipalLimiter(counter=shared(store))
+    bob = _user("bob", queries_per_minute=6, query_burst=1)
+    credit = here.charge(bob)
+    here.share(credit, 3)
+    parts = [part_credit(credit, i) for i in range(3)]
+    there.admit(bob, "demo", prepaid=parts[0]).release()
+    here.admit(bob, "demo", prepaid=parts[1]).release()
+    there.admit(bob, "demo", prepaid=parts[2]).release()
+    for limiter, spent in ((here, parts[0]), (there, parts[1])):
+        with pytest.raises(RetryLaterError, match="queries_per_minute=6"):  # each part ran once: a run pays now
+            limiter.admit(bob, "demo", prepaid=spent)
+    carol = _user("carol", queries_per_minute=6, query_burst=1)
+    with pytest.raises(RetryLaterError, match="queries_per_minute=6"):
+        there.admit(carol, "demo", prepaid=there.charge(carol).replace(".", "x", 1))  # malformed: no credit
+    with pytest.raises(RetryLaterError, match="queries_per_minute=6"):
+        here.admit(carol, "demo", prepaid=here.charge(bob))  # another principal's credit pays nothing for her
+
+
+def test_a_prepared_statements_credit_pays_its_first_execution_on_whichever_replica_claims_it(store, shared):
+    """Its handle carries the credit to every replica; one execution claims it, the others take tokens."""
+    here, there = PrincipalLimiter(counter=shared(store)), PrincipalLimiter(counter=shared(store))
+    bob = _user("bob", queries_per_minute=6, query_burst=2)
+    prepared = here.charge(bob)
+    execution = there.claim(bob, prepared)  # the first execution, on another replica: no token
+    assert execution not in (None, prepared)
+    there.share(execution, 2)
+    for i in range(2):
+        here.admit(bob, "demo", prepaid=part_credit(execution, i)).release()
+    assert here.claim(bob, prepared) is not None  # claimed already: this execution takes the burst's second token
+    with pytest.raises(RetryLaterError, match="queries_per_minute=6"):
+        there.claim(bob, prepared)
 
 
 def test_a_running_slot_outlives_its_lease_while_renewed_and_frees_once_its_replica_is_gone(store, shared):
@@ -202,12 +275,13 @@ def test_a_principal_without_rate_or_concurrency_limits_never_reaches_the_catalo
     bob = _user("bob", queries_per_minute=600, max_concurrent_queries=4)
     limiter.admit(bob, "demo", prepaid=limiter.charge(bob)).release()
     limiter.admit(bob, "demo", prepaid=limiter.charge(bob)).release()
-    # Each query: a call for its token, one for its slot, one giving the slot back.
-    assert len(checkouts) == 6
+    # Each query: a call for its token, one for its slot, one spending its credit, one giving the slot back.
+    assert len(checkouts) == 8
     if statements:
         ran = [" ".join(re.match(r"(\w+) (?:INTO |FROM )?(\w+)", s).groups()) for s in statements
                if not s.startswith("PRAGMA")]
-        assert ran[-3:] == ["UPDATE rate_buckets", "INSERT running_slots", "DELETE running_slots"], statements
+        assert ran[-4:] == ["UPDATE rate_buckets", "INSERT running_slots", "INSERT spent_credits",
+                            "DELETE running_slots"], statements
 
 
 def test_an_unreachable_catalog_is_counted_around_in_this_process_with_one_warning(caplog):
@@ -226,9 +300,10 @@ def test_an_unreachable_catalog_is_counted_around_in_this_process_with_one_warni
             limiter.admit(bob, "demo")
     counts.close()
     warnings = [r.getMessage() for r in caplog.records if "catalog did not answer" in r.getMessage()]
-    assert len(warnings) == 2, warnings  # rate and concurrency: each once, however often it failed
+    assert len(warnings) == 3, warnings  # rate, concurrency and the credit: each once, however often it failed
     assert any("query rates are counted in this process meanwhile" in w for w in warnings)
     assert any("running queries are counted in this process meanwhile" in w for w in warnings)
+    assert any("credits are spent in this process meanwhile" in w for w in warnings)
 
 
 def test_a_locked_sqlite_catalog_is_waited_for_briefly_then_counted_around(sqlite_store, shared, monkeypatch):

@@ -47,6 +47,7 @@ def test_the_compose_file_runs_three_replicas_on_one_catalog_behind_nginx(tmp_pa
     assert set(services) == {"catalog", "gateway-1", "gateway-2", "gateway-3", "proxy"}
     settings = _gateway_settings((DEPLOY / "gateway.toml").read_text(), tmp_path)
     assert settings.auth.enabled and settings.http_port == 9090 and settings.catalog_url.startswith("postgresql")
+    assert settings.limit_counts == "catalog"  # replicas share one budget per principal
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for name in ("gateway-1", "gateway-2", "gateway-3"):
         gateway = services[name]
@@ -71,6 +72,7 @@ def test_the_kubernetes_manifest_has_replicas_a_service_a_secret_and_probes(tmp_
     for document in documents.values():
         assert document["apiVersion"] in ("v1", "apps/v1") and document["metadata"]["namespace"] == "nexus-flight"
     settings = _gateway_settings(documents["ConfigMap"]["data"]["gateway.toml"], tmp_path)
+    assert settings.limit_counts == "catalog"
     secret = documents["Secret"]["stringData"]
     assert {"NEXUS_FLIGHT_MASTER_KEY", "NEXUS_FLIGHT__SERVER__CATALOG_URL"} <= set(secret)
     deployment = documents["Deployment"]["spec"]
