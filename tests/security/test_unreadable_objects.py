@@ -50,9 +50,9 @@ SCHEMA = {"duck": "main", "lite": "main", "maria": DATABASE, "pg": "public"}
 UNREADABLE = {
     ("duck", "gone_v"): pa.ArrowKeyError,
     ("duck", "macro_v"): pa.ArrowKeyError,
-    ("lite", "gone_v"): pa.ArrowKeyError,
+    ("lite", "gone_v"): pa.ArrowInvalid,
     ("maria", "gone_v"): pa.ArrowInvalid,
-    ("maria", "fn_v"): flight.FlightUnauthorizedError,
+    ("maria", "fn_v"): pa.ArrowInvalid,
     ("maria", "other_v"): pa.ArrowInvalid,
     ("maria", "ghost_v"): flight.FlightUnauthorizedError,
     ("pg", "hidden_v"): flight.FlightUnauthorizedError,
@@ -236,6 +236,10 @@ def test_the_other_tables_answer_as_the_engine_does(world, source, user):
 @pytest.mark.parametrize(("source", "view"), sorted(UNREADABLE))
 def test_a_query_naming_an_unreadable_view_gets_the_engines_own_error(world, source, view, user):
     expected = world["engines"].error(source, f"SELECT * FROM {view}")
+    if (source, view, user) == ("pg", "fn_v", "bob"):
+        # PostgreSQL checks EXECUTE only when a statement runs, so the view describes; the policies cannot
+        # look through a user-defined function and refuse it, naming it (as for any view calling one)
+        expected = "the definition of pg.public.fn_v is refused by the read-only validator: QV-011: twice()"
     with pytest.raises(UNREADABLE[source, view]) as info:
         run(world, f"SELECT * FROM {source}.{SCHEMA[source]}.{view}", user)
     message = str(info.value)
@@ -245,7 +249,7 @@ def test_a_query_naming_an_unreadable_view_gets_the_engines_own_error(world, sou
 
 
 @pytest.mark.parametrize(("source", "view"), UNDESCRIBED)
-def test_the_snapshot_records_an_unreadable_object_with_the_engines_first_line(world, source, view, caplog):
+def test_the_snapshot_records_an_unreadable_object_with_the_engines_first_line(world, source, view):
     run(world, f"SELECT count(*) FROM {source}.{SCHEMA[source]}.depts", "bob")  # the snapshot is taken by now
     content = cached_schema(world["store"], source).content
     tables = content["schemas"][SCHEMA[source]]
