@@ -54,11 +54,12 @@ class CachedSchema:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    """What a refresh found."""
+    """What a refresh found (``unreadable``: ``schema.table`` -> why, for each object listed without columns)."""
 
     version_id: str
     changed: bool
     previous_version: str | None
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,7 +203,7 @@ def save_schema(
         current.refreshed_at = utcnow()
         current.stale = False
         current.last_error = None
-        return RefreshResult(version_id, previous != version_id, previous)
+        return RefreshResult(version_id, previous != version_id, previous, unreadable_objects(content))
 
 
 def refresh_schema(
