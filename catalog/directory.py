@@ -182,6 +182,10 @@ class CatalogBackend(Backend):
         """Delegate to the source's backend (a view's definition is read from the source, never cached here)."""
         return self._call(lambda: self._backend().view_definition(db_schema, view))
 
+    def view_database(self) -> str | None:
+        """Delegate to the source's backend (``Backend.view_database``)."""
+        return self._call(lambda: self._backend().view_database())
+
     @property
     def view_names_schema(self) -> str | None:  # type: ignore[override]
         """Where the family's view definitions leave unqualified names (``Backend.view_names_schema``)."""

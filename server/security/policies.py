@@ -202,7 +202,11 @@ class PolicyRewriter:
         """
         def read() -> Mapping[str, TableInfo]:
             found: dict[str, TableInfo] = {}
-            for info in backend_of(source).list_tables(db_schema):
+            backend = backend_of(source)
+            listed = backend.list_tables(db_schema)
+            if not listed and db_schema is not None and not rules.table_names_exact:
+                listed = backend.list_tables(_schema_as_listed(backend, db_schema, rules))
+            for info in listed:
                 key = rules.table_key(info.name)
                 if key not in found or found[key].table_type != "VIEW":
                     found[key] = TableInfo(info.db_schema, info.name, info.table_type.upper())
@@ -254,6 +258,14 @@ class PolicyRewriter:
                 self._metadata = {}
             self._metadata[key] = (now + (_METADATA_SECONDS if found else _RETRY_SECONDS), found)
         return found
+
+
+def _schema_as_listed(backend: Any, db_schema: str, rules: IdentifierRules) -> str:
+    """``db_schema`` as the source lists it, for an engine that ignores the case of names: ``MAIN`` is ``main``."""
+    schemas = backend.list_schemas()
+    if db_schema in schemas:
+        return db_schema
+    return next((s for s in schemas if rules.same_table(s, db_schema)), db_schema)
 
 
 def _source_rules(backend_of: BackendOf, plan: QueryPlan) -> IdentifierRules:

@@ -111,6 +111,16 @@ def test_a_duckdb_view_reaching_the_filtered_table_or_another_database_is_refuse
     assert DUCK_REFUSED[view][1] in str(info.value)
 
 
+def test_a_query_writing_the_schema_in_another_case_is_read_as_duckdb_reads_it(world):
+    """DuckDB ignores the case of names: ``MAIN.DEPTS`` is ``main.depts``, and ``MAIN.STAFF`` is still filtered."""
+    got = run(world, "SELECT * FROM duck.MAIN.DEPTS")
+    names, expected = duck(world, "SELECT * FROM MAIN.DEPTS")
+    assert got.column_names == names
+    assert sorted((tuple(r.values()) for r in got.to_pylist()), key=repr) == expected
+    got = run(world, "SELECT * FROM duck.MAIN.STAFF")
+    assert got.to_pylist() == [{"id": 1, "region": "ASIA"}]
+
+
 def test_a_postgresql_view_written_with_its_database_answers_as_postgresql_does(world):
     import psycopg
 
