@@ -17,10 +17,9 @@ import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
 
-from nexus_flight.catalog.directory import CatalogSourceDirectory
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy
-from tests.security.conftest import BOB_PASSWORD, bearer, module_store, sign_in, start_secured, stop_secured
+from tests.security.conftest import BOB_PASSWORD, bearer, module_store, serving_catalog
 from tests.support import flightsql_raw as raw
 
 PG_DATABASE = "own_database_views"
@@ -72,16 +71,8 @@ def world(tmp_path_factory, demo_data_dir, postgres_server):
             add_grant(store, "analyst", source)
             add_policy(store, PolicySpec(f"{source}-asia", "row_filter", f"{source}.{schema}.staff",
                                          expression="region = {user.region}"))
-        secured = start_secured(store, demo_data_dir,
-                                sources=CatalogSourceDirectory(store, default="duck", refresh_seconds=0),
-                                demo_scale=None)
-        try:
-            client = secured.client()
-            yield {"client": client, "token": sign_in(client, "bob", BOB_PASSWORD), "copy": copy,
-                   "pg": postgres_server}
-            client.close()
-        finally:
-            stop_secured(secured)
+        with serving_catalog(store, demo_data_dir, "duck", {"bob": BOB_PASSWORD}) as (client, tokens):
+            yield {"client": client, "token": tokens["bob"], "copy": copy, "pg": postgres_server}
 
 
 def run(world, sql: str):

@@ -26,19 +26,10 @@ import pyarrow.flight as flight
 import pytest
 from flightsql import flightsql_pb2 as pb
 
-from nexus_flight.catalog.directory import CatalogSourceDirectory
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy
 from nexus_flight.catalog.schema_cache import cached_schema
-from tests.security.conftest import (
-    ALICE_PASSWORD,
-    BOB_PASSWORD,
-    bearer,
-    module_store,
-    sign_in,
-    start_secured,
-    stop_secured,
-)
+from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, module_store, serving_catalog
 from tests.support import flightsql_raw as raw
 from tests.support.mysql_reader import READER, READER_PASSWORD, ensure_reader
 
@@ -200,16 +191,9 @@ def world(tmp_path_factory, demo_data_dir, mariadb_server, postgres_server):
             add_grant(store, "analyst", source)
             add_policy(store, PolicySpec(f"{source}-asia", "row_filter", f"{source}.{schema}.staff",
                                          expression="region = {user.region}"))
-        secured = start_secured(store, demo_data_dir,
-                                sources=CatalogSourceDirectory(store, default="duck", refresh_seconds=0),
-                                demo_scale=None)
-        try:
-            client = secured.client()
-            tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
+        with serving_catalog(store, demo_data_dir, "duck", {"bob": BOB_PASSWORD, "alice": ALICE_PASSWORD}) as served:
+            client, tokens = served
             yield {"client": client, "tokens": tokens, "engines": engines, "store": store}
-            client.close()
-        finally:
-            stop_secured(secured)
 
 
 def run(world, sql: str, user: str) -> pa.Table:
