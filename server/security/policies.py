@@ -230,8 +230,8 @@ class PolicyRewriter:
 
         Asked only when a view cannot be looked through: one the engine cannot read either (its table dropped,
         a function it calls gone or not executable by the source's login, its definer gone) then fails the
-        query with the engine's answer rather than a refusal that blames the policies. Never reused: the view
-        may be repaired at any time.
+        query with the engine's answer rather than a refusal that blames the policies. The view may be repaired
+        at any time, so a rewrite that ends in the engine's error is kept only ``_RETRY_SECONDS``.
         """
         table = exp.table_(exp.to_identifier(view.name, quoted=True), db=exp.to_identifier(view.db_schema,
                                                                                            quoted=True))
