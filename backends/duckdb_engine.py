@@ -257,6 +257,11 @@ class DuckDBEngine:
             self._db.execute("SET enable_external_access = false")
             self._db.execute("SET lock_configuration = true")
 
+    @property
+    def catalog_name(self) -> str | None:
+        """What DuckDB calls the file's database (None in memory): its views may qualify names with it."""
+        return self._catalog_name
+
     @classmethod
     def empty(
         cls,

@@ -95,8 +95,12 @@ _INTERRUPTED = 1317
 _STATEMENT_TIMEOUT = {1969, 3024}
 
 
-def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> GatewayError:
-    """The gateway error for a driver error: the server's text first, its error number in the details."""
+def _classify(exc: BaseException, source: str, secrets: Sequence[str], connecting: bool = False) -> GatewayError:
+    """The gateway error for a driver error: the server's text first, its error number in the details.
+
+    "Access denied" refuses the gateway's login only while ``connecting``; on a statement it is the server's
+    answer about an object (a view whose definer no longer exists): the login's permissions, not its credentials.
+    """
     errno = getattr(exc, "errno", None)
     text = scrub(str(getattr(exc, "errmsg", None) or exc).strip() or type(exc).__name__, secrets)
     message = f"[mysql] {text}"
@@ -106,7 +110,7 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
     if errno == _INTERRUPTED:
         return QueryCancelledError(message, **details)
     if errno in _AUTHENTICATION:
-        return AuthenticationError(message, **details)
+        return AuthenticationError(message, **details) if connecting else ForbiddenError(message, **details)
     if errno in _READ_ONLY:
         return ReadOnlyViolationError(message, **details)
     if errno in _FORBIDDEN:
@@ -389,18 +393,18 @@ class MySQLBackend(Backend):
         database = options.get("database")
         return str(database) if database else None
 
-    def classify(self, exc: BaseException) -> GatewayError:
+    def classify(self, exc: BaseException, connecting: bool = False) -> GatewayError:
         """Map a driver error into the gateway's error tree (secrets scrubbed)."""
-        return _classify(exc, self.name, self._secrets)
+        return _classify(exc, self.name, self._secrets, connecting)
 
     @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, connecting: bool = False) -> Iterator[None]:
         try:
             yield
         except GatewayError:
             raise
         except (mariadb.Error, ValueError, OverflowError, SystemError) as exc:
-            raise self.classify(exc) from exc
+            raise self.classify(exc, connecting) from exc
 
     # -- connections -----------------------------------------------------------------------------------------
 
@@ -422,7 +426,7 @@ class MySQLBackend(Backend):
             kwargs["ssl_verify_cert"] = c.ssl_mode in ("verify_ca", "verify_identity")
             if c.ssl_ca:
                 kwargs["ssl_ca"] = c.ssl_ca
-        with self._errors():
+        with self._errors(connecting=True):
             return mariadb.connect(**kwargs)
 
     def _connect(self) -> Any:
@@ -624,9 +628,13 @@ class MySQLBackend(Backend):
             self.config.database,
             table,
         )
+        own = f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}"
         if not columns:
+            if self._own(db_schema):
+                # information_schema hides the columns of a view the login cannot read: the server says why
+                self._describe(own, 0, nullability=True)
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
-        described = self._describe(f"SELECT * FROM {_quote(db_schema)}.{_quote(table)}", 0, nullability=True)
+        described = self._describe(own, 0, nullability=True)
         pairs = zip(described, columns, strict=True)
         return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
 

@@ -117,6 +117,9 @@ class SQLiteBackend(AdbcBackend):
             return InvalidQueryError(message, source=self.name)
         if "unable to open" in text or "disk I/O" in text:
             return BackendUnavailableError(message, source=self.name)
+        if text.startswith(("no such table", "no such column", "no such function")):
+            # as a query naming it is answered; also a view whose table was dropped, described
+            return InvalidQueryError(message, source=self.name)
         return BackendError(message, source=self.name)
 
     def _open(self):

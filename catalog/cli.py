@@ -337,6 +337,7 @@ def _sources_refresh(args: argparse.Namespace) -> int:
             "version_id": result.version_id,
             "changed": result.changed,
             "previous_version": result.previous_version,
+            "unreadable": result.unreadable,
         }
 
     return run_action(args, action)

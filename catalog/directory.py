@@ -186,6 +186,10 @@ class CatalogBackend(Backend):
         """Delegate to the source's backend (read from the source, never cached here)."""
         return self._call(lambda: self._backend().table_lineage())
 
+    def view_database(self) -> str | None:
+        """Delegate to the source's backend (``Backend.view_database``)."""
+        return self._call(lambda: self._backend().view_database())
+
     @property
     def view_names_schema(self) -> str | None:  # type: ignore[override]
         """Where the family's view definitions leave unqualified names (``Backend.view_names_schema``)."""

@@ -2,9 +2,13 @@
 
 A refresh walks the backend's metadata into a canonical JSON document. Its version id is the lake format's
 snapshot id when the caller knows one, else a hash of the content, so an unchanged source adds no version.
-Older
-versions are kept; :func:`diff_versions` tells what changed between two. When the source does not answer, the
-cached schema stays and is marked stale so metadata requests keep working.
+Older versions are kept; :func:`diff_versions` tells what changed between two. When the source does not answer,
+the cached schema stays and is marked stale so metadata requests keep working.
+
+One object the source lists but cannot describe for the gateway's login (a view of a dropped table, a view calling
+a function the login may not execute, a view whose definer is gone) is kept in the snapshot without columns, with
+the engine's first line under ``"unreadable"``, and logged: the source's other tables stay known. A query naming
+it then meets the engine's own error.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,14 +25,18 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from nexus_flight.backends.base import DATABASE_TYPE_NAME, Backend, TableInfo
+from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.catalog.connect import open_source
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.core.errors import GatewayError, NotFoundError
+from nexus_flight.core.errors import AuthenticationError, BackendUnavailableError, GatewayError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 #: {"schemas": {schema: {table: {"type": "TABLE", "columns": [{"name", "type", "nullable", "type_name"?}]}}}}
-#: ("type" is the Arrow type, "type_name" the database's own where the backend names it: bigint, varchar(40))
+#: ("type" is the Arrow type, "type_name" the database's own where the backend names it: bigint, varchar(40);
+#: an object the source could not describe has no columns and "unreadable": the engine's first line instead)
 SchemaContent = dict[str, Any]
 
 
@@ -45,11 +54,12 @@ class CachedSchema:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    """What a refresh found."""
+    """What a refresh found (``unreadable``: ``schema.table`` -> why, for each object listed without columns)."""
 
     version_id: str
     changed: bool
     previous_version: str | None
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,12 +93,25 @@ class SchemaDiff:
 
 
 def snapshot_backend(backend: Backend) -> SchemaContent:
-    """Read every schema, table and column the backend reports into canonical content."""
+    """Read every schema, table and column the backend reports into canonical content.
+
+    An object the source lists but cannot describe is kept without columns (see the module docstring).
+
+    Raises:
+        GatewayError: the source could not be listed, is unreachable, or refuses the gateway's login.
+
+    """
     schemas: dict[str, Any] = {}
     for schema in sorted(backend.list_schemas()):
         tables = {}
         for table in sorted(backend.list_tables(schema), key=lambda t: t.name):
-            arrow_schema = backend.table_schema(schema, table.name)
+            try:
+                arrow_schema = backend.table_schema(schema, table.name)
+            except (BackendUnavailableError, AuthenticationError):
+                raise  # the source, not this object: the caller keeps the cache and marks it stale
+            except GatewayError as exc:
+                tables[table.name] = _unreadable(backend.name, table, exc)
+                continue
             tables[table.name] = {
                 "type": table.table_type,
                 "columns": [_column(f) for f in arrow_schema],
@@ -97,6 +120,21 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
             }
         schemas[schema] = tables
     return {"schemas": schemas}
+
+
+def _unreadable(source: str, table: TableInfo, exc: GatewayError) -> dict[str, Any]:
+    """An object the source could not describe, as the snapshot keeps it: listed, no columns, the engine's line."""
+    line = first_line(exc)  # str(exc) is the engine's message, already without the source's own secrets
+    reason = SCRUBBER.scrub(line) or line
+    log.warning("schema snapshot of %s: %s.%s.%s cannot be described for the source's login (%s); it is listed "
+                "without columns", source, source, table.db_schema, table.name, reason)
+    return {"type": table.table_type, "columns": [], "unreadable": reason}
+
+
+def unreadable_objects(content: SchemaContent) -> dict[str, str]:
+    """``schema.table`` -> why, for each object of ``content`` the source could not describe."""
+    return {f"{schema}.{name}": spec["unreadable"] for schema, tables in sorted(content["schemas"].items())
+            for name, spec in sorted(tables.items()) if "unreadable" in spec}
 
 
 def _column(f: pa.Field) -> dict[str, Any]:
@@ -165,7 +203,7 @@ def save_schema(
         current.refreshed_at = utcnow()
         current.stale = False
         current.last_error = None
-        return RefreshResult(version_id, previous != version_id, previous)
+        return RefreshResult(version_id, previous != version_id, previous, unreadable_objects(content))
 
 
 def refresh_schema(

@@ -183,8 +183,16 @@ class CatalogBrowser:
 
     def _table_schema_bytes(self, catalog: str, db_schema: str, table: str,
                             columns: frozenset[str] | None = None) -> bytes:
-        """A table's schema as GetTables sends it: only the ``columns`` the caller may read (None: all)."""
-        schema = self.sources.backend(catalog).table_schema(db_schema, table)
+        """A table's schema as GetTables sends it: only the ``columns`` the caller may read (None: all).
+
+        An object the source cannot describe for its login (a view of a dropped table) is listed with no
+        columns: one such view must not fail the listing of every other table.
+        """
+        try:
+            schema = self.sources.backend(catalog).table_schema(db_schema, table)
+        except GatewayError as exc:
+            log.info("%s.%s.%s is listed without columns: %s", catalog, db_schema, table, exc.message)
+            schema = pa.schema([])
         annotated = pa.schema(
             [f.with_metadata(column_metadata(catalog, db_schema, table, f)) for f in schema
              if columns is None or self.access.identifiers(catalog).key(f.name) in columns]

@@ -24,7 +24,9 @@ the metadata lists, recursively (at most ``MAX_VIEW_DEPTH`` views deep); the vie
 them has a policy that applies to the caller (an unqualified name inside a view counts every schema's policies on
 it), and refused naming the first that has one. A view whose definition cannot be read or judged (a family
 without ``view_definition``, a function the validator refuses, a table function, a path, another database's
-name, anything unlisted) stays refused, saying why. What a view reads is reused like the other metadata
+name, anything unlisted) stays refused, saying why, unless the engine itself cannot describe it for the source's
+login (its table dropped, a function it calls gone or not executable, its definer gone): the query then fails
+with the engine's own error, and nothing is sent to run. What a view reads is reused like the other metadata
 (``_METADATA_SECONDS``), and so is each rewrite. Administrators and the exempt roles read tables and views as they
 are. Where the source hands a table's rows out under other names (PostgreSQL's partitions, inheritance
 children and foreign tables: ``server/security/policy_lineage.py``), a partition or child is read through its
@@ -51,9 +53,16 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 from nexus_flight.backends.base import DATABASE_TYPE_NAME, NO_LINEAGE, TableInfo
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
-from nexus_flight.core.errors import ConfigError, ForbiddenError, GatewayError
+from nexus_flight.core.errors import (
+    BackendError,
+    ConfigError,
+    ForbiddenError,
+    GatewayError,
+    InvalidQueryError,
+    NotFoundError,
+)
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
-from nexus_flight.core.plan import QueryPlan
+from nexus_flight.core.plan import QueryPlan, plan_sql
 from nexus_flight.core.references import cte_references, table_ref
 from nexus_flight.core.source import SourceProfile
 from nexus_flight.server.query.principal import Principal
@@ -74,6 +83,8 @@ _MAX_REWRITES = 10_000
 _METADATA_SECONDS = 30.0
 #: How long what could not be read (metadata the source did not answer) is remembered.
 _RETRY_SECONDS = 1.0
+#: The engine's errors that say a view cannot be read (rather than that the source cannot answer now).
+_ABOUT_THE_VIEW = (InvalidQueryError, NotFoundError, ForbiddenError, BackendError)
 
 
 #: Why a foreign table is refused (completes "<table> is …").
@@ -99,7 +110,7 @@ class PolicyRewriter:
         self._read: object = None
         self._by_catalog: dict[str, tuple[PolicyInfo, ...]] = {}
         self._templates: dict[tuple[str, str], exp.Expression] = {}
-        self._rewrites: dict[tuple, tuple[float, str | ForbiddenError | None]] = {}
+        self._rewrites: dict[tuple, tuple[float, str | GatewayError | None]] = {}
         self._metadata: dict[tuple, tuple[float, Any]] = {}
 
     def _current(self) -> Mapping[str, tuple[PolicyInfo, ...]]:
@@ -134,6 +145,7 @@ class PolicyRewriter:
 
         Raises:
             ForbiddenError: the policies cannot be applied with certainty (the query is refused, naming why).
+            GatewayError: the engine's own error about a view the query names that it cannot read itself.
 
         """
         policies = self.applicable(principal, plan.source)
@@ -150,14 +162,14 @@ class PolicyRewriter:
             rewrite = _Rewrite(self, principal, plan, policies, backend_of, default_schema, profile_of)
             try:
                 found = rewrite.sql()
-            except ForbiddenError as exc:
+            except GatewayError as exc:  # refused, or the engine's own error about a view it cannot read
                 found = exc
             with self._lock:
                 if len(self._rewrites) >= _MAX_REWRITES:
                     self._rewrites = {}
                 self._rewrites[key] = (now + (_RETRY_SECONDS if rewrite.unread else _METADATA_SECONDS), found)
-        if isinstance(found, ForbiddenError):
-            raise ForbiddenError(found.message)
+        if isinstance(found, GatewayError):
+            raise type(found)(found.message, **found.details)  # a fresh one: each caller adds its own context
         return found
 
     def template(self, policy: PolicyInfo, dialect: str) -> exp.Expression:
@@ -198,7 +210,11 @@ class PolicyRewriter:
         """
         def read() -> Mapping[str, TableInfo]:
             found: dict[str, TableInfo] = {}
-            for info in backend_of(source).list_tables(db_schema):
+            backend = backend_of(source)
+            listed = backend.list_tables(db_schema)
+            if not listed and db_schema is not None and not rules.table_names_exact:
+                listed = backend.list_tables(_schema_as_listed(backend, db_schema, rules))
+            for info in listed:
                 key = rules.table_key(info.name)
                 if key not in found or found[key].table_type != "VIEW":
                     found[key] = TableInfo(info.db_schema, info.name, info.table_type.upper())
@@ -224,6 +240,26 @@ class PolicyRewriter:
 
         return self._reused(("lineage", source.lower(), rules), read)
 
+    def engine_error(self, backend_of: BackendOf, source: str, view: TableInfo,
+                     dialect: str) -> GatewayError | None:
+        """The engine's own error describing ``SELECT *`` of ``view`` now (None: it reads, or did not answer).
+
+        Asked only when a view cannot be looked through: one the engine cannot read either (its table dropped,
+        a function it calls gone or not executable by the source's login, its definer gone) then fails the
+        query with the engine's answer rather than a refusal that blames the policies. The view may be repaired
+        at any time, so a rewrite that ends in the engine's error is kept only ``_RETRY_SECONDS``.
+        """
+        table = exp.table_(exp.to_identifier(view.name, quoted=True), db=exp.to_identifier(view.db_schema,
+                                                                                           quoted=True))
+        sql = exp.select("*").from_(table).sql(dialect=dialect)
+        try:
+            backend_of(source).get_schema(plan_sql(sql, dialect, source))
+        except _ABOUT_THE_VIEW as exc:
+            return exc
+        except GatewayError:  # unreachable, timed out, over a limit: nothing is known about the view
+            return None
+        return None
+
     def _reused(self, key: tuple, read: Callable[[], Any]) -> Any:
         now = time.monotonic()
         cached = self._metadata.get(key)
@@ -238,6 +274,14 @@ class PolicyRewriter:
                 self._metadata = {}
             self._metadata[key] = (now + (_METADATA_SECONDS if found else _RETRY_SECONDS), found)
         return found
+
+
+def _schema_as_listed(backend: Any, db_schema: str, rules: IdentifierRules) -> str:
+    """``db_schema`` as the source lists it, for an engine that ignores the case of names: ``MAIN`` is ``main``."""
+    schemas = backend.list_schemas()
+    if db_schema in schemas:
+        return db_schema
+    return next((s for s in schemas if rules.same_table(s, db_schema)), db_schema)
 
 
 def _source_rules(backend_of: BackendOf, plan: QueryPlan) -> IdentifierRules:
@@ -345,6 +389,10 @@ class _Rewrite:
             raise _denied(f"policies apply to tables of {source}, and {shown} is a view whose definition cannot "
                           "be read now: it could read them unfiltered")
         if reach.refusal is not None:
+            engine_error = self.owner.engine_error(self.backend_of, source, view, self.plan.dialect)
+            if engine_error is not None:
+                self.unread = True  # the view may be repaired any moment: the verdict is kept briefly
+                raise engine_error
             raise _denied(f"policies apply to tables of {source}, and {shown} is a view that could read them "
                           f"unfiltered: {reach.refusal}")
         for reached in reach.relations:

@@ -12,9 +12,10 @@ works out, once per view (cached by the rewriter with its other metadata), every
   anything) leaves the view refused, naming the function;
 - every relation it names (a CTE's name is not one; the CTE's body is read) must be a table or a view the
   source's metadata lists in the schema the name resolves to: the view's own schema for an unqualified name
-  (``Backend.view_names_schema`` where the family's definitions say otherwise), the written one else. A table
-  function, a file path, a name of another database, a system relation or anything the metadata does not list
-  leaves the view refused, naming it;
+  (``Backend.view_names_schema`` where the family's definitions say otherwise), the written one else. A name
+  qualified with the source's own database (``Backend.view_database``: DuckDB keeps ``shop.main.t`` as written
+  in ``shop.duckdb``) is the source's. A table function, a file path, a name of another database, a system
+  relation or anything the metadata does not list leaves the view refused, naming it;
 - each view it reads is looked through the same way, at most ``MAX_VIEW_DEPTH`` deep; a view reading itself
   is refused.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlglot import exp
@@ -33,7 +35,7 @@ from sqlglot import exp
 from nexus_flight.backends.base import TableInfo
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError
 from nexus_flight.core.identifiers import IdentifierRules
-from nexus_flight.core.references import cte_references, table_ref
+from nexus_flight.core.references import TableRef, cte_references, table_ref
 from nexus_flight.core.source import SourceProfile
 from nexus_flight.server.query.sql.routing import judged
 
@@ -152,15 +154,39 @@ class _Walk:
         if any(c in node.name for c in PATH_CHARACTERS):
             raise _Refused(f"{viewer} reads {node.name!r} by path")
         ref = table_ref(node, self.rules)
-        if ref.catalog:
-            raise _Refused(f"{viewer} reads {ref.catalog}.{ref.db_schema}.{ref.name}, of another database")
-        db_schema = ref.db_schema or names_schema
+        written = self.written_schema(ref, viewer)
+        db_schema = written or names_schema
+        info = self.listed(db_schema).get(self.rules.table_key(ref.name))
+        if info is None or info.table_type not in ("TABLE", "VIEW"):
+            raise _Refused(f"{viewer} reads {self.shown(db_schema, ref.name)}, which is not a table of the source")
+        self.found.append(Reached(written, info.name, self.shown(info.db_schema, info.name), through))
+        if info.table_type == "VIEW":
+            self.view(info, through)
+
+    def listed(self, db_schema: str) -> Mapping[str, TableInfo]:
         listed = self.listing(db_schema)
         if listed is None:  # the listing failed: nothing is decided (the caller asks again shortly)
             raise BackendUnavailableError(f"the tables of {self.source}.{db_schema} cannot be listed now")
-        info = listed.get(self.rules.table_key(ref.name))
-        if info is None or info.table_type not in ("TABLE", "VIEW"):
-            raise _Refused(f"{viewer} reads {self.shown(db_schema, ref.name)}, which is not a table of the source")
-        self.found.append(Reached(ref.db_schema, info.name, self.shown(info.db_schema, info.name), through))
-        if info.table_type == "VIEW":
-            self.view(info, through)
+        return listed
+
+    def written_schema(self, ref: TableRef, viewer: str) -> str | None:
+        """The schema a relation's name is qualified with (None: unqualified), its database the source's own.
+
+        A name of the source's own database (``Backend.view_database``) is the source's: ``shop.main.t`` reads
+        ``main.t``, and so does ``shop.t`` where no schema is called ``shop`` (DuckDB reads it in the database's
+        default schema). Any other database's name is refused.
+        """
+        own = self.own_database
+        if ref.catalog:
+            if not self.rules.same_table(ref.catalog, own):
+                raise _Refused(f"{viewer} reads {ref.catalog}.{ref.db_schema}.{ref.name}, of another database")
+            return ref.db_schema
+        default = getattr(self.backend, "default_schema", None)
+        if ref.db_schema and default and self.rules.same_table(ref.db_schema, own) and not self.listed(ref.db_schema):
+            return str(default)
+        return ref.db_schema
+
+    @cached_property
+    def own_database(self) -> str | None:
+        view_database = getattr(self.backend, "view_database", None)
+        return view_database() if callable(view_database) else None

@@ -8,6 +8,7 @@ import pytest
 
 from nexus_flight.catalog.cli import format_table, main
 from nexus_flight.catalog.history import QueryRecord, record_query
+from nexus_flight.catalog.schema_cache import cached_schema
 from nexus_flight.catalog.store import CatalogStore
 
 SECRET = "cli-Secret-pw-314"
@@ -185,6 +186,31 @@ def test_test_refresh_and_diff_schema_on_a_real_duckdb_file(cli, tmp_path):
     assert any(line.split() == ["added", "column", "main.items", "price"] for line in lines)
     diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
     assert diff["added_tables"] == ["main.orders"]
+
+
+def test_refresh_schema_names_a_view_it_cannot_describe_and_keeps_the_rest(cli, tmp_path):
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE items (id INTEGER)")
+        con.execute("CREATE TABLE old_prices (id INTEGER)")
+        con.execute("CREATE VIEW prices AS SELECT id FROM old_prices")
+        con.execute("DROP TABLE old_prices")
+        with pytest.raises(duckdb.CatalogException) as engine:
+            con.execute("SELECT * FROM prices")
+    cli("sources", "add", "shop", "--type", "duckdb", "-o", f"path={path}")
+    result = json.loads(cli("sources", "refresh-schema", "shop", "--json")[0])
+    assert result["unreadable"] == {"main.prices": f"[duckdb] {str(engine.value).splitlines()[0]}"}
+    out, _ = cli("sources", "refresh-schema", "shop")
+    assert "Table with name old_prices does not exist" in out
+    store = CatalogStore(data_dir=cli.data_dir)
+    try:
+        tables = cached_schema(store, "shop").content["schemas"]["main"]
+    finally:
+        store.close()
+    assert [c["name"] for c in tables["items"]["columns"]] == ["id"]
+    assert tables["prices"]["type"] == "VIEW" and tables["prices"]["columns"] == []
 
 
 def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli, postgres_server):

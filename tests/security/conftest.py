@@ -69,6 +69,25 @@ def stop_secured(secured: Secured) -> None:
     secured.security.close()
 
 
+@contextmanager
+def serving_catalog(store: CatalogStore, demo_data_dir: Path, default: str,
+                    passwords: dict[str, str]) -> Iterator[tuple[flight.FlightClient, dict[str, str]]]:
+    """A gateway serving ``store``'s sources (no demo), and a bearer token for each user of ``passwords``."""
+    from nexus_flight.catalog.directory import CatalogSourceDirectory
+
+    secured = start_secured(store, demo_data_dir,
+                            sources=CatalogSourceDirectory(store, default=default, refresh_seconds=0),
+                            demo_scale=None)
+    try:
+        client = secured.client()
+        try:
+            yield client, {user: sign_in(client, user, password) for user, password in passwords.items()}
+        finally:
+            client.close()
+    finally:
+        stop_secured(secured)
+
+
 @pytest.fixture
 def master_key(monkeypatch) -> str:
     return set_master_key(monkeypatch)

@@ -7,6 +7,7 @@ table is read as it is up to ``MAX_VIEW_DEPTH`` views deep, and one view more is
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from nexus_flight.backends.base import TableInfo
@@ -66,6 +67,10 @@ class Circular:
 
     def view_definition(self, db_schema, view):
         return {"a": "SELECT * FROM b", "b": "SELECT * FROM a"}[view]
+
+    def get_schema(self, plan):
+        """Each view describes (a refused view is described, to tell a broken one from one that reads)."""
+        return pa.schema([("id", pa.int64())])
 
 
 def test_a_view_reading_itself_is_refused():
