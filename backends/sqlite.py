@@ -37,6 +37,7 @@ from nexus_flight.backends.base import (
     ForeignKeyColumn,
     KeyColumn,
     TableInfo,
+    TableLineage,
     catalog_column,
     parameter_schema,
 )
@@ -317,6 +318,18 @@ class SQLiteBackend(AdbcBackend):
             return None
         rows = self._rows("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?", (view,))
         return query_of_create_view(rows[0][0], self.dialect) if len(rows) == 1 and rows[0][0] else None
+
+    def table_lineage(self) -> TableLineage:
+        """Virtual tables and the shadow tables that keep their data: rows that are not their own, to policies.
+
+        An FTS5 table with ``content='staff'`` reads ``staff``'s rows and its shadow tables keep what it indexed of
+        them; an extension's virtual table may read anything. ``sqlite_master`` lists them all as tables,
+        ``pragma_table_list`` tells them apart.
+        """
+        rows = self._rows(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type IN ('virtual', 'shadow') ORDER BY 1"
+        )
+        return TableLineage(foreign=tuple((_SCHEMA, name) for (name,) in rows))
 
     def _require_table(self, table: str) -> None:
         if not self._rows(
