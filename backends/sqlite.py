@@ -81,6 +81,8 @@ class SQLiteBackend(AdbcBackend):
 
     kind = "sqlite"
     dialect = "sqlite"
+    #: SQLite resolves an unqualified name in ``main`` (the read-only file has no temporary objects to find first).
+    default_schema = _SCHEMA
     #: Cancel and deadlines kill the connection's worker process (the driver itself cannot interrupt).
     capabilities = Capabilities(parameters=True, cancel=True, keys=True, schema_without_execution=False)
     read_only_guard = (

@@ -108,3 +108,11 @@ def test_an_administrator_reads_them_as_sqlite_does(world):
         got = run(world, sql, user="alice")
         assert got.column_names == names, sql
         assert rows(got) == sorted(expected, key=repr), sql
+
+
+def test_an_unqualified_name_is_the_files_own_main_schema(world):
+    """SQLite reads ``fts_v`` as ``main.fts_v``: the view check follows it to the virtual table it reads."""
+    with pytest.raises(flight.FlightUnauthorizedError) as info:
+        run(world, "SELECT * FROM fts_v")
+    assert "lite.main.fts_v is a view" in str(info.value) and "lite.main.staff_fts" in str(info.value)
+    assert rows(run(world, "SELECT region FROM staff")) == [("ASIA",), ("ASIA",)]
