@@ -259,10 +259,16 @@ class PrivateMariaDB:
     def start(self) -> PrivateMariaDB:
         user = [f"--user={self._os_user}"] if self._os_user else []
         log = self.root / "server.log"
+        # Temporary tables in a directory of its own: in the shared /tmp another process's clean-up removed one
+        # under a running query ("Error on delete of '/tmp/#sql-temptable…'").
+        scratch = self.root / "tmp"
+        scratch.mkdir(exist_ok=True)
+        if self._os_user:
+            shutil.chown(scratch, self._os_user)
         self._process = subprocess.Popen(
             [self._server, "--no-defaults", *user, f"--datadir={self._data}", f"--bind-address={self.host}",
              f"--port={self.port}", f"--socket={self.root / 'mysqld.sock'}", f"--pid-file={self.root / 'mariadb.pid'}",
-             f"--log-error={log}", "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
+             f"--log-error={log}", f"--tmpdir={scratch}", "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
              "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-log-bin",
              "--max-connections=300", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
              "--max-allowed-packet=256M"],
