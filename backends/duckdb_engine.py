@@ -327,11 +327,18 @@ class DuckDBEngine:
             self._leases[id(cursor)] = instance
         return cursor
 
-    def close_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """Close a cursor; a query cursor's instance goes back to the idle pool (or is closed)."""
+    def close_cursor(self, cursor: duckdb.DuckDBPyConnection, *, drained: bool = False) -> None:
+        """Close a cursor; a query cursor's instance goes back to the idle pool (or is closed).
+
+        An instance's shared cursor is kept only when its query's result was ``drained``: a query stopped early
+        may still have its result read from another thread, so its cursor is closed and the next query opens one.
+        """
         with self._pool_lock:
             instance = self._leases.pop(id(cursor), None)
-        if instance is None or cursor is not instance.shared_cursor:
+        shared = instance is not None and cursor is instance.shared_cursor
+        if shared and not drained and instance is not None:
+            instance.shared_cursor = None
+        if not shared or not drained:
             with contextlib.suppress(duckdb.Error):
                 cursor.close()
         if instance is None:
@@ -575,7 +582,10 @@ class DuckDBEngine:
                     reader = _execute_many(cur, sql, rows, limits)
                 return _without_dictionaries(reader)
 
-        return DuckDBExecution(cursor, start, self.label, lambda: self.close_cursor(cursor), memory_limit, spill)
+        def release(drained: bool) -> None:
+            self.close_cursor(cursor, drained=drained)
+
+        return DuckDBExecution(cursor, start, self.label, release, memory_limit, spill)
 
     def close(self) -> None:
         """Close the database and the idle query instances (and remove an empty one's file)."""
@@ -613,12 +623,14 @@ class DuckDBExecution(Execution):
         cursor: duckdb.DuckDBPyConnection,
         start: Callable[[duckdb.DuckDBPyConnection], pa.RecordBatchReader],
         label: str = "duckdb",
-        release: Callable[[], None] | None = None,
+        release: Callable[[bool], None] | None = None,
         memory_limit: str | None = None,
         spill: SpillCap | None = None,
     ) -> None:
         self._cursor = cursor
-        self._release = release or cursor.close
+        #: Called once when the execution closes, with whether DuckDB's result was read to its end.
+        self._release = release or (lambda _drained: cursor.close())
+        self._drained = False
         self._memory_limit = memory_limit
         self._spill = spill
         self._spill_watch: Watch | None = None
@@ -662,6 +674,7 @@ class DuckDBExecution(Execution):
             yield from engine
         except pa.ArrowException as exc:
             raise self._stream_error(exc) from None
+        self._drained = not self._cancelled
 
     def _stream_error(self, exc: Exception) -> Exception:
         text = first_line(exc).split(". Detail:")[0]
@@ -690,7 +703,7 @@ class DuckDBExecution(Execution):
         if self._spill_watch is not None:
             self._spill_watch.stop()
         with contextlib.suppress(duckdb.Error):
-            self._release()
+            self._release(self._drained)
 
 
 @contextlib.contextmanager

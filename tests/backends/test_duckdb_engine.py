@@ -107,12 +107,25 @@ def run_judged(engine: DuckDBEngine, sql: str, validated: bool) -> list[dict]:
 def test_validated_queries_share_their_instances_cursor_and_find_the_sources_tables(file_engine):
     """One instance, one cursor for validated statements: no fresh connection and ``USE`` per query."""
     first = file_engine.query_cursor("64MB", validated=True)
-    file_engine.close_cursor(first)
+    file_engine.close_cursor(first, drained=True)
     second = file_engine.query_cursor("64MB", validated=True)
     assert second is first
-    file_engine.close_cursor(second)
+    file_engine.close_cursor(second, drained=True)
     assert run_judged(file_engine, "SELECT count(*) AS n FROM t", validated=True) == [{"n": 5}]
     assert run_judged(file_engine, "SELECT count(*) AS n FROM shop.main.t", validated=True) == [{"n": 5}]
+    assert file_engine.query_cursor("64MB", validated=True) is first  # read to the end: kept
+
+
+def test_a_query_stopped_before_its_end_does_not_leave_its_cursor_to_the_next(file_engine):
+    """Its result may still be read from another thread: the shared cursor is closed, the next query opens one."""
+    execution = file_engine.execute("SELECT range AS i FROM range(100000)", None, LIMITS, validated=True)
+    stopped = execution._cursor
+    execution.reader.read_next_batch()
+    execution.close()
+    following = file_engine.query_cursor("64MB", validated=True)
+    assert following is not stopped
+    file_engine.close_cursor(following, drained=True)
+    assert run_judged(file_engine, "SELECT count(*) AS n FROM t", validated=True) == [{"n": 5}]
 
 
 def test_an_unjudged_statement_gets_a_cursor_of_its_own_so_nothing_it_leaves_reaches_the_next(file_engine):
