@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
+from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import add_role, add_user
@@ -18,6 +20,7 @@ from nexus_flight.catalog.vault import ENV_KEY, ENV_KEY_ID, ENV_OLD_KEYS
 from nexus_flight.core.settings import AuthSettings, ServerSettings
 from nexus_flight.server.app.gateway import Gateway
 from nexus_flight.server.app.security import Security, start_security
+from tests.support import flightsql_raw as raw
 
 ALICE_PASSWORD = "alice-correct-horse-7"
 BOB_PASSWORD = "bob-battery-staple-9"
@@ -138,3 +141,13 @@ def sign_in(client: flight.FlightClient, user: str, password: str) -> str:
     key, value = client.authenticate_basic_token(user, password)
     assert key == b"authorization" and value.startswith(b"Bearer ")
     return value.decode().removeprefix("Bearer ")
+
+
+def query_as(client: flight.FlightClient, token: str, sql: str) -> pa.Table:
+    """The answer to ``sql`` for the holder of ``token`` (CommandStatementQuery: GetFlightInfo, then DoGet)."""
+    return raw.info_and_table(client, pb.CommandStatementQuery(query=sql), bearer(token))[1]
+
+
+def sorted_rows(table: pa.Table) -> list[tuple]:
+    """A table's rows as tuples, in an order that does not depend on the engine's."""
+    return sorted((tuple(row.values()) for row in table.to_pylist()), key=repr)

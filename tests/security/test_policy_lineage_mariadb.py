@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import pyarrow.flight as flight
 import pytest
-from flightsql import flightsql_pb2 as pb
 
-from nexus_flight.catalog.directory import CatalogSourceDirectory
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy
 from tests.security.conftest import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
-    bearer,
     module_store,
-    sign_in,
-    start_secured,
-    stop_secured,
+    query_as,
+    serving_catalog,
+    sorted_rows,
 )
-from tests.support import flightsql_raw as raw
-from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+from tests.support.mysql_reader import READER_PASSWORD, fresh_database
 
 DATABASE = "policy_merge"
 DDL = [
@@ -43,34 +39,20 @@ DDL = [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, demo_data_dir, mariadb_server):
-    with mariadb_server.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cur.execute(f"CREATE DATABASE {DATABASE}")
-        cur.execute(f"USE {DATABASE}")
-        for statement in DDL:
-            cur.execute(statement)
-        conn.commit()
-    options = ensure_reader(mariadb_server, DATABASE)
+    options = fresh_database(mariadb_server, DATABASE, DDL)
     with module_store(tmp_path_factory.mktemp("maria-merge") / "data") as store:
         store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
         add_grant(store, "analyst", "maria")
         for table in ("staff", "staff_guarded"):
             add_policy(store, PolicySpec(f"asia-only-{table}", "row_filter", f"maria.{DATABASE}.{table}",
                                          expression="region = {user.region}"))
-        secured = start_secured(store, demo_data_dir,
-                                sources=CatalogSourceDirectory(store, default="maria", refresh_seconds=0),
-                                demo_scale=None)
-        try:
-            client = secured.client()
-            tokens = {"bob": sign_in(client, "bob", BOB_PASSWORD), "alice": sign_in(client, "alice", ALICE_PASSWORD)}
+        with serving_catalog(store, demo_data_dir, "maria", {"bob": BOB_PASSWORD, "alice": ALICE_PASSWORD}) as served:
+            client, tokens = served
             yield {"client": client, "tokens": tokens, "server": mariadb_server}
-            client.close()
-        finally:
-            stop_secured(secured)
 
 
 def run(world, sql: str, user: str = "bob"):
-    return raw.info_and_table(world["client"], pb.CommandStatementQuery(query=sql), bearer(world["tokens"][user]))[1]
+    return query_as(world["client"], world["tokens"][user], sql)
 
 
 def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
@@ -78,10 +60,6 @@ def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
     with world["server"].connect(DATABASE) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
-
-
-def rows(table) -> list[tuple]:
-    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
 
 
 @pytest.mark.parametrize("sql", [
@@ -105,13 +83,13 @@ def test_a_view_over_a_merge_table_is_refused(world):
 def test_a_merge_table_with_a_policy_of_its_own_is_read_through_it(world):
     got = run(world, f"SELECT id, region, salary FROM {DATABASE}.staff_guarded")
     names, expected = engine(world, "SELECT id, region, salary FROM staff WHERE region = 'ASIA'")
-    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+    assert got.column_names == names and sorted_rows(got) == sorted(expected, key=repr)
 
 
 def test_the_open_table_still_answers_as_mariadb_does(world):
     got = run(world, f"SELECT * FROM {DATABASE}.depts")
     names, expected = engine(world, "SELECT * FROM depts")
-    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+    assert got.column_names == names and sorted_rows(got) == sorted(expected, key=repr)
 
 
 def test_an_administrator_reads_the_merge_tables_as_mariadb_does(world):
@@ -119,4 +97,4 @@ def test_an_administrator_reads_the_merge_tables_as_mariadb_does(world):
         names, expected = engine(world, f"SELECT * FROM {table}")
         got = run(world, f"SELECT * FROM {DATABASE}.{table}", user="alice")
         assert got.column_names == names, table
-        assert rows(got) == sorted(expected, key=repr), table
+        assert sorted_rows(got) == sorted(expected, key=repr), table

@@ -14,12 +14,17 @@ import sqlite3
 
 import pyarrow.flight as flight
 import pytest
-from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy
-from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, module_store, serving_catalog
-from tests.support import flightsql_raw as raw
+from tests.security.conftest import (
+    ALICE_PASSWORD,
+    BOB_PASSWORD,
+    module_store,
+    query_as,
+    serving_catalog,
+    sorted_rows,
+)
 
 DDL = [
     "CREATE TABLE staff (id INTEGER PRIMARY KEY, region TEXT, note TEXT)",
@@ -53,7 +58,7 @@ def world(tmp_path_factory, demo_data_dir):
 
 
 def run(world, sql: str, user: str = "bob"):
-    return raw.info_and_table(world["client"], pb.CommandStatementQuery(query=sql), bearer(world["tokens"][user]))[1]
+    return query_as(world["client"], world["tokens"][user], sql)
 
 
 def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
@@ -61,10 +66,6 @@ def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
     with sqlite3.connect(f"file:{world['path']}?mode=ro", uri=True) as con:
         cursor = con.execute(sql)
         return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
-
-
-def rows(table) -> list[tuple]:
-    return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
 
 
 @pytest.mark.parametrize(("sql", "table"), [
@@ -90,15 +91,15 @@ def test_a_view_over_a_virtual_table_is_refused(world):
 def test_a_virtual_table_with_a_policy_of_its_own_is_read_through_it(world):
     got = run(world, "SELECT region, note FROM guarded_fts")
     names, expected = engine(world, "SELECT region, note FROM staff WHERE region = 'ASIA'")
-    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+    assert got.column_names == names and sorted_rows(got) == sorted(expected, key=repr)
 
 
 def test_the_filtered_and_the_open_table_answer_as_sqlite_does(world):
     got = run(world, "SELECT * FROM staff")
-    assert rows(got) == sorted(engine(world, "SELECT * FROM staff WHERE region = 'ASIA'")[1], key=repr)
+    assert sorted_rows(got) == sorted(engine(world, "SELECT * FROM staff WHERE region = 'ASIA'")[1], key=repr)
     got = run(world, "SELECT * FROM depts")
     names, expected = engine(world, "SELECT * FROM depts")
-    assert got.column_names == names and rows(got) == sorted(expected, key=repr)
+    assert got.column_names == names and sorted_rows(got) == sorted(expected, key=repr)
 
 
 def test_an_administrator_reads_them_as_sqlite_does(world):
@@ -107,7 +108,7 @@ def test_an_administrator_reads_them_as_sqlite_does(world):
         names, expected = engine(world, sql)
         got = run(world, sql, user="alice")
         assert got.column_names == names, sql
-        assert rows(got) == sorted(expected, key=repr), sql
+        assert sorted_rows(got) == sorted(expected, key=repr), sql
 
 
 def test_an_unqualified_name_is_the_files_own_main_schema(world):
@@ -115,4 +116,4 @@ def test_an_unqualified_name_is_the_files_own_main_schema(world):
     with pytest.raises(flight.FlightUnauthorizedError) as info:
         run(world, "SELECT * FROM fts_v")
     assert "lite.main.fts_v is a view" in str(info.value) and "lite.main.staff_fts" in str(info.value)
-    assert rows(run(world, "SELECT region FROM staff")) == [("ASIA",), ("ASIA",)]
+    assert sorted_rows(run(world, "SELECT region FROM staff")) == [("ASIA",), ("ASIA",)]

@@ -26,7 +26,7 @@ from tests.security.conftest import (
     stop_secured,
 )
 from tests.support import flightsql_raw as raw
-from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+from tests.support.mysql_reader import READER_PASSWORD, fresh_database
 
 DATABASE = "identifier_case"
 DDL = [
@@ -44,12 +44,7 @@ def twins(mariadb_server):
     with mariadb_server.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT @@lower_case_table_names")
         assert cur.fetchone()[0] == 0, "the test server must tell table names apart by case"
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cur.execute(f"CREATE DATABASE {DATABASE}")
-        cur.execute(f"USE {DATABASE}")
-        for statement in DDL:
-            cur.execute(statement)
-    return ensure_reader(mariadb_server, DATABASE)
+    return fresh_database(mariadb_server, DATABASE, DDL)
 
 
 @pytest.fixture(scope="module")

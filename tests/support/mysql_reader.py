@@ -31,3 +31,14 @@ def reader_spec(server, database: str, name: str = "mysrc", **options):
     from nexus_flight.core.source import SourceSpec
 
     return SourceSpec(name, "mysql", {**ensure_reader(server, database), **options}, {"password": READER_PASSWORD})
+
+
+def fresh_database(server, database: str, ddl: list[str]) -> dict:
+    """``database`` made anew on ``server`` by ``ddl`` (as root), and the reader's options for it."""
+    with server.connect() as con, con.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {database}")
+        cur.execute(f"CREATE DATABASE {database}")
+        cur.execute(f"USE {database}")
+        for statement in ddl:
+            cur.execute(statement)
+    return ensure_reader(server, database)
