@@ -144,16 +144,16 @@ class PrincipalLimiter:
 
     def share(self, credit: str | None, runs: int) -> None:
         """Let a credit pay for ``runs`` runs (the endpoints of one split result, each with its ``part_credit``)."""
-        until = _until(credit)
-        if credit is not None and until is not None:
-            self.counter.prepay(credit, runs, until)
+        terms = _terms(credit)
+        if credit is not None and terms is not None:
+            self.counter.prepay(credit, runs, terms[0])
 
     def _spend(self, credit: str | None, key: str) -> bool:
         """Spend one run of a prepaid credit of ``key``; False: none left, expired, or not this key's."""
-        until = _until(credit)
-        if credit is None or until is None or until <= time.time() or credit.partition("/")[0][-8:] != _tag(key):
+        terms = _terms(credit)
+        if credit is None or terms is None or terms[0] <= time.time() or terms[1] != _tag(key):
             return False
-        return self.counter.spend(credit, until)
+        return self.counter.spend(credit, terms[0])
 
     def admit(self, principal: Principal, source: str, stop: Callable[[], GatewayError | None] | None = None,
               prepaid: str | None = None) -> Slot:
@@ -320,14 +320,14 @@ def _tag(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
 
 
-def _until(credit: str | None) -> int | None:
-    """Until when a credit (``random.until.tag``, maybe ``/part``) pays; None when it is malformed."""
+def _terms(credit: str | None) -> tuple[int, str] | None:
+    """Until when a credit (``random.until.tag``, maybe ``/part``) pays, and whose it is; None when malformed."""
     if credit is None:
         return None
     parts = credit.partition("/")[0].split(".")
     if len(parts) != 3 or not parts[1].isdigit():
         return None
-    return int(parts[1])
+    return int(parts[1]), parts[2]
 
 
 def _who(principal: Principal) -> str:
