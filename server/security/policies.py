@@ -50,7 +50,7 @@ import pyarrow as pa
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME, NO_LINEAGE, TableInfo
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, TableInfo
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.catalog.policies import PolicyInfo, attribute_of, parse_expression
 from nexus_flight.core.errors import (
@@ -235,8 +235,7 @@ class PolicyRewriter:
     def lineage(self, backend_of: BackendOf, source: str, rules: IdentifierRules) -> LineageIndex | None:
         """The source's partitions, inheritance children and foreign tables; None: the metadata did not answer."""
         def read() -> LineageIndex:
-            lineage = getattr(backend_of(source), "table_lineage", None)  # every Backend has it; stand-ins may not
-            return lineage_index(lineage() if lineage is not None else NO_LINEAGE, rules)
+            return lineage_index(backend_of(source).table_lineage(), rules)
 
         return self._reused(("lineage", source.lower(), rules), read)
 

@@ -136,7 +136,7 @@ class _Walk:
         if analysis.query is not tree or not isinstance(tree, exp.Query):
             raise _Refused(f"the definition of {shown} is not a plain query")
         through = (*through, shown)
-        names_schema = getattr(self.backend, "view_names_schema", None) or view.db_schema
+        names_schema = self.backend.view_names_schema or view.db_schema
         shadowed = cte_references(tree)
         for node in tree.find_all(exp.Table, exp.Unnest, exp.Lateral):
             if isinstance(node, exp.Table) and id(node) not in shadowed:
@@ -181,12 +181,11 @@ class _Walk:
             if not self.rules.same_table(ref.catalog, own):
                 raise _Refused(f"{viewer} reads {ref.catalog}.{ref.db_schema}.{ref.name}, of another database")
             return ref.db_schema
-        default = getattr(self.backend, "default_schema", None)
+        default = self.backend.default_schema
         if ref.db_schema and default and self.rules.same_table(ref.db_schema, own) and not self.listed(ref.db_schema):
             return str(default)
         return ref.db_schema
 
     @cached_property
     def own_database(self) -> str | None:
-        view_database = getattr(self.backend, "view_database", None)
-        return view_database() if callable(view_database) else None
+        return self.backend.view_database()

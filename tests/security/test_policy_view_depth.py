@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from nexus_flight.backends.base import TableInfo
+from nexus_flight.backends.base import NO_LINEAGE, TableInfo
 from nexus_flight.backends.duckdb import DuckDBBackend
 from nexus_flight.backends.profile import source_profile
 from nexus_flight.catalog.models import utcnow
@@ -60,7 +60,14 @@ class Circular:
     """Two views reading each other, as no engine here lets anyone define them (each binds its query first)."""
 
     dialect = "duckdb"
+    default_schema = None
     view_names_schema = None
+
+    def table_lineage(self):
+        return NO_LINEAGE
+
+    def view_database(self):
+        return None
 
     def list_tables(self, db_schema=None):
         return [TableInfo("main", "a", "VIEW"), TableInfo("main", "b", "VIEW")]
