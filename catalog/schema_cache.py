@@ -30,7 +30,7 @@ from nexus_flight.catalog.connect import open_source
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.core.errors import AuthenticationError, BackendUnavailableError, GatewayError, NotFoundError
+from nexus_flight.core.errors import SOURCE_FAILURES, GatewayError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
         for table in sorted(backend.list_tables(schema), key=lambda t: t.name):
             try:
                 arrow_schema = backend.table_schema(schema, table.name)
-            except (BackendUnavailableError, AuthenticationError):
+            except SOURCE_FAILURES:
                 raise  # the source, not this object: the caller keeps the cache and marks it stale
             except GatewayError as exc:
                 tables[table.name] = _unreadable(backend.name, table, exc)

@@ -163,3 +163,8 @@ class BackendError(GatewayError):
     """The engine failed and the failure is not one of the classes above."""
 
     code = "INTERNAL"
+
+
+#: Errors about a source as a whole (unreachable, or refusing the gateway's login), not about one of its objects:
+#: describing one object that fails with one of these says nothing about that object.
+SOURCE_FAILURES: tuple[type[GatewayError], ...] = (BackendUnavailableError, AuthenticationError)

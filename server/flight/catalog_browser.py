@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.type_names import sql_type_name
-from nexus_flight.core.errors import GatewayError, UnsupportedError
+from nexus_flight.core.errors import SOURCE_FAILURES, GatewayError, UnsupportedError
 from nexus_flight.core.identity_memo import IdentityMemo
 from nexus_flight.core.plan import TableRef
 from nexus_flight.server.flight import metadata
@@ -190,6 +190,8 @@ class CatalogBrowser:
         """
         try:
             schema = self.sources.backend(catalog).table_schema(db_schema, table)
+        except SOURCE_FAILURES:
+            raise  # the source, not this object (as the schema snapshot tells them apart)
         except GatewayError as exc:
             log.info("%s.%s.%s is listed without columns: %s", catalog, db_schema, table, exc.message)
             schema = pa.schema([])
