@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -58,14 +59,20 @@ def test_the_dockerfile_declares_a_data_volume_a_healthcheck_and_build_time_extr
 
 def test_the_image_steps_build_in_a_fresh_venv_and_its_command_serves(tmp_path):
     venv, build, data = tmp_path / "venv", tmp_path / "app", tmp_path / "data"
-    # --without-pip: the shared environment's pip and setuptools build it (nothing downloaded).
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    # --without-pip: the running environment's pip and setuptools build it and its installed packages are the
+    # dependencies (nothing downloaded). A .pth names that environment's site-packages, since --system-site-packages
+    # would reach the base interpreter's instead when the tests run in a virtualenv.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    shared = dict.fromkeys(sysconfig.get_path(key) for key in ("purelib", "platlib"))
+    (Path(site_packages) / "shared-environment.pth").write_text("".join(f"{path}\n" for path in shared))
     build.mkdir()
     data.mkdir()
     flight_port, http_port = free_port(), free_port()
     # The shared environment's scripts (tpchgen-cli) are what the image's pip puts on its PATH.
-    env = {"PATH": f"{venv / 'bin'}:{Path(sys.base_prefix) / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"PATH": f"{venv / 'bin'}:{sysconfig.get_path('scripts')}:/usr/bin:/bin", "HOME": str(tmp_path)}
     command = healthcheck = None
     for instruction, arguments in _instructions():
         if instruction == "ARG":
