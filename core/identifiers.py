@@ -16,6 +16,7 @@ holds (a grant's, a policy's, or one the source's metadata lists, all exact cata
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -95,6 +96,7 @@ def rules_of(backend: Any) -> IdentifierRules:
     return rules if isinstance(rules, IdentifierRules) else identifier_rules(backend.dialect)
 
 
+@lru_cache(maxsize=64)  # asked per query; sqlglot builds a Dialect on each get_or_raise
 def identifier_rules(dialect: str) -> IdentifierRules:
     """The identifier rules of an engine speaking sqlglot's ``dialect`` (case-insensitive when unknown)."""
     name = canonical_dialect(dialect)
