@@ -176,9 +176,10 @@ class FlightSqlServer(flight.FlightServerBase):
         """Who is calling (signed in by the middleware, or here by its client certificate)."""
         return identity_of(context, self.authenticator)
 
-    def _session(self, context) -> Session:
+    def _session(self, context, options: bool = True) -> Session:
+        """The caller's session; ``options=False`` where its options are not read (``SessionStore.get``)."""
         identity = self._caller(context)
-        session = self.sessions.get(identity.session_key, identity.principal)
+        session = self.sessions.get(identity.session_key, identity.principal, options=options)
         if identity.principal.authenticated:
             session.principal = identity.principal  # roles may have changed since the session began
         session.address = identity.address
@@ -332,7 +333,7 @@ class FlightSqlServer(flight.FlightServerBase):
             return statement
         claims = self.signer.open(PREPARED, handle)
         origin = self._signed_origin(claims)
-        session = self._session(context)
+        session = self._session(context, options=False)  # the handle carries the catalog and dialect it was planned in
         self._check_owner(session.principal, origin.user, "prepared statement handle")
         table = table_of(claims.get("params"))
         statement = PreparedStatement(handle, session.key,
@@ -367,7 +368,7 @@ class FlightSqlServer(flight.FlightServerBase):
             raise InvalidQueryError(
                 f"the prepared statement has {len(statement.parameter_schema)} parameter(s) and none are bound"
             )
-        session = self._session(context)
+        session = self._session(context, options=False)  # the statement's catalog and dialect were fixed at prepare
         self.service.authorize(statement.plan, session.principal)  # grants may have changed since it was prepared
         # Each execution is a query: the first on any replica spends what preparing it took, others take a token.
         prepaid, statement.prepaid = statement.prepaid, None
@@ -419,7 +420,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 schema = self._plan(context, self._session(context), cmd.query).dataset_schema
             elif isinstance(cmd, pb.CommandPreparedStatementQuery):
                 statement = self._statement(context, cmd.prepared_statement_handle)
-                self.service.authorize(statement.plan, self._session(context).principal)
+                self.service.authorize(statement.plan, self._session(context, options=False).principal)
                 schema = statement.dataset_schema
             else:
                 schema, _ = self._describe(context, cmd)
@@ -446,7 +447,7 @@ class FlightSqlServer(flight.FlightServerBase):
         return flight.GeneratorStream(ticket.schema, flight_batches(running))
 
     def _metadata_table(self, context, cmd) -> pa.Table:
-        principal = self._session(context).principal
+        principal = self._session(context, options=False).principal
         if isinstance(cmd, pb.CommandGetSqlInfo):
             restricted = self.service.access is not None and principal.authenticated and not principal.is_admin
             return sql_info_table(cmd.info, self.statement_timeout, all_tables_selectable=not restricted)
@@ -472,7 +473,7 @@ class FlightSqlServer(flight.FlightServerBase):
                 handle = self._sign_prepared(bound)
                 if len(handle) <= MAX_SIGNED_HANDLE_BYTES:
                     bound.handle = handle
-                    self.prepared.put(handle, bound, owner=self._session(context).key)
+                    self.prepared.put(handle, bound, owner=self._session(context, options=False).key)
                 else:
                     handle = cmd.prepared_statement_handle
                 result = pb.DoPutPreparedStatementResult(prepared_statement_handle=handle)
@@ -607,7 +608,7 @@ class FlightSqlServer(flight.FlightServerBase):
         if not isinstance(cmd, pb.TicketStatementQuery):
             return [endpoint.serialize()]
         claims = self.signer.open(TICKET, cmd.statement_handle)
-        self._check_owner(self._session(context).principal, str(claims.get("user")), "ticket")
+        self._check_owner(self._session(context, options=False).principal, str(claims.get("user")), "ticket")
         claims["exp"] = time.time() + self.handle_ttl
         handle = self.signer.sign(TICKET, claims)
         renewed = flight.FlightEndpoint(protocol.pack(pb.TicketStatementQuery(statement_handle=handle)),

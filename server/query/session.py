@@ -109,8 +109,12 @@ class SessionStore:
         self._lock = threading.Lock()
         self._shared = shared
 
-    def get(self, key: str, principal: Principal | None = None) -> Session:
-        """The session for ``key``, created on first use for ``principal``."""
+    def get(self, key: str, principal: Principal | None = None, *, options: bool = True) -> Session:
+        """The session for ``key``, created on first use for ``principal``.
+
+        ``options=False`` for a call that reads only who the session is (running a prepared statement, renewing a
+        ticket: what they need was fixed when planned): it skips reading the shared options, a catalog query.
+        """
         now = time.monotonic()
         with self._lock:
             self._expire(now)
@@ -119,7 +123,7 @@ class SessionStore:
                 session = Session(key=key, principal=principal or anonymous())
                 self._sessions[key] = session
             session.last_used = now
-        if self._shared is not None and shareable(key):
+        if options and self._shared is not None and shareable(key):
             # Another replica may have changed them, or closed the session.
             session.options = dict(self._shared.load(key) or {})
         return session
