@@ -14,8 +14,9 @@ works out, once per view (cached by the rewriter with its other metadata), every
   source's metadata lists in the schema the name resolves to: the view's own schema for an unqualified name
   (``Backend.view_names_schema`` where the family's definitions say otherwise), the written one else. A name
   qualified with the source's own database (``Backend.view_database``: DuckDB keeps ``shop.main.t`` as written
-  in ``shop.duckdb``) is the source's. A table function, a file path, a name of another database, a system
-  relation or anything the metadata does not list leaves the view refused, naming it;
+  in ``shop.duckdb``, and ``memory.main.t`` in memory) is the source's. A table function, a file path, a name
+  of another database, a system relation or anything the metadata does not list leaves the view refused,
+  naming it;
 - each view it reads is looked through the same way, at most ``MAX_VIEW_DEPTH`` deep; a view reading itself
   is refused;
 - a relation read ``ONLY`` (PostgreSQL: ``pg_get_viewdef`` prints ``FROM ONLY public.logs`` for a view written
