@@ -75,7 +75,7 @@ class TableChange:
 
 @dataclass
 class UnreadableTable:
-    """An object of both versions that the source could describe in the old one and cannot in the new one.
+    """An object of both versions the source cannot describe now: it could before, or failed for another reason.
 
     Its columns are not compared: the snapshot knows none of them now, which does not mean they are gone.
     """
@@ -102,8 +102,9 @@ class ReadableAgainTable:
 class SchemaDiff:
     """Differences between two schema versions of a source.
 
-    An object the source could not describe in either version (``unreadable`` in the snapshot) is not compared
-    column by column: it is listed in ``unreadable_tables`` or ``readable_again_tables`` instead.
+    An object of both versions that the source could not describe in one of them, or in both for different
+    reasons (``unreadable`` in the snapshot), is not compared column by column: it is listed in
+    ``unreadable_tables`` or ``readable_again_tables`` instead.
     """
 
     old_version: str
