@@ -340,8 +340,9 @@ class Backend(abc.ABC):
     def view_database(self) -> str | None:
         """The name the source's view definitions may give its own database in a qualified name (None: none).
 
-        A relation a view names with it (``shop.main.depts`` in DuckDB's file ``shop.duckdb``) is the source's
-        own; a view naming any other database is refused where row filters and column masks apply.
+        A relation a view names with it (``shop.main.depts`` in DuckDB's file ``shop.duckdb``, ``memory.main.depts``
+        in its in-memory database) is the source's own; a view naming any other database is refused where row
+        filters and column masks apply.
         """
         return None
 

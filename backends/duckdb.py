@@ -146,12 +146,13 @@ class DuckDBBackend(Backend):
         return query_of_create_view(rows[0][0], self.dialect) if len(rows) == 1 and rows[0][0] else None
 
     def view_database(self) -> str | None:
-        """What DuckDB calls the file's database (``shop`` for ``shop.duckdb``; None in memory).
+        """What DuckDB calls the database (``current_database()``: ``shop`` for ``shop.duckdb``, ``memory`` in memory).
 
-        A view's text is kept as written, so ``shop.main.depts`` reaches whoever reads it; the gateway's query
-        instances attach the file under the same name, so the name means the same there.
+        A view's text is kept as written, so ``shop.main.depts`` (``memory.main.depts``) reaches whoever reads it;
+        the gateway's query instances attach the file under the same name, or are in memory themselves, so the
+        name means the same there.
         """
-        return self._engine.catalog_name
+        return self._engine.database_name
 
     def close(self) -> None:
         """Close the database."""

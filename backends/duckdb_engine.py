@@ -243,11 +243,11 @@ class DuckDBEngine:
             if not in_memory and not Path(path).exists():
                 raise BackendUnavailableError(f"[{label}] database file not found: {Path(path).name}", source=source)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
-            # What DuckDB calls the file's database (``memory.duckdb`` is ``memory``, ``system.duckdb``
-            # ``system_db``): query instances attach it under the same name, so qualified names mean the same.
-            self._catalog_name: str | None = (
-                None if in_memory else self._db.execute("SELECT current_database()").fetchone()[0]
-            )
+            # What DuckDB calls the database (``memory`` in memory, ``memory.duckdb`` is ``memory`` too,
+            # ``system.duckdb`` ``system_db``): a file's query instances attach it under the same name, and an
+            # in-memory source's are in memory themselves, so qualified names mean the same there.
+            self._database_name: str = self._db.execute("SELECT current_database()").fetchone()[0]
+            self._catalog_name: str | None = None if in_memory else self._database_name
             if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
                 return  # the same file is already open in this process (DuckDB shares one instance), set up
             self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
@@ -259,8 +259,13 @@ class DuckDBEngine:
 
     @property
     def catalog_name(self) -> str | None:
-        """What DuckDB calls the file's database (None in memory): its views may qualify names with it."""
+        """What DuckDB calls the file's database, the name query instances attach it under (None in memory)."""
         return self._catalog_name
+
+    @property
+    def database_name(self) -> str:
+        """What DuckDB calls the database, in memory too (``current_database()``): views may qualify names with it."""
+        return self._database_name
 
     @classmethod
     def empty(

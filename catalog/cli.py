@@ -14,7 +14,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,17 +193,18 @@ def _json_default(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Rows as an aligned text table with a header."""
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+                 whole: Collection[str] = ()) -> str:
+    """Rows as an aligned text table with a header; a long cell is cut, except in the columns of ``whole``."""
     columns = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[_cell(row.get(c), cut=c not in whole) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, cut: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -211,7 +212,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value).replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 60 or not cut else text[:57] + "..."
 
 
 def key_value_pairs(items: Sequence[str], what: str) -> dict[str, str]:
@@ -370,7 +371,22 @@ def _sources_diff(args: argparse.Namespace) -> int:
                 }
                 for c in table.changed_columns
             ]
-        return rows or f"no changes between {diff.old_version} and {diff.new_version}"
+        for unreadable in diff.unreadable_tables:  # its columns are unknown now, not removed
+            rows.append(
+                {
+                    "change": "became unreadable" if unreadable.previous_reason is None else "still unreadable",
+                    "table": unreadable.table,
+                    "detail": unreadable.reason
+                    + ("" if unreadable.previous_reason is None else f" (was: {unreadable.previous_reason})"),
+                }
+            )
+        rows += [
+            {"change": "readable again", "table": t.table, "detail": f"columns: {', '.join(t.columns)}"}
+            for t in diff.readable_again_tables
+        ]
+        if not rows:
+            return f"no changes between {diff.old_version} and {diff.new_version}"
+        return format_table(rows, whole=("detail",))  # the last column: an engine's reason is shown whole
 
     return run_action(args, action)
 

@@ -8,7 +8,8 @@ the cached schema stays and is marked stale so metadata requests keep working.
 One object the source lists but cannot describe for the gateway's login (a view of a dropped table, a view calling
 a function the login may not execute, a view whose definer is gone) is kept in the snapshot without columns, with
 the engine's first line under ``"unreadable"``, and logged: the source's other tables stay known. A query naming
-it then meets the engine's own error.
+it then meets the engine's own error. A diff says such an object became unreadable (and readable again once it is
+repaired) rather than comparing the columns the snapshot no longer knows.
 """
 
 from __future__ import annotations
@@ -73,19 +74,52 @@ class TableChange:
 
 
 @dataclass
+class UnreadableTable:
+    """An object of both versions the source cannot describe now: it could before, or failed for another reason.
+
+    Its columns are not compared: the snapshot knows none of them now, which does not mean they are gone.
+    """
+
+    table: str
+    #: The engine's first line, as the new snapshot keeps it.
+    reason: str
+    #: Why the old snapshot could not describe it either, when that was another reason (None: it was readable).
+    previous_reason: str | None = None
+
+
+@dataclass
+class ReadableAgainTable:
+    """An object of both versions that the source could not describe in the old one and can in the new one."""
+
+    table: str
+    #: Its columns in the new snapshot.
+    columns: list[str]
+    #: Why the old snapshot could not describe it.
+    previous_reason: str
+
+
+@dataclass
 class SchemaDiff:
-    """Differences between two schema versions of a source."""
+    """Differences between two schema versions of a source.
+
+    An object of both versions that the source could not describe in one of them, or in both for different
+    reasons (``unreadable`` in the snapshot), is not compared column by column: it is listed in
+    ``unreadable_tables`` or ``readable_again_tables`` instead.
+    """
 
     old_version: str
     new_version: str
     added_tables: list[str] = field(default_factory=list)
     removed_tables: list[str] = field(default_factory=list)
     changed_tables: list[TableChange] = field(default_factory=list)
+    unreadable_tables: list[UnreadableTable] = field(default_factory=list)
+    readable_again_tables: list[ReadableAgainTable] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         """True when nothing changed."""
-        return not (self.added_tables or self.removed_tables or self.changed_tables)
+        return not (self.added_tables or self.removed_tables or self.changed_tables or self.unreadable_tables
+                    or self.readable_again_tables)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready form."""
@@ -318,12 +352,22 @@ def diff_versions(
 def diff_content(
     old: SchemaContent, new: SchemaContent, old_id: str = "old", new_id: str = "new"
 ) -> SchemaDiff:
-    """Compare two schema contents: added, removed and changed tables and columns."""
+    """Compare two schema contents: added, removed and changed tables and columns, and readability changes."""
     before, after = _tables(old), _tables(new)
     diff = SchemaDiff(
         old_id, new_id, sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys())
     )
     for name in sorted(before.keys() & after.keys()):
+        was, now = before[name].get("unreadable"), after[name].get("unreadable")
+        if now is not None:
+            if now != was:
+                diff.unreadable_tables.append(UnreadableTable(name, now, was))
+            continue
+        if was is not None:
+            diff.readable_again_tables.append(
+                ReadableAgainTable(name, [c["name"] for c in after[name]["columns"]], was)
+            )
+            continue
         old_cols = {c["name"]: c for c in before[name]["columns"]}
         new_cols = {c["name"]: c for c in after[name]["columns"]}
         change = TableChange(

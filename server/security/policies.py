@@ -31,7 +31,8 @@ with the engine's own error, and nothing is sent to run. What a view reads is re
 are. Where the source hands a table's rows out under other names (PostgreSQL's partitions, inheritance
 children and foreign tables: ``server/security/policy_lineage.py``), a partition or child is read through its
 parents' policies too, and a parent whose partitions carry policies it does not, or a foreign table no policy
-names, is refused, directly or inside a view. The rewritten SQL goes through the read-only validator again
+names, is refused, directly or inside a view (a parent read ``ONLY`` reads none of its partitions' rows, so they
+do not refuse it there either). The rewritten SQL goes through the read-only validator again
 before it is dispatched (the caller, ``QueryService``, routes it afresh).
 
 Names compare by the source engine's identifier rules (``core/identifiers.py``): on PostgreSQL a policy on the
@@ -401,7 +402,8 @@ class _Rewrite:
                               f"{reached.shown}{way}, which has policies: the view would read it unfiltered")
             parent = self._inherited_from(reached.db_schema, reached.name)
             why = (f"a partition or inheritance child of {source}.{parent[0]}.{parent[1]}, which has policies"
-                   if parent is not None else self._lineage_refusal(reached.db_schema, reached.name, ()))
+                   if parent is not None else self._lineage_refusal(reached.db_schema, reached.name, (),
+                                                                    only=reached.only))
             if why is not None:
                 raise _denied(f"policies apply to tables of {source}, and {shown} is a view reading "
                               f"{reached.shown}{way}, {why}: the view would read it unfiltered")

@@ -14,10 +14,14 @@ works out, once per view (cached by the rewriter with its other metadata), every
   source's metadata lists in the schema the name resolves to: the view's own schema for an unqualified name
   (``Backend.view_names_schema`` where the family's definitions say otherwise), the written one else. A name
   qualified with the source's own database (``Backend.view_database``: DuckDB keeps ``shop.main.t`` as written
-  in ``shop.duckdb``) is the source's. A table function, a file path, a name of another database, a system
-  relation or anything the metadata does not list leaves the view refused, naming it;
+  in ``shop.duckdb``, and ``memory.main.t`` in memory) is the source's. A table function, a file path, a name
+  of another database, a system relation or anything the metadata does not list leaves the view refused,
+  naming it;
 - each view it reads is looked through the same way, at most ``MAX_VIEW_DEPTH`` deep; a view reading itself
-  is refused.
+  is refused;
+- a relation read ``ONLY`` (PostgreSQL: ``pg_get_viewdef`` prints ``FROM ONLY public.logs`` for a view written
+  ``FROM ONLY logs`` or ``FROM ONLY (logs)``, and ``FROM public.logs`` for ``logs*``) is marked so: it reads its
+  own rows, not its partitions' or inheritance children's.
 
 What is found does not depend on the caller: the rewriter then refuses the view when any relation found has a
 policy that applies to the caller (an unqualified name counts for every schema's policies on it).
@@ -58,6 +62,7 @@ class Reached:
         name: Its name as the source's metadata lists it.
         shown: ``source.schema.name`` for messages.
         through: The views read on the way to it, outermost first, as shown.
+        only: Read ``ONLY`` (PostgreSQL): its own rows, none of its partitions' or inheritance children's.
 
     """
 
@@ -65,6 +70,7 @@ class Reached:
     name: str
     shown: str
     through: tuple[str, ...]
+    only: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,8 @@ class _Walk:
         info = self.listed(db_schema).get(self.rules.table_key(ref.name))
         if info is None or info.table_type not in ("TABLE", "VIEW"):
             raise _Refused(f"{viewer} reads {self.shown(db_schema, ref.name)}, which is not a table of the source")
-        self.found.append(Reached(written, info.name, self.shown(info.db_schema, info.name), through))
+        self.found.append(Reached(written, info.name, self.shown(info.db_schema, info.name), through,
+                                  only=bool(node.args.get("only"))))
         if info.table_type == "VIEW":
             self.view(info, through)
 

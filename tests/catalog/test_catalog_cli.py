@@ -213,6 +213,71 @@ def test_refresh_schema_names_a_view_it_cannot_describe_and_keeps_the_rest(cli, 
     assert tables["prices"]["type"] == "VIEW" and tables["prices"]["columns"] == []
 
 
+def test_diff_schema_says_a_view_became_unreadable_and_readable_again_not_that_its_columns_went(cli, tmp_path):
+    """A view over two tables of a real DuckDB file: one dropped, then the other instead, then both back."""
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+
+    def duck(*statements: str) -> str | None:
+        """Run ``statements`` in DuckDB; what DuckDB itself answers to ``SELECT * FROM prices`` then."""
+        with duckdb.connect(str(path)) as con:
+            for statement in statements:
+                con.execute(statement)
+            try:
+                con.execute("SELECT * FROM prices")
+            except duckdb.CatalogException as exc:
+                return f"[duckdb] {str(exc).splitlines()[0]}"
+        return None
+
+    def refreshed() -> str:
+        result = json.loads(cli("sources", "refresh-schema", "shop", "--json")[0])
+        assert result["changed"]
+        return result["version_id"]
+
+    assert duck("CREATE TABLE items (id INTEGER, name VARCHAR)", "CREATE TABLE fx (id INTEGER, rate DOUBLE)",
+                "CREATE VIEW prices AS SELECT items.id, name, rate FROM items JOIN fx USING (id)") is None
+    cli("sources", "add", "shop", "--type", "duckdb", "-o", f"path={path}")
+    readable = refreshed()
+
+    items_gone = duck("DROP TABLE items")
+    assert "items does not exist" in items_gone
+    refreshed()
+    out, _ = cli("sources", "diff-schema", "shop")
+    lines = out.splitlines()
+    assert lines[0].split() == ["CHANGE", "TABLE", "DETAIL"]
+    assert len(lines) == 3  # the view, and the dropped table; no column of the view is said to be removed
+    assert lines[1].split() == ["removed", "table", "main.items"]
+    assert lines[2].split()[:4] == ["became", "unreadable", "main.prices", "[duckdb]"]
+    assert lines[2].endswith(items_gone)
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["changed_tables"] == [] and diff["readable_again_tables"] == []
+    assert diff["unreadable_tables"] == [{"table": "main.prices", "reason": items_gone, "previous_reason": None}]
+
+    fx_gone = duck("CREATE TABLE items (id INTEGER, name VARCHAR)", "DROP TABLE fx")
+    assert "fx does not exist" in fx_gone
+    refreshed()
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["unreadable_tables"] == [{"table": "main.prices", "reason": fx_gone, "previous_reason": items_gone}]
+    out, _ = cli("sources", "diff-schema", "shop")
+    assert any(line.split()[:3] == ["still", "unreadable", "main.prices"] and line.endswith(f"(was: {items_gone})")
+               for line in out.splitlines())
+
+    assert duck("CREATE TABLE fx (id INTEGER, rate DOUBLE)") is None
+    again = refreshed()
+    out, _ = cli("sources", "diff-schema", "shop")
+    assert [line.split() for line in out.splitlines()[1:]] == [
+        ["added", "table", "main.fx"],
+        ["readable", "again", "main.prices", "columns:", "id,", "name,", "rate"],
+    ]
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["readable_again_tables"] == [
+        {"table": "main.prices", "columns": ["id", "name", "rate"], "previous_reason": fx_gone}
+    ]
+    out, _ = cli("sources", "diff-schema", "shop", "--from", readable, "--to", again)
+    assert out.strip() == f"no changes between {readable} and {again}"
+
+
 def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli, postgres_server):
     """Arrow sees neither change (int32 stays int32, text stays text): the database's own names and NOT NULL do."""
     import uuid

@@ -5,7 +5,10 @@ has a plain ``INHERITS`` child. Both parents carry a row filter (the user's regi
 policies hold on every partition and child read by its own name, in a subquery, a join or a UNION: each answer
 equals what PostgreSQL itself answers (through psycopg) for the hand-written filtered and masked query. A view
 over a partition, a parent whose child has policies of its own and a foreign table (``postgres_fdw`` looping back
-to ``sales``) are refused, naming why; a foreign table with a policy of its own is read through it. Administrators,
+to ``sales``) are refused, naming why; a foreign table with a policy of its own is read through it. A view
+reading a parent ``ONLY`` reads none of its children, so their policies do not refuse it: it answers what the
+read written by hand answers (its definition read as ``pg_get_viewdef`` prints it), while the same view without
+``ONLY`` (or with ``logs*``) stays refused. Administrators,
 and users every policy of the source exempts, read everything as PostgreSQL answers it, without the gateway
 reading the source's lineage. The gateway, the catalog and PostgreSQL are real.
 """
@@ -80,6 +83,15 @@ DDL = [
     "CREATE VIEW archive_vv AS SELECT * FROM (SELECT id, note FROM events_archive) a",
     "CREATE VIEW logs_v AS SELECT * FROM logs",
     "CREATE VIEW depts_v AS SELECT upper(name) AS name FROM depts",
+    # views reading parents ONLY, written the ways PostgreSQL takes it (pg_get_viewdef prints each as ONLY public.x)
+    "CREATE VIEW logs_only_v AS SELECT * FROM ONLY logs",
+    "CREATE VIEW logs_only_join_v AS SELECT a.id, b.line FROM ONLY (logs) a JOIN ONLY public.logs b USING (id)",
+    "CREATE VIEW logs_only_vv AS SELECT id FROM logs_only_v UNION ALL SELECT id FROM (SELECT id FROM ONLY logs) x",
+    "CREATE VIEW logs_star_v AS SELECT * FROM logs*",
+    "CREATE VIEW logs_half_only_v AS SELECT a.id FROM ONLY logs a JOIN logs b USING (id)",
+    "CREATE VIEW events_only_v AS SELECT id FROM ONLY events",
+    "CREATE VIEW archive_only_v AS SELECT id FROM ONLY events_archive",
+    "CREATE VIEW notes_only_v AS SELECT id FROM ONLY notes",
 ]
 FDW = [
     "CREATE EXTENSION postgres_fdw",
@@ -101,6 +113,7 @@ FDW = [
     "INSERT INTO orders_us_rows VALUES (2, 'US')",
     "CREATE FOREIGN TABLE orders_us PARTITION OF orders FOR VALUES IN ('US') SERVER loopback "
     "OPTIONS (schema_name 'public', table_name 'orders_us_rows')",
+    "CREATE VIEW orders_only_v AS SELECT * FROM ONLY orders",
 ]
 POLICIES = [
     PolicySpec("sales-region", "row_filter", "lin.public.sales", expression="region = {user.region}",
@@ -180,8 +193,24 @@ REFUSED = [
     ("SELECT * FROM remote_raw_v", "lin.public.remote_raw_v is a view reading lin.public.sales_remote, a foreign "
                                    "table: what it reads cannot be seen from the source's metadata"),
     ("SELECT * FROM remote_v", "lin.public.remote_v is a view reading lin.public.sales_remote_own, which has policies"),
+    ("SELECT * FROM logs_star_v", "lin.public.logs_star_v is a view reading lin.public.logs, a parent of "
+                                  "lin.public.logs_secret"),
+    ("SELECT * FROM logs_half_only_v", "lin.public.logs_half_only_v is a view reading lin.public.logs, a parent of "
+                                       "lin.public.logs_secret"),
+    ("SELECT * FROM events_only_v", "lin.public.events_only_v is a view reading lin.public.events, which has "
+                                    "policies"),
+    ("SELECT * FROM archive_only_v", "lin.public.archive_only_v is a view reading lin.public.events_archive, a "
+                                     "partition or inheritance child of lin.public.events, which has policies"),
+    ("SELECT * FROM notes_only_v", "lin.public.notes_only_v is a view reading lin.public.notes, which has policies"),
 ]
 OPEN = ["SELECT * FROM depts", "SELECT * FROM depts_v", "SELECT * FROM ONLY logs", "SELECT * FROM ONLY orders"]
+#: Views reading a parent ``ONLY`` whose children carry policies the parent does not: (view, the read by hand).
+ONLY_VIEWS = [
+    ("logs_only_v", "SELECT * FROM ONLY logs"),
+    ("logs_only_join_v", "SELECT id, line FROM ONLY logs"),
+    ("logs_only_vv", "SELECT id FROM ONLY logs UNION ALL SELECT id FROM ONLY logs"),
+    ("orders_only_v", "SELECT * FROM ONLY orders"),
+]
 
 
 def _literal(region: str) -> str:
@@ -271,6 +300,22 @@ def test_tables_and_views_without_policies_answer_as_postgresql_does(world, sql)
     got = run(world, sql)
     assert got.column_names == names
     assert rows(tuple(r.values()) for r in got.to_pylist()) == rows(expected)
+
+
+@pytest.mark.parametrize(("view", "truth"), ONLY_VIEWS)
+def test_a_view_reading_a_parent_only_answers_its_own_rows_as_postgresql_does(world, view, truth):
+    """The definition is read as ``pg_get_viewdef`` prints it (``FROM ONLY public.logs``); the children's rows,
+    which their own policies hide, are not read, so the view answers what the same read written by hand answers."""
+    with psycopg.connect(world["server"].dsn(DATABASE)) as con:
+        con.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+        definition = con.execute(f"SELECT pg_catalog.pg_get_viewdef('public.{view}'::regclass)").fetchone()[0]
+    assert "ONLY public." in definition
+    names, expected = engine(world, truth)
+    got = run(world, f"SELECT * FROM {view}")
+    assert got.column_names == names
+    assert rows(tuple(r.values()) for r in got.to_pylist()) == rows(expected)
+    assert rows(engine(world, f"SELECT * FROM {view}")[1]) == rows(expected)
+    assert rows(engine(world, truth.replace("ONLY ", ""))[1]) != rows(expected)  # the children hold rows of their own
 
 
 @pytest.mark.parametrize("user", ["alice", "ida"])
