@@ -18,8 +18,6 @@ from nexus_flight.catalog.history import QueryRecord
 log = logging.getLogger(__name__)
 
 _STOP = object()
-#: Put by ``flush``: ends the writer's window at once, so it never has to poll for a hurry.
-_HURRY = object()
 _MAX_BATCH = 500
 
 
@@ -53,13 +51,8 @@ class HistoryWriter:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record is written (or dropped); False when ``timeout`` ran out first."""
         deadline = time.monotonic() + timeout
-        self._hurry.set()
+        self._hurry.set()  # ends the writer's window at once
         try:
-            if self._pending:
-                try:
-                    self._queue.put_nowait(_HURRY)
-                except queue.Full:
-                    pass  # the writer has a full queue to write before it would see it anyway
             with self._done:
                 while self._pending:
                     remaining = deadline - time.monotonic()
@@ -78,19 +71,21 @@ class HistoryWriter:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            first = self._queue.get()
             # What arrives within a short window goes in the same transaction: one commit per batch, not per
-            # query, so a busy gateway spends its CPU on queries rather than on history inserts.
-            window_ends = time.monotonic() + self._window
+            # query. The writer sleeps the window out rather than waiting on the queue, which would wake it for
+            # every record queued (each wake-up takes the interpreter lock from a query being served); a flush
+            # ends the window at once, and a full batch waiting needs none.
+            if first is not _STOP and self._queue.qsize() < _MAX_BATCH:
+                self._hurry.wait(self._window)
+            batch = [first]
             while len(batch) < _MAX_BATCH and batch[-1] is not _STOP:
-                remaining = 0.0 if self._hurry.is_set() else window_ends - time.monotonic()
                 try:
-                    # A flush (a reader of the history) puts ``_HURRY``, which ends the wait at once.
-                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             stop = batch[-1] is _STOP
-            records = [r for r in batch if r is not _STOP and r is not _HURRY]
+            records = [r for r in batch if r is not _STOP]
             if records:
                 self._write_batch(records)
             if stop:

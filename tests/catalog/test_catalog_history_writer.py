@@ -59,7 +59,7 @@ def test_a_full_queue_drops_instead_of_blocking():
 
 def test_a_flush_ends_the_writers_window_at_once():
     """A stand-in recorder (a list) shows the timing alone: the window is long, and a flush must not wait it out
-    (the writer waits on its queue for the whole window; the flush's marker wakes it)."""
+    (the writer sleeps the window out; the flush wakes it)."""
     written: list[QueryRecord] = []
     writer = HistoryWriter(written.append, window_seconds=30)
     writer(QueryRecord("SELECT 1", "success"))
