@@ -349,7 +349,9 @@ def _sources_diff(args: argparse.Namespace) -> int:
         diff = diff_versions(store, args.name, args.old, args.new)
         if args.json:
             return diff.to_dict()
-        rows = [{"change": "added table", "table": t, "detail": ""} for t in diff.added_tables]
+        added_broken = {u.table: u.reason for u in diff.unreadable_tables if u.table in diff.added_tables}
+        rows = [{"change": "added table", "table": t,
+                 "detail": f"unreadable: {added_broken[t]}" if t in added_broken else ""} for t in diff.added_tables]
         rows += [{"change": "removed table", "table": t, "detail": ""} for t in diff.removed_tables]
         for table in diff.changed_tables:
             rows += [
@@ -372,6 +374,8 @@ def _sources_diff(args: argparse.Namespace) -> int:
                 for c in table.changed_columns
             ]
         for unreadable in diff.unreadable_tables:  # its columns are unknown now, not removed
+            if unreadable.table in added_broken:
+                continue
             rows.append(
                 {
                     "change": "became unreadable" if unreadable.previous_reason is None else "still unreadable",

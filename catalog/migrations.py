@@ -116,6 +116,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "queued queries and spent prepaid credits shared by replicas (a principal's queue and one token per query)",
         add_tables=("queued_queries", "spent_credits"),
     ),
+    Migration(
+        11,
+        "the schema version current before the current one (a source's schema diff by default)",
+        add_columns={"data_source_schema": ("previous_version",)},
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -165,6 +165,9 @@ class SourceSchema(Base):
     refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The version that was current before ``current_version`` (what ``sources diff-schema`` compares by default);
+    #: versions are kept by content, so a schema that returns to an earlier state is not the newest row.
+    previous_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class SourceSchemaVersion(Base):

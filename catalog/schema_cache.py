@@ -51,6 +51,8 @@ class CachedSchema:
     refreshed_at: datetime
     stale: bool
     last_error: str | None = None
+    #: The version current before this one (None: none, or not recorded by the catalog's version then).
+    previous_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class TableChange:
 
 @dataclass
 class UnreadableTable:
-    """An object of both versions the source cannot describe now: it could before, or failed for another reason.
+    """An object the source cannot describe now: added so, or it could before, or it failed for another reason.
 
     Its columns are not compared: the snapshot knows none of them now, which does not mean they are gone.
     """
@@ -233,6 +235,8 @@ def save_schema(
         if current is None:
             current = SourceSchema(source_id=source_id, current_version=version_id)
             session.add(current)
+        elif previous != version_id:
+            current.previous_version = previous
         current.current_version = version_id
         current.refreshed_at = utcnow()
         current.stale = False
@@ -298,6 +302,7 @@ def cached_schema(store: CatalogStore, source: str) -> CachedSchema | None:
             current.refreshed_at,
             current.stale,
             current.last_error,
+            current.previous_version,
         )
 
 
@@ -324,7 +329,10 @@ def list_versions(store: CatalogStore, source: str) -> list[dict[str, Any]]:
 def diff_versions(
     store: CatalogStore, source: str, old: str | None = None, new: str | None = None
 ) -> SchemaDiff:
-    """Diff two stored versions; by default the two most recent (``new`` defaults to the current one).
+    """Diff two stored versions; by default the current one and the one current before it.
+
+    ``new`` defaults to the current version; ``old`` to the version current before it, else (another ``new``, or a
+    catalog from before that was recorded) the newest other version stored.
 
     Raises:
         NotFoundError: no such source or version, or fewer than two versions to compare.
@@ -332,6 +340,8 @@ def diff_versions(
     """
     versions = [v["version_id"] for v in list_versions(store, source)]
     current = cached_schema(store, source)
+    if old is None and new is None and current is not None:
+        old = current.previous_version
     new = new or (current.version_id if current else None)
     if old is None:
         earlier = [v for v in versions if v != new]
@@ -357,6 +367,9 @@ def diff_content(
     diff = SchemaDiff(
         old_id, new_id, sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys())
     )
+    for name in diff.added_tables:  # added already broken: its columns are unknown, its reason is not
+        if (reason := after[name].get("unreadable")) is not None:
+            diff.unreadable_tables.append(UnreadableTable(name, reason))
     for name in sorted(before.keys() & after.keys()):
         was, now = before[name].get("unreadable"), after[name].get("unreadable")
         if now is not None:

@@ -277,6 +277,19 @@ def test_diff_schema_says_a_view_became_unreadable_and_readable_again_not_that_i
     out, _ = cli("sources", "diff-schema", "shop", "--from", readable, "--to", again)
     assert out.strip() == f"no changes between {readable} and {again}"
 
+    # A view added already broken is an added table with the engine's reason, not one with no columns.
+    duck("CREATE TABLE draft (rate DOUBLE)", "CREATE VIEW rates AS SELECT rate FROM draft", "DROP TABLE draft")
+    with duckdb.connect(str(path)) as con, pytest.raises(duckdb.CatalogException) as broken:
+        con.execute("SELECT * FROM rates")
+    rates_gone = f"[duckdb] {str(broken.value).splitlines()[0]}"
+    refreshed()
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["added_tables"] == ["main.rates"] and diff["removed_tables"] == []
+    assert diff["unreadable_tables"] == [{"table": "main.rates", "reason": rates_gone, "previous_reason": None}]
+    out, _ = cli("sources", "diff-schema", "shop")
+    assert out.splitlines()[1].split()[:4] == ["added", "table", "main.rates", "unreadable:"]
+    assert out.splitlines()[1].endswith(rates_gone) and len(out.splitlines()) == 2
+
 
 def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli, postgres_server):
     """Arrow sees neither change (int32 stays int32, text stays text): the database's own names and NOT NULL do."""
