@@ -25,7 +25,7 @@ Result schemas are known before a query runs: the statement is probed with ``sql
 it sets its own LIMIT or is a UNION, as ``SELECT * FROM (<query>) LIMIT 0``; the server answers both from its
 plan without reading rows. Subqueries without a table (``SELECT (SELECT f())``, a CTE of constants) are evaluated
 while planning, so a probe is bounded by the source's ``statement_timeout_seconds`` like any statement.
-Types: ``backends/mysql_arrow.py``.
+Types: ``backends/mysql_arrow.py``; an error the server sends where a row was expected: ``backends/mysql_rows.py``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from nexus_flight.backends.base import (
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
+from nexus_flight.backends.mysql_rows import RowFetcher
 from nexus_flight.backends.options.mysql import MySQLConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.pool import ConnectionPool
@@ -261,11 +262,12 @@ class MySQLExecution(Execution):
                     return
                 schema = result_schema(columns_of(cursor))
                 conform = not schema.equals(self._schema)
+                fetcher = RowFetcher(cursor)
                 while True:
                     if self._cancelled:
                         raise self._stopped_error(None)
                     with _collector_paused():
-                        rows = cursor.fetchmany(self._limits.batch_rows)
+                        rows = fetcher.fetch(self._limits.batch_rows)
                         batch = to_batch(rows, schema) if rows else None
                         del rows
                     if batch is None:
