@@ -219,6 +219,9 @@ class MySQLExecution(Execution):
         self._schema = schema
         self._lock = threading.Lock()
         self._connection: Any = None
+        #: The server's id of the connection, read by the thread that reads the stream: ``cancel`` runs on others,
+        #: and the driver's connection is not to be touched from two threads (closing it frees it, GIL released).
+        self._connection_id: int | None = None
         self._item: Any = None
         self._running = False
         self._finished = False
@@ -234,8 +237,9 @@ class MySQLExecution(Execution):
         healthy = False
         try:
             self._item = self._backend.pool.acquire()
+            connection = self._item.connection
             with self._lock:
-                self._connection = self._item.connection
+                self._connection, self._connection_id = connection, int(connection.connection_id)
             for row in self._rows:
                 yield from self._run_once(row)
             healthy = True
@@ -300,9 +304,9 @@ class MySQLExecution(Execution):
             if self._finished or self._cancelled:
                 return
             self._cancelled = True
-            connection = self._connection if self._running else None
-        if connection is not None:
-            self._backend.kill_query(connection)
+            connection_id = self._connection_id if self._running else None
+        if connection_id is not None:
+            self._backend.kill_query(connection_id)
 
     def _finish(self, healthy: bool) -> None:
         with self._lock:
@@ -502,8 +506,8 @@ class MySQLBackend(Backend):
             cursor.execute("START TRANSACTION READ ONLY")
         yield
 
-    def kill_query(self, connection: Any) -> None:
-        """Stop the statement ``connection`` runs, from a connection of its own (a login may kill its own)."""
+    def kill_query(self, connection_id: int) -> None:
+        """Stop the statement the server's connection ``connection_id`` runs, from a connection of its own."""
         try:
             killer = self._open()
         except GatewayError as exc:
@@ -511,7 +515,7 @@ class MySQLBackend(Backend):
             return
         try:
             with killer.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(connection.connection_id)}")
+                cursor.execute(f"KILL QUERY {int(connection_id)}")
         except mariadb.Error as exc:
             log.warning("source %s: KILL QUERY failed: %s", self.name, self.classify(exc).message)
         finally:
