@@ -25,7 +25,7 @@ Result schemas are known before a query runs: the statement is probed with ``sql
 it sets its own LIMIT or is a UNION, as ``SELECT * FROM (<query>) LIMIT 0``; the server answers both from its
 plan without reading rows. Subqueries without a table (``SELECT (SELECT f())``, a CTE of constants) are evaluated
 while planning, so a probe is bounded by the source's ``statement_timeout_seconds`` like any statement.
-Types: ``backends/mysql_arrow.py``.
+Types: ``backends/mysql_arrow.py``; an error the server sends where a row was expected: ``backends/mysql_rows.py``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from nexus_flight.backends.base import (
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
+from nexus_flight.backends.mysql_rows import RowFetcher
 from nexus_flight.backends.options.mysql import MySQLConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.pool import ConnectionPool
@@ -218,6 +219,9 @@ class MySQLExecution(Execution):
         self._schema = schema
         self._lock = threading.Lock()
         self._connection: Any = None
+        #: The server's id of the connection, read by the thread that reads the stream: ``cancel`` runs on others,
+        #: and the driver's connection is not to be touched from two threads (closing it frees it, GIL released).
+        self._connection_id: int | None = None
         self._item: Any = None
         self._running = False
         self._finished = False
@@ -233,8 +237,9 @@ class MySQLExecution(Execution):
         healthy = False
         try:
             self._item = self._backend.pool.acquire()
+            connection = self._item.connection
             with self._lock:
-                self._connection = self._item.connection
+                self._connection, self._connection_id = connection, int(connection.connection_id)
             for row in self._rows:
                 yield from self._run_once(row)
             healthy = True
@@ -261,11 +266,12 @@ class MySQLExecution(Execution):
                     return
                 schema = result_schema(columns_of(cursor))
                 conform = not schema.equals(self._schema)
+                fetcher = RowFetcher(cursor)
                 while True:
                     if self._cancelled:
                         raise self._stopped_error(None)
                     with _collector_paused():
-                        rows = cursor.fetchmany(self._limits.batch_rows)
+                        rows = fetcher.fetch(self._limits.batch_rows)
                         batch = to_batch(rows, schema) if rows else None
                         del rows
                     if batch is None:
@@ -298,9 +304,9 @@ class MySQLExecution(Execution):
             if self._finished or self._cancelled:
                 return
             self._cancelled = True
-            connection = self._connection if self._running else None
-        if connection is not None:
-            self._backend.kill_query(connection)
+            connection_id = self._connection_id if self._running else None
+        if connection_id is not None:
+            self._backend.kill_query(connection_id)
 
     def _finish(self, healthy: bool) -> None:
         with self._lock:
@@ -500,8 +506,8 @@ class MySQLBackend(Backend):
             cursor.execute("START TRANSACTION READ ONLY")
         yield
 
-    def kill_query(self, connection: Any) -> None:
-        """Stop the statement ``connection`` runs, from a connection of its own (a login may kill its own)."""
+    def kill_query(self, connection_id: int) -> None:
+        """Stop the statement the server's connection ``connection_id`` runs, from a connection of its own."""
         try:
             killer = self._open()
         except GatewayError as exc:
@@ -509,7 +515,7 @@ class MySQLBackend(Backend):
             return
         try:
             with killer.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(connection.connection_id)}")
+                cursor.execute(f"KILL QUERY {int(connection_id)}")
         except mariadb.Error as exc:
             log.warning("source %s: KILL QUERY failed: %s", self.name, self.classify(exc).message)
         finally:

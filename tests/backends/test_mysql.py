@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -390,6 +395,51 @@ def test_timeout_kills_the_query_on_the_server(backend, mariadb_server):
         run(backend, f"{SLOW} AND '{marker}' <> ''", timeout_seconds=0.5)
     assert time.monotonic() - started < 10
     assert wait_until_gone(mariadb_server, marker) == []
+
+
+#: Runs in a child process, so that a driver crash fails the test instead of ending the test run.
+_READ_TO_THE_END = textwrap.dedent("""
+    import json, sys
+    from nexus_flight.backends.mysql import MySQLBackend
+    from nexus_flight.core.errors import GatewayError
+    from nexus_flight.core.source import SourceSpec
+    from tests.support.results import run
+
+    options, password, queries = json.loads(sys.argv[1])
+    with MySQLBackend(SourceSpec("mysrc", "mysql", options, {"password": password})) as backend:
+        for sql, limits in queries:
+            try:
+                answer = run(backend, sql, **limits).num_rows
+            except GatewayError as exc:
+                answer = f"{type(exc).__name__}: {exc.message}"
+            print(json.dumps(answer), flush=True)
+""")
+
+
+def test_an_error_in_place_of_a_row_is_raised_not_read_as_a_row(reader_options):
+    """The server's error where a row was expected is the query's error (the driver makes a row of it).
+
+    Before its first row (the statement stopped at its time limit), after rows of earlier batches, and a value
+    that fails mid-result: each ends with its own error, and the process lives on to answer the next query.
+    """
+    queries = [
+        ("SELECT 1 AS a, sleep(5) AS b", {"timeout_seconds": 0.3}),
+        ("SELECT seq, IF(seq = 3000, sleep(5), 0) AS s FROM seq_1_to_5000",
+         {"timeout_seconds": 1.0, "batch_rows": 1000}),
+        ("SELECT seq, (SELECT x FROM (SELECT 1 AS x UNION SELECT 2) AS t WHERE seq = 2500) AS y FROM seq_1_to_9000",
+         {}),
+        ("SELECT count(*) AS n FROM region", {}),
+    ]
+    argument = json.dumps([reader_options, READER_PASSWORD, queries])
+    child = subprocess.run([sys.executable, "-c", _READ_TO_THE_END, argument], capture_output=True, text=True,
+                           timeout=60)
+    assert child.returncode == 0, f"the child ended with {child.returncode}: {child.stderr[-2000:]}"
+    answers = [json.loads(line) for line in child.stdout.splitlines()]
+    # The server's statement timeout or the gateway's deadline stops it: either way the error names the limit.
+    assert answers[0].startswith("QueryTimeoutError") and re.search(r"0\.3 ?s", answers[0])
+    assert answers[1].startswith("QueryTimeoutError") and re.search(r"\b1 ?s", answers[1])
+    assert answers[2].startswith("InvalidQueryError") and "Subquery returns more than 1 row" in answers[2]
+    assert answers[3] == 1
 
 
 def test_server_side_statement_timeout_is_set(backend):
