@@ -104,8 +104,8 @@ def jdbc(clients_gateway, tls_gateway, pki, tmp_path_factory, query_events) -> d
     served: list[tuple[str, dict]] = []
     original = sessions.get
 
-    def recording(key, principal=None):
-        session = original(key, principal)
+    def recording(key, principal=None, *, options=True):
+        session = original(key, principal, options=options)
         served.append((key, dict(session.options)))
         return session
 
