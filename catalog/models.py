@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 
 class UTCDateTime(TypeDecorator):
@@ -468,49 +468,43 @@ class RateBucket(Base):
     __table_args__ = (Index("ix_rate_buckets_counted_at", "counted_at"),)
 
 
-class RunningSlot(Base):
-    """A query running under its principal's concurrency limits, on some replica, while its lease lasts.
+class _Leased:
+    """A row one replica holds while its lease lasts.
 
-    The replica running it renews ``expires_at`` while it runs and deletes the row when it ends, so a killed
-    replica's slots stop counting once their lease expires. Times are seconds since the epoch.
+    The replica renews ``expires_at`` while it holds the row and deletes it when it lets go, so a killed replica's
+    rows stop counting once their lease expires. Times are seconds since the epoch.
     """
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    accounting_key: Mapped[str] = mapped_column(String(255))
+    #: The replica that holds it (host, process id and a random part).
+    replica: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Index, ...]:  # noqa: N805 - SQLAlchemy passes the mapped class
+        """A principal's live rows are counted by key and expiry; expired rows are swept by expiry."""
+        table = cls.__tablename__
+        return (Index(f"ix_{table}_key", "accounting_key", "expires_at"), Index(f"ix_{table}_expires_at", "expires_at"))
+
+
+class RunningSlot(_Leased, Base):
+    """A query running under its principal's concurrency limits, on some replica, while its lease lasts."""
 
     __tablename__ = "running_slots"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    accounting_key: Mapped[str] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(255))
-    #: The replica that runs it (host, process id and a random part).
-    replica: Mapped[str] = mapped_column(String(255))
-    started_at: Mapped[float] = mapped_column(Float)
-    expires_at: Mapped[float] = mapped_column(Float)
-
-    __table_args__ = (
-        Index("ix_running_slots_key", "accounting_key", "expires_at"),
-        Index("ix_running_slots_expires_at", "expires_at"),
-    )
 
 
-class QueuedQuery(Base):
+class QueuedQuery(_Leased, Base):
     """A query waiting for a running slot of its principal, on some replica, while its lease lasts.
 
     At most as many as the limit reached may wait per principal, counted over every replica; the replica where it
-    waits renews ``expires_at`` and deletes the row when the wait ends (a slot, a refusal, a cancel), so a killed
-    replica's waiting queries stop counting once their lease expires. Times are seconds since the epoch.
+    waits deletes the row when the wait ends (a slot, a refusal, a cancel).
     """
 
     __tablename__ = "queued_queries"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    accounting_key: Mapped[str] = mapped_column(String(255))
-    replica: Mapped[str] = mapped_column(String(255))
-    started_at: Mapped[float] = mapped_column(Float)
-    expires_at: Mapped[float] = mapped_column(Float)
-
-    __table_args__ = (
-        Index("ix_queued_queries_key", "accounting_key", "expires_at"),
-        Index("ix_queued_queries_expires_at", "expires_at"),
-    )
 
 
 class SpentCredit(Base):
