@@ -56,8 +56,12 @@ class AccessPolicy:
         """How ``source``'s engine compares names (``core/identifiers.py``)."""
         return CASE_INSENSITIVE
 
-    def reads_plans(self, principal: Principal) -> bool:
-        """Whether ``check_query`` reads a plan's tables for ``principal`` (routing then reads sqlglot's tree first)."""
+    def reads_plans(self, principal: Principal, home: str) -> bool:
+        """Whether ``check_query`` or the policies read the tables of ``principal``'s plans on source ``home``.
+
+        Routing then reads sqlglot's tree at once instead of first deciding a plain statement on its engine's
+        reading alone (``home``: where a statement naming no source runs, the only plans so decided).
+        """
         return True
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
@@ -75,7 +79,7 @@ class AccessPolicy:
 class AllowAll(AccessPolicy):
     """Every principal sees every source and reads everything (no authorization is configured)."""
 
-    def reads_plans(self, principal: Principal) -> bool:
+    def reads_plans(self, principal: Principal, home: str) -> bool:
         """Never: nothing is checked."""
         return False
 
@@ -138,9 +142,14 @@ class GrantedAccess(AccessPolicy):
             return None
         return grants.readable_columns(principal, source, db_schema, table, self._identifiers(source))
 
-    def reads_plans(self, principal: Principal) -> bool:
-        """Whether grants are installed and ``principal`` is held to them (signed in, not an admin)."""
-        return self._grants() is not None and principal.authenticated and not principal.is_admin
+    def reads_plans(self, principal: Principal, home: str) -> bool:
+        """Whether the grants or policies read ``principal``'s plans on ``home``.
+
+        Only with grants installed, for a signed-in principal who is no admin, and as the grants say.
+        """
+        grants = self._grants()
+        return (grants is not None and principal.authenticated and not principal.is_admin
+                and grants.reads_plans(principal, home))
 
     def check_query(self, principal: Principal, plan: QueryPlan) -> None:
         """Refuse the plan when the grants refuse its statement (PERMISSION_DENIED naming the object)."""

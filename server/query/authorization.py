@@ -34,6 +34,9 @@ class QueryAccess(Protocol):
                          table: str, rules: IdentifierRules) -> frozenset[str] | None:
         """The columns of a table the principal may read, as ``rules.key`` of their names: None for every one."""
 
+    def reads_plans(self, principal: Principal, catalog: str) -> bool:
+        """Whether ``check_query`` or the policies read the tables of the principal's plans on ``catalog``."""
+
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
                     table_columns: TableColumns, rules: IdentifierRules | None = None) -> None:
         """Refuse (PERMISSION_DENIED naming the object) a planned query reading anything the principal may not.

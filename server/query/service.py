@@ -363,7 +363,7 @@ class QueryService:
                 default_source=default,
                 client_dialect=request.dialect,
                 validate_sql=self.validate_sql,
-                tree_wanted=self.policy.reads_plans(request.principal),
+                tree_wanted=self.policy.reads_plans(request.principal, request.catalog or default),
             )
         self.policy.check_query(request.principal, plan)
         return plan

@@ -146,6 +146,17 @@ class GrantAccess:
             columns.update(rules.key(c) for c in grant.columns)
         return _Reach(frozenset(columns)) if found else None
 
+    def reads_plans(self, principal: Principal, catalog: str) -> bool:
+        """Whether the plans of ``principal`` on ``catalog`` must be read (their tables and columns).
+
+        Not for a whole-source grant (everything in it may be read) without policies that apply, except in
+        ``system``, where users read their own rows only.
+        """
+        if self._unrestricted(principal):
+            return False
+        return (catalog.lower() == SYSTEM_CATALOG or not self._whole_source(principal, catalog)
+                or bool(self.policies.applicable(principal, catalog)))
+
     def check_query(self, principal: Principal, plan: QueryPlan, default_schema: str | None,
                     table_columns: TableColumns, rules: IdentifierRules | None = None) -> None:
         """Refuse a planned query reading a table or column the principal may not read.
@@ -161,6 +172,8 @@ class GrantAccess:
         if self._unrestricted(principal):
             return
         catalog = plan.source
+        if catalog.lower() != SYSTEM_CATALOG and self._whole_source(principal, catalog):
+            return  # every table and column of it, whatever the plan reads: its tree is not read
         if plan.query is None:  # only with the validator off: what it reads cannot be told, so it is refused
             raise InvalidQueryError("the query cannot be checked against the grants: sqlglot cannot parse it")
         refs = plan.references
@@ -168,11 +181,10 @@ class GrantAccess:
         if catalog.lower() == SYSTEM_CATALOG:
             self._check_system(refs)
             return
-        whole = self._whole_source(principal, catalog)
-        if isinstance(plan.query, _LISTINGS) and not whole:  # SHOW TABLES, PRAGMA show_tables: the source's names
+        if isinstance(plan.query, _LISTINGS):  # SHOW TABLES, PRAGMA show_tables: the source's names
             raise denied(f"{catalog}: {plan.keyword.upper() or 'this'} statements (they list the whole source)")
         for function in refs.functions:
-            if function != "unnest" and not whole:
+            if function != "unnest":
                 raise denied(f"{catalog}: table function {function.split('(')[0].lower()}")
         restricted: dict[TableRef, tuple[str, frozenset[str]]] = {}  # table -> (shown name, granted columns)
         for table in refs.tables:

@@ -31,7 +31,7 @@ from nexus_flight.server.app.security import start_security
 from tests.security.conftest import bearer, sign_in
 from tests.support import flightsql_raw as raw
 
-BOB, ALICE = "bob-battery-staple-9", "alice-correct-horse-7"
+BOB, ALICE, CAROL = "bob-battery-staple-9", "alice-correct-horse-7", "carol-paper-lantern-5"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,9 @@ def world(tmp_path_factory, demo_data_dir):
         add_role(store, "analyst")
         add_user(store, "alice", ALICE, roles=["admin"])
         add_user(store, "bob", BOB, roles=["analyst"])
+        add_role(store, "demo_reader")  # the whole of demo, nothing else
+        add_user(store, "carol", CAROL, roles=["demo_reader"])
+        add_grant(store, "demo_reader", "demo")
         add_grant(store, "analyst", "demo", "main", "nation")
         add_grant(store, "analyst", "demo", "main", "customer", columns=["c_custkey", "c_name", "c_nationkey"])
         add_grant(store, "analyst", "hr", "main", "departments")
@@ -64,7 +67,8 @@ def world(tmp_path_factory, demo_data_dir):
         gateway = Gateway(ServerSettings(port=0, data_dir=demo_data_dir), sources,
                           authenticator=security.authenticator, access=security.access).start()
         client = flight.FlightClient(gateway.location)
-        tokens = {"bob": sign_in(client, "bob", BOB), "alice": sign_in(client, "alice", ALICE)}
+        tokens = {"bob": sign_in(client, "bob", BOB), "alice": sign_in(client, "alice", ALICE),
+                  "carol": sign_in(client, "carol", CAROL)}
         truth = root / "truth.duckdb"  # DuckDB's own answers, from a copy the gateway does not hold open
         shutil.copy(next(demo_data_dir.glob("*.duckdb")), truth)
         yield {"gateway": gateway, "client": client, "tokens": tokens, "store": store, "security": security,
@@ -295,6 +299,34 @@ def test_a_granted_table_of_another_source(world):
 def test_the_admin_reads_everything(world):
     assert run(world, "SELECT secret FROM vault.main.secrets", "alice").to_pylist() == [{"secret": "launch-code"}]
     assert run(world, "SELECT count(*) AS n FROM region", "alice").to_pylist() == [{"n": 5}]
+
+
+def test_a_whole_source_grant_reads_it_without_sqlglot_and_nothing_beyond_it(world, monkeypatch):
+    """carol holds all of ``demo`` and no policy: a plain statement on it is decided on DuckDB's reading alone, as
+    for a gateway without sign-in (its tables need no checking), and answered as DuckDB answers it; naming another
+    source is still read and refused. bob's table grants need sqlglot's reading of each text."""
+    from nexus_flight.server.query.sql import routing
+
+    original, read = routing.analyze, []
+
+    def reading(sql, *args, **kwargs):
+        read.append(sql)
+        return original(sql, *args, **kwargs)
+
+    monkeypatch.setattr(routing, "analyze", reading)
+    sql = "SELECT n_name, n_regionkey FROM nation WHERE n_nationkey < 4 ORDER BY n_nationkey -- carol"
+    with duckdb.connect(str(world["demo"]), read_only=True) as con:
+        expected = con.execute(sql).to_arrow_table()
+    got = run(world, sql, "carol")
+    assert got.column_names == expected.column_names and got.to_pylist() == expected.to_pylist()
+    assert read == []
+    assert run(world, "SELECT count(*) AS n FROM region -- carol", "carol").to_pylist() == [{"n": 5}]
+    with pytest.raises(KeyError, match="unknown catalog 'hr'"):  # as for a source that does not exist
+        run(world, "SELECT * FROM hr.main.departments", "carol")
+    assert read  # the qualified name was read by sqlglot
+    read.clear()
+    assert run(world, "SELECT n_name FROM nation WHERE n_nationkey = 7 -- bob").to_pylist() == [{"n_name": "GERMANY"}]
+    assert read
 
 
 def _objects(world, user="bob"):

@@ -176,13 +176,24 @@ def test_grants_want_the_tree_of_signed_in_users_only():
     from nexus_flight.server.query.access import AllowAll, GrantedAccess
     from nexus_flight.server.query.principal import Principal, anonymous
 
-    granted = GrantedAccess(lambda: object(), lambda source: "main")
+    class Grants:
+        """The grants' own answer for a signed-in user (``GrantAccess.reads_plans``: a whole-source grant without
+        policies needs no tree; tested with real grants in tests/security/test_privilege_escalation.py)."""
+
+        def __init__(self, wanted: bool) -> None:
+            self.wanted = wanted
+
+        def reads_plans(self, principal, catalog) -> bool:
+            return self.wanted
+
+    granted = GrantedAccess(lambda: Grants(True), lambda source: "main")
     analyst = Principal("bob", frozenset({"analyst"}), auth_method="password", authenticated=True)
     admin = Principal("root", frozenset({"admin"}), auth_method="password", authenticated=True)
-    assert granted.reads_plans(analyst)
-    assert not granted.reads_plans(admin) and not granted.reads_plans(anonymous())
-    assert not GrantedAccess(lambda: None, lambda source: "main").reads_plans(analyst)
-    assert not AllowAll().reads_plans(analyst)
+    assert granted.reads_plans(analyst, "demo")
+    assert not GrantedAccess(lambda: Grants(False), lambda source: "main").reads_plans(analyst, "demo")
+    assert not granted.reads_plans(admin, "demo") and not granted.reads_plans(anonymous(), "demo")
+    assert not GrantedAccess(lambda: None, lambda source: "main").reads_plans(analyst, "demo")
+    assert not AllowAll().reads_plans(analyst, "demo")
 
 
 def test_sources_whose_backend_reads_every_tree_are_routed_by_the_whole_validator():
