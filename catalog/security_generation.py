@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from nexus_flight.catalog.data_version import DataVersion, sqlite_file
 from nexus_flight.catalog.models import SecurityGeneration
 from nexus_flight.catalog.store import CatalogStore
 
@@ -62,20 +63,19 @@ class SqliteGenerationWatch(GenerationWatch):
     """A connection of its own to the catalog file: ``PRAGMA data_version`` first, the counter only on a change."""
 
     def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.Lock()
+        self._file = DataVersion(path)
         self._data_version: int | None = None
         self._generation: int | None = None
 
     def generation(self) -> int | None:
         """The generation, read again only when another connection committed since the last look."""
-        with self._lock:
+        with self._file.lock:
             try:
-                (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+                version = self._file.current()
                 if version != self._data_version:
                     # Noted before the read: a commit landing after it changes data_version again.
                     self._data_version = version
-                    (self._generation,) = self._conn.execute(_READ).fetchone()
+                    (self._generation,) = self._file.connection.execute(_READ).fetchone()
             except sqlite3.Error as exc:  # the catalog is unreadable: the periodic refresh carries on alone
                 log.warning("could not read the security generation: %s", type(exc).__name__)
                 self._data_version = None
@@ -84,8 +84,7 @@ class SqliteGenerationWatch(GenerationWatch):
 
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        self._file.close()
 
 
 class PostgresGenerationWatch(GenerationWatch):
@@ -130,8 +129,8 @@ class PostgresGenerationWatch(GenerationWatch):
 def watch_generation(store: CatalogStore) -> GenerationWatch:
     """The cheapest watch the store's database allows."""
     url = store.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return SqliteGenerationWatch(url.database)
+    if (path := sqlite_file(store)) is not None:
+        return SqliteGenerationWatch(path)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
         import psycopg  # the PostgreSQL catalog's own driver (extra ``catalog-postgres``)
 
