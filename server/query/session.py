@@ -48,6 +48,8 @@ class Session:
     address: str | None = None
     options: dict[str, object] = field(default_factory=dict)
     last_used: float = field(default_factory=time.monotonic)
+    #: The shared store's version when ``options`` were read from it (None: never, or it cannot tell).
+    options_version: int | None = None
 
     @property
     def catalog(self) -> str | None:
@@ -72,6 +74,10 @@ class SharedOptions(Protocol):
 
     def load(self, key: str) -> Mapping[str, object] | None:
         """The options of session ``key``; None when none were stored."""
+        ...
+
+    def version(self) -> int | None:
+        """A number that moves whenever anything is stored, read before ``load``; None where it cannot be told."""
         ...
 
     def save(self, key: str, options: Mapping[str, object]) -> None:
@@ -124,8 +130,12 @@ class SessionStore:
                 self._sessions[key] = session
             session.last_used = now
         if options and self._shared is not None and shareable(key):
-            # Another replica may have changed them, or closed the session.
-            session.options = dict(self._shared.load(key) or {})
+            # Another replica may have changed them, or closed the session: read them unless nothing was stored
+            # since the last read (the version is taken first, so a change landing after it moves it again).
+            version = self._shared.version()
+            if version is None or version != session.options_version:
+                session.options = dict(self._shared.load(key) or {})
+                session.options_version = version
         return session
 
     def save(self, session: Session) -> None:
