@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,22 @@ def serving_catalog(store: CatalogStore, demo_data_dir: Path, default: str,
             client.close()
     finally:
         stop_secured(secured)
+
+
+@contextmanager
+def serving_region_filtered(store: CatalogStore, demo_data_dir: Path, source: str,
+                            tables: Sequence[str]) -> Iterator[tuple[flight.FlightClient, dict[str, str]]]:
+    """``serving_catalog`` of ``source`` granted whole to bob's role, each of ``tables`` (``schema.table``) filtered
+    to the caller's region (bob ASIA; alice, an admin, sees every row); bearer tokens for bob and alice."""
+    from nexus_flight.catalog.grants import add_grant
+    from nexus_flight.catalog.policies import PolicySpec, add_policy
+
+    add_grant(store, "analyst", source)
+    for table in tables:
+        add_policy(store, PolicySpec(f"asia-only-{table.rpartition('.')[2]}", "row_filter", f"{source}.{table}",
+                                     expression="region = {user.region}"))
+    with serving_catalog(store, demo_data_dir, source, {"bob": BOB_PASSWORD, "alice": ALICE_PASSWORD}) as served:
+        yield served
 
 
 @pytest.fixture

@@ -15,14 +15,10 @@ import sqlite3
 import pyarrow.flight as flight
 import pytest
 
-from nexus_flight.catalog.grants import add_grant
-from nexus_flight.catalog.policies import PolicySpec, add_policy
 from tests.security.conftest import (
-    ALICE_PASSWORD,
-    BOB_PASSWORD,
     module_store,
     query_as,
-    serving_catalog,
+    serving_region_filtered,
     sorted_rows,
 )
 
@@ -48,11 +44,7 @@ def world(tmp_path_factory, demo_data_dir):
             con.execute(statement)
     with module_store(root / "data") as store:
         store.add_source("lite", "sqlite", {"path": str(path)})
-        add_grant(store, "analyst", "lite")
-        for table in ("staff", "guarded_fts"):
-            add_policy(store, PolicySpec(f"asia-only-{table}", "row_filter", f"lite.main.{table}",
-                                         expression="region = {user.region}"))
-        with serving_catalog(store, demo_data_dir, "lite", {"bob": BOB_PASSWORD, "alice": ALICE_PASSWORD}) as served:
+        with serving_region_filtered(store, demo_data_dir, "lite", ("main.staff", "main.guarded_fts")) as served:
             client, tokens = served
             yield {"client": client, "tokens": tokens, "path": path}
 

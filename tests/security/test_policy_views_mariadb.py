@@ -13,17 +13,13 @@ from decimal import Decimal
 import pyarrow.flight as flight
 import pytest
 
-from nexus_flight.catalog.grants import add_grant
-from nexus_flight.catalog.policies import PolicySpec, add_policy
 from tests.security.conftest import (
-    ALICE_PASSWORD,
-    BOB_PASSWORD,
     module_store,
     query_as,
-    serving_catalog,
+    serving_region_filtered,
     sorted_rows,
 )
-from tests.support.mysql_reader import READER_PASSWORD, fresh_database
+from tests.support.mysql_reader import READER_PASSWORD, engine_answer, fresh_database
 
 DATABASE = "policy_views"
 DDL = [
@@ -54,10 +50,7 @@ def world(tmp_path_factory, demo_data_dir, mariadb_server):
     options = fresh_database(mariadb_server, DATABASE, DDL)
     with module_store(tmp_path_factory.mktemp("maria-views") / "data") as store:
         store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
-        add_grant(store, "analyst", "maria")
-        add_policy(store, PolicySpec("asia-only", "row_filter", f"maria.{DATABASE}.staff",
-                                     expression="region = {user.region}"))
-        with serving_catalog(store, demo_data_dir, "maria", {"bob": BOB_PASSWORD, "alice": ALICE_PASSWORD}) as served:
+        with serving_region_filtered(store, demo_data_dir, "maria", (f"{DATABASE}.staff",)) as served:
             client, tokens = served
             yield {"client": client, "tokens": tokens, "server": mariadb_server}
 
@@ -68,9 +61,7 @@ def run(world, sql: str, user: str = "bob"):
 
 def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
     """MariaDB's own answer, through pymysql."""
-    with world["server"].connect(DATABASE) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+    return engine_answer(world["server"], DATABASE, sql)
 
 
 @pytest.mark.parametrize("view", OPEN)

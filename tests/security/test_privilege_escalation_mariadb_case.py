@@ -26,7 +26,7 @@ from tests.security.conftest import (
     stop_secured,
 )
 from tests.support import flightsql_raw as raw
-from tests.support.mysql_reader import READER_PASSWORD, fresh_database
+from tests.support.mysql_reader import READER_PASSWORD, engine_answer, fresh_database
 
 DATABASE = "identifier_case"
 DDL = [
@@ -72,9 +72,7 @@ def run(world, sql: str):
 
 def engine(world, sql: str) -> tuple[list[str], list[tuple]]:
     """MariaDB's own answer, through pymysql."""
-    with world["server"].connect(DATABASE) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+    return engine_answer(world["server"], DATABASE, sql)
 
 
 DENIED = [

@@ -42,3 +42,10 @@ def fresh_database(server, database: str, ddl: list[str]) -> dict:
         for statement in ddl:
             cur.execute(statement)
     return ensure_reader(server, database)
+
+
+def engine_answer(server, database: str, sql: str) -> tuple[list[str], list[tuple]]:
+    """The server's own answer to ``sql`` in ``database`` (as root, through pymysql): column names and rows."""
+    with server.connect(database) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
