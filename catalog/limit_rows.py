@@ -271,9 +271,7 @@ class CatalogLimitRows:
 
     def dequeue(self, entry_ids: Iterable[str]) -> None:
         """Delete the rows of waiting queries ``entry_ids`` (their wait ended)."""
-        with self._cursor() as cursor:
-            for entry_id in entry_ids:
-                self._dequeue.run(cursor, {"id": entry_id})
+        self._delete_each(self._dequeue, entry_ids)
 
     def spend(self, credit: str, expires: float, now: float) -> bool:
         """Spend the run ``credit`` pays for: True the first time on any replica (until it expires), then False."""
@@ -284,9 +282,13 @@ class CatalogLimitRows:
 
     def release(self, slot_ids: Iterable[str]) -> None:
         """Delete the rows of ``slot_ids``."""
+        self._delete_each(self._release, slot_ids)
+
+    def _delete_each(self, statement: _Compiled, row_ids: Iterable[str]) -> None:
+        """Run a delete-by-id statement for each of ``row_ids``, on one connection."""
         with self._cursor() as cursor:
-            for slot_id in slot_ids:
-                self._release.run(cursor, {"id": slot_id})
+            for row_id in row_ids:
+                statement.run(cursor, {"id": row_id})
 
     def renew(self, slot_ids: Iterable[str], expires: float, queued_ids: Iterable[str] = ()) -> None:
         """Extend the lease of slots ``slot_ids`` and of waiting queries ``queued_ids`` to ``expires``."""

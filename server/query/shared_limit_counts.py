@@ -218,18 +218,11 @@ class SharedCounts:
     def renew(self) -> None:
         """Delete the rows of slots given back and waits ended meanwhile, renew the leases of the rest, purge."""
         with self._lock:
-            held, undeleted = list(self._held), list(self._undeleted)
-            queued, unqueued = list(self._queued), list(self._unqueued)
+            held, queued = list(self._held), list(self._queued)
         now = self._clock()
         try:
-            if undeleted:
-                self.rows.release(undeleted)
-                with self._lock:
-                    self._undeleted.difference_update(undeleted)
-            if unqueued:
-                self.rows.dequeue(unqueued)
-                with self._lock:
-                    self._unqueued.difference_update(unqueued)
+            self._delete_left(self._undeleted, self.rows.release)
+            self._delete_left(self._unqueued, self.rows.dequeue)
             if held or queued:
                 self.rows.renew(held, now + self.lease_seconds, queued)
             if now - self._last_purge >= _PURGE_SECONDS:
@@ -237,6 +230,15 @@ class SharedCounts:
                 self._last_purge = now
         except Exception as exc:
             self._warn("lease", exc)
+
+    def _delete_left(self, left: set[str], delete: Callable[[Iterable[str]], None]) -> None:
+        """Delete the rows ``_delete`` could not (``left``), and forget them once deleted."""
+        with self._lock:
+            ids = list(left)
+        if ids:
+            delete(ids)
+            with self._lock:
+                left.difference_update(ids)
 
     def close(self) -> None:
         """Stop renewing leases (slots still held expire on their own) and release the connections."""
