@@ -338,13 +338,12 @@ def diff_versions(
         NotFoundError: no such source or version, or fewer than two versions to compare.
 
     """
-    versions = [v["version_id"] for v in list_versions(store, source)]
     current = cached_schema(store, source)
     if old is None and new is None and current is not None:
         old = current.previous_version
     new = new or (current.version_id if current else None)
     if old is None:
-        earlier = [v for v in versions if v != new]
+        earlier = [v["version_id"] for v in list_versions(store, source) if v["version_id"] != new]
         old = earlier[-1] if earlier else None
     if old is None or new is None:
         raise NotFoundError(f"source {source!r} has fewer than two schema versions to compare", source=source)
