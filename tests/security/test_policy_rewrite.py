@@ -13,13 +13,14 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from nexus_flight.backends.base import NO_LINEAGE, TableInfo
+from nexus_flight.backends.base import TableInfo
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.policies import PolicyInfo
 from nexus_flight.core.errors import ForbiddenError
 from nexus_flight.core.plan import plan_sql
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.policies import PolicyRewriter
+from tests.support.backend_defaults import BackendDefaults
 
 
 def policy(name, kind, table="orders", column=None, expression=None, exempt=()):
@@ -27,19 +28,10 @@ def policy(name, kind, table="orders", column=None, expression=None, exempt=()):
                       utcnow())
 
 
-class Metadata:
+class Metadata(BackendDefaults):
     """A stand-in for a lake backend's metadata (no lake engine runs in these tests): one table, ``orders``."""
 
     dialect = "duckdb"
-    #: What every backend answers where a source has no such thing (``Backend``'s defaults).
-    default_schema = None
-    view_names_schema = None
-
-    def table_lineage(self):
-        return NO_LINEAGE
-
-    def view_database(self):
-        return None
 
     def table_schema(self, db_schema, table):
         return pa.schema([("id", pa.int64()), ("region", pa.utf8()), ("secret", pa.utf8())])

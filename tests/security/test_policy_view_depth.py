@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from nexus_flight.backends.base import NO_LINEAGE, TableInfo
+from nexus_flight.backends.base import TableInfo
 from nexus_flight.backends.duckdb import DuckDBBackend
 from nexus_flight.backends.profile import source_profile
 from nexus_flight.catalog.models import utcnow
@@ -21,6 +21,7 @@ from nexus_flight.core.source import SourceSpec
 from nexus_flight.server.query.principal import Principal
 from nexus_flight.server.security.policies import PolicyRewriter
 from nexus_flight.server.security.policy_views import MAX_VIEW_DEPTH
+from tests.support.backend_defaults import BackendDefaults
 
 FILTER = PolicyInfo("f", "f", "row_filter", "lake", "main", "secret", None, "region = {user.region}", (), "cli",
                     None, utcnow())
@@ -56,18 +57,10 @@ def test_views_are_looked_through_to_the_depth_limit_and_no_further(chain):
         rewrite(f"SELECT * FROM v{MAX_VIEW_DEPTH + 1}", backend, profile)
 
 
-class Circular:
+class Circular(BackendDefaults):
     """Two views reading each other, as no engine here lets anyone define them (each binds its query first)."""
 
     dialect = "duckdb"
-    default_schema = None
-    view_names_schema = None
-
-    def table_lineage(self):
-        return NO_LINEAGE
-
-    def view_database(self):
-        return None
 
     def list_tables(self, db_schema=None):
         return [TableInfo("main", "a", "VIEW"), TableInfo("main", "b", "VIEW")]
