@@ -353,6 +353,8 @@ def _sources_diff(args: argparse.Namespace) -> int:
         rows = [{"change": "added table", "table": t,
                  "detail": f"unreadable: {added_broken[t]}" if t in added_broken else ""} for t in diff.added_tables]
         rows += [{"change": "removed table", "table": t, "detail": ""} for t in diff.removed_tables]
+        rows += [{"change": "changed kind", "table": k.table, "detail": f"{k.old_kind} -> {k.new_kind}"}
+                 for k in diff.changed_kinds]
         for table in diff.changed_tables:
             rows += [
                 {"change": "added column", "table": table.table, "detail": c} for c in table.added_columns

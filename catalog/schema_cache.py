@@ -76,6 +76,15 @@ class TableChange:
 
 
 @dataclass
+class KindChange:
+    """An object of both versions whose kind changed (a table replaced by a view of the same name, or back)."""
+
+    table: str
+    old_kind: str
+    new_kind: str
+
+
+@dataclass
 class UnreadableTable:
     """An object the source cannot describe now: added so, or it could before, or it failed for another reason.
 
@@ -116,12 +125,14 @@ class SchemaDiff:
     changed_tables: list[TableChange] = field(default_factory=list)
     unreadable_tables: list[UnreadableTable] = field(default_factory=list)
     readable_again_tables: list[ReadableAgainTable] = field(default_factory=list)
+    #: Listed whatever else changed: a view standing in for a table may have the same columns, or none known.
+    changed_kinds: list[KindChange] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         """True when nothing changed."""
         return not (self.added_tables or self.removed_tables or self.changed_tables or self.unreadable_tables
-                    or self.readable_again_tables)
+                    or self.readable_again_tables or self.changed_kinds)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready form."""
@@ -370,6 +381,9 @@ def diff_content(
         if (reason := after[name].get("unreadable")) is not None:
             diff.unreadable_tables.append(UnreadableTable(name, reason))
     for name in sorted(before.keys() & after.keys()):
+        old_kind, new_kind = before[name].get("type"), after[name].get("type")
+        if old_kind and new_kind and old_kind != new_kind:
+            diff.changed_kinds.append(KindChange(name, old_kind, new_kind))
         was, now = before[name].get("unreadable"), after[name].get("unreadable")
         if now is not None:
             if now != was:

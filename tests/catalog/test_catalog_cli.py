@@ -188,6 +188,39 @@ def test_test_refresh_and_diff_schema_on_a_real_duckdb_file(cli, tmp_path):
     assert diff["added_tables"] == ["main.orders"]
 
 
+def test_diff_schema_says_a_table_was_replaced_by_a_view_of_the_same_columns(cli, tmp_path):
+    """A real DuckDB file: ``items`` becomes a view over a renamed table (same columns), then a table again."""
+    import duckdb
+
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE items (id INTEGER, name VARCHAR)")
+    cli("sources", "add", "shop", "--type", "duckdb", "-o", f"path={path}")
+    cli("sources", "refresh-schema", "shop")
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE items RENAME TO items_2026")
+        con.execute("CREATE VIEW items AS SELECT * FROM items_2026")
+        kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    assert kinds == {"items": "VIEW", "items_2026": "BASE TABLE"}  # the engine's own word for it
+    cli("sources", "refresh-schema", "shop")
+    out, _ = cli("sources", "diff-schema", "shop")
+    assert [line.split() for line in out.splitlines()[1:]] == [
+        ["added", "table", "main.items_2026"],
+        ["changed", "kind", "main.items", "TABLE", "->", "VIEW"],
+    ]
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["changed_kinds"] == [{"table": "main.items", "old_kind": "TABLE", "new_kind": "VIEW"}]
+    assert diff["changed_tables"] == []  # the view has the table's columns: nothing else to say about it
+
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP VIEW items")
+        con.execute("ALTER TABLE items_2026 RENAME TO items")
+    cli("sources", "refresh-schema", "shop")
+    diff = json.loads(cli("sources", "diff-schema", "shop", "--json")[0])
+    assert diff["changed_kinds"] == [{"table": "main.items", "old_kind": "VIEW", "new_kind": "TABLE"}]
+    assert diff["removed_tables"] == ["main.items_2026"]
+
+
 def test_refresh_schema_names_a_view_it_cannot_describe_and_keeps_the_rest(cli, tmp_path):
     import duckdb
 
