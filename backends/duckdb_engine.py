@@ -606,6 +606,10 @@ class DuckDBEngine:
             self._cleanup()
 
 
+#: How soon a cancel interrupts a query again while DuckDB may not have begun it (``DuckDBExecution.cancel``).
+_INTERRUPT_AGAIN_SECONDS = 0.02
+
+
 @dataclass(frozen=True)
 class SpillCap:
     """Where a query instance spills and the most disk it may use there (``max_temp_directory_size``)."""
@@ -646,20 +650,31 @@ class DuckDBExecution(Execution):
         self._cancelled = False
         self._spilled_over = False
         self._closed = False
+        #: True while ``_start`` runs: DuckDB may not have begun the query yet.
+        self._starting = False
+        self._interrupting: Deadline | None = None
 
     @property
     def reader(self) -> pa.RecordBatchReader:
         """DuckDB's result stream (started on first access); failures after the first batch are mapped too."""
         if self._reader is None:
-            if self._cancelled:
-                raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
-            if self._spill is not None:
-                cap = parse_size(self._spill.max_size)
-                self._spill_watch = SPILL_GUARD.watch(self._spill.folder, cap, self._spill_over)
+            with self._lock:
+                if self._cancelled:
+                    raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
+                self._starting = True
             try:
+                if self._spill is not None:
+                    cap = parse_size(self._spill.max_size)
+                    self._spill_watch = SPILL_GUARD.watch(self._spill.folder, cap, self._spill_over)
                 engine = self._start(self._cursor)
             except QueryCancelledError as exc:
                 raise self._spill_error() if self._spilled_over else exc from None
+            finally:
+                with self._lock:
+                    self._starting = False
+                    interrupting, self._interrupting = self._interrupting, None
+                if interrupting is not None:
+                    interrupting.cancel()
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
 
@@ -693,11 +708,27 @@ class DuckDBExecution(Execution):
         return InvalidQueryError(f"[{self._label}] {text}")
 
     def cancel(self) -> None:
-        """Interrupt the query in DuckDB."""
+        """Interrupt the query in DuckDB, again and again while it may still be starting.
+
+        DuckDB forgets an interrupt that arrives before its query begins (the cursor's next query starts
+        uninterrupted), and a query that blocks in ``_start`` (an aggregation computes its whole result there)
+        would then run to the server's time limit. So until ``_start`` returns, the interrupt is repeated.
+        """
         with self._lock:
             self._cancelled = True
-            if not self._closed:
-                self._cursor.interrupt()
+            if self._closed:
+                return
+            self._cursor.interrupt()
+            if self._starting and self._interrupting is None:
+                self._interrupting = WATCHDOG.schedule(_INTERRUPT_AGAIN_SECONDS, self._interrupt_again)
+
+    def _interrupt_again(self) -> None:
+        with self._lock:
+            if not self._starting or self._closed:
+                self._interrupting = None
+                return
+            self._cursor.interrupt()
+            self._interrupting = WATCHDOG.schedule(_INTERRUPT_AGAIN_SECONDS, self._interrupt_again)
 
     def close(self) -> None:
         """Release the cursor."""

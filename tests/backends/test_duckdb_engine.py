@@ -148,3 +148,52 @@ def test_a_cancelled_query_on_the_shared_cursor_leaves_the_next_one_alone(file_e
     execution.cancel()
     execution.close()
     assert run_judged(file_engine, "SELECT count(*) AS n FROM t", validated=True) == [{"n": 5}]
+
+
+def test_a_cancel_that_arrives_before_duckdb_begins_the_query_still_stops_it(engine):
+    """DuckDB forgets an interrupt sent before its query begins; the cancel must not be lost in that gap.
+
+    The real engine and query; only the moment is forced: the reading thread is held between the execution's
+    own "cancelled?" check and DuckDB beginning the query (as a busy server's scheduler may hold it), and the
+    cancel lands there. The query alone would run for minutes.
+    """
+    import threading
+    import time
+
+    from nexus_flight.core.errors import QueryCancelledError
+
+    probe = duckdb.connect()
+    probe.interrupt()  # the engine's own behaviour this guards against: the next query runs uninterrupted
+    assert probe.execute("SELECT count(*) FROM range(1000)").fetchone() == (1000,)
+    probe.close()
+
+    execution = engine.execute("SELECT count(*) AS n FROM range(100000000000)", None, LIMITS)
+    begin, held = execution._start, threading.Event()
+
+    def late_start(cursor):
+        held.set()
+        time.sleep(0.3)
+        return begin(cursor)
+
+    execution._start = late_start
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            execution.reader.read_all()
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert held.wait(10)
+        execution.cancel()
+        reader.join(10)
+        assert not reader.is_alive(), "the cancel was lost: the query still runs"
+        assert len(outcome) == 1 and isinstance(outcome[0], QueryCancelledError)
+    finally:
+        while reader.is_alive():  # without the fix: end the runaway query before the engine closes
+            execution._cursor.interrupt()
+            reader.join(0.1)
+        execution.close()
