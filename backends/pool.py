@@ -141,13 +141,17 @@ class ConnectionPool:
             except Exception:
                 healthy = False
         with self._cond:
-            self._in_use -= 1
-            keep = healthy and not self._closed
-            if keep:
+            if healthy and not self._closed:
+                self._in_use -= 1
                 self._idle.append(item)
+                self._cond.notify()
+                return
+        # Closed before its slot is given back: a borrower waiting for the slot opens a new connection only
+        # once this one is gone, so the source never sees more connections than the pool's size.
+        close_quietly(item.connection)
+        with self._cond:
+            self._in_use -= 1
             self._cond.notify()
-        if not keep:
-            close_quietly(item.connection)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
