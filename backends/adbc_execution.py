@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.backends.base import Execution
+from nexus_flight.backends.early_cancel import EarlyCancel
 from nexus_flight.backends.limits import timeout_error
 from nexus_flight.backends.pool import STATEMENT_ERRORS, ConnectionPool, close_quietly
 from nexus_flight.backends.result_types import FieldRule, type_plan
@@ -72,6 +73,8 @@ class AdbcExecution(Execution):
         self._finished = False
         self._cancelled = False
         self._timed_out = False
+        #: PostgreSQL ignores a cancel while the connection runs nothing: repeated while a statement is sent.
+        self._early_cancel = EarlyCancel(self._cancel_in_engine)
         self._item = pool.acquire()
         self._deadline: Deadline | None = None
         if planning_seconds is not None:
@@ -94,14 +97,15 @@ class AdbcExecution(Execution):
         return self._reader
 
     def _start(self, row: Sequence[Any] | None) -> pa.RecordBatchReader:
-        with self._lock:
-            if self._cancelled:
-                raise QueryCancelledError("the query was cancelled", source=self._source)
-            previous, self._cursor = self._cursor, self._item.connection.cursor()
-        if previous is not None:
-            close_quietly(previous)
-        with self._errors():
-            return self._run(self._cursor, row)
+        with self._early_cancel.starting():
+            with self._lock:
+                if self._cancelled:
+                    raise QueryCancelledError("the query was cancelled", source=self._source)
+                previous, self._cursor = self._cursor, self._item.connection.cursor()
+            if previous is not None:
+                close_quietly(previous)
+            with self._errors():
+                return self._run(self._cursor, row)
 
     def _batches(self, first: pa.RecordBatchReader | None) -> Iterator[pa.RecordBatch]:
         healthy = False
@@ -161,12 +165,18 @@ class AdbcExecution(Execution):
         self.cancel()
 
     def cancel(self) -> None:
-        """Ask the engine to stop the running statement."""
+        """Ask the engine to stop the running statement (again while it may still be sent: ``early_cancel.py``)."""
         with self._lock:
             if self._finished:
                 return
             self._cancelled = True
-            cursor = self._cursor
+        self._cancel_in_engine()
+        self._early_cancel.cancelled()
+
+    def _cancel_in_engine(self) -> None:
+        # A cancelled execution's connection is closed, never pooled: a late cancel reaches no other query.
+        with self._lock:
+            cursor = None if self._finished else self._cursor
         if cursor is not None:
             with contextlib.suppress(Exception):
                 cursor.adbc_cancel()

@@ -42,6 +42,7 @@ import duckdb
 import pyarrow as pa
 
 from nexus_flight.backends.base import Execution
+from nexus_flight.backends.early_cancel import EarlyCancel
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.limits import planning_limits, timeout_error
 from nexus_flight.backends.spill_guard import SPILL_GUARD, Watch
@@ -606,10 +607,6 @@ class DuckDBEngine:
             self._cleanup()
 
 
-#: How soon a cancel interrupts a query again while DuckDB may not have begun it (``DuckDBExecution.cancel``).
-_INTERRUPT_AGAIN_SECONDS = 0.02
-
-
 @dataclass(frozen=True)
 class SpillCap:
     """Where a query instance spills and the most disk it may use there (``max_temp_directory_size``)."""
@@ -650,31 +647,23 @@ class DuckDBExecution(Execution):
         self._cancelled = False
         self._spilled_over = False
         self._closed = False
-        #: True while ``_start`` runs: DuckDB may not have begun the query yet.
-        self._starting = False
-        self._interrupting: Deadline | None = None
+        #: DuckDB forgets an interrupt sent before its query begins: repeated while ``_start`` runs.
+        self._early_cancel = EarlyCancel(self._interrupt)
 
     @property
     def reader(self) -> pa.RecordBatchReader:
         """DuckDB's result stream (started on first access); failures after the first batch are mapped too."""
         if self._reader is None:
-            with self._lock:
+            with self._early_cancel.starting():
                 if self._cancelled:
                     raise QueryCancelledError(f"[{self._label}] query cancelled before it started")
-                self._starting = True
-            try:
                 if self._spill is not None:
                     cap = parse_size(self._spill.max_size)
                     self._spill_watch = SPILL_GUARD.watch(self._spill.folder, cap, self._spill_over)
-                engine = self._start(self._cursor)
-            except QueryCancelledError as exc:
-                raise self._spill_error() if self._spilled_over else exc from None
-            finally:
-                with self._lock:
-                    self._starting = False
-                    interrupting, self._interrupting = self._interrupting, None
-                if interrupting is not None:
-                    interrupting.cancel()
+                try:
+                    engine = self._start(self._cursor)
+                except QueryCancelledError as exc:
+                    raise self._spill_error() if self._spilled_over else exc from None
             self._reader = pa.RecordBatchReader.from_batches(engine.schema, self._mapped(engine))
         return self._reader
 
@@ -708,27 +697,15 @@ class DuckDBExecution(Execution):
         return InvalidQueryError(f"[{self._label}] {text}")
 
     def cancel(self) -> None:
-        """Interrupt the query in DuckDB, again and again while it may still be starting.
+        """Interrupt the query in DuckDB (again while it may still be starting: ``backends/early_cancel.py``)."""
+        self._cancelled = True
+        self._interrupt()
+        self._early_cancel.cancelled()
 
-        DuckDB forgets an interrupt that arrives before its query begins (the cursor's next query starts
-        uninterrupted), and a query that blocks in ``_start`` (an aggregation computes its whole result there)
-        would then run to the server's time limit. So until ``_start`` returns, the interrupt is repeated.
-        """
-        with self._lock:
-            self._cancelled = True
-            if self._closed:
-                return
-            self._cursor.interrupt()
-            if self._starting and self._interrupting is None:
-                self._interrupting = WATCHDOG.schedule(_INTERRUPT_AGAIN_SECONDS, self._interrupt_again)
-
-    def _interrupt_again(self) -> None:
-        with self._lock:
-            if not self._starting or self._closed:
-                self._interrupting = None
-                return
-            self._cursor.interrupt()
-            self._interrupting = WATCHDOG.schedule(_INTERRUPT_AGAIN_SECONDS, self._interrupt_again)
+    def _interrupt(self) -> None:
+        with self._lock:  # never once the cursor went back to its instance for another query
+            if not self._closed:
+                self._cursor.interrupt()
 
     def close(self) -> None:
         """Release the cursor."""

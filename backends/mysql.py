@@ -56,6 +56,7 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.early_cancel import EarlyCancel
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.mysql_arrow import columns_of, result_schema, to_batch
 from nexus_flight.backends.mysql_grants import excess_privileges, refusal
@@ -86,6 +87,8 @@ log = logging.getLogger(__name__)
 
 # -- errors --------------------------------------------------------------------------------------------------
 
+#: How soon a cancel kills again a statement the server may not have received yet (each KILL opens a connection).
+_KILL_AGAIN_SECONDS = 0.1
 _UNAVAILABLE = {1040, 1053, 1129, 1130, 2002, 2003, 2005, 2006, 2012, 2013, 2026, 2055}
 _AUTHENTICATION = {1045, 1251, 1698}
 _FORBIDDEN = {1044, 1095, 1142, 1143, 1227, 1370}
@@ -226,6 +229,8 @@ class MySQLExecution(Execution):
         self._running = False
         self._finished = False
         self._cancelled = False
+        #: A KILL QUERY that reaches the server before the statement does stops nothing: repeated meanwhile.
+        self._early_cancel = EarlyCancel(self._kill, interval_seconds=_KILL_AGAIN_SECONDS)
         self._reader = pa.RecordBatchReader.from_batches(schema, self._batches())
 
     @property
@@ -260,7 +265,8 @@ class MySQLExecution(Execution):
                     raise self._stopped_error(None)
                 self._running = True  # from here on, a cancel kills the statement on the server
             try:
-                cursor.execute(self._sql, tuple(self._backend.bindable(v) for v in row))
+                with self._early_cancel.starting():
+                    cursor.execute(self._sql, tuple(self._backend.bindable(v) for v in row))
                 if not cursor.description:
                     drained = True
                     return
@@ -304,7 +310,13 @@ class MySQLExecution(Execution):
             if self._finished or self._cancelled:
                 return
             self._cancelled = True
-            connection_id = self._connection_id if self._running else None
+        self._kill()
+        self._early_cancel.cancelled()
+
+    def _kill(self) -> None:
+        # A cancelled execution's connection is closed, never pooled: a late KILL reaches no other statement.
+        with self._lock:
+            connection_id = self._connection_id if self._running and not self._finished else None
         if connection_id is not None:
             self._backend.kill_query(connection_id)
 

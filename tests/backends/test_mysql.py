@@ -386,6 +386,39 @@ def test_cancel_kills_the_query_on_the_server(backend, mariadb_server):
     execution.close()
 
 
+def test_a_cancel_that_reaches_the_server_before_the_statement_still_kills_it(backend, mariadb_server,
+                                                                               monkeypatch):
+    """A KILL QUERY for a connection that runs nothing stops nothing; that cancel must not be lost.
+
+    The real server and query; only the moment is forced: the reading thread is held after the execution marked
+    itself running and before the statement leaves (binding its parameter, as a busy server's scheduler may
+    hold it), and the cancel lands there. The query alone runs far longer than the test waits.
+    """
+    import threading
+
+    marker = uuid.uuid4().hex[:12]
+    held, bind = threading.Event(), backend.bindable
+
+    def late_bind(value):
+        held.set()
+        time.sleep(0.3)
+        return bind(value)
+
+    monkeypatch.setattr(backend, "bindable", late_bind)
+    execution = backend.execute(plan_for(backend, f"{SLOW} AND '{marker}' <> '' AND ? = 1"), [[1]], QueryLimits())
+    thread, errors = read_in_background(execution)
+    try:
+        assert held.wait(10)
+        execution.cancel()
+        thread.join(20)
+        assert not thread.is_alive(), "the cancel was lost: the statement still runs"
+        assert errors and isinstance(errors[0], QueryCancelledError)
+        assert wait_until_gone(mariadb_server, marker) == []
+    finally:
+        execution.close()
+        thread.join(60)
+
+
 def test_timeout_kills_the_query_on_the_server(backend, mariadb_server):
     marker = uuid.uuid4().hex[:12]
     started = time.monotonic()

@@ -196,6 +196,38 @@ def test_cancel_stops_the_server_side_query(backend, postgres_server):
     execution.close()
 
 
+def test_a_cancel_that_arrives_before_the_statement_is_sent_still_stops_it(backend, postgres_server):
+    """PostgreSQL ignores a cancel request while the connection runs nothing; that cancel must not be lost.
+
+    The real server and query; only the moment is forced: the reading thread is held after the execution's own
+    "cancelled?" check and before the driver sends the statement (as a busy server's scheduler may hold it), and
+    the cancel lands there. The query alone would run for 30 seconds.
+    """
+    import threading
+
+    marker = f"nexus_early_cancel_{RUN}"
+    execution = backend.execute(plan_for(backend, f"SELECT pg_sleep(30), '{marker}' AS m"), None, QueryLimits())
+    send, held = execution._run, threading.Event()
+
+    def late_send(cursor, row):
+        held.set()
+        time.sleep(0.3)
+        return send(cursor, row)
+
+    execution._run = late_send
+    thread, errors = read_in_background(execution)
+    try:
+        assert held.wait(10)
+        execution.cancel()
+        thread.join(10)
+        assert not thread.is_alive(), "the cancel was lost: the statement still runs"
+        assert isinstance(errors[0], QueryCancelledError)
+        assert wait_until(lambda: _active(postgres_server, marker) == 0)
+    finally:
+        execution.close()
+        thread.join(30)
+
+
 def test_cancel_mid_stream(backend, postgres_server):
     execution = backend.execute(
         plan_for(backend, f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m "
