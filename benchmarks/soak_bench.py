@@ -21,11 +21,12 @@ tickets never fetched, client processes SIGKILLed mid-stream, Handshakes with wr
 and metadata calls (GetTables, GetCatalogs, GetDbSchemas, GetSqlInfo, ADBC's get_objects).
 
 Every ``--sample-seconds`` the bench samples the server's RSS, open fds (``/proc/PID/fd``) and threads; the row
-count of every table of ``catalog.db`` (a read-only SQLite connection); the gauges of ``/metrics``; and, unless
-``--no-introspect``, what the process holds: the server runs under a wrapper (``--serve-introspected``) whose
-thread writes, each sample, the length of every container attribute of every ``nexus_flight`` object (summed per
-class and attribute), every container at module level, every ``functools`` cache, and the count of live objects
-of each ``nexus_flight`` class. It prints the samples and a verdict per measure: flat after the warm-up, or growing
+count of every table of ``catalog.db`` (a read-only SQLite connection), the catalog's and its write-ahead log's
+sizes and the spill folder's entries; the gauges of ``/metrics``; and, unless ``--no-introspect``, what the process
+holds: the server runs under a wrapper (``--serve-introspected``) whose thread writes, each sample and after a
+``gc.collect()``, the length of every container attribute of every ``nexus_flight`` object (summed per class and
+attribute), every container at module level, every ``functools`` cache, and the count of live objects of each
+``nexus_flight`` class. It prints the samples and a verdict per measure: flat after the warm-up, or growing
 (the least-squares slope per hour over the samples after ``--warmup-minutes``). ``query_history`` and
 ``audit_events`` grow by design (``history_retention_days``) and are marked so.
 """
