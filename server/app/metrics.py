@@ -104,7 +104,10 @@ class GatewayMetrics:
     def observe(self, event: QueryEvent) -> None:
         """Count a finished query (a ``QueryObserver``)."""
         source = event.source or ""
-        self.queries.labels(source, event.status, event.user or "").inc()
+        # A caller without sign-in names itself (any user name is a label): a label value per name chosen would be
+        # a series each, kept for the life of the process. Signed-in users are the catalog's (or the issuer's).
+        user = event.user if event.principal.authenticated else "anonymous"
+        self.queries.labels(source, event.status, user).inc()
         self.duration.labels(source).observe(event.timings_ms.get("total", 0.0) / 1000.0)
         if event.rows:
             self.rows.labels(source).inc(event.rows)

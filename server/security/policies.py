@@ -164,7 +164,8 @@ class PolicyRewriter:
             try:
                 found = rewrite.sql()
             except GatewayError as exc:  # refused, or the engine's own error about a view it cannot read
-                found = exc
+                # Kept unraised: the raised one's traceback would keep every frame of the call that made it.
+                found = type(exc)(exc.message, **exc.details)
             with self._lock:
                 if len(self._rewrites) >= _MAX_REWRITES:
                     self._rewrites = {}

@@ -29,6 +29,23 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def test_names_clients_give_themselves_add_no_series(make_gateway):
+    # Without sign-in a client's user name is a label it chooses: one series per name would grow for ever.
+    import pyarrow.flight as flight
+
+    from tests.support.flightsql_raw import info_and_table, pb
+
+    gateway = make_gateway(http_port=0)
+    client = flight.FlightClient(gateway.location)
+    for n in range(40):
+        options = flight.FlightCallOptions(headers=[client.authenticate_basic_token(f"dashboard-{n}", "")])
+        info_and_table(client, pb.CommandStatementQuery(query="SELECT 1 AS x"), options)
+    queries = {labels: value for (name, labels), value in
+               _samples(_get(f"http://127.0.0.1:{gateway.operations.port}/metrics")[2]).items()
+               if name == "nexus_queries_total"}
+    assert queries == {(("source", "demo"), ("status", "success"), ("user", "anonymous")): 40}
+
+
 def test_the_http_endpoints_are_off_by_default(gateway):
     assert gateway.settings.http_port is None
     assert gateway.operations is None

@@ -119,6 +119,19 @@ def test_what_cannot_be_rewritten_with_certainty_is_refused():
                                                  lambda source: NoColumns(), "main")
 
 
+def test_a_kept_refusal_holds_nothing_of_the_call_that_made_it():
+    # A raised error's traceback keeps every frame of its call (request, session, gRPC call): kept for the
+    # next caller as raised, each refused rewrite held its call's whole stack.
+    rewriter = PolicyRewriter(lambda: POLICIES)
+    for n in range(3):
+        with pytest.raises(ForbiddenError):
+            rewriter.rewrite(BOB, plan_sql(f"SELECT {n} FROM orders WHERE", "duckdb", "lake"),
+                             lambda source: Metadata(), "main")
+    kept = [found for _, found in rewriter._rewrites.values() if isinstance(found, Exception)]
+    assert len(kept) == 3
+    assert [e for e in kept if e.__traceback__ is not None or e.__context__ is not None] == []
+
+
 def test_a_changed_policy_applies_to_the_next_query():
     current = {"policies": (POLICIES[0],)}  # replaced, never changed in place, like the identity snapshot
     rewriter = PolicyRewriter(lambda: current["policies"])

@@ -42,7 +42,7 @@ class LRU(Generic[V]):
             try:
                 value = compute()
             except Refusal as refusal:
-                value = refusal
+                value = refusal.detached()  # kept without the stack it was raised from
             if weight * 10 <= self._chars:
                 self._store(key, value, weight)
         if isinstance(value, Refusal):

@@ -391,7 +391,7 @@ def _analyze(
     if first == "explain":
         analysis = _explain(tokens, text, dialect, limits, allowed_paths, check, rule_dialects, extras)
     elif parsed.failure is not None:
-        raise parsed.failure
+        raise parsed.failure.detached()  # the cached one, raised, would keep each raise's stack
     elif tree is None:  # a parse without a failure has its tree
         raise Refusal("QV-001", "SQL cannot be analysed")
     elif not check:
