@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -111,7 +112,8 @@ class SessionStore:
 
     def __init__(self, idle_seconds: float = 3600.0, shared: SharedOptions | None = None) -> None:
         self._idle = idle_seconds
-        self._sessions: dict[str, Session] = {}
+        #: Least recently used first (each use moves a session to the end), so expiring looks only at the stale.
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
         self._shared = shared
 
@@ -128,6 +130,8 @@ class SessionStore:
             if session is None:
                 session = Session(key=key, principal=principal or anonymous())
                 self._sessions[key] = session
+            else:
+                self._sessions.move_to_end(key)
             session.last_used = now
         if options and self._shared is not None and shareable(key):
             # Another replica may have changed them, or closed the session: read them unless nothing was stored
@@ -156,6 +160,11 @@ class SessionStore:
             return self._sessions.pop(key, None) is not None
 
     def _expire(self, now: float) -> None:
-        stale = [k for k, s in self._sessions.items() if now - s.last_used > self._idle]
-        for key in stale:
-            del self._sessions[key]
+        # From the least recently used, up to the first still in use: not a scan of every session on every call
+        # (a client opening a connection per query leaves a session per connection for the idle time).
+        sessions = self._sessions
+        while sessions:
+            oldest = next(iter(sessions.values()))
+            if now - oldest.last_used <= self._idle:
+                break
+            sessions.popitem(last=False)
