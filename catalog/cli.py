@@ -466,21 +466,42 @@ def _vault_init(args: argparse.Namespace) -> int:
         return 2
     key = generate_key()
     if not args.print_key:
-        try:
-            import keyring
+        unusable = _no_os_keyring()
+        if unusable is None:
+            try:
+                import keyring
 
-            keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, key)
-            print(f"master key stored in the OS keyring (service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}); "
-                  "the gateway and these commands read it from there when run as this user. Back it up: without "
-                  "it the catalog's credentials cannot be opened.")
-            return 0
-        except Exception as exc:  # no keyring backend on servers and containers
-            print(f"no usable OS keyring ({type(exc).__name__}): keep the key below instead", file=sys.stderr)
+                keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, key)
+                print(f"master key stored in the OS keyring (service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}); "
+                      "the gateway and these commands read it from there when run as this user. Back it up: "
+                      "without it the catalog's credentials cannot be opened.")
+                return 0
+            except Exception as exc:  # the keyring's service went away between the question and the write
+                unusable = type(exc).__name__
+        print(f"no usable OS keyring ({unusable}): keep the key below instead", file=sys.stderr)
     print(f"{ENV_KEY}={key}")
     print("# Keep this line in an env file readable only by the gateway's user (chmod 600) or in your secret "
           "store, set it for every gateway and `nexus-flight` command sharing the catalog, and back it up: "
           "without it the catalog's credentials cannot be opened.", file=sys.stderr)
     return 0
+
+
+def _no_os_keyring() -> str | None:
+    """Why the master key cannot go to an OS keyring here (None: it can).
+
+    keyring falls back to backends that are no OS keyring: one that fails (servers and containers) or one that
+    keeps keys in a plain file (keyrings.alt's), readable by whoever reads the file. Only a backend keyring itself
+    recommends keeps the key.
+    """
+    try:
+        import keyring
+        from keyring.core import recommended
+
+        backend = keyring.get_keyring()
+    except Exception as exc:  # no keyring backend at all
+        return type(exc).__name__
+    kind = type(backend)
+    return None if recommended(backend) else f"{kind.__module__}.{kind.__name__} is not an OS keyring"
 
 
 if __name__ == "__main__":  # pragma: no cover

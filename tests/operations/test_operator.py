@@ -92,3 +92,14 @@ def test_vault_init_makes_one_key_and_never_replaces_it(key):
     assert "no usable OS keyring" in made.stderr and "back it up" in made.stderr
     again = _cli("vault", "init", env=_env(**{ENV_KEY: key}))
     assert again.returncode == 2 and "already configured" in again.stderr and key not in again.stderr
+
+
+def test_vault_init_never_keeps_the_key_in_a_plain_file_keyring(tmp_path):
+    """keyrings.alt's file backend is what keyring falls back to where no OS keyring runs: not a place for the key."""
+    env = {**_env(), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    made = _cli("vault", "init", env=env)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"{ENV_KEY}=")
+    assert "no usable OS keyring (keyrings.alt.file.PlaintextKeyring is not an OS keyring)" in made.stderr
+    assert list(tmp_path.rglob("*")) == []  # nothing written
