@@ -174,6 +174,27 @@ def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
     return specs
 
 
+def check_declared(store, config: GatewayConfig) -> None:
+    """Check the file's users, roles, grants and policies against the catalog before any part of it is applied.
+
+    A file is applied whole or not at all: a declaration the catalog refuses (a name the CLI owns, an unknown
+    role) must refuse it before its sources, users or other policies change anything.
+
+    Raises:
+        ConfigError: the first declaration the catalog refuses, naming it.
+
+    """
+    from nexus_flight.catalog.config_security import check_security
+    from nexus_flight.catalog.policies import check_declared_policies
+    from nexus_flight.catalog.users import list_roles
+
+    if config.security is not None:
+        roles = check_security(store, config.security)
+    else:
+        roles = {r.name for r in list_roles(store)}
+    check_declared_policies(store, config.policies, roles)
+
+
 def apply_declared_security(store, config: GatewayConfig) -> str:
     """Make the catalog hold the file's roles, users and grants; return a summary ("" when nothing changed)."""
     from nexus_flight.catalog.config_security import apply_security

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources
+from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources, check_declared
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
@@ -64,6 +64,7 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store = CatalogStore(url)
+    check_declared(store, config)  # the file is applied whole or not at all
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
