@@ -112,7 +112,9 @@ class GatewayConfig:
 
     server: ServerSettings
     sources: list[SourceConfig] = field(default_factory=list)
-    policies: list[PolicySpec] = field(default_factory=list)
+    #: The file's row filters and column masks (None without a file: then no file owns any, and a gateway served
+    #: without one keeps those an earlier file declared rather than dropping them, filters and all).
+    policies: list[PolicySpec] | None = None
     #: The file's roles, users and grants (None without a file: then no file owns any).
     security: DeclaredSecurity | None = None
 
@@ -155,7 +157,8 @@ def load_config(
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
     security = declared_security(document, env) if path is not None else None
-    return GatewayConfig(server, sources, _policies(parsed.policies), security)
+    policies = _policies(parsed.policies) if path is not None else None
+    return GatewayConfig(server, sources, policies, security)
 
 
 def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
@@ -192,7 +195,8 @@ def check_declared(store, config: GatewayConfig) -> None:
         roles = check_security(store, config.security)
     else:
         roles = {r.name for r in list_roles(store)}
-    check_declared_policies(store, config.policies, roles)
+    if config.policies is not None:
+        check_declared_policies(store, config.policies, roles)
 
 
 def apply_declared_security(store, config: GatewayConfig) -> str:

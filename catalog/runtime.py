@@ -71,7 +71,7 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     declared = apply_declared_security(store, config)
     if declared:
         log.info("configuration users, roles and grants: %s", declared)
-    policies = sync_policies(store, config.policies)
+    policies = sync_policies(store, config.policies) if config.policies is not None else {}
     if policies:
         log.info("configuration policies: %s", ", ".join(f"{k} {v}" for k, v in sorted(policies.items())))
     history = history_observer(store, record_parameters=server.record_parameters)

@@ -56,7 +56,7 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
     kept = settings.model_copy(update={name: getattr(before, name) for name in RESTART_ONLY})
     actions = apply_sources(store, config)
     declared = apply_declared_security(store, config)
-    policies = sync_policies(store, config.policies)
+    policies = sync_policies(store, config.policies) if config.policies is not None else {}
     gateway.apply_settings(kept)
     configure_logging(kept.log_format, kept.log_level, kept.log_levels)
     changed = sorted(name for name in type(kept).model_fields if getattr(kept, name) != getattr(before, name))

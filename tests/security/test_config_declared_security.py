@@ -14,9 +14,9 @@ import pytest
 from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.config_file import apply_declared_security, load_config
+from nexus_flight.catalog.grants import add_grant, list_grants
 from nexus_flight.catalog.policies import list_policies
 from nexus_flight.catalog.runtime import start_catalog
-from nexus_flight.catalog.grants import add_grant, list_grants
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import add_role, add_user, get_user, list_roles, list_users
 from nexus_flight.core.errors import ConfigError
