@@ -121,8 +121,9 @@ def _require_vault_keys(store) -> None:
             rule="CV-001",
         )
     raise ConfigError(
-        f"CV-004: {what} sealed with key {ids}, which is not configured: add it to {ENV_OLD_KEYS} (then "
-        "`nexus-flight vault rotate` re-seals them under the current key)",
+        f"CV-004: {what} sealed with key {ids}, which is not configured: if a `nexus-flight vault rotate` made "
+        f"it, it is the new master key: set {ENV_KEY} to it; if it is an older key, add it to {ENV_OLD_KEYS} "
+        "(then `nexus-flight vault rotate` re-seals them under the current key)",
         rule="CV-004",
     )
 

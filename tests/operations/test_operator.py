@@ -54,6 +54,18 @@ def test_serve_refuses_to_start_without_the_key_of_the_catalogs_credentials(pg_s
     assert "NEXUS_FLIGHT_OLD_MASTER_KEYS" not in result.stderr  # not the real problem
 
 
+def test_serve_with_another_key_names_both_ways_out(pg_source, key):
+    """The key it lacks may be the new one (a rotation finished elsewhere) or an old one: the message says which
+    variable each case sets."""
+    other = base64.b64encode(os.urandom(32)).decode()
+    result = _cli("serve", "--data-dir", str(pg_source), "--port", "0", env=_env(**{ENV_KEY: other}))
+    assert result.returncode == 2
+    assert "CV-004: 1 source credential in the catalog is sealed with key" in result.stderr
+    assert f"it is the new master key: set {ENV_KEY} to it" in result.stderr
+    assert "if it is an older key, add it to NEXUS_FLIGHT_OLD_MASTER_KEYS" in result.stderr
+    assert key not in result.stderr and other not in result.stderr
+
+
 def test_sources_test_without_the_key_names_it_and_leaves_a_healthy_source_active(pg_source, key):
     result = _cli("sources", "test", "sales", "--data-dir", str(pg_source), env=_env())
     assert result.returncode == 2
