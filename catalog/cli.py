@@ -23,7 +23,7 @@ from nexus_flight.catalog.history import STATUSES, search_history
 from nexus_flight.catalog.key_handover import finish_rotation, pending_handovers, rotate_master_key
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
-from nexus_flight.catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import load_settings, parse_value
 
@@ -145,11 +145,7 @@ def open_store(args: argparse.Namespace) -> CatalogStore:
     """Open the catalog of the server settings: ``catalog_url``, else ``<data_dir>/catalog.db`` (flags win)."""
     flags = {name: getattr(args, name) for name in ("catalog_url", "data_dir") if getattr(args, name, None)}
     server = load_settings(getattr(args, "config", None), flags=flags)
-    url = server.catalog_url
-    if url is None:
-        server.data_dir.mkdir(parents=True, exist_ok=True)
-        url = default_url(server.data_dir)
-    return CatalogStore(url)
+    return CatalogStore(server.catalog_url, data_dir=server.data_dir)
 
 
 def run_action(args: argparse.Namespace, action, failed=lambda result: False) -> int:

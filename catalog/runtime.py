@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources, check_declared
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
@@ -13,7 +12,7 @@ from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
 from nexus_flight.catalog.policies import sync_policies
 from nexus_flight.catalog.redaction import install_log_scrubber
-from nexus_flight.catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +59,7 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     """
     install_log_scrubber()
     server = config.server
-    url = server.catalog_url or default_url(server.data_dir)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = CatalogStore(url)
+    store = CatalogStore(server.catalog_url, data_dir=server.data_dir)
     check_declared(store, config)  # the file is applied whole or not at all
     actions = apply_sources(store, config)
     if actions:

@@ -115,3 +115,21 @@ def test_vault_init_never_keeps_the_key_in_a_plain_file_keyring(tmp_path):
     assert made.stdout.startswith(f"{ENV_KEY}=")
     assert "no usable OS keyring (keyrings.alt.file.PlaintextKeyring is not an OS keyring)" in made.stderr
     assert list(tmp_path.rglob("*")) == []  # nothing written
+
+
+def test_a_catalog_that_does_not_open_is_named_without_a_traceback(tmp_path):
+    """Down, mistyped or not a directory: the command names the catalog (never its password) and why, exit 2."""
+    from tests.support.services import free_port
+
+    down = f"postgresql+psycopg://gateway:catalog-secret@127.0.0.1:{free_port()}/catalog"
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    for argv, said in [
+        (("sources", "list", "--catalog-url", down), "cannot open the catalog postgresql+psycopg://gateway:***@"),
+        (("users", "list", "--catalog-url", "not a url"), "cannot open the catalog URL (not a SQLAlchemy URL"),
+        (("sources", "list", "--data-dir", str(not_a_folder)), f"cannot open the catalog sqlite:///{not_a_folder}"),
+        (("serve", "--port", "0", "--data-dir", str(not_a_folder)), f"cannot open the catalog sqlite:///{not_a_folder}"),
+    ]:
+        result = _cli(*argv, env=_env())
+        assert result.returncode == 2 and f"error: {said}" in result.stderr, (argv, result.stderr)
+        assert "Traceback" not in result.stderr and "catalog-secret" not in result.stderr
