@@ -240,7 +240,16 @@ def parse_since(text: str) -> datetime:
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[:-1].isdigit() and text[-1:] in units:
         return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text)
+    return iso_time(text)
+
+
+def iso_time(text: str) -> datetime:
+    """An ISO time (UTC when it names no zone); argparse's own error, which names the flag, when it is none."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a duration like 30m, 12h or 7d nor an ISO time "
+                                         "such as 2026-12-01T09:00") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -15,7 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from nexus_flight.catalog.api_keys import create_key, list_keys, revoke_key
 from nexus_flight.catalog.audit import KINDS, search_audit
-from nexus_flight.catalog.cli import common_options, key_value_pairs, parse_since, run_action, secret_value
+from nexus_flight.catalog.cli import (
+    common_options,
+    iso_time,
+    key_value_pairs,
+    parse_since,
+    run_action,
+    secret_value,
+)
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import live_tokens, record_sign_in, revoke_token, signing_keys
@@ -54,8 +61,7 @@ def _until(text: str) -> datetime:
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[:-1].isdigit() and text[-1:] in units:
         return datetime.now(UTC) + timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return iso_time(text)
 
 
 _LIMIT_HELP = "NAME=VALUE: a limit (queries_per_minute, max_concurrent_queries, max_rows …; repeatable)"

@@ -322,3 +322,15 @@ def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli
     ]
     out, _ = cli("sources", "diff-schema", "pgshop")
     assert any(line.endswith("id: integer -> integer (not null)") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("argv", [("history", "--since", "garbage"), ("audit", "--since", "3q"),
+                                  ("keys", "create", "carol", "k", "--expires", "5x")])
+def test_a_time_that_is_none_says_what_a_time_is(argv, capsys):
+    from nexus_flight.server.app.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(list(argv))
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {argv[-2]}: {argv[-1]!r} is neither a duration like 30m, 12h or 7d nor an ISO time" in error
