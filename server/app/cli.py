@@ -168,7 +168,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="nexus-flight", description="A read-only Arrow Flight SQL gateway")
-    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS,
+    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], metavar="LOG_LEVEL",
                         help="level of the log (DEBUG, INFO, WARNING, ERROR; default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)",

@@ -334,3 +334,12 @@ def test_a_time_that_is_none_says_what_a_time_is(argv, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert f"argument {argv[-2]}: {argv[-1]!r} is neither a duration like 30m, 12h or 7d nor an ISO time" in error
+
+
+def test_the_log_level_is_one_of_those_the_help_names(capsys):
+    from nexus_flight.server.app.cli import build_parser
+
+    assert build_parser().parse_args(["--log-level", "warning", "sources", "list"]).log_level == "WARNING"
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--log-level", "loud", "sources", "list"])
+    assert exited.value.code == 2 and "argument --log-level: invalid choice" in capsys.readouterr().err
