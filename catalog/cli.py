@@ -226,7 +226,10 @@ def secret_value(key: str, value: str, option: str | None = None) -> str:
     """``${env:NAME}`` or ``-`` (prompt, or one line of stdin when it is not a terminal); ``option`` names it."""
     where = option or f"--secret {key}"
     if value == "-":
-        return getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        read = getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not read:  # a script without input would otherwise store an empty secret in place of the real one
+            raise ConfigError(f"{where}: - read nothing: type it at the prompt, or give it as one line of stdin")
+        return read
     if value.startswith(_ENV_REF_PREFIX) and value.endswith("}"):
         name = value[len(_ENV_REF_PREFIX) : -1]
         if not os.environ.get(name):

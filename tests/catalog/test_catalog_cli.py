@@ -343,3 +343,19 @@ def test_the_log_level_is_one_of_those_the_help_names(capsys):
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["--log-level", "loud", "sources", "list"])
     assert exited.value.code == 2 and "argument --log-level: invalid choice" in capsys.readouterr().err
+
+
+def test_a_secret_read_from_empty_stdin_is_refused_and_the_stored_one_stays(cli, monkeypatch):
+    """`-s password=-` in a script without input must not replace the source's password with nothing."""
+    import io
+
+    cli("sources", "add", "sales", "--type", "postgresql", "-o", "host=127.0.0.1", "-o", "database=test",
+        "-s", "password=${env:NF_TEST_PW}")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    _, err = cli("sources", "update", "sales", "-s", "password=-", expect=2)
+    assert "error: --secret password: - read nothing" in err
+    store = CatalogStore(data_dir=cli.data_dir)
+    try:
+        assert store.source_spec("sales").secrets["password"] == SECRET
+    finally:
+        store.close()
