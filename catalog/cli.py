@@ -23,7 +23,7 @@ from nexus_flight.catalog.history import STATUSES, search_history
 from nexus_flight.catalog.key_handover import finish_rotation, pending_handovers, rotate_master_key
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
-from nexus_flight.catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import ConfigError, GatewayError
 from nexus_flight.core.settings import load_settings, parse_value
 
@@ -145,11 +145,7 @@ def open_store(args: argparse.Namespace) -> CatalogStore:
     """Open the catalog of the server settings: ``catalog_url``, else ``<data_dir>/catalog.db`` (flags win)."""
     flags = {name: getattr(args, name) for name in ("catalog_url", "data_dir") if getattr(args, name, None)}
     server = load_settings(getattr(args, "config", None), flags=flags)
-    url = server.catalog_url
-    if url is None:
-        server.data_dir.mkdir(parents=True, exist_ok=True)
-        url = default_url(server.data_dir)
-    return CatalogStore(url)
+    return CatalogStore(server.catalog_url, data_dir=server.data_dir)
 
 
 def run_action(args: argparse.Namespace, action, failed=lambda result: False) -> int:
@@ -230,7 +226,10 @@ def secret_value(key: str, value: str, option: str | None = None) -> str:
     """``${env:NAME}`` or ``-`` (prompt, or one line of stdin when it is not a terminal); ``option`` names it."""
     where = option or f"--secret {key}"
     if value == "-":
-        return getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        read = getpass.getpass(f"{key}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not read:  # a script without input would otherwise store an empty secret in place of the real one
+            raise ConfigError(f"{where}: - read nothing: type it at the prompt, or give it as one line of stdin")
+        return read
     if value.startswith(_ENV_REF_PREFIX) and value.endswith("}"):
         name = value[len(_ENV_REF_PREFIX) : -1]
         if not os.environ.get(name):
@@ -244,7 +243,16 @@ def parse_since(text: str) -> datetime:
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[:-1].isdigit() and text[-1:] in units:
         return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text)
+    return iso_time(text)
+
+
+def iso_time(text: str) -> datetime:
+    """An ISO time (UTC when it names no zone); argparse's own error, which names the flag, when it is none."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a duration like 30m, 12h or 7d nor an ISO time "
+                                         "such as 2026-12-01T09:00") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -468,21 +476,42 @@ def _vault_init(args: argparse.Namespace) -> int:
         return 2
     key = generate_key()
     if not args.print_key:
-        try:
-            import keyring
+        unusable = _no_os_keyring()
+        if unusable is None:
+            try:
+                import keyring
 
-            keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, key)
-            print(f"master key stored in the OS keyring (service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}); "
-                  "the gateway and these commands read it from there when run as this user. Back it up: without "
-                  "it the catalog's credentials cannot be opened.")
-            return 0
-        except Exception as exc:  # no keyring backend on servers and containers
-            print(f"no usable OS keyring ({type(exc).__name__}): keep the key below instead", file=sys.stderr)
+                keyring.set_password(KEYRING_SERVICE, KEYRING_KEY, key)
+                print(f"master key stored in the OS keyring (service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}); "
+                      "the gateway and these commands read it from there when run as this user. Back it up: "
+                      "without it the catalog's credentials cannot be opened.")
+                return 0
+            except Exception as exc:  # the keyring's service went away between the question and the write
+                unusable = type(exc).__name__
+        print(f"no usable OS keyring ({unusable}): keep the key below instead", file=sys.stderr)
     print(f"{ENV_KEY}={key}")
     print("# Keep this line in an env file readable only by the gateway's user (chmod 600) or in your secret "
           "store, set it for every gateway and `nexus-flight` command sharing the catalog, and back it up: "
           "without it the catalog's credentials cannot be opened.", file=sys.stderr)
     return 0
+
+
+def _no_os_keyring() -> str | None:
+    """Why the master key cannot go to an OS keyring here (None: it can).
+
+    keyring falls back to backends that are no OS keyring: one that fails (servers and containers) or one that
+    keeps keys in a plain file (keyrings.alt's), readable by whoever reads the file. Only a backend keyring itself
+    recommends keeps the key.
+    """
+    try:
+        import keyring
+        from keyring.core import recommended
+
+        backend = keyring.get_keyring()
+    except Exception as exc:  # no keyring backend at all
+        return type(exc).__name__
+    kind = type(backend)
+    return None if recommended(backend) else f"{kind.__module__}.{kind.__name__} is not an OS keyring"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -112,7 +112,9 @@ class GatewayConfig:
 
     server: ServerSettings
     sources: list[SourceConfig] = field(default_factory=list)
-    policies: list[PolicySpec] = field(default_factory=list)
+    #: The file's row filters and column masks (None without a file: then no file owns any, and a gateway served
+    #: without one keeps those an earlier file declared rather than dropping them, filters and all).
+    policies: list[PolicySpec] | None = None
     #: The file's roles, users and grants (None without a file: then no file owns any).
     security: DeclaredSecurity | None = None
 
@@ -155,7 +157,8 @@ def load_config(
         except GatewayError as exc:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
     security = declared_security(document, env) if path is not None else None
-    return GatewayConfig(server, sources, _policies(parsed.policies), security)
+    policies = _policies(parsed.policies) if path is not None else None
+    return GatewayConfig(server, sources, policies, security)
 
 
 def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
@@ -172,6 +175,28 @@ def _policies(entries: list[_PolicyEntry]) -> list[PolicySpec]:
             raise ConfigError(f"{where}: {exc.message}", **exc.details) from None
         specs.append(spec)
     return specs
+
+
+def check_declared(store, config: GatewayConfig) -> None:
+    """Check the file's users, roles, grants and policies against the catalog before any part of it is applied.
+
+    A file is applied whole or not at all: a declaration the catalog refuses (a name the CLI owns, an unknown
+    role) must refuse it before its sources, users or other policies change anything.
+
+    Raises:
+        ConfigError: the first declaration the catalog refuses, naming it.
+
+    """
+    from nexus_flight.catalog.config_security import check_security
+    from nexus_flight.catalog.policies import check_declared_policies
+    from nexus_flight.catalog.users import list_roles
+
+    if config.security is not None:
+        roles = check_security(store, config.security)
+    else:
+        roles = {r.name for r in list_roles(store)}
+    if config.policies is not None:
+        check_declared_policies(store, config.policies, roles)
 
 
 def apply_declared_security(store, config: GatewayConfig) -> str:

@@ -331,14 +331,12 @@ def remove_undeclared(store: CatalogStore, declared: DeclaredSecurity) -> list[s
     return removed
 
 
-def apply_security(store: CatalogStore, declared: DeclaredSecurity) -> str:
-    """Make the catalog hold what the file declares; return a one-line summary ("" when nothing changed).
-
-    Everything is checked before anything changes: a declared name that a CLI-made row holds, or a role that
-    neither the file nor the catalog has, refuses the whole file.
+def check_security(store: CatalogStore, declared: DeclaredSecurity) -> set[str]:
+    """Check the declarations against the catalog, changing nothing; return the roles there once they are applied.
 
     Raises:
-        ConfigError: AU-002 (a name the CLI owns), AU-005 (an unknown role).
+        ConfigError: AU-002 (a declared name that a CLI-made row holds), AU-005 (a role that neither the file nor
+            the catalog has).
 
     """
     _refuse_taken("role", _owners(store, Role, [r.name for r in declared.roles]), [r.name for r in declared.roles])
@@ -348,6 +346,20 @@ def apply_security(store: CatalogStore, declared: DeclaredSecurity) -> str:
         if role not in known:
             raise rule_error("AU-005", f"role {role!r} is neither declared in the file nor in the catalog",
                              field="role")
+    return known
+
+
+def apply_security(store: CatalogStore, declared: DeclaredSecurity) -> str:
+    """Make the catalog hold what the file declares; return a one-line summary ("" when nothing changed).
+
+    Everything is checked before anything changes (``check_security``): a refused declaration refuses the whole
+    file.
+
+    Raises:
+        ConfigError: AU-002 (a name the CLI owns), AU-005 (an unknown role).
+
+    """
+    check_security(store, declared)
     changes = [f"role {n} {a}" for n, a in apply_roles(store, declared.roles).items()]
     changes += [f"user {n} {a}" for n, a in apply_users(store, declared.users).items()]
     counts = apply_grants(store, declared.grants)

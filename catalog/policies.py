@@ -270,6 +270,37 @@ def remove_policy(store: CatalogStore, name: str, *, actor: str | None = None) -
         return info
 
 
+def check_declared_policies(store: CatalogStore, specs: Iterable[PolicySpec], roles: set[str]) -> None:
+    """Check the file's policies against the catalog, changing nothing, before any part of the file is applied.
+
+    Args:
+        store: The catalog.
+        specs: The file's policies.
+        roles: The roles the catalog holds once the file is applied (its own declared ones included).
+
+    Raises:
+        ConfigError: what ``add_policy`` would refuse: AU-002 (a CLI policy holds the name), AU-005 (an exempt
+            role that neither the file nor the catalog has), AU-004/AU-007.
+
+    """
+    existing = list_policies(store)
+    taken = {p.name.lower() for p in existing if p.origin != "config"}
+    unchanged = {p.name.lower() for p in existing if p.origin == "config" and any(
+        _same(p, spec) for spec in specs if spec.name.lower() == p.name.lower())}
+    for spec in specs:
+        if spec.name.lower() in unchanged:  # kept as it is, as sync_policies keeps it
+            continue
+        catalog, db_schema, table = _target(spec)
+        check_policy(spec, dialect=_dialect(store, catalog), columns=table_columns(store, catalog, db_schema, table))
+        if spec.name.lower() in taken:
+            raise rule_error("AU-002", f"policy {spec.name!r} is declared in the file but was made with the CLI: "
+                                       "remove one of them", field="name")
+        for role in spec.exempt_roles:
+            if role not in roles:
+                raise rule_error("AU-005", f"policy {spec.name!r}: exempt role {role!r} is neither declared in "
+                                           "the file nor in the catalog", field="exempt_roles")
+
+
 def sync_policies(store: CatalogStore, specs: Iterable[PolicySpec], *, actor: str = "config") -> dict[str, str]:
     """Make the catalog hold the configuration file's policies; return name -> added/updated/unchanged/removed.
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
-from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources
+from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources, check_declared
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.history import purge_history
 from nexus_flight.catalog.policies import sync_policies
 from nexus_flight.catalog.redaction import install_log_scrubber
-from nexus_flight.catalog.store import CatalogStore, default_url
+from nexus_flight.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +59,15 @@ def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
     """
     install_log_scrubber()
     server = config.server
-    url = server.catalog_url or default_url(server.data_dir)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    store = CatalogStore(url)
+    store = CatalogStore(server.catalog_url, data_dir=server.data_dir)
+    check_declared(store, config)  # the file is applied whole or not at all
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))
     declared = apply_declared_security(store, config)
     if declared:
         log.info("configuration users, roles and grants: %s", declared)
-    policies = sync_policies(store, config.policies)
+    policies = sync_policies(store, config.policies) if config.policies is not None else {}
     if policies:
         log.info("configuration policies: %s", ", ".join(f"{k} {v}" for k, v in sorted(policies.items())))
     history = history_observer(store, record_parameters=server.record_parameters)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, create_engine, event, func, make_url, select
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nexus_flight.backends.profile import backend_options
@@ -28,7 +28,7 @@ from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.source_types import SOURCE_TYPES, suggest
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
-from nexus_flight.core.errors import NotFoundError
+from nexus_flight.core.errors import ConfigError, NotFoundError
 from nexus_flight.core.source import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,20 @@ class CatalogStore:
             engine: An engine to use instead of ``url``.
 
         """
-        if engine is None:
-            if url is None:
-                if data_dir is None:
-                    raise ValueError("a catalog needs a URL or a data directory")
-                Path(data_dir).expanduser().mkdir(parents=True, exist_ok=True)
-                url = default_url(data_dir)
-            engine = _create_engine(url)
+        if engine is None and url is None and data_dir is None:
+            raise ValueError("a catalog needs a URL or a data directory")
+        try:
+            if engine is None:
+                if url is None:
+                    url = default_url(data_dir)
+                if url.startswith("sqlite:///"):  # a SQLite file's folder is made, as a data directory is
+                    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                engine = _create_engine(url)
+            self.schema_version = upgrade(engine)
+        except (OSError, ImportError, ArgumentError, DBAPIError) as exc:
+            # What the operator mistyped or what is down, not a traceback: the URL (without its password) and why.
+            raise ConfigError(f"cannot open the catalog {_shown(url, data_dir)}: {_why(exc, url)}") from None
         self.engine = engine
-        self.schema_version = upgrade(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.vault = Vault(keys if keys is not None else KeyRing.from_environment())
         from nexus_flight.catalog.key_handover import CatalogHandovers  # it reads this store's tables
@@ -432,6 +437,27 @@ def _plain(secrets: Mapping[str, SecretStr]) -> dict[str, str]:
 
 def _sealed(record: CredentialRecord) -> SealedRecord:
     return SealedRecord(bytes(record.ciphertext), bytes(record.nonce), record.key_id)
+
+
+def _shown(url: str | None, data_dir: str | Path | None) -> str:
+    """The catalog named for an error: its URL without the password, or the data directory it would live in."""
+    if url is None:
+        return f"in {data_dir}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "URL (not a SQLAlchemy URL such as postgresql+psycopg://user@host/db)"
+
+
+def _why(exc: Exception, url: str | None) -> str:
+    """One line on why the catalog did not open: the database driver's own words where it spoke."""
+    if isinstance(exc, ImportError):
+        extra = " (pip install 'nexus-flight[catalog-postgres]')" if url and url.startswith("postgres") else ""
+        return f"its database driver is not installed: {exc}{extra}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+    text = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _create_engine(url: str) -> Engine:

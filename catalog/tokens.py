@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -129,6 +129,19 @@ def sign_in_of(store: CatalogStore, session_id: str) -> LiveToken | None:
         r = session.get(LiveSignIn, session_id)
         return None if r is None else LiveToken(r.session_id, r.user_name, r.method, r.key_id, r.issued_at,
                                                 r.expires_at)
+
+
+def revoke_sign_in(store: CatalogStore, session_id: str, session_max_seconds: float, *,
+                   actor: str | None = None) -> LiveToken | None:
+    """Refuse every token of one recorded sign-in; return it (None: no sign-in of that id).
+
+    Refused until none of its tokens could be accepted: its latest expiry, or the longest a sign-in continues.
+    """
+    found = sign_in_of(store, session_id)
+    if found is not None:
+        until = max(found.expires_at, datetime.now(UTC)) + timedelta(seconds=session_max_seconds)
+        revoke_token(store, found.id, found.user, until, actor=actor)
+    return found
 
 
 def purge_sign_ins(store: CatalogStore) -> int:

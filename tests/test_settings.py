@@ -12,7 +12,7 @@ import pytest
 
 from nexus_flight.core.errors import ConfigError
 from nexus_flight.core.settings import DEFAULT_PORT, ServerSettings, load_settings
-from nexus_flight.server.app.cli import build_parser, given_settings
+from nexus_flight.server.app.cli import build_parser, given_settings, with_flag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +95,31 @@ def test_nested_tables_and_none_from_the_environment(config_file):
 def test_a_bad_setting_names_itself_wherever_it_came_from(argv, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(None, env=env, flags=flags(*argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--tls-cert", "/c.pem"), "error: server.tls.key_file (--tls-key): Field required"),
+        (("--port", "70000"), "error: server.port (--port): Input should be less than or equal to 65535"),
+        (("--query-timeout", "-1"), "error: server.query_timeout_seconds (--query-timeout): Input should be greater"),
+    ],
+)
+def test_serve_names_the_flag_of_a_bad_setting(tmp_path, argv, message):
+    """The file's name of the setting and the flag that sets it: the message reads right whichever was given."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "nexus_flight.server", "serve", "--data-dir", str(tmp_path), *argv],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_setting_without_a_flag_keeps_its_message():
+    assert with_flag("server.prot: unknown setting") == "server.prot: unknown setting"
+    assert with_flag("sources[0] (sales): DS-006: port 0") == "sources[0] (sales): DS-006: port 0"
+    build_parser()
+    assert with_flag("server.demo_scale: bad") == "server.demo_scale (--demo-scale): bad"
 
 
 def test_server_settings_are_one_declaration():

@@ -25,7 +25,10 @@ def _serve(args: argparse.Namespace) -> int:
     from nexus_flight.server.app.telemetry import configure_telemetry
     from nexus_flight.server.query.directory import StaticSourceDirectory
 
-    config = load_config(args.config, flags=given_settings(args))
+    try:
+        config = load_config(args.config, flags=given_settings(args))
+    except ConfigError as exc:
+        raise ConfigError(with_flag(exc.message), **exc.details) from None
     settings = config.server
     configure_logging(settings.log_format, settings.log_level, settings.log_levels)
     waiter = SignalWaiter()
@@ -118,8 +121,9 @@ def _require_vault_keys(store) -> None:
             rule="CV-001",
         )
     raise ConfigError(
-        f"CV-004: {what} sealed with key {ids}, which is not configured: add it to {ENV_OLD_KEYS} (then "
-        "`nexus-flight vault rotate` re-seals them under the current key)",
+        f"CV-004: {what} sealed with key {ids}, which is not configured: if a `nexus-flight vault rotate` made "
+        f"it, it is the new master key: set {ENV_KEY} to it; if it is an older key, add it to {ENV_OLD_KEYS} "
+        "(then `nexus-flight vault rotate` re-seals them under the current key)",
         rule="CV-004",
     )
 
@@ -137,6 +141,21 @@ def _catalog_check(catalog):
     return check
 
 
+#: The serve flag that sets each setting (its dest is the setting's dotted name), named in errors about it.
+SETTING_FLAGS: dict[str, str] = {}
+
+
+def with_flag(message: str) -> str:
+    """``server.tls.key_file: Field required`` -> ``server.tls.key_file (--tls-key): Field required``.
+
+    A setting may come from the file, the environment or a flag: the message names the setting as the file
+    spells it and, where one exists, the flag, so it reads right whichever the user gave.
+    """
+    where, sep, reason = message.partition(": ")
+    flag = SETTING_FLAGS.get(where.removeprefix("server.")) if where.startswith("server.") else None
+    return f"{where} ({flag}){sep}{reason}" if flag and sep else message
+
+
 def given_settings(args: argparse.Namespace) -> dict[str, object]:
     """The server settings given as flags, by (dotted) setting name: a flag's ``dest`` is the setting it sets.
 
@@ -149,7 +168,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="nexus-flight", description="A read-only Arrow Flight SQL gateway")
-    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS,
+    parser.add_argument("--log-level", dest="log_level", default=argparse.SUPPRESS, type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], metavar="LOG_LEVEL",
                         help="level of the log (DEBUG, INFO, WARNING, ERROR; default INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve Flight SQL (the TPC-H demo catalog by default)",
@@ -181,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", dest="log_format", choices=["text", "json"],
                        help="text (default) or json: one JSON object per line")
     serve.set_defaults(func=_serve)
+    SETTING_FLAGS.update({dest: options[0] for dest, options in _setting_options(serve).items()})
     from nexus_flight.catalog.cli import add_subcommands
     from nexus_flight.server.app.policies_cli import add_policy_subcommands
     from nexus_flight.server.app.security_cli import add_security_subcommands
@@ -189,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_security_subcommands(sub)
     add_policy_subcommands(sub)
     return parser
+
+
+def _setting_options(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
+    """Setting name -> the option strings of the flags that set it (``--no-demo`` too sets ``demo_scale``)."""
+    found: dict[str, list[str]] = {}
+    for action in parser._actions:  # argparse keeps no public list of a parser's arguments
+        if action.option_strings and action.dest.split(".")[0] in ServerSettings.model_fields:
+            found.setdefault(action.dest, []).extend(action.option_strings)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,5 +77,7 @@ def log_query(event: QueryEvent) -> None:
     if event.error:
         fields["error"] = event.error
     level = logging.INFO if event.status in ("success", "cancelled") else logging.WARNING
-    query_log.log(level, "query %s %s on %s by %s in %.1f ms", event.query_id, event.status, event.source,
+    # A query refused before it was routed has no source: the text says so rather than "on None".
+    where = f"on {event.source}" if event.source else "before reaching a source"
+    query_log.log(level, "query %s %s %s by %s in %.1f ms", event.query_id, event.status, where,
                   event.user, event.timings_ms.get("total", 0.0), extra=fields)

@@ -44,18 +44,19 @@ def reload_configuration(path: str | Path | None, flags: Mapping[str, Any], gate
         ConfigError: the file does not load or a source in it is invalid (nothing is applied then).
 
     """
-    from nexus_flight.catalog.config_file import apply_declared_security, apply_sources, load_config
+    from nexus_flight.catalog.config_file import apply_declared_security, apply_sources, check_declared, load_config
     from nexus_flight.catalog.policies import sync_policies
     from nexus_flight.server.app.logs import configure_logging
 
     config = load_config(path, flags=flags)
+    check_declared(store, config)
     before: ServerSettings = gateway.settings
     settings = config.server
     needs_restart = [name for name in RESTART_ONLY if getattr(settings, name) != getattr(before, name)]
     kept = settings.model_copy(update={name: getattr(before, name) for name in RESTART_ONLY})
     actions = apply_sources(store, config)
     declared = apply_declared_security(store, config)
-    policies = sync_policies(store, config.policies)
+    policies = sync_policies(store, config.policies) if config.policies is not None else {}
     gateway.apply_settings(kept)
     configure_logging(kept.log_format, kept.log_level, kept.log_levels)
     changed = sorted(name for name in type(kept).model_fields if getattr(kept, name) != getattr(before, name))

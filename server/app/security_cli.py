@@ -15,10 +15,17 @@ from datetime import UTC, datetime, timedelta
 
 from nexus_flight.catalog.api_keys import create_key, list_keys, revoke_key
 from nexus_flight.catalog.audit import KINDS, search_audit
-from nexus_flight.catalog.cli import common_options, key_value_pairs, parse_since, run_action, secret_value
+from nexus_flight.catalog.cli import (
+    common_options,
+    iso_time,
+    key_value_pairs,
+    parse_since,
+    run_action,
+    secret_value,
+)
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.tokens import live_tokens, record_sign_in, revoke_token, signing_keys
+from nexus_flight.catalog.tokens import live_tokens, record_sign_in, revoke_sign_in, revoke_token, signing_keys
 from nexus_flight.catalog.users import (
     add_role,
     add_user,
@@ -33,7 +40,7 @@ from nexus_flight.catalog.users import (
     update_role,
     update_user,
 )
-from nexus_flight.core.errors import ConfigError
+from nexus_flight.core.errors import ConfigError, NotFoundError
 from nexus_flight.core.settings import load_settings
 from nexus_flight.server.security.gateway_tokens import GatewayTokens
 
@@ -54,8 +61,7 @@ def _until(text: str) -> datetime:
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[:-1].isdigit() and text[-1:] in units:
         return datetime.now(UTC) + timedelta(**{units[text[-1]]: int(text[:-1])})
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return iso_time(text)
 
 
 _LIMIT_HELP = "NAME=VALUE: a limit (queries_per_minute, max_concurrent_queries, max_rows …; repeatable)"
@@ -169,6 +175,7 @@ def add_security_subcommands(subparsers: argparse._SubParsersAction) -> None:
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--token", help="- (stdin) or ${env:NAME}: the token to revoke, with its refreshes")
     which.add_argument("--user", help="revoke every token issued to this user so far")
+    which.add_argument("--id", help="revoke one sign-in by the id `tokens list` shows, with its refreshes")
 
     audit = command(subparsers, "audit", _audit, "search the audit trail (sign-in failures, lockouts, changes)")
     audit.add_argument("--kind", choices=KINDS)
@@ -378,6 +385,11 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
         if args.user:
             return {"user": args.user, "tokens_valid_after": revoke_user_tokens(store, args.user, actor=_actor())}
         auth, tokens = _gateway_tokens(args, store)
+        if args.id:
+            found = revoke_sign_in(store, args.id, auth.session_max_seconds, actor=_actor())
+            if found is None:
+                raise NotFoundError(f"no sign-in with id {args.id[:64]!r} (`nexus-flight tokens list` shows them)")
+            return {"user": found.user, "session": found.id, "revoked": True}
         claims = tokens.verify(secret_value("token", args.token, "--token"), check_expiry=False)
         # Until no token of the sign-in can be accepted: its own expiry, or the longest a sign-in continues.
         expires = datetime.fromtimestamp(max(claims.expires_at, claims.issued_at + auth.session_max_seconds), UTC)

@@ -75,11 +75,13 @@ class Ticket:
     expires_at: float = float("inf")
     #: The rate credit the planning of its query took (its first run spends it), if any.
     prepaid: str | None = None
+    #: The statement as the client wrote it (history records it; None: the plan's text).
+    client_sql: str | None = None
 
     def run(self) -> QueryRun:
         """What the query service runs for this ticket (cancel finds it by the ticket's handle)."""
         return QueryRun(self.plan, self.schema, self.principal, self.parameters, self.correlation_id,
-                        self.plan_timings, self.handle, self.client_address, self.prepaid)
+                        self.plan_timings, self.handle, self.client_address, self.prepaid, self.client_sql)
 
 
 @dataclass

@@ -252,7 +252,7 @@ class FlightSqlServer(flight.FlightServerBase):
         ticket = Ticket(
             handle=handle, session_key=session.key, principal=session.principal, plan=plan, schema=schema,
             parameters=parameters, correlation_id=correlation, plan_timings=dict(plan_timings or {}),
-            client_address=session.address, expires_at=expires_at, prepaid=prepaid,
+            client_address=session.address, expires_at=expires_at, prepaid=prepaid, client_sql=origin.sql,
         )
         self.tickets.put(handle, ticket, owner=session.key)
         return ticket
@@ -291,7 +291,7 @@ class FlightSqlServer(flight.FlightServerBase):
             ticket = Ticket(handle=handle, session_key=caller.session_key, principal=principal, plan=plan,
                             schema=schema_of(claims["schema"]), parameters=parameter_rows(table),
                             correlation_id=claims.get("cid"), client_address=caller.address,
-                            expires_at=float(claims["exp"]), prepaid=_credit_claim(claims))
+                            expires_at=float(claims["exp"]), prepaid=_credit_claim(claims), client_sql=origin.sql)
             self.tickets.put(handle, ticket, owner=caller.session_key)
         if caller.principal.authenticated:
             ticket = dataclasses.replace(ticket, principal=caller.principal)  # today's roles and grants

@@ -110,6 +110,8 @@ class QueryRun:
         key: What ``cancel`` names this run by (the wire's handle for it); runs may share a key.
         address: The client's address, for history.
         prepaid: The rate credit its planning took (spent instead of a new token), if any.
+        client_sql: The statement as the client wrote it, which history records (None: the plan's own text; the
+            plan's has the source's catalog qualifier removed).
 
     """
 
@@ -122,6 +124,7 @@ class QueryRun:
     key: bytes = b""
     address: str | None = None
     prepaid: str | None = None
+    client_sql: str | None = None
 
 
 @dataclass
@@ -604,7 +607,8 @@ class QueryService:
             span.end()
             # A run refused for now (retryable) has not ended: the client may redeem its ticket again.
             ended = key_hash(run.key) if run.key and not isinstance(exc, RetryLaterError) else None
-            self._emit_failure(plan.sql, run.principal, plan.source, exc, clock, query_id, run.correlation_id,
+            self._emit_failure(run.client_sql or plan.sql, run.principal, plan.source, exc, clock, query_id,
+                               run.correlation_id,
                                address=run.address, policy_rewritten=rewritten, ticket_sha256=ended)
             raise
 
@@ -635,7 +639,7 @@ class QueryService:
                 timings["first_batch"] = stream.stats.first_batch_ms
             self._emit(QueryEvent(
                 query_id=query_id, correlation_id=run.correlation_id, principal=run.principal, source=plan.source,
-                sql=plan.sql, status=status, error=ended.message if ended else None,
+                sql=run.client_sql or plan.sql, status=status, error=ended.message if ended else None,
                 error_code=ended.code if ended else None, rows=stream.stats.rows, bytes=stream.stats.bytes,
                 table_version=_versions(stream.execution.read_versions), timings_ms=timings,
                 parameters=len(run.parameters or ()), client_address=run.address, policy_rewritten=rewritten,

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from nexus_flight.catalog.tokens import live_tokens, revoke_token, sign_in_of
+from nexus_flight.catalog.tokens import live_tokens, revoke_sign_in, sign_in_of
 from nexus_flight.catalog.users import get_user, revoke_user_tokens
 from nexus_flight.core.errors import ConfigError, ForbiddenError, NotFoundError
 from nexus_flight.server.query.principal import Principal
@@ -102,10 +102,7 @@ class TokenActions:
         found = sign_in_of(self.store, session_id)
         if found is None or (found.user != principal.name and not principal.is_admin):
             raise NotFoundError(f"no sign-in with id {session_id[:64]!r}")
-        # Refused until none of its tokens could be accepted: its latest expiry, or the longest a sign-in continues.
-        longest = timedelta(seconds=self.authenticator.settings.session_max_seconds)
-        until = max(found.expires_at, datetime.now(UTC)) + longest
-        revoke_token(self.store, found.id, found.user, until, actor=actor)
+        revoke_sign_in(self.store, found.id, self.authenticator.settings.session_max_seconds, actor=actor)
         self.authenticator.identities.revoked_here(found.id)
         return {"id": found.id, "user": found.user, "revoked": True}
 

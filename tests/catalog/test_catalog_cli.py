@@ -355,3 +355,40 @@ def test_diff_schema_notices_set_not_null_and_a_longer_varchar_on_postgresql(cli
     ]
     out, _ = cli("sources", "diff-schema", "pgshop")
     assert any(line.endswith("id: integer -> integer (not null)") for line in out.splitlines())
+
+
+@pytest.mark.parametrize("argv", [("history", "--since", "garbage"), ("audit", "--since", "3q"),
+                                  ("keys", "create", "carol", "k", "--expires", "5x")])
+def test_a_time_that_is_none_says_what_a_time_is(argv, capsys):
+    from nexus_flight.server.app.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(list(argv))
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {argv[-2]}: {argv[-1]!r} is neither a duration like 30m, 12h or 7d nor an ISO time" in error
+
+
+def test_the_log_level_is_one_of_those_the_help_names(capsys):
+    from nexus_flight.server.app.cli import build_parser
+
+    assert build_parser().parse_args(["--log-level", "warning", "sources", "list"]).log_level == "WARNING"
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--log-level", "loud", "sources", "list"])
+    assert exited.value.code == 2 and "argument --log-level: invalid choice" in capsys.readouterr().err
+
+
+def test_a_secret_read_from_empty_stdin_is_refused_and_the_stored_one_stays(cli, monkeypatch):
+    """`-s password=-` in a script without input must not replace the source's password with nothing."""
+    import io
+
+    cli("sources", "add", "sales", "--type", "postgresql", "-o", "host=127.0.0.1", "-o", "database=test",
+        "-s", "password=${env:NF_TEST_PW}")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    _, err = cli("sources", "update", "sales", "-s", "password=-", expect=2)
+    assert "error: --secret password: - read nothing" in err
+    store = CatalogStore(data_dir=cli.data_dir)
+    try:
+        assert store.source_spec("sales").secrets["password"] == SECRET
+    finally:
+        store.close()

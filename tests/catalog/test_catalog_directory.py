@@ -382,3 +382,16 @@ def test_a_catalog_served_prepared_statement_takes_its_bound_values_types(served
     [got] = table.column("x").to_pylist()
     assert (type(got), got) == (type(expected), expected)
     assert table.schema.field("x").type == pa.array([expected]).type or isinstance(expected, Decimal | int)
+
+
+def test_history_keeps_the_statement_as_the_client_wrote_it(served):
+    """The catalog qualifier the gateway removes before the engine runs the statement stays in history."""
+    store, gateway = served
+    sql = "SELECT count(*) AS n FROM sales.main.orders"
+    with connect(gateway) as conn:
+        assert fetch(conn, sql).to_pylist() == [{"n": 10}]
+        with pytest.raises(Exception, match="no_such_column"):
+            fetch(conn, "SELECT no_such_column FROM sales.main.orders")
+        rows = fetch(conn, "SELECT sql_text, status FROM query_history ORDER BY created_at", "system").to_pylist()
+    assert rows[:2] == [{"sql_text": sql, "status": "success"},
+                        {"sql_text": "SELECT no_such_column FROM sales.main.orders", "status": "rejected"}]

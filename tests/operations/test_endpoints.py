@@ -120,3 +120,18 @@ def test_log_levels_per_module_come_from_the_settings(tmp_path, monkeypatch):
         for name in settings.log_levels:
             logging.getLogger(name).setLevel(logging.NOTSET)
     assert ServerSettings().drain_seconds == 30
+
+
+def test_a_query_refused_before_routing_is_logged_without_a_source(caplog):
+    from nexus_flight.server.app.logs import log_query
+    from nexus_flight.server.query.principal import Principal
+    from nexus_flight.server.query.service import QueryEvent
+
+    with caplog.at_level(logging.INFO, logger="nexus_flight.queries"):
+        log_query(QueryEvent("q1", None, Principal("carol"), None, "DELETE FROM t", "rejected",
+                             timings_ms={"total": 0.5}))
+        log_query(QueryEvent("q2", None, Principal("carol"), "demo", "SELECT 1", "success",
+                             timings_ms={"total": 1.0}))
+    assert [r.getMessage() for r in caplog.records] == [
+        "query q1 rejected before reaching a source by carol in 0.5 ms", "query q2 success on demo by carol in 1.0 ms"]
+    assert caplog.records[0].source is None  # the JSON record keeps the field, empty

@@ -54,6 +54,18 @@ def test_serve_refuses_to_start_without_the_key_of_the_catalogs_credentials(pg_s
     assert "NEXUS_FLIGHT_OLD_MASTER_KEYS" not in result.stderr  # not the real problem
 
 
+def test_serve_with_another_key_names_both_ways_out(pg_source, key):
+    """The key it lacks may be the new one (a rotation finished elsewhere) or an old one: the message says which
+    variable each case sets."""
+    other = base64.b64encode(os.urandom(32)).decode()
+    result = _cli("serve", "--data-dir", str(pg_source), "--port", "0", env=_env(**{ENV_KEY: other}))
+    assert result.returncode == 2
+    assert "CV-004: 1 source credential in the catalog is sealed with key" in result.stderr
+    assert f"it is the new master key: set {ENV_KEY} to it" in result.stderr
+    assert "if it is an older key, add it to NEXUS_FLIGHT_OLD_MASTER_KEYS" in result.stderr
+    assert key not in result.stderr and other not in result.stderr
+
+
 def test_sources_test_without_the_key_names_it_and_leaves_a_healthy_source_active(pg_source, key):
     result = _cli("sources", "test", "sales", "--data-dir", str(pg_source), env=_env())
     assert result.returncode == 2
@@ -92,3 +104,32 @@ def test_vault_init_makes_one_key_and_never_replaces_it(key):
     assert "no usable OS keyring" in made.stderr and "back it up" in made.stderr
     again = _cli("vault", "init", env=_env(**{ENV_KEY: key}))
     assert again.returncode == 2 and "already configured" in again.stderr and key not in again.stderr
+
+
+def test_vault_init_never_keeps_the_key_in_a_plain_file_keyring(tmp_path):
+    """keyrings.alt's file backend is what keyring falls back to where no OS keyring runs: not a place for the key."""
+    env = {**_env(), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    made = _cli("vault", "init", env=env)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"{ENV_KEY}=")
+    assert "no usable OS keyring (keyrings.alt.file.PlaintextKeyring is not an OS keyring)" in made.stderr
+    assert list(tmp_path.rglob("*")) == []  # nothing written
+
+
+def test_a_catalog_that_does_not_open_is_named_without_a_traceback(tmp_path):
+    """Down, mistyped or not a directory: the command names the catalog (never its password) and why, exit 2."""
+    from tests.support.services import free_port
+
+    down = f"postgresql+psycopg://gateway:catalog-secret@127.0.0.1:{free_port()}/catalog"
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    for argv, said in [
+        (("sources", "list", "--catalog-url", down), "cannot open the catalog postgresql+psycopg://gateway:***@"),
+        (("users", "list", "--catalog-url", "not a url"), "cannot open the catalog URL (not a SQLAlchemy URL"),
+        (("sources", "list", "--data-dir", str(not_a_folder)), f"cannot open the catalog sqlite:///{not_a_folder}"),
+        (("serve", "--port", "0", "--data-dir", str(not_a_folder)), f"cannot open the catalog sqlite:///{not_a_folder}"),
+    ]:
+        result = _cli(*argv, env=_env())
+        assert result.returncode == 2 and f"error: {said}" in result.stderr, (argv, result.stderr)
+        assert "Traceback" not in result.stderr and "catalog-secret" not in result.stderr

@@ -15,6 +15,8 @@ from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.catalog.config_file import apply_declared_security, load_config
 from nexus_flight.catalog.grants import add_grant, list_grants
+from nexus_flight.catalog.policies import list_policies
+from nexus_flight.catalog.runtime import start_catalog
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import add_role, add_user, get_user, list_roles, list_users
 from nexus_flight.core.errors import ConfigError
@@ -112,6 +114,30 @@ def test_a_name_the_cli_owns_or_an_unknown_role_refuses_the_whole_file(tmp_path,
     assert "1 grants added" in apply_declared_security(store, _load(tmp_path, text))
 
 
+#: A policy exempting a role nobody made: the catalog refuses it, after the file's roles and users were checked.
+GHOST_POLICY = """
+[[policies]]
+name = "hide-phone"
+on = "demo.main.customer"
+mask = "c_phone"
+exempt_roles = ["ghosts"]
+"""
+
+
+def test_a_policy_the_catalog_refuses_refuses_the_whole_file_at_start(tmp_path, store):
+    store.close()
+    text = f'[server]\ndata_dir = "{tmp_path / "data"}"\n' + DECLARED + GHOST_POLICY
+    with pytest.raises(ConfigError, match="AU-005: policy 'hide-phone': exempt role 'ghosts'"):
+        start_catalog(_load(tmp_path, text))
+    reopened = CatalogStore(data_dir=tmp_path / "data")
+    try:  # nothing of the refused file was applied: neither its role, user and grants nor its policies
+        assert {u.name for u in list_users(reopened)} == {"alice", "bob"}
+        assert "readers" not in {r.name for r in list_roles(reopened)}
+        assert list_grants(reopened) == [] and list_policies(reopened) == []
+    finally:
+        reopened.close()
+
+
 SERVED = """
 [server]
 port = 0
@@ -154,6 +180,19 @@ def test_served_gateway_applies_declarations_at_start_and_on_sighup(tmp_path, de
 
         wait_for(refused, seconds=10)  # the identity snapshot refreshes within seconds
         client.authenticate_basic_token("dave", DAVE)
+
+        # A file the catalog refuses is refused whole: its new user does not appear, the running state stays.
+        config.write_text(SERVED + '\n[[users]]\nname = "erin"\nroles = ["readers"]\n' + GHOST_POLICY)
+        served.signal(signal.SIGHUP)
+        wait_for(lambda: any("not reloaded" in line for line in served.out))
+        line = next(line for line in served.out if "not reloaded" in line)
+        assert "AU-005: policy 'hide-phone': exempt role 'ghosts'" in line, line
+        reader = CatalogStore(data_dir=data)
+        try:
+            assert {u.name for u in list_users(reader)} == {"carol", "dave"}
+            assert list_policies(reader) == []
+        finally:
+            reader.close()
         assert not any(secret in text for text in served.out + served.err for secret in (CAROL, DAVE))
         served.signal(signal.SIGTERM)
         assert served.wait(30) == 0

@@ -17,6 +17,7 @@ from nexus_flight.catalog.audit import search_audit
 from nexus_flight.catalog.config_file import load_config
 from nexus_flight.catalog.grants import add_grant
 from nexus_flight.catalog.policies import PolicySpec, add_policy, check_policy, list_policies, sync_policies
+from nexus_flight.catalog.runtime import start_catalog
 from nexus_flight.core.errors import ConfigError
 from tests.security.conftest import BOB_PASSWORD, bearer, sign_in
 from tests.security.test_security_cli import cli  # noqa: F401 - the fixture
@@ -140,6 +141,19 @@ exempt_roles = ["analyst"]
     assert [p.name for p in list_policies(store)] == ["made-by-hand"]  # the CLI's policies are left alone
     with pytest.raises(ConfigError, match="AU-002"):
         sync_policies(store, [PolicySpec("made-by-hand", "column_mask", "sales.public.orders", column="x")])
+
+
+def test_a_gateway_served_without_a_file_keeps_the_row_filters_a_file_declared(tmp_path, store):
+    """No file owns anything then: dropping the file's policies would open the rows they filter to everyone."""
+    declared = load_config(_write(tmp_path, '[[policies]]\nname = "by-region"\non = "sales.public.orders"\n'
+                                            'row_filter = "region = {user.region}"\n'), env={})
+    assert sync_policies(store, declared.policies) == {"by-region": "added"}
+    store.close()
+    catalog = start_catalog(load_config(None, env={}, flags={"data_dir": tmp_path / "data"}))
+    try:
+        assert [(p.name, p.origin) for p in list_policies(catalog.store)] == [("by-region", "config")]
+    finally:
+        catalog.close()
 
 
 @pytest.mark.parametrize(("entry", "message"), [

@@ -6,16 +6,18 @@ from pyarrow.flight's Handshake and from ``tokens issue``, and the list follows 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pyarrow.flight as flight
 import pytest
 
 from nexus_flight.catalog.tokens import live_tokens
 from nexus_flight.core.settings import AuthSettings
-from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, sign_in
+from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, query_as, sign_in
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,6 +80,16 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
     settled(store, 2, "bob")
     left = shown(nexus("tokens", "list", "--user", "bob", "--json"))
     assert len(left) == 2 and service["session"] not in {t["id"] for t in left}
+
+    # One sign-in, by the id the list shows: its token is refused from then on, the other one still works.
+    first = _session_of(tokens[0])
+    assert first in {t["id"] for t in left}
+    by_id = nexus("tokens", "revoke", "--id", first)
+    assert by_id.returncode == 0 and "Traceback" not in by_id.stderr, by_id.stderr
+    assert wait_until(lambda: _refused(client, tokens[0]), 10)
+    assert not _refused(client, tokens[1])
+    unknown_id = nexus("tokens", "revoke", "--id", "no-such-sign-in")
+    assert unknown_id.returncode == 2 and "no sign-in with id 'no-such-sign-in'" in unknown_id.stderr
     assert nexus("tokens", "revoke", "--user", "bob").returncode == 0
     settled(store, 1)
     bob, everyone, unknown = together(nexus, ("tokens", "list", "--user", "bob", "--json"),
@@ -87,3 +99,17 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
 
     assert unknown.returncode == 2 and "nobody" in unknown.stderr and "Traceback" not in unknown.stderr
     client.close()
+
+
+def _session_of(token: str) -> str:
+    """The sign-in id a gateway token carries (its ``sid`` claim)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+
+
+def _refused(client, token: str) -> bool:
+    try:
+        query_as(client, token, "SELECT 1")
+    except flight.FlightUnauthenticatedError:
+        return True
+    return False
