@@ -42,6 +42,8 @@ class LockoutSettings(_Strict):
     #: After this many failures in the window, each further attempt must wait (1 s, doubling, up to the maximum).
     user_throttle_after: int = Field(5, ge=1)
     user_lockout_after: int = Field(10, ge=1)
+    #: Per client address: known only from a trusted proxy's ``client_address_header`` (Arrow does not tell a
+    #: sign-in which address it comes from), so without a proxy only the per-user counts apply.
     address_throttle_after: int = Field(20, ge=1)
     address_lockout_after: int = Field(50, ge=1)
     max_delay_seconds: float = Field(30.0, gt=0)
