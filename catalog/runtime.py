@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -46,21 +47,30 @@ def _purge(store: CatalogStore, days: int) -> None:
         log.info("query history: %d rows older than %d days deleted", purged, days)
 
 
-def start_catalog(config: GatewayConfig, *, fallback=None) -> CatalogRuntime:
+def start_catalog(config: GatewayConfig, *, fallback=None,
+                  admit: Callable[[CatalogStore], None] | None = None) -> CatalogRuntime:
     """Open the catalog of a loaded configuration, sync the file's sources and start health checks.
 
     Args:
         config: The configuration (``load_config``: file, environment and flags already applied).
         fallback: A source directory served alongside the catalog's sources (the demo).
+        admit: Run on the opened catalog before the file changes anything in it (a start it refuses leaves the
+            catalog as it was: the master keys' check).
 
     Raises:
-        ConfigError: the catalog cannot be opened.
+        ConfigError: the catalog cannot be opened, or the file or ``admit`` refuses it (nothing applied).
 
     """
     install_log_scrubber()
     server = config.server
     store = CatalogStore(server.catalog_url, data_dir=server.data_dir)
-    check_declared(store, config)  # the file is applied whole or not at all
+    try:
+        if admit is not None:
+            admit(store)
+        check_declared(store, config)  # the file is applied whole or not at all
+    except BaseException:
+        store.close()
+        raise
     actions = apply_sources(store, config)
     if actions:
         log.info("configuration sources: %s", ", ".join(f"{k} {v}" for k, v in sorted(actions.items())))

@@ -33,10 +33,9 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level, settings.log_levels)
     waiter = SignalWaiter()
     waiter.install()  # from here a signal drains; before, the default handlers end the start-up at once
-    catalog = start_catalog(config)
+    catalog = start_catalog(config, admit=_require_vault_keys)  # refused: the file has changed nothing
     security = None
     try:
-        _require_vault_keys(catalog.store)
         if settings.auth.enabled:
             from nexus_flight.server.app.security import start_security
 

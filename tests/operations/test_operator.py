@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 
@@ -52,6 +53,20 @@ def test_serve_refuses_to_start_without_the_key_of_the_catalogs_credentials(pg_s
     assert "CV-001: 1 source credential in the catalog is sealed with master key" in result.stderr
     assert "no master key is configured: set NEXUS_FLIGHT_MASTER_KEY" in result.stderr
     assert "NEXUS_FLIGHT_OLD_MASTER_KEYS" not in result.stderr  # not the real problem
+
+
+def test_a_start_refused_for_its_keys_leaves_the_catalog_as_the_file_found_it(pg_source, key, tmp_path):
+    """The file's sources and users are applied only once the start is admitted: a refused one changes nothing."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[sources]]\nname = "shop"\ntype = "duckdb"\n[sources.options]\npath = ":memory:"\n\n'
+                      '[[users]]\nname = "dana"\npassword = "${env:DANA_PASSWORD}"\n')
+    result = _cli("serve", "--data-dir", str(pg_source), "--port", "0", "--config", str(config),
+                  env=_env(DANA_PASSWORD="dana-password-1"))
+    assert result.returncode == 2 and "CV-001" in result.stderr
+    listed = _cli("sources", "list", "--data-dir", str(pg_source), "--json", env=_env(**{ENV_KEY: key}))
+    assert [s["name"] for s in json.loads(listed.stdout)] == ["sales"]
+    users = _cli("users", "list", "--data-dir", str(pg_source), "--json", env=_env(**{ENV_KEY: key}))
+    assert "dana" not in users.stdout, users.stderr
 
 
 def test_serve_with_another_key_names_both_ways_out(pg_source, key):
