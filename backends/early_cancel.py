@@ -15,8 +15,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 
-from nexus_flight.backends.watchdog import WATCHDOG, Deadline
-
 INTERVAL_SECONDS = 0.02
 
 
@@ -24,7 +22,9 @@ class EarlyCancel:
     """Repeats ``stop_in_engine`` after a cancel for as long as ``starting()`` is in progress.
 
     ``stop_in_engine`` must be safe to call at any time from another thread, and do nothing once the execution
-    has let its connection or cursor go (the execution's own cancel is).
+    has let its connection or cursor go (the execution's own cancel is). It may block (a cancel request is a
+    connection of its own), so it is repeated on a thread of the cancel's own, never the watchdog's, whose
+    other deadlines (every query's time limit) must not wait for it.
     """
 
     def __init__(self, stop_in_engine: Callable[[], None], interval_seconds: float = INTERVAL_SECONDS) -> None:
@@ -32,32 +32,35 @@ class EarlyCancel:
         self._interval = interval_seconds
         self._lock = threading.Lock()
         self._starting = False
-        self._again: Deadline | None = None
+        self._started = threading.Event()  # set when no start is in progress
+        self._started.set()
+        self._repeating = False
 
     @contextlib.contextmanager
     def starting(self) -> Iterator[None]:
         """While the engine is being given the statement (and, for a blocking start, computes it)."""
         with self._lock:
             self._starting = True
+            self._started.clear()
         try:
             yield
         finally:
             with self._lock:
                 self._starting = False
-                again, self._again = self._again, None
-            if again is not None:
-                again.cancel()
+                self._started.set()
 
     def cancelled(self) -> None:
         """The execution was cancelled (its engine told once already): tell it again while it is starting."""
         with self._lock:
-            if self._starting and self._again is None:
-                self._again = WATCHDOG.schedule(self._interval, self._repeat)
+            if not self._starting or self._repeating:
+                return
+            self._repeating = True
+        threading.Thread(target=self._repeat, name="early-cancel", daemon=True).start()
 
     def _repeat(self) -> None:
-        with self._lock:
-            if not self._starting:
-                self._again = None
-                return
-            self._again = WATCHDOG.schedule(self._interval, self._repeat)
-        self._stop_in_engine()
+        try:
+            while not self._started.wait(self._interval):
+                self._stop_in_engine()
+        finally:
+            with self._lock:
+                self._repeating = False
