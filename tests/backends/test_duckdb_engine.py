@@ -11,6 +11,7 @@ import pytest
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.core.errors import NotFoundError, ReadOnlyViolationError
 from nexus_flight.core.source import QueryLimits
+from tests.support.results import held_then_cancelled, late
 
 LIMITS = QueryLimits(timeout_seconds=30)
 
@@ -158,9 +159,6 @@ def test_a_cancel_that_arrives_before_duckdb_begins_the_query_still_stops_it(eng
     cancel lands there. The query alone would run for minutes.
     """
     import threading
-    import time
-
-    from nexus_flight.core.errors import QueryCancelledError
 
     probe = duckdb.connect()
     probe.interrupt()  # the engine's own behaviour this guards against: the next query runs uninterrupted
@@ -168,32 +166,6 @@ def test_a_cancel_that_arrives_before_duckdb_begins_the_query_still_stops_it(eng
     probe.close()
 
     execution = engine.execute("SELECT count(*) AS n FROM range(100000000000)", None, LIMITS)
-    begin, held = execution._start, threading.Event()
-
-    def late_start(cursor):
-        held.set()
-        time.sleep(0.3)
-        return begin(cursor)
-
-    execution._start = late_start
-    outcome: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            execution.reader.read_all()
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            outcome.append(exc)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        assert held.wait(10)
-        execution.cancel()
-        reader.join(10)
-        assert not reader.is_alive(), "the cancel was lost: the query still runs"
-        assert len(outcome) == 1 and isinstance(outcome[0], QueryCancelledError)
-    finally:
-        while reader.is_alive():  # without the fix: end the runaway query before the engine closes
-            execution._cursor.interrupt()
-            reader.join(0.1)
-        execution.close()
+    held = threading.Event()
+    execution._start = late(execution._start, held)
+    held_then_cancelled(execution, held)

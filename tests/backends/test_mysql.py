@@ -33,7 +33,7 @@ from nexus_flight.core.errors import (
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
 from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
-from tests.support.results import cancel_after_first_batch, plan_for, read_in_background, run
+from tests.support.results import cancel_after_first_batch, held_then_cancelled, late, plan_for, read_in_background, run
 from tests.support.services import free_port
 
 DB = "nexus_tpch"
@@ -396,27 +396,11 @@ def test_a_cancel_that_reaches_the_server_before_the_statement_still_kills_it(ba
     """
     import threading
 
-    marker = uuid.uuid4().hex[:12]
-    held, bind = threading.Event(), backend.bindable
-
-    def late_bind(value):
-        held.set()
-        time.sleep(0.3)
-        return bind(value)
-
-    monkeypatch.setattr(backend, "bindable", late_bind)
+    marker, held = uuid.uuid4().hex[:12], threading.Event()
+    monkeypatch.setattr(backend, "bindable", late(backend.bindable, held))
     execution = backend.execute(plan_for(backend, f"{SLOW} AND '{marker}' <> '' AND ? = 1"), [[1]], QueryLimits())
-    thread, errors = read_in_background(execution)
-    try:
-        assert held.wait(10)
-        execution.cancel()
-        thread.join(20)
-        assert not thread.is_alive(), "the cancel was lost: the statement still runs"
-        assert errors and isinstance(errors[0], QueryCancelledError)
-        assert wait_until_gone(mariadb_server, marker) == []
-    finally:
-        execution.close()
-        thread.join(60)
+    held_then_cancelled(execution, held)
+    assert wait_until_gone(mariadb_server, marker) == []
 
 
 def test_timeout_kills_the_query_on_the_server(backend, mariadb_server):

@@ -25,7 +25,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.results import cancel_after_first_batch, plan_for, read_in_background, run
+from tests.support.results import cancel_after_first_batch, held_then_cancelled, late, plan_for, read_in_background, run
 from tests.support.services import free_port, wait_until
 
 SCHEMA = "nexus_tpch"
@@ -205,27 +205,11 @@ def test_a_cancel_that_arrives_before_the_statement_is_sent_still_stops_it(backe
     """
     import threading
 
-    marker = f"nexus_early_cancel_{RUN}"
+    marker, held = f"nexus_early_cancel_{RUN}", threading.Event()
     execution = backend.execute(plan_for(backend, f"SELECT pg_sleep(30), '{marker}' AS m"), None, QueryLimits())
-    send, held = execution._run, threading.Event()
-
-    def late_send(cursor, row):
-        held.set()
-        time.sleep(0.3)
-        return send(cursor, row)
-
-    execution._run = late_send
-    thread, errors = read_in_background(execution)
-    try:
-        assert held.wait(10)
-        execution.cancel()
-        thread.join(10)
-        assert not thread.is_alive(), "the cancel was lost: the statement still runs"
-        assert isinstance(errors[0], QueryCancelledError)
-        assert wait_until(lambda: _active(postgres_server, marker) == 0)
-    finally:
-        execution.close()
-        thread.join(30)
+    execution._run = late(execution._run, held)
+    held_then_cancelled(execution, held)
+    assert wait_until(lambda: _active(postgres_server, marker) == 0)
 
 
 def test_cancel_mid_stream(backend, postgres_server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pyarrow as pa
 import pytest
@@ -50,6 +51,38 @@ def read_in_background(execution) -> tuple[threading.Thread, list[Exception]]:
     thread = threading.Thread(target=consume)
     thread.start()
     return thread, errors
+
+
+def held_then_cancelled(execution, held: threading.Event, seconds: float = 15) -> None:
+    """Cancel ``execution`` while its reading thread is held in the gap before the engine has the statement.
+
+    ``held`` is set by the caller's stand-in for a step inside that gap (which then waits a moment, as a busy
+    server's scheduler may hold the thread). The read must end with QueryCancelledError within ``seconds``:
+    otherwise the cancel was lost and the statement runs on. The execution is closed either way.
+    """
+    from nexus_flight.core.errors import QueryCancelledError
+
+    thread, errors = read_in_background(execution)
+    try:
+        assert held.wait(10)
+        execution.cancel()
+        thread.join(seconds)
+        assert not thread.is_alive(), "the cancel was lost: the statement still runs"
+        assert errors and isinstance(errors[0], QueryCancelledError), errors
+    finally:
+        execution.close()
+        thread.join(120)
+
+
+def late(step, held: threading.Event, seconds: float = 0.3):
+    """``step``, first setting ``held`` and waiting ``seconds`` (a thread held inside a gap)."""
+
+    def held_step(*args, **kwargs):
+        held.set()
+        time.sleep(seconds)
+        return step(*args, **kwargs)
+
+    return held_step
 
 
 def cancel_after_first_batch(execution) -> None:
