@@ -48,6 +48,28 @@ def validate_limits(limits: Mapping[str, Any] | None, where: str = "limits") -> 
     return checked
 
 
+def parse_limits(values: Mapping[str, Any], where: str = "limits") -> dict[str, Any]:
+    """Limits as an operator gives them, checked: numbers (a JSON body) or their text (``--limit NAME=VALUE``).
+
+    The CLI and the administration actions both read limits here, so they accept the same values.
+
+    Raises:
+        ConfigError: AU-009 for text that is not a number, an unknown name, or a value that is not positive.
+
+    """
+    numbers: dict[str, Any] = {}
+    for name, value in values.items():
+        if not isinstance(value, str):
+            numbers[name] = value
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise rule_error("AU-009", f"{where}.{name}: expected a number", field=name) from None
+        numbers[name] = int(number) if number.is_integer() and "." not in value else number
+    return validate_limits(numbers, where)
+
+
 def effective_limits(
     key: Mapping[str, Any] | None,
     user: Mapping[str, Any] | None,

@@ -24,6 +24,7 @@ from nexus_flight.catalog.cli import (
     secret_value,
 )
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
+from nexus_flight.catalog.limits import parse_limits
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import live_tokens, record_sign_in, revoke_sign_in, revoke_token, signing_keys
 from nexus_flight.catalog.users import (
@@ -68,15 +69,8 @@ _LIMIT_HELP = "NAME=VALUE: a limit (queries_per_minute, max_concurrent_queries, 
 
 
 def _limit_values(items: list[str]) -> dict[str, float | int]:
-    """``--limit NAME=VALUE`` arguments as numbers (``catalog/limits.py`` checks the names and values)."""
-    values: dict[str, float | int] = {}
-    for name, text in key_value_pairs(items, "limit").items():
-        try:
-            number = float(text)
-        except ValueError:
-            raise ConfigError(f"--limit {name}={text}: expected a number") from None
-        values[name] = int(number) if number.is_integer() and "." not in text else number
-    return values
+    """``--limit NAME=VALUE`` arguments, read and checked as the administration actions read theirs."""
+    return parse_limits(key_value_pairs(items, "limit"))
 
 
 def _limits_command(group: argparse._SubParsersAction, func, whose: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from nexus_flight.catalog.api_keys import create_key, list_keys, revoke_key
 from nexus_flight.catalog.grants import add_grant, list_grants, parse_target, revoke_grant
+from nexus_flight.catalog.limits import parse_limits
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import (
     add_role,
@@ -72,6 +73,11 @@ def _passwd(store: CatalogStore, body: dict[str, Any], actor: str) -> Any:
     return {"name": body["name"], "password": "changed"}
 
 
+def _limits(body: dict[str, Any]) -> dict[str, Any]:
+    """A body's ``limits`` object, read and checked as the CLI's ``--limit NAME=VALUE`` are (AU-009)."""
+    return parse_limits(body.get("limits", {}))
+
+
 def _key(store: CatalogStore, body: dict[str, Any], actor: str) -> Any:
     expires = body.get("expires_at")
     try:
@@ -79,7 +85,7 @@ def _key(store: CatalogStore, body: dict[str, Any], actor: str) -> Any:
     except ValueError:
         raise ConfigError("field 'expires_at': an ISO 8601 time", field="expires_at") from None
     info, text = create_key(store, body["owner"], body["name"], roles=body.get("roles", ()), expires_at=expires_at,
-                            actor=actor)
+                            limits=_limits(body), actor=actor)
     return {**info.shown(), "key": text}
 
 
@@ -90,10 +96,11 @@ def _grant(store: CatalogStore, body: dict[str, Any], actor: str) -> Any:
 
 ACTIONS: dict[str, AdminAction] = {
     "nexus.users.add": AdminAction(
-        "Add a user: {name, password?, roles?, attributes?}",
-        {"name": (str, True), "password": (str, False), "roles": (list, False), "attributes": (dict, False)},
+        "Add a user: {name, password?, roles?, attributes?, limits?}",
+        {"name": (str, True), "password": (str, False), "roles": (list, False), "attributes": (dict, False),
+         "limits": (dict, False)},
         lambda store, b, actor: add_user(store, b["name"], b.get("password"), roles=b.get("roles", ()),
-                                         attributes=b.get("attributes"), actor=actor).shown()),
+                                         attributes=b.get("attributes"), limits=_limits(b), actor=actor).shown()),
     "nexus.users.list": AdminAction("List users", {}, lambda store, b, actor: [u.shown() for u in list_users(store)]),
     "nexus.users.show": AdminAction("Show a user: {name}", _name(),
                                     lambda store, b, actor: get_user(store, b["name"]).shown()),
@@ -107,8 +114,10 @@ ACTIONS: dict[str, AdminAction] = {
         lambda store, b, actor: update_user(store, b["name"], disabled=False, actor=actor).shown()),
     "nexus.users.remove": AdminAction("Remove a user: {name}", _name(), _removed("user", remove_user)),
     "nexus.roles.add": AdminAction(
-        "Add a role: {name, description?}", {"name": (str, True), "description": (str, False)},
-        lambda store, b, actor: add_role(store, b["name"], description=b.get("description"), actor=actor).shown()),
+        "Add a role: {name, description?, limits?}",
+        {"name": (str, True), "description": (str, False), "limits": (dict, False)},
+        lambda store, b, actor: add_role(store, b["name"], description=b.get("description"), limits=_limits(b),
+                                         actor=actor).shown()),
     "nexus.roles.list": AdminAction("List roles", {}, lambda store, b, actor: [r.shown() for r in list_roles(store)]),
     "nexus.roles.show": AdminAction("Show a role: {name}", _name(),
                                     lambda store, b, actor: get_role(store, b["name"]).shown()),
@@ -128,8 +137,9 @@ ACTIONS: dict[str, AdminAction] = {
     "nexus.grants.revoke": AdminAction("Revoke a grant: {id}", {"id": (str, True)},
                                        lambda store, b, actor: revoke_grant(store, b["id"], actor=actor).shown()),
     "nexus.keys.create": AdminAction(
-        "Create an API key (its text is answered once): {owner, name, roles?, expires_at?}",
-        {"owner": (str, True), "name": (str, True), "roles": (list, False), "expires_at": (str, False)}, _key),
+        "Create an API key (its text is answered once): {owner, name, roles?, expires_at?, limits?}",
+        {"owner": (str, True), "name": (str, True), "roles": (list, False), "expires_at": (str, False),
+         "limits": (dict, False)}, _key),
     "nexus.keys.list": AdminAction("List API keys: {owner?}", {"owner": (str, False)},
                                    lambda store, b, actor: [k.shown() for k in list_keys(store, b.get("owner"))]),
     "nexus.keys.revoke": AdminAction("Revoke an API key: {id}", {"id": (str, True)},

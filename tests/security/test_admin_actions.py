@@ -19,10 +19,13 @@ from nexus_flight.catalog.api_keys import create_key
 from nexus_flight.catalog.audit import search_audit
 from nexus_flight.server.security.administration import ACTIONS
 from nexus_flight.server.security.token_actions import TOKEN_ACTIONS
+from tests.security import test_security_cli
 from tests.security.conftest import ALICE_PASSWORD, BOB_PASSWORD, bearer, sign_in
 from tests.support import flightsql_raw as raw
 
 CAROL_PASSWORD = "carol-tuna-melody-31"
+
+cli = test_security_cli.cli
 
 
 @pytest.fixture
@@ -75,6 +78,39 @@ def test_an_admin_manages_users_roles_grants_and_keys(admin_world, store):
     assert {"role_added", "user_added", "grant_added", "grant_revoked", "key_created", "key_revoked",
             "user_removed"} <= kinds
     assert CAROL_PASSWORD not in str(events)
+
+
+#: (CLI --limit arguments, the same limits as an action's body): read alike, refused alike.
+LIMITS = [
+    (["max_rows=1000", "queries_per_minute=6", "max_query_seconds=30.5"],
+     {"max_rows": 1000, "queries_per_minute": 6, "max_query_seconds": 30.5}),
+    (["max_rows=1000"], {"max_rows": "1000"}),  # the CLI's text, as a client may send it
+    (["max_rows=many"], {"max_rows": "many"}),
+    (["max_rowz=5"], {"max_rowz": 5}),
+    (["max_rows=0"], {"max_rows": 0}),
+    (["max_rows=2.5"], {"max_rows": 2.5}),
+]
+
+
+def test_the_actions_take_the_limits_the_cli_takes_with_the_same_checks(admin_world, cli):
+    _, client, tokens = admin_world
+    for number, (arguments, body) in enumerate(LIMITS):
+        flags = [flag for argument in arguments for flag in ("--limit", argument)]
+        made = [
+            (cli("users", "add", f"cli-user-{number}", *flags), "nexus.users.add", {"name": f"flight-user-{number}"}),
+            (cli("roles", "add", f"cli-role-{number}", *flags), "nexus.roles.add", {"name": f"flight-role-{number}"}),
+            (cli("keys", "create", "bob", f"cli-key-{number}", *flags), "nexus.keys.create",
+             {"owner": "bob", "name": f"flight-key-{number}"}),
+        ]
+        for (code, shown, err), kind, named in made:
+            if code == 0:
+                assert act(client, tokens["alice"], kind, {**named, "limits": body})["limits"] == shown["limits"]
+                continue
+            message = err.strip().splitlines()[-1].removeprefix("error: ")
+            assert "AU-009" in message, (kind, arguments, err)
+            with pytest.raises(pa.ArrowInvalid) as refused:
+                act(client, tokens["alice"], kind, {**named, "limits": body})
+            assert message.split("AU-009", 1)[1] in str(refused.value), (kind, arguments, str(refused.value))
 
 
 def test_a_non_admin_is_refused_every_action_whatever_its_body(admin_world):
