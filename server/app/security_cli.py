@@ -360,7 +360,7 @@ def _tokens_issue(args: argparse.Namespace) -> int:
         record_sign_in(store, claims.session_id, user.name, "token", datetime.fromtimestamp(claims.issued_at, UTC),
                        datetime.fromtimestamp(claims.expires_at, UTC))
         print("Store this token now: it is shown only once.", file=sys.stderr)
-        return {"user": user.name, "session": claims.session_id, "roles": list(claims.roles),
+        return {"user": user.name, "id": claims.session_id, "roles": list(claims.roles),
                 "expires_at": datetime.fromtimestamp(claims.expires_at, UTC), "token": token}
 
     return run_action(args, action)
@@ -383,12 +383,12 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
             found = revoke_sign_in(store, args.id, auth.session_max_seconds, actor=_actor())
             if found is None:
                 raise NotFoundError(f"no sign-in with id {args.id[:64]!r} (`nexus-flight tokens list` shows them)")
-            return {"user": found.user, "session": found.id, "revoked": True}
+            return {"user": found.user, "id": found.id, "revoked": True}
         claims = tokens.verify(secret_value("token", args.token, "--token"), check_expiry=False)
         # Until no token of the sign-in can be accepted: its own expiry, or the longest a sign-in continues.
         expires = datetime.fromtimestamp(max(claims.expires_at, claims.issued_at + auth.session_max_seconds), UTC)
         revoke_token(store, claims.session_id, claims.user, expires, actor=_actor())
-        return {"user": claims.user, "session": claims.session_id, "revoked": True}
+        return {"user": claims.user, "id": claims.session_id, "revoked": True}
 
     return run_action(args, action)
 

@@ -210,3 +210,14 @@ def test_list_actions_shows_each_caller_exactly_the_actions_it_may_call(admin_wo
         seen[caller] = listed
     assert seen["bob"] == seen["bob's key"] == {"nexus.tokens.list", "nexus.tokens.revoke"}
     assert seen["alice"] == seen["alice's key"] == every
+
+
+def test_the_token_commands_and_actions_name_a_sign_in_alike(admin_world, cli):
+    _, client, tokens = admin_world
+    code, issued, _ = cli("tokens", "issue", "bob", "--ttl", "600")
+    answered = act(client, tokens["alice"], "nexus.tokens.issue", {"user": "bob", "ttl_seconds": 600})
+    assert code == 0 and set(issued) == set(answered) and "id" in issued
+    listed = {t["id"] for t in act(client, tokens["alice"], "nexus.tokens.list", {"user": "bob"})}
+    assert {issued["id"], answered["id"]} <= listed
+    code, revoked, _ = cli("tokens", "revoke", "--id", issued["id"])
+    assert code == 0 and revoked == act(client, tokens["alice"], "nexus.tokens.revoke", {"id": issued["id"]})

@@ -119,7 +119,7 @@ def test_service_tokens_are_issued_and_revoked(cli, secure_gateway, monkeypatch,
     assert code == 2 and "does not hold" in err
     monkeypatch.setenv("THE_TOKEN", issued["token"])
     code, revoked, _ = cli("tokens", "revoke", "--token", "${env:THE_TOKEN}")
-    assert code == 0 and revoked["session"] == issued["session"]
+    assert code == 0 and revoked["id"] == issued["id"]
     secured.security.authenticator.identities.refresh()
     refused(lambda: count(client, bearer(issued["token"])))
     assert count(client, bearer(second["token"])) == 25  # another sign-in of the same user

@@ -66,7 +66,7 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
     bob, everyone = shown(bob), shown(everyone)
     assert len(bob) == 3 and {t["user"] for t in bob} == {"bob"}
     assert sorted(t["method"] for t in bob) == ["password", "password", "token"]
-    assert service["session"] in {t["id"] for t in bob}
+    assert service["id"] in {t["id"] for t in bob}
     assert all(t["expires_at"] > t["issued_at"] for t in bob)
     assert len(everyone) == 4 and {t["user"] for t in everyone} == {"alice", "bob"}
 
@@ -79,7 +79,7 @@ def test_tokens_list_shows_live_sign_ins_and_never_a_token(secure_gateway, nexus
     assert revoked.returncode == 0, revoked.stderr
     settled(store, 2, "bob")
     left = shown(nexus("tokens", "list", "--user", "bob", "--json"))
-    assert len(left) == 2 and service["session"] not in {t["id"] for t in left}
+    assert len(left) == 2 and service["id"] not in {t["id"] for t in left}
 
     # One sign-in, by the id the list shows: its token is refused from then on, the other one still works.
     first = _session_of(tokens[0])
