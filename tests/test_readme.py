@@ -65,6 +65,19 @@ def test_every_serve_flag_the_readme_lists_exists():
     assert len(listed) >= 14 and listed <= options, listed - options
 
 
+def test_every_role_the_examples_name_is_one_they_make():
+    """A user copying the examples never meets AU-005 (unknown role) for a role the walkthrough never made."""
+    shell = "\n".join(body for language, body in BLOCKS if language == "sh")
+    toml = "\n".join(body for language, body in BLOCKS if language == "toml")
+    made = {"admin", *re.findall(r"nexus-flight roles add (\w+)", shell),
+            *re.findall(r"\[\[roles\]\]\s*name = \"(\w+)\"", toml)}
+    named = {*re.findall(r"--(?:exempt-)?role (\w+)", shell), *re.findall(r"nexus-flight grants add (\w+)", shell),
+             *re.findall(r"nexus-flight roles (?:un)?assign (\w+)", shell)}
+    for listed in re.findall(r"^(?:roles|exempt_roles) = \[(.*?)\]", toml, re.M):
+        named.update(re.findall(r'"(\w+)"', listed))
+    assert {"analyst", "support"} <= named and named <= made, named - made
+
+
 @pytest.mark.parametrize("text", [body for language, body in BLOCKS if language == "toml"],
                          ids=lambda text: text.strip().splitlines()[0][:40])
 def test_every_configuration_example_loads(tmp_path, text):
