@@ -432,12 +432,20 @@ def _vault_rotate(args: argparse.Namespace) -> int:
 
     def action(store: CatalogStore):
         counts = rotate_master_key(store, lifetime)
+        current = store.vault.keys.require_current().key_id
+        if not any(counts[kind] for kind in ("handovers", "credentials", "token_keys", "handle_keys")) and not (
+                pending_handovers(store)):
+            step = {"nothing_to_do": f"every record is sealed under the current key {current} and no old key is "
+                                     "configured: to change keys, run this with a new key in NEXUS_FLIGHT_MASTER_KEY "
+                                     "and this one in NEXUS_FLIGHT_OLD_MASTER_KEYS (README)"}
+        else:
+            step = {"next": "give every gateway the new key, then run `nexus-flight vault finish-rotation`"}
         return {
             "rotated": counts["credentials"],
             **counts,
-            "current_key_id": store.vault.keys.require_current().key_id,
+            "current_key_id": current,
             "records_by_key_id": store.vault_key_ids(),
-            "next": "give every gateway the new key, then run `nexus-flight vault finish-rotation`",
+            **step,
         }
 
     return run_action(args, action)

@@ -64,7 +64,8 @@ def rotate_master_key(store: CatalogStore, handle_lifetime: timedelta) -> dict[s
             ago than that are deleted.
 
     Returns:
-        How many records of each kind were re-sealed, and the hand-overs written.
+        How many records of each kind were re-sealed, and the hand-overs written: all 0 when every record is
+        already sealed under the current key and no old key is configured (then the handle key is kept too).
 
     Raises:
         ConfigError: CV-001 no current key; CV-004 a record's key is not configured; CV-003 a record is altered.
@@ -83,8 +84,9 @@ def rotate_master_key(store: CatalogStore, handle_lifetime: timedelta) -> dict[s
             handovers += 1
     counts = {"handovers": handovers, "credentials": store.rotate_keys(), "token_keys": TOKEN_KEYS.reseal(store),
               "handle_keys": HANDLE_KEYS.reseal(store)}
-    with store.session() as session:
-        HANDLE_KEYS.rotate(session, store)
+    if any(counts.values()) or len(ring.key_ids) > 1:
+        with store.session() as session:
+            HANDLE_KEYS.rotate(session, store)
     # Twice the lifetime: a gateway signs with a retired key until it next reloads its keys.
     counts["handle_keys_purged"] = HANDLE_KEYS.purge(store, 2 * handle_lifetime)
     log.info("vault rotation to key %s: %s", current.key_id, counts)

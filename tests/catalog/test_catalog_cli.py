@@ -147,11 +147,18 @@ def test_vault_rotate_command(cli, monkeypatch):
     )
     import os
 
+    out, _ = cli("vault", "rotate")  # the current key alone: nothing to re-seal, nothing to hand over
+    assert "nothing to do" in out.lower().replace("_", " ") and "finish-rotation" not in out
+    before = json.loads(cli("vault", "rotate", "--json")[0])
+    assert "next" not in before and before["rotated"] == before["handovers"] == 0
     monkeypatch.setenv("NEXUS_FLIGHT_OLD_MASTER_KEYS", os.environ["NEXUS_FLIGHT_MASTER_KEY"])
     monkeypatch.setenv("NEXUS_FLIGHT_MASTER_KEY", new_key_text())
     out, _ = cli("vault", "rotate", "--json")
     result = json.loads(out)
     assert result["rotated"] == 1 and result["records_by_key_id"] == {result["current_key_id"]: 1}
+    assert "finish-rotation" in result["next"] and "nothing_to_do" not in result
+    again = json.loads(cli("vault", "rotate", "--json")[0])  # re-run before finishing: the hand-over still waits
+    assert again["rotated"] == 0 and "finish-rotation" in again["next"]
     out, _ = cli("vault", "status")
     assert result["current_key_id"] in out
 
