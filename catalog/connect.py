@@ -22,21 +22,18 @@ def family_class(type_name: str) -> type[Backend]:
         NotInstalledError: the family exists but its driver package is missing (names the pip extra).
 
     """
-    return _family(SOURCE_TYPES[type_name].family, type_name)
+    return _family(SOURCE_TYPES[type_name].family)
 
 
-def _family(family: str, type_name: str | None = None) -> type[Backend]:
+def _family(family: str) -> type[Backend]:
+    """The backend class of ``family``; DS-010 worded here alone, so a query and a probe say the same."""
     try:
         return backend_class(family)
     except NotFoundError:
-        needs = (
-            f"source type {type_name!r} needs backend family {family!r}"
-            if type_name
-            else (f"backend family {family!r} is needed")
-        )
+        types = ", ".join(name for name, kind in SOURCE_TYPES.items() if kind.family == family) or family
         raise UnsupportedError(
-            f"DS-010: {needs}, which this gateway does not implement yet; the source is registered but "
-            "cannot be queried",
+            f"DS-010: backend family {family!r} (source types {types}) is not implemented by this gateway: "
+            "the source is registered but cannot be queried",
             rule="DS-010",
         ) from None
 
