@@ -265,7 +265,7 @@ _LIST_COLUMNS = ("name", "type", "family", "status", "auth_type", "health_failur
 
 def _options_and_secrets(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``-o KEY=VALUE`` options (read as TOML values) and ``-s KEY=${env:NAME}|-`` secrets of a command."""
-    options = {k: parse_value(v) for k, v in key_value_pairs(args.option, "option").items()}
+    options = {k: parse_value(v, f"-o {k}") for k, v in key_value_pairs(args.option, "option").items()}
     secrets = {k: secret_value(k, v) for k, v in key_value_pairs(args.secret, "secret").items()}
     return options, secrets
 

@@ -328,12 +328,37 @@ def _log_level(value: str) -> str:
     return level
 
 
-def parse_value(text: str) -> Any:
-    """Read a command-line or environment value as TOML (``5432``, ``true``, ``["a"]``), else as text."""
+_PREFIX = "v = "
+_TOML_AT = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$", re.S)
+
+
+def parse_value(text: str, where: str = "the value") -> Any:
+    """Read a command-line or environment value as TOML (``5432``, ``true``, ``["a"]``), else as text.
+
+    A value opening an array or a table (``[``, ``{``) is meant as TOML, so it must be TOML: read as text, it would
+    only be refused later as the wrong type, without saying where the TOML broke.
+
+    Raises:
+        ConfigError: ``where`` opens an array or a table that is not valid TOML (the parser's line and column).
+
+    """
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+        return tomllib.loads(_PREFIX + text)["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if text.lstrip()[:1] not in ("[", "{"):
+            return text
+        raise ConfigError(f"{where} is not valid TOML: {_toml_problem(str(exc))}", field=where) from None
+
+
+def _toml_problem(message: str) -> str:
+    """The parser's message with its line and column in the value itself (the parser saw it after ``v = ``)."""
+    found = _TOML_AT.match(message)
+    if found is None:
+        return message
+    line, column = int(found["line"]), int(found["column"])
+    if line == 1:
+        column -= len(_PREFIX)
+    return f"{found['what']} (line {line}, column {column})"
 
 
 def read_document(path: str | Path | None, env: Mapping[str, str]) -> dict[str, Any]:
@@ -360,7 +385,7 @@ def read_document(path: str | Path | None, env: Mapping[str, str]) -> dict[str, 
         names = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not names:
             continue
-        value = parse_value(env[key])
+        value = parse_value(env[key], key)
         if names[0] == "sources" and len(names) >= 3:
             entry = next((s for s in document.get("sources", []) if str(s.get("name", "")).lower() == names[1]), None)
             if entry is None:

@@ -156,3 +156,11 @@ def test_serve_takes_the_flag_over_the_environment_even_at_the_default(demo_data
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_an_environment_value_opening_an_array_must_be_toml():
+    env = {"NEXUS_FLIGHT__SERVER__AUTH__METHODS": '["password" "api_key"]'}
+    with pytest.raises(ConfigError, match=r"^NEXUS_FLIGHT__SERVER__AUTH__METHODS is not valid TOML: .*"
+                                          r"\(line 1, column 13\)$"):
+        load_settings(None, env=env)
+    assert load_settings(None, env={"NEXUS_FLIGHT__SERVER__AUTH__METHODS": '["password", "api_key"]'}).auth.methods

@@ -93,6 +93,21 @@ def test_enable_tests_the_source_for_real(cli):
     assert result["status"] == "error" and result["last_error"].startswith("DS-010:")
 
 
+def test_an_option_that_opens_toml_must_be_toml(cli, tmp_path):
+    # A missing comma: the parser's own message, with the column in the value as typed, not "DS-004".
+    _, err = cli("sources", "add", "lake", "--type", "local_files", "-o",
+                 f'tables=[{{name = "a" location = "{tmp_path}"}}]', expect=2)
+    assert err.strip() == "error: -o tables is not valid TOML: Unclosed inline table (line 1, column 14)"
+    _, err = cli("sources", "add", "lake", "--type", "local_files", "-o", "tables=[", expect=2)
+    assert "-o tables is not valid TOML" in err and "DS-004" not in err
+    out, _ = cli("sources", "add", "lake", "--type", "local_files", "-o",
+                 f'tables=[{{name = "a", location = "{tmp_path}"}}]', "--json")
+    assert json.loads(out)["config"]["tables"] == [{"name": "a", "location": str(tmp_path)}]
+    out, _ = cli("sources", "add", "pg", "--type", "postgresql", "-o", "host=db.example", "-o", "database=x y",
+                 "--json")  # text that opens no array or table stays text
+    assert json.loads(out)["config"]["database"] == "x y"
+
+
 def test_literal_secrets_are_refused(cli):
     _, err = cli(
         "sources",
