@@ -146,6 +146,8 @@ class KeyRing:
         if current is not None:
             self._keys[current.key_id] = current
         self.handovers: Handovers | None = None
+        #: Why the OS keyring gave no key (None: it was not asked, or it answered): said when a key is needed.
+        self.keyring_problem: str | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -169,14 +171,17 @@ class KeyRing:
         current_text = env.get(ENV_KEY)
         old_text = env.get(ENV_OLD_KEYS, "")
         key_id = env.get(ENV_KEY_ID) or None
+        keyring_problem = None
         if not current_text and use_keyring:
-            current_text, keyring_old = _from_keyring()
+            current_text, keyring_old, keyring_problem = _from_keyring()
             old_text = old_text or keyring_old
             if current_text and ":" in current_text:
                 key_id, _, current_text = current_text.rpartition(":")
         current = parse_key(current_text, key_id) if current_text else None
         old = tuple(_parse_entry(e) for e in old_text.split(",") if e.strip())
-        return cls(current, old)
+        ring = cls(current, old)
+        ring.keyring_problem = keyring_problem
+        return ring
 
     def require_current(self) -> MasterKey:
         """Return the key new records are sealed with.
@@ -191,9 +196,12 @@ class KeyRing:
             raise rule_error(
                 "CV-001",
                 f"no master key: set {ENV_KEY} (base64 of 32 random bytes) or store it in the OS keyring "
-                f"(service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r})",
+                f"(service {KEYRING_SERVICE!r}, entry {KEYRING_KEY!r}){self._keyring_said()}",
             )
         return self.current
+
+    def _keyring_said(self) -> str:
+        return f"; {self.keyring_problem}" if self.keyring_problem else ""
 
     def get(self, key_id: str) -> MasterKey:
         """Return the key with this id.
@@ -214,7 +222,7 @@ class KeyRing:
                     "CV-001",
                     f"no master key is configured, and the record was sealed with key {key_id!r}: set {ENV_KEY} "
                     f"to that key (or store it in the OS keyring, service {KEYRING_SERVICE!r}, entry "
-                    f"{KEYRING_KEY!r}) where the gateway and the nexus-flight commands run",
+                    f"{KEYRING_KEY!r}) where the gateway and the nexus-flight commands run{self._keyring_said()}",
                 ) from None
             raise rule_error(
                 "CV-004",
@@ -255,19 +263,25 @@ class KeyRing:
             log.info("master key rotated: sealing with key %s from now on", newer[0].key_id)
 
 
-def _from_keyring() -> tuple[str | None, str]:
+def _from_keyring() -> tuple[str | None, str, str | None]:
+    """The keyring's current and old keys, and why it gave none (None: it answered, with keys or without)."""
     try:
         import keyring
-        from keyring.errors import KeyringError
+        from keyring.errors import KeyringError, NoKeyringError
     except ImportError:  # pragma: no cover - keyring is a core dependency
-        return None, ""
+        return None, "", "the keyring package is not installed"
     try:
         return keyring.get_password(KEYRING_SERVICE, KEYRING_KEY), keyring.get_password(
             KEYRING_SERVICE, KEYRING_OLD_KEYS
-        ) or ""
+        ) or "", None
+    except NoKeyringError:
+        # The normal case on servers and in containers, where the key comes from the environment: said only when
+        # a key is needed and none is configured (CV-001).
+        log.debug("no OS keyring on this machine")
+        return None, "", "this machine has no OS keyring"
     except KeyringError as exc:
         log.warning("OS keyring unavailable: %s", type(exc).__name__)
-        return None, ""
+        return None, "", f"the OS keyring failed ({type(exc).__name__})"
 
 
 class Vault:

@@ -148,3 +148,15 @@ def test_a_catalog_that_does_not_open_is_named_without_a_traceback(tmp_path):
         result = _cli(*argv, env=_env())
         assert result.returncode == 2 and f"error: {said}" in result.stderr, (argv, result.stderr)
         assert "Traceback" not in result.stderr and "catalog-secret" not in result.stderr
+
+
+def test_no_os_keyring_is_the_normal_case_said_only_when_a_key_is_needed(tmp_path):
+    """A server has no OS keyring: commands that need no key say nothing of it; one that needs a key says why."""
+    data = str(tmp_path / "data")
+    listed = _cli("sources", "list", "--data-dir", data, env=_env())
+    assert listed.returncode == 0 and "keyring" not in listed.stderr.lower(), listed.stderr
+    needed = _cli("sources", "add", "pg", "--type", "postgresql", "-o", "host=db.example", "-o", "database=d",
+                  "-s", "password=${env:PG_PASSWORD}", "--data-dir", data, env=_env(PG_PASSWORD="a-password-42"))
+    assert needed.returncode == 2 and "Traceback" not in needed.stderr
+    assert needed.stderr.strip().splitlines()[-1].startswith("error: CV-001: no master key")
+    assert needed.stderr.strip().endswith("this machine has no OS keyring")
