@@ -5,8 +5,10 @@ A test probes a source and moves it to ``active`` or ``error``. Failures are cou
 by every replica through the catalog); after the n-th consecutive failure the next try is scheduled
 ``BACKOFF_SECONDS[n-1]`` later (the last step repeats), and after ``MAX_TRIES`` consecutive failures the
 checker
-gives up on the source until someone tests it by hand. Active sources are re-probed every ``active_interval``
-so a source that goes down is noticed without a query. Clock, probe and schedule are injectable for tests.
+gives up on the source until someone tests it by hand. A failure no retry can mend (DS-010: no backend for the
+type's family) schedules no retry at all, and its ``last_error`` says so. Active sources are re-probed every
+``active_interval`` so a source that goes down is noticed without a query. Clock, probe and schedule are
+injectable for tests.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ def next_delay(failures: int, schedule: Sequence[float] = BACKOFF_SECONDS) -> fl
 
 #: Vault failures of the process testing a source (no or the wrong master key), not of the source.
 VAULT_KEY_RULES = frozenset({"CV-001", "CV-002", "CV-004"})
+#: Failures no retry can mend (a type whose backend family this gateway lacks): the checker does not retry them.
+PERMANENT_RULES = frozenset({"DS-010"})
+NOT_RETRIED = ("; not re-checked: it cannot become healthy until the source is changed (`sources update`) or run "
+               "by a gateway that implements the family, then tested again (`sources test`)")
 
 
 def check_source(
@@ -73,7 +79,8 @@ def check_source(
     except GatewayError as exc:
         if exc.details.get("rule") in VAULT_KEY_RULES:
             raise  # this process lacks the master key: says nothing about the source, whose status stays
-        return record_failure(store, name, exc.message, clock=clock, schedule=schedule, max_tries=max_tries)
+        return record_failure(store, name, exc.message, clock=clock, schedule=schedule, max_tries=max_tries,
+                              retry=exc.details.get("rule") not in PERMANENT_RULES)
     return store.set_status(name, "active", health_failures=0, last_checked_at=now, next_check_at=None)
 
 
@@ -85,8 +92,12 @@ def record_failure(
     clock: Clock = _utcnow,
     schedule: Sequence[float] = BACKOFF_SECONDS,
     max_tries: int = MAX_TRIES,
+    retry: bool = True,
 ) -> SourceInfo:
     """Move a source to ``error`` (a failed test, or a query found it unreachable) and schedule a retry.
+
+    Without ``retry`` (a failure no retry can mend) no retry is scheduled and ``last_error`` says so; a change to
+    the source puts it back to ``draft`` (``CatalogStore.update_source``).
 
     Raises:
         NotFoundError: no such source.
@@ -98,8 +109,10 @@ def record_failure(
     now = clock()
     failures = info.health_failures + 1 if info.status == "error" else 1
     gave_up = failures >= max_tries
-    next_at = None if gave_up else now + timedelta(seconds=next_delay(failures, schedule))
-    if gave_up:
+    next_at = None if gave_up or not retry else now + timedelta(seconds=next_delay(failures, schedule))
+    if not retry:
+        message += NOT_RETRIED
+    elif gave_up:
         log.warning(
             "source %s failed %d health checks in a row; giving up until tested by hand", name, failures
         )

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
-from nexus_flight.catalog.health import check_source
+from nexus_flight.catalog.health import NOT_RETRIED, check_source
 from nexus_flight.catalog.history import search_history
 from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway
@@ -133,7 +133,8 @@ def test_sources_history_and_system_catalog_through_flight_sql(served, duck_file
 
     # A query and a connection test word DS-010 alike: one message, from catalog/connect.py.
     tested = check_source(store, "ora").last_error
-    assert tested.startswith("DS-010: backend family 'oracle'") and tested in str(unimplemented.value)
+    assert tested.startswith("DS-010: backend family 'oracle'") and tested.endswith(NOT_RETRIED)
+    assert tested.removesuffix(NOT_RETRIED) in str(unimplemented.value)
 
     blob = ipc_bytes(*responses) + str(refused.value).encode() + str(unimplemented.value).encode()
     assert PASSWORD.encode() not in blob

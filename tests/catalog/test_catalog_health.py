@@ -150,3 +150,21 @@ def test_checker_runs_housekeeping_periodically(sqlite_store):
     finally:
         checker.stop()
     assert runs[0] == 1 and search_history(sqlite_store) == []
+
+
+def test_a_source_no_retry_can_mend_is_not_retried(sqlite_store):
+    """DS-010: no backend serves the type's family, so the checker does not come back to it; a change does."""
+    clock = FakeClock()
+    sqlite_store.add_source("ora", "oracle", {"host": "127.0.0.1", "username": "scott"})
+    sqlite_store.add_source("nowhere", "postgresql",
+                            {"host": "127.0.0.1", "port": free_port(), "username": "postgres", "database": "postgres"})
+    for name in ("ora", "nowhere"):
+        check_source(sqlite_store, name, pg_probe, clock=clock)
+    ora = sqlite_store.get_source("ora")
+    assert ora.status == "error" and ora.next_check_at is None and ora.last_error.startswith("DS-010: ")
+    assert "not re-checked" in ora.last_error and "sources test" in ora.last_error
+    checker = HealthChecker(sqlite_store, pg_probe, clock=clock, active_interval=0)
+    clock.advance(24 * 3600)
+    assert checker.due() == ["nowhere"]  # the unreachable one is retried on its schedule; oracle never
+    sqlite_store.update_source("ora", options={"host": "db.example", "username": "scott"})
+    assert sqlite_store.get_source("ora").status == "draft"  # changed: back to be tested again
