@@ -26,6 +26,7 @@ from nexus_flight.catalog.tokens import signing_keys
 from nexus_flight.catalog.users import SignInRecord, set_password_hash
 from nexus_flight.core.errors import UnauthenticatedError
 from nexus_flight.server.query.principal import Principal, SignIn
+from nexus_flight.server.security.expiring import ExpiringMap
 from nexus_flight.server.security.gateway_tokens import GatewayTokens, TokenClaims
 from nexus_flight.server.security.identities import IdentityCache
 from nexus_flight.server.security.oidc import OidcIssuer
@@ -38,7 +39,7 @@ BAD_TOKEN = "invalid or revoked credentials: sign in again"
 EXPIRED_TOKEN = "the token has expired: sign in again"
 #: Sign-ins remembered as continuing before the ended ones are forgotten.
 _MAX_CONTINUED = 10_000
-#: Verified tokens remembered (a dict lookup instead of a signature check on each call).
+#: Verified tokens remembered at most (a dict lookup instead of a signature check on each call).
 _MAX_VERIFIED = 50_000
 NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
@@ -85,8 +86,8 @@ class CatalogAuthenticator:
         self.default_limits = dict(default_limits or {})
         self.audit = audit
         self.ttl = settings.token_ttl_seconds
-        #: token -> its verified claims, until it expires
-        self._verified: dict[str, TokenClaims] = {}
+        #: token -> its verified claims, until it expires (then swept out, not kept until the cap)
+        self._verified: ExpiringMap[str, TokenClaims] = ExpiringMap(lambda claims: claims.expires_at, _MAX_VERIFIED)
         #: sign-in id -> until when it continues (the expiry of the last token refreshing it)
         self._continued: dict[str, float] = {}
         self._continued_lock = threading.Lock()
@@ -146,7 +147,7 @@ class CatalogAuthenticator:
             principal = self._api_key(key[0], key[1], address)
             return SignIn(principal, f"key:{key[0]}@", token if handshake else None)
         verified = self._verified.get(token)
-        if verified is not None and verified.expires_at > time.time():
+        if verified is not None:
             return self._gateway_token(token, address, handshake, verified)
         try:
             header = jwt.get_unverified_header(token)
@@ -233,12 +234,7 @@ class CatalogAuthenticator:
 
         Whether its user, sign-in or key still stands is checked on every call, against the identity snapshot.
         """
-        if len(self._verified) >= _MAX_VERIFIED:
-            now = time.time()
-            self._verified = {t: c for t, c in self._verified.items() if c.expires_at > now}
-            if len(self._verified) >= _MAX_VERIFIED:
-                self._verified = {}
-        self._verified[token] = claims
+        self._verified.put(token, claims)
         return claims
 
     def _continued_sign_in(self, token: str) -> TokenClaims | None:

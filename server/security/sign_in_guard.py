@@ -13,7 +13,10 @@ idle instead of taking half of it from them. And every failed sign-in is answere
 (while at most ``failure_delays_at_once`` wait, so a flood of connections cannot hold the server's threads): a
 client retrying bad credentials in a loop sends a few attempts a second, not thousands.
 
-Counting is per gateway process (replicas count separately); lockouts are written to the audit trail.
+Counting is per gateway process (replicas count separately); lockouts are written to the audit trail. A name or
+address leaves memory once its last failure is older than the window, the lockout and the longest delay: from then
+on it is as if it had never failed. Tracks are kept in the order of their last failure, so each call drops the
+expired ones from the front and stops at the first live one (O(1) amortized, never a scan).
 """
 
 from __future__ import annotations
@@ -73,8 +76,15 @@ class SignInGuard:
         self._max_delay = max_delay_seconds
         self._lockout = lockout_seconds
         self._clock = clock
-        self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()
+        #: How long after its last failure a track still matters: failures count for the window, and a lockout or
+        #: a delay started by that failure ends within its own length.
+        self._horizon = max(window_seconds, lockout_seconds, max_delay_seconds)
+        self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()  # by last failure, oldest first
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many names and addresses are tracked."""
+        return len(self._tracks)
 
     def check(self, user: str, address: str | None) -> None:
         """Refuse the attempt when the user name or the address must wait.
@@ -85,6 +95,7 @@ class SignInGuard:
         """
         now = self._clock()
         with self._lock:
+            self._forget_expired(now)
             for key in self._keys(user, address):
                 track = self._tracks.get(key)
                 if track is not None and track.blocked_until > now:
@@ -100,6 +111,7 @@ class SignInGuard:
         now = self._clock()
         locked = []
         with self._lock:
+            self._forget_expired(now)
             for key in self._keys(user, address):
                 track = self._tracks.pop(key, None) or _Track()
                 self._tracks[key] = track  # most recently used last: the oldest are evicted first
@@ -122,6 +134,14 @@ class SignInGuard:
         """Forget a user's failures after a successful sign-in (an address keeps its count until the window ends)."""
         with self._lock:
             self._tracks.pop(("user", user), None)
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop the tracks whose last failure is past the horizon, from the front (the caller holds the lock)."""
+        while self._tracks:
+            track = next(iter(self._tracks.values()))
+            if track.failures and now - track.failures[-1] <= self._horizon:
+                return
+            self._tracks.popitem(last=False)
 
     @staticmethod
     def _keys(user: str, address: str | None) -> list[tuple[str, str]]:
