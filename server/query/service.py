@@ -785,6 +785,13 @@ class QueryService:
         with self._lock:
             return sum(len(v) for v in self._running.values())
 
+    def in_flight_count(self) -> int:
+        """How many queries a drain lets finish: those streaming, and those admitted and being started."""
+        with self._lock:
+            starting = sum(not entry.waiting and not entry.reached
+                           for entries in self._starting_queries.values() for entry in entries)
+            return starting + sum(len(v) for v in self._running.values())
+
     # -- recording -----------------------------------------------------------------------------------------
 
     def _emit_failure(self, sql: str, principal: Principal, source: str | None, exc: GatewayError, clock: _Clock,
