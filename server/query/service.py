@@ -747,10 +747,16 @@ class QueryService:
             return False
 
     def _running_keys(self) -> list[bytes]:
-        """The keys of queries running here and not stopped yet (a cancel from another replica can still stop)."""
+        """The keys of queries running here, or being admitted, and not stopped yet.
+
+        A cancel from another replica can still stop them; a waiting query may wait longer than a request stays fresh.
+        """
         with self._lock:
-            return [key for key, entries in self._running.items()
-                    if key and any(entry.stream.stopped is None for entry in entries)]
+            running = {key for key, entries in self._running.items()
+                       if key and any(entry.stream.stopped is None for entry in entries)}
+            starting = {key for key, cancellers in self._starting_queries.items()
+                        if key and any(canceller.stopped() is None for canceller in cancellers)}
+        return sorted(running | starting)
 
     def cancel_elsewhere(self, keys: Sequence[bytes]) -> bool:
         """Stop the queries of ``keys`` on the replica that runs them; True when one was running there.
