@@ -162,7 +162,9 @@ class AdbcExecution(Execution):
 
     def _on_deadline(self) -> None:
         self._timed_out = True
-        self.cancel()
+        # On the watchdog's thread, which fires every query's time limit: PostgreSQL's cancel request opens a
+        # connection of its own and may block, so it is sent from a thread of its own.
+        threading.Thread(target=self.cancel, name="planning-deadline-cancel", daemon=True).start()
 
     def cancel(self) -> None:
         """Ask the engine to stop the running statement (again while it may still be sent: ``early_cancel.py``)."""

@@ -24,6 +24,10 @@ from nexus_flight.core.errors import (
 STATEMENT_ERRORS = (InvalidQueryError, ReadOnlyViolationError, UnsupportedError)
 
 
+class PoolBusyError(BackendUnavailableError):
+    """Every connection of the pool is lent out: the source is busy, not away (the client retries later)."""
+
+
 @dataclass
 class _Pooled:
     connection: Any
@@ -98,7 +102,7 @@ class ConnectionPool:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise BackendUnavailableError(
+                    raise PoolBusyError(
                         f"all {self._size} connections of the pool are busy "
                         f"(pool_size={self._size}, waited {self._acquire_timeout:g} s)",
                         source=self._source,

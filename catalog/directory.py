@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo, TableLineage
+from nexus_flight.backends.pool import PoolBusyError
 from nexus_flight.backends.profile import source_profile
 from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.connect import family_class, open_source
@@ -119,25 +120,45 @@ class CatalogBackend(Backend):
 
     def _backend(self) -> Backend:
         with self._lock:
-            if self._live is None:
-                self._live = self._call(lambda: open_source(self.store, self.name))
-            return self._live
+            if self._live is not None:
+                return self._live
+            try:
+                self._live = open_source(self.store, self.name)
+                return self._live
+            except BackendUnavailableError as exc:
+                failure = exc
+        self._record_failure(failure.message)
+        raise failure
 
-    def _call(self, action: Callable[[], Any]) -> Any:
-        """Run an action; an unreachable source is recorded (status error) and its connection dropped."""
+    def _call(self, action: Callable[[Backend], Any]) -> Any:
+        """Run an action on the live backend; an unreachable source is recorded (status error) and that backend dropped.
+
+        A refusal for a full connection pool is load, not the source being away: the backend and its pool stay
+        (a new pool would open connections beyond ``pool_size`` while the old one's still run).
+        """
+        live = self._backend()
         try:
-            return action()
+            return action(live)
+        except PoolBusyError:
+            raise
         except BackendUnavailableError as exc:
-            self._unavailable(exc.message)
+            self._unavailable(exc.message, live)
             raise
 
-    def _unavailable(self, message: str) -> None:
-        live, self._live = self._live, None
-        if live is not None:
+    def _unavailable(self, message: str, failed: Backend) -> None:
+        with self._lock:
+            # Only the backend that failed is dropped: another call may have opened a fresh one meanwhile.
+            dropped = self._live is failed
+            if dropped:
+                self._live = None
+        if dropped:
             try:
-                live.close()
+                failed.close()
             except GatewayError:
                 pass
+        self._record_failure(message)
+
+    def _record_failure(self, message: str) -> None:
         try:
             if self.store.get_source(self.name).status not in ("error", "inactive"):
                 record_failure(self.store, self.name, message)
@@ -148,47 +169,47 @@ class CatalogBackend(Backend):
 
     def get_schema(self, plan: QueryPlan) -> pa.Schema:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().get_schema(plan))
+        return self._call(lambda live: live.get_schema(plan))
 
     def get_parameter_schema(self, plan: QueryPlan) -> pa.Schema:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().get_parameter_schema(plan))
+        return self._call(lambda live: live.get_parameter_schema(plan))
 
     def get_bound_schema(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]]) -> pa.Schema | None:
         """Delegate to the source's backend (its result types may follow the bound values)."""
-        return self._call(lambda: self._backend().get_bound_schema(plan, parameters))
+        return self._call(lambda live: live.get_bound_schema(plan, parameters))
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().execute(plan, parameters, limits))
+        return self._call(lambda live: live.execute(plan, parameters, limits))
 
     def split(self, plan: QueryPlan, most: int) -> list[QueryPlan]:
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().split(plan, most))
+        return self._call(lambda live: live.split(plan, most))
 
     def primary_keys(self, db_schema, table):
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().primary_keys(db_schema, table))
+        return self._call(lambda live: live.primary_keys(db_schema, table))
 
     def foreign_keys(self, db_schema=None, table=None):
         """Delegate to the source's backend."""
-        return self._call(lambda: self._backend().foreign_keys(db_schema, table))
+        return self._call(lambda live: live.foreign_keys(db_schema, table))
 
     def ping(self) -> None:
         """Delegate to the source's backend."""
-        self._call(lambda: self._backend().ping())
+        self._call(lambda live: live.ping())
 
     def view_definition(self, db_schema: str, view: str) -> str | None:
         """Delegate to the source's backend (a view's definition is read from the source, never cached here)."""
-        return self._call(lambda: self._backend().view_definition(db_schema, view))
+        return self._call(lambda live: live.view_definition(db_schema, view))
 
     def table_lineage(self) -> TableLineage:
         """Delegate to the source's backend (read from the source, never cached here)."""
-        return self._call(lambda: self._backend().table_lineage())
+        return self._call(lambda live: live.table_lineage())
 
     def view_database(self) -> str | None:
         """Delegate to the source's backend (``Backend.view_database``)."""
-        return self._call(lambda: self._backend().view_database())
+        return self._call(lambda live: live.view_database())
 
     @property
     def view_names_schema(self) -> str | None:  # type: ignore[override]
@@ -205,7 +226,7 @@ class CatalogBackend(Backend):
         if cached is not None and not cached.stale and utcnow() - cached.refreshed_at < self.schema_ttl:
             return cached.content
         try:
-            content = self._call(lambda: snapshot_backend(self._backend()))
+            content = self._call(snapshot_backend)
         except BackendUnavailableError as exc:
             if cached is None:
                 raise
@@ -234,7 +255,7 @@ class CatalogBackend(Backend):
         """
         schema = cached_table_schema(self._content(), db_schema, table)
         if schema is None:
-            return self._call(lambda: self._backend().table_schema(db_schema, table))
+            return self._call(lambda live: live.table_schema(db_schema, table))
         return schema
 
     def close(self) -> None:

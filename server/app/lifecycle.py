@@ -71,18 +71,19 @@ def drain(gateway, deadline_seconds: float, reason: str, say: Callable[[str], No
 
     """
     gateway.server.begin_drain(reason)
-    running = gateway.service.running_count()
+    # A query admitted a moment ago counts although its stream is not registered yet: it is let finish too.
+    running = gateway.service.in_flight_count()
     if running:
         say(f"draining: {running} running quer{'y' if running == 1 else 'ies'} may finish for up to "
             f"{deadline_seconds:g} s (drain_seconds); new queries are refused; "
             "a second Ctrl-C or SIGTERM exits at once")
     deadline = time.monotonic() + deadline_seconds
-    while gateway.service.running_count() and time.monotonic() < deadline:
+    while gateway.service.in_flight_count() and time.monotonic() < deadline:
         time.sleep(0.05)
     left = gateway.service.cancel_all()
     if left:
         say(f"drain deadline reached: cancelled {left} running quer{'y' if left == 1 else 'ies'}")
         settle = time.monotonic() + 5
-        while gateway.service.running_count() and time.monotonic() < settle:
+        while gateway.service.in_flight_count() and time.monotonic() < settle:
             time.sleep(0.05)
     return left

@@ -225,6 +225,10 @@ class PrincipalLimiter:
                         raise self._refuse_concurrency(got, limits, source, who, queue_seconds)
                 with self._lock:
                     if self._given_back == seen:  # nothing given back here since the last look: wait for it
+                        # A stop's wake-up takes this lock: one that came since the look above is seen here.
+                        stopped = stop() if stop is not None else None
+                        if stopped is not None:
+                            raise stopped
                         self._freed.wait(min(left, self.counter.poll_seconds))
                     seen = self._given_back
                 got = self.counter.hold(key, source, total, per_source)

@@ -169,15 +169,23 @@ class ResultStream:
 
     def stop(self, reason: Stop = Stop.CANCELLED) -> None:
         """Stop the query in the engine; the first reason given is the one reported. Safe to call repeatedly."""
+        if self._stopping(reason):
+            self.execution.cancel()
+
+    def _stopping(self, reason: Stop) -> bool:
+        """Note why the query stops (the first reason counts); False once the stream is closed."""
         with self._lock:
             if self._closed:
-                return
+                return False
             if self._stop is None:
                 self._stop = reason
-        self.execution.cancel()
+            return True
 
     def _timed_out(self) -> None:
-        self.stop(Stop.TIMED_OUT)
+        # On the watchdog's thread, which fires every query's time limit: the reason is noted here, but the engine's
+        # cancel may block (a KILL or a cancel request is a connection of its own), so it runs on a thread of its own.
+        if self._stopping(Stop.TIMED_OUT):
+            threading.Thread(target=self.execution.cancel, name="time-limit-cancel", daemon=True).start()
 
     def stop_error(self) -> GatewayError | None:
         """The error of the gateway's stop, if it stopped the query (the client may have seen none: it had gone)."""

@@ -225,6 +225,8 @@ class _Canceller:
         self.waiting_for = "a concurrency slot"
         #: The call's client cancelled it or went away (the cancel watch saw it).
         self.client_left = False
+        #: The query waits to be admitted (for a slot or memory), rather than being started.
+        self.waiting = False
 
     def stopped(self) -> GatewayError | None:
         """Why the query should stop waiting (None: it goes on)."""
@@ -249,6 +251,11 @@ class _Canceller:
         self.client_left = True
         self.stop(QueryCancelledError(
             f"the client cancelled the call or went away while the query waited for {self.waiting_for}"))
+
+    @property
+    def reached(self) -> bool:
+        """Whether the query's stream runs (a stop cancels it there)."""
+        return self._running is not None
 
     def reaches(self, running: RunningQuery) -> None:
         """From now on a stop cancels ``running`` (at once, if one came while it was being started)."""
@@ -316,8 +323,9 @@ class QueryService:
                                               self.identifiers)
         self.limiter = limiter or PrincipalLimiter()
         self._running: dict[bytes, list[RunningQuery]] = {}
-        #: Queries being admitted (they may wait for a slot or memory), by key: a cancel or a drain stops their wait.
-        self._waiting: dict[bytes, list[_Canceller]] = {}
+        #: Queries being admitted (they may wait for a slot or memory) or started, until their stream is registered,
+        #: by key: a cancel or a drain stops their wait, or the query once it runs.
+        self._starting_queries: dict[bytes, list[_Canceller]] = {}
         #: Why queries may no longer wait for memory (the gateway drains); None while serving.
         self._closing: Callable[[], GatewayError] | None = None
         #: (id of a plan, the SQL its policies made of it) -> (that plan, the routed rewritten plan)
@@ -563,7 +571,10 @@ class QueryService:
                 waiting = self._waiting_stop(canceller, limits, plan.source, began + limits.timeout_seconds)
                 if watch is not None:  # from here the client's cancel stops the query, waiting or running
                     unwatch = self._watch.watch(watch, canceller.client_gone)
-                with self._admitting(run.key, canceller):
+                # Until its stream is registered, a cancel (or the drain's) reaches the query through its
+                # canceller: one that lands after admission, while the engine opens its cursor, is not lost.
+                with self._starting(run.key, canceller):
+                    canceller.waiting = True
                     slot = self.limiter.admit(run.principal, plan.source, waiting, prepaid=run.prepaid)
                     clock.mark("admit")
                     dispatched, rewritten = self.dispatched(plan, run.principal)
@@ -575,16 +586,17 @@ class QueryService:
                     canceller.waiting_for = "memory"
                     with tracer.start_as_current_span("admit"):
                         reservation = self.memory_budget.admit(memory, plan.source, waiting)
+                    canceller.waiting = False
                     clock.mark("admit")
-                with reading_for(_own_rows_of(run.principal)):
-                    execution = backend.execute(dispatched, run.parameters, limits)
-                # The engine took its instance (an idle one, or a fresh one that holds nothing yet): idle memory
-                # now gives way to this query's reservation before the query runs.
-                self.memory_budget.settle()
-                stream = ResultStream(execution, run.schema, limits, plan.source, started=began)
-                running = RunningQuery(stream)
-                self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
-                canceller.reaches(running)
+                    with reading_for(_own_rows_of(run.principal)):
+                        execution = backend.execute(dispatched, run.parameters, limits)
+                    # The engine took its instance (an idle one, or a fresh one that holds nothing yet): idle
+                    # memory now gives way to this query's reservation before the query runs.
+                    self.memory_budget.settle()
+                    stream = ResultStream(execution, run.schema, limits, plan.source, started=began)
+                    running = RunningQuery(stream)
+                    self._register(run.key, running)  # before the engine blocks, so that cancel can reach it
+                    canceller.reaches(running)
                 with tracer.start_as_current_span("execute"):
                     stream.start()
                 clock.mark("execute")
@@ -672,15 +684,15 @@ class QueryService:
         return stopped
 
     @contextlib.contextmanager
-    def _admitting(self, key: bytes, canceller: _Canceller) -> Iterator[None]:
-        """While a query is admitted (it may wait in a queue), ``cancel`` and ``stop_waiting`` reach it."""
+    def _starting(self, key: bytes, canceller: _Canceller) -> Iterator[None]:
+        """While a query is admitted (it may wait in a queue) and started, ``cancel`` and the drain reach it."""
         with self._lock:
-            self._waiting.setdefault(key, []).append(canceller)
+            self._starting_queries.setdefault(key, []).append(canceller)
         try:
             yield
         finally:
             with self._lock:
-                _drop(self._waiting, key, canceller)
+                _drop(self._starting_queries, key, canceller)
 
     def _wake_waiting(self) -> None:
         """Make every query waiting to be admitted look at once whether it should stop waiting."""
@@ -699,7 +711,7 @@ class QueryService:
     def waiting_count(self) -> int:
         """How many queries are being admitted (waiting for a concurrency slot or for room in the memory budget)."""
         with self._lock:
-            return sum(len(v) for v in self._waiting.values())
+            return sum(entry.waiting for entries in self._starting_queries.values() for entry in entries)
 
     def _register(self, key: bytes, running: RunningQuery) -> None:
         with self._lock:
@@ -713,7 +725,7 @@ class QueryService:
         """Stop every running or waiting query of ``key``; True when something was running or waiting."""
         with self._lock:
             entries = list(self._running.get(key, []))
-            waiting = list(self._waiting.get(key, []))
+            waiting = list(self._starting_queries.get(key, []))
         for entry in entries:
             entry.cancel()
         for canceller in waiting:
@@ -735,10 +747,16 @@ class QueryService:
             return False
 
     def _running_keys(self) -> list[bytes]:
-        """The keys of queries running here and not stopped yet (a cancel from another replica can still stop)."""
+        """The keys of queries running here, or being admitted, and not stopped yet.
+
+        A cancel from another replica can still stop them; a waiting query may wait longer than a request stays fresh.
+        """
         with self._lock:
-            return [key for key, entries in self._running.items()
-                    if key and any(entry.stream.stopped is None for entry in entries)]
+            running = {key for key, entries in self._running.items()
+                       if key and any(entry.stream.stopped is None for entry in entries)}
+            starting = {key for key, cancellers in self._starting_queries.items()
+                        if key and any(canceller.stopped() is None for canceller in cancellers)}
+        return sorted(running | starting)
 
     def cancel_elsewhere(self, keys: Sequence[bytes]) -> bool:
         """Stop the queries of ``keys`` on the replica that runs them; True when one was running there.
@@ -760,14 +778,25 @@ class QueryService:
         """Stop every running query (the end of a drain); return how many there were."""
         with self._lock:
             entries = [entry for running in self._running.values() for entry in running]
+            starting = [entry for cancellers in self._starting_queries.values() for entry in cancellers
+                        if not entry.reached]
         for entry in entries:
             entry.cancel()
-        return len(entries)
+        for canceller in starting:  # admitted before the drain, its stream not registered yet
+            canceller.cancelled()
+        return len(entries) + len(starting)
 
     def running_count(self) -> int:
         """How many queries are streaming now."""
         with self._lock:
             return sum(len(v) for v in self._running.values())
+
+    def in_flight_count(self) -> int:
+        """How many queries a drain lets finish: those streaming, and those admitted and being started."""
+        with self._lock:
+            starting = sum(not entry.waiting and not entry.reached
+                           for entries in self._starting_queries.values() for entry in entries)
+            return starting + sum(len(v) for v in self._running.values())
 
     # -- recording -----------------------------------------------------------------------------------------
 

@@ -401,3 +401,39 @@ def test_history_keeps_the_statement_as_the_client_wrote_it(served):
         rows = fetch(conn, "SELECT sql_text, status FROM query_history ORDER BY created_at", "system").to_pylist()
     assert rows[:2] == [{"sql_text": sql, "status": "success"},
                         {"sql_text": "SELECT no_such_column FROM sales.main.orders", "status": "rejected"}]
+
+
+def test_a_full_connection_pool_refuses_a_query_but_leaves_the_source_as_it_is(sqlite_store, postgres_server, tmp_path):
+    """A query refused because every pooled connection is lent out is load, not the source being away.
+
+    The refusal is UNAVAILABLE (retry); the source keeps its backend and pool (opening a new one would open
+    connections beyond ``pool_size`` while the old ones still run) and is not marked in error. The pool's one
+    connection is held, as a long query would hold it.
+    """
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    from tests.support.servers import READER_PASSWORD
+
+    sqlite_store.add_source("pgsrc", "postgresql", postgres_server.options(pool_size=1, pool_timeout_seconds=0.2),
+                            {"password": READER_PASSWORD})
+    directory = CatalogSourceDirectory(sqlite_store, default="pgsrc", refresh_seconds=0, schema_ttl_seconds=0)
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
+    try:
+        with connect(gateway) as conn:
+            assert fetch(conn, "SELECT 1 AS x", "pgsrc").column("x").to_pylist() == [1]
+            source = directory.backend("pgsrc")
+            live = source._live
+            assert live is not None
+            held = live.pool.acquire()  # the pool's only connection, lent out
+            try:
+                with pytest.raises(flightsql.OperationalError, match="pool_size=1"):
+                    fetch(conn, "SELECT 2 AS x", "pgsrc")
+            finally:
+                live.pool.release(held)
+        assert sqlite_store.get_source("pgsrc").status != "error"
+        assert directory.backend("pgsrc")._live is live, "the source's backend was closed and opened again"
+        with connect(gateway) as conn:
+            assert fetch(conn, "SELECT 3 AS x", "pgsrc").column("x").to_pylist() == [3]
+        assert live.pool.in_use == 0 and live.pool.idle == 1
+    finally:
+        gateway.shutdown()

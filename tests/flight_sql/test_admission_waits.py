@@ -169,3 +169,31 @@ def test_stopping_the_gateway_does_not_wait_for_the_waiting_queries(make_gateway
         assert "the gateway is stopping" in str(errors[0])
     finally:
         free()
+
+
+@pytest.mark.parametrize("queue", list(QUEUES))
+def test_a_cancel_sent_to_another_replica_reaches_a_query_waiting_here(make_gateway, tmp_path, queue):
+    """A cancel another replica passes on through the shared catalog stops a query still waiting in a queue here.
+
+    The replica that received the cancel answers CANCELLED when no replica answers in time (nothing runs the query
+    yet); the query waiting here must then leave its queue, not start once a slot or memory frees, however late.
+    """
+    from nexus_flight.catalog.cancel_requests import CatalogCancels
+    from nexus_flight.catalog.store import CatalogStore
+    from nexus_flight.server.flight import protocol
+    from nexus_flight.server.query.remote_cancel import RemoteCancel
+
+    store = CatalogStore(data_dir=tmp_path / "catalog")
+    try:
+        gw, free = QUEUES[queue](make_gateway)
+        gw.service.share_cancels(CatalogCancels(store))
+        elsewhere = RemoteCancel(CatalogCancels(store), list, lambda key: False)  # the replica asked to cancel
+        with _waiting(gw) as (info, worker, errors):
+            handle = protocol.unpack_any(info.endpoints[0].ticket.ticket).statement_handle
+            started = time.monotonic()
+            assert elsewhere.ask([handle])  # CANCELLED
+            _left(gw, worker, started)
+            assert errors and isinstance(errors[0], flight.FlightCancelledError), errors
+        free()
+    finally:
+        store.close()

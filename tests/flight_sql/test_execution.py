@@ -221,3 +221,54 @@ def test_server_timeout_mid_stream_is_deadline_exceeded(make_gateway):
         error = _read_until_error(reader)
         assert isinstance(error, flight.FlightTimedOutError), error
         assert "query_timeout=1s" in str(error)
+
+
+def test_a_cancel_that_arrives_while_the_query_is_being_started_still_stops_it(make_gateway):
+    """Between its admission and its stream being registered, a query is still reachable by CancelFlightInfo.
+
+    The real gateway, DuckDB and a cancel from another connection; only the moment is forced: the query's thread
+    is held after it was admitted and before its stream is registered (as a busy server's scheduler may hold it
+    while the engine opens its cursor), and the cancel lands there. Unstopped, the query would run to the time
+    limit.
+    """
+    gw = make_gateway(query_timeout_seconds=60)
+    budget = gw.service.memory_budget
+    settle, held, cancel_sent = budget.settle, threading.Event(), threading.Event()
+
+    def late_settle() -> None:  # runs once the engine took its instance, before the stream is registered
+        held.set()
+        cancel_sent.wait(10)
+        settle()
+
+    budget.settle = late_settle
+    client = flight.connect(gw.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            client.do_get(info.endpoints[0].ticket).read_all()
+        except flight.FlightError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    try:
+        assert held.wait(10)
+        with flight.connect(gw.location) as other:
+            request = fpb.CancelFlightInfoRequest(info=info.serialize())
+            [result] = other.do_action(flight.Action("CancelFlightInfo", request.SerializeToString()))
+        cancel_sent.set()
+        status = fpb.CancelFlightInfoResult()
+        status.ParseFromString(result.body.to_pybytes())
+        assert status.status == 1  # CANCELLED: the query was there to be cancelled
+        worker.join(10)
+        assert not worker.is_alive(), "the cancel was lost: the query still runs"
+        assert errors and isinstance(errors[0], flight.FlightCancelledError), errors
+    finally:
+        cancel_sent.set()
+        while worker.is_alive():  # without the fix: end the runaway query before the gateway stops
+            gw.service.cancel_all()
+            worker.join(0.1)
+        client.close()
+    assert wait_until(lambda: gw.service.running_count() == 0 and budget.used == 0)

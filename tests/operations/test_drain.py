@@ -149,3 +149,54 @@ def test_a_tls_key_that_is_not_the_certificates_is_named(data_dir, tmp_path):
     assert f"the TLS key {tmp_path / 'b.key'} is not the private key of the certificate {tmp_path / 'a.crt'}" in (
         result.stderr)
     assert "--tls-key" in result.stderr
+
+
+def test_a_query_admitted_just_before_the_drain_is_let_finish(make_gateway):
+    """A query admitted a moment before the drain, its stream not registered yet, finishes like a running one.
+
+    The real gateway and DuckDB, the drain as a signal runs it; only the moment is forced: the query's thread is
+    held after admission, before its stream is registered, while the drain begins. A drain that counted only
+    registered streams saw nothing running and cancelled the query at once.
+    """
+    import pyarrow.flight as flight
+    from flightsql import flightsql_pb2 as pb
+
+    from nexus_flight.server.app.lifecycle import drain
+    from tests.support import flightsql_raw as raw
+
+    gw = make_gateway()
+    budget = gw.service.memory_budget
+    settle, held, go_on = budget.settle, threading.Event(), threading.Event()
+
+    def late_settle() -> None:  # runs once the engine took its instance, before the stream is registered
+        held.set()
+        go_on.wait(10)
+        settle()
+
+    budget.settle = late_settle
+    client = flight.connect(gw.location)
+    info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query="SELECT 42 AS x")))
+    outcome: dict = {}
+
+    def fetch() -> None:
+        try:
+            outcome["rows"] = client.do_get(info.endpoints[0].ticket).read_all().column("x").to_pylist()
+        except flight.FlightError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    drained: dict = {}
+    try:
+        assert held.wait(10)
+        drainer = threading.Thread(target=lambda: drained.update(left=drain(gw, 10, "SIGTERM", say=print)))
+        drainer.start()
+        drainer.join(0.5)
+        assert drainer.is_alive(), "the drain did not wait for the query being started"
+    finally:
+        go_on.set()
+        worker.join(10)
+        client.close()
+    drainer.join(10)
+    assert outcome == {"rows": [42]}
+    assert drained == {"left": 0}

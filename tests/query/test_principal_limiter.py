@@ -89,3 +89,39 @@ def test_the_callers_rows_bytes_and_time_lower_the_servers_never_raise_them():
     assert (mine.max_result_rows, mine.max_result_bytes, mine.timeout_seconds) == (10, 1000, 30)
     assert mine.lowered_by_caller == {"max_result_rows", "max_result_bytes"}
     assert limiter.query_limits(_user("carol"), server) is server
+
+
+def test_a_cancel_that_lands_just_after_a_waiting_query_looked_wakes_it_at_once():
+    """A cancel's wake-up between the waiting query's "should I stop?" and its wait is not lost.
+
+    The moment is forced: the cancel lands right after the query's stop check said "go on", before it waits. A
+    lost wake-up leaves the query waiting for the next poll (here made long, so that it shows).
+    """
+    import threading
+    import time
+
+    from nexus_flight.core.errors import QueryCancelledError
+    from nexus_flight.server.query.limit_counts import LocalCounts
+
+    counts = LocalCounts(time.monotonic)
+    counts.poll_seconds = 5.0
+    limiter = PrincipalLimiter(counter=counts)
+    bob = _user("bob", max_concurrent_queries=1, queue_timeout_seconds=30)
+    held = limiter.admit(bob, "demo")
+    cancel: list[QueryCancelledError] = []
+
+    def stop() -> QueryCancelledError | None:
+        if cancel:
+            return cancel[0]
+        cancel.append(QueryCancelledError("cancelled"))  # lands just after this look, as from another thread
+        waker = threading.Thread(target=limiter.wake)
+        waker.start()
+        waker.join()
+        return None
+
+    started = time.monotonic()
+    with pytest.raises(QueryCancelledError):
+        limiter.admit(bob, "demo", stop=stop)
+    assert time.monotonic() - started < 2.0, "the cancel waited for the next poll"
+    held.release()
+    assert limiter.counts().waiting == 0

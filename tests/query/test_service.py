@@ -267,6 +267,34 @@ def test_the_server_time_limit_stops_the_engine_and_says_timeout(directory, even
     assert (events[-1].status, events[-1].error_code) == ("timeout", "DEADLINE_EXCEEDED")
 
 
+def test_a_cancel_that_blocks_in_its_engine_holds_back_no_other_querys_time_limit(directory, events):
+    """Every query's time limit fires on one watchdog thread; an engine's cancel may block there (MariaDB's KILL
+    opens a connection of its own, to a server busy enough for queries to time out). The moment is forced: the
+    first query's cancel is held; the second query's limit must still stop it on time.
+    """
+    service = QueryService(directory, QueryLimits(timeout_seconds=0.2), observers=[events.append])
+    release = threading.Event()
+
+    class HeldCancel(FakeExecution):
+        def cancel(self) -> None:
+            release.wait(5)  # a cancel request still connecting
+            super().cancel()
+
+    held, other = HeldCancel(["block"]), FakeExecution(["block"])
+    directory.backends["main"].executions.extend([held, other])
+    first = service.open(run_of(service, "SELECT n FROM t", key=b"first"))
+    second = service.open(run_of(service, "SELECT n FROM t", key=b"second"))
+    try:
+        started = time.monotonic()
+        with pytest.raises(QueryTimeoutError):
+            drain(second)
+        assert time.monotonic() - started < 2.5, "the second query's time limit waited for the first's cancel"
+    finally:
+        release.set()
+    with pytest.raises(QueryTimeoutError):
+        drain(first)
+
+
 def test_a_client_that_goes_away_stops_its_query(service, directory, events):
     class Call:
         gone = False
