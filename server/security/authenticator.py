@@ -8,11 +8,12 @@ and the log, never a credential. Successful sign-ins produce a :class:`Principal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jwt
@@ -113,21 +114,22 @@ class CatalogAuthenticator:
                                               key_id=principal.credential_id)
             self.identities.note_sign_in(claims)
             return SignIn(principal, f"sid:{claims.session_id}", token)
-        try:
-            if "password" not in self.methods:
-                raise _Refused("password sign-in is disabled", WRONG_PASSWORD)
-            self._check_guard(user, address, "password")
-            record = self.identities.users.get(user)
-            matches = self.gate.check(lambda: verify_password(record.password_hash if record else None, password))
-            if record is None:
-                raise _Refused("unknown user", WRONG_PASSWORD)
-            if not matches:
-                raise _Refused("wrong password", WRONG_PASSWORD)
-            if record.disabled:
-                raise _Refused("user disabled", WRONG_PASSWORD)
-        except _Refused as refused:
-            raise self._failed(user, "password", address, refused) from None
-        self.guard.succeeded(user)
+        with self._guarded(user, address, "password"):
+            try:
+                if "password" not in self.methods:
+                    raise _Refused("password sign-in is disabled", WRONG_PASSWORD)
+                record = self.identities.users.get(user)
+                matches = self.gate.check(lambda: verify_password(record.password_hash if record else None,
+                                                                  password))
+                if record is None:
+                    raise _Refused("unknown user", WRONG_PASSWORD)
+                if not matches:
+                    raise _Refused("wrong password", WRONG_PASSWORD)
+                if record.disabled:
+                    raise _Refused("user disabled", WRONG_PASSWORD)
+            except _Refused as refused:
+                raise self._failed(user, "password", address, refused) from None
+            self.guard.succeeded(user)
         if record.password_hash and needs_rehash(record.password_hash):
             set_password_hash(self.store, user, hash_password(password))
         self.identities.note_login(user)
@@ -262,17 +264,17 @@ class CatalogAuthenticator:
 
     def _api_key(self, key_id: str, secret: str, address: str | None) -> Principal:
         name = f"key:{key_id[:32]}"
-        try:
-            self._check_guard(name, address, "api_key")
-            row = self.identities.keys.get(key_id)
-            if row is None or not row.matches(secret):
-                raise _Refused("unknown key or wrong secret")
-            owner = self._usable_key(key_id, None)
-            record = self.identities.users.get(owner.owner)
-            if record is None or record.disabled:
-                raise _Refused("the key's owner is removed or disabled")
-        except _Refused as refused:
-            raise self._failed(name, "api_key", address, refused) from None
+        with self._guarded(name, address, "api_key"):
+            try:
+                row = self.identities.keys.get(key_id)
+                if row is None or not row.matches(secret):
+                    raise _Refused("unknown key or wrong secret")
+                owner = self._usable_key(key_id, None)
+                record = self.identities.users.get(owner.owner)
+                if record is None or record.disabled:
+                    raise _Refused("the key's owner is removed or disabled")
+            except _Refused as refused:
+                raise self._failed(name, "api_key", address, refused) from None
         self.identities.note_key_use(key_id)
         return self._principal(record, "api_key", self._key_roles(row, record), key_limits=row.limits,
                                credential_id=key_id)
@@ -320,12 +322,18 @@ class CatalogAuthenticator:
                          attributes={**record.attributes, **(extra_attributes or {})}, limits=limits,
                          credential_id=credential_id, authenticated=True, sign_in_id=sign_in_id)
 
-    def _check_guard(self, user: str, address: str | None, method: str) -> None:
+    @contextlib.contextmanager
+    def _guarded(self, user: str, address: str | None, method: str) -> Iterator[None]:
+        """One sign-in attempt under the guard, from its refusal or admission until its failure is counted."""
         try:
-            self.guard.check(user, address)
+            attempt = self.guard.attempt(user, address)
+            attempt.__enter__()
         except UnauthenticatedError as exc:
             self._record("auth_failure", user, method, address, {"reason": "throttled or locked out"})
-            raise _Refused("throttled", exc.message) from None
+            raise self._failed(user, method, address, _Refused("throttled", exc.message)) from None
+        with contextlib.ExitStack() as stack:
+            stack.push(attempt)
+            yield
 
     def _failed(self, user: str | None, method: str, address: str | None, refused: _Refused) -> UnauthenticatedError:
         """Count, audit and log a failure; return the error the client gets."""

@@ -22,12 +22,13 @@ expired ones from the front and stops at the first live one (O(1) amortized, nev
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,6 +36,8 @@ from nexus_flight.core.errors import RetryLaterError, UnauthenticatedError
 
 #: At most this many names and addresses are tracked (the oldest are forgotten first), whatever a flood sends.
 MAX_TRACKED = 100_000
+#: At most this many sign-ins wait for others of their name or address to be decided (each holds a server thread).
+MAX_WAITING_ATTEMPTS = 64
 _WAIT_FOR_CHECK_SECONDS = 10.0
 #: The ``nice`` of the password-check threads: under contention they get about a tenth of a core's share.
 _CHECK_NICENESS = 10
@@ -80,7 +83,12 @@ class SignInGuard:
         #: a delay started by that failure ends within its own length.
         self._horizon = max(window_seconds, lockout_seconds, max_delay_seconds)
         self._tracks: OrderedDict[tuple[str, str], _Track] = OrderedDict()  # by last failure, oldest first
-        self._lock = threading.Lock()
+        #: Attempts being checked now, per name and address (``attempt``): as many as calls under way, no more.
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self._lock = threading.RLock()
+        #: Notified when an attempt is decided; attempts waiting their turn (``attempt``) look again.
+        self._decided = threading.Condition(self._lock)
+        self._waiting = 0
 
     def __len__(self) -> int:
         """How many names and addresses are tracked."""
@@ -105,6 +113,59 @@ class SignInGuard:
                         f"too many failed sign-ins: this {'user' if key[0] == 'user' else 'address'} is {what}; "
                         f"try again in {wait} s"
                     )
+
+    @contextlib.contextmanager
+    def attempt(self, user: str, address: str | None) -> Iterator[None]:
+        """An attempt for the whole of its check: refused, or counted as in flight until it is decided.
+
+        Without it, attempts sent at once all pass ``check`` before the first failure is counted (a password check
+        waits its turn for seconds), so a burst got past the throttle and the lockout. While attempts of a name or
+        address are in flight, another goes ahead only while every one of them failing would still stay under the
+        lockout, and only one at a time once the name or address is being slowed down; the others wait for them
+        to be decided (password checks run one after the other anyway), then meet ``check``. A failure is counted
+        (``failed``) inside the attempt, before it ends.
+
+        Raises:
+            UnauthenticatedError: the name or the address must wait (as ``check``).
+            RetryLaterError: too many attempts are waiting already, or the wait was too long.
+
+        """
+        keys = self._keys(user, address)
+        deadline = self._clock() + _WAIT_FOR_CHECK_SECONDS
+        with self._decided:
+            while True:
+                self.check(user, address)  # takes the lock again: a Condition's lock is reentrant here
+                if all(self._may_go(key) for key in keys):
+                    break
+                left = deadline - self._clock()
+                if left <= 0 or self._waiting >= MAX_WAITING_ATTEMPTS:
+                    raise RetryLaterError("other sign-ins of this user or address are being checked; retry after 1 s",
+                                          retry_after_seconds=1)
+                self._waiting += 1
+                try:
+                    self._decided.wait(min(left, 1.0))
+                finally:
+                    self._waiting -= 1
+            for key in keys:
+                self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._decided:
+                for key in keys:
+                    left_in_flight = self._in_flight.pop(key) - 1
+                    if left_in_flight:
+                        self._in_flight[key] = left_in_flight
+                self._decided.notify_all()
+
+    def _may_go(self, key: tuple[str, str]) -> bool:
+        """Whether one more attempt of ``key`` may be checked now (the caller holds the lock)."""
+        pending = self._in_flight.get(key, 0)
+        if not pending:
+            return True
+        track, limits, now = self._tracks.get(key), self._thresholds[key[0]], self._clock()
+        failures = sum(1 for t in track.failures if now - t <= self._window) if track else 0
+        return failures < limits.throttle_after and failures + pending < limits.lockout_after
 
     def failed(self, user: str, address: str | None) -> list[str]:
         """Count a failure; return the keys (``user:alice``, ``address:10.0.0.7``) locked out by it."""

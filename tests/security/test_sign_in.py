@@ -285,6 +285,59 @@ def test_repeated_failures_slow_down_then_lock_out_and_are_audited(secure_gatewa
     assert len(failures) >= 7 and all(e["auth_method"] == "password" for e in failures)
 
 
+def test_a_burst_of_guesses_sent_at_once_is_held_to_the_lockout(secure_gateway):
+    """Guesses sent at the same moment all used to pass the guard before the first failure was counted (a password
+    check waits its turn), so a burst got every guess checked. At most ``user_lockout_after`` are checked now."""
+    import threading
+
+    lockout = LockoutSettings(user_throttle_after=2, user_lockout_after=4, lockout_seconds=60)
+    secured = secure_gateway(auth=AuthSettings(enabled=True, lockout=lockout, failure_delay_seconds=0))
+    clients = [secured.client() for _ in range(24)]
+    start, answers = threading.Barrier(len(clients)), []
+
+    def guess(client) -> None:
+        start.wait()
+        try:
+            client.authenticate_basic_token("bob", "guess-guess-guess")
+        except flight.FlightError as exc:
+            answers.append((type(exc).__name__, str(exc).split(". Detail:")[0]))
+
+    threads = [threading.Thread(target=guess, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == len(clients)
+    checked = [a for a in answers if a[1].endswith("invalid user name or password")]
+    assert 1 <= len(checked) <= 4, answers
+    others = [a for a in answers if a not in checked]
+    assert all(kind == "FlightUnauthenticatedError" and "too many failed sign-ins" in text
+               for kind, text in others), others  # they waited for the guesses before them, then met the throttle
+    if len(checked) == 4:  # the burst reached the lockout: even the right password waits it out
+        assert refused(lambda: sign_in(secured.client(), "bob", BOB_PASSWORD)).startswith("too many failed")
+
+
+def test_a_burst_of_right_passwords_sent_at_once_all_sign_in(secure_gateway):
+    """A pool opening many connections at once with one user: each waits its turn, none is refused."""
+    import threading
+
+    lockout = LockoutSettings(user_throttle_after=2, user_lockout_after=4)
+    secured = secure_gateway(auth=AuthSettings(enabled=True, lockout=lockout))
+    clients = [secured.client() for _ in range(12)]
+    start, tokens = threading.Barrier(len(clients)), []
+
+    def connect(client) -> None:
+        start.wait()
+        tokens.append(sign_in(client, "alice", ALICE_PASSWORD))
+
+    threads = [threading.Thread(target=connect, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(set(tokens)) == len(clients)
+
+
 def test_no_credentials_on_handshake_is_unauthenticated(secure_gateway):
     client = secure_gateway().client()
 
