@@ -3,8 +3,9 @@
 Failures are counted per user name (whether or not the user exists, so a lockout says nothing about existence) and
 per client address, within a sliding window. Past ``*_throttle_after`` failures an attempt is refused without
 checking anything until a delay has passed (1 s, doubling, up to ``max_delay_seconds``); past
-``*_lockout_after`` the name or address is locked for ``lockout_seconds``. A refused attempt costs no password
-hash, so a flood cannot turn the gateway's CPU against its users. Independently, at most
+``*_lockout_after`` the name or address is locked for ``lockout_seconds``. Attempts sent at once count as they
+are checked (``SignInGuard.attempt``): a burst gets no more guesses past the lockout than one sent in turn. A refused
+attempt costs no password hash, so a flood cannot turn the gateway's CPU against its users. Independently, at most
 ``password_checks_at_once`` argon2 checks run at once and ``password_checks_waiting`` more may wait; beyond that a
 sign-in is told to retry (UNAVAILABLE), while calls with a token never wait for a password check. The checks run on
 threads of their own at a lower scheduling priority (Linux ``nice``; argon2 releases the GIL): a flood of wrong
