@@ -70,6 +70,8 @@ class AdbcExecution(Execution):
         self._batch_rows = batch_rows
         self._lock = threading.Lock()
         self._cursor: Any = None
+        #: Held while the cursor is cancelled or closed: never both at once.
+        self._cursor_lock = threading.Lock()
         self._finished = False
         self._cancelled = False
         self._timed_out = False
@@ -103,7 +105,8 @@ class AdbcExecution(Execution):
                     raise QueryCancelledError("the query was cancelled", source=self._source)
                 previous, self._cursor = self._cursor, self._item.connection.cursor()
             if previous is not None:
-                close_quietly(previous)
+                with self._cursor_lock:
+                    close_quietly(previous)
             with self._errors():
                 return self._run(self._cursor, row)
 
@@ -176,12 +179,14 @@ class AdbcExecution(Execution):
         self._early_cancel.cancelled()
 
     def _cancel_in_engine(self) -> None:
-        # A cancelled execution's connection is closed, never pooled: a late cancel reaches no other query.
-        with self._lock:
-            cursor = None if self._finished else self._cursor
-        if cursor is not None:
-            with contextlib.suppress(Exception):
-                cursor.adbc_cancel()
+        # A cancelled execution's connection is closed, never pooled: a late cancel reaches no other query. And a
+        # cursor is never closed while a cancel uses it (the driver would cancel a statement it is freeing).
+        with self._cursor_lock:
+            with self._lock:
+                cursor = None if self._finished else self._cursor
+            if cursor is not None:
+                with contextlib.suppress(Exception):
+                    cursor.adbc_cancel()
 
     def _finish(self, healthy: bool) -> None:
         with self._lock:
@@ -192,7 +197,8 @@ class AdbcExecution(Execution):
         if self._deadline is not None:
             self._deadline.cancel()
         if cursor is not None:
-            close_quietly(cursor)
+            with self._cursor_lock:
+                close_quietly(cursor)
         self._pool.release(self._item, healthy and not self._cancelled)
 
     def close(self) -> None:

@@ -212,6 +212,42 @@ def test_a_cancel_that_arrives_before_the_statement_is_sent_still_stops_it(backe
     assert wait_until(lambda: _active(postgres_server, marker) == 0)
 
 
+def test_a_cursor_is_not_closed_while_a_cancel_is_using_it(backend):
+    """The driver cancels through the statement it is asked to free: the close waits for the cancel to return.
+
+    The real server and driver; the cancel is held inside the driver's call (as a slow cancel request is) while the
+    reading side closes the stream.
+    """
+    import threading
+
+    execution = backend.execute(plan_for(backend, "SELECT g FROM generate_series(1, 3000000) g"), None,
+                                QueryLimits(batch_rows=1000))
+    execution.reader.read_next_batch()
+    cursor, order, inside = execution._cursor, [], threading.Event()
+    cancel_in_driver, close_in_driver = cursor.adbc_cancel, cursor.close
+
+    def slow_cancel():
+        if not inside.is_set():  # the first one: held in the driver
+            inside.set()
+            time.sleep(0.3)
+        try:
+            return cancel_in_driver()
+        finally:
+            order.append("cancel returned")
+
+    def close():
+        order.append("close")
+        return close_in_driver()
+
+    cursor.adbc_cancel, cursor.close = slow_cancel, close
+    canceller = threading.Thread(target=execution.cancel)
+    canceller.start()
+    assert inside.wait(10)
+    execution.close()
+    canceller.join(10)
+    assert "close" in order and "cancel returned" not in order[order.index("close"):], order
+
+
 def test_cancel_mid_stream(backend, postgres_server):
     execution = backend.execute(
         plan_for(backend, f"SELECT g, repeat('x', 100) AS pad, 'nexus_stream_{RUN}' AS m "
