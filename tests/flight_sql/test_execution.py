@@ -13,6 +13,7 @@ from flightsql import flightsql_pb2 as pb
 
 from nexus_flight.server.flight.protocol import flight as fpb
 from tests.support import flightsql_raw as raw
+from tests.support.held_queries import hold_after_admission, read_ticket_in_background
 from tests.support.services import wait_until
 
 SLOW = "SELECT count(*) FROM range(100000000000) a"  # runs for minutes unless interrupted
@@ -29,16 +30,7 @@ def _expect_failure(client, ticket, options=None):
 def test_cancel_flight_info_interrupts_duckdb(gateway):
     client = flight.connect(gateway.location)
     info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
-    errors = []
-
-    def fetch():
-        try:
-            client.do_get(info.endpoints[0].ticket).read_all()
-        except flight.FlightError as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=fetch)
-    worker.start()
+    worker, outcome = read_ticket_in_background(client, info.endpoints[0].ticket)
     assert wait_until(lambda: gateway.service.running_count() == 1)
     with flight.connect(gateway.location) as other:
         request = fpb.CancelFlightInfoRequest(info=info.serialize())
@@ -48,7 +40,7 @@ def test_cancel_flight_info_interrupts_duckdb(gateway):
         assert status.status == 1  # CANCELLED
         worker.join(10)
         assert not worker.is_alive()
-        assert errors and isinstance(errors[0], flight.FlightCancelledError | flight.FlightServerError)
+        assert isinstance(outcome.get("error"), flight.FlightCancelledError | flight.FlightServerError), outcome
         assert wait_until(lambda: gateway.service.running_count() == 0)
         # the server keeps serving
         _, table = raw.info_and_table(other, pb.CommandStatementQuery(query="SELECT 42 AS x"))
@@ -233,26 +225,10 @@ def test_a_cancel_that_arrives_while_the_query_is_being_started_still_stops_it(m
     """
     gw = make_gateway(query_timeout_seconds=60)
     budget = gw.service.memory_budget
-    settle, held, cancel_sent = budget.settle, threading.Event(), threading.Event()
-
-    def late_settle() -> None:  # runs once the engine took its instance, before the stream is registered
-        held.set()
-        cancel_sent.wait(10)
-        settle()
-
-    budget.settle = late_settle
+    held, cancel_sent = hold_after_admission(gw)
     client = flight.connect(gw.location)
     info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=SLOW)))
-    errors: list[BaseException] = []
-
-    def fetch() -> None:
-        try:
-            client.do_get(info.endpoints[0].ticket).read_all()
-        except flight.FlightError as exc:
-            errors.append(exc)
-
-    worker = threading.Thread(target=fetch)
-    worker.start()
+    worker, outcome = read_ticket_in_background(client, info.endpoints[0].ticket)
     try:
         assert held.wait(10)
         with flight.connect(gw.location) as other:
@@ -264,7 +240,7 @@ def test_a_cancel_that_arrives_while_the_query_is_being_started_still_stops_it(m
         assert status.status == 1  # CANCELLED: the query was there to be cancelled
         worker.join(10)
         assert not worker.is_alive(), "the cancel was lost: the query still runs"
-        assert errors and isinstance(errors[0], flight.FlightCancelledError), errors
+        assert isinstance(outcome.get("error"), flight.FlightCancelledError), outcome
     finally:
         cancel_sent.set()
         while worker.is_alive():  # without the fix: end the runaway query before the gateway stops

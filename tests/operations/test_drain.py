@@ -163,29 +163,13 @@ def test_a_query_admitted_just_before_the_drain_is_let_finish(make_gateway):
 
     from nexus_flight.server.app.lifecycle import drain
     from tests.support import flightsql_raw as raw
+    from tests.support.held_queries import hold_after_admission, read_ticket_in_background
 
     gw = make_gateway()
-    budget = gw.service.memory_budget
-    settle, held, go_on = budget.settle, threading.Event(), threading.Event()
-
-    def late_settle() -> None:  # runs once the engine took its instance, before the stream is registered
-        held.set()
-        go_on.wait(10)
-        settle()
-
-    budget.settle = late_settle
+    held, go_on = hold_after_admission(gw)
     client = flight.connect(gw.location)
     info = client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query="SELECT 42 AS x")))
-    outcome: dict = {}
-
-    def fetch() -> None:
-        try:
-            outcome["rows"] = client.do_get(info.endpoints[0].ticket).read_all().column("x").to_pylist()
-        except flight.FlightError as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=fetch)
-    worker.start()
+    worker, outcome = read_ticket_in_background(client, info.endpoints[0].ticket)
     drained: dict = {}
     try:
         assert held.wait(10)
@@ -198,5 +182,5 @@ def test_a_query_admitted_just_before_the_drain_is_let_finish(make_gateway):
         worker.join(10)
         client.close()
     drainer.join(10)
-    assert outcome == {"rows": [42]}
+    assert "error" not in outcome and outcome["table"].column("x").to_pylist() == [42], outcome
     assert drained == {"left": 0}
