@@ -37,8 +37,9 @@ from nexus_flight.core.errors import RetryLaterError, UnauthenticatedError
 
 #: At most this many names and addresses are tracked (the oldest are forgotten first), whatever a flood sends.
 MAX_TRACKED = 100_000
-#: At most this many sign-ins wait for others of their name or address to be decided (each holds a server thread).
-MAX_WAITING_ATTEMPTS = 64
+#: At most this many sign-ins wait for others of their name or address to be decided (each holds a server thread:
+#: as many as may wait for a password check, ``password_checks_waiting``'s default).
+MAX_WAITING_ATTEMPTS = 32
 _WAIT_FOR_CHECK_SECONDS = 10.0
 #: The ``nice`` of the password-check threads: under contention they get about a tenth of a core's share.
 _CHECK_NICENESS = 10
