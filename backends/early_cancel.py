@@ -31,35 +31,32 @@ class EarlyCancel:
         self._stop_in_engine = stop_in_engine
         self._interval = interval_seconds
         self._lock = threading.Lock()
-        self._starting = False
-        self._started = threading.Event()  # set when no start is in progress
-        self._started.set()
+        self._idle = threading.Event()  # set while no start is in progress
+        self._idle.set()
         self._repeating = False
 
     @contextlib.contextmanager
     def starting(self) -> Iterator[None]:
         """While the engine is being given the statement (and, for a blocking start, computes it)."""
         with self._lock:
-            self._starting = True
-            self._started.clear()
+            self._idle.clear()
         try:
             yield
         finally:
             with self._lock:
-                self._starting = False
-                self._started.set()
+                self._idle.set()
 
     def cancelled(self) -> None:
         """The execution was cancelled (its engine told once already): tell it again while it is starting."""
         with self._lock:
-            if not self._starting or self._repeating:
+            if self._idle.is_set() or self._repeating:
                 return
             self._repeating = True
         threading.Thread(target=self._repeat, name="early-cancel", daemon=True).start()
 
     def _repeat(self) -> None:
         try:
-            while not self._started.wait(self._interval):
+            while not self._idle.wait(self._interval):
                 self._stop_in_engine()
         finally:
             with self._lock:
