@@ -325,14 +325,12 @@ class CatalogAuthenticator:
     @contextlib.contextmanager
     def _guarded(self, user: str, address: str | None, method: str) -> Iterator[None]:
         """One sign-in attempt under the guard, from its refusal or admission until its failure is counted."""
-        try:
-            attempt = self.guard.attempt(user, address)
-            attempt.__enter__()
-        except UnauthenticatedError as exc:
-            self._record("auth_failure", user, method, address, {"reason": "throttled or locked out"})
-            raise self._failed(user, method, address, _Refused("throttled", exc.message)) from None
         with contextlib.ExitStack() as stack:
-            stack.push(attempt)
+            try:
+                stack.enter_context(self.guard.attempt(user, address))
+            except UnauthenticatedError as exc:
+                self._record("auth_failure", user, method, address, {"reason": "throttled or locked out"})
+                raise self._failed(user, method, address, _Refused("throttled", exc.message)) from None
             yield
 
     def _failed(self, user: str | None, method: str, address: str | None, refused: _Refused) -> UnauthenticatedError:
