@@ -44,7 +44,7 @@ ENV_KEY_ID = "NEXUS_FLIGHT_MASTER_KEY_ID"
 ENV_OLD_KEYS = "NEXUS_FLIGHT_OLD_MASTER_KEYS"
 #: What to do about a record sealed under a key this process lacks. After a rotation elsewhere that key is the
 #: new one, and re-sealing the records under an older current key would undo the rotation.
-_MISSING_KEY_FIX = (f"if a `nexus-flight vault rotate` made it, it is the new master key: set {ENV_KEY} to it; if it "
+MISSING_KEY_FIX = (f"if a `nexus-flight vault rotate` made it, it is the new master key: set {ENV_KEY} to it; if it "
                     f"is an older key, add it to {ENV_OLD_KEYS}")
 KEYRING_SERVICE = "nexus-flight"
 KEYRING_KEY = "master-key"
@@ -226,7 +226,7 @@ class KeyRing:
                 ) from None
             raise rule_error(
                 "CV-004",
-                f"the record was sealed with key {key_id!r}, which is not configured: {_MISSING_KEY_FIX}",
+                f"the record was sealed with key {key_id!r}, which is not configured: {MISSING_KEY_FIX}",
             ) from None
 
 

@@ -104,7 +104,7 @@ def _require_vault_keys(store) -> None:
         ConfigError: CV-001 (no master key at all) or CV-004 (keys of some records missing), naming the fix.
 
     """
-    from nexus_flight.catalog.vault import ENV_KEY, ENV_OLD_KEYS
+    from nexus_flight.catalog.vault import ENV_KEY, MISSING_KEY_FIX
 
     sealed = store.vault_key_ids()
     missing = sorted(set(sealed) - set(store.vault.keys.key_ids))
@@ -120,8 +120,7 @@ def _require_vault_keys(store) -> None:
             rule="CV-001",
         )
     raise ConfigError(
-        f"CV-004: {what} sealed with key {ids}, which is not configured: if a `nexus-flight vault rotate` made "
-        f"it, it is the new master key: set {ENV_KEY} to it; if it is an older key, add it to {ENV_OLD_KEYS} "
+        f"CV-004: {what} sealed with key {ids}, which is not configured: {MISSING_KEY_FIX} "
         "(then `nexus-flight vault rotate` re-seals them under the current key)",
         rule="CV-004",
     )
