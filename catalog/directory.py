@@ -73,6 +73,9 @@ class CatalogBackend(Backend):
         self.schema_ttl = timedelta(seconds=schema_ttl_seconds)
         self._live: Backend | None = None
         self._lock = threading.Lock()
+        # Calls under way, and the backend that replaced this one when the source's configuration changed.
+        self._calls = 0
+        self._successor: CatalogBackend | None = None
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
@@ -109,7 +112,7 @@ class CatalogBackend(Backend):
         try:
             if not family_class(self.info.type).identifiers_from_server:
                 return rules
-            return rules_of(self._backend())
+            return self._call(rules_of)
         except GatewayError:
             return dataclasses.replace(rules, tables_exact=True)
 
@@ -134,16 +137,52 @@ class CatalogBackend(Backend):
         """Run an action on the live backend; an unreachable source is recorded (status error) and that backend dropped.
 
         A refusal for a full connection pool is load, not the source being away: the backend and its pool stay
-        (a new pool would open connections beyond ``pool_size`` while the old one's still run).
+        (a new pool would open connections beyond ``pool_size`` while the old ones still run). Once the
+        source's configuration changed (``retire``), new calls run on the backend that replaced this one.
         """
-        live = self._backend()
+        with self._lock:
+            successor = self._successor
+            if successor is None:
+                self._calls += 1
+        if successor is not None:
+            return successor._call(action)
         try:
-            return action(live)
-        except PoolBusyError:
-            raise
-        except BackendUnavailableError as exc:
-            self._unavailable(exc.message, live)
-            raise
+            live = self._backend()
+            try:
+                return action(live)
+            except PoolBusyError:
+                raise
+            except BackendUnavailableError as exc:
+                self._unavailable(exc.message, live)
+                raise
+        finally:
+            self._call_ended()
+
+    def _call_ended(self) -> None:
+        with self._lock:
+            self._calls -= 1
+            last = self._successor is not None and self._calls == 0
+            live = self._live if last else None
+            if last:
+                self._live = None
+        if live is not None:
+            live.close()
+
+    def retire(self, successor: CatalogBackend) -> None:
+        """The source's configuration changed and ``successor`` serves it now: close this backend.
+
+        Calls under way finish on it first (the last one closes it), so a query that was starting when the
+        change landed neither fails on a closed pool nor marks the source in error; a caller still holding this
+        backend is served by the successor rather than opening a pool nobody would close. Executions already
+        running keep what they borrowed: pools close a lent connection when it comes back.
+        """
+        with self._lock:
+            self._successor = successor
+            live = None
+            if self._calls == 0:
+                live, self._live = self._live, None
+        if live is not None:
+            live.close()
 
     def _unavailable(self, message: str, failed: Backend) -> None:
         with self._lock:
@@ -351,10 +390,10 @@ class CatalogSourceDirectory:
             current = self._backends.get(name)
             if current is not None and current.info.updated_at == info.updated_at:
                 return current
-            self._backends[name] = CatalogBackend(self.store, info, self.schema_ttl_seconds)
+            fresh = self._backends[name] = CatalogBackend(self.store, info, self.schema_ttl_seconds)
         if current is not None:
-            current.close()
-        return self._backends[name]
+            current.retire(fresh)
+        return fresh
 
     def _fallback(self, name: str):
         if self.fallback is not None and name in self.fallback.names():

@@ -437,3 +437,79 @@ def test_a_full_connection_pool_refuses_a_query_but_leaves_the_source_as_it_is(s
         assert live.pool.in_use == 0 and live.pool.idle == 1
     finally:
         gateway.shutdown()
+
+
+def _gateway_connections(postgres_server) -> int:
+    """Connections PostgreSQL itself counts for the gateway's login (its own client asks, as superuser)."""
+    with psycopg.connect(postgres_server.dsn()) as admin:
+        return admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (postgres_server.reader,)
+        ).fetchone()[0]
+
+
+def test_a_source_changed_while_it_serves_keeps_its_queries_and_leaves_no_pool_open(
+    sqlite_store, postgres_server, tmp_path
+):
+    """`sources update` on a source that is serving: nothing under way fails, no connection is left behind.
+
+    Three moments of a query meet the change, each against the real PostgreSQL: a stream already running (it
+    goes on to its last row, compared with psycopg's own answer), a call under way on the old backend (it
+    finishes there, the source is not marked in error, the old pool closes when it ends), and a caller still
+    holding the old backend (it is served by the new one rather than opening a pool nobody would close).
+    """
+    import threading
+
+    from tests.support.servers import READER_PASSWORD
+
+    sqlite_store.add_source("pgsrc", "postgresql", postgres_server.options(pool_size=2),
+                            {"password": READER_PASSWORD})
+    directory = CatalogSourceDirectory(sqlite_store, default="pgsrc", refresh_seconds=0, schema_ttl_seconds=0)
+    before = _gateway_connections(postgres_server)
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
+    sql = "SELECT g AS n, repeat('x', 50) AS pad FROM generate_series(1, 300000) AS g ORDER BY g"
+    try:
+        with connect(gateway) as streaming, connect(gateway) as other:
+            cursor = streaming.cursor()
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+            batches = [reader.read_next_batch()]
+            old = directory.backend("pgsrc")
+            old_live = old._live
+            assert old_live is not None
+
+            started, proceed = threading.Event(), threading.Event()
+
+            def slow_ping(live):
+                started.set()
+                assert proceed.wait(30)
+                live.ping()
+                return live
+
+            under_way: dict = {}
+            caller = threading.Thread(target=lambda: under_way.update(live=old._call(slow_ping)))
+            caller.start()
+            assert started.wait(30)
+
+            sqlite_store.update_source("pgsrc", options={"pool_size": 3})
+            assert fetch(other, "SELECT 7 AS x", "pgsrc").column("x").to_pylist() == [7]
+            new = directory.backend("pgsrc")
+            assert new is not old and new._live is not None and new._live is not old_live
+            assert not old_live.pool._closed, "closed under a call still running on it"
+
+            proceed.set()
+            caller.join(30)
+            assert under_way["live"] is old_live
+            assert old_live.pool._closed and old._live is None
+            assert sqlite_store.get_source("pgsrc").status != "error"
+
+            assert old.ping() is None and old._live is None, "the old backend opened a pool of its own"
+
+            batches.extend(reader)
+            streamed = pa.Table.from_batches(batches)
+        with psycopg.connect(postgres_server.dsn()) as own:
+            expected = [row[0] for row in own.execute(sql)]
+        assert streamed.column("n").to_pylist() == expected
+        in_new_pool = new._live.pool.in_use + new._live.pool.idle
+        assert _gateway_connections(postgres_server) == before + in_new_pool
+    finally:
+        gateway.shutdown()
