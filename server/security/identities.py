@@ -5,8 +5,11 @@ each call :meth:`IdentityCache.current` asks the catalog's security generation w
 SQLite catalog one ``PRAGMA data_version``, microseconds; on PostgreSQL what the last notification said, a memory
 read) and reloads the snapshot at once when it did: a revocation, a disabled user or a new key made on another
 replica or with the CLI takes effect on the very next call (on PostgreSQL, once its notification arrived). A
-background thread also reloads it every ``refresh_seconds``, which alone carries changes where the catalog cannot
-tell (another database, or the PostgreSQL listener down).
+background thread asks the same every ``refresh_seconds`` and reloads it on each of those ticks where the catalog
+cannot tell (another database, or the PostgreSQL listener down), which then alone carries changes; where it can, the
+thread reloads only when the generation moved, and in any case every ``_FULL_RELOAD_EVERY`` ticks. (A whole reload
+reads every user, role, key, grant and policy: 1.7 ms of the interpreter with two users, more with each, on every
+replica every 2 s, in the middle of its queries.)
 The same thread writes, coalesced, when users last signed in and keys were last used.
 """
 
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("nexus_flight.auth")
 
 _PURGE_EVERY = 300  # refreshes between purges of expired revocations
+# Refreshes between whole reloads while the generation can tell of every change (``current`` then reloads when it
+# moves): a safety net for rows written behind the gateway's back, not the path changes take.
+_FULL_RELOAD_EVERY = 150
 
 
 class IdentityCache:
@@ -165,8 +171,11 @@ class IdentityCache:
                 return
             try:
                 self._write_pending()
-                self.refresh()
                 self._refreshes += 1
+                if self._watch.generation() is None or self._refreshes % _FULL_RELOAD_EVERY == 0:
+                    self.refresh()
+                else:
+                    self.current()
                 if self._refreshes % _PURGE_EVERY == 0:
                     purge_revocations(self.store)
                     purge_sign_ins(self.store)
