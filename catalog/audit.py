@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.security_generation import bump_generation
+from nexus_flight.catalog.storable import storable_text
 from nexus_flight.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -76,16 +77,12 @@ class AuditRecord:
             id=self.id,
             created_at=self.created_at,
             kind=self.kind,
-            actor=_cut(self.actor, 255),
-            subject=_cut(self.subject, 512),
-            auth_method=self.auth_method,
-            client_address=_cut(self.client_address, 128),
-            detail=SCRUBBER.scrub(detail),
+            actor=storable_text(self.actor, 255),
+            subject=storable_text(self.subject, 512),
+            auth_method=storable_text(self.auth_method, 16),
+            client_address=storable_text(self.client_address, 128),
+            detail=storable_text(SCRUBBER.scrub(detail)),
         )
-
-
-def _cut(text: str | None, length: int) -> str | None:
-    return text if text is None or len(text) <= length else text[: length - 3] + "..."
 
 
 def audit(session: Session, kind: str, actor: str | None, subject: str | None = None, **extra: Any) -> None:
@@ -121,6 +118,10 @@ class AuditLog:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event is stored."""
         return self._writer.flush(timeout) if self._writer else True
+
+    def counts(self) -> WriterCounts:
+        """Events written, dropped and pending (none counted when written in the caller's thread)."""
+        return self._writer.counts() if self._writer else WriterCounts()
 
     def close(self) -> None:
         """Store what is queued and stop the worker."""

@@ -28,7 +28,7 @@ from nexus_flight.backends.registry import backend_class
 from nexus_flight.catalog.connect import family_class, open_source
 from nexus_flight.catalog.health import record_failure
 from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder
-from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.schema_cache import (
     cached_schema,
@@ -476,6 +476,10 @@ class HistoryObserver:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every query reported so far is in the catalog."""
         return self._writer.flush(timeout) if self._writer else True
+
+    def counts(self) -> WriterCounts:
+        """History rows written, dropped and pending (none counted when written in the caller's thread)."""
+        return self._writer.counts() if self._writer else WriterCounts()
 
     def close(self) -> None:
         """Write what is pending and stop the writer thread."""

@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
+from nexus_flight.catalog.storable import storable_row
 from nexus_flight.catalog.store import CatalogStore
 
 STATUSES = ("success", "error", "timeout", "cancelled", "rejected")
@@ -94,13 +95,13 @@ class QueryRecorder:
 
     def _values(self, record: QueryRecord, source_id: str | None) -> dict[str, Any]:
         phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
-        return dict(
+        return storable_row(QueryHistory.__table__, dict(
             id=record.id or new_id(),
             source_id=source_id,
             source_name=record.source,
             user_name=record.user,
             sql_text=SCRUBBER.scrub(record.sql),
-            sql_sha256=hashlib.sha256(record.sql.encode()).hexdigest(),
+            sql_sha256=hashlib.sha256(record.sql.encode("utf-8", "surrogatepass")).hexdigest(),
             parameters=_parameters(record.parameters, self.record_parameters),
             status=record.status,
             error_message=SCRUBBER.scrub(record.error),
@@ -116,7 +117,7 @@ class QueryRecorder:
             ticket_sha256=record.ticket_sha256,
             created_at=record.created_at or utcnow(),
             **phases,
-        )
+        ))
 
     def _source_id(self, session, name: str | None) -> str | None:
         if not name:

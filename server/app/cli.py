@@ -68,6 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
                   if settings.limit_counts == "catalog" else None)
         gateway.readiness.append(_catalog_check(catalog))
         gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
+        gateway.metrics.add_catalog_writers({"history": catalog.history.counts,
+                                             **({"audit": security.audit.counts} if security else {})})
         if settings.process_memory_limit is not None:
             cap_process_memory(settings.process_memory_limit)  # the process is ours: an embedding one decides itself
         print(f"Nexus Flight listening on {gateway.location}", flush=True)

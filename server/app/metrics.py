@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from nexus_flight.catalog.history_writer import WriterCounts
 from nexus_flight.server.query.principal_limits import AdmissionCounts
 from nexus_flight.server.query.service import QueryEvent
 
@@ -75,6 +76,25 @@ class _PoolSizes:
         yield family
 
 
+class _CatalogWriters:
+    """Collects ``nexus_catalog_rows{log,state}`` (history and audit rows written, dropped, pending) when scraped."""
+
+    def __init__(self, writers: Mapping[str, Callable[[], WriterCounts]]) -> None:
+        self._writers = writers
+
+    def collect(self):
+        done = CounterMetricFamily("nexus_catalog_rows", "History and audit rows written to the catalog or dropped",
+                                   labels=["log", "state"])
+        pending = GaugeMetricFamily("nexus_catalog_rows_pending", "History and audit rows waiting for the catalog",
+                                    labels=["log"])
+        for name, counts_of in sorted(self._writers.items()):
+            counts = counts_of()
+            done.add_metric([name, "written"], counts.written)
+            done.add_metric([name, "dropped"], counts.dropped)
+            pending.add_metric([name], counts.pending)
+        yield from (done, pending)
+
+
 class GatewayMetrics:
     """The gateway's metrics and the text ``/metrics`` answers with."""
 
@@ -129,6 +149,10 @@ class GatewayMetrics:
         opened = getattr(gateway.sources, "opened", None)
         if opened is not None:
             self.registry.register(_PoolSizes(opened))
+
+    def add_catalog_writers(self, writers: Mapping[str, Callable[[], WriterCounts]]) -> None:
+        """Publish what the history and audit writers did (``nexus_catalog_rows{log="history",state="dropped"}`` …)."""
+        self.registry.register(_CatalogWriters(writers))
 
     def add_source_health(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Publish the sources' health statuses (``nexus_sources{status="active"}`` …) at each scrape."""

@@ -233,6 +233,30 @@ def test_the_jdbc_driver_prepares_and_executes_through_the_proxy(cluster, tmp_pa
     assert got == sorted((r["trip"], r["fare"]) for r in whole if r["fare"] > 90)
 
 
+def test_every_replica_counts_the_history_and_audit_rows_it_wrote(cluster):
+    """``/metrics`` says what became of each replica's history and audit rows: all written, none dropped."""
+    client, options = _client(cluster["replicas"][0].location)
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        flight.connect(cluster["replicas"][0].location).authenticate_basic_token(USER, "not-the-password")
+    info = client.get_flight_info(raw.descriptor(raw.pb.CommandStatementQuery(query="SELECT 1 AS x")), options)
+    assert client.do_get(info.endpoints[0].ticket, options).read_all().to_pylist() == [{"x": 1}]
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(cluster["replicas"][0].http + "/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        rows = {(s.labels["log"], s.labels["state"]): s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "nexus_catalog_rows_total"}
+        queries = sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                      if s.name == "nexus_queries_total")
+        if (rows.get(("history", "written")) == queries and rows.get(("audit", "written"), 0) >= 1) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert rows[("history", "written")] == queries >= 1
+    assert rows[("audit", "written")] >= 1  # the wrong password
+    assert rows[("history", "dropped")] == rows[("audit", "dropped")] == 0
+
+
 def test_an_upstream_flight_sql_servers_endpoints_are_fetched_through_any_replica(cluster):
     """The replicas' `up` source is a Flight SQL server answering with four endpoints (the cluster's own `files`
     source, through nginx): each endpoint the replicas advertise is one of their signed tickets wrapping the

@@ -1,0 +1,149 @@
+"""Query history and the audit trail lose nothing a catalog outage or one unusual record would have cost.
+
+Against real PostgreSQL catalogs: one this module stops and starts (an outage, then recovery), and the run's
+shared one (text PostgreSQL cannot store as is: NUL, lone surrogates, names longer than their column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from nexus_flight.catalog.audit import AuditLog, AuditRecord, search_audit
+from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
+from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.store import CatalogStore
+from tests.support.servers import PrivatePostgres, private_server
+
+
+@pytest.fixture(scope="module")
+def outage_pg():
+    """A PostgreSQL of this module's own: the outage test stops and starts it."""
+    with private_server(PrivatePostgres) as server:
+        yield server
+
+
+def test_records_written_while_the_catalog_is_down_land_once_it_is_back(outage_pg, keys):
+    store = CatalogStore(f"postgresql+psycopg://{outage_pg.user}@{outage_pg.host}:{outage_pg.port}/"
+                         f"{outage_pg.database}?connect_timeout=1", keys=keys)
+    writer = HistoryWriter(QueryRecorder(store), window_seconds=0.05, retry_seconds=(0.1, 0.5))
+    try:
+        for i in range(3):
+            writer(QueryRecord(f"SELECT {i}", "success"))
+        assert writer.flush(10) and writer.written == 3
+        outage_pg.stop()
+        started = time.monotonic()
+        for i in range(3, 8):
+            writer(QueryRecord(f"SELECT {i}", "success"))
+        assert time.monotonic() - started < 0.5  # queries ending meanwhile are not held up
+        assert not writer.flush(2), "written although the catalog is down"
+        assert (writer.written, writer.dropped, writer.pending) == (3, 0, 5)
+        outage_pg.start()
+        store.engine.dispose()  # the pool's connections died with the server (its pre-ping would also find out)
+        assert writer.flush(30)
+        assert (writer.written, writer.dropped) == (8, 0)
+        assert sorted(r["sql_text"] for r in search_history(store, limit=None)) == [f"SELECT {i}" for i in range(8)]
+    finally:
+        writer.close()
+        store.close()
+
+
+def test_text_postgresql_cannot_store_as_is_is_recorded_with_the_rest_of_its_batch(pg_store):
+    """A statement refused for a NUL (QV-010) is exactly what an attacker would send to take a batch down."""
+    weird = [
+        QueryRecord("SELECT 'a\x00b'", "rejected", error="QV-010 NUL at \x00", user="eve"),
+        QueryRecord("SELECT 'x\udcffy'", "rejected", source="s" * 300, user="eve"),
+        QueryRecord("SELECT 1", "success", user="eve\x00", correlation_id="c\x00"),
+    ]
+    batch = [QueryRecord("SELECT 'before'", "success"), *weird, QueryRecord("SELECT 'after'", "success")]
+    writer = HistoryWriter(QueryRecorder(pg_store), window_seconds=5)
+    try:
+        for record in batch:
+            writer(record)
+        assert writer.flush(10)
+        assert (writer.written, writer.dropped) == (5, 0)
+    finally:
+        writer.close()
+    rows = {r["sql_sha256"]: r for r in search_history(pg_store, limit=None)}
+    assert len(rows) == 5
+    nul = rows[hashlib.sha256(b"SELECT 'a\x00b'").hexdigest()]  # the hash is the statement's own
+    assert nul["sql_text"] == "SELECT 'a\ufffdb'" and nul["error_message"] == "QV-010 NUL at \ufffd"
+    long_source = rows[hashlib.sha256("SELECT 'x\udcffy'".encode("utf-8", "surrogatepass")).hexdigest()]
+    assert "\ufffd" in long_source["sql_text"] and len(long_source["source_name"]) == 255
+    assert long_source["source_name"].endswith("...")
+
+
+def test_a_record_the_catalog_refuses_costs_only_itself():
+    """A stand-in recorder that refuses one record (no real catalog refuses one any more: ``catalog.storable``)."""
+    written: list[str] = []
+
+    class Picky:
+        def write_many(self, records):
+            if any(r.sql == "SELECT 'refused'" for r in records):
+                raise ValueError("refused")
+            written.extend(r.sql for r in records)
+
+    writer = HistoryWriter(Picky(), window_seconds=5)
+    for sql in ("SELECT 1", "SELECT 'refused'", "SELECT 2"):
+        writer(QueryRecord(sql, "success"))
+    assert writer.flush(10)
+    assert written == ["SELECT 1", "SELECT 2"] and (writer.written, writer.dropped) == (2, 1)
+    writer.close()
+
+
+def test_a_sign_in_failure_named_with_a_nul_is_audited_with_the_others(pg_store):
+    """Basic credentials may carry any user name: its failure is recorded, and so are the failures around it."""
+    log = AuditLog(pg_store)
+    try:
+        for actor in ("mallory", "mal\x00lory", "m" * 400):
+            log(AuditRecord("auth_failure", actor=actor, auth_method="password", detail={"reason": "wrong password"}))
+        assert log.flush(10)
+    finally:
+        log.close()
+    actors = sorted(e["actor"] for e in search_audit(pg_store, kind="auth_failure"))
+    assert actors == sorted(["mallory", "mal\ufffdlory", "m" * 252 + "..."])
+
+
+def test_through_adbc_a_nul_statement_leaves_every_query_in_the_history(pg_url, keys, tmp_path):
+    """The attack end to end: statements carrying a NUL (raw Flight SQL commands: ADBC's C strings end at a NUL),
+    refused QV-010, between ordinary queries from the ADBC client."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.flight as flight
+    from flightsql import flightsql_pb2 as pb
+
+    from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
+    from nexus_flight.core.settings import ServerSettings
+    from nexus_flight.server.app.gateway import Gateway
+    from tests.support import flightsql_raw as raw
+
+    path = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE orders AS SELECT range AS id FROM range(5)")
+    store = CatalogStore(pg_url, keys=keys)
+    store.add_source("sales", "duckdb", {"path": str(path)})
+    history = history_observer(store)
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None),
+                      sources=CatalogSourceDirectory(store, default="sales", refresh_seconds=0),
+                      observers=[history]).start()
+    try:
+        client = flight.connect(gateway.location)
+        with flightsql.connect(gateway.location, autocommit=True) as conn, conn.cursor() as cur:
+            for i in range(3):
+                cur.execute(f"SELECT count(*) + {i} AS n FROM orders")
+                assert cur.fetchall() == [(5 + i,)]
+                with pytest.raises(pa.ArrowInvalid, match="QV-010"):  # INVALID_ARGUMENT
+                    client.get_flight_info(raw.descriptor(pb.CommandStatementQuery(query=f"SELECT {i} AS n\x00")))
+        client.close()
+        assert history.flush(10)
+        rows = search_history(store, limit=None)
+        assert sorted((r["status"], r["sql_text"]) for r in rows) == sorted(
+            [("success", f"SELECT count(*) + {i} AS n FROM orders") for i in range(3)]
+            + [("rejected", f"SELECT {i} AS n\ufffd") for i in range(3)])
+    finally:
+        gateway.shutdown()
+        history.close()
+        store.close()
