@@ -30,6 +30,7 @@ from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.catalog.connect import open_source
 from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.storable import storable_text
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import SOURCE_FAILURES, GatewayError, NotFoundError
 
@@ -296,7 +297,7 @@ def mark_stale(store: CatalogStore, source: str, error: str) -> None:
         current = session.get(SourceSchema, _source_id(session, source))
         if current is not None:
             current.stale = True
-            current.last_error = SCRUBBER.scrub(error)
+            current.last_error = storable_text(SCRUBBER.scrub(error))
 
 
 def cached_schema(store: CatalogStore, source: str) -> CachedSchema | None:

@@ -26,6 +26,7 @@ from nexus_flight.catalog.models import CredentialRecord, DataSource, SourceSche
 from nexus_flight.catalog.redaction import redact_config
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.source_types import SOURCE_TYPES, suggest
+from nexus_flight.catalog.storable import storable_text
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
 from nexus_flight.core.errors import ConfigError, NotFoundError
@@ -288,7 +289,8 @@ class CatalogStore:
             old = row.status
             check_transition(old, status, name)
             row.status = status
-            row.last_error = None if status == "active" else (error or row.last_error)
+            # An engine's own message: whatever it holds, the catalog stores it (``catalog.storable``).
+            row.last_error = None if status == "active" else (storable_text(error) or row.last_error)
             for key, value in health.items():
                 setattr(row, key, value)
             if old != status:
