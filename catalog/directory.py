@@ -73,8 +73,9 @@ class CatalogBackend(Backend):
         self.schema_ttl = timedelta(seconds=schema_ttl_seconds)
         self._live: Backend | None = None
         self._lock = threading.Lock()
-        # Calls under way, and the backend that replaced this one when the source's configuration changed.
+        # Calls under way; once retired, the backend that replaced this one (None: the source is gone).
         self._calls = 0
+        self._retired = False
         self._successor: CatalogBackend | None = None
 
     @property
@@ -138,14 +139,17 @@ class CatalogBackend(Backend):
 
         A refusal for a full connection pool is load, not the source being away: the backend and its pool stay
         (a new pool would open connections beyond ``pool_size`` while the old ones still run). Once the
-        source's configuration changed (``retire``), new calls run on the backend that replaced this one.
+        source's configuration changed (``retire``), new calls run on the backend that replaced this one; once
+        it was removed or disabled, they are refused.
         """
         with self._lock:
-            successor = self._successor
-            if successor is None:
+            retired, successor = self._retired, self._successor
+            if not retired:
                 self._calls += 1
         if successor is not None:
             return successor._call(action)
+        if retired:
+            raise BackendUnavailableError(f"source {self.name!r} was removed or disabled", source=self.name)
         try:
             live = self._backend()
             try:
@@ -161,23 +165,24 @@ class CatalogBackend(Backend):
     def _call_ended(self) -> None:
         with self._lock:
             self._calls -= 1
-            last = self._successor is not None and self._calls == 0
+            last = self._retired and self._calls == 0
             live = self._live if last else None
             if last:
                 self._live = None
         if live is not None:
             live.close()
 
-    def retire(self, successor: CatalogBackend) -> None:
-        """The source's configuration changed and ``successor`` serves it now: close this backend.
+    def retire(self, successor: CatalogBackend | None) -> None:
+        """The source's configuration changed and ``successor`` serves it now (None: it was removed or disabled).
 
-        Calls under way finish on it first (the last one closes it), so a query that was starting when the
-        change landed neither fails on a closed pool nor marks the source in error; a caller still holding this
-        backend is served by the successor rather than opening a pool nobody would close. Executions already
-        running keep what they borrowed: pools close a lent connection when it comes back.
+        This backend closes. Calls under way finish on it first (the last one closes it), so a query that was
+        starting when the change landed neither fails on a closed pool nor marks the source in error; a caller
+        still holding this backend is served by the successor (or told the source is gone) rather than opening a
+        pool nobody would close. Executions already running keep what they borrowed: pools close a lent
+        connection when it comes back.
         """
         with self._lock:
-            self._successor = successor
+            self._retired, self._successor = True, successor
             live = None
             if self._calls == 0:
                 live, self._live = self._live, None
@@ -347,11 +352,17 @@ class CatalogSourceDirectory:
         self._lock = threading.Lock()
 
     def _catalog_sources(self) -> dict[str, SourceInfo]:
+        gone: list[CatalogBackend] = []
         with self._lock:
             if time.monotonic() - self._loaded_at >= self.refresh_seconds:
                 self._sources = {s.name: s for s in self.store.list_sources() if s.status != "inactive"}
                 self._loaded_at = time.monotonic()
-            return self._sources
+                # A removed or disabled source's pool would otherwise keep its connections open for good.
+                gone = [self._backends.pop(name) for name in list(self._backends) if name not in self._sources]
+            sources = self._sources
+        for backend in gone:
+            backend.retire(None)
+        return sources
 
     def names(self) -> list[str]:
         """Catalog sources that are not disabled, the fallback's sources and ``system``, sorted."""

@@ -15,6 +15,7 @@ import pytest
 from nexus_flight.catalog.directory import CatalogSourceDirectory, history_observer
 from nexus_flight.catalog.health import NOT_RETRIED, check_source
 from nexus_flight.catalog.history import search_history
+from nexus_flight.core.errors import BackendUnavailableError
 from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.app.gateway import Gateway
 
@@ -447,6 +448,14 @@ def _gateway_connections(postgres_server) -> int:
         ).fetchone()[0]
 
 
+def _settled_connections(postgres_server, expected: int) -> int:
+    """The count once it reached ``expected`` or 5 s passed (a closed connection's server process ends soon after)."""
+    deadline = time.monotonic() + 5
+    while (count := _gateway_connections(postgres_server)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
 def test_a_source_changed_while_it_serves_keeps_its_queries_and_leaves_no_pool_open(
     sqlite_store, postgres_server, tmp_path
 ):
@@ -510,6 +519,35 @@ def test_a_source_changed_while_it_serves_keeps_its_queries_and_leaves_no_pool_o
             expected = [row[0] for row in own.execute(sql)]
         assert streamed.column("n").to_pylist() == expected
         in_new_pool = new._live.pool.in_use + new._live.pool.idle
-        assert _gateway_connections(postgres_server) == before + in_new_pool
+        assert _settled_connections(postgres_server, before + in_new_pool) == before + in_new_pool
+    finally:
+        gateway.shutdown()
+
+
+@pytest.mark.parametrize("gone", ["disabled", "removed"])
+def test_a_disabled_or_removed_source_closes_its_connections(sqlite_store, postgres_server, tmp_path, gone):
+    """Disabling a source for the database's maintenance (or removing it) leaves no connection of the gateway's
+    open there once the gateway next lists its sources, as PostgreSQL itself counts them."""
+    from tests.support.servers import READER_PASSWORD
+
+    sqlite_store.add_source("pgsrc", "postgresql", postgres_server.options(pool_size=2),
+                            {"password": READER_PASSWORD})
+    directory = CatalogSourceDirectory(sqlite_store, default="pgsrc", refresh_seconds=0, schema_ttl_seconds=0)
+    before = _gateway_connections(postgres_server)
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources=directory).start()
+    try:
+        with connect(gateway) as conn:
+            assert fetch(conn, "SELECT 1 AS x", "pgsrc").column("x").to_pylist() == [1]
+            old = directory.backend("pgsrc")
+            assert _gateway_connections(postgres_server) > before
+            if gone == "disabled":
+                sqlite_store.set_status("pgsrc", "inactive")
+            else:
+                sqlite_store.remove_source("pgsrc")
+            assert "pgsrc" not in directory.names()
+            assert _settled_connections(postgres_server, before) == before
+            with pytest.raises(BackendUnavailableError, match="removed or disabled"):
+                old.ping()  # a caller still holding it opens nothing
+            assert _settled_connections(postgres_server, before) == before
     finally:
         gateway.shutdown()
