@@ -151,10 +151,10 @@ def test_through_adbc_a_nul_statement_leaves_every_query_in_the_history(pg_url, 
 
 def test_an_engine_message_postgresql_cannot_store_as_is_still_marks_the_source(pg_store, tmp_path):
     """A source's failure (and its stale schema's) carries the engine's own message, whatever bytes it holds."""
+    import duckdb
+
     from nexus_flight.catalog.health import record_failure
     from nexus_flight.catalog.schema_cache import cached_schema, mark_stale, save_schema
-
-    import duckdb
 
     with duckdb.connect(str(tmp_path / "sales.duckdb")) as con:
         con.execute("CREATE TABLE t AS SELECT 1 AS x")
