@@ -40,7 +40,7 @@ from nexus_flight.catalog.schema_cache import (
 )
 from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
-from nexus_flight.catalog.system_backend import SYSTEM_CATALOG, SystemBackend
+from nexus_flight.catalog.system_backend import DEFAULT_MAX_LOG_ROWS, SYSTEM_CATALOG, SystemBackend
 from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
@@ -321,6 +321,7 @@ class CatalogSourceDirectory:
         refresh_seconds: How long the list of sources is reused before the store is asked again.
         schema_ttl_seconds: How long a cached schema answers metadata without asking the source.
         memory_limit: The ``system`` catalog's DuckDB memory limit (the server's ``memory_limit``).
+        system_table_rows: The most history or audit rows one ``system`` query may read (None: no limit).
 
     """
 
@@ -335,12 +336,14 @@ class CatalogSourceDirectory:
         schema_ttl_seconds: float = 300.0,
         history: HistoryObserver | None = None,
         memory_limit: str = "2GB",
+        system_table_rows: int | None = DEFAULT_MAX_LOG_ROWS,
     ) -> None:
         self.store = store
         self.fallback = fallback
         self._default = default
         self._system = (
-            SystemBackend(store, before_read=history.flush if history else None, memory_limit=memory_limit)
+            SystemBackend(store, before_read=history.flush if history else None, memory_limit=memory_limit,
+                          max_log_rows=system_table_rows)
             if system
             else None
         )

@@ -88,6 +88,7 @@ def start_catalog(config: GatewayConfig, *, fallback=None,
         history=history,
         schema_ttl_seconds=server.schema_cache_ttl_seconds,
         memory_limit=server.memory_limit,
+        system_table_rows=server.system_table_rows,
     )
     days = server.history_retention_days
     retention = partial(_purge, store, days) if days else None

@@ -22,14 +22,17 @@ import pyarrow as pa
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.system_tables import OWN_ROWS, SYSTEM_SCHEMAS, SYSTEM_TABLES
-from nexus_flight.core.errors import NotFoundError
+from nexus_flight.catalog.system_pushdown import pushed_down
+from nexus_flight.catalog.system_tables import LOG_TABLES, OWN_ROWS, SYSTEM_SCHEMAS, SYSTEM_TABLES, LogTable
+from nexus_flight.core.errors import LimitExceededError, NotFoundError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.reading import reading_user
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
 SYSTEM_CATALOG = "system"
 SYSTEM_SCHEMA = "main"
+#: The most rows of the history or the audit trail one query may read (``[server] system_table_rows``).
+DEFAULT_MAX_LOG_ROWS = 1_000_000
 
 
 class SystemBackend(Backend):
@@ -49,43 +52,85 @@ class SystemBackend(Backend):
         store: CatalogStore,
         before_read: Callable[[], object] | None = None,
         memory_limit: str = "2GB",
+        max_log_rows: int | None = DEFAULT_MAX_LOG_ROWS,
     ) -> None:
         super().__init__(SourceSpec(name=SYSTEM_CATALOG, kind="system"))
         self.store = store
         self._before_read = before_read
+        self.max_log_rows = max_log_rows
         self._engine = DuckDBEngine.empty(SYSTEM_CATALOG, memory_limit=memory_limit, label="system")
 
-    def _cursor(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-        """Return a fresh cursor (a query's own with ``memory_limit``) with a snapshot of every system table."""
-        if self._before_read is not None:
-            self._before_read()  # queries that already ended are in the history this query reads
+    def _cursor(self, sql: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """Return a fresh cursor (a query's own with ``memory_limit``) with the snapshots ``sql`` reads.
+
+        Only the tables the statement names (DuckDB's own parser says which) are read; the others are bound
+        empty. The history and the audit trail are read as far as the statement's WHERE allows
+        (``system_pushdown``), and refused past ``max_log_rows``.
+        """
         cursor = self._engine.cursor() if memory_limit is None else self._engine.query_cursor(memory_limit)
         try:
             user = reading_user()
             with self._engine.errors():
-                for name, build in SYSTEM_TABLES.items():
-                    if user is None:
-                        table = build(self.store)
-                    elif name in OWN_ROWS:
-                        table = OWN_ROWS[name](self.store, user)
+                named = self._named(cursor, sql)
+                if named & set(LOG_TABLES) and self._before_read is not None:
+                    self._before_read()  # queries that already ended are in the history this query reads
+                narrowed = pushed_down(sql, {n: t.table for n, t in LOG_TABLES.items() if n in named},
+                                       lambda expression: _timestamp(cursor, expression))
+                for name, schema in SYSTEM_SCHEMAS.items():
+                    if name not in named or (user is not None and name not in OWN_ROWS):
+                        table = schema.empty_table()
+                    elif name in LOG_TABLES:
+                        log = LOG_TABLES[name]
+                        where = (*narrowed.get(name, ()), *log.owned_by(user))
+                        self._check_size(name, log, where)
+                        table = log.read(self.store, where)
                     else:
-                        table = SYSTEM_SCHEMAS[name].empty_table()
+                        table = SYSTEM_TABLES[name](self.store)
                     cursor.register(name, table)
         except BaseException:
             self._engine.close_cursor(cursor)
             raise
         return cursor
 
+    @staticmethod
+    def _named(cursor: duckdb.DuckDBPyConnection, sql: str) -> set[str]:
+        """The system tables ``sql`` names, by DuckDB's parser (all of them when it cannot say)."""
+        try:
+            return {name.rsplit(".", 1)[-1].lower() for name in cursor.get_table_names(sql)} & set(SYSTEM_SCHEMAS)
+        except duckdb.Error:
+            return set(SYSTEM_SCHEMAS)
+
+    def _check_size(self, name: str, log: LogTable, where: tuple) -> None:
+        if self.max_log_rows is None:
+            return
+        rows = log.count(self.store, where)
+        if rows > self.max_log_rows:
+            hint = ("a WHERE on created_at (e.g. created_at >= now() - INTERVAL 1 DAY)"
+                    + (", user_name, status or source_name" if name == "query_history" else ", kind or actor"))
+            raise LimitExceededError(
+                f"system.main.{name}: this query would read {rows:,} rows, more than the server's limit "
+                f"(system_table_rows={self.max_log_rows}); narrow it with {hint} = a value, in the SELECT that "
+                f"reads {name} alone, or use `nexus-flight history`",
+                source=SYSTEM_CATALOG,
+            )
+
     def get_schema(self, plan: QueryPlan) -> pa.Schema:
-        """Return the query's result schema from DuckDB's binder, without running it."""
-        return self._engine.schema_of(plan.sql, plan.parameter_count, self._cursor())
+        """Return the query's result schema from DuckDB's binder over empty tables, without reading any."""
+        cursor = self._engine.cursor()
+        try:
+            for name, schema in SYSTEM_SCHEMAS.items():
+                cursor.register(name, schema.empty_table())
+        except BaseException:
+            self._engine.close_cursor(cursor)
+            raise
+        return self._engine.schema_of(plan.sql, plan.parameter_count, cursor)
 
     def execute(self, plan: QueryPlan, parameters: Sequence[Sequence[Any]] | None, limits: QueryLimits) -> Execution:
         """Run the query over fresh snapshots; parameter rows run one after another and are concatenated.
 
         A cancel (a client's, or the server's time limit, ``server/query/results.py``) interrupts DuckDB.
         """
-        cursor = self._cursor(self._engine.query_memory(limits))
+        cursor = self._cursor(plan.sql, self._engine.query_memory(limits))
         return self._engine.execute(plan.sql, parameters, limits, cursor)
 
     def list_schemas(self) -> list[str]:
@@ -116,3 +161,12 @@ class SystemBackend(Backend):
     def close(self) -> None:
         """Close the engine and remove its empty database file."""
         self._engine.close()
+
+
+def _timestamp(cursor: duckdb.DuckDBPyConnection, expression: str):
+    """A constant expression's value as DuckDB's TIMESTAMPTZ on the query's own cursor (None if it is none)."""
+    try:
+        row = cursor.execute(f"SELECT CAST(({expression}) AS TIMESTAMPTZ)").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, func, select
 
-from nexus_flight.catalog.audit import search_audit
-from nexus_flight.catalog.history import search_history
-from nexus_flight.catalog.models import DataSource, SourceSchema, SourceSchemaVersion
+from nexus_flight.catalog.models import AuditEvent, DataSource, QueryHistory, SourceSchema, SourceSchemaVersion
 from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import NotFoundError
 
 _TS = pa.timestamp("us", tz="UTC")
+#: Rows of a log-like table read and turned into one record batch at a time.
+_CHUNK_ROWS = 10_000
 
 QUERY_HISTORY_SCHEMA = pa.schema(
     [
@@ -92,15 +93,66 @@ AUDIT_EVENTS_SCHEMA = pa.schema(
 
 def audit_events_table(store: CatalogStore) -> pa.Table:
     """The audit trail, newest first: sign-in failures, lockouts, changes to users, roles, grants and keys."""
-    return pa.Table.from_pylist(search_audit(store, limit=None), schema=AUDIT_EVENTS_SCHEMA)
+    return LOG_TABLES["audit_events"].read(store)
 
 
-def query_history_table(store: CatalogStore, limit: int | None = None, user: str | None = None) -> pa.Table:
+def query_history_table(store: CatalogStore, user: str | None = None) -> pa.Table:
     """Query history (one user's, or everyone's), newest first, parameters as JSON text (redacted unless recorded)."""
-    rows = search_history(store, limit=limit, user=user)
-    for row in rows:
-        row["parameters"] = None if row["parameters"] is None else json.dumps(row["parameters"])
-    return pa.Table.from_pylist(rows, schema=QUERY_HISTORY_SCHEMA)
+    history = LOG_TABLES["query_history"]
+    return history.read(store, history.owned_by(user))
+
+
+@dataclass(frozen=True)
+class LogTable:
+    """A system table over a catalog table that grows with use (history, audit): each query reads what it needs.
+
+    Attributes:
+        table: The catalog's table.
+        schema: The system table's Arrow schema (its columns are the catalog table's, by name).
+        owner_column: The column naming whose row it is, where every signed-in user reads their own rows.
+        as_json: Columns held as JSON in the catalog, shown as JSON text.
+
+    """
+
+    table: Table
+    schema: pa.Schema
+    owner_column: str | None = None
+    as_json: tuple[str, ...] = ()
+
+    def owned_by(self, user: str | None) -> tuple[ColumnElement[bool], ...]:
+        """The condition keeping ``user``'s rows alone (none for None: everyone's)."""
+        return () if user is None or self.owner_column is None else (self.table.c[self.owner_column] == user,)
+
+    def read(self, store: CatalogStore, where: Sequence[ColumnElement[bool]] = ()) -> pa.Table:
+        """The rows ``where`` keeps, newest first."""
+        return log_table(store, self.table, self.schema, where, self.as_json)
+
+    def count(self, store: CatalogStore, where: Sequence[ColumnElement[bool]] = ()) -> int:
+        """How many rows ``where`` keeps (one indexed count, before anything is read)."""
+        with store.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(self.table).where(*where)).scalar_one()
+
+
+def log_table(store: CatalogStore, table: Table, schema: pa.Schema, where: Sequence[ColumnElement[bool]] = (),
+              as_json: Sequence[str] = ()) -> pa.Table:
+    """A log-like table's rows that ``where`` keeps, newest first, as Arrow (columns ``as_json`` as JSON text).
+
+    Read with one Core select in chunks, each chunk turned into a record batch: no ORM object or dict per row.
+    """
+    query = select(*(table.c[field.name] for field in schema)).where(*where).order_by(table.c.created_at.desc(),
+                                                                                      table.c.id)
+    json_at = [schema.get_field_index(name) for name in as_json]
+    batches = []
+    with store.engine.connect() as connection:
+        result = connection.execution_options(yield_per=_CHUNK_ROWS).execute(query)
+        for rows in result.partitions():
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            for index in json_at:
+                columns[index] = [None if v is None else json.dumps(v) for v in columns[index]]
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)],
+                schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def sources_table(store: CatalogStore) -> pa.Table:
@@ -147,6 +199,12 @@ def schema_versions_table(store: CatalogStore) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=SCHEMA_VERSIONS_SCHEMA)
 
 
+#: The system tables read from catalog tables that grow with use.
+LOG_TABLES: dict[str, LogTable] = {
+    "query_history": LogTable(QueryHistory.__table__, QUERY_HISTORY_SCHEMA, "user_name", ("parameters",)),
+    "audit_events": LogTable(AuditEvent.__table__, AUDIT_EVENTS_SCHEMA),
+}
+
 #: Table name -> builder of the ``system`` catalog.
 SYSTEM_TABLES: dict[str, Callable[[CatalogStore], pa.Table]] = {
     "query_history": query_history_table,
@@ -162,10 +220,9 @@ SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
-#: The system tables every signed-in user may read, each cut to that user's rows (the others are admins' only).
-OWN_ROWS: dict[str, Callable[[CatalogStore, str], pa.Table]] = {
-    "query_history": lambda store, user: query_history_table(store, user=user),
-}
+#: The system tables every signed-in user may read, each cut to that user's rows (``LogTable.owned_by``; the
+#: others are admins' only).
+OWN_ROWS: frozenset[str] = frozenset({"query_history"})
 
 
 def system_table(store: CatalogStore, name: str) -> pa.Table:

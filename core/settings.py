@@ -254,10 +254,13 @@ class ServerSettings(_Strict):
     slot_lease_seconds: float = Field(30.0, ge=1, le=3600)
 
     # -- the catalog's housekeeping
-    #: Query history older than this is deleted (at start and then daily); ``"none"`` keeps it all.
+    #: Query history older than this is deleted (at start, then hourly by the health checker); ``"none"`` keeps it.
     history_retention_days: int | None = Field(30, ge=1)
     #: Store query parameters in the history as given (by default only their shape).
     record_parameters: bool = False
+    #: The most rows of ``system.main.query_history`` or ``audit_events`` one query may read, after what its WHERE
+    #: narrows (``catalog/system_pushdown.py``); ``"none"``: no limit.
+    system_table_rows: int | None = Field(1_000_000, ge=1)
     health_checks: bool = True
     #: How often active sources are probed (error sources follow the 30 s … 600 s backoff).
     health_check_interval_seconds: float = Field(300.0, ge=5)
@@ -290,7 +293,7 @@ class ServerSettings(_Strict):
 
     @field_validator(
         "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
-        "http_port", "memory_budget", mode="before",
+        "http_port", "memory_budget", "system_table_rows", mode="before",
     )
     @classmethod
     def _none_spelled_out(cls, value: Any) -> Any:

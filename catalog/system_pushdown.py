@@ -1,0 +1,141 @@
+"""Which rows of the ``system`` catalog's log tables a query can need, read from its own WHERE clause.
+
+Each query of the ``system`` catalog runs on Arrow snapshots of the catalog's tables; the history and the audit
+trail grow with every query, so a whole snapshot of them per query would cost minutes and gigabytes on a busy
+gateway. Where a query reads such a table once, from a SELECT with no join, the top-level conjuncts of that
+SELECT's WHERE that compare one of its columns with a constant narrow the snapshot too: ``created_at`` from below
+(``>``, ``>=``, ``BETWEEN``; the constant evaluated by DuckDB itself, ``now() - INTERVAL 1 HOUR`` included) and a
+few text columns for equality with a string. DuckDB still applies the whole WHERE to the snapshot, so a predicate
+left alone costs nothing but rows; one taken must keep every row the query could keep:
+
+- the table is referenced once (a self-join or a second reference in a union reads all of it), not shadowed by
+  a CTE of its name, from the SELECT's own FROM, with no join beside it;
+- only AND-ed conjuncts at the top of that SELECT's WHERE (never under OR, NOT or CASE);
+- a bound from below only: ``now()`` is evaluated before the query runs, so a lower bound keeps a few more rows
+  than the query will, where an upper bound would keep fewer;
+- constants of literals, casts, intervals, ``+``/``-``, ``now()``/``current_timestamp``/``current_date`` and
+  ``date_trunc`` alone (no parameter, column, subquery or volatile function);
+- never through a sample (``USING SAMPLE``: the filter would change what is sampled), a pivot, or columns
+  renamed by the alias (``AS h(a, b)``).
+
+A query that still needs more than ``max_rows`` rows of a log table is refused with the limit named
+(``SystemBackend``), before anything is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlglot
+from sqlalchemy import ColumnElement, Table
+from sqlglot import exp
+
+#: Text columns compared for equality with a string literal, per log table.
+_EQUAL_COLUMNS: Mapping[str, frozenset[str]] = {
+    "query_history": frozenset({"user_name", "status", "source_name", "sql_sha256", "correlation_id"}),
+    "audit_events": frozenset({"kind", "actor", "subject"}),
+}
+#: Nodes a constant bound may be built of (DuckDB evaluates it, ``constant``).
+_CONSTANT_NODES = (exp.Literal, exp.Cast, exp.Interval, exp.Add, exp.Sub, exp.Paren, exp.Neg, exp.DataType,
+                   exp.Var, exp.CurrentTimestamp, exp.CurrentDate, exp.DateTrunc, exp.TimestampTrunc)
+#: Functions sqlglot leaves unnamed that a constant bound may call (the query's start time).
+_CONSTANT_FUNCTIONS = frozenset({"now", "get_current_timestamp"})
+_FLIPPED = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE, exp.EQ: exp.EQ}
+
+
+def pushed_down(sql: str, tables: Mapping[str, Table],
+                constant: Callable[[str], datetime | None]) -> dict[str, list[ColumnElement[bool]]]:
+    """Conditions each of ``tables`` (system name -> catalog table) may be read with for the query ``sql``.
+
+    ``constant`` evaluates a constant SQL expression as a timestamp with time zone in the query's own engine (None
+    when it cannot). A query sqlglot cannot read narrows nothing.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return {}
+    references = [t for t in tree.find_all(exp.Table)]
+    shadowed = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    found: dict[str, list[ColumnElement[bool]]] = {}
+    for name, table in tables.items():
+        mine = [t for t in references if t.name.lower() == name]
+        if len(mine) != 1 or name in shadowed:
+            continue
+        select = _sole_source_of(mine[0])
+        if select is None:
+            continue
+        names = {name, mine[0].alias_or_name.lower()}
+        conditions = [c for term in _conjuncts(select) if (c := _condition(term, name, table, names, constant))
+                      is not None]
+        if conditions:
+            found[name] = conditions
+    return found
+
+
+def _sole_source_of(reference: exp.Table) -> exp.Select | None:
+    """The SELECT whose FROM is ``reference`` alone (no join, no other source), or None."""
+    source = reference.parent
+    select = source.parent if isinstance(source, exp.From) else None
+    if not isinstance(select, exp.Select) or any(select.args.get(k) for k in ("joins", "laterals", "sample")):
+        return None
+    if any(reference.args.get(k) for k in ("joins", "laterals", "sample", "pivots")) \
+            or not isinstance(reference.this, exp.Identifier):
+        return None
+    alias = reference.args.get("alias")
+    if alias is not None and alias.columns:  # ``AS h(a, b)`` renames the columns: names no longer say which
+        return None
+    return select
+
+
+def _conjuncts(select: exp.Select) -> list[exp.Expression]:
+    where = select.args.get("where")
+    if where is None:
+        return []
+    return list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+
+
+def _condition(term: exp.Expression, name: str, table: Table, names: set[str],
+               constant: Callable[[str], datetime | None]) -> ColumnElement[bool] | None:
+    term = term.unnest()
+    if isinstance(term, exp.Between):
+        column, low = term.this, term.args.get("low")
+        if _column_of(column, names) == "created_at" and low is not None:
+            bound = _bound(low, constant)
+            return None if bound is None else table.c.created_at >= bound
+        return None
+    if type(term) not in _FLIPPED:
+        return None
+    left, right, kind = term.this, term.expression, type(term)
+    if _column_of(left, names) is None:
+        left, right, kind = right, left, _FLIPPED[kind]
+    column = _column_of(left, names)
+    if column == "created_at" and kind in (exp.GT, exp.GTE):
+        bound = _bound(right, constant)
+        if bound is None:
+            return None
+        return table.c.created_at > bound if kind is exp.GT else table.c.created_at >= bound
+    if column in _EQUAL_COLUMNS.get(name, ()) and kind is exp.EQ and isinstance(right, exp.Literal) \
+            and right.is_string:
+        return table.c[column] == right.this
+    return None
+
+
+def _column_of(node: exp.Expression, names: set[str]) -> str | None:
+    """The column ``node`` names, when it is a bare column of the table (by its name or alias)."""
+    if not isinstance(node, exp.Column) or (node.table and node.table.lower() not in names):
+        return None
+    if node.args.get("db") or node.args.get("catalog"):
+        return None
+    return node.name.lower()
+
+
+def _bound(node: exp.Expression, constant: Callable[[str], datetime | None]) -> Any:
+    if not all(isinstance(part, _CONSTANT_NODES) or _constant_function(part) for part in node.walk()):
+        return None
+    return constant(node.sql(dialect="duckdb"))
+
+
+def _constant_function(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Anonymous) and node.name.lower() in _CONSTANT_FUNCTIONS and not node.expressions
