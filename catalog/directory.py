@@ -41,12 +41,14 @@ from nexus_flight.catalog.schema_cache import (
 from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import DEFAULT_MAX_LOG_ROWS, SYSTEM_CATALOG, SystemBackend
-from nexus_flight.core.errors import BackendUnavailableError, GatewayError, NotFoundError
+from nexus_flight.core.errors import BackendUnavailableError, CatalogUnavailableError, GatewayError, NotFoundError
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
+from nexus_flight.core.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+_WARNINGS = ThrottledLog(log)
 
 
 def _family(info: SourceInfo) -> type[Backend] | None:
@@ -129,6 +131,8 @@ class CatalogBackend(Backend):
             try:
                 self._live = open_source(self.store, self.name)
                 return self._live
+            except CatalogUnavailableError:  # the gateway's catalog is away, not the source
+                raise
             except BackendUnavailableError as exc:
                 failure = exc
         self._record_failure(failure.message)
@@ -154,7 +158,7 @@ class CatalogBackend(Backend):
             live = self._backend()
             try:
                 return action(live)
-            except PoolBusyError:
+            except (PoolBusyError, CatalogUnavailableError):
                 raise
             except BackendUnavailableError as exc:
                 self._unavailable(exc.message, live)
@@ -266,7 +270,11 @@ class CatalogBackend(Backend):
     # -- metadata: through the schema cache ------------------------------------------------------------------
 
     def _content(self) -> dict[str, Any]:
-        cached = cached_schema(self.store, self.name)
+        try:
+            cached = cached_schema(self.store, self.name)
+        except CatalogUnavailableError:  # the catalog is away: the source itself answers, nothing is cached
+            _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
+            return self._call(snapshot_backend)
         if cached is not None and not cached.stale and utcnow() - cached.refreshed_at < self.schema_ttl:
             return cached.content
         try:
@@ -279,7 +287,10 @@ class CatalogBackend(Backend):
                 "source %s is unreachable; answering metadata from its stale cached schema", self.name
             )
             return cached.content
-        save_schema(self.store, self.name, content)
+        try:
+            save_schema(self.store, self.name, content)
+        except CatalogUnavailableError:  # kept next time the catalog answers
+            _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
         return content
 
     def list_schemas(self) -> list[str]:
@@ -350,6 +361,7 @@ class CatalogSourceDirectory:
         self.refresh_seconds = refresh_seconds
         self.schema_ttl_seconds = schema_ttl_seconds
         self._sources: dict[str, SourceInfo] = {}
+        self._listed_once = False
         self._loaded_at = float("-inf")
         self._backends: dict[str, CatalogBackend] = {}
         self._lock = threading.Lock()
@@ -358,10 +370,19 @@ class CatalogSourceDirectory:
         gone: list[CatalogBackend] = []
         with self._lock:
             if time.monotonic() - self._loaded_at >= self.refresh_seconds:
-                self._sources = {s.name: s for s in self.store.list_sources() if s.status != "inactive"}
+                try:
+                    listed = self.store.list_sources()
+                except CatalogUnavailableError:
+                    if self._listed_once is False:
+                        raise
+                    # The catalog is away (a restart, a failover): the sources as last listed go on serving.
+                    _WARNINGS.warning("sources", "the catalog did not answer; serving its sources as last listed")
+                else:
+                    self._sources = {s.name: s for s in listed if s.status != "inactive"}
+                    self._listed_once = True
+                    # A removed or disabled source's pool would otherwise keep its connections open for good.
+                    gone = [self._backends.pop(name) for name in list(self._backends) if name not in self._sources]
                 self._loaded_at = time.monotonic()
-                # A removed or disabled source's pool would otherwise keep its connections open for good.
-                gone = [self._backends.pop(name) for name in list(self._backends) if name not in self._sources]
             sources = self._sources
         for backend in gone:
             backend.retire(None)

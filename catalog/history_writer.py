@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import exc as sa_exc
 
 from nexus_flight.catalog.history import QueryRecord
+from nexus_flight.core.errors import CatalogUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ _STOP = object()
 _MAX_BATCH = 500
 #: Failures that say the catalog could not be reached or was busy (a lock, a restart, a network cut), not that it
 #: refused the rows: their records are kept and written again.
-_UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
-                OSError)
+_UNREACHABLE = (CatalogUnavailableError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                sa_exc.TimeoutError, OSError)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class CatalogSessions:
         Every call of a shared session reads them, so this is one Core select (about 0.1 ms on SQLite) rather
         than an ORM session's get (about 0.5 ms).
         """
-        with self._store.engine.connect() as connection:
+        with self._store.connection() as connection:
             options = connection.execute(_LOAD, {"key_hash": _hash(key)}).scalar()
         return dict(options) if options is not None else None
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, event, func, make_url, select
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy import Connection, Engine, create_engine, event, func, make_url, select
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nexus_flight.backends.profile import backend_options
@@ -29,10 +29,14 @@ from nexus_flight.catalog.source_types import SOURCE_TYPES, suggest
 from nexus_flight.catalog.storable import storable_text
 from nexus_flight.catalog.validation import SourceConfig, validate_source
 from nexus_flight.catalog.vault import KeyRing, SealedRecord, Vault
-from nexus_flight.core.errors import ConfigError, NotFoundError
+from nexus_flight.core.errors import CatalogUnavailableError, ConfigError, NotFoundError
 from nexus_flight.core.source import SourceSpec
+from nexus_flight.core.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+_UNANSWERED = ThrottledLog(log)
+#: Seconds a PostgreSQL catalog connection may take to open, unless its URL says (``?connect_timeout=``).
+_CONNECT_TIMEOUT_SECONDS = 5
 
 CATALOG_FILE = "catalog.db"
 
@@ -138,9 +142,25 @@ class CatalogStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """Open a session in one transaction, committed on success."""
-        with self._sessions.begin() as session:
+        """Open a session in one transaction, committed on success.
+
+        Raises:
+            CatalogUnavailableError: the catalog's database cannot be reached (or is locked) right now.
+
+        """
+        with reachable(self), self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for one Core statement (no transaction of the ORM's).
+
+        Raises:
+            CatalogUnavailableError: the catalog's database cannot be reached (or is locked) right now.
+
+        """
+        with reachable(self), self.engine.connect() as connection:
+            yield connection
 
     def close(self) -> None:
         """Release the database connections."""
@@ -462,6 +482,21 @@ def _why(exc: Exception, url: str | None) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+@contextmanager
+def reachable(store: CatalogStore) -> Iterator[None]:
+    """Turn the database driver's "cannot reach it" into ``CatalogUnavailableError`` (UNAVAILABLE, retry).
+
+    Its text stays in the server log: it may name the catalog's host. Other errors (a row refused) pass as they are.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        _UNANSWERED.warning("catalog", "the catalog %s did not answer: %s", _shown(str(store.engine.url), None),
+                            _why(exc, None))
+        raise CatalogUnavailableError("the gateway's catalog database cannot be reached right now; retry shortly") \
+            from exc
+
+
 def _create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -474,4 +509,6 @@ def _create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A catalog host gone silent (no refusal, no answer) must not hold a call for the driver's default: none.
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)

@@ -129,7 +129,7 @@ class LogTable:
 
     def count(self, store: CatalogStore, where: Sequence[ColumnElement[bool]] = ()) -> int:
         """How many rows ``where`` keeps (one indexed count, before anything is read)."""
-        with store.engine.connect() as connection:
+        with store.connection() as connection:
             return connection.execute(select(func.count()).select_from(self.table).where(*where)).scalar_one()
 
 
@@ -143,7 +143,7 @@ def log_table(store: CatalogStore, table: Table, schema: pa.Schema, where: Seque
                                                                                       table.c.id)
     json_at = [schema.get_field_index(name) for name in as_json]
     batches = []
-    with store.engine.connect() as connection:
+    with store.connection() as connection:
         result = connection.execution_options(yield_per=_CHUNK_ROWS).execute(query)
         for rows in result.partitions():
             columns = [list(column) for column in zip(*rows, strict=True)]

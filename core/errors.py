@@ -120,6 +120,10 @@ class BackendUnavailableError(GatewayError):
     code = "UNAVAILABLE"
 
 
+class CatalogUnavailableError(BackendUnavailableError):
+    """The gateway's own catalog database cannot be reached (down, restarting, or locked) right now."""
+
+
 class QueryTimeoutError(GatewayError):
     """The query ran past its deadline and was stopped."""
 

@@ -12,6 +12,7 @@ header) cannot follow a client to another replica and stay local.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +22,11 @@ from typing import Protocol
 
 import sqlglot
 
+from nexus_flight.core.errors import CatalogUnavailableError
+from nexus_flight.core.throttled_log import ThrottledLog
 from nexus_flight.server.query.principal import Principal, anonymous
+
+_WARNINGS = ThrottledLog(logging.getLogger(__name__))
 
 SESSION_COOKIE = "arrow_flight_session_id"
 
@@ -138,8 +143,11 @@ class SessionStore:
             # since the last read (the version is taken first, so a change landing after it moves it again).
             version = self._shared.version()
             if version is None or version != session.options_version:
-                session.options = dict(self._shared.load(key) or {})
-                session.options_version = version
+                try:
+                    session.options = dict(self._shared.load(key) or {})
+                    session.options_version = version
+                except CatalogUnavailableError:  # the catalog is away: the options as last read go on
+                    _WARNINGS.warning("sessions", "the catalog did not answer; session options as last read")
         return session
 
     def save(self, session: Session) -> None:

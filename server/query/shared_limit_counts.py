@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from nexus_flight.backends.engine_messages import first_line
+from nexus_flight.core.throttled_log import ThrottledLog
 from nexus_flight.server.query.limit_counts import LocalCounts, Release
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ POLL_SECONDS = 0.25
 #: How often expired slots and idle buckets are deleted (by a replica that counts anything).
 _PURGE_SECONDS = 300.0
 #: At most one warning per kind of failure in this long.
-_WARN_SECONDS = 60.0
 
 
 class SharedLimitRows(Protocol):
@@ -118,7 +118,7 @@ class SharedCounts:
         #: Slots given back, and waits ended, whose rows could not be deleted yet.
         self._undeleted: set[str] = set()
         self._unqueued: set[str] = set()
-        self._warned: dict[str, float] = {}
+        self._warnings = ThrottledLog(log)
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._last_purge = 0.0
@@ -247,13 +247,8 @@ class SharedCounts:
 
     def _warn(self, what: str, exc: Exception) -> None:
         """Log that the catalog did not answer, at most once a minute for each kind of call."""
-        now = time.monotonic()
-        with self._lock:
-            if now - self._warned.get(what, -_WARN_SECONDS) < _WARN_SECONDS:
-                return
-            self._warned[what] = now
-        log.warning("principals' limits: the catalog did not answer (%s: %s); %s (logged at most once a minute)",
-                    type(exc).__name__, first_line(exc)[:300], _FALLBACK[what])
+        self._warnings.warning(what, "principals' limits: the catalog did not answer (%s: %s); %s",
+                               type(exc).__name__, first_line(exc)[:300], _FALLBACK[what])
 
 
 _FALLBACK = {
