@@ -105,12 +105,11 @@ class SystemBackend(Backend):
             return
         rows = log.count(self.store, where)
         if rows > self.max_log_rows:
-            hint = ("a WHERE on created_at (e.g. created_at >= now() - INTERVAL 1 DAY)"
-                    + (", user_name, status or source_name" if name == "query_history" else ", kind or actor"))
+            columns = "user_name, status or source_name" if name == "query_history" else "kind or actor"
             raise LimitExceededError(
                 f"system.main.{name}: this query would read {rows:,} rows, more than the server's limit "
-                f"(system_table_rows={self.max_log_rows}); narrow it with {hint} = a value, in the SELECT that "
-                f"reads {name} alone, or use `nexus-flight history`",
+                f"(system_table_rows={self.max_log_rows}); narrow it in the SELECT that reads {name} alone, with "
+                f"created_at >= now() - INTERVAL 1 DAY (say) or {columns} = 'a value', or use `nexus-flight history`",
                 source=SYSTEM_CATALOG,
             )
 
