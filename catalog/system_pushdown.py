@@ -18,7 +18,7 @@ left alone costs nothing but rows; one taken must keep every row the query could
 - never through a sample (``USING SAMPLE``: the filter would change what is sampled), a pivot, or columns
   renamed by the alias (``AS h(a, b)``).
 
-A query that still needs more than ``max_rows`` rows of a log table is refused with the limit named
+A query that still needs more than ``system_table_rows`` rows of a log table is refused with the limit named
 (``SystemBackend``), before anything is read.
 """
 
