@@ -34,11 +34,13 @@ from nexus_flight.catalog.tokens import (
     revoked_token_ids,
 )
 from nexus_flight.catalog.users import SignInRecord, record_login, sign_in_records
+from nexus_flight.core.throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
     from nexus_flight.server.security.gateway_tokens import TokenClaims
 
 log = logging.getLogger("nexus_flight.auth")
+_WARNINGS = ThrottledLog(log)  # a catalog outage would log on every call and every tick
 
 _PURGE_EVERY = 300  # refreshes between purges of expired revocations
 # Refreshes between whole reloads while the generation can tell of every change (``current`` then reloads when it
@@ -84,7 +86,8 @@ class IdentityCache:
                     try:
                         self._refresh()
                     except Exception as exc:  # the catalog is down: the call goes on with the last snapshot
-                        log.warning("could not reload users and keys from the catalog: %s", type(exc).__name__)
+                        _WARNINGS.warning("reload", "could not reload users and keys from the catalog: %s",
+                                          type(exc).__name__)
 
     def refresh(self) -> None:
         """Read users, roles, keys and revocations from the catalog now."""
@@ -180,7 +183,8 @@ class IdentityCache:
                     purge_revocations(self.store)
                     purge_sign_ins(self.store)
             except Exception as exc:  # the catalog is down: keep the last snapshot and say so
-                log.warning("could not refresh users and keys from the catalog: %s", type(exc).__name__)
+                _WARNINGS.warning("refresh", "could not refresh users and keys from the catalog: %s",
+                                  type(exc).__name__)
 
     def _write_pending(self) -> None:
         with self._pending_lock:
