@@ -22,7 +22,7 @@ import pyarrow as pa
 from nexus_flight.backends.base import Backend, Capabilities, Execution, TableInfo
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
 from nexus_flight.catalog.store import CatalogStore
-from nexus_flight.catalog.system_pushdown import pushed_down
+from nexus_flight.catalog.system_pushdown import Narrowing, pushed_down
 from nexus_flight.catalog.system_tables import LOG_TABLES, OWN_ROWS, SYSTEM_SCHEMAS, SYSTEM_TABLES, LogTable
 from nexus_flight.core.errors import LimitExceededError, NotFoundError
 from nexus_flight.core.plan import QueryPlan
@@ -81,9 +81,7 @@ class SystemBackend(Backend):
                         table = schema.empty_table()
                     elif name in LOG_TABLES:
                         log = LOG_TABLES[name]
-                        where = (*narrowed.get(name, ()), *log.owned_by(user))
-                        self._check_size(name, log, where)
-                        table = log.read(self.store, where)
+                        table = self._read_log(name, log, narrowed.get(name, Narrowing()), user)
                     else:
                         table = SYSTEM_TABLES[name](self.store)
                     cursor.register(name, table)
@@ -91,6 +89,18 @@ class SystemBackend(Backend):
             self._engine.close_cursor(cursor)
             raise
         return cursor
+
+    def _read_log(self, name: str, log: LogTable, narrowing: Narrowing, user: str | None) -> pa.Table:
+        where = (*narrowing.conditions, *log.owned_by(user))
+        if narrowing.newest is not None:
+            # Only the newest rows can reach the answer: those at least as new as the last of them (ties kept).
+            if narrowing.newest == 0:
+                return log.schema.empty_table()
+            oldest = log.newest_at(self.store, where, narrowing.newest)
+            if oldest is not None:
+                where = (*where, log.table.c.created_at >= oldest)
+        self._check_size(name, log, where)
+        return log.read(self.store, where)
 
     @staticmethod
     def _named(cursor: duckdb.DuckDBPyConnection, sql: str) -> set[str]:

@@ -18,6 +18,11 @@ left alone costs nothing but rows; one taken must keep every row the query could
 - never through a sample (``USING SAMPLE``: the filter would change what is sampled), a pivot, or columns
   renamed by the alias (``AS h(a, b)``).
 
+When every conjunct of that WHERE was taken (or there is none) and the SELECT is a plain one (no aggregate,
+window, DISTINCT, GROUP BY, HAVING or QUALIFY) ordered first by ``created_at DESC`` with a literal ``LIMIT`` (and
+``OFFSET``), only the newest ``LIMIT + OFFSET`` rows can reach the answer: ``Narrowing.newest`` says how many, and
+the reader keeps every row at least as new as the last of them (ties included, whatever the other sort keys).
+
 A query that still needs more than ``system_table_rows`` rows of a log table is refused with the limit named
 (``SystemBackend``), before anything is read.
 """
@@ -25,6 +30,7 @@ A query that still needs more than ``system_table_rows`` rows of a log table is 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,9 +51,17 @@ _CONSTANT_FUNCTIONS = frozenset({"now", "get_current_timestamp"})
 _FLIPPED = {exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE, exp.EQ: exp.EQ}
 
 
+@dataclass
+class Narrowing:
+    """What of one log table a query can need: rows meeting ``conditions``, only the ``newest`` of them if set."""
+
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    newest: int | None = None
+
+
 def pushed_down(sql: str, tables: Mapping[str, Table],
-                constant: Callable[[str], datetime | None]) -> dict[str, list[ColumnElement[bool]]]:
-    """Conditions each of ``tables`` (system name -> catalog table) may be read with for the query ``sql``.
+                constant: Callable[[str], datetime | None]) -> dict[str, Narrowing]:
+    """How each of ``tables`` (system name -> catalog table) may be narrowed for the query ``sql``.
 
     ``constant`` evaluates a constant SQL expression as a timestamp with time zone in the query's own engine (None
     when it cannot). A query sqlglot cannot read narrows nothing.
@@ -58,7 +72,7 @@ def pushed_down(sql: str, tables: Mapping[str, Table],
         return {}
     references = [t for t in tree.find_all(exp.Table)]
     shadowed = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    found: dict[str, list[ColumnElement[bool]]] = {}
+    found: dict[str, Narrowing] = {}
     for name, table in tables.items():
         mine = [t for t in references if t.name.lower() == name]
         if len(mine) != 1 or name in shadowed:
@@ -67,11 +81,35 @@ def pushed_down(sql: str, tables: Mapping[str, Table],
         if select is None:
             continue
         names = {name, mine[0].alias_or_name.lower()}
-        conditions = [c for term in _conjuncts(select) if (c := _condition(term, name, table, names, constant))
-                      is not None]
-        if conditions:
-            found[name] = conditions
+        terms = _conjuncts(select)
+        conditions = [c for term in terms if (c := _condition(term, name, table, names, constant)) is not None]
+        newest = _newest(select, names) if len(conditions) == len(terms) else None
+        if conditions or newest is not None:
+            found[name] = Narrowing(conditions, newest)
     return found
+
+
+def _newest(select: exp.Select, names: set[str]) -> int | None:
+    """LIMIT + OFFSET of a plain SELECT ordered first by ``created_at DESC`` (None when it is not one)."""
+    order, limit = select.args.get("order"), select.args.get("limit")
+    if order is None or limit is None or not order.expressions:
+        return None
+    first = order.expressions[0]
+    if not first.args.get("desc") or _column_of(first.this, names) != "created_at":
+        return None
+    if any(select.args.get(k) for k in ("distinct", "group", "having", "qualify", "windows")) or any(
+            node.find(exp.AggFunc, exp.Window) for node in (*select.expressions, *order.expressions)):
+        return None
+    count = _literal_int(limit.expression)
+    offset = select.args.get("offset")
+    skipped = 0 if offset is None else _literal_int(offset.expression)
+    return None if count is None or skipped is None else count + skipped
+
+
+def _literal_int(node: exp.Expression | None) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this)
+    return None
 
 
 def _sole_source_of(reference: exp.Table) -> exp.Select | None:

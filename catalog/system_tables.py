@@ -127,6 +127,13 @@ class LogTable:
         """The rows ``where`` keeps, newest first."""
         return log_table(store, self.table, self.schema, where, self.as_json)
 
+    def newest_at(self, store: CatalogStore, where: Sequence[ColumnElement[bool]], rank: int):
+        """The ``created_at`` of the ``rank``-th newest row ``where`` keeps (None: fewer rows than that)."""
+        query = (select(self.table.c.created_at).where(*where).order_by(self.table.c.created_at.desc())
+                 .offset(rank - 1).limit(1))
+        with store.connection() as connection:
+            return connection.execute(query).scalar()
+
     def count(self, store: CatalogStore, where: Sequence[ColumnElement[bool]] = ()) -> int:
         """How many rows ``where`` keeps (one indexed count, before anything is read)."""
         with store.connection() as connection:

@@ -39,6 +39,9 @@ def history(store):
                            created_at=T0 - timedelta(hours=i)) for i in range(120)]
     records += [QueryRecord(f"SELECT 'recent {i}'", "success", source="a", user=USERS[i % 3],
                             created_at=now - timedelta(minutes=i)) for i in range(30)]
+    # Ties at the edge of "the newest two": the second and third newest share their time to the microsecond.
+    records += [QueryRecord(f"SELECT 'tie {i}'", "success", source="a", user="tie",
+                            created_at=T0 - timedelta(hours=(0, 1, 1, 2)[i])) for i in range(4)]
     QueryRecorder(store).write_many(records)
     log = AuditLog(store, background=False)
     log.write_many([AuditRecord("auth_failure", actor=USERS[i % 3], created_at=T0 - timedelta(minutes=7 * i))
@@ -85,6 +88,19 @@ QUERIES = [
     "SELECT count(*) FROM audit_events WHERE kind = 'auth_failure' "
     "AND created_at > TIMESTAMPTZ '2026-11-30 10:00:00+00'",
     "SELECT count(*) FROM query_history WHERE user_name = 'BOB'",
+    # the newest rows: ORDER BY created_at DESC with a LIMIT
+    "SELECT id, created_at FROM query_history ORDER BY created_at DESC LIMIT 5",
+    "SELECT id FROM query_history ORDER BY created_at DESC LIMIT 5 OFFSET 3",
+    "SELECT id FROM query_history WHERE user_name = 'bob' ORDER BY created_at DESC LIMIT 4",
+    "SELECT id FROM query_history WHERE user_name = 'tie' ORDER BY created_at DESC, id DESC LIMIT 2",
+    "SELECT id FROM query_history WHERE user_name = 'tie' ORDER BY created_at DESC, id ASC LIMIT 2",
+    "SELECT id FROM query_history WHERE user_name <> 'bob' ORDER BY created_at DESC LIMIT 4",
+    "SELECT id FROM query_history ORDER BY created_at ASC LIMIT 3",
+    "SELECT user_name, count(*) OVER () AS n FROM query_history ORDER BY created_at DESC LIMIT 3",
+    "SELECT max(id) FROM query_history ORDER BY max(created_at) DESC LIMIT 1",
+    "SELECT id FROM query_history ORDER BY created_at DESC LIMIT 0",
+    "SELECT * FROM (SELECT id, user_name FROM query_history ORDER BY created_at DESC LIMIT 6) WHERE user_name = 'bob'",
+    "SELECT id FROM query_history q ORDER BY q.created_at DESC LIMIT 3",
 ]
 
 
@@ -109,7 +125,10 @@ def _generated(count: int, seed: int = 7) -> list[str]:
             "SELECT q.id FROM query_history q JOIN (SELECT name FROM sources) s ON s.name = q.source_name WHERE {w}",
             "SELECT id FROM query_history WHERE {w} EXCEPT SELECT id FROM query_history WHERE user_name = 'bob'",
         ])
-        queries.append(shape.format(w=where))
+        query = shape.format(w=where)
+        if "EXCEPT" not in query and rng.random() < 0.4:
+            query += f" ORDER BY {'q.' if 'q.id' in query else ''}created_at DESC LIMIT {rng.randint(1, 40)}"
+        queries.append(query)
     return queries
 
 
@@ -166,13 +185,14 @@ def test_only_the_tables_a_query_names_are_read(history, monkeypatch):
 
 
 def test_a_query_past_the_row_limit_is_refused_until_narrowed(history):
-    """150 history rows, a limit of 100: the whole history is refused, the last day is not."""
+    """154 history rows, a limit of 100: the whole history is refused; the last hour and the newest ten are not."""
     with SystemBackend(history, max_log_rows=100) as backend:
-        with pytest.raises(LimitExceededError, match=r"read 150 rows.*system_table_rows=100.*created_at"):
+        with pytest.raises(LimitExceededError, match=r"read 154 rows.*system_table_rows=100.*created_at"):
             _run(backend, "SELECT count(*) FROM query_history")
-        sql = "SELECT count(*) AS n FROM query_history WHERE created_at >= now() - INTERVAL 1 HOUR"
-        assert _run(backend, sql) == _engine(history, sql)
-    assert LOG_TABLES["query_history"].count(history) == 150
+        for sql in ("SELECT count(*) AS n FROM query_history WHERE created_at >= now() - INTERVAL 1 HOUR",
+                    "SELECT sql_text, status FROM query_history ORDER BY created_at DESC LIMIT 10"):
+            assert _run(backend, sql) == _engine(history, sql)
+    assert LOG_TABLES["query_history"].count(history) == 154
 
 
 def test_through_adbc_the_limit_is_named_and_a_narrowed_query_answers(history, tmp_path):
@@ -194,7 +214,7 @@ def test_through_adbc_the_limit_is_named_and_a_narrowed_query_answers(history, t
         with flightsql.connect(gateway.location, autocommit=True) as conn:
             conn.adbc_current_catalog = "system"
             with conn.cursor() as cur:
-                with pytest.raises(flightsql.ProgrammingError, match=r"read 150 rows.*system_table_rows=100"):
+                with pytest.raises(flightsql.ProgrammingError, match=r"read 154 rows.*system_table_rows=100"):
                     cur.execute("SELECT count(*) FROM query_history")
                     cur.fetchall()  # the snapshot is read when the query runs (DoGet)
                 cur.execute(narrowed)
