@@ -5,8 +5,8 @@ trail grow with every query, so a whole snapshot of them per query would cost mi
 gateway. Where a query reads such a table once, from a SELECT with no join, the top-level conjuncts of that
 SELECT's WHERE that compare one of its columns with a constant narrow the snapshot too: ``created_at`` from below
 (``>``, ``>=``, ``BETWEEN``; the constant evaluated by DuckDB itself, ``now() - INTERVAL 1 HOUR`` included) and a
-few text columns for equality with a string. DuckDB still applies the whole WHERE to the snapshot, so a predicate
-left alone costs nothing but rows; one taken must keep every row the query could keep:
+few text columns for equality with a string or ``IN`` a list of strings. DuckDB still applies the whole WHERE to
+the snapshot, so a predicate left alone costs nothing but rows; one taken must keep every row the query could keep:
 
 - the table is referenced once (a self-join or a second reference in a union reads all of it), not shadowed by
   a CTE of its name, from the SELECT's own FROM, with no join beside it;
@@ -142,6 +142,12 @@ def _condition(term: exp.Expression, name: str, table: Table, names: set[str],
         if _column_of(column, names) == "created_at" and low is not None:
             bound = _bound(low, constant)
             return None if bound is None else table.c.created_at >= bound
+        return None
+    if isinstance(term, exp.In):
+        column, values = _column_of(term.this, names), term.expressions
+        if column in _EQUAL_COLUMNS.get(name, ()) and values and not term.args.get("query") \
+                and all(isinstance(v, exp.Literal) and v.is_string for v in values):
+            return table.c[column].in_([v.this for v in values])
         return None
     if type(term) not in _FLIPPED:
         return None

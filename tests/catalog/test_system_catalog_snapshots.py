@@ -88,6 +88,9 @@ QUERIES = [
     "SELECT count(*) FROM audit_events WHERE kind = 'auth_failure' "
     "AND created_at > TIMESTAMPTZ '2026-11-30 10:00:00+00'",
     "SELECT count(*) FROM query_history WHERE user_name = 'BOB'",
+    "SELECT id FROM query_history WHERE status IN ('error', 'rejected') AND user_name IN ('bob')",
+    "SELECT id FROM query_history WHERE status NOT IN ('error', 'rejected')",
+    "SELECT id FROM query_history WHERE user_name IN (SELECT actor FROM audit_events)",
     # the newest rows: ORDER BY created_at DESC with a LIMIT
     "SELECT id, created_at FROM query_history ORDER BY created_at DESC LIMIT 5",
     "SELECT id FROM query_history ORDER BY created_at DESC LIMIT 5 OFFSET 3",
