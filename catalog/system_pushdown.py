@@ -29,6 +29,7 @@ A query that still needs more than ``system_table_rows`` rows of a log table is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,8 @@ from typing import Any
 import sqlglot
 from sqlalchemy import ColumnElement, Table
 from sqlglot import exp
+
+log = logging.getLogger(__name__)
 
 #: Text columns compared for equality with a string literal, per log table.
 _EQUAL_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -77,16 +80,26 @@ def pushed_down(sql: str, tables: Mapping[str, Table],
         mine = [t for t in references if t.name.lower() == name]
         if len(mine) != 1 or name in shadowed:
             continue
-        select = _sole_source_of(mine[0])
-        if select is None:
+        try:
+            narrowing = _narrowing(mine[0], name, table, constant)
+        except Exception:  # noqa: BLE001 - a tree of a shape not foreseen narrows nothing; the query still runs
+            log.debug("no narrowing of %s for a query sqlglot read in an unforeseen shape", name, exc_info=True)
             continue
-        names = {name, mine[0].alias_or_name.lower()}
-        terms = _conjuncts(select)
-        conditions = [c for term in terms if (c := _condition(term, name, table, names, constant)) is not None]
-        newest = _newest(select, names) if len(conditions) == len(terms) else None
-        if conditions or newest is not None:
-            found[name] = Narrowing(conditions, newest)
+        if narrowing is not None:
+            found[name] = narrowing
     return found
+
+
+def _narrowing(reference: exp.Table, name: str, table: Table,
+               constant: Callable[[str], datetime | None]) -> Narrowing | None:
+    select = _sole_source_of(reference)
+    if select is None:
+        return None
+    names = {name, reference.alias_or_name.lower()}
+    terms = _conjuncts(select)
+    conditions = [c for term in terms if (c := _condition(term, name, table, names, constant)) is not None]
+    newest = _newest(select, names) if len(conditions) == len(terms) else None
+    return Narrowing(conditions, newest) if conditions or newest is not None else None
 
 
 def _newest(select: exp.Select, names: set[str]) -> int | None:
