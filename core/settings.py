@@ -108,6 +108,9 @@ class AuthSettings(_Strict):
     #: at most ``failure_delays_at_once`` are held; 0 answers at once.
     failure_delay_seconds: float = Field(0.2, ge=0, le=10)
     failure_delays_at_once: int = Field(64, ge=1)
+    #: Failed sign-ins audited one row each per minute; the rest of a minute are audited in one row that counts
+    #: them (a flood cannot fill the catalog's disk). Lockouts are always audited one by one.
+    audit_failures_per_minute: int = Field(600, ge=1)
     #: A header a trusted proxy sets to the client's address (``x-forwarded-for``); its first entry is used.
     client_address_header: str | None = None
     #: A header a trusted proxy sets to name the client's own connection (deploy/nginx.conf: ``x-client-connection``,

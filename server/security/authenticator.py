@@ -28,6 +28,7 @@ from nexus_flight.catalog.users import SignInRecord, set_password_hash
 from nexus_flight.core.errors import UnauthenticatedError
 from nexus_flight.server.query.principal import Principal, SignIn
 from nexus_flight.server.security.expiring import ExpiringMap
+from nexus_flight.server.security.failure_audit import FailureAuditBudget
 from nexus_flight.server.security.gateway_tokens import GatewayTokens, TokenClaims
 from nexus_flight.server.security.identities import IdentityCache
 from nexus_flight.server.security.oidc import OidcIssuer
@@ -85,7 +86,7 @@ class CatalogAuthenticator:
         self.gate = PasswordCheckGate(settings.password_checks_at_once, settings.password_checks_waiting)
         self.failure_delay = FailureDelay(settings.failure_delay_seconds, settings.failure_delays_at_once)
         self.default_limits = dict(default_limits or {})
-        self.audit = audit
+        self.audit = FailureAuditBudget(audit, settings.audit_failures_per_minute) if audit is not None else None
         self.ttl = settings.token_ttl_seconds
         #: token -> its verified claims, until it expires (then swept out, not kept until the cap)
         self._verified: ExpiringMap[str, TokenClaims] = ExpiringMap(lambda claims: claims.expires_at, _MAX_VERIFIED)
@@ -99,9 +100,11 @@ class CatalogAuthenticator:
         return self
 
     def close(self) -> None:
-        """Stop the background refresh and the password-check threads."""
+        """Stop the background refresh and the password-check threads; audit the last minute's failures."""
         self.identities.stop()
         self.gate.close()
+        if self.audit is not None:
+            self.audit.close()
 
     # -- the Flight layer's entry points ---------------------------------------------------------------------
 
