@@ -12,9 +12,10 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
@@ -143,3 +144,11 @@ def search_audit(
         store, AuditEvent, equal={AuditEvent.kind: kind, AuditEvent.actor: actor}, since=since, limit=limit,
         to_row=lambda row: {key: getattr(row, key) for key in columns},
     )
+
+
+def purge_audit(store: CatalogStore, older_than_days: float, *, now: datetime | None = None) -> int:
+    """Delete audit events older than ``older_than_days`` and return how many went (``audit_retention_days``)."""
+    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
+    with store.session() as session:
+        result = session.execute(delete(AuditEvent).where(AuditEvent.created_at < cutoff))
+        return result.rowcount or 0

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from nexus_flight.catalog.audit import purge_audit
 from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources, check_declared
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
@@ -41,10 +42,12 @@ class CatalogRuntime:
         self.store.close()
 
 
-def _purge(store: CatalogStore, days: int) -> None:
-    purged = purge_history(store, days)
-    if purged:
-        log.info("query history: %d rows older than %d days deleted", purged, days)
+def _purge(store: CatalogStore, history_days: int | None, audit_days: int | None) -> None:
+    for what, purge, days in (("query history", purge_history, history_days), ("audit trail", purge_audit, audit_days)):
+        if days:
+            purged = purge(store, days)
+            if purged:
+                log.info("%s: %d rows older than %d days deleted", what, purged, days)
 
 
 def start_catalog(config: GatewayConfig, *, fallback=None,
@@ -90,8 +93,8 @@ def start_catalog(config: GatewayConfig, *, fallback=None,
         memory_limit=server.memory_limit,
         system_table_rows=server.system_table_rows,
     )
-    days = server.history_retention_days
-    retention = partial(_purge, store, days) if days else None
+    days = (server.history_retention_days, server.audit_retention_days)
+    retention = partial(_purge, store, *days) if any(days) else None
     checker = HealthChecker(
         store, active_interval=server.health_check_interval_seconds, housekeeping=retention
     )

@@ -257,8 +257,10 @@ class ServerSettings(_Strict):
     slot_lease_seconds: float = Field(30.0, ge=1, le=3600)
 
     # -- the catalog's housekeeping
-    #: Query history older than this is deleted (at start, then hourly by the health checker); ``"none"`` keeps it.
+    #: Query history older than this is deleted (at start, then hourly by the health checker); ``"none"`` keeps it all.
     history_retention_days: int | None = Field(30, ge=1)
+    #: Audit events older than this are deleted (likewise); ``"none"`` keeps them all.
+    audit_retention_days: int | None = Field(365, ge=1)
     #: Store query parameters in the history as given (by default only their shape).
     record_parameters: bool = False
     #: The most rows of ``system.main.query_history`` or ``audit_events`` one query may read, after what its WHERE
@@ -296,7 +298,7 @@ class ServerSettings(_Strict):
 
     @field_validator(
         "demo_scale", "process_memory_limit", "history_retention_days", "max_result_rows", "max_result_bytes",
-        "http_port", "memory_budget", "system_table_rows", mode="before",
+        "http_port", "memory_budget", "system_table_rows", "audit_retention_days", mode="before",
     )
     @classmethod
     def _none_spelled_out(cls, value: Any) -> Any:

@@ -125,3 +125,15 @@ def test_log_scrubber_filters_known_secrets():
         assert stream.getvalue() == "engine said: bad password *** for user x\n"
     finally:
         logger.removeHandler(handler)
+
+
+def test_audit_retention_deletes_only_events_past_it(store):
+    from nexus_flight.catalog.audit import AuditLog, AuditRecord, purge_audit, search_audit
+
+    now = datetime.now(UTC)
+    AuditLog(store, background=False).write_many([
+        AuditRecord("auth_failure", actor="old", created_at=now - timedelta(days=400)),
+        AuditRecord("auth_failure", actor="recent", created_at=now - timedelta(days=300)),
+    ])
+    assert purge_audit(store, 365) == 1
+    assert [e["actor"] for e in search_audit(store, limit=None)] == ["recent"]
