@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -43,6 +44,20 @@ EXPIRED_TOKEN = "the token has expired: sign in again"
 _MAX_CONTINUED = 10_000
 #: Verified tokens remembered at most (a dict lookup instead of a signature check on each call).
 _MAX_VERIFIED = 50_000
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token whose signature was checked, and the sign-in its calls get while ``version`` stands, until ``holds``.
+
+    ``version`` is ``_decision_version`` when the sign-in was decided (None: not decided yet); ``holds`` is when the
+    token is due a fresh one or it or its key expires (epoch seconds).
+    """
+
+    claims: TokenClaims
+    sign_in: SignIn | None = None
+    version: tuple[int, int] | None = None
+    holds: float = 0.0
 NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
 
@@ -85,14 +100,27 @@ class CatalogAuthenticator:
         )
         self.gate = PasswordCheckGate(settings.password_checks_at_once, settings.password_checks_waiting)
         self.failure_delay = FailureDelay(settings.failure_delay_seconds, settings.failure_delays_at_once)
-        self.default_limits = dict(default_limits or {})
+        self._default_limits = dict(default_limits or {})
+        self._limits_epoch = 0
         self.audit = FailureAuditBudget(audit, settings.audit_failures_per_minute) if audit is not None else None
         self.ttl = settings.token_ttl_seconds
         #: token -> its verified claims, until it expires (then swept out, not kept until the cap)
-        self._verified: ExpiringMap[str, TokenClaims] = ExpiringMap(lambda claims: claims.expires_at, _MAX_VERIFIED)
+        self._verified: ExpiringMap[str, _Verified] = ExpiringMap(lambda known: known.claims.expires_at,
+                                                                  _MAX_VERIFIED)
         #: sign-in id -> until when it continues (the expiry of the last token refreshing it)
         self._continued: dict[str, float] = {}
         self._continued_lock = threading.Lock()
+
+    @property
+    def default_limits(self) -> dict[str, Any]:
+        """``[server.limits]``: every principal without limits of its own gets these."""
+        return self._default_limits
+
+    @default_limits.setter
+    def default_limits(self, limits: Mapping[str, Any]) -> None:
+        # A reload (SIGHUP): principals decided with the old defaults are decided again.
+        self._default_limits = dict(limits)
+        self._limits_epoch += 1
 
     def start(self) -> CatalogAuthenticator:
         """Keep the identity snapshot fresh in the background."""
@@ -151,9 +179,12 @@ class CatalogAuthenticator:
         if (key := split_key(token)) is not None and "api_key" in self.methods:
             principal = self._api_key(key[0], key[1], address)
             return SignIn(principal, f"key:{key[0]}@", token if handshake else None)
-        verified = self._verified.get(token)
-        if verified is not None:
-            return self._gateway_token(token, address, handshake, verified)
+        known = self._verified.get(token)
+        if known is not None:
+            if (known.sign_in is not None and not handshake and known.version == self._decision_version()
+                    and time.time() < known.holds):
+                return known.sign_in
+            return self._gateway_token(token, address, handshake, known.claims)
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -197,6 +228,7 @@ class CatalogAuthenticator:
 
     def _gateway_token(self, token: str, address: str | None, handshake: bool,
                        verified: TokenClaims | None = None) -> SignIn:
+        version = self._decision_version()  # before anything is read: a reload meanwhile outdates this decision
         try:
             claims = verified or self._remember(token, self.tokens.verify(token))
         except UnauthenticatedError as exc:
@@ -232,14 +264,28 @@ class CatalogAuthenticator:
             fresh, fresh_claims = self.tokens.refreshed(claims)
             self._continue(claims.session_id, fresh_claims.expires_at, now)
             self.identities.note_refresh(claims.session_id, fresh_claims.expires_at)
-        return SignIn(principal, f"sid:{claims.session_id}", token if handshake else fresh)
+        sign_in = SignIn(principal, f"sid:{claims.session_id}", token if handshake else fresh)
+        if not handshake and fresh is None and now < claims.expires_at:
+            # The token's next calls decide the same until the snapshot or the default limits change, it is due a
+            # fresh token, or it (or its key) expires: they are answered from here.
+            holds = min(claims.expires_at, until - claims.ttl / 2, self._key_expiry(claims.key_id))
+            self._verified.put(token, _Verified(claims, sign_in, version, holds))
+        return sign_in
+
+    def _decision_version(self) -> tuple[int, int]:
+        """What a decision about a caller rests on: the identity snapshot and the server's default limits."""
+        return self.identities.version, self._limits_epoch
+
+    def _key_expiry(self, key_id: str | None) -> float:
+        row = self.identities.keys.get(key_id) if key_id is not None else None
+        return row.expires_at.timestamp() if row is not None and row.expires_at is not None else float("inf")
 
     def _remember(self, token: str, claims: TokenClaims) -> TokenClaims:
         """Keep a verified token's claims until it expires: the signature is checked once, not on every call.
 
         Whether its user, sign-in or key still stands is checked on every call, against the identity snapshot.
         """
-        self._verified.put(token, claims)
+        self._verified.put(token, _Verified(claims))
         return claims
 
     def _continued_sign_in(self, token: str) -> TokenClaims | None:
@@ -320,7 +366,7 @@ class CatalogAuthenticator:
                    key_limits: Mapping[str, Any] | None = None, credential_id: str | None = None,
                    extra_attributes: Mapping[str, Any] | None = None, sign_in_id: str | None = None) -> Principal:
         role_limits = [self.identities.role_limits.get(r, {}) for r in sorted(roles)]
-        limits = effective_limits(key_limits, record.limits, [r for r in role_limits if r], self.default_limits)
+        limits = effective_limits(key_limits, record.limits, [r for r in role_limits if r], self._default_limits)
         return Principal(name=record.name, roles=frozenset(roles), auth_method=method,
                          attributes={**record.attributes, **(extra_attributes or {})}, limits=limits,
                          credential_id=credential_id, authenticated=True, sign_in_id=sign_in_id)

@@ -15,6 +15,7 @@ The same thread writes, coalesced, when users last signed in and keys were last 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from datetime import UTC, datetime
@@ -74,6 +75,10 @@ class IdentityCache:
         self._refreshes = 0
         self._generation: int | None = None
         self._refresh_lock = threading.Lock()
+        # Moves whenever what a decision about a caller rests on may have changed: each reload, each revocation
+        # made here (``version``: decisions remembered under an older one are taken again).
+        self._versions = itertools.count()
+        self.version = next(self._versions)
         self._watch = watch_generation(store)
         self.refresh()
 
@@ -109,6 +114,7 @@ class IdentityCache:
             self._revoked = frozenset(revoked | self._revoked_here)
             self._revoked_here -= revoked  # once the catalog has them, the local copy is not needed
         self._generation = generation
+        self.version = next(self._versions)
 
     def is_revoked(self, token_id: str) -> bool:
         """Whether a sign-in was revoked."""
@@ -119,6 +125,7 @@ class IdentityCache:
         with self._pending_lock:
             self._revoked_here.add(token_id)
             self._revoked = self._revoked | {token_id}
+        self.version = next(self._versions)
 
     def note_login(self, user: str) -> None:
         """Remember (written later) that a user signed in."""
