@@ -44,6 +44,7 @@ EXPIRED_TOKEN = "the token has expired: sign in again"
 _MAX_CONTINUED = 10_000
 #: Verified tokens remembered at most (a dict lookup instead of a signature check on each call).
 _MAX_VERIFIED = 50_000
+NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ class _Verified:
     sign_in: SignIn | None = None
     version: tuple[int, int] | None = None
     holds: float = 0.0
-NO_CREDENTIALS = "authentication required: sign in with a user name and password, a bearer token or an API key"
 
 
 class _Refused(Exception):
@@ -283,7 +283,8 @@ class CatalogAuthenticator:
     def _remember(self, token: str, claims: TokenClaims) -> TokenClaims:
         """Keep a verified token's claims until it expires: the signature is checked once, not on every call.
 
-        Whether its user, sign-in or key still stands is checked on every call, against the identity snapshot.
+        Whether its user, sign-in or key still stands is decided against the identity snapshot, again whenever the
+        snapshot changed (``_Verified``).
         """
         self._verified.put(token, _Verified(claims))
         return claims
