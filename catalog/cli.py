@@ -20,7 +20,7 @@ from typing import Any
 
 from nexus_flight.catalog.health import check_source
 from nexus_flight.catalog.history import STATUSES, search_history
-from nexus_flight.catalog.key_handover import finish_rotation, pending_handovers, rotate_master_key
+from nexus_flight.catalog.key_handover import finish_rotation, pending_handovers, rotate_master_key, rotation_done
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import diff_versions, refresh_schema
 from nexus_flight.catalog.store import CatalogStore
@@ -433,8 +433,7 @@ def _vault_rotate(args: argparse.Namespace) -> int:
     def action(store: CatalogStore):
         counts = rotate_master_key(store, lifetime)
         current = store.vault.keys.require_current().key_id
-        if not any(counts[kind] for kind in ("handovers", "credentials", "token_keys", "handle_keys")) and not (
-                pending_handovers(store)):
+        if not rotation_done(store.vault.keys, counts) and not pending_handovers(store):
             step = {"nothing_to_do": f"every record is sealed under the current key {current} and no old key is "
                                      "configured: to change keys, run this with a new key in NEXUS_FLIGHT_MASTER_KEY "
                                      "and this one in NEXUS_FLIGHT_OLD_MASTER_KEYS (README)"}

@@ -11,6 +11,7 @@ nothing in the catalog.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -20,7 +21,7 @@ from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.sealed_keys import SealedKeyTable
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.tokens import TOKEN_KEYS
-from nexus_flight.catalog.vault import SealedRecord, seal_handover
+from nexus_flight.catalog.vault import KeyRing, SealedRecord, seal_handover
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,23 @@ def rotate_master_key(store: CatalogStore, handle_lifetime: timedelta) -> dict[s
             handovers += 1
     counts = {"handovers": handovers, "credentials": store.rotate_keys(), "token_keys": TOKEN_KEYS.reseal(store),
               "handle_keys": HANDLE_KEYS.reseal(store)}
-    if any(counts.values()) or len(ring.key_ids) > 1:
+    if rotation_done(ring, counts):
         with store.session() as session:
             HANDLE_KEYS.rotate(session, store)
     # Twice the lifetime: a gateway signs with a retired key until it next reloads its keys.
     counts["handle_keys_purged"] = HANDLE_KEYS.purge(store, 2 * handle_lifetime)
     log.info("vault rotation to key %s: %s", current.key_id, counts)
     return counts
+
+
+def rotation_done(ring: KeyRing, counts: Mapping[str, int]) -> bool:
+    """Whether a rotation changed anything: it re-sealed or handed over a record, or an old key is configured.
+
+    Otherwise every record is already under the current key and there is nothing to rotate from (the handle key is
+    kept, and ``vault rotate`` says there was nothing to do).
+    """
+    return any(counts[kind] for kind in ("handovers", "credentials", "token_keys", "handle_keys")) or len(
+        ring.key_ids) > 1
 
 
 def finish_rotation(store: CatalogStore) -> int:

@@ -45,7 +45,7 @@ ENV_OLD_KEYS = "NEXUS_FLIGHT_OLD_MASTER_KEYS"
 #: What to do about a record sealed under a key this process lacks. After a rotation elsewhere that key is the
 #: new one, and re-sealing the records under an older current key would undo the rotation.
 MISSING_KEY_FIX = (f"if a `nexus-flight vault rotate` made it, it is the new master key: set {ENV_KEY} to it; if it "
-                    f"is an older key, add it to {ENV_OLD_KEYS}")
+                   f"is an older key, add it to {ENV_OLD_KEYS}")
 KEYRING_SERVICE = "nexus-flight"
 KEYRING_KEY = "master-key"
 KEYRING_OLD_KEYS = "old-master-keys"
