@@ -12,14 +12,13 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
-from nexus_flight.catalog.listing import newest_rows
+from nexus_flight.catalog.listing import newest_rows, purge_older
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.security_generation import bump_generation
@@ -148,7 +147,4 @@ def search_audit(
 
 def purge_audit(store: CatalogStore, older_than_days: float, *, now: datetime | None = None) -> int:
     """Delete audit events older than ``older_than_days`` and return how many went (``audit_retention_days``)."""
-    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
-    with store.session() as session:
-        result = session.execute(delete(AuditEvent).where(AuditEvent.created_at < cutoff))
-        return result.rowcount or 0
+    return purge_older(store, AuditEvent, older_than_days, now)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 
-from nexus_flight.catalog.listing import newest_rows
+from nexus_flight.catalog.listing import newest_rows, purge_older
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
 from nexus_flight.catalog.storable import storable_row
@@ -179,7 +179,4 @@ def history_row(row: QueryHistory) -> dict[str, Any]:
 
 def purge_history(store: CatalogStore, older_than_days: float, *, now: datetime | None = None) -> int:
     """Delete history older than ``older_than_days`` and return how many rows went (the retention policy)."""
-    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
-    with store.session() as session:
-        result = session.execute(delete(QueryHistory).where(QueryHistory.created_at < cutoff))
-        return result.rowcount or 0
+    return purge_older(store, QueryHistory, older_than_days, now)
