@@ -60,8 +60,8 @@ class SystemBackend(Backend):
         self.max_log_rows = max_log_rows
         self._engine = DuckDBEngine.empty(SYSTEM_CATALOG, memory_limit=memory_limit, label="system")
 
-    def _cursor(self, sql: str, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-        """Return a fresh cursor (a query's own with ``memory_limit``) with the snapshots ``sql`` reads.
+    def _cursor(self, plan: QueryPlan, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """Return a fresh cursor (a query's own with ``memory_limit``) with the snapshots ``plan`` reads.
 
         Only the tables the statement names (DuckDB's own parser says which) are read; the others are bound
         empty. The history and the audit trail are read as far as the statement's WHERE allows
@@ -71,10 +71,10 @@ class SystemBackend(Backend):
         try:
             user = reading_user()
             with self._engine.errors():
-                named = self._named(cursor, sql)
+                named = self._named(cursor, plan.sql)
                 if named & set(LOG_TABLES) and self._before_read is not None:
                     self._before_read()  # queries that already ended are in the history this query reads
-                narrowed = pushed_down(sql, {n: t.table for n, t in LOG_TABLES.items() if n in named},
+                narrowed = pushed_down(plan.tree, {n: t.table for n, t in LOG_TABLES.items() if n in named},
                                        lambda expression: _timestamp(cursor, expression))
                 for name, schema in SYSTEM_SCHEMAS.items():
                     if name not in named or (user is not None and name not in OWN_ROWS):
@@ -139,7 +139,7 @@ class SystemBackend(Backend):
 
         A cancel (a client's, or the server's time limit, ``server/query/results.py``) interrupts DuckDB.
         """
-        cursor = self._cursor(plan.sql, self._engine.query_memory(limits))
+        cursor = self._cursor(plan, self._engine.query_memory(limits))
         return self._engine.execute(plan.sql, parameters, limits, cursor)
 
     def list_schemas(self) -> list[str]:

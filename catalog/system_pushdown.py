@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlglot
 from sqlalchemy import ColumnElement, Table
 from sqlglot import exp
 
@@ -62,16 +61,14 @@ class Narrowing:
     newest: int | None = None
 
 
-def pushed_down(sql: str, tables: Mapping[str, Table],
+def pushed_down(tree: exp.Expression | None, tables: Mapping[str, Table],
                 constant: Callable[[str], datetime | None]) -> dict[str, Narrowing]:
-    """How each of ``tables`` (system name -> catalog table) may be narrowed for the query ``sql``.
+    """How each of ``tables`` (system name -> catalog table) may be narrowed for the query sqlglot read as ``tree``.
 
     ``constant`` evaluates a constant SQL expression as a timestamp with time zone in the query's own engine (None
-    when it cannot). A query sqlglot cannot read narrows nothing.
+    when it cannot). A query sqlglot could not read (``tree`` None: the plan's) narrows nothing.
     """
-    try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.SqlglotError:
+    if tree is None:
         return {}
     references = [t for t in tree.find_all(exp.Table)]
     shadowed = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
