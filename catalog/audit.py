@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
-from nexus_flight.catalog.listing import newest_rows, purge_older
+from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER
+from nexus_flight.catalog.retention import purge_older
 from nexus_flight.catalog.security_generation import bump_generation
 from nexus_flight.catalog.storable import storable_text
 from nexus_flight.catalog.store import CatalogStore

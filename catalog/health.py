@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -139,8 +138,6 @@ class HealthChecker:
         max_tries: int = MAX_TRIES,
         active_interval: float | None = 300.0,
         poll_seconds: float = 5.0,
-        housekeeping: Callable[[], object] | None = None,
-        housekeeping_seconds: float = 3600.0,
     ) -> None:
         self.store = store
         self.probe = probe
@@ -149,10 +146,6 @@ class HealthChecker:
         self.max_tries = max_tries
         self.active_interval = active_interval
         self.poll_seconds = poll_seconds
-        #: Periodic catalog upkeep run from the same thread (history retention).
-        self.housekeeping = housekeeping
-        self.housekeeping_seconds = housekeeping_seconds
-        self._last_housekeeping = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -215,12 +208,6 @@ class HealthChecker:
         while not self._stop.is_set():
             try:
                 self.run_once()
-                if (
-                    self.housekeeping
-                    and time.monotonic() - self._last_housekeeping >= self.housekeeping_seconds
-                ):
-                    self._last_housekeeping = time.monotonic()
-                    self.housekeeping()
             except Exception:  # keep checking: one bad pass must not end health checks
                 log.exception("health check pass failed")
             self._stop.wait(self.poll_seconds)

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from nexus_flight.catalog.listing import newest_rows, purge_older
+from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
+from nexus_flight.catalog.retention import purge_older
 from nexus_flight.catalog.storable import storable_row
 from nexus_flight.catalog.store import CatalogStore
 

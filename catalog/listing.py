@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.store import CatalogStore
 
 Row = TypeVar("Row")
@@ -35,9 +34,3 @@ def newest_rows(
     with store.session() as session:
         return [to_row(row) for row in session.scalars(query)]
 
-
-def purge_older(store: CatalogStore, model: Any, older_than_days: float, now: datetime | None = None) -> int:
-    """Delete the rows of a log-like table older than ``older_than_days``; return how many went (retention)."""
-    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
-    with store.session() as session:
-        return session.execute(delete(model).where(model.created_at < cutoff)).rowcount or 0

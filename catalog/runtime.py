@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
-from nexus_flight.catalog.audit import purge_audit
 from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_security, apply_sources, check_declared
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
-from nexus_flight.catalog.history import purge_history
 from nexus_flight.catalog.policies import sync_policies
 from nexus_flight.catalog.redaction import install_log_scrubber
+from nexus_flight.catalog.retention import RetentionKeeper
 from nexus_flight.catalog.store import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +27,8 @@ class CatalogRuntime:
     #: What the query service calls when a query ends: the history writer.
     history: HistoryObserver
     checker: HealthChecker
+    #: Deletes history and audit rows past their retention, beside serving.
+    retention: RetentionKeeper
 
     @property
     def observers(self) -> list[HistoryObserver]:
@@ -36,18 +36,11 @@ class CatalogRuntime:
         return [self.history]
 
     def close(self) -> None:
-        """Stop health checks, write pending history, release the catalog (the gateway closes backends)."""
+        """Stop health checks and retention, write pending history, release the catalog (not the backends)."""
+        self.retention.stop()
         self.checker.stop()
         self.history.close()
         self.store.close()
-
-
-def _purge(store: CatalogStore, history_days: int | None, audit_days: int | None) -> None:
-    for what, purge, days in (("query history", purge_history, history_days), ("audit trail", purge_audit, audit_days)):
-        if days:
-            purged = purge(store, days)
-            if purged:
-                log.info("%s: %d rows older than %d days deleted", what, purged, days)
 
 
 def start_catalog(config: GatewayConfig, *, fallback=None,
@@ -93,13 +86,10 @@ def start_catalog(config: GatewayConfig, *, fallback=None,
         memory_limit=server.memory_limit,
         system_table_rows=server.system_table_rows,
     )
-    days = (server.history_retention_days, server.audit_retention_days)
-    retention = partial(_purge, store, *days) if any(days) else None
-    checker = HealthChecker(
-        store, active_interval=server.health_check_interval_seconds, housekeeping=retention
-    )
-    if retention is not None:
-        retention()
+    retention = RetentionKeeper(
+        store, history_days=server.history_retention_days, audit_days=server.audit_retention_days
+    ).start()
+    checker = HealthChecker(store, active_interval=server.health_check_interval_seconds)
     if server.health_checks:
         checker.start()
-    return CatalogRuntime(config, store, directory, history, checker)
+    return CatalogRuntime(config, store, directory, history, checker, retention)

@@ -257,7 +257,7 @@ class ServerSettings(_Strict):
     slot_lease_seconds: float = Field(30.0, ge=1, le=3600)
 
     # -- the catalog's housekeeping
-    #: Query history older than this is deleted (at start, then hourly by the health checker); ``"none"`` keeps it all.
+    #: Query history older than this is deleted (from start, then hourly, in batches); ``"none"`` keeps it all.
     history_retention_days: int | None = Field(30, ge=1)
     #: Audit events older than this are deleted (likewise); ``"none"`` keeps them all.
     audit_retention_days: int | None = Field(365, ge=1)

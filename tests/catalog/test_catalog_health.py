@@ -131,27 +131,6 @@ def _wait_for(condition, timeout=20.0):
         raise AssertionError("condition not reached in time")
 
 
-def test_checker_runs_housekeeping_periodically(sqlite_store):
-    from nexus_flight.catalog.history import QueryRecord, purge_history, record_query, search_history
-
-    old = datetime.now(UTC) - timedelta(days=40)
-    record_query(sqlite_store, QueryRecord("SELECT 1", "success", created_at=old))
-    runs = []
-
-    def retention():
-        runs.append(purge_history(sqlite_store, 30))
-
-    checker = HealthChecker(
-        sqlite_store, pg_probe, poll_seconds=0.01, housekeeping=retention, housekeeping_seconds=0.02
-    )
-    checker.start()
-    try:
-        _wait_for(lambda: len(runs) >= 2)
-    finally:
-        checker.stop()
-    assert runs[0] == 1 and search_history(sqlite_store) == []
-
-
 def test_a_source_no_retry_can_mend_is_not_retried(sqlite_store):
     """DS-010: no backend serves the type's family, so the checker does not come back to it; a change does."""
     clock = FakeClock()

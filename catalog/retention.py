@@ -1,0 +1,134 @@
+"""Retention: deleting history and audit rows past their age, a batch at a time, beside the serving gateway.
+
+A busy gateway writes millions of history rows a day, and the first purge after retention is shortened (or after a
+long stop) may have hundreds of millions to delete. One ``DELETE`` for all of them held SQLite's only write lock for
+its whole length (every history row, sign-in record and session write waited behind it, or failed), made one huge
+transaction on PostgreSQL, and ran before the gateway listened. So rows go in batches of a few thousand, each its own
+transaction with a pause between them for other writers, from a thread of its own that stops between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from nexus_flight.catalog.models import AuditEvent, QueryHistory, utcnow
+from nexus_flight.catalog.store import CatalogStore
+from nexus_flight.core.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+#: Rows deleted per transaction: a fraction of a second of SQLite's write lock.
+BATCH_ROWS = 5_000
+#: Between two batches, so that writers waiting for the lock get it before the next batch takes it again.
+PAUSE_SECONDS = 0.02
+#: How often the retention pass runs after the first (which runs as the gateway starts).
+INTERVAL_SECONDS = 3600.0
+
+
+def purge_older(
+    store: CatalogStore,
+    model: Any,
+    older_than_days: float,
+    now: datetime | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    pause_seconds: float = 0.0,
+    stopping: threading.Event | None = None,
+) -> int:
+    """Delete the rows of a log-like table older than ``older_than_days``, oldest first, ``batch_rows`` per commit.
+
+    Returns how many rows went. ``stopping`` set ends the purge after the batch under way (the rest go next time).
+    """
+    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
+    stop = stopping or threading.Event()
+    oldest = (
+        select(model.id).where(model.created_at < cutoff).order_by(model.created_at).limit(batch_rows)
+    ).scalar_subquery()
+    deleted = 0
+    while not stop.is_set():
+        with store.session() as session:
+            count = session.execute(delete(model).where(model.id.in_(oldest))).rowcount or 0
+        deleted += count
+        if count < batch_rows:
+            break
+        if pause_seconds:
+            stop.wait(pause_seconds)
+    return deleted
+
+
+#: What retention covers: a name for the log line, the table's model and the setting giving its age.
+RETAINED = (("query history", QueryHistory), ("audit trail", AuditEvent))
+
+
+class RetentionKeeper:
+    """Purges the history and the audit trail past their retention: at start, then every ``interval_seconds``."""
+
+    def __init__(
+        self,
+        store: CatalogStore,
+        *,
+        history_days: int | None,
+        audit_days: int | None,
+        interval_seconds: float = INTERVAL_SECONDS,
+        pause_seconds: float = PAUSE_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.days = dict(zip((name for name, _ in RETAINED), (history_days, audit_days), strict=True))
+        self.interval_seconds = interval_seconds
+        self.pause_seconds = pause_seconds
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def needed(self) -> bool:
+        """Whether any table has a retention at all."""
+        return any(self.days.values())
+
+    def run_once(self) -> dict[str, int]:
+        """One pass: rows deleted per table (a table whose purge failed is logged and left for the next pass)."""
+        purged = {}
+        for name, model in RETAINED:
+            days = self.days[name]
+            if not days or self._stop.is_set():
+                continue
+            try:
+                purged[name] = purge_older(
+                    self.store, model, days, self.clock(), pause_seconds=self.pause_seconds, stopping=self._stop
+                )
+            except GatewayError as exc:  # the catalog unreachable: next pass
+                log.warning("%s retention skipped: %s", name, exc.message)
+                continue
+            if purged[name]:
+                log.info("%s: %d rows older than %d days deleted", name, purged[name], days)
+        return purged
+
+    def start(self) -> RetentionKeeper:
+        """Run passes in a daemon thread until :meth:`stop` (the first at once, without delaying the start)."""
+        if self.needed and self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="catalog-retention", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the batch under way and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep the schedule: one bad pass must not end retention
+                log.exception("retention pass failed")
+            self._stop.wait(self.interval_seconds)
