@@ -45,6 +45,7 @@ from nexus_flight.backends.base import Execution
 from nexus_flight.backends.early_cancel import EarlyCancel
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.limits import planning_limits, timeout_error
+from nexus_flight.backends.spill_folders import process_folder
 from nexus_flight.backends.spill_guard import SPILL_GUARD, Watch
 from nexus_flight.backends.watchdog import WATCHDOG, Deadline
 from nexus_flight.core.errors import (
@@ -89,6 +90,8 @@ def configure_spill(root: str | Path | None, max_size: str = "10GB", idle_instan
     """
     new_cap = max_size != _INSTANCES.max_size
     _INSTANCES.root = str(root) if root is not None else None
+    if root is not None:  # what a killed gateway left there goes as this one starts, not at its first query
+        process_folder(str(root))
     _INSTANCES.max_size = max_size
     _INSTANCES.idle = idle_instances
     for engine in list(_ENGINES):  # a lower count applies to the instances idle now; a new cap to every query
@@ -412,8 +415,7 @@ class DuckDBEngine:
         attaches the source's file read-only; an in-memory source's runs its setup statements, like the engine's.
         """
         root = self._temp_directory or _INSTANCES.root or os.path.join(tempfile.gettempdir(), "nexus-flight-spill")
-        os.makedirs(root, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix="query-", dir=root)
+        folder = tempfile.mkdtemp(prefix="query-", dir=process_folder(root))
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
