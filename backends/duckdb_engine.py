@@ -78,6 +78,11 @@ class _QueryInstances:
     idle: int = 8
 
 
+#: For every connection of a database, its cursors included: a plain ``SET TimeZone`` holds only for the
+#: connection that runs it, and each cursor starts in the host's zone — so ``CAST(ts AS DATE)``, ``date_trunc``,
+#: a naive timestamp compared with a TIMESTAMPTZ and the zone of every TIMESTAMPTZ column would follow the host.
+PIN_UTC = "SET GLOBAL TimeZone = 'Etc/UTC'"
+
 _INSTANCES = _QueryInstances()
 #: Every open engine, for the memory their idle query instances hold (``IdleQueryInstances``).
 _ENGINES: weakref.WeakSet[DuckDBEngine] = weakref.WeakSet()
@@ -254,7 +259,7 @@ class DuckDBEngine:
             self._catalog_name: str | None = None if in_memory else self._database_name
             if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
                 return  # the same file is already open in this process (DuckDB shares one instance), set up
-            self._db.execute("SET TimeZone = 'UTC'")  # timestamptz results do not depend on the host
+            self._db.execute(PIN_UTC)
             for statement in setup_sql:
                 self._db.execute(statement)
             # Once set up, nothing a query says can reach outside the database or change its settings.
@@ -430,7 +435,7 @@ class DuckDBEngine:
             with duckdb_errors(self.source, self.label, memory_limit):
                 if alias is None:
                     db = duckdb.connect(":memory:", config=config)
-                    db.execute("SET TimeZone = 'UTC'")
+                    db.execute(PIN_UTC)
                     for statement in self._setup_sql:
                         db.execute(statement)
                 else:
@@ -438,7 +443,7 @@ class DuckDBEngine:
                     base = os.path.join(folder, f"{base_name}.duckdb")
                     duckdb.connect(base).close()
                     db = duckdb.connect(base, read_only=True, config=config)
-                    db.execute("SET TimeZone = 'UTC'")
+                    db.execute(PIN_UTC)
                     literal = "'" + str(self._path).replace("'", "''") + "'"
                     db.execute(f"ATTACH {literal} AS {_identifier(alias)} (READ_ONLY)")
                     db.execute(f"USE {_identifier(alias)}")

@@ -59,9 +59,12 @@ def share_demo(data_dir: Path, demo_data_dir: Path) -> Path:
     return data_dir
 
 
-def serve(data_dir: Path, *flags: str, seconds: float = 60) -> Served:
-    """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens."""
-    return _listening(_launch(data_dir, flags), flags, seconds)
+def serve(data_dir: Path, *flags: str, seconds: float = 60, env: dict[str, str] | None = None) -> Served:
+    """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens.
+
+    ``env``: variables set for the server beside this process's own.
+    """
+    return _listening(_launch(data_dir, flags, env), flags, seconds)
 
 
 def serve_many(count: int, data_dir: Path, *flags: str, seconds: float = 60) -> list[Served]:
@@ -83,10 +86,10 @@ def serve_many(count: int, data_dir: Path, *flags: str, seconds: float = 60) -> 
     return started
 
 
-def _launch(data_dir: Path, flags: tuple[str, ...]) -> Served:
+def _launch(data_dir: Path, flags: tuple[str, ...], env: dict[str, str] | None = None) -> Served:
     command = ["nexus-flight", "serve", "--data-dir", str(data_dir), "--port", "0", *flags]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     served = Served(process)
     for stream, into in ((process.stdout, served.out), (process.stderr, served.err)):
         threading.Thread(target=_pump, args=(stream, into), daemon=True).start()

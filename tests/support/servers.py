@@ -271,7 +271,9 @@ class PrivateMariaDB:
              f"--log-error={log}", f"--tmpdir={scratch}", "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
              "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-log-bin",
              "--max-connections=300", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-             "--max-allowed-packet=256M"],
+             "--max-allowed-packet=256M",
+             # The fixtures' literal TIMESTAMPs are UTC wall times, whatever zone the machine running the tests is in.
+             "--default-time-zone=+00:00"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + 60
