@@ -21,7 +21,7 @@ runs writes against each backend with the validator switched off.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -196,6 +196,15 @@ class Backend(abc.ABC):
     def default_schema_for(cls, options: Mapping[str, Any]) -> str | None:
         """The schema unqualified names of a source with these options resolve to (the family's, by default)."""
         return cls.default_schema
+
+    @classmethod
+    def content_identity(cls, options: Mapping[str, Any]) -> Hashable | None:
+        """What names the data a source with these options reads, where something may swap it under the gateway.
+
+        E.g. a file renamed over the source's path: when the identity changes, the source is opened again. None:
+        nothing to watch (the family's engine sees changes itself, or none can happen).
+        """
+        return None
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ load code. Each query runs on its own cursor, so queries run in parallel and can
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +24,7 @@ from nexus_flight.backends.base import (
     parameter_schema,
 )
 from nexus_flight.backends.duckdb_engine import DuckDBEngine
+from nexus_flight.backends.file_identity import file_identity
 from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
@@ -61,6 +62,16 @@ class DuckDBBackend(Backend):
             temp_directory=options.temp_directory,
             setup_sql=options.setup_sql,
         )
+
+    @classmethod
+    def content_identity(cls, options: Mapping[str, Any]) -> Hashable | None:
+        """The database file's device, inode, modification time and size.
+
+        The open file's lock keeps writers out, so a pipeline updates it by writing a new file and renaming it over
+        the path; the gateway's open instance would read the old file (its inode) for good. A new identity makes
+        the gateway open the new file for the queries that start from then on.
+        """
+        return file_identity(options.get("path"), with_content=True)
 
     # -- queries -------------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
+from nexus_flight.backends.file_identity import file_identity
 from nexus_flight.backends.limits import planning_limits
 from nexus_flight.backends.options.sqlite import SQLiteConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
@@ -93,6 +94,11 @@ class SQLiteBackend(AdbcBackend):
     config_model = SQLiteConfig
     config: SQLiteConfig
     xdbc_type_names = sqlite_types.XDBC_TYPE_NAMES
+
+    @classmethod
+    def content_identity(cls, options: Mapping[str, Any]) -> Hashable | None:
+        """The file's device and inode: pooled connections see writes in place, not a new file renamed over it."""
+        return file_identity(options.get("path"), with_content=False)
 
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)

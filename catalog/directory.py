@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -79,6 +79,16 @@ class CatalogBackend(Backend):
         self._calls = 0
         self._retired = False
         self._successor: CatalogBackend | None = None
+        self._family_class = _family(info)
+        #: The source's data as it was when this backend was made (``Backend.content_identity``).
+        self.identity = self.current_identity()
+        #: Read metadata from the source rather than the cache once (the data it names was swapped).
+        self.reread_metadata = False
+
+    def current_identity(self) -> Hashable | None:
+        """What names the source's data now (a DuckDB file's inode and time); None where nothing is watched."""
+        family = self._family_class
+        return family.content_identity(self.info.options) if family is not None else None
 
     @property
     def capabilities(self) -> Capabilities:  # type: ignore[override]
@@ -275,7 +285,8 @@ class CatalogBackend(Backend):
         except CatalogUnavailableError:  # the catalog is away: the source itself answers, nothing is cached
             _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
             return self._call(snapshot_backend)
-        if cached is not None and not cached.stale and utcnow() - cached.refreshed_at < self.schema_ttl:
+        fresh_enough = cached is not None and utcnow() - cached.refreshed_at < self.schema_ttl
+        if cached is not None and fresh_enough and not cached.stale and not self.reread_metadata:
             return cached.content
         try:
             content = self._call(snapshot_backend)
@@ -287,6 +298,7 @@ class CatalogBackend(Backend):
                 "source %s is unreachable; answering metadata from its stale cached schema", self.name
             )
             return cached.content
+        self.reread_metadata = False
         try:
             save_schema(self.store, self.name, content)
         except CatalogUnavailableError:  # kept next time the catalog answers
@@ -423,9 +435,20 @@ class CatalogSourceDirectory:
             return self._fallback(name).backend(name)
         with self._lock:
             current = self._backends.get(name)
-            if current is not None and current.info.updated_at == info.updated_at:
+        swapped = False
+        if current is not None and current.info.updated_at == info.updated_at:
+            swapped = current.identity != current.current_identity()
+            if not swapped:
                 return current
-            fresh = self._backends[name] = CatalogBackend(self.store, info, self.schema_ttl_seconds)
+        fresh = CatalogBackend(self.store, info, self.schema_ttl_seconds)
+        fresh.reread_metadata = swapped
+        with self._lock:
+            existing = self._backends.get(name)
+            if existing is not None and existing is not current:  # another call replaced it first
+                return existing
+            self._backends[name] = fresh
+        if swapped:
+            log.info("source %s: its data was replaced (a new file at its path); queries from now on read it", name)
         if current is not None:
             current.retire(fresh)
         return fresh

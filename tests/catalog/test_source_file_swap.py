@@ -1,0 +1,120 @@
+"""A DuckDB file replaced under a serving gateway (written aside, renamed over the path) is read from then on.
+
+While the gateway has a DuckDB file open, DuckDB's lock keeps every writer out, so a pipeline refreshing it writes a
+new file and renames it over the old one. The gateway kept reading the old file (its inode) until restarted:
+new tables were "not found" and every answer was the old data, for good.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+
+import adbc_driver_flightsql.dbapi as flightsql
+import duckdb
+import pytest
+
+from tests.operations.serving import serve
+
+
+def _write(path, value: int, rows: int, extra_table: bool = False) -> None:
+    aside = path.with_suffix(".new")
+    with duckdb.connect(str(aside)) as con:
+        con.execute(f"CREATE TABLE t AS SELECT {value} AS v")
+        con.execute(f"CREATE TABLE big AS SELECT range AS i, {value} AS v FROM range({rows})")
+        if extra_table:
+            con.execute("CREATE TABLE added AS SELECT 'new' AS w")
+    os.replace(aside, path)  # what a pipeline does: the readers of the old file keep it, new opens see this one
+
+
+def _engine_answer(path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = tmp_path / "shop.duckdb"
+    _write(db, 1, 2_000_000)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[[sources]]\nname = "shop"\ntype = "duckdb"\noptions = {{ path = "{db}" }}\n')
+    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
+    try:
+        yield served, db
+    finally:
+        served.signal(signal.SIGTERM)
+        served.wait(30)
+        served.stop()
+
+
+def _tables(conn) -> set[str]:
+    objects = conn.adbc_get_objects(depth="tables", catalog_filter="shop").read_all().to_pylist()
+    return {t["table_name"] for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+
+
+def test_a_file_renamed_over_the_source_is_served_at_once_and_a_stream_under_way_finishes(shop):
+    served, db = shop
+    with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur, \
+            conn.cursor() as streaming:
+        cur.execute("SELECT v FROM shop.main.t")
+        assert cur.fetchall() == [(1,)]
+        assert "added" not in _tables(conn)
+        streaming.execute("SELECT i, v FROM shop.main.big")
+        reader = streaming.fetch_record_batch()
+        first = reader.read_next_batch()  # a result under way on the old file
+
+        _write(db, 3, 1_000, extra_table=True)
+
+        sql = "SELECT v FROM shop.main.t"
+        cur.execute(sql)
+        assert cur.fetchall() == _engine_answer(db, sql) == [(3,)]
+        cur.execute("SELECT w FROM shop.main.added")
+        assert cur.fetchall() == [("new",)]
+        assert "added" in _tables(conn)  # metadata too, not after the schema cache's TTL
+
+        rest = reader.read_all()
+        assert first.num_rows + rest.num_rows == 2_000_000  # the old file's rows, all of them
+        assert set(rest.column("v").to_pylist()) == {1}
+        cur.execute("SELECT count(*) FROM shop.main.big")
+        assert cur.fetchall() == [(1_000,)]
+    assert any("its data was replaced" in line for line in served.err)
+
+
+def test_a_sqlite_file_renamed_over_the_source_is_served_and_writes_in_place_still_are(tmp_path):
+    """SQLite's readers see writes in place; the pooled connections kept the old file after a rename."""
+    db = tmp_path / "lite.db"
+
+    def make(path, values: list[int], extra_table: bool = False) -> None:
+        with sqlite3.connect(path) as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+            if extra_table:
+                con.execute("CREATE TABLE added (w TEXT)")
+        con.close()
+
+    make(db, [1])
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[[sources]]\nname = "lite"\ntype = "sqlite"\noptions = {{ path = "{db}" }}\n')
+    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
+    sql = "SELECT v FROM lite.main.t ORDER BY v"
+    try:
+        with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            assert cur.fetchall() == [(1,)]
+            with sqlite3.connect(db) as con:
+                con.execute("INSERT INTO t VALUES (2)")
+            con.close()
+            cur.execute(sql)
+            assert cur.fetchall() == [(1,), (2,)]
+            make(tmp_path / "lite.new", [3], extra_table=True)
+            os.replace(tmp_path / "lite.new", db)
+            for _ in range(3):  # every pooled connection, not only a new one
+                cur.execute(sql)
+                assert cur.fetchall() == [(3,)]
+            assert "added" in {t["table_name"] for c in conn.adbc_get_objects(depth="tables", catalog_filter="lite")
+                               .read_all().to_pylist() for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+    finally:
+        served.signal(signal.SIGTERM)
+        served.wait(30)
+        served.stop()
