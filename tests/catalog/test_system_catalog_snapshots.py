@@ -145,8 +145,9 @@ def _run(backend: SystemBackend, sql: str, parameters=None) -> list:
 
 
 def _engine(store, sql: str, parameters=None, user: str | None = None) -> list:
-    """DuckDB's own answer over the whole tables (one user's history rows alone, for a user)."""
+    """DuckDB's own answer over the whole tables (one user's history rows alone, for a user), in UTC as the gateway."""
     with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'Etc/UTC'")
         for name, build in SYSTEM_TABLES.items():
             table = system_tables.query_history_table(store, user) if name == "query_history" else build(store)
             con.register(name, table)

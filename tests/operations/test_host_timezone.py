@@ -10,7 +10,7 @@ timestamp compared with a TIMESTAMPTZ shifted by five and a half hours. The serv
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
@@ -92,3 +92,8 @@ def test_the_system_catalogs_recent_history_is_recent(served):
                                          "AND sql_text LIKE '%42 AS marker%'").column("n")[0].as_py()
 
     wait_for(lambda: recent() >= 1, 20)
+    # A naive timestamp means UTC there too: in Asia/Kolkata this bound would lie four and a half hours ago.
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    got = _gateway(server.location, "SELECT count(*) AS n FROM system.main.query_history "
+                                    f"WHERE created_at < TIMESTAMP '{soon}' AND sql_text LIKE '%42 AS marker%'")
+    assert got.column("n")[0].as_py() >= 1
