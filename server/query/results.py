@@ -209,6 +209,8 @@ class ResultStream:
         stats, limits = self.stats, self.limits
         max_rows, max_bytes = limits.max_result_rows, limits.max_result_bytes
         try:
+            if conform and reader.schema.names != schema.names:
+                raise _changed(schema, reader.schema)
             for batch in within_message_limit(_held_within(reader, limits.memory_limit_bytes),
                                               limits.max_message_bytes):
                 if self._stop is not None:  # what the engine computed before it saw the stop is not sent
@@ -222,7 +224,7 @@ class ResultStream:
                 stats.rows += batch.num_rows
                 stats.bytes += batch.nbytes
                 # Clients require the stream's schema to equal the announced one (nullability, types).
-                yield batch.cast(schema) if conform else batch
+                yield _conformed(batch, schema) if conform else batch
             self.complete = True
         except LimitExceededError as exc:
             self.execution.cancel()
@@ -279,3 +281,20 @@ def _cap(what: str, limit: int, name: str, limits: QueryLimits) -> LimitExceeded
         f"the result has more than {limit} {what}, {whose} limit ({name}={limit}): the first rows were "
         "sent; add a filter or a LIMIT, or ask the operator to raise the limit"
     )
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    try:
+        return batch.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise _changed(schema, batch.schema) from None
+
+
+def _changed(announced: pa.Schema, now: pa.Schema) -> InvalidQueryError:
+    """The result no longer has the columns announced when the statement was prepared (the source changed since)."""
+    def columns(schema: pa.Schema) -> str:
+        shown = ", ".join(f"{f.name}: {f.type}" for f in list(schema)[:8])
+        return shown + (f", … ({len(schema)} columns)" if len(schema) > 8 else "")
+
+    return InvalidQueryError(f"the statement's result changed since it was prepared (announced {columns(announced)}; "
+                             f"now {columns(now)}): prepare it again")

@@ -81,6 +81,29 @@ def test_a_file_renamed_over_the_source_is_served_at_once_and_a_stream_under_way
     assert any("its data was replaced" in line for line in served.err)
 
 
+def test_a_statement_prepared_before_a_swap_that_changed_its_columns_is_refused_clearly(shop):
+    """Its handle announces the old columns: executing it failed INTERNAL with pyarrow's cast message."""
+    served, db = shop
+    sql = "SELECT * FROM shop.main.t WHERE 1 = ?"
+    with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.adbc_prepare(sql)
+        cur.execute(sql, parameters=(1,))
+        assert cur.fetchall() == [(1,)]
+        aside = db.with_suffix(".new")
+        with duckdb.connect(str(aside)) as con:
+            con.execute("CREATE TABLE t AS SELECT 'x' AS v, 2 AS w")
+        os.replace(aside, db)
+        with pytest.raises(flightsql.ProgrammingError) as refused:
+            cur.execute(sql, parameters=(1,))
+            cur.fetchall()
+        message = str(refused.value)
+        assert "INVALID_ARGUMENT" in message and "prepare it again" in message, message
+        assert "announced v: int32; now v: string, w: int32" in message, message
+        with conn.cursor() as again:  # prepared anew, it answers as the engine does
+            again.execute(sql, parameters=(1,))
+            assert again.fetchall() == _engine_answer(db, "SELECT * FROM t WHERE 1 = 1") == [("x", 2)]
+
+
 def test_a_sqlite_file_renamed_over_the_source_is_served_and_writes_in_place_still_are(tmp_path):
     """SQLite's readers see writes in place; the pooled connections kept the old file after a rename."""
     db = tmp_path / "lite.db"
