@@ -31,6 +31,7 @@ from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.models import utcnow
 from nexus_flight.catalog.schema_cache import (
+    CachedSchema,
     cached_schema,
     cached_table_schema,
     cached_tables,
@@ -49,6 +50,10 @@ from nexus_flight.core.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 _WARNINGS = ThrottledLog(log)
+#: How long the cached schema read last answers without asking the catalog whether it changed.
+_REUSE_SECONDS = 1.0
+#: The least time between two background refreshes of one source's metadata (one that is down is not hammered).
+_REFRESH_RETRY_SECONDS = 10.0
 
 
 def _family(info: SourceInfo) -> type[Backend] | None:
@@ -84,6 +89,11 @@ class CatalogBackend(Backend):
         self.identity = self.current_identity()
         #: Read metadata from the source rather than the cache once (the data it names was swapped).
         self.reread_metadata = False
+        # The cached schema read last (``_content``), when, and the background refresh under way.
+        self._known: CachedSchema | None = None
+        self._known_at = float("-inf")
+        self._refreshing = False
+        self._refresh_started = float("-inf")
 
     def current_identity(self) -> Hashable | None:
         """What names the source's data now (a DuckDB file's inode and time); None where nothing is watched."""
@@ -280,30 +290,65 @@ class CatalogBackend(Backend):
     # -- metadata: through the schema cache ------------------------------------------------------------------
 
     def _content(self) -> dict[str, Any]:
+        """The source's cached metadata; read from the source when there is none yet or its data was swapped.
+
+        Past ``schema_cache_ttl_seconds`` (or marked stale) the cached content still answers at once while one
+        refresh runs in the background: a BI tool's metadata request neither waits for a snapshot of a large
+        source (seconds for thousands of tables) nor for a source that is down. The content read last is reused
+        while the catalog's version is unchanged, and for a moment without asking the catalog at all: GetTables
+        with schemas asks for every table of the source in turn.
+        """
+        known = self._known
+        if known is not None and not self.reread_metadata and time.monotonic() - self._known_at < _REUSE_SECONDS:
+            return known.content
         try:
-            cached = cached_schema(self.store, self.name)
+            cached = cached_schema(self.store, self.name, known=known)
         except CatalogUnavailableError:  # the catalog is away: the source itself answers, nothing is cached
             _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
             return self._call(snapshot_backend)
-        fresh_enough = cached is not None and utcnow() - cached.refreshed_at < self.schema_ttl
-        if cached is not None and fresh_enough and not cached.stale and not self.reread_metadata:
-            return cached.content
+        if cached is None or self.reread_metadata or not self.schema_ttl:  # a TTL of 0: always the source's own
+            return self._read_source(cached)
+        self._known, self._known_at = cached, time.monotonic()
+        if cached.stale or utcnow() - cached.refreshed_at >= self.schema_ttl:
+            self._refresh_in_background()
+        return cached.content
+
+    def _read_source(self, cached: CachedSchema | None) -> dict[str, Any]:
+        """Snapshot the source into the cache; if it cannot be reached, mark what is cached stale and answer it."""
         try:
             content = self._call(snapshot_backend)
         except BackendUnavailableError as exc:
             if cached is None:
                 raise
             mark_stale(self.store, self.name, exc.message)
-            log.warning(
-                "source %s is unreachable; answering metadata from its stale cached schema", self.name
-            )
+            log.warning("source %s is unreachable; answering metadata from its stale cached schema", self.name)
             return cached.content
         self.reread_metadata = False
+        self._known = None
         try:
             save_schema(self.store, self.name, content)
         except CatalogUnavailableError:  # kept next time the catalog answers
             _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
         return content
+
+    def _refresh_in_background(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._refreshing or self._retired or now - self._refresh_started < _REFRESH_RETRY_SECONDS:
+                return
+            self._refreshing, self._refresh_started = True, now
+        threading.Thread(target=self._refresh, name=f"schema-refresh-{self.name}", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            self._read_source(self._known)
+        except GatewayError as exc:  # answered from the cache meanwhile; the next request after the retry delay
+            log.info("metadata of %s not refreshed: %s", self.name, exc.message)
+        except Exception:
+            log.exception("metadata of %s not refreshed", self.name)
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def list_schemas(self) -> list[str]:
         """List schema names, from the cache when fresh or the source is down."""

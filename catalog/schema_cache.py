@@ -18,7 +18,7 @@ import base64
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -300,12 +300,19 @@ def mark_stale(store: CatalogStore, source: str, error: str) -> None:
             current.last_error = storable_text(SCRUBBER.scrub(error))
 
 
-def cached_schema(store: CatalogStore, source: str) -> CachedSchema | None:
-    """Return the current cached schema of a source, or None before the first refresh."""
+def cached_schema(store: CatalogStore, source: str, known: CachedSchema | None = None) -> CachedSchema | None:
+    """Return the current cached schema of a source, or None before the first refresh.
+
+    ``known``: one read before; while it is still the current version its content is reused, not read again (a
+    large source's content is megabytes of JSON).
+    """
     with store.session() as session:
         current = session.get(SourceSchema, _source_id(session, source))
         if current is None:
             return None
+        if known is not None and known.version_id == current.current_version:
+            return replace(known, refreshed_at=current.refreshed_at, stale=current.stale,
+                                       last_error=current.last_error, previous_version=current.previous_version)
         version = session.get(SourceSchemaVersion, (current.source_id, current.current_version))
         return CachedSchema(
             source,

@@ -269,7 +269,8 @@ class ServerSettings(_Strict):
     health_checks: bool = True
     #: How often active sources are probed (error sources follow the 30 s … 600 s backoff).
     health_check_interval_seconds: float = Field(300.0, ge=5)
-    #: How long a cached schema answers metadata before the source is asked again.
+    #: How long a cached schema answers metadata before the source is asked again (in the background: the cached
+    #: one answers meanwhile; 0: every metadata request asks the source).
     schema_cache_ttl_seconds: float = Field(300.0, ge=0)
 
     # -- operations

@@ -1,0 +1,83 @@
+"""Metadata of a source with thousands of tables, as BI tools ask for it on connecting and browsing.
+
+GetTables with schemas (``adbc_get_objects`` to columns, DBeaver's navigator) asks for every table in turn; each
+read the source's whole cached schema (megabytes of JSON for 2,000 tables) from the catalog again, so the request
+took 45 s for 2,000 PostgreSQL tables, every time. And once the cache was older than its TTL the request that found
+it so waited for a new snapshot of the whole source (7 s for those tables), or for a source that was down.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+from tests.operations.serving import serve
+
+TABLES = 1500
+
+
+def _tables(conn, depth: str = "tables") -> dict[str, list[str]]:
+    objects = conn.adbc_get_objects(depth=depth, catalog_filter="lite").read_all().to_pylist()
+    return {t["table_name"]: [c["column_name"] for c in (t["table_columns"] or [])]
+            for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
+
+
+def _timed(call):
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+@pytest.fixture
+def lite(tmp_path):
+    db = tmp_path / "lite.db"
+    with sqlite3.connect(db) as con:
+        for i in range(TABLES):
+            con.execute(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, a TEXT, b REAL, c INTEGER, d BLOB)")
+    con.close()
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[server]\nschema_cache_ttl_seconds = 2\n\n'
+                      f'[[sources]]\nname = "lite"\ntype = "sqlite"\noptions = {{ path = "{db}" }}\n')
+    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
+    try:
+        yield served, db
+    finally:
+        served.signal(signal.SIGTERM)
+        served.wait(30)
+        served.stop()
+
+
+def test_columns_of_every_table_cost_about_what_the_table_list_does(lite):
+    served, db = lite
+    with flightsql.connect(served.location, autocommit=True) as conn:
+        listed, snapshot = _timed(lambda: _tables(conn))  # the first asks the source itself
+        assert len(listed) == TABLES
+        _, cached = _timed(lambda: _tables(conn))
+        columns, described = _timed(lambda: _tables(conn, "columns"))
+    with sqlite3.connect(db) as con:  # the engine's own catalog
+        expected = {name: [c[1] for c in con.execute(f"PRAGMA table_info({name})")]
+                    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert columns == expected
+    print(f"snapshot {snapshot:.2f} s, cached list {cached:.2f} s, every table's columns {described:.2f} s")
+    assert described < 5 * cached + 1.0, (described, cached)
+
+
+def test_an_expired_cache_answers_at_once_and_is_refreshed_behind(lite):
+    served, db = lite
+    with flightsql.connect(served.location, autocommit=True) as conn:
+        _, snapshot = _timed(lambda: _tables(conn))
+        time.sleep(2.5)  # past the TTL
+        with sqlite3.connect(db) as con:
+            con.execute("CREATE TABLE added (x INTEGER)")
+        con.close()
+        listed, answered = _timed(lambda: _tables(conn))
+        assert "added" not in listed and answered < snapshot / 3, (answered, snapshot)
+        deadline = time.monotonic() + 60
+        while "added" not in _tables(conn):  # the refresh started by that request lands
+            assert time.monotonic() < deadline, "the background refresh never landed"
+            time.sleep(0.2)
