@@ -80,8 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
         while (received := waiter.wait()) == "SIGHUP":
             reload_or_explain(args.config, given_settings(args), gateway, catalog.store,
                               say=lambda text: print(text, flush=True))
-        print(f"{received}: shutting down (drain_seconds={settings.drain_seconds:g})", flush=True)
-        drain(gateway, settings.drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
+        drain_seconds = gateway.settings.drain_seconds  # as the last reload left it
+        print(f"{received}: shutting down (drain_seconds={drain_seconds:g})", flush=True)
+        drain(gateway, drain_seconds, f"{received} received", say=lambda text: print(text, flush=True))
         if not gateway.shutdown(wait_seconds=10):
             print("calls still open after the drain (clients not reading): exiting without them", flush=True)
             if limits is not None:

@@ -8,10 +8,11 @@ rows, message size), the validator's limits, the default limits of users and API
 the memory settings (``memory_limit`` for queries that start afterwards; ``memory_budget``,
 ``admission_queue_size`` and ``admission_timeout_seconds`` at once, waiting queries included;
 ``idle_query_instances``, closing idle instances beyond a lower count; ``max_temp_directory_size`` for DuckDB
-instances opened afterwards), and the log levels and format. Open connections, sessions, tickets
-and running streams are untouched (a running query keeps the limits it started with; only a source whose own
-configuration changed gets a new connection, as after ``nexus-flight sources update``). Settings that decide what
-the process listens on or where its state lives need a restart: those that changed are named in the log.
+instances opened afterwards), ``drain_seconds`` for the next stop, and the log levels and format. Open
+connections, sessions, tickets and running streams are untouched (a running query keeps the limits it started
+with; only a source whose own configuration changed gets a new connection, as after ``nexus-flight sources
+update``). Settings that decide what the process listens on, advertises or where its state lives, and those read
+once at start (``RESTART_ONLY``), need a restart: those that changed are named in the log.
 A configuration that does not load is refused whole, naming the problem; the running one stays.
 """
 
@@ -33,7 +34,8 @@ RESTART_ONLY = (
     "process_memory_limit", "http_port", "http_host", "handle_ttl_seconds", "max_tickets",
     "max_tickets_per_client", "max_prepared_statements", "max_prepared_statements_per_client", "health_checks",
     "health_check_interval_seconds", "history_retention_days", "record_parameters", "schema_cache_ttl_seconds",
-    "default_source", "limit_counts", "slot_lease_seconds",
+    "default_source", "limit_counts", "slot_lease_seconds", "audit_retention_days", "system_table_rows",
+    "validate_sql", "max_endpoints", "advertised_locations",
 )
 
 

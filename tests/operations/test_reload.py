@@ -94,6 +94,30 @@ def test_sighup_adds_sources_and_applies_limits_without_dropping_connections(dat
         served.stop()
 
 
+def test_a_reload_names_what_only_a_restart_applies_and_applies_the_drain_time(data_dir, tmp_path):
+    """These were reported as "settings changed" and never applied: read once, when the gateway started."""
+    source = '[[sources]]\nname = "first"\ntype = "duckdb"\noptions = { setup_sql = ["SELECT 1"] }\n'
+    config = tmp_path / "gateway.toml"
+    config.write_text("[server]\ndrain_seconds = 30\n\n" + source)
+    served = serve(data_dir, "--config", str(config))
+    try:
+        config.write_text("[server]\ndrain_seconds = 1\nsystem_table_rows = 10\naudit_retention_days = 7\n"
+                          "max_endpoints = 2\n\n" + source)
+        served.signal(signal.SIGHUP)
+        wait_for(lambda: any("configuration reloaded" in line for line in served.out))
+        wait_for(lambda: any("apply only after a restart" in line for line in served.err))
+        warning = next(line for line in served.err if "apply only after a restart" in line)
+        for name in ("system_table_rows", "audit_retention_days", "max_endpoints"):
+            assert name in warning, warning
+        line = next(line for line in served.out if "configuration reloaded" in line)
+        assert "settings changed: drain_seconds;" in line, line
+        served.signal(signal.SIGTERM)
+        assert served.wait(30) == 0
+        assert any("shutting down (drain_seconds=1)" in line for line in served.out), served.out
+    finally:
+        served.stop()
+
+
 def _answers(cur, source: str):
     try:
         cur.execute(f"SELECT answer FROM {source}.main.answers")
