@@ -42,7 +42,13 @@ from nexus_flight.catalog.schema_cache import (
 from nexus_flight.catalog.source_types import suggest
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.catalog.system_backend import DEFAULT_MAX_LOG_ROWS, SYSTEM_CATALOG, SystemBackend
-from nexus_flight.core.errors import BackendUnavailableError, CatalogUnavailableError, GatewayError, NotFoundError
+from nexus_flight.core.errors import (
+    SOURCE_FAILURES,
+    BackendUnavailableError,
+    CatalogUnavailableError,
+    GatewayError,
+    NotFoundError,
+)
 from nexus_flight.core.identifiers import IdentifierRules, identifier_rules, rules_of
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceProfile, SourceSpec
@@ -94,6 +100,8 @@ class CatalogBackend(Backend):
         self._known_at = float("-inf")
         self._refreshing = False
         self._refresh_started = float("-inf")
+        #: When a snapshot with nothing cached last failed because the source could not be reached, and why.
+        self._snapshot_failed: tuple[float, GatewayError] | None = None
 
     def current_identity(self) -> Hashable | None:
         """What names the source's data now (a DuckDB file's inode and time); None where nothing is watched."""
@@ -307,24 +315,35 @@ class CatalogBackend(Backend):
             _WARNINGS.warning("schema", "the catalog did not answer; metadata read from the sources themselves")
             return self._call(snapshot_backend)
         if cached is None or self.reread_metadata or not self.schema_ttl:  # a TTL of 0: always the source's own
-            return self._read_source(cached)
+            return self._read_source(cached, remember_failure=cached is None)
         self._known, self._known_at = cached, time.monotonic()
         if cached.stale or utcnow() - cached.refreshed_at >= self.schema_ttl:
             self._refresh_in_background()
         return cached.content
 
-    def _read_source(self, cached: CachedSchema | None) -> dict[str, Any]:
-        """Snapshot the source into the cache; if it cannot be reached, mark what is cached stale and answer it."""
+    def _read_source(self, cached: CachedSchema | None, remember_failure: bool = False) -> dict[str, Any]:
+        """Snapshot the source into the cache; if it cannot be reached, mark what is cached stale and answer it.
+
+        ``remember_failure``: with nothing cached, a source that could not be reached is not asked again for
+        ``_REFRESH_RETRY_SECONDS``: browsing every catalog would otherwise wait its connect timeout each time.
+        """
+        failed = self._snapshot_failed
+        if remember_failure and failed is not None and time.monotonic() - failed[0] < _REFRESH_RETRY_SECONDS:
+            raise failed[1]
         try:
             content = self._call(snapshot_backend)
-        except BackendUnavailableError as exc:
+        except SOURCE_FAILURES as exc:
             if cached is None:
+                if remember_failure and not isinstance(exc, CatalogUnavailableError):  # the source's, not ours
+                    self._snapshot_failed = (time.monotonic(), exc)
+                raise
+            if not isinstance(exc, BackendUnavailableError):
                 raise
             mark_stale(self.store, self.name, exc.message)
             log.warning("source %s is unreachable; answering metadata from its stale cached schema", self.name)
             return cached.content
         self.reread_metadata = False
-        self._known = None
+        self._known, self._snapshot_failed = None, None
         try:
             save_schema(self.store, self.name, content)
         except CatalogUnavailableError:  # kept next time the catalog answers

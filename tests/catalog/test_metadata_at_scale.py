@@ -9,6 +9,7 @@ it so waited for a new snapshot of the whole source (7 s for those tables), or f
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
 import time
 
@@ -81,3 +82,33 @@ def test_an_expired_cache_answers_at_once_and_is_refreshed_behind(lite):
         while "added" not in _tables(conn):  # the refresh started by that request lands
             assert time.monotonic() < deadline, "the background refresh never landed"
             time.sleep(0.2)
+
+
+def test_a_source_that_hangs_and_was_never_described_delays_one_browse_not_every_one(tmp_path, demo_data_dir):
+    """A server that accepts connections and never answers: each browse of every catalog waited its connect timeout."""
+    from tests.operations.serving import share_demo
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel completes the handshakes; nobody ever answers
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[sources]]\nname = "hung"\ntype = "postgresql"\n'
+                      f'options = {{ host = "127.0.0.1", port = {hung.getsockname()[1]}, database = "x", '
+                      'username = "reader", connect_timeout_seconds = 3 }\n')
+    served = serve(share_demo(tmp_path / "data", demo_data_dir), "--config", str(config))
+    try:
+        with flightsql.connect(served.location, autocommit=True) as conn:
+            def browse() -> set[str]:
+                objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+                return {f'{c["catalog_name"]}.{t["table_name"]}' for c in objects
+                        for s in c["catalog_db_schemas"] or [] for t in s["db_schema_tables"] or []}
+
+            first, waited = _timed(browse)
+            again, answered = _timed(browse)
+        assert "demo.nation" in first and first == again
+        assert waited >= 3 and answered < 1.5, (waited, answered)
+    finally:
+        served.signal(signal.SIGTERM)
+        served.wait(30)
+        served.stop()
+        hung.close()
