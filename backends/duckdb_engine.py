@@ -44,6 +44,7 @@ import pyarrow as pa
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.early_cancel import EarlyCancel
 from nexus_flight.backends.engine_messages import first_line
+from nexus_flight.backends.file_identity import file_identity
 from nexus_flight.backends.limits import planning_limits, timeout_error
 from nexus_flight.backends.spill_folders import process_folder
 from nexus_flight.backends.spill_guard import SPILL_GUARD, Watch
@@ -82,6 +83,13 @@ class _QueryInstances:
 #: connection that runs it, and each cursor starts in the host's zone — so ``CAST(ts AS DATE)``, ``date_trunc``,
 #: a naive timestamp compared with a TIMESTAMPTZ and the zone of every TIMESTAMPTZ column would follow the host.
 PIN_UTC = "SET GLOBAL TimeZone = 'Etc/UTC'"
+
+#: Database file path -> which file it named (``_identity``) when this process's DuckDB instance of it opened.
+_OPENED_FILES: dict[str, tuple[int, ...] | None] = {}
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    return file_identity(path, with_content=True)
 
 _INSTANCES = _QueryInstances()
 #: Every open engine, for the memory their idle query instances hold (``IdleQueryInstances``).
@@ -248,16 +256,25 @@ class DuckDBEngine:
         if temp_directory:
             config["temp_directory"] = temp_directory
         in_memory = path == ":memory:"
+        self._base_folder: str | None = None
+        self._use: str | None = None
         with self.errors():
             if not in_memory and not Path(path).exists():
                 raise BackendUnavailableError(f"[{label}] database file not found: {Path(path).name}", source=source)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
+            shared = self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
+            if not in_memory and shared and _OPENED_FILES.get(os.path.abspath(path)) != _identity(path):
+                # The process's open instance of this path is of the file it named before (renamed over since).
+                self._db.close()
+                self._db, shared = self._attached(path, config), False
+            elif not in_memory and not shared:
+                _OPENED_FILES[os.path.abspath(path)] = _identity(path)
             # What DuckDB calls the database (``memory`` in memory, ``memory.duckdb`` is ``memory`` too,
             # ``system.duckdb`` ``system_db``): a file's query instances attach it under the same name, and an
             # in-memory source's are in memory themselves, so qualified names mean the same there.
             self._database_name: str = self._db.execute("SELECT current_database()").fetchone()[0]
             self._catalog_name: str | None = None if in_memory else self._database_name
-            if self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:
+            if shared:
                 return  # the same file is already open in this process (DuckDB shares one instance), set up
             self._db.execute(PIN_UTC)
             for statement in setup_sql:
@@ -265,6 +282,39 @@ class DuckDBEngine:
             # Once set up, nothing a query says can reach outside the database or change its settings.
             self._db.execute("SET enable_external_access = false")
             self._db.execute("SET lock_configuration = true")
+
+    def _attached(self, path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        """An empty database of the engine's own, read-only, with the source's file attached read-only and in use.
+
+        For a file renamed over a path whose old file the process still has open: ``duckdb.connect(path)`` would
+        hand back the instance already open (the old file) for as long as this engine lived, while ``ATTACH``
+        opens what the path names now. The attached database keeps the name DuckDB gives the file; the empty one
+        is named apart from it. Every cursor of it is pointed at the attached one (``_cursor``).
+        """
+        folder = tempfile.mkdtemp(prefix="nexus-duckdb-")
+        try:
+            base_name = "nexus_engine_base" if Path(path).stem != "nexus_engine_base" else "nexus_engine_base_"
+            base = os.path.join(folder, f"{base_name}.duckdb")
+            duckdb.connect(base).close()
+            db = duckdb.connect(base, read_only=True, config=config)
+            literal = "'" + str(path).replace("'", "''") + "'"
+            db.execute(f"ATTACH {literal} (READ_ONLY)")
+            name = db.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal "
+                              "AND database_name <> ?", [base_name]).fetchone()[0]
+            self._use = f"USE {_identifier(name)}"
+            db.execute(self._use)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._base_folder = folder
+        return db
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor of the engine's database (a ``USE`` holds for one connection: each new one repeats it)."""
+        cursor = self._db.cursor()
+        if self._use is not None:
+            cursor.execute(self._use)
+        return cursor
 
     @property
     def catalog_name(self) -> str | None:
@@ -315,7 +365,7 @@ class DuckDBEngine:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """Return a fresh cursor for one query (the caller registers what the query reads besides the database)."""
         with self.errors():
-            return self._db.cursor()
+            return self._cursor()
 
     def query_memory(self, limits: QueryLimits) -> str:
         """A query's memory limit as DuckDB takes it: the limits' own, else the engine's (the source's option)."""
@@ -462,7 +512,7 @@ class DuckDBEngine:
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         """Run a short metadata query on a fresh cursor and return its rows."""
-        cursor = self._db.cursor()
+        cursor = self._cursor()
         try:
             with self.errors():
                 return cursor.execute(sql, params).fetchall()
@@ -553,7 +603,7 @@ class DuckDBEngine:
         """Return the Arrow type DuckDB exports a DuckDB type as (asked once per type, then cached)."""
         arrow = self._arrow_types.get(duckdb_type)
         if arrow is None:
-            cursor = self._db.cursor()
+            cursor = self._cursor()
             try:
                 probe = cursor.execute(f"SELECT CAST(NULL AS {duckdb_type}) AS t").to_arrow_reader().schema
             finally:
@@ -610,6 +660,8 @@ class DuckDBEngine:
             instance.close()
         with contextlib.suppress(duckdb.Error):
             self._db.close()
+        if self._base_folder is not None:
+            shutil.rmtree(self._base_folder, ignore_errors=True)
         if self._cleanup is not None:
             self._cleanup()
 

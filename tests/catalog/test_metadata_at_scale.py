@@ -64,20 +64,19 @@ def test_columns_of_every_table_cost_about_what_the_table_list_does(lite):
                     for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     con.close()
     assert columns == expected
-    print(f"snapshot {snapshot:.2f} s, cached list {cached:.2f} s, every table's columns {described:.2f} s")
-    assert described < 5 * cached + 1.0, (described, cached)
+    # Not a measurement (benchmarks/metadata_bench.py is): reading the cache once per table took 40 s here.
+    assert described < 5 * cached + 1.0, (snapshot, cached, described)
 
 
 def test_an_expired_cache_answers_at_once_and_is_refreshed_behind(lite):
     served, db = lite
     with flightsql.connect(served.location, autocommit=True) as conn:
-        _, snapshot = _timed(lambda: _tables(conn))
+        _tables(conn)
         time.sleep(2.5)  # past the TTL
         with sqlite3.connect(db) as con:
             con.execute("CREATE TABLE added (x INTEGER)")
         con.close()
-        listed, answered = _timed(lambda: _tables(conn))
-        assert "added" not in listed and answered < snapshot / 3, (answered, snapshot)
+        assert "added" not in _tables(conn)  # answered from the cache, not after a new snapshot
         deadline = time.monotonic() + 60
         while "added" not in _tables(conn):  # the refresh started by that request lands
             assert time.monotonic() < deadline, "the background refresh never landed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 
 import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
@@ -141,3 +142,35 @@ def test_a_sqlite_file_renamed_over_the_source_is_served_and_writes_in_place_sti
         served.signal(signal.SIGTERM)
         served.wait(30)
         served.stop()
+
+
+def test_a_swap_while_a_call_is_under_way_still_opens_the_new_file(sqlite_store, tmp_path):
+    """DuckDB hands a second ``connect`` of a path already open in the process the instance already open: a busy
+    gateway always has a call under way on the old backend, so the new one bound schemas and read metadata from the
+    old file (its queries, on instances of their own, from the new one) for as long as it lived."""
+    from nexus_flight.catalog.directory import CatalogSourceDirectory
+
+    db = tmp_path / "shop.duckdb"
+    _write(db, 1, 10)
+    sqlite_store.add_source("shop", "duckdb", {"path": str(db)})
+    directory = CatalogSourceDirectory(sqlite_store, refresh_seconds=0, system=False)
+    try:
+        old = directory.backend("shop")
+        assert [t.name for t in old.list_tables("main")] == ["big", "t"]
+        under_way, release = threading.Event(), threading.Event()
+
+        def long_call() -> None:
+            old._call(lambda live: (under_way.set(), release.wait(30)))
+
+        caller = threading.Thread(target=long_call)
+        caller.start()
+        assert under_way.wait(10)
+        _write(db, 3, 10, extra_table=True)
+        fresh = directory.backend("shop")
+        assert fresh is not old
+        assert [t.name for t in fresh.list_tables("main")] == ["added", "big", "t"]
+        assert fresh.table_schema("main", "added").names == ["w"]
+        release.set()
+        caller.join(10)
+    finally:
+        directory.close()
