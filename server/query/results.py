@@ -209,8 +209,6 @@ class ResultStream:
         stats, limits = self.stats, self.limits
         max_rows, max_bytes = limits.max_result_rows, limits.max_result_bytes
         try:
-            if conform and reader.schema.names != schema.names:
-                raise _changed(schema, reader.schema)
             for batch in within_message_limit(_held_within(reader, limits.memory_limit_bytes),
                                               limits.max_message_bytes):
                 if self._stop is not None:  # what the engine computed before it saw the stop is not sent
@@ -284,6 +282,9 @@ def _cap(what: str, limit: int, name: str, limits: QueryLimits) -> LimitExceeded
 
 
 def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    # Asked of the batches, not of the reader: an upstream may announce no columns for a result without rows.
+    if batch.schema.names != schema.names:
+        raise _changed(schema, batch.schema)
     try:
         return batch.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
