@@ -438,31 +438,57 @@ class CatalogSourceDirectory:
         self.schema_ttl_seconds = schema_ttl_seconds
         self._sources: dict[str, SourceInfo] = {}
         self._listed_once = False
+        self._listing = False
         self._loaded_at = float("-inf")
         self._backends: dict[str, CatalogBackend] = {}
         self._lock = threading.Lock()
 
     def _catalog_sources(self) -> dict[str, SourceInfo]:
-        gone: list[CatalogBackend] = []
+        """The catalog's sources (not disabled), listed again once ``refresh_seconds`` old.
+
+        One caller lists while the others go on with the list as it was (except for the first listing: there is
+        nothing to go on with), so a catalog with hundreds of sources, or a slow one, does not stall every query.
+        """
         with self._lock:
-            if time.monotonic() - self._loaded_at >= self.refresh_seconds:
-                try:
-                    listed = self.store.list_sources()
-                except CatalogUnavailableError:
-                    if self._listed_once is False:
-                        raise
-                    # The catalog is away (a restart, a failover): the sources as last listed go on serving.
-                    _WARNINGS.warning("sources", "the catalog did not answer; serving its sources as last listed")
-                else:
-                    self._sources = {s.name: s for s in listed if s.status != "inactive"}
-                    self._listed_once = True
-                    # A removed or disabled source's pool would otherwise keep its connections open for good.
-                    gone = [self._backends.pop(name) for name in list(self._backends) if name not in self._sources]
-                self._loaded_at = time.monotonic()
-            sources = self._sources
+            if self._listing or time.monotonic() - self._loaded_at < self.refresh_seconds:
+                return self._sources
+            if not self._listed_once:
+                sources, gone = self._take(self._read())
+            else:
+                self._listing, sources, gone = True, None, []
+        if sources is None:
+            try:
+                listed = self._read()
+            finally:
+                with self._lock:
+                    self._listing = False
+            with self._lock:
+                sources, gone = self._take(listed)
         for backend in gone:
             backend.retire(None)
         return sources
+
+    def _read(self) -> list[SourceInfo] | None:
+        """The catalog's sources; None when it does not answer and a list was taken before (it goes on serving)."""
+        try:
+            return self.store.list_sources()
+        except CatalogUnavailableError:
+            if not self._listed_once:
+                raise
+            # The catalog is away (a restart, a failover): the sources as last listed go on serving.
+            _WARNINGS.warning("sources", "the catalog did not answer; serving its sources as last listed")
+            return None
+
+    def _take(self, listed: list[SourceInfo] | None) -> tuple[dict[str, SourceInfo], list[CatalogBackend]]:
+        """Keep a new listing (lock held); return the sources and the backends of those gone, to retire."""
+        gone: list[CatalogBackend] = []
+        if listed is not None:
+            self._sources = {s.name: s for s in listed if s.status != "inactive"}
+            self._listed_once = True
+            # A removed or disabled source's pool would otherwise keep its connections open for good.
+            gone = [self._backends.pop(name) for name in list(self._backends) if name not in self._sources]
+        self._loaded_at = time.monotonic()
+        return self._sources, gone
 
     def names(self) -> list[str]:
         """Catalog sources that are not disabled, the fallback's sources and ``system``, sorted."""

@@ -288,7 +288,15 @@ class CatalogStore:
                 query = query.where(DataSource.type == type)
             if status:
                 query = query.where(DataSource.status == status)
-            return [self._info(session, row) for row in session.scalars(query)]
+            rows = list(session.scalars(query))
+            # One read of every source's credential facts, not one per source (the gateway lists every 2 s).
+            credentials = {
+                source_id: (auth_type, expires)
+                for source_id, auth_type, expires in session.execute(
+                    select(CredentialRecord.source_id, CredentialRecord.auth_type, CredentialRecord.token_expires_at)
+                )
+            }
+            return [self._info(session, row, credentials.get(row.id, ())) for row in rows]
 
     def set_status(self, name: str, status: str, error: str | None = None, **health: Any) -> SourceInfo:
         """Move a source to a new status (DS-011) and log the change.
@@ -428,8 +436,11 @@ class CatalogStore:
     def _open(self, source_id: str, record: CredentialRecord) -> dict[str, SecretStr]:
         return self.vault.open(source_id, _sealed(record))
 
-    def _info(self, session: Session, row: DataSource) -> SourceInfo:
-        record = session.get(CredentialRecord, row.id)
+    def _info(self, session: Session, row: DataSource, credential: tuple | None = None) -> SourceInfo:
+        """``credential``: the source's (auth type, token expiry) when already read (``()``: it has none)."""
+        if credential is None:
+            record = session.get(CredentialRecord, row.id)
+            credential = (record.auth_type, record.token_expires_at) if record else ()
         return SourceInfo(
             id=row.id,
             name=row.name,
@@ -437,8 +448,8 @@ class CatalogStore:
             status=row.status,
             options=dict(row.config.get("options", {})),
             secret_names=tuple(row.config.get("secret_names", ())),
-            auth_type=record.auth_type if record else row.config.get("auth_type", "none"),
-            token_expires_at=record.token_expires_at if record else None,
+            auth_type=credential[0] if credential else row.config.get("auth_type", "none"),
+            token_expires_at=credential[1] if credential else None,
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_error=row.last_error,

@@ -551,3 +551,33 @@ def test_a_disabled_or_removed_source_closes_its_connections(sqlite_store, postg
             assert _settled_connections(postgres_server, before) == before
     finally:
         gateway.shutdown()
+
+
+def test_a_slow_listing_of_the_sources_stalls_only_the_caller_that_lists(pg_store, pg_schema, postgres_server):
+    """Every query asks the directory for its source; the one that found the list due read the catalog while holding
+    the directory's lock, so a slow catalog (here: its table locked by another session) stopped every query."""
+    import threading
+
+    pg_store.add_source("mem", "duckdb", {"setup_sql": ["SELECT 1"]})
+    directory = CatalogSourceDirectory(pg_store, refresh_seconds=0.1, system=False)
+    assert "mem" in directory.names()
+    locker = psycopg.connect(postgres_server.dsn())
+    try:
+        locker.execute(f'LOCK TABLE "{pg_schema}".data_sources IN ACCESS EXCLUSIVE MODE')
+        time.sleep(0.2)  # the list is due
+        lister = threading.Thread(target=directory.names)
+        lister.start()
+        wait_until_waiting = time.monotonic() + 10
+        while not locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+            assert time.monotonic() < wait_until_waiting, "the listing never reached the locked table"
+            time.sleep(0.02)
+        answered: list[list[str]] = []
+        other = threading.Thread(target=lambda: answered.append(directory.names()))
+        other.start()
+        other.join(5)
+        assert answered == [["mem"]], "a query waited for another caller's listing"
+    finally:
+        locker.rollback()
+        locker.close()
+    lister.join(10)
+    directory.close()
