@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Rows deleted per transaction: a fraction of a second of SQLite's write lock.
 BATCH_ROWS = 5_000
-#: Between two batches, so that writers waiting for the lock get it before the next batch takes it again.
+#: Between two batches (or as long as the batch took, if longer), so that writers waiting for the lock get it
+#: before the next batch takes it again: the purge holds SQLite's write lock half the time at most.
 PAUSE_SECONDS = 0.02
 #: How often the retention pass runs after the first (which runs as the gateway starts).
 INTERVAL_SECONDS = 3600.0
@@ -52,13 +54,14 @@ def purge_older(
     ).scalar_subquery()
     deleted = 0
     while not stop.is_set():
+        started = time.monotonic()
         with store.session() as session:
             count = session.execute(delete(model).where(model.id.in_(oldest))).rowcount or 0
         deleted += count
         if count < batch_rows:
             break
-        if pause_seconds:
-            stop.wait(pause_seconds)
+        if pause_seconds:  # at least as long as the batch took: writers waiting (SQLite's busy handler sleeps up
+            stop.wait(max(pause_seconds, time.monotonic() - started))  # to 100 ms at a time) get their turn
     return deleted
 
 
