@@ -14,7 +14,6 @@ injectable for tests.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +25,7 @@ from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.store import CatalogStore, SourceInfo
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,10 @@ def record_failure(
     )
 
 
-class HealthChecker:
+class HealthChecker(Periodic):
     """Re-tests failed sources on their backoff schedule, and active ones periodically, in a daemon thread."""
+
+    thread_name = "catalog-health"
 
     def __init__(
         self,
@@ -139,15 +141,13 @@ class HealthChecker:
         active_interval: float | None = 300.0,
         poll_seconds: float = 5.0,
     ) -> None:
+        super().__init__(poll_seconds)
         self.store = store
         self.probe = probe
         self.clock = clock
         self.schedule = tuple(schedule)
         self.max_tries = max_tries
         self.active_interval = active_interval
-        self.poll_seconds = poll_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def due(self) -> list[str]:
         """Names of the sources whose next check is due now."""
@@ -188,26 +188,3 @@ class HealthChecker:
                 continue
             results[name] = info.status
         return results
-
-    def start(self) -> None:
-        """Run checks every ``poll_seconds`` in a daemon thread until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="catalog-health", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # keep checking: one bad pass must not end health checks
-                log.exception("health check pass failed")
-            self._stop.wait(self.poll_seconds)

@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import delete, select
 
 from nexus_flight.catalog.models import AuditEvent, QueryHistory, utcnow
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.core.errors import GatewayError
+from nexus_flight.core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ def purge_older(
 RETAINED = (("query history", QueryHistory), ("audit trail", AuditEvent))
 
 
-class RetentionKeeper:
+class RetentionKeeper(Periodic):
     """Purges the history and the audit trail past their retention: at start, then every ``interval_seconds``."""
+
+    thread_name = "catalog-retention"
 
     def __init__(
         self,
@@ -82,13 +85,11 @@ class RetentionKeeper:
         pause_seconds: float = PAUSE_SECONDS,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(interval_seconds)
         self.store = store
         self.days = dict(zip((name for name, _ in RETAINED), (history_days, audit_days), strict=True))
-        self.interval_seconds = interval_seconds
         self.pause_seconds = pause_seconds
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def needed(self) -> bool:
@@ -100,11 +101,11 @@ class RetentionKeeper:
         purged = {}
         for name, model in RETAINED:
             days = self.days[name]
-            if not days or self._stop.is_set():
+            if not days or self.stopping.is_set():
                 continue
             try:
                 purged[name] = purge_older(
-                    self.store, model, days, self.clock(), pause_seconds=self.pause_seconds, stopping=self._stop
+                    self.store, model, days, self.clock(), pause_seconds=self.pause_seconds, stopping=self.stopping
                 )
             except GatewayError as exc:  # the catalog unreachable: next pass
                 log.warning("%s retention skipped: %s", name, exc.message)
@@ -113,25 +114,8 @@ class RetentionKeeper:
                 log.info("%s: %d rows older than %d days deleted", name, purged[name], days)
         return purged
 
-    def start(self) -> RetentionKeeper:
+    def start(self) -> Self:
         """Run passes in a daemon thread until :meth:`stop` (the first at once, without delaying the start)."""
-        if self.needed and self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="catalog-retention", daemon=True)
-            self._thread.start()
+        if self.needed:
+            super().start()
         return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the batch under way and wait for the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # keep the schedule: one bad pass must not end retention
-                log.exception("retention pass failed")
-            self._stop.wait(self.interval_seconds)

@@ -8,7 +8,6 @@ it so waited for a new snapshot of the whole source (7 s for those tables), or f
 
 from __future__ import annotations
 
-import signal
 import socket
 import sqlite3
 import time
@@ -16,7 +15,7 @@ import time
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 
-from tests.operations.serving import serve
+from tests.operations.serving import serving
 
 TABLES = 1500
 
@@ -43,13 +42,8 @@ def lite(tmp_path):
     config = tmp_path / "gateway.toml"
     config.write_text(f'[server]\nschema_cache_ttl_seconds = 2\n\n'
                       f'[[sources]]\nname = "lite"\ntype = "sqlite"\noptions = {{ path = "{db}" }}\n')
-    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
-    try:
+    with serving(tmp_path / "data", "--no-demo", "--config", str(config)) as served:
         yield served, db
-    finally:
-        served.signal(signal.SIGTERM)
-        served.wait(30)
-        served.stop()
 
 
 def test_columns_of_every_table_cost_about_what_the_table_list_does(lite):
@@ -94,20 +88,15 @@ def test_a_source_that_hangs_and_was_never_described_delays_one_browse_not_every
     config.write_text('[[sources]]\nname = "hung"\ntype = "postgresql"\n'
                       f'options = {{ host = "127.0.0.1", port = {hung.getsockname()[1]}, database = "x", '
                       'username = "reader", connect_timeout_seconds = 3 }\n')
-    served = serve(share_demo(tmp_path / "data", demo_data_dir), "--config", str(config))
-    try:
-        with flightsql.connect(served.location, autocommit=True) as conn:
-            def browse() -> set[str]:
-                objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
-                return {f'{c["catalog_name"]}.{t["table_name"]}' for c in objects
-                        for s in c["catalog_db_schemas"] or [] for t in s["db_schema_tables"] or []}
+    with serving(share_demo(tmp_path / "data", demo_data_dir), "--config", str(config)) as served, \
+            flightsql.connect(served.location, autocommit=True) as conn:
+        def browse() -> set[str]:
+            objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+            return {f'{c["catalog_name"]}.{t["table_name"]}' for c in objects
+                    for s in c["catalog_db_schemas"] or [] for t in s["db_schema_tables"] or []}
 
-            first, waited = _timed(browse)
-            again, answered = _timed(browse)
-        assert "demo.nation" in first and first == again
-        assert waited >= 3 and answered < 1.5, (waited, answered)
-    finally:
-        served.signal(signal.SIGTERM)
-        served.wait(30)
-        served.stop()
-        hung.close()
+        first, waited = _timed(browse)
+        again, answered = _timed(browse)
+    hung.close()
+    assert "demo.nation" in first and first == again
+    assert waited >= 3 and answered < 1.5, (waited, answered)

@@ -8,7 +8,6 @@ new tables were "not found" and every answer was the old data, for good.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import threading
 
@@ -16,7 +15,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
 import pytest
 
-from tests.operations.serving import serve
+from tests.operations.serving import serving
 
 
 def _write(path, value: int, rows: int, extra_table: bool = False) -> None:
@@ -40,13 +39,8 @@ def shop(tmp_path):
     _write(db, 1, 2_000_000)
     config = tmp_path / "gateway.toml"
     config.write_text(f'[[sources]]\nname = "shop"\ntype = "duckdb"\noptions = {{ path = "{db}" }}\n')
-    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
-    try:
+    with serving(tmp_path / "data", "--no-demo", "--config", str(config)) as served:
         yield served, db
-    finally:
-        served.signal(signal.SIGTERM)
-        served.wait(30)
-        served.stop()
 
 
 def _tables(conn) -> set[str]:
@@ -120,28 +114,23 @@ def test_a_sqlite_file_renamed_over_the_source_is_served_and_writes_in_place_sti
     make(db, [1])
     config = tmp_path / "gateway.toml"
     config.write_text(f'[[sources]]\nname = "lite"\ntype = "sqlite"\noptions = {{ path = "{db}" }}\n')
-    served = serve(tmp_path / "data", "--no-demo", "--config", str(config))
     sql = "SELECT v FROM lite.main.t ORDER BY v"
-    try:
-        with flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+    with serving(tmp_path / "data", "--no-demo", "--config", str(config)) as served, \
+            flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        assert cur.fetchall() == [(1,)]
+        with sqlite3.connect(db) as con:
+            con.execute("INSERT INTO t VALUES (2)")
+        con.close()
+        cur.execute(sql)
+        assert cur.fetchall() == [(1,), (2,)]
+        make(tmp_path / "lite.new", [3], extra_table=True)
+        os.replace(tmp_path / "lite.new", db)
+        for _ in range(3):  # every pooled connection, not only a new one
             cur.execute(sql)
-            assert cur.fetchall() == [(1,)]
-            with sqlite3.connect(db) as con:
-                con.execute("INSERT INTO t VALUES (2)")
-            con.close()
-            cur.execute(sql)
-            assert cur.fetchall() == [(1,), (2,)]
-            make(tmp_path / "lite.new", [3], extra_table=True)
-            os.replace(tmp_path / "lite.new", db)
-            for _ in range(3):  # every pooled connection, not only a new one
-                cur.execute(sql)
-                assert cur.fetchall() == [(3,)]
-            assert "added" in {t["table_name"] for c in conn.adbc_get_objects(depth="tables", catalog_filter="lite")
-                               .read_all().to_pylist() for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
-    finally:
-        served.signal(signal.SIGTERM)
-        served.wait(30)
-        served.stop()
+            assert cur.fetchall() == [(3,)]
+        assert "added" in {t["table_name"] for c in conn.adbc_get_objects(depth="tables", catalog_filter="lite")
+                           .read_all().to_pylist() for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]}
 
 
 def test_a_swap_while_a_call_is_under_way_still_opens_the_new_file(sqlite_store, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +67,19 @@ def serve(data_dir: Path, *flags: str, seconds: float = 60, env: dict[str, str] 
     ``env``: variables set for the server beside this process's own.
     """
     return _listening(_launch(data_dir, flags, env), flags, seconds)
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, *flags: str, seconds: float = 60, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``serve`` for the block, then stopped with SIGTERM (killed if it has not exited within 30 s)."""
+    served = serve(data_dir, *flags, seconds=seconds, env=env)
+    try:
+        yield served
+    finally:
+        served.signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            served.wait(30)
+        served.stop()
 
 
 def serve_many(count: int, data_dir: Path, *flags: str, seconds: float = 60) -> list[Served]:

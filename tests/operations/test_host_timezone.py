@@ -9,7 +9,6 @@ timestamp compared with a TIMESTAMPTZ shifted by five and a half hours. The serv
 
 from __future__ import annotations
 
-import signal
 from datetime import UTC, datetime, timedelta
 
 import adbc_driver_flightsql.dbapi as flightsql
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.operations.serving import serve, wait_for
+from tests.operations.serving import serving, wait_for
 
 HOST_ZONE = "Asia/Kolkata"  # +05:30: a UTC instant after 18:30 falls on the next local day
 
@@ -48,13 +47,8 @@ def served(tmp_path_factory):
         f'[[sources]]\nname = "db"\ntype = "duckdb"\noptions = {{ path = "{db}" }}\n\n'
         f'[[sources]]\nname = "files"\ntype = "local_files"\n'
         f'options = {{ tables = [{{ name = "events", location = "{home / "events.parquet"}" }}] }}\n')
-    server = serve(home / "data", "--no-demo", "--config", str(config), env={"TZ": HOST_ZONE})
-    try:
+    with serving(home / "data", "--no-demo", "--config", str(config), env={"TZ": HOST_ZONE}) as server:
         yield server, home
-    finally:
-        server.signal(signal.SIGTERM)
-        server.wait(30)
-        server.stop()
 
 
 def _gateway(location: str, sql: str) -> pa.Table:
