@@ -293,20 +293,11 @@ class DuckDBEngine:
         """
         folder = tempfile.mkdtemp(prefix="nexus-duckdb-")
         try:
-            base_name = "nexus_engine_base" if Path(path).stem != "nexus_engine_base" else "nexus_engine_base_"
-            base = os.path.join(folder, f"{base_name}.duckdb")
-            duckdb.connect(base).close()
-            db = duckdb.connect(base, read_only=True, config=config)
-            literal = "'" + str(path).replace("'", "''") + "'"
-            db.execute(f"ATTACH {literal} (READ_ONLY)")
-            name = db.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal "
-                              "AND database_name <> ?", [base_name]).fetchone()[0]
-            self._use = f"USE {_identifier(name)}"
-            db.execute(self._use)
+            db, name = _attached_read_only(path, folder, "nexus_engine_base", config)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self._base_folder = folder
+        self._base_folder, self._use = folder, f"USE {_identifier(name)}"
         return db
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -489,14 +480,8 @@ class DuckDBEngine:
                     for statement in self._setup_sql:
                         db.execute(statement)
                 else:
-                    base_name = "nexus_query_base" if alias != "nexus_query_base" else "nexus_query_base_"
-                    base = os.path.join(folder, f"{base_name}.duckdb")
-                    duckdb.connect(base).close()
-                    db = duckdb.connect(base, read_only=True, config=config)
+                    db, _ = _attached_read_only(self._path, folder, "nexus_query_base", config, alias)
                     db.execute(PIN_UTC)
-                    literal = "'" + str(self._path).replace("'", "''") + "'"
-                    db.execute(f"ATTACH {literal} AS {_identifier(alias)} (READ_ONLY)")
-                    db.execute(f"USE {_identifier(alias)}")
                 db.execute("SET enable_external_access = false")
                 db.execute("SET lock_configuration = true")
         except BaseException:
@@ -664,6 +649,27 @@ class DuckDBEngine:
             shutil.rmtree(self._base_folder, ignore_errors=True)
         if self._cleanup is not None:
             self._cleanup()
+
+
+def _attached_read_only(path: str, folder: str, base_name: str, config: dict[str, Any],
+                        alias: str | None = None) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """An empty database file of its own in ``folder``, read-only, with ``path`` attached read-only and in use.
+
+    DDL and DML fail in DuckDB itself there. ``path`` is attached as ``alias``, else under the name DuckDB gives the
+    file; returns the connection and that name. The empty database is ``base_name`` unless the attached one takes it.
+    """
+    taken = alias if alias is not None else Path(path).stem
+    base_name = base_name if taken != base_name else f"{base_name}_"
+    base = os.path.join(folder, f"{base_name}.duckdb")
+    duckdb.connect(base).close()
+    db = duckdb.connect(base, read_only=True, config=config)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    db.execute(f"ATTACH {literal}{f' AS {_identifier(alias)}' if alias is not None else ''} (READ_ONLY)")
+    name = alias if alias is not None else db.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE NOT internal AND database_name <> ?", [base_name]
+    ).fetchone()[0]
+    db.execute(f"USE {_identifier(name)}")
+    return db, name
 
 
 @dataclass(frozen=True)

@@ -459,10 +459,12 @@ class CatalogSourceDirectory:
         if sources is None:
             try:
                 listed = self._read()
-            finally:
+            except BaseException:
                 with self._lock:
                     self._listing = False
+                raise
             with self._lock:
+                self._listing = False
                 sources, gone = self._take(listed)
         for backend in gone:
             backend.retire(None)
