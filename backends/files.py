@@ -25,6 +25,7 @@ import pyarrow.json as pajson
 
 from nexus_flight.backends.arrow_scan import scannable
 from nexus_flight.backends.base import Execution
+from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.file_groups import file_group, splits_by_rows
 from nexus_flight.backends.lake import (
     LakeBackend,
@@ -32,7 +33,7 @@ from nexus_flight.backends.lake import (
 from nexus_flight.backends.object_store import arrow_filesystem, parse_location
 from nexus_flight.backends.options.files import FilesConfig, FileTable, arrow_type
 from nexus_flight.backends.table_binder import Binding, TimeTravel
-from nexus_flight.core.errors import ConfigError, NotFoundError, UnsupportedError
+from nexus_flight.core.errors import ConfigError, InvalidQueryError, NotFoundError, UnsupportedError
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
 
@@ -97,11 +98,14 @@ class FilesBackend(LakeBackend):
 
         A dataset remembers each file's size: read after the file was rewritten, it would fail mid-file.
         """
-        opened = self._open(self._tables[table])
+        config = self._tables[table]
+        opened = self._open(config)
         files = _files_of(opened)
         if previous is not None and files == previous.files:
             listing = _Listing(previous.dataset, files, now)
         else:
+            if config.union_by_name:
+                opened = self._united(opened, config)
             listing = _Listing(scannable(opened), files, now)
         with self._lock:
             self._listings[table] = listing
@@ -188,6 +192,17 @@ class FilesBackend(LakeBackend):
         return ds.dataset(
             path, filesystem=filesystem, format=file_format, partitioning=partitioning, schema=schema
         )
+
+    def _united(self, dataset: ds.Dataset, table: FileTable) -> ds.Dataset:
+        """``dataset`` with the columns of all its files (types widened where they differ), partition keys last."""
+        physical = [fragment.physical_schema for fragment in dataset.get_fragments()]
+        try:
+            united = pa.unify_schemas(physical, promote_options="permissive") if physical else dataset.schema
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidQueryError(f"[files] the files of table {table.name!r} have columns that cannot be "
+                                    f"united: {first_line(exc)}", source=self.name) from None
+        keys = [f for f in dataset.schema if united.get_field_index(f.name) < 0]
+        return dataset.replace_schema(pa.schema([*united, *keys]))
 
     def _glob(self, filesystem: pafs.FileSystem, pattern: str, table: FileTable) -> tuple[str, list[str]]:
         """List the fixed prefix of a glob and keep the matches (object stores have no server-side glob)."""

@@ -67,6 +67,10 @@ class FileTable(BaseModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     #: CSV: the first row holds column names.
     header: bool = True
+    #: The table's columns are those of all its files together (a column added in later files is seen, NULL in the
+    #: older ones; types widened where files differ), as DuckDB's ``union_by_name``. Off: the first file's
+    #: columns, as DuckDB's default. On, every file's footer is read whenever the table's files change.
+    union_by_name: bool = False
     #: Explicit column types, ``{"id": "bigint", "amount": "decimal(12,2)"}``: CSV/JSON columns are parsed as
     #: these; for a headerless CSV, they also name the columns, in order.
     columns: dict[str, str] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
@@ -16,6 +17,7 @@ from nexus_flight.backends.registry import backend_class
 from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
+    InvalidQueryError,
     NotFoundError,
     ReadOnlyViolationError,
     UnsupportedError,
@@ -423,3 +425,49 @@ def test_required_parquet_columns_are_reported_not_null(tmp_path, tpch_dir):
     stored = pq.read_schema(tpch_dir / "nation.parquet")
     assert [(f.name, f.nullable) for f in schema] == [(f.name, f.nullable) for f in stored]
     assert not schema.field("n_nationkey").nullable
+
+
+@pytest.fixture(scope="module")
+def evolving(tmp_path_factory):
+    """Files written over time: a column added later, an integer column written narrower, hive partitions."""
+    root = tmp_path_factory.mktemp("evolving")
+    for year, table in (
+        (2023, pa.table({"id": [1, 2], "amount": [1.5, 2.5]})),
+        (2024, pa.table({"id": [3], "amount": [3.5], "region": ["EU"]})),
+        (2025, pa.table({"id": pa.array([4], pa.int32()), "region": [None], "amount": [4.5]})),
+    ):
+        (root / f"year={year}").mkdir()
+        pq.write_table(table, root / f"year={year}" / "part-0.parquet")
+    return root
+
+
+@pytest.mark.parametrize("united", [True, False])
+@pytest.mark.parametrize("sql", ["SELECT * FROM sales ORDER BY id", "SELECT count(*) AS n FROM sales WHERE amount > 2",
+                                 "SELECT id, year FROM sales WHERE year >= 2024 ORDER BY id"])
+def test_files_written_over_time_read_as_duckdb_reads_them(evolving, sql, united):
+    """``union_by_name`` as DuckDB's: every file's columns; without it, the first file's, as DuckDB's default."""
+    spec = source("files", tables=[{"name": "sales", "location": str(evolving), "hive_partitioning": True,
+                                    "union_by_name": united}])
+    with FilesBackend(spec) as backend:
+        got = run(backend, sql)
+    with duckdb.connect() as con:
+        con.execute(f"CREATE VIEW sales AS SELECT * FROM read_parquet('{evolving}/*/*.parquet', "
+                    f"hive_partitioning = true, union_by_name = {str(united).lower()})")
+        expected = con.execute(sql).to_arrow_table()
+    assert got.schema.names == expected.schema.names
+    assert got.to_pylist() == expected.to_pylist()
+    # The files' own columns typed alike (hive keys are pyarrow's int32 where DuckDB infers BIGINT, as ever).
+    own = [name for name in got.schema.names if name != "year"]
+    assert got.select(own).schema.equals(expected.select(own).schema), (got.schema, expected.schema)
+
+
+def test_a_column_added_later_is_filtered_on_only_when_united(evolving):
+    def count(united: bool):
+        spec = source("files", tables=[{"name": "sales", "location": str(evolving), "hive_partitioning": True,
+                                        "union_by_name": united}])
+        with FilesBackend(spec) as backend:
+            return run(backend, "SELECT count(*) AS n FROM sales WHERE region = 'EU'").to_pylist()
+
+    assert count(True) == [{"n": 1}]
+    with pytest.raises(InvalidQueryError, match='column "region" not found'):
+        count(False)
