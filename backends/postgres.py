@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,27 +102,53 @@ from nexus_flight.core.source import QueryLimits, SourceSpec
 _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
 log = logging.getLogger(__name__)
+#: What PgBouncer answers a connection that carries startup options it does not know.
+_STARTUP_REFUSED = "unsupported startup parameter"
 
 
-def _uri(config: PostgresConfig) -> str:
-    """Build the libpq URI; the read-only and timeout settings ride along as startup options."""
+def _settings(config: PostgresConfig) -> dict[str, str]:
+    """What every connection runs with.
+
+    Read-only transactions, the source's timeout, strings as the validator's PostgreSQL parser reads them
+    (backslashes in '...' are text), the source's search path.
+    """
+    return {
+        "default_transaction_read_only": "on",
+        "statement_timeout": str(int(config.statement_timeout_seconds * 1000)),
+        "standard_conforming_strings": "on",
+        "search_path": config.search_path,
+    }
+
+
+def _per_transaction(config: PostgresConfig) -> str:
+    """The settings for the transaction under way: where a pooler (PgBouncer) refused or dropped startup options.
+
+    ``transaction_read_only`` rather than its default: the transaction is already open. A statement cannot switch
+    it back (PostgreSQL refuses read-write once a query ran), and the rollback on return undoes the rest.
+    """
+    values = {**_settings(config), "transaction_read_only": "on"}
+    del values["default_transaction_read_only"]
+    pairs = ", ".join(f"set_config('{name}', {_literal(value)}, true)" for name, value in values.items())
+    return f"SELECT {pairs}"
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _uri(config: PostgresConfig, startup_options: bool = True) -> str:
+    """Build the libpq URI; the settings ride along as startup options (unless a pooler refuses them)."""
     user = urllib.parse.quote(config.username, safe="")
     password = config.password.get_secret_value() if config.password else ""
     auth = f"{user}:{urllib.parse.quote(password, safe='')}@" if password else f"{user}@"
     host = f"[{config.host}]" if ":" in config.host else config.host
-    # standard_conforming_strings=on: backslashes in '...' are text, as the validator's PostgreSQL parser reads them.
-    startup = (
-        f"-c default_transaction_read_only=on "
-        f"-c statement_timeout={int(config.statement_timeout_seconds * 1000)} "
-        "-c standard_conforming_strings=on "
-        f"-c search_path={config.search_path}"
-    )
     query = {
         "sslmode": config.sslmode,
         "application_name": config.application_name,
         "connect_timeout": str(config.connect_timeout_seconds),
-        "options": startup,
     }
+    if startup_options:
+        query["options"] = " ".join(f"-c {name}={value}" for name, value in _settings(config).items())
     if config.sslrootcert:
         query["sslrootcert"] = config.sslrootcert
     return f"postgresql://{auth}{host}:{config.port}/{urllib.parse.quote(config.database, safe='')}?" + (
@@ -301,6 +328,9 @@ class PostgresBackend(AdbcBackend):
     def __init__(self, spec: SourceSpec) -> None:
         super().__init__(spec)
         self._uri = _uri(self.config)
+        self._transaction_settings = _per_transaction(self.config)
+        #: Connections whose startup options did not take (a pooler between): their transactions set them.
+        self._per_transaction: weakref.WeakSet = weakref.WeakSet()
         self.default_schema = self.config.search_path
 
     @classmethod
@@ -321,28 +351,48 @@ class PostgresBackend(AdbcBackend):
 
     def _open(self):
         # Not autocommit: each borrower's statements share one transaction, rolled back on return (_reset_session).
-        connection = pg_dbapi.connect(self._uri, autocommit=False)
+        try:
+            connection = pg_dbapi.connect(self._uri, autocommit=False)
+        except Exception as exc:
+            if _STARTUP_REFUSED not in str(exc):
+                raise
+            # PgBouncer refuses startup options: connect without them; every transaction sets them itself.
+            connection = pg_dbapi.connect(_uri(self.config, startup_options=False), autocommit=False)
         try:
             refuse_privileged_login(connection, self.name, self.config.allow_privileged_login)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_setting('default_transaction_read_only')")
+                took = cursor.fetchall() == [("on",)]
             connection.rollback()
+            if not took:  # dropped on the way (PgBouncer's ignore_startup_parameters): set per transaction
+                self._per_transaction.add(connection)
+                self._set_transaction(connection)
         except BaseException:
             connection.close()
             raise
         return connection
 
-    @staticmethod
-    def _reset_session(connection) -> None:
+    def _reset_session(self, connection) -> None:
         """Undo what the last borrower did before anyone else gets the connection: roll its transaction back.
 
         The rollback undoes settings (``set_config(..., false)``, even of ``default_transaction_read_only``),
         large objects, notifications and anything else transactional. Session-level advisory locks survive a
-        rollback: release them, and roll back the transaction that did it.
+        rollback: release them, and roll back the transaction that did it. Behind a pooler that dropped the
+        startup options, the next transaction (already open: the driver begins one after each rollback) gets the
+        settings first.
         """
         connection.rollback()
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock_all()")
             cursor.fetchall()
         connection.rollback()
+        if connection in self._per_transaction:
+            self._set_transaction(connection)
+
+    def _set_transaction(self, connection) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self._transaction_settings)
+            cursor.fetchall()
 
     # -- queries ---------------------------------------------------------------------------------------------
 

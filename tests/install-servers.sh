@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the database servers the tests start for themselves (tests/support/servers.py): PostgreSQL and MariaDB
-# from Debian's packages, nginx (the gRPC proxy of the replica test), and MariaDB Connector/C's headers
+# from Debian's packages, nginx (the gRPC proxy of the replica test), PgBouncer, and MariaDB Connector/C's headers
 # (libmariadb-dev), which the MySQL family's driver (pip mariadb) is built against. Idempotent: a machine that already has the binaries keeps them. Nothing is started here,
 # and the packages' own system services are not used by the tests.
 set -euo pipefail
@@ -18,6 +18,10 @@ fi
 # nginx (grpc_pass) is the proxy in front of the replicas in tests/operations/test_replicas.py.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     missing+=(nginx-light)
+fi
+# PgBouncer (transaction pooling) in front of PostgreSQL in tests/backends/test_postgres_pooler.py.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    missing+=(pgbouncer)
 fi
 if ! command -v gcc >/dev/null 2>&1; then
     missing+=(gcc)

@@ -343,3 +343,47 @@ def private_server(kind: type[PrivatePostgres] | type[PrivateMariaDB]) -> Iterat
         yield server
     finally:
         server.destroy()
+
+
+@contextlib.contextmanager
+def private_pgbouncer(postgres: PrivatePostgres, *, pool_mode: str = "transaction",
+                      ignore_startup_options: bool = False) -> Iterator[int]:
+    """Debian's PgBouncer in front of ``postgres`` for the block, on a free loopback port (yielded).
+
+    Every database and user passes through (``auth_type = trust`` on loopback). By default PgBouncer refuses a
+    connection carrying startup options; ``ignore_startup_options`` drops them instead, as many deployments do.
+    """
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        missing("pgbouncer is missing: tests/install-servers.sh installs Debian's pgbouncer")
+    owner = _os_user("postgres", "nobody")
+    root = _private_dir("pgbouncer", owner)
+    port = free_port()
+    (root / "users.txt").write_text(f'"{postgres.reader}" ""\n"{postgres.user}" ""\n')
+    (root / "pgbouncer.ini").write_text(
+        f"[databases]\n* = host={postgres.host} port={postgres.port}\n\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\npool_mode = {pool_mode}\n"
+        f"auth_type = trust\nauth_file = {root / 'users.txt'}\nlogfile = {root / 'pgbouncer.log'}\n"
+        f"pidfile = {root / 'pgbouncer.pid'}\n"
+        + ("ignore_startup_parameters = options\n" if ignore_startup_options else "")
+    )
+    if owner is not None:
+        for path in root.iterdir():
+            shutil.chown(path, owner)
+    process = subprocess.Popen([*_run_as(owner), binary, str(root / "pgbouncer.ini")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = root / "pgbouncer.log"
+                missing(f"pgbouncer did not start: {log.read_text()[-500:] if log.exists() else process.returncode}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(root, ignore_errors=True)
