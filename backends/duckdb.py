@@ -23,8 +23,7 @@ from nexus_flight.backends.base import (
     catalog_column,
     parameter_schema,
 )
-from nexus_flight.backends.duckdb_engine import DuckDBEngine
-from nexus_flight.backends.file_identity import file_identity
+from nexus_flight.backends.duckdb_engine import DuckDBEngine, database_file_identity
 from nexus_flight.backends.options.duckdb import DuckDBConfig
 from nexus_flight.backends.parameter_types import infer_parameter_types
 from nexus_flight.backends.source_config import source_config
@@ -71,7 +70,7 @@ class DuckDBBackend(Backend):
         the path; the gateway's open instance would read the old file (its inode) for good. A new identity makes
         the gateway open the new file for the queries that start from then on.
         """
-        return file_identity(options.get("path"), with_content=True)
+        return database_file_identity(options.get("path"))
 
     # -- queries -------------------------------------------------------------------------------------------
 

@@ -84,11 +84,12 @@ class _QueryInstances:
 #: a naive timestamp compared with a TIMESTAMPTZ and the zone of every TIMESTAMPTZ column would follow the host.
 PIN_UTC = "SET GLOBAL TimeZone = 'Etc/UTC'"
 
-#: Database file path -> which file it named (``_identity``) when this process's DuckDB instance of it opened.
+#: Database file path -> which file it named (``database_file_identity``) when this process opened its instance.
 _OPENED_FILES: dict[str, tuple[int, ...] | None] = {}
 
 
-def _identity(path: str) -> tuple[int, ...] | None:
+def database_file_identity(path: str) -> tuple[int, ...] | None:
+    """Which file ``path`` names now, its content included (DuckDB would not see a copy over it in place)."""
     return file_identity(path, with_content=True)
 
 _INSTANCES = _QueryInstances()
@@ -263,12 +264,12 @@ class DuckDBEngine:
                 raise BackendUnavailableError(f"[{label}] database file not found: {Path(path).name}", source=source)
             self._db = duckdb.connect(path, read_only=not in_memory, config=config)
             shared = self._db.execute("SELECT current_setting('lock_configuration')").fetchone()[0]
-            if not in_memory and shared and _OPENED_FILES.get(os.path.abspath(path)) != _identity(path):
+            if not in_memory and shared and _OPENED_FILES.get(os.path.abspath(path)) != database_file_identity(path):
                 # The process's open instance of this path is of the file it named before (renamed over since).
                 self._db.close()
                 self._db, shared = self._attached(path, config), False
             elif not in_memory and not shared:
-                _OPENED_FILES[os.path.abspath(path)] = _identity(path)
+                _OPENED_FILES[os.path.abspath(path)] = database_file_identity(path)
             # What DuckDB calls the database (``memory`` in memory, ``memory.duckdb`` is ``memory`` too,
             # ``system.duckdb`` ``system_db``): a file's query instances attach it under the same name, and an
             # in-memory source's are in memory themselves, so qualified names mean the same there.

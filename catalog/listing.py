@@ -33,4 +33,3 @@ def newest_rows(
         query = query.limit(limit)
     with store.session() as session:
         return [to_row(row) for row in session.scalars(query)]
-
