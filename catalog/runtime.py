@@ -10,6 +10,7 @@ from nexus_flight.catalog.config_file import GatewayConfig, apply_declared_secur
 from nexus_flight.catalog.directory import CatalogSourceDirectory, HistoryObserver, history_observer
 from nexus_flight.catalog.health import HealthChecker
 from nexus_flight.catalog.policies import sync_policies
+from nexus_flight.catalog.reachability import CatalogWatch
 from nexus_flight.catalog.redaction import install_log_scrubber
 from nexus_flight.catalog.retention import RetentionKeeper
 from nexus_flight.catalog.store import CatalogStore
@@ -29,6 +30,8 @@ class CatalogRuntime:
     checker: HealthChecker
     #: Deletes history and audit rows past their retention, beside serving.
     retention: RetentionKeeper
+    #: Whether the catalog answers, for readiness and ``/metrics``.
+    watch: CatalogWatch
 
     @property
     def observers(self) -> list[HistoryObserver]:
@@ -37,6 +40,7 @@ class CatalogRuntime:
 
     def close(self) -> None:
         """Stop health checks and retention, write pending history, release the catalog (not the backends)."""
+        self.watch.stop()
         self.retention.stop()
         self.checker.stop()
         self.history.close()
@@ -86,10 +90,11 @@ def start_catalog(config: GatewayConfig, *, fallback=None,
         memory_limit=server.memory_limit,
         system_table_rows=server.system_table_rows,
     )
+    directory.names()  # listed once now: a catalog outage before the first query finds the sources to go on with
     retention = RetentionKeeper(
         store, history_days=server.history_retention_days, audit_days=server.audit_retention_days
     ).start()
     checker = HealthChecker(store, active_interval=server.health_check_interval_seconds)
     if server.health_checks:
         checker.start()
-    return CatalogRuntime(config, store, directory, history, checker, retention)
+    return CatalogRuntime(config, store, directory, history, checker, retention, CatalogWatch(store).start())

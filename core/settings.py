@@ -280,6 +280,9 @@ class ServerSettings(_Strict):
     http_host: str | None = None
     #: On Ctrl-C or SIGTERM, how long running queries may finish (new ones are refused) before they are cancelled.
     drain_seconds: float = Field(30.0, ge=0, le=86_400)
+    #: How long the catalog may not answer before ``/readyz`` says so: sources already open serve through a catalog
+    #: failover, and one shared by every replica must not take them all out of the load balancer at once.
+    catalog_outage_grace_seconds: float = Field(120.0, ge=0, le=86_400)
     #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, for log collectors).
     log_format: Literal["text", "json"] = "text"
     #: Level of every logger without its own entry in ``log_levels``.

@@ -66,8 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
         share_cancels(gateway.service, catalog.store)
         limits = (share_limits(gateway.service, catalog.store, settings.slot_lease_seconds)
                   if settings.limit_counts == "catalog" else None)
-        gateway.readiness.append(_catalog_check(catalog))
-        gateway.metrics.add_source_health(lambda: [s.status for s in catalog.store.list_sources()])
+        gateway.readiness.append(lambda: catalog.watch.not_ready(gateway.settings.catalog_outage_grace_seconds))
+        gateway.metrics.add_catalog_watch(catalog.watch)
         gateway.metrics.add_catalog_writers({"history": catalog.history.counts,
                                              **({"audit": security.audit.counts} if security else {})})
         if settings.process_memory_limit is not None:
@@ -127,19 +127,6 @@ def _require_vault_keys(store) -> None:
         "(then `nexus-flight vault rotate` re-seals them under the current key)",
         rule="CV-004",
     )
-
-
-def _catalog_check(catalog):
-    """Readiness: the catalog answers a query."""
-
-    def check() -> str | None:
-        try:
-            catalog.store.list_sources()
-        except Exception as exc:
-            return f"the catalog does not answer ({type(exc).__name__})"
-        return None
-
-    return check
 
 
 #: The serve flag that sets each setting (its dest is the setting's dotted name), named in errors about it.

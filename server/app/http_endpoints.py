@@ -62,6 +62,14 @@ def _handler_for(ops: OperationsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's API
             path = self.path.split("?", 1)[0]
+            try:
+                self._answer(path)
+            except Exception as exc:  # an answer that cannot be made is a 500 naming why, never a dropped connection
+                log.warning("%s could not be answered: %s", path, type(exc).__name__,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+                self._send(500, f"{path} could not be answered ({type(exc).__name__})\n".encode())
+
+        def _answer(self, path: str) -> None:
             if path == "/healthz":
                 self._send(200, b"ok\n")
             elif path == "/readyz":

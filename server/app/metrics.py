@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from nexus_flight.catalog.history_writer import WriterCounts
+from nexus_flight.catalog.reachability import CatalogWatch
 from nexus_flight.server.query.principal_limits import AdmissionCounts
 from nexus_flight.server.query.service import QueryEvent
 
@@ -154,9 +155,14 @@ class GatewayMetrics:
         """Publish what the history and audit writers did (``nexus_catalog_rows{log="history",state="dropped"}`` …)."""
         self.registry.register(_CatalogWriters(writers))
 
-    def add_source_health(self, statuses: Callable[[], Iterable[str]]) -> None:
-        """Publish the sources' health statuses (``nexus_sources{status="active"}`` …) at each scrape."""
-        self.registry.register(_SourceHealth(statuses))
+    def add_catalog_watch(self, watch: CatalogWatch) -> None:
+        """Publish what the catalog last answered: sources by health status, and how long it has not answered.
+
+        A scrape never waits on the catalog (``CatalogWatch`` asks it in the background).
+        """
+        self.registry.register(_SourceHealth(lambda: watch.statuses))
+        Gauge("nexus_catalog_unanswered_seconds", "How long the catalog has not answered (0 while it does)",
+              registry=self.registry).set_function(watch.unanswered_seconds)
 
     def text(self) -> bytes:
         """The Prometheus text exposition of every metric."""
