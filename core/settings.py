@@ -280,6 +280,9 @@ class ServerSettings(_Strict):
     http_host: str | None = None
     #: On Ctrl-C or SIGTERM, how long running queries may finish (new ones are refused) before they are cancelled.
     drain_seconds: float = Field(30.0, ge=0, le=86_400)
+    #: How many signed-in users get series of their own in ``nexus_queries_total``; queries of later ones count as
+    #: ``user="other"`` (thousands of SSO users would otherwise grow the scraped series without bound).
+    metrics_user_series: int = Field(100, ge=0, le=100_000)
     #: How long the catalog may not answer before ``/readyz`` says so: sources already open serve through a catalog
     #: failover, and one shared by every replica must not take them all out of the load balancer at once.
     catalog_outage_grace_seconds: float = Field(120.0, ge=0, le=86_400)

@@ -6,6 +6,7 @@ Counters and histograms are fed by ``observe`` (a ``QueryObserver``) as each que
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from nexus_flight.catalog.history_writer import WriterCounts
 from nexus_flight.catalog.reachability import CatalogWatch
+from nexus_flight.core.settings import ServerSettings
 from nexus_flight.server.query.principal_limits import AdmissionCounts
 from nexus_flight.server.query.service import QueryEvent
 
@@ -121,22 +123,36 @@ class GatewayMetrics:
                                  "(their last queries' limits), counted in the budget and trimmed to make room",
                                  registry=r)
         self.queued = Gauge("nexus_queued_queries", "Queries waiting for room in the memory budget", registry=r)
+        self._users: set[str] = set()
+        self._users_lock = threading.Lock()
+        self._user_series: Callable[[], int] = lambda: ServerSettings.model_fields["metrics_user_series"].default
 
     def observe(self, event: QueryEvent) -> None:
         """Count a finished query (a ``QueryObserver``)."""
         source = event.source or ""
-        # A caller without sign-in names itself (any user name is a label): a label value per name chosen would be
-        # a series each, kept for the life of the process. Signed-in users are the catalog's (or the issuer's).
-        user = event.user if event.principal.authenticated else "anonymous"
-        self.queries.labels(source, event.status, user).inc()
+        self.queries.labels(source, event.status, self._user_label(event)).inc()
         self.duration.labels(source).observe(event.timings_ms.get("total", 0.0) / 1000.0)
         if event.rows:
             self.rows.labels(source).inc(event.rows)
         if event.bytes:
             self.bytes.labels(source).inc(event.bytes)
 
+    def _user_label(self, event: QueryEvent) -> str:
+        # Every label value is a series kept for the life of the process. A caller without sign-in names itself
+        # (any name it likes); signed-in users are the catalog's or an SSO issuer's, possibly thousands: the first
+        # ``metrics_user_series`` have their own, the rest share one.
+        if not event.principal.authenticated:
+            return "anonymous"
+        with self._users_lock:
+            if event.user not in self._users:
+                if len(self._users) >= self._user_series():
+                    return "other"
+                self._users.add(event.user)
+        return event.user
+
     def bind(self, gateway) -> None:
         """Read the gauges from a gateway's live state at each scrape."""
+        self._user_series = lambda: gateway.settings.metrics_user_series  # as the last reload left it
         self.active.set_function(gateway.service.running_count)
         self.tickets.set_function(lambda: len(gateway.server.tickets))
         self.prepared.set_function(lambda: len(gateway.server.prepared))

@@ -135,3 +135,28 @@ def test_a_query_refused_before_routing_is_logged_without_a_source(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "query q1 rejected before reaching a source by carol in 0.5 ms", "query q2 success on demo by carol in 1.0 ms"]
     assert caplog.records[0].source is None  # the JSON record keeps the field, empty
+
+
+def test_signed_in_users_beyond_the_series_cap_count_as_other(tmp_path, monkeypatch, demo_data_dir):
+    # Thousands of SSO users would each be a series for the life of the process: past the cap they share one.
+    from nexus_flight.catalog.users import add_user
+    from tests.security.conftest import new_store, query_as, set_master_key, sign_in, start_secured, stop_secured
+
+    set_master_key(monkeypatch)
+    store = new_store(tmp_path)
+    for n in range(4):
+        add_user(store, f"viewer{n}", f"viewer-password-{n}", roles=["admin"])
+    secured = start_secured(store, demo_data_dir, http_port=0, metrics_user_series=2)
+    try:
+        client = secured.client()
+        for n in range(4):
+            for _ in range(n + 1):
+                assert query_as(client, sign_in(client, f"viewer{n}", f"viewer-password-{n}"),
+                                "SELECT count(*) AS n FROM nation").to_pylist() == [{"n": 25}]
+        queries = {dict(labels)["user"]: value for (name, labels), value in
+                   _samples(_get(f"http://127.0.0.1:{secured.gateway.operations.port}/metrics")[2]).items()
+                   if name == "nexus_queries_total"}
+        assert queries == {"viewer0": 1, "viewer1": 2, "other": 3 + 4}
+    finally:
+        stop_secured(secured)
+        store.close()
