@@ -23,6 +23,7 @@ from nexus_flight.server.app.http_endpoints import OperationsServer, ReadinessCh
 from nexus_flight.server.app.logs import log_query
 from nexus_flight.server.app.metrics import GatewayMetrics
 from nexus_flight.server.app.telemetry import record_metrics
+from nexus_flight.server.app.tls_certificate import certificate_expiry
 from nexus_flight.server.flight.administration import Administration
 from nexus_flight.server.flight.auth import Authenticator, ProxyHeaders
 from nexus_flight.server.flight.handles import HandleLimits
@@ -220,6 +221,8 @@ class Gateway:
                                     memory_budget=memory_budget(settings))
         self.service.access = access
         tls_options = _tls_options(settings)
+        #: When the served TLS certificate expires (None without TLS).
+        self.certificate_expires = certificate_expiry(settings.tls.cert_file) if settings.tls else None
         try:
             self.server = self._bind(settings, limits_of(settings), tls_options, authenticator,
                                      administration=administration, signer=signer, sessions=sessions)

@@ -163,6 +163,10 @@ class GatewayMetrics:
         self.memory_used.set_function(lambda: float(budget.used))
         self.memory_idle.set_function(lambda: float(budget.idle))
         self.queued.set_function(lambda: float(budget.queued))
+        if gateway.certificate_expires is not None:
+            Gauge("nexus_tls_certificate_expiry_timestamp_seconds", "When the served TLS certificate expires (Unix "
+                  "time): renew it and restart before", registry=self.registry).set(
+                gateway.certificate_expires.timestamp())
         opened = getattr(gateway.sources, "opened", None)
         if opened is not None:
             self.registry.register(_PoolSizes(opened))
