@@ -290,3 +290,25 @@ def test_spellings_of_key_values_are_typed_and_read_as_duckdb(tmp_path):
             if not got.equals(expected):  # compared as Arrow: Python has no date for DuckDB's BC dates or infinity
                 differing.append((values, got.schema.field("k").type, expected.schema.field("k").type))
     assert not differing
+
+
+def test_through_flight_sql_the_keys_are_duckdbs(lake, tmp_path):
+    """What a client reads through the gateway (ADBC Flight SQL): DuckDB's types and values, a parameter bound."""
+    flightsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    from nexus_flight.core.settings import ServerSettings
+    from nexus_flight.core.source import SourceSpec
+    from nexus_flight.server.app.gateway import Gateway
+
+    sources = [SourceSpec("hive", "files", {"tables": _tables(lake)})]
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None), sources).start()
+    sql = "SELECT id, year, day, region FROM {}duckdb_sales WHERE year = ? AND day < DATE '2024-01-04' ORDER BY id"
+    try:
+        with flightsql.connect(gateway.location, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(sql.format("hive.main."), parameters=[2024])
+            got = cursor.fetch_arrow_table()
+            schema = conn.adbc_get_table_schema("duckdb_sales", catalog_filter="hive", db_schema_filter="main")
+    finally:
+        gateway.shutdown()
+    assert_same(got, duckdb_answer(lake, sql.format(""), [2024]))
+    assert [(f.name, f.type) for f in schema][-3:] == [("day", pa.date32()), ("region", pa.string()),
+                                                       ("year", pa.int64())]
