@@ -4,7 +4,8 @@ Each configured table is a file, a prefix (directory) or a glob, in one format: 
 delimited; ``ndjson`` is the same), orc or arrow/feather. Avro has no offline reader in pyarrow and is refused
 plainly. A table's files are listed again by a query once the listing is ``listing_seconds`` old (added, removed
 or rewritten files are then read as they are; ``refresh()`` forgets every listing); a hive-partitioned prefix
-exposes its ``key=value`` directories as columns, and ``partition_columns`` reports them.
+exposes its ``key=value`` directories as columns, typed and valued as DuckDB's own readers have them
+(``hive_keys.py``), and ``partition_columns`` reports them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from nexus_flight.backends.arrow_scan import scannable
 from nexus_flight.backends.base import Execution
 from nexus_flight.backends.engine_messages import first_line
 from nexus_flight.backends.file_groups import file_group, splits_by_rows
+from nexus_flight.backends.hive_keys import hive_keys, place_keys
 from nexus_flight.backends.lake import (
     LakeBackend,
 )
@@ -47,6 +49,8 @@ class _Listing:
     dataset: ds.Dataset
     files: tuple[tuple[str, int | None, int | None], ...]
     checked_at: float
+    #: The hive partition keys, as columns of the dataset.
+    keys: pa.Schema
 
 
 def _files_of(dataset: ds.Dataset) -> tuple[tuple[str, int | None, int | None], ...]:
@@ -102,11 +106,12 @@ class FilesBackend(LakeBackend):
         opened = self._open(config)
         files = _files_of(opened)
         if previous is not None and files == previous.files:
-            listing = _Listing(previous.dataset, files, now)
+            listing = dataclasses.replace(previous, checked_at=now)
         else:
+            opened, keys = self._with_keys(opened, config)
             if config.union_by_name:
-                opened = self._united(opened, config)
-            listing = _Listing(scannable(opened), files, now)
+                opened = self._united(opened, config, keys)
+            listing = _Listing(scannable(opened), files, now, keys)
         with self._lock:
             self._listings[table] = listing
         return listing
@@ -149,17 +154,9 @@ class FilesBackend(LakeBackend):
             raise NotFoundError(f"[files] table {table!r} not found", source=self.name)
         if not config.hive_partitioning:
             return []
-        dataset = self._bind(table).data
-        partitioning = getattr(dataset, "partitioning", None)
-        if partitioning is not None and partitioning.schema is not None:
-            return list(partitioning.schema.names)
-        return [f.name for f in dataset.schema if f.name not in self._file_columns(dataset)]
-
-    @staticmethod
-    def _file_columns(dataset: ds.Dataset) -> set[str]:
-        fragments = dataset.get_fragments()
-        first = next(iter(fragments), None)
-        return set(first.physical_schema.names) if first is not None else set()
+        self._bind(table)
+        with self._lock:
+            return list(self._listings[table].keys.names)
 
     # -- opening a table -------------------------------------------------------------------------------
 
@@ -167,17 +164,14 @@ class FilesBackend(LakeBackend):
         location = parse_location(table.location)
         filesystem = arrow_filesystem(self.config, location)
         file_format = self._format(table)
-        partitioning = "hive" if table.hive_partitioning else None
         path = location.fs_path
         schema = self._explicit_schema(table)
         if any(c in path for c in _GLOB_CHARS):
-            base, files = self._glob(filesystem, path, table)
+            files = self._glob(filesystem, path, table)
             return ds.dataset(
                 files,
                 filesystem=filesystem,
                 format=file_format,
-                partitioning=partitioning,
-                partition_base_dir=base,
                 schema=schema,
             )
         info = filesystem.get_file_info(path)
@@ -189,25 +183,38 @@ class FilesBackend(LakeBackend):
                     "the location"
                 )
             raise NotFoundError(f"[files] {what} of table {table.name!r}", source=self.name)
-        return ds.dataset(
-            path, filesystem=filesystem, format=file_format, partitioning=partitioning, schema=schema
-        )
+        return ds.dataset(path, filesystem=filesystem, format=file_format, schema=schema)
 
-    def _united(self, dataset: ds.Dataset, table: FileTable) -> ds.Dataset:
-        """``dataset`` with the columns of all its files (types widened where they differ), partition keys last."""
+    def _with_keys(self, dataset: ds.Dataset, table: FileTable) -> tuple[ds.Dataset, pa.Schema]:
+        """``dataset`` with its hive partition keys as columns (pyarrow skips files a filter on them excludes)."""
+        if not table.hive_partitioning or not isinstance(dataset, ds.FileSystemDataset):
+            return dataset, pa.schema([])
+        path = parse_location(table.location).fs_path
+        base = self._glob_base(path) if any(c in path for c in _GLOB_CHARS) else path
+        try:
+            keys = hive_keys(dataset.files, base, dataset.schema)
+        except UnicodeDecodeError as exc:
+            raise InvalidQueryError(f"[files] a partition directory of table {table.name!r} is not URL-encoded "
+                                    f"UTF-8: {first_line(exc)}", source=self.name) from None
+        if not keys.names:
+            return dataset, pa.schema([])
+        keyed = ds.FileSystemDataset.from_paths(list(dataset.files), schema=keys.schema, format=dataset.format,
+                                                filesystem=dataset.filesystem, partitions=list(keys.expressions))
+        return keyed, keys.keys
+
+    def _united(self, dataset: ds.Dataset, table: FileTable, keys: pa.Schema) -> ds.Dataset:
+        """``dataset`` with the columns of all its files (types widened where they differ), partition keys placed."""
         physical = [fragment.physical_schema for fragment in dataset.get_fragments()]
         try:
             united = pa.unify_schemas(physical, promote_options="permissive") if physical else dataset.schema
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise InvalidQueryError(f"[files] the files of table {table.name!r} have columns that cannot be "
                                     f"united: {first_line(exc)}", source=self.name) from None
-        keys = [f for f in dataset.schema if united.get_field_index(f.name) < 0]
-        return dataset.replace_schema(pa.schema([*united, *keys]))
+        return dataset.replace_schema(place_keys(united, keys)[0])
 
-    def _glob(self, filesystem: pafs.FileSystem, pattern: str, table: FileTable) -> tuple[str, list[str]]:
+    def _glob(self, filesystem: pafs.FileSystem, pattern: str, table: FileTable) -> list[str]:
         """List the fixed prefix of a glob and keep the matches (object stores have no server-side glob)."""
-        first = min(pattern.index(c) for c in _GLOB_CHARS if c in pattern)
-        base = pattern[:first].rsplit("/", 1)[0]
+        base = self._glob_base(pattern)
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         files = sorted(
             info.path
@@ -218,7 +225,13 @@ class FilesBackend(LakeBackend):
             raise NotFoundError(
                 f"[files] no file matches the location of table {table.name!r}", source=self.name
             )
-        return base, files
+        return files
+
+    @staticmethod
+    def _glob_base(pattern: str) -> str:
+        """The folder a glob's fixed prefix names."""
+        first = min(pattern.index(c) for c in _GLOB_CHARS if c in pattern)
+        return pattern[:first].rsplit("/", 1)[0]
 
     @staticmethod
     def _explicit_schema(table: FileTable) -> pa.Schema | None:

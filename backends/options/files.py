@@ -61,7 +61,8 @@ class FileTable(BaseModel):
     #: A file, a prefix (directory) or a glob: ``/data/x.parquet``, ``s3://bucket/sales/``, ``gs://b/logs/*.csv``.
     location: str
     format: Literal["parquet", "csv", "json", "ndjson", "orc", "arrow", "feather", "avro"] = "parquet"
-    #: Hive-style ``key=value`` directories become columns.
+    #: Hive-style ``key=value`` directories become columns, typed and valued as DuckDB's own readers have them
+    #: (``read_parquet(..., hive_partitioning = true)``: BIGINT, DATE, TIMESTAMP or VARCHAR; see ``hive_keys.py``).
     hive_partitioning: bool = False
     #: CSV field delimiter.
     delimiter: str = Field(default=",", min_length=1, max_length=1)
