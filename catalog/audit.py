@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
+from nexus_flight.catalog.record_journal import journal_of
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.retention import purge_older
 from nexus_flight.catalog.security_generation import bump_generation
@@ -101,7 +103,8 @@ class AuditLog:
 
     def __init__(self, store: CatalogStore, *, background: bool = True, max_pending: int = 10_000) -> None:
         self.store = store
-        self._writer = HistoryWriter(self, max_pending=max_pending) if background else None
+        self._writer = (HistoryWriter(self, max_pending=max_pending, journal=journal_of(store, "audit"))
+                        if background else None)
 
     def __call__(self, record: AuditRecord) -> None:
         """Record one event (queued when in the background)."""
@@ -115,6 +118,22 @@ class AuditLog:
         with self.store.session() as session:
             session.add_all([r.row() for r in records])
         return [r.id for r in records]
+
+    @staticmethod
+    def rows_of(records: list[AuditRecord]) -> list[dict[str, Any]]:
+        """The catalog rows of ``records``, as ``write_rows`` takes them (a journal keeps them)."""
+        columns = AuditEvent.__table__.columns.keys()
+        return [{name: getattr(event, name) for name in columns} for event in (r.row() for r in records)]
+
+    def write_rows(self, rows: list[dict[str, Any]], *, skip_stored: bool = False) -> None:
+        """Store rows of ``rows_of`` in one transaction; ``skip_stored``: leave out ids stored already."""
+        with self.store.session() as session:
+            if skip_stored:
+                stored = set(session.scalars(
+                    select(AuditEvent.id).where(AuditEvent.id.in_([row["id"] for row in rows]))))
+                rows = [row for row in rows if row["id"] not in stored]
+            if rows:
+                session.execute(insert(AuditEvent.__table__), rows)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event is stored."""

@@ -30,6 +30,7 @@ from nexus_flight.catalog.health import record_failure
 from nexus_flight.catalog.history import PHASES, QueryRecord, QueryRecorder
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.models import utcnow
+from nexus_flight.catalog.record_journal import journal_of
 from nexus_flight.catalog.schema_cache import (
     CachedSchema,
     cached_schema,
@@ -591,7 +592,7 @@ class HistoryObserver:
         self, store: CatalogStore, *, record_parameters: bool = False, background: bool = True
     ) -> None:
         recorder = QueryRecorder(store, record_parameters=record_parameters)
-        self._writer = HistoryWriter(recorder) if background else None
+        self._writer = HistoryWriter(recorder, journal=journal_of(store, "history")) if background else None
         self._write = self._writer or recorder
 
     def __call__(self, event) -> None:

@@ -80,25 +80,39 @@ class QueryRecorder:
             ValueError: an unknown status or phase (a programming error in the caller).
 
         """
+        rows = self.rows_of(records)
+        self.write_rows(rows)
+        return [row["id"] for row in rows]
+
+    def rows_of(self, records: list[QueryRecord]) -> list[dict[str, Any]]:
+        """The catalog rows of ``records``, without their source's id (``write_rows`` looks it up).
+
+        Raises:
+            ValueError: an unknown status or phase (a programming error in the caller).
+
+        """
         for record in records:
             _check(record)
-        source_ids: dict[str | None, str | None] = {}
-        with self.store.session() as session:
-            rows = []
-            for record in records:
-                if record.source not in source_ids:
-                    source_ids[record.source] = self._source_id(session, record.source)
-                rows.append(self._values(record, source_ids[record.source]))
-            # One Core executemany on the table: neither the unit of work's per-object bookkeeping nor the ORM's
-            # bulk path (both ran on every query batch).
-            session.execute(insert(QueryHistory.__table__), rows)
-            return [row["id"] for row in rows]
+        return [self._values(record) for record in records]
 
-    def _values(self, record: QueryRecord, source_id: str | None) -> dict[str, Any]:
+    def write_rows(self, rows: list[dict[str, Any]], *, skip_stored: bool = False) -> None:
+        """Store rows of ``rows_of`` in one transaction; ``skip_stored``: leave out ids stored already (a journal's)."""
+        with self.store.session() as session:
+            if skip_stored:
+                stored = set(session.scalars(
+                    select(QueryHistory.id).where(QueryHistory.id.in_([row["id"] for row in rows]))))
+                rows = [row for row in rows if row["id"] not in stored]
+            source_ids = {name: self._source_id(session, name) for name in {row["source_name"] for row in rows}}
+            if rows:
+                # One Core executemany on the table: neither the unit of work's per-object bookkeeping nor the
+                # ORM's bulk path (both ran on every query batch).
+                session.execute(insert(QueryHistory.__table__),
+                                [{**row, "source_id": source_ids[row["source_name"]]} for row in rows])
+
+    def _values(self, record: QueryRecord) -> dict[str, Any]:
         phases = {f"{p}_ms": record.phases_ms.get(p) for p in PHASES}
         return storable_row(QueryHistory.__table__, dict(
             id=record.id or new_id(),
-            source_id=source_id,
             source_name=record.source,
             user_name=record.user,
             sql_text=SCRUBBER.scrub(record.sql),

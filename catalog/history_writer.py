@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from sqlalchemy import exc as sa_exc
 
 from nexus_flight.catalog.history import QueryRecord
+from nexus_flight.catalog.record_journal import RecordJournal
 from nexus_flight.core.errors import CatalogUnavailableError
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,18 @@ class WriterCounts:
     written: int = 0
     dropped: int = 0
     pending: int = 0
+    #: Rows kept on disk for the catalog (``record_journal``).
+    journaled: int = 0
+
+
+class Journaled(Protocol):
+    """A writer target whose records can be kept in a journal as rows and written from it."""
+
+    def rows_of(self, records: list) -> list[dict[str, Any]]:
+        """The catalog rows of ``records`` (JSON values and datetimes only)."""
+
+    def write_rows(self, rows: list[dict[str, Any]], *, skip_stored: bool = False) -> None:
+        """Store rows in one transaction; ``skip_stored``: leave out ids stored already."""
 
 
 class HistoryWriter:
@@ -46,9 +60,11 @@ class HistoryWriter:
 
     def __init__(
         self, write: Callable[[QueryRecord], object], max_pending: int = 10_000, window_seconds: float = 0.2,
-        retry_seconds: tuple[float, float] = (0.5, 30.0),
+        retry_seconds: tuple[float, float] = (0.5, 30.0), journal: RecordJournal | None = None,
     ) -> None:
+        """``journal``: where records go that cannot be held (``write`` is then ``Journaled``); None drops them."""
         self._write = write
+        self._journal = journal
         self._window = window_seconds
         self._retry_first, self._retry_most = retry_seconds
         self._max_pending = max_pending
@@ -59,6 +75,8 @@ class HistoryWriter:
         self._done = threading.Condition()
         self.written = 0
         self.dropped = 0
+        #: The last write found the catalog unreachable.
+        self._unanswered = False
         self._thread = threading.Thread(target=self._run, name="catalog-history", daemon=True)
         self._thread.start()
 
@@ -66,15 +84,25 @@ class HistoryWriter:
         """Queue one record; never blocks (with ``max_pending`` records held already, it is dropped, and said so)."""
         with self._done:
             full = self._pending >= self._max_pending
-            if full:
-                self.dropped += 1
-            else:
+            if not full:
                 self._pending += 1
         if full:
-            log.warning("catalog writer full (%d records waiting): dropped record %s", self._max_pending,
-                        getattr(record, "id", None))
+            self._keep_or_drop([record], f"catalog writer full ({self._max_pending} records waiting)")
             return
         self._queue.put_nowait(record)
+
+    def _keep_or_drop(self, records: list, why: str) -> None:
+        """Journal records that cannot be held, or drop them (counted) when there is no journal or it fails."""
+        if self._journal is not None:
+            try:
+                self._journal.keep(cast(Journaled, self._write).rows_of(records))
+                return
+            except (OSError, TypeError, ValueError) as exc:
+                why += f", and its journal failed ({type(exc).__name__}: {exc})"
+        with self._done:
+            self.dropped += len(records)
+        log.warning("%s: dropped %d records (%s)", why, len(records),
+                    ", ".join(str(getattr(r, "id", None)) for r in records[:5]))
 
     @property
     def pending(self) -> int:
@@ -83,8 +111,9 @@ class HistoryWriter:
 
     def counts(self) -> WriterCounts:
         """Records written, dropped and pending so far (``/metrics``)."""
+        journaled = self._journal.count if self._journal is not None else 0
         with self._done:
-            return WriterCounts(self.written, self.dropped, self._pending)
+            return WriterCounts(self.written, self.dropped, self._pending, journaled)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record is written (or dropped); False when ``timeout`` ran out first."""
@@ -102,13 +131,23 @@ class HistoryWriter:
             self._hurry.clear()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (trying for up to ``timeout``), then stop the thread; what is left is dropped."""
-        self.flush(timeout)
+        """Write what is queued (trying for up to ``timeout``), then stop the thread; what is left is journaled.
+
+        With the catalog not answering, nothing is tried: a stop must not spend an orchestrator's grace period
+        waiting on it (a SIGKILL would lose what it holds).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._unanswered and time.monotonic() < deadline:
+            if self.flush(min(0.5, deadline - time.monotonic())):
+                break
         self._closing.set()
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        if self._journal is not None:
+            self._journal.close()
 
     def _run(self) -> None:
+        self._take_over_journals()
         held: list = []  # records a write could not store for want of the catalog: tried first, after a pause
         delay = 0.0
         while True:
@@ -138,11 +177,55 @@ class HistoryWriter:
             held = self._write_batch(held)
             delay = min(max(delay * 2, self._retry_first), self._retry_most) if held else 0.0
             if held and (stop or self._closing.is_set()):
-                log.warning("catalog writer stopping: dropped %d records the catalog could not take", len(held))
-                self._finish(len(held), dropped=True)
+                # Stopping with a catalog that does not answer: the rest is not tried (each try may wait seconds).
+                stop = stop or self._drain_into(held)
+                self._keep_or_drop(held, "catalog writer stopping without the catalog")
+                self._finish(len(held), dropped=None)
                 held = []
+            elif not held and self._journal is not None and self._journal.count and self._queue.empty():
+                self._write_journal()
             if stop:
                 return
+
+    def _drain_into(self, held: list) -> bool:
+        """Move every queued record into ``held``; True when the stop marker was among them."""
+        while True:
+            try:
+                record = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if record is _STOP:
+                return True
+            held.append(record)
+
+    def _write_journal(self) -> None:
+        """Write back what this process journaled, now that the catalog takes rows again."""
+        assert self._journal is not None
+        rows = self._journal.take()
+        start = 0
+        try:
+            for start in range(0, len(rows), _MAX_BATCH):
+                cast(Journaled, self._write).write_rows(rows[start:start + _MAX_BATCH], skip_stored=True)
+        except _UNREACHABLE:
+            self._journal.keep(rows[start:])
+            return
+        log.warning("catalog writer: wrote the %d %s rows kept in its journal", len(rows), self._journal.log_name)
+
+    def _take_over_journals(self) -> None:
+        """Write the journals of gateways that stopped before the catalog could take their rows."""
+        if self._journal is None:
+            return
+        for path, rows in self._journal.left_behind():
+            try:
+                for start in range(0, len(rows), _MAX_BATCH):
+                    cast(Journaled, self._write).write_rows(rows[start:start + _MAX_BATCH], skip_stored=True)
+            except Exception as exc:  # left for the next start; this one serves all the same
+                log.warning("catalog writer: the %s rows of %s could not be written yet (%s); kept for the next "
+                            "start", self._journal.log_name, path, type(exc).__name__)
+                continue
+            self._journal.settle(path)
+            log.warning("catalog writer: wrote the %d %s rows %s kept for the catalog", len(rows),
+                        self._journal.log_name, path)
 
     def _write_batch(self, records: list) -> list:
         """Write ``records``; return those to try again (the catalog could not be reached)."""
@@ -155,6 +238,7 @@ class HistoryWriter:
             else:
                 self._write(records[0])
         except _UNREACHABLE as exc:
+            self._unanswered = True
             log.warning("catalog writer: the catalog could not take %d records (%s); keeping them to try again",
                         len(records), type(exc).__name__)
             return records
@@ -166,14 +250,16 @@ class HistoryWriter:
                         type(exc).__name__)
             self._finish(len(records), dropped=True)
             return []
+        self._unanswered = False
         self._finish(len(records), dropped=False)
         return []
 
-    def _finish(self, count: int = 1, *, dropped: bool) -> None:
+    def _finish(self, count: int = 1, *, dropped: bool | None) -> None:
+        """``count`` queued records are done: written, dropped, or (None) handed to ``_keep_or_drop``, which counts."""
         with self._done:
             self._pending -= count
             if dropped:
                 self.dropped += count
-            else:
+            elif dropped is not None:
                 self.written += count
             self._done.notify_all()

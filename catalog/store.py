@@ -131,6 +131,8 @@ class CatalogStore:
             # What the operator mistyped or what is down, not a traceback: the URL (without its password) and why.
             raise ConfigError(f"cannot open the catalog {_shown(url, data_dir)}: {_why(exc, url)}") from None
         self.engine = engine
+        #: The gateway's data directory (None: not given); the journal of rows the catalog cannot take lives there.
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.vault = Vault(keys if keys is not None else KeyRing.from_environment())
         from nexus_flight.catalog.key_handover import CatalogHandovers  # it reads this store's tables

@@ -90,12 +90,15 @@ class _CatalogWriters:
                                    labels=["log", "state"])
         pending = GaugeMetricFamily("nexus_catalog_rows_pending", "History and audit rows waiting for the catalog",
                                     labels=["log"])
+        journaled = GaugeMetricFamily("nexus_catalog_rows_journaled", "History and audit rows kept on disk until "
+                                      "the catalog takes them", labels=["log"])
         for name, counts_of in sorted(self._writers.items()):
             counts = counts_of()
             done.add_metric([name, "written"], counts.written)
             done.add_metric([name, "dropped"], counts.dropped)
             pending.add_metric([name], counts.pending)
-        yield from (done, pending)
+            journaled.add_metric([name], counts.journaled)
+        yield from (done, pending, journaled)
 
 
 class GatewayMetrics:

@@ -14,6 +14,8 @@ import pytest
 from nexus_flight.catalog.audit import AuditLog, AuditRecord, search_audit
 from nexus_flight.catalog.history import QueryRecord, QueryRecorder, search_history
 from nexus_flight.catalog.history_writer import HistoryWriter
+from nexus_flight.catalog.models import AuditEvent, QueryHistory
+from nexus_flight.catalog.record_journal import journal_of
 from nexus_flight.catalog.store import CatalogStore
 from tests.support.servers import PrivatePostgres, private_server
 
@@ -48,6 +50,88 @@ def test_records_written_while_the_catalog_is_down_land_once_it_is_back(outage_p
     finally:
         writer.close()
         store.close()
+
+
+def _outage_store(outage_pg, keys, data_dir) -> CatalogStore:
+    return CatalogStore(f"postgresql+psycopg://{outage_pg.user}@{outage_pg.host}:{outage_pg.port}/"
+                        f"{outage_pg.database}?connect_timeout=1", keys=keys, data_dir=data_dir)
+
+
+def _history_sql(store: CatalogStore) -> list[str]:
+    return sorted(r["sql_text"] for r in search_history(store, limit=None))
+
+
+def test_records_beyond_what_is_held_go_to_the_journal_and_land_once_the_catalog_is_back(outage_pg, keys, tmp_path):
+    store = _outage_store(outage_pg, keys, tmp_path)
+    with store.session() as session:  # the module's catalog: only this test's rows
+        session.execute(QueryHistory.__table__.delete())
+    writer = HistoryWriter(QueryRecorder(store), max_pending=3, window_seconds=0.05, retry_seconds=(0.1, 0.5),
+                           journal=journal_of(store, "history"))
+    try:
+        outage_pg.stop()
+        started = time.monotonic()
+        for i in range(20):
+            writer(QueryRecord(f"SELECT {i}", "success"))
+        assert time.monotonic() - started < 0.5  # journaling keeps queries from waiting too
+        counts = writer.counts()
+        assert (counts.dropped, counts.pending, counts.journaled) == (0, 3, 17)
+        assert len(list((tmp_path / "journal").glob("history-*.jsonl"))) == 1
+        outage_pg.start()
+        store.engine.dispose()
+        deadline = time.monotonic() + 30
+        while writer.counts().journaled or writer.pending:
+            assert time.monotonic() < deadline, writer.counts()
+            time.sleep(0.1)
+        assert _history_sql(store) == sorted(f"SELECT {i}" for i in range(20))
+        assert writer.counts().dropped == 0
+    finally:
+        writer.close()
+        store.close()
+    assert not list((tmp_path / "journal").glob("*.jsonl"))  # an emptied journal is removed
+
+
+def test_records_of_a_gateway_stopped_during_an_outage_are_written_by_the_next_start(outage_pg, keys, tmp_path):
+    store = _outage_store(outage_pg, keys, tmp_path)
+    with store.session() as session:
+        session.execute(QueryHistory.__table__.delete())
+        session.execute(AuditEvent.__table__.delete())
+    history = HistoryWriter(QueryRecorder(store), window_seconds=0.05, retry_seconds=(0.1, 0.5),
+                            journal=journal_of(store, "history"))
+    audit = AuditLog(store)
+    history(QueryRecord("SELECT 'before'", "success", user="ann"))
+    assert history.flush(10)
+    outage_pg.stop()
+    for i in range(5):
+        history(QueryRecord(f"SELECT {i}", "success", user="ann", parameters=[[i, "x", None]],
+                            phases_ms={"execute": 1.5}))
+    audit(AuditRecord("auth_failure", "mallory", auth_method="password", detail={"reason": "wrong password"}))
+    assert not history.flush(1)
+    started = time.monotonic()
+    history.close()
+    audit.close()
+    store.close()
+    assert time.monotonic() - started < 8  # the stop does not wait on the catalog
+    assert len(list((tmp_path / "journal").glob("*.jsonl"))) == 2
+    outage_pg.start()
+
+    later = _outage_store(outage_pg, keys, tmp_path)  # the next start, on the same data directory
+    writer = HistoryWriter(QueryRecorder(later), journal=journal_of(later, "history"))
+    later_audit = AuditLog(later)
+    try:
+        deadline = time.monotonic() + 30
+        while list((tmp_path / "journal").glob("*.jsonl")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        rows = {r["sql_text"]: r for r in search_history(later, limit=None)}
+        assert sorted(rows) == sorted(["SELECT 'before'", *(f"SELECT {i}" for i in range(5))])
+        assert rows["SELECT 3"]["user_name"] == "ann" and rows["SELECT 3"]["execute_ms"] == 1.5
+        assert rows["SELECT 3"]["created_at"] < rows["SELECT 4"]["created_at"]
+        [event] = search_audit(later, kind="auth_failure")
+        assert event["actor"] == "mallory" and "wrong password" in event["detail"]
+    finally:
+        writer.close()
+        later_audit.close()
+        later.close()
 
 
 def test_text_postgresql_cannot_store_as_is_is_recorded_with_the_rest_of_its_batch(pg_store):
