@@ -1,8 +1,9 @@
 """Writing query history off the query's path: a worker thread drains a bounded queue into the catalog.
 
 A slow or unreachable catalog database must never delay or fail a query, and must not lose what it could not take
-yet: records wait (up to ``max_pending`` held at once; beyond that a new record is dropped with a warning and
-counted) and a write that failed for want of the catalog is tried again, after 0.5 s and then up to every 30 s,
+yet: records wait (up to ``max_pending`` held at once; beyond that, and at a stop while the catalog does not
+answer, they go to a journal on disk, ``record_journal``, or are dropped with a warning and counted where there is
+none) and a write that failed for want of the catalog is tried again, after 0.5 s and then up to every 30 s,
 until it lands. A batch the catalog refuses for its content is written record by record, so one record it cannot
 take (there should be none: ``catalog.storable``) is the only one dropped, never the others of its batch.
 ``flush`` lets a reader (the ``system`` catalog) see every query that ended before it asked.
@@ -81,7 +82,7 @@ class HistoryWriter:
         self._thread.start()
 
     def __call__(self, record: QueryRecord) -> None:
-        """Queue one record; never blocks (with ``max_pending`` records held already, it is dropped, and said so)."""
+        """Queue one record; never blocks (with ``max_pending`` records held already, it goes to the journal)."""
         with self._done:
             full = self._pending >= self._max_pending
             if not full:
