@@ -211,17 +211,23 @@ class CatalogBrowser:
     def _foreign_key_rows(self, cmd, principal: Principal) -> list[tuple]:
         rows = []
         if isinstance(cmd, pb.CommandGetCrossReference):
+            pk_schema, fk_schema = _optional(cmd, "pk_db_schema"), _optional(cmd, "fk_db_schema")
             for catalog in self._catalogs(_optional(cmd, "fk_catalog"), principal):
-                keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "fk_db_schema"), cmd.fk_table), [])
+                if _optional(cmd, "pk_catalog") not in (None, catalog):
+                    continue  # a key never references another source
+                keys = self._safely(catalog, lambda b: b.foreign_keys(fk_schema, cmd.fk_table), [])
                 keys = [k for k in keys if k.pk.table == cmd.pk_table and k.fk.table == cmd.fk_table
-                        and (not cmd.HasField("pk_db_schema") or k.pk.db_schema == cmd.pk_db_schema)]
+                        and pk_schema in (None, k.pk.db_schema) and fk_schema in (None, k.fk.db_schema)]
                 rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=False)
             return rows
         exported = isinstance(cmd, pb.CommandGetExportedKeys)
+        db_schema = _optional(cmd, "db_schema")
         for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
-            keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "db_schema"), cmd.table), [])
+            keys = self._safely(catalog, lambda b: b.foreign_keys(db_schema, cmd.table), [])
+            # A backend returns the keys with the table on either side: only those of this table (in this schema:
+            # ``bi.customers`` is not ``sales.customers``) on the side asked for are its keys.
             side = (lambda k: k.pk) if exported else (lambda k: k.fk)
-            keys = [k for k in keys if side(k).table == cmd.table]
+            keys = [k for k in keys if side(k).table == cmd.table and db_schema in (None, side(k).db_schema)]
             rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
         return rows
 
