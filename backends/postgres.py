@@ -73,6 +73,7 @@ from nexus_flight.backends.base import (
 )
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.options.postgres import PostgresConfig
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
 from nexus_flight.backends.postgres_parameters import (
     as_text_row,
@@ -473,6 +474,15 @@ class PostgresBackend(AdbcBackend):
         described = self._prepare(numbered_placeholders(base.sql, base.placeholders))
         types = [_parameter_type(f) for f in described] if described is not None else []
         types += [pa.utf8()] * (plan.parameter_count - len(types))
+        # PostgreSQL types ``price > $1`` as numeric without a scale, and JDBC binds a BigDecimal only into a
+        # decimal of its very scale: a numeric placeholder takes the type of a numeric(p, s) it is compared with
+        # (text otherwise, as before).
+        numeric = {i for i, f in enumerate(described or ()) if (f.metadata or {}).get(b"POSTGRESQL:type") == b"numeric"}
+        if numeric:
+            probe = quiet_probe(lambda sql: self.get_schema(plan_sql(sql, "postgres", self.name)))
+            inferred = infer_parameter_types(plan, probe, wanted=numeric)
+            types = [found if pa.types.is_decimal(found) and found != postgres_types.UNCONSTRAINED_NUMERIC else t
+                     for t, found in zip(types, inferred, strict=True)]
         return parameter_schema(types)
 
     def execute(
