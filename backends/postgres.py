@@ -568,7 +568,11 @@ class PostgresBackend(AdbcBackend):
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""
         columns = self._rows(
-            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            # the declared fractional digits of a time or timestamp (its typmod; none declared: 6, Arrow's unit)
+            "CASE WHEN a.atttypid IN ('pg_catalog.time'::pg_catalog.regtype, 'pg_catalog.timetz'::pg_catalog.regtype, "
+            "'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype) "
+            "AND a.atttypmod >= 0 THEN a.atttypmod END "
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped "
@@ -582,8 +586,8 @@ class PostgresBackend(AdbcBackend):
         described = self.get_schema(plan_sql(own, "postgres", self.name))
         return pa.schema(
             [
-                catalog_column(f, type_name, not not_null)
-                for f, (_, type_name, not_null) in zip(described, columns, strict=True)
+                catalog_column(f, type_name, not not_null, digits)
+                for f, (_, type_name, not_null, digits) in zip(described, columns, strict=True)
             ]
         )
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, FRACTIONAL_DIGITS
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.core.errors import SOURCE_FAILURES, GatewayError, UnsupportedError
 from nexus_flight.core.identity_memo import IdentityMemo
@@ -41,6 +41,7 @@ def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]
     """
     own = dict(field.metadata or {})
     database_type = own.pop(DATABASE_TYPE_NAME, None)
+    digits = own.pop(FRACTIONAL_DIGITS, None)
     type_name = database_type.decode() if database_type else sql_type_name(field.type)
     meta = {
         "ARROW:FLIGHT:SQL:TYPE_NAME": type_name,
@@ -54,6 +55,12 @@ def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
     elif (length := _declared_length(type_name)) is not None:
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(length)  # varchar(44): the column size in characters
+    elif digits is not None and (pa.types.is_timestamp(field.type) or pa.types.is_time(field.type)):
+        # JDBC's DECIMAL_DIGITS, and the COLUMN_SIZE of the text '2024-01-02 03:04:05.123' ('03:04:05.123')
+        fraction = int(digits)
+        whole = 19 if pa.types.is_timestamp(field.type) else 8
+        meta["ARROW:FLIGHT:SQL:SCALE"] = str(fraction)
+        meta["ARROW:FLIGHT:SQL:PRECISION"] = str(whole + (fraction + 1 if fraction else 0))
     return own, meta
 
 

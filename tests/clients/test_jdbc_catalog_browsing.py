@@ -221,18 +221,20 @@ class Engines:
 
     def columns(self, catalog: str, pattern: str = "%") -> list[tuple]:
         """Order Items' columns whose names are LIKE ``pattern``: name, type name, nullable, numeric precision and
-        scale, character length."""
+        scale, character length, fractional-second digits (DuckDB: none, its types tell them)."""
         sql = {
             "pg": "SELECT c.column_name, pg_catalog.format_type(a.atttypid, a.atttypmod), c.is_nullable = 'YES', "
-                  "c.numeric_precision, c.numeric_scale, c.character_maximum_length FROM information_schema.columns c "
+                  "c.numeric_precision, c.numeric_scale, c.character_maximum_length, c.datetime_precision "
+                  "FROM information_schema.columns c "
                   "JOIN pg_catalog.pg_attribute a ON a.attrelid = '\"Sales.EU\".\"Order Items\"'::regclass "
                   "AND a.attname = c.column_name WHERE c.table_schema = 'Sales.EU' AND c.table_name = 'Order Items' "
                   "AND c.column_name LIKE ? ORDER BY c.ordinal_position",
             "maria": "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES', NUMERIC_PRECISION, NUMERIC_SCALE, "
-                     f"CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{DATABASE}' "
-                     "AND TABLE_NAME = 'Order Items' AND COLUMN_NAME LIKE ? ORDER BY ORDINAL_POSITION",
+                     "CHARACTER_MAXIMUM_LENGTH, DATETIME_PRECISION FROM information_schema.COLUMNS "
+                     f"WHERE TABLE_SCHEMA = '{DATABASE}' AND TABLE_NAME = 'Order Items' AND COLUMN_NAME LIKE ? "
+                     "ORDER BY ORDINAL_POSITION",
             "duck": "SELECT column_name, data_type, is_nullable, numeric_precision, numeric_scale, "
-                    "character_maximum_length FROM duckdb_columns() WHERE database_name = current_database() "
+                    "character_maximum_length, NULL FROM duckdb_columns() WHERE database_name = current_database() "
                     "AND schema_name = 'Sales.EU' AND table_name = 'Order Items' AND column_name LIKE ? ESCAPE '\\' "
                     "ORDER BY column_index",
         }[catalog]
@@ -326,19 +328,23 @@ def test_table_patterns_match_what_the_engine_matches(jdbc, engines, catalog):
 
 @pytest.mark.parametrize("catalog", CATALOGS)
 def test_columns_as_the_engine_declares_them(jdbc, engines, catalog):
-    """Names in order, the engine's type names, NOT NULL, DECIMAL precision and scale, character lengths."""
+    """Names in order, the engine's type names, NOT NULL, DECIMAL precision and scale, character lengths, the
+    fractional-second digits of timestamps with and without zone."""
     got = rows(jdbc, f"columns|{catalog}", "COLUMN_NAME", "TYPE_NAME", "NULLABLE", "COLUMN_SIZE", "DECIMAL_DIGITS",
-               "ORDINAL_POSITION", "TABLE_SCHEM", "TABLE_NAME")
+               "DATA_TYPE", "ORDINAL_POSITION", "TABLE_SCHEM", "TABLE_NAME")
     expected = engines.columns(catalog)
     assert [g[0] for g in got] == [e[0] for e in expected]
-    for (name, type_name, nullable, size, digits, position, *where), column in zip(got, expected, strict=True):
-        _, engine_type, engine_nullable, precision, scale, length = column
+    for (name, type_name, nullable, size, digits, data_type, position, *where), column in zip(got, expected,
+                                                                                              strict=True):
+        _, engine_type, engine_nullable, precision, scale, length, fraction = column
         assert type_name == engine_type and nullable == int(engine_nullable), name
         assert position == expected.index(column) + 1 and where == [SCHEMA_OF[catalog], "Order Items"], name
         if engine_type.lower().startswith(("numeric(", "decimal(")):
             assert (size, digits) == (precision, scale), name
         if length is not None and "(" in engine_type:  # a declared length: varchar(8), char(3), varbinary(16)
             assert size == length, name
+        if data_type in (93, 2014) and fraction is not None:  # '2024-01-02 03:04:05.123': 23 characters
+            assert (digits, size) == (fraction, 19 + (fraction + 1 if fraction else 0)), name
 
 
 @pytest.mark.parametrize("catalog", CATALOGS)
@@ -427,7 +433,7 @@ def test_open_table_as_the_engine_reads_it(jdbc, engines, catalog):
     result = ok(jdbc, f"open|{catalog}")
     columns = engines.columns(catalog)
     assert [c["label"] for c in result["columns"]] == [c[0] for c in columns]
-    for got, (name, engine_type, _, precision, scale, _) in zip(result["columns"], columns, strict=True):
+    for got, (name, engine_type, _, precision, scale, *_) in zip(result["columns"], columns, strict=True):
         assert got["catalog"] == catalog
         if engine_type.lower().startswith(("numeric(", "decimal(")):
             assert (got["type"], got["precision"], got["scale"]) == (3, precision, scale), name
