@@ -108,14 +108,26 @@ class ForeignKeyColumn:
 #: Field metadata of ``Backend.table_schema``: the database's own name of the column's type (``bigint``,
 #: ``numeric(15,2)``, ``VARCHAR(44)``), which the metadata commands report as ARROW:FLIGHT:SQL:TYPE_NAME.
 DATABASE_TYPE_NAME = b"nexus.database_type_name"
+#: Field metadata of ``Backend.table_schema``: the fractional-second digits a TIMESTAMP or TIME column declares
+#: (``timestamp(3)``, MySQL's ``datetime``: 0), which its Arrow unit (microseconds) does not tell.
+FRACTIONAL_DIGITS = b"nexus.fractional_digits"
 
 
-def catalog_column(field: pa.Field, type_name: str | None, nullable: bool) -> pa.Field:
-    """``field`` as the database's catalog describes its column: its own type name and its nullability."""
+def catalog_column(
+    field: pa.Field, type_name: str | None, nullable: bool, fractional_digits: int | None = None
+) -> pa.Field:
+    """``field`` as the database's catalog describes its column.
+
+    Its own type name, its nullability and, for a TIMESTAMP or TIME column, its fractional-second digits (None:
+    those of its Arrow unit).
+    """
     field = field.with_nullable(nullable)
-    if not type_name:
-        return field
-    return field.with_metadata({**(field.metadata or {}), DATABASE_TYPE_NAME: type_name.encode()})
+    meta = {}
+    if type_name:
+        meta[DATABASE_TYPE_NAME] = type_name.encode()
+    if fractional_digits is not None:
+        meta[FRACTIONAL_DIGITS] = str(fractional_digits).encode()
+    return field.with_metadata({**(field.metadata or {}), **meta}) if meta else field
 
 
 def parameter_schema(types: Sequence[pa.DataType]) -> pa.Schema:

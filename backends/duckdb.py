@@ -18,6 +18,7 @@ from nexus_flight.backends.base import (
     Backend,
     Capabilities,
     Execution,
+    ForeignKeyColumn,
     KeyColumn,
     TableInfo,
     catalog_column,
@@ -142,6 +143,40 @@ class DuckDBBackend(Backend):
             for s, t, columns, name in rows
             for i, column in enumerate(columns)
         ]
+
+    def foreign_keys(self, db_schema: str | None = None, table: str | None = None) -> list[ForeignKeyColumn]:
+        """Foreign-key column pairs from DuckDB's constraint catalog, named as its tables and columns are.
+
+        DuckDB keeps the referenced table and columns as the FOREIGN KEY clause spelled them (``REFERENCES
+        "CUSTOMERS"(ID)`` for ``customers.id``), and binds them case-insensitively: they are matched the same way
+        to the referenced table's own names. A key references a table of its own schema (DuckDB allows no other).
+        """
+        constraints = self._engine.rows(
+            "SELECT c.schema_name, c.table_name, c.constraint_type, c.constraint_column_names, c.constraint_name, "
+            "c.referenced_table, c.referenced_column_names, "
+            "(SELECT list(d.column_name) FROM duckdb_columns() d WHERE d.database_name = c.database_name "
+            "AND d.schema_name = c.schema_name AND d.table_name = c.table_name) "
+            "FROM duckdb_constraints() c WHERE c.database_name = current_database() "
+            "AND c.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY') AND (? IS NULL OR c.schema_name = ?) "
+            "ORDER BY c.schema_name, c.table_name, c.constraint_index",
+            [db_schema, db_schema],
+        )
+        tables = {(s.lower(), t.lower()): (t, {c.lower(): c for c in columns}) for s, t, *_, columns in constraints}
+        unique = {(s, t, tuple(c.lower() for c in cols)): name
+                  for s, t, kind, cols, name, *_ in constraints if kind != "FOREIGN KEY"}
+        result = []
+        for s, fk_table, kind, fk_columns, fk_name, referenced, referenced_columns, _ in constraints:
+            if kind != "FOREIGN KEY" or (s.lower(), referenced.lower()) not in tables:
+                continue
+            pk_table, pk_names = tables[(s.lower(), referenced.lower())]
+            if table is not None and table not in (fk_table, pk_table):
+                continue
+            pk_columns = [pk_names.get(c.lower(), c) for c in referenced_columns]
+            pk_name = unique.get((s, pk_table, tuple(c.lower() for c in pk_columns)))
+            for seq, (fk_column, pk_column) in enumerate(zip(fk_columns, pk_columns, strict=True), start=1):
+                result.append(ForeignKeyColumn(pk=KeyColumn(s, pk_table, pk_column, seq, pk_name),
+                                               fk=KeyColumn(s, fk_table, fk_column, seq, fk_name)))
+        return result
 
     def view_definition(self, db_schema: str, view: str) -> str | None:
         """The query of a view of the source's own database (``duckdb_views()``), as DuckDB keeps it.

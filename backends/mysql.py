@@ -641,8 +641,8 @@ class MySQLBackend(Backend):
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """A table's Arrow schema with the server's type names and NOT NULLs, from its metadata (no rows read)."""
         columns = self._own(db_schema) and self._rows(
-            "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? "
-            "AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_TYPE, IS_NULLABLE, DATETIME_PRECISION FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             self.config.database,
             table,
         )
@@ -654,7 +654,8 @@ class MySQLBackend(Backend):
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name)
         described = self._describe(own, 0, nullability=True)
         pairs = zip(described, columns, strict=True)
-        return pa.schema([catalog_column(f, type_name, nullable == "YES") for f, (type_name, nullable) in pairs])
+        return pa.schema([catalog_column(f, type_name, nullable == "YES", None if digits is None else int(digits))
+                          for f, (type_name, nullable, digits) in pairs])
 
     def view_definition(self, db_schema: str, view: str) -> str | None:
         """The query of a view of the configured database (``information_schema.VIEWS``), names qualified.

@@ -10,7 +10,7 @@ in the order values bind in): nothing is parsed here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pyarrow as pa
 from sqlglot import exp
@@ -36,17 +36,21 @@ def quiet_probe(describe: Callable[[str], pa.Schema]) -> TypeProbe:
     return probe
 
 
-def infer_parameter_types(plan: QueryPlan, probe: TypeProbe) -> list[pa.DataType]:
+def infer_parameter_types(
+    plan: QueryPlan, probe: TypeProbe, wanted: Collection[int] | None = None
+) -> list[pa.DataType]:
     """Return one Arrow type per placeholder of ``plan``, in the order values bind in.
 
     ``probe`` runs a generated query (in the plan's dialect) and returns its schema, or None when it cannot.
+    Only the placeholders at the 0-based positions ``wanted`` (None: all) are probed; the others are utf8.
     """
     count = plan.parameter_count
     if count == 0:
         return []
     if plan.query is None:
         return [_FALLBACK] * count
-    types = [_infer_one(p, probe, plan.dialect) for p in plan.placeholder_nodes[:count]]
+    types = [_infer_one(p, probe, plan.dialect) if wanted is None or i in wanted else _FALLBACK
+             for i, p in enumerate(plan.placeholder_nodes[:count])]
     types += [_FALLBACK] * (count - len(types))
     return types
 

@@ -73,6 +73,7 @@ from nexus_flight.backends.base import (
 )
 from nexus_flight.backends.engine_messages import scrub
 from nexus_flight.backends.options.postgres import PostgresConfig
+from nexus_flight.backends.parameter_types import infer_parameter_types, quiet_probe
 from nexus_flight.backends.postgres_numeric import PgColumnType, result_scales
 from nexus_flight.backends.postgres_parameters import (
     as_text_row,
@@ -473,6 +474,15 @@ class PostgresBackend(AdbcBackend):
         described = self._prepare(numbered_placeholders(base.sql, base.placeholders))
         types = [_parameter_type(f) for f in described] if described is not None else []
         types += [pa.utf8()] * (plan.parameter_count - len(types))
+        # PostgreSQL types ``price > $1`` as numeric without a scale, and JDBC binds a BigDecimal only into a
+        # decimal of its very scale: a numeric placeholder takes the type of a numeric(p, s) it is compared with
+        # (text otherwise, as before).
+        numeric = {i for i, f in enumerate(described or ()) if (f.metadata or {}).get(b"POSTGRESQL:type") == b"numeric"}
+        if numeric:
+            probe = quiet_probe(lambda sql: self.get_schema(plan_sql(sql, "postgres", self.name)))
+            inferred = infer_parameter_types(plan, probe, wanted=numeric)
+            types = [found if pa.types.is_decimal(found) and found != postgres_types.UNCONSTRAINED_NUMERIC else t
+                     for t, found in zip(types, inferred, strict=True)]
         return parameter_schema(types)
 
     def execute(
@@ -558,7 +568,11 @@ class PostgresBackend(AdbcBackend):
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""
         columns = self._rows(
-            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            # the declared fractional digits of a time or timestamp (its typmod; none declared: 6, Arrow's unit)
+            "CASE WHEN a.atttypid IN ('pg_catalog.time'::pg_catalog.regtype, 'pg_catalog.timetz'::pg_catalog.regtype, "
+            "'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype) "
+            "AND a.atttypmod >= 0 THEN a.atttypmod END "
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped "
@@ -572,8 +586,8 @@ class PostgresBackend(AdbcBackend):
         described = self.get_schema(plan_sql(own, "postgres", self.name))
         return pa.schema(
             [
-                catalog_column(f, type_name, not not_null)
-                for f, (_, type_name, not_null) in zip(described, columns, strict=True)
+                catalog_column(f, type_name, not not_null, digits)
+                for f, (_, type_name, not_null, digits) in zip(described, columns, strict=True)
             ]
         )
 

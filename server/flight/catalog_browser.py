@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from nexus_flight.backends.base import DATABASE_TYPE_NAME
+from nexus_flight.backends.base import DATABASE_TYPE_NAME, FRACTIONAL_DIGITS
 from nexus_flight.backends.type_names import sql_type_name
 from nexus_flight.core.errors import SOURCE_FAILURES, GatewayError, UnsupportedError
 from nexus_flight.core.identity_memo import IdentityMemo
@@ -41,6 +41,7 @@ def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]
     """
     own = dict(field.metadata or {})
     database_type = own.pop(DATABASE_TYPE_NAME, None)
+    digits = own.pop(FRACTIONAL_DIGITS, None)
     type_name = database_type.decode() if database_type else sql_type_name(field.type)
     meta = {
         "ARROW:FLIGHT:SQL:TYPE_NAME": type_name,
@@ -54,6 +55,12 @@ def _type_metadata(field: pa.Field) -> tuple[dict[bytes, bytes], dict[str, str]]
         meta["ARROW:FLIGHT:SQL:SCALE"] = str(field.type.scale)
     elif (length := _declared_length(type_name)) is not None:
         meta["ARROW:FLIGHT:SQL:PRECISION"] = str(length)  # varchar(44): the column size in characters
+    elif digits is not None and (pa.types.is_timestamp(field.type) or pa.types.is_time(field.type)):
+        # JDBC's DECIMAL_DIGITS, and the COLUMN_SIZE of the text '2024-01-02 03:04:05.123' ('03:04:05.123')
+        fraction = int(digits)
+        whole = 19 if pa.types.is_timestamp(field.type) else 8
+        meta["ARROW:FLIGHT:SQL:SCALE"] = str(fraction)
+        meta["ARROW:FLIGHT:SQL:PRECISION"] = str(whole + (fraction + 1 if fraction else 0))
     return own, meta
 
 
@@ -211,17 +218,23 @@ class CatalogBrowser:
     def _foreign_key_rows(self, cmd, principal: Principal) -> list[tuple]:
         rows = []
         if isinstance(cmd, pb.CommandGetCrossReference):
+            pk_schema, fk_schema = _optional(cmd, "pk_db_schema"), _optional(cmd, "fk_db_schema")
             for catalog in self._catalogs(_optional(cmd, "fk_catalog"), principal):
-                keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "fk_db_schema"), cmd.fk_table), [])
+                if _optional(cmd, "pk_catalog") not in (None, catalog):
+                    continue  # a key never references another source
+                keys = self._safely(catalog, lambda b: b.foreign_keys(fk_schema, cmd.fk_table), [])
                 keys = [k for k in keys if k.pk.table == cmd.pk_table and k.fk.table == cmd.fk_table
-                        and (not cmd.HasField("pk_db_schema") or k.pk.db_schema == cmd.pk_db_schema)]
+                        and pk_schema in (None, k.pk.db_schema) and fk_schema in (None, k.fk.db_schema)]
                 rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=False)
             return rows
         exported = isinstance(cmd, pb.CommandGetExportedKeys)
+        db_schema = _optional(cmd, "db_schema")
         for catalog in self._catalogs(_optional(cmd, "catalog"), principal):
-            keys = self._safely(catalog, lambda b: b.foreign_keys(_optional(cmd, "db_schema"), cmd.table), [])
+            keys = self._safely(catalog, lambda b: b.foreign_keys(db_schema, cmd.table), [])
+            # A backend returns the keys with the table on either side: only those of this table (in this schema:
+            # ``bi.customers`` is not ``sales.customers``) on the side asked for are its keys.
             side = (lambda k: k.pk) if exported else (lambda k: k.fk)
-            keys = [k for k in keys if side(k).table == cmd.table]
+            keys = [k for k in keys if side(k).table == cmd.table and db_schema in (None, side(k).db_schema)]
             rows += metadata.foreign_key_rows(catalog, catalog, keys, order_by_fk=exported)
         return rows
 

@@ -135,6 +135,9 @@ public final class JdbcScenarios {
         return table(meta.getImportedKeys(optional(args, 0), optional(args, 1), args.get(2)));
       case "exported_keys":
         return table(meta.getExportedKeys(optional(args, 0), optional(args, 1), args.get(2)));
+      case "cross_reference":
+        return table(meta.getCrossReference(optional(args, 0), optional(args, 1), args.get(2), optional(args, 3),
+            optional(args, 4), args.get(5)));
       case "type_info":
         return table(meta.getTypeInfo());
       case "table_types":
