@@ -9,13 +9,23 @@ lossy: JSON has no infinity or NaN (they are logged as null) and wide decimals a
 guarantee like ``x >= null`` made pyarrow skip files that hold the rows asked for (``x = -inf`` or a
 ``decimal(38,10)`` equality returned nothing). Only the partition values are kept; row groups are still skipped by
 the files' own statistics.
+
+Column mapping (``delta.columnMapping.mode`` ``name`` or ``id``): the files name their columns by physical
+names (``col-5f1c…``), which deltalake's pyarrow dataset does not translate (a protocol-2 table reads every
+non-partition column as NULL). Such a table is read through deltalake's own query engine (DataFusion over the
+log, which maps the names), streamed without pushdown. deltalake's pyarrow reader does not apply deletion vectors
+and its engine is not relied on for them, so a table with that reader feature is refused as unsupported, naming
+it, rather than read with its deleted rows.
 """
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import DeltaTable
+from deltalake import DeltaTable, QueryBuilder
+from deltalake.exceptions import DeltaProtocolError
 
 from nexus_flight.backends.lake import (
     LakeBackend,
@@ -23,6 +33,7 @@ from nexus_flight.backends.lake import (
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
 from nexus_flight.backends.options.lake import DeltaConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
+from nexus_flight.core.errors import UnsupportedError
 
 
 class DeltaBackend(LakeBackend):
@@ -45,28 +56,56 @@ class DeltaBackend(LakeBackend):
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
         delta = self._load(table, travel)
-        return Binding(_with_partition_values_only(delta), str(delta.version()))
+        version = str(delta.version())
+        if "deletionVectors" in (delta.protocol().reader_features or ()):
+            raise UnsupportedError(
+                f"[delta] table {table!r} uses deletion vectors (reader feature 'deletionVectors'), "
+                "which the Delta reader does not apply: reading it is not supported",
+                source=self.name,
+            )
+        if delta.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+            return Binding(_through_deltalake_engine(delta), version)
+        try:
+            return Binding(_with_partition_values_only(delta), version)
+        except DeltaProtocolError as exc:
+            # another reader feature deltalake's pyarrow reader refuses, named in its message
+            raise UnsupportedError(
+                self._message(exc, table, "uses a Delta feature not supported"), source=self.name
+            ) from None
 
     def _partition_keys(self, table: str) -> list[str]:
         """The Delta table's partition columns, from its metadata."""
         return list(self._load(table, None).metadata().partition_columns)
 
 
+def _through_deltalake_engine(delta: DeltaTable) -> pa.RecordBatchReader:
+    """The version's rows as deltalake's DataFusion engine reads them (logical column names, mapped)."""
+    return pa.RecordBatchReader.from_stream(QueryBuilder().register("t", delta).execute("SELECT * FROM t"))
+
+
 def _with_partition_values_only(delta: DeltaTable) -> ds.FileSystemDataset:
     """The version's files as deltalake lists them, each guaranteed only its partition values, not the log's stats."""
     dataset = delta.to_pyarrow_dataset()
     keys = list(delta.metadata().partition_columns)
+    if not keys:
+        return _dataset_of(dataset, [(f.path, ds.scalar(True)) for f in dataset.get_fragments()])
+    actions = pa.table(delta.get_add_actions(flatten=True))
     values: dict[str, ds.Expression] = {}
-    if keys:
-        actions = pa.table(delta.get_add_actions(flatten=True))
-        for action in actions.select(["path", *(f"partition.{k}" for k in keys)]).to_pylist():
-            expression = ds.scalar(True)
-            for key in keys:
-                value = action[f"partition.{key}"]
-                expression &= ds.field(key).is_null() if value is None else ds.field(key) == value
-            values[action["path"]] = expression
-    fragments = [
-        dataset.format.make_fragment(f.path, dataset.filesystem, values.get(f.path, ds.scalar(True)))
-        for f in dataset.get_fragments()
-    ]
+    for row, path in enumerate(actions.column("path").to_pylist()):
+        expression = ds.scalar(True)
+        for key in keys:
+            # The Arrow scalar, so the literal has the column's type (a timestamp keeps its zone).
+            value = actions.column(f"partition.{key}")[row]
+            expression &= ds.field(key) == value if value.is_valid else ds.field(key).is_null()
+        # The log holds URI-encoded paths ("k=a%2520b"); the dataset names the file itself ("k=a%20b").
+        values[unquote(path)] = expression
+    missing = [f.path for f in dataset.get_fragments() if f.path not in values]
+    if missing:
+        # Without its partition values a file's partition columns would read as NULL: refuse instead.
+        raise LookupError(f"data file {missing[0]!r} has no partition values in the Delta log")
+    return _dataset_of(dataset, [(f.path, values[f.path]) for f in dataset.get_fragments()])
+
+
+def _dataset_of(dataset: ds.FileSystemDataset, files: list[tuple[str, ds.Expression]]) -> ds.FileSystemDataset:
+    fragments = [dataset.format.make_fragment(path, dataset.filesystem, values) for path, values in files]
     return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
