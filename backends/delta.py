@@ -25,7 +25,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import DeltaProtocolError
+from deltalake.exceptions import DeltaError, DeltaProtocolError
 
 from nexus_flight.backends.lake import (
     LakeBackend,
@@ -33,7 +33,7 @@ from nexus_flight.backends.lake import (
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
 from nexus_flight.backends.options.lake import DeltaConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
-from nexus_flight.core.errors import UnsupportedError
+from nexus_flight.core.errors import NotFoundError, UnsupportedError
 
 
 class DeltaBackend(LakeBackend):
@@ -48,7 +48,16 @@ class DeltaBackend(LakeBackend):
         options = delta_storage_options(self.config, location)
         travel = self._travel(table, travel)
         if travel.version is not None:
-            return DeltaTable(location.uri, version=travel.version, storage_options=options)
+            try:
+                return DeltaTable(location.uri, version=travel.version, storage_options=options)
+            except DeltaError:
+                latest = DeltaTable(location.uri, storage_options=options).version()
+                if travel.version > latest:
+                    raise NotFoundError(
+                        f"[delta] table {table!r} has no version {travel.version} (the latest is {latest})",
+                        source=self.name,
+                    ) from None
+                raise
         delta = DeltaTable(location.uri, storage_options=options)
         if travel.as_of is not None:
             delta.load_as_version(travel.as_of)

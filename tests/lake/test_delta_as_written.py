@@ -21,7 +21,7 @@ require_modules("deltalake")
 from deltalake import DeltaTable, QueryBuilder, write_deltalake  # noqa: E402
 
 from nexus_flight.backends.delta import DeltaBackend  # noqa: E402
-from nexus_flight.core.errors import UnsupportedError  # noqa: E402
+from nexus_flight.core.errors import NotFoundError, UnsupportedError  # noqa: E402
 from tests.lake.conftest import source  # noqa: E402
 from tests.lake.same_answer import assert_same_answer  # noqa: E402
 
@@ -61,9 +61,10 @@ def tables(tmp_path_factory) -> dict[str, str]:
     DeltaTable(paths["dv"]).delete("id = 2")
     _changes(paths["changed"], data)
     _compacted(paths["compacted"])
-    for i in range(12):  # a checkpoint at version 10, then more commits
+    for i in range(12):  # versions 0-11, then a checkpoint of the last one
         write_deltalake(paths["commits"], pa.table({"id": pa.array([i], pa.int64()), "v": [str(i)]}), mode="append")
     DeltaTable(paths["commits"]).create_checkpoint()
+    DeltaTable(paths["commits"]).delete("id = 0")  # version 12, read as the checkpoint plus one commit
     return paths
 
 
@@ -173,6 +174,8 @@ def test_checkpointed_table_by_version_and_timestamp(tables):
         as_of.load_as_version(at)
         assert as_of.version() == 10
         assert_same_answer(backend, f'SELECT * FROM "commits@{at.isoformat()}"', as_of.to_pyarrow_table())
+        with pytest.raises(NotFoundError, match="has no version 99 \\(the latest is 12\\)"):
+            assert_same_answer(backend, 'SELECT * FROM "commits@v99"', pa.table({}))
 
 
 def test_generated_column_and_constraint_tables_read_as_written(tmp_path):
