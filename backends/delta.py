@@ -10,12 +10,10 @@ guarantee like ``x >= null`` made pyarrow skip files that hold the rows asked fo
 ``decimal(38,10)`` equality returned nothing). Only the partition values are kept; row groups are still skipped by
 the files' own statistics.
 
-Column mapping (``delta.columnMapping.mode`` ``name`` or ``id``): the files name their columns by physical
-names (``col-5f1c…``), which deltalake's pyarrow dataset does not translate (a protocol-2 table reads every
-non-partition column as NULL). Such a table is read through deltalake's own query engine (DataFusion over the
-log, which maps the names), streamed without pushdown. deltalake's pyarrow reader does not apply deletion vectors
-and its engine is not relied on for them, so a table with that reader feature is refused as unsupported, naming
-it, rather than read with its deleted rows.
+deltalake's pyarrow dataset refuses tables with reader features it does not apply (deletion vectors, v2
+checkpoints), and reads a column-mapped table (``delta.columnMapping.mode`` ``name`` or ``id``, protocol 2, files
+naming columns ``col-5f1c…``) as NULL columns without complaint. Such tables are read by deltalake's own engine
+(``DeltaTable.scan``: DataFusion over delta-kernel, which applies them), streamed without pushdown.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, DeltaProtocolError
 
 from nexus_flight.backends.lake import (
@@ -64,20 +62,10 @@ class DeltaBackend(LakeBackend):
         return delta
 
     def _resolve(self, table: str, travel: TimeTravel | None) -> Binding:
-        delta = self._load(table, travel)
-        version = str(delta.version())
-        if "deletionVectors" in (delta.protocol().reader_features or ()):
-            raise UnsupportedError(
-                f"[delta] table {table!r} uses deletion vectors (reader feature 'deletionVectors'), "
-                "which the Delta reader does not apply: reading it is not supported",
-                source=self.name,
-            )
-        if delta.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
-            return Binding(_through_deltalake_engine(delta), version)
         try:
-            return Binding(_with_partition_values_only(delta), version)
-        except DeltaProtocolError as exc:
-            # another reader feature deltalake's pyarrow reader refuses, named in its message
+            delta = self._load(table, travel)
+            return Binding(_readable(delta), str(delta.version()))
+        except DeltaProtocolError as exc:  # a feature deltalake's own engine does not read either
             raise UnsupportedError(
                 self._message(exc, table, "uses a Delta feature not supported"), source=self.name
             ) from None
@@ -87,9 +75,19 @@ class DeltaBackend(LakeBackend):
         return list(self._load(table, None).metadata().partition_columns)
 
 
-def _through_deltalake_engine(delta: DeltaTable) -> pa.RecordBatchReader:
-    """The version's rows as deltalake's DataFusion engine reads them (logical column names, mapped)."""
-    return pa.RecordBatchReader.from_stream(QueryBuilder().register("t", delta).execute("SELECT * FROM t"))
+def _readable(delta: DeltaTable) -> ds.FileSystemDataset | pa.RecordBatchReader:
+    """The version's files, with pushdown, where deltalake's pyarrow dataset reads the table right; else its engine."""
+    if delta.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+        return _scanned(delta)
+    try:
+        return _with_partition_values_only(delta)
+    except DeltaProtocolError:  # "The table has set these reader features: {'deletionVectors'} but ..."
+        return _scanned(delta)
+
+
+def _scanned(delta: DeltaTable) -> pa.RecordBatchReader:
+    """The version's rows as deltalake's own engine reads them: column mapping and deletion vectors applied."""
+    return pa.RecordBatchReader.from_stream(delta.scan())
 
 
 def _with_partition_values_only(delta: DeltaTable) -> ds.FileSystemDataset:

@@ -1,9 +1,10 @@
 """Delta tables as delta-rs writes them beyond a plain append, each answer compared with deltalake's own read.
 
-The reference is ``DeltaTable(...).to_pyarrow_table()``, except for column mapping, which that reader does not
-translate (it reads the columns as NULL): there the reference is deltalake's own query engine (``QueryBuilder``),
-which does. DuckDB's ``delta_scan`` is not installed here. Deletion vectors cannot be produced here: delta-rs
-enables the feature but rewrites files on DELETE (copy-on-write) rather than writing vectors.
+The reference is ``DeltaTable(...).to_pyarrow_table()`` where deltalake's pyarrow reader reads the table, and
+deltalake's own engine (``DeltaTable.scan()``) where it does not: column mapping (which the pyarrow reader reads as
+NULL columns), deletion vectors and v2 checkpoints (which it refuses). DuckDB's ``delta_scan`` is not installed
+here. delta-rs enables deletion vectors but writes none (its DELETE rewrites the files), so a table holding actual
+vectors cannot be produced here; the one below has the reader feature and a DELETE.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from tests.lake.conftest import require_modules
 
 require_modules("deltalake")
 
-from deltalake import DeltaTable, QueryBuilder, write_deltalake  # noqa: E402
+from deltalake import DeltaTable, TableFeatures, write_deltalake  # noqa: E402
+from deltalake.exceptions import DeltaProtocolError  # noqa: E402
 
 from nexus_flight.backends.delta import DeltaBackend  # noqa: E402
-from nexus_flight.core.errors import NotFoundError, UnsupportedError  # noqa: E402
+from nexus_flight.core.errors import NotFoundError  # noqa: E402
 from tests.lake.conftest import source  # noqa: E402
 from tests.lake.same_answer import assert_same_answer  # noqa: E402
 
@@ -47,7 +49,7 @@ def _kinds() -> pa.Table:
 def tables(tmp_path_factory) -> dict[str, str]:
     """Every table of this module, by name, written once."""
     root = tmp_path_factory.mktemp("delta_as_written")
-    names = ("text", "times", "mapped", "mapped_id", "dv", "changed", "compacted", "commits")
+    names = ("text", "times", "mapped", "mapped_id", "dv", "v2_checkpoint", "changed", "compacted", "commits")
     paths = {name: str(root / name) for name in names}
     data = _kinds()
     write_deltalake(paths["text"], data, partition_by=["label", "flag"])
@@ -59,6 +61,11 @@ def tables(tmp_path_factory) -> dict[str, str]:
     write_deltalake(paths["mapped_id"], data, configuration={"delta.columnMapping.mode": "id"})
     write_deltalake(paths["dv"], data, configuration={"delta.enableDeletionVectors": "true"})
     DeltaTable(paths["dv"]).delete("id = 2")
+    write_deltalake(paths["v2_checkpoint"], data.select(["id", "label"]))
+    DeltaTable(paths["v2_checkpoint"]).alter.add_feature(TableFeatures.V2Checkpoint,
+                                                         allow_protocol_versions_increase=True)
+    write_deltalake(paths["v2_checkpoint"], data.select(["id", "label"]).slice(0, 2), mode="append")
+    DeltaTable(paths["v2_checkpoint"]).create_checkpoint()
     _changes(paths["changed"], data)
     _compacted(paths["compacted"])
     for i in range(12):  # versions 0-11, then a checkpoint of the last one
@@ -100,9 +107,8 @@ def _backend(paths: dict[str, str]) -> DeltaBackend:
 
 
 def _deltalake_engine(path: str, version: int | None = None) -> pa.Table:
-    """deltalake's own query engine's read of the table, which maps column-mapped names."""
-    delta = DeltaTable(path, version=version)
-    return pa.RecordBatchReader.from_stream(QueryBuilder().register("t", delta).execute("SELECT * FROM t")).read_all()
+    """deltalake's own engine's read of the table, which applies column mapping and deletion vectors."""
+    return pa.RecordBatchReader.from_stream(DeltaTable(path, version=version).scan()).read_all()
 
 
 def test_partition_values_written_escaped_read_as_written(tables):
@@ -138,10 +144,19 @@ def test_column_mapping_reads_the_logical_columns(tables):
         assert_same_answer(backend, "SELECT * FROM mapped_id", _deltalake_engine(tables["mapped_id"]))
 
 
-def test_deletion_vectors_are_refused_naming_the_feature(tables):
-    with _backend(tables) as backend, pytest.raises(UnsupportedError) as info:
-        assert_same_answer(backend, "SELECT * FROM dv", pa.table({}))
-    assert "deletionVectors" in info.value.message and "'dv'" in info.value.message
+def test_reader_features_the_pyarrow_reader_refuses(tables):
+    """Deletion vectors and v2 checkpoints: read by deltalake's engine, not refused, not read without them."""
+    with _backend(tables) as backend:
+        for name in ("dv", "v2_checkpoint"):
+            with pytest.raises(DeltaProtocolError, match="reader features"):
+                DeltaTable(tables[name]).to_pyarrow_table()
+        dv = _deltalake_engine(tables["dv"])
+        assert sorted(dv.column("id").to_pylist()) == [1, 3, 4, 5, 6]
+        assert_same_answer(backend, "SELECT * FROM dv", dv)
+        assert_same_answer(backend, "SELECT id FROM dv WHERE label = ?", pa.table({"id": pa.array([3], pa.int64())}),
+                           params=[["x=y"]])
+        assert_same_answer(backend, 'SELECT * FROM "dv@v0"', _deltalake_engine(tables["dv"], 0))
+        assert_same_answer(backend, "SELECT * FROM v2_checkpoint", _deltalake_engine(tables["v2_checkpoint"]))
 
 
 def test_delete_update_merge_and_merged_schema(tables):
