@@ -97,12 +97,13 @@ def _with_partition_values_only(delta: DeltaTable) -> ds.FileSystemDataset:
     if not keys:
         return _dataset_of(dataset, [(f.path, ds.scalar(True)) for f in dataset.get_fragments()])
     actions = pa.table(delta.get_add_actions(flatten=True))
+    # Arrow scalars, not Python values, so each literal has its column's type (a timestamp keeps its zone).
+    partitions = {key: actions.column(f"partition.{key}") for key in keys}
     values: dict[str, ds.Expression] = {}
     for row, path in enumerate(actions.column("path").to_pylist()):
         expression = ds.scalar(True)
-        for key in keys:
-            # The Arrow scalar, so the literal has the column's type (a timestamp keeps its zone).
-            value = actions.column(f"partition.{key}")[row]
+        for key, column in partitions.items():
+            value = column[row]
             expression &= ds.field(key) == value if value.is_valid else ds.field(key).is_null()
         # The log holds URI-encoded paths ("k=a%2520b"); the dataset names the file itself ("k=a%20b").
         values[unquote(path)] = expression
