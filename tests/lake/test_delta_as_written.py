@@ -24,7 +24,7 @@ from deltalake.exceptions import DeltaProtocolError  # noqa: E402
 
 from nexus_flight.backends.delta import DeltaBackend  # noqa: E402
 from nexus_flight.core.errors import NotFoundError  # noqa: E402
-from tests.lake.conftest import source  # noqa: E402
+from tests.lake.conftest import source, wait_a_moment  # noqa: E402
 from tests.lake.same_answer import assert_same_answer  # noqa: E402
 
 UTC = dt.UTC
@@ -49,7 +49,7 @@ def _kinds() -> pa.Table:
 def tables(tmp_path_factory) -> dict[str, str]:
     """Every table of this module, by name, written once."""
     root = tmp_path_factory.mktemp("delta_as_written")
-    names = ("text", "times", "mapped", "mapped_id", "dv", "v2_checkpoint", "changed", "compacted", "commits")
+    names = ("text", "times", "mapped", "mapped_id", "dv", "v2_checkpoint", "changed", "compacted")
     paths = {name: str(root / name) for name in names}
     data = _kinds()
     write_deltalake(paths["text"], data, partition_by=["label", "flag"])
@@ -68,11 +68,20 @@ def tables(tmp_path_factory) -> dict[str, str]:
     DeltaTable(paths["v2_checkpoint"]).create_checkpoint()
     _changes(paths["changed"], data)
     _compacted(paths["compacted"])
-    for i in range(12):  # versions 0-11, then a checkpoint of the last one
-        write_deltalake(paths["commits"], pa.table({"id": pa.array([i], pa.int64()), "v": [str(i)]}), mode="append")
-    DeltaTable(paths["commits"]).create_checkpoint()
-    DeltaTable(paths["commits"]).delete("id = 0")  # version 12, read as the checkpoint plus one commit
     return paths
+
+
+@pytest.fixture(scope="module")
+def commits(tmp_path_factory) -> tuple[str, dt.datetime]:
+    """Versions 0-11, a checkpoint of 11, then version 12; and a moment between versions 9 and 10."""
+    path = str(tmp_path_factory.mktemp("delta_commits") / "commits")
+    for i in range(12):
+        write_deltalake(path, pa.table({"id": pa.array([i], pa.int64()), "v": [str(i)]}), mode="append")
+        if i == 9:
+            between = wait_a_moment()
+    DeltaTable(path).create_checkpoint()
+    DeltaTable(path).delete("id = 0")  # read as the checkpoint plus one commit
+    return path, between
 
 
 def _changes(path: str, data: pa.Table) -> None:
@@ -178,17 +187,15 @@ def test_optimized_and_vacuumed_table(tables):
         assert_same_answer(backend, "SELECT * FROM compacted", DeltaTable(tables["compacted"]).to_pyarrow_table())
 
 
-def test_checkpointed_table_by_version_and_timestamp(tables):
-    path = tables["commits"]
-    history = {entry["version"]: entry["timestamp"] for entry in DeltaTable(path).history()}
-    with _backend(tables) as backend:
+def test_checkpointed_table_by_version_and_timestamp(commits):
+    path, between = commits
+    with _backend({"commits": path}) as backend:
         assert_same_answer(backend, "SELECT * FROM commits", DeltaTable(path).to_pyarrow_table())
         assert_same_answer(backend, 'SELECT * FROM "commits@v4"', DeltaTable(path, version=4).to_pyarrow_table())
-        at = dt.datetime.fromtimestamp(history[10] / 1000, UTC)
         as_of = DeltaTable(path)
-        as_of.load_as_version(at)
-        assert as_of.version() == 10
-        assert_same_answer(backend, f'SELECT * FROM "commits@{at.isoformat()}"', as_of.to_pyarrow_table())
+        as_of.load_as_version(between)
+        assert as_of.version() == 9
+        assert_same_answer(backend, f'SELECT * FROM "commits@{between.isoformat()}"', as_of.to_pyarrow_table())
         with pytest.raises(NotFoundError, match="has no version 99 \\(the latest is 12\\)"):
             assert_same_answer(backend, 'SELECT * FROM "commits@v99"', pa.table({}))
 
