@@ -39,7 +39,7 @@ def _kinds() -> pa.Table:
         "amount": pa.array([Decimal("1.10"), None, Decimal("-3.30"), Decimal("4.00"), Decimal("5.55"), None],
                            pa.decimal128(10, 2)),
         "seen_at": pa.array([dt.datetime(2026, 1, d, 10, 30, tzinfo=UTC) for d in (1, 1, 2, 2, 3)] + [None],
-                       pa.timestamp("us", tz="UTC")),
+                            pa.timestamp("us", tz="UTC")),
         "local": pa.array([dt.datetime(2026, 1, d, 8) for d in (1, 2, 2, 3, 3)] + [None], pa.timestamp("us")),
         "day": pa.array([dt.date(2026, 2, 1), None, dt.date(2026, 2, 2), dt.date(2026, 2, 2), None, None]),
     })
