@@ -2,10 +2,11 @@
 
 Each query asks the catalog for the table's current metadata (or the snapshot it names) and plans the scan
 with pyiceberg. When the snapshot's data files can be read as they are — no delete files, no column ever
-renamed, no nested columns — DuckDB gets a ``pyarrow.dataset`` of those files in the snapshot's schema
-(added columns read as NULL, promoted types cast), with each file's identity-partition values attached so
-DuckDB's filters on them skip whole files, and its other filters skip row groups. Otherwise pyiceberg's own
-reader (which applies deletes and maps columns by field id) streams the rows, without pushdown.
+renamed, no nested columns, no column name pyiceberg writes sanitized — DuckDB gets a ``pyarrow.dataset`` of
+those files in the snapshot's schema (added columns read as NULL, promoted types cast), with each file's
+identity-partition values attached so DuckDB's filters on them skip whole files, and its other filters skip row
+groups. Otherwise pyiceberg's own reader (which applies deletes and maps columns by field id) streams the rows,
+without pushdown.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyiceberg.catalog import load_catalog
 from pyiceberg.io.pyarrow import schema_to_pyarrow
+from pyiceberg.schema import make_compatible_name
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import NestedField, StructType
 
@@ -117,6 +119,8 @@ class IcebergBackend(LakeBackend):
             return False
         if any(not field.field_type.is_primitive for field in schema.fields):
             return False
+        if any(make_compatible_name(field.name) != field.name for field in schema.fields):
+            return False  # pyiceberg's files hold "my-col" as "my_x2Dcol" (Avro's rule); only field ids match
         if any(str(task.file.file_format).upper().split(".")[-1] != "PARQUET" for task in tasks):
             return False
         names = {field.field_id: field.name for field in schema.fields}
