@@ -809,6 +809,11 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
         if "get_next failed(): IOError" in text:  # an Arrow dataset's store failed under DuckDB's scan
+            gone = _gone_file(text)
+            if gone is not None:  # named without the server's path
+                raise NotFoundError(f"[{label}] a data file of the table is gone ({gone}): it was removed after the "
+                                    "table's files were listed (a VACUUM, a rewrite); query again, or read a later "
+                                    "version", source=source) from exc
             raise BackendUnavailableError(f"[{label}] {text}", source=source) from exc
         raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
     except duckdb.CatalogException as exc:
@@ -830,6 +835,19 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
         if "read-only" in text or "read only" in text:
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
         raise BackendError(f"[{label}] {text}", source=source) from exc
+
+
+#: pyarrow's words for a file it listed that is no longer there (local disks and object stores).
+_GONE = re.compile(r"(?:Object at location (?P<object>\S+) not found|Failed to open local file '(?P<local>[^']+)'"
+                   r".*No such file or directory)")
+
+
+def _gone_file(text: str) -> str | None:
+    """The name of the data file a scan found gone (its last path part), or None for any other I/O failure."""
+    found = _GONE.search(text)
+    if found is None:
+        return None
+    return (found.group("object") or found.group("local")).rstrip("/").rsplit("/", 1)[-1]
 
 
 def _identifier(name: str) -> str:

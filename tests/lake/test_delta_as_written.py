@@ -185,6 +185,10 @@ def test_delete_update_merge_and_merged_schema(tables):
 def test_optimized_and_vacuumed_table(tables):
     with _backend(tables) as backend:
         assert_same_answer(backend, "SELECT * FROM compacted", DeltaTable(tables["compacted"]).to_pyarrow_table())
+        # Version 0's files were vacuumed: NOT_FOUND naming the file, never the server's path to it.
+        with pytest.raises(NotFoundError, match=r"a data file of the table is gone \(part-[^/]*\.parquet\)") as got:
+            assert_same_answer(backend, 'SELECT * FROM "compacted@v0"', pa.table({}))
+        assert tables["compacted"] not in str(got.value)
 
 
 def test_checkpointed_table_by_version_and_timestamp(commits):
