@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from nexus_flight.catalog.history_writer import HistoryWriter, WriterCounts
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import AuditEvent, new_id, utcnow
-from nexus_flight.catalog.record_journal import journal_of
+from nexus_flight.catalog.record_journal import journal_of, not_yet_stored
 from nexus_flight.catalog.redaction import SCRUBBER
 from nexus_flight.catalog.retention import purge_older
 from nexus_flight.catalog.security_generation import bump_generation
@@ -129,9 +129,7 @@ class AuditLog:
         """Store rows of ``rows_of`` in one transaction; ``skip_stored``: leave out ids stored already."""
         with self.store.session() as session:
             if skip_stored:
-                stored = set(session.scalars(
-                    select(AuditEvent.id).where(AuditEvent.id.in_([row["id"] for row in rows]))))
-                rows = [row for row in rows if row["id"] not in stored]
+                rows = not_yet_stored(session, AuditEvent.id, rows)
             if rows:
                 session.execute(insert(AuditEvent.__table__), rows)
 

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 
 from nexus_flight.catalog.listing import newest_rows
 from nexus_flight.catalog.models import DataSource, QueryHistory, new_id, utcnow
+from nexus_flight.catalog.record_journal import not_yet_stored
 from nexus_flight.catalog.redaction import SCRUBBER, redact_parameters
 from nexus_flight.catalog.retention import purge_older
 from nexus_flight.catalog.storable import storable_row
@@ -99,9 +100,7 @@ class QueryRecorder:
         """Store rows of ``rows_of`` in one transaction; ``skip_stored``: leave out ids stored already (a journal's)."""
         with self.store.session() as session:
             if skip_stored:
-                stored = set(session.scalars(
-                    select(QueryHistory.id).where(QueryHistory.id.in_([row["id"] for row in rows]))))
-                rows = [row for row in rows if row["id"] not in stored]
+                rows = not_yet_stored(session, QueryHistory.id, rows)
             source_ids = {name: self._source_id(session, name) for name in {row["source_name"] for row in rows}}
             if rows:
                 # One Core executemany on the table: neither the unit of work's per-object bookkeeping nor the

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 log = logging.getLogger(__name__)
 
 #: The key a datetime is written under (JSON has none).
@@ -121,6 +123,12 @@ class RecordJournal:
             log.warning("the catalog cannot take the %s rows it is given: keeping them in %s until it can",
                         self.log_name, self._path)
         return self._descriptor
+
+
+def not_yet_stored(session, id_column, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` without those whose id ``id_column`` holds already (a journal's rows may have landed before)."""
+    stored = set(session.scalars(select(id_column).where(id_column.in_([row["id"] for row in rows]))))
+    return [row for row in rows if row["id"] not in stored]
 
 
 def journal_of(store, log_name: str) -> RecordJournal | None:

@@ -98,6 +98,17 @@ def assert_same(got: pa.Table, expected: pa.Table) -> None:
     assert got.to_pylist() == expected.to_pylist()
 
 
+def _assert_reads_as_duckdb(root: Path, table: dict, sql: str) -> None:
+    """``sql`` (``{}`` for the table) on a hive-partitioned files table at ``root`` answers as DuckDB's own read."""
+    options = ["hive_partitioning = true", *(["union_by_name = true"] if table.get("union_by_name") else [])]
+    spec = source("files", tables=[{**table, "location": str(root), "hive_partitioning": True}])
+    with FilesBackend(spec) as files, duckdb.connect() as con:
+        got = run(files, sql.format(table["name"]), timeout_seconds=LIMITS.timeout_seconds)
+        read = f"read_parquet('{root}/**/*.parquet', {', '.join(options)})"
+        expected = con.execute(sql.format(read)).to_arrow_table()
+    assert_same(got, expected)
+
+
 def test_every_table_reads_as_duckdb_reads_it(backend, lake):
     differing = []
     for table in TABLES:
@@ -172,13 +183,7 @@ def test_a_filter_on_a_key_skips_the_other_partitions_files(lake, tmp_path):
         pq.write_table(pa.table({"id": [year]}), root / f"year={year}" / "part-0.parquet")
     (root / "year=2026").mkdir()
     (root / "year=2026" / "part-0.parquet").write_bytes(b"PAR1 not a parquet file")
-    spec = source("files", tables=[{"name": "damaged", "location": str(root), "hive_partitioning": True}])
-    sql = "SELECT id, year FROM damaged WHERE year = 2025"
-    with FilesBackend(spec) as files, duckdb.connect() as con:
-        got = run(files, sql, timeout_seconds=LIMITS.timeout_seconds)
-        expected = con.execute(f"SELECT id, year FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true) "
-                               "WHERE year = 2025").to_arrow_table()
-    assert_same(got, expected)
+    _assert_reads_as_duckdb(root, {"name": "damaged"}, "SELECT id, year FROM {} WHERE year = 2025")
 
 
 def test_union_by_name_places_the_keys_as_duckdb(lake):
@@ -188,14 +193,7 @@ def test_union_by_name_places_the_keys_as_duckdb(lake):
                                                                              "note": ["n"]}))):
         (root / f"year={year}").mkdir(parents=True)
         pq.write_table(table, root / f"year={year}" / "part-0.parquet")
-    spec = source("files", tables=[{"name": "evolving_keys", "location": str(root), "hive_partitioning": True,
-                                    "union_by_name": True}])
-    sql = "SELECT * FROM evolving_keys ORDER BY id"
-    with FilesBackend(spec) as files, duckdb.connect() as con:
-        got = run(files, sql, timeout_seconds=LIMITS.timeout_seconds)
-        expected = con.execute(f"SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true, "
-                               "union_by_name = true) ORDER BY id").to_arrow_table()
-    assert_same(got, expected)
+    _assert_reads_as_duckdb(root, {"name": "evolving_keys", "union_by_name": True}, "SELECT * FROM {} ORDER BY id")
 
 
 def test_file_groups_carry_each_files_keys(backend, lake):
