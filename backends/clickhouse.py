@@ -58,6 +58,7 @@ from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -88,6 +89,7 @@ _INVALID = {
     179, 184, 190, 215, 352, 386, 395, 403, 407, 456, 457, 458, 477, 517, 620, 701,
 }
 _READONLY = {164}
+#: ACCESS_DENIED: the login's grants do not cover the statement (its credentials were accepted: that is _AUTH).
 _FORBIDDEN = {497}
 _AUTH = {192, 193, 194, 516}
 _TIMEOUT = {159, 160}
@@ -114,7 +116,7 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     if code in _READONLY or code in _FILE_WRITE:
         return ReadOnlyViolationError(message, **details)
     if code in _FORBIDDEN:
-        return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else AuthenticationError(
+        return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else ForbiddenError(
             message, **details
         )
     if code in _AUTH:

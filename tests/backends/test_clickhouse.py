@@ -238,3 +238,22 @@ def test_the_engine_is_clickhouse(clickhouse_server):
     version = client.command("SELECT version()")
     client.close()
     assert int(str(version).split(".")[0]) >= 25
+
+
+def test_a_table_the_login_may_not_read_is_permission_denied_not_a_refused_login(make_gateway, clickhouse_server,
+                                                                                  clickhouse_tpch):
+    """ACCESS_DENIED (497) is about the statement: UNAVAILABLE would blame the gateway's credentials and mark the
+    source down. The stand-in's login may not read ``system.users`` (no SHOW USERS grant)."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    import adbc_driver_manager
+
+    gw = make_gateway(sources=(SourceSpec("ch", "clickhouse", clickhouse_server.options()),), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as refused:
+            cur.execute("SELECT name FROM ch.system.users")
+            cur.fetch_arrow_table()
+        cur.execute("SELECT count(*) AS n FROM ch.tpch.nation")
+        assert cur.fetch_arrow_table().column(0).to_pylist() == [25]
+    message = str(refused.value)
+    assert "(PermissionDenied;" in message and "Not enough privileges" in message, message
+    assert "(source=ch)" in message and "credentials" not in message
