@@ -55,6 +55,7 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
+    RetryLaterError,
 )
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
@@ -122,6 +123,8 @@ class SQLiteBackend(AdbcBackend):
             return ReadOnlyViolationError(message, source=self.name)
         if "interrupted" in text:
             return QueryCancelledError(message, source=self.name)
+        if "database is locked" in text:  # a writer held the file: the source is there, and frees itself
+            return RetryLaterError(f"{message} past busy_timeout_seconds; retry later", source=self.name)
         if isinstance(exc, adbc_driver_manager.ProgrammingError) or "syntax error" in text:
             return InvalidQueryError(message, source=self.name)
         if "unable to open" in text or "disk I/O" in text:
