@@ -163,14 +163,14 @@ def test_memory_limit_is_the_servers_and_named(backend):
     assert run(backend, "SELECT 1 AS one").num_rows == 1
 
 
-def test_bad_sql_and_unknown_names_are_invalid_queries(backend):
+def test_bad_sql_is_an_invalid_query_and_an_unknown_table_not_found(backend):
     """ClickHouse's error speaks of the statement as the client wrote it, nothing the gateway added."""
     with pytest.raises(InvalidQueryError, match="Syntax error") as broken:
         run(backend, "SELECT 1 +")
     assert "FORMAT" not in broken.value.message and "(end of query)" in broken.value.message
     with pytest.raises(ReadOnlyViolationError, match="only queries"):
         run(backend, "SELEC 1")
-    with pytest.raises(InvalidQueryError, match="nexus_nope") as unknown:
+    with pytest.raises(NotFoundError, match="nexus_nope") as unknown:
         run(backend, "SELECT * FROM tpch.nexus_nope")
     assert "FORMAT" not in unknown.value.message
     with pytest.raises(InvalidQueryError, match="Syntax error") as described:

@@ -118,8 +118,10 @@ def test_introspection(backend):
 
 
 def test_invalid_sql(backend):
-    with pytest.raises(InvalidQueryError, match="no such table"):
+    with pytest.raises(NotFoundError, match="no such table"):
         run(backend, "SELECT * FROM nope")
+    with pytest.raises(InvalidQueryError, match="no such column"):
+        run(backend, "SELECT nope FROM nation")
 
 
 def test_a_file_a_writer_holds_is_retry_later_not_a_source_failure(tmp_path):
