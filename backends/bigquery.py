@@ -207,8 +207,8 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     lowered = text.lower()
     if "bytes billed" in lowered or "bytesbilledlimitexceeded" in lowered:
         return LimitExceededError(f"{message}: the query would bill more than maximum_bytes_billed", source=source)
-    if isinstance(exc, gexc.NotFound):
-        return InvalidQueryError(message, source=source)
+    if isinstance(exc, gexc.NotFound):  # "Not found: Table …" or "… Dataset …", as the other families answer
+        return NotFoundError(message, source=source)
     if isinstance(exc, gexc.Unauthenticated):
         return AuthenticationError(message, source=source)
     if isinstance(exc, gexc.Forbidden):
@@ -502,7 +502,7 @@ class BigQueryBackend(Backend):
         try:
             with self.map_errors():
                 found = self.client.get_table(f"{self.config.project_id}.{db_schema}.{table}")
-        except InvalidQueryError as exc:
+        except (InvalidQueryError, NotFoundError) as exc:
             raise NotFoundError(f"table {db_schema}.{table} not found", source=self.name) from exc
         schema = arrow_schema(found.schema)
         return schema.with_metadata({"comment": found.description}) if found.description else schema

@@ -58,6 +58,7 @@ from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -84,10 +85,13 @@ _ENGINE_TEXT = re.compile(
 )
 #: ClickHouse error codes by the gateway error they are.
 _INVALID = {
-    1, 6, 27, 32, 33, 36, 38, 41, 42, 43, 44, 46, 47, 48, 49, 51, 53, 60, 62, 69, 70, 72, 81, 115, 117, 130, 131,
+    1, 6, 27, 32, 33, 36, 38, 41, 42, 43, 44, 46, 47, 48, 49, 51, 53, 62, 69, 70, 72, 115, 117, 130, 131,
     179, 184, 190, 215, 352, 386, 395, 403, 407, 456, 457, 458, 477, 517, 620, 701,
 }
+#: UNKNOWN_TABLE, UNKNOWN_DATABASE: the object asked for does not exist.
+_NOT_FOUND = {60, 81}
 _READONLY = {164}
+#: ACCESS_DENIED: the login's grants do not cover the statement (its credentials were accepted: that is _AUTH).
 _FORBIDDEN = {497}
 _AUTH = {192, 193, 194, 516}
 _TIMEOUT = {159, 160}
@@ -114,7 +118,7 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     if code in _READONLY or code in _FILE_WRITE:
         return ReadOnlyViolationError(message, **details)
     if code in _FORBIDDEN:
-        return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else AuthenticationError(
+        return ReadOnlyViolationError(message, **details) if "readonly" in text.lower() else ForbiddenError(
             message, **details
         )
     if code in _AUTH:
@@ -125,6 +129,8 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
         return QueryCancelledError(message, **details)
     if code in _MEMORY:
         return LimitExceededError(f"{message}: the query needs more memory than max_memory_usage allows", **details)
+    if code in _NOT_FOUND:
+        return NotFoundError(message, **details)
     if code in _INVALID:
         return InvalidQueryError(message, **details)
     lowered = raw.lower()

@@ -63,6 +63,9 @@ from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits
 
 _WRITE_TO_VIEW = re.compile(r"Can only (insert into|delete from|update) base table")
+#: A table, view, schema or catalog that does not exist (NOT_FOUND); a function or type that does not is the
+#: query's fault (INVALID_ARGUMENT), as every other family answers.
+_MISSING_OBJECT = re.compile(r"\b(?:Table|View|Schema|Catalog) with name .* does not exist")
 
 #: The share of a query's memory limit its DuckDB instance gets: the rest is for what DuckDB allocates outside its
 #: buffer manager and for the Arrow batches on their way to the client, which the query's limit covers too.
@@ -820,10 +823,11 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
         text = first_line(exc)
         if "read-only" in text or "read only" in text or text.endswith("is not an table"):
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
-        if "does not exist" in text:
+        if _MISSING_OBJECT.search(text):
             raise NotFoundError(f"[{label}] {text}", source=source) from exc
         raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
-    except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as exc:
+    # DataError: a value that does not convert, or is out of its type's range (an overflow)
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.DataError) as exc:
         text = first_line(exc)
         if _WRITE_TO_VIEW.search(text):  # DML aimed at a view (or a registered Arrow object)
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc

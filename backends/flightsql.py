@@ -81,6 +81,13 @@ def _db_kwargs(c: FlightSQLConfig) -> dict[str, str]:
 
 
 _GRPC_CODE = re.compile(r"\((\w+); \w+[^)]*\)")
+#: Upstreams that send every error as INTERNAL (ROAPI, Sail): their words for a table they do not know …
+_UNKNOWN_TABLE = re.compile(r"\btable '[^']*' not found|TABLE_OR_VIEW_NOT_FOUND")
+#: … and for a query they cannot plan or run (DataFusion's, Spark's analyser, Arrow's kernels: a division by zero).
+_QUERY_FAULTS = ("error during planning", "sql error", "parsererror", "not found", "syntax", "schema error",
+                 "arrow error", "error in arrow", "invalid argument", "analysis error", "unknown function")
+#: Where in its own source an upstream raised the error (ROAPI appends `at src/…/flight_sql.rs:404`).
+_UPSTREAM_SOURCE_LINE = re.compile(r" at [\w./-]+\.rs:\d+")
 _TOO_LARGE = re.compile(r"received message larger than max \((\d+) vs\. (\d+)\)")
 
 
@@ -134,6 +141,7 @@ class FlightSQLBackend(AdbcBackend):
         code = match.group(1) if match else ""
         text = re.sub(r"^[A-Z_]+: \[FlightSQL\] ", "", text)
         text = re.split(r" \(\w+; ", text)[0].split(". Vendor code")[0].strip()
+        text = _UPSTREAM_SOURCE_LINE.sub("", text)
         message = f"[flightsql] {text.splitlines()[0] if text else type(exc).__name__}"
         lowered = text.lower()
         if too_large := _TOO_LARGE.search(text):
@@ -162,7 +170,7 @@ class FlightSQLBackend(AdbcBackend):
             return AuthenticationError(message, source=self.name)
         if code == "PermissionDenied":
             return ForbiddenError(message, source=self.name)
-        if code == "NotFound":
+        if code == "NotFound" or _UNKNOWN_TABLE.search(text):
             return NotFoundError(message, source=self.name)
         if code == "DeadlineExceeded":
             return QueryTimeoutError(message, source=self.name)
@@ -170,9 +178,7 @@ class FlightSQLBackend(AdbcBackend):
             return QueryCancelledError(message, source=self.name)
         if code == "Unimplemented" or isinstance(exc, adbc_driver_manager.NotSupportedError):
             return UnsupportedError(message, source=self.name)
-        if code == "InvalidArgument" or any(
-            s in lowered for s in ("error during planning", "sql error", "parsererror", "not found", "syntax")
-        ):
+        if code == "InvalidArgument" or any(s in lowered for s in _QUERY_FAULTS):
             return InvalidQueryError(message, source=self.name)
         return BackendError(message, source=self.name)
 

@@ -220,6 +220,10 @@ def _classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gatewa
         return InvalidQueryError(message, source=source, sqlstate=state or None)
     if isinstance(exc, adbc_driver_manager.ProgrammingError):
         return InvalidQueryError(message, source=source, sqlstate=state or None)
+    if not state and "ERROR:" in str(exc):
+        # The server refused the statement while its rows streamed (division by zero, a bad cast): the driver
+        # reports that without its SQLSTATE, and the connection was not the cause (checked above).
+        return InvalidQueryError(message, source=source)
     return BackendError(message, source=source, sqlstate=state or None)
 
 

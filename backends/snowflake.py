@@ -139,9 +139,14 @@ class SnowflakeBackend(AdbcBackend):
             return QueryCancelledError(message, source=self.name, sqlstate=state or None)
         if "database" in lowered and "does not exist" in lowered and "object" in lowered:
             return NotFoundError(message, source=self.name, sqlstate=state or None)
+        if state in ("42S02", "02000") and "does not exist" in lowered and "function" not in lowered:
+            # 002003: a table, view or schema that does not exist (the emulator says so of a function too)
+            return NotFoundError(message, source=self.name, sqlstate=state or None)
         if isinstance(exc, adbc_driver_manager.NotSupportedError):
             return UnsupportedError(message, source=self.name, sqlstate=state or None)
-        if state.startswith(("42", "22", "0A")) or isinstance(exc, adbc_driver_manager.ProgrammingError):
+        # 02000 with vendor code 2043: "object does not exist, or operation cannot be performed" (an unknown
+        # column, an ORDER BY position past the select list)
+        if state.startswith(("42", "22", "0A", "02")) or isinstance(exc, adbc_driver_manager.ProgrammingError):
             return InvalidQueryError(message, source=self.name, sqlstate=state or None)
         if isinstance(exc, adbc_driver_manager.OperationalError):
             return BackendUnavailableError(message, source=self.name, sqlstate=state or None)
@@ -216,7 +221,7 @@ class SnowflakeBackend(AdbcBackend):
         target = f"{_identifier(db_schema)}.{_identifier(table)}"
         try:
             described = self._schema(f"SELECT * FROM {target}")
-        except InvalidQueryError as exc:
+        except (InvalidQueryError, NotFoundError) as exc:
             raise NotFoundError(
                 f"table {db_schema}.{table} not found: {exc.message}", source=self.name
             ) from exc

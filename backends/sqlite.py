@@ -55,6 +55,7 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
+    RetryLaterError,
 )
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
@@ -122,12 +123,18 @@ class SQLiteBackend(AdbcBackend):
             return ReadOnlyViolationError(message, source=self.name)
         if "interrupted" in text:
             return QueryCancelledError(message, source=self.name)
+        if "database is locked" in text:  # a writer held the file: the source is there, and frees itself
+            return RetryLaterError(f"{message} past busy_timeout_seconds; retry later", source=self.name)
+        if text.startswith("no such table"):
+            # as the other families answer an unknown table; also a view whose table was dropped
+            return NotFoundError(message, source=self.name)
         if isinstance(exc, adbc_driver_manager.ProgrammingError) or "syntax error" in text:
             return InvalidQueryError(message, source=self.name)
         if "unable to open" in text or "disk I/O" in text:
             return BackendUnavailableError(message, source=self.name)
-        if text.startswith(("no such table", "no such column", "no such function")):
-            # as a query naming it is answered; also a view whose table was dropped, described
+        if isinstance(exc, adbc_driver_manager.Error):
+            # The statement failed in SQLite (no such column, malformed JSON, integer overflow). The driver says
+            # IO for every failure while a statement steps, so its status tells nothing; the file was readable.
             return InvalidQueryError(message, source=self.name)
         return BackendError(message, source=self.name)
 

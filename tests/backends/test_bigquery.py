@@ -17,7 +17,6 @@ import pytest
 from nexus_flight.backends.bigquery import BigQueryBackend, credentials_for, query_parameter
 from nexus_flight.core.errors import (
     ConfigError,
-    InvalidQueryError,
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
@@ -127,7 +126,7 @@ def test_metadata_datasets_tables_and_no_keys(backend):
     assert backend.primary_keys("tpch", "nation") == []
     with pytest.raises(NotFoundError):
         backend.table_schema("tpch", "nexus_no_such_table")
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(NotFoundError):
         run(backend, "SELECT * FROM tpch.nexus_no_such_table")
 
 

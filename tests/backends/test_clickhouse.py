@@ -163,14 +163,14 @@ def test_memory_limit_is_the_servers_and_named(backend):
     assert run(backend, "SELECT 1 AS one").num_rows == 1
 
 
-def test_bad_sql_and_unknown_names_are_invalid_queries(backend):
+def test_bad_sql_is_an_invalid_query_and_an_unknown_table_not_found(backend):
     """ClickHouse's error speaks of the statement as the client wrote it, nothing the gateway added."""
     with pytest.raises(InvalidQueryError, match="Syntax error") as broken:
         run(backend, "SELECT 1 +")
     assert "FORMAT" not in broken.value.message and "(end of query)" in broken.value.message
     with pytest.raises(ReadOnlyViolationError, match="only queries"):
         run(backend, "SELEC 1")
-    with pytest.raises(InvalidQueryError, match="nexus_nope") as unknown:
+    with pytest.raises(NotFoundError, match="nexus_nope") as unknown:
         run(backend, "SELECT * FROM tpch.nexus_nope")
     assert "FORMAT" not in unknown.value.message
     with pytest.raises(InvalidQueryError, match="Syntax error") as described:
@@ -238,3 +238,22 @@ def test_the_engine_is_clickhouse(clickhouse_server):
     version = client.command("SELECT version()")
     client.close()
     assert int(str(version).split(".")[0]) >= 25
+
+
+def test_a_table_the_login_may_not_read_is_permission_denied_not_a_refused_login(make_gateway, clickhouse_server,
+                                                                                  clickhouse_tpch):
+    """ACCESS_DENIED (497) is about the statement: UNAVAILABLE would blame the gateway's credentials and mark the
+    source down. The stand-in's login may not read ``system.users`` (no SHOW USERS grant)."""
+    import adbc_driver_flightsql.dbapi as flightsql
+    import adbc_driver_manager
+
+    gw = make_gateway(sources=(SourceSpec("ch", "clickhouse", clickhouse_server.options()),), demo_scale=None)
+    with flightsql.connect(gw.location, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error) as refused:
+            cur.execute("SELECT name FROM ch.system.users")
+            cur.fetch_arrow_table()
+        cur.execute("SELECT count(*) AS n FROM ch.tpch.nation")
+        assert cur.fetch_arrow_table().column(0).to_pylist() == [25]
+    message = str(refused.value)
+    assert "(PermissionDenied;" in message and "Not enough privileges" in message, message
+    assert "(source=ch)" in message and "credentials" not in message

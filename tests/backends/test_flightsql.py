@@ -12,7 +12,6 @@ from nexus_flight.core.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
-    InvalidQueryError,
     LimitExceededError,
     NotFoundError,
     ReadOnlyViolationError,
@@ -155,7 +154,7 @@ def test_non_queries_are_not_sent_upstream(backend):
     ):
         with pytest.raises(ReadOnlyViolationError):
             run(backend, sql)
-    with pytest.raises(InvalidQueryError):
+    with pytest.raises(NotFoundError):  # never created
         run(backend, "SELECT * FROM nexus_written")
 
 
@@ -178,8 +177,8 @@ def test_parameter_schema_falls_back_to_utf8(backend):
     assert schema.field(0).type == pa.utf8()
 
 
-def test_invalid_sql(backend):
-    with pytest.raises(InvalidQueryError, match="not found"):
+def test_unknown_table(backend):
+    with pytest.raises(NotFoundError, match="table '.*nope' not found"):
         run(backend, "SELECT * FROM nope")
 
 

@@ -14,11 +14,13 @@ import sqlglot
 
 from nexus_flight.backends.sqlite import SQLiteBackend
 from nexus_flight.core.errors import (
+    SOURCE_FAILURES,
     BackendUnavailableError,
     InvalidQueryError,
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
+    RetryLaterError,
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
@@ -116,8 +118,24 @@ def test_introspection(backend):
 
 
 def test_invalid_sql(backend):
-    with pytest.raises(InvalidQueryError, match="no such table"):
+    with pytest.raises(NotFoundError, match="no such table"):
         run(backend, "SELECT * FROM nope")
+    with pytest.raises(InvalidQueryError, match="no such column"):
+        run(backend, "SELECT nope FROM nation")
+
+
+def test_a_file_a_writer_holds_is_retry_later_not_a_source_failure(tmp_path):
+    path = tmp_path / "held.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (a INTEGER)")
+    with SQLiteBackend(SourceSpec("litesrc", "sqlite", {"path": str(path), "busy_timeout_seconds": 0.1})) as held:
+        writer.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(RetryLaterError, match="database is locked past busy_timeout_seconds") as info:
+            run(held, "SELECT * FROM t")
+        assert not isinstance(info.value, SOURCE_FAILURES)
+        writer.execute("COMMIT")
+        assert run(held, "SELECT count(*) AS n FROM t").to_pylist() == [{"n": 0}]
+    writer.close()
 
 
 def test_missing_file_is_unavailable_without_the_path(tmp_path):

@@ -32,6 +32,7 @@ _NO_FRACTIONAL_BINDING = (
     "fakesnow reads every NUMBER binding as an integer: a bound Decimal with a fraction fails in its server "
     "(HTTP 500) for the Snowflake connector itself"
 )
+_SERVER_FAILS_ON_OVERFLOW = "fakesnow answers an integer overflow with HTTP 500, to the Snowflake connector too"
 _NOT_BOUND = "not compared with a bound Decimal: fakesnow cannot bind one with a fraction"
 
 #: Each Snowflake type fakesnow holds, the literal of the row that is not NULL, and the gateway's Arrow type.
@@ -151,7 +152,8 @@ def family_snowflake(tpch_dir) -> Family:
             schema=SCHEMA,
             zoo=tuple(case for case, _ in _ZOO),
             repeat_blob="to_binary(repeat('78', {n}), 'HEX')",
-            engine_cannot={"param_decimal": _NO_FRACTIONAL_BINDING},
+            engine_cannot={"param_decimal": _NO_FRACTIONAL_BINDING}
+            | dict.fromkeys(("integer_overflow", "absolute_value_out_of_range"), _SERVER_FAILS_ON_OVERFLOW),
             upper_case_names=True,
         )
         connector.close()

@@ -40,8 +40,8 @@ SCHEMA = {"duck": "main", "lite": "main", "maria": DATABASE, "pg": "public"}
 #: The views of each source the engine cannot read for the source's login, and the status their query gets.
 UNREADABLE = {
     ("duck", "gone_v"): pa.ArrowKeyError,
-    ("duck", "macro_v"): pa.ArrowKeyError,
-    ("lite", "gone_v"): pa.ArrowInvalid,
+    ("duck", "macro_v"): pa.ArrowInvalid,  # a function that does not exist, as MariaDB's fn_v
+    ("lite", "gone_v"): pa.ArrowKeyError,  # a table that does not exist, as DuckDB's gone_v
     ("maria", "gone_v"): pa.ArrowInvalid,
     ("maria", "fn_v"): pa.ArrowInvalid,
     ("maria", "other_v"): pa.ArrowInvalid,
