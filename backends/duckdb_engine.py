@@ -58,6 +58,7 @@ from nexus_flight.core.errors import (
     NotFoundError,
     QueryCancelledError,
     ReadOnlyViolationError,
+    RetryLaterError,
 )
 from nexus_flight.core.sizes import parse_size
 from nexus_flight.core.source import QueryLimits
@@ -833,6 +834,11 @@ def duckdb_errors(source: str, label: str = "duckdb", memory_limit: str | None =
             raise ReadOnlyViolationError(f"[{label}] {text}", source=source) from exc
         raise InvalidQueryError(f"[{label}] {text}", source=source) from exc
     except (duckdb.IOException, duckdb.HTTPException) as exc:
+        if "Could not set lock on file" in str(exc):  # named without the server's path and the writer's PID
+            raise RetryLaterError(f"[{label}] the database file is held by another process that writes it: DuckDB "
+                                  "lets a file be read only while no process has it open for writing; retry once the "
+                                  "writer closes it (or have it write a new file and rename it over this one)",
+                                  source=source) from exc
         raise BackendUnavailableError(f"[{label}] {first_line(exc)}", source=source) from exc
     except duckdb.Error as exc:
         text = first_line(exc)

@@ -163,3 +163,39 @@ def test_a_swap_while_a_call_is_under_way_still_opens_the_new_file(sqlite_store,
         caller.join(10)
     finally:
         directory.close()
+
+
+def test_a_file_a_writer_holds_is_refused_retryably_and_read_once_it_is_released(tmp_path):
+    """A pipeline that writes the file in place holds DuckDB's lock: readers are refused until it closes the file.
+
+    The writer is a process of its own, as a pipeline is (DuckDB shares one instance within a process).
+    """
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    db = tmp_path / "held.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS v")
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute('INSERT INTO t VALUES (2)'); "
+        "print('holding', flush=True); sys.stdin.readline()"), str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        config = tmp_path / "gateway.toml"
+        config.write_text(f'[[sources]]\nname = "held"\ntype = "duckdb"\noptions = {{ path = "{db}" }}\n')
+        with serving(tmp_path / "data", "--config", str(config), "--no-demo") as served, \
+                flightsql.connect(served.location, autocommit=True) as conn, conn.cursor() as cur:
+            with pytest.raises(flightsql.OperationalError) as refused:
+                cur.execute("SELECT v FROM held.main.t ORDER BY v")
+            text = str(refused.value)
+            assert "UNAVAILABLE" in text.upper() and "held by another process that writes it" in text
+            assert str(db) not in text and "PID" not in text
+            writer.communicate("\n", timeout=30)  # the writer commits and closes the file
+            cur.execute("SELECT v FROM held.main.t ORDER BY v")
+            assert cur.fetch_arrow_table() == pa.table({"v": pa.array([1, 2], pa.int32())})
+            assert _engine_answer(db, "SELECT v FROM t ORDER BY v") == [(1,), (2,)]
+    finally:
+        writer.kill()
