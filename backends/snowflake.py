@@ -47,6 +47,7 @@ from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     NotFoundError,
@@ -142,6 +143,8 @@ class SnowflakeBackend(AdbcBackend):
         if state in ("42S02", "02000") and "does not exist" in lowered and "function" not in lowered:
             # 002003: a table, view or schema that does not exist (the emulator says so of a function too)
             return NotFoundError(message, source=self.name, sqlstate=state or None)
+        if state == "42501" or "insufficient privileges" in lowered:  # the role's grants held
+            return ForbiddenError(message, source=self.name, sqlstate=state or None)
         if isinstance(exc, adbc_driver_manager.NotSupportedError):
             return UnsupportedError(message, source=self.name, sqlstate=state or None)
         # 02000 with vendor code 2043: "object does not exist, or operation cannot be performed" (an unknown

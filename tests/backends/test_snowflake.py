@@ -16,6 +16,7 @@ from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.core.errors import (
     BackendUnavailableError,
     ConfigError,
+    ForbiddenError,
     InvalidQueryError,
     NotFoundError,
     ReadOnlyViolationError,
@@ -147,3 +148,20 @@ def test_wrong_port_is_unavailable_without_the_password():
             b.ping()
     assert "Pw-Secret-9" not in info.value.client_message()
     assert info.value.details["source"] == "snow"
+
+
+def test_insufficient_privileges_are_the_sources_refusal(backend):
+    """Snowflake's 42501 ("SQL access control error: Insufficient privileges …"), as its ADBC driver raises it.
+
+    The emulator has no roles and never refuses a read, so the driver's exception is built here (its text and
+    SQLSTATE as Snowflake sends them) and given to the backend's classifier.
+    """
+    import adbc_driver_manager
+
+    refused = adbc_driver_manager.ProgrammingError(
+        "PROGRAMMING_ERROR: [Snowflake] 3001 (42501): SQL access control error: Insufficient privileges to operate "
+        "on table 'PAYROLL'", status_code=adbc_driver_manager.AdbcStatusCode.UNAUTHORIZED, vendor_code=3001,
+        sqlstate="42501")
+    error = backend._classify(refused)
+    assert isinstance(error, ForbiddenError) and error.code == "PERMISSION_DENIED"
+    assert "Insufficient privileges to operate on table 'PAYROLL'" in error.message
