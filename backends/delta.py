@@ -31,7 +31,7 @@ from nexus_flight.backends.lake import (
 from nexus_flight.backends.object_store import delta_storage_options, parse_location
 from nexus_flight.backends.options.lake import DeltaConfig
 from nexus_flight.backends.table_binder import Binding, TimeTravel
-from nexus_flight.core.errors import NotFoundError, UnsupportedError
+from nexus_flight.core.errors import BackendError, NotFoundError, UnsupportedError
 
 
 class DeltaBackend(LakeBackend):
@@ -110,7 +110,8 @@ def _with_partition_values_only(delta: DeltaTable) -> ds.FileSystemDataset:
     missing = [f.path for f in dataset.get_fragments() if f.path not in values]
     if missing:
         # Without its partition values a file's partition columns would read as NULL: refuse instead.
-        raise LookupError(f"data file {missing[0]!r} has no partition values in the Delta log")
+        raise BackendError(f"[delta] data file {missing[0].rsplit('/', 1)[-1]!r} has no partition values in the "
+                           "Delta log: the table's log and files disagree")
     return _dataset_of(dataset, [(f.path, values[f.path]) for f in dataset.get_fragments()])
 
 
