@@ -143,7 +143,9 @@ class SchemaDiff:
 def snapshot_backend(backend: Backend) -> SchemaContent:
     """Read every schema, table and column the backend reports into canonical content.
 
-    An object the source lists but cannot describe is kept without columns (see the module docstring).
+    The tables of a schema the backend describes together (``table_schemas``) cost no question each; the others are
+    described one by one. An object the source lists but cannot describe is kept without columns (see the module
+    docstring).
 
     Raises:
         GatewayError: the source could not be listed, is unreachable, or refuses the gateway's login.
@@ -152,9 +154,13 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
     schemas: dict[str, Any] = {}
     for schema in sorted(backend.list_schemas()):
         tables = {}
-        for table in sorted(backend.list_tables(schema), key=lambda t: t.name):
+        listed = sorted(backend.list_tables(schema), key=lambda t: t.name)
+        read_together = backend.table_schemas(schema) if listed else {}
+        for table in listed:
             try:
-                arrow_schema = backend.table_schema(schema, table.name)
+                arrow_schema = read_together.get(table.name)
+                if arrow_schema is None:
+                    arrow_schema = backend.table_schema(schema, table.name)
             except SOURCE_FAILURES:
                 raise  # the source, not this object: the caller keeps the cache and marks it stale
             except GatewayError as exc:
