@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -155,7 +156,7 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
     for schema in sorted(backend.list_schemas()):
         tables = {}
         listed = sorted(backend.list_tables(schema), key=lambda t: t.name)
-        read_together = backend.table_schemas(schema) if listed else {}
+        read_together = _read_together(backend, schema) if listed else {}
         for table in listed:
             try:
                 arrow_schema = read_together.get(table.name)
@@ -174,6 +175,21 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
             }
         schemas[schema] = tables
     return {"schemas": schemas}
+
+
+def _read_together(backend: Backend, schema: str) -> Mapping[str, pa.Schema]:
+    """The tables of ``schema`` the backend reads together; none when the engine refuses (each is described alone).
+
+    A PostgreSQL-speaking engine's catalog may lack what PostgreSQL's has: its snapshot costs more, it does not fail.
+    """
+    try:
+        return backend.table_schemas(schema)
+    except SOURCE_FAILURES:
+        raise
+    except GatewayError as exc:
+        log.info("schema snapshot of %s: the tables of %s are described one by one (%s)", backend.name, schema,
+                 first_line(exc))
+        return {}
 
 
 def _unreadable(source: str, table: TableInfo, exc: GatewayError) -> dict[str, Any]:
