@@ -324,6 +324,13 @@ class Backend(abc.ABC):
 
         """
 
+    def table_schemas(self, db_schema: str) -> Mapping[str, pa.Schema]:
+        """Return ``table_schema`` of some tables of ``db_schema`` read together: the ones the engine answers in bulk.
+
+        A snapshot asks ``table_schema`` for each table left out; by default that is every table.
+        """
+        return {}
+
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Return the primary-key columns of a table (empty when the engine has none or cannot say)."""
         return []

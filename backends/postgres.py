@@ -59,7 +59,7 @@ import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 
-from nexus_flight.backends import postgres_types
+from nexus_flight.backends import postgres_snapshot, postgres_types
 from nexus_flight.backends.adbc_backend import AdbcBackend, sqlstate_of
 from nexus_flight.backends.base import (
     Capabilities,
@@ -572,11 +572,7 @@ class PostgresBackend(AdbcBackend):
     def table_schema(self, db_schema: str, table: str) -> pa.Schema:
         """The types ``SELECT *`` returns (described, nothing is read), with pg_attribute's names and NOT NULLs."""
         columns = self._rows(
-            "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-            # the declared fractional digits of a time or timestamp (its typmod; none declared: 6, Arrow's unit)
-            "CASE WHEN a.atttypid IN ('pg_catalog.time'::pg_catalog.regtype, 'pg_catalog.timetz'::pg_catalog.regtype, "
-            "'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype) "
-            "AND a.atttypmod >= 0 THEN a.atttypmod END "
+            f"SELECT {postgres_snapshot.CATALOG_COLUMNS} "
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1::text AND c.relname = $2::text AND a.attnum > 0 AND NOT a.attisdropped "
@@ -594,6 +590,13 @@ class PostgresBackend(AdbcBackend):
                 for f, (_, type_name, not_null, digits) in zip(described, columns, strict=True)
             ]
         )
+
+    def table_schemas(self, db_schema: str) -> dict[str, pa.Schema]:
+        """``table_schema`` of the tables of ``db_schema`` whose column types pg_attribute alone settles, in one read.
+
+        The types are the ones a query streams (``postgres_snapshot``); a table with any other column is left out.
+        """
+        return postgres_snapshot.table_schemas(self._rows, db_schema)
 
     def primary_keys(self, db_schema: str | None, table: str) -> list[KeyColumn]:
         """Primary-key columns from pg_constraint, in key order."""

@@ -61,7 +61,11 @@ def _is_numeric(f: pa.Field) -> bool:
 
 def declared_decimal(f: pa.Field) -> pa.DataType | None:
     """The decimal of a ``numeric(p, s)`` field, from the typmod PostgreSQL reports (None when unconstrained)."""
-    typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+    return decimal_of_typmod(int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1")))
+
+
+def decimal_of_typmod(typmod: int) -> pa.DataType | None:
+    """The decimal of ``numeric(p, s)`` from its typmod (None: unconstrained, or digits Arrow's decimals lack)."""
     if typmod < 4:
         return None
     precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF

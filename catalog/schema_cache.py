@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -143,7 +144,9 @@ class SchemaDiff:
 def snapshot_backend(backend: Backend) -> SchemaContent:
     """Read every schema, table and column the backend reports into canonical content.
 
-    An object the source lists but cannot describe is kept without columns (see the module docstring).
+    The tables of a schema the backend describes together (``table_schemas``) cost no question each; the others are
+    described one by one. An object the source lists but cannot describe is kept without columns (see the module
+    docstring).
 
     Raises:
         GatewayError: the source could not be listed, is unreachable, or refuses the gateway's login.
@@ -152,9 +155,13 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
     schemas: dict[str, Any] = {}
     for schema in sorted(backend.list_schemas()):
         tables = {}
-        for table in sorted(backend.list_tables(schema), key=lambda t: t.name):
+        listed = sorted(backend.list_tables(schema), key=lambda t: t.name)
+        read_together = _read_together(backend, schema) if listed else {}
+        for table in listed:
             try:
-                arrow_schema = backend.table_schema(schema, table.name)
+                arrow_schema = read_together.get(table.name)
+                if arrow_schema is None:
+                    arrow_schema = backend.table_schema(schema, table.name)
             except SOURCE_FAILURES:
                 raise  # the source, not this object: the caller keeps the cache and marks it stale
             except GatewayError as exc:
@@ -168,6 +175,21 @@ def snapshot_backend(backend: Backend) -> SchemaContent:
             }
         schemas[schema] = tables
     return {"schemas": schemas}
+
+
+def _read_together(backend: Backend, schema: str) -> Mapping[str, pa.Schema]:
+    """The tables of ``schema`` the backend reads together; none when the engine refuses (each is described alone).
+
+    A PostgreSQL-speaking engine's catalog may lack what PostgreSQL's has: its snapshot costs more, it does not fail.
+    """
+    try:
+        return backend.table_schemas(schema)
+    except SOURCE_FAILURES:
+        raise
+    except GatewayError as exc:
+        log.info("schema snapshot of %s: the tables of %s are described one by one (%s)", backend.name, schema,
+                 first_line(exc))
+        return {}
 
 
 def _unreadable(source: str, table: TableInfo, exc: GatewayError) -> dict[str, Any]:

@@ -168,6 +168,10 @@ _ARRAYS = (
     ),
 )
 
+#: The zoo's column types as its DDL writes them (``mood`` an enum, ``pair`` a composite): the schema snapshot's tests
+#: describe each of them too.
+ZOO_TYPES = tuple(case.engine_type for case, _ in (*_ZOO, *_ARRAYS))
+
 
 def _copy_tpch(conn: psycopg.Connection, tpch_dir: Path) -> None:
     """Load each table with COPY from the CSV a user gets out of tpchgen-cli's parquet."""
