@@ -81,8 +81,8 @@ def arrow_type(type_name: str | None, element: str | None, typmod: int) -> pa.Da
     if element == "numeric":
         return pa.list_(UNCONSTRAINED_NUMERIC)  # the driver reads array elements without their typmod
     if element in _LIST_ELEMENTS:
-        # The driver names the element's type on the list's item field, and queries stream it so.
-        return pa.list_(pa.field("item", _PLAIN[element], metadata={b"POSTGRESQL:type": element.encode()}))
+        # Items as plain Arrow (the driver's metadata on the item field is dropped, as queries stream them).
+        return pa.list_(_PLAIN[element])
     return None
 
 

@@ -10,6 +10,8 @@ format; composites arrive as structs whose rows are all NULL. Clients get:
 - any other ``numeric`` (``avg``, ``/``, unconstrained columns): ``decimal256(76, 38)``, 38 integer and 38
   fractional digits;
 - ``money``: ``decimal128(19, 2)`` (two fractional digits, as lc_monetary C and en_US give);
+- ``oid``: ``uint32`` (the driver's int32 would wrap past 2^31);
+- arrays of these: lists of them (``numeric[]`` as lists of ``decimal256(76, 38)``);
 - opaque types and composites: their PostgreSQL text form (the query is wrapped to cast those columns to text);
 - arrays of those: lists of their text forms.
 
@@ -26,7 +28,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nexus_flight.backends.result_types import ColumnRule, FieldRule
+from nexus_flight.backends.result_types import ColumnRule, FieldRule, list_of
 from nexus_flight.core.errors import InvalidQueryError, UnsupportedError
 
 #: A ``numeric`` whose scale depends on the values: 38 integer and 38 fractional digits.
@@ -146,16 +148,6 @@ def _money(array: pa.Array) -> pa.Array:
     return pc.cast(pc.multiply(pc.cast(array, pa.decimal128(19, 0)), _CENT), MONEY)
 
 
-def _list_of_decimals(target: pa.DataType, column: str) -> Callable[[pa.Array], pa.Array]:
-    convert_values = _decimal_from_text(target, column)
-
-    def convert(array: pa.Array) -> pa.Array:
-        values = convert_values(array.values)
-        return pa.ListArray.from_arrays(array.offsets, values, pa.list_(target), mask=array.is_null())
-
-    return convert
-
-
 #: PostgreSQL's date 'infinity' and '-infinity' as the driver hands them over (shifted to 1970, wrapped).
 _DATE_INFINITIES = pa.array([-2147472692, -2147472691], pa.int32())
 #: Microseconds since 1970 below PostgreSQL's first timestamp (4713 BC): a wrapped 'infinity', '-infinity' or a
@@ -190,9 +182,16 @@ def field_rule(f: pa.Field) -> ColumnRule | None:
         return target, _decimal_from_text(target, f.name)
     if _pg_type(f) == b"money" and pa.types.is_int64(f.type):
         return MONEY, _money
-    if pa.types.is_list(f.type) and _is_numeric(f.type.value_field):
-        return pa.list_(UNCONSTRAINED_NUMERIC), _list_of_decimals(UNCONSTRAINED_NUMERIC, f.name)
+    if _pg_type(f) == b"oid" and pa.types.is_int32(f.type):  # unsigned: 4000000000 arrived as -294967296
+        return pa.uint32(), _unsigned
+    if pa.types.is_list(f.type):
+        item = field_rule(f.type.value_field.with_name(f.name))  # numeric[], money[], oid[]
+        return list_of(*item) if item is not None else None
     return None
+
+
+def _unsigned(array: pa.Array) -> pa.Array:
+    return array.view(pa.uint32())
 
 
 def column_rules(schema: pa.Schema, scales: Sequence[int | None] | None) -> list[FieldRule | None]:

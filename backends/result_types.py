@@ -49,13 +49,37 @@ def uuid_to_text(array: pa.Array) -> pa.Array:
     )
 
 
+def _plain_items(t: pa.DataType) -> ColumnRule | None:
+    """A list whose item field carries the driver's metadata (``POSTGRESQL:type``) as a plain list: the same data."""
+    if not pa.types.is_list(t) or not t.value_field.metadata:
+        return None
+    plain = pa.list_(t.value_type)
+    return plain, lambda array: array.view(plain)
+
+
 def _plain_extension(t: pa.DataType) -> tuple[pa.DataType, Callable[[pa.Array], pa.Array]] | None:
-    """Extension types (arrow.uuid, arrow.json, arrow.opaque) become types every Flight SQL client reads."""
+    """Extension types (arrow.uuid, arrow.json, arrow.opaque), also as list items, become plain ones.
+
+    Types every Flight SQL client reads: JDBC and ODBC know no extension types.
+    """
+    if pa.types.is_list(t):
+        inner = _plain_extension(t.value_type)
+        return list_of(*inner) if inner is not None else None
     if not isinstance(t, pa.BaseExtensionType):
         return None
     if t.extension_name == "arrow.uuid":
         return pa.utf8(), uuid_to_text
     return t.storage_type, _storage
+
+
+def list_of(target: pa.DataType, convert: Callable[[pa.Array], pa.Array]) -> ColumnRule:
+    """The rule of a list column whose items follow ``target``/``convert``: the items converted, lists kept."""
+
+    def convert_lists(array: pa.Array) -> pa.Array:
+        return pa.ListArray.from_arrays(array.offsets, convert(array.values), pa.list_(target),
+                                        mask=array.is_null() if array.null_count else None)
+
+    return pa.list_(target), convert_lists
 
 
 def _storage(array: pa.Array) -> pa.Array:
@@ -93,7 +117,8 @@ def type_plan(
     fields, converters = [], []
     for index, f in enumerate(schema):
         column = columns[index] if index < len(columns) else None
-        found = (column(f) if column else None) or (rule(f) if rule else None) or _plain_extension(f.type)
+        found = ((column(f) if column else None) or (rule(f) if rule else None) or _plain_extension(f.type)
+                 or _plain_items(f.type))
         if found is None:
             fields.append(pa.field(f.name, f.type, f.nullable))
             converters.append(None)

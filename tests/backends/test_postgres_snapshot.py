@@ -27,8 +27,9 @@ DATABASE = "snapshot"
 #: A second schema, its name mixed-case and not ASCII.
 OTHER = "Ventes Ω"
 
-#: The zoo's types whose tables are described alone: an enum, a composite, a range.
-ZOO_ALONE = {"mood", "pair", "int4range"}
+#: The zoo's types whose tables are described alone: an enum, a composite, a range, oid and the arrays whose items
+#: are converted (money, oid) or unwrapped (uuid, jsonb).
+ZOO_ALONE = {"mood", "pair", "int4range", "oid", "money[]", "oid[]", "uuid[]", "jsonb[]"}
 #: More types, and whether the bulk read answers for a table of that type (False: it is described alone).
 MORE_TYPES = {
     "time(3)": True,

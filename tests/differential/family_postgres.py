@@ -158,6 +158,7 @@ _ZOO = (
     (TypeCase("x", "xml", pa.string(), note="the XML text"), "<a>é</a>"),
     (TypeCase("rng", "int4range", pa.string(), "[1,5)", note="PostgreSQL's text form"), "[1,5)"),
     (TypeCase("pr", "pair", pa.string(), note="a composite type: PostgreSQL's text form"), "(1,x)"),
+    (TypeCase("oi", "oid", pa.uint32(), 4000000000, note="unsigned: past 2^31 too"), "4000000000"),
 )
 _ARRAYS = (
     (TypeCase("ia", "integer[]", pa.list_(pa.int32())), "{1,2,NULL}"),
@@ -166,6 +167,13 @@ _ARRAYS = (
         TypeCase("na", "numeric(6,2)[]", pa.list_(pa.decimal256(76, 38)), note="elements as unconstrained numeric"),
         "{1.50,-2}",
     ),
+    (TypeCase("ma", "money[]", pa.list_(pa.decimal128(19, 2)), note="exact amounts, not cents"), "{12.34,NULL}"),
+    (TypeCase("oa", "oid[]", pa.list_(pa.uint32())), "{1,4000000000}"),
+    (
+        TypeCase("ua", "uuid[]", pa.list_(pa.string()), note="canonical text"),
+        "{2b3c1d5e-0000-4000-8000-000000000001,NULL}",
+    ),
+    (TypeCase("jba", "jsonb[]", pa.list_(pa.string()), note="jsonb's normalized text"), '{"{\\"k\\": 1}"}'),
 )
 
 #: The zoo's column types as its DDL writes them (``mood`` an enum, ``pair`` a composite): the schema snapshot's tests
