@@ -360,6 +360,23 @@ def test_session_changes_do_not_reach_the_next_query(root_backend):
     assert got.to_pylist() == [{"z": "+00:00", "ro": 1, "x": None}]
 
 
+def test_double_quotes_name_and_backslashes_escape_whatever_the_servers_own_mode(reader_options, mariadb_server):
+    """Sessions read SQL as the gateway does (``core/dialects.py``): ``"c"`` names a column (ANSI_QUOTES) and ``\\'``
+    escapes a quote, on a server whose own sql_mode says neither (NO_BACKSLASH_ESCAPES), after a reset too."""
+    sql = """SELECT "c" AS quoted, 'it\\'s' AS text FROM nexus_types WHERE "id" = 1"""
+    with mariadb_server.connect() as con, con.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.sql_mode")
+        (mode,) = cur.fetchone()
+        cur.execute("SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        try:
+            spec = SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
+            with MySQLBackend(spec) as b:
+                answers = [run(b, sql).to_pylist() for _ in range(2)]  # the second on a connection reset
+        finally:
+            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    assert answers == [[{"quoted": "abc", "text": "it's"}]] * 2
+
+
 # -- cancel and timeouts reach the server ---------------------------------------------------------------------
 
 
