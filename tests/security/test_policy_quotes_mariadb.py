@@ -29,25 +29,34 @@ SEEN = {
 }
 TABLE = f'"{DATABASE}"."staff"'
 
-#: (the statement as a BI tool writes it, the same in backticks over ``{seen}``, what bob may see of staff).
-CASES = [
-    (f'SELECT "ssn" FROM {TABLE}', "SELECT `ssn` FROM {seen} AS `staff`"),
-    (f'SELECT "id", "ssn" AS "x" FROM {TABLE} ORDER BY "id"', "SELECT `id`, `ssn` AS `x` FROM {seen} AS `staff`"),
-    (f"""SELECT "id", "region" FROM {TABLE} WHERE "region" <> 'ASIA'""",
-     "SELECT `id`, `region` FROM {seen} AS `staff` WHERE `region` <> 'ASIA'"),
-    (f"""SELECT "id" FROM {TABLE} WHERE "ssn" = '***' OR "ssn" LIKE '1%'""",
-     "SELECT `id` FROM {seen} AS `staff` WHERE `ssn` = '***' OR `ssn` LIKE '1%'"),
-    (f'SELECT "s"."ssn", "s"."region" FROM {TABLE} AS "s" WHERE "s"."id" < 3',
-     "SELECT `s`.`ssn`, `s`.`region` FROM {seen} AS `s` WHERE `s`.`id` < 3"),
-    (f'SELECT "x"."ssn" FROM (SELECT "ssn", "region" FROM {TABLE}) AS "x" WHERE "x"."region" IN (\'ASIA\', \'EUROPE\')',
-     "SELECT `x`.`ssn` FROM (SELECT `ssn`, `region` FROM {seen} AS `staff`) AS `x` "
-     "WHERE `x`.`region` IN ('ASIA', 'EUROPE')"),
-    ('SELECT "ssn", "region" FROM "staff" WHERE "id" IN (SELECT "id" FROM "staff" WHERE "region" = \'EUROPE\')',
-     "SELECT `ssn`, `region` FROM {seen} AS `staff` WHERE `id` IN (SELECT `id` FROM {seen} AS `staff` "
-     "WHERE `region` = 'EUROPE')"),
-    (f'SELECT "region", count(*) AS "n", max("ssn") AS "top" FROM {TABLE} GROUP BY "region" ORDER BY "region"',
-     "SELECT `region`, count(*) AS `n`, max(`ssn`) AS `top` FROM {seen} AS `staff` GROUP BY `region`"),
-]
+#: name: (the statement as a BI tool writes it, the same in backticks over ``{seen}``, what the user may see of staff).
+CASES = {
+    "masked": (
+        f'SELECT "ssn" FROM {TABLE}',
+        "SELECT `ssn` FROM {seen} AS `staff`"),
+    "aliased": (
+        f'SELECT "id", "ssn" AS "x" FROM {TABLE} ORDER BY "id"',
+        "SELECT `id`, `ssn` AS `x` FROM {seen} AS `staff`"),
+    "filtered": (
+        f"""SELECT "id", "region" FROM {TABLE} WHERE "region" <> 'ASIA'""",
+        "SELECT `id`, `region` FROM {seen} AS `staff` WHERE `region` <> 'ASIA'"),
+    "masked_in_where": (
+        f"""SELECT "id" FROM {TABLE} WHERE "ssn" = '***' OR "ssn" LIKE '1%'""",
+        "SELECT `id` FROM {seen} AS `staff` WHERE `ssn` = '***' OR `ssn` LIKE '1%'"),
+    "table_alias": (
+        f'SELECT "s"."ssn", "s"."region" FROM {TABLE} AS "s" WHERE "s"."id" < 3',
+        "SELECT `s`.`ssn`, `s`.`region` FROM {seen} AS `s` WHERE `s`.`id` < 3"),
+    "derived_table": (
+        f"""SELECT "x"."ssn" FROM (SELECT "ssn", "region" FROM {TABLE}) AS "x" WHERE "x"."region" IN ('ASIA')""",
+        "SELECT `x`.`ssn` FROM (SELECT `ssn`, `region` FROM {seen} AS `staff`) AS `x` WHERE `x`.`region` IN ('ASIA')"),
+    "unqualified_subquery": (
+        """SELECT "ssn", "region" FROM "staff" WHERE "id" IN (SELECT "id" FROM "staff" WHERE "region" <> 'EUROPE')""",
+        "SELECT `ssn`, `region` FROM {seen} AS `staff` WHERE `id` IN (SELECT `id` FROM {seen} AS `staff` "
+        "WHERE `region` <> 'EUROPE')"),
+    "grouped": (
+        f'SELECT "region", count(*) AS "n", max("ssn") AS "top" FROM {TABLE} GROUP BY "region"',
+        "SELECT `region`, count(*) AS `n`, max(`ssn`) AS `top` FROM {seen} AS `staff` GROUP BY `region`"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +74,9 @@ def world(tmp_path_factory, demo_data_dir, mariadb_server):
 
 
 @pytest.mark.parametrize("user", ["bob", "alice"])
-@pytest.mark.parametrize(("sql", "own"), CASES)
-def test_double_quoted_names_read_what_the_policies_leave(world, user, sql, own):
+@pytest.mark.parametrize("name", CASES)
+def test_double_quoted_names_read_what_the_policies_leave(world, user, name):
+    sql, own = CASES[name]
     got = query_as(world["client"], world["tokens"][user], sql)
     names, expected = engine_answer(world["server"], DATABASE, own.format(seen=SEEN[user]))
     assert got.column_names == names
