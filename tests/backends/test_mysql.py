@@ -19,6 +19,7 @@ import pytest
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.mysql import MySQLBackend
 from nexus_flight.backends.mysql_grants import excess_privileges
+from nexus_flight.core.dialects import sql_dialect
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -375,6 +376,14 @@ def test_double_quotes_name_and_backslashes_escape_whatever_the_servers_own_mode
         finally:
             cur.execute("SET GLOBAL sql_mode = %s", (mode,))
     assert answers == [[{"quoted": "abc", "text": "it's"}]] * 2
+
+
+def test_a_product_with_a_dialect_of_its_own_keeps_double_quotes_as_strings(reader_options):
+    """Doris and StarRocks, like sqlglot's dialects of them, read ``"c"`` as a string: their sessions are left so."""
+    assert sql_dialect("doris").parse('SELECT "c"')[0].selects[0].is_string
+    options = {**reader_options, "pool_size": 1}
+    with MySQLBackend(SourceSpec("mysrc", "mysql", options, {"password": READER_PASSWORD}, dialect="doris")) as b:
+        assert run(b, """SELECT "c" AS q FROM nexus_types WHERE id = 1""").to_pylist() == [{"q": "c"}]
 
 
 # -- cancel and timeouts reach the server ---------------------------------------------------------------------
