@@ -34,7 +34,7 @@ _READ_AS: dict[str, type[Dialect]] = {"mysql": MySQLAnsiQuotes}
 
 @lru_cache(maxsize=64)  # sqlglot builds a Dialect on each get_or_raise
 def sql_dialect(name: str) -> Dialect:
-    """The sqlglot dialect SQL in the dialect ``name`` is tokenized, parsed and written in.
+    """The sqlglot dialect SQL in the dialect ``name`` is read in (MySQL's writes the same SQL as sqlglot's).
 
     Raises:
         ValueError: sqlglot knows no dialect of that name.
