@@ -24,54 +24,54 @@ from tests.support.mysql_reader import READER_PASSWORD, fresh_database
 
 DATABASE = "bi_quotes"
 DDL = [
-    "CREATE TABLE `Order Items` (`OrderId` bigint PRIMARY KEY, `Name` varchar(40), `Region` varchar(10), "
+    "CREATE TABLE `Order Lines` (`OrderId` bigint NOT NULL, `Name` varchar(40), `Region` varchar(10), "
     "`Amount` decimal(10, 2))",
-    "INSERT INTO `Order Items` VALUES (1, 'Ärger', 'EU', 10.50), (2, 'O\\'Brien', 'US', 20.25), "
+    "INSERT INTO `Order Lines` VALUES (1, 'Ärger', 'EU', 10.50), (2, 'O\\'Brien', 'US', 20.25), "
     "(3, 'Zoë \"Z\"', 'EU', NULL), (4, 'back\\\\slash', 'ASIA', 5.00)",
 ]
-TABLE = f'maria.{DATABASE}."Order Items"'
+TABLE = f'maria.{DATABASE}."Order Lines"'
 
 #: name: (the statement as a BI tool writes it, the same in MariaDB's own quoting, its parameters).
 CASES = {
     "select_list": (
         f'SELECT "OrderId", "Name" FROM {TABLE} ORDER BY "OrderId"',
-        "SELECT `OrderId`, `Name` FROM `Order Items` ORDER BY `OrderId`",
+        "SELECT `OrderId`, `Name` FROM `Order Lines` ORDER BY `OrderId`",
         (),
     ),
     "where_parameter": (
         f'SELECT "OrderId", "Name", "Amount" FROM {TABLE} WHERE "OrderId" = ?',
-        "SELECT `OrderId`, `Name`, `Amount` FROM `Order Items` WHERE `OrderId` = ?",
+        "SELECT `OrderId`, `Name`, `Amount` FROM `Order Lines` WHERE `OrderId` = ?",
         (2,),
     ),
     "group_and_order": (
         f'SELECT "Region", count(*) AS "Orders", sum("Amount") AS "Total" FROM {TABLE} GROUP BY "Region" '
         'ORDER BY "Total" DESC',
-        "SELECT `Region`, count(*) AS `Orders`, sum(`Amount`) AS `Total` FROM `Order Items` GROUP BY `Region` "
+        "SELECT `Region`, count(*) AS `Orders`, sum(`Amount`) AS `Total` FROM `Order Lines` GROUP BY `Region` "
         "ORDER BY `Total` DESC",
         (),
     ),
     "unqualified": (
-        """SELECT "Name" AS "Who" FROM "Order Items" WHERE "Region" = 'EU' ORDER BY "Who" DESC""",
-        "SELECT `Name` AS `Who` FROM `Order Items` WHERE `Region` = 'EU' ORDER BY `Who` DESC",
+        """SELECT "Name" AS "Who" FROM "Order Lines" WHERE "Region" = 'EU' ORDER BY "Who" DESC""",
+        "SELECT `Name` AS `Who` FROM `Order Lines` WHERE `Region` = 'EU' ORDER BY `Who` DESC",
         (),
     ),
     "strings_stay_strings": (
         f"""SELECT 'it''s' AS a, 'O\\'Brien' AS b, "Name" FROM {TABLE} """
         """WHERE "Name" IN ('O\\'Brien', 'back\\\\slash', 'Zoë "Z"') ORDER BY "OrderId\"""",
-        """SELECT 'it''s' AS a, 'O\\'Brien' AS b, `Name` FROM `Order Items` """
+        """SELECT 'it''s' AS a, 'O\\'Brien' AS b, `Name` FROM `Order Lines` """
         """WHERE `Name` IN ('O\\'Brien', 'back\\\\slash', 'Zoë "Z"') ORDER BY `OrderId`""",
         (),
     ),
     "comments_and_backticks": (
         f'SELECT `Name`, "OrderId" /* "Region" */ FROM {TABLE} WHERE `Region` = ? ORDER BY 2 -- "Amount"',
-        "SELECT `Name`, `OrderId` FROM `Order Items` WHERE `Region` = ? ORDER BY 2",
+        "SELECT `Name`, `OrderId` FROM `Order Lines` WHERE `Region` = ? ORDER BY 2",
         ("EU",),
     ),
     "subquery": (
         f'SELECT "o"."Name" FROM (SELECT "Name", "Amount" FROM {TABLE}) AS "o" '
-        'WHERE "o"."Amount" > (SELECT avg("Amount") FROM "Order Items")',
-        "SELECT `o`.`Name` FROM (SELECT `Name`, `Amount` FROM `Order Items`) AS `o` "
-        "WHERE `o`.`Amount` > (SELECT avg(`Amount`) FROM `Order Items`)",
+        'WHERE "o"."Amount" > (SELECT avg("Amount") FROM "Order Lines")',
+        "SELECT `o`.`Name` FROM (SELECT `Name`, `Amount` FROM `Order Lines`) AS `o` "
+        "WHERE `o`.`Amount` > (SELECT avg(`Amount`) FROM `Order Lines`)",
         (),
     ),
 }
