@@ -160,6 +160,15 @@ def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
+#: The session's SQL mode as the gateway reads MySQL (``core/dialects.py``): ``"…"`` quotes an identifier
+#: (ANSI_QUOTES, the quote the gateway announces) and a backslash escapes in strings, whatever the server's own
+#: modes; the validator, grants and policies then read a statement as the server runs it.
+_SQL_MODE = (
+    "SESSION sql_mode = CONCAT_WS(',', NULLIF(REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', ''), ''), "
+    "'ANSI_QUOTES')"
+)
+
+
 #: How long a described schema is reused (planning and running one statement), and how many are kept.
 _DESCRIBED_SECONDS = 2.0
 _DESCRIBED_KEPT = 256
@@ -379,6 +388,8 @@ class MySQLBackend(Backend):
         self.default_schema = self.config.database
         self._secrets = secret_values(spec)
         self._mariadb: bool | None = None
+        #: Products with sqlglot dialects of their own (Doris, StarRocks) read ``"…"`` as a string, as those do.
+        self._ansi_quotes = spec.dialect in (None, "mysql")
         #: How the server compares names (``core/identifiers.py``): read from it at the first connection; until
         #: then table names compare exactly (refusing more, never less).
         self.identifier_rules: IdentifierRules = mysql_rules(0)
@@ -485,13 +496,14 @@ class MySQLBackend(Backend):
             raise ConfigError(refusal(login, self.config.database, excess), source=self.name)
 
     def _set_up(self, connection: Any) -> None:
-        """Make a session read-only and UTC (TIMESTAMP values then arrive as UTC)."""
+        """Make a session read-only, UTC (TIMESTAMP values then arrive as UTC) and in the gateway's SQL mode."""
+        mode = f", {_SQL_MODE}" if self._ansi_quotes else ""
         with connection.cursor() as cursor:
             if self._mariadb:
-                cursor.execute("SET time_zone = '+00:00', SESSION tx_read_only = 1")
+                cursor.execute(f"SET time_zone = '+00:00', SESSION tx_read_only = 1{mode}")
             else:
                 cursor.execute("SET SESSION TRANSACTION READ ONLY")
-                cursor.execute("SET time_zone = '+00:00'")
+                cursor.execute(f"SET time_zone = '+00:00'{mode}")
 
     def _reset(self, connection: Any) -> None:
         """Undo what the last statement left in the session (``COM_RESET_CONNECTION``), then set it up again."""

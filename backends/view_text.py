@@ -6,9 +6,10 @@ whoever judges it reads what the engine runs.
 
 from __future__ import annotations
 
-from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
+
+from nexus_flight.core.dialects import sql_dialect
 
 
 def query_of_create_view(statement: str, dialect: str) -> str | None:
@@ -18,7 +19,7 @@ def query_of_create_view(statement: str, dialect: str) -> str | None:
     and a quoted view name are tokens of their own, never that keyword).
     """
     try:
-        tokens = Dialect.get_or_raise(dialect).tokenize(statement)
+        tokens = sql_dialect(dialect).tokenize(statement)
     except (SqlglotError, ValueError):
         return None
     if not tokens or tokens[0].token_type != TokenType.CREATE:

@@ -32,6 +32,7 @@ from nexus_flight.catalog.rules import rule_error
 from nexus_flight.catalog.schema_cache import cached_schema
 from nexus_flight.catalog.store import CatalogStore
 from nexus_flight.catalog.users import _ROLE, _role
+from nexus_flight.core.dialects import sql_dialect
 from nexus_flight.core.errors import ConfigError, GatewayError, NotFoundError
 
 KINDS = ("row_filter", "column_mask")
@@ -111,7 +112,7 @@ def parse_expression(text: str, dialect: str | None) -> exp.Expression:
         raise rule_error("AU-007", f"policy expression {text!r}: placeholders are {{user.name}} or "
                                    "{user.<attribute>}", field="expression")
     try:
-        trees = [t for t in sqlglot.parse(marked, read=dialect or None) if t is not None]
+        trees = [t for t in sqlglot.parse(marked, read=sql_dialect(dialect) if dialect else None) if t is not None]
     except (SqlglotError, RecursionError, ValueError):
         trees = []
     if len(trees) != 1:

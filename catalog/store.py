@@ -357,6 +357,7 @@ class CatalogStore:
                 kind=SOURCE_TYPES[row.type].family,
                 options=options,
                 secrets={k: v.get_secret_value() for k, v in secrets.items()},
+                dialect=SOURCE_TYPES[row.type].dialect,
             )
 
     def vault_key_ids(self) -> dict[str, int]:

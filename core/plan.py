@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from nexus_flight.core.dialects import sql_dialect
 from nexus_flight.core.identifiers import identifier_rules
 from nexus_flight.core.references import ColumnRef, References, TableRef, references
 
@@ -201,12 +201,12 @@ def plan_sql(sql: str, dialect: str, source: str = "") -> QueryPlan:
     The text is parsed with sqlglot when it can be (else the plan has no tree and counts ``?`` as parameters).
     """
     try:
-        tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(sql)
+        tokens = sql_dialect(dialect).tokenize(sql)
     except (SqlglotError, ValueError):
         return QueryPlan(source, sql, sql.count("?"), dialect)
     words = [t.text.lower() for t in tokens if t.token_type != TokenType.L_PAREN][:1]
     try:
-        trees = [t for t in sqlglot.Dialect.get_or_raise(dialect).parser().parse(tokens, sql) if t is not None]
+        trees = [t for t in sql_dialect(dialect).parser().parse(tokens, sql) if t is not None]
     except (SqlglotError, RecursionError):
         trees = []
     tree = cast(exp.Expression, trees[0]) if len(trees) == 1 else None

@@ -24,6 +24,8 @@ class SourceSpec:
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The dialect of the product the source is when it is not its family's (``doris`` on the MySQL family).
+    dialect: str | None = None
 
 
 @dataclass(frozen=True)

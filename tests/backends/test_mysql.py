@@ -19,6 +19,7 @@ import pytest
 from nexus_flight.backends.base import DATABASE_TYPE_NAME
 from nexus_flight.backends.mysql import MySQLBackend
 from nexus_flight.backends.mysql_grants import excess_privileges
+from nexus_flight.core.dialects import sql_dialect
 from nexus_flight.core.errors import (
     AuthenticationError,
     BackendUnavailableError,
@@ -358,6 +359,31 @@ def test_session_changes_do_not_reach_the_next_query(root_backend):
         run(root_backend, sql)
     got = run(root_backend, "SELECT @@session.time_zone AS z, @@session.tx_read_only AS ro, @nexus_x AS x")
     assert got.to_pylist() == [{"z": "+00:00", "ro": 1, "x": None}]
+
+
+def test_double_quotes_name_and_backslashes_escape_whatever_the_servers_own_mode(reader_options, mariadb_server):
+    """Sessions read SQL as the gateway does (``core/dialects.py``): ``"c"`` names a column (ANSI_QUOTES) and ``\\'``
+    escapes a quote, on a server whose own sql_mode says neither (NO_BACKSLASH_ESCAPES), after a reset too."""
+    sql = """SELECT "c" AS quoted, 'it\\'s' AS text FROM nexus_types WHERE "id" = 1"""
+    with mariadb_server.connect() as con, con.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.sql_mode")
+        (mode,) = cur.fetchone()
+        cur.execute("SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        try:
+            spec = SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
+            with MySQLBackend(spec) as b:
+                answers = [run(b, sql).to_pylist() for _ in range(2)]  # the second on a connection reset
+        finally:
+            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    assert answers == [[{"quoted": "abc", "text": "it's"}]] * 2
+
+
+def test_a_product_with_a_dialect_of_its_own_keeps_double_quotes_as_strings(reader_options):
+    """Doris and StarRocks, like sqlglot's dialects of them, read ``"c"`` as a string: their sessions are left so."""
+    assert sql_dialect("doris").parse('SELECT "c"')[0].selects[0].is_string
+    options = {**reader_options, "pool_size": 1}
+    with MySQLBackend(SourceSpec("mysrc", "mysql", options, {"password": READER_PASSWORD}, dialect="doris")) as b:
+        assert run(b, """SELECT "c" AS q FROM nexus_types WHERE id = 1""").to_pylist() == [{"q": "c"}]
 
 
 # -- cancel and timeouts reach the server ---------------------------------------------------------------------

@@ -74,4 +74,10 @@ MYSQL_ATTACKS = [
     MySQLAttack("drop", "DROP TABLE sentinel", rule="QV-003"),
     MySQLAttack("create", "CREATE TABLE nexus_attack_created (a int)", rule="QV-003"),
     MySQLAttack("writing_function", "SELECT {DB}.nexus_attack_write() AS w"),
+    # The same with names in the identifier quote the gateway announces ("), which the server reads as names.
+    MySQLAttack("delete_quoted", 'DELETE FROM "sentinel"', rule="QV-002"),
+    MySQLAttack("update_quoted", """UPDATE "sentinel" SET "v" = 'x'""", rule="QV-002"),
+    MySQLAttack("insert_quoted", """INSERT INTO "{DB}"."sentinel" ("id", "v") VALUES (9, 'x')""", rule="QV-002"),
+    MySQLAttack("drop_quoted", 'DROP TABLE "sentinel"', rule="QV-003"),
+    MySQLAttack("writing_function_quoted", 'SELECT "{DB}"."nexus_attack_write"() AS "w"'),
 ]

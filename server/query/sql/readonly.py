@@ -102,12 +102,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.parser import Parser
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
+from nexus_flight.core.dialects import sql_dialect
 from nexus_flight.core.errors import GatewayError
 from nexus_flight.core.plan import placeholder_offsets, statement_end
 from nexus_flight.core.source import DEFAULT_LIMITS, ValidationLimits
@@ -356,7 +356,7 @@ def _readers(dialect: str) -> tuple[Tokenizer, Parser]:
     pair = readers.get(dialect)
     if pair is None:
         try:
-            engine = sqlglot.Dialect.get_or_raise(dialect)
+            engine = sql_dialect(dialect)
         except ValueError as exc:
             raise Refusal("QV-001", f"unknown SQL dialect: {plain(exc)}") from None
         pair = readers[dialect] = (engine.tokenizer(), engine.parser())
@@ -634,7 +634,7 @@ def _explain(
     # The tokenizer hands everything after EXPLAIN over as one string: tokenize it again.
     base = explain.end + 1
     try:
-        rest = sqlglot.Dialect.get_or_raise(dialect).tokenize(text[base:])
+        rest = sql_dialect(dialect).tokenize(text[base:])
     except SqlglotError as exc:
         raise Refusal("QV-001", f"SQL does not parse: {plain(exc)}") from None
     j = 0
