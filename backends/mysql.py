@@ -160,12 +160,15 @@ def _quote(identifier: str) -> str:
     return "`" + identifier.replace("`", "``") + "`"
 
 
+#: Server modes that change how a statement is read (a backslash, another product's grammar: MariaDB's ORACLE mode
+#: parses PL/SQL); the sessions drop them.
+_READING_MODES = ("NO_BACKSLASH_ESCAPES", "ORACLE", "MSSQL", "DB2", "POSTGRESQL", "MAXDB", "ANSI")
 #: The session's SQL mode as the gateway reads MySQL (``core/dialects.py``): ``"…"`` quotes an identifier
-#: (ANSI_QUOTES, the quote the gateway announces) and a backslash escapes in strings, whatever the server's own
-#: modes; the validator, grants and policies then read a statement as the server runs it.
+#: (ANSI_QUOTES, the quote the gateway announces) and a backslash escapes in strings, in MySQL's own grammar,
+#: whatever the server's own modes; the validator, grants and policies then read a statement as the server runs it.
 _SQL_MODE = (
-    "SESSION sql_mode = CONCAT_WS(',', NULLIF(REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', ''), ''), "
-    "'ANSI_QUOTES')"
+    "SESSION sql_mode = CONCAT_WS(',', NULLIF(REGEXP_REPLACE(@@SESSION.sql_mode, "
+    f"'(^|,)({'|'.join(_READING_MODES)})(?=,|$)', ''), ''), 'ANSI_QUOTES')"
 )
 
 

@@ -378,6 +378,24 @@ def test_double_quotes_name_and_backslashes_escape_whatever_the_servers_own_mode
     assert answers == [[{"quoted": "abc", "text": "it's"}]] * 2
 
 
+def test_sessions_read_mysqls_own_grammar_on_a_server_in_oracle_mode(reader_options, mariadb_server):
+    """MariaDB's ORACLE mode parses another grammar (PL/SQL): the sessions drop it and the other reading modes,
+    keeping the server's other modes (ORACLE's PIPES_AS_CONCAT among them) and adding ANSI_QUOTES."""
+    with mariadb_server.connect() as con, con.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.sql_mode")
+        (mode,) = cur.fetchone()
+        cur.execute("SET GLOBAL sql_mode = 'ORACLE,STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES'")
+        try:
+            spec = SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
+            with MySQLBackend(spec) as b:
+                [got] = run(b, "SELECT @@SESSION.sql_mode AS m").to_pylist()
+        finally:
+            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    session = set(filter(None, got["m"].split(",")))
+    assert {"ANSI_QUOTES", "STRICT_TRANS_TABLES", "PIPES_AS_CONCAT"} <= session
+    assert not session & {"ORACLE", "NO_BACKSLASH_ESCAPES"}
+
+
 def test_a_product_with_a_dialect_of_its_own_keeps_double_quotes_as_strings(reader_options):
     """Doris and StarRocks, like sqlglot's dialects of them, read ``"c"`` as a string: their sessions are left so."""
     assert sql_dialect("doris").parse('SELECT "c"')[0].selects[0].is_string
