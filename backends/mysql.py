@@ -166,10 +166,15 @@ _READING_MODES = ("NO_BACKSLASH_ESCAPES", "ORACLE", "MSSQL", "DB2", "POSTGRESQL"
 #: The session's SQL mode as the gateway reads MySQL (``core/dialects.py``): ``"…"`` quotes an identifier
 #: (ANSI_QUOTES, the quote the gateway announces) and a backslash escapes in strings, in MySQL's own grammar,
 #: whatever the server's own modes; the validator, grants and policies then read a statement as the server runs it.
-_SQL_MODE = (
-    "SESSION sql_mode = CONCAT_WS(',', NULLIF(REGEXP_REPLACE(@@SESSION.sql_mode, "
-    f"'(^|,)({'|'.join(_READING_MODES)})(?=,|$)', ''), ''), 'ANSI_QUOTES')"
-)
+def _without_reading_modes() -> str:
+    # Plain REPLACE on the comma-framed list (no REGEXP_REPLACE before MySQL 8): ',ORACLE,' -> ','.
+    modes = "CONCAT(',', @@SESSION.sql_mode, ',')"
+    for mode in _READING_MODES:
+        modes = f"REPLACE({modes}, ',{mode},', ',')"
+    return f"TRIM(BOTH ',' FROM {modes})"
+
+
+_SQL_MODE = f"SESSION sql_mode = CONCAT_WS(',', NULLIF({_without_reading_modes()}, ''), 'ANSI_QUOTES')"
 
 
 #: How long a described schema is reused (planning and running one statement), and how many are kept.
