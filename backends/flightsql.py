@@ -150,6 +150,14 @@ class FlightSQLBackend(AdbcBackend):
                 f"{too_large.group(2)} bytes this source accepts: raise the source's max_message_bytes option",
                 source=self.name,
             )
+        if "placeholder" in lowered and "was not provided a value" in lowered:
+            # Described with its placeholders unbound (GetFlightInfo of the text): an upstream without prepared
+            # statements (Sail). INVALID_ARGUMENT, not UNIMPLEMENTED, which sends ADBC's execute into bulk ingestion.
+            return InvalidQueryError(
+                "[flightsql] the upstream cannot prepare statements, so it cannot bind parameters: write the values "
+                "into the query",
+                source=self.name,
+            )
         if "ingesttargettable" in lowered:
             # The driver binds values to a statement it could not prepare as if they were rows to ingest.
             return UnsupportedError(

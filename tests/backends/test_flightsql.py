@@ -107,6 +107,25 @@ def test_parameters_on_an_upstream_without_prepared_statements_are_unsupported(s
         assert run(b, "SELECT n_name FROM nation WHERE n_nationkey = 3").column("n_name").to_pylist() == ["CANADA"]
 
 
+def test_parameters_through_the_gateway_on_such_an_upstream_are_refused_clearly(sail, tmp_path):
+    """Through a gateway the statement is described with its placeholders unbound, which Sail fails as internal."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    from nexus_flight.core.settings import ServerSettings
+    from nexus_flight.server.app.gateway import Gateway
+
+    gateway = Gateway(ServerSettings(port=0, data_dir=tmp_path, demo_scale=None),
+                      [SourceSpec("sail", "flightsql", {"uri": sail})]).start()
+    try:
+        with flightsql.connect(gateway.location, autocommit=True) as conn, conn.cursor() as cur:
+            with pytest.raises(flightsql.ProgrammingError, match="INVALID_ARGUMENT.*cannot bind parameters"):
+                cur.execute("SELECT n_name FROM nation WHERE n_nationkey = ?", parameters=(3,))
+            cur.execute("SELECT n_name FROM nation WHERE n_nationkey = 3")
+            assert cur.fetchall() == [("CANADA",)]
+    finally:
+        gateway.shutdown()
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         FlightSQLBackend(SourceSpec("u", "flightsql", {"uri": "http://x"}))
