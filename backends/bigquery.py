@@ -51,6 +51,7 @@ from nexus_flight.core.errors import (
     AuthenticationError,
     BackendError,
     BackendUnavailableError,
+    ForbiddenError,
     GatewayError,
     InvalidQueryError,
     LimitExceededError,
@@ -58,6 +59,7 @@ from nexus_flight.core.errors import (
     QueryCancelledError,
     QueryTimeoutError,
     ReadOnlyViolationError,
+    RetryLaterError,
 )
 from nexus_flight.core.plan import QueryPlan
 from nexus_flight.core.source import QueryLimits, SourceSpec
@@ -212,7 +214,7 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     if isinstance(exc, gexc.Unauthenticated):
         return AuthenticationError(message, source=source)
     if isinstance(exc, gexc.Forbidden):
-        return AuthenticationError(message, source=source)
+        return _forbidden(exc, message, source)
     if "timeout" in lowered or "timed out" in lowered or isinstance(exc, gexc.DeadlineExceeded):
         return QueryTimeoutError(message, source=source)
     if "cancel" in lowered or "stopped" in lowered:
@@ -224,6 +226,20 @@ def classify(exc: BaseException, source: str, secrets: Sequence[str]) -> Gateway
     if type(exc).__module__.startswith(("requests", "urllib3")):
         return BackendUnavailableError(message, source=source)
     return BackendError(message, source=source)
+
+
+#: 403 reasons that free themselves (a rate or a quota): retry later, the source is not down.
+_RETRY_LATER = {"rateLimitExceeded", "quotaExceeded"}
+
+
+def _forbidden(exc: BaseException, message: str, source: str) -> GatewayError:
+    """BigQuery's 403 by its reason: a rate or quota, an object the login may not read, else the credentials."""
+    reasons = {e.get("reason") for e in getattr(exc, "errors", None) or [] if isinstance(e, dict)}
+    if reasons & _RETRY_LATER:
+        return RetryLaterError(f"{message}: retry later", source=source)
+    if "accessDenied" in reasons:  # a table or dataset the service account may not read: the source's refusal
+        return ForbiddenError(message, source=source)
+    return AuthenticationError(message, source=source)
 
 
 # -- execution -----------------------------------------------------------------------------------------------

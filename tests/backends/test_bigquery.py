@@ -180,3 +180,26 @@ def test_only_what_reads_as_one_query_is_sent_even_for_a_dry_run(backend, bigque
     union = run(backend, "SELECT 1 AS x UNION ALL SELECT 2 ORDER BY x")
     assert union.column(0).to_pylist() == [1, 2]
     assert run(backend, "SELECT count(*) AS n FROM tpch.region").column(0).to_pylist() == [5]
+
+
+@pytest.mark.parametrize(("reason", "code"), [("accessDenied", "PERMISSION_DENIED"),
+                                              ("rateLimitExceeded", "UNAVAILABLE"),
+                                              ("quotaExceeded", "UNAVAILABLE"),
+                                              ("billingNotEnabled", "UNAVAILABLE")])
+def test_a_403_is_read_by_its_reason(reason, code):
+    """BigQuery's 403 names why: an object the login may not read, a rate or quota, or the credentials' project.
+
+    The emulator never answers 403 (it has no IAM), so google-api-core's exception is built here as the client
+    library raises it, with BigQuery's ``errors`` list, and given to the backend's classifier.
+    """
+    from google.api_core import exceptions as gexc
+
+    from nexus_flight.backends.bigquery import classify
+    from nexus_flight.core.errors import AuthenticationError
+
+    refused = gexc.Forbidden("Access Denied: Table p:d.payroll: User does not have permission to query table",
+                             errors=[{"reason": reason, "message": "…"}])
+    error = classify(refused, "bq", [])
+    assert error.code == code and "Access Denied: Table p:d.payroll" in error.message
+    # Only the credentials' refusal marks the source down (``SOURCE_FAILURES``); a rate or an object does not.
+    assert isinstance(error, AuthenticationError) == (reason == "billingNotEnabled")
