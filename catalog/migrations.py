@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    inspect,
     select,
     text,
 )
@@ -43,6 +44,9 @@ VERSION_TABLE = Table(
     Column("version", Integer, primary_key=True),
     Column("description", String(255), nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False),
+    #: The oldest gateway (by its ``CURRENT_VERSION``) that may still use a catalog at this version (migration 12 on;
+    #: None: none older than the version itself), so that a release can be rolled back after its migration.
+    Column("oldest_reader", Integer, nullable=True),
 )
 _LOCK_ID = 0x4E46_4341  # "NFCA": the advisory lock of catalog migrations
 
@@ -57,6 +61,9 @@ class Migration:
     add_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Extra work that is not an addition (data fixes); runs after the additions.
     apply: Callable[[Connection], None] | None = None
+    #: The oldest gateway version that may go on using the catalog once this migration is applied: an addition
+    #: older code never reads (a table, a nullable column) keeps the previous version's; None: this version only.
+    oldest_reader: int | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -121,6 +128,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the schema version current before the current one (a source's schema diff by default)",
         add_columns={"data_source_schema": ("previous_version",)},
     ),
+    Migration(
+        12,
+        "the oldest gateway version that may use the catalog, on catalog_schema_version (rolling a release back)",
+        apply=lambda conn: _add_oldest_reader(conn),
+        oldest_reader=11,
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 
@@ -146,23 +159,56 @@ def upgrade(engine: Engine, target: int = CURRENT_VERSION) -> int:
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         version = current_version(conn)
         if version > CURRENT_VERSION:
-            raise ConfigError(
-                f"the catalog is at schema version {version}, newer than this gateway's {CURRENT_VERSION}; "
-                "upgrade the gateway"
-            )
+            _admit_newer(conn, version)
+            return version
         for migration in MIGRATIONS:
             if version < migration.version <= target:
                 _apply(conn, migration)
-                conn.execute(
-                    VERSION_TABLE.insert().values(
-                        version=migration.version, description=migration.description, applied_at=utcnow()
-                    )
-                )
+                row = {"version": migration.version, "description": migration.description, "applied_at": utcnow()}
+                if migration.version >= _OLDEST_READER_SINCE:  # older catalogs have no such column yet
+                    row["oldest_reader"] = migration.oldest_reader or migration.version
+                conn.execute(VERSION_TABLE.insert().values(**row))
                 log.info(
                     "catalog schema upgraded to version %d: %s", migration.version, migration.description
                 )
                 version = migration.version
     return version
+
+
+#: The migration that added ``catalog_schema_version.oldest_reader``.
+_OLDEST_READER_SINCE = 12
+
+
+def _admit_newer(conn: Connection, version: int) -> None:
+    """Serve a catalog a newer gateway migrated when every migration past this gateway's keeps it readable.
+
+    Raises:
+        ConfigError: one of them does not (or the catalog does not say): upgrade the gateway.
+
+    """
+    oldest = None
+    if "oldest_reader" in _version_columns(conn):
+        rows = conn.execute(select(VERSION_TABLE.c.version, VERSION_TABLE.c.oldest_reader)
+                            .where(VERSION_TABLE.c.version > CURRENT_VERSION)).all()
+        oldest = max((reader if reader is not None else newer) for newer, reader in rows)
+    if oldest is None or oldest > CURRENT_VERSION:
+        raise ConfigError(
+            f"the catalog is at schema version {version}, newer than this gateway's {CURRENT_VERSION}, and needs a "
+            f"gateway of schema version {oldest or version} or later; upgrade the gateway"
+        )
+    log.warning("the catalog is at schema version %d, newer than this gateway's %d: its later migrations keep it "
+                "readable by this version, which serves it as it is (a rolled-back release)", version, CURRENT_VERSION)
+
+
+def _version_columns(conn: Connection) -> set[str]:
+    return {c["name"] for c in inspect(conn).get_columns(VERSION_TABLE.name)}
+
+
+def _add_oldest_reader(conn: Connection) -> None:
+    """Add the column to a version table made before it (a new catalog's is made with it)."""
+    if "oldest_reader" not in _version_columns(conn):
+        ddl = CreateColumn(VERSION_TABLE.c.oldest_reader).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {VERSION_TABLE.name} ADD COLUMN {ddl}"))
 
 
 def _later_additions(after: int) -> tuple[set[str], dict[str, set[str]]]:

@@ -87,6 +87,8 @@ def test_upgrade_from_an_earlier_version(backend, start, tmp_path, keys, request
     url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     engine = create_engine(url)
     assert upgrade(engine, target=start) == start
+    with engine.begin() as conn:  # as the gateways before migration 12 made it
+        conn.execute(text("ALTER TABLE catalog_schema_version DROP COLUMN oldest_reader"))
     before = _columns(engine)
     assert ("users" in before) == ("auth_method" in before["query_history"]) == (start >= 3)
     assert ("handle_signing_keys" in before) == (start >= 4)
@@ -115,6 +117,9 @@ def test_upgrade_from_an_earlier_version(backend, start, tmp_path, keys, request
     finally:
         store.close()
     assert upgrade(create_engine(url)) == CURRENT_VERSION  # idempotent
+    with create_engine(url).begin() as conn:
+        readers = dict(conn.execute(text("SELECT version, oldest_reader FROM catalog_schema_version")).all())
+    assert readers[12] == 11 and all(readers[v] is None for v in range(start + 1, 12))
 
 
 def test_fresh_catalog_has_the_seed_indexes(sqlite_store):
@@ -134,9 +139,38 @@ def test_newer_catalog_is_refused(tmp_path, keys):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     store = CatalogStore(url, keys=keys)
     with store.engine.begin() as conn:
-        conn.execute(text("INSERT INTO catalog_schema_version VALUES (99, 'future', '2030-01-01')"))
+        conn.execute(text("INSERT INTO catalog_schema_version (version, description, applied_at) "
+                          "VALUES (99, 'future', '2030-01-01')"))
     store.close()
     with pytest.raises(ConfigError, match="schema version 99, newer than this gateway"):
+        CatalogStore(url, keys=keys)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_release_rolled_back_serves_a_catalog_its_successor_migrated_additively(backend, tmp_path, keys, request):
+    """The next release's migration, as it will be written: a nullable column, readable by this version. A release
+    rolled back after it serves the catalog (reads, writes, history); one that needs its own version is refused."""
+    url = f"sqlite:///{tmp_path / 'next.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = CatalogStore(url, keys=keys)
+    nxt = CURRENT_VERSION + 1
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE data_sources ADD COLUMN owner_team VARCHAR(64)"))
+        conn.execute(text("INSERT INTO catalog_schema_version (version, description, applied_at, oldest_reader) "
+                          f"VALUES ({nxt}, 'owner team on data_sources', '2030-01-01', {CURRENT_VERSION})"))
+    store.close()
+    rolled_back = CatalogStore(url, keys=keys)  # (a PostgreSQL catalog is a schema of this test's own)
+    try:
+        assert rolled_back.schema_version == nxt
+        rolled_back.add_source("after_rollback", "duckdb")
+        assert rolled_back.get_source("after_rollback").name == "after_rollback"
+        QueryRecorder(rolled_back)(QueryRecord("SELECT 1", "success", source="after_rollback"))
+        assert [r["sql_text"] for r in search_history(rolled_back, source="after_rollback")] == ["SELECT 1"]
+    finally:
+        rolled_back.close()
+    with create_engine(url).begin() as conn:  # a later migration this version may not read
+        conn.execute(text("INSERT INTO catalog_schema_version (version, description, applied_at, oldest_reader) "
+                          f"VALUES ({nxt + 1}, 'a change', '2030-01-02', {nxt + 1})"))
+    with pytest.raises(ConfigError, match=f"needs a gateway of schema version {nxt + 1} or later"):
         CatalogStore(url, keys=keys)
 
 
