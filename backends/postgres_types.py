@@ -22,7 +22,8 @@ column and the value: it is never rounded. Dates and timestamps 'infinity' and '
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Container, Sequence
 from decimal import Decimal
 
 import pyarrow as pa
@@ -86,8 +87,20 @@ def needs_text(f: pa.Field) -> bool:
     return pa.types.is_struct(t) and _pg_type(f) is not None
 
 
-def text_columns(statement: str, schema: pa.Schema) -> str | None:
+#: How the driver names a type it does not know (an array of ranges, a type created after it connected).
+_UNNAMED = re.compile(rb"unnamed<oid:(\d+)>")
+
+
+def unnamed_oid(f: pa.Field) -> int | None:
+    """The oid of a column's type the driver did not know by name, or None."""
+    found = _UNNAMED.fullmatch(_pg_type(f) or b"")
+    return int(found.group(1)) if found else None
+
+
+def text_columns(statement: str, schema: pa.Schema, arrays: Container[str] = ()) -> str | None:
     """Wrap ``statement`` so that the columns ``needs_text`` picks arrive as text; None when none needs it.
+
+    ``arrays``: columns of array types the driver hands over whole (it knew no name for them), cast to ``text[]``.
 
     Raises:
         UnsupportedError: two output columns share a name, so the wrapper cannot tell them apart.
@@ -105,7 +118,8 @@ def text_columns(statement: str, schema: pa.Schema) -> str | None:
     for f in schema:
         name = '"' + f.name.replace('"', '""') + '"'
         if needs_text(f):
-            columns.append(f"{name}::text{'[]' if pa.types.is_list(f.type) else ''} AS {name}")
+            array = pa.types.is_list(f.type) or f.name in arrays
+            columns.append(f"{name}::text{'[]' if array else ''} AS {name}")
         else:
             columns.append(name)
     return f"SELECT {', '.join(columns)} FROM ({statement}\n) AS nexus_result"

@@ -174,6 +174,10 @@ _ARRAYS = (
         "{2b3c1d5e-0000-4000-8000-000000000001,NULL}",
     ),
     (TypeCase("jba", "jsonb[]", pa.list_(pa.string()), note="jsonb's normalized text"), '{"{\\"k\\": 1}"}'),
+    (
+        TypeCase("rnga", "int4range[]", pa.list_(pa.string()), note="a type the driver knows no name for: texts"),
+        '{"[1,5)",NULL}',
+    ),
 )
 
 #: The zoo's column types as its DDL writes them (``mood`` an enum, ``pair`` a composite): the schema snapshot's tests
