@@ -33,7 +33,7 @@ from nexus_flight.core.errors import (
 )
 from nexus_flight.core.source import QueryLimits, SourceSpec
 from tests.backends.conftest import TPCH_QUERIES, normalized
-from tests.support.mysql_reader import READER_PASSWORD, ensure_reader
+from tests.support.mysql_reader import READER_PASSWORD, ensure_reader, global_sql_mode
 from tests.support.results import cancel_after_first_batch, held_then_cancelled, late, plan_for, read_in_background, run
 from tests.support.services import free_port
 
@@ -361,36 +361,25 @@ def test_session_changes_do_not_reach_the_next_query(root_backend):
     assert got.to_pylist() == [{"z": "+00:00", "ro": 1, "x": None}]
 
 
+def _one_connection(reader_options) -> SourceSpec:
+    return SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
+
+
 def test_double_quotes_name_and_backslashes_escape_whatever_the_servers_own_mode(reader_options, mariadb_server):
     """Sessions read SQL as the gateway does (``core/dialects.py``): ``"c"`` names a column (ANSI_QUOTES) and ``\\'``
     escapes a quote, on a server whose own sql_mode says neither (NO_BACKSLASH_ESCAPES), after a reset too."""
     sql = """SELECT "c" AS quoted, 'it\\'s' AS text FROM nexus_types WHERE "id" = 1"""
-    with mariadb_server.connect() as con, con.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.sql_mode")
-        (mode,) = cur.fetchone()
-        cur.execute("SET GLOBAL sql_mode = 'NO_BACKSLASH_ESCAPES'")
-        try:
-            spec = SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
-            with MySQLBackend(spec) as b:
-                answers = [run(b, sql).to_pylist() for _ in range(2)]  # the second on a connection reset
-        finally:
-            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    with global_sql_mode(mariadb_server, "NO_BACKSLASH_ESCAPES"), MySQLBackend(_one_connection(reader_options)) as b:
+        answers = [run(b, sql).to_pylist() for _ in range(2)]  # the second on a connection reset
     assert answers == [[{"quoted": "abc", "text": "it's"}]] * 2
 
 
 def test_sessions_read_mysqls_own_grammar_on_a_server_in_oracle_mode(reader_options, mariadb_server):
     """MariaDB's ORACLE mode parses another grammar (PL/SQL): the sessions drop it and the other reading modes,
     keeping the server's other modes (ORACLE's PIPES_AS_CONCAT among them) and adding ANSI_QUOTES."""
-    with mariadb_server.connect() as con, con.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.sql_mode")
-        (mode,) = cur.fetchone()
-        cur.execute("SET GLOBAL sql_mode = 'ORACLE,STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES'")
-        try:
-            spec = SourceSpec("mysrc", "mysql", {**reader_options, "pool_size": 1}, {"password": READER_PASSWORD})
-            with MySQLBackend(spec) as b:
-                [got] = run(b, "SELECT @@SESSION.sql_mode AS m").to_pylist()
-        finally:
-            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    with global_sql_mode(mariadb_server, "ORACLE,STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES"), \
+            MySQLBackend(_one_connection(reader_options)) as b:
+        [got] = run(b, "SELECT @@SESSION.sql_mode AS m").to_pylist()
     session = set(filter(None, got["m"].split(",")))
     assert {"ANSI_QUOTES", "STRICT_TRANS_TABLES", "PIPES_AS_CONCAT"} <= session
     assert not session & {"ORACLE", "NO_BACKSLASH_ESCAPES"}

@@ -61,6 +61,16 @@ def share_demo(data_dir: Path, demo_data_dir: Path) -> Path:
     return data_dir
 
 
+def catalog_config(path: Path, catalog, settings: str = "", url_query: str = "") -> Path:
+    """A configuration file at ``path`` whose catalog is the PostgreSQL ``catalog``, health checks off.
+
+    ``settings``: more ``[server]`` lines; ``url_query``: driver options of the catalog URL (``?connect_timeout=2``).
+    """
+    url = f"postgresql+psycopg://{catalog.user}@{catalog.host}:{catalog.port}/{catalog.database}{url_query}"
+    path.write_text(f'[server]\ncatalog_url = "{url}"\nhealth_checks = false\n{settings}\n')
+    return path
+
+
 def serve(data_dir: Path, *flags: str, seconds: float = 60, env: dict[str, str] | None = None) -> Served:
     """Start ``nexus-flight serve`` on free ports over ``data_dir``; return once it listens.
 

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_flight.catalog.vault import generate_key
-from tests.operations.serving import serving, share_demo
+from tests.operations.serving import catalog_config, serving, share_demo
 from tests.support.servers import PrivatePostgres, private_server
 
 pytestmark = pytest.mark.timeout(180)
@@ -74,13 +74,7 @@ def _until_not_ready(http: str, seconds: float) -> str:
 
 def test_ready_through_a_short_catalog_outage_and_never_waiting_on_it(tmp_path, demo_data_dir):
     with private_server(PrivatePostgres) as catalog:
-        config = tmp_path / "gateway.toml"
-        config.write_text(f"""
-[server]
-catalog_url = "postgresql+psycopg://{catalog.user}@{catalog.host}:{catalog.port}/{catalog.database}"
-health_checks = false
-catalog_outage_grace_seconds = {GRACE}
-""")
+        config = catalog_config(tmp_path / "gateway.toml", catalog, f"catalog_outage_grace_seconds = {GRACE}")
         data = share_demo(tmp_path / "data", demo_data_dir)
         with serving(data, "--config", str(config), "--http-port", "0",
                      env={"NEXUS_FLIGHT_MASTER_KEY": generate_key()}) as served:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from nexus_flight.catalog.vault import generate_key
-from tests.operations.serving import serve, serving, share_demo
+from tests.operations.serving import catalog_config, serve, serving, share_demo
 from tests.support.servers import PrivatePostgres, private_server
 
 pytestmark = pytest.mark.timeout(180)
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_queries_of_a_gateway_stopped_during_a_catalog_outage_reach_the_history(tmp_path, demo_data_dir):
     with private_server(PrivatePostgres) as catalog:
-        config = tmp_path / "gateway.toml"
-        config.write_text(f"""
-[server]
-catalog_url = "postgresql+psycopg://{catalog.user}@{catalog.host}:{catalog.port}/{catalog.database}?connect_timeout=2"
-health_checks = false
-""")
+        config = catalog_config(tmp_path / "gateway.toml", catalog, url_query="?connect_timeout=2")
         data = share_demo(tmp_path / "data", demo_data_dir)
         env = {"NEXUS_FLIGHT_MASTER_KEY": generate_key()}
         first = serve(data, "--config", str(config), env=env)

@@ -14,7 +14,7 @@ import pyarrow.flight as flight
 import pytest
 
 from tests.security.conftest import BOB_PASSWORD, module_store, query_as, serving_catalog
-from tests.support.mysql_reader import READER_PASSWORD, engine_answer, fresh_database
+from tests.support.mysql_reader import READER_PASSWORD, engine_answer, fresh_database, global_sql_mode
 
 DATABASE = "grant_modes"
 DDL = [
@@ -31,22 +31,17 @@ def world(tmp_path_factory, demo_data_dir, mariadb_server):
     from nexus_flight.catalog.policies import PolicySpec, add_policy
 
     options = fresh_database(mariadb_server, DATABASE, DDL)
-    with mariadb_server.connect() as con, con.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.sql_mode")
-        (mode,) = cur.fetchone()
-        cur.execute("SET GLOBAL sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'")  # the gateway's connections start so
-        try:
-            with module_store(tmp_path_factory.mktemp("maria-modes") / "data") as store:
-                store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
-                add_grant(store, "analyst", "maria", DATABASE, "cols", columns=["Name"])
-                add_grant(store, "analyst", "maria", DATABASE, "staff")
-                staff = f"maria.{DATABASE}.staff"
-                add_policy(store, PolicySpec("asia-only", "row_filter", staff, expression="region = {user.region}"))
-                add_policy(store, PolicySpec("mask-ssn", "column_mask", staff, column="ssn", expression="'***'"))
-                with serving_catalog(store, demo_data_dir, "maria", {"bob": BOB_PASSWORD}) as (client, tokens):
-                    yield {"client": client, "token": tokens["bob"], "server": mariadb_server}
-        finally:
-            cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+    # The gateway's connections start so.
+    with global_sql_mode(mariadb_server, "ANSI_QUOTES,NO_BACKSLASH_ESCAPES"), \
+            module_store(tmp_path_factory.mktemp("maria-modes") / "data") as store:
+        store.add_source("maria", "mariadb", options, {"password": READER_PASSWORD})
+        add_grant(store, "analyst", "maria", DATABASE, "cols", columns=["Name"])
+        add_grant(store, "analyst", "maria", DATABASE, "staff")
+        staff = f"maria.{DATABASE}.staff"
+        add_policy(store, PolicySpec("asia-only", "row_filter", staff, expression="region = {user.region}"))
+        add_policy(store, PolicySpec("mask-ssn", "column_mask", staff, column="ssn", expression="'***'"))
+        with serving_catalog(store, demo_data_dir, "maria", {"bob": BOB_PASSWORD}) as (client, tokens):
+            yield {"client": client, "token": tokens["bob"], "server": mariadb_server}
 
 
 def run(world, sql: str):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 READER = "nexus_reader"
 READER_PASSWORD = "Reader-Pass-42"
 
@@ -49,3 +52,16 @@ def engine_answer(server, database: str, sql: str) -> tuple[list[str], list[tupl
     with server.connect(database) as conn, conn.cursor() as cur:
         cur.execute(sql)
         return [d[0] for d in cur.description], [tuple(r) for r in cur.fetchall()]
+
+
+@contextmanager
+def global_sql_mode(server, mode: str) -> Iterator[None]:
+    """The server's global ``sql_mode`` (what new connections start with) set to ``mode`` for the block."""
+    with server.connect() as con, con.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.sql_mode")
+        (before,) = cur.fetchone()
+        cur.execute("SET GLOBAL sql_mode = %s", (mode,))
+        try:
+            yield
+        finally:
+            cur.execute("SET GLOBAL sql_mode = %s", (before,))
