@@ -18,7 +18,7 @@ from nexus_flight.core.periodic import Periodic
 log = logging.getLogger(__name__)
 
 #: How often the catalog is asked (seconds).
-PROBE_INTERVAL = 5.0
+PROBE_INTERVAL = 2.0
 #: A probe still waiting after this long counts as no answer.
 PROBE_PATIENCE = 2.0
 

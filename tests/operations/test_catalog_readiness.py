@@ -26,7 +26,7 @@ from tests.support.servers import PrivatePostgres, private_server
 
 pytestmark = pytest.mark.timeout(180)
 
-GRACE = 6
+GRACE = 5
 
 
 def _get(url: str) -> tuple[int, str, float]:
