@@ -337,7 +337,7 @@ class PostgresBackend(AdbcBackend):
         #: Connections whose startup options did not take (a pooler between): their transactions set them.
         self._per_transaction: weakref.WeakSet = weakref.WeakSet()
         self.default_schema = self.config.search_path
-        #: Whether each type oid the driver knew no name for is an array (``_unnamed_arrays``).
+        #: Whether each type oid the driver knew no name for is an array (``_unnamed_array``).
         self._array_oids: dict[int, bool] = {}
 
     @classmethod
@@ -418,7 +418,7 @@ class PostgresBackend(AdbcBackend):
         base = copyable(plan)
         statement = with_casts(base.sql, base.placeholders, self._parameter_casts(base, count, parameters))
         described = self._describe(statement)
-        wrapped = postgres_types.text_columns(statement, described, self._unnamed_arrays(described))
+        wrapped = postgres_types.text_columns(statement, described, self._unnamed_array)
         if wrapped is not None:
             statement, described = wrapped, self._describe(wrapped)
         columns: list[FieldRule | None] = []
@@ -426,15 +426,15 @@ class PostgresBackend(AdbcBackend):
             columns = postgres_types.column_rules(described, result_scales(base.tree, self._column_types))
         return _Shaped(statement, described, columns)
 
-    def _unnamed_arrays(self, described: pa.Schema) -> set[str]:
-        """The columns whose type the driver knew no name for and PostgreSQL's catalog says is an array."""
-        unnamed = {f.name: oid for f in described if (oid := postgres_types.unnamed_oid(f)) is not None}
-        unknown = sorted(set(unnamed.values()) - self._array_oids.keys())
-        if unknown:
-            rows = self._rows("SELECT oid::bigint, typcategory = 'A' FROM pg_catalog.pg_type "
-                              "WHERE oid = ANY($1::oid[])", (unknown,))
-            self._array_oids.update({int(oid): bool(array) for oid, array in rows})
-        return {name for name, oid in unnamed.items() if self._array_oids.get(oid)}
+    def _unnamed_array(self, f: pa.Field) -> bool:
+        """Whether a column whose type the driver knew no name for is, by PostgreSQL's catalog, an array."""
+        oid = postgres_types.unnamed_oid(f)
+        if oid is None:
+            return False
+        if oid not in self._array_oids:
+            rows = self._rows("SELECT typcategory = 'A' FROM pg_catalog.pg_type WHERE oid = $1::oid", (oid,))
+            self._array_oids[oid] = bool(rows and rows[0][0])
+        return self._array_oids[oid]
 
     def _parameter_casts(
         self, base: _Copyable, count: int, rows: Sequence[Sequence[Any]] | None

@@ -23,7 +23,7 @@ column and the value: it is never rounded. Dates and timestamps 'infinity' and '
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import pyarrow as pa
@@ -97,10 +97,13 @@ def unnamed_oid(f: pa.Field) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def text_columns(statement: str, schema: pa.Schema, arrays: Container[str] = ()) -> str | None:
+def text_columns(
+    statement: str, schema: pa.Schema, is_array: Callable[[pa.Field], bool] = lambda _f: False
+) -> str | None:
     """Wrap ``statement`` so that the columns ``needs_text`` picks arrive as text; None when none needs it.
 
-    ``arrays``: columns of array types the driver hands over whole (it knew no name for them), cast to ``text[]``.
+    ``is_array``: asked of those columns only, whether one the driver hands over whole (it knew no name for its
+    type) is an array, cast to ``text[]``.
 
     Raises:
         UnsupportedError: two output columns share a name, so the wrapper cannot tell them apart.
@@ -118,7 +121,7 @@ def text_columns(statement: str, schema: pa.Schema, arrays: Container[str] = ())
     for f in schema:
         name = '"' + f.name.replace('"', '""') + '"'
         if needs_text(f):
-            array = pa.types.is_list(f.type) or f.name in arrays
+            array = pa.types.is_list(f.type) or is_array(f)
             columns.append(f"{name}::text{'[]' if array else ''} AS {name}")
         else:
             columns.append(name)
