@@ -203,29 +203,34 @@ class HistoryWriter:
         """Write back what this process journaled, now that the catalog takes rows again."""
         assert self._journal is not None
         rows = self._journal.take()
-        start = 0
+        count = len(rows)
         try:
-            for start in range(0, len(rows), _MAX_BATCH):
-                cast(Journaled, self._write).write_rows(rows[start:start + _MAX_BATCH], skip_stored=True)
+            self._write_rows(rows)
         except _UNREACHABLE:
-            self._journal.keep(rows[start:])
+            self._journal.keep(rows)  # what was not written yet
             return
-        log.warning("catalog writer: wrote the %d %s rows kept in its journal", len(rows), self._journal.log_name)
+        log.warning("catalog writer: wrote the %d %s rows kept in its journal", count, self._journal.log_name)
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Write journaled rows batch by batch (ids stored already skipped); ``rows`` keeps those not written yet."""
+        while rows:
+            cast(Journaled, self._write).write_rows(rows[:_MAX_BATCH], skip_stored=True)
+            del rows[:_MAX_BATCH]
 
     def _take_over_journals(self) -> None:
         """Write the journals of gateways that stopped before the catalog could take their rows."""
         if self._journal is None:
             return
         for path, rows in self._journal.left_behind():
+            count = len(rows)
             try:
-                for start in range(0, len(rows), _MAX_BATCH):
-                    cast(Journaled, self._write).write_rows(rows[start:start + _MAX_BATCH], skip_stored=True)
+                self._write_rows(rows)
             except Exception as exc:  # left for the next start; this one serves all the same
                 log.warning("catalog writer: the %s rows of %s could not be written yet (%s); kept for the next "
                             "start", self._journal.log_name, path, type(exc).__name__)
                 continue
             self._journal.settle(path)
-            log.warning("catalog writer: wrote the %d %s rows %s kept for the catalog", len(rows),
+            log.warning("catalog writer: wrote the %d %s rows %s kept for the catalog", count,
                         self._journal.log_name, path)
 
     def _write_batch(self, records: list) -> list:
